@@ -1,0 +1,165 @@
+//! The core's settings and limits. Every queue, batch and size the core keeps has a named limit
+//! here, with its unit last.
+
+use super::time::Duration;
+
+/// Settings of one [`MetaCore`](super::MetaCore).
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// How long a node lives without a heartbeat, and how long a shard lease lasts.
+    pub lease_ms: u64,
+    /// Added to every lease wait before a leader shard moves: covers clock drift between meta and
+    /// the data nodes over one lease.
+    pub clock_drift_ms: u64,
+    /// The heartbeat interval nodes are told to keep.
+    pub heartbeat_interval_ms: u64,
+    /// A request not answered by then gets a deadline error.
+    pub request_timeout_ms: u64,
+    /// How often the scheduler looks at the cluster.
+    pub tick_interval_ms: u64,
+    /// Operations in one storage transaction (etcd's default `max-txn-ops`).
+    pub txn_ops_max: usize,
+    /// Requests waiting for their reply.
+    pub requests_pending_max: usize,
+    /// Changes waiting to be written, beyond which the scheduler holds back and DDL is refused.
+    pub changes_queued_max: usize,
+    pub clusters_max: usize,
+    pub nodes_per_cluster_max: usize,
+    pub shards_per_cluster_max: u32,
+    pub followers_per_shard_max: u32,
+    pub tables_per_cluster_max: usize,
+    pub schemas_per_cluster_max: usize,
+    /// Shard reports in one heartbeat.
+    pub reports_per_heartbeat_max: usize,
+    pub name_len_max: usize,
+    pub encoded_schema_bytes_max: usize,
+    pub table_options_max: usize,
+    pub option_bytes_max: usize,
+    /// Sub-tables of one partitioned table; they and their shards fit one transaction.
+    pub partitions_max: u32,
+    pub tables_per_route_max: usize,
+    /// Shard moves (assignment, failover, repair) decided per scheduler tick.
+    pub shard_moves_per_tick_max: usize,
+    /// Concurrent leader transfers for balancing.
+    pub transfers_in_flight_max: usize,
+    /// Ids reserved in storage at a time, so that most creates write no id counter.
+    pub id_block: u64,
+    /// Test-only: a deliberately broken behaviour, to prove the invariant checkers catch it.
+    #[doc(hidden)]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// Deliberate bugs that tests switch on to show that each invariant checker catches them.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Fail a dead node's shards over without waiting for its lease to end (breaks S1).
+    SkipLeaseWait,
+    /// Reply to a create before its write is acknowledged (breaks S2 when writes fail).
+    ReplyBeforePersist,
+    /// Restart the cluster epoch at zero on a meta leader change (breaks S3).
+    ResetEpochOnLeaderChange,
+    /// Let a follower replica land on the leader's node (breaks S5).
+    FollowerOnLeaderNode,
+    /// Leave table options out of the stored record (breaks S6).
+    DropOptionsOnEncode,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            lease_ms: 10_000,
+            clock_drift_ms: 500,
+            heartbeat_interval_ms: 1_000,
+            request_timeout_ms: 5_000,
+            tick_interval_ms: 500,
+            txn_ops_max: 128,
+            requests_pending_max: 10_000,
+            changes_queued_max: 50_000,
+            clusters_max: 64,
+            nodes_per_cluster_max: 4_096,
+            shards_per_cluster_max: 1 << 20,
+            followers_per_shard_max: 4,
+            tables_per_cluster_max: 10_000_000,
+            schemas_per_cluster_max: 10_000,
+            reports_per_heartbeat_max: 1 << 20,
+            name_len_max: 128,
+            encoded_schema_bytes_max: 256 * 1024,
+            table_options_max: 64,
+            option_bytes_max: 4 * 1024,
+            partitions_max: 32,
+            tables_per_route_max: 10_000,
+            shard_moves_per_tick_max: 4_096,
+            transfers_in_flight_max: 8,
+            id_block: 1_000,
+            planted_bug: None,
+        }
+    }
+}
+
+impl CoreConfig {
+    pub fn lease(&self) -> Duration {
+        Duration(self.lease_ms)
+    }
+
+    pub fn clock_drift(&self) -> Duration {
+        Duration(self.clock_drift_ms)
+    }
+
+    pub fn has_bug(&self, bug: PlantedBug) -> bool {
+        self.planted_bug == Some(bug)
+    }
+
+    /// Refuses settings that make no sense, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("lease_ms", self.lease_ms),
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("tick_interval_ms", self.tick_interval_ms),
+            ("id_block", self.id_block),
+            ("txn_ops_max", self.txn_ops_max as u64),
+            ("shard_moves_per_tick_max", self.shard_moves_per_tick_max as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be greater than zero"));
+        }
+        if self.lease_ms <= self.heartbeat_interval_ms {
+            return Err(format!(
+                "lease_ms ({}) must be longer than heartbeat_interval_ms ({})",
+                self.lease_ms, self.heartbeat_interval_ms
+            ));
+        }
+        // A partitioned table writes its sub-tables, their shards and the id counter at once.
+        let partition_ops = 2 * (self.partitions_max as usize + 1) + 2;
+        if partition_ops > self.txn_ops_max {
+            return Err(format!(
+                "partitions_max ({}) needs {partition_ops} operations per transaction, over txn_ops_max ({})",
+                self.partitions_max, self.txn_ops_max
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        CoreConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn lease_not_longer_than_heartbeat_is_refused_by_name() {
+        let cfg = CoreConfig { lease_ms: 1_000, heartbeat_interval_ms: 1_000, ..Default::default() };
+        assert!(cfg.validate().unwrap_err().contains("lease_ms"));
+    }
+
+    #[test]
+    fn too_many_partitions_for_one_transaction_is_refused() {
+        let cfg = CoreConfig { partitions_max: 100, ..Default::default() };
+        assert!(cfg.validate().unwrap_err().contains("partitions_max"));
+    }
+}

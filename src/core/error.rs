@@ -1,0 +1,43 @@
+//! Errors for the outside world. Each kind maps to one gRPC status code; the message names what
+//! was wrong. Bugs are not errors: they panic.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaError {
+    /// The request is malformed: a bad name, an oversized value, a zero count.
+    InvalidArgument(String),
+    /// An unknown cluster, schema, table or node.
+    NotFound(String),
+    /// A duplicate create without if-not-exists.
+    AlreadyExists(String),
+    /// The target is in a state that forbids the request.
+    FailedPrecondition(String),
+    /// This meta node is not the leader; the driver forwards or redirects.
+    NotLeader,
+    /// The leader cannot serve right now (storage recovering, a conflicting change in flight).
+    Unavailable(String),
+    /// Not completed in time; the outcome of a write is unknown.
+    DeadlineExceeded,
+    /// A configured limit was reached.
+    ResourceExhausted(String),
+}
+
+impl fmt::Display for MetaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetaError::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            MetaError::NotFound(m) => write!(f, "not found: {m}"),
+            MetaError::AlreadyExists(m) => write!(f, "already exists: {m}"),
+            MetaError::FailedPrecondition(m) => write!(f, "failed precondition: {m}"),
+            MetaError::NotLeader => write!(f, "this meta node is not the leader"),
+            MetaError::Unavailable(m) => write!(f, "unavailable: {m}"),
+            MetaError::DeadlineExceeded => write!(f, "request deadline exceeded; outcome unknown"),
+            MetaError::ResourceExhausted(m) => write!(f, "limit reached: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for MetaError {}
+
+pub type MetaResult<T> = Result<T, MetaError>;

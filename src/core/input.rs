@@ -1,0 +1,111 @@
+//! What enters the core: heartbeats, requests, leadership changes and storage results.
+
+use std::collections::BTreeMap;
+
+use super::ids::*;
+use super::model::Topology;
+use super::time::Instant;
+
+/// A shard's role on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Leader,
+    Follower,
+}
+
+/// How far a node has got with a shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaStatus {
+    Opening,
+    Ready,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NodeStats {
+    pub cpu: f64,
+    pub load: f64,
+    pub read_units: u64,
+    pub write_units: u64,
+    pub table_count: u32,
+    pub shard_count: u32,
+    pub read_bytes_per_sec: u64,
+    pub write_bytes_per_sec: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShardReport {
+    pub id: ShardId,
+    pub role: Role,
+    pub version: Version,
+    pub status: ReplicaStatus,
+    pub load: f64,
+}
+
+/// One heartbeat from a data node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Heartbeat {
+    pub cluster: String,
+    pub node: String,
+    pub endpoint: String,
+    pub zone: String,
+    /// Chosen afresh each time the node process starts.
+    pub incarnation: u64,
+    /// Grows with every heartbeat of one incarnation.
+    pub seq: u64,
+    pub stats: NodeStats,
+    pub shards: Vec<ShardReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub shard_count: u32,
+    pub followers_per_shard: u32,
+    pub topology: Topology,
+    /// Shards are assigned once this many nodes are online.
+    pub min_nodes: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionSpec {
+    pub partition_count: u32,
+    pub encoded: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateTable {
+    pub cluster: String,
+    pub schema: String,
+    pub name: String,
+    pub encoded_schema: Vec<u8>,
+    pub options: BTreeMap<String, String>,
+    pub if_not_exists: bool,
+    pub partition: Option<PartitionSpec>,
+}
+
+/// A request from a client or operator. Every request but the cluster-wide ones names its cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    CreateCluster(ClusterSpec),
+    ListClusters,
+    ClusterView { cluster: String },
+    CreateSchema { cluster: String, name: String, if_not_exists: bool },
+    CreateTable(CreateTable),
+    DropTable { cluster: String, schema: String, name: String },
+    RouteTables { cluster: String, schema: String, tables: Vec<String> },
+    ListNodes { cluster: String },
+    ListShards { cluster: String },
+    /// `schema: None` lists every schema.
+    ListTables { cluster: String, schema: Option<String> },
+}
+
+/// What the election tells the core.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Leadership {
+    /// This node won `term`. `snapshot` is every stored key under the root, read after winning.
+    Gained { term: Term, valid_until: Instant, snapshot: Vec<(String, Vec<u8>)> },
+    /// The election lease was renewed: leadership surely holds until `valid_until`.
+    Renewed { term: Term, valid_until: Instant },
+    /// Leadership ended (lease lost, resigned, or another node won).
+    Lost,
+}

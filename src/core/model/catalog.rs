@@ -1,0 +1,205 @@
+//! The catalog: the durable state of every cluster, as acknowledged by storage. It changes only
+//! through [`Catalog::apply`], on a write acknowledgement or while loading a snapshot, so what is
+//! in memory is always what storage holds (persist before effect, restart equivalence).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::records::*;
+use crate::core::ids::*;
+use crate::core::storage::{DecodeError, Mutation};
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog {
+    pub clusters: BTreeMap<ClusterId, ClusterCatalog>,
+    pub cluster_by_name: BTreeMap<String, ClusterId>,
+}
+
+/// One cluster's durable state plus indexes derived from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterCatalog {
+    pub record: ClusterRecord,
+    pub epoch: Epoch,
+    /// Ids below this may be in use; a new leader allocates from here.
+    pub id_ceiling: u64,
+    pub schemas: BTreeMap<SchemaId, SchemaRecord>,
+    pub schema_by_name: BTreeMap<String, SchemaId>,
+    pub tables: BTreeMap<TableId, TableRecord>,
+    pub table_by_name: BTreeMap<(SchemaId, String), TableId>,
+    /// Indexed by shard id.
+    pub shards: Vec<ShardRecord>,
+    /// The tables of each shard, indexed by shard id.
+    pub shard_tables: Vec<BTreeSet<TableId>>,
+    /// Indexed by node id.
+    pub nodes: Vec<NodeRecord>,
+    pub node_by_name: BTreeMap<String, NodeId>,
+    /// The shards each node holds a replica of, indexed by node id.
+    pub node_shards: Vec<BTreeSet<ShardId>>,
+}
+
+impl ClusterCatalog {
+    fn new(record: ClusterRecord) -> ClusterCatalog {
+        let n = record.shard_count;
+        ClusterCatalog {
+            shards: (0..n).map(ShardRecord::unassigned).collect(),
+            shard_tables: vec![BTreeSet::new(); n as usize],
+            record,
+            epoch: Epoch(0),
+            id_ceiling: 0,
+            schemas: BTreeMap::new(),
+            schema_by_name: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            table_by_name: BTreeMap::new(),
+            nodes: Vec::new(),
+            node_by_name: BTreeMap::new(),
+            node_shards: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> ClusterId {
+        ClusterId(self.record.id)
+    }
+
+    pub fn shard(&self, id: ShardId) -> &ShardRecord {
+        &self.shards[id.index()]
+    }
+
+    pub fn node(&self, id: NodeId) -> &NodeRecord {
+        &self.nodes[id.index()]
+    }
+
+    pub fn table_by_name(&self, schema: SchemaId, name: &str) -> Option<&TableRecord> {
+        // The tuple key needs an owned String; lookups by name are off the hot path.
+        let id = self.table_by_name.get(&(schema, name.to_owned()))?;
+        Some(&self.tables[id])
+    }
+
+    fn put_table(&mut self, t: TableRecord) -> Result<(), DecodeError> {
+        let shard = t.shard as usize;
+        if shard >= self.shards.len() {
+            return Err(DecodeError(format!("table {} names shard {} of {}", t.id, t.shard, self.shards.len())));
+        }
+        if !self.schemas.contains_key(&SchemaId(t.schema)) {
+            return Err(DecodeError(format!("table {} names unknown schema {}", t.id, t.schema)));
+        }
+        let id = TableId(t.id);
+        if let Some(old) = self.tables.remove(&id) {
+            self.table_by_name.remove(&(SchemaId(old.schema), old.name));
+            self.shard_tables[old.shard as usize].remove(&id);
+        }
+        self.table_by_name.insert((SchemaId(t.schema), t.name.clone()), id);
+        self.shard_tables[shard].insert(id);
+        self.tables.insert(id, t);
+        Ok(())
+    }
+
+    fn delete_table(&mut self, id: TableId) {
+        if let Some(old) = self.tables.remove(&id) {
+            self.table_by_name.remove(&(SchemaId(old.schema), old.name));
+            self.shard_tables[old.shard as usize].remove(&id);
+        }
+    }
+
+    fn put_shard(&mut self, s: ShardRecord) -> Result<(), DecodeError> {
+        let idx = s.id as usize;
+        if idx >= self.shards.len() {
+            return Err(DecodeError(format!("shard {} beyond shard count {}", s.id, self.shards.len())));
+        }
+        if let Some(n) = s.replicas().find(|n| *n as usize >= self.nodes.len()) {
+            return Err(DecodeError(format!("shard {} names unknown node {n}", s.id)));
+        }
+        let shard = ShardId(s.id);
+        for n in self.shards[idx].replicas() {
+            self.node_shards[n as usize].remove(&shard);
+        }
+        for n in s.replicas() {
+            self.node_shards[n as usize].insert(shard);
+        }
+        self.shards[idx] = s;
+        Ok(())
+    }
+
+    fn put_node(&mut self, n: NodeRecord) -> Result<(), DecodeError> {
+        let idx = n.id as usize;
+        if idx > self.nodes.len() {
+            return Err(DecodeError(format!("node {} registered before node {}", n.id, self.nodes.len())));
+        }
+        if let Some(&other) = self.node_by_name.get(&n.name) {
+            if other.0 != n.id {
+                return Err(DecodeError(format!("node name {:?} held by nodes {other} and {}", n.name, n.id)));
+            }
+        }
+        if idx == self.nodes.len() {
+            self.node_by_name.insert(n.name.clone(), NodeId(n.id));
+            self.nodes.push(n);
+            self.node_shards.push(BTreeSet::new());
+        } else {
+            let old = std::mem::replace(&mut self.nodes[idx], n);
+            self.node_by_name.remove(&old.name);
+            self.node_by_name.insert(self.nodes[idx].name.clone(), NodeId(old.id));
+        }
+        Ok(())
+    }
+}
+
+impl Catalog {
+    pub fn cluster(&self, id: ClusterId) -> &ClusterCatalog {
+        self.clusters.get(&id).expect("cluster ids come from the catalog")
+    }
+
+    pub fn cluster_by_name(&self, name: &str) -> Option<&ClusterCatalog> {
+        self.cluster_by_name.get(name).map(|id| &self.clusters[id])
+    }
+
+    /// Applies one durable change. An error means the change contradicts the catalog, which only
+    /// corrupt storage can cause: the leader itself only writes consistent changes.
+    pub fn apply(&mut self, m: &Mutation) -> Result<(), DecodeError> {
+        if let Mutation::PutCluster(r) = m {
+            let id = ClusterId(r.id);
+            if let Some(existing) = self.clusters.get(&id) {
+                if existing.record != *r {
+                    return Err(DecodeError(format!("cluster {} cannot change once created", r.id)));
+                }
+                return Ok(());
+            }
+            self.cluster_by_name.insert(r.name.clone(), id);
+            self.clusters.insert(id, ClusterCatalog::new(r.clone()));
+            return Ok(());
+        }
+        let c = m.cluster();
+        let cluster = self
+            .clusters
+            .get_mut(&c)
+            .ok_or_else(|| DecodeError(format!("{} names unknown cluster {c}", m.key().encode())))?;
+        match m {
+            Mutation::PutCluster(_) => unreachable!("handled above"),
+            Mutation::PutEpoch(_, e) => cluster.epoch = *e,
+            Mutation::PutIdCeiling(_, v) => cluster.id_ceiling = *v,
+            Mutation::PutSchema(_, s) => {
+                cluster.schema_by_name.insert(s.name.clone(), SchemaId(s.id));
+                cluster.schemas.insert(SchemaId(s.id), s.clone());
+            }
+            Mutation::PutTable(_, t) => cluster.put_table(t.clone())?,
+            Mutation::DeleteTable(_, id) => cluster.delete_table(*id),
+            Mutation::PutShard(_, s) => cluster.put_shard(s.clone())?,
+            Mutation::PutNode(_, n) => cluster.put_node(n.clone())?,
+        }
+        Ok(())
+    }
+
+    /// Builds a catalog from a storage snapshot (every key under the root; the write chain's
+    /// fence is not part of it).
+    pub fn load<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Catalog, DecodeError> {
+        let mut mutations = kvs
+            .into_iter()
+            .filter(|(k, _)| *k != crate::core::storage::FENCE_KEY)
+            .map(|(k, v)| Mutation::decode(k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Stable: within a rank, key order (which is id order) is kept.
+        mutations.sort_by_key(Mutation::load_rank);
+        let mut catalog = Catalog::default();
+        for m in &mutations {
+            catalog.apply(m)?;
+        }
+        Ok(catalog)
+    }
+}

@@ -1,0 +1,7 @@
+//! The cluster model: durable records and the catalog built from them.
+
+pub mod catalog;
+pub mod records;
+
+pub use catalog::{Catalog, ClusterCatalog};
+pub use records::*;

@@ -1,0 +1,153 @@
+//! Durable records: exactly what storage holds. They derive `prost::Message` so that the stored
+//! encoding is compact and can grow fields without breaking old data. The in-memory catalog is
+//! built only from these, which is what makes restart equivalence (S6) hold by construction.
+
+use std::collections::BTreeMap;
+
+/// How a cluster's shards follow its nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Topology {
+    /// Shards are given to joining nodes, failed over and rebalanced.
+    Dynamic,
+    /// The assignment is kept: a follower may be promoted; otherwise a shard reopens in place.
+    Static,
+}
+
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ClusterRecord {
+    #[prost(uint32, tag = "1")]
+    pub id: u32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(uint32, tag = "3")]
+    pub shard_count: u32,
+    #[prost(uint32, tag = "4")]
+    pub followers_per_shard: u32,
+    /// 0 dynamic, 1 static.
+    #[prost(uint32, tag = "5")]
+    pub topology: u32,
+    #[prost(uint32, tag = "6")]
+    pub min_nodes: u32,
+}
+
+impl ClusterRecord {
+    pub fn topology(&self) -> Topology {
+        if self.topology == 1 {
+            Topology::Static
+        } else {
+            Topology::Dynamic
+        }
+    }
+
+    pub fn topology_code(t: Topology) -> u32 {
+        match t {
+            Topology::Dynamic => 0,
+            Topology::Static => 1,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct SchemaRecord {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(string, tag = "2")]
+    pub name: String,
+}
+
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct PartitionRecord {
+    /// The partition rule, opaque to meta.
+    #[prost(bytes = "vec", tag = "1")]
+    pub encoded: Vec<u8>,
+    #[prost(uint64, repeated, tag = "2")]
+    pub sub_tables: Vec<u64>,
+}
+
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct TableRecord {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub schema: u64,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(uint32, tag = "4")]
+    pub shard: u32,
+    /// The table schema as the database encodes it; opaque to meta.
+    #[prost(bytes = "vec", tag = "5")]
+    pub encoded_schema: Vec<u8>,
+    #[prost(btree_map = "string, string", tag = "6")]
+    pub options: BTreeMap<String, String>,
+    /// Set on a sub-table: its partitioned parent.
+    #[prost(uint64, optional, tag = "7")]
+    pub parent: Option<u64>,
+    /// Set on a partitioned table.
+    #[prost(message, optional, tag = "8")]
+    pub partition: Option<PartitionRecord>,
+}
+
+/// A leader transfer in progress: the persisted state of a multi-step procedure. While it is
+/// set, the old leader gets no lease for the shard; once the old leader has reported the shard
+/// closed or its lease has surely ended, the new leader takes over.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct TransferRecord {
+    #[prost(uint32, tag = "1")]
+    pub from: u32,
+    #[prost(uint32, tag = "2")]
+    pub to: u32,
+}
+
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ShardRecord {
+    #[prost(uint32, tag = "1")]
+    pub id: u32,
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    #[prost(uint32, optional, tag = "3")]
+    pub leader: Option<u32>,
+    #[prost(uint32, repeated, tag = "4")]
+    pub followers: Vec<u32>,
+    #[prost(message, optional, tag = "5")]
+    pub transfer: Option<TransferRecord>,
+}
+
+impl ShardRecord {
+    pub fn unassigned(id: u32) -> ShardRecord {
+        ShardRecord { id, ..Default::default() }
+    }
+
+    /// Every node that holds a replica, leader first.
+    pub fn replicas(&self) -> impl Iterator<Item = u32> + '_ {
+        self.leader.into_iter().chain(self.followers.iter().copied())
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct NodeRecord {
+    #[prost(uint32, tag = "1")]
+    pub id: u32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub endpoint: String,
+    #[prost(string, tag = "4")]
+    pub zone: String,
+}
+
+/// A single counter value (epoch, id ceiling).
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct CounterRecord {
+    #[prost(uint64, tag = "1")]
+    pub value: u64,
+}
+
+/// The write chain: every batch compares this record with the value it expects and advances it,
+/// so that a batch lands at most once and only right after the batch before it.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct FenceRecord {
+    #[prost(uint64, tag = "1")]
+    pub term: u64,
+    #[prost(uint64, tag = "2")]
+    pub seq: u64,
+}

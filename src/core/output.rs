@@ -1,0 +1,167 @@
+//! What leaves the core. Every variant says what the driver must do with it.
+
+use super::error::MetaError;
+use super::ids::*;
+use super::input::Role;
+use super::model::Topology;
+use super::storage::WriteBatch;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Execute this transaction atomically, failing it unless the writer still holds
+    /// `batch.term`, then report with `handle_write_result`. At most one batch is in flight.
+    Persist(WriteBatch),
+    /// Send on the node's heartbeat stream `session`; drop it if that stream is gone (the core
+    /// re-sends whatever still matters on a later heartbeat).
+    ToNode { session: SessionId, message: NodeMessage },
+    /// Answer request `request`.
+    Reply { request: RequestId, result: Result<Response, MetaError> },
+    /// A write's outcome is unknown: read every key under the storage root and hand it to
+    /// `handle_snapshot`. Nothing is written until then.
+    LoadSnapshot { term: Term },
+    /// Storage refused a write for this term: another leader exists. Resign the election for
+    /// `term`; the core already acts as a follower.
+    Resign { term: Term },
+}
+
+/// A message on a node's heartbeat stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeMessage {
+    pub term: Term,
+    pub epoch: Epoch,
+    /// Present only in the reply to a heartbeat.
+    pub lease: Option<LeaseGrant>,
+    pub commands: Vec<ShardCommand>,
+    pub heartbeat_interval_ms: u64,
+}
+
+/// Leases for the leader shards that a heartbeat reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The heartbeat this grant answers; the lease counts from the node's clock when it sent it.
+    pub seq: u64,
+    pub duration_ms: u64,
+    /// Reported leader shards that get no lease: the node must stop leading them now.
+    pub revoked: Vec<ShardId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardCommand {
+    pub shard: ShardId,
+    pub version: Version,
+    pub term: Term,
+    pub kind: CommandKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandKind {
+    /// Open the shard in `role` with exactly these tables (also a full re-sync).
+    Open { role: Role, tables: Vec<TableId> },
+    Close,
+    ChangeRole { role: Role },
+    /// Incremental: only valid on top of `version - 1`.
+    CreateTable { table: TableId },
+    /// Incremental: only valid on top of `version - 1`.
+    DropTable { table: TableId },
+}
+
+/// A successful reply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Response {
+    Cluster(ClusterInfo),
+    Clusters(Vec<ClusterInfo>),
+    View(ClusterView),
+    SchemaCreated { id: SchemaId, created: bool },
+    TableCreated { table: TableInfo, created: bool },
+    TableDropped { id: TableId },
+    Routes { epoch: Epoch, routes: Vec<TableRoute> },
+    Nodes(Vec<NodeInfo>),
+    Shards(Vec<ShardInfo>),
+    Tables(Vec<TableInfo>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub id: ClusterId,
+    pub name: String,
+    pub shard_count: u32,
+    pub followers_per_shard: u32,
+    pub topology: Topology,
+    pub min_nodes: u32,
+    pub epoch: Epoch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    pub cluster: ClusterInfo,
+    pub term: Term,
+    pub nodes_online: u32,
+    pub nodes_offline: u32,
+    pub shards_ready: u32,
+    pub shards_unassigned: u32,
+    pub tables: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    pub id: TableId,
+    pub schema: String,
+    pub name: String,
+    pub shard: ShardId,
+    pub sub_tables: Vec<TableId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub name: String,
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableRoute {
+    pub table: String,
+    pub table_id: TableId,
+    pub shard: ShardId,
+    pub version: Version,
+    pub leader: Option<Endpoint>,
+    pub followers: Vec<Endpoint>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    Online,
+    Offline,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub endpoint: String,
+    pub zone: String,
+    pub state: NodeState,
+    /// Leader shards on the node.
+    pub shards: u32,
+    pub stats: super::input::NodeStats,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardStatus {
+    Unassigned,
+    /// Assigned; the leader has not yet reported it ready at this version.
+    Opening,
+    Ready,
+    /// A leader transfer is in progress.
+    Transferring,
+    /// The leader's node is offline.
+    Offline,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub id: ShardId,
+    pub version: Version,
+    pub leader: Option<String>,
+    pub followers: Vec<String>,
+    pub status: ShardStatus,
+    pub tables: u32,
+}

@@ -1,0 +1,144 @@
+//! Write batches: what the core hands the storage adapter. A batch is one transaction of at most
+//! `txn_ops_max` operations (the fence update included). The adapter must land it only if
+//! 1. the writer still holds `term` in the election (its election key still has its value), and
+//! 2. the value at [`FENCE_KEY`] equals `expected_fence` (absent when `None`),
+//!
+//! and in the same transaction set [`FENCE_KEY`] to `fence`. When the fence compare fails,
+//! [`WriteBatch::landed_already`] on the current value tells a replay of a batch that already
+//! landed (report `Ok`) from a real conflict (report `Conflict`).
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+
+use crate::core::ids::{Term, WriteId};
+use crate::core::model::FenceRecord;
+
+pub use super::keys::FENCE_KEY;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key } => key,
+        }
+    }
+}
+
+/// One transaction for the storage adapter. Keys are distinct (etcd refuses a transaction that
+/// names a key twice), so a later change to the same key within a batch replaces the earlier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub id: WriteId,
+    /// The leader term that must still hold for the batch to land.
+    pub term: Term,
+    /// What [`FENCE_KEY`] must hold for the batch to land.
+    pub expected_fence: Option<Vec<u8>>,
+    /// What [`FENCE_KEY`] holds once it has landed.
+    pub fence: Vec<u8>,
+    pub ops: Vec<Op>,
+}
+
+impl WriteBatch {
+    /// Whether the fence value found in storage shows that this batch already landed: the same
+    /// term has advanced the chain to this batch or past it.
+    pub fn landed_already(&self, current_fence: Option<&[u8]>) -> bool {
+        let (Some(current), Ok(mine)) = (current_fence, FenceRecord::decode(self.fence.as_slice())) else { return false };
+        FenceRecord::decode(current).is_ok_and(|f| f.term == mine.term && f.seq >= mine.seq)
+    }
+}
+
+/// How a batch ended, as the storage adapter reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteResult {
+    /// Every op landed.
+    Ok,
+    /// The fence failed: this leader's term is over. Nothing landed.
+    Conflict,
+    /// Unknown outcome (timeout, connection lost): the batch may or may not have landed.
+    Error,
+}
+
+/// Collects ops for one batch, keeping the last op per key.
+#[derive(Default)]
+pub struct BatchBuilder {
+    ops: BTreeMap<String, Op>,
+}
+
+impl BatchBuilder {
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// How many ops the batch would hold after adding `ops`.
+    pub fn len_with<'a>(&self, ops: impl Iterator<Item = &'a Op>) -> usize {
+        let mut new_keys: Vec<&str> = ops.map(Op::key).filter(|k| !self.ops.contains_key(*k)).collect();
+        new_keys.sort_unstable();
+        new_keys.dedup();
+        self.ops.len() + new_keys.len()
+    }
+
+    pub fn push(&mut self, op: Op) {
+        self.ops.insert(op.key().to_owned(), op);
+    }
+
+    pub fn finish(self, id: WriteId, term: Term, expected_fence: Option<Vec<u8>>, fence: Vec<u8>) -> WriteBatch {
+        WriteBatch { id, term, expected_fence, fence, ops: self.ops.into_values().collect() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, v: u8) -> Op {
+        Op::Put { key: key.into(), value: vec![v] }
+    }
+
+    #[test]
+    fn later_op_on_same_key_replaces_earlier() {
+        let mut b = BatchBuilder::default();
+        b.push(put("a", 1));
+        b.push(Op::Delete { key: "a".into() });
+        b.push(put("b", 2));
+        let batch = b.finish(WriteId(1), Term(3), None, Vec::new());
+        assert_eq!(batch.ops, vec![Op::Delete { key: "a".into() }, put("b", 2)]);
+    }
+
+    #[test]
+    fn len_with_counts_only_new_distinct_keys() {
+        let mut b = BatchBuilder::default();
+        b.push(put("a", 1));
+        let more = [put("a", 2), put("c", 3), put("c", 4)];
+        assert_eq!(b.len_with(more.iter()), 2);
+    }
+}
+
+#[cfg(test)]
+mod fence_tests {
+    use super::*;
+
+    fn batch(term: u64, seq: u64) -> WriteBatch {
+        let fence = FenceRecord { term, seq }.encode_to_vec();
+        BatchBuilder::default().finish(WriteId(1), Term(term), None, fence)
+    }
+
+    #[test]
+    fn a_replay_is_recognised_only_within_its_term() {
+        let current = FenceRecord { term: 4, seq: 9 }.encode_to_vec();
+        assert!(batch(4, 9).landed_already(Some(&current)));
+        assert!(batch(4, 3).landed_already(Some(&current)));
+        assert!(!batch(4, 10).landed_already(Some(&current)));
+        assert!(!batch(3, 2).landed_already(Some(&current)), "an older term's batch is a conflict");
+        assert!(!batch(4, 1).landed_already(None));
+    }
+}

@@ -1,0 +1,108 @@
+//! The storage key schema. Every key lives under [`ROOT`]; numbers are zero-padded so that a
+//! prefix scan returns records in id order.
+//!
+//! ```text
+//! /shardmeta/v1/clusters/{cluster}            ClusterRecord
+//! /shardmeta/v1/c/{cluster}/epoch             CounterRecord
+//! /shardmeta/v1/c/{cluster}/id_ceiling        CounterRecord (ids below it may be in use)
+//! /shardmeta/v1/c/{cluster}/schemas/{id}      SchemaRecord
+//! /shardmeta/v1/c/{cluster}/tables/{id}       TableRecord
+//! /shardmeta/v1/c/{cluster}/shards/{id}       ShardRecord (absent while never assigned)
+//! /shardmeta/v1/c/{cluster}/nodes/{id}        NodeRecord
+//! /shardmeta/v1/fence                         FenceRecord (the write chain, see `batch`)
+//! ```
+
+use crate::core::ids::ClusterId;
+
+/// Every key the core writes starts with this.
+pub const ROOT: &str = "/shardmeta/v1/";
+
+/// The write chain's key; not part of the catalog.
+pub const FENCE_KEY: &str = "/shardmeta/v1/fence";
+
+/// What a key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Cluster(ClusterId),
+    Epoch(ClusterId),
+    IdCeiling(ClusterId),
+    Schema(ClusterId, u64),
+    Table(ClusterId, u64),
+    Shard(ClusterId, u32),
+    Node(ClusterId, u32),
+}
+
+impl Key {
+    pub fn encode(self) -> String {
+        match self {
+            Key::Cluster(c) => format!("{ROOT}clusters/{:010}", c.0),
+            Key::Epoch(c) => format!("{ROOT}c/{:010}/epoch", c.0),
+            Key::IdCeiling(c) => format!("{ROOT}c/{:010}/id_ceiling", c.0),
+            Key::Schema(c, id) => format!("{ROOT}c/{:010}/schemas/{id:020}", c.0),
+            Key::Table(c, id) => format!("{ROOT}c/{:010}/tables/{id:020}", c.0),
+            Key::Shard(c, id) => format!("{ROOT}c/{:010}/shards/{id:010}", c.0),
+            Key::Node(c, id) => format!("{ROOT}c/{:010}/nodes/{id:010}", c.0),
+        }
+    }
+
+    /// Parses a stored key; `None` for anything that is not one of ours.
+    pub fn decode(key: &str) -> Option<Key> {
+        let rest = key.strip_prefix(ROOT)?;
+        if let Some(id) = rest.strip_prefix("clusters/") {
+            return Some(Key::Cluster(ClusterId(parse(id)?)));
+        }
+        let rest = rest.strip_prefix("c/")?;
+        let (cluster, rest) = rest.split_once('/')?;
+        let c = ClusterId(parse(cluster)?);
+        match rest.split_once('/') {
+            None if rest == "epoch" => Some(Key::Epoch(c)),
+            None if rest == "id_ceiling" => Some(Key::IdCeiling(c)),
+            Some(("schemas", id)) => Some(Key::Schema(c, parse(id)?)),
+            Some(("tables", id)) => Some(Key::Table(c, parse(id)?)),
+            Some(("shards", id)) => Some(Key::Shard(c, parse(id)?)),
+            Some(("nodes", id)) => Some(Key::Node(c, parse(id)?)),
+            _ => None,
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(digits: &str) -> Option<T> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_round_trips() {
+        let c = ClusterId(7);
+        for key in [
+            Key::Cluster(c),
+            Key::Epoch(c),
+            Key::IdCeiling(c),
+            Key::Schema(c, 3),
+            Key::Table(c, u64::MAX),
+            Key::Shard(c, 0),
+            Key::Node(c, 42),
+        ] {
+            assert_eq!(Key::decode(&key.encode()), Some(key), "{}", key.encode());
+        }
+    }
+
+    #[test]
+    fn foreign_and_malformed_keys_are_not_ours() {
+        for key in ["/other/x", "/shardmeta/v1/c/1/tables/x", "/shardmeta/v1/c//epoch", "/shardmeta/v1/c/1/bogus/2"] {
+            assert_eq!(Key::decode(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn padded_ids_sort_numerically() {
+        let c = ClusterId(1);
+        assert!(Key::Table(c, 9).encode() < Key::Table(c, 10).encode());
+    }
+}

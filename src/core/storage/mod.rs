@@ -1,0 +1,10 @@
+//! The storage *protocol*: key schema, record encoding and write batches. The adapters that talk
+//! to etcd or a file live in the runtime; this module only says what to write.
+
+pub mod batch;
+pub mod keys;
+pub mod mutation;
+
+pub use batch::{Op, WriteBatch, WriteResult};
+pub use keys::{Key, FENCE_KEY};
+pub use mutation::{DecodeError, Mutation};

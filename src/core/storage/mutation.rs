@@ -1,0 +1,124 @@
+//! A [`Mutation`] is one durable change: one storage key written or deleted. The same value is
+//! encoded to storage by the leader and decoded from storage on load, and both paths apply it to
+//! the catalog through one function, [`Catalog::apply`](crate::core::model::Catalog::apply).
+
+use prost::Message;
+
+use super::batch::Op;
+use super::keys::Key;
+use crate::core::config::{CoreConfig, PlantedBug};
+use crate::core::ids::{ClusterId, Epoch, TableId};
+use crate::core::model::records::*;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mutation {
+    PutCluster(ClusterRecord),
+    PutEpoch(ClusterId, Epoch),
+    PutIdCeiling(ClusterId, u64),
+    PutSchema(ClusterId, SchemaRecord),
+    PutTable(ClusterId, TableRecord),
+    DeleteTable(ClusterId, TableId),
+    PutShard(ClusterId, ShardRecord),
+    PutNode(ClusterId, NodeRecord),
+}
+
+/// Storage held something the core cannot read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot decode stored metadata: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl Mutation {
+    pub fn key(&self) -> Key {
+        match self {
+            Mutation::PutCluster(r) => Key::Cluster(ClusterId(r.id)),
+            Mutation::PutEpoch(c, _) => Key::Epoch(*c),
+            Mutation::PutIdCeiling(c, _) => Key::IdCeiling(*c),
+            Mutation::PutSchema(c, r) => Key::Schema(*c, r.id),
+            Mutation::PutTable(c, r) => Key::Table(*c, r.id),
+            Mutation::DeleteTable(c, t) => Key::Table(*c, t.0),
+            Mutation::PutShard(c, r) => Key::Shard(*c, r.id),
+            Mutation::PutNode(c, r) => Key::Node(*c, r.id),
+        }
+    }
+
+    pub fn cluster(&self) -> ClusterId {
+        match self.key() {
+            Key::Cluster(c)
+            | Key::Epoch(c)
+            | Key::IdCeiling(c)
+            | Key::Schema(c, _)
+            | Key::Table(c, _)
+            | Key::Shard(c, _)
+            | Key::Node(c, _) => c,
+        }
+    }
+
+    pub fn to_op(&self, config: &CoreConfig) -> Op {
+        let key = self.key().encode();
+        let value = match self {
+            Mutation::DeleteTable(..) => return Op::Delete { key },
+            Mutation::PutCluster(r) => r.encode_to_vec(),
+            Mutation::PutEpoch(_, e) => CounterRecord { value: e.0 }.encode_to_vec(),
+            Mutation::PutIdCeiling(_, v) => CounterRecord { value: *v }.encode_to_vec(),
+            Mutation::PutSchema(_, r) => r.encode_to_vec(),
+            Mutation::PutTable(_, r) if config.has_bug(PlantedBug::DropOptionsOnEncode) => {
+                TableRecord { options: Default::default(), ..r.clone() }.encode_to_vec()
+            }
+            Mutation::PutTable(_, r) => r.encode_to_vec(),
+            Mutation::PutShard(_, r) => r.encode_to_vec(),
+            Mutation::PutNode(_, r) => r.encode_to_vec(),
+        };
+        Op::Put { key, value }
+    }
+
+    /// Reads one stored key-value pair. Keys outside the schema are an error: storage under our
+    /// root holds nothing else.
+    pub fn decode(key: &str, value: &[u8]) -> Result<Mutation, DecodeError> {
+        let parsed = Key::decode(key).ok_or_else(|| DecodeError(format!("unknown key {key:?}")))?;
+        let bad = |e: prost::DecodeError| DecodeError(format!("{key}: {e}"));
+        Ok(match parsed {
+            Key::Cluster(c) => {
+                let r = ClusterRecord::decode(value).map_err(bad)?;
+                if r.id != c.0 {
+                    return Err(DecodeError(format!("{key}: record names cluster {}", r.id)));
+                }
+                Mutation::PutCluster(r)
+            }
+            Key::Epoch(c) => Mutation::PutEpoch(c, Epoch(CounterRecord::decode(value).map_err(bad)?.value)),
+            Key::IdCeiling(c) => Mutation::PutIdCeiling(c, CounterRecord::decode(value).map_err(bad)?.value),
+            Key::Schema(c, id) => Mutation::PutSchema(c, checked(key, id, SchemaRecord::decode(value).map_err(bad)?, |r| r.id)?),
+            Key::Table(c, id) => Mutation::PutTable(c, checked(key, id, TableRecord::decode(value).map_err(bad)?, |r| r.id)?),
+            Key::Shard(c, id) => {
+                Mutation::PutShard(c, checked(key, id as u64, ShardRecord::decode(value).map_err(bad)?, |r| r.id as u64)?)
+            }
+            Key::Node(c, id) => {
+                Mutation::PutNode(c, checked(key, id as u64, NodeRecord::decode(value).map_err(bad)?, |r| r.id as u64)?)
+            }
+        })
+    }
+
+    /// Loading applies clusters before what they contain, and nodes before the shards that name
+    /// them.
+    pub fn load_rank(&self) -> u8 {
+        match self {
+            Mutation::PutCluster(_) => 0,
+            Mutation::PutNode(..) => 1,
+            Mutation::PutSchema(..) => 2,
+            _ => 3,
+        }
+    }
+}
+
+fn checked<R>(key: &str, id: u64, record: R, id_of: impl Fn(&R) -> u64) -> Result<R, DecodeError> {
+    if id_of(&record) != id {
+        return Err(DecodeError(format!("{key}: record carries id {}", id_of(&record))));
+    }
+    Ok(record)
+}
