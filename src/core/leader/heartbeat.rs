@@ -1,0 +1,225 @@
+//! Heartbeat ingest: the hot path. A heartbeat that matches the catalog renews leases and
+//! updates stats in flat arrays, allocating nothing and writing nothing. Only a difference
+//! between what a node reports and what the catalog says costs more: commands to close the gap,
+//! which are level-triggered, so a lost command is simply sent again on a later heartbeat.
+
+use std::collections::BTreeSet;
+
+use super::writes::Change;
+use super::{open_kind, Ctx, Leader};
+use crate::core::error::MetaError;
+use crate::core::ids::*;
+use crate::core::input::{Heartbeat, Role};
+use crate::core::model::{ClusterCatalog, NodeRecord, ShardRecord};
+use crate::core::output::{CommandKind, LeaseGrant, NodeMessage, Output, ShardCommand};
+use crate::core::storage::Mutation;
+use crate::core::validate;
+
+/// The role the catalog gives `node` for shard `s`.
+pub fn desired_role(s: &ShardRecord, node: NodeId) -> Option<Role> {
+    if s.leader == Some(node.0) {
+        Some(Role::Leader)
+    } else if s.followers.contains(&node.0) {
+        Some(Role::Follower)
+    } else {
+        None
+    }
+}
+
+impl Leader {
+    pub fn on_heartbeat(&mut self, ctx: &mut Ctx, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
+        if !self.serving(ctx.now) {
+            return Err(MetaError::NotLeader);
+        }
+        let cid = *self
+            .catalog
+            .cluster_by_name
+            .get(hb.cluster.as_str())
+            .ok_or_else(|| MetaError::NotFound(format!("cluster {:?}", hb.cluster)))?;
+        let cluster = &self.catalog.clusters[&cid];
+        check_reports(cluster, hb, ctx.config.reports_per_heartbeat_max)?;
+        let Some(&node) = cluster.node_by_name.get(hb.node.as_str()) else {
+            return self.register(ctx, cid, session, hb);
+        };
+        let known = cluster.node(node);
+        if known.endpoint != hb.endpoint || known.zone != hb.zone {
+            self.update_node(ctx, cid, node, hb)?;
+        }
+        let cluster = &self.catalog.clusters[&cid];
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let n = &mut rt.nodes[node.index()];
+        if n.incarnation == hb.incarnation && hb.seq <= n.last_seq {
+            return Ok(()); // a duplicate or reordered heartbeat: it must not extend any lease
+        }
+        n.incarnation = hb.incarnation;
+        n.last_seq = hb.seq;
+        n.session = Some(session);
+        n.last_heartbeat = ctx.now;
+        n.stats = hb.stats;
+        rt.set_online(node, true);
+
+        let mut revoked = Vec::new();
+        let mut commands = Vec::new();
+        let mut matched = 0usize;
+        for r in &hb.shards {
+            let s = cluster.shard(r.id);
+            let desired = desired_role(s, node);
+            if r.role == Role::Leader {
+                let intent_agrees = rt.shards[r.id.index()].pending == 0 || {
+                    let i = rt.intended(cluster, r.id);
+                    i.leader == Some(node.0) && i.transfer.is_none()
+                };
+                let may_lease = desired == Some(Role::Leader)
+                    && s.transfer.is_none()
+                    && intent_agrees
+                    && rt.lease_free_for(r.id, node, ctx.now, ctx.config);
+                let srt = &mut rt.shards[r.id.index()];
+                if may_lease {
+                    srt.lease_holder = Some(node);
+                    srt.lease_until = ctx.now + ctx.config.lease();
+                } else {
+                    revoked.push(r.id);
+                }
+            }
+            if desired == Some(Role::Leader) {
+                let srt = &mut rt.shards[r.id.index()];
+                srt.load = r.load;
+                srt.leader_ready = r.role == Role::Leader && r.version.0 == s.version;
+            }
+            let version = Version(s.version);
+            if matches!(s.transfer, Some(t) if t.from == node.0) && r.role == Role::Leader {
+                // The transfer waits for this node to let go; keep asking.
+                commands.push(ShardCommand { shard: r.id, version, term: self.term, kind: CommandKind::Close });
+                matched += 1;
+                continue;
+            }
+            if desired == Some(r.role) && r.version == version {
+                matched += 1;
+                continue;
+            }
+            let kind = match desired {
+                Some(role) => open_kind(cluster, r.id, role),
+                None => CommandKind::Close,
+            };
+            if desired.is_some() {
+                matched += 1;
+            }
+            commands.push(ShardCommand { shard: r.id, version, term: self.term, kind });
+        }
+        if matched < cluster.node_shards[node.index()].len() {
+            self.missing_shards(ctx, cid, node, hb, &mut commands);
+        }
+        let cluster = &self.catalog.clusters[&cid];
+        let message = NodeMessage {
+            term: self.term,
+            epoch: cluster.epoch,
+            lease: Some(LeaseGrant { seq: hb.seq, duration_ms: ctx.config.lease_ms, revoked }),
+            commands,
+            heartbeat_interval_ms: ctx.config.heartbeat_interval_ms,
+        };
+        ctx.out.push(Output::ToNode { session, message });
+        Ok(())
+    }
+
+    /// The node lacks shards the catalog gives it: open them, except where the node is letting
+    /// go of a shard for a transfer, which is the evidence the transfer waits for.
+    fn missing_shards(&mut self, ctx: &mut Ctx, cid: ClusterId, node: NodeId, hb: &Heartbeat, commands: &mut Vec<ShardCommand>) {
+        let cluster = &self.catalog.clusters[&cid];
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let reported: BTreeSet<ShardId> = hb.shards.iter().map(|r| r.id).collect();
+        for &id in &cluster.node_shards[node.index()] {
+            if reported.contains(&id) {
+                continue;
+            }
+            let s = cluster.shard(id);
+            if matches!(s.transfer, Some(t) if t.from == node.0) {
+                let srt = &mut rt.shards[id.index()];
+                if srt.lease_holder == Some(node) {
+                    srt.lease_holder = None;
+                }
+                continue;
+            }
+            let role = desired_role(s, node).expect("node_shards lists only replicas");
+            let kind = open_kind(cluster, id, role);
+            commands.push(ShardCommand { shard: id, version: Version(s.version), term: self.term, kind });
+        }
+        let _ = ctx;
+    }
+
+    /// A node not yet in the catalog: register it. Until that lands it leads nothing.
+    fn register(&mut self, ctx: &mut Ctx, cid: ClusterId, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
+        validate::name("node name", &hb.node, ctx.config.name_len_max)?;
+        validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
+        let cluster = &self.catalog.clusters[&cid];
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        if !rt.registering.contains(&hb.node) && !self.writes.recovering {
+            let id = cluster.nodes.len() + rt.registering.len();
+            if id >= ctx.config.nodes_per_cluster_max {
+                return Err(MetaError::ResourceExhausted(format!(
+                    "cluster {:?} has {} nodes, the most it takes",
+                    hb.cluster, ctx.config.nodes_per_cluster_max
+                )));
+            }
+            rt.registering.insert(hb.node.clone());
+            let record = NodeRecord { id: id as u32, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone() };
+            let mut change = Change::new(cid);
+            change.mutations.push(Mutation::PutNode(cid, record));
+            self.writes.queue(change);
+        }
+        let revoked = hb.shards.iter().filter(|r| r.role == Role::Leader).map(|r| r.id).collect();
+        let message = NodeMessage {
+            term: self.term,
+            epoch: cluster.epoch,
+            lease: Some(LeaseGrant { seq: hb.seq, duration_ms: ctx.config.lease_ms, revoked }),
+            commands: Vec::new(),
+            heartbeat_interval_ms: ctx.config.heartbeat_interval_ms,
+        };
+        ctx.out.push(Output::ToNode { session, message });
+        Ok(())
+    }
+
+    /// A known node came back with a new endpoint or zone.
+    fn update_node(&mut self, ctx: &mut Ctx, cid: ClusterId, node: NodeId, hb: &Heartbeat) -> Result<(), MetaError> {
+        validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        if rt.registering.contains(&hb.node) || self.writes.recovering {
+            return Ok(());
+        }
+        rt.registering.insert(hb.node.clone());
+        let record = NodeRecord { id: node.0, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone() };
+        let mut change = Change::new(cid);
+        change.mutations.push(Mutation::PutNode(cid, record));
+        self.writes.queue(change);
+        Ok(())
+    }
+}
+
+/// Reports must name existing shards in ascending order, once each: a node that breaks this is
+/// misbehaving, and its whole heartbeat is refused before anything changes.
+fn check_reports(cluster: &ClusterCatalog, hb: &Heartbeat, max: usize) -> Result<(), MetaError> {
+    if hb.shards.len() > max {
+        return Err(MetaError::InvalidArgument(format!(
+            "node {:?} reports {} shards, more than the {max} a heartbeat may carry",
+            hb.node,
+            hb.shards.len()
+        )));
+    }
+    let count = cluster.record.shard_count;
+    let mut previous: Option<ShardId> = None;
+    for r in &hb.shards {
+        if r.id.0 >= count {
+            return Err(MetaError::InvalidArgument(format!(
+                "node {:?} reports shard {} but cluster {:?} has {count} shards",
+                hb.node, r.id, cluster.record.name
+            )));
+        }
+        if previous.is_some_and(|p| p >= r.id) {
+            return Err(MetaError::InvalidArgument(format!(
+                "node {:?} reports shards out of order or twice (shard {})",
+                hb.node, r.id
+            )));
+        }
+        previous = Some(r.id);
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The meta leader's state and the parts of its behaviour that every input shares: landing
+//! acknowledged writes, recovering from writes with unknown outcome, and sending commands.
+
+mod heartbeat;
+mod requests;
+pub mod runtime;
+mod schedule;
+mod views;
+pub mod writes;
+
+use std::collections::BTreeMap;
+
+use self::runtime::ClusterRuntime;
+use self::writes::{Change, Notice, Writes};
+use super::config::{CoreConfig, PlantedBug};
+use super::error::MetaError;
+use super::ids::*;
+use super::input::Role;
+use super::model::{Catalog, ClusterCatalog};
+use super::outbox::Outbox;
+use super::output::{CommandKind, NodeMessage, Output, ShardCommand};
+use super::storage::{Mutation, WriteResult};
+use super::time::Instant;
+
+/// What every leader method needs from the core around it.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    pub config: &'a CoreConfig,
+    pub out: &'a mut Outbox,
+}
+
+pub struct Leader {
+    pub term: Term,
+    /// Leadership surely holds until then; past it the leader grants, decides and answers nothing.
+    pub valid_until: Instant,
+    pub catalog: Catalog,
+    pub clusters: BTreeMap<ClusterId, ClusterRuntime>,
+    pub writes: Writes,
+    /// Clusters being created, by name.
+    pub creating_clusters: BTreeMap<String, ClusterId>,
+}
+
+/// What the core must do after a write result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AfterWrite {
+    Continue,
+    /// Storage fenced this leader out.
+    StepDown,
+}
+
+impl Leader {
+    pub fn new(
+        term: Term,
+        valid_until: Instant,
+        (catalog, fence): (Catalog, Option<Vec<u8>>),
+        now: Instant,
+        config: &CoreConfig,
+        last_write: u64,
+    ) -> Leader {
+        let clusters = catalog.clusters.iter().map(|(&id, c)| (id, ClusterRuntime::new(c, now, config))).collect();
+        let mut leader = Leader {
+            term,
+            valid_until,
+            catalog,
+            clusters,
+            writes: Writes::starting_after(last_write, fence),
+            creating_clusters: BTreeMap::new(),
+        };
+        if config.has_bug(PlantedBug::ResetEpochOnLeaderChange) {
+            // The next topology change then stores a lower epoch than nodes have seen.
+            leader.clusters.values_mut().for_each(|rt| rt.epoch = Epoch(0));
+        }
+        leader
+    }
+
+    pub fn serving(&self, now: Instant) -> bool {
+        now < self.valid_until
+    }
+
+    /// Serving and not recovering: may decide and answer.
+    pub fn ready(&self, now: Instant) -> Result<(), MetaError> {
+        if !self.serving(now) {
+            return Err(MetaError::NotLeader);
+        }
+        if self.writes.recovering {
+            return Err(MetaError::Unavailable("meta storage is recovering from a failed write; retry".into()));
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self, ctx: &mut Ctx) {
+        self.writes.flush(self.term, ctx.config, &mut ctx.out.outputs);
+    }
+
+    pub fn on_write_result(&mut self, ctx: &mut Ctx, id: WriteId, result: WriteResult) -> AfterWrite {
+        match result {
+            WriteResult::Ok => {
+                let Some(changes) = self.writes.take_in_flight(id, true) else {
+                    return AfterWrite::Continue; // a duplicate or stale result
+                };
+                // While recovering only the barrier is in flight: its landing ends the recovery.
+                self.writes.recovering = false;
+                for change in changes {
+                    self.land(ctx, change);
+                }
+                AfterWrite::Continue
+            }
+            WriteResult::Conflict => AfterWrite::StepDown,
+            WriteResult::Error => {
+                if self.writes.take_in_flight(id, false).is_none() {
+                    return AfterWrite::Continue;
+                }
+                self.writes.drain();
+                self.writes.recovering = true;
+                ctx.out.fail_all(&MetaError::Unavailable("meta storage write outcome unknown; retry".into()));
+                ctx.out.push(Output::LoadSnapshot { term: self.term });
+                AfterWrite::Continue
+            }
+        }
+    }
+
+    /// The snapshot asked for after an unknown write outcome: the catalog becomes exactly what
+    /// storage holds, and every intent is rebuilt from it.
+    pub fn on_snapshot(&mut self, ctx: &mut Ctx, (catalog, fence): (Catalog, Option<Vec<u8>>)) {
+        let (now, config) = (ctx.now, ctx.config);
+        if !self.writes.idle() {
+            return; // the barrier is already in flight: this is a duplicate snapshot
+        }
+        self.catalog = catalog;
+        self.writes.reset_fence(fence);
+        for (&id, cluster) in &self.catalog.clusters {
+            match self.clusters.get_mut(&id) {
+                Some(rt) => rt.reset_intent(cluster, now),
+                None => {
+                    self.clusters.insert(id, ClusterRuntime::new(cluster, now, config));
+                }
+            }
+        }
+        self.creating_clusters.clear();
+        self.writes.flush_barrier(self.term, &mut ctx.out.outputs);
+    }
+
+    /// Applies an acknowledged change, then makes it visible.
+    fn land(&mut self, ctx: &mut Ctx, change: Change) {
+        for m in &change.mutations {
+            self.catalog.apply(m).expect("the leader writes only changes consistent with its catalog");
+        }
+        // A new cluster's runtime is built from the whole change (its id ceiling and schema).
+        let fresh = !self.clusters.contains_key(&change.cluster);
+        if fresh {
+            let cluster = self.catalog.cluster(change.cluster);
+            self.clusters.insert(change.cluster, ClusterRuntime::new(cluster, ctx.now, ctx.config));
+        }
+        for m in &change.mutations {
+            self.after_apply(ctx, m);
+        }
+        if let Some((request, response)) = change.reply {
+            ctx.out.reply(request, Ok(response));
+        }
+        let (Some(cluster), Some(rt)) = (self.catalog.clusters.get(&change.cluster), self.clusters.get(&change.cluster))
+        else {
+            return;
+        };
+        for &(shard, notice) in &change.notify {
+            let rec = cluster.shard(shard);
+            for node in rec.replicas() {
+                let role = if rec.leader == Some(node) { Role::Leader } else { Role::Follower };
+                let kind = match notice {
+                    Notice::Created(table) => CommandKind::CreateTable { table },
+                    Notice::Dropped(table) => CommandKind::DropTable { table },
+                    Notice::Resync => open_kind(cluster, shard, role),
+                };
+                let cmd = ShardCommand { shard, version: Version(rec.version), term: self.term, kind };
+                push_command(ctx, self.term, cluster, rt, NodeId(node), cmd);
+            }
+        }
+        for &(node, shard) in &change.closes {
+            let version = Version(cluster.shard(shard).version);
+            let cmd = ShardCommand { shard, version, term: self.term, kind: CommandKind::Close };
+            push_command(ctx, self.term, cluster, rt, node, cmd);
+        }
+    }
+
+    /// Keeps the runtime in step with one landed mutation.
+    fn after_apply(&mut self, ctx: &mut Ctx, m: &Mutation) {
+        let c = m.cluster();
+        if let Mutation::PutCluster(r) = m {
+            self.creating_clusters.remove(&r.name);
+            return;
+        }
+        let cluster = self.catalog.cluster(c);
+        let rt = self.clusters.get_mut(&c).expect("every cluster in the catalog has a runtime");
+        match m {
+            Mutation::PutShard(_, s) => rt.shard_landed(ShardId(s.id)),
+            Mutation::PutSchema(_, s) => {
+                rt.creating_schemas.remove(&s.name);
+            }
+            Mutation::PutNode(_, n) => {
+                rt.registering.remove(&n.name);
+                if n.id as usize == rt.nodes.len() {
+                    rt.add_node(NodeId(n.id), ctx.now);
+                }
+            }
+            Mutation::PutTable(_, t) => {
+                let waiters = rt.creating.remove(&(SchemaId(t.schema), t.name.clone())).unwrap_or_default();
+                if !waiters.is_empty() {
+                    let info = views::table_info(cluster, cluster.tables.get(&TableId(t.id)).expect("just applied"));
+                    for w in waiters {
+                        let response = super::output::Response::TableCreated { table: info.clone(), created: false };
+                        ctx.out.reply(w, Ok(response));
+                    }
+                }
+            }
+            Mutation::DeleteTable(_, t) => {
+                rt.dropping.remove(t);
+            }
+            Mutation::PutCluster(_) | Mutation::PutEpoch(..) | Mutation::PutIdCeiling(..) => {}
+        }
+    }
+}
+
+/// An `Open` that carries the shard's whole table set.
+fn open_kind(cluster: &ClusterCatalog, shard: ShardId, role: Role) -> CommandKind {
+    CommandKind::Open { role, tables: cluster.shard_tables[shard.index()].iter().copied().collect() }
+}
+
+/// Pushes a command to a node between heartbeats, if it has a stream. Lost pushes are harmless:
+/// the next heartbeat shows the difference and the command is sent again.
+fn push_command(ctx: &mut Ctx, term: Term, cluster: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId, cmd: ShardCommand) {
+    let n = &rt.nodes[node.index()];
+    if let (true, Some(session)) = (n.online, n.session) {
+        let message = NodeMessage {
+            term,
+            epoch: cluster.epoch,
+            lease: None,
+            commands: vec![cmd],
+            heartbeat_interval_ms: ctx.config.heartbeat_interval_ms,
+        };
+        ctx.out.push(Output::ToNode { session, message });
+    }
+}

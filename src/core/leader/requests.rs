@@ -1,0 +1,311 @@
+//! Requests: queries are answered from the catalog at once; changes are validated against the
+//! intent (so that two creates of one name cannot both pass), queued, and answered when their
+//! write lands.
+
+use super::runtime::ClusterRuntime;
+use super::views::{self, schema_id};
+use super::writes::{Change, Notice};
+use super::{Ctx, Leader};
+use crate::core::config::PlantedBug;
+use crate::core::error::{MetaError, MetaResult};
+use crate::core::ids::*;
+use crate::core::input::{ClusterSpec, CreateTable, Request};
+use crate::core::model::*;
+use crate::core::output::{Response, TableInfo};
+use crate::core::storage::Mutation;
+use crate::core::validate;
+
+/// How a request was handled.
+enum Handled {
+    Reply(Response),
+    /// A change was queued; its landing answers the request.
+    Queued,
+    /// The request waits on someone else's change.
+    Waiting,
+}
+
+impl Leader {
+    pub fn on_request(&mut self, ctx: &mut Ctx, id: RequestId, req: &Request) {
+        let result = self.ready(ctx.now).and_then(|()| self.dispatch(ctx, id, req));
+        match result {
+            Ok(Handled::Reply(r)) => ctx.out.reply(id, Ok(r)),
+            Ok(Handled::Queued | Handled::Waiting) => {}
+            Err(e) => ctx.out.reply(id, Err(e)),
+        }
+    }
+
+    fn dispatch(&mut self, ctx: &mut Ctx, id: RequestId, req: &Request) -> MetaResult<Handled> {
+        let reply = |r| Ok(Handled::Reply(r));
+        match req {
+            Request::CreateCluster(spec) => self.create_cluster(ctx, id, spec),
+            Request::ListClusters => reply(Response::Clusters(self.catalog.clusters.values().map(views::cluster_info).collect())),
+            Request::ClusterView { cluster } => {
+                let (c, rt) = self.cluster(cluster)?;
+                reply(Response::View(views::view(c, rt, self.term)))
+            }
+            Request::CreateSchema { cluster, name, if_not_exists } => self.create_schema(ctx, id, cluster, name, *if_not_exists),
+            Request::CreateTable(ct) => self.create_table(ctx, id, ct),
+            Request::DropTable { cluster, schema, name } => self.drop_table(ctx, id, cluster, schema, name),
+            Request::RouteTables { cluster, schema, tables } => {
+                if tables.len() > ctx.config.tables_per_route_max {
+                    return Err(MetaError::InvalidArgument(format!(
+                        "{} tables in one route request; the limit is {}",
+                        tables.len(),
+                        ctx.config.tables_per_route_max
+                    )));
+                }
+                reply(views::routes(self.cluster(cluster)?.0, schema, tables)?)
+            }
+            Request::ListNodes { cluster } => {
+                let (c, rt) = self.cluster(cluster)?;
+                reply(Response::Nodes(views::nodes(c, rt)))
+            }
+            Request::ListShards { cluster } => {
+                let (c, rt) = self.cluster(cluster)?;
+                reply(Response::Shards(views::shards(c, rt)))
+            }
+            Request::ListTables { cluster, schema } => reply(Response::Tables(views::tables(self.cluster(cluster)?.0, schema.as_deref())?)),
+        }
+    }
+
+    fn cluster(&self, name: &str) -> MetaResult<(&ClusterCatalog, &ClusterRuntime)> {
+        let c = self.catalog.cluster_by_name(name).ok_or_else(|| MetaError::NotFound(format!("cluster {name:?}")))?;
+        Ok((c, &self.clusters[&c.id()]))
+    }
+
+    /// Refuses a change when the write queue is full.
+    fn check_backlog(&self, ctx: &Ctx) -> MetaResult<()> {
+        if self.writes.backlog() >= ctx.config.changes_queued_max {
+            return Err(MetaError::ResourceExhausted(format!(
+                "{} changes are waiting to be written; retry later",
+                self.writes.backlog()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Queues a change whose landing answers `id` (or answers at once under a planted bug).
+    fn queue_reply(&mut self, ctx: &mut Ctx, id: RequestId, mut change: Change, response: Response) -> MetaResult<Handled> {
+        if ctx.config.has_bug(PlantedBug::ReplyBeforePersist) {
+            ctx.out.reply(id, Ok(response));
+        } else {
+            change.reply = Some((id, response));
+        }
+        self.writes.queue(change);
+        Ok(Handled::Queued)
+    }
+
+    fn create_cluster(&mut self, ctx: &mut Ctx, id: RequestId, spec: &ClusterSpec) -> MetaResult<Handled> {
+        let cfg = ctx.config;
+        validate::name("cluster name", &spec.name, cfg.name_len_max)?;
+        if spec.shard_count == 0 || spec.shard_count > cfg.shards_per_cluster_max {
+            return Err(MetaError::InvalidArgument(format!(
+                "shard count {} is outside 1..={}",
+                spec.shard_count, cfg.shards_per_cluster_max
+            )));
+        }
+        if spec.followers_per_shard > cfg.followers_per_shard_max {
+            return Err(MetaError::InvalidArgument(format!(
+                "{} followers per shard; the limit is {}",
+                spec.followers_per_shard, cfg.followers_per_shard_max
+            )));
+        }
+        if spec.min_nodes == 0 {
+            return Err(MetaError::InvalidArgument("min_nodes must be at least 1".into()));
+        }
+        if self.catalog.cluster_by_name.contains_key(&spec.name) {
+            return Err(MetaError::AlreadyExists(format!("cluster {:?}", spec.name)));
+        }
+        if self.creating_clusters.contains_key(&spec.name) {
+            return Err(MetaError::Unavailable(format!("cluster {:?} is being created; retry", spec.name)));
+        }
+        if self.catalog.clusters.len() + self.creating_clusters.len() >= cfg.clusters_max {
+            return Err(MetaError::ResourceExhausted(format!("{} clusters, the most this service keeps", cfg.clusters_max)));
+        }
+        self.check_backlog(ctx)?;
+        let last = self.catalog.clusters.keys().chain(self.creating_clusters.values()).max().map_or(0, |c| c.0);
+        let cid = ClusterId(last + 1);
+        let record = ClusterRecord {
+            id: cid.0,
+            name: spec.name.clone(),
+            shard_count: spec.shard_count,
+            followers_per_shard: spec.followers_per_shard,
+            topology: ClusterRecord::topology_code(spec.topology),
+            min_nodes: spec.min_nodes,
+        };
+        let mut change = Change::new(cid);
+        change.mutations.push(Mutation::PutCluster(record));
+        // Id 0 is the `public` schema; the allocator starts above it.
+        change.mutations.push(Mutation::PutIdCeiling(cid, cfg.id_block));
+        change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: 0, name: "public".into() }));
+        self.creating_clusters.insert(spec.name.clone(), cid);
+        let info = crate::core::output::ClusterInfo {
+            id: cid,
+            name: spec.name.clone(),
+            shard_count: spec.shard_count,
+            followers_per_shard: spec.followers_per_shard,
+            topology: spec.topology,
+            min_nodes: spec.min_nodes,
+            epoch: Epoch(0),
+        };
+        self.queue_reply(ctx, id, change, Response::Cluster(info))
+    }
+
+    fn create_schema(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, name: &str, if_not_exists: bool) -> MetaResult<Handled> {
+        validate::name("schema name", name, ctx.config.name_len_max)?;
+        let c = self.catalog.cluster_by_name(cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {cluster:?}")))?;
+        let cid = c.id();
+        if let Some(&sid) = c.schema_by_name.get(name) {
+            if if_not_exists {
+                return Ok(Handled::Reply(Response::SchemaCreated { id: sid, created: false }));
+            }
+            return Err(MetaError::AlreadyExists(format!("schema {name:?} in cluster {cluster:?}")));
+        }
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        if rt.creating_schemas.contains(name) {
+            return Err(MetaError::Unavailable(format!("schema {name:?} is being created; retry")));
+        }
+        if c.schemas.len() + rt.creating_schemas.len() >= ctx.config.schemas_per_cluster_max {
+            return Err(MetaError::ResourceExhausted(format!("cluster {cluster:?} has the most schemas it takes")));
+        }
+        self.check_backlog(ctx)?;
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let mut change = Change::new(cid);
+        let sid = rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
+        change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: sid, name: name.to_owned() }));
+        rt.creating_schemas.insert(name.to_owned());
+        self.queue_reply(ctx, id, change, Response::SchemaCreated { id: SchemaId(sid), created: true })
+    }
+
+    fn create_table(&mut self, ctx: &mut Ctx, id: RequestId, ct: &CreateTable) -> MetaResult<Handled> {
+        check_table_request(ctx, ct)?;
+        let c = self.catalog.cluster_by_name(&ct.cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {:?}", ct.cluster)))?;
+        let cid = c.id();
+        let sid = schema_id(c, &ct.schema)?;
+        if let Some(t) = c.table_by_name(sid, &ct.name) {
+            if ct.if_not_exists {
+                return Ok(Handled::Reply(Response::TableCreated { table: views::table_info(c, t), created: false }));
+            }
+            return Err(MetaError::AlreadyExists(format!("table {:?} in schema {:?}", ct.name, ct.schema)));
+        }
+        let key = (sid, ct.name.clone());
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        if let Some(waiters) = rt.creating.get_mut(&key) {
+            if ct.if_not_exists {
+                waiters.push(id);
+                return Ok(Handled::Waiting);
+            }
+            return Err(MetaError::Unavailable(format!("table {:?} is being created; retry", ct.name)));
+        }
+        let partitions = ct.partition.as_ref().map_or(0, |p| p.partition_count);
+        if rt.tables + 1 + partitions as usize > ctx.config.tables_per_cluster_max {
+            return Err(MetaError::ResourceExhausted(format!("cluster {:?} has the most tables it takes", ct.cluster)));
+        }
+        self.check_backlog(ctx)?;
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let mut change = Change::new(cid);
+        let parent_id = rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
+        let mut tables = vec![TableRecord {
+            id: parent_id,
+            schema: sid.0,
+            name: ct.name.clone(),
+            shard: 0,
+            encoded_schema: ct.encoded_schema.clone(),
+            options: ct.options.clone(),
+            parent: None,
+            partition: None,
+        }];
+        if let Some(p) = &ct.partition {
+            let subs: Vec<u64> = (0..p.partition_count).map(|_| rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations)).collect();
+            for (i, &sub) in subs.iter().enumerate() {
+                // Sub-tables share the parent's schema and options; storing them once keeps the
+                // whole create inside one transaction's size.
+                tables.push(TableRecord { id: sub, schema: sid.0, name: format!("__{}_{i}", ct.name), parent: Some(parent_id), ..Default::default() });
+            }
+            tables[0].partition = Some(PartitionRecord { encoded: p.encoded.clone(), sub_tables: subs });
+        }
+        for t in &mut tables {
+            let shard = rt.placement.first().expect("a cluster has at least one shard").1;
+            t.shard = shard.0;
+            rt.count_tables(shard, 1);
+            change.notify(shard, Notice::Created(TableId(t.id)));
+        }
+        stage_version_bumps(rt, c, &mut change);
+        rt.tables += tables.len();
+        rt.creating.insert(key, Vec::new());
+        let mut info = TableInfo { id: TableId(parent_id), schema: ct.schema.clone(), name: ct.name.clone(), shard: ShardId(tables[0].shard), sub_tables: Vec::new() };
+        info.sub_tables = tables[1..].iter().map(|t| TableId(t.id)).collect();
+        change.mutations.extend(tables.into_iter().map(|t| Mutation::PutTable(cid, t)));
+        self.queue_reply(ctx, id, change, Response::TableCreated { table: info, created: true })
+    }
+
+    fn drop_table(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, schema: &str, name: &str) -> MetaResult<Handled> {
+        let c = self.catalog.cluster_by_name(cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {cluster:?}")))?;
+        let cid = c.id();
+        let sid = schema_id(c, schema)?;
+        let t = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
+        if let Some(parent) = t.parent {
+            return Err(MetaError::FailedPrecondition(format!(
+                "{name:?} is a sub-table of {:?}; drop that table instead",
+                c.tables[&TableId(parent)].name
+            )));
+        }
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let tid = TableId(t.id);
+        if rt.dropping.contains(&tid) {
+            return Err(MetaError::Unavailable(format!("table {name:?} is being dropped; retry")));
+        }
+        self.check_backlog(ctx)?;
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let subs = t.partition.as_ref().map(|p| p.sub_tables.clone()).unwrap_or_default();
+        let mut change = Change::new(cid);
+        for table in std::iter::once(tid).chain(subs.into_iter().map(TableId)) {
+            let shard = ShardId(c.tables[&table].shard);
+            rt.count_tables(shard, -1);
+            rt.dropping.insert(table);
+            change.notify(shard, Notice::Dropped(table));
+            change.mutations.push(Mutation::DeleteTable(cid, table));
+        }
+        rt.tables -= change.mutations.len();
+        stage_version_bumps(rt, c, &mut change);
+        self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
+    }
+}
+
+/// Every shard a change notifies gets one new version: its table set changed.
+fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change) {
+    for &(shard, _) in &change.notify {
+        let mut rec = rt.intended(c, shard).clone();
+        rec.version += 1;
+        rt.set_intended(c, rec.clone());
+        change.mutations.push(Mutation::PutShard(c.id(), rec));
+    }
+}
+
+fn check_table_request(ctx: &Ctx, ct: &CreateTable) -> MetaResult<()> {
+    let cfg = ctx.config;
+    validate::table_name(&ct.name, cfg.name_len_max)?;
+    if ct.encoded_schema.len() > cfg.encoded_schema_bytes_max {
+        return Err(MetaError::InvalidArgument(format!(
+            "encoded schema of table {:?} is {} bytes; the limit is {}",
+            ct.name,
+            ct.encoded_schema.len(),
+            cfg.encoded_schema_bytes_max
+        )));
+    }
+    if ct.options.len() > cfg.table_options_max {
+        return Err(MetaError::InvalidArgument(format!("{} table options; the limit is {}", ct.options.len(), cfg.table_options_max)));
+    }
+    if let Some((k, _)) = ct.options.iter().find(|(k, v)| k.is_empty() || k.len() + v.len() > cfg.option_bytes_max) {
+        return Err(MetaError::InvalidArgument(format!("table option {k:?} is empty or longer than {} bytes", cfg.option_bytes_max)));
+    }
+    if let Some(p) = &ct.partition {
+        if p.partition_count == 0 || p.partition_count > cfg.partitions_max {
+            return Err(MetaError::InvalidArgument(format!(
+                "partition count {} is outside 1..={}",
+                p.partition_count, cfg.partitions_max
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! What the leader knows beyond the catalog, none of it durable:
+//! - liveness, sessions and stats of nodes, and shard leases (rebuilt with a grace period after a
+//!   meta leader change);
+//! - the *intent*: the state the catalog will have once every queued write lands. Decisions read
+//!   the intent so that two decisions never build on the same old state; replies, routes and
+//!   commands read only the catalog.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::core::config::{CoreConfig, PlantedBug};
+use crate::core::ids::*;
+use crate::core::input::NodeStats;
+use crate::core::model::{ClusterCatalog, ShardRecord};
+use crate::core::storage::Mutation;
+use crate::core::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct NodeRuntime {
+    pub session: Option<SessionId>,
+    pub incarnation: u64,
+    pub last_seq: u64,
+    pub last_heartbeat: Instant,
+    pub online: bool,
+    pub stats: NodeStats,
+    /// Intended leader shards on the node.
+    pub leaders: u32,
+    /// Intended replicas (leader or follower) on the node.
+    pub replicas: u32,
+}
+
+impl NodeRuntime {
+    /// A node seen alive at `now` (registered, or inherited by a new leader as a grace period).
+    fn fresh(now: Instant) -> NodeRuntime {
+        NodeRuntime {
+            session: None,
+            incarnation: 0,
+            last_seq: 0,
+            last_heartbeat: now,
+            online: true,
+            stats: NodeStats::default(),
+            leaders: 0,
+            replicas: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ShardRuntime {
+    /// The node whose lease for this shard may still be valid, and until when (meta's clock).
+    pub lease_holder: Option<NodeId>,
+    pub lease_until: Instant,
+    /// Queued or in-flight changes to this shard's record.
+    pub pending: u32,
+    /// The leader reported the shard ready at the current version.
+    pub leader_ready: bool,
+    pub load: f64,
+}
+
+/// Online nodes ordered by how loaded they are, for placement.
+#[derive(Clone, Debug, Default)]
+pub struct LoadIndex {
+    by_leaders: BTreeSet<(u32, u32, NodeId)>,
+    by_replicas: BTreeSet<(u32, NodeId)>,
+}
+
+impl LoadIndex {
+    fn insert(&mut self, id: NodeId, n: &NodeRuntime) {
+        self.by_leaders.insert((n.leaders, n.replicas, id));
+        self.by_replicas.insert((n.replicas, id));
+    }
+
+    fn remove(&mut self, id: NodeId, n: &NodeRuntime) {
+        self.by_leaders.remove(&(n.leaders, n.replicas, id));
+        self.by_replicas.remove(&(n.replicas, id));
+    }
+
+    /// Online nodes, fewest leader shards first.
+    pub fn by_leaders(&self) -> impl DoubleEndedIterator<Item = NodeId> + '_ {
+        self.by_leaders.iter().map(|&(_, _, id)| id)
+    }
+
+    /// Online nodes, fewest replicas first.
+    pub fn by_replicas(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.by_replicas.iter().map(|&(_, id)| id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_replicas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_replicas.is_empty()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterRuntime {
+    pub nodes: Vec<NodeRuntime>,
+    pub shards: Vec<ShardRuntime>,
+    pub load: LoadIndex,
+    /// The latest intended record of every shard with pending changes.
+    pub shard_intent: BTreeMap<ShardId, ShardRecord>,
+    /// Intended shards without a leader.
+    pub unassigned: BTreeSet<ShardId>,
+    /// Intended shards with a leader transfer in progress.
+    pub transfers: BTreeSet<ShardId>,
+    /// A node joined or came back since follower deficits were last looked for.
+    pub deficit_scan_due: bool,
+    /// Tables being created, with the if-not-exists requests waiting on them.
+    pub creating: BTreeMap<(SchemaId, String), Vec<RequestId>>,
+    pub dropping: BTreeSet<TableId>,
+    pub creating_schemas: BTreeSet<String>,
+    pub registering: BTreeSet<String>,
+    /// Intended table count per shard, and the shards ordered by it for placement.
+    pub table_counts: Vec<u32>,
+    pub placement: BTreeSet<(u32, ShardId)>,
+    pub tables: usize,
+    pub next_id: u64,
+    pub id_ceiling: u64,
+    pub epoch: Epoch,
+}
+
+impl ClusterRuntime {
+    /// A runtime for a leader that just took over: every node is treated as alive and every
+    /// assigned shard as leased for one more lease, so that a meta failover never causes a shard
+    /// failover by itself.
+    pub fn new(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> ClusterRuntime {
+        let shards = cluster
+            .shards
+            .iter()
+            .map(|s| ShardRuntime {
+                lease_holder: s.leader.map(NodeId),
+                lease_until: now + config.lease(),
+                ..Default::default()
+            })
+            .collect();
+        let mut rt = ClusterRuntime {
+            nodes: Vec::new(),
+            shards,
+            load: LoadIndex::default(),
+            shard_intent: BTreeMap::new(),
+            unassigned: BTreeSet::new(),
+            transfers: BTreeSet::new(),
+            deficit_scan_due: true,
+            creating: BTreeMap::new(),
+            dropping: BTreeSet::new(),
+            creating_schemas: BTreeSet::new(),
+            registering: BTreeSet::new(),
+            table_counts: Vec::new(),
+            placement: BTreeSet::new(),
+            tables: 0,
+            next_id: 0,
+            id_ceiling: 0,
+            epoch: Epoch(0),
+        };
+        rt.reset_intent(cluster, now);
+        rt
+    }
+
+    /// Forgets every pending change: the intent becomes the catalog again. Liveness and leases
+    /// are kept. A new allocation block starts at the durable ceiling, so an id handed out in a
+    /// write whose outcome is unknown is never handed out again.
+    pub fn reset_intent(&mut self, cluster: &ClusterCatalog, now: Instant) {
+        // A registration whose outcome was unknown may have landed.
+        while self.nodes.len() < cluster.nodes.len() {
+            self.nodes.push(NodeRuntime::fresh(now));
+        }
+        for s in &mut self.shards {
+            s.pending = 0;
+        }
+        self.shard_intent.clear();
+        self.creating.clear();
+        self.dropping.clear();
+        self.creating_schemas.clear();
+        self.registering.clear();
+        for n in &mut self.nodes {
+            n.leaders = 0;
+            n.replicas = 0;
+        }
+        self.unassigned.clear();
+        self.transfers.clear();
+        self.deficit_scan_due = true;
+        for s in &cluster.shards {
+            self.index_shard(s);
+            let planned = planned(s);
+            if let Some(l) = planned.leader {
+                self.nodes[l as usize].leaders += 1;
+            }
+            for r in planned.replicas() {
+                self.nodes[r as usize].replicas += 1;
+            }
+        }
+        self.rebuild_load_index();
+        self.table_counts = cluster.shard_tables.iter().map(|t| t.len() as u32).collect();
+        self.placement = self.table_counts.iter().enumerate().map(|(i, &n)| (n, ShardId(i as u32))).collect();
+        self.tables = cluster.tables.len();
+        self.next_id = cluster.id_ceiling;
+        self.id_ceiling = cluster.id_ceiling;
+        self.epoch = cluster.epoch;
+    }
+
+    fn rebuild_load_index(&mut self) {
+        self.load = LoadIndex::default();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.online {
+                self.load.insert(NodeId(i as u32), n);
+            }
+        }
+    }
+
+    /// A node registration landed.
+    pub fn add_node(&mut self, id: NodeId, now: Instant) {
+        assert_eq!(id.index(), self.nodes.len(), "nodes register densely");
+        let node = NodeRuntime::fresh(now);
+        self.load.insert(id, &node);
+        self.nodes.push(node);
+        self.deficit_scan_due = true;
+    }
+
+    pub fn set_online(&mut self, id: NodeId, online: bool) {
+        let node = &mut self.nodes[id.index()];
+        if node.online == online {
+            return;
+        }
+        if online {
+            self.deficit_scan_due = true;
+            node.online = true;
+            self.load.insert(id, &self.nodes[id.index()]);
+        } else {
+            self.load.remove(id, node);
+            node.online = false;
+        }
+    }
+
+    /// The record the shard will have once pending writes land.
+    pub fn intended<'a>(&'a self, cluster: &'a ClusterCatalog, id: ShardId) -> &'a ShardRecord {
+        self.shard_intent.get(&id).unwrap_or_else(|| cluster.shard(id))
+    }
+
+    /// Records a decided (not yet durable) shard record and keeps the load counters in step.
+    /// Load counters count a shard in transfer as already moved, so that planning does not pile
+    /// more work on the node it is leaving.
+    pub fn set_intended(&mut self, cluster: &ClusterCatalog, new: ShardRecord) {
+        let id = ShardId(new.id);
+        let old = planned(self.intended(cluster, id));
+        for r in old.replicas() {
+            self.adjust(NodeId(r), old.leader == Some(r), -1);
+        }
+        let after = planned(&new);
+        for r in after.replicas() {
+            self.adjust(NodeId(r), after.leader == Some(r), 1);
+        }
+        self.index_shard(&new);
+        self.shards[id.index()].pending += 1;
+        self.shard_intent.insert(id, new);
+    }
+
+    fn index_shard(&mut self, s: &ShardRecord) {
+        let id = ShardId(s.id);
+        if s.leader.is_none() {
+            self.unassigned.insert(id);
+        } else {
+            self.unassigned.remove(&id);
+        }
+        if s.transfer.is_some() {
+            self.transfers.insert(id);
+        } else {
+            self.transfers.remove(&id);
+        }
+    }
+
+    /// Whether every lease any node may hold for the shard has surely ended.
+    pub fn lease_expired(&self, shard: ShardId, now: Instant, config: &CoreConfig) -> bool {
+        let s = &self.shards[shard.index()];
+        s.lease_holder.is_none() || config.has_bug(PlantedBug::SkipLeaseWait) || now > s.lease_until + config.clock_drift()
+    }
+
+    fn adjust(&mut self, id: NodeId, leader: bool, delta: i32) {
+        let node = &mut self.nodes[id.index()];
+        let online = node.online;
+        if online {
+            self.load.remove(id, node);
+        }
+        let node = &mut self.nodes[id.index()];
+        node.replicas = node.replicas.checked_add_signed(delta).expect("replica count stays in range");
+        if leader {
+            node.leaders = node.leaders.checked_add_signed(delta).expect("leader count stays in range");
+        }
+        if online {
+            self.load.insert(id, &self.nodes[id.index()]);
+        }
+    }
+
+    /// A shard record landed: once its last pending change has landed the intent is the catalog.
+    pub fn shard_landed(&mut self, id: ShardId) {
+        let s = &mut self.shards[id.index()];
+        s.pending = s.pending.checked_sub(1).expect("a landed change was pending");
+        if s.pending == 0 {
+            self.shard_intent.remove(&id);
+        }
+    }
+
+    /// Hands out an id, raising the stored ceiling in the same change when the block runs out.
+    pub fn alloc_id(&mut self, cluster: ClusterId, block: u64, mutations: &mut Vec<Mutation>) -> u64 {
+        if self.next_id >= self.id_ceiling {
+            self.id_ceiling = self.next_id + block;
+            mutations.push(Mutation::PutIdCeiling(cluster, self.id_ceiling));
+        }
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
+    /// Moves a shard's place in the placement order by `delta` tables.
+    pub fn count_tables(&mut self, shard: ShardId, delta: i32) {
+        let n = &mut self.table_counts[shard.index()];
+        self.placement.remove(&(*n, shard));
+        *n = n.checked_add_signed(delta).expect("table count stays in range");
+        self.placement.insert((*n, shard));
+    }
+
+    /// Whether `node` may be given a lease for `shard`: no other node's lease may still be
+    /// valid, counting clock drift.
+    pub fn lease_free_for(&self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
+        self.shards[shard.index()].lease_holder == Some(node) || self.lease_expired(shard, now, config)
+    }
+}
+
+/// The record a shard will have once its transfer (if any) finishes with the planned target: the
+/// target leads, and the old leader takes the target's follower slot if it had one.
+pub fn planned(s: &ShardRecord) -> ShardRecord {
+    let Some(t) = s.transfer else { return s.clone() };
+    let mut after = s.clone();
+    after.transfer = None;
+    after.leader = Some(t.to);
+    match after.followers.iter_mut().find(|f| **f == t.to) {
+        Some(slot) => *slot = t.from,
+        None => {}
+    }
+    after
+}

@@ -1,0 +1,45 @@
+//! The leader's periodic work: failure detection, then a scheduling pass per cluster whose
+//! decisions are queued as changes.
+
+use super::writes::{Change, Notice};
+use super::{Ctx, Leader};
+use crate::core::ids::*;
+use crate::core::scheduler::{MoveReason, Planner};
+use crate::core::storage::Mutation;
+
+impl Leader {
+    pub fn on_tick(&mut self, ctx: &mut Ctx) {
+        if self.ready(ctx.now).is_err() {
+            return;
+        }
+        for rt in self.clusters.values_mut() {
+            for i in 0..rt.nodes.len() {
+                let n = &rt.nodes[i];
+                if n.online && ctx.now > n.last_heartbeat + ctx.config.lease() {
+                    rt.set_online(NodeId(i as u32), false);
+                }
+            }
+        }
+        // Leave room in the queue for requests: scheduling can wait a tick.
+        if self.writes.backlog() >= ctx.config.changes_queued_max / 2 {
+            return;
+        }
+        for (&cid, rt) in self.clusters.iter_mut() {
+            let cluster = self.catalog.cluster(cid);
+            for m in Planner::new(cluster, rt, ctx.now, ctx.config).plan() {
+                let shard = ShardId(m.record.id);
+                let mut change = Change::new(cid);
+                rt.epoch = rt.epoch.next();
+                change.mutations.push(Mutation::PutEpoch(cid, rt.epoch));
+                change.mutations.push(Mutation::PutShard(cid, m.record));
+                // A transfer start only asks the old leader to let go; everything else re-opens
+                // the shard on its replicas at the new version.
+                if m.reason != MoveReason::StartTransfer {
+                    change.notify(shard, Notice::Resync);
+                }
+                change.closes = m.closes.into_iter().map(|n| (n, shard)).collect();
+                self.writes.queue(change);
+            }
+        }
+    }
+}

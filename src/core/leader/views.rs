@@ -1,0 +1,128 @@
+//! Read-only answers built from the catalog (never from the intent: nothing unacknowledged is
+//! ever visible) plus runtime liveness.
+
+use super::runtime::ClusterRuntime;
+use crate::core::error::{MetaError, MetaResult};
+use crate::core::ids::*;
+use crate::core::model::{ClusterCatalog, TableRecord};
+use crate::core::output::*;
+
+pub fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
+    let r = &c.record;
+    ClusterInfo {
+        id: ClusterId(r.id),
+        name: r.name.clone(),
+        shard_count: r.shard_count,
+        followers_per_shard: r.followers_per_shard,
+        topology: r.topology(),
+        min_nodes: r.min_nodes,
+        epoch: c.epoch,
+    }
+}
+
+pub fn table_info(c: &ClusterCatalog, t: &TableRecord) -> TableInfo {
+    TableInfo {
+        id: TableId(t.id),
+        schema: c.schemas[&SchemaId(t.schema)].name.clone(),
+        name: t.name.clone(),
+        shard: ShardId(t.shard),
+        sub_tables: t.partition.as_ref().map(|p| p.sub_tables.iter().map(|&id| TableId(id)).collect()).unwrap_or_default(),
+    }
+}
+
+pub fn schema_id(c: &ClusterCatalog, schema: &str) -> MetaResult<SchemaId> {
+    c.schema_by_name
+        .get(schema)
+        .copied()
+        .ok_or_else(|| MetaError::NotFound(format!("schema {schema:?} in cluster {:?}", c.record.name)))
+}
+
+fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {
+    let n = c.node(NodeId(node));
+    Endpoint { name: n.name.clone(), endpoint: n.endpoint.clone() }
+}
+
+pub fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult<Response> {
+    let sid = schema_id(c, schema)?;
+    let mut routes = Vec::with_capacity(tables.len());
+    for name in tables {
+        let t = c
+            .table_by_name(sid, name)
+            .ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
+        let s = c.shard(ShardId(t.shard));
+        routes.push(TableRoute {
+            table: name.clone(),
+            table_id: TableId(t.id),
+            shard: ShardId(s.id),
+            version: Version(s.version),
+            leader: s.leader.map(|l| endpoint(c, l)),
+            followers: s.followers.iter().map(|&f| endpoint(c, f)).collect(),
+        });
+    }
+    Ok(Response::Routes { epoch: c.epoch, routes })
+}
+
+pub fn nodes(c: &ClusterCatalog, rt: &ClusterRuntime) -> Vec<NodeInfo> {
+    c.nodes
+        .iter()
+        .zip(&rt.nodes)
+        .enumerate()
+        .map(|(i, (n, live))| NodeInfo {
+            name: n.name.clone(),
+            endpoint: n.endpoint.clone(),
+            zone: n.zone.clone(),
+            state: if live.online { NodeState::Online } else { NodeState::Offline },
+            shards: c.node_shards[i].iter().filter(|s| c.shard(**s).leader == Some(i as u32)).count() as u32,
+            stats: live.stats,
+        })
+        .collect()
+}
+
+pub fn shard_status(c: &ClusterCatalog, rt: &ClusterRuntime, id: ShardId) -> ShardStatus {
+    let s = c.shard(id);
+    match s.leader {
+        None => ShardStatus::Unassigned,
+        Some(_) if s.transfer.is_some() => ShardStatus::Transferring,
+        Some(l) if !rt.nodes[l as usize].online => ShardStatus::Offline,
+        Some(_) if rt.shards[id.index()].leader_ready => ShardStatus::Ready,
+        Some(_) => ShardStatus::Opening,
+    }
+}
+
+pub fn shards(c: &ClusterCatalog, rt: &ClusterRuntime) -> Vec<ShardInfo> {
+    let name = |n: u32| c.node(NodeId(n)).name.clone();
+    c.shards
+        .iter()
+        .map(|s| ShardInfo {
+            id: ShardId(s.id),
+            version: Version(s.version),
+            leader: s.leader.map(name),
+            followers: s.followers.iter().map(|&f| name(f)).collect(),
+            status: shard_status(c, rt, ShardId(s.id)),
+            tables: c.shard_tables[s.id as usize].len() as u32,
+        })
+        .collect()
+}
+
+pub fn tables(c: &ClusterCatalog, schema: Option<&str>) -> MetaResult<Vec<TableInfo>> {
+    let filter = schema.map(|s| schema_id(c, s)).transpose()?;
+    Ok(c.tables
+        .values()
+        .filter(|t| filter.is_none_or(|sid| sid.0 == t.schema))
+        .map(|t| table_info(c, t))
+        .collect())
+}
+
+pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term) -> ClusterView {
+    let online = rt.nodes.iter().filter(|n| n.online).count() as u32;
+    let statuses = || (0..c.record.shard_count).map(|i| shard_status(c, rt, ShardId(i)));
+    ClusterView {
+        cluster: cluster_info(c),
+        term,
+        nodes_online: online,
+        nodes_offline: rt.nodes.len() as u32 - online,
+        shards_ready: statuses().filter(|s| *s == ShardStatus::Ready).count() as u32,
+        shards_unassigned: statuses().filter(|s| *s == ShardStatus::Unassigned).count() as u32,
+        tables: c.tables.len() as u32,
+    }
+}

@@ -1,0 +1,228 @@
+//! [`MetaCore`]: the front door of the sans-IO core.
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::CoreConfig;
+use super::error::MetaError;
+use super::ids::*;
+use super::input::{Heartbeat, Leadership, Request};
+use super::leader::{AfterWrite, Ctx, Leader};
+use super::model::Catalog;
+use super::outbox::Outbox;
+use super::output::Output;
+use super::storage::{DecodeError, WriteResult, FENCE_KEY};
+use super::time::{Duration, Instant};
+
+/// Why the core wants to be woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// A request reaches its deadline.
+    RequestDeadline,
+    /// The scheduler's next pass (failure detection, failover, assignment, balance).
+    SchedulerTick,
+    /// Leadership lapses unless renewed before then.
+    LeadershipExpiry,
+}
+
+/// The meta service's state machine. See the [module docs](super) for the contract.
+pub struct MetaCore {
+    config: CoreConfig,
+    rng: ChaCha8Rng,
+    leader: Option<Leader>,
+    out: Outbox,
+    next_tick: Instant,
+    /// The latest `now` passed in: past it, a lapsed leadership is no longer a wake-up reason.
+    last_now: Instant,
+    /// The last write id handed out, by any leadership of this core.
+    last_write: u64,
+}
+
+impl MetaCore {
+    /// `seed` is the core's only source of randomness.
+    pub fn new(config: CoreConfig, seed: u64) -> MetaCore {
+        config.validate().expect("the driver validates the config before building a core");
+        MetaCore { config, rng: ChaCha8Rng::seed_from_u64(seed), leader: None, out: Outbox::default(), next_tick: Instant::ZERO, last_now: Instant::ZERO, last_write: 0 }
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Every input starts here. Any input is a chance to answer overdue requests, even when the
+    /// timer is late (a paused process wakes up to a backlog of inputs).
+    fn enter(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        self.out.expire(now);
+    }
+
+    fn ctx(&mut self, now: Instant) -> (Option<&mut Leader>, Ctx<'_>) {
+        (self.leader.as_mut(), Ctx { now, config: &self.config, out: &mut self.out })
+    }
+
+    /// Sends whatever the leader has queued, after every input.
+    fn flush(&mut self, now: Instant) {
+        if let (Some(leader), mut ctx) = self.ctx(now) {
+            leader.flush(&mut ctx);
+        }
+    }
+
+    fn step_down(&mut self) {
+        if let Some(leader) = self.leader.take() {
+            self.last_write = leader.writes.last_id();
+            self.out.fail_all(&MetaError::NotLeader);
+        }
+    }
+
+    /// The election's word. A snapshot that cannot be decoded leaves the core a follower.
+    pub fn handle_leadership(&mut self, now: Instant, event: Leadership) -> Result<(), DecodeError> {
+        self.enter(now);
+        match event {
+            Leadership::Gained { term, valid_until, .. } if self.term() == Some(term) => {
+                // A repeated notice of the term already held: its snapshot may predate writes
+                // made since, so it only extends the lease.
+                let leader = self.leader.as_mut().expect("term() is Some");
+                leader.valid_until = leader.valid_until.max(valid_until);
+            }
+            Leadership::Gained { term, valid_until, snapshot } => {
+                self.step_down();
+                let loaded = load_snapshot(&snapshot)?;
+                self.leader = Some(Leader::new(term, valid_until, loaded, now, &self.config, self.last_write));
+                self.next_tick = now;
+            }
+            Leadership::Renewed { term, valid_until } => {
+                if let Some(l) = self.leader.as_mut().filter(|l| l.term == term) {
+                    l.valid_until = l.valid_until.max(valid_until);
+                }
+            }
+            Leadership::Lost => self.step_down(),
+        }
+        Ok(())
+    }
+
+    /// A heartbeat on stream `session`. An error means the heartbeat was refused as a whole
+    /// (not leader, unknown cluster, malformed reports); nothing changed.
+    pub fn handle_heartbeat(&mut self, now: Instant, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
+        self.enter(now);
+        let result = match self.ctx(now) {
+            (Some(leader), mut ctx) => leader.on_heartbeat(&mut ctx, session, hb),
+            (None, _) => Err(MetaError::NotLeader),
+        };
+        self.flush(now);
+        result
+    }
+
+    /// A request; its reply comes out as [`Output::Reply`] with the same id, now or later, and
+    /// never later than the request timeout. Ids must be unique among pending requests.
+    pub fn handle_request(&mut self, now: Instant, id: RequestId, request: &Request) {
+        self.enter(now);
+        if self.out.pending_requests() >= self.config.requests_pending_max {
+            let err = MetaError::ResourceExhausted(format!("{} requests pending", self.config.requests_pending_max));
+            self.out.push(Output::Reply { request: id, result: Err(err) });
+            return;
+        }
+        assert!(self.out.accept(id, now, Duration(self.config.request_timeout_ms)), "request id {id} reused while pending");
+        match self.ctx(now) {
+            (Some(leader), mut ctx) => leader.on_request(&mut ctx, id, request),
+            (None, ctx) => ctx.out.reply(id, Err(MetaError::NotLeader)),
+        }
+        self.flush(now);
+    }
+
+    /// The outcome of [`Output::Persist`] batch `id`.
+    pub fn handle_write_result(&mut self, now: Instant, id: WriteId, result: WriteResult) {
+        self.enter(now);
+        let after = match self.ctx(now) {
+            (Some(leader), mut ctx) => leader.on_write_result(&mut ctx, id, result),
+            (None, _) => AfterWrite::Continue,
+        };
+        if after == AfterWrite::StepDown {
+            let term = self.leader.as_ref().expect("only a leader writes").term;
+            self.step_down();
+            self.out.push(Output::Resign { term });
+        }
+        self.flush(now);
+    }
+
+    /// The snapshot asked for by [`Output::LoadSnapshot`].
+    pub fn handle_snapshot(&mut self, now: Instant, term: Term, snapshot: &[(String, Vec<u8>)]) -> Result<(), DecodeError> {
+        self.enter(now);
+        let loaded = load_snapshot(snapshot)?;
+        match self.ctx(now) {
+            (Some(leader), mut ctx) if leader.term == term && leader.writes.recovering => leader.on_snapshot(&mut ctx, loaded),
+            _ => {} // stale: leadership moved on meanwhile
+        }
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Does whatever is due at `now`; safe to call early or twice.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.enter(now);
+        if self.leader.is_some() && now >= self.next_tick {
+            // Jitter keeps meta nodes started together from ticking in lockstep.
+            let interval = self.config.tick_interval_ms;
+            let jitter = self.rng.next_u64() % (interval / 10 + 1);
+            self.next_tick = now + Duration(interval - interval / 20 + jitter);
+            if let (Some(leader), mut ctx) = self.ctx(now) {
+                leader.on_tick(&mut ctx);
+            }
+        }
+        self.flush(now);
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.outputs.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next, and why.
+    pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
+        let mut due = self.out.next_deadline().map(|t| (t, Timer::RequestDeadline));
+        if let Some(l) = &self.leader {
+            let expiry = (l.valid_until > self.last_now).then_some((l.valid_until, Timer::LeadershipExpiry));
+            for candidate in [Some((self.next_tick, Timer::SchedulerTick)), expiry].into_iter().flatten() {
+                if due.is_none_or(|(t, _)| candidate.0 < t) {
+                    due = Some(candidate);
+                }
+            }
+        }
+        due
+    }
+
+    // ---- inspection, for drivers, tests and invariant checkers ----
+
+    /// Leader and serving at `now`.
+    pub fn is_leader(&self, now: Instant) -> bool {
+        self.leader.as_ref().is_some_and(|l| l.serving(now))
+    }
+
+    pub fn term(&self) -> Option<Term> {
+        self.leader.as_ref().map(|l| l.term)
+    }
+
+    /// The durable state as this leader knows it.
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.leader.as_ref().map(|l| &l.catalog)
+    }
+
+    /// No write is queued or in flight, so the catalog equals storage.
+    pub fn writes_idle(&self) -> bool {
+        self.leader.as_ref().is_some_and(|l| l.writes.idle() && !l.writes.recovering)
+    }
+
+    /// The term whose snapshot the core waits for after a write with unknown outcome.
+    pub fn awaiting_snapshot(&self) -> Option<Term> {
+        self.leader.as_ref().filter(|l| l.writes.recovering).map(|l| l.term)
+    }
+
+    pub fn pending_requests(&self) -> usize {
+        self.out.pending_requests()
+    }
+}
+
+/// The catalog and the write chain's fence value from a storage snapshot.
+fn load_snapshot(snapshot: &[(String, Vec<u8>)]) -> Result<(Catalog, Option<Vec<u8>>), DecodeError> {
+    let catalog = Catalog::load(snapshot.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+    let fence = snapshot.iter().find(|(k, _)| k == FENCE_KEY).map(|(_, v)| v.clone());
+    Ok((catalog, fence))
+}

@@ -1,0 +1,42 @@
+//! The sans-IO meta core: every decision of the meta service, with no IO.
+//!
+//! # The contract
+//!
+//! 1. Feed one input through a `handle_*(now, …)` method of [`MetaCore`]: a heartbeat, a request,
+//!    a leadership change, a storage result, a snapshot, or a timeout.
+//! 2. Drain [`MetaCore::poll_output`] until it returns `None`, doing what each [`Output`] says.
+//! 3. Sleep until [`MetaCore::poll_timeout`] (or the next input), then call
+//!    [`MetaCore::handle_timeout`], which is safe to call early or twice.
+//!
+//! Inside the core no clock is read (`now` is passed in, as [`time::Instant`]), nothing does IO,
+//! spawns, blocks or awaits, the only randomness comes from the seed given to [`MetaCore::new`],
+//! and no `HashMap` is iterated: the same inputs always give the same outputs. A test
+//! (`tests/core_purity.rs`) enforces this by scanning these files.
+//!
+//! # Persist before effect
+//!
+//! A change becomes visible (in a reply, a route or a shard command) only after storage has
+//! acknowledged the write that records it. The catalog ([`model::Catalog`]) is exactly what
+//! storage holds; decisions not yet written live in the leader's *intent*.
+
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod input;
+pub mod leader;
+mod meta;
+pub mod model;
+mod outbox;
+pub mod output;
+pub mod scheduler;
+pub mod storage;
+pub mod time;
+pub mod validate;
+
+pub use config::{CoreConfig, PlantedBug};
+pub use error::{MetaError, MetaResult};
+pub use ids::*;
+pub use input::*;
+pub use meta::{MetaCore, Timer};
+pub use output::*;
+pub use time::{Duration, Instant};

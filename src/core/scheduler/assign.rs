@@ -1,0 +1,23 @@
+//! Assigning shards that have no leader, once the cluster has its minimum of online nodes.
+
+use super::{MoveReason, Planner};
+
+impl Planner<'_> {
+    pub(super) fn assign(&mut self) {
+        if self.rt.unassigned.is_empty() || self.rt.load.len() < self.cluster.record.min_nodes as usize {
+            return;
+        }
+        let want = self.cluster.record.followers_per_shard as usize;
+        let candidates: Vec<_> = self.rt.unassigned.iter().copied().take(self.config.shard_moves_per_tick_max).collect();
+        for shard in candidates {
+            if self.exhausted() {
+                return;
+            }
+            let Some(leader) = self.pick_leader(&[]) else { return };
+            let mut record = self.intended(shard).clone();
+            record.leader = Some(leader);
+            record.followers = self.pick_followers(&[leader], want);
+            self.stage(record, Vec::new(), MoveReason::Assign);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Balancing leader counts across online nodes with leader transfers: a persisted two-step
+//! procedure. Step one stores the transfer (the old leader then gets no lease and is asked to
+//! close); step two, once the old leader has reported the shard closed or its lease has surely
+//! ended, makes the target the leader. A new meta leader resumes transfers from the records.
+
+use super::{MoveReason, Planner};
+use crate::core::ids::*;
+use crate::core::leader::runtime::planned;
+use crate::core::model::{ShardRecord, TransferRecord};
+
+impl Planner<'_> {
+    pub(super) fn finish_transfers(&mut self) {
+        let ready: Vec<ShardId> = self
+            .rt
+            .transfers
+            .iter()
+            .copied()
+            .filter(|s| self.rt.shards[s.index()].pending == 0)
+            .collect();
+        for shard in ready {
+            if self.exhausted() {
+                return;
+            }
+            let rec = self.intended(shard);
+            let t = rec.transfer.expect("indexed as a transfer");
+            let replicas: Vec<u32> = rec.replicas().collect();
+            let to = if self.online(t.to) { Some(t.to) } else { self.pick_leader(&replicas) };
+            let Some(to) = to else { continue };
+            if !self.rt.lease_free_for(shard, NodeId(to), self.now, self.config) {
+                continue;
+            }
+            let record = planned(&ShardRecord { transfer: Some(TransferRecord { from: t.from, to }), ..rec.clone() });
+            let closes = if record.replicas().any(|r| r == t.from) { Vec::new() } else { vec![NodeId(t.from)] };
+            self.stage(record, closes, MoveReason::FinishTransfer);
+        }
+    }
+
+    pub(super) fn balance(&mut self) {
+        let nothing_else_to_do = self.rt.unassigned.is_empty()
+            && self.rt.nodes.iter().all(|n| n.online || n.leaders == 0);
+        if !nothing_else_to_do {
+            return;
+        }
+        while self.rt.transfers.len() < self.config.transfers_in_flight_max && !self.exhausted() {
+            let (Some(min), Some(max)) = (self.rt.load.by_leaders().next(), self.rt.load.by_leaders().next_back()) else {
+                return;
+            };
+            let (lo, hi) = (self.rt.nodes[min.index()].leaders, self.rt.nodes[max.index()].leaders);
+            if hi <= lo + 1 {
+                return; // balanced within one: stay quiet
+            }
+            let Some(shard) = self.transferable(max, min) else { return };
+            let mut record = self.intended(shard).clone();
+            record.transfer = Some(TransferRecord { from: max.0, to: min.0 });
+            self.stage(record, vec![max], MoveReason::StartTransfer);
+        }
+    }
+
+    /// A shard that `from` leads and could hand to `to`, preferring one where `to` already
+    /// follows (a promotion needs no new replica).
+    fn transferable(&self, from: NodeId, to: NodeId) -> Option<ShardId> {
+        let candidates = self.cluster.node_shards[from.index()].iter().copied().filter(|&s| {
+            let rec = self.intended(s);
+            self.rt.shards[s.index()].pending == 0 && rec.leader == Some(from.0) && rec.transfer.is_none()
+        });
+        let mut first = None;
+        for s in candidates {
+            if self.intended(s).followers.contains(&to.0) {
+                return Some(s);
+            }
+            first.get_or_insert(s);
+        }
+        first
+    }
+}

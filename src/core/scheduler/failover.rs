@@ -1,0 +1,113 @@
+//! Dead nodes. A leader shard moves only after every lease its old leader may hold has surely
+//! ended (lease plus clock drift), which is what keeps a single writer per shard under
+//! partitions. A follower, when one is online, takes over; otherwise a dynamic cluster reopens
+//! the shard on the least loaded node and a static cluster waits for the node to return.
+
+use super::{MoveReason, Planner};
+use crate::core::ids::*;
+
+impl Planner<'_> {
+    /// Shards of offline nodes, with their intended records, that no pending change touches.
+    fn shards_on_dead_nodes(&self) -> Vec<(NodeId, ShardId)> {
+        let mut out = Vec::new();
+        for (i, n) in self.rt.nodes.iter().enumerate() {
+            if n.online {
+                continue;
+            }
+            for &s in &self.cluster.node_shards[i] {
+                if self.rt.shards[s.index()].pending == 0 {
+                    out.push((NodeId(i as u32), s));
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) fn fail_over(&mut self) {
+        for (dead, shard) in self.shards_on_dead_nodes() {
+            if self.exhausted() {
+                return;
+            }
+            let rec = self.intended(shard);
+            if rec.leader != Some(dead.0) || rec.transfer.is_some() || !self.rt.lease_expired(shard, self.now, self.config) {
+                continue;
+            }
+            let promoted = rec
+                .followers
+                .iter()
+                .copied()
+                .filter(|&f| self.online(f))
+                .min_by_key(|&f| (self.rt.nodes[f as usize].leaders, f));
+            let mut record = rec.clone();
+            if let Some(f) = promoted {
+                // The old leader keeps a follower slot: it may return, and repair replaces it if not.
+                record.leader = Some(f);
+                record.followers.retain(|&x| x != f);
+                record.followers.push(dead.0);
+                self.stage(record, Vec::new(), MoveReason::PromoteFollower);
+            } else if self.dynamic() {
+                let replicas: Vec<u32> = rec.replicas().collect();
+                let Some(to) = self.pick_leader(&replicas) else { continue };
+                record.leader = Some(to);
+                self.stage(record, vec![dead], MoveReason::ReopenElsewhere);
+            }
+        }
+    }
+
+    /// Dynamic clusters replace followers on dead nodes and fill follower slots left empty when
+    /// there were too few nodes.
+    pub(super) fn repair_followers(&mut self) {
+        if !self.dynamic() || self.cluster.record.followers_per_shard == 0 {
+            return;
+        }
+        let mut candidates: Vec<ShardId> = self
+            .shards_on_dead_nodes()
+            .into_iter()
+            .filter(|&(dead, s)| self.intended(s).followers.contains(&dead.0))
+            .map(|(_, s)| s)
+            .collect();
+        let want = self.cluster.record.followers_per_shard as usize;
+        if self.rt.deficit_scan_due {
+            candidates.extend(
+                (0..self.cluster.record.shard_count)
+                    .map(ShardId)
+                    .filter(|&s| self.rt.shards[s.index()].pending == 0)
+                    .filter(|&s| self.intended(s).leader.is_some() && self.intended(s).followers.len() < want),
+            );
+            candidates.sort_unstable();
+            candidates.dedup();
+            self.rt.deficit_scan_due = false;
+        }
+        for shard in candidates {
+            if self.exhausted() {
+                self.rt.deficit_scan_due = true;
+                return;
+            }
+            let rec = self.intended(shard);
+            if rec.transfer.is_some() {
+                continue;
+            }
+            let dead: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.online(f)).collect();
+            let live: Vec<u32> = rec.replicas().filter(|r| !dead.contains(r)).collect();
+            let fresh = self.pick_followers(&rec.replicas().collect::<Vec<_>>(), want.saturating_sub(live.len() - 1));
+            if fresh.is_empty() {
+                continue;
+            }
+            // Dead followers give up their slots only as far as fresh nodes can fill them.
+            let mut record = rec.clone();
+            let mut closes = Vec::new();
+            for f in fresh {
+                if record.followers.len() >= want {
+                    let Some(pos) = record.followers.iter().position(|x| dead.contains(x) && !closes.contains(&NodeId(*x))) else {
+                        break;
+                    };
+                    closes.push(NodeId(record.followers.remove(pos)));
+                }
+                record.followers.push(f);
+            }
+            if record.followers != self.intended(shard).followers {
+                self.stage(record, closes, MoveReason::RepairFollowers);
+            }
+        }
+    }
+}

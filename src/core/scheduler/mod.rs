@@ -1,0 +1,99 @@
+//! Scheduling: pure planning over the catalog and the leader's intent. Each decision updates the
+//! intent at once, so later decisions in the same pass see it; the leader turns the decisions
+//! into changes that become visible only when their writes land.
+//!
+//! One pass, in order of urgency:
+//! 1. finish leader transfers whose old leader has let go ([`balance`]);
+//! 2. fail over shards whose leader's node is dead and lease surely over ([`failover`]);
+//! 3. replace followers on dead nodes and fill missing follower slots ([`failover`]);
+//! 4. assign unassigned shards once enough nodes are online ([`assign`]);
+//! 5. balance leader counts across nodes, dynamic clusters only ([`balance`]).
+
+mod assign;
+mod balance;
+mod failover;
+mod placement;
+
+use crate::core::config::CoreConfig;
+use crate::core::ids::*;
+use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::model::{ClusterCatalog, ShardRecord, Topology};
+use crate::core::time::Instant;
+
+/// Why a shard's record changes; for logs and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveReason {
+    Assign,
+    PromoteFollower,
+    ReopenElsewhere,
+    RepairFollowers,
+    StartTransfer,
+    FinishTransfer,
+}
+
+/// One decided change to a shard's record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Move {
+    pub record: ShardRecord,
+    /// Nodes that no longer hold a replica (or, for a transfer start, must close the shard).
+    pub closes: Vec<NodeId>,
+    pub reason: MoveReason,
+}
+
+pub struct Planner<'a> {
+    pub cluster: &'a ClusterCatalog,
+    pub rt: &'a mut ClusterRuntime,
+    pub now: Instant,
+    pub config: &'a CoreConfig,
+    pub moves: Vec<Move>,
+    budget: usize,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(cluster: &'a ClusterCatalog, rt: &'a mut ClusterRuntime, now: Instant, config: &'a CoreConfig) -> Self {
+        Planner { cluster, rt, now, config, moves: Vec::new(), budget: config.shard_moves_per_tick_max }
+    }
+
+    /// Runs one planning pass and returns its decisions.
+    pub fn plan(mut self) -> Vec<Move> {
+        self.finish_transfers();
+        self.fail_over();
+        self.repair_followers();
+        self.assign();
+        if self.dynamic() && self.moves.is_empty() {
+            self.balance();
+        }
+        self.moves
+    }
+
+    fn dynamic(&self) -> bool {
+        self.cluster.record.topology() == Topology::Dynamic
+    }
+
+    fn exhausted(&self) -> bool {
+        self.moves.len() >= self.budget
+    }
+
+    fn intended(&self, shard: ShardId) -> &ShardRecord {
+        self.rt.intended(self.cluster, shard)
+    }
+
+    fn online(&self, node: u32) -> bool {
+        self.rt.nodes[node as usize].online
+    }
+
+    /// Records a decision: a new version of the shard's record, in the intent at once.
+    fn stage(&mut self, mut record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason) {
+        let old = self.intended(ShardId(record.id));
+        record.version = old.version + 1;
+        debug_assert!(distinct_replicas(&record) || self.config.planted_bug.is_some(), "S5: replicas on distinct nodes");
+        self.rt.set_intended(self.cluster, record.clone());
+        self.moves.push(Move { record, closes, reason });
+    }
+}
+
+fn distinct_replicas(s: &ShardRecord) -> bool {
+    let mut all: Vec<u32> = s.replicas().collect();
+    all.sort_unstable();
+    all.windows(2).all(|w| w[0] != w[1])
+}

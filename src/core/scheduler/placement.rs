@@ -1,0 +1,42 @@
+//! Choosing nodes: the least loaded online node first, replicas on distinct nodes, and on
+//! distinct zones where the nodes name zones.
+
+use super::Planner;
+use crate::core::config::PlantedBug;
+use crate::core::ids::NodeId;
+
+impl Planner<'_> {
+    fn zone(&self, node: u32) -> &str {
+        &self.cluster.node(NodeId(node)).zone
+    }
+
+    /// The online node with the fewest leader shards, outside `exclude`.
+    pub(super) fn pick_leader(&self, exclude: &[u32]) -> Option<u32> {
+        self.rt.load.by_leaders().map(|n| n.0).find(|n| !exclude.contains(n))
+    }
+
+    /// Up to `want` online nodes with the fewest replicas, outside `exclude`, preferring zones
+    /// that `exclude` does not use yet.
+    pub(super) fn pick_followers(&self, exclude: &[u32], want: usize) -> Vec<u32> {
+        let mut taken: Vec<u32> = exclude.to_vec();
+        if self.config.has_bug(PlantedBug::FollowerOnLeaderNode) {
+            taken.clear();
+        }
+        let mut picked = Vec::new();
+        for distinct_zone in [true, false] {
+            for n in self.rt.load.by_replicas().map(|n| n.0) {
+                if picked.len() == want {
+                    return picked;
+                }
+                let zone = self.zone(n);
+                let zone_used = !zone.is_empty() && taken.iter().any(|&t| self.zone(t) == zone);
+                if taken.contains(&n) || (distinct_zone && zone_used) {
+                    continue;
+                }
+                taken.push(n);
+                picked.push(n);
+            }
+        }
+        picked
+    }
+}
