@@ -1,0 +1,225 @@
+//! The safety invariants S1–S6 of DESIGN.md, each one function in one place. Simulators call
+//! them after every step; each has a test that shows it catching a planted bug.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::core::ids::*;
+use crate::core::model::Catalog;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Invariant {
+    /// S1: at most one node acts as a shard's leader at any instant.
+    SingleWriter,
+    /// S2: an acknowledged create or drop is never lost or undone.
+    Durability,
+    /// S3: no node sees a shard version, cluster epoch or meta term go backwards.
+    MonotonicVersions,
+    /// S4: a write by a deposed meta leader never lands.
+    Fencing,
+    /// S5: tables in exactly one shard, replicas on distinct nodes, ids unique.
+    Integrity,
+    /// S6: state rebuilt from storage equals the state before the restart.
+    RestartEquivalence,
+    /// L4: every request gets a reply, or an error at its deadline.
+    NoHang,
+}
+
+impl Invariant {
+    pub fn code(self) -> &'static str {
+        match self {
+            Invariant::SingleWriter => "S1",
+            Invariant::Durability => "S2",
+            Invariant::MonotonicVersions => "S3",
+            Invariant::Fencing => "S4",
+            Invariant::Integrity => "S5",
+            Invariant::RestartEquivalence => "S6",
+            Invariant::NoHang => "L4",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?} violated: {}", self.invariant.code(), self.invariant, self.detail)
+    }
+}
+
+fn violation(invariant: Invariant, detail: String) -> Result<(), Violation> {
+    Err(Violation { invariant, detail })
+}
+
+/// S1. `leading` lists every (cluster, shard, node) where the node, by its own clock and lease,
+/// acts as the shard's leader right now.
+pub fn single_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, ShardId, &'a str)>) -> Result<(), Violation> {
+    let mut seen: BTreeMap<(ClusterId, ShardId), &str> = BTreeMap::new();
+    for (c, s, node) in leading {
+        if let Some(other) = seen.insert((c, s), node) {
+            return violation(Invariant::SingleWriter, format!("cluster {c} shard {s} led by both {other} and {node}"));
+        }
+    }
+    Ok(())
+}
+
+/// What clients were told: the creates and drops acknowledged to them.
+#[derive(Clone, Debug, Default)]
+pub struct AckLog {
+    pub created: BTreeMap<(ClusterId, TableId), String>,
+    pub dropped: BTreeSet<(ClusterId, TableId)>,
+}
+
+/// S2, against the durable state (a catalog loaded from storage).
+pub fn durability(acked: &AckLog, durable: &Catalog) -> Result<(), Violation> {
+    for (&(c, t), name) in &acked.created {
+        if acked.dropped.contains(&(c, t)) {
+            continue;
+        }
+        let found = durable.clusters.get(&c).and_then(|cl| cl.tables.get(&t));
+        match found {
+            Some(rec) if rec.name == *name => {}
+            Some(rec) => return violation(Invariant::Durability, format!("table {t} acknowledged as {name:?} is now {:?}", rec.name)),
+            None => return violation(Invariant::Durability, format!("acknowledged create of {name:?} (id {t}) in cluster {c} is lost")),
+        }
+    }
+    for &(c, t) in &acked.dropped {
+        if durable.clusters.get(&c).is_some_and(|cl| cl.tables.contains_key(&t)) {
+            return violation(Invariant::Durability, format!("acknowledged drop of table {t} in cluster {c} is undone"));
+        }
+    }
+    Ok(())
+}
+
+/// What one data node has accepted from meta.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeView {
+    pub term: Term,
+    pub epoch: Epoch,
+    pub versions: BTreeMap<ShardId, Version>,
+}
+
+/// S3, between two consecutive views of one node (one process lifetime).
+pub fn monotonic(node: &str, before: &NodeView, after: &NodeView) -> Result<(), Violation> {
+    if after.term < before.term {
+        return violation(Invariant::MonotonicVersions, format!("{node}: meta term went from {} to {}", before.term, after.term));
+    }
+    if after.epoch < before.epoch {
+        return violation(Invariant::MonotonicVersions, format!("{node}: cluster epoch went from {} to {}", before.epoch, after.epoch));
+    }
+    for (shard, v) in &after.versions {
+        if let Some(old) = before.versions.get(shard) {
+            if v < old {
+                return violation(Invariant::MonotonicVersions, format!("{node}: shard {shard} version went from {old} to {v}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One batch that landed in storage, with the term storage's fence held when it landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LandedWrite {
+    pub batch_term: Term,
+    pub fence_term: Term,
+}
+
+/// S4.
+pub fn fencing(landed: &[LandedWrite]) -> Result<(), Violation> {
+    match landed.iter().find(|w| w.batch_term != w.fence_term) {
+        Some(w) => violation(
+            Invariant::Fencing,
+            format!("a write of term {} landed while term {} held the fence", w.batch_term, w.fence_term),
+        ),
+        None => Ok(()),
+    }
+}
+
+/// S5.
+pub fn integrity(catalog: &Catalog) -> Result<(), Violation> {
+    let bad = |d: String| violation(Invariant::Integrity, d);
+    for (cid, c) in &catalog.clusters {
+        let mut homes: BTreeMap<TableId, ShardId> = BTreeMap::new();
+        for (i, tables) in c.shard_tables.iter().enumerate() {
+            for &t in tables {
+                if let Some(other) = homes.insert(t, ShardId(i as u32)) {
+                    return bad(format!("cluster {cid}: table {t} in shards {other} and {i}"));
+                }
+            }
+        }
+        for (id, t) in &c.tables {
+            if homes.get(id) != Some(&ShardId(t.shard)) {
+                return bad(format!("cluster {cid}: table {id} names shard {} but is not in it", t.shard));
+            }
+        }
+        if homes.len() != c.tables.len() {
+            return bad(format!("cluster {cid}: shards hold {} tables, the catalog {}", homes.len(), c.tables.len()));
+        }
+        let schema_ids: BTreeSet<u64> = c.schemas.keys().map(|s| s.0).collect();
+        if let Some(t) = c.tables.keys().find(|t| schema_ids.contains(&t.0)) {
+            return bad(format!("cluster {cid}: id {t} is both a schema and a table"));
+        }
+        if let Some(t) = c.tables.keys().find(|t| t.0 >= c.id_ceiling) {
+            return bad(format!("cluster {cid}: table id {t} at or above the id ceiling {}", c.id_ceiling));
+        }
+        for s in &c.shards {
+            let mut replicas: Vec<u32> = s.replicas().collect();
+            replicas.sort_unstable();
+            if replicas.windows(2).any(|w| w[0] == w[1]) {
+                return bad(format!("cluster {cid}: shard {} has two replicas on one node: {replicas:?}", s.id));
+            }
+            if s.leader.is_none() && (!s.followers.is_empty() || s.transfer.is_some()) {
+                return bad(format!("cluster {cid}: shard {} has followers or a transfer but no leader", s.id));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// S6: the live catalog equals the catalog rebuilt from what storage holds.
+pub fn restart_equivalence(live: &Catalog, stored: &[(String, Vec<u8>)]) -> Result<(), Violation> {
+    let rebuilt = match Catalog::load(stored.iter().map(|(k, v)| (k.as_str(), v.as_slice()))) {
+        Ok(c) => c,
+        Err(e) => return violation(Invariant::RestartEquivalence, e.to_string()),
+    };
+    if rebuilt == *live {
+        return Ok(());
+    }
+    let detail = live
+        .clusters
+        .iter()
+        .find_map(|(id, c)| {
+            let r = rebuilt.clusters.get(id)?;
+            let diff = if c.tables != r.tables {
+                "tables"
+            } else if c.shards != r.shards {
+                "shards"
+            } else if c.nodes != r.nodes {
+                "nodes"
+            } else if c.epoch != r.epoch {
+                "epoch"
+            } else {
+                "indexes or counters"
+            };
+            let first = c.shards.iter().zip(&r.shards).find(|(a, b)| a != b).map(|(a, b)| format!(" (shard in memory {a:?}, in storage {b:?})")).unwrap_or_default();
+            (c != r).then(|| format!("cluster {id}: {diff} differ between memory and storage{first}"))
+        })
+        .unwrap_or_else(|| "the set of clusters differs between memory and storage".into());
+    violation(Invariant::RestartEquivalence, detail)
+}
+
+/// L4. `owed` lists requests a running meta node received and has not answered, with their
+/// deadlines.
+pub fn no_hang(node: &str, owed: impl IntoIterator<Item = (RequestId, crate::core::Instant)>, now: crate::core::Instant) -> Result<(), Violation> {
+    match owed.into_iter().find(|&(_, deadline)| now > deadline) {
+        Some((id, deadline)) => violation(
+            Invariant::NoHang,
+            format!("{node} left request {id} unanswered past its deadline ({} ms, now {} ms)", deadline.0, now.0),
+        ),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,199 @@
+//! The data node's side of the protocol, sans IO: which shards the node hosts, which commands
+//! it accepts, and when it may act as a shard's leader. The node agent and the simulators drive
+//! it; it reads no clock (`now` is the node's own clock, passed in).
+//!
+//! Safety rests on two rules here:
+//! - commands from an older meta term, or at or below the version held, are ignored;
+//! - a shard is led only under a lease, granted by meta in the reply to a heartbeat that
+//!   reported the shard as led, counted from the moment that heartbeat was *sent*, and dropped
+//!   when meta revokes it or it runs out (self-fencing).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::core::ids::*;
+use crate::core::input::{ReplicaStatus, Role, ShardReport};
+use crate::core::output::{CommandKind, NodeMessage, ShardCommand};
+use crate::core::time::{Duration, Instant};
+
+/// Heartbeat send times remembered for lease grants; older grants are ignored.
+const SENT_HEARTBEATS_MAX: usize = 64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostedShard {
+    pub role: Role,
+    pub version: Version,
+    pub tables: BTreeSet<TableId>,
+    /// The first heartbeat seq that reported this shard in its current leader tenure.
+    pub leader_since_seq: u64,
+    pub lease_until: Option<Instant>,
+}
+
+/// Counts of the protective paths taken, for coverage checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostCounters {
+    pub stale_term_rejections: u64,
+    pub stale_version_rejections: u64,
+    pub lease_revocations: u64,
+    pub lease_expiries: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ShardHost {
+    shards: BTreeMap<ShardId, HostedShard>,
+    /// The highest version each closed shard had, so a late command cannot reopen it.
+    closed: BTreeMap<ShardId, Version>,
+    term: Term,
+    epoch: Epoch,
+    next_seq: u64,
+    sent: VecDeque<(u64, Instant)>,
+    pub counters: HostCounters,
+}
+
+impl ShardHost {
+    pub fn new() -> ShardHost {
+        ShardHost { next_seq: 1, ..Default::default() }
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    pub fn shards(&self) -> &BTreeMap<ShardId, HostedShard> {
+        &self.shards
+    }
+
+    /// Whether the node may act as the shard's leader at `now` (its own clock).
+    pub fn is_leading(&self, shard: ShardId, now: Instant) -> bool {
+        self.shards.get(&shard).is_some_and(|s| s.role == Role::Leader && s.lease_until.is_some_and(|t| now < t))
+    }
+
+    /// Drops leases that ran out; returns how many did (each is a self-fence).
+    pub fn expire_leases(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
+        for s in self.shards.values_mut() {
+            if s.lease_until.is_some_and(|t| now >= t) {
+                s.lease_until = None;
+                expired += 1;
+            }
+        }
+        self.counters.lease_expiries += expired as u64;
+        expired
+    }
+
+    /// The next heartbeat's seq and reports; remembers when it was sent.
+    pub fn heartbeat(&mut self, now: Instant, load: impl Fn(ShardId) -> f64) -> (u64, Vec<ShardReport>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.sent.len() == SENT_HEARTBEATS_MAX {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((seq, now));
+        let reports = self
+            .shards
+            .iter()
+            .map(|(&id, s)| ShardReport { id, role: s.role, version: s.version, status: ReplicaStatus::Ready, load: load(id) })
+            .collect();
+        (seq, reports)
+    }
+
+    /// Applies a message from meta.
+    pub fn on_message(&mut self, msg: &NodeMessage) {
+        if msg.term < self.term {
+            self.counters.stale_term_rejections += 1;
+            return;
+        }
+        // Within a term, messages can arrive out of order: keep the newest epoch. A new term
+        // carries the epoch from storage, which must not be lower (S3 checks that).
+        self.epoch = if msg.term > self.term { msg.epoch } else { self.epoch.max(msg.epoch) };
+        self.term = msg.term;
+        for cmd in &msg.commands {
+            self.apply(cmd);
+        }
+        let Some(grant) = &msg.lease else { return };
+        let Some(&(_, sent_at)) = self.sent.iter().find(|(seq, _)| *seq == grant.seq) else { return };
+        let until = sent_at + Duration(grant.duration_ms);
+        for (id, s) in self.shards.iter_mut() {
+            if s.role != Role::Leader || s.leader_since_seq > grant.seq {
+                continue;
+            }
+            if grant.revoked.contains(id) {
+                if s.lease_until.take().is_some() {
+                    self.counters.lease_revocations += 1;
+                }
+            } else if s.lease_until.is_none_or(|t| t < until) {
+                s.lease_until = Some(until);
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: &ShardCommand) {
+        if cmd.term < self.term {
+            self.counters.stale_term_rejections += 1;
+            return;
+        }
+        let held = self.shards.get(&cmd.shard).map(|s| s.version).or_else(|| self.closed.get(&cmd.shard).copied());
+        let incremental = matches!(cmd.kind, CommandKind::CreateTable { .. } | CommandKind::DropTable { .. });
+        let fresh = match held {
+            None => !incremental,
+            Some(v) if incremental => cmd.version == v.next() && self.shards.contains_key(&cmd.shard),
+            Some(v) => cmd.version > v,
+        };
+        if !fresh {
+            self.counters.stale_version_rejections += 1;
+            return;
+        }
+        let next_seq = self.next_seq;
+        match &cmd.kind {
+            CommandKind::Open { role, tables } => {
+                self.closed.remove(&cmd.shard);
+                let s = self.shards.entry(cmd.shard).or_insert_with(|| HostedShard {
+                    role: *role,
+                    version: cmd.version,
+                    tables: BTreeSet::new(),
+                    leader_since_seq: next_seq,
+                    lease_until: None,
+                });
+                set_role(s, *role, next_seq);
+                s.version = cmd.version;
+                s.tables = tables.iter().copied().collect();
+            }
+            CommandKind::ChangeRole { role } => {
+                let s = self.shards.get_mut(&cmd.shard).expect("fresh non-open commands target hosted shards");
+                set_role(s, *role, next_seq);
+                s.version = cmd.version;
+            }
+            CommandKind::Close => {
+                if let Some(s) = self.shards.remove(&cmd.shard) {
+                    self.closed.insert(cmd.shard, cmd.version.max(s.version));
+                }
+            }
+            CommandKind::CreateTable { table } => {
+                let s = self.shards.get_mut(&cmd.shard).expect("checked above");
+                s.tables.insert(*table);
+                s.version = cmd.version;
+            }
+            CommandKind::DropTable { table } => {
+                let s = self.shards.get_mut(&cmd.shard).expect("checked above");
+                s.tables.remove(table);
+                s.version = cmd.version;
+            }
+        }
+    }
+}
+
+/// A shard becoming leader starts a new tenure that only later heartbeats can lease; one
+/// leaving the leader role loses its lease at once.
+fn set_role(s: &mut HostedShard, role: Role, next_seq: u64) {
+    if role == Role::Leader && s.role != Role::Leader {
+        s.leader_since_seq = next_seq;
+        s.lease_until = None;
+    }
+    if role != Role::Leader {
+        s.lease_until = None;
+    }
+    s.role = role;
+}
