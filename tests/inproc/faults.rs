@@ -1,0 +1,73 @@
+//! Swarm testing: each seed draws its own mix of faults and cluster shape, so that across seeds
+//! every combination gets exercised, including the quiet ones.
+
+use rand_chacha::rand_core::RngCore;
+use rand_chacha::ChaCha8Rng;
+use shardmeta::core::model::Topology;
+
+#[derive(Clone, Debug)]
+pub struct FaultMix {
+    pub drop_per_mille: u64,
+    pub dup_per_mille: u64,
+    pub delay_ms: (u64, u64),
+    pub store_error_per_mille: u64,
+    pub store_timeout_per_mille: u64,
+    pub meta_crashes: bool,
+    pub meta_pauses: bool,
+    pub node_crashes: bool,
+    pub partitions: bool,
+    pub clock_drift: bool,
+    pub shards: u32,
+    pub followers: u32,
+    pub topology: Topology,
+    pub initial_nodes: usize,
+    pub added_nodes: usize,
+}
+
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, options: &[T]) -> T {
+    options[(rng.next_u64() % options.len() as u64) as usize]
+}
+
+impl FaultMix {
+    pub fn draw(rng: &mut ChaCha8Rng) -> FaultMix {
+        let coin = |rng: &mut ChaCha8Rng| rng.next_u64() % 2 == 0;
+        FaultMix {
+            drop_per_mille: pick(rng, &[0, 0, 10, 50]),
+            dup_per_mille: pick(rng, &[0, 20]),
+            delay_ms: pick(rng, &[(1, 5), (1, 50), (20, 200)]),
+            store_error_per_mille: pick(rng, &[0, 0, 20]),
+            store_timeout_per_mille: pick(rng, &[0, 0, 20]),
+            meta_crashes: coin(rng),
+            meta_pauses: coin(rng),
+            node_crashes: coin(rng),
+            partitions: coin(rng),
+            clock_drift: coin(rng),
+            shards: pick(rng, &[4, 8, 16, 24]),
+            followers: pick(rng, &[0, 1, 1, 2]),
+            topology: pick(rng, &[Topology::Dynamic, Topology::Dynamic, Topology::Dynamic, Topology::Static]),
+            initial_nodes: pick(rng, &[3, 4]),
+            added_nodes: pick(rng, &[0, 2, 3]),
+        }
+    }
+
+    /// No faults at all: the baseline a quiet seed must pass with room to spare.
+    pub fn calm() -> FaultMix {
+        FaultMix {
+            drop_per_mille: 0,
+            dup_per_mille: 0,
+            delay_ms: (1, 5),
+            store_error_per_mille: 0,
+            store_timeout_per_mille: 0,
+            meta_crashes: false,
+            meta_pauses: false,
+            node_crashes: false,
+            partitions: false,
+            clock_drift: false,
+            shards: 8,
+            followers: 1,
+            topology: Topology::Dynamic,
+            initial_nodes: 3,
+            added_nodes: 2,
+        }
+    }
+}

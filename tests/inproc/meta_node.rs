@@ -1,0 +1,71 @@
+//! A simulated meta node: one core plus the bits of driver a real runtime has (election
+//! renewals, write timeouts, snapshot reads).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use shardmeta::core::*;
+
+pub struct MetaNode {
+    /// `None` while crashed.
+    pub core: Option<MetaCore>,
+    pub incarnation: u64,
+    /// While paused the process does nothing; everything addressed to it waits.
+    pub paused_until: Option<Instant>,
+    pub in_flight: Option<WriteId>,
+    /// Requests delivered to this incarnation and not yet answered, with their deadlines (L4).
+    pub owed: BTreeMap<RequestId, Instant>,
+    /// The driver numbers requests itself, as a gRPC server does per call; this maps its
+    /// numbers to the client's.
+    pub client_ids: BTreeMap<RequestId, RequestId>,
+    next_request: u64,
+    /// Wake-ups already scheduled, so that each is scheduled once.
+    pub wakes: BTreeSet<Instant>,
+}
+
+impl MetaNode {
+    pub fn new(core: MetaCore) -> MetaNode {
+        MetaNode {
+            core: Some(core),
+            incarnation: 1,
+            paused_until: None,
+            in_flight: None,
+            owed: BTreeMap::new(),
+            client_ids: BTreeMap::new(),
+            next_request: 0,
+            wakes: BTreeSet::new(),
+        }
+    }
+
+    /// A fresh id for a request the client numbered `client`.
+    pub fn accept_request(&mut self, client: RequestId, deadline: Instant) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.client_ids.insert(id, client);
+        self.owed.insert(id, deadline);
+        id
+    }
+
+    /// The client's number for an answered request.
+    pub fn answered(&mut self, id: RequestId) -> RequestId {
+        self.owed.remove(&id);
+        self.client_ids.remove(&id).expect("every reply answers an accepted request")
+    }
+
+    pub fn running(&self, now: Instant) -> bool {
+        self.core.is_some() && self.paused_until.is_none_or(|t| now >= t)
+    }
+
+    pub fn crash(&mut self) {
+        self.core = None;
+        self.in_flight = None;
+        self.owed.clear();
+        self.client_ids.clear();
+        self.wakes.clear();
+        self.paused_until = None;
+    }
+
+    pub fn restart(&mut self, core: MetaCore) {
+        self.core = Some(core);
+        self.incarnation += 1;
+    }
+}

@@ -1,0 +1,887 @@
+//! The in-process simulator: several meta cores, a fake linearizable store with an election,
+//! simulated data nodes running the real `ShardHost`, a faulty network and a workload, all
+//! driven by one seeded event queue. Every seed is reproducible: the same seed gives the same
+//! event trace (and trace hash).
+//!
+//! A run has a safety phase with the seed's faults, then heals everything and checks liveness.
+//! S1–S6 are checked after every event.
+
+#![allow(dead_code)]
+
+mod data_node;
+pub mod faults;
+mod meta_node;
+mod net;
+mod store;
+pub mod workload;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use shardmeta::check::{self, Violation};
+use shardmeta::core::model::{Catalog, Topology};
+use shardmeta::core::*;
+
+use data_node::DataNode;
+use faults::FaultMix;
+use meta_node::MetaNode;
+use net::{Addr, Msg, Net};
+use store::Store;
+use workload::{Client, Send, CLUSTER, CLUSTER_ID};
+
+const METAS: usize = 3;
+const ELECTION_TTL_MS: u64 = 3_000;
+const CAMPAIGN_EVERY_MS: u64 = 500;
+const WRITE_TIMEOUT_MS: u64 = 2_000;
+const SCALE_OUT_AT_MS: u64 = 25_000;
+const HEAL_AT_MS: u64 = 60_000;
+const END_MS: u64 = 130_000;
+/// After the heal, the cluster must stay without topology changes for this long at the end.
+const QUIET_WINDOW_MS: u64 = 20_000;
+const CLIENT_EVERY_MS: u64 = 250;
+
+/// Options beyond the seed: planted bugs and fixed fault mixes for targeted tests.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub planted: Option<PlantedBug>,
+    pub unfenced_store: bool,
+    pub mix: Option<FaultMix>,
+}
+
+/// Counts of the paths a run took, summed over seeds to show what the suite exercised.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Coverage {
+    pub assigned: u64,
+    pub promoted: u64,
+    pub reopened: u64,
+    pub transfers_finished: u64,
+    pub store_errors: u64,
+    pub resigns: u64,
+    pub snapshot_reloads: u64,
+    pub stale_term_rejections: u64,
+    pub stale_version_rejections: u64,
+    pub lease_revocations: u64,
+    pub lease_expiries: u64,
+    pub writes_accepted: u64,
+    pub writes_rejected: u64,
+    pub tables_acked: u64,
+    pub leader_changes: u64,
+}
+
+impl Coverage {
+    pub fn add(&mut self, o: &Coverage) {
+        self.assigned += o.assigned;
+        self.promoted += o.promoted;
+        self.reopened += o.reopened;
+        self.transfers_finished += o.transfers_finished;
+        self.store_errors += o.store_errors;
+        self.resigns += o.resigns;
+        self.snapshot_reloads += o.snapshot_reloads;
+        self.stale_term_rejections += o.stale_term_rejections;
+        self.stale_version_rejections += o.stale_version_rejections;
+        self.lease_revocations += o.lease_revocations;
+        self.lease_expiries += o.lease_expiries;
+        self.writes_accepted += o.writes_accepted;
+        self.writes_rejected += o.writes_rejected;
+        self.tables_acked += o.tables_acked;
+        self.leader_changes += o.leader_changes;
+    }
+}
+
+pub struct Report {
+    pub trace_hash: u64,
+    pub events: u64,
+    pub coverage: Coverage,
+}
+
+/// A failed run: what broke, when, and how to replay it.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub at: Instant,
+    pub what: String,
+    pub violation: Option<Violation>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "seed {} failed at {} ms: {}", self.seed, self.at.0, self.what)?;
+        write!(f, "replay: SIM_SEED={} cargo test --test sim seeds_hold_every_invariant -- --nocapture", self.seed)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Fault {
+    CrashMeta(usize),
+    RestartMeta(usize),
+    PauseMeta(usize, u64),
+    CrashNode(usize),
+    RestartNode(usize),
+    Cut(Addr, Addr, bool),
+    Mend(Addr, Addr),
+    AddNode,
+    Heal,
+}
+
+#[derive(Clone, Debug)]
+enum Event {
+    Deliver { from: Addr, to: Addr, msg: Msg },
+    MetaWake(usize, u64),
+    MetaCampaign(usize, u64),
+    MetaWriteTimeout(usize, u64, WriteId),
+    MetaSnapshotRetry(usize, u64),
+    NodeHeartbeat(usize, u64),
+    ClientTick,
+    Fault(Fault),
+}
+
+pub struct World {
+    seed: u64,
+    rng: ChaCha8Rng,
+    now: Instant,
+    queue: BTreeMap<(Instant, u64), Event>,
+    seq: u64,
+    config: CoreConfig,
+    mix: FaultMix,
+    spec: ClusterSpec,
+    metas: Vec<MetaNode>,
+    nodes: Vec<DataNode>,
+    store: Store,
+    net: Net,
+    client: Client,
+    sessions: BTreeMap<SessionId, usize>,
+    next_session: u64,
+    trace: u64,
+    events: u64,
+    coverage: Coverage,
+    healed: bool,
+    // Checker bookkeeping.
+    landed_checked: usize,
+    durable: Catalog,
+    durable_revision: u64,
+    acks_checked: (usize, usize),
+    equivalence_checked: BTreeSet<(usize, u64)>,
+    last_leader: Option<(usize, Term)>,
+    first_leader_after_heal: Option<Instant>,
+    first_all_led_after_heal: Option<Instant>,
+    last_topology_change: Instant,
+}
+
+impl World {
+    pub fn new(seed: u64, opts: &Options) -> World {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mix = opts.mix.clone().unwrap_or_else(|| FaultMix::draw(&mut rng));
+        let config = CoreConfig { planted_bug: opts.planted, ..CoreConfig::default() };
+        let metas = (0..METAS).map(|_| MetaNode::new(MetaCore::new(config.clone(), rng.next_u64()))).collect();
+        let mut store = Store::new(Duration(ELECTION_TTL_MS));
+        store.error_per_mille = mix.store_error_per_mille;
+        store.timeout_per_mille = mix.store_timeout_per_mille;
+        store.unfenced = opts.unfenced_store;
+        let net = Net {
+            drop_per_mille: mix.drop_per_mille,
+            dup_per_mille: mix.dup_per_mille,
+            delay_ms: mix.delay_ms,
+            blocked: BTreeSet::new(),
+            counters: Default::default(),
+        };
+        let spec = workload::cluster_spec(mix.shards, mix.followers, mix.topology);
+        let mut world = World {
+            seed,
+            rng,
+            now: Instant::ZERO,
+            queue: BTreeMap::new(),
+            seq: 0,
+            config,
+            mix,
+            spec,
+            metas,
+            nodes: Vec::new(),
+            store,
+            net,
+            client: Client::new(),
+            sessions: BTreeMap::new(),
+            next_session: 0,
+            trace: 0xcbf2_9ce4_8422_2325,
+            events: 0,
+            coverage: Coverage::default(),
+            healed: false,
+            landed_checked: 0,
+            durable: Catalog::default(),
+            durable_revision: 0,
+            acks_checked: (0, 0),
+            equivalence_checked: BTreeSet::new(),
+            last_leader: None,
+            first_leader_after_heal: None,
+            first_all_led_after_heal: None,
+            last_topology_change: Instant::ZERO,
+        };
+        world.start();
+        world
+    }
+
+    fn start(&mut self) {
+        for i in 0..METAS {
+            let d = self.rand(CAMPAIGN_EVERY_MS);
+            self.schedule(Duration(d), Event::MetaCampaign(i, 1));
+        }
+        for _ in 0..self.mix.initial_nodes {
+            self.add_node();
+        }
+        self.schedule(Duration(100), Event::ClientTick);
+        for _ in 0..self.mix.added_nodes {
+            self.schedule_at(Instant(SCALE_OUT_AT_MS), Event::Fault(Fault::AddNode));
+        }
+        self.plan_faults();
+        self.schedule_at(Instant(HEAL_AT_MS), Event::Fault(Fault::Heal));
+    }
+
+    /// The seed's faults, all inside the safety phase, each undone within it.
+    fn plan_faults(&mut self) {
+        let window = |rng: &mut ChaCha8Rng| Instant(5_000 + rng.next_u64() % (HEAL_AT_MS - 20_000));
+        let nodes = self.mix.initial_nodes;
+        for _ in 0..if self.mix.meta_crashes { 3 } else { 0 } {
+            let (i, at) = ((self.rng.next_u64() % METAS as u64) as usize, window(&mut self.rng));
+            self.schedule_at(at, Event::Fault(Fault::CrashMeta(i)));
+            let d = 1_000 + self.rand(8_000);
+            self.schedule_at(at + Duration(d), Event::Fault(Fault::RestartMeta(i)));
+        }
+        for _ in 0..if self.mix.meta_pauses { 2 } else { 0 } {
+            let (i, at) = ((self.rng.next_u64() % METAS as u64) as usize, window(&mut self.rng));
+            let pause = 2_000 + self.rng.next_u64() % 12_000; // sometimes longer than a lease
+            self.schedule_at(at, Event::Fault(Fault::PauseMeta(i, pause)));
+        }
+        for _ in 0..if self.mix.node_crashes { 3 } else { 0 } {
+            let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
+            self.schedule_at(at, Event::Fault(Fault::CrashNode(i)));
+            let d = 2_000 + self.rand(20_000);
+            self.schedule_at(at + Duration(d), Event::Fault(Fault::RestartNode(i)));
+        }
+        for _ in 0..if self.mix.partitions { 4 } else { 0 } {
+            let at = window(&mut self.rng);
+            let meta = Addr::Meta((self.rng.next_u64() % METAS as u64) as usize);
+            let other = match self.rng.next_u64() % 3 {
+                0 => Addr::Store,
+                1 => Addr::Node((self.rng.next_u64() % nodes as u64) as usize),
+                _ => Addr::Client,
+            };
+            let one_way = self.rng.next_u64() % 3 == 0;
+            self.schedule_at(at, Event::Fault(Fault::Cut(meta, other, one_way)));
+            let d = 1_000 + self.rand(15_000);
+            self.schedule_at(at + Duration(d), Event::Fault(Fault::Mend(meta, other)));
+        }
+    }
+
+    /// A number in `0..n` from the world's seeded generator.
+    fn rand(&mut self, n: u64) -> u64 {
+        self.rng.next_u64() % n
+    }
+
+    fn schedule(&mut self, after: Duration, ev: Event) {
+        self.schedule_at(self.now + after, ev);
+    }
+
+    fn schedule_at(&mut self, at: Instant, ev: Event) {
+        self.seq += 1;
+        self.queue.insert((at.max(self.now), self.seq), ev);
+    }
+
+    fn send(&mut self, from: Addr, to: Addr, msg: Msg) {
+        // A unary call is never duplicated by the transport: a retry is a new request, and the
+        // workload makes those itself. Streams and storage calls may be.
+        let may_duplicate = !matches!(msg, Msg::Request { .. });
+        for delay in self.net.route(&mut self.rng, from, to, may_duplicate) {
+            self.schedule(Duration(delay), Event::Deliver { from, to, msg: msg.clone() });
+        }
+    }
+
+    fn mix_trace(&mut self, values: &[u64]) {
+        for v in values {
+            for b in v.to_le_bytes() {
+                self.trace = (self.trace ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+
+    fn fail(&self, what: String, violation: Option<Violation>) -> Failure {
+        Failure { seed: self.seed, at: self.now, what, violation }
+    }
+
+    /// Runs the seed to the end; the first violation ends it.
+    pub fn run(mut self) -> Result<Report, Failure> {
+        while let Some(((at, _), ev)) = self.queue.pop_first() {
+            if at.0 > END_MS {
+                break;
+            }
+            self.now = at;
+            self.events += 1;
+            let tag = event_tag(&ev);
+            self.mix_trace(&[at.0, tag.0, tag.1]);
+            self.handle(ev);
+            self.check_safety().map_err(|v| self.fail(v.to_string(), Some(v)))?;
+            if self.healed {
+                self.observe_liveness();
+            }
+        }
+        self.check_liveness()?;
+        let mut coverage = self.coverage;
+        for n in &self.nodes {
+            coverage.stale_term_rejections += n.host.counters.stale_term_rejections;
+            coverage.stale_version_rejections += n.host.counters.stale_version_rejections;
+            coverage.lease_revocations += n.host.counters.lease_revocations;
+            coverage.lease_expiries += n.host.counters.lease_expiries;
+        }
+        coverage.writes_accepted = self.client.writes_accepted;
+        coverage.writes_rejected = self.client.writes_rejected;
+        coverage.tables_acked = self.client.acks.created.len() as u64;
+        Ok(Report { trace_hash: self.trace, events: self.events, coverage })
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Deliver { from, to, msg } => self.deliver(from, to, msg),
+            Event::MetaWake(i, inc) => self.with_running_meta(i, inc, Event::MetaWake(i, inc), |w| {
+                let now = w.now;
+                w.metas[i].wakes.remove(&now);
+                w.core(i).handle_timeout(now);
+                w.drain_meta(i);
+            }),
+            Event::MetaCampaign(i, inc) => {
+                if self.metas[i].incarnation != inc || self.metas[i].core.is_none() {
+                    return;
+                }
+                if self.metas[i].running(self.now) {
+                    let now = self.now;
+                    let leading = self.core(i).term();
+                    self.send(Addr::Meta(i), Addr::Store, Msg::Campaign { incarnation: inc, sent: now, leading });
+                }
+                self.schedule(Duration(CAMPAIGN_EVERY_MS), Event::MetaCampaign(i, inc));
+            }
+            Event::MetaWriteTimeout(i, inc, id) => self.with_running_meta(i, inc, Event::MetaWriteTimeout(i, inc, id), |w| {
+                if w.metas[i].in_flight == Some(id) {
+                    w.metas[i].in_flight = None;
+                    let now = w.now;
+                    w.core(i).handle_write_result(now, id, storage::WriteResult::Error);
+                    w.drain_meta(i);
+                }
+            }),
+            Event::MetaSnapshotRetry(i, inc) => self.with_running_meta(i, inc, Event::MetaSnapshotRetry(i, inc), |w| {
+                if let Some(term) = w.core(i).awaiting_snapshot() {
+                    w.send(Addr::Meta(i), Addr::Store, Msg::ReadSnapshot { incarnation: inc, term });
+                    w.schedule(Duration(1_000), Event::MetaSnapshotRetry(i, inc));
+                }
+            }),
+            Event::NodeHeartbeat(i, inc) => self.heartbeat(i, inc),
+            Event::ClientTick => self.client_tick(),
+            Event::Fault(f) => self.fault(f),
+        }
+    }
+
+    fn core(&mut self, i: usize) -> &mut MetaCore {
+        self.metas[i].core.as_mut().expect("only running metas are driven")
+    }
+
+    /// Runs `f` if meta `i` is this incarnation and running; a paused meta gets the event later.
+    fn with_running_meta(&mut self, i: usize, inc: u64, ev: Event, f: impl FnOnce(&mut World)) {
+        let m = &self.metas[i];
+        if m.incarnation != inc || m.core.is_none() {
+            return;
+        }
+        if let Some(until) = m.paused_until.filter(|&t| self.now < t) {
+            self.schedule_at(until, ev);
+            return;
+        }
+        self.metas[i].paused_until = None;
+        f(self);
+    }
+
+    fn deliver(&mut self, from: Addr, to: Addr, msg: Msg) {
+        match to {
+            Addr::Meta(i) => {
+                let m = &self.metas[i];
+                if m.core.is_none() {
+                    return;
+                }
+                if let Some(until) = m.paused_until.filter(|&t| self.now < t) {
+                    self.schedule_at(until, Event::Deliver { from, to, msg });
+                    return;
+                }
+                self.metas[i].paused_until = None;
+                self.meta_receive(i, from, msg);
+            }
+            Addr::Node(i) => self.node_receive(i, from, msg),
+            Addr::Store => self.store_receive(from, msg),
+            Addr::Client => self.client_receive(msg),
+        }
+    }
+
+    fn meta_receive(&mut self, i: usize, from: Addr, msg: Msg) {
+        let now = self.now;
+        if std::env::var("SIM_DEBUG").is_ok() && !matches!(msg, Msg::Heartbeat { .. } | Msg::Request { .. }) {
+            eprintln!("{} meta{i} <- {:?}", now.0, match &msg { Msg::Won { term, .. } => format!("Won {term}"), Msg::Snapshot { term, .. } => format!("Snapshot {term}"), m => format!("{m:?}").chars().take(150).collect() });
+        }
+        let inc = self.metas[i].incarnation;
+        let ttl = Duration(ELECTION_TTL_MS);
+        match msg {
+            Msg::Heartbeat { session, hb } => match self.core(i).handle_heartbeat(now, session, &hb) {
+                Ok(()) => {}
+                Err(MetaError::NotLeader | MetaError::NotFound(_)) => self.send(Addr::Meta(i), from, Msg::HeartbeatRefused { session }),
+                Err(e) => panic!("a well-behaved node's heartbeat was refused: {e}"),
+            },
+            Msg::Request { id, req } => {
+                let deadline = now + Duration(self.config.request_timeout_ms);
+                let id = self.metas[i].accept_request(id, deadline);
+                self.core(i).handle_request(now, id, &req);
+            }
+            Msg::WriteDone { incarnation, id, result } if incarnation == inc => {
+                if self.metas[i].in_flight == Some(id) {
+                    self.metas[i].in_flight = None;
+                    if result == storage::WriteResult::Error {
+                        self.coverage.store_errors += 1;
+                    }
+                    self.core(i).handle_write_result(now, id, result);
+                }
+            }
+            Msg::Won { incarnation, sent, term, snapshot } if incarnation == inc => {
+                let event = Leadership::Gained { term, valid_until: sent + ttl, snapshot };
+                self.core(i).handle_leadership(now, event).expect("the store holds only what cores wrote");
+            }
+            Msg::Renewed { incarnation, sent, term } if incarnation == inc => {
+                self.core(i).handle_leadership(now, Leadership::Renewed { term, valid_until: sent + ttl }).expect("no snapshot");
+            }
+            Msg::LostElection { incarnation } if incarnation == inc => {
+                if self.core(i).term().is_some() {
+                    self.core(i).handle_leadership(now, Leadership::Lost).expect("no snapshot");
+                }
+            }
+            Msg::Snapshot { incarnation, term, kvs } if incarnation == inc => {
+                self.core(i).handle_snapshot(now, term, &kvs).expect("the store holds only what cores wrote");
+                self.coverage.snapshot_reloads += 1;
+            }
+            _ => {} // addressed to an earlier incarnation
+        }
+        self.drain_meta(i);
+    }
+
+    fn drain_meta(&mut self, i: usize) {
+        let inc = self.metas[i].incarnation;
+        while let Some(out) = self.core(i).poll_output() {
+            match out {
+                Output::Persist(batch) => {
+                    if std::env::var("SIM_DEBUG").is_ok() {
+                        eprintln!("{} meta{i} -> persist {:?} term {} keys {:?}", self.now.0, batch.id, batch.term, batch.ops.iter().map(|o| o.key().rsplit('/').take(2).collect::<Vec<_>>()).collect::<Vec<_>>());
+                    }
+                    self.metas[i].in_flight = Some(batch.id);
+                    self.schedule(Duration(WRITE_TIMEOUT_MS), Event::MetaWriteTimeout(i, inc, batch.id));
+                    self.send(Addr::Meta(i), Addr::Store, Msg::Write { incarnation: inc, batch });
+                }
+                Output::ToNode { session, message } => {
+                    if let Some(&n) = self.sessions.get(&session) {
+                        self.send(Addr::Meta(i), Addr::Node(n), Msg::ToNode { session, message });
+                    }
+                }
+                Output::Reply { request, result } => {
+                    let id = self.metas[i].answered(request);
+                    self.send(Addr::Meta(i), Addr::Client, Msg::Reply { id, result });
+                }
+                Output::LoadSnapshot { term } => {
+                    self.send(Addr::Meta(i), Addr::Store, Msg::ReadSnapshot { incarnation: inc, term });
+                    self.schedule(Duration(1_000), Event::MetaSnapshotRetry(i, inc));
+                }
+                Output::Resign { term } => {
+                    self.coverage.resigns += 1;
+                    self.send(Addr::Meta(i), Addr::Store, Msg::Resign { incarnation: inc, term });
+                }
+            }
+        }
+        if let Some((at, _)) = self.core(i).poll_timeout() {
+            let at = at.max(self.now);
+            if self.metas[i].wakes.insert(at) {
+                self.schedule_at(at, Event::MetaWake(i, inc));
+            }
+        }
+    }
+
+    fn store_receive(&mut self, from: Addr, msg: Msg) {
+        let Addr::Meta(i) = from else { panic!("only metas talk to the store") };
+        let now = self.now;
+        let reply = match msg {
+            Msg::Campaign { incarnation, sent, leading } => Some(match self.store.campaign(i, incarnation, now) {
+                // A holder that does not know it leads (its win was lost) is told again.
+                Some(false) if leading == Some(self.store.term) => Msg::Renewed { incarnation, sent, term: self.store.term },
+                Some(_) => Msg::Won { incarnation, sent, term: self.store.term, snapshot: self.store.snapshot() },
+                None => Msg::LostElection { incarnation },
+            }),
+            Msg::Write { incarnation, batch } => self
+                .store
+                .write(&mut self.rng, i, incarnation, &batch, now)
+                .map(|result| Msg::WriteDone { incarnation, id: batch.id, result }),
+            Msg::ReadSnapshot { incarnation, term } => Some(Msg::Snapshot { incarnation, term, kvs: self.store.snapshot() }),
+            Msg::Resign { incarnation, term } => {
+                self.store.resign(i, incarnation, term);
+                None
+            }
+            other => panic!("the store does not take {other:?}"),
+        };
+        if let Some(reply) = reply {
+            self.send(Addr::Store, from, reply);
+        }
+    }
+
+    fn new_session(&mut self, node: usize) -> SessionId {
+        self.next_session += 1;
+        let s = SessionId(self.next_session);
+        self.sessions.insert(s, node);
+        s
+    }
+
+    fn add_node(&mut self) {
+        let i = self.nodes.len();
+        let zone = ["a", "b", "c"][i % 3];
+        let drift = if self.mix.clock_drift { (self.rng.next_u64() % 20_001) as i64 - 10_000 } else { 0 };
+        let session = self.new_session(i);
+        let mut node = DataNode::new(i, zone, drift, session);
+        node.meta = i % METAS;
+        self.nodes.push(node);
+        let d = self.rand(1_000);
+        self.schedule(Duration(d), Event::NodeHeartbeat(i, 1));
+    }
+
+    fn heartbeat(&mut self, i: usize, inc: u64) {
+        let node = &self.nodes[i];
+        if !node.alive || node.incarnation != inc {
+            return;
+        }
+        if node.unanswered >= 3 {
+            // No word from this meta for three heartbeats: try the next one on a new stream.
+            let session = self.new_session(i);
+            let node = &mut self.nodes[i];
+            node.meta = (node.meta + 1) % METAS;
+            node.session = session;
+            node.unanswered = 0;
+        }
+        let local = self.nodes[i].local(self.now);
+        let node = &mut self.nodes[i];
+        node.host.expire_leases(local);
+        let (seq, shards) = node.host.heartbeat(local, |s| (s.0 % 7) as f64);
+        let hb = Heartbeat {
+            cluster: CLUSTER.into(),
+            node: node.name.clone(),
+            endpoint: node.endpoint.clone(),
+            zone: node.zone.clone(),
+            incarnation: node.incarnation,
+            seq,
+            stats: NodeStats { shard_count: shards.len() as u32, ..Default::default() },
+            shards,
+        };
+        node.unanswered += 1;
+        let (session, meta) = (node.session, node.meta);
+        self.send(Addr::Node(i), Addr::Meta(meta), Msg::Heartbeat { session, hb });
+        let next = 900 + self.rng.next_u64() % 200;
+        self.schedule(Duration(next), Event::NodeHeartbeat(i, inc));
+    }
+
+    fn node_receive(&mut self, i: usize, from: Addr, msg: Msg) {
+        if !self.nodes[i].alive {
+            return;
+        }
+        let local = self.nodes[i].local(self.now);
+        match msg {
+            Msg::ToNode { session, message } if session == self.nodes[i].session => {
+                let node = &mut self.nodes[i];
+                node.host.on_message(&message);
+                node.unanswered = 0;
+            }
+            Msg::HeartbeatRefused { session } if session == self.nodes[i].session => {
+                let session = self.new_session(i);
+                let node = &mut self.nodes[i];
+                node.meta = (node.meta + 1) % METAS;
+                node.session = session;
+            }
+            Msg::RoutedWrite { id, shard, version } => {
+                let host = &self.nodes[i].host;
+                let accepted = host.is_leading(shard, local) && host.shards()[&shard].version == version;
+                self.send(Addr::Node(i), from, Msg::RoutedWriteDone { id, accepted });
+            }
+            _ => {} // a message for an old stream
+        }
+    }
+
+    fn client_tick(&mut self) {
+        let give_up = Duration(self.config.request_timeout_ms + 3_000);
+        let spec = self.spec.clone();
+        if let Some(send) = self.client.tick(&mut self.rng, self.now, METAS, give_up, &spec) {
+            self.client_send(send);
+        }
+        self.schedule(Duration(CLIENT_EVERY_MS), Event::ClientTick);
+    }
+
+    fn client_send(&mut self, send: Send) {
+        match send {
+            Send::Meta(meta, id, req) => self.send(Addr::Client, Addr::Meta(meta), Msg::Request { id, req }),
+            Send::Node(endpoint, id, shard, version) => {
+                if let Some(n) = self.nodes.iter().position(|n| n.endpoint == endpoint) {
+                    self.send(Addr::Client, Addr::Node(n), Msg::RoutedWrite { id, shard, version });
+                }
+            }
+        }
+    }
+
+    fn client_receive(&mut self, msg: Msg) {
+        match msg {
+            Msg::Reply { id, result } => {
+                if let Some(send) = self.client.on_reply(id, result, METAS) {
+                    self.client_send(send);
+                }
+            }
+            Msg::RoutedWriteDone { accepted: true, .. } => self.client.writes_accepted += 1,
+            Msg::RoutedWriteDone { accepted: false, .. } => self.client.writes_rejected += 1,
+            other => panic!("the client does not take {other:?}"),
+        }
+    }
+
+    fn fresh_core(&mut self) -> MetaCore {
+        MetaCore::new(self.config.clone(), self.rng.next_u64())
+    }
+
+    fn fault(&mut self, f: Fault) {
+        if std::env::var("SIM_DEBUG").is_ok() {
+            eprintln!("{} fault {f:?}", self.now.0);
+        }
+        match f {
+            Fault::CrashMeta(i) => self.metas[i].crash(),
+            Fault::RestartMeta(i) => {
+                if self.metas[i].core.is_none() {
+                    let core = self.fresh_core();
+                    self.metas[i].restart(core);
+                    let inc = self.metas[i].incarnation;
+                    self.schedule(Duration::ZERO, Event::MetaCampaign(i, inc));
+                }
+            }
+            Fault::PauseMeta(i, ms) => {
+                if self.metas[i].core.is_some() {
+                    let until = self.now + Duration(ms);
+                    self.metas[i].paused_until = Some(until);
+                    // A pause can strike between deciding to send and sending: storage calls
+                    // still on their way leave only after the pause, the case fencing is for.
+                    let held: Vec<_> = self
+                        .queue
+                        .iter()
+                        .filter(|(_, ev)| matches!(ev, Event::Deliver { from: Addr::Meta(m), to: Addr::Store, .. } if *m == i))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for key in held {
+                        let ev = self.queue.remove(&key).expect("just found");
+                        self.schedule_at(until + (key.0.saturating_since(self.now)), ev);
+                    }
+                    // The process resumes by looking at its timers.
+                    let inc = self.metas[i].incarnation;
+                    self.metas[i].wakes.insert(until);
+                    self.schedule_at(until, Event::MetaWake(i, inc));
+                }
+            }
+            Fault::CrashNode(i) => self.nodes[i].alive = false,
+            Fault::RestartNode(i) => self.restart_node(i),
+            Fault::Cut(a, b, one_way) => self.net.cut(a, b, one_way),
+            Fault::Mend(a, b) => {
+                self.net.blocked.remove(&(a, b));
+                self.net.blocked.remove(&(b, a));
+            }
+            Fault::AddNode => self.add_node(),
+            Fault::Heal => {
+                self.net.heal();
+                self.store.error_per_mille = 0;
+                self.store.timeout_per_mille = 0;
+                for i in 0..METAS {
+                    self.metas[i].paused_until = None;
+                    self.fault(Fault::RestartMeta(i));
+                }
+                for i in 0..self.nodes.len() {
+                    if !self.nodes[i].alive {
+                        self.restart_node(i);
+                    }
+                }
+                self.healed = true;
+            }
+        }
+    }
+
+    fn restart_node(&mut self, i: usize) {
+        if self.nodes[i].alive {
+            return;
+        }
+        let session = self.new_session(i);
+        self.nodes[i].restart(session);
+        let inc = self.nodes[i].incarnation;
+        let d = self.rand(1_000);
+        self.schedule(Duration(d), Event::NodeHeartbeat(i, inc));
+    }
+
+    // ---- checks ----
+
+    fn check_safety(&mut self) -> Result<(), Violation> {
+        let now = self.now;
+        // S1: by each node's own clock and lease.
+        let leading: Vec<(ClusterId, ShardId, &str)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive)
+            .flat_map(|n| {
+                let local = n.local(now);
+                n.host.shards().keys().filter(move |&&s| n.host.is_leading(s, local)).map(move |&s| (CLUSTER_ID, s, n.name.as_str()))
+            })
+            .collect();
+        check::single_writer(leading)?;
+        // S3: what each node accepted, against what it had before.
+        for n in self.nodes.iter_mut().filter(|n| n.alive) {
+            let view = n.current_view();
+            if view != n.view {
+                check::monotonic(&n.name, &n.view, &view)?;
+                n.view = view;
+            }
+        }
+        // S4.
+        check::fencing(&self.store.landed[self.landed_checked..])?;
+        self.landed_checked = self.store.landed.len();
+        // S2 and S5 against durable state, whenever storage or the acknowledgements moved.
+        let acks = (self.client.acks.created.len(), self.client.acks.dropped.len());
+        if self.store.revision != self.durable_revision || acks != self.acks_checked {
+            if self.store.revision != self.durable_revision {
+                let durable = Catalog::load(self.store.kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                    .expect("the store holds only what cores wrote");
+                self.count_moves(&durable);
+                self.durable = durable;
+                self.durable_revision = self.store.revision;
+            }
+            self.acks_checked = acks;
+            check::durability(&self.client.acks, &self.durable)?;
+            check::integrity(&self.durable)?;
+        }
+        // S6: a leader whose writes have all landed holds exactly what storage holds.
+        for (i, m) in self.metas.iter().enumerate() {
+            let Some(core) = m.core.as_ref() else { continue };
+            if core.term() == Some(self.store.term) && core.writes_idle() && self.equivalence_checked.insert((i, self.store.revision)) {
+                check::restart_equivalence(core.catalog().expect("a leader has a catalog"), &self.store.snapshot())?;
+            }
+        }
+        // L4: every request a running core received is answered by its deadline.
+        for (i, m) in self.metas.iter().enumerate() {
+            // A paused meta owes nothing until it has run again.
+            if m.core.is_some() && m.paused_until.is_none() {
+                check::no_hang(&format!("meta {i}"), m.owed.iter().map(|(&id, &d)| (id, d)), now)?;
+            }
+        }
+        let leader = self.store.current_holder(now).map(|m| (m, self.store.term));
+        if leader.is_some() && leader != self.last_leader {
+            self.coverage.leader_changes += 1;
+            self.last_leader = leader;
+        }
+        Ok(())
+    }
+
+    /// Counts, for coverage, how shards changed between two durable states.
+    fn count_moves(&mut self, next: &Catalog) {
+        let (Some(old), Some(new)) = (self.durable.clusters.get(&CLUSTER_ID), next.clusters.get(&CLUSTER_ID)) else { return };
+        if old.epoch != new.epoch {
+            self.last_topology_change = self.now;
+        }
+        for (o, n) in old.shards.iter().zip(&new.shards) {
+            if o.leader == n.leader || n.leader.is_none() {
+                continue;
+            }
+            match o.leader {
+                None => self.coverage.assigned += 1,
+                Some(_) if o.transfer.is_some() => self.coverage.transfers_finished += 1,
+                Some(_) if o.followers.contains(&n.leader.expect("checked")) => self.coverage.promoted += 1,
+                Some(_) => self.coverage.reopened += 1,
+            }
+        }
+    }
+
+    fn all_shards_led(&self) -> bool {
+        let Some(c) = self.durable.clusters.get(&CLUSTER_ID) else { return false };
+        c.shards.iter().all(|s| {
+            s.leader.is_some_and(|l| {
+                let name = &c.node(NodeId(l)).name;
+                self.nodes.iter().any(|n| n.alive && n.name == *name && n.host.is_leading(ShardId(s.id), n.local(self.now)))
+            })
+        })
+    }
+
+    fn observe_liveness(&mut self) {
+        let now = self.now;
+        let leader_serving = self
+            .store
+            .current_holder(now)
+            .is_some_and(|m| self.metas[m].core.as_ref().is_some_and(|c| c.is_leader(now)));
+        if leader_serving && self.first_leader_after_heal.is_none() {
+            self.first_leader_after_heal = Some(now);
+        }
+        if self.first_all_led_after_heal.is_none() && self.all_shards_led() {
+            self.first_all_led_after_heal = Some(now);
+        }
+    }
+
+    fn check_liveness(&self) -> Result<(), Failure> {
+        let heal = HEAL_AT_MS;
+        // L1: a meta leader within the election timeout (one TTL for the old lease, a campaign round).
+        let l1_deadline = heal + 2 * ELECTION_TTL_MS + CAMPAIGN_EVERY_MS;
+        match self.first_leader_after_heal {
+            Some(t) if t.0 <= l1_deadline => {}
+            other => return Err(self.fail(format!("L1: no meta leader by {l1_deadline} ms (first at {other:?})"), None)),
+        }
+        if !self.client.cluster_ready {
+            return Err(self.fail("the cluster was never created".into(), None));
+        }
+        // L2: every shard led within election + lease + drift + a few heartbeats, and at the end.
+        let l2_deadline = l1_deadline + self.config.lease_ms + self.config.clock_drift_ms + 5 * self.config.heartbeat_interval_ms;
+        match self.first_all_led_after_heal {
+            Some(t) if t.0 <= l2_deadline => {}
+            other => return Err(self.fail(format!("L2: not every shard had a live leader by {l2_deadline} ms (first at {other:?})"), None)),
+        }
+        if !self.all_shards_led() {
+            return Err(self.fail("L2: not every shard has a live leader at the end".into(), None));
+        }
+        // L3: balanced within one leader shard per node, then quiet.
+        let c = &self.durable.clusters[&CLUSTER_ID];
+        if self.mix.topology == Topology::Dynamic {
+            let mut counts = vec![0u32; c.nodes.len()];
+            for s in &c.shards {
+                counts[s.leader.expect("all led") as usize] += 1;
+            }
+            let (lo, hi) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
+            if hi > lo + 1 {
+                return Err(self.fail(format!("L3: leader shards per node {counts:?} are not within one of each other"), None));
+            }
+        }
+        if END_MS - self.last_topology_change.0 < QUIET_WINDOW_MS {
+            return Err(self.fail(format!("L3: topology still changing at {} ms", self.last_topology_change.0), None));
+        }
+        Ok(())
+    }
+}
+
+fn event_tag(ev: &Event) -> (u64, u64) {
+    let addr = |a: &Addr| match a {
+        Addr::Meta(i) => 100 + *i as u64,
+        Addr::Node(i) => 200 + *i as u64,
+        Addr::Store => 1,
+        Addr::Client => 2,
+    };
+    match ev {
+        Event::Deliver { to, msg, .. } => (msg.kind() as u64, addr(to)),
+        Event::MetaWake(i, _) => (20, *i as u64),
+        Event::MetaCampaign(i, _) => (21, *i as u64),
+        Event::MetaWriteTimeout(i, _, _) => (22, *i as u64),
+        Event::MetaSnapshotRetry(i, _) => (23, *i as u64),
+        Event::NodeHeartbeat(i, _) => (24, *i as u64),
+        Event::ClientTick => (25, 0),
+        Event::Fault(f) => (26, format!("{f:?}").len() as u64),
+    }
+}
+
+/// Runs one seed.
+pub fn run_seed(seed: u64, opts: &Options) -> Result<Report, Failure> {
+    World::new(seed, opts).run()
+}

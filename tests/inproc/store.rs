@@ -1,0 +1,108 @@
+//! The fake linearizable store: a key-value map with atomic fenced batches, and a lease-based
+//! election like etcd's. A batch lands only if its term still holds the election and the
+//! holder's lease is alive; faults make it fail, or time out with either outcome.
+
+use std::collections::BTreeMap;
+
+use rand_chacha::rand_core::RngCore;
+use rand_chacha::ChaCha8Rng;
+use shardmeta::check::LandedWrite;
+use shardmeta::core::storage::{Op, WriteBatch, WriteResult, FENCE_KEY};
+use shardmeta::core::{Duration, Instant, Term};
+
+pub struct Store {
+    pub kvs: BTreeMap<String, Vec<u8>>,
+    pub term: Term,
+    /// The meta node (index, incarnation) holding the election, and until when.
+    pub holder: Option<(usize, u64, Instant)>,
+    pub ttl: Duration,
+    pub error_per_mille: u64,
+    pub timeout_per_mille: u64,
+    /// Test-only: land writes without checking the fence (breaks S4).
+    pub unfenced: bool,
+    pub landed: Vec<LandedWrite>,
+    /// Bumped on every landed write, so checkers can skip unchanged states.
+    pub revision: u64,
+}
+
+impl Store {
+    pub fn new(ttl: Duration) -> Store {
+        Store {
+            kvs: BTreeMap::new(),
+            term: Term(0),
+            holder: None,
+            ttl,
+            error_per_mille: 0,
+            timeout_per_mille: 0,
+            unfenced: false,
+            landed: Vec::new(),
+            revision: 0,
+        }
+    }
+
+    fn holds(&self, meta: usize, incarnation: u64, now: Instant) -> bool {
+        matches!(self.holder, Some((m, i, until)) if m == meta && i == incarnation && now < until)
+    }
+
+    /// A campaign or renewal: `Some(true)` won a new term, `Some(false)` renewed, `None` lost.
+    pub fn campaign(&mut self, meta: usize, incarnation: u64, now: Instant) -> Option<bool> {
+        if self.holds(meta, incarnation, now) {
+            self.holder = Some((meta, incarnation, now + self.ttl));
+            return Some(false);
+        }
+        if matches!(self.holder, Some((_, _, until)) if now < until) {
+            return None;
+        }
+        self.term = Term(self.term.0 + 1);
+        self.holder = Some((meta, incarnation, now + self.ttl));
+        Some(true)
+    }
+
+    /// The holder gives up `term`: its lease is revoked at once.
+    pub fn resign(&mut self, meta: usize, incarnation: u64, term: Term) {
+        if term == self.term && matches!(self.holder, Some((m, i, _)) if m == meta && i == incarnation) {
+            self.holder = None;
+        }
+    }
+
+    pub fn current_holder(&self, now: Instant) -> Option<usize> {
+        self.holder.filter(|&(_, _, until)| now < until).map(|(m, _, _)| m)
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        self.kvs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Executes a batch; the result says what the writer is told (or `None`: no reply at all).
+    pub fn write(&mut self, rng: &mut ChaCha8Rng, meta: usize, incarnation: u64, batch: &WriteBatch, now: Instant) -> Option<WriteResult> {
+        if rng.next_u64() % 1000 < self.error_per_mille {
+            return Some(WriteResult::Error);
+        }
+        let fenced_ok = batch.term == self.term && self.holds(meta, incarnation, now);
+        let current = self.kvs.get(FENCE_KEY).map(Vec::as_slice);
+        let chained = current == batch.expected_fence.as_deref();
+        if !self.unfenced && !(fenced_ok && chained) {
+            // A replay of a batch that already landed is told so; anything else conflicts.
+            let replay = batch.landed_already(current);
+            return Some(if replay { WriteResult::Ok } else { WriteResult::Conflict });
+        }
+        let timed_out = rng.next_u64() % 1000 < self.timeout_per_mille;
+        if timed_out && rng.next_u64() % 2 == 0 {
+            return Some(WriteResult::Error); // timed out before landing
+        }
+        self.kvs.insert(FENCE_KEY.to_owned(), batch.fence.clone());
+        for op in &batch.ops {
+            match op {
+                Op::Put { key, value } => {
+                    self.kvs.insert(key.clone(), value.clone());
+                }
+                Op::Delete { key } => {
+                    self.kvs.remove(key);
+                }
+            }
+        }
+        self.landed.push(LandedWrite { batch_term: batch.term, fence_term: self.term });
+        self.revision += 1;
+        Some(if timed_out { WriteResult::Error } else { WriteResult::Ok })
+    }
+}
