@@ -197,3 +197,100 @@ fn set_role(s: &mut HostedShard, role: Role, next_seq: u64) {
     }
     s.role = role;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::output::LeaseGrant;
+
+    fn msg(term: u64, commands: Vec<ShardCommand>, lease: Option<LeaseGrant>) -> NodeMessage {
+        NodeMessage { term: Term(term), epoch: Epoch(1), lease, commands, heartbeat_interval_ms: 1_000 }
+    }
+
+    fn open(shard: u32, version: u64, term: u64, role: Role) -> ShardCommand {
+        ShardCommand { shard: ShardId(shard), version: Version(version), term: Term(term), kind: CommandKind::Open { role, tables: vec![TableId(9)] } }
+    }
+
+    fn grant(seq: u64, revoked: Vec<ShardId>) -> Option<LeaseGrant> {
+        Some(LeaseGrant { seq, duration_ms: 10_000, revoked })
+    }
+
+    /// A host leading shard 1 at version 2, its lease granted for a heartbeat sent at t=100.
+    fn leading() -> ShardHost {
+        let mut h = ShardHost::new();
+        h.on_message(&msg(1, vec![open(1, 2, 1, Role::Leader)], None));
+        let (seq, _) = h.heartbeat(Instant(100), |_| 0.0);
+        h.on_message(&msg(1, vec![], grant(seq, vec![])));
+        h
+    }
+
+    #[test]
+    fn lease_counts_from_the_heartbeats_send_time() {
+        let h = leading();
+        assert!(h.is_leading(ShardId(1), Instant(10_099)));
+        assert!(!h.is_leading(ShardId(1), Instant(10_100)), "self-fenced when the lease ends");
+    }
+
+    #[test]
+    fn an_open_shard_is_not_led_until_a_heartbeat_reporting_it_is_answered() {
+        let mut h = ShardHost::new();
+        let (seq, _) = h.heartbeat(Instant(0), |_| 0.0);
+        h.on_message(&msg(1, vec![open(1, 1, 1, Role::Leader)], None));
+        // The grant answers a heartbeat sent before the shard was opened: it cannot cover it.
+        h.on_message(&msg(1, vec![], grant(seq, vec![])));
+        assert!(!h.is_leading(ShardId(1), Instant(1)));
+    }
+
+    #[test]
+    fn revoked_shards_stop_leading_at_once() {
+        let mut h = leading();
+        let (seq, _) = h.heartbeat(Instant(200), |_| 0.0);
+        h.on_message(&msg(1, vec![], grant(seq, vec![ShardId(1)])));
+        assert!(!h.is_leading(ShardId(1), Instant(201)));
+        assert_eq!(h.counters.lease_revocations, 1);
+    }
+
+    #[test]
+    fn commands_from_an_older_term_are_ignored() {
+        let mut h = leading();
+        h.on_message(&msg(2, vec![], None));
+        h.on_message(&msg(1, vec![ShardCommand { shard: ShardId(1), version: Version(9), term: Term(1), kind: CommandKind::Close }], None));
+        assert!(h.shards().contains_key(&ShardId(1)));
+        assert_eq!(h.counters.stale_term_rejections, 1);
+        assert_eq!(h.term(), Term(2));
+    }
+
+    #[test]
+    fn commands_at_or_below_the_held_version_are_ignored() {
+        let mut h = leading();
+        h.on_message(&msg(1, vec![open(1, 2, 1, Role::Follower)], None));
+        assert_eq!(h.shards()[&ShardId(1)].role, Role::Leader);
+        assert_eq!(h.counters.stale_version_rejections, 1);
+    }
+
+    #[test]
+    fn incremental_table_commands_need_the_version_right_before() {
+        let mut h = leading();
+        let create = |version, table| ShardCommand { shard: ShardId(1), version: Version(version), term: Term(1), kind: CommandKind::CreateTable { table: TableId(table) } };
+        h.on_message(&msg(1, vec![create(4, 20)], None)); // a gap: version 3 was missed
+        h.on_message(&msg(1, vec![create(3, 30)], None));
+        let s = &h.shards()[&ShardId(1)];
+        assert_eq!((s.version, s.tables.iter().copied().collect::<Vec<_>>()), (Version(3), vec![TableId(9), TableId(30)]));
+    }
+
+    #[test]
+    fn a_closed_shard_is_not_reopened_by_a_late_command() {
+        let mut h = leading();
+        h.on_message(&msg(1, vec![ShardCommand { shard: ShardId(1), version: Version(3), term: Term(1), kind: CommandKind::Close }], None));
+        h.on_message(&msg(1, vec![open(1, 2, 1, Role::Leader)], None));
+        assert!(!h.shards().contains_key(&ShardId(1)));
+    }
+
+    #[test]
+    fn epoch_never_goes_back_within_a_term() {
+        let mut h = ShardHost::new();
+        h.on_message(&NodeMessage { epoch: Epoch(5), ..msg(1, vec![], None) });
+        h.on_message(&NodeMessage { epoch: Epoch(4), ..msg(1, vec![], None) });
+        assert_eq!(h.epoch(), Epoch(5));
+    }
+}

@@ -1,0 +1,347 @@
+//! Tier-1 tests: one input, the exact outputs. A small harness stands in for the driver with
+//! an in-memory store that applies every batch.
+
+use std::collections::BTreeMap;
+
+use shardmeta::client::ShardHost;
+use shardmeta::core::model::Topology;
+use shardmeta::core::storage::{Op, WriteResult, FENCE_KEY};
+use shardmeta::core::*;
+
+const LEASE: u64 = 10_000;
+
+struct Harness {
+    core: MetaCore,
+    now: Instant,
+    store: BTreeMap<String, Vec<u8>>,
+    next_request: u64,
+}
+
+impl Harness {
+    fn follower() -> Harness {
+        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), next_request: 0 }
+    }
+
+    fn leader() -> Harness {
+        let mut h = Harness::follower();
+        h.core.handle_leadership(h.now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: vec![] }).unwrap();
+        h
+    }
+
+    fn outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.core.poll_output()).collect()
+    }
+
+    fn request(&mut self, req: Request) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.core.handle_request(self.now, id, &req);
+        id
+    }
+
+    /// Lands every batch the core writes, until it writes no more; returns the other outputs.
+    fn settle(&mut self) -> Vec<Output> {
+        let mut others = Vec::new();
+        loop {
+            let outs = self.outputs();
+            if outs.is_empty() {
+                return others;
+            }
+            for o in outs {
+                match o {
+                    Output::Persist(b) => {
+                        assert_eq!(self.store.get(FENCE_KEY), b.expected_fence.as_ref(), "the chain is kept");
+                        for op in &b.ops {
+                            match op {
+                                Op::Put { key, value } => self.store.insert(key.clone(), value.clone()),
+                                Op::Delete { key } => self.store.remove(key),
+                            };
+                        }
+                        self.store.insert(FENCE_KEY.into(), b.fence.clone());
+                        self.core.handle_write_result(self.now, b.id, WriteResult::Ok);
+                    }
+                    other => others.push(other),
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now + Duration(ms);
+        self.core.handle_timeout(self.now);
+    }
+
+    fn create_cluster(&mut self, shards: u32, followers: u32) {
+        let spec = ClusterSpec { name: "c".into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 2 };
+        self.request(Request::CreateCluster(spec));
+        let replies = self.settle();
+        assert!(matches!(replies[..], [Output::Reply { result: Ok(Response::Cluster(_)), .. }]), "{replies:?}");
+    }
+
+    fn create_table(&mut self, name: &str, if_not_exists: bool) -> Result<Response, MetaError> {
+        let id = self.request(Request::CreateTable(CreateTable {
+            cluster: "c".into(),
+            schema: "public".into(),
+            name: name.into(),
+            encoded_schema: vec![1, 2, 3],
+            options: BTreeMap::new(),
+            if_not_exists,
+            partition: None,
+        }));
+        let outs = self.settle();
+        outs.into_iter()
+            .find_map(|o| match o {
+                Output::Reply { request, result } if request == id => Some(result),
+                _ => None,
+            })
+            .expect("every request is answered")
+    }
+}
+
+/// A data node in the harness: the real ShardHost, answering at the harness clock.
+struct Node {
+    name: String,
+    host: ShardHost,
+    session: SessionId,
+}
+
+impl Node {
+    fn new(i: u64) -> Node {
+        Node { name: format!("n{i}"), host: ShardHost::new(), session: SessionId(i) }
+    }
+
+    fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
+        let (seq, shards) = self.host.heartbeat(h.now, |_| 0.0);
+        let hb = Heartbeat {
+            cluster: "c".into(),
+            node: self.name.clone(),
+            endpoint: format!("{}:1", self.name),
+            zone: String::new(),
+            incarnation: 1,
+            seq,
+            stats: NodeStats::default(),
+            shards,
+        };
+        h.core.handle_heartbeat(h.now, self.session, &hb)
+    }
+
+    fn receive(&mut self, outs: &[Output]) {
+        for o in outs {
+            if let Output::ToNode { session, message } = o {
+                if *session == self.session {
+                    self.host.on_message(message);
+                }
+            }
+        }
+    }
+}
+
+/// A leader with a cluster of `shards` shards on two nodes that lead them all under lease.
+fn steady_cluster(shards: u32) -> (Harness, Vec<Node>) {
+    let mut h = Harness::leader();
+    h.create_cluster(shards, 0);
+    let mut nodes = vec![Node::new(1), Node::new(2)];
+    for _ in 0..4 {
+        for i in 0..nodes.len() {
+            nodes[i].heartbeat(&mut h).unwrap();
+            let outs = h.settle();
+            nodes.iter_mut().for_each(|n| n.receive(&outs));
+        }
+        h.advance(600);
+        let outs = h.settle();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+    }
+    for s in 0..shards {
+        assert_eq!(nodes.iter().filter(|n| n.host.is_leading(ShardId(s), h.now)).count(), 1, "shard {s} has one leader");
+    }
+    (h, nodes)
+}
+
+#[test]
+fn follower_refuses_requests_and_heartbeats_as_not_leader() {
+    let mut h = Harness::follower();
+    let id = h.request(Request::ListClusters);
+    assert_eq!(h.outputs(), vec![Output::Reply { request: id, result: Err(MetaError::NotLeader) }]);
+    assert_eq!(Node::new(1).heartbeat(&mut h), Err(MetaError::NotLeader));
+    assert_eq!(h.outputs(), vec![]);
+}
+
+#[test]
+fn create_is_answered_only_after_its_write_lands() {
+    let mut h = Harness::leader();
+    let spec = ClusterSpec { name: "c".into(), shard_count: 4, followers_per_shard: 1, topology: Topology::Dynamic, min_nodes: 1 };
+    let id = h.request(Request::CreateCluster(spec));
+    let outs = h.outputs();
+    let [Output::Persist(batch)] = &outs[..] else { panic!("one write and nothing else: {outs:?}") };
+    assert_eq!(batch.ops.len(), 3, "cluster, id ceiling, public schema: {:?}", batch.ops);
+    assert_eq!(batch.term, Term(1));
+    h.core.handle_write_result(h.now, batch.id, WriteResult::Ok);
+    let outs = h.outputs();
+    assert!(matches!(&outs[..], [Output::Reply { request, result: Ok(Response::Cluster(c)) }] if *request == id && c.name == "c"), "{outs:?}");
+}
+
+#[test]
+fn unchanged_heartbeat_renews_leases_and_writes_nothing() {
+    let (mut h, mut nodes) = steady_cluster(8);
+    h.advance(1_000);
+    h.settle();
+    nodes[0].heartbeat(&mut h).unwrap();
+    let outs = h.outputs();
+    let [Output::ToNode { session, message }] = &outs[..] else { panic!("exactly one reply: {outs:?}") };
+    assert_eq!(*session, nodes[0].session);
+    assert!(message.commands.is_empty(), "{message:?}");
+    let grant = message.lease.as_ref().expect("a heartbeat reply grants leases");
+    assert!(grant.revoked.is_empty());
+    assert_eq!(grant.duration_ms, LEASE);
+}
+
+#[test]
+fn dead_nodes_shards_move_only_after_its_lease_surely_ended() {
+    let (mut h, mut nodes) = steady_cluster(4);
+    let dead_shards: Vec<ShardId> = nodes[1].host.shards().keys().copied().collect();
+    assert!(!dead_shards.is_empty());
+    // Node 1's last heartbeat is answered now; then it goes silent while node 0 keeps going.
+    for i in 0..2 {
+        nodes[i].heartbeat(&mut h).unwrap();
+        let outs = h.settle();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+    }
+    let last_heard = h.now;
+    let mut moved_at = None;
+    for step in 0..30 {
+        h.advance(500);
+        nodes[0].heartbeat(&mut h).unwrap();
+        let outs = h.settle();
+        nodes[0].receive(&outs);
+        if moved_at.is_none() && dead_shards.iter().any(|&s| nodes[0].host.shards().contains_key(&s)) {
+            moved_at = Some(h.now);
+        }
+        for &s in &dead_shards {
+            assert!(!(nodes[0].host.is_leading(s, h.now) && nodes[1].host.is_leading(s, h.now)), "S1 at step {step}");
+        }
+    }
+    let moved = moved_at.expect("the dead node's shards fail over");
+    let drift = CoreConfig::default().clock_drift_ms;
+    let waited = moved.saturating_since(last_heard).as_millis();
+    assert!(waited > LEASE + drift, "moved {waited} ms after the last lease grant");
+    assert!(waited <= LEASE + drift + 2_000, "failover took {waited} ms");
+    for &s in &dead_shards {
+        assert!(nodes[0].host.is_leading(s, h.now), "shard {s} is led again");
+    }
+}
+
+#[test]
+fn unknown_write_outcome_reloads_then_writes_a_barrier() {
+    let (mut h, _) = steady_cluster(2);
+    let id = h.request(Request::CreateTable(CreateTable {
+        cluster: "c".into(),
+        schema: "public".into(),
+        name: "t".into(),
+        encoded_schema: vec![],
+        options: BTreeMap::new(),
+        if_not_exists: false,
+        partition: None,
+    }));
+    let outs = h.outputs();
+    let [Output::Persist(batch)] = &outs[..] else { panic!("{outs:?}") };
+    h.core.handle_write_result(h.now, batch.id, WriteResult::Error);
+    let outs = h.outputs();
+    assert!(matches!(&outs[..], [Output::Reply { request, result: Err(MetaError::Unavailable(_)) }, Output::LoadSnapshot { term: Term(1) }] if *request == id), "{outs:?}");
+    let snapshot: Vec<(String, Vec<u8>)> = h.store.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    h.core.handle_snapshot(h.now, Term(1), &snapshot).unwrap();
+    let outs = h.outputs();
+    let [Output::Persist(barrier)] = &outs[..] else { panic!("{outs:?}") };
+    assert!(barrier.ops.is_empty(), "the barrier only advances the fence");
+    assert_eq!(barrier.expected_fence.as_ref(), h.store.get(FENCE_KEY));
+    // Until the barrier lands, the leader answers nothing that reads the catalog.
+    let id = h.request(Request::ListClusters);
+    assert!(matches!(&h.outputs()[..], [Output::Reply { request, result: Err(MetaError::Unavailable(_)) }] if *request == id));
+    h.store.insert(FENCE_KEY.into(), barrier.fence.clone());
+    h.core.handle_write_result(h.now, barrier.id, WriteResult::Ok);
+    assert!(matches!(h.create_table("t", false), Ok(Response::TableCreated { created: true, .. })));
+}
+
+#[test]
+fn fenced_out_write_steps_down_and_resigns() {
+    let mut h = Harness::leader();
+    let id = h.request(Request::CreateCluster(ClusterSpec { name: "c".into(), shard_count: 1, followers_per_shard: 0, topology: Topology::Static, min_nodes: 1 }));
+    let Some(Output::Persist(b)) = h.core.poll_output() else { panic!() };
+    h.core.handle_write_result(h.now, b.id, WriteResult::Conflict);
+    assert_eq!(h.outputs(), vec![Output::Reply { request: id, result: Err(MetaError::NotLeader) }, Output::Resign { term: Term(1) }]);
+    assert!(!h.core.is_leader(h.now));
+}
+
+#[test]
+fn request_waiting_on_storage_gets_a_deadline_error() {
+    let mut h = Harness::leader();
+    let id = h.request(Request::CreateCluster(ClusterSpec { name: "c".into(), shard_count: 1, followers_per_shard: 0, topology: Topology::Static, min_nodes: 1 }));
+    assert!(matches!(h.outputs()[..], [Output::Persist(_)]));
+    let (due, _) = h.core.poll_timeout().expect("a deadline is pending");
+    assert!(due <= h.now + Duration(CoreConfig::default().request_timeout_ms));
+    h.now = h.now + Duration(CoreConfig::default().request_timeout_ms + 1);
+    h.core.handle_timeout(h.now);
+    h.core.handle_timeout(h.now); // twice is harmless
+    assert_eq!(h.outputs(), vec![Output::Reply { request: id, result: Err(MetaError::DeadlineExceeded) }]);
+}
+
+#[test]
+fn bad_requests_get_typed_errors_and_change_nothing() {
+    let (mut h, _) = steady_cluster(2);
+    let before = h.store.clone();
+    let err = |r: Result<Response, MetaError>| r.expect_err("refused");
+    assert!(matches!(err(h.create_table("", false)), MetaError::InvalidArgument(m) if m.contains("empty")));
+    assert!(matches!(err(h.create_table("bad name", false)), MetaError::InvalidArgument(_)));
+    assert!(matches!(err(h.create_table(&"x".repeat(200), false)), MetaError::InvalidArgument(m) if m.contains("limit")));
+    assert!(matches!(err(h.create_table("__t_0", false)), MetaError::InvalidArgument(m) if m.contains("reserved")));
+    assert_eq!(h.store, before, "refused requests write nothing");
+
+    let created = h.create_table("t", false).unwrap();
+    assert!(matches!(err(h.create_table("t", false)), MetaError::AlreadyExists(_)));
+    let again = h.create_table("t", true).unwrap();
+    let (Response::TableCreated { table: a, created: true }, Response::TableCreated { table: b, created: false }) = (created, again) else { panic!() };
+    assert_eq!(a, b, "if-not-exists answers with the existing table");
+
+    let id = h.request(Request::RouteTables { cluster: "nope".into(), schema: "public".into(), tables: vec!["t".into()] });
+    assert!(matches!(&h.outputs()[..], [Output::Reply { request, result: Err(MetaError::NotFound(m)) }] if *request == id && m.contains("nope")));
+    let id = h.request(Request::DropTable { cluster: "c".into(), schema: "public".into(), name: "missing".into() });
+    assert!(matches!(&h.outputs()[..], [Output::Reply { request, result: Err(MetaError::NotFound(_)) }] if *request == id));
+    let big = CreateTable {
+        cluster: "c".into(),
+        schema: "public".into(),
+        name: "big".into(),
+        encoded_schema: vec![0; CoreConfig::default().encoded_schema_bytes_max + 1],
+        options: BTreeMap::new(),
+        if_not_exists: false,
+        partition: None,
+    };
+    let id = h.request(Request::CreateTable(big));
+    assert!(matches!(&h.outputs()[..], [Output::Reply { request, result: Err(MetaError::InvalidArgument(m)) }] if *request == id && m.contains("bytes")));
+}
+
+#[test]
+fn misbehaving_heartbeats_are_refused_whole() {
+    let (mut h, _) = steady_cluster(2);
+    let mut hb = Heartbeat {
+        cluster: "c".into(),
+        node: "n1".into(),
+        endpoint: "n1:1".into(),
+        zone: String::new(),
+        incarnation: 1,
+        seq: 1_000,
+        stats: NodeStats::default(),
+        shards: vec![],
+    };
+    let report = |id| ShardReport { id: ShardId(id), role: Role::Leader, version: Version(1), status: ReplicaStatus::Ready, load: 0.0 };
+    hb.shards = vec![report(5)];
+    assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(1), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("shard 5")));
+    hb.shards = vec![report(1), report(0)];
+    assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(1), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("order")));
+    hb.cluster = "nope".into();
+    assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(1), &hb), Err(MetaError::NotFound(_))));
+    hb.cluster = "c".into();
+    hb.shards = vec![];
+    hb.node = "new".into();
+    hb.endpoint = "no port".into();
+    assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(9), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("endpoint")));
+    assert_eq!(h.outputs(), vec![], "a refused heartbeat changes nothing");
+}
