@@ -1,1 +1,212 @@
-fn main(){}
+//! Scheduling throughput of the sans-IO core, in-process (no network, no storage):
+//! - heartbeat ingest per shard report, 1k nodes and 1M shards, unchanged and changed;
+//! - create-table (placement) at 10k shards and 1k nodes;
+//! - failover planning for a node with 10k shards.
+//!
+//! A counting allocator reports allocations per unchanged heartbeat (the target is zero).
+//! Run: `cargo bench --bench scheduling`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use shardmeta::core::model::Topology;
+use shardmeta::core::scheduler::Planner;
+use shardmeta::core::storage::WriteResult;
+use shardmeta::core::*;
+
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const CLUSTER: &str = "bench";
+
+/// Lands every batch at once; returns the outputs that are not writes.
+fn land(core: &mut MetaCore, now: Instant) -> usize {
+    let mut others = 0;
+    while let Some(o) = core.poll_output() {
+        match o {
+            Output::Persist(b) => core.handle_write_result(now, b.id, WriteResult::Ok),
+            _ => others += 1,
+        }
+    }
+    others
+}
+
+fn heartbeat(node: usize, seq: u64, shards: Vec<ShardReport>) -> Heartbeat {
+    Heartbeat {
+        cluster: CLUSTER.into(),
+        node: format!("node-{node}"),
+        endpoint: format!("10.0.{}.{}:7000", node / 256, node % 256),
+        zone: String::new(),
+        incarnation: 1,
+        seq,
+        stats: NodeStats::default(),
+        shards,
+    }
+}
+
+/// A leader with one cluster of `shards` shards assigned over `nodes` nodes.
+fn cluster(shards: u32, nodes: usize, followers: u32) -> (MetaCore, Instant) {
+    let config = CoreConfig { shard_moves_per_tick_max: 1 << 20, changes_queued_max: 1 << 22, ..CoreConfig::default() };
+    let mut core = MetaCore::new(config, 1);
+    let mut now = Instant(1);
+    core.handle_leadership(now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: vec![] }).unwrap();
+    let spec = ClusterSpec { name: CLUSTER.into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 1 };
+    core.handle_request(now, RequestId(1), &Request::CreateCluster(spec));
+    land(&mut core, now);
+    for n in 0..nodes {
+        core.handle_heartbeat(now, SessionId(n as u64), &heartbeat(n, 1, vec![])).unwrap();
+    }
+    land(&mut core, now);
+    for _ in 0..4 {
+        now = now + Duration(1_000);
+        core.handle_timeout(now);
+        land(&mut core, now);
+    }
+    (core, now)
+}
+
+/// Each node's reports, exactly as the catalog has them.
+fn reports(core: &MetaCore, nodes: usize) -> Vec<Vec<ShardReport>> {
+    let c = core.catalog().unwrap().cluster_by_name(CLUSTER).unwrap();
+    let mut out = vec![Vec::new(); nodes];
+    for s in &c.shards {
+        for r in s.replicas() {
+            let role = if s.leader == Some(r) { Role::Leader } else { Role::Follower };
+            out[r as usize].push(ShardReport { id: ShardId(s.id), role, version: Version(s.version), status: ReplicaStatus::Ready, load: 1.0 });
+        }
+    }
+    out
+}
+
+fn heartbeat_ingest(c: &mut Criterion) {
+    const NODES: usize = 1_000;
+    const SHARDS: u32 = 1_000_000;
+    let (mut core, now) = cluster(SHARDS, NODES, 0);
+    let mut beats: Vec<Heartbeat> = reports(&core, NODES).into_iter().enumerate().map(|(n, r)| heartbeat(n, 2, r)).collect();
+    let per_node = beats[0].shards.len() as u64;
+
+    // Allocations of the unchanged path, outside criterion.
+    for (n, hb) in beats.iter_mut().enumerate() {
+        hb.seq += 1;
+        core.handle_heartbeat(now, SessionId(n as u64), hb).unwrap();
+        while core.poll_output().is_some() {}
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for (n, hb) in beats.iter_mut().enumerate() {
+        hb.seq += 1;
+        core.handle_heartbeat(now, SessionId(n as u64), hb).unwrap();
+        while let Some(o) = core.poll_output() {
+            black_box(o);
+        }
+    }
+    let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    println!("heartbeat_ingest/unchanged: {allocs} allocations over {NODES} heartbeats of {per_node} reports");
+
+    let mut group = c.benchmark_group("heartbeat_ingest_1k_nodes_1m_shards");
+    group.throughput(Throughput::Elements(per_node));
+    let mut next = 0usize;
+    group.bench_function("unchanged", |b| {
+        b.iter(|| {
+            let n = next % NODES;
+            next += 1;
+            let hb = &mut beats[n];
+            hb.seq += 1;
+            core.handle_heartbeat(now, SessionId(n as u64), hb).unwrap();
+            while let Some(o) = core.poll_output() {
+                black_box(o);
+            }
+        })
+    });
+    // Changed: new load figures on every report, and 1% of the shards a version behind, which
+    // costs a re-sync command each.
+    for hb in beats.iter_mut() {
+        for (i, r) in hb.shards.iter_mut().enumerate() {
+            r.load = i as f64;
+            if i % 100 == 0 {
+                r.version = Version(r.version.0.saturating_sub(1));
+            }
+        }
+    }
+    group.bench_function("changed", |b| {
+        b.iter(|| {
+            let n = next % NODES;
+            next += 1;
+            let hb = &mut beats[n];
+            hb.seq += 1;
+            core.handle_heartbeat(now, SessionId(n as u64), hb).unwrap();
+            while let Some(o) = core.poll_output() {
+                black_box(o);
+            }
+        })
+    });
+    group.finish();
+}
+
+fn table_placement(c: &mut Criterion) {
+    let (mut core, now) = cluster(10_000, 1_000, 0);
+    let mut i = 0u64;
+    c.bench_function("create_table_10k_shards_1k_nodes", |b| {
+        b.iter(|| {
+            i += 1;
+            let req = Request::CreateTable(CreateTable {
+                cluster: CLUSTER.into(),
+                schema: "public".into(),
+                name: format!("t{i}"),
+                encoded_schema: vec![0; 64],
+                options: Default::default(),
+                if_not_exists: false,
+                partition: None,
+            });
+            core.handle_request(now, RequestId(1 + i), &req);
+            land(&mut core, now)
+        })
+    });
+}
+
+fn failover_planning(c: &mut Criterion) {
+    // Ten nodes with 10k leader shards each and one follower per shard; node 0 dies.
+    let (mut core, mut now) = cluster(100_000, 10, 1);
+    let beats: Vec<Vec<ShardReport>> = reports(&core, 10);
+    for (n, r) in beats.into_iter().enumerate().skip(1) {
+        core.handle_heartbeat(now, SessionId(n as u64), &heartbeat(n, 10, r)).unwrap();
+    }
+    land(&mut core, now);
+    now = now + Duration(CoreConfig::default().lease_ms + CoreConfig::default().clock_drift_ms + 1);
+    let config = CoreConfig { shard_moves_per_tick_max: 1 << 20, ..CoreConfig::default() };
+    let cid = core.catalog().unwrap().cluster_by_name(CLUSTER).unwrap().id();
+    let catalog = core.catalog().unwrap().cluster(cid).clone();
+    let mut runtime = core.cluster_runtime(cid).unwrap().clone();
+    runtime.set_online(NodeId(0), false);
+    let dead_leads = catalog.shards.iter().filter(|s| s.leader == Some(0)).count();
+    let moves = Planner::new(&catalog, &mut runtime.clone(), now, &config).plan().len();
+    println!("failover_planning: node 0 led {dead_leads} shards; one pass plans {moves} moves");
+    c.bench_function("failover_planning_node_with_10k_shards", |b| {
+        b.iter_batched_ref(
+            || runtime.clone(),
+            |rt| black_box(Planner::new(&catalog, rt, now, &config).plan()),
+            BatchSize::LargeInput,
+        )
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
+    targets = heartbeat_ingest, table_placement, failover_planning
+}
+criterion_main!(benches);

@@ -205,6 +205,13 @@ impl MetaCore {
         self.leader.as_ref().map(|l| &l.catalog)
     }
 
+    /// The leader's per-cluster runtime, for benchmarks and tests that drive the scheduler
+    /// directly.
+    #[doc(hidden)]
+    pub fn cluster_runtime(&self, cluster: ClusterId) -> Option<&super::leader::runtime::ClusterRuntime> {
+        self.leader.as_ref()?.clusters.get(&cluster)
+    }
+
     /// No write is queued or in flight, so the catalog equals storage.
     pub fn writes_idle(&self) -> bool {
         self.leader.as_ref().is_some_and(|l| l.writes.idle() && !l.writes.recovering)
