@@ -5,6 +5,7 @@
 //!   the intent so that two decisions never build on the same old state; replies, routes and
 //!   commands read only the catalog.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::config::{CoreConfig, PlantedBug};
@@ -242,13 +243,27 @@ impl ClusterRuntime {
     /// more work on the node it is leaving.
     pub fn set_intended(&mut self, cluster: &ClusterCatalog, new: ShardRecord) {
         let id = ShardId(new.id);
+        // Net change per node first, so that a node whose role stays the same costs nothing.
+        let mut deltas: Vec<(u32, i32, i32)> = Vec::with_capacity(8);
+        let mut count = |node: u32, leader: bool, d: i32| match deltas.iter_mut().find(|x| x.0 == node) {
+            Some(x) => {
+                x.1 += d * leader as i32;
+                x.2 += d;
+            }
+            None => deltas.push((node, d * leader as i32, d)),
+        };
         let old = planned(self.intended(cluster, id));
         for r in old.replicas() {
-            self.adjust(NodeId(r), old.leader == Some(r), -1);
+            count(r, old.leader == Some(r), -1);
         }
         let after = planned(&new);
         for r in after.replicas() {
-            self.adjust(NodeId(r), after.leader == Some(r), 1);
+            count(r, after.leader == Some(r), 1);
+        }
+        for (node, leaders, replicas) in deltas {
+            if leaders != 0 || replicas != 0 {
+                self.adjust(NodeId(node), leaders, replicas);
+            }
         }
         self.index_shard(&new);
         self.shards[id.index()].pending += 1;
@@ -275,17 +290,15 @@ impl ClusterRuntime {
         s.lease_holder.is_none() || config.has_bug(PlantedBug::SkipLeaseWait) || now > s.lease_until + config.clock_drift()
     }
 
-    fn adjust(&mut self, id: NodeId, leader: bool, delta: i32) {
+    fn adjust(&mut self, id: NodeId, leaders: i32, replicas: i32) {
         let node = &mut self.nodes[id.index()];
         let online = node.online;
         if online {
             self.load.remove(id, node);
         }
         let node = &mut self.nodes[id.index()];
-        node.replicas = node.replicas.checked_add_signed(delta).expect("replica count stays in range");
-        if leader {
-            node.leaders = node.leaders.checked_add_signed(delta).expect("leader count stays in range");
-        }
+        node.replicas = node.replicas.checked_add_signed(replicas).expect("replica count stays in range");
+        node.leaders = node.leaders.checked_add_signed(leaders).expect("leader count stays in range");
         if online {
             self.load.insert(id, &self.nodes[id.index()]);
         }
@@ -327,8 +340,8 @@ impl ClusterRuntime {
 
 /// The record a shard will have once its transfer (if any) finishes with the planned target: the
 /// target leads, and the old leader takes the target's follower slot if it had one.
-pub fn planned(s: &ShardRecord) -> ShardRecord {
-    let Some(t) = s.transfer else { return s.clone() };
+pub fn planned(s: &ShardRecord) -> Cow<'_, ShardRecord> {
+    let Some(t) = s.transfer else { return Cow::Borrowed(s) };
     let mut after = s.clone();
     after.transfer = None;
     after.leader = Some(t.to);
@@ -336,5 +349,5 @@ pub fn planned(s: &ShardRecord) -> ShardRecord {
         Some(slot) => *slot = t.from,
         None => {}
     }
-    after
+    Cow::Owned(after)
 }

@@ -29,7 +29,7 @@ impl Planner<'_> {
             if !self.rt.lease_free_for(shard, NodeId(to), self.now, self.config) {
                 continue;
             }
-            let record = planned(&ShardRecord { transfer: Some(TransferRecord { from: t.from, to }), ..rec.clone() });
+            let record = planned(&ShardRecord { transfer: Some(TransferRecord { from: t.from, to }), ..rec.clone() }).into_owned();
             let closes = if record.replicas().any(|r| r == t.from) { Vec::new() } else { vec![NodeId(t.from)] };
             self.stage(record, closes, MoveReason::FinishTransfer);
         }
