@@ -1,6 +1,8 @@
 //! The safety invariants S1–S6 of DESIGN.md, each one function in one place. Simulators call
 //! them after every step; each has a test that shows it catching a planted bug.
 
+pub mod snapshot_fuzz;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 

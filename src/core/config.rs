@@ -124,6 +124,13 @@ impl CoreConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));
         }
+        if self.shards_per_cluster_max > super::model::SHARDS_PER_CLUSTER_CEILING {
+            return Err(format!(
+                "shards_per_cluster_max ({}) is above the ceiling of {}",
+                self.shards_per_cluster_max,
+                super::model::SHARDS_PER_CLUSTER_CEILING
+            ));
+        }
         if self.lease_ms <= self.heartbeat_interval_ms {
             return Err(format!(
                 "lease_ms ({}) must be longer than heartbeat_interval_ms ({})",

@@ -8,6 +8,10 @@ use super::records::*;
 use crate::core::ids::*;
 use crate::core::storage::{DecodeError, Mutation};
 
+/// The most shards a stored cluster may claim. Loading refuses more, so that a corrupt record
+/// cannot make the loader allocate without bound; `shards_per_cluster_max` stays below it.
+pub const SHARDS_PER_CLUSTER_CEILING: u32 = 1 << 22;
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Catalog {
     pub clusters: BTreeMap<ClusterId, ClusterCatalog>,
@@ -107,6 +111,11 @@ impl ClusterCatalog {
         if let Some(n) = s.replicas().find(|n| *n as usize >= self.nodes.len()) {
             return Err(DecodeError(format!("shard {} names unknown node {n}", s.id)));
         }
+        if let Some(t) = s.transfer {
+            if Some(t.from) != s.leader || t.to == t.from || t.to as usize >= self.nodes.len() {
+                return Err(DecodeError(format!("shard {} has an impossible transfer {t:?}", s.id)));
+            }
+        }
         let shard = ShardId(s.id);
         for n in self.shards[idx].replicas() {
             self.node_shards[n as usize].remove(&shard);
@@ -155,6 +164,12 @@ impl Catalog {
     pub fn apply(&mut self, m: &Mutation) -> Result<(), DecodeError> {
         if let Mutation::PutCluster(r) = m {
             let id = ClusterId(r.id);
+            if r.shard_count > SHARDS_PER_CLUSTER_CEILING {
+                return Err(DecodeError(format!("cluster {} claims {} shards", r.id, r.shard_count)));
+            }
+            if self.cluster_by_name.get(&r.name).is_some_and(|other| *other != id) {
+                return Err(DecodeError(format!("cluster name {:?} held by two clusters", r.name)));
+            }
             if let Some(existing) = self.clusters.get(&id) {
                 if existing.record != *r {
                     return Err(DecodeError(format!("cluster {} cannot change once created", r.id)));
@@ -200,6 +215,26 @@ impl Catalog {
         for m in &mutations {
             catalog.apply(m)?;
         }
+        catalog.check_partitions()?;
         Ok(catalog)
+    }
+
+    /// Partitioned tables and their sub-tables must point at each other.
+    fn check_partitions(&self) -> Result<(), DecodeError> {
+        for c in self.clusters.values() {
+            for t in c.tables.values() {
+                let subs = t.partition.iter().flat_map(|p| p.sub_tables.iter());
+                if let Some(sub) = subs.clone().find(|s| c.tables.get(&TableId(**s)).is_none_or(|st| st.parent != Some(t.id))) {
+                    return Err(DecodeError(format!("table {} lists sub-table {sub} that does not point back", t.id)));
+                }
+                if let Some(parent) = t.parent {
+                    let listed = c.tables.get(&TableId(parent)).and_then(|p| p.partition.as_ref()).is_some_and(|p| p.sub_tables.contains(&t.id));
+                    if !listed {
+                        return Err(DecodeError(format!("sub-table {} names parent {parent} that does not list it", t.id)));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

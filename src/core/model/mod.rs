@@ -3,5 +3,5 @@
 pub mod catalog;
 pub mod records;
 
-pub use catalog::{Catalog, ClusterCatalog};
+pub use catalog::{Catalog, ClusterCatalog, SHARDS_PER_CLUSTER_CEILING};
 pub use records::*;
