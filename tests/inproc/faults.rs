@@ -30,7 +30,7 @@ fn pick<T: Copy>(rng: &mut ChaCha8Rng, options: &[T]) -> T {
 
 impl FaultMix {
     pub fn draw(rng: &mut ChaCha8Rng) -> FaultMix {
-        let coin = |rng: &mut ChaCha8Rng| rng.next_u64() % 2 == 0;
+        let coin = |rng: &mut ChaCha8Rng| rng.next_u64().is_multiple_of(2);
         FaultMix {
             drop_per_mille: pick(rng, &[0, 0, 10, 50]),
             dup_per_mille: pick(rng, &[0, 20]),

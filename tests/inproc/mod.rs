@@ -266,7 +266,7 @@ impl World {
                 1 => Addr::Node((self.rng.next_u64() % nodes as u64) as usize),
                 _ => Addr::Client,
             };
-            let one_way = self.rng.next_u64() % 3 == 0;
+            let one_way = self.rng.next_u64().is_multiple_of(3);
             self.schedule_at(at, Event::Fault(Fault::Cut(meta, other, one_way)));
             let d = 1_000 + self.rand(15_000);
             self.schedule_at(at + Duration(d), Event::Fault(Fault::Mend(meta, other)));
@@ -434,15 +434,14 @@ impl World {
                 let id = self.metas[i].accept_request(id, deadline);
                 self.core(i).handle_request(now, id, &req);
             }
-            Msg::WriteDone { incarnation, id, result } if incarnation == inc => {
-                if self.metas[i].in_flight == Some(id) {
+            Msg::WriteDone { incarnation, id, result } if incarnation == inc
+                && self.metas[i].in_flight == Some(id) => {
                     self.metas[i].in_flight = None;
                     if result == storage::WriteResult::Error {
                         self.coverage.store_errors += 1;
                     }
                     self.core(i).handle_write_result(now, id, result);
                 }
-            }
             Msg::Won { incarnation, sent, term, snapshot } if incarnation == inc => {
                 let event = Leadership::Gained { term, valid_until: sent + ttl, snapshot };
                 self.core(i).handle_leadership(now, event).expect("the store holds only what cores wrote");
@@ -450,11 +449,10 @@ impl World {
             Msg::Renewed { incarnation, sent, term } if incarnation == inc => {
                 self.core(i).handle_leadership(now, Leadership::Renewed { term, valid_until: sent + ttl }).expect("no snapshot");
             }
-            Msg::LostElection { incarnation } if incarnation == inc => {
-                if self.core(i).term().is_some() {
+            Msg::LostElection { incarnation } if incarnation == inc
+                && self.core(i).term().is_some() => {
                     self.core(i).handle_leadership(now, Leadership::Lost).expect("no snapshot");
                 }
-            }
             Msg::Snapshot { incarnation, term, kvs } if incarnation == inc => {
                 self.core(i).handle_snapshot(now, term, &kvs).expect("the store holds only what cores wrote");
                 self.coverage.snapshot_reloads += 1;

@@ -81,13 +81,14 @@ impl Store {
         let fenced_ok = batch.term == self.term && self.holds(meta, incarnation, now);
         let current = self.kvs.get(FENCE_KEY).map(Vec::as_slice);
         let chained = current == batch.expected_fence.as_deref();
-        if !self.unfenced && !(fenced_ok && chained) {
+        let lands = self.unfenced || (fenced_ok && chained);
+        if !lands {
             // A replay of a batch that already landed is told so; anything else conflicts.
             let replay = batch.landed_already(current);
             return Some(if replay { WriteResult::Ok } else { WriteResult::Conflict });
         }
         let timed_out = rng.next_u64() % 1000 < self.timeout_per_mille;
-        if timed_out && rng.next_u64() % 2 == 0 {
+        if timed_out && rng.next_u64().is_multiple_of(2) {
             return Some(WriteResult::Error); // timed out before landing
         }
         self.kvs.insert(FENCE_KEY.to_owned(), batch.fence.clone());

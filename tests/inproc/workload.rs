@@ -86,14 +86,14 @@ impl Client {
             0..=4 => {
                 let mut options = std::collections::BTreeMap::new();
                 options.insert("ttl".to_owned(), format!("{}d", rng.next_u64() % 30));
-                let partition = (rng.next_u64() % 8 == 0).then(|| PartitionSpec { partition_count: 3, encoded: vec![1, 2] });
+                let partition = rng.next_u64().is_multiple_of(8).then(|| PartitionSpec { partition_count: 3, encoded: vec![1, 2] });
                 Request::CreateTable(CreateTable {
                     cluster: CLUSTER.into(),
                     schema: "public".into(),
                     name,
                     encoded_schema: vec![7; (rng.next_u64() % 64) as usize],
                     options,
-                    if_not_exists: rng.next_u64() % 2 == 0,
+                    if_not_exists: rng.next_u64().is_multiple_of(2),
                     partition,
                 })
             }

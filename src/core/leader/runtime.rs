@@ -345,9 +345,8 @@ pub fn planned(s: &ShardRecord) -> Cow<'_, ShardRecord> {
     let mut after = s.clone();
     after.transfer = None;
     after.leader = Some(t.to);
-    match after.followers.iter_mut().find(|f| **f == t.to) {
-        Some(slot) => *slot = t.from,
-        None => {}
+    if let Some(slot) = after.followers.iter_mut().find(|f| **f == t.to) {
+        *slot = t.from;
     }
     Cow::Owned(after)
 }
