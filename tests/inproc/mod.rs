@@ -6,7 +6,7 @@
 //! A run has a safety phase with the seed's faults, then heals everything and checks liveness.
 //! S1–S6 are checked after every event.
 
-#![allow(dead_code)]
+
 
 mod data_node;
 pub mod faults;
@@ -597,10 +597,10 @@ impl World {
                 node.meta = (node.meta + 1) % METAS;
                 node.session = session;
             }
-            Msg::RoutedWrite { id, shard, version } => {
+            Msg::RoutedWrite { shard, version } => {
                 let host = &self.nodes[i].host;
                 let accepted = host.is_leading(shard, local) && host.shards()[&shard].version == version;
-                self.send(Addr::Node(i), from, Msg::RoutedWriteDone { id, accepted });
+                self.send(Addr::Node(i), from, Msg::RoutedWriteDone { accepted });
             }
             _ => {} // a message for an old stream
         }
@@ -618,9 +618,9 @@ impl World {
     fn client_send(&mut self, send: Send) {
         match send {
             Send::Meta(meta, id, req) => self.send(Addr::Client, Addr::Meta(meta), Msg::Request { id, req }),
-            Send::Node(endpoint, id, shard, version) => {
+            Send::Node(endpoint, shard, version) => {
                 if let Some(n) = self.nodes.iter().position(|n| n.endpoint == endpoint) {
-                    self.send(Addr::Client, Addr::Node(n), Msg::RoutedWrite { id, shard, version });
+                    self.send(Addr::Client, Addr::Node(n), Msg::RoutedWrite { shard, version });
                 }
             }
         }

@@ -34,8 +34,8 @@ pub enum Msg {
     Resign { incarnation: u64, term: Term },
     ReadSnapshot { incarnation: u64, term: Term },
     Snapshot { incarnation: u64, term: Term, kvs: Vec<(String, Vec<u8>)> },
-    RoutedWrite { id: u64, shard: ShardId, version: Version },
-    RoutedWriteDone { id: u64, accepted: bool },
+    RoutedWrite { shard: ShardId, version: Version },
+    RoutedWriteDone { accepted: bool },
 }
 
 impl Msg {

@@ -33,7 +33,8 @@ pub struct Client {
 /// What the client wants sent.
 pub enum Send {
     Meta(usize, RequestId, Request),
-    Node(String, u64, ShardId, Version),
+    /// A routed write to the leader endpoint a route named.
+    Node(String, ShardId, Version),
 }
 
 impl Client {
@@ -163,7 +164,7 @@ impl Client {
             (_, Ok(Response::Routes { routes, .. })) => {
                 let r = routes.into_iter().next()?;
                 let leader = r.leader?;
-                return Some(Send::Node(leader.endpoint, id.0, r.shard, r.version));
+                return Some(Send::Node(leader.endpoint, r.shard, r.version));
             }
             (_, Err(MetaError::NotLeader)) => self.meta = (self.meta + 1) % metas,
             _ => {}

@@ -107,7 +107,7 @@ impl Leader {
             commands.push(ShardCommand { shard: r.id, version, term: self.term, kind });
         }
         if matched < cluster.node_shards[node.index()].len() {
-            self.missing_shards(ctx, cid, node, hb, &mut commands);
+            self.missing_shards(cid, node, hb, &mut commands);
         }
         let cluster = &self.catalog.clusters[&cid];
         let message = NodeMessage {
@@ -123,7 +123,7 @@ impl Leader {
 
     /// The node lacks shards the catalog gives it: open them, except where the node is letting
     /// go of a shard for a transfer, which is the evidence the transfer waits for.
-    fn missing_shards(&mut self, ctx: &mut Ctx, cid: ClusterId, node: NodeId, hb: &Heartbeat, commands: &mut Vec<ShardCommand>) {
+    fn missing_shards(&mut self, cid: ClusterId, node: NodeId, hb: &Heartbeat, commands: &mut Vec<ShardCommand>) {
         let cluster = &self.catalog.clusters[&cid];
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let reported: BTreeSet<ShardId> = hb.shards.iter().map(|r| r.id).collect();
@@ -143,7 +143,6 @@ impl Leader {
             let kind = open_kind(cluster, id, role);
             commands.push(ShardCommand { shard: id, version: Version(s.version), term: self.term, kind });
         }
-        let _ = ctx;
     }
 
     /// A node not yet in the catalog: register it. Until that lands it leads nothing.
