@@ -138,8 +138,12 @@ impl Node {
 
 /// A leader with a cluster of `shards` shards on two nodes that lead them all under lease.
 fn steady_cluster(shards: u32) -> (Harness, Vec<Node>) {
+    steady_cluster_with(shards, 0)
+}
+
+fn steady_cluster_with(shards: u32, followers: u32) -> (Harness, Vec<Node>) {
     let mut h = Harness::leader();
-    h.create_cluster(shards, 0);
+    h.create_cluster(shards, followers);
     let mut nodes = vec![Node::new(1), Node::new(2)];
     for _ in 0..4 {
         for i in 0..nodes.len() {
@@ -344,4 +348,28 @@ fn misbehaving_heartbeats_are_refused_whole() {
     hb.endpoint = "no port".into();
     assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(9), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("endpoint")));
     assert_eq!(h.outputs(), vec![], "a refused heartbeat changes nothing");
+}
+
+#[test]
+fn promotion_sends_a_role_change_not_the_table_set() {
+    let (mut h, mut nodes) = steady_cluster_with(2, 1);
+    let led_by_1: Vec<ShardId> = nodes[1].host.shards().iter().filter(|(_, s)| s.role == Role::Leader).map(|(&id, _)| id).collect();
+    assert!(!led_by_1.is_empty());
+    let mut commands = Vec::new();
+    for _ in 0..30 {
+        h.advance(500);
+        nodes[0].heartbeat(&mut h).unwrap();
+        let outs = h.settle();
+        for o in &outs {
+            if let Output::ToNode { message, .. } = o {
+                commands.extend(message.commands.iter().filter(|c| led_by_1.contains(&c.shard)).cloned());
+            }
+        }
+        nodes[0].receive(&outs);
+    }
+    assert!(commands.iter().any(|c| c.kind == CommandKind::ChangeRole { role: Role::Leader }), "{commands:?}");
+    assert!(!commands.iter().any(|c| matches!(c.kind, CommandKind::Open { .. })), "the follower kept its tables: {commands:?}");
+    for s in led_by_1 {
+        assert!(nodes[0].host.is_leading(s, h.now), "shard {s} promoted on node 0");
+    }
 }

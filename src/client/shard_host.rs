@@ -136,7 +136,9 @@ impl ShardHost {
             return;
         }
         let held = self.shards.get(&cmd.shard).map(|s| s.version).or_else(|| self.closed.get(&cmd.shard).copied());
-        let incremental = matches!(cmd.kind, CommandKind::CreateTable { .. } | CommandKind::DropTable { .. });
+        // These change a shard the node holds, so they only make sense right on top of the
+        // version before; a node that missed one ignores them and gets a full re-sync.
+        let incremental = matches!(cmd.kind, CommandKind::CreateTable { .. } | CommandKind::DropTable { .. } | CommandKind::ChangeRole { .. });
         let fresh = match held {
             None => !incremental,
             Some(v) if incremental => cmd.version == v.next() && self.shards.contains_key(&cmd.shard),
@@ -162,7 +164,7 @@ impl ShardHost {
                 s.tables = tables.iter().copied().collect();
             }
             CommandKind::ChangeRole { role } => {
-                let s = self.shards.get_mut(&cmd.shard).expect("fresh non-open commands target hosted shards");
+                let s = self.shards.get_mut(&cmd.shard).expect("checked above");
                 set_role(s, *role, next_seq);
                 s.version = cmd.version;
             }
@@ -276,6 +278,17 @@ mod tests {
         h.on_message(&msg(1, vec![create(3, 30)], None));
         let s = &h.shards()[&ShardId(1)];
         assert_eq!((s.version, s.tables.iter().copied().collect::<Vec<_>>()), (Version(3), vec![TableId(9), TableId(30)]));
+    }
+
+    #[test]
+    fn a_role_change_applies_only_on_top_of_the_version_before() {
+        let mut h = leading(); // shard 1 at version 2, leader
+        let change = |version| ShardCommand { shard: ShardId(1), version: Version(version), term: Term(1), kind: CommandKind::ChangeRole { role: Role::Follower } };
+        h.on_message(&msg(1, vec![change(4)], None));
+        assert_eq!(h.shards()[&ShardId(1)].role, Role::Leader, "a gap: the node waits for a re-sync");
+        h.on_message(&msg(1, vec![change(3)], None));
+        let s = &h.shards()[&ShardId(1)];
+        assert_eq!((s.role, s.version, s.lease_until), (Role::Follower, Version(3), None));
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub enum CommandKind {
     /// Open the shard in `role` with exactly these tables (also a full re-sync).
     Open { role: Role, tables: Vec<TableId> },
     Close,
+    /// Incremental: only valid on top of `version - 1`; the table set is unchanged.
     ChangeRole { role: Role },
     /// Incremental: only valid on top of `version - 1`.
     CreateTable { table: TableId },

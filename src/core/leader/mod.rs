@@ -168,6 +168,7 @@ impl Leader {
                 let kind = match notice {
                     Notice::Created(table) => CommandKind::CreateTable { table },
                     Notice::Dropped(table) => CommandKind::DropTable { table },
+                    Notice::Resync if change.kept.contains(&(NodeId(node), shard)) => CommandKind::ChangeRole { role },
                     Notice::Resync => open_kind(cluster, shard, role),
                 };
                 let cmd = ShardCommand { shard, version: Version(rec.version), term: self.term, kind };

@@ -38,6 +38,7 @@ impl Leader {
                     change.notify(shard, Notice::Resync);
                 }
                 change.closes = m.closes.into_iter().map(|n| (n, shard)).collect();
+                change.kept = m.kept.into_iter().map(|n| (n, shard)).collect();
                 self.writes.queue(change);
             }
         }

@@ -32,11 +32,14 @@ pub struct Change {
     pub notify: Vec<(ShardId, Notice)>,
     /// Nodes that lost a replica in this change.
     pub closes: Vec<(NodeId, ShardId)>,
+    /// Nodes whose replica of a re-synced shard keeps its tables: they get a role change
+    /// instead of the whole table set.
+    pub kept: Vec<(NodeId, ShardId)>,
 }
 
 impl Change {
     pub fn new(cluster: ClusterId) -> Change {
-        Change { cluster, mutations: Vec::new(), reply: None, notify: Vec::new(), closes: Vec::new() }
+        Change { cluster, mutations: Vec::new(), reply: None, notify: Vec::new(), closes: Vec::new(), kept: Vec::new() }
     }
 
     pub fn notify(&mut self, shard: ShardId, notice: Notice) {

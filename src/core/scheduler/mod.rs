@@ -37,6 +37,9 @@ pub struct Move {
     pub record: ShardRecord,
     /// Nodes that no longer hold a replica (or, for a transfer start, must close the shard).
     pub closes: Vec<NodeId>,
+    /// Nodes that held a replica before and still do: their table set is unchanged, so a role
+    /// change is enough for them.
+    pub kept: Vec<NodeId>,
     pub reason: MoveReason,
 }
 
@@ -86,9 +89,10 @@ impl<'a> Planner<'a> {
     fn stage(&mut self, mut record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason) {
         let old = self.intended(ShardId(record.id));
         record.version = old.version + 1;
+        let kept = record.replicas().filter(|r| old.replicas().any(|o| o == *r)).map(NodeId).collect();
         debug_assert!(distinct_replicas(&record) || self.config.planted_bug.is_some(), "S5: replicas on distinct nodes");
         self.rt.set_intended(self.cluster, record.clone());
-        self.moves.push(Move { record, closes, reason });
+        self.moves.push(Move { record, closes, kept, reason });
     }
 }
 
