@@ -1,0 +1,274 @@
+//! `meta-server` configuration. Sources, later ones winning (the CeresMeta rule): built-in
+//! defaults, the TOML file, `SHARDMETA_*` environment variables, command-line flags.
+//!
+//! | setting | variable |
+//! |---|---|
+//! | `name` | `SHARDMETA_NAME` |
+//! | `grpc_addr` | `SHARDMETA_GRPC_ADDR` |
+//! | `advertise_addr` | `SHARDMETA_ADVERTISE_ADDR` |
+//! | `data_dir` | `SHARDMETA_DATA_DIR` |
+//! | `etcd_endpoints` (comma-separated) | `SHARDMETA_ETCD_ENDPOINTS` |
+//! | `election_ttl_ms` | `SHARDMETA_ELECTION_TTL_MS` |
+//! | `log_level` | `SHARDMETA_LOG_LEVEL` |
+//! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
+//! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
+//!
+//! An unknown `SHARDMETA_*` variable is refused, as is an unknown key in the file: a typo must
+//! not silently fall back to a default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::core::model::Topology;
+use crate::core::{ClusterSpec, CoreConfig};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// This meta node's name, unique among meta nodes.
+    pub name: String,
+    /// Where the gRPC server listens.
+    pub grpc_addr: String,
+    /// What other nodes dial to reach this one; defaults to `grpc_addr`.
+    pub advertise_addr: Option<String>,
+    /// The embedded store's directory (used when no etcd endpoints are set).
+    pub data_dir: PathBuf,
+    /// etcd endpoints; empty means a single meta node on the embedded store.
+    pub etcd_endpoints: Vec<String>,
+    /// The election lease: a dead leader is replaced within about this long.
+    pub election_ttl_ms: u64,
+    /// A tracing filter: `info`, `debug`, `shardmeta=debug,info`, …
+    pub log_level: String,
+    pub lease_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub request_timeout_ms: u64,
+    pub clock_drift_ms: u64,
+    pub tick_interval_ms: u64,
+    /// Largest gRPC message accepted or sent.
+    pub message_bytes_max: usize,
+    pub default_cluster: DefaultCluster,
+}
+
+/// The cluster that exists from the start.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefaultCluster {
+    pub name: String,
+    pub shard_count: u32,
+    pub followers_per_shard: u32,
+    /// `dynamic` or `static`.
+    pub topology: String,
+    pub min_nodes: u32,
+}
+
+impl Default for DefaultCluster {
+    fn default() -> Self {
+        DefaultCluster { name: "default".into(), shard_count: 8, followers_per_shard: 0, topology: "dynamic".into(), min_nodes: 1 }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let core = CoreConfig::default();
+        ServerConfig {
+            name: "meta-0".into(),
+            grpc_addr: "127.0.0.1:7560".into(),
+            advertise_addr: None,
+            data_dir: PathBuf::from("./shardmeta-data"),
+            etcd_endpoints: Vec::new(),
+            election_ttl_ms: 3_000,
+            log_level: "info".into(),
+            lease_ms: core.lease_ms,
+            heartbeat_interval_ms: core.heartbeat_interval_ms,
+            request_timeout_ms: core.request_timeout_ms,
+            clock_drift_ms: core.clock_drift_ms,
+            tick_interval_ms: core.tick_interval_ms,
+            message_bytes_max: 16 * 1024 * 1024,
+            default_cluster: DefaultCluster::default(),
+        }
+    }
+}
+
+/// Command-line values; `None` leaves the lower layers' value.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub name: Option<String>,
+    pub grpc_addr: Option<String>,
+    pub etcd_endpoints: Option<Vec<String>>,
+    pub data_dir: Option<PathBuf>,
+}
+
+fn parse<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| format!("{var}={value:?} is not a valid value"))
+}
+
+fn list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+impl ServerConfig {
+    /// Builds the configuration from every source and validates it.
+    pub fn load(file: Option<&std::path::Path>, env: impl IntoIterator<Item = (String, String)>, flags: Overrides) -> Result<ServerConfig, String> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+            None => ServerConfig::default(),
+        };
+        for (var, value) in env {
+            if let Some(key) = var.strip_prefix("SHARDMETA_") {
+                cfg.apply_env(key, &var, &value)?;
+            }
+        }
+        if let Some(v) = flags.name {
+            cfg.name = v;
+        }
+        if let Some(v) = flags.grpc_addr {
+            cfg.grpc_addr = v;
+        }
+        if let Some(v) = flags.etcd_endpoints {
+            cfg.etcd_endpoints = v;
+        }
+        if let Some(v) = flags.data_dir {
+            cfg.data_dir = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, key: &str, var: &str, value: &str) -> Result<(), String> {
+        let dc = &mut self.default_cluster;
+        match key {
+            "NAME" => self.name = value.into(),
+            "GRPC_ADDR" => self.grpc_addr = value.into(),
+            "ADVERTISE_ADDR" => self.advertise_addr = Some(value.into()),
+            "DATA_DIR" => self.data_dir = value.into(),
+            "ETCD_ENDPOINTS" => self.etcd_endpoints = list(value),
+            "ELECTION_TTL_MS" => self.election_ttl_ms = parse(var, value)?,
+            "LOG_LEVEL" => self.log_level = value.into(),
+            "LEASE_MS" => self.lease_ms = parse(var, value)?,
+            "HEARTBEAT_INTERVAL_MS" => self.heartbeat_interval_ms = parse(var, value)?,
+            "REQUEST_TIMEOUT_MS" => self.request_timeout_ms = parse(var, value)?,
+            "CLOCK_DRIFT_MS" => self.clock_drift_ms = parse(var, value)?,
+            "TICK_INTERVAL_MS" => self.tick_interval_ms = parse(var, value)?,
+            "MESSAGE_BYTES_MAX" => self.message_bytes_max = parse(var, value)?,
+            "DEFAULT_CLUSTER_NAME" => dc.name = value.into(),
+            "DEFAULT_CLUSTER_SHARD_COUNT" => dc.shard_count = parse(var, value)?,
+            "DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD" => dc.followers_per_shard = parse(var, value)?,
+            "DEFAULT_CLUSTER_TOPOLOGY" => dc.topology = value.into(),
+            "DEFAULT_CLUSTER_MIN_NODES" => dc.min_nodes = parse(var, value)?,
+            _ => return Err(format!("unknown environment variable {var}")),
+        }
+        Ok(())
+    }
+
+    /// Refuses settings that make no sense, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::core::validate::name("name", &self.name, 128).map_err(|e| e.to_string())?;
+        self.listen_addr()?;
+        for e in &self.etcd_endpoints {
+            if e.is_empty() || e.contains(char::is_whitespace) {
+                return Err(format!("etcd_endpoints: {e:?} is not an endpoint"));
+            }
+        }
+        if self.election_ttl_ms < 1_000 {
+            return Err(format!("election_ttl_ms ({}) must be at least 1000", self.election_ttl_ms));
+        }
+        if self.message_bytes_max < 64 * 1024 {
+            return Err(format!("message_bytes_max ({}) must be at least 65536", self.message_bytes_max));
+        }
+        self.core()?.validate()?;
+        self.default_cluster_spec()?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.grpc_addr.parse().map_err(|_| format!("grpc_addr {:?} is not host:port with a numeric host", self.grpc_addr))
+    }
+
+    /// What other nodes dial to reach this one.
+    pub fn advertised(&self) -> String {
+        self.advertise_addr.clone().unwrap_or_else(|| self.grpc_addr.clone())
+    }
+
+    pub fn core(&self) -> Result<CoreConfig, String> {
+        let cfg = CoreConfig {
+            lease_ms: self.lease_ms,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+            request_timeout_ms: self.request_timeout_ms,
+            clock_drift_ms: self.clock_drift_ms,
+            tick_interval_ms: self.tick_interval_ms,
+            ..CoreConfig::default()
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn default_cluster_spec(&self) -> Result<ClusterSpec, String> {
+        let dc = &self.default_cluster;
+        let topology = match dc.topology.as_str() {
+            "dynamic" => Topology::Dynamic,
+            "static" => Topology::Static,
+            other => return Err(format!("default_cluster.topology {other:?} is neither \"dynamic\" nor \"static\"")),
+        };
+        if dc.shard_count == 0 {
+            return Err("default_cluster.shard_count must be at least 1".into());
+        }
+        if dc.min_nodes == 0 {
+            return Err("default_cluster.min_nodes must be at least 1".into());
+        }
+        crate::core::validate::name("default_cluster.name", &dc.name, 128).map_err(|e| e.to_string())?;
+        Ok(ClusterSpec {
+            name: dc.name.clone(),
+            shard_count: dc.shard_count,
+            followers_per_shard: dc.followers_per_shard,
+            topology,
+            min_nodes: dc.min_nodes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn flags_beat_environment_which_beats_the_file() {
+        let dir = std::env::temp_dir().join(format!("shardmeta-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("meta.toml");
+        std::fs::write(&file, "name = \"from-file\"\nlease_ms = 20000\n[default_cluster]\nshard_count = 4\n").unwrap();
+        let cfg = ServerConfig::load(
+            Some(&file),
+            env(&[("SHARDMETA_NAME", "from-env"), ("SHARDMETA_LEASE_MS", "15000"), ("PATH", "/bin")]),
+            Overrides { name: Some("from-flag".into()), ..Default::default() },
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((cfg.name.as_str(), cfg.lease_ms, cfg.default_cluster.shard_count), ("from-flag", 15_000, 4));
+    }
+
+    #[test]
+    fn nonsense_is_refused_by_name() {
+        let load = |vars: &[(&str, &str)]| ServerConfig::load(None, env(vars), Overrides::default()).unwrap_err();
+        assert!(load(&[("SHARDMETA_LEASE_MS", "500")]).contains("lease_ms"));
+        assert!(load(&[("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT", "0")]).contains("shard_count"));
+        assert!(load(&[("SHARDMETA_GRPC_ADDR", "nowhere")]).contains("grpc_addr"));
+        assert!(load(&[("SHARDMETA_LEASE_MS", "ten")]).contains("SHARDMETA_LEASE_MS"));
+        assert!(load(&[("SHARDMETA_LEASE", "1")]).contains("unknown environment variable SHARDMETA_LEASE"));
+        assert!(load(&[("SHARDMETA_DEFAULT_CLUSTER_TOPOLOGY", "round")]).contains("topology"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let err = toml::from_str::<ServerConfig>("leese_ms = 1").unwrap_err().to_string();
+        assert!(err.contains("leese_ms"), "{err}");
+    }
+}

@@ -1,0 +1,118 @@
+//! The embedded store: one redb file for a single meta node that needs no etcd. redb locks the
+//! file, so a second server on the same data dir is refused. Its own leadership term is kept in
+//! the same file and grows on every start, so that batches of an earlier run never match.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::judge;
+use crate::core::storage::keys::ROOT;
+use crate::core::storage::{Op, WriteBatch, WriteResult, FENCE_KEY};
+use crate::core::Term;
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const TERM_KEY: &str = "term";
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    term: Term,
+    path: PathBuf,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir` and starts a new term.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+        let path = dir.join("meta.redb");
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                format!("data dir {} is in use by another meta-server (its database is locked)", dir.display())
+            }
+            other => format!("cannot open {}: {other}", path.display()),
+        })?;
+        let term = {
+            let tx = db.begin_write().map_err(|e| e.to_string())?;
+            let term = {
+                let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;
+                let term = meta.get(TERM_KEY).map_err(|e| e.to_string())?.map_or(0, |v| v.value()) + 1;
+                meta.insert(TERM_KEY, term).map_err(|e| e.to_string())?;
+                term
+            };
+            tx.open_table(KV).map_err(|e| e.to_string())?;
+            tx.commit().map_err(|e| e.to_string())?;
+            Term(term)
+        };
+        Ok(EmbeddedStore { db: Arc::new(db), term, path })
+    }
+
+    /// The term this run holds; it is the only leader there is.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub async fn write(&self, batch: &WriteBatch) -> WriteResult {
+        let (db, batch, term) = (self.db.clone(), batch.clone(), self.term);
+        // redb blocks on fsync: keep it off the async workers.
+        match tokio::task::spawn_blocking(move || write_blocking(&db, &batch, term)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "embedded store write failed");
+                WriteResult::Error
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "embedded store write task failed");
+                WriteResult::Error
+            }
+        }
+    }
+
+    pub async fn snapshot(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let tx = db.begin_read().map_err(|e| e.to_string())?;
+            let table = tx.open_table(KV).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for entry in table.range(ROOT..).map_err(|e| e.to_string())? {
+                let (k, v) = entry.map_err(|e| e.to_string())?;
+                if !k.value().starts_with(ROOT) {
+                    break;
+                }
+                out.push((k.value().to_owned(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+fn write_blocking(db: &Database, batch: &WriteBatch, term: Term) -> Result<WriteResult, redb::Error> {
+    let tx = db.begin_write()?;
+    {
+        let mut table = tx.open_table(KV)?;
+        let current = table.get(FENCE_KEY)?.map(|v| v.value().to_vec());
+        if let Some(result) = Option::<WriteResult>::from(judge(batch, term, current.as_deref())) {
+            return Ok(result); // dropping the transaction aborts it
+        }
+        for op in &batch.ops {
+            match op {
+                Op::Put { key, value } => {
+                    table.insert(key.as_str(), value.as_slice())?;
+                }
+                Op::Delete { key } => {
+                    table.remove(key.as_str())?;
+                }
+            }
+        }
+        table.insert(FENCE_KEY, batch.fence.as_slice())?;
+    }
+    tx.commit()?;
+    Ok(WriteResult::Ok)
+}

@@ -1,0 +1,57 @@
+//! An in-memory store for tests: the batch contract over a map, with the holder's term set by
+//! whoever plays the election.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::judge;
+use crate::core::storage::{Op, WriteBatch, WriteResult, FENCE_KEY};
+use crate::core::Term;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    kvs: BTreeMap<String, Vec<u8>>,
+    term: Term,
+}
+
+impl MemoryStore {
+    /// The election moved to `term`: only its batches land from now on.
+    pub fn set_term(&self, term: Term) {
+        self.inner.lock().expect("memory store lock").term = term;
+    }
+
+    pub fn write(&self, batch: &WriteBatch) -> WriteResult {
+        let mut inner = self.inner.lock().expect("memory store lock");
+        let current = inner.kvs.get(FENCE_KEY).map(Vec::as_slice);
+        if let Some(result) = Option::<WriteResult>::from(judge(batch, inner.term, current)) {
+            return result;
+        }
+        apply(&mut inner.kvs, batch);
+        WriteResult::Ok
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        let inner = self.inner.lock().expect("memory store lock");
+        inner.kvs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Applies a judged batch to a map: its ops, then the fence.
+pub fn apply(kvs: &mut BTreeMap<String, Vec<u8>>, batch: &WriteBatch) {
+    for op in &batch.ops {
+        match op {
+            Op::Put { key, value } => {
+                kvs.insert(key.clone(), value.clone());
+            }
+            Op::Delete { key } => {
+                kvs.remove(key);
+            }
+        }
+    }
+    kvs.insert(FENCE_KEY.to_owned(), batch.fence.clone());
+}
