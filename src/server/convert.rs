@@ -1,0 +1,242 @@
+//! Translation between the gRPC API and the core's types. Malformed messages become
+//! `INVALID_ARGUMENT` with a message that says which field is wrong.
+
+use tonic::Status;
+
+use crate::core::model::Topology;
+use crate::core::*;
+use crate::proto;
+
+/// One gRPC status per error kind (see the table at the top of `proto/shardmeta.proto`).
+pub fn status(e: MetaError) -> Status {
+    let msg = e.to_string();
+    match e {
+        MetaError::InvalidArgument(_) => Status::invalid_argument(msg),
+        MetaError::NotFound(_) => Status::not_found(msg),
+        MetaError::AlreadyExists(_) => Status::already_exists(msg),
+        MetaError::FailedPrecondition(_) => Status::failed_precondition(msg),
+        MetaError::NotLeader | MetaError::Unavailable(_) => Status::unavailable(msg),
+        MetaError::DeadlineExceeded => Status::deadline_exceeded(msg),
+        MetaError::ResourceExhausted(_) => Status::resource_exhausted(msg),
+    }
+}
+
+fn cluster_of(header: &Option<proto::RequestHeader>) -> Result<String, Status> {
+    match header {
+        Some(h) if !h.cluster.is_empty() => Ok(h.cluster.clone()),
+        _ => Err(Status::invalid_argument("the request names no cluster (header.cluster is empty)")),
+    }
+}
+
+fn role(r: i32, what: &str) -> Result<Role, Status> {
+    match proto::ShardRole::try_from(r) {
+        Ok(proto::ShardRole::Leader) => Ok(Role::Leader),
+        Ok(proto::ShardRole::Follower) => Ok(Role::Follower),
+        _ => Err(Status::invalid_argument(format!("{what}: shard role {r} is neither leader nor follower"))),
+    }
+}
+
+fn proto_role(r: Role) -> i32 {
+    match r {
+        Role::Leader => proto::ShardRole::Leader as i32,
+        Role::Follower => proto::ShardRole::Follower as i32,
+    }
+}
+
+pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
+    let stats = req.stats.unwrap_or_default();
+    let shards = req
+        .shards
+        .iter()
+        .map(|s| {
+            Ok(ShardReport {
+                id: ShardId(s.id),
+                role: role(s.role, &format!("shard report {}", s.id))?,
+                version: Version(s.version),
+                status: if s.status == proto::ShardStatus::Ready as i32 { ReplicaStatus::Ready } else { ReplicaStatus::Opening },
+                load: if s.load.is_finite() { s.load } else { 0.0 },
+            })
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    Ok(Heartbeat {
+        cluster: cluster_of(&req.header)?,
+        node: req.node_name,
+        endpoint: req.endpoint,
+        zone: req.zone,
+        incarnation: req.incarnation,
+        seq: req.seq,
+        stats: NodeStats {
+            cpu: stats.cpu,
+            load: stats.load,
+            read_units: stats.read_units,
+            write_units: stats.write_units,
+            table_count: stats.table_count,
+            shard_count: stats.shard_count,
+            read_bytes_per_sec: stats.read_bytes_per_sec,
+            write_bytes_per_sec: stats.write_bytes_per_sec,
+        },
+        shards,
+    })
+}
+
+pub fn node_message(m: &NodeMessage) -> proto::HeartbeatResponse {
+    proto::HeartbeatResponse {
+        term: m.term.0,
+        epoch: m.epoch.0,
+        lease: m.lease.as_ref().map(|g| proto::LeaseGrant {
+            seq: g.seq,
+            duration_ms: g.duration_ms as u32,
+            revoked: g.revoked.iter().map(|s| s.0).collect(),
+        }),
+        commands: m.commands.iter().map(command).collect(),
+        redirect: String::new(),
+        heartbeat_interval_ms: m.heartbeat_interval_ms as u32,
+    }
+}
+
+fn command(c: &ShardCommand) -> proto::ShardCommand {
+    use proto::shard_command::Kind;
+    let kind = match &c.kind {
+        CommandKind::Open { role, tables } => Kind::Open(proto::OpenShard { role: proto_role(*role), table_ids: tables.iter().map(|t| t.0).collect() }),
+        CommandKind::Close => Kind::Close(proto::CloseShard {}),
+        CommandKind::ChangeRole { role } => Kind::ChangeRole(proto::ChangeRole { role: proto_role(*role) }),
+        CommandKind::CreateTable { table } => Kind::CreateTable(proto::CreateTableOnShard { table_id: table.0 }),
+        CommandKind::DropTable { table } => Kind::DropTable(proto::DropTableOnShard { table_id: table.0 }),
+    };
+    proto::ShardCommand { shard: c.shard.0, version: c.version.0, term: c.term.0, kind: Some(kind) }
+}
+
+/// The node side: a heartbeat response back into the core's message type.
+pub fn from_node_message(r: &proto::HeartbeatResponse) -> Result<NodeMessage, Status> {
+    use proto::shard_command::Kind;
+    let commands = r
+        .commands
+        .iter()
+        .map(|c| {
+            let kind = match c.kind.as_ref().ok_or_else(|| Status::invalid_argument("a shard command without a kind"))? {
+                Kind::Open(o) => CommandKind::Open { role: role(o.role, "open")?, tables: o.table_ids.iter().map(|&t| TableId(t)).collect() },
+                Kind::Close(_) => CommandKind::Close,
+                Kind::ChangeRole(o) => CommandKind::ChangeRole { role: role(o.role, "change role")? },
+                Kind::CreateTable(o) => CommandKind::CreateTable { table: TableId(o.table_id) },
+                Kind::DropTable(o) => CommandKind::DropTable { table: TableId(o.table_id) },
+            };
+            Ok(ShardCommand { shard: ShardId(c.shard), version: Version(c.version), term: Term(c.term), kind })
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    Ok(NodeMessage {
+        term: Term(r.term),
+        epoch: Epoch(r.epoch),
+        lease: r.lease.as_ref().map(|g| LeaseGrant {
+            seq: g.seq,
+            duration_ms: g.duration_ms as u64,
+            revoked: g.revoked.iter().map(|&s| ShardId(s)).collect(),
+        }),
+        commands,
+        heartbeat_interval_ms: r.heartbeat_interval_ms as u64,
+    })
+}
+
+pub fn topology(t: i32) -> Result<Topology, Status> {
+    match proto::TopologyMode::try_from(t) {
+        Ok(proto::TopologyMode::Dynamic) | Ok(proto::TopologyMode::Unspecified) => Ok(Topology::Dynamic),
+        Ok(proto::TopologyMode::Static) => Ok(Topology::Static),
+        Err(_) => Err(Status::invalid_argument(format!("topology mode {t} is unknown"))),
+    }
+}
+
+pub fn cluster_info(c: &ClusterInfo) -> proto::ClusterInfo {
+    proto::ClusterInfo {
+        id: c.id.0,
+        name: c.name.clone(),
+        shard_count: c.shard_count,
+        followers_per_shard: c.followers_per_shard,
+        mode: match c.topology {
+            Topology::Dynamic => proto::TopologyMode::Dynamic as i32,
+            Topology::Static => proto::TopologyMode::Static as i32,
+        },
+        min_nodes: c.min_nodes,
+        epoch: c.epoch.0,
+    }
+}
+
+pub fn table_info(t: &TableInfo) -> proto::TableInfo {
+    proto::TableInfo {
+        id: t.id.0,
+        schema: t.schema.clone(),
+        name: t.name.clone(),
+        shard: t.shard.0,
+        sub_tables: t.sub_tables.iter().map(|s| s.0).collect(),
+    }
+}
+
+fn endpoint(e: &Endpoint) -> proto::NodeEndpoint {
+    proto::NodeEndpoint { name: e.name.clone(), endpoint: e.endpoint.clone() }
+}
+
+pub fn route(r: &TableRoute) -> proto::TableRoute {
+    proto::TableRoute {
+        table: r.table.clone(),
+        table_id: r.table_id.0,
+        shard: r.shard.0,
+        version: r.version.0,
+        leader: r.leader.as_ref().map(endpoint),
+        followers: r.followers.iter().map(endpoint).collect(),
+    }
+}
+
+pub fn node_info(n: &NodeInfo) -> proto::NodeInfo {
+    let s = &n.stats;
+    proto::NodeInfo {
+        name: n.name.clone(),
+        endpoint: n.endpoint.clone(),
+        zone: n.zone.clone(),
+        state: match n.state {
+            NodeState::Online => proto::NodeState::Online as i32,
+            NodeState::Offline => proto::NodeState::Offline as i32,
+        },
+        shards: n.shards,
+        stats: Some(proto::NodeStats {
+            cpu: s.cpu,
+            load: s.load,
+            read_units: s.read_units,
+            write_units: s.write_units,
+            table_count: s.table_count,
+            shard_count: s.shard_count,
+            read_bytes_per_sec: s.read_bytes_per_sec,
+            write_bytes_per_sec: s.write_bytes_per_sec,
+        }),
+    }
+}
+
+pub fn shard_info(s: &ShardInfo) -> proto::ShardInfo {
+    proto::ShardInfo {
+        id: s.id.0,
+        version: s.version.0,
+        leader: s.leader.clone().unwrap_or_default(),
+        followers: s.followers.clone(),
+        status: match s.status {
+            ShardStatus::Unassigned => proto::ShardStatus::Unassigned,
+            ShardStatus::Opening => proto::ShardStatus::Opening,
+            ShardStatus::Ready => proto::ShardStatus::Ready,
+            ShardStatus::Transferring => proto::ShardStatus::Transferring,
+            ShardStatus::Offline => proto::ShardStatus::Offline,
+        } as i32,
+        tables: s.tables,
+    }
+}
+
+pub fn create_table(req: proto::CreateTableRequest) -> Result<Request, Status> {
+    Ok(Request::CreateTable(CreateTable {
+        cluster: cluster_of(&req.header)?,
+        schema: if req.schema.is_empty() { "public".into() } else { req.schema },
+        name: req.name,
+        encoded_schema: req.encoded_schema,
+        options: req.options,
+        if_not_exists: req.if_not_exists,
+        partition: req.partition.map(|p| PartitionSpec { partition_count: p.partition_count, encoded: p.encoded }),
+    }))
+}
+
+pub fn cluster_name(header: &Option<proto::RequestHeader>) -> Result<String, Status> {
+    cluster_of(header)
+}

@@ -1,0 +1,257 @@
+//! The driver: one task owns the `MetaCore` and feeds it, in order, everything that happens:
+//! requests and heartbeats from gRPC, leadership from the election, results from storage, and
+//! timeouts. It reads the clock in exactly one place ([`Clock::now`]) and does only what the
+//! core's outputs say.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::storage::{WriteBatch, WriteResult};
+use crate::core::*;
+use crate::proto;
+use crate::server::storage::Storage;
+
+/// Inputs queued for the driver beyond this wait (back-pressure on gRPC handlers).
+pub const INPUTS_QUEUED_MAX: usize = 4_096;
+/// Messages queued for one heartbeat stream; beyond it messages are dropped, which is safe:
+/// commands are re-sent on the node's next heartbeat.
+pub const STREAM_QUEUED_MAX: usize = 64;
+/// Pause before re-reading a snapshot that failed to load.
+const SNAPSHOT_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Milliseconds since the driver started, from a monotonic clock.
+#[derive(Clone, Copy)]
+pub struct Clock(std::time::Instant);
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock(std::time::Instant::now())
+    }
+
+    /// The only clock read of the runtime.
+    pub fn now(&self) -> Instant {
+        Instant(self.0.elapsed().as_millis() as u64 + 1)
+    }
+
+    pub fn to_std(&self, at: Instant) -> std::time::Instant {
+        self.0 + std::time::Duration::from_millis(at.0.saturating_sub(1))
+    }
+}
+
+pub type StreamSender = mpsc::Sender<Result<proto::HeartbeatResponse, tonic::Status>>;
+
+/// What the driver is told.
+pub enum Input {
+    Request { request: Request, reply: oneshot::Sender<Result<Response, MetaError>> },
+    StreamOpened { session: SessionId, tx: StreamSender },
+    Heartbeat { session: SessionId, heartbeat: Heartbeat },
+    StreamClosed { session: SessionId },
+    Leadership(Leadership),
+    WriteDone { id: WriteId, result: WriteResult },
+    Snapshot { term: Term, result: Result<Vec<(String, Vec<u8>)>, String> },
+    /// Asks for the catalog's view of leadership, for `GetLeader` and status.
+    IsLeader { reply: oneshot::Sender<Option<Term>> },
+}
+
+/// What the driver asks of the election.
+pub enum ElectionCommand {
+    /// Storage fenced this term out: give it up so a new election can run.
+    Resign(Term),
+}
+
+/// Handles for talking to the driver task.
+#[derive(Clone)]
+pub struct DriverHandle {
+    pub tx: mpsc::Sender<Input>,
+    pub clock: Clock,
+}
+
+impl DriverHandle {
+    /// Sends a request and waits for its reply (the core always answers by its deadline).
+    pub async fn request(&self, request: Request) -> Result<Response, MetaError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Input::Request { request, reply }).await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?;
+        rx.await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?
+    }
+}
+
+pub struct Driver {
+    core: MetaCore,
+    clock: Clock,
+    storage: Arc<Storage>,
+    rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Input>,
+    election: mpsc::UnboundedSender<ElectionCommand>,
+    replies: BTreeMap<RequestId, oneshot::Sender<Result<Response, MetaError>>>,
+    streams: BTreeMap<SessionId, StreamSender>,
+    next_request: u64,
+    /// Created once per leadership if missing.
+    default_cluster: ClusterSpec,
+    leader: crate::server::LeaderView,
+}
+
+impl Driver {
+    pub fn new(
+        config: CoreConfig,
+        seed: u64,
+        storage: Arc<Storage>,
+        election: mpsc::UnboundedSender<ElectionCommand>,
+        default_cluster: ClusterSpec,
+        leader: crate::server::LeaderView,
+    ) -> (Driver, DriverHandle) {
+        let (tx, rx) = mpsc::channel(INPUTS_QUEUED_MAX);
+        let clock = Clock::start();
+        let driver = Driver {
+            core: MetaCore::new(config, seed),
+            clock,
+            storage,
+            rx,
+            tx: tx.clone(),
+            election,
+            replies: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            next_request: 0,
+            default_cluster,
+            leader,
+        };
+        (driver, DriverHandle { tx, clock })
+    }
+
+    /// Runs until every handle is dropped.
+    pub async fn run(mut self) {
+        loop {
+            let wake = self.core.poll_timeout().map(|(at, _)| self.clock.to_std(at));
+            let input = match wake {
+                Some(at) => tokio::select! {
+                    input = self.rx.recv() => input,
+                    _ = tokio::time::sleep_until(at.into()) => {
+                        let now = self.clock.now();
+                        self.core.handle_timeout(now);
+                        self.drain();
+                        continue;
+                    }
+                },
+                None => self.rx.recv().await,
+            };
+            let Some(input) = input else { return };
+            self.handle(input);
+            self.drain();
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        let now = self.clock.now();
+        match input {
+            Input::Request { request, reply } => {
+                self.next_request += 1;
+                let id = RequestId(self.next_request);
+                self.replies.insert(id, reply);
+                self.core.handle_request(now, id, &request);
+            }
+            Input::StreamOpened { session, tx } => {
+                self.streams.insert(session, tx);
+            }
+            Input::Heartbeat { session, heartbeat } => {
+                if let Err(e) = self.core.handle_heartbeat(now, session, &heartbeat) {
+                    // The stream ends with the refusal; a follower names the leader to go to.
+                    if let Some(tx) = self.streams.remove(&session) {
+                        let redirect = matches!(e, MetaError::NotLeader).then(|| self.leader.other_leader()).flatten();
+                        let message = match redirect {
+                            Some(redirect) => Ok(proto::HeartbeatResponse { redirect, ..Default::default() }),
+                            None => Err(crate::server::convert::status(e)),
+                        };
+                        let _ = tx.try_send(message);
+                    }
+                }
+            }
+            Input::StreamClosed { session } => {
+                self.streams.remove(&session);
+            }
+            Input::Leadership(event) => {
+                let gained = matches!(event, Leadership::Gained { .. });
+                if let Err(e) = self.core.handle_leadership(now, event) {
+                    tracing::error!(error = %e, "stored metadata cannot be loaded; staying a follower");
+                    if let Some(term) = self.core.term() {
+                        let _ = self.election.send(ElectionCommand::Resign(term));
+                    }
+                }
+                if gained && self.core.is_leader(now) {
+                    tracing::info!(term = ?self.core.term(), "leading");
+                    self.ensure_default_cluster(now);
+                }
+            }
+            Input::WriteDone { id, result } => self.core.handle_write_result(now, id, result),
+            Input::Snapshot { term, result } => match result {
+                Ok(kvs) => {
+                    if let Err(e) = self.core.handle_snapshot(now, term, &kvs) {
+                        tracing::error!(error = %e, "stored metadata cannot be loaded; resigning");
+                        let _ = self.election.send(ElectionCommand::Resign(term));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "snapshot read failed; retrying");
+                    self.load_snapshot_after(term, SNAPSHOT_RETRY);
+                }
+            },
+            Input::IsLeader { reply } => {
+                let _ = reply.send(self.core.is_leader(now).then(|| self.core.term()).flatten());
+            }
+        }
+    }
+
+    /// A leader without the configured default cluster creates it (and its `public` schema).
+    fn ensure_default_cluster(&mut self, now: Instant) {
+        let exists = self.core.catalog().is_some_and(|c| c.cluster_by_name(&self.default_cluster.name).is_some());
+        if !exists {
+            self.next_request += 1;
+            let (reply, _) = oneshot::channel();
+            let id = RequestId(self.next_request);
+            self.replies.insert(id, reply);
+            self.core.handle_request(now, id, &Request::CreateCluster(self.default_cluster.clone()));
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Persist(batch) => self.persist(batch),
+                Output::ToNode { session, message } => {
+                    if let Some(tx) = self.streams.get(&session) {
+                        if tx.try_send(Ok(crate::server::convert::node_message(&message))).is_err() {
+                            tracing::debug!(?session, "heartbeat stream full or closed; message dropped");
+                        }
+                    }
+                }
+                Output::Reply { request, result } => {
+                    if let Some(reply) = self.replies.remove(&request) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Output::LoadSnapshot { term } => self.load_snapshot_after(term, std::time::Duration::ZERO),
+                Output::Resign { term } => {
+                    tracing::warn!(?term, "storage fenced this leader out; resigning");
+                    let _ = self.election.send(ElectionCommand::Resign(term));
+                }
+            }
+        }
+    }
+
+    fn persist(&self, batch: WriteBatch) {
+        let (storage, tx) = (self.storage.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = storage.write(&batch).await;
+            let _ = tx.send(Input::WriteDone { id: batch.id, result }).await;
+        });
+    }
+
+    fn load_snapshot_after(&self, term: Term, delay: std::time::Duration) {
+        let (storage, tx) = (self.storage.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = storage.snapshot().await;
+            let _ = tx.send(Input::Snapshot { term, result }).await;
+        });
+    }
+}

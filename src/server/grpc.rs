@@ -1,0 +1,293 @@
+//! The tonic service: translation and plumbing only. Unary calls go through the driver; a
+//! follower forwards them to the leader once (a forwarded call that meets a follower again fails
+//! as unavailable, so forwards never loop). Heartbeat streams become driver sessions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{self, status};
+use super::driver::{DriverHandle, Input, STREAM_QUEUED_MAX};
+use super::LeaderView;
+use crate::core::{self, MetaError, SessionId};
+use crate::proto;
+use crate::proto::meta_client::MetaClient;
+
+/// Marks a call forwarded by a follower.
+const FORWARDED: &str = "x-shardmeta-forwarded";
+
+pub struct MetaService {
+    driver: DriverHandle,
+    leader: LeaderView,
+    next_session: AtomicU64,
+    /// How long a call may wait for the driver: the core's request timeout plus a margin.
+    call_timeout: std::time::Duration,
+    message_bytes_max: usize,
+}
+
+type Forward<R> = Pin<Box<dyn Future<Output = Result<Response<R>, Status>> + Send>>;
+
+impl MetaService {
+    pub fn new(driver: DriverHandle, leader: LeaderView, request_timeout_ms: u64, message_bytes_max: usize) -> MetaService {
+        MetaService {
+            driver,
+            leader,
+            next_session: AtomicU64::new(1),
+            call_timeout: std::time::Duration::from_millis(request_timeout_ms + 1_000),
+            message_bytes_max,
+        }
+    }
+
+    async fn call(&self, request: core::Request) -> Result<core::Response, MetaError> {
+        match tokio::time::timeout(self.call_timeout, self.driver.request(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(MetaError::DeadlineExceeded),
+        }
+    }
+
+    async fn leader_client(&self) -> Result<MetaClient<Channel>, Status> {
+        let Some(leader) = self.leader.other_leader() else {
+            return Err(Status::unavailable("this meta node is not the leader and no leader is known; retry"));
+        };
+        let channel = Channel::from_shared(format!("http://{leader}"))
+            .map_err(|e| Status::internal(format!("leader endpoint {leader:?}: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .connect()
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot reach the leader at {leader}: {e}")))?;
+        Ok(MetaClient::new(channel).max_decoding_message_size(self.message_bytes_max))
+    }
+
+    /// Runs a unary call here, or forwards it to the leader when this node is a follower.
+    async fn unary<P, R>(
+        &self,
+        request: Request<P>,
+        to_core: impl FnOnce(P) -> Result<core::Request, Status>,
+        from_core: impl FnOnce(core::Response) -> R,
+        forward: impl FnOnce(MetaClient<Channel>, Request<P>) -> Forward<R>,
+    ) -> Result<Response<R>, Status>
+    where
+        P: Clone,
+    {
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        let message = request.into_inner();
+        match self.call(to_core(message.clone())?).await {
+            Ok(response) => Ok(Response::new(from_core(response))),
+            Err(MetaError::NotLeader) if !forwarded => {
+                let client = self.leader_client().await?;
+                let mut request = Request::new(message);
+                request.metadata_mut().insert(FORWARDED, "1".parse().expect("ascii"));
+                forward(client, request).await
+            }
+            Err(MetaError::NotLeader) => Err(Status::unavailable("leadership moved while forwarding; retry")),
+            Err(e) => Err(status(e)),
+        }
+    }
+}
+
+fn unexpected(r: core::Response) -> ! {
+    unreachable!("the core answered with the wrong kind of response: {r:?}")
+}
+
+#[tonic::async_trait]
+impl proto::meta_server::Meta for MetaService {
+    type HeartbeatStream = ReceiverStream<Result<proto::HeartbeatResponse, Status>>;
+
+    async fn heartbeat(&self, request: Request<Streaming<proto::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
+        let session = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(STREAM_QUEUED_MAX);
+        let driver = self.driver.clone();
+        driver
+            .tx
+            .send(Input::StreamOpened { session, tx: tx.clone() })
+            .await
+            .map_err(|_| Status::unavailable("meta server is shutting down"))?;
+        let mut inbound = request.into_inner();
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = inbound.message().await {
+                match convert::heartbeat(message) {
+                    Ok(heartbeat) => {
+                        if driver.tx.send(Input::Heartbeat { session, heartbeat }).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                }
+            }
+            let _ = driver.tx.send(Input::StreamClosed { session }).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn create_cluster(&self, request: Request<proto::CreateClusterRequest>) -> Result<Response<proto::CreateClusterResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                Ok(core::Request::CreateCluster(core::ClusterSpec {
+                    name: m.name,
+                    shard_count: m.shard_count,
+                    followers_per_shard: m.followers_per_shard,
+                    topology: convert::topology(m.mode)?,
+                    min_nodes: m.min_nodes.max(1),
+                }))
+            },
+            |r| match r {
+                core::Response::Cluster(c) => proto::CreateClusterResponse { cluster: Some(convert::cluster_info(&c)) },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.create_cluster(r).await }),
+        )
+        .await
+    }
+
+    async fn list_clusters(&self, request: Request<proto::ListClustersRequest>) -> Result<Response<proto::ListClustersResponse>, Status> {
+        self.unary(
+            request,
+            |_| Ok(core::Request::ListClusters),
+            |r| match r {
+                core::Response::Clusters(cs) => proto::ListClustersResponse { clusters: cs.iter().map(convert::cluster_info).collect() },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.list_clusters(r).await }),
+        )
+        .await
+    }
+
+    async fn cluster_view(&self, request: Request<proto::ClusterViewRequest>) -> Result<Response<proto::ClusterViewResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::ClusterView { cluster: convert::cluster_name(&m.header)? }),
+            |r| match r {
+                core::Response::View(v) => proto::ClusterViewResponse {
+                    cluster: Some(convert::cluster_info(&v.cluster)),
+                    term: v.term.0,
+                    nodes_online: v.nodes_online,
+                    nodes_offline: v.nodes_offline,
+                    shards_ready: v.shards_ready,
+                    shards_unassigned: v.shards_unassigned,
+                    tables: v.tables,
+                },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.cluster_view(r).await }),
+        )
+        .await
+    }
+
+    async fn create_schema(&self, request: Request<proto::CreateSchemaRequest>) -> Result<Response<proto::CreateSchemaResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::CreateSchema { cluster: convert::cluster_name(&m.header)?, name: m.name, if_not_exists: m.if_not_exists }),
+            |r| match r {
+                core::Response::SchemaCreated { id, created } => proto::CreateSchemaResponse { id: id.0, created },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.create_schema(r).await }),
+        )
+        .await
+    }
+
+    async fn create_table(&self, request: Request<proto::CreateTableRequest>) -> Result<Response<proto::CreateTableResponse>, Status> {
+        self.unary(
+            request,
+            convert::create_table,
+            |r| match r {
+                core::Response::TableCreated { table, created } => proto::CreateTableResponse { table: Some(convert::table_info(&table)), created },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.create_table(r).await }),
+        )
+        .await
+    }
+
+    async fn drop_table(&self, request: Request<proto::DropTableRequest>) -> Result<Response<proto::DropTableResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                let schema = if m.schema.is_empty() { "public".into() } else { m.schema };
+                Ok(core::Request::DropTable { cluster: convert::cluster_name(&m.header)?, schema, name: m.name })
+            },
+            |r| match r {
+                core::Response::TableDropped { id } => proto::DropTableResponse { id: id.0 },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.drop_table(r).await }),
+        )
+        .await
+    }
+
+    async fn route_tables(&self, request: Request<proto::RouteTablesRequest>) -> Result<Response<proto::RouteTablesResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                let schema = if m.schema.is_empty() { "public".into() } else { m.schema };
+                Ok(core::Request::RouteTables { cluster: convert::cluster_name(&m.header)?, schema, tables: m.tables })
+            },
+            |r| match r {
+                core::Response::Routes { epoch, routes } => proto::RouteTablesResponse { epoch: epoch.0, routes: routes.iter().map(convert::route).collect() },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.route_tables(r).await }),
+        )
+        .await
+    }
+
+    async fn list_nodes(&self, request: Request<proto::ListNodesRequest>) -> Result<Response<proto::ListNodesResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::ListNodes { cluster: convert::cluster_name(&m.header)? }),
+            |r| match r {
+                core::Response::Nodes(ns) => proto::ListNodesResponse { nodes: ns.iter().map(convert::node_info).collect() },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.list_nodes(r).await }),
+        )
+        .await
+    }
+
+    async fn list_shards(&self, request: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::ListShards { cluster: convert::cluster_name(&m.header)? }),
+            |r| match r {
+                core::Response::Shards(ss) => proto::ListShardsResponse { shards: ss.iter().map(convert::shard_info).collect() },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.list_shards(r).await }),
+        )
+        .await
+    }
+
+    async fn list_tables(&self, request: Request<proto::ListTablesRequest>) -> Result<Response<proto::ListTablesResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                let schema = (!m.schema.is_empty()).then_some(m.schema);
+                Ok(core::Request::ListTables { cluster: convert::cluster_name(&m.header)?, schema })
+            },
+            |r| match r {
+                core::Response::Tables(ts) => proto::ListTablesResponse { tables: ts.iter().map(convert::table_info).collect() },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.list_tables(r).await }),
+        )
+        .await
+    }
+
+    async fn get_leader(&self, _request: Request<proto::GetLeaderRequest>) -> Result<Response<proto::GetLeaderResponse>, Status> {
+        let (leader, term) = self.leader.get().unwrap_or_default();
+        Ok(Response::new(proto::GetLeaderResponse { leader, term: term.0 }))
+    }
+}
+
+/// Shared so that the leader view can be handed out cheaply.
+pub type SharedService = Arc<MetaService>;
