@@ -1,6 +1,10 @@
-//! What data nodes and frontends embed to talk to meta. For now, the sans-IO part that decides
-//! what a data node does with meta's messages; the networked client arrives with the runtime.
+//! What data nodes and frontends embed to talk to meta: the networked [`MetaClient`], and
+//! [`ShardHost`], the sans-IO part that decides what a data node does with meta's messages.
 
+pub mod meta_client;
+pub mod node;
 pub mod shard_host;
+
+pub use meta_client::MetaClient;
 
 pub use shard_host::{HostCounters, HostedShard, ShardHost};

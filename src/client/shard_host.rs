@@ -100,21 +100,24 @@ impl ShardHost {
         (seq, reports)
     }
 
-    /// Applies a message from meta.
-    pub fn on_message(&mut self, msg: &NodeMessage) {
+    /// Applies a message from meta; returns the commands it accepted.
+    pub fn on_message(&mut self, msg: &NodeMessage) -> Vec<ShardCommand> {
+        let mut accepted = Vec::new();
         if msg.term < self.term {
             self.counters.stale_term_rejections += 1;
-            return;
+            return accepted;
         }
         // Within a term, messages can arrive out of order: keep the newest epoch. A new term
         // carries the epoch from storage, which must not be lower (S3 checks that).
         self.epoch = if msg.term > self.term { msg.epoch } else { self.epoch.max(msg.epoch) };
         self.term = msg.term;
         for cmd in &msg.commands {
-            self.apply(cmd);
+            if self.apply(cmd) {
+                accepted.push(cmd.clone());
+            }
         }
-        let Some(grant) = &msg.lease else { return };
-        let Some(&(_, sent_at)) = self.sent.iter().find(|(seq, _)| *seq == grant.seq) else { return };
+        let Some(grant) = &msg.lease else { return accepted };
+        let Some(&(_, sent_at)) = self.sent.iter().find(|(seq, _)| *seq == grant.seq) else { return accepted };
         let until = sent_at + Duration(grant.duration_ms);
         for (id, s) in self.shards.iter_mut() {
             if s.role != Role::Leader || s.leader_since_seq > grant.seq {
@@ -128,12 +131,14 @@ impl ShardHost {
                 s.lease_until = Some(until);
             }
         }
+        accepted
     }
 
-    fn apply(&mut self, cmd: &ShardCommand) {
+    /// Applies one command; false if it was refused as stale.
+    fn apply(&mut self, cmd: &ShardCommand) -> bool {
         if cmd.term < self.term {
             self.counters.stale_term_rejections += 1;
-            return;
+            return false;
         }
         let held = self.shards.get(&cmd.shard).map(|s| s.version).or_else(|| self.closed.get(&cmd.shard).copied());
         // These change a shard the node holds, so they only make sense right on top of the
@@ -146,7 +151,7 @@ impl ShardHost {
         };
         if !fresh {
             self.counters.stale_version_rejections += 1;
-            return;
+            return false;
         }
         let next_seq = self.next_seq;
         match &cmd.kind {
@@ -184,6 +189,7 @@ impl ShardHost {
                 s.version = cmd.version;
             }
         }
+        true
     }
 }
 
