@@ -1,12 +1,73 @@
-//! Placeholder until the runtime lands (tokio + tonic driver, etcd and embedded storage). It
-//! says so, and points at what already runs: the sans-IO core under the in-process simulator.
+//! `meta-server [--config FILE] [--name NAME] [--grpc-addr HOST:PORT] [--etcd-endpoints A,B,C] [--data-dir DIR]`
+//!
+//! Without etcd endpoints it runs a single meta node on the embedded store in `--data-dir`.
+//! Settings come from defaults, the file, `SHARDMETA_*` variables and flags, later winning.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use shardmeta::server::config::{Overrides, ServerConfig};
+
+#[derive(Parser)]
+#[command(name = "meta-server", version, about = "The shardmeta meta service")]
+struct Args {
+    /// A TOML config file (see config/).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This meta node's name, unique among meta nodes.
+    #[arg(long)]
+    name: Option<String>,
+    /// Where to serve gRPC.
+    #[arg(long, value_name = "HOST:PORT")]
+    grpc_addr: Option<String>,
+    /// etcd endpoints; none means the embedded store.
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
+    etcd_endpoints: Option<Vec<String>>,
+    /// The embedded store's directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
 
 fn main() {
-    eprintln!(
-        "meta-server: the networked server is not built yet; it arrives with the production runtime.\n\
-         What exists today is the sans-IO meta core, proven under the in-process simulator.\n\
-         Watch one simulated cluster (3 meta nodes, data nodes, crashes, partitions) run:\n\n\
-         \x20   SIM_SEED=7 cargo test --release --test sim seeds_hold_every_invariant -- --nocapture\n"
-    );
-    std::process::exit(2);
+    let args = Args::parse();
+    let overrides = Overrides { name: args.name, grpc_addr: args.grpc_addr, etcd_endpoints: args.etcd_endpoints, data_dir: args.data_dir };
+    let config = match ServerConfig::load(args.config.as_deref(), std::env::vars(), overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("meta-server: {e}");
+            std::process::exit(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|e| {
+        eprintln!("meta-server: log_level {:?}: {e}", config.log_level);
+        std::process::exit(2);
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(shardmeta::server::run(config, shutdown_signal())) {
+        eprintln!("meta-server: {e}");
+        std::process::exit(1);
+    }
 }

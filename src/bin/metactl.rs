@@ -1,0 +1,271 @@
+//! `metactl --endpoints A,B,C [--cluster NAME] [--output table|json] <subcommand>`
+//!
+//! Any meta endpoint works: the client finds the leader. Failures print one line and exit 1
+//! (2 for bad usage).
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use shardmeta::client::MetaClient;
+use shardmeta::proto::{self, RequestHeader};
+use tonic::Status;
+
+#[derive(Parser)]
+#[command(name = "metactl", version, about = "Operate a shardmeta meta service")]
+struct Args {
+    /// Meta endpoints, any of them.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7560", env = "METACTL_ENDPOINTS")]
+    endpoints: Vec<String>,
+    /// The cluster the command is about.
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// Per-call timeout in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    #[command(subcommand)]
+    Schema(SchemaCmd),
+    #[command(subcommand)]
+    Table(TableCmd),
+    /// Where tables live: shard, version, leader and follower endpoints.
+    Route {
+        #[arg(long, default_value = "public")]
+        schema: String,
+        #[arg(required = true)]
+        tables: Vec<String>,
+    },
+    #[command(subcommand)]
+    Node(ListCmd),
+    #[command(subcommand)]
+    Shard(ListCmd),
+    /// The current meta leader.
+    Leader,
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 8)]
+        shards: u32,
+        #[arg(long, default_value_t = 0)]
+        followers: u32,
+        /// Keep the assignment instead of following the nodes.
+        #[arg(long)]
+        r#static: bool,
+        #[arg(long, default_value_t = 1)]
+        min_nodes: u32,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum SchemaCmd {
+    Create {
+        name: String,
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TableCmd {
+    Create {
+        #[arg(long, default_value = "public")]
+        schema: String,
+        #[arg(long)]
+        if_not_exists: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    Drop {
+        #[arg(long, default_value = "public")]
+        schema: String,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        schema: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListCmd {
+    List,
+}
+
+fn header(cluster: &str) -> Option<RequestHeader> {
+    Some(RequestHeader { cluster: cluster.to_owned() })
+}
+
+fn shard_status(s: i32) -> &'static str {
+    match proto::ShardStatus::try_from(s).unwrap_or(proto::ShardStatus::Unspecified) {
+        proto::ShardStatus::Unassigned => "unassigned",
+        proto::ShardStatus::Opening => "opening",
+        proto::ShardStatus::Ready => "ready",
+        proto::ShardStatus::Transferring => "transferring",
+        proto::ShardStatus::Offline => "offline",
+        proto::ShardStatus::Unspecified => "unknown",
+    }
+}
+
+fn cluster_json(c: &proto::ClusterInfo) -> Value {
+    let mode = if c.mode == proto::TopologyMode::Static as i32 { "static" } else { "dynamic" };
+    json!({"id": c.id, "name": c.name, "shard_count": c.shard_count, "followers_per_shard": c.followers_per_shard,
+           "mode": mode, "min_nodes": c.min_nodes, "epoch": c.epoch})
+}
+
+/// Runs the command and returns its result as JSON (tables are rendered from it).
+async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
+    let cluster = args.cluster.as_str();
+    Ok(match &args.command {
+        Command::Leader => {
+            let (leader, _) = meta.leader().await?;
+            json!({ "leader": leader })
+        }
+        Command::Cluster(ClusterCmd::Create { name, shards, followers, r#static, min_nodes }) => {
+            let mode = if *r#static { proto::TopologyMode::Static } else { proto::TopologyMode::Dynamic } as i32;
+            let req = proto::CreateClusterRequest { name: name.clone(), shard_count: *shards, followers_per_shard: *followers, mode, min_nodes: *min_nodes };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_cluster(req).await } }).await?;
+            cluster_json(&r.cluster.unwrap_or_default())
+        }
+        Command::Cluster(ClusterCmd::List) => {
+            let r = meta.call(|mut c| async move { c.list_clusters(proto::ListClustersRequest {}).await }).await?;
+            Value::Array(r.clusters.iter().map(cluster_json).collect())
+        }
+        Command::Schema(SchemaCmd::Create { name, if_not_exists }) => {
+            let req = proto::CreateSchemaRequest { header: header(cluster), name: name.clone(), if_not_exists: *if_not_exists };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_schema(req).await } }).await?;
+            json!({"id": r.id, "name": name, "created": r.created})
+        }
+        Command::Table(TableCmd::Create { schema, if_not_exists, names }) => {
+            let mut out = Vec::new();
+            for name in names {
+                let req = proto::CreateTableRequest {
+                    header: header(cluster),
+                    schema: schema.clone(),
+                    name: name.clone(),
+                    if_not_exists: *if_not_exists,
+                    ..Default::default()
+                };
+                let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await?;
+                let t = r.table.unwrap_or_default();
+                out.push(json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard, "created": r.created}));
+            }
+            Value::Array(out)
+        }
+        Command::Table(TableCmd::Drop { schema, names }) => {
+            let mut out = Vec::new();
+            for name in names {
+                let req = proto::DropTableRequest { header: header(cluster), schema: schema.clone(), name: name.clone() };
+                let r = meta.call(|mut c| { let req = req.clone(); async move { c.drop_table(req).await } }).await?;
+                out.push(json!({"id": r.id, "name": name}));
+            }
+            Value::Array(out)
+        }
+        Command::Table(TableCmd::List { schema }) => {
+            let req = proto::ListTablesRequest { header: header(cluster), schema: schema.clone().unwrap_or_default() };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.list_tables(req).await } }).await?;
+            Value::Array(r.tables.iter().map(|t| json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard})).collect())
+        }
+        Command::Route { schema, tables } => {
+            let req = proto::RouteTablesRequest { header: header(cluster), schema: schema.clone(), tables: tables.clone() };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.route_tables(req).await } }).await?;
+            Value::Array(
+                r.routes
+                    .iter()
+                    .map(|t| {
+                        json!({"table": t.table, "shard": t.shard, "version": t.version,
+                               "leader": t.leader.as_ref().map(|l| l.endpoint.clone()),
+                               "followers": t.followers.iter().map(|f| f.endpoint.clone()).collect::<Vec<_>>()})
+                    })
+                    .collect(),
+            )
+        }
+        Command::Node(ListCmd::List) => {
+            let req = proto::ListNodesRequest { header: header(cluster) };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.list_nodes(req).await } }).await?;
+            Value::Array(
+                r.nodes
+                    .iter()
+                    .map(|n| {
+                        let state = if n.state == proto::NodeState::Online as i32 { "online" } else { "offline" };
+                        json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state, "shards": n.shards})
+                    })
+                    .collect(),
+            )
+        }
+        Command::Shard(ListCmd::List) => {
+            let req = proto::ListShardsRequest { header: header(cluster) };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.list_shards(req).await } }).await?;
+            Value::Array(
+                r.shards
+                    .iter()
+                    .map(|s| {
+                        let leader = (!s.leader.is_empty()).then(|| s.leader.clone());
+                        json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status)})
+                    })
+                    .collect(),
+            )
+        }
+    })
+}
+
+/// Renders JSON rows as aligned columns, keys of the first row as the header.
+fn table(v: &Value) -> String {
+    let rows: Vec<&serde_json::Map<String, Value>> = match v {
+        Value::Array(a) => a.iter().filter_map(Value::as_object).collect(),
+        Value::Object(o) => vec![o],
+        _ => return v.to_string(),
+    };
+    let Some(first) = rows.first() else { return "(none)".into() };
+    let keys: Vec<&String> = first.keys().collect();
+    let cell = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().map_or(x.to_string(), String::from)).collect::<Vec<_>>().join(","),
+        Some(other) => other.to_string(),
+    };
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| keys.iter().map(|k| cell(r.get(*k))).collect()).collect();
+    let widths: Vec<usize> = keys.iter().enumerate().map(|(i, k)| cells.iter().map(|r| r[i].len()).max().unwrap_or(0).max(k.len())).collect();
+    let line = |vals: Vec<String>| vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned();
+    let mut out = vec![line(keys.iter().map(|k| k.to_uppercase()).collect())];
+    out.extend(cells.into_iter().map(line));
+    out.join("\n")
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let result = runtime.block_on(async {
+        let mut meta = MetaClient::new(args.endpoints.clone(), Duration::from_millis(args.timeout_ms))?;
+        run(&args, &mut meta).await
+    });
+    match result {
+        Ok(v) => match args.output {
+            Output::Json => println!("{v}"),
+            Output::Table => println!("{}", table(&v)),
+        },
+        Err(status) => {
+            eprintln!("metactl: {:?}: {}", status.code(), status.message());
+            std::process::exit(1);
+        }
+    }
+}

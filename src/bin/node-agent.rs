@@ -1,0 +1,155 @@
+//! `node-agent --meta-endpoints A,B,C --name NAME --addr HOST:PORT [--zone Z]`
+//!
+//! The reference data node: it hosts shards in memory, obeys meta's commands, reports synthetic
+//! load, and accepts routed writes only for shards it leads under a valid lease at the route's
+//! version. With `--leadership-log FILE` it appends one JSON line per lease interval, lease cut
+//! and accepted write, in wall-clock milliseconds, so that tests can check that no two nodes
+//! ever led one shard at once.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
+use shardmeta::client::{MetaClient, ShardHost};
+use shardmeta::core::{Instant, Role, ShardId};
+use shardmeta::proto;
+use tonic::{Request, Response, Status};
+
+#[derive(Parser)]
+#[command(name = "node-agent", version, about = "A reference shardmeta data node")]
+struct Args {
+    /// Meta endpoints, any of them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    meta_endpoints: Vec<String>,
+    /// This node's name, unique in the cluster.
+    #[arg(long)]
+    name: String,
+    /// Where to serve routed writes; also the endpoint meta hands out in routes.
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: SocketAddr,
+    /// A zone label: replicas of a shard prefer distinct zones.
+    #[arg(long, default_value = "")]
+    zone: String,
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// Synthetic load reported per shard.
+    #[arg(long, default_value_t = 1.0)]
+    load: f64,
+    /// Append lease intervals and accepted writes here (JSON lines).
+    #[arg(long)]
+    leadership_log: Option<PathBuf>,
+}
+
+type Log = Arc<Mutex<Option<std::fs::File>>>;
+
+fn log_line(log: &Log, line: serde_json::Value) {
+    if let Some(f) = log.lock().expect("log lock").as_mut() {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+struct NodeService {
+    host: Arc<Mutex<ShardHost>>,
+    clock: NodeClock,
+    log: Log,
+}
+
+#[tonic::async_trait]
+impl proto::node_server::Node for NodeService {
+    async fn write(&self, request: Request<proto::WriteRequest>) -> Result<Response<proto::WriteResponse>, Status> {
+        let w = request.into_inner();
+        let shard = ShardId(w.shard);
+        let now = self.clock.now();
+        let host = self.host.lock().expect("host lock");
+        if !host.is_leading(shard, now) {
+            return Err(Status::failed_precondition(format!("invalid route: this node does not lead shard {}", w.shard)));
+        }
+        let held = host.shards()[&shard].version.0;
+        if held != w.version {
+            return Err(Status::failed_precondition(format!("invalid route: shard {} is at version {held}, the route says {}", w.shard, w.version)));
+        }
+        // Logged under the host lock, so the write is inside the lease it was checked against.
+        log_line(&self.log, serde_json::json!({"shard": w.shard, "write": self.clock.wall_ms(now)}));
+        Ok(Response::new(proto::WriteResponse {}))
+    }
+}
+
+/// Logs lease intervals: a grant or extension as `{shard, from, until}`, a lease dropped before
+/// its end as `{shard, cut}`.
+fn leadership_observer(clock: NodeClock, log: Log) -> node::Observer {
+    let mut leased: BTreeMap<ShardId, Instant> = BTreeMap::new();
+    Box::new(move |host: &ShardHost, now: Instant| {
+        let mut current = BTreeMap::new();
+        for (&id, s) in host.shards() {
+            if let (Role::Leader, Some(until)) = (s.role, s.lease_until) {
+                if until > now {
+                    current.insert(id, until);
+                }
+            }
+        }
+        for (&id, &until) in &current {
+            if leased.get(&id) != Some(&until) {
+                log_line(&log, serde_json::json!({"shard": id.0, "from": clock.wall_ms(now), "until": clock.wall_ms(until)}));
+            }
+        }
+        for (&id, &until) in &leased {
+            if !current.contains_key(&id) && until > now {
+                log_line(&log, serde_json::json!({"shard": id.0, "cut": clock.wall_ms(now)}));
+            }
+        }
+        leased = current;
+    })
+}
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NODE_AGENT_LOG").unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .init();
+    let log: Log = match &args.leadership_log {
+        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => Arc::new(Mutex::new(Some(f))),
+            Err(e) => {
+                eprintln!("node-agent: cannot open {}: {e}", path.display());
+                std::process::exit(2);
+            }
+        },
+        None => Arc::default(),
+    };
+    let meta = match MetaClient::new(args.meta_endpoints.clone(), Duration::from_secs(5)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("node-agent: {}", e.message());
+            std::process::exit(2);
+        }
+    };
+    let clock = NodeClock::start();
+    let identity = NodeIdentity {
+        cluster: args.cluster.clone(),
+        name: args.name.clone(),
+        endpoint: args.addr.to_string(),
+        zone: args.zone.clone(),
+        incarnation: clock.wall_ms(Instant::ZERO),
+    };
+    let host = Arc::new(Mutex::new(ShardHost::new()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    runtime.block_on(async {
+        let load = args.load;
+        tokio::spawn(node::run(meta, identity, host.clone(), clock, move |_| load, LogExecutor, leadership_observer(clock, log.clone())));
+        let service = proto::node_server::NodeServer::new(NodeService { host, clock, log });
+        tracing::info!(addr = %args.addr, name = %args.name, "serving routed writes");
+        let served = tonic::transport::Server::builder().add_service(service).serve_with_shutdown(args.addr, async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        if let Err(e) = served.await {
+            eprintln!("node-agent: serving {}: {e}", args.addr);
+            std::process::exit(1);
+        }
+    });
+}
