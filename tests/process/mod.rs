@@ -1,0 +1,155 @@
+//! Helpers for tests that run the real binaries: free loopback ports, child processes killed
+//! on drop, temporary directories, and the leadership-log analysis.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A free port on 127.0.0.1 (the OS picks it; the listener is closed before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().expect("local addr").port()
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("shardmeta-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+        let out = std::fs::File::create(log).expect("log file");
+        cmd.stdout(Stdio::from(out.try_clone().expect("dup log"))).stderr(Stdio::from(out));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { name: name.into(), child: Some(child) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("kill runs");
+        assert!(status.success(), "kill -{sig} {}", self.pid());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn meta_server(dir: &Path, name: &str, port: u16, extra_env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meta-server"));
+    cmd.args(["--name", name, "--grpc-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.join(name))
+        .env("SHARDMETA_LEASE_MS", "3000")
+        .env("SHARDMETA_HEARTBEAT_INTERVAL_MS", "300")
+        .env("SHARDMETA_CLOCK_DRIFT_MS", "200")
+        .env("SHARDMETA_TICK_INTERVAL_MS", "200");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))
+}
+
+pub fn node_agent(dir: &Path, name: &str, port: u16, meta: &str) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-agent"));
+    cmd.args(["--meta-endpoints", meta, "--name", name, "--addr", &format!("127.0.0.1:{port}"), "--leadership-log"])
+        .arg(dir.join(format!("{name}.lead.jsonl")));
+    Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))
+}
+
+/// One node's leadership of one shard: closed intervals in wall-clock ms.
+pub type Intervals = Vec<(u64, u64)>;
+
+/// Reads a node's leadership log: lease intervals cut short where the node dropped a lease,
+/// and the accepted writes.
+pub fn read_leadership(path: &Path) -> (BTreeMap<u32, Intervals>, Vec<(u32, u64)>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut grants: BTreeMap<u32, Intervals> = BTreeMap::new();
+    let mut cuts: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut writes = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) => continue, // a line torn by kill -9
+        };
+        let shard = v["shard"].as_u64().expect("shard") as u32;
+        if let (Some(from), Some(until)) = (v["from"].as_u64(), v["until"].as_u64()) {
+            grants.entry(shard).or_default().push((from, until));
+        } else if let Some(cut) = v["cut"].as_u64() {
+            cuts.entry(shard).or_default().push(cut);
+        } else if let Some(at) = v["write"].as_u64() {
+            writes.push((shard, at));
+        }
+    }
+    for (shard, intervals) in grants.iter_mut() {
+        for (from, until) in intervals.iter_mut() {
+            if let Some(&cut) = cuts.get(shard).and_then(|c| c.iter().filter(|&&c| c >= *from).min()) {
+                *until = (*until).min(cut);
+            }
+        }
+    }
+    (grants, writes)
+}
+
+/// Fails if two nodes' leadership of one shard overlaps, or a write was accepted outside the
+/// accepting node's leadership.
+pub fn assert_single_writer(logs: &[(String, PathBuf)]) {
+    let mut by_shard: BTreeMap<u32, Vec<(u64, u64, &str)>> = BTreeMap::new();
+    let mut writes_checked = 0;
+    for (node, path) in logs {
+        let (grants, writes) = read_leadership(path);
+        for (shard, at) in &writes {
+            let inside = grants.get(shard).is_some_and(|iv| iv.iter().any(|(f, u)| f <= at && at <= u));
+            assert!(inside, "{node} accepted a write to shard {shard} at {at} outside its leadership");
+            writes_checked += 1;
+        }
+        for (shard, intervals) in grants {
+            for (f, u) in intervals {
+                by_shard.entry(shard).or_default().push((f, u, node.as_str()));
+            }
+        }
+    }
+    for (shard, mut iv) in by_shard {
+        iv.sort();
+        for pair in iv.windows(2) {
+            let ((_, u1, n1), (f2, _, n2)) = (pair[0], pair[1]);
+            assert!(n1 == n2 || f2 >= u1, "shard {shard}: {n1} led until {u1} but {n2} led from {f2}");
+        }
+    }
+    assert!(writes_checked > 0, "no write was accepted: the check proved nothing");
+}
