@@ -59,6 +59,8 @@ pub enum Input {
 pub enum ElectionCommand {
     /// Storage fenced this term out: give it up so a new election can run.
     Resign(Term),
+    /// The server is stopping: resign so a follower takes over at once.
+    Shutdown,
 }
 
 /// Handles for talking to the driver task.

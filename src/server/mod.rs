@@ -6,6 +6,7 @@
 pub mod config;
 pub mod convert;
 pub mod driver;
+pub mod election;
 pub mod grpc;
 pub mod storage;
 
@@ -16,7 +17,9 @@ use tokio::sync::mpsc;
 
 use self::config::ServerConfig;
 use self::driver::{Driver, ElectionCommand, Input};
+use self::election::EtcdElection;
 use self::storage::embedded::EmbeddedStore;
+use self::storage::etcd::EtcdStore;
 use self::storage::Storage;
 use crate::core::{Instant, Leadership, Term};
 use crate::proto::meta_server::MetaServer;
@@ -58,28 +61,44 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let addr = config.listen_addr()?;
     let core_config = config.core()?;
     let leader = LeaderView::new(config.advertised());
-    let (election_tx, mut election_rx) = mpsc::unbounded_channel();
-    if !config.etcd_endpoints.is_empty() {
-        return Err("etcd mode is not available in this build yet; leave etcd_endpoints empty for the embedded store".into());
-    }
-    let store = EmbeddedStore::open(&config.data_dir)?;
-    let term = store.term();
-    tracing::info!(path = %store.path().display(), ?term, "embedded store opened");
-    let storage = Arc::new(Storage::Embedded(store));
-    let (driver, handle) = Driver::new(core_config.clone(), seed(&config.name), storage.clone(), election_tx, config.default_cluster_spec()?, leader.clone());
+    let (election_tx, election_rx) = mpsc::unbounded_channel();
+    let spec = config.default_cluster_spec()?;
+    let (storage, election): (Arc<Storage>, Option<EtcdStore>) = if config.etcd_endpoints.is_empty() {
+        let store = EmbeddedStore::open(&config.data_dir)?;
+        tracing::info!(path = %store.path().display(), term = ?store.term(), "embedded store opened");
+        (Arc::new(Storage::Embedded(store)), None)
+    } else {
+        let client = connect_etcd(&config.etcd_endpoints).await?;
+        let store = EtcdStore::new(client, std::time::Duration::from_millis(core_config.request_timeout_ms));
+        (Arc::new(Storage::Etcd(Box::new(store.clone()))), Some(store))
+    };
+    let (driver, handle) = Driver::new(core_config.clone(), seed(&config.name), storage.clone(), election_tx.clone(), spec, leader.clone());
     tokio::spawn(driver.run());
 
-    // One meta node on its own store leads for as long as it runs.
-    let snapshot = storage.snapshot().await?;
-    leader.set(Some((config.advertised(), term)));
-    let gained = Leadership::Gained { term, valid_until: Instant(u64::MAX / 2), snapshot };
-    handle.tx.send(Input::Leadership(gained)).await.map_err(|_| "driver stopped".to_string())?;
-    tokio::spawn(async move {
-        while let Some(ElectionCommand::Resign(term)) = election_rx.recv().await {
-            // Only another writer on the same file could fence us out, and the file is locked.
-            tracing::error!(?term, "the embedded store refused a write of the only leader");
+    let elected = match (election, &*storage) {
+        (Some(store), _) => {
+            let election = EtcdElection {
+                client: connect_etcd(&config.etcd_endpoints).await?,
+                store,
+                value: format!("{}@{}", config.name, config.advertised()),
+                ttl: std::time::Duration::from_millis(config.election_ttl_ms),
+                driver: handle.tx.clone(),
+                clock: handle.clock,
+                leader: leader.clone(),
+            };
+            tokio::spawn(election.run(election_rx))
         }
-    });
+        (None, Storage::Embedded(store)) => {
+            // One meta node on its own store leads for as long as it runs.
+            let term = store.term();
+            let snapshot = storage.snapshot().await?;
+            leader.set(Some((config.advertised(), term)));
+            let gained = Leadership::Gained { term, valid_until: Instant(u64::MAX / 2), snapshot };
+            handle.tx.send(Input::Leadership(gained)).await.map_err(|_| "driver stopped".to_string())?;
+            tokio::spawn(embedded_election(election_rx))
+        }
+        (None, _) => unreachable!("embedded or etcd"),
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<MetaServer<grpc::MetaService>>().await;
@@ -88,10 +107,44 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         .max_decoding_message_size(config.message_bytes_max)
         .max_encoding_message_size(config.message_bytes_max);
     tracing::info!(%addr, name = %config.name, "serving");
+    let stop = async move {
+        shutdown.await;
+        // Resign first, so that a follower takes over without waiting for the lease to end.
+        let _ = election_tx.send(ElectionCommand::Shutdown);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), elected).await;
+    };
     tonic::transport::Server::builder()
+        .timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000))
         .add_service(health_service)
         .add_service(meta)
-        .serve_with_shutdown(addr, shutdown)
+        .serve_with_shutdown(addr, stop)
         .await
         .map_err(|e| format!("gRPC server on {addr}: {e}"))
+}
+
+/// The embedded store's "election": the only meta node leads; storage cannot fence it out
+/// because the file is locked to this process.
+async fn embedded_election(mut commands: mpsc::UnboundedReceiver<ElectionCommand>) {
+    while let Some(cmd) = commands.recv().await {
+        match cmd {
+            ElectionCommand::Resign(term) => tracing::error!(?term, "the embedded store refused a write of the only leader"),
+            ElectionCommand::Shutdown => return,
+        }
+    }
+}
+
+/// Connects to etcd, retrying for a while: meta nodes often start together with etcd.
+async fn connect_etcd(endpoints: &[String]) -> Result<etcd_client::Client, String> {
+    let options = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(std::time::Duration::from_secs(2))
+        .with_timeout(std::time::Duration::from_secs(5));
+    let mut last = String::new();
+    for _ in 0..20 {
+        match etcd_client::Client::connect(endpoints, Some(options.clone())).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(format!("cannot reach etcd at {}: {last}", endpoints.join(",")))
 }

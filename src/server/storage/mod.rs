@@ -44,7 +44,7 @@ impl From<Verdict> for Option<WriteResult> {
 pub enum Storage {
     Memory(memory::MemoryStore),
     Embedded(embedded::EmbeddedStore),
-    Etcd(etcd::EtcdStore),
+    Etcd(Box<etcd::EtcdStore>),
 }
 
 impl Storage {

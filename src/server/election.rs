@@ -1,0 +1,203 @@
+//! Leader election through etcd: a lease kept alive, then a campaign. The term handed to the
+//! core is the revision of the leader key, which only grows. Leadership is valid until the
+//! last keep-alive's *send* time plus the lease TTL, less a margin: the lease in etcd lasts at
+//! least that long, and a core past that instant stops acting by itself. Losing the lease or
+//! the connection, or a resign command, ends leadership at once.
+
+use std::time::Duration;
+
+use etcd_client::{Client, LeaderKey, ResignOptions};
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+
+use super::driver::{Clock, ElectionCommand, Input};
+use super::storage::etcd::{EtcdStore, LeaderFence};
+use super::LeaderView;
+use crate::core::model::FenceRecord;
+use crate::core::storage::FENCE_KEY;
+use crate::core::{Duration as CoreDuration, Instant, Leadership, Term};
+
+/// Outside the storage root, so that snapshots never include election keys.
+pub const ELECTION_NAME: &str = "/shardmeta/election/v1";
+
+pub struct EtcdElection {
+    pub client: Client,
+    pub store: EtcdStore,
+    /// `name@endpoint`: who leads, as followers read it.
+    pub value: String,
+    pub ttl: Duration,
+    pub driver: mpsc::Sender<Input>,
+    pub clock: Clock,
+    pub leader: LeaderView,
+}
+
+/// `name@endpoint` → endpoint.
+fn endpoint_of(value: &[u8]) -> Option<String> {
+    let v = std::str::from_utf8(value).ok()?;
+    v.rsplit_once('@').map(|(_, e)| e.to_owned())
+}
+
+impl EtcdElection {
+    /// Campaigns for ever; returns when `commands` closes or asks to shut down.
+    pub async fn run(self, mut commands: mpsc::UnboundedReceiver<ElectionCommand>) {
+        tokio::spawn(observe_leader(self.client.clone(), self.leader.clone(), self.ttl / 3));
+        let margin = CoreDuration((self.ttl.as_millis() as u64 / 10).max(100));
+        loop {
+            let mut client = self.client.clone();
+            let lease = match client.lease_grant((self.ttl.as_secs().max(1)) as i64, None).await {
+                Ok(l) => l.id(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot get an etcd lease; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let (valid_tx, mut valid_rx) = watch::channel(Some(self.clock.now() + CoreDuration(self.ttl.as_millis() as u64) - margin));
+            let keeper = tokio::spawn(keep_alive(self.client.clone(), lease, self.ttl, self.clock, margin, valid_tx));
+            let won = tokio::select! {
+                r = client.campaign(ELECTION_NAME, self.value.clone(), lease) => r,
+                _ = wait_lost(&mut valid_rx) => {
+                    keeper.abort();
+                    continue;
+                }
+                cmd = commands.recv() => {
+                    keeper.abort();
+                    let _ = client.lease_revoke(lease).await;
+                    match cmd {
+                        None | Some(ElectionCommand::Shutdown) => return,
+                        Some(ElectionCommand::Resign(_)) => continue,
+                    }
+                }
+            };
+            let key = match won.map(|r| r.leader().cloned()) {
+                Ok(Some(k)) => k,
+                other => {
+                    tracing::warn!(?other, "campaign failed; retrying");
+                    keeper.abort();
+                    let _ = client.lease_revoke(lease).await;
+                    continue;
+                }
+            };
+            let shutdown = self.lead(key.clone(), &mut valid_rx, &mut commands).await;
+            keeper.abort();
+            self.store.set_fence(None);
+            let _ = self.driver.send(Input::Leadership(Leadership::Lost)).await;
+            let _ = client.resign(Some(ResignOptions::new().with_leader(key))).await;
+            let _ = client.lease_revoke(lease).await;
+            if shutdown {
+                return;
+            }
+        }
+    }
+
+    /// Leads until the lease is lost or a command ends it; true on shutdown.
+    async fn lead(
+        &self,
+        key: LeaderKey,
+        valid: &mut watch::Receiver<Option<Instant>>,
+        commands: &mut mpsc::UnboundedReceiver<ElectionCommand>,
+    ) -> bool {
+        let term = Term(key.rev() as u64);
+        let fence = LeaderFence { key: key.key().to_vec(), value: self.value.clone().into_bytes(), term };
+        self.store.set_fence(Some(fence.clone()));
+        let snapshot = match self.snapshot_with_fence(&fence).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load metadata after winning; resigning");
+                return false;
+            }
+        };
+        let Some(valid_until) = *valid.borrow() else { return false };
+        tracing::info!(?term, "won the meta election");
+        self.leader.set(endpoint_of(self.value.as_bytes()).map(|e| (e, term)));
+        if self.driver.send(Input::Leadership(Leadership::Gained { term, valid_until, snapshot })).await.is_err() {
+            return true;
+        }
+        loop {
+            tokio::select! {
+                changed = valid.changed() => {
+                    let current = *valid.borrow();
+                    match (changed, current) {
+                        (Ok(()), Some(valid_until)) => {
+                            let _ = self.driver.send(Input::Leadership(Leadership::Renewed { term, valid_until })).await;
+                        }
+                        _ => {
+                            tracing::warn!(?term, "election lease lost; stepping down");
+                            return false;
+                        }
+                    }
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(ElectionCommand::Resign(t)) if t == term => {
+                        tracing::warn!(?term, "resigning");
+                        return false;
+                    }
+                    Some(ElectionCommand::Resign(_)) => {}
+                    None | Some(ElectionCommand::Shutdown) => return true,
+                }
+            }
+        }
+    }
+
+    /// The snapshot a new leader starts from, with the write chain's fence record created if
+    /// storage has none yet (etcd cannot compare a value that does not exist).
+    async fn snapshot_with_fence(&self, fence: &LeaderFence) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let mut snapshot = self.store.snapshot().await?;
+        if !snapshot.iter().any(|(k, _)| k == FENCE_KEY) {
+            let initial = FenceRecord { term: 0, seq: 0 }.encode_to_vec();
+            self.store.ensure_fence(fence, initial.clone()).await?;
+            snapshot.push((FENCE_KEY.to_owned(), initial));
+        }
+        Ok(snapshot)
+    }
+}
+
+/// Keeps the lease alive; publishes how long leadership surely lasts, or `None` once lost.
+async fn keep_alive(client: Client, lease: i64, ttl: Duration, clock: Clock, margin: CoreDuration, valid: watch::Sender<Option<Instant>>) {
+    let mut client = client;
+    let lost = |valid: &watch::Sender<Option<Instant>>| {
+        let _ = valid.send(None);
+    };
+    let (mut keeper, mut stream) = match client.lease_keep_alive(lease).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot keep the election lease alive");
+            return lost(&valid);
+        }
+    };
+    loop {
+        let sent = clock.now();
+        if keeper.keep_alive().await.is_err() {
+            return lost(&valid);
+        }
+        match tokio::time::timeout(ttl / 2, stream.message()).await {
+            Ok(Ok(Some(r))) if r.ttl() > 0 => {
+                let until = sent + CoreDuration(r.ttl() as u64 * 1_000) - margin;
+                let _ = valid.send(Some(until));
+            }
+            _ => return lost(&valid),
+        }
+        tokio::time::sleep(ttl / 3).await;
+    }
+}
+
+async fn wait_lost(valid: &mut watch::Receiver<Option<Instant>>) {
+    loop {
+        if valid.borrow().is_none() || valid.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Keeps the leader view current on followers (the simulated etcd has no watch, so poll).
+async fn observe_leader(client: Client, view: LeaderView, every: Duration) {
+    let mut client = client;
+    loop {
+        if let Ok(r) = client.leader(ELECTION_NAME).await {
+            if let Some(kv) = r.kv() {
+                view.set(endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64))));
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
