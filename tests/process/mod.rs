@@ -153,3 +153,41 @@ pub fn assert_single_writer(logs: &[(String, PathBuf)]) {
     }
     assert!(writes_checked > 0, "no write was accepted: the check proved nothing");
 }
+
+/// An etcd cluster of `members` members on free loopback ports, in `dir`.
+pub struct Etcd {
+    pub members: Vec<Proc>,
+    pub client_urls: Vec<String>,
+}
+
+impl Etcd {
+    pub fn start(dir: &Path, members: usize) -> Etcd {
+        assert!(
+            Command::new("etcd").arg("--version").output().is_ok_and(|o| o.status.success()),
+            "etcd is not installed: run ./.ci/setup (Debian package etcd-server)"
+        );
+        let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
+        let cluster = ports.iter().enumerate().map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}")).collect::<Vec<_>>().join(",");
+        let mut procs = Vec::new();
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let mut cmd = Command::new("etcd");
+            cmd.args(["--name", &format!("e{i}"), "--data-dir"])
+                .arg(dir.join(format!("etcd-{i}")))
+                .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
+                .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                .args(["--initial-cluster", &cluster, "--initial-cluster-state", "new"]);
+            procs.push(Proc::spawn(&format!("etcd-{i}"), cmd, &dir.join(format!("etcd-{i}.log"))));
+        }
+        Etcd { members: procs, client_urls: ports.iter().map(|(c, _)| format!("127.0.0.1:{c}")).collect() }
+    }
+
+    pub fn endpoints(&self) -> String {
+        self.client_urls.join(",")
+    }
+}
+
+pub fn meta_server_etcd(dir: &Path, name: &str, port: u16, etcd: &str) -> Proc {
+    meta_server(dir, name, port, &[("SHARDMETA_ETCD_ENDPOINTS", etcd), ("SHARDMETA_ELECTION_TTL_MS", "3000")])
+}
