@@ -267,6 +267,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configs_load() {
+        for example in ["single-node.toml", "three-meta-etcd.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(example);
+            ServerConfig::load(Some(&path), Vec::new(), Overrides::default()).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let err = toml::from_str::<ServerConfig>("leese_ms = 1").unwrap_err().to_string();
         assert!(err.contains("leese_ms"), "{err}");
