@@ -30,6 +30,7 @@ async fn wait_for(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_fails_over_and_no_two_nodes_ever_lead_a_shard() {
+    let _turn = serial();
     let dir = TempDir::new("embedded");
     let meta_port = free_port();
     let meta_ep = format!("127.0.0.1:{meta_port}");
@@ -61,22 +62,31 @@ async fn killed_node_fails_over_and_no_two_nodes_ever_lead_a_shard() {
     let stop_w = stop.clone();
     let writer = tokio::spawn(async move {
         let mut meta = MetaClient::new(vec![writer_meta], Duration::from_secs(5)).unwrap();
+        let mut routes = shardmeta::client::RouteCache::new("default", 64);
         let (mut accepted, mut refused) = (0u32, 0u32);
         let mut i = 0;
         while !stop_w.load(std::sync::atomic::Ordering::Relaxed) {
             i += 1;
-            let req = proto::RouteTablesRequest { header: header(), schema: "public".into(), tables: vec![format!("t{}", i % 20)] };
-            let Ok(r) = meta.call(|mut c| { let req = req.clone(); async move { c.route_tables(req).await } }).await else { continue };
-            let route = &r.routes[0];
-            let Some(leader) = &route.leader else { continue };
+            let table = format!("t{}", i % 20);
+            let Ok(route) = routes.resolve(&mut meta, "public", &table).await else { continue };
+            let Some(leader) = &route.leader else {
+                routes.invalidate("public", &table);
+                continue;
+            };
             let Ok(mut node) = NodeClient::connect(format!("http://{}", leader.endpoint)).await else {
                 refused += 1;
+                routes.invalidate("public", &table);
                 continue;
             };
             let w = proto::WriteRequest { shard: route.shard, version: route.version, table_id: route.table_id, payload: vec![1] };
             match node.write(w).await {
                 Ok(_) => accepted += 1,
-                Err(_) => refused += 1,
+                Err(e) => {
+                    refused += 1;
+                    if e.message().starts_with("invalid route") {
+                        routes.invalidate("public", &table);
+                    }
+                }
             }
         }
         (accepted, refused)

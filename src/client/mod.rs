@@ -3,8 +3,10 @@
 
 pub mod meta_client;
 pub mod node;
+pub mod routes;
 pub mod shard_host;
 
 pub use meta_client::MetaClient;
+pub use routes::RouteCache;
 
 pub use shard_host::{HostCounters, HostedShard, ShardHost};
