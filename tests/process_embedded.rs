@@ -30,7 +30,7 @@ async fn wait_for(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_fails_over_and_no_two_nodes_ever_lead_a_shard() {
-    let _turn = serial();
+    let _turn = serial().await;
     let dir = TempDir::new("embedded");
     let meta_port = free_port();
     let meta_ep = format!("127.0.0.1:{meta_port}");

@@ -73,7 +73,7 @@ async fn tables(meta: &mut MetaClient) -> BTreeMap<String, (u64, u32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meta_leader_kill9_keeps_every_acknowledged_table() {
-    let _turn = serial();
+    let _turn = serial().await;
     let dir = TempDir::new("etcd-failover");
     let etcd = Etcd::start(dir.path(), 1);
     let mut metas = start_metas(dir.path(), &etcd.endpoints(), 3);
@@ -95,7 +95,7 @@ async fn meta_leader_kill9_keeps_every_acknowledged_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_survives_losing_one_of_three_etcd_members() {
-    let _turn = serial();
+    let _turn = serial().await;
     let dir = TempDir::new("etcd-member");
     let mut etcd = Etcd::start(dir.path(), 3);
     let metas = start_metas(dir.path(), &etcd.endpoints(), 2);
@@ -145,7 +145,7 @@ async fn fence_history(etcd: &str) -> Vec<FenceRecord> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_paused_past_its_lease_cannot_land_a_write() {
-    let _turn = serial();
+    let _turn = serial().await;
     let dir = TempDir::new("etcd-fence");
     let etcd = Etcd::start(dir.path(), 1);
     let metas = start_metas(dir.path(), &etcd.endpoints(), 3);

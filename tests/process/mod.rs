@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 
 /// Process tests in one binary take turns: they assert timings (failover within a bound),
 /// which a machine of two cores cannot keep while several clusters run at once.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 /// A free port on 127.0.0.1 (the OS picks it; the listener is closed before use).
