@@ -94,6 +94,16 @@ async fn meta_leader_kill9_keeps_every_acknowledged_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_fails_over_with_three_metas_on_etcd() {
+    let _turn = serial().await;
+    let dir = TempDir::new("etcd-node-kill");
+    let etcd = Etcd::start(dir.path(), 1);
+    let metas = start_metas(dir.path(), &etcd.endpoints(), 3);
+    wait_leader(&metas.endpoints, Duration::from_secs(20), None).await;
+    node_kill::node_kill_scenario(&dir, &metas.endpoints).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_survives_losing_one_of_three_etcd_members() {
     let _turn = serial().await;
     let dir = TempDir::new("etcd-member");
