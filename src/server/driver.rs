@@ -18,6 +18,8 @@ pub const INPUTS_QUEUED_MAX: usize = 4_096;
 /// Messages queued for one heartbeat stream; beyond it messages are dropped, which is safe:
 /// commands are re-sent on the node's next heartbeat.
 pub const STREAM_QUEUED_MAX: usize = 64;
+/// Inputs handled per wake-up before outputs are drained.
+const INPUTS_PER_PASS: usize = 256;
 /// Pause before re-reading a snapshot that failed to load.
 const SNAPSHOT_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -121,24 +123,37 @@ impl Driver {
         (driver, DriverHandle { tx, clock })
     }
 
-    /// Runs until every handle is dropped.
+    /// Runs until every handle is dropped. One timer is kept and moved only when the core's
+    /// next deadline moves, and each wake-up takes every queued input (up to a batch) before
+    /// draining outputs: under load that is one pass over the outputs per batch, not per input.
     pub async fn run(mut self) {
+        let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(3_600);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
-            let wake = self.core.poll_timeout().map(|(at, _)| self.clock.to_std(at));
-            let input = match wake {
-                Some(at) => tokio::select! {
-                    input = self.rx.recv() => input,
-                    _ = tokio::time::sleep_until(at.into()) => {
-                        let now = self.clock.now();
-                        self.core.handle_timeout(now);
-                        self.drain();
-                        continue;
+            let next = self.core.poll_timeout().map(|(at, _)| at);
+            if next != armed {
+                armed = next;
+                timer.as_mut().reset(next.map_or_else(far, |at| self.clock.to_std(at).into()));
+            }
+            tokio::select! {
+                input = self.rx.recv() => {
+                    let Some(input) = input else { return };
+                    self.handle(input);
+                    for _ in 0..INPUTS_PER_PASS {
+                        match self.rx.try_recv() {
+                            Ok(input) => self.handle(input),
+                            Err(_) => break,
+                        }
                     }
-                },
-                None => self.rx.recv().await,
-            };
-            let Some(input) = input else { return };
-            self.handle(input);
+                }
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    let now = self.clock.now();
+                    self.core.handle_timeout(now);
+                }
+            }
             self.drain();
         }
     }
