@@ -169,7 +169,8 @@ pub async fn run(
     }
 }
 
-fn heartbeat_request(identity: &NodeIdentity, seq: u64, reports: &[crate::core::ShardReport]) -> proto::HeartbeatRequest {
+/// The heartbeat a node sends for `reports` (from [`ShardHost::heartbeat`]).
+pub fn heartbeat_request(identity: &NodeIdentity, seq: u64, reports: &[crate::core::ShardReport]) -> proto::HeartbeatRequest {
     proto::HeartbeatRequest {
         header: Some(proto::RequestHeader { cluster: identity.cluster.clone() }),
         node_name: identity.name.clone(),
