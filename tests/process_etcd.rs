@@ -201,3 +201,24 @@ async fn leader_paused_past_its_lease_cannot_land_a_write() {
     let terms: std::collections::BTreeSet<u64> = history.iter().map(|f| f.term).collect();
     assert!(terms.len() >= 2, "both leaders wrote: {terms:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_forward_calls_and_redirect_heartbeat_streams() {
+    let _turn = serial().await;
+    let dir = TempDir::new("etcd-follower");
+    let etcd = Etcd::start(dir.path(), 1);
+    let metas = start_metas(dir.path(), &etcd.endpoints(), 3);
+    let (leader, _) = wait_leader(&metas.endpoints, Duration::from_secs(20), None).await;
+    let follower = metas.endpoints.iter().find(|e| **e != leader).unwrap().clone();
+    // Followers learn the leader by polling etcd; give them a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut c = shardmeta::client::meta_client::connect(&follower, Duration::from_secs(5)).await.unwrap();
+    let created = c.create_table(proto::CreateTableRequest { header: header(), name: "via_follower".into(), ..Default::default() }).await.unwrap();
+    assert!(created.into_inner().created, "a follower forwards to the leader");
+    assert_eq!(c.get_leader(proto::GetLeaderRequest {}).await.unwrap().into_inner().leader, leader);
+
+    let hb = proto::HeartbeatRequest { header: header(), node_name: "n1".into(), endpoint: "127.0.0.1:1".into(), incarnation: 1, seq: 1, ..Default::default() };
+    let mut stream = c.heartbeat(tokio_stream::iter(vec![hb])).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().expect("an answer");
+    assert_eq!(first.redirect, leader, "a follower redirects heartbeat streams to the leader");
+}
