@@ -222,3 +222,17 @@ async fn followers_forward_calls_and_redirect_heartbeat_streams() {
     let first = stream.message().await.unwrap().expect("an answer");
     assert_eq!(first.redirect, leader, "a follower redirects heartbeat streams to the leader");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leader_resigns_so_a_follower_takes_over_at_once() {
+    let _turn = serial().await;
+    let dir = TempDir::new("etcd-sigterm");
+    let etcd = Etcd::start(dir.path(), 1);
+    let metas = start_metas(dir.path(), &etcd.endpoints(), 3);
+    let (leader, _) = wait_leader(&metas.endpoints, Duration::from_secs(20), None).await;
+    metas.procs[&leader].signal("TERM");
+    let (next, took) = wait_leader(&metas.endpoints, Duration::from_secs(10), Some(&leader)).await;
+    println!("SIGTERM to {leader}; {next} serves after {took:?}");
+    // Well under the 3 s election TTL a crashed leader would cost.
+    assert!(took < Duration::from_millis(2_000), "takeover after {took:?}");
+}
