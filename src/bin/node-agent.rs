@@ -141,7 +141,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
         let load = args.load;
-        tokio::spawn(node::run(meta, identity, host.clone(), clock, move |_| load, LogExecutor, leadership_observer(clock, log.clone())));
+        tokio::task::spawn(node::run(meta, identity, host.clone(), clock, move |_| load, LogExecutor, leadership_observer(clock, log.clone())));
         let service = proto::node_server::NodeServer::new(NodeService { host, clock, log });
         tracing::info!(addr = %args.addr, name = %args.name, "serving routed writes");
         let served = tonic::transport::Server::builder().add_service(service).serve_with_shutdown(args.addr, async {

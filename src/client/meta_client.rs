@@ -37,7 +37,7 @@ pub fn uri(endpoint: &str) -> String {
 }
 
 pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Grpc<Channel>, Status> {
-    let channel = Channel::from_shared(uri(endpoint))
+    let channel = tonic::transport::Endpoint::from_shared(uri(endpoint))
         .map_err(|e| Status::invalid_argument(format!("endpoint {endpoint:?}: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(timeout)

@@ -257,7 +257,7 @@ impl Driver {
 
     fn persist(&self, batch: WriteBatch) {
         let (storage, tx) = (self.storage.clone(), self.tx.clone());
-        tokio::spawn(async move {
+        tokio::task::spawn(async move {
             let result = storage.write(&batch).await;
             let _ = tx.send(Input::WriteDone { id: batch.id, result }).await;
         });
@@ -265,7 +265,7 @@ impl Driver {
 
     fn load_snapshot_after(&self, term: Term, delay: std::time::Duration) {
         let (storage, tx) = (self.storage.clone(), self.tx.clone());
-        tokio::spawn(async move {
+        tokio::task::spawn(async move {
             tokio::time::sleep(delay).await;
             let result = storage.snapshot().await;
             let _ = tx.send(Input::Snapshot { term, result }).await;

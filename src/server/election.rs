@@ -40,11 +40,11 @@ fn endpoint_of(value: &[u8]) -> Option<String> {
 impl EtcdElection {
     /// Campaigns for ever; returns when `commands` closes or asks to shut down.
     pub async fn run(self, mut commands: mpsc::UnboundedReceiver<ElectionCommand>) {
-        tokio::spawn(observe_leader(self.client.clone(), self.leader.clone(), self.ttl / 3));
+        tokio::task::spawn(observe_leader(self.client.clone(), self.leader.clone(), self.ttl / 3));
         let margin = CoreDuration((self.ttl.as_millis() as u64 / 10).max(100));
         loop {
-            let mut client = self.client.clone();
-            let lease = match client.lease_grant((self.ttl.as_secs().max(1)) as i64, None).await {
+            let (mut leases, mut election) = (self.client.lease_client(), self.client.election_client());
+            let lease = match leases.grant((self.ttl.as_secs().max(1)) as i64, None).await {
                 Ok(l) => l.id(),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot get an etcd lease; retrying");
@@ -53,16 +53,16 @@ impl EtcdElection {
                 }
             };
             let (valid_tx, mut valid_rx) = watch::channel(Some(self.clock.now() + CoreDuration(self.ttl.as_millis() as u64) - margin));
-            let keeper = tokio::spawn(keep_alive(self.client.clone(), lease, self.ttl, self.clock, margin, valid_tx));
+            let keeper = tokio::task::spawn(keep_alive(self.client.clone(), lease, self.ttl, self.clock, margin, valid_tx));
             let won = tokio::select! {
-                r = client.campaign(ELECTION_NAME, self.value.clone(), lease) => r,
+                r = election.campaign(ELECTION_NAME, self.value.clone(), lease) => r,
                 _ = wait_lost(&mut valid_rx) => {
                     keeper.abort();
                     continue;
                 }
                 cmd = commands.recv() => {
                     keeper.abort();
-                    let _ = client.lease_revoke(lease).await;
+                    let _ = leases.revoke(lease).await;
                     match cmd {
                         None | Some(ElectionCommand::Shutdown) => return,
                         Some(ElectionCommand::Resign(_)) => continue,
@@ -74,7 +74,7 @@ impl EtcdElection {
                 other => {
                     tracing::warn!(?other, "campaign failed; retrying");
                     keeper.abort();
-                    let _ = client.lease_revoke(lease).await;
+                    let _ = leases.revoke(lease).await;
                     continue;
                 }
             };
@@ -82,8 +82,8 @@ impl EtcdElection {
             keeper.abort();
             self.store.set_fence(None);
             let _ = self.driver.send(Input::Leadership(Leadership::Lost)).await;
-            let _ = client.resign(Some(ResignOptions::new().with_leader(key))).await;
-            let _ = client.lease_revoke(lease).await;
+            let _ = election.resign(Some(ResignOptions::new().with_leader(key))).await;
+            let _ = leases.revoke(lease).await;
             if shutdown {
                 return;
             }
@@ -154,11 +154,11 @@ impl EtcdElection {
 
 /// Keeps the lease alive; publishes how long leadership surely lasts, or `None` once lost.
 async fn keep_alive(client: Client, lease: i64, ttl: Duration, clock: Clock, margin: CoreDuration, valid: watch::Sender<Option<Instant>>) {
-    let mut client = client;
+    let mut leases = client.lease_client();
     let lost = |valid: &watch::Sender<Option<Instant>>| {
         let _ = valid.send(None);
     };
-    let (mut keeper, mut stream) = match client.lease_keep_alive(lease).await {
+    let (mut keeper, mut stream) = match leases.keep_alive(lease).await {
         Ok(k) => k,
         Err(e) => {
             tracing::warn!(error = %e, "cannot keep the election lease alive");
@@ -191,9 +191,9 @@ async fn wait_lost(valid: &mut watch::Receiver<Option<Instant>>) {
 
 /// Keeps the leader view current on followers (the simulated etcd has no watch, so poll).
 async fn observe_leader(client: Client, view: LeaderView, every: Duration) {
-    let mut client = client;
+    let mut election = client.election_client();
     loop {
-        if let Ok(r) = client.leader(ELECTION_NAME).await {
+        if let Ok(r) = election.leader(ELECTION_NAME).await {
             if let Some(kv) = r.kv() {
                 view.set(endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64))));
             }

@@ -55,7 +55,7 @@ impl MetaService {
         let Some(leader) = self.leader.other_leader() else {
             return Err(Status::unavailable("this meta node is not the leader and no leader is known; retry"));
         };
-        let channel = Channel::from_shared(format!("http://{leader}"))
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{leader}"))
             .map_err(|e| Status::internal(format!("leader endpoint {leader:?}: {e}")))?
             .connect_timeout(std::time::Duration::from_secs(2))
             .connect()
@@ -109,7 +109,7 @@ impl proto::meta_server::Meta for MetaService {
             .await
             .map_err(|_| Status::unavailable("meta server is shutting down"))?;
         let mut inbound = request.into_inner();
-        tokio::spawn(async move {
+        tokio::task::spawn(async move {
             while let Ok(Some(message)) = inbound.message().await {
                 match convert::heartbeat(message) {
                     Ok(heartbeat) => {

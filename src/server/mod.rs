@@ -73,7 +73,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         (Arc::new(Storage::Etcd(Box::new(store.clone()))), Some(store))
     };
     let (driver, handle) = Driver::new(core_config.clone(), seed(&config.name), storage.clone(), election_tx.clone(), spec, leader.clone());
-    tokio::spawn(driver.run());
+    tokio::task::spawn(driver.run());
 
     let elected = match (election, &*storage) {
         (Some(store), _) => {
@@ -86,7 +86,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
                 clock: handle.clock,
                 leader: leader.clone(),
             };
-            tokio::spawn(election.run(election_rx))
+            tokio::task::spawn(election.run(election_rx))
         }
         (None, Storage::Embedded(store)) => {
             // One meta node on its own store leads for as long as it runs.
@@ -95,13 +95,11 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
             leader.set(Some((config.advertised(), term)));
             let gained = Leadership::Gained { term, valid_until: Instant(u64::MAX / 2), snapshot };
             handle.tx.send(Input::Leadership(gained)).await.map_err(|_| "driver stopped".to_string())?;
-            tokio::spawn(embedded_election(election_rx))
+            tokio::task::spawn(embedded_election(election_rx))
         }
         (None, _) => unreachable!("embedded or etcd"),
     };
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<MetaServer<grpc::MetaService>>().await;
     let service = grpc::MetaService::new(handle, leader, core_config.request_timeout_ms, config.message_bytes_max);
     let meta = MetaServer::new(service)
         .max_decoding_message_size(config.message_bytes_max)
@@ -113,13 +111,15 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         let _ = election_tx.send(ElectionCommand::Shutdown);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), elected).await;
     };
-    tonic::transport::Server::builder()
-        .timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000))
-        .add_service(health_service)
-        .add_service(meta)
-        .serve_with_shutdown(addr, stop)
-        .await
-        .map_err(|e| format!("gRPC server on {addr}: {e}"))
+    let mut builder = tonic::transport::Server::builder().timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000));
+    // The standard health service is real tonic only; madsim's server cannot host it.
+    #[cfg(not(madsim))]
+    let builder = {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<MetaServer<grpc::MetaService>>().await;
+        builder.add_service(health_service)
+    };
+    builder.add_service(meta).serve_with_shutdown(addr, stop).await.map_err(|e| format!("gRPC server on {addr}: {e}"))
 }
 
 /// The embedded store's "election": the only meta node leads; storage cannot fence it out
@@ -135,12 +135,17 @@ async fn embedded_election(mut commands: mpsc::UnboundedReceiver<ElectionCommand
 
 /// Connects to etcd, retrying for a while: meta nodes often start together with etcd.
 async fn connect_etcd(endpoints: &[String]) -> Result<etcd_client::Client, String> {
-    let options = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(std::time::Duration::from_secs(2))
-        .with_timeout(std::time::Duration::from_secs(5));
+    #[cfg(not(madsim))]
+    let options = Some(
+        etcd_client::ConnectOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(2))
+            .with_timeout(std::time::Duration::from_secs(5)),
+    );
+    #[cfg(madsim)]
+    let options = None;
     let mut last = String::new();
     for _ in 0..20 {
-        match etcd_client::Client::connect(endpoints, Some(options.clone())).await {
+        match etcd_client::Client::connect(endpoints, options.clone()).await {
             Ok(c) => return Ok(c),
             Err(e) => last = e.to_string(),
         }

@@ -60,7 +60,7 @@ impl EmbeddedStore {
     pub async fn write(&self, batch: &WriteBatch) -> WriteResult {
         let (db, batch, term) = (self.db.clone(), batch.clone(), self.term);
         // redb blocks on fsync: keep it off the async workers.
-        match tokio::task::spawn_blocking(move || write_blocking(&db, &batch, term)).await {
+        match blocking(move || write_blocking(&db, &batch, term)).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "embedded store write failed");
@@ -75,7 +75,7 @@ impl EmbeddedStore {
 
     pub async fn snapshot(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let tx = db.begin_read().map_err(|e| e.to_string())?;
             let table = tx.open_table(KV).map_err(|e| e.to_string())?;
             let mut out = Vec::new();
@@ -88,8 +88,7 @@ impl EmbeddedStore {
             }
             Ok(out)
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     }
 }
 
@@ -115,4 +114,13 @@ fn write_blocking(db: &Database, batch: &WriteBatch, term: Term) -> Result<Write
     }
     tx.commit()?;
     Ok(WriteResult::Ok)
+}
+
+/// Runs file IO off the async workers. Simulations (madsim) refuse blocking threads and never
+/// use the embedded store, so there it runs inline.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, String> {
+    #[cfg(not(madsim))]
+    return tokio::task::spawn_blocking(f).await.map_err(|e| e.to_string());
+    #[cfg(madsim)]
+    return Ok(f());
 }

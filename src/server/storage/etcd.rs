@@ -59,8 +59,8 @@ impl EtcdStore {
             .when([Compare::value(fence.key.clone(), CompareOp::Equal, fence.value.clone()), Compare::value(FENCE_KEY, CompareOp::Equal, expected)])
             .and_then(ops)
             .or_else([TxnOp::get(FENCE_KEY, None)]);
-        let mut client = self.client.clone();
-        let response = match tokio::time::timeout(self.timeout, client.txn(txn)).await {
+        let mut kv = self.client.kv_client();
+        let response = match tokio::time::timeout(self.timeout, kv.txn(txn)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "etcd transaction failed; outcome unknown");
@@ -85,15 +85,15 @@ impl EtcdStore {
     }
 
     pub async fn snapshot(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
-        let mut client = self.client.clone();
-        let response = tokio::time::timeout(self.timeout, client.get(ROOT, Some(GetOptions::new().with_prefix())))
+        let mut kv = self.client.kv_client();
+        let response = tokio::time::timeout(self.timeout, kv.get(ROOT, Some(GetOptions::new().with_prefix())))
             .await
             .map_err(|_| "etcd snapshot read timed out".to_string())?
             .map_err(|e| format!("etcd snapshot read: {e}"))?;
         response
             .kvs()
             .iter()
-            .map(|kv| Ok((kv.key_str().map_err(|e| format!("non-UTF-8 key under {ROOT}: {e}"))?.to_owned(), kv.value().to_vec())))
+            .map(|kv| Ok((std::str::from_utf8(kv.key()).map_err(|e| format!("non-UTF-8 key under {ROOT}: {e}"))?.to_owned(), kv.value().to_vec())))
             .collect()
     }
 
@@ -103,8 +103,8 @@ impl EtcdStore {
         let txn = Txn::new()
             .when([Compare::value(fence.key.clone(), CompareOp::Equal, fence.value.clone())])
             .and_then([TxnOp::put(FENCE_KEY, initial, None)]);
-        let mut client = self.client.clone();
-        let response = tokio::time::timeout(self.timeout, client.txn(txn))
+        let mut kv = self.client.kv_client();
+        let response = tokio::time::timeout(self.timeout, kv.txn(txn))
             .await
             .map_err(|_| "etcd fence initialisation timed out".to_string())?
             .map_err(|e| format!("etcd fence initialisation: {e}"))?;
