@@ -60,19 +60,55 @@ pub fn start_meta(handle: &Handle, i: usize) -> NodeHandle {
         .build()
 }
 
+/// What the harness can see of a data node: its `ShardHost` and its own clock, shared with the
+/// node's process so that checkers can ask who leads, by each node's own lease view.
+#[derive(Clone)]
+pub struct DataNodeView {
+    pub name: String,
+    pub host: Arc<Mutex<ShardHost>>,
+    pub clock: Arc<Mutex<Option<NodeClock>>>,
+    /// False while the harness has the node killed: a dead process leads nothing.
+    pub alive: Arc<std::sync::atomic::AtomicBool>,
+    /// Test-only: how far the node's clock lags when it judges its leases, beyond the drift
+    /// meta allows for. It breaks S1 on purpose, to show the checker catches it.
+    pub lag_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl DataNodeView {
+    /// The shards this node leads right now, by its own clock and leases.
+    pub fn leading(&self) -> Vec<shardmeta::core::ShardId> {
+        if !self.alive.load(std::sync::atomic::Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let Some(clock) = *self.clock.lock().expect("clock lock") else { return Vec::new() };
+        let lag = shardmeta::core::Duration(self.lag_ms.load(std::sync::atomic::Ordering::SeqCst));
+        let now = clock.now() - lag;
+        let host = self.host.lock().expect("host lock");
+        host.shards().keys().copied().filter(|&s| host.is_leading(s, now)).collect()
+    }
+}
+
 /// A data node running the real heartbeat loop and `ShardHost`.
-pub fn start_data_node(handle: &Handle, i: usize, metas: usize) -> (NodeHandle, Arc<Mutex<ShardHost>>) {
-    let host = Arc::new(Mutex::new(ShardHost::new()));
-    let shared = host.clone();
+pub fn start_data_node(handle: &Handle, i: usize, metas: usize) -> (NodeHandle, DataNodeView) {
+    let view = DataNodeView {
+        name: format!("n{i}"),
+        host: Arc::new(Mutex::new(ShardHost::new())),
+        clock: Arc::new(Mutex::new(None)),
+        alive: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        lag_ms: Arc::default(),
+    };
+    let shared = view.clone();
     let node = handle
         .create_node()
         .name(format!("node-{i}"))
         .ip(ip(&format!("10.0.2.{}", i + 1)))
         .init(move || {
-            let host = shared.clone();
+            let view = shared.clone();
             async move {
+                let host = view.host.clone();
                 *host.lock().expect("host lock") = ShardHost::new();
                 let clock = NodeClock::start();
+                *view.clock.lock().expect("clock lock") = Some(clock);
                 let meta = MetaClient::new((0..metas).map(meta_endpoint).collect(), Duration::from_secs(2)).expect("endpoints");
                 let identity = NodeIdentity {
                     cluster: "default".into(),
@@ -85,5 +121,5 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize) -> (NodeHandle, 
             }
         })
         .build();
-    (node, host)
+    (node, view)
 }

@@ -135,6 +135,8 @@ impl Driver {
             let next = self.core.poll_timeout().map(|(at, _)| at);
             if next != armed {
                 armed = next;
+                // Real tokio has its own Instant; under madsim it is std's, so `into` is a no-op.
+                #[allow(clippy::useless_conversion)]
                 timer.as_mut().reset(next.map_or_else(far, |at| self.clock.to_std(at).into()));
             }
             tokio::select! {
