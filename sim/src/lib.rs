@@ -21,13 +21,19 @@ fn ip(s: &str) -> IpAddr {
 
 /// madsim's simulated etcd, on its own node.
 pub fn start_etcd(handle: &Handle) -> NodeHandle {
+    start_etcd_with_timeouts(handle, 0.0)
+}
+
+/// Simulated etcd that times out this share of requests (the outcome is then unknown to the
+/// caller), for the whole run: its data lives in memory, so it is never restarted.
+pub fn start_etcd_with_timeouts(handle: &Handle, timeout_rate: f32) -> NodeHandle {
     handle
         .create_node()
         .name("etcd")
         .ip(ip("10.0.0.1"))
-        .init(|| async {
+        .init(move || async move {
             let addr: SocketAddr = ETCD.parse().expect("etcd address");
-            etcd_client::SimServer::builder().serve(addr).await.expect("simulated etcd");
+            etcd_client::SimServer::builder().timeout_rate(timeout_rate).serve(addr).await.expect("simulated etcd");
         })
         .build()
 }

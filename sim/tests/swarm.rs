@@ -28,7 +28,21 @@ fn header() -> Option<RequestHeader> {
 #[madsim::test]
 async fn swarm_faults_keep_single_writer_and_every_acknowledged_table() {
     let handle = Handle::current();
-    let etcd = start_etcd(&handle);
+    let net = NetSim::current();
+    let mut rng = thread_rng();
+    // The seed's standing conditions: etcd timeouts for the whole run; loss and latency until
+    // the heal.
+    let timeout_rate = [0.0, 0.0, 0.02][rng.gen_range(0..3)];
+    let loss = [0.0, 0.0, 0.01][rng.gen_range(0..3)];
+    let slow = rng.gen_range(0..2) == 1;
+    net.update_config(|c| {
+        c.packet_loss_rate = loss;
+        if slow {
+            c.send_latency = Duration::from_millis(5)..Duration::from_millis(60);
+        }
+    });
+    println!("seed conditions: etcd timeout rate {timeout_rate}, packet loss {loss}, slow links {slow}");
+    let etcd = start_etcd_with_timeouts(&handle, timeout_rate);
     let metas: Vec<_> = (0..METAS).map(|i| start_meta(&handle, i)).collect();
     let nodes: Vec<_> = (0..DATA_NODES).map(|i| start_data_node(&handle, i, METAS)).collect();
     let client = handle.create_node().name("client").ip("10.0.3.1".parse().unwrap()).build();
@@ -71,8 +85,6 @@ async fn swarm_faults_keep_single_writer_and_every_acknowledged_table() {
     });
 
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let net = NetSim::current();
-    let mut rng = thread_rng();
     for _ in 0..FAULTS {
         let hold = Duration::from_millis(rng.gen_range(1_000..8_000));
         match rng.gen_range(0..5) {
@@ -119,6 +131,7 @@ async fn swarm_faults_keep_single_writer_and_every_acknowledged_table() {
     }
 
     // Healed: liveness within election + lease + a few heartbeats.
+    net.update_config(|c| c.packet_loss_rate = 0.0);
     tokio::time::sleep(Duration::from_secs(10)).await;
     stop.store(true, Ordering::SeqCst);
     if let Some(v) = violation.lock().unwrap().clone() {
