@@ -86,22 +86,17 @@ pub async fn run(
             Some(endpoint) => connect(&endpoint, Duration::from_secs(5)).await,
             None => meta.leader().await.map(|(_, c)| c),
         };
-        let mut client = match client {
-            Ok(c) => c,
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(error = %e.message(), "no meta leader reachable");
-                meta.reset();
-                tokio::time::sleep(Duration::from_millis(200 * failures.min(10) as u64)).await;
-                continue;
-            }
-        };
         let (tx, rx) = mpsc::channel::<proto::HeartbeatRequest>(8);
-        let mut inbound = match client.heartbeat(ReceiverStream::new(rx)).await {
-            Ok(r) => r.into_inner(),
+        let opened = match client {
+            Ok(mut c) => c.heartbeat(ReceiverStream::new(rx)).await.map(|r| r.into_inner()),
+            Err(e) => Err(e),
+        };
+        let mut inbound = match opened {
+            Ok(inbound) => inbound,
             Err(e) => {
+                // No leader reachable, or the stream refused: look the leader up again, later.
                 failures += 1;
-                tracing::warn!(error = %e.message(), "heartbeat stream refused");
+                tracing::warn!(error = %e.message(), "no heartbeat stream to the meta leader");
                 meta.reset();
                 tokio::time::sleep(Duration::from_millis(200 * failures.min(10) as u64)).await;
                 continue;
