@@ -373,3 +373,39 @@ fn promotion_sends_a_role_change_not_the_table_set() {
         assert!(nodes[0].host.is_leading(s, h.now), "shard {s} promoted on node 0");
     }
 }
+
+fn shard_statuses(h: &mut Harness) -> Vec<ShardInfo> {
+    let id = h.request(Request::ListShards { cluster: "c".into() });
+    match h.outputs().into_iter().next() {
+        Some(Output::Reply { request, result: Ok(Response::Shards(s)) }) if request == id => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_moved_shard_is_opening_until_its_new_leader_reports() {
+    let (mut h, mut nodes) = steady_cluster(4);
+    let dead: Vec<ShardId> = nodes[1].host.shards().keys().copied().collect();
+    let mut checked = false;
+    for _ in 0..40 {
+        h.advance(500);
+        let outs = h.settle();
+        nodes[0].receive(&outs);
+        let moved: Vec<ShardInfo> = shard_statuses(&mut h).into_iter().filter(|s| dead.contains(&s.id) && s.leader.as_deref() == Some("n1")).collect();
+        if !moved.is_empty() {
+            // The old leader's last report must not make the new placement look ready.
+            assert!(moved.iter().all(|s| s.status == ShardStatus::Opening), "{moved:?}");
+            nodes[0].heartbeat(&mut h).unwrap();
+            let outs = h.settle();
+            nodes[0].receive(&outs);
+            let after: Vec<ShardInfo> = shard_statuses(&mut h).into_iter().filter(|s| moved.iter().any(|m| m.id == s.id)).collect();
+            assert!(after.iter().all(|s| s.status == ShardStatus::Ready), "{after:?}");
+            checked = true;
+            break;
+        }
+        nodes[0].heartbeat(&mut h).unwrap();
+        let outs = h.settle();
+        nodes[0].receive(&outs);
+    }
+    assert!(checked, "the dead node's shards moved");
+}

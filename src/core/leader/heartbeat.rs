@@ -82,9 +82,7 @@ impl Leader {
                 }
             }
             if desired == Some(Role::Leader) {
-                let srt = &mut rt.shards[r.id.index()];
-                srt.load = r.load;
-                srt.leader_ready = r.role == Role::Leader && r.version.0 == s.version;
+                rt.shards[r.id.index()].leader_ready = r.role == Role::Leader && r.version.0 == s.version;
             }
             let version = Version(s.version);
             if matches!(s.transfer, Some(t) if t.from == node.0) && r.role == Role::Leader {

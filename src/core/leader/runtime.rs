@@ -54,7 +54,6 @@ pub struct ShardRuntime {
     pub pending: u32,
     /// The leader reported the shard ready at the current version.
     pub leader_ready: bool,
-    pub load: f64,
 }
 
 /// Online nodes ordered by how loaded they are, for placement.
@@ -305,8 +304,10 @@ impl ClusterRuntime {
     }
 
     /// A shard record landed: once its last pending change has landed the intent is the catalog.
+    /// The new version is not ready until its leader reports it.
     pub fn shard_landed(&mut self, id: ShardId) {
         let s = &mut self.shards[id.index()];
+        s.leader_ready = false;
         s.pending = s.pending.checked_sub(1).expect("a landed change was pending");
         if s.pending == 0 {
             self.shard_intent.remove(&id);
