@@ -24,10 +24,6 @@ impl Outbox {
         self.deadlines.len()
     }
 
-    pub fn is_pending(&self, id: RequestId) -> bool {
-        self.deadlines.contains_key(&id)
-    }
-
     /// Starts the clock on a request. False if the id is already pending.
     pub fn accept(&mut self, id: RequestId, now: Instant, timeout: Duration) -> bool {
         if self.deadlines.contains_key(&id) {

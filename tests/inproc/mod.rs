@@ -184,7 +184,6 @@ impl World {
             dup_per_mille: mix.dup_per_mille,
             delay_ms: mix.delay_ms,
             blocked: BTreeSet::new(),
-            counters: Default::default(),
         };
         let spec = workload::cluster_spec(mix.shards, mix.followers, mix.topology);
         let mut world = World {

@@ -68,32 +68,18 @@ pub struct Net {
     pub delay_ms: (u64, u64),
     /// Blocked directions: (from, to).
     pub blocked: BTreeSet<(Addr, Addr)>,
-    pub counters: NetCounters,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NetCounters {
-    pub dropped: u64,
-    pub duplicated: u64,
-    pub blocked: u64,
 }
 
 impl Net {
     /// The delivery delays of one send: none if lost, two if duplicated.
     pub fn route(&mut self, rng: &mut ChaCha8Rng, from: Addr, to: Addr, may_duplicate: bool) -> Vec<u64> {
-        if self.blocked.contains(&(from, to)) {
-            self.counters.blocked += 1;
-            return Vec::new();
-        }
-        if rng.next_u64() % 1000 < self.drop_per_mille {
-            self.counters.dropped += 1;
+        if self.blocked.contains(&(from, to)) || rng.next_u64() % 1000 < self.drop_per_mille {
             return Vec::new();
         }
         let (lo, hi) = self.delay_ms;
         let delay = |rng: &mut ChaCha8Rng| lo + rng.next_u64() % (hi - lo + 1);
         let mut out = vec![delay(rng)];
         if may_duplicate && rng.next_u64() % 1000 < self.dup_per_mille {
-            self.counters.duplicated += 1;
             out.push(delay(rng) * 3);
         }
         out
