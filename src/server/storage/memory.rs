@@ -55,3 +55,36 @@ pub fn apply(kvs: &mut BTreeMap<String, Vec<u8>>, batch: &WriteBatch) {
     }
     kvs.insert(FENCE_KEY.to_owned(), batch.fence.clone());
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::core::model::FenceRecord;
+    use crate::core::WriteId;
+
+    fn batch(term: u64, seq: u64, expected: Option<(u64, u64)>, key: &str) -> WriteBatch {
+        WriteBatch {
+            id: WriteId(seq),
+            term: Term(term),
+            expected_fence: expected.map(|(term, seq)| FenceRecord { term, seq }.encode_to_vec()),
+            fence: FenceRecord { term, seq }.encode_to_vec(),
+            ops: vec![Op::Put { key: key.into(), value: vec![1] }],
+        }
+    }
+
+    #[test]
+    fn batches_land_once_in_order_and_only_for_the_holder() {
+        let store = MemoryStore::default();
+        store.set_term(Term(2));
+        let first = batch(2, 1, None, "a");
+        assert_eq!(store.write(&first), WriteResult::Ok);
+        assert_eq!(store.write(&batch(2, 3, Some((2, 2)), "x")), WriteResult::Conflict, "a gap in the chain");
+        assert_eq!(store.write(&batch(2, 2, Some((2, 1)), "b")), WriteResult::Ok);
+        assert_eq!(store.write(&first), WriteResult::Ok, "a replay of a landed batch is acknowledged");
+        assert_eq!(store.write(&batch(1, 3, Some((2, 2)), "y")), WriteResult::Conflict, "a deposed term");
+        let keys: Vec<String> = store.snapshot().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![FENCE_KEY.to_string(), "a".into(), "b".into()]);
+    }
+}
