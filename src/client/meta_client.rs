@@ -25,6 +25,8 @@ pub struct MetaClient {
     timeout: Duration,
     /// Jitter state: a cheap xorshift seeded per client, so clients do not retry in lockstep.
     jitter: u64,
+    /// Where the next leader lookup starts, so that one bad endpoint is not always asked first.
+    first: usize,
 }
 
 /// `http://` unless the endpoint names its scheme.
@@ -54,16 +56,23 @@ impl MetaClient {
             return Err(Status::invalid_argument("no meta endpoints given"));
         }
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
-        Ok(MetaClient { endpoints, leader: None, timeout, jitter: seed })
+        let first = (seed >> 8) as usize % endpoints.len();
+        Ok(MetaClient { endpoints, leader: None, timeout, jitter: seed, first })
     }
 
     /// The leader's endpoint and a client for it, found through any endpoint that answers.
+    /// Endpoints are asked in turn, from a different one each lookup; one that knows no leader
+    /// (a node cut off from etcd, or mid-election) is used, as a forwarder, only when no other
+    /// endpoint names a leader.
     pub async fn leader(&mut self) -> Result<(String, Grpc<Channel>), Status> {
         if let Some(l) = &self.leader {
             return Ok(l.clone());
         }
         let mut last = Status::unavailable("no meta endpoint answered");
-        for endpoint in self.endpoints.clone() {
+        let mut fallback = None;
+        let n = self.endpoints.len();
+        self.first = (self.first + 1) % n;
+        for endpoint in (0..n).map(|i| self.endpoints[(self.first + i) % n].clone()) {
             let mut client = match connect(&endpoint, self.timeout).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -78,17 +87,26 @@ impl MetaClient {
                     continue;
                 }
             };
-            // No known leader: this node forwards once one exists.
-            let found = if leader.is_empty() || leader == endpoint { (endpoint, client) } else {
+            let found = if leader == endpoint {
+                (endpoint, client)
+            } else if leader.is_empty() {
+                fallback.get_or_insert((endpoint, client));
+                continue;
+            } else {
                 match connect(&leader, self.timeout).await {
                     Ok(c) => (leader, c),
-                    Err(_) => (endpoint, client),
+                    Err(_) => {
+                        fallback.get_or_insert((endpoint, client));
+                        continue;
+                    }
                 }
             };
             self.leader = Some(found.clone());
             return Ok(found);
         }
-        Err(last)
+        let found = fallback.ok_or(last)?;
+        self.leader = Some(found.clone());
+        Ok(found)
     }
 
     /// Forgets the leader, so the next call looks it up again.

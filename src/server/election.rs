@@ -81,6 +81,7 @@ impl EtcdElection {
             let shutdown = self.lead(key.clone(), &mut valid_rx, &mut commands).await;
             keeper.abort();
             self.store.set_fence(None);
+            self.leader.forget_me();
             let _ = self.driver.send(Input::Leadership(Leadership::Lost)).await;
             let _ = election.resign(Some(ResignOptions::new().with_leader(key))).await;
             let _ = leases.revoke(lease).await;

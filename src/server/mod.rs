@@ -44,6 +44,15 @@ impl LeaderView {
         self.leader.read().expect("leader view lock").clone()
     }
 
+    /// Stops naming this node as leader once it stepped down: a node cut off from etcd cannot
+    /// learn who leads now, and must not keep sending clients to itself.
+    pub fn forget_me(&self) {
+        let mut leader = self.leader.write().expect("leader view lock");
+        if leader.as_ref().is_some_and(|(e, _)| *e == self.me) {
+            *leader = None;
+        }
+    }
+
     /// The leader's endpoint when it is another node.
     pub fn other_leader(&self) -> Option<String> {
         self.get().map(|(e, _)| e).filter(|e| *e != self.me)
@@ -53,7 +62,10 @@ impl LeaderView {
 /// A seed for the core: different per process, so that meta nodes do not tick in lockstep.
 fn seed(name: &str) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    name.bytes().fold(nanos ^ std::process::id() as u64, |h, b| h.rotate_left(5) ^ b as u64)
+    // Under simulation the clock is the seed's and every node shares the process: the real
+    // process id would make runs of one seed differ.
+    let pid = if cfg!(madsim) { 0 } else { std::process::id() as u64 };
+    name.bytes().fold(nanos ^ pid, |h, b| h.rotate_left(5) ^ b as u64)
 }
 
 /// Runs a meta node until `shutdown` completes.
