@@ -51,9 +51,9 @@ fn seeds_hold_every_invariant() {
         // leaves the stream, as a real transport does, so only the unit tests of `ShardHost`
         // and the madsim suite reach it.
         let paths = [
-            ("follower promotion", total.promoted),
-            ("reopen elsewhere", total.reopened),
-            ("leader transfer", total.transfers_finished),
+            ("follower promotion", total.moves.promoted),
+            ("reopen elsewhere", total.moves.reopened),
+            ("leader transfer", total.moves.transfers_finished),
             ("storage write error", total.store_errors),
             ("fenced leader resign", total.resigns),
             ("snapshot reload", total.snapshot_reloads),
@@ -81,9 +81,9 @@ fn same_seed_gives_same_trace() {
 fn calm_cluster_assigns_balances_and_goes_quiet() {
     let opts = Options { mix: Some(FaultMix::calm()), ..Default::default() };
     let report = run_seed(1, &opts).unwrap_or_else(|f| panic!("{f}"));
-    assert!(report.coverage.assigned > 0);
-    assert!(report.coverage.transfers_finished > 0, "scale-out from 3 to 5 nodes must move leaders");
-    assert_eq!(report.coverage.reopened + report.coverage.promoted, 0, "no failure, no failover");
+    assert!(report.coverage.moves.assigned > 0);
+    assert!(report.coverage.moves.transfers_finished > 0, "scale-out from 3 to 5 nodes must move leaders");
+    assert_eq!(report.coverage.moves.reopened + report.coverage.moves.promoted, 0, "no failure, no failover");
 }
 
 /// Runs seeds with a planted bug until one fails, and returns the invariant it broke.

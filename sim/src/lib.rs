@@ -1,131 +1,283 @@
-//! The madsim harness: the real server, client and node code on simulated meta, data and etcd
-//! nodes. Everything here runs only under `--cfg madsim` (see README); a normal build compiles
-//! an empty crate.
+//! The madsim harness: the real server, client and node code on simulated etcd, meta, data,
+//! frontend and auditor nodes. Everything here runs only under `--cfg madsim` (see README); a
+//! normal build compiles an empty crate.
+//!
+//! A test builds a [`Sim`] from a [`Spec`], starts frontends, injects [`Fault`]s, calls
+//! [`Sim::assert_safe`] after each one, heals, checks liveness with [`Sim::assert_live`] and
+//! returns [`Sim::finish`]'s [`Report`]. [`runner::run_seeds`] runs it over a range of seeds,
+//! prints the replay command of a failing seed and sums the coverage.
 
 #![cfg(madsim)]
 
-use std::net::{IpAddr, SocketAddr};
+pub mod auditor;
+pub mod capture;
+pub mod cluster;
+pub mod faults;
+pub mod frontend;
+pub mod history;
+mod liveness;
+pub mod runner;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
-use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
-use shardmeta::client::{MetaClient, ShardHost};
-use shardmeta::server::config::{Overrides, ServerConfig};
+use shardmeta::check::LeaderMoves;
+use shardmeta::client::{HostCounters, MetaClient};
 
-pub const ETCD: &str = "10.0.0.1:2379";
+pub use cluster::{DataNode, Spec};
+pub use faults::Fault;
+pub use frontend::Workload;
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("an IP literal")
+use auditor::Audit;
+use capture::{Capture, Captured};
+use cluster::*;
+use frontend::FrontendStats;
+use history::History;
+
+/// Everything a seed exercised, summed over seeds by the runner.
+#[derive(Clone, Debug, Default)]
+pub struct Coverage {
+    pub faults: BTreeMap<&'static str, u64>,
+    pub moves: LeaderMoves,
+    pub host: HostCounters,
+    pub log: Captured,
+    pub frontend: FrontendStats,
+    pub storage_reads: u64,
 }
 
-/// madsim's simulated etcd, on its own node.
-pub fn start_etcd(handle: &Handle) -> NodeHandle {
-    start_etcd_with_timeouts(handle, 0.0)
-}
-
-/// Simulated etcd that times out this share of requests (the outcome is then unknown to the
-/// caller), for the whole run: its data lives in memory, so it is never restarted.
-pub fn start_etcd_with_timeouts(handle: &Handle, timeout_rate: f32) -> NodeHandle {
-    handle
-        .create_node()
-        .name("etcd")
-        .ip(ip("10.0.0.1"))
-        .init(move || async move {
-            let addr: SocketAddr = ETCD.parse().expect("etcd address");
-            etcd_client::SimServer::builder().timeout_rate(timeout_rate).serve(addr).await.expect("simulated etcd");
-        })
-        .build()
-}
-
-pub fn meta_endpoint(i: usize) -> String {
-    format!("10.0.1.{}:7560", i + 1)
-}
-
-/// A meta node running the real `server::run`; `init` makes a restart re-run start-up.
-pub fn start_meta(handle: &Handle, i: usize) -> NodeHandle {
-    handle
-        .create_node()
-        .name(format!("meta-{i}"))
-        .ip(ip(&format!("10.0.1.{}", i + 1)))
-        .init(move || async move {
-            let env = vec![
-                ("SHARDMETA_LEASE_MS".to_string(), "3000".to_string()),
-                ("SHARDMETA_HEARTBEAT_INTERVAL_MS".to_string(), "300".to_string()),
-                ("SHARDMETA_ELECTION_TTL_MS".to_string(), "2000".to_string()),
-            ];
-            let flags = Overrides {
-                name: Some(format!("m{i}")),
-                grpc_addr: Some(meta_endpoint(i)),
-                etcd_endpoints: Some(vec![ETCD.to_string()]),
-                data_dir: None,
-            };
-            let config = ServerConfig::load(None, env, flags).expect("simulation config");
-            shardmeta::server::run(config, std::future::pending()).await.expect("meta server");
-        })
-        .build()
-}
-
-/// What the harness can see of a data node: its `ShardHost` and its own clock, shared with the
-/// node's process so that checkers can ask who leads, by each node's own lease view.
-#[derive(Clone)]
-pub struct DataNodeView {
-    pub name: String,
-    pub host: Arc<Mutex<ShardHost>>,
-    pub clock: Arc<Mutex<Option<NodeClock>>>,
-    /// False while the harness has the node killed: a dead process leads nothing.
-    pub alive: Arc<std::sync::atomic::AtomicBool>,
-    /// Test-only: how far the node's clock lags when it judges its leases, beyond the drift
-    /// meta allows for. It breaks S1 on purpose, to show the checker catches it.
-    pub lag_ms: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl DataNodeView {
-    /// The shards this node leads right now, by its own clock and leases.
-    pub fn leading(&self) -> Vec<shardmeta::core::ShardId> {
-        if !self.alive.load(std::sync::atomic::Ordering::SeqCst) {
-            return Vec::new();
+impl Coverage {
+    pub fn add(&mut self, o: &Coverage) {
+        for (k, v) in &o.faults {
+            *self.faults.entry(k).or_default() += v;
         }
-        let Some(clock) = *self.clock.lock().expect("clock lock") else { return Vec::new() };
-        let lag = shardmeta::core::Duration(self.lag_ms.load(std::sync::atomic::Ordering::SeqCst));
-        let now = clock.now() - lag;
-        let host = self.host.lock().expect("host lock");
-        host.shards().keys().copied().filter(|&s| host.is_leading(s, now)).collect()
+        self.moves.add(&o.moves);
+        self.host = add_counters(self.host, o.host);
+        for (a, b) in self.log.counts.iter_mut().zip(o.log.counts) {
+            *a += b;
+        }
+        let (f, g) = (&mut self.frontend, &o.frontend);
+        f.creates += g.creates;
+        f.drops += g.drops;
+        f.writes_accepted += g.writes_accepted;
+        f.writes_refused += g.writes_refused;
+        f.hangs += g.hangs;
+        self.storage_reads += o.storage_reads;
+    }
+
+    /// Each recovery path with how often it happened.
+    pub fn recovery_paths(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("follower promotion", self.moves.promoted),
+            ("reopen elsewhere", self.moves.reopened),
+            ("forward", self.log.count("forward")),
+            ("redirect", self.log.count("redirect")),
+            ("stale-term rejection", self.host.stale_term_rejections),
+            ("stale-version rejection", self.host.stale_version_rejections),
+            ("lease-expiry self-fence", self.host.lease_expiries),
+        ]
     }
 }
 
-/// A data node running the real heartbeat loop and `ShardHost`.
-pub fn start_data_node(handle: &Handle, i: usize, metas: usize) -> (NodeHandle, DataNodeView) {
-    let view = DataNodeView {
-        name: format!("n{i}"),
-        host: Arc::new(Mutex::new(ShardHost::new())),
-        clock: Arc::new(Mutex::new(None)),
-        alive: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        lag_ms: Arc::default(),
-    };
-    let shared = view.clone();
-    let node = handle
-        .create_node()
-        .name(format!("node-{i}"))
-        .ip(ip(&format!("10.0.2.{}", i + 1)))
-        .init(move || {
-            let view = shared.clone();
-            async move {
-                let host = view.host.clone();
-                *host.lock().expect("host lock") = ShardHost::new();
-                let clock = NodeClock::start();
-                *view.clock.lock().expect("clock lock") = Some(clock);
-                let meta = MetaClient::new((0..metas).map(meta_endpoint).collect(), Duration::from_secs(2)).expect("endpoints");
-                let identity = NodeIdentity {
-                    cluster: "default".into(),
-                    name: format!("n{i}"),
-                    endpoint: format!("10.0.2.{}:7000", i + 1),
-                    zone: String::new(),
-                    incarnation: clock.wall_ms(shardmeta::core::Instant::ZERO),
-                };
-                node::run(meta, identity, host, clock, |_| 1.0, LogExecutor, Box::new(|_, _| {})).await;
+/// What one seed did, for the runner.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub coverage: Coverage,
+    /// A hash of every event in the history and their number: equal for equal seeds.
+    pub trace_hash: u64,
+    pub events: u64,
+    pub simulated: Duration,
+}
+
+/// One simulated deployment under test.
+pub struct Sim {
+    pub handle: Handle,
+    pub net: Arc<NetSim>,
+    pub spec: Spec,
+    pub etcd: NodeHandle,
+    pub metas: Vec<NodeHandle>,
+    pub nodes: Vec<DataNode>,
+    pub history: History,
+    pub audit: Arc<Mutex<Audit>>,
+    frontend_stats: Arc<Mutex<FrontendStats>>,
+    faults: BTreeMap<&'static str, u64>,
+    /// Nodes under a fault now; faults pick other targets.
+    busy: Vec<madsim::task::NodeId>,
+    /// Stops the frontends.
+    stop: Arc<AtomicBool>,
+    /// Runs the harness's own calls to meta.
+    client: NodeHandle,
+    frontends: usize,
+    started: tokio::time::Instant,
+    capture: Capture,
+    _logs: tracing::subscriber::DefaultGuard,
+    /// Error-level log lines the test expects (substrings); any other fails the seed.
+    pub expected_errors: Vec<&'static str>,
+}
+
+impl Sim {
+    pub async fn start(spec: Spec) -> Sim {
+        let capture = Capture::default();
+        let logs = capture.install();
+        let handle = Handle::current();
+        let history = History::default();
+        let etcd = start_etcd(&handle, spec.etcd_timeout_rate);
+        let metas = (0..spec.metas).map(|i| start_meta(&handle, i, &spec)).collect();
+        let nodes = (0..spec.data_nodes).map(|i| start_data_node(&handle, i, spec.metas, &history)).collect();
+        let audit: Arc<Mutex<Audit>> = Arc::default();
+        let (h, a) = (history.clone(), audit.clone());
+        handle.create_node().name("auditor").ip("10.0.9.1".parse().expect("ip")).init(move || auditor::run(h.clone(), a.clone())).build();
+        let client = handle.create_node().name("harness").ip("10.0.9.2".parse().expect("ip")).build();
+        let mut faults = BTreeMap::new();
+        if spec.etcd_timeout_rate > 0.0 {
+            faults.insert(faults::ETCD_TIMEOUTS, 1);
+        }
+        Sim {
+            handle,
+            net: NetSim::current(),
+            spec,
+            etcd,
+            metas,
+            nodes,
+            history,
+            audit,
+            frontend_stats: Arc::default(),
+            faults,
+            busy: Vec::new(),
+            stop: Arc::default(),
+            client,
+            frontends: 0,
+            started: tokio::time::Instant::now(),
+            capture,
+            _logs: logs,
+            expected_errors: Vec::new(),
+        }
+    }
+
+    /// Packet loss and latency until [`Sim::heal_network`].
+    pub fn degrade_network(&mut self, loss: f64, latency: Option<Duration>) {
+        if loss > 0.0 {
+            self.count_fault(faults::PACKET_LOSS);
+        }
+        if latency.is_some() {
+            self.count_fault(faults::LATENCY);
+        }
+        self.net.update_config(|c| {
+            c.packet_loss_rate = loss;
+            if let Some(max) = latency {
+                c.send_latency = Duration::from_millis(1)..max;
             }
-        })
-        .build();
-    (node, view)
+        });
+    }
+
+    pub fn heal_network(&self) {
+        self.net.update_config(|c| {
+            c.packet_loss_rate = 0.0;
+            c.send_latency = Duration::from_millis(1)..Duration::from_millis(10);
+        });
+    }
+
+    pub fn count_fault(&mut self, name: &'static str) {
+        *self.faults.entry(name).or_default() += 1;
+    }
+
+    /// Starts `n` more frontend nodes running `workload` until [`Sim::stop_frontends`].
+    pub fn start_frontends(&mut self, n: usize, workload: Workload) {
+        for _ in 0..n {
+            let id = self.frontends;
+            self.frontends += 1;
+            let (metas, h, stop, stats) = (self.spec.metas, self.history.clone(), self.stop.clone(), self.frontend_stats.clone());
+            self.handle
+                .create_node()
+                .name(format!("frontend-{id}"))
+                .ip(format!("10.0.3.{}", id + 1).parse().expect("ip"))
+                .init(move || frontend::run(id, metas, workload, h.clone(), stop.clone(), stats.clone()))
+                .build();
+        }
+    }
+
+    pub fn stop_frontends(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Adds a data node; returns its index.
+    pub fn add_data_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        self.nodes.push(start_data_node(&self.handle, i, self.spec.metas, &self.history));
+        i
+    }
+
+    /// Runs `f` with a meta client on the harness's own node.
+    pub async fn with_meta<T: Send + 'static, F>(&self, f: impl FnOnce(MetaClient) -> F + Send + 'static) -> T
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let endpoints = meta_endpoints(self.spec.metas);
+        self.client.spawn(async move { f(MetaClient::new(endpoints, Duration::from_secs(3)).expect("endpoints")).await }).await.expect("harness task")
+    }
+
+    /// The index of the meta node that serves as leader now, if any answers.
+    pub async fn meta_leader(&self) -> Option<usize> {
+        let leader = self
+            .with_meta(|mut m| async move {
+                // Only a node that names itself leads; a lookup may settle on a forwarder.
+                let (endpoint, mut client) = m.leader().await.ok()?;
+                let named = client.get_leader(shardmeta::proto::GetLeaderRequest {}).await.ok()?.into_inner().leader;
+                (named == endpoint).then_some(endpoint)
+            })
+            .await?;
+        (0..self.spec.metas).find(|&i| meta_endpoint(i) == leader)
+    }
+
+    /// Every safety check so far: the history oracle, the storage auditor, hung calls and
+    /// unexpected error logs.
+    pub fn check(&self) -> Result<(), String> {
+        self.history.check()?;
+        if let Some(v) = self.audit.lock().expect("audit lock").violation.clone() {
+            return Err(v);
+        }
+        let hangs = self.frontend_stats.lock().expect("stats lock").hangs;
+        if hangs > 0 {
+            return Err(format!("L4 NoHang violated: {hangs} frontend calls neither answered nor failed within {:?}", frontend::CALL_BOUND));
+        }
+        let captured = self.capture.peek();
+        if let Some(e) = captured.errors.iter().find(|e| !self.expected_errors.iter().any(|x| e.contains(x))) {
+            return Err(format!("unexpected error log: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Meta elections won so far.
+    pub fn elections(&self) -> u64 {
+        self.capture.peek().count("meta election won")
+    }
+
+    pub fn assert_safe(&self) {
+        if let Err(v) = self.check() {
+            panic!("{v}");
+        }
+    }
+
+    pub async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    /// The seed's report; the last safety check included.
+    pub fn finish(self) -> Report {
+        self.assert_safe();
+        let audit = self.audit.lock().expect("audit lock").clone();
+        let (trace_hash, events) = self.history.trace_hash();
+        let coverage = Coverage {
+            faults: self.faults.clone(),
+            moves: audit.moves,
+            host: self.nodes.iter().map(|n| n.view.counters()).fold(HostCounters::default(), add_counters),
+            log: self.capture.take(),
+            frontend: *self.frontend_stats.lock().expect("stats lock"),
+            storage_reads: audit.reads,
+        };
+        Report { coverage, trace_hash, events, simulated: self.started.elapsed() }
+    }
 }

@@ -6,7 +6,6 @@
 //! and accepted write, in wall-clock milliseconds, so that tests can check that no two nodes
 //! ever led one shard at once.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,10 +14,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
-use shardmeta::client::{MetaClient, ShardHost};
-use shardmeta::core::{Instant, Role, ShardId};
-use shardmeta::proto;
-use tonic::{Request, Response, Status};
+use shardmeta::client::{LeaseEvent, LeaseTracker, MetaClient, ShardHost, WriteService};
+use shardmeta::core::{Instant, ShardId};
 
 #[derive(Parser)]
 #[command(name = "node-agent", version, about = "A reference shardmeta data node")]
@@ -53,56 +50,18 @@ fn log_line(log: &Log, line: serde_json::Value) {
     }
 }
 
-struct NodeService {
-    host: Arc<Mutex<ShardHost>>,
-    clock: NodeClock,
-    log: Log,
-}
-
-#[tonic::async_trait]
-impl proto::node_server::Node for NodeService {
-    async fn write(&self, request: Request<proto::WriteRequest>) -> Result<Response<proto::WriteResponse>, Status> {
-        let w = request.into_inner();
-        let shard = ShardId(w.shard);
-        let now = self.clock.now();
-        let host = self.host.lock().expect("host lock");
-        if !host.is_leading(shard, now) {
-            return Err(Status::failed_precondition(format!("invalid route: this node does not lead shard {}", w.shard)));
-        }
-        let held = host.shards()[&shard].version.0;
-        if held != w.version {
-            return Err(Status::failed_precondition(format!("invalid route: shard {} is at version {held}, the route says {}", w.shard, w.version)));
-        }
-        // Logged under the host lock, so the write is inside the lease it was checked against.
-        log_line(&self.log, serde_json::json!({"shard": w.shard, "write": self.clock.wall_ms(now)}));
-        Ok(Response::new(proto::WriteResponse {}))
-    }
-}
-
 /// Logs lease intervals: a grant or extension as `{shard, from, until}`, a lease dropped before
 /// its end as `{shard, cut}`.
 fn leadership_observer(clock: NodeClock, log: Log) -> node::Observer {
-    let mut leased: BTreeMap<ShardId, Instant> = BTreeMap::new();
+    let mut tracker = LeaseTracker::default();
     Box::new(move |host: &ShardHost, now: Instant| {
-        let mut current = BTreeMap::new();
-        for (&id, s) in host.shards() {
-            if let (Role::Leader, Some(until)) = (s.role, s.lease_until) {
-                if until > now {
-                    current.insert(id, until);
-                }
-            }
+        for event in tracker.observe(host, now) {
+            let line = match event {
+                LeaseEvent::Held { shard, from, until } => serde_json::json!({"shard": shard.0, "from": clock.wall_ms(from), "until": clock.wall_ms(until)}),
+                LeaseEvent::Cut { shard, at } => serde_json::json!({"shard": shard.0, "cut": clock.wall_ms(at)}),
+            };
+            log_line(&log, line);
         }
-        for (&id, &until) in &current {
-            if leased.get(&id) != Some(&until) {
-                log_line(&log, serde_json::json!({"shard": id.0, "from": clock.wall_ms(now), "until": clock.wall_ms(until)}));
-            }
-        }
-        for (&id, &until) in &leased {
-            if !current.contains_key(&id) && until > now {
-                log_line(&log, serde_json::json!({"shard": id.0, "cut": clock.wall_ms(now)}));
-            }
-        }
-        leased = current;
     })
 }
 
@@ -142,7 +101,9 @@ fn main() {
     runtime.block_on(async {
         let load = args.load;
         tokio::task::spawn(node::run(meta, identity, host.clone(), clock, move |_| load, LogExecutor, leadership_observer(clock, log.clone())));
-        let service = proto::node_server::NodeServer::new(NodeService { host, clock, log });
+        let write_log = log.clone();
+        let on_write = Box::new(move |shard: ShardId, _, at| log_line(&write_log, serde_json::json!({"shard": shard.0, "write": clock.wall_ms(at)})));
+        let service = shardmeta::proto::node_server::NodeServer::new(WriteService::new(host, clock, on_write));
         tracing::info!(addr = %args.addr, name = %args.name, "serving routed writes");
         let served = tonic::transport::Server::builder().add_service(service).serve_with_shutdown(args.addr, async {
             let _ = tokio::signal::ctrl_c().await;

@@ -1,7 +1,10 @@
 //! The safety invariants S1–S6 of DESIGN.md, each one function in one place. Simulators call
 //! them after every step; each has a test that shows it catching a planted bug.
 
+mod moves;
 pub mod snapshot_fuzz;
+
+pub use moves::LeaderMoves;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

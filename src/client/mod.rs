@@ -1,12 +1,16 @@
 //! What data nodes and frontends embed to talk to meta: the networked [`MetaClient`], and
 //! [`ShardHost`], the sans-IO part that decides what a data node does with meta's messages.
 
+pub mod lease_log;
 pub mod meta_client;
 pub mod node;
 pub mod routes;
 pub mod shard_host;
+pub mod write_service;
 
 pub use meta_client::MetaClient;
 pub use routes::RouteCache;
 
+pub use lease_log::{LeaseEvent, LeaseTracker};
 pub use shard_host::{HostCounters, HostedShard, ShardHost};
+pub use write_service::WriteService;

@@ -47,6 +47,9 @@ pub struct ShardHost {
     next_seq: u64,
     sent: VecDeque<(u64, Instant)>,
     pub counters: HostCounters,
+    /// A planted bug for checker tests: leases last this much longer than meta granted, as on
+    /// a node whose clock runs slow. Zero unless a test plants it.
+    overrun: Duration,
 }
 
 impl ShardHost {
@@ -69,6 +72,33 @@ impl ShardHost {
     /// Whether the node may act as the shard's leader at `now` (its own clock).
     pub fn is_leading(&self, shard: ShardId, now: Instant) -> bool {
         self.shards.get(&shard).is_some_and(|s| s.role == Role::Leader && s.lease_until.is_some_and(|t| now < t))
+    }
+
+    /// Plants a bug for checker tests: every later lease lasts `extra` longer than granted.
+    pub fn plant_lease_overrun(&mut self, extra: Duration) {
+        self.overrun = extra;
+    }
+
+    /// Whether a routed write for `shard` at route version `version` may be accepted at `now`:
+    /// only under a valid lease, and only at the version this node holds.
+    pub fn check_write(&self, shard: ShardId, version: Version, now: Instant) -> Result<(), String> {
+        if !self.is_leading(shard, now) {
+            return Err(format!("invalid route: this node does not lead shard {shard}"));
+        }
+        let held = self.shards[&shard].version;
+        if held != version {
+            return Err(format!("invalid route: shard {shard} is at version {held}, the route says {version}"));
+        }
+        Ok(())
+    }
+
+    /// What this node has accepted from meta, for the S3 check.
+    pub fn view(&self) -> crate::check::NodeView {
+        crate::check::NodeView {
+            term: self.term,
+            epoch: self.epoch,
+            versions: self.shards.iter().map(|(&id, s)| (id, s.version)).chain(self.closed.iter().map(|(&id, &v)| (id, v))).collect(),
+        }
     }
 
     /// Drops leases that ran out; returns how many did (each is a self-fence).
@@ -118,7 +148,7 @@ impl ShardHost {
         }
         let Some(grant) = &msg.lease else { return accepted };
         let Some(&(_, sent_at)) = self.sent.iter().find(|(seq, _)| *seq == grant.seq) else { return accepted };
-        let until = sent_at + Duration(grant.duration_ms);
+        let until = sent_at + Duration(grant.duration_ms) + self.overrun;
         for (id, s) in self.shards.iter_mut() {
             if s.role != Role::Leader || s.leader_since_seq > grant.seq {
                 continue;

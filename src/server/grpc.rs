@@ -80,6 +80,7 @@ impl MetaService {
         match self.call(to_core(message.clone())?).await {
             Ok(response) => Ok(Response::new(from_core(response))),
             Err(MetaError::NotLeader) if !forwarded => {
+                tracing::debug!("forwarding a call to the meta leader");
                 let client = self.leader_client().await?;
                 let mut request = Request::new(message);
                 request.metadata_mut().insert(FORWARDED, "1".parse().expect("ascii"));

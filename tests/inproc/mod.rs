@@ -20,7 +20,7 @@ use std::fmt;
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use shardmeta::check::{self, Violation};
+use shardmeta::check::{self, LeaderMoves, Violation};
 use shardmeta::core::model::{Catalog, Topology};
 use shardmeta::core::*;
 
@@ -53,10 +53,7 @@ pub struct Options {
 /// Counts of the paths a run took, summed over seeds to show what the suite exercised.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Coverage {
-    pub assigned: u64,
-    pub promoted: u64,
-    pub reopened: u64,
-    pub transfers_finished: u64,
+    pub moves: LeaderMoves,
     pub store_errors: u64,
     pub resigns: u64,
     pub snapshot_reloads: u64,
@@ -72,10 +69,7 @@ pub struct Coverage {
 
 impl Coverage {
     pub fn add(&mut self, o: &Coverage) {
-        self.assigned += o.assigned;
-        self.promoted += o.promoted;
-        self.reopened += o.reopened;
-        self.transfers_finished += o.transfers_finished;
+        self.moves.add(&o.moves);
         self.store_errors += o.store_errors;
         self.resigns += o.resigns;
         self.snapshot_reloads += o.snapshot_reloads;
@@ -783,17 +777,7 @@ impl World {
         if old.epoch != new.epoch {
             self.last_topology_change = self.now;
         }
-        for (o, n) in old.shards.iter().zip(&new.shards) {
-            if o.leader == n.leader || n.leader.is_none() {
-                continue;
-            }
-            match o.leader {
-                None => self.coverage.assigned += 1,
-                Some(_) if o.transfer.is_some() => self.coverage.transfers_finished += 1,
-                Some(_) if o.followers.contains(&n.leader.expect("checked")) => self.coverage.promoted += 1,
-                Some(_) => self.coverage.reopened += 1,
-            }
-        }
+        self.coverage.moves.add(&LeaderMoves::between(old, new));
     }
 
     fn all_shards_led(&self) -> bool {

@@ -1,0 +1,131 @@
+//! The storage auditor: a node of its own that reads etcd every few milliseconds of simulated
+//! time, in one transaction that sees the metadata and the election together, and checks
+//! - S2: every acknowledged create and drop is in storage (acknowledgements taken *before* the
+//!   read, so each one must be visible in it);
+//! - S4: whenever the write chain advanced between two reads while one election key held
+//!   throughout, the batch that landed carries that key's term;
+//! - S5: the catalog's integrity.
+//!
+//! It also counts how shard leaders moved between reads (promotion, reopen, transfer) and when
+//! the topology last changed, for the coverage counters and the quiet-window check (L3).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
+use prost::Message as _;
+use shardmeta::check::{self, LandedWrite, LeaderMoves};
+use shardmeta::core::model::{Catalog, ClusterCatalog, FenceRecord};
+use shardmeta::core::storage::keys::ROOT;
+use shardmeta::core::storage::FENCE_KEY;
+use shardmeta::core::{ClusterId, Term};
+use shardmeta::server::election::ELECTION_NAME;
+
+use crate::cluster::{CLUSTER, ETCD};
+use crate::history::{now_ms, History, Ms};
+
+pub const AUDIT_EVERY: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Debug, Default)]
+pub struct Audit {
+    pub reads: u64,
+    /// When the last read completed.
+    pub read_at: Ms,
+    pub moves: LeaderMoves,
+    /// When a shard of the default cluster last changed its leader, followers or transfer.
+    pub last_change: Ms,
+    /// What that change was, for the failure message.
+    pub last_change_what: String,
+    pub violation: Option<String>,
+    pub catalog: Option<ClusterCatalog>,
+}
+
+/// What one read saw of the election: the holder's term (the oldest key's create revision).
+fn holder(kvs: &[etcd_client::KeyValue]) -> Option<Term> {
+    kvs.iter().map(|kv| kv.create_revision()).min().map(|r| Term(r as u64))
+}
+
+fn default_cluster(catalog: &Catalog) -> Option<(ClusterId, &ClusterCatalog)> {
+    catalog.clusters.iter().find(|(_, c)| c.record.name == CLUSTER).map(|(&id, c)| (id, c))
+}
+
+/// Runs until the process ends; results accumulate in `audit`.
+pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
+    let client = loop {
+        match Client::connect([ETCD], None).await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(AUDIT_EVERY).await,
+        }
+    };
+    let mut kv = client.kv_client();
+    let mut last: Option<(FenceRecord, Option<Term>)> = None;
+    let mut previous: Option<ClusterCatalog> = None;
+    let mut cluster_id: Option<ClusterId> = None;
+    loop {
+        tokio::time::sleep(AUDIT_EVERY).await;
+        // Taken before the read: every acknowledgement in it must be visible in the read.
+        let acks = cluster_id.map(|id| history.acks(id));
+        let txn = Txn::new().and_then([
+            TxnOp::get(ROOT, Some(GetOptions::new().with_prefix())),
+            TxnOp::get(format!("{ELECTION_NAME}/"), Some(GetOptions::new().with_prefix())),
+        ]);
+        let Ok(response) = kv.txn(txn).await else { continue }; // an etcd timeout: read again later
+        let mut gets = response.op_responses().into_iter().filter_map(|r| match r {
+            TxnOpResponse::Get(g) => Some(g),
+            _ => None,
+        });
+        let (Some(meta), Some(election)) = (gets.next(), gets.next()) else { continue };
+        let pairs: Vec<(String, Vec<u8>)> = meta.kvs().iter().map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.value().to_vec())).collect();
+        let holder = holder(election.kvs());
+        let fence = pairs.iter().find(|(k, _)| k == FENCE_KEY).and_then(|(_, v)| FenceRecord::decode(v.as_slice()).ok());
+        let mut a = audit.lock().expect("audit lock");
+        a.reads += 1;
+        a.read_at = now_ms();
+        let mut fail = |v: String| {
+            a.violation.get_or_insert(v);
+        };
+        let catalog = match Catalog::load(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))) {
+            Ok(c) => c,
+            Err(e) => {
+                fail(format!("storage holds an undecodable catalog: {e}"));
+                continue;
+            }
+        };
+        if let Err(v) = check::integrity(&catalog) {
+            fail(v.to_string());
+        }
+        if let Some(f) = fence {
+            if let Some((before, before_holder)) = last {
+                if f != before && before_holder.is_some() && before_holder == holder {
+                    let landed = LandedWrite { batch_term: Term(f.term), fence_term: holder.expect("checked") };
+                    if let Err(v) = check::fencing(&[landed]) {
+                        fail(v.to_string());
+                    }
+                }
+            }
+            last = Some((f, holder));
+        }
+        let Some((id, cluster)) = default_cluster(&catalog) else { continue };
+        cluster_id = Some(id);
+        if let Some(mut acks) = acks {
+            // A drop sent since the acknowledgements were taken may have landed before the read.
+            let dropping = history.drops_sent();
+            acks.created.retain(|(_, t), _| !dropping.contains(t));
+            if let Err(v) = check::durability(&acks, &catalog) {
+                fail(v.to_string());
+            }
+        }
+        if let Some(old) = &previous {
+            // Placement only: a table created after the workload stopped bumps a version, but
+            // moves nothing.
+            let placement = |s: &shardmeta::core::model::ShardRecord| (s.leader, s.followers.clone(), s.transfer);
+            if let Some((o, n)) = old.shards.iter().zip(&cluster.shards).find(|(o, n)| placement(o) != placement(n)) {
+                a.last_change = now_ms();
+                a.last_change_what = format!("shard {} went from {o:?} to {n:?}", o.id);
+            }
+            a.moves.add(&LeaderMoves::between(old, cluster));
+        }
+        a.catalog = Some(cluster.clone());
+        previous = Some(cluster.clone());
+    }
+}

@@ -1,0 +1,250 @@
+//! The simulated deployment: madsim's etcd on its own node, 3–5 meta nodes running the real
+//! `server::run`, 4–64 data nodes running the real heartbeat loop, `ShardHost` and write
+//! service, and a client node for checks. Every node is built with `init`, so a restart re-runs
+//! its start-up from scratch.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
+use shardmeta::client::{HostCounters, LeaseTracker, MetaClient, ShardHost, WriteService};
+use shardmeta::core::{Instant, ShardId};
+use shardmeta::server::config::{Overrides, ServerConfig};
+
+use crate::history::{now_ms, History};
+
+pub const ETCD: &str = "10.0.0.1:2379";
+pub const CLUSTER: &str = "default";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("an IP literal")
+}
+
+/// The shape of one simulated deployment.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub metas: usize,
+    pub data_nodes: usize,
+    pub shards: u32,
+    pub followers: u32,
+    /// Nodes the default cluster waits for before assigning shards.
+    pub min_nodes: usize,
+    /// Share of etcd requests that time out (their outcome is then unknown).
+    pub etcd_timeout_rate: f32,
+}
+
+impl Default for Spec {
+    fn default() -> Spec {
+        Spec { metas: 3, data_nodes: 8, shards: 16, followers: 1, min_nodes: 8, etcd_timeout_rate: 0.0 }
+    }
+}
+
+/// Timing of the simulated meta service: short, so that many faults fit in a seed.
+pub const LEASE_MS: u64 = 3_000;
+pub const HEARTBEAT_MS: u64 = 300;
+pub const ELECTION_TTL_MS: u64 = 2_000;
+pub const CLOCK_DRIFT_MS: u64 = 500;
+
+pub fn meta_endpoint(i: usize) -> String {
+    format!("10.0.1.{}:7560", i + 1)
+}
+
+pub fn meta_endpoints(n: usize) -> Vec<String> {
+    (0..n).map(meta_endpoint).collect()
+}
+
+pub fn node_endpoint(i: usize) -> String {
+    format!("10.0.2.{}:7000", i + 1)
+}
+
+/// madsim's simulated etcd. Its data lives in memory, so it is never killed.
+pub fn start_etcd(handle: &Handle, timeout_rate: f32) -> NodeHandle {
+    handle
+        .create_node()
+        .name("etcd")
+        .ip(ip("10.0.0.1"))
+        .init(move || async move {
+            let addr: SocketAddr = ETCD.parse().expect("etcd address");
+            etcd_client::SimServer::builder().timeout_rate(timeout_rate).serve(addr).await.expect("simulated etcd");
+        })
+        .build()
+}
+
+/// A meta node running the real `server::run`; Ctrl-C makes it resign and exit.
+pub fn start_meta(handle: &Handle, i: usize, spec: &Spec) -> NodeHandle {
+    let env: Vec<(String, String)> = [
+        ("LEASE_MS", LEASE_MS.to_string()),
+        ("HEARTBEAT_INTERVAL_MS", HEARTBEAT_MS.to_string()),
+        ("ELECTION_TTL_MS", ELECTION_TTL_MS.to_string()),
+        ("CLOCK_DRIFT_MS", CLOCK_DRIFT_MS.to_string()),
+        ("DEFAULT_CLUSTER_SHARD_COUNT", spec.shards.to_string()),
+        ("DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD", spec.followers.to_string()),
+        ("DEFAULT_CLUSTER_MIN_NODES", spec.min_nodes.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("SHARDMETA_{k}"), v))
+    .collect();
+    handle
+        .create_node()
+        .name(format!("meta-{i}"))
+        .ip(ip(&format!("10.0.1.{}", i + 1)))
+        .init(move || {
+            let env = env.clone();
+            async move {
+                let flags = Overrides {
+                    name: Some(format!("m{i}")),
+                    grpc_addr: Some(meta_endpoint(i)),
+                    etcd_endpoints: Some(vec![ETCD.to_string()]),
+                    data_dir: None,
+                };
+                let config = ServerConfig::load(None, env, flags).expect("simulation config");
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                shardmeta::server::run(config, shutdown).await.expect("meta server");
+            }
+        })
+        .build()
+}
+
+/// What the harness sees of a data node, shared with the node's process.
+#[derive(Clone)]
+pub struct DataNodeView {
+    pub name: String,
+    pub host: Arc<Mutex<ShardHost>>,
+    pub clock: Arc<Mutex<Option<NodeClock>>>,
+    /// False while the harness has the node killed: a dead process leads nothing.
+    pub alive: Arc<AtomicBool>,
+    /// Counters of earlier lifetimes (a restart starts a fresh host).
+    pub retired: Arc<Mutex<HostCounters>>,
+}
+
+impl DataNodeView {
+    fn new(name: String) -> DataNodeView {
+        DataNodeView {
+            name,
+            host: Arc::new(Mutex::new(ShardHost::new())),
+            clock: Arc::default(),
+            alive: Arc::new(AtomicBool::new(true)),
+            retired: Arc::default(),
+        }
+    }
+
+    /// The shards this node leads right now, by its own clock and leases.
+    pub fn leading(&self) -> Vec<ShardId> {
+        if !self.alive.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let Some(clock) = *self.clock.lock().expect("clock lock") else { return Vec::new() };
+        let now = clock.now();
+        let host = self.host.lock().expect("host lock");
+        host.shards().keys().copied().filter(|&s| host.is_leading(s, now)).collect()
+    }
+
+    /// Protective paths taken over every lifetime.
+    pub fn counters(&self) -> HostCounters {
+        let now = self.host.lock().expect("host lock").counters;
+        add_counters(*self.retired.lock().expect("counters lock"), now)
+    }
+}
+
+pub fn add_counters(a: HostCounters, b: HostCounters) -> HostCounters {
+    HostCounters {
+        stale_term_rejections: a.stale_term_rejections + b.stale_term_rejections,
+        stale_version_rejections: a.stale_version_rejections + b.stale_version_rejections,
+        lease_revocations: a.lease_revocations + b.lease_revocations,
+        lease_expiries: a.lease_expiries + b.lease_expiries,
+    }
+}
+
+pub struct DataNode {
+    pub handle: NodeHandle,
+    pub view: DataNodeView,
+}
+
+/// A data node: the real heartbeat loop and write service, with its lease log, accepted writes
+/// and every change of its view going into the history.
+pub fn start_data_node(handle: &Handle, i: usize, metas: usize, history: &History) -> DataNode {
+    let view = DataNodeView::new(format!("n{i}"));
+    let (shared, history) = (view.clone(), history.clone());
+    let node = handle
+        .create_node()
+        .name(format!("node-{i}"))
+        .ip(ip(&format!("10.0.2.{}", i + 1)))
+        .init(move || {
+            let (view, history) = (shared.clone(), history.clone());
+            async move {
+                let host = view.host.clone();
+                {
+                    let mut h = host.lock().expect("host lock");
+                    let mut retired = view.retired.lock().expect("counters lock");
+                    *retired = add_counters(*retired, h.counters);
+                    *h = ShardHost::new();
+                }
+                let clock = NodeClock::start();
+                *view.clock.lock().expect("clock lock") = Some(clock);
+                let meta = MetaClient::new(meta_endpoints(metas), Duration::from_secs(2)).expect("endpoints");
+                let identity = NodeIdentity {
+                    cluster: CLUSTER.into(),
+                    name: view.name.clone(),
+                    endpoint: node_endpoint(i),
+                    zone: String::new(),
+                    incarnation: clock.wall_ms(Instant::ZERO),
+                };
+                let observer = observer(view.clone(), clock, history.clone());
+                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, |_| 1.0, LogExecutor, observer));
+                let name = view.name.clone();
+                let on_write = Box::new(move |shard, version, at| history.write(&name, shard, version, clock.wall_ms(at)));
+                let addr: SocketAddr = node_endpoint(i).parse().expect("node address");
+                tonic::transport::Server::builder().add_service(shardmeta::proto::node_server::NodeServer::new(WriteService::new(host, clock, on_write))).serve(addr).await.expect("write service");
+            }
+        })
+        .build();
+    DataNode { handle: node, view }
+}
+
+/// Records lease changes and the node's view after every change to its host.
+fn observer(view: DataNodeView, clock: NodeClock, history: History) -> node::Observer {
+    let mut tracker = LeaseTracker::default();
+    Box::new(move |host: &ShardHost, now: Instant| {
+        for event in tracker.observe(host, now) {
+            history.lease(&view.name, event, |at| clock.wall_ms(at));
+        }
+        history.view(&view.name, host.view());
+    })
+}
+
+impl DataNode {
+    pub fn kill(&self, handle: &Handle, history: &History) {
+        self.view.alive.store(false, Ordering::SeqCst);
+        handle.kill(self.handle.id());
+        history.node_died(&self.view.name, now_ms());
+    }
+
+    pub fn restart(&self, handle: &Handle) {
+        handle.restart(self.handle.id());
+        self.view.alive.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Cuts both directions between two nodes, or heals them.
+pub fn clog_both(net: &NetSim, a: madsim::task::NodeId, b: madsim::task::NodeId, clogged: bool) {
+    if clogged {
+        net.clog_link(a, b);
+        net.clog_link(b, a);
+    } else {
+        net.unclog_link(a, b);
+        net.unclog_link(b, a);
+    }
+}
+
+impl DataNode {
+    /// Whether the node's process is running (the harness has not killed it).
+    pub fn is_up(&self) -> bool {
+        self.view.alive.load(Ordering::SeqCst)
+    }
+}

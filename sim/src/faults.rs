@@ -1,0 +1,176 @@
+//! Faults the harness injects. [`Sim::apply`] starts one and returns how to undo it, so that
+//! faults can overlap; a node already under a fault is not picked again until it is undone.
+//! Each class has a name for the coverage counters; standing conditions (etcd timeouts, packet
+//! loss, latency) are set per seed and counted once.
+
+use std::time::Duration;
+
+use madsim::rand::{thread_rng, Rng};
+use madsim::task::NodeId;
+
+use crate::cluster::clog_both;
+use crate::Sim;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// Kill a meta node and restart it (start-up re-runs).
+    MetaKill,
+    /// Stop a meta node's tasks (a GC pause, a stalled VM) and resume them.
+    MetaPause,
+    /// Cut a meta node, the leader more often than not, from etcd but not from anyone else.
+    MetaEtcdPartition,
+    /// Cut one meta node from the other meta nodes.
+    MetaMetaPartition,
+    DataNodeKill,
+    DataNodePause,
+    /// Cut a data node from every meta node, both ways.
+    NodeMetaPartition,
+    /// Cut one direction only: the node's heartbeats get through and meta's replies do not, or
+    /// the other way round.
+    NodeMetaOneWay,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 8] = [
+        Fault::MetaKill,
+        Fault::MetaPause,
+        Fault::MetaEtcdPartition,
+        Fault::MetaMetaPartition,
+        Fault::DataNodeKill,
+        Fault::DataNodePause,
+        Fault::NodeMetaPartition,
+        Fault::NodeMetaOneWay,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::MetaKill => "meta kill",
+            Fault::MetaPause => "meta pause",
+            Fault::MetaEtcdPartition => "meta-etcd partition",
+            Fault::MetaMetaPartition => "meta-meta partition",
+            Fault::DataNodeKill => "data node kill",
+            Fault::DataNodePause => "data node pause",
+            Fault::NodeMetaPartition => "node-meta partition",
+            Fault::NodeMetaOneWay => "node-meta one-way clog",
+        }
+    }
+}
+
+/// Standing conditions of a seed, counted as fault classes too.
+pub const ETCD_TIMEOUTS: &str = "etcd timeouts";
+pub const PACKET_LOSS: &str = "packet loss";
+pub const LATENCY: &str = "latency";
+
+/// How to end an applied fault.
+#[derive(Debug)]
+pub enum Undo {
+    /// The fault found no free target.
+    Nothing,
+    RestartMeta(NodeId),
+    RestartDataNode(usize),
+    Resume(NodeId),
+    Unclog { target: NodeId, links: Vec<(NodeId, NodeId)> },
+}
+
+impl Undo {
+    fn target(&self, sim: &Sim) -> Option<NodeId> {
+        match self {
+            Undo::Nothing => None,
+            Undo::RestartMeta(n) | Undo::Resume(n) | Undo::Unclog { target: n, .. } => Some(*n),
+            Undo::RestartDataNode(i) => Some(sim.nodes[*i].handle.id()),
+        }
+    }
+}
+
+impl Sim {
+    fn free(&self, candidates: Vec<NodeId>) -> Option<NodeId> {
+        let free: Vec<NodeId> = candidates.into_iter().filter(|n| !self.busy.contains(n)).collect();
+        (!free.is_empty()).then(|| free[thread_rng().gen_range(0..free.len())])
+    }
+
+    fn free_meta(&self) -> Option<NodeId> {
+        self.free(self.metas.iter().map(|m| m.id()).collect())
+    }
+
+    fn free_data_node(&self) -> Option<usize> {
+        let id = self.free(self.nodes.iter().map(|n| n.handle.id()).collect())?;
+        self.nodes.iter().position(|n| n.handle.id() == id)
+    }
+
+    /// Starts `fault`; the returned [`Undo`] ends it.
+    pub async fn apply(&mut self, fault: Fault) -> Undo {
+        let mut rng = thread_rng();
+        let undo = match fault {
+            Fault::MetaKill => self.free_meta().map(|m| {
+                self.handle.kill(m);
+                Undo::RestartMeta(m)
+            }),
+            Fault::MetaPause => self.free_meta().map(|m| {
+                self.handle.pause(m);
+                Undo::Resume(m)
+            }),
+            Fault::MetaEtcdPartition => {
+                let leader = self.meta_leader().await.map(|i| self.metas[i].id()).filter(|l| !self.busy.contains(l));
+                let m = match leader {
+                    Some(l) if rng.gen_bool(0.7) => Some(l),
+                    _ => self.free_meta(),
+                };
+                m.map(|m| {
+                    clog_both(&self.net, m, self.etcd.id(), true);
+                    Undo::Unclog { target: m, links: vec![(m, self.etcd.id()), (self.etcd.id(), m)] }
+                })
+            }
+            Fault::MetaMetaPartition => self.free_meta().map(|m| {
+                let others: Vec<NodeId> = self.metas.iter().map(|n| n.id()).filter(|&o| o != m).collect();
+                others.iter().for_each(|&o| clog_both(&self.net, m, o, true));
+                Undo::Unclog { target: m, links: others.iter().flat_map(|&o| [(m, o), (o, m)]).collect() }
+            }),
+            Fault::DataNodeKill => self.free_data_node().map(|i| {
+                self.nodes[i].kill(&self.handle, &self.history);
+                Undo::RestartDataNode(i)
+            }),
+            Fault::DataNodePause => self.free_data_node().map(|i| {
+                let n = self.nodes[i].handle.id();
+                self.handle.pause(n);
+                Undo::Resume(n)
+            }),
+            Fault::NodeMetaPartition | Fault::NodeMetaOneWay => self.free_data_node().map(|i| {
+                let n = self.nodes[i].handle.id();
+                let metas: Vec<NodeId> = self.metas.iter().map(|m| m.id()).collect();
+                let links: Vec<(NodeId, NodeId)> = match (fault, rng.gen_bool(0.5)) {
+                    (Fault::NodeMetaPartition, _) => metas.iter().flat_map(|&m| [(n, m), (m, n)]).collect(),
+                    (_, true) => metas.iter().map(|&m| (n, m)).collect(),
+                    (_, false) => metas.iter().map(|&m| (m, n)).collect(),
+                };
+                links.iter().for_each(|&(a, b)| self.net.clog_link(a, b));
+                Undo::Unclog { target: n, links }
+            }),
+        };
+        let undo = undo.unwrap_or(Undo::Nothing);
+        if let Some(t) = undo.target(self) {
+            self.busy.push(t);
+            self.count_fault(fault.name());
+        }
+        undo
+    }
+
+    pub fn undo(&mut self, undo: Undo) {
+        if let Some(t) = undo.target(self) {
+            self.busy.retain(|&b| b != t);
+        }
+        match undo {
+            Undo::Nothing => {}
+            Undo::RestartMeta(m) => self.handle.restart(m),
+            Undo::RestartDataNode(i) => self.nodes[i].restart(&self.handle),
+            Undo::Resume(n) => self.handle.resume(n),
+            Undo::Unclog { links, .. } => links.iter().for_each(|&(a, b)| self.net.unclog_link(a, b)),
+        }
+    }
+
+    /// Applies `fault` for `hold`, then undoes it.
+    pub async fn inject(&mut self, fault: Fault, hold: Duration) {
+        let undo = self.apply(fault).await;
+        tokio::time::sleep(hold).await;
+        self.undo(undo);
+    }
+}

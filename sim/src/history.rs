@@ -1,0 +1,303 @@
+//! The history oracle: what data nodes and clients saw, on one simulated wall clock, and the
+//! checks over it.
+//! - Lease tenures per shard (from each node-agent's lease log) never overlap between nodes (S1).
+//! - Every routed write was accepted inside a tenure of the accepting node, and a shard's writes
+//!   never go back to an older version (only the one valid leader accepts writes).
+//! - Each node's view of term, epoch and shard versions never goes backwards within one process
+//!   lifetime (S3), checked on every change.
+//! - Acknowledged creates and drops, for the durability check (S2) against storage.
+//!
+//! Simulated nodes share one clock, so the node-local instants converted to wall milliseconds
+//! are comparable across nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use shardmeta::check::{self, AckLog, NodeView};
+use shardmeta::client::LeaseEvent;
+use shardmeta::core::{ClusterId, ShardId, TableId, Version};
+
+/// Simulated wall-clock milliseconds.
+pub type Ms = u64;
+
+pub fn now_ms() -> Ms {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One node's lease on one shard, over `[from, until)`.
+#[derive(Clone, Debug)]
+struct Tenure {
+    node: String,
+    from: Ms,
+    until: Ms,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Write {
+    shard: ShardId,
+    version: Version,
+    at: Ms,
+}
+
+#[derive(Default)]
+struct Inner {
+    tenures: BTreeMap<ShardId, Vec<Tenure>>,
+    /// The tenure each (node, shard) is extending, as an index into `tenures`.
+    open: BTreeMap<(String, ShardId), usize>,
+    writes: BTreeMap<String, Vec<Write>>,
+    views: BTreeMap<String, NodeView>,
+    created: BTreeMap<TableId, String>,
+    dropped: BTreeSet<TableId>,
+    /// Tables with a drop sent but not acknowledged: they may exist or not.
+    in_doubt: BTreeSet<TableId>,
+    violations: Vec<String>,
+    /// A running hash of every recorded event: equal seeds must give equal traces.
+    trace: std::collections::hash_map::DefaultHasher,
+    events: u64,
+}
+
+impl Inner {
+    fn trace(&mut self, event: impl Hash) {
+        event.hash(&mut self.trace);
+        self.events += 1;
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct History(Arc<Mutex<Inner>>);
+
+impl History {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0.lock().expect("history lock")
+    }
+
+    /// A node-agent's lease log entry, converted to wall milliseconds.
+    pub fn lease(&self, node: &str, event: LeaseEvent, wall: impl Fn(shardmeta::core::Instant) -> Ms) {
+        let mut h = self.lock();
+        match event {
+            LeaseEvent::Held { shard, from, until } => {
+                let (from, until) = (wall(from), wall(until));
+                h.trace(("held", node, shard.0, from, until));
+                let key = (node.to_owned(), shard);
+                let open = h.open.get(&key).copied();
+                let tenures = h.tenures.entry(shard).or_default();
+                let extend = open.filter(|&i| tenures[i].until >= from);
+                match extend {
+                    Some(i) => tenures[i].until = tenures[i].until.max(until),
+                    None => {
+                        tenures.push(Tenure { node: node.to_owned(), from, until });
+                        let i = tenures.len() - 1;
+                        h.open.insert(key, i);
+                    }
+                }
+            }
+            LeaseEvent::Cut { shard, at } => {
+                let at = wall(at);
+                h.trace(("cut", node, shard.0, at));
+                if let Some(i) = h.open.remove(&(node.to_owned(), shard)) {
+                    let t = &mut h.tenures.get_mut(&shard).expect("open tenure")[i];
+                    t.until = t.until.min(at);
+                }
+            }
+        }
+    }
+
+    /// The harness killed the node's process: it leads nothing from `at` on, and its next
+    /// lifetime starts a fresh S3 chain.
+    pub fn node_died(&self, node: &str, at: Ms) {
+        let mut h = self.lock();
+        h.trace(("died", node, at));
+        let open: Vec<(ShardId, usize)> = h.open.iter().filter(|((n, _), _)| n == node).map(|((_, s), &i)| (*s, i)).collect();
+        for (shard, i) in open {
+            h.open.remove(&(node.to_owned(), shard));
+            let t = &mut h.tenures.get_mut(&shard).expect("open tenure")[i];
+            t.until = t.until.min(at);
+        }
+        h.views.remove(node);
+    }
+
+    /// A routed write the node accepted.
+    pub fn write(&self, node: &str, shard: ShardId, version: Version, at: Ms) {
+        let mut h = self.lock();
+        h.trace(("write", node, shard.0, version.0, at));
+        h.writes.entry(node.to_owned()).or_default().push(Write { shard, version, at });
+    }
+
+    /// The node's view after a change (S3, within one lifetime).
+    pub fn view(&self, node: &str, view: NodeView) {
+        let mut h = self.lock();
+        h.trace(("view", node, view.term.0, view.epoch.0));
+        if let Some(before) = h.views.get(node) {
+            if let Err(v) = check::monotonic(node, before, &view) {
+                h.violations.push(v.to_string());
+            }
+        }
+        h.views.insert(node.to_owned(), view);
+    }
+
+    pub fn acked_create(&self, table: TableId, name: &str) {
+        let mut h = self.lock();
+        h.trace(("created", table.0, name));
+        h.created.insert(table, name.to_owned());
+    }
+
+    /// Call before sending a drop: until it is acknowledged the table may or may not exist.
+    pub fn dropping(&self, table: TableId) {
+        let mut h = self.lock();
+        h.in_doubt.insert(table);
+    }
+
+    pub fn acked_drop(&self, table: TableId) {
+        let mut h = self.lock();
+        h.trace(("dropped", table.0));
+        h.in_doubt.remove(&table);
+        h.dropped.insert(table);
+    }
+
+    /// What clients were told, for cluster `cluster`; tables with a drop in doubt are left out.
+    pub fn acks(&self, cluster: ClusterId) -> AckLog {
+        let h = self.lock();
+        let mut log = AckLog::default();
+        for (&t, name) in &h.created {
+            if !h.in_doubt.contains(&t) {
+                log.created.insert((cluster, t), name.clone());
+            }
+        }
+        log.dropped = h.dropped.iter().map(|&t| (cluster, t)).collect();
+        log
+    }
+
+    /// Tables with a drop sent, acknowledged or not.
+    pub fn drops_sent(&self) -> BTreeSet<TableId> {
+        let h = self.lock();
+        h.in_doubt.union(&h.dropped).copied().collect()
+    }
+
+    pub fn tables_acked(&self) -> (usize, usize) {
+        let h = self.lock();
+        (h.created.len(), h.dropped.len())
+    }
+
+    pub fn writes_accepted(&self) -> usize {
+        self.lock().writes.values().map(Vec::len).sum()
+    }
+
+    pub fn trace_hash(&self) -> (u64, u64) {
+        let h = self.lock();
+        (h.trace.clone().finish(), h.events)
+    }
+
+    /// Every check over the history so far; the first violation found.
+    pub fn check(&self) -> Result<(), String> {
+        let h = self.lock();
+        if let Some(v) = h.violations.first() {
+            return Err(v.clone());
+        }
+        for (shard, tenures) in &h.tenures {
+            single_writer(*shard, tenures)?;
+        }
+        for (node, writes) in &h.writes {
+            for w in writes {
+                let inside = h.tenures.get(&w.shard).is_some_and(|ts| ts.iter().any(|t| t.node == *node && t.from <= w.at && w.at < t.until));
+                if !inside {
+                    return Err(format!("{node} accepted a write to shard {} at {} ms outside any lease it held", w.shard, w.at));
+                }
+            }
+        }
+        let mut by_shard: BTreeMap<ShardId, Vec<(Ms, Version, &str)>> = BTreeMap::new();
+        for (node, writes) in &h.writes {
+            for w in writes {
+                by_shard.entry(w.shard).or_default().push((w.at, w.version, node));
+            }
+        }
+        for (shard, mut writes) in by_shard {
+            writes.sort();
+            if let Some(w) = writes.windows(2).find(|w| w[1].1 < w[0].1) {
+                return Err(format!("shard {shard}: {} accepted a write at version {} after {} accepted one at version {}", w[1].2, w[1].1, w[0].2, w[0].1));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// S1 over recorded tenures: no two nodes' tenures of one shard overlap.
+fn single_writer(shard: ShardId, tenures: &[Tenure]) -> Result<(), String> {
+    let mut sorted: Vec<&Tenure> = tenures.iter().filter(|t| t.from < t.until).collect();
+    sorted.sort_by_key(|t| (t.from, t.until));
+    let mut reach: Option<&Tenure> = None;
+    for t in sorted {
+        if let Some(r) = reach {
+            if t.from < r.until && t.node != r.node {
+                return Err(format!(
+                    "S1 SingleWriter violated: shard {shard} led by {} over [{}, {}) ms and by {} over [{}, {}) ms",
+                    r.node, r.from, r.until, t.node, t.from, t.until
+                ));
+            }
+        }
+        if reach.is_none_or(|r| t.until > r.until) {
+            reach = Some(t);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardmeta::core::Instant;
+
+    fn held(h: &History, node: &str, shard: u32, from: u64, until: u64) {
+        h.lease(node, LeaseEvent::Held { shard: ShardId(shard), from: Instant(from), until: Instant(until) }, |i| i.0);
+    }
+
+    #[test]
+    fn overlapping_tenures_of_two_nodes_are_caught() {
+        let h = History::default();
+        held(&h, "a", 1, 0, 100);
+        held(&h, "b", 1, 150, 300);
+        assert!(h.check().is_ok());
+        held(&h, "a", 1, 90, 200); // a extends its lease past b's start
+        assert!(h.check().unwrap_err().contains("S1"));
+    }
+
+    #[test]
+    fn a_death_or_a_cut_ends_a_tenure() {
+        let h = History::default();
+        held(&h, "a", 1, 0, 100);
+        h.node_died("a", 40);
+        h.lease("c", LeaseEvent::Held { shard: ShardId(2), from: Instant(0), until: Instant(100) }, |i| i.0);
+        h.lease("c", LeaseEvent::Cut { shard: ShardId(2), at: Instant(10) }, |i| i.0);
+        held(&h, "b", 1, 50, 200);
+        held(&h, "d", 2, 20, 200);
+        assert!(h.check().is_ok());
+    }
+
+    #[test]
+    fn a_write_outside_the_lease_or_at_an_older_version_is_caught() {
+        let h = History::default();
+        held(&h, "a", 1, 0, 100);
+        h.write("a", ShardId(1), Version(3), 50);
+        assert!(h.check().is_ok());
+        h.write("a", ShardId(1), Version(3), 100);
+        assert!(h.check().unwrap_err().contains("outside"));
+        let h = History::default();
+        held(&h, "a", 1, 0, 100);
+        held(&h, "b", 1, 100, 200);
+        h.write("a", ShardId(1), Version(4), 50);
+        h.write("b", ShardId(1), Version(3), 150);
+        assert!(h.check().unwrap_err().contains("version"));
+    }
+
+    #[test]
+    fn a_view_going_backwards_is_caught() {
+        let h = History::default();
+        let v = |term| NodeView { term: shardmeta::core::Term(term), ..Default::default() };
+        h.view("a", v(5));
+        h.node_died("a", 10);
+        h.view("a", v(3)); // a new process starts afresh
+        assert!(h.check().is_ok());
+        h.view("a", v(2));
+        assert!(h.check().unwrap_err().contains("S3"));
+    }
+}

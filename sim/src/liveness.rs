@@ -1,0 +1,169 @@
+//! The checks after the heal: a meta leader serves (L1), every shard has exactly one live leader
+//! (L2), leader counts balance and then stay quiet (L3), what the leader serves equals what
+//! storage holds (S6), and every acknowledged create and drop shows in the listing (S2).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use shardmeta::core::model::ClusterCatalog;
+use shardmeta::core::NodeId;
+use shardmeta::proto;
+
+use crate::cluster::{CLOCK_DRIFT_MS, ELECTION_TTL_MS, LEASE_MS};
+use crate::frontend::header;
+use crate::history::now_ms;
+use crate::Sim;
+
+const POLL: Duration = Duration::from_millis(200);
+/// How long the cluster must stay without a topology change once balanced (L3).
+pub const QUIET: Duration = Duration::from_secs(10);
+
+/// What the leader lists, in the terms storage uses: per shard (leader, followers, version),
+/// and per table (name, shard).
+type Served = (Vec<(String, Vec<String>, u64)>, BTreeMap<u64, (String, u32)>);
+
+fn stored(c: &ClusterCatalog) -> Served {
+    let name = |id: u32| c.node(NodeId(id)).name.clone();
+    let shards = c
+        .shards
+        .iter()
+        .map(|s| {
+            let mut followers: Vec<String> = s.followers.iter().map(|&f| name(f)).collect();
+            followers.sort();
+            (s.leader.map(name).unwrap_or_default(), followers, s.version)
+        })
+        .collect();
+    let tables = c.tables.iter().map(|(id, t)| (id.0, (t.name.clone(), t.shard))).collect();
+    (shards, tables)
+}
+
+impl Sim {
+    async fn served(&self) -> Option<Served> {
+        self.with_meta(|mut m| async move {
+            let shards = m.call(|mut c| async move { c.list_shards(proto::ListShardsRequest { header: header() }).await }).await.ok()?;
+            let tables = m.call(|mut c| async move { c.list_tables(proto::ListTablesRequest { header: header(), schema: String::new() }).await }).await.ok()?;
+            let shards = shards
+                .shards
+                .into_iter()
+                .map(|s| {
+                    let mut followers = s.followers;
+                    followers.sort();
+                    (s.leader, followers, s.version)
+                })
+                .collect();
+            Some((shards, tables.tables.into_iter().map(|t| (t.id, (t.name, t.shard))).collect()))
+        })
+        .await
+    }
+
+    fn catalog(&self) -> Option<ClusterCatalog> {
+        self.audit.lock().expect("audit lock").catalog.clone()
+    }
+
+    /// Polls `ok` until it holds or `within` passes; panics with `what` then.
+    async fn eventually(&self, within: Duration, what: &str, mut ok: impl FnMut(&Sim) -> bool) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !ok(self) {
+            if tokio::time::Instant::now() > deadline {
+                panic!("{what} did not happen within {within:?} of the heal");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Every shard's stored leader is a live node that leads it by its own lease, and no one
+    /// else does.
+    pub fn every_shard_led_once(&self) -> bool {
+        let Some(c) = self.catalog() else { return false };
+        let mut led: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+        for n in &self.nodes {
+            for s in n.view.leading() {
+                led.entry(s.0).or_default().push(&n.view.name);
+            }
+        }
+        c.shards.iter().all(|s| {
+            let leader = s.leader.map(|l| c.node(NodeId(l)).name.as_str());
+            leader.is_some() && led.get(&s.id).is_some_and(|who| who.len() == 1 && Some(who[0]) == leader)
+        })
+    }
+
+    /// Leader counts of live, placeable nodes differ by at most one.
+    pub fn balanced(&self) -> bool {
+        let Some(c) = self.catalog() else { return false };
+        let mut counts: BTreeMap<&str, u32> = self.nodes.iter().filter(|n| n.is_up()).map(|n| (n.view.name.as_str(), 0)).collect();
+        for s in &c.shards {
+            if let Some(l) = s.leader {
+                if let Some(n) = counts.get_mut(c.node(NodeId(l)).name.as_str()) {
+                    *n += 1;
+                }
+            }
+        }
+        let (min, max) = (counts.values().min().copied().unwrap_or(0), counts.values().max().copied().unwrap_or(0));
+        max <= min + 1
+    }
+
+    /// Balanced, with no transfer under way and every follower slot filled that live nodes
+    /// can fill: nothing is left for the scheduler to do.
+    pub fn settled(&self) -> bool {
+        let Some(c) = self.catalog() else { return false };
+        let live = self.nodes.iter().filter(|n| n.is_up()).count();
+        let want = (c.record.followers_per_shard as usize).min(live.saturating_sub(1));
+        self.balanced() && c.shards.iter().all(|s| s.transfer.is_none() && s.followers.len() == want)
+    }
+
+    /// L1, L2, S6 and S2 after the heal; L3 too when `balance`.
+    pub async fn assert_live(&self, balance: bool) {
+        self.heal_network();
+        let election = Duration::from_millis(3 * ELECTION_TTL_MS);
+        let leader_deadline = tokio::time::Instant::now() + election;
+        while self.served().await.is_none() {
+            assert!(tokio::time::Instant::now() < leader_deadline, "L1: no meta leader serves within {election:?} of the heal");
+        }
+        let failover = Duration::from_millis(3 * (LEASE_MS + CLOCK_DRIFT_MS) + 2 * ELECTION_TTL_MS);
+        self.eventually(failover, "L2: every shard led by exactly one live node", Sim::every_shard_led_once).await;
+        if balance {
+            self.eventually(Duration::from_secs(120), "L3: leader counts within one of each other, nothing left to move", Sim::settled).await;
+            let quiet_from = now_ms();
+            tokio::time::sleep(QUIET).await;
+            let a = self.audit.lock().expect("audit lock").clone();
+            assert!(a.last_change <= quiet_from, "L3: the topology changed {} ms into the quiet window: {}", a.last_change - quiet_from, a.last_change_what);
+        }
+        self.assert_restart_equivalent().await;
+        self.assert_safe();
+    }
+
+    /// The catalog from a storage read that started after now.
+    async fn fresh_catalog(&self) -> Option<ClusterCatalog> {
+        let asked = now_ms();
+        // A lossy link makes madsim retransmit with a backoff of up to 10 s.
+        for _ in 0..600 {
+            tokio::time::sleep(crate::auditor::AUDIT_EVERY).await;
+            let a = self.audit.lock().expect("audit lock").clone();
+            if a.read_at > asked + crate::auditor::AUDIT_EVERY.as_millis() as u64 {
+                return a.catalog;
+            }
+        }
+        panic!("the storage auditor has not read etcd for {} ms", now_ms() - asked);
+    }
+
+    /// S6 through the API: the leader serves exactly what storage holds (compared when nothing
+    /// is moving: two equal fresh storage reads around the listing).
+    async fn assert_restart_equivalent(&self) {
+        let mut last = None;
+        for _ in 0..20 {
+            let before = self.fresh_catalog().await.map(|c| stored(&c));
+            let served = self.served().await;
+            let after = self.fresh_catalog().await.map(|c| stored(&c));
+            if before.is_some() && before == after {
+                if served == before {
+                    return;
+                }
+                last = Some((served, before));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let (served, stored) = last.expect("S6: storage never held still long enough to compare");
+        let a = self.audit.lock().expect("audit lock").clone();
+        panic!("S6 RestartEquivalence violated: the leader serves {served:?} but storage holds {stored:?} (storage read {} times, last {} ms ago)", a.reads, now_ms() - a.read_at);
+    }
+}
