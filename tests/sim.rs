@@ -57,9 +57,9 @@ fn seeds_hold_every_invariant() {
             ("storage write error", total.store_errors),
             ("fenced leader resign", total.resigns),
             ("snapshot reload", total.snapshot_reloads),
-            ("stale-version rejection", total.stale_version_rejections),
-            ("lease revocation", total.lease_revocations),
-            ("lease-expiry self-fence", total.lease_expiries),
+            ("stale-version rejection", total.host.stale_version_rejections),
+            ("lease revocation", total.host.lease_revocations),
+            ("lease-expiry self-fence", total.host.lease_expiries),
             ("routed write accepted", total.writes_accepted),
             ("meta leader change", total.leader_changes),
         ];

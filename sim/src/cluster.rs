@@ -147,17 +147,9 @@ impl DataNodeView {
 
     /// Protective paths taken over every lifetime.
     pub fn counters(&self) -> HostCounters {
-        let now = self.host.lock().expect("host lock").counters;
-        add_counters(*self.retired.lock().expect("counters lock"), now)
-    }
-}
-
-pub fn add_counters(a: HostCounters, b: HostCounters) -> HostCounters {
-    HostCounters {
-        stale_term_rejections: a.stale_term_rejections + b.stale_term_rejections,
-        stale_version_rejections: a.stale_version_rejections + b.stale_version_rejections,
-        lease_revocations: a.lease_revocations + b.lease_revocations,
-        lease_expiries: a.lease_expiries + b.lease_expiries,
+        let mut all = *self.retired.lock().expect("counters lock");
+        all.add(&self.host.lock().expect("host lock").counters);
+        all
     }
 }
 
@@ -181,8 +173,7 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, history: &Histor
                 let host = view.host.clone();
                 {
                     let mut h = host.lock().expect("host lock");
-                    let mut retired = view.retired.lock().expect("counters lock");
-                    *retired = add_counters(*retired, h.counters);
+                    view.retired.lock().expect("counters lock").add(&h.counters);
                     *h = ShardHost::new();
                 }
                 let clock = NodeClock::start();

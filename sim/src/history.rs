@@ -174,15 +174,6 @@ impl History {
         h.in_doubt.union(&h.dropped).copied().collect()
     }
 
-    pub fn tables_acked(&self) -> (usize, usize) {
-        let h = self.lock();
-        (h.created.len(), h.dropped.len())
-    }
-
-    pub fn writes_accepted(&self) -> usize {
-        self.lock().writes.values().map(Vec::len).sum()
-    }
-
     pub fn trace_hash(&self) -> (u64, u64) {
         let h = self.lock();
         (h.trace.clone().finish(), h.events)

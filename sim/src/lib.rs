@@ -55,7 +55,7 @@ impl Coverage {
             *self.faults.entry(k).or_default() += v;
         }
         self.moves.add(&o.moves);
-        self.host = add_counters(self.host, o.host);
+        self.host.add(&o.host);
         for (a, b) in self.log.counts.iter_mut().zip(o.log.counts) {
             *a += b;
         }
@@ -273,7 +273,10 @@ impl Sim {
         let coverage = Coverage {
             faults: self.faults.clone(),
             moves: audit.moves,
-            host: self.nodes.iter().map(|n| n.view.counters()).fold(HostCounters::default(), add_counters),
+            host: self.nodes.iter().fold(HostCounters::default(), |mut sum, n| {
+                sum.add(&n.view.counters());
+                sum
+            }),
             log: self.capture.take(),
             frontend: *self.frontend_stats.lock().expect("stats lock"),
             storage_reads: audit.reads,

@@ -37,6 +37,16 @@ pub struct HostCounters {
     pub lease_expiries: u64,
 }
 
+impl HostCounters {
+    /// Adds `other`'s counts, for sums over node lifetimes or whole runs.
+    pub fn add(&mut self, other: &HostCounters) {
+        self.stale_term_rejections += other.stale_term_rejections;
+        self.stale_version_rejections += other.stale_version_rejections;
+        self.lease_revocations += other.lease_revocations;
+        self.lease_expiries += other.lease_expiries;
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ShardHost {
     shards: BTreeMap<ShardId, HostedShard>,

@@ -21,6 +21,7 @@ use std::fmt;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardmeta::check::{self, LeaderMoves, Violation};
+use shardmeta::client::HostCounters;
 use shardmeta::core::model::{Catalog, Topology};
 use shardmeta::core::*;
 
@@ -57,10 +58,7 @@ pub struct Coverage {
     pub store_errors: u64,
     pub resigns: u64,
     pub snapshot_reloads: u64,
-    pub stale_term_rejections: u64,
-    pub stale_version_rejections: u64,
-    pub lease_revocations: u64,
-    pub lease_expiries: u64,
+    pub host: HostCounters,
     pub writes_accepted: u64,
     pub writes_rejected: u64,
     pub tables_acked: u64,
@@ -73,10 +71,7 @@ impl Coverage {
         self.store_errors += o.store_errors;
         self.resigns += o.resigns;
         self.snapshot_reloads += o.snapshot_reloads;
-        self.stale_term_rejections += o.stale_term_rejections;
-        self.stale_version_rejections += o.stale_version_rejections;
-        self.lease_revocations += o.lease_revocations;
-        self.lease_expiries += o.lease_expiries;
+        self.host.add(&o.host);
         self.writes_accepted += o.writes_accepted;
         self.writes_rejected += o.writes_rejected;
         self.tables_acked += o.tables_acked;
@@ -320,10 +315,7 @@ impl World {
         self.check_liveness()?;
         let mut coverage = self.coverage;
         for n in &self.nodes {
-            coverage.stale_term_rejections += n.host.counters.stale_term_rejections;
-            coverage.stale_version_rejections += n.host.counters.stale_version_rejections;
-            coverage.lease_revocations += n.host.counters.lease_revocations;
-            coverage.lease_expiries += n.host.counters.lease_expiries;
+            coverage.host.add(&n.host.counters);
         }
         coverage.writes_accepted = self.client.writes_accepted;
         coverage.writes_rejected = self.client.writes_rejected;
