@@ -190,6 +190,10 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn drain_node(&self, _: Request<proto::DrainNodeRequest>) -> Result<Response<proto::DrainNodeResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn list_shards(&self, _: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
         only_heartbeats()
     }

@@ -1,165 +1,13 @@
-//! Tier-1 tests: one input, the exact outputs. A small harness stands in for the driver with
-//! an in-memory store that applies every batch.
+//! Tier-1 tests: one input, the exact outputs.
+
+mod harness;
 
 use std::collections::BTreeMap;
 
-use shardmeta::client::ShardHost;
+use harness::*;
 use shardmeta::core::model::Topology;
-use shardmeta::core::storage::{Op, WriteResult, FENCE_KEY};
+use shardmeta::core::storage::{WriteResult, FENCE_KEY};
 use shardmeta::core::*;
-
-const LEASE: u64 = 10_000;
-
-struct Harness {
-    core: MetaCore,
-    now: Instant,
-    store: BTreeMap<String, Vec<u8>>,
-    next_request: u64,
-}
-
-impl Harness {
-    fn follower() -> Harness {
-        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), next_request: 0 }
-    }
-
-    fn leader() -> Harness {
-        let mut h = Harness::follower();
-        h.core.handle_leadership(h.now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: vec![] }).unwrap();
-        h
-    }
-
-    fn outputs(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.core.poll_output()).collect()
-    }
-
-    fn request(&mut self, req: Request) -> RequestId {
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
-        self.core.handle_request(self.now, id, &req);
-        id
-    }
-
-    /// Lands every batch the core writes, until it writes no more; returns the other outputs.
-    fn settle(&mut self) -> Vec<Output> {
-        let mut others = Vec::new();
-        loop {
-            let outs = self.outputs();
-            if outs.is_empty() {
-                return others;
-            }
-            for o in outs {
-                match o {
-                    Output::Persist(b) => {
-                        assert_eq!(self.store.get(FENCE_KEY), b.expected_fence.as_ref(), "the chain is kept");
-                        for op in &b.ops {
-                            match op {
-                                Op::Put { key, value } => self.store.insert(key.clone(), value.clone()),
-                                Op::Delete { key } => self.store.remove(key),
-                            };
-                        }
-                        self.store.insert(FENCE_KEY.into(), b.fence.clone());
-                        self.core.handle_write_result(self.now, b.id, WriteResult::Ok);
-                    }
-                    other => others.push(other),
-                }
-            }
-        }
-    }
-
-    fn advance(&mut self, ms: u64) {
-        self.now = self.now + Duration(ms);
-        self.core.handle_timeout(self.now);
-    }
-
-    fn create_cluster(&mut self, shards: u32, followers: u32) {
-        let spec = ClusterSpec { name: "c".into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 2 };
-        self.request(Request::CreateCluster(spec));
-        let replies = self.settle();
-        assert!(matches!(replies[..], [Output::Reply { result: Ok(Response::Cluster(_)), .. }]), "{replies:?}");
-    }
-
-    fn create_table(&mut self, name: &str, if_not_exists: bool) -> Result<Response, MetaError> {
-        let id = self.request(Request::CreateTable(CreateTable {
-            cluster: "c".into(),
-            schema: "public".into(),
-            name: name.into(),
-            encoded_schema: vec![1, 2, 3],
-            options: BTreeMap::new(),
-            if_not_exists,
-            partition: None,
-        }));
-        let outs = self.settle();
-        outs.into_iter()
-            .find_map(|o| match o {
-                Output::Reply { request, result } if request == id => Some(result),
-                _ => None,
-            })
-            .expect("every request is answered")
-    }
-}
-
-/// A data node in the harness: the real ShardHost, answering at the harness clock.
-struct Node {
-    name: String,
-    host: ShardHost,
-    session: SessionId,
-}
-
-impl Node {
-    fn new(i: u64) -> Node {
-        Node { name: format!("n{i}"), host: ShardHost::new(), session: SessionId(i) }
-    }
-
-    fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
-        let (seq, shards) = self.host.heartbeat(h.now, |_| 0.0);
-        let hb = Heartbeat {
-            cluster: "c".into(),
-            node: self.name.clone(),
-            endpoint: format!("{}:1", self.name),
-            zone: String::new(),
-            incarnation: 1,
-            seq,
-            stats: NodeStats::default(),
-            shards,
-        };
-        h.core.handle_heartbeat(h.now, self.session, &hb)
-    }
-
-    fn receive(&mut self, outs: &[Output]) {
-        for o in outs {
-            if let Output::ToNode { session, message } = o {
-                if *session == self.session {
-                    self.host.on_message(message);
-                }
-            }
-        }
-    }
-}
-
-/// A leader with a cluster of `shards` shards on two nodes that lead them all under lease.
-fn steady_cluster(shards: u32) -> (Harness, Vec<Node>) {
-    steady_cluster_with(shards, 0)
-}
-
-fn steady_cluster_with(shards: u32, followers: u32) -> (Harness, Vec<Node>) {
-    let mut h = Harness::leader();
-    h.create_cluster(shards, followers);
-    let mut nodes = vec![Node::new(1), Node::new(2)];
-    for _ in 0..4 {
-        for i in 0..nodes.len() {
-            nodes[i].heartbeat(&mut h).unwrap();
-            let outs = h.settle();
-            nodes.iter_mut().for_each(|n| n.receive(&outs));
-        }
-        h.advance(600);
-        let outs = h.settle();
-        nodes.iter_mut().for_each(|n| n.receive(&outs));
-    }
-    for s in 0..shards {
-        assert_eq!(nodes.iter().filter(|n| n.host.is_leading(ShardId(s), h.now)).count(), 1, "shard {s} has one leader");
-    }
-    (h, nodes)
-}
 
 #[test]
 fn follower_refuses_requests_and_heartbeats_as_not_leader() {
@@ -371,14 +219,6 @@ fn promotion_sends_a_role_change_not_the_table_set() {
     assert!(!commands.iter().any(|c| matches!(c.kind, CommandKind::Open { .. })), "the follower kept its tables: {commands:?}");
     for s in led_by_1 {
         assert!(nodes[0].host.is_leading(s, h.now), "shard {s} promoted on node 0");
-    }
-}
-
-fn shard_statuses(h: &mut Harness) -> Vec<ShardInfo> {
-    let id = h.request(Request::ListShards { cluster: "c".into() });
-    match h.outputs().into_iter().next() {
-        Some(Output::Reply { request, result: Ok(Response::Shards(s)) }) if request == id => s,
-        other => panic!("{other:?}"),
     }
 }
 

@@ -68,6 +68,9 @@ async fn bad_requests_get_clear_statuses_and_write_nothing() {
     let status = c.create_table(oversized).await.expect_err("over the message limit");
     assert!(matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange | Code::Internal), "{status:?}");
 
+    let drain = |node: &str| proto::DrainNodeRequest { header: header("default"), node: node.into(), cancel: false };
+    expect(c.drain_node(drain("ghost")).await, Code::NotFound, "node \"ghost\"");
+
     // Heartbeats: an unknown cluster, then a node reporting a shard the cluster does not have.
     let hb = |cluster: &str, shard: u32, role: i32| proto::HeartbeatRequest {
         header: header(cluster),

@@ -62,6 +62,7 @@ fn seeds_hold_every_invariant() {
             ("lease-expiry self-fence", total.host.lease_expiries),
             ("routed write accepted", total.writes_accepted),
             ("meta leader change", total.leader_changes),
+            ("node drained", total.nodes_drained),
         ];
         let missing: Vec<&str> = paths.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
         assert!(missing.is_empty(), "the seeds never exercised: {missing:?}");

@@ -1,7 +1,7 @@
 //! `demo`: the main job in one command. Starts a meta-server on its embedded store and three
 //! node-agents (the sibling binaries) on free loopback ports in a temporary directory, creates
-//! tables, shows shards and routes, kills one node-agent and shows the failover, then stops
-//! everything. Build the binaries first: `cargo build --release --bins`.
+//! tables, shows shards and routes, kills one node-agent and shows the failover, drains another
+//! and stops it once it holds nothing, then stops everything. Build the binaries first: `cargo build --release --bins`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,6 +52,11 @@ fn header() -> Option<RequestHeader> {
 
 async fn shards(meta: &mut MetaClient) -> Result<Vec<proto::ShardInfo>, Status> {
     Ok(meta.call(|mut c| async move { c.list_shards(proto::ListShardsRequest { header: header() }).await }).await?.shards)
+}
+
+async fn drained(meta: &mut MetaClient, node: &str) -> Result<bool, Status> {
+    let nodes = meta.call(|mut c| async move { c.list_nodes(proto::ListNodesRequest { header: header() }).await }).await?.nodes;
+    Ok(nodes.iter().any(|n| n.name == node && n.draining && n.replicas == 0))
 }
 
 fn print_shards(shards: &[proto::ShardInfo]) {
@@ -125,6 +130,20 @@ async fn run(dir: &Path) -> Result<(), Status> {
     print_shards(&shards(&mut meta).await?);
     println!("\nroutes now:");
     show_routes(&mut meta, &tables).await?;
+
+    println!("\ndraining n2: its shards move to n3 by transfer, without waiting out a lease");
+    let req = proto::DrainNodeRequest { header: header(), node: "n2".into(), cancel: false };
+    meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;
+    let draining = Instant::now();
+    while !drained(&mut meta, "n2").await? || shards(&mut meta).await?.iter().any(|s| s.status != proto::ShardStatus::Ready as i32) {
+        if draining.elapsed() > Duration::from_secs(20) {
+            return Err(Status::deadline_exceeded("the drain did not finish within 20 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("n2 holds nothing {:.1?} after the drain began; stopping it changes nothing:", draining.elapsed());
+    drop(nodes.remove(0));
+    print_shards(&shards(&mut meta).await?);
     println!("\nstopping everything");
     Ok(())
 }

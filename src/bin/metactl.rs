@@ -51,7 +51,7 @@ enum Command {
         tables: Vec<String>,
     },
     #[command(subcommand)]
-    Node(ListCmd),
+    Node(NodeCmd),
     #[command(subcommand)]
     Shard(ListCmd),
     /// The current meta leader.
@@ -107,6 +107,19 @@ enum TableCmd {
 }
 
 #[derive(Subcommand)]
+enum NodeCmd {
+    List,
+    /// Move every replica off a node and place nothing new on it. Once `node list` shows it
+    /// with no replicas, it can be stopped.
+    Drain {
+        name: String,
+        /// End the drain: the node takes replicas again.
+        #[arg(long)]
+        cancel: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ListCmd {
     List,
 }
@@ -124,6 +137,12 @@ fn shard_status(s: i32) -> &'static str {
         proto::ShardStatus::Offline => "offline",
         proto::ShardStatus::Unspecified => "unknown",
     }
+}
+
+fn node_json(n: &proto::NodeInfo) -> Value {
+    let state = if n.state == proto::NodeState::Online as i32 { "online" } else { "offline" };
+    json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state,
+           "shards": n.shards, "replicas": n.replicas, "draining": n.draining})
 }
 
 fn cluster_json(c: &proto::ClusterInfo) -> Value {
@@ -199,18 +218,15 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                     .collect(),
             )
         }
-        Command::Node(ListCmd::List) => {
+        Command::Node(NodeCmd::List) => {
             let req = proto::ListNodesRequest { header: header(cluster) };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.list_nodes(req).await } }).await?;
-            Value::Array(
-                r.nodes
-                    .iter()
-                    .map(|n| {
-                        let state = if n.state == proto::NodeState::Online as i32 { "online" } else { "offline" };
-                        json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state, "shards": n.shards})
-                    })
-                    .collect(),
-            )
+            Value::Array(r.nodes.iter().map(node_json).collect())
+        }
+        Command::Node(NodeCmd::Drain { name, cancel }) => {
+            let req = proto::DrainNodeRequest { header: header(cluster), node: name.clone(), cancel: *cancel };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;
+            r.node.as_ref().map_or(Value::Null, node_json)
         }
         Command::Shard(ListCmd::List) => {
             let req = proto::ListShardsRequest { header: header(cluster) };

@@ -94,6 +94,8 @@ pub enum Request {
     DropTable { cluster: String, schema: String, name: String },
     RouteTables { cluster: String, schema: String, tables: Vec<String> },
     ListNodes { cluster: String },
+    /// Moves every replica off the node and places nothing new on it; `cancel` ends that.
+    DrainNode { cluster: String, node: String, cancel: bool },
     ListShards { cluster: String },
     /// `schema: None` lists every schema.
     ListTables { cluster: String, schema: Option<String> },

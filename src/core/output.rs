@@ -77,6 +77,8 @@ pub enum Response {
     TableDropped { id: TableId },
     Routes { epoch: Epoch, routes: Vec<TableRoute> },
     Nodes(Vec<NodeInfo>),
+    /// A node after a drain or its cancellation.
+    Node(NodeInfo),
     Shards(Vec<ShardInfo>),
     Tables(Vec<TableInfo>),
 }
@@ -140,8 +142,12 @@ pub struct NodeInfo {
     pub endpoint: String,
     pub zone: String,
     pub state: NodeState,
+    /// The node is being drained (or is drained): it takes no new replicas.
+    pub draining: bool,
     /// Leader shards on the node.
     pub shards: u32,
+    /// Replicas (leader or follower) on the node; a drained node has none.
+    pub replicas: u32,
     pub stats: super::input::NodeStats,
 }
 

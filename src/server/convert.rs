@@ -195,6 +195,8 @@ pub fn node_info(n: &NodeInfo) -> proto::NodeInfo {
             NodeState::Offline => proto::NodeState::Offline as i32,
         },
         shards: n.shards,
+        draining: n.draining,
+        replicas: n.replicas,
         stats: Some(proto::NodeStats {
             cpu: s.cpu,
             load: s.load,

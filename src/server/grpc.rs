@@ -255,6 +255,19 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn drain_node(&self, request: Request<proto::DrainNodeRequest>) -> Result<Response<proto::DrainNodeResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::DrainNode { cluster: convert::cluster_name(&m.header)?, node: m.node, cancel: m.cancel }),
+            |r| match r {
+                core::Response::Node(n) => proto::DrainNodeResponse { node: Some(convert::node_info(&n)) },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.drain_node(r).await }),
+        )
+        .await
+    }
+
     async fn list_shards(&self, request: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
         self.unary(
             request,

@@ -63,6 +63,8 @@ pub struct Coverage {
     pub writes_rejected: u64,
     pub tables_acked: u64,
     pub leader_changes: u64,
+    /// Nodes drained empty by the end of a run.
+    pub nodes_drained: u64,
 }
 
 impl Coverage {
@@ -76,6 +78,7 @@ impl Coverage {
         self.writes_rejected += o.writes_rejected;
         self.tables_acked += o.tables_acked;
         self.leader_changes += o.leader_changes;
+        self.nodes_drained += o.nodes_drained;
     }
 }
 
@@ -111,6 +114,8 @@ enum Fault {
     Cut(Addr, Addr, bool),
     Mend(Addr, Addr),
     AddNode,
+    /// The operator drains a node (or cancels its drain).
+    Drain(usize, bool),
     Heal,
 }
 
@@ -259,6 +264,14 @@ impl World {
             let d = 1_000 + self.rand(15_000);
             self.schedule_at(at + Duration(d), Event::Fault(Fault::Mend(meta, other)));
         }
+        if self.mix.drains {
+            let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
+            self.schedule_at(at, Event::Fault(Fault::Drain(i, false)));
+            if self.rng.next_u64().is_multiple_of(2) {
+                let d = 2_000 + self.rand(10_000);
+                self.schedule_at(at + Duration(d), Event::Fault(Fault::Drain(i, true)));
+            }
+        }
     }
 
     /// A number in `0..n` from the world's seeded generator.
@@ -320,6 +333,7 @@ impl World {
         coverage.writes_accepted = self.client.writes_accepted;
         coverage.writes_rejected = self.client.writes_rejected;
         coverage.tables_acked = self.client.acks.created.len() as u64;
+        coverage.nodes_drained = self.durable.clusters.get(&CLUSTER_ID).map_or(0, |c| c.nodes.iter().filter(|n| n.draining).count() as u64);
         Ok(Report { trace_hash: self.trace, events: self.events, coverage })
     }
 
@@ -672,6 +686,10 @@ impl World {
                 self.net.blocked.remove(&(b, a));
             }
             Fault::AddNode => self.add_node(),
+            Fault::Drain(i, cancel) => {
+                let node = self.nodes[i].name.clone();
+                self.client.operate(Request::DrainNode { cluster: CLUSTER.into(), node, cancel });
+            }
             Fault::Heal => {
                 self.net.heal();
                 self.store.error_per_mille = 0;
@@ -816,13 +834,17 @@ impl World {
         if !self.all_shards_led() {
             return Err(self.fail("L2: not every shard has a live leader at the end".into(), None));
         }
-        // L3: balanced within one leader shard per node, then quiet.
+        // L3: draining nodes drained, the others balanced within one leader shard, then quiet.
         let c = &self.durable.clusters[&CLUSTER_ID];
+        if let Some((n, held)) = c.nodes.iter().zip(&c.node_shards).find(|(n, held)| n.draining && !held.is_empty()) {
+            return Err(self.fail(format!("L3: draining node {} still holds shards {held:?}", n.name), None));
+        }
         if self.mix.topology == Topology::Dynamic {
             let mut counts = vec![0u32; c.nodes.len()];
             for s in &c.shards {
                 counts[s.leader.expect("all led") as usize] += 1;
             }
+            let counts: Vec<u32> = counts.into_iter().zip(&c.nodes).filter(|(_, n)| !n.draining).map(|(k, _)| k).collect();
             let (lo, hi) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
             if hi > lo + 1 {
                 return Err(self.fail(format!("L3: leader shards per node {counts:?} are not within one of each other"), None));

@@ -1,7 +1,7 @@
 //! The workload: a client that creates the cluster, then issues DDL and routed writes, and
 //! records every acknowledgement it gets (the history the durability check holds meta to).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
@@ -18,6 +18,8 @@ pub struct Client {
     pub meta: usize,
     next_id: u64,
     pub outstanding: BTreeMap<RequestId, (Request, Instant)>,
+    /// Operator requests, sent before anything else and again until meta answers them.
+    operator: VecDeque<Request>,
     /// Acknowledged creates and drops whose effect is certain: what S2 holds meta to.
     pub acks: AckLog,
     /// Acknowledged creates that a drop with unknown outcome may have removed, by that drop.
@@ -43,6 +45,7 @@ impl Client {
             meta: 0,
             next_id: 1,
             outstanding: BTreeMap::new(),
+            operator: VecDeque::new(),
             acks: AckLog::default(),
             contested: BTreeMap::new(),
             subs: BTreeMap::new(),
@@ -68,7 +71,9 @@ impl Client {
         // A request given up on keeps whatever it contested: its outcome is unknown for ever.
         let stale: Vec<RequestId> = self.outstanding.iter().filter(|(_, (_, t))| now > *t + give_up_after).map(|(id, _)| *id).collect();
         for id in stale {
-            self.outstanding.remove(&id);
+            if let Some((req @ Request::DrainNode { .. }, _)) = self.outstanding.remove(&id) {
+                self.operator.push_back(req);
+            }
             self.timeouts += 1;
             self.meta = (self.meta + 1) % metas;
         }
@@ -80,6 +85,9 @@ impl Client {
                 return None;
             }
             return Some(self.request(now, Request::CreateCluster(spec.clone())));
+        }
+        if let Some(req) = self.operator.pop_front() {
+            return Some(self.request(now, req));
         }
         let name = format!("t{}", rng.next_u64() % TABLE_NAMES);
         let roll = rng.next_u64() % 10;
@@ -102,6 +110,11 @@ impl Client {
             _ => Request::RouteTables { cluster: CLUSTER.into(), schema: "public".into(), tables: vec![name] },
         };
         Some(self.request(now, req))
+    }
+
+    /// Queues an operator request.
+    pub fn operate(&mut self, req: Request) {
+        self.operator.push_back(req);
     }
 
     /// A drop of `name` is on its way: until its outcome is known, the acknowledged creates of
@@ -142,6 +155,14 @@ impl Client {
             }
         }
         match (req, result) {
+            // Refused for good (a static cluster, too few nodes left) or done; anything else is retried.
+            (Request::DrainNode { .. }, Ok(_) | Err(MetaError::FailedPrecondition(_) | MetaError::NotFound(_))) => {}
+            (req @ Request::DrainNode { .. }, Err(e)) => {
+                self.operator.push_back(req);
+                if e == MetaError::NotLeader {
+                    self.meta = (self.meta + 1) % metas;
+                }
+            }
             (Request::CreateCluster(_), Ok(Response::Cluster(info))) => {
                 assert_eq!(info.id, CLUSTER_ID, "the simulation creates one cluster");
                 self.cluster_ready = true;

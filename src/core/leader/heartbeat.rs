@@ -158,7 +158,7 @@ impl Leader {
                 )));
             }
             rt.registering.insert(hb.node.clone());
-            let record = NodeRecord { id: id as u32, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone() };
+            let record = NodeRecord { id: id as u32, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining: false };
             let mut change = Change::new(cid);
             change.mutations.push(Mutation::PutNode(cid, record));
             self.writes.queue(change);
@@ -178,12 +178,13 @@ impl Leader {
     /// A known node came back with a new endpoint or zone.
     fn update_node(&mut self, ctx: &mut Ctx, cid: ClusterId, node: NodeId, hb: &Heartbeat) -> Result<(), MetaError> {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
+        let draining = self.catalog.clusters[&cid].node(node).draining;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if rt.registering.contains(&hb.node) || self.writes.recovering {
+        if rt.updating.contains(&node) || self.writes.recovering {
             return Ok(());
         }
-        rt.registering.insert(hb.node.clone());
-        let record = NodeRecord { id: node.0, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone() };
+        rt.updating.insert(node);
+        let record = NodeRecord { id: node.0, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));
         self.writes.queue(change);

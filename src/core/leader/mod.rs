@@ -198,9 +198,11 @@ impl Leader {
             }
             Mutation::PutNode(_, n) => {
                 rt.registering.remove(&n.name);
+                rt.updating.remove(&NodeId(n.id));
                 if n.id as usize == rt.nodes.len() {
                     rt.add_node(NodeId(n.id), ctx.now);
                 }
+                rt.set_draining(NodeId(n.id), n.draining);
             }
             Mutation::PutTable(_, t) => {
                 let waiters = rt.creating.remove(&(SchemaId(t.schema), t.name.clone())).unwrap_or_default();

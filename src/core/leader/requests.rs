@@ -11,7 +11,7 @@ use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::input::{ClusterSpec, CreateTable, Request};
 use crate::core::model::*;
-use crate::core::output::{Response, TableInfo};
+use crate::core::output::{NodeInfo, Response, TableInfo};
 use crate::core::storage::Mutation;
 use crate::core::validate;
 
@@ -60,6 +60,7 @@ impl Leader {
                 let (c, rt) = self.cluster(cluster)?;
                 reply(Response::Nodes(views::nodes(c, rt)))
             }
+            Request::DrainNode { cluster, node, cancel } => self.drain_node(ctx, id, cluster, node, *cancel),
             Request::ListShards { cluster } => {
                 let (c, rt) = self.cluster(cluster)?;
                 reply(Response::Shards(views::shards(c, rt)))
@@ -270,6 +271,57 @@ impl Leader {
         stage_version_bumps(rt, c, &mut change);
         self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
     }
+}
+
+impl Leader {
+    /// Marks a node draining (or no longer draining). The mark joins the intent at once, so
+    /// placement avoids the node before the record lands; the planner then moves its replicas.
+    fn drain_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str, cancel: bool) -> MetaResult<Handled> {
+        let c = self.catalog.cluster_by_name(cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {cluster:?}")))?;
+        let cid = c.id();
+        if !cancel && c.record.topology() == Topology::Static {
+            return Err(MetaError::FailedPrecondition(format!(
+                "cluster {cluster:?} is static: its shards stay on their nodes, so none can be drained"
+            )));
+        }
+        let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        if rt.updating.contains(&nid) {
+            return Err(MetaError::Unavailable(format!("node {node:?} has a change being written; retry")));
+        }
+        let draining = !cancel;
+        if c.node(nid).draining == draining {
+            return Ok(Handled::Reply(Response::Node(views::node_info(c, rt, nid))));
+        }
+        if draining {
+            check_drain(c, rt, nid)?;
+        }
+        self.check_backlog(ctx)?;
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        rt.updating.insert(nid);
+        rt.set_draining(nid, draining);
+        let record = NodeRecord { draining, ..c.node(nid).clone() };
+        let info = NodeInfo { draining, ..views::node_info(c, rt, nid) };
+        let mut change = Change::new(cid);
+        change.mutations.push(Mutation::PutNode(cid, record));
+        self.queue_reply(ctx, id, change, Response::Node(info))
+    }
+}
+
+/// A drain must leave enough nodes to hold each shard's replicas on distinct nodes; otherwise
+/// its replicas would have nowhere to go. (`min_nodes` only gates the first assignment.)
+fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaResult<()> {
+    let r = &c.record;
+    let remaining = rt.nodes.iter().enumerate().filter(|(i, n)| *i != node.index() && !n.draining).count();
+    let needed = r.followers_per_shard as usize + 1;
+    if remaining < needed {
+        return Err(MetaError::FailedPrecondition(format!(
+            "draining {:?} would leave {remaining} nodes to hold shards; cluster {:?} needs {needed}",
+            c.node(node).name,
+            r.name
+        )));
+    }
+    Ok(())
 }
 
 /// Every shard a change notifies gets one new version: its table set changed.

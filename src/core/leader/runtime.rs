@@ -22,6 +22,8 @@ pub struct NodeRuntime {
     pub last_seq: u64,
     pub last_heartbeat: Instant,
     pub online: bool,
+    /// Mirrors the node record: the node takes no new replicas.
+    pub draining: bool,
     pub stats: NodeStats,
     /// Intended leader shards on the node.
     pub leaders: u32,
@@ -38,10 +40,16 @@ impl NodeRuntime {
             last_seq: 0,
             last_heartbeat: now,
             online: true,
+            draining: false,
             stats: NodeStats::default(),
             leaders: 0,
             replicas: 0,
         }
+    }
+
+    /// Whether new replicas may go to the node.
+    pub fn placeable(&self) -> bool {
+        self.online && !self.draining
     }
 }
 
@@ -56,7 +64,7 @@ pub struct ShardRuntime {
     pub leader_ready: bool,
 }
 
-/// Online nodes ordered by how loaded they are, for placement.
+/// Placeable nodes (online, not draining) ordered by how loaded they are.
 #[derive(Clone, Debug, Default)]
 pub struct LoadIndex {
     by_leaders: BTreeSet<(u32, u32, NodeId)>,
@@ -74,12 +82,12 @@ impl LoadIndex {
         self.by_replicas.remove(&(n.replicas, id));
     }
 
-    /// Online nodes, fewest leader shards first.
+    /// Placeable nodes, fewest leader shards first.
     pub fn by_leaders(&self) -> impl DoubleEndedIterator<Item = NodeId> + '_ {
         self.by_leaders.iter().map(|&(_, _, id)| id)
     }
 
-    /// Online nodes, fewest replicas first.
+    /// Placeable nodes, fewest replicas first.
     pub fn by_replicas(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.by_replicas.iter().map(|&(_, id)| id)
     }
@@ -110,7 +118,11 @@ pub struct ClusterRuntime {
     pub creating: BTreeMap<(SchemaId, String), Vec<RequestId>>,
     pub dropping: BTreeSet<TableId>,
     pub creating_schemas: BTreeSet<String>,
+    /// New nodes whose registration is being written; they get the next ids in turn.
     pub registering: BTreeSet<String>,
+    /// Known nodes whose record is being written (a new endpoint or zone, a drain): one write
+    /// per node at a time, so that neither overwrites the other.
+    pub updating: BTreeSet<NodeId>,
     /// Intended table count per shard, and the shards ordered by it for placement.
     pub table_counts: Vec<u32>,
     pub placement: BTreeSet<(u32, ShardId)>,
@@ -146,6 +158,7 @@ impl ClusterRuntime {
             dropping: BTreeSet::new(),
             creating_schemas: BTreeSet::new(),
             registering: BTreeSet::new(),
+            updating: BTreeSet::new(),
             table_counts: Vec::new(),
             placement: BTreeSet::new(),
             tables: 0,
@@ -165,6 +178,9 @@ impl ClusterRuntime {
         while self.nodes.len() < cluster.nodes.len() {
             self.nodes.push(NodeRuntime::fresh(now));
         }
+        for (n, record) in self.nodes.iter_mut().zip(&cluster.nodes) {
+            n.draining = record.draining;
+        }
         for s in &mut self.shards {
             s.pending = 0;
         }
@@ -173,6 +189,7 @@ impl ClusterRuntime {
         self.dropping.clear();
         self.creating_schemas.clear();
         self.registering.clear();
+        self.updating.clear();
         for n in &mut self.nodes {
             n.leaders = 0;
             n.replicas = 0;
@@ -202,7 +219,7 @@ impl ClusterRuntime {
     fn rebuild_load_index(&mut self) {
         self.load = LoadIndex::default();
         for (i, n) in self.nodes.iter().enumerate() {
-            if n.online {
+            if n.placeable() {
                 self.load.insert(NodeId(i as u32), n);
             }
         }
@@ -218,17 +235,31 @@ impl ClusterRuntime {
     }
 
     pub fn set_online(&mut self, id: NodeId, online: bool) {
-        let node = &mut self.nodes[id.index()];
-        if node.online == online {
-            return;
+        if self.nodes[id.index()].online != online {
+            self.update_placeable(id, |n| n.online = online);
         }
-        if online {
-            self.deficit_scan_due = true;
-            node.online = true;
-            self.load.insert(id, &self.nodes[id.index()]);
-        } else {
-            self.load.remove(id, node);
-            node.online = false;
+    }
+
+    /// A node record landed with this drain flag.
+    pub fn set_draining(&mut self, id: NodeId, draining: bool) {
+        if self.nodes[id.index()].draining != draining {
+            self.update_placeable(id, |n| n.draining = draining);
+        }
+    }
+
+    /// Changes what decides whether a node is placeable, keeping the load index in step. A node
+    /// that becomes placeable may fill follower slots left empty.
+    fn update_placeable(&mut self, id: NodeId, change: impl FnOnce(&mut NodeRuntime)) {
+        let node = &mut self.nodes[id.index()];
+        let before = node.placeable();
+        change(node);
+        match (before, node.placeable()) {
+            (false, true) => {
+                self.deficit_scan_due = true;
+                self.load.insert(id, &self.nodes[id.index()]);
+            }
+            (true, false) => self.load.remove(id, &self.nodes[id.index()]),
+            _ => {}
         }
     }
 
@@ -291,14 +322,14 @@ impl ClusterRuntime {
 
     fn adjust(&mut self, id: NodeId, leaders: i32, replicas: i32) {
         let node = &mut self.nodes[id.index()];
-        let online = node.online;
-        if online {
+        let indexed = node.placeable();
+        if indexed {
             self.load.remove(id, node);
         }
         let node = &mut self.nodes[id.index()];
         node.replicas = node.replicas.checked_add_signed(replicas).expect("replica count stays in range");
         node.leaders = node.leaders.checked_add_signed(leaders).expect("leader count stays in range");
-        if online {
+        if indexed {
             self.load.insert(id, &self.nodes[id.index()]);
         }
     }

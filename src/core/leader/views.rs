@@ -63,19 +63,21 @@ pub fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult
 }
 
 pub fn nodes(c: &ClusterCatalog, rt: &ClusterRuntime) -> Vec<NodeInfo> {
-    c.nodes
-        .iter()
-        .zip(&rt.nodes)
-        .enumerate()
-        .map(|(i, (n, live))| NodeInfo {
-            name: n.name.clone(),
-            endpoint: n.endpoint.clone(),
-            zone: n.zone.clone(),
-            state: if live.online { NodeState::Online } else { NodeState::Offline },
-            shards: c.node_shards[i].iter().filter(|s| c.shard(**s).leader == Some(i as u32)).count() as u32,
-            stats: live.stats,
-        })
-        .collect()
+    (0..c.nodes.len()).map(|i| node_info(c, rt, NodeId(i as u32))).collect()
+}
+
+pub fn node_info(c: &ClusterCatalog, rt: &ClusterRuntime, id: NodeId) -> NodeInfo {
+    let (n, live, held) = (c.node(id), &rt.nodes[id.index()], &c.node_shards[id.index()]);
+    NodeInfo {
+        name: n.name.clone(),
+        endpoint: n.endpoint.clone(),
+        zone: n.zone.clone(),
+        state: if live.online { NodeState::Online } else { NodeState::Offline },
+        draining: n.draining,
+        shards: held.iter().filter(|s| c.shard(**s).leader == Some(id.0)).count() as u32,
+        replicas: held.len() as u32,
+        stats: live.stats,
+    }
 }
 
 pub fn shard_status(c: &ClusterCatalog, rt: &ClusterRuntime, id: ShardId) -> ShardStatus {

@@ -133,6 +133,10 @@ pub struct NodeRecord {
     pub endpoint: String,
     #[prost(string, tag = "4")]
     pub zone: String,
+    /// The operator is taking the node out: it gets no new replicas, and the ones it has move
+    /// away. Kept across restarts of the node and of meta until the operator cancels it.
+    #[prost(bool, tag = "5")]
+    pub draining: bool,
 }
 
 /// A single counter value (epoch, id ceiling).

@@ -23,8 +23,9 @@ impl Planner<'_> {
             }
             let rec = self.intended(shard);
             let t = rec.transfer.expect("indexed as a transfer");
-            let replicas: Vec<u32> = rec.replicas().collect();
-            let to = if self.online(t.to) { Some(t.to) } else { self.pick_leader(&replicas) };
+            // A target that died or is being drained is replaced; with no other node to take
+            // the shard, the old leader takes it back.
+            let to = if self.placeable(t.to) { Some(t.to) } else { self.successor(shard).or(self.online(t.from).then_some(t.from)) };
             let Some(to) = to else { continue };
             if !self.rt.lease_free_for(shard, NodeId(to), self.now, self.config) {
                 continue;
@@ -37,7 +38,7 @@ impl Planner<'_> {
 
     pub(super) fn balance(&mut self) {
         let nothing_else_to_do = self.rt.unassigned.is_empty()
-            && self.rt.nodes.iter().all(|n| n.online || n.leaders == 0);
+            && self.rt.nodes.iter().all(|n| (n.online || n.leaders == 0) && (!n.draining || n.replicas == 0));
         if !nothing_else_to_do {
             return;
         }

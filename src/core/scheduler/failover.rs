@@ -5,13 +5,14 @@
 
 use super::{MoveReason, Planner};
 use crate::core::ids::*;
+use crate::core::leader::runtime::NodeRuntime;
 
 impl Planner<'_> {
-    /// Shards of offline nodes, with their intended records, that no pending change touches.
-    fn shards_on_dead_nodes(&self) -> Vec<(NodeId, ShardId)> {
+    /// Shards of the nodes `select` picks, that no pending change touches.
+    fn shards_on(&self, select: impl Fn(&NodeRuntime) -> bool) -> Vec<(NodeId, ShardId)> {
         let mut out = Vec::new();
         for (i, n) in self.rt.nodes.iter().enumerate() {
-            if n.online {
+            if !select(n) {
                 continue;
             }
             for &s in &self.cluster.node_shards[i] {
@@ -24,7 +25,7 @@ impl Planner<'_> {
     }
 
     pub(super) fn fail_over(&mut self) {
-        for (dead, shard) in self.shards_on_dead_nodes() {
+        for (dead, shard) in self.shards_on(|n| !n.online) {
             if self.exhausted() {
                 return;
             }
@@ -37,7 +38,7 @@ impl Planner<'_> {
                 .iter()
                 .copied()
                 .filter(|&f| self.online(f))
-                .min_by_key(|&f| (self.rt.nodes[f as usize].leaders, f));
+                .min_by_key(|&f| (self.rt.nodes[f as usize].draining, self.rt.nodes[f as usize].leaders, f));
             let mut record = rec.clone();
             if let Some(f) = promoted {
                 // The old leader keeps a follower slot: it may return, and repair replaces it if not.
@@ -54,16 +55,16 @@ impl Planner<'_> {
         }
     }
 
-    /// Dynamic clusters replace followers on dead nodes and fill follower slots left empty when
-    /// there were too few nodes.
+    /// Dynamic clusters replace followers on dead or draining nodes and fill follower slots left
+    /// empty when there were too few nodes.
     pub(super) fn repair_followers(&mut self) {
         if !self.dynamic() || self.cluster.record.followers_per_shard == 0 {
             return;
         }
         let mut candidates: Vec<ShardId> = self
-            .shards_on_dead_nodes()
+            .shards_on(|n| !n.placeable())
             .into_iter()
-            .filter(|&(dead, s)| self.intended(s).followers.contains(&dead.0))
+            .filter(|&(leaving, s)| self.intended(s).followers.contains(&leaving.0))
             .map(|(_, s)| s)
             .collect();
         let want = self.cluster.record.followers_per_shard as usize;
@@ -87,18 +88,18 @@ impl Planner<'_> {
             if rec.transfer.is_some() {
                 continue;
             }
-            let dead: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.online(f)).collect();
-            let live: Vec<u32> = rec.replicas().filter(|r| !dead.contains(r)).collect();
+            let leaving: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.placeable(f)).collect();
+            let live: Vec<u32> = rec.replicas().filter(|r| !leaving.contains(r)).collect();
             let fresh = self.pick_followers(&rec.replicas().collect::<Vec<_>>(), want.saturating_sub(live.len() - 1));
             if fresh.is_empty() {
                 continue;
             }
-            // Dead followers give up their slots only as far as fresh nodes can fill them.
+            // Leaving followers give up their slots only as far as fresh nodes can fill them.
             let mut record = rec.clone();
             let mut closes = Vec::new();
             for f in fresh {
                 if record.followers.len() >= want {
-                    let Some(pos) = record.followers.iter().position(|x| dead.contains(x) && !closes.contains(&NodeId(*x))) else {
+                    let Some(pos) = record.followers.iter().position(|x| leaving.contains(x) && !closes.contains(&NodeId(*x))) else {
                         break;
                     };
                     closes.push(NodeId(record.followers.remove(pos)));

@@ -7,10 +7,14 @@
 //! 2. fail over shards whose leader's node is dead and lease surely over ([`failover`]);
 //! 3. replace followers on dead nodes and fill missing follower slots ([`failover`]);
 //! 4. assign unassigned shards once enough nodes are online ([`assign`]);
-//! 5. balance leader counts across nodes, dynamic clusters only ([`balance`]).
+//! 5. move leader shards off draining nodes ([`drain`]);
+//! 6. balance leader counts across nodes, dynamic clusters only ([`balance`]).
+//!
+//! Placement only ever picks *placeable* nodes: online and not draining.
 
 mod assign;
 mod balance;
+mod drain;
 mod failover;
 mod placement;
 
@@ -63,6 +67,7 @@ impl<'a> Planner<'a> {
         self.fail_over();
         self.repair_followers();
         self.assign();
+        self.drain();
         if self.dynamic() && self.moves.is_empty() {
             self.balance();
         }
@@ -83,6 +88,10 @@ impl<'a> Planner<'a> {
 
     fn online(&self, node: u32) -> bool {
         self.rt.nodes[node as usize].online
+    }
+
+    fn placeable(&self, node: u32) -> bool {
+        self.rt.nodes[node as usize].placeable()
     }
 
     /// Records a decision: a new version of the shard's record, in the intent at once.

@@ -1,0 +1,190 @@
+//! A small harness for tier-1 core tests: it stands in for the driver with an in-memory store
+//! that applies every batch, and for data nodes with the real `ShardHost`.
+
+// Each test file uses its own part of the harness.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use shardmeta::client::ShardHost;
+use shardmeta::core::model::Topology;
+use shardmeta::core::storage::{Op, WriteResult, FENCE_KEY};
+use shardmeta::core::*;
+
+pub const LEASE: u64 = 10_000;
+
+pub struct Harness {
+    pub core: MetaCore,
+    pub now: Instant,
+    pub store: BTreeMap<String, Vec<u8>>,
+    next_request: u64,
+}
+
+impl Harness {
+    pub fn follower() -> Harness {
+        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), next_request: 0 }
+    }
+
+    pub fn leader() -> Harness {
+        let mut h = Harness::follower();
+        h.core.handle_leadership(h.now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: vec![] }).unwrap();
+        h
+    }
+
+    pub fn outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.core.poll_output()).collect()
+    }
+
+    pub fn request(&mut self, req: Request) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.core.handle_request(self.now, id, &req);
+        id
+    }
+
+    /// Lands every batch the core writes, until it writes no more; returns the other outputs.
+    pub fn settle(&mut self) -> Vec<Output> {
+        let mut others = Vec::new();
+        loop {
+            let outs = self.outputs();
+            if outs.is_empty() {
+                return others;
+            }
+            for o in outs {
+                match o {
+                    Output::Persist(b) => {
+                        assert_eq!(self.store.get(FENCE_KEY), b.expected_fence.as_ref(), "the chain is kept");
+                        for op in &b.ops {
+                            match op {
+                                Op::Put { key, value } => self.store.insert(key.clone(), value.clone()),
+                                Op::Delete { key } => self.store.remove(key),
+                            };
+                        }
+                        self.store.insert(FENCE_KEY.into(), b.fence.clone());
+                        self.core.handle_write_result(self.now, b.id, WriteResult::Ok);
+                    }
+                    other => others.push(other),
+                }
+            }
+        }
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.now = self.now + Duration(ms);
+        self.core.handle_timeout(self.now);
+    }
+
+    pub fn create_cluster(&mut self, shards: u32, followers: u32) {
+        let spec = ClusterSpec { name: "c".into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 2 };
+        self.request(Request::CreateCluster(spec));
+        let replies = self.settle();
+        assert!(matches!(replies[..], [Output::Reply { result: Ok(Response::Cluster(_)), .. }]), "{replies:?}");
+    }
+
+    pub fn create_table(&mut self, name: &str, if_not_exists: bool) -> Result<Response, MetaError> {
+        self.call(Request::CreateTable(CreateTable {
+            cluster: "c".into(),
+            schema: "public".into(),
+            name: name.into(),
+            encoded_schema: vec![1, 2, 3],
+            options: BTreeMap::new(),
+            if_not_exists,
+            partition: None,
+        }))
+    }
+
+    /// Sends a request, lands every write, and returns its answer.
+    pub fn call(&mut self, req: Request) -> Result<Response, MetaError> {
+        let id = self.request(req);
+        self.settle()
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Reply { request, result } if request == id => Some(result),
+                _ => None,
+            })
+            .expect("every request is answered")
+    }
+}
+
+/// A data node in the harness: the real ShardHost, answering at the harness clock.
+pub struct Node {
+    pub name: String,
+    pub host: ShardHost,
+    pub session: SessionId,
+    pub endpoint: String,
+}
+
+impl Node {
+    pub fn new(i: u64) -> Node {
+        Node { name: format!("n{i}"), host: ShardHost::new(), session: SessionId(i), endpoint: format!("n{i}:1") }
+    }
+
+    pub fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
+        let (seq, shards) = self.host.heartbeat(h.now, |_| 0.0);
+        let hb = Heartbeat {
+            cluster: "c".into(),
+            node: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            zone: String::new(),
+            incarnation: 1,
+            seq,
+            stats: NodeStats::default(),
+            shards,
+        };
+        h.core.handle_heartbeat(h.now, self.session, &hb)
+    }
+
+    pub fn receive(&mut self, outs: &[Output]) {
+        for o in outs {
+            if let Output::ToNode { session, message } = o {
+                if *session == self.session {
+                    self.host.on_message(message);
+                }
+            }
+        }
+    }
+}
+
+/// A leader with a cluster of `shards` shards on two nodes that lead them all under lease.
+pub fn steady_cluster(shards: u32) -> (Harness, Vec<Node>) {
+    steady_cluster_with(shards, 0)
+}
+
+pub fn steady_cluster_with(shards: u32, followers: u32) -> (Harness, Vec<Node>) {
+    steady_cluster_of(2, shards, followers)
+}
+
+/// A leader with a cluster of `shards` shards spread over `count` nodes, all under lease.
+pub fn steady_cluster_of(count: u64, shards: u32, followers: u32) -> (Harness, Vec<Node>) {
+    let mut h = Harness::leader();
+    h.create_cluster(shards, followers);
+    let mut nodes: Vec<Node> = (1..=count).map(Node::new).collect();
+    for _ in 0..4 {
+        round(&mut h, &mut nodes, 600);
+    }
+    for s in 0..shards {
+        assert_eq!(nodes.iter().filter(|n| n.host.is_leading(ShardId(s), h.now)).count(), 1, "shard {s} has one leader");
+    }
+    (h, nodes)
+}
+
+/// Every node in `nodes` heartbeats and hears what meta sends; then `ms` pass.
+pub fn round(h: &mut Harness, nodes: &mut [Node], ms: u64) {
+    for i in 0..nodes.len() {
+        nodes[i].heartbeat(h).unwrap();
+        let outs = h.settle();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+    }
+    h.advance(ms);
+    let outs = h.settle();
+    nodes.iter_mut().for_each(|n| n.receive(&outs));
+}
+
+pub fn shard_statuses(h: &mut Harness) -> Vec<ShardInfo> {
+    let id = h.request(Request::ListShards { cluster: "c".into() });
+    match h.outputs().into_iter().next() {
+        Some(Output::Reply { request, result: Ok(Response::Shards(s)) }) if request == id => s,
+        other => panic!("{other:?}"),
+    }
+}
+
