@@ -219,6 +219,32 @@ impl Sim {
         self.client.spawn(async move { f(MetaClient::new(endpoints, Duration::from_secs(3)).expect("endpoints")).await }).await.expect("harness task")
     }
 
+    /// Drains data nodes as an operator would: asks until meta accepts each drain, then waits
+    /// until storage shows every one of them holding nothing. Panics if that takes longer than
+    /// `within`.
+    pub async fn drain(&self, nodes: &[usize], within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        let names: Vec<String> = nodes.iter().map(|&i| self.nodes[i].view.name.clone()).collect();
+        for name in &names {
+            loop {
+                let req = shardmeta::proto::DrainNodeRequest { header: frontend::header(), node: name.clone(), cancel: false };
+                let call = |mut m: MetaClient| async move { m.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await };
+                match self.with_meta(call).await {
+                    Ok(r) if r.node.as_ref().is_some_and(|n| n.draining) => break,
+                    other => assert!(tokio::time::Instant::now() < deadline, "draining {name} was not accepted: {other:?}"),
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let drained = |c: &shardmeta::core::model::ClusterCatalog| {
+            names.iter().all(|name| c.node_by_name.get(name).is_some_and(|&id| c.node(id).draining && c.node_shards[id.index()].is_empty()))
+        };
+        while !self.audit.lock().expect("audit lock").catalog.as_ref().is_some_and(drained) {
+            assert!(tokio::time::Instant::now() < deadline, "{names:?} still hold shards {within:?} after their drain began");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The index of the meta node that serves as leader now, if any answers.
     pub async fn meta_leader(&self) -> Option<usize> {
         let leader = self

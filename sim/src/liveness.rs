@@ -87,10 +87,16 @@ impl Sim {
         })
     }
 
+    /// Live nodes that are not draining: the ones shards may be placed on.
+    fn placeable<'a>(&'a self, c: &'a ClusterCatalog) -> impl Iterator<Item = &'a str> + 'a {
+        let draining = |name: &str| c.node_by_name.get(name).is_some_and(|&id| c.node(id).draining);
+        self.nodes.iter().filter(|n| n.is_up()).map(|n| n.view.name.as_str()).filter(move |name| !draining(name))
+    }
+
     /// Leader counts of live, placeable nodes differ by at most one.
     pub fn balanced(&self) -> bool {
         let Some(c) = self.catalog() else { return false };
-        let mut counts: BTreeMap<&str, u32> = self.nodes.iter().filter(|n| n.is_up()).map(|n| (n.view.name.as_str(), 0)).collect();
+        let mut counts: BTreeMap<&str, u32> = self.placeable(&c).map(|name| (name, 0)).collect();
         for s in &c.shards {
             if let Some(l) = s.leader {
                 if let Some(n) = counts.get_mut(c.node(NodeId(l)).name.as_str()) {
@@ -102,13 +108,14 @@ impl Sim {
         max <= min + 1
     }
 
-    /// Balanced, with no transfer under way and every follower slot filled that live nodes
-    /// can fill: nothing is left for the scheduler to do.
+    /// Balanced, with no transfer under way, every draining node emptied and every follower
+    /// slot filled that placeable nodes can fill: nothing is left for the scheduler to do.
     pub fn settled(&self) -> bool {
         let Some(c) = self.catalog() else { return false };
-        let live = self.nodes.iter().filter(|n| n.is_up()).count();
-        let want = (c.record.followers_per_shard as usize).min(live.saturating_sub(1));
-        self.balanced() && c.shards.iter().all(|s| s.transfer.is_none() && s.followers.len() == want)
+        let placeable = self.placeable(&c).count();
+        let want = (c.record.followers_per_shard as usize).min(placeable.saturating_sub(1));
+        let drained = c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
+        self.balanced() && drained && c.shards.iter().all(|s| s.transfer.is_none() && s.followers.len() == want)
     }
 
     /// L1, L2, S6 and S2 after the heal; L3 too when `balance`.

@@ -220,6 +220,30 @@ fn scale_out_from_4_to_16_nodes_ends_balanced() {
     scenario("scale_out_from_4_to_16_nodes_ends_balanced", scale_out);
 }
 
+async fn scale_in() -> Report {
+    let sim = started(Spec { data_nodes: 12, min_nodes: 12, shards: 36, ..Spec::default() }, 2).await;
+    // A third of the nodes leave, two at a time; each is stopped once it holds nothing.
+    let mut leaving: Vec<usize> = (0..sim.nodes.len()).collect();
+    leaving.sort_by_key(|_| thread_rng().gen::<u32>());
+    for pair in leaving[..4].chunks(2) {
+        sim.drain(pair, Duration::from_secs(60)).await;
+        for &i in pair {
+            sim.nodes[i].kill(&sim.handle, &sim.history);
+        }
+        sim.assert_safe();
+    }
+    sim.stop_frontends();
+    sim.assert_live(true).await; // the eight that stay are balanced within one leader
+    let moves = sim.audit.lock().unwrap().moves;
+    assert!(moves.transfers_finished > 0 && moves.failovers() == 0, "draining moves leaders by transfer only: {moves:?}");
+    sim.finish()
+}
+
+#[test]
+fn scale_in_by_draining_a_third_of_the_nodes() {
+    scenario("scale_in_by_draining_a_third_of_the_nodes", scale_in);
+}
+
 async fn jitter() -> Report {
     let mut sim = started(Spec::default(), 3).await;
     sim.degrade_network(0.02, Some(Duration::from_millis(150)));
