@@ -3,6 +3,7 @@
 //! service, and a client node for checks. Every node is built with `init`, so a restart re-runs
 //! its start-up from scratch.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,9 +11,9 @@ use std::time::Duration;
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
-use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
+use shardmeta::client::node::{self, NodeClock, NodeIdentity, ShardExecutor};
 use shardmeta::client::{HostCounters, LeaseTracker, MetaClient, ShardHost, WriteService};
-use shardmeta::core::{Instant, ShardId};
+use shardmeta::core::{Epoch, Instant, NodeMessage, ShardCommand, ShardId};
 use shardmeta::server::config::{Overrides, ServerConfig};
 
 use crate::history::{now_ms, History};
@@ -121,6 +122,24 @@ pub struct DataNodeView {
     pub alive: Arc<AtomicBool>,
     /// Counters of earlier lifetimes (a restart starts a fresh host).
     pub retired: Arc<Mutex<HostCounters>>,
+    /// The last commands the node accepted in this lifetime, for late deliveries.
+    pub accepted: Arc<Mutex<VecDeque<ShardCommand>>>,
+}
+
+/// How many accepted commands a node keeps for late deliveries.
+const ACCEPTED_KEPT: usize = 64;
+
+/// The node's executor in the simulation: it keeps the commands it is handed.
+struct Recorder(Arc<Mutex<VecDeque<ShardCommand>>>);
+
+impl ShardExecutor for Recorder {
+    fn execute(&mut self, command: &ShardCommand) {
+        let mut kept = self.0.lock().expect("accepted lock");
+        if kept.len() == ACCEPTED_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(command.clone());
+    }
 }
 
 impl DataNodeView {
@@ -131,7 +150,23 @@ impl DataNodeView {
             clock: Arc::default(),
             alive: Arc::new(AtomicBool::new(true)),
             retired: Arc::default(),
+            accepted: Arc::default(),
         }
+    }
+
+    /// Hands the host, once more, the oldest command it accepted in this lifetime, as a
+    /// transport would that delivers a message late, across a reconnect. madsim's streams never
+    /// do that (a dropped stream drops its messages), so the harness does it where the real
+    /// transport hands messages over. The host must refuse it: by term if meta's leader changed
+    /// since, by version otherwise. Returns false if there was nothing to deliver.
+    pub fn deliver_late(&self, history: &History) -> bool {
+        let Some(command) = self.accepted.lock().expect("accepted lock").front().cloned() else { return false };
+        let message = NodeMessage { term: command.term, epoch: Epoch(0), lease: None, commands: vec![command], heartbeat_interval_ms: 0 };
+        let mut host = self.host.lock().expect("host lock");
+        let applied = host.on_message(&message);
+        assert!(applied.is_empty(), "{} applied a command twice: {applied:?}", self.name);
+        history.view(&self.name, host.view());
+        true
     }
 
     /// The shards this node leads right now, by its own clock and leases.
@@ -176,6 +211,7 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, history: &Histor
                     view.retired.lock().expect("counters lock").add(&h.counters);
                     *h = ShardHost::new();
                 }
+                view.accepted.lock().expect("accepted lock").clear();
                 let clock = NodeClock::start();
                 *view.clock.lock().expect("clock lock") = Some(clock);
                 let meta = MetaClient::new(meta_endpoints(metas), Duration::from_secs(2)).expect("endpoints");
@@ -187,7 +223,8 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, history: &Histor
                     incarnation: clock.wall_ms(Instant::ZERO),
                 };
                 let observer = observer(view.clone(), clock, history.clone());
-                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, |_| 1.0, LogExecutor, observer));
+                let recorder = Recorder(view.accepted.clone());
+                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, |_| 1.0, recorder, observer));
                 let name = view.name.clone();
                 let on_write = Box::new(move |shard, version, at| history.write(&name, shard, version, clock.wall_ms(at)));
                 let addr: SocketAddr = node_endpoint(i).parse().expect("node address");
@@ -212,6 +249,9 @@ fn observer(view: DataNodeView, clock: NodeClock, history: History) -> node::Obs
 impl DataNode {
     pub fn kill(&self, handle: &Handle, history: &History) {
         self.view.alive.store(false, Ordering::SeqCst);
+        // What the dead process received is gone with it: nothing of it is delivered late to
+        // the next lifetime, nor to this host before the restart replaces it.
+        self.view.accepted.lock().expect("accepted lock").clear();
         handle.kill(self.handle.id());
         history.node_died(&self.view.name, now_ms());
     }

@@ -28,10 +28,13 @@ pub enum Fault {
     /// Cut one direction only: the node's heartbeats get through and meta's replies do not, or
     /// the other way round.
     NodeMetaOneWay,
+    /// A command meta sent a data node earlier arrives once more, late, as across a reconnect
+    /// ([`crate::cluster::DataNodeView::deliver_late`]).
+    LateCommand,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::MetaKill,
         Fault::MetaPause,
         Fault::MetaEtcdPartition,
@@ -40,6 +43,7 @@ impl Fault {
         Fault::DataNodePause,
         Fault::NodeMetaPartition,
         Fault::NodeMetaOneWay,
+        Fault::LateCommand,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Fault {
             Fault::DataNodePause => "data node pause",
             Fault::NodeMetaPartition => "node-meta partition",
             Fault::NodeMetaOneWay => "node-meta one-way clog",
+            Fault::LateCommand => "late command",
         }
     }
 }
@@ -70,13 +75,15 @@ pub enum Undo {
     RestartDataNode(usize),
     Resume(NodeId),
     Unclog { target: NodeId, links: Vec<(NodeId, NodeId)> },
+    /// The fault is over already; the node stays busy until the undo.
+    Done(NodeId),
 }
 
 impl Undo {
     fn target(&self, sim: &Sim) -> Option<NodeId> {
         match self {
             Undo::Nothing => None,
-            Undo::RestartMeta(n) | Undo::Resume(n) | Undo::Unclog { target: n, .. } => Some(*n),
+            Undo::RestartMeta(n) | Undo::Resume(n) | Undo::Unclog { target: n, .. } | Undo::Done(n) => Some(*n),
             Undo::RestartDataNode(i) => Some(sim.nodes[*i].handle.id()),
         }
     }
@@ -145,6 +152,10 @@ impl Sim {
                 links.iter().for_each(|&(a, b)| self.net.clog_link(a, b));
                 Undo::Unclog { target: n, links }
             }),
+            Fault::LateCommand => self
+                .free_data_node()
+                .filter(|&i| self.nodes[i].is_up() && self.nodes[i].view.deliver_late(&self.history))
+                .map(|i| Undo::Done(self.nodes[i].handle.id())),
         };
         let undo = undo.unwrap_or(Undo::Nothing);
         if let Some(t) = undo.target(self) {
@@ -159,7 +170,7 @@ impl Sim {
             self.busy.retain(|&b| b != t);
         }
         match undo {
-            Undo::Nothing => {}
+            Undo::Nothing | Undo::Done(_) => {}
             Undo::RestartMeta(m) => self.handle.restart(m),
             Undo::RestartDataNode(i) => self.nodes[i].restart(&self.handle),
             Undo::Resume(n) => self.handle.resume(n),
