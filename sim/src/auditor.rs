@@ -25,6 +25,8 @@ use crate::cluster::{CLUSTER, ETCD};
 use crate::history::{now_ms, History, Ms};
 
 pub const AUDIT_EVERY: Duration = Duration::from_millis(50);
+/// A read that takes longer is abandoned and tried again.
+const READ_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Debug, Default)]
 pub struct Audit {
@@ -69,7 +71,8 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
             TxnOp::get(ROOT, Some(GetOptions::new().with_prefix())),
             TxnOp::get(format!("{ELECTION_NAME}/"), Some(GetOptions::new().with_prefix())),
         ]);
-        let Ok(response) = kv.txn(txn).await else { continue }; // an etcd timeout: read again later
+        // An etcd timeout (madsim's etcd may hold a request for seconds first): read again.
+        let Ok(Ok(response)) = tokio::time::timeout(READ_TIMEOUT, kv.txn(txn)).await else { continue };
         let mut gets = response.op_responses().into_iter().filter_map(|r| match r {
             TxnOpResponse::Get(g) => Some(g),
             _ => None,

@@ -15,6 +15,8 @@ use crate::history::now_ms;
 use crate::Sim;
 
 const POLL: Duration = Duration::from_millis(200);
+/// How old the auditor's last read may be for the liveness checks to judge by it.
+const FRESH: Duration = Duration::from_secs(1);
 /// How long the cluster must stay without a topology change once balanced (L3).
 pub const QUIET: Duration = Duration::from_secs(10);
 
@@ -56,8 +58,11 @@ impl Sim {
         .await
     }
 
+    /// The catalog the auditor read last, if it is fresh: judged on an old read, the cluster
+    /// could look settled long after it moved again.
     fn catalog(&self) -> Option<ClusterCatalog> {
-        self.audit.lock().expect("audit lock").catalog.clone()
+        let a = self.audit.lock().expect("audit lock");
+        (now_ms() <= a.read_at + FRESH.as_millis() as u64).then(|| a.catalog.clone()).flatten()
     }
 
     /// Polls `ok` until it holds or `within` passes; panics with `what` then.
@@ -65,7 +70,8 @@ impl Sim {
         let deadline = tokio::time::Instant::now() + within;
         while !ok(self) {
             if tokio::time::Instant::now() > deadline {
-                panic!("{what} did not happen within {within:?} of the heal");
+                let read_at = self.audit.lock().expect("audit lock").read_at;
+                panic!("{what} did not happen within {within:?} of the heal (storage last read {} ms ago)", now_ms() - read_at);
             }
             tokio::time::sleep(POLL).await;
         }
@@ -130,7 +136,8 @@ impl Sim {
         self.eventually(failover, "L2: every shard led by exactly one live node", Sim::every_shard_led_once).await;
         if balance {
             self.eventually(Duration::from_secs(120), "L3: leader counts within one of each other, nothing left to move", Sim::settled).await;
-            let quiet_from = now_ms();
+            // From the read that showed the cluster settled: any change seen later came after it.
+            let quiet_from = self.audit.lock().expect("audit lock").read_at;
             tokio::time::sleep(QUIET).await;
             let a = self.audit.lock().expect("audit lock").clone();
             assert!(a.last_change <= quiet_from, "L3: the topology changed {} ms into the quiet window: {}", a.last_change - quiet_from, a.last_change_what);

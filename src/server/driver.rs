@@ -22,6 +22,8 @@ pub const STREAM_QUEUED_MAX: usize = 64;
 const INPUTS_PER_PASS: usize = 256;
 /// Pause before re-reading a snapshot that failed to load.
 const SNAPSHOT_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+/// Pause before creating the default cluster again after a failed attempt.
+const DEFAULT_CLUSTER_RETRY: Duration = Duration(1_000);
 
 /// Milliseconds since the driver started, from a monotonic clock.
 #[derive(Clone, Copy)]
@@ -91,8 +93,12 @@ pub struct Driver {
     replies: BTreeMap<RequestId, oneshot::Sender<Result<Response, MetaError>>>,
     streams: BTreeMap<SessionId, StreamSender>,
     next_request: u64,
-    /// Created once per leadership if missing.
+    /// Created by the leader when missing; see [`Driver::ensure_default_cluster`].
     default_cluster: ClusterSpec,
+    /// The outstanding request that creates the default cluster, and when to try again after
+    /// one failed.
+    default_request: Option<RequestId>,
+    default_retry_at: Instant,
     leader: crate::server::LeaderView,
 }
 
@@ -118,6 +124,8 @@ impl Driver {
             streams: BTreeMap::new(),
             next_request: 0,
             default_cluster,
+            default_request: None,
+            default_retry_at: Instant::ZERO,
             leader,
         };
         (driver, DriverHandle { tx, clock })
@@ -156,6 +164,7 @@ impl Driver {
                     self.core.handle_timeout(now);
                 }
             }
+            self.ensure_default_cluster();
             self.drain();
         }
     }
@@ -198,7 +207,6 @@ impl Driver {
                 }
                 if gained && self.core.is_leader(now) {
                     tracing::info!(term = ?self.core.term(), "leading");
-                    self.ensure_default_cluster(now);
                 }
             }
             Input::WriteDone { id, result } => self.core.handle_write_result(now, id, result),
@@ -221,15 +229,21 @@ impl Driver {
     }
 
     /// A leader without the configured default cluster creates it (and its `public` schema).
-    fn ensure_default_cluster(&mut self, now: Instant) {
-        let exists = self.core.catalog().is_some_and(|c| c.cluster_by_name(&self.default_cluster.name).is_some());
-        if !exists {
-            self.next_request += 1;
-            let (reply, _) = oneshot::channel();
-            let id = RequestId(self.next_request);
-            self.replies.insert(id, reply);
-            self.core.handle_request(now, id, &Request::CreateCluster(self.default_cluster.clone()));
+    /// A create can fail (an etcd timeout leaves its outcome unknown, a reload is under way), so
+    /// this runs after every pass and tries again a while after a failure: nodes of the default
+    /// cluster are refused until it exists.
+    fn ensure_default_cluster(&mut self) {
+        let now = self.clock.now();
+        if self.default_request.is_some() || now < self.default_retry_at || !self.core.is_leader(now) {
+            return;
         }
+        if self.core.catalog().is_some_and(|c| c.cluster_by_name(&self.default_cluster.name).is_some()) {
+            return;
+        }
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.default_request = Some(id);
+        self.core.handle_request(now, id, &Request::CreateCluster(self.default_cluster.clone()));
     }
 
     fn drain(&mut self) {
@@ -241,6 +255,13 @@ impl Driver {
                         if tx.try_send(Ok(crate::server::convert::node_message(&message))).is_err() {
                             tracing::debug!(?session, "heartbeat stream full or closed; message dropped");
                         }
+                    }
+                }
+                Output::Reply { request, result } if self.default_request == Some(request) => {
+                    self.default_request = None;
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "creating the default cluster failed; retrying");
+                        self.default_retry_at = self.clock.now() + DEFAULT_CLUSTER_RETRY;
                     }
                 }
                 Output::Reply { request, result } => {
@@ -272,5 +293,37 @@ impl Driver {
             let result = storage.snapshot().await;
             let _ = tx.send(Input::Snapshot { term, result }).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::Topology;
+    use crate::server::storage::memory::MemoryStore;
+
+    /// The leader's first write (creating the default cluster) times out: the leader reloads,
+    /// then creates the cluster again instead of serving without it until the next election.
+    #[tokio::test]
+    async fn a_failed_default_cluster_create_is_retried() {
+        let store = MemoryStore::default();
+        store.set_term(Term(1));
+        store.fail_writes(1);
+        let storage = Arc::new(Storage::Memory(store));
+        let (election, _commands) = mpsc::unbounded_channel();
+        let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
+        let (driver, handle) = Driver::new(CoreConfig::default(), 1, storage, election, spec, crate::server::LeaderView::new("m".into()));
+        tokio::spawn(driver.run());
+        let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: vec![] };
+        handle.tx.send(Input::Leadership(gained)).await.unwrap();
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let (reply, answer) = oneshot::channel();
+            handle.tx.send(Input::Request { request: Request::ListClusters, reply }).await.unwrap();
+            if matches!(answer.await.unwrap(), Ok(Response::Clusters(cs)) if cs.iter().any(|c| c.name == "default")) {
+                return;
+            }
+        }
+        panic!("the default cluster was never created");
     }
 }

@@ -17,6 +17,8 @@ pub struct MemoryStore {
 struct Inner {
     kvs: BTreeMap<String, Vec<u8>>,
     term: Term,
+    /// Writes still to fail as an etcd timeout would: not applied, outcome unknown.
+    failing: usize,
 }
 
 impl MemoryStore {
@@ -25,8 +27,17 @@ impl MemoryStore {
         self.inner.lock().expect("memory store lock").term = term;
     }
 
+    /// The next `n` writes fail without landing, reported as of unknown outcome.
+    pub fn fail_writes(&self, n: usize) {
+        self.inner.lock().expect("memory store lock").failing = n;
+    }
+
     pub fn write(&self, batch: &WriteBatch) -> WriteResult {
         let mut inner = self.inner.lock().expect("memory store lock");
+        if inner.failing > 0 {
+            inner.failing -= 1;
+            return WriteResult::Error;
+        }
         let current = inner.kvs.get(FENCE_KEY).map(Vec::as_slice);
         if let Some(result) = Option::<WriteResult>::from(judge(batch, inner.term, current)) {
             return result;
