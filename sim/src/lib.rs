@@ -245,6 +245,22 @@ impl Sim {
         }
     }
 
+    /// Writes to etcd behind meta's back (`None` deletes the key): for tests that plant a
+    /// broken catalog and expect the storage auditor to catch it.
+    pub async fn tamper(&self, key: String, value: Option<Vec<u8>>) {
+        self.client
+            .spawn(async move {
+                let mut kv = etcd_client::Client::connect([cluster::ETCD], None).await.expect("etcd").kv_client();
+                match value {
+                    Some(v) => kv.put(key, v, None).await.map(drop),
+                    None => kv.delete(key, None).await.map(drop),
+                }
+                .expect("tampering with etcd");
+            })
+            .await
+            .expect("harness task");
+    }
+
     /// The index of the meta node that serves as leader now, if any answers.
     pub async fn meta_leader(&self) -> Option<usize> {
         let leader = self
