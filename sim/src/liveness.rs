@@ -100,9 +100,8 @@ impl Sim {
     }
 
     /// Leader counts of live, placeable nodes differ by at most one.
-    pub fn balanced(&self) -> bool {
-        let Some(c) = self.catalog() else { return false };
-        let mut counts: BTreeMap<&str, u32> = self.placeable(&c).map(|name| (name, 0)).collect();
+    fn balanced(&self, c: &ClusterCatalog) -> bool {
+        let mut counts: BTreeMap<&str, u32> = self.placeable(c).map(|name| (name, 0)).collect();
         for s in &c.shards {
             if let Some(l) = s.leader {
                 if let Some(n) = counts.get_mut(c.node(NodeId(l)).name.as_str()) {
@@ -121,7 +120,7 @@ impl Sim {
         let placeable = self.placeable(&c).count();
         let want = (c.record.followers_per_shard as usize).min(placeable.saturating_sub(1));
         let drained = c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
-        self.balanced() && drained && c.shards.iter().all(|s| s.transfer.is_none() && s.followers.len() == want)
+        self.balanced(&c) && drained && c.shards.iter().all(|s| s.transfer.is_none() && s.followers.len() == want)
     }
 
     /// L1, L2, S6 and S2 after the heal; L3 too when `balance`.

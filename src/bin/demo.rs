@@ -1,7 +1,8 @@
 //! `demo`: the main job in one command. Starts a meta-server on its embedded store and three
 //! node-agents (the sibling binaries) on free loopback ports in a temporary directory, creates
 //! tables, shows shards and routes, kills one node-agent and shows the failover, drains another
-//! and stops it once it holds nothing, then stops everything. Build the binaries first: `cargo build --release --bins`.
+//! and stops it once it holds nothing, then stops everything. Build the binaries first:
+//! `cargo build --release --bins`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -271,9 +271,7 @@ impl Leader {
         stage_version_bumps(rt, c, &mut change);
         self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
     }
-}
 
-impl Leader {
     /// Marks a node draining (or no longer draining). The mark joins the intent at once, so
     /// placement avoids the node before the record lands; the planner then moves its replicas.
     fn drain_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str, cancel: bool) -> MetaResult<Handled> {
@@ -285,7 +283,7 @@ impl Leader {
             )));
         }
         let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let rt = &self.clusters[&cid];
         if rt.updating.contains(&nid) {
             return Err(MetaError::Unavailable(format!("node {node:?} has a change being written; retry")));
         }

@@ -42,7 +42,7 @@ impl Planner<'_> {
         if !nothing_else_to_do {
             return;
         }
-        while self.rt.transfers.len() < self.config.transfers_in_flight_max && !self.exhausted() {
+        while self.may_start_transfer() {
             let (Some(min), Some(max)) = (self.rt.load.by_leaders().next(), self.rt.load.by_leaders().next_back()) else {
                 return;
             };

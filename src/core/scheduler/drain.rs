@@ -18,7 +18,7 @@ impl Planner<'_> {
         });
         for from in draining.collect::<Vec<_>>() {
             for shard in self.cluster.node_shards[from as usize].iter().copied() {
-                if self.rt.transfers.len() >= self.config.transfers_in_flight_max || self.exhausted() {
+                if !self.may_start_transfer() {
                     return;
                 }
                 let rec = self.intended(shard);
@@ -31,18 +31,5 @@ impl Planner<'_> {
                 self.stage(record, vec![NodeId(from)], MoveReason::StartTransfer);
             }
         }
-    }
-
-    /// Who should lead a shard whose leader leaves: a placeable follower with the fewest leader
-    /// shards (a promotion needs no new replica), else the least loaded placeable node.
-    pub(super) fn successor(&self, shard: ShardId) -> Option<u32> {
-        let rec = self.intended(shard);
-        let follower = rec
-            .followers
-            .iter()
-            .copied()
-            .filter(|&f| self.rt.nodes[f as usize].placeable())
-            .min_by_key(|&f| (self.rt.nodes[f as usize].leaders, f));
-        follower.or_else(|| self.pick_leader(&rec.replicas().collect::<Vec<_>>()))
     }
 }

@@ -33,12 +33,8 @@ impl Planner<'_> {
             if rec.leader != Some(dead.0) || rec.transfer.is_some() || !self.rt.lease_expired(shard, self.now, self.config) {
                 continue;
             }
-            let promoted = rec
-                .followers
-                .iter()
-                .copied()
-                .filter(|&f| self.online(f))
-                .min_by_key(|&f| (self.rt.nodes[f as usize].draining, self.rt.nodes[f as usize].leaders, f));
+            // Any online follower will do, a draining one too: promotion keeps the data in place.
+            let promoted = self.promotable_follower(rec, |n| n.online);
             let mut record = rec.clone();
             if let Some(f) = promoted {
                 // The old leader keeps a follower slot: it may return, and repair replaces it if not.

@@ -5,7 +5,7 @@
 //! One pass, in order of urgency:
 //! 1. finish leader transfers whose old leader has let go ([`balance`]);
 //! 2. fail over shards whose leader's node is dead and lease surely over ([`failover`]);
-//! 3. replace followers on dead nodes and fill missing follower slots ([`failover`]);
+//! 3. replace followers on dead or draining nodes and fill missing follower slots ([`failover`]);
 //! 4. assign unassigned shards once enough nodes are online ([`assign`]);
 //! 5. move leader shards off draining nodes ([`drain`]);
 //! 6. balance leader counts across nodes, dynamic clusters only ([`balance`]).
@@ -80,6 +80,11 @@ impl<'a> Planner<'a> {
 
     fn exhausted(&self) -> bool {
         self.moves.len() >= self.budget
+    }
+
+    /// Room for one more leader transfer (balancing and draining share the limit).
+    fn may_start_transfer(&self) -> bool {
+        self.rt.transfers.len() < self.config.transfers_in_flight_max && !self.exhausted()
     }
 
     fn intended(&self, shard: ShardId) -> &ShardRecord {

@@ -3,7 +3,9 @@
 
 use super::Planner;
 use crate::core::config::PlantedBug;
-use crate::core::ids::NodeId;
+use crate::core::ids::{NodeId, ShardId};
+use crate::core::leader::runtime::NodeRuntime;
+use crate::core::model::ShardRecord;
 
 impl Planner<'_> {
     fn zone(&self, node: u32) -> &str {
@@ -13,6 +15,20 @@ impl Planner<'_> {
     /// The online node with the fewest leader shards, outside `exclude`.
     pub(super) fn pick_leader(&self, exclude: &[u32]) -> Option<u32> {
         self.rt.load.by_leaders().map(|n| n.0).find(|n| !exclude.contains(n))
+    }
+
+    /// The follower of `rec` to promote among those `usable` accepts: not draining first, then
+    /// the fewest leader shards (a promotion needs no new replica).
+    pub(super) fn promotable_follower(&self, rec: &ShardRecord, usable: impl Fn(&NodeRuntime) -> bool) -> Option<u32> {
+        let node = |f: u32| &self.rt.nodes[f as usize];
+        rec.followers.iter().copied().filter(|&f| usable(node(f))).min_by_key(|&f| (node(f).draining, node(f).leaders, f))
+    }
+
+    /// Who should lead a shard whose leader leaves: a placeable follower, else the least loaded
+    /// placeable node.
+    pub(super) fn successor(&self, shard: ShardId) -> Option<u32> {
+        let rec = self.intended(shard);
+        self.promotable_follower(rec, NodeRuntime::placeable).or_else(|| self.pick_leader(&rec.replicas().collect::<Vec<_>>()))
     }
 
     /// Up to `want` online nodes with the fewest replicas, outside `exclude`, preferring zones
