@@ -249,3 +249,26 @@ fn a_moved_shard_is_opening_until_its_new_leader_reports() {
     }
     assert!(checked, "the dead node's shards moved");
 }
+
+#[test]
+fn cluster_view_counts_changes_until_storage_acknowledges_them() {
+    let mut h = Harness::leader();
+    h.create_cluster(4, 0);
+    let pending = |h: &mut Harness| {
+        let id = h.request(Request::ClusterView { cluster: "c".into() });
+        let answer = h.outputs().into_iter().find_map(|o| match o {
+            Output::Reply { request, result: Ok(Response::View(v)) } if request == id => Some(v.changes_pending),
+            _ => None,
+        });
+        answer.expect("a view is answered at once")
+    };
+    assert_eq!(pending(&mut h), 0);
+    h.request(Request::CreateSchema { cluster: "c".into(), name: "s".into(), if_not_exists: false });
+    let writes = h.outputs();
+    assert!(matches!(writes[..], [Output::Persist(_)]), "{writes:?}");
+    assert_eq!(pending(&mut h), 1, "the schema is decided, not yet durable");
+    let Output::Persist(batch) = &writes[0] else { unreachable!() };
+    h.core.handle_write_result(h.now, batch.id, WriteResult::Ok);
+    h.outputs();
+    assert_eq!(pending(&mut h), 0);
+}

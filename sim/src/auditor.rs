@@ -31,7 +31,8 @@ const READ_TIMEOUT: Duration = Duration::from_millis(500);
 #[derive(Clone, Debug, Default)]
 pub struct Audit {
     pub reads: u64,
-    /// When the last read completed.
+    /// When the last read was sent, and when it completed.
+    pub read_from: Ms,
     pub read_at: Ms,
     pub moves: LeaderMoves,
     /// When a shard of the default cluster last changed its leader, followers or transfer.
@@ -67,6 +68,7 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
         tokio::time::sleep(AUDIT_EVERY).await;
         // Taken before the read: every acknowledgement in it must be visible in the read.
         let acks = cluster_id.map(|id| history.acks(id));
+        let sent = now_ms();
         let txn = Txn::new().and_then([
             TxnOp::get(ROOT, Some(GetOptions::new().with_prefix())),
             TxnOp::get(format!("{ELECTION_NAME}/"), Some(GetOptions::new().with_prefix())),
@@ -83,7 +85,7 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
         let fence = pairs.iter().find(|(k, _)| k == FENCE_KEY).and_then(|(_, v)| FenceRecord::decode(v.as_slice()).ok());
         let mut a = audit.lock().expect("audit lock");
         a.reads += 1;
-        a.read_at = now_ms();
+        (a.read_from, a.read_at) = (sent, now_ms());
         let mut fail = |v: String| {
             a.violation.get_or_insert(v);
         };

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use madsim::net::NetSim;
+use tracing::Instrument;
 use madsim::runtime::{Handle, NodeHandle};
 use shardmeta::client::node::{self, NodeClock, NodeIdentity, ShardExecutor};
 use shardmeta::client::{HostCounters, LeaseTracker, MetaClient, ShardHost, WriteService};
@@ -180,6 +181,14 @@ impl DataNodeView {
         host.shards().keys().copied().filter(|&s| host.is_leading(s, now)).collect()
     }
 
+    /// Whether meta answered one of the node's heartbeats sent within `within`, by the node's
+    /// own clock: a live node out of contact longer than a lease is one meta will declare dead.
+    pub fn in_contact(&self, within: Duration) -> bool {
+        let Some(clock) = *self.clock.lock().expect("clock lock") else { return false };
+        let answered = self.host.lock().expect("host lock").answered_at();
+        answered.is_some_and(|t| clock.now().0 <= t.0 + within.as_millis() as u64)
+    }
+
     /// Protective paths taken over every lifetime.
     pub fn counters(&self) -> HostCounters {
         let mut all = *self.retired.lock().expect("counters lock");
@@ -224,7 +233,9 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, history: &Histor
                 };
                 let observer = observer(view.clone(), clock, history.clone());
                 let recorder = Recorder(view.accepted.clone());
-                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, |_| 1.0, recorder, observer));
+                // The span names the node in SIM_LOG output, where every node shares one log.
+                let span = tracing::info_span!("node", name = %view.name);
+                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, |_| 1.0, recorder, observer).instrument(span));
                 let name = view.name.clone();
                 let on_write = Box::new(move |shard, version, at| history.write(&name, shard, version, clock.wall_ms(at)));
                 let addr: SocketAddr = node_endpoint(i).parse().expect("node address");

@@ -9,14 +9,17 @@ use shardmeta::core::model::ClusterCatalog;
 use shardmeta::core::NodeId;
 use shardmeta::proto;
 
-use crate::cluster::{CLOCK_DRIFT_MS, ELECTION_TTL_MS, LEASE_MS};
+use crate::cluster::{CLOCK_DRIFT_MS, ELECTION_TTL_MS, HEARTBEAT_MS, LEASE_MS};
 use crate::frontend::header;
-use crate::history::now_ms;
+use crate::history::{now_ms, Ms};
 use crate::Sim;
 
 const POLL: Duration = Duration::from_millis(200);
 /// How old the auditor's last read may be for the liveness checks to judge by it.
 const FRESH: Duration = Duration::from_secs(1);
+/// How recently meta must have answered a live node for the cluster to count as settled: a few
+/// heartbeats, well inside the lease after which meta declares a silent node dead.
+const IN_CONTACT: Duration = Duration::from_millis(3 * HEARTBEAT_MS);
 /// How long the cluster must stay without a topology change once balanced (L3).
 pub const QUIET: Duration = Duration::from_secs(10);
 
@@ -114,13 +117,13 @@ impl Sim {
     }
 
     /// Balanced, with no transfer under way, every draining node emptied and every follower
-    /// slot filled that placeable nodes can fill: nothing is left for the scheduler to do.
-    pub fn settled(&self) -> bool {
-        let Some(c) = self.catalog() else { return false };
+    /// slot filled that placeable nodes can fill: nothing in storage is left for the scheduler
+    /// to do.
+    fn settled(&self, c: &ClusterCatalog) -> bool {
         let placeable = self.placeable(&c).count();
         let want = (c.record.followers_per_shard as usize).min(placeable.saturating_sub(1));
         let drained = c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
-        self.balanced(&c) && drained && c.shards.iter().all(|s| s.transfer.is_none() && s.followers.len() == want)
+        self.balanced(c) && drained && c.shards.iter().all(|s| s.transfer.is_none() && s.followers.len() == want)
     }
 
     /// L1, L2, S6 and S2 after the heal; L3 too when `balance`.
@@ -134,29 +137,74 @@ impl Sim {
         let failover = Duration::from_millis(3 * (LEASE_MS + CLOCK_DRIFT_MS) + 2 * ELECTION_TTL_MS);
         self.eventually(failover, "L2: every shard led by exactly one live node", Sim::every_shard_led_once).await;
         if balance {
-            self.eventually(Duration::from_secs(120), "L3: leader counts within one of each other, nothing left to move", Sim::settled).await;
-            // From the read that showed the cluster settled: any change seen later came after it.
-            let quiet_from = self.audit.lock().expect("audit lock").read_at;
-            tokio::time::sleep(QUIET).await;
-            let a = self.audit.lock().expect("audit lock").clone();
-            assert!(a.last_change <= quiet_from, "L3: the topology changed {} ms into the quiet window: {}", a.last_change - quiet_from, a.last_change_what);
+            if let Err(e) = self.quiet().await {
+                panic!("{e}");
+            }
         }
         self.assert_restart_equivalent().await;
         self.assert_safe();
     }
 
-    /// The catalog from a storage read that started after now.
-    async fn fresh_catalog(&self) -> Option<ClusterCatalog> {
+    /// L3's second half: once settled, the topology holds still for the quiet window.
+    pub async fn quiet(&self) -> Result<(), String> {
+        let quiet_from = self.await_settled(Duration::from_secs(120)).await;
+        tokio::time::sleep(QUIET).await;
+        let a = self.audit.lock().expect("audit lock").clone();
+        if a.last_change > quiet_from {
+            return Err(format!("L3: the topology changed {} ms into the quiet window: {}", a.last_change - quiet_from, a.last_change_what));
+        }
+        Ok(())
+    }
+
+    /// Waits until nothing is left to do (L3): every live node in contact with meta, the meta
+    /// leader with no change waiting for storage, and then a storage read, sent after that,
+    /// showing the cluster settled. Returns when that read completed: any change seen later was
+    /// decided after it. Each condition closes a way to look settled too early: a node still
+    /// reconnecting after the heal may yet be declared dead, and a decision whose write is
+    /// slow (or retried after an unknown outcome) lands after the read.
+    async fn await_settled(&self, within: Duration) -> Ms {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self.nodes.iter().filter(|n| n.is_up()).all(|n| n.view.in_contact(IN_CONTACT)) && self.changes_pending().await == Some(0) {
+                let (catalog, read_at) = self.fresh_read().await;
+                if catalog.is_some_and(|c| self.settled(&c)) {
+                    return read_at;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "L3: leader counts within one of each other with nothing left to move did not happen within {within:?} of the heal"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Changes the meta leader has decided for the default cluster that storage has not yet
+    /// acknowledged; None if no leader answers.
+    async fn changes_pending(&self) -> Option<u32> {
+        self.with_meta(|mut m| async move {
+            let view = m.call(|mut c| async move { c.cluster_view(proto::ClusterViewRequest { header: header() }).await }).await.ok()?;
+            Some(view.changes_pending)
+        })
+        .await
+    }
+
+    /// The catalog from a storage read sent after now, and when that read completed.
+    async fn fresh_read(&self) -> (Option<ClusterCatalog>, Ms) {
         let asked = now_ms();
         // A lossy link makes madsim retransmit with a backoff of up to 10 s.
         for _ in 0..600 {
             tokio::time::sleep(crate::auditor::AUDIT_EVERY).await;
             let a = self.audit.lock().expect("audit lock").clone();
-            if a.read_at > asked + crate::auditor::AUDIT_EVERY.as_millis() as u64 {
-                return a.catalog;
+            if a.read_from >= asked {
+                return (a.catalog, a.read_at);
             }
         }
         panic!("the storage auditor has not read etcd for {} ms", now_ms() - asked);
+    }
+
+    async fn fresh_catalog(&self) -> Option<ClusterCatalog> {
+        self.fresh_read().await.0
     }
 
     /// S6 through the API: the leader serves exactly what storage holds (compared when nothing

@@ -1,6 +1,7 @@
 //! Each check of the madsim harness catches a planted bug: the history oracle a node that
 //! overruns its leases (S1), the storage auditor a catalog broken behind meta's back (S2, S4,
-//! S5). A check that cannot fail proves nothing.
+//! S5), the quiet window a follower that keeps moving (L3). A check that cannot fail proves
+//! nothing.
 #![cfg(madsim)]
 
 use std::time::Duration;
@@ -100,4 +101,32 @@ async fn doubled_replica_seed() -> Report {
 #[test]
 fn integrity_check_catches_two_replicas_on_one_node() {
     planted("integrity_check_catches_two_replicas_on_one_node", doubled_replica_seed);
+}
+
+/// Once the cluster settles, a follower slot keeps moving: every 2 s, behind meta's back, shard
+/// 0's follower goes to another node.
+async fn restless_follower_seed() -> Report {
+    let sim = Sim::start(Spec::default()).await;
+    sim.sleep(Duration::from_secs(6)).await;
+    let restless = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let Some(catalog) = sim.audit.lock().unwrap().catalog.clone() else { continue };
+            let mut shard = catalog.shards[0].clone();
+            let elsewhere = (0..catalog.nodes.len() as u32).find(|n| Some(*n) != shard.leader && !shard.followers.contains(n));
+            shard.followers = vec![elsewhere.expect("8 nodes leave room")];
+            sim.tamper(Key::Shard(ClusterId(1), shard.id).encode(), Some(shard.encode_to_vec())).await;
+        }
+    };
+    let found = tokio::select! {
+        verdict = sim.quiet() => verdict.expect_err("a follower moving every 2 s should break the quiet window"),
+        never = restless => never,
+    };
+    assert!(found.contains("L3"), "{found}");
+    Report::default()
+}
+
+#[test]
+fn quiet_window_check_catches_a_restless_follower() {
+    planted("quiet_window_check_catches_a_restless_follower", restless_follower_seed);
 }

@@ -1,4 +1,4 @@
-//! Swarm runs of the full stack. Each seed draws its deployment (3–5 metas, 8–24 data nodes,
+//! Swarm runs of the full stack. Each seed draws its deployment (3–5 metas, 8–64 data nodes,
 //! 16–64 shards, 0–2 followers), its standing conditions (etcd timeouts, packet loss, latency),
 //! a subset of the fault classes, and then a sequence of faults from that subset over a DDL
 //! and routed-write workload. Safety is checked after every fault and at the end, liveness
@@ -16,7 +16,7 @@ const FAULTS: usize = 12;
 
 async fn swarm_seed() -> Report {
     let mut rng = thread_rng();
-    let data_nodes = rng.gen_range(8..=24);
+    let data_nodes = rng.gen_range(8..=64);
     let spec = Spec {
         metas: rng.gen_range(3..=5),
         data_nodes,

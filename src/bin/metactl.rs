@@ -73,6 +73,8 @@ enum ClusterCmd {
         min_nodes: u32,
     },
     List,
+    /// The cluster at a glance: nodes, shard readiness, and changes not yet durable.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +170,13 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
         Command::Cluster(ClusterCmd::List) => {
             let r = meta.call(|mut c| async move { c.list_clusters(proto::ListClustersRequest {}).await }).await?;
             Value::Array(r.clusters.iter().map(cluster_json).collect())
+        }
+        Command::Cluster(ClusterCmd::Status) => {
+            let req = proto::ClusterViewRequest { header: header(cluster) };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.cluster_view(req).await } }).await?;
+            json!({"cluster": cluster_json(&r.cluster.unwrap_or_default()), "term": r.term, "nodes_online": r.nodes_online,
+                   "nodes_offline": r.nodes_offline, "shards_ready": r.shards_ready, "shards_unassigned": r.shards_unassigned,
+                   "tables": r.tables, "changes_pending": r.changes_pending})
         }
         Command::Schema(SchemaCmd::Create { name, if_not_exists }) => {
             let req = proto::CreateSchemaRequest { header: header(cluster), name: name.clone(), if_not_exists: *if_not_exists };

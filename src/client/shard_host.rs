@@ -56,6 +56,8 @@ pub struct ShardHost {
     epoch: Epoch,
     next_seq: u64,
     sent: VecDeque<(u64, Instant)>,
+    /// When the newest heartbeat that meta answered was sent.
+    answered_at: Option<Instant>,
     pub counters: HostCounters,
     /// A planted bug for checker tests: leases last this much longer than meta granted, as on
     /// a node whose clock runs slow. Zero unless a test plants it.
@@ -77,6 +79,12 @@ impl ShardHost {
 
     pub fn shards(&self) -> &BTreeMap<ShardId, HostedShard> {
         &self.shards
+    }
+
+    /// When the newest heartbeat that meta answered was sent: meta counts the node alive from
+    /// about then, so a node not answered for a lease's length is one meta will declare dead.
+    pub fn answered_at(&self) -> Option<Instant> {
+        self.answered_at
     }
 
     /// Whether the node may act as the shard's leader at `now` (its own clock).
@@ -158,6 +166,7 @@ impl ShardHost {
         }
         let Some(grant) = &msg.lease else { return accepted };
         let Some(&(_, sent_at)) = self.sent.iter().find(|(seq, _)| *seq == grant.seq) else { return accepted };
+        self.answered_at = self.answered_at.max(Some(sent_at));
         let until = sent_at + Duration(grant.duration_ms) + self.overrun;
         for (id, s) in self.shards.iter_mut() {
             if s.role != Role::Leader || s.leader_since_seq > grant.seq {
@@ -270,6 +279,19 @@ mod tests {
         let (seq, _) = h.heartbeat(Instant(100), |_| 0.0);
         h.on_message(&msg(1, vec![], grant(seq, vec![])));
         h
+    }
+
+    #[test]
+    fn answered_at_is_the_send_time_of_the_newest_answered_heartbeat() {
+        let mut h = leading();
+        assert_eq!(h.answered_at(), Some(Instant(100)));
+        let (old, _) = h.heartbeat(Instant(400), |_| 0.0);
+        let (new, _) = h.heartbeat(Instant(700), |_| 0.0);
+        h.on_message(&msg(1, vec![], grant(new, vec![])));
+        h.on_message(&msg(1, vec![], grant(old, vec![])));
+        assert_eq!(h.answered_at(), Some(Instant(700)), "a late answer to an older heartbeat does not move it back");
+        h.on_message(&msg(1, vec![], None));
+        assert_eq!(h.answered_at(), Some(Instant(700)), "a message without a grant answers no heartbeat");
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct ClusterView {
     pub shards_ready: u32,
     pub shards_unassigned: u32,
     pub tables: u32,
+    /// Changes to this cluster the leader has decided but storage has not yet acknowledged:
+    /// zero means the catalog in storage is everything the leader has decided.
+    pub changes_pending: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -176,6 +176,7 @@ impl proto::meta_server::Meta for MetaService {
                     shards_ready: v.shards_ready,
                     shards_unassigned: v.shards_unassigned,
                     tables: v.tables,
+                    changes_pending: v.changes_pending,
                 },
                 other => unexpected(other),
             },

@@ -41,7 +41,8 @@ impl Leader {
             Request::ListClusters => reply(Response::Clusters(self.catalog.clusters.values().map(views::cluster_info).collect())),
             Request::ClusterView { cluster } => {
                 let (c, rt) = self.cluster(cluster)?;
-                reply(Response::View(views::view(c, rt, self.term)))
+                let pending = self.writes.pending(c.id());
+                reply(Response::View(views::view(c, rt, self.term, pending)))
             }
             Request::CreateSchema { cluster, name, if_not_exists } => self.create_schema(ctx, id, cluster, name, *if_not_exists),
             Request::CreateTable(ct) => self.create_table(ctx, id, ct),

@@ -115,7 +115,7 @@ pub fn tables(c: &ClusterCatalog, schema: Option<&str>) -> MetaResult<Vec<TableI
         .collect())
 }
 
-pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term) -> ClusterView {
+pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term, changes_pending: usize) -> ClusterView {
     let online = rt.nodes.iter().filter(|n| n.online).count() as u32;
     let statuses = || (0..c.record.shard_count).map(|i| shard_status(c, rt, ShardId(i)));
     ClusterView {
@@ -126,5 +126,6 @@ pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term) -> ClusterView 
         shards_ready: statuses().filter(|s| *s == ShardStatus::Ready).count() as u32,
         shards_unassigned: statuses().filter(|s| *s == ShardStatus::Unassigned).count() as u32,
         tables: c.tables.len() as u32,
+        changes_pending: changes_pending as u32,
     }
 }

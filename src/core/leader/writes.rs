@@ -98,6 +98,12 @@ impl Writes {
         self.queued.len() + self.in_flight.as_ref().map_or(0, |(_, c, _)| c.len())
     }
 
+    /// Changes to `cluster` not yet acknowledged.
+    pub fn pending(&self, cluster: ClusterId) -> usize {
+        let in_flight = self.in_flight.iter().flat_map(|(_, c, _)| c);
+        self.queued.iter().chain(in_flight).filter(|c| c.cluster == cluster).count()
+    }
+
     pub fn idle(&self) -> bool {
         self.in_flight.is_none() && self.queued.is_empty()
     }
