@@ -49,7 +49,7 @@ async fn start_meta(env: Vec<(String, String)>) -> (String, tokio::sync::oneshot
     let endpoint = format!("127.0.0.1:{port}");
     loop {
         if let Ok(mut c) = connect(&endpoint, Duration::from_secs(5)).await {
-            if c.list_tables(proto::ListTablesRequest { header: header(), schema: String::new() }).await.is_ok() {
+            if c.list_tables(proto::ListTablesRequest { header: header(), ..Default::default() }).await.is_ok() {
                 return (endpoint, stop);
             }
         }

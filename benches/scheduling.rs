@@ -64,7 +64,7 @@ fn cluster(shards: u32, nodes: usize, followers: u32) -> (MetaCore, Instant) {
     let config = CoreConfig { shard_moves_per_tick_max: 1 << 20, changes_queued_max: 1 << 22, ..CoreConfig::default() };
     let mut core = MetaCore::new(config, 1);
     let mut now = Instant(1);
-    core.handle_leadership(now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: vec![] }).unwrap();
+    core.handle_leadership(now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Default::default() });
     let spec = ClusterSpec { name: CLUSTER.into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 1 };
     core.handle_request(now, RequestId(1), &Request::CreateCluster(spec));
     land(&mut core, now);

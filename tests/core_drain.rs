@@ -15,8 +15,8 @@ fn drain(h: &mut Harness, node: &str, cancel: bool) -> Result<NodeInfo, MetaErro
 }
 
 fn node_info(h: &mut Harness, name: &str) -> NodeInfo {
-    match h.call(Request::ListNodes { cluster: "c".into() }) {
-        Ok(Response::Nodes(ns)) => ns.into_iter().find(|n| n.name == name).expect("the node is listed"),
+    match h.call(Request::ListNodes { cluster: "c".into(), page: PageRequest::default() }) {
+        Ok(Response::Nodes(ns)) => ns.items.into_iter().find(|n| n.name == name).expect("the node is listed"),
         other => panic!("{other:?}"),
     }
 }
@@ -113,9 +113,9 @@ fn the_drain_mark_survives_a_new_endpoint_and_a_meta_failover() {
     assert!(info.draining && info.endpoint == "n1:2", "{info:?}");
 
     // A new meta leader loads what is stored and carries on draining.
-    let snapshot: Vec<(String, Vec<u8>)> = h.store.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let snapshot = h.stored();
     h.core = MetaCore::new(CoreConfig::default(), 8);
-    h.core.handle_leadership(h.now, Leadership::Gained { term: Term(2), valid_until: Instant(u64::MAX / 2), snapshot }).unwrap();
+    h.core.handle_leadership(h.now, Leadership::Gained { term: Term(2), valid_until: Instant(u64::MAX / 2), snapshot });
     h.settle();
     assert!(node_info(&mut h, "n1").draining);
     rounds_until(&mut h, &mut nodes, 6, |h| node_info(h, "n1").replicas == 0);
@@ -129,8 +129,8 @@ fn a_node_moving_while_another_registers_keeps_node_ids_dense() {
     // The endpoint change is being written when n3 registers: n3 must still get id 2.
     Node::new(3).heartbeat(&mut h).unwrap();
     h.settle();
-    let names: Vec<String> = match h.call(Request::ListNodes { cluster: "c".into() }) {
-        Ok(Response::Nodes(ns)) => ns.into_iter().map(|n| format!("{}@{}", n.name, n.endpoint)).collect(),
+    let names: Vec<String> = match h.call(Request::ListNodes { cluster: "c".into(), page: PageRequest::default() }) {
+        Ok(Response::Nodes(ns)) => ns.items.into_iter().map(|n| format!("{}@{}", n.name, n.endpoint)).collect(),
         other => panic!("{other:?}"),
     };
     assert_eq!(names, ["n1@n1:2", "n2@n2:1", "n3@n3:1"]);

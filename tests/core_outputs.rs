@@ -12,7 +12,7 @@ use shardmeta::core::*;
 #[test]
 fn follower_refuses_requests_and_heartbeats_as_not_leader() {
     let mut h = Harness::follower();
-    let id = h.request(Request::ListClusters);
+    let id = h.request(Request::ListClusters { page: PageRequest::default() });
     assert_eq!(h.outputs(), vec![Output::Reply { request: id, result: Err(MetaError::NotLeader) }]);
     assert_eq!(Node::new(1).heartbeat(&mut h), Err(MetaError::NotLeader));
     assert_eq!(h.outputs(), vec![]);
@@ -99,14 +99,14 @@ fn unknown_write_outcome_reloads_then_writes_a_barrier() {
     h.core.handle_write_result(h.now, batch.id, WriteResult::Error);
     let outs = h.outputs();
     assert!(matches!(&outs[..], [Output::Reply { request, result: Err(MetaError::Unavailable(_)) }, Output::LoadSnapshot { term: Term(1) }] if *request == id), "{outs:?}");
-    let snapshot: Vec<(String, Vec<u8>)> = h.store.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    h.core.handle_snapshot(h.now, Term(1), &snapshot).unwrap();
+    let snapshot = h.stored();
+    h.core.handle_snapshot(h.now, Term(1), snapshot);
     let outs = h.outputs();
     let [Output::Persist(barrier)] = &outs[..] else { panic!("{outs:?}") };
     assert!(barrier.ops.is_empty(), "the barrier only advances the fence");
     assert_eq!(barrier.expected_fence.as_ref(), h.store.get(FENCE_KEY));
     // Until the barrier lands, the leader answers nothing that reads the catalog.
-    let id = h.request(Request::ListClusters);
+    let id = h.request(Request::ListClusters { page: PageRequest::default() });
     assert!(matches!(&h.outputs()[..], [Output::Reply { request, result: Err(MetaError::Unavailable(_)) }] if *request == id));
     h.store.insert(FENCE_KEY.into(), barrier.fence.clone());
     h.core.handle_write_result(h.now, barrier.id, WriteResult::Ok);

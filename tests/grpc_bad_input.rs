@@ -40,7 +40,7 @@ async fn bad_requests_get_clear_statuses_and_write_nothing() {
     let endpoint = format!("127.0.0.1:{port}");
     let mut c = loop {
         if let Ok(mut c) = connect(&endpoint, Duration::from_secs(5)).await {
-            if c.list_tables(proto::ListTablesRequest { header: header("default"), schema: String::new() }).await.is_ok() {
+            if c.list_tables(proto::ListTablesRequest { header: header("default"), ..Default::default() }).await.is_ok() {
                 break c;
             }
         }
@@ -93,9 +93,9 @@ async fn bad_requests_get_clear_statuses_and_write_nothing() {
     }
 
     // Nothing was half-written: one table, no node registered.
-    let tables = c.list_tables(proto::ListTablesRequest { header: header("default"), schema: String::new() }).await.unwrap().into_inner();
+    let tables = c.list_tables(proto::ListTablesRequest { header: header("default"), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(tables.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["ok"]);
-    let nodes = c.list_nodes(proto::ListNodesRequest { header: header("default") }).await.unwrap().into_inner();
+    let nodes = c.list_nodes(proto::ListNodesRequest { header: header("default"), ..Default::default() }).await.unwrap().into_inner();
     assert!(nodes.nodes.is_empty(), "{nodes:?}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();

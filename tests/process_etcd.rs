@@ -40,7 +40,7 @@ async fn leader_of(endpoints: &[String]) -> Option<String> {
     let mut meta = MetaClient::new(endpoints.to_vec(), Duration::from_secs(2)).ok()?;
     let (leader, mut client) = meta.leader().await.ok()?;
     // Only a serving leader counts: it answers a request that needs leadership.
-    client.list_clusters(proto::ListClustersRequest {}).await.ok()?;
+    client.list_clusters(proto::ListClustersRequest::default()).await.ok()?;
     Some(leader)
 }
 
@@ -67,8 +67,8 @@ async fn create_tables(meta: &mut MetaClient, names: impl Iterator<Item = String
 }
 
 async fn tables(meta: &mut MetaClient) -> BTreeMap<String, (u64, u32)> {
-    let r = meta.call(|mut c| async move { c.list_tables(proto::ListTablesRequest { header: header(), schema: String::new() }).await }).await.expect("list");
-    r.tables.into_iter().map(|t| (t.name, (t.id, t.shard))).collect()
+    let all = meta.list_all(proto::ListTablesRequest { header: header(), ..Default::default() }).await.expect("list");
+    all.into_iter().map(|t| (t.name, (t.id, t.shard))).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,10 +45,9 @@ fn stored(c: &ClusterCatalog) -> Served {
 impl Sim {
     async fn served(&self) -> Option<Served> {
         self.with_meta(|mut m| async move {
-            let shards = m.call(|mut c| async move { c.list_shards(proto::ListShardsRequest { header: header() }).await }).await.ok()?;
-            let tables = m.call(|mut c| async move { c.list_tables(proto::ListTablesRequest { header: header(), schema: String::new() }).await }).await.ok()?;
+            let shards = m.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await.ok()?;
+            let tables = m.list_all(proto::ListTablesRequest { header: header(), ..Default::default() }).await.ok()?;
             let shards = shards
-                .shards
                 .into_iter()
                 .map(|s| {
                     let mut followers = s.followers;
@@ -56,7 +55,7 @@ impl Sim {
                     (s.leader, followers, s.version)
                 })
                 .collect();
-            Some((shards, tables.tables.into_iter().map(|t| (t.id, (t.name, t.shard))).collect()))
+            Some((shards, tables.into_iter().map(|t| (t.id, (t.name, t.shard))).collect()))
         })
         .await
     }

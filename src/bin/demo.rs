@@ -52,11 +52,11 @@ fn header() -> Option<RequestHeader> {
 }
 
 async fn shards(meta: &mut MetaClient) -> Result<Vec<proto::ShardInfo>, Status> {
-    Ok(meta.call(|mut c| async move { c.list_shards(proto::ListShardsRequest { header: header() }).await }).await?.shards)
+    meta.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await
 }
 
 async fn drained(meta: &mut MetaClient, node: &str) -> Result<bool, Status> {
-    let nodes = meta.call(|mut c| async move { c.list_nodes(proto::ListNodesRequest { header: header() }).await }).await?.nodes;
+    let nodes = meta.list_all(proto::ListNodesRequest { header: header(), ..Default::default() }).await?;
     Ok(nodes.iter().any(|n| n.name == node && n.draining && n.replicas == 0))
 }
 

@@ -1,12 +1,14 @@
-//! `metactl --endpoints A,B,C [--cluster NAME] [--output table|json] <subcommand>`
+//! `metactl --endpoints A,B,C [--cluster NAME] [--output table|json|jsonl] <subcommand>`
 //!
-//! Any meta endpoint works: the client finds the leader. Failures print one line and exit 1
-//! (2 for bad usage).
+//! Any meta endpoint works: the client finds the leader. Listings follow every page; with
+//! `--output jsonl` each row is printed, one JSON object a line, as its page arrives, so a listing
+//! of a million tables streams. Failures print one line and exit 1 (2 for bad usage).
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+use shardmeta::client::listing::Paged;
 use shardmeta::client::MetaClient;
 use shardmeta::proto::{self, RequestHeader};
 use tonic::Status;
@@ -33,6 +35,8 @@ struct Args {
 enum Output {
     Table,
     Json,
+    /// One JSON value a line; listings stream page by page.
+    Jsonl,
 }
 
 #[derive(Subcommand)]
@@ -167,10 +171,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_cluster(req).await } }).await?;
             cluster_json(&r.cluster.unwrap_or_default())
         }
-        Command::Cluster(ClusterCmd::List) => {
-            let r = meta.call(|mut c| async move { c.list_clusters(proto::ListClustersRequest {}).await }).await?;
-            Value::Array(r.clusters.iter().map(cluster_json).collect())
-        }
+        Command::Cluster(ClusterCmd::List) => rows(args, meta, proto::ListClustersRequest::default(), cluster_json).await?,
         Command::Cluster(ClusterCmd::Status) => {
             let req = proto::ClusterViewRequest { header: header(cluster) };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.cluster_view(req).await } }).await?;
@@ -209,9 +210,8 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             Value::Array(out)
         }
         Command::Table(TableCmd::List { schema }) => {
-            let req = proto::ListTablesRequest { header: header(cluster), schema: schema.clone().unwrap_or_default() };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.list_tables(req).await } }).await?;
-            Value::Array(r.tables.iter().map(|t| json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard})).collect())
+            let req = proto::ListTablesRequest { header: header(cluster), schema: schema.clone().unwrap_or_default(), ..Default::default() };
+            rows(args, meta, req, |t| json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard})).await?
         }
         Command::Route { schema, tables } => {
             let req = proto::RouteTablesRequest { header: header(cluster), schema: schema.clone(), tables: tables.clone() };
@@ -227,30 +227,38 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                     .collect(),
             )
         }
-        Command::Node(NodeCmd::List) => {
-            let req = proto::ListNodesRequest { header: header(cluster) };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.list_nodes(req).await } }).await?;
-            Value::Array(r.nodes.iter().map(node_json).collect())
-        }
+        Command::Node(NodeCmd::List) => rows(args, meta, proto::ListNodesRequest { header: header(cluster), ..Default::default() }, node_json).await?,
         Command::Node(NodeCmd::Drain { name, cancel }) => {
             let req = proto::DrainNodeRequest { header: header(cluster), node: name.clone(), cancel: *cancel };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;
             r.node.as_ref().map_or(Value::Null, node_json)
         }
         Command::Shard(ListCmd::List) => {
-            let req = proto::ListShardsRequest { header: header(cluster) };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.list_shards(req).await } }).await?;
-            Value::Array(
-                r.shards
-                    .iter()
-                    .map(|s| {
-                        let leader = (!s.leader.is_empty()).then(|| s.leader.clone());
-                        json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status)})
-                    })
-                    .collect(),
-            )
+            let req = proto::ListShardsRequest { header: header(cluster), ..Default::default() };
+            rows(args, meta, req, |s| {
+                let leader = (!s.leader.is_empty()).then(|| s.leader.clone());
+                json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status)})
+            })
+            .await?
         }
     })
+}
+
+/// Follows every page of a listing. With `jsonl` output each row is printed as its page
+/// arrives (and `Null` returned); otherwise the rows are collected.
+async fn rows<R: Paged>(args: &Args, meta: &mut MetaClient, req: R, json: impl Fn(&R::Item) -> Value) -> Result<Value, Status> {
+    let stream = args.output == Output::Jsonl;
+    let mut all = Vec::new();
+    meta.for_each_page(req, |items| {
+        for item in &items {
+            match stream {
+                true => println!("{}", json(item)),
+                false => all.push(json(item)),
+            }
+        }
+    })
+    .await?;
+    Ok(if stream { Value::Null } else { Value::Array(all) })
 }
 
 /// Renders JSON rows as aligned columns, keys of the first row as the header.
@@ -284,9 +292,12 @@ fn main() {
         run(&args, &mut meta).await
     });
     match result {
-        Ok(v) => match args.output {
-            Output::Json => println!("{v}"),
-            Output::Table => println!("{}", table(&v)),
+        Ok(v) => match (args.output, v) {
+            (Output::Json, v) => println!("{v}"),
+            (Output::Table, v) => println!("{}", table(&v)),
+            (Output::Jsonl, Value::Null) => {} // streamed already
+            (Output::Jsonl, Value::Array(rows)) => rows.iter().for_each(|r| println!("{r}")),
+            (Output::Jsonl, v) => println!("{v}"),
         },
         Err(status) => {
             eprintln!("metactl: {:?}: {}", status.code(), status.message());

@@ -85,15 +85,15 @@ pub fn durability(acked: &AckLog, durable: &Catalog) -> Result<(), Violation> {
         if acked.dropped.contains(&(c, t)) {
             continue;
         }
-        let found = durable.clusters.get(&c).and_then(|cl| cl.tables.get(&t));
+        let found = durable.clusters.get(&c).and_then(|cl| cl.tables.get(t));
         match found {
-            Some(rec) if rec.name == *name => {}
+            Some(rec) if *rec.name == **name => {}
             Some(rec) => return violation(Invariant::Durability, format!("table {t} acknowledged as {name:?} is now {:?}", rec.name)),
             None => return violation(Invariant::Durability, format!("acknowledged create of {name:?} (id {t}) in cluster {c} is lost")),
         }
     }
     for &(c, t) in &acked.dropped {
-        if durable.clusters.get(&c).is_some_and(|cl| cl.tables.contains_key(&t)) {
+        if durable.clusters.get(&c).is_some_and(|cl| cl.tables.contains(t)) {
             return violation(Invariant::Durability, format!("acknowledged drop of table {t} in cluster {c} is undone"));
         }
     }
@@ -156,8 +156,8 @@ pub fn integrity(catalog: &Catalog) -> Result<(), Violation> {
                 }
             }
         }
-        for (id, t) in &c.tables {
-            if homes.get(id) != Some(&ShardId(t.shard)) {
+        for (id, t) in c.tables.iter() {
+            if homes.get(&id) != Some(&ShardId(t.shard)) {
                 return bad(format!("cluster {cid}: table {id} names shard {} but is not in it", t.shard));
             }
         }
@@ -165,10 +165,13 @@ pub fn integrity(catalog: &Catalog) -> Result<(), Violation> {
             return bad(format!("cluster {cid}: shards hold {} tables, the catalog {}", homes.len(), c.tables.len()));
         }
         let schema_ids: BTreeSet<u64> = c.schemas.keys().map(|s| s.0).collect();
-        if let Some(t) = c.tables.keys().find(|t| schema_ids.contains(&t.0)) {
+        if !c.tables.name_index_is_consistent() {
+            return bad(format!("cluster {cid}: the table name index does not match the tables"));
+        }
+        if let Some(t) = c.tables.ids().find(|t| schema_ids.contains(&t.0)) {
             return bad(format!("cluster {cid}: id {t} is both a schema and a table"));
         }
-        if let Some(t) = c.tables.keys().find(|t| t.0 >= c.id_ceiling) {
+        if let Some(t) = c.tables.ids().find(|t| t.0 >= c.id_ceiling) {
             return bad(format!("cluster {cid}: table id {t} at or above the id ceiling {}", c.id_ceiling));
         }
         for s in &c.shards {

@@ -2,6 +2,7 @@
 //! [`ShardHost`], the sans-IO part that decides what a data node does with meta's messages.
 
 pub mod lease_log;
+pub mod listing;
 pub mod meta_client;
 pub mod node;
 pub mod routes;

@@ -38,6 +38,14 @@ pub struct CoreConfig {
     /// Sub-tables of one partitioned table; they and their shards fit one transaction.
     pub partitions_max: u32,
     pub tables_per_route_max: usize,
+    /// Items in a listing page when the request names no size.
+    pub list_page_default: u32,
+    /// The most items in one listing page: a page is built inside the core's loop, so its size
+    /// bounds how long one listing delays heartbeats.
+    pub list_page_max: u32,
+    /// The most rows one filtered listing page looks at before it answers (possibly with fewer
+    /// items than asked, and a token to go on).
+    pub list_scan_max: usize,
     /// Shard moves (assignment, failover, repair) decided per scheduler tick.
     pub shard_moves_per_tick_max: usize,
     /// Concurrent leader transfers for balancing.
@@ -89,6 +97,9 @@ impl Default for CoreConfig {
             option_bytes_max: 4 * 1024,
             partitions_max: 32,
             tables_per_route_max: 10_000,
+            list_page_default: 1_000,
+            list_page_max: 10_000,
+            list_scan_max: 100_000,
             shard_moves_per_tick_max: 4_096,
             transfers_in_flight_max: 8,
             id_block: 1_000,
@@ -120,6 +131,9 @@ impl CoreConfig {
             ("id_block", self.id_block),
             ("txn_ops_max", self.txn_ops_max as u64),
             ("shard_moves_per_tick_max", self.shard_moves_per_tick_max as u64),
+            ("list_page_default", self.list_page_default as u64),
+            ("list_page_max", self.list_page_max as u64),
+            ("list_scan_max", self.list_scan_max as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));

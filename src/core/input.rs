@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::storage::Snapshot;
+
 use super::ids::*;
 use super::model::Topology;
 use super::time::Instant;
@@ -87,25 +89,37 @@ pub struct CreateTable {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     CreateCluster(ClusterSpec),
-    ListClusters,
+    ListClusters { page: PageRequest },
     ClusterView { cluster: String },
     CreateSchema { cluster: String, name: String, if_not_exists: bool },
     CreateTable(CreateTable),
     DropTable { cluster: String, schema: String, name: String },
     RouteTables { cluster: String, schema: String, tables: Vec<String> },
-    ListNodes { cluster: String },
+    ListNodes { cluster: String, page: PageRequest },
     /// Moves every replica off the node and places nothing new on it; `cancel` ends that.
     DrainNode { cluster: String, node: String, cancel: bool },
-    ListShards { cluster: String },
+    ListShards { cluster: String, page: PageRequest },
     /// `schema: None` lists every schema.
-    ListTables { cluster: String, schema: Option<String> },
+    ListTables { cluster: String, schema: Option<String>, page: PageRequest },
+}
+
+/// Which page of a listing to answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// At most this many items; 0 means `list_page_default`, and above `list_page_max` means
+    /// `list_page_max`.
+    pub size: u32,
+    /// Start after the item with this id (the previous page's `next`); `None` starts at the
+    /// beginning.
+    pub after: Option<u64>,
 }
 
 /// What the election tells the core.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Leadership {
-    /// This node won `term`. `snapshot` is every stored key under the root, read after winning.
-    Gained { term: Term, valid_until: Instant, snapshot: Vec<(String, Vec<u8>)> },
+    /// This node won `term`. `snapshot` is what storage held, read and decoded after winning
+    /// (a store whose snapshot does not load gives the term up instead).
+    Gained { term: Term, valid_until: Instant, snapshot: Snapshot },
     /// The election lease was renewed: leadership surely holds until `valid_until`.
     Renewed { term: Term, valid_until: Instant },
     /// Leadership ended (lease lost, resigned, or another node won).

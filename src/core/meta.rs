@@ -11,7 +11,7 @@ use super::leader::{AfterWrite, Ctx, Leader};
 use super::model::Catalog;
 use super::outbox::Outbox;
 use super::output::Output;
-use super::storage::{DecodeError, WriteResult, FENCE_KEY};
+use super::storage::{Snapshot, WriteResult};
 use super::time::{Duration, Instant};
 
 /// Why the core wants to be woken.
@@ -74,8 +74,8 @@ impl MetaCore {
         }
     }
 
-    /// The election's word. A snapshot that cannot be decoded leaves the core a follower.
-    pub fn handle_leadership(&mut self, now: Instant, event: Leadership) -> Result<(), DecodeError> {
+    /// The election's word.
+    pub fn handle_leadership(&mut self, now: Instant, event: Leadership) {
         self.enter(now);
         match event {
             Leadership::Gained { term, valid_until, .. } if self.term() == Some(term) => {
@@ -86,8 +86,7 @@ impl MetaCore {
             }
             Leadership::Gained { term, valid_until, snapshot } => {
                 self.step_down();
-                let loaded = load_snapshot(&snapshot)?;
-                self.leader = Some(Leader::new(term, valid_until, loaded, now, &self.config, self.last_write));
+                self.leader = Some(Leader::new(term, valid_until, snapshot, now, &self.config, self.last_write));
                 self.next_tick = now;
             }
             Leadership::Renewed { term, valid_until } => {
@@ -97,7 +96,6 @@ impl MetaCore {
             }
             Leadership::Lost => self.step_down(),
         }
-        Ok(())
     }
 
     /// A heartbeat on stream `session`. An error means the heartbeat was refused as a whole
@@ -145,15 +143,13 @@ impl MetaCore {
     }
 
     /// The snapshot asked for by [`Output::LoadSnapshot`].
-    pub fn handle_snapshot(&mut self, now: Instant, term: Term, snapshot: &[(String, Vec<u8>)]) -> Result<(), DecodeError> {
+    pub fn handle_snapshot(&mut self, now: Instant, term: Term, snapshot: Snapshot) {
         self.enter(now);
-        let loaded = load_snapshot(snapshot)?;
         match self.ctx(now) {
-            (Some(leader), mut ctx) if leader.term == term && leader.writes.recovering => leader.on_snapshot(&mut ctx, loaded),
+            (Some(leader), mut ctx) if leader.term == term && leader.writes.recovering => leader.on_snapshot(&mut ctx, snapshot),
             _ => {} // stale: leadership moved on meanwhile
         }
         self.flush(now);
-        Ok(())
     }
 
     /// Does whatever is due at `now`; safe to call early or twice.
@@ -225,11 +221,4 @@ impl MetaCore {
     pub fn pending_requests(&self) -> usize {
         self.out.pending_requests()
     }
-}
-
-/// The catalog and the write chain's fence value from a storage snapshot.
-fn load_snapshot(snapshot: &[(String, Vec<u8>)]) -> Result<(Catalog, Option<Vec<u8>>), DecodeError> {
-    let catalog = Catalog::load(snapshot.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
-    let fence = snapshot.iter().find(|(k, _)| k == FENCE_KEY).map(|(_, v)| v.clone());
-    Ok((catalog, fence))
 }

@@ -70,17 +70,27 @@ pub enum CommandKind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Response {
     Cluster(ClusterInfo),
-    Clusters(Vec<ClusterInfo>),
+    Clusters(Page<ClusterInfo>),
     View(ClusterView),
     SchemaCreated { id: SchemaId, created: bool },
     TableCreated { table: TableInfo, created: bool },
     TableDropped { id: TableId },
     Routes { epoch: Epoch, routes: Vec<TableRoute> },
-    Nodes(Vec<NodeInfo>),
+    Nodes(Page<NodeInfo>),
     /// A node after a drain or its cancellation.
     Node(NodeInfo),
-    Shards(Vec<ShardInfo>),
-    Tables(Vec<TableInfo>),
+    Shards(Page<ShardInfo>),
+    Tables(Page<TableInfo>),
+}
+
+/// One page of a listing, in id order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The last id this page looked at, when more may follow: pass it as the next request's
+    /// [`PageRequest::after`](crate::core::PageRequest). A page can hold fewer than asked (a
+    /// filter that matched little within the scan limit) and still have a next one.
+    pub next: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

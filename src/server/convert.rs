@@ -242,3 +242,58 @@ pub fn create_table(req: proto::CreateTableRequest) -> Result<Request, Status> {
 pub fn cluster_name(header: &Option<proto::RequestHeader>) -> Result<String, Status> {
     cluster_of(header)
 }
+
+/// Which listing a page token belongs to: a token handed to another listing is refused rather
+/// than silently starting it somewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    Clusters,
+    Nodes,
+    Shards,
+    Tables,
+}
+
+impl Listing {
+    fn tag(self) -> &'static str {
+        match self {
+            Listing::Clusters => "c",
+            Listing::Nodes => "n",
+            Listing::Shards => "s",
+            Listing::Tables => "t",
+        }
+    }
+}
+
+/// Page tokens are opaque to clients: `{listing}1.{last id in hex}`.
+pub fn page(listing: Listing, size: u32, token: &str) -> Result<PageRequest, Status> {
+    if token.is_empty() {
+        return Ok(PageRequest { size, after: None });
+    }
+    let after = token
+        .strip_prefix(listing.tag())
+        .and_then(|t| t.strip_prefix("1."))
+        .filter(|hex| hex.len() <= 16)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| Status::invalid_argument(format!("page_token {token:?} is not a token of this listing")))?;
+    Ok(PageRequest { size, after: Some(after) })
+}
+
+pub fn next_page_token<T>(listing: Listing, page: &Page<T>) -> String {
+    page.next.map(|last| format!("{}1.{last:x}", listing.tag())).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod page_token_tests {
+    use super::*;
+
+    #[test]
+    fn a_token_round_trips_and_is_bound_to_its_listing() {
+        let token = next_page_token(Listing::Tables, &Page::<()> { items: vec![], next: Some(0xabc) });
+        assert_eq!(page(Listing::Tables, 5, &token).unwrap(), PageRequest { size: 5, after: Some(0xabc) });
+        assert_eq!(page(Listing::Nodes, 5, &token).unwrap_err().code(), tonic::Code::InvalidArgument);
+        for bad in ["x", "t1.", "t1.zz", "t1.11111111111111111"] {
+            assert!(page(Listing::Tables, 0, bad).is_err(), "{bad}");
+        }
+        assert_eq!(next_page_token(Listing::Tables, &Page::<()> { items: vec![], next: None }), "");
+    }
+}

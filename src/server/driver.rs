@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::storage::{WriteBatch, WriteResult};
+use crate::core::storage::{Snapshot, WriteBatch, WriteResult};
 use crate::core::*;
 use crate::proto;
+use crate::server::storage::load::{LoadBackoff, LoadCause, LoadError};
 use crate::server::storage::Storage;
 
 /// Inputs queued for the driver beyond this wait (back-pressure on gRPC handlers).
@@ -20,8 +21,6 @@ pub const INPUTS_QUEUED_MAX: usize = 4_096;
 pub const STREAM_QUEUED_MAX: usize = 64;
 /// Inputs handled per wake-up before outputs are drained.
 const INPUTS_PER_PASS: usize = 256;
-/// Pause before re-reading a snapshot that failed to load.
-const SNAPSHOT_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 /// Pause before creating the default cluster again after a failed attempt.
 const DEFAULT_CLUSTER_RETRY: Duration = Duration(1_000);
 
@@ -54,7 +53,7 @@ pub enum Input {
     StreamClosed { session: SessionId },
     Leadership(Leadership),
     WriteDone { id: WriteId, result: WriteResult },
-    Snapshot { term: Term, result: Result<Vec<(String, Vec<u8>)>, String> },
+    Snapshot { term: Term, result: Result<Snapshot, LoadError> },
     /// Asks for the catalog's view of leadership, for `GetLeader` and status.
     IsLeader { reply: oneshot::Sender<Option<Term>> },
 }
@@ -99,6 +98,8 @@ pub struct Driver {
     /// one failed.
     default_request: Option<RequestId>,
     default_retry_at: Instant,
+    /// Spaces out reloads that fail (after a write whose outcome was unknown).
+    reload_backoff: LoadBackoff,
     leader: crate::server::LeaderView,
 }
 
@@ -126,6 +127,7 @@ impl Driver {
             default_cluster,
             default_request: None,
             default_retry_at: Instant::ZERO,
+            reload_backoff: LoadBackoff::default(),
             leader,
         };
         (driver, DriverHandle { tx, clock })
@@ -199,27 +201,24 @@ impl Driver {
             }
             Input::Leadership(event) => {
                 let gained = matches!(event, Leadership::Gained { .. });
-                if let Err(e) = self.core.handle_leadership(now, event) {
-                    tracing::error!(error = %e, "stored metadata cannot be loaded; staying a follower");
-                    if let Some(term) = self.core.term() {
-                        let _ = self.election.send(ElectionCommand::Resign(term));
-                    }
-                }
+                self.core.handle_leadership(now, event);
                 if gained && self.core.is_leader(now) {
                     tracing::info!(term = ?self.core.term(), "leading");
                 }
             }
             Input::WriteDone { id, result } => self.core.handle_write_result(now, id, result),
             Input::Snapshot { term, result } => match result {
-                Ok(kvs) => {
-                    if let Err(e) = self.core.handle_snapshot(now, term, &kvs) {
-                        tracing::error!(error = %e, "stored metadata cannot be loaded; resigning");
-                        let _ = self.election.send(ElectionCommand::Resign(term));
-                    }
+                Ok(snapshot) => {
+                    self.reload_backoff.succeeded();
+                    self.core.handle_snapshot(now, term, snapshot);
+                }
+                Err(e) if e.cause == LoadCause::Corrupt => {
+                    tracing::error!(error = %e, "stored metadata cannot be loaded; resigning");
+                    let _ = self.election.send(ElectionCommand::Resign(term));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "snapshot read failed; retrying");
-                    self.load_snapshot_after(term, SNAPSHOT_RETRY);
+                    let pause = self.reload_backoff.failed("reloading metadata failed; retrying", &e);
+                    self.load_snapshot_after(term, pause);
                 }
             },
             Input::IsLeader { reply } => {
@@ -314,13 +313,13 @@ mod tests {
         let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
         let (driver, handle) = Driver::new(CoreConfig::default(), 1, storage, election, spec, crate::server::LeaderView::new("m".into()));
         tokio::spawn(driver.run());
-        let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: vec![] };
+        let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
         handle.tx.send(Input::Leadership(gained)).await.unwrap();
         for _ in 0..50 {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let (reply, answer) = oneshot::channel();
-            handle.tx.send(Input::Request { request: Request::ListClusters, reply }).await.unwrap();
-            if matches!(answer.await.unwrap(), Ok(Response::Clusters(cs)) if cs.iter().any(|c| c.name == "default")) {
+            handle.tx.send(Input::Request { request: Request::ListClusters { page: PageRequest::default() }, reply }).await.unwrap();
+            if matches!(answer.await.unwrap(), Ok(Response::Clusters(cs)) if cs.items.iter().any(|c| c.name == "default")) {
                 return;
             }
         }

@@ -12,13 +12,23 @@ use tokio::sync::{mpsc, watch};
 
 use super::driver::{Clock, ElectionCommand, Input};
 use super::storage::etcd::{EtcdStore, LeaderFence};
+use super::storage::load::{LoadBackoff, LoadCause, LoadError};
 use super::LeaderView;
 use crate::core::model::FenceRecord;
-use crate::core::storage::FENCE_KEY;
+use crate::core::storage::Snapshot;
 use crate::core::{Duration as CoreDuration, Instant, Leadership, Term};
 
 /// Outside the storage root, so that snapshots never include election keys.
 pub const ELECTION_NAME: &str = "/shardmeta/election/v1";
+
+/// Why a term of leading ended.
+enum Ended {
+    Shutdown,
+    /// The lease was lost or the term resigned: campaign again at once.
+    Lost,
+    /// The snapshot did not load: campaign again after this pause.
+    LoadFailed(Duration),
+}
 
 pub struct EtcdElection {
     pub client: Client,
@@ -42,6 +52,7 @@ impl EtcdElection {
     pub async fn run(self, mut commands: mpsc::UnboundedReceiver<ElectionCommand>) {
         tokio::task::spawn(observe_leader(self.client.clone(), self.leader.clone(), self.ttl / 3));
         let margin = CoreDuration((self.ttl.as_millis() as u64 / 10).max(100));
+        let mut backoff = LoadBackoff::default();
         loop {
             let (mut leases, mut election) = (self.client.lease_client(), self.client.election_client());
             let lease = match leases.grant((self.ttl.as_secs().max(1)) as i64, None).await {
@@ -78,41 +89,49 @@ impl EtcdElection {
                     continue;
                 }
             };
-            let shutdown = self.lead(key.clone(), &mut valid_rx, &mut commands).await;
+            let ended = self.lead(key.clone(), &mut valid_rx, &mut commands, &mut backoff).await;
             keeper.abort();
             self.store.set_fence(None);
             self.leader.forget_me();
             let _ = self.driver.send(Input::Leadership(Leadership::Lost)).await;
             let _ = election.resign(Some(ResignOptions::new().with_leader(key))).await;
             let _ = leases.revoke(lease).await;
-            if shutdown {
-                return;
+            match ended {
+                Ended::Shutdown => return,
+                Ended::Lost => {}
+                // Stand aside before campaigning again: another meta node may load where this one
+                // could not, and if none can, the attempts stay spaced out instead of a tight loop.
+                Ended::LoadFailed(pause) => tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    cmd = commands.recv() => if matches!(cmd, None | Some(ElectionCommand::Shutdown)) { return },
+                },
             }
         }
     }
 
-    /// Leads until the lease is lost or a command ends it; true on shutdown.
+    /// Leads until the lease is lost, the snapshot fails to load or a command ends it.
     async fn lead(
         &self,
         key: LeaderKey,
         valid: &mut watch::Receiver<Option<Instant>>,
         commands: &mut mpsc::UnboundedReceiver<ElectionCommand>,
-    ) -> bool {
+        backoff: &mut LoadBackoff,
+    ) -> Ended {
         let term = Term(key.rev() as u64);
         let fence = LeaderFence { key: key.key().to_vec(), value: self.value.clone().into_bytes(), term };
         self.store.set_fence(Some(fence.clone()));
         let snapshot = match self.snapshot_with_fence(&fence).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot load metadata after winning; resigning");
-                return false;
+            Ok(s) => {
+                backoff.succeeded();
+                s
             }
+            Err(e) => return Ended::LoadFailed(backoff.failed("cannot load metadata after winning the meta election; resigning", &e)),
         };
-        let Some(valid_until) = *valid.borrow() else { return false };
+        let Some(valid_until) = *valid.borrow() else { return Ended::Lost };
         tracing::info!(?term, "won the meta election");
         self.leader.set(endpoint_of(self.value.as_bytes()).map(|e| (e, term)));
         if self.driver.send(Input::Leadership(Leadership::Gained { term, valid_until, snapshot })).await.is_err() {
-            return true;
+            return Ended::Shutdown;
         }
         loop {
             tokio::select! {
@@ -124,17 +143,17 @@ impl EtcdElection {
                         }
                         _ => {
                             tracing::warn!(?term, "election lease lost; stepping down");
-                            return false;
+                            return Ended::Lost;
                         }
                     }
                 }
                 cmd = commands.recv() => match cmd {
                     Some(ElectionCommand::Resign(t)) if t == term => {
                         tracing::warn!(?term, "resigning");
-                        return false;
+                        return Ended::Lost;
                     }
                     Some(ElectionCommand::Resign(_)) => {}
-                    None | Some(ElectionCommand::Shutdown) => return true,
+                    None | Some(ElectionCommand::Shutdown) => return Ended::Shutdown,
                 }
             }
         }
@@ -142,12 +161,12 @@ impl EtcdElection {
 
     /// The snapshot a new leader starts from, with the write chain's fence record created if
     /// storage has none yet (etcd cannot compare a value that does not exist).
-    async fn snapshot_with_fence(&self, fence: &LeaderFence) -> Result<Vec<(String, Vec<u8>)>, String> {
+    async fn snapshot_with_fence(&self, fence: &LeaderFence) -> Result<Snapshot, LoadError> {
         let mut snapshot = self.store.snapshot().await?;
-        if !snapshot.iter().any(|(k, _)| k == FENCE_KEY) {
+        if snapshot.fence.is_none() {
             let initial = FenceRecord { term: 0, seq: 0 }.encode_to_vec();
-            self.store.ensure_fence(fence, initial.clone()).await?;
-            snapshot.push((FENCE_KEY.to_owned(), initial));
+            self.store.ensure_fence(fence, initial.clone()).await.map_err(|e| LoadError::new(LoadCause::Unavailable, e))?;
+            snapshot.fence = Some(initial);
         }
         Ok(snapshot)
     }

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::{self, status};
+use super::convert::{self, status, Listing};
 use super::driver::{DriverHandle, Input, STREAM_QUEUED_MAX};
 use super::LeaderView;
 use crate::core::{self, MetaError, SessionId};
@@ -153,9 +153,12 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_clusters(&self, request: Request<proto::ListClustersRequest>) -> Result<Response<proto::ListClustersResponse>, Status> {
         self.unary(
             request,
-            |_| Ok(core::Request::ListClusters),
+            |m| Ok(core::Request::ListClusters { page: convert::page(Listing::Clusters, m.page_size, &m.page_token)? }),
             |r| match r {
-                core::Response::Clusters(cs) => proto::ListClustersResponse { clusters: cs.iter().map(convert::cluster_info).collect() },
+                core::Response::Clusters(p) => proto::ListClustersResponse {
+                    clusters: p.items.iter().map(convert::cluster_info).collect(),
+                    next_page_token: convert::next_page_token(Listing::Clusters, &p),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.list_clusters(r).await }),
@@ -246,9 +249,12 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_nodes(&self, request: Request<proto::ListNodesRequest>) -> Result<Response<proto::ListNodesResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::ListNodes { cluster: convert::cluster_name(&m.header)? }),
+            |m| Ok(core::Request::ListNodes { cluster: convert::cluster_name(&m.header)?, page: convert::page(Listing::Nodes, m.page_size, &m.page_token)? }),
             |r| match r {
-                core::Response::Nodes(ns) => proto::ListNodesResponse { nodes: ns.iter().map(convert::node_info).collect() },
+                core::Response::Nodes(p) => proto::ListNodesResponse {
+                    nodes: p.items.iter().map(convert::node_info).collect(),
+                    next_page_token: convert::next_page_token(Listing::Nodes, &p),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.list_nodes(r).await }),
@@ -272,9 +278,12 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_shards(&self, request: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::ListShards { cluster: convert::cluster_name(&m.header)? }),
+            |m| Ok(core::Request::ListShards { cluster: convert::cluster_name(&m.header)?, page: convert::page(Listing::Shards, m.page_size, &m.page_token)? }),
             |r| match r {
-                core::Response::Shards(ss) => proto::ListShardsResponse { shards: ss.iter().map(convert::shard_info).collect() },
+                core::Response::Shards(p) => proto::ListShardsResponse {
+                    shards: p.items.iter().map(convert::shard_info).collect(),
+                    next_page_token: convert::next_page_token(Listing::Shards, &p),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.list_shards(r).await }),
@@ -287,10 +296,14 @@ impl proto::meta_server::Meta for MetaService {
             request,
             |m| {
                 let schema = (!m.schema.is_empty()).then_some(m.schema);
-                Ok(core::Request::ListTables { cluster: convert::cluster_name(&m.header)?, schema })
+                let page = convert::page(Listing::Tables, m.page_size, &m.page_token)?;
+                Ok(core::Request::ListTables { cluster: convert::cluster_name(&m.header)?, schema, page })
             },
             |r| match r {
-                core::Response::Tables(ts) => proto::ListTablesResponse { tables: ts.iter().map(convert::table_info).collect() },
+                core::Response::Tables(p) => proto::ListTablesResponse {
+                    tables: p.items.iter().map(convert::table_info).collect(),
+                    next_page_token: convert::next_page_token(Listing::Tables, &p),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.list_tables(r).await }),

@@ -103,7 +103,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         (None, Storage::Embedded(store)) => {
             // One meta node on its own store leads for as long as it runs.
             let term = store.term();
-            let snapshot = storage.snapshot().await?;
+            let snapshot = storage.snapshot().await.map_err(|e| format!("cannot load {}: {e}", store.path().display()))?;
             leader.set(Some((config.advertised(), term)));
             let gained = Leadership::Gained { term, valid_until: Instant(u64::MAX / 2), snapshot };
             handle.tx.send(Input::Leadership(gained)).await.map_err(|_| "driver stopped".to_string())?;

@@ -21,13 +21,18 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// What a meta leader would load from the store now.
+    pub fn stored(&self) -> shardmeta::core::storage::Snapshot {
+        shardmeta::core::storage::Snapshot::load(self.store.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).expect("the store holds what the core wrote")
+    }
+
     pub fn follower() -> Harness {
         Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), next_request: 0 }
     }
 
     pub fn leader() -> Harness {
         let mut h = Harness::follower();
-        h.core.handle_leadership(h.now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: vec![] }).unwrap();
+        h.core.handle_leadership(h.now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Default::default() });
         h
     }
 
@@ -181,9 +186,9 @@ pub fn round(h: &mut Harness, nodes: &mut [Node], ms: u64) {
 }
 
 pub fn shard_statuses(h: &mut Harness) -> Vec<ShardInfo> {
-    let id = h.request(Request::ListShards { cluster: "c".into() });
+    let id = h.request(Request::ListShards { cluster: "c".into(), page: PageRequest::default() });
     match h.outputs().into_iter().next() {
-        Some(Output::Reply { request, result: Ok(Response::Shards(s)) }) if request == id => s,
+        Some(Output::Reply { request, result: Ok(Response::Shards(s)) }) if request == id => s.items,
         other => panic!("{other:?}"),
     }
 }

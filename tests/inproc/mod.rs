@@ -443,17 +443,17 @@ impl World {
                 }
             Msg::Won { incarnation, sent, term, snapshot } if incarnation == inc => {
                 let event = Leadership::Gained { term, valid_until: sent + ttl, snapshot };
-                self.core(i).handle_leadership(now, event).expect("the store holds only what cores wrote");
+                self.core(i).handle_leadership(now, event);
             }
             Msg::Renewed { incarnation, sent, term } if incarnation == inc => {
-                self.core(i).handle_leadership(now, Leadership::Renewed { term, valid_until: sent + ttl }).expect("no snapshot");
+                self.core(i).handle_leadership(now, Leadership::Renewed { term, valid_until: sent + ttl });
             }
             Msg::LostElection { incarnation } if incarnation == inc
                 && self.core(i).term().is_some() => {
-                    self.core(i).handle_leadership(now, Leadership::Lost).expect("no snapshot");
+                    self.core(i).handle_leadership(now, Leadership::Lost);
                 }
-            Msg::Snapshot { incarnation, term, kvs } if incarnation == inc => {
-                self.core(i).handle_snapshot(now, term, &kvs).expect("the store holds only what cores wrote");
+            Msg::Snapshot { incarnation, term, snapshot } if incarnation == inc => {
+                self.core(i).handle_snapshot(now, term, snapshot);
                 self.coverage.snapshot_reloads += 1;
             }
             _ => {} // addressed to an earlier incarnation
@@ -507,14 +507,14 @@ impl World {
             Msg::Campaign { incarnation, sent, leading } => Some(match self.store.campaign(i, incarnation, now) {
                 // A holder that does not know it leads (its win was lost) is told again.
                 Some(false) if leading == Some(self.store.term) => Msg::Renewed { incarnation, sent, term: self.store.term },
-                Some(_) => Msg::Won { incarnation, sent, term: self.store.term, snapshot: self.store.snapshot() },
+                Some(_) => Msg::Won { incarnation, sent, term: self.store.term, snapshot: self.store.load() },
                 None => Msg::LostElection { incarnation },
             }),
             Msg::Write { incarnation, batch } => self
                 .store
                 .write(&mut self.rng, i, incarnation, &batch, now)
                 .map(|result| Msg::WriteDone { incarnation, id: batch.id, result }),
-            Msg::ReadSnapshot { incarnation, term } => Some(Msg::Snapshot { incarnation, term, kvs: self.store.snapshot() }),
+            Msg::ReadSnapshot { incarnation, term } => Some(Msg::Snapshot { incarnation, term, snapshot: self.store.load() }),
             Msg::Resign { incarnation, term } => {
                 self.store.resign(i, incarnation, term);
                 None

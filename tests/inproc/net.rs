@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
-use shardmeta::core::storage::{WriteBatch, WriteResult};
+use shardmeta::core::storage::{Snapshot, WriteBatch, WriteResult};
 use shardmeta::core::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,13 +27,13 @@ pub enum Msg {
     WriteDone { incarnation: u64, id: WriteId, result: WriteResult },
     /// Campaign for leadership, or renew it; `sent` is the meta's clock at sending.
     Campaign { incarnation: u64, sent: Instant, leading: Option<Term> },
-    Won { incarnation: u64, sent: Instant, term: Term, snapshot: Vec<(String, Vec<u8>)> },
+    Won { incarnation: u64, sent: Instant, term: Term, snapshot: Snapshot },
     Renewed { incarnation: u64, sent: Instant, term: Term },
     LostElection { incarnation: u64 },
     /// Give up the election for `term` (the lease is revoked).
     Resign { incarnation: u64, term: Term },
     ReadSnapshot { incarnation: u64, term: Term },
-    Snapshot { incarnation: u64, term: Term, kvs: Vec<(String, Vec<u8>)> },
+    Snapshot { incarnation: u64, term: Term, snapshot: Snapshot },
     RoutedWrite { shard: ShardId, version: Version },
     RoutedWriteDone { accepted: bool },
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use shardmeta::check::LandedWrite;
-use shardmeta::core::storage::{Op, WriteBatch, WriteResult, FENCE_KEY};
+use shardmeta::core::storage::{Op, Snapshot, WriteBatch, WriteResult, FENCE_KEY};
 use shardmeta::core::{Duration, Instant, Term};
 
 pub struct Store {
@@ -67,6 +67,11 @@ impl Store {
 
     pub fn current_holder(&self, now: Instant) -> Option<usize> {
         self.holder.filter(|&(_, _, until)| now < until).map(|(m, _, _)| m)
+    }
+
+    /// What a new leader loads.
+    pub fn load(&self) -> Snapshot {
+        Snapshot::load(self.kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).expect("the store holds only what cores wrote")
     }
 
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {

@@ -11,7 +11,7 @@ pub fn header() -> Option<RequestHeader> {
 }
 
 pub async fn shards(meta: &mut MetaClient) -> Vec<proto::ShardInfo> {
-    meta.call(|mut c| async move { c.list_shards(proto::ListShardsRequest { header: header() }).await }).await.map(|r| r.shards).unwrap_or_default()
+    meta.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await.unwrap_or_default()
 }
 
 /// Polls until `ok` holds or the deadline passes; returns how long it took.

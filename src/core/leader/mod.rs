@@ -2,6 +2,7 @@
 //! acknowledged writes, recovering from writes with unknown outcome, and sending commands.
 
 mod heartbeat;
+mod paging;
 mod requests;
 pub mod runtime;
 mod schedule;
@@ -19,7 +20,7 @@ use super::input::Role;
 use super::model::{Catalog, ClusterCatalog};
 use super::outbox::Outbox;
 use super::output::{CommandKind, NodeMessage, Output, ShardCommand};
-use super::storage::{Mutation, WriteResult};
+use super::storage::{Mutation, Snapshot, WriteResult};
 use super::time::Instant;
 
 /// What every leader method needs from the core around it.
@@ -52,7 +53,7 @@ impl Leader {
     pub fn new(
         term: Term,
         valid_until: Instant,
-        (catalog, fence): (Catalog, Option<Vec<u8>>),
+        Snapshot { catalog, fence }: Snapshot,
         now: Instant,
         config: &CoreConfig,
         last_write: u64,
@@ -121,7 +122,7 @@ impl Leader {
 
     /// The snapshot asked for after an unknown write outcome: the catalog becomes exactly what
     /// storage holds, and every intent is rebuilt from it.
-    pub fn on_snapshot(&mut self, ctx: &mut Ctx, (catalog, fence): (Catalog, Option<Vec<u8>>)) {
+    pub fn on_snapshot(&mut self, ctx: &mut Ctx, Snapshot { catalog, fence }: Snapshot) {
         let (now, config) = (ctx.now, ctx.config);
         if !self.writes.idle() {
             return; // the barrier is already in flight: this is a duplicate snapshot
@@ -143,7 +144,7 @@ impl Leader {
     /// Applies an acknowledged change, then makes it visible.
     fn land(&mut self, ctx: &mut Ctx, change: Change) {
         for m in &change.mutations {
-            self.catalog.apply(m).expect("the leader writes only changes consistent with its catalog");
+            self.catalog.apply(m.clone()).expect("the leader writes only changes consistent with its catalog");
         }
         // A new cluster's runtime is built from the whole change (its id ceiling and schema).
         let fresh = !self.clusters.contains_key(&change.cluster);
@@ -207,7 +208,7 @@ impl Leader {
             Mutation::PutTable(_, t) => {
                 let waiters = rt.creating.remove(&(SchemaId(t.schema), t.name.clone())).unwrap_or_default();
                 if !waiters.is_empty() {
-                    let info = views::table_info(cluster, cluster.tables.get(&TableId(t.id)).expect("just applied"));
+                    let info = views::table_info(cluster, TableId(t.id), cluster.table(TableId(t.id)));
                     for w in waiters {
                         let response = super::output::Response::TableCreated { table: info.clone(), created: false };
                         ctx.out.reply(w, Ok(response));

@@ -2,6 +2,7 @@
 //! intent (so that two creates of one name cannot both pass), queued, and answered when their
 //! write lands.
 
+use super::paging::paginate;
 use super::runtime::ClusterRuntime;
 use super::views::{self, schema_id};
 use super::writes::{Change, Notice};
@@ -38,7 +39,11 @@ impl Leader {
         let reply = |r| Ok(Handled::Reply(r));
         match req {
             Request::CreateCluster(spec) => self.create_cluster(ctx, id, spec),
-            Request::ListClusters => reply(Response::Clusters(self.catalog.clusters.values().map(views::cluster_info).collect())),
+            Request::ListClusters { page } => {
+                let after = page.after.map_or(0, |a| a.saturating_add(1)).min(u32::MAX as u64) as u32;
+                let rows = self.catalog.clusters.range(ClusterId(after)..).map(|(id, c)| (id.0 as u64, Some(views::cluster_info(c))));
+                reply(Response::Clusters(paginate(page, ctx.config, rows)))
+            }
             Request::ClusterView { cluster } => {
                 let (c, rt) = self.cluster(cluster)?;
                 let pending = self.writes.pending(c.id());
@@ -57,16 +62,18 @@ impl Leader {
                 }
                 reply(views::routes(self.cluster(cluster)?.0, schema, tables)?)
             }
-            Request::ListNodes { cluster } => {
+            Request::ListNodes { cluster, page } => {
                 let (c, rt) = self.cluster(cluster)?;
-                reply(Response::Nodes(views::nodes(c, rt)))
+                reply(Response::Nodes(views::nodes(c, rt, page, ctx.config)))
             }
             Request::DrainNode { cluster, node, cancel } => self.drain_node(ctx, id, cluster, node, *cancel),
-            Request::ListShards { cluster } => {
+            Request::ListShards { cluster, page } => {
                 let (c, rt) = self.cluster(cluster)?;
-                reply(Response::Shards(views::shards(c, rt)))
+                reply(Response::Shards(views::shards(c, rt, page, ctx.config)))
             }
-            Request::ListTables { cluster, schema } => reply(Response::Tables(views::tables(self.cluster(cluster)?.0, schema.as_deref())?)),
+            Request::ListTables { cluster, schema, page } => {
+                reply(Response::Tables(views::tables(self.cluster(cluster)?.0, schema.as_deref(), page, ctx.config)?))
+            }
         }
     }
 
@@ -184,9 +191,9 @@ impl Leader {
         let c = self.catalog.cluster_by_name(&ct.cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {:?}", ct.cluster)))?;
         let cid = c.id();
         let sid = schema_id(c, &ct.schema)?;
-        if let Some(t) = c.table_by_name(sid, &ct.name) {
+        if let Some((tid, t)) = c.table_by_name(sid, &ct.name) {
             if ct.if_not_exists {
-                return Ok(Handled::Reply(Response::TableCreated { table: views::table_info(c, t), created: false }));
+                return Ok(Handled::Reply(Response::TableCreated { table: views::table_info(c, tid, t), created: false }));
             }
             return Err(MetaError::AlreadyExists(format!("table {:?} in schema {:?}", ct.name, ct.schema)));
         }
@@ -245,24 +252,23 @@ impl Leader {
         let c = self.catalog.cluster_by_name(cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {cluster:?}")))?;
         let cid = c.id();
         let sid = schema_id(c, schema)?;
-        let t = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
-        if let Some(parent) = t.parent {
+        let (tid, t) = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
+        if let Some(parent) = t.parent() {
             return Err(MetaError::FailedPrecondition(format!(
                 "{name:?} is a sub-table of {:?}; drop that table instead",
-                c.tables[&TableId(parent)].name
+                c.table(TableId(parent)).name
             )));
         }
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        let tid = TableId(t.id);
         if rt.dropping.contains(&tid) {
             return Err(MetaError::Unavailable(format!("table {name:?} is being dropped; retry")));
         }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        let subs = t.partition.as_ref().map(|p| p.sub_tables.clone()).unwrap_or_default();
+        let subs = t.partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
         let mut change = Change::new(cid);
         for table in std::iter::once(tid).chain(subs.into_iter().map(TableId)) {
-            let shard = ShardId(c.tables[&table].shard);
+            let shard = ShardId(c.table(table).shard);
             rt.count_tables(shard, -1);
             rt.dropping.insert(table);
             change.notify(shard, Notice::Dropped(table));

@@ -1,10 +1,13 @@
 //! Read-only answers built from the catalog (never from the intent: nothing unacknowledged is
 //! ever visible) plus runtime liveness.
 
+use super::paging::{ids_after, paginate};
 use super::runtime::ClusterRuntime;
+use crate::core::config::CoreConfig;
+use crate::core::input::PageRequest;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
-use crate::core::model::{ClusterCatalog, TableRecord};
+use crate::core::model::{ClusterCatalog, ShardRecord, Table};
 use crate::core::output::*;
 
 pub fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
@@ -20,13 +23,13 @@ pub fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
     }
 }
 
-pub fn table_info(c: &ClusterCatalog, t: &TableRecord) -> TableInfo {
+pub fn table_info(c: &ClusterCatalog, id: TableId, t: &Table) -> TableInfo {
     TableInfo {
-        id: TableId(t.id),
-        schema: c.schemas[&SchemaId(t.schema)].name.clone(),
-        name: t.name.clone(),
+        id,
+        schema: c.schemas[&t.schema].name.clone(),
+        name: t.name.to_string(),
         shard: ShardId(t.shard),
-        sub_tables: t.partition.as_ref().map(|p| p.sub_tables.iter().map(|&id| TableId(id)).collect()).unwrap_or_default(),
+        sub_tables: t.partition().map(|p| p.sub_tables.iter().map(|&id| TableId(id)).collect()).unwrap_or_default(),
     }
 }
 
@@ -46,13 +49,13 @@ pub fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult
     let sid = schema_id(c, schema)?;
     let mut routes = Vec::with_capacity(tables.len());
     for name in tables {
-        let t = c
+        let (id, t) = c
             .table_by_name(sid, name)
             .ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
         let s = c.shard(ShardId(t.shard));
         routes.push(TableRoute {
             table: name.clone(),
-            table_id: TableId(t.id),
+            table_id: id,
             shard: ShardId(s.id),
             version: Version(s.version),
             leader: s.leader.map(|l| endpoint(c, l)),
@@ -62,8 +65,9 @@ pub fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult
     Ok(Response::Routes { epoch: c.epoch, routes })
 }
 
-pub fn nodes(c: &ClusterCatalog, rt: &ClusterRuntime) -> Vec<NodeInfo> {
-    (0..c.nodes.len()).map(|i| node_info(c, rt, NodeId(i as u32))).collect()
+pub fn nodes(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &CoreConfig) -> Page<NodeInfo> {
+    let rows = ids_after(page.after, c.nodes.len()).map(|i| (i as u64, Some(node_info(c, rt, NodeId(i as u32)))));
+    paginate(page, cfg, rows)
 }
 
 pub fn node_info(c: &ClusterCatalog, rt: &ClusterRuntime, id: NodeId) -> NodeInfo {
@@ -91,28 +95,28 @@ pub fn shard_status(c: &ClusterCatalog, rt: &ClusterRuntime, id: ShardId) -> Sha
     }
 }
 
-pub fn shards(c: &ClusterCatalog, rt: &ClusterRuntime) -> Vec<ShardInfo> {
+pub fn shards(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &CoreConfig) -> Page<ShardInfo> {
     let name = |n: u32| c.node(NodeId(n)).name.clone();
-    c.shards
-        .iter()
-        .map(|s| ShardInfo {
-            id: ShardId(s.id),
-            version: Version(s.version),
-            leader: s.leader.map(name),
-            followers: s.followers.iter().map(|&f| name(f)).collect(),
-            status: shard_status(c, rt, ShardId(s.id)),
-            tables: c.shard_tables[s.id as usize].len() as u32,
-        })
-        .collect()
+    let info = |s: &ShardRecord| ShardInfo {
+        id: ShardId(s.id),
+        version: Version(s.version),
+        leader: s.leader.map(name),
+        followers: s.followers.iter().map(|&f| name(f)).collect(),
+        status: shard_status(c, rt, ShardId(s.id)),
+        tables: c.shard_tables[s.id as usize].len() as u32,
+    };
+    let rows = c.shards[ids_after(page.after, c.shards.len())].iter().map(|s| (s.id as u64, Some(info(s))));
+    paginate(page, cfg, rows)
 }
 
-pub fn tables(c: &ClusterCatalog, schema: Option<&str>) -> MetaResult<Vec<TableInfo>> {
+/// Tables in id order; with a schema filter a page may come back short (see [`paginate`]).
+pub fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageRequest, cfg: &CoreConfig) -> MetaResult<Page<TableInfo>> {
     let filter = schema.map(|s| schema_id(c, s)).transpose()?;
-    Ok(c.tables
-        .values()
-        .filter(|t| filter.is_none_or(|sid| sid.0 == t.schema))
-        .map(|t| table_info(c, t))
-        .collect())
+    let rows = c.tables.iter_after(page.after.map(TableId)).map(|(id, t)| {
+        let item = filter.is_none_or(|sid| sid == t.schema).then(|| table_info(c, id, t));
+        (id.0, item)
+    });
+    Ok(paginate(page, cfg, rows))
 }
 
 pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term, changes_pending: usize) -> ClusterView {

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::records::*;
+use super::tables::{Table, Tables};
 use crate::core::ids::*;
-use crate::core::storage::{DecodeError, Mutation};
+use crate::core::storage::{DecodeError, Mutation, Snapshot};
 
 /// The most shards a stored cluster may claim. Loading refuses more, so that a corrupt record
 /// cannot make the loader allocate without bound; `shards_per_cluster_max` stays below it.
@@ -27,8 +28,7 @@ pub struct ClusterCatalog {
     pub id_ceiling: u64,
     pub schemas: BTreeMap<SchemaId, SchemaRecord>,
     pub schema_by_name: BTreeMap<String, SchemaId>,
-    pub tables: BTreeMap<TableId, TableRecord>,
-    pub table_by_name: BTreeMap<(SchemaId, String), TableId>,
+    pub tables: Tables,
     /// Indexed by shard id.
     pub shards: Vec<ShardRecord>,
     /// The tables of each shard, indexed by shard id.
@@ -51,8 +51,7 @@ impl ClusterCatalog {
             id_ceiling: 0,
             schemas: BTreeMap::new(),
             schema_by_name: BTreeMap::new(),
-            tables: BTreeMap::new(),
-            table_by_name: BTreeMap::new(),
+            tables: Tables::default(),
             nodes: Vec::new(),
             node_by_name: BTreeMap::new(),
             node_shards: Vec::new(),
@@ -71,10 +70,13 @@ impl ClusterCatalog {
         &self.nodes[id.index()]
     }
 
-    pub fn table_by_name(&self, schema: SchemaId, name: &str) -> Option<&TableRecord> {
-        // The tuple key needs an owned String; lookups by name are off the hot path.
-        let id = self.table_by_name.get(&(schema, name.to_owned()))?;
-        Some(&self.tables[id])
+    pub fn table_by_name(&self, schema: SchemaId, name: &str) -> Option<(TableId, &Table)> {
+        self.tables.find(schema, name)
+    }
+
+    /// A table known to exist (its id came from the catalog).
+    pub fn table(&self, id: TableId) -> &Table {
+        self.tables.get(id).expect("table ids come from the catalog")
     }
 
     fn put_table(&mut self, t: TableRecord) -> Result<(), DecodeError> {
@@ -85,20 +87,16 @@ impl ClusterCatalog {
         if !self.schemas.contains_key(&SchemaId(t.schema)) {
             return Err(DecodeError(format!("table {} names unknown schema {}", t.id, t.schema)));
         }
-        let id = TableId(t.id);
-        if let Some(old) = self.tables.remove(&id) {
-            self.table_by_name.remove(&(SchemaId(old.schema), old.name));
+        let (id, table) = Table::from_record(t);
+        if let Some(old) = self.tables.insert(id, table) {
             self.shard_tables[old.shard as usize].remove(&id);
         }
-        self.table_by_name.insert((SchemaId(t.schema), t.name.clone()), id);
         self.shard_tables[shard].insert(id);
-        self.tables.insert(id, t);
         Ok(())
     }
 
     fn delete_table(&mut self, id: TableId) {
-        if let Some(old) = self.tables.remove(&id) {
-            self.table_by_name.remove(&(SchemaId(old.schema), old.name));
+        if let Some(old) = self.tables.remove(id) {
             self.shard_tables[old.shard as usize].remove(&id);
         }
     }
@@ -161,8 +159,8 @@ impl Catalog {
 
     /// Applies one durable change. An error means the change contradicts the catalog, which only
     /// corrupt storage can cause: the leader itself only writes consistent changes.
-    pub fn apply(&mut self, m: &Mutation) -> Result<(), DecodeError> {
-        if let Mutation::PutCluster(r) = m {
+    pub fn apply(&mut self, m: Mutation) -> Result<(), DecodeError> {
+        if let Mutation::PutCluster(r) = &m {
             let id = ClusterId(r.id);
             if r.shard_count > SHARDS_PER_CLUSTER_CEILING {
                 return Err(DecodeError(format!("cluster {} claims {} shards", r.id, r.shard_count)));
@@ -177,7 +175,8 @@ impl Catalog {
                 return Ok(());
             }
             self.cluster_by_name.insert(r.name.clone(), id);
-            self.clusters.insert(id, ClusterCatalog::new(r.clone()));
+            let Mutation::PutCluster(r) = m else { unreachable!("matched above") };
+            self.clusters.insert(id, ClusterCatalog::new(r));
             return Ok(());
         }
         let c = m.cluster();
@@ -187,50 +186,38 @@ impl Catalog {
             .ok_or_else(|| DecodeError(format!("{} names unknown cluster {c}", m.key().encode())))?;
         match m {
             Mutation::PutCluster(_) => unreachable!("handled above"),
-            Mutation::PutEpoch(_, e) => cluster.epoch = *e,
-            Mutation::PutIdCeiling(_, v) => cluster.id_ceiling = *v,
+            Mutation::PutEpoch(_, e) => cluster.epoch = e,
+            Mutation::PutIdCeiling(_, v) => cluster.id_ceiling = v,
             Mutation::PutSchema(_, s) => {
                 cluster.schema_by_name.insert(s.name.clone(), SchemaId(s.id));
-                cluster.schemas.insert(SchemaId(s.id), s.clone());
+                cluster.schemas.insert(SchemaId(s.id), s);
             }
-            Mutation::PutTable(_, t) => cluster.put_table(t.clone())?,
-            Mutation::DeleteTable(_, id) => cluster.delete_table(*id),
-            Mutation::PutShard(_, s) => cluster.put_shard(s.clone())?,
-            Mutation::PutNode(_, n) => cluster.put_node(n.clone())?,
+            Mutation::PutTable(_, t) => cluster.put_table(t)?,
+            Mutation::DeleteTable(_, id) => cluster.delete_table(id),
+            Mutation::PutShard(_, s) => cluster.put_shard(s)?,
+            Mutation::PutNode(_, n) => cluster.put_node(n)?,
         }
         Ok(())
     }
 
-    /// Builds a catalog from a storage snapshot (every key under the root; the write chain's
-    /// fence is not part of it).
+    /// Builds a catalog from stored pairs held in memory (see [`Snapshot::load`]; the write
+    /// chain's fence is not part of it).
     pub fn load<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Catalog, DecodeError> {
-        let mut mutations = kvs
-            .into_iter()
-            .filter(|(k, _)| *k != crate::core::storage::FENCE_KEY)
-            .map(|(k, v)| Mutation::decode(k, v))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Stable: within a rank, key order (which is id order) is kept.
-        mutations.sort_by_key(Mutation::load_rank);
-        let mut catalog = Catalog::default();
-        for m in &mutations {
-            catalog.apply(m)?;
-        }
-        catalog.check_partitions()?;
-        Ok(catalog)
+        Ok(Snapshot::load(kvs)?.catalog)
     }
 
     /// Partitioned tables and their sub-tables must point at each other.
-    fn check_partitions(&self) -> Result<(), DecodeError> {
+    pub(crate) fn check_partitions(&self) -> Result<(), DecodeError> {
         for c in self.clusters.values() {
-            for t in c.tables.values() {
-                let subs = t.partition.iter().flat_map(|p| p.sub_tables.iter());
-                if let Some(sub) = subs.clone().find(|s| c.tables.get(&TableId(**s)).is_none_or(|st| st.parent != Some(t.id))) {
-                    return Err(DecodeError(format!("table {} lists sub-table {sub} that does not point back", t.id)));
+            for (id, t) in c.tables.iter().filter(|(_, t)| t.extra.is_some()) {
+                let subs = t.partition().into_iter().flat_map(|p| p.sub_tables.iter());
+                if let Some(sub) = subs.clone().find(|s| c.tables.get(TableId(**s)).is_none_or(|st| st.parent() != Some(id.0))) {
+                    return Err(DecodeError(format!("table {id} lists sub-table {sub} that does not point back")));
                 }
-                if let Some(parent) = t.parent {
-                    let listed = c.tables.get(&TableId(parent)).and_then(|p| p.partition.as_ref()).is_some_and(|p| p.sub_tables.contains(&t.id));
+                if let Some(parent) = t.parent() {
+                    let listed = c.tables.get(TableId(parent)).and_then(Table::partition).is_some_and(|p| p.sub_tables.contains(&id.0));
                     if !listed {
-                        return Err(DecodeError(format!("sub-table {} names parent {parent} that does not list it", t.id)));
+                        return Err(DecodeError(format!("sub-table {id} names parent {parent} that does not list it")));
                     }
                 }
             }

@@ -2,6 +2,8 @@
 
 pub mod catalog;
 pub mod records;
+pub mod tables;
 
 pub use catalog::{Catalog, ClusterCatalog, SHARDS_PER_CLUSTER_CEILING};
 pub use records::*;
+pub use tables::{Table, TableExtra, Tables};

@@ -20,6 +20,13 @@ pub const ROOT: &str = "/shardmeta/v1/";
 /// The write chain's key; not part of the catalog.
 pub const FENCE_KEY: &str = "/shardmeta/v1/fence";
 
+/// Every cluster record.
+pub const CLUSTERS_PREFIX: &str = "/shardmeta/v1/clusters/";
+
+/// Everything inside clusters. It sorts before [`CLUSTERS_PREFIX`], which is why a snapshot is
+/// read range by range (`snapshot::SNAPSHOT_PREFIXES`), not in plain key order.
+pub const CLUSTER_DATA_PREFIX: &str = "/shardmeta/v1/c/";
+
 /// What a key names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
@@ -35,7 +42,7 @@ pub enum Key {
 impl Key {
     pub fn encode(self) -> String {
         match self {
-            Key::Cluster(c) => format!("{ROOT}clusters/{:010}", c.0),
+            Key::Cluster(c) => format!("{CLUSTERS_PREFIX}{:010}", c.0),
             Key::Epoch(c) => format!("{ROOT}c/{:010}/epoch", c.0),
             Key::IdCeiling(c) => format!("{ROOT}c/{:010}/id_ceiling", c.0),
             Key::Schema(c, id) => format!("{ROOT}c/{:010}/schemas/{id:020}", c.0),

@@ -4,7 +4,9 @@
 pub mod batch;
 pub mod keys;
 pub mod mutation;
+pub mod snapshot;
 
 pub use batch::{Op, WriteBatch, WriteResult};
 pub use keys::{Key, FENCE_KEY};
 pub use mutation::{DecodeError, Mutation};
+pub use snapshot::{Snapshot, SnapshotLoader, SNAPSHOT_PREFIXES};

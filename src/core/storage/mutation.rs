@@ -103,17 +103,6 @@ impl Mutation {
             }
         })
     }
-
-    /// Loading applies clusters before what they contain, and nodes before the shards that name
-    /// them.
-    pub fn load_rank(&self) -> u8 {
-        match self {
-            Mutation::PutCluster(_) => 0,
-            Mutation::PutNode(..) => 1,
-            Mutation::PutSchema(..) => 2,
-            _ => 3,
-        }
-    }
 }
 
 fn checked<R>(key: &str, id: u64, record: R, id_of: impl Fn(&R) -> u64) -> Result<R, DecodeError> {

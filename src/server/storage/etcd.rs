@@ -8,9 +8,43 @@ use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
 
-use crate::core::storage::keys::ROOT;
-use crate::core::storage::{Op, WriteBatch, WriteResult, FENCE_KEY};
+use super::load::{LoadCause, LoadError};
+use crate::core::storage::{Op, Snapshot, SnapshotLoader, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use crate::core::Term;
+
+/// Keys per snapshot page. At 1 KiB records a page is about 1 MiB: large enough that a million
+/// tables take about a thousand round trips, small enough to decode between other work.
+pub const SNAPSHOT_PAGE_KEYS: i64 = 1_024;
+
+/// The decode limit for snapshot pages. etcd bounds each record by its request limit (1.5 MiB by
+/// default); a page of large records that still exceeds this is read again with half the keys.
+pub const SNAPSHOT_PAGE_BYTES_MAX: usize = 64 << 20;
+
+struct Page {
+    kvs: Vec<etcd_client::KeyValue>,
+    more: bool,
+    revision: i64,
+}
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    let last = end.last_mut().expect("snapshot prefixes are not empty");
+    *last += 1; // every prefix ends in ASCII, so this cannot overflow
+    end
+}
+
+fn read_error(e: etcd_client::Error) -> LoadError {
+    let text = e.to_string();
+    let cause = if text.contains("message length too large") || text.contains("larger than max") {
+        LoadCause::TooLarge
+    } else if text.contains("compacted") {
+        LoadCause::Compacted
+    } else {
+        LoadCause::Unavailable
+    };
+    LoadError::new(cause, text)
+}
 
 /// The election key this node holds while it leads, and the term it stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,17 +118,76 @@ impl EtcdStore {
         }
     }
 
-    pub async fn snapshot(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+    /// Reads the snapshot ranges in pages of at most [`SNAPSHOT_PAGE_KEYS`], every page at the
+    /// revision of the first, so that the pages form one point in time even if a deposed
+    /// leader's write were still landing. Each page is decoded into the catalog before the next
+    /// is read, so only one page of raw pairs is ever held.
+    pub async fn snapshot(&self) -> Result<Snapshot, LoadError> {
+        let started = std::time::Instant::now();
+        // Set on purpose: tonic's default (4 MiB) is what broke loading above ~12,000 tables.
+        #[cfg(not(madsim))]
+        let mut kv = self.client.kv_client().max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX);
+        #[cfg(madsim)]
         let mut kv = self.client.kv_client();
-        let response = tokio::time::timeout(self.timeout, kv.get(ROOT, Some(GetOptions::new().with_prefix())))
-            .await
-            .map_err(|_| "etcd snapshot read timed out".to_string())?
-            .map_err(|e| format!("etcd snapshot read: {e}"))?;
-        response
-            .kvs()
-            .iter()
-            .map(|kv| Ok((std::str::from_utf8(kv.key()).map_err(|e| format!("non-UTF-8 key under {ROOT}: {e}"))?.to_owned(), kv.value().to_vec())))
-            .collect()
+        let mut loader = SnapshotLoader::default();
+        let (mut revision, mut pages) = (0, 0u64);
+        for prefix in SNAPSHOT_PREFIXES {
+            let end = prefix_end(prefix);
+            let mut start = prefix.as_bytes().to_vec();
+            let mut limit = SNAPSHOT_PAGE_KEYS;
+            loop {
+                let page = match self.read_page(&mut kv, &start, &end, limit, revision).await {
+                    Ok(page) => page,
+                    // Records can be up to etcd's request limit each: fewer keys until a page fits.
+                    Err(e) if e.cause == LoadCause::TooLarge && limit > 1 => {
+                        limit /= 2;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                pages += 1;
+                revision = page.revision;
+                for pair in &page.kvs {
+                    let key = std::str::from_utf8(pair.key()).map_err(|e| LoadError::new(LoadCause::Corrupt, format!("non-UTF-8 key under {prefix}: {e}")))?;
+                    loader.feed(key, pair.value())?;
+                }
+                match page.kvs.last() {
+                    Some(last) if page.more => start = [last.key(), &[0]].concat(),
+                    _ => break,
+                }
+            }
+        }
+        let (keys, bytes) = (loader.keys(), loader.bytes());
+        let snapshot = loader.finish()?;
+        tracing::info!(keys, bytes, pages, revision, ms = started.elapsed().as_millis() as u64, "snapshot loaded from etcd");
+        Ok(snapshot)
+    }
+
+    /// One page: keys in `[start, end)`, at most `limit`, at `revision` (0: the newest).
+    #[cfg(not(madsim))]
+    async fn read_page(&self, kv: &mut etcd_client::KvClient, start: &[u8], end: &[u8], limit: i64, revision: i64) -> Result<Page, LoadError> {
+        let options = GetOptions::new().with_range(end).with_limit(limit).with_revision(revision);
+        let mut response = self.timed(kv.get(start, Some(options))).await?;
+        let revision = response.header().map_or(revision, |h| h.revision());
+        Ok(Page { more: response.more(), revision, kvs: response.take_kvs() })
+    }
+
+    /// madsim's etcd has no range end, limit or revision reads: a page there is the whole prefix,
+    /// read at the newest revision. No other node writes while a new leader loads (a deposed
+    /// leader's transactions compare an election key that is gone), so it is one point in time
+    /// all the same; the paging loop above runs once per range.
+    #[cfg(madsim)]
+    async fn read_page(&self, kv: &mut etcd_client::KvClient, start: &[u8], _end: &[u8], _limit: i64, _revision: i64) -> Result<Page, LoadError> {
+        let response = self.timed(kv.get(start, Some(GetOptions::new().with_prefix()))).await?;
+        Ok(Page { more: false, revision: 0, kvs: response.kvs().to_vec() })
+    }
+
+    async fn timed<T>(&self, call: impl std::future::Future<Output = Result<T, etcd_client::Error>>) -> Result<T, LoadError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(LoadError::new(LoadCause::Timeout, format!("no answer within {} ms", self.timeout.as_millis()))),
+            Ok(Err(e)) => Err(read_error(e)),
+            Ok(Ok(r)) => Ok(r),
+        }
     }
 
     /// Writes the first fence record if storage has none, under the election compare only: no

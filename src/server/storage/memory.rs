@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::judge;
-use crate::core::storage::{Op, WriteBatch, WriteResult, FENCE_KEY};
+use super::load::LoadError;
+use crate::core::storage::{Op, Snapshot, WriteBatch, WriteResult, FENCE_KEY};
 use crate::core::Term;
 
 #[derive(Default)]
@@ -46,7 +47,13 @@ impl MemoryStore {
         WriteResult::Ok
     }
 
-    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn snapshot(&self) -> Result<Snapshot, LoadError> {
+        let inner = self.inner.lock().expect("memory store lock");
+        Ok(Snapshot::load(inner.kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?)
+    }
+
+    /// Every stored pair, the fence included.
+    pub fn pairs(&self) -> Vec<(String, Vec<u8>)> {
         let inner = self.inner.lock().expect("memory store lock");
         inner.kvs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
@@ -95,7 +102,7 @@ mod tests {
         assert_eq!(store.write(&batch(2, 2, Some((2, 1)), "b")), WriteResult::Ok);
         assert_eq!(store.write(&first), WriteResult::Ok, "a replay of a landed batch is acknowledged");
         assert_eq!(store.write(&batch(1, 3, Some((2, 2)), "y")), WriteResult::Conflict, "a deposed term");
-        let keys: Vec<String> = store.snapshot().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = store.pairs().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![FENCE_KEY.to_string(), "a".into(), "b".into()]);
     }
 }

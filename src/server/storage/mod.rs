@@ -5,9 +5,11 @@
 
 pub mod embedded;
 pub mod etcd;
+pub mod load;
 pub mod memory;
 
-use crate::core::storage::{WriteBatch, WriteResult};
+use self::load::LoadError;
+use crate::core::storage::{Snapshot, WriteBatch, WriteResult};
 
 /// What a store must do with a batch, given the fence value it holds now.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,10 +59,10 @@ impl Storage {
         }
     }
 
-    /// Every key under the storage root.
-    pub async fn snapshot(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+    /// What storage holds, decoded page by page into a catalog.
+    pub async fn snapshot(&self) -> Result<Snapshot, LoadError> {
         match self {
-            Storage::Memory(s) => Ok(s.snapshot()),
+            Storage::Memory(s) => s.snapshot(),
             Storage::Embedded(s) => s.snapshot().await,
             Storage::Etcd(s) => s.snapshot().await,
         }

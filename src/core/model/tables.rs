@@ -1,0 +1,195 @@
+//! The tables of one cluster, held for a million of them. Each table's fields are stored once and
+//! at their exact size: the name and the encoded schema are boxed slices (no spare capacity), and
+//! the rarely set parts (options, parent, partition rule) sit behind one optional pointer. The
+//! name index keeps a 64-bit hash of each name instead of a second copy of it, and confirms every
+//! hit against the table itself, so a hash collision costs a comparison, never a wrong answer.
+//!
+//! Encoded schemas stay in memory on purpose: they are a quarter of a 256-byte-schema catalog,
+//! and holding them lets every read (a future `GetTable`) come from acknowledged state without a
+//! storage round trip.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::records::{PartitionRecord, TableRecord};
+use crate::core::ids::{SchemaId, TableId};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    pub schema: SchemaId,
+    pub shard: u32,
+    pub name: Box<str>,
+    pub encoded_schema: Box<[u8]>,
+    pub extra: Option<Box<TableExtra>>,
+}
+
+/// What most tables lack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableExtra {
+    pub options: BTreeMap<String, String>,
+    /// Set on a sub-table: its partitioned parent.
+    pub parent: Option<u64>,
+    /// Set on a partitioned table.
+    pub partition: Option<PartitionRecord>,
+}
+
+impl Table {
+    pub fn from_record(r: TableRecord) -> (TableId, Table) {
+        let extra = (!r.options.is_empty() || r.parent.is_some() || r.partition.is_some())
+            .then(|| Box::new(TableExtra { options: r.options, parent: r.parent, partition: r.partition }));
+        let table = Table {
+            schema: SchemaId(r.schema),
+            shard: r.shard,
+            name: r.name.into_boxed_str(),
+            encoded_schema: r.encoded_schema.into_boxed_slice(),
+            extra,
+        };
+        (TableId(r.id), table)
+    }
+
+    pub fn to_record(&self, id: TableId) -> TableRecord {
+        let extra = self.extra.as_deref().cloned().unwrap_or_default();
+        TableRecord {
+            id: id.0,
+            schema: self.schema.0,
+            name: self.name.to_string(),
+            shard: self.shard,
+            encoded_schema: self.encoded_schema.to_vec(),
+            options: extra.options,
+            parent: extra.parent,
+            partition: extra.partition,
+        }
+    }
+
+    pub fn parent(&self) -> Option<u64> {
+        self.extra.as_ref().and_then(|e| e.parent)
+    }
+
+    pub fn partition(&self) -> Option<&PartitionRecord> {
+        self.extra.as_ref().and_then(|e| e.partition.as_ref())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tables {
+    by_id: BTreeMap<TableId, Table>,
+    /// (schema, name hash, id) for every table.
+    by_name: BTreeSet<(SchemaId, u64, TableId)>,
+}
+
+impl Tables {
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn get(&self, id: TableId) -> Option<&Table> {
+        self.by_id.get(&id)
+    }
+
+    pub fn contains(&self, id: TableId) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// The table named `name` in `schema`.
+    pub fn find(&self, schema: SchemaId, name: &str) -> Option<(TableId, &Table)> {
+        let h = name_hash(name);
+        self.by_name
+            .range((schema, h, TableId(0))..=(schema, h, TableId(u64::MAX)))
+            .map(|&(_, _, id)| (id, &self.by_id[&id]))
+            .find(|(_, t)| &*t.name == name)
+    }
+
+    /// Adds or replaces a table; returns the one it replaced.
+    pub fn insert(&mut self, id: TableId, table: Table) -> Option<Table> {
+        let old = self.remove(id);
+        self.by_name.insert((table.schema, name_hash(&table.name), id));
+        self.by_id.insert(id, table);
+        old
+    }
+
+    pub fn remove(&mut self, id: TableId) -> Option<Table> {
+        let old = self.by_id.remove(&id)?;
+        self.by_name.remove(&(old.schema, name_hash(&old.name), id));
+        Some(old)
+    }
+
+    /// Every table, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (TableId, &Table)> + '_ {
+        self.by_id.iter().map(|(&id, t)| (id, t))
+    }
+
+    /// The tables with ids above `after` (all with `None`), in id order.
+    pub fn iter_after(&self, after: Option<TableId>) -> impl Iterator<Item = (TableId, &Table)> + '_ {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        self.by_id.range((from, Unbounded)).map(|(&id, t)| (id, t))
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = TableId> + '_ {
+        self.by_id.keys().copied()
+    }
+
+    /// Rebuilds the name index from the tables, for consistency checks.
+    pub fn name_index_is_consistent(&self) -> bool {
+        let rebuilt: BTreeSet<_> = self.by_id.iter().map(|(&id, t)| (t.schema, name_hash(&t.name), id)).collect();
+        rebuilt == self.by_name
+    }
+}
+
+/// FNV-1a: deterministic across runs and platforms, which the core needs (no random keys).
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(schema: u64, name: &str) -> Table {
+        Table::from_record(TableRecord { schema, name: name.into(), ..Default::default() }).1
+    }
+
+    #[test]
+    fn a_record_round_trips() {
+        let r = TableRecord {
+            id: 9,
+            schema: 2,
+            name: "t".into(),
+            shard: 3,
+            encoded_schema: vec![1, 2, 3],
+            options: [("ttl".to_string(), "7d".to_string())].into(),
+            parent: None,
+            partition: Some(PartitionRecord { encoded: vec![4], sub_tables: vec![10] }),
+        };
+        let (id, t) = Table::from_record(r.clone());
+        assert_eq!(t.to_record(id), r);
+        assert!(Table::from_record(TableRecord::default()).1.extra.is_none(), "a plain table pays no extra allocation");
+    }
+
+    /// Names that share a hash are told apart by the names themselves.
+    #[test]
+    fn lookups_confirm_the_name_behind_a_hash() {
+        let mut tables = Tables::default();
+        tables.insert(TableId(1), table(0, "a"));
+        tables.insert(TableId(2), table(0, "b"));
+        // Plant a colliding index entry: "b"'s hash pointing at table 1 ("a").
+        tables.by_name.insert((SchemaId(0), name_hash("b"), TableId(1)));
+        assert_eq!(tables.find(SchemaId(0), "b").map(|(id, _)| id), Some(TableId(2)));
+        assert_eq!(tables.find(SchemaId(1), "b"), None, "another schema");
+        assert!(!tables.name_index_is_consistent());
+    }
+
+    #[test]
+    fn replacing_and_removing_keep_the_index_exact() {
+        let mut tables = Tables::default();
+        tables.insert(TableId(1), table(0, "a"));
+        tables.insert(TableId(1), table(0, "renamed"));
+        assert_eq!(tables.find(SchemaId(0), "a"), None);
+        assert!(tables.find(SchemaId(0), "renamed").is_some());
+        tables.remove(TableId(1));
+        assert!(tables.is_empty() && tables.name_index_is_consistent());
+    }
+}
