@@ -64,7 +64,9 @@ fn main() {
         eprintln!("meta-server: log_level {:?}: {e}", config.log_level);
         std::process::exit(2);
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    // Colour codes only on a terminal: a log file stays plain text that tools can read.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     if let Err(e) = runtime.block_on(shardmeta::server::run(config, shutdown_signal())) {
         eprintln!("meta-server: {e}");
