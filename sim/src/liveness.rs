@@ -38,7 +38,7 @@ fn stored(c: &ClusterCatalog) -> Served {
             (s.leader.map(name).unwrap_or_default(), followers, s.version)
         })
         .collect();
-    let tables = c.tables.iter().map(|(id, t)| (id.0, (t.name.clone(), t.shard))).collect();
+    let tables = c.tables.iter().map(|(id, t)| (id.0, (t.name.to_string(), t.shard))).collect();
     (shards, tables)
 }
 

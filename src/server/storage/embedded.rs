@@ -81,7 +81,7 @@ impl EmbeddedStore {
     /// Reads every snapshot range in one read transaction (one point in time), decoding each
     /// record into the catalog as it is read.
     pub async fn snapshot(&self) -> Result<Snapshot, LoadError> {
-        let db = self.db.clone();
+        let (db, started) = (self.db.clone(), std::time::Instant::now());
         let unavailable = |e: redb::Error| LoadError::new(LoadCause::Unavailable, e.to_string());
         blocking(move || {
             let tx = db.begin_read().map_err(|e| unavailable(e.into()))?;
@@ -96,7 +96,10 @@ impl EmbeddedStore {
                     loader.feed(k.value(), v.value())?;
                 }
             }
-            Ok(loader.finish()?)
+            let (keys, bytes) = (loader.keys(), loader.bytes());
+            let snapshot = loader.finish()?;
+            tracing::info!(keys, bytes, ms = started.elapsed().as_millis() as u64, "snapshot loaded from the embedded store");
+            Ok(snapshot)
         })
         .await
         .map_err(|e| LoadError::new(LoadCause::Unavailable, e))?
