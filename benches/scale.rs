@@ -191,7 +191,7 @@ async fn create_all(endpoints: &[String], tables: usize) -> (f64, f64) {
                     }
                     let schema: Vec<u8> = (0..SCHEMA_BYTES).map(|b| (b ^ i) as u8).collect();
                     let req = proto::CreateTableRequest { header: header(), name: format!("t{i:07}"), encoded_schema: schema, if_not_exists: true, ..Default::default() };
-                    meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await.expect("create");
+                    create(&mut meta, req).await;
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if n == window || n == tables - window || n == tables {
                         marks.lock().unwrap().insert(n, Instant::now());
@@ -207,6 +207,22 @@ async fn create_all(endpoints: &[String], tables: usize) -> (f64, f64) {
     let first = window as f64 / (m[&window] - started).as_secs_f64();
     let last = window as f64 / (m[&tables] - m[&(tables - window)]).as_secs_f64();
     (first, last)
+}
+
+/// One idempotent create (`if_not_exists`), retried as a client would across a meta leader
+/// change, whose outcome may be unknown.
+async fn create(meta: &mut MetaClient, req: proto::CreateTableRequest) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await {
+            Ok(_) => return,
+            Err(e) if Instant::now() < deadline && matches!(e.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown | tonic::Code::Cancelled) => {
+                meta.reset();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("create {}: {e}", req.name),
+        }
+    }
 }
 
 /// Times every page of a full table listing (ms each); returns the page times and the rows.
@@ -259,6 +275,14 @@ async fn measure(run: &mut Run, tables: usize) {
 
     let started = Instant::now();
     let (rate_first, rate_last) = create_all(&endpoints, tables).await;
+    let leader = match run.leader().await {
+        l if l == leader => l,
+        l => {
+            println!("(the meta leader moved from {leader} to {l} during the creates)");
+            l
+        }
+    };
+    let pid = run.metas[&leader].pid();
     println!(
         "created in {:?}: {rate_first:.0}/s over the first 5%, {rate_last:.0}/s over the last 5% (ratio {:.2})",
         started.elapsed(),

@@ -1,7 +1,8 @@
 //! Scheduling throughput of the sans-IO core, in-process (no network, no storage):
 //! - heartbeat ingest per shard report, 1k nodes and 1M shards, unchanged and changed;
 //! - create-table (placement) at 10k shards and 1k nodes;
-//! - failover planning for a node with 10k shards.
+//! - failover planning for a node with 10k shards;
+//! - snapshot loading per table (decode and index), 100k tables with 256-byte schemas.
 //!
 //! A counting allocator reports allocations per unchanged heartbeat (the target is zero).
 //! Run: `cargo bench --bench scheduling`.
@@ -184,9 +185,48 @@ fn failover_planning(c: &mut Criterion) {
     });
 }
 
+/// The stored pairs of one cluster with `tables` tables, in snapshot order.
+fn stored_catalog(tables: u64) -> Vec<(String, Vec<u8>)> {
+    use shardmeta::core::model::{ClusterRecord, SchemaRecord, TableRecord};
+    use shardmeta::core::storage::{Mutation, Op};
+    let c = ClusterId(1);
+    let cfg = CoreConfig::default();
+    let cluster = ClusterRecord { id: 1, name: CLUSTER.into(), shard_count: 10_000, ..Default::default() };
+    let mut ms = vec![Mutation::PutCluster(cluster), Mutation::PutIdCeiling(c, tables + 1_000), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into() })];
+    ms.extend((1..=tables).map(|id| {
+        let t = TableRecord { id, schema: 0, name: format!("table_{id:08}"), shard: (id % 10_000) as u32, encoded_schema: vec![id as u8; 256], ..Default::default() };
+        Mutation::PutTable(c, t)
+    }));
+    ms.iter()
+        .map(|m| match m.to_op(&cfg) {
+            Op::Put { key, value } => (key, value),
+            Op::Delete { .. } => unreachable!("only puts"),
+        })
+        .collect()
+}
+
+fn snapshot_load(c: &mut Criterion) {
+    use shardmeta::core::storage::SnapshotLoader;
+    const TABLES: u64 = 100_000;
+    let pairs = stored_catalog(TABLES);
+    let mut group = c.benchmark_group("snapshot_load_100k_tables");
+    group.throughput(Throughput::Elements(TABLES));
+    group.sample_size(10);
+    group.bench_function("decode_and_index", |b| {
+        b.iter(|| {
+            let mut loader = SnapshotLoader::default();
+            for (k, v) in &pairs {
+                loader.feed(k, v).unwrap();
+            }
+            black_box(loader.finish().unwrap())
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
-    targets = heartbeat_ingest, table_placement, failover_planning
+    targets = heartbeat_ingest, table_placement, failover_planning, snapshot_load
 }
 criterion_main!(benches);

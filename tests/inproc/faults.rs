@@ -24,6 +24,10 @@ pub struct FaultMix {
     pub topology: Topology,
     pub initial_nodes: usize,
     pub added_nodes: usize,
+    /// Keys per snapshot page. Most seeds read a snapshot in one page; the rest in pages so
+    /// small that a load takes tens of pages, so that store errors, lost pages, pauses and
+    /// leader changes land between pages.
+    pub snapshot_page_keys: usize,
 }
 
 fn pick<T: Copy>(rng: &mut ChaCha8Rng, options: &[T]) -> T {
@@ -50,6 +54,7 @@ impl FaultMix {
             topology: pick(rng, &[Topology::Dynamic, Topology::Dynamic, Topology::Dynamic, Topology::Static]),
             initial_nodes: pick(rng, &[3, 4]),
             added_nodes: pick(rng, &[0, 2, 3]),
+            snapshot_page_keys: pick(rng, &[1_024, 1_024, 8, 16]),
         }
     }
 
@@ -72,6 +77,7 @@ impl FaultMix {
             topology: Topology::Dynamic,
             initial_nodes: 3,
             added_nodes: 2,
+            snapshot_page_keys: 1_024,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! A simulated meta node: one core plus the bits of driver a real runtime has (election
-//! renewals, write timeouts, snapshot reads).
+//! renewals, write timeouts, snapshot reads page by page).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +20,28 @@ pub struct MetaNode {
     next_request: u64,
     /// Wake-ups already scheduled, so that each is scheduled once.
     pub wakes: BTreeSet<Instant>,
+    /// A snapshot being read, page by page.
+    pub loading: Option<Loading>,
+    next_load: u64,
+    /// After a failed load the node stands aside from the election until then, as the runtime's
+    /// election backs off.
+    pub campaign_after: Instant,
+}
+
+/// What a snapshot is being read for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadPurpose {
+    /// Won `term` (renewed as late as `sent`): lead once loaded.
+    Lead { term: Term, sent: Instant },
+    /// The leader of `term` reloads after a write of unknown outcome.
+    Reload(Term),
+}
+
+pub struct Loading {
+    pub id: u64,
+    pub purpose: LoadPurpose,
+    pub loader: storage::SnapshotLoader,
+    pub pages: u64,
 }
 
 impl MetaNode {
@@ -33,7 +55,22 @@ impl MetaNode {
             client_ids: BTreeMap::new(),
             next_request: 0,
             wakes: BTreeSet::new(),
+            loading: None,
+            next_load: 0,
+            campaign_after: Instant::ZERO,
         }
+    }
+
+    /// Starts a load (dropping any other); returns its id.
+    pub fn begin_load(&mut self, purpose: LoadPurpose) -> u64 {
+        self.next_load += 1;
+        self.loading = Some(Loading { id: self.next_load, purpose, loader: Default::default(), pages: 0 });
+        self.next_load
+    }
+
+    /// The load in progress, if it is `id`.
+    pub fn load_mut(&mut self, id: u64) -> Option<&mut Loading> {
+        self.loading.as_mut().filter(|l| l.id == id)
     }
 
     /// A fresh id for a request the client numbered `client`.
@@ -62,6 +99,7 @@ impl MetaNode {
         self.client_ids.clear();
         self.wakes.clear();
         self.paused_until = None;
+        self.loading = None;
     }
 
     pub fn restart(&mut self, core: MetaCore) {

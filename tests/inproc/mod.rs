@@ -12,6 +12,7 @@ mod data_node;
 pub mod faults;
 mod meta_node;
 mod net;
+mod paged_load;
 mod store;
 pub mod workload;
 
@@ -27,7 +28,7 @@ use shardmeta::core::*;
 
 use data_node::DataNode;
 use faults::FaultMix;
-use meta_node::MetaNode;
+use meta_node::{LoadPurpose, MetaNode};
 use net::{Addr, Msg, Net};
 use store::Store;
 use workload::{Client, Send, CLUSTER, CLUSTER_ID};
@@ -58,6 +59,11 @@ pub struct Coverage {
     pub store_errors: u64,
     pub resigns: u64,
     pub snapshot_reloads: u64,
+    /// Snapshot pages read, and loads that failed part-way (of which: because the store moved
+    /// on, i.e. leadership changed mid-load).
+    pub snapshot_pages: u64,
+    pub loads_failed: u64,
+    pub loads_moved_on: u64,
     pub host: HostCounters,
     pub writes_accepted: u64,
     pub writes_rejected: u64,
@@ -73,6 +79,9 @@ impl Coverage {
         self.store_errors += o.store_errors;
         self.resigns += o.resigns;
         self.snapshot_reloads += o.snapshot_reloads;
+        self.snapshot_pages += o.snapshot_pages;
+        self.loads_failed += o.loads_failed;
+        self.loads_moved_on += o.loads_moved_on;
         self.host.add(&o.host);
         self.writes_accepted += o.writes_accepted;
         self.writes_rejected += o.writes_rejected;
@@ -126,6 +135,8 @@ enum Event {
     MetaCampaign(usize, u64),
     MetaWriteTimeout(usize, u64, WriteId),
     MetaSnapshotRetry(usize, u64),
+    /// A snapshot page of (meta, incarnation, load) asked for at this many pages read.
+    MetaPageTimeout(usize, u64, u64, u64),
     NodeHeartbeat(usize, u64),
     ClientTick,
     Fault(Fault),
@@ -350,7 +361,7 @@ impl World {
                 if self.metas[i].incarnation != inc || self.metas[i].core.is_none() {
                     return;
                 }
-                if self.metas[i].running(self.now) {
+                if self.metas[i].running(self.now) && self.now >= self.metas[i].campaign_after {
                     let now = self.now;
                     let leading = self.core(i).term();
                     self.send(Addr::Meta(i), Addr::Store, Msg::Campaign { incarnation: inc, sent: now, leading });
@@ -367,9 +378,15 @@ impl World {
             }),
             Event::MetaSnapshotRetry(i, inc) => self.with_running_meta(i, inc, Event::MetaSnapshotRetry(i, inc), |w| {
                 if let Some(term) = w.core(i).awaiting_snapshot() {
-                    w.send(Addr::Meta(i), Addr::Store, Msg::ReadSnapshot { incarnation: inc, term });
+                    if w.metas[i].loading.is_none() {
+                        w.start_load(i, LoadPurpose::Reload(term));
+                    }
                     w.schedule(Duration(1_000), Event::MetaSnapshotRetry(i, inc));
                 }
+            }),
+            Event::MetaPageTimeout(i, inc, load, pages) => self.with_running_meta(i, inc, Event::MetaPageTimeout(i, inc, load, pages), |w| {
+                w.page_timed_out(i, load, pages);
+                w.drain_meta(i);
             }),
             Event::NodeHeartbeat(i, inc) => self.heartbeat(i, inc),
             Event::ClientTick => self.client_tick(),
@@ -418,7 +435,7 @@ impl World {
     fn meta_receive(&mut self, i: usize, from: Addr, msg: Msg) {
         let now = self.now;
         if std::env::var("SIM_DEBUG").is_ok() && !matches!(msg, Msg::Heartbeat { .. } | Msg::Request { .. }) {
-            eprintln!("{} meta{i} <- {:?}", now.0, match &msg { Msg::Won { term, .. } => format!("Won {term}"), Msg::Snapshot { term, .. } => format!("Snapshot {term}"), m => format!("{m:?}").chars().take(150).collect() });
+            eprintln!("{} meta{i} <- {:?}", now.0, match &msg { Msg::Won { term, .. } => format!("Won {term}"), Msg::Page { load, next, .. } => format!("Page of load {load}, next {next:?}"), m => format!("{m:?}").chars().take(150).collect() });
         }
         let inc = self.metas[i].incarnation;
         let ttl = Duration(ELECTION_TTL_MS);
@@ -441,21 +458,28 @@ impl World {
                     }
                     self.core(i).handle_write_result(now, id, result);
                 }
-            Msg::Won { incarnation, sent, term, snapshot } if incarnation == inc => {
-                let event = Leadership::Gained { term, valid_until: sent + ttl, snapshot };
-                self.core(i).handle_leadership(now, event);
+            Msg::Won { incarnation, sent, term } if incarnation == inc => {
+                let held = self.core(i).term() == Some(term);
+                match self.metas[i].loading.as_mut().map(|l| &mut l.purpose) {
+                    // A repeated notice of the term held: it only extends the lease.
+                    _ if held => self.core(i).handle_leadership(now, Leadership::Renewed { term, valid_until: sent + ttl }),
+                    Some(LoadPurpose::Lead { term: t, sent: s }) if *t == term => *s = (*s).max(sent),
+                    _ => self.start_load(i, LoadPurpose::Lead { term, sent }),
+                }
             }
             Msg::Renewed { incarnation, sent, term } if incarnation == inc => {
                 self.core(i).handle_leadership(now, Leadership::Renewed { term, valid_until: sent + ttl });
             }
-            Msg::LostElection { incarnation } if incarnation == inc
-                && self.core(i).term().is_some() => {
+            Msg::LostElection { incarnation } if incarnation == inc => {
+                if matches!(self.metas[i].loading, Some(ref l) if matches!(l.purpose, LoadPurpose::Lead { .. })) {
+                    self.metas[i].loading = None; // another node leads: the load is moot
+                }
+                if self.core(i).term().is_some() {
                     self.core(i).handle_leadership(now, Leadership::Lost);
                 }
-            Msg::Snapshot { incarnation, term, snapshot } if incarnation == inc => {
-                self.core(i).handle_snapshot(now, term, snapshot);
-                self.coverage.snapshot_reloads += 1;
             }
+            Msg::Page { incarnation, load, page, pairs, next } if incarnation == inc => self.on_page(i, load, page, pairs, next),
+            Msg::PageFailed { incarnation, load, page, moved_on } if incarnation == inc => self.page_failed(i, load, page, moved_on),
             _ => {} // addressed to an earlier incarnation
         }
         self.drain_meta(i);
@@ -483,7 +507,7 @@ impl World {
                     self.send(Addr::Meta(i), Addr::Client, Msg::Reply { id, result });
                 }
                 Output::LoadSnapshot { term } => {
-                    self.send(Addr::Meta(i), Addr::Store, Msg::ReadSnapshot { incarnation: inc, term });
+                    self.start_load(i, LoadPurpose::Reload(term));
                     self.schedule(Duration(1_000), Event::MetaSnapshotRetry(i, inc));
                 }
                 Output::Resign { term } => {
@@ -507,14 +531,17 @@ impl World {
             Msg::Campaign { incarnation, sent, leading } => Some(match self.store.campaign(i, incarnation, now) {
                 // A holder that does not know it leads (its win was lost) is told again.
                 Some(false) if leading == Some(self.store.term) => Msg::Renewed { incarnation, sent, term: self.store.term },
-                Some(_) => Msg::Won { incarnation, sent, term: self.store.term, snapshot: self.store.load() },
+                Some(_) => Msg::Won { incarnation, sent, term: self.store.term },
                 None => Msg::LostElection { incarnation },
             }),
             Msg::Write { incarnation, batch } => self
                 .store
                 .write(&mut self.rng, i, incarnation, &batch, now)
                 .map(|result| Msg::WriteDone { incarnation, id: batch.id, result }),
-            Msg::ReadSnapshot { incarnation, term } => Some(Msg::Snapshot { incarnation, term, snapshot: self.store.load() }),
+            Msg::ReadPage { incarnation, load, page, at } => Some(match self.store.read_page(&mut self.rng, at.as_ref(), self.mix.snapshot_page_keys) {
+                Ok((pairs, next)) => Msg::Page { incarnation, load, page, pairs, next },
+                Err(moved_on) => Msg::PageFailed { incarnation, load, page, moved_on },
+            }),
             Msg::Resign { incarnation, term } => {
                 self.store.resign(i, incarnation, term);
                 None
@@ -870,6 +897,7 @@ fn event_tag(ev: &Event) -> (u64, u64) {
         Event::MetaCampaign(i, _) => (21, *i as u64),
         Event::MetaWriteTimeout(i, _, _) => (22, *i as u64),
         Event::MetaSnapshotRetry(i, _) => (23, *i as u64),
+        Event::MetaPageTimeout(i, _, load, _) => (27, (*i as u64) << 32 | *load),
         Event::NodeHeartbeat(i, _) => (24, *i as u64),
         Event::ClientTick => (25, 0),
         Event::Fault(f) => (26, format!("{f:?}").len() as u64),

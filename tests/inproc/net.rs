@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
-use shardmeta::core::storage::{Snapshot, WriteBatch, WriteResult};
+use shardmeta::core::storage::{WriteBatch, WriteResult};
 use shardmeta::core::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -14,6 +14,15 @@ pub enum Addr {
     Node(usize),
     Store,
     Client,
+}
+
+/// Where the next snapshot page starts: a range of `SNAPSHOT_PREFIXES`, the last key read in it,
+/// and the store revision the load began at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageAt {
+    pub range: usize,
+    pub after: Option<String>,
+    pub revision: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -27,13 +36,19 @@ pub enum Msg {
     WriteDone { incarnation: u64, id: WriteId, result: WriteResult },
     /// Campaign for leadership, or renew it; `sent` is the meta's clock at sending.
     Campaign { incarnation: u64, sent: Instant, leading: Option<Term> },
-    Won { incarnation: u64, sent: Instant, term: Term, snapshot: Snapshot },
+    /// Won `term`: the meta now reads the snapshot page by page, then leads.
+    Won { incarnation: u64, sent: Instant, term: Term },
     Renewed { incarnation: u64, sent: Instant, term: Term },
     LostElection { incarnation: u64 },
     /// Give up the election for `term` (the lease is revoked).
     Resign { incarnation: u64, term: Term },
-    ReadSnapshot { incarnation: u64, term: Term },
-    Snapshot { incarnation: u64, term: Term, snapshot: Snapshot },
+    /// Page number `page` of a load (duplicated messages repeat pages; only the one asked for
+    /// counts).
+    ReadPage { incarnation: u64, load: u64, page: u64, at: Option<PageAt> },
+    Page { incarnation: u64, load: u64, page: u64, pairs: Vec<(String, Vec<u8>)>, next: Option<PageAt> },
+    /// The page could not be read: a store error, or (`moved_on`) the store changed since the
+    /// load began, so the pages would not form one point in time.
+    PageFailed { incarnation: u64, load: u64, page: u64, moved_on: bool },
     RoutedWrite { shard: ShardId, version: Version },
     RoutedWriteDone { accepted: bool },
 }
@@ -53,8 +68,9 @@ impl Msg {
             Msg::Won { .. } => 9,
             Msg::Renewed { .. } => 10,
             Msg::LostElection { .. } => 11,
-            Msg::ReadSnapshot { .. } => 12,
-            Msg::Snapshot { .. } => 13,
+            Msg::ReadPage { .. } => 12,
+            Msg::Page { .. } => 13,
+            Msg::PageFailed { .. } => 17,
             Msg::RoutedWrite { .. } => 14,
             Msg::RoutedWriteDone { .. } => 15,
             Msg::Resign { .. } => 16,

@@ -3,11 +3,14 @@
 //! holder's lease is alive; faults make it fail, or time out with either outcome.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::net::PageAt;
 
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use shardmeta::check::LandedWrite;
-use shardmeta::core::storage::{Op, Snapshot, WriteBatch, WriteResult, FENCE_KEY};
+use shardmeta::core::storage::{Op, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use shardmeta::core::{Duration, Instant, Term};
 
 pub struct Store {
@@ -69,9 +72,28 @@ impl Store {
         self.holder.filter(|&(_, _, until)| now < until).map(|(m, _, _)| m)
     }
 
-    /// What a new leader loads.
-    pub fn load(&self) -> Snapshot {
-        Snapshot::load(self.kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).expect("the store holds only what cores wrote")
+    /// One snapshot page: up to `limit` keys of the range `at` names, after its last key. It
+    /// fails with the seed's store errors, and when the store has moved on from the revision the
+    /// load began at (etcd would still serve that revision; refusing instead makes loads fail
+    /// more often, never read a torn snapshot). `None` starts a load at the current revision.
+    pub fn read_page(&mut self, rng: &mut ChaCha8Rng, at: Option<&PageAt>, limit: usize) -> Result<(Vec<(String, Vec<u8>)>, Option<PageAt>), bool> {
+        if rng.next_u64() % 1000 < self.error_per_mille {
+            return Err(false);
+        }
+        let at = at.cloned().unwrap_or(PageAt { range: 0, after: None, revision: self.revision });
+        if at.revision != self.revision {
+            return Err(true);
+        }
+        let prefix = SNAPSHOT_PREFIXES[at.range];
+        let from = at.after.as_deref().map_or(Bound::Included(prefix), Bound::Excluded);
+        let mut keys = self.kvs.range::<str, _>((from, Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix));
+        let pairs: Vec<(String, Vec<u8>)> = keys.by_ref().take(limit).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let next = match (keys.next(), pairs.last()) {
+            (Some(_), Some((last, _))) => Some(PageAt { after: Some(last.clone()), ..at }),
+            _ if at.range + 1 < SNAPSHOT_PREFIXES.len() => Some(PageAt { range: at.range + 1, after: None, revision: at.revision }),
+            _ => None,
+        };
+        Ok((pairs, next))
     }
 
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {

@@ -79,19 +79,37 @@ impl ClusterCatalog {
         self.tables.get(id).expect("table ids come from the catalog")
     }
 
+    /// A table must name a shard and a schema of its cluster.
+    fn check_table(&self, id: TableId, t: &Table) -> Result<(), DecodeError> {
+        if t.shard as usize >= self.shards.len() {
+            return Err(DecodeError(format!("table {id} names shard {} of {}", t.shard, self.shards.len())));
+        }
+        if !self.schemas.contains_key(&t.schema) {
+            return Err(DecodeError(format!("table {id} names unknown schema {}", t.schema)));
+        }
+        Ok(())
+    }
+
     fn put_table(&mut self, t: TableRecord) -> Result<(), DecodeError> {
-        let shard = t.shard as usize;
-        if shard >= self.shards.len() {
-            return Err(DecodeError(format!("table {} names shard {} of {}", t.id, t.shard, self.shards.len())));
-        }
-        if !self.schemas.contains_key(&SchemaId(t.schema)) {
-            return Err(DecodeError(format!("table {} names unknown schema {}", t.id, t.schema)));
-        }
         let (id, table) = Table::from_record(t);
+        self.check_table(id, &table)?;
+        let shard = table.shard as usize;
         if let Some(old) = self.tables.insert(id, table) {
             self.shard_tables[old.shard as usize].remove(&id);
         }
         self.shard_tables[shard].insert(id);
+        Ok(())
+    }
+
+    /// Every table of a snapshot at once, into a cluster that has none yet (see
+    /// [`Tables::from_unique`]).
+    pub(crate) fn load_tables(&mut self, tables: Vec<(TableId, Table)>) -> Result<(), DecodeError> {
+        assert!(self.tables.is_empty(), "tables load into a cluster that has none");
+        for (id, t) in &tables {
+            self.check_table(*id, t)?;
+            self.shard_tables[t.shard as usize].insert(*id);
+        }
+        self.tables = Tables::from_unique(tables);
         Ok(())
     }
 

@@ -77,6 +77,18 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// Builds the tables of a snapshot at once: sorting and building each tree from sorted
+    /// input is several times faster than a million inserts at random places, and leaves the
+    /// trees' nodes full instead of about half full. Ids must be distinct.
+    pub fn from_unique(tables: Vec<(TableId, Table)>) -> Tables {
+        let mut names: Vec<(SchemaId, u64, TableId)> = tables.iter().map(|(id, t)| (t.schema, name_hash(&t.name), *id)).collect();
+        names.sort_unstable();
+        let by_id: BTreeMap<TableId, Table> = tables.into_iter().collect();
+        let by_name: BTreeSet<_> = names.into_iter().collect();
+        assert_eq!(by_id.len(), by_name.len(), "table ids are distinct");
+        Tables { by_id, by_name }
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -180,6 +192,18 @@ mod tests {
         assert_eq!(tables.find(SchemaId(0), "b").map(|(id, _)| id), Some(TableId(2)));
         assert_eq!(tables.find(SchemaId(1), "b"), None, "another schema");
         assert!(!tables.name_index_is_consistent());
+    }
+
+    #[test]
+    fn building_at_once_equals_inserting_one_by_one() {
+        let all: Vec<(TableId, Table)> = (0..500u64).rev().map(|i| (TableId(i), table(i % 3, &format!("t{i}")))).collect();
+        let mut one_by_one = Tables::default();
+        for (id, t) in all.clone() {
+            one_by_one.insert(id, t);
+        }
+        let at_once = Tables::from_unique(all);
+        assert_eq!(at_once, one_by_one);
+        assert!(at_once.name_index_is_consistent());
     }
 
     #[test]

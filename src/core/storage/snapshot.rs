@@ -6,13 +6,15 @@
 //!
 //! The order is what makes one pass enough: the fence first, then every cluster record, then
 //! each cluster's contents, whose keys sort epoch, id ceiling, nodes, schemas, shards, tables:
-//! nodes before the shards that name them, schemas before the tables in them.
+//! nodes before the shards that name them, schemas before the tables in them. Tables, the bulk
+//! of any catalog, arrive in id order and are gathered per cluster, then indexed at once.
 
 use std::collections::BTreeMap;
 
 use super::keys::{CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX, FENCE_KEY};
 use super::mutation::{DecodeError, Mutation};
-use crate::core::model::Catalog;
+use crate::core::ids::{ClusterId, TableId};
+use crate::core::model::{Catalog, Table, TableRecord};
 
 /// The key ranges of a snapshot, each a prefix, in the order they must be read.
 pub const SNAPSHOT_PREFIXES: [&str; 3] = [FENCE_KEY, CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX];
@@ -48,6 +50,8 @@ impl Snapshot {
 #[derive(Default)]
 pub struct SnapshotLoader {
     snapshot: Snapshot,
+    /// Tables decoded so far, per cluster in the order they came.
+    tables: Vec<(ClusterId, Vec<(TableId, Table)>)>,
     keys: u64,
     bytes: u64,
 }
@@ -60,7 +64,30 @@ impl SnapshotLoader {
             self.snapshot.fence = Some(value.to_vec());
             return Ok(());
         }
-        self.snapshot.catalog.apply(Mutation::decode(key, value)?)
+        match Mutation::decode(key, value)? {
+            Mutation::PutTable(c, record) => self.stage_table(c, record),
+            m => self.snapshot.catalog.apply(m),
+        }
+    }
+
+    fn stage_table(&mut self, c: ClusterId, record: TableRecord) -> Result<(), DecodeError> {
+        if !self.snapshot.catalog.clusters.contains_key(&c) {
+            return Err(DecodeError(format!("table {} names unknown cluster {c}", record.id)));
+        }
+        let (id, table) = Table::from_record(record);
+        let in_order = match self.tables.last() {
+            Some((last, tables)) if *last == c => tables.last().is_none_or(|(prev, _)| *prev < id),
+            Some((last, _)) => *last < c,
+            None => true,
+        };
+        if !in_order {
+            return Err(DecodeError(format!("table {id} of cluster {c} arrived out of key order")));
+        }
+        match self.tables.last_mut() {
+            Some((last, tables)) if *last == c => tables.push((id, table)),
+            _ => self.tables.push((c, vec![(id, table)])),
+        }
+        Ok(())
     }
 
     /// Pairs fed so far.
@@ -75,7 +102,11 @@ impl SnapshotLoader {
 
     /// Checks what only the whole catalog can show (partitioned tables and their sub-tables
     /// point at each other) and hands the snapshot over.
-    pub fn finish(self) -> Result<Snapshot, DecodeError> {
+    pub fn finish(mut self) -> Result<Snapshot, DecodeError> {
+        for (c, tables) in self.tables {
+            let cluster = self.snapshot.catalog.clusters.get_mut(&c).expect("staged only for known clusters");
+            cluster.load_tables(tables)?;
+        }
         self.snapshot.catalog.check_partitions()?;
         Ok(self.snapshot)
     }
@@ -84,8 +115,7 @@ impl SnapshotLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ids::ClusterId;
-    use crate::core::model::{ClusterRecord, NodeRecord, ShardRecord};
+    use crate::core::model::{ClusterRecord, NodeRecord, SchemaRecord, ShardRecord};
     use crate::core::storage::Key;
 
     fn encoded(m: Mutation) -> (String, Vec<u8>) {
@@ -110,6 +140,24 @@ mod tests {
         let s = Snapshot::load(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap();
         assert_eq!(s.fence, Some(vec![8]));
         assert_eq!(s.catalog.cluster(c).shard(crate::core::ShardId(1)).leader, Some(0));
+    }
+
+    /// Pages from a broken store could repeat or reorder keys; the loader says so instead of
+    /// building a catalog whose indexes disagree.
+    #[test]
+    fn tables_out_of_key_order_are_refused() {
+        let c = ClusterId(1);
+        let mut loader = SnapshotLoader::default();
+        for m in [
+            Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() }),
+            Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into() }),
+            Mutation::PutTable(c, TableRecord { id: 5, name: "x".into(), ..Default::default() }),
+        ] {
+            let (k, v) = encoded(m);
+            loader.feed(&k, &v).unwrap();
+        }
+        let (k, v) = encoded(Mutation::PutTable(c, TableRecord { id: 5, name: "y".into(), ..Default::default() }));
+        assert!(loader.feed(&k, &v).unwrap_err().0.contains("out of key order"));
     }
 
     #[test]
