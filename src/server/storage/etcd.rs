@@ -16,6 +16,9 @@ use crate::core::Term;
 /// tables take about a thousand round trips, small enough to decode between other work.
 pub const SNAPSHOT_PAGE_KEYS: i64 = 1_024;
 
+/// Pages read ahead of the decoder.
+pub const PAGES_AHEAD: usize = 2;
+
 /// The decode limit for snapshot pages. etcd bounds each record by its request limit (1.5 MiB by
 /// default); a page of large records that still exceeds this is read again with half the keys.
 pub const SNAPSHOT_PAGE_BYTES_MAX: usize = 64 << 20;
@@ -120,17 +123,45 @@ impl EtcdStore {
 
     /// Reads the snapshot ranges in pages of at most [`SNAPSHOT_PAGE_KEYS`], every page at the
     /// revision of the first, so that the pages form one point in time even if a deposed
-    /// leader's write were still landing. Each page is decoded into the catalog before the next
-    /// is read, so only one page of raw pairs is ever held.
+    /// leader's write were still landing. A reader task fetches pages ahead while this one
+    /// decodes them into the catalog, so a round trip to etcd overlaps decoding, and at most
+    /// [`PAGES_AHEAD`] pages of raw pairs are held.
     pub async fn snapshot(&self) -> Result<Snapshot, LoadError> {
         let started = std::time::Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        tokio::task::spawn({
+            let store = self.clone();
+            async move { store.read_pages(tx).await }
+        });
+        let mut loader = SnapshotLoader::default();
+        let (mut revision, mut pages) = (0, 0u64);
+        // A decode error returns early and drops the receiver, which stops the reader.
+        while let Some(page) = rx.recv().await {
+            let page: Page = page?;
+            (revision, pages) = (page.revision, pages + 1);
+            for pair in &page.kvs {
+                let key = std::str::from_utf8(pair.key()).map_err(|e| LoadError::new(LoadCause::Corrupt, format!("non-UTF-8 key: {e}")))?;
+                loader.feed(key, pair.value())?;
+            }
+        }
+        if pages == 0 {
+            return Err(LoadError::new(LoadCause::Unavailable, "the page reader stopped before the first page"));
+        }
+        let (keys, bytes) = (loader.keys(), loader.bytes());
+        let snapshot = loader.finish()?;
+        tracing::info!(keys, bytes, pages, revision, ms = started.elapsed().as_millis() as u64, "snapshot loaded from etcd");
+        Ok(snapshot)
+    }
+
+    /// Sends every page of every snapshot range in order, then closes the channel; an error is
+    /// sent as the last item. Stops when the decoder has gone.
+    async fn read_pages(&self, pages: tokio::sync::mpsc::Sender<Result<Page, LoadError>>) {
         // Set on purpose: tonic's default (4 MiB) is what broke loading above ~12,000 tables.
         #[cfg(not(madsim))]
         let mut kv = self.client.kv_client().max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX);
         #[cfg(madsim)]
         let mut kv = self.client.kv_client();
-        let mut loader = SnapshotLoader::default();
-        let (mut revision, mut pages) = (0, 0u64);
+        let mut revision = 0;
         for prefix in SNAPSHOT_PREFIXES {
             let end = prefix_end(prefix);
             let mut start = prefix.as_bytes().to_vec();
@@ -143,24 +174,22 @@ impl EtcdStore {
                         limit /= 2;
                         continue;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        let _ = pages.send(Err(e)).await;
+                        return;
+                    }
                 };
-                pages += 1;
                 revision = page.revision;
-                for pair in &page.kvs {
-                    let key = std::str::from_utf8(pair.key()).map_err(|e| LoadError::new(LoadCause::Corrupt, format!("non-UTF-8 key under {prefix}: {e}")))?;
-                    loader.feed(key, pair.value())?;
+                let next = page.kvs.last().filter(|_| page.more).map(|last| [last.key(), &[0]].concat());
+                if pages.send(Ok(page)).await.is_err() {
+                    return;
                 }
-                match page.kvs.last() {
-                    Some(last) if page.more => start = [last.key(), &[0]].concat(),
-                    _ => break,
+                match next {
+                    Some(after_last) => start = after_last,
+                    None => break,
                 }
             }
         }
-        let (keys, bytes) = (loader.keys(), loader.bytes());
-        let snapshot = loader.finish()?;
-        tracing::info!(keys, bytes, pages, revision, ms = started.elapsed().as_millis() as u64, "snapshot loaded from etcd");
-        Ok(snapshot)
     }
 
     /// One page: keys in `[start, end)`, at most `limit`, at `revision` (0: the newest).
