@@ -91,7 +91,8 @@ impl Leader {
                 matched += 1;
                 continue;
             }
-            if desired == Some(r.role) && r.version == version {
+            let in_flight = rt.shards[r.id.index()].push_in_flight(r.version, version, ctx.now, ctx.config);
+            if desired == Some(r.role) && (r.version == version || in_flight) {
                 matched += 1;
                 continue;
             }

@@ -158,12 +158,13 @@ impl Leader {
         if let Some((request, response)) = change.reply {
             ctx.out.reply(request, Ok(response));
         }
-        let (Some(cluster), Some(rt)) = (self.catalog.clusters.get(&change.cluster), self.clusters.get(&change.cluster))
+        let (Some(cluster), Some(rt)) = (self.catalog.clusters.get(&change.cluster), self.clusters.get_mut(&change.cluster))
         else {
             return;
         };
         for &(shard, notice) in &change.notify {
             let rec = cluster.shard(shard);
+            rt.shards[shard.index()].pushed = Some((Version(rec.version), ctx.now));
             for node in rec.replicas() {
                 let role = if rec.leader == Some(node) { Role::Leader } else { Role::Follower };
                 let kind = match notice {

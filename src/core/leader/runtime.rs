@@ -13,7 +13,7 @@ use crate::core::ids::*;
 use crate::core::input::NodeStats;
 use crate::core::model::{ClusterCatalog, ShardRecord};
 use crate::core::storage::Mutation;
-use crate::core::time::Instant;
+use crate::core::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub struct NodeRuntime {
@@ -62,6 +62,20 @@ pub struct ShardRuntime {
     pub pending: u32,
     /// The leader reported the shard ready at the current version.
     pub leader_ready: bool,
+    /// The newest version pushed to the shard's replicas between heartbeats, and when.
+    pub pushed: Option<(Version, Instant)>,
+}
+
+impl ShardRuntime {
+    /// Whether a replica that reports the version just before `current` has the push of
+    /// `current` on its way: pushed recently, within two heartbeat intervals. A full re-sync
+    /// (every table of the shard) would then only race the push. A push that was lost shows as a
+    /// lag of two or more versions once the next change lands, or as the same lag once the
+    /// window has passed, and gets the re-sync then.
+    pub fn push_in_flight(&self, reported: Version, current: Version, now: Instant, config: &CoreConfig) -> bool {
+        let window = Duration(2 * config.heartbeat_interval_ms);
+        reported.next() == current && matches!(self.pushed, Some((v, at)) if v == current && now < at + window)
+    }
 }
 
 /// Placeable nodes (online, not draining) ordered by how loaded they are.

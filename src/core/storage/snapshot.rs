@@ -9,8 +9,6 @@
 //! nodes before the shards that name them, schemas before the tables in them. Tables, the bulk
 //! of any catalog, arrive in id order and are gathered per cluster, then indexed at once.
 
-use std::collections::BTreeMap;
-
 use super::keys::{CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX, FENCE_KEY};
 use super::mutation::{DecodeError, Mutation};
 use crate::core::ids::{ClusterId, TableId};
@@ -31,13 +29,19 @@ impl Snapshot {
     /// Loads pairs that are all in memory already, in any order (tests, checkers, fuzzing).
     /// A key under none of [`SNAPSHOT_PREFIXES`] is an error.
     pub fn load<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Snapshot, DecodeError> {
-        let sorted: BTreeMap<&str, &[u8]> = pairs.into_iter().collect();
-        if let Some(k) = sorted.keys().find(|k| !SNAPSHOT_PREFIXES.iter().any(|p| k.starts_with(p))) {
+        // Pairs read from a store are in key order already, which makes this sort linear.
+        let mut sorted: Vec<(&str, &[u8])> = pairs.into_iter().collect();
+        sorted.sort_by_key(|(k, _)| *k);
+        if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(DecodeError(format!("key {:?} given twice", w[0].0)));
+        }
+        if let Some((k, _)) = sorted.iter().find(|(k, _)| !SNAPSHOT_PREFIXES.iter().any(|p| k.starts_with(p))) {
             return Err(DecodeError(format!("unknown key {k:?}")));
         }
         let mut loader = SnapshotLoader::default();
         for prefix in SNAPSHOT_PREFIXES {
-            for (k, v) in sorted.range(prefix..).take_while(|(k, _)| k.starts_with(prefix)) {
+            let from = sorted.partition_point(|(k, _)| *k < prefix);
+            for (k, v) in sorted[from..].iter().take_while(|(k, _)| k.starts_with(prefix)) {
                 loader.feed(k, v)?;
             }
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
 
 use super::load::{LoadCause, LoadError};
+use super::page_window::PageWindow;
 use crate::core::storage::{Op, Snapshot, SnapshotLoader, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use crate::core::Term;
 
@@ -27,14 +28,6 @@ struct Page {
     kvs: Vec<etcd_client::KeyValue>,
     more: bool,
     revision: i64,
-}
-
-/// The first key after every key that starts with `prefix`.
-fn prefix_end(prefix: &str) -> Vec<u8> {
-    let mut end = prefix.as_bytes().to_vec();
-    let last = end.last_mut().expect("snapshot prefixes are not empty");
-    *last += 1; // every prefix ends in ASCII, so this cannot overflow
-    end
 }
 
 fn read_error(e: etcd_client::Error) -> LoadError {
@@ -123,7 +116,8 @@ impl EtcdStore {
 
     /// Reads the snapshot ranges in pages of at most [`SNAPSHOT_PAGE_KEYS`], every page at the
     /// revision of the first, so that the pages form one point in time even if a deposed
-    /// leader's write were still landing. A reader task fetches pages ahead while this one
+    /// leader's write were still landing, and each in a tight window (see `page_window`: etcd
+    /// walks a read's whole range to count it). A reader task fetches pages ahead while this one
     /// decodes them into the catalog, so a round trip to etcd overlaps decoding, and at most
     /// [`PAGES_AHEAD`] pages of raw pairs are held.
     pub async fn snapshot(&self) -> Result<Snapshot, LoadError> {
@@ -163,11 +157,11 @@ impl EtcdStore {
         let mut kv = self.client.kv_client();
         let mut revision = 0;
         for prefix in SNAPSHOT_PREFIXES {
-            let end = prefix_end(prefix);
-            let mut start = prefix.as_bytes().to_vec();
+            let mut window = PageWindow::new(prefix.as_bytes());
             let mut limit = SNAPSHOT_PAGE_KEYS;
             loop {
-                let page = match self.read_page(&mut kv, &start, &end, limit, revision).await {
+                let (start, end) = window.next();
+                let page = match self.read_page(&mut kv, start, end, limit, revision).await {
                     Ok(page) => page,
                     // Records can be up to etcd's request limit each: fewer keys until a page fits.
                     Err(e) if e.cause == LoadCause::TooLarge && limit > 1 => {
@@ -180,13 +174,12 @@ impl EtcdStore {
                     }
                 };
                 revision = page.revision;
-                let next = page.kvs.last().filter(|_| page.more).map(|last| [last.key(), &[0]].concat());
+                let go_on = window.advance(page.kvs.len(), page.kvs.last().map(|kv| kv.key()), page.more, limit as usize);
                 if pages.send(Ok(page)).await.is_err() {
-                    return;
+                    return; // the decoder has gone
                 }
-                match next {
-                    Some(after_last) => start = after_last,
-                    None => break,
+                if !go_on {
+                    break;
                 }
             }
         }

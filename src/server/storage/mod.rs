@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod etcd;
 pub mod load;
 pub mod memory;
+pub mod page_window;
 
 use self::load::LoadError;
 use crate::core::storage::{Snapshot, WriteBatch, WriteResult};
