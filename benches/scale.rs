@@ -79,16 +79,19 @@ async fn paced_node(endpoints: Vec<String>, i: usize, lat: Arc<Latencies>, stop:
     let now = || shardmeta::core::Instant(start.elapsed().as_millis() as u64);
     // Spread the nodes over the interval instead of beating in lockstep.
     tokio::time::sleep(Duration::from_millis((i as u64 * 7919) % HEARTBEAT_MS)).await;
+    let mut failures = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let Ok((_, mut client)) = meta.leader().await else {
-            meta.reset();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
+        // Back off as the real node loop does (`client::node::run`): 200 ms more per failure, up
+        // to 2 s, so that a thousand nodes do not flood a meta node that is taking over.
         let (tx, rx) = mpsc::channel(4);
-        let Ok(stream) = client.heartbeat(ReceiverStream::new(rx)).await else {
+        let stream = match meta.leader().await {
+            Ok((_, mut client)) => client.heartbeat(ReceiverStream::new(rx)).await.ok(),
+            Err(_) => None,
+        };
+        let Some(stream) = stream else {
             meta.reset();
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            failures += 1;
+            tokio::time::sleep(Duration::from_millis(200 * failures.min(10))).await;
             continue;
         };
         let mut inbound = stream.into_inner();
@@ -106,6 +109,7 @@ async fn paced_node(endpoints: Vec<String>, i: usize, lat: Arc<Latencies>, stop:
                 message = inbound.message() => {
                     let Ok(Some(r)) = message else { break };
                     if !r.redirect.is_empty() { break }
+                    failures = 0;
                     if let Some(at) = r.lease.as_ref().and_then(|l| sent.remove(&l.seq)) {
                         if lat.recording.load(Ordering::Relaxed) {
                             lat.micros.lock().unwrap().push(at.elapsed().as_micros() as u64);

@@ -82,6 +82,14 @@ impl EtcdElection {
             };
             let key = match won.map(|r| r.leader().cloned()) {
                 Ok(Some(k)) => k,
+                // The client's request timeout ends a campaign that is still waiting behind the
+                // leader: that is a standby's normal state, not a failure worth a warning.
+                Err(etcd_client::Error::GRpcStatus(s)) if matches!(s.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded) => {
+                    tracing::debug!(status = %s.message(), "campaign still waiting behind the leader; campaigning again");
+                    keeper.abort();
+                    let _ = leases.revoke(lease).await;
+                    continue;
+                }
                 other => {
                     tracing::warn!(?other, "campaign failed; retrying");
                     keeper.abort();

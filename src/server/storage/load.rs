@@ -9,8 +9,12 @@ use crate::core::storage::DecodeError;
 
 /// The first pause after a failed load.
 pub const LOAD_RETRY_FIRST_MS: u64 = 500;
-/// The longest pause between two attempts.
+/// The longest pause after a failure that will happen again until an operator acts (a record
+/// over the limit, undecodable metadata).
 pub const LOAD_RETRY_MAX_MS: u64 = 30_000;
+/// The longest pause after a failure that passes by itself (a timeout, storage unreachable, a
+/// compacted revision): once storage is back, a meta node must lead again within seconds.
+pub const LOAD_RETRY_TRANSIENT_MAX_MS: u64 = 2_000;
 
 /// What went wrong, in the terms an operator acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +35,13 @@ pub enum LoadCause {
 pub struct LoadError {
     pub cause: LoadCause,
     pub detail: String,
+}
+
+impl LoadCause {
+    /// Whether the next attempt may well succeed with nothing changed.
+    pub fn is_transient(self) -> bool {
+        matches!(self, LoadCause::Timeout | LoadCause::Unavailable | LoadCause::Compacted)
+    }
 }
 
 impl LoadError {
@@ -71,7 +82,7 @@ impl LoadBackoff {
     /// Records a failure; returns how long to wait before the next attempt.
     pub fn failed(&mut self, what: &str, e: &LoadError) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let pause = self.pause();
+        let pause = self.pause(e.cause);
         if self.last_cause != Some(e.cause) {
             tracing::warn!(error = %e, attempt = self.failures, retry_in_ms = pause.as_millis() as u64, "{what}");
             self.last_cause = Some(e.cause);
@@ -89,9 +100,10 @@ impl LoadBackoff {
         *self = LoadBackoff::default();
     }
 
-    fn pause(&self) -> Duration {
+    fn pause(&self, cause: LoadCause) -> Duration {
         let doublings = self.failures.saturating_sub(1).min(16);
-        Duration::from_millis((LOAD_RETRY_FIRST_MS << doublings).min(LOAD_RETRY_MAX_MS))
+        let max = if cause.is_transient() { LOAD_RETRY_TRANSIENT_MAX_MS } else { LOAD_RETRY_MAX_MS };
+        Duration::from_millis((LOAD_RETRY_FIRST_MS << doublings).min(max))
     }
 }
 
@@ -102,11 +114,21 @@ mod tests {
     #[test]
     fn pauses_double_up_to_the_cap_and_reset_on_success() {
         let mut b = LoadBackoff::default();
-        let e = LoadError::new(LoadCause::Timeout, "page 3");
+        let e = LoadError::new(LoadCause::Corrupt, "clusters/9");
         let pauses: Vec<u64> = (0..8).map(|_| b.failed("load", &e).as_millis() as u64).collect();
         assert_eq!(pauses, [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
         b.succeeded();
         assert_eq!(b.failed("load", &e), Duration::from_millis(LOAD_RETRY_FIRST_MS));
+    }
+
+    /// After an etcd outage every meta node has failed many times; none may sit out long
+    /// pauses once etcd is back.
+    #[test]
+    fn transient_failures_pause_briefly_however_many() {
+        let mut b = LoadBackoff::default();
+        let e = LoadError::new(LoadCause::Timeout, "page 3");
+        let last = (0..20).map(|_| b.failed("load", &e)).last().unwrap();
+        assert_eq!(last, Duration::from_millis(LOAD_RETRY_TRANSIENT_MAX_MS));
     }
 
     #[test]
