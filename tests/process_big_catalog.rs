@@ -90,10 +90,13 @@ async fn a_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill9() {
     let mut metas = metas(dir.path(), &etcd.endpoints(), 3);
     let endpoints: Vec<String> = metas.keys().cloned().collect();
     let mut meta = MetaClient::new(endpoints.clone(), Duration::from_secs(10)).unwrap();
-    let (leader, _) = loop {
-        if let Ok(l) = meta.leader().await {
+    // A leader that serves the default cluster (it creates it right after winning).
+    let leader = loop {
+        let view = meta.call(|mut c| async move { c.cluster_view(proto::ClusterViewRequest { header: header() }).await }).await;
+        if let (Ok(_), Ok((l, _))) = (view, meta.leader().await) {
             break l;
         }
+        meta.reset();
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
