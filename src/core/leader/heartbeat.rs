@@ -91,8 +91,8 @@ impl Leader {
                 matched += 1;
                 continue;
             }
-            let in_flight = rt.shards[r.id.index()].push_in_flight(r.version, version, ctx.now, ctx.config);
-            if desired == Some(r.role) && (r.version == version || in_flight) {
+            let in_step = r.version == version || rt.shards[r.id.index()].push_in_flight(r.version, version, ctx.now, ctx.config);
+            if desired == Some(r.role) && in_step {
                 matched += 1;
                 continue;
             }
