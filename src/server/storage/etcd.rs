@@ -17,6 +17,10 @@ use crate::core::Term;
 /// tables take about a thousand round trips, small enough to decode between other work.
 pub const SNAPSHOT_PAGE_KEYS: i64 = 1_024;
 
+/// Reads of one page before the load fails: a page at a fixed revision can be read again, and a
+/// load of a thousand pages should not start over because one read met a dead etcd member.
+pub const PAGE_ATTEMPTS_MAX: u32 = 3;
+
 /// Pages read ahead of the decoder.
 pub const PAGES_AHEAD: usize = 2;
 
@@ -158,11 +162,16 @@ impl EtcdStore {
         let mut revision = 0;
         for prefix in SNAPSHOT_PREFIXES {
             let mut window = PageWindow::new(prefix.as_bytes());
-            let mut limit = SNAPSHOT_PAGE_KEYS;
+            let (mut limit, mut attempts) = (SNAPSHOT_PAGE_KEYS, 1);
             loop {
                 let (start, end) = window.next();
                 let page = match self.read_page(&mut kv, start, end, limit, revision).await {
                     Ok(page) => page,
+                    Err(e) if matches!(e.cause, LoadCause::Timeout | LoadCause::Unavailable) && attempts < PAGE_ATTEMPTS_MAX => {
+                        tracing::debug!(error = %e, attempts, "snapshot page read failed; reading it again");
+                        attempts += 1;
+                        continue;
+                    }
                     // Records can be up to etcd's request limit each: fewer keys until a page fits.
                     Err(e) if e.cause == LoadCause::TooLarge && limit > 1 => {
                         limit /= 2;
@@ -173,7 +182,7 @@ impl EtcdStore {
                         return;
                     }
                 };
-                revision = page.revision;
+                (revision, attempts) = (page.revision, 1);
                 let go_on = window.advance(page.kvs.len(), page.kvs.last().map(|kv| kv.key()), page.more, limit as usize);
                 if pages.send(Ok(page)).await.is_err() {
                     return; // the decoder has gone
