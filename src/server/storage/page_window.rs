@@ -117,14 +117,14 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests_support {
+mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
 
     /// Reads `keys` as a store with `limit` would, through windows; returns the keys read, the
     /// pages, and the most keys any one read's range held (what etcd walks to count).
-    pub fn read_all(keys: &BTreeSet<Vec<u8>>, prefix: &[u8], limit: usize) -> (Vec<Vec<u8>>, usize, usize) {
+    fn read_all(keys: &BTreeSet<Vec<u8>>, prefix: &[u8], limit: usize) -> (Vec<Vec<u8>>, usize, usize) {
         let mut w = PageWindow::new(prefix);
         let (mut read, mut pages, mut walked) = (Vec::new(), 0, 0);
         loop {
@@ -143,14 +143,7 @@ mod tests_support {
         }
     }
 
-}
 
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use super::tests_support::read_all;
-    use super::*;
 
     fn table_keys(ids: impl Iterator<Item = u64>) -> BTreeSet<Vec<u8>> {
         ids.map(|id| format!("/p/c/0000000001/tables/{id:020}").into_bytes()).collect()
