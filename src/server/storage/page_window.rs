@@ -144,7 +144,6 @@ mod tests {
     }
 
 
-
     fn table_keys(ids: impl Iterator<Item = u64>) -> BTreeSet<Vec<u8>> {
         ids.map(|id| format!("/p/c/0000000001/tables/{id:020}").into_bytes()).collect()
     }
