@@ -144,3 +144,9 @@ fn s5_checker_catches_follower_on_leader_node() {
 fn s6_checker_catches_field_missing_from_storage() {
     assert_eq!(first_violation(&planted(PlantedBug::DropOptionsOnEncode, FaultMix::calm()), 10), Invariant::RestartEquivalence);
 }
+
+#[test]
+fn s6_checker_catches_a_standby_that_misses_deletions() {
+    let opts = Options { standby_skips_deletes: true, mix: Some(FaultMix::calm()), ..Default::default() };
+    assert_eq!(first_violation(&opts, 10), Invariant::RestartEquivalence);
+}

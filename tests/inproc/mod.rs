@@ -49,6 +49,8 @@ const CLIENT_EVERY_MS: u64 = 250;
 pub struct Options {
     pub planted: Option<PlantedBug>,
     pub unfenced_store: bool,
+    /// The store's warm standby misses table deletions (breaks S6).
+    pub standby_skips_deletes: bool,
     pub mix: Option<FaultMix>,
 }
 
@@ -184,6 +186,7 @@ impl World {
         store.error_per_mille = mix.store_error_per_mille;
         store.timeout_per_mille = mix.store_timeout_per_mille;
         store.unfenced = opts.unfenced_store;
+        store.standby_skips_deletes = opts.standby_skips_deletes;
         let net = Net {
             drop_per_mille: mix.drop_per_mille,
             dup_per_mille: mix.dup_per_mille,
@@ -785,6 +788,11 @@ impl World {
             self.acks_checked = acks;
             check::durability(&self.client.acks, &self.durable)?;
             check::integrity(&self.durable)?;
+            // S6 for the warm standby that followed every landed write.
+            match &self.store.standby {
+                Ok(standby) => check::matches_rebuilt(&standby.catalog, &self.durable)?,
+                Err(e) => return Err(Violation { invariant: check::Invariant::RestartEquivalence, detail: format!("the standby could not follow: {e}") }),
+            }
         }
         // S6: a leader whose writes have all landed holds exactly what storage holds.
         for (i, m) in self.metas.iter().enumerate() {

@@ -10,7 +10,7 @@ use super::net::PageAt;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use shardmeta::check::LandedWrite;
-use shardmeta::core::storage::{Op, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
+use shardmeta::core::storage::{DecodeError, Op, Snapshot, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use shardmeta::core::{Duration, Instant, Term};
 
 pub struct Store {
@@ -26,6 +26,11 @@ pub struct Store {
     pub landed: Vec<LandedWrite>,
     /// Bumped on every landed write, so checkers can skip unchanged states.
     pub revision: u64,
+    /// A warm standby's view: every landed write applied change by change in landing order,
+    /// as `server::storage::standby` applies etcd's watch events. `Err` once a change failed.
+    pub standby: Result<Snapshot, DecodeError>,
+    /// Test-only: the standby misses table deletions (breaks S6).
+    pub standby_skips_deletes: bool,
 }
 
 impl Store {
@@ -40,6 +45,8 @@ impl Store {
             unfenced: false,
             landed: Vec::new(),
             revision: 0,
+            standby: Ok(Snapshot::default()),
+            standby_skips_deletes: false,
         }
     }
 
@@ -100,6 +107,20 @@ impl Store {
         self.kvs.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// Applies a landed batch to the standby as one transaction, as etcd's watch reports it.
+    fn follow(&mut self, batch: &WriteBatch) {
+        let Ok(standby) = &mut self.standby else { return };
+        let changes = batch.ops.iter().filter_map(|op| match op {
+            Op::Put { key, value } => Some((key.as_str(), Some(value.as_slice()))),
+            Op::Delete { .. } if self.standby_skips_deletes => None,
+            Op::Delete { key } => Some((key.as_str(), None)),
+        });
+        let fence = std::iter::once((FENCE_KEY, Some(batch.fence.as_slice())));
+        if let Err(e) = standby.apply_transaction(changes.chain(fence)) {
+            self.standby = Err(e);
+        }
+    }
+
     /// Executes a batch; the result says what the writer is told (or `None`: no reply at all).
     pub fn write(&mut self, rng: &mut ChaCha8Rng, meta: usize, incarnation: u64, batch: &WriteBatch, now: Instant) -> Option<WriteResult> {
         if rng.next_u64() % 1000 < self.error_per_mille {
@@ -129,6 +150,7 @@ impl Store {
                 }
             }
         }
+        self.follow(batch);
         self.landed.push(LandedWrite { batch_term: batch.term, fence_term: self.term });
         self.revision += 1;
         Some(if timed_out { WriteResult::Error } else { WriteResult::Ok })

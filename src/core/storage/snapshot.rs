@@ -9,7 +9,7 @@
 //! nodes before the shards that name them, schemas before the tables in them. Tables, the bulk
 //! of any catalog, arrive in id order and are gathered per cluster, then indexed at once.
 
-use super::keys::{CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX, FENCE_KEY};
+use super::keys::{Key, CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX, FENCE_KEY};
 use super::mutation::{DecodeError, Mutation};
 use crate::core::ids::{ClusterId, TableId};
 use crate::core::model::{Catalog, Table, TableRecord};
@@ -46,6 +46,44 @@ impl Snapshot {
             }
         }
         loader.finish()
+    }
+
+    /// Applies one transaction a store reported after this snapshot was read: its changes, each
+    /// a put of a key with its value or, with `None`, the key's deletion, in any order. A
+    /// standby keeps its snapshot current this way, transaction by transaction in the store's
+    /// order, so that it can lead without a full load.
+    ///
+    /// The changes are applied in the order a load reads them (the fence, cluster records, then
+    /// each cluster's contents by key), which puts whatever a change names before it: a
+    /// transaction that creates a cluster writes its id ceiling, whose key sorts first, before
+    /// the cluster record. Only tables are ever deleted; any other deletion, or a key outside
+    /// the snapshot, is something the core never writes.
+    pub fn apply_transaction<'a>(&mut self, changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Result<(), DecodeError> {
+        let mut ranked = Vec::new();
+        for (key, value) in changes {
+            let Some(rank) = SNAPSHOT_PREFIXES.iter().position(|p| key.starts_with(p)) else {
+                return Err(DecodeError(format!("unknown key {key:?}")));
+            };
+            ranked.push((rank, key, value));
+        }
+        ranked.sort_unstable_by_key(|&(rank, key, _)| (rank, key));
+        for (_, key, value) in ranked {
+            self.apply_change(key, value)?;
+        }
+        Ok(())
+    }
+
+    fn apply_change(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), DecodeError> {
+        if key == FENCE_KEY {
+            self.fence = value.map(<[u8]>::to_vec);
+            return Ok(());
+        }
+        let change = match (value, Key::decode(key)) {
+            (Some(value), _) => Mutation::decode(key, value)?,
+            (None, Some(Key::Table(c, id))) => Mutation::DeleteTable(c, TableId(id)),
+            (None, _) => return Err(DecodeError(format!("{key} was deleted, but only tables ever are"))),
+        };
+        self.catalog.apply(change)
     }
 }
 
@@ -162,6 +200,34 @@ mod tests {
         }
         let (k, v) = encoded(Mutation::PutTable(c, TableRecord { id: 5, name: "y".into(), ..Default::default() }));
         assert!(loader.feed(&k, &v).unwrap_err().0.contains("out of key order"));
+    }
+
+    /// A transaction that creates a cluster writes its contents, whose keys sort first, with
+    /// the record they belong to; a standby applies it whatever order the store reports.
+    #[test]
+    fn a_transaction_applies_in_dependency_order_and_deletes_only_tables() {
+        let c = ClusterId(1);
+        let mut standby = Snapshot::default();
+        let created = [
+            encoded(Mutation::PutIdCeiling(c, 100)),
+            encoded(Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into() })),
+            encoded(Mutation::PutTable(c, TableRecord { id: 5, name: "x".into(), ..Default::default() })),
+            encoded(Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() })),
+            (FENCE_KEY.to_owned(), vec![1]),
+        ];
+        standby.apply_transaction(created.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice())))).unwrap();
+        let stored = Snapshot::load(created.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap();
+        assert_eq!(standby, stored);
+
+        let table = Key::Table(c, 5).encode();
+        standby.apply_transaction([(table.as_str(), None), (FENCE_KEY, Some(&[2][..]))]).unwrap();
+        assert!(standby.catalog.cluster(c).tables.get(TableId(5)).is_none() && standby.fence == Some(vec![2]));
+
+        let schema = Key::Schema(c, 0).encode();
+        let err = standby.apply_transaction([(schema.as_str(), None)]).unwrap_err();
+        assert!(err.0.contains("only tables"), "{err}");
+        let err = standby.apply_transaction([("/shardmeta/v1/other", Some(&b""[..]))]).unwrap_err();
+        assert!(err.0.contains("unknown key"), "{err}");
     }
 
     #[test]
