@@ -1,7 +1,8 @@
 //! A catalog far past one etcd response: 50,000 tables with 1 KiB schemas make a snapshot of
 //! about 55 MB, fourteen times the 4 MiB that a single range read can decode. A standby must
-//! load it in pages and serve every table within the election TTL plus 5 s of a kill -9. And a
-//! snapshot that cannot load at all must not spin the meta nodes in a win-resign loop.
+//! load it in pages, follow the creates and drops that come after, and serve every table within
+//! the election TTL plus 5 s of a kill -9 of the leader. And a snapshot that cannot load at all
+//! must not spin the meta nodes in a win-resign loop.
 
 mod process;
 
@@ -18,6 +19,8 @@ const TABLES: usize = 50_000;
 const SCHEMA_BYTES: usize = 1_024;
 /// Concurrent creates: enough to fill group-commit batches.
 const CREATORS: usize = 64;
+/// Tables dropped after the creates, so that standbys follow deletions too.
+const DROPS: usize = 100;
 const ELECTION_TTL: Duration = Duration::from_secs(3);
 
 fn header() -> Option<RequestHeader> {
@@ -83,7 +86,7 @@ fn log_of(dir: &std::path::Path, metas: &BTreeMap<String, Proc>, endpoint: &str)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill9() {
+async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill9() {
     let _turn = serial().await;
     let dir = TempDir::new("etcd-big");
     let etcd = Etcd::start(dir.path(), 1);
@@ -107,10 +110,37 @@ async fn a_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill9() {
     assert_eq!(created.len(), TABLES);
     let newest = created.iter().max_by_key(|(_, id)| **id).map(|(n, _)| n.clone()).unwrap();
 
-    // The leader may have changed hands during the creates; kill whoever leads now.
+    // Drops reach the standbys through their watch as creates do.
+    let mut created = created;
+    let dropped: Vec<String> = created.keys().step_by(TABLES / DROPS).filter(|n| **n != newest).cloned().collect();
+    for name in &dropped {
+        let req = proto::DropTableRequest { header: header(), schema: String::new(), name: name.clone() };
+        meta.call(|mut c| { let req = req.clone(); async move { c.drop_table(req).await } }).await.expect("drop");
+        created.remove(name);
+    }
+
+    // The leader may have changed hands during the creates; find whoever leads now.
     meta.reset();
     let (leader_now, _) = meta.leader().await.unwrap();
     let leader = if leader_now.is_empty() { leader } else { leader_now };
+
+    // Restart one standby, so that it loads the whole catalog in pages before following it.
+    let restarted = endpoints.iter().find(|e| **e != leader).cloned().unwrap();
+    let name = metas[&restarted].name.clone();
+    metas.get_mut(&restarted).unwrap().kill9();
+    let port: u16 = restarted.rsplit(':').next().unwrap().parse().unwrap();
+    metas.insert(restarted.clone(), meta_server_etcd(dir.path(), &name, port, &etcd.endpoints()));
+    let reloaded = Instant::now();
+    while !log_of(dir.path(), &metas, &restarted).contains("standby holds the catalog") {
+        assert!(reloaded.elapsed() < Duration::from_secs(60), "the restarted standby never held the catalog");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = log_of(dir.path(), &metas, &restarted);
+    let loaded = log.lines().find(|l| l.contains("snapshot loaded from etcd")).expect("the standby logs its load");
+    println!("restarted standby after {:?}: {loaded}", reloaded.elapsed());
+    let pages: u64 = loaded.split("pages=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
+    assert!(pages >= 40, "the snapshot was read in pages ({pages})");
+
     metas.get_mut(&leader).unwrap().kill9();
     let killed = Instant::now();
     let bound = ELECTION_TTL + Duration::from_secs(5);
@@ -133,17 +163,14 @@ async fn a_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill9() {
         assert!(killed.elapsed() < bound * 2, "no leader is named after the kill");
     };
     println!("leader {leader} killed; {answered} answers for the newest table after {took:?}; {standby} leads");
-
     let log = log_of(dir.path(), &metas, &standby);
-    let loaded = log.lines().find(|l| l.contains("snapshot loaded from etcd")).expect("the standby logs its load");
-    println!("{loaded}");
-    let pages: u64 = loaded.split("pages=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
-    assert!(pages >= 40, "the snapshot was read in pages ({pages})");
+    let took_over = log.lines().find(|l| l.contains("took over the warm standby's catalog")).expect("the new leader leads from its standby's catalog");
+    println!("{took_over}");
 
     meta.reset();
     let listed = meta.list_all(proto::ListTablesRequest { header: header(), ..Default::default() }).await.expect("list");
     let listed: BTreeMap<String, u64> = listed.into_iter().map(|t| (t.name, t.id)).collect();
-    assert!(listed == created, "every acknowledged table, with its id, after the failover");
+    assert!(listed == created, "every acknowledged table, with its id, and none of the dropped, after the failover");
 }
 
 /// A stored record the core cannot decode: every meta node wins, fails to load and resigns,

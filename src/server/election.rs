@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::driver::{Clock, ElectionCommand, Input};
 use super::storage::etcd::{EtcdStore, LeaderFence};
 use super::storage::load::{LoadBackoff, LoadCause, LoadError};
+use super::storage::standby::Standby;
 use super::LeaderView;
 use crate::core::model::FenceRecord;
 use crate::core::storage::Snapshot;
@@ -53,7 +54,10 @@ impl EtcdElection {
         tokio::task::spawn(observe_leader(self.client.clone(), self.leader.clone(), self.ttl / 3));
         let margin = CoreDuration((self.ttl.as_millis() as u64 / 10).max(100));
         let mut backoff = LoadBackoff::default();
+        // Follows the catalog while this node does not lead; handed over on winning.
+        let mut standby: Option<Standby> = None;
         loop {
+            standby.get_or_insert_with(|| Standby::start(self.store.clone()));
             let (mut leases, mut election) = (self.client.lease_client(), self.client.election_client());
             let lease = match leases.grant((self.ttl.as_secs().max(1)) as i64, None).await {
                 Ok(l) => l.id(),
@@ -97,7 +101,7 @@ impl EtcdElection {
                     continue;
                 }
             };
-            let ended = self.lead(key.clone(), &mut valid_rx, &mut commands, &mut backoff).await;
+            let ended = self.lead(key.clone(), standby.take(), &mut valid_rx, &mut commands, &mut backoff).await;
             keeper.abort();
             self.store.set_fence(None);
             self.leader.forget_me();
@@ -121,6 +125,7 @@ impl EtcdElection {
     async fn lead(
         &self,
         key: LeaderKey,
+        standby: Option<Standby>,
         valid: &mut watch::Receiver<Option<Instant>>,
         commands: &mut mpsc::UnboundedReceiver<ElectionCommand>,
         backoff: &mut LoadBackoff,
@@ -128,7 +133,7 @@ impl EtcdElection {
         let term = Term(key.rev() as u64);
         let fence = LeaderFence { key: key.key().to_vec(), value: self.value.clone().into_bytes(), term };
         self.store.set_fence(Some(fence.clone()));
-        let snapshot = match self.snapshot_with_fence(&fence).await {
+        let snapshot = match self.snapshot_with_fence(&fence, standby).await {
             Ok(s) => {
                 backoff.succeeded();
                 s
@@ -167,10 +172,18 @@ impl EtcdElection {
         }
     }
 
-    /// The snapshot a new leader starts from, with the write chain's fence record created if
-    /// storage has none yet (etcd cannot compare a value that does not exist).
-    async fn snapshot_with_fence(&self, fence: &LeaderFence) -> Result<Snapshot, LoadError> {
-        let mut snapshot = self.store.snapshot().await?;
+    /// The snapshot a new leader starts from: the warm standby's if it is current, else one
+    /// loaded now; with the write chain's fence record created if storage has none yet (etcd
+    /// cannot compare a value that does not exist).
+    async fn snapshot_with_fence(&self, fence: &LeaderFence, standby: Option<Standby>) -> Result<Snapshot, LoadError> {
+        let warm = match standby {
+            Some(s) => s.take_over().await,
+            None => None,
+        };
+        let mut snapshot = match warm {
+            Some(s) => s,
+            None => self.store.snapshot().await?,
+        };
         if snapshot.fence.is_none() {
             let initial = FenceRecord { term: 0, seq: 0 }.encode_to_vec();
             self.store.ensure_fence(fence, initial.clone()).await.map_err(|e| LoadError::new(LoadCause::Unavailable, e))?;

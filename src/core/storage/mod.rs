@@ -7,6 +7,6 @@ pub mod mutation;
 pub mod snapshot;
 
 pub use batch::{Op, WriteBatch, WriteResult};
-pub use keys::{Key, FENCE_KEY};
+pub use keys::{Key, FENCE_KEY, ROOT};
 pub use mutation::{DecodeError, Mutation};
 pub use snapshot::{Snapshot, SnapshotLoader, SNAPSHOT_PREFIXES};

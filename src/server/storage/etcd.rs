@@ -125,6 +125,11 @@ impl EtcdStore {
     /// decodes them into the catalog, so a round trip to etcd overlaps decoding, and at most
     /// [`PAGES_AHEAD`] pages of raw pairs are held.
     pub async fn snapshot(&self) -> Result<Snapshot, LoadError> {
+        Ok(self.snapshot_at().await?.0)
+    }
+
+    /// [`snapshot`](Self::snapshot), with the revision it was read at (0 under madsim).
+    pub async fn snapshot_at(&self) -> Result<(Snapshot, i64), LoadError> {
         let started = std::time::Instant::now();
         let (tx, mut rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
         tokio::task::spawn({
@@ -148,7 +153,7 @@ impl EtcdStore {
         let (keys, bytes) = (loader.keys(), loader.bytes());
         let snapshot = loader.finish()?;
         tracing::info!(keys, bytes, pages, revision, ms = started.elapsed().as_millis() as u64, "snapshot loaded from etcd");
-        Ok(snapshot)
+        Ok((snapshot, revision))
     }
 
     /// Sends every page of every snapshot range in order, then closes the channel; an error is
@@ -219,6 +224,30 @@ impl EtcdStore {
             Ok(Err(e)) => Err(read_error(e)),
             Ok(Ok(r)) => Ok(r),
         }
+    }
+
+    /// The revision of the newest write to the catalog: every transaction that changes it puts
+    /// the fence record last (see `write` and `ensure_fence`), so the fence's modification
+    /// revision is where the catalog last changed. 0 while storage is empty.
+    #[cfg(not(madsim))]
+    pub async fn fence_revision(&self) -> Result<i64, LoadError> {
+        let response = self.timed(self.client.kv_client().get(FENCE_KEY, None)).await?;
+        Ok(response.kvs().first().map_or(0, |kv| kv.mod_revision()))
+    }
+
+    /// Every change under the storage root from `revision` on, in the store's order. Responses
+    /// come in fragments of etcd's request size, so one big transaction never exceeds the
+    /// decode limit; a transaction is whole once its fence put has arrived.
+    #[cfg(not(madsim))]
+    pub async fn watch_from(&self, revision: i64) -> Result<etcd_client::WatchStream, LoadError> {
+        let options = etcd_client::WatchOptions::new().with_prefix().with_start_revision(revision).with_fragment();
+        let mut watch = self.client.watch_client().max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX);
+        self.timed(watch.watch(crate::core::storage::ROOT, Some(options))).await
+    }
+
+    /// How long one etcd call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Writes the first fence record if storage has none, under the election compare only: no

@@ -8,6 +8,7 @@ pub mod etcd;
 pub mod load;
 pub mod memory;
 pub mod page_window;
+pub mod standby;
 
 use self::load::LoadError;
 use crate::core::storage::{Snapshot, WriteBatch, WriteResult};
