@@ -21,6 +21,8 @@ const SCHEMA_BYTES: usize = 1_024;
 const CREATORS: usize = 64;
 /// Tables dropped after the creates, so that standbys follow deletions too.
 const DROPS: usize = 100;
+/// Creates begun when a standby restarts and loads.
+const RESTART_AT: usize = 35_000;
 const ELECTION_TTL: Duration = Duration::from_secs(3);
 
 fn header() -> Option<RequestHeader> {
@@ -36,10 +38,9 @@ fn metas(dir: &std::path::Path, etcd: &str, n: usize) -> BTreeMap<String, Proc> 
         .collect()
 }
 
-/// Creates `TABLES` tables through the API from `CREATORS` concurrent clients; returns each
-/// table's id by name.
-async fn create_all(endpoints: &[String]) -> BTreeMap<String, u64> {
-    let next = Arc::new(AtomicUsize::new(0));
+/// Creates `TABLES` tables through the API from `CREATORS` concurrent clients, counting the
+/// creates begun in `next`; returns each table's id by name.
+async fn create_all(endpoints: Vec<String>, next: Arc<AtomicUsize>) -> BTreeMap<String, u64> {
     let tasks: Vec<_> = (0..CREATORS)
         .map(|_| {
             let (next, endpoints) = (next.clone(), endpoints.to_vec());
@@ -103,15 +104,26 @@ async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
+    // Midway through the creates, restart a standby: it loads the catalog in pages while
+    // creates land, then follows what came after the revision it read at.
     let started = Instant::now();
-    let created = create_all(&endpoints).await;
+    let next = Arc::new(AtomicUsize::new(0));
+    let creating = tokio::spawn(create_all(endpoints.clone(), next.clone()));
+    while next.load(Ordering::Relaxed) < RESTART_AT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restarted = endpoints.iter().find(|e| **e != leader).cloned().unwrap();
+    let name = metas[&restarted].name.clone();
+    metas.get_mut(&restarted).unwrap().kill9();
+    let port: u16 = restarted.rsplit(':').next().unwrap().parse().unwrap();
+    metas.insert(restarted.clone(), meta_server_etcd(dir.path(), &name, port, &etcd.endpoints()));
+    let mut created = creating.await.unwrap();
     let rate = TABLES as f64 / started.elapsed().as_secs_f64();
     println!("{TABLES} tables with {SCHEMA_BYTES}-byte schemas created in {:?} ({rate:.0}/s)", started.elapsed());
     assert_eq!(created.len(), TABLES);
     let newest = created.iter().max_by_key(|(_, id)| **id).map(|(n, _)| n.clone()).unwrap();
 
     // Drops reach the standbys through their watch as creates do.
-    let mut created = created;
     let dropped: Vec<String> = created.keys().step_by(TABLES / DROPS).filter(|n| **n != newest).cloned().collect();
     for name in &dropped {
         let req = proto::DropTableRequest { header: header(), schema: String::new(), name: name.clone() };
@@ -119,28 +131,21 @@ async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill
         created.remove(name);
     }
 
-    // The leader may have changed hands during the creates; find whoever leads now.
+    let log = log_of(dir.path(), &metas, &restarted);
+    let loaded = log.lines().find(|l| l.contains("snapshot loaded from etcd")).expect("the restarted standby logs its load");
+    println!("restarted standby: {loaded}");
+    let pages: u64 = loaded.split("pages=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
+    assert!(pages >= 40, "the snapshot was read in pages ({pages})");
+    assert!(log.contains("standby holds the catalog"), "the restarted standby follows the catalog");
+
+    // The leader may have changed hands during the creates; find whoever leads now, and leave
+    // the restarted standby the only one to take over.
     meta.reset();
     let (leader_now, _) = meta.leader().await.unwrap();
     let leader = if leader_now.is_empty() { leader } else { leader_now };
-
-    // Restart one standby, so that it loads the whole catalog in pages before following it.
-    let restarted = endpoints.iter().find(|e| **e != leader).cloned().unwrap();
-    let name = metas[&restarted].name.clone();
-    metas.get_mut(&restarted).unwrap().kill9();
-    let port: u16 = restarted.rsplit(':').next().unwrap().parse().unwrap();
-    metas.insert(restarted.clone(), meta_server_etcd(dir.path(), &name, port, &etcd.endpoints()));
-    let reloaded = Instant::now();
-    while !log_of(dir.path(), &metas, &restarted).contains("standby holds the catalog") {
-        assert!(reloaded.elapsed() < Duration::from_secs(60), "the restarted standby never held the catalog");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let log = log_of(dir.path(), &metas, &restarted);
-    let loaded = log.lines().find(|l| l.contains("snapshot loaded from etcd")).expect("the standby logs its load");
-    println!("restarted standby after {:?}: {loaded}", reloaded.elapsed());
-    let pages: u64 = loaded.split("pages=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
-    assert!(pages >= 40, "the snapshot was read in pages ({pages})");
-
+    assert_ne!(leader, restarted, "the restarted standby does not lead yet");
+    let other = endpoints.iter().find(|e| **e != leader && **e != restarted).cloned().unwrap();
+    metas.get_mut(&other).unwrap().kill9();
     metas.get_mut(&leader).unwrap().kill9();
     let killed = Instant::now();
     let bound = ELECTION_TTL + Duration::from_secs(5);
@@ -163,6 +168,7 @@ async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill
         assert!(killed.elapsed() < bound * 2, "no leader is named after the kill");
     };
     println!("leader {leader} killed; {answered} answers for the newest table after {took:?}; {standby} leads");
+    assert_eq!(standby, restarted, "only the restarted standby was left");
     let log = log_of(dir.path(), &metas, &standby);
     let took_over = log.lines().find(|l| l.contains("took over the warm standby's catalog")).expect("the new leader leads from its standby's catalog");
     println!("{took_over}");

@@ -31,6 +31,8 @@ pub const SNAPSHOT_PAGE_BYTES_MAX: usize = 64 << 20;
 struct Page {
     kvs: Vec<etcd_client::KeyValue>,
     more: bool,
+    /// etcd's revision when it answered; for the first page, read at the newest revision, the
+    /// revision that every later page is read at.
     revision: i64,
 }
 
@@ -141,7 +143,10 @@ impl EtcdStore {
         // A decode error returns early and drops the receiver, which stops the reader.
         while let Some(page) = rx.recv().await {
             let page: Page = page?;
-            (revision, pages) = (page.revision, pages + 1);
+            if pages == 0 {
+                revision = page.revision;
+            }
+            pages += 1;
             for pair in &page.kvs {
                 let key = std::str::from_utf8(pair.key()).map_err(|e| LoadError::new(LoadCause::Corrupt, format!("non-UTF-8 key: {e}")))?;
                 loader.feed(key, pair.value())?;
@@ -187,7 +192,11 @@ impl EtcdStore {
                         return;
                     }
                 };
-                (revision, attempts) = (page.revision, 1);
+                // etcd's header names its current revision, not the one read at: keep the first.
+                if revision == 0 {
+                    revision = page.revision;
+                }
+                attempts = 1;
                 let go_on = window.advance(page.kvs.len(), page.kvs.last().map(|kv| kv.key()), page.more, limit as usize);
                 if pages.send(Ok(page)).await.is_err() {
                     return; // the decoder has gone
