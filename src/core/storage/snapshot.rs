@@ -173,7 +173,7 @@ mod tests {
     fn pairs_load_in_dependency_order_whatever_order_they_come_in() {
         let c = ClusterId(1);
         let cluster = ClusterRecord { id: 1, name: "a".into(), shard_count: 2, ..Default::default() };
-        let pairs = vec![
+        let pairs = [
             encoded(Mutation::PutShard(c, ShardRecord { id: 1, version: 2, leader: Some(0), ..Default::default() })),
             encoded(Mutation::PutNode(c, NodeRecord { id: 0, name: "n0".into(), endpoint: "h:1".into(), ..Default::default() })),
             encoded(Mutation::PutCluster(cluster)),

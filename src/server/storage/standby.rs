@@ -73,14 +73,19 @@ mod warm {
         /// Called after winning the election: the standby's catalog, current to the newest
         /// write, or `None` if the standby cannot vouch for that (then load cold).
         pub async fn take_over(self) -> Option<Snapshot> {
-            let started = std::time::Instant::now();
-            let revision = match self.store.fence_revision().await {
-                Ok(r) => r,
+            match self.store.fence_revision().await {
+                Ok(revision) => self.take_over_at(revision).await,
                 Err(e) => {
                     tracing::info!(error = %e, "cannot read the fence revision; loading the catalog cold");
-                    return None;
+                    None
                 }
-            };
+            }
+        }
+
+        /// The standby's catalog once it holds every transaction up to etcd revision
+        /// `revision`, waiting for them as long as changes keep coming within the store timeout.
+        pub async fn take_over_at(self, revision: i64) -> Option<Snapshot> {
+            let started = std::time::Instant::now();
             let (reply, answer) = oneshot::channel();
             self.takeovers.send(Takeover { revision, reply }).await.ok()?;
             let snapshot = answer.await.ok().flatten();
