@@ -321,6 +321,10 @@ async fn measure(run: &mut Run, tables: usize) {
         busy.len()
     );
 
+    // On etcd the other meta servers are warm standbys holding the catalog too.
+    for (endpoint, p) in run.metas.iter().filter(|(e, _)| **e != leader) {
+        println!("standby {} ({endpoint}) RSS {:.0} MiB", p.name, rss_mib(p.pid()));
+    }
     let newest = format!("t{:07}", tables - 1);
     let name = run.metas[&leader].name.clone();
     run.metas.get_mut(&leader).unwrap().kill9();
