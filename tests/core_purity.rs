@@ -1,6 +1,7 @@
-//! The sans-IO core must stay pure (DESIGN.md section 2): this scans `src/core` and fails with
-//! file:line on any name that would bring in a clock, IO, threads, OS randomness, async or an
-//! iteration-order-dependent container.
+//! The sans-IO core must stay pure: this scans `src/core` and the data node's state machine
+//! (`src/client/shard_host.rs`) and fails with file:line on any name that would bring in a
+//! clock, IO, threads, OS randomness, async, an iteration-order-dependent container, or the
+//! runtime. Grouped imports (`use std::{fs, time}`) are expanded to the paths they name first.
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +26,67 @@ const FORBIDDEN: &[&str] = &[
     "std::fs",
     "std::net",
     "std::process",
+    "crate::server",
+    "shardmeta::server",
 ];
+
+/// What the scan covers, relative to the crate root.
+const PURE: &[&str] = &["src/core", "src/client/shard_host.rs"];
+
+/// The paths a `use` tree names: `std::{fs, time::Instant}` gives `std::fs` and
+/// `std::time::Instant`. Anything else comes back unchanged.
+fn expand_use(tree: &str) -> Vec<String> {
+    let tree: String = tree.chars().filter(|c| !c.is_whitespace()).collect();
+    let Some(open) = tree.find('{') else { return vec![tree] };
+    let (prefix, rest) = (&tree[..open], &tree[open + 1..]);
+    let Some(close) = rest.rfind('}') else { return vec![tree.clone()] };
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0, 0);
+    let inner = &rest[..close];
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&inner[start..]);
+    parts.into_iter().filter(|p| !p.is_empty()).flat_map(|p| expand_use(&format!("{prefix}{p}"))).collect()
+}
+
+/// Each line's code without comments, with every `use` statement (which may span lines)
+/// replaced by the paths it names, on the line where it starts.
+fn code_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let stmt = match pending.take() {
+            Some((at, mut so_far)) => {
+                so_far.push_str(code);
+                Some((at, so_far))
+            }
+            None if code.trim_start().starts_with("use ") || code.trim_start().starts_with("pub use ") => Some((n, code.to_owned())),
+            None => {
+                out.push((n, code.to_owned()));
+                None
+            }
+        };
+        if let Some((at, stmt)) = stmt {
+            match stmt.find(';') {
+                Some(end) => {
+                    let tree = stmt[..end].trim_start().trim_start_matches("pub ").trim_start_matches("use ");
+                    out.push((at, expand_use(tree).join(" ")));
+                }
+                None => pending = Some((at, stmt)),
+            }
+        }
+    }
+    out
+}
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src/core is readable") {
@@ -53,16 +114,19 @@ fn contains_name(line: &str, needle: &str) -> bool {
 
 fn violations(root: &Path) -> Vec<String> {
     let mut files = Vec::new();
-    rust_files(root, &mut files);
+    if root.is_dir() {
+        rust_files(root, &mut files);
+    } else {
+        files.push(root.to_path_buf());
+    }
     files.sort();
     let mut found = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("source is UTF-8");
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
+        for (n, code) in code_lines(&text) {
             for name in FORBIDDEN {
-                if contains_name(code, name) {
-                    found.push(format!("{}:{}: `{name}` in the sans-IO core: {}", file.display(), n + 1, line.trim()));
+                if contains_name(&code, name) {
+                    found.push(format!("{}:{}: `{name}` in the sans-IO core: {}", file.display(), n + 1, code.trim()));
                 }
             }
         }
@@ -72,8 +136,8 @@ fn violations(root: &Path) -> Vec<String> {
 
 #[test]
 fn core_names_no_clock_io_threads_randomness_or_hashmap() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
-    let found = violations(&root);
+    let crate_root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found: Vec<String> = PURE.iter().flat_map(|p| violations(&crate_root.join(p))).collect();
     assert!(found.is_empty(), "the core must stay pure:\n{}", found.join("\n"));
 }
 
@@ -86,6 +150,26 @@ fn scan_catches_a_planted_forbidden_name() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(found.len(), 3, "{found:?}"); // HashMap, std::time, Instant::now
     assert!(found[0].contains("bad.rs:2"), "{found:?}");
+}
+
+/// The scan's old blind spots: a grouped import, one spread over lines, and the runtime.
+#[test]
+fn scan_sees_through_grouped_imports_and_catches_the_runtime() {
+    let dir = std::env::temp_dir().join(format!("shardmeta-purity-groups-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = "use std::{fs, time::Instant};\nuse std::{\n    collections::BTreeMap,\n    net::TcpStream,\n};\nuse crate::server::convert;\nuse std::collections::{BTreeMap, BTreeSet};\n";
+    std::fs::write(dir.join("grouped.rs"), text).unwrap();
+    let found = violations(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let names: Vec<&str> = found.iter().map(|f| f.split('`').nth(1).unwrap()).collect();
+    assert_eq!(names, ["std::time", "std::fs", "std::net", "crate::server"], "{found:?}");
+    assert!(found[2].contains("grouped.rs:2"), "a statement is reported where it starts: {found:?}");
+}
+
+#[test]
+fn use_trees_expand_to_the_paths_they_name() {
+    assert_eq!(expand_use("std::{fs, time::{Duration, Instant}}"), ["std::fs", "std::time::Duration", "std::time::Instant"]);
+    assert_eq!(expand_use("super::ids::*"), ["super::ids::*"]);
 }
 
 #[test]
