@@ -40,7 +40,8 @@ fn land(core: &mut MetaCore, now: Instant) -> usize {
     let mut others = 0;
     while let Some(o) = core.poll_output() {
         match o {
-            Output::Persist(b) => core.handle_write_result(now, b.id, WriteResult::Ok),
+            Output::Persist(b) => core.handle(now, Input::WriteResult { id: b.id, result: WriteResult::Ok }),
+            Output::CloseStream { error, .. } => panic!("a bench heartbeat was refused: {error}"),
             _ => others += 1,
         }
     }
@@ -65,17 +66,17 @@ fn cluster(shards: u32, nodes: usize, followers: u32) -> (MetaCore, Instant) {
     let config = CoreConfig { shard_moves_per_tick_max: 1 << 20, changes_queued_max: 1 << 22, ..CoreConfig::default() };
     let mut core = MetaCore::new(config, 1);
     let mut now = Instant(1);
-    core.handle_leadership(now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Default::default() });
+    core.handle(now, Input::Leadership(Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Default::default() }));
     let spec = ClusterSpec { name: CLUSTER.into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 1 };
-    core.handle_request(now, RequestId(1), &Request::CreateCluster(spec));
+    core.handle(now, Input::Request { id: RequestId(1), request: &Request::CreateCluster(spec) });
     land(&mut core, now);
     for n in 0..nodes {
-        core.handle_heartbeat(now, SessionId(n as u64), &heartbeat(n, 1, vec![])).unwrap();
+        core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, 1, vec![]) });
     }
     land(&mut core, now);
     for _ in 0..4 {
         now = now + Duration(1_000);
-        core.handle_timeout(now);
+        core.handle(now, Input::Timeout);
         land(&mut core, now);
     }
     (core, now)
@@ -100,7 +101,7 @@ fn ingest_next(core: &mut MetaCore, beats: &mut [Heartbeat], next: &mut usize, n
     *next += 1;
     let hb = &mut beats[n];
     hb.seq += 1;
-    core.handle_heartbeat(now, SessionId(n as u64), hb).unwrap();
+    core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: hb });
     while let Some(o) = core.poll_output() {
         black_box(o);
     }
@@ -153,7 +154,7 @@ fn table_placement(c: &mut Criterion) {
                 if_not_exists: false,
                 partition: None,
             });
-            core.handle_request(now, RequestId(1 + i), &req);
+            core.handle(now, Input::Request { id: RequestId(1 + i), request: &req });
             land(&mut core, now)
         })
     });
@@ -164,7 +165,7 @@ fn failover_planning(c: &mut Criterion) {
     let (mut core, mut now) = cluster(100_000, 10, 1);
     let beats: Vec<Vec<ShardReport>> = reports(&core, 10);
     for (n, r) in beats.into_iter().enumerate().skip(1) {
-        core.handle_heartbeat(now, SessionId(n as u64), &heartbeat(n, 10, r)).unwrap();
+        core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, 10, r) });
     }
     land(&mut core, now);
     now = now + Duration(CoreConfig::default().lease_ms + CoreConfig::default().clock_drift_ms + 1);

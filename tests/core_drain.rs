@@ -115,7 +115,7 @@ fn the_drain_mark_survives_a_new_endpoint_and_a_meta_failover() {
     // A new meta leader loads what is stored and carries on draining.
     let snapshot = h.stored();
     h.core = MetaCore::new(CoreConfig::default(), 8);
-    h.core.handle_leadership(h.now, Leadership::Gained { term: Term(2), valid_until: Instant(u64::MAX / 2), snapshot });
+    h.gain(Term(2), snapshot);
     h.settle();
     assert!(node_info(&mut h, "n1").draining);
     rounds_until(&mut h, &mut nodes, 6, |h| node_info(h, "n1").replicas == 0);

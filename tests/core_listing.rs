@@ -51,7 +51,7 @@ fn a_schema_filter_pages_by_scan_limit_and_misses_nothing() {
     h.core = {
         // A small scan limit, so that the filtered listing needs short pages to get through.
         let mut core = MetaCore::new(CoreConfig { list_scan_max: 100, ..Default::default() }, 7);
-        core.handle_leadership(h.now, Leadership::Gained { term: Term(2), valid_until: Instant(u64::MAX / 2), snapshot: h.stored() });
+        core.handle(h.now, Input::Leadership(Leadership::Gained { term: Term(2), valid_until: Instant(u64::MAX / 2), snapshot: h.stored() }));
         core
     };
     h.settle();

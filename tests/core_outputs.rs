@@ -27,7 +27,7 @@ fn create_is_answered_only_after_its_write_lands() {
     let [Output::Persist(batch)] = &outs[..] else { panic!("one write and nothing else: {outs:?}") };
     assert_eq!(batch.ops.len(), 3, "cluster, id ceiling, public schema: {:?}", batch.ops);
     assert_eq!(batch.term, Term(1));
-    h.core.handle_write_result(h.now, batch.id, WriteResult::Ok);
+    h.write_result(batch.id, WriteResult::Ok);
     let outs = h.outputs();
     assert!(matches!(&outs[..], [Output::Reply { request, result: Ok(Response::Cluster(c)) }] if *request == id && c.name == "c"), "{outs:?}");
 }
@@ -96,11 +96,11 @@ fn unknown_write_outcome_reloads_then_writes_a_barrier() {
     }));
     let outs = h.outputs();
     let [Output::Persist(batch)] = &outs[..] else { panic!("{outs:?}") };
-    h.core.handle_write_result(h.now, batch.id, WriteResult::Error);
+    h.write_result(batch.id, WriteResult::Error);
     let outs = h.outputs();
     assert!(matches!(&outs[..], [Output::Reply { request, result: Err(MetaError::Unavailable(_)) }, Output::LoadSnapshot { term: Term(1) }] if *request == id), "{outs:?}");
     let snapshot = h.stored();
-    h.core.handle_snapshot(h.now, Term(1), snapshot);
+    h.core.handle(h.now, Input::Snapshot { term: Term(1), snapshot });
     let outs = h.outputs();
     let [Output::Persist(barrier)] = &outs[..] else { panic!("{outs:?}") };
     assert!(barrier.ops.is_empty(), "the barrier only advances the fence");
@@ -109,7 +109,7 @@ fn unknown_write_outcome_reloads_then_writes_a_barrier() {
     let id = h.request(Request::ListClusters { page: PageRequest::default() });
     assert!(matches!(&h.outputs()[..], [Output::Reply { request, result: Err(MetaError::Unavailable(_)) }] if *request == id));
     h.store.insert(FENCE_KEY.into(), barrier.fence.clone());
-    h.core.handle_write_result(h.now, barrier.id, WriteResult::Ok);
+    h.write_result(barrier.id, WriteResult::Ok);
     assert!(matches!(h.create_table("t", false), Ok(Response::TableCreated { created: true, .. })));
 }
 
@@ -118,8 +118,8 @@ fn fenced_out_write_steps_down_and_resigns() {
     let mut h = Harness::leader();
     let id = h.request(Request::CreateCluster(ClusterSpec { name: "c".into(), shard_count: 1, followers_per_shard: 0, topology: Topology::Static, min_nodes: 1 }));
     let Some(Output::Persist(b)) = h.core.poll_output() else { panic!() };
-    h.core.handle_write_result(h.now, b.id, WriteResult::Conflict);
-    assert_eq!(h.outputs(), vec![Output::Reply { request: id, result: Err(MetaError::NotLeader) }, Output::Resign { term: Term(1) }]);
+    h.write_result(b.id, WriteResult::Conflict);
+    assert_eq!(h.outputs(), vec![Output::Reply { request: id, result: Err(MetaError::NotLeader) }, Output::Resign { term: Term(1), reason: ResignReason::Fenced }]);
     assert!(!h.core.is_leader(h.now));
 }
 
@@ -131,8 +131,8 @@ fn request_waiting_on_storage_gets_a_deadline_error() {
     let (due, _) = h.core.poll_timeout().expect("a deadline is pending");
     assert!(due <= h.now + Duration(CoreConfig::default().request_timeout_ms));
     h.now = h.now + Duration(CoreConfig::default().request_timeout_ms + 1);
-    h.core.handle_timeout(h.now);
-    h.core.handle_timeout(h.now); // twice is harmless
+    h.core.handle(h.now, Input::Timeout);
+    h.core.handle(h.now, Input::Timeout); // twice is harmless
     assert_eq!(h.outputs(), vec![Output::Reply { request: id, result: Err(MetaError::DeadlineExceeded) }]);
 }
 
@@ -185,16 +185,16 @@ fn misbehaving_heartbeats_are_refused_whole() {
     };
     let report = |id| ShardReport { id: ShardId(id), role: Role::Leader, version: Version(1), status: ReplicaStatus::Ready, load: 0.0 };
     hb.shards = vec![report(5)];
-    assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(1), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("shard 5")));
+    assert!(matches!(h.heartbeat(SessionId(1), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("shard 5")));
     hb.shards = vec![report(1), report(0)];
-    assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(1), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("order")));
+    assert!(matches!(h.heartbeat(SessionId(1), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("order")));
     hb.cluster = "nope".into();
-    assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(1), &hb), Err(MetaError::NotFound(_))));
+    assert!(matches!(h.heartbeat(SessionId(1), &hb), Err(MetaError::NotFound(_))));
     hb.cluster = "c".into();
     hb.shards = vec![];
     hb.node = "new".into();
     hb.endpoint = "no port".into();
-    assert!(matches!(h.core.handle_heartbeat(h.now, SessionId(9), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("endpoint")));
+    assert!(matches!(h.heartbeat(SessionId(9), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("endpoint")));
     assert_eq!(h.outputs(), vec![], "a refused heartbeat changes nothing");
 }
 
@@ -268,7 +268,7 @@ fn cluster_view_counts_changes_until_storage_acknowledges_them() {
     assert!(matches!(writes[..], [Output::Persist(_)]), "{writes:?}");
     assert_eq!(pending(&mut h), 1, "the schema is decided, not yet durable");
     let Output::Persist(batch) = &writes[0] else { unreachable!() };
-    h.core.handle_write_result(h.now, batch.id, WriteResult::Ok);
+    h.write_result(batch.id, WriteResult::Ok);
     h.outputs();
     assert_eq!(pending(&mut h), 0);
 }
@@ -323,4 +323,78 @@ fn a_replica_two_versions_behind_is_resynced_at_once() {
     nodes[holder].heartbeat(&mut h).unwrap();
     let resync = resync_for(&h.outputs(), shard);
     assert!(matches!(&resync[..], [CommandKind::Open { tables, .. }] if tables.len() == 2), "{resync:?}");
+}
+
+/// A leader whose reload fails waits out a pause before it asks again, and gives the term up
+/// when storage holds what it cannot decode: it must not keep the election while refusing
+/// everything (the runtime used to decide this, on a branch that never ran).
+#[test]
+fn a_failed_reload_is_asked_for_again_after_a_pause_and_a_corrupt_one_resigns() {
+    // Ticks far apart, so that the retry is the next thing due.
+    let mut h = Harness::follower();
+    h.core = MetaCore::new(CoreConfig { tick_interval_ms: 60_000, ..CoreConfig::default() }, 7);
+    h.gain(Term(1), Default::default());
+    h.advance(0);
+    h.request(Request::CreateCluster(ClusterSpec { name: "c".into(), shard_count: 1, followers_per_shard: 0, topology: Topology::Static, min_nodes: 1 }));
+    let Some(Output::Persist(b)) = h.core.poll_output() else { panic!() };
+    h.write_result(b.id, WriteResult::Error);
+    assert!(h.outputs().contains(&Output::LoadSnapshot { term: Term(1) }));
+
+    h.core.handle(h.now, Input::SnapshotFailed { term: Term(1), cause: storage::LoadCause::Unavailable });
+    assert_eq!(h.outputs(), vec![]);
+    let pause = storage::LoadCause::Unavailable.retry_pause(1);
+    assert_eq!(h.core.poll_timeout(), Some((h.now + pause, Timer::SnapshotRetry)));
+    h.now = h.now + Duration(pause.0 - 1);
+    h.core.handle(h.now, Input::Timeout);
+    assert_eq!(h.outputs(), vec![], "not before the pause is over");
+    h.advance(1);
+    assert_eq!(h.outputs(), vec![Output::LoadSnapshot { term: Term(1) }]);
+
+    // A failure for an older term is stale and changes nothing.
+    h.core.handle(h.now, Input::SnapshotFailed { term: Term(0), cause: storage::LoadCause::Corrupt });
+    assert!(h.core.is_leader(h.now));
+    h.core.handle(h.now, Input::SnapshotFailed { term: Term(1), cause: storage::LoadCause::Corrupt });
+    assert_eq!(h.outputs(), vec![Output::Resign { term: Term(1), reason: ResignReason::Unloadable }]);
+    assert!(!h.core.is_leader(h.now));
+}
+
+/// The default cluster is the core's to create: on its first tick, and again after a create
+/// whose write failed, until it exists.
+#[test]
+fn a_leader_creates_the_configured_default_cluster_until_it_exists() {
+    let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
+    let mut h = Harness::follower();
+    h.core = MetaCore::new(CoreConfig { default_cluster: Some(spec), ..CoreConfig::default() }, 7);
+    h.gain(Term(1), Default::default());
+    h.advance(0);
+    let Some(Output::Persist(b)) = h.core.poll_output() else { panic!("the first tick creates the default cluster") };
+    h.write_result(b.id, WriteResult::Error);
+    assert!(h.outputs().contains(&Output::LoadSnapshot { term: Term(1) }));
+    let snapshot = h.stored();
+    h.core.handle(h.now, Input::Snapshot { term: Term(1), snapshot });
+    h.settle(); // the barrier
+    h.advance(1_000);
+    h.settle();
+    assert!(h.core.catalog().unwrap().cluster_by_name("default").is_some(), "created on a later tick");
+    h.advance(1_000);
+    assert_eq!(h.outputs(), vec![], "and only once");
+}
+
+/// A follower that knows who leads sends a refused heartbeat stream there; other refusals
+/// carry their error.
+#[test]
+fn a_follower_redirects_refused_heartbeats_to_the_leader_it_knows() {
+    let mut h = Harness::follower();
+    let mut node = Node::new(1);
+    assert_eq!(node.heartbeat(&mut h), Err(MetaError::NotLeader));
+    h.core.handle(h.now, Input::Leadership(Leadership::Observed { leader: Some("m2:7000".into()) }));
+    h.core.handle(h.now, Input::Heartbeat { session: SessionId(4), heartbeat: &node_heartbeat("n1") });
+    assert_eq!(h.outputs(), vec![Output::CloseStream { session: SessionId(4), redirect: Some("m2:7000".into()), error: MetaError::NotLeader }]);
+    h.core.handle(h.now, Input::Leadership(Leadership::Observed { leader: None }));
+    h.core.handle(h.now, Input::Heartbeat { session: SessionId(4), heartbeat: &node_heartbeat("n1") });
+    assert_eq!(h.outputs(), vec![Output::CloseStream { session: SessionId(4), redirect: None, error: MetaError::NotLeader }]);
+}
+
+fn node_heartbeat(name: &str) -> Heartbeat {
+    Heartbeat { cluster: "c".into(), node: name.into(), endpoint: format!("{name}:1"), zone: String::new(), incarnation: 1, seq: 1, stats: NodeStats::default(), shards: vec![] }
 }

@@ -4,7 +4,7 @@
 
 use crate::core::storage::Snapshot;
 use crate::core::storage::keys::ROOT;
-use crate::core::{CoreConfig, Instant, Leadership, MetaCore, Term};
+use crate::core::{CoreConfig, Input, Instant, Leadership, MetaCore, Term};
 
 /// Splits fuzz input into key-value pairs. Keys are drawn from the real key schema's shapes so
 /// that most inputs reach the record decoders rather than dying at key parsing.
@@ -31,7 +31,7 @@ pub fn load_snapshot(data: &[u8]) {
     // The integrity checker may find corrupt content, but it must not crash on it.
     let _ = super::integrity(&snapshot.catalog);
     let mut core = MetaCore::new(CoreConfig::default(), 0);
-    core.handle_leadership(Instant(1), Leadership::Gained { term: Term(1), valid_until: Instant(10_000), snapshot });
-    core.handle_timeout(Instant(20));
+    core.handle(Instant(1), Input::Leadership(Leadership::Gained { term: Term(1), valid_until: Instant(10_000), snapshot }));
+    core.handle(Instant(20), Input::Timeout);
     while core.poll_output().is_some() {}
 }

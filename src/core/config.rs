@@ -1,6 +1,7 @@
 //! The core's settings and limits. Every queue, batch and size the core keeps has a named limit
 //! here, with its unit last.
 
+use super::input::ClusterSpec;
 use super::time::Duration;
 
 /// Settings of one [`MetaCore`](super::MetaCore).
@@ -52,6 +53,9 @@ pub struct CoreConfig {
     pub transfers_in_flight_max: usize,
     /// Ids reserved in storage at a time, so that most creates write no id counter.
     pub id_block: u64,
+    /// A cluster the leader creates (with its `public` schema) whenever it leads without it, so
+    /// that nodes can join a fresh service without an operator's first call.
+    pub default_cluster: Option<ClusterSpec>,
     /// Test-only: a deliberately broken behaviour, to prove the invariant checkers catch it.
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
@@ -103,6 +107,7 @@ impl Default for CoreConfig {
             shard_moves_per_tick_max: 4_096,
             transfers_in_flight_max: 8,
             id_block: 1_000,
+            default_cluster: None,
             planted_bug: None,
         }
     }
@@ -158,6 +163,9 @@ impl CoreConfig {
                 "partitions_max ({}) needs {partition_ops} operations per transaction, over txn_ops_max ({})",
                 self.partitions_max, self.txn_ops_max
             ));
+        }
+        if let Some(spec) = &self.default_cluster {
+            super::leader::check_cluster_spec(self, spec).map_err(|e| format!("default_cluster: {e}"))?;
         }
         Ok(())
     }

@@ -2,11 +2,49 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::storage::Snapshot;
+use crate::core::storage::{LoadCause, Snapshot, WriteResult};
 
 use super::ids::*;
 use super::model::Topology;
 use super::time::Instant;
+
+/// Everything that enters the core, one variant per kind of event; see [`MetaCore::handle`].
+/// Heartbeats and requests are lent, so that a driver can keep (or re-send) them without a copy.
+///
+/// [`MetaCore::handle`]: super::MetaCore::handle
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input<'a> {
+    /// The election's word.
+    Leadership(Leadership),
+    /// A heartbeat on stream `session`. A refusal (not leader, unknown cluster, malformed
+    /// reports) changes nothing and closes the stream: [`Output::CloseStream`].
+    ///
+    /// [`Output::CloseStream`]: super::Output::CloseStream
+    Heartbeat { session: SessionId, heartbeat: &'a Heartbeat },
+    /// A request; its reply comes out as [`Output::Reply`] with the same id, now or later, and
+    /// never later than the request timeout. Ids must be unique among pending requests.
+    ///
+    /// [`Output::Reply`]: super::Output::Reply
+    Request { id: RequestId, request: &'a Request },
+    /// The outcome of [`Output::Persist`] batch `id`.
+    ///
+    /// [`Output::Persist`]: super::Output::Persist
+    WriteResult { id: WriteId, result: WriteResult },
+    /// The snapshot asked for by [`Output::LoadSnapshot`].
+    ///
+    /// [`Output::LoadSnapshot`]: super::Output::LoadSnapshot
+    Snapshot { term: Term, snapshot: Snapshot },
+    /// The snapshot asked for by [`Output::LoadSnapshot`] did not load. The core asks again
+    /// after a pause that grows with each failure, or gives the term up if storage holds what
+    /// it cannot decode.
+    ///
+    /// [`Output::LoadSnapshot`]: super::Output::LoadSnapshot
+    SnapshotFailed { term: Term, cause: LoadCause },
+    /// The instant [`MetaCore::poll_timeout`] named has come; early or twice is harmless.
+    ///
+    /// [`MetaCore::poll_timeout`]: super::MetaCore::poll_timeout
+    Timeout,
+}
 
 /// A shard's role on a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,4 +162,7 @@ pub enum Leadership {
     Renewed { term: Term, valid_until: Instant },
     /// Leadership ended (lease lost, resigned, or another node won).
     Lost,
+    /// Another meta node leads, at this endpoint, as the election last saw it (`None`: no other
+    /// leader is known). A refused heartbeat stream is redirected there.
+    Observed { leader: Option<String> },
 }

@@ -6,12 +6,12 @@ use rand_chacha::ChaCha8Rng;
 use super::config::CoreConfig;
 use super::error::MetaError;
 use super::ids::*;
-use super::input::{Heartbeat, Leadership, Request};
+use super::input::{Heartbeat, Input, Leadership, Request};
 use super::leader::{AfterWrite, Ctx, Leader};
 use super::model::Catalog;
 use super::outbox::Outbox;
 use super::output::Output;
-use super::storage::{Snapshot, WriteResult};
+use super::storage::{LoadCause, Snapshot, WriteResult};
 use super::time::{Duration, Instant};
 
 /// Why the core wants to be woken.
@@ -19,6 +19,8 @@ use super::time::{Duration, Instant};
 pub enum Timer {
     /// A request reaches its deadline.
     RequestDeadline,
+    /// The pause after a failed reload is over: ask for the snapshot again.
+    SnapshotRetry,
     /// The scheduler's next pass (failure detection, failover, assignment, balance).
     SchedulerTick,
     /// Leadership lapses unless renewed before then.
@@ -36,13 +38,18 @@ pub struct MetaCore {
     last_now: Instant,
     /// The last write id handed out, by any leadership of this core.
     last_write: u64,
+    /// Where another meta node leads, if one does: refused heartbeats are sent there.
+    other_leader: Option<String>,
 }
+
+/// The longest leader endpoint the core keeps (it comes from the election's record).
+const ENDPOINT_LEN_MAX: usize = 1_024;
 
 impl MetaCore {
     /// `seed` is the core's only source of randomness.
     pub fn new(config: CoreConfig, seed: u64) -> MetaCore {
         config.validate().expect("the driver validates the config before building a core");
-        MetaCore { config, rng: ChaCha8Rng::seed_from_u64(seed), leader: None, out: Outbox::default(), next_tick: Instant::ZERO, last_now: Instant::ZERO, last_write: 0 }
+        MetaCore { config, rng: ChaCha8Rng::seed_from_u64(seed), leader: None, out: Outbox::default(), next_tick: Instant::ZERO, last_now: Instant::ZERO, last_write: 0, other_leader: None }
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -74,9 +81,28 @@ impl MetaCore {
         }
     }
 
-    /// The election's word.
-    pub fn handle_leadership(&mut self, now: Instant, event: Leadership) {
+    /// The one entry point: does what `input` calls for at `now`. Whatever the driver must do
+    /// comes out of [`poll_output`](Self::poll_output).
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
         self.enter(now);
+        match input {
+            Input::Leadership(event) => self.on_leadership(now, event),
+            Input::Heartbeat { session, heartbeat } => {
+                if let Err(error) = self.on_heartbeat(now, session, heartbeat) {
+                    let redirect = matches!(error, MetaError::NotLeader).then(|| self.other_leader.clone()).flatten();
+                    self.out.push(Output::CloseStream { session, redirect, error });
+                }
+            }
+            Input::Request { id, request } => self.on_request(now, id, request),
+            Input::WriteResult { id, result } => self.on_write_result(now, id, result),
+            Input::Snapshot { term, snapshot } => self.on_snapshot(now, term, snapshot),
+            Input::SnapshotFailed { term, cause } => self.on_snapshot_failed(now, term, cause),
+            Input::Timeout => self.on_timeout(now),
+        }
+        self.flush(now);
+    }
+
+    fn on_leadership(&mut self, now: Instant, event: Leadership) {
         match event {
             Leadership::Gained { term, valid_until, .. } if self.term() == Some(term) => {
                 // A repeated notice of the term already held: its snapshot may predate writes
@@ -95,25 +121,19 @@ impl MetaCore {
                 }
             }
             Leadership::Lost => self.step_down(),
+            Leadership::Observed { leader } => self.other_leader = leader.filter(|e| !e.is_empty() && e.len() <= ENDPOINT_LEN_MAX),
         }
     }
 
-    /// A heartbeat on stream `session`. An error means the heartbeat was refused as a whole
-    /// (not leader, unknown cluster, malformed reports); nothing changed.
-    pub fn handle_heartbeat(&mut self, now: Instant, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
-        self.enter(now);
-        let result = match self.ctx(now) {
+    /// An error refuses the heartbeat as a whole; nothing changed.
+    fn on_heartbeat(&mut self, now: Instant, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
+        match self.ctx(now) {
             (Some(leader), mut ctx) => leader.on_heartbeat(&mut ctx, session, hb),
             (None, _) => Err(MetaError::NotLeader),
-        };
-        self.flush(now);
-        result
+        }
     }
 
-    /// A request; its reply comes out as [`Output::Reply`] with the same id, now or later, and
-    /// never later than the request timeout. Ids must be unique among pending requests.
-    pub fn handle_request(&mut self, now: Instant, id: RequestId, request: &Request) {
-        self.enter(now);
+    fn on_request(&mut self, now: Instant, id: RequestId, request: &Request) {
         if self.out.pending_requests() >= self.config.requests_pending_max {
             let err = MetaError::ResourceExhausted(format!("{} requests pending", self.config.requests_pending_max));
             self.out.push(Output::Reply { request: id, result: Err(err) });
@@ -124,37 +144,44 @@ impl MetaCore {
             (Some(leader), mut ctx) => leader.on_request(&mut ctx, id, request),
             (None, ctx) => ctx.out.reply(id, Err(MetaError::NotLeader)),
         }
-        self.flush(now);
     }
 
-    /// The outcome of [`Output::Persist`] batch `id`.
-    pub fn handle_write_result(&mut self, now: Instant, id: WriteId, result: WriteResult) {
-        self.enter(now);
+    fn on_write_result(&mut self, now: Instant, id: WriteId, result: WriteResult) {
         let after = match self.ctx(now) {
             (Some(leader), mut ctx) => leader.on_write_result(&mut ctx, id, result),
             (None, _) => AfterWrite::Continue,
         };
-        if after == AfterWrite::StepDown {
-            let term = self.leader.as_ref().expect("only a leader writes").term;
-            self.step_down();
-            self.out.push(Output::Resign { term });
-        }
-        self.flush(now);
+        self.after(after);
     }
 
-    /// The snapshot asked for by [`Output::LoadSnapshot`].
-    pub fn handle_snapshot(&mut self, now: Instant, term: Term, snapshot: Snapshot) {
-        self.enter(now);
+    fn after(&mut self, after: AfterWrite) {
+        if let AfterWrite::StepDown(reason) = after {
+            let term = self.leader.as_ref().expect("only a leader steps down").term;
+            self.step_down();
+            self.out.push(Output::Resign { term, reason });
+        }
+    }
+
+    fn on_snapshot_failed(&mut self, now: Instant, term: Term, cause: LoadCause) {
+        let after = match self.ctx(now) {
+            (Some(leader), mut ctx) if leader.term == term && leader.writes.recovering => leader.on_snapshot_failed(&mut ctx, cause),
+            _ => AfterWrite::Continue, // stale: leadership moved on meanwhile
+        };
+        self.after(after);
+    }
+
+    fn on_snapshot(&mut self, now: Instant, term: Term, snapshot: Snapshot) {
         match self.ctx(now) {
             (Some(leader), mut ctx) if leader.term == term && leader.writes.recovering => leader.on_snapshot(&mut ctx, snapshot),
             _ => {} // stale: leadership moved on meanwhile
         }
-        self.flush(now);
     }
 
-    /// Does whatever is due at `now`; safe to call early or twice.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.enter(now);
+    /// Does whatever is due at `now`; safe early or twice.
+    fn on_timeout(&mut self, now: Instant) {
+        if let (Some(leader), mut ctx) = self.ctx(now) {
+            leader.retry_reload(&mut ctx);
+        }
         if self.leader.is_some() && now >= self.next_tick {
             // Jitter keeps meta nodes started together from ticking in lockstep.
             let interval = self.config.tick_interval_ms;
@@ -164,19 +191,19 @@ impl MetaCore {
                 leader.on_tick(&mut ctx);
             }
         }
-        self.flush(now);
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.outputs.pop_front()
     }
 
-    /// When to call [`handle_timeout`](Self::handle_timeout) next, and why.
+    /// When to hand in [`Input::Timeout`] next, and why.
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
         let mut due = self.out.next_deadline().map(|t| (t, Timer::RequestDeadline));
         if let Some(l) = &self.leader {
             let expiry = (l.valid_until > self.last_now).then_some((l.valid_until, Timer::LeadershipExpiry));
-            for candidate in [Some((self.next_tick, Timer::SchedulerTick)), expiry].into_iter().flatten() {
+            let reload = l.reload_due.map(|t| (t, Timer::SnapshotRetry));
+            for candidate in [Some((self.next_tick, Timer::SchedulerTick)), expiry, reload].into_iter().flatten() {
                 if due.is_none_or(|(t, _)| candidate.0 < t) {
                     due = Some(candidate);
                 }

@@ -2,11 +2,11 @@
 //!
 //! # The contract
 //!
-//! 1. Feed one input through a `handle_*(now, …)` method of [`MetaCore`]: a heartbeat, a request,
-//!    a leadership change, a storage result, a snapshot, or a timeout.
+//! 1. Feed one [`Input`] to [`MetaCore::handle`]: a heartbeat, a request, a leadership change,
+//!    a storage result, a snapshot, or a timeout.
 //! 2. Drain [`MetaCore::poll_output`] until it returns `None`, doing what each [`Output`] says.
-//! 3. Sleep until [`MetaCore::poll_timeout`] (or the next input), then call
-//!    [`MetaCore::handle_timeout`], which is safe to call early or twice.
+//! 3. Sleep until [`MetaCore::poll_timeout`] (or the next input), then hand in
+//!    [`Input::Timeout`], which is safe early or twice.
 //!
 //! Inside the core no clock is read (`now` is passed in, as [`time::Instant`]), nothing does IO,
 //! spawns, blocks or awaits, the only randomness comes from the seed given to [`MetaCore::new`],

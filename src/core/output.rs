@@ -9,19 +9,32 @@ use super::storage::WriteBatch;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     /// Execute this transaction atomically, failing it unless the writer still holds
-    /// `batch.term`, then report with `handle_write_result`. At most one batch is in flight.
+    /// `batch.term`, then report with [`Input::WriteResult`](super::Input::WriteResult). At most
+    /// one batch is in flight.
     Persist(WriteBatch),
     /// Send on the node's heartbeat stream `session`; drop it if that stream is gone (the core
     /// re-sends whatever still matters on a later heartbeat).
     ToNode { session: SessionId, message: NodeMessage },
     /// Answer request `request`.
     Reply { request: RequestId, result: Result<Response, MetaError> },
-    /// A write's outcome is unknown: read every key under the storage root and hand it to
-    /// `handle_snapshot`. Nothing is written until then.
+    /// The heartbeat on stream `session` was refused, and nothing changed: end the stream by
+    /// naming `redirect`, the meta node to go to, or else with `error`.
+    CloseStream { session: SessionId, redirect: Option<String>, error: MetaError },
+    /// A write's outcome is unknown: read every key under the storage root and hand it in as
+    /// [`Input::Snapshot`](super::Input::Snapshot). Nothing is written until then.
     LoadSnapshot { term: Term },
-    /// Storage refused a write for this term: another leader exists. Resign the election for
-    /// `term`; the core already acts as a follower.
-    Resign { term: Term },
+    /// Resign the election for `term`; the core already acts as a follower.
+    Resign { term: Term, reason: ResignReason },
+}
+
+/// Why the core gives a term up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResignReason {
+    /// Storage refused a write for this term: another leader exists.
+    Fenced,
+    /// The reload after a write with unknown outcome found metadata the core cannot decode:
+    /// another meta node may load it, and this one must not lead without it.
+    Unloadable,
 }
 
 /// A message on a node's heartbeat stream.

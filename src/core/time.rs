@@ -1,5 +1,5 @@
 //! The core's own clock types. The core never reads a clock: the driver reads one in exactly one
-//! place and passes `now` into every `handle_*` call. Milliseconds since an arbitrary driver epoch
+//! place and passes `now` with every input. Milliseconds since an arbitrary driver epoch
 //! are precise enough for leases of seconds and keep the types `Copy` and cheap to compare.
 
 use std::ops::{Add, Sub};

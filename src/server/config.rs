@@ -201,6 +201,7 @@ impl ServerConfig {
             request_timeout_ms: self.request_timeout_ms,
             clock_drift_ms: self.clock_drift_ms,
             tick_interval_ms: self.tick_interval_ms,
+            default_cluster: Some(self.default_cluster_spec()?),
             ..CoreConfig::default()
         };
         cfg.validate()?;

@@ -10,8 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::core::storage::{Snapshot, WriteBatch, WriteResult};
 use crate::core::*;
+// The driver's own queue is `Input` below; what it hands the core is the core's.
+use crate::core::Input as CoreInput;
 use crate::proto;
-use crate::server::storage::load::{LoadBackoff, LoadCause, LoadError};
+use crate::server::storage::load::{LoadBackoff, LoadError};
 use crate::server::storage::Storage;
 
 /// Inputs queued for the driver beyond this wait (back-pressure on gRPC handlers).
@@ -21,8 +23,6 @@ pub const INPUTS_QUEUED_MAX: usize = 4_096;
 pub const STREAM_QUEUED_MAX: usize = 64;
 /// Inputs handled per wake-up before outputs are drained.
 const INPUTS_PER_PASS: usize = 256;
-/// Pause before creating the default cluster again after a failed attempt.
-const DEFAULT_CLUSTER_RETRY: Duration = Duration(1_000);
 
 /// Milliseconds since the driver started, from a monotonic clock.
 #[derive(Clone, Copy)]
@@ -54,8 +54,6 @@ pub enum Input {
     Leadership(Leadership),
     WriteDone { id: WriteId, result: WriteResult },
     Snapshot { term: Term, result: Result<Snapshot, LoadError> },
-    /// Asks for the catalog's view of leadership, for `GetLeader` and status.
-    IsLeader { reply: oneshot::Sender<Option<Term>> },
 }
 
 /// What the driver asks of the election.
@@ -92,15 +90,12 @@ pub struct Driver {
     replies: BTreeMap<RequestId, oneshot::Sender<Result<Response, MetaError>>>,
     streams: BTreeMap<SessionId, StreamSender>,
     next_request: u64,
-    /// Created by the leader when missing; see [`Driver::ensure_default_cluster`].
-    default_cluster: ClusterSpec,
-    /// The outstanding request that creates the default cluster, and when to try again after
-    /// one failed.
-    default_request: Option<RequestId>,
-    default_retry_at: Instant,
-    /// Spaces out reloads that fail (after a write whose outcome was unknown).
+    /// Logs reloads that fail (after a write whose outcome was unknown) once per cause; the
+    /// core times the next attempt.
     reload_backoff: LoadBackoff,
     leader: crate::server::LeaderView,
+    /// The other leader the core was last told of.
+    other_leader: Option<String>,
 }
 
 impl Driver {
@@ -109,7 +104,6 @@ impl Driver {
         seed: u64,
         storage: Arc<Storage>,
         election: mpsc::UnboundedSender<ElectionCommand>,
-        default_cluster: ClusterSpec,
         leader: crate::server::LeaderView,
     ) -> (Driver, DriverHandle) {
         let (tx, rx) = mpsc::channel(INPUTS_QUEUED_MAX);
@@ -124,11 +118,9 @@ impl Driver {
             replies: BTreeMap::new(),
             streams: BTreeMap::new(),
             next_request: 0,
-            default_cluster,
-            default_request: None,
-            default_retry_at: Instant::ZERO,
             reload_backoff: LoadBackoff::default(),
             leader,
+            other_leader: None,
         };
         (driver, DriverHandle { tx, clock })
     }
@@ -152,6 +144,7 @@ impl Driver {
             tokio::select! {
                 input = self.rx.recv() => {
                     let Some(input) = input else { return };
+                    self.tell_other_leader();
                     self.handle(input);
                     for _ in 0..INPUTS_PER_PASS {
                         match self.rx.try_recv() {
@@ -163,11 +156,22 @@ impl Driver {
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
                     let now = self.clock.now();
-                    self.core.handle_timeout(now);
+                    if let Some((_, why)) = self.core.poll_timeout() {
+                        tracing::trace!(?why, "timer");
+                    }
+                    self.core.handle(now, CoreInput::Timeout);
                 }
             }
-            self.ensure_default_cluster();
             self.drain();
+        }
+    }
+
+    /// Hands the core the election's view of who else leads, when it changed.
+    fn tell_other_leader(&mut self) {
+        let leader = self.leader.other_leader();
+        if leader != self.other_leader {
+            self.other_leader = leader.clone();
+            self.core.handle(self.clock.now(), CoreInput::Leadership(Leadership::Observed { leader }));
         }
     }
 
@@ -178,71 +182,36 @@ impl Driver {
                 self.next_request += 1;
                 let id = RequestId(self.next_request);
                 self.replies.insert(id, reply);
-                self.core.handle_request(now, id, &request);
+                self.core.handle(now, CoreInput::Request { id, request: &request });
             }
             Input::StreamOpened { session, tx } => {
                 self.streams.insert(session, tx);
             }
-            Input::Heartbeat { session, heartbeat } => {
-                if let Err(e) = self.core.handle_heartbeat(now, session, &heartbeat) {
-                    // The stream ends with the refusal; a follower names the leader to go to.
-                    if let Some(tx) = self.streams.remove(&session) {
-                        let redirect = matches!(e, MetaError::NotLeader).then(|| self.leader.other_leader()).flatten();
-                        let message = match redirect {
-                            Some(redirect) => Ok(proto::HeartbeatResponse { redirect, ..Default::default() }),
-                            None => Err(crate::server::convert::status(e)),
-                        };
-                        let _ = tx.try_send(message);
-                    }
-                }
-            }
+            Input::Heartbeat { session, heartbeat } => self.core.handle(now, CoreInput::Heartbeat { session, heartbeat: &heartbeat }),
             Input::StreamClosed { session } => {
+                // What the core has queued for the stream (its refusal, say) goes out first.
+                self.drain();
                 self.streams.remove(&session);
             }
             Input::Leadership(event) => {
                 let gained = matches!(event, Leadership::Gained { .. });
-                self.core.handle_leadership(now, event);
+                self.core.handle(now, CoreInput::Leadership(event));
                 if gained && self.core.is_leader(now) {
                     tracing::info!(term = ?self.core.term(), "leading");
                 }
             }
-            Input::WriteDone { id, result } => self.core.handle_write_result(now, id, result),
+            Input::WriteDone { id, result } => self.core.handle(now, CoreInput::WriteResult { id, result }),
             Input::Snapshot { term, result } => match result {
                 Ok(snapshot) => {
                     self.reload_backoff.succeeded();
-                    self.core.handle_snapshot(now, term, snapshot);
-                }
-                Err(e) if e.cause == LoadCause::Corrupt => {
-                    tracing::error!(error = %e, "stored metadata cannot be loaded; resigning");
-                    let _ = self.election.send(ElectionCommand::Resign(term));
+                    self.core.handle(now, CoreInput::Snapshot { term, snapshot });
                 }
                 Err(e) => {
-                    let pause = self.reload_backoff.failed("reloading metadata failed; retrying", &e);
-                    self.load_snapshot_after(term, pause);
+                    self.reload_backoff.note("reloading metadata failed", &e);
+                    self.core.handle(now, CoreInput::SnapshotFailed { term, cause: e.cause });
                 }
             },
-            Input::IsLeader { reply } => {
-                let _ = reply.send(self.core.is_leader(now).then(|| self.core.term()).flatten());
-            }
         }
-    }
-
-    /// A leader without the configured default cluster creates it (and its `public` schema).
-    /// A create can fail (an etcd timeout leaves its outcome unknown, a reload is under way), so
-    /// this runs after every pass and tries again a while after a failure: nodes of the default
-    /// cluster are refused until it exists.
-    fn ensure_default_cluster(&mut self) {
-        let now = self.clock.now();
-        if self.default_request.is_some() || now < self.default_retry_at || !self.core.is_leader(now) {
-            return;
-        }
-        if self.core.catalog().is_some_and(|c| c.cluster_by_name(&self.default_cluster.name).is_some()) {
-            return;
-        }
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
-        self.default_request = Some(id);
-        self.core.handle_request(now, id, &Request::CreateCluster(self.default_cluster.clone()));
     }
 
     fn drain(&mut self) {
@@ -256,11 +225,13 @@ impl Driver {
                         }
                     }
                 }
-                Output::Reply { request, result } if self.default_request == Some(request) => {
-                    self.default_request = None;
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "creating the default cluster failed; retrying");
-                        self.default_retry_at = self.clock.now() + DEFAULT_CLUSTER_RETRY;
+                Output::CloseStream { session, redirect, error } => {
+                    if let Some(tx) = self.streams.remove(&session) {
+                        let message = match redirect {
+                            Some(redirect) => Ok(proto::HeartbeatResponse { redirect, ..Default::default() }),
+                            None => Err(crate::server::convert::status(error)),
+                        };
+                        let _ = tx.try_send(message);
                     }
                 }
                 Output::Reply { request, result } => {
@@ -268,9 +239,9 @@ impl Driver {
                         let _ = reply.send(result);
                     }
                 }
-                Output::LoadSnapshot { term } => self.load_snapshot_after(term, std::time::Duration::ZERO),
-                Output::Resign { term } => {
-                    tracing::warn!(?term, "storage fenced this leader out; resigning");
+                Output::LoadSnapshot { term } => self.load_snapshot(term),
+                Output::Resign { term, reason } => {
+                    tracing::warn!(?term, ?reason, "resigning the meta election");
                     let _ = self.election.send(ElectionCommand::Resign(term));
                 }
             }
@@ -285,10 +256,9 @@ impl Driver {
         });
     }
 
-    fn load_snapshot_after(&self, term: Term, delay: std::time::Duration) {
+    fn load_snapshot(&self, term: Term) {
         let (storage, tx) = (self.storage.clone(), self.tx.clone());
         tokio::task::spawn(async move {
-            tokio::time::sleep(delay).await;
             let result = storage.snapshot().await;
             let _ = tx.send(Input::Snapshot { term, result }).await;
         });
@@ -311,7 +281,8 @@ mod tests {
         let storage = Arc::new(Storage::Memory(store));
         let (election, _commands) = mpsc::unbounded_channel();
         let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
-        let (driver, handle) = Driver::new(CoreConfig::default(), 1, storage, election, spec, crate::server::LeaderView::new("m".into()));
+        let config = CoreConfig { default_cluster: Some(spec), ..CoreConfig::default() };
+        let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into()));
         tokio::spawn(driver.run());
         let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
         handle.tx.send(Input::Leadership(gained)).await.unwrap();

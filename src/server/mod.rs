@@ -74,7 +74,6 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let core_config = config.core()?;
     let leader = LeaderView::new(config.advertised());
     let (election_tx, election_rx) = mpsc::unbounded_channel();
-    let spec = config.default_cluster_spec()?;
     let (storage, election): (Arc<Storage>, Option<EtcdStore>) = if config.etcd_endpoints.is_empty() {
         let store = EmbeddedStore::open(&config.data_dir)?;
         tracing::info!(path = %store.path().display(), term = ?store.term(), "embedded store opened");
@@ -84,7 +83,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         let store = EtcdStore::new(client, std::time::Duration::from_millis(core_config.request_timeout_ms));
         (Arc::new(Storage::Etcd(Box::new(store.clone()))), Some(store))
     };
-    let (driver, handle) = Driver::new(core_config.clone(), seed(&config.name), storage.clone(), election_tx.clone(), spec, leader.clone());
+    let (driver, handle) = Driver::new(core_config.clone(), seed(&config.name), storage.clone(), election_tx.clone(), leader.clone());
     tokio::task::spawn(driver.run());
 
     let elected = match (election, &*storage) {

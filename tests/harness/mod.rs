@@ -18,6 +18,8 @@ pub struct Harness {
     pub now: Instant,
     pub store: BTreeMap<String, Vec<u8>>,
     next_request: u64,
+    /// Outputs taken from the core to look for a heartbeat's refusal, not yet handed out.
+    held: Vec<Output>,
 }
 
 impl Harness {
@@ -27,23 +29,47 @@ impl Harness {
     }
 
     pub fn follower() -> Harness {
-        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), next_request: 0 }
+        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), next_request: 0, held: Vec::new() }
     }
 
     pub fn leader() -> Harness {
         let mut h = Harness::follower();
-        h.core.handle_leadership(h.now, Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Default::default() });
+        h.gain(Term(1), Default::default());
         h
     }
 
+    /// This core wins `term` with `snapshot`, its lease good for ever.
+    pub fn gain(&mut self, term: Term, snapshot: shardmeta::core::storage::Snapshot) {
+        self.core.handle(self.now, Input::Leadership(Leadership::Gained { term, valid_until: Instant(u64::MAX / 2), snapshot }));
+    }
+
     pub fn outputs(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.core.poll_output()).collect()
+        let mut outs = std::mem::take(&mut self.held);
+        outs.extend(std::iter::from_fn(|| self.core.poll_output()));
+        outs
+    }
+
+    pub fn write_result(&mut self, id: WriteId, result: WriteResult) {
+        self.core.handle(self.now, Input::WriteResult { id, result });
+    }
+
+    /// Hands in a heartbeat; `Err` if the core refused it (and closed the stream).
+    pub fn heartbeat(&mut self, session: SessionId, heartbeat: &Heartbeat) -> Result<(), MetaError> {
+        self.core.handle(self.now, Input::Heartbeat { session, heartbeat });
+        let mut refusal = Ok(());
+        for o in std::iter::from_fn(|| self.core.poll_output()).collect::<Vec<_>>() {
+            match o {
+                Output::CloseStream { session: s, error, .. } if s == session => refusal = Err(error),
+                o => self.held.push(o),
+            }
+        }
+        refusal
     }
 
     pub fn request(&mut self, req: Request) -> RequestId {
         self.next_request += 1;
         let id = RequestId(self.next_request);
-        self.core.handle_request(self.now, id, &req);
+        self.core.handle(self.now, Input::Request { id, request: &req });
         id
     }
 
@@ -66,7 +92,7 @@ impl Harness {
                             };
                         }
                         self.store.insert(FENCE_KEY.into(), b.fence.clone());
-                        self.core.handle_write_result(self.now, b.id, WriteResult::Ok);
+                        self.write_result(b.id, WriteResult::Ok);
                     }
                     other => others.push(other),
                 }
@@ -76,7 +102,7 @@ impl Harness {
 
     pub fn advance(&mut self, ms: u64) {
         self.now = self.now + Duration(ms);
-        self.core.handle_timeout(self.now);
+        self.core.handle(self.now, Input::Timeout);
     }
 
     pub fn create_cluster(&mut self, shards: u32, followers: u32) {
@@ -136,7 +162,7 @@ impl Node {
             stats: NodeStats::default(),
             shards,
         };
-        h.core.handle_heartbeat(h.now, self.session, &hb)
+        h.heartbeat(self.session, &hb)
     }
 
     pub fn receive(&mut self, outs: &[Output]) {

@@ -136,7 +136,6 @@ enum Event {
     MetaWake(usize, u64),
     MetaCampaign(usize, u64),
     MetaWriteTimeout(usize, u64, WriteId),
-    MetaSnapshotRetry(usize, u64),
     /// A snapshot page of (meta, incarnation, load) asked for at this many pages read.
     MetaPageTimeout(usize, u64, u64, u64),
     NodeHeartbeat(usize, u64),
@@ -357,7 +356,7 @@ impl World {
             Event::MetaWake(i, inc) => self.with_running_meta(i, inc, Event::MetaWake(i, inc), |w| {
                 let now = w.now;
                 w.metas[i].wakes.remove(&now);
-                w.core(i).handle_timeout(now);
+                w.core(i).handle(now, Input::Timeout);
                 w.drain_meta(i);
             }),
             Event::MetaCampaign(i, inc) => {
@@ -375,16 +374,8 @@ impl World {
                 if w.metas[i].in_flight == Some(id) {
                     w.metas[i].in_flight = None;
                     let now = w.now;
-                    w.core(i).handle_write_result(now, id, storage::WriteResult::Error);
+                    w.core(i).handle(now, Input::WriteResult { id, result: storage::WriteResult::Error });
                     w.drain_meta(i);
-                }
-            }),
-            Event::MetaSnapshotRetry(i, inc) => self.with_running_meta(i, inc, Event::MetaSnapshotRetry(i, inc), |w| {
-                if let Some(term) = w.core(i).awaiting_snapshot() {
-                    if w.metas[i].loading.is_none() {
-                        w.start_load(i, LoadPurpose::Reload(term));
-                    }
-                    w.schedule(Duration(1_000), Event::MetaSnapshotRetry(i, inc));
                 }
             }),
             Event::MetaPageTimeout(i, inc, load, pages) => self.with_running_meta(i, inc, Event::MetaPageTimeout(i, inc, load, pages), |w| {
@@ -427,7 +418,7 @@ impl World {
                     return;
                 }
                 self.metas[i].paused_until = None;
-                self.meta_receive(i, from, msg);
+                self.meta_receive(i, msg);
             }
             Addr::Node(i) => self.node_receive(i, from, msg),
             Addr::Store => self.store_receive(from, msg),
@@ -435,7 +426,7 @@ impl World {
         }
     }
 
-    fn meta_receive(&mut self, i: usize, from: Addr, msg: Msg) {
+    fn meta_receive(&mut self, i: usize, msg: Msg) {
         let now = self.now;
         if std::env::var("SIM_DEBUG").is_ok() && !matches!(msg, Msg::Heartbeat { .. } | Msg::Request { .. }) {
             eprintln!("{} meta{i} <- {:?}", now.0, match &msg { Msg::Won { term, .. } => format!("Won {term}"), Msg::Page { load, next, .. } => format!("Page of load {load}, next {next:?}"), m => format!("{m:?}").chars().take(150).collect() });
@@ -443,15 +434,11 @@ impl World {
         let inc = self.metas[i].incarnation;
         let ttl = Duration(ELECTION_TTL_MS);
         match msg {
-            Msg::Heartbeat { session, hb } => match self.core(i).handle_heartbeat(now, session, &hb) {
-                Ok(()) => {}
-                Err(MetaError::NotLeader | MetaError::NotFound(_)) => self.send(Addr::Meta(i), from, Msg::HeartbeatRefused { session }),
-                Err(e) => panic!("a well-behaved node's heartbeat was refused: {e}"),
-            },
+            Msg::Heartbeat { session, hb } => self.core(i).handle(now, Input::Heartbeat { session, heartbeat: &hb }),
             Msg::Request { id, req } => {
                 let deadline = now + Duration(self.config.request_timeout_ms);
                 let id = self.metas[i].accept_request(id, deadline);
-                self.core(i).handle_request(now, id, &req);
+                self.core(i).handle(now, Input::Request { id, request: &req });
             }
             Msg::WriteDone { incarnation, id, result } if incarnation == inc
                 && self.metas[i].in_flight == Some(id) => {
@@ -459,26 +446,26 @@ impl World {
                     if result == storage::WriteResult::Error {
                         self.coverage.store_errors += 1;
                     }
-                    self.core(i).handle_write_result(now, id, result);
+                    self.core(i).handle(now, Input::WriteResult { id, result });
                 }
             Msg::Won { incarnation, sent, term } if incarnation == inc => {
                 let held = self.core(i).term() == Some(term);
                 match self.metas[i].loading.as_mut().map(|l| &mut l.purpose) {
                     // A repeated notice of the term held: it only extends the lease.
-                    _ if held => self.core(i).handle_leadership(now, Leadership::Renewed { term, valid_until: sent + ttl }),
+                    _ if held => self.core(i).handle(now, Input::Leadership(Leadership::Renewed { term, valid_until: sent + ttl })),
                     Some(LoadPurpose::Lead { term: t, sent: s }) if *t == term => *s = (*s).max(sent),
                     _ => self.start_load(i, LoadPurpose::Lead { term, sent }),
                 }
             }
             Msg::Renewed { incarnation, sent, term } if incarnation == inc => {
-                self.core(i).handle_leadership(now, Leadership::Renewed { term, valid_until: sent + ttl });
+                self.core(i).handle(now, Input::Leadership(Leadership::Renewed { term, valid_until: sent + ttl }));
             }
             Msg::LostElection { incarnation } if incarnation == inc => {
                 if matches!(self.metas[i].loading, Some(ref l) if matches!(l.purpose, LoadPurpose::Lead { .. })) {
                     self.metas[i].loading = None; // another node leads: the load is moot
                 }
                 if self.core(i).term().is_some() {
-                    self.core(i).handle_leadership(now, Leadership::Lost);
+                    self.core(i).handle(now, Input::Leadership(Leadership::Lost));
                 }
             }
             Msg::Page { incarnation, load, page, pairs, next } if incarnation == inc => self.on_page(i, load, page, pairs, next),
@@ -505,15 +492,18 @@ impl World {
                         self.send(Addr::Meta(i), Addr::Node(n), Msg::ToNode { session, message });
                     }
                 }
+                Output::CloseStream { session, error, .. } => {
+                    assert!(matches!(error, MetaError::NotLeader | MetaError::NotFound(_)), "a well-behaved node's heartbeat was refused: {error}");
+                    if let Some(&n) = self.sessions.get(&session) {
+                        self.send(Addr::Meta(i), Addr::Node(n), Msg::HeartbeatRefused { session });
+                    }
+                }
                 Output::Reply { request, result } => {
                     let id = self.metas[i].answered(request);
                     self.send(Addr::Meta(i), Addr::Client, Msg::Reply { id, result });
                 }
-                Output::LoadSnapshot { term } => {
-                    self.start_load(i, LoadPurpose::Reload(term));
-                    self.schedule(Duration(1_000), Event::MetaSnapshotRetry(i, inc));
-                }
-                Output::Resign { term } => {
+                Output::LoadSnapshot { term } => self.start_load(i, LoadPurpose::Reload(term)),
+                Output::Resign { term, .. } => {
                     self.coverage.resigns += 1;
                     self.send(Addr::Meta(i), Addr::Store, Msg::Resign { incarnation: inc, term });
                 }
@@ -904,7 +894,6 @@ fn event_tag(ev: &Event) -> (u64, u64) {
         Event::MetaWake(i, _) => (20, *i as u64),
         Event::MetaCampaign(i, _) => (21, *i as u64),
         Event::MetaWriteTimeout(i, _, _) => (22, *i as u64),
-        Event::MetaSnapshotRetry(i, _) => (23, *i as u64),
         Event::MetaPageTimeout(i, _, load, _) => (27, (*i as u64) << 32 | *load),
         Event::NodeHeartbeat(i, _) => (24, *i as u64),
         Event::ClientTick => (25, 0),

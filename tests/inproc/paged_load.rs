@@ -2,7 +2,7 @@
 //! revision the load began at, each page decoded into the real `SnapshotLoader` as it arrives.
 //! A page can fail (a store error, a page lost on the network, the store moving on because
 //! leadership changed mid-load): a load for leading then gives the term up and stands aside
-//! for a while, and a reload is tried again.
+//! for a while, and a failed reload is reported to the core, which asks again after its pause.
 
 use shardmeta::core::*;
 
@@ -46,10 +46,10 @@ impl World {
         match l.purpose {
             LoadPurpose::Lead { term, sent } => {
                 let valid_until = sent + Duration(super::ELECTION_TTL_MS);
-                self.core(i).handle_leadership(now, Leadership::Gained { term, valid_until, snapshot });
+                self.core(i).handle(now, Input::Leadership(Leadership::Gained { term, valid_until, snapshot }));
             }
             LoadPurpose::Reload(term) => {
-                self.core(i).handle_snapshot(now, term, snapshot);
+                self.core(i).handle(now, Input::Snapshot { term, snapshot });
                 self.coverage.snapshot_reloads += 1;
             }
         }
@@ -67,11 +67,17 @@ impl World {
         let l = self.metas[i].loading.take().expect("checked above");
         self.coverage.loads_failed += 1;
         self.coverage.loads_moved_on += moved_on as u64;
-        if let LoadPurpose::Lead { term, .. } = l.purpose {
-            let inc = self.metas[i].incarnation;
-            self.send(Addr::Meta(i), Addr::Store, Msg::Resign { incarnation: inc, term });
-            self.metas[i].campaign_after = self.now + Duration(LOAD_BACKOFF_MS);
+        match l.purpose {
+            LoadPurpose::Lead { term, .. } => {
+                let inc = self.metas[i].incarnation;
+                self.send(Addr::Meta(i), Addr::Store, Msg::Resign { incarnation: inc, term });
+                self.metas[i].campaign_after = self.now + Duration(LOAD_BACKOFF_MS);
+            }
+            // The core times the next attempt.
+            LoadPurpose::Reload(term) => {
+                let now = self.now;
+                self.core(i).handle(now, Input::SnapshotFailed { term, cause: storage::LoadCause::Unavailable });
+            }
         }
-        // A reload is tried again by the snapshot retry timer.
     }
 }

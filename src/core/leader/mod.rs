@@ -11,6 +11,7 @@ pub mod writes;
 
 use std::collections::BTreeMap;
 
+pub use self::requests::check_cluster_spec;
 use self::runtime::ClusterRuntime;
 use self::writes::{Change, Notice, Writes};
 use super::config::{CoreConfig, PlantedBug};
@@ -19,8 +20,8 @@ use super::ids::*;
 use super::input::Role;
 use super::model::{Catalog, ClusterCatalog};
 use super::outbox::Outbox;
-use super::output::{CommandKind, NodeMessage, Output, ShardCommand};
-use super::storage::{Mutation, Snapshot, WriteResult};
+use super::output::{CommandKind, NodeMessage, Output, ResignReason, ShardCommand};
+use super::storage::{LoadCause, Mutation, Snapshot, WriteResult};
 use super::time::Instant;
 
 /// What every leader method needs from the core around it.
@@ -39,14 +40,17 @@ pub struct Leader {
     pub writes: Writes,
     /// Clusters being created, by name.
     pub creating_clusters: BTreeMap<String, ClusterId>,
+    /// Reloads that failed in a row while recovering, and when to ask for the next one.
+    pub reload_failures: u32,
+    pub reload_due: Option<Instant>,
 }
 
-/// What the core must do after a write result.
+/// What the core must do after a write result or a failed reload.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AfterWrite {
     Continue,
-    /// Storage fenced this leader out.
-    StepDown,
+    /// Give the term up, for this reason.
+    StepDown(ResignReason),
 }
 
 impl Leader {
@@ -66,6 +70,8 @@ impl Leader {
             clusters,
             writes: Writes::starting_after(last_write, fence),
             creating_clusters: BTreeMap::new(),
+            reload_failures: 0,
+            reload_due: None,
         };
         if config.has_bug(PlantedBug::ResetEpochOnLeaderChange) {
             // The next topology change then stores a lower epoch than nodes have seen.
@@ -106,7 +112,7 @@ impl Leader {
                 }
                 AfterWrite::Continue
             }
-            WriteResult::Conflict => AfterWrite::StepDown,
+            WriteResult::Conflict => AfterWrite::StepDown(ResignReason::Fenced),
             WriteResult::Error => {
                 if self.writes.take_in_flight(id, false).is_none() {
                     return AfterWrite::Continue;
@@ -127,6 +133,7 @@ impl Leader {
         if !self.writes.idle() {
             return; // the barrier is already in flight: this is a duplicate snapshot
         }
+        (self.reload_failures, self.reload_due) = (0, None);
         self.catalog = catalog;
         self.writes.reset_fence(fence);
         for (&id, cluster) in &self.catalog.clusters {
@@ -139,6 +146,25 @@ impl Leader {
         }
         self.creating_clusters.clear();
         self.writes.flush_barrier(self.term, &mut ctx.out.outputs);
+    }
+
+    /// The reload asked for did not load: ask again after a pause, unless storage holds what
+    /// the core cannot decode, which a retry will not change.
+    pub fn on_snapshot_failed(&mut self, ctx: &mut Ctx, cause: LoadCause) -> AfterWrite {
+        if cause == LoadCause::Corrupt {
+            return AfterWrite::StepDown(ResignReason::Unloadable);
+        }
+        self.reload_failures = self.reload_failures.saturating_add(1);
+        self.reload_due = Some(ctx.now + cause.retry_pause(self.reload_failures));
+        AfterWrite::Continue
+    }
+
+    /// Asks for the snapshot again once the pause after a failed reload is over.
+    pub fn retry_reload(&mut self, ctx: &mut Ctx) {
+        if self.reload_due.is_some_and(|due| due <= ctx.now) {
+            self.reload_due = None;
+            ctx.out.push(Output::LoadSnapshot { term: self.term });
+        }
     }
 
     /// Applies an acknowledged change, then makes it visible.

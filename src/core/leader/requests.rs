@@ -7,14 +7,32 @@ use super::runtime::ClusterRuntime;
 use super::views::{self, schema_id};
 use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
-use crate::core::config::PlantedBug;
+use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::input::{ClusterSpec, CreateTable, Request};
 use crate::core::model::*;
-use crate::core::output::{NodeInfo, Response, TableInfo};
+use crate::core::output::{ClusterInfo, NodeInfo, Response, TableInfo};
 use crate::core::storage::Mutation;
 use crate::core::validate;
+
+/// What makes a cluster spec acceptable, whoever asks for the cluster.
+pub fn check_cluster_spec(cfg: &CoreConfig, spec: &ClusterSpec) -> MetaResult<()> {
+    validate::name("cluster name", &spec.name, cfg.name_len_max)?;
+    if spec.shard_count == 0 || spec.shard_count > cfg.shards_per_cluster_max {
+        return Err(MetaError::InvalidArgument(format!("shard count {} is outside 1..={}", spec.shard_count, cfg.shards_per_cluster_max)));
+    }
+    if spec.followers_per_shard > cfg.followers_per_shard_max {
+        return Err(MetaError::InvalidArgument(format!(
+            "{} followers per shard; the limit is {}",
+            spec.followers_per_shard, cfg.followers_per_shard_max
+        )));
+    }
+    if spec.min_nodes == 0 {
+        return Err(MetaError::InvalidArgument("min_nodes must be at least 1".into()));
+    }
+    Ok(())
+}
 
 /// How a request was handled.
 enum Handled {
@@ -105,23 +123,29 @@ impl Leader {
     }
 
     fn create_cluster(&mut self, ctx: &mut Ctx, id: RequestId, spec: &ClusterSpec) -> MetaResult<Handled> {
+        let (change, info) = self.plan_cluster(ctx, spec)?;
+        self.queue_reply(ctx, id, change, Response::Cluster(info))
+    }
+
+    /// A leader without the configured default cluster creates it, on every tick until it
+    /// exists: a create whose write fails (and the reload after it) is simply tried again, and
+    /// nodes of the default cluster are refused until then. Nothing answers this create.
+    pub(super) fn ensure_default_cluster(&mut self, ctx: &mut Ctx) {
+        let config = ctx.config;
+        let Some(spec) = &config.default_cluster else { return };
+        if self.catalog.cluster_by_name.contains_key(&spec.name) || self.creating_clusters.contains_key(&spec.name) {
+            return;
+        }
+        // Refused only while the write queue is full: the next tick tries again.
+        if let Ok((change, _)) = self.plan_cluster(ctx, spec) {
+            self.writes.queue(change);
+        }
+    }
+
+    /// The change that creates a cluster, and what its creator is told once it lands.
+    fn plan_cluster(&mut self, ctx: &mut Ctx, spec: &ClusterSpec) -> MetaResult<(Change, ClusterInfo)> {
         let cfg = ctx.config;
-        validate::name("cluster name", &spec.name, cfg.name_len_max)?;
-        if spec.shard_count == 0 || spec.shard_count > cfg.shards_per_cluster_max {
-            return Err(MetaError::InvalidArgument(format!(
-                "shard count {} is outside 1..={}",
-                spec.shard_count, cfg.shards_per_cluster_max
-            )));
-        }
-        if spec.followers_per_shard > cfg.followers_per_shard_max {
-            return Err(MetaError::InvalidArgument(format!(
-                "{} followers per shard; the limit is {}",
-                spec.followers_per_shard, cfg.followers_per_shard_max
-            )));
-        }
-        if spec.min_nodes == 0 {
-            return Err(MetaError::InvalidArgument("min_nodes must be at least 1".into()));
-        }
+        check_cluster_spec(cfg, spec)?;
         if self.catalog.cluster_by_name.contains_key(&spec.name) {
             return Err(MetaError::AlreadyExists(format!("cluster {:?}", spec.name)));
         }
@@ -148,7 +172,7 @@ impl Leader {
         change.mutations.push(Mutation::PutIdCeiling(cid, cfg.id_block));
         change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: 0, name: "public".into() }));
         self.creating_clusters.insert(spec.name.clone(), cid);
-        let info = crate::core::output::ClusterInfo {
+        let info = ClusterInfo {
             id: cid,
             name: spec.name.clone(),
             shard_count: spec.shard_count,
@@ -157,7 +181,7 @@ impl Leader {
             min_nodes: spec.min_nodes,
             epoch: Epoch(0),
         };
-        self.queue_reply(ctx, id, change, Response::Cluster(info))
+        Ok((change, info))
     }
 
     fn create_schema(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, name: &str, if_not_exists: bool) -> MetaResult<Handled> {

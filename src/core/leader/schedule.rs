@@ -12,6 +12,7 @@ impl Leader {
         if self.ready(ctx.now).is_err() {
             return;
         }
+        self.ensure_default_cluster(ctx);
         for rt in self.clusters.values_mut() {
             for i in 0..rt.nodes.len() {
                 let n = &rt.nodes[i];

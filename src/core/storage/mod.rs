@@ -3,10 +3,12 @@
 
 pub mod batch;
 pub mod keys;
+pub mod load;
 pub mod mutation;
 pub mod snapshot;
 
 pub use batch::{Op, WriteBatch, WriteResult};
 pub use keys::{Key, FENCE_KEY, ROOT};
+pub use load::LoadCause;
 pub use mutation::{DecodeError, Mutation};
 pub use snapshot::{Snapshot, SnapshotLoader, SNAPSHOT_PREFIXES};
