@@ -281,6 +281,22 @@ mod tests {
         h
     }
 
+    /// S3 compares views: a shard this node closed keeps its version there, so a stale command
+    /// that reopened it below that version would show as a version going back. The in-process
+    /// simulator once built its own view from open shards only, and missed exactly that.
+    #[test]
+    fn a_closed_shard_stays_in_the_view_at_its_version() {
+        let mut h = leading();
+        let close = ShardCommand { shard: ShardId(1), version: Version(3), term: Term(1), kind: CommandKind::Close };
+        h.on_message(&msg(1, vec![close], None));
+        assert!(!h.shards().contains_key(&ShardId(1)));
+        assert_eq!(h.view().versions.get(&ShardId(1)), Some(&Version(3)));
+        let mut reopened = h.view();
+        reopened.versions.insert(ShardId(1), Version(2));
+        let caught = crate::check::monotonic("n", &h.view(), &reopened).unwrap_err();
+        assert_eq!(caught.invariant, crate::check::Invariant::MonotonicVersions);
+    }
+
     #[test]
     fn answered_at_is_the_send_time_of_the_newest_answered_heartbeat() {
         let mut h = leading();

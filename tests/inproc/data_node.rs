@@ -45,14 +45,6 @@ impl DataNode {
         Instant((t + t * self.drift_ppm / 1_000_000) as u64)
     }
 
-    pub fn current_view(&self) -> NodeView {
-        NodeView {
-            term: self.host.term(),
-            epoch: self.host.epoch(),
-            versions: self.host.shards().iter().map(|(&id, s)| (id, s.version)).collect(),
-        }
-    }
-
     pub fn restart(&mut self, session: SessionId) {
         self.alive = true;
         self.incarnation += 1;

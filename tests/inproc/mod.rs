@@ -756,7 +756,7 @@ impl World {
         check::single_writer(leading)?;
         // S3: what each node accepted, against what it had before.
         for n in self.nodes.iter_mut().filter(|n| n.alive) {
-            let view = n.current_view();
+            let view = n.host.view();
             if view != n.view {
                 check::monotonic(&n.name, &n.view, &view)?;
                 n.view = view;
