@@ -21,7 +21,7 @@ use shardmeta::client::node::{self, NodeIdentity};
 use shardmeta::client::ShardHost;
 use shardmeta::proto::{self, meta_server::Meta, RequestHeader};
 use shardmeta::server::config::{Overrides, ServerConfig};
-use shardmeta::server::convert;
+use shardmeta::convert;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};

@@ -27,7 +27,7 @@ use shardmeta::client::meta_client::connect;
 use shardmeta::client::node::{self, NodeIdentity};
 use shardmeta::client::{MetaClient, ShardHost};
 use shardmeta::proto::{self, RequestHeader};
-use shardmeta::server::convert;
+use shardmeta::convert;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 

@@ -12,7 +12,7 @@ use super::meta_client::{connect, MetaClient};
 use super::shard_host::ShardHost;
 use crate::core::{Instant, ShardCommand, ShardId};
 use crate::proto;
-use crate::server::convert;
+use crate::convert;
 
 /// Heartbeats without any answer before the stream is given up and the leader looked up again.
 const UNANSWERED_MAX: u32 = 3;

@@ -220,7 +220,7 @@ impl Driver {
                 Output::Persist(batch) => self.persist(batch),
                 Output::ToNode { session, message } => {
                     if let Some(tx) = self.streams.get(&session) {
-                        if tx.try_send(Ok(crate::server::convert::node_message(&message))).is_err() {
+                        if tx.try_send(Ok(crate::convert::node_message(&message))).is_err() {
                             tracing::debug!(?session, "heartbeat stream full or closed; message dropped");
                         }
                     }
@@ -229,7 +229,7 @@ impl Driver {
                     if let Some(tx) = self.streams.remove(&session) {
                         let message = match redirect {
                             Some(redirect) => Ok(proto::HeartbeatResponse { redirect, ..Default::default() }),
-                            None => Err(crate::server::convert::status(error)),
+                            None => Err(crate::convert::status(error)),
                         };
                         let _ = tx.try_send(message);
                     }

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::{self, status, Listing};
+use crate::convert::{self, status, Listing};
 use super::driver::{DriverHandle, Input, STREAM_QUEUED_MAX};
 use super::LeaderView;
 use crate::core::{self, MetaError, SessionId};

@@ -4,7 +4,6 @@
 //! meta node's core leads.
 
 pub mod config;
-pub mod convert;
 pub mod driver;
 pub mod election;
 pub mod grpc;
