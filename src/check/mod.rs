@@ -1,5 +1,6 @@
-//! The safety invariants S1–S6 of DESIGN.md, each one function in one place. Simulators call
-//! them after every step; each has a test that shows it catching a planted bug.
+//! The safety invariants S1–S6 and the liveness bound L4, each one function in one place; the
+//! variants of [`Invariant`] say what each one requires. Simulators call them after every step;
+//! each safety invariant has a test that shows it catching a planted bug.
 
 mod moves;
 pub mod snapshot_fuzz;
