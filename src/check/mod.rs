@@ -165,25 +165,14 @@ pub fn integrity(catalog: &Catalog) -> Result<(), Violation> {
         if homes.len() != c.tables.len() {
             return bad(format!("cluster {cid}: shards hold {} tables, the catalog {}", homes.len(), c.tables.len()));
         }
-        let schema_ids: BTreeSet<u64> = c.schemas.keys().map(|s| s.0).collect();
         if !c.tables.name_index_is_consistent() {
             return bad(format!("cluster {cid}: the table name index does not match the tables"));
         }
-        if let Some(t) = c.tables.ids().find(|t| schema_ids.contains(&t.0)) {
-            return bad(format!("cluster {cid}: id {t} is both a schema and a table"));
+        if let Some(e) = c.id_error() {
+            return bad(format!("cluster {cid}: {e}"));
         }
-        if let Some(t) = c.tables.ids().find(|t| t.0 >= c.id_ceiling) {
-            return bad(format!("cluster {cid}: table id {t} at or above the id ceiling {}", c.id_ceiling));
-        }
-        for s in &c.shards {
-            let mut replicas: Vec<u32> = s.replicas().collect();
-            replicas.sort_unstable();
-            if replicas.windows(2).any(|w| w[0] == w[1]) {
-                return bad(format!("cluster {cid}: shard {} has two replicas on one node: {replicas:?}", s.id));
-            }
-            if s.leader.is_none() && (!s.followers.is_empty() || s.transfer.is_some()) {
-                return bad(format!("cluster {cid}: shard {} has followers or a transfer but no leader", s.id));
-            }
+        if let Some(e) = c.shards.iter().find_map(|s| s.shape_error()) {
+            return bad(format!("cluster {cid}: {e}"));
         }
     }
     Ok(())

@@ -23,13 +23,23 @@ pub fn pairs(data: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Loads fuzzed pairs; whatever loads is handed to a core gaining leadership, which must be
-/// able to tick over it. Panics only on a real bug.
-pub fn load_snapshot(data: &[u8]) {
-    let pairs = pairs(data);
+/// Loads stored pairs as [`load_snapshot`] does: refused, or consistent and usable.
+pub fn load_pairs(pairs: &[(String, Vec<u8>)]) {
     let Ok(snapshot) = Snapshot::load(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))) else { return };
-    // The integrity checker may find corrupt content, but it must not crash on it.
-    let _ = super::integrity(&snapshot.catalog);
+    lead_over(snapshot);
+}
+
+/// Loads fuzzed pairs; whatever loads must pass the integrity check (S5) and is handed to a
+/// core gaining leadership, which must be able to tick over it. Panics only on a real bug.
+pub fn load_snapshot(data: &[u8]) {
+    load_pairs(&pairs(data));
+}
+
+fn lead_over(snapshot: Snapshot) {
+    // Whatever loads is consistent: the loader refuses what would break S5.
+    if let Err(v) = super::integrity(&snapshot.catalog) {
+        panic!("a snapshot that breaks integrity loaded: {v}");
+    }
     let mut core = MetaCore::new(CoreConfig::default(), 0);
     core.handle(Instant(1), Input::Leadership(Leadership::Gained { term: Term(1), valid_until: Instant(10_000), snapshot }));
     core.handle(Instant(20), Input::Timeout);

@@ -769,8 +769,9 @@ impl World {
         let acks = (self.client.acks.created.len(), self.client.acks.dropped.len());
         if self.store.revision != self.durable_revision || acks != self.acks_checked {
             if self.store.revision != self.durable_revision {
+                // The loader refuses what would break S5 (two replicas on a node, say).
                 let durable = Catalog::load(self.store.kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                    .expect("the store holds only what cores wrote");
+                    .map_err(|e| Violation { invariant: check::Invariant::Integrity, detail: format!("storage holds what no leader can load: {e}") })?;
                 self.count_moves(&durable);
                 self.durable = durable;
                 self.durable_revision = self.store.revision;

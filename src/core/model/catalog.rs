@@ -41,6 +41,20 @@ pub struct ClusterCatalog {
 }
 
 impl ClusterCatalog {
+    /// Ids are allocated below the stored ceiling, and a schema and a table never share one:
+    /// a catalog that breaks this would hand out an id twice.
+    pub fn id_error(&self) -> Option<String> {
+        let schema_ids: BTreeSet<u64> = self.schemas.keys().map(|s| s.0).collect();
+        if let Some(t) = self.tables.ids().find(|t| schema_ids.contains(&t.0)) {
+            return Some(format!("id {t} is both a schema and a table"));
+        }
+        let highest = self.tables.last_id().map(|t| t.0).into_iter().chain(schema_ids.last().copied()).max();
+        match highest {
+            Some(id) if id >= self.id_ceiling => Some(format!("id {id} at or above the id ceiling {}", self.id_ceiling)),
+            _ => None,
+        }
+    }
+
     fn new(record: ClusterRecord) -> ClusterCatalog {
         let n = record.shard_count;
         ClusterCatalog {
@@ -126,6 +140,9 @@ impl ClusterCatalog {
         }
         if let Some(n) = s.replicas().find(|n| *n as usize >= self.nodes.len()) {
             return Err(DecodeError(format!("shard {} names unknown node {n}", s.id)));
+        }
+        if let Some(e) = s.shape_error() {
+            return Err(DecodeError(e));
         }
         if let Some(t) = s.transfer {
             if Some(t.from) != s.leader || t.to == t.from || t.to as usize >= self.nodes.len() {
@@ -222,6 +239,14 @@ impl Catalog {
     /// chain's fence is not part of it).
     pub fn load<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Catalog, DecodeError> {
         Ok(Snapshot::load(kvs)?.catalog)
+    }
+
+    /// Every cluster's ids are below its ceiling and unique (see [`ClusterCatalog::id_error`]).
+    pub(crate) fn check_ids(&self) -> Result<(), DecodeError> {
+        match self.clusters.iter().find_map(|(id, c)| c.id_error().map(|e| format!("cluster {id}: {e}"))) {
+            Some(e) => Err(DecodeError(e)),
+            None => Ok(()),
+        }
     }
 
     /// Partitioned tables and their sub-tables must point at each other.

@@ -121,6 +121,21 @@ impl ShardRecord {
     pub fn replicas(&self) -> impl Iterator<Item = u32> + '_ {
         self.leader.into_iter().chain(self.followers.iter().copied())
     }
+
+    /// What any placement must look like, whatever the nodes: replicas on distinct nodes, and
+    /// no followers or transfer without a leader. The loader refuses records that break it,
+    /// and S5 checks the catalog against it.
+    pub fn shape_error(&self) -> Option<String> {
+        let mut replicas: Vec<u32> = self.replicas().collect();
+        replicas.sort_unstable();
+        if replicas.windows(2).any(|w| w[0] == w[1]) {
+            return Some(format!("shard {} has two replicas on one node: {replicas:?}", self.id));
+        }
+        if self.leader.is_none() && (!self.followers.is_empty() || self.transfer.is_some()) {
+            return Some(format!("shard {} has followers or a transfer but no leader", self.id));
+        }
+        None
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, prost::Message)]

@@ -144,6 +144,10 @@ impl Tables {
         self.by_id.keys().copied()
     }
 
+    pub fn last_id(&self) -> Option<TableId> {
+        self.by_id.keys().next_back().copied()
+    }
+
     /// Whether the name index holds exactly one entry per table, for consistency checks (equal
     /// sizes and every table's entry present make the two sets equal).
     pub fn name_index_is_consistent(&self) -> bool {

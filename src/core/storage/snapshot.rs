@@ -143,13 +143,14 @@ impl SnapshotLoader {
     }
 
     /// Checks what only the whole catalog can show (partitioned tables and their sub-tables
-    /// point at each other) and hands the snapshot over.
+    /// point at each other, ids sit below their cluster's ceiling) and hands the snapshot over.
     pub fn finish(mut self) -> Result<Snapshot, DecodeError> {
         for (c, tables) in self.tables {
             let cluster = self.snapshot.catalog.clusters.get_mut(&c).expect("staged only for known clusters");
             cluster.load_tables(tables)?;
         }
         self.snapshot.catalog.check_partitions()?;
+        self.snapshot.catalog.check_ids()?;
         Ok(self.snapshot)
     }
 }
