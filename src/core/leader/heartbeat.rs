@@ -5,14 +5,17 @@
 
 use std::collections::BTreeSet;
 
+use super::runtime::ClusterRuntime;
 use super::writes::Change;
 use super::{open_kind, Ctx, Leader};
+use crate::core::config::CoreConfig;
 use crate::core::error::MetaError;
 use crate::core::ids::*;
-use crate::core::input::{Heartbeat, Role};
+use crate::core::input::{Heartbeat, Role, ShardReport};
 use crate::core::model::{ClusterCatalog, NodeRecord, ShardRecord};
 use crate::core::output::{CommandKind, LeaseGrant, NodeMessage, Output, ShardCommand};
 use crate::core::storage::Mutation;
+use crate::core::time::Instant;
 use crate::core::validate;
 
 /// The role the catalog gives `node` for shard `s`.
@@ -58,53 +61,7 @@ impl Leader {
         n.stats = hb.stats;
         rt.set_online(node, true);
 
-        let mut revoked = Vec::new();
-        let mut commands = Vec::new();
-        let mut matched = 0usize;
-        for r in &hb.shards {
-            let s = cluster.shard(r.id);
-            let desired = desired_role(s, node);
-            if r.role == Role::Leader {
-                let intent_agrees = rt.shards[r.id.index()].pending == 0 || {
-                    let i = rt.intended(cluster, r.id);
-                    i.leader == Some(node.0) && i.transfer.is_none()
-                };
-                let may_lease = desired == Some(Role::Leader)
-                    && s.transfer.is_none()
-                    && intent_agrees
-                    && rt.lease_free_for(r.id, node, ctx.now, ctx.config);
-                let srt = &mut rt.shards[r.id.index()];
-                if may_lease {
-                    srt.lease_holder = Some(node);
-                    srt.lease_until = ctx.now + ctx.config.lease();
-                } else {
-                    revoked.push(r.id);
-                }
-            }
-            if desired == Some(Role::Leader) {
-                rt.shards[r.id.index()].leader_ready = r.role == Role::Leader && r.version.0 == s.version;
-            }
-            let version = Version(s.version);
-            if matches!(s.transfer, Some(t) if t.from == node.0) && r.role == Role::Leader {
-                // The transfer waits for this node to let go; keep asking.
-                commands.push(ShardCommand { shard: r.id, version, term: self.term, kind: CommandKind::Close });
-                matched += 1;
-                continue;
-            }
-            let in_step = r.version == version || rt.shards[r.id.index()].push_in_flight(r.version, version, ctx.now, ctx.config);
-            if desired == Some(r.role) && in_step {
-                matched += 1;
-                continue;
-            }
-            let kind = match desired {
-                Some(role) => open_kind(cluster, r.id, role),
-                None => CommandKind::Close,
-            };
-            if desired.is_some() {
-                matched += 1;
-            }
-            commands.push(ShardCommand { shard: r.id, version, term: self.term, kind });
-        }
+        let Answer { revoked, mut commands, matched } = answer_reports(cluster, rt, self.term, node, &hb.shards, ctx.now, ctx.config);
         if matched < cluster.node_shards[node.index()].len() {
             self.missing_shards(cid, node, hb, &mut commands);
         }
@@ -221,4 +178,73 @@ fn check_reports(cluster: &ClusterCatalog, hb: &Heartbeat, max: usize) -> Result
         previous = Some(r.id);
     }
     Ok(())
+}
+
+/// What a heartbeat's reports call for: leases refused, commands to send, and how many of the
+/// node's catalog shards the reports accounted for.
+struct Answer {
+    revoked: Vec<ShardId>,
+    commands: Vec<ShardCommand>,
+    matched: usize,
+}
+
+/// Grants or refuses a lease for every reported leader shard, and commands every replica that
+/// is not in step with the catalog.
+fn answer_reports(
+    cluster: &ClusterCatalog,
+    rt: &mut ClusterRuntime,
+    term: Term,
+    node: NodeId,
+    reports: &[ShardReport],
+    now: Instant,
+    config: &CoreConfig,
+) -> Answer {
+    let mut revoked = Vec::new();
+    let mut commands = Vec::new();
+    let mut matched = 0usize;
+    for r in reports {
+        let s = cluster.shard(r.id);
+        let desired = desired_role(s, node);
+        if r.role == Role::Leader {
+            let intent_agrees = rt.shards[r.id.index()].pending == 0 || {
+                let i = rt.intended(cluster, r.id);
+                i.leader == Some(node.0) && i.transfer.is_none()
+            };
+            let may_lease = desired == Some(Role::Leader)
+                && s.transfer.is_none()
+                && intent_agrees
+                && rt.lease_free_for(r.id, node, now, config);
+            let srt = &mut rt.shards[r.id.index()];
+            if may_lease {
+                srt.lease_holder = Some(node);
+                srt.lease_until = now + config.lease();
+            } else {
+                revoked.push(r.id);
+            }
+        }
+        if desired == Some(Role::Leader) {
+            rt.shards[r.id.index()].leader_ready = r.role == Role::Leader && r.version.0 == s.version;
+        }
+        let version = Version(s.version);
+        if matches!(s.transfer, Some(t) if t.from == node.0) && r.role == Role::Leader {
+            // The transfer waits for this node to let go; keep asking.
+            commands.push(ShardCommand { shard: r.id, version, term, kind: CommandKind::Close });
+            matched += 1;
+            continue;
+        }
+        let in_step = r.version == version || rt.shards[r.id.index()].push_in_flight(r.version, version, now, config);
+        if desired == Some(r.role) && in_step {
+            matched += 1;
+            continue;
+        }
+        let kind = match desired {
+            Some(role) => open_kind(cluster, r.id, role),
+            None => CommandKind::Close,
+        };
+        if desired.is_some() {
+            matched += 1;
+        }
+        commands.push(ShardCommand { shard: r.id, version, term, kind });
+    }
+    Answer { revoked, commands, matched }
 }
