@@ -398,3 +398,19 @@ fn a_follower_redirects_refused_heartbeats_to_the_leader_it_knows() {
 fn node_heartbeat(name: &str) -> Heartbeat {
     Heartbeat { cluster: "c".into(), node: name.into(), endpoint: format!("{name}:1"), zone: String::new(), incarnation: 1, seq: 1, stats: NodeStats::default(), shards: vec![] }
 }
+
+/// The leader checks every derived index against the catalog and intent after each input
+/// (debug builds): a load index left stale by a planted bug trips it at the decision that
+/// broke it, not at some later placement.
+#[test]
+#[should_panic(expected = "load index")]
+fn a_stale_load_index_trips_the_leaders_own_check() {
+    let mut h = Harness::follower();
+    h.core = MetaCore::new(CoreConfig { planted_bug: Some(PlantedBug::StaleLoadIndex), ..CoreConfig::default() }, 7);
+    h.gain(Term(1), Default::default());
+    h.create_cluster(4, 0);
+    let mut nodes: Vec<Node> = (1..=2).map(Node::new).collect();
+    for _ in 0..4 {
+        round(&mut h, &mut nodes, 600);
+    }
+}

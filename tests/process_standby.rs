@@ -18,6 +18,8 @@ use shardmeta::server::storage::standby::Standby;
 
 const CLUSTER: ClusterId = ClusterId(1);
 const TABLES: u64 = 4_000;
+/// Table ids start above the `public` schema's id 0, as a leader allocates them.
+const FIRST_TABLE: u64 = 1_000;
 const BURST_CLIENTS: u64 = 32;
 
 async fn connect(etcd: &Etcd) -> Client {
@@ -45,7 +47,7 @@ async fn commit(client: &Client, changes: Vec<Mutation>, fence: u64) {
 }
 
 fn table(id: u64) -> Mutation {
-    Mutation::PutTable(CLUSTER, TableRecord { id, name: format!("t{id}"), encoded_schema: vec![7; 4096], ..Default::default() })
+    Mutation::PutTable(CLUSTER, TableRecord { id: FIRST_TABLE + id, name: format!("t{id}"), encoded_schema: vec![7; 4096], ..Default::default() })
 }
 
 async fn stored_fence(client: &Client) -> Option<Vec<u8>> {
@@ -96,7 +98,7 @@ async fn a_standby_hands_over_a_catalog_holding_the_newest_transaction() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     for id in (0..TABLES).step_by(10) {
         fence += 1;
-        commit(&client, vec![Mutation::DeleteTable(CLUSTER, TableId(id))], fence).await;
+        commit(&client, vec![Mutation::DeleteTable(CLUSTER, TableId(FIRST_TABLE + id))], fence).await;
     }
     // Asked for a revision it has not seen yet, it waits for it rather than hand over early.
     let next = client.kv_client().get(FENCE_KEY, None).await.unwrap().header().unwrap().revision() + 1;
@@ -108,6 +110,6 @@ async fn a_standby_hands_over_a_catalog_holding_the_newest_transaction() {
     let snapshot = taking.await.unwrap().expect("a warm standby hands over");
     let tables = &snapshot.catalog.cluster(CLUSTER).tables;
     assert_eq!(tables.len() as u64, TABLES - TABLES / 10 + 1);
-    assert!(tables.get(TableId(10)).is_none() && tables.get(TableId(TABLES)).is_some());
+    assert!(tables.get(TableId(FIRST_TABLE + 10)).is_none() && tables.get(TableId(FIRST_TABLE + TABLES)).is_some());
     assert_eq!(snapshot.fence, Some(fence.to_be_bytes().to_vec()));
 }

@@ -91,8 +91,10 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
         };
         let catalog = match Catalog::load(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))) {
             Ok(c) => c,
+            // The loader refuses what would break S5 (a shard with two replicas on one node).
             Err(e) => {
-                fail(format!("storage holds an undecodable catalog: {e}"));
+                let v = check::Violation { invariant: check::Invariant::Integrity, detail: format!("storage holds a catalog no leader can load: {e}") };
+                fail(v.to_string());
                 continue;
             }
         };

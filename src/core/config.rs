@@ -75,6 +75,9 @@ pub enum PlantedBug {
     FollowerOnLeaderNode,
     /// Leave table options out of the stored record (breaks S6).
     DropOptionsOnEncode,
+    /// Forget to move a node in the load index when its counts change (breaks the leader's
+    /// own consistency check, `Leader::validate`).
+    StaleLoadIndex,
 }
 
 impl Default for CoreConfig {
@@ -124,6 +127,13 @@ impl CoreConfig {
 
     pub fn has_bug(&self, bug: PlantedBug) -> bool {
         self.planted_bug == Some(bug)
+    }
+
+    /// Whether the core checks its derived state after every input (debug builds). A bug
+    /// planted for one of the invariant checkers would trip this check first, so it is off
+    /// then, except for the bug planted for it.
+    pub fn validates(&self) -> bool {
+        cfg!(debug_assertions) && self.planted_bug.is_none_or(|b| b == PlantedBug::StaleLoadIndex)
     }
 
     /// Refuses settings that make no sense, naming the setting.

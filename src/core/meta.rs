@@ -100,6 +100,11 @@ impl MetaCore {
             Input::Timeout => self.on_timeout(now),
         }
         self.flush(now);
+        if let Some(leader) = self.leader.as_ref().filter(|_| self.config.validates()) {
+            if let Err(e) = leader.validate() {
+                panic!("the leader's derived state disagrees with its catalog and intent: {e}");
+            }
+        }
     }
 
     fn on_leadership(&mut self, now: Instant, event: Leadership) {

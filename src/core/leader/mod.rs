@@ -1,6 +1,7 @@
 //! The meta leader's state and the parts of its behaviour that every input shares: landing
 //! acknowledged writes, recovering from writes with unknown outcome, and sending commands.
 
+mod consistency;
 mod heartbeat;
 mod paging;
 mod requests;

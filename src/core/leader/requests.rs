@@ -263,7 +263,7 @@ impl Leader {
             rt.count_tables(shard, 1);
             change.notify(shard, Notice::Created(TableId(t.id)));
         }
-        stage_version_bumps(rt, c, &mut change);
+        stage_version_bumps(rt, c, &mut change, ctx.config);
         rt.tables += tables.len();
         rt.creating.insert(key, Vec::new());
         let mut info = TableInfo { id: TableId(parent_id), schema: ct.schema.clone(), name: ct.name.clone(), shard: ShardId(tables[0].shard), sub_tables: Vec::new() };
@@ -291,15 +291,16 @@ impl Leader {
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let subs = t.partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
         let mut change = Change::new(cid);
-        for table in std::iter::once(tid).chain(subs.into_iter().map(TableId)) {
+        let dropped: Vec<TableId> = std::iter::once(tid).chain(subs.into_iter().map(TableId)).collect();
+        for &table in &dropped {
             let shard = ShardId(c.table(table).shard);
             rt.count_tables(shard, -1);
             rt.dropping.insert(table);
             change.notify(shard, Notice::Dropped(table));
             change.mutations.push(Mutation::DeleteTable(cid, table));
         }
-        rt.tables -= change.mutations.len();
-        stage_version_bumps(rt, c, &mut change);
+        rt.tables -= dropped.len();
+        stage_version_bumps(rt, c, &mut change, ctx.config);
         self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
     }
 
@@ -354,11 +355,11 @@ fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaRes
 }
 
 /// Every shard a change notifies gets one new version: its table set changed.
-fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change) {
+fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change, config: &CoreConfig) {
     for &(shard, _) in &change.notify {
         let mut rec = rt.intended(c, shard).clone();
         rec.version += 1;
-        rt.set_intended(c, rec.clone());
+        rt.set_intended(c, rec.clone(), config);
         change.mutations.push(Mutation::PutShard(c.id(), rec));
     }
 }

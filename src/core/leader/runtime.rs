@@ -110,6 +110,14 @@ impl LoadIndex {
         self.by_replicas.len()
     }
 
+    /// Whether every entry carries its node's current counts (for `Leader::validate`).
+    pub fn matches(&self, nodes: &[NodeRuntime]) -> bool {
+        let fresh = |id: NodeId| &nodes[id.index()];
+        self.by_leaders.len() == self.by_replicas.len()
+            && self.by_leaders.iter().all(|&(l, r, id)| (fresh(id).leaders, fresh(id).replicas) == (l, r))
+            && self.by_replicas.iter().all(|&(r, id)| fresh(id).replicas == r)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_replicas.is_empty()
     }
@@ -285,7 +293,7 @@ impl ClusterRuntime {
     /// Records a decided (not yet durable) shard record and keeps the load counters in step.
     /// Load counters count a shard in transfer as already moved, so that planning does not pile
     /// more work on the node it is leaving.
-    pub fn set_intended(&mut self, cluster: &ClusterCatalog, new: ShardRecord) {
+    pub fn set_intended(&mut self, cluster: &ClusterCatalog, new: ShardRecord, config: &CoreConfig) {
         let id = ShardId(new.id);
         // Net change per node first, so that a node whose role stays the same costs nothing.
         let mut deltas: Vec<(u32, i32, i32)> = Vec::with_capacity(8);
@@ -306,7 +314,7 @@ impl ClusterRuntime {
         }
         for (node, leaders, replicas) in deltas {
             if leaders != 0 || replicas != 0 {
-                self.adjust(NodeId(node), leaders, replicas);
+                self.adjust(NodeId(node), leaders, replicas, config);
             }
         }
         self.index_shard(&new);
@@ -334,9 +342,9 @@ impl ClusterRuntime {
         s.lease_holder.is_none() || config.has_bug(PlantedBug::SkipLeaseWait) || now > s.lease_until + config.clock_drift()
     }
 
-    fn adjust(&mut self, id: NodeId, leaders: i32, replicas: i32) {
+    fn adjust(&mut self, id: NodeId, leaders: i32, replicas: i32, config: &CoreConfig) {
         let node = &mut self.nodes[id.index()];
-        let indexed = node.placeable();
+        let indexed = node.placeable() && !config.has_bug(PlantedBug::StaleLoadIndex);
         if indexed {
             self.load.remove(id, node);
         }

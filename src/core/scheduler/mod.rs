@@ -105,7 +105,7 @@ impl<'a> Planner<'a> {
         record.version = old.version + 1;
         let kept = record.replicas().filter(|r| old.replicas().any(|o| o == *r)).map(NodeId).collect();
         debug_assert!(distinct_replicas(&record) || self.config.planted_bug.is_some(), "S5: replicas on distinct nodes");
-        self.rt.set_intended(self.cluster, record.clone());
+        self.rt.set_intended(self.cluster, record.clone(), self.config);
         self.moves.push(Move { record, closes, kept, reason });
     }
 }
