@@ -57,6 +57,7 @@ pub struct CoreConfig {
     /// that nodes can join a fresh service without an operator's first call.
     pub default_cluster: Option<ClusterSpec>,
     /// Test-only: a deliberately broken behaviour, to prove the invariant checkers catch it.
+    /// It takes effect only with the `planted-bugs` feature (see [`has_bug`](Self::has_bug)).
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
 }
@@ -125,8 +126,10 @@ impl CoreConfig {
         Duration(self.clock_drift_ms)
     }
 
+    /// Whether `bug` is planted. Always false without the `planted-bugs` feature, so release
+    /// builds compile every planted branch out.
     pub fn has_bug(&self, bug: PlantedBug) -> bool {
-        self.planted_bug == Some(bug)
+        cfg!(feature = "planted-bugs") && self.planted_bug == Some(bug)
     }
 
     /// Whether the core checks its derived state after every input (debug builds). A bug
@@ -173,6 +176,9 @@ impl CoreConfig {
                 "partitions_max ({}) needs {partition_ops} operations per transaction, over txn_ops_max ({})",
                 self.partitions_max, self.txn_ops_max
             ));
+        }
+        if self.planted_bug.is_some() && !cfg!(feature = "planted-bugs") {
+            return Err("planted_bug needs the planted-bugs feature".into());
         }
         if let Some(spec) = &self.default_cluster {
             super::leader::check_cluster_spec(self, spec).map_err(|e| format!("default_cluster: {e}"))?;
