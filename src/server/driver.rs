@@ -87,9 +87,8 @@ pub struct Driver {
     rx: mpsc::Receiver<Input>,
     tx: mpsc::Sender<Input>,
     election: mpsc::UnboundedSender<ElectionCommand>,
-    replies: BTreeMap<RequestId, oneshot::Sender<Result<Response, MetaError>>>,
+    replies: RequestIds<oneshot::Sender<Result<Response, MetaError>>>,
     streams: BTreeMap<SessionId, StreamSender>,
-    next_request: u64,
     /// Logs reloads that fail (after a write whose outcome was unknown) once per cause; the
     /// core times the next attempt.
     reload_backoff: LoadBackoff,
@@ -115,9 +114,8 @@ impl Driver {
             rx,
             tx: tx.clone(),
             election,
-            replies: BTreeMap::new(),
+            replies: RequestIds::default(),
             streams: BTreeMap::new(),
-            next_request: 0,
             reload_backoff: LoadBackoff::default(),
             leader,
             other_leader: None,
@@ -179,9 +177,7 @@ impl Driver {
         let now = self.clock.now();
         match input {
             Input::Request { request, reply } => {
-                self.next_request += 1;
-                let id = RequestId(self.next_request);
-                self.replies.insert(id, reply);
+                let id = self.replies.admit(reply);
                 self.core.handle(now, CoreInput::Request { id, request: &request });
             }
             Input::StreamOpened { session, tx } => {
@@ -235,7 +231,7 @@ impl Driver {
                     }
                 }
                 Output::Reply { request, result } => {
-                    if let Some(reply) = self.replies.remove(&request) {
+                    if let Some(reply) = self.replies.answer(request) {
                         let _ = reply.send(result);
                     }
                 }

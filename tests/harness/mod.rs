@@ -17,7 +17,7 @@ pub struct Harness {
     pub core: MetaCore,
     pub now: Instant,
     pub store: BTreeMap<String, Vec<u8>>,
-    next_request: u64,
+    requests: RequestIds<()>,
     /// Outputs taken from the core to look for a heartbeat's refusal, not yet handed out.
     held: Vec<Output>,
 }
@@ -29,7 +29,7 @@ impl Harness {
     }
 
     pub fn follower() -> Harness {
-        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), next_request: 0, held: Vec::new() }
+        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), requests: RequestIds::default(), held: Vec::new() }
     }
 
     pub fn leader() -> Harness {
@@ -46,6 +46,11 @@ impl Harness {
     pub fn outputs(&mut self) -> Vec<Output> {
         let mut outs = std::mem::take(&mut self.held);
         outs.extend(std::iter::from_fn(|| self.core.poll_output()));
+        for o in &outs {
+            if let Output::Reply { request, .. } = o {
+                self.requests.answer(*request);
+            }
+        }
         outs
     }
 
@@ -67,8 +72,7 @@ impl Harness {
     }
 
     pub fn request(&mut self, req: Request) -> RequestId {
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
+        let id = self.requests.admit(());
         self.core.handle(self.now, Input::Request { id, request: &req });
         id
     }

@@ -1,7 +1,7 @@
 //! A simulated meta node: one core plus the bits of driver a real runtime has (election
 //! renewals, write timeouts, snapshot reads page by page).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use shardmeta::core::*;
 
@@ -12,12 +12,10 @@ pub struct MetaNode {
     /// While paused the process does nothing; everything addressed to it waits.
     pub paused_until: Option<Instant>,
     pub in_flight: Option<WriteId>,
-    /// Requests delivered to this incarnation and not yet answered, with their deadlines (L4).
-    pub owed: BTreeMap<RequestId, Instant>,
-    /// The driver numbers requests itself, as a gRPC server does per call; this maps its
-    /// numbers to the client's.
-    pub client_ids: BTreeMap<RequestId, RequestId>,
-    next_request: u64,
+    /// Requests delivered to this incarnation and not yet answered: the driver numbers them
+    /// itself, as a gRPC server does per call, and keeps the client's number and the deadline
+    /// (for L4) of each.
+    pub requests: RequestIds<(RequestId, Instant)>,
     /// Wake-ups already scheduled, so that each is scheduled once.
     pub wakes: BTreeSet<Instant>,
     /// A snapshot being read, page by page.
@@ -51,9 +49,7 @@ impl MetaNode {
             incarnation: 1,
             paused_until: None,
             in_flight: None,
-            owed: BTreeMap::new(),
-            client_ids: BTreeMap::new(),
-            next_request: 0,
+            requests: RequestIds::default(),
             wakes: BTreeSet::new(),
             loading: None,
             next_load: 0,
@@ -75,17 +71,12 @@ impl MetaNode {
 
     /// A fresh id for a request the client numbered `client`.
     pub fn accept_request(&mut self, client: RequestId, deadline: Instant) -> RequestId {
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
-        self.client_ids.insert(id, client);
-        self.owed.insert(id, deadline);
-        id
+        self.requests.admit((client, deadline))
     }
 
     /// The client's number for an answered request.
     pub fn answered(&mut self, id: RequestId) -> RequestId {
-        self.owed.remove(&id);
-        self.client_ids.remove(&id).expect("every reply answers an accepted request")
+        self.requests.answer(id).expect("every reply answers an accepted request").0
     }
 
     pub fn running(&self, now: Instant) -> bool {
@@ -95,8 +86,7 @@ impl MetaNode {
     pub fn crash(&mut self) {
         self.core = None;
         self.in_flight = None;
-        self.owed.clear();
-        self.client_ids.clear();
+        self.requests.clear();
         self.wakes.clear();
         self.paused_until = None;
         self.loading = None;

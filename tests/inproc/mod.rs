@@ -796,7 +796,7 @@ impl World {
         for (i, m) in self.metas.iter().enumerate() {
             // A paused meta owes nothing until it has run again.
             if m.core.is_some() && m.paused_until.is_none() {
-                check::no_hang(&format!("meta {i}"), m.owed.iter().map(|(&id, &d)| (id, d)), now)?;
+                check::no_hang(&format!("meta {i}"), m.requests.waiting().map(|(id, &(_, deadline))| (id, deadline)), now)?;
             }
         }
         let leader = self.store.current_holder(now).map(|m| (m, self.store.term));
