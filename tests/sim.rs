@@ -146,6 +146,13 @@ fn s6_checker_catches_field_missing_from_storage() {
 }
 
 #[test]
+fn l4_checker_catches_requests_left_past_their_deadline() {
+    // A paused meta wakes to requests whose deadline passed while it slept.
+    let mix = FaultMix { meta_pauses: true, delay_ms: (20, 200), ..FaultMix::calm() };
+    assert_eq!(first_violation(&planted(PlantedBug::IgnoreDeadlines, mix), 100), Invariant::NoHang);
+}
+
+#[test]
 fn s6_checker_catches_a_standby_that_misses_deletions() {
     let opts = Options { standby_skips_deletes: true, mix: Some(FaultMix::calm()), ..Default::default() };
     assert_eq!(first_violation(&opts, 10), Invariant::RestartEquivalence);

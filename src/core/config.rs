@@ -79,6 +79,9 @@ pub enum PlantedBug {
     /// Forget to move a node in the load index when its counts change (breaks the leader's
     /// own consistency check, `Leader::validate`).
     StaleLoadIndex,
+    /// Never answer a request at its deadline, only when its work is done (breaks L4 when a
+    /// meta process pauses or storage is slow).
+    IgnoreDeadlines,
 }
 
 impl Default for CoreConfig {
