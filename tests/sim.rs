@@ -103,6 +103,17 @@ fn first_violation(opts: &Options, seeds: u64) -> Invariant {
     panic!("{seeds} seeds with {opts:?} never failed: the checker missed the planted bug");
 }
 
+/// The first liveness failure's message among `seeds` seeds; a safety violation fails the test.
+fn first_liveness_failure(opts: &Options, seeds: u64) -> String {
+    for seed in 0..seeds {
+        if let Err(failure) = run_seed(FIRST_SEED + seed, opts) {
+            assert!(failure.violation.is_none(), "a safety violation, not a liveness failure: {failure}");
+            return failure.to_string();
+        }
+    }
+    panic!("{seeds} seeds with {opts:?} never failed: the liveness check missed the planted bug");
+}
+
 fn planted(bug: PlantedBug, mix: FaultMix) -> Options {
     Options { planted: Some(bug), mix: Some(mix), ..Default::default() }
 }
@@ -150,6 +161,13 @@ fn l4_checker_catches_requests_left_past_their_deadline() {
     // A paused meta wakes to requests whose deadline passed while it slept.
     let mix = FaultMix { meta_pauses: true, delay_ms: (20, 200), ..FaultMix::calm() };
     assert_eq!(first_violation(&planted(PlantedBug::IgnoreDeadlines, mix), 100), Invariant::NoHang);
+}
+
+#[test]
+fn l3_check_catches_a_scheduler_that_never_balances() {
+    let mix = FaultMix { added_nodes: 3, ..FaultMix::calm() };
+    let failure = first_liveness_failure(&planted(PlantedBug::SkipBalance, mix), 50);
+    assert!(failure.contains("L3"), "{failure}");
 }
 
 #[test]

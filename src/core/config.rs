@@ -82,6 +82,8 @@ pub enum PlantedBug {
     /// Never answer a request at its deadline, only when its work is done (breaks L4 when a
     /// meta process pauses or storage is slow).
     IgnoreDeadlines,
+    /// Never move leaders to balance nodes (breaks L3 after a scale-out).
+    SkipBalance,
 }
 
 impl Default for CoreConfig {

@@ -18,7 +18,7 @@ mod drain;
 mod failover;
 mod placement;
 
-use crate::core::config::CoreConfig;
+use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
 use crate::core::leader::runtime::ClusterRuntime;
 use crate::core::model::{ClusterCatalog, ShardRecord, Topology};
@@ -68,7 +68,7 @@ impl<'a> Planner<'a> {
         self.repair_followers();
         self.assign();
         self.drain();
-        if self.dynamic() && self.moves.is_empty() {
+        if self.dynamic() && self.moves.is_empty() && !self.config.has_bug(PlantedBug::SkipBalance) {
             self.balance();
         }
         self.moves
