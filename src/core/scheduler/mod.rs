@@ -115,3 +115,6 @@ fn distinct_replicas(s: &ShardRecord) -> bool {
     all.sort_unstable();
     all.windows(2).all(|w| w[0] != w[1])
 }
+
+#[cfg(test)]
+mod plan_tests;
