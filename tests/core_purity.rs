@@ -157,7 +157,7 @@ fn scan_catches_a_planted_forbidden_name() {
 fn scan_sees_through_grouped_imports_and_catches_the_runtime() {
     let dir = std::env::temp_dir().join(format!("shardmeta-purity-groups-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let text = "use std::{fs, time::Instant};\nuse std::{\n    collections::BTreeMap,\n    net::TcpStream,\n};\nuse crate::convert;\nuse std::collections::{BTreeMap, BTreeSet};\n";
+    let text = "use std::{fs, time::Instant};\nuse std::{\n    collections::BTreeMap,\n    net::TcpStream,\n};\nuse crate::server::driver;\nuse std::collections::{BTreeMap, BTreeSet};\n";
     std::fs::write(dir.join("grouped.rs"), text).unwrap();
     let found = violations(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
