@@ -93,8 +93,9 @@ pub struct Driver {
     /// core times the next attempt.
     reload_backoff: LoadBackoff,
     leader: crate::server::LeaderView,
-    /// The other leader the core was last told of.
+    /// The other leader the core was last told of, and the leader view's write count then.
     other_leader: Option<String>,
+    leader_writes_seen: u64,
 }
 
 impl Driver {
@@ -119,6 +120,7 @@ impl Driver {
             reload_backoff: LoadBackoff::default(),
             leader,
             other_leader: None,
+            leader_writes_seen: 0,
         };
         (driver, DriverHandle { tx, clock })
     }
@@ -166,6 +168,11 @@ impl Driver {
 
     /// Hands the core the election's view of who else leads, when it changed.
     fn tell_other_leader(&mut self) {
+        let writes = self.leader.writes();
+        if writes == self.leader_writes_seen {
+            return;
+        }
+        self.leader_writes_seen = writes;
         let leader = self.leader.other_leader();
         if leader != self.other_leader {
             self.other_leader = leader.clone();

@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod storage;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -28,15 +29,24 @@ use crate::proto::meta_server::MetaServer;
 pub struct LeaderView {
     me: String,
     leader: Arc<RwLock<Option<(String, Term)>>>,
+    /// Bumped on every write, so that the driver's loop can tell "maybe changed" without
+    /// taking the lock or copying the endpoint on every pass.
+    writes: Arc<AtomicU64>,
 }
 
 impl LeaderView {
     pub fn new(me: String) -> LeaderView {
-        LeaderView { me, leader: Arc::default() }
+        LeaderView { me, leader: Arc::default(), writes: Arc::default() }
     }
 
     pub fn set(&self, leader: Option<(String, Term)>) {
         *self.leader.write().expect("leader view lock") = leader;
+        self.writes.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times the view was written; unchanged means the view is too.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
     }
 
     pub fn get(&self) -> Option<(String, Term)> {
@@ -49,6 +59,7 @@ impl LeaderView {
         let mut leader = self.leader.write().expect("leader view lock");
         if leader.as_ref().is_some_and(|(e, _)| *e == self.me) {
             *leader = None;
+            self.writes.fetch_add(1, Ordering::Release);
         }
     }
 
