@@ -44,11 +44,11 @@ impl ClusterCatalog {
     /// Ids are allocated below the stored ceiling, and a schema and a table never share one:
     /// a catalog that breaks this would hand out an id twice.
     pub fn id_error(&self) -> Option<String> {
-        let schema_ids: BTreeSet<u64> = self.schemas.keys().map(|s| s.0).collect();
-        if let Some(t) = self.tables.ids().find(|t| schema_ids.contains(&t.0)) {
-            return Some(format!("id {t} is both a schema and a table"));
+        // Schemas are few and tables many: look each schema id up among the tables.
+        if let Some(s) = self.schemas.keys().find(|s| self.tables.get(TableId(s.0)).is_some()) {
+            return Some(format!("id {s} is both a schema and a table"));
         }
-        let highest = self.tables.last_id().map(|t| t.0).into_iter().chain(schema_ids.last().copied()).max();
+        let highest = self.tables.last_id().map(|t| t.0).into_iter().chain(self.schemas.keys().next_back().map(|s| s.0)).max();
         match highest {
             Some(id) if id >= self.id_ceiling => Some(format!("id {id} at or above the id ceiling {}", self.id_ceiling)),
             _ => None,

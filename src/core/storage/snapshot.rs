@@ -231,6 +231,24 @@ mod tests {
         assert!(err.0.contains("unknown key"), "{err}");
     }
 
+    /// A table id at the ceiling or shared with a schema would be handed out twice.
+    #[test]
+    fn ids_at_the_ceiling_or_shared_with_a_schema_are_refused() {
+        let c = ClusterId(1);
+        let load = |table: u64| {
+            let pairs = [
+                encoded(Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() })),
+                encoded(Mutation::PutIdCeiling(c, 10)),
+                encoded(Mutation::PutSchema(c, SchemaRecord { id: 3, name: "s".into() })),
+                encoded(Mutation::PutTable(c, TableRecord { id: table, schema: 3, name: "t".into(), ..Default::default() })),
+            ];
+            Snapshot::load(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+        };
+        assert!(load(9).is_ok());
+        assert!(load(10).unwrap_err().0.contains("id ceiling"));
+        assert!(load(3).unwrap_err().0.contains("both a schema and a table"));
+    }
+
     #[test]
     fn keys_outside_the_snapshot_ranges_are_refused() {
         let err = Snapshot::load([("/shardmeta/v1/other", &b""[..])]).unwrap_err();
