@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use super::runtime::awaiting::Awaiting;
 use super::runtime::ClusterRuntime;
 use super::writes::Change;
 use super::{open_kind, Ctx, Leader};
@@ -50,16 +51,9 @@ impl Leader {
         }
         let cluster = &self.catalog.clusters[&cid];
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        let n = &mut rt.nodes[node.index()];
-        if n.incarnation == hb.incarnation && hb.seq <= n.last_seq {
+        if !rt.heard_from(node, session, hb, ctx.now) {
             return Ok(()); // a duplicate or reordered heartbeat: it must not extend any lease
         }
-        n.incarnation = hb.incarnation;
-        n.last_seq = hb.seq;
-        n.session = Some(session);
-        n.last_heartbeat = ctx.now;
-        n.stats = hb.stats;
-        rt.set_online(node, true);
 
         let Answer { revoked, mut commands, matched } = answer_reports(cluster, rt, self.term, node, &hb.shards, ctx.now, ctx.config);
         if matched < cluster.node_shards[node.index()].len() {
@@ -89,10 +83,7 @@ impl Leader {
             }
             let s = cluster.shard(id);
             if matches!(s.transfer, Some(t) if t.from == node.0) {
-                let srt = &mut rt.shards[id.index()];
-                if srt.lease_holder == Some(node) {
-                    srt.lease_holder = None;
-                }
+                rt.release_lease(id, node);
                 continue;
             }
             let role = desired_role(s, node).expect("node_shards lists only replicas");
@@ -107,15 +98,16 @@ impl Leader {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         let cluster = &self.catalog.clusters[&cid];
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if !rt.registering.contains(&hb.node) && !self.writes.recovering {
-            let id = cluster.nodes.len() + rt.registering.len();
+        let key = Awaiting::Registration(hb.node.clone());
+        if !rt.in_flight().contains(&key) && !self.writes.recovering {
+            let id = cluster.nodes.len() + rt.in_flight().registrations();
             if id >= ctx.config.nodes_per_cluster_max {
                 return Err(MetaError::ResourceExhausted(format!(
                     "cluster {:?} has {} nodes, the most it takes",
                     hb.cluster, ctx.config.nodes_per_cluster_max
                 )));
             }
-            rt.registering.insert(hb.node.clone());
+            rt.begin_write(key);
             let record = NodeRecord { id: id as u32, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining: false };
             let mut change = Change::new(cid);
             change.mutations.push(Mutation::PutNode(cid, record));
@@ -138,10 +130,11 @@ impl Leader {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         let draining = self.catalog.clusters[&cid].node(node).draining;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if rt.updating.contains(&node) || self.writes.recovering {
+        let key = Awaiting::NodeRecord(node);
+        if rt.in_flight().contains(&key) || self.writes.recovering {
             return Ok(());
         }
-        rt.updating.insert(node);
+        rt.begin_write(key);
         let record = NodeRecord { id: node.0, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));
@@ -206,24 +199,22 @@ fn answer_reports(
         let s = cluster.shard(r.id);
         let desired = desired_role(s, node);
         if r.role == Role::Leader {
-            let intent_agrees = rt.shards[r.id.index()].pending == 0 || {
+            let intent_agrees = rt.intent().settled(r.id) || {
                 let i = rt.intended(cluster, r.id);
                 i.leader == Some(node.0) && i.transfer.is_none()
             };
             let may_lease = desired == Some(Role::Leader)
                 && s.transfer.is_none()
                 && intent_agrees
-                && rt.lease_free_for(r.id, node, now, config);
-            let srt = &mut rt.shards[r.id.index()];
+                && rt.leases().free_for(r.id, node, now, config);
             if may_lease {
-                srt.lease_holder = Some(node);
-                srt.lease_until = now + config.lease();
+                rt.grant_lease(r.id, node, now, config);
             } else {
                 revoked.push(r.id);
             }
         }
         if desired == Some(Role::Leader) {
-            rt.shards[r.id.index()].leader_ready = r.role == Role::Leader && r.version.0 == s.version;
+            rt.set_leader_ready(r.id, r.role == Role::Leader && r.version.0 == s.version);
         }
         let version = Version(s.version);
         if matches!(s.transfer, Some(t) if t.from == node.0) && r.role == Role::Leader {
@@ -232,7 +223,7 @@ fn answer_reports(
             matched += 1;
             continue;
         }
-        let in_step = r.version == version || rt.shards[r.id.index()].push_in_flight(r.version, version, now, config);
+        let in_step = r.version == version || rt.leases().push_in_flight(r.id, r.version, version, now, config);
         if desired == Some(r.role) && in_step {
             matched += 1;
             continue;

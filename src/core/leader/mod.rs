@@ -13,6 +13,7 @@ pub mod writes;
 use std::collections::BTreeMap;
 
 pub use self::requests::check_cluster_spec;
+use self::runtime::awaiting::Awaiting;
 use self::runtime::ClusterRuntime;
 use self::writes::{Change, Notice, Writes};
 use super::config::{CoreConfig, PlantedBug};
@@ -76,7 +77,7 @@ impl Leader {
         };
         if config.has_bug(PlantedBug::ResetEpochOnLeaderChange) {
             // The next topology change then stores a lower epoch than nodes have seen.
-            leader.clusters.values_mut().for_each(|rt| rt.epoch = Epoch(0));
+            leader.clusters.values_mut().for_each(ClusterRuntime::forget_epoch);
         }
         leader
     }
@@ -191,7 +192,7 @@ impl Leader {
         };
         for &(shard, notice) in &change.notify {
             let rec = cluster.shard(shard);
-            rt.shards[shard.index()].pushed = Some((Version(rec.version), ctx.now));
+            rt.pushed(shard, Version(rec.version), ctx.now);
             for node in rec.replicas() {
                 let role = if rec.leader == Some(node) { Role::Leader } else { Role::Follower };
                 let kind = match notice {
@@ -223,18 +224,18 @@ impl Leader {
         match m {
             Mutation::PutShard(_, s) => rt.shard_landed(ShardId(s.id)),
             Mutation::PutSchema(_, s) => {
-                rt.creating_schemas.remove(&s.name);
+                rt.write_landed(&Awaiting::SchemaRecord(s.name.clone()));
             }
             Mutation::PutNode(_, n) => {
-                rt.registering.remove(&n.name);
-                rt.updating.remove(&NodeId(n.id));
-                if n.id as usize == rt.nodes.len() {
+                rt.write_landed(&Awaiting::Registration(n.name.clone()));
+                rt.write_landed(&Awaiting::NodeRecord(NodeId(n.id)));
+                if n.id as usize == rt.nodes().len() {
                     rt.add_node(NodeId(n.id), ctx.now);
                 }
                 rt.set_draining(NodeId(n.id), n.draining);
             }
             Mutation::PutTable(_, t) => {
-                let waiters = rt.creating.remove(&(SchemaId(t.schema), t.name.clone())).unwrap_or_default();
+                let waiters = rt.write_landed(&Awaiting::TableRecords(SchemaId(t.schema), t.name.clone()));
                 if !waiters.is_empty() {
                     let info = views::table_info(cluster, TableId(t.id), cluster.table(TableId(t.id)));
                     for w in waiters {
@@ -244,7 +245,7 @@ impl Leader {
                 }
             }
             Mutation::DeleteTable(_, t) => {
-                rt.dropping.remove(t);
+                rt.write_landed(&Awaiting::TableDeletion(*t));
             }
             Mutation::PutCluster(_) | Mutation::PutEpoch(..) | Mutation::PutIdCeiling(..) => {}
         }
@@ -259,7 +260,7 @@ fn open_kind(cluster: &ClusterCatalog, shard: ShardId, role: Role) -> CommandKin
 /// Pushes a command to a node between heartbeats, if it has a stream. Lost pushes are harmless:
 /// the next heartbeat shows the difference and the command is sent again.
 fn push_command(ctx: &mut Ctx, term: Term, cluster: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId, cmd: ShardCommand) {
-    let n = &rt.nodes[node.index()];
+    let n = rt.node(node);
     if let (true, Some(session)) = (n.online, n.session) {
         let message = NodeMessage {
             term,

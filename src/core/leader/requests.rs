@@ -3,6 +3,7 @@
 //! write lands.
 
 use super::paging::paginate;
+use super::runtime::awaiting::Awaiting;
 use super::runtime::ClusterRuntime;
 use super::views::{self, schema_id};
 use super::writes::{Change, Notice};
@@ -195,10 +196,11 @@ impl Leader {
             return Err(MetaError::AlreadyExists(format!("schema {name:?} in cluster {cluster:?}")));
         }
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if rt.creating_schemas.contains(name) {
+        let key = Awaiting::SchemaRecord(name.to_owned());
+        if rt.in_flight().contains(&key) {
             return Err(MetaError::Unavailable(format!("schema {name:?} is being created; retry")));
         }
-        if c.schemas.len() + rt.creating_schemas.len() >= ctx.config.schemas_per_cluster_max {
+        if c.schemas.len() + rt.in_flight().schemas() >= ctx.config.schemas_per_cluster_max {
             return Err(MetaError::ResourceExhausted(format!("cluster {cluster:?} has the most schemas it takes")));
         }
         self.check_backlog(ctx)?;
@@ -206,7 +208,7 @@ impl Leader {
         let mut change = Change::new(cid);
         let sid = rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
         change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: sid, name: name.to_owned() }));
-        rt.creating_schemas.insert(name.to_owned());
+        rt.begin_write(key);
         self.queue_reply(ctx, id, change, Response::SchemaCreated { id: SchemaId(sid), created: true })
     }
 
@@ -221,17 +223,16 @@ impl Leader {
             }
             return Err(MetaError::AlreadyExists(format!("table {:?} in schema {:?}", ct.name, ct.schema)));
         }
-        let key = (sid, ct.name.clone());
+        let key = Awaiting::TableRecords(sid, ct.name.clone());
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if let Some(waiters) = rt.creating.get_mut(&key) {
-            if ct.if_not_exists {
-                waiters.push(id);
+        if rt.in_flight().contains(&key) {
+            if ct.if_not_exists && rt.wait_for(&key, id) {
                 return Ok(Handled::Waiting);
             }
             return Err(MetaError::Unavailable(format!("table {:?} is being created; retry", ct.name)));
         }
         let partitions = ct.partition.as_ref().map_or(0, |p| p.partition_count);
-        if rt.tables + 1 + partitions as usize > ctx.config.tables_per_cluster_max {
+        if rt.intent().tables() + 1 + partitions as usize > ctx.config.tables_per_cluster_max {
             return Err(MetaError::ResourceExhausted(format!("cluster {:?} has the most tables it takes", ct.cluster)));
         }
         self.check_backlog(ctx)?;
@@ -258,14 +259,12 @@ impl Leader {
             tables[0].partition = Some(PartitionRecord { encoded: p.encoded.clone(), sub_tables: subs });
         }
         for t in &mut tables {
-            let shard = rt.placement.first().expect("a cluster has at least one shard").1;
+            let shard = rt.place_table();
             t.shard = shard.0;
-            rt.count_tables(shard, 1);
             change.notify(shard, Notice::Created(TableId(t.id)));
         }
         stage_version_bumps(rt, c, &mut change, ctx.config);
-        rt.tables += tables.len();
-        rt.creating.insert(key, Vec::new());
+        rt.begin_write(key);
         let mut info = TableInfo { id: TableId(parent_id), schema: ct.schema.clone(), name: ct.name.clone(), shard: ShardId(tables[0].shard), sub_tables: Vec::new() };
         info.sub_tables = tables[1..].iter().map(|t| TableId(t.id)).collect();
         change.mutations.extend(tables.into_iter().map(|t| Mutation::PutTable(cid, t)));
@@ -284,7 +283,7 @@ impl Leader {
             )));
         }
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if rt.dropping.contains(&tid) {
+        if rt.in_flight().contains(&Awaiting::TableDeletion(tid)) {
             return Err(MetaError::Unavailable(format!("table {name:?} is being dropped; retry")));
         }
         self.check_backlog(ctx)?;
@@ -294,12 +293,11 @@ impl Leader {
         let dropped: Vec<TableId> = std::iter::once(tid).chain(subs.into_iter().map(TableId)).collect();
         for &table in &dropped {
             let shard = ShardId(c.table(table).shard);
-            rt.count_tables(shard, -1);
-            rt.dropping.insert(table);
+            rt.unplace_table(shard);
+            rt.begin_write(Awaiting::TableDeletion(table));
             change.notify(shard, Notice::Dropped(table));
             change.mutations.push(Mutation::DeleteTable(cid, table));
         }
-        rt.tables -= dropped.len();
         stage_version_bumps(rt, c, &mut change, ctx.config);
         self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
     }
@@ -316,7 +314,7 @@ impl Leader {
         }
         let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
         let rt = &self.clusters[&cid];
-        if rt.updating.contains(&nid) {
+        if rt.in_flight().contains(&Awaiting::NodeRecord(nid)) {
             return Err(MetaError::Unavailable(format!("node {node:?} has a change being written; retry")));
         }
         let draining = !cancel;
@@ -328,7 +326,7 @@ impl Leader {
         }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        rt.updating.insert(nid);
+        rt.begin_write(Awaiting::NodeRecord(nid));
         rt.set_draining(nid, draining);
         let record = NodeRecord { draining, ..c.node(nid).clone() };
         let info = NodeInfo { draining, ..views::node_info(c, rt, nid) };
@@ -342,7 +340,7 @@ impl Leader {
 /// its replicas would have nowhere to go. (`min_nodes` only gates the first assignment.)
 fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaResult<()> {
     let r = &c.record;
-    let remaining = rt.nodes.iter().enumerate().filter(|(i, n)| *i != node.index() && !n.draining).count();
+    let remaining = rt.nodes().iter().filter(|(id, n)| *id != node && !n.draining).count();
     let needed = r.followers_per_shard as usize + 1;
     if remaining < needed {
         return Err(MetaError::FailedPrecondition(format!(

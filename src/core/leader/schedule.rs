@@ -14,12 +14,7 @@ impl Leader {
         }
         self.ensure_default_cluster(ctx);
         for rt in self.clusters.values_mut() {
-            for i in 0..rt.nodes.len() {
-                let n = &rt.nodes[i];
-                if n.online && ctx.now > n.last_heartbeat + ctx.config.lease() {
-                    rt.set_online(NodeId(i as u32), false);
-                }
-            }
+            rt.detect_silent(ctx.now, ctx.config);
         }
         // Leave room in the queue for requests: scheduling can wait a tick.
         if self.writes.backlog() >= ctx.config.changes_queued_max / 2 {
@@ -30,8 +25,7 @@ impl Leader {
             for m in Planner::new(cluster, rt, ctx.now, ctx.config).plan() {
                 let shard = ShardId(m.record.id);
                 let mut change = Change::new(cid);
-                rt.epoch = rt.epoch.next();
-                change.mutations.push(Mutation::PutEpoch(cid, rt.epoch));
+                change.mutations.push(Mutation::PutEpoch(cid, rt.next_epoch()));
                 change.mutations.push(Mutation::PutShard(cid, m.record));
                 // A transfer start only asks the old leader to let go; everything else re-opens
                 // the shard on its replicas at the new version.

@@ -71,7 +71,7 @@ pub fn nodes(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &
 }
 
 pub fn node_info(c: &ClusterCatalog, rt: &ClusterRuntime, id: NodeId) -> NodeInfo {
-    let (n, live, held) = (c.node(id), &rt.nodes[id.index()], &c.node_shards[id.index()]);
+    let (n, live, held) = (c.node(id), rt.node(id), &c.node_shards[id.index()]);
     NodeInfo {
         name: n.name.clone(),
         endpoint: n.endpoint.clone(),
@@ -89,8 +89,8 @@ pub fn shard_status(c: &ClusterCatalog, rt: &ClusterRuntime, id: ShardId) -> Sha
     match s.leader {
         None => ShardStatus::Unassigned,
         Some(_) if s.transfer.is_some() => ShardStatus::Transferring,
-        Some(l) if !rt.nodes[l as usize].online => ShardStatus::Offline,
-        Some(_) if rt.shards[id.index()].leader_ready => ShardStatus::Ready,
+        Some(l) if !rt.node(NodeId(l)).online => ShardStatus::Offline,
+        Some(_) if rt.leases().leader_ready(id) => ShardStatus::Ready,
         Some(_) => ShardStatus::Opening,
     }
 }
@@ -120,13 +120,13 @@ pub fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageRequest, cfg:
 }
 
 pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term, changes_pending: usize) -> ClusterView {
-    let online = rt.nodes.iter().filter(|n| n.online).count() as u32;
+    let online = rt.nodes().iter().filter(|(_, n)| n.online).count() as u32;
     let statuses = || (0..c.record.shard_count).map(|i| shard_status(c, rt, ShardId(i)));
     ClusterView {
         cluster: cluster_info(c),
         term,
         nodes_online: online,
-        nodes_offline: rt.nodes.len() as u32 - online,
+        nodes_offline: rt.nodes().len() as u32 - online,
         shards_ready: statuses().filter(|s| *s == ShardStatus::Ready).count() as u32,
         shards_unassigned: statuses().filter(|s| *s == ShardStatus::Unassigned).count() as u32,
         tables: c.tables.len() as u32,

@@ -4,11 +4,11 @@ use super::{MoveReason, Planner};
 
 impl Planner<'_> {
     pub(super) fn assign(&mut self) {
-        if self.rt.unassigned.is_empty() || self.rt.load.len() < self.cluster.record.min_nodes as usize {
+        if self.rt.intent().unassigned().is_empty() || self.load().len() < self.cluster.record.min_nodes as usize {
             return;
         }
         let want = self.cluster.record.followers_per_shard as usize;
-        let candidates: Vec<_> = self.rt.unassigned.iter().copied().take(self.config.shard_moves_per_tick_max).collect();
+        let candidates: Vec<_> = self.rt.intent().unassigned().iter().copied().take(self.config.shard_moves_per_tick_max).collect();
         for shard in candidates {
             if self.exhausted() {
                 return;

@@ -10,13 +10,7 @@ use crate::core::model::{ShardRecord, TransferRecord};
 
 impl Planner<'_> {
     pub(super) fn finish_transfers(&mut self) {
-        let ready: Vec<ShardId> = self
-            .rt
-            .transfers
-            .iter()
-            .copied()
-            .filter(|s| self.rt.shards[s.index()].pending == 0)
-            .collect();
+        let ready: Vec<ShardId> = self.rt.intent().transfers().filter(|&s| self.rt.intent().settled(s)).collect();
         for shard in ready {
             if self.exhausted() {
                 return;
@@ -27,7 +21,7 @@ impl Planner<'_> {
             // the shard, the old leader takes it back.
             let to = if self.placeable(t.to) { Some(t.to) } else { self.successor(shard).or(self.online(t.from).then_some(t.from)) };
             let Some(to) = to else { continue };
-            if !self.rt.lease_free_for(shard, NodeId(to), self.now, self.config) {
+            if !self.rt.leases().free_for(shard, NodeId(to), self.now, self.config) {
                 continue;
             }
             let record = planned(&ShardRecord { transfer: Some(TransferRecord { from: t.from, to }), ..rec.clone() }).into_owned();
@@ -37,16 +31,16 @@ impl Planner<'_> {
     }
 
     pub(super) fn balance(&mut self) {
-        let nothing_else_to_do = self.rt.unassigned.is_empty()
-            && self.rt.nodes.iter().all(|n| (n.online || n.leaders == 0) && (!n.draining || n.replicas == 0));
+        let nothing_else_to_do = self.rt.intent().unassigned().is_empty()
+            && self.rt.nodes().iter().all(|(_, n)| (n.online || n.leaders == 0) && (!n.draining || n.replicas == 0));
         if !nothing_else_to_do {
             return;
         }
         while self.may_start_transfer() {
-            let (Some(min), Some(max)) = (self.rt.load.by_leaders().next(), self.rt.load.by_leaders().next_back()) else {
+            let (Some(min), Some(max)) = (self.load().by_leaders().next(), self.load().by_leaders().next_back()) else {
                 return;
             };
-            let (lo, hi) = (self.rt.nodes[min.index()].leaders, self.rt.nodes[max.index()].leaders);
+            let (lo, hi) = (self.rt.node(min).leaders, self.rt.node(max).leaders);
             if hi <= lo + 1 {
                 return; // balanced within one: stay quiet
             }
@@ -62,7 +56,7 @@ impl Planner<'_> {
     fn transferable(&self, from: NodeId, to: NodeId) -> Option<ShardId> {
         let candidates = self.cluster.node_shards[from.index()].iter().copied().filter(|&s| {
             let rec = self.intended(s);
-            self.rt.shards[s.index()].pending == 0 && rec.leader == Some(from.0) && rec.transfer.is_none()
+            self.rt.intent().settled(s) && rec.leader == Some(from.0) && rec.transfer.is_none()
         });
         let mut first = None;
         for s in candidates {

@@ -12,17 +12,15 @@ impl Planner<'_> {
         if !self.dynamic() {
             return;
         }
-        let draining = (0..self.rt.nodes.len() as u32).filter(|&n| {
-            let node = &self.rt.nodes[n as usize];
-            node.draining && node.online && node.leaders > 0
-        });
-        for from in draining.collect::<Vec<_>>() {
+        let draining: Vec<u32> =
+            self.rt.nodes().iter().filter(|(_, n)| n.draining && n.online && n.leaders > 0).map(|(id, _)| id.0).collect();
+        for from in draining {
             for shard in self.cluster.node_shards[from as usize].iter().copied() {
                 if !self.may_start_transfer() {
                     return;
                 }
                 let rec = self.intended(shard);
-                if self.rt.shards[shard.index()].pending > 0 || rec.leader != Some(from) || rec.transfer.is_some() {
+                if !self.rt.intent().settled(shard) || rec.leader != Some(from) || rec.transfer.is_some() {
                     continue;
                 }
                 let Some(to) = self.successor(shard) else { continue };

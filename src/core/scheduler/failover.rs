@@ -11,13 +11,13 @@ impl Planner<'_> {
     /// Shards of the nodes `select` picks, that no pending change touches.
     fn shards_on(&self, select: impl Fn(&NodeRuntime) -> bool) -> Vec<(NodeId, ShardId)> {
         let mut out = Vec::new();
-        for (i, n) in self.rt.nodes.iter().enumerate() {
+        for (id, n) in self.rt.nodes().iter() {
             if !select(n) {
                 continue;
             }
-            for &s in &self.cluster.node_shards[i] {
-                if self.rt.shards[s.index()].pending == 0 {
-                    out.push((NodeId(i as u32), s));
+            for &s in &self.cluster.node_shards[id.index()] {
+                if self.rt.intent().settled(s) {
+                    out.push((id, s));
                 }
             }
         }
@@ -30,7 +30,7 @@ impl Planner<'_> {
                 return;
             }
             let rec = self.intended(shard);
-            if rec.leader != Some(dead.0) || rec.transfer.is_some() || !self.rt.lease_expired(shard, self.now, self.config) {
+            if rec.leader != Some(dead.0) || rec.transfer.is_some() || !self.rt.leases().expired(shard, self.now, self.config) {
                 continue;
             }
             // Any online follower will do, a draining one too: promotion keeps the data in place.
@@ -64,20 +64,19 @@ impl Planner<'_> {
             .map(|(_, s)| s)
             .collect();
         let want = self.cluster.record.followers_per_shard as usize;
-        if self.rt.deficit_scan_due {
+        if self.rt.take_deficit_scan() {
             candidates.extend(
                 (0..self.cluster.record.shard_count)
                     .map(ShardId)
-                    .filter(|&s| self.rt.shards[s.index()].pending == 0)
+                    .filter(|&s| self.rt.intent().settled(s))
                     .filter(|&s| self.intended(s).leader.is_some() && self.intended(s).followers.len() < want),
             );
             candidates.sort_unstable();
             candidates.dedup();
-            self.rt.deficit_scan_due = false;
         }
         for shard in candidates {
             if self.exhausted() {
-                self.rt.deficit_scan_due = true;
+                self.rt.deficit_scan_again();
                 return;
             }
             let rec = self.intended(shard);

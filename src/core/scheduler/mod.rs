@@ -20,7 +20,7 @@ mod placement;
 
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
-use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::leader::runtime::{ClusterRuntime, LoadIndex};
 use crate::core::model::{ClusterCatalog, ShardRecord, Topology};
 use crate::core::time::Instant;
 
@@ -84,7 +84,7 @@ impl<'a> Planner<'a> {
 
     /// Room for one more leader transfer (balancing and draining share the limit).
     fn may_start_transfer(&self) -> bool {
-        self.rt.transfers.len() < self.config.transfers_in_flight_max && !self.exhausted()
+        self.rt.intent().transfers_in_flight() < self.config.transfers_in_flight_max && !self.exhausted()
     }
 
     fn intended(&self, shard: ShardId) -> &ShardRecord {
@@ -92,11 +92,15 @@ impl<'a> Planner<'a> {
     }
 
     fn online(&self, node: u32) -> bool {
-        self.rt.nodes[node as usize].online
+        self.rt.node(NodeId(node)).online
     }
 
     fn placeable(&self, node: u32) -> bool {
-        self.rt.nodes[node as usize].placeable()
+        self.rt.node(NodeId(node)).placeable()
+    }
+
+    fn load(&self) -> &LoadIndex {
+        self.rt.nodes().load()
     }
 
     /// Records a decision: a new version of the shard's record, in the intent at once.

@@ -14,13 +14,13 @@ impl Planner<'_> {
 
     /// The online node with the fewest leader shards, outside `exclude`.
     pub(super) fn pick_leader(&self, exclude: &[u32]) -> Option<u32> {
-        self.rt.load.by_leaders().map(|n| n.0).find(|n| !exclude.contains(n))
+        self.load().by_leaders().map(|n| n.0).find(|n| !exclude.contains(n))
     }
 
     /// The follower of `rec` to promote among those `usable` accepts: not draining first, then
     /// the fewest leader shards (a promotion needs no new replica).
     pub(super) fn promotable_follower(&self, rec: &ShardRecord, usable: impl Fn(&NodeRuntime) -> bool) -> Option<u32> {
-        let node = |f: u32| &self.rt.nodes[f as usize];
+        let node = |f: u32| self.rt.node(NodeId(f));
         rec.followers.iter().copied().filter(|&f| usable(node(f))).min_by_key(|&f| (node(f).draining, node(f).leaders, f))
     }
 
@@ -40,7 +40,7 @@ impl Planner<'_> {
         }
         let mut picked = Vec::new();
         for distinct_zone in [true, false] {
-            for n in self.rt.load.by_replicas().map(|n| n.0) {
+            for n in self.load().by_replicas().map(|n| n.0) {
                 if picked.len() == want {
                     return picked;
                 }

@@ -1,0 +1,199 @@
+//! The *intent*: the state the catalog will have once every queued write lands. Decisions read
+//! the intent so that two decisions never build on the same old state; replies, routes and
+//! commands read only the catalog.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::core::ids::*;
+use crate::core::model::{ClusterCatalog, ShardRecord};
+use crate::core::storage::Mutation;
+
+#[derive(Clone, Debug, Default)]
+pub struct Intent {
+    /// The latest intended record of every shard with pending changes.
+    records: BTreeMap<ShardId, ShardRecord>,
+    /// Queued or in-flight changes to each shard's record.
+    pending: Vec<u32>,
+    /// Intended shards without a leader.
+    unassigned: BTreeSet<ShardId>,
+    /// Intended shards with a leader transfer in progress.
+    transfers: BTreeSet<ShardId>,
+    /// Intended table count per shard, and the shards ordered by it for placement.
+    table_counts: Vec<u32>,
+    placement: BTreeSet<(u32, ShardId)>,
+    tables: usize,
+    next_id: u64,
+    id_ceiling: u64,
+    epoch: Epoch,
+}
+
+impl Intent {
+    /// The intent of a catalog with nothing pending: the catalog itself.
+    pub(super) fn of(cluster: &ClusterCatalog) -> Intent {
+        let table_counts: Vec<u32> = cluster.shard_tables.iter().map(|t| t.len() as u32).collect();
+        let mut intent = Intent {
+            pending: vec![0; cluster.shards.len()],
+            placement: table_counts.iter().enumerate().map(|(i, &n)| (n, ShardId(i as u32))).collect(),
+            table_counts,
+            tables: cluster.tables.len(),
+            next_id: cluster.id_ceiling,
+            id_ceiling: cluster.id_ceiling,
+            epoch: cluster.epoch,
+            ..Default::default()
+        };
+        cluster.shards.iter().for_each(|s| intent.index(s));
+        intent
+    }
+
+    /// The record the shard will have once pending writes land.
+    pub fn shard<'a>(&'a self, cluster: &'a ClusterCatalog, id: ShardId) -> &'a ShardRecord {
+        self.records.get(&id).unwrap_or_else(|| cluster.shard(id))
+    }
+
+    /// Whether the shard has no change queued or in flight: its intended record is the stored one.
+    pub fn settled(&self, id: ShardId) -> bool {
+        self.pending[id.index()] == 0
+    }
+
+    pub fn unassigned(&self) -> &BTreeSet<ShardId> {
+        &self.unassigned
+    }
+
+    pub fn transfers_in_flight(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Intended shards with a leader transfer in progress.
+    pub fn transfers(&self) -> impl Iterator<Item = ShardId> + '_ {
+        self.transfers.iter().copied()
+    }
+
+    /// Intended tables in the cluster.
+    pub fn tables(&self) -> usize {
+        self.tables
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// A topology change: the epoch it stores.
+    pub(super) fn next_epoch(&mut self) -> Epoch {
+        self.epoch = self.epoch.next();
+        self.epoch
+    }
+
+    /// Planted bug only: the next topology change stores a lower epoch than nodes have seen.
+    pub(super) fn forget_epoch(&mut self) {
+        self.epoch = Epoch(0);
+    }
+
+    /// Records a decided (not yet durable) shard record.
+    pub(super) fn record(&mut self, new: ShardRecord) {
+        let id = ShardId(new.id);
+        assert!(self.records.get(&id).is_none_or(|r| new.version > r.version), "shard {id}: intended versions only grow");
+        self.index(&new);
+        self.pending[id.index()] += 1;
+        self.records.insert(id, new);
+    }
+
+    /// A shard record landed: once its last pending change has landed the intent is the catalog.
+    pub(super) fn landed(&mut self, id: ShardId) {
+        let pending = &mut self.pending[id.index()];
+        *pending = pending.checked_sub(1).expect("a landed change was pending");
+        if *pending == 0 {
+            self.records.remove(&id);
+        }
+    }
+
+    fn index(&mut self, s: &ShardRecord) {
+        let id = ShardId(s.id);
+        if s.leader.is_none() {
+            self.unassigned.insert(id);
+        } else {
+            self.unassigned.remove(&id);
+        }
+        if s.transfer.is_some() {
+            self.transfers.insert(id);
+        } else {
+            self.transfers.remove(&id);
+        }
+    }
+
+    /// Hands out an id, raising the stored ceiling in the same change when the block runs out.
+    pub(super) fn alloc_id(&mut self, cluster: ClusterId, block: u64, mutations: &mut Vec<Mutation>) -> u64 {
+        if self.next_id >= self.id_ceiling {
+            self.id_ceiling = self.next_id + block;
+            mutations.push(Mutation::PutIdCeiling(cluster, self.id_ceiling));
+        }
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
+    /// A new table goes to the shard with the fewest intended tables.
+    pub(super) fn place_table(&mut self) -> ShardId {
+        let shard = self.placement.first().expect("a cluster has at least one shard").1;
+        self.count_tables(shard, 1);
+        shard
+    }
+
+    /// A table of `shard` is being dropped.
+    pub(super) fn unplace_table(&mut self, shard: ShardId) {
+        self.count_tables(shard, -1);
+    }
+
+    fn count_tables(&mut self, shard: ShardId, delta: i32) {
+        let n = &mut self.table_counts[shard.index()];
+        assert!(self.placement.remove(&(*n, shard)), "shard {shard} is in the placement order at its count");
+        *n = n.checked_add_signed(delta).expect("table count stays in range");
+        self.placement.insert((*n, shard));
+        self.tables = self.tables.checked_add_signed(delta as isize).expect("cluster table count stays in range");
+    }
+
+    /// `Err` names the first index or counter that disagrees with the intended records and the
+    /// stored cluster.
+    pub(super) fn check(&self, cluster: &ClusterCatalog) -> Result<(), String> {
+        let (mut unassigned, mut transfers) = (BTreeSet::new(), BTreeSet::new());
+        for (i, &pending) in self.pending.iter().enumerate() {
+            let id = ShardId(i as u32);
+            if (pending > 0) != self.records.contains_key(&id) {
+                return Err(format!("shard {id}: {pending} pending changes, intent held: {}", self.records.contains_key(&id)));
+            }
+            let intended = self.shard(cluster, id);
+            if intended.leader.is_none() {
+                unassigned.insert(id);
+            }
+            if intended.transfer.is_some() {
+                transfers.insert(id);
+            }
+        }
+        if unassigned != self.unassigned {
+            return Err(format!("unassigned set {:?}, intended records say {unassigned:?}", self.unassigned));
+        }
+        if transfers != self.transfers {
+            return Err(format!("transfer set {:?}, intended records say {transfers:?}", self.transfers));
+        }
+        self.check_table_counts()?;
+        if self.next_id > self.id_ceiling || self.id_ceiling < cluster.id_ceiling {
+            return Err(format!("next id {} with ceiling {} (stored {})", self.next_id, self.id_ceiling, cluster.id_ceiling));
+        }
+        if self.epoch < cluster.epoch {
+            return Err(format!("epoch {} behind the stored {}", self.epoch, cluster.epoch));
+        }
+        Ok(())
+    }
+
+    /// The placement order holds each shard once, at its intended table count, and the counts
+    /// add up to the intended number of tables.
+    fn check_table_counts(&self) -> Result<(), String> {
+        let placement: BTreeSet<(u32, ShardId)> = self.table_counts.iter().enumerate().map(|(i, &n)| (n, ShardId(i as u32))).collect();
+        if placement != self.placement || self.table_counts.len() != self.pending.len() {
+            return Err("the placement order disagrees with the table counts".into());
+        }
+        let total: u64 = self.table_counts.iter().map(|&n| n as u64).sum();
+        if total != self.tables as u64 {
+            return Err(format!("shards count {total} tables, the cluster {}", self.tables));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Per-shard state that lives only in the leader's memory: who may hold the shard's lease and
+//! until when, whether its leader has reported the current version, and the newest version
+//! pushed between heartbeats. A new meta leader rebuilds it with one lease of grace.
+
+use crate::core::config::{CoreConfig, PlantedBug};
+use crate::core::ids::*;
+use crate::core::model::ClusterCatalog;
+use crate::core::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Default)]
+struct ShardLease {
+    /// The node whose lease for this shard may still be valid, and until when (meta's clock).
+    holder: Option<NodeId>,
+    until: Instant,
+    /// The leader reported the shard ready at the current version.
+    leader_ready: bool,
+    /// The newest version pushed to the shard's replicas between heartbeats, and when.
+    pushed: Option<(Version, Instant)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Leases {
+    shards: Vec<ShardLease>,
+}
+
+impl Leases {
+    /// Every assigned shard counts as leased by its leader for one more lease, so that a meta
+    /// failover never causes a shard failover by itself.
+    pub(super) fn inherited(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> Leases {
+        let lease = |holder: Option<u32>| ShardLease { holder: holder.map(NodeId), until: now + config.lease(), ..Default::default() };
+        Leases { shards: cluster.shards.iter().map(|s| lease(s.leader)).collect() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
+    /// Whether every lease any node may hold for the shard has surely ended.
+    pub fn expired(&self, shard: ShardId, now: Instant, config: &CoreConfig) -> bool {
+        let s = &self.shards[shard.index()];
+        s.holder.is_none() || config.has_bug(PlantedBug::SkipLeaseWait) || now > s.until + config.clock_drift()
+    }
+
+    /// Whether `node` may be given a lease for `shard`: no other node's lease may still be
+    /// valid, counting clock drift.
+    pub fn free_for(&self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
+        self.shards[shard.index()].holder == Some(node) || self.expired(shard, now, config)
+    }
+
+    /// Grants (or renews) `node`'s lease on `shard` until `now` plus one lease.
+    pub(super) fn grant(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) {
+        assert!(self.free_for(shard, node, now, config), "S1: shard {shard} leased to {node} while another lease may hold");
+        let s = &mut self.shards[shard.index()];
+        let until = now + config.lease();
+        assert!(s.holder != Some(node) || until >= s.until, "a renewal never shortens a lease");
+        (s.holder, s.until) = (Some(node), until);
+    }
+
+    /// `node` let go of `shard`: its lease, if it held one, is over.
+    pub(super) fn released(&mut self, shard: ShardId, node: NodeId) {
+        let s = &mut self.shards[shard.index()];
+        if s.holder == Some(node) {
+            s.holder = None;
+        }
+    }
+
+    pub fn leader_ready(&self, shard: ShardId) -> bool {
+        self.shards[shard.index()].leader_ready
+    }
+
+    pub(super) fn set_leader_ready(&mut self, shard: ShardId, ready: bool) {
+        self.shards[shard.index()].leader_ready = ready;
+    }
+
+    pub(super) fn pushed(&mut self, shard: ShardId, version: Version, now: Instant) {
+        self.shards[shard.index()].pushed = Some((version, now));
+    }
+
+    /// Whether a replica that reports the version just before `current` has the push of
+    /// `current` on its way: pushed recently, within two heartbeat intervals. A full re-sync
+    /// (every table of the shard) would then only race the push. A push that was lost shows as a
+    /// lag of two or more versions once the next change lands, or as the same lag once the
+    /// window has passed, and gets the re-sync then.
+    pub fn push_in_flight(&self, shard: ShardId, reported: Version, current: Version, now: Instant, config: &CoreConfig) -> bool {
+        let window = Duration(2 * config.heartbeat_interval_ms);
+        let pushed = self.shards[shard.index()].pushed;
+        reported.next() == current && matches!(pushed, Some((v, at)) if v == current && now < at + window)
+    }
+}

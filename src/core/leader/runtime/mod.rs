@@ -1,0 +1,280 @@
+//! What the leader knows about a cluster beyond the catalog, none of it durable. Each part keeps
+//! its fields private and changes only through its own methods, so a derived index cannot drift
+//! from what it indexes; [`ClusterRuntime::validate`] rebuilds every one to prove it.
+//! - [`nodes`]: liveness, sessions and stats of nodes, their intended load, and the load index;
+//! - [`leases`]: who may hold each shard's lease, and what its leader has reported;
+//! - [`intent`]: the state the catalog will have once every queued write lands;
+//! - [`awaiting`]: the writes in flight that later requests must wait for, by key.
+//!
+//! A new meta leader rebuilds all of it, with a grace period, from the catalog.
+
+pub mod awaiting;
+pub mod intent;
+pub mod leases;
+pub mod nodes;
+
+use std::borrow::Cow;
+
+use self::awaiting::{Awaiting, InFlight};
+use self::intent::Intent;
+use self::leases::Leases;
+pub use self::nodes::{LoadIndex, NodeRuntime, Nodes};
+use crate::core::config::CoreConfig;
+use crate::core::ids::*;
+use crate::core::input::Heartbeat;
+use crate::core::model::{ClusterCatalog, ShardRecord};
+use crate::core::storage::Mutation;
+use crate::core::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct ClusterRuntime {
+    nodes: Nodes,
+    leases: Leases,
+    intent: Intent,
+    in_flight: InFlight,
+    /// A node joined or came back since follower deficits were last looked for.
+    deficit_scan_due: bool,
+}
+
+impl ClusterRuntime {
+    /// A runtime for a leader that just took over: every node is treated as alive and every
+    /// assigned shard as leased for one more lease, so that a meta failover never causes a shard
+    /// failover by itself.
+    pub fn new(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> ClusterRuntime {
+        let mut rt = ClusterRuntime {
+            nodes: Nodes::default(),
+            leases: Leases::inherited(cluster, now, config),
+            intent: Intent::of(cluster),
+            in_flight: InFlight::default(),
+            deficit_scan_due: true,
+        };
+        rt.reset_intent(cluster, now);
+        rt
+    }
+
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
+    }
+
+    pub fn node(&self, id: NodeId) -> &NodeRuntime {
+        self.nodes.get(id)
+    }
+
+    pub fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    pub fn intent(&self) -> &Intent {
+        &self.intent
+    }
+
+    pub fn in_flight(&self) -> &InFlight {
+        &self.in_flight
+    }
+
+    /// The record the shard will have once pending writes land.
+    pub fn intended<'a>(&'a self, cluster: &'a ClusterCatalog, id: ShardId) -> &'a ShardRecord {
+        self.intent.shard(cluster, id)
+    }
+
+    /// Forgets every pending change: the intent becomes the catalog again. Liveness and leases
+    /// are kept. A new allocation block starts at the durable ceiling, so an id handed out in a
+    /// write whose outcome is unknown is never handed out again.
+    pub fn reset_intent(&mut self, cluster: &ClusterCatalog, now: Instant) {
+        // A registration whose outcome was unknown may have landed.
+        while self.nodes.len() < cluster.nodes.len() {
+            self.nodes.add(NodeId(self.nodes.len() as u32), now);
+        }
+        for (id, record) in cluster.nodes.iter().enumerate() {
+            let id = NodeId(id as u32);
+            self.nodes.set_flags(id, self.nodes.get(id).online, record.draining);
+        }
+        self.intent = Intent::of(cluster);
+        self.in_flight = InFlight::default();
+        self.nodes.recount(&planned_counts(cluster, &self.intent, self.nodes.len()));
+        self.deficit_scan_due = true;
+    }
+
+    /// A node registration landed.
+    pub fn add_node(&mut self, id: NodeId, now: Instant) {
+        self.nodes.add(id, now);
+        self.deficit_scan_due = true;
+    }
+
+    pub fn set_online(&mut self, id: NodeId, online: bool) {
+        let draining = self.nodes.get(id).draining;
+        self.deficit_scan_due |= self.nodes.set_flags(id, online, draining);
+    }
+
+    /// The drain mark joined the intent (a drain request) or landed.
+    pub fn set_draining(&mut self, id: NodeId, draining: bool) {
+        let online = self.nodes.get(id).online;
+        self.deficit_scan_due |= self.nodes.set_flags(id, online, draining);
+    }
+
+    /// A heartbeat from `node`: it is online. `false` for a duplicate or reordered heartbeat,
+    /// which must not extend any lease.
+    pub fn heard_from(&mut self, node: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
+        let fresh = self.nodes.heard(node, session, hb, now);
+        if fresh {
+            self.set_online(node, true);
+        }
+        fresh
+    }
+
+    /// Marks offline every node silent for longer than a lease.
+    pub fn detect_silent(&mut self, now: Instant, config: &CoreConfig) {
+        for id in self.nodes.silent(now, config.lease()) {
+            self.set_online(id, false);
+        }
+    }
+
+    /// Records a decided (not yet durable) shard record and keeps the load counters in step.
+    /// Load counters count a shard in transfer as already moved, so that planning does not pile
+    /// more work on the node it is leaving.
+    pub fn set_intended(&mut self, cluster: &ClusterCatalog, new: ShardRecord, config: &CoreConfig) {
+        let id = ShardId(new.id);
+        // Net change per node first, so that a node whose role stays the same costs nothing.
+        let mut deltas: Vec<(u32, i32, i32)> = Vec::with_capacity(8);
+        let mut count = |node: u32, leader: bool, d: i32| match deltas.iter_mut().find(|x| x.0 == node) {
+            Some(x) => {
+                x.1 += d * leader as i32;
+                x.2 += d;
+            }
+            None => deltas.push((node, d * leader as i32, d)),
+        };
+        let old = planned(self.intended(cluster, id));
+        for r in old.replicas() {
+            count(r, old.leader == Some(r), -1);
+        }
+        let after = planned(&new);
+        for r in after.replicas() {
+            count(r, after.leader == Some(r), 1);
+        }
+        for (node, leaders, replicas) in deltas {
+            if leaders != 0 || replicas != 0 {
+                self.nodes.adjust(NodeId(node), leaders, replicas, config);
+            }
+        }
+        self.intent.record(new);
+    }
+
+    /// A shard record landed. The new version is not ready until its leader reports it.
+    pub fn shard_landed(&mut self, id: ShardId) {
+        self.leases.set_leader_ready(id, false);
+        self.intent.landed(id);
+    }
+
+    /// The leader reported the shard at the catalog's version (or not).
+    pub fn set_leader_ready(&mut self, id: ShardId, ready: bool) {
+        self.leases.set_leader_ready(id, ready);
+    }
+
+    /// A version of the shard was pushed to its replicas between heartbeats.
+    pub fn pushed(&mut self, id: ShardId, version: Version, now: Instant) {
+        self.leases.pushed(id, version, now);
+    }
+
+    pub fn grant_lease(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) {
+        self.leases.grant(shard, node, now, config);
+    }
+
+    /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over.
+    pub fn release_lease(&mut self, shard: ShardId, node: NodeId) {
+        self.leases.released(shard, node);
+    }
+
+    /// Hands out an id, raising the stored ceiling in the same change when the block runs out.
+    pub fn alloc_id(&mut self, cluster: ClusterId, block: u64, mutations: &mut Vec<Mutation>) -> u64 {
+        self.intent.alloc_id(cluster, block, mutations)
+    }
+
+    /// A new table's shard: the one with the fewest intended tables, now counted one more.
+    pub fn place_table(&mut self) -> ShardId {
+        self.intent.place_table()
+    }
+
+    /// A table of `shard` is being dropped: the shard and the cluster count one fewer.
+    pub fn unplace_table(&mut self, shard: ShardId) {
+        self.intent.unplace_table(shard)
+    }
+
+    /// A topology change: the epoch it stores.
+    pub fn next_epoch(&mut self) -> Epoch {
+        self.intent.next_epoch()
+    }
+
+    /// Planted bug only (see `PlantedBug::ResetEpochOnLeaderChange`).
+    pub fn forget_epoch(&mut self) {
+        self.intent.forget_epoch()
+    }
+
+    pub fn begin_write(&mut self, key: Awaiting) {
+        self.in_flight.begin(key)
+    }
+
+    /// Makes `request` wait for the write of `key`; `false` when none is in flight.
+    pub fn wait_for(&mut self, key: &Awaiting, request: RequestId) -> bool {
+        self.in_flight.wait(key, request)
+    }
+
+    /// The write of `key` landed: the requests that waited for it.
+    pub fn write_landed(&mut self, key: &Awaiting) -> Vec<RequestId> {
+        self.in_flight.landed(key)
+    }
+
+    /// Whether follower deficits should be looked for, clearing the mark.
+    pub fn take_deficit_scan(&mut self) -> bool {
+        std::mem::take(&mut self.deficit_scan_due)
+    }
+
+    /// Looks for follower deficits again next pass (some could not be filled this one).
+    pub fn deficit_scan_again(&mut self) {
+        self.deficit_scan_due = true;
+    }
+
+    /// `Err` names the first derived value that disagrees with its source: each is rebuilt from
+    /// the catalog and the intent and compared with what the runtime holds.
+    pub fn validate(&self, cluster: &ClusterCatalog) -> Result<(), String> {
+        if self.leases.len() != cluster.shards.len() || self.nodes.len() < cluster.nodes.len() {
+            return Err(format!(
+                "{} shard and {} node runtimes for {} shards and {} nodes",
+                self.leases.len(),
+                self.nodes.len(),
+                cluster.shards.len(),
+                cluster.nodes.len()
+            ));
+        }
+        self.intent.check(cluster)?;
+        self.nodes.check_counts(&planned_counts(cluster, &self.intent, self.nodes.len()))?;
+        self.in_flight.check()
+    }
+}
+
+/// Each node's intended (leaders, replicas), counting transfers as finished.
+fn planned_counts(cluster: &ClusterCatalog, intent: &Intent, nodes: usize) -> Vec<(u32, u32)> {
+    let mut counts = vec![(0u32, 0u32); nodes];
+    for i in 0..cluster.shards.len() {
+        let after = planned(intent.shard(cluster, ShardId(i as u32)));
+        if let Some(l) = after.leader {
+            counts[l as usize].0 += 1;
+        }
+        for r in after.replicas() {
+            counts[r as usize].1 += 1;
+        }
+    }
+    counts
+}
+
+/// The record a shard will have once its transfer (if any) finishes with the planned target: the
+/// target leads, and the old leader takes the target's follower slot if it had one.
+pub fn planned(s: &ShardRecord) -> Cow<'_, ShardRecord> {
+    let Some(t) = s.transfer else { return Cow::Borrowed(s) };
+    let mut after = s.clone();
+    after.transfer = None;
+    after.leader = Some(t.to);
+    if let Some(slot) = after.followers.iter_mut().find(|f| **f == t.to) {
+        *slot = t.from;
+    }
+    Cow::Owned(after)
+}

@@ -1,0 +1,213 @@
+//! Liveness, sessions and stats of a cluster's nodes, the intended leader and replica counts on
+//! each, and the load index that orders the placeable ones. Only [`Nodes`] changes a node, so
+//! the index can never miss a change to what it orders by.
+
+use std::collections::BTreeSet;
+
+use crate::core::config::{CoreConfig, PlantedBug};
+use crate::core::ids::*;
+use crate::core::input::{Heartbeat, NodeStats};
+use crate::core::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct NodeRuntime {
+    pub session: Option<SessionId>,
+    pub incarnation: u64,
+    pub last_seq: u64,
+    pub last_heartbeat: Instant,
+    pub online: bool,
+    /// Mirrors the node record: the node takes no new replicas.
+    pub draining: bool,
+    pub stats: NodeStats,
+    /// Intended leader shards on the node.
+    pub leaders: u32,
+    /// Intended replicas (leader or follower) on the node.
+    pub replicas: u32,
+}
+
+impl NodeRuntime {
+    /// A node seen alive at `now` (registered, or inherited by a new leader as a grace period).
+    fn fresh(now: Instant) -> NodeRuntime {
+        NodeRuntime {
+            session: None,
+            incarnation: 0,
+            last_seq: 0,
+            last_heartbeat: now,
+            online: true,
+            draining: false,
+            stats: NodeStats::default(),
+            leaders: 0,
+            replicas: 0,
+        }
+    }
+
+    /// Whether new replicas may go to the node.
+    pub fn placeable(&self) -> bool {
+        self.online && !self.draining
+    }
+}
+
+/// Placeable nodes (online, not draining) ordered by how loaded they are.
+#[derive(Clone, Debug, Default)]
+pub struct LoadIndex {
+    by_leaders: BTreeSet<(u32, u32, NodeId)>,
+    by_replicas: BTreeSet<(u32, NodeId)>,
+}
+
+impl LoadIndex {
+    fn insert(&mut self, id: NodeId, n: &NodeRuntime) {
+        let fresh = self.by_leaders.insert((n.leaders, n.replicas, id)) & self.by_replicas.insert((n.replicas, id));
+        assert!(fresh, "load index: node {id} indexed twice");
+    }
+
+    fn remove(&mut self, id: NodeId, n: &NodeRuntime) {
+        let held = self.by_leaders.remove(&(n.leaders, n.replicas, id)) & self.by_replicas.remove(&(n.replicas, id));
+        assert!(held, "load index: node {id} not indexed at its counts");
+    }
+
+    /// Placeable nodes, fewest leader shards first.
+    pub fn by_leaders(&self) -> impl DoubleEndedIterator<Item = NodeId> + '_ {
+        self.by_leaders.iter().map(|&(_, _, id)| id)
+    }
+
+    /// Placeable nodes, fewest replicas first.
+    pub fn by_replicas(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.by_replicas.iter().map(|&(_, id)| id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_replicas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_replicas.is_empty()
+    }
+
+    /// Whether every entry carries its node's current counts.
+    fn matches(&self, nodes: &[NodeRuntime]) -> bool {
+        let fresh = |id: NodeId| &nodes[id.index()];
+        self.by_leaders.len() == self.by_replicas.len()
+            && self.by_leaders.iter().all(|&(l, r, id)| (fresh(id).leaders, fresh(id).replicas) == (l, r))
+            && self.by_replicas.iter().all(|&(r, id)| fresh(id).replicas == r)
+    }
+}
+
+/// Every node of the cluster, by id, with the load index over them.
+#[derive(Clone, Debug, Default)]
+pub struct Nodes {
+    list: Vec<NodeRuntime>,
+    load: LoadIndex,
+}
+
+impl Nodes {
+    pub fn get(&self, id: NodeId) -> &NodeRuntime {
+        &self.list[id.index()]
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &NodeRuntime)> {
+        self.list.iter().enumerate().map(|(i, n)| (NodeId(i as u32), n))
+    }
+
+    pub fn load(&self) -> &LoadIndex {
+        &self.load
+    }
+
+    /// A node registration landed (or was found in a catalog that grew): it takes the next id.
+    pub(super) fn add(&mut self, id: NodeId, now: Instant) {
+        assert_eq!(id.index(), self.list.len(), "nodes register densely");
+        let node = NodeRuntime::fresh(now);
+        self.load.insert(id, &node);
+        self.list.push(node);
+    }
+
+    /// Sets the node's online or draining flag; `true` when the node became placeable.
+    pub(super) fn set_flags(&mut self, id: NodeId, online: bool, draining: bool) -> bool {
+        let node = &mut self.list[id.index()];
+        let before = node.placeable();
+        (node.online, node.draining) = (online, draining);
+        match (before, node.placeable()) {
+            (false, true) => {
+                self.load.insert(id, &self.list[id.index()]);
+                true
+            }
+            (true, false) => {
+                self.load.remove(id, &self.list[id.index()]);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// A heartbeat from the node arrived over `session`. `false` for a duplicate or reordered
+    /// one, which must not extend any lease.
+    pub(super) fn heard(&mut self, id: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
+        let n = &mut self.list[id.index()];
+        if n.incarnation == hb.incarnation && hb.seq <= n.last_seq {
+            return false;
+        }
+        assert!(now >= n.last_heartbeat, "meta's clock runs forward");
+        n.incarnation = hb.incarnation;
+        n.last_seq = hb.seq;
+        n.session = Some(session);
+        n.last_heartbeat = now;
+        n.stats = hb.stats;
+        true
+    }
+
+    /// Online nodes not heard from for longer than `silence`.
+    pub(super) fn silent(&self, now: Instant, silence: Duration) -> Vec<NodeId> {
+        self.iter().filter(|(_, n)| n.online && now > n.last_heartbeat + silence).map(|(id, _)| id).collect()
+    }
+
+    /// Moves the node's intended counts by the given deltas, keeping the load index in step.
+    pub(super) fn adjust(&mut self, id: NodeId, leaders: i32, replicas: i32, config: &CoreConfig) {
+        let node = &self.list[id.index()];
+        let indexed = node.placeable() && !config.has_bug(PlantedBug::StaleLoadIndex);
+        if indexed {
+            self.load.remove(id, node);
+        }
+        let node = &mut self.list[id.index()];
+        node.replicas = node.replicas.checked_add_signed(replicas).expect("replica count stays in range");
+        node.leaders = node.leaders.checked_add_signed(leaders).expect("leader count stays in range");
+        assert!(node.leaders <= node.replicas, "node {id} leads more shards than it holds");
+        if indexed {
+            self.load.insert(id, &self.list[id.index()]);
+        }
+    }
+
+    /// Sets every node's intended counts at once (a new intent), rebuilding the index.
+    pub(super) fn recount(&mut self, counts: &[(u32, u32)]) {
+        self.load = LoadIndex::default();
+        for (i, (n, &(leaders, replicas))) in self.list.iter_mut().zip(counts).enumerate() {
+            (n.leaders, n.replicas) = (leaders, replicas);
+            if n.placeable() {
+                self.load.insert(NodeId(i as u32), n);
+            }
+        }
+    }
+
+    /// `Err` unless each node carries `counts` and the load index holds exactly the placeable
+    /// nodes at those counts.
+    pub(super) fn check_counts(&self, counts: &[(u32, u32)]) -> Result<(), String> {
+        for (i, (n, want)) in self.list.iter().zip(counts).enumerate() {
+            if (n.leaders, n.replicas) != *want {
+                return Err(format!("node {i} counts {} leaders and {} replicas, the intent {} and {}", n.leaders, n.replicas, want.0, want.1));
+            }
+        }
+        let placeable: Vec<NodeId> = self.iter().filter(|(_, n)| n.placeable()).map(|(id, _)| id).collect();
+        let mut indexed: Vec<NodeId> = self.load.by_replicas().collect();
+        indexed.sort_unstable();
+        if indexed != placeable || !self.load.matches(&self.list) {
+            return Err(format!("load index holds {indexed:?} with stale counts or misses placeable nodes {placeable:?}"));
+        }
+        Ok(())
+    }
+}
