@@ -145,37 +145,12 @@ pub fn fencing(landed: &[LandedWrite]) -> Result<(), Violation> {
     }
 }
 
-/// S5.
+/// S5 (see [`Catalog::integrity_error`]).
 pub fn integrity(catalog: &Catalog) -> Result<(), Violation> {
-    let bad = |d: String| violation(Invariant::Integrity, d);
-    for (cid, c) in &catalog.clusters {
-        let mut homes: BTreeMap<TableId, ShardId> = BTreeMap::new();
-        for (i, tables) in c.shard_tables.iter().enumerate() {
-            for &t in tables {
-                if let Some(other) = homes.insert(t, ShardId(i as u32)) {
-                    return bad(format!("cluster {cid}: table {t} in shards {other} and {i}"));
-                }
-            }
-        }
-        for (id, t) in c.tables.iter() {
-            if homes.get(&id) != Some(&ShardId(t.shard)) {
-                return bad(format!("cluster {cid}: table {id} names shard {} but is not in it", t.shard));
-            }
-        }
-        if homes.len() != c.tables.len() {
-            return bad(format!("cluster {cid}: shards hold {} tables, the catalog {}", homes.len(), c.tables.len()));
-        }
-        if !c.tables.name_index_is_consistent() {
-            return bad(format!("cluster {cid}: the table name index does not match the tables"));
-        }
-        if let Some(e) = c.id_error() {
-            return bad(format!("cluster {cid}: {e}"));
-        }
-        if let Some(e) = c.shards.iter().find_map(|s| s.shape_error()) {
-            return bad(format!("cluster {cid}: {e}"));
-        }
+    match catalog.integrity_error() {
+        Some(e) => violation(Invariant::Integrity, e),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// S6: the live catalog equals the catalog rebuilt from what storage holds.

@@ -183,6 +183,29 @@ impl ClusterCatalog {
     }
 }
 
+impl ClusterCatalog {
+    fn integrity_error(&self) -> Option<String> {
+        let mut homes: BTreeMap<TableId, ShardId> = BTreeMap::new();
+        for (i, tables) in self.shard_tables.iter().enumerate() {
+            for &t in tables {
+                if let Some(other) = homes.insert(t, ShardId(i as u32)) {
+                    return Some(format!("table {t} in shards {other} and {i}"));
+                }
+            }
+        }
+        if let Some((id, t)) = self.tables.iter().find(|(id, t)| homes.get(id) != Some(&ShardId(t.shard))) {
+            return Some(format!("table {id} names shard {} but is not in it", t.shard));
+        }
+        if homes.len() != self.tables.len() {
+            return Some(format!("shards hold {} tables, the catalog {}", homes.len(), self.tables.len()));
+        }
+        if !self.tables.name_index_is_consistent() {
+            return Some("the table name index does not match the tables".into());
+        }
+        self.id_error().or_else(|| self.shards.iter().find_map(|s| s.shape_error()))
+    }
+}
+
 impl Catalog {
     pub fn cluster(&self, id: ClusterId) -> &ClusterCatalog {
         self.clusters.get(&id).expect("cluster ids come from the catalog")
@@ -239,6 +262,14 @@ impl Catalog {
     /// chain's fence is not part of it).
     pub fn load<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Catalog, DecodeError> {
         Ok(Snapshot::load(kvs)?.catalog)
+    }
+
+    /// What breaks the catalog's integrity, if anything: every table sits in exactly the shard
+    /// it names, the name index matches the tables, ids are unique and below the ceiling, and
+    /// every shard record is well formed. The leader checks this after every input in debug
+    /// builds (`Leader::validate`); the simulators check it as invariant S5.
+    pub fn integrity_error(&self) -> Option<String> {
+        self.clusters.iter().find_map(|(cid, c)| c.integrity_error().map(|e| format!("cluster {cid}: {e}")))
     }
 
     /// Every cluster's ids are below its ceiling and unique (see [`ClusterCatalog::id_error`]).
