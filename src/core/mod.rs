@@ -8,6 +8,9 @@
 //! 3. Sleep until [`MetaCore::poll_timeout`] (or the next input), then hand in
 //!    [`Input::Timeout`], which is safe early or twice.
 //!
+//! Drivers do steps 2 and 3 through [`Dispatch`], which also numbers requests and pairs each
+//! reply with its caller; a driver supplies only its [`Effects`].
+//!
 //! Inside the core no clock is read (`now` is passed in, as [`time::Instant`]), nothing does IO,
 //! spawns, blocks or awaits, the only randomness comes from the seed given to [`MetaCore::new`],
 //! and no `HashMap` is iterated: the same inputs always give the same outputs. A test
@@ -20,6 +23,7 @@
 //! storage holds; decisions not yet written live in the leader's *intent*.
 
 pub mod config;
+mod dispatch;
 pub mod error;
 pub mod ids;
 pub mod input;
@@ -35,6 +39,7 @@ pub mod time;
 pub mod validate;
 
 pub use config::{CoreConfig, PlantedBug};
+pub use dispatch::{Dispatch, Effects};
 pub use error::{MetaError, MetaResult};
 pub use ids::*;
 pub use input::*;

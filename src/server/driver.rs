@@ -80,15 +80,14 @@ impl DriverHandle {
     }
 }
 
+type ReplySender = oneshot::Sender<Result<Response, MetaError>>;
+
 pub struct Driver {
     core: MetaCore,
     clock: Clock,
-    storage: Arc<Storage>,
     rx: mpsc::Receiver<Input>,
-    tx: mpsc::Sender<Input>,
-    election: mpsc::UnboundedSender<ElectionCommand>,
-    replies: RequestIds<oneshot::Sender<Result<Response, MetaError>>>,
-    streams: BTreeMap<SessionId, StreamSender>,
+    dispatch: Dispatch<ReplySender>,
+    io: Io,
     /// Logs reloads that fail (after a write whose outcome was unknown) once per cause; the
     /// core times the next attempt.
     reload_backoff: LoadBackoff,
@@ -111,12 +110,9 @@ impl Driver {
         let driver = Driver {
             core: MetaCore::new(config, seed),
             clock,
-            storage,
             rx,
-            tx: tx.clone(),
-            election,
-            replies: RequestIds::default(),
-            streams: BTreeMap::new(),
+            dispatch: Dispatch::default(),
+            io: Io { storage, tx: tx.clone(), election, streams: BTreeMap::new() },
             reload_backoff: LoadBackoff::default(),
             leader,
             other_leader: None,
@@ -133,8 +129,9 @@ impl Driver {
         let timer = tokio::time::sleep_until(far());
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
+        let mut wake = self.core.poll_timeout();
         loop {
-            let next = self.core.poll_timeout().map(|(at, _)| at);
+            let next = wake.map(|(at, _)| at);
             if next != armed {
                 armed = next;
                 // Real tokio has its own Instant; under madsim it is std's, so `into` is a no-op.
@@ -155,14 +152,13 @@ impl Driver {
                 }
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
-                    let now = self.clock.now();
-                    if let Some((_, why)) = self.core.poll_timeout() {
+                    if let Some((_, why)) = wake {
                         tracing::trace!(?why, "timer");
                     }
-                    self.core.handle(now, CoreInput::Timeout);
+                    self.core.handle(self.clock.now(), CoreInput::Timeout);
                 }
             }
-            self.drain();
+            wake = self.drain();
         }
     }
 
@@ -184,17 +180,16 @@ impl Driver {
         let now = self.clock.now();
         match input {
             Input::Request { request, reply } => {
-                let id = self.replies.admit(reply);
-                self.core.handle(now, CoreInput::Request { id, request: &request });
+                self.dispatch.request(&mut self.core, now, reply, &request);
             }
             Input::StreamOpened { session, tx } => {
-                self.streams.insert(session, tx);
+                self.io.streams.insert(session, tx);
             }
             Input::Heartbeat { session, heartbeat } => self.core.handle(now, CoreInput::Heartbeat { session, heartbeat: &heartbeat }),
             Input::StreamClosed { session } => {
                 // What the core has queued for the stream (its refusal, say) goes out first.
                 self.drain();
-                self.streams.remove(&session);
+                self.io.streams.remove(&session);
             }
             Input::Leadership(event) => {
                 let gained = matches!(event, Leadership::Gained { .. });
@@ -217,41 +212,23 @@ impl Driver {
         }
     }
 
-    fn drain(&mut self) {
-        while let Some(output) = self.core.poll_output() {
-            match output {
-                Output::Persist(batch) => self.persist(batch),
-                Output::ToNode { session, message } => {
-                    if let Some(tx) = self.streams.get(&session) {
-                        if tx.try_send(Ok(crate::convert::node_message(&message))).is_err() {
-                            tracing::debug!(?session, "heartbeat stream full or closed; message dropped");
-                        }
-                    }
-                }
-                Output::CloseStream { session, redirect, error } => {
-                    if let Some(tx) = self.streams.remove(&session) {
-                        let message = match redirect {
-                            Some(redirect) => Ok(proto::HeartbeatResponse { redirect, ..Default::default() }),
-                            None => Err(crate::convert::status(error)),
-                        };
-                        let _ = tx.try_send(message);
-                    }
-                }
-                Output::Reply { request, result } => {
-                    if let Some(reply) = self.replies.answer(request) {
-                        let _ = reply.send(result);
-                    }
-                }
-                Output::LoadSnapshot { term } => self.load_snapshot(term),
-                Output::Resign { term, reason } => {
-                    tracing::warn!(?term, ?reason, "resigning the meta election");
-                    let _ = self.election.send(ElectionCommand::Resign(term));
-                }
-            }
-        }
+    fn drain(&mut self) -> Option<(Instant, Timer)> {
+        self.dispatch.drain(&mut self.core, &mut self.io)
     }
+}
 
-    fn persist(&self, batch: WriteBatch) {
+/// What the driver's outputs reach: storage, the election, and the heartbeat streams.
+struct Io {
+    storage: Arc<Storage>,
+    tx: mpsc::Sender<Input>,
+    election: mpsc::UnboundedSender<ElectionCommand>,
+    streams: BTreeMap<SessionId, StreamSender>,
+}
+
+impl Effects for Io {
+    type Caller = ReplySender;
+
+    fn persist(&mut self, batch: WriteBatch) {
         let (storage, tx) = (self.storage.clone(), self.tx.clone());
         tokio::task::spawn(async move {
             let result = storage.write(&batch).await;
@@ -259,12 +236,39 @@ impl Driver {
         });
     }
 
-    fn load_snapshot(&self, term: Term) {
+    fn to_node(&mut self, session: SessionId, message: NodeMessage) {
+        if let Some(tx) = self.streams.get(&session) {
+            if tx.try_send(Ok(crate::convert::node_message(&message))).is_err() {
+                tracing::debug!(?session, "heartbeat stream full or closed; message dropped");
+            }
+        }
+    }
+
+    fn close_stream(&mut self, session: SessionId, redirect: Option<String>, error: MetaError) {
+        if let Some(tx) = self.streams.remove(&session) {
+            let message = match redirect {
+                Some(redirect) => Ok(proto::HeartbeatResponse { redirect, ..Default::default() }),
+                None => Err(crate::convert::status(error)),
+            };
+            let _ = tx.try_send(message);
+        }
+    }
+
+    fn reply(&mut self, _: RequestId, reply: ReplySender, result: Result<Response, MetaError>) {
+        let _ = reply.send(result);
+    }
+
+    fn load_snapshot(&mut self, term: Term) {
         let (storage, tx) = (self.storage.clone(), self.tx.clone());
         tokio::task::spawn(async move {
             let result = storage.snapshot().await;
             let _ = tx.send(Input::Snapshot { term, result }).await;
         });
+    }
+
+    fn resign(&mut self, term: Term, reason: ResignReason) {
+        tracing::warn!(?term, ?reason, "resigning the meta election");
+        let _ = self.election.send(ElectionCommand::Resign(term));
     }
 }
 

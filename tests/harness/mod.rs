@@ -17,7 +17,7 @@ pub struct Harness {
     pub core: MetaCore,
     pub now: Instant,
     pub store: BTreeMap<String, Vec<u8>>,
-    requests: RequestIds<()>,
+    dispatch: Dispatch<()>,
     /// Outputs taken from the core to look for a heartbeat's refusal, not yet handed out.
     held: Vec<Output>,
 }
@@ -29,7 +29,7 @@ impl Harness {
     }
 
     pub fn follower() -> Harness {
-        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), requests: RequestIds::default(), held: Vec::new() }
+        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), dispatch: Dispatch::default(), held: Vec::new() }
     }
 
     pub fn leader() -> Harness {
@@ -44,14 +44,9 @@ impl Harness {
     }
 
     pub fn outputs(&mut self) -> Vec<Output> {
-        let mut outs = std::mem::take(&mut self.held);
-        outs.extend(std::iter::from_fn(|| self.core.poll_output()));
-        for o in &outs {
-            if let Output::Reply { request, .. } = o {
-                self.requests.answer(*request);
-            }
-        }
-        outs
+        let mut outs = Collect(std::mem::take(&mut self.held));
+        self.dispatch.drain(&mut self.core, &mut outs);
+        outs.0
     }
 
     pub fn write_result(&mut self, id: WriteId, result: WriteResult) {
@@ -62,7 +57,9 @@ impl Harness {
     pub fn heartbeat(&mut self, session: SessionId, heartbeat: &Heartbeat) -> Result<(), MetaError> {
         self.core.handle(self.now, Input::Heartbeat { session, heartbeat });
         let mut refusal = Ok(());
-        for o in std::iter::from_fn(|| self.core.poll_output()).collect::<Vec<_>>() {
+        let mut outs = Collect(Vec::new());
+        self.dispatch.drain(&mut self.core, &mut outs);
+        for o in outs.0 {
             match o {
                 Output::CloseStream { session: s, error, .. } if s == session => refusal = Err(error),
                 o => self.held.push(o),
@@ -72,9 +69,7 @@ impl Harness {
     }
 
     pub fn request(&mut self, req: Request) -> RequestId {
-        let id = self.requests.admit(());
-        self.core.handle(self.now, Input::Request { id, request: &req });
-        id
+        self.dispatch.request(&mut self.core, self.now, (), &req)
     }
 
     /// Lands every batch the core writes, until it writes no more; returns the other outputs.
@@ -223,3 +218,34 @@ pub fn shard_statuses(h: &mut Harness) -> Vec<ShardInfo> {
     }
 }
 
+
+/// The harness's effects: every output kept as it came, for tests to look at.
+struct Collect(Vec<Output>);
+
+impl Effects for Collect {
+    type Caller = ();
+
+    fn persist(&mut self, batch: storage::WriteBatch) {
+        self.0.push(Output::Persist(batch));
+    }
+
+    fn to_node(&mut self, session: SessionId, message: NodeMessage) {
+        self.0.push(Output::ToNode { session, message });
+    }
+
+    fn close_stream(&mut self, session: SessionId, redirect: Option<String>, error: MetaError) {
+        self.0.push(Output::CloseStream { session, redirect, error });
+    }
+
+    fn reply(&mut self, request: RequestId, _: (), result: Result<Response, MetaError>) {
+        self.0.push(Output::Reply { request, result });
+    }
+
+    fn load_snapshot(&mut self, term: Term) {
+        self.0.push(Output::LoadSnapshot { term });
+    }
+
+    fn resign(&mut self, term: Term, reason: ResignReason) {
+        self.0.push(Output::Resign { term, reason });
+    }
+}

@@ -15,7 +15,7 @@ pub struct MetaNode {
     /// Requests delivered to this incarnation and not yet answered: the driver numbers them
     /// itself, as a gRPC server does per call, and keeps the client's number and the deadline
     /// (for L4) of each.
-    pub requests: RequestIds<(RequestId, Instant)>,
+    pub dispatch: Dispatch<(RequestId, Instant)>,
     /// Wake-ups already scheduled, so that each is scheduled once.
     pub wakes: BTreeSet<Instant>,
     /// A snapshot being read, page by page.
@@ -49,7 +49,7 @@ impl MetaNode {
             incarnation: 1,
             paused_until: None,
             in_flight: None,
-            requests: RequestIds::default(),
+            dispatch: Dispatch::default(),
             wakes: BTreeSet::new(),
             loading: None,
             next_load: 0,
@@ -69,14 +69,19 @@ impl MetaNode {
         self.loading.as_mut().filter(|l| l.id == id)
     }
 
-    /// A fresh id for a request the client numbered `client`.
-    pub fn accept_request(&mut self, client: RequestId, deadline: Instant) -> RequestId {
-        self.requests.admit((client, deadline))
+    /// Hands the core a request the client numbered `client`.
+    pub fn request(&mut self, now: Instant, caller: (RequestId, Instant), request: &Request) {
+        let core = self.core.as_mut().expect("only running metas take requests");
+        self.dispatch.request(core, now, caller, request);
     }
 
-    /// The client's number for an answered request.
-    pub fn answered(&mut self, id: RequestId) -> RequestId {
-        self.requests.answer(id).expect("every reply answers an accepted request").0
+    /// The core and its dispatch, out of the node while the world carries out their outputs.
+    pub fn take_core(&mut self) -> (MetaCore, Dispatch<(RequestId, Instant)>) {
+        (self.core.take().expect("only running metas are drained"), std::mem::take(&mut self.dispatch))
+    }
+
+    pub fn put_core(&mut self, core: MetaCore, dispatch: Dispatch<(RequestId, Instant)>) {
+        (self.core, self.dispatch) = (Some(core), dispatch);
     }
 
     pub fn running(&self, now: Instant) -> bool {
@@ -86,7 +91,7 @@ impl MetaNode {
     pub fn crash(&mut self) {
         self.core = None;
         self.in_flight = None;
-        self.requests.clear();
+        self.dispatch.forget();
         self.wakes.clear();
         self.paused_until = None;
         self.loading = None;

@@ -437,8 +437,7 @@ impl World {
             Msg::Heartbeat { session, hb } => self.core(i).handle(now, Input::Heartbeat { session, heartbeat: &hb }),
             Msg::Request { id, req } => {
                 let deadline = now + Duration(self.config.request_timeout_ms);
-                let id = self.metas[i].accept_request(id, deadline);
-                self.core(i).handle(now, Input::Request { id, request: &req });
+                self.metas[i].request(now, (id, deadline), &req);
             }
             Msg::WriteDone { incarnation, id, result } if incarnation == inc
                 && self.metas[i].in_flight == Some(id) => {
@@ -477,39 +476,12 @@ impl World {
 
     fn drain_meta(&mut self, i: usize) {
         let inc = self.metas[i].incarnation;
-        while let Some(out) = self.core(i).poll_output() {
-            match out {
-                Output::Persist(batch) => {
-                    if std::env::var("SIM_DEBUG").is_ok() {
-                        eprintln!("{} meta{i} -> persist {:?} term {} keys {:?}", self.now.0, batch.id, batch.term, batch.ops.iter().map(|o| o.key().rsplit('/').take(2).collect::<Vec<_>>()).collect::<Vec<_>>());
-                    }
-                    self.metas[i].in_flight = Some(batch.id);
-                    self.schedule(Duration(WRITE_TIMEOUT_MS), Event::MetaWriteTimeout(i, inc, batch.id));
-                    self.send(Addr::Meta(i), Addr::Store, Msg::Write { incarnation: inc, batch });
-                }
-                Output::ToNode { session, message } => {
-                    if let Some(&n) = self.sessions.get(&session) {
-                        self.send(Addr::Meta(i), Addr::Node(n), Msg::ToNode { session, message });
-                    }
-                }
-                Output::CloseStream { session, error, .. } => {
-                    assert!(matches!(error, MetaError::NotLeader | MetaError::NotFound(_)), "a well-behaved node's heartbeat was refused: {error}");
-                    if let Some(&n) = self.sessions.get(&session) {
-                        self.send(Addr::Meta(i), Addr::Node(n), Msg::HeartbeatRefused { session });
-                    }
-                }
-                Output::Reply { request, result } => {
-                    let id = self.metas[i].answered(request);
-                    self.send(Addr::Meta(i), Addr::Client, Msg::Reply { id, result });
-                }
-                Output::LoadSnapshot { term } => self.start_load(i, LoadPurpose::Reload(term)),
-                Output::Resign { term, .. } => {
-                    self.coverage.resigns += 1;
-                    self.send(Addr::Meta(i), Addr::Store, Msg::Resign { incarnation: inc, term });
-                }
-            }
-        }
-        if let Some((at, _)) = self.core(i).poll_timeout() {
+        // The core and its callers step out of the world while the world carries out their
+        // outputs, which reach everything else in it.
+        let (mut core, mut dispatch) = self.metas[i].take_core();
+        let wake = dispatch.drain(&mut core, &mut MetaEffects { world: self, meta: i });
+        self.metas[i].put_core(core, dispatch);
+        if let Some((at, _)) = wake {
             let at = at.max(self.now);
             if self.metas[i].wakes.insert(at) {
                 self.schedule_at(at, Event::MetaWake(i, inc));
@@ -796,7 +768,7 @@ impl World {
         for (i, m) in self.metas.iter().enumerate() {
             // A paused meta owes nothing until it has run again.
             if m.core.is_some() && m.paused_until.is_none() {
-                check::no_hang(&format!("meta {i}"), m.requests.waiting().map(|(id, &(_, deadline))| (id, deadline)), now)?;
+                check::no_hang(&format!("meta {i}"), m.dispatch.waiting().map(|(id, &(_, deadline))| (id, deadline)), now)?;
             }
         }
         let leader = self.store.current_holder(now).map(|m| (m, self.store.term));
@@ -905,4 +877,55 @@ fn event_tag(ev: &Event) -> (u64, u64) {
 /// Runs one seed.
 pub fn run_seed(seed: u64, opts: &Options) -> Result<Report, Failure> {
     World::new(seed, opts).run()
+}
+
+/// What meta `meta`'s outputs do in the simulated world: messages to the store, nodes and the
+/// client, and loads.
+struct MetaEffects<'a> {
+    world: &'a mut World,
+    meta: usize,
+}
+
+impl Effects for MetaEffects<'_> {
+    /// The client's number for the request, and its deadline (for L4).
+    type Caller = (RequestId, Instant);
+
+    fn persist(&mut self, batch: storage::WriteBatch) {
+        let (w, i) = (&mut *self.world, self.meta);
+        let inc = w.metas[i].incarnation;
+        if std::env::var("SIM_DEBUG").is_ok() {
+            eprintln!("{} meta{i} -> persist {:?} term {} keys {:?}", w.now.0, batch.id, batch.term, batch.ops.iter().map(|o| o.key().rsplit('/').take(2).collect::<Vec<_>>()).collect::<Vec<_>>());
+        }
+        w.metas[i].in_flight = Some(batch.id);
+        w.schedule(Duration(WRITE_TIMEOUT_MS), Event::MetaWriteTimeout(i, inc, batch.id));
+        w.send(Addr::Meta(i), Addr::Store, Msg::Write { incarnation: inc, batch });
+    }
+
+    fn to_node(&mut self, session: SessionId, message: NodeMessage) {
+        if let Some(&n) = self.world.sessions.get(&session) {
+            self.world.send(Addr::Meta(self.meta), Addr::Node(n), Msg::ToNode { session, message });
+        }
+    }
+
+    fn close_stream(&mut self, session: SessionId, _: Option<String>, error: MetaError) {
+        assert!(matches!(error, MetaError::NotLeader | MetaError::NotFound(_)), "a well-behaved node's heartbeat was refused: {error}");
+        if let Some(&n) = self.world.sessions.get(&session) {
+            self.world.send(Addr::Meta(self.meta), Addr::Node(n), Msg::HeartbeatRefused { session });
+        }
+    }
+
+    fn reply(&mut self, _: RequestId, (id, _): (RequestId, Instant), result: Result<Response, MetaError>) {
+        self.world.send(Addr::Meta(self.meta), Addr::Client, Msg::Reply { id, result });
+    }
+
+    fn load_snapshot(&mut self, term: Term) {
+        self.world.start_load(self.meta, LoadPurpose::Reload(term));
+    }
+
+    fn resign(&mut self, term: Term, _: ResignReason) {
+        let (w, i) = (&mut *self.world, self.meta);
+        w.coverage.resigns += 1;
+        let incarnation = w.metas[i].incarnation;
+        w.send(Addr::Meta(i), Addr::Store, Msg::Resign { incarnation, term });
+    }
 }
