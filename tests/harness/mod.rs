@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use shardmeta::client::ShardHost;
 use shardmeta::core::model::Topology;
-use shardmeta::core::storage::{Op, WriteResult, FENCE_KEY};
+use shardmeta::core::storage::{Verdict, WriteResult, FENCE_KEY};
 use shardmeta::core::*;
 
 pub const LEASE: u64 = 10_000;
@@ -83,14 +83,9 @@ impl Harness {
             for o in outs {
                 match o {
                     Output::Persist(b) => {
-                        assert_eq!(self.store.get(FENCE_KEY), b.expected_fence.as_ref(), "the chain is kept");
-                        for op in &b.ops {
-                            match op {
-                                Op::Put { key, value } => self.store.insert(key.clone(), value.clone()),
-                                Op::Delete { key } => self.store.remove(key),
-                            };
-                        }
-                        self.store.insert(FENCE_KEY.into(), b.fence.clone());
+                        let current = self.store.get(FENCE_KEY).map(Vec::as_slice);
+                        assert_eq!(b.judge(true, current), Verdict::Land, "the chain is kept");
+                        b.apply_to(&mut self.store);
                         self.write_result(b.id, WriteResult::Ok);
                     }
                     other => others.push(other),

@@ -10,7 +10,7 @@ use super::net::PageAt;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use shardmeta::check::LandedWrite;
-use shardmeta::core::storage::{DecodeError, Op, Snapshot, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
+use shardmeta::core::storage::{DecodeError, Op, Snapshot, Verdict, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use shardmeta::core::{Duration, Instant, Term};
 
 pub struct Store {
@@ -126,30 +126,17 @@ impl Store {
         if rng.next_u64() % 1000 < self.error_per_mille {
             return Some(WriteResult::Error);
         }
-        let fenced_ok = batch.term == self.term && self.holds(meta, incarnation, now);
+        let term_held = batch.term == self.term && self.holds(meta, incarnation, now);
         let current = self.kvs.get(FENCE_KEY).map(Vec::as_slice);
-        let chained = current == batch.expected_fence.as_deref();
-        let lands = self.unfenced || (fenced_ok && chained);
-        if !lands {
-            // A replay of a batch that already landed is told so; anything else conflicts.
-            let replay = batch.landed_already(current);
-            return Some(if replay { WriteResult::Ok } else { WriteResult::Conflict });
+        let verdict = if self.unfenced { Verdict::Land } else { batch.judge(term_held, current) };
+        if let Some(result) = verdict.result() {
+            return Some(result);
         }
         let timed_out = rng.next_u64() % 1000 < self.timeout_per_mille;
         if timed_out && rng.next_u64().is_multiple_of(2) {
             return Some(WriteResult::Error); // timed out before landing
         }
-        self.kvs.insert(FENCE_KEY.to_owned(), batch.fence.clone());
-        for op in &batch.ops {
-            match op {
-                Op::Put { key, value } => {
-                    self.kvs.insert(key.clone(), value.clone());
-                }
-                Op::Delete { key } => {
-                    self.kvs.remove(key);
-                }
-            }
-        }
+        batch.apply_to(&mut self.kvs);
         self.follow(batch);
         self.landed.push(LandedWrite { batch_term: batch.term, fence_term: self.term });
         self.revision += 1;

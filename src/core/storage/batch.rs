@@ -53,6 +53,56 @@ impl WriteBatch {
     }
 }
 
+/// What a store must do with a batch (see [`WriteBatch::judge`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Land,
+    /// A replay of a batch that already landed: report `Ok`, change nothing.
+    AlreadyLanded,
+    Conflict,
+}
+
+impl Verdict {
+    /// What the writer is told without landing anything; `None`: land, then report `Ok`.
+    pub fn result(self) -> Option<WriteResult> {
+        match self {
+            Verdict::Land => None,
+            Verdict::AlreadyLanded => Some(WriteResult::Ok),
+            Verdict::Conflict => Some(WriteResult::Conflict),
+        }
+    }
+}
+
+impl WriteBatch {
+    /// The write-chain rule, for stores that check it themselves (every store but etcd, whose
+    /// transaction compares do it): the batch lands if its writer holds its term
+    /// (`term_held`) and the fence found in storage is the one it expects.
+    pub fn judge(&self, term_held: bool, current_fence: Option<&[u8]>) -> Verdict {
+        if term_held && current_fence == self.expected_fence.as_deref() {
+            Verdict::Land
+        } else if self.landed_already(current_fence) {
+            Verdict::AlreadyLanded
+        } else {
+            Verdict::Conflict
+        }
+    }
+
+    /// Applies a batch judged [`Verdict::Land`] to a map of stored pairs: its ops, then the fence.
+    pub fn apply_to(&self, kvs: &mut BTreeMap<String, Vec<u8>>) {
+        for op in &self.ops {
+            match op {
+                Op::Put { key, value } => {
+                    kvs.insert(key.clone(), value.clone());
+                }
+                Op::Delete { key } => {
+                    kvs.remove(key);
+                }
+            }
+        }
+        kvs.insert(FENCE_KEY.to_owned(), self.fence.clone());
+    }
+}
+
 /// How a batch ended, as the storage adapter reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteResult {

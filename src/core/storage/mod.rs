@@ -7,7 +7,7 @@ pub mod load;
 pub mod mutation;
 pub mod snapshot;
 
-pub use batch::{Op, WriteBatch, WriteResult};
+pub use batch::{Op, Verdict, WriteBatch, WriteResult};
 pub use keys::{Key, FENCE_KEY, ROOT};
 pub use load::LoadCause;
 pub use mutation::{DecodeError, Mutation};

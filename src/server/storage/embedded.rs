@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::judge;
 use super::load::{LoadCause, LoadError};
 use crate::core::storage::{Op, Snapshot, SnapshotLoader, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use crate::core::Term;
@@ -111,7 +110,7 @@ fn write_blocking(db: &Database, batch: &WriteBatch, term: Term) -> Result<Write
     {
         let mut table = tx.open_table(KV)?;
         let current = table.get(FENCE_KEY)?.map(|v| v.value().to_vec());
-        if let Some(result) = Option::<WriteResult>::from(judge(batch, term, current.as_deref())) {
+        if let Some(result) = batch.judge(batch.term == term, current.as_deref()).result() {
             return Ok(result); // dropping the transaction aborts it
         }
         for op in &batch.ops {

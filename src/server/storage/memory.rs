@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::judge;
 use super::load::LoadError;
-use crate::core::storage::{Op, Snapshot, WriteBatch, WriteResult, FENCE_KEY};
+use crate::core::storage::{Snapshot, WriteBatch, WriteResult, FENCE_KEY};
 use crate::core::Term;
 
 #[derive(Default)]
@@ -40,10 +39,10 @@ impl MemoryStore {
             return WriteResult::Error;
         }
         let current = inner.kvs.get(FENCE_KEY).map(Vec::as_slice);
-        if let Some(result) = Option::<WriteResult>::from(judge(batch, inner.term, current)) {
+        if let Some(result) = batch.judge(batch.term == inner.term, current).result() {
             return result;
         }
-        apply(&mut inner.kvs, batch);
+        batch.apply_to(&mut inner.kvs);
         WriteResult::Ok
     }
 
@@ -59,27 +58,13 @@ impl MemoryStore {
     }
 }
 
-/// Applies a judged batch to a map: its ops, then the fence.
-pub fn apply(kvs: &mut BTreeMap<String, Vec<u8>>, batch: &WriteBatch) {
-    for op in &batch.ops {
-        match op {
-            Op::Put { key, value } => {
-                kvs.insert(key.clone(), value.clone());
-            }
-            Op::Delete { key } => {
-                kvs.remove(key);
-            }
-        }
-    }
-    kvs.insert(FENCE_KEY.to_owned(), batch.fence.clone());
-}
-
 #[cfg(test)]
 mod tests {
     use prost::Message;
 
     use super::*;
     use crate::core::model::FenceRecord;
+    use crate::core::storage::Op;
     use crate::core::WriteId;
 
     fn batch(term: u64, seq: u64, expected: Option<(u64, u64)>, key: &str) -> WriteBatch {

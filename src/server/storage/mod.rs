@@ -13,37 +13,6 @@ pub mod standby;
 use self::load::LoadError;
 use crate::core::storage::{Snapshot, WriteBatch, WriteResult};
 
-/// What a store must do with a batch, given the fence value it holds now.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Land,
-    /// A replay of a batch that already landed: report `Ok`, change nothing.
-    AlreadyLanded,
-    Conflict,
-}
-
-/// The write-chain rule for stores that check it themselves (memory, embedded).
-pub fn judge(batch: &WriteBatch, holder_term: crate::core::Term, current_fence: Option<&[u8]>) -> Verdict {
-    if batch.term == holder_term && current_fence == batch.expected_fence.as_deref() {
-        Verdict::Land
-    } else if batch.landed_already(current_fence) {
-        Verdict::AlreadyLanded
-    } else {
-        Verdict::Conflict
-    }
-}
-
-impl From<Verdict> for Option<WriteResult> {
-    /// `None`: land the batch, then report `Ok`.
-    fn from(v: Verdict) -> Self {
-        match v {
-            Verdict::Land => None,
-            Verdict::AlreadyLanded => Some(WriteResult::Ok),
-            Verdict::Conflict => Some(WriteResult::Conflict),
-        }
-    }
-}
-
 /// The store a meta node runs on.
 pub enum Storage {
     Memory(memory::MemoryStore),
