@@ -169,6 +169,10 @@ impl Client {
             }
             (Request::CreateCluster(_), Err(MetaError::AlreadyExists(_))) => self.cluster_ready = true,
             (_, Ok(Response::TableCreated { table, created: true })) => {
+                if self.acks.dropped.contains(&(CLUSTER_ID, table.id)) {
+                    // The drop's reply overtook this one: the sub-tables went with their parent.
+                    self.acks.dropped.extend(table.sub_tables.iter().map(|&sub| (CLUSTER_ID, sub)));
+                }
                 let mut names = vec![(table.id, table.name.clone())];
                 names.extend(table.sub_tables.iter().enumerate().map(|(i, sub)| (*sub, format!("__{}_{i}", table.name))));
                 // A drop of this name whose outcome is not known may already have removed it.
