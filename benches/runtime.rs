@@ -83,7 +83,7 @@ async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<
             }
             None => {
                 let (seq, reports) = host.heartbeat(now, |_| 1.0);
-                node::heartbeat_request(&identity, seq, &reports)
+                node::heartbeat_request(&identity, seq, reports)
             }
         };
         last = request.clone();

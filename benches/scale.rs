@@ -104,7 +104,7 @@ async fn paced_node(endpoints: Vec<String>, i: usize, lat: Arc<Latencies>, stop:
                     let (seq, reports) = host.heartbeat(now(), |_| 1.0);
                     sent.insert(seq, Instant::now());
                     while sent.len() > 8 { sent.pop_first(); }
-                    if tx.send(node::heartbeat_request(&identity, seq, &reports)).await.is_err() { break }
+                    if tx.send(node::heartbeat_request(&identity, seq, reports)).await.is_err() { break }
                 }
                 message = inbound.message() => {
                     let Ok(Some(r)) = message else { break };

@@ -197,16 +197,47 @@ pub fn node_info(n: &NodeInfo) -> proto::NodeInfo {
         shards: n.shards,
         draining: n.draining,
         replicas: n.replicas,
-        stats: Some(proto::NodeStats {
-            cpu: s.cpu,
-            load: s.load,
-            read_units: s.read_units,
-            write_units: s.write_units,
-            table_count: s.table_count,
-            shard_count: s.shard_count,
-            read_bytes_per_sec: s.read_bytes_per_sec,
-            write_bytes_per_sec: s.write_bytes_per_sec,
-        }),
+        stats: Some(node_stats(s)),
+    }
+}
+
+fn node_stats(s: &NodeStats) -> proto::NodeStats {
+    proto::NodeStats {
+        cpu: s.cpu,
+        load: s.load,
+        read_units: s.read_units,
+        write_units: s.write_units,
+        table_count: s.table_count,
+        shard_count: s.shard_count,
+        read_bytes_per_sec: s.read_bytes_per_sec,
+        write_bytes_per_sec: s.write_bytes_per_sec,
+    }
+}
+
+/// The gRPC form of a heartbeat, as a data node sends it (the inverse of [`heartbeat`]).
+pub fn heartbeat_request(hb: &Heartbeat) -> proto::HeartbeatRequest {
+    proto::HeartbeatRequest {
+        header: Some(proto::RequestHeader { cluster: hb.cluster.clone() }),
+        node_name: hb.node.clone(),
+        endpoint: hb.endpoint.clone(),
+        zone: hb.zone.clone(),
+        incarnation: hb.incarnation,
+        seq: hb.seq,
+        stats: Some(node_stats(&hb.stats)),
+        shards: hb
+            .shards
+            .iter()
+            .map(|r| proto::ShardReport {
+                id: r.id.0,
+                role: proto_role(r.role),
+                version: r.version.0,
+                status: match r.status {
+                    ReplicaStatus::Ready => proto::ShardStatus::Ready as i32,
+                    ReplicaStatus::Opening => proto::ShardStatus::Opening as i32,
+                },
+                load: r.load,
+            })
+            .collect(),
     }
 }
 

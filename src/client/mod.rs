@@ -6,11 +6,13 @@ pub mod listing;
 pub mod meta_client;
 pub mod node;
 pub mod routes;
+pub mod session;
 pub mod shard_host;
 pub mod write_service;
 
 pub use meta_client::MetaClient;
 pub use routes::RouteCache;
+pub use session::{Beat, NodeIdentity, NodeSession};
 
 pub use lease_log::{LeaseEvent, LeaseTracker};
 pub use shard_host::{HostCounters, HostedShard, ShardHost};

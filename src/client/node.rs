@@ -3,19 +3,17 @@
 //! meta accepts for it are also handed to a [`ShardExecutor`], the node's storage engine.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::meta_client::{connect, MetaClient};
+use super::session::{Beat, NodeSession};
 use super::shard_host::ShardHost;
-use crate::core::{Instant, ShardCommand, ShardId};
+pub use super::session::NodeIdentity;
+use crate::core::{Instant, ShardCommand, ShardId, ShardReport};
 use crate::proto;
 use crate::convert;
-
-/// Heartbeats without any answer before the stream is given up and the leader looked up again.
-const UNANSWERED_MAX: u32 = 3;
 
 /// The node's storage engine, told about every command the node accepted (after the term and
 /// version checks of [`ShardHost`]).
@@ -30,16 +28,6 @@ impl ShardExecutor for LogExecutor {
     fn execute(&mut self, command: &ShardCommand) {
         tracing::info!(shard = command.shard.0, version = command.version.0, kind = ?command.kind, "command");
     }
-}
-
-/// Who this node is and how it reports.
-#[derive(Clone, Debug)]
-pub struct NodeIdentity {
-    pub cluster: String,
-    pub name: String,
-    pub endpoint: String,
-    pub zone: String,
-    pub incarnation: u64,
 }
 
 /// The node's monotonic clock, in the core's units.
@@ -68,7 +56,8 @@ impl NodeClock {
 /// Called after every change to the host, with the time: the node-agent logs leadership here.
 pub type Observer = Box<dyn FnMut(&ShardHost, Instant) + Send>;
 
-/// Runs the heartbeat loop for ever.
+/// Runs the heartbeat loop for ever. What to send and when to give a stream up is decided by
+/// the sans-IO [`NodeSession`]; this loop only carries it over gRPC.
 pub async fn run(
     mut meta: MetaClient,
     identity: NodeIdentity,
@@ -78,12 +67,10 @@ pub async fn run(
     mut executor: impl ShardExecutor,
     mut observe: Observer,
 ) {
-    let mut interval = Duration::from_millis(1_000);
-    let mut failures = 0u32;
-    let mut redirect: Option<String> = None;
+    let mut session = NodeSession::new(identity);
     loop {
-        let client = match redirect.take() {
-            Some(endpoint) => connect(&endpoint, Duration::from_secs(5)).await,
+        let client = match session.next_target() {
+            Some(endpoint) => connect(&endpoint, std::time::Duration::from_secs(5)).await,
             None => meta.leader().await.map(|(_, c)| c),
         };
         let (tx, rx) = mpsc::channel::<proto::HeartbeatRequest>(8);
@@ -95,32 +82,29 @@ pub async fn run(
             Ok(inbound) => inbound,
             Err(e) => {
                 // No leader reachable, or the stream refused: look the leader up again, later.
-                failures += 1;
                 tracing::warn!(error = %e.message(), "no heartbeat stream to the meta leader");
                 meta.reset();
-                tokio::time::sleep(Duration::from_millis(200 * failures.min(10) as u64)).await;
+                tokio::time::sleep(std_duration(session.failed())).await;
                 continue;
             }
         };
-        let mut ticker = tokio::time::interval(interval);
-        let mut unanswered = 0u32;
+        session.opened();
+        let mut ticker = tokio::time::interval(std_duration(session.interval()));
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if unanswered >= UNANSWERED_MAX {
+                    let now = clock.now();
+                    let beat = {
+                        let mut h = host.lock().expect("host lock");
+                        let beat = session.beat(&mut h, now, &load);
+                        observe(&h, now);
+                        beat
+                    };
+                    let Beat::Send(heartbeat) = beat else {
                         tracing::warn!("meta stopped answering heartbeats; reconnecting");
                         break;
-                    }
-                    let now = clock.now();
-                    let request = {
-                        let mut h = host.lock().expect("host lock");
-                        h.expire_leases(now);
-                        observe(&h, now);
-                        let (seq, reports) = h.heartbeat(now, &load);
-                        heartbeat_request(&identity, seq, &reports)
                     };
-                    unanswered += 1;
-                    if tx.send(request).await.is_err() {
+                    if tx.send(convert::heartbeat_request(&heartbeat)).await.is_err() {
                         break;
                     }
                 }
@@ -135,7 +119,7 @@ pub async fn run(
                     };
                     if !response.redirect.is_empty() {
                         tracing::info!(leader = %response.redirect, "redirected to the meta leader");
-                        redirect = Some(response.redirect);
+                        session.closed(Some(response.redirect));
                         break;
                     }
                     let message = match convert::from_node_message(&response) {
@@ -145,18 +129,16 @@ pub async fn run(
                             continue;
                         }
                     };
-                    unanswered = 0;
-                    failures = 0;
-                    if message.heartbeat_interval_ms > 0 && message.heartbeat_interval_ms != interval.as_millis() as u64 {
-                        interval = Duration::from_millis(message.heartbeat_interval_ms);
-                        ticker = tokio::time::interval(interval);
-                    }
                     let now = clock.now();
                     let mut h = host.lock().expect("host lock");
-                    for accepted in h.on_message(&message) {
-                        executor.execute(&accepted);
+                    let (accepted, interval_changed) = session.on_message(&mut h, &message);
+                    for command in &accepted {
+                        executor.execute(command);
                     }
                     observe(&h, now);
+                    if interval_changed {
+                        ticker = tokio::time::interval(std_duration(session.interval()));
+                    }
                 }
             }
         }
@@ -164,28 +146,11 @@ pub async fn run(
     }
 }
 
-/// The heartbeat a node sends for `reports` (from [`ShardHost::heartbeat`]).
-pub fn heartbeat_request(identity: &NodeIdentity, seq: u64, reports: &[crate::core::ShardReport]) -> proto::HeartbeatRequest {
-    proto::HeartbeatRequest {
-        header: Some(proto::RequestHeader { cluster: identity.cluster.clone() }),
-        node_name: identity.name.clone(),
-        endpoint: identity.endpoint.clone(),
-        zone: identity.zone.clone(),
-        incarnation: identity.incarnation,
-        seq,
-        stats: Some(proto::NodeStats { shard_count: reports.len() as u32, ..Default::default() }),
-        shards: reports
-            .iter()
-            .map(|r| proto::ShardReport {
-                id: r.id.0,
-                role: match r.role {
-                    crate::core::Role::Leader => proto::ShardRole::Leader as i32,
-                    crate::core::Role::Follower => proto::ShardRole::Follower as i32,
-                },
-                version: r.version.0,
-                status: proto::ShardStatus::Ready as i32,
-                load: r.load,
-            })
-            .collect(),
-    }
+fn std_duration(d: crate::core::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(d.0)
+}
+
+/// The gRPC heartbeat a node sends for `reports` (from [`ShardHost::heartbeat`]).
+pub fn heartbeat_request(identity: &NodeIdentity, seq: u64, reports: Vec<ShardReport>) -> proto::HeartbeatRequest {
+    convert::heartbeat_request(&identity.heartbeat(seq, reports))
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use shardmeta::client::ShardHost;
+use shardmeta::client::{NodeIdentity, ShardHost};
 use shardmeta::core::model::Topology;
 use shardmeta::core::storage::{Verdict, WriteResult, FENCE_KEY};
 use shardmeta::core::*;
@@ -146,17 +146,8 @@ impl Node {
 
     pub fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
         let (seq, shards) = self.host.heartbeat(h.now, |_| 0.0);
-        let hb = Heartbeat {
-            cluster: "c".into(),
-            node: self.name.clone(),
-            endpoint: self.endpoint.clone(),
-            zone: String::new(),
-            incarnation: 1,
-            seq,
-            stats: NodeStats::default(),
-            shards,
-        };
-        h.heartbeat(self.session, &hb)
+        let identity = NodeIdentity { cluster: "c".into(), name: self.name.clone(), endpoint: self.endpoint.clone(), zone: String::new(), incarnation: 1 };
+        h.heartbeat(self.session, &identity.heartbeat(seq, shards))
     }
 
     pub fn receive(&mut self, outs: &[Output]) {

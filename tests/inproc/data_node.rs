@@ -1,21 +1,20 @@
 //! A simulated data node: the real `ShardHost` logic on a drifting clock.
 
 use shardmeta::check::NodeView;
-use shardmeta::client::ShardHost;
+use shardmeta::client::{NodeIdentity, NodeSession, ShardHost};
 use shardmeta::core::*;
 
 pub struct DataNode {
     pub name: String,
     pub endpoint: String,
-    pub zone: String,
     pub alive: bool,
     pub incarnation: u64,
     pub host: ShardHost,
+    /// The heartbeat protocol, as the real node loop runs it.
+    pub link: NodeSession,
     pub session: SessionId,
     /// The meta node it heartbeats to.
     pub meta: usize,
-    /// Heartbeats sent since the last message from meta.
-    pub unanswered: u32,
     /// Clock rate error in parts per million.
     pub drift_ppm: i64,
     /// What it accepted so far in this incarnation (S3).
@@ -23,17 +22,18 @@ pub struct DataNode {
 }
 
 impl DataNode {
-    pub fn new(index: usize, zone: &str, drift_ppm: i64, session: SessionId) -> DataNode {
+    pub fn new(index: usize, cluster: &str, zone: &str, drift_ppm: i64, session: SessionId) -> DataNode {
+        let (name, endpoint) = (format!("node-{index}"), format!("10.0.0.{index}:7000"));
+        let identity = NodeIdentity { cluster: cluster.to_owned(), name: name.clone(), endpoint: endpoint.clone(), zone: zone.to_owned(), incarnation: 1 };
         DataNode {
-            name: format!("node-{index}"),
-            endpoint: format!("10.0.0.{index}:7000"),
-            zone: zone.to_owned(),
+            name,
+            endpoint,
             alive: true,
             incarnation: 1,
             host: ShardHost::new(),
+            link: NodeSession::new(identity),
             session,
             meta: 0,
-            unanswered: 0,
             drift_ppm,
             view: NodeView::default(),
         }
@@ -49,8 +49,9 @@ impl DataNode {
         self.alive = true;
         self.incarnation += 1;
         self.host = ShardHost::new();
+        let identity = NodeIdentity { incarnation: self.incarnation, ..self.link.identity().clone() };
+        self.link = NodeSession::new(identity);
         self.session = session;
-        self.unanswered = 0;
         self.view = NodeView::default();
     }
 }

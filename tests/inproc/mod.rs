@@ -22,7 +22,7 @@ use std::fmt;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardmeta::check::{self, LeaderMoves, Violation};
-use shardmeta::client::HostCounters;
+use shardmeta::client::{Beat, HostCounters};
 use shardmeta::core::model::{Catalog, Topology};
 use shardmeta::core::*;
 
@@ -530,7 +530,7 @@ impl World {
         let zone = ["a", "b", "c"][i % 3];
         let drift = if self.mix.clock_drift { (self.rng.next_u64() % 20_001) as i64 - 10_000 } else { 0 };
         let session = self.new_session(i);
-        let mut node = DataNode::new(i, zone, drift, session);
+        let mut node = DataNode::new(i, CLUSTER, zone, drift, session);
         node.meta = i % METAS;
         self.nodes.push(node);
         let d = self.rand(1_000);
@@ -542,33 +542,34 @@ impl World {
         if !node.alive || node.incarnation != inc {
             return;
         }
-        if node.unanswered >= 3 {
-            // No word from this meta for three heartbeats: try the next one on a new stream.
-            let session = self.new_session(i);
-            let node = &mut self.nodes[i];
-            node.meta = (node.meta + 1) % METAS;
-            node.session = session;
-            node.unanswered = 0;
-        }
-        let local = self.nodes[i].local(self.now);
+        let local = node.local(self.now);
+        let load = |s: ShardId| (s.0 % 7) as f64;
         let node = &mut self.nodes[i];
-        node.host.expire_leases(local);
-        let (seq, shards) = node.host.heartbeat(local, |s| (s.0 % 7) as f64);
-        let hb = Heartbeat {
-            cluster: CLUSTER.into(),
-            node: node.name.clone(),
-            endpoint: node.endpoint.clone(),
-            zone: node.zone.clone(),
-            incarnation: node.incarnation,
-            seq,
-            stats: NodeStats { shard_count: shards.len() as u32, ..Default::default() },
-            shards,
+        let hb = match node.link.beat(&mut node.host, local, load) {
+            Beat::Send(hb) => hb,
+            Beat::Reconnect => {
+                // No word from this meta for three heartbeats: try the next one on a new stream.
+                self.reconnect(i);
+                let node = &mut self.nodes[i];
+                let Beat::Send(hb) = node.link.beat(&mut node.host, local, load) else { unreachable!("a fresh stream heartbeats") };
+                hb
+            }
         };
-        node.unanswered += 1;
-        let (session, meta) = (node.session, node.meta);
+        let (session, meta) = (self.nodes[i].session, self.nodes[i].meta);
         self.send(Addr::Node(i), Addr::Meta(meta), Msg::Heartbeat { session, hb });
         let next = 900 + self.rng.next_u64() % 200;
         self.schedule(Duration(next), Event::NodeHeartbeat(i, inc));
+    }
+
+    /// Node `i` opens a new stream, to the next meta: simulated metas have no addresses to
+    /// redirect to, so the node tries each in turn.
+    fn reconnect(&mut self, i: usize) {
+        let session = self.new_session(i);
+        let node = &mut self.nodes[i];
+        node.link.next_target();
+        node.link.opened();
+        node.meta = (node.meta + 1) % METAS;
+        node.session = session;
     }
 
     fn node_receive(&mut self, i: usize, from: Addr, msg: Msg) {
@@ -579,14 +580,11 @@ impl World {
         match msg {
             Msg::ToNode { session, message } if session == self.nodes[i].session => {
                 let node = &mut self.nodes[i];
-                node.host.on_message(&message);
-                node.unanswered = 0;
+                node.link.on_message(&mut node.host, &message);
             }
             Msg::HeartbeatRefused { session } if session == self.nodes[i].session => {
-                let session = self.new_session(i);
-                let node = &mut self.nodes[i];
-                node.meta = (node.meta + 1) % METAS;
-                node.session = session;
+                self.nodes[i].link.closed(None);
+                self.reconnect(i);
             }
             Msg::RoutedWrite { shard, version } => {
                 let host = &self.nodes[i].host;

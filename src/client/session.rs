@@ -1,0 +1,166 @@
+//! The data node's side of the heartbeat protocol, with no IO, shared by the node loop
+//! ([`super::node::run`]) and the in-process simulator: when to heartbeat and what to send,
+//! when meta has gone quiet and the stream must be rebuilt, where to connect next after a
+//! redirect, and how long to back off after a failure.
+
+use super::shard_host::ShardHost;
+use crate::core::{Duration, Heartbeat, Instant, NodeMessage, NodeStats, ShardCommand, ShardId, ShardReport};
+
+/// Heartbeats without any answer before the stream is given up and the leader looked up again.
+pub const UNANSWERED_MAX: u32 = 3;
+/// The heartbeat interval until meta names one.
+pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
+/// Back-off after a failed stream: this much per failure in a row, up to ten.
+const BACKOFF_STEP_MS: u64 = 200;
+
+/// Who this node is and how it reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeIdentity {
+    pub cluster: String,
+    pub name: String,
+    pub endpoint: String,
+    pub zone: String,
+    pub incarnation: u64,
+}
+
+impl NodeIdentity {
+    /// The heartbeat this node sends with sequence number `seq` (from [`ShardHost::heartbeat`]).
+    pub fn heartbeat(&self, seq: u64, shards: Vec<ShardReport>) -> Heartbeat {
+        Heartbeat {
+            cluster: self.cluster.clone(),
+            node: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            zone: self.zone.clone(),
+            incarnation: self.incarnation,
+            seq,
+            stats: NodeStats { shard_count: shards.len() as u32, ..Default::default() },
+            shards,
+        }
+    }
+}
+
+/// What to do when the heartbeat timer fires.
+#[derive(Debug, PartialEq)]
+pub enum Beat {
+    Send(Heartbeat),
+    /// Meta has not answered [`UNANSWERED_MAX`] heartbeats: give the stream up and connect again.
+    Reconnect,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeSession {
+    identity: NodeIdentity,
+    /// Heartbeats sent on the current stream since meta last answered.
+    unanswered: u32,
+    /// Streams that failed in a row.
+    failures: u32,
+    interval_ms: u64,
+    /// The endpoint meta redirected to, for the next stream only.
+    redirect: Option<String>,
+}
+
+impl NodeSession {
+    pub fn new(identity: NodeIdentity) -> NodeSession {
+        NodeSession { identity, unanswered: 0, failures: 0, interval_ms: DEFAULT_INTERVAL_MS, redirect: None }
+    }
+
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.identity
+    }
+
+    /// How often to heartbeat, as meta last said.
+    pub fn interval(&self) -> Duration {
+        Duration(self.interval_ms)
+    }
+
+    /// Where the next stream goes: the endpoint meta redirected to, or `None`: look the leader up.
+    pub fn next_target(&mut self) -> Option<String> {
+        self.redirect.take()
+    }
+
+    /// A new stream is open.
+    pub fn opened(&mut self) {
+        self.unanswered = 0;
+    }
+
+    /// The stream could not be opened: how long to wait before the next attempt.
+    pub fn failed(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        Duration(BACKOFF_STEP_MS * self.failures.min(10) as u64)
+    }
+
+    /// Meta ended the stream, naming the leader to go to (or no one).
+    pub fn closed(&mut self, redirect: Option<String>) {
+        self.redirect = redirect.filter(|r| !r.is_empty());
+    }
+
+    /// The heartbeat timer fired at `now` (the node's clock): expire leases, then report.
+    pub fn beat(&mut self, host: &mut ShardHost, now: Instant, load: impl Fn(ShardId) -> f64) -> Beat {
+        if self.unanswered >= UNANSWERED_MAX {
+            return Beat::Reconnect;
+        }
+        host.expire_leases(now);
+        let (seq, shards) = host.heartbeat(now, load);
+        self.unanswered += 1;
+        Beat::Send(self.identity.heartbeat(seq, shards))
+    }
+
+    /// A message from meta on the stream: the commands the host accepted, for the node's
+    /// storage engine. `true` in the second place when the heartbeat interval changed.
+    pub fn on_message(&mut self, host: &mut ShardHost, message: &NodeMessage) -> (Vec<ShardCommand>, bool) {
+        self.unanswered = 0;
+        self.failures = 0;
+        let changed = message.heartbeat_interval_ms > 0 && message.heartbeat_interval_ms != self.interval_ms;
+        if changed {
+            self.interval_ms = message.heartbeat_interval_ms;
+        }
+        (host.on_message(message), changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Epoch, Term};
+
+    fn session() -> NodeSession {
+        let identity = NodeIdentity { cluster: "c".into(), name: "n1".into(), endpoint: "n1:1".into(), zone: "a".into(), incarnation: 7 };
+        NodeSession::new(identity)
+    }
+
+    fn message(interval: u64) -> NodeMessage {
+        NodeMessage { term: Term(1), epoch: Epoch(0), lease: None, commands: vec![], heartbeat_interval_ms: interval }
+    }
+
+    #[test]
+    fn three_unanswered_heartbeats_rebuild_the_stream_and_an_answer_resets_the_count() {
+        let (mut s, mut host) = (session(), ShardHost::new());
+        for seq in 1..=UNANSWERED_MAX as u64 {
+            let Beat::Send(hb) = s.beat(&mut host, Instant(seq), |_| 0.0) else { panic!("heartbeat {seq} is sent") };
+            assert_eq!((hb.node.as_str(), hb.incarnation, hb.zone.as_str()), ("n1", 7, "a"));
+        }
+        assert_eq!(s.beat(&mut host, Instant(9), |_| 0.0), Beat::Reconnect);
+        s.opened();
+        assert!(matches!(s.beat(&mut host, Instant(10), |_| 0.0), Beat::Send(_)));
+        s.on_message(&mut host, &message(0));
+        for _ in 0..UNANSWERED_MAX {
+            assert!(matches!(s.beat(&mut host, Instant(11), |_| 0.0), Beat::Send(_)));
+        }
+    }
+
+    #[test]
+    fn a_redirect_is_followed_once_and_failures_back_off_until_an_answer() {
+        let (mut s, mut host) = (session(), ShardHost::new());
+        s.closed(Some("m2:7560".into()));
+        assert_eq!(s.next_target().as_deref(), Some("m2:7560"));
+        assert_eq!(s.next_target(), None, "then the leader is looked up again");
+        assert_eq!((s.failed(), s.failed()), (Duration(200), Duration(400)));
+        for _ in 0..20 {
+            s.failed();
+        }
+        assert_eq!(s.failed(), Duration(2_000), "the back-off stops growing");
+        let (_, changed) = s.on_message(&mut host, &message(500));
+        assert!(changed);
+        assert_eq!((s.failed(), s.interval()), (Duration(200), Duration(500)));
+    }
+}
