@@ -1,4 +1,8 @@
-//! `node-agent --meta-endpoints A,B,C --name NAME --addr HOST:PORT [--zone Z]`
+//! `node-agent [--config FILE] [--meta-endpoints A,B,C] [--cluster C] --name NAME --addr HOST:PORT [--zone Z]`
+//!
+//! The meta-client settings (cluster, meta endpoints, lease cap, call timeout) come from the
+//! defaults, the TOML file, `SHARDMETA_NODE_*` variables, then these flags, later winning
+//! (`shardmeta::client::config`).
 //!
 //! The reference data node: it hosts shards in memory, obeys meta's commands, reports synthetic
 //! load, and accepts routed writes only for shards it leads under a valid lease at the route's
@@ -10,9 +14,9 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use clap::Parser;
+use shardmeta::client::config::NodeConfig;
 use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
 use shardmeta::client::{LeaseEvent, LeaseTracker, MetaClient, ShardHost, WriteService};
 use shardmeta::core::{Instant, ShardId};
@@ -20,9 +24,12 @@ use shardmeta::core::{Instant, ShardId};
 #[derive(Parser)]
 #[command(name = "node-agent", version, about = "A reference shardmeta data node")]
 struct Args {
+    /// A TOML file of meta-client settings (see config/node.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Meta endpoints, any of them.
-    #[arg(long, value_delimiter = ',', required = true)]
-    meta_endpoints: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    meta_endpoints: Option<Vec<String>>,
     /// This node's name, unique in the cluster.
     #[arg(long)]
     name: String,
@@ -32,8 +39,8 @@ struct Args {
     /// A zone label: replicas of a shard prefer distinct zones.
     #[arg(long, default_value = "")]
     zone: String,
-    #[arg(long, default_value = "default")]
-    cluster: String,
+    #[arg(long)]
+    cluster: Option<String>,
     /// Synthetic load reported per shard.
     #[arg(long, default_value_t = 1.0)]
     load: f64,
@@ -65,6 +72,19 @@ fn leadership_observer(clock: NodeClock, log: Log) -> node::Observer {
     })
 }
 
+/// The file, then the variables, then the flags; validated.
+fn meta_client_config(args: &Args) -> Result<NodeConfig, String> {
+    let mut cfg = NodeConfig::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(endpoints) = &args.meta_endpoints {
+        cfg.meta_endpoints = endpoints.clone();
+    }
+    if let Some(cluster) = &args.cluster {
+        cfg.cluster = cluster.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
 fn main() {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -81,7 +101,14 @@ fn main() {
         },
         None => Arc::default(),
     };
-    let meta = match MetaClient::new(args.meta_endpoints.clone(), Duration::from_secs(5)) {
+    let settings = match meta_client_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("node-agent: {e}");
+            std::process::exit(2);
+        }
+    };
+    let meta = match MetaClient::new(settings.meta_endpoints.clone(), settings.timeout()) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("node-agent: {}", e.message());
@@ -90,13 +117,15 @@ fn main() {
     };
     let clock = NodeClock::start();
     let identity = NodeIdentity {
-        cluster: args.cluster.clone(),
+        cluster: settings.cluster.clone(),
         name: args.name.clone(),
         endpoint: args.addr.to_string(),
         zone: args.zone.clone(),
         incarnation: clock.wall_ms(Instant::ZERO),
     };
-    let host = Arc::new(Mutex::new(ShardHost::new()));
+    let mut host = ShardHost::new();
+    host.cap_leases(shardmeta::core::Duration(settings.lease_ms));
+    let host = Arc::new(Mutex::new(host));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
         let load = args.load;

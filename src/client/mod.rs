@@ -1,6 +1,8 @@
 //! What data nodes and frontends embed to talk to meta: the networked [`MetaClient`], and
 //! [`ShardHost`], the sans-IO part that decides what a data node does with meta's messages.
 
+#[cfg(feature = "node-config")]
+pub mod config;
 pub mod lease_log;
 pub mod listing;
 pub mod meta_client;

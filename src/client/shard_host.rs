@@ -59,6 +59,8 @@ pub struct ShardHost {
     /// When the newest heartbeat that meta answered was sent.
     answered_at: Option<Instant>,
     pub counters: HostCounters,
+    /// The longest lease this node honours (its config's `lease_ms`); `None`: as meta grants.
+    lease_max: Option<Duration>,
     /// A planted bug for checker tests: leases last this much longer than meta granted, as on
     /// a node whose clock runs slow. Zero unless a test plants it.
     overrun: Duration,
@@ -90,6 +92,11 @@ impl ShardHost {
     /// Whether the node may act as the shard's leader at `now` (its own clock).
     pub fn is_leading(&self, shard: ShardId, now: Instant) -> bool {
         self.shards.get(&shard).is_some_and(|s| s.role == Role::Leader && s.lease_until.is_some_and(|t| now < t))
+    }
+
+    /// Caps every later lease at `max`: a lease shorter than meta granted is always safe.
+    pub fn cap_leases(&mut self, max: Duration) {
+        self.lease_max = Some(max);
     }
 
     /// Plants a bug for checker tests: every later lease lasts `extra` longer than granted.
@@ -167,7 +174,8 @@ impl ShardHost {
         let Some(grant) = &msg.lease else { return accepted };
         let Some(&(_, sent_at)) = self.sent.iter().find(|(seq, _)| *seq == grant.seq) else { return accepted };
         self.answered_at = self.answered_at.max(Some(sent_at));
-        let until = sent_at + Duration(grant.duration_ms) + self.overrun;
+        let granted = Duration(grant.duration_ms).min(self.lease_max.unwrap_or(Duration(u64::MAX)));
+        let until = sent_at + granted + self.overrun;
         for (id, s) in self.shards.iter_mut() {
             if s.role != Role::Leader || s.leader_since_seq > grant.seq {
                 continue;
@@ -308,6 +316,18 @@ mod tests {
         assert_eq!(h.answered_at(), Some(Instant(700)), "a late answer to an older heartbeat does not move it back");
         h.on_message(&msg(1, vec![], None));
         assert_eq!(h.answered_at(), Some(Instant(700)), "a message without a grant answers no heartbeat");
+    }
+
+    /// A node configured for shorter leases than meta grants stops leading sooner.
+    #[test]
+    fn a_capped_lease_ends_at_the_nodes_own_limit() {
+        let mut h = ShardHost::new();
+        h.cap_leases(Duration(4_000));
+        h.on_message(&msg(1, vec![open(1, 2, 1, Role::Leader)], None));
+        let (seq, _) = h.heartbeat(Instant(100), |_| 0.0);
+        h.on_message(&msg(1, vec![], grant(seq, vec![])));
+        assert!(h.is_leading(ShardId(1), Instant(4_099)));
+        assert!(!h.is_leading(ShardId(1), Instant(4_100)), "meta granted 10 s; the node honours 4 s");
     }
 
     #[test]

@@ -14,13 +14,15 @@
 //! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
 //!
 //! An unknown `SHARDMETA_*` variable is refused, as is an unknown key in the file: a typo must
-//! not silently fall back to a default.
+//! not silently fall back to a default. `SHARDMETA_NODE_*` variables belong to data nodes
+//! (`client::config`) and are left alone.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::client::config::{parse_list as list, parse_var as parse};
 use crate::core::model::Topology;
 use crate::core::{ClusterSpec, CoreConfig};
 
@@ -100,13 +102,6 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
-fn parse<T: std::str::FromStr>(var: &str, value: &str) -> Result<T, String> {
-    value.parse().map_err(|_| format!("{var}={value:?} is not a valid value"))
-}
-
-fn list(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-}
 
 impl ServerConfig {
     /// Builds the configuration from every source and validates it.
@@ -119,6 +114,10 @@ impl ServerConfig {
             None => ServerConfig::default(),
         };
         for (var, value) in env {
+            // A data node's variables (`client::config`) may share the environment.
+            if var.starts_with(crate::client::config::ENV_PREFIX) {
+                continue;
+            }
             if let Some(key) = var.strip_prefix("SHARDMETA_") {
                 cfg.apply_env(key, &var, &value)?;
             }
