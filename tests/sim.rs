@@ -7,7 +7,7 @@
 
 mod inproc;
 
-use inproc::faults::FaultMix;
+use inproc::faults::{ClockDrift, FaultMix};
 use inproc::{run_seed, Coverage, Options};
 use shardmeta::check::Invariant;
 use shardmeta::core::PlantedBug;
@@ -174,4 +174,48 @@ fn l3_check_catches_a_scheduler_that_never_balances() {
 fn s6_checker_catches_a_standby_that_misses_deletions() {
     let opts = Options { standby_skips_deletes: true, mix: Some(FaultMix::calm()), ..Default::default() };
     assert_eq!(first_violation(&opts, 10), Invariant::RestartEquivalence);
+}
+
+#[test]
+fn l1_check_catches_a_meta_that_never_takes_up_its_term() {
+    let failure = first_liveness_failure(&planted(PlantedBug::IgnoreWonTerm, FaultMix::calm()), 5);
+    assert!(failure.contains("L1"), "{failure}");
+}
+
+/// A failover that never happens goes unseen after the heal (crashed nodes return and lead
+/// again), so L2 is also checked while nodes are down.
+#[test]
+fn l2_checker_catches_a_dead_leader_never_replaced() {
+    let mix = FaultMix { node_crashes: true, ..FaultMix::calm() };
+    assert!(mix.nodes_always_reachable());
+    assert_eq!(first_violation(&planted(PlantedBug::SkipFailover, mix), 50), Invariant::PromptFailover);
+}
+
+/// Node clocks slow at the drift bound, with near-zero network delay: the drift allowance is
+/// all that keeps a partitioned leader's lease from overlapping its successor's.
+fn at_the_drift_bound() -> FaultMix {
+    FaultMix { clock_drift: ClockDrift::AtBound, delay_ms: (1, 2), partitions: true, added_nodes: 3, ..FaultMix::calm() }
+}
+
+/// Without the allowance, slow clocks break S1; with exact clocks the same seeds hold, so it is
+/// the drift, not some other fault, that the allowance covers.
+#[test]
+fn the_drift_allowance_is_load_bearing() {
+    assert_eq!(first_violation(&planted(PlantedBug::IgnoreClockDrift, at_the_drift_bound()), 200), Invariant::SingleWriter);
+    let exact_clocks = FaultMix { clock_drift: ClockDrift::Off, ..at_the_drift_bound() };
+    for seed in 0..200 {
+        if let Err(failure) = run_seed(FIRST_SEED + seed, &planted(PlantedBug::IgnoreClockDrift, exact_clocks.clone())) {
+            panic!("with exact clocks the allowance should not be needed: {failure}");
+        }
+    }
+}
+
+#[test]
+fn seeds_at_the_drift_bound_hold() {
+    let opts = Options { mix: Some(at_the_drift_bound()), ..Default::default() };
+    for seed in 0..200 {
+        if let Err(failure) = run_seed(FIRST_SEED + seed, &opts) {
+            panic!("{failure}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! The safety invariants S1–S6 and the liveness bound L4, each one function in one place; the
-//! variants of [`Invariant`] say what each one requires. Simulators call them after every step;
-//! each safety invariant has a test that shows it catching a planted bug.
+//! The safety invariants S1–S6 and the liveness bounds L2 (under faults) and L4, each one
+//! function in one place; the variants of [`Invariant`] say what each one requires. Simulators
+//! call them after every step; each has a test that shows it catching a planted bug. L1–L3 after
+//! the heal are judged by the simulators at the end of a run (`tests/inproc`, `sim/`).
 
 mod moves;
 pub mod snapshot_fuzz;
@@ -27,6 +28,9 @@ pub enum Invariant {
     Integrity,
     /// S6: state rebuilt from storage equals the state before the restart.
     RestartEquivalence,
+    /// L2 while faults run: a shard whose leader's node is dead gets a live leader within a
+    /// bound (lease, drift and a few heartbeats) whenever a live replica can take over.
+    PromptFailover,
     /// L4: every request gets a reply, or an error at its deadline.
     NoHang,
 }
@@ -40,6 +44,7 @@ impl Invariant {
             Invariant::Fencing => "S4",
             Invariant::Integrity => "S5",
             Invariant::RestartEquivalence => "S6",
+            Invariant::PromptFailover => "L2",
             Invariant::NoHang => "L4",
         }
     }
@@ -188,6 +193,23 @@ pub fn matches_rebuilt(live: &Catalog, rebuilt: &Catalog) -> Result<(), Violatio
         })
         .unwrap_or_else(|| "the set of clusters differs between memory and storage".into());
     violation(Invariant::RestartEquivalence, detail)
+}
+
+/// L2 while faults run. `unled` lists each shard that has no live leader although its leader's
+/// node is dead and a live replica could take over, with the instant since when; none may stay
+/// so for longer than `bound`.
+pub fn prompt_failover(
+    unled: impl IntoIterator<Item = (ClusterId, ShardId, crate::core::Instant)>,
+    now: crate::core::Instant,
+    bound: crate::core::Duration,
+) -> Result<(), Violation> {
+    match unled.into_iter().find(|&(_, _, since)| now > since + bound) {
+        Some((c, s, since)) => violation(
+            Invariant::PromptFailover,
+            format!("shard {s} of cluster {c} has had no live leader since {} ms though a live replica could lead it (now {} ms, bound {} ms)", since.0, now.0, bound.0),
+        ),
+        None => Ok(()),
+    }
 }
 
 /// L4. `owed` lists requests a running meta node received and has not answered, with their

@@ -84,6 +84,13 @@ pub enum PlantedBug {
     IgnoreDeadlines,
     /// Never move leaders to balance nodes (breaks L3 after a scale-out).
     SkipBalance,
+    /// Never take up a won term: the election holder serves nothing (breaks L1).
+    IgnoreWonTerm,
+    /// Count a lease as over at meta's own expiry, without the clock-drift allowance (breaks S1
+    /// when node clocks run slow at the drift bound).
+    IgnoreClockDrift,
+    /// Never fail a dead leader's shards over (breaks L2 while node crashes last).
+    SkipFailover,
 }
 
 impl Default for CoreConfig {

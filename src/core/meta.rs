@@ -117,6 +117,7 @@ impl MetaCore {
                 let leader = self.leader.as_mut().expect("term() is Some");
                 leader.valid_until = leader.valid_until.max(valid_until);
             }
+            Leadership::Gained { .. } if self.config.has_bug(PlantedBug::IgnoreWonTerm) => {}
             Leadership::Gained { term, valid_until, snapshot } => {
                 self.step_down();
                 self.leader = Some(Leader::new(term, valid_until, snapshot, now, &self.config, self.last_write));

@@ -16,7 +16,7 @@ pub struct FaultMix {
     pub meta_pauses: bool,
     pub node_crashes: bool,
     pub partitions: bool,
-    pub clock_drift: bool,
+    pub clock_drift: ClockDrift,
     /// An operator drains a node, and sometimes cancels the drain.
     pub drains: bool,
     pub shards: u32,
@@ -28,6 +28,26 @@ pub struct FaultMix {
     /// small that a load takes tens of pages, so that store errors, lost pages, pauses and
     /// leader changes land between pages.
     pub snapshot_page_keys: usize,
+}
+
+/// How data nodes' clocks run against meta's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockDrift {
+    Off,
+    /// Each node's rate is off by up to 1%, either way.
+    Random,
+    /// Every node runs slow at just under the largest rate error the core's drift allowance
+    /// covers: a lease then outlasts meta's view of it by nearly the whole allowance, so that
+    /// a core without the allowance fails seeds (see `drift_bound_ppm`).
+    AtBound,
+}
+
+/// Just under the slowest clock rate (in parts per million, negative: slow) that meta's drift
+/// allowance covers: a node's lease of `lease` on a clock slow by ρ lasts `lease / (1 - ρ)`,
+/// which must stay within `lease + drift`.
+pub fn drift_bound_ppm(lease_ms: u64, drift_ms: u64) -> i64 {
+    let exact = drift_ms as i64 * 1_000_000 / (lease_ms + drift_ms) as i64;
+    -(exact - exact / 100)
 }
 
 fn pick<T: Copy>(rng: &mut ChaCha8Rng, options: &[T]) -> T {
@@ -47,7 +67,7 @@ impl FaultMix {
             meta_pauses: coin(rng),
             node_crashes: coin(rng),
             partitions: coin(rng),
-            clock_drift: coin(rng),
+            clock_drift: pick(rng, &[ClockDrift::Off, ClockDrift::Off, ClockDrift::Random, ClockDrift::Random, ClockDrift::AtBound]),
             drains: coin(rng),
             shards: pick(rng, &[4, 8, 16, 24]),
             followers: pick(rng, &[0, 1, 1, 2]),
@@ -56,6 +76,17 @@ impl FaultMix {
             added_nodes: pick(rng, &[0, 2, 3]),
             snapshot_page_keys: pick(rng, &[1_024, 1_024, 8, 16]),
         }
+    }
+
+    /// Whether every live data node can reach the meta leader at all times: no network faults,
+    /// no meta crashes or pauses, no store failures. Only then is L2 checked while faults run.
+    pub fn nodes_always_reachable(&self) -> bool {
+        self.drop_per_mille == 0
+            && self.store_error_per_mille == 0
+            && self.store_timeout_per_mille == 0
+            && !self.meta_crashes
+            && !self.meta_pauses
+            && !self.partitions
     }
 
     /// No faults at all: the baseline a quiet seed must pass with room to spare.
@@ -70,7 +101,7 @@ impl FaultMix {
             meta_pauses: false,
             node_crashes: false,
             partitions: false,
-            clock_drift: false,
+            clock_drift: ClockDrift::Off,
             drains: false,
             shards: 8,
             followers: 1,

@@ -27,7 +27,7 @@ use shardmeta::core::model::{Catalog, Topology};
 use shardmeta::core::*;
 
 use data_node::DataNode;
-use faults::FaultMix;
+use faults::{drift_bound_ppm, ClockDrift, FaultMix};
 use meta_node::{LoadPurpose, MetaNode};
 use net::{Addr, Msg, Net};
 use store::Store;
@@ -172,6 +172,10 @@ pub struct World {
     last_leader: Option<(usize, Term)>,
     first_leader_after_heal: Option<Instant>,
     first_all_led_after_heal: Option<Instant>,
+    /// L2 under faults: shards whose dead leader a live replica could replace, and since when.
+    unled_since: BTreeMap<ShardId, Instant>,
+    /// Every shard has had a live leader at some point (the L2 check under faults starts then).
+    all_led_once: bool,
     last_topology_change: Instant,
 }
 
@@ -221,6 +225,8 @@ impl World {
             last_leader: None,
             first_leader_after_heal: None,
             first_all_led_after_heal: None,
+            unled_since: BTreeMap::new(),
+            all_led_once: false,
             last_topology_change: Instant::ZERO,
         };
         world.start();
@@ -528,7 +534,11 @@ impl World {
     fn add_node(&mut self) {
         let i = self.nodes.len();
         let zone = ["a", "b", "c"][i % 3];
-        let drift = if self.mix.clock_drift { (self.rng.next_u64() % 20_001) as i64 - 10_000 } else { 0 };
+        let drift = match self.mix.clock_drift {
+            ClockDrift::Off => 0,
+            ClockDrift::Random => (self.rng.next_u64() % 20_001) as i64 - 10_000,
+            ClockDrift::AtBound => drift_bound_ppm(self.config.lease_ms, self.config.clock_drift_ms),
+        };
         let session = self.new_session(i);
         let mut node = DataNode::new(i, CLUSTER, zone, drift, session);
         node.meta = i % METAS;
@@ -732,6 +742,9 @@ impl World {
                 n.view = view;
             }
         }
+        if self.mix.nodes_always_reachable() {
+            self.check_prompt_failover()?;
+        }
         // S4.
         check::fencing(&self.store.landed[self.landed_checked..])?;
         self.landed_checked = self.store.landed.len();
@@ -775,6 +788,35 @@ impl World {
             self.last_leader = leader;
         }
         Ok(())
+    }
+
+    /// L2 while faults run, in seeds where every live node can always reach meta (only nodes
+    /// crash): once a shard's leader's node has died, and a live follower or (dynamic clusters)
+    /// any live placeable node could lead it, the shard must have a live leader within a lease,
+    /// the drift allowance and five heartbeats.
+    fn check_prompt_failover(&mut self) -> Result<(), Violation> {
+        let now = self.now;
+        let Some(c) = self.durable.clusters.get(&CLUSTER_ID) else { return Ok(()) };
+        self.all_led_once |= self.all_shards_led();
+        if !self.all_led_once {
+            return Ok(());
+        }
+        let alive = |name: &str| self.nodes.iter().any(|n| n.alive && n.name == name);
+        let dynamic = c.record.topology() == Topology::Dynamic;
+        let placeable = c.nodes.iter().any(|n| !n.draining && alive(&n.name));
+        for s in &c.shards {
+            let id = ShardId(s.id);
+            let led = self.nodes.iter().any(|n| n.alive && n.host.is_leading(id, n.local(now)));
+            let leader_dead = s.leader.is_some_and(|l| !alive(&c.node(NodeId(l)).name));
+            let replaceable = s.followers.iter().any(|&f| alive(&c.node(NodeId(f)).name)) || (dynamic && placeable);
+            if led || !leader_dead || !replaceable {
+                self.unled_since.remove(&id);
+            } else {
+                self.unled_since.entry(id).or_insert(now);
+            }
+        }
+        let bound = Duration(self.config.lease_ms + self.config.clock_drift_ms + 5 * self.config.heartbeat_interval_ms);
+        check::prompt_failover(self.unled_since.iter().map(|(&s, &since)| (CLUSTER_ID, s, since)), now, bound)
     }
 
     /// Counts, for coverage, how shards changed between two durable states.

@@ -4,6 +4,7 @@
 //! the shard on the least loaded node and a static cluster waits for the node to return.
 
 use super::{MoveReason, Planner};
+use crate::core::config::PlantedBug;
 use crate::core::ids::*;
 use crate::core::leader::runtime::NodeRuntime;
 
@@ -25,6 +26,9 @@ impl Planner<'_> {
     }
 
     pub(super) fn fail_over(&mut self) {
+        if self.config.has_bug(PlantedBug::SkipFailover) {
+            return;
+        }
         for (dead, shard) in self.shards_on(|n| !n.online) {
             if self.exhausted() {
                 return;
