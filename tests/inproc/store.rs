@@ -13,6 +13,9 @@ use shardmeta::check::LandedWrite;
 use shardmeta::core::storage::{DecodeError, Op, Snapshot, Verdict, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use shardmeta::core::{Duration, Instant, Term};
 
+/// One snapshot page: its pairs, and where the next page starts (`None`: the last).
+pub type Page = (Vec<(String, Vec<u8>)>, Option<PageAt>);
+
 pub struct Store {
     pub kvs: BTreeMap<String, Vec<u8>>,
     pub term: Term,
@@ -83,7 +86,7 @@ impl Store {
     /// fails with the seed's store errors, and when the store has moved on from the revision the
     /// load began at (etcd would still serve that revision; refusing instead makes loads fail
     /// more often, never read a torn snapshot). `None` starts a load at the current revision.
-    pub fn read_page(&mut self, rng: &mut ChaCha8Rng, at: Option<&PageAt>, limit: usize) -> Result<(Vec<(String, Vec<u8>)>, Option<PageAt>), bool> {
+    pub fn read_page(&mut self, rng: &mut ChaCha8Rng, at: Option<&PageAt>, limit: usize) -> Result<Page, bool> {
         if rng.next_u64() % 1000 < self.error_per_mille {
             return Err(false);
         }

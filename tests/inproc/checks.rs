@@ -1,0 +1,179 @@
+//! The invariant checks a run makes: the safety invariants and L2 (under faults) after every
+//! event, the liveness bounds L1–L3 at the end.
+
+use super::*;
+
+impl World {
+    pub(super) fn check_safety(&mut self) -> Result<(), Violation> {
+        let now = self.now;
+        // S1: by each node's own clock and lease.
+        let leading: Vec<(ClusterId, ShardId, &str)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive)
+            .flat_map(|n| {
+                let local = n.local(now);
+                n.host.shards().keys().filter(move |&&s| n.host.is_leading(s, local)).map(move |&s| (CLUSTER_ID, s, n.name.as_str()))
+            })
+            .collect();
+        check::single_writer(leading)?;
+        // S3: what each node accepted, against what it had before.
+        for n in self.nodes.iter_mut().filter(|n| n.alive) {
+            let view = n.host.view();
+            if view != n.view {
+                check::monotonic(&n.name, &n.view, &view)?;
+                n.view = view;
+            }
+        }
+        if self.mix.nodes_always_reachable() {
+            self.check_prompt_failover()?;
+        }
+        // S4.
+        check::fencing(&self.store.landed[self.landed_checked..])?;
+        self.landed_checked = self.store.landed.len();
+        // S2 and S5 against durable state, whenever storage or the acknowledgements moved.
+        let acks = (self.client.acks.created.len(), self.client.acks.dropped.len());
+        if self.store.revision != self.durable_revision || acks != self.acks_checked {
+            if self.store.revision != self.durable_revision {
+                // The loader refuses what would break S5 (two replicas on a node, say).
+                let durable = Catalog::load(self.store.kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                    .map_err(|e| Violation { invariant: check::Invariant::Integrity, detail: format!("storage holds what no leader can load: {e}") })?;
+                self.count_moves(&durable);
+                self.durable = durable;
+                self.durable_revision = self.store.revision;
+            }
+            self.acks_checked = acks;
+            check::durability(&self.client.acks, &self.durable)?;
+            check::integrity(&self.durable)?;
+            // S6 for the warm standby that followed every landed write.
+            match &self.store.standby {
+                Ok(standby) => check::matches_rebuilt(&standby.catalog, &self.durable)?,
+                Err(e) => return Err(Violation { invariant: check::Invariant::RestartEquivalence, detail: format!("the standby could not follow: {e}") }),
+            }
+        }
+        // S6: a leader whose writes have all landed holds exactly what storage holds.
+        for (i, m) in self.metas.iter().enumerate() {
+            let Some(core) = m.core.as_ref() else { continue };
+            if core.term() == Some(self.store.term) && core.writes_idle() && self.equivalence_checked.insert((i, self.store.revision)) {
+                check::restart_equivalence(core.catalog().expect("a leader has a catalog"), &self.store.snapshot())?;
+            }
+        }
+        // L4: every request a running core received is answered by its deadline.
+        for (i, m) in self.metas.iter().enumerate() {
+            // A paused meta owes nothing until it has run again.
+            if m.core.is_some() && m.paused_until.is_none() {
+                check::no_hang(&format!("meta {i}"), m.dispatch.waiting().map(|(id, &(_, deadline))| (id, deadline)), now)?;
+            }
+        }
+        let leader = self.store.current_holder(now).map(|m| (m, self.store.term));
+        if leader.is_some() && leader != self.last_leader {
+            self.coverage.leader_changes += 1;
+            self.last_leader = leader;
+        }
+        Ok(())
+    }
+
+    /// L2 while faults run, in seeds where every live node can always reach meta (only nodes
+    /// crash): once a shard's leader's node has died, and a live follower or (dynamic clusters)
+    /// any live placeable node could lead it, the shard must have a live leader within a lease,
+    /// the drift allowance and five heartbeats.
+    pub(super) fn check_prompt_failover(&mut self) -> Result<(), Violation> {
+        let now = self.now;
+        let Some(c) = self.durable.clusters.get(&CLUSTER_ID) else { return Ok(()) };
+        self.all_led_once |= self.all_shards_led();
+        if !self.all_led_once {
+            return Ok(());
+        }
+        let alive = |name: &str| self.nodes.iter().any(|n| n.alive && n.name == name);
+        let dynamic = c.record.topology() == Topology::Dynamic;
+        let placeable = c.nodes.iter().any(|n| !n.draining && alive(&n.name));
+        for s in &c.shards {
+            let id = ShardId(s.id);
+            let led = self.nodes.iter().any(|n| n.alive && n.host.is_leading(id, n.local(now)));
+            let leader_dead = s.leader.is_some_and(|l| !alive(&c.node(NodeId(l)).name));
+            let replaceable = s.followers.iter().any(|&f| alive(&c.node(NodeId(f)).name)) || (dynamic && placeable);
+            if led || !leader_dead || !replaceable {
+                self.unled_since.remove(&id);
+            } else {
+                self.unled_since.entry(id).or_insert(now);
+            }
+        }
+        let bound = Duration(self.config.lease_ms + self.config.clock_drift_ms + 5 * self.config.heartbeat_interval_ms);
+        check::prompt_failover(self.unled_since.iter().map(|(&s, &since)| (CLUSTER_ID, s, since)), now, bound)
+    }
+
+    /// Counts, for coverage, how shards changed between two durable states.
+    pub(super) fn count_moves(&mut self, next: &Catalog) {
+        let (Some(old), Some(new)) = (self.durable.clusters.get(&CLUSTER_ID), next.clusters.get(&CLUSTER_ID)) else { return };
+        if old.epoch != new.epoch {
+            self.last_topology_change = self.now;
+        }
+        self.coverage.moves.add(&LeaderMoves::between(old, new));
+    }
+
+    pub(super) fn all_shards_led(&self) -> bool {
+        let Some(c) = self.durable.clusters.get(&CLUSTER_ID) else { return false };
+        c.shards.iter().all(|s| {
+            s.leader.is_some_and(|l| {
+                let name = &c.node(NodeId(l)).name;
+                self.nodes.iter().any(|n| n.alive && n.name == *name && n.host.is_leading(ShardId(s.id), n.local(self.now)))
+            })
+        })
+    }
+
+    pub(super) fn observe_liveness(&mut self) {
+        let now = self.now;
+        let leader_serving = self
+            .store
+            .current_holder(now)
+            .is_some_and(|m| self.metas[m].core.as_ref().is_some_and(|c| c.is_leader(now)));
+        if leader_serving && self.first_leader_after_heal.is_none() {
+            self.first_leader_after_heal = Some(now);
+        }
+        if self.first_all_led_after_heal.is_none() && self.all_shards_led() {
+            self.first_all_led_after_heal = Some(now);
+        }
+    }
+
+    pub(super) fn check_liveness(&self) -> Result<(), Failure> {
+        let heal = HEAL_AT_MS;
+        // L1: a meta leader within the election timeout (one TTL for the old lease, a campaign round).
+        let l1_deadline = heal + 2 * ELECTION_TTL_MS + CAMPAIGN_EVERY_MS;
+        match self.first_leader_after_heal {
+            Some(t) if t.0 <= l1_deadline => {}
+            other => return Err(self.fail(format!("L1: no meta leader by {l1_deadline} ms (first at {other:?})"), None)),
+        }
+        if !self.client.cluster_ready {
+            return Err(self.fail("the cluster was never created".into(), None));
+        }
+        // L2: every shard led within election + lease + drift + a few heartbeats, and at the end.
+        let l2_deadline = l1_deadline + self.config.lease_ms + self.config.clock_drift_ms + 5 * self.config.heartbeat_interval_ms;
+        match self.first_all_led_after_heal {
+            Some(t) if t.0 <= l2_deadline => {}
+            other => return Err(self.fail(format!("L2: not every shard had a live leader by {l2_deadline} ms (first at {other:?})"), None)),
+        }
+        if !self.all_shards_led() {
+            return Err(self.fail("L2: not every shard has a live leader at the end".into(), None));
+        }
+        // L3: draining nodes drained, the others balanced within one leader shard, then quiet.
+        let c = &self.durable.clusters[&CLUSTER_ID];
+        if let Some((n, held)) = c.nodes.iter().zip(&c.node_shards).find(|(n, held)| n.draining && !held.is_empty()) {
+            return Err(self.fail(format!("L3: draining node {} still holds shards {held:?}", n.name), None));
+        }
+        if self.mix.topology == Topology::Dynamic {
+            let mut counts = vec![0u32; c.nodes.len()];
+            for s in &c.shards {
+                counts[s.leader.expect("all led") as usize] += 1;
+            }
+            let counts: Vec<u32> = counts.into_iter().zip(&c.nodes).filter(|(_, n)| !n.draining).map(|(k, _)| k).collect();
+            let (lo, hi) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
+            if hi > lo + 1 {
+                return Err(self.fail(format!("L3: leader shards per node {counts:?} are not within one of each other"), None));
+            }
+        }
+        if END_MS - self.last_topology_change.0 < QUIET_WINDOW_MS {
+            return Err(self.fail(format!("L3: topology still changing at {} ms", self.last_topology_change.0), None));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! The faults a seed plans, and what each does to the world when it fires.
+
+use super::*;
+
+#[derive(Clone, Debug)]
+pub(super) enum Fault {
+    CrashMeta(usize),
+    RestartMeta(usize),
+    PauseMeta(usize, u64),
+    CrashNode(usize),
+    RestartNode(usize),
+    Cut(Addr, Addr, bool),
+    Mend(Addr, Addr),
+    AddNode,
+    /// The operator drains a node (or cancels its drain).
+    Drain(usize, bool),
+    Heal,
+}
+
+impl World {
+    /// The seed's faults, all inside the safety phase, each undone within it.
+    pub(super) fn plan_faults(&mut self) {
+        let window = |rng: &mut ChaCha8Rng| Instant(5_000 + rng.next_u64() % (HEAL_AT_MS - 20_000));
+        let nodes = self.mix.initial_nodes;
+        for _ in 0..if self.mix.meta_crashes { 3 } else { 0 } {
+            let (i, at) = ((self.rng.next_u64() % METAS as u64) as usize, window(&mut self.rng));
+            self.schedule_at(at, Event::Fault(Fault::CrashMeta(i)));
+            let d = 1_000 + self.rand(8_000);
+            self.schedule_at(at + Duration(d), Event::Fault(Fault::RestartMeta(i)));
+        }
+        for _ in 0..if self.mix.meta_pauses { 2 } else { 0 } {
+            let (i, at) = ((self.rng.next_u64() % METAS as u64) as usize, window(&mut self.rng));
+            let pause = 2_000 + self.rng.next_u64() % 12_000; // sometimes longer than a lease
+            self.schedule_at(at, Event::Fault(Fault::PauseMeta(i, pause)));
+        }
+        for _ in 0..if self.mix.node_crashes { 3 } else { 0 } {
+            let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
+            self.schedule_at(at, Event::Fault(Fault::CrashNode(i)));
+            let d = 2_000 + self.rand(20_000);
+            self.schedule_at(at + Duration(d), Event::Fault(Fault::RestartNode(i)));
+        }
+        for _ in 0..if self.mix.partitions { 4 } else { 0 } {
+            let at = window(&mut self.rng);
+            let meta = Addr::Meta((self.rng.next_u64() % METAS as u64) as usize);
+            let other = match self.rng.next_u64() % 3 {
+                0 => Addr::Store,
+                1 => Addr::Node((self.rng.next_u64() % nodes as u64) as usize),
+                _ => Addr::Client,
+            };
+            let one_way = self.rng.next_u64().is_multiple_of(3);
+            self.schedule_at(at, Event::Fault(Fault::Cut(meta, other, one_way)));
+            let d = 1_000 + self.rand(15_000);
+            self.schedule_at(at + Duration(d), Event::Fault(Fault::Mend(meta, other)));
+        }
+        if self.mix.drains {
+            let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
+            self.schedule_at(at, Event::Fault(Fault::Drain(i, false)));
+            if self.rng.next_u64().is_multiple_of(2) {
+                let d = 2_000 + self.rand(10_000);
+                self.schedule_at(at + Duration(d), Event::Fault(Fault::Drain(i, true)));
+            }
+        }
+    }
+
+    pub(super) fn fault(&mut self, f: Fault) {
+        if std::env::var("SIM_DEBUG").is_ok() {
+            eprintln!("{} fault {f:?}", self.now.0);
+        }
+        match f {
+            Fault::CrashMeta(i) => self.metas[i].crash(),
+            Fault::RestartMeta(i) => {
+                if self.metas[i].core.is_none() {
+                    let core = self.fresh_core();
+                    self.metas[i].restart(core);
+                    let inc = self.metas[i].incarnation;
+                    self.schedule(Duration::ZERO, Event::MetaCampaign(i, inc));
+                }
+            }
+            Fault::PauseMeta(i, ms) => {
+                if self.metas[i].core.is_some() {
+                    let until = self.now + Duration(ms);
+                    self.metas[i].paused_until = Some(until);
+                    // A pause can strike between deciding to send and sending: storage calls
+                    // still on their way leave only after the pause, the case fencing is for.
+                    let held: Vec<_> = self
+                        .queue
+                        .iter()
+                        .filter(|(_, ev)| matches!(ev, Event::Deliver { from: Addr::Meta(m), to: Addr::Store, .. } if *m == i))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for key in held {
+                        let ev = self.queue.remove(&key).expect("just found");
+                        self.schedule_at(until + (key.0.saturating_since(self.now)), ev);
+                    }
+                    // The process resumes by looking at its timers.
+                    let inc = self.metas[i].incarnation;
+                    self.metas[i].wakes.insert(until);
+                    self.schedule_at(until, Event::MetaWake(i, inc));
+                }
+            }
+            Fault::CrashNode(i) => self.nodes[i].alive = false,
+            Fault::RestartNode(i) => self.restart_node(i),
+            Fault::Cut(a, b, one_way) => self.net.cut(a, b, one_way),
+            Fault::Mend(a, b) => {
+                self.net.blocked.remove(&(a, b));
+                self.net.blocked.remove(&(b, a));
+            }
+            Fault::AddNode => self.add_node(),
+            Fault::Drain(i, cancel) => {
+                let node = self.nodes[i].name.clone();
+                self.client.operate(Request::DrainNode { cluster: CLUSTER.into(), node, cancel });
+            }
+            Fault::Heal => {
+                self.net.heal();
+                self.store.error_per_mille = 0;
+                self.store.timeout_per_mille = 0;
+                for i in 0..METAS {
+                    self.metas[i].paused_until = None;
+                    self.fault(Fault::RestartMeta(i));
+                }
+                for i in 0..self.nodes.len() {
+                    if !self.nodes[i].alive {
+                        self.restart_node(i);
+                    }
+                }
+                self.healed = true;
+            }
+        }
+    }
+
+    pub(super) fn restart_node(&mut self, i: usize) {
+        if self.nodes[i].alive {
+            return;
+        }
+        let session = self.new_session(i);
+        self.nodes[i].restart(session);
+        let inc = self.nodes[i].incarnation;
+        let d = self.rand(1_000);
+        self.schedule(Duration(d), Event::NodeHeartbeat(i, inc));
+    }
+}

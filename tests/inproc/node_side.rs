@@ -1,0 +1,120 @@
+//! Simulated data nodes (the real `ShardHost` and `NodeSession`) and the client workload's
+//! messages.
+
+use super::*;
+
+impl World {
+    pub(super) fn new_session(&mut self, node: usize) -> SessionId {
+        self.next_session += 1;
+        let s = SessionId(self.next_session);
+        self.sessions.insert(s, node);
+        s
+    }
+
+    pub(super) fn add_node(&mut self) {
+        let i = self.nodes.len();
+        let zone = ["a", "b", "c"][i % 3];
+        let drift = match self.mix.clock_drift {
+            ClockDrift::Off => 0,
+            ClockDrift::Random => (self.rng.next_u64() % 20_001) as i64 - 10_000,
+            ClockDrift::AtBound => drift_bound_ppm(self.config.lease_ms, self.config.clock_drift_ms),
+        };
+        let session = self.new_session(i);
+        let mut node = DataNode::new(i, CLUSTER, zone, drift, session);
+        node.meta = i % METAS;
+        self.nodes.push(node);
+        let d = self.rand(1_000);
+        self.schedule(Duration(d), Event::NodeHeartbeat(i, 1));
+    }
+
+    pub(super) fn heartbeat(&mut self, i: usize, inc: u64) {
+        let node = &self.nodes[i];
+        if !node.alive || node.incarnation != inc {
+            return;
+        }
+        let local = node.local(self.now);
+        let load = |s: ShardId| (s.0 % 7) as f64;
+        let node = &mut self.nodes[i];
+        let hb = match node.link.beat(&mut node.host, local, load) {
+            Beat::Send(hb) => hb,
+            Beat::Reconnect => {
+                // No word from this meta for three heartbeats: try the next one on a new stream.
+                self.reconnect(i);
+                let node = &mut self.nodes[i];
+                let Beat::Send(hb) = node.link.beat(&mut node.host, local, load) else { unreachable!("a fresh stream heartbeats") };
+                hb
+            }
+        };
+        let (session, meta) = (self.nodes[i].session, self.nodes[i].meta);
+        self.send(Addr::Node(i), Addr::Meta(meta), Msg::Heartbeat { session, hb });
+        let next = 900 + self.rng.next_u64() % 200;
+        self.schedule(Duration(next), Event::NodeHeartbeat(i, inc));
+    }
+
+    /// Node `i` opens a new stream, to the next meta: simulated metas have no addresses to
+    /// redirect to, so the node tries each in turn.
+    pub(super) fn reconnect(&mut self, i: usize) {
+        let session = self.new_session(i);
+        let node = &mut self.nodes[i];
+        node.link.next_target();
+        node.link.opened();
+        node.meta = (node.meta + 1) % METAS;
+        node.session = session;
+    }
+
+    pub(super) fn node_receive(&mut self, i: usize, from: Addr, msg: Msg) {
+        if !self.nodes[i].alive {
+            return;
+        }
+        let local = self.nodes[i].local(self.now);
+        match msg {
+            Msg::ToNode { session, message } if session == self.nodes[i].session => {
+                let node = &mut self.nodes[i];
+                node.link.on_message(&mut node.host, &message);
+            }
+            Msg::HeartbeatRefused { session } if session == self.nodes[i].session => {
+                self.nodes[i].link.closed(None);
+                self.reconnect(i);
+            }
+            Msg::RoutedWrite { shard, version } => {
+                let host = &self.nodes[i].host;
+                let accepted = host.is_leading(shard, local) && host.shards()[&shard].version == version;
+                self.send(Addr::Node(i), from, Msg::RoutedWriteDone { accepted });
+            }
+            _ => {} // a message for an old stream
+        }
+    }
+
+    pub(super) fn client_tick(&mut self) {
+        let give_up = Duration(self.config.request_timeout_ms + 3_000);
+        let spec = self.spec.clone();
+        if let Some(send) = self.client.tick(&mut self.rng, self.now, METAS, give_up, &spec) {
+            self.client_send(send);
+        }
+        self.schedule(Duration(CLIENT_EVERY_MS), Event::ClientTick);
+    }
+
+    pub(super) fn client_send(&mut self, send: Send) {
+        match send {
+            Send::Meta(meta, id, req) => self.send(Addr::Client, Addr::Meta(meta), Msg::Request { id, req }),
+            Send::Node(endpoint, shard, version) => {
+                if let Some(n) = self.nodes.iter().position(|n| n.endpoint == endpoint) {
+                    self.send(Addr::Client, Addr::Node(n), Msg::RoutedWrite { shard, version });
+                }
+            }
+        }
+    }
+
+    pub(super) fn client_receive(&mut self, msg: Msg) {
+        match msg {
+            Msg::Reply { id, result } => {
+                if let Some(send) = self.client.on_reply(id, result, METAS) {
+                    self.client_send(send);
+                }
+            }
+            Msg::RoutedWriteDone { accepted: true, .. } => self.client.writes_accepted += 1,
+            Msg::RoutedWriteDone { accepted: false, .. } => self.client.writes_rejected += 1,
+            other => panic!("the client does not take {other:?}"),
+        }
+    }
+}
