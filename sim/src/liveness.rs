@@ -103,16 +103,8 @@ impl Sim {
 
     /// Leader counts of live, placeable nodes differ by at most one.
     fn balanced(&self, c: &ClusterCatalog) -> bool {
-        let mut counts: BTreeMap<&str, u32> = self.placeable(c).map(|name| (name, 0)).collect();
-        for s in &c.shards {
-            if let Some(l) = s.leader {
-                if let Some(n) = counts.get_mut(c.node(NodeId(l)).name.as_str()) {
-                    *n += 1;
-                }
-            }
-        }
-        let (min, max) = (counts.values().min().copied().unwrap_or(0), counts.values().max().copied().unwrap_or(0));
-        max <= min + 1
+        let live: Vec<&str> = self.placeable(c).collect();
+        shardmeta::check::leaders_balanced(c, |n| live.contains(&n.name.as_str())).is_ok()
     }
 
     /// Balanced, with no transfer under way, every draining node emptied and every follower
