@@ -78,7 +78,7 @@ impl MetaCore {
 
     fn step_down(&mut self) {
         if let Some(leader) = self.leader.take() {
-            self.last_write = leader.writes.last_id();
+            self.last_write = leader.writes().last_id();
             self.out.fail_all(&MetaError::NotLeader);
         }
     }
@@ -114,8 +114,7 @@ impl MetaCore {
             Leadership::Gained { term, valid_until, .. } if self.term() == Some(term) => {
                 // A repeated notice of the term already held: its snapshot may predate writes
                 // made since, so it only extends the lease.
-                let leader = self.leader.as_mut().expect("term() is Some");
-                leader.valid_until = leader.valid_until.max(valid_until);
+                self.leader.as_mut().expect("term() is Some").extend(valid_until);
             }
             Leadership::Gained { .. } if self.config.has_bug(PlantedBug::IgnoreWonTerm) => {}
             Leadership::Gained { term, valid_until, snapshot } => {
@@ -124,8 +123,8 @@ impl MetaCore {
                 self.next_tick = now;
             }
             Leadership::Renewed { term, valid_until } => {
-                if let Some(l) = self.leader.as_mut().filter(|l| l.term == term) {
-                    l.valid_until = l.valid_until.max(valid_until);
+                if let Some(l) = self.leader.as_mut().filter(|l| l.term() == term) {
+                    l.extend(valid_until);
                 }
             }
             Leadership::Lost => self.step_down(),
@@ -164,7 +163,7 @@ impl MetaCore {
 
     fn after(&mut self, after: AfterWrite) {
         if let AfterWrite::StepDown(reason) = after {
-            let term = self.leader.as_ref().expect("only a leader steps down").term;
+            let term = self.leader.as_ref().expect("only a leader steps down").term();
             self.step_down();
             self.out.push(Output::Resign { term, reason });
         }
@@ -172,7 +171,7 @@ impl MetaCore {
 
     fn on_snapshot_failed(&mut self, now: Instant, term: Term, cause: LoadCause) {
         let after = match self.ctx(now) {
-            (Some(leader), mut ctx) if leader.term == term && leader.writes.recovering => leader.on_snapshot_failed(&mut ctx, cause),
+            (Some(leader), mut ctx) if leader.term() == term && leader.writes().recovering => leader.on_snapshot_failed(&mut ctx, cause),
             _ => AfterWrite::Continue, // stale: leadership moved on meanwhile
         };
         self.after(after);
@@ -180,7 +179,7 @@ impl MetaCore {
 
     fn on_snapshot(&mut self, now: Instant, term: Term, snapshot: Snapshot) {
         match self.ctx(now) {
-            (Some(leader), mut ctx) if leader.term == term && leader.writes.recovering => leader.on_snapshot(&mut ctx, snapshot),
+            (Some(leader), mut ctx) if leader.term() == term && leader.writes().recovering => leader.on_snapshot(&mut ctx, snapshot),
             _ => {} // stale: leadership moved on meanwhile
         }
     }
@@ -209,8 +208,8 @@ impl MetaCore {
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
         let mut due = self.out.next_deadline().map(|t| (t, Timer::RequestDeadline));
         if let Some(l) = &self.leader {
-            let expiry = (l.valid_until > self.last_now).then_some((l.valid_until, Timer::LeadershipExpiry));
-            let reload = l.reload_due.map(|t| (t, Timer::SnapshotRetry));
+            let expiry = (l.valid_until() > self.last_now).then_some((l.valid_until(), Timer::LeadershipExpiry));
+            let reload = l.reload_due().map(|t| (t, Timer::SnapshotRetry));
             for candidate in [Some((self.next_tick, Timer::SchedulerTick)), expiry, reload].into_iter().flatten() {
                 if due.is_none_or(|(t, _)| candidate.0 < t) {
                     due = Some(candidate);
@@ -228,29 +227,29 @@ impl MetaCore {
     }
 
     pub fn term(&self) -> Option<Term> {
-        self.leader.as_ref().map(|l| l.term)
+        self.leader.as_ref().map(|l| l.term())
     }
 
     /// The durable state as this leader knows it.
     pub fn catalog(&self) -> Option<&Catalog> {
-        self.leader.as_ref().map(|l| &l.catalog)
+        self.leader.as_ref().map(|l| l.catalog())
     }
 
     /// The leader's per-cluster runtime, for benchmarks and tests that drive the scheduler
     /// directly.
     #[doc(hidden)]
     pub fn cluster_runtime(&self, cluster: ClusterId) -> Option<&super::leader::runtime::ClusterRuntime> {
-        self.leader.as_ref()?.clusters.get(&cluster)
+        self.leader.as_ref()?.cluster_runtime(cluster)
     }
 
     /// No write is queued or in flight, so the catalog equals storage.
     pub fn writes_idle(&self) -> bool {
-        self.leader.as_ref().is_some_and(|l| l.writes.idle() && !l.writes.recovering)
+        self.leader.as_ref().is_some_and(|l| l.writes().idle() && !l.writes().recovering)
     }
 
     /// The term whose snapshot the core waits for after a write with unknown outcome.
     pub fn awaiting_snapshot(&self) -> Option<Term> {
-        self.leader.as_ref().filter(|l| l.writes.recovering).map(|l| l.term)
+        self.leader.as_ref().filter(|l| l.writes().recovering).map(|l| l.term())
     }
 
     pub fn pending_requests(&self) -> usize {

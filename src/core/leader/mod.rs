@@ -33,18 +33,22 @@ pub struct Ctx<'a> {
     pub out: &'a mut Outbox,
 }
 
+/// The leader's state is private to this module and its children: the core reaches it only
+/// through the methods here, so no other code can change a catalog or an index behind the
+/// leader's back.
 pub struct Leader {
-    pub term: Term,
+    term: Term,
     /// Leadership surely holds until then; past it the leader grants, decides and answers nothing.
-    pub valid_until: Instant,
-    pub catalog: Catalog,
-    pub clusters: BTreeMap<ClusterId, ClusterRuntime>,
-    pub writes: Writes,
-    /// Clusters being created, by name.
-    pub creating_clusters: BTreeMap<String, ClusterId>,
+    valid_until: Instant,
+    catalog: Catalog,
+    clusters: BTreeMap<ClusterId, ClusterRuntime>,
+    writes: Writes,
+    /// Clusters being created, by name, with the id each will have (the sixth kind of write in
+    /// flight; the others are per cluster, in `runtime::awaiting`).
+    creating_clusters: BTreeMap<String, ClusterId>,
     /// Reloads that failed in a row while recovering, and when to ask for the next one.
-    pub reload_failures: u32,
-    pub reload_due: Option<Instant>,
+    reload_failures: u32,
+    reload_due: Option<Instant>,
 }
 
 /// What the core must do after a write result or a failed reload.
@@ -80,6 +84,36 @@ impl Leader {
             leader.clusters.values_mut().for_each(ClusterRuntime::forget_epoch);
         }
         leader
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn valid_until(&self) -> Instant {
+        self.valid_until
+    }
+
+    /// A renewal of the term: leadership holds at least until `until`.
+    pub fn extend(&mut self, until: Instant) {
+        self.valid_until = self.valid_until.max(until);
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn cluster_runtime(&self, cluster: ClusterId) -> Option<&ClusterRuntime> {
+        self.clusters.get(&cluster)
+    }
+
+    pub fn writes(&self) -> &Writes {
+        &self.writes
+    }
+
+    /// When to ask for the snapshot again after a failed reload.
+    pub fn reload_due(&self) -> Option<Instant> {
+        self.reload_due
     }
 
     pub fn serving(&self, now: Instant) -> bool {
