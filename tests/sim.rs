@@ -26,26 +26,34 @@ fn env_u64(name: &str) -> Option<u64> {
     .unwrap_or_else(|_| panic!("{name}={v} is not a number")))
 }
 
-#[test]
-fn seeds_hold_every_invariant() {
+/// Runs test `test`'s seeds with `opts`: `SIM_SEED` alone if set, else `SIM_SEEDS` (or
+/// `default`) seeds from [`FIRST_SEED`]. A failing seed panics with the line that replays it.
+/// Returns the summed coverage and how many seeds ran.
+fn sweep(test: &str, opts: &Options, default: u64) -> (Coverage, usize) {
     let seeds: Vec<u64> = match env_u64("SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (0..env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).map(|i| FIRST_SEED + i).collect(),
+        None => (0..env_u64("SIM_SEEDS").unwrap_or(default)).map(|i| FIRST_SEED + i).collect(),
     };
     let started = std::time::Instant::now();
     let mut total = Coverage::default();
     let mut events = 0;
     for &seed in &seeds {
-        match run_seed(seed, &Options::default()) {
+        match run_seed(seed, opts) {
             Ok(report) => {
                 total.add(&report.coverage);
                 events += report.events;
             }
-            Err(failure) => panic!("{failure}"),
+            Err(failure) => panic!("{failure}\nreplay: {}", shardmeta::check::replay::inproc(test, seed)),
         }
     }
-    println!("{} seeds, {events} events in {:.1?}; coverage: {total:#?}", seeds.len(), started.elapsed());
-    if seeds.len() >= 100 {
+    println!("{test}: {} seeds, {events} events in {:.1?}; coverage: {total:#?}", seeds.len(), started.elapsed());
+    (total, seeds.len())
+}
+
+#[test]
+fn seeds_hold_every_invariant() {
+    let (total, seeds) = sweep("seeds_hold_every_invariant", &Options::default(), DEFAULT_SEEDS);
+    if seeds >= 100 {
         // The sweep must exercise what it claims to prove.
         // Stale-term rejection is not listed: here a node drops a stream's messages once it
         // leaves the stream, as a real transport does, so only the unit tests of `ShardHost`
@@ -212,10 +220,5 @@ fn the_drift_allowance_is_load_bearing() {
 
 #[test]
 fn seeds_at_the_drift_bound_hold() {
-    let opts = Options { mix: Some(at_the_drift_bound()), ..Default::default() };
-    for seed in 0..200 {
-        if let Err(failure) = run_seed(FIRST_SEED + seed, &opts) {
-            panic!("{failure}");
-        }
-    }
+    sweep("seeds_at_the_drift_bound_hold", &Options { mix: Some(at_the_drift_bound()), ..Default::default() }, 200);
 }

@@ -20,7 +20,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// The command that reruns one seed of one test.
 pub fn replay_command(binary: &str, test: &str, seed: u64) -> String {
-    format!("RUSTFLAGS=\"--cfg madsim\" MADSIM_TEST_SEED={seed} MADSIM_TEST_NUM=1 cargo test --target-dir target/sim -p shardmeta-sim --test {binary} {test} -- --exact --nocapture")
+    shardmeta::check::replay::madsim(binary, test, seed)
 }
 
 /// Everything a range of seeds did.

@@ -4,6 +4,7 @@
 //! the heal are judged by the simulators at the end of a run (`tests/inproc`, `sim/`).
 
 mod moves;
+pub mod replay;
 pub mod snapshot_fuzz;
 
 pub use moves::LeaderMoves;

@@ -1,7 +1,8 @@
 //! The driver: one task owns the `MetaCore` and feeds it, in order, everything that happens:
 //! requests and heartbeats from gRPC, leadership from the election, results from storage, and
 //! timeouts. It reads the clock in exactly one place ([`Clock::now`]) and does only what the
-//! core's outputs say.
+//! core's outputs say: they are handed out by [`Dispatch`], the loop every driver shares, to
+//! this driver's effects ([`Io`]: storage tasks, the election, heartbeat streams).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -102,7 +102,7 @@ pub struct Report {
     pub coverage: Coverage,
 }
 
-/// A failed run: what broke, when, and how to replay it.
+/// A failed run: what broke and when (the test that ran it prints how to replay it).
 #[derive(Debug)]
 pub struct Failure {
     pub seed: u64,
@@ -113,8 +113,7 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "seed {} failed at {} ms: {}", self.seed, self.at.0, self.what)?;
-        write!(f, "replay: SIM_SEED={} cargo test --test sim seeds_hold_every_invariant -- --nocapture", self.seed)
+        write!(f, "seed {} failed at {} ms: {}", self.seed, self.at.0, self.what)
     }
 }
 
