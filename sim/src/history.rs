@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use shardmeta::check::{self, AckLog, NodeView};
+use shardmeta::check::{self, AckLog, NodeView, Tenure};
 use shardmeta::client::LeaseEvent;
 use shardmeta::core::{ClusterId, ShardId, TableId, Version};
 
@@ -25,14 +25,7 @@ pub fn now_ms() -> Ms {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// One node's lease on one shard, over `[from, until)`.
-#[derive(Clone, Debug)]
-struct Tenure {
-    node: String,
-    from: Ms,
-    until: Ms,
-}
-
+/// A routed write a node accepted.
 #[derive(Clone, Copy, Debug)]
 struct Write {
     shard: ShardId,
@@ -194,7 +187,7 @@ impl History {
             return Err(v.clone());
         }
         for (shard, tenures) in &h.tenures {
-            single_writer(*shard, tenures)?;
+            check::single_writer_over(*shard, tenures).map_err(|v| v.to_string())?;
         }
         let mut by_shard: BTreeMap<ShardId, Vec<(Ms, Version, &str)>> = BTreeMap::new();
         for (node, writes) in &h.writes {
@@ -210,27 +203,6 @@ impl History {
         }
         Ok(())
     }
-}
-
-/// S1 over recorded tenures: no two nodes' tenures of one shard overlap.
-fn single_writer(shard: ShardId, tenures: &[Tenure]) -> Result<(), String> {
-    let mut sorted: Vec<&Tenure> = tenures.iter().filter(|t| t.from < t.until).collect();
-    sorted.sort_by_key(|t| (t.from, t.until));
-    let mut reach: Option<&Tenure> = None;
-    for t in sorted {
-        if let Some(r) = reach {
-            if t.from < r.until && t.node != r.node {
-                return Err(format!(
-                    "S1 SingleWriter violated: shard {shard} led by {} over [{}, {}) ms and by {} over [{}, {}) ms",
-                    r.node, r.from, r.until, t.node, t.from, t.until
-                ));
-            }
-        }
-        if reach.is_none_or(|r| t.until > r.until) {
-            reach = Some(t);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -67,7 +67,8 @@ fn violation(invariant: Invariant, detail: String) -> Result<(), Violation> {
     Err(Violation { invariant, detail })
 }
 
-/// S1. `leading` lists every (cluster, shard, node) where the node, by its own clock and lease,
+/// S1 at an instant (the in-process simulator, which can look at every node at once). `leading`
+/// lists every (cluster, shard, node) where the node, by its own clock and lease,
 /// acts as the shard's leader right now.
 pub fn single_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, ShardId, &'a str)>) -> Result<(), Violation> {
     let mut seen: BTreeMap<(ClusterId, ShardId), &str> = BTreeMap::new();
@@ -84,6 +85,33 @@ pub fn single_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, ShardId, 
 pub struct AckLog {
     pub created: BTreeMap<(ClusterId, TableId), String>,
     pub dropped: BTreeSet<(ClusterId, TableId)>,
+}
+
+/// One node's time as a shard's leader, as its own lease log records it (milliseconds on a
+/// clock shared by every node's log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenure {
+    pub node: String,
+    pub from: u64,
+    pub until: u64,
+}
+
+/// S1 over recorded tenures of `shard` (the madsim simulation, where leadership is logged
+/// rather than looked at): no two nodes' tenures overlap.
+pub fn single_writer_over(shard: ShardId, tenures: &[Tenure]) -> Result<(), Violation> {
+    let mut sorted: Vec<&Tenure> = tenures.iter().filter(|t| t.from < t.until).collect();
+    sorted.sort_by_key(|t| (t.from, t.until));
+    let mut reach: Option<&Tenure> = None;
+    for t in sorted {
+        if let Some(r) = reach.filter(|r| t.from < r.until && t.node != r.node) {
+            let detail = format!("shard {shard} led by {} over [{}, {}) ms and by {} over [{}, {}) ms", r.node, r.from, r.until, t.node, t.from, t.until);
+            return violation(Invariant::SingleWriter, detail);
+        }
+        if reach.is_none_or(|r| t.until > r.until) {
+            reach = Some(t);
+        }
+    }
+    Ok(())
 }
 
 /// S2, against the durable state (a catalog loaded from storage).
@@ -238,5 +266,23 @@ pub fn no_hang(node: &str, owed: impl IntoIterator<Item = (RequestId, crate::cor
             format!("{node} left request {id} unanswered past its deadline ({} ms, now {} ms)", deadline.0, now.0),
         ),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenure(node: &str, from: u64, until: u64) -> Tenure {
+        Tenure { node: node.into(), from, until }
+    }
+
+    #[test]
+    fn overlapping_tenures_of_two_nodes_break_s1_and_touching_ones_do_not() {
+        let shard = ShardId(1);
+        assert!(single_writer_over(shard, &[tenure("a", 0, 100), tenure("b", 100, 200), tenure("a", 50, 90)]).is_ok());
+        let err = single_writer_over(shard, &[tenure("a", 0, 100), tenure("b", 150, 300), tenure("a", 90, 200)]).unwrap_err();
+        assert_eq!(err.invariant, Invariant::SingleWriter);
+        assert!(err.detail.contains("by a over [90, 200)") && err.detail.contains("by b over [150, 300)"), "{err}");
     }
 }
