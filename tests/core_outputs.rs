@@ -380,6 +380,23 @@ fn a_leader_creates_the_configured_default_cluster_until_it_exists() {
     assert_eq!(h.outputs(), vec![], "and only once");
 }
 
+/// Until the default cluster exists, requests naming it are told to retry, not that it does not
+/// exist: a client that starts with a fresh service would otherwise give up on it. (Seen in CI:
+/// a create raced the leader's first tick and got `NOT_FOUND`.)
+#[test]
+fn the_default_cluster_is_unavailable_not_missing_until_it_is_created() {
+    let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
+    let mut h = Harness::follower();
+    h.core = MetaCore::new(CoreConfig { default_cluster: Some(spec), ..CoreConfig::default() }, 7);
+    h.gain(Term(1), Default::default());
+    let list = |cluster: &str| Request::ListShards { cluster: cluster.into(), page: PageRequest::default() };
+    assert!(matches!(h.call(list("default")), Err(MetaError::Unavailable(_))), "before the first tick");
+    assert!(matches!(h.call(list("other")), Err(MetaError::NotFound(_))));
+    h.advance(0);
+    h.settle();
+    assert!(matches!(h.call(list("default")), Ok(Response::Shards(_))), "once created");
+}
+
 /// A follower that knows who leads sends a refused heartbeat stream there; other refusals
 /// carry their error.
 #[test]

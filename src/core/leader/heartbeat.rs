@@ -35,12 +35,8 @@ impl Leader {
         if !self.serving(ctx.now) {
             return Err(MetaError::NotLeader);
         }
-        let cid = *self
-            .catalog
-            .cluster_by_name
-            .get(hb.cluster.as_str())
-            .ok_or_else(|| MetaError::NotFound(format!("cluster {:?}", hb.cluster)))?;
-        let cluster = &self.catalog.clusters[&cid];
+        let cluster = super::requests::cluster_named(&self.catalog, &self.creating_clusters, &hb.cluster, ctx.config)?;
+        let cid = cluster.id();
         check_reports(cluster, hb, ctx.config.reports_per_heartbeat_max)?;
         let Some(&node) = cluster.node_by_name.get(hb.node.as_str()) else {
             return self.register(ctx, cid, session, hb);

@@ -2,6 +2,8 @@
 //! intent (so that two creates of one name cannot both pass), queued, and answered when their
 //! write lands.
 
+use std::collections::BTreeMap;
+
 use super::paging::paginate;
 use super::runtime::awaiting::Awaiting;
 use super::runtime::ClusterRuntime;
@@ -64,7 +66,7 @@ impl Leader {
                 reply(Response::Clusters(paginate(page, ctx.config, rows)))
             }
             Request::ClusterView { cluster } => {
-                let (c, rt) = self.cluster(cluster)?;
+                let (c, rt) = self.cluster(cluster, ctx.config)?;
                 let pending = self.writes.pending(c.id());
                 reply(Response::View(views::view(c, rt, self.term, pending)))
             }
@@ -79,25 +81,25 @@ impl Leader {
                         ctx.config.tables_per_route_max
                     )));
                 }
-                reply(views::routes(self.cluster(cluster)?.0, schema, tables)?)
+                reply(views::routes(self.cluster(cluster, ctx.config)?.0, schema, tables)?)
             }
             Request::ListNodes { cluster, page } => {
-                let (c, rt) = self.cluster(cluster)?;
+                let (c, rt) = self.cluster(cluster, ctx.config)?;
                 reply(Response::Nodes(views::nodes(c, rt, page, ctx.config)))
             }
             Request::DrainNode { cluster, node, cancel } => self.drain_node(ctx, id, cluster, node, *cancel),
             Request::ListShards { cluster, page } => {
-                let (c, rt) = self.cluster(cluster)?;
+                let (c, rt) = self.cluster(cluster, ctx.config)?;
                 reply(Response::Shards(views::shards(c, rt, page, ctx.config)))
             }
             Request::ListTables { cluster, schema, page } => {
-                reply(Response::Tables(views::tables(self.cluster(cluster)?.0, schema.as_deref(), page, ctx.config)?))
+                reply(Response::Tables(views::tables(self.cluster(cluster, ctx.config)?.0, schema.as_deref(), page, ctx.config)?))
             }
         }
     }
 
-    fn cluster(&self, name: &str) -> MetaResult<(&ClusterCatalog, &ClusterRuntime)> {
-        let c = self.catalog.cluster_by_name(name).ok_or_else(|| MetaError::NotFound(format!("cluster {name:?}")))?;
+    fn cluster(&self, name: &str, config: &CoreConfig) -> MetaResult<(&ClusterCatalog, &ClusterRuntime)> {
+        let c = cluster_named(&self.catalog, &self.creating_clusters, name, config)?;
         Ok((c, &self.clusters[&c.id()]))
     }
 
@@ -187,7 +189,7 @@ impl Leader {
 
     fn create_schema(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, name: &str, if_not_exists: bool) -> MetaResult<Handled> {
         validate::name("schema name", name, ctx.config.name_len_max)?;
-        let c = self.catalog.cluster_by_name(cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {cluster:?}")))?;
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
         let cid = c.id();
         if let Some(&sid) = c.schema_by_name.get(name) {
             if if_not_exists {
@@ -214,7 +216,7 @@ impl Leader {
 
     fn create_table(&mut self, ctx: &mut Ctx, id: RequestId, ct: &CreateTable) -> MetaResult<Handled> {
         check_table_request(ctx, ct)?;
-        let c = self.catalog.cluster_by_name(&ct.cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {:?}", ct.cluster)))?;
+        let c = cluster_named(&self.catalog, &self.creating_clusters, &ct.cluster, ctx.config)?;
         let cid = c.id();
         let sid = schema_id(c, &ct.schema)?;
         if let Some((tid, t)) = c.table_by_name(sid, &ct.name) {
@@ -272,7 +274,7 @@ impl Leader {
     }
 
     fn drop_table(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, schema: &str, name: &str) -> MetaResult<Handled> {
-        let c = self.catalog.cluster_by_name(cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {cluster:?}")))?;
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let sid = schema_id(c, schema)?;
         let (tid, t) = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
@@ -305,7 +307,7 @@ impl Leader {
     /// Marks a node draining (or no longer draining). The mark joins the intent at once, so
     /// placement avoids the node before the record lands; the planner then moves its replicas.
     fn drain_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str, cancel: bool) -> MetaResult<Handled> {
-        let c = self.catalog.cluster_by_name(cluster).ok_or_else(|| MetaError::NotFound(format!("cluster {cluster:?}")))?;
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
         let cid = c.id();
         if !cancel && c.record.topology() == Topology::Static {
             return Err(MetaError::FailedPrecondition(format!(
@@ -334,6 +336,25 @@ impl Leader {
         change.mutations.push(Mutation::PutNode(cid, record));
         self.queue_reply(ctx, id, change, Response::Node(info))
     }
+}
+
+/// The cluster named `name`. One not there yet but on its way (being created, or the default
+/// cluster, which the leader creates on its first tick) is `Unavailable`, which clients retry,
+/// rather than `NotFound`: a client that starts with a fresh service must not be told for good
+/// that the default cluster does not exist.
+pub(super) fn cluster_named<'a>(
+    catalog: &'a Catalog,
+    creating: &BTreeMap<String, ClusterId>,
+    name: &str,
+    config: &CoreConfig,
+) -> MetaResult<&'a ClusterCatalog> {
+    if let Some(c) = catalog.cluster_by_name(name) {
+        return Ok(c);
+    }
+    if creating.contains_key(name) || config.default_cluster.as_ref().is_some_and(|d| d.name == name) {
+        return Err(MetaError::Unavailable(format!("cluster {name:?} is being created; retry")));
+    }
+    Err(MetaError::NotFound(format!("cluster {name:?}")))
 }
 
 /// A drain must leave enough nodes to hold each shard's replicas on distinct nodes; otherwise
