@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use shardmeta::client::meta_client::connect;
 use shardmeta::client::node::{self, NodeIdentity};
 use shardmeta::client::ShardHost;
+use shardmeta::core::ShardLoad;
 use shardmeta::proto::{self, meta_server::Meta, RequestHeader};
 use shardmeta::server::config::{Overrides, ServerConfig};
 use shardmeta::convert;
@@ -82,7 +83,7 @@ async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<
                 proto::HeartbeatRequest { seq, ..r.clone() }
             }
             None => {
-                let (seq, reports) = host.heartbeat(now, |_| 1.0);
+                let (seq, reports) = host.heartbeat(now, |_| ShardLoad { write_units: 1.0, ..Default::default() });
                 node::heartbeat_request(&identity, seq, reports)
             }
         };

@@ -26,6 +26,7 @@ use process::{free_port, Etcd, Proc, TempDir};
 use shardmeta::client::meta_client::connect;
 use shardmeta::client::node::{self, NodeIdentity};
 use shardmeta::client::{MetaClient, ShardHost};
+use shardmeta::core::ShardLoad;
 use shardmeta::proto::{self, RequestHeader};
 use shardmeta::convert;
 use tokio::sync::mpsc;
@@ -101,7 +102,7 @@ async fn paced_node(endpoints: Vec<String>, i: usize, lat: Arc<Latencies>, stop:
             tokio::select! {
                 _ = ticker.tick() => {
                     if stop.load(Ordering::Relaxed) { return }
-                    let (seq, reports) = host.heartbeat(now(), |_| 1.0);
+                    let (seq, reports) = host.heartbeat(now(), |_| ShardLoad { write_units: 1.0, ..Default::default() });
                     sent.insert(seq, Instant::now());
                     while sent.len() > 8 { sent.pop_first(); }
                     if tx.send(node::heartbeat_request(&identity, seq, reports)).await.is_err() { break }

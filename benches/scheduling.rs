@@ -58,6 +58,8 @@ fn heartbeat(node: usize, seq: u64, shards: Vec<ShardReport>) -> Heartbeat {
         seq,
         stats: NodeStats::default(),
         shards,
+        tables: Vec::new(),
+        load_rejections: 0,
     }
 }
 
@@ -89,7 +91,7 @@ fn reports(core: &MetaCore, nodes: usize) -> Vec<Vec<ShardReport>> {
     for s in &c.shards {
         for r in s.replicas() {
             let role = if s.leader == Some(r) { Role::Leader } else { Role::Follower };
-            out[r as usize].push(ShardReport { id: ShardId(s.id), role, version: Version(s.version), status: ReplicaStatus::Ready, load: 1.0 });
+            out[r as usize].push(ShardReport { id: ShardId(s.id), role, version: Version(s.version), status: ReplicaStatus::Ready, load: ShardLoad { write_units: 1.0, ..Default::default() } });
         }
     }
     out
@@ -129,7 +131,7 @@ fn heartbeat_ingest(c: &mut Criterion) {
     // costs a re-sync command each.
     for hb in beats.iter_mut() {
         for (i, r) in hb.shards.iter_mut().enumerate() {
-            r.load = i as f64;
+            r.load = ShardLoad { read_units: i as f64, write_units: 2.0 * i as f64, cpu_ms: 1.0, bytes: 1 << 20, rows: 1_000 };
             if i % 100 == 0 {
                 r.version = Version(r.version.0.saturating_sub(1));
             }

@@ -43,8 +43,46 @@ fn proto_role(r: Role) -> i32 {
     }
 }
 
+/// Load values from a node, clamped into range; counts what had to change.
+#[derive(Default)]
+struct Clamped(u32);
+
+impl Clamped {
+    fn value(&mut self, x: f64) -> f64 {
+        let (v, ok) = validate::load_value(x);
+        self.0 += !ok as u32;
+        v
+    }
+
+    fn count(&mut self, x: u64) -> u64 {
+        self.value(x as f64) as u64
+    }
+
+    fn shard(&mut self, s: &proto::ShardReport, tables: &mut Vec<TableLoad>) -> ShardLoad {
+        let Some(l) = &s.stats else {
+            return ShardLoad { write_units: self.value(s.load), ..Default::default() };
+        };
+        for t in l.top_tables.iter().take(TOP_TABLES_PER_SHARD) {
+            let (read_units, write_units) = (self.value(t.read_units_per_sec), self.value(t.write_units_per_sec));
+            tables.push(TableLoad { shard: ShardId(s.id), table: TableId(t.table_id), read_units, write_units });
+        }
+        ShardLoad {
+            read_units: self.value(l.read_units_per_sec),
+            write_units: self.value(l.write_units_per_sec),
+            cpu_ms: self.value(l.cpu_ms_per_sec),
+            bytes: self.count(l.approximate_bytes),
+            rows: self.count(l.approximate_rows),
+        }
+    }
+}
+
+/// A heartbeat from a node. Load values out of range are clamped and counted in
+/// `load_rejections` rather than refused: a heartbeat also renews leases, and refusing it for
+/// a bad statistic would fail the node's shards over.
 pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
     let stats = req.stats.unwrap_or_default();
+    let mut clamped = Clamped::default();
+    let mut tables = Vec::new();
     let shards = req
         .shards
         .iter()
@@ -54,10 +92,21 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
                 role: role(s.role, &format!("shard report {}", s.id))?,
                 version: Version(s.version),
                 status: if s.status == proto::ShardStatus::Ready as i32 { ReplicaStatus::Ready } else { ReplicaStatus::Opening },
-                load: if s.load.is_finite() { s.load } else { 0.0 },
+                load: clamped.shard(s, &mut tables),
             })
         })
         .collect::<Result<Vec<_>, Status>>()?;
+    let stats = NodeStats {
+        cpu: clamped.value(stats.cpu),
+        load: clamped.value(stats.load),
+        read_units: clamped.count(stats.read_units),
+        write_units: clamped.count(stats.write_units),
+        table_count: stats.table_count,
+        shard_count: stats.shard_count,
+        read_bytes_per_sec: clamped.count(stats.read_bytes_per_sec),
+        write_bytes_per_sec: clamped.count(stats.write_bytes_per_sec),
+        capacity: clamped.value(stats.capacity),
+    };
     Ok(Heartbeat {
         cluster: cluster_of(&req.header)?,
         node: req.node_name,
@@ -65,17 +114,10 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
         zone: req.zone,
         incarnation: req.incarnation,
         seq: req.seq,
-        stats: NodeStats {
-            cpu: stats.cpu,
-            load: stats.load,
-            read_units: stats.read_units,
-            write_units: stats.write_units,
-            table_count: stats.table_count,
-            shard_count: stats.shard_count,
-            read_bytes_per_sec: stats.read_bytes_per_sec,
-            write_bytes_per_sec: stats.write_bytes_per_sec,
-        },
+        stats,
         shards,
+        tables,
+        load_rejections: clamped.0,
     })
 }
 
@@ -198,6 +240,7 @@ pub fn node_info(n: &NodeInfo) -> proto::NodeInfo {
         draining: n.draining,
         replicas: n.replicas,
         stats: Some(node_stats(s)),
+        load_rejections: n.load_rejections,
     }
 }
 
@@ -211,11 +254,17 @@ fn node_stats(s: &NodeStats) -> proto::NodeStats {
         shard_count: s.shard_count,
         read_bytes_per_sec: s.read_bytes_per_sec,
         write_bytes_per_sec: s.write_bytes_per_sec,
+        capacity: s.capacity,
     }
 }
 
 /// The gRPC form of a heartbeat, as a data node sends it (the inverse of [`heartbeat`]).
 pub fn heartbeat_request(hb: &Heartbeat) -> proto::HeartbeatRequest {
+    let mut tables: std::collections::BTreeMap<ShardId, Vec<proto::TableLoad>> = Default::default();
+    for t in &hb.tables {
+        let table = proto::TableLoad { table_id: t.table.0, read_units_per_sec: t.read_units, write_units_per_sec: t.write_units };
+        tables.entry(t.shard).or_default().push(table);
+    }
     proto::HeartbeatRequest {
         header: Some(proto::RequestHeader { cluster: hb.cluster.clone() }),
         node_name: hb.node.clone(),
@@ -235,7 +284,15 @@ pub fn heartbeat_request(hb: &Heartbeat) -> proto::HeartbeatRequest {
                     ReplicaStatus::Ready => proto::ShardStatus::Ready as i32,
                     ReplicaStatus::Opening => proto::ShardStatus::Opening as i32,
                 },
-                load: r.load,
+                load: 0.0,
+                stats: Some(proto::ShardLoad {
+                    read_units_per_sec: r.load.read_units,
+                    write_units_per_sec: r.load.write_units,
+                    cpu_ms_per_sec: r.load.cpu_ms,
+                    approximate_bytes: r.load.bytes,
+                    approximate_rows: r.load.rows,
+                    top_tables: tables.remove(&r.id).unwrap_or_default(),
+                }),
             })
             .collect(),
     }
@@ -255,6 +312,10 @@ pub fn shard_info(s: &ShardInfo) -> proto::ShardInfo {
             ShardStatus::Offline => proto::ShardStatus::Offline,
         } as i32,
         tables: s.tables,
+        read_units_per_sec: s.load.read_units,
+        write_units_per_sec: s.load.write_units,
+        cpu_ms_per_sec: s.load.cpu_ms,
+        load_windows: s.load_windows,
     }
 }
 
@@ -326,5 +387,35 @@ mod page_token_tests {
             assert!(page(Listing::Tables, 0, bad).is_err(), "{bad}");
         }
         assert_eq!(next_page_token(Listing::Tables, &Page::<()> { items: vec![], next: None }), "");
+    }
+
+    /// A node's bad load figures are clamped and counted, never trusted, and never refuse the
+    /// heartbeat (which also renews the node's leases).
+    #[test]
+    fn bad_load_values_are_clamped_and_counted() {
+        let stats = proto::ShardLoad {
+            read_units_per_sec: f64::NAN,
+            write_units_per_sec: -3.0,
+            cpu_ms_per_sec: f64::INFINITY,
+            approximate_bytes: u64::MAX,
+            approximate_rows: 10,
+            top_tables: (0..20).map(|t| proto::TableLoad { table_id: t, read_units_per_sec: 1.0, write_units_per_sec: 2.0 }).collect(),
+        };
+        let req = proto::HeartbeatRequest {
+            header: Some(proto::RequestHeader { cluster: "c".into() }),
+            node_name: "n1".into(),
+            shards: vec![proto::ShardReport { id: 1, role: proto::ShardRole::Leader as i32, version: 1, stats: Some(stats), ..Default::default() }],
+            stats: Some(proto::NodeStats { capacity: f64::NAN, ..Default::default() }),
+            ..Default::default()
+        };
+        let hb = heartbeat(req).unwrap();
+        let load = hb.shards[0].load;
+        assert_eq!((load.read_units, load.write_units, load.cpu_ms, load.rows), (0.0, 0.0, validate::LOAD_VALUE_MAX, 10));
+        assert_eq!(load.bytes, validate::LOAD_VALUE_MAX as u64);
+        assert_eq!(hb.load_rejections, 5, "read, write, cpu, bytes and the node's capacity");
+        assert_eq!(hb.tables.len(), TOP_TABLES_PER_SHARD, "the busiest-table list is bounded");
+        assert_eq!(hb.stats.capacity(), 1.0);
+        let back = heartbeat(heartbeat_request(&hb)).unwrap();
+        assert_eq!((back.shards, back.tables), (hb.shards, hb.tables), "the gRPC form round-trips");
     }
 }

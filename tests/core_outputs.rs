@@ -182,8 +182,10 @@ fn misbehaving_heartbeats_are_refused_whole() {
         seq: 1_000,
         stats: NodeStats::default(),
         shards: vec![],
+        tables: vec![],
+        load_rejections: 0,
     };
-    let report = |id| ShardReport { id: ShardId(id), role: Role::Leader, version: Version(1), status: ReplicaStatus::Ready, load: 0.0 };
+    let report = |id| ShardReport { id: ShardId(id), role: Role::Leader, version: Version(1), status: ReplicaStatus::Ready, load: ShardLoad::default() };
     hb.shards = vec![report(5)];
     assert!(matches!(h.heartbeat(SessionId(1), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("shard 5")));
     hb.shards = vec![report(1), report(0)];
@@ -413,7 +415,7 @@ fn a_follower_redirects_refused_heartbeats_to_the_leader_it_knows() {
 }
 
 fn node_heartbeat(name: &str) -> Heartbeat {
-    Heartbeat { cluster: "c".into(), node: name.into(), endpoint: format!("{name}:1"), zone: String::new(), incarnation: 1, seq: 1, stats: NodeStats::default(), shards: vec![] }
+    Heartbeat { cluster: "c".into(), node: name.into(), endpoint: format!("{name}:1"), zone: String::new(), incarnation: 1, seq: 1, stats: NodeStats::default(), shards: vec![], tables: vec![], load_rejections: 0 }
 }
 
 /// The leader checks every derived index against the catalog and intent after each input

@@ -235,7 +235,7 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, history: &Histor
                 let recorder = Recorder(view.accepted.clone());
                 // The span names the node in SIM_LOG output, where every node shares one log.
                 let span = tracing::info_span!("node", name = %view.name);
-                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, |_| 1.0, recorder, observer).instrument(span));
+                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, |_| shardmeta::core::ShardLoad { write_units: 1.0, ..Default::default() }, recorder, observer).instrument(span));
                 let name = view.name.clone();
                 let on_write = Box::new(move |shard, version, at| history.write(&name, shard, version, clock.wall_ms(at)));
                 let addr: SocketAddr = node_endpoint(i).parse().expect("node address");

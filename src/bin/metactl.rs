@@ -145,10 +145,16 @@ fn shard_status(s: i32) -> &'static str {
     }
 }
 
+/// Rates shown to two decimals: enough to compare, short enough to read.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 fn node_json(n: &proto::NodeInfo) -> Value {
     let state = if n.state == proto::NodeState::Online as i32 { "online" } else { "offline" };
     json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state,
-           "shards": n.shards, "replicas": n.replicas, "draining": n.draining})
+           "shards": n.shards, "replicas": n.replicas, "draining": n.draining,
+           "capacity": n.stats.as_ref().map_or(0.0, |s| s.capacity), "load_rejections": n.load_rejections})
 }
 
 fn cluster_json(c: &proto::ClusterInfo) -> Value {
@@ -237,7 +243,9 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let req = proto::ListShardsRequest { header: header(cluster), ..Default::default() };
             rows(args, meta, req, |s| {
                 let leader = (!s.leader.is_empty()).then(|| s.leader.clone());
-                json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status)})
+                json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status),
+                       "tables": s.tables, "read_units": round2(s.read_units_per_sec), "write_units": round2(s.write_units_per_sec),
+                       "cpu_ms": round2(s.cpu_ms_per_sec), "load_windows": s.load_windows})
             })
             .await?
         }

@@ -19,7 +19,7 @@ use clap::Parser;
 use shardmeta::client::config::NodeConfig;
 use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
 use shardmeta::client::{LeaseEvent, LeaseTracker, MetaClient, ShardHost, WriteService};
-use shardmeta::core::{Instant, ShardId};
+use shardmeta::core::{Instant, ShardId, ShardLoad};
 
 #[derive(Parser)]
 #[command(name = "node-agent", version, about = "A reference shardmeta data node")]
@@ -129,7 +129,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
         let load = args.load;
-        tokio::task::spawn(node::run(meta, identity, host.clone(), clock, move |_| load, LogExecutor, leadership_observer(clock, log.clone())));
+        tokio::task::spawn(node::run(meta, identity, host.clone(), clock, move |_| ShardLoad { write_units: load, ..Default::default() }, LogExecutor, leadership_observer(clock, log.clone())));
         let write_log = log.clone();
         let on_write = Box::new(move |shard: ShardId, _, at| log_line(&write_log, serde_json::json!({"shard": shard.0, "write": clock.wall_ms(at)})));
         let service = shardmeta::proto::node_server::NodeServer::new(WriteService::new(host, clock, on_write));

@@ -11,7 +11,7 @@ use super::meta_client::{connect, MetaClient};
 use super::session::{Beat, NodeSession};
 use super::shard_host::ShardHost;
 pub use super::session::NodeIdentity;
-use crate::core::{Instant, ShardCommand, ShardId, ShardReport};
+use crate::core::{Instant, ShardCommand, ShardId, ShardLoad, ShardReport};
 use crate::proto;
 use crate::convert;
 
@@ -63,7 +63,7 @@ pub async fn run(
     identity: NodeIdentity,
     host: Arc<Mutex<ShardHost>>,
     clock: NodeClock,
-    load: impl Fn(ShardId) -> f64 + Send + 'static,
+    load: impl Fn(ShardId) -> ShardLoad + Send + 'static,
     mut executor: impl ShardExecutor,
     mut observe: Observer,
 ) {

@@ -4,7 +4,7 @@
 //! redirect, and how long to back off after a failure.
 
 use super::shard_host::ShardHost;
-use crate::core::{Duration, Heartbeat, Instant, NodeMessage, NodeStats, ShardCommand, ShardId, ShardReport};
+use crate::core::{Duration, Heartbeat, Instant, NodeMessage, NodeStats, ShardCommand, ShardId, ShardLoad, ShardReport};
 
 /// Heartbeats without any answer before the stream is given up and the leader looked up again.
 pub const UNANSWERED_MAX: u32 = 3;
@@ -35,6 +35,8 @@ impl NodeIdentity {
             seq,
             stats: NodeStats { shard_count: shards.len() as u32, ..Default::default() },
             shards,
+            tables: Vec::new(),
+            load_rejections: 0,
         }
     }
 }
@@ -42,7 +44,7 @@ impl NodeIdentity {
 /// What to do when the heartbeat timer fires.
 #[derive(Debug, PartialEq)]
 pub enum Beat {
-    Send(Heartbeat),
+    Send(Box<Heartbeat>),
     /// Meta has not answered [`UNANSWERED_MAX`] heartbeats: give the stream up and connect again.
     Reconnect,
 }
@@ -95,14 +97,14 @@ impl NodeSession {
     }
 
     /// The heartbeat timer fired at `now` (the node's clock): expire leases, then report.
-    pub fn beat(&mut self, host: &mut ShardHost, now: Instant, load: impl Fn(ShardId) -> f64) -> Beat {
+    pub fn beat(&mut self, host: &mut ShardHost, now: Instant, load: impl Fn(ShardId) -> ShardLoad) -> Beat {
         if self.unanswered >= UNANSWERED_MAX {
             return Beat::Reconnect;
         }
         host.expire_leases(now);
         let (seq, shards) = host.heartbeat(now, load);
         self.unanswered += 1;
-        Beat::Send(self.identity.heartbeat(seq, shards))
+        Beat::Send(Box::new(self.identity.heartbeat(seq, shards)))
     }
 
     /// A message from meta on the stream: the commands the host accepted, for the node's
@@ -136,15 +138,15 @@ mod tests {
     fn three_unanswered_heartbeats_rebuild_the_stream_and_an_answer_resets_the_count() {
         let (mut s, mut host) = (session(), ShardHost::new());
         for seq in 1..=UNANSWERED_MAX as u64 {
-            let Beat::Send(hb) = s.beat(&mut host, Instant(seq), |_| 0.0) else { panic!("heartbeat {seq} is sent") };
+            let Beat::Send(hb) = s.beat(&mut host, Instant(seq), |_| ShardLoad::default()) else { panic!("heartbeat {seq} is sent") };
             assert_eq!((hb.node.as_str(), hb.incarnation, hb.zone.as_str()), ("n1", 7, "a"));
         }
-        assert_eq!(s.beat(&mut host, Instant(9), |_| 0.0), Beat::Reconnect);
+        assert_eq!(s.beat(&mut host, Instant(9), |_| ShardLoad::default()), Beat::Reconnect);
         s.opened();
-        assert!(matches!(s.beat(&mut host, Instant(10), |_| 0.0), Beat::Send(_)));
+        assert!(matches!(s.beat(&mut host, Instant(10), |_| ShardLoad::default()), Beat::Send(_)));
         s.on_message(&mut host, &message(0));
         for _ in 0..UNANSWERED_MAX {
-            assert!(matches!(s.beat(&mut host, Instant(11), |_| 0.0), Beat::Send(_)));
+            assert!(matches!(s.beat(&mut host, Instant(11), |_| ShardLoad::default()), Beat::Send(_)));
         }
     }
 

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::core::ids::*;
-use crate::core::input::{ReplicaStatus, Role, ShardReport};
+use crate::core::input::{ReplicaStatus, Role, ShardLoad, ShardReport};
 use crate::core::output::{CommandKind, NodeMessage, ShardCommand};
 use crate::core::time::{Duration, Instant};
 
@@ -140,7 +140,7 @@ impl ShardHost {
     }
 
     /// The next heartbeat's seq and reports; remembers when it was sent.
-    pub fn heartbeat(&mut self, now: Instant, load: impl Fn(ShardId) -> f64) -> (u64, Vec<ShardReport>) {
+    pub fn heartbeat(&mut self, now: Instant, load: impl Fn(ShardId) -> ShardLoad) -> (u64, Vec<ShardReport>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.sent.len() == SENT_HEARTBEATS_MAX {
@@ -284,7 +284,7 @@ mod tests {
     fn leading() -> ShardHost {
         let mut h = ShardHost::new();
         h.on_message(&msg(1, vec![open(1, 2, 1, Role::Leader)], None));
-        let (seq, _) = h.heartbeat(Instant(100), |_| 0.0);
+        let (seq, _) = h.heartbeat(Instant(100), |_| ShardLoad::default());
         h.on_message(&msg(1, vec![], grant(seq, vec![])));
         h
     }
@@ -309,8 +309,8 @@ mod tests {
     fn answered_at_is_the_send_time_of_the_newest_answered_heartbeat() {
         let mut h = leading();
         assert_eq!(h.answered_at(), Some(Instant(100)));
-        let (old, _) = h.heartbeat(Instant(400), |_| 0.0);
-        let (new, _) = h.heartbeat(Instant(700), |_| 0.0);
+        let (old, _) = h.heartbeat(Instant(400), |_| ShardLoad::default());
+        let (new, _) = h.heartbeat(Instant(700), |_| ShardLoad::default());
         h.on_message(&msg(1, vec![], grant(new, vec![])));
         h.on_message(&msg(1, vec![], grant(old, vec![])));
         assert_eq!(h.answered_at(), Some(Instant(700)), "a late answer to an older heartbeat does not move it back");
@@ -324,7 +324,7 @@ mod tests {
         let mut h = ShardHost::new();
         h.cap_leases(Duration(4_000));
         h.on_message(&msg(1, vec![open(1, 2, 1, Role::Leader)], None));
-        let (seq, _) = h.heartbeat(Instant(100), |_| 0.0);
+        let (seq, _) = h.heartbeat(Instant(100), |_| ShardLoad::default());
         h.on_message(&msg(1, vec![], grant(seq, vec![])));
         assert!(h.is_leading(ShardId(1), Instant(4_099)));
         assert!(!h.is_leading(ShardId(1), Instant(4_100)), "meta granted 10 s; the node honours 4 s");
@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn an_open_shard_is_not_led_until_a_heartbeat_reporting_it_is_answered() {
         let mut h = ShardHost::new();
-        let (seq, _) = h.heartbeat(Instant(0), |_| 0.0);
+        let (seq, _) = h.heartbeat(Instant(0), |_| ShardLoad::default());
         h.on_message(&msg(1, vec![open(1, 1, 1, Role::Leader)], None));
         // The grant answers a heartbeat sent before the shard was opened: it cannot cover it.
         h.on_message(&msg(1, vec![], grant(seq, vec![])));
@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn revoked_shards_stop_leading_at_once() {
         let mut h = leading();
-        let (seq, _) = h.heartbeat(Instant(200), |_| 0.0);
+        let (seq, _) = h.heartbeat(Instant(200), |_| ShardLoad::default());
         h.on_message(&msg(1, vec![], grant(seq, vec![ShardId(1)])));
         assert!(!h.is_leading(ShardId(1), Instant(201)));
         assert_eq!(h.counters.lease_revocations, 1);

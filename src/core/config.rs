@@ -53,6 +53,12 @@ pub struct CoreConfig {
     pub transfers_in_flight_max: usize,
     /// Ids reserved in storage at a time, so that most creates write no id counter.
     pub id_block: u64,
+    /// The span over which a shard's reported load is averaged before it joins the smoothed
+    /// value (see `leader::runtime::load`).
+    pub load_window_ms: u64,
+    /// Windows a shard's load must have been seen for before decisions trust it (and again
+    /// after the shard moves).
+    pub load_windows_trusted: u32,
     /// A cluster the leader creates (with its `public` schema) whenever it leads without it, so
     /// that nodes can join a fresh service without an operator's first call.
     pub default_cluster: Option<ClusterSpec>,
@@ -123,6 +129,8 @@ impl Default for CoreConfig {
             shard_moves_per_tick_max: 4_096,
             transfers_in_flight_max: 8,
             id_block: 1_000,
+            load_window_ms: 10_000,
+            load_windows_trusted: 3,
             default_cluster: None,
             planted_bug: None,
         }
@@ -159,6 +167,8 @@ impl CoreConfig {
             ("request_timeout_ms", self.request_timeout_ms),
             ("tick_interval_ms", self.tick_interval_ms),
             ("id_block", self.id_block),
+            ("load_window_ms", self.load_window_ms),
+            ("load_windows_trusted", self.load_windows_trusted as u64),
             ("txn_ops_max", self.txn_ops_max as u64),
             ("shard_moves_per_tick_max", self.shard_moves_per_tick_max as u64),
             ("list_page_default", self.list_page_default as u64),

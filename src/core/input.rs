@@ -70,6 +70,39 @@ pub struct NodeStats {
     pub shard_count: u32,
     pub read_bytes_per_sec: u64,
     pub write_bytes_per_sec: u64,
+    /// How much work the node can take relative to others (0: 1); see [`NodeStats::capacity`].
+    pub capacity: f64,
+}
+
+impl NodeStats {
+    /// The node's capacity, at least a small positive weight: nodes balance by load divided by
+    /// capacity, so a node of capacity 2 is full at twice the load of a node of capacity 1.
+    pub fn capacity(&self) -> f64 {
+        if self.capacity > 0.0 { self.capacity } else { 1.0 }
+    }
+}
+
+/// What one shard cost its node over the last heartbeat interval, as the node measured it.
+/// Units follow the seeds: a read unit (RCU) is a 4 KiB read, a write unit (WCU) a 1 KiB write.
+/// Every value is finite and in `0..=LOAD_VALUE_MAX` once it reaches the core (the gRPC layer
+/// clamps what a node sends, see [`crate::core::validate::load_value`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ShardLoad {
+    pub read_units: f64,
+    pub write_units: f64,
+    /// CPU time, in milliseconds per second.
+    pub cpu_ms: f64,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// One of a shard's busiest tables, from a heartbeat (a bounded list per shard).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TableLoad {
+    pub shard: ShardId,
+    pub table: TableId,
+    pub read_units: f64,
+    pub write_units: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,7 +111,7 @@ pub struct ShardReport {
     pub role: Role,
     pub version: Version,
     pub status: ReplicaStatus,
-    pub load: f64,
+    pub load: ShardLoad,
 }
 
 /// One heartbeat from a data node.
@@ -94,7 +127,14 @@ pub struct Heartbeat {
     pub seq: u64,
     pub stats: NodeStats,
     pub shards: Vec<ShardReport>,
+    /// The busiest tables of the reported shards, flat, at most [`TOP_TABLES_PER_SHARD`] per shard.
+    pub tables: Vec<TableLoad>,
+    /// Load values the gRPC layer had to clamp in this heartbeat (NaN, negative, too large).
+    pub load_rejections: u32,
 }
+
+/// Busiest tables read per shard report; the rest are ignored.
+pub const TOP_TABLES_PER_SHARD: usize = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSpec {

@@ -175,6 +175,8 @@ pub struct NodeInfo {
     /// Replicas (leader or follower) on the node; a drained node has none.
     pub replicas: u32,
     pub stats: super::input::NodeStats,
+    /// Load values in its heartbeats that had to be clamped.
+    pub load_rejections: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +191,7 @@ pub enum ShardStatus {
     Offline,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ShardInfo {
     pub id: ShardId,
     pub version: Version,
@@ -197,4 +199,7 @@ pub struct ShardInfo {
     pub followers: Vec<String>,
     pub status: ShardStatus,
     pub tables: u32,
+    /// The smoothed load its leader reports, and the windows behind it.
+    pub load: super::input::ShardLoad,
+    pub load_windows: u32,
 }

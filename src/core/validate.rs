@@ -33,6 +33,22 @@ pub fn table_name(table: &str, max: usize) -> Result<(), MetaError> {
     Ok(())
 }
 
+/// The largest load value taken from a node (units or milliseconds per second, bytes, rows).
+pub const LOAD_VALUE_MAX: f64 = 1e12;
+
+/// A load value from a node, made trustworthy: NaN and negative values become 0 and values over
+/// [`LOAD_VALUE_MAX`] (infinity included) become that. `false` in the second place when the
+/// value had to change, which the caller counts and logs as a rejection.
+pub fn load_value(x: f64) -> (f64, bool) {
+    if x.is_nan() || x < 0.0 {
+        (0.0, false)
+    } else if x > LOAD_VALUE_MAX {
+        (LOAD_VALUE_MAX, false)
+    } else {
+        (x, true)
+    }
+}
+
 /// A node's advertised `host:port`.
 pub fn endpoint(endpoint: &str, max: usize) -> Result<(), MetaError> {
     let ok = !endpoint.is_empty()

@@ -111,9 +111,15 @@ impl proto::meta_server::Meta for MetaService {
             .map_err(|_| Status::unavailable("meta server is shutting down"))?;
         let mut inbound = request.into_inner();
         tokio::task::spawn(async move {
+            // Bad load values are clamped, counted against the node and logged once a stream.
+            let mut warned = false;
             while let Ok(Some(message)) = inbound.message().await {
                 match convert::heartbeat(message) {
                     Ok(heartbeat) => {
+                        if heartbeat.load_rejections > 0 && !std::mem::replace(&mut warned, true) {
+                            let (node, clamped) = (&heartbeat.node, heartbeat.load_rejections);
+                            tracing::warn!(%node, clamped, "heartbeat load values out of range (NaN, negative or over 1e12) were clamped");
+                        }
                         if driver.tx.send(Input::Heartbeat { session, heartbeat }).await.is_err() {
                             break;
                         }

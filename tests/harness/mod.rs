@@ -145,7 +145,7 @@ impl Node {
     }
 
     pub fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
-        let (seq, shards) = self.host.heartbeat(h.now, |_| 0.0);
+        let (seq, shards) = self.host.heartbeat(h.now, |_| ShardLoad::default());
         let identity = NodeIdentity { cluster: "c".into(), name: self.name.clone(), endpoint: self.endpoint.clone(), zone: String::new(), incarnation: 1 };
         h.heartbeat(self.session, &identity.heartbeat(seq, shards))
     }

@@ -33,7 +33,7 @@ impl World {
             return;
         }
         let local = node.local(self.now);
-        let load = |s: ShardId| (s.0 % 7) as f64;
+        let load = |s: ShardId| ShardLoad { write_units: (s.0 % 7) as f64, ..Default::default() };
         let node = &mut self.nodes[i];
         let hb = match node.link.beat(&mut node.host, local, load) {
             Beat::Send(hb) => hb,
@@ -46,7 +46,7 @@ impl World {
             }
         };
         let (session, meta) = (self.nodes[i].session, self.nodes[i].meta);
-        self.send(Addr::Node(i), Addr::Meta(meta), Msg::Heartbeat { session, hb });
+        self.send(Addr::Node(i), Addr::Meta(meta), Msg::Heartbeat { session, hb: *hb });
         let next = 900 + self.rng.next_u64() % 200;
         self.schedule(Duration(next), Event::NodeHeartbeat(i, inc));
     }

@@ -211,6 +211,9 @@ fn answer_reports(
         }
         if desired == Some(Role::Leader) {
             rt.set_leader_ready(r.id, r.role == Role::Leader && r.version.0 == s.version);
+            if r.role == Role::Leader {
+                rt.record_load(r.id, &r.load, now, config);
+            }
         }
         let version = Version(s.version);
         if matches!(s.transfer, Some(t) if t.from == node.0) && r.role == Role::Leader {

@@ -81,6 +81,7 @@ pub fn node_info(c: &ClusterCatalog, rt: &ClusterRuntime, id: NodeId) -> NodeInf
         shards: held.iter().filter(|s| c.shard(**s).leader == Some(id.0)).count() as u32,
         replicas: held.len() as u32,
         stats: live.stats,
+        load_rejections: live.load_rejections,
     }
 }
 
@@ -98,6 +99,8 @@ pub fn shard_status(c: &ClusterCatalog, rt: &ClusterRuntime, id: ShardId) -> Sha
 pub fn shards(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &CoreConfig) -> Page<ShardInfo> {
     let name = |n: u32| c.node(NodeId(n)).name.clone();
     let info = |s: &ShardRecord| ShardInfo {
+        load: rt.loads().smoothed(ShardId(s.id)).0,
+        load_windows: rt.loads().smoothed(ShardId(s.id)).1,
         id: ShardId(s.id),
         version: Version(s.version),
         leader: s.leader.map(name),

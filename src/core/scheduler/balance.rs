@@ -19,7 +19,7 @@ impl Planner<'_> {
             let t = rec.transfer.expect("indexed as a transfer");
             // A target that died or is being drained is replaced; with no other node to take
             // the shard, the old leader takes it back.
-            let to = if self.placeable(t.to) { Some(t.to) } else { self.successor(shard).or(self.online(t.from).then_some(t.from)) };
+            let to = if self.staying(t.to) { Some(t.to) } else { self.successor(shard).or(self.online(t.from).then_some(t.from)) };
             let Some(to) = to else { continue };
             if !self.rt.leases().free_for(shard, NodeId(to), self.now, self.config) {
                 continue;

@@ -37,8 +37,9 @@ impl Planner<'_> {
             if rec.leader != Some(dead.0) || rec.transfer.is_some() || !self.rt.leases().expired(shard, self.now, self.config) {
                 continue;
             }
-            // Any online follower will do, a draining one too: promotion keeps the data in place.
-            let promoted = self.promotable_follower(rec, |n| n.online);
+            // Any live follower will do, a draining one too: promotion keeps the data in place.
+            // It must have spoken to this leader: one inherited from the last may be dead.
+            let promoted = self.promotable_follower(rec, |n| n.online && n.heard);
             let mut record = rec.clone();
             if let Some(f) = promoted {
                 // The old leader keeps a follower slot: it may return, and repair replaces it if not.
@@ -62,7 +63,7 @@ impl Planner<'_> {
             return;
         }
         let mut candidates: Vec<ShardId> = self
-            .shards_on(|n| !n.placeable())
+            .shards_on(|n| !n.staying())
             .into_iter()
             .filter(|&(leaving, s)| self.intended(s).followers.contains(&leaving.0))
             .map(|(_, s)| s)
@@ -87,7 +88,7 @@ impl Planner<'_> {
             if rec.transfer.is_some() {
                 continue;
             }
-            let leaving: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.placeable(f)).collect();
+            let leaving: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.staying(f)).collect();
             let live: Vec<u32> = rec.replicas().filter(|r| !leaving.contains(r)).collect();
             let fresh = self.pick_followers(&rec.replicas().collect::<Vec<_>>(), want.saturating_sub(live.len() - 1));
             if fresh.is_empty() {

@@ -10,7 +10,10 @@
 //! 5. move leader shards off draining nodes ([`drain`]);
 //! 6. balance leader counts across nodes, dynamic clusters only ([`balance`]).
 //!
-//! Placement only ever picks *placeable* nodes: online and not draining.
+//! Placement only ever picks *placeable* nodes: online, not draining, and heard from by this
+//! leader (a node inherited from the last leader keeps its replicas through the grace period,
+//! but takes nothing new until it speaks). Replicas leave only nodes that are not *staying*:
+//! dead or draining.
 
 mod assign;
 mod balance;
@@ -95,8 +98,8 @@ impl<'a> Planner<'a> {
         self.rt.node(NodeId(node)).online
     }
 
-    fn placeable(&self, node: u32) -> bool {
-        self.rt.node(NodeId(node)).placeable()
+    fn staying(&self, node: u32) -> bool {
+        self.rt.node(NodeId(node)).staying()
     }
 
     fn load(&self) -> &LoadIndex {

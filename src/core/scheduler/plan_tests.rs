@@ -3,6 +3,7 @@
 use super::{Move, MoveReason, Planner};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
+use crate::core::input::Heartbeat;
 use crate::core::leader::runtime::ClusterRuntime;
 use crate::core::model::{Catalog, ClusterCatalog, ClusterRecord, NodeRecord, ShardRecord, Topology, TransferRecord};
 use crate::core::storage::Mutation;
@@ -33,11 +34,39 @@ fn plan(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, now: Instant) -> Vec<
     Planner::new(cluster, rt, now, &CoreConfig::default()).plan()
 }
 
+/// A new leader's runtime after every node of `nodes` has heartbeat once.
+fn heard(cluster: &ClusterCatalog, nodes: u32) -> ClusterRuntime {
+    let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
+    for id in 0..nodes {
+        rt.heard_from(NodeId(id), SessionId(id as u64 + 1), &heartbeat(id), T0);
+    }
+    rt
+}
+
+/// Just enough of node `id`'s first heartbeat for the runtime to count the node as heard.
+fn heartbeat(id: u32) -> Heartbeat {
+    let (node, endpoint) = (format!("n{id}"), format!("n{id}:1"));
+    Heartbeat { cluster: "c".into(), node, endpoint, zone: String::new(), incarnation: 1, seq: 1, stats: Default::default(), shards: vec![], tables: vec![], load_rejections: 0 }
+}
+
+/// A new leader inherits nodes as alive for a lease of grace, but gives them nothing new until
+/// they speak: any of them may have been down all along.
+#[test]
+fn inherited_nodes_take_no_new_shards_until_they_heartbeat() {
+    let catalog = catalog(2, 2, 0, &[]);
+    let cluster = catalog.cluster(C);
+    let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
+    assert_eq!(plan(cluster, &mut rt, T0), vec![]);
+    rt.heard_from(NodeId(1), SessionId(2), &heartbeat(1), T0);
+    let moves = plan(cluster, &mut rt, T0);
+    assert_eq!(moves.iter().map(|m| m.record.leader).collect::<Vec<_>>(), vec![Some(1), Some(1)], "only the node heard from");
+}
+
 #[test]
 fn unassigned_shards_go_to_the_least_loaded_nodes_in_turn() {
     let catalog = catalog(2, 2, 0, &[]);
     let cluster = catalog.cluster(C);
-    let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
+    let mut rt = heard(cluster, 2);
     let moves = plan(cluster, &mut rt, T0);
     let expected = vec![
         Move { record: ShardRecord { version: 1, ..shard(0, 0, 0, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign },
@@ -53,7 +82,7 @@ fn a_dead_leaders_follower_is_promoted_once_the_lease_is_over() {
     let config = CoreConfig::default();
     let catalog = catalog(2, 1, 1, &[shard(0, 3, 0, &[1])]);
     let cluster = catalog.cluster(C);
-    let mut rt = ClusterRuntime::new(cluster, T0, &config);
+    let mut rt = heard(cluster, 2);
     rt.set_online(NodeId(0), false);
     assert_eq!(plan(cluster, &mut rt, T0), vec![], "not while the lease may still be held");
     let later = T0 + config.lease() + config.clock_drift() + Duration(1);
@@ -67,7 +96,7 @@ fn a_dead_leaders_follower_is_promoted_once_the_lease_is_over() {
 fn balancing_starts_one_transfer_from_the_busiest_node() {
     let catalog = catalog(2, 2, 1, &[shard(0, 1, 0, &[1]), shard(1, 1, 0, &[1])]);
     let cluster = catalog.cluster(C);
-    let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
+    let mut rt = heard(cluster, 2);
     let moves = plan(cluster, &mut rt, T0);
     let transfer = Some(TransferRecord { from: 0, to: 1 });
     let expected = vec![Move { record: ShardRecord { transfer, ..shard(0, 2, 0, &[1]) }, closes: vec![NodeId(0)], kept: vec![NodeId(0), NodeId(1)], reason: MoveReason::StartTransfer }];

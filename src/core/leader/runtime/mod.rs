@@ -11,6 +11,7 @@
 pub mod awaiting;
 pub mod intent;
 pub mod leases;
+pub mod load;
 pub mod nodes;
 
 use std::borrow::Cow;
@@ -18,10 +19,11 @@ use std::borrow::Cow;
 use self::awaiting::{Awaiting, InFlight};
 use self::intent::Intent;
 use self::leases::Leases;
+use self::load::Loads;
 pub use self::nodes::{LoadIndex, NodeRuntime, Nodes};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
-use crate::core::input::Heartbeat;
+use crate::core::input::{Heartbeat, ShardLoad};
 use crate::core::model::{ClusterCatalog, ShardRecord};
 use crate::core::storage::Mutation;
 use crate::core::time::Instant;
@@ -32,6 +34,7 @@ pub struct ClusterRuntime {
     leases: Leases,
     intent: Intent,
     in_flight: InFlight,
+    loads: Loads,
     /// A node joined or came back since follower deficits were last looked for.
     deficit_scan_due: bool,
 }
@@ -46,6 +49,7 @@ impl ClusterRuntime {
             leases: Leases::inherited(cluster, now, config),
             intent: Intent::of(cluster),
             in_flight: InFlight::default(),
+            loads: Loads::new(cluster.shards.len()),
             deficit_scan_due: true,
         };
         rt.reset_intent(cluster, now);
@@ -72,6 +76,15 @@ impl ClusterRuntime {
         &self.in_flight
     }
 
+    pub fn loads(&self) -> &Loads {
+        &self.loads
+    }
+
+    /// The shard's leader reported its load.
+    pub fn record_load(&mut self, shard: ShardId, load: &ShardLoad, now: Instant, config: &CoreConfig) {
+        self.loads.record(shard, load, now, config);
+    }
+
     /// The record the shard will have once pending writes land.
     pub fn intended<'a>(&'a self, cluster: &'a ClusterCatalog, id: ShardId) -> &'a ShardRecord {
         self.intent.shard(cluster, id)
@@ -83,7 +96,7 @@ impl ClusterRuntime {
     pub fn reset_intent(&mut self, cluster: &ClusterCatalog, now: Instant) {
         // A registration whose outcome was unknown may have landed.
         while self.nodes.len() < cluster.nodes.len() {
-            self.nodes.add(NodeId(self.nodes.len() as u32), now);
+            self.nodes.add(NodeId(self.nodes.len() as u32), now, false);
         }
         for (id, record) in cluster.nodes.iter().enumerate() {
             let id = NodeId(id as u32);
@@ -97,7 +110,7 @@ impl ClusterRuntime {
 
     /// A node registration landed.
     pub fn add_node(&mut self, id: NodeId, now: Instant) {
-        self.nodes.add(id, now);
+        self.nodes.add(id, now, true);
         self.deficit_scan_due = true;
     }
 
@@ -117,7 +130,7 @@ impl ClusterRuntime {
     pub fn heard_from(&mut self, node: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
         let fresh = self.nodes.heard(node, session, hb, now);
         if fresh {
-            self.set_online(node, true);
+            self.deficit_scan_due |= self.nodes.update(node, |n| (n.online, n.heard) = (true, true));
         }
         fresh
     }
@@ -150,6 +163,9 @@ impl ClusterRuntime {
         let after = planned(&new);
         for r in after.replicas() {
             count(r, after.leader == Some(r), 1);
+        }
+        if old.leader != after.leader {
+            self.loads.reset(id);
         }
         for (node, leaders, replicas) in deltas {
             if leaders != 0 || replicas != 0 {
@@ -236,7 +252,7 @@ impl ClusterRuntime {
     /// `Err` names the first derived value that disagrees with its source: each is rebuilt from
     /// the catalog and the intent and compared with what the runtime holds.
     pub fn validate(&self, cluster: &ClusterCatalog) -> Result<(), String> {
-        if self.leases.len() != cluster.shards.len() || self.nodes.len() < cluster.nodes.len() {
+        if self.leases.len() != cluster.shards.len() || self.loads.len() != cluster.shards.len() || self.nodes.len() < cluster.nodes.len() {
             return Err(format!(
                 "{} shard and {} node runtimes for {} shards and {} nodes",
                 self.leases.len(),

@@ -16,6 +16,10 @@ pub struct NodeRuntime {
     pub last_seq: u64,
     pub last_heartbeat: Instant,
     pub online: bool,
+    /// This leader has heard from the node. A node inherited by a new leader counts as online
+    /// for a lease of grace (so that a meta failover moves no shard by itself), but it is no
+    /// target for new replicas or leaders until it speaks: it may have been down all along.
+    pub heard: bool,
     /// Mirrors the node record: the node takes no new replicas.
     pub draining: bool,
     pub stats: NodeStats,
@@ -23,26 +27,37 @@ pub struct NodeRuntime {
     pub leaders: u32,
     /// Intended replicas (leader or follower) on the node.
     pub replicas: u32,
+    /// Load values in this node's heartbeats that had to be clamped (NaN, negative, too large).
+    pub load_rejections: u64,
 }
 
 impl NodeRuntime {
-    /// A node seen alive at `now` (registered, or inherited by a new leader as a grace period).
-    fn fresh(now: Instant) -> NodeRuntime {
+    /// A node seen alive at `now`: registered, or (not `heard`) inherited by a new leader as a
+    /// grace period.
+    fn fresh(now: Instant, heard: bool) -> NodeRuntime {
         NodeRuntime {
             session: None,
             incarnation: 0,
             last_seq: 0,
             last_heartbeat: now,
             online: true,
+            heard,
             draining: false,
             stats: NodeStats::default(),
             leaders: 0,
             replicas: 0,
+            load_rejections: 0,
         }
     }
 
-    /// Whether new replicas may go to the node.
+    /// Whether new replicas and leaders may go to the node.
     pub fn placeable(&self) -> bool {
+        self.staying() && self.heard
+    }
+
+    /// Whether the replicas the node holds stay there: it is online and not draining. (A node
+    /// that is staying but not yet heard keeps its replicas and takes no new ones.)
+    pub fn staying(&self) -> bool {
         self.online && !self.draining
     }
 }
@@ -120,19 +135,28 @@ impl Nodes {
         &self.load
     }
 
-    /// A node registration landed (or was found in a catalog that grew): it takes the next id.
-    pub(super) fn add(&mut self, id: NodeId, now: Instant) {
+    /// A node registration landed (`heard`: the node is heartbeating to this leader), or a
+    /// node was found in the catalog a new leader loaded: it takes the next id.
+    pub(super) fn add(&mut self, id: NodeId, now: Instant, heard: bool) {
         assert_eq!(id.index(), self.list.len(), "nodes register densely");
-        let node = NodeRuntime::fresh(now);
-        self.load.insert(id, &node);
+        let node = NodeRuntime::fresh(now, heard);
+        if node.placeable() {
+            self.load.insert(id, &node);
+        }
         self.list.push(node);
     }
 
     /// Sets the node's online or draining flag; `true` when the node became placeable.
     pub(super) fn set_flags(&mut self, id: NodeId, online: bool, draining: bool) -> bool {
+        self.update(id, |n| (n.online, n.draining) = (online, draining))
+    }
+
+    /// Changes what decides whether a node is placeable, keeping the load index in step; `true`
+    /// when the node became placeable.
+    pub(super) fn update(&mut self, id: NodeId, change: impl FnOnce(&mut NodeRuntime)) -> bool {
         let node = &mut self.list[id.index()];
         let before = node.placeable();
-        (node.online, node.draining) = (online, draining);
+        change(node);
         match (before, node.placeable()) {
             (false, true) => {
                 self.load.insert(id, &self.list[id.index()]);
@@ -147,7 +171,7 @@ impl Nodes {
     }
 
     /// A heartbeat from the node arrived over `session`. `false` for a duplicate or reordered
-    /// one, which must not extend any lease.
+    /// one, which must not extend any lease. (Placeability then changes through `update`.)
     pub(super) fn heard(&mut self, id: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
         let n = &mut self.list[id.index()];
         if n.incarnation == hb.incarnation && hb.seq <= n.last_seq {
@@ -159,6 +183,7 @@ impl Nodes {
         n.session = Some(session);
         n.last_heartbeat = now;
         n.stats = hb.stats;
+        n.load_rejections = n.load_rejections.saturating_add(hb.load_rejections as u64);
         true
     }
 
