@@ -96,6 +96,14 @@ pub struct ShardLoad {
     pub rows: u64,
 }
 
+impl ShardLoad {
+    /// The one number placement and balancing compare: request units per second (reads plus
+    /// writes). CPU time and size are kept beside it, for display and for choosing splits.
+    pub fn units(&self) -> f64 {
+        self.read_units + self.write_units
+    }
+}
+
 /// One of a shard's busiest tables, from a heartbeat (a bounded list per shard).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TableLoad {

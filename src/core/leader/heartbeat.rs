@@ -210,9 +210,9 @@ fn answer_reports(
             }
         }
         if desired == Some(Role::Leader) {
-            rt.set_leader_ready(r.id, r.role == Role::Leader && r.version.0 == s.version);
+            rt.set_leader_ready(cluster, r.id, r.role == Role::Leader && r.version.0 == s.version);
             if r.role == Role::Leader {
-                rt.record_load(r.id, &r.load, now, config);
+                rt.record_load(cluster, r.id, &r.load, now);
             }
         }
         let version = Version(s.version);

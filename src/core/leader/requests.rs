@@ -261,7 +261,7 @@ impl Leader {
             tables[0].partition = Some(PartitionRecord { encoded: p.encoded.clone(), sub_tables: subs });
         }
         for t in &mut tables {
-            let shard = rt.place_table();
+            let shard = rt.place_table(c);
             t.shard = shard.0;
             change.notify(shard, Notice::Created(TableId(t.id)));
         }
@@ -295,7 +295,7 @@ impl Leader {
         let dropped: Vec<TableId> = std::iter::once(tid).chain(subs.into_iter().map(TableId)).collect();
         for &table in &dropped {
             let shard = ShardId(c.table(table).shard);
-            rt.unplace_table(shard);
+            rt.unplace_table(c, shard);
             rt.begin_write(Awaiting::TableDeletion(table));
             change.notify(shard, Notice::Dropped(table));
             change.mutations.push(Mutation::DeleteTable(cid, table));

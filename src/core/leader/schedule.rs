@@ -13,8 +13,8 @@ impl Leader {
             return;
         }
         self.ensure_default_cluster(ctx);
-        for rt in self.clusters.values_mut() {
-            rt.detect_silent(ctx.now, ctx.config);
+        for (cid, rt) in self.clusters.iter_mut() {
+            rt.detect_silent(self.catalog.cluster(*cid), ctx.now, ctx.config);
         }
         // Leave room in the queue for requests: scheduling can wait a tick.
         if self.writes.backlog() >= ctx.config.changes_queued_max / 2 {

@@ -18,9 +18,8 @@ pub struct Intent {
     unassigned: BTreeSet<ShardId>,
     /// Intended shards with a leader transfer in progress.
     transfers: BTreeSet<ShardId>,
-    /// Intended table count per shard, and the shards ordered by it for placement.
+    /// Intended table count per shard, and in all.
     table_counts: Vec<u32>,
-    placement: BTreeSet<(u32, ShardId)>,
     tables: usize,
     next_id: u64,
     id_ceiling: u64,
@@ -33,7 +32,6 @@ impl Intent {
         let table_counts: Vec<u32> = cluster.shard_tables.iter().map(|t| t.len() as u32).collect();
         let mut intent = Intent {
             pending: vec![0; cluster.shards.len()],
-            placement: table_counts.iter().enumerate().map(|(i, &n)| (n, ShardId(i as u32))).collect(),
             table_counts,
             tables: cluster.tables.len(),
             next_id: cluster.id_ceiling,
@@ -71,6 +69,11 @@ impl Intent {
     /// Intended tables in the cluster.
     pub fn tables(&self) -> usize {
         self.tables
+    }
+
+    /// Intended tables in the shard.
+    pub fn shard_tables(&self, shard: ShardId) -> u32 {
+        self.table_counts[shard.index()]
     }
 
     pub fn epoch(&self) -> Epoch {
@@ -130,23 +133,10 @@ impl Intent {
         self.next_id - 1
     }
 
-    /// A new table goes to the shard with the fewest intended tables.
-    pub(super) fn place_table(&mut self) -> ShardId {
-        let shard = self.placement.first().expect("a cluster has at least one shard").1;
-        self.count_tables(shard, 1);
-        shard
-    }
-
-    /// A table of `shard` is being dropped.
-    pub(super) fn unplace_table(&mut self, shard: ShardId) {
-        self.count_tables(shard, -1);
-    }
-
-    fn count_tables(&mut self, shard: ShardId, delta: i32) {
+    /// A table joins (`delta` 1) or leaves (-1) the shard.
+    pub(super) fn count_table(&mut self, shard: ShardId, delta: i32) {
         let n = &mut self.table_counts[shard.index()];
-        assert!(self.placement.remove(&(*n, shard)), "shard {shard} is in the placement order at its count");
         *n = n.checked_add_signed(delta).expect("table count stays in range");
-        self.placement.insert((*n, shard));
         self.tables = self.tables.checked_add_signed(delta as isize).expect("cluster table count stays in range");
     }
 
@@ -183,12 +173,10 @@ impl Intent {
         Ok(())
     }
 
-    /// The placement order holds each shard once, at its intended table count, and the counts
-    /// add up to the intended number of tables.
+    /// A count per shard, adding up to the intended number of tables.
     fn check_table_counts(&self) -> Result<(), String> {
-        let placement: BTreeSet<(u32, ShardId)> = self.table_counts.iter().enumerate().map(|(i, &n)| (n, ShardId(i as u32))).collect();
-        if placement != self.placement || self.table_counts.len() != self.pending.len() {
-            return Err("the placement order disagrees with the table counts".into());
+        if self.table_counts.len() != self.pending.len() {
+            return Err(format!("{} table counts for {} shards", self.table_counts.len(), self.pending.len()));
         }
         let total: u64 = self.table_counts.iter().map(|&n| n as u64).sum();
         if total != self.tables as u64 {

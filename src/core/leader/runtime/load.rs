@@ -36,18 +36,21 @@ struct Sample {
 #[derive(Clone, Debug, Default)]
 pub struct Loads {
     shards: Vec<Sample>,
+    window: Duration,
+    windows_trusted: u32,
 }
 
 impl Loads {
-    pub(super) fn new(shards: usize) -> Loads {
-        Loads { shards: vec![Sample::default(); shards] }
+    pub(super) fn new(shards: usize, config: &CoreConfig) -> Loads {
+        Loads { shards: vec![Sample::default(); shards], window: Duration(config.load_window_ms), windows_trusted: config.load_windows_trusted }
     }
 
-    /// A report from the shard's leader at `now`.
-    pub(super) fn record(&mut self, shard: ShardId, load: &ShardLoad, now: Instant, config: &CoreConfig) {
+    /// A report from the shard's leader at `now`; `true` when it closed a window.
+    pub(super) fn record(&mut self, shard: ShardId, load: &ShardLoad, now: Instant) -> bool {
         let s = &mut self.shards[shard.index()];
         let start = *s.window_start.get_or_insert(now);
-        if now >= start + Duration(config.load_window_ms) && s.reports > 0 {
+        let closes = now >= start + self.window && s.reports > 0;
+        if closes {
             let mean = scale(&s.sum, 1.0 / s.reports as f64);
             s.smoothed = if s.windows == 0 { mean } else { blend(&s.smoothed, &mean, 0.5) };
             s.windows = s.windows.saturating_add(1);
@@ -55,12 +58,13 @@ impl Loads {
         }
         s.sum = add(&s.sum, load);
         s.reports += 1;
+        closes
     }
 
     /// The shard's smoothed load, if enough windows have been seen to trust it.
-    pub fn trusted(&self, shard: ShardId, config: &CoreConfig) -> Option<ShardLoad> {
+    pub fn trusted(&self, shard: ShardId) -> Option<ShardLoad> {
         let s = &self.shards[shard.index()];
-        (s.windows >= config.load_windows_trusted).then_some(s.smoothed)
+        (s.windows >= self.windows_trusted).then_some(s.smoothed)
     }
 
     /// The smoothed load whether trusted or not (for display), and the windows behind it.
@@ -118,32 +122,29 @@ mod tests {
 
     /// Reports every second for `secs` seconds from `from`, of `load(second)`.
     fn feed(loads: &mut Loads, from: u64, secs: u64, load: impl Fn(u64) -> f64) {
-        let config = CoreConfig::default();
         for t in from..from + secs {
-            loads.record(ShardId(0), &writes(load(t)), Instant(t * 1_000), &config);
+            loads.record(ShardId(0), &writes(load(t)), Instant(t * 1_000));
         }
     }
 
     #[test]
     fn a_load_is_trusted_after_three_windows_and_noise_is_smoothed_away() {
-        let config = CoreConfig::default();
-        let mut loads = Loads::new(1);
+        let mut loads = Loads::new(1, &CoreConfig::default());
         feed(&mut loads, 0, 30, |t| if t % 2 == 0 { 115.0 } else { 85.0 });
-        assert_eq!(loads.trusted(ShardId(0), &config), None, "two windows closed, the third still open");
+        assert_eq!(loads.trusted(ShardId(0)), None, "two windows closed, the third still open");
         feed(&mut loads, 30, 1, |_| 100.0);
-        let w = loads.trusted(ShardId(0), &config).expect("three windows closed").write_units;
+        let w = loads.trusted(ShardId(0)).expect("three windows closed").write_units;
         assert!((w - 100.0).abs() < 1.0, "±15% noise averages out: {w}");
     }
 
     #[test]
     fn a_step_is_followed_within_a_few_windows_and_a_reset_forgets() {
-        let config = CoreConfig::default();
-        let mut loads = Loads::new(1);
+        let mut loads = Loads::new(1, &CoreConfig::default());
         feed(&mut loads, 0, 40, |_| 100.0);
         feed(&mut loads, 40, 31, |_| 300.0);
-        let w = loads.trusted(ShardId(0), &config).unwrap().write_units;
+        let w = loads.trusted(ShardId(0)).unwrap().write_units;
         assert!(w > 270.0, "three windows after a step the smoothed load is near it: {w}");
         loads.reset(ShardId(0));
-        assert_eq!(loads.trusted(ShardId(0), &config), None);
+        assert_eq!(loads.trusted(ShardId(0)), None);
     }
 }

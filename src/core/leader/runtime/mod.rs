@@ -13,6 +13,7 @@ pub mod intent;
 pub mod leases;
 pub mod load;
 pub mod nodes;
+pub mod placement;
 
 use std::borrow::Cow;
 
@@ -20,6 +21,7 @@ use self::awaiting::{Awaiting, InFlight};
 use self::intent::Intent;
 use self::leases::Leases;
 use self::load::Loads;
+use self::placement::{Class, Placement, Standing};
 pub use self::nodes::{LoadIndex, NodeRuntime, Nodes};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
@@ -35,6 +37,7 @@ pub struct ClusterRuntime {
     intent: Intent,
     in_flight: InFlight,
     loads: Loads,
+    placement: Placement,
     /// A node joined or came back since follower deficits were last looked for.
     deficit_scan_due: bool,
 }
@@ -49,7 +52,8 @@ impl ClusterRuntime {
             leases: Leases::inherited(cluster, now, config),
             intent: Intent::of(cluster),
             in_flight: InFlight::default(),
-            loads: Loads::new(cluster.shards.len()),
+            loads: Loads::new(cluster.shards.len(), config),
+            placement: Placement::default(),
             deficit_scan_due: true,
         };
         rt.reset_intent(cluster, now);
@@ -81,8 +85,31 @@ impl ClusterRuntime {
     }
 
     /// The shard's leader reported its load.
-    pub fn record_load(&mut self, shard: ShardId, load: &ShardLoad, now: Instant, config: &CoreConfig) {
-        self.loads.record(shard, load, now, config);
+    pub fn record_load(&mut self, cluster: &ClusterCatalog, shard: ShardId, load: &ShardLoad, now: Instant) {
+        if self.loads.record(shard, load, now) {
+            self.placement.window_closed(shard);
+            self.reindex(cluster, shard);
+        }
+    }
+
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// What places the shard in the placement order (see [`placement`]).
+    fn standing(&self, cluster: &ClusterCatalog, shard: ShardId) -> Standing {
+        let class = match self.intended(cluster, shard).leader {
+            None => Class::Unassigned,
+            Some(_) if self.leases.leader_ready(shard) => Class::Ready,
+            Some(_) => Class::Assigned,
+        };
+        let load = self.loads.trusted(shard).map_or(0.0, |l| l.units());
+        Standing { class, load, tables: self.intent.shard_tables(shard) }
+    }
+
+    fn reindex(&mut self, cluster: &ClusterCatalog, shard: ShardId) {
+        let standing = self.standing(cluster, shard);
+        self.placement.set(shard, standing);
     }
 
     /// The record the shard will have once pending writes land.
@@ -105,6 +132,7 @@ impl ClusterRuntime {
         self.intent = Intent::of(cluster);
         self.in_flight = InFlight::default();
         self.nodes.recount(&planned_counts(cluster, &self.intent, self.nodes.len()));
+        self.placement = Placement::new((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))));
         self.deficit_scan_due = true;
     }
 
@@ -135,10 +163,16 @@ impl ClusterRuntime {
         fresh
     }
 
-    /// Marks offline every node silent for longer than a lease.
-    pub fn detect_silent(&mut self, now: Instant, config: &CoreConfig) {
+    /// Marks offline every node silent for longer than a lease. The shards it leads are no
+    /// longer ready: new tables go elsewhere until a leader reports them again.
+    pub fn detect_silent(&mut self, cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) {
         for id in self.nodes.silent(now, config.lease()) {
             self.set_online(id, false);
+            for &shard in cluster.node_shards.get(id.index()).into_iter().flatten() {
+                if cluster.shard(shard).leader == Some(id.0) {
+                    self.set_leader_ready(cluster, shard, false);
+                }
+            }
         }
     }
 
@@ -164,7 +198,9 @@ impl ClusterRuntime {
         for r in after.replicas() {
             count(r, after.leader == Some(r), 1);
         }
-        if old.leader != after.leader {
+        // A new leader's node reports the shard's load from scratch.
+        let leader_changed = old.leader != after.leader;
+        if leader_changed {
             self.loads.reset(id);
         }
         for (node, leaders, replicas) in deltas {
@@ -173,17 +209,21 @@ impl ClusterRuntime {
             }
         }
         self.intent.record(new);
+        self.reindex(cluster, id);
     }
 
     /// A shard record landed. The new version is not ready until its leader reports it.
-    pub fn shard_landed(&mut self, id: ShardId) {
-        self.leases.set_leader_ready(id, false);
+    pub fn shard_landed(&mut self, cluster: &ClusterCatalog, id: ShardId) {
         self.intent.landed(id);
+        self.set_leader_ready(cluster, id, false);
     }
 
     /// The leader reported the shard at the catalog's version (or not).
-    pub fn set_leader_ready(&mut self, id: ShardId, ready: bool) {
-        self.leases.set_leader_ready(id, ready);
+    pub fn set_leader_ready(&mut self, cluster: &ClusterCatalog, id: ShardId, ready: bool) {
+        if self.leases.leader_ready(id) != ready {
+            self.leases.set_leader_ready(id, ready);
+            self.reindex(cluster, id);
+        }
     }
 
     /// A version of the shard was pushed to its replicas between heartbeats.
@@ -205,14 +245,20 @@ impl ClusterRuntime {
         self.intent.alloc_id(cluster, block, mutations)
     }
 
-    /// A new table's shard: the one with the fewest intended tables, now counted one more.
-    pub fn place_table(&mut self) -> ShardId {
-        self.intent.place_table()
+    /// A new table's shard (see [`placement`]), now counting the table and its expected load.
+    pub fn place_table(&mut self, cluster: &ClusterCatalog) -> ShardId {
+        let shard = self.placement.best();
+        let estimate = self.placement.table_estimate(self.intent.tables());
+        self.intent.count_table(shard, 1);
+        self.placement.placed(shard, estimate);
+        self.reindex(cluster, shard);
+        shard
     }
 
     /// A table of `shard` is being dropped: the shard and the cluster count one fewer.
-    pub fn unplace_table(&mut self, shard: ShardId) {
-        self.intent.unplace_table(shard)
+    pub fn unplace_table(&mut self, cluster: &ClusterCatalog, shard: ShardId) {
+        self.intent.count_table(shard, -1);
+        self.reindex(cluster, shard);
     }
 
     /// A topology change: the epoch it stores.
@@ -262,6 +308,7 @@ impl ClusterRuntime {
             ));
         }
         self.intent.check(cluster)?;
+        self.placement.check((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))))?;
         self.nodes.check_counts(&planned_counts(cluster, &self.intent, self.nodes.len()))?;
         self.in_flight.check()
     }
