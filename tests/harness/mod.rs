@@ -137,15 +137,17 @@ pub struct Node {
     pub host: ShardHost,
     pub session: SessionId,
     pub endpoint: String,
+    /// What the node reports for each shard it leads.
+    pub load: fn(ShardId) -> ShardLoad,
 }
 
 impl Node {
     pub fn new(i: u64) -> Node {
-        Node { name: format!("n{i}"), host: ShardHost::new(), session: SessionId(i), endpoint: format!("n{i}:1") }
+        Node { name: format!("n{i}"), host: ShardHost::new(), session: SessionId(i), endpoint: format!("n{i}:1"), load: |_| ShardLoad::default() }
     }
 
     pub fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
-        let (seq, shards) = self.host.heartbeat(h.now, |_| ShardLoad::default());
+        let (seq, shards) = self.host.heartbeat(h.now, self.load);
         let identity = NodeIdentity { cluster: "c".into(), name: self.name.clone(), endpoint: self.endpoint.clone(), zone: String::new(), incarnation: 1 };
         h.heartbeat(self.session, &identity.heartbeat(seq, shards))
     }

@@ -47,7 +47,7 @@ impl Leader {
         }
         let cluster = &self.catalog.clusters[&cid];
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if !rt.heard_from(node, session, hb, ctx.now) {
+        if !rt.heard_from(cluster, node, session, hb, ctx.now) {
             return Ok(()); // a duplicate or reordered heartbeat: it must not extend any lease
         }
 
@@ -210,7 +210,7 @@ fn answer_reports(
             }
         }
         if desired == Some(Role::Leader) {
-            rt.set_leader_ready(cluster, r.id, r.role == Role::Leader && r.version.0 == s.version);
+            rt.set_leader_ready(r.id, r.role == Role::Leader && r.version.0 == s.version);
             if r.role == Role::Leader {
                 rt.record_load(cluster, r.id, &r.load, now);
             }

@@ -256,7 +256,7 @@ impl Leader {
         let cluster = self.catalog.cluster(c);
         let rt = self.clusters.get_mut(&c).expect("every cluster in the catalog has a runtime");
         match m {
-            Mutation::PutShard(_, s) => rt.shard_landed(cluster, ShardId(s.id)),
+            Mutation::PutShard(_, s) => rt.shard_landed(ShardId(s.id)),
             Mutation::PutSchema(_, s) => {
                 rt.write_landed(&Awaiting::SchemaRecord(s.name.clone()));
             }

@@ -38,7 +38,7 @@ fn plan(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, now: Instant) -> Vec<
 fn heard(cluster: &ClusterCatalog, nodes: u32) -> ClusterRuntime {
     let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
     for id in 0..nodes {
-        rt.heard_from(NodeId(id), SessionId(id as u64 + 1), &heartbeat(id), T0);
+        rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &heartbeat(id), T0);
     }
     rt
 }
@@ -57,7 +57,7 @@ fn inherited_nodes_take_no_new_shards_until_they_heartbeat() {
     let cluster = catalog.cluster(C);
     let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
     assert_eq!(plan(cluster, &mut rt, T0), vec![]);
-    rt.heard_from(NodeId(1), SessionId(2), &heartbeat(1), T0);
+    rt.heard_from(cluster, NodeId(1), SessionId(2), &heartbeat(1), T0);
     let moves = plan(cluster, &mut rt, T0);
     assert_eq!(moves.iter().map(|m| m.record.leader).collect::<Vec<_>>(), vec![Some(1), Some(1)], "only the node heard from");
 }

@@ -48,6 +48,11 @@ impl Intent {
         self.records.get(&id).unwrap_or_else(|| cluster.shard(id))
     }
 
+    /// The shards with pending changes, by id.
+    pub fn pending_shards(&self) -> impl Iterator<Item = ShardId> + '_ {
+        self.records.keys().copied()
+    }
+
     /// Whether the shard has no change queued or in flight: its intended record is the stored one.
     pub fn settled(&self, id: ShardId) -> bool {
         self.pending[id.index()] == 0

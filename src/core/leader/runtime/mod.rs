@@ -98,9 +98,9 @@ impl ClusterRuntime {
 
     /// What places the shard in the placement order (see [`placement`]).
     fn standing(&self, cluster: &ClusterCatalog, shard: ShardId) -> Standing {
-        let class = match self.intended(cluster, shard).leader {
+        let class = match self.intended(cluster, shard).leader.map(|l| self.nodes.get(NodeId(l))) {
             None => Class::Unassigned,
-            Some(_) if self.leases.leader_ready(shard) => Class::Ready,
+            Some(n) if n.online && n.heard => Class::Ready,
             Some(_) => Class::Assigned,
         };
         let load = self.loads.trusted(shard).map_or(0.0, |l| l.units());
@@ -142,6 +142,9 @@ impl ClusterRuntime {
         self.deficit_scan_due = true;
     }
 
+    /// Sets whether the node is online. The placement order is not told: callers that change
+    /// a node's liveness outside tests and benchmarks go through `heard_from` or
+    /// `detect_silent`, which are.
     pub fn set_online(&mut self, id: NodeId, online: bool) {
         let draining = self.nodes.get(id).draining;
         self.deficit_scan_due |= self.nodes.set_flags(id, online, draining);
@@ -155,24 +158,35 @@ impl ClusterRuntime {
 
     /// A heartbeat from `node`: it is online. `false` for a duplicate or reordered heartbeat,
     /// which must not extend any lease.
-    pub fn heard_from(&mut self, node: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
+    pub fn heard_from(&mut self, cluster: &ClusterCatalog, node: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
         let fresh = self.nodes.heard(node, session, hb, now);
         if fresh {
+            let n = self.nodes.get(node);
+            let woke = !(n.online && n.heard);
             self.deficit_scan_due |= self.nodes.update(node, |n| (n.online, n.heard) = (true, true));
+            if woke {
+                self.reindex_led_by(cluster, node);
+            }
         }
         fresh
     }
 
-    /// Marks offline every node silent for longer than a lease. The shards it leads are no
-    /// longer ready: new tables go elsewhere until a leader reports them again.
+    /// Marks offline every node silent for longer than a lease. New tables then avoid the
+    /// shards it leads.
     pub fn detect_silent(&mut self, cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) {
         for id in self.nodes.silent(now, config.lease()) {
             self.set_online(id, false);
-            for &shard in cluster.node_shards.get(id.index()).into_iter().flatten() {
-                if cluster.shard(shard).leader == Some(id.0) {
-                    self.set_leader_ready(cluster, shard, false);
-                }
-            }
+            self.reindex_led_by(cluster, id);
+        }
+    }
+
+    /// The shards `node` is meant to lead moved class (it came to life or died): those the
+    /// catalog places on it, and those a pending change gives it.
+    fn reindex_led_by(&mut self, cluster: &ClusterCatalog, node: NodeId) {
+        let stored = cluster.node_shards.get(node.index()).into_iter().flatten().copied();
+        let led: Vec<ShardId> = stored.chain(self.intent.pending_shards()).filter(|&s| self.intended(cluster, s).leader == Some(node.0)).collect();
+        for shard in led {
+            self.reindex(cluster, shard);
         }
     }
 
@@ -213,17 +227,14 @@ impl ClusterRuntime {
     }
 
     /// A shard record landed. The new version is not ready until its leader reports it.
-    pub fn shard_landed(&mut self, cluster: &ClusterCatalog, id: ShardId) {
+    pub fn shard_landed(&mut self, id: ShardId) {
         self.intent.landed(id);
-        self.set_leader_ready(cluster, id, false);
+        self.leases.set_leader_ready(id, false);
     }
 
     /// The leader reported the shard at the catalog's version (or not).
-    pub fn set_leader_ready(&mut self, cluster: &ClusterCatalog, id: ShardId, ready: bool) {
-        if self.leases.leader_ready(id) != ready {
-            self.leases.set_leader_ready(id, ready);
-            self.reindex(cluster, id);
-        }
+    pub fn set_leader_ready(&mut self, id: ShardId, ready: bool) {
+        self.leases.set_leader_ready(id, ready);
     }
 
     /// A version of the shard was pushed to its replicas between heartbeats.

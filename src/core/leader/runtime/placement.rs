@@ -2,18 +2,22 @@
 //! serve a table soonest.
 //!
 //! **Classes**, best first:
-//! 1. ready: its leader reported it at the current version, and the leader's node is online;
-//! 2. assigned, not ready yet (opening, offline, or mid-move);
+//! 1. ready: a live node leads it (online, and heard by this leader);
+//! 2. assigned to a node that is offline, or not yet heard since a meta failover;
 //! 3. unassigned.
+//!
+//! (Whether the leader has reported the current version is not part of it: every create bumps
+//! its shard's version, and the shard would drop out of the first class until the next
+//! heartbeat, sending a burst of creates to the shards it has not touched yet.)
 //!
 //! A create never waits for nodes: a cluster whose nodes have not joined yet still takes
 //! tables, on the best shards it has, and they open with their shard.
 //!
 //! **Projected load**, within a class: the shard's trusted smoothed load (0 until trusted, see
 //! [`super::load`]) plus an estimate for each table placed on it since its last load window
-//! closed. The estimate is the cluster's mean trusted load per table (one unit while nothing is
-//! known), so a burst of creates spreads over the cold shards instead of piling onto the one
-//! that was coldest when the burst began. Ties go to the shard with fewer tables, then the
+//! closed. The estimate is the cluster's mean trusted load per table, counting at least one
+//! table per shard (one unit while nothing is known), so a burst of creates spreads over the
+//! cold shards instead of piling onto the one that was coldest when the burst began. Ties go to the shard with fewer tables, then the
 //! lower id.
 
 use std::collections::BTreeSet;
@@ -77,10 +81,13 @@ impl Placement {
         self.order.first().expect("a cluster has at least one shard").shard
     }
 
-    /// What a new table is expected to cost: the mean trusted load per table of `tables`.
+    /// What a new table is expected to cost: the mean trusted load per table, counting at
+    /// least one table per shard (a cluster with few tables, or load not yet tied to tables,
+    /// would otherwise make one table look as costly as a whole shard).
     pub fn table_estimate(&self, tables: usize) -> f64 {
-        if tables > 0 && self.load_sum > 0.0 {
-            self.load_sum / tables as f64
+        let per = tables.max(self.keys.len()).max(1) as f64;
+        if self.load_sum > 0.0 {
+            self.load_sum / per
         } else {
             1.0
         }
@@ -161,6 +168,7 @@ mod tests {
     /// Shard 0 carries 300 units over 3 tables, shard 1 is cold. Each new table is expected to
     /// cost the mean per table so far (100, then 75, 60, 50, 43): the cold shard takes five
     /// before its projection (328) passes the warm one's, and the sixth goes to the warm one.
+    /// (With 2 shards and at least 3 tables, the floor of one table per shard does not bite.)
     #[test]
     fn new_tables_go_to_the_coldest_shard_until_its_projection_catches_up() {
         let mut standings = vec![standing(Class::Ready, 300.0, 3), standing(Class::Ready, 0.0, 0)];
