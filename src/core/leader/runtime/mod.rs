@@ -4,7 +4,9 @@
 //! - [`nodes`]: liveness, sessions and stats of nodes, their intended load, and the load index;
 //! - [`leases`]: who may hold each shard's lease, and what its leader has reported;
 //! - [`intent`]: the state the catalog will have once every queued write lands;
-//! - [`awaiting`]: the writes in flight that later requests must wait for, by key.
+//! - [`awaiting`]: the writes in flight that later requests must wait for, by key;
+//! - [`load`]: each shard's reported load, smoothed, and when it can be trusted;
+//! - [`placement`]: the order in which shards take new tables.
 //!
 //! A new meta leader rebuilds all of it, with a grace period, from the catalog.
 
