@@ -12,24 +12,37 @@
 //! reports from scratch, and the scheduler never judges a node by stats from before its own
 //! last move.
 //!
-//! **Cost.** One fixed-size entry per shard, updated in place on the heartbeat path: no
-//! allocation, no map lookup.
+//! **Cost.** One fixed-size entry per shard (56 bytes), updated in place on the heartbeat path:
+//! no allocation, no map lookup.
 
 use crate::core::config::CoreConfig;
 use crate::core::ids::ShardId;
 use crate::core::input::ShardLoad;
 use crate::core::time::{Duration, Instant};
 
+/// One shard's entry: 56 bytes, so that the heartbeat path touches one cache line for it.
+/// Rates are kept as `f32` (7 digits are plenty for a load); sizes are levels, not rates, so
+/// the latest report's stand.
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
-    /// The smoothed load, over closed windows.
-    smoothed: ShardLoad,
-    /// Windows closed since the last reset.
-    windows: u32,
-    /// The open window: when it started, and the sum and count of its reports.
+    /// Smoothed read units, write units and CPU ms per second, over closed windows.
+    smoothed: [f32; 3],
+    /// The open window's sums of the same.
+    sum: [f32; 3],
+    bytes: u64,
+    rows: u64,
+    /// When the open window started, in ms (`None`: no report yet).
     window_start: Option<Instant>,
-    sum: ShardLoad,
-    reports: u32,
+    /// Windows closed since the last reset, and reports in the open window.
+    windows: u16,
+    reports: u16,
+}
+
+impl Sample {
+    fn load(&self) -> ShardLoad {
+        let [read_units, write_units, cpu_ms] = self.smoothed.map(f64::from);
+        ShardLoad { read_units, write_units, cpu_ms, bytes: self.bytes, rows: self.rows }
+    }
 }
 
 /// Smoothed load per shard, by shard id.
@@ -51,26 +64,28 @@ impl Loads {
         let start = *s.window_start.get_or_insert(now);
         let closes = now >= start + self.window && s.reports > 0;
         if closes {
-            let mean = scale(&s.sum, 1.0 / s.reports as f64);
-            s.smoothed = if s.windows == 0 { mean } else { blend(&s.smoothed, &mean, 0.5) };
+            let mean = s.sum.map(|x| x / s.reports as f32);
+            s.smoothed = if s.windows == 0 { mean } else { [0, 1, 2].map(|k| 0.5 * s.smoothed[k] + 0.5 * mean[k]) };
             s.windows = s.windows.saturating_add(1);
-            (s.window_start, s.sum, s.reports) = (Some(now), ShardLoad::default(), 0);
+            (s.window_start, s.sum, s.reports) = (Some(now), [0.0; 3], 0);
         }
-        s.sum = add(&s.sum, load);
-        s.reports += 1;
+        let rates = [load.read_units, load.write_units, load.cpu_ms].map(|x| x as f32);
+        s.sum = [0, 1, 2].map(|k| s.sum[k] + rates[k]);
+        (s.bytes, s.rows) = (load.bytes, load.rows);
+        s.reports = s.reports.saturating_add(1);
         closes
     }
 
     /// The shard's smoothed load, if enough windows have been seen to trust it.
     pub fn trusted(&self, shard: ShardId) -> Option<ShardLoad> {
         let s = &self.shards[shard.index()];
-        (s.windows >= self.windows_trusted).then_some(s.smoothed)
+        (u32::from(s.windows) >= self.windows_trusted).then(|| s.load())
     }
 
     /// The smoothed load whether trusted or not (for display), and the windows behind it.
     pub fn smoothed(&self, shard: ShardId) -> (ShardLoad, u32) {
         let s = &self.shards[shard.index()];
-        (s.smoothed, s.windows)
+        (s.load(), u32::from(s.windows))
     }
 
     /// The shard's leader changed: its load is learnt afresh.
@@ -85,31 +100,6 @@ impl Loads {
     pub fn is_empty(&self) -> bool {
         self.shards.is_empty()
     }
-}
-
-fn add(a: &ShardLoad, b: &ShardLoad) -> ShardLoad {
-    ShardLoad {
-        read_units: a.read_units + b.read_units,
-        write_units: a.write_units + b.write_units,
-        cpu_ms: a.cpu_ms + b.cpu_ms,
-        bytes: a.bytes.saturating_add(b.bytes),
-        rows: a.rows.saturating_add(b.rows),
-    }
-}
-
-fn scale(a: &ShardLoad, k: f64) -> ShardLoad {
-    ShardLoad {
-        read_units: a.read_units * k,
-        write_units: a.write_units * k,
-        cpu_ms: a.cpu_ms * k,
-        bytes: (a.bytes as f64 * k) as u64,
-        rows: (a.rows as f64 * k) as u64,
-    }
-}
-
-/// `old` moved towards `new` by `weight`.
-fn blend(old: &ShardLoad, new: &ShardLoad, weight: f64) -> ShardLoad {
-    add(&scale(old, 1.0 - weight), &scale(new, weight))
 }
 
 #[cfg(test)]
