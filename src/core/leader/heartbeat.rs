@@ -199,13 +199,8 @@ fn answer_reports(
                 let i = rt.intended(cluster, r.id);
                 i.leader == Some(node.0) && i.transfer.is_none()
             };
-            let may_lease = desired == Some(Role::Leader)
-                && s.transfer.is_none()
-                && intent_agrees
-                && rt.leases().free_for(r.id, node, now, config);
-            if may_lease {
-                rt.grant_lease(r.id, node, now, config);
-            } else {
+            let granted = desired == Some(Role::Leader) && s.transfer.is_none() && intent_agrees && rt.try_grant_lease(r.id, node, now, config);
+            if !granted {
                 revoked.push(r.id);
             }
         }

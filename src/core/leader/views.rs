@@ -98,15 +98,18 @@ pub fn shard_status(c: &ClusterCatalog, rt: &ClusterRuntime, id: ShardId) -> Sha
 
 pub fn shards(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &CoreConfig) -> Page<ShardInfo> {
     let name = |n: u32| c.node(NodeId(n)).name.clone();
-    let info = |s: &ShardRecord| ShardInfo {
-        load: rt.loads().smoothed(ShardId(s.id)).0,
-        load_windows: rt.loads().smoothed(ShardId(s.id)).1,
-        id: ShardId(s.id),
-        version: Version(s.version),
-        leader: s.leader.map(name),
-        followers: s.followers.iter().map(|&f| name(f)).collect(),
-        status: shard_status(c, rt, ShardId(s.id)),
-        tables: c.shard_tables[s.id as usize].len() as u32,
+    let info = |s: &ShardRecord| {
+        let (load, load_windows) = rt.loads().smoothed(ShardId(s.id));
+        ShardInfo {
+            id: ShardId(s.id),
+            version: Version(s.version),
+            leader: s.leader.map(name),
+            followers: s.followers.iter().map(|&f| name(f)).collect(),
+            status: shard_status(c, rt, ShardId(s.id)),
+            tables: c.shard_tables[s.id as usize].len() as u32,
+            load,
+            load_windows,
+        }
     };
     let rows = c.shards[ids_after(page.after, c.shards.len())].iter().map(|s| (s.id as u64, Some(info(s))));
     paginate(page, cfg, rows)

@@ -52,13 +52,17 @@ impl Leases {
         self.shards[shard.index()].holder == Some(node) || self.expired(shard, now, config)
     }
 
-    /// Grants (or renews) `node`'s lease on `shard` until `now` plus one lease.
-    pub(super) fn grant(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) {
-        assert!(self.free_for(shard, node, now, config), "S1: shard {shard} leased to {node} while another lease may hold");
+    /// Grants (or renews) `node`'s lease on `shard` until `now` plus one lease, if no other
+    /// node's lease may still hold (S1); `false`, granting nothing, otherwise.
+    pub(super) fn try_grant(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
+        if !self.free_for(shard, node, now, config) {
+            return false;
+        }
         let s = &mut self.shards[shard.index()];
         let until = now + config.lease();
         assert!(s.holder != Some(node) || until >= s.until, "a renewal never shortens a lease");
         (s.holder, s.until) = (Some(node), until);
+        true
     }
 
     /// `node` let go of `shard`: its lease, if it held one, is over.

@@ -244,8 +244,9 @@ impl ClusterRuntime {
         self.leases.pushed(id, version, now);
     }
 
-    pub fn grant_lease(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) {
-        self.leases.grant(shard, node, now, config);
+    /// Grants or renews `node`'s lease on `shard` unless another lease may still hold.
+    pub fn try_grant_lease(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
+        self.leases.try_grant(shard, node, now, config)
     }
 
     /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over.
