@@ -13,7 +13,7 @@ impl World {
             .filter(|n| n.alive)
             .flat_map(|n| {
                 let local = n.local(now);
-                n.host.shards().keys().filter(move |&&s| n.host.is_leading(s, local)).map(move |&s| (CLUSTER_ID, s, n.name.as_str()))
+                n.host.shards().keys().filter(move |&&s| n.host.is_leading(s, local)).map(move |&s| (CLUSTER_ID, s, n.name()))
             })
             .collect();
         check::single_writer(leading)?;
@@ -21,7 +21,7 @@ impl World {
         for n in self.nodes.iter_mut().filter(|n| n.alive) {
             let view = n.host.view();
             if view != n.view {
-                check::monotonic(&n.name, &n.view, &view)?;
+                check::monotonic(n.name(), &n.view, &view)?;
                 n.view = view;
             }
         }
@@ -84,7 +84,7 @@ impl World {
         if !self.all_led_once {
             return Ok(());
         }
-        let alive = |name: &str| self.nodes.iter().any(|n| n.alive && n.name == name);
+        let alive = |name: &str| self.nodes.iter().any(|n| n.alive && n.name() == name);
         let dynamic = c.record.topology() == Topology::Dynamic;
         let placeable = c.nodes.iter().any(|n| !n.draining && alive(&n.name));
         for s in &c.shards {
@@ -116,7 +116,7 @@ impl World {
         c.shards.iter().all(|s| {
             s.leader.is_some_and(|l| {
                 let name = &c.node(NodeId(l)).name;
-                self.nodes.iter().any(|n| n.alive && n.name == *name && n.host.is_leading(ShardId(s.id), n.local(self.now)))
+                self.nodes.iter().any(|n| n.alive && n.name() == name.as_str() && n.host.is_leading(ShardId(s.id), n.local(self.now)))
             })
         })
     }

@@ -5,12 +5,9 @@ use shardmeta::client::{NodeIdentity, NodeSession, ShardHost};
 use shardmeta::core::*;
 
 pub struct DataNode {
-    pub name: String,
-    pub endpoint: String,
     pub alive: bool,
-    pub incarnation: u64,
     pub host: ShardHost,
-    /// The heartbeat protocol, as the real node loop runs it.
+    /// The heartbeat protocol, as the real node loop runs it; it holds the node's identity.
     pub link: NodeSession,
     pub session: SessionId,
     /// The meta node it heartbeats to.
@@ -23,13 +20,15 @@ pub struct DataNode {
 
 impl DataNode {
     pub fn new(index: usize, cluster: &str, zone: &str, drift_ppm: i64, session: SessionId) -> DataNode {
-        let (name, endpoint) = (format!("node-{index}"), format!("10.0.0.{index}:7000"));
-        let identity = NodeIdentity { cluster: cluster.to_owned(), name: name.clone(), endpoint: endpoint.clone(), zone: zone.to_owned(), incarnation: 1 };
-        DataNode {
-            name,
-            endpoint,
-            alive: true,
+        let identity = NodeIdentity {
+            cluster: cluster.to_owned(),
+            name: format!("node-{index}"),
+            endpoint: format!("10.0.0.{index}:7000"),
+            zone: zone.to_owned(),
             incarnation: 1,
+        };
+        DataNode {
+            alive: true,
             host: ShardHost::new(),
             link: NodeSession::new(identity),
             session,
@@ -37,6 +36,19 @@ impl DataNode {
             drift_ppm,
             view: NodeView::default(),
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.link.identity().name
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.link.identity().endpoint
+    }
+
+    /// Which process of the node this is: it grows with every restart.
+    pub fn incarnation(&self) -> u64 {
+        self.link.identity().incarnation
     }
 
     /// The node's own clock.
@@ -47,9 +59,8 @@ impl DataNode {
 
     pub fn restart(&mut self, session: SessionId) {
         self.alive = true;
-        self.incarnation += 1;
         self.host = ShardHost::new();
-        let identity = NodeIdentity { incarnation: self.incarnation, ..self.link.identity().clone() };
+        let identity = NodeIdentity { incarnation: self.incarnation() + 1, ..self.link.identity().clone() };
         self.link = NodeSession::new(identity);
         self.session = session;
         self.view = NodeView::default();

@@ -107,7 +107,7 @@ impl World {
             }
             Fault::AddNode => self.add_node(),
             Fault::Drain(i, cancel) => {
-                let node = self.nodes[i].name.clone();
+                let node = self.nodes[i].name().to_owned();
                 self.client.operate(Request::DrainNode { cluster: CLUSTER.into(), node, cancel });
             }
             Fault::Heal => {
@@ -134,7 +134,7 @@ impl World {
         }
         let session = self.new_session(i);
         self.nodes[i].restart(session);
-        let inc = self.nodes[i].incarnation;
+        let inc = self.nodes[i].incarnation();
         let d = self.rand(1_000);
         self.schedule(Duration(d), Event::NodeHeartbeat(i, inc));
     }

@@ -29,7 +29,7 @@ impl World {
 
     pub(super) fn heartbeat(&mut self, i: usize, inc: u64) {
         let node = &self.nodes[i];
-        if !node.alive || node.incarnation != inc {
+        if !node.alive || node.incarnation() != inc {
             return;
         }
         let local = node.local(self.now);
@@ -98,7 +98,7 @@ impl World {
         match send {
             Send::Meta(meta, id, req) => self.send(Addr::Client, Addr::Meta(meta), Msg::Request { id, req }),
             Send::Node(endpoint, shard, version) => {
-                if let Some(n) = self.nodes.iter().position(|n| n.endpoint == endpoint) {
+                if let Some(n) = self.nodes.iter().position(|n| n.endpoint() == endpoint) {
                     self.send(Addr::Client, Addr::Node(n), Msg::RoutedWrite { shard, version });
                 }
             }
