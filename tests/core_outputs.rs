@@ -360,14 +360,20 @@ fn a_failed_reload_is_asked_for_again_after_a_pause_and_a_corrupt_one_resigns() 
     assert!(!h.core.is_leader(h.now));
 }
 
-/// The default cluster is the core's to create: on its first tick, and again after a create
-/// whose write failed, until it exists.
-#[test]
-fn a_leader_creates_the_configured_default_cluster_until_it_exists() {
+/// A leader configured with a 2-shard default cluster, before its first tick.
+fn leader_with_default_cluster() -> Harness {
     let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
     let mut h = Harness::follower();
     h.core = MetaCore::new(CoreConfig { default_cluster: Some(spec), ..CoreConfig::default() }, 7);
     h.gain(Term(1), Default::default());
+    h
+}
+
+/// The default cluster is the core's to create: on its first tick, and again after a create
+/// whose write failed, until it exists.
+#[test]
+fn a_leader_creates_the_configured_default_cluster_until_it_exists() {
+    let mut h = leader_with_default_cluster();
     h.advance(0);
     let Some(Output::Persist(b)) = h.core.poll_output() else { panic!("the first tick creates the default cluster") };
     h.write_result(b.id, WriteResult::Error);
@@ -387,10 +393,7 @@ fn a_leader_creates_the_configured_default_cluster_until_it_exists() {
 /// a create raced the leader's first tick and got `NOT_FOUND`.)
 #[test]
 fn the_default_cluster_is_unavailable_not_missing_until_it_is_created() {
-    let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
-    let mut h = Harness::follower();
-    h.core = MetaCore::new(CoreConfig { default_cluster: Some(spec), ..CoreConfig::default() }, 7);
-    h.gain(Term(1), Default::default());
+    let mut h = leader_with_default_cluster();
     let list = |cluster: &str| Request::ListShards { cluster: cluster.into(), page: PageRequest::default() };
     assert!(matches!(h.call(list("default")), Err(MetaError::Unavailable(_))), "before the first tick");
     assert!(matches!(h.call(list("other")), Err(MetaError::NotFound(_))));
