@@ -2,6 +2,7 @@
 //! here, with its unit last.
 
 use super::input::ClusterSpec;
+use super::scheduler::SchedulerSettings;
 use super::time::Duration;
 
 /// Settings of one [`MetaCore`](super::MetaCore).
@@ -49,8 +50,10 @@ pub struct CoreConfig {
     pub list_scan_max: usize,
     /// Shard moves (assignment, failover, repair) decided per scheduler tick.
     pub shard_moves_per_tick_max: usize,
-    /// Concurrent leader transfers for balancing.
-    pub transfers_in_flight_max: usize,
+    /// Each cluster's scheduler settings until an operator changes them.
+    pub scheduler: SchedulerSettings,
+    /// Scheduling events kept per cluster for `metactl events`; older ones are dropped.
+    pub events_kept_max: usize,
     /// Ids reserved in storage at a time, so that most creates write no id counter.
     pub id_block: u64,
     /// The span over which a shard's reported load is averaged before it joins the smoothed
@@ -127,7 +130,8 @@ impl Default for CoreConfig {
             list_page_max: 10_000,
             list_scan_max: 100_000,
             shard_moves_per_tick_max: 4_096,
-            transfers_in_flight_max: 8,
+            scheduler: SchedulerSettings::default(),
+            events_kept_max: 1_000,
             id_block: 1_000,
             load_window_ms: 10_000,
             load_windows_trusted: 3,
@@ -174,10 +178,12 @@ impl CoreConfig {
             ("list_page_default", self.list_page_default as u64),
             ("list_page_max", self.list_page_max as u64),
             ("list_scan_max", self.list_scan_max as u64),
+            ("events_kept_max", self.events_kept_max as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));
         }
+        self.scheduler.validate().map_err(|e| format!("scheduler.{e}"))?;
         if self.shards_per_cluster_max > super::model::SHARDS_PER_CLUSTER_CEILING {
             return Err(format!(
                 "shards_per_cluster_max ({}) is above the ceiling of {}",

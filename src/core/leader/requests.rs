@@ -17,6 +17,7 @@ use crate::core::input::{ClusterSpec, CreateTable, Request};
 use crate::core::model::*;
 use crate::core::output::{ClusterInfo, NodeInfo, Response, TableInfo};
 use crate::core::storage::Mutation;
+use crate::core::time::Instant;
 use crate::core::validate;
 
 /// What makes a cluster spec acceptable, whoever asks for the cluster.
@@ -265,7 +266,7 @@ impl Leader {
             t.shard = shard.0;
             change.notify(shard, Notice::Created(TableId(t.id)));
         }
-        stage_version_bumps(rt, c, &mut change, ctx.config);
+        stage_version_bumps(rt, c, &mut change, ctx.now, ctx.config);
         rt.begin_write(key);
         let mut info = TableInfo { id: TableId(parent_id), schema: ct.schema.clone(), name: ct.name.clone(), shard: ShardId(tables[0].shard), sub_tables: Vec::new() };
         info.sub_tables = tables[1..].iter().map(|t| TableId(t.id)).collect();
@@ -300,7 +301,7 @@ impl Leader {
             change.notify(shard, Notice::Dropped(table));
             change.mutations.push(Mutation::DeleteTable(cid, table));
         }
-        stage_version_bumps(rt, c, &mut change, ctx.config);
+        stage_version_bumps(rt, c, &mut change, ctx.now, ctx.config);
         self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
     }
 
@@ -374,11 +375,11 @@ fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaRes
 }
 
 /// Every shard a change notifies gets one new version: its table set changed.
-fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change, config: &CoreConfig) {
+fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change, now: Instant, config: &CoreConfig) {
     for &(shard, _) in &change.notify {
         let mut rec = rt.intended(c, shard).clone();
         rec.version += 1;
-        rt.set_intended(c, rec.clone(), config);
+        rt.set_intended(c, rec.clone(), now, config);
         change.mutations.push(Mutation::PutShard(c.id(), rec));
     }
 }

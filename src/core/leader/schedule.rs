@@ -24,6 +24,8 @@ impl Leader {
             let cluster = self.catalog.cluster(cid);
             for m in Planner::new(cluster, rt, ctx.now, ctx.config).plan() {
                 let shard = ShardId(m.record.id);
+                let before = cluster.shard(shard).leader;
+                rt.log_event(ctx.now, m.cause, Some(shard), m.describe(cluster, before), ctx.config);
                 let mut change = Change::new(cid);
                 change.mutations.push(Mutation::PutEpoch(cid, rt.next_epoch()));
                 change.mutations.push(Mutation::PutShard(cid, m.record));

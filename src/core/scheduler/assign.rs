@@ -1,6 +1,6 @@
 //! Assigning shards that have no leader, once the cluster has its minimum of online nodes.
 
-use super::{MoveReason, Planner};
+use super::{Cause, MoveReason, Planner};
 
 impl Planner<'_> {
     pub(super) fn assign(&mut self) {
@@ -17,7 +17,7 @@ impl Planner<'_> {
             let mut record = self.intended(shard).clone();
             record.leader = Some(leader);
             record.followers = self.pick_followers(&[leader], want);
-            self.stage(record, Vec::new(), MoveReason::Assign);
+            self.stage(record, Vec::new(), MoveReason::Assign, Cause::Assign, String::new());
         }
     }
 }

@@ -3,7 +3,7 @@
 //! close); step two, once the old leader has reported the shard closed or its lease has surely
 //! ended, makes the target the leader. A new meta leader resumes transfers from the records.
 
-use super::{MoveReason, Planner};
+use super::{Cause, MoveReason, Planner};
 use crate::core::ids::*;
 use crate::core::leader::runtime::planned;
 use crate::core::model::{ShardRecord, TransferRecord};
@@ -26,7 +26,7 @@ impl Planner<'_> {
             }
             let record = planned(&ShardRecord { transfer: Some(TransferRecord { from: t.from, to }), ..rec.clone() }).into_owned();
             let closes = if record.replicas().any(|r| r == t.from) { Vec::new() } else { vec![NodeId(t.from)] };
-            self.stage(record, closes, MoveReason::FinishTransfer);
+            self.stage(record, closes, MoveReason::FinishTransfer, Cause::Finish, String::new());
         }
     }
 
@@ -47,7 +47,8 @@ impl Planner<'_> {
             let Some(shard) = self.transferable(max, min) else { return };
             let mut record = self.intended(shard).clone();
             record.transfer = Some(TransferRecord { from: max.0, to: min.0 });
-            self.stage(record, vec![max], MoveReason::StartTransfer);
+            let why = format!("{} leads {hi} shards, {} leads {lo}", self.name(max.0), self.name(min.0));
+            self.stage(record, vec![max], MoveReason::StartTransfer, Cause::LeaderCount, why);
         }
     }
 

@@ -3,7 +3,7 @@
 //! cut short. Its follower slots are refilled like those of dead nodes ([`super::failover`]). A
 //! draining node that dies fails over like any other.
 
-use super::{MoveReason, Planner};
+use super::{Cause, MoveReason, Planner};
 use crate::core::ids::*;
 use crate::core::model::TransferRecord;
 
@@ -26,7 +26,8 @@ impl Planner<'_> {
                 let Some(to) = self.successor(shard) else { continue };
                 let mut record = rec.clone();
                 record.transfer = Some(TransferRecord { from, to });
-                self.stage(record, vec![NodeId(from)], MoveReason::StartTransfer);
+                let why = format!("{} is draining", self.name(from));
+                self.stage(record, vec![NodeId(from)], MoveReason::StartTransfer, Cause::Drain, why);
             }
         }
     }

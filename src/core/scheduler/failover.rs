@@ -3,7 +3,7 @@
 //! partitions. A follower, when one is online, takes over; otherwise a dynamic cluster reopens
 //! the shard on the least loaded node and a static cluster waits for the node to return.
 
-use super::{MoveReason, Planner};
+use super::{Cause, MoveReason, Planner};
 use crate::core::config::PlantedBug;
 use crate::core::ids::*;
 use crate::core::leader::runtime::NodeRuntime;
@@ -41,17 +41,18 @@ impl Planner<'_> {
             // It must have spoken to this leader: one inherited from the last may be dead.
             let promoted = self.promotable_follower(rec, |n| n.online && n.heard);
             let mut record = rec.clone();
+            let why = format!("{} is offline and its lease is over", self.name(dead.0));
             if let Some(f) = promoted {
                 // The old leader keeps a follower slot: it may return, and repair replaces it if not.
                 record.leader = Some(f);
                 record.followers.retain(|&x| x != f);
                 record.followers.push(dead.0);
-                self.stage(record, Vec::new(), MoveReason::PromoteFollower);
+                self.stage(record, Vec::new(), MoveReason::PromoteFollower, Cause::Failover, why);
             } else if self.dynamic() {
                 let replicas: Vec<u32> = rec.replicas().collect();
                 let Some(to) = self.pick_leader(&replicas) else { continue };
                 record.leader = Some(to);
-                self.stage(record, vec![dead], MoveReason::ReopenElsewhere);
+                self.stage(record, vec![dead], MoveReason::ReopenElsewhere, Cause::Failover, why);
             }
         }
     }
@@ -107,7 +108,7 @@ impl Planner<'_> {
                 record.followers.push(f);
             }
             if record.followers != self.intended(shard).followers {
-                self.stage(record, closes, MoveReason::RepairFollowers);
+                self.stage(record, closes, MoveReason::RepairFollowers, Cause::Repair, String::new());
             }
         }
     }

@@ -8,7 +8,8 @@
 //! 3. replace followers on dead or draining nodes and fill missing follower slots ([`failover`]);
 //! 4. assign unassigned shards once enough nodes are online ([`assign`]);
 //! 5. move leader shards off draining nodes ([`drain`]);
-//! 6. balance leader counts across nodes, dynamic clusters only ([`balance`]).
+//! 6. balance, dynamic clusters only, unless an operator paused it: by load ([`rebalance`])
+//!    once some node carries more than the load floor, else by leader counts ([`balance`]).
 //!
 //! Placement only ever picks *placeable* nodes: online, not draining, and heard from by this
 //! leader (a node inherited from the last leader keeps its replicas through the grace period,
@@ -20,6 +21,10 @@ mod balance;
 mod drain;
 mod failover;
 mod placement;
+mod rebalance;
+mod settings;
+
+pub use settings::SchedulerSettings;
 
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
@@ -38,6 +43,42 @@ pub enum MoveReason {
     FinishTransfer,
 }
 
+/// What a move is for; for the event log and for operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// A shard without a leader got one.
+    Assign,
+    /// Its leader's node died.
+    Failover,
+    /// A follower slot was empty or on a node that is leaving.
+    Repair,
+    /// Its leader's node is being drained.
+    Drain,
+    /// Leader counts were uneven (while load is too low to balance by).
+    LeaderCount,
+    /// Its leader's node was overfull.
+    Load,
+    /// An operator asked for it.
+    Operator,
+    /// A transfer decided earlier completes.
+    Finish,
+}
+
+impl Cause {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Assign => "assign",
+            Cause::Failover => "failover",
+            Cause::Repair => "repair",
+            Cause::Drain => "drain",
+            Cause::LeaderCount => "leader-count",
+            Cause::Load => "load",
+            Cause::Operator => "operator",
+            Cause::Finish => "finish",
+        }
+    }
+}
+
 /// One decided change to a shard's record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Move {
@@ -48,6 +89,31 @@ pub struct Move {
     /// change is enough for them.
     pub kept: Vec<NodeId>,
     pub reason: MoveReason,
+    pub cause: Cause,
+    /// Why, in words an operator reads: "n3 load 1.80× mean; shard 12 carries 22% of it".
+    pub why: String,
+}
+
+impl Move {
+    /// One line for the event log, naming nodes as the cluster names them.
+    pub fn describe(&self, cluster: &ClusterCatalog, before: Option<u32>) -> String {
+        let name = |n: Option<u32>| n.map_or("none".to_string(), |n| cluster.node(NodeId(n)).name.clone());
+        let after = self.record.transfer.map_or(self.record.leader, |t| Some(t.to));
+        let what = match self.reason {
+            MoveReason::Assign => "assign",
+            MoveReason::PromoteFollower => "promote follower",
+            MoveReason::ReopenElsewhere => "reopen",
+            MoveReason::RepairFollowers => "repair followers",
+            MoveReason::StartTransfer => "start transfer",
+            MoveReason::FinishTransfer => "finish transfer",
+        };
+        let mut line = format!("shard {} v{} {what}: leader {} -> {}", self.record.id, self.record.version, name(before), name(after));
+        if !self.why.is_empty() {
+            line.push_str("; ");
+            line.push_str(&self.why);
+        }
+        line
+    }
 }
 
 pub struct Planner<'a> {
@@ -71,7 +137,8 @@ impl<'a> Planner<'a> {
         self.repair_followers();
         self.assign();
         self.drain();
-        if self.dynamic() && self.moves.is_empty() && !self.config.has_bug(PlantedBug::SkipBalance) {
+        let balancing = self.dynamic() && !self.rt.settings().paused && !self.config.has_bug(PlantedBug::SkipBalance);
+        if balancing && self.moves.is_empty() && !self.rebalance() {
             self.balance();
         }
         self.moves
@@ -87,11 +154,15 @@ impl<'a> Planner<'a> {
 
     /// Room for one more leader transfer (balancing and draining share the limit).
     fn may_start_transfer(&self) -> bool {
-        self.rt.intent().transfers_in_flight() < self.config.transfers_in_flight_max && !self.exhausted()
+        self.rt.intent().transfers_in_flight() < self.rt.settings().moves_in_flight_max as usize && !self.exhausted()
     }
 
     fn intended(&self, shard: ShardId) -> &ShardRecord {
         self.rt.intended(self.cluster, shard)
+    }
+
+    fn name(&self, node: u32) -> &str {
+        &self.cluster.node(NodeId(node)).name
     }
 
     fn online(&self, node: u32) -> bool {
@@ -107,13 +178,13 @@ impl<'a> Planner<'a> {
     }
 
     /// Records a decision: a new version of the shard's record, in the intent at once.
-    fn stage(&mut self, mut record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason) {
+    fn stage(&mut self, mut record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason, cause: Cause, why: String) {
         let old = self.intended(ShardId(record.id));
         record.version = old.version + 1;
         let kept = record.replicas().filter(|r| old.replicas().any(|o| o == *r)).map(NodeId).collect();
         debug_assert!(distinct_replicas(&record) || self.config.planted_bug.is_some(), "S5: replicas on distinct nodes");
-        self.rt.set_intended(self.cluster, record.clone(), self.config);
-        self.moves.push(Move { record, closes, kept, reason });
+        self.rt.set_intended(self.cluster, record.clone(), self.now, self.config);
+        self.moves.push(Move { record, closes, kept, reason, cause, why });
     }
 }
 

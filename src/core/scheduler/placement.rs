@@ -31,6 +31,20 @@ impl Planner<'_> {
         self.promotable_follower(rec, NodeRuntime::placeable).or_else(|| self.pick_leader(&rec.replicas().collect::<Vec<_>>()))
     }
 
+    /// Whether moving `rec`'s replica on `out` to `into` keeps (or widens) the number of zones
+    /// its replicas span. (Nodes that name no zone all count as one.)
+    pub(super) fn keeps_zone_spread(&self, rec: &ShardRecord, out: u32, into: u32) -> bool {
+        let spread = |replicas: &mut dyn Iterator<Item = u32>| {
+            let mut zones: Vec<&str> = replicas.map(|r| self.zone(r)).collect();
+            zones.sort_unstable();
+            zones.dedup();
+            zones.len()
+        };
+        let before = spread(&mut rec.replicas());
+        let after = spread(&mut rec.replicas().map(|r| if r == out { into } else { r }));
+        after >= before
+    }
+
     /// Up to `want` online nodes with the fewest replicas, outside `exclude`, preferring zones
     /// that `exclude` does not use yet.
     pub(super) fn pick_followers(&self, exclude: &[u32], want: usize) -> Vec<u32> {

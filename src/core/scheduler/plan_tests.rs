@@ -1,9 +1,9 @@
 //! The planner on small hand-built catalogs: one pass, the exact moves it decides.
 
-use super::{Move, MoveReason, Planner};
+use super::{Cause, Move, MoveReason, Planner, SchedulerSettings};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
-use crate::core::input::Heartbeat;
+use crate::core::input::{Heartbeat, ShardLoad};
 use crate::core::leader::runtime::ClusterRuntime;
 use crate::core::model::{Catalog, ClusterCatalog, ClusterRecord, NodeRecord, ShardRecord, Topology, TransferRecord};
 use crate::core::storage::Mutation;
@@ -69,8 +69,8 @@ fn unassigned_shards_go_to_the_least_loaded_nodes_in_turn() {
     let mut rt = heard(cluster, 2);
     let moves = plan(cluster, &mut rt, T0);
     let expected = vec![
-        Move { record: ShardRecord { version: 1, ..shard(0, 0, 0, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign },
-        Move { record: ShardRecord { version: 1, ..shard(1, 0, 1, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign },
+        Move { record: ShardRecord { version: 1, ..shard(0, 0, 0, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new() },
+        Move { record: ShardRecord { version: 1, ..shard(1, 0, 1, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new() },
     ];
     assert_eq!(moves, expected);
 }
@@ -87,7 +87,7 @@ fn a_dead_leaders_follower_is_promoted_once_the_lease_is_over() {
     assert_eq!(plan(cluster, &mut rt, T0), vec![], "not while the lease may still be held");
     let later = T0 + config.lease() + config.clock_drift() + Duration(1);
     let moves = plan(cluster, &mut rt, later);
-    let expected = vec![Move { record: shard(0, 4, 1, &[0]), closes: vec![], kept: vec![NodeId(1), NodeId(0)], reason: MoveReason::PromoteFollower }];
+    let expected = vec![Move { record: shard(0, 4, 1, &[0]), closes: vec![], kept: vec![NodeId(1), NodeId(0)], reason: MoveReason::PromoteFollower, cause: Cause::Failover, why: "n0 is offline and its lease is over".into() }];
     assert_eq!(moves, expected);
 }
 
@@ -99,6 +99,84 @@ fn balancing_starts_one_transfer_from_the_busiest_node() {
     let mut rt = heard(cluster, 2);
     let moves = plan(cluster, &mut rt, T0);
     let transfer = Some(TransferRecord { from: 0, to: 1 });
-    let expected = vec![Move { record: ShardRecord { transfer, ..shard(0, 2, 0, &[1]) }, closes: vec![NodeId(0)], kept: vec![NodeId(0), NodeId(1)], reason: MoveReason::StartTransfer }];
+    let expected = vec![Move { record: ShardRecord { transfer, ..shard(0, 2, 0, &[1]) }, closes: vec![NodeId(0)], kept: vec![NodeId(0), NodeId(1)], reason: MoveReason::StartTransfer, cause: Cause::LeaderCount, why: "n0 leads 2 shards, n1 leads 0".into() }];
     assert_eq!(moves, expected);
+}
+
+/// Reports each shard's load (`units[shard]`) for four 10 s windows from `T0`, so that every
+/// load is trusted; the time after.
+fn warm(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, units: &[f64]) -> Instant {
+    let mut now = T0;
+    for _ in 0..4 {
+        for (s, &u) in units.iter().enumerate() {
+            rt.record_load(cluster, ShardId(s as u32), &ShardLoad { write_units: u, ..Default::default() }, now);
+        }
+        now = now + Duration(10_000);
+    }
+    now
+}
+
+/// Three nodes, six shards of 100 units: n0 leads four (400, twice the mean of 200). It sheds
+/// to 200 by two transfers to followers, one to each other node, and no further: a third would
+/// take its target over the line.
+#[test]
+fn an_overfull_node_sheds_by_transfers_to_followers() {
+    let shards = [shard(0, 1, 0, &[1]), shard(1, 1, 0, &[2]), shard(2, 1, 0, &[1]), shard(3, 1, 0, &[2]), shard(4, 1, 1, &[0]), shard(5, 1, 2, &[0])];
+    let catalog = catalog(3, 6, 1, &shards);
+    let cluster = catalog.cluster(C);
+    let mut rt = heard(cluster, 3);
+    let now = warm(cluster, &mut rt, &[100.0; 6]);
+    let moves = plan(cluster, &mut rt, now);
+    let targets: Vec<(u32, MoveReason, Cause)> = moves.iter().map(|m| (m.record.transfer.unwrap().to, m.reason, m.cause)).collect();
+    assert_eq!(targets, vec![(1, MoveReason::StartTransfer, Cause::Load), (2, MoveReason::StartTransfer, Cause::Load)]);
+    assert!(moves.iter().all(|m| m.record.followers.contains(&m.record.transfer.unwrap().to)), "both are promotions");
+    assert!(moves[0].why.starts_with("n0 load 2.00× mean; shard 0 carries 25% of it; n1 at 0.50×"), "{}", moves[0].why);
+}
+
+/// With no followers to promote, the shard is reopened on the coolest node.
+#[test]
+fn with_no_follower_to_take_it_a_shard_is_reopened() {
+    let shards = [shard(0, 1, 0, &[]), shard(1, 1, 0, &[]), shard(2, 1, 0, &[]), shard(3, 1, 1, &[])];
+    let catalog = catalog(3, 4, 0, &shards);
+    let cluster = catalog.cluster(C);
+    let mut rt = heard(cluster, 3);
+    let now = warm(cluster, &mut rt, &[100.0; 4]);
+    let moves = plan(cluster, &mut rt, now);
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    assert_eq!((moves[0].record.transfer, moves[0].closes.clone()), (Some(TransferRecord { from: 0, to: 2 }), vec![NodeId(0)]));
+    assert!(moves[0].why.ends_with("takes it by reopen"), "{}", moves[0].why);
+}
+
+/// Within the tolerance, below the floor, paused, or not yet trusted: no load move.
+#[test]
+fn no_load_move_within_tolerance_untrusted_or_paused() {
+    let shards = [shard(0, 1, 0, &[1]), shard(1, 1, 1, &[0])];
+    let catalog = catalog(2, 2, 1, &shards);
+    let cluster = catalog.cluster(C);
+    let mut rt = heard(cluster, 2);
+    let now = warm(cluster, &mut rt, &[1_090.0, 1_000.0]);
+    assert_eq!(plan(cluster, &mut rt, now), vec![], "4% above the mean is noise");
+
+    let mut rt = heard(cluster, 2);
+    rt.record_load(cluster, ShardId(0), &ShardLoad { write_units: 5_000.0, ..Default::default() }, T0);
+    assert_eq!(plan(cluster, &mut rt, T0 + Duration(1)), vec![], "one report is not trusted");
+
+    let mut rt = heard(cluster, 2);
+    let now = warm(cluster, &mut rt, &[5_000.0, 100.0]);
+    rt.set_settings(SchedulerSettings { paused: true, ..Default::default() });
+    assert_eq!(plan(cluster, &mut rt, now), vec![], "paused");
+}
+
+/// A shard carrying less than the least share of its node's load is not worth a move, and a
+/// shard too big for any target stays.
+#[test]
+fn small_shards_and_shards_no_target_can_take_stay() {
+    // n0: one 1,000-unit shard and a 10-unit one (1%); n1 idle. Moving the big one would make
+    // n1 the overfull one; the small one is below the 2% share.
+    let shards = [shard(0, 1, 0, &[1]), shard(1, 1, 0, &[1]), shard(2, 1, 1, &[0])];
+    let catalog = catalog(2, 3, 1, &shards);
+    let cluster = catalog.cluster(C);
+    let mut rt = heard(cluster, 2);
+    let now = warm(cluster, &mut rt, &[1_000.0, 10.0, 0.0]);
+    assert_eq!(plan(cluster, &mut rt, now), vec![]);
 }

@@ -10,7 +10,8 @@
 //! **Trust.** Decisions read a shard's load only once `load_windows_trusted` windows (3) have
 //! closed since it was last reset, and a shard is reset when its leader changes: its new node
 //! reports from scratch, and the scheduler never judges a node by stats from before its own
-//! last move.
+//! last move. Until then the old smoothed value is kept as an estimate, so that the node it
+//! moved to does not look idle to other decisions.
 //!
 //! **Cost.** One fixed-size entry per shard (56 bytes), updated in place on the heartbeat path:
 //! no allocation, no map lookup.
@@ -33,7 +34,7 @@ struct Sample {
     rows: u64,
     /// When the open window started, in ms (`None`: no report yet).
     window_start: Option<Instant>,
-    /// Windows closed since the last reset, and reports in the open window.
+    /// Windows closed since the last move, and reports in the open window.
     windows: u16,
     reports: u16,
 }
@@ -88,9 +89,18 @@ impl Loads {
         (s.load(), u32::from(s.windows))
     }
 
-    /// The shard's leader changed: its load is learnt afresh.
-    pub(super) fn reset(&mut self, shard: ShardId) {
-        self.shards[shard.index()] = Sample::default();
+    /// The smoothed load units (read + write) whether trusted or not: after a move, what the
+    /// shard carried on its last leader, until its new one has reported a window.
+    pub fn estimate_units(&self, shard: ShardId) -> f64 {
+        f64::from(self.shards[shard.index()].smoothed[0] + self.shards[shard.index()].smoothed[1])
+    }
+
+    /// The shard's leader changed: its load is learnt afresh, and until the new leader's first
+    /// window closes the old smoothed value stands in as an estimate (the tables, and so the
+    /// load, moved with the shard).
+    pub(super) fn moved(&mut self, shard: ShardId) {
+        let s = &mut self.shards[shard.index()];
+        *s = Sample { smoothed: s.smoothed, ..Sample::default() };
     }
 
     pub fn len(&self) -> usize {
@@ -128,13 +138,14 @@ mod tests {
     }
 
     #[test]
-    fn a_step_is_followed_within_a_few_windows_and_a_reset_forgets() {
+    fn a_step_is_followed_within_a_few_windows_and_a_move_is_learnt_afresh() {
         let mut loads = Loads::new(1, &CoreConfig::default());
         feed(&mut loads, 0, 40, |_| 100.0);
         feed(&mut loads, 40, 31, |_| 300.0);
         let w = loads.trusted(ShardId(0)).unwrap().write_units;
         assert!(w > 270.0, "three windows after a step the smoothed load is near it: {w}");
-        loads.reset(ShardId(0));
-        assert_eq!(loads.trusted(ShardId(0)), None);
+        loads.moved(ShardId(0));
+        assert_eq!(loads.trusted(ShardId(0)), None, "a moved shard is learnt afresh");
+        assert!(loads.estimate_units(ShardId(0)) > 270.0, "its old load stands in meanwhile");
     }
 }

@@ -6,16 +6,20 @@
 //! - [`intent`]: the state the catalog will have once every queued write lands;
 //! - [`awaiting`]: the writes in flight that later requests must wait for, by key;
 //! - [`load`]: each shard's reported load, smoothed, and when it can be trusted;
-//! - [`placement`]: the order in which shards take new tables.
+//! - [`placement`]: the order in which shards take new tables;
+//! - [`recent`]: when shards and nodes last saw a leader move, for the balancer's patience;
+//! - [`events`]: the scheduling events operators read.
 //!
 //! A new meta leader rebuilds all of it, with a grace period, from the catalog.
 
 pub mod awaiting;
+pub mod events;
 pub mod intent;
 pub mod leases;
 pub mod load;
 pub mod nodes;
 pub mod placement;
+pub mod recent;
 
 use std::borrow::Cow;
 
@@ -23,12 +27,15 @@ use self::awaiting::{Awaiting, InFlight};
 use self::intent::Intent;
 use self::leases::Leases;
 use self::load::Loads;
+use self::events::Events;
 use self::placement::{Class, Placement, Standing};
+use self::recent::Recent;
 pub use self::nodes::{LoadIndex, NodeRuntime, Nodes};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad};
 use crate::core::model::{ClusterCatalog, ShardRecord};
+use crate::core::scheduler::{Cause, SchedulerSettings};
 use crate::core::storage::Mutation;
 use crate::core::time::Instant;
 
@@ -40,6 +47,9 @@ pub struct ClusterRuntime {
     in_flight: InFlight,
     loads: Loads,
     placement: Placement,
+    recent: Recent,
+    events: Events,
+    settings: SchedulerSettings,
     /// A node joined or came back since follower deficits were last looked for.
     deficit_scan_due: bool,
 }
@@ -56,6 +66,9 @@ impl ClusterRuntime {
             in_flight: InFlight::default(),
             loads: Loads::new(cluster.shards.len(), config),
             placement: Placement::default(),
+            recent: Recent::new(cluster.shards.len()),
+            events: Events::default(),
+            settings: config.scheduler,
             deficit_scan_due: true,
         };
         rt.reset_intent(cluster, now);
@@ -96,6 +109,26 @@ impl ClusterRuntime {
 
     pub fn placement(&self) -> &Placement {
         &self.placement
+    }
+
+    pub fn recent(&self) -> &Recent {
+        &self.recent
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    pub fn log_event(&mut self, at: Instant, cause: Cause, shard: Option<ShardId>, text: String, config: &CoreConfig) {
+        self.events.push(at, cause, shard, text, config.events_kept_max);
+    }
+
+    pub fn settings(&self) -> &SchedulerSettings {
+        &self.settings
+    }
+
+    pub fn set_settings(&mut self, settings: SchedulerSettings) {
+        self.settings = settings;
     }
 
     /// What places the shard in the placement order (see [`placement`]).
@@ -194,8 +227,8 @@ impl ClusterRuntime {
 
     /// Records a decided (not yet durable) shard record and keeps the load counters in step.
     /// Load counters count a shard in transfer as already moved, so that planning does not pile
-    /// more work on the node it is leaving.
-    pub fn set_intended(&mut self, cluster: &ClusterCatalog, new: ShardRecord, config: &CoreConfig) {
+    /// more work on the node it is leaving. A leader move is remembered from `now`.
+    pub fn set_intended(&mut self, cluster: &ClusterCatalog, new: ShardRecord, now: Instant, config: &CoreConfig) {
         let id = ShardId(new.id);
         // Net change per node first, so that a node whose role stays the same costs nothing.
         let mut deltas: Vec<(u32, i32, i32)> = Vec::with_capacity(8);
@@ -215,9 +248,11 @@ impl ClusterRuntime {
             count(r, after.leader == Some(r), 1);
         }
         // A new leader's node reports the shard's load from scratch.
-        let leader_changed = old.leader != after.leader;
-        if leader_changed {
-            self.loads.reset(id);
+        let (was, will) = (old.leader, after.leader);
+        drop(old);
+        if was != will {
+            self.loads.moved(id);
+            self.recent.moved(id, [was, will], now);
         }
         for (node, leaders, replicas) in deltas {
             if leaders != 0 || replicas != 0 {

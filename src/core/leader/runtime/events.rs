@@ -1,0 +1,64 @@
+//! The scheduling events of one cluster, newest last, for operators (`metactl events`): every
+//! decided move with its reason, and every change to the scheduler's settings. Bounded: the
+//! oldest are dropped. Kept by the leader only; a new leader starts a new log.
+
+use std::collections::VecDeque;
+
+use crate::core::ids::ShardId;
+use crate::core::scheduler::Cause;
+use crate::core::time::Instant;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Numbers events of this leader's log in order, from 1; a reader asks for those after one.
+    pub seq: u64,
+    pub at: Instant,
+    pub cause: Cause,
+    pub shard: Option<ShardId>,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Events {
+    kept: VecDeque<Event>,
+    last_seq: u64,
+}
+
+impl Events {
+    pub(super) fn push(&mut self, at: Instant, cause: Cause, shard: Option<ShardId>, text: String, kept_max: usize) {
+        self.last_seq += 1;
+        if self.kept.len() >= kept_max {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(Event { seq: self.last_seq, at, cause, shard, text });
+    }
+
+    /// Up to `limit` events after `after`, oldest first.
+    pub fn after(&self, after: u64, limit: usize) -> impl Iterator<Item = &Event> {
+        let skip = self.kept.partition_point(|e| e.seq <= after);
+        self.kept.range(skip..).take(limit)
+    }
+
+    /// The newest event's number (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_the_newest_and_reads_from_a_number() {
+        let mut log = Events::default();
+        for i in 0..5 {
+            log.push(Instant(i), Cause::Load, None, format!("e{i}"), 3);
+        }
+        let seqs: Vec<u64> = log.after(0, 10).map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![3, 4, 5], "the two oldest were dropped");
+        let seqs: Vec<u64> = log.after(3, 1).map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![4]);
+        assert_eq!(log.last_seq(), 5);
+    }
+}

@@ -1,0 +1,218 @@
+//! Rebalancing by load: moving leader shards off overfull nodes, the way CockroachDB's store
+//! rebalancer sheds QPS, with GreptimeDB's habit of preferring the cheap move.
+//!
+//! **Load and utilization.** A node's load is the sum of the smoothed load units (read + write
+//! units per second) of the shards it is meant to lead, moves in flight counted as done; its
+//! utilization is that load over its reported capacity. The mean is over placeable nodes.
+//!
+//! **Overfull, and how far to shed.** A node is overfull when its utilization is above
+//! mean × (1 + `overfull_pct`) and its load above `load_floor_units`. It then sheds until it is
+//! within mean × (1 + `overfull_pct`/2), and no move may take its target above that line. The gap
+//! between the two lines is the hysteresis: a node just relieved is not overfull again at the
+//! next wobble, and no target is made the next source.
+//!
+//! **Which move.** Among the shards the source leads, each carrying at least
+//! `shard_share_min_pct` of the source's load, the one whose load is closest to the source's
+//! excess. A transfer to a follower comes first (the follower has the data: only a role
+//! changes); a reopen on a node without a replica only when no transfer fits. A reopen must not
+//! narrow the shard's spread over zones.
+//!
+//! **Patience.** Only nodes whose every led shard has a trusted load are judged, as source or
+//! target, and not for `load_windows_trusted` windows after a leader moved onto or off them, so
+//! that the balancer never acts on stats from before its own last move. A shard whose leader
+//! moved for any reason is left alone for `shard_cooldown_ms`. Moves are bounded per pass, per
+//! node per pass, and in flight.
+//!
+//! While no node carries more than the floor, load says nothing and the pass falls back to even
+//! leader counts ([`super::balance`]).
+
+use super::{Cause, MoveReason, Planner, SchedulerSettings};
+use crate::core::config::CoreConfig;
+use crate::core::ids::*;
+use crate::core::leader::runtime::{planned, ClusterRuntime};
+use crate::core::model::{ClusterCatalog, TransferRecord};
+use crate::core::time::{Duration, Instant};
+
+/// A placeable node's standing in one pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Standing {
+    /// Load units per second of the shards it is meant to lead.
+    pub load: f64,
+    pub capacity: f64,
+    /// Whether the balancer may judge it now (see the module notes).
+    pub judged: bool,
+    moves_in: u32,
+    moves_out: u32,
+}
+
+impl Standing {
+    pub fn utilization(&self) -> f64 {
+        self.load / self.capacity
+    }
+}
+
+/// Every node's standing (`None` for nodes that are not placeable) and the mean utilization.
+#[derive(Clone, Debug)]
+pub struct LoadView {
+    pub nodes: Vec<Option<Standing>>,
+    pub mean: f64,
+    /// The most any placeable node carries.
+    pub peak_load: f64,
+}
+
+impl LoadView {
+    pub fn of(cluster: &ClusterCatalog, rt: &ClusterRuntime, now: Instant, config: &CoreConfig) -> LoadView {
+        let settle = Duration(config.load_window_ms.saturating_mul(config.load_windows_trusted as u64));
+        let mut nodes: Vec<Option<Standing>> = rt
+            .nodes()
+            .iter()
+            .map(|(id, n)| {
+                let judged = !rt.recent().node_settling(id, now, settle);
+                n.placeable().then_some(Standing { load: 0.0, capacity: n.stats.capacity(), judged, moves_in: 0, moves_out: 0 })
+            })
+            .collect();
+        for i in 0..cluster.shards.len() {
+            let shard = ShardId(i as u32);
+            let Some(leader) = planned(rt.intended(cluster, shard)).leader else { continue };
+            let Some(Some(node)) = nodes.get_mut(leader as usize) else { continue };
+            node.load += rt.loads().estimate_units(shard);
+            node.judged &= rt.loads().trusted(shard).is_some() && rt.intent().settled(shard);
+        }
+        let placed = nodes.iter().flatten();
+        let (load, capacity) = placed.clone().fold((0.0, 0.0), |(l, c), n| (l + n.load, c + n.capacity));
+        let peak_load = placed.map(|n| n.load).fold(0.0, f64::max);
+        LoadView { nodes, mean: if capacity > 0.0 { load / capacity } else { 0.0 }, peak_load }
+    }
+
+    fn get(&self, node: u32) -> Option<&Standing> {
+        self.nodes.get(node as usize).and_then(Option::as_ref)
+    }
+
+    /// Nodes over the overfull line, the most utilized first.
+    pub fn overfull(&self, settings: &SchedulerSettings) -> Vec<u32> {
+        let line = self.mean * settings.overfull_ratio();
+        let mut over: Vec<u32> = (0..self.nodes.len() as u32)
+            .filter(|&n| self.get(n).is_some_and(|s| s.judged && s.utilization() > line && s.load > settings.load_floor_units))
+            .collect();
+        over.sort_by(|&a, &b| self.utilization(b).total_cmp(&self.utilization(a)).then(a.cmp(&b)));
+        over
+    }
+
+    fn utilization(&self, node: u32) -> f64 {
+        self.get(node).map_or(0.0, Standing::utilization)
+    }
+
+    /// Whether `node` may take a shard of `load` in this pass, staying within `line`.
+    fn takes(&self, node: u32, load: f64, line: f64, settings: &SchedulerSettings) -> bool {
+        self.get(node).is_some_and(|s| {
+            s.judged && s.moves_in < settings.moves_per_node_per_pass_max && (s.load + load) / s.capacity <= line
+        })
+    }
+
+    fn shift(&mut self, from: u32, to: u32, load: f64) {
+        if let Some(Some(s)) = self.nodes.get_mut(from as usize) {
+            s.load -= load;
+            s.moves_out += 1;
+        }
+        if let Some(Some(s)) = self.nodes.get_mut(to as usize) {
+            s.load += load;
+            s.moves_in += 1;
+        }
+    }
+}
+
+/// One candidate move of a pass.
+struct Candidate {
+    shard: ShardId,
+    to: u32,
+    load: f64,
+    reopen: bool,
+}
+
+impl Planner<'_> {
+    /// Balances by load; `false` when no node carries enough load for it to mean anything.
+    pub(super) fn rebalance(&mut self) -> bool {
+        let settings = *self.rt.settings();
+        let mut view = LoadView::of(self.cluster, self.rt, self.now, self.config);
+        if view.peak_load <= settings.load_floor_units {
+            return false;
+        }
+        let settle = view.mean * settings.settle_ratio();
+        let mut started = 0;
+        for src in view.overfull(&settings) {
+            loop {
+                if started >= settings.moves_per_pass_max || !self.may_start_transfer() {
+                    return true;
+                }
+                let s = *view.get(src).expect("overfull nodes are placeable");
+                if s.utilization() <= settle || s.moves_out >= settings.moves_per_node_per_pass_max {
+                    break;
+                }
+                let Some(c) = self.load_move(&view, src, settle, &settings) else { break };
+                let why = self.explain(&view, src, &c);
+                let mut record = self.intended(c.shard).clone();
+                record.transfer = Some(TransferRecord { from: src, to: c.to });
+                self.stage(record, vec![NodeId(src)], MoveReason::StartTransfer, Cause::Load, why);
+                view.shift(src, c.to, c.load);
+                started += 1;
+            }
+        }
+        true
+    }
+
+    /// The best move off `src`: a transfer to a follower if any fits, else a reopen.
+    fn load_move(&self, view: &LoadView, src: u32, line: f64, settings: &SchedulerSettings) -> Option<Candidate> {
+        let s = view.get(src)?;
+        let excess = s.load - line * s.capacity;
+        let least = s.load * settings.shard_share_min_pct as f64 / 100.0;
+        let cooldown = Duration(settings.shard_cooldown_ms);
+        let led: Vec<(ShardId, f64)> = self.cluster.node_shards[src as usize]
+            .iter()
+            .copied()
+            .filter(|&sh| {
+                let rec = self.intended(sh);
+                self.rt.intent().settled(sh) && rec.leader == Some(src) && rec.transfer.is_none()
+            })
+            .filter(|&sh| !self.rt.recent().shard_cooling(sh, self.now, cooldown))
+            .filter_map(|sh| self.rt.loads().trusted(sh).map(|l| (sh, l.units())))
+            .filter(|&(_, l)| l > 0.0 && l >= least)
+            .collect();
+        let closest = |a: &Candidate, b: &Candidate| (a.load - excess).abs().total_cmp(&(b.load - excess).abs());
+        let transfers = led.iter().flat_map(|&(shard, load)| {
+            self.intended(shard)
+                .followers
+                .iter()
+                .filter(move |&&f| view.takes(f, load, line, settings))
+                .min_by(|&&a, &&b| view.utilization(a).total_cmp(&view.utilization(b)))
+                .map(|&to| Candidate { shard, to, load, reopen: false })
+        });
+        if let Some(best) = transfers.min_by(closest) {
+            return Some(best);
+        }
+        let mut targets: Vec<u32> = (0..view.nodes.len() as u32).filter(|&n| n != src && view.get(n).is_some()).collect();
+        targets.sort_by(|&a, &b| view.utilization(a).total_cmp(&view.utilization(b)).then(a.cmp(&b)));
+        let reopens = led.iter().filter_map(|&(shard, load)| {
+            let rec = self.intended(shard);
+            let to = targets.iter().copied().find(|&t| {
+                !rec.replicas().any(|r| r == t) && view.takes(t, load, line, settings) && self.keeps_zone_spread(rec, src, t)
+            })?;
+            Some(Candidate { shard, to, load, reopen: true })
+        });
+        reopens.min_by(closest)
+    }
+
+    /// "n3 load 1.80× mean; shard 12 carries 22% of it; n5 at 0.70× takes it by transfer".
+    fn explain(&self, view: &LoadView, src: u32, c: &Candidate) -> String {
+        let ratio = |n: u32| if view.mean > 0.0 { view.utilization(n) / view.mean } else { 0.0 };
+        let share = view.get(src).map_or(0.0, |s| 100.0 * c.load / s.load);
+        format!(
+            "{} load {:.2}× mean; shard {} carries {share:.0}% of it; {} at {:.2}× takes it by {}",
+            self.name(src),
+            ratio(src),
+            c.shard,
+            self.name(c.to),
+            ratio(c.to),
+            if c.reopen { "reopen" } else { "transfer" }
+        )
+    }
+}

@@ -1,0 +1,94 @@
+//! The scheduler's thresholds and limits, per cluster. `CoreConfig::scheduler` gives every
+//! cluster its starting settings; an operator changes one cluster's at runtime (pause, resume,
+//! a new tolerance), and the change is stored with the cluster, so that a new meta leader keeps
+//! it.
+
+/// Every name ends in its unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(deny_unknown_fields, default))]
+pub struct SchedulerSettings {
+    /// No automatic moves for balance (failover, repair and drains still run: they are not
+    /// optional).
+    pub paused: bool,
+    /// A node is overfull when its utilization is this far above the cluster's mean, in percent.
+    /// It then sheds load until it is within half of it: the gap is the hysteresis that keeps a
+    /// node from flapping across one line.
+    pub overfull_pct: u32,
+    /// No node carrying less than this is overfull, in load units (read + write units) per
+    /// second: below it, load is noise, and balancing falls back to even leader counts.
+    pub load_floor_units: f64,
+    /// Moves one scheduler pass may start for balance.
+    pub moves_per_pass_max: u32,
+    /// Moves one pass may start out of one node, and into one node.
+    pub moves_per_node_per_pass_max: u32,
+    /// Moves (transfers and reopens, for balance or drain) in flight at once in the cluster.
+    pub moves_in_flight_max: u32,
+    /// A shard whose leader moved, for any reason, is not moved for balance again for this
+    /// long, in ms.
+    pub shard_cooldown_ms: u64,
+    /// The least share of its node's load that a shard must carry to be moved for balance, in
+    /// percent: many small moves cost more than they help.
+    pub shard_share_min_pct: u32,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            paused: false,
+            overfull_pct: 10,
+            load_floor_units: 100.0,
+            moves_per_pass_max: 16,
+            moves_per_node_per_pass_max: 4,
+            moves_in_flight_max: 8,
+            shard_cooldown_ms: 120_000,
+            shard_share_min_pct: 2,
+        }
+    }
+}
+
+impl SchedulerSettings {
+    /// Refuses settings that make no sense, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.load_floor_units.is_finite() && self.load_floor_units >= 0.0) {
+            return Err(format!("load_floor_units ({}) must be a number of at least 0", self.load_floor_units));
+        }
+        let bounded = [
+            ("overfull_pct", self.overfull_pct as u64, 1, 1_000),
+            ("moves_per_pass_max", self.moves_per_pass_max as u64, 1, 100_000),
+            ("moves_per_node_per_pass_max", self.moves_per_node_per_pass_max as u64, 1, 100_000),
+            ("moves_in_flight_max", self.moves_in_flight_max as u64, 1, 100_000),
+            ("shard_cooldown_ms", self.shard_cooldown_ms, 0, 7 * 24 * 3_600_000),
+            ("shard_share_min_pct", self.shard_share_min_pct as u64, 0, 100),
+        ];
+        for (name, value, lo, hi) in bounded {
+            if !(lo..=hi).contains(&value) {
+                return Err(format!("{name} ({value}) is outside {lo}..={hi}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The overfull line as a multiple of the mean utilization.
+    pub fn overfull_ratio(&self) -> f64 {
+        1.0 + self.overfull_pct as f64 / 100.0
+    }
+
+    /// Where an overfull node sheds to, and how full a move may make its target.
+    pub fn settle_ratio(&self) -> f64 {
+        1.0 + self.overfull_pct as f64 / 200.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_nonsense_is_refused_by_name() {
+        SchedulerSettings::default().validate().unwrap();
+        let nan = SchedulerSettings { load_floor_units: f64::NAN, ..Default::default() };
+        assert!(nan.validate().unwrap_err().contains("load_floor_units"));
+        let zero = SchedulerSettings { moves_in_flight_max: 0, ..Default::default() };
+        assert!(zero.validate().unwrap_err().contains("moves_in_flight_max"));
+    }
+}
