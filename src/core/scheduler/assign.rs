@@ -16,7 +16,7 @@ impl Planner<'_> {
             let Some(leader) = self.pick_leader(&[]) else { return };
             let mut record = self.intended(shard).clone();
             record.leader = Some(leader);
-            record.followers = self.pick_followers(&[leader], want);
+            record.followers = self.pick_followers(shard, &[leader], want);
             self.stage(record, Vec::new(), MoveReason::Assign, Cause::Assign, String::new());
         }
     }

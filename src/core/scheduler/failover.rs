@@ -91,7 +91,7 @@ impl Planner<'_> {
             }
             let leaving: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.staying(f)).collect();
             let live: Vec<u32> = rec.replicas().filter(|r| !leaving.contains(r)).collect();
-            let fresh = self.pick_followers(&rec.replicas().collect::<Vec<_>>(), want.saturating_sub(live.len() - 1));
+            let fresh = self.pick_followers(shard, &rec.replicas().collect::<Vec<_>>(), want.saturating_sub(live.len() - 1));
             if fresh.is_empty() {
                 continue;
             }

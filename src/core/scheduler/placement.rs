@@ -45,28 +45,40 @@ impl Planner<'_> {
         after >= before
     }
 
-    /// Up to `want` online nodes with the fewest replicas, outside `exclude`, preferring zones
-    /// that `exclude` does not use yet.
-    pub(super) fn pick_followers(&self, exclude: &[u32], want: usize) -> Vec<u32> {
+    /// Up to `want` placeable nodes with the fewest replicas, outside `exclude`, preferring
+    /// zones that `exclude` does not use yet. Among the few least-loaded candidates, the shard's
+    /// id picks which: followers of one node's shards then scatter over many nodes, so that its
+    /// failover, or its relief by transfers, spreads load instead of doubling one neighbour's.
+    pub(super) fn pick_followers(&self, shard: ShardId, exclude: &[u32], want: usize) -> Vec<u32> {
         let mut taken: Vec<u32> = exclude.to_vec();
         if self.config.has_bug(PlantedBug::FollowerOnLeaderNode) {
             taken.clear();
         }
         let mut picked = Vec::new();
         for distinct_zone in [true, false] {
-            for n in self.load().by_replicas().map(|n| n.0) {
-                if picked.len() == want {
-                    return picked;
-                }
-                let zone = self.zone(n);
-                let zone_used = !zone.is_empty() && taken.iter().any(|&t| self.zone(t) == zone);
-                if taken.contains(&n) || (distinct_zone && zone_used) {
-                    continue;
-                }
+            while picked.len() < want {
+                let usable = |n: &u32| {
+                    let zone = self.zone(*n);
+                    let zone_used = !zone.is_empty() && taken.iter().any(|&t| self.zone(t) == zone);
+                    !(taken.contains(n) || distinct_zone && zone_used)
+                };
+                let candidates: Vec<u32> = self.load().by_replicas().map(|n| n.0).filter(usable).take(SCATTER).collect();
+                let Some(&first) = candidates.first() else { break };
+                let fewest = self.rt.node(NodeId(first)).replicas;
+                let tied = candidates.iter().take_while(|&&n| self.rt.node(NodeId(n)).replicas == fewest).count();
+                let n = candidates[scatter(shard, picked.len()) % tied];
                 taken.push(n);
                 picked.push(n);
             }
         }
         picked
     }
+}
+
+/// How many equally loaded nodes a follower may go to.
+const SCATTER: usize = 8;
+
+/// A number that varies from shard to shard (and slot to slot), without randomness.
+fn scatter(shard: ShardId, slot: usize) -> usize {
+    ((shard.0 as u64 ^ ((slot as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize
 }

@@ -7,13 +7,16 @@
 //!
 //! **Overfull, and how far to shed.** A node is overfull when its utilization is above
 //! mean × (1 + `overfull_pct`) and its load above `load_floor_units`. It then sheds until it is
-//! within mean × (1 + `overfull_pct`/2), and no move may take its target above that line. The gap
-//! between the two lines is the hysteresis: a node just relieved is not overfull again at the
-//! next wobble, and no target is made the next source.
+//! within mean × (1 + `overfull_pct`/2). The gap between the two lines is the hysteresis: a node
+//! just relieved is not overfull again at the next wobble. A target must be underfull before the
+//! move, below mean × (1 − `overfull_pct`/2), and end it within the shedding line: load goes to
+//! nodes that have room for it, never from one busy node to another (after a scale-out the old
+//! nodes feed the new ones, not each other), and no target is made the next source.
 //!
 //! **Which move.** Among the shards the source leads, each carrying at least
-//! `shard_share_min_pct` of the source's load, the one whose load is closest to the source's
-//! excess. A transfer to a follower comes first (the follower has the data: only a role
+//! `shard_share_min_pct` of the source's load and less than twice its excess over the shedding
+//! line (so that the move brings it nearer the line), the one whose load is closest to the
+//! excess. The most utilized source moves first, one shard at a time. A transfer to a follower comes first (the follower has the data: only a role
 //! changes); a reopen on a node without a replica only when no transfer fits. A reopen must not
 //! narrow the shard's spread over zones.
 //!
@@ -22,6 +25,10 @@
 //! that the balancer never acts on stats from before its own last move. A shard whose leader
 //! moved for any reason is left alone for `shard_cooldown_ms`. Moves are bounded per pass, per
 //! node per pass, and in flight.
+//!
+//! **Pulls.** A node below mean × (1 − `overfull_pct`) pulls: when no node is overfull but one
+//! is that far below the mean, nodes above the mean shed to the mean, only to nodes that far
+//! below it, so that a new node fills even when no old node is over the line.
 //!
 //! While no node carries more than the floor, load says nothing and the pass falls back to even
 //! leader counts ([`super::balance`]).
@@ -98,14 +105,32 @@ impl LoadView {
         over
     }
 
+    /// While no node is overfull and some judged node is below mean × (1 − `overfull_pct`), the
+    /// judged nodes above the mean, which then shed to it: a new node gets load even when no old
+    /// one is over the line.
+    pub fn pull_sources(&self, settings: &SchedulerSettings) -> Vec<u32> {
+        let line = self.mean * settings.pull_ratio();
+        let judged = || (0..self.nodes.len() as u32).filter(|&n| self.get(n).is_some_and(|s| s.judged));
+        // An overfull node that is only waiting for fresh windows will shed to the empty nodes
+        // itself: pulls would fill them first and leave it stuck.
+        let overfull_line = self.mean * settings.overfull_ratio();
+        let overfull = self.nodes.iter().flatten().any(|s| s.utilization() > overfull_line && s.load > settings.load_floor_units);
+        if overfull || !judged().any(|n| self.utilization(n) < line) {
+            return Vec::new();
+        }
+        judged().filter(|&n| self.utilization(n) > self.mean && self.get(n).is_some_and(|s| s.load > settings.load_floor_units)).collect()
+    }
+
     fn utilization(&self, node: u32) -> f64 {
         self.get(node).map_or(0.0, Standing::utilization)
     }
 
-    /// Whether `node` may take a shard of `load` in this pass, staying within `line`.
-    fn takes(&self, node: u32, load: f64, line: f64, settings: &SchedulerSettings) -> bool {
+    /// Whether `node` may take a shard of `load` in this pass: it is below `below` and stays
+    /// within the shedding line.
+    fn takes(&self, node: u32, load: f64, below: f64, settings: &SchedulerSettings) -> bool {
+        let settle = self.mean * settings.settle_ratio();
         self.get(node).is_some_and(|s| {
-            s.judged && s.moves_in < settings.moves_per_node_per_pass_max && (s.load + load) / s.capacity <= line
+            s.judged && s.moves_in < settings.moves_per_node_per_pass_max && s.utilization() < below && (s.load + load) / s.capacity <= settle
         })
     }
 
@@ -137,33 +162,44 @@ impl Planner<'_> {
         if view.peak_load <= settings.load_floor_units {
             return false;
         }
+        // Each source with the line it sheds to: overfull nodes to the shedding line and, while
+        // some node is underfull, nodes above the mean to the mean.
         let settle = view.mean * settings.settle_ratio();
+        // Each source also names how empty its targets must be: below the underfull line for
+        // an overfull source, below the pull line for a pull.
+        let (underfull, pull) = (view.mean * settings.underfull_ratio(), view.mean * settings.pull_ratio());
+        let mut sources: Vec<(u32, f64, f64)> = view.overfull(&settings).into_iter().map(|n| (n, settle, underfull)).collect();
+        if sources.is_empty() {
+            sources = view.pull_sources(&settings).into_iter().map(|n| (n, view.mean, pull)).collect();
+        }
+        // The most utilized source sheds first, one move at a time: a source that sheds all it
+        // can in one go may take the room that the next needed.
         let mut started = 0;
-        for src in view.overfull(&settings) {
-            loop {
-                if started >= settings.moves_per_pass_max || !self.may_start_transfer() {
-                    return true;
-                }
-                let s = *view.get(src).expect("overfull nodes are placeable");
-                if s.utilization() <= settle || s.moves_out >= settings.moves_per_node_per_pass_max {
-                    break;
-                }
-                let Some(c) = self.load_move(&view, src, settle, &settings) else { break };
-                let why = self.explain(&view, src, &c);
-                let mut record = self.intended(c.shard).clone();
-                record.transfer = Some(TransferRecord { from: src, to: c.to });
-                self.stage(record, vec![NodeId(src)], MoveReason::StartTransfer, Cause::Load, why);
-                view.shift(src, c.to, c.load);
-                started += 1;
-            }
+        while started < settings.moves_per_pass_max && self.may_start_transfer() {
+            let shedding = |&&(n, line, _): &&(u32, f64, f64)| {
+                view.get(n).is_some_and(|s| s.utilization() > line && s.moves_out < settings.moves_per_node_per_pass_max)
+            };
+            let most = sources.iter().filter(shedding).max_by(|a, b| view.utilization(a.0).total_cmp(&view.utilization(b.0)).then(b.0.cmp(&a.0)));
+            let Some(&(src, line, below)) = most else { break };
+            let Some(c) = self.load_move(&view, src, line, below, &settings) else {
+                sources.retain(|&(n, ..)| n != src);
+                continue;
+            };
+            let why = self.explain(&view, src, &c);
+            let mut record = self.intended(c.shard).clone();
+            record.transfer = Some(TransferRecord { from: src, to: c.to });
+            self.stage(record, vec![NodeId(src)], MoveReason::StartTransfer, Cause::Load, why);
+            view.shift(src, c.to, c.load);
+            started += 1;
         }
         true
     }
 
-    /// The best move off `src`: a transfer to a follower if any fits, else a reopen.
-    fn load_move(&self, view: &LoadView, src: u32, line: f64, settings: &SchedulerSettings) -> Option<Candidate> {
+    /// The best move off `src`, which sheds to `settle`, onto a node below `below` that stays
+    /// within the shedding line: a transfer to a follower if any fits, else a reopen.
+    fn load_move(&self, view: &LoadView, src: u32, settle: f64, below: f64, settings: &SchedulerSettings) -> Option<Candidate> {
         let s = view.get(src)?;
-        let excess = s.load - line * s.capacity;
+        let excess = s.load - settle * s.capacity;
         let least = s.load * settings.shard_share_min_pct as f64 / 100.0;
         let cooldown = Duration(settings.shard_cooldown_ms);
         let led: Vec<(ShardId, f64)> = self.cluster.node_shards[src as usize]
@@ -175,14 +211,16 @@ impl Planner<'_> {
             })
             .filter(|&sh| !self.rt.recent().shard_cooling(sh, self.now, cooldown))
             .filter_map(|sh| self.rt.loads().trusted(sh).map(|l| (sh, l.units())))
-            .filter(|&(_, l)| l > 0.0 && l >= least)
+            // A move must bring the source nearer the line than it was, never overshoot it by
+            // more than it gains: a node a hair above the line keeps its shards.
+            .filter(|&(_, l)| l > 0.0 && l >= least && l < 2.0 * excess)
             .collect();
         let closest = |a: &Candidate, b: &Candidate| (a.load - excess).abs().total_cmp(&(b.load - excess).abs());
         let transfers = led.iter().flat_map(|&(shard, load)| {
             self.intended(shard)
                 .followers
                 .iter()
-                .filter(move |&&f| view.takes(f, load, line, settings))
+                .filter(move |&&f| view.takes(f, load, below, settings))
                 .min_by(|&&a, &&b| view.utilization(a).total_cmp(&view.utilization(b)))
                 .map(|&to| Candidate { shard, to, load, reopen: false })
         });
@@ -194,7 +232,7 @@ impl Planner<'_> {
         let reopens = led.iter().filter_map(|&(shard, load)| {
             let rec = self.intended(shard);
             let to = targets.iter().copied().find(|&t| {
-                !rec.replicas().any(|r| r == t) && view.takes(t, load, line, settings) && self.keeps_zone_spread(rec, src, t)
+                !rec.replicas().any(|r| r == t) && view.takes(t, load, below, settings) && self.keeps_zone_spread(rec, src, t)
             })?;
             Some(Candidate { shard, to, load, reopen: true })
         });

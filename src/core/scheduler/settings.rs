@@ -3,6 +3,8 @@
 //! a new tolerance), and the change is stored with the cluster, so that a new meta leader keeps
 //! it.
 
+use crate::core::model::SchedulerRecord;
+
 /// Every name ends in its unit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(deny_unknown_fields, default))]
@@ -11,8 +13,8 @@ pub struct SchedulerSettings {
     /// optional).
     pub paused: bool,
     /// A node is overfull when its utilization is this far above the cluster's mean, in percent.
-    /// It then sheds load until it is within half of it: the gap is the hysteresis that keeps a
-    /// node from flapping across one line.
+    /// It then sheds load until it is within half of it, to nodes at least half of it below
+    /// the mean: the gaps are the hysteresis that keeps nodes from flapping across one line.
     pub overfull_pct: u32,
     /// No node carrying less than this is overfull, in load units (read + write units) per
     /// second: below it, load is noise, and balancing falls back to even leader counts.
@@ -76,6 +78,46 @@ impl SchedulerSettings {
     /// Where an overfull node sheds to, and how full a move may make its target.
     pub fn settle_ratio(&self) -> f64 {
         1.0 + self.overfull_pct as f64 / 200.0
+    }
+
+    /// Below this multiple of the mean a node pulls load from nodes above the mean.
+    pub fn pull_ratio(&self) -> f64 {
+        (1.0 - self.overfull_pct as f64 / 100.0).max(0.0)
+    }
+
+    /// Below this multiple of the mean a node is underfull: a target for moves.
+    pub fn underfull_ratio(&self) -> f64 {
+        (1.0 - self.overfull_pct as f64 / 200.0).max(0.0)
+    }
+}
+
+impl From<&SchedulerRecord> for SchedulerSettings {
+    fn from(r: &SchedulerRecord) -> Self {
+        SchedulerSettings {
+            paused: r.paused,
+            overfull_pct: r.overfull_pct,
+            load_floor_units: r.load_floor_units,
+            moves_per_pass_max: r.moves_per_pass_max,
+            moves_per_node_per_pass_max: r.moves_per_node_per_pass_max,
+            moves_in_flight_max: r.moves_in_flight_max,
+            shard_cooldown_ms: r.shard_cooldown_ms,
+            shard_share_min_pct: r.shard_share_min_pct,
+        }
+    }
+}
+
+impl From<&SchedulerSettings> for SchedulerRecord {
+    fn from(s: &SchedulerSettings) -> Self {
+        SchedulerRecord {
+            paused: s.paused,
+            overfull_pct: s.overfull_pct,
+            load_floor_units: s.load_floor_units,
+            moves_per_pass_max: s.moves_per_pass_max,
+            moves_per_node_per_pass_max: s.moves_per_node_per_pass_max,
+            moves_in_flight_max: s.moves_in_flight_max,
+            shard_cooldown_ms: s.shard_cooldown_ms,
+            shard_share_min_pct: s.shard_share_min_pct,
+        }
     }
 }
 
