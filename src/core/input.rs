@@ -1,5 +1,6 @@
 //! What enters the core: heartbeats, requests, leadership changes and storage results.
 
+use crate::core::scheduler::SchedulerSettings;
 use std::collections::BTreeMap;
 
 use crate::core::storage::{LoadCause, Snapshot, WriteResult};
@@ -172,7 +173,7 @@ pub struct CreateTable {
 }
 
 /// A request from a client or operator. Every request but the cluster-wide ones names its cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     CreateCluster(ClusterSpec),
     ListClusters { page: PageRequest },
@@ -187,6 +188,19 @@ pub enum Request {
     ListShards { cluster: String, page: PageRequest },
     /// `schema: None` lists every schema.
     ListTables { cluster: String, schema: Option<String>, page: PageRequest },
+    /// The scheduler's settings, and the cluster's load as it sees it now.
+    SchedulerStatus { cluster: String },
+    /// Replaces the cluster's scheduler settings (pause and resume set `paused`); stored, so a
+    /// new meta leader keeps them.
+    SetScheduler { cluster: String, settings: SchedulerSettings },
+    /// A dry run: the moves a scheduling pass would decide now, each with its reason. Nothing
+    /// changes.
+    PlanScheduler { cluster: String },
+    /// Scheduling events numbered after `after`, oldest first, at most `limit`.
+    ListEvents { cluster: String, after: u64, limit: u32 },
+    /// Moves a shard's leader to `node` by a transfer: `reopen: false` asks for a follower to
+    /// take over, `reopen: true` for the shard to open on a node without a replica.
+    MoveShard { cluster: String, shard: ShardId, node: String, reopen: bool },
 }
 
 /// Which page of a listing to answer.

@@ -1,5 +1,6 @@
 //! What leaves the core. Every variant says what the driver must do with it.
 
+use crate::core::scheduler::{Cause, SchedulerSettings};
 use super::error::MetaError;
 use super::ids::*;
 use super::input::Role;
@@ -94,6 +95,52 @@ pub enum Response {
     Node(NodeInfo),
     Shards(Page<ShardInfo>),
     Tables(Page<TableInfo>),
+    Scheduler(SchedulerStatus),
+    /// What a pass would do now (`PlanScheduler`).
+    Plan(Vec<PlannedMove>),
+    Events { events: Vec<EventInfo>, last: u64 },
+    /// An operator's move, decided and stored.
+    Moved(PlannedMove),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulerStatus {
+    pub settings: SchedulerSettings,
+    /// Load over capacity, across placeable nodes.
+    pub mean_utilization: f64,
+    pub nodes: Vec<NodeLoad>,
+    pub moves_in_flight: u32,
+    /// The newest event's number.
+    pub last_event: u64,
+}
+
+/// A placeable node as the balancer sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeLoad {
+    pub name: String,
+    /// Load units per second of the shards it is meant to lead.
+    pub load: f64,
+    pub capacity: f64,
+    /// The balancer may judge it now (its loads are trusted and no move touched it lately).
+    pub judged: bool,
+    pub overfull: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedMove {
+    pub shard: ShardId,
+    pub cause: Cause,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventInfo {
+    pub seq: u64,
+    /// How long ago, by meta's clock.
+    pub age_ms: u64,
+    pub cause: Cause,
+    pub shard: Option<ShardId>,
+    pub text: String,
 }
 
 /// One page of a listing, in id order.

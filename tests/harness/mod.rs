@@ -29,11 +29,19 @@ impl Harness {
     }
 
     pub fn follower() -> Harness {
-        Harness { core: MetaCore::new(CoreConfig::default(), 7), now: Instant(1_000), store: BTreeMap::new(), dispatch: Dispatch::default(), held: Vec::new() }
+        Harness::follower_with(CoreConfig::default())
+    }
+
+    pub fn follower_with(config: CoreConfig) -> Harness {
+        Harness { core: MetaCore::new(config, 7), now: Instant(1_000), store: BTreeMap::new(), dispatch: Dispatch::default(), held: Vec::new() }
     }
 
     pub fn leader() -> Harness {
-        let mut h = Harness::follower();
+        Harness::leader_with(CoreConfig::default())
+    }
+
+    pub fn leader_with(config: CoreConfig) -> Harness {
+        let mut h = Harness::follower_with(config);
         h.gain(Term(1), Default::default());
         h
     }
@@ -100,7 +108,12 @@ impl Harness {
     }
 
     pub fn create_cluster(&mut self, shards: u32, followers: u32) {
-        let spec = ClusterSpec { name: "c".into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 2 };
+        self.create_cluster_of(shards, followers, 2);
+    }
+
+    /// Cluster `c`, whose shards are first assigned once `min_nodes` nodes are online.
+    pub fn create_cluster_of(&mut self, shards: u32, followers: u32, min_nodes: u32) {
+        let spec = ClusterSpec { name: "c".into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes };
         self.request(Request::CreateCluster(spec));
         let replies = self.settle();
         assert!(matches!(replies[..], [Output::Reply { result: Ok(Response::Cluster(_)), .. }]), "{replies:?}");
@@ -139,17 +152,38 @@ pub struct Node {
     pub endpoint: String,
     /// What the node reports for each shard it leads.
     pub load: fn(ShardId) -> ShardLoad,
+    pub zone: String,
+    pub incarnation: u64,
 }
 
 impl Node {
     pub fn new(i: u64) -> Node {
-        Node { name: format!("n{i}"), host: ShardHost::new(), session: SessionId(i), endpoint: format!("n{i}:1"), load: |_| ShardLoad::default() }
+        let (name, endpoint) = (format!("n{i}"), format!("n{i}:1"));
+        Node { name, host: ShardHost::new(), session: SessionId(i), endpoint, load: |_| ShardLoad::default(), zone: String::new(), incarnation: 1 }
     }
 
     pub fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
-        let (seq, shards) = self.host.heartbeat(h.now, self.load);
-        let identity = NodeIdentity { cluster: "c".into(), name: self.name.clone(), endpoint: self.endpoint.clone(), zone: String::new(), incarnation: 1 };
+        self.heartbeat_with(h, self.load)
+    }
+
+    /// A heartbeat reporting `load` for each shard.
+    pub fn heartbeat_with(&mut self, h: &mut Harness, load: impl Fn(ShardId) -> ShardLoad) -> Result<(), MetaError> {
+        let (seq, shards) = self.host.heartbeat(h.now, load);
+        let identity = NodeIdentity {
+            cluster: "c".into(),
+            name: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            zone: self.zone.clone(),
+            incarnation: self.incarnation,
+        };
         h.heartbeat(self.session, &identity.heartbeat(seq, shards))
+    }
+
+    /// The process restarts: nothing hosted, a new incarnation on a new stream.
+    pub fn restart(&mut self) {
+        self.host = ShardHost::new();
+        self.incarnation += 1;
+        self.session = SessionId(self.session.0 + 1_000_000);
     }
 
     pub fn receive(&mut self, outs: &[Output]) {
@@ -174,8 +208,14 @@ pub fn steady_cluster_with(shards: u32, followers: u32) -> (Harness, Vec<Node>) 
 
 /// A leader with a cluster of `shards` shards spread over `count` nodes, all under lease.
 pub fn steady_cluster_of(count: u64, shards: u32, followers: u32) -> (Harness, Vec<Node>) {
-    let mut h = Harness::leader();
-    h.create_cluster(shards, followers);
+    steady_cluster_configured(CoreConfig::default(), count, shards, followers)
+}
+
+/// The same, with a leader of `config`.
+pub fn steady_cluster_configured(config: CoreConfig, count: u64, shards: u32, followers: u32) -> (Harness, Vec<Node>) {
+    let mut h = Harness::leader_with(config);
+    // Assignment waits for every node, so that followers spread over all of them.
+    h.create_cluster_of(shards, followers, count as u32);
     let mut nodes: Vec<Node> = (1..=count).map(Node::new).collect();
     for _ in 0..4 {
         round(&mut h, &mut nodes, 600);

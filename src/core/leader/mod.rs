@@ -3,6 +3,7 @@
 
 mod consistency;
 mod heartbeat;
+mod operate;
 mod paging;
 mod requests;
 pub mod runtime;
@@ -21,6 +22,7 @@ use super::error::MetaError;
 use super::ids::*;
 use super::input::Role;
 use super::model::{Catalog, ClusterCatalog};
+use super::scheduler::SchedulerSettings;
 use super::outbox::Outbox;
 use super::output::{CommandKind, NodeMessage, Output, ResignReason, ShardCommand};
 use super::storage::{LoadCause, Mutation, Snapshot, WriteResult};
@@ -281,6 +283,7 @@ impl Leader {
             Mutation::DeleteTable(_, t) => {
                 rt.write_landed(&Awaiting::TableDeletion(*t));
             }
+            Mutation::PutScheduler(_, r) => rt.set_settings(SchedulerSettings::from(r)),
             Mutation::PutCluster(_) | Mutation::PutEpoch(..) | Mutation::PutIdCeiling(..) => {}
         }
     }

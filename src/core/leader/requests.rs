@@ -39,7 +39,7 @@ pub fn check_cluster_spec(cfg: &CoreConfig, spec: &ClusterSpec) -> MetaResult<()
 }
 
 /// How a request was handled.
-enum Handled {
+pub(super) enum Handled {
     Reply(Response),
     /// A change was queued; its landing answers the request.
     Queued,
@@ -96,6 +96,11 @@ impl Leader {
             Request::ListTables { cluster, schema, page } => {
                 reply(Response::Tables(views::tables(self.cluster(cluster, ctx.config)?.0, schema.as_deref(), page, ctx.config)?))
             }
+            Request::SchedulerStatus { cluster } => self.scheduler_status(ctx, cluster),
+            Request::SetScheduler { cluster, settings } => self.set_scheduler(ctx, id, cluster, settings),
+            Request::PlanScheduler { cluster } => self.plan_scheduler(ctx, cluster),
+            Request::ListEvents { cluster, after, limit } => self.list_events(ctx, cluster, *after, *limit),
+            Request::MoveShard { cluster, shard, node, reopen } => self.move_shard(ctx, id, cluster, *shard, node, *reopen),
         }
     }
 
@@ -105,7 +110,7 @@ impl Leader {
     }
 
     /// Refuses a change when the write queue is full.
-    fn check_backlog(&self, ctx: &Ctx) -> MetaResult<()> {
+    pub(super) fn check_backlog(&self, ctx: &Ctx) -> MetaResult<()> {
         if self.writes.backlog() >= ctx.config.changes_queued_max {
             return Err(MetaError::ResourceExhausted(format!(
                 "{} changes are waiting to be written; retry later",
@@ -116,7 +121,7 @@ impl Leader {
     }
 
     /// Queues a change whose landing answers `id` (or answers at once under a planted bug).
-    fn queue_reply(&mut self, ctx: &mut Ctx, id: RequestId, mut change: Change, response: Response) -> MetaResult<Handled> {
+    pub(super) fn queue_reply(&mut self, ctx: &mut Ctx, id: RequestId, mut change: Change, response: Response) -> MetaResult<Handled> {
         if ctx.config.has_bug(PlantedBug::ReplyBeforePersist) {
             ctx.out.reply(id, Ok(response));
         } else {

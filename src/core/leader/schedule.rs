@@ -4,7 +4,9 @@
 use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
 use crate::core::ids::*;
-use crate::core::scheduler::{MoveReason, Planner};
+use super::runtime::ClusterRuntime;
+use crate::core::model::ClusterCatalog;
+use crate::core::scheduler::{Move, MoveReason, Planner};
 use crate::core::storage::Mutation;
 
 impl Leader {
@@ -23,21 +25,25 @@ impl Leader {
         for (&cid, rt) in self.clusters.iter_mut() {
             let cluster = self.catalog.cluster(cid);
             for m in Planner::new(cluster, rt, ctx.now, ctx.config).plan() {
-                let shard = ShardId(m.record.id);
-                let before = cluster.shard(shard).leader;
-                rt.log_event(ctx.now, m.cause, Some(shard), m.describe(cluster, before), ctx.config);
-                let mut change = Change::new(cid);
-                change.mutations.push(Mutation::PutEpoch(cid, rt.next_epoch()));
-                change.mutations.push(Mutation::PutShard(cid, m.record));
-                // A transfer start only asks the old leader to let go; everything else re-opens
-                // the shard on its replicas at the new version.
-                if m.reason != MoveReason::StartTransfer {
-                    change.notify(shard, Notice::Resync);
-                }
-                change.closes = m.closes.into_iter().map(|n| (n, shard)).collect();
-                change.kept = m.kept.into_iter().map(|n| (n, shard)).collect();
-                self.writes.queue(change);
+                self.writes.queue(change_for(cluster, rt, m, ctx));
             }
         }
     }
+}
+
+/// The change that stores a decided move, logged as an event.
+pub(super) fn change_for(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, m: Move, ctx: &Ctx) -> Change {
+    let (cid, shard) = (cluster.id(), ShardId(m.record.id));
+    rt.log_event(ctx.now, m.cause, Some(shard), m.describe(cluster, cluster.shard(shard).leader), ctx.config);
+    let mut change = Change::new(cid);
+    change.mutations.push(Mutation::PutEpoch(cid, rt.next_epoch()));
+    change.mutations.push(Mutation::PutShard(cid, m.record));
+    // A transfer start only asks the old leader to let go; everything else re-opens the shard
+    // on its replicas at the new version.
+    if m.reason != MoveReason::StartTransfer {
+        change.notify(shard, Notice::Resync);
+    }
+    change.closes = m.closes.into_iter().map(|n| (n, shard)).collect();
+    change.kept = m.kept.into_iter().map(|n| (n, shard)).collect();
+    change
 }

@@ -26,6 +26,8 @@ pub struct ClusterCatalog {
     pub epoch: Epoch,
     /// Ids below this may be in use; a new leader allocates from here.
     pub id_ceiling: u64,
+    /// The scheduler settings an operator stored; `None`: the configured defaults.
+    pub scheduler: Option<SchedulerRecord>,
     pub schemas: BTreeMap<SchemaId, SchemaRecord>,
     pub schema_by_name: BTreeMap<String, SchemaId>,
     pub tables: Tables,
@@ -63,6 +65,7 @@ impl ClusterCatalog {
             record,
             epoch: Epoch(0),
             id_ceiling: 0,
+            scheduler: None,
             schemas: BTreeMap::new(),
             schema_by_name: BTreeMap::new(),
             tables: Tables::default(),
@@ -246,6 +249,7 @@ impl Catalog {
             Mutation::PutCluster(_) => unreachable!("handled above"),
             Mutation::PutEpoch(_, e) => cluster.epoch = e,
             Mutation::PutIdCeiling(_, v) => cluster.id_ceiling = v,
+            Mutation::PutScheduler(_, r) => cluster.scheduler = Some(r),
             Mutation::PutSchema(_, s) => {
                 cluster.schema_by_name.insert(s.name.clone(), SchemaId(s.id));
                 cluster.schemas.insert(SchemaId(s.id), s);

@@ -154,6 +154,28 @@ pub struct NodeRecord {
     pub draining: bool,
 }
 
+/// A cluster's scheduler settings as an operator last set them (`SchedulerSettings`); absent
+/// until the first change, when the configured defaults apply.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct SchedulerRecord {
+    #[prost(bool, tag = "1")]
+    pub paused: bool,
+    #[prost(uint32, tag = "2")]
+    pub overfull_pct: u32,
+    #[prost(double, tag = "3")]
+    pub load_floor_units: f64,
+    #[prost(uint32, tag = "4")]
+    pub moves_per_pass_max: u32,
+    #[prost(uint32, tag = "5")]
+    pub moves_per_node_per_pass_max: u32,
+    #[prost(uint32, tag = "6")]
+    pub moves_in_flight_max: u32,
+    #[prost(uint64, tag = "7")]
+    pub shard_cooldown_ms: u64,
+    #[prost(uint32, tag = "8")]
+    pub shard_share_min_pct: u32,
+}
+
 /// A single counter value (epoch, id ceiling).
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
 pub struct CounterRecord {

@@ -20,10 +20,12 @@ mod assign;
 mod balance;
 mod drain;
 mod failover;
+mod operator;
 mod placement;
 mod rebalance;
 mod settings;
 
+pub use rebalance::{LoadView, Standing};
 pub use settings::SchedulerSettings;
 
 use crate::core::config::{CoreConfig, PlantedBug};

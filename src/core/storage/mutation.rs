@@ -15,6 +15,7 @@ pub enum Mutation {
     PutCluster(ClusterRecord),
     PutEpoch(ClusterId, Epoch),
     PutIdCeiling(ClusterId, u64),
+    PutScheduler(ClusterId, SchedulerRecord),
     PutSchema(ClusterId, SchemaRecord),
     PutTable(ClusterId, TableRecord),
     DeleteTable(ClusterId, TableId),
@@ -40,6 +41,7 @@ impl Mutation {
             Mutation::PutCluster(r) => Key::Cluster(ClusterId(r.id)),
             Mutation::PutEpoch(c, _) => Key::Epoch(*c),
             Mutation::PutIdCeiling(c, _) => Key::IdCeiling(*c),
+            Mutation::PutScheduler(c, _) => Key::Scheduler(*c),
             Mutation::PutSchema(c, r) => Key::Schema(*c, r.id),
             Mutation::PutTable(c, r) => Key::Table(*c, r.id),
             Mutation::DeleteTable(c, t) => Key::Table(*c, t.0),
@@ -53,6 +55,7 @@ impl Mutation {
             Key::Cluster(c)
             | Key::Epoch(c)
             | Key::IdCeiling(c)
+            | Key::Scheduler(c)
             | Key::Schema(c, _)
             | Key::Table(c, _)
             | Key::Shard(c, _)
@@ -67,6 +70,7 @@ impl Mutation {
             Mutation::PutCluster(r) => r.encode_to_vec(),
             Mutation::PutEpoch(_, e) => CounterRecord { value: e.0 }.encode_to_vec(),
             Mutation::PutIdCeiling(_, v) => CounterRecord { value: *v }.encode_to_vec(),
+            Mutation::PutScheduler(_, r) => r.encode_to_vec(),
             Mutation::PutSchema(_, r) => r.encode_to_vec(),
             Mutation::PutTable(_, r) if config.has_bug(PlantedBug::DropOptionsOnEncode) => {
                 TableRecord { options: Default::default(), ..r.clone() }.encode_to_vec()
@@ -93,6 +97,7 @@ impl Mutation {
             }
             Key::Epoch(c) => Mutation::PutEpoch(c, Epoch(CounterRecord::decode(value).map_err(bad)?.value)),
             Key::IdCeiling(c) => Mutation::PutIdCeiling(c, CounterRecord::decode(value).map_err(bad)?.value),
+            Key::Scheduler(c) => Mutation::PutScheduler(c, SchedulerRecord::decode(value).map_err(bad)?),
             Key::Schema(c, id) => Mutation::PutSchema(c, checked(key, id, SchemaRecord::decode(value).map_err(bad)?, |r| r.id)?),
             Key::Table(c, id) => Mutation::PutTable(c, checked(key, id, TableRecord::decode(value).map_err(bad)?, |r| r.id)?),
             Key::Shard(c, id) => {

@@ -68,7 +68,7 @@ impl ClusterRuntime {
             placement: Placement::default(),
             recent: Recent::new(cluster.shards.len()),
             events: Events::default(),
-            settings: config.scheduler,
+            settings: cluster.scheduler.as_ref().map_or(config.scheduler, SchedulerSettings::from),
             deficit_scan_due: true,
         };
         rt.reset_intent(cluster, now);

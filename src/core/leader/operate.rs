@@ -1,0 +1,104 @@
+//! Operator requests about scheduling: status, settings (pause and resume), a dry-run plan,
+//! the event log, and moves by hand.
+
+use super::requests::{cluster_named, Handled};
+use super::schedule::change_for;
+use super::writes::Change;
+use super::{Ctx, Leader};
+use crate::core::error::{MetaError, MetaResult};
+use crate::core::ids::*;
+use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::model::{ClusterCatalog, SchedulerRecord};
+use crate::core::output::{EventInfo, NodeLoad, PlannedMove, Response, SchedulerStatus};
+use crate::core::scheduler::{LoadView, Planner, SchedulerSettings};
+use crate::core::storage::Mutation;
+use crate::core::time::Instant;
+use crate::core::CoreConfig;
+
+impl Leader {
+    pub(super) fn scheduler_status(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let rt = &self.clusters[&c.id()];
+        Ok(Handled::Reply(Response::Scheduler(status(c, rt, *rt.settings(), ctx.now, ctx.config))))
+    }
+
+    pub(super) fn set_scheduler(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, settings: &SchedulerSettings) -> MetaResult<Handled> {
+        settings.validate().map_err(MetaError::InvalidArgument)?;
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        self.check_backlog(ctx)?;
+        let cid = c.id();
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let text = settings_change(rt.settings(), settings);
+        rt.log_event(ctx.now, crate::core::scheduler::Cause::Operator, None, text, ctx.config);
+        let response = Response::Scheduler(status(c, rt, *settings, ctx.now, ctx.config));
+        let mut change = Change::new(cid);
+        change.mutations.push(Mutation::PutScheduler(cid, SchedulerRecord::from(settings)));
+        self.queue_reply(ctx, id, change, response)
+    }
+
+    /// One pass on a copy of the cluster's runtime, as if the scheduler were not paused.
+    pub(super) fn plan_scheduler(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let mut copy = self.clusters[&c.id()].clone();
+        copy.set_settings(SchedulerSettings { paused: false, ..*copy.settings() });
+        let moves = Planner::new(c, &mut copy, ctx.now, ctx.config).plan();
+        let planned = moves.iter().map(|m| planned_move(c, m)).collect();
+        Ok(Handled::Reply(Response::Plan(planned)))
+    }
+
+    pub(super) fn list_events(&self, ctx: &Ctx, cluster: &str, after: u64, limit: u32) -> MetaResult<Handled> {
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let log = self.clusters[&c.id()].events();
+        let limit = if limit == 0 { ctx.config.list_page_default } else { limit.min(ctx.config.list_page_max) };
+        let events = log
+            .after(after, limit as usize)
+            .map(|e| EventInfo { seq: e.seq, age_ms: ctx.now.0.saturating_sub(e.at.0), cause: e.cause, shard: e.shard, text: e.text.clone() })
+            .collect();
+        Ok(Handled::Reply(Response::Events { events, last: log.last_seq() }))
+    }
+
+    pub(super) fn move_shard(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, shard: ShardId, node: &str, reopen: bool) -> MetaResult<Handled> {
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let to = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
+        self.check_backlog(ctx)?;
+        let rt = self.clusters.get_mut(&c.id()).expect("every cluster has a runtime");
+        let mut planner = Planner::new(c, rt, ctx.now, ctx.config);
+        planner.requested_move(shard, to, reopen)?;
+        let m = planner.moves.pop().expect("a requested move was staged");
+        let response = Response::Moved(planned_move(c, &m));
+        let change = change_for(c, rt, m, ctx);
+        self.queue_reply(ctx, id, change, response)
+    }
+}
+
+fn status(c: &ClusterCatalog, rt: &ClusterRuntime, settings: SchedulerSettings, now: Instant, config: &CoreConfig) -> SchedulerStatus {
+    let view = LoadView::of(c, rt, now, config);
+    let overfull = view.overfull(&settings);
+    let nodes = view
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let s = s.as_ref()?;
+            let name = c.node(NodeId(i as u32)).name.clone();
+            Some(NodeLoad { name, load: s.load, capacity: s.capacity, judged: s.judged, overfull: overfull.contains(&(i as u32)) })
+        })
+        .collect();
+    let moves_in_flight = rt.intent().transfers_in_flight() as u32;
+    SchedulerStatus { settings, mean_utilization: view.mean, nodes, moves_in_flight, last_event: rt.events().last_seq() }
+}
+
+fn planned_move(c: &ClusterCatalog, m: &crate::core::scheduler::Move) -> PlannedMove {
+    let shard = ShardId(m.record.id);
+    PlannedMove { shard, cause: m.cause, text: m.describe(c, c.shard(shard).leader) }
+}
+
+/// "scheduler paused", "scheduler resumed", or the settings that changed.
+fn settings_change(old: &SchedulerSettings, new: &SchedulerSettings) -> String {
+    match (old.paused, new.paused) {
+        (false, true) => "scheduler paused".into(),
+        (true, false) => "scheduler resumed".into(),
+        _ if old == new => "scheduler settings stored again, unchanged".into(),
+        _ => format!("scheduler settings changed to {new:?}"),
+    }
+}

@@ -1,0 +1,59 @@
+//! Moves an operator asks for (`metactl shard transfer|move`): the same two-step transfer the
+//! balancer starts, checked first so that an unsafe one is refused with the reason.
+
+use super::{Cause, MoveReason, Planner};
+use crate::core::error::{MetaError, MetaResult};
+use crate::core::ids::*;
+use crate::core::model::TransferRecord;
+
+impl Planner<'_> {
+    /// Starts moving `shard`'s leader to `to`: by promotion of a follower, or (`reopen`) by
+    /// opening it on a node without a replica, which then takes the old leader's slot.
+    pub fn requested_move(&mut self, shard: ShardId, to: NodeId, reopen: bool) -> MetaResult<()> {
+        let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
+        if !self.dynamic() {
+            return refuse(format!("cluster {:?} is static: its shards stay on their nodes", self.cluster.record.name));
+        }
+        if shard.0 >= self.cluster.record.shard_count {
+            return Err(MetaError::NotFound(format!("shard {shard} (the cluster has {})", self.cluster.record.shard_count)));
+        }
+        let (node, name) = (self.rt.node(to), self.name(to.0).to_string());
+        if !node.placeable() {
+            let state = if !node.online { "offline" } else if node.draining { "draining" } else { "not yet heard from by this meta leader" };
+            return refuse(format!("node {name} is {state}: it takes no shards"));
+        }
+        let rec = self.intended(shard);
+        let Some(from) = rec.leader else { return refuse(format!("shard {shard} has no leader yet")) };
+        if !self.rt.intent().settled(shard) || rec.transfer.is_some() {
+            return Err(MetaError::Unavailable(format!("shard {shard} has a change in flight; retry")));
+        }
+        if from == to.0 {
+            return refuse(format!("{name} already leads shard {shard}"));
+        }
+        if !self.staying(from) {
+            return refuse(format!("shard {shard}'s leader {} is offline or draining; failover or the drain moves it", self.name(from)));
+        }
+        let follows = rec.followers.contains(&to.0);
+        if follows == reopen {
+            return refuse(if reopen {
+                format!("{name} already follows shard {shard}: transfer to it instead")
+            } else {
+                format!("{name} holds no replica of shard {shard}: move the shard there instead")
+            });
+        }
+        if reopen && !self.keeps_zone_spread(rec, from, to.0) {
+            return refuse(format!("moving shard {shard} to {name} would put two of its replicas in zone {:?}", self.cluster.node(to).zone));
+        }
+        if !self.may_start_transfer() {
+            return Err(MetaError::Unavailable(format!(
+                "{} moves are in flight, the limit (moves_in_flight_max); retry",
+                self.rt.intent().transfers_in_flight()
+            )));
+        }
+        let mut record = rec.clone();
+        record.transfer = Some(TransferRecord { from, to: to.0 });
+        let why = format!("asked by an operator ({})", if reopen { "move" } else { "transfer" });
+        self.stage(record, vec![NodeId(from)], MoveReason::StartTransfer, Cause::Operator, why);
+        Ok(())
+    }
+}
