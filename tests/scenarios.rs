@@ -1,0 +1,121 @@
+//! The scheduling scenario suite: seeded, deterministic, through the real core and the real
+//! `ShardHost` (see `scenarios/world.rs`). Each scenario checks its pass criteria and prints a
+//! row of the results table in BENCHMARKS.md (`cargo test --test scenarios -- --nocapture`).
+
+mod harness;
+#[path = "scenarios/world.rs"]
+mod world;
+
+use shardmeta::core::*;
+use world::World;
+
+fn seed() -> u64 {
+    std::env::var("SCENARIO_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
+}
+
+/// On failure: the seed, and how to run it again.
+fn replay(w: &World, test: &str) -> String {
+    format!("seed {0} (replay: SCENARIO_SEED={0} cargo test --test scenarios {test} -- --nocapture)", w.seed)
+}
+
+/// Six nodes at an even 2,000 units each, every report ±15% noise, for a simulated hour:
+/// smoothing absorbs the noise and nothing moves.
+#[test]
+fn quiet_cluster_with_noise_makes_no_moves() {
+    let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
+    w.run(3_600);
+    w.report("quiet cluster, ±15% noise, 1 simulated hour", Some(0), Some(0));
+    assert_eq!(w.moves.len(), 0, "{:?}; {}", &w.moves[..w.moves.len().min(5)], replay(&w, "quiet"));
+}
+
+/// Six nodes of 30 shards at 100 units each; three empty nodes join. Old nodes (1.5× the new
+/// mean) shed to the new ones by reopen (their followers are all on old nodes, which are over
+/// the line too), and no shard moves between two old nodes.
+#[test]
+fn scale_out_six_to_nine_fills_the_new_nodes() {
+    let mut w = World::new(seed(), CoreConfig::default(), 6, 180, 1, 100.0);
+    for i in 7..=9 {
+        w.nodes.push(harness::Node::new(i));
+        w.up.push(true);
+    }
+    let new = [6, 7, 8];
+    let converged = w.run_until(1_200, |w| w.min_over_mean(&new) >= 0.9);
+    w.run(120);
+    // Each new node needs 0.9 × mean (2,000) of 100-unit shards: 18 moves apiece at least.
+    let lower_bound = 3 * 18;
+    w.report("scale-out 6 → 9 nodes", converged, Some(lower_bound));
+    let r = replay(&w, "scale_out");
+    assert!(converged.is_some(), "the new nodes never reached 0.9 × mean: {:.2}; {r}", w.min_over_mean(&new));
+    let new_ids: Vec<u32> = new.iter().filter_map(|&i| w.id_of(i)).collect();
+    let between_old = w.moves.iter().filter(|m| !m.to.is_some_and(|t| new_ids.contains(&t))).count();
+    assert_eq!(between_old, 0, "moves between old nodes: {:?}; {r}", w.moves.iter().filter(|m| !m.to.is_some_and(|t| new_ids.contains(&t))).collect::<Vec<_>>());
+    assert!(w.moves.len() as f64 <= 1.25 * lower_bound as f64, "{} moves for a lower bound of {lower_bound}; {r}", w.moves.len());
+}
+
+/// Nine nodes of 20 shards; the shards of three nodes run at twice the load. Transfers to
+/// followers on cold nodes relieve them to within 5% of the mean (a reopen only where no
+/// follower has room).
+#[test]
+fn three_hot_nodes_of_nine_are_relieved_by_transfers() {
+    let mut w = World::new(seed(), CoreConfig::default(), 9, 180, 1, 100.0);
+    let hot_ids: Vec<u32> = (0..3).filter_map(|i| w.id_of(i)).collect();
+    let hot: Vec<bool> = w.catalog().shards.iter().map(|s| s.leader.is_some_and(|l| hot_ids.contains(&l))).collect();
+    w.load = Box::new(move |s, _| if hot[s.index()] { 200.0 } else { 100.0 });
+    let converged = w.run_until(1_200, |w| w.max_over_mean() <= 1.05);
+    w.run(120);
+    w.report("3 of 9 nodes hot", converged, Some(18));
+    let r = replay(&w, "three_hot");
+    assert!(converged.is_some() && w.max_over_mean() <= 1.05, "max/mean {:.3}; {r}", w.max_over_mean());
+    // A reopen only where no follower of the source's shards has room.
+    let reopens = w.moves.iter().filter(|m| !m.promoted).count();
+    assert!(reopens * 4 <= w.moves.len(), "{reopens} of {} moves were reopens; {r}", w.moves.len());
+    assert_eq!(w.reversals(300), 0, "no shard went back: {r}");
+}
+
+/// Six even nodes; n1 is drained. Its leaders leave by transfer, and the survivors end within
+/// 10% of their mean.
+#[test]
+fn draining_a_node_leaves_the_survivors_even() {
+    let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
+    let drained = w.h.call(Request::DrainNode { cluster: "c".into(), node: "n1".into(), cancel: false });
+    assert!(drained.is_ok(), "{drained:?}");
+    let n1 = w.id_of(0).unwrap();
+    let survivors = [1, 2, 3, 4, 5];
+    let empty = |w: &World| w.catalog().shards.iter().all(|s| s.leader != Some(n1) && !s.followers.contains(&n1));
+    let converged = w.run_until(1_200, |w| empty(w) && w.max_over_mean_of(&survivors) <= 1.10);
+    w.run(120);
+    w.report_of("drain a node", converged, Some(20), w.max_over_mean_of(&survivors));
+    let r = replay(&w, "draining");
+    assert!(converged.is_some(), "survivors at {:.3} of their mean; {r}", w.max_over_mean_of(&survivors));
+    assert!(w.max_over_mean_of(&survivors) <= 1.10, "{r}");
+}
+
+/// A node silent for less than a lease keeps its shards: nothing moves. Silent for longer, its
+/// shards fail over within the lease, the drift allowance and a pass, and once it is back the
+/// balancer refills it.
+#[test]
+fn a_short_outage_moves_nothing_and_a_long_one_fails_over_then_refills() {
+    let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
+    w.up[2] = false;
+    w.run(8);
+    w.up[2] = true;
+    w.run(120);
+    let r = replay(&w, "outage");
+    assert_eq!(w.moves.len(), 0, "a node down for 8 s of a 10 s lease: {:?}; {r}", w.moves);
+
+    let n3 = w.id_of(2).unwrap();
+    w.up[2] = false;
+    let led = |w: &World| w.catalog().shards.iter().filter(|s| s.leader == Some(n3)).count();
+    let failed_over = w.run_until(60, |w| led(w) == 0);
+    let config = CoreConfig::default();
+    let bound = (config.lease_ms + config.clock_drift_ms + config.tick_interval_ms) / 1_000 + 2;
+    assert!(failed_over.is_some_and(|s| s <= bound), "failover took {failed_over:?} s, the bound is {bound} s; {r}");
+    let failovers = w.moves.len();
+    w.nodes[2].restart();
+    w.up[2] = true;
+    let refill_started = w.run_until(600, |w| led(w) > 0);
+    let refilled = w.run_until(900, |w| w.max_over_mean() <= 1.10 && w.min_over_mean(&[2]) >= 0.9);
+    w.report("node down longer than a lease, then back", refilled, Some(2 * failovers));
+    println!("failover in {failed_over:?} s ({failovers} shards); refill started {refill_started:?} s after the return");
+    assert!(refill_started.is_some() && refilled.is_some(), "the returned node was not refilled; {r}");
+}

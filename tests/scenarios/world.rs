@@ -1,0 +1,212 @@
+//! A seeded world for scheduling scenarios: the real core and real `ShardHost`s, one heartbeat
+//! per node per simulated second, each shard's true load given by the scenario and reported
+//! with noise. It records every leader move it sees land in the catalog, and measures what the
+//! scenarios judge: utilization, moves and thrash.
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::harness::*;
+use shardmeta::core::model::ClusterCatalog;
+use shardmeta::core::*;
+
+/// A leader move that landed: the shard's leader in the catalog changed.
+#[derive(Clone, Copy, Debug)]
+pub struct Moved {
+    pub second: u64,
+    pub shard: u32,
+    pub from: Option<u32>,
+    pub to: Option<u32>,
+    /// The new leader was a follower: a transfer or promotion, not a reopen.
+    pub promoted: bool,
+}
+
+pub struct World {
+    pub h: Harness,
+    pub nodes: Vec<Node>,
+    /// Nodes that heartbeat; a node that is not up is silent (crashed or cut off).
+    pub up: Vec<bool>,
+    /// Each shard's true load, in units per second, at a second.
+    pub load: Box<dyn Fn(ShardId, u64) -> f64>,
+    /// Each report is the true load times 1 ± up to this.
+    pub noise: f64,
+    pub seed: u64,
+    rng: ChaCha8Rng,
+    pub second: u64,
+    shards: Vec<(Option<u32>, Vec<u32>)>,
+    pub moves: Vec<Moved>,
+}
+
+impl World {
+    /// `nodes` nodes holding `shards` shards of `followers` followers, every shard loaded
+    /// `per_shard` units, after the load is trusted (40 s).
+    pub fn new(seed: u64, config: CoreConfig, nodes: u64, shards: u32, followers: u32, per_shard: f64) -> World {
+        let (h, nodes) = steady_cluster_configured(config, nodes, shards, followers);
+        let up = vec![true; nodes.len()];
+        let mut w = World {
+            h,
+            nodes,
+            up,
+            load: Box::new(move |_, _| per_shard),
+            noise: 0.15,
+            seed,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            second: 0,
+            shards: Vec::new(),
+            moves: Vec::new(),
+        };
+        w.shards = w.replicas();
+        w.run(40);
+        w.moves.clear();
+        w
+    }
+
+    pub fn catalog(&self) -> &ClusterCatalog {
+        self.h.core.catalog().expect("the world's core leads").cluster_by_name("c").expect("cluster c")
+    }
+
+    /// The catalog id of the node named `n{i}` (nodes register as they first heartbeat).
+    pub fn id_of(&self, node: usize) -> Option<u32> {
+        self.catalog().node_by_name.get(&self.nodes[node].name).map(|id| id.0)
+    }
+
+    /// One simulated second: every node that is up heartbeats and hears meta's answers, and
+    /// the scheduler ticks twice.
+    pub fn step(&mut self) {
+        let shard_count = self.catalog().shards.len();
+        let reported: Vec<f64> = (0..shard_count)
+            .map(|s| {
+                let jitter = (self.rng.next_u32() as f64 / u32::MAX as f64 * 2.0 - 1.0) * self.noise;
+                (self.load)(ShardId(s as u32), self.second) * (1.0 + jitter)
+            })
+            .collect();
+        for i in 0..self.nodes.len() {
+            if !self.up[i] {
+                continue;
+            }
+            let load = |s: ShardId| ShardLoad { write_units: reported[s.index()], ..Default::default() };
+            self.nodes[i].heartbeat_with(&mut self.h, load).unwrap_or_else(|e| panic!("seed {}: heartbeat refused: {e}", self.seed));
+            self.deliver();
+        }
+        for _ in 0..2 {
+            self.h.advance(500);
+            self.deliver();
+        }
+        self.second += 1;
+        self.observe();
+    }
+
+    pub fn run(&mut self, seconds: u64) {
+        for _ in 0..seconds {
+            self.step();
+        }
+    }
+
+    /// Runs until `done` holds (checked each second) or `limit` seconds pass; the second it held.
+    pub fn run_until(&mut self, limit: u64, mut done: impl FnMut(&World) -> bool) -> Option<u64> {
+        let start = self.second;
+        while self.second < start + limit {
+            self.step();
+            if done(self) {
+                return Some(self.second - start);
+            }
+        }
+        None
+    }
+
+    fn deliver(&mut self) {
+        let outs = self.h.settle();
+        for (n, up) in self.nodes.iter_mut().zip(&self.up) {
+            if *up {
+                n.receive(&outs);
+            }
+        }
+    }
+
+    fn replicas(&self) -> Vec<(Option<u32>, Vec<u32>)> {
+        self.catalog().shards.iter().map(|s| (s.leader, s.followers.clone())).collect()
+    }
+
+    fn observe(&mut self) {
+        let now = self.replicas();
+        for (shard, (was, is)) in self.shards.iter().zip(&now).enumerate() {
+            if was.0 != is.0 {
+                let promoted = is.0.is_some_and(|l| was.1.contains(&l));
+                self.moves.push(Moved { second: self.second, shard: shard as u32, from: was.0, to: is.0, promoted });
+            }
+        }
+        self.shards = now;
+    }
+
+    /// Each node's true load (units per second of the shards it leads in the catalog), by id.
+    pub fn node_loads(&self) -> Vec<f64> {
+        let c = self.catalog();
+        let mut loads = vec![0.0; c.nodes.len()];
+        for s in &c.shards {
+            if let Some(l) = s.leader {
+                loads[l as usize] += (self.load)(ShardId(s.id), self.second);
+            }
+        }
+        loads
+    }
+
+    /// The true loads of `nodes` (by index), and their mean.
+    fn loads_of(&self, nodes: impl Iterator<Item = usize>) -> (Vec<f64>, f64) {
+        let loads = self.node_loads();
+        let of: Vec<f64> = nodes.map(|i| self.id_of(i).map_or(0.0, |id| loads[id as usize])).collect();
+        let mean = of.iter().sum::<f64>() / of.len() as f64;
+        (of, mean)
+    }
+
+    fn up_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| self.up[i]).collect()
+    }
+
+    /// The most loaded up node's load over the mean of up nodes (capacities are equal).
+    pub fn max_over_mean(&self) -> f64 {
+        self.max_over_mean_of(&self.up_nodes())
+    }
+
+    /// The most loaded of `nodes` over their mean.
+    pub fn max_over_mean_of(&self, nodes: &[usize]) -> f64 {
+        let (loads, mean) = self.loads_of(nodes.iter().copied());
+        loads.iter().cloned().fold(0.0, f64::max) / mean
+    }
+
+    /// The least loaded of `nodes` over the mean of up nodes.
+    pub fn min_over_mean(&self, nodes: &[usize]) -> f64 {
+        let (_, mean) = self.loads_of(self.up_nodes().into_iter());
+        let (loads, _) = self.loads_of(nodes.iter().copied());
+        loads.iter().cloned().fold(f64::MAX, f64::min) / mean
+    }
+
+    /// Thrash: moves that take a shard back to the node it left, within `within` seconds.
+    pub fn reversals(&self, within: u64) -> usize {
+        let mut count = 0;
+        for (i, a) in self.moves.iter().enumerate() {
+            let back = self.moves[i + 1..].iter().find(|b| b.shard == a.shard);
+            if back.is_some_and(|b| b.to == a.from && b.second - a.second <= within) {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// One row of the results table (BENCHMARKS.md), with max/mean over the up nodes.
+    pub fn report(&self, scenario: &str, converged: Option<u64>, lower_bound: Option<usize>) {
+        self.report_of(scenario, converged, lower_bound, self.max_over_mean());
+    }
+
+    /// The same, with max/mean measured over the nodes the scenario judges.
+    pub fn report_of(&self, scenario: &str, converged: Option<u64>, lower_bound: Option<usize>, max_over_mean: f64) {
+        let at = converged.map_or("never".to_string(), |s| format!("{s} s"));
+        let lb = lower_bound.map_or("-".to_string(), |b| b.to_string());
+        println!(
+            "| {scenario} | {at} | {} | {lb} | {:.3} | {} | seed {} |",
+            self.moves.len(),
+            max_over_mean,
+            self.reversals(300),
+            self.seed
+        );
+    }
+}
