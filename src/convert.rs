@@ -7,6 +7,9 @@ use crate::core::model::Topology;
 use crate::core::*;
 use crate::proto;
 
+mod scheduling;
+pub use scheduling::*;
+
 /// One gRPC status per error kind (see the table at the top of `proto/shardmeta.proto`).
 pub fn status(e: MetaError) -> Status {
     let msg = e.to_string();

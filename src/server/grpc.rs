@@ -281,6 +281,68 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn scheduler_status(&self, request: Request<proto::SchedulerStatusRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::SchedulerStatus { cluster: convert::cluster_name(&m.header)? }),
+            scheduler_reply,
+            |mut c, r| Box::pin(async move { c.scheduler_status(r).await }),
+        )
+        .await
+    }
+
+    async fn set_scheduler(&self, request: Request<proto::SetSchedulerRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::SetScheduler { cluster: convert::cluster_name(&m.header)?, settings: convert::settings_from_proto(m.settings)? }),
+            scheduler_reply,
+            |mut c, r| Box::pin(async move { c.set_scheduler(r).await }),
+        )
+        .await
+    }
+
+    async fn plan_scheduler(&self, request: Request<proto::PlanSchedulerRequest>) -> Result<Response<proto::PlanSchedulerResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::PlanScheduler { cluster: convert::cluster_name(&m.header)? }),
+            |r| match r {
+                core::Response::Plan(moves) => proto::PlanSchedulerResponse { moves: moves.iter().map(convert::planned_move).collect() },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.plan_scheduler(r).await }),
+        )
+        .await
+    }
+
+    async fn list_events(&self, request: Request<proto::ListEventsRequest>) -> Result<Response<proto::ListEventsResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::ListEvents { cluster: convert::cluster_name(&m.header)?, after: m.after, limit: m.limit }),
+            |r| match r {
+                core::Response::Events { events, last } => proto::ListEventsResponse { events: events.iter().map(convert::event).collect(), last },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.list_events(r).await }),
+        )
+        .await
+    }
+
+    async fn move_shard(&self, request: Request<proto::MoveShardRequest>) -> Result<Response<proto::MoveShardResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                let cluster = convert::cluster_name(&m.header)?;
+                Ok(core::Request::MoveShard { cluster, shard: core::ShardId(m.shard), node: m.node, reopen: m.reopen })
+            },
+            |r| match r {
+                core::Response::Moved(m) => proto::MoveShardResponse { r#move: Some(convert::planned_move(&m)) },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.move_shard(r).await }),
+        )
+        .await
+    }
+
     async fn list_shards(&self, request: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
         self.unary(
             request,
@@ -325,3 +387,10 @@ impl proto::meta_server::Meta for MetaService {
 
 /// Shared so that the leader view can be handed out cheaply.
 pub type SharedService = Arc<MetaService>;
+
+fn scheduler_reply(r: core::Response) -> proto::SchedulerStatusResponse {
+    match r {
+        core::Response::Scheduler(s) => convert::scheduler_status(&s),
+        other => unexpected(other),
+    }
+}

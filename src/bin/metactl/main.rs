@@ -13,6 +13,9 @@ use shardmeta::client::MetaClient;
 use shardmeta::proto::{self, RequestHeader};
 use tonic::Status;
 
+mod scheduling;
+use scheduling::SchedulerCmd;
+
 #[derive(Parser)]
 #[command(name = "metactl", version, about = "Operate a shardmeta meta service")]
 struct Args {
@@ -57,7 +60,19 @@ enum Command {
     #[command(subcommand)]
     Node(NodeCmd),
     #[command(subcommand)]
-    Shard(ListCmd),
+    Shard(ShardCmd),
+    /// The scheduler: status, pause and resume, a dry-run plan, settings.
+    #[command(subcommand)]
+    Scheduler(SchedulerCmd),
+    /// The scheduling event log: every decided move with its reason, oldest first.
+    Events {
+        /// Only events numbered after this one.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many (0: the server's default page).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
     /// The current meta leader.
     Leader,
 }
@@ -126,11 +141,15 @@ enum NodeCmd {
 }
 
 #[derive(Subcommand)]
-enum ListCmd {
+enum ShardCmd {
     List,
+    /// Hand a shard's leadership to one of its followers.
+    Transfer { shard: u32, node: String },
+    /// Open a shard on a node that holds no replica of it, which then leads it.
+    Move { shard: u32, node: String },
 }
 
-fn header(cluster: &str) -> Option<RequestHeader> {
+pub(crate) fn header(cluster: &str) -> Option<RequestHeader> {
     Some(RequestHeader { cluster: cluster.to_owned() })
 }
 
@@ -146,7 +165,7 @@ fn shard_status(s: i32) -> &'static str {
 }
 
 /// Rates shown to two decimals: enough to compare, short enough to read.
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -239,7 +258,11 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;
             r.node.as_ref().map_or(Value::Null, node_json)
         }
-        Command::Shard(ListCmd::List) => {
+        Command::Shard(ShardCmd::Transfer { shard, node }) => scheduling::move_shard(cluster, *shard, node, false, meta).await?,
+        Command::Shard(ShardCmd::Move { shard, node }) => scheduling::move_shard(cluster, *shard, node, true, meta).await?,
+        Command::Scheduler(cmd) => scheduling::scheduler(cmd, cluster, meta).await?,
+        Command::Events { after, limit } => scheduling::events(cluster, *after, *limit, meta).await?,
+        Command::Shard(ShardCmd::List) => {
             let req = proto::ListShardsRequest { header: header(cluster), ..Default::default() };
             rows(args, meta, req, |s| {
                 let leader = (!s.leader.is_empty()).then(|| s.leader.clone());
@@ -269,8 +292,18 @@ async fn rows<R: Paged>(args: &Args, meta: &mut MetaClient, req: R, json: impl F
     Ok(if stream { Value::Null } else { Value::Array(all) })
 }
 
-/// Renders JSON rows as aligned columns, keys of the first row as the header.
+/// Renders JSON rows as aligned columns, keys of the first row as the header. An object that
+/// holds a list of rows (`scheduler status`) is shown as its other fields, one a line, then
+/// the list as a table.
 fn table(v: &Value) -> String {
+    if let Value::Object(o) = v {
+        if let Some((key, list)) = o.iter().find(|(_, x)| x.as_array().is_some_and(|a| a.iter().all(Value::is_object))) {
+            let mut out: Vec<String> = o.iter().filter(|(k, _)| *k != key).map(|(k, x)| format!("{k}: {x}")).collect();
+            out.push(String::new());
+            out.push(table(list));
+            return out.join("\n");
+        }
+    }
     let rows: Vec<&serde_json::Map<String, Value>> = match v {
         Value::Array(a) => a.iter().filter_map(Value::as_object).collect(),
         Value::Object(o) => vec![o],

@@ -1,0 +1,67 @@
+//! The scheduler's API messages.
+//!
+//! Settings travel in the shape they are stored in: `proto::SchedulerSettings` and the core's
+//! `SchedulerRecord` carry the same fields under the same tags, so one converts to the other
+//! through their encoding (a test below holds the two together).
+
+use prost::Message;
+use tonic::Status;
+
+use crate::core::model::SchedulerRecord;
+use crate::core::scheduler::SchedulerSettings;
+use crate::core::{EventInfo, PlannedMove, SchedulerStatus};
+use crate::proto;
+
+pub fn settings_to_proto(s: &SchedulerSettings) -> proto::SchedulerSettings {
+    proto::SchedulerSettings::decode(SchedulerRecord::from(s).encode_to_vec().as_slice()).expect("one wire shape")
+}
+
+pub fn settings_from_proto(s: Option<proto::SchedulerSettings>) -> Result<SchedulerSettings, Status> {
+    let s = s.ok_or_else(|| Status::invalid_argument("settings are missing"))?;
+    let record = SchedulerRecord::decode(s.encode_to_vec().as_slice()).expect("one wire shape");
+    Ok(SchedulerSettings::from(&record))
+}
+
+pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
+    let nodes = s
+        .nodes
+        .iter()
+        .map(|n| proto::NodeLoad { name: n.name.clone(), load: n.load, capacity: n.capacity, judged: n.judged, overfull: n.overfull })
+        .collect();
+    proto::SchedulerStatusResponse {
+        settings: Some(settings_to_proto(&s.settings)),
+        mean_utilization: s.mean_utilization,
+        nodes,
+        moves_in_flight: s.moves_in_flight,
+        last_event: s.last_event,
+    }
+}
+
+pub fn planned_move(m: &PlannedMove) -> proto::PlannedMove {
+    proto::PlannedMove { shard: m.shard.0, cause: m.cause.name().into(), text: m.text.clone() }
+}
+
+pub fn event(e: &EventInfo) -> proto::Event {
+    proto::Event { seq: e.seq, age_ms: e.age_ms, cause: e.cause.name().into(), shard: e.shard.map(|s| s.0), text: e.text.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_keep_every_field_through_the_api_shape() {
+        let s = SchedulerSettings {
+            paused: true,
+            overfull_pct: 7,
+            load_floor_units: 12.5,
+            moves_per_pass_max: 3,
+            moves_per_node_per_pass_max: 2,
+            moves_in_flight_max: 5,
+            shard_cooldown_ms: 99,
+            shard_share_min_pct: 4,
+        };
+        assert_eq!(settings_from_proto(Some(settings_to_proto(&s))).unwrap(), s);
+        assert!(settings_from_proto(None).is_err());
+    }
+}
