@@ -13,6 +13,8 @@
 //! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
 //! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
 //!
+//! | `[scheduler]`: `paused`, `overfull_pct`, `load_floor_units`, … (`SchedulerSettings`) | file only; change a running cluster's with `metactl scheduler set` |
+//!
 //! An unknown `SHARDMETA_*` variable is refused, as is an unknown key in the file: a typo must
 //! not silently fall back to a default. `SHARDMETA_NODE_*` variables belong to data nodes
 //! (`client::config`) and are left alone.
@@ -24,6 +26,7 @@ use serde::Deserialize;
 
 use crate::client::config::{parse_list as list, parse_var as parse};
 use crate::core::model::Topology;
+use crate::core::scheduler::SchedulerSettings;
 use crate::core::{ClusterSpec, CoreConfig};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -51,6 +54,9 @@ pub struct ServerConfig {
     /// Largest gRPC message accepted or sent.
     pub message_bytes_max: usize,
     pub default_cluster: DefaultCluster,
+    /// The scheduler's settings for every cluster until an operator changes them with
+    /// `metactl scheduler set` (which is stored, and wins from then on).
+    pub scheduler: SchedulerSettings,
 }
 
 /// The cluster that exists from the start.
@@ -89,6 +95,7 @@ impl Default for ServerConfig {
             tick_interval_ms: core.tick_interval_ms,
             message_bytes_max: 16 * 1024 * 1024,
             default_cluster: DefaultCluster::default(),
+            scheduler: core.scheduler,
         }
     }
 }
@@ -201,6 +208,7 @@ impl ServerConfig {
             clock_drift_ms: self.clock_drift_ms,
             tick_interval_ms: self.tick_interval_ms,
             default_cluster: Some(self.default_cluster_spec()?),
+            scheduler: self.scheduler,
             ..CoreConfig::default()
         };
         cfg.validate()?;
@@ -244,7 +252,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shardmeta-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("meta.toml");
-        std::fs::write(&file, "name = \"from-file\"\nlease_ms = 20000\n[default_cluster]\nshard_count = 4\n").unwrap();
+        std::fs::write(&file, "name = \"from-file\"\nlease_ms = 20000\n[default_cluster]\nshard_count = 4\n[scheduler]\noverfull_pct = 15\n").unwrap();
         let cfg = ServerConfig::load(
             Some(&file),
             env(&[("SHARDMETA_NAME", "from-env"), ("SHARDMETA_LEASE_MS", "15000"), ("PATH", "/bin")]),
@@ -253,6 +261,7 @@ mod tests {
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!((cfg.name.as_str(), cfg.lease_ms, cfg.default_cluster.shard_count), ("from-flag", 15_000, 4));
+        assert_eq!((cfg.scheduler.overfull_pct, cfg.core().unwrap().scheduler.overfull_pct), (15, 15));
     }
 
     #[test]
@@ -278,5 +287,9 @@ mod tests {
     fn unknown_file_keys_are_refused() {
         let err = toml::from_str::<ServerConfig>("leese_ms = 1").unwrap_err().to_string();
         assert!(err.contains("leese_ms"), "{err}");
+        let err = toml::from_str::<ServerConfig>("[scheduler]\ntolerance = 1").unwrap_err().to_string();
+        assert!(err.contains("tolerance"), "{err}");
+        let bad: ServerConfig = toml::from_str("[scheduler]\noverfull_pct = 0").unwrap();
+        assert!(bad.validate().unwrap_err().contains("scheduler.overfull_pct"));
     }
 }

@@ -19,7 +19,9 @@ use clap::Parser;
 use shardmeta::client::config::NodeConfig;
 use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
 use shardmeta::client::{LeaseEvent, LeaseTracker, MetaClient, ShardHost, WriteService};
-use shardmeta::core::{Instant, ShardId, ShardLoad};
+use shardmeta::core::{Instant, ShardId};
+
+mod load;
 
 #[derive(Parser)]
 #[command(name = "node-agent", version, about = "A reference shardmeta data node")]
@@ -41,9 +43,12 @@ struct Args {
     zone: String,
     #[arg(long)]
     cluster: Option<String>,
-    /// Synthetic load reported per shard.
+    /// Synthetic load reported per shard, in units per second (without --load-file).
     #[arg(long, default_value_t = 1.0)]
     load: f64,
+    /// Synthetic load from a TOML file, read again whenever it changes (see config/load.toml).
+    #[arg(long, value_name = "PATH")]
+    load_file: Option<PathBuf>,
     /// Append lease intervals and accepted writes here (JSON lines).
     #[arg(long)]
     leadership_log: Option<PathBuf>,
@@ -128,8 +133,15 @@ fn main() {
     let host = Arc::new(Mutex::new(host));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
-        let load = args.load;
-        tokio::task::spawn(node::run(meta, identity, host.clone(), clock, move |_| ShardLoad { write_units: load, ..Default::default() }, LogExecutor, leadership_observer(clock, log.clone())));
+        let spec = match &args.load_file {
+            Some(path) => load::watch(path.clone()).unwrap_or_else(|e| {
+                eprintln!("node-agent: load file {e}");
+                std::process::exit(2);
+            }),
+            None => Arc::new(std::sync::RwLock::new(load::LoadSpec::flat(args.load))),
+        };
+        let load = move |shard: ShardId| spec.read().expect("load lock").load(shard);
+        tokio::task::spawn(node::run(meta, identity, host.clone(), clock, load, LogExecutor, leadership_observer(clock, log.clone())));
         let write_log = log.clone();
         let on_write = Box::new(move |shard: ShardId, _, at| log_line(&write_log, serde_json::json!({"shard": shard.0, "write": clock.wall_ms(at)})));
         let service = shardmeta::proto::node_server::NodeServer::new(WriteService::new(host, clock, on_write));
