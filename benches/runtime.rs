@@ -206,6 +206,26 @@ impl Meta for Echo {
     async fn get_leader(&self, _: Request<proto::GetLeaderRequest>) -> Result<Response<proto::GetLeaderResponse>, Status> {
         only_heartbeats()
     }
+
+    async fn scheduler_status(&self, _: Request<proto::SchedulerStatusRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
+        only_heartbeats()
+    }
+
+    async fn set_scheduler(&self, _: Request<proto::SetSchedulerRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
+        only_heartbeats()
+    }
+
+    async fn plan_scheduler(&self, _: Request<proto::PlanSchedulerRequest>) -> Result<Response<proto::PlanSchedulerResponse>, Status> {
+        only_heartbeats()
+    }
+
+    async fn list_events(&self, _: Request<proto::ListEventsRequest>) -> Result<Response<proto::ListEventsResponse>, Status> {
+        only_heartbeats()
+    }
+
+    async fn move_shard(&self, _: Request<proto::MoveShardRequest>) -> Result<Response<proto::MoveShardResponse>, Status> {
+        only_heartbeats()
+    }
 }
 
 async fn heartbeat_ratio() {

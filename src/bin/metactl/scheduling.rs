@@ -78,7 +78,7 @@ fn apply(s: &mut proto::SchedulerSettings, pair: &str) -> Result<(), Status> {
 }
 
 fn status_json(r: &proto::SchedulerStatusResponse) -> Value {
-    let s = r.settings.clone().unwrap_or_default();
+    let s = r.settings.unwrap_or_default();
     let mean = r.mean_utilization;
     let nodes: Vec<Value> = r
         .nodes
