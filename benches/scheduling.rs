@@ -188,6 +188,45 @@ fn failover_planning(c: &mut Criterion) {
     });
 }
 
+/// One balance pass over `shards` shards on 1,000 nodes with trusted loads: an even cluster,
+/// where the pass finds nothing to do, and a skewed one, where the shards of even nodes run 3×
+/// hotter than those of odd ones (the pass moves as many as the in-flight limit allows).
+fn balance_pass(c: &mut Criterion, shards: u32) {
+    let (core, now) = cluster(shards, 1_000, 1);
+    let config = CoreConfig::default();
+    let cid = core.catalog().unwrap().cluster_by_name(CLUSTER).unwrap().id();
+    let catalog = core.catalog().unwrap().cluster(cid).clone();
+    let with_loads = |skewed: bool| {
+        let mut rt = core.cluster_runtime(cid).unwrap().clone();
+        let mut at = now;
+        for _ in 0..4 {
+            at = at + Duration(config.load_window_ms);
+            for s in &catalog.shards {
+                let hot = skewed && s.leader.is_some_and(|l| l % 2 == 0);
+                let units = if hot { 150.0 } else if skewed { 50.0 } else { 100.0 };
+                rt.record_load(&catalog, ShardId(s.id), &ShardLoad { write_units: units, ..Default::default() }, at);
+            }
+        }
+        (rt, at)
+    };
+    let mut group = c.benchmark_group(format!("balance_pass_{}k_shards_1k_nodes", shards / 1_000));
+    group.sample_size(10);
+    for (name, skewed) in [("even", false), ("skewed", true)] {
+        let (rt, at) = with_loads(skewed);
+        let moves = Planner::new(&catalog, &mut rt.clone(), at, &config).plan();
+        println!("balance_pass {shards} shards, {name}: {} moves", moves.len());
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(|| rt.clone(), |rt| black_box(Planner::new(&catalog, rt, at, &config).plan()), BatchSize::LargeInput)
+        });
+    }
+    group.finish();
+}
+
+fn balance_passes(c: &mut Criterion) {
+    balance_pass(c, 10_000);
+    balance_pass(c, 100_000);
+}
+
 /// The stored pairs of one cluster with `tables` tables, in snapshot order.
 fn stored_catalog(tables: u64) -> Vec<(String, Vec<u8>)> {
     use shardmeta::core::model::{ClusterRecord, SchemaRecord, TableRecord};
@@ -230,6 +269,6 @@ fn snapshot_load(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
-    targets = heartbeat_ingest, table_placement, failover_planning, snapshot_load
+    targets = heartbeat_ingest, table_placement, failover_planning, balance_passes, snapshot_load
 }
 criterion_main!(benches);

@@ -59,7 +59,7 @@ mod tests {
             moves_per_node_per_pass_max: 2,
             moves_in_flight_max: 5,
             shard_cooldown_ms: 99,
-            shard_share_min_pct: 4,
+            shard_share_min_permille: 4,
         };
         assert_eq!(settings_from_proto(Some(settings_to_proto(&s))).unwrap(), s);
         assert!(settings_from_proto(None).is_err());

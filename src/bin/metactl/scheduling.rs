@@ -66,11 +66,11 @@ fn apply(s: &mut proto::SchedulerSettings, pair: &str) -> Result<(), Status> {
         "moves_per_node_per_pass_max" => s.moves_per_node_per_pass_max = int()?,
         "moves_in_flight_max" => s.moves_in_flight_max = int()?,
         "shard_cooldown_ms" => s.shard_cooldown_ms = value.parse().map_err(|e: std::num::ParseIntError| bad(e.to_string()))?,
-        "shard_share_min_pct" => s.shard_share_min_pct = int()?,
+        "shard_share_min_permille" => s.shard_share_min_permille = int()?,
         _ => {
             return Err(Status::invalid_argument(format!(
                 "unknown setting {key:?}; the settings are paused, overfull_pct, load_floor_units, moves_per_pass_max, \
-                 moves_per_node_per_pass_max, moves_in_flight_max, shard_cooldown_ms, shard_share_min_pct"
+                 moves_per_node_per_pass_max, moves_in_flight_max, shard_cooldown_ms, shard_share_min_permille"
             )))
         }
     }
@@ -92,7 +92,7 @@ fn status_json(r: &proto::SchedulerStatusResponse) -> Value {
     json!({"paused": s.paused, "mean_utilization": round2(mean), "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
            "overfull_pct": s.overfull_pct, "load_floor_units": s.load_floor_units, "moves_per_pass_max": s.moves_per_pass_max,
            "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,
-           "shard_cooldown_ms": s.shard_cooldown_ms, "shard_share_min_pct": s.shard_share_min_pct, "nodes": nodes})
+           "shard_cooldown_ms": s.shard_cooldown_ms, "shard_share_min_permille": s.shard_share_min_permille, "nodes": nodes})
 }
 
 fn move_json(m: &proto::PlannedMove) -> Value {

@@ -173,7 +173,7 @@ pub struct SchedulerRecord {
     #[prost(uint64, tag = "7")]
     pub shard_cooldown_ms: u64,
     #[prost(uint32, tag = "8")]
-    pub shard_share_min_pct: u32,
+    pub shard_share_min_permille: u32,
 }
 
 /// A single counter value (epoch, id ceiling).

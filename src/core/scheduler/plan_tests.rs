@@ -171,12 +171,12 @@ fn no_load_move_within_tolerance_untrusted_or_paused() {
 /// shard too big for any target stays.
 #[test]
 fn small_shards_and_shards_no_target_can_take_stay() {
-    // n0: one 1,000-unit shard and a 10-unit one (1%); n1 idle. Moving the big one would make
-    // n1 the overfull one; the small one is below the 2% share.
+    // n0: one 1,000-unit shard and a 4-unit one (0.4%); n1 idle. Moving the big one would make
+    // n1 the overfull one; the small one is below the 0.5% share.
     let shards = [shard(0, 1, 0, &[1]), shard(1, 1, 0, &[1]), shard(2, 1, 1, &[0])];
     let catalog = catalog(2, 3, 1, &shards);
     let cluster = catalog.cluster(C);
     let mut rt = heard(cluster, 2);
-    let now = warm(cluster, &mut rt, &[1_000.0, 10.0, 0.0]);
+    let now = warm(cluster, &mut rt, &[1_000.0, 4.0, 0.0]);
     assert_eq!(plan(cluster, &mut rt, now), vec![]);
 }

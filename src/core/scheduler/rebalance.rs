@@ -14,11 +14,12 @@
 //! nodes feed the new ones, not each other), and no target is made the next source.
 //!
 //! **Which move.** Among the shards the source leads, each carrying at least
-//! `shard_share_min_pct` of the source's load and less than twice its excess over the shedding
-//! line (so that the move brings it nearer the line), the one whose load is closest to the
-//! excess. The most utilized source moves first, one shard at a time. A transfer to a follower comes first (the follower has the data: only a role
-//! changes); a reopen on a node without a replica only when no transfer fits. A reopen must not
-//! narrow the shard's spread over zones.
+//! `shard_share_min_permille` of the source's load and less than twice its excess over the
+//! shedding line (so that the move brings it nearer the line), the one whose load is closest to
+//! the excess. The most utilized source moves first, one shard at a time. A transfer to a
+//! follower comes first (the follower has the data: only a role changes); a reopen on a node
+//! without a replica only when no transfer fits. A reopen must not narrow the shard's spread
+//! over zones.
 //!
 //! **Patience.** Only nodes whose every led shard has a trusted load are judged, as source or
 //! target, and not for `load_windows_trusted` windows after a leader moved onto or off them, so
@@ -200,7 +201,7 @@ impl Planner<'_> {
     fn load_move(&self, view: &LoadView, src: u32, settle: f64, below: f64, settings: &SchedulerSettings) -> Option<Candidate> {
         let s = view.get(src)?;
         let excess = s.load - settle * s.capacity;
-        let least = s.load * settings.shard_share_min_pct as f64 / 100.0;
+        let least = s.load * settings.shard_share_min_permille as f64 / 1_000.0;
         let cooldown = Duration(settings.shard_cooldown_ms);
         let led: Vec<(ShardId, f64)> = self.cluster.node_shards[src as usize]
             .iter()

@@ -29,8 +29,9 @@ pub struct SchedulerSettings {
     /// long, in ms.
     pub shard_cooldown_ms: u64,
     /// The least share of its node's load that a shard must carry to be moved for balance, in
-    /// percent: many small moves cost more than they help.
-    pub shard_share_min_pct: u32,
+    /// thousandths: many small moves cost more than they help. (5‰ lets a node of 100 even
+    /// shards shed.)
+    pub shard_share_min_permille: u32,
 }
 
 impl Default for SchedulerSettings {
@@ -43,7 +44,7 @@ impl Default for SchedulerSettings {
             moves_per_node_per_pass_max: 4,
             moves_in_flight_max: 8,
             shard_cooldown_ms: 120_000,
-            shard_share_min_pct: 2,
+            shard_share_min_permille: 5,
         }
     }
 }
@@ -60,7 +61,7 @@ impl SchedulerSettings {
             ("moves_per_node_per_pass_max", self.moves_per_node_per_pass_max as u64, 1, 100_000),
             ("moves_in_flight_max", self.moves_in_flight_max as u64, 1, 100_000),
             ("shard_cooldown_ms", self.shard_cooldown_ms, 0, 7 * 24 * 3_600_000),
-            ("shard_share_min_pct", self.shard_share_min_pct as u64, 0, 100),
+            ("shard_share_min_permille", self.shard_share_min_permille as u64, 0, 1_000),
         ];
         for (name, value, lo, hi) in bounded {
             if !(lo..=hi).contains(&value) {
@@ -101,7 +102,7 @@ impl From<&SchedulerRecord> for SchedulerSettings {
             moves_per_node_per_pass_max: r.moves_per_node_per_pass_max,
             moves_in_flight_max: r.moves_in_flight_max,
             shard_cooldown_ms: r.shard_cooldown_ms,
-            shard_share_min_pct: r.shard_share_min_pct,
+            shard_share_min_permille: r.shard_share_min_permille,
         }
     }
 }
@@ -116,7 +117,7 @@ impl From<&SchedulerSettings> for SchedulerRecord {
             moves_per_node_per_pass_max: s.moves_per_node_per_pass_max,
             moves_in_flight_max: s.moves_in_flight_max,
             shard_cooldown_ms: s.shard_cooldown_ms,
-            shard_share_min_pct: s.shard_share_min_pct,
+            shard_share_min_permille: s.shard_share_min_permille,
         }
     }
 }

@@ -252,7 +252,10 @@ impl ClusterRuntime {
         drop(old);
         if was != will {
             self.loads.moved(id);
-            self.recent.moved(id, [was, will], now);
+            // A first assignment is no move: nothing to cool down from.
+            if was.is_some() {
+                self.recent.moved(id, [was, will], now);
+            }
         }
         for (node, leaders, replicas) in deltas {
             if leaders != 0 || replicas != 0 {
