@@ -119,3 +119,50 @@ fn a_short_outage_moves_nothing_and_a_long_one_fails_over_then_refills() {
     println!("failover in {failed_over:?} s ({failovers} shards); refill started {refill_started:?} s after the return");
     assert!(refill_started.is_some() && refilled.is_some(), "the returned node was not refilled; {r}");
 }
+
+/// Zone spread at every second, over the nodes that are up.
+fn zones_spread(w: &World) -> Result<(), String> {
+    let c = w.catalog();
+    let live: Vec<u32> = (0..w.nodes.len()).filter(|&i| w.up[i]).filter_map(|i| w.id_of(i)).collect();
+    shardmeta::check::zone_spread(c, |n| live.contains(&n.0)).map_err(|v| v.to_string())
+}
+
+/// Nine nodes in three zones, shards of two replicas. Zone c is lost for five minutes and comes
+/// back: at no second do a shard's live replicas share a zone while another zone could take
+/// one, and the leaders spread over the zones left.
+#[test]
+fn losing_a_zone_keeps_replicas_spread_and_leaders_over_the_zones_left() {
+    let mut w = World::zoned(seed(), CoreConfig::default(), 9, 90, 1, 100.0, &["a", "b", "c"]);
+    let r = replay(&w, "losing_a_zone");
+    zones_spread(&w).unwrap_or_else(|e| panic!("{e}; {r}"));
+    let in_c: Vec<usize> = (0..9).filter(|i| i % 3 == 2).collect();
+    for &i in &in_c {
+        w.up[i] = false;
+    }
+    for _ in 0..300 {
+        w.step();
+        zones_spread(&w).unwrap_or_else(|e| panic!("second {}: {e}; {r}", w.second));
+    }
+    let zone_of = |w: &World, leader: u32| w.nodes.iter().find(|n| w.catalog().node_by_name.get(&n.name).is_some_and(|id| id.0 == leader)).map(|n| n.zone.clone());
+    let leaders = |w: &World, zone: &str| w.catalog().shards.iter().filter(|s| s.leader.is_some_and(|l| zone_of(w, l).as_deref() == Some(zone))).count();
+    let (a, b) = (leaders(&w, "a"), leaders(&w, "b"));
+    assert!(a + b == 90 && a.abs_diff(b) <= 9, "leaders in zone a {a}, zone b {b}; {r}");
+    for &i in &in_c {
+        w.nodes[i].restart();
+        w.up[i] = true;
+    }
+    for _ in 0..300 {
+        w.step();
+        zones_spread(&w).unwrap_or_else(|e| panic!("second {}: {e}; {r}", w.second));
+    }
+    w.report("3 zones, one lost for 5 min and back", Some(0), None);
+    assert!(leaders(&w, "c") > 0, "zone c leads again once back; {r}");
+}
+
+/// The zone checker catches a scheduler that ignores zones.
+#[test]
+fn the_zone_checker_catches_placement_that_ignores_zones() {
+    let config = CoreConfig { planted_bug: Some(PlantedBug::IgnoreZones), ..Default::default() };
+    let w = World::zoned(seed(), config, 6, 60, 1, 100.0, &["a", "b", "c"]);
+    assert!(zones_spread(&w).is_err(), "with zones ignored some shard's two replicas share a zone");
+}

@@ -25,7 +25,8 @@ pub enum Invariant {
     MonotonicVersions,
     /// S4: a write by a deposed meta leader never lands.
     Fencing,
-    /// S5: tables in exactly one shard, replicas on distinct nodes, ids unique.
+    /// S5: tables in exactly one shard, replicas on distinct nodes (and spread over zones),
+    /// ids unique.
     Integrity,
     /// S6: state rebuilt from storage equals the state before the restart.
     RestartEquivalence,
@@ -185,6 +186,28 @@ pub fn integrity(catalog: &Catalog) -> Result<(), Violation> {
         Some(e) => violation(Invariant::Integrity, e),
         None => Ok(()),
     }
+}
+
+/// S5's zone spread: the replicas of each shard on live nodes (those `live` accepts) span as
+/// many zones as they can, at least min(live replicas, zones with a live node). Nodes that name
+/// no zone are left out; with none named, there is nothing to spread over.
+pub fn zone_spread(c: &crate::core::model::ClusterCatalog, live: impl Fn(NodeId) -> bool) -> Result<(), Violation> {
+    let zone = |n: u32| c.node(NodeId(n)).zone.as_str();
+    let mut zones: Vec<&str> = (0..c.nodes.len() as u32).filter(|&n| live(NodeId(n)) && !zone(n).is_empty()).map(zone).collect();
+    zones.sort_unstable();
+    zones.dedup();
+    for s in &c.shards {
+        let mut on: Vec<&str> = s.replicas().filter(|&r| live(NodeId(r)) && !zone(r).is_empty()).map(zone).collect();
+        let replicas = on.len();
+        on.sort_unstable();
+        on.dedup();
+        if on.len() < replicas.min(zones.len()) {
+            let names: Vec<String> = s.replicas().map(|r| format!("{} ({})", c.node(NodeId(r)).name, zone(r))).collect();
+            let detail = format!("shard {}'s {replicas} live replicas {names:?} span zones {on:?} of the {} live zones {zones:?}", s.id, zones.len());
+            return violation(Invariant::Integrity, detail);
+        }
+    }
+    Ok(())
 }
 
 /// S6: the live catalog equals the catalog rebuilt from what storage holds.

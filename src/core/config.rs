@@ -100,6 +100,8 @@ pub enum PlantedBug {
     IgnoreClockDrift,
     /// Never fail a dead leader's shards over (breaks L2 while node crashes last).
     SkipFailover,
+    /// Place replicas without regard to zones (breaks S5's zone spread).
+    IgnoreZones,
 }
 
 impl Default for CoreConfig {

@@ -208,15 +208,21 @@ pub fn steady_cluster_with(shards: u32, followers: u32) -> (Harness, Vec<Node>) 
 
 /// A leader with a cluster of `shards` shards spread over `count` nodes, all under lease.
 pub fn steady_cluster_of(count: u64, shards: u32, followers: u32) -> (Harness, Vec<Node>) {
-    steady_cluster_configured(CoreConfig::default(), count, shards, followers)
+    steady_cluster_configured(CoreConfig::default(), count, shards, followers, &[])
 }
 
-/// The same, with a leader of `config`.
-pub fn steady_cluster_configured(config: CoreConfig, count: u64, shards: u32, followers: u32) -> (Harness, Vec<Node>) {
+/// The same, with a leader of `config`, and node `i` (from 0) in zone `zones[i % len]` when
+/// `zones` names any.
+pub fn steady_cluster_configured(config: CoreConfig, count: u64, shards: u32, followers: u32, zones: &[&str]) -> (Harness, Vec<Node>) {
     let mut h = Harness::leader_with(config);
     // Assignment waits for every node, so that followers spread over all of them.
     h.create_cluster_of(shards, followers, count as u32);
     let mut nodes: Vec<Node> = (1..=count).map(Node::new).collect();
+    if !zones.is_empty() {
+        for (i, n) in nodes.iter_mut().enumerate() {
+            n.zone = zones[i % zones.len()].to_string();
+        }
+    }
     for _ in 0..4 {
         round(&mut h, &mut nodes, 600);
     }

@@ -163,6 +163,9 @@ impl World {
         if self.mix.topology == Topology::Dynamic {
             // Every node runs again after the heal: the placeable ones are those not draining.
             check::leaders_balanced(c, |n| !n.draining).map_err(|e| self.fail(e, None))?;
+            // S5's zone spread once every node is back: replicas crowded into the zones that
+            // stayed during an outage have been spread again.
+            check::zone_spread(c, |n| !c.node(n).draining).map_err(|v| self.fail(v.to_string(), None))?;
         }
         if END_MS - self.last_topology_change.0 < QUIET_WINDOW_MS {
             return Err(self.fail(format!("L3: topology still changing at {} ms", self.last_topology_change.0), None));

@@ -41,7 +41,12 @@ impl World {
     /// `nodes` nodes holding `shards` shards of `followers` followers, every shard loaded
     /// `per_shard` units, after the load is trusted (40 s).
     pub fn new(seed: u64, config: CoreConfig, nodes: u64, shards: u32, followers: u32, per_shard: f64) -> World {
-        let (h, nodes) = steady_cluster_configured(config, nodes, shards, followers);
+        World::zoned(seed, config, nodes, shards, followers, per_shard, &[])
+    }
+
+    /// The same, node `i` in zone `zones[i % len]`.
+    pub fn zoned(seed: u64, config: CoreConfig, nodes: u64, shards: u32, followers: u32, per_shard: f64, zones: &[&str]) -> World {
+        let (h, nodes) = steady_cluster_configured(config, nodes, shards, followers, zones);
         let up = vec![true; nodes.len()];
         let mut w = World {
             h,

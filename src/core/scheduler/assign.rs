@@ -13,10 +13,10 @@ impl Planner<'_> {
             if self.exhausted() {
                 return;
             }
-            let Some(leader) = self.pick_leader(&[]) else { return };
+            let Some(leader) = self.pick_leader() else { return };
             let mut record = self.intended(shard).clone();
             record.leader = Some(leader);
-            record.followers = self.pick_followers(shard, &[leader], want);
+            record.followers = self.pick_followers(shard, &[leader], &[leader], want);
             self.stage(record, Vec::new(), MoveReason::Assign, Cause::Assign, String::new());
         }
     }

@@ -44,16 +44,63 @@ impl Planner<'_> {
             if hi <= lo + 1 {
                 return; // balanced within one: stay quiet
             }
-            let Some(shard) = self.transferable(max, min) else { return };
+            let Some((from, to, shard)) = self.count_move() else {
+                self.swap_follower_for_count();
+                return;
+            };
+            let (hi, lo) = (self.rt.node(from).leaders, self.rt.node(to).leaders);
             let mut record = self.intended(shard).clone();
-            record.transfer = Some(TransferRecord { from: max.0, to: min.0 });
-            let why = format!("{} leads {hi} shards, {} leads {lo}", self.name(max.0), self.name(min.0));
-            self.stage(record, vec![max], MoveReason::StartTransfer, Cause::LeaderCount, why);
+            record.transfer = Some(TransferRecord { from: from.0, to: to.0 });
+            let why = format!("{} leads {hi} shards, {} leads {lo}", self.name(from.0), self.name(to.0));
+            self.stage(record, vec![from], MoveReason::StartTransfer, Cause::LeaderCount, why);
+        }
+    }
+
+    /// The emptiest node that can take a shard from one that leads at least two more, without
+    /// narrowing the shard's zones. The busiest node is not always the source: when a node's
+    /// replicas span every zone, a node without a replica can only take over from a node in its
+    /// own zone, and that one refills from promotions. The search looks at a few nodes at each
+    /// end of the order.
+    fn count_move(&self) -> Option<(NodeId, NodeId, ShardId)> {
+        const EACH_END: usize = 16;
+        let leaders = |n: NodeId| self.rt.node(n).leaders;
+        for to in self.load().by_leaders().take(EACH_END) {
+            for from in self.load().by_leaders().rev().take(EACH_END).take_while(|&f| leaders(f) > leaders(to) + 1) {
+                if let Some(shard) = self.transferable(from, to) {
+                    return Some((from, to, shard));
+                }
+            }
+        }
+        None
+    }
+
+    /// No transfer evens leader counts without narrowing zones (the emptiest node has no
+    /// replica of the busy nodes' shards, and each of those already has a replica in its zone).
+    /// The emptiest node then takes the follower slot of its zone-mate in one such shard, which
+    /// keeps the zones, so that a later pass can promote it.
+    fn swap_follower_for_count(&mut self) {
+        let Some(to) = self.load().by_leaders().next() else { return };
+        let leaders = |n: NodeId| self.rt.node(n).leaders;
+        let zone = self.zone(to.0).to_string();
+        let busy: Vec<NodeId> = self.load().by_leaders().rev().take_while(|&f| leaders(f) > leaders(to) + 1).collect();
+        for from in busy {
+            for &shard in &self.cluster.node_shards[from.index()] {
+                let rec = self.intended(shard);
+                if !self.rt.intent().settled(shard) || rec.leader != Some(from.0) || rec.transfer.is_some() || rec.replicas().any(|r| r == to.0) {
+                    continue;
+                }
+                let Some(slot) = rec.followers.iter().position(|&f| self.zone(f) == zone) else { continue };
+                let mut record = rec.clone();
+                let mate = std::mem::replace(&mut record.followers[slot], to.0);
+                let why = format!("{} takes {}'s follower slot (zone {zone:?}) so that it can lead shard {shard} in a later pass", self.name(to.0), self.name(mate));
+                self.stage(record, vec![NodeId(mate)], MoveReason::RepairFollowers, Cause::LeaderCount, why);
+                return;
+            }
         }
     }
 
     /// A shard that `from` leads and could hand to `to`, preferring one where `to` already
-    /// follows (a promotion needs no new replica).
+    /// follows (a promotion needs no new replica); otherwise one whose zone spread the move keeps.
     fn transferable(&self, from: NodeId, to: NodeId) -> Option<ShardId> {
         let candidates = self.cluster.node_shards[from.index()].iter().copied().filter(|&s| {
             let rec = self.intended(s);
@@ -61,10 +108,13 @@ impl Planner<'_> {
         });
         let mut first = None;
         for s in candidates {
-            if self.intended(s).followers.contains(&to.0) {
+            let rec = self.intended(s);
+            if rec.followers.contains(&to.0) {
                 return Some(s);
             }
-            first.get_or_insert(s);
+            if first.is_none() && self.keeps_zone_spread(rec, from.0, to.0) {
+                first = Some(s);
+            }
         }
         first
     }

@@ -49,8 +49,7 @@ impl Planner<'_> {
                 record.followers.push(dead.0);
                 self.stage(record, Vec::new(), MoveReason::PromoteFollower, Cause::Failover, why);
             } else if self.dynamic() {
-                let replicas: Vec<u32> = rec.replicas().collect();
-                let Some(to) = self.pick_leader(&replicas) else { continue };
+                let Some(to) = self.leader_in_place_of(rec, dead.0) else { continue };
                 record.leader = Some(to);
                 self.stage(record, vec![dead], MoveReason::ReopenElsewhere, Cause::Failover, why);
             }
@@ -70,7 +69,8 @@ impl Planner<'_> {
             .map(|(_, s)| s)
             .collect();
         let want = self.cluster.record.followers_per_shard as usize;
-        if self.rt.take_deficit_scan() {
+        let scan = self.rt.take_deficit_scan();
+        if scan {
             candidates.extend(
                 (0..self.cluster.record.shard_count)
                     .map(ShardId)
@@ -91,7 +91,7 @@ impl Planner<'_> {
             }
             let leaving: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.staying(f)).collect();
             let live: Vec<u32> = rec.replicas().filter(|r| !leaving.contains(r)).collect();
-            let fresh = self.pick_followers(shard, &rec.replicas().collect::<Vec<_>>(), want.saturating_sub(live.len() - 1));
+            let fresh = self.pick_followers(shard, &rec.replicas().collect::<Vec<_>>(), &live, want.saturating_sub(live.len() - 1));
             if fresh.is_empty() {
                 continue;
             }
@@ -110,6 +110,9 @@ impl Planner<'_> {
             if record.followers != self.intended(shard).followers {
                 self.stage(record, closes, MoveReason::RepairFollowers, Cause::Repair, String::new());
             }
+        }
+        if scan {
+            self.spread_zones();
         }
     }
 }

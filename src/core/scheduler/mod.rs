@@ -5,7 +5,8 @@
 //! One pass, in order of urgency:
 //! 1. finish leader transfers whose old leader has let go ([`balance`]);
 //! 2. fail over shards whose leader's node is dead and lease surely over ([`failover`]);
-//! 3. replace followers on dead or draining nodes and fill missing follower slots ([`failover`]);
+//! 3. replace followers on dead or draining nodes and fill missing follower slots ([`failover`]),
+//!    and when a node joins or returns, spread replicas crowded into one zone ([`zones`]);
 //! 4. assign unassigned shards once enough nodes are online ([`assign`]);
 //! 5. move leader shards off draining nodes ([`drain`]);
 //! 6. balance, dynamic clusters only, unless an operator paused it: by load ([`rebalance`])
@@ -24,6 +25,7 @@ mod operator;
 mod placement;
 mod rebalance;
 mod settings;
+mod zones;
 
 pub use rebalance::{LoadView, Standing};
 pub use settings::SchedulerSettings;

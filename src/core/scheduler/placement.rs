@@ -8,13 +8,13 @@ use crate::core::leader::runtime::NodeRuntime;
 use crate::core::model::ShardRecord;
 
 impl Planner<'_> {
-    fn zone(&self, node: u32) -> &str {
+    pub(super) fn zone(&self, node: u32) -> &str {
         &self.cluster.node(NodeId(node)).zone
     }
 
-    /// The online node with the fewest leader shards, outside `exclude`.
-    pub(super) fn pick_leader(&self, exclude: &[u32]) -> Option<u32> {
-        self.load().by_leaders().map(|n| n.0).find(|n| !exclude.contains(n))
+    /// The placeable node with the fewest leader shards.
+    pub(super) fn pick_leader(&self) -> Option<u32> {
+        self.load().by_leaders().map(|n| n.0).next()
     }
 
     /// The follower of `rec` to promote among those `usable` accepts: not draining first, then
@@ -25,15 +25,26 @@ impl Planner<'_> {
     }
 
     /// Who should lead a shard whose leader leaves: a placeable follower, else the least loaded
-    /// placeable node.
+    /// placeable node that keeps the replicas' zone spread.
     pub(super) fn successor(&self, shard: ShardId) -> Option<u32> {
         let rec = self.intended(shard);
-        self.promotable_follower(rec, NodeRuntime::placeable).or_else(|| self.pick_leader(&rec.replicas().collect::<Vec<_>>()))
+        self.promotable_follower(rec, NodeRuntime::placeable).or_else(|| self.leader_in_place_of(rec, rec.leader?))
+    }
+
+    /// A node without a replica of `rec` to take the place of `leaving`: the one with the fewest
+    /// leaders among those that keep the zone spread, else (too few zones) any.
+    pub(super) fn leader_in_place_of(&self, rec: &ShardRecord, leaving: u32) -> Option<u32> {
+        let replicas: Vec<u32> = rec.replicas().collect();
+        let outside = || self.load().by_leaders().map(|n| n.0).filter(|n| !replicas.contains(n));
+        outside().find(|&n| self.keeps_zone_spread(rec, leaving, n)).or_else(|| outside().next())
     }
 
     /// Whether moving `rec`'s replica on `out` to `into` keeps (or widens) the number of zones
     /// its replicas span. (Nodes that name no zone all count as one.)
     pub(super) fn keeps_zone_spread(&self, rec: &ShardRecord, out: u32, into: u32) -> bool {
+        if self.config.has_bug(PlantedBug::IgnoreZones) {
+            return true;
+        }
         let spread = |replicas: &mut dyn Iterator<Item = u32>| {
             let mut zones: Vec<&str> = replicas.map(|r| self.zone(r)).collect();
             zones.sort_unstable();
@@ -46,22 +57,23 @@ impl Planner<'_> {
     }
 
     /// Up to `want` placeable nodes with the fewest replicas, outside `exclude`, preferring
-    /// zones that `exclude` does not use yet. Among the few least-loaded candidates, the shard's
-    /// id picks which: followers of one node's shards then scatter over many nodes, so that its
-    /// failover, or its relief by transfers, spreads load instead of doubling one neighbour's.
-    pub(super) fn pick_followers(&self, shard: ShardId, exclude: &[u32], want: usize) -> Vec<u32> {
+    /// zones that none of `staying` uses (the replicas that remain: a replica being replaced
+    /// leaves its zone free for its successor). Among the few least-loaded candidates, the
+    /// shard's id picks which: followers of one node's shards then scatter over many nodes, so
+    /// that its failover, or its relief by transfers, spreads load instead of doubling one
+    /// neighbour's.
+    pub(super) fn pick_followers(&self, shard: ShardId, exclude: &[u32], staying: &[u32], want: usize) -> Vec<u32> {
         let mut taken: Vec<u32> = exclude.to_vec();
+        let mut zones_used: Vec<&str> = staying.iter().map(|&r| self.zone(r)).filter(|z| !z.is_empty()).collect();
         if self.config.has_bug(PlantedBug::FollowerOnLeaderNode) {
             taken.clear();
+            zones_used.clear();
         }
         let mut picked = Vec::new();
         for distinct_zone in [true, false] {
             while picked.len() < want {
-                let usable = |n: &u32| {
-                    let zone = self.zone(*n);
-                    let zone_used = !zone.is_empty() && taken.iter().any(|&t| self.zone(t) == zone);
-                    !(taken.contains(n) || distinct_zone && zone_used)
-                };
+                let distinct_zone = distinct_zone && !self.config.has_bug(PlantedBug::IgnoreZones);
+                let usable = |n: &u32| !(taken.contains(n) || distinct_zone && zones_used.contains(&self.zone(*n)));
                 let candidates: Vec<u32> = self.load().by_replicas().map(|n| n.0).filter(usable).take(SCATTER).collect();
                 let Some(&first) = candidates.first() else { break };
                 let fewest = self.rt.node(NodeId(first)).replicas;
@@ -69,6 +81,7 @@ impl Planner<'_> {
                 let n = candidates[scatter(shard, picked.len()) % tied];
                 taken.push(n);
                 picked.push(n);
+                zones_used.push(self.zone(n));
             }
         }
         picked

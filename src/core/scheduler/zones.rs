@@ -1,0 +1,47 @@
+//! Zone spread: a shard's replicas sit in as many zones as they can. Placement prefers unused
+//! zones, and no move narrows a shard's spread where another keeps it; but a zone that was lost
+//! leaves shards crowded into the zones that stayed (two replicas in one zone), and when it
+//! returns nothing else would spread them again. So whenever a node joins or comes back, a
+//! follower that shares its zone with another replica moves to a placeable node in a zone the
+//! shard does not use yet.
+
+use super::{Cause, MoveReason, Planner};
+use crate::core::ids::*;
+use crate::core::model::ShardRecord;
+
+impl Planner<'_> {
+    pub(super) fn spread_zones(&mut self) {
+        for shard in (0..self.cluster.record.shard_count).map(ShardId) {
+            if self.exhausted() {
+                self.rt.deficit_scan_again();
+                return;
+            }
+            let rec = self.intended(shard);
+            let Some(crowded) = self.crowded_follower(rec) else { continue };
+            if !self.rt.intent().settled(shard) || rec.leader.is_none() || rec.transfer.is_some() {
+                self.rt.deficit_scan_again(); // look again once its change has landed
+                continue;
+            }
+            let replicas: Vec<u32> = rec.replicas().collect();
+            let staying: Vec<u32> = replicas.iter().copied().filter(|&r| r != crowded).collect();
+            let Some(&fresh) = self.pick_followers(shard, &replicas, &staying, 1).first() else { continue };
+            let zone = self.zone(fresh);
+            if zone.is_empty() || replicas.iter().any(|&r| self.zone(r) == zone) {
+                continue; // no zone without a replica has room
+            }
+            let why = format!("{} shares zone {:?} with another replica; {} is in zone {zone:?}", self.name(crowded), self.zone(crowded), self.name(fresh));
+            let mut record = rec.clone();
+            let slot = record.followers.iter().position(|&f| f == crowded).expect("a follower");
+            record.followers[slot] = fresh;
+            self.stage(record, vec![NodeId(crowded)], MoveReason::RepairFollowers, Cause::Repair, why);
+        }
+    }
+
+    /// A follower whose (named) zone another replica of `rec` also sits in.
+    fn crowded_follower(&self, rec: &ShardRecord) -> Option<u32> {
+        rec.followers.iter().copied().find(|&f| {
+            let zone = self.zone(f);
+            !zone.is_empty() && rec.replicas().any(|r| r != f && self.zone(r) == zone)
+        })
+    }
+}
