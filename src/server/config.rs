@@ -10,7 +10,7 @@
 //! | `etcd_endpoints` (comma-separated) | `SHARDMETA_ETCD_ENDPOINTS` |
 //! | `election_ttl_ms` | `SHARDMETA_ELECTION_TTL_MS` |
 //! | `log_level` | `SHARDMETA_LOG_LEVEL` |
-//! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
+//! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms`, `load_window_ms` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
 //! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
 //!
 //! | `[scheduler]`: `paused`, `overfull_pct`, `load_floor_units`, … (`SchedulerSettings`) | file only; change a running cluster's with `metactl scheduler set` |
@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     pub clock_drift_ms: u64,
     pub tick_interval_ms: u64,
+    /// The window over which shard loads are averaged; decisions trust a load after 3.
+    pub load_window_ms: u64,
     /// Largest gRPC message accepted or sent.
     pub message_bytes_max: usize,
     pub default_cluster: DefaultCluster,
@@ -93,6 +95,7 @@ impl Default for ServerConfig {
             request_timeout_ms: core.request_timeout_ms,
             clock_drift_ms: core.clock_drift_ms,
             tick_interval_ms: core.tick_interval_ms,
+            load_window_ms: core.load_window_ms,
             message_bytes_max: 16 * 1024 * 1024,
             default_cluster: DefaultCluster::default(),
             scheduler: core.scheduler,
@@ -160,6 +163,7 @@ impl ServerConfig {
             "REQUEST_TIMEOUT_MS" => self.request_timeout_ms = parse(var, value)?,
             "CLOCK_DRIFT_MS" => self.clock_drift_ms = parse(var, value)?,
             "TICK_INTERVAL_MS" => self.tick_interval_ms = parse(var, value)?,
+            "LOAD_WINDOW_MS" => self.load_window_ms = parse(var, value)?,
             "MESSAGE_BYTES_MAX" => self.message_bytes_max = parse(var, value)?,
             "DEFAULT_CLUSTER_NAME" => dc.name = value.into(),
             "DEFAULT_CLUSTER_SHARD_COUNT" => dc.shard_count = parse(var, value)?,
@@ -207,6 +211,7 @@ impl ServerConfig {
             request_timeout_ms: self.request_timeout_ms,
             clock_drift_ms: self.clock_drift_ms,
             tick_interval_ms: self.tick_interval_ms,
+            load_window_ms: self.load_window_ms,
             default_cluster: Some(self.default_cluster_spec()?),
             scheduler: self.scheduler,
             ..CoreConfig::default()

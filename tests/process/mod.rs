@@ -95,10 +95,23 @@ pub fn meta_server(dir: &Path, name: &str, port: u16, extra_env: &[(&str, &str)]
 }
 
 pub fn node_agent(dir: &Path, name: &str, port: u16, meta: &str) -> Proc {
+    node_agent_with(dir, name, port, meta, &[])
+}
+
+/// A node-agent with more flags (`--load-file`, `--zone`, …).
+pub fn node_agent_with(dir: &Path, name: &str, port: u16, meta: &str, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-agent"));
     cmd.args(["--meta-endpoints", meta, "--name", name, "--addr", &format!("127.0.0.1:{port}"), "--leadership-log"])
-        .arg(dir.join(format!("{name}.lead.jsonl")));
+        .arg(dir.join(format!("{name}.lead.jsonl")))
+        .args(extra);
     Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))
+}
+
+/// Runs `metactl` against `endpoint`; its stdout, or a panic with its stderr.
+pub fn metactl(endpoint: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_metactl")).arg("--endpoints").arg(endpoint).args(args).output().expect("metactl runs");
+    assert!(out.status.success(), "metactl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// One node's leadership of one shard: closed intervals in wall-clock ms.
