@@ -28,6 +28,7 @@ fn initial_placement_of_a_thousand_tables_is_even() {
     let counts = tables_per_shard(&h);
     let (max, mean) = (*counts.iter().max().unwrap() as f64, 1_000.0 / counts.len() as f64);
     assert!(max / mean <= 1.2, "max/mean {:.2}: {counts:?}", max / mean);
+    println!("1,000 tables on 16 shards: max/mean {:.3}", max / mean);
     let epoch = h.core.catalog().unwrap().cluster_by_name("c").unwrap().epoch;
     for _ in 0..5 {
         round(&mut h, &mut nodes, 1_000);

@@ -68,6 +68,7 @@ fn three_hot_nodes_of_nine_are_relieved_by_transfers() {
     assert!(converged.is_some() && w.max_over_mean() <= 1.05, "max/mean {:.3}; {r}", w.max_over_mean());
     // A reopen only where no follower of the source's shards has room.
     let reopens = w.moves.iter().filter(|m| !m.promoted).count();
+    println!("3 of 9 hot: {} transfers to followers, {reopens} reopens", w.moves.len() - reopens);
     assert!(reopens * 4 <= w.moves.len(), "{reopens} of {} moves were reopens; {r}", w.moves.len());
     assert_eq!(w.reversals(300), 0, "no shard went back: {r}");
 }

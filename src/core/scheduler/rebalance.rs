@@ -9,14 +9,16 @@
 //! mean × (1 + `overfull_pct`) and its load above `load_floor_units`. It then sheds until it is
 //! within mean × (1 + `overfull_pct`/2). The gap between the two lines is the hysteresis: a node
 //! just relieved is not overfull again at the next wobble. A target must be underfull before the
-//! move, below mean × (1 − `overfull_pct`/2), and end it within the shedding line: load goes to
-//! nodes that have room for it, never from one busy node to another (after a scale-out the old
-//! nodes feed the new ones, not each other), and no target is made the next source.
+//! move, below mean × (1 − `overfull_pct`/2), and end it within the shedding line, or where
+//! whole shards are too coarse for that, within the overfull line: load goes to nodes that have
+//! room for it, never from one busy node to another (after a scale-out the old nodes feed the
+//! new ones, not each other), and no target is made the next source.
 //!
 //! **Which move.** Among the shards the source leads, each carrying at least
-//! `shard_share_min_permille` of the source's load and less than twice its excess over the
-//! shedding line (so that the move brings it nearer the line), the one whose load is closest to
-//! the excess. The most utilized source moves first, one shard at a time. A transfer to a
+//! `shard_share_min_permille` of the source's load, the one whose load is closest to the excess.
+//! The target must end below where the source was (the pair's peak falls); once the source is
+//! under the overfull line, the shard must also be less than twice its excess over the
+//! shedding line (the move brings it nearer the line). The most utilized source moves first, one shard at a time. A transfer to a
 //! follower comes first (the follower has the data: only a role changes); a reopen on a node
 //! without a replica only when no transfer fits. A reopen must not narrow the shard's spread
 //! over zones.
@@ -127,11 +129,10 @@ impl LoadView {
     }
 
     /// Whether `node` may take a shard of `load` in this pass: it is below `below` and stays
-    /// within the shedding line.
-    fn takes(&self, node: u32, load: f64, below: f64, settings: &SchedulerSettings) -> bool {
-        let settle = self.mean * settings.settle_ratio();
+    /// within `cap` (utilizations).
+    fn takes(&self, node: u32, load: f64, below: f64, cap: f64, settings: &SchedulerSettings) -> bool {
         self.get(node).is_some_and(|s| {
-            s.judged && s.moves_in < settings.moves_per_node_per_pass_max && s.utilization() < below && (s.load + load) / s.capacity <= settle
+            s.judged && s.moves_in < settings.moves_per_node_per_pass_max && s.utilization() < below && (s.load + load) / s.capacity <= cap
         })
     }
 
@@ -201,6 +202,12 @@ impl Planner<'_> {
     fn load_move(&self, view: &LoadView, src: u32, settle: f64, below: f64, settings: &SchedulerSettings) -> Option<Candidate> {
         let s = view.get(src)?;
         let excess = s.load - settle * s.capacity;
+        // An overfull source takes any move that lowers the pair's peak (checked per target
+        // below); once under the overfull line, only moves that bring it nearer the shedding
+        // line, never overshooting by more than they gain: a node a hair above it keeps its
+        // shards, and the room they would take stays for nodes further over.
+        let still_overfull = s.utilization() > view.mean * settings.overfull_ratio();
+        let lowers_peak = |to: u32, load: f64| view.get(to).is_some_and(|t| (t.load + load) / t.capacity < s.utilization());
         let least = s.load * settings.shard_share_min_permille as f64 / 1_000.0;
         let cooldown = Duration(settings.shard_cooldown_ms);
         let led: Vec<(ShardId, f64)> = self.cluster.node_shards[src as usize]
@@ -212,32 +219,40 @@ impl Planner<'_> {
             })
             .filter(|&sh| !self.rt.recent().shard_cooling(sh, self.now, cooldown))
             .filter_map(|sh| self.rt.loads().trusted(sh).map(|l| (sh, l.units())))
-            // A move must bring the source nearer the line than it was, never overshoot it by
-            // more than it gains: a node a hair above the line keeps its shards.
-            .filter(|&(_, l)| l > 0.0 && l >= least && l < 2.0 * excess)
+            .filter(|&(_, l)| l > 0.0 && l >= least && (still_overfull || l < 2.0 * excess))
             .collect();
         let closest = |a: &Candidate, b: &Candidate| (a.load - excess).abs().total_cmp(&(b.load - excess).abs());
-        let transfers = led.iter().flat_map(|&(shard, load)| {
-            self.intended(shard)
-                .followers
-                .iter()
-                .filter(move |&&f| view.takes(f, load, below, settings))
-                .min_by(|&&a, &&b| view.utilization(a).total_cmp(&view.utilization(b)))
-                .map(|&to| Candidate { shard, to, load, reopen: false })
-        });
-        if let Some(best) = transfers.min_by(closest) {
-            return Some(best);
+        // Targets stay within the shedding line if they can; where whole shards are too coarse
+        // for that, within the overfull line (no move makes a node overfull).
+        let caps = [view.mean * settings.settle_ratio(), view.mean * settings.overfull_ratio()];
+        for cap in caps {
+            let transfers = led.iter().flat_map(|&(shard, load)| {
+                self.intended(shard)
+                    .followers
+                    .iter()
+                    .filter(move |&&f| view.takes(f, load, below, cap, settings) && lowers_peak(f, load))
+                    .min_by(|&&a, &&b| view.utilization(a).total_cmp(&view.utilization(b)))
+                    .map(|&to| Candidate { shard, to, load, reopen: false })
+            });
+            if let Some(best) = transfers.min_by(closest) {
+                return Some(best);
+            }
         }
         let mut targets: Vec<u32> = (0..view.nodes.len() as u32).filter(|&n| n != src && view.get(n).is_some()).collect();
         targets.sort_by(|&a, &b| view.utilization(a).total_cmp(&view.utilization(b)).then(a.cmp(&b)));
-        let reopens = led.iter().filter_map(|&(shard, load)| {
-            let rec = self.intended(shard);
-            let to = targets.iter().copied().find(|&t| {
-                !rec.replicas().any(|r| r == t) && view.takes(t, load, below, settings) && self.keeps_zone_spread(rec, src, t)
-            })?;
-            Some(Candidate { shard, to, load, reopen: true })
-        });
-        reopens.min_by(closest)
+        caps.into_iter().find_map(|cap| {
+            let reopens = led.iter().filter_map(|&(shard, load)| {
+                let rec = self.intended(shard);
+                let to = targets.iter().copied().find(|&t| {
+                    !rec.replicas().any(|r| r == t)
+                        && view.takes(t, load, below, cap, settings)
+                        && lowers_peak(t, load)
+                        && self.keeps_zone_spread(rec, src, t)
+                })?;
+                Some(Candidate { shard, to, load, reopen: true })
+            });
+            reopens.min_by(closest)
+        })
     }
 
     /// "n3 load 1.80× mean; shard 12 carries 22% of it; n5 at 0.70× takes it by transfer".
