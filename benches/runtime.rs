@@ -71,6 +71,7 @@ async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<
         endpoint: format!("127.0.0.1:{}", 20_000 + i),
         zone: String::new(),
         incarnation,
+        capacity: 1.0,
     };
     let start = std::time::Instant::now();
     let mut last = proto::HeartbeatRequest::default();

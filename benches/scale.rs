@@ -73,7 +73,7 @@ impl Latencies {
 /// One data node: a heartbeat every second through the real `ShardHost`, timing each reply
 /// (the response whose lease grant names the heartbeat's seq); reconnects to whoever leads.
 async fn paced_node(endpoints: Vec<String>, i: usize, lat: Arc<Latencies>, stop: Arc<AtomicBool>) {
-    let identity = NodeIdentity { cluster: "default".into(), name: format!("n{i:04}"), endpoint: format!("127.0.0.1:{}", 30_000 + i), zone: String::new(), incarnation: 1 };
+    let identity = NodeIdentity { cluster: "default".into(), name: format!("n{i:04}"), endpoint: format!("127.0.0.1:{}", 30_000 + i), zone: String::new(), incarnation: 1, capacity: 1.0 };
     let mut host = ShardHost::new();
     let mut meta = MetaClient::new(endpoints, Duration::from_secs(5)).unwrap();
     let start = Instant::now();

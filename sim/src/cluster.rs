@@ -37,11 +37,15 @@ pub struct Spec {
     pub min_nodes: usize,
     /// Share of etcd requests that time out (their outcome is then unknown).
     pub etcd_timeout_rate: f32,
+    /// Data nodes report a skewed load (every fifth shard 8× hotter), well above the balancing
+    /// floor, so that the scheduler balances by load; otherwise a flat load below the floor,
+    /// and it evens out leader counts.
+    pub skewed_load: bool,
 }
 
 impl Default for Spec {
     fn default() -> Spec {
-        Spec { metas: 3, data_nodes: 8, shards: 16, followers: 1, min_nodes: 8, etcd_timeout_rate: 0.0 }
+        Spec { metas: 3, data_nodes: 8, shards: 16, followers: 1, min_nodes: 8, etcd_timeout_rate: 0.0, skewed_load: false }
     }
 }
 
@@ -50,6 +54,18 @@ pub const LEASE_MS: u64 = 3_000;
 pub const HEARTBEAT_MS: u64 = 300;
 pub const ELECTION_TTL_MS: u64 = 2_000;
 pub const CLOCK_DRIFT_MS: u64 = 500;
+/// Loads are trusted after 3 windows, and a node is judged again 3 windows after a move.
+pub const LOAD_WINDOW_MS: u64 = 1_000;
+
+/// What a data node reports for a shard it leads (see `Spec::skewed_load`).
+pub fn shard_load(skewed: bool, shard: shardmeta::core::ShardId) -> shardmeta::core::ShardLoad {
+    let units = match (skewed, shard.0.is_multiple_of(5)) {
+        (false, _) => 1.0,
+        (true, true) => 800.0,
+        (true, false) => 100.0,
+    };
+    shardmeta::core::ShardLoad { write_units: units, ..Default::default() }
+}
 
 pub fn meta_endpoint(i: usize) -> String {
     format!("10.0.1.{}:7560", i + 1)
@@ -83,6 +99,9 @@ pub fn start_meta(handle: &Handle, i: usize, spec: &Spec) -> NodeHandle {
         ("HEARTBEAT_INTERVAL_MS", HEARTBEAT_MS.to_string()),
         ("ELECTION_TTL_MS", ELECTION_TTL_MS.to_string()),
         ("CLOCK_DRIFT_MS", CLOCK_DRIFT_MS.to_string()),
+        ("LOAD_WINDOW_MS", LOAD_WINDOW_MS.to_string()),
+        // Seeds are short: a 2 min cooldown would defer moves past the quiet window.
+        ("SCHEDULER_SHARD_COOLDOWN_MS", (3 * LOAD_WINDOW_MS).to_string()),
         ("DEFAULT_CLUSTER_SHARD_COUNT", spec.shards.to_string()),
         ("DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD", spec.followers.to_string()),
         ("DEFAULT_CLUSTER_MIN_NODES", spec.min_nodes.to_string()),
@@ -204,7 +223,7 @@ pub struct DataNode {
 
 /// A data node: the real heartbeat loop and write service, with its lease log, accepted writes
 /// and every change of its view going into the history.
-pub fn start_data_node(handle: &Handle, i: usize, metas: usize, history: &History) -> DataNode {
+pub fn start_data_node(handle: &Handle, i: usize, metas: usize, skewed: bool, history: &History) -> DataNode {
     let view = DataNodeView::new(format!("n{i}"));
     let (shared, history) = (view.clone(), history.clone());
     let node = handle
@@ -230,12 +249,14 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, history: &Histor
                     endpoint: node_endpoint(i),
                     zone: String::new(),
                     incarnation: clock.wall_ms(Instant::ZERO),
+                    capacity: 1.0,
                 };
                 let observer = observer(view.clone(), clock, history.clone());
                 let recorder = Recorder(view.accepted.clone());
                 // The span names the node in SIM_LOG output, where every node shares one log.
                 let span = tracing::info_span!("node", name = %view.name);
-                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, |_| shardmeta::core::ShardLoad { write_units: 1.0, ..Default::default() }, recorder, observer).instrument(span));
+                let load = move |s| shard_load(skewed, s);
+                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, load, recorder, observer).instrument(span));
                 let name = view.name.clone();
                 let on_write = Box::new(move |shard, version, at| history.write(&name, shard, version, clock.wall_ms(at)));
                 let addr: SocketAddr = node_endpoint(i).parse().expect("node address");

@@ -47,6 +47,15 @@ pub struct Coverage {
     pub log: Captured,
     pub frontend: FrontendStats,
     pub storage_reads: u64,
+    /// Moves the scheduler made for load, as the final meta leader's event log lists them: by
+    /// transfer to a follower, and by reopen.
+    pub load_moves: LoadMoves,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadMoves {
+    pub transfers: u64,
+    pub reopens: u64,
 }
 
 impl Coverage {
@@ -66,6 +75,8 @@ impl Coverage {
         f.writes_refused += g.writes_refused;
         f.hangs += g.hangs;
         self.storage_reads += o.storage_reads;
+        self.load_moves.transfers += o.load_moves.transfers;
+        self.load_moves.reopens += o.load_moves.reopens;
     }
 
     /// Each recovery path with how often it happened.
@@ -78,6 +89,8 @@ impl Coverage {
             ("stale-term rejection", self.host.stale_term_rejections),
             ("stale-version rejection", self.host.stale_version_rejections),
             ("lease-expiry self-fence", self.host.lease_expiries),
+            ("load-driven transfer", self.load_moves.transfers),
+            ("load-driven reopen", self.load_moves.reopens),
         ]
     }
 }
@@ -116,6 +129,7 @@ pub struct Sim {
     _logs: tracing::subscriber::DefaultGuard,
     /// Error-level log lines the test expects (substrings); any other fails the seed.
     pub expected_errors: Vec<&'static str>,
+    load_moves: Mutex<LoadMoves>,
 }
 
 impl Sim {
@@ -126,7 +140,7 @@ impl Sim {
         let history = History::default();
         let etcd = start_etcd(&handle, spec.etcd_timeout_rate);
         let metas = (0..spec.metas).map(|i| start_meta(&handle, i, &spec)).collect();
-        let nodes = (0..spec.data_nodes).map(|i| start_data_node(&handle, i, spec.metas, &history)).collect();
+        let nodes = (0..spec.data_nodes).map(|i| start_data_node(&handle, i, spec.metas, spec.skewed_load, &history)).collect();
         let audit: Arc<Mutex<Audit>> = Arc::default();
         let (h, a) = (history.clone(), audit.clone());
         handle.create_node().name("auditor").ip("10.0.9.1".parse().expect("ip")).init(move || auditor::run(h.clone(), a.clone())).build();
@@ -154,6 +168,7 @@ impl Sim {
             capture,
             _logs: logs,
             expected_errors: Vec::new(),
+            load_moves: Mutex::default(),
         }
     }
 
@@ -206,7 +221,7 @@ impl Sim {
     /// Adds a data node; returns its index.
     pub fn add_data_node(&mut self) -> usize {
         let i = self.nodes.len();
-        self.nodes.push(start_data_node(&self.handle, i, self.spec.metas, &self.history));
+        self.nodes.push(start_data_node(&self.handle, i, self.spec.metas, self.spec.skewed_load, &self.history));
         i
     }
 
@@ -322,6 +337,7 @@ impl Sim {
             log: self.capture.take(),
             frontend: *self.frontend_stats.lock().expect("stats lock"),
             storage_reads: audit.reads,
+            load_moves: *self.load_moves.lock().expect("load moves lock"),
         };
         Report { coverage, trace_hash, events, simulated: self.started.elapsed() }
     }

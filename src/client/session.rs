@@ -14,13 +14,15 @@ pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
 const BACKOFF_STEP_MS: u64 = 200;
 
 /// Who this node is and how it reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NodeIdentity {
     pub cluster: String,
     pub name: String,
     pub endpoint: String,
     pub zone: String,
     pub incarnation: u64,
+    /// How much load the node can take relative to others (CPU cores, or a weight; 0: 1).
+    pub capacity: f64,
 }
 
 impl NodeIdentity {
@@ -33,7 +35,7 @@ impl NodeIdentity {
             zone: self.zone.clone(),
             incarnation: self.incarnation,
             seq,
-            stats: NodeStats { shard_count: shards.len() as u32, ..Default::default() },
+            stats: NodeStats { shard_count: shards.len() as u32, capacity: self.capacity, ..Default::default() },
             shards,
             tables: Vec::new(),
             load_rejections: 0,
@@ -126,7 +128,7 @@ mod tests {
     use crate::core::{Epoch, Term};
 
     fn session() -> NodeSession {
-        let identity = NodeIdentity { cluster: "c".into(), name: "n1".into(), endpoint: "n1:1".into(), zone: "a".into(), incarnation: 7 };
+        let identity = NodeIdentity { cluster: "c".into(), name: "n1".into(), endpoint: "n1:1".into(), zone: "a".into(), incarnation: 7, capacity: 1.0 };
         NodeSession::new(identity)
     }
 

@@ -231,9 +231,10 @@ impl ShardHost {
                 s.version = cmd.version;
             }
             CommandKind::Close => {
-                if let Some(s) = self.shards.remove(&cmd.shard) {
-                    self.closed.insert(cmd.shard, cmd.version.max(s.version));
-                }
+                // Recorded even for a shard not held (a node that restarted since it was told to
+                // let go): a repeat of this close, or an older open delivered late, is refused.
+                let version = self.shards.remove(&cmd.shard).map_or(cmd.version, |s| cmd.version.max(s.version));
+                self.closed.insert(cmd.shard, version);
             }
             CommandKind::CreateTable { table } => {
                 let s = self.shards.get_mut(&cmd.shard).expect("checked above");
@@ -393,6 +394,15 @@ mod tests {
         h.on_message(&msg(1, vec![change(3)], None));
         let s = &h.shards()[&ShardId(1)];
         assert_eq!((s.role, s.version, s.lease_until), (Role::Follower, Version(3), None));
+    }
+
+    #[test]
+    fn a_close_for_a_shard_not_held_is_applied_once() {
+        let mut h = ShardHost::new();
+        let close = ShardCommand { shard: ShardId(4), version: Version(5), term: Term(1), kind: CommandKind::Close };
+        assert_eq!(h.on_message(&msg(1, vec![close.clone()], None)).len(), 1);
+        assert!(h.on_message(&msg(1, vec![close], None)).is_empty(), "a repeat is refused");
+        assert!(h.on_message(&msg(1, vec![open(4, 4, 1, Role::Leader)], None)).is_empty(), "so is an older open");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms`, `load_window_ms` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
 //! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
 //!
-//! | `[scheduler]`: `paused`, `overfull_pct`, `load_floor_units`, … (`SchedulerSettings`) | file only; change a running cluster's with `metactl scheduler set` |
+//! | `[scheduler]`: `paused`, `overfull_pct`, `load_floor_units`, … (`SchedulerSettings`) | `SHARDMETA_SCHEDULER_PAUSED`, … ; a running cluster's change with `metactl scheduler set` |
 //!
 //! An unknown `SHARDMETA_*` variable is refused, as is an unknown key in the file: a typo must
 //! not silently fall back to a default. `SHARDMETA_NODE_*` variables belong to data nodes
@@ -170,6 +170,14 @@ impl ServerConfig {
             "DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD" => dc.followers_per_shard = parse(var, value)?,
             "DEFAULT_CLUSTER_TOPOLOGY" => dc.topology = value.into(),
             "DEFAULT_CLUSTER_MIN_NODES" => dc.min_nodes = parse(var, value)?,
+            "SCHEDULER_PAUSED" => self.scheduler.paused = parse(var, value)?,
+            "SCHEDULER_OVERFULL_PCT" => self.scheduler.overfull_pct = parse(var, value)?,
+            "SCHEDULER_LOAD_FLOOR_UNITS" => self.scheduler.load_floor_units = parse(var, value)?,
+            "SCHEDULER_MOVES_PER_PASS_MAX" => self.scheduler.moves_per_pass_max = parse(var, value)?,
+            "SCHEDULER_MOVES_PER_NODE_PER_PASS_MAX" => self.scheduler.moves_per_node_per_pass_max = parse(var, value)?,
+            "SCHEDULER_MOVES_IN_FLIGHT_MAX" => self.scheduler.moves_in_flight_max = parse(var, value)?,
+            "SCHEDULER_SHARD_COOLDOWN_MS" => self.scheduler.shard_cooldown_ms = parse(var, value)?,
+            "SCHEDULER_SHARD_SHARE_MIN_PERMILLE" => self.scheduler.shard_share_min_permille = parse(var, value)?,
             _ => return Err(format!("unknown environment variable {var}")),
         }
         Ok(())
@@ -278,6 +286,7 @@ mod tests {
         assert!(load(&[("SHARDMETA_LEASE_MS", "ten")]).contains("SHARDMETA_LEASE_MS"));
         assert!(load(&[("SHARDMETA_LEASE", "1")]).contains("unknown environment variable SHARDMETA_LEASE"));
         assert!(load(&[("SHARDMETA_DEFAULT_CLUSTER_TOPOLOGY", "round")]).contains("topology"));
+        assert!(load(&[("SHARDMETA_SCHEDULER_OVERFULL_PCT", "0")]).contains("scheduler.overfull_pct"));
     }
 
     #[test]

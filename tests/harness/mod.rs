@@ -154,12 +154,13 @@ pub struct Node {
     pub load: fn(ShardId) -> ShardLoad,
     pub zone: String,
     pub incarnation: u64,
+    pub capacity: f64,
 }
 
 impl Node {
     pub fn new(i: u64) -> Node {
         let (name, endpoint) = (format!("n{i}"), format!("n{i}:1"));
-        Node { name, host: ShardHost::new(), session: SessionId(i), endpoint, load: |_| ShardLoad::default(), zone: String::new(), incarnation: 1 }
+        Node { name, host: ShardHost::new(), session: SessionId(i), endpoint, load: |_| ShardLoad::default(), zone: String::new(), incarnation: 1, capacity: 1.0 }
     }
 
     pub fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
@@ -175,6 +176,7 @@ impl Node {
             endpoint: self.endpoint.clone(),
             zone: self.zone.clone(),
             incarnation: self.incarnation,
+            capacity: self.capacity,
         };
         h.heartbeat(self.session, &identity.heartbeat(seq, shards))
     }

@@ -26,6 +26,7 @@ impl DataNode {
             endpoint: format!("10.0.0.{index}:7000"),
             zone: zone.to_owned(),
             incarnation: 1,
+            capacity: 1.0,
         };
         DataNode {
             alive: true,

@@ -43,6 +43,10 @@ struct Args {
     zone: String,
     #[arg(long)]
     cluster: Option<String>,
+    /// How much load this node can take relative to the others (CPU cores, or a weight): meta
+    /// balances utilization, load over capacity.
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    capacity: f64,
     /// Synthetic load reported per shard, in units per second (without --load-file).
     #[arg(long, default_value_t = 1.0)]
     load: f64,
@@ -75,6 +79,13 @@ fn leadership_observer(clock: NodeClock, log: Log) -> node::Observer {
             log_line(&log, line);
         }
     })
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
+        _ => Err(format!("{s:?} is not a number in (0, 1e6]")),
+    }
 }
 
 /// The file, then the variables, then the flags; validated.
@@ -127,6 +138,7 @@ fn main() {
         endpoint: args.addr.to_string(),
         zone: args.zone.clone(),
         incarnation: clock.wall_ms(Instant::ZERO),
+        capacity: args.capacity,
     };
     let mut host = ShardHost::new();
     host.cap_leases(shardmeta::core::Duration(settings.lease_ms));

@@ -180,3 +180,26 @@ fn small_shards_and_shards_no_target_can_take_stay() {
     let now = warm(cluster, &mut rt, &[1_000.0, 4.0, 0.0]);
     assert_eq!(plan(cluster, &mut rt, now), vec![]);
 }
+
+/// Capacity counts: n0 (capacity 2) leading 4 shards is no busier than n1 (capacity 1) leading
+/// 2, and nothing moves; with the shards the other way round, n1 is overfull and sheds to n0.
+#[test]
+fn nodes_balance_by_utilization_not_raw_load() {
+    // One pass over six 100-unit shards, n0 at capacity 2 and n1 at 1, `n0_leads` of them on n0.
+    let pass = |n0_leads: u32| {
+        let shards: Vec<ShardRecord> = (0..6).map(|s| if s < n0_leads { shard(s, 1, 0, &[1]) } else { shard(s, 1, 1, &[0]) }).collect();
+        let catalog = catalog(2, 6, 1, &shards);
+        let cluster = catalog.cluster(C);
+        let mut rt = heard(cluster, 2);
+        for (id, capacity) in [(0, 2.0), (1, 1.0)] {
+            let mut hb = heartbeat(id);
+            (hb.seq, hb.stats.capacity) = (2, capacity);
+            rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
+        }
+        let now = warm(cluster, &mut rt, &[100.0; 6]);
+        plan(cluster, &mut rt, now)
+    };
+    assert_eq!(pass(4), vec![], "both at 200 units per unit of capacity");
+    let moves = pass(2);
+    assert!(!moves.is_empty() && moves.iter().all(|m| m.record.transfer.is_some_and(|t| t.from == 1 && t.to == 0)), "{moves:?}");
+}
