@@ -185,3 +185,66 @@ fn the_zone_checker_catches_placement_that_ignores_zones() {
     let w = World::zoned(seed(), config, 6, 60, 1, 100.0, &["a", "b", "c"]);
     assert!(zones_spread(&w).is_err(), "with zones ignored some shard's two replicas share a zone");
 }
+
+/// Every node of six restarts in turn, each down for 15 s (longer than the 10 s lease), a
+/// minute apart. Its leader shards fail over and come back by refill; nothing else moves, and
+/// the cluster ends even.
+#[test]
+fn a_rolling_restart_moves_only_failovers_and_refills() {
+    let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
+    let r = replay(&w, "rolling_restart");
+    let mut failovers = 0;
+    for i in 0..6 {
+        let id = w.id_of(i).unwrap();
+        w.up[i] = false;
+        let before = w.moves.len();
+        w.run(15);
+        failovers += w.moves[before..].iter().filter(|m| m.from == Some(id)).count();
+        w.nodes[i].restart();
+        w.up[i] = true;
+        w.run(60);
+    }
+    let settled = w.run_until(600, |w| w.max_over_mean() <= 1.05);
+    w.run(60);
+    // Every move either left a node that was down, or went to one that had come back.
+    let refills = w.moves.len() - failovers;
+    w.report("rolling restart of 6 nodes, each down 15 s", settled, Some(2 * failovers));
+    println!("rolling restart: {failovers} failovers, {refills} refill moves");
+    assert!(settled.is_some(), "max/mean {:.3}; {r}", w.max_over_mean());
+    assert!(refills <= failovers + failovers / 10, "{refills} refill moves for {failovers} failovers; {r}");
+}
+
+/// The meta leader dies while load moves are in flight: a new one loads the catalog, finishes
+/// (or takes back) each transfer it finds, makes no move while it learns the loads afresh,
+/// and then balances to the same end.
+#[test]
+fn a_meta_failover_in_the_middle_of_moves_loses_and_repeats_none() {
+    let mut w = World::new(seed(), CoreConfig::default(), 9, 180, 1, 100.0);
+    let r = replay(&w, "meta_failover");
+    let hot_ids: Vec<u32> = (0..3).filter_map(|i| w.id_of(i)).collect();
+    let hot: Vec<bool> = w.catalog().shards.iter().map(|s| s.leader.is_some_and(|l| hot_ids.contains(&l))).collect();
+    w.load = Box::new(move |s, _| if hot[s.index()] { 200.0 } else { 100.0 });
+    w.run_until(300, |w| w.catalog().shards.iter().any(|s| s.transfer.is_some())).unwrap_or_else(|| panic!("no move started; {r}"));
+    let in_flight: Vec<(u32, u32, u32)> = w.catalog().shards.iter().filter_map(|s| s.transfer.map(|t| (s.id, t.from, t.to))).collect();
+    let (stored, store) = (w.h.stored(), w.h.store.clone());
+    w.h = harness::Harness::follower_with(CoreConfig::default());
+    w.h.store = store;
+    w.h.gain(Term(2), stored);
+    let takeover = w.second;
+    let moves_before = w.moves.len();
+    w.run(20);
+    let c = w.catalog();
+    for &(shard, from, to) in &in_flight {
+        let rec = &c.shards[shard as usize];
+        assert!(rec.transfer.is_none() && (rec.leader == Some(to) || rec.leader == Some(from)), "shard {shard}: {rec:?}; {r}");
+    }
+    let early: Vec<_> = w.moves[moves_before..].iter().filter(|m| !in_flight.iter().any(|t| t.0 == m.shard)).collect();
+    assert!(early.is_empty(), "moves before the new leader trusted any load: {early:?}; {r}");
+    let twice = w.moves[moves_before..].iter().filter(|m| in_flight.iter().any(|t| t.0 == m.shard)).count();
+    assert!(twice <= in_flight.len(), "{twice} leader changes for {} transfers in flight; {r}", in_flight.len());
+    let converged = w.run_until(600, |w| w.max_over_mean() <= 1.05);
+    w.run(60);
+    w.report(&format!("meta leader killed with {} moves in flight", in_flight.len()), converged.map(|s| s + 20), None);
+    println!("meta failover at {takeover} s: {} transfers in flight, each finished once", in_flight.len());
+    assert!(converged.is_some(), "max/mean {:.3} after the failover; {r}", w.max_over_mean());
+}

@@ -130,10 +130,11 @@ impl Sim {
         let failover = Duration::from_millis(3 * (LEASE_MS + CLOCK_DRIFT_MS) + 2 * ELECTION_TTL_MS);
         self.eventually(failover, "L2: every shard led by exactly one live node", Sim::every_shard_led_once).await;
         if balance {
-            if let Err(e) = self.quiet().await {
+            let quiet = self.quiet().await;
+            self.count_load_moves().await;
+            if let Err(e) = quiet {
                 panic!("{e}");
             }
-            self.count_load_moves().await;
         }
         self.assert_restart_equivalent().await;
         self.assert_safe();

@@ -33,7 +33,9 @@
 //! is that far below the mean, nodes above the mean shed to the mean, only to nodes that far
 //! below it, so that a new node fills even when no old node is over the line.
 //!
-//! While no node carries more than the floor, load says nothing and the pass falls back to even
+//! While some led shard's load is not known at all (a new meta leader has seen no window of
+//! it yet), nothing is balanced: uneven leader counts left by load balancing would look like
+//! work. Once every load is known and no node carries more than the floor, load says nothing and the pass falls back to even
 //! leader counts ([`super::balance`]).
 
 use super::{Cause, MoveReason, Planner, SchedulerSettings};
@@ -68,6 +70,8 @@ pub struct LoadView {
     pub mean: f64,
     /// The most any placeable node carries.
     pub peak_load: f64,
+    /// Every shard led by a placeable node has a known load (one window seen, by this leader).
+    pub all_known: bool,
 }
 
 impl LoadView {
@@ -81,17 +85,19 @@ impl LoadView {
                 n.placeable().then_some(Standing { load: 0.0, capacity: n.stats.capacity(), judged, moves_in: 0, moves_out: 0 })
             })
             .collect();
+        let mut all_known = true;
         for i in 0..cluster.shards.len() {
             let shard = ShardId(i as u32);
             let Some(leader) = planned(rt.intended(cluster, shard)).leader else { continue };
             let Some(Some(node)) = nodes.get_mut(leader as usize) else { continue };
             node.load += rt.loads().estimate_units(shard);
             node.judged &= rt.loads().trusted(shard).is_some() && rt.intent().settled(shard);
+            all_known &= rt.loads().known(shard);
         }
         let placed = nodes.iter().flatten();
         let (load, capacity) = placed.clone().fold((0.0, 0.0), |(l, c), n| (l + n.load, c + n.capacity));
         let peak_load = placed.map(|n| n.load).fold(0.0, f64::max);
-        LoadView { nodes, mean: if capacity > 0.0 { load / capacity } else { 0.0 }, peak_load }
+        LoadView { nodes, mean: if capacity > 0.0 { load / capacity } else { 0.0 }, peak_load, all_known }
     }
 
     fn get(&self, node: u32) -> Option<&Standing> {
@@ -162,7 +168,9 @@ impl Planner<'_> {
         let settings = *self.rt.settings();
         let mut view = LoadView::of(self.cluster, self.rt, self.now, self.config);
         if view.peak_load <= settings.load_floor_units {
-            return false;
+            // Low load, or load not known yet: a new meta leader would take the uneven leader
+            // counts that load balancing left for work. Counts only once every load is known.
+            return !view.all_known;
         }
         // Each source with the line it sheds to: overfull nodes to the shedding line and, while
         // some node is underfull, nodes above the mean to the mean.

@@ -13,7 +13,7 @@
 //! last move. Until then the old smoothed value is kept as an estimate, so that the node it
 //! moved to does not look idle to other decisions.
 //!
-//! **Cost.** One fixed-size entry per shard (56 bytes), updated in place on the heartbeat path:
+//! **Cost.** One fixed-size entry per shard (64 bytes), updated in place on the heartbeat path:
 //! no allocation, no map lookup.
 
 use crate::core::config::CoreConfig;
@@ -21,7 +21,7 @@ use crate::core::ids::ShardId;
 use crate::core::input::ShardLoad;
 use crate::core::time::{Duration, Instant};
 
-/// One shard's entry: 56 bytes, so that the heartbeat path touches one cache line for it.
+/// One shard's entry: 64 bytes, so that the heartbeat path touches one cache line for it.
 /// Rates are kept as `f32` (7 digits are plenty for a load); sizes are levels, not rates, so
 /// the latest report's stand.
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,7 +37,12 @@ struct Sample {
     /// Windows closed since the last move, and reports in the open window.
     windows: u16,
     reports: u16,
+    /// A window of the shard has closed under this leader (kept across moves, whose estimate
+    /// carries over).
+    known: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Sample>() <= 64, "a load sample fits one cache line");
 
 impl Sample {
     fn load(&self) -> ShardLoad {
@@ -68,6 +73,7 @@ impl Loads {
             let mean = s.sum.map(|x| x / s.reports as f32);
             s.smoothed = if s.windows == 0 { mean } else { [0, 1, 2].map(|k| 0.5 * s.smoothed[k] + 0.5 * mean[k]) };
             s.windows = s.windows.saturating_add(1);
+            s.known = true;
             (s.window_start, s.sum, s.reports) = (Some(now), [0.0; 3], 0);
         }
         let rates = [load.read_units, load.write_units, load.cpu_ms].map(|x| x as f32);
@@ -89,6 +95,11 @@ impl Loads {
         (s.load(), u32::from(s.windows))
     }
 
+    /// Whether anything is known of the shard's load: a window of it closed under this leader.
+    pub fn known(&self, shard: ShardId) -> bool {
+        self.shards[shard.index()].known
+    }
+
     /// The smoothed load units (read + write) whether trusted or not: after a move, what the
     /// shard carried on its last leader, until its new one has reported a window.
     pub fn estimate_units(&self, shard: ShardId) -> f64 {
@@ -100,7 +111,7 @@ impl Loads {
     /// load, moved with the shard).
     pub(super) fn moved(&mut self, shard: ShardId) {
         let s = &mut self.shards[shard.index()];
-        *s = Sample { smoothed: s.smoothed, ..Sample::default() };
+        *s = Sample { smoothed: s.smoothed, known: s.known, ..Sample::default() };
     }
 
     pub fn len(&self) -> usize {
