@@ -57,7 +57,7 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
         };
         rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, now);
     }
-    let mut pass = |rt: &mut ClusterRuntime, now: Instant, phase: &str| {
+    let pass = |rt: &mut ClusterRuntime, now: Instant, phase: &str| {
         let started = std::time::Instant::now();
         let moves = Planner::new(cluster, rt, now, &config).plan();
         let took = started.elapsed();
