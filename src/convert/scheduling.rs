@@ -51,16 +51,8 @@ mod tests {
 
     #[test]
     fn settings_keep_every_field_through_the_api_shape() {
-        let s = SchedulerSettings {
-            paused: true,
-            overfull_pct: 7,
-            load_floor_units: 12.5,
-            moves_per_pass_max: 3,
-            moves_per_node_per_pass_max: 2,
-            moves_in_flight_max: 5,
-            shard_cooldown_ms: 99,
-            shard_share_min_permille: 4,
-        };
+        // The defaults are all non-zero, so a field lost on the way would show.
+        let s = SchedulerSettings { paused: true, load_floor_units: 12.5, shard_cooldown_ms: 99, ..Default::default() };
         assert_eq!(settings_from_proto(Some(settings_to_proto(&s))).unwrap(), s);
         assert!(settings_from_proto(None).is_err());
     }

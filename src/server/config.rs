@@ -170,14 +170,13 @@ impl ServerConfig {
             "DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD" => dc.followers_per_shard = parse(var, value)?,
             "DEFAULT_CLUSTER_TOPOLOGY" => dc.topology = value.into(),
             "DEFAULT_CLUSTER_MIN_NODES" => dc.min_nodes = parse(var, value)?,
-            "SCHEDULER_PAUSED" => self.scheduler.paused = parse(var, value)?,
-            "SCHEDULER_OVERFULL_PCT" => self.scheduler.overfull_pct = parse(var, value)?,
-            "SCHEDULER_LOAD_FLOOR_UNITS" => self.scheduler.load_floor_units = parse(var, value)?,
-            "SCHEDULER_MOVES_PER_PASS_MAX" => self.scheduler.moves_per_pass_max = parse(var, value)?,
-            "SCHEDULER_MOVES_PER_NODE_PER_PASS_MAX" => self.scheduler.moves_per_node_per_pass_max = parse(var, value)?,
-            "SCHEDULER_MOVES_IN_FLIGHT_MAX" => self.scheduler.moves_in_flight_max = parse(var, value)?,
-            "SCHEDULER_SHARD_COOLDOWN_MS" => self.scheduler.shard_cooldown_ms = parse(var, value)?,
-            "SCHEDULER_SHARD_SHARE_MIN_PERMILLE" => self.scheduler.shard_share_min_permille = parse(var, value)?,
+            _ if key.starts_with("SCHEDULER_") => {
+                let setting = key["SCHEDULER_".len()..].to_ascii_lowercase();
+                if !SchedulerSettings::KEYS.contains(&setting.as_str()) {
+                    return Err(format!("unknown environment variable {var}"));
+                }
+                self.scheduler.set(&setting, value).map_err(|e| format!("{var}: {e}"))?;
+            }
             _ => return Err(format!("unknown environment variable {var}")),
         }
         Ok(())
@@ -287,6 +286,8 @@ mod tests {
         assert!(load(&[("SHARDMETA_LEASE", "1")]).contains("unknown environment variable SHARDMETA_LEASE"));
         assert!(load(&[("SHARDMETA_DEFAULT_CLUSTER_TOPOLOGY", "round")]).contains("topology"));
         assert!(load(&[("SHARDMETA_SCHEDULER_OVERFULL_PCT", "0")]).contains("scheduler.overfull_pct"));
+        assert!(load(&[("SHARDMETA_SCHEDULER_TOLERANCE", "1")]).contains("unknown environment variable SHARDMETA_SCHEDULER_TOLERANCE"));
+        assert!(load(&[("SHARDMETA_SCHEDULER_PAUSED", "maybe")]).contains("SHARDMETA_SCHEDULER_PAUSED"));
     }
 
     #[test]

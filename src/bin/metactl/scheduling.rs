@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use serde_json::{json, Value};
 use shardmeta::client::MetaClient;
+use shardmeta::convert;
 use shardmeta::proto;
 use tonic::Status;
 
@@ -33,6 +34,10 @@ pub async fn scheduler(cmd: &SchedulerCmd, cluster: &str, meta: &mut MetaClient)
             return Ok(Value::Array(r.moves.iter().map(move_json).collect()));
         }
         SchedulerCmd::Pause | SchedulerCmd::Resume | SchedulerCmd::Set { .. } => {
+            // A bad pair is refused before meta is asked anything.
+            if let SchedulerCmd::Set { settings: pairs } = cmd {
+                pairs.iter().try_for_each(|p| apply(&mut proto::SchedulerSettings::default(), p))?;
+            }
             // Read, change, write: settings are replaced whole.
             let mut settings = status(cluster, meta).await?.settings.unwrap_or_default();
             match cmd {
@@ -53,27 +58,12 @@ async fn status(cluster: &str, meta: &mut MetaClient) -> Result<proto::Scheduler
     meta.call(|mut c| { let req = req.clone(); async move { c.scheduler_status(req).await } }).await
 }
 
-/// Sets one `key=value` setting, refusing unknown keys and bad numbers by name.
+/// Sets one `key=value` setting, refusing unknown keys and bad values by name.
 fn apply(s: &mut proto::SchedulerSettings, pair: &str) -> Result<(), Status> {
     let (key, value) = pair.split_once('=').ok_or_else(|| Status::invalid_argument(format!("{pair:?} is not KEY=VALUE")))?;
-    let bad = |e: String| Status::invalid_argument(format!("{key}: {value:?} {e}"));
-    let int = || value.parse::<u32>().map_err(|e| bad(e.to_string()));
-    match key {
-        "paused" => s.paused = value.parse().map_err(|e: std::str::ParseBoolError| bad(e.to_string()))?,
-        "overfull_pct" => s.overfull_pct = int()?,
-        "load_floor_units" => s.load_floor_units = value.parse().map_err(|e: std::num::ParseFloatError| bad(e.to_string()))?,
-        "moves_per_pass_max" => s.moves_per_pass_max = int()?,
-        "moves_per_node_per_pass_max" => s.moves_per_node_per_pass_max = int()?,
-        "moves_in_flight_max" => s.moves_in_flight_max = int()?,
-        "shard_cooldown_ms" => s.shard_cooldown_ms = value.parse().map_err(|e: std::num::ParseIntError| bad(e.to_string()))?,
-        "shard_share_min_permille" => s.shard_share_min_permille = int()?,
-        _ => {
-            return Err(Status::invalid_argument(format!(
-                "unknown setting {key:?}; the settings are paused, overfull_pct, load_floor_units, moves_per_pass_max, \
-                 moves_per_node_per_pass_max, moves_in_flight_max, shard_cooldown_ms, shard_share_min_permille"
-            )))
-        }
-    }
+    let mut settings = convert::settings_from_proto(Some(*s))?;
+    settings.set(key, value).map_err(Status::invalid_argument)?;
+    *s = convert::settings_to_proto(&settings);
     Ok(())
 }
 

@@ -104,12 +104,15 @@ impl LoadView {
         self.nodes.get(node as usize).and_then(Option::as_ref)
     }
 
-    /// Nodes over the overfull line, the most utilized first.
+    /// Whether a node standing so is over the overfull line (judged or not).
+    fn over_line(&self, s: &Standing, settings: &SchedulerSettings) -> bool {
+        s.utilization() > self.mean * settings.overfull_ratio() && s.load > settings.load_floor_units
+    }
+
+    /// Judged nodes over the overfull line, the most utilized first.
     pub fn overfull(&self, settings: &SchedulerSettings) -> Vec<u32> {
-        let line = self.mean * settings.overfull_ratio();
-        let mut over: Vec<u32> = (0..self.nodes.len() as u32)
-            .filter(|&n| self.get(n).is_some_and(|s| s.judged && s.utilization() > line && s.load > settings.load_floor_units))
-            .collect();
+        let mut over: Vec<u32> =
+            (0..self.nodes.len() as u32).filter(|&n| self.get(n).is_some_and(|s| s.judged && self.over_line(s, settings))).collect();
         over.sort_by(|&a, &b| self.utilization(b).total_cmp(&self.utilization(a)).then(a.cmp(&b)));
         over
     }
@@ -122,8 +125,7 @@ impl LoadView {
         let judged = || (0..self.nodes.len() as u32).filter(|&n| self.get(n).is_some_and(|s| s.judged));
         // An overfull node that is only waiting for fresh windows will shed to the empty nodes
         // itself: pulls would fill them first and leave it stuck.
-        let overfull_line = self.mean * settings.overfull_ratio();
-        let overfull = self.nodes.iter().flatten().any(|s| s.utilization() > overfull_line && s.load > settings.load_floor_units);
+        let overfull = self.nodes.iter().flatten().any(|s| self.over_line(s, settings));
         if overfull || !judged().any(|n| self.utilization(n) < line) {
             return Vec::new();
         }

@@ -71,6 +71,41 @@ impl SchedulerSettings {
         Ok(())
     }
 
+    /// Sets the setting named `key` (its field name) from `value`; `Err` names an unknown key
+    /// or a value that does not parse. (Ranges are `validate`'s.)
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e| format!("{key}: {value:?} {e}"))
+        }
+        match key {
+            "paused" => self.paused = parse(key, value)?,
+            "overfull_pct" => self.overfull_pct = parse(key, value)?,
+            "load_floor_units" => self.load_floor_units = parse(key, value)?,
+            "moves_per_pass_max" => self.moves_per_pass_max = parse(key, value)?,
+            "moves_per_node_per_pass_max" => self.moves_per_node_per_pass_max = parse(key, value)?,
+            "moves_in_flight_max" => self.moves_in_flight_max = parse(key, value)?,
+            "shard_cooldown_ms" => self.shard_cooldown_ms = parse(key, value)?,
+            "shard_share_min_permille" => self.shard_share_min_permille = parse(key, value)?,
+            _ => return Err(format!("unknown setting {key:?}; the settings are {}", Self::KEYS.join(", "))),
+        }
+        Ok(())
+    }
+
+    /// The names `set` takes.
+    pub const KEYS: &'static [&'static str] = &[
+        "paused",
+        "overfull_pct",
+        "load_floor_units",
+        "moves_per_pass_max",
+        "moves_per_node_per_pass_max",
+        "moves_in_flight_max",
+        "shard_cooldown_ms",
+        "shard_share_min_permille",
+    ];
+
     /// The overfull line as a multiple of the mean utilization.
     pub fn overfull_ratio(&self) -> f64 {
         1.0 + self.overfull_pct as f64 / 100.0
@@ -133,5 +168,26 @@ mod tests {
         assert!(nan.validate().unwrap_err().contains("load_floor_units"));
         let zero = SchedulerSettings { moves_in_flight_max: 0, ..Default::default() };
         assert!(zero.validate().unwrap_err().contains("moves_in_flight_max"));
+    }
+
+    #[test]
+    fn every_setting_is_set_by_its_name_and_nonsense_is_refused() {
+        let mut s = SchedulerSettings::default();
+        for (key, value) in SchedulerSettings::KEYS.iter().zip(["true", "7", "12.5", "3", "2", "5", "99", "4"]) {
+            s.set(key, value).unwrap();
+        }
+        let want = SchedulerSettings {
+            paused: true,
+            overfull_pct: 7,
+            load_floor_units: 12.5,
+            moves_per_pass_max: 3,
+            moves_per_node_per_pass_max: 2,
+            moves_in_flight_max: 5,
+            shard_cooldown_ms: 99,
+            shard_share_min_permille: 4,
+        };
+        assert_eq!(s, want);
+        assert!(s.set("tolerance", "1").unwrap_err().contains("unknown setting"));
+        assert!(s.set("overfull_pct", "ten").unwrap_err().contains("overfull_pct"));
     }
 }
