@@ -27,7 +27,7 @@ mod rebalance;
 mod settings;
 mod zones;
 
-pub use rebalance::{LoadView, Standing};
+pub use rebalance::{LoadView, NodeStanding};
 pub use settings::SchedulerSettings;
 
 use crate::core::config::{CoreConfig, PlantedBug};

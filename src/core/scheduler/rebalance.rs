@@ -47,7 +47,7 @@ use crate::core::time::{Duration, Instant};
 
 /// A placeable node's standing in one pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Standing {
+pub struct NodeStanding {
     /// Load units per second of the shards it is meant to lead.
     pub load: f64,
     pub capacity: f64,
@@ -57,7 +57,7 @@ pub struct Standing {
     moves_out: u32,
 }
 
-impl Standing {
+impl NodeStanding {
     pub fn utilization(&self) -> f64 {
         self.load / self.capacity
     }
@@ -66,7 +66,7 @@ impl Standing {
 /// Every node's standing (`None` for nodes that are not placeable) and the mean utilization.
 #[derive(Clone, Debug)]
 pub struct LoadView {
-    pub nodes: Vec<Option<Standing>>,
+    pub nodes: Vec<Option<NodeStanding>>,
     pub mean: f64,
     /// The most any placeable node carries.
     pub peak_load: f64,
@@ -77,12 +77,12 @@ pub struct LoadView {
 impl LoadView {
     pub fn of(cluster: &ClusterCatalog, rt: &ClusterRuntime, now: Instant, config: &CoreConfig) -> LoadView {
         let settle = Duration(config.load_window_ms.saturating_mul(config.load_windows_trusted as u64));
-        let mut nodes: Vec<Option<Standing>> = rt
+        let mut nodes: Vec<Option<NodeStanding>> = rt
             .nodes()
             .iter()
             .map(|(id, n)| {
                 let judged = !rt.recent().node_settling(id, now, settle);
-                n.placeable().then_some(Standing { load: 0.0, capacity: n.stats.capacity(), judged, moves_in: 0, moves_out: 0 })
+                n.placeable().then_some(NodeStanding { load: 0.0, capacity: n.stats.capacity(), judged, moves_in: 0, moves_out: 0 })
             })
             .collect();
         let mut all_known = true;
@@ -100,12 +100,12 @@ impl LoadView {
         LoadView { nodes, mean: if capacity > 0.0 { load / capacity } else { 0.0 }, peak_load, all_known }
     }
 
-    fn get(&self, node: u32) -> Option<&Standing> {
+    fn get(&self, node: u32) -> Option<&NodeStanding> {
         self.nodes.get(node as usize).and_then(Option::as_ref)
     }
 
     /// Whether a node standing so is over the overfull line (judged or not).
-    fn over_line(&self, s: &Standing, settings: &SchedulerSettings) -> bool {
+    fn over_line(&self, s: &NodeStanding, settings: &SchedulerSettings) -> bool {
         s.utilization() > self.mean * settings.overfull_ratio() && s.load > settings.load_floor_units
     }
 
@@ -133,7 +133,7 @@ impl LoadView {
     }
 
     fn utilization(&self, node: u32) -> f64 {
-        self.get(node).map_or(0.0, Standing::utilization)
+        self.get(node).map_or(0.0, NodeStanding::utilization)
     }
 
     /// Whether `node` may take a shard of `load` in this pass: it is below `below` and stays
