@@ -32,15 +32,20 @@ fn quiet_cluster_with_noise_makes_no_moves() {
 /// Six nodes of 30 shards at 100 units each; three empty nodes join. Old nodes (1.5× the new
 /// mean) shed to the new ones by reopen (their followers are all on old nodes, which are over
 /// the line too), and no shard moves between two old nodes. Returns the balance rounds taken
-/// (a round: the passes between two judgements, a node waiting 3 load windows after a move).
-fn scale_out(config: CoreConfig, row: &str) -> usize {
+/// (a round: the passes between two judgements, a node waiting 3 load windows after a move) and
+/// the most moves seen in flight at once.
+fn scale_out(config: CoreConfig, row: &str) -> (usize, usize) {
     let mut w = World::new(seed(), config, 6, 180, 1, 100.0);
     for i in 7..=9 {
         w.nodes.push(harness::Node::new(i));
         w.up.push(true);
     }
     let new = [6, 7, 8];
-    let converged = w.run_until(1_200, |w| w.min_over_mean(&new) >= 0.9);
+    let mut peak_in_flight = 0;
+    let converged = w.run_until(1_200, |w| {
+        peak_in_flight = peak_in_flight.max(w.catalog().shards.iter().filter(|s| s.transfer.is_some()).count());
+        w.min_over_mean(&new) >= 0.9
+    });
     // Moves land in bursts, one a round; a gap of more than 5 s starts the next.
     let rounds = 1 + w.moves.windows(2).filter(|p| p[1].second > p[0].second + 5).count();
     w.run(120);
@@ -53,21 +58,24 @@ fn scale_out(config: CoreConfig, row: &str) -> usize {
     let between_old: Vec<_> = w.moves.iter().filter(|m| !m.to.is_some_and(|t| new_ids.contains(&t))).collect();
     assert!(between_old.is_empty(), "moves between old nodes: {between_old:?}; {r}");
     assert!(w.moves.len() as f64 <= 1.25 * lower_bound as f64, "{} moves for a lower bound of {lower_bound}; {r}", w.moves.len());
-    rounds
+    println!("{row}: moves in {rounds} rounds, at most {peak_in_flight} in flight");
+    (rounds, peak_in_flight)
 }
 
 #[test]
-fn scale_out_six_to_nine_fills_the_new_nodes() {
-    let rounds = scale_out(CoreConfig::default(), "scale-out 6 → 9 nodes");
-    println!("scale-out with default limits: moves in {rounds} rounds");
-}
-
-/// With room for a whole round's moves in flight, the new nodes fill within 3 rounds.
-#[test]
-fn scale_out_with_wider_limits_fills_within_three_rounds() {
-    let scheduler = SchedulerSettings { moves_in_flight_max: 64, moves_per_pass_max: 64, moves_per_node_per_pass_max: 12, ..Default::default() };
-    let rounds = scale_out(CoreConfig { scheduler, ..Default::default() }, "scale-out 6 → 9, 64 in flight, 12 per node per pass");
+fn scale_out_six_to_nine_fills_the_new_nodes_within_three_rounds() {
+    let (rounds, _) = scale_out(CoreConfig::default(), "scale-out 6 → 9 nodes");
     assert!(rounds <= 3, "{rounds} rounds");
+}
+
+/// Narrower limits bind: the same scale-out in more rounds, with the same guarantees (no move
+/// between old nodes, moves near the bound) and never more moves in flight than allowed.
+#[test]
+fn scale_out_under_narrow_limits_takes_more_rounds_and_keeps_them() {
+    let scheduler = SchedulerSettings { moves_in_flight_max: 8, moves_per_pass_max: 16, moves_per_node_per_pass_max: 4, ..Default::default() };
+    let (rounds, peak_in_flight) = scale_out(CoreConfig { scheduler, ..Default::default() }, "scale-out 6 → 9, 8 in flight, 4 per node per pass");
+    assert!(rounds > 3, "8 moves in flight cannot place 54 moves in {rounds} rounds");
+    assert!(peak_in_flight <= 8, "{peak_in_flight} moves in flight, the limit is 8");
 }
 
 /// Nine nodes of 20 shards; the shards of three nodes run at twice the load. Transfers to
@@ -110,8 +118,9 @@ fn draining_a_node_leaves_the_survivors_even() {
 }
 
 /// A node silent for less than a lease keeps its shards: nothing moves. Silent for longer, its
-/// shards fail over within the lease, the drift allowance and a pass, and once it is back the
-/// balancer refills it.
+/// shards fail over within the lease, the drift allowance and a pass. Back after a minute, it
+/// is refilled from the next pass on; back at once, only once the failover's moves are learnt
+/// (the patience after any leader move: no node is judged by stats from before it).
 #[test]
 fn a_short_outage_moves_nothing_and_a_long_one_fails_over_then_refills() {
     let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
@@ -122,21 +131,31 @@ fn a_short_outage_moves_nothing_and_a_long_one_fails_over_then_refills() {
     let r = replay(&w, "outage");
     assert_eq!(w.moves.len(), 0, "a node down for 8 s of a 10 s lease: {:?}; {r}", w.moves);
 
-    let n3 = w.id_of(2).unwrap();
-    w.up[2] = false;
-    let led = |w: &World| w.catalog().shards.iter().filter(|s| s.leader == Some(n3)).count();
-    let failed_over = w.run_until(60, |w| led(w) == 0);
     let config = CoreConfig::default();
-    let bound = (config.lease_ms + config.clock_drift_ms + config.tick_interval_ms) / 1_000 + 2;
-    assert!(failed_over.is_some_and(|s| s <= bound), "failover took {failed_over:?} s, the bound is {bound} s; {r}");
-    let failovers = w.moves.len();
-    w.nodes[2].restart();
-    w.up[2] = true;
-    let refill_started = w.run_until(600, |w| led(w) > 0);
-    let refilled = w.run_until(900, |w| w.max_over_mean() <= 1.10 && w.min_over_mean(&[2]) >= 0.9);
-    w.report("node down longer than a lease, then back", refilled, Some(2 * failovers));
-    println!("failover in {failed_over:?} s ({failovers} shards); refill started {refill_started:?} s after the return");
-    assert!(refill_started.is_some() && refilled.is_some(), "the returned node was not refilled; {r}");
+    let patience = config.load_window_ms * config.load_windows_trusted as u64 / 1_000;
+    for (down_s, row) in [(60, "node down 60 s (> lease), then back"), (0, "node down > lease, back right after its failover")] {
+        let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
+        w.run(60);
+        let n3 = w.id_of(2).unwrap();
+        w.up[2] = false;
+        let led = |w: &World| w.catalog().shards.iter().filter(|s| s.leader == Some(n3)).count();
+        let failed_over = w.run_until(60, |w| led(w) == 0);
+        let bound = (config.lease_ms + config.clock_drift_ms + config.tick_interval_ms) / 1_000 + 2;
+        assert!(failed_over.is_some_and(|s| s <= bound), "failover took {failed_over:?} s, the bound is {bound} s; {r}");
+        let failovers = w.moves.len();
+        w.run(down_s);
+        w.nodes[2].restart();
+        w.up[2] = true;
+        let refill_started = w.run_until(600, |w| led(w) > 0);
+        let refilled = w.run_until(900, |w| w.max_over_mean() <= 1.10 && w.min_over_mean(&[2]) >= 0.9);
+        w.report(row, refilled, Some(2 * failovers));
+        println!("{row}: failover in {failed_over:?} s ({failovers} shards); refill started {refill_started:?} s after the return");
+        assert!(refill_started.is_some() && refilled.is_some(), "the returned node was not refilled; {r}");
+        // A heartbeat to register the return, a pass to plan, a heartbeat to open: 3 s. Back at
+        // once, the patience after the failover comes first.
+        let wait = if down_s > patience { 3 } else { patience + 3 };
+        assert!(refill_started.unwrap() <= wait, "refill started {refill_started:?} s after the return, the bound is {wait} s; {r}");
+    }
 }
 
 /// Zone spread at every second, over the nodes that are up.

@@ -21,9 +21,14 @@ pub struct SchedulerSettings {
     pub load_floor_units: f64,
     /// Moves one scheduler pass may start for balance.
     pub moves_per_pass_max: u32,
-    /// Moves one pass may start out of one node, and into one node.
+    /// Moves one pass may start out of one node, and into one node. This is the limit that
+    /// protects a node: a node a move touched waits for fresh load windows before the next, so
+    /// it is also about the most reopens a node loads at once.
     pub moves_per_node_per_pass_max: u32,
-    /// Moves (transfers and reopens, for balance or drain) in flight at once in the cluster.
+    /// Moves (transfers and reopens, for balance or drain) in flight at once in the cluster: a
+    /// bound on the work outstanding, not the pace. (At 8, three new nodes among six took 8
+    /// rounds of 30 s to fill, and a cluster of hundreds of nodes would fill new ones for
+    /// hours; at 64 they fill in 3 rounds.)
     pub moves_in_flight_max: u32,
     /// A shard whose leader moved, for any reason, is not moved for balance again for this
     /// long, in ms.
@@ -40,9 +45,9 @@ impl Default for SchedulerSettings {
             paused: false,
             overfull_pct: 10,
             load_floor_units: 100.0,
-            moves_per_pass_max: 16,
-            moves_per_node_per_pass_max: 4,
-            moves_in_flight_max: 8,
+            moves_per_pass_max: 64,
+            moves_per_node_per_pass_max: 6,
+            moves_in_flight_max: 64,
             shard_cooldown_ms: 120_000,
             shard_share_min_permille: 5,
         }
