@@ -84,8 +84,8 @@ async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<
                 proto::HeartbeatRequest { seq, ..r.clone() }
             }
             None => {
-                let (seq, reports) = host.heartbeat(now, |_| ShardLoad { write_units: 1.0, ..Default::default() });
-                node::heartbeat_request(&identity, seq, reports)
+                let reports = host.heartbeat(now, &|_| ShardLoad { write_units: 1.0, ..Default::default() });
+                node::heartbeat_request(&identity, reports)
             }
         };
         last = request.clone();

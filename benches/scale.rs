@@ -102,10 +102,10 @@ async fn paced_node(endpoints: Vec<String>, i: usize, lat: Arc<Latencies>, stop:
             tokio::select! {
                 _ = ticker.tick() => {
                     if stop.load(Ordering::Relaxed) { return }
-                    let (seq, reports) = host.heartbeat(now(), |_| ShardLoad { write_units: 1.0, ..Default::default() });
-                    sent.insert(seq, Instant::now());
+                    let reports = host.heartbeat(now(), &|_| ShardLoad { write_units: 1.0, ..Default::default() });
+                    sent.insert(reports.seq, Instant::now());
                     while sent.len() > 8 { sent.pop_first(); }
-                    if tx.send(node::heartbeat_request(&identity, seq, reports)).await.is_err() { break }
+                    if tx.send(node::heartbeat_request(&identity, reports)).await.is_err() { break }
                 }
                 message = inbound.message() => {
                     let Ok(Some(r)) = message else { break };

@@ -319,6 +319,11 @@ pub fn shard_info(s: &ShardInfo) -> proto::ShardInfo {
         write_units_per_sec: s.load.write_units,
         cpu_ms_per_sec: s.load.cpu_ms,
         load_windows: s.load_windows,
+        busiest_tables: s
+            .busiest
+            .iter()
+            .map(|t| proto::TableLoad { table_id: t.table.0, read_units_per_sec: t.read_units, write_units_per_sec: t.write_units })
+            .collect(),
     }
 }
 

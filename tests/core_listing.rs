@@ -83,3 +83,46 @@ fn shards_and_nodes_page_too() {
     };
     assert_eq!((nodes.items.len(), nodes.next), (1, None));
 }
+
+/// Reports each led shard's tables, busiest first, plus a table the catalog does not know.
+struct TablesAndAStranger;
+
+impl shardmeta::client::LoadSource for TablesAndAStranger {
+    fn shard_load(&self, _: ShardId, tables: &std::collections::BTreeSet<TableId>) -> ShardLoad {
+        ShardLoad { write_units: 10.0 * tables.len() as f64, ..Default::default() }
+    }
+
+    fn busiest_tables(&self, shard: ShardId, tables: &std::collections::BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
+        out.push(TableLoad { shard, table: TableId(999_999), read_units: 0.0, write_units: 500.0 });
+        out.extend(tables.iter().rev().map(|&table| TableLoad { shard, table, read_units: 1.0, write_units: table.0 as f64 }));
+    }
+}
+
+/// The busiest tables a leader reports reach the shard listing: the catalog's tables of that
+/// shard only, in the leader's order.
+#[test]
+fn shards_list_the_busiest_tables_their_leaders_report() {
+    let (mut h, mut nodes) = steady_cluster_of(2, 2, 0);
+    for t in 0..6 {
+        h.create_table(&format!("t{t}"), false).unwrap();
+    }
+    let outs = h.settle();
+    nodes.iter_mut().for_each(|n| n.receive(&outs));
+    for _ in 0..3 {
+        for n in nodes.iter_mut() {
+            n.heartbeat_with(&mut h, TablesAndAStranger).unwrap();
+        }
+        let outs = h.settle();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+        h.advance(1_000);
+    }
+    let Ok(Response::Shards(page)) = h.call(Request::ListShards { cluster: "c".into(), page: PageRequest::default() }) else { panic!() };
+    let catalog = h.core.catalog().unwrap().cluster_by_name("c").unwrap();
+    for s in &page.items {
+        let mut held: Vec<TableId> = catalog.shard_tables[s.id.index()].iter().copied().collect();
+        held.reverse();
+        let listed: Vec<TableId> = s.busiest.iter().map(|t| t.table).collect();
+        assert_eq!(listed, held, "shard {}: {:?}", s.id, s.busiest);
+    }
+    assert!(page.items.iter().any(|s| !s.busiest.is_empty()), "{page:?}");
+}

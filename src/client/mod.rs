@@ -5,6 +5,7 @@
 pub mod config;
 pub mod lease_log;
 pub mod listing;
+pub mod load_source;
 pub mod meta_client;
 pub mod node;
 pub mod routes;
@@ -17,5 +18,6 @@ pub use routes::RouteCache;
 pub use session::{Beat, NodeIdentity, NodeSession};
 
 pub use lease_log::{LeaseEvent, LeaseTracker};
-pub use shard_host::{HostCounters, HostedShard, ShardHost};
+pub use load_source::LoadSource;
+pub use shard_host::{HostCounters, HostedShard, Reports, ShardHost};
 pub use write_service::WriteService;

@@ -9,9 +9,10 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::meta_client::{connect, MetaClient};
 use super::session::{Beat, NodeSession};
-use super::shard_host::ShardHost;
+use super::shard_host::{Reports, ShardHost};
+use super::LoadSource;
 pub use super::session::NodeIdentity;
-use crate::core::{Instant, ShardCommand, ShardId, ShardLoad, ShardReport};
+use crate::core::{Instant, ShardCommand};
 use crate::proto;
 use crate::convert;
 
@@ -63,7 +64,7 @@ pub async fn run(
     identity: NodeIdentity,
     host: Arc<Mutex<ShardHost>>,
     clock: NodeClock,
-    load: impl Fn(ShardId) -> ShardLoad + Send + 'static,
+    load: impl LoadSource + Send + 'static,
     mut executor: impl ShardExecutor,
     mut observe: Observer,
 ) {
@@ -151,6 +152,6 @@ fn std_duration(d: crate::core::Duration) -> std::time::Duration {
 }
 
 /// The gRPC heartbeat a node sends for `reports` (from [`ShardHost::heartbeat`]).
-pub fn heartbeat_request(identity: &NodeIdentity, seq: u64, reports: Vec<ShardReport>) -> proto::HeartbeatRequest {
-    convert::heartbeat_request(&identity.heartbeat(seq, reports))
+pub fn heartbeat_request(identity: &NodeIdentity, reports: Reports) -> proto::HeartbeatRequest {
+    convert::heartbeat_request(&identity.heartbeat(reports))
 }

@@ -3,8 +3,9 @@
 //! when meta has gone quiet and the stream must be rebuilt, where to connect next after a
 //! redirect, and how long to back off after a failure.
 
-use super::shard_host::ShardHost;
-use crate::core::{Duration, Heartbeat, Instant, NodeMessage, NodeStats, ShardCommand, ShardId, ShardLoad, ShardReport};
+use super::shard_host::{Reports, ShardHost};
+use super::LoadSource;
+use crate::core::{Duration, Heartbeat, Instant, NodeMessage, NodeStats, ShardCommand};
 
 /// Heartbeats without any answer before the stream is given up and the leader looked up again.
 pub const UNANSWERED_MAX: u32 = 3;
@@ -26,8 +27,9 @@ pub struct NodeIdentity {
 }
 
 impl NodeIdentity {
-    /// The heartbeat this node sends with sequence number `seq` (from [`ShardHost::heartbeat`]).
-    pub fn heartbeat(&self, seq: u64, shards: Vec<ShardReport>) -> Heartbeat {
+    /// The heartbeat this node sends with the reports of [`ShardHost::heartbeat`].
+    pub fn heartbeat(&self, reports: Reports) -> Heartbeat {
+        let Reports { seq, shards, tables } = reports;
         Heartbeat {
             cluster: self.cluster.clone(),
             node: self.name.clone(),
@@ -37,7 +39,7 @@ impl NodeIdentity {
             seq,
             stats: NodeStats { shard_count: shards.len() as u32, capacity: self.capacity, ..Default::default() },
             shards,
-            tables: Vec::new(),
+            tables,
             load_rejections: 0,
         }
     }
@@ -99,14 +101,14 @@ impl NodeSession {
     }
 
     /// The heartbeat timer fired at `now` (the node's clock): expire leases, then report.
-    pub fn beat(&mut self, host: &mut ShardHost, now: Instant, load: impl Fn(ShardId) -> ShardLoad) -> Beat {
+    pub fn beat(&mut self, host: &mut ShardHost, now: Instant, load: &impl LoadSource) -> Beat {
         if self.unanswered >= UNANSWERED_MAX {
             return Beat::Reconnect;
         }
         host.expire_leases(now);
-        let (seq, shards) = host.heartbeat(now, load);
+        let reports = host.heartbeat(now, load);
         self.unanswered += 1;
-        Beat::Send(Box::new(self.identity.heartbeat(seq, shards)))
+        Beat::Send(Box::new(self.identity.heartbeat(reports)))
     }
 
     /// A message from meta on the stream: the commands the host accepted, for the node's
@@ -125,7 +127,7 @@ impl NodeSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Epoch, Term};
+    use crate::core::{Epoch, ShardLoad, Term};
 
     fn session() -> NodeSession {
         let identity = NodeIdentity { cluster: "c".into(), name: "n1".into(), endpoint: "n1:1".into(), zone: "a".into(), incarnation: 7, capacity: 1.0 };
@@ -140,15 +142,15 @@ mod tests {
     fn three_unanswered_heartbeats_rebuild_the_stream_and_an_answer_resets_the_count() {
         let (mut s, mut host) = (session(), ShardHost::new());
         for seq in 1..=UNANSWERED_MAX as u64 {
-            let Beat::Send(hb) = s.beat(&mut host, Instant(seq), |_| ShardLoad::default()) else { panic!("heartbeat {seq} is sent") };
+            let Beat::Send(hb) = s.beat(&mut host, Instant(seq), &|_| ShardLoad::default()) else { panic!("heartbeat {seq} is sent") };
             assert_eq!((hb.node.as_str(), hb.incarnation, hb.zone.as_str()), ("n1", 7, "a"));
         }
-        assert_eq!(s.beat(&mut host, Instant(9), |_| ShardLoad::default()), Beat::Reconnect);
+        assert_eq!(s.beat(&mut host, Instant(9), &|_| ShardLoad::default()), Beat::Reconnect);
         s.opened();
-        assert!(matches!(s.beat(&mut host, Instant(10), |_| ShardLoad::default()), Beat::Send(_)));
+        assert!(matches!(s.beat(&mut host, Instant(10), &|_| ShardLoad::default()), Beat::Send(_)));
         s.on_message(&mut host, &message(0));
         for _ in 0..UNANSWERED_MAX {
-            assert!(matches!(s.beat(&mut host, Instant(11), |_| ShardLoad::default()), Beat::Send(_)));
+            assert!(matches!(s.beat(&mut host, Instant(11), &|_| ShardLoad::default()), Beat::Send(_)));
         }
     }
 

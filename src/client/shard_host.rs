@@ -11,7 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::core::ids::*;
-use crate::core::input::{ReplicaStatus, Role, ShardLoad, ShardReport};
+use super::LoadSource;
+use crate::core::input::{ReplicaStatus, Role, ShardReport, TableLoad};
 use crate::core::output::{CommandKind, NodeMessage, ShardCommand};
 use crate::core::time::{Duration, Instant};
 
@@ -26,6 +27,15 @@ pub struct HostedShard {
     /// The first heartbeat seq that reported this shard in its current leader tenure.
     pub leader_since_seq: u64,
     pub lease_until: Option<Instant>,
+}
+
+/// One heartbeat's worth of reports (see [`ShardHost::heartbeat`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reports {
+    pub seq: u64,
+    pub shards: Vec<ShardReport>,
+    /// The led shards' busiest tables, grouped by shard in report order.
+    pub tables: Vec<TableLoad>,
 }
 
 /// Counts of the protective paths taken, for coverage checks.
@@ -140,19 +150,27 @@ impl ShardHost {
     }
 
     /// The next heartbeat's seq and reports; remembers when it was sent.
-    pub fn heartbeat(&mut self, now: Instant, load: impl Fn(ShardId) -> ShardLoad) -> (u64, Vec<ShardReport>) {
+    pub fn heartbeat(&mut self, now: Instant, load: &impl LoadSource) -> Reports {
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.sent.len() == SENT_HEARTBEATS_MAX {
             self.sent.pop_front();
         }
         self.sent.push_back((seq, now));
-        let reports = self
+        let mut tables = Vec::new();
+        let shards = self
             .shards
             .iter()
-            .map(|(&id, s)| ShardReport { id, role: s.role, version: s.version, status: ReplicaStatus::Ready, load: load(id) })
+            .map(|(&id, s)| {
+                let led = s.role == Role::Leader;
+                if led {
+                    load.busiest_tables(id, &s.tables, &mut tables);
+                }
+                let load = if led { load.shard_load(id, &s.tables) } else { Default::default() };
+                ShardReport { id, role: s.role, version: s.version, status: ReplicaStatus::Ready, load }
+            })
             .collect();
-        (seq, reports)
+        Reports { seq, shards, tables }
     }
 
     /// Applies a message from meta; returns the commands it accepted.
@@ -267,6 +285,7 @@ fn set_role(s: &mut HostedShard, role: Role, next_seq: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::input::ShardLoad;
     use crate::core::output::LeaseGrant;
 
     fn msg(term: u64, commands: Vec<ShardCommand>, lease: Option<LeaseGrant>) -> NodeMessage {
@@ -285,7 +304,7 @@ mod tests {
     fn leading() -> ShardHost {
         let mut h = ShardHost::new();
         h.on_message(&msg(1, vec![open(1, 2, 1, Role::Leader)], None));
-        let (seq, _) = h.heartbeat(Instant(100), |_| ShardLoad::default());
+        let seq = h.heartbeat(Instant(100), &|_| ShardLoad::default()).seq;
         h.on_message(&msg(1, vec![], grant(seq, vec![])));
         h
     }
@@ -310,8 +329,8 @@ mod tests {
     fn answered_at_is_the_send_time_of_the_newest_answered_heartbeat() {
         let mut h = leading();
         assert_eq!(h.answered_at(), Some(Instant(100)));
-        let (old, _) = h.heartbeat(Instant(400), |_| ShardLoad::default());
-        let (new, _) = h.heartbeat(Instant(700), |_| ShardLoad::default());
+        let old = h.heartbeat(Instant(400), &|_| ShardLoad::default()).seq;
+        let new = h.heartbeat(Instant(700), &|_| ShardLoad::default()).seq;
         h.on_message(&msg(1, vec![], grant(new, vec![])));
         h.on_message(&msg(1, vec![], grant(old, vec![])));
         assert_eq!(h.answered_at(), Some(Instant(700)), "a late answer to an older heartbeat does not move it back");
@@ -325,7 +344,7 @@ mod tests {
         let mut h = ShardHost::new();
         h.cap_leases(Duration(4_000));
         h.on_message(&msg(1, vec![open(1, 2, 1, Role::Leader)], None));
-        let (seq, _) = h.heartbeat(Instant(100), |_| ShardLoad::default());
+        let seq = h.heartbeat(Instant(100), &|_| ShardLoad::default()).seq;
         h.on_message(&msg(1, vec![], grant(seq, vec![])));
         assert!(h.is_leading(ShardId(1), Instant(4_099)));
         assert!(!h.is_leading(ShardId(1), Instant(4_100)), "meta granted 10 s; the node honours 4 s");
@@ -341,7 +360,7 @@ mod tests {
     #[test]
     fn an_open_shard_is_not_led_until_a_heartbeat_reporting_it_is_answered() {
         let mut h = ShardHost::new();
-        let (seq, _) = h.heartbeat(Instant(0), |_| ShardLoad::default());
+        let seq = h.heartbeat(Instant(0), &|_| ShardLoad::default()).seq;
         h.on_message(&msg(1, vec![open(1, 1, 1, Role::Leader)], None));
         // The grant answers a heartbeat sent before the shard was opened: it cannot cover it.
         h.on_message(&msg(1, vec![], grant(seq, vec![])));
@@ -351,7 +370,7 @@ mod tests {
     #[test]
     fn revoked_shards_stop_leading_at_once() {
         let mut h = leading();
-        let (seq, _) = h.heartbeat(Instant(200), |_| ShardLoad::default());
+        let seq = h.heartbeat(Instant(200), &|_| ShardLoad::default()).seq;
         h.on_message(&msg(1, vec![], grant(seq, vec![ShardId(1)])));
         assert!(!h.is_leading(ShardId(1), Instant(201)));
         assert_eq!(h.counters.lease_revocations, 1);

@@ -249,4 +249,7 @@ pub struct ShardInfo {
     /// The smoothed load its leader reports, and the windows behind it.
     pub load: super::input::ShardLoad,
     pub load_windows: u32,
+    /// Its busiest tables as its leader reports them (smoothed), those the catalog places in
+    /// the shard only.
+    pub busiest: Vec<super::input::TableLoad>,
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use shardmeta::client::{NodeIdentity, ShardHost};
+use shardmeta::client::{LoadSource, NodeIdentity, ShardHost};
 use shardmeta::core::model::Topology;
 use shardmeta::core::storage::{Verdict, WriteResult, FENCE_KEY};
 use shardmeta::core::*;
@@ -168,8 +168,8 @@ impl Node {
     }
 
     /// A heartbeat reporting `load` for each shard.
-    pub fn heartbeat_with(&mut self, h: &mut Harness, load: impl Fn(ShardId) -> ShardLoad) -> Result<(), MetaError> {
-        let (seq, shards) = self.host.heartbeat(h.now, load);
+    pub fn heartbeat_with(&mut self, h: &mut Harness, load: impl LoadSource) -> Result<(), MetaError> {
+        let reports = self.host.heartbeat(h.now, &load);
         let identity = NodeIdentity {
             cluster: "c".into(),
             name: self.name.clone(),
@@ -178,7 +178,7 @@ impl Node {
             incarnation: self.incarnation,
             capacity: self.capacity,
         };
-        h.heartbeat(self.session, &identity.heartbeat(seq, shards))
+        h.heartbeat(self.session, &identity.heartbeat(reports))
     }
 
     /// The process restarts: nothing hosted, a new incarnation on a new stream.

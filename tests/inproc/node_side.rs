@@ -35,13 +35,13 @@ impl World {
         let local = node.local(self.now);
         let load = |s: ShardId| ShardLoad { write_units: (s.0 % 7) as f64, ..Default::default() };
         let node = &mut self.nodes[i];
-        let hb = match node.link.beat(&mut node.host, local, load) {
+        let hb = match node.link.beat(&mut node.host, local, &load) {
             Beat::Send(hb) => hb,
             Beat::Reconnect => {
                 // No word from this meta for three heartbeats: try the next one on a new stream.
                 self.reconnect(i);
                 let node = &mut self.nodes[i];
-                let Beat::Send(hb) = node.link.beat(&mut node.host, local, load) else { unreachable!("a fresh stream heartbeats") };
+                let Beat::Send(hb) = node.link.beat(&mut node.host, local, &load) else { unreachable!("a fresh stream heartbeats") };
                 hb
             }
         };

@@ -268,7 +268,9 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                 let leader = (!s.leader.is_empty()).then(|| s.leader.clone());
                 json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status),
                        "tables": s.tables, "read_units": round2(s.read_units_per_sec), "write_units": round2(s.write_units_per_sec),
-                       "cpu_ms": round2(s.cpu_ms_per_sec), "load_windows": s.load_windows})
+                       "cpu_ms": round2(s.cpu_ms_per_sec), "load_windows": s.load_windows,
+                       "busiest_tables": s.busiest_tables.iter().map(|t| json!({"table_id": t.table_id,
+                           "read_units": round2(t.read_units_per_sec), "write_units": round2(t.write_units_per_sec)})).collect::<Vec<_>>()})
             })
             .await?
         }

@@ -6,18 +6,25 @@
 //! per_shard = 10.0          # units per second (write units) each led shard reports
 //! [shards]                  # overrides, by shard id
 //! 3 = 400.0
+//! [tables]                  # load of single tables, by table id, added to their shard's
+//! 1042 = 300.0
 //! [hot_spot]                # shards first..=last run `factor` times hotter
 //! first = 0
 //! last = 3
 //! factor = 20.0
 //! ```
+//!
+//! A shard's own load is spread evenly over its tables, and each table's own load is added to
+//! its share; the shard reports the total and its busiest tables, so that a table made hot here
+//! shows as the shard's busiest in `metactl shard list`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
-use shardmeta::core::{ShardId, ShardLoad};
+use shardmeta::client::LoadSource;
+use shardmeta::core::{ShardId, ShardLoad, TableId, TableLoad, TOP_TABLES_PER_SHARD};
 
 /// The most a synthetic shard may report, units per second (meta clamps above 1e12 anyway).
 const UNITS_MAX: f64 = 1e9;
@@ -28,6 +35,8 @@ pub struct LoadSpec {
     pub per_shard: f64,
     #[serde(default)]
     pub shards: BTreeMap<u32, f64>,
+    #[serde(default)]
+    pub tables: BTreeMap<u64, f64>,
     pub hot_spot: Option<HotSpot>,
 }
 
@@ -41,7 +50,7 @@ pub struct HotSpot {
 
 impl LoadSpec {
     pub fn flat(per_shard: f64) -> LoadSpec {
-        LoadSpec { per_shard, shards: BTreeMap::new(), hot_spot: None }
+        LoadSpec { per_shard, shards: BTreeMap::new(), tables: BTreeMap::new(), hot_spot: None }
     }
 
     pub fn parse(text: &str) -> Result<LoadSpec, String> {
@@ -49,6 +58,7 @@ impl LoadSpec {
         let bad = |what: String, v: f64| (!(v.is_finite() && (0.0..=UNITS_MAX).contains(&v))).then(|| format!("{what} = {v} is outside 0..={UNITS_MAX}"));
         let mut problems = vec![bad("per_shard".into(), spec.per_shard)];
         problems.extend(spec.shards.iter().map(|(s, &v)| bad(format!("shards.{s}"), v)));
+        problems.extend(spec.tables.iter().map(|(t, &v)| bad(format!("tables.{t}"), v)));
         if let Some(h) = &spec.hot_spot {
             problems.push(bad("hot_spot.factor".into(), h.factor));
             problems.push((h.first > h.last).then(|| format!("hot_spot.first ({}) is after hot_spot.last ({})", h.first, h.last)));
@@ -59,10 +69,43 @@ impl LoadSpec {
         }
     }
 
-    pub fn load(&self, shard: ShardId) -> ShardLoad {
+    /// The hot-spot factor of a shard.
+    fn factor(&self, shard: ShardId) -> f64 {
+        self.hot_spot.as_ref().filter(|h| (h.first..=h.last).contains(&shard.0)).map_or(1.0, |h| h.factor)
+    }
+
+    /// Each table's load in the shard: its share of the shard's own load plus its own.
+    fn table_loads<'a>(&'a self, shard: ShardId, tables: &'a BTreeSet<TableId>) -> impl Iterator<Item = (TableId, f64)> + 'a {
         let base = self.shards.get(&shard.0).copied().unwrap_or(self.per_shard);
-        let factor = self.hot_spot.as_ref().filter(|h| (h.first..=h.last).contains(&shard.0)).map_or(1.0, |h| h.factor);
-        ShardLoad { write_units: (base * factor).min(UNITS_MAX), ..Default::default() }
+        let share = base / tables.len().max(1) as f64;
+        let factor = self.factor(shard);
+        tables.iter().map(move |&t| (t, ((share + self.tables.get(&t.0).copied().unwrap_or(0.0)) * factor).min(UNITS_MAX)))
+    }
+
+    pub fn load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
+        let base = self.shards.get(&shard.0).copied().unwrap_or(self.per_shard);
+        let own: f64 = tables.iter().filter_map(|t| self.tables.get(&t.0)).sum();
+        ShardLoad { write_units: ((base + own) * self.factor(shard)).min(UNITS_MAX), ..Default::default() }
+    }
+
+    /// The shard's busiest tables, busiest first (lowest id first among equals).
+    pub fn busiest(&self, shard: ShardId, tables: &BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
+        let mut loads: Vec<(TableId, f64)> = self.table_loads(shard, tables).collect();
+        loads.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.extend(loads.into_iter().take(TOP_TABLES_PER_SHARD).map(|(table, units)| TableLoad { shard, table, read_units: 0.0, write_units: units }));
+    }
+}
+
+/// The spec in force as the heartbeat loop's load source.
+pub struct Synthetic(pub Shared);
+
+impl LoadSource for Synthetic {
+    fn shard_load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
+        self.0.read().expect("load lock").load(shard, tables)
+    }
+
+    fn busiest_tables(&self, shard: ShardId, tables: &BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
+        self.0.read().expect("load lock").busiest(shard, tables, out)
     }
 }
 
@@ -108,11 +151,28 @@ mod tests {
     #[test]
     fn overrides_and_a_hot_spot_shape_the_load_and_nonsense_is_refused() {
         let spec = LoadSpec::parse("per_shard = 10.0\n[shards]\n3 = 400.0\n[hot_spot]\nfirst = 0\nlast = 1\nfactor = 20.0\n").unwrap();
-        let units = |s| spec.load(ShardId(s)).write_units;
+        let none = BTreeSet::new();
+        let units = |s| spec.load(ShardId(s), &none).write_units;
         assert_eq!((units(0), units(1), units(2), units(3)), (200.0, 200.0, 10.0, 400.0));
         assert!(LoadSpec::parse("per_shard = -1.0").unwrap_err().contains("per_shard"));
         assert!(LoadSpec::parse("per_shard = nan").unwrap_err().contains("per_shard"));
         assert!(LoadSpec::parse("per_shard = 1.0\nhot = 3").is_err(), "unknown keys are refused");
         assert!(LoadSpec::parse("per_shard = 1.0\n[hot_spot]\nfirst = 5\nlast = 1\nfactor = 2.0").unwrap_err().contains("first"));
+        assert!(LoadSpec::parse("per_shard = 1.0\n[tables]\n4 = inf").unwrap_err().contains("tables.4"));
+    }
+
+    #[test]
+    fn a_hot_table_adds_to_its_shard_and_heads_its_busiest_list() {
+        let spec = LoadSpec::parse("per_shard = 30.0\n[tables]\n12 = 100.0\n").unwrap();
+        let tables: BTreeSet<TableId> = (10..13).map(TableId).collect();
+        assert_eq!(spec.load(ShardId(0), &tables).write_units, 130.0);
+        let mut out = Vec::new();
+        spec.busiest(ShardId(0), &tables, &mut out);
+        let listed: Vec<(u64, f64)> = out.iter().map(|t| (t.table.0, t.write_units)).collect();
+        assert_eq!(listed, vec![(12, 110.0), (10, 10.0), (11, 10.0)]);
+        let many: BTreeSet<TableId> = (0..50).map(TableId).collect();
+        out.clear();
+        spec.busiest(ShardId(0), &many, &mut out);
+        assert_eq!(out.len(), TOP_TABLES_PER_SHARD);
     }
 }

@@ -152,7 +152,7 @@ fn main() {
             }),
             None => Arc::new(std::sync::RwLock::new(load::LoadSpec::flat(args.load))),
         };
-        let load = move |shard: ShardId| spec.read().expect("load lock").load(shard);
+        let load = load::Synthetic(spec);
         tokio::task::spawn(node::run(meta, identity, host.clone(), clock, load, LogExecutor, leadership_observer(clock, log.clone())));
         let write_log = log.clone();
         let on_write = Box::new(move |shard: ShardId, _, at| log_line(&write_log, serde_json::json!({"shard": shard.0, "write": clock.wall_ms(at)})));

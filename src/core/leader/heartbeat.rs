@@ -12,7 +12,7 @@ use super::{open_kind, Ctx, Leader};
 use crate::core::config::CoreConfig;
 use crate::core::error::MetaError;
 use crate::core::ids::*;
-use crate::core::input::{Heartbeat, Role, ShardReport};
+use crate::core::input::{Heartbeat, Role, TableLoad};
 use crate::core::model::{ClusterCatalog, NodeRecord, ShardRecord};
 use crate::core::output::{CommandKind, LeaseGrant, NodeMessage, Output, ShardCommand};
 use crate::core::storage::Mutation;
@@ -51,7 +51,7 @@ impl Leader {
             return Ok(()); // a duplicate or reordered heartbeat: it must not extend any lease
         }
 
-        let Answer { revoked, mut commands, matched } = answer_reports(cluster, rt, self.term, node, &hb.shards, ctx.now, ctx.config);
+        let Answer { revoked, mut commands, matched } = answer_reports(cluster, rt, self.term, node, hb, ctx.now, ctx.config);
         if matched < cluster.node_shards[node.index()].len() {
             self.missing_shards(cid, node, hb, &mut commands);
         }
@@ -169,6 +169,27 @@ fn check_reports(cluster: &ClusterCatalog, hb: &Heartbeat, max: usize) -> Result
     Ok(())
 }
 
+/// A heartbeat's busiest tables, taken shard by shard in report order (shard ids ascending).
+/// The list comes grouped the same way; entries out of that order are skipped, never searched
+/// for, so that the walk stays linear.
+struct TablesByShard<'a> {
+    tables: &'a [TableLoad],
+    at: usize,
+}
+
+impl<'a> TablesByShard<'a> {
+    fn of(&mut self, shard: ShardId) -> &'a [TableLoad] {
+        while self.tables.get(self.at).is_some_and(|t| t.shard < shard) {
+            self.at += 1;
+        }
+        let start = self.at;
+        while self.tables.get(self.at).is_some_and(|t| t.shard == shard) {
+            self.at += 1;
+        }
+        &self.tables[start..self.at]
+    }
+}
+
 /// What a heartbeat's reports call for: leases refused, commands to send, and how many of the
 /// node's catalog shards the reports accounted for.
 struct Answer {
@@ -184,14 +205,15 @@ fn answer_reports(
     rt: &mut ClusterRuntime,
     term: Term,
     node: NodeId,
-    reports: &[ShardReport],
+    hb: &Heartbeat,
     now: Instant,
     config: &CoreConfig,
 ) -> Answer {
     let mut revoked = Vec::new();
     let mut commands = Vec::new();
     let mut matched = 0usize;
-    for r in reports {
+    let mut tables = TablesByShard { tables: &hb.tables, at: 0 };
+    for r in &hb.shards {
         let s = cluster.shard(r.id);
         let desired = desired_role(s, node);
         if r.role == Role::Leader {
@@ -208,6 +230,7 @@ fn answer_reports(
             rt.set_leader_ready(r.id, r.role == Role::Leader && r.version.0 == s.version);
             if r.role == Role::Leader {
                 rt.record_load(cluster, r.id, &r.load, now);
+                rt.record_tables(r.id, tables.of(r.id));
             }
         }
         let version = Version(s.version);

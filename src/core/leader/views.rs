@@ -109,6 +109,7 @@ pub fn shards(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: 
             tables: c.shard_tables[s.id as usize].len() as u32,
             load,
             load_windows,
+            busiest: rt.loads().busiest(ShardId(s.id)).filter(|t| c.shard_tables[s.id as usize].contains(&t.table)).collect(),
         }
     };
     let rows = c.shards[ids_after(page.after, c.shards.len())].iter().map(|s| (s.id as u64, Some(info(s))));

@@ -13,12 +13,18 @@
 //! last move. Until then the old smoothed value is kept as an estimate, so that the node it
 //! moved to does not look idle to other decisions.
 //!
-//! **Cost.** One fixed-size entry per shard (64 bytes), updated in place on the heartbeat path:
-//! no allocation, no map lookup.
+//! **Busiest tables.** Beside each shard's totals, the tables its leader last named as its
+//! busiest (at most [`TOP_TABLES_PER_SHARD`]), each table's rates smoothed per report with
+//! weight ¼ while it stays on the list: what a split needs to cut a shard into pieces of even
+//! load. A table that drops off the list is forgotten. Table ids are kept as reported; whoever
+//! reads them checks them against the catalog (a node may name a table it no longer holds).
+//!
+//! **Cost.** Fixed-size entries per shard (64 bytes of totals, 136 of tables), updated in place
+//! on the heartbeat path: no allocation, no map lookup.
 
 use crate::core::config::CoreConfig;
 use crate::core::ids::ShardId;
-use crate::core::input::ShardLoad;
+use crate::core::input::{ShardLoad, TableLoad, TOP_TABLES_PER_SHARD};
 use crate::core::time::{Duration, Instant};
 
 /// One shard's entry: 64 bytes, so that the heartbeat path touches one cache line for it.
@@ -51,17 +57,51 @@ impl Sample {
     }
 }
 
+/// One shard's busiest tables, busiest first as last reported.
+#[derive(Clone, Copy, Debug, Default)]
+struct Busiest {
+    ids: [u64; TOP_TABLES_PER_SHARD],
+    /// Read and write units per second.
+    rates: [[f32; 2]; TOP_TABLES_PER_SHARD],
+    len: u8,
+}
+
+/// How much of a new report a busiest table's smoothed rates take.
+const TABLE_REPORT_WEIGHT: f32 = 0.25;
+
+impl Busiest {
+    fn record(&mut self, reported: &[TableLoad]) {
+        let old = *self;
+        self.len = 0;
+        for t in reported.iter().take(TOP_TABLES_PER_SHARD) {
+            let rates = [t.read_units as f32, t.write_units as f32];
+            let i = self.len as usize;
+            self.ids[i] = t.table.0;
+            self.rates[i] = match old.position(t.table.0) {
+                Some(j) => [0, 1].map(|k| old.rates[j][k] + TABLE_REPORT_WEIGHT * (rates[k] - old.rates[j][k])),
+                None => rates,
+            };
+            self.len += 1;
+        }
+    }
+
+    fn position(&self, table: u64) -> Option<usize> {
+        self.ids[..self.len as usize].iter().position(|&id| id == table)
+    }
+}
+
 /// Smoothed load per shard, by shard id.
 #[derive(Clone, Debug, Default)]
 pub struct Loads {
     shards: Vec<Sample>,
+    busiest: Vec<Busiest>,
     window: Duration,
     windows_trusted: u32,
 }
 
 impl Loads {
     pub(super) fn new(shards: usize, config: &CoreConfig) -> Loads {
-        Loads { shards: vec![Sample::default(); shards], window: Duration(config.load_window_ms), windows_trusted: config.load_windows_trusted }
+        Loads { shards: vec![Sample::default(); shards], busiest: vec![Busiest::default(); shards], window: Duration(config.load_window_ms), windows_trusted: config.load_windows_trusted }
     }
 
     /// A report from the shard's leader at `now`; `true` when it closed a window.
@@ -81,6 +121,23 @@ impl Loads {
         (s.bytes, s.rows) = (load.bytes, load.rows);
         s.reports = s.reports.saturating_add(1);
         closes
+    }
+
+    /// The busiest tables its leader reported for the shard (at most [`TOP_TABLES_PER_SHARD`],
+    /// for one shard): they replace the last list, smoothing the rates of tables on both.
+    pub(super) fn record_tables(&mut self, shard: ShardId, tables: &[TableLoad]) {
+        self.busiest[shard.index()].record(tables);
+    }
+
+    /// The shard's busiest tables, busiest first as last reported, with smoothed rates.
+    pub fn busiest(&self, shard: ShardId) -> impl Iterator<Item = TableLoad> + '_ {
+        let b = &self.busiest[shard.index()];
+        (0..b.len as usize).map(move |i| TableLoad {
+            shard,
+            table: crate::core::ids::TableId(b.ids[i]),
+            read_units: f64::from(b.rates[i][0]),
+            write_units: f64::from(b.rates[i][1]),
+        })
     }
 
     /// The shard's smoothed load, if enough windows have been seen to trust it.
@@ -146,6 +203,19 @@ mod tests {
         feed(&mut loads, 30, 1, |_| 100.0);
         let w = loads.trusted(ShardId(0)).expect("three windows closed").write_units;
         assert!((w - 100.0).abs() < 1.0, "±15% noise averages out: {w}");
+    }
+
+    #[test]
+    fn busiest_tables_are_smoothed_while_listed_and_forgotten_once_off_the_list() {
+        let mut loads = Loads::new(1, &CoreConfig::default());
+        let t = |table: u64, w: f64| TableLoad { shard: ShardId(0), table: crate::core::ids::TableId(table), read_units: 0.0, write_units: w };
+        let listed = |loads: &Loads| loads.busiest(ShardId(0)).map(|t| (t.table.0, t.write_units)).collect::<Vec<_>>();
+        loads.record_tables(ShardId(0), &[t(7, 100.0), t(3, 40.0)]);
+        loads.record_tables(ShardId(0), &[t(3, 80.0), t(9, 10.0)]);
+        assert_eq!(listed(&loads), vec![(3, 50.0), (9, 10.0)], "3 moves a quarter of the way to 80; 7 is gone");
+        let many: Vec<TableLoad> = (0..20).map(|i| t(i, 1.0)).collect();
+        loads.record_tables(ShardId(0), &many);
+        assert_eq!(listed(&loads).len(), TOP_TABLES_PER_SHARD, "the list is bounded");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use self::recent::Recent;
 pub use self::nodes::{LoadIndex, NodeRuntime, Nodes};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
-use crate::core::input::{Heartbeat, ShardLoad};
+use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
 use crate::core::model::{ClusterCatalog, ShardRecord};
 use crate::core::scheduler::{Cause, SchedulerSettings};
 use crate::core::storage::Mutation;
@@ -105,6 +105,11 @@ impl ClusterRuntime {
             self.placement.window_closed(shard);
             self.reindex(cluster, shard);
         }
+    }
+
+    /// The busiest tables the shard's leader reported.
+    pub fn record_tables(&mut self, shard: ShardId, tables: &[TableLoad]) {
+        self.loads.record_tables(shard, tables);
     }
 
     pub fn placement(&self) -> &Placement {

@@ -1,0 +1,23 @@
+//! What a data node measures of the shards it leads, for its heartbeats: each shard's load and,
+//! optionally, its busiest tables (meta reads them to choose how to split a shard).
+
+use std::collections::BTreeSet;
+
+use crate::core::ids::{ShardId, TableId};
+use crate::core::input::{ShardLoad, TableLoad};
+
+pub trait LoadSource {
+    /// The load of a shard the node leads, which holds `tables`.
+    fn shard_load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad;
+
+    /// Appends the shard's busiest tables to `out`, busiest first; meta reads at most
+    /// [`crate::core::TOP_TABLES_PER_SHARD`] of them. None by default.
+    fn busiest_tables(&self, _shard: ShardId, _tables: &BTreeSet<TableId>, _out: &mut Vec<TableLoad>) {}
+}
+
+/// A closure of the shard id: load per shard, no table detail.
+impl<F: Fn(ShardId) -> ShardLoad> LoadSource for F {
+    fn shard_load(&self, shard: ShardId, _tables: &BTreeSet<TableId>) -> ShardLoad {
+        self(shard)
+    }
+}
