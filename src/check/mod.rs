@@ -81,6 +81,19 @@ pub fn single_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, ShardId, 
     Ok(())
 }
 
+/// S1 per table at an instant: no table is served by two leaders at once, even while a split
+/// moves it between shards led by different nodes. `leading` lists every (cluster, table, node)
+/// where the node, by its own clock and lease, leads a shard that holds the table.
+pub fn single_table_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, TableId, &'a str)>) -> Result<(), Violation> {
+    let mut seen: BTreeMap<(ClusterId, TableId), &str> = BTreeMap::new();
+    for (c, t, node) in leading {
+        if let Some(other) = seen.insert((c, t), node).filter(|other| *other != node) {
+            return violation(Invariant::SingleWriter, format!("cluster {c} table {t} led by both {other} and {node}"));
+        }
+    }
+    Ok(())
+}
+
 /// What clients were told: the creates and drops acknowledged to them.
 #[derive(Clone, Debug, Default)]
 pub struct AckLog {

@@ -54,6 +54,14 @@ pub struct CoreConfig {
     pub scheduler: SchedulerSettings,
     /// Scheduling events kept per cluster for `metactl events`; older ones are dropped.
     pub events_kept_max: usize,
+    /// Procedures (splits) running at once per cluster; each locks its shards.
+    pub procedures_in_flight_max: usize,
+    /// The most tables one split moves: the procedure record lists them, and a shard with more
+    /// is split again.
+    pub split_tables_max: usize,
+    /// A procedure step that waits on nodes (a release, an open) gives up after this long, in
+    /// ms: it rolls back where it can and finishes where it cannot.
+    pub procedure_step_timeout_ms: u64,
     /// Ids reserved in storage at a time, so that most creates write no id counter.
     pub id_block: u64,
     /// The span over which a shard's reported load is averaged before it joins the smoothed
@@ -102,6 +110,9 @@ pub enum PlantedBug {
     SkipFailover,
     /// Place replicas without regard to zones (breaks S5's zone spread).
     IgnoreZones,
+    /// Let a split's new shard be led without waiting for the source shard's leader to let its
+    /// tables go (breaks S1 per table).
+    SplitWithoutRelease,
 }
 
 impl Default for CoreConfig {
@@ -134,6 +145,9 @@ impl Default for CoreConfig {
             shard_moves_per_tick_max: 4_096,
             scheduler: SchedulerSettings::default(),
             events_kept_max: 1_000,
+            procedures_in_flight_max: 8,
+            split_tables_max: 10_000,
+            procedure_step_timeout_ms: 60_000,
             id_block: 1_000,
             load_window_ms: 10_000,
             load_windows_trusted: 3,
@@ -181,6 +195,9 @@ impl CoreConfig {
             ("list_page_max", self.list_page_max as u64),
             ("list_scan_max", self.list_scan_max as u64),
             ("events_kept_max", self.events_kept_max as u64),
+            ("procedures_in_flight_max", self.procedures_in_flight_max as u64),
+            ("split_tables_max", self.split_tables_max as u64),
+            ("procedure_step_timeout_ms", self.procedure_step_timeout_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));

@@ -201,6 +201,12 @@ pub enum Request {
     /// Moves a shard's leader to `node` by a transfer: `reopen: false` asks for a follower to
     /// take over, `reopen: true` for the shard to open on a node without a replica.
     MoveShard { cluster: String, shard: ShardId, node: String, reopen: bool },
+    /// Splits a shard in two: `tables` move to a new shard (none named: chosen by load, so
+    /// that the pieces carry about the same).
+    SplitShard { cluster: String, shard: ShardId, tables: Vec<TableId> },
+    ListProcedures { cluster: String },
+    /// Stops a procedure, rolling it back where that is safe.
+    CancelProcedure { cluster: String, id: u64 },
 }
 
 /// Which page of a listing to answer.

@@ -101,6 +101,24 @@ pub enum Response {
     Events { events: Vec<EventInfo>, last: u64 },
     /// An operator's move, decided and stored.
     Moved(PlannedMove),
+    /// A procedure started or changed.
+    Procedure(ProcedureInfo),
+    Procedures(Vec<ProcedureInfo>),
+}
+
+/// A procedure in progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcedureInfo {
+    pub id: u64,
+    pub kind: crate::core::model::ProcedureKind,
+    pub step: crate::core::model::ProcedureStep,
+    pub shard: ShardId,
+    pub new_shard: ShardId,
+    /// Tables it moves.
+    pub tables: u32,
+    pub why: String,
+    /// How long it has been at its step, as this meta leader saw it (0: not seen yet).
+    pub step_age_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -5,6 +5,8 @@ mod consistency;
 mod heartbeat;
 mod operate;
 mod paging;
+mod procedure_requests;
+mod procedures;
 mod requests;
 pub mod runtime;
 mod schedule;
@@ -219,6 +221,9 @@ impl Leader {
         for m in &change.mutations {
             self.after_apply(ctx, m);
         }
+        if let (Some(id), Some(rt)) = (change.procedure, self.clusters.get_mut(&change.cluster)) {
+            rt.procedure_landed(id);
+        }
         if let Some((request, response)) = change.reply {
             ctx.out.reply(request, Ok(response));
         }
@@ -253,6 +258,10 @@ impl Leader {
         let c = m.cluster();
         if let Mutation::PutCluster(r) = m {
             self.creating_clusters.remove(&r.name);
+            // A split grew the shard count: the runtime's per-shard arrays grow with it.
+            if let Some(rt) = self.clusters.get_mut(&c) {
+                rt.grow(self.catalog.cluster(c));
+            }
             return;
         }
         let cluster = self.catalog.cluster(c);
@@ -285,6 +294,8 @@ impl Leader {
             }
             Mutation::PutScheduler(_, r) => rt.set_settings(SchedulerSettings::from(r)),
             Mutation::PutCluster(_) | Mutation::PutEpoch(..) | Mutation::PutIdCeiling(..) => {}
+            Mutation::PutProcedure(..) => {}
+            Mutation::DeleteProcedure(_, id) => rt.procedure_ended(*id),
         }
     }
 }

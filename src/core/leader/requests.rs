@@ -101,6 +101,9 @@ impl Leader {
             Request::PlanScheduler { cluster } => self.plan_scheduler(ctx, cluster),
             Request::ListEvents { cluster, after, limit } => self.list_events(ctx, cluster, *after, *limit),
             Request::MoveShard { cluster, shard, node, reopen } => self.move_shard(ctx, id, cluster, *shard, node, *reopen),
+            Request::SplitShard { cluster, shard, tables } => self.split_shard(ctx, id, cluster, *shard, tables),
+            Request::ListProcedures { cluster } => self.list_procedures(ctx, cluster),
+            Request::CancelProcedure { cluster, id: procedure } => self.cancel_procedure(ctx, id, cluster, *procedure),
         }
     }
 

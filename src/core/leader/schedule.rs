@@ -22,6 +22,7 @@ impl Leader {
         if self.writes.backlog() >= ctx.config.changes_queued_max / 2 {
             return;
         }
+        self.advance_procedures(ctx);
         for (&cid, rt) in self.clusters.iter_mut() {
             let cluster = self.catalog.cluster(cid);
             for m in Planner::new(cluster, rt, ctx.now, ctx.config).plan() {

@@ -35,11 +35,13 @@ pub struct Change {
     /// Nodes whose replica of a re-synced shard keeps its tables: they get a role change
     /// instead of the whole table set.
     pub kept: Vec<(NodeId, ShardId)>,
+    /// The procedure whose step this is: it takes no next step until this lands.
+    pub procedure: Option<u64>,
 }
 
 impl Change {
     pub fn new(cluster: ClusterId) -> Change {
-        Change { cluster, mutations: Vec::new(), reply: None, notify: Vec::new(), closes: Vec::new(), kept: Vec::new() }
+        Change { cluster, mutations: Vec::new(), reply: None, notify: Vec::new(), closes: Vec::new(), kept: Vec::new(), procedure: None }
     }
 
     pub fn notify(&mut self, shard: ShardId, notice: Notice) {

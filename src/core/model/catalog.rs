@@ -40,6 +40,10 @@ pub struct ClusterCatalog {
     pub node_by_name: BTreeMap<String, NodeId>,
     /// The shards each node holds a replica of, indexed by node id.
     pub node_shards: Vec<BTreeSet<ShardId>>,
+    /// Procedures in progress, by id.
+    pub procedures: BTreeMap<u64, ProcedureRecord>,
+    /// The procedure that holds each locked shard (one per shard).
+    pub shard_locks: BTreeMap<ShardId, u64>,
 }
 
 impl ClusterCatalog {
@@ -72,6 +76,51 @@ impl ClusterCatalog {
             nodes: Vec::new(),
             node_by_name: BTreeMap::new(),
             node_shards: Vec::new(),
+            procedures: BTreeMap::new(),
+            shard_locks: BTreeMap::new(),
+        }
+    }
+
+    /// The cluster's shard count grew (a split): the new shards start unassigned and empty.
+    /// Nothing else about a cluster record ever changes.
+    fn grow(&mut self, record: ClusterRecord) -> Result<(), DecodeError> {
+        let same_otherwise = ClusterRecord { shard_count: self.record.shard_count, ..record.clone() } == self.record;
+        if !same_otherwise || record.shard_count < self.record.shard_count {
+            return Err(DecodeError(format!("cluster {} can only grow its shard count once created", record.id)));
+        }
+        let n = record.shard_count;
+        self.shards.extend((self.record.shard_count..n).map(ShardRecord::unassigned));
+        self.shard_tables.resize(n as usize, BTreeSet::new());
+        self.record = record;
+        Ok(())
+    }
+
+    /// The procedure holding `shard`, if any.
+    pub fn lock_of(&self, shard: ShardId) -> Option<&ProcedureRecord> {
+        self.shard_locks.get(&shard).map(|id| &self.procedures[id])
+    }
+
+    fn put_procedure(&mut self, p: ProcedureRecord) -> Result<(), DecodeError> {
+        if ProcedureKind::from_code(p.kind).is_none() || ProcedureStep::from_code(p.step).is_none() {
+            return Err(DecodeError(format!("procedure {} has unknown kind {} or step {}", p.id, p.kind, p.step)));
+        }
+        let shards = [ShardId(p.shard), ShardId(p.new_shard)];
+        if let Some(s) = shards.iter().find(|s| s.index() >= self.shards.len()) {
+            return Err(DecodeError(format!("procedure {} names shard {s} of {}", p.id, self.shards.len())));
+        }
+        if let Some(s) = shards.iter().find(|s| self.shard_locks.get(s).is_some_and(|&other| other != p.id)) {
+            return Err(DecodeError(format!("shard {s} is locked by two procedures")));
+        }
+        for s in shards {
+            self.shard_locks.insert(s, p.id);
+        }
+        self.procedures.insert(p.id, p);
+        Ok(())
+    }
+
+    fn delete_procedure(&mut self, id: u64) {
+        if let Some(p) = self.procedures.remove(&id) {
+            self.shard_locks.retain(|_, holder| *holder != p.id);
         }
     }
 
@@ -229,9 +278,9 @@ impl Catalog {
             if self.cluster_by_name.get(&r.name).is_some_and(|other| *other != id) {
                 return Err(DecodeError(format!("cluster name {:?} held by two clusters", r.name)));
             }
-            if let Some(existing) = self.clusters.get(&id) {
+            if let Some(existing) = self.clusters.get_mut(&id) {
                 if existing.record != *r {
-                    return Err(DecodeError(format!("cluster {} cannot change once created", r.id)));
+                    existing.grow(r.clone())?;
                 }
                 return Ok(());
             }
@@ -258,6 +307,8 @@ impl Catalog {
             Mutation::DeleteTable(_, id) => cluster.delete_table(id),
             Mutation::PutShard(_, s) => cluster.put_shard(s)?,
             Mutation::PutNode(_, n) => cluster.put_node(n)?,
+            Mutation::PutProcedure(_, p) => cluster.put_procedure(p)?,
+            Mutation::DeleteProcedure(_, id) => cluster.delete_procedure(id),
         }
         Ok(())
     }

@@ -192,3 +192,88 @@ pub struct FenceRecord {
     #[prost(uint64, tag = "2")]
     pub seq: u64,
 }
+
+/// A multi-step operation in progress, stored so that a new meta leader resumes it where the
+/// last one stopped (see [`crate::core::procedure`]). Deleted when it ends; its id comes from
+/// the cluster's id allocator and is never reused.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ProcedureRecord {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// [`ProcedureKind`] as a number.
+    #[prost(uint32, tag = "2")]
+    pub kind: u32,
+    /// [`ProcedureStep`] as a number.
+    #[prost(uint32, tag = "3")]
+    pub step: u32,
+    /// The shard it works on (a split's source).
+    #[prost(uint32, tag = "4")]
+    pub shard: u32,
+    /// A split's new shard.
+    #[prost(uint32, tag = "5")]
+    pub new_shard: u32,
+    /// The tables it moves (a split's share for the new shard), bounded by
+    /// `split_tables_max`.
+    #[prost(uint64, repeated, tag = "6")]
+    pub tables: Vec<u64>,
+    /// Why it started, for `metactl procedure list` and the event log.
+    #[prost(string, tag = "7")]
+    pub why: String,
+}
+
+/// What a procedure does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProcedureKind {
+    Split = 1,
+}
+
+/// Where a procedure stands; each step is named for what it waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProcedureStep {
+    /// The catalog moves the tables to the new shard, a batch per write.
+    AwaitingTablesMoved = 1,
+    /// The source shard's new version (without the moved tables) is out; its leader must
+    /// report it before any node may serve the tables in the new shard.
+    AwaitingSourceRelease = 2,
+    /// The new shard is assigned; its leader must report it open.
+    AwaitingNewShardOpen = 3,
+    /// Cancelled: the moved tables go back to the source shard.
+    RollingBack = 4,
+}
+
+impl ProcedureKind {
+    pub fn from_code(code: u32) -> Option<ProcedureKind> {
+        (code == 1).then_some(ProcedureKind::Split)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcedureKind::Split => "split",
+        }
+    }
+}
+
+impl ProcedureStep {
+    pub fn from_code(code: u32) -> Option<ProcedureStep> {
+        [Self::AwaitingTablesMoved, Self::AwaitingSourceRelease, Self::AwaitingNewShardOpen, Self::RollingBack].into_iter().find(|s| *s as u32 == code)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcedureStep::AwaitingTablesMoved => "AwaitingTablesMoved",
+            ProcedureStep::AwaitingSourceRelease => "AwaitingSourceRelease",
+            ProcedureStep::AwaitingNewShardOpen => "AwaitingNewShardOpen",
+            ProcedureStep::RollingBack => "RollingBack",
+        }
+    }
+}
+
+impl ProcedureRecord {
+    pub fn kind(&self) -> ProcedureKind {
+        ProcedureKind::from_code(self.kind).expect("the loader refuses unknown kinds")
+    }
+
+    pub fn step(&self) -> ProcedureStep {
+        ProcedureStep::from_code(self.step).expect("the loader refuses unknown steps")
+    }
+}

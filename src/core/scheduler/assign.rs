@@ -1,6 +1,8 @@
 //! Assigning shards that have no leader, once the cluster has its minimum of online nodes.
 
 use super::{Cause, MoveReason, Planner};
+use crate::core::ids::ShardId;
+use crate::core::model::ProcedureStep;
 
 impl Planner<'_> {
     pub(super) fn assign(&mut self) {
@@ -8,7 +10,10 @@ impl Planner<'_> {
             return;
         }
         let want = self.cluster.record.followers_per_shard as usize;
-        let candidates: Vec<_> = self.rt.intent().unassigned().iter().copied().take(self.config.shard_moves_per_tick_max).collect();
+        // A split's new shard waits for its procedure to let it be assigned.
+        let held = |s: &ShardId| self.cluster.lock_of(*s).is_some_and(|p| p.new_shard == s.0 && p.step() != ProcedureStep::AwaitingNewShardOpen);
+        let candidates: Vec<_> =
+            self.rt.intent().unassigned().iter().copied().filter(|s| !held(s)).take(self.config.shard_moves_per_tick_max).collect();
         for shard in candidates {
             if self.exhausted() {
                 return;

@@ -86,7 +86,7 @@ impl Planner<'_> {
         for from in busy {
             for &shard in &self.cluster.node_shards[from.index()] {
                 let rec = self.intended(shard);
-                if !self.rt.intent().settled(shard) || rec.leader != Some(from.0) || rec.transfer.is_some() || rec.replicas().any(|r| r == to.0) {
+                if !self.movable(shard, from.0) || rec.replicas().any(|r| r == to.0) {
                     continue;
                 }
                 let Some(slot) = rec.followers.iter().position(|&f| self.zone(f) == zone) else { continue };
@@ -102,10 +102,7 @@ impl Planner<'_> {
     /// A shard that `from` leads and could hand to `to`, preferring one where `to` already
     /// follows (a promotion needs no new replica); otherwise one whose zone spread the move keeps.
     fn transferable(&self, from: NodeId, to: NodeId) -> Option<ShardId> {
-        let candidates = self.cluster.node_shards[from.index()].iter().copied().filter(|&s| {
-            let rec = self.intended(s);
-            self.rt.intent().settled(s) && rec.leader == Some(from.0) && rec.transfer.is_none()
-        });
+        let candidates = self.cluster.node_shards[from.index()].iter().copied().filter(|&s| self.movable(s, from.0));
         let mut first = None;
         for s in candidates {
             let rec = self.intended(s);

@@ -19,10 +19,10 @@ impl Planner<'_> {
                 if !self.may_start_transfer() {
                     return;
                 }
-                let rec = self.intended(shard);
-                if !self.rt.intent().settled(shard) || rec.leader != Some(from) || rec.transfer.is_some() {
+                if !self.movable(shard, from) {
                     continue;
                 }
+                let rec = self.intended(shard);
                 let Some(to) = self.successor(shard) else { continue };
                 let mut record = rec.clone();
                 record.transfer = Some(TransferRecord { from, to });

@@ -25,6 +25,7 @@ mod operator;
 mod placement;
 mod rebalance;
 mod settings;
+pub mod split_choice;
 mod zones;
 
 pub use rebalance::{LoadView, NodeStanding};
@@ -66,6 +67,8 @@ pub enum Cause {
     Operator,
     /// A transfer decided earlier completes.
     Finish,
+    /// A step of a shard split.
+    Split,
 }
 
 impl Cause {
@@ -79,6 +82,7 @@ impl Cause {
             Cause::Load => "load",
             Cause::Operator => "operator",
             Cause::Finish => "finish",
+            Cause::Split => "split",
         }
     }
 }
@@ -159,6 +163,14 @@ impl<'a> Planner<'a> {
     /// Room for one more leader transfer (balancing and draining share the limit).
     fn may_start_transfer(&self) -> bool {
         self.rt.intent().transfers_in_flight() < self.rt.settings().moves_in_flight_max as usize && !self.exhausted()
+    }
+
+    /// Whether the planner may move the shard's leader off `from` (a transfer, for balance or a
+    /// drain): `from` leads it, nothing about it is pending or in transfer, and no procedure
+    /// (a split) holds it.
+    fn movable(&self, shard: ShardId, from: u32) -> bool {
+        let rec = self.intended(shard);
+        self.rt.intent().settled(shard) && rec.leader == Some(from) && rec.transfer.is_none() && !self.cluster.shard_locks.contains_key(&shard)
     }
 
     fn intended(&self, shard: ShardId) -> &ShardRecord {

@@ -24,6 +24,9 @@ impl Planner<'_> {
         }
         let rec = self.intended(shard);
         let Some(from) = rec.leader else { return refuse(format!("shard {shard} has no leader yet")) };
+        if let Some(p) = self.cluster.lock_of(shard) {
+            return refuse(format!("shard {shard} is held by {} procedure {}; wait for it or cancel it", p.kind().name(), p.id));
+        }
         if !self.rt.intent().settled(shard) || rec.transfer.is_some() {
             return Err(MetaError::Unavailable(format!("shard {shard} has a change in flight; retry")));
         }

@@ -223,10 +223,7 @@ impl Planner<'_> {
         let led: Vec<(ShardId, f64)> = self.cluster.node_shards[src as usize]
             .iter()
             .copied()
-            .filter(|&sh| {
-                let rec = self.intended(sh);
-                self.rt.intent().settled(sh) && rec.leader == Some(src) && rec.transfer.is_none()
-            })
+            .filter(|&sh| self.movable(sh, src))
             .filter(|&sh| !self.rt.recent().shard_cooling(sh, self.now, cooldown))
             .filter_map(|sh| self.rt.loads().trusted(sh).map(|l| (sh, l.units())))
             .filter(|&(_, l)| l > 0.0 && l >= least && (still_overfull || l < 2.0 * excess))

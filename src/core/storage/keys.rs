@@ -9,6 +9,7 @@
 //! /shardmeta/v1/c/{cluster}/tables/{id}       TableRecord
 //! /shardmeta/v1/c/{cluster}/shards/{id}       ShardRecord (absent while never assigned)
 //! /shardmeta/v1/c/{cluster}/nodes/{id}        NodeRecord
+//! /shardmeta/v1/c/{cluster}/procedures/{id}   ProcedureRecord (while it runs)
 //! /shardmeta/v1/fence                         FenceRecord (the write chain, see `batch`)
 //! ```
 
@@ -38,6 +39,7 @@ pub enum Key {
     Table(ClusterId, u64),
     Shard(ClusterId, u32),
     Node(ClusterId, u32),
+    Procedure(ClusterId, u64),
 }
 
 impl Key {
@@ -51,6 +53,7 @@ impl Key {
             Key::Table(c, id) => format!("{ROOT}c/{:010}/tables/{id:020}", c.0),
             Key::Shard(c, id) => format!("{ROOT}c/{:010}/shards/{id:010}", c.0),
             Key::Node(c, id) => format!("{ROOT}c/{:010}/nodes/{id:010}", c.0),
+            Key::Procedure(c, id) => format!("{ROOT}c/{:010}/procedures/{id:020}", c.0),
         }
     }
 
@@ -71,6 +74,7 @@ impl Key {
             Some(("tables", id)) => Some(Key::Table(c, parse(id)?)),
             Some(("shards", id)) => Some(Key::Shard(c, parse(id)?)),
             Some(("nodes", id)) => Some(Key::Node(c, parse(id)?)),
+            Some(("procedures", id)) => Some(Key::Procedure(c, parse(id)?)),
             _ => None,
         }
     }
@@ -99,6 +103,7 @@ mod tests {
             Key::Table(c, u64::MAX),
             Key::Shard(c, 0),
             Key::Node(c, 42),
+            Key::Procedure(c, 9),
         ] {
             assert_eq!(Key::decode(&key.encode()), Some(key), "{}", key.encode());
         }

@@ -21,6 +21,8 @@ pub enum Mutation {
     DeleteTable(ClusterId, TableId),
     PutShard(ClusterId, ShardRecord),
     PutNode(ClusterId, NodeRecord),
+    PutProcedure(ClusterId, ProcedureRecord),
+    DeleteProcedure(ClusterId, u64),
 }
 
 /// Storage held something the core cannot read back.
@@ -47,6 +49,8 @@ impl Mutation {
             Mutation::DeleteTable(c, t) => Key::Table(*c, t.0),
             Mutation::PutShard(c, r) => Key::Shard(*c, r.id),
             Mutation::PutNode(c, r) => Key::Node(*c, r.id),
+            Mutation::PutProcedure(c, r) => Key::Procedure(*c, r.id),
+            Mutation::DeleteProcedure(c, id) => Key::Procedure(*c, *id),
         }
     }
 
@@ -59,14 +63,15 @@ impl Mutation {
             | Key::Schema(c, _)
             | Key::Table(c, _)
             | Key::Shard(c, _)
-            | Key::Node(c, _) => c,
+            | Key::Node(c, _)
+            | Key::Procedure(c, _) => c,
         }
     }
 
     pub fn to_op(&self, config: &CoreConfig) -> Op {
         let key = self.key().encode();
         let value = match self {
-            Mutation::DeleteTable(..) => return Op::Delete { key },
+            Mutation::DeleteTable(..) | Mutation::DeleteProcedure(..) => return Op::Delete { key },
             Mutation::PutCluster(r) => r.encode_to_vec(),
             Mutation::PutEpoch(_, e) => CounterRecord { value: e.0 }.encode_to_vec(),
             Mutation::PutIdCeiling(_, v) => CounterRecord { value: *v }.encode_to_vec(),
@@ -78,6 +83,7 @@ impl Mutation {
             Mutation::PutTable(_, r) => r.encode_to_vec(),
             Mutation::PutShard(_, r) => r.encode_to_vec(),
             Mutation::PutNode(_, r) => r.encode_to_vec(),
+            Mutation::PutProcedure(_, r) => r.encode_to_vec(),
         };
         Op::Put { key, value }
     }
@@ -106,6 +112,7 @@ impl Mutation {
             Key::Node(c, id) => {
                 Mutation::PutNode(c, checked(key, id as u64, NodeRecord::decode(value).map_err(bad)?, |r| r.id as u64)?)
             }
+            Key::Procedure(c, id) => Mutation::PutProcedure(c, checked(key, id, ProcedureRecord::decode(value).map_err(bad)?, |r| r.id)?),
         })
     }
 }

@@ -56,7 +56,7 @@ impl Snapshot {
     /// The changes are applied in the order a load reads them (the fence, cluster records, then
     /// each cluster's contents by key), which puts whatever a change names before it: a
     /// transaction that creates a cluster writes its id ceiling, whose key sorts first, before
-    /// the cluster record. Only tables are ever deleted; any other deletion, or a key outside
+    /// the cluster record. Only tables and procedures are ever deleted; any other deletion, or a key outside
     /// the snapshot, is something the core never writes.
     pub fn apply_transaction<'a>(&mut self, changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Result<(), DecodeError> {
         let mut ranked = Vec::new();
@@ -81,7 +81,8 @@ impl Snapshot {
         let change = match (value, Key::decode(key)) {
             (Some(value), _) => Mutation::decode(key, value)?,
             (None, Some(Key::Table(c, id))) => Mutation::DeleteTable(c, TableId(id)),
-            (None, _) => return Err(DecodeError(format!("{key} was deleted, but only tables ever are"))),
+            (None, Some(Key::Procedure(c, id))) => Mutation::DeleteProcedure(c, id),
+            (None, _) => return Err(DecodeError(format!("{key} was deleted, but only tables and procedures ever are"))),
         };
         self.catalog.apply(change)
     }

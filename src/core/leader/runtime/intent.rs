@@ -43,6 +43,15 @@ impl Intent {
         intent
     }
 
+    /// New shards (a split) landed: unassigned and empty.
+    pub(super) fn grow(&mut self, shards: usize) {
+        for i in self.pending.len()..shards {
+            self.unassigned.insert(ShardId(i as u32));
+        }
+        self.pending.resize(shards, 0);
+        self.table_counts.resize(shards, 0);
+    }
+
     /// The record the shard will have once pending writes land.
     pub fn shard<'a>(&'a self, cluster: &'a ClusterCatalog, id: ShardId) -> &'a ShardRecord {
         self.records.get(&id).unwrap_or_else(|| cluster.shard(id))

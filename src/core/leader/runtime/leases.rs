@@ -31,6 +31,11 @@ impl Leases {
         Leases { shards: cluster.shards.iter().map(|s| lease(s.leader)).collect() }
     }
 
+    /// New shards (a split): unassigned, so no lease.
+    pub(super) fn grow(&mut self, shards: usize) {
+        self.shards.resize(shards, ShardLease::default());
+    }
+
     pub fn len(&self) -> usize {
         self.shards.len()
     }

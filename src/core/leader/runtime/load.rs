@@ -108,6 +108,12 @@ impl Loads {
         Loads { shards: vec![Sample::default(); shards], busiest: vec![Busiest::default(); shards], window: Duration(config.load_window_ms), windows_trusted: config.load_windows_trusted }
     }
 
+    /// New shards (a split): nothing known of them yet.
+    pub(super) fn grow(&mut self, shards: usize) {
+        self.shards.resize(shards, Sample::default());
+        self.busiest.resize(shards, Busiest::default());
+    }
+
     /// A report from the shard's leader at `now`; `true` when it closed a window.
     pub(super) fn record(&mut self, shard: ShardId, load: &ShardLoad, now: Instant) -> bool {
         let s = &mut self.shards[shard.index()];

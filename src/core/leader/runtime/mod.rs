@@ -22,6 +22,7 @@ pub mod placement;
 pub mod recent;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use self::awaiting::{Awaiting, InFlight};
 use self::intent::Intent;
@@ -52,6 +53,13 @@ pub struct ClusterRuntime {
     settings: SchedulerSettings,
     /// A node joined or came back since follower deficits were last looked for.
     deficit_scan_due: bool,
+    /// Procedures with writes queued or in flight, and how many.
+    procedures_busy: BTreeMap<u64, u32>,
+    /// When this leader first saw each procedure at its step (for step timeouts).
+    procedure_steps: BTreeMap<u64, (u32, Instant)>,
+    /// Splits whose first write (which grows the shard count) has not landed yet: the next
+    /// split's new shard id comes after theirs.
+    splits_starting: u32,
 }
 
 impl ClusterRuntime {
@@ -70,6 +78,9 @@ impl ClusterRuntime {
             events: Events::default(),
             settings: cluster.scheduler.as_ref().map_or(config.scheduler, SchedulerSettings::from),
             deficit_scan_due: true,
+            procedures_busy: BTreeMap::new(),
+            procedure_steps: BTreeMap::new(),
+            splits_starting: 0,
         };
         rt.reset_intent(cluster, now);
         rt
@@ -171,9 +182,84 @@ impl ClusterRuntime {
         }
         self.intent = Intent::of(cluster);
         self.in_flight = InFlight::default();
+        self.procedures_busy.clear();
+        self.splits_starting = 0;
+        self.procedure_steps.retain(|id, _| cluster.procedures.contains_key(id));
         self.nodes.recount(&planned_counts(cluster, &self.intent, self.nodes.len()));
         self.placement = Placement::new((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))));
         self.deficit_scan_due = true;
+    }
+
+    /// The cluster's shard count grew (a split landed): every per-shard array grows with it.
+    pub fn grow(&mut self, cluster: &ClusterCatalog) {
+        let (from, to) = (self.leases.len(), cluster.shards.len());
+        self.leases.grow(to);
+        self.intent.grow(to);
+        self.loads.grow(to);
+        self.recent.grow(to);
+        let standings: Vec<Standing> = (from..to).map(|i| self.standing(cluster, ShardId(i as u32))).collect();
+        self.placement.grow(standings.into_iter());
+        self.splits_starting = self.splits_starting.saturating_sub((to - from) as u32);
+    }
+
+    /// A split's first write is queued.
+    pub fn split_starting(&mut self) {
+        self.splits_starting += 1;
+    }
+
+    pub fn procedures_starting(&self) -> u32 {
+        self.splits_starting
+    }
+
+    /// Whether a write of the procedure is queued or in flight.
+    pub fn procedure_busy(&self, id: u64) -> bool {
+        self.procedures_busy.contains_key(&id)
+    }
+
+    pub fn procedure_queued(&mut self, id: u64) {
+        *self.procedures_busy.entry(id).or_default() += 1;
+    }
+
+    /// A write of the procedure landed; a deleted procedure's step clock is dropped too.
+    pub fn procedure_landed(&mut self, id: u64) {
+        if let Some(n) = self.procedures_busy.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                self.procedures_busy.remove(&id);
+            }
+        }
+    }
+
+    /// When this leader first saw procedure `id` at `step` (now, the first time it asks).
+    pub fn procedure_step_since(&mut self, id: u64, step: u32, now: Instant) -> Instant {
+        let entry = self.procedure_steps.entry(id).or_insert((step, now));
+        if entry.0 != step {
+            *entry = (step, now);
+        }
+        entry.1
+    }
+
+    /// How long this leader has seen the procedure at `step`, in ms (0: not yet).
+    pub fn procedure_step_age(&self, id: u64, step: u32, now: Instant) -> u64 {
+        self.procedure_steps.get(&id).filter(|(s, _)| *s == step).map_or(0, |(_, since)| now.0.saturating_sub(since.0))
+    }
+
+    /// The procedure's deletion landed: its step clock goes too.
+    pub fn procedure_ended(&mut self, id: u64) {
+        self.procedure_steps.remove(&id);
+    }
+
+    /// Whether a drop of the table is being written.
+    pub fn dropping(&self, table: TableId) -> bool {
+        self.in_flight.contains(&Awaiting::TableDeletion(table))
+    }
+
+    /// `count` tables move from one shard to another (a split): the intent's counts follow.
+    pub fn move_table_counts(&mut self, cluster: &ClusterCatalog, from: ShardId, to: ShardId, count: u32) {
+        self.intent.count_table(from, -(count as i32));
+        self.intent.count_table(to, count as i32);
+        self.reindex(cluster, from);
+        self.reindex(cluster, to);
     }
 
     /// A node registration landed.

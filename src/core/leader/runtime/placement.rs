@@ -76,6 +76,19 @@ impl Placement {
         p
     }
 
+    /// New shards (a split) join the order with their standings.
+    pub(super) fn grow(&mut self, standings: impl Iterator<Item = Standing>) {
+        for s in standings {
+            let shard = ShardId(self.keys.len() as u32);
+            let key = Key { shard, ..Key::default() };
+            self.keys.push(key);
+            self.order.insert(key);
+            self.loads.push(0.0);
+            self.placed.push(0.0);
+            self.set(shard, s);
+        }
+    }
+
     /// The shard the next table goes to.
     pub fn best(&self) -> ShardId {
         self.order.first().expect("a cluster has at least one shard").shard

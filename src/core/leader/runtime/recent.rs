@@ -16,6 +16,11 @@ impl Recent {
         Recent { shard_moved: vec![None; shards], node_moved: Vec::new() }
     }
 
+    /// New shards (a split): never moved.
+    pub(super) fn grow(&mut self, shards: usize) {
+        self.shard_moved.resize(shards, None);
+    }
+
     /// The shard's leader moved from `from` to `to` at `now`.
     pub(super) fn moved(&mut self, shard: ShardId, nodes: [Option<u32>; 2], now: Instant) {
         self.shard_moved[shard.index()] = Some(now);

@@ -1,0 +1,163 @@
+//! Driving procedures: every tick, each stored procedure with no write of its own in flight
+//! takes its next step. A procedure's record names its step, so that a new meta leader resumes
+//! it from storage; what it waits on (a node's report) is read afresh from the runtime.
+//!
+//! **A split**, of shard A into A and a new shard B, keeps every table served by at most one
+//! leader (S1 per table) and in exactly one shard of the catalog (S5):
+//! 1. *Start* (one write): the cluster's shard count grows by one, B is stored unassigned, and
+//!    the procedure is stored at `AwaitingTablesMoved`, locking A and B.
+//! 2. `AwaitingTablesMoved`: the tables move to B in the catalog, a bounded batch per write.
+//!    Routes now name B, which nobody leads yet: writes routed there fail as an invalid route
+//!    and are retried; writes on an older route still reach A's leader, the only node that
+//!    serves the tables. Then A's version is bumped, which re-opens A on its replicas without
+//!    the tables.
+//! 3. `AwaitingSourceRelease`: A's leader must report that version (it no longer serves the
+//!    tables), or A must be leaderless with every lease on it run out. Only then may B be led:
+//!    the step ends by releasing B to the assignment pass, which gives it the best node and
+//!    zone-spread followers.
+//! 4. `AwaitingNewShardOpen`: B's leader reports it open; the procedure is deleted.
+//!
+//! A cancel, or a step timeout before B may be led, rolls back (`RollingBack`): the tables move
+//! back to A, A is re-opened with them, and B stays an empty shard. Once B may be led the split
+//! only rolls forward; a timeout there just ends the procedure, leaving B to the scheduler.
+
+use super::runtime::ClusterRuntime;
+use super::writes::{Change, Notice};
+use super::{Ctx, Leader};
+use crate::core::config::{CoreConfig, PlantedBug};
+use crate::core::ids::*;
+use crate::core::model::{ClusterCatalog, ProcedureRecord, ProcedureStep, TableRecord};
+use crate::core::scheduler::Cause;
+use crate::core::storage::Mutation;
+use crate::core::time::{Duration, Instant};
+
+/// Table moves queued per procedure per tick, in writes (each of `txn_ops_max / 2` tables).
+const MOVE_WRITES_PER_TICK: usize = 32;
+
+impl Leader {
+    pub(super) fn advance_procedures(&mut self, ctx: &mut Ctx) {
+        for (&cid, rt) in self.clusters.iter_mut() {
+            let cluster = self.catalog.cluster(cid);
+            for p in cluster.procedures.values() {
+                if rt.procedure_busy(p.id) {
+                    continue;
+                }
+                for mut change in advance_split(cluster, rt, p, ctx.now, ctx.config) {
+                    change.procedure = Some(p.id);
+                    rt.procedure_queued(p.id);
+                    self.writes.queue(change);
+                }
+            }
+        }
+    }
+}
+
+/// The writes that take the split's next step, if it can take one now.
+fn advance_split(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, now: Instant, config: &CoreConfig) -> Vec<Change> {
+    let (source, new) = (ShardId(p.shard), ShardId(p.new_shard));
+    let since = rt.procedure_step_since(p.id, p.step, now);
+    let timed_out = now >= since + Duration(config.procedure_step_timeout_ms);
+    match p.step() {
+        ProcedureStep::AwaitingTablesMoved => {
+            let moves = move_tables(cluster, rt, p, source, new, config);
+            if !moves.is_empty() {
+                return moves;
+            }
+            let next = Mutation::PutProcedure(cluster.id(), ProcedureRecord { step: ProcedureStep::AwaitingSourceRelease as u32, ..p.clone() });
+            vec![reopen_source(cluster, rt, source, next, now, config)]
+        }
+        ProcedureStep::AwaitingSourceRelease if released(cluster, rt, source, now, config) => {
+            let why = format!("split of shard {source}: its leader let the tables go; shard {new} may now be led");
+            vec![step_to(cluster, rt, p, ProcedureStep::AwaitingNewShardOpen, why, now, config)]
+        }
+        ProcedureStep::AwaitingSourceRelease if timed_out => {
+            let why = format!("split of shard {source}: its leader did not let the tables go within {} ms; rolling back", config.procedure_step_timeout_ms);
+            vec![step_to(cluster, rt, p, ProcedureStep::RollingBack, why, now, config)]
+        }
+        ProcedureStep::AwaitingNewShardOpen if rt.leases().leader_ready(new) || timed_out => {
+            let how = if timed_out { "its leader has not reported it open yet; the scheduler takes over" } else { "open" };
+            vec![finish(cluster, rt, p, format!("split of shard {source} done: shard {new} {how}"), now, config)]
+        }
+        ProcedureStep::RollingBack => {
+            let moves = move_tables(cluster, rt, p, new, source, config);
+            if !moves.is_empty() {
+                return moves;
+            }
+            rt.log_event(now, Cause::Split, Some(source), format!("split of shard {source} rolled back; shard {new} stays, empty"), config);
+            vec![reopen_source(cluster, rt, source, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
+        }
+        ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingNewShardOpen => Vec::new(),
+    }
+}
+
+/// Writes that move the procedure's tables still in `from` to `to`, a batch each; none when
+/// all have moved. A table being dropped is left alone (the drop lands; a move must not bring
+/// it back).
+fn move_tables(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, from: ShardId, to: ShardId, config: &CoreConfig) -> Vec<Change> {
+    let cid = cluster.id();
+    let movable = |&&t: &&u64| {
+        let id = TableId(t);
+        cluster.tables.get(id).is_some_and(|table| table.shard == from.0) && !rt.dropping(id)
+    };
+    let tables: Vec<u64> = p.tables.iter().filter(movable).copied().take(MOVE_WRITES_PER_TICK * tables_per_write(config)).collect();
+    let mut changes = Vec::new();
+    for batch in tables.chunks(tables_per_write(config)) {
+        let mut change = Change::new(cid);
+        change.mutations.push(Mutation::PutEpoch(cid, rt.next_epoch()));
+        for &t in batch {
+            let record: TableRecord = cluster.table(TableId(t)).to_record(TableId(t));
+            change.mutations.push(Mutation::PutTable(cid, TableRecord { shard: to.0, ..record }));
+        }
+        rt.move_table_counts(cluster, from, to, batch.len() as u32);
+        changes.push(change);
+    }
+    changes
+}
+
+/// Tables moved per write: half a transaction, leaving room for the rest of the change.
+fn tables_per_write(config: &CoreConfig) -> usize {
+    (config.txn_ops_max / 2).max(1)
+}
+
+/// Bumps the source shard's version, which re-opens it on its replicas with the tables the
+/// catalog now gives it; `next` stores the procedure's next step (or its end) in the same write.
+fn reopen_source(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, source: ShardId, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
+    let mut rec = rt.intended(cluster, source).clone();
+    rec.version += 1;
+    rt.set_intended(cluster, rec.clone(), now, config);
+    let mut change = Change::new(cluster.id());
+    change.mutations.push(Mutation::PutEpoch(cluster.id(), rt.next_epoch()));
+    change.mutations.push(Mutation::PutShard(cluster.id(), rec));
+    change.mutations.push(next);
+    change.notify(source, Notice::Resync);
+    change
+}
+
+/// Whether no node can still serve the source shard's moved tables: its leader reported the
+/// version without them, or it has no leader and every lease on it has run out.
+fn released(cluster: &ClusterCatalog, rt: &ClusterRuntime, source: ShardId, now: Instant, config: &CoreConfig) -> bool {
+    if config.has_bug(PlantedBug::SplitWithoutRelease) {
+        return true;
+    }
+    if !rt.intent().settled(source) {
+        return false;
+    }
+    match cluster.shard(source).leader {
+        Some(_) => rt.leases().leader_ready(source),
+        None => rt.leases().expired(source, now, config),
+    }
+}
+
+fn step_to(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, step: ProcedureStep, why: String, now: Instant, config: &CoreConfig) -> Change {
+    rt.log_event(now, Cause::Split, Some(ShardId(p.shard)), why, config);
+    let mut change = Change::new(cluster.id());
+    change.mutations.push(Mutation::PutProcedure(cluster.id(), ProcedureRecord { step: step as u32, ..p.clone() }));
+    change
+}
+
+fn finish(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, why: String, now: Instant, config: &CoreConfig) -> Change {
+    rt.log_event(now, Cause::Split, Some(ShardId(p.shard)), why, config);
+    let mut change = Change::new(cluster.id());
+    change.mutations.push(Mutation::DeleteProcedure(cluster.id(), p.id));
+    change
+}
