@@ -227,6 +227,18 @@ impl Meta for Echo {
     async fn move_shard(&self, _: Request<proto::MoveShardRequest>) -> Result<Response<proto::MoveShardResponse>, Status> {
         only_heartbeats()
     }
+
+    async fn split_shard(&self, _: Request<proto::SplitShardRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+        only_heartbeats()
+    }
+
+    async fn list_procedures(&self, _: Request<proto::ListProceduresRequest>) -> Result<Response<proto::ListProceduresResponse>, Status> {
+        only_heartbeats()
+    }
+
+    async fn cancel_procedure(&self, _: Request<proto::CancelProcedureRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+        only_heartbeats()
+    }
 }
 
 async fn heartbeat_ratio() {

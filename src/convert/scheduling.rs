@@ -1,4 +1,4 @@
-//! The scheduler's API messages.
+//! The scheduler's and the procedures' API messages.
 //!
 //! Settings travel in the shape they are stored in: `proto::SchedulerSettings` and the core's
 //! `SchedulerRecord` carry the same fields under the same tags, so one converts to the other
@@ -9,7 +9,7 @@ use tonic::Status;
 
 use crate::core::model::SchedulerRecord;
 use crate::core::scheduler::SchedulerSettings;
-use crate::core::{EventInfo, PlannedMove, SchedulerStatus};
+use crate::core::{EventInfo, PlannedMove, ProcedureInfo, SchedulerStatus};
 use crate::proto;
 
 pub fn settings_to_proto(s: &SchedulerSettings) -> proto::SchedulerSettings {
@@ -39,6 +39,19 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
 
 pub fn planned_move(m: &PlannedMove) -> proto::PlannedMove {
     proto::PlannedMove { shard: m.shard.0, cause: m.cause.name().into(), text: m.text.clone() }
+}
+
+pub fn procedure(p: &ProcedureInfo) -> proto::Procedure {
+    proto::Procedure {
+        id: p.id,
+        kind: p.kind.name().into(),
+        step: p.step.name().into(),
+        shard: p.shard.0,
+        new_shard: p.new_shard.0,
+        tables: p.tables,
+        why: p.why.clone(),
+        step_age_ms: p.step_age_ms,
+    }
 }
 
 pub fn event(e: &EventInfo) -> proto::Event {

@@ -92,6 +92,13 @@ impl MetaService {
     }
 }
 
+fn procedure_response(r: core::Response) -> proto::ProcedureResponse {
+    match r {
+        core::Response::Procedure(p) => proto::ProcedureResponse { procedure: Some(convert::procedure(&p)) },
+        other => unexpected(other),
+    }
+}
+
 fn unexpected(r: core::Response) -> ! {
     unreachable!("the core answered with the wrong kind of response: {r:?}")
 }
@@ -339,6 +346,42 @@ impl proto::meta_server::Meta for MetaService {
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.move_shard(r).await }),
+        )
+        .await
+    }
+
+    async fn split_shard(&self, request: Request<proto::SplitShardRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                let cluster = convert::cluster_name(&m.header)?;
+                Ok(core::Request::SplitShard { cluster, shard: core::ShardId(m.shard), tables: m.tables.into_iter().map(core::TableId).collect() })
+            },
+            procedure_response,
+            |mut c, r| Box::pin(async move { c.split_shard(r).await }),
+        )
+        .await
+    }
+
+    async fn list_procedures(&self, request: Request<proto::ListProceduresRequest>) -> Result<Response<proto::ListProceduresResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::ListProcedures { cluster: convert::cluster_name(&m.header)? }),
+            |r| match r {
+                core::Response::Procedures(all) => proto::ListProceduresResponse { procedures: all.iter().map(convert::procedure).collect() },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.list_procedures(r).await }),
+        )
+        .await
+    }
+
+    async fn cancel_procedure(&self, request: Request<proto::CancelProcedureRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::CancelProcedure { cluster: convert::cluster_name(&m.header)?, id: m.id }),
+            procedure_response,
+            |mut c, r| Box::pin(async move { c.cancel_procedure(r).await }),
         )
         .await
     }

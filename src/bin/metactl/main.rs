@@ -13,6 +13,7 @@ use shardmeta::client::MetaClient;
 use shardmeta::proto::{self, RequestHeader};
 use tonic::Status;
 
+mod procedures;
 mod scheduling;
 use scheduling::SchedulerCmd;
 
@@ -73,8 +74,18 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         limit: u32,
     },
+    /// Multi-step operations in progress (splits), and cancelling them.
+    #[command(subcommand)]
+    Procedure(ProcedureCmd),
     /// The current meta leader.
     Leader,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ProcedureCmd {
+    List,
+    /// Roll a procedure back, where that is still safe.
+    Cancel { id: u64 },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +158,14 @@ enum ShardCmd {
     Transfer { shard: u32, node: String },
     /// Open a shard on a node that holds no replica of it, which then leads it.
     Move { shard: u32, node: String },
+    /// Split a shard in two: some of its tables move to a new shard.
+    Split {
+        shard: u32,
+        /// Table ids to move (see `table list`), comma-separated; none: chosen by load, so
+        /// that the two pieces carry about the same.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<u64>,
+    },
 }
 
 pub(crate) fn header(cluster: &str) -> Option<RequestHeader> {
@@ -262,6 +281,8 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
         Command::Shard(ShardCmd::Move { shard, node }) => scheduling::move_shard(cluster, *shard, node, true, meta).await?,
         Command::Scheduler(cmd) => scheduling::scheduler(cmd, cluster, meta).await?,
         Command::Events { after, limit } => scheduling::events(cluster, *after, *limit, meta).await?,
+        Command::Shard(ShardCmd::Split { shard, tables }) => procedures::split(cluster, *shard, tables, meta).await?,
+        Command::Procedure(cmd) => procedures::procedure(cmd, cluster, meta).await?,
         Command::Shard(ShardCmd::List) => {
             let req = proto::ListShardsRequest { header: header(cluster), ..Default::default() };
             rows(args, meta, req, |s| {
