@@ -2,7 +2,8 @@
 //! - heartbeat ingest per shard report, 1k nodes and 1M shards, unchanged and changed;
 //! - create-table (placement) at 10k shards and 1k nodes;
 //! - failover planning for a node with 10k shards;
-//! - snapshot loading per table (decode and index), 100k tables with 256-byte schemas.
+//! - snapshot loading per table (decode and index), 100k tables with 256-byte schemas;
+//! - split planning: which of a shard's 100k tables move.
 //!
 //! A counting allocator reports allocations per unchanged heartbeat (the target is zero).
 //! Run: `cargo bench --bench scheduling`.
@@ -271,9 +272,20 @@ fn snapshot_load(c: &mut Criterion) {
     group.finish();
 }
 
+/// Choosing which of a shard's 100k tables a split moves: the busiest 8 known, the rest
+/// sharing the remaining load.
+fn split_planning(c: &mut Criterion) {
+    use shardmeta::core::scheduler::split_choice;
+    let tables: std::collections::BTreeSet<TableId> = (0..100_000).map(TableId).collect();
+    let busiest: Vec<(TableId, f64)> = (0..8).map(|i| (TableId(i * 997), 1_000.0 - 100.0 * i as f64)).collect();
+    c.bench_function("split_planning_100k_tables", |b| {
+        b.iter(|| split_choice::choose(ShardId(0), black_box(&tables), busiest.iter().copied(), 50_000.0, 50_000).expect("splittable"))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
-    targets = heartbeat_ingest, table_placement, failover_planning, balance_passes, snapshot_load
+    targets = heartbeat_ingest, table_placement, failover_planning, balance_passes, snapshot_load, split_planning
 }
 criterion_main!(benches);

@@ -146,7 +146,7 @@ impl Default for CoreConfig {
             scheduler: SchedulerSettings::default(),
             events_kept_max: 1_000,
             procedures_in_flight_max: 8,
-            split_tables_max: 10_000,
+            split_tables_max: 50_000,
             procedure_step_timeout_ms: 60_000,
             id_block: 1_000,
             load_window_ms: 10_000,

@@ -32,7 +32,7 @@ use crate::core::storage::Mutation;
 use crate::core::time::{Duration, Instant};
 
 /// Table moves queued per procedure per tick, in writes (each of `txn_ops_max / 2` tables).
-const MOVE_WRITES_PER_TICK: usize = 32;
+const MOVE_WRITES_PER_TICK: usize = 128;
 
 impl Leader {
     pub(super) fn advance_procedures(&mut self, ctx: &mut Ctx) {

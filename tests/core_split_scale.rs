@@ -1,0 +1,84 @@
+//! A split at the mission's scale: a shard of 100,000 tables, loaded from storage by a new
+//! meta leader, split in two through the real core and `ShardHost`. It halves the tables in
+//! bounded writes, keeps every table in exactly one shard at every round, and ends with both
+//! shards led with the catalog's tables.
+
+mod harness;
+
+use std::time::Instant as Clock;
+
+use harness::*;
+use shardmeta::core::model::{ClusterRecord, NodeRecord, SchemaRecord, ShardRecord, TableRecord, Topology};
+use shardmeta::core::storage::{Mutation, Op};
+use shardmeta::core::*;
+
+const TABLES: u64 = 100_000;
+
+/// Cluster `c`: 2 shards on nodes n1 and n2 (each following the other's), every table in
+/// shard 0.
+fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
+    let c = ClusterId(1);
+    let topology = ClusterRecord::topology_code(Topology::Dynamic);
+    let cluster = ClusterRecord { id: 1, name: "c".into(), shard_count: 2, followers_per_shard: 1, topology, min_nodes: 1 };
+    let mut ms = vec![Mutation::PutCluster(cluster), Mutation::PutIdCeiling(c, TABLES + 1_000), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into() })];
+    for id in 0..2 {
+        ms.push(Mutation::PutNode(c, NodeRecord { id, name: format!("n{}", id + 1), endpoint: format!("n{}:1", id + 1), ..Default::default() }));
+    }
+    ms.push(Mutation::PutShard(c, ShardRecord { id: 0, version: 1, leader: Some(0), followers: vec![1], transfer: None }));
+    ms.push(Mutation::PutShard(c, ShardRecord { id: 1, version: 1, leader: Some(1), followers: vec![0], transfer: None }));
+    ms.extend((1..=TABLES).map(|id| Mutation::PutTable(c, TableRecord { id, schema: 0, name: format!("t{id:06}"), shard: 0, ..Default::default() })));
+    ms.iter()
+        .map(|m| match m.to_op(config) {
+            Op::Put { key, value } => (key, value),
+            Op::Delete { .. } => unreachable!("only puts"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_shard_of_100k_tables_splits_in_half_in_bounded_writes() {
+    let config = CoreConfig::default();
+    let mut h = Harness::follower_with(config.clone());
+    h.store.extend(stored(&config));
+    h.gain(Term(1), h.stored());
+    let mut nodes: Vec<Node> = (1..=2).map(Node::new).collect();
+    for _ in 0..3 {
+        round(&mut h, &mut nodes, 500);
+    }
+    assert!(nodes[0].host.is_leading(ShardId(0), h.now), "n1 leads shard 0");
+
+    let started = Clock::now();
+    let Ok(Response::Procedure(p)) = h.call(Request::SplitShard { cluster: "c".into(), shard: ShardId(0), tables: vec![] }) else { panic!() };
+    let planned = started.elapsed();
+    assert_eq!(p.tables as u64, TABLES / 2);
+    let (mut rounds, mut writes) = (0, 0);
+    let catalog = |h: &Harness| h.core.catalog().unwrap().cluster_by_name("c").unwrap().clone();
+    while !catalog(&h).procedures.is_empty() {
+        rounds += 1;
+        assert!(rounds <= 60, "the split did not end: {:?}", catalog(&h).procedures.values().next().map(|p| p.step));
+        for n in nodes.iter_mut() {
+            n.heartbeat(&mut h).unwrap();
+        }
+        h.advance(500);
+        let outs = h.settle();
+        writes += outs.len();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+        assert_eq!(h.core.catalog().unwrap().integrity_error(), None, "S5 at round {rounds}");
+    }
+    let took = started.elapsed();
+    for _ in 0..3 {
+        round(&mut h, &mut nodes, 500);
+    }
+    let c = catalog(&h);
+    assert_eq!((c.shard_tables[0].len() as u64, c.shard_tables[2].len() as u64), (TABLES / 2, TABLES / 2));
+    for s in [0, 2] {
+        let leader = nodes.iter().find(|n| n.host.is_leading(ShardId(s), h.now)).unwrap_or_else(|| panic!("shard {s} is led"));
+        assert_eq!(leader.host.shards()[&ShardId(s)].tables, c.shard_tables[s as usize], "shard {s}'s leader serves the catalog's tables");
+    }
+    let per_write = config.txn_ops_max / 2;
+    println!(
+        "split of {TABLES} tables: planned in {planned:?}; {} tables moved in {} writes of {per_write}, {rounds} rounds of 500 ms; {took:?} in all ({writes} outputs)",
+        TABLES / 2,
+        (TABLES / 2).div_ceil(per_write as u64)
+    );
+}
