@@ -63,20 +63,20 @@ fn advance_split(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &Procedur
             if !moves.is_empty() {
                 return moves;
             }
-            let next = Mutation::PutProcedure(cluster.id(), ProcedureRecord { step: ProcedureStep::AwaitingSourceRelease as u32, ..p.clone() });
-            vec![reopen_source(cluster, rt, source, next, now, config)]
+            vec![reopen_source(cluster, rt, source, at_step(cluster, p, ProcedureStep::AwaitingSourceRelease), now, config)]
         }
         ProcedureStep::AwaitingSourceRelease if released(cluster, rt, source, now, config) => {
             let why = format!("split of shard {source}: its leader let the tables go; shard {new} may now be led");
-            vec![step_to(cluster, rt, p, ProcedureStep::AwaitingNewShardOpen, why, now, config)]
+            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::AwaitingNewShardOpen), why, now, config)]
         }
         ProcedureStep::AwaitingSourceRelease if timed_out => {
             let why = format!("split of shard {source}: its leader did not let the tables go within {} ms; rolling back", config.procedure_step_timeout_ms);
-            vec![step_to(cluster, rt, p, ProcedureStep::RollingBack, why, now, config)]
+            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::RollingBack), why, now, config)]
         }
         ProcedureStep::AwaitingNewShardOpen if rt.leases().leader_ready(new) || timed_out => {
             let how = if timed_out { "its leader has not reported it open yet; the scheduler takes over" } else { "open" };
-            vec![finish(cluster, rt, p, format!("split of shard {source} done: shard {new} {how}"), now, config)]
+            let why = format!("split of shard {source} done: shard {new} {how}");
+            vec![record_only(cluster, rt, p, Mutation::DeleteProcedure(cluster.id(), p.id), why, now, config)]
         }
         ProcedureStep::RollingBack => {
             let moves = move_tables(cluster, rt, p, new, source, config);
@@ -148,16 +148,15 @@ fn released(cluster: &ClusterCatalog, rt: &ClusterRuntime, source: ShardId, now:
     }
 }
 
-fn step_to(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, step: ProcedureStep, why: String, now: Instant, config: &CoreConfig) -> Change {
-    rt.log_event(now, Cause::Split, Some(ShardId(p.shard)), why, config);
-    let mut change = Change::new(cluster.id());
-    change.mutations.push(Mutation::PutProcedure(cluster.id(), ProcedureRecord { step: step as u32, ..p.clone() }));
-    change
+/// The procedure's record at `step`, stored.
+fn at_step(cluster: &ClusterCatalog, p: &ProcedureRecord, step: ProcedureStep) -> Mutation {
+    Mutation::PutProcedure(cluster.id(), ProcedureRecord { step: step as u32, ..p.clone() })
 }
 
-fn finish(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, why: String, now: Instant, config: &CoreConfig) -> Change {
+/// A write of the procedure's record alone (its next step, or its deletion), logged.
+fn record_only(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, m: Mutation, why: String, now: Instant, config: &CoreConfig) -> Change {
     rt.log_event(now, Cause::Split, Some(ShardId(p.shard)), why, config);
     let mut change = Change::new(cluster.id());
-    change.mutations.push(Mutation::DeleteProcedure(cluster.id(), p.id));
+    change.mutations.push(m);
     change
 }
