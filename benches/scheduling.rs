@@ -279,7 +279,7 @@ fn split_planning(c: &mut Criterion) {
     let tables: std::collections::BTreeSet<TableId> = (0..100_000).map(TableId).collect();
     let busiest: Vec<(TableId, f64)> = (0..8).map(|i| (TableId(i * 997), 1_000.0 - 100.0 * i as f64)).collect();
     c.bench_function("split_planning_100k_tables", |b| {
-        b.iter(|| split_choice::choose(ShardId(0), black_box(&tables), busiest.iter().copied(), 50_000.0, 50_000).expect("splittable"))
+        b.iter(|| split_choice::choose(ShardId(0), black_box(&tables), busiest.iter().copied(), 50_000.0, 2, 50_000).expect("splittable"))
     });
 }
 

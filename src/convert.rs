@@ -313,6 +313,7 @@ pub fn shard_info(s: &ShardInfo) -> proto::ShardInfo {
             ShardStatus::Ready => proto::ShardStatus::Ready,
             ShardStatus::Transferring => proto::ShardStatus::Transferring,
             ShardStatus::Offline => proto::ShardStatus::Offline,
+            ShardStatus::Retired => proto::ShardStatus::Retired,
         } as i32,
         tables: s.tables,
         read_units_per_sec: s.load.read_units,

@@ -36,7 +36,7 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
         catalog.apply(Mutation::PutNode(C, NodeRecord { id, name: format!("n{id}"), endpoint: format!("n{id}:1"), ..Default::default() })).unwrap();
     }
     for (s, &(leader, _)) in shards.iter().enumerate() {
-        let record = ShardRecord { id: s as u32, version: 1, leader: Some(leader), followers: vec![(leader + 1 + s as u32 % 7) % NODES], transfer: None };
+        let record = ShardRecord { id: s as u32, version: 1, leader: Some(leader), followers: vec![(leader + 1 + s as u32 % 7) % NODES], transfer: None, ..Default::default() };
         catalog.apply(Mutation::PutShard(C, record)).unwrap();
     }
     let cluster = catalog.cluster(C);

@@ -14,82 +14,6 @@ fn split(h: &mut Harness, shard: u32, tables: &[u64]) -> Result<Response, MetaEr
     h.call(Request::SplitShard { cluster: "c".into(), shard: ShardId(shard), tables: tables.iter().copied().map(TableId).collect() })
 }
 
-fn procedures(h: &mut Harness) -> Vec<ProcedureInfo> {
-    match h.call(Request::ListProcedures { cluster: "c".into() }) {
-        Ok(Response::Procedures(p)) => p,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn catalog(h: &Harness) -> &shardmeta::core::model::ClusterCatalog {
-    h.core.catalog().unwrap().cluster_by_name("c").unwrap()
-}
-
-/// S5 and S1 per table, now: the catalog's integrity holds, and no table is in a shard that two
-/// nodes lead under lease at once.
-fn check(h: &Harness, nodes: &[Node]) {
-    if let Err(v) = check_tables(h, nodes) {
-        panic!("{v}");
-    }
-}
-
-fn check_tables(h: &Harness, nodes: &[Node]) -> Result<(), shardmeta::check::Violation> {
-    shardmeta::check::integrity(h.core.catalog().unwrap())?;
-    let cid = catalog(h).id();
-    let leading = nodes.iter().flat_map(|n| {
-        let led = n.host.shards().iter().filter(|(&shard, _)| n.host.is_leading(shard, h.now));
-        led.flat_map(move |(_, s)| s.tables.iter().map(move |&t| (cid, t, n.name.as_str())))
-    });
-    shardmeta::check::single_table_writer(leading)
-}
-
-/// A cluster of 3 nodes, 2 shards with a follower each, and 12 tables.
-fn cluster() -> (Harness, Vec<Node>) {
-    let (mut h, mut nodes) = steady_cluster_of(3, 2, 1);
-    for t in 0..12 {
-        h.create_table(&format!("t{t}"), false).unwrap();
-    }
-    round(&mut h, &mut nodes, 500);
-    (h, nodes)
-}
-
-/// Runs rounds (checking every step) until no procedure is left; the rounds taken.
-fn run_out(h: &mut Harness, nodes: &mut [Node]) -> usize {
-    for i in 1..=60 {
-        round(h, nodes, 500);
-        check(h, nodes);
-        if catalog(h).procedures.is_empty() {
-            return i;
-        }
-    }
-    panic!("the procedure never ended: {:?}", procedures(h));
-}
-
-/// Ticks with no heartbeat until the procedure is at `step`; nodes hear what meta pushes.
-fn tick_to(h: &mut Harness, nodes: &mut [Node], step: ProcedureStep) {
-    for _ in 0..10 {
-        if catalog(h).procedures.values().next().is_some_and(|p| p.step() == step) {
-            return;
-        }
-        h.advance(200);
-        let outs = h.settle();
-        nodes.iter_mut().for_each(|n| n.receive(&outs));
-    }
-    panic!("the procedure never reached {step:?}: {:?}", catalog(h).procedures);
-}
-
-/// A heartbeat from every node, reporting what it holds.
-fn report(h: &mut Harness, nodes: &mut [Node]) {
-    round(h, nodes, 0);
-}
-
-fn fail_over(h: &mut Harness, term: u64) {
-    let mut next = Harness::leader_with(CoreConfig::default());
-    next.now = h.now;
-    next.store = h.store.clone();
-    next.gain(Term(term), h.stored());
-    *h = next;
-}
 
 /// The split's end state: shard 2 exists, holds the moved tables, and is led; every leader's
 /// table set is the catalog's.
@@ -110,7 +34,7 @@ fn assert_split_done(h: &Harness, nodes: &[Node], moved: &[TableId]) {
 
 #[test]
 fn a_split_moves_tables_to_a_new_shard_with_one_leader_per_table_at_every_step() {
-    let (mut h, mut nodes) = cluster();
+    let (mut h, mut nodes) = tabled_cluster(2);
     let before = catalog(&h).shard_tables[0].len();
     let Ok(Response::Procedure(p)) = split(&mut h, 0, &[]) else { panic!() };
     assert_eq!((p.step, p.new_shard, p.tables as usize), (ProcedureStep::AwaitingTablesMoved, ShardId(2), before / 2), "{p:?}");
@@ -133,7 +57,7 @@ fn a_split_moves_tables_to_a_new_shard_with_one_leader_per_table_at_every_step()
         assert_eq!(r.shard, ShardId(2), "{r:?}");
         assert!(r.leader.is_some(), "{r:?}");
     }
-    let Ok(Response::Events { events, .. }) = h.call(Request::ListEvents { cluster: "c".into(), after: 0, limit: 0 }) else { panic!() };
+    let events = events(&mut h);
     let split_events: Vec<&str> = events.iter().filter(|e| e.cause == Cause::Split).map(|e| e.text.as_str()).collect();
     assert!(split_events.first().is_some_and(|e| e.ends_with("started")) && split_events.last().is_some_and(|e| e.contains("done")), "{split_events:?}");
 }
@@ -141,7 +65,7 @@ fn a_split_moves_tables_to_a_new_shard_with_one_leader_per_table_at_every_step()
 #[test]
 fn a_meta_failover_at_each_step_resumes_the_split() {
     for (term, step) in [ProcedureStep::AwaitingTablesMoved, ProcedureStep::AwaitingSourceRelease, ProcedureStep::AwaitingNewShardOpen].into_iter().enumerate() {
-        let (mut h, mut nodes) = cluster();
+        let (mut h, mut nodes) = tabled_cluster(2);
         let moved_expected = catalog(&h).shard_tables[0].len() / 2;
         split(&mut h, 0, &[]).unwrap();
         if step == ProcedureStep::AwaitingNewShardOpen {
@@ -149,11 +73,7 @@ fn a_meta_failover_at_each_step_resumes_the_split() {
             tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingSourceRelease);
             report(&mut h, &mut nodes);
         }
-        tick_to(&mut h, &mut nodes, step);
-        check(&h, &nodes);
-        fail_over(&mut h, term as u64 + 2);
-        assert_eq!(procedures(&mut h)[0].step, step, "the new leader loaded the procedure at its step");
-        run_out(&mut h, &mut nodes);
+        fail_over_at(&mut h, &mut nodes, step, term as u64 + 2);
         let moved: Vec<TableId> = catalog(&h).shard_tables[2].iter().copied().collect();
         assert_eq!(moved.len(), moved_expected, "after a failover at {step:?}");
         assert_split_done(&h, &nodes, &moved);
@@ -162,7 +82,7 @@ fn a_meta_failover_at_each_step_resumes_the_split() {
 
 #[test]
 fn a_cancel_before_the_new_shard_may_be_led_rolls_back_and_after_is_refused() {
-    let (mut h, mut nodes) = cluster();
+    let (mut h, mut nodes) = tabled_cluster(2);
     let before = catalog(&h).shard_tables[0].clone();
     let Ok(Response::Procedure(p)) = split(&mut h, 0, &[]) else { panic!() };
     tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingSourceRelease);
@@ -206,13 +126,13 @@ fn a_source_that_never_lets_go_times_out_into_a_rollback() {
     }
     assert!(catalog(&h).procedures.is_empty(), "{:?}", catalog(&h).procedures);
     assert_eq!(catalog(&h).shard_tables[0], before);
-    let Ok(Response::Events { events, .. }) = h.call(Request::ListEvents { cluster: "c".into(), after: 0, limit: 0 }) else { panic!() };
+    let events = events(&mut h);
     assert!(events.iter().any(|e| e.text.contains("did not let the tables go")), "{events:?}");
 }
 
 #[test]
 fn unsafe_splits_are_refused_with_the_reason() {
-    let (mut h, mut nodes) = cluster();
+    let (mut h, mut nodes) = tabled_cluster(2);
     let refused = |r: Result<Response, MetaError>| match r {
         Err(MetaError::FailedPrecondition(m)) | Err(MetaError::NotFound(m)) => m,
         other => panic!("{other:?}"),
@@ -269,30 +189,10 @@ impl<F: Fn(ShardId) -> ShardLoad> shardmeta::client::LoadSource for &Busiest<F> 
 fn the_table_checker_catches_a_split_that_skips_the_release() {
     for planted in [None, Some(PlantedBug::SplitWithoutRelease)] {
         let config = CoreConfig { planted_bug: planted, ..CoreConfig::default() };
-        let (mut h, mut nodes) = steady_cluster_configured(config, 3, 2, 1, &[]);
-        for t in 0..12 {
-            h.create_table(&format!("t{t}"), false).unwrap();
-        }
-        round(&mut h, &mut nodes, 500);
+        let (mut h, mut nodes) = tabled_cluster_with(config, 2);
         let source = nodes.iter().position(|n| n.host.is_leading(ShardId(0), h.now)).unwrap();
         split(&mut h, 0, &[]).unwrap();
-        let mut caught = None;
-        for _ in 0..40 {
-            // Everyone but the source's leader hears pushes; it hears only heartbeat answers.
-            h.advance(250);
-            let outs = h.settle();
-            for (i, n) in nodes.iter_mut().enumerate() {
-                if i != source {
-                    n.receive(&outs);
-                }
-            }
-            for i in (0..nodes.len()).filter(|&i| i != source) {
-                nodes[i].heartbeat(&mut h).unwrap();
-                let outs = h.settle();
-                nodes.iter_mut().enumerate().filter(|(j, _)| *j != source).for_each(|(_, n)| n.receive(&outs));
-            }
-            caught = caught.or(check_tables(&h, &nodes).err());
-        }
+        let caught = rounds_with_a_deaf_node(&mut h, &mut nodes, source, false, 40);
         match planted {
             None => assert!(caught.is_none(), "{caught:?}"),
             Some(_) => assert!(caught.is_some_and(|v| v.detail.contains("led by both")), "the planted bug was not caught"),

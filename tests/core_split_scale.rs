@@ -1,7 +1,8 @@
 //! A split at the mission's scale: a shard of 100,000 tables, loaded from storage by a new
-//! meta leader, split in two through the real core and `ShardHost`. It halves the tables in
-//! bounded writes, keeps every table in exactly one shard at every round, and ends with both
-//! shards led with the catalog's tables.
+//! meta leader, is above `tables_per_shard_max` (50,000) and splits in two by itself, through
+//! the real core and `ShardHost`. It halves the tables in bounded writes, keeps every table in
+//! exactly one shard at every round, and ends with both shards led with the catalog's tables,
+//! neither of them split again.
 
 mod harness;
 
@@ -24,8 +25,8 @@ fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
     for id in 0..2 {
         ms.push(Mutation::PutNode(c, NodeRecord { id, name: format!("n{}", id + 1), endpoint: format!("n{}:1", id + 1), ..Default::default() }));
     }
-    ms.push(Mutation::PutShard(c, ShardRecord { id: 0, version: 1, leader: Some(0), followers: vec![1], transfer: None }));
-    ms.push(Mutation::PutShard(c, ShardRecord { id: 1, version: 1, leader: Some(1), followers: vec![0], transfer: None }));
+    ms.push(Mutation::PutShard(c, ShardRecord { id: 0, version: 1, leader: Some(0), followers: vec![1], transfer: None, ..Default::default() }));
+    ms.push(Mutation::PutShard(c, ShardRecord { id: 1, version: 1, leader: Some(1), followers: vec![0], transfer: None, ..Default::default() }));
     ms.extend((1..=TABLES).map(|id| Mutation::PutTable(c, TableRecord { id, schema: 0, name: format!("t{id:06}"), shard: 0, ..Default::default() })));
     ms.iter()
         .map(|m| match m.to_op(config) {
@@ -36,7 +37,7 @@ fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn a_shard_of_100k_tables_splits_in_half_in_bounded_writes() {
+fn a_shard_of_100k_tables_splits_in_half_by_itself_in_bounded_writes() {
     let config = CoreConfig::default();
     let mut h = Harness::follower_with(config.clone());
     h.store.extend(stored(&config));
@@ -48,11 +49,19 @@ fn a_shard_of_100k_tables_splits_in_half_in_bounded_writes() {
     assert!(nodes[0].host.is_leading(ShardId(0), h.now), "n1 leads shard 0");
 
     let started = Clock::now();
-    let Ok(Response::Procedure(p)) = h.call(Request::SplitShard { cluster: "c".into(), shard: ShardId(0), tables: vec![] }) else { panic!() };
-    let planned = started.elapsed();
-    assert_eq!(p.tables as u64, TABLES / 2);
-    let (mut rounds, mut writes) = (0, 0);
     let catalog = |h: &Harness| h.core.catalog().unwrap().cluster_by_name("c").unwrap().clone();
+    let mut waited = 0;
+    let p = loop {
+        if let Some(p) = catalog(&h).procedures.values().next().cloned() {
+            break p;
+        }
+        waited += 1;
+        assert!(waited <= 20, "the split never started by itself");
+        round(&mut h, &mut nodes, 500);
+    };
+    assert_eq!((p.shard, p.tables.len() as u64), (0, TABLES / 2));
+    assert!(p.why.contains("tables_per_shard_max"), "{}", p.why);
+    let (mut rounds, mut writes) = (0, 0);
     while !catalog(&h).procedures.is_empty() {
         rounds += 1;
         assert!(rounds <= 60, "the split did not end: {:?}", catalog(&h).procedures.values().next().map(|p| p.step));
@@ -71,13 +80,14 @@ fn a_shard_of_100k_tables_splits_in_half_in_bounded_writes() {
     }
     let c = catalog(&h);
     assert_eq!((c.shard_tables[0].len() as u64, c.shard_tables[2].len() as u64), (TABLES / 2, TABLES / 2));
+    assert!(c.procedures.is_empty() && c.shards.len() == 3, "halves at the limit are not split again");
     for s in [0, 2] {
         let leader = nodes.iter().find(|n| n.host.is_leading(ShardId(s), h.now)).unwrap_or_else(|| panic!("shard {s} is led"));
         assert_eq!(leader.host.shards()[&ShardId(s)].tables, c.shard_tables[s as usize], "shard {s}'s leader serves the catalog's tables");
     }
     let per_write = config.txn_ops_max / 2;
     println!(
-        "split of {TABLES} tables: planned in {planned:?}; {} tables moved in {} writes of {per_write}, {rounds} rounds of 500 ms; {took:?} in all ({writes} outputs)",
+        "split of {TABLES} tables: {} tables moved in {} writes of {per_write}, {rounds} rounds of 500 ms; {took:?} in all ({writes} outputs)",
         TABLES / 2,
         (TABLES / 2).div_ceil(per_write as u64)
     );

@@ -113,6 +113,9 @@ pub enum PlantedBug {
     /// Let a split's new shard be led without waiting for the source shard's leader to let its
     /// tables go (breaks S1 per table).
     SplitWithoutRelease,
+    /// Re-open a shard being merged away with its tables, instead of none, so that its leader
+    /// keeps serving them after they move to the target (breaks S1 per table).
+    MergeWithoutFence,
 }
 
 impl Default for CoreConfig {

@@ -204,6 +204,8 @@ pub enum Request {
     /// Splits a shard in two: `tables` move to a new shard (none named: chosen by load, so
     /// that the pieces carry about the same).
     SplitShard { cluster: String, shard: ShardId, tables: Vec<TableId> },
+    /// Merges two shards: the one with fewer tables moves into the other and is retired.
+    MergeShards { cluster: String, shards: [ShardId; 2] },
     ListProcedures { cluster: String },
     /// Stops a procedure, rolling it back where that is safe.
     CancelProcedure { cluster: String, id: u64 },

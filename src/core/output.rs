@@ -254,6 +254,8 @@ pub enum ShardStatus {
     Transferring,
     /// The leader's node is offline.
     Offline,
+    /// Merged away: it holds nothing, and its id is never used again.
+    Retired,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -11,6 +11,10 @@ use shardmeta::core::model::Topology;
 use shardmeta::core::storage::{Verdict, WriteResult, FENCE_KEY};
 use shardmeta::core::*;
 
+mod procedures;
+#[allow(unused_imports)] // only the procedure tests use them
+pub use procedures::*;
+
 pub const LEASE: u64 = 10_000;
 
 pub struct Harness {

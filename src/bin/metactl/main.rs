@@ -179,6 +179,7 @@ fn shard_status(s: i32) -> &'static str {
         proto::ShardStatus::Ready => "ready",
         proto::ShardStatus::Transferring => "transferring",
         proto::ShardStatus::Offline => "offline",
+        proto::ShardStatus::Retired => "retired",
         proto::ShardStatus::Unspecified => "unknown",
     }
 }

@@ -53,7 +53,7 @@ impl Leader {
 
         let Answer { revoked, mut commands, matched } = answer_reports(cluster, rt, self.term, node, hb, ctx.now, ctx.config);
         if matched < cluster.node_shards[node.index()].len() {
-            self.missing_shards(cid, node, hb, &mut commands);
+            self.missing_shards(cid, node, hb, &mut commands, ctx.config);
         }
         let cluster = &self.catalog.clusters[&cid];
         let message = NodeMessage {
@@ -69,7 +69,7 @@ impl Leader {
 
     /// The node lacks shards the catalog gives it: open them, except where the node is letting
     /// go of a shard for a transfer, which is the evidence the transfer waits for.
-    fn missing_shards(&mut self, cid: ClusterId, node: NodeId, hb: &Heartbeat, commands: &mut Vec<ShardCommand>) {
+    fn missing_shards(&mut self, cid: ClusterId, node: NodeId, hb: &Heartbeat, commands: &mut Vec<ShardCommand>, config: &CoreConfig) {
         let cluster = &self.catalog.clusters[&cid];
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let reported: BTreeSet<ShardId> = hb.shards.iter().map(|r| r.id).collect();
@@ -83,7 +83,7 @@ impl Leader {
                 continue;
             }
             let role = desired_role(s, node).expect("node_shards lists only replicas");
-            let kind = open_kind(cluster, id, role);
+            let kind = open_kind(cluster, id, role, config);
             commands.push(ShardCommand { shard: id, version: Version(s.version), term: self.term, kind });
         }
     }
@@ -246,7 +246,7 @@ fn answer_reports(
             continue;
         }
         let kind = match desired {
-            Some(role) => open_kind(cluster, r.id, role),
+            Some(role) => open_kind(cluster, r.id, role, config),
             None => CommandKind::Close,
         };
         if desired.is_some() {

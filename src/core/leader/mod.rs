@@ -5,7 +5,9 @@ mod consistency;
 mod heartbeat;
 mod operate;
 mod paging;
+mod merge;
 mod procedure_requests;
+mod split_start;
 mod procedures;
 mod requests;
 pub mod runtime;
@@ -23,7 +25,7 @@ use super::config::{CoreConfig, PlantedBug};
 use super::error::MetaError;
 use super::ids::*;
 use super::input::Role;
-use super::model::{Catalog, ClusterCatalog};
+use super::model::{Catalog, ClusterCatalog, ProcedureKind};
 use super::scheduler::SchedulerSettings;
 use super::outbox::Outbox;
 use super::output::{CommandKind, NodeMessage, Output, ResignReason, ShardCommand};
@@ -240,7 +242,7 @@ impl Leader {
                     Notice::Created(table) => CommandKind::CreateTable { table },
                     Notice::Dropped(table) => CommandKind::DropTable { table },
                     Notice::Resync if change.kept.contains(&(NodeId(node), shard)) => CommandKind::ChangeRole { role },
-                    Notice::Resync => open_kind(cluster, shard, role),
+                    Notice::Resync => open_kind(cluster, shard, role, ctx.config),
                 };
                 let cmd = ShardCommand { shard, version: Version(rec.version), term: self.term, kind };
                 push_command(ctx, self.term, cluster, rt, NodeId(node), cmd);
@@ -300,9 +302,13 @@ impl Leader {
     }
 }
 
-/// An `Open` that carries the shard's whole table set.
-fn open_kind(cluster: &ClusterCatalog, shard: ShardId, role: Role) -> CommandKind {
-    CommandKind::Open { role, tables: cluster.shard_tables[shard.index()].iter().copied().collect() }
+/// An `Open` that carries the shard's whole table set, or none for a shard a merge empties:
+/// its leader lets every table go before any moves to the merge's target (S1 per table).
+fn open_kind(cluster: &ClusterCatalog, shard: ShardId, role: Role, config: &CoreConfig) -> CommandKind {
+    let merging_away = cluster.lock_of(shard).is_some_and(|p| p.kind() == ProcedureKind::Merge && p.shard == shard.0);
+    let fenced = merging_away && !config.has_bug(PlantedBug::MergeWithoutFence);
+    let tables = if fenced { Vec::new() } else { cluster.shard_tables[shard.index()].iter().copied().collect() };
+    CommandKind::Open { role, tables }
 }
 
 /// Pushes a command to a node between heartbeats, if it has a stream. Lost pushes are harmless:

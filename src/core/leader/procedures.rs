@@ -26,7 +26,7 @@ use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
-use crate::core::model::{ClusterCatalog, ProcedureRecord, ProcedureStep, TableRecord};
+use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, TableRecord};
 use crate::core::scheduler::Cause;
 use crate::core::storage::Mutation;
 use crate::core::time::{Duration, Instant};
@@ -42,7 +42,11 @@ impl Leader {
                 if rt.procedure_busy(p.id) {
                     continue;
                 }
-                for mut change in advance_split(cluster, rt, p, ctx.now, ctx.config) {
+                let changes = match p.kind() {
+                    ProcedureKind::Split => advance_split(cluster, rt, p, ctx.now, ctx.config),
+                    ProcedureKind::Merge => super::merge::advance_merge(cluster, rt, p, ctx.now, ctx.config),
+                };
+                for mut change in changes {
                     change.procedure = Some(p.id);
                     rt.procedure_queued(p.id);
                     self.writes.queue(change);
@@ -59,47 +63,48 @@ fn advance_split(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &Procedur
     let timed_out = now >= since + Duration(config.procedure_step_timeout_ms);
     match p.step() {
         ProcedureStep::AwaitingTablesMoved => {
-            let moves = move_tables(cluster, rt, p, source, new, config);
+            let moves = move_tables(cluster, rt, &p.tables, source, new, config);
             if !moves.is_empty() {
                 return moves;
             }
-            vec![reopen_source(cluster, rt, source, at_step(cluster, p, ProcedureStep::AwaitingSourceRelease), now, config)]
+            vec![reopen(cluster, rt, source, at_step(cluster, p, ProcedureStep::AwaitingSourceRelease), now, config)]
         }
         ProcedureStep::AwaitingSourceRelease if released(cluster, rt, source, now, config) => {
             let why = format!("split of shard {source}: its leader let the tables go; shard {new} may now be led");
-            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::AwaitingNewShardOpen), why, now, config)]
+            rt.split_load(cluster, source, new, p.share_permille as f64 / 1_000.0);
+            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::AwaitingNewShardOpen), Cause::Split, why, now, config)]
         }
         ProcedureStep::AwaitingSourceRelease if timed_out => {
             let why = format!("split of shard {source}: its leader did not let the tables go within {} ms; rolling back", config.procedure_step_timeout_ms);
-            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::RollingBack), why, now, config)]
+            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::RollingBack), Cause::Split, why, now, config)]
         }
         ProcedureStep::AwaitingNewShardOpen if rt.leases().leader_ready(new) || timed_out => {
             let how = if timed_out { "its leader has not reported it open yet; the scheduler takes over" } else { "open" };
             let why = format!("split of shard {source} done: shard {new} {how}");
-            vec![record_only(cluster, rt, p, Mutation::DeleteProcedure(cluster.id(), p.id), why, now, config)]
+            vec![record_only(cluster, rt, p, Mutation::DeleteProcedure(cluster.id(), p.id), Cause::Split, why, now, config)]
         }
         ProcedureStep::RollingBack => {
-            let moves = move_tables(cluster, rt, p, new, source, config);
+            let moves = move_tables(cluster, rt, &p.tables, new, source, config);
             if !moves.is_empty() {
                 return moves;
             }
             rt.log_event(now, Cause::Split, Some(source), format!("split of shard {source} rolled back; shard {new} stays, empty"), config);
-            vec![reopen_source(cluster, rt, source, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
+            vec![reopen(cluster, rt, source, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
         }
-        ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingNewShardOpen => Vec::new(),
+        ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingNewShardOpen | ProcedureStep::AwaitingTargetOpen => Vec::new(),
     }
 }
 
-/// Writes that move the procedure's tables still in `from` to `to`, a batch each; none when
-/// all have moved. A table being dropped is left alone (the drop lands; a move must not bring
-/// it back).
-fn move_tables(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, from: ShardId, to: ShardId, config: &CoreConfig) -> Vec<Change> {
+/// Writes that move those of `tables` still in `from` to `to`, a batch each; none when all
+/// have moved. A table being dropped is left alone (the drop lands; a move must not bring it
+/// back).
+pub(super) fn move_tables(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, tables: &[u64], from: ShardId, to: ShardId, config: &CoreConfig) -> Vec<Change> {
     let cid = cluster.id();
     let movable = |&&t: &&u64| {
         let id = TableId(t);
         cluster.tables.get(id).is_some_and(|table| table.shard == from.0) && !rt.dropping(id)
     };
-    let tables: Vec<u64> = p.tables.iter().filter(movable).copied().take(MOVE_WRITES_PER_TICK * tables_per_write(config)).collect();
+    let tables: Vec<u64> = tables.iter().filter(movable).copied().take(MOVE_WRITES_PER_TICK * tables_per_write(config)).collect();
     let mut changes = Vec::new();
     for batch in tables.chunks(tables_per_write(config)) {
         let mut change = Change::new(cid);
@@ -119,23 +124,23 @@ fn tables_per_write(config: &CoreConfig) -> usize {
     (config.txn_ops_max / 2).max(1)
 }
 
-/// Bumps the source shard's version, which re-opens it on its replicas with the tables the
-/// catalog now gives it; `next` stores the procedure's next step (or its end) in the same write.
-fn reopen_source(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, source: ShardId, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
-    let mut rec = rt.intended(cluster, source).clone();
+/// Bumps the shard's version, which re-opens it on its replicas with the tables the catalog now
+/// gives it; `next` stores the procedure's next step (or its end) in the same write.
+pub(super) fn reopen(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, shard: ShardId, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
+    let mut rec = rt.intended(cluster, shard).clone();
     rec.version += 1;
     rt.set_intended(cluster, rec.clone(), now, config);
     let mut change = Change::new(cluster.id());
     change.mutations.push(Mutation::PutEpoch(cluster.id(), rt.next_epoch()));
     change.mutations.push(Mutation::PutShard(cluster.id(), rec));
     change.mutations.push(next);
-    change.notify(source, Notice::Resync);
+    change.notify(shard, Notice::Resync);
     change
 }
 
-/// Whether no node can still serve the source shard's moved tables: its leader reported the
+/// Whether no node can still serve the tables a shard let go: its leader reported the
 /// version without them, or it has no leader and every lease on it has run out.
-fn released(cluster: &ClusterCatalog, rt: &ClusterRuntime, source: ShardId, now: Instant, config: &CoreConfig) -> bool {
+pub(super) fn released(cluster: &ClusterCatalog, rt: &ClusterRuntime, source: ShardId, now: Instant, config: &CoreConfig) -> bool {
     if config.has_bug(PlantedBug::SplitWithoutRelease) {
         return true;
     }
@@ -149,13 +154,14 @@ fn released(cluster: &ClusterCatalog, rt: &ClusterRuntime, source: ShardId, now:
 }
 
 /// The procedure's record at `step`, stored.
-fn at_step(cluster: &ClusterCatalog, p: &ProcedureRecord, step: ProcedureStep) -> Mutation {
+pub(super) fn at_step(cluster: &ClusterCatalog, p: &ProcedureRecord, step: ProcedureStep) -> Mutation {
     Mutation::PutProcedure(cluster.id(), ProcedureRecord { step: step as u32, ..p.clone() })
 }
 
 /// A write of the procedure's record alone (its next step, or its deletion), logged.
-fn record_only(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, m: Mutation, why: String, now: Instant, config: &CoreConfig) -> Change {
-    rt.log_event(now, Cause::Split, Some(ShardId(p.shard)), why, config);
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record_only(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, m: Mutation, cause: Cause, why: String, now: Instant, config: &CoreConfig) -> Change {
+    rt.log_event(now, cause, Some(ShardId(p.shard)), why, config);
     let mut change = Change::new(cluster.id());
     change.mutations.push(m);
     change

@@ -103,6 +103,7 @@ impl Leader {
             Request::MoveShard { cluster, shard, node, reopen } => self.move_shard(ctx, id, cluster, *shard, node, *reopen),
             Request::SplitShard { cluster, shard, tables } => self.split_shard(ctx, id, cluster, *shard, tables),
             Request::ListProcedures { cluster } => self.list_procedures(ctx, cluster),
+            Request::MergeShards { cluster, shards: [a, b] } => self.merge_shards(ctx, id, cluster, *a, *b),
             Request::CancelProcedure { cluster, id: procedure } => self.cancel_procedure(ctx, id, cluster, *procedure),
         }
     }

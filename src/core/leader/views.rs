@@ -88,6 +88,7 @@ pub fn node_info(c: &ClusterCatalog, rt: &ClusterRuntime, id: NodeId) -> NodeInf
 pub fn shard_status(c: &ClusterCatalog, rt: &ClusterRuntime, id: ShardId) -> ShardStatus {
     let s = c.shard(id);
     match s.leader {
+        None if s.retired => ShardStatus::Retired,
         None => ShardStatus::Unassigned,
         Some(_) if s.transfer.is_some() => ShardStatus::Transferring,
         Some(l) if !rt.node(NodeId(l)).online => ShardStatus::Offline,

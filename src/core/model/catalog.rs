@@ -251,6 +251,9 @@ impl ClusterCatalog {
         if homes.len() != self.tables.len() {
             return Some(format!("shards hold {} tables, the catalog {}", homes.len(), self.tables.len()));
         }
+        if let Some(s) = self.shards.iter().find(|s| s.retired && !self.shard_tables[s.id as usize].is_empty()) {
+            return Some(format!("shard {} is retired but holds {} tables", s.id, self.shard_tables[s.id as usize].len()));
+        }
         if !self.tables.name_index_is_consistent() {
             return Some("the table name index does not match the tables".into());
         }

@@ -110,6 +110,10 @@ pub struct ShardRecord {
     pub followers: Vec<u32>,
     #[prost(message, optional, tag = "5")]
     pub transfer: Option<TransferRecord>,
+    /// Merged away: it holds no table and no replica, and its id is never used again (the
+    /// shard count never shrinks).
+    #[prost(bool, tag = "6")]
+    pub retired: bool,
 }
 
 impl ShardRecord {
@@ -133,6 +137,9 @@ impl ShardRecord {
         }
         if self.leader.is_none() && (!self.followers.is_empty() || self.transfer.is_some()) {
             return Some(format!("shard {} has followers or a transfer but no leader", self.id));
+        }
+        if self.retired && self.leader.is_some() {
+            return Some(format!("shard {} is retired but has replicas", self.id));
         }
         None
     }
@@ -174,6 +181,15 @@ pub struct SchedulerRecord {
     pub shard_cooldown_ms: u64,
     #[prost(uint32, tag = "8")]
     pub shard_share_min_permille: u32,
+    // Optional: records stored before automatic splits lack them, and read as the defaults.
+    #[prost(uint32, optional, tag = "9")]
+    pub split_load_pct: Option<u32>,
+    #[prost(double, optional, tag = "10")]
+    pub split_floor_units: Option<f64>,
+    #[prost(uint32, optional, tag = "11")]
+    pub split_windows: Option<u32>,
+    #[prost(uint32, optional, tag = "12")]
+    pub tables_per_shard_max: Option<u32>,
 }
 
 /// A single counter value (epoch, id ceiling).
@@ -206,10 +222,10 @@ pub struct ProcedureRecord {
     /// [`ProcedureStep`] as a number.
     #[prost(uint32, tag = "3")]
     pub step: u32,
-    /// The shard it works on (a split's source).
+    /// The shard it works on: a split's source, or the shard a merge empties and retires.
     #[prost(uint32, tag = "4")]
     pub shard: u32,
-    /// A split's new shard.
+    /// A split's new shard; a merge's target, which takes the tables of `shard`.
     #[prost(uint32, tag = "5")]
     pub new_shard: u32,
     /// The tables it moves (a split's share for the new shard), bounded by
@@ -219,12 +235,17 @@ pub struct ProcedureRecord {
     /// Why it started, for `metactl procedure list` and the event log.
     #[prost(string, tag = "7")]
     pub why: String,
+    /// The share of the source's load the tables carry, in thousandths, as estimated when the
+    /// split was chosen: where the two shards' load estimates start once the source lets go.
+    #[prost(uint32, tag = "8")]
+    pub share_permille: u32,
 }
 
 /// What a procedure does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProcedureKind {
     Split = 1,
+    Merge = 2,
 }
 
 /// Where a procedure stands; each step is named for what it waits on.
@@ -239,23 +260,28 @@ pub enum ProcedureStep {
     AwaitingNewShardOpen = 3,
     /// Cancelled: the moved tables go back to the source shard.
     RollingBack = 4,
+    /// A merge's target has its new version (with the tables) out; its leader must report it
+    /// before the emptied shard is retired.
+    AwaitingTargetOpen = 5,
 }
 
 impl ProcedureKind {
     pub fn from_code(code: u32) -> Option<ProcedureKind> {
-        (code == 1).then_some(ProcedureKind::Split)
+        [ProcedureKind::Split, ProcedureKind::Merge].into_iter().find(|k| *k as u32 == code)
     }
 
     pub fn name(self) -> &'static str {
         match self {
             ProcedureKind::Split => "split",
+            ProcedureKind::Merge => "merge",
         }
     }
 }
 
 impl ProcedureStep {
     pub fn from_code(code: u32) -> Option<ProcedureStep> {
-        [Self::AwaitingTablesMoved, Self::AwaitingSourceRelease, Self::AwaitingNewShardOpen, Self::RollingBack].into_iter().find(|s| *s as u32 == code)
+        [Self::AwaitingTablesMoved, Self::AwaitingSourceRelease, Self::AwaitingNewShardOpen, Self::RollingBack, Self::AwaitingTargetOpen]
+            .into_iter().find(|s| *s as u32 == code)
     }
 
     pub fn name(self) -> &'static str {
@@ -264,6 +290,7 @@ impl ProcedureStep {
             ProcedureStep::AwaitingSourceRelease => "AwaitingSourceRelease",
             ProcedureStep::AwaitingNewShardOpen => "AwaitingNewShardOpen",
             ProcedureStep::RollingBack => "RollingBack",
+            ProcedureStep::AwaitingTargetOpen => "AwaitingTargetOpen",
         }
     }
 }

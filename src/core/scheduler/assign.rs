@@ -1,7 +1,9 @@
-//! Assigning shards that have no leader, once the cluster has its minimum of online nodes.
+//! Assigning shards that have no leader, once the cluster has its minimum of online nodes: to
+//! the node with the fewest leaders, except a split's new shard, which carries load from its
+//! first report and goes to the least utilized node (the one it evens out most).
 
-use super::{Cause, MoveReason, Planner};
-use crate::core::ids::ShardId;
+use super::{Cause, LoadView, MoveReason, Planner};
+use crate::core::ids::{NodeId, ShardId};
 use crate::core::model::ProcedureStep;
 
 impl Planner<'_> {
@@ -18,11 +20,19 @@ impl Planner<'_> {
             if self.exhausted() {
                 return;
             }
-            let Some(leader) = self.pick_leader() else { return };
+            let split = self.cluster.lock_of(shard).is_some_and(|p| p.new_shard == shard.0);
+            let Some(leader) = (if split { self.least_utilized() } else { self.pick_leader() }) else { return };
             let mut record = self.intended(shard).clone();
             record.leader = Some(leader);
             record.followers = self.pick_followers(shard, &[leader], &[leader], want);
             self.stage(record, Vec::new(), MoveReason::Assign, Cause::Assign, String::new());
         }
+    }
+
+    /// The placeable node with the least utilization by load, then the fewest leaders.
+    fn least_utilized(&self) -> Option<u32> {
+        let view = LoadView::of(self.cluster, self.rt, self.now, self.config);
+        let standing = |n: u32| view.nodes[n as usize].map(|s| (s.utilization(), self.rt.node(NodeId(n)).leaders));
+        self.load().by_leaders().map(|n| n.0).min_by(|&a, &b| standing(a).partial_cmp(&standing(b)).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)))
     }
 }

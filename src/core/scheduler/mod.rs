@@ -26,6 +26,7 @@ mod placement;
 mod rebalance;
 mod settings;
 pub mod split_choice;
+pub mod splits;
 mod zones;
 
 pub use rebalance::{LoadView, NodeStanding};
@@ -69,6 +70,8 @@ pub enum Cause {
     Finish,
     /// A step of a shard split.
     Split,
+    /// A step of a shard merge.
+    Merge,
 }
 
 impl Cause {
@@ -83,6 +86,7 @@ impl Cause {
             Cause::Operator => "operator",
             Cause::Finish => "finish",
             Cause::Split => "split",
+            Cause::Merge => "merge",
         }
     }
 }

@@ -37,6 +37,17 @@ pub struct SchedulerSettings {
     /// thousandths: many small moves cost more than they help. (5‰ lets a node of 100 even
     /// shards shed.)
     pub shard_share_min_permille: u32,
+    /// A shard splits when its load stays above this share of a node's fair load (the
+    /// cluster's load over its placeable nodes), in percent: one shard above a node's share
+    /// can only be moved, never balanced. 0 switches load splits off.
+    pub split_load_pct: u32,
+    /// No shard carrying less than this splits for load, in load units per second.
+    pub split_floor_units: f64,
+    /// Load windows in a row a shard must be above the split line, counted once its load is
+    /// trusted: a burst is not a reason to split.
+    pub split_windows: u32,
+    /// A shard with more tables than this splits, whatever its load. 0 switches it off.
+    pub tables_per_shard_max: u32,
 }
 
 impl Default for SchedulerSettings {
@@ -50,6 +61,10 @@ impl Default for SchedulerSettings {
             moves_in_flight_max: 64,
             shard_cooldown_ms: 120_000,
             shard_share_min_permille: 5,
+            split_load_pct: 100,
+            split_floor_units: 1_000.0,
+            split_windows: 3,
+            tables_per_shard_max: 50_000,
         }
     }
 }
@@ -57,8 +72,10 @@ impl Default for SchedulerSettings {
 impl SchedulerSettings {
     /// Refuses settings that make no sense, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.load_floor_units.is_finite() && self.load_floor_units >= 0.0) {
-            return Err(format!("load_floor_units ({}) must be a number of at least 0", self.load_floor_units));
+        for (name, value) in [("load_floor_units", self.load_floor_units), ("split_floor_units", self.split_floor_units)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("{name} ({value}) must be a number of at least 0"));
+            }
         }
         let bounded = [
             ("overfull_pct", self.overfull_pct as u64, 1, 1_000),
@@ -67,6 +84,9 @@ impl SchedulerSettings {
             ("moves_in_flight_max", self.moves_in_flight_max as u64, 1, 100_000),
             ("shard_cooldown_ms", self.shard_cooldown_ms, 0, 7 * 24 * 3_600_000),
             ("shard_share_min_permille", self.shard_share_min_permille as u64, 0, 1_000),
+            ("split_load_pct", self.split_load_pct as u64, 0, 10_000),
+            ("split_windows", self.split_windows as u64, 1, 1_000),
+            ("tables_per_shard_max", self.tables_per_shard_max as u64, 0, 10_000_000),
         ];
         for (name, value, lo, hi) in bounded {
             if !(lo..=hi).contains(&value) {
@@ -94,6 +114,10 @@ impl SchedulerSettings {
             "moves_in_flight_max" => self.moves_in_flight_max = parse(key, value)?,
             "shard_cooldown_ms" => self.shard_cooldown_ms = parse(key, value)?,
             "shard_share_min_permille" => self.shard_share_min_permille = parse(key, value)?,
+            "split_load_pct" => self.split_load_pct = parse(key, value)?,
+            "split_floor_units" => self.split_floor_units = parse(key, value)?,
+            "split_windows" => self.split_windows = parse(key, value)?,
+            "tables_per_shard_max" => self.tables_per_shard_max = parse(key, value)?,
             _ => return Err(format!("unknown setting {key:?}; the settings are {}", Self::KEYS.join(", "))),
         }
         Ok(())
@@ -109,6 +133,10 @@ impl SchedulerSettings {
         "moves_in_flight_max",
         "shard_cooldown_ms",
         "shard_share_min_permille",
+        "split_load_pct",
+        "split_floor_units",
+        "split_windows",
+        "tables_per_shard_max",
     ];
 
     /// The overfull line as a multiple of the mean utilization.
@@ -134,6 +162,7 @@ impl SchedulerSettings {
 
 impl From<&SchedulerRecord> for SchedulerSettings {
     fn from(r: &SchedulerRecord) -> Self {
+        let d = SchedulerSettings::default();
         SchedulerSettings {
             paused: r.paused,
             overfull_pct: r.overfull_pct,
@@ -143,6 +172,11 @@ impl From<&SchedulerRecord> for SchedulerSettings {
             moves_in_flight_max: r.moves_in_flight_max,
             shard_cooldown_ms: r.shard_cooldown_ms,
             shard_share_min_permille: r.shard_share_min_permille,
+            // Absent in records stored before splits were automatic: the defaults.
+            split_load_pct: r.split_load_pct.unwrap_or(d.split_load_pct),
+            split_floor_units: r.split_floor_units.unwrap_or(d.split_floor_units),
+            split_windows: r.split_windows.unwrap_or(d.split_windows),
+            tables_per_shard_max: r.tables_per_shard_max.unwrap_or(d.tables_per_shard_max),
         }
     }
 }
@@ -158,6 +192,10 @@ impl From<&SchedulerSettings> for SchedulerRecord {
             moves_in_flight_max: s.moves_in_flight_max,
             shard_cooldown_ms: s.shard_cooldown_ms,
             shard_share_min_permille: s.shard_share_min_permille,
+            split_load_pct: Some(s.split_load_pct),
+            split_floor_units: Some(s.split_floor_units),
+            split_windows: Some(s.split_windows),
+            tables_per_shard_max: Some(s.tables_per_shard_max),
         }
     }
 }
@@ -171,14 +209,22 @@ mod tests {
         SchedulerSettings::default().validate().unwrap();
         let nan = SchedulerSettings { load_floor_units: f64::NAN, ..Default::default() };
         assert!(nan.validate().unwrap_err().contains("load_floor_units"));
+        let inf = SchedulerSettings { split_floor_units: f64::INFINITY, ..Default::default() };
+        assert!(inf.validate().unwrap_err().contains("split_floor_units"));
         let zero = SchedulerSettings { moves_in_flight_max: 0, ..Default::default() };
         assert!(zero.validate().unwrap_err().contains("moves_in_flight_max"));
     }
 
     #[test]
+    fn a_record_stored_before_the_split_settings_reads_with_their_defaults() {
+        let old = SchedulerRecord { split_load_pct: None, split_floor_units: None, split_windows: None, tables_per_shard_max: None, ..SchedulerRecord::from(&SchedulerSettings { paused: true, ..Default::default() }) };
+        assert_eq!(SchedulerSettings::from(&old), SchedulerSettings { paused: true, ..Default::default() });
+    }
+
+    #[test]
     fn every_setting_is_set_by_its_name_and_nonsense_is_refused() {
         let mut s = SchedulerSettings::default();
-        for (key, value) in SchedulerSettings::KEYS.iter().zip(["true", "7", "12.5", "3", "2", "5", "99", "4"]) {
+        for (key, value) in SchedulerSettings::KEYS.iter().zip(["true", "7", "12.5", "3", "2", "5", "99", "4", "150", "500", "2", "1000"]) {
             s.set(key, value).unwrap();
         }
         let want = SchedulerSettings {
@@ -190,6 +236,10 @@ mod tests {
             moves_in_flight_max: 5,
             shard_cooldown_ms: 99,
             shard_share_min_permille: 4,
+            split_load_pct: 150,
+            split_floor_units: 500.0,
+            split_windows: 2,
+            tables_per_shard_max: 1_000,
         };
         assert_eq!(s, want);
         assert!(s.set("tolerance", "1").unwrap_err().contains("unknown setting"));

@@ -14,7 +14,7 @@ pub struct Intent {
     records: BTreeMap<ShardId, ShardRecord>,
     /// Queued or in-flight changes to each shard's record.
     pending: Vec<u32>,
-    /// Intended shards without a leader.
+    /// Intended shards without a leader (retired ones are not waiting for one).
     unassigned: BTreeSet<ShardId>,
     /// Intended shards with a leader transfer in progress.
     transfers: BTreeSet<ShardId>,
@@ -125,7 +125,7 @@ impl Intent {
 
     fn index(&mut self, s: &ShardRecord) {
         let id = ShardId(s.id);
-        if s.leader.is_none() {
+        if s.leader.is_none() && !s.retired {
             self.unassigned.insert(id);
         } else {
             self.unassigned.remove(&id);
@@ -164,7 +164,7 @@ impl Intent {
                 return Err(format!("shard {id}: {pending} pending changes, intent held: {}", self.records.contains_key(&id)));
             }
             let intended = self.shard(cluster, id);
-            if intended.leader.is_none() {
+            if intended.leader.is_none() && !intended.retired {
                 unassigned.insert(id);
             }
             if intended.transfer.is_some() {

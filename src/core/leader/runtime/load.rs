@@ -181,6 +181,27 @@ impl Loads {
         *s = Sample { smoothed: s.smoothed, known: s.known, ..Sample::default() };
     }
 
+    /// A split moved `share` of the source's load to the new shard: each keeps its part of the
+    /// source's smoothed load as an estimate, and both are learnt afresh, so that nothing judges
+    /// the source by windows from before the split (it would split again at once).
+    pub(super) fn split(&mut self, source: ShardId, new: ShardId, share: f64) {
+        let share = share.clamp(0.0, 1.0) as f32;
+        let old = self.shards[source.index()];
+        let part = |f: f32| Sample { smoothed: old.smoothed.map(|x| x * f), known: old.known, ..Sample::default() };
+        self.shards[source.index()] = part(1.0 - share);
+        self.shards[new.index()] = part(share);
+        self.busiest[new.index()] = Busiest::default();
+    }
+
+    /// A merge moved `from`'s tables into `into`: `into`'s estimate is both, learnt afresh.
+    pub(super) fn merge(&mut self, from: ShardId, into: ShardId) {
+        let (a, b) = (self.shards[from.index()], self.shards[into.index()]);
+        let smoothed = [0, 1, 2].map(|k| a.smoothed[k] + b.smoothed[k]);
+        self.shards[into.index()] = Sample { smoothed, known: a.known && b.known, ..Sample::default() };
+        self.shards[from.index()] = Sample::default();
+        self.busiest[from.index()] = Busiest::default();
+    }
+
     pub fn len(&self) -> usize {
         self.shards.len()
     }

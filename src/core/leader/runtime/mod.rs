@@ -6,6 +6,7 @@
 //! - [`intent`]: the state the catalog will have once every queued write lands;
 //! - [`awaiting`]: the writes in flight that later requests must wait for, by key;
 //! - [`load`]: each shard's reported load, smoothed, and when it can be trusted;
+//! - [`hot`]: how many windows in a row each shard has been above the split line;
 //! - [`placement`]: the order in which shards take new tables;
 //! - [`recent`]: when shards and nodes last saw a leader move, for the balancer's patience;
 //! - [`events`]: the scheduling events operators read.
@@ -14,6 +15,7 @@
 
 pub mod awaiting;
 pub mod events;
+pub mod hot;
 pub mod intent;
 pub mod leases;
 pub mod load;
@@ -22,20 +24,21 @@ pub mod placement;
 pub mod recent;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use self::awaiting::{Awaiting, InFlight};
 use self::intent::Intent;
 use self::leases::Leases;
 use self::load::Loads;
 use self::events::Events;
+use self::hot::Hot;
 use self::placement::{Class, Placement, Standing};
 use self::recent::Recent;
 pub use self::nodes::{LoadIndex, NodeRuntime, Nodes};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
-use crate::core::model::{ClusterCatalog, ShardRecord};
+use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord};
 use crate::core::scheduler::{Cause, SchedulerSettings};
 use crate::core::storage::Mutation;
 use crate::core::time::Instant;
@@ -47,6 +50,7 @@ pub struct ClusterRuntime {
     intent: Intent,
     in_flight: InFlight,
     loads: Loads,
+    hot: Hot,
     placement: Placement,
     recent: Recent,
     events: Events,
@@ -60,6 +64,8 @@ pub struct ClusterRuntime {
     /// Splits whose first write (which grows the shard count) has not landed yet: the next
     /// split's new shard id comes after theirs.
     splits_starting: u32,
+    /// Shards a merge empties, from when its start is queued: new tables go elsewhere.
+    merging_away: BTreeSet<ShardId>,
 }
 
 impl ClusterRuntime {
@@ -73,6 +79,7 @@ impl ClusterRuntime {
             intent: Intent::of(cluster),
             in_flight: InFlight::default(),
             loads: Loads::new(cluster.shards.len(), config),
+            hot: Hot::new(cluster.shards.len()),
             placement: Placement::default(),
             recent: Recent::new(cluster.shards.len()),
             events: Events::default(),
@@ -81,6 +88,7 @@ impl ClusterRuntime {
             procedures_busy: BTreeMap::new(),
             procedure_steps: BTreeMap::new(),
             splits_starting: 0,
+            merging_away: BTreeSet::new(),
         };
         rt.reset_intent(cluster, now);
         rt
@@ -113,6 +121,7 @@ impl ClusterRuntime {
     /// The shard's leader reported its load.
     pub fn record_load(&mut self, cluster: &ClusterCatalog, shard: ShardId, load: &ShardLoad, now: Instant) {
         if self.loads.record(shard, load, now) {
+            self.hot.window_closed(shard, self.loads.trusted(shard).map(|l| l.units()));
             self.placement.window_closed(shard);
             self.reindex(cluster, shard);
         }
@@ -121,6 +130,38 @@ impl ClusterRuntime {
     /// The busiest tables the shard's leader reported.
     pub fn record_tables(&mut self, shard: ShardId, tables: &[TableLoad]) {
         self.loads.record_tables(shard, tables);
+    }
+
+    pub fn hot(&self) -> &Hot {
+        &self.hot
+    }
+
+    /// The load above which a shard's window counts as hot, for the windows that close next.
+    pub fn set_split_line(&mut self, line: Option<f64>) {
+        self.hot.set_line(line);
+    }
+
+    /// Marks the shard as reported unsplittable; `true` the first time in its hot streak.
+    pub fn tell_unsplittable(&mut self, shard: ShardId) -> bool {
+        self.hot.tell_unsplittable(shard)
+    }
+
+    /// A split's source let `share` of its load go to the new shard: both are learnt afresh,
+    /// each starting from its part of the source's estimate.
+    pub fn split_load(&mut self, cluster: &ClusterCatalog, source: ShardId, new: ShardId, share: f64) {
+        self.loads.split(source, new, share);
+        self.hot.reset(source);
+        self.hot.reset(new);
+        self.reindex(cluster, source);
+        self.reindex(cluster, new);
+    }
+
+    /// A merge moved `from`'s tables into `into`: `into` carries both loads, learnt afresh.
+    pub fn merge_load(&mut self, cluster: &ClusterCatalog, from: ShardId, into: ShardId) {
+        self.loads.merge(from, into);
+        self.hot.reset(from);
+        self.hot.reset(into);
+        self.reindex(cluster, into);
     }
 
     pub fn placement(&self) -> &Placement {
@@ -149,7 +190,9 @@ impl ClusterRuntime {
 
     /// What places the shard in the placement order (see [`placement`]).
     fn standing(&self, cluster: &ClusterCatalog, shard: ShardId) -> Standing {
-        let class = match self.intended(cluster, shard).leader.map(|l| self.nodes.get(NodeId(l))) {
+        let rec = self.intended(cluster, shard);
+        let class = match rec.leader.map(|l| self.nodes.get(NodeId(l))) {
+            _ if rec.retired || self.merging_away.contains(&shard) => Class::Leaving,
             None => Class::Unassigned,
             Some(n) if n.online && n.heard => Class::Ready,
             Some(_) => Class::Assigned,
@@ -185,6 +228,7 @@ impl ClusterRuntime {
         self.procedures_busy.clear();
         self.splits_starting = 0;
         self.procedure_steps.retain(|id, _| cluster.procedures.contains_key(id));
+        self.merging_away = cluster.procedures.values().filter(|p| p.kind() == ProcedureKind::Merge).map(|p| ShardId(p.shard)).collect();
         self.nodes.recount(&planned_counts(cluster, &self.intent, self.nodes.len()));
         self.placement = Placement::new((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))));
         self.deficit_scan_due = true;
@@ -196,10 +240,21 @@ impl ClusterRuntime {
         self.leases.grow(to);
         self.intent.grow(to);
         self.loads.grow(to);
+        self.hot.grow(to);
         self.recent.grow(to);
         let standings: Vec<Standing> = (from..to).map(|i| self.standing(cluster, ShardId(i as u32))).collect();
         self.placement.grow(standings.into_iter());
         self.splits_starting = self.splits_starting.saturating_sub((to - from) as u32);
+    }
+
+    /// A merge that empties `shard` is queued (`true`) or has ended (`false`).
+    pub fn set_merging_away(&mut self, cluster: &ClusterCatalog, shard: ShardId, merging: bool) {
+        if merging {
+            self.merging_away.insert(shard);
+        } else {
+            self.merging_away.remove(&shard);
+        }
+        self.reindex(cluster, shard);
     }
 
     /// A split's first write is queued.

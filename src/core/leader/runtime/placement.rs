@@ -40,6 +40,9 @@ pub enum Class {
     #[default]
     Assigned,
     Unassigned,
+    /// Being merged away, or retired: takes a new table only when no other shard exists (never,
+    /// as a merge keeps its target).
+    Leaving,
 }
 
 /// What a shard's key is made of, but the tables placed on it lately.

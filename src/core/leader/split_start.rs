@@ -1,0 +1,138 @@
+//! Starting a split, whether an operator asked for it or the scheduler found a shard that
+//! needs one ([`crate::core::scheduler::splits`]). The start is one write: the cluster's shard
+//! count grows by one and the procedure is stored at its first step; [`super::procedures`]
+//! takes it from there.
+
+use super::runtime::ClusterRuntime;
+use super::writes::Change;
+use super::{Ctx, Leader};
+use crate::core::config::CoreConfig;
+use crate::core::error::MetaError;
+use crate::core::ids::*;
+use crate::core::model::{ClusterCatalog, ClusterRecord, ProcedureKind, ProcedureRecord, ProcedureStep};
+use crate::core::output::PlannedMove;
+use crate::core::scheduler::split_choice::{self, Chosen};
+use crate::core::scheduler::splits::{self, SplitNeed};
+use crate::core::scheduler::Cause;
+use crate::core::storage::Mutation;
+use crate::core::time::Instant;
+
+impl Leader {
+    /// The scheduler's own splits: each due shard whose tables can be cut starts splitting; a
+    /// hot shard that cannot be cut is reported once per hot streak.
+    pub(super) fn start_due_splits(&mut self, ctx: &mut Ctx) {
+        for (&cid, rt) in self.clusters.iter_mut() {
+            let cluster = self.catalog.cluster(cid);
+            for decision in split_decisions(cluster, rt, ctx.config) {
+                match decision {
+                    SplitDecision::Start { shard, chosen, need } => {
+                        let Ok(new_shard) = new_shard_for(cluster, rt, shard, ctx.config) else { break };
+                        let (change, _) = split_change(cluster, rt, shard, new_shard, chosen, need.describe(), ctx.now, ctx.config);
+                        self.writes.queue(change);
+                    }
+                    SplitDecision::Unsplittable { shard, why } => {
+                        if rt.tell_unsplittable(shard) {
+                            rt.log_event(ctx.now, Cause::Split, Some(shard), why, ctx.config);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the scheduler would do about splits now.
+pub(super) enum SplitDecision {
+    Start { shard: ShardId, chosen: Chosen, need: SplitNeed },
+    Unsplittable { shard: ShardId, why: String },
+}
+
+impl SplitDecision {
+    pub(super) fn planned(&self) -> PlannedMove {
+        let (shard, text) = match self {
+            SplitDecision::Start { shard, chosen, need } => (*shard, format!("split shard {shard}: {}; {} tables move", need.describe(), chosen.tables.len())),
+            SplitDecision::Unsplittable { shard, why } => (*shard, format!("no split: {why}")),
+        };
+        PlannedMove { shard, cause: Cause::Split, text }
+    }
+}
+
+/// Sets the cluster's split line for the windows that close next, and decides which shards
+/// split now, within the procedure limit.
+pub(super) fn split_decisions(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, config: &CoreConfig) -> Vec<SplitDecision> {
+    let line = splits::line(cluster, rt);
+    rt.set_split_line(line);
+    let running = cluster.procedures.len() + rt.procedures_starting() as usize;
+    let room = config.procedures_in_flight_max.saturating_sub(running);
+    let due = splits::due(cluster, rt, line, room);
+    due.into_iter()
+        .map(|(shard, need)| {
+            let (units, busiest) = if need.by_count() { (0.0, Vec::new()) } else { loads_of(rt, shard) };
+            match split_choice::choose(shard, &cluster.shard_tables[shard.index()], busiest.into_iter(), units, need.pieces(), config.split_tables_max) {
+                Ok(chosen) => SplitDecision::Start { shard, chosen, need },
+                Err(why) => SplitDecision::Unsplittable { shard, why: format!("{}; {why}", need.describe()) },
+            }
+        })
+        .collect()
+}
+
+/// The shard's smoothed load units and its busiest tables' units, for choosing tables.
+pub(super) fn loads_of(rt: &ClusterRuntime, shard: ShardId) -> (f64, Vec<(TableId, f64)>) {
+    let units = rt.loads().smoothed(shard).0.units();
+    (units, rt.loads().busiest(shard).map(|t| (t.table, t.read_units + t.write_units)).collect())
+}
+
+/// The id the shard's split would give its new shard, or why it may not split now.
+pub(super) fn new_shard_for(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId, config: &CoreConfig) -> Result<u32, MetaError> {
+    if let Some(p) = cluster.lock_of(shard) {
+        return Err(MetaError::FailedPrecondition(format!("shard {shard} is held by {} procedure {}; wait for it or cancel it", p.kind().name(), p.id)));
+    }
+    if rt.intended(cluster, shard).transfer.is_some() {
+        return Err(MetaError::Unavailable(format!("shard {shard}'s leader is being moved; retry once it has")));
+    }
+    let running = cluster.procedures.len() + rt.procedures_starting() as usize;
+    if running >= config.procedures_in_flight_max {
+        return Err(MetaError::Unavailable(format!("{running} procedures run, the limit (procedures_in_flight_max); retry")));
+    }
+    let new_shard = cluster.shards.len() as u32 + rt.procedures_starting();
+    if new_shard >= config.shards_per_cluster_max {
+        return Err(MetaError::FailedPrecondition(format!("the cluster has {new_shard} shards, the limit (shards_per_cluster_max)")));
+    }
+    Ok(new_shard)
+}
+
+/// The write that starts splitting `shard` into it and `new_shard`, and the procedure stored.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn split_change(
+    cluster: &ClusterCatalog,
+    rt: &mut ClusterRuntime,
+    shard: ShardId,
+    new_shard: u32,
+    chosen: Chosen,
+    reason: String,
+    now: Instant,
+    config: &CoreConfig,
+) -> (Change, ProcedureRecord) {
+    let cid = cluster.id();
+    let mut change = Change::new(cid);
+    let pid = rt.alloc_id(cid, config.id_block, &mut change.mutations);
+    let of = cluster.shard_tables[shard.index()].len();
+    let why = format!("split of shard {shard}: {} of its {of} tables to new shard {new_shard}, {reason}", chosen.tables.len());
+    let record = ProcedureRecord {
+        id: pid,
+        kind: ProcedureKind::Split as u32,
+        step: ProcedureStep::AwaitingTablesMoved as u32,
+        shard: shard.0,
+        new_shard,
+        tables: chosen.tables.iter().map(|t| t.0).collect(),
+        why: why.clone(),
+        share_permille: (chosen.share.clamp(0.0, 1.0) * 1_000.0).round() as u32,
+    };
+    change.mutations.push(Mutation::PutCluster(ClusterRecord { shard_count: new_shard + 1, ..cluster.record.clone() }));
+    change.mutations.push(Mutation::PutProcedure(cid, record.clone()));
+    change.procedure = Some(pid);
+    rt.procedure_queued(pid);
+    rt.split_starting();
+    rt.log_event(now, Cause::Split, Some(shard), format!("{why}: started"), config);
+    (change, record)
+}

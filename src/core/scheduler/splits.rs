@@ -1,0 +1,111 @@
+//! When shards split by themselves, in order of need:
+//! 1. **Too many tables**: a shard above `tables_per_shard_max` tables halves by count.
+//! 2. **Too hot**: a shard whose trusted load closed `split_windows` windows in a row above the
+//!    split line. The line is `split_load_pct` of a node's fair load (the cluster's load over
+//!    its placeable nodes), and never below `split_floor_units`: one shard above a node's share
+//!    cannot be balanced by moving it. A shard k times over the line sheds a k-th of its load,
+//!    and splits again while its remainder is still hot: ⌈k⌉ pieces in all.
+//! 3. **Scale-out**: more placeable nodes than shards leaves nodes without work that balancing
+//!    could ever give them, so the busiest shards split, one per node short. Only while the
+//!    cluster carries at least `split_floor_units`: an idle cluster has no work to give.
+//!
+//! A shard qualifies only when it is settled (nothing about it pending), led, not in a leader
+//! transfer and not held by a procedure, in a dynamic cluster whose scheduler is not paused.
+//! Every split after the first waits for its source's load to be learnt afresh
+//! ([`ClusterRuntime::split_load`]), so a shard never splits twice on the same windows.
+
+use crate::core::ids::ShardId;
+use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::model::{ClusterCatalog, Topology};
+
+/// Why a shard should split now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SplitNeed {
+    Tables { count: usize, max: u32 },
+    Load { units: f64, line: f64, windows: u32 },
+    ScaleOut { nodes: usize, shards: usize },
+}
+
+impl SplitNeed {
+    /// How many even pieces the shard should end in (this split cuts off one of them).
+    pub fn pieces(&self) -> u32 {
+        match *self {
+            SplitNeed::Load { units, line, .. } => ((units / line).ceil() as u32).max(2),
+            SplitNeed::Tables { .. } | SplitNeed::ScaleOut { .. } => 2,
+        }
+    }
+
+    /// Whether the tables are chosen by count rather than load.
+    pub fn by_count(&self) -> bool {
+        matches!(self, SplitNeed::Tables { .. })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            SplitNeed::Tables { count, max } => format!("{count} tables, above tables_per_shard_max {max}"),
+            SplitNeed::Load { units, line, windows } => {
+                format!("load {units:.0} units/s above the split line {line:.0} for {windows} windows ({} pieces)", self.pieces())
+            }
+            SplitNeed::ScaleOut { nodes, shards } => format!("scale-out: {nodes} nodes to give work and {shards} shards"),
+        }
+    }
+}
+
+/// The split line now: `None` when load splits are off.
+pub fn line(cluster: &ClusterCatalog, rt: &ClusterRuntime) -> Option<f64> {
+    let s = rt.settings();
+    if s.split_load_pct == 0 {
+        return None;
+    }
+    let placeable = rt.nodes().iter().filter(|(_, n)| n.placeable()).count();
+    let total: f64 = led(cluster, rt).map(|shard| rt.loads().estimate_units(shard)).sum();
+    let fair = if placeable > 0 { total / placeable as f64 } else { 0.0 };
+    Some((fair * s.split_load_pct as f64 / 100.0).max(s.split_floor_units))
+}
+
+/// The shards that should split now, the most needed first, each once; at most `room`.
+pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, room: usize) -> Vec<(ShardId, SplitNeed)> {
+    let s = rt.settings();
+    if room == 0 || s.paused || cluster.record.topology() != Topology::Dynamic {
+        return Vec::new();
+    }
+    let mut due: Vec<(ShardId, SplitNeed)> = Vec::new();
+    let eligible: Vec<ShardId> = led(cluster, rt).filter(|&shard| may_split(cluster, rt, shard)).collect();
+    for &shard in &eligible {
+        let count = cluster.shard_tables[shard.index()].len();
+        if s.tables_per_shard_max > 0 && count > s.tables_per_shard_max as usize {
+            due.push((shard, SplitNeed::Tables { count, max: s.tables_per_shard_max }));
+        }
+    }
+    if let Some(line) = line {
+        for &shard in &eligible {
+            let windows = rt.hot().streak(shard);
+            let units = rt.loads().trusted(shard).map_or(0.0, |l| l.units());
+            if windows >= s.split_windows && units > line && !due.iter().any(|(d, _)| *d == shard) {
+                due.push((shard, SplitNeed::Load { units, line, windows }));
+            }
+        }
+    }
+    let nodes = rt.nodes().iter().filter(|(_, n)| n.placeable()).count();
+    let shards = cluster.shards.len() + rt.procedures_starting() as usize + due.len();
+    let busy = led(cluster, rt).map(|shard| rt.loads().estimate_units(shard)).sum::<f64>() >= s.split_floor_units;
+    if nodes > shards && busy {
+        let mut busiest: Vec<ShardId> = eligible.into_iter().filter(|&s| cluster.shard_tables[s.index()].len() >= 2 && !due.iter().any(|(d, _)| *d == s)).collect();
+        busiest.sort_by(|&a, &b| {
+            let (la, lb) = (rt.loads().estimate_units(a), rt.loads().estimate_units(b));
+            lb.total_cmp(&la).then(cluster.shard_tables[b.index()].len().cmp(&cluster.shard_tables[a.index()].len())).then(a.cmp(&b))
+        });
+        due.extend(busiest.into_iter().take(nodes - shards).map(|shard| (shard, SplitNeed::ScaleOut { nodes, shards })));
+    }
+    due.truncate(room);
+    due
+}
+
+/// Shards with a leader, as the intent has it.
+fn led<'a>(cluster: &'a ClusterCatalog, rt: &'a ClusterRuntime) -> impl Iterator<Item = ShardId> + 'a {
+    (0..cluster.shards.len() as u32).map(ShardId).filter(move |&s| rt.intended(cluster, s).leader.is_some())
+}
+
+fn may_split(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId) -> bool {
+    rt.intent().settled(shard) && rt.intended(cluster, shard).transfer.is_none() && !cluster.shard_locks.contains_key(&shard)
+}

@@ -1,0 +1,148 @@
+//! Automatic splits through the real core and `ShardHost`, with each table's load reported by
+//! the nodes that lead it: a hot shard is cut into even pieces that the balancer spreads, a
+//! shard whose load is one table is reported unsplittable and left alone, and a scale-out with
+//! more nodes than shards splits shards until every node has work.
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use harness::*;
+use shardmeta::client::load_source::LoadSource;
+use shardmeta::core::scheduler::Cause;
+use shardmeta::core::*;
+
+/// Each table's write units per second; a shard's load is its tables'.
+#[derive(Clone, Default)]
+struct TableLoads(BTreeMap<TableId, f64>);
+
+impl LoadSource for TableLoads {
+    fn shard_load(&self, _shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
+        ShardLoad { write_units: tables.iter().map(|t| self.0.get(t).copied().unwrap_or(0.0)).sum(), ..Default::default() }
+    }
+
+    fn busiest_tables(&self, shard: ShardId, tables: &BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
+        let mut all: Vec<TableLoad> = tables.iter().map(|&table| TableLoad { shard, table, read_units: 0.0, write_units: self.0.get(&table).copied().unwrap_or(0.0) }).collect();
+        all.sort_by(|a, b| b.write_units.total_cmp(&a.write_units).then(a.table.cmp(&b.table)));
+        out.extend(all.into_iter().take(TOP_TABLES_PER_SHARD));
+    }
+}
+
+/// One-second load windows, so that decisions come within seconds.
+fn config() -> CoreConfig {
+    CoreConfig { load_window_ms: 1_000, ..CoreConfig::default() }
+}
+
+/// Every node heartbeats its tables' load and hears what meta sends; then 500 ms pass. Meta's
+/// S5 holds at every round.
+fn load_round(h: &mut Harness, nodes: &mut [Node], loads: &TableLoads) {
+    for i in 0..nodes.len() {
+        nodes[i].heartbeat_with(h, loads.clone()).unwrap();
+        let outs = h.settle();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+    }
+    h.advance(500);
+    let outs = h.settle();
+    nodes.iter_mut().for_each(|n| n.receive(&outs));
+    shardmeta::check::integrity(h.core.catalog().unwrap()).unwrap();
+}
+
+/// The load each node leads, by what its shards hold.
+fn node_loads(h: &Harness, nodes: &[Node], loads: &TableLoads) -> Vec<f64> {
+    nodes
+        .iter()
+        .map(|n| n.host.shards().iter().filter(|(&s, _)| n.host.is_leading(s, h.now)).map(|(_, s)| loads.shard_load(ShardId(0), &s.tables).write_units).sum())
+        .collect()
+}
+
+/// A cluster of `count` nodes and `shards` shards with a follower each, `tables` tables, and
+/// the tables of each shard given `shard_load(shard)` in all, evenly.
+fn loaded(count: u64, shards: u32, tables: u32, shard_load: impl Fn(u32) -> f64) -> (Harness, Vec<Node>, TableLoads) {
+    let (mut h, mut nodes) = steady_cluster_configured(config(), count, shards, 1, &[]);
+    for t in 0..tables {
+        h.create_table(&format!("t{t}"), false).unwrap();
+    }
+    round(&mut h, &mut nodes, 500);
+    let mut loads = TableLoads::default();
+    for (s, tables) in catalog(&h).shard_tables.iter().enumerate() {
+        for &t in tables {
+            loads.0.insert(t, shard_load(s as u32) / tables.len() as f64);
+        }
+    }
+    (h, nodes, loads)
+}
+
+#[test]
+fn a_hot_shard_splits_into_even_pieces_that_the_balancer_spreads() {
+    // Four nodes each leading one shard. Shard 0 carries 2,700 units, the others 300: a node's
+    // fair share is 900, so the split line is the 1,000-unit floor and shard 0 is 2.7 times it.
+    let (mut h, mut nodes, loads) = loaded(4, 4, 60, |s| if s == 0 { 2_700.0 } else { 300.0 });
+    let hot = nodes.iter().position(|n| n.host.is_leading(ShardId(0), h.now)).unwrap();
+    let mut decided = None;
+    for i in 0..240 {
+        load_round(&mut h, &mut nodes, &loads);
+        let c = catalog(&h);
+        if decided.is_none() && !c.procedures.is_empty() {
+            decided = Some(i);
+        }
+        let spread = node_loads(&h, &nodes, &loads);
+        let mean = spread.iter().sum::<f64>() / spread.len() as f64;
+        let all_led = (spread.iter().sum::<f64>() - 3_600.0).abs() < 1e-6;
+        if c.procedures.is_empty() && c.shards.len() > 4 && all_led && spread[hot] <= 1.1 * mean && spread.iter().all(|&l| l <= 1.1 * mean) {
+            let pieces: Vec<f64> = (0..c.shards.len()).filter(|&s| s == 0 || s >= 4).map(|s| loads.shard_load(ShardId(0), &c.shard_tables[s]).write_units).collect();
+            println!("decided at round {decided:?}, settled at round {i}: pieces {pieces:?}, node loads {spread:?}");
+            assert!((3..=4).contains(&pieces.len()), "2.7 times the line: 3 or 4 pieces, not {pieces:?}");
+            let (lo, hi) = (pieces.iter().copied().fold(f64::MAX, f64::min), pieces.iter().copied().fold(0.0, f64::max));
+            assert!(hi / lo <= 1.3 / 0.7, "pieces within 0.7–1.3 of each other: {pieces:?}");
+            assert!(pieces.iter().all(|&p| p <= 1_000.0), "no piece is above the line");
+            let splits = events(&mut h).into_iter().filter(|e| e.cause == Cause::Split && e.text.contains("started")).count();
+            assert_eq!(splits, pieces.len() - 1, "one split per new piece");
+            return;
+        }
+    }
+    panic!("the hot shard was not split and spread: {:?}, node loads {:?}", catalog(&h).shard_tables.iter().map(|t| t.len()).collect::<Vec<_>>(), node_loads(&h, &nodes, &loads));
+}
+
+#[test]
+fn a_shard_whose_load_is_one_table_is_reported_unsplittable_once_and_not_split() {
+    let (mut h, mut nodes, mut loads) = loaded(4, 4, 40, |_| 100.0);
+    let table = *catalog(&h).shard_tables[0].iter().next().unwrap();
+    loads.0.insert(table, 2_700.0); // 90% of shard 0's load, which is 3,000
+    for (t, l) in loads.0.iter_mut() {
+        if catalog(&h).tables.get(*t).unwrap().shard == 0 && *t != table {
+            *l = 300.0 / (catalog(&h).shard_tables[0].len() - 1) as f64;
+        }
+    }
+    for _ in 0..120 {
+        load_round(&mut h, &mut nodes, &loads);
+    }
+    assert_eq!(catalog(&h).shards.len(), 4, "no split");
+    let told: Vec<EventInfo> = events(&mut h).into_iter().filter(|e| e.text.contains("unsplittable")).collect();
+    assert_eq!(told.len(), 1, "reported once while it stays hot: {told:?}");
+    assert!(told[0].text.contains(&format!("table {table} carries")), "{}", told[0].text);
+    let Ok(Response::Plan(plan)) = h.call(Request::PlanScheduler { cluster: "c".into() }) else { panic!() };
+    assert!(plan.iter().any(|m| m.shard == ShardId(0) && m.text.contains("unsplittable")), "the plan says why: {plan:?}");
+}
+
+#[test]
+fn a_scale_out_beyond_the_shard_count_splits_shards_until_every_node_has_work() {
+    let (mut h, mut nodes, loads) = loaded(4, 8, 160, |_| 900.0);
+    for _ in 0..10 {
+        load_round(&mut h, &mut nodes, &loads);
+    }
+    nodes.extend((5..=16).map(Node::new));
+    for i in 0..600 {
+        load_round(&mut h, &mut nodes, &loads);
+        let spread = node_loads(&h, &nodes, &loads);
+        let mean = spread.iter().sum::<f64>() / spread.len() as f64;
+        let max = spread.iter().copied().fold(0.0, f64::max);
+        let all_led = (spread.iter().sum::<f64>() - 8.0 * 900.0).abs() < 1e-6;
+        if catalog(&h).procedures.is_empty() && all_led && max <= 1.1 * mean {
+            println!("4 -> 16 nodes with 8 shards: settled at round {i} ({} s) with {} shards, max/mean {:.2}", i / 2, catalog(&h).shards.len(), max / mean);
+            assert!(spread.iter().all(|&l| l > 0.0), "every node has work: {spread:?}");
+            return;
+        }
+    }
+    let spread = node_loads(&h, &nodes, &loads);
+    panic!("no even spread: {} shards, node loads {spread:?}", catalog(&h).shards.len());
+}
