@@ -232,6 +232,10 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn merge_shards(&self, _: Request<proto::MergeShardsRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn list_procedures(&self, _: Request<proto::ListProceduresRequest>) -> Result<Response<proto::ListProceduresResponse>, Status> {
         only_heartbeats()
     }

@@ -363,6 +363,19 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn merge_shards(&self, request: Request<proto::MergeShardsRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                let cluster = convert::cluster_name(&m.header)?;
+                Ok(core::Request::MergeShards { cluster, shards: [core::ShardId(m.shard), core::ShardId(m.other)] })
+            },
+            procedure_response,
+            |mut c, r| Box::pin(async move { c.merge_shards(r).await }),
+        )
+        .await
+    }
+
     async fn list_procedures(&self, request: Request<proto::ListProceduresRequest>) -> Result<Response<proto::ListProceduresResponse>, Status> {
         self.unary(
             request,

@@ -74,7 +74,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         limit: u32,
     },
-    /// Multi-step operations in progress (splits), and cancelling them.
+    /// Multi-step operations in progress (splits and merges), and cancelling them.
     #[command(subcommand)]
     Procedure(ProcedureCmd),
     /// The current meta leader.
@@ -166,6 +166,8 @@ enum ShardCmd {
         #[arg(long, value_delimiter = ',')]
         tables: Vec<u64>,
     },
+    /// Merge two shards: the one with fewer tables moves into the other and is retired.
+    Merge { shard: u32, other: u32 },
 }
 
 pub(crate) fn header(cluster: &str) -> Option<RequestHeader> {
@@ -283,6 +285,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
         Command::Scheduler(cmd) => scheduling::scheduler(cmd, cluster, meta).await?,
         Command::Events { after, limit } => scheduling::events(cluster, *after, *limit, meta).await?,
         Command::Shard(ShardCmd::Split { shard, tables }) => procedures::split(cluster, *shard, tables, meta).await?,
+        Command::Shard(ShardCmd::Merge { shard, other }) => procedures::merge(cluster, *shard, *other, meta).await?,
         Command::Procedure(cmd) => procedures::procedure(cmd, cluster, meta).await?,
         Command::Shard(ShardCmd::List) => {
             let req = proto::ListShardsRequest { header: header(cluster), ..Default::default() };

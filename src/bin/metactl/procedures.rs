@@ -1,4 +1,4 @@
-//! `metactl shard split` and `metactl procedure list|cancel`.
+//! `metactl shard split|merge` and `metactl procedure list|cancel`.
 
 use serde_json::{json, Value};
 use shardmeta::client::MetaClient;
@@ -10,6 +10,12 @@ use super::{header, round2, ProcedureCmd};
 pub async fn split(cluster: &str, shard: u32, tables: &[u64], meta: &mut MetaClient) -> Result<Value, Status> {
     let req = proto::SplitShardRequest { header: header(cluster), shard, tables: tables.to_vec() };
     let r = meta.call(|mut c| { let req = req.clone(); async move { c.split_shard(req).await } }).await?;
+    Ok(r.procedure.as_ref().map_or(Value::Null, procedure_json))
+}
+
+pub async fn merge(cluster: &str, shard: u32, other: u32, meta: &mut MetaClient) -> Result<Value, Status> {
+    let req = proto::MergeShardsRequest { header: header(cluster), shard, other };
+    let r = meta.call(|mut c| { let req = req.clone(); async move { c.merge_shards(req).await } }).await?;
     Ok(r.procedure.as_ref().map_or(Value::Null, procedure_json))
 }
 

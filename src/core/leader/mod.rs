@@ -7,7 +7,7 @@ mod operate;
 mod paging;
 mod merge;
 mod procedure_requests;
-mod split_start;
+mod resize;
 mod procedures;
 mod requests;
 pub mod runtime;

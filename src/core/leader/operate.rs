@@ -1,7 +1,7 @@
 //! Operator requests about scheduling: status, settings (pause and resume), a dry-run plan,
 //! the event log, and moves by hand.
 
-use super::split_start::split_decisions;
+use super::resize::resize_decisions;
 use super::requests::{cluster_named, Handled};
 use super::schedule::change_for;
 use super::writes::Change;
@@ -42,9 +42,9 @@ impl Leader {
         let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
         let mut copy = self.clusters[&c.id()].clone();
         copy.set_settings(SchedulerSettings { paused: false, ..*copy.settings() });
-        let splits = split_decisions(c, &mut copy, ctx.config);
+        let resizes = resize_decisions(c, &mut copy, ctx.now, ctx.config);
         let moves = Planner::new(c, &mut copy, ctx.now, ctx.config).plan();
-        let planned = splits.iter().map(|s| s.planned()).chain(moves.iter().map(|m| planned_move(c, m))).collect();
+        let planned = resizes.iter().map(|r| r.planned()).chain(moves.iter().map(|m| planned_move(c, m))).collect();
         Ok(Handled::Reply(Response::Plan(planned)))
     }
 

@@ -8,7 +8,7 @@ use super::{Ctx, Leader};
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::leader::runtime::ClusterRuntime;
-use super::split_start::{loads_of, new_shard_for, split_change};
+use super::resize::{loads_of, new_shard_for, split_change};
 use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, Topology};
 use crate::core::output::{ProcedureInfo, Response};
 use crate::core::scheduler::split_choice::{self, Chosen};

@@ -23,7 +23,7 @@ impl Leader {
             return;
         }
         self.advance_procedures(ctx);
-        self.start_due_splits(ctx);
+        self.start_due_resizes(ctx);
         for (&cid, rt) in self.clusters.iter_mut() {
             let cluster = self.catalog.cluster(cid);
             for m in Planner::new(cluster, rt, ctx.now, ctx.config).plan() {

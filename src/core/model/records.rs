@@ -190,6 +190,10 @@ pub struct SchedulerRecord {
     pub split_windows: Option<u32>,
     #[prost(uint32, optional, tag = "12")]
     pub tables_per_shard_max: Option<u32>,
+    #[prost(uint32, optional, tag = "13")]
+    pub merge_load_pct: Option<u32>,
+    #[prost(uint64, optional, tag = "14")]
+    pub merge_window_ms: Option<u64>,
 }
 
 /// A single counter value (epoch, id ceiling).

@@ -21,6 +21,7 @@ mod assign;
 mod balance;
 mod drain;
 mod failover;
+pub mod merges;
 mod operator;
 mod placement;
 mod rebalance;

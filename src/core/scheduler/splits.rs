@@ -102,10 +102,11 @@ pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, roo
 }
 
 /// Shards with a leader, as the intent has it.
-fn led<'a>(cluster: &'a ClusterCatalog, rt: &'a ClusterRuntime) -> impl Iterator<Item = ShardId> + 'a {
+pub(super) fn led<'a>(cluster: &'a ClusterCatalog, rt: &'a ClusterRuntime) -> impl Iterator<Item = ShardId> + 'a {
     (0..cluster.shards.len() as u32).map(ShardId).filter(move |&s| rt.intended(cluster, s).leader.is_some())
 }
 
-fn may_split(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId) -> bool {
+/// Whether a procedure may take the shard now: settled, not in transfer, not held.
+pub(super) fn may_split(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId) -> bool {
     rt.intent().settled(shard) && rt.intended(cluster, shard).transfer.is_none() && !cluster.shard_locks.contains_key(&shard)
 }

@@ -121,7 +121,7 @@ impl ClusterRuntime {
     /// The shard's leader reported its load.
     pub fn record_load(&mut self, cluster: &ClusterCatalog, shard: ShardId, load: &ShardLoad, now: Instant) {
         if self.loads.record(shard, load, now) {
-            self.hot.window_closed(shard, self.loads.trusted(shard).map(|l| l.units()));
+            self.hot.window_closed(shard, self.loads.trusted(shard).map(|l| l.units()), now);
             self.placement.window_closed(shard);
             self.reindex(cluster, shard);
         }
@@ -136,9 +136,10 @@ impl ClusterRuntime {
         &self.hot
     }
 
-    /// The load above which a shard's window counts as hot, for the windows that close next.
-    pub fn set_split_line(&mut self, line: Option<f64>) {
-        self.hot.set_line(line);
+    /// The loads above which a shard's window counts as hot, and below which as cold, for the
+    /// windows that close next.
+    pub fn set_resize_lines(&mut self, split: Option<f64>, merge: Option<f64>) {
+        self.hot.set_lines(split, merge);
     }
 
     /// Marks the shard as reported unsplittable; `true` the first time in its hot streak.

@@ -1,7 +1,8 @@
-//! Starting a split, whether an operator asked for it or the scheduler found a shard that
-//! needs one ([`crate::core::scheduler::splits`]). The start is one write: the cluster's shard
-//! count grows by one and the procedure is stored at its first step; [`super::procedures`]
-//! takes it from there.
+//! The scheduler's own splits and merges ([`crate::core::scheduler::splits`],
+//! [`crate::core::scheduler::merges`]), and starting a split, whether an operator asked for it
+//! or the scheduler found a shard that needs one. A split's start is one write: the cluster's
+//! shard count grows by one and the procedure is stored at its first step;
+//! [`super::procedures`] takes it from there. (A merge starts in [`super::merge`].)
 
 use super::runtime::ClusterRuntime;
 use super::writes::Change;
@@ -12,68 +13,90 @@ use crate::core::ids::*;
 use crate::core::model::{ClusterCatalog, ClusterRecord, ProcedureKind, ProcedureRecord, ProcedureStep};
 use crate::core::output::PlannedMove;
 use crate::core::scheduler::split_choice::{self, Chosen};
+use super::merge::{merge_change, merge_order, merge_refusal};
+use crate::core::scheduler::merges;
 use crate::core::scheduler::splits::{self, SplitNeed};
 use crate::core::scheduler::Cause;
 use crate::core::storage::Mutation;
 use crate::core::time::Instant;
 
 impl Leader {
-    /// The scheduler's own splits: each due shard whose tables can be cut starts splitting; a
-    /// hot shard that cannot be cut is reported once per hot streak.
-    pub(super) fn start_due_splits(&mut self, ctx: &mut Ctx) {
+    /// The scheduler's own splits and merges: each due shard whose tables can be cut starts
+    /// splitting, and each due pair merging; a hot shard that cannot be cut is reported once
+    /// per hot streak.
+    pub(super) fn start_due_resizes(&mut self, ctx: &mut Ctx) {
         for (&cid, rt) in self.clusters.iter_mut() {
             let cluster = self.catalog.cluster(cid);
-            for decision in split_decisions(cluster, rt, ctx.config) {
-                match decision {
-                    SplitDecision::Start { shard, chosen, need } => {
+            for decision in resize_decisions(cluster, rt, ctx.now, ctx.config) {
+                let change = match decision {
+                    Resize::Split { shard, chosen, need } => {
                         let Ok(new_shard) = new_shard_for(cluster, rt, shard, ctx.config) else { break };
-                        let (change, _) = split_change(cluster, rt, shard, new_shard, chosen, need.describe(), ctx.now, ctx.config);
-                        self.writes.queue(change);
+                        split_change(cluster, rt, shard, new_shard, chosen, need.describe(), ctx.now, ctx.config).0
                     }
-                    SplitDecision::Unsplittable { shard, why } => {
+                    Resize::Unsplittable { shard, why } => {
                         if rt.tell_unsplittable(shard) {
                             rt.log_event(ctx.now, Cause::Split, Some(shard), why, ctx.config);
                         }
+                        continue;
                     }
-                }
+                    Resize::Merge { shards: [a, b], why } => {
+                        let (from, into) = merge_order(cluster, a, b);
+                        if merge_refusal(cluster, rt, from, into, ctx.config).is_err() {
+                            break;
+                        }
+                        merge_change(cluster, rt, from, into, why, ctx.now, ctx.config).0
+                    }
+                };
+                self.writes.queue(change);
             }
         }
     }
 }
 
-/// What the scheduler would do about splits now.
-pub(super) enum SplitDecision {
-    Start { shard: ShardId, chosen: Chosen, need: SplitNeed },
+/// What the scheduler would do about the shard count now.
+pub(super) enum Resize {
+    Split { shard: ShardId, chosen: Chosen, need: SplitNeed },
     Unsplittable { shard: ShardId, why: String },
+    Merge { shards: [ShardId; 2], why: String },
 }
 
-impl SplitDecision {
+impl Resize {
     pub(super) fn planned(&self) -> PlannedMove {
-        let (shard, text) = match self {
-            SplitDecision::Start { shard, chosen, need } => (*shard, format!("split shard {shard}: {}; {} tables move", need.describe(), chosen.tables.len())),
-            SplitDecision::Unsplittable { shard, why } => (*shard, format!("no split: {why}")),
-        };
-        PlannedMove { shard, cause: Cause::Split, text }
+        match self {
+            Resize::Split { shard, chosen, need } => {
+                let text = format!("split shard {shard}: {}; {} tables move", need.describe(), chosen.tables.len());
+                PlannedMove { shard: *shard, cause: Cause::Split, text }
+            }
+            Resize::Unsplittable { shard, why } => PlannedMove { shard: *shard, cause: Cause::Split, text: format!("no split: {why}") },
+            Resize::Merge { shards: [a, b], why } => PlannedMove { shard: *a, cause: Cause::Merge, text: format!("merge shards {a} and {b}: {why}") },
+        }
     }
 }
 
-/// Sets the cluster's split line for the windows that close next, and decides which shards
-/// split now, within the procedure limit.
-pub(super) fn split_decisions(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, config: &CoreConfig) -> Vec<SplitDecision> {
+/// Sets the cluster's split and merge lines for the windows that close next, and decides which
+/// shards split or merge now, within the procedure limit (splits first).
+pub(super) fn resize_decisions(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, now: Instant, config: &CoreConfig) -> Vec<Resize> {
     let line = splits::line(cluster, rt);
-    rt.set_split_line(line);
+    let merge_line = merges::line(line, rt);
+    rt.set_resize_lines(line, merge_line);
     let running = cluster.procedures.len() + rt.procedures_starting() as usize;
     let room = config.procedures_in_flight_max.saturating_sub(running);
-    let due = splits::due(cluster, rt, line, room);
-    due.into_iter()
+    let mut decisions: Vec<Resize> = splits::due(cluster, rt, line, room)
+        .into_iter()
         .map(|(shard, need)| {
             let (units, busiest) = if need.by_count() { (0.0, Vec::new()) } else { loads_of(rt, shard) };
             match split_choice::choose(shard, &cluster.shard_tables[shard.index()], busiest.into_iter(), units, need.pieces(), config.split_tables_max) {
-                Ok(chosen) => SplitDecision::Start { shard, chosen, need },
-                Err(why) => SplitDecision::Unsplittable { shard, why: format!("{}; {why}", need.describe()) },
+                Ok(chosen) => Resize::Split { shard, chosen, need },
+                Err(why) => Resize::Unsplittable { shard, why: format!("{}; {why}", need.describe()) },
             }
         })
-        .collect()
+        .collect();
+    let splitting = decisions.iter().filter(|d| matches!(d, Resize::Split { .. })).count();
+    if splitting == 0 {
+        let merges = merges::due(cluster, rt, merge_line, now, room);
+        decisions.extend(merges.into_iter().map(|(a, b, why)| Resize::Merge { shards: [a, b], why }));
+    }
+    decisions
 }
 
 /// The shard's smoothed load units and its busiest tables' units, for choosing tables.

@@ -1,7 +1,9 @@
-//! Automatic splits through the real core and `ShardHost`, with each table's load reported by
-//! the nodes that lead it: a hot shard is cut into even pieces that the balancer spreads, a
-//! shard whose load is one table is reported unsplittable and left alone, and a scale-out with
-//! more nodes than shards splits shards until every node has work.
+//! Automatic splits and merges through the real core and `ShardHost`, with each table's load
+//! reported by the nodes that lead it: a hot shard is cut into even pieces that the balancer
+//! spreads, a shard whose load is one table is reported unsplittable and left alone, a
+//! scale-out with more nodes than shards splits shards until every node has work, cold shards
+//! merge until each is above the merge line, and a load swinging around the split line never
+//! cycles between splits and merges.
 
 mod harness;
 
@@ -145,4 +147,77 @@ fn a_scale_out_beyond_the_shard_count_splits_shards_until_every_node_has_work() 
     }
     let spread = node_loads(&h, &nodes, &loads);
     panic!("no even spread: {} shards, node loads {spread:?}", catalog(&h).shards.len());
+}
+
+#[test]
+fn two_hundred_cold_shards_merge_until_each_is_above_the_merge_line_and_none_splits_again() {
+    // 400 tables of 5 units on 200 shards: the split line is the 1,000-unit floor, the merge
+    // line a quarter of it. Cold for 5 s (not 5 minutes) is enough here.
+    let mut config = config();
+    config.scheduler.merge_window_ms = 5_000;
+    let (mut h, mut nodes) = steady_cluster_configured(config, 4, 200, 1, &[]);
+    for t in 0..400 {
+        h.create_table(&format!("t{t}"), false).unwrap();
+    }
+    let loads = TableLoads(catalog(&h).tables.iter().map(|(id, _)| (id, 5.0)).collect());
+    let active = |h: &Harness| catalog(h).shards.iter().filter(|s| !s.retired).count();
+    let mut settled = 0;
+    for i in 0..2_000 {
+        load_round(&mut h, &mut nodes, &loads);
+        let c = catalog(&h);
+        let pieces: Vec<f64> = (0..c.shards.len()).filter(|&s| !c.shards[s].retired).map(|s| loads.shard_load(ShardId(0), &c.shard_tables[s]).write_units).collect();
+        // Two shards below the line would merge: done when at most one is.
+        if c.procedures.is_empty() && pieces.iter().filter(|&&l| l < 250.0).count() <= 1 {
+            settled += 1;
+            if settled == 40 {
+                println!("200 cold shards: {} left after {} s, loads {pieces:?}", active(&h), i / 2);
+                break;
+            }
+        } else {
+            settled = 0;
+        }
+    }
+    assert_eq!(settled, 40, "still merging: {} shards", active(&h));
+    assert!(active(&h) >= 4, "at least one shard per node");
+    let events = events(&mut h);
+    assert!(events.iter().all(|e| e.cause != Cause::Split), "no merged shard splits again");
+    let merges = events.iter().filter(|e| e.cause == Cause::Merge && e.text.ends_with("started")).count();
+    assert_eq!(merges, 200 - active(&h), "one merge per retired shard");
+}
+
+#[test]
+fn a_load_swinging_around_the_split_line_for_a_day_never_cycles_between_split_and_merge() {
+    // Shard 0's 40 tables swing between 0.7 and 1.3 times the 1,000-unit split line every 20
+    // minutes, for 24 simulated hours, with the default windows (10 s) and merge window (5 min).
+    // The other shards carry 300 units each, above the merge line (250): any merge would be of
+    // the split's pieces.
+    let (mut h, mut nodes, mut loads) = loaded(4, 4, 160, |_| 300.0);
+    let hot: Vec<TableId> = catalog(&h).shard_tables[0].iter().copied().collect();
+    let (mut splits, mut merges) = (0, 0);
+    let mut last_seq = 0;
+    for second in (0..24 * 3_600).step_by(2) {
+        let high = (second / 600) % 2 == 1;
+        let per_table = if high { 1_300.0 } else { 700.0 } / hot.len() as f64;
+        for t in &hot {
+            loads.0.insert(*t, per_table);
+        }
+        for i in 0..nodes.len() {
+            nodes[i].heartbeat_with(&mut h, loads.clone()).unwrap();
+            let outs = h.settle();
+            nodes.iter_mut().for_each(|n| n.receive(&outs));
+        }
+        h.advance(2_000);
+        let outs = h.settle();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+        if second % 600 == 0 {
+            let Ok(Response::Events { events, last }) = h.call(Request::ListEvents { cluster: "c".into(), after: last_seq, limit: 0 }) else { panic!() };
+            last_seq = last;
+            splits += events.iter().filter(|e| e.cause == Cause::Split && e.text.ends_with("started")).count();
+            merges += events.iter().filter(|e| e.cause == Cause::Merge && e.text.ends_with("started")).count();
+        }
+    }
+    shardmeta::check::integrity(h.core.catalog().unwrap()).unwrap();
+    println!("24 h of a load swinging ±30% around the split line: {splits} splits, {merges} merges, {} shards", catalog(&h).shards.len());
+    assert!(splits >= 1, "the load above the line splits the shard");
+    assert_eq!(merges, 0, "no split is merged back, so none is split again");
 }
