@@ -60,7 +60,12 @@ fn node_loads(h: &Harness, nodes: &[Node], loads: &TableLoads) -> Vec<f64> {
 /// A cluster of `count` nodes and `shards` shards with a follower each, `tables` tables, and
 /// the tables of each shard given `shard_load(shard)` in all, evenly.
 fn loaded(count: u64, shards: u32, tables: u32, shard_load: impl Fn(u32) -> f64) -> (Harness, Vec<Node>, TableLoads) {
-    let (mut h, mut nodes) = steady_cluster_configured(config(), count, shards, 1, &[]);
+    loaded_with(config(), count, shards, tables, shard_load)
+}
+
+/// The same, with a leader of `config`.
+fn loaded_with(config: CoreConfig, count: u64, shards: u32, tables: u32, shard_load: impl Fn(u32) -> f64) -> (Harness, Vec<Node>, TableLoads) {
+    let (mut h, mut nodes) = steady_cluster_configured(config, count, shards, 1, &[]);
     for t in 0..tables {
         h.create_table(&format!("t{t}"), false).unwrap();
     }
@@ -154,6 +159,7 @@ fn two_hundred_cold_shards_merge_until_each_is_above_the_merge_line_and_none_spl
     // 400 tables of 5 units on 200 shards: the split line is the 1,000-unit floor, the merge
     // line a quarter of it. Cold for 5 s (not 5 minutes) is enough here.
     let mut config = config();
+    config.scheduler.merge_load_pct = 25;
     config.scheduler.merge_window_ms = 5_000;
     let (mut h, mut nodes) = steady_cluster_configured(config, 4, 200, 1, &[]);
     for t in 0..400 {
@@ -188,10 +194,13 @@ fn two_hundred_cold_shards_merge_until_each_is_above_the_merge_line_and_none_spl
 #[test]
 fn a_load_swinging_around_the_split_line_for_a_day_never_cycles_between_split_and_merge() {
     // Shard 0's 40 tables swing between 0.7 and 1.3 times the 1,000-unit split line every 20
-    // minutes, for 24 simulated hours, with the default windows (10 s) and merge window (5 min).
+    // minutes, for 24 simulated hours, with the default windows (10 s), merges on at 25% and
+    // the default merge window (5 min).
     // The other shards carry 300 units each, above the merge line (250): any merge would be of
     // the split's pieces.
-    let (mut h, mut nodes, mut loads) = loaded(4, 4, 160, |_| 300.0);
+    let mut config = CoreConfig::default();
+    config.scheduler.merge_load_pct = 25;
+    let (mut h, mut nodes, mut loads) = loaded_with(config, 4, 4, 160, |_| 300.0);
     let hot: Vec<TableId> = catalog(&h).shard_tables[0].iter().copied().collect();
     let (mut splits, mut merges) = (0, 0);
     let mut last_seq = 0;

@@ -74,6 +74,10 @@ fn seeds_hold_every_invariant() {
             ("routed write accepted", total.writes_accepted),
             ("meta leader change", total.leader_changes),
             ("node drained", total.nodes_drained),
+            ("shard split", total.procedures.split_shards),
+            ("shard merged and retired", total.procedures.retired_shards),
+            ("procedure rolled back", total.procedures.rollbacks),
+            ("procedure resumed by a new meta leader", total.procedures.resumed),
         ];
         let missing: Vec<&str> = paths.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
         assert!(missing.is_empty(), "the seeds never exercised: {missing:?}");

@@ -31,10 +31,15 @@ pub enum Fault {
     /// A command meta sent a data node earlier arrives once more, late, as across a reconnect
     /// ([`crate::cluster::DataNodeView::deliver_late`]).
     LateCommand,
+    /// An operator splits a random shard (chosen by load), or merges two random shards: the
+    /// procedures then run under whatever other faults the seed injects. Counted when meta
+    /// accepts the request.
+    Split,
+    Merge,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 11] = [
         Fault::MetaKill,
         Fault::MetaPause,
         Fault::MetaEtcdPartition,
@@ -44,6 +49,8 @@ impl Fault {
         Fault::NodeMetaPartition,
         Fault::NodeMetaOneWay,
         Fault::LateCommand,
+        Fault::Split,
+        Fault::Merge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +64,8 @@ impl Fault {
             Fault::NodeMetaPartition => "node-meta partition",
             Fault::NodeMetaOneWay => "node-meta one-way clog",
             Fault::LateCommand => "late command",
+            Fault::Split => "shard split",
+            Fault::Merge => "shard merge",
         }
     }
 }
@@ -156,6 +165,14 @@ impl Sim {
                 .free_data_node()
                 .filter(|&i| self.nodes[i].is_up() && self.nodes[i].view.deliver_late(&self.history))
                 .map(|i| Undo::Done(self.nodes[i].handle.id())),
+            Fault::Split | Fault::Merge => {
+                let shards = self.spec.shards;
+                let (a, b) = (rng.gen_range(0..shards), rng.gen_range(0..shards));
+                if self.resize(fault == Fault::Split, a, b).await {
+                    self.count_fault(fault.name());
+                }
+                None
+            }
         };
         let undo = undo.unwrap_or(Undo::Nothing);
         if let Some(t) = undo.target(self) {
@@ -163,6 +180,22 @@ impl Sim {
             self.count_fault(fault.name());
         }
         undo
+    }
+
+    /// Asks meta to split shard `a` (`split`) or merge `a` and `b`; whether it accepted.
+    async fn resize(&self, split: bool, a: u32, b: u32) -> bool {
+        use shardmeta::proto::{MergeShardsRequest, SplitShardRequest};
+        let header = crate::frontend::header();
+        let call = move |mut m: shardmeta::client::MetaClient| async move {
+            if split {
+                let req = SplitShardRequest { header, shard: a, tables: vec![] };
+                m.call(|mut c| { let req = req.clone(); async move { c.split_shard(req).await } }).await.map(drop)
+            } else {
+                let req = MergeShardsRequest { header, shard: a, other: b };
+                m.call(|mut c| { let req = req.clone(); async move { c.merge_shards(req).await } }).await.map(drop)
+            }
+        };
+        self.with_meta(call).await.is_ok()
     }
 
     pub fn undo(&mut self, undo: Undo) {

@@ -89,7 +89,7 @@ impl Sim {
                 led.entry(s.0).or_default().push(&n.view.name);
             }
         }
-        c.shards.iter().all(|s| {
+        c.shards.iter().filter(|s| !s.retired).all(|s| {
             let leader = s.leader.map(|l| c.node(NodeId(l)).name.as_str());
             leader.is_some() && led.get(&s.id).is_some_and(|who| who.len() == 1 && Some(who[0]) == leader)
         })
@@ -116,7 +116,7 @@ impl Sim {
         let drained = c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
         // Balancing by load leaves counts uneven; the dry-run plan judges it (`plan_quiet`).
         let balanced = self.spec.skewed_load || self.balanced(c);
-        balanced && drained && c.shards.iter().all(|s| s.transfer.is_none() && s.followers.len() == want)
+        balanced && drained && c.shards.iter().filter(|s| !s.retired).all(|s| s.transfer.is_none() && s.followers.len() == want)
     }
 
     /// L1, L2, S6 and S2 after the heal; L3 too when `balance`.

@@ -1,9 +1,10 @@
 //! `demo`: the main job in one command. Starts a meta-server on its embedded store and four
 //! node-agents (the sibling binaries) on free loopback ports in a temporary directory, creates
 //! tables, shows shards and routes, makes one node hot through the agents' load file and shows
-//! the scheduler relieving it (and the hot table heading its shard's busiest list), kills one
-//! node-agent and shows the failover, drains another and stops it once it holds nothing, then
-//! stops everything. Build the binaries first: `cargo build --release --bins`.
+//! the scheduler relieving it (and the hot table heading its shard's busiest list), merges two
+//! shards and then makes the merged shard hot enough that the scheduler splits it again, kills
+//! one node-agent and shows the failover, drains another and stops it once it holds nothing,
+//! then stops everything. Build the binaries first: `cargo build --release --bins`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,9 +20,11 @@ const LOAD_WINDOW_MS: u64 = 1_000;
 const SHARD_COUNT: u32 = 24;
 const UNITS_PER_SHARD: f64 = 100.0;
 /// How much hotter the hot node's shards run. Whole shards must fit the others' headroom: at 3×
-/// on four nodes a 300-unit shard is too coarse for the last step and the node stays overfull
-/// (splitting it is the answer, not yet built).
+/// on four nodes a 300-unit shard is too coarse for the last step and the node stays overfull.
 const HOT_FACTOR: f64 = 2.0;
+/// Each of the two tables that make the merged shard hot: together well above the split line
+/// (a node's fair share, at least 1,000 units/s), each well below 80% of the shard.
+const HOT_TABLE_UNITS: f64 = 700.0;
 
 struct Kill(Child);
 
@@ -58,6 +61,82 @@ fn spawn(cmd: &mut Command, log: &Path) -> Kill {
 
 fn header() -> Option<RequestHeader> {
     Some(RequestHeader { cluster: "default".into() })
+}
+
+/// Whether every shard that has not been merged away is led and ready.
+async fn all_ready(meta: &mut MetaClient) -> Result<bool, Status> {
+    let live = |s: &proto::ShardInfo| s.status != proto::ShardStatus::Retired as i32;
+    Ok(shards(meta).await?.iter().filter(|s| live(s)).all(|s| s.status == proto::ShardStatus::Ready as i32))
+}
+
+async fn procedures(meta: &mut MetaClient) -> Result<Vec<proto::Procedure>, Status> {
+    let req = proto::ListProceduresRequest { header: header() };
+    Ok(meta.call(|mut c| { let req = req.clone(); async move { c.list_procedures(req).await } }).await?.procedures)
+}
+
+/// Prints each step procedures take (`metactl procedure list`) until none is left.
+async fn watch_procedures(meta: &mut MetaClient, limit: Duration) -> Result<(), Status> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let running = procedures(meta).await?;
+        for p in &running {
+            if !seen.contains(&(p.id, p.step.clone())) {
+                println!("    procedure {} {} of shard {}: {}", p.id, p.kind, p.shard, p.step);
+                seen.push((p.id, p.step.clone()));
+            }
+        }
+        if running.is_empty() && !seen.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            return Err(Status::deadline_exceeded(format!("procedures still running after {limit:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Merges the shards of two tables, then makes both tables hot, so that the merged shard is
+/// above the split line and the scheduler splits it again by itself.
+async fn merge_and_split(meta: &mut MetaClient, load_file: &Path, tables: (&str, u64, &str, u64)) -> Result<(), Status> {
+    let (a_name, a, b_name, b) = tables;
+    let req = proto::RouteTablesRequest { header: header(), schema: "public".into(), tables: vec![a_name.into(), b_name.into()] };
+    let routes = meta.call(|mut c| { let req = req.clone(); async move { c.route_tables(req).await } }).await?.routes;
+    let (sa, sb) = (routes[0].shard, routes[1].shard);
+    println!("
+merging shard {sa} ({a_name}) and shard {sb} ({b_name}) (`metactl shard merge {sa} {sb}`):");
+    let req = proto::MergeShardsRequest { header: header(), shard: sa, other: sb };
+    meta.call(|mut c| { let req = req.clone(); async move { c.merge_shards(req).await } }).await?;
+    watch_procedures(meta, Duration::from_secs(20)).await?;
+    let all = shards(meta).await?;
+    let retired: Vec<u32> = all.iter().filter(|s| s.status == proto::ShardStatus::Retired as i32).map(|s| s.id).collect();
+    println!("merged; retired shards (never reused): {retired:?}");
+    show_routes(meta, &[a_name.into(), b_name.into()]).await?;
+
+    println!("
+making {a_name} and {b_name} {HOT_TABLE_UNITS} units/s each: their shard is now above the split line");
+    let spec = format!("per_shard = {UNITS_PER_SHARD}
+[tables]
+{a} = {HOT_TABLE_UNITS}
+{b} = {HOT_TABLE_UNITS}
+");
+    std::fs::write(load_file, spec).map_err(|e| Status::internal(e.to_string()))?;
+    let start = Instant::now();
+    while procedures(meta).await?.is_empty() {
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err(Status::deadline_exceeded("the hot shard was not split within 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("the scheduler splits it by itself once its load is trusted and has been hot for 3 windows:");
+    watch_procedures(meta, Duration::from_secs(20)).await?;
+    let req = proto::ListEventsRequest { header: header(), after: 0, limit: 0 };
+    let events = meta.call(|mut c| { let req = req.clone(); async move { c.list_events(req).await } }).await?;
+    for e in events.events.iter().filter(|e| (e.cause == "split" || e.cause == "merge") && e.text.ends_with("started")) {
+        println!("    {}: {}", e.cause, e.text);
+    }
+    show_routes(meta, &[a_name.into(), b_name.into()]).await?;
+    Ok(())
 }
 
 async fn shards(meta: &mut MetaClient) -> Result<Vec<proto::ShardInfo>, Status> {
@@ -194,7 +273,7 @@ async fn run(dir: &Path) -> Result<(), Status> {
     }
     let mut meta = MetaClient::new(vec![meta_ep], Duration::from_secs(5))?;
     let start = Instant::now();
-    while !shards(&mut meta).await.is_ok_and(|s| s.iter().all(|s| s.status == proto::ShardStatus::Ready as i32)) {
+    while !all_ready(&mut meta).await.unwrap_or(false) {
         if start.elapsed() > Duration::from_secs(20) {
             return Err(Status::deadline_exceeded("shards were not assigned within 20 s"));
         }
@@ -213,11 +292,12 @@ async fn run(dir: &Path) -> Result<(), Status> {
     println!("\nroutes:");
     show_routes(&mut meta, &tables).await?;
     balance(&mut meta, &load_file, "n1", (ids[0], &tables[0])).await?;
+    merge_and_split(&mut meta, &load_file, (&tables[1], ids[1], &tables[2], ids[2])).await?;
 
     println!("\nkilling node-agent n1 (kill -9); its shards move once its lease ({LEASE_MS} ms) has surely ended");
     drop(nodes.remove(0));
     let killed = Instant::now();
-    while shards(&mut meta).await?.iter().any(|s| s.leader == "n1" || s.status != proto::ShardStatus::Ready as i32) {
+    while shards(&mut meta).await?.iter().any(|s| s.leader == "n1") || !all_ready(&mut meta).await? {
         if killed.elapsed() > Duration::from_secs(20) {
             return Err(Status::deadline_exceeded("failover did not happen within 20 s"));
         }
@@ -232,7 +312,7 @@ async fn run(dir: &Path) -> Result<(), Status> {
     let req = proto::DrainNodeRequest { header: header(), node: "n2".into(), cancel: false };
     meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;
     let draining = Instant::now();
-    while !drained(&mut meta, "n2").await? || shards(&mut meta).await?.iter().any(|s| s.status != proto::ShardStatus::Ready as i32) {
+    while !drained(&mut meta, "n2").await? || !all_ready(&mut meta).await? {
         if draining.elapsed() > Duration::from_secs(20) {
             return Err(Status::deadline_exceeded("the drain did not finish within 20 s"));
         }

@@ -2,6 +2,7 @@
 //! event, the liveness bounds L1–L3 at the end.
 
 use super::*;
+use shardmeta::core::model::ProcedureStep;
 
 impl World {
     pub(super) fn check_safety(&mut self) -> Result<(), Violation> {
@@ -17,6 +18,13 @@ impl World {
             })
             .collect();
         check::single_writer(leading)?;
+        // S1 per table, across splits and merges: no table in two shards led at once.
+        let tables = self.nodes.iter().filter(|n| n.alive).flat_map(|n| {
+            let local = n.local(now);
+            let led = n.host.shards().iter().filter(move |(&s, _)| n.host.is_leading(s, local));
+            led.flat_map(move |(_, s)| s.tables.iter().map(move |&t| (CLUSTER_ID, t, n.name())))
+        });
+        check::single_table_writer(tables)?;
         // S3: what each node accepted, against what it had before.
         for n in self.nodes.iter_mut().filter(|n| n.alive) {
             let view = n.host.view();
@@ -69,6 +77,8 @@ impl World {
         if leader.is_some() && leader != self.last_leader {
             self.coverage.leader_changes += 1;
             self.last_leader = leader;
+            let stored = self.durable.clusters.get(&CLUSTER_ID).map(|c| c.procedures.values().map(|p| (p.id, p.step)).collect());
+            self.inherited_procedures = stored.unwrap_or_default();
         }
         Ok(())
     }
@@ -109,11 +119,19 @@ impl World {
             self.last_topology_change = self.now;
         }
         self.coverage.moves.add(&LeaderMoves::between(old, new));
+        let p = &mut self.coverage.procedures;
+        p.split_shards += new.shards.len().saturating_sub(old.shards.len()) as u64;
+        p.retired_shards += new.shards.iter().filter(|s| s.retired && !old.shards.get(s.id as usize).is_some_and(|o| o.retired)).count() as u64;
+        let rolling = |c: &shardmeta::core::model::ClusterCatalog, id: u64| c.procedures.get(&id).is_some_and(|p| p.step() == ProcedureStep::RollingBack);
+        p.rollbacks += new.procedures.keys().filter(|&&id| rolling(new, id) && !rolling(old, id)).count() as u64;
+        let before = self.inherited_procedures.len();
+        self.inherited_procedures.retain(|id, step| new.procedures.get(id).is_some_and(|p| p.step == *step));
+        p.resumed += (before - self.inherited_procedures.len()) as u64;
     }
 
     pub(super) fn all_shards_led(&self) -> bool {
         let Some(c) = self.durable.clusters.get(&CLUSTER_ID) else { return false };
-        c.shards.iter().all(|s| {
+        c.shards.iter().filter(|s| !s.retired).all(|s| {
             s.leader.is_some_and(|l| {
                 let name = &c.node(NodeId(l)).name;
                 self.nodes.iter().any(|n| n.alive && n.name() == name.as_str() && n.host.is_leading(ShardId(s.id), n.local(self.now)))

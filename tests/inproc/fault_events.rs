@@ -14,6 +14,11 @@ pub(super) enum Fault {
     AddNode,
     /// The operator drains a node (or cancels its drain).
     Drain(usize, bool),
+    /// The operator splits a shard, or merges two.
+    Split(u32),
+    Merge(u32, u32),
+    /// The operator cancels every procedure the durable catalog holds.
+    CancelProcedures,
     Heal,
 }
 
@@ -52,6 +57,9 @@ impl World {
             let d = 1_000 + self.rand(15_000);
             self.schedule_at(at + Duration(d), Event::Fault(Fault::Mend(meta, other)));
         }
+        if self.mix.resizes && self.mix.topology == Topology::Dynamic {
+            self.plan_resizes();
+        }
         if self.mix.drains {
             let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
             self.schedule_at(at, Event::Fault(Fault::Drain(i, false)));
@@ -59,6 +67,20 @@ impl World {
                 let d = 2_000 + self.rand(10_000);
                 self.schedule_at(at + Duration(d), Event::Fault(Fault::Drain(i, true)));
             }
+        }
+    }
+
+    /// A split and a merge at random times, and sometimes a cancel soon after one.
+    fn plan_resizes(&mut self) {
+        let window = |rng: &mut ChaCha8Rng| Instant(5_000 + rng.next_u64() % (HEAL_AT_MS - 20_000));
+        let shards = self.mix.shards as u64;
+        let (split, at) = (self.rand(shards) as u32, window(&mut self.rng));
+        self.schedule_at(at, Event::Fault(Fault::Split(split)));
+        let (a, b, at) = (self.rand(shards) as u32, self.rand(shards) as u32, window(&mut self.rng));
+        self.schedule_at(at, Event::Fault(Fault::Merge(a, b)));
+        if self.rng.next_u64().is_multiple_of(2) {
+            let d = 50 + self.rand(2_000);
+            self.schedule_at(at + Duration(d), Event::Fault(Fault::CancelProcedures));
         }
     }
 
@@ -109,6 +131,14 @@ impl World {
             Fault::Drain(i, cancel) => {
                 let node = self.nodes[i].name().to_owned();
                 self.client.operate(Request::DrainNode { cluster: CLUSTER.into(), node, cancel });
+            }
+            Fault::Split(shard) => self.client.operate(Request::SplitShard { cluster: CLUSTER.into(), shard: ShardId(shard), tables: vec![] }),
+            Fault::Merge(a, b) => self.client.operate(Request::MergeShards { cluster: CLUSTER.into(), shards: [ShardId(a), ShardId(b)] }),
+            Fault::CancelProcedures => {
+                let ids: Vec<u64> = self.durable.clusters.get(&CLUSTER_ID).map_or(Vec::new(), |c| c.procedures.keys().copied().collect());
+                for id in ids {
+                    self.client.operate(Request::CancelProcedure { cluster: CLUSTER.into(), id });
+                }
             }
             Fault::Heal => {
                 self.net.heal();

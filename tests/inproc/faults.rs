@@ -19,6 +19,9 @@ pub struct FaultMix {
     pub clock_drift: ClockDrift,
     /// An operator drains a node, and sometimes cancels the drain.
     pub drains: bool,
+    /// An operator splits a shard and merges two (dynamic clusters), and sometimes cancels
+    /// whatever procedure runs.
+    pub resizes: bool,
     pub shards: u32,
     pub followers: u32,
     pub topology: Topology,
@@ -69,6 +72,7 @@ impl FaultMix {
             partitions: coin(rng),
             clock_drift: pick(rng, &[ClockDrift::Off, ClockDrift::Off, ClockDrift::Random, ClockDrift::Random, ClockDrift::AtBound]),
             drains: coin(rng),
+            resizes: coin(rng),
             shards: pick(rng, &[4, 8, 16, 24]),
             followers: pick(rng, &[0, 1, 1, 2]),
             topology: pick(rng, &[Topology::Dynamic, Topology::Dynamic, Topology::Dynamic, Topology::Static]),
@@ -103,6 +107,7 @@ impl FaultMix {
             partitions: false,
             clock_drift: ClockDrift::Off,
             drains: false,
+            resizes: false,
             shards: 8,
             followers: 1,
             topology: Topology::Dynamic,

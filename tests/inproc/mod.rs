@@ -76,6 +76,28 @@ pub struct Coverage {
     pub leader_changes: u64,
     /// Nodes drained empty by the end of a run.
     pub nodes_drained: u64,
+    pub procedures: ProcedureCounts,
+}
+
+/// Procedures that ran, counted from durable states.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcedureCounts {
+    /// Shards created by splits, and retired by merges.
+    pub split_shards: u64,
+    pub retired_shards: u64,
+    /// Procedures stored at `RollingBack`.
+    pub rollbacks: u64,
+    /// Procedures a meta leader found in storage and then advanced or ended.
+    pub resumed: u64,
+}
+
+impl ProcedureCounts {
+    fn add(&mut self, o: &ProcedureCounts) {
+        self.split_shards += o.split_shards;
+        self.retired_shards += o.retired_shards;
+        self.rollbacks += o.rollbacks;
+        self.resumed += o.resumed;
+    }
 }
 
 impl Coverage {
@@ -93,6 +115,7 @@ impl Coverage {
         self.tables_acked += o.tables_acked;
         self.leader_changes += o.leader_changes;
         self.nodes_drained += o.nodes_drained;
+        self.procedures.add(&o.procedures);
     }
 }
 
@@ -166,6 +189,8 @@ pub struct World {
     /// Every shard has had a live leader at some point (the L2 check under faults starts then).
     all_led_once: bool,
     last_topology_change: Instant,
+    /// Procedures stored when the current meta leader took over, by id with their step.
+    inherited_procedures: BTreeMap<u64, u32>,
 }
 
 impl World {
@@ -217,6 +242,7 @@ impl World {
             unled_since: BTreeMap::new(),
             all_led_once: false,
             last_topology_change: Instant::ZERO,
+            inherited_procedures: BTreeMap::new(),
         };
         world.start();
         world

@@ -162,6 +162,7 @@ impl ClusterRuntime {
         self.loads.merge(from, into);
         self.hot.reset(from);
         self.hot.reset(into);
+        self.reindex(cluster, from);
         self.reindex(cluster, into);
     }
 
