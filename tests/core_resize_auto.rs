@@ -230,3 +230,40 @@ fn a_load_swinging_around_the_split_line_for_a_day_never_cycles_between_split_an
     assert!(splits >= 1, "the load above the line splits the shard");
     assert_eq!(merges, 0, "no split is merged back, so none is split again");
 }
+
+/// Each table is `.0` bytes: a shard reports the sum, and no load.
+struct Sized(u64);
+
+impl LoadSource for Sized {
+    fn shard_load(&self, _shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
+        ShardLoad { bytes: self.0 * tables.len() as u64, ..Default::default() }
+    }
+}
+
+#[test]
+fn a_shard_above_the_size_limit_halves_until_every_piece_is_within_it() {
+    // 24 tables of 1 GiB on 2 shards, at most 5 GiB a shard: each halves, and halves again.
+    let gib = 1 << 30;
+    let mut config = config();
+    config.scheduler.shard_bytes_max = 5 * gib;
+    let (mut h, mut nodes) = steady_cluster_configured(config, 3, 2, 1, &[]);
+    for t in 0..24 {
+        h.create_table(&format!("t{t}"), false).unwrap();
+    }
+    for _ in 0..200 {
+        for i in 0..nodes.len() {
+            nodes[i].heartbeat_with(&mut h, Sized(gib)).unwrap();
+            let outs = h.settle();
+            nodes.iter_mut().for_each(|n| n.receive(&outs));
+        }
+        h.advance(500);
+        let outs = h.settle();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+        shardmeta::check::integrity(h.core.catalog().unwrap()).unwrap();
+    }
+    let c = catalog(&h);
+    let sizes: Vec<usize> = c.shard_tables.iter().map(|t| t.len()).collect();
+    assert!(c.procedures.is_empty() && sizes.iter().all(|&n| n <= 5) && sizes.iter().sum::<usize>() == 24, "{sizes:?}");
+    assert!(events(&mut h).iter().any(|e| e.text.contains("above shard_bytes_max")));
+    println!("24 GiB in 2 shards, at most 5 GiB a shard: {} shards of {sizes:?} tables", sizes.len());
+}

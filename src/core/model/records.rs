@@ -194,6 +194,8 @@ pub struct SchedulerRecord {
     pub merge_load_pct: Option<u32>,
     #[prost(uint64, optional, tag = "14")]
     pub merge_window_ms: Option<u64>,
+    #[prost(uint64, optional, tag = "15")]
+    pub shard_bytes_max: Option<u64>,
 }
 
 /// A single counter value (epoch, id ceiling).

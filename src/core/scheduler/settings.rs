@@ -48,6 +48,9 @@ pub struct SchedulerSettings {
     pub split_windows: u32,
     /// A shard with more tables than this splits, whatever its load. 0 switches it off.
     pub tables_per_shard_max: u32,
+    /// A shard whose leader reports more bytes than this splits, by table count (per-table
+    /// sizes are not reported), whatever its load. 0 switches it off.
+    pub shard_bytes_max: u64,
     /// A shard is cold below this share of the split line, in percent; two cold shards merge.
     /// At 25, both below a quarter of the line, the merged shard is below half of it: the gap
     /// is the hysteresis that keeps a merged shard from splitting again (CockroachDB merges
@@ -75,6 +78,7 @@ impl Default for SchedulerSettings {
             split_floor_units: 1_000.0,
             split_windows: 3,
             tables_per_shard_max: 50_000,
+            shard_bytes_max: 256 << 30,
             merge_load_pct: 0,
             merge_window_ms: 300_000,
         }
@@ -99,6 +103,7 @@ impl SchedulerSettings {
             ("split_load_pct", self.split_load_pct as u64, 0, 10_000),
             ("split_windows", self.split_windows as u64, 1, 1_000),
             ("tables_per_shard_max", self.tables_per_shard_max as u64, 0, 10_000_000),
+            ("shard_bytes_max", self.shard_bytes_max, 0, 1 << 50),
             ("merge_load_pct", self.merge_load_pct as u64, 0, 50),
             ("merge_window_ms", self.merge_window_ms, 1_000, 7 * 24 * 3_600_000),
         ];
@@ -132,6 +137,7 @@ impl SchedulerSettings {
             "split_floor_units" => self.split_floor_units = parse(key, value)?,
             "split_windows" => self.split_windows = parse(key, value)?,
             "tables_per_shard_max" => self.tables_per_shard_max = parse(key, value)?,
+            "shard_bytes_max" => self.shard_bytes_max = parse(key, value)?,
             "merge_load_pct" => self.merge_load_pct = parse(key, value)?,
             "merge_window_ms" => self.merge_window_ms = parse(key, value)?,
             _ => return Err(format!("unknown setting {key:?}; the settings are {}", Self::KEYS.join(", "))),
@@ -153,6 +159,7 @@ impl SchedulerSettings {
         "split_floor_units",
         "split_windows",
         "tables_per_shard_max",
+        "shard_bytes_max",
         "merge_load_pct",
         "merge_window_ms",
     ];
@@ -195,6 +202,7 @@ impl From<&SchedulerRecord> for SchedulerSettings {
             split_floor_units: r.split_floor_units.unwrap_or(d.split_floor_units),
             split_windows: r.split_windows.unwrap_or(d.split_windows),
             tables_per_shard_max: r.tables_per_shard_max.unwrap_or(d.tables_per_shard_max),
+            shard_bytes_max: r.shard_bytes_max.unwrap_or(d.shard_bytes_max),
             merge_load_pct: r.merge_load_pct.unwrap_or(d.merge_load_pct),
             merge_window_ms: r.merge_window_ms.unwrap_or(d.merge_window_ms),
         }
@@ -216,6 +224,7 @@ impl From<&SchedulerSettings> for SchedulerRecord {
             split_floor_units: Some(s.split_floor_units),
             split_windows: Some(s.split_windows),
             tables_per_shard_max: Some(s.tables_per_shard_max),
+            shard_bytes_max: Some(s.shard_bytes_max),
             merge_load_pct: Some(s.merge_load_pct),
             merge_window_ms: Some(s.merge_window_ms),
         }
@@ -239,14 +248,14 @@ mod tests {
 
     #[test]
     fn a_record_stored_before_the_split_settings_reads_with_their_defaults() {
-        let old = SchedulerRecord { split_load_pct: None, split_floor_units: None, split_windows: None, tables_per_shard_max: None, merge_load_pct: None, merge_window_ms: None, ..SchedulerRecord::from(&SchedulerSettings { paused: true, ..Default::default() }) };
+        let old = SchedulerRecord { split_load_pct: None, split_floor_units: None, split_windows: None, tables_per_shard_max: None, shard_bytes_max: None, merge_load_pct: None, merge_window_ms: None, ..SchedulerRecord::from(&SchedulerSettings { paused: true, ..Default::default() }) };
         assert_eq!(SchedulerSettings::from(&old), SchedulerSettings { paused: true, ..Default::default() });
     }
 
     #[test]
     fn every_setting_is_set_by_its_name_and_nonsense_is_refused() {
         let mut s = SchedulerSettings::default();
-        for (key, value) in SchedulerSettings::KEYS.iter().zip(["true", "7", "12.5", "3", "2", "5", "99", "4", "150", "500", "2", "1000", "20", "60000"]) {
+        for (key, value) in SchedulerSettings::KEYS.iter().zip(["true", "7", "12.5", "3", "2", "5", "99", "4", "150", "500", "2", "1000", "4096", "20", "60000"]) {
             s.set(key, value).unwrap();
         }
         let want = SchedulerSettings {
@@ -262,6 +271,7 @@ mod tests {
             split_floor_units: 500.0,
             split_windows: 2,
             tables_per_shard_max: 1_000,
+            shard_bytes_max: 4_096,
             merge_load_pct: 20,
             merge_window_ms: 60_000,
         };

@@ -1,5 +1,6 @@
 //! When shards split by themselves, in order of need:
-//! 1. **Too many tables**: a shard above `tables_per_shard_max` tables halves by count.
+//! 1. **Too big**: a shard above `tables_per_shard_max` tables, or whose leader reports more
+//!    than `shard_bytes_max` bytes, halves by table count.
 //! 2. **Too hot**: a shard whose trusted load closed `split_windows` windows in a row above the
 //!    split line. The line is `split_load_pct` of a node's fair load (the cluster's load over
 //!    its placeable nodes), and never below `split_floor_units`: one shard above a node's share
@@ -22,6 +23,7 @@ use crate::core::model::{ClusterCatalog, Topology};
 #[derive(Clone, Debug, PartialEq)]
 pub enum SplitNeed {
     Tables { count: usize, max: u32 },
+    Bytes { bytes: u64, max: u64 },
     Load { units: f64, line: f64, windows: u32 },
     ScaleOut { nodes: usize, shards: usize },
 }
@@ -31,18 +33,19 @@ impl SplitNeed {
     pub fn pieces(&self) -> u32 {
         match *self {
             SplitNeed::Load { units, line, .. } => ((units / line).ceil() as u32).max(2),
-            SplitNeed::Tables { .. } | SplitNeed::ScaleOut { .. } => 2,
+            SplitNeed::Tables { .. } | SplitNeed::Bytes { .. } | SplitNeed::ScaleOut { .. } => 2,
         }
     }
 
     /// Whether the tables are chosen by count rather than load.
     pub fn by_count(&self) -> bool {
-        matches!(self, SplitNeed::Tables { .. })
+        matches!(self, SplitNeed::Tables { .. } | SplitNeed::Bytes { .. })
     }
 
     pub fn describe(&self) -> String {
         match self {
             SplitNeed::Tables { count, max } => format!("{count} tables, above tables_per_shard_max {max}"),
+            SplitNeed::Bytes { bytes, max } => format!("{bytes} bytes, above shard_bytes_max {max}"),
             SplitNeed::Load { units, line, windows } => {
                 format!("load {units:.0} units/s above the split line {line:.0} for {windows} windows ({} pieces)", self.pieces())
             }
@@ -73,8 +76,11 @@ pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, roo
     let eligible: Vec<ShardId> = led(cluster, rt).filter(|&shard| may_split(cluster, rt, shard)).collect();
     for &shard in &eligible {
         let count = cluster.shard_tables[shard.index()].len();
+        let bytes = rt.loads().smoothed(shard).0.bytes;
         if s.tables_per_shard_max > 0 && count > s.tables_per_shard_max as usize {
             due.push((shard, SplitNeed::Tables { count, max: s.tables_per_shard_max }));
+        } else if s.shard_bytes_max > 0 && bytes > s.shard_bytes_max && count >= 2 {
+            due.push((shard, SplitNeed::Bytes { bytes, max: s.shard_bytes_max }));
         }
     }
     if let Some(line) = line {
