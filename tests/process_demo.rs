@@ -1,5 +1,6 @@
 //! The README's one-command demo runs to the end: a hot node relieved (with the plan and the
-//! events), a failover and a drain, with real processes on loopback.
+//! events), two shards merged and the merged shard split again by the scheduler once it is
+//! hot, a failover and a drain, with real processes on loopback.
 
 use std::process::Command;
 
@@ -9,7 +10,18 @@ fn the_demo_relieves_a_hot_node_fails_over_and_drains() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
-    for seen in ["overfull", "takes it by", "finish transfer", "heads the busiest tables", "failover done", "holds nothing"] {
+    let seen_all = [
+        "overfull",
+        "takes it by",
+        "finish transfer",
+        "heads the busiest tables",
+        "merge of shard",
+        "retired shards (never reused): [",
+        "above the split line",
+        "failover done",
+        "holds nothing",
+    ];
+    for seen in seen_all {
         assert!(stdout.contains(seen), "the demo never printed {seen:?}:\n{stdout}");
     }
 }

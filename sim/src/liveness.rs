@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shardmeta::core::model::ClusterCatalog;
-use shardmeta::core::NodeId;
+use shardmeta::core::model::{ClusterCatalog, ProcedureKind};
+use shardmeta::core::{NodeId, ShardId};
 use shardmeta::proto;
 
 use crate::cluster::{CLOCK_DRIFT_MS, ELECTION_TTL_MS, HEARTBEAT_MS, LEASE_MS};
@@ -80,7 +80,7 @@ impl Sim {
     }
 
     /// Every shard's stored leader is a live node that leads it by its own lease, and no one
-    /// else does.
+    /// else does (a split's new shard excepted while its split runs).
     pub fn every_shard_led_once(&self) -> bool {
         let Some(c) = self.catalog() else { return false };
         let mut led: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
@@ -89,7 +89,10 @@ impl Sim {
                 led.entry(s.0).or_default().push(&n.view.name);
             }
         }
-        c.shards.iter().filter(|s| !s.retired).all(|s| {
+        // A split's new shard waits for its procedure before anyone may lead it; the quiet
+        // check (L3) waits for the procedure to end.
+        let waiting = |s: &shardmeta::core::model::ShardRecord| c.lock_of(ShardId(s.id)).is_some_and(|p| p.new_shard == s.id && p.kind() == ProcedureKind::Split);
+        c.shards.iter().filter(|s| !s.retired && !waiting(s)).all(|s| {
             let leader = s.leader.map(|l| c.node(NodeId(l)).name.as_str());
             leader.is_some() && led.get(&s.id).is_some_and(|who| who.len() == 1 && Some(who[0]) == leader)
         })
@@ -107,16 +110,17 @@ impl Sim {
         shardmeta::check::leaders_balanced(c, |n| live.contains(&n.name.as_str())).is_ok()
     }
 
-    /// Balanced, with no transfer under way, every draining node emptied and every follower
-    /// slot filled that placeable nodes can fill: nothing in storage is left for the scheduler
-    /// to do.
+    /// Balanced, with no transfer or procedure under way, every draining node emptied, every
+    /// shard led and every follower slot filled that placeable nodes can fill: nothing in
+    /// storage is left for the scheduler to do.
     fn settled(&self, c: &ClusterCatalog) -> bool {
         let placeable = self.placeable(c).count();
         let want = (c.record.followers_per_shard as usize).min(placeable.saturating_sub(1));
         let drained = c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
         // Balancing by load leaves counts uneven; the dry-run plan judges it (`plan_quiet`).
         let balanced = self.spec.skewed_load || self.balanced(c);
-        balanced && drained && c.shards.iter().filter(|s| !s.retired).all(|s| s.transfer.is_none() && s.followers.len() == want)
+        let resized = c.procedures.is_empty();
+        balanced && drained && resized && c.shards.iter().filter(|s| !s.retired).all(|s| s.leader.is_some() && s.transfer.is_none() && s.followers.len() == want)
     }
 
     /// L1, L2, S6 and S2 after the heal; L3 too when `balance`.

@@ -2,7 +2,7 @@
 //! event, the liveness bounds L1–L3 at the end.
 
 use super::*;
-use shardmeta::core::model::ProcedureStep;
+use shardmeta::core::model::{ProcedureKind, ProcedureStep};
 
 impl World {
     pub(super) fn check_safety(&mut self) -> Result<(), Violation> {
@@ -105,11 +105,16 @@ impl World {
             if led || !leader_dead || !replaceable {
                 self.unled_since.remove(&id);
             } else {
-                self.unled_since.entry(id).or_insert(now);
+                // The clock restarts when meta names another leader: a failover onto a node
+                // that died moments before (meta cannot know yet) is a second failure.
+                let entry = self.unled_since.entry(id).or_insert((now, s.leader));
+                if entry.1 != s.leader {
+                    *entry = (now, s.leader);
+                }
             }
         }
         let bound = Duration(self.config.lease_ms + self.config.clock_drift_ms + 5 * self.config.heartbeat_interval_ms);
-        check::prompt_failover(self.unled_since.iter().map(|(&s, &since)| (CLUSTER_ID, s, since)), now, bound)
+        check::prompt_failover(self.unled_since.iter().map(|(&s, &(since, _))| (CLUSTER_ID, s, since)), now, bound)
     }
 
     /// Counts, for coverage, how shards changed between two durable states.
@@ -131,7 +136,9 @@ impl World {
 
     pub(super) fn all_shards_led(&self) -> bool {
         let Some(c) = self.durable.clusters.get(&CLUSTER_ID) else { return false };
-        c.shards.iter().filter(|s| !s.retired).all(|s| {
+        // A split's new shard waits for its procedure before anyone may lead it.
+        let waiting = |s: &&shardmeta::core::model::ShardRecord| c.lock_of(ShardId(s.id)).is_some_and(|p| p.new_shard == s.id && p.kind() == ProcedureKind::Split);
+        c.shards.iter().filter(|s| !s.retired && !waiting(s)).all(|s| {
             s.leader.is_some_and(|l| {
                 let name = &c.node(NodeId(l)).name;
                 self.nodes.iter().any(|n| n.alive && n.name() == name.as_str() && n.host.is_leading(ShardId(s.id), n.local(self.now)))

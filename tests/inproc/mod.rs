@@ -185,7 +185,7 @@ pub struct World {
     first_leader_after_heal: Option<Instant>,
     first_all_led_after_heal: Option<Instant>,
     /// L2 under faults: shards whose dead leader a live replica could replace, and since when.
-    unled_since: BTreeMap<ShardId, Instant>,
+    unled_since: BTreeMap<ShardId, (Instant, Option<u32>)>,
     /// Every shard has had a live leader at some point (the L2 check under faults starts then).
     all_led_once: bool,
     last_topology_change: Instant,

@@ -103,7 +103,8 @@ pub(super) fn merge_change(
     let cid = cluster.id();
     let mut ids = Vec::new();
     let pid = rt.alloc_id(cid, config.id_block, &mut ids);
-    let why = format!("merge of shard {from} ({} tables) into shard {into}, {reason}", cluster.shard_tables[from.index()].len());
+    let tables = cluster.shard_tables[from.index()].len();
+    let why = format!("merge of shard {from} ({tables} table{}) into shard {into}, {reason}", if tables == 1 { "" } else { "s" });
     let record = ProcedureRecord {
         id: pid,
         kind: ProcedureKind::Merge as u32,

@@ -298,9 +298,12 @@ impl Leader {
         if rt.in_flight().contains(&Awaiting::TableDeletion(tid)) {
             return Err(MetaError::Unavailable(format!("table {name:?} is being dropped; retry")));
         }
+        let subs = t.partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
+        if let Some(p) = std::iter::once(tid).chain(subs.iter().map(|&s| TableId(s))).find_map(|t| c.moving(t)) {
+            return Err(MetaError::Unavailable(format!("table {name:?} is moving between shards ({} procedure {}); retry", p.kind().name(), p.id)));
+        }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        let subs = t.partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
         let mut change = Change::new(cid);
         let dropped: Vec<TableId> = std::iter::once(tid).chain(subs.into_iter().map(TableId)).collect();
         for &table in &dropped {

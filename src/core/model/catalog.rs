@@ -100,6 +100,18 @@ impl ClusterCatalog {
         self.shard_locks.get(&shard).map(|id| &self.procedures[id])
     }
 
+    /// The procedure moving `table` between shards now, if one is: a split moving its tables
+    /// (or moving them back), or a merge moving its source's. While it is, the leader's intent
+    /// and the catalog disagree about the table's shard, so the table is not dropped.
+    pub fn moving(&self, table: TableId) -> Option<&ProcedureRecord> {
+        let shard = ShardId(self.tables.get(table)?.shard);
+        self.procedures.values().find(|p| match (p.kind(), p.step()) {
+            (ProcedureKind::Split, ProcedureStep::AwaitingTablesMoved | ProcedureStep::RollingBack) => p.tables.binary_search(&table.0).is_ok(),
+            (ProcedureKind::Merge, ProcedureStep::AwaitingTablesMoved) => p.shard == shard.0,
+            _ => false,
+        })
+    }
+
     fn put_procedure(&mut self, p: ProcedureRecord) -> Result<(), DecodeError> {
         if ProcedureKind::from_code(p.kind).is_none() || ProcedureStep::from_code(p.step).is_none() {
             return Err(DecodeError(format!("procedure {} has unknown kind {} or step {}", p.id, p.kind, p.step)));

@@ -82,6 +82,11 @@ impl Leases {
         self.shards[shard.index()].leader_ready
     }
 
+    /// Every shard's leader must report its version again (the catalog was reloaded).
+    pub(super) fn forget_ready(&mut self) {
+        self.shards.iter_mut().for_each(|s| s.leader_ready = false);
+    }
+
     pub(super) fn set_leader_ready(&mut self, shard: ShardId, ready: bool) {
         self.shards[shard.index()].leader_ready = ready;
     }

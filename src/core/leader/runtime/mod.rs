@@ -226,6 +226,15 @@ impl ClusterRuntime {
             self.nodes.set_flags(id, self.nodes.get(id).online, record.draining);
         }
         self.intent = Intent::of(cluster);
+        // The catalog may have changed under the runtime (a reload after an unknown outcome):
+        // a split's start may have landed, and any shard's version may have moved past what
+        // its leader last reported ready.
+        let shards = cluster.shards.len();
+        self.leases.grow(shards);
+        self.loads.grow(shards);
+        self.hot.grow(shards);
+        self.recent.grow(shards);
+        self.leases.forget_ready();
         self.in_flight = InFlight::default();
         self.procedures_busy.clear();
         self.splits_starting = 0;
