@@ -38,12 +38,17 @@ fn config() -> CoreConfig {
 /// Every node heartbeats its tables' load and hears what meta sends; then 500 ms pass. Meta's
 /// S5 holds at every round.
 fn load_round(h: &mut Harness, nodes: &mut [Node], loads: &TableLoads) {
+    round_of(h, nodes, loads, 500);
+}
+
+/// The same for any load source, then `ms` pass.
+fn round_of<L: LoadSource + Clone>(h: &mut Harness, nodes: &mut [Node], loads: &L, ms: u64) {
     for i in 0..nodes.len() {
         nodes[i].heartbeat_with(h, loads.clone()).unwrap();
         let outs = h.settle();
         nodes.iter_mut().for_each(|n| n.receive(&outs));
     }
-    h.advance(500);
+    h.advance(ms);
     let outs = h.settle();
     nodes.iter_mut().for_each(|n| n.receive(&outs));
     shardmeta::check::integrity(h.core.catalog().unwrap()).unwrap();
@@ -210,14 +215,7 @@ fn a_load_swinging_around_the_split_line_for_a_day_never_cycles_between_split_an
         for t in &hot {
             loads.0.insert(*t, per_table);
         }
-        for i in 0..nodes.len() {
-            nodes[i].heartbeat_with(&mut h, loads.clone()).unwrap();
-            let outs = h.settle();
-            nodes.iter_mut().for_each(|n| n.receive(&outs));
-        }
-        h.advance(2_000);
-        let outs = h.settle();
-        nodes.iter_mut().for_each(|n| n.receive(&outs));
+        round_of(&mut h, &mut nodes, &loads, 2_000);
         if second % 600 == 0 {
             let Ok(Response::Events { events, last }) = h.call(Request::ListEvents { cluster: "c".into(), after: last_seq, limit: 0 }) else { panic!() };
             last_seq = last;
@@ -225,13 +223,13 @@ fn a_load_swinging_around_the_split_line_for_a_day_never_cycles_between_split_an
             merges += events.iter().filter(|e| e.cause == Cause::Merge && e.text.ends_with("started")).count();
         }
     }
-    shardmeta::check::integrity(h.core.catalog().unwrap()).unwrap();
     println!("24 h of a load swinging ±30% around the split line: {splits} splits, {merges} merges, {} shards", catalog(&h).shards.len());
     assert!(splits >= 1, "the load above the line splits the shard");
     assert_eq!(merges, 0, "no split is merged back, so none is split again");
 }
 
 /// Each table is `.0` bytes: a shard reports the sum, and no load.
+#[derive(Clone)]
 struct Sized(u64);
 
 impl LoadSource for Sized {
@@ -251,15 +249,7 @@ fn a_shard_above_the_size_limit_halves_until_every_piece_is_within_it() {
         h.create_table(&format!("t{t}"), false).unwrap();
     }
     for _ in 0..200 {
-        for i in 0..nodes.len() {
-            nodes[i].heartbeat_with(&mut h, Sized(gib)).unwrap();
-            let outs = h.settle();
-            nodes.iter_mut().for_each(|n| n.receive(&outs));
-        }
-        h.advance(500);
-        let outs = h.settle();
-        nodes.iter_mut().for_each(|n| n.receive(&outs));
-        shardmeta::check::integrity(h.core.catalog().unwrap()).unwrap();
+        round_of(&mut h, &mut nodes, &Sized(gib), 500);
     }
     let c = catalog(&h);
     let sizes: Vec<usize> = c.shard_tables.iter().map(|t| t.len()).collect();

@@ -229,11 +229,7 @@ impl ClusterRuntime {
         // The catalog may have changed under the runtime (a reload after an unknown outcome):
         // a split's start may have landed, and any shard's version may have moved past what
         // its leader last reported ready.
-        let shards = cluster.shards.len();
-        self.leases.grow(shards);
-        self.loads.grow(shards);
-        self.hot.grow(shards);
-        self.recent.grow(shards);
+        self.grow_per_shard(cluster.shards.len());
         self.leases.forget_ready();
         self.in_flight = InFlight::default();
         self.procedures_busy.clear();
@@ -248,14 +244,19 @@ impl ClusterRuntime {
     /// The cluster's shard count grew (a split landed): every per-shard array grows with it.
     pub fn grow(&mut self, cluster: &ClusterCatalog) {
         let (from, to) = (self.leases.len(), cluster.shards.len());
-        self.leases.grow(to);
         self.intent.grow(to);
-        self.loads.grow(to);
-        self.hot.grow(to);
-        self.recent.grow(to);
+        self.grow_per_shard(to);
         let standings: Vec<Standing> = (from..to).map(|i| self.standing(cluster, ShardId(i as u32))).collect();
         self.placement.grow(standings.into_iter());
         self.splits_starting = self.splits_starting.saturating_sub((to - from) as u32);
+    }
+
+    /// The per-shard arrays beside the intent and placement, to `shards` entries.
+    fn grow_per_shard(&mut self, shards: usize) {
+        self.leases.grow(shards);
+        self.loads.grow(shards);
+        self.hot.grow(shards);
+        self.recent.grow(shards);
     }
 
     /// A merge that empties `shard` is queued (`true`) or has ended (`false`).
