@@ -62,6 +62,11 @@ pub struct CoreConfig {
     /// A procedure step that waits on nodes (a release, an open) gives up after this long, in
     /// ms: it rolls back where it can and finishes where it cannot.
     pub procedure_step_timeout_ms: u64,
+    /// A split or merge that has not ended this long after this meta leader first saw it, in
+    /// ms, rolls back where it can (one whose table moves are starved by a busy write queue,
+    /// say) and finishes where it cannot. A transfer needs no such bound: it ends once the old
+    /// leader lets go, or by its lease running out.
+    pub procedure_timeout_ms: u64,
     /// Ids reserved in storage at a time, so that most creates write no id counter.
     pub id_block: u64,
     /// The span over which a shard's reported load is averaged before it joins the smoothed
@@ -151,6 +156,7 @@ impl Default for CoreConfig {
             procedures_in_flight_max: 8,
             split_tables_max: 50_000,
             procedure_step_timeout_ms: 60_000,
+            procedure_timeout_ms: 600_000,
             id_block: 1_000,
             load_window_ms: 10_000,
             load_windows_trusted: 3,
@@ -201,6 +207,7 @@ impl CoreConfig {
             ("procedures_in_flight_max", self.procedures_in_flight_max as u64),
             ("split_tables_max", self.split_tables_max as u64),
             ("procedure_step_timeout_ms", self.procedure_step_timeout_ms),
+            ("procedure_timeout_ms", self.procedure_timeout_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));

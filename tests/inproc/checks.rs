@@ -77,7 +77,11 @@ impl World {
         if leader.is_some() && leader != self.last_leader {
             self.coverage.leader_changes += 1;
             self.last_leader = leader;
-            let stored = self.durable.clusters.get(&CLUSTER_ID).map(|c| c.procedures.values().map(|p| (p.id, p.step)).collect());
+            // Splits and merges: a resumed transfer is common, and would hide their absence.
+            let resizes = |c: &shardmeta::core::model::ClusterCatalog| {
+                c.procedures.values().filter(|p| p.kind() != ProcedureKind::Transfer).map(|p| (p.id, p.step)).collect()
+            };
+            let stored = self.durable.clusters.get(&CLUSTER_ID).map(resizes);
             self.inherited_procedures = stored.unwrap_or_default();
         }
         Ok(())

@@ -15,7 +15,7 @@
 //!    on its nodes) and the procedure deleted in one write. From step 3 on a merge only rolls
 //!    forward.
 
-use super::procedures::{at_step, move_tables, record_only, reopen, released};
+use super::procedures::{at_step, move_tables, record_only, reopen, released, Late};
 use super::requests::{cluster_named, Handled};
 use super::runtime::ClusterRuntime;
 use super::writes::Change;
@@ -27,7 +27,7 @@ use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, Procedu
 use crate::core::output::Response;
 use crate::core::scheduler::Cause;
 use crate::core::storage::Mutation;
-use crate::core::time::{Duration, Instant};
+use crate::core::time::Instant;
 
 impl Leader {
     /// Starts merging shards `a` and `b`: the one with fewer tables moves into the other.
@@ -68,12 +68,7 @@ pub(super) fn merge_refusal(c: &ClusterCatalog, rt: &ClusterRuntime, from: Shard
         if c.shard(s).retired {
             return refuse(format!("shard {s} is retired: it was merged away"));
         }
-        if let Some(p) = c.lock_of(s) {
-            return refuse(format!("shard {s} is held by {} procedure {}; wait for it or cancel it", p.kind().name(), p.id));
-        }
-        if rt.intended(c, s).transfer.is_some() {
-            return Err(MetaError::Unavailable(format!("shard {s}'s leader is being moved; retry once it has")));
-        }
+        super::resize::resizable(c, rt, s, config)?;
     }
     if from == into {
         return refuse(format!("shard {from} cannot merge with itself"));
@@ -82,10 +77,6 @@ pub(super) fn merge_refusal(c: &ClusterCatalog, rt: &ClusterRuntime, from: Shard
     let tables = c.shard_tables[from.index()].len() + c.shard_tables[into.index()].len();
     if max > 0 && tables > max {
         return refuse(format!("the merged shard would hold {tables} tables, above tables_per_shard_max {max}"));
-    }
-    let running = c.procedures.len() + rt.procedures_starting() as usize;
-    if running >= config.procedures_in_flight_max {
-        return Err(MetaError::Unavailable(format!("{running} procedures run, the limit (procedures_in_flight_max); retry")));
     }
     Ok(())
 }
@@ -117,7 +108,7 @@ pub(super) fn merge_change(
     let mut change = reopen(cluster, rt, from, Mutation::PutProcedure(cid, record.clone()), now, config);
     change.mutations.splice(0..0, ids);
     change.procedure = Some(pid);
-    rt.procedure_queued(pid);
+    rt.procedure_starting(pid, [from, into]);
     rt.set_merging_away(cluster, from, true);
     rt.log_event(now, Cause::Merge, Some(from), format!("{why}: started"), config);
     (change, record)
@@ -126,16 +117,15 @@ pub(super) fn merge_change(
 /// The writes that take the merge's next step, if it can take one now.
 pub(super) fn advance_merge(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, now: Instant, config: &CoreConfig) -> Vec<Change> {
     let (from, into) = (ShardId(p.shard), ShardId(p.new_shard));
-    let since = rt.procedure_step_since(p.id, p.step, now);
-    let timed_out = now >= since + Duration(config.procedure_step_timeout_ms);
+    let late = Late::of(rt, p, now, config);
     let cause = Cause::Merge;
     match p.step() {
         ProcedureStep::AwaitingSourceRelease if released(cluster, rt, from, now, config) => {
             let why = format!("merge of shard {from}: its leader let its tables go; they move to shard {into}");
             vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::AwaitingTablesMoved), cause, why, now, config)]
         }
-        ProcedureStep::AwaitingSourceRelease if timed_out => {
-            let why = format!("merge of shard {from}: its leader did not let its tables go within {} ms; rolling back", config.procedure_step_timeout_ms);
+        ProcedureStep::AwaitingSourceRelease if late.any() => {
+            let why = format!("merge of shard {from}: its leader did not let its tables go {}; rolling back", late.describe(config));
             vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::RollingBack), cause, why, now, config)]
         }
         ProcedureStep::AwaitingTablesMoved => {
@@ -147,8 +137,8 @@ pub(super) fn advance_merge(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p
             rt.merge_load(cluster, from, into);
             vec![reopen(cluster, rt, into, at_step(cluster, p, ProcedureStep::AwaitingTargetOpen), now, config)]
         }
-        ProcedureStep::AwaitingTargetOpen if opened(cluster, rt, into) || timed_out => {
-            let how = if timed_out { "its leader has not reported it yet; the scheduler takes over" } else { "open with its tables" };
+        ProcedureStep::AwaitingTargetOpen if opened(cluster, rt, into) || late.any() => {
+            let how = if !opened(cluster, rt, into) { "its leader has not reported it yet; the scheduler takes over" } else { "open with its tables" };
             rt.log_event(now, cause, Some(from), format!("merge of shard {from} into shard {into} done: shard {into} {how}; shard {from} retired"), config);
             rt.set_merging_away(cluster, from, false);
             vec![retire(cluster, rt, from, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
@@ -158,7 +148,8 @@ pub(super) fn advance_merge(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p
             rt.set_merging_away(cluster, from, false);
             vec![reopen(cluster, rt, from, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
         }
-        ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingTargetOpen | ProcedureStep::AwaitingNewShardOpen => Vec::new(),
+        ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingTargetOpen => Vec::new(),
+        ProcedureStep::AwaitingNewShardOpen | ProcedureStep::AwaitingLeaderRelease => unreachable!("not a merge's step"),
     }
 }
 

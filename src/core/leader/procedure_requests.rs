@@ -8,8 +8,9 @@ use super::{Ctx, Leader};
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::leader::runtime::ClusterRuntime;
+use super::procedures::reopen_as;
 use super::resize::{loads_of, new_shard_for, split_change};
-use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, Topology};
+use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, ShardRecord, Topology};
 use crate::core::output::{ProcedureInfo, Response};
 use crate::core::scheduler::split_choice::{self, Chosen};
 use crate::core::scheduler::Cause;
@@ -47,13 +48,16 @@ impl Leader {
         Ok(Handled::Reply(Response::Procedures(all)))
     }
 
-    /// Rolls a split back while its new shard may not be led yet; refuses once it may.
+    /// Rolls a split back while its new shard may not be led yet, and a merge while its
+    /// source still holds its tables; refuses once either only rolls forward. A transfer is
+    /// always cancelled.
     pub(super) fn cancel_procedure(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, procedure: u64) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let p = c.procedures.get(&procedure).ok_or_else(|| MetaError::NotFound(format!("procedure {procedure} in cluster {cluster:?}")))?;
         let kind = p.kind().name();
         match (p.kind(), p.step()) {
+            (ProcedureKind::Transfer, _) => return self.cancel_transfer(ctx, id, cid, p.clone()),
             (ProcedureKind::Split, ProcedureStep::AwaitingTablesMoved | ProcedureStep::AwaitingSourceRelease) => {}
             (ProcedureKind::Merge, ProcedureStep::AwaitingSourceRelease) => {}
             (_, ProcedureStep::RollingBack) => return Err(MetaError::FailedPrecondition(format!("procedure {procedure} is rolling back already"))),
@@ -80,6 +84,28 @@ impl Leader {
         change.procedure = Some(procedure);
         rt.procedure_queued(procedure);
         let info = procedure_info(rt, &record, ctx.now);
+        self.queue_reply(ctx, id, change, Response::Procedure(info))
+    }
+}
+
+impl Leader {
+    /// Ends a transfer with its old leader keeping the shard, at a new version that re-opens
+    /// it there. Always safe: the new leader could not have been granted a lease while the
+    /// transfer stood.
+    fn cancel_transfer(&mut self, ctx: &mut Ctx, id: RequestId, cid: ClusterId, p: ProcedureRecord) -> MetaResult<Handled> {
+        let shard = ShardId(p.shard);
+        let c = self.catalog.cluster(cid);
+        let rt = &self.clusters[&cid];
+        if !rt.intent().settled(shard) {
+            return Err(MetaError::Unavailable(format!("shard {shard} has a change in flight (the transfer may be finishing); retry")));
+        }
+        self.check_backlog(ctx)?;
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let rec = ShardRecord { transfer: None, ..rt.intended(c, shard).clone() };
+        let keeper = rec.leader.map_or("nobody".to_string(), |n| c.node(NodeId(n)).name.clone());
+        rt.log_event(ctx.now, Cause::Operator, Some(shard), format!("transfer of shard {shard} cancelled by an operator; {keeper} keeps it"), ctx.config);
+        let info = procedure_info(rt, &p, ctx.now);
+        let change = reopen_as(c, rt, rec, Mutation::DeleteProcedure(cid, p.id), ctx.now, ctx.config);
         self.queue_reply(ctx, id, change, Response::Procedure(info))
     }
 }

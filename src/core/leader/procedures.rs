@@ -26,7 +26,7 @@ use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
-use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, TableRecord};
+use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, ShardRecord, TableRecord};
 use crate::core::scheduler::Cause;
 use crate::core::storage::Mutation;
 use crate::core::time::{Duration, Instant};
@@ -45,6 +45,9 @@ impl Leader {
                 let changes = match p.kind() {
                     ProcedureKind::Split => advance_split(cluster, rt, p, ctx.now, ctx.config),
                     ProcedureKind::Merge => super::merge::advance_merge(cluster, rt, p, ctx.now, ctx.config),
+                    // Its one step ends in a placement decision: the planner takes it
+                    // (`Planner::finish_transfers`), as the old leader lets go.
+                    ProcedureKind::Transfer => Vec::new(),
                 };
                 for mut change in changes {
                     change.procedure = Some(p.id);
@@ -59,9 +62,12 @@ impl Leader {
 /// The writes that take the split's next step, if it can take one now.
 fn advance_split(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, now: Instant, config: &CoreConfig) -> Vec<Change> {
     let (source, new) = (ShardId(p.shard), ShardId(p.new_shard));
-    let since = rt.procedure_step_since(p.id, p.step, now);
-    let timed_out = now >= since + Duration(config.procedure_step_timeout_ms);
+    let late = Late::of(rt, p, now, config);
     match p.step() {
+        ProcedureStep::AwaitingTablesMoved if late.overall => {
+            let why = format!("split of shard {source}: its tables did not move {}; rolling back", late.describe(config));
+            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::RollingBack), Cause::Split, why, now, config)]
+        }
         ProcedureStep::AwaitingTablesMoved => {
             let moves = move_tables(cluster, rt, &p.tables, source, new, config);
             if !moves.is_empty() {
@@ -74,12 +80,12 @@ fn advance_split(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &Procedur
             rt.split_load(cluster, source, new, p.share_permille as f64 / 1_000.0);
             vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::AwaitingNewShardOpen), Cause::Split, why, now, config)]
         }
-        ProcedureStep::AwaitingSourceRelease if timed_out => {
-            let why = format!("split of shard {source}: its leader did not let the tables go within {} ms; rolling back", config.procedure_step_timeout_ms);
+        ProcedureStep::AwaitingSourceRelease if late.any() => {
+            let why = format!("split of shard {source}: its leader did not let the tables go {}; rolling back", late.describe(config));
             vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::RollingBack), Cause::Split, why, now, config)]
         }
-        ProcedureStep::AwaitingNewShardOpen if rt.leases().leader_ready(new) || timed_out => {
-            let how = if timed_out { "its leader has not reported it open yet; the scheduler takes over" } else { "open" };
+        ProcedureStep::AwaitingNewShardOpen if rt.leases().leader_ready(new) || late.any() => {
+            let how = if !rt.leases().leader_ready(new) { "its leader has not reported it open yet; the scheduler takes over" } else { "open" };
             let why = format!("split of shard {source} done: shard {new} {how}");
             vec![record_only(cluster, rt, p, Mutation::DeleteProcedure(cluster.id(), p.id), Cause::Split, why, now, config)]
         }
@@ -91,7 +97,39 @@ fn advance_split(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &Procedur
             rt.log_event(now, Cause::Split, Some(source), format!("split of shard {source} rolled back; shard {new} stays, empty"), config);
             vec![reopen(cluster, rt, source, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
         }
-        ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingNewShardOpen | ProcedureStep::AwaitingTargetOpen => Vec::new(),
+        ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingNewShardOpen => Vec::new(),
+        ProcedureStep::AwaitingTargetOpen | ProcedureStep::AwaitingLeaderRelease => unreachable!("not a split's step"),
+    }
+}
+
+/// Which of a procedure's clocks ran out: its step's, for steps that wait on nodes
+/// (`procedure_step_timeout_ms`), and its own (`procedure_timeout_ms`). Both are this meta
+/// leader's: they restart when another resumes the procedure.
+pub(super) struct Late {
+    pub step: bool,
+    pub overall: bool,
+}
+
+impl Late {
+    pub(super) fn of(rt: &mut ClusterRuntime, p: &ProcedureRecord, now: Instant, config: &CoreConfig) -> Late {
+        let (step_since, seen_since) = rt.procedure_since(p.id, p.step, now);
+        Late {
+            step: now >= step_since + Duration(config.procedure_step_timeout_ms),
+            overall: now >= seen_since + Duration(config.procedure_timeout_ms),
+        }
+    }
+
+    pub(super) fn any(&self) -> bool {
+        self.step || self.overall
+    }
+
+    /// "within N ms", naming the clock that ran out.
+    pub(super) fn describe(&self, config: &CoreConfig) -> String {
+        if self.overall {
+            format!("within {} ms in all (procedure_timeout_ms)", config.procedure_timeout_ms)
+        } else {
+            format!("within {} ms (procedure_step_timeout_ms)", config.procedure_step_timeout_ms)
+        }
     }
 }
 
@@ -127,8 +165,14 @@ fn tables_per_write(config: &CoreConfig) -> usize {
 /// Bumps the shard's version, which re-opens it on its replicas with the tables the catalog now
 /// gives it; `next` stores the procedure's next step (or its end) in the same write.
 pub(super) fn reopen(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, shard: ShardId, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
-    let mut rec = rt.intended(cluster, shard).clone();
-    rec.version += 1;
+    let rec = rt.intended(cluster, shard).clone();
+    reopen_as(cluster, rt, rec, next, now, config)
+}
+
+/// [`reopen`] with a changed placement: `rec` at the shard's next version.
+pub(super) fn reopen_as(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, mut rec: ShardRecord, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
+    let shard = ShardId(rec.id);
+    rec.version = rt.intended(cluster, shard).version + 1;
     rt.set_intended(cluster, rec.clone(), now, config);
     let mut change = Change::new(cluster.id());
     change.mutations.push(Mutation::PutEpoch(cluster.id(), rt.next_epoch()));

@@ -79,8 +79,7 @@ pub(super) fn resize_decisions(cluster: &ClusterCatalog, rt: &mut ClusterRuntime
     let line = splits::line(cluster, rt);
     let merge_line = merges::line(line, rt);
     rt.set_resize_lines(line, merge_line);
-    let running = cluster.procedures.len() + rt.procedures_starting() as usize;
-    let room = config.procedures_in_flight_max.saturating_sub(running);
+    let room = config.procedures_in_flight_max.saturating_sub(resizes_running(cluster, rt));
     let mut decisions: Vec<Resize> = splits::due(cluster, rt, line, room)
         .into_iter()
         .map(|(shard, need)| {
@@ -105,18 +104,33 @@ pub(super) fn loads_of(rt: &ClusterRuntime, shard: ShardId) -> (f64, Vec<(TableI
     (units, rt.loads().busiest(shard).map(|t| (t.table, t.read_units + t.write_units)).collect())
 }
 
-/// The id the shard's split would give its new shard, or why it may not split now.
-pub(super) fn new_shard_for(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId, config: &CoreConfig) -> Result<u32, MetaError> {
+/// Splits and merges stored or starting.
+fn resizes_running(cluster: &ClusterCatalog, rt: &ClusterRuntime) -> usize {
+    cluster.resizes_running() + rt.procedures_starting() as usize
+}
+
+/// Why a split or merge may not take `shard` now, if it may not: another procedure holds it
+/// (a transfer's included), a transfer of it is still being stored, or the limit is reached.
+pub(super) fn resizable(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId, config: &CoreConfig) -> Result<(), MetaError> {
     if let Some(p) = cluster.lock_of(shard) {
         return Err(MetaError::FailedPrecondition(format!("shard {shard} is held by {} procedure {}; wait for it or cancel it", p.kind().name(), p.id)));
     }
     if rt.intended(cluster, shard).transfer.is_some() {
         return Err(MetaError::Unavailable(format!("shard {shard}'s leader is being moved; retry once it has")));
     }
-    let running = cluster.procedures.len() + rt.procedures_starting() as usize;
-    if running >= config.procedures_in_flight_max {
-        return Err(MetaError::Unavailable(format!("{running} procedures run, the limit (procedures_in_flight_max); retry")));
+    if rt.locked(cluster, shard) {
+        return Err(MetaError::Unavailable(format!("a procedure on shard {shard} is being stored; retry")));
     }
+    let running = resizes_running(cluster, rt);
+    if running >= config.procedures_in_flight_max {
+        return Err(MetaError::Unavailable(format!("{running} splits and merges run, the limit (procedures_in_flight_max); retry")));
+    }
+    Ok(())
+}
+
+/// The id the shard's split would give its new shard, or why it may not split now.
+pub(super) fn new_shard_for(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId, config: &CoreConfig) -> Result<u32, MetaError> {
+    resizable(cluster, rt, shard, config)?;
     let new_shard = cluster.shards.len() as u32 + rt.procedures_starting();
     if new_shard >= config.shards_per_cluster_max {
         return Err(MetaError::FailedPrecondition(format!("the cluster has {new_shard} shards, the limit (shards_per_cluster_max)")));
@@ -154,7 +168,7 @@ pub(super) fn split_change(
     change.mutations.push(Mutation::PutCluster(ClusterRecord { shard_count: new_shard + 1, ..cluster.record.clone() }));
     change.mutations.push(Mutation::PutProcedure(cid, record.clone()));
     change.procedure = Some(pid);
-    rt.procedure_queued(pid);
+    rt.procedure_starting(pid, [shard, ShardId(new_shard)]);
     rt.split_starting();
     rt.log_event(now, Cause::Split, Some(shard), format!("{why}: started"), config);
     (change, record)

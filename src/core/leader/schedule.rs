@@ -40,6 +40,7 @@ pub(super) fn change_for(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, m: M
     let mut change = Change::new(cid);
     change.mutations.push(Mutation::PutEpoch(cid, rt.next_epoch()));
     change.mutations.push(Mutation::PutShard(cid, m.record));
+    change.mutations.extend(m.writes);
     // A transfer start only asks the old leader to let go; everything else re-opens the shard
     // on its replicas at the new version.
     if m.reason != MoveReason::StartTransfer {

@@ -95,6 +95,27 @@ impl ClusterCatalog {
         Ok(())
     }
 
+    /// The splits and merges in progress (transfers have their own limit, `moves_in_flight_max`).
+    pub fn resizes_running(&self) -> usize {
+        self.procedures.values().filter(|p| p.kind() != ProcedureKind::Transfer).count()
+    }
+
+    /// A shard in transfer and its transfer procedure name each other: they are written, and
+    /// deleted, in one transaction.
+    pub fn transfer_error(&self) -> Option<String> {
+        for s in &self.shards {
+            let Some(t) = s.transfer else { continue };
+            match self.procedures.get(&t.procedure) {
+                Some(p) if p.kind() == ProcedureKind::Transfer && p.shard == s.id => {}
+                _ => return Some(format!("shard {} is in transfer by procedure {}, which is not its transfer", s.id, t.procedure)),
+            }
+        }
+        let stray = self.procedures.values().filter(|p| p.kind() == ProcedureKind::Transfer).find(|p| {
+            self.shards.get(p.shard as usize).and_then(|s| s.transfer).is_none_or(|t| t.procedure != p.id)
+        });
+        stray.map(|p| format!("transfer procedure {} names shard {}, which is not in transfer by it", p.id, p.shard))
+    }
+
     /// The procedure holding `shard`, if any.
     pub fn lock_of(&self, shard: ShardId) -> Option<&ProcedureRecord> {
         self.shard_locks.get(&shard).map(|id| &self.procedures[id])
@@ -113,8 +134,9 @@ impl ClusterCatalog {
     }
 
     fn put_procedure(&mut self, p: ProcedureRecord) -> Result<(), DecodeError> {
-        if ProcedureKind::from_code(p.kind).is_none() || ProcedureStep::from_code(p.step).is_none() {
-            return Err(DecodeError(format!("procedure {} has unknown kind {} or step {}", p.id, p.kind, p.step)));
+        let known = ProcedureKind::from_code(p.kind).zip(ProcedureStep::from_code(p.step));
+        if !known.is_some_and(|(kind, step)| kind.has_step(step)) {
+            return Err(DecodeError(format!("procedure {} has unknown kind {} or step {}, or a step its kind never takes", p.id, p.kind, p.step)));
         }
         let shards = [ShardId(p.shard), ShardId(p.new_shard)];
         if let Some(s) = shards.iter().find(|s| s.index() >= self.shards.len()) {
@@ -269,7 +291,7 @@ impl ClusterCatalog {
         if !self.tables.name_index_is_consistent() {
             return Some("the table name index does not match the tables".into());
         }
-        self.id_error().or_else(|| self.shards.iter().find_map(|s| s.shape_error()))
+        self.id_error().or_else(|| self.shards.iter().find_map(|s| s.shape_error())).or_else(|| self.transfer_error())
     }
 }
 
@@ -342,9 +364,11 @@ impl Catalog {
         self.clusters.iter().find_map(|(cid, c)| c.integrity_error().map(|e| format!("cluster {cid}: {e}")))
     }
 
-    /// Every cluster's ids are below its ceiling and unique (see [`ClusterCatalog::id_error`]).
+    /// Every cluster's ids are below its ceiling and unique (see [`ClusterCatalog::id_error`]),
+    /// and its transfers have their procedures ([`ClusterCatalog::transfer_error`]).
     pub(crate) fn check_ids(&self) -> Result<(), DecodeError> {
-        match self.clusters.iter().find_map(|(id, c)| c.id_error().map(|e| format!("cluster {id}: {e}"))) {
+        let error = |c: &ClusterCatalog| c.id_error().or_else(|| c.transfer_error());
+        match self.clusters.iter().find_map(|(id, c)| error(c).map(|e| format!("cluster {id}: {e}"))) {
             Some(e) => Err(DecodeError(e)),
             None => Ok(()),
         }

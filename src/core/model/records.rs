@@ -87,15 +87,21 @@ pub struct TableRecord {
     pub partition: Option<PartitionRecord>,
 }
 
-/// A leader transfer in progress: the persisted state of a multi-step procedure. While it is
-/// set, the old leader gets no lease for the shard; once the old leader has reported the shard
-/// closed or its lease has surely ended, the new leader takes over.
+/// A leader transfer in progress: the shard's side of a transfer procedure. While it is set,
+/// the old leader gets no lease for the shard; once the old leader has reported the shard
+/// closed or its lease has surely ended, the new leader takes over. It is the shard's placement
+/// (who may lead it), so the heartbeat path reads it from the shard; the procedure record it
+/// names holds the lock and is what operators list and cancel. Both are written, and deleted,
+/// in one transaction.
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
 pub struct TransferRecord {
     #[prost(uint32, tag = "1")]
     pub from: u32,
     #[prost(uint32, tag = "2")]
     pub to: u32,
+    /// The id of its [`ProcedureKind::Transfer`] procedure.
+    #[prost(uint64, tag = "3")]
+    pub procedure: u64,
 }
 
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -228,10 +234,12 @@ pub struct ProcedureRecord {
     /// [`ProcedureStep`] as a number.
     #[prost(uint32, tag = "3")]
     pub step: u32,
-    /// The shard it works on: a split's source, or the shard a merge empties and retires.
+    /// The shard it works on: a split's source, the shard a merge empties and retires, or the
+    /// shard whose leader a transfer moves.
     #[prost(uint32, tag = "4")]
     pub shard: u32,
-    /// A split's new shard; a merge's target, which takes the tables of `shard`.
+    /// A split's new shard; a merge's target, which takes the tables of `shard`; for a
+    /// transfer, `shard` again.
     #[prost(uint32, tag = "5")]
     pub new_shard: u32,
     /// The tables it moves (a split's share for the new shard), bounded by
@@ -252,6 +260,8 @@ pub struct ProcedureRecord {
 pub enum ProcedureKind {
     Split = 1,
     Merge = 2,
+    /// A leader transfer; its `shard` is the shard, and the shard's record names the nodes.
+    Transfer = 3,
 }
 
 /// Where a procedure stands; each step is named for what it waits on.
@@ -269,24 +279,38 @@ pub enum ProcedureStep {
     /// A merge's target has its new version (with the tables) out; its leader must report it
     /// before the emptied shard is retired.
     AwaitingTargetOpen = 5,
+    /// A transfer's old leader must let the shard go (or its lease run out) before the new
+    /// leader may take it.
+    AwaitingLeaderRelease = 6,
 }
 
 impl ProcedureKind {
     pub fn from_code(code: u32) -> Option<ProcedureKind> {
-        [ProcedureKind::Split, ProcedureKind::Merge].into_iter().find(|k| *k as u32 == code)
+        [ProcedureKind::Split, ProcedureKind::Merge, ProcedureKind::Transfer].into_iter().find(|k| *k as u32 == code)
+    }
+
+    /// Whether a procedure of this kind ever stands at `step` (the loader refuses one that does not).
+    pub fn has_step(self, step: ProcedureStep) -> bool {
+        use ProcedureStep::*;
+        match self {
+            ProcedureKind::Split => matches!(step, AwaitingTablesMoved | AwaitingSourceRelease | AwaitingNewShardOpen | RollingBack),
+            ProcedureKind::Merge => matches!(step, AwaitingSourceRelease | AwaitingTablesMoved | AwaitingTargetOpen | RollingBack),
+            ProcedureKind::Transfer => step == AwaitingLeaderRelease,
+        }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             ProcedureKind::Split => "split",
             ProcedureKind::Merge => "merge",
+            ProcedureKind::Transfer => "transfer",
         }
     }
 }
 
 impl ProcedureStep {
     pub fn from_code(code: u32) -> Option<ProcedureStep> {
-        [Self::AwaitingTablesMoved, Self::AwaitingSourceRelease, Self::AwaitingNewShardOpen, Self::RollingBack, Self::AwaitingTargetOpen]
+        [Self::AwaitingTablesMoved, Self::AwaitingSourceRelease, Self::AwaitingNewShardOpen, Self::RollingBack, Self::AwaitingTargetOpen, Self::AwaitingLeaderRelease]
             .into_iter().find(|s| *s as u32 == code)
     }
 
@@ -297,11 +321,18 @@ impl ProcedureStep {
             ProcedureStep::AwaitingNewShardOpen => "AwaitingNewShardOpen",
             ProcedureStep::RollingBack => "RollingBack",
             ProcedureStep::AwaitingTargetOpen => "AwaitingTargetOpen",
+            ProcedureStep::AwaitingLeaderRelease => "AwaitingLeaderRelease",
         }
     }
 }
 
 impl ProcedureRecord {
+    /// A leader transfer of `shard`, which it alone locks.
+    pub fn transfer(id: u64, shard: u32, why: String) -> ProcedureRecord {
+        let (kind, step) = (ProcedureKind::Transfer as u32, ProcedureStep::AwaitingLeaderRelease as u32);
+        ProcedureRecord { id, kind, step, shard, new_shard: shard, why, ..Default::default() }
+    }
+
     pub fn kind(&self) -> ProcedureKind {
         ProcedureKind::from_code(self.kind).expect("the loader refuses unknown kinds")
     }

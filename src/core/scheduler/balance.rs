@@ -24,7 +24,7 @@ impl Planner<'_> {
             if !self.rt.leases().free_for(shard, NodeId(to), self.now, self.config) {
                 continue;
             }
-            let record = planned(&ShardRecord { transfer: Some(TransferRecord { from: t.from, to }), ..rec.clone() }).into_owned();
+            let record = planned(&ShardRecord { transfer: Some(TransferRecord { to, ..t }), ..rec.clone() }).into_owned();
             let closes = if record.replicas().any(|r| r == t.from) { Vec::new() } else { vec![NodeId(t.from)] };
             self.stage(record, closes, MoveReason::FinishTransfer, Cause::Finish, String::new());
         }
@@ -49,10 +49,8 @@ impl Planner<'_> {
                 return;
             };
             let (hi, lo) = (self.rt.node(from).leaders, self.rt.node(to).leaders);
-            let mut record = self.intended(shard).clone();
-            record.transfer = Some(TransferRecord { from: from.0, to: to.0 });
             let why = format!("{} leads {hi} shards, {} leads {lo}", self.name(from.0), self.name(to.0));
-            self.stage(record, vec![from], MoveReason::StartTransfer, Cause::LeaderCount, why);
+            self.start_transfer(shard, from.0, to.0, Cause::LeaderCount, why);
         }
     }
 

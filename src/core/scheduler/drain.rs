@@ -3,9 +3,7 @@
 //! cut short. Its follower slots are refilled like those of dead nodes ([`super::failover`]). A
 //! draining node that dies fails over like any other.
 
-use super::{Cause, MoveReason, Planner};
-use crate::core::ids::*;
-use crate::core::model::TransferRecord;
+use super::{Cause, Planner};
 
 impl Planner<'_> {
     pub(super) fn drain(&mut self) {
@@ -22,12 +20,9 @@ impl Planner<'_> {
                 if !self.movable(shard, from) {
                     continue;
                 }
-                let rec = self.intended(shard);
                 let Some(to) = self.successor(shard) else { continue };
-                let mut record = rec.clone();
-                record.transfer = Some(TransferRecord { from, to });
                 let why = format!("{} is draining", self.name(from));
-                self.stage(record, vec![NodeId(from)], MoveReason::StartTransfer, Cause::Drain, why);
+                self.start_transfer(shard, from, to, Cause::Drain, why);
             }
         }
     }

@@ -36,7 +36,8 @@ pub use settings::SchedulerSettings;
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
 use crate::core::leader::runtime::{ClusterRuntime, LoadIndex};
-use crate::core::model::{ClusterCatalog, ShardRecord, Topology};
+use crate::core::model::{ClusterCatalog, ProcedureRecord, ShardRecord, Topology, TransferRecord};
+use crate::core::storage::Mutation;
 use crate::core::time::Instant;
 
 /// Why a shard's record changes; for logs and tests.
@@ -105,6 +106,9 @@ pub struct Move {
     pub cause: Cause,
     /// Why, in words an operator reads: "n3 load 1.80× mean; shard 12 carries 22% of it".
     pub why: String,
+    /// Other writes of the same transaction: a transfer's procedure record, stored as the
+    /// transfer starts and deleted as it ends.
+    pub writes: Vec<Mutation>,
 }
 
 impl Move {
@@ -172,10 +176,10 @@ impl<'a> Planner<'a> {
 
     /// Whether the planner may move the shard's leader off `from` (a transfer, for balance or a
     /// drain): `from` leads it, nothing about it is pending or in transfer, and no procedure
-    /// (a split) holds it.
+    /// (a split or merge) holds it or is starting to.
     fn movable(&self, shard: ShardId, from: u32) -> bool {
         let rec = self.intended(shard);
-        self.rt.intent().settled(shard) && rec.leader == Some(from) && rec.transfer.is_none() && !self.cluster.shard_locks.contains_key(&shard)
+        self.rt.intent().settled(shard) && rec.leader == Some(from) && rec.transfer.is_none() && !self.rt.locked(self.cluster, shard)
     }
 
     fn intended(&self, shard: ShardId) -> &ShardRecord {
@@ -198,14 +202,35 @@ impl<'a> Planner<'a> {
         self.rt.nodes().load()
     }
 
+    /// Starts moving the shard's leader from `from` to `to`: a transfer procedure, whose record
+    /// is stored with the shard's. `from` is asked to let the shard go.
+    fn start_transfer(&mut self, shard: ShardId, from: u32, to: u32, cause: Cause, why: String) {
+        let cid = self.cluster.id();
+        let mut writes = Vec::new();
+        let procedure = self.rt.alloc_id(cid, self.config.id_block, &mut writes);
+        let step_why = format!("leader {} -> {}: {why}", self.name(from), self.name(to));
+        writes.push(Mutation::PutProcedure(cid, ProcedureRecord::transfer(procedure, shard.0, step_why)));
+        let record = ShardRecord { transfer: Some(TransferRecord { from, to, procedure }), ..self.intended(shard).clone() };
+        self.stage_with(record, vec![NodeId(from)], MoveReason::StartTransfer, cause, why, writes);
+    }
+
     /// Records a decision: a new version of the shard's record, in the intent at once.
-    fn stage(&mut self, mut record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason, cause: Cause, why: String) {
+    fn stage(&mut self, record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason, cause: Cause, why: String) {
+        self.stage_with(record, closes, reason, cause, why, Vec::new());
+    }
+
+    /// [`Self::stage`] with other writes for the same transaction. A record that ends the
+    /// shard's transfer (finished, or overtaken by a failover) deletes its procedure.
+    fn stage_with(&mut self, mut record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason, cause: Cause, why: String, mut writes: Vec<Mutation>) {
         let old = self.intended(ShardId(record.id));
         record.version = old.version + 1;
+        if let Some(t) = old.transfer.filter(|t| record.transfer.is_none_or(|n| n.procedure != t.procedure)) {
+            writes.push(Mutation::DeleteProcedure(self.cluster.id(), t.procedure));
+        }
         let kept = record.replicas().filter(|r| old.replicas().any(|o| o == *r)).map(NodeId).collect();
         debug_assert!(distinct_replicas(&record) || self.config.planted_bug.is_some(), "S5: replicas on distinct nodes");
         self.rt.set_intended(self.cluster, record.clone(), self.now, self.config);
-        self.moves.push(Move { record, closes, kept, reason, cause, why });
+        self.moves.push(Move { record, closes, kept, reason, cause, why, writes });
     }
 }
 

@@ -1,10 +1,9 @@
 //! Moves an operator asks for (`metactl shard transfer|move`): the same two-step transfer the
 //! balancer starts, checked first so that an unsafe one is refused with the reason.
 
-use super::{Cause, MoveReason, Planner};
+use super::{Cause, Planner};
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
-use crate::core::model::TransferRecord;
 
 impl Planner<'_> {
     /// Starts moving `shard`'s leader to `to`: by promotion of a follower, or (`reopen`) by
@@ -27,7 +26,7 @@ impl Planner<'_> {
         if let Some(p) = self.cluster.lock_of(shard) {
             return refuse(format!("shard {shard} is held by {} procedure {}; wait for it or cancel it", p.kind().name(), p.id));
         }
-        if !self.rt.intent().settled(shard) || rec.transfer.is_some() {
+        if !self.rt.intent().settled(shard) || rec.transfer.is_some() || self.rt.locked(self.cluster, shard) {
             return Err(MetaError::Unavailable(format!("shard {shard} has a change in flight; retry")));
         }
         if from == to.0 {
@@ -53,10 +52,8 @@ impl Planner<'_> {
                 self.rt.intent().transfers_in_flight()
             )));
         }
-        let mut record = rec.clone();
-        record.transfer = Some(TransferRecord { from, to: to.0 });
         let why = format!("asked by an operator ({})", if reopen { "move" } else { "transfer" });
-        self.stage(record, vec![NodeId(from)], MoveReason::StartTransfer, Cause::Operator, why);
+        self.start_transfer(shard, from, to.0, Cause::Operator, why);
         Ok(())
     }
 }

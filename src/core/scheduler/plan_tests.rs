@@ -5,7 +5,7 @@ use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad};
 use crate::core::leader::runtime::ClusterRuntime;
-use crate::core::model::{Catalog, ClusterCatalog, ClusterRecord, NodeRecord, ShardRecord, Topology, TransferRecord};
+use crate::core::model::{Catalog, ClusterCatalog, ClusterRecord, NodeRecord, ProcedureRecord, ShardRecord, Topology, TransferRecord};
 use crate::core::storage::Mutation;
 use crate::core::time::{Duration, Instant};
 
@@ -69,8 +69,8 @@ fn unassigned_shards_go_to_the_least_loaded_nodes_in_turn() {
     let mut rt = heard(cluster, 2);
     let moves = plan(cluster, &mut rt, T0);
     let expected = vec![
-        Move { record: ShardRecord { version: 1, ..shard(0, 0, 0, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new() },
-        Move { record: ShardRecord { version: 1, ..shard(1, 0, 1, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new() },
+        Move { record: ShardRecord { version: 1, ..shard(0, 0, 0, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new(), writes: vec![] },
+        Move { record: ShardRecord { version: 1, ..shard(1, 0, 1, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new(), writes: vec![] },
     ];
     assert_eq!(moves, expected);
 }
@@ -87,7 +87,7 @@ fn a_dead_leaders_follower_is_promoted_once_the_lease_is_over() {
     assert_eq!(plan(cluster, &mut rt, T0), vec![], "not while the lease may still be held");
     let later = T0 + config.lease() + config.clock_drift() + Duration(1);
     let moves = plan(cluster, &mut rt, later);
-    let expected = vec![Move { record: shard(0, 4, 1, &[0]), closes: vec![], kept: vec![NodeId(1), NodeId(0)], reason: MoveReason::PromoteFollower, cause: Cause::Failover, why: "n0 is offline and its lease is over".into() }];
+    let expected = vec![Move { record: shard(0, 4, 1, &[0]), closes: vec![], kept: vec![NodeId(1), NodeId(0)], reason: MoveReason::PromoteFollower, cause: Cause::Failover, why: "n0 is offline and its lease is over".into(), writes: vec![] }];
     assert_eq!(moves, expected);
 }
 
@@ -100,8 +100,12 @@ fn balancing_starts_one_transfer_from_the_busiest_node() {
     let mut rt = heard(cluster, 2);
     let now = warm(cluster, &mut rt, &[0.0; 2]); // loads known, and too low to balance by
     let moves = plan(cluster, &mut rt, now);
-    let transfer = Some(TransferRecord { from: 0, to: 1 });
-    let expected = vec![Move { record: ShardRecord { transfer, ..shard(0, 2, 0, &[1]) }, closes: vec![NodeId(0)], kept: vec![NodeId(0), NodeId(1)], reason: MoveReason::StartTransfer, cause: Cause::LeaderCount, why: "n0 leads 2 shards, n1 leads 0".into() }];
+    let procedure = moves.first().and_then(|m| m.record.transfer).map_or(0, |t| t.procedure);
+    let transfer = Some(TransferRecord { from: 0, to: 1, procedure });
+    let stored = ProcedureRecord::transfer(procedure, 0, "leader n0 -> n1: n0 leads 2 shards, n1 leads 0".into());
+    let writes = moves.first().map(|m| m.writes.clone()).unwrap_or_default();
+    assert_eq!(writes.last(), Some(&Mutation::PutProcedure(C, stored)), "the transfer's procedure is stored with it");
+    let expected = vec![Move { record: ShardRecord { transfer, ..shard(0, 2, 0, &[1]) }, closes: vec![NodeId(0)], kept: vec![NodeId(0), NodeId(1)], reason: MoveReason::StartTransfer, cause: Cause::LeaderCount, why: "n0 leads 2 shards, n1 leads 0".into(), writes }];
     assert_eq!(moves, expected);
 }
 
@@ -145,7 +149,8 @@ fn with_no_follower_to_take_it_a_shard_is_reopened() {
     let now = warm(cluster, &mut rt, &[100.0; 4]);
     let moves = plan(cluster, &mut rt, now);
     assert_eq!(moves.len(), 1, "{moves:?}");
-    assert_eq!((moves[0].record.transfer, moves[0].closes.clone()), (Some(TransferRecord { from: 0, to: 2 }), vec![NodeId(0)]));
+    let t = moves[0].record.transfer.expect("a transfer");
+    assert_eq!((t.from, t.to, moves[0].closes.clone()), (0, 2, vec![NodeId(0)]));
     assert!(moves[0].why.ends_with("takes it by reopen"), "{}", moves[0].why);
 }
 

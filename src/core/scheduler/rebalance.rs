@@ -38,11 +38,11 @@
 //! work. Once every load is known and no node carries more than the floor, load says nothing and the pass falls back to even
 //! leader counts ([`super::balance`]).
 
-use super::{Cause, MoveReason, Planner, SchedulerSettings};
+use super::{Cause, Planner, SchedulerSettings};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::leader::runtime::{planned, ClusterRuntime};
-use crate::core::model::{ClusterCatalog, TransferRecord};
+use crate::core::model::ClusterCatalog;
 use crate::core::time::{Duration, Instant};
 
 /// A placeable node's standing in one pass.
@@ -198,9 +198,7 @@ impl Planner<'_> {
                 continue;
             };
             let why = self.explain(&view, src, &c);
-            let mut record = self.intended(c.shard).clone();
-            record.transfer = Some(TransferRecord { from: src, to: c.to });
-            self.stage(record, vec![NodeId(src)], MoveReason::StartTransfer, Cause::Load, why);
+            self.start_transfer(c.shard, src, c.to, Cause::Load, why);
             view.shift(src, c.to, c.load);
             started += 1;
         }

@@ -114,5 +114,5 @@ pub(super) fn led<'a>(cluster: &'a ClusterCatalog, rt: &'a ClusterRuntime) -> im
 
 /// Whether a procedure may take the shard now: settled, not in transfer, not held.
 pub(super) fn may_split(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId) -> bool {
-    rt.intent().settled(shard) && rt.intended(cluster, shard).transfer.is_none() && !cluster.shard_locks.contains_key(&shard)
+    rt.intent().settled(shard) && rt.intended(cluster, shard).transfer.is_none() && !rt.locked(cluster, shard)
 }

@@ -59,13 +59,23 @@ pub struct ClusterRuntime {
     deficit_scan_due: bool,
     /// Procedures with writes queued or in flight, and how many.
     procedures_busy: BTreeMap<u64, u32>,
-    /// When this leader first saw each procedure at its step (for step timeouts).
-    procedure_steps: BTreeMap<u64, (u32, Instant)>,
+    /// Shards a split or merge locks from when its start is queued: the catalog holds the lock
+    /// only once the start lands, and no transfer may start on them meanwhile.
+    locks_starting: BTreeMap<ShardId, u64>,
+    /// When this leader first saw each procedure, and at its step (for timeouts).
+    procedure_steps: BTreeMap<u64, ProcedureClock>,
     /// Splits whose first write (which grows the shard count) has not landed yet: the next
     /// split's new shard id comes after theirs.
     splits_starting: u32,
     /// Shards a merge empties, from when its start is queued: new tables go elsewhere.
     merging_away: BTreeSet<ShardId>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ProcedureClock {
+    step: u32,
+    step_since: Instant,
+    seen_since: Instant,
 }
 
 impl ClusterRuntime {
@@ -87,6 +97,7 @@ impl ClusterRuntime {
             deficit_scan_due: true,
             procedures_busy: BTreeMap::new(),
             procedure_steps: BTreeMap::new(),
+            locks_starting: BTreeMap::new(),
             splits_starting: 0,
             merging_away: BTreeSet::new(),
         };
@@ -233,6 +244,7 @@ impl ClusterRuntime {
         self.leases.forget_ready();
         self.in_flight = InFlight::default();
         self.procedures_busy.clear();
+        self.locks_starting.clear();
         self.splits_starting = 0;
         self.procedure_steps.retain(|id, _| cluster.procedures.contains_key(id));
         self.merging_away = cluster.procedures.values().filter(|p| p.kind() == ProcedureKind::Merge).map(|p| ShardId(p.shard)).collect();
@@ -283,6 +295,19 @@ impl ClusterRuntime {
         self.procedures_busy.contains_key(&id)
     }
 
+    /// A split's or merge's first write is queued: it locks `shards` from now.
+    pub fn procedure_starting(&mut self, id: u64, shards: [ShardId; 2]) {
+        self.procedure_queued(id);
+        for s in shards {
+            self.locks_starting.insert(s, id);
+        }
+    }
+
+    /// Whether a procedure holds the shard, or will once its queued start lands.
+    pub fn locked(&self, cluster: &ClusterCatalog, shard: ShardId) -> bool {
+        cluster.shard_locks.contains_key(&shard) || self.locks_starting.contains_key(&shard)
+    }
+
     pub fn procedure_queued(&mut self, id: u64) {
         *self.procedures_busy.entry(id).or_default() += 1;
     }
@@ -293,22 +318,24 @@ impl ClusterRuntime {
             *n -= 1;
             if *n == 0 {
                 self.procedures_busy.remove(&id);
+                self.locks_starting.retain(|_, holder| *holder != id);
             }
         }
     }
 
-    /// When this leader first saw procedure `id` at `step` (now, the first time it asks).
-    pub fn procedure_step_since(&mut self, id: u64, step: u32, now: Instant) -> Instant {
-        let entry = self.procedure_steps.entry(id).or_insert((step, now));
-        if entry.0 != step {
-            *entry = (step, now);
+    /// When this leader first saw procedure `id` at `step`, and first saw it at all (now, the
+    /// first time it asks). Both clocks restart with a new meta leader.
+    pub fn procedure_since(&mut self, id: u64, step: u32, now: Instant) -> (Instant, Instant) {
+        let entry = self.procedure_steps.entry(id).or_insert(ProcedureClock { step, step_since: now, seen_since: now });
+        if entry.step != step {
+            (entry.step, entry.step_since) = (step, now);
         }
-        entry.1
+        (entry.step_since, entry.seen_since)
     }
 
     /// How long this leader has seen the procedure at `step`, in ms (0: not yet).
     pub fn procedure_step_age(&self, id: u64, step: u32, now: Instant) -> u64 {
-        self.procedure_steps.get(&id).filter(|(s, _)| *s == step).map_or(0, |(_, since)| now.0.saturating_sub(since.0))
+        self.procedure_steps.get(&id).filter(|c| c.step == step).map_or(0, |c| now.0.saturating_sub(c.step_since.0))
     }
 
     /// The procedure's deletion landed: its step clock goes too.
