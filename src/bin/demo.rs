@@ -69,23 +69,33 @@ async fn all_ready(meta: &mut MetaClient) -> Result<bool, Status> {
     Ok(shards(meta).await?.iter().filter(|s| live(s)).all(|s| s.status == proto::ShardStatus::Ready as i32))
 }
 
-async fn procedures(meta: &mut MetaClient) -> Result<Vec<proto::Procedure>, Status> {
+/// The procedures running of `kinds` ("split", "merge", "transfer").
+async fn procedures(meta: &mut MetaClient, kinds: &[&str]) -> Result<Vec<proto::Procedure>, Status> {
     let req = proto::ListProceduresRequest { header: header() };
-    Ok(meta.call(|mut c| { let req = req.clone(); async move { c.list_procedures(req).await } }).await?.procedures)
+    let all = meta.call(|mut c| { let req = req.clone(); async move { c.list_procedures(req).await } }).await?.procedures;
+    Ok(all.into_iter().filter(|p| kinds.contains(&p.kind.as_str())).collect())
 }
 
-/// Prints each step procedures take (`metactl procedure list`) until none is left.
+/// Prints each procedure step of `kinds` not in `seen` yet.
+fn print_new_steps(running: &[proto::Procedure], seen: &mut Vec<(u64, String)>) {
+    for p in running {
+        if !seen.contains(&(p.id, p.step.clone())) {
+            println!("    procedure {} {} of shard {}: {} ({})", p.id, p.kind, p.shard, p.step, p.why);
+            seen.push((p.id, p.step.clone()));
+        }
+    }
+}
+
+/// Splits and merges: transfers (balancing after a merge, say) come and go in between.
+const RESIZES: &[&str] = &["split", "merge"];
+
+/// Prints each step splits and merges take (`metactl procedure list`) until none is left.
 async fn watch_procedures(meta: &mut MetaClient, limit: Duration) -> Result<(), Status> {
     let start = Instant::now();
     let mut seen = Vec::new();
     loop {
-        let running = procedures(meta).await?;
-        for p in &running {
-            if !seen.contains(&(p.id, p.step.clone())) {
-                println!("    procedure {} {} of shard {}: {}", p.id, p.kind, p.shard, p.step);
-                seen.push((p.id, p.step.clone()));
-            }
-        }
+        let running = procedures(meta, RESIZES).await?;
+        print_new_steps(&running, &mut seen);
         if running.is_empty() && !seen.is_empty() {
             return Ok(());
         }
@@ -122,7 +132,7 @@ making {a_name} and {b_name} {HOT_TABLE_UNITS} units/s each: their shard is now 
 ");
     std::fs::write(load_file, spec).map_err(|e| Status::internal(e.to_string()))?;
     let start = Instant::now();
-    while procedures(meta).await?.is_empty() {
+    while procedures(meta, RESIZES).await?.is_empty() {
         if start.elapsed() > Duration::from_secs(30) {
             return Err(Status::deadline_exceeded("the hot shard was not split within 30 s"));
         }
@@ -312,7 +322,9 @@ async fn run(dir: &Path) -> Result<(), Status> {
     let req = proto::DrainNodeRequest { header: header(), node: "n2".into(), cancel: false };
     meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;
     let draining = Instant::now();
+    let mut seen = Vec::new();
     while !drained(&mut meta, "n2").await? || !all_ready(&mut meta).await? {
+        print_new_steps(&procedures(&mut meta, &["transfer"]).await?, &mut seen);
         if draining.elapsed() > Duration::from_secs(20) {
             return Err(Status::deadline_exceeded("the drain did not finish within 20 s"));
         }

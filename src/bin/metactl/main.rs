@@ -83,8 +83,10 @@ enum Command {
 
 #[derive(Subcommand)]
 pub(crate) enum ProcedureCmd {
+    /// Transfers, splits and merges running, with the step each waits on.
     List,
-    /// Roll a procedure back, where that is still safe.
+    /// Cancel a procedure: a transfer at any time (the old leader keeps the shard), a split or
+    /// merge by rolling it back while that is still safe.
     Cancel { id: u64 },
 }
 
