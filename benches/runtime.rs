@@ -4,13 +4,17 @@
 //!   tonic bidirectional echo stream answering the same requests with responses of the same
 //!   shape;
 //! - create-table on etcd: acknowledged creates per second, against raw etcd transactions of
-//!   the same shape (compares and puts of the same sizes) from the same client library.
+//!   the same shape (compares and puts of the same sizes) from the same client library;
+//! - procedure steps on etcd ([`procedure_steps`]): transfer steps landed per second, against
+//!   raw transactions of a step's shape.
 //!
 //! Run: `cargo bench --bench runtime` (etcd must be installed for the second part).
 
 #[path = "../tests/process/mod.rs"]
 #[allow(unused_imports)]
 mod process;
+#[path = "runtime/procedure_steps.rs"]
+mod procedure_steps;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,7 +64,8 @@ async fn start_meta(env: Vec<(String, String)>) -> (String, tokio::sync::oneshot
 
 /// One node's closed loop: send a heartbeat, wait for its answer, repeat. Counts answers while
 /// `counting`; returns the last request sent, for the echo run to replay.
-async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<proto::HeartbeatRequest>, counting: Arc<AtomicBool>, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) -> proto::HeartbeatRequest {
+#[allow(clippy::too_many_arguments)]
+async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<proto::HeartbeatRequest>, pause: Duration, counting: Arc<AtomicBool>, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) -> proto::HeartbeatRequest {
     let mut client = connect(&endpoint, Duration::from_secs(5)).await.expect("connect");
     let (tx, rx) = mpsc::channel(1);
     let mut inbound = client.heartbeat(ReceiverStream::new(rx)).await.expect("stream").into_inner();
@@ -103,6 +108,9 @@ async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<
             }
             _ => break,
         }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
     }
     last
 }
@@ -113,7 +121,7 @@ async fn heartbeat_load(endpoint: &str, incarnation: u64, replay: Option<Vec<pro
     let tasks: Vec<_> = (0..NODES)
         .map(|i| {
             let r = replay.as_ref().map(|r| r[i].clone());
-            tokio::spawn(node_loop(endpoint.to_owned(), i, incarnation, r, counting.clone(), stop.clone(), count.clone()))
+            tokio::spawn(node_loop(endpoint.to_owned(), i, incarnation, r, Duration::ZERO, counting.clone(), stop.clone(), count.clone()))
         })
         .collect();
     tokio::time::sleep(WARM_UP).await;
@@ -325,28 +333,37 @@ async fn create_ratio() {
 
     // The floor: one transaction per create, of the same shape as meta's batch for one create
     // (two value compares; a table record, a shard record and the fence record).
-    let client = etcd_client::Client::connect(&etcd.client_urls, None).await.expect("etcd");
-    let mut setup = client.clone();
-    setup.put("/bench/leader", "me", None).await.expect("put");
-    let raw = throughput(move |w, i| {
-        let mut client = client.clone();
-        async move {
-            use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-            let txn = Txn::new()
-                .when([Compare::value("/bench/leader", CompareOp::Equal, "me"), Compare::value("/bench/leader", CompareOp::Equal, "me")])
-                .and_then([
-                    TxnOp::put(format!("/bench/tables/{w}/{i}"), vec![7u8; 90], None),
-                    TxnOp::put(format!("/bench/shards/{}", i % 8), vec![1u8; 12], None),
-                    TxnOp::put(format!("/bench/fence/{w}"), vec![2u8; 6], None),
-                ]);
-            client.txn(txn).await.is_ok()
-        }
+    let raw = raw_txns(&etcd, |w, i| {
+        vec![(format!("/bench/tables/{w}/{i}"), vec![7u8; 90]), (format!("/bench/shards/{}", i % 8), vec![1u8; 12]), (format!("/bench/fence/{w}"), vec![2u8; 6])]
     })
     .await;
     println!("create table on etcd, {WRITERS} concurrent clients:");
     println!("  meta-server creates:          {creates:>9.0} /s");
     println!("  raw etcd transactions:        {raw:>9.0} /s");
     println!("  ratio: {:.2} (target >= 1.0)", creates / raw);
+}
+
+/// A key and value to put.
+type Put = (String, Vec<u8>);
+
+/// Raw etcd transactions per second from `WRITERS` tasks on one client: each compares a key's
+/// value twice (as meta's fence and leader checks do) and puts what `puts` gives for
+/// (writer, iteration).
+async fn raw_txns(etcd: &process::Etcd, puts: fn(usize, u64) -> Vec<Put>) -> f64 {
+    let client = etcd_client::Client::connect(&etcd.client_urls, None).await.expect("etcd");
+    let mut setup = client.clone();
+    setup.put("/bench/leader", "me", None).await.expect("put");
+    throughput(move |w, i| {
+        let mut client = client.clone();
+        async move {
+            use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+            let txn = Txn::new()
+                .when([Compare::value("/bench/leader", CompareOp::Equal, "me"), Compare::value("/bench/leader", CompareOp::Equal, "me")])
+                .and_then(puts(w, i).into_iter().map(|(k, v)| TxnOp::put(k, v, None)).collect::<Vec<_>>());
+            client.txn(txn).await.is_ok()
+        }
+    })
+    .await
 }
 
 fn main() {
@@ -359,8 +376,9 @@ fn main() {
         heartbeat_ratio().await;
         if std::process::Command::new("etcd").arg("--version").output().is_ok() {
             create_ratio().await;
+            procedure_steps::step_ratio().await;
         } else {
-            println!("create table on etcd: skipped, etcd is not installed (./.ci/setup)");
+            println!("create table and procedure steps on etcd: skipped, etcd is not installed (./.ci/setup)");
         }
     });
 }
