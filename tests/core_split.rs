@@ -130,6 +130,28 @@ fn a_source_that_never_lets_go_times_out_into_a_rollback() {
     assert!(events.iter().any(|e| e.text.contains("did not let the tables go")), "{events:?}");
 }
 
+/// The overall clock ends a split whatever step it is at: here before its first table moved
+/// (as when a busy write queue starves the moves). It rolls back; the tables stay put.
+#[test]
+fn a_split_out_of_time_in_all_rolls_back() {
+    let config = CoreConfig { procedure_timeout_ms: 1, ..CoreConfig::default() };
+    let (mut h, mut nodes) = steady_cluster_configured(config, 1, 2, 0, &[]);
+    for t in 0..4 {
+        h.create_table(&format!("t{t}"), false).unwrap();
+    }
+    round(&mut h, &mut nodes, 500);
+    let before = catalog(&h).shard_tables[0].clone();
+    split(&mut h, 0, &[]).unwrap();
+    for _ in 0..6 {
+        round(&mut h, &mut nodes, 500);
+        check(&h, &nodes);
+    }
+    assert!(catalog(&h).procedures.is_empty(), "{:?}", catalog(&h).procedures);
+    assert_eq!(catalog(&h).shard_tables[0], before);
+    let events = events(&mut h);
+    assert!(events.iter().any(|e| e.text.contains("did not move within 1 ms in all (procedure_timeout_ms)")), "{events:?}");
+}
+
 #[test]
 fn unsafe_splits_are_refused_with_the_reason() {
     let (mut h, mut nodes) = tabled_cluster(2);
