@@ -13,7 +13,7 @@ use madsim::net::NetSim;
 use tracing::Instrument;
 use madsim::runtime::{Handle, NodeHandle};
 use shardmeta::client::node::{self, NodeClock, NodeIdentity, ShardExecutor};
-use shardmeta::client::{HostCounters, LeaseTracker, MetaClient, ShardHost, WriteService};
+use shardmeta::client::{HostCounters, LeaseTracker, MetaClient, ShardHost, TableLeaseTracker, WriteService};
 use shardmeta::core::{Epoch, Instant, NodeMessage, ShardCommand, ShardId};
 use shardmeta::server::config::{Overrides, ServerConfig};
 
@@ -267,12 +267,16 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, skewed: bool, hi
     DataNode { handle: node, view }
 }
 
-/// Records lease changes and the node's view after every change to its host.
+/// Records lease changes, per shard and per table, and the node's view after every change to
+/// its host.
 fn observer(view: DataNodeView, clock: NodeClock, history: History) -> node::Observer {
-    let mut tracker = LeaseTracker::default();
+    let (mut shards, mut tables) = (LeaseTracker::default(), TableLeaseTracker::default());
     Box::new(move |host: &ShardHost, now: Instant| {
-        for event in tracker.observe(host, now) {
+        for event in shards.observe(host, now) {
             history.lease(&view.name, event, |at| clock.wall_ms(at));
+        }
+        for event in tables.observe(host, now) {
+            history.table_lease(&view.name, event, |at| clock.wall_ms(at));
         }
         history.view(&view.name, host.view());
     })

@@ -1,6 +1,8 @@
 //! The history oracle: what data nodes and clients saw, on one simulated wall clock, and the
 //! checks over it.
-//! - Lease tenures per shard (from each node-agent's lease log) never overlap between nodes (S1).
+//! - Lease tenures per shard (from each node-agent's lease log) never overlap between nodes
+//!   (S1), nor do tenures per table (a table is served under the lease of whichever shard holds
+//!   it on that node; splits and merges move tables between shards while leases run on).
 //! - Every routed write was accepted inside a tenure of the accepting node, and a shard's writes
 //!   never go back to an older version (only the one valid leader accepts writes).
 //! - Each node's view of term, epoch and shard versions never goes backwards within one process
@@ -15,7 +17,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use shardmeta::check::{self, AckLog, NodeView, Tenure};
-use shardmeta::client::LeaseEvent;
+use shardmeta::client::{LeaseEvent, TableLeaseEvent};
 use shardmeta::core::{ClusterId, ShardId, TableId, Version};
 
 /// Simulated wall-clock milliseconds.
@@ -33,11 +35,62 @@ struct Write {
     at: Ms,
 }
 
+/// Nodes' tenures over units (shards, or tables), and the one each node is extending.
+struct Tenures<K> {
+    all: BTreeMap<K, Vec<Tenure>>,
+    /// The tenure each (node, unit) is extending, as an index into `all`.
+    open: BTreeMap<(String, K), usize>,
+}
+
+impl<K> Default for Tenures<K> {
+    fn default() -> Self {
+        Tenures { all: BTreeMap::new(), open: BTreeMap::new() }
+    }
+}
+
+impl<K: Ord + Copy> Tenures<K> {
+    /// A grant or extension: extends the open tenure if it reaches `from`, else opens one.
+    fn held(&mut self, node: &str, unit: K, from: Ms, until: Ms) {
+        let key = (node.to_owned(), unit);
+        let tenures = self.all.entry(unit).or_default();
+        match self.open.get(&key).copied().filter(|&i| tenures[i].until >= from) {
+            Some(i) => tenures[i].until = tenures[i].until.max(until),
+            None => {
+                tenures.push(Tenure { node: node.to_owned(), from, until });
+                self.open.insert(key, tenures.len() - 1);
+            }
+        }
+    }
+
+    fn cut(&mut self, node: &str, unit: K, at: Ms) {
+        if let Some(i) = self.open.remove(&(node.to_owned(), unit)) {
+            let t = &mut self.all.get_mut(&unit).expect("open tenure")[i];
+            t.until = t.until.min(at);
+        }
+    }
+
+    /// Every tenure the node has open ends at `at`.
+    fn died(&mut self, node: &str, at: Ms) {
+        let open: Vec<K> = self.open.keys().filter(|(n, _)| n == node).map(|(_, u)| *u).collect();
+        for unit in open {
+            self.cut(node, unit, at);
+        }
+    }
+
+    fn open(&self, node: &str, unit: K) -> Option<&Tenure> {
+        self.open.get(&(node.to_owned(), unit)).map(|&i| &self.all[&unit][i])
+    }
+
+    /// S1 over each unit's tenures; `name` says what a unit is ("shard 3").
+    fn check(&self, name: impl Fn(K) -> String) -> Result<(), String> {
+        self.all.iter().try_for_each(|(&unit, tenures)| check::single_writer_over(&name(unit), tenures).map_err(|v| v.to_string()))
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    tenures: BTreeMap<ShardId, Vec<Tenure>>,
-    /// The tenure each (node, shard) is extending, as an index into `tenures`.
-    open: BTreeMap<(String, ShardId), usize>,
+    shards: Tenures<ShardId>,
+    tables: Tenures<TableId>,
     writes: BTreeMap<String, Vec<Write>>,
     views: BTreeMap<String, NodeView>,
     created: BTreeMap<TableId, String>,
@@ -72,27 +125,22 @@ impl History {
             LeaseEvent::Held { shard, from, until } => {
                 let (from, until) = (wall(from), wall(until));
                 h.trace(("held", node, shard.0, from, until));
-                let key = (node.to_owned(), shard);
-                let open = h.open.get(&key).copied();
-                let tenures = h.tenures.entry(shard).or_default();
-                let extend = open.filter(|&i| tenures[i].until >= from);
-                match extend {
-                    Some(i) => tenures[i].until = tenures[i].until.max(until),
-                    None => {
-                        tenures.push(Tenure { node: node.to_owned(), from, until });
-                        let i = tenures.len() - 1;
-                        h.open.insert(key, i);
-                    }
-                }
+                h.shards.held(node, shard, from, until);
             }
             LeaseEvent::Cut { shard, at } => {
                 let at = wall(at);
                 h.trace(("cut", node, shard.0, at));
-                if let Some(i) = h.open.remove(&(node.to_owned(), shard)) {
-                    let t = &mut h.tenures.get_mut(&shard).expect("open tenure")[i];
-                    t.until = t.until.min(at);
-                }
+                h.shards.cut(node, shard, at);
             }
+        }
+    }
+
+    /// The same per table (not traced: it follows from the shard leases and the node's views).
+    pub fn table_lease(&self, node: &str, event: TableLeaseEvent, wall: impl Fn(shardmeta::core::Instant) -> Ms) {
+        let mut h = self.lock();
+        match event {
+            TableLeaseEvent::Held { table, from, until } => h.tables.held(node, table, wall(from), wall(until)),
+            TableLeaseEvent::Cut { table, at } => h.tables.cut(node, table, wall(at)),
         }
     }
 
@@ -101,12 +149,8 @@ impl History {
     pub fn node_died(&self, node: &str, at: Ms) {
         let mut h = self.lock();
         h.trace(("died", node, at));
-        let open: Vec<(ShardId, usize)> = h.open.iter().filter(|((n, _), _)| n == node).map(|((_, s), &i)| (*s, i)).collect();
-        for (shard, i) in open {
-            h.open.remove(&(node.to_owned(), shard));
-            let t = &mut h.tenures.get_mut(&shard).expect("open tenure")[i];
-            t.until = t.until.min(at);
-        }
+        h.shards.died(node, at);
+        h.tables.died(node, at);
         h.views.remove(node);
     }
 
@@ -116,9 +160,8 @@ impl History {
     pub fn write(&self, node: &str, shard: ShardId, version: Version, at: Ms) {
         let mut h = self.lock();
         h.trace(("write", node, shard.0, version.0, at));
-        let open = h.open.get(&(node.to_owned(), shard)).map(|&i| &h.tenures[&shard][i]);
-        if !open.is_some_and(|t| t.from <= at && at < t.until) {
-            let held: Vec<(Ms, Ms)> = h.tenures.get(&shard).into_iter().flatten().filter(|t| t.node == node).map(|t| (t.from, t.until)).collect();
+        if !h.shards.open(node, shard).is_some_and(|t| t.from <= at && at < t.until) {
+            let held: Vec<(Ms, Ms)> = h.shards.all.get(&shard).into_iter().flatten().filter(|t| t.node == node).map(|t| (t.from, t.until)).collect();
             let v = format!("{node} accepted a write to shard {shard} at {at} ms outside any lease it held (its tenures: {held:?})");
             h.violations.push(v);
         }
@@ -186,9 +229,8 @@ impl History {
         if let Some(v) = h.violations.first() {
             return Err(v.clone());
         }
-        for (shard, tenures) in &h.tenures {
-            check::single_writer_over(*shard, tenures).map_err(|v| v.to_string())?;
-        }
+        h.shards.check(|s| format!("shard {s}"))?;
+        h.tables.check(|t| format!("table {t}"))?;
         let mut by_shard: BTreeMap<ShardId, Vec<(Ms, Version, &str)>> = BTreeMap::new();
         for (node, writes) in &h.writes {
             for w in writes {
@@ -222,6 +264,25 @@ mod tests {
         assert!(h.check().is_ok());
         held(&h, "a", 1, 90, 200); // a extends its lease past b's start
         assert!(h.check().unwrap_err().contains("S1"));
+    }
+
+    /// A table moved between shards by a split: its old leader must stop serving it before
+    /// the new shard's leader starts, though both keep their shard leases.
+    #[test]
+    fn overlapping_tenures_over_a_table_in_two_shards_are_caught() {
+        let table = |h: &History, node: &str, from: u64, until: u64| {
+            h.table_lease(node, TableLeaseEvent::Held { table: TableId(7), from: Instant(from), until: Instant(until) }, |i| i.0);
+        };
+        let h = History::default();
+        held(&h, "a", 1, 0, 100);
+        table(&h, "a", 0, 100);
+        h.table_lease("a", TableLeaseEvent::Cut { table: TableId(7), at: Instant(40) }, |i| i.0);
+        held(&h, "b", 2, 50, 200);
+        table(&h, "b", 50, 200);
+        assert!(h.check().is_ok(), "a let the table go at 40 ms, before b took it");
+        table(&h, "a", 60, 100); // a serves it again: the release was not final
+        let err = h.check().unwrap_err();
+        assert!(err.contains("S1") && err.contains("table 7"), "{err}");
     }
 
     #[test]

@@ -110,15 +110,16 @@ pub struct Tenure {
     pub until: u64,
 }
 
-/// S1 over recorded tenures of `shard` (the madsim simulation, where leadership is logged
-/// rather than looked at): no two nodes' tenures overlap.
-pub fn single_writer_over(shard: ShardId, tenures: &[Tenure]) -> Result<(), Violation> {
+/// S1 over recorded tenures of one shard or table, `what` ("shard 3", "table 1000"), in the
+/// madsim simulation, where leadership is logged rather than looked at: no two nodes' tenures
+/// overlap.
+pub fn single_writer_over(what: &str, tenures: &[Tenure]) -> Result<(), Violation> {
     let mut sorted: Vec<&Tenure> = tenures.iter().filter(|t| t.from < t.until).collect();
     sorted.sort_by_key(|t| (t.from, t.until));
     let mut reach: Option<&Tenure> = None;
     for t in sorted {
         if let Some(r) = reach.filter(|r| t.from < r.until && t.node != r.node) {
-            let detail = format!("shard {shard} led by {} over [{}, {}) ms and by {} over [{}, {}) ms", r.node, r.from, r.until, t.node, t.from, t.until);
+            let detail = format!("{what} led by {} over [{}, {}) ms and by {} over [{}, {}) ms", r.node, r.from, r.until, t.node, t.from, t.until);
             return violation(Invariant::SingleWriter, detail);
         }
         if reach.is_none_or(|r| t.until > r.until) {
@@ -315,7 +316,7 @@ mod tests {
 
     #[test]
     fn overlapping_tenures_of_two_nodes_break_s1_and_touching_ones_do_not() {
-        let shard = ShardId(1);
+        let shard = "shard 1";
         assert!(single_writer_over(shard, &[tenure("a", 0, 100), tenure("b", 100, 200), tenure("a", 50, 90)]).is_ok());
         let err = single_writer_over(shard, &[tenure("a", 0, 100), tenure("b", 150, 300), tenure("a", 90, 200)]).unwrap_err();
         assert_eq!(err.invariant, Invariant::SingleWriter);

@@ -17,7 +17,7 @@ pub use meta_client::MetaClient;
 pub use routes::RouteCache;
 pub use session::{Beat, NodeIdentity, NodeSession};
 
-pub use lease_log::{LeaseEvent, LeaseTracker};
+pub use lease_log::{LeaseEvent, LeaseTracker, TableLeaseEvent, TableLeaseTracker};
 pub use load_source::LoadSource;
 pub use shard_host::{HostCounters, HostedShard, Reports, ShardHost};
 pub use write_service::WriteService;
