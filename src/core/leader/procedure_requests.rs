@@ -86,9 +86,7 @@ impl Leader {
         let info = procedure_info(rt, &record, ctx.now);
         self.queue_reply(ctx, id, change, Response::Procedure(info))
     }
-}
 
-impl Leader {
     /// Ends a transfer with its old leader keeping the shard, at a new version that re-opens
     /// it there. Always safe: the new leader could not have been granted a lease while the
     /// transfer stood.
