@@ -62,6 +62,18 @@ pub fn endpoint(endpoint: &str, max: usize) -> Result<(), MetaError> {
     }
 }
 
+/// A node's zone: empty (no zone), or up to `max` bytes with no whitespace or control
+/// characters. It is stored in the node record, so an unbounded one would fail the write.
+pub fn zone(zone: &str, max: usize) -> Result<(), MetaError> {
+    if zone.len() > max {
+        return Err(MetaError::InvalidArgument(format!("zone is {} bytes long; the limit is {max}", zone.len())));
+    }
+    if let Some(c) = zone.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(MetaError::InvalidArgument(format!("zone {zone:?} contains {c:?}")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

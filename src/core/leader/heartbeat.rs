@@ -92,6 +92,7 @@ impl Leader {
     fn register(&mut self, ctx: &mut Ctx, cid: ClusterId, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
         validate::name("node name", &hb.node, ctx.config.name_len_max)?;
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
+        validate::zone(&hb.zone, ctx.config.name_len_max)?;
         let cluster = &self.catalog.clusters[&cid];
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let key = Awaiting::Registration(hb.node.clone());
@@ -124,6 +125,7 @@ impl Leader {
     /// A known node came back with a new endpoint or zone.
     fn update_node(&mut self, ctx: &mut Ctx, cid: ClusterId, node: NodeId, hb: &Heartbeat) -> Result<(), MetaError> {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
+        validate::zone(&hb.zone, ctx.config.name_len_max)?;
         let draining = self.catalog.clusters[&cid].node(node).draining;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let key = Awaiting::NodeRecord(node);
