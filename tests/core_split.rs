@@ -107,11 +107,9 @@ fn a_cancel_before_the_new_shard_may_be_led_rolls_back_and_after_is_refused() {
     assert!(matches!(&refused, MetaError::FailedPrecondition(m) if m.contains("only rolls forward")), "{refused:?}");
 }
 
-/// A source whose leader is gone and cannot be replaced never reports the new version: after
-/// the step timeout the split rolls back.
-#[test]
-fn a_source_that_never_lets_go_times_out_into_a_rollback() {
-    let config = CoreConfig { procedure_step_timeout_ms: 5_000, ..CoreConfig::default() };
+/// One node leading two shards, four tables, and a split of shard 0 asked for; shard 0's
+/// tables before it.
+fn split_on_one_node(config: CoreConfig) -> (Harness, Vec<Node>, std::collections::BTreeSet<TableId>) {
     let (mut h, mut nodes) = steady_cluster_configured(config, 1, 2, 0, &[]);
     for t in 0..4 {
         h.create_table(&format!("t{t}"), false).unwrap();
@@ -119,6 +117,15 @@ fn a_source_that_never_lets_go_times_out_into_a_rollback() {
     round(&mut h, &mut nodes, 500);
     let before = catalog(&h).shard_tables[0].clone();
     split(&mut h, 0, &[]).unwrap();
+    (h, nodes, before)
+}
+
+/// A source whose leader is gone and cannot be replaced never reports the new version: after
+/// the step timeout the split rolls back.
+#[test]
+fn a_source_that_never_lets_go_times_out_into_a_rollback() {
+    let config = CoreConfig { procedure_step_timeout_ms: 5_000, ..CoreConfig::default() };
+    let (mut h, mut nodes, before) = split_on_one_node(config);
     tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingSourceRelease);
     for _ in 0..40 {
         h.advance(500);
@@ -135,13 +142,7 @@ fn a_source_that_never_lets_go_times_out_into_a_rollback() {
 #[test]
 fn a_split_out_of_time_in_all_rolls_back() {
     let config = CoreConfig { procedure_timeout_ms: 1, ..CoreConfig::default() };
-    let (mut h, mut nodes) = steady_cluster_configured(config, 1, 2, 0, &[]);
-    for t in 0..4 {
-        h.create_table(&format!("t{t}"), false).unwrap();
-    }
-    round(&mut h, &mut nodes, 500);
-    let before = catalog(&h).shard_tables[0].clone();
-    split(&mut h, 0, &[]).unwrap();
+    let (mut h, mut nodes, before) = split_on_one_node(config);
     for _ in 0..6 {
         round(&mut h, &mut nodes, 500);
         check(&h, &nodes);
