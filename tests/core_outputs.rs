@@ -203,7 +203,7 @@ fn misbehaving_heartbeats_are_refused_whole() {
     assert!(matches!(h.heartbeat(SessionId(9), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("zone is 2097152 bytes")));
     hb.zone = "zone a".into();
     assert!(matches!(h.heartbeat(SessionId(9), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("zone")));
-    hb.node = "n1".into();
+    (hb.node, hb.endpoint) = ("n1".into(), "n1:1".into());
     hb.zone = "z".repeat(2 << 20);
     assert!(matches!(h.heartbeat(SessionId(1), &hb), Err(MetaError::InvalidArgument(m)) if m.contains("zone")), "nor for a known node");
     assert_eq!(h.outputs(), vec![], "a refused heartbeat changes nothing");

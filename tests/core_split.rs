@@ -143,7 +143,7 @@ fn a_source_that_never_lets_go_times_out_into_a_rollback() {
 fn a_split_out_of_time_in_all_rolls_back() {
     let config = CoreConfig { procedure_timeout_ms: 1, ..CoreConfig::default() };
     let (mut h, mut nodes, before) = split_on_one_node(config);
-    for _ in 0..6 {
+    for _ in 0..10 {
         round(&mut h, &mut nodes, 500);
         check(&h, &nodes);
     }

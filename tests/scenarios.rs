@@ -151,9 +151,11 @@ fn a_short_outage_moves_nothing_and_a_long_one_fails_over_then_refills() {
         w.report(row, refilled, Some(2 * failovers));
         println!("{row}: failover in {failed_over:?} s ({failovers} shards); refill started {refill_started:?} s after the return");
         assert!(refill_started.is_some() && refilled.is_some(), "the returned node was not refilled; {r}");
-        // A heartbeat to register the return, a pass to plan, a heartbeat to open: 3 s. Back at
-        // once, the patience after the failover comes first.
-        let wait = if down_s > patience { 3 } else { patience + 3 };
+        // A heartbeat to register the return, the rest of the settle count to admit it, a pass
+        // to plan, a heartbeat to open: 5 s. Back at once, the patience after the failover
+        // comes first.
+        let admitted = 3 + config.node_settle_heartbeats as u64 - 1;
+        let wait = if down_s > patience { admitted } else { patience + admitted };
         assert!(refill_started.unwrap() <= wait, "refill started {refill_started:?} s after the return, the bound is {wait} s; {r}");
     }
 }

@@ -91,6 +91,10 @@ pub async fn run(
         };
         session.opened();
         let mut ticker = tokio::time::interval(std_duration(session.interval()));
+        // Set when meta ends the stream with an error: the next stream waits a back-off, so
+        // that a refusal (a restart while the old incarnation's lease lives) is not retried in
+        // a tight loop.
+        let mut refused = false;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -114,7 +118,8 @@ pub async fn run(
                         Ok(Some(r)) => r,
                         Ok(None) => break,
                         Err(e) => {
-                            tracing::info!(error = %e.message(), "heartbeat stream ended");
+                            tracing::info!(code = ?e.code(), error = %e.message(), "heartbeat stream ended");
+                            refused = true;
                             break;
                         }
                     };
@@ -144,6 +149,9 @@ pub async fn run(
             }
         }
         meta.reset();
+        if refused {
+            tokio::time::sleep(std_duration(session.failed())).await;
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub struct CoreConfig {
     pub changes_queued_max: usize,
     pub clusters_max: usize,
     pub nodes_per_cluster_max: usize,
+    /// Heartbeats a node's incarnation must send to this meta leader before it is given new
+    /// replicas or leaders, so that a one-shot sender, or a node that keeps restarting, gets none.
+    pub node_settle_heartbeats: u32,
     pub shards_per_cluster_max: u32,
     pub followers_per_shard_max: u32,
     pub tables_per_cluster_max: usize,
@@ -136,6 +139,7 @@ impl Default for CoreConfig {
             changes_queued_max: 50_000,
             clusters_max: 64,
             nodes_per_cluster_max: 4_096,
+            node_settle_heartbeats: CoreConfig::DEFAULT_SETTLE_HEARTBEATS,
             shards_per_cluster_max: 1 << 20,
             followers_per_shard_max: 4,
             tables_per_cluster_max: 10_000_000,
@@ -167,6 +171,8 @@ impl Default for CoreConfig {
 }
 
 impl CoreConfig {
+    pub const DEFAULT_SETTLE_HEARTBEATS: u32 = 3;
+
     pub fn lease(&self) -> Duration {
         Duration(self.lease_ms)
     }
@@ -208,6 +214,7 @@ impl CoreConfig {
             ("split_tables_max", self.split_tables_max as u64),
             ("procedure_step_timeout_ms", self.procedure_step_timeout_ms),
             ("procedure_timeout_ms", self.procedure_timeout_ms),
+            ("node_settle_heartbeats", self.node_settle_heartbeats as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));

@@ -10,7 +10,7 @@
 //! | `etcd_endpoints` (comma-separated) | `SHARDMETA_ETCD_ENDPOINTS` |
 //! | `election_ttl_ms` | `SHARDMETA_ELECTION_TTL_MS` |
 //! | `log_level` | `SHARDMETA_LOG_LEVEL` |
-//! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms`, `load_window_ms` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
+//! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms`, `load_window_ms`, `node_settle_heartbeats` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
 //! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
 //!
 //! | `[scheduler]`: `paused`, `overfull_pct`, `load_floor_units`, … (`SchedulerSettings`) | `SHARDMETA_SCHEDULER_PAUSED`, … ; a running cluster's change with `metactl scheduler set` |
@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub tick_interval_ms: u64,
     /// The window over which shard loads are averaged; decisions trust a load after 3.
     pub load_window_ms: u64,
+    /// Heartbeats a node sends before it is given replicas: a one-shot sender gets none.
+    pub node_settle_heartbeats: u32,
     /// Largest gRPC message accepted or sent.
     pub message_bytes_max: usize,
     pub default_cluster: DefaultCluster,
@@ -96,6 +98,7 @@ impl Default for ServerConfig {
             clock_drift_ms: core.clock_drift_ms,
             tick_interval_ms: core.tick_interval_ms,
             load_window_ms: core.load_window_ms,
+            node_settle_heartbeats: core.node_settle_heartbeats,
             message_bytes_max: 16 * 1024 * 1024,
             default_cluster: DefaultCluster::default(),
             scheduler: core.scheduler,
@@ -164,6 +167,7 @@ impl ServerConfig {
             "CLOCK_DRIFT_MS" => self.clock_drift_ms = parse(var, value)?,
             "TICK_INTERVAL_MS" => self.tick_interval_ms = parse(var, value)?,
             "LOAD_WINDOW_MS" => self.load_window_ms = parse(var, value)?,
+            "NODE_SETTLE_HEARTBEATS" => self.node_settle_heartbeats = parse(var, value)?,
             "MESSAGE_BYTES_MAX" => self.message_bytes_max = parse(var, value)?,
             "DEFAULT_CLUSTER_NAME" => dc.name = value.into(),
             "DEFAULT_CLUSTER_SHARD_COUNT" => dc.shard_count = parse(var, value)?,
@@ -219,6 +223,7 @@ impl ServerConfig {
             clock_drift_ms: self.clock_drift_ms,
             tick_interval_ms: self.tick_interval_ms,
             load_window_ms: self.load_window_ms,
+            node_settle_heartbeats: self.node_settle_heartbeats,
             default_cluster: Some(self.default_cluster_spec()?),
             scheduler: self.scheduler,
             ..CoreConfig::default()

@@ -220,6 +220,8 @@ pub fn steady_cluster_of(count: u64, shards: u32, followers: u32) -> (Harness, V
 /// The same, with a leader of `config`, and node `i` (from 0) in zone `zones[i % len]` when
 /// `zones` names any.
 pub fn steady_cluster_configured(config: CoreConfig, count: u64, shards: u32, followers: u32, zones: &[&str]) -> (Harness, Vec<Node>) {
+    // A node takes shards once it has sent the settle count of heartbeats.
+    let rounds = 5 + config.node_settle_heartbeats;
     let mut h = Harness::leader_with(config);
     // Assignment waits for every node, so that followers spread over all of them.
     h.create_cluster_of(shards, followers, count as u32);
@@ -229,7 +231,7 @@ pub fn steady_cluster_configured(config: CoreConfig, count: u64, shards: u32, fo
             n.zone = zones[i % zones.len()].to_string();
         }
     }
-    for _ in 0..4 {
+    for _ in 0..rounds {
         round(&mut h, &mut nodes, 600);
     }
     for s in 0..shards {
@@ -240,7 +242,12 @@ pub fn steady_cluster_configured(config: CoreConfig, count: u64, shards: u32, fo
 
 /// Every node in `nodes` heartbeats and hears what meta sends; then `ms` pass.
 pub fn round(h: &mut Harness, nodes: &mut [Node], ms: u64) {
-    for i in 0..nodes.len() {
+    round_without(h, nodes, None, ms);
+}
+
+/// A round in which node `silent`, if any, does not heartbeat.
+pub fn round_without(h: &mut Harness, nodes: &mut [Node], silent: Option<usize>, ms: u64) {
+    for i in (0..nodes.len()).filter(|&i| Some(i) != silent) {
         nodes[i].heartbeat(h).unwrap();
         let outs = h.settle();
         nodes.iter_mut().for_each(|n| n.receive(&outs));
@@ -248,6 +255,31 @@ pub fn round(h: &mut Harness, nodes: &mut [Node], ms: u64) {
     h.advance(ms);
     let outs = h.settle();
     nodes.iter_mut().for_each(|n| n.receive(&outs));
+}
+
+/// Node `i` restarts at `endpoint` while the others keep heartbeating. Its old incarnation
+/// owns its name until that lease ends, so the new one is refused until then; then it takes
+/// over and settles.
+pub fn restart_elsewhere(h: &mut Harness, nodes: &mut [Node], i: usize, endpoint: &str) {
+    nodes[i].restart();
+    nodes[i].endpoint = endpoint.into();
+    let refused = nodes[i].heartbeat(h);
+    assert!(matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("is live as incarnation")), "{refused:?}");
+    let lease = h.core.config().lease_ms;
+    for _ in 0..lease / 1_000 + 1 {
+        round_without(h, nodes, Some(i), 1_000);
+    }
+    for _ in 0..h.core.config().node_settle_heartbeats {
+        round(h, nodes, 500);
+    }
+}
+
+/// Node `name` of cluster `c`, as listed.
+pub fn node_info(h: &mut Harness, name: &str) -> NodeInfo {
+    match h.call(Request::ListNodes { cluster: "c".into(), page: PageRequest::default() }) {
+        Ok(Response::Nodes(ns)) => ns.items.into_iter().find(|n| n.name == name).expect("the node is listed"),
+        other => panic!("{other:?}"),
+    }
 }
 
 pub fn shard_statuses(h: &mut Harness) -> Vec<ShardInfo> {

@@ -125,9 +125,11 @@ impl Effects for MetaEffects<'_> {
     }
 
     fn close_stream(&mut self, session: SessionId, _: Option<String>, error: MetaError) {
-        // A well-behaved node is refused only by a meta that does not lead, or before its
-        // cluster exists (or while it is being created).
-        let expected = matches!(error, MetaError::NotLeader | MetaError::NotFound(_) | MetaError::Unavailable(_));
+        // A well-behaved node is refused only by a meta that does not lead, before its cluster
+        // exists (or while it is being created), or after a restart while its old incarnation's
+        // lease lives.
+        let restarted = matches!(&error, MetaError::FailedPrecondition(m) if m.contains("is live as incarnation"));
+        let expected = restarted || matches!(error, MetaError::NotLeader | MetaError::NotFound(_) | MetaError::Unavailable(_));
         assert!(expected, "a well-behaved node's heartbeat was refused: {error}");
         if let Some(&n) = self.world.sessions.get(&session) {
             self.world.send(Addr::Meta(self.meta), Addr::Node(n), Msg::HeartbeatRefused { session });

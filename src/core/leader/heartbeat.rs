@@ -41,6 +41,10 @@ impl Leader {
         let Some(&node) = cluster.node_by_name.get(hb.node.as_str()) else {
             return self.register(ctx, cid, session, hb);
         };
+        let rt = &self.clusters[&cid];
+        if let Some(conflict) = rt.node(node).conflict(hb, ctx.now, ctx.config.lease()) {
+            return Err(MetaError::FailedPrecondition(conflict));
+        }
         let known = cluster.node(node);
         if known.endpoint != hb.endpoint || known.zone != hb.zone {
             self.update_node(ctx, cid, node, hb)?;

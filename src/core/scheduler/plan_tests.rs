@@ -34,16 +34,28 @@ fn plan(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, now: Instant) -> Vec<
     Planner::new(cluster, rt, now, &CoreConfig::default()).plan()
 }
 
-/// A new leader's runtime after every node of `nodes` has heartbeat once.
+/// A new leader's runtime after every node of `nodes` has settled (heartbeat enough times to
+/// be admitted).
 fn heard(cluster: &ClusterCatalog, nodes: u32) -> ClusterRuntime {
     let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
     for id in 0..nodes {
-        rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &heartbeat(id), T0);
+        speak(cluster, &mut rt, id);
     }
     rt
 }
 
-/// Just enough of node `id`'s first heartbeat for the runtime to count the node as heard.
+/// Node `id` sends the settle count of heartbeats, the last with sequence number
+/// [`SETTLED_SEQ`].
+fn speak(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, id: u32) {
+    for seq in 1..=SETTLED_SEQ {
+        let hb = Heartbeat { seq, ..heartbeat(id) };
+        rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
+    }
+}
+
+const SETTLED_SEQ: u64 = CoreConfig::DEFAULT_SETTLE_HEARTBEATS as u64;
+
+/// Just enough of a heartbeat from node `id` for the runtime to count the node as heard.
 fn heartbeat(id: u32) -> Heartbeat {
     let (node, endpoint) = (format!("n{id}"), format!("n{id}:1"));
     Heartbeat { cluster: "c".into(), node, endpoint, zone: String::new(), incarnation: 1, seq: 1, stats: Default::default(), shards: vec![], tables: vec![], load_rejections: 0 }
@@ -58,6 +70,8 @@ fn inherited_nodes_take_no_new_shards_until_they_heartbeat() {
     let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
     assert_eq!(plan(cluster, &mut rt, T0), vec![]);
     rt.heard_from(cluster, NodeId(1), SessionId(2), &heartbeat(1), T0);
+    assert_eq!(plan(cluster, &mut rt, T0), vec![], "one heartbeat does not admit a node");
+    speak(cluster, &mut rt, 1);
     let moves = plan(cluster, &mut rt, T0);
     assert_eq!(moves.iter().map(|m| m.record.leader).collect::<Vec<_>>(), vec![Some(1), Some(1)], "only the node heard from");
 }
@@ -200,7 +214,7 @@ fn nodes_balance_by_utilization_not_raw_load() {
         let mut rt = heard(cluster, 2);
         for (id, capacity) in [(0, 2.0), (1, 1.0)] {
             let mut hb = heartbeat(id);
-            (hb.seq, hb.stats.capacity) = (2, capacity);
+            (hb.seq, hb.stats.capacity) = (SETTLED_SEQ + 1, capacity);
             rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
         }
         let now = warm(cluster, &mut rt, &[100.0; 6]);

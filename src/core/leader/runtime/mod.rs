@@ -84,7 +84,7 @@ impl ClusterRuntime {
     /// failover by itself.
     pub fn new(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> ClusterRuntime {
         let mut rt = ClusterRuntime {
-            nodes: Nodes::default(),
+            nodes: Nodes::new(config.node_settle_heartbeats),
             leases: Leases::inherited(cluster, now, config),
             intent: Intent::of(cluster),
             in_flight: InFlight::default(),
@@ -379,16 +379,14 @@ impl ClusterRuntime {
     /// A heartbeat from `node`: it is online. `false` for a duplicate or reordered heartbeat,
     /// which must not extend any lease.
     pub fn heard_from(&mut self, cluster: &ClusterCatalog, node: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
-        let fresh = self.nodes.heard(node, session, hb, now);
-        if fresh {
-            let n = self.nodes.get(node);
-            let woke = !(n.online && n.heard);
-            self.deficit_scan_due |= self.nodes.update(node, |n| (n.online, n.heard) = (true, true));
-            if woke {
-                self.reindex_led_by(cluster, node);
-            }
+        let Some(heard) = self.nodes.heard(node, session, hb, now) else {
+            return false;
+        };
+        self.deficit_scan_due |= heard.placeable;
+        if heard.woke {
+            self.reindex_led_by(cluster, node);
         }
-        fresh
+        true
     }
 
     /// Marks offline every node silent for longer than a lease. New tables then avoid the

@@ -20,6 +20,16 @@ pub struct NodeRuntime {
     /// for a lease of grace (so that a meta failover moves no shard by itself), but it is no
     /// target for new replicas or leaders until it speaks: it may have been down all along.
     pub heard: bool,
+    /// Where the current incarnation said it serves. With the incarnation, this is the identity
+    /// a live node owns: see [`NodeRuntime::conflict`].
+    pub endpoint: String,
+    /// Heartbeats of the current incarnation this leader has heard, counted up to the settle
+    /// count.
+    pub beats: u32,
+    /// The current incarnation has sent the settle count of heartbeats to this leader, so it
+    /// may take new replicas and leaders: a one-shot sender, or a node that keeps restarting,
+    /// gets none.
+    pub admitted: bool,
     /// Mirrors the node record: the node takes no new replicas.
     pub draining: bool,
     pub stats: NodeStats,
@@ -42,6 +52,9 @@ impl NodeRuntime {
             last_heartbeat: now,
             online: true,
             heard,
+            endpoint: String::new(),
+            beats: 0,
+            admitted: false,
             draining: false,
             stats: NodeStats::default(),
             leaders: 0,
@@ -52,7 +65,7 @@ impl NodeRuntime {
 
     /// Whether new replicas and leaders may go to the node.
     pub fn placeable(&self) -> bool {
-        self.staying() && self.heard
+        self.staying() && self.heard && self.admitted
     }
 
     /// Whether the replicas the node holds stay there: it is online and not draining. (A node
@@ -60,6 +73,36 @@ impl NodeRuntime {
     pub fn staying(&self) -> bool {
         self.online && !self.draining
     }
+
+    /// Why `hb`, which names this node, must be refused: it comes from another incarnation, or
+    /// from another endpoint, while this leader has heard the node's current incarnation within
+    /// a lease. A live incarnation owns its name; once its lease has run out, a new one takes
+    /// over (a restart). A node inherited from an earlier meta leader and not yet heard has no
+    /// owner yet: the first incarnation to speak takes it.
+    pub fn conflict(&self, hb: &Heartbeat, now: Instant, lease: Duration) -> Option<String> {
+        let live = self.beats > 0 && self.online && now <= self.last_heartbeat + lease;
+        if !live || (hb.incarnation == self.incarnation && hb.endpoint == self.endpoint) {
+            return None;
+        }
+        let ends_in = (self.last_heartbeat + lease).0.saturating_sub(now.0);
+        let claim = if hb.incarnation != self.incarnation {
+            format!("incarnation {} at {:?}", hb.incarnation, hb.endpoint)
+        } else {
+            format!("endpoint {:?}", hb.endpoint)
+        };
+        Some(format!(
+            "node {:?} is live as incarnation {} at {:?}, whose lease ends in {ends_in} ms unless it heartbeats; refusing {claim}",
+            hb.node, self.incarnation, self.endpoint
+        ))
+    }
+}
+
+/// What one fresh heartbeat changed about its node.
+pub struct Heard {
+    /// The node was offline, or not yet heard by this leader: the shards it leads change class.
+    pub woke: bool,
+    /// The node became placeable.
+    pub placeable: bool,
 }
 
 /// Placeable nodes (online, not draining) ordered by how loaded they are.
@@ -108,13 +151,19 @@ impl LoadIndex {
 }
 
 /// Every node of the cluster, by id, with the load index over them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Nodes {
     list: Vec<NodeRuntime>,
     load: LoadIndex,
+    /// Heartbeats an incarnation sends before it is admitted (at least 1).
+    settle: u32,
 }
 
 impl Nodes {
+    pub fn new(settle_heartbeats: u32) -> Nodes {
+        Nodes { list: Vec::new(), load: LoadIndex::default(), settle: settle_heartbeats.max(1) }
+    }
+
     pub fn get(&self, id: NodeId) -> &NodeRuntime {
         &self.list[id.index()]
     }
@@ -170,21 +219,34 @@ impl Nodes {
         }
     }
 
-    /// A heartbeat from the node arrived over `session`. `false` for a duplicate or reordered
-    /// one, which must not extend any lease. (Placeability then changes through `update`.)
-    pub(super) fn heard(&mut self, id: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
-        let n = &mut self.list[id.index()];
+    /// A heartbeat from the node arrived over `session`: the node is online and heard, and
+    /// admitted once its incarnation has sent the settle count. `None` for a duplicate or
+    /// reordered heartbeat, which must not extend any lease.
+    pub(super) fn heard(&mut self, id: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> Option<Heard> {
+        let n = &self.list[id.index()];
         if n.incarnation == hb.incarnation && hb.seq <= n.last_seq {
-            return false;
+            return None;
         }
         assert!(now >= n.last_heartbeat, "meta's clock runs forward");
-        n.incarnation = hb.incarnation;
-        n.last_seq = hb.seq;
-        n.session = Some(session);
-        n.last_heartbeat = now;
-        n.stats = hb.stats;
-        n.load_rejections = n.load_rejections.saturating_add(hb.load_rejections as u64);
-        true
+        let woke = !(n.online && n.heard);
+        let settle = self.settle;
+        let placeable = self.update(id, |n| {
+            if n.incarnation != hb.incarnation || n.beats == 0 {
+                // A new incarnation (a restart, or the first this leader hears) settles anew.
+                n.incarnation = hb.incarnation;
+                n.endpoint.clone_from(&hb.endpoint);
+                n.beats = 0;
+            }
+            n.beats = (n.beats + 1).min(settle);
+            n.admitted = n.beats >= settle;
+            (n.online, n.heard) = (true, true);
+            n.last_seq = hb.seq;
+            n.session = Some(session);
+            n.last_heartbeat = now;
+            n.stats = hb.stats;
+            n.load_rejections = n.load_rejections.saturating_add(hb.load_rejections as u64);
+        });
+        Some(Heard { woke, placeable })
     }
 
     /// Online nodes not heard from for longer than `silence`.
