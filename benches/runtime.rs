@@ -196,6 +196,14 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn get_tables(&self, _: Request<proto::GetTablesRequest>) -> Result<Response<proto::GetTablesResponse>, Status> {
+        only_heartbeats()
+    }
+
+    async fn get_table(&self, _: Request<proto::GetTableRequest>) -> Result<Response<proto::GetTableResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn list_nodes(&self, _: Request<proto::ListNodesRequest>) -> Result<Response<proto::ListNodesResponse>, Status> {
         only_heartbeats()
     }

@@ -214,6 +214,17 @@ pub fn table_info(t: &TableInfo) -> proto::TableInfo {
     }
 }
 
+pub fn table_detail(t: &TableDetail) -> proto::TableDetail {
+    proto::TableDetail {
+        info: Some(table_info(&t.info)),
+        version: t.version,
+        encoded_schema: t.encoded_schema.clone(),
+        options: t.options.clone().into_iter().collect(),
+        partition_rule: t.partition_rule.clone().unwrap_or_default(),
+        parent: t.parent.map_or(0, |p| p.0),
+    }
+}
+
 fn endpoint(e: &Endpoint) -> proto::NodeEndpoint {
     proto::NodeEndpoint { name: e.name.clone(), endpoint: e.endpoint.clone() }
 }
@@ -244,6 +255,7 @@ pub fn node_info(n: &NodeInfo) -> proto::NodeInfo {
         replicas: n.replicas,
         stats: Some(node_stats(s)),
         load_rejections: n.load_rejections,
+        admitted: n.admitted,
     }
 }
 

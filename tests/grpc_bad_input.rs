@@ -68,6 +68,14 @@ async fn bad_requests_get_clear_statuses_and_write_nothing() {
     let status = c.create_table(oversized).await.expect_err("over the message limit");
     assert!(matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange | Code::Internal), "{status:?}");
 
+    let get = |tables: Vec<String>| proto::GetTablesRequest { header: header("default"), schema: String::new(), tables };
+    expect(c.get_tables(get(vec!["ok".into(), "nope".into()])).await, Code::NotFound, "table \"nope\"");
+    expect(c.get_tables(get(vec!["ok".into(); 10_001])).await, Code::InvalidArgument, "limit is 10000");
+    let one = proto::GetTableRequest { header: header("default"), schema: String::new(), table: "ok".into() };
+    let got = c.get_table(one.clone()).await.unwrap().into_inner().table.expect("the table");
+    assert_eq!((got.info.as_ref().map(|i| i.name.as_str()), got.version), (Some("ok"), 1));
+    expect(c.get_table(proto::GetTableRequest { table: "nope".into(), ..one }).await, Code::NotFound, "table \"nope\"");
+
     let drain = |node: &str| proto::DrainNodeRequest { header: header("default"), node: node.into(), cancel: false };
     expect(c.drain_node(drain("ghost")).await, Code::NotFound, "node \"ghost\"");
 

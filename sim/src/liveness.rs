@@ -165,7 +165,8 @@ impl Sim {
     async fn await_settled(&self, within: Duration) -> Result<Ms, String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if self.nodes.iter().filter(|n| n.is_up()).all(|n| n.view.in_contact(IN_CONTACT)) && self.changes_pending().await == Some(0) {
+            let in_contact = self.nodes.iter().filter(|n| n.is_up()).all(|n| n.view.in_contact(IN_CONTACT));
+            if in_contact && self.changes_pending().await == Some(0) && self.all_admitted().await {
                 let (catalog, read_at) = self.fresh_read().await;
                 if catalog.is_some_and(|c| self.settled(&c)) && (!self.spec.skewed_load || self.plan_quiet().await) {
                     return Ok(read_at);
@@ -213,6 +214,18 @@ impl Sim {
 
     /// Changes the meta leader has decided for the default cluster that storage has not yet
     /// acknowledged; None if no leader answers.
+    /// Every node that is up is admitted by the meta leader (its incarnation has settled), so
+    /// no scheduler move waits for one of them.
+    async fn all_admitted(&self) -> bool {
+        let up: Vec<String> = self.nodes.iter().filter(|n| n.is_up()).map(|n| n.view.name.clone()).collect();
+        self.with_meta(|mut m| async move {
+            let listed = m.call(|mut c| async move { c.list_nodes(proto::ListNodesRequest { header: header(), ..Default::default() }).await }).await.ok()?;
+            Some(up.iter().all(|name| listed.nodes.iter().any(|n| &n.name == name && n.admitted)))
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     async fn changes_pending(&self) -> Option<u32> {
         self.with_meta(|mut m| async move {
             let view = m.call(|mut c| async move { c.cluster_view(proto::ClusterViewRequest { header: header() }).await }).await.ok()?;

@@ -42,7 +42,11 @@ pub struct CoreConfig {
     pub option_bytes_max: usize,
     /// Sub-tables of one partitioned table; they and their shards fit one transaction.
     pub partitions_max: u32,
+    /// Table names in one route or get request.
     pub tables_per_route_max: usize,
+    /// Encoded-schema bytes in one get-tables answer, so that it fits a gRPC message: ask for
+    /// fewer tables past it.
+    pub table_details_bytes_max: usize,
     /// Items in a listing page when the request names no size.
     pub list_page_default: u32,
     /// The most items in one listing page: a page is built inside the core's loop, so its size
@@ -151,6 +155,7 @@ impl Default for CoreConfig {
             option_bytes_max: 4 * 1024,
             partitions_max: 32,
             tables_per_route_max: 10_000,
+            table_details_bytes_max: 8 << 20,
             list_page_default: 1_000,
             list_page_max: 10_000,
             list_scan_max: 100_000,
@@ -214,6 +219,7 @@ impl CoreConfig {
             ("split_tables_max", self.split_tables_max as u64),
             ("procedure_step_timeout_ms", self.procedure_step_timeout_ms),
             ("procedure_timeout_ms", self.procedure_timeout_ms),
+            ("table_details_bytes_max", self.table_details_bytes_max as u64),
             ("node_settle_heartbeats", self.node_settle_heartbeats as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {

@@ -181,7 +181,10 @@ pub enum Request {
     CreateSchema { cluster: String, name: String, if_not_exists: bool },
     CreateTable(CreateTable),
     DropTable { cluster: String, schema: String, name: String },
+    /// Routes of the named tables; a partitioned table's route is followed by its sub-tables'.
     RouteTables { cluster: String, schema: String, tables: Vec<String> },
+    /// Everything stored about the named tables, for a frontend that plans over them.
+    GetTables { cluster: String, schema: String, tables: Vec<String> },
     ListNodes { cluster: String, page: PageRequest },
     /// Moves every replica off the node and places nothing new on it; `cancel` ends that.
     DrainNode { cluster: String, node: String, cancel: bool },

@@ -90,6 +90,7 @@ pub enum Response {
     TableCreated { table: TableInfo, created: bool },
     TableDropped { id: TableId },
     Routes { epoch: Epoch, routes: Vec<TableRoute> },
+    TableDetails { epoch: Epoch, tables: Vec<TableDetail> },
     Nodes(Page<NodeInfo>),
     /// A node after a drain or its cancellation.
     Node(NodeInfo),
@@ -211,6 +212,21 @@ pub struct Endpoint {
     pub endpoint: String,
 }
 
+/// Everything meta stores about a table. A sub-table shares its parent's encoded schema and
+/// options, and is answered with them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableDetail {
+    pub info: TableInfo,
+    /// 1 at creation, bumped by every change to the encoded schema or options.
+    pub version: u32,
+    pub encoded_schema: Vec<u8>,
+    pub options: std::collections::BTreeMap<String, String>,
+    /// A partitioned table's partition rule, opaque to meta.
+    pub partition_rule: Option<Vec<u8>>,
+    /// A sub-table's partitioned parent.
+    pub parent: Option<TableId>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableRoute {
     pub table: String,
@@ -242,6 +258,9 @@ pub struct NodeInfo {
     pub stats: super::input::NodeStats,
     /// Load values in its heartbeats that had to be clamped.
     pub load_rejections: u64,
+    /// Online, and its incarnation has sent the settle count of heartbeats to this leader: it
+    /// may take new replicas.
+    pub admitted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

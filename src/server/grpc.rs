@@ -259,6 +259,38 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn get_tables(&self, request: Request<proto::GetTablesRequest>) -> Result<Response<proto::GetTablesResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                let schema = if m.schema.is_empty() { "public".into() } else { m.schema };
+                Ok(core::Request::GetTables { cluster: convert::cluster_name(&m.header)?, schema, tables: m.tables })
+            },
+            |r| match r {
+                core::Response::TableDetails { epoch, tables } => proto::GetTablesResponse { epoch: epoch.0, tables: tables.iter().map(convert::table_detail).collect() },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.get_tables(r).await }),
+        )
+        .await
+    }
+
+    async fn get_table(&self, request: Request<proto::GetTableRequest>) -> Result<Response<proto::GetTableResponse>, Status> {
+        self.unary(
+            request,
+            |m| {
+                let schema = if m.schema.is_empty() { "public".into() } else { m.schema };
+                Ok(core::Request::GetTables { cluster: convert::cluster_name(&m.header)?, schema, tables: vec![m.table] })
+            },
+            |r| match r {
+                core::Response::TableDetails { epoch, tables } => proto::GetTableResponse { epoch: epoch.0, table: tables.first().map(convert::table_detail) },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.get_table(r).await }),
+        )
+        .await
+    }
+
     async fn list_nodes(&self, request: Request<proto::ListNodesRequest>) -> Result<Response<proto::ListNodesResponse>, Status> {
         self.unary(
             request,

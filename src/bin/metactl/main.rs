@@ -138,6 +138,14 @@ enum TableCmd {
         #[arg(long)]
         schema: Option<String>,
     },
+    /// Everything meta stores about tables: version, encoded schema (hex), options, partition
+    /// rule and sub-tables.
+    Get {
+        #[arg(long, default_value = "public")]
+        schema: String,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,7 +202,11 @@ pub(crate) fn round2(x: f64) -> f64 {
 }
 
 fn node_json(n: &proto::NodeInfo) -> Value {
-    let state = if n.state == proto::NodeState::Online as i32 { "online" } else { "offline" };
+    let state = match (n.state == proto::NodeState::Online as i32, n.admitted) {
+        (false, _) => "offline",
+        (true, false) => "settling",
+        (true, true) => "online",
+    };
     json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state,
            "shards": n.shards, "replicas": n.replicas, "draining": n.draining,
            "capacity": n.stats.as_ref().map_or(0.0, |s| s.capacity), "load_rejections": n.load_rejections})
@@ -262,6 +274,11 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let req = proto::ListTablesRequest { header: header(cluster), schema: schema.clone().unwrap_or_default(), ..Default::default() };
             rows(args, meta, req, |t| json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard})).await?
         }
+        Command::Table(TableCmd::Get { schema, names }) => {
+            let req = proto::GetTablesRequest { header: header(cluster), schema: schema.clone(), tables: names.clone() };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.get_tables(req).await } }).await?;
+            Value::Array(r.tables.iter().map(table_detail_json).collect())
+        }
         Command::Route { schema, tables } => {
             let req = proto::RouteTablesRequest { header: header(cluster), schema: schema.clone(), tables: tables.clone() };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.route_tables(req).await } }).await?;
@@ -306,6 +323,16 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
 
 /// Follows every page of a listing. With `jsonl` output each row is printed as its page
 /// arrives (and `Null` returned); otherwise the rows are collected.
+fn table_detail_json(t: &proto::TableDetail) -> Value {
+    let info = t.info.clone().unwrap_or_default();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    json!({"id": info.id, "schema": info.schema, "name": info.name, "shard": info.shard, "version": t.version,
+           "encoded_schema_bytes": t.encoded_schema.len(), "encoded_schema_hex": hex(&t.encoded_schema),
+           "options": t.options.iter().collect::<std::collections::BTreeMap<_, _>>(),
+           "partition_rule_hex": hex(&t.partition_rule), "sub_tables": info.sub_tables,
+           "parent": (t.parent != 0).then_some(t.parent)})
+}
+
 async fn rows<R: Paged>(args: &Args, meta: &mut MetaClient, req: R, json: impl Fn(&R::Item) -> Value) -> Result<Value, Status> {
     let stream = args.output == Output::Jsonl;
     let mut all = Vec::new();

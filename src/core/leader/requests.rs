@@ -75,14 +75,12 @@ impl Leader {
             Request::CreateTable(ct) => self.create_table(ctx, id, ct),
             Request::DropTable { cluster, schema, name } => self.drop_table(ctx, id, cluster, schema, name),
             Request::RouteTables { cluster, schema, tables } => {
-                if tables.len() > ctx.config.tables_per_route_max {
-                    return Err(MetaError::InvalidArgument(format!(
-                        "{} tables in one route request; the limit is {}",
-                        tables.len(),
-                        ctx.config.tables_per_route_max
-                    )));
-                }
+                check_table_count(tables, ctx.config)?;
                 reply(views::routes(self.cluster(cluster, ctx.config)?.0, schema, tables)?)
+            }
+            Request::GetTables { cluster, schema, tables } => {
+                check_table_count(tables, ctx.config)?;
+                reply(views::table_details(self.cluster(cluster, ctx.config)?.0, schema, tables, ctx.config)?)
             }
             Request::ListNodes { cluster, page } => {
                 let (c, rt) = self.cluster(cluster, ctx.config)?;
@@ -260,13 +258,14 @@ impl Leader {
             options: ct.options.clone(),
             parent: None,
             partition: None,
+            version: 1,
         }];
         if let Some(p) = &ct.partition {
             let subs: Vec<u64> = (0..p.partition_count).map(|_| rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations)).collect();
             for (i, &sub) in subs.iter().enumerate() {
                 // Sub-tables share the parent's schema and options; storing them once keeps the
                 // whole create inside one transaction's size.
-                tables.push(TableRecord { id: sub, schema: sid.0, name: format!("__{}_{i}", ct.name), parent: Some(parent_id), ..Default::default() });
+                tables.push(TableRecord { id: sub, schema: sid.0, name: format!("__{}_{i}", ct.name), parent: Some(parent_id), version: 1, ..Default::default() });
             }
             tables[0].partition = Some(PartitionRecord { encoded: p.encoded.clone(), sub_tables: subs });
         }
@@ -420,6 +419,14 @@ fn check_table_request(ctx: &Ctx, ct: &CreateTable) -> MetaResult<()> {
                 p.partition_count, cfg.partitions_max
             )));
         }
+    }
+    Ok(())
+}
+
+/// A route or get request names at most `tables_per_route_max` tables.
+fn check_table_count(tables: &[String], config: &CoreConfig) -> MetaResult<()> {
+    if tables.len() > config.tables_per_route_max {
+        return Err(MetaError::InvalidArgument(format!("{} tables in one request; the limit is {}", tables.len(), config.tables_per_route_max)));
     }
     Ok(())
 }

@@ -45,24 +45,61 @@ fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {
     Endpoint { name: n.name.clone(), endpoint: n.endpoint.clone() }
 }
 
-pub fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult<Response> {
+/// The named tables of `schema`, in order; `NotFound` names the first that is missing.
+fn named<'a>(c: &'a ClusterCatalog, schema: &str, tables: &'a [String]) -> MetaResult<Vec<(TableId, &'a Table)>> {
     let sid = schema_id(c, schema)?;
+    let find = |name: &String| c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")));
+    tables.iter().map(find).collect()
+}
+
+/// Routes of the named tables. A partitioned table's route is followed by those of its
+/// sub-tables, which hold its rows, so that one answer covers a query over it.
+pub fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult<Response> {
     let mut routes = Vec::with_capacity(tables.len());
-    for name in tables {
-        let (id, t) = c
-            .table_by_name(sid, name)
-            .ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
+    let route = |id: TableId, t: &Table| {
         let s = c.shard(ShardId(t.shard));
-        routes.push(TableRoute {
-            table: name.clone(),
+        TableRoute {
+            table: t.name.to_string(),
             table_id: id,
             shard: ShardId(s.id),
             version: Version(s.version),
             leader: s.leader.map(|l| endpoint(c, l)),
             followers: s.followers.iter().map(|&f| endpoint(c, f)).collect(),
-        });
+        }
+    };
+    for (id, t) in named(c, schema, tables)? {
+        routes.push(route(id, t));
+        let subs = t.partition().map_or(&[][..], |p| &p.sub_tables[..]);
+        routes.extend(subs.iter().map(|&sub| route(TableId(sub), c.table(TableId(sub)))));
     }
     Ok(Response::Routes { epoch: c.epoch, routes })
+}
+
+/// Everything stored about the named tables. A sub-table is answered with its parent's
+/// encoded schema and options, which it shares.
+pub fn table_details(c: &ClusterCatalog, schema: &str, tables: &[String], cfg: &CoreConfig) -> MetaResult<Response> {
+    let mut details = Vec::with_capacity(tables.len());
+    let mut bytes = 0usize;
+    for (id, t) in named(c, schema, tables)? {
+        let owner = t.parent().map_or(t, |p| c.table(TableId(p)));
+        bytes = bytes.saturating_add(owner.encoded_schema.len());
+        if bytes > cfg.table_details_bytes_max {
+            return Err(MetaError::ResourceExhausted(format!(
+                "the encoded schemas of these {} tables pass {} bytes, the most one answer carries; ask for fewer",
+                tables.len(),
+                cfg.table_details_bytes_max
+            )));
+        }
+        details.push(TableDetail {
+            info: table_info(c, id, t),
+            version: owner.version,
+            encoded_schema: owner.encoded_schema.to_vec(),
+            options: owner.extra.as_ref().map(|e| e.options.clone()).unwrap_or_default(),
+            partition_rule: t.partition().map(|p| p.encoded.clone()),
+            parent: t.parent().map(TableId),
+        });
+    }
+    Ok(Response::TableDetails { epoch: c.epoch, tables: details })
 }
 
 pub fn nodes(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &CoreConfig) -> Page<NodeInfo> {
@@ -82,6 +119,7 @@ pub fn node_info(c: &ClusterCatalog, rt: &ClusterRuntime, id: NodeId) -> NodeInf
         replicas: held.len() as u32,
         stats: live.stats,
         load_rejections: live.load_rejections,
+        admitted: live.online && live.admitted,
     }
 }
 

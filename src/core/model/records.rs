@@ -85,6 +85,10 @@ pub struct TableRecord {
     /// Set on a partitioned table.
     #[prost(message, optional, tag = "8")]
     pub partition: Option<PartitionRecord>,
+    /// 1 at creation; each change to the encoded schema or options bumps it, so a client can
+    /// tell a stale copy and compare-and-set on it.
+    #[prost(uint32, tag = "9")]
+    pub version: u32,
 }
 
 /// A leader transfer in progress: the shard's side of a transfer procedure. While it is set,

@@ -17,6 +17,8 @@ use crate::core::ids::{SchemaId, TableId};
 pub struct Table {
     pub schema: SchemaId,
     pub shard: u32,
+    /// Sits in what would be padding after `shard`: it costs no memory.
+    pub version: u32,
     pub name: Box<str>,
     pub encoded_schema: Box<[u8]>,
     pub extra: Option<Box<TableExtra>>,
@@ -39,6 +41,7 @@ impl Table {
         let table = Table {
             schema: SchemaId(r.schema),
             shard: r.shard,
+            version: r.version,
             name: r.name.into_boxed_str(),
             encoded_schema: r.encoded_schema.into_boxed_slice(),
             extra,
@@ -57,6 +60,7 @@ impl Table {
             options: extra.options,
             parent: extra.parent,
             partition: extra.partition,
+            version: self.version,
         }
     }
 
@@ -179,6 +183,7 @@ mod tests {
             options: [("ttl".to_string(), "7d".to_string())].into(),
             parent: None,
             partition: Some(PartitionRecord { encoded: vec![4], sub_tables: vec![10] }),
+            version: 4,
         };
         let (id, t) = Table::from_record(r.clone());
         assert_eq!(t.to_record(id), r);
