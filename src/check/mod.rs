@@ -5,6 +5,7 @@
 
 mod moves;
 pub mod replay;
+pub mod heartbeat_fuzz;
 pub mod snapshot_fuzz;
 
 pub use moves::LeaderMoves;
