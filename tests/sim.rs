@@ -74,6 +74,7 @@ fn seeds_hold_every_invariant() {
             ("routed write accepted", total.writes_accepted),
             ("meta leader change", total.leader_changes),
             ("node drained", total.nodes_drained),
+            ("impostor refused", total.impostors_refused),
             ("shard split", total.procedures.split_shards),
             ("shard merged and retired", total.procedures.retired_shards),
             ("procedure rolled back", total.procedures.rollbacks),

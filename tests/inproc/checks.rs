@@ -189,12 +189,18 @@ impl World {
         if let Some((n, held)) = c.nodes.iter().zip(&c.node_shards).find(|(n, held)| n.draining && !held.is_empty()) {
             return Err(self.fail(format!("L3: draining node {} still holds shards {held:?}", n.name), None));
         }
+        // A one-shot sender is registered, but it must never have been given a replica.
+        let one_shot = |name: &str| name.starts_with(super::fault_events::ONE_SHOT_PREFIX);
+        if let Some((n, held)) = c.nodes.iter().zip(&c.node_shards).find(|(n, held)| one_shot(&n.name) && !held.is_empty()) {
+            return Err(self.fail(format!("one-shot sender {} holds shards {held:?}", n.name), None));
+        }
         if self.mix.topology == Topology::Dynamic {
-            // Every node runs again after the heal: the placeable ones are those not draining.
-            check::leaders_balanced(c, |n| !n.draining).map_err(|e| self.fail(e, None))?;
+            // Every node runs again after the heal: the placeable ones are those not draining
+            // (and not one-shot senders, long gone).
+            check::leaders_balanced(c, |n| !n.draining && !one_shot(&n.name)).map_err(|e| self.fail(e, None))?;
             // S5's zone spread once every node is back: replicas crowded into the zones that
             // stayed during an outage have been spread again.
-            check::zone_spread(c, |n| !c.node(n).draining).map_err(|v| self.fail(v.to_string(), None))?;
+            check::zone_spread(c, |n| !c.node(n).draining && !one_shot(&c.node(n).name)).map_err(|v| self.fail(v.to_string(), None))?;
         }
         if END_MS - self.last_topology_change.0 < QUIET_WINDOW_MS {
             return Err(self.fail(format!("L3: topology still changing at {} ms", self.last_topology_change.0), None));

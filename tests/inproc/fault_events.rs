@@ -19,6 +19,10 @@ pub(super) enum Fault {
     Merge(u32, u32),
     /// The operator cancels every procedure the durable catalog holds.
     CancelProcedures,
+    /// Another process heartbeats once under node `i`'s name, claiming to lead every shard.
+    Impostor(usize),
+    /// A process heartbeats once as node `ghost{k}`, then vanishes.
+    OneShot(u32),
     Heal,
 }
 
@@ -59,6 +63,14 @@ impl World {
         }
         if self.mix.resizes && self.mix.topology == Topology::Dynamic {
             self.plan_resizes();
+        }
+        if self.mix.impostors {
+            for k in 0..3 {
+                let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
+                self.schedule_at(at, Event::Fault(Fault::Impostor(i)));
+                let at = window(&mut self.rng);
+                self.schedule_at(at, Event::Fault(Fault::OneShot(k)));
+            }
         }
         if self.mix.drains {
             let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
@@ -140,6 +152,12 @@ impl World {
                     self.client.operate(Request::CancelProcedure { cluster: CLUSTER.into(), id });
                 }
             }
+            Fault::Impostor(i) => {
+                let name = self.nodes[i].name().to_owned();
+                let incarnation = 1 << 40 | self.rng.next_u64() >> 24;
+                self.rogue_heartbeat(name, format!("impostor{i}:1"), incarnation);
+            }
+            Fault::OneShot(k) => self.rogue_heartbeat(format!("{ONE_SHOT_PREFIX}{k}"), format!("ghost{k}:1"), 1),
             Fault::Heal => {
                 self.net.heal();
                 self.store.error_per_mille = 0;
@@ -167,5 +185,26 @@ impl World {
         let inc = self.nodes[i].incarnation();
         let d = self.rand(1_000);
         self.schedule(Duration(d), Event::NodeHeartbeat(i, inc));
+    }
+}
+
+/// One-shot senders' node names: such a node must never hold a replica.
+pub(super) const ONE_SHOT_PREFIX: &str = "ghost";
+
+impl World {
+    /// One heartbeat, to every meta, from a process that is not one of the seed's data nodes:
+    /// it claims to lead every shard the cluster started with. Its sessions are rogue: meta's
+    /// answers go nowhere, and a refusal is expected.
+    fn rogue_heartbeat(&mut self, node: String, endpoint: String, incarnation: u64) {
+        let leader = |id| ShardReport { id: ShardId(id), role: Role::Leader, version: Version(1), status: ReplicaStatus::Ready, load: ShardLoad::default() };
+        let shards = (0..self.mix.shards).map(leader).collect();
+        let stats = NodeStats::default();
+        let hb = Heartbeat { cluster: CLUSTER.into(), node, endpoint, zone: String::new(), incarnation, seq: 1, stats, shards, tables: vec![], load_rejections: 0 };
+        for meta in 0..METAS {
+            self.next_session += 1;
+            let session = SessionId(self.next_session);
+            self.rogues.insert(session);
+            self.send(Addr::Client, Addr::Meta(meta), Msg::Heartbeat { session, hb: hb.clone() });
+        }
     }
 }

@@ -22,6 +22,9 @@ pub struct FaultMix {
     /// An operator splits a shard and merges two (dynamic clusters), and sometimes cancels
     /// whatever procedure runs.
     pub resizes: bool,
+    /// Other processes heartbeat under live nodes' names (another incarnation and endpoint),
+    /// and one-shot senders heartbeat once under new names and vanish.
+    pub impostors: bool,
     pub shards: u32,
     pub followers: u32,
     pub topology: Topology,
@@ -79,6 +82,7 @@ impl FaultMix {
             initial_nodes: pick(rng, &[3, 4]),
             added_nodes: pick(rng, &[0, 2, 3]),
             snapshot_page_keys: pick(rng, &[1_024, 1_024, 8, 16]),
+            impostors: coin(rng),
         }
     }
 
@@ -114,6 +118,7 @@ impl FaultMix {
             initial_nodes: 3,
             added_nodes: 2,
             snapshot_page_keys: 1_024,
+            impostors: false,
         }
     }
 }

@@ -125,6 +125,12 @@ impl Effects for MetaEffects<'_> {
     }
 
     fn close_stream(&mut self, session: SessionId, _: Option<String>, error: MetaError) {
+        if self.world.rogues.contains(&session) {
+            if matches!(&error, MetaError::FailedPrecondition(m) if m.contains("is live as incarnation")) {
+                self.world.coverage.impostors_refused += 1;
+            }
+            return;
+        }
         // A well-behaved node is refused only by a meta that does not lead, before its cluster
         // exists (or while it is being created), or after a restart while its old incarnation's
         // lease lives.

@@ -76,6 +76,8 @@ pub struct Coverage {
     pub leader_changes: u64,
     /// Nodes drained empty by the end of a run.
     pub nodes_drained: u64,
+    /// Impostors' heartbeats refused because the node they named was live.
+    pub impostors_refused: u64,
     pub procedures: ProcedureCounts,
 }
 
@@ -115,6 +117,7 @@ impl Coverage {
         self.tables_acked += o.tables_acked;
         self.leader_changes += o.leader_changes;
         self.nodes_drained += o.nodes_drained;
+        self.impostors_refused += o.impostors_refused;
         self.procedures.add(&o.procedures);
     }
 }
@@ -171,6 +174,8 @@ pub struct World {
     client: Client,
     sessions: BTreeMap<SessionId, usize>,
     next_session: u64,
+    /// Sessions of impostors and one-shot senders (`Fault::Impostor`, `Fault::OneShot`).
+    rogues: BTreeSet<SessionId>,
     trace: u64,
     events: u64,
     coverage: Coverage,
@@ -227,6 +232,7 @@ impl World {
             client: Client::new(),
             sessions: BTreeMap::new(),
             next_session: 0,
+            rogues: BTreeSet::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             events: 0,
             coverage: Coverage::default(),

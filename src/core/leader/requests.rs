@@ -370,14 +370,16 @@ pub(super) fn cluster_named<'a>(
 }
 
 /// A drain must leave enough nodes to hold each shard's replicas on distinct nodes; otherwise
-/// its replicas would have nowhere to go. (`min_nodes` only gates the first assignment.)
+/// its replicas would have nowhere to go. Only nodes that take replicas now count: an offline
+/// node may never come back (a one-shot sender never does), and a drain that waits for it
+/// would never end. (`min_nodes` only gates the first assignment.)
 fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaResult<()> {
     let r = &c.record;
-    let remaining = rt.nodes().iter().filter(|(id, n)| *id != node && !n.draining).count();
+    let remaining = rt.nodes().iter().filter(|&(id, n)| id != node && n.placeable()).count();
     let needed = r.followers_per_shard as usize + 1;
     if remaining < needed {
         return Err(MetaError::FailedPrecondition(format!(
-            "draining {:?} would leave {remaining} nodes to hold shards; cluster {:?} needs {needed}",
+            "draining {:?} would leave {remaining} nodes that take replicas (online, settled, not draining); cluster {:?} needs {needed}",
             c.node(node).name,
             r.name
         )));
