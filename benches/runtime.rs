@@ -212,6 +212,10 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn remove_node(&self, _: Request<proto::RemoveNodeRequest>) -> Result<Response<proto::RemoveNodeResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn list_shards(&self, _: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
         only_heartbeats()
     }

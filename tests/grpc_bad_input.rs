@@ -78,6 +78,8 @@ async fn bad_requests_get_clear_statuses_and_write_nothing() {
 
     let drain = |node: &str| proto::DrainNodeRequest { header: header("default"), node: node.into(), cancel: false };
     expect(c.drain_node(drain("ghost")).await, Code::NotFound, "node \"ghost\"");
+    let remove = proto::RemoveNodeRequest { header: header("default"), node: "ghost".into() };
+    expect(c.remove_node(remove).await, Code::NotFound, "node \"ghost\"");
 
     // Heartbeats: an unknown cluster, then a node reporting a shard the cluster does not have.
     let hb = |cluster: &str, shard: u32, role: i32| proto::HeartbeatRequest {

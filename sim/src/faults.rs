@@ -36,10 +36,15 @@ pub enum Fault {
     /// accepts the request.
     Split,
     Merge,
+    /// Another process sends one heartbeat under a live data node's name, from another
+    /// incarnation and endpoint, claiming to lead every shard. Counted when meta answers.
+    Impostor,
+    /// A process heartbeats once under a new name and vanishes: it must get no replica.
+    OneShot,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 13] = [
         Fault::MetaKill,
         Fault::MetaPause,
         Fault::MetaEtcdPartition,
@@ -51,6 +56,8 @@ impl Fault {
         Fault::LateCommand,
         Fault::Split,
         Fault::Merge,
+        Fault::Impostor,
+        Fault::OneShot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,9 +73,14 @@ impl Fault {
             Fault::LateCommand => "late command",
             Fault::Split => "shard split",
             Fault::Merge => "shard merge",
+            Fault::Impostor => "impostor",
+            Fault::OneShot => "one-shot sender",
         }
     }
 }
+
+/// One-shot senders' node names: such a node must never hold a replica.
+pub const ONE_SHOT_PREFIX: &str = "ghost-";
 
 /// Standing conditions of a seed, counted as fault classes too.
 pub const ETCD_TIMEOUTS: &str = "etcd timeouts";
@@ -173,6 +185,16 @@ impl Sim {
                 }
                 None
             }
+            Fault::Impostor | Fault::OneShot => {
+                let name = match fault {
+                    Fault::Impostor => self.nodes[rng.gen_range(0..self.nodes.len())].view.name.clone(),
+                    _ => format!("{ONE_SHOT_PREFIX}{}", rng.gen_range(0..1_000)),
+                };
+                if self.rogue_heartbeat(name).await {
+                    self.count_fault(fault.name());
+                }
+                None
+            }
         };
         let undo = undo.unwrap_or(Undo::Nothing);
         if let Some(t) = undo.target(self) {
@@ -180,6 +202,24 @@ impl Sim {
             self.count_fault(fault.name());
         }
         undo
+    }
+
+    /// One heartbeat, to the meta leader, from a process that is not one of the seed's data
+    /// nodes: under `name`, from another incarnation and endpoint, claiming to lead every
+    /// shard. Then the stream ends. Whether meta answered (a lease, or a refusal).
+    async fn rogue_heartbeat(&self, name: String) -> bool {
+        use shardmeta::proto::{HeartbeatRequest, ShardReport, ShardRole};
+        let (header, shards, incarnation) = (crate::frontend::header(), self.spec.shards, thread_rng().gen::<u64>() | 1 << 63);
+        let call = move |mut m: shardmeta::client::MetaClient| async move {
+            let Ok((_, mut c)) = m.leader().await else { return false };
+            let claim = |id| ShardReport { id, role: ShardRole::Leader as i32, version: 1, ..Default::default() };
+            let endpoint = "10.99.0.1:7000".to_string();
+            let hb = HeartbeatRequest { header, node_name: name, endpoint, incarnation, seq: 1, shards: (0..shards).map(claim).collect(), ..Default::default() };
+            let Ok(answers) = c.heartbeat(tokio_stream::iter(vec![hb])).await else { return false };
+            let answer = tokio::time::timeout(Duration::from_secs(2), answers.into_inner().message()).await;
+            matches!(answer, Ok(Ok(Some(_))) | Ok(Err(_)))
+        };
+        self.with_meta(call).await
     }
 
     /// Asks meta to split shard `a` (`split`) or merge `a` and `b`; whether it accepted.

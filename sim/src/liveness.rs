@@ -140,8 +140,19 @@ impl Sim {
                 panic!("{e}");
             }
         }
+        self.assert_one_shots_hold_nothing().await;
         self.assert_restart_equivalent().await;
         self.assert_safe();
+    }
+
+    /// A one-shot sender ([`crate::faults::Fault::OneShot`]) registered, but it must never
+    /// have been given a replica.
+    async fn assert_one_shots_hold_nothing(&self) {
+        let (Some(c), _) = self.fresh_read().await else { return };
+        let one_shot = |name: &str| name.starts_with(crate::faults::ONE_SHOT_PREFIX);
+        if let Some((n, held)) = c.nodes.iter().zip(&c.node_shards).find(|(n, held)| one_shot(&n.name) && !held.is_empty()) {
+            panic!("one-shot sender {} holds shards {held:?}", n.name);
+        }
     }
 
     /// L3: the cluster settles within two minutes of the heal, then holds still for the quiet

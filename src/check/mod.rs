@@ -282,7 +282,7 @@ pub fn prompt_failover(
 /// L3's balance: leader shards per placeable node (those `placeable` accepts) differ by at most
 /// one. Shards led elsewhere (a draining or dead node) are not counted; the caller judges those.
 pub fn leaders_balanced(c: &crate::core::model::ClusterCatalog, placeable: impl Fn(&crate::core::model::NodeRecord) -> bool) -> Result<(), String> {
-    let mut counts: BTreeMap<&str, u32> = c.nodes.iter().filter(|n| placeable(n)).map(|n| (n.name.as_str(), 0)).collect();
+    let mut counts: BTreeMap<&str, u32> = c.nodes.iter().filter(|n| !n.removed && placeable(n)).map(|n| (n.name.as_str(), 0)).collect();
     for l in c.shards.iter().filter_map(|s| s.leader) {
         if let Some(n) = counts.get_mut(c.node(NodeId(l)).name.as_str()) {
             *n += 1;

@@ -26,7 +26,11 @@ pub struct CoreConfig {
     /// Changes waiting to be written, beyond which the scheduler holds back and DDL is refused.
     pub changes_queued_max: usize,
     pub clusters_max: usize,
+    /// Nodes registered and not removed.
     pub nodes_per_cluster_max: usize,
+    /// Node ids a cluster hands out over its life: a removed node keeps its id (never given
+    /// again) as a small tombstone, so this bounds what registrations and removals leave.
+    pub node_ids_per_cluster_max: usize,
     /// Heartbeats a node's incarnation must send to this meta leader before it is given new
     /// replicas or leaders, so that a one-shot sender, or a node that keeps restarting, gets none.
     pub node_settle_heartbeats: u32,
@@ -143,6 +147,7 @@ impl Default for CoreConfig {
             changes_queued_max: 50_000,
             clusters_max: 64,
             nodes_per_cluster_max: 4_096,
+            node_ids_per_cluster_max: 65_536,
             node_settle_heartbeats: CoreConfig::DEFAULT_SETTLE_HEARTBEATS,
             shards_per_cluster_max: 1 << 20,
             followers_per_shard_max: 4,
@@ -221,6 +226,7 @@ impl CoreConfig {
             ("procedure_timeout_ms", self.procedure_timeout_ms),
             ("table_details_bytes_max", self.table_details_bytes_max as u64),
             ("node_settle_heartbeats", self.node_settle_heartbeats as u64),
+            ("node_ids_per_cluster_max", self.node_ids_per_cluster_max as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));

@@ -188,6 +188,8 @@ pub enum Request {
     ListNodes { cluster: String, page: PageRequest },
     /// Moves every replica off the node and places nothing new on it; `cancel` ends that.
     DrainNode { cluster: String, node: String, cancel: bool },
+    /// Forgets an offline node that holds no replicas: its name is free for a new node.
+    RemoveNode { cluster: String, node: String },
     ListShards { cluster: String, page: PageRequest },
     /// `schema: None` lists every schema.
     ListTables { cluster: String, schema: Option<String>, page: PageRequest },

@@ -94,6 +94,7 @@ pub enum Response {
     Nodes(Page<NodeInfo>),
     /// A node after a drain or its cancellation.
     Node(NodeInfo),
+    NodeRemoved { name: String },
     Shards(Page<ShardInfo>),
     Tables(Page<TableInfo>),
     Scheduler(SchedulerStatus),

@@ -320,6 +320,19 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn remove_node(&self, request: Request<proto::RemoveNodeRequest>) -> Result<Response<proto::RemoveNodeResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::RemoveNode { cluster: convert::cluster_name(&m.header)?, node: m.node }),
+            |r| match r {
+                core::Response::NodeRemoved { name } => proto::RemoveNodeResponse { node: name },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.remove_node(r).await }),
+        )
+        .await
+    }
+
     async fn scheduler_status(&self, request: Request<proto::SchedulerStatusRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
         self.unary(
             request,

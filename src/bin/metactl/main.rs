@@ -159,6 +159,9 @@ enum NodeCmd {
         #[arg(long)]
         cancel: bool,
     },
+    /// Forget an offline node that holds no replicas (drained, or dead with its shards failed
+    /// over). Its name can then be used by a new node.
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -294,6 +297,11 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             )
         }
         Command::Node(NodeCmd::List) => rows(args, meta, proto::ListNodesRequest { header: header(cluster), ..Default::default() }, node_json).await?,
+        Command::Node(NodeCmd::Remove { name }) => {
+            let req = proto::RemoveNodeRequest { header: header(cluster), node: name.clone() };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.remove_node(req).await } }).await?;
+            json!({"removed": r.node})
+        }
         Command::Node(NodeCmd::Drain { name, cancel }) => {
             let req = proto::DrainNodeRequest { header: header(cluster), node: name.clone(), cancel: *cancel };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;

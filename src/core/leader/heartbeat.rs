@@ -41,6 +41,9 @@ impl Leader {
         let Some(&node) = cluster.node_by_name.get(hb.node.as_str()) else {
             return self.register(ctx, cid, session, hb);
         };
+        if self.clusters[&cid].removing(node) {
+            return Err(MetaError::Unavailable(format!("node {:?} is being removed; retry to register anew", hb.node)));
+        }
         let rt = &self.clusters[&cid];
         if let Some(conflict) = rt.node(node).conflict(hb, ctx.now, ctx.config.lease()) {
             return Err(MetaError::FailedPrecondition(conflict));
@@ -101,15 +104,22 @@ impl Leader {
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let key = Awaiting::Registration(hb.node.clone());
         if !rt.in_flight().contains(&key) && !self.writes.recovering {
-            let id = cluster.nodes.len() + rt.in_flight().registrations();
-            if id >= ctx.config.nodes_per_cluster_max {
+            let registering = rt.in_flight().registrations();
+            if cluster.live_node_count() + registering >= ctx.config.nodes_per_cluster_max {
                 return Err(MetaError::ResourceExhausted(format!(
-                    "cluster {:?} has {} nodes, the most it takes",
+                    "cluster {:?} has {} nodes, the most it takes; remove offline ones (metactl node remove)",
                     hb.cluster, ctx.config.nodes_per_cluster_max
                 )));
             }
+            let id = cluster.nodes.len() + registering;
+            if id >= ctx.config.node_ids_per_cluster_max {
+                return Err(MetaError::ResourceExhausted(format!(
+                    "cluster {:?} has given out all its {} node ids (removed nodes keep theirs)",
+                    hb.cluster, ctx.config.node_ids_per_cluster_max
+                )));
+            }
             rt.begin_write(key);
-            let record = NodeRecord { id: id as u32, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining: false };
+            let record = NodeRecord { id: id as u32, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), ..Default::default() };
             let mut change = Change::new(cid);
             change.mutations.push(Mutation::PutNode(cid, record));
             self.writes.queue(change);
@@ -137,7 +147,7 @@ impl Leader {
             return Ok(());
         }
         rt.begin_write(key);
-        let record = NodeRecord { id: node.0, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining };
+        let record = NodeRecord { id: node.0, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining, removed: false };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));
         self.writes.queue(change);

@@ -280,6 +280,10 @@ impl Leader {
                     rt.add_node(NodeId(n.id), ctx.now);
                 }
                 rt.set_draining(NodeId(n.id), n.draining);
+                if n.removed {
+                    rt.set_removing(NodeId(n.id), false);
+                    rt.set_online(NodeId(n.id), false);
+                }
             }
             Mutation::PutTable(_, t) => {
                 let waiters = rt.write_landed(&Awaiting::TableRecords(SchemaId(t.schema), t.name.clone()));

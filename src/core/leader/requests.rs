@@ -87,6 +87,7 @@ impl Leader {
                 reply(Response::Nodes(views::nodes(c, rt, page, ctx.config)))
             }
             Request::DrainNode { cluster, node, cancel } => self.drain_node(ctx, id, cluster, node, *cancel),
+            Request::RemoveNode { cluster, node } => self.remove_node(ctx, id, cluster, node),
             Request::ListShards { cluster, page } => {
                 let (c, rt) = self.cluster(cluster, ctx.config)?;
                 reply(Response::Shards(views::shards(c, rt, page, ctx.config)))
@@ -347,6 +348,43 @@ impl Leader {
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));
         self.queue_reply(ctx, id, change, Response::Node(info))
+    }
+}
+
+impl Leader {
+    /// Forgets a node for good: it must be offline (silent for a lease, so none of its leases
+    /// can still run) and hold no replica in the catalog or the intent (drained, or its shards
+    /// failed over). The record becomes a tombstone that keeps the id, which is never given
+    /// again; the name is free at once.
+    fn remove_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str) -> MetaResult<Handled> {
+        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let cid = c.id();
+        let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
+        let rt = &self.clusters[&cid];
+        if rt.in_flight().contains(&Awaiting::NodeRecord(nid)) || rt.removing(nid) {
+            return Err(MetaError::Unavailable(format!("node {node:?} has a change being written; retry")));
+        }
+        let live = rt.node(nid);
+        if live.online {
+            return Err(MetaError::FailedPrecondition(format!(
+                "node {node:?} is online (heard {} ms ago); stop it first, and drain it beforehand to move its replicas",
+                ctx.now.saturating_since(live.last_heartbeat).0
+            )));
+        }
+        let held = c.node_shards[nid.index()].len() as u32;
+        if held > 0 || live.replicas > 0 {
+            return Err(MetaError::FailedPrecondition(format!(
+                "node {node:?} still holds {} replicas; drain it, or wait for its shards to fail over",
+                held.max(live.replicas)
+            )));
+        }
+        self.check_backlog(ctx)?;
+        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        rt.begin_write(Awaiting::NodeRecord(nid));
+        rt.set_removing(nid, true);
+        let mut change = Change::new(cid);
+        change.mutations.push(Mutation::PutNode(cid, NodeRecord { id: nid.0, removed: true, ..Default::default() }));
+        self.queue_reply(ctx, id, change, Response::NodeRemoved { name: node.to_owned() })
     }
 }
 

@@ -103,7 +103,8 @@ pub fn table_details(c: &ClusterCatalog, schema: &str, tables: &[String], cfg: &
 }
 
 pub fn nodes(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &CoreConfig) -> Page<NodeInfo> {
-    let rows = ids_after(page.after, c.nodes.len()).map(|i| (i as u64, Some(node_info(c, rt, NodeId(i as u32)))));
+    // A removed node's tombstone is not listed.
+    let rows = ids_after(page.after, c.nodes.len()).map(|i| (i as u64, (!c.nodes[i].removed).then(|| node_info(c, rt, NodeId(i as u32)))));
     paginate(page, cfg, rows)
 }
 

@@ -170,6 +170,11 @@ impl ClusterCatalog {
         &self.nodes[id.index()]
     }
 
+    /// Nodes not removed: what the registration cap counts.
+    pub fn live_node_count(&self) -> usize {
+        self.nodes.iter().filter(|n| !n.removed).count()
+    }
+
     pub fn table_by_name(&self, schema: SchemaId, name: &str) -> Option<(TableId, &Table)> {
         self.tables.find(schema, name)
     }
@@ -251,19 +256,24 @@ impl ClusterCatalog {
         if idx > self.nodes.len() {
             return Err(DecodeError(format!("node {} registered before node {}", n.id, self.nodes.len())));
         }
-        if let Some(&other) = self.node_by_name.get(&n.name) {
+        if let Some(&other) = self.node_by_name.get(&n.name).filter(|_| !n.removed) {
             if other.0 != n.id {
                 return Err(DecodeError(format!("node name {:?} held by nodes {other} and {}", n.name, n.id)));
             }
         }
+        if idx < self.nodes.len() && self.nodes[idx].removed && !n.removed {
+            return Err(DecodeError(format!("node {} was removed and its id given again", n.id)));
+        }
         if idx == self.nodes.len() {
-            self.node_by_name.insert(n.name.clone(), NodeId(n.id));
-            self.nodes.push(n);
+            self.nodes.push(NodeRecord { removed: true, ..Default::default() });
             self.node_shards.push(BTreeSet::new());
-        } else {
-            let old = std::mem::replace(&mut self.nodes[idx], n);
+        }
+        let old = std::mem::replace(&mut self.nodes[idx], n);
+        if self.node_by_name.get(&old.name) == Some(&NodeId(old.id)) {
             self.node_by_name.remove(&old.name);
-            self.node_by_name.insert(self.nodes[idx].name.clone(), NodeId(old.id));
+        }
+        if !self.nodes[idx].removed {
+            self.node_by_name.insert(self.nodes[idx].name.clone(), NodeId(self.nodes[idx].id));
         }
         Ok(())
     }
@@ -271,6 +281,9 @@ impl ClusterCatalog {
 
 impl ClusterCatalog {
     fn integrity_error(&self) -> Option<String> {
+        if let Some(i) = self.nodes.iter().zip(&self.node_shards).position(|(n, held)| n.removed && !held.is_empty()) {
+            return Some(format!("removed node {i} still holds shards {:?}", self.node_shards[i]));
+        }
         let mut homes: BTreeMap<TableId, ShardId> = BTreeMap::new();
         for (i, tables) in self.shard_tables.iter().enumerate() {
             for &t in tables {

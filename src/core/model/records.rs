@@ -169,6 +169,10 @@ pub struct NodeRecord {
     /// away. Kept across restarts of the node and of meta until the operator cancels it.
     #[prost(bool, tag = "5")]
     pub draining: bool,
+    /// The operator removed the node (`RemoveNode`): the record keeps its id, which is never
+    /// given again, and nothing else; the name is free for a new node.
+    #[prost(bool, tag = "6")]
+    pub removed: bool,
 }
 
 /// A cluster's scheduler settings as an operator last set them (`SchedulerSettings`); absent

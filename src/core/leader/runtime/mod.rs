@@ -69,6 +69,8 @@ pub struct ClusterRuntime {
     splits_starting: u32,
     /// Shards a merge empties, from when its start is queued: new tables go elsewhere.
     merging_away: BTreeSet<ShardId>,
+    /// Nodes whose removal is being written: their name is refused until it lands.
+    removing: BTreeSet<NodeId>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -98,6 +100,7 @@ impl ClusterRuntime {
             procedures_busy: BTreeMap::new(),
             procedure_steps: BTreeMap::new(),
             locks_starting: BTreeMap::new(),
+            removing: BTreeSet::new(),
             splits_starting: 0,
             merging_away: BTreeSet::new(),
         };
@@ -245,6 +248,7 @@ impl ClusterRuntime {
         self.in_flight = InFlight::default();
         self.procedures_busy.clear();
         self.locks_starting.clear();
+        self.removing.clear();
         self.splits_starting = 0;
         self.procedure_steps.retain(|id, _| cluster.procedures.contains_key(id));
         self.merging_away = cluster.procedures.values().filter(|p| p.kind() == ProcedureKind::Merge).map(|p| ShardId(p.shard)).collect();
@@ -368,6 +372,22 @@ impl ClusterRuntime {
     pub fn set_online(&mut self, id: NodeId, online: bool) {
         let draining = self.nodes.get(id).draining;
         self.deficit_scan_due |= self.nodes.set_flags(id, online, draining);
+    }
+
+    /// Whether `node`'s removal is being written.
+    pub fn removing(&self, node: NodeId) -> bool {
+        self.removing.contains(&node)
+    }
+
+    /// A removal of `node` was queued (`true`) or ended (`false`): while it is written, and for
+    /// good once it lands, the node is offline and takes nothing.
+    pub fn set_removing(&mut self, node: NodeId, removing: bool) {
+        if removing {
+            self.removing.insert(node);
+            self.set_online(node, false);
+        } else {
+            self.removing.remove(&node);
+        }
     }
 
     /// The drain mark joined the intent (a drain request) or landed.
