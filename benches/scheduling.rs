@@ -73,10 +73,13 @@ fn cluster(shards: u32, nodes: usize, followers: u32) -> (MetaCore, Instant) {
     let spec = ClusterSpec { name: CLUSTER.into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 1 };
     core.handle(now, Input::Request { id: RequestId(1), request: &Request::CreateCluster(spec) });
     land(&mut core, now);
-    for n in 0..nodes {
-        core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, 1, vec![]) });
+    // Registration, then the settle count of heartbeats, after which the nodes take shards.
+    for seq in 1..=1 + CoreConfig::DEFAULT_SETTLE_HEARTBEATS as u64 {
+        for n in 0..nodes {
+            core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, seq, vec![]) });
+        }
+        land(&mut core, now);
     }
-    land(&mut core, now);
     for _ in 0..4 {
         now = now + Duration(1_000);
         core.handle(now, Input::Timeout);
@@ -114,7 +117,7 @@ fn heartbeat_ingest(c: &mut Criterion) {
     const NODES: usize = 1_000;
     const SHARDS: u32 = 1_000_000;
     let (mut core, now) = cluster(SHARDS, NODES, 0);
-    let mut beats: Vec<Heartbeat> = reports(&core, NODES).into_iter().enumerate().map(|(n, r)| heartbeat(n, 2, r)).collect();
+    let mut beats: Vec<Heartbeat> = reports(&core, NODES).into_iter().enumerate().map(|(n, r)| heartbeat(n, 10, r)).collect();
     let per_node = beats[0].shards.len() as u64;
 
     // Allocations of the unchanged path, outside criterion: one warm-up round, one counted.
@@ -173,7 +176,7 @@ fn failover_planning(c: &mut Criterion) {
     let (mut core, mut now) = cluster(100_000, 10, 1);
     let beats: Vec<Vec<ShardReport>> = reports(&core, 10);
     for (n, r) in beats.into_iter().enumerate().skip(1) {
-        core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, 10, r) });
+        core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, 20, r) });
     }
     land(&mut core, now);
     now = now + Duration(CoreConfig::default().lease_ms + CoreConfig::default().clock_drift_ms + 1);
