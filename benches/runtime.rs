@@ -192,6 +192,10 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn alter_table(&self, _: Request<proto::AlterTableRequest>) -> Result<Response<proto::AlterTableResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn route_tables(&self, _: Request<proto::RouteTablesRequest>) -> Result<Response<proto::RouteTablesResponse>, Status> {
         only_heartbeats()
     }

@@ -21,6 +21,7 @@ pub fn status(e: MetaError) -> Status {
         MetaError::NotLeader | MetaError::Unavailable(_) => Status::unavailable(msg),
         MetaError::DeadlineExceeded => Status::deadline_exceeded(msg),
         MetaError::ResourceExhausted(_) => Status::resource_exhausted(msg),
+        MetaError::Aborted(_) => Status::aborted(msg),
     }
 }
 
@@ -147,6 +148,7 @@ fn command(c: &ShardCommand) -> proto::ShardCommand {
         CommandKind::ChangeRole { role } => Kind::ChangeRole(proto::ChangeRole { role: proto_role(*role) }),
         CommandKind::CreateTable { table } => Kind::CreateTable(proto::CreateTableOnShard { table_id: table.0 }),
         CommandKind::DropTable { table } => Kind::DropTable(proto::DropTableOnShard { table_id: table.0 }),
+        CommandKind::AlterTable { table, table_version } => Kind::AlterTable(proto::AlterTableOnShard { table_id: table.0, table_version: *table_version }),
     };
     proto::ShardCommand { shard: c.shard.0, version: c.version.0, term: c.term.0, kind: Some(kind) }
 }
@@ -164,6 +166,7 @@ pub fn from_node_message(r: &proto::HeartbeatResponse) -> Result<NodeMessage, St
                 Kind::ChangeRole(o) => CommandKind::ChangeRole { role: role(o.role, "change role")? },
                 Kind::CreateTable(o) => CommandKind::CreateTable { table: TableId(o.table_id) },
                 Kind::DropTable(o) => CommandKind::DropTable { table: TableId(o.table_id) },
+                Kind::AlterTable(o) => CommandKind::AlterTable { table: TableId(o.table_id), table_version: o.table_version },
             };
             Ok(ShardCommand { shard: ShardId(c.shard), version: Version(c.version), term: Term(c.term), kind })
         })
@@ -349,6 +352,17 @@ pub fn create_table(req: proto::CreateTableRequest) -> Result<Request, Status> {
         options: req.options,
         if_not_exists: req.if_not_exists,
         partition: req.partition.map(|p| PartitionSpec { partition_count: p.partition_count, encoded: p.encoded }),
+    }))
+}
+
+pub fn alter_table(req: proto::AlterTableRequest) -> Result<Request, Status> {
+    Ok(Request::AlterTable(AlterTable {
+        cluster: cluster_of(&req.header)?,
+        schema: if req.schema.is_empty() { "public".into() } else { req.schema },
+        name: req.name,
+        expected_version: req.expected_version,
+        encoded_schema: req.encoded_schema,
+        options: req.options.map(|o| o.entries),
     }))
 }
 

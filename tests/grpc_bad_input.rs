@@ -76,6 +76,19 @@ async fn bad_requests_get_clear_statuses_and_write_nothing() {
     assert_eq!((got.info.as_ref().map(|i| i.name.as_str()), got.version), (Some("ok"), 1));
     expect(c.get_table(proto::GetTableRequest { table: "nope".into(), ..one }).await, Code::NotFound, "table \"nope\"");
 
+    let alter = |expected_version: u32| proto::AlterTableRequest {
+        header: header("default"),
+        name: "ok".into(),
+        expected_version,
+        encoded_schema: Some(vec![5]),
+        ..Default::default()
+    };
+    expect(c.alter_table(alter(2)).await, Code::Aborted, "at version 1, not the expected 2");
+    expect(c.alter_table(proto::AlterTableRequest { encoded_schema: None, ..alter(1) }).await, Code::InvalidArgument, "changes nothing");
+    let altered = c.alter_table(alter(1)).await.unwrap().into_inner().table.expect("the table");
+    assert_eq!((altered.version, altered.encoded_schema), (2, vec![5]));
+    expect(c.alter_table(alter(1)).await, Code::Aborted, "at version 2");
+
     let drain = |node: &str| proto::DrainNodeRequest { header: header("default"), node: node.into(), cancel: false };
     expect(c.drain_node(drain("ghost")).await, Code::NotFound, "node \"ghost\"");
     let remove = proto::RemoveNodeRequest { header: header("default"), node: "ghost".into() };

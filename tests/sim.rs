@@ -72,6 +72,7 @@ fn seeds_hold_every_invariant() {
             ("lease revocation", total.host.lease_revocations),
             ("lease-expiry self-fence", total.host.lease_expiries),
             ("routed write accepted", total.writes_accepted),
+            ("table alter acknowledged", total.alters_acked),
             ("meta leader change", total.leader_changes),
             ("node drained", total.nodes_drained),
             ("impostor refused", total.impostors_refused),

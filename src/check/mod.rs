@@ -100,6 +100,8 @@ pub fn single_table_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, Tab
 pub struct AckLog {
     pub created: BTreeMap<(ClusterId, TableId), String>,
     pub dropped: BTreeSet<(ClusterId, TableId)>,
+    /// The highest table version each acknowledged alter gave its table.
+    pub altered: BTreeMap<(ClusterId, TableId), u32>,
 }
 
 /// One node's time as a shard's leader, as its own lease log records it (milliseconds on a
@@ -146,6 +148,12 @@ pub fn durability(acked: &AckLog, durable: &Catalog) -> Result<(), Violation> {
     for &(c, t) in &acked.dropped {
         if durable.clusters.get(&c).is_some_and(|cl| cl.tables.contains(t)) {
             return violation(Invariant::Durability, format!("acknowledged drop of table {t} in cluster {c} is undone"));
+        }
+    }
+    // A table that is gone was dropped, which the creates above account for.
+    for (&(c, t), &version) in &acked.altered {
+        if let Some(rec) = durable.clusters.get(&c).and_then(|cl| cl.tables.get(t)).filter(|rec| rec.version < version) {
+            return violation(Invariant::Durability, format!("acknowledged alter of table {t} to version {version} is lost: it is at {}", rec.version));
         }
     }
     Ok(())

@@ -218,7 +218,10 @@ impl ShardHost {
         let held = self.shards.get(&cmd.shard).map(|s| s.version).or_else(|| self.closed.get(&cmd.shard).copied());
         // These change a shard the node holds, so they only make sense right on top of the
         // version before; a node that missed one ignores them and gets a full re-sync.
-        let incremental = matches!(cmd.kind, CommandKind::CreateTable { .. } | CommandKind::DropTable { .. } | CommandKind::ChangeRole { .. });
+        let incremental = matches!(
+            cmd.kind,
+            CommandKind::CreateTable { .. } | CommandKind::DropTable { .. } | CommandKind::AlterTable { .. } | CommandKind::ChangeRole { .. }
+        );
         let fresh = match held {
             None => !incremental,
             Some(v) if incremental => cmd.version == v.next() && self.shards.contains_key(&cmd.shard),
@@ -262,6 +265,12 @@ impl ShardHost {
             CommandKind::DropTable { table } => {
                 let s = self.shards.get_mut(&cmd.shard).expect("checked above");
                 s.tables.remove(table);
+                s.version = cmd.version;
+            }
+            // The table set is unchanged; a node that caches the table's schema reads the new
+            // version (GetTables) before serving it again.
+            CommandKind::AlterTable { .. } => {
+                let s = self.shards.get_mut(&cmd.shard).expect("checked above");
                 s.version = cmd.version;
             }
         }

@@ -21,6 +21,9 @@ pub enum MetaError {
     DeadlineExceeded,
     /// A configured limit was reached.
     ResourceExhausted(String),
+    /// A compare-and-set lost: what it expected changed since it was read. Read again, then
+    /// decide again.
+    Aborted(String),
 }
 
 impl fmt::Display for MetaError {
@@ -34,6 +37,7 @@ impl fmt::Display for MetaError {
             MetaError::Unavailable(m) => write!(f, "unavailable: {m}"),
             MetaError::DeadlineExceeded => write!(f, "request deadline exceeded; outcome unknown"),
             MetaError::ResourceExhausted(m) => write!(f, "limit reached: {m}"),
+            MetaError::Aborted(m) => write!(f, "aborted: {m}"),
         }
     }
 }

@@ -172,6 +172,20 @@ pub struct CreateTable {
     pub partition: Option<PartitionSpec>,
 }
 
+/// Replaces a table's encoded schema, its options, or both, if the table is still at
+/// `expected_version` (a compare-and-set: of two alters from one version, one wins).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlterTable {
+    pub cluster: String,
+    pub schema: String,
+    pub name: String,
+    pub expected_version: u32,
+    /// `None` keeps the current one.
+    pub encoded_schema: Option<Vec<u8>>,
+    /// `None` keeps the current ones; `Some` replaces them all.
+    pub options: Option<BTreeMap<String, String>>,
+}
+
 /// A request from a client or operator. Every request but the cluster-wide ones names its cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
@@ -181,6 +195,7 @@ pub enum Request {
     CreateSchema { cluster: String, name: String, if_not_exists: bool },
     CreateTable(CreateTable),
     DropTable { cluster: String, schema: String, name: String },
+    AlterTable(AlterTable),
     /// Routes of the named tables; a partitioned table's route is followed by its sub-tables'.
     RouteTables { cluster: String, schema: String, tables: Vec<String> },
     /// Everything stored about the named tables, for a frontend that plans over them.

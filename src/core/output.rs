@@ -78,6 +78,9 @@ pub enum CommandKind {
     CreateTable { table: TableId },
     /// Incremental: only valid on top of `version - 1`.
     DropTable { table: TableId },
+    /// Incremental: only valid on top of `version - 1`. The table's encoded schema or options
+    /// changed; `table_version` is its new version (read it with `GetTables`).
+    AlterTable { table: TableId, table_version: u32 },
 }
 
 /// A successful reply.
@@ -89,6 +92,8 @@ pub enum Response {
     SchemaCreated { id: SchemaId, created: bool },
     TableCreated { table: TableInfo, created: bool },
     TableDropped { id: TableId },
+    /// The table at its new version.
+    TableAltered(TableDetail),
     Routes { epoch: Epoch, routes: Vec<TableRoute> },
     TableDetails { epoch: Epoch, tables: Vec<TableDetail> },
     Nodes(Page<NodeInfo>),

@@ -243,6 +243,19 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn alter_table(&self, request: Request<proto::AlterTableRequest>) -> Result<Response<proto::AlterTableResponse>, Status> {
+        self.unary(
+            request,
+            convert::alter_table,
+            |r| match r {
+                core::Response::TableAltered(t) => proto::AlterTableResponse { table: Some(convert::table_detail(&t)) },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.alter_table(r).await }),
+        )
+        .await
+    }
+
     async fn route_tables(&self, request: Request<proto::RouteTablesRequest>) -> Result<Response<proto::RouteTablesResponse>, Status> {
         self.unary(
             request,

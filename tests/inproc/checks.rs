@@ -40,7 +40,7 @@ impl World {
         check::fencing(&self.store.landed[self.landed_checked..])?;
         self.landed_checked = self.store.landed.len();
         // S2 and S5 against durable state, whenever storage or the acknowledgements moved.
-        let acks = (self.client.acks.created.len(), self.client.acks.dropped.len());
+        let acks = (self.client.acks.created.len(), self.client.acks.dropped.len(), self.client.acks.altered.values().map(|&v| v as usize).sum::<usize>());
         if self.store.revision != self.durable_revision || acks != self.acks_checked {
             if self.store.revision != self.durable_revision {
                 // The loader refuses what would break S5 (two replicas on a node, say).

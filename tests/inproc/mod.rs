@@ -73,6 +73,8 @@ pub struct Coverage {
     pub writes_accepted: u64,
     pub writes_rejected: u64,
     pub tables_acked: u64,
+    /// Alters acknowledged (whose new versions the durability check then holds meta to).
+    pub alters_acked: u64,
     pub leader_changes: u64,
     /// Nodes drained empty by the end of a run.
     pub nodes_drained: u64,
@@ -115,6 +117,7 @@ impl Coverage {
         self.writes_accepted += o.writes_accepted;
         self.writes_rejected += o.writes_rejected;
         self.tables_acked += o.tables_acked;
+        self.alters_acked += o.alters_acked;
         self.leader_changes += o.leader_changes;
         self.nodes_drained += o.nodes_drained;
         self.impostors_refused += o.impostors_refused;
@@ -184,7 +187,7 @@ pub struct World {
     landed_checked: usize,
     durable: Catalog,
     durable_revision: u64,
-    acks_checked: (usize, usize),
+    acks_checked: (usize, usize, usize),
     equivalence_checked: BTreeSet<(usize, u64)>,
     last_leader: Option<(usize, Term)>,
     first_leader_after_heal: Option<Instant>,
@@ -240,7 +243,7 @@ impl World {
             landed_checked: 0,
             durable: Catalog::default(),
             durable_revision: 0,
-            acks_checked: (0, 0),
+            acks_checked: (0, 0, 0),
             equivalence_checked: BTreeSet::new(),
             last_leader: None,
             first_leader_after_heal: None,
@@ -329,6 +332,7 @@ impl World {
         coverage.writes_accepted = self.client.writes_accepted;
         coverage.writes_rejected = self.client.writes_rejected;
         coverage.tables_acked = self.client.acks.created.len() as u64;
+        coverage.alters_acked = self.client.acks.altered.len() as u64;
         coverage.nodes_drained = self.durable.clusters.get(&CLUSTER_ID).map_or(0, |c| c.nodes.iter().filter(|n| n.draining).count() as u64);
         Ok(Report { trace_hash: self.trace, events: self.events, coverage })
     }

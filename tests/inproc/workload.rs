@@ -107,6 +107,15 @@ impl Client {
                 })
             }
             5..=6 => Request::DropTable { cluster: CLUSTER.into(), schema: "public".into(), name },
+            7 => Request::AlterTable(AlterTable {
+                cluster: CLUSTER.into(),
+                schema: "public".into(),
+                name,
+                // Often stale: compare-and-set refusals are part of the mix.
+                expected_version: 1 + (rng.next_u64() % 3) as u32,
+                encoded_schema: Some(vec![8; (rng.next_u64() % 64) as usize]),
+                options: None,
+            }),
             _ => Request::RouteTables { cluster: CLUSTER.into(), schema: "public".into(), tables: vec![name] },
         };
         Some(self.request(now, req))
@@ -185,6 +194,10 @@ impl Client {
                 if !table.sub_tables.is_empty() {
                     self.subs.insert(table.id, table.sub_tables.clone());
                 }
+            }
+            (_, Ok(Response::TableAltered(t))) => {
+                let version = self.acks.altered.entry((CLUSTER_ID, t.info.id)).or_default();
+                *version = (*version).max(t.version);
             }
             (_, Ok(Response::Routes { routes, .. })) => {
                 let r = routes.into_iter().next()?;

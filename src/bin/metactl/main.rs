@@ -15,6 +15,7 @@ use tonic::Status;
 
 mod procedures;
 mod scheduling;
+mod tables;
 use scheduling::SchedulerCmd;
 
 #[derive(Parser)]
@@ -145,6 +146,25 @@ enum TableCmd {
         schema: String,
         #[arg(required = true)]
         names: Vec<String>,
+    },
+    /// Replace a table's encoded schema, its options, or both, if it is still at `--version`
+    /// (as `table get` shows it); ABORTED when it has moved on.
+    Alter {
+        #[arg(long, default_value = "public")]
+        schema: String,
+        name: String,
+        /// The version the change is made against.
+        #[arg(long)]
+        version: u32,
+        /// The new encoded schema, in hex.
+        #[arg(long)]
+        encoded_schema_hex: Option<String>,
+        /// KEY=VALUE, repeatable: the options become exactly these.
+        #[arg(long = "option")]
+        options: Vec<String>,
+        /// Remove every option (with no --option).
+        #[arg(long)]
+        clear_options: bool,
     },
 }
 
@@ -277,10 +297,10 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let req = proto::ListTablesRequest { header: header(cluster), schema: schema.clone().unwrap_or_default(), ..Default::default() };
             rows(args, meta, req, |t| json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard})).await?
         }
-        Command::Table(TableCmd::Get { schema, names }) => {
-            let req = proto::GetTablesRequest { header: header(cluster), schema: schema.clone(), tables: names.clone() };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.get_tables(req).await } }).await?;
-            Value::Array(r.tables.iter().map(table_detail_json).collect())
+        Command::Table(TableCmd::Get { schema, names }) => tables::get(cluster, schema, names, meta).await?,
+        Command::Table(TableCmd::Alter { schema, name, version, encoded_schema_hex, options, clear_options }) => {
+            let alter = tables::Alter { schema, name, version: *version, encoded_schema_hex: encoded_schema_hex.as_deref(), options, clear_options: *clear_options };
+            tables::alter(cluster, alter, meta).await?
         }
         Command::Route { schema, tables } => {
             let req = proto::RouteTablesRequest { header: header(cluster), schema: schema.clone(), tables: tables.clone() };
@@ -331,16 +351,6 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
 
 /// Follows every page of a listing. With `jsonl` output each row is printed as its page
 /// arrives (and `Null` returned); otherwise the rows are collected.
-fn table_detail_json(t: &proto::TableDetail) -> Value {
-    let info = t.info.clone().unwrap_or_default();
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    json!({"id": info.id, "schema": info.schema, "name": info.name, "shard": info.shard, "version": t.version,
-           "encoded_schema_bytes": t.encoded_schema.len(), "encoded_schema_hex": hex(&t.encoded_schema),
-           "options": t.options.iter().collect::<std::collections::BTreeMap<_, _>>(),
-           "partition_rule_hex": hex(&t.partition_rule), "sub_tables": info.sub_tables,
-           "parent": (t.parent != 0).then_some(t.parent)})
-}
-
 async fn rows<R: Paged>(args: &Args, meta: &mut MetaClient, req: R, json: impl Fn(&R::Item) -> Value) -> Result<Value, Status> {
     let stream = args.output == Output::Jsonl;
     let mut all = Vec::new();

@@ -1,6 +1,7 @@
 //! The meta leader's state and the parts of its behaviour that every input shares: landing
 //! acknowledged writes, recovering from writes with unknown outcome, and sending commands.
 
+mod alter;
 mod consistency;
 mod heartbeat;
 mod operate;
@@ -241,6 +242,7 @@ impl Leader {
                 let kind = match notice {
                     Notice::Created(table) => CommandKind::CreateTable { table },
                     Notice::Dropped(table) => CommandKind::DropTable { table },
+                    Notice::Altered(table, table_version) => CommandKind::AlterTable { table, table_version },
                     Notice::Resync if change.kept.contains(&(NodeId(node), shard)) => CommandKind::ChangeRole { role },
                     Notice::Resync => open_kind(cluster, shard, role, ctx.config),
                 };
@@ -286,6 +288,7 @@ impl Leader {
                 }
             }
             Mutation::PutTable(_, t) => {
+                rt.write_landed(&Awaiting::TableAlter(TableId(t.id)));
                 let waiters = rt.write_landed(&Awaiting::TableRecords(SchemaId(t.schema), t.name.clone()));
                 if !waiters.is_empty() {
                     let info = views::table_info(cluster, TableId(t.id), cluster.table(TableId(t.id)));

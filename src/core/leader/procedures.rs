@@ -134,13 +134,13 @@ impl Late {
 }
 
 /// Writes that move those of `tables` still in `from` to `to`, a batch each; none when all
-/// have moved. A table being dropped is left alone (the drop lands; a move must not bring it
-/// back).
+/// have moved. A table being dropped or altered is left alone until that lands: a move written
+/// from the record before it would bring the table back, or its old schema.
 pub(super) fn move_tables(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, tables: &[u64], from: ShardId, to: ShardId, config: &CoreConfig) -> Vec<Change> {
     let cid = cluster.id();
     let movable = |&&t: &&u64| {
         let id = TableId(t);
-        cluster.tables.get(id).is_some_and(|table| table.shard == from.0) && !rt.dropping(id)
+        cluster.tables.get(id).is_some_and(|table| table.shard == from.0) && !rt.table_written(id)
     };
     let tables: Vec<u64> = tables.iter().filter(movable).copied().take(MOVE_WRITES_PER_TICK * tables_per_write(config)).collect();
     let mut changes = Vec::new();

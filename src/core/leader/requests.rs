@@ -74,6 +74,7 @@ impl Leader {
             Request::CreateSchema { cluster, name, if_not_exists } => self.create_schema(ctx, id, cluster, name, *if_not_exists),
             Request::CreateTable(ct) => self.create_table(ctx, id, ct),
             Request::DropTable { cluster, schema, name } => self.drop_table(ctx, id, cluster, schema, name),
+            Request::AlterTable(alter) => self.alter_table(ctx, id, alter),
             Request::RouteTables { cluster, schema, tables } => {
                 check_table_count(tables, ctx.config)?;
                 reply(views::routes(self.cluster(cluster, ctx.config)?.0, schema, tables)?)
@@ -286,17 +287,13 @@ impl Leader {
     fn drop_table(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, schema: &str, name: &str) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let sid = schema_id(c, schema)?;
-        let (tid, t) = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
-        if let Some(parent) = t.parent() {
-            return Err(MetaError::FailedPrecondition(format!(
-                "{name:?} is a sub-table of {:?}; drop that table instead",
-                c.table(TableId(parent)).name
-            )));
-        }
+        let (tid, t) = whole_table(c, schema, name, "drop")?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         if rt.in_flight().contains(&Awaiting::TableDeletion(tid)) {
             return Err(MetaError::Unavailable(format!("table {name:?} is being dropped; retry")));
+        }
+        if rt.in_flight().contains(&Awaiting::TableAlter(tid)) {
+            return Err(MetaError::Unavailable(format!("table {name:?} is being altered; retry")));
         }
         let subs = t.partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
         if let Some(p) = std::iter::once(tid).chain(subs.iter().map(|&s| TableId(s))).find_map(|t| c.moving(t)) {
@@ -407,6 +404,20 @@ pub(super) fn cluster_named<'a>(
     Err(MetaError::NotFound(format!("cluster {name:?}")))
 }
 
+/// The table `name` of `schema`, which must not be a sub-table: those are dropped and
+/// altered with their partitioned parent, as `verb` tells the caller.
+pub(super) fn whole_table<'a>(c: &'a ClusterCatalog, schema: &str, name: &str, verb: &str) -> MetaResult<(TableId, &'a Table)> {
+    let sid = schema_id(c, schema)?;
+    let (tid, t) = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
+    if let Some(parent) = t.parent() {
+        return Err(MetaError::FailedPrecondition(format!(
+            "{name:?} is a sub-table of {:?}, which holds its schema; {verb} that table instead",
+            c.table(TableId(parent)).name
+        )));
+    }
+    Ok((tid, t))
+}
+
 /// A drain must leave enough nodes to hold each shard's replicas on distinct nodes; otherwise
 /// its replicas would have nowhere to go. Only nodes that take replicas now count: an offline
 /// node may never come back (a one-shot sender never does), and a drain that waits for it
@@ -426,7 +437,7 @@ fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaRes
 }
 
 /// Every shard a change notifies gets one new version: its table set changed.
-fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change, now: Instant, config: &CoreConfig) {
+pub(super) fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change, now: Instant, config: &CoreConfig) {
     for &(shard, _) in &change.notify {
         let mut rec = rt.intended(c, shard).clone();
         rec.version += 1;
@@ -438,20 +449,8 @@ fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut
 fn check_table_request(ctx: &Ctx, ct: &CreateTable) -> MetaResult<()> {
     let cfg = ctx.config;
     validate::table_name(&ct.name, cfg.name_len_max)?;
-    if ct.encoded_schema.len() > cfg.encoded_schema_bytes_max {
-        return Err(MetaError::InvalidArgument(format!(
-            "encoded schema of table {:?} is {} bytes; the limit is {}",
-            ct.name,
-            ct.encoded_schema.len(),
-            cfg.encoded_schema_bytes_max
-        )));
-    }
-    if ct.options.len() > cfg.table_options_max {
-        return Err(MetaError::InvalidArgument(format!("{} table options; the limit is {}", ct.options.len(), cfg.table_options_max)));
-    }
-    if let Some((k, _)) = ct.options.iter().find(|(k, v)| k.is_empty() || k.len() + v.len() > cfg.option_bytes_max) {
-        return Err(MetaError::InvalidArgument(format!("table option {k:?} is empty or longer than {} bytes", cfg.option_bytes_max)));
-    }
+    check_schema_bytes(cfg, &ct.name, &ct.encoded_schema)?;
+    check_options(cfg, &ct.options)?;
     if let Some(p) = &ct.partition {
         if p.partition_count == 0 || p.partition_count > cfg.partitions_max {
             return Err(MetaError::InvalidArgument(format!(
@@ -459,6 +458,29 @@ fn check_table_request(ctx: &Ctx, ct: &CreateTable) -> MetaResult<()> {
                 p.partition_count, cfg.partitions_max
             )));
         }
+    }
+    Ok(())
+}
+
+/// An encoded schema, as a create or an alter gives it.
+pub(super) fn check_schema_bytes(cfg: &CoreConfig, table: &str, encoded_schema: &[u8]) -> MetaResult<()> {
+    if encoded_schema.len() > cfg.encoded_schema_bytes_max {
+        return Err(MetaError::InvalidArgument(format!(
+            "encoded schema of table {table:?} is {} bytes; the limit is {}",
+            encoded_schema.len(),
+            cfg.encoded_schema_bytes_max
+        )));
+    }
+    Ok(())
+}
+
+/// Table options, as a create or an alter gives them.
+pub(super) fn check_options(cfg: &CoreConfig, options: &BTreeMap<String, String>) -> MetaResult<()> {
+    if options.len() > cfg.table_options_max {
+        return Err(MetaError::InvalidArgument(format!("{} table options; the limit is {}", options.len(), cfg.table_options_max)));
+    }
+    if let Some((k, _)) = options.iter().find(|(k, v)| k.is_empty() || k.len() + v.len() > cfg.option_bytes_max) {
+        return Err(MetaError::InvalidArgument(format!("table option {k:?} is empty or longer than {} bytes", cfg.option_bytes_max)));
     }
     Ok(())
 }

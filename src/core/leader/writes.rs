@@ -18,6 +18,8 @@ use crate::core::storage::{Mutation, Op};
 pub enum Notice {
     Created(TableId),
     Dropped(TableId),
+    /// The table's record has a new version (an alter).
+    Altered(TableId, u32),
     /// More than one thing changed: send the whole shard (`Open` with every table).
     Resync,
 }

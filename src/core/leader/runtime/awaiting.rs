@@ -15,6 +15,8 @@ pub enum Awaiting {
     TableRecords(SchemaId, String),
     /// A table's deletion (with its sub-tables').
     TableDeletion(TableId),
+    /// A new version of a table's record (an alter).
+    TableAlter(TableId),
     /// A new node's registration, by name. Registrations take the next node ids in turn.
     Registration(String),
     /// A known node's record (a new endpoint or zone, a drain mark): one write per node at a

@@ -347,9 +347,10 @@ impl ClusterRuntime {
         self.procedure_steps.remove(&id);
     }
 
-    /// Whether a drop of the table is being written.
-    pub fn dropping(&self, table: TableId) -> bool {
-        self.in_flight.contains(&Awaiting::TableDeletion(table))
+    /// Whether a drop or an alter of the table is being written: a move that rewrites its
+    /// record now would undo it.
+    pub fn table_written(&self, table: TableId) -> bool {
+        self.in_flight.contains(&Awaiting::TableDeletion(table)) || self.in_flight.contains(&Awaiting::TableAlter(table))
     }
 
     /// `count` tables move from one shard to another (a split): the intent's counts follow.
