@@ -147,6 +147,11 @@ fn only_heartbeats<T>() -> Result<Response<T>, Status> {
 #[tonic::async_trait]
 impl Meta for Echo {
     type HeartbeatStream = ReceiverStream<Result<proto::HeartbeatResponse, Status>>;
+    type WatchRoutesStream = ReceiverStream<Result<proto::WatchRoutesResponse, Status>>;
+
+    async fn watch_routes(&self, _: Request<proto::WatchRoutesRequest>) -> Result<Response<Self::WatchRoutesStream>, Status> {
+        only_heartbeats()
+    }
 
     async fn heartbeat(&self, request: Request<Streaming<proto::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
         let mut inbound = request.into_inner();

@@ -232,6 +232,30 @@ fn endpoint(e: &Endpoint) -> proto::NodeEndpoint {
     proto::NodeEndpoint { name: e.name.clone(), endpoint: e.endpoint.clone() }
 }
 
+pub fn route_update(u: &RouteUpdate) -> proto::WatchRoutesResponse {
+    use proto::route_change::Kind;
+    let change = |c: &RouteChange| {
+        let kind = match c {
+            RouteChange::Table { schema, name, id, shard } => {
+                Kind::Table(proto::TableRouteChange { schema: schema.clone(), name: name.clone(), id: id.0, shard: shard.0 })
+            }
+            RouteChange::TableDropped { schema, name, id } => Kind::Dropped(proto::TableDroppedChange { schema: schema.clone(), name: name.clone(), id: id.0 }),
+            RouteChange::Shard { shard, version, leader, followers } => Kind::Shard(proto::ShardRouteChange {
+                shard: shard.0,
+                version: version.0,
+                leader: leader.as_ref().map(endpoint),
+                followers: followers.iter().map(endpoint).collect(),
+            }),
+        };
+        proto::RouteChange { kind: Some(kind) }
+    };
+    proto::WatchRoutesResponse { revision: u.revision, resync: u.resync, changes: u.changes.iter().map(change).collect() }
+}
+
+pub fn watch_routes(req: proto::WatchRoutesRequest) -> Result<WatchRoutes, Status> {
+    Ok(WatchRoutes { cluster: cluster_of(&req.header)?, schema: (!req.schema.is_empty()).then_some(req.schema), from_revision: req.from_revision })
+}
+
 pub fn route(r: &TableRoute) -> proto::TableRoute {
     proto::TableRoute {
         table: r.table.clone(),

@@ -65,6 +65,11 @@ pub struct CoreConfig {
     pub scheduler: SchedulerSettings,
     /// Scheduling events kept per cluster for `metactl events`; older ones are dropped.
     pub events_kept_max: usize,
+    /// Route changes kept per cluster for watchers that resume; one resuming from before the
+    /// oldest kept is told to resync.
+    pub route_log_max: usize,
+    /// Route watches open at once on this meta leader.
+    pub watchers_max: usize,
     /// Procedures (splits) running at once per cluster; each locks its shards.
     pub procedures_in_flight_max: usize,
     /// The most tables one split moves: the procedure record lists them, and a shard with more
@@ -167,6 +172,8 @@ impl Default for CoreConfig {
             shard_moves_per_tick_max: 4_096,
             scheduler: SchedulerSettings::default(),
             events_kept_max: 1_000,
+            route_log_max: 16_384,
+            watchers_max: 1_024,
             procedures_in_flight_max: 8,
             split_tables_max: 50_000,
             procedure_step_timeout_ms: 60_000,
@@ -220,6 +227,7 @@ impl CoreConfig {
             ("list_page_max", self.list_page_max as u64),
             ("list_scan_max", self.list_scan_max as u64),
             ("events_kept_max", self.events_kept_max as u64),
+            ("route_log_max", self.route_log_max as u64),
             ("procedures_in_flight_max", self.procedures_in_flight_max as u64),
             ("split_tables_max", self.split_tables_max as u64),
             ("procedure_step_timeout_ms", self.procedure_step_timeout_ms),

@@ -8,7 +8,7 @@ use super::error::MetaError;
 use super::ids::*;
 use super::input::{Input, Request};
 use super::meta::{MetaCore, Timer};
-use super::output::{NodeMessage, Output, ResignReason, Response};
+use super::output::{NodeMessage, Output, ResignReason, Response, RouteUpdate};
 use super::request_ids::RequestIds;
 use super::storage::WriteBatch;
 use super::time::Instant;
@@ -24,6 +24,8 @@ pub trait Effects {
     fn reply(&mut self, id: RequestId, caller: Self::Caller, result: Result<Response, MetaError>);
     fn load_snapshot(&mut self, term: Term);
     fn resign(&mut self, term: Term, reason: ResignReason);
+    fn to_watcher(&mut self, watch: WatchId, update: RouteUpdate);
+    fn end_watch(&mut self, watch: WatchId, error: MetaError);
 }
 
 /// The callers of a core's pending requests, and the loop that hands its outputs out.
@@ -59,6 +61,8 @@ impl<C> Dispatch<C> {
                 },
                 Output::LoadSnapshot { term } => effects.load_snapshot(term),
                 Output::Resign { term, reason } => effects.resign(term, reason),
+                Output::ToWatcher { watch, update } => effects.to_watcher(watch, update),
+                Output::EndWatch { watch, error } => effects.end_watch(watch, error),
             }
         }
         core.poll_timeout()
@@ -95,6 +99,8 @@ mod tests {
         }
         fn load_snapshot(&mut self, _: Term) {}
         fn resign(&mut self, _: Term, _: ResignReason) {}
+        fn to_watcher(&mut self, _: WatchId, _: RouteUpdate) {}
+        fn end_watch(&mut self, _: WatchId, _: MetaError) {}
     }
 
     #[test]

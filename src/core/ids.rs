@@ -57,6 +57,10 @@ id_type!(
     SessionId(u64)
 );
 id_type!(
+    /// A route watch stream, numbered by the driver.
+    WatchId(u64)
+);
+id_type!(
     /// A storage write batch, numbered by the core.
     WriteId(u64)
 );

@@ -27,6 +27,15 @@ pub enum Input<'a> {
     ///
     /// [`Output::Reply`]: super::Output::Reply
     Request { id: RequestId, request: &'a Request },
+    /// A route watch opens on stream `watch`: its first update answers at once, then one
+    /// follows each landed route change, as [`Output::ToWatcher`], until
+    /// [`Output::EndWatch`] or [`Input::Unwatch`]. Ids must be unique among open watches.
+    ///
+    /// [`Output::ToWatcher`]: super::Output::ToWatcher
+    /// [`Output::EndWatch`]: super::Output::EndWatch
+    Watch { watch: WatchId, request: &'a WatchRoutes },
+    /// The watcher went away.
+    Unwatch { watch: WatchId },
     /// The outcome of [`Output::Persist`] batch `id`.
     ///
     /// [`Output::Persist`]: super::Output::Persist
@@ -184,6 +193,16 @@ pub struct AlterTable {
     pub encoded_schema: Option<Vec<u8>>,
     /// `None` keeps the current ones; `Some` replaces them all.
     pub options: Option<BTreeMap<String, String>>,
+}
+
+/// Opens a watch on a cluster's routes (see [`Input::Watch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchRoutes {
+    pub cluster: String,
+    /// Only this schema's tables (shard changes come whatever the schema).
+    pub schema: Option<String>,
+    /// Resume after this revision, the last one the watcher saw; 0: start now.
+    pub from_revision: u64,
 }
 
 /// A request from a client or operator. Every request but the cluster-wide ones names its cluster.

@@ -77,9 +77,10 @@ impl MetaCore {
     }
 
     fn step_down(&mut self) {
-        if let Some(leader) = self.leader.take() {
+        if let Some(mut leader) = self.leader.take() {
             self.last_write = leader.writes().last_id();
             self.out.fail_all(&MetaError::NotLeader);
+            leader.end_watches(&mut self.out);
         }
     }
 
@@ -96,6 +97,20 @@ impl MetaCore {
                 }
             }
             Input::Request { id, request } => self.on_request(now, id, request),
+            Input::Watch { watch, request } => {
+                let opened = match self.ctx(now) {
+                    (Some(leader), mut ctx) => leader.watch(&mut ctx, watch, request),
+                    (None, _) => Err(MetaError::NotLeader),
+                };
+                if let Err(error) = opened {
+                    self.out.push(Output::EndWatch { watch, error });
+                }
+            }
+            Input::Unwatch { watch } => {
+                if let Some(leader) = self.leader.as_mut() {
+                    leader.unwatch(watch);
+                }
+            }
             Input::WriteResult { id, result } => self.on_write_result(now, id, result),
             Input::Snapshot { term, snapshot } => self.on_snapshot(now, term, snapshot),
             Input::SnapshotFailed { term, cause } => self.on_snapshot_failed(now, term, cause),

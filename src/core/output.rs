@@ -26,6 +26,36 @@ pub enum Output {
     LoadSnapshot { term: Term },
     /// Resign the election for `term`; the core already acts as a follower.
     Resign { term: Term, reason: ResignReason },
+    /// Send on route watch `watch`. A watcher too slow to take it must be cut off (ended with
+    /// a status that says so, then [`Input::Unwatch`](super::Input::Unwatch)), never buffered
+    /// without bound.
+    ToWatcher { watch: WatchId, update: RouteUpdate },
+    /// End route watch `watch` with `error`; the core has forgotten it.
+    EndWatch { watch: WatchId, error: MetaError },
+}
+
+/// What a route watcher is sent: the route changes that landed up to `revision`, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteUpdate {
+    /// The last change's position; resume after it. It grows within a meta leader's term and
+    /// from one term to the next.
+    pub revision: u64,
+    /// What the watcher holds may be stale (it resumed from a revision this leader no longer
+    /// has, or from another leader's): drop it and read routes again. Changes after `revision`
+    /// follow.
+    pub resync: bool,
+    pub changes: Vec<RouteChange>,
+}
+
+/// One route change. Each names the whole new state of what it is about, so applying one twice,
+/// or after a newer read, leaves the watcher right once the later changes are applied too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteChange {
+    /// A table was created in, or moved to, `shard`.
+    Table { schema: String, name: String, id: TableId, shard: ShardId },
+    TableDropped { schema: String, name: String, id: TableId },
+    /// A shard's version, leader or followers changed (or a replica's endpoint moved).
+    Shard { shard: ShardId, version: Version, leader: Option<Endpoint>, followers: Vec<Endpoint> },
 }
 
 /// Why the core gives a term up.

@@ -22,6 +22,9 @@ pub const INPUTS_QUEUED_MAX: usize = 4_096;
 /// Messages queued for one heartbeat stream; beyond it messages are dropped, which is safe:
 /// commands are re-sent on the node's next heartbeat.
 pub const STREAM_QUEUED_MAX: usize = 64;
+/// Route updates queued for one watcher. A watcher that lets this many pile up is cut off with
+/// a status (it resumes from the last revision it saw), never buffered without bound.
+pub const WATCH_QUEUED_MAX: usize = 256;
 /// Inputs handled per wake-up before outputs are drained.
 const INPUTS_PER_PASS: usize = 256;
 
@@ -45,6 +48,7 @@ impl Clock {
 }
 
 pub type StreamSender = mpsc::Sender<Result<proto::HeartbeatResponse, tonic::Status>>;
+pub type WatchSender = mpsc::Sender<Result<proto::WatchRoutesResponse, tonic::Status>>;
 
 /// What the driver is told.
 pub enum Input {
@@ -52,6 +56,8 @@ pub enum Input {
     StreamOpened { session: SessionId, tx: StreamSender },
     Heartbeat { session: SessionId, heartbeat: Heartbeat },
     StreamClosed { session: SessionId },
+    WatchOpened { watch: WatchId, tx: WatchSender, request: WatchRoutes },
+    WatchClosed { watch: WatchId },
     Leadership(Leadership),
     WriteDone { id: WriteId, result: WriteResult },
     Snapshot { term: Term, result: Result<Snapshot, LoadError> },
@@ -113,7 +119,7 @@ impl Driver {
             clock,
             rx,
             dispatch: Dispatch::default(),
-            io: Io { storage, tx: tx.clone(), election, streams: BTreeMap::new() },
+            io: Io { storage, tx: tx.clone(), election, streams: BTreeMap::new(), watches: BTreeMap::new(), cut: Vec::new() },
             reload_backoff: LoadBackoff::default(),
             leader,
             other_leader: None,
@@ -192,6 +198,15 @@ impl Driver {
                 self.drain();
                 self.io.streams.remove(&session);
             }
+            Input::WatchOpened { watch, tx, request } => {
+                self.io.watches.insert(watch, tx);
+                self.core.handle(now, CoreInput::Watch { watch, request: &request });
+            }
+            Input::WatchClosed { watch } => {
+                if self.io.watches.remove(&watch).is_some() {
+                    self.core.handle(now, CoreInput::Unwatch { watch });
+                }
+            }
             Input::Leadership(event) => {
                 let gained = matches!(event, Leadership::Gained { .. });
                 self.core.handle(now, CoreInput::Leadership(event));
@@ -213,8 +228,17 @@ impl Driver {
         }
     }
 
+    /// Hands out the core's outputs; watchers cut off meanwhile are then forgotten by the core.
     fn drain(&mut self) -> Option<(Instant, Timer)> {
-        self.dispatch.drain(&mut self.core, &mut self.io)
+        loop {
+            let wake = self.dispatch.drain(&mut self.core, &mut self.io);
+            if self.io.cut.is_empty() {
+                return wake;
+            }
+            for watch in std::mem::take(&mut self.io.cut) {
+                self.core.handle(self.clock.now(), CoreInput::Unwatch { watch });
+            }
+        }
     }
 }
 
@@ -224,6 +248,9 @@ struct Io {
     tx: mpsc::Sender<Input>,
     election: mpsc::UnboundedSender<ElectionCommand>,
     streams: BTreeMap<SessionId, StreamSender>,
+    watches: BTreeMap<WatchId, WatchSender>,
+    /// Watchers cut off for being slow, for the core to forget.
+    cut: Vec<WatchId>,
 }
 
 impl Effects for Io {
@@ -271,6 +298,27 @@ impl Effects for Io {
         tracing::warn!(?term, ?reason, "resigning the meta election");
         let _ = self.election.send(ElectionCommand::Resign(term));
     }
+
+    /// The last free slot of a watcher's queue is kept for the status that cuts it off.
+    fn to_watcher(&mut self, watch: WatchId, update: RouteUpdate) {
+        let Some(tx) = self.watches.get(&watch) else { return };
+        if tx.capacity() > 1 {
+            let _ = tx.try_send(Ok(crate::convert::route_update(&update)));
+            return;
+        }
+        tracing::info!(?watch, "a route watcher fell behind and is cut off");
+        let text = format!("this watcher left {WATCH_QUEUED_MAX} route updates unread; watch again from the last revision it saw");
+        if let Some(tx) = self.watches.remove(&watch) {
+            let _ = tx.try_send(Err(tonic::Status::resource_exhausted(text)));
+        }
+        self.cut.push(watch);
+    }
+
+    fn end_watch(&mut self, watch: WatchId, error: MetaError) {
+        if let Some(tx) = self.watches.remove(&watch) {
+            let _ = tx.try_send(Err(crate::convert::status(error)));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -303,5 +351,51 @@ mod tests {
             }
         }
         panic!("the default cluster was never created");
+    }
+
+    /// A watcher that reads nothing is cut off once its queue is full, with a status that says
+    /// why, and the core forgets it: with room for one watch, a new one is taken.
+    #[tokio::test]
+    async fn a_slow_route_watcher_is_cut_off_and_forgotten() {
+        let store = MemoryStore::default();
+        store.set_term(Term(1));
+        let storage = Arc::new(Storage::Memory(store));
+        let (election, _commands) = mpsc::unbounded_channel();
+        let spec = ClusterSpec { name: "c".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
+        let config = CoreConfig { default_cluster: Some(spec), watchers_max: 1, ..CoreConfig::default() };
+        let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into()));
+        tokio::spawn(driver.run());
+        let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
+        handle.tx.send(Input::Leadership(gained)).await.unwrap();
+        let watch = |id: u64| {
+            let (tx, rx) = mpsc::channel(WATCH_QUEUED_MAX);
+            (Input::WatchOpened { watch: WatchId(id), tx, request: WatchRoutes { cluster: "c".into(), schema: None, from_revision: 0 } }, rx)
+        };
+        let (open, mut slow) = watch(1);
+        loop {
+            let (open, mut rx) = watch(0);
+            handle.tx.send(open).await.unwrap();
+            if rx.recv().await.is_some_and(|m| m.is_ok()) {
+                handle.tx.send(Input::WatchClosed { watch: WatchId(0) }).await.unwrap();
+                break; // the default cluster exists
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        handle.tx.send(open).await.unwrap();
+        for i in 0..WATCH_QUEUED_MAX + 10 {
+            let t = CreateTable { cluster: "c".into(), schema: "public".into(), name: format!("t{i}"), encoded_schema: vec![], options: Default::default(), if_not_exists: false, partition: None };
+            handle.request(Request::CreateTable(t)).await.unwrap();
+        }
+        let mut received = Vec::new();
+        while let Ok(m) = slow.try_recv() {
+            received.push(m);
+        }
+        assert_eq!(received.len(), WATCH_QUEUED_MAX, "the queue filled, then took the cut-off status");
+        let last = received.pop().unwrap().expect_err("cut off");
+        assert_eq!(last.code(), tonic::Code::ResourceExhausted, "{last:?}");
+        assert!(received.iter().all(Result::is_ok));
+        let (open, mut next) = watch(2);
+        handle.tx.send(open).await.unwrap();
+        assert!(next.recv().await.is_some_and(|m| m.is_ok()), "the cut-off watch no longer holds the only place");
     }
 }

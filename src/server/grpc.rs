@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{self, status, Listing};
-use super::driver::{DriverHandle, Input, STREAM_QUEUED_MAX};
+use super::driver::{DriverHandle, Input, STREAM_QUEUED_MAX, WATCH_QUEUED_MAX};
 use super::LeaderView;
 use crate::core::{self, MetaError, SessionId};
 use crate::proto;
@@ -106,6 +106,23 @@ fn unexpected(r: core::Response) -> ! {
 #[tonic::async_trait]
 impl proto::meta_server::Meta for MetaService {
     type HeartbeatStream = ReceiverStream<Result<proto::HeartbeatResponse, Status>>;
+    type WatchRoutesStream = ReceiverStream<Result<proto::WatchRoutesResponse, Status>>;
+
+    /// A watch is a driver stream like a heartbeat stream; the core refuses it (ending it with
+    /// a status) on a follower. The driver is told when the watcher goes away.
+    async fn watch_routes(&self, request: Request<proto::WatchRoutesRequest>) -> Result<Response<Self::WatchRoutesStream>, Status> {
+        let request = convert::watch_routes(request.into_inner())?;
+        let watch = core::WatchId(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(WATCH_QUEUED_MAX);
+        let driver = self.driver.clone();
+        let gone = tx.clone();
+        driver.tx.send(Input::WatchOpened { watch, tx, request }).await.map_err(|_| Status::unavailable("meta server is shutting down"))?;
+        tokio::task::spawn(async move {
+            gone.closed().await;
+            let _ = driver.tx.send(Input::WatchClosed { watch }).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 
     async fn heartbeat(&self, request: Request<Streaming<proto::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
         let session = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));

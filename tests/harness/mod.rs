@@ -320,4 +320,12 @@ impl Effects for Collect {
     fn resign(&mut self, term: Term, reason: ResignReason) {
         self.0.push(Output::Resign { term, reason });
     }
+
+    fn to_watcher(&mut self, watch: WatchId, update: RouteUpdate) {
+        self.0.push(Output::ToWatcher { watch, update });
+    }
+
+    fn end_watch(&mut self, watch: WatchId, error: MetaError) {
+        self.0.push(Output::EndWatch { watch, error });
+    }
 }

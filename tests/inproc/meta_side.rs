@@ -146,6 +146,10 @@ impl Effects for MetaEffects<'_> {
         self.world.send(Addr::Meta(self.meta), Addr::Client, Msg::Reply { id, result });
     }
 
+    // The simulated client opens no route watch.
+    fn to_watcher(&mut self, _: WatchId, _: RouteUpdate) {}
+    fn end_watch(&mut self, _: WatchId, _: MetaError) {}
+
     fn load_snapshot(&mut self, term: Term) {
         self.world.start_load(self.meta, LoadPurpose::Reload(term));
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod node_kill;
+pub mod route_watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -98,12 +98,20 @@ pub async fn node_kill_scenario(dir: &TempDir, meta_endpoints: &[String]) {
     let victim = victim.as_str();
     let led: Vec<u32> = all.iter().filter(|s| s.leader == victim).map(|s| s.id).collect();
     assert!(!led.is_empty(), "{victim} leads something");
+    // A frontend watching routes learns of the failover as it lands, not from a failed write.
+    let frontend = route_watch::WatchingFrontend::start(meta_endpoints, &names).await;
+    let watched = names.iter().find(|t| frontend.leader_of(t).as_deref() == Some(victim)).expect("a table led by the victim").clone();
+    let killed = Instant::now();
     nodes[at].1.kill9();
-    let took = wait_for("the dead node's shards led elsewhere", Duration::from_secs(15), async || {
+    let lag = frontend.lag_behind_meta(&mut meta, &watched, victim).await;
+    println!("the watching frontend routed {watched} to its new leader {lag:?} after meta did");
+    assert!(lag <= Duration::from_millis(300), "the route watch lagged meta by {lag:?}, more than a heartbeat (300 ms)");
+    wait_for("the dead node's shards led elsewhere", Duration::from_secs(15), async || {
         let s = shards(&mut meta).await;
         led.iter().all(|id| s.iter().any(|x| x.id == *id && x.leader != victim && !x.leader.is_empty() && x.status == proto::ShardStatus::Ready as i32))
     })
     .await;
+    let took = killed.elapsed();
     // lease (3 s) + drift (0.2 s) + detection and a few heartbeats (0.3 s each).
     assert!(took < Duration::from_secs(6), "failover took {took:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;

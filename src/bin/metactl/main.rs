@@ -59,6 +59,16 @@ enum Command {
         #[arg(required = true)]
         tables: Vec<String>,
     },
+    /// Follow route changes as they land, one JSON line per update, until interrupted (or the
+    /// watch ends: a leader change, a cut-off; resume with --from the last revision printed).
+    WatchRoutes {
+        /// Only this schema's tables (shard changes come whatever the schema).
+        #[arg(long)]
+        schema: Option<String>,
+        /// Resume after this revision; 0 starts now.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+    },
     #[command(subcommand)]
     Node(NodeCmd),
     #[command(subcommand)]
@@ -302,6 +312,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let alter = tables::Alter { schema, name, version: *version, encoded_schema_hex: encoded_schema_hex.as_deref(), options, clear_options: *clear_options };
             tables::alter(cluster, alter, meta).await?
         }
+        Command::WatchRoutes { schema, from } => tables::watch_routes(cluster, schema.as_deref(), *from, meta).await?,
         Command::Route { schema, tables } => {
             let req = proto::RouteTablesRequest { header: header(cluster), schema: schema.clone(), tables: tables.clone() };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.route_tables(req).await } }).await?;

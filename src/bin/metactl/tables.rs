@@ -1,4 +1,5 @@
-//! `metactl table get|alter`: reading back what meta stores about tables, and changing it.
+//! `metactl table get|alter`: reading back what meta stores about tables, and changing it;
+//! `metactl watch-routes`: following where they live.
 
 use serde_json::{json, Value};
 use shardmeta::client::MetaClient;
@@ -32,6 +33,29 @@ pub async fn alter(cluster: &str, a: Alter<'_>, meta: &mut MetaClient) -> Result
     let req = proto::AlterTableRequest { header: header(cluster), schema: a.schema.to_owned(), name: a.name.to_owned(), expected_version: a.version, encoded_schema, options };
     let r = meta.call(|mut c| { let req = req.clone(); async move { c.alter_table(req).await } }).await?;
     Ok(r.table.as_ref().map_or(Value::Null, detail_json))
+}
+
+/// Prints each update as it comes; returns only when the watch ends (with its status).
+pub async fn watch_routes(cluster: &str, schema: Option<&str>, from_revision: u64, meta: &mut MetaClient) -> Result<Value, Status> {
+    let (_, mut client) = meta.leader().await?;
+    let req = proto::WatchRoutesRequest { header: header(cluster), schema: schema.unwrap_or_default().to_owned(), from_revision };
+    let mut stream = client.watch_routes(req).await?.into_inner();
+    while let Some(u) = stream.message().await? {
+        println!("{}", json!({"revision": u.revision, "resync": u.resync, "changes": u.changes.iter().map(change_json).collect::<Vec<_>>()}));
+    }
+    Ok(Value::Null)
+}
+
+fn change_json(c: &proto::RouteChange) -> Value {
+    use proto::route_change::Kind;
+    let node = |e: &proto::NodeEndpoint| json!({"name": e.name, "endpoint": e.endpoint});
+    match &c.kind {
+        Some(Kind::Table(t)) => json!({"table": t.name, "schema": t.schema, "id": t.id, "shard": t.shard}),
+        Some(Kind::Dropped(t)) => json!({"dropped": t.name, "schema": t.schema, "id": t.id}),
+        Some(Kind::Shard(s)) => json!({"shard": s.shard, "version": s.version, "leader": s.leader.as_ref().map(node),
+                                      "followers": s.followers.iter().map(node).collect::<Vec<_>>()}),
+        None => Value::Null,
+    }
 }
 
 fn detail_json(t: &proto::TableDetail) -> Value {

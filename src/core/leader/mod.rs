@@ -11,6 +11,7 @@ mod procedure_requests;
 mod resize;
 mod procedures;
 mod requests;
+mod route_watch;
 pub mod runtime;
 mod schedule;
 mod views;
@@ -20,12 +21,13 @@ use std::collections::BTreeMap;
 
 pub use self::requests::check_cluster_spec;
 use self::runtime::awaiting::Awaiting;
+use self::route_watch::{RouteWatches, Touched};
 use self::runtime::ClusterRuntime;
 use self::writes::{Change, Notice, Writes};
 use super::config::{CoreConfig, PlantedBug};
 use super::error::MetaError;
 use super::ids::*;
-use super::input::Role;
+use super::input::{Role, WatchRoutes};
 use super::model::{Catalog, ClusterCatalog, ProcedureKind};
 use super::scheduler::SchedulerSettings;
 use super::outbox::Outbox;
@@ -56,6 +58,8 @@ pub struct Leader {
     /// Reloads that failed in a row while recovering, and when to ask for the next one.
     reload_failures: u32,
     reload_due: Option<Instant>,
+    /// Route watchers, and the recent route changes they resume from.
+    watches: RouteWatches,
 }
 
 /// What the core must do after a write result or a failed reload.
@@ -85,6 +89,7 @@ impl Leader {
             creating_clusters: BTreeMap::new(),
             reload_failures: 0,
             reload_due: None,
+            watches: RouteWatches::new(term),
         };
         if config.has_bug(PlantedBug::ResetEpochOnLeaderChange) {
             // The next topology change then stores a lower epoch than nodes have seen.
@@ -128,6 +133,22 @@ impl Leader {
     }
 
     /// Serving and not recovering: may decide and answer.
+    /// Opens route watch `watch` on a cluster; an error refuses it, and nothing is sent.
+    pub fn watch(&mut self, ctx: &mut Ctx, watch: WatchId, req: &WatchRoutes) -> Result<(), MetaError> {
+        self.ready(ctx.now)?;
+        let c = requests::cluster_named(&self.catalog, &self.creating_clusters, &req.cluster, ctx.config)?;
+        self.watches.open(watch, c, req, ctx.config, ctx.out)
+    }
+
+    pub fn unwatch(&mut self, watch: WatchId) {
+        self.watches.close(watch);
+    }
+
+    /// Ends every route watch: this leadership is over.
+    pub fn end_watches(&mut self, out: &mut Outbox) {
+        self.watches.end_all(out);
+    }
+
     pub fn ready(&self, now: Instant) -> Result<(), MetaError> {
         if !self.serving(now) {
             return Err(MetaError::NotLeader);
@@ -188,6 +209,7 @@ impl Leader {
             }
         }
         self.creating_clusters.clear();
+        self.watches.resync_all(ctx.out);
         self.writes.flush_barrier(self.term, &mut ctx.out.outputs);
     }
 
@@ -212,7 +234,9 @@ impl Leader {
 
     /// Applies an acknowledged change, then makes it visible.
     fn land(&mut self, ctx: &mut Ctx, change: Change) {
+        let mut touched = Touched::default();
         for m in &change.mutations {
+            touched.note(self.catalog.clusters.get(&change.cluster), m);
             self.catalog.apply(m.clone()).expect("the leader writes only changes consistent with its catalog");
         }
         // A new cluster's runtime is built from the whole change (its id ceiling and schema).
@@ -234,6 +258,7 @@ impl Leader {
         else {
             return;
         };
+        self.watches.record(change.cluster, touched.changes(cluster), ctx.config, ctx.out);
         for &(shard, notice) in &change.notify {
             let rec = cluster.shard(shard);
             rt.pushed(shard, Version(rec.version), ctx.now);

@@ -40,7 +40,7 @@ pub fn schema_id(c: &ClusterCatalog, schema: &str) -> MetaResult<SchemaId> {
         .ok_or_else(|| MetaError::NotFound(format!("schema {schema:?} in cluster {:?}", c.record.name)))
 }
 
-fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {
+pub fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {
     let n = c.node(NodeId(node));
     Endpoint { name: n.name.clone(), endpoint: n.endpoint.clone() }
 }
