@@ -197,6 +197,10 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn drop_schema(&self, _: Request<proto::DropSchemaRequest>) -> Result<Response<proto::DropSchemaResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn alter_table(&self, _: Request<proto::AlterTableRequest>) -> Result<Response<proto::AlterTableResponse>, Status> {
         only_heartbeats()
     }

@@ -243,7 +243,7 @@ fn stored_catalog(tables: u64) -> Vec<(String, Vec<u8>)> {
     let c = ClusterId(1);
     let cfg = CoreConfig::default();
     let cluster = ClusterRecord { id: 1, name: CLUSTER.into(), shard_count: 10_000, ..Default::default() };
-    let mut ms = vec![Mutation::PutCluster(cluster), Mutation::PutIdCeiling(c, tables + 1_000), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into() })];
+    let mut ms = vec![Mutation::PutCluster(cluster), Mutation::PutIdCeiling(c, tables + 1_000), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })];
     ms.extend((1..=tables).map(|id| {
         let t = TableRecord { id, schema: 0, name: format!("table_{id:08}"), shard: (id % 10_000) as u32, encoded_schema: vec![id as u8; 256], ..Default::default() };
         Mutation::PutTable(c, t)

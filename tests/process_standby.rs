@@ -65,7 +65,7 @@ async fn a_standby_hands_over_a_catalog_holding_the_newest_transaction() {
     // A cluster's id ceiling sorts before its record: the standby applies the pair in order.
     let cluster = ClusterRecord { id: CLUSTER.0, name: "a".into(), shard_count: 4, ..Default::default() };
     commit(&client, vec![Mutation::PutIdCeiling(CLUSTER, 1 << 20), Mutation::PutCluster(cluster)], 1).await;
-    commit(&client, vec![Mutation::PutSchema(CLUSTER, SchemaRecord { id: 0, name: "public".into() })], 2).await;
+    commit(&client, vec![Mutation::PutSchema(CLUSTER, SchemaRecord { id: 0, name: "public".into(), dropping: false })], 2).await;
 
     // Started while transactions land: it loads at some revision among them, then follows.
     // The last of them come in a burst from many clients, so that the standby is still behind

@@ -212,6 +212,8 @@ pub enum Request {
     ListClusters { page: PageRequest },
     ClusterView { cluster: String },
     CreateSchema { cluster: String, name: String, if_not_exists: bool },
+    /// Drops a schema; one that holds tables only with `cascade`, which drops them too.
+    DropSchema { cluster: String, name: String, cascade: bool },
     CreateTable(CreateTable),
     DropTable { cluster: String, schema: String, name: String },
     AlterTable(AlterTable),

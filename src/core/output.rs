@@ -120,6 +120,8 @@ pub enum Response {
     Clusters(Page<ClusterInfo>),
     View(ClusterView),
     SchemaCreated { id: SchemaId, created: bool },
+    /// The schema is gone, or (`tables` > 0) hidden, with those tables being deleted after.
+    SchemaDropped { id: SchemaId, tables: u64 },
     TableCreated { table: TableInfo, created: bool },
     TableDropped { id: TableId },
     /// The table at its new version.

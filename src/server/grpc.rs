@@ -231,6 +231,19 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn drop_schema(&self, request: Request<proto::DropSchemaRequest>) -> Result<Response<proto::DropSchemaResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::DropSchema { cluster: convert::cluster_name(&m.header)?, name: m.name, cascade: m.cascade }),
+            |r| match r {
+                core::Response::SchemaDropped { id, tables } => proto::DropSchemaResponse { id: id.0, tables },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.drop_schema(r).await }),
+        )
+        .await
+    }
+
     async fn create_table(&self, request: Request<proto::CreateTableRequest>) -> Result<Response<proto::CreateTableResponse>, Status> {
         self.unary(
             request,

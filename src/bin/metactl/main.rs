@@ -127,6 +127,13 @@ enum SchemaCmd {
         #[arg(long)]
         if_not_exists: bool,
     },
+    /// Drop a schema; one that holds tables only with --cascade, which deletes them too (in
+    /// the background, after the answer).
+    Drop {
+        name: String,
+        #[arg(long)]
+        cascade: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +284,11 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let req = proto::CreateSchemaRequest { header: header(cluster), name: name.clone(), if_not_exists: *if_not_exists };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_schema(req).await } }).await?;
             json!({"id": r.id, "name": name, "created": r.created})
+        }
+        Command::Schema(SchemaCmd::Drop { name, cascade }) => {
+            let req = proto::DropSchemaRequest { header: header(cluster), name: name.clone(), cascade: *cascade };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.drop_schema(req).await } }).await?;
+            json!({"id": r.id, "name": name, "tables_to_delete": r.tables})
         }
         Command::Table(TableCmd::Create { schema, if_not_exists, names }) => {
             let mut out = Vec::new();

@@ -12,6 +12,7 @@ mod resize;
 mod procedures;
 mod requests;
 mod route_watch;
+mod schema_drop;
 pub mod runtime;
 mod schedule;
 mod views;
@@ -299,6 +300,10 @@ impl Leader {
             Mutation::PutShard(_, s) => rt.shard_landed(ShardId(s.id)),
             Mutation::PutSchema(_, s) => {
                 rt.write_landed(&Awaiting::SchemaRecord(s.name.clone()));
+                rt.write_landed(&Awaiting::SchemaDrop(SchemaId(s.id)));
+            }
+            Mutation::DeleteSchema(_, id) => {
+                rt.write_landed(&Awaiting::SchemaDrop(SchemaId(*id)));
             }
             Mutation::PutNode(_, n) => {
                 rt.write_landed(&Awaiting::Registration(n.name.clone()));

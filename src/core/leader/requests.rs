@@ -72,6 +72,7 @@ impl Leader {
                 reply(Response::View(views::view(c, rt, self.term, pending)))
             }
             Request::CreateSchema { cluster, name, if_not_exists } => self.create_schema(ctx, id, cluster, name, *if_not_exists),
+            Request::DropSchema { cluster, name, cascade } => self.drop_schema(ctx, id, cluster, name, *cascade),
             Request::CreateTable(ct) => self.create_table(ctx, id, ct),
             Request::DropTable { cluster, schema, name } => self.drop_table(ctx, id, cluster, schema, name),
             Request::AlterTable(alter) => self.alter_table(ctx, id, alter),
@@ -183,7 +184,7 @@ impl Leader {
         change.mutations.push(Mutation::PutCluster(record));
         // Id 0 is the `public` schema; the allocator starts above it.
         change.mutations.push(Mutation::PutIdCeiling(cid, cfg.id_block));
-        change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: 0, name: "public".into() }));
+        change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: 0, name: "public".into(), dropping: false }));
         self.creating_clusters.insert(spec.name.clone(), cid);
         let info = ClusterInfo {
             id: cid,
@@ -202,6 +203,9 @@ impl Leader {
         let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
         let cid = c.id();
         if let Some(&sid) = c.schema_by_name.get(name) {
+            if c.schemas[&sid].dropping {
+                return Err(MetaError::Unavailable(format!("schema {name:?} is being dropped; retry once it is gone")));
+            }
             if if_not_exists {
                 return Ok(Handled::Reply(Response::SchemaCreated { id: sid, created: false }));
             }
@@ -219,7 +223,7 @@ impl Leader {
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let mut change = Change::new(cid);
         let sid = rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
-        change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: sid, name: name.to_owned() }));
+        change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: sid, name: name.to_owned(), dropping: false }));
         rt.begin_write(key);
         self.queue_reply(ctx, id, change, Response::SchemaCreated { id: SchemaId(sid), created: true })
     }
@@ -237,6 +241,9 @@ impl Leader {
         }
         let key = Awaiting::TableRecords(sid, ct.name.clone());
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        if rt.in_flight().contains(&Awaiting::SchemaDrop(sid)) {
+            return Err(MetaError::Unavailable(format!("schema {:?} is being dropped", ct.schema)));
+        }
         if rt.in_flight().contains(&key) {
             if ct.if_not_exists && rt.wait_for(&key, id) {
                 return Ok(Handled::Waiting);
@@ -302,14 +309,7 @@ impl Leader {
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let mut change = Change::new(cid);
-        let dropped: Vec<TableId> = std::iter::once(tid).chain(subs.into_iter().map(TableId)).collect();
-        for &table in &dropped {
-            let shard = ShardId(c.table(table).shard);
-            rt.unplace_table(c, shard);
-            rt.begin_write(Awaiting::TableDeletion(table));
-            change.notify(shard, Notice::Dropped(table));
-            change.mutations.push(Mutation::DeleteTable(cid, table));
-        }
+        stage_drop(rt, c, &mut change, tid);
         stage_version_bumps(rt, c, &mut change, ctx.now, ctx.config);
         self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
     }
@@ -434,6 +434,19 @@ fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaRes
         )));
     }
     Ok(())
+}
+
+/// Deletes `table` and its sub-tables in `change`, and tells their shards (whose versions the
+/// caller then bumps, once per change).
+pub(super) fn stage_drop(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change, table: TableId) {
+    let subs = c.table(table).partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
+    for t in std::iter::once(table).chain(subs.into_iter().map(TableId)) {
+        let shard = ShardId(c.table(t).shard);
+        rt.unplace_table(c, shard);
+        rt.begin_write(Awaiting::TableDeletion(t));
+        change.notify(shard, Notice::Dropped(t));
+        change.mutations.push(Mutation::DeleteTable(c.id(), t));
+    }
 }
 
 /// Every shard a change notifies gets one new version: its table set changed.

@@ -23,6 +23,7 @@ impl Leader {
             return;
         }
         self.advance_procedures(ctx);
+        self.advance_schema_drops(ctx);
         self.start_due_resizes(ctx);
         for (&cid, rt) in self.clusters.iter_mut() {
             let cluster = self.catalog.cluster(cid);

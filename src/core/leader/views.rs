@@ -33,11 +33,13 @@ pub fn table_info(c: &ClusterCatalog, id: TableId, t: &Table) -> TableInfo {
     }
 }
 
+/// The schema named `schema`; one being dropped is gone already.
 pub fn schema_id(c: &ClusterCatalog, schema: &str) -> MetaResult<SchemaId> {
-    c.schema_by_name
-        .get(schema)
-        .copied()
-        .ok_or_else(|| MetaError::NotFound(format!("schema {schema:?} in cluster {:?}", c.record.name)))
+    match c.schema_by_name.get(schema) {
+        Some(&sid) if !c.schemas[&sid].dropping => Ok(sid),
+        Some(_) => Err(MetaError::NotFound(format!("schema {schema:?} in cluster {:?} is being dropped", c.record.name))),
+        None => Err(MetaError::NotFound(format!("schema {schema:?} in cluster {:?}", c.record.name))),
+    }
 }
 
 pub fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {

@@ -218,6 +218,16 @@ impl ClusterCatalog {
         Ok(())
     }
 
+    fn delete_schema(&mut self, id: SchemaId) -> Result<(), DecodeError> {
+        if let Some(t) = self.tables.in_schema(id).next() {
+            return Err(DecodeError(format!("schema {id} deleted while it holds table {t}")));
+        }
+        if let Some(s) = self.schemas.remove(&id) {
+            self.schema_by_name.remove(&s.name);
+        }
+        Ok(())
+    }
+
     fn delete_table(&mut self, id: TableId) {
         if let Some(old) = self.tables.remove(id) {
             self.shard_tables[old.shard as usize].remove(&id);
@@ -353,6 +363,7 @@ impl Catalog {
                 cluster.schema_by_name.insert(s.name.clone(), SchemaId(s.id));
                 cluster.schemas.insert(SchemaId(s.id), s);
             }
+            Mutation::DeleteSchema(_, id) => cluster.delete_schema(SchemaId(id))?,
             Mutation::PutTable(_, t) => cluster.put_table(t)?,
             Mutation::DeleteTable(_, id) => cluster.delete_table(id),
             Mutation::PutShard(_, s) => cluster.put_shard(s)?,

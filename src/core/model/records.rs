@@ -53,6 +53,10 @@ pub struct SchemaRecord {
     pub id: u64,
     #[prost(string, tag = "2")]
     pub name: String,
+    /// A cascading drop is deleting its tables: it takes no new ones, and it is deleted once
+    /// they are gone.
+    #[prost(bool, tag = "3")]
+    pub dropping: bool,
 }
 
 #[derive(Clone, PartialEq, Eq, prost::Message)]

@@ -144,6 +144,11 @@ impl Tables {
         self.by_id.range((from, Unbounded)).map(|(&id, t)| (id, t))
     }
 
+    /// The ids of `schema`'s tables, in no particular order (by name hash).
+    pub fn in_schema(&self, schema: SchemaId) -> impl Iterator<Item = TableId> + '_ {
+        self.by_name.range((schema, 0, TableId(0))..=(schema, u64::MAX, TableId(u64::MAX))).map(|&(_, _, id)| id)
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = TableId> + '_ {
         self.by_id.keys().copied()
     }

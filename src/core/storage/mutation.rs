@@ -17,6 +17,8 @@ pub enum Mutation {
     PutIdCeiling(ClusterId, u64),
     PutScheduler(ClusterId, SchedulerRecord),
     PutSchema(ClusterId, SchemaRecord),
+    /// Only a schema that holds no table.
+    DeleteSchema(ClusterId, u64),
     PutTable(ClusterId, TableRecord),
     DeleteTable(ClusterId, TableId),
     PutShard(ClusterId, ShardRecord),
@@ -45,6 +47,7 @@ impl Mutation {
             Mutation::PutIdCeiling(c, _) => Key::IdCeiling(*c),
             Mutation::PutScheduler(c, _) => Key::Scheduler(*c),
             Mutation::PutSchema(c, r) => Key::Schema(*c, r.id),
+            Mutation::DeleteSchema(c, id) => Key::Schema(*c, *id),
             Mutation::PutTable(c, r) => Key::Table(*c, r.id),
             Mutation::DeleteTable(c, t) => Key::Table(*c, t.0),
             Mutation::PutShard(c, r) => Key::Shard(*c, r.id),
@@ -71,7 +74,7 @@ impl Mutation {
     pub fn to_op(&self, config: &CoreConfig) -> Op {
         let key = self.key().encode();
         let value = match self {
-            Mutation::DeleteTable(..) | Mutation::DeleteProcedure(..) => return Op::Delete { key },
+            Mutation::DeleteTable(..) | Mutation::DeleteProcedure(..) | Mutation::DeleteSchema(..) => return Op::Delete { key },
             Mutation::PutCluster(r) => r.encode_to_vec(),
             Mutation::PutEpoch(_, e) => CounterRecord { value: e.0 }.encode_to_vec(),
             Mutation::PutIdCeiling(_, v) => CounterRecord { value: *v }.encode_to_vec(),

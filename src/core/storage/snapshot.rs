@@ -56,7 +56,7 @@ impl Snapshot {
     /// The changes are applied in the order a load reads them (the fence, cluster records, then
     /// each cluster's contents by key), which puts whatever a change names before it: a
     /// transaction that creates a cluster writes its id ceiling, whose key sorts first, before
-    /// the cluster record. Only tables and procedures are ever deleted; any other deletion, or a key outside
+    /// the cluster record. Only tables, schemas and procedures are ever deleted; any other deletion, or a key outside
     /// the snapshot, is something the core never writes.
     pub fn apply_transaction<'a>(&mut self, changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Result<(), DecodeError> {
         let mut ranked = Vec::new();
@@ -82,7 +82,8 @@ impl Snapshot {
             (Some(value), _) => Mutation::decode(key, value)?,
             (None, Some(Key::Table(c, id))) => Mutation::DeleteTable(c, TableId(id)),
             (None, Some(Key::Procedure(c, id))) => Mutation::DeleteProcedure(c, id),
-            (None, _) => return Err(DecodeError(format!("{key} was deleted, but only tables and procedures ever are"))),
+            (None, Some(Key::Schema(c, id))) => Mutation::DeleteSchema(c, id),
+            (None, _) => return Err(DecodeError(format!("{key} was deleted, but only tables, schemas and procedures ever are"))),
         };
         self.catalog.apply(change)
     }
@@ -194,7 +195,7 @@ mod tests {
         let mut loader = SnapshotLoader::default();
         for m in [
             Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() }),
-            Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into() }),
+            Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false }),
             Mutation::PutTable(c, TableRecord { id: 5, name: "x".into(), ..Default::default() }),
         ] {
             let (k, v) = encoded(m);
@@ -207,12 +208,12 @@ mod tests {
     /// A transaction that creates a cluster writes its contents, whose keys sort first, with
     /// the record they belong to; a standby applies it whatever order the store reports.
     #[test]
-    fn a_transaction_applies_in_dependency_order_and_deletes_only_tables() {
+    fn a_transaction_applies_in_dependency_order_and_deletes_only_what_the_core_deletes() {
         let c = ClusterId(1);
         let mut standby = Snapshot::default();
         let created = [
             encoded(Mutation::PutIdCeiling(c, 100)),
-            encoded(Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into() })),
+            encoded(Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })),
             encoded(Mutation::PutTable(c, TableRecord { id: 5, name: "x".into(), ..Default::default() })),
             encoded(Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() })),
             (FENCE_KEY.to_owned(), vec![1]),
@@ -226,7 +227,10 @@ mod tests {
         assert!(standby.catalog.cluster(c).tables.get(TableId(5)).is_none() && standby.fence == Some(vec![2]));
 
         let schema = Key::Schema(c, 0).encode();
-        let err = standby.apply_transaction([(schema.as_str(), None)]).unwrap_err();
+        standby.apply_transaction([(schema.as_str(), None)]).unwrap();
+        assert!(standby.catalog.cluster(c).schemas.is_empty(), "an empty schema is dropped");
+        let node = Key::Node(c, 0).encode();
+        let err = standby.apply_transaction([(node.as_str(), None)]).unwrap_err();
         assert!(err.0.contains("only tables"), "{err}");
         let err = standby.apply_transaction([("/shardmeta/v1/other", Some(&b""[..]))]).unwrap_err();
         assert!(err.0.contains("unknown key"), "{err}");
@@ -240,7 +244,7 @@ mod tests {
             let pairs = [
                 encoded(Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() })),
                 encoded(Mutation::PutIdCeiling(c, 10)),
-                encoded(Mutation::PutSchema(c, SchemaRecord { id: 3, name: "s".into() })),
+                encoded(Mutation::PutSchema(c, SchemaRecord { id: 3, name: "s".into(), dropping: false })),
                 encoded(Mutation::PutTable(c, TableRecord { id: table, schema: 3, name: "t".into(), ..Default::default() })),
             ];
             Snapshot::load(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))

@@ -11,6 +11,8 @@ use crate::core::ids::*;
 pub enum Awaiting {
     /// A new schema's record, by name.
     SchemaRecord(String),
+    /// A schema's drop: its mark, or its deletion.
+    SchemaDrop(SchemaId),
     /// A new table's records (the table and its sub-tables), by schema and name.
     TableRecords(SchemaId, String),
     /// A table's deletion (with its sub-tables').
@@ -36,6 +38,12 @@ pub struct InFlight {
 impl InFlight {
     pub fn contains(&self, key: &Awaiting) -> bool {
         self.keys.contains_key(key)
+    }
+
+    /// Whether a table of schema `sid` is being created.
+    pub fn creating_in(&self, sid: SchemaId) -> bool {
+        let next = SchemaId(sid.0 + 1);
+        self.keys.range(Awaiting::TableRecords(sid, String::new())..Awaiting::TableRecords(next, String::new())).next().is_some()
     }
 
     /// Schemas being created.
