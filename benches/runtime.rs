@@ -197,6 +197,10 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn drop_cluster(&self, _: Request<proto::DropClusterRequest>) -> Result<Response<proto::DropClusterResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn drop_schema(&self, _: Request<proto::DropSchemaRequest>) -> Result<Response<proto::DropSchemaResponse>, Status> {
         only_heartbeats()
     }

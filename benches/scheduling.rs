@@ -251,7 +251,7 @@ fn stored_catalog(tables: u64) -> Vec<(String, Vec<u8>)> {
     ms.iter()
         .map(|m| match m.to_op(&cfg) {
             Op::Put { key, value } => (key, value),
-            Op::Delete { .. } => unreachable!("only puts"),
+            Op::Delete { .. } | Op::DeletePrefix { .. } => unreachable!("only puts"),
         })
         .collect()
 }

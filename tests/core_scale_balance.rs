@@ -30,7 +30,7 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
     let shards = layout();
     let mut catalog = Catalog::default();
     let topology = ClusterRecord::topology_code(Topology::Dynamic);
-    let record = ClusterRecord { id: C.0, name: "c".into(), shard_count: shards.len() as u32, followers_per_shard: 1, topology, min_nodes: 1 };
+    let record = ClusterRecord { id: C.0, name: "c".into(), shard_count: shards.len() as u32, followers_per_shard: 1, topology, min_nodes: 1, dropped: false };
     catalog.apply(Mutation::PutCluster(record)).unwrap();
     for id in 0..NODES {
         catalog.apply(Mutation::PutNode(C, NodeRecord { id, name: format!("n{id}"), endpoint: format!("n{id}:1"), ..Default::default() })).unwrap();

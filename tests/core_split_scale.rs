@@ -20,7 +20,7 @@ const TABLES: u64 = 100_000;
 fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
     let c = ClusterId(1);
     let topology = ClusterRecord::topology_code(Topology::Dynamic);
-    let cluster = ClusterRecord { id: 1, name: "c".into(), shard_count: 2, followers_per_shard: 1, topology, min_nodes: 1 };
+    let cluster = ClusterRecord { id: 1, name: "c".into(), shard_count: 2, followers_per_shard: 1, topology, min_nodes: 1, dropped: false };
     let mut ms = vec![Mutation::PutCluster(cluster), Mutation::PutIdCeiling(c, TABLES + 1_000), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })];
     for id in 0..2 {
         ms.push(Mutation::PutNode(c, NodeRecord { id, name: format!("n{}", id + 1), endpoint: format!("n{}:1", id + 1), ..Default::default() }));
@@ -31,7 +31,7 @@ fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
     ms.iter()
         .map(|m| match m.to_op(config) {
             Op::Put { key, value } => (key, value),
-            Op::Delete { .. } => unreachable!("only puts"),
+            Op::Delete { .. } | Op::DeletePrefix { .. } => unreachable!("only puts"),
         })
         .collect()
 }

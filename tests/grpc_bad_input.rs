@@ -76,6 +76,9 @@ async fn bad_requests_get_clear_statuses_and_write_nothing() {
     assert_eq!((got.info.as_ref().map(|i| i.name.as_str()), got.version), (Some("ok"), 1));
     expect(c.get_table(proto::GetTableRequest { table: "nope".into(), ..one }).await, Code::NotFound, "table \"nope\"");
 
+    let drop_cluster = |cluster: &str| proto::DropClusterRequest { header: header(cluster), force: true };
+    expect(c.drop_cluster(drop_cluster("default")).await, Code::FailedPrecondition, "default cluster");
+    expect(c.drop_cluster(drop_cluster("nope")).await, Code::NotFound, "cluster \"nope\"");
     let drop_schema = |name: &str| proto::DropSchemaRequest { header: header("default"), name: name.into(), cascade: false };
     expect(c.drop_schema(drop_schema("public")).await, Code::FailedPrecondition, "public schema");
     expect(c.drop_schema(drop_schema("nope")).await, Code::NotFound, "schema \"nope\"");

@@ -40,6 +40,7 @@ async fn commit(client: &Client, changes: Vec<Mutation>, fence: u64) {
         .map(|m| match m.to_op(&CoreConfig::default()) {
             Op::Put { key, value } => TxnOp::put(key, value, None),
             Op::Delete { key } => TxnOp::delete(key, None),
+            Op::DeletePrefix { prefix } => TxnOp::delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix())),
         })
         .collect();
     ops.push(TxnOp::put(FENCE_KEY, fence.to_be_bytes().to_vec(), None));
@@ -112,4 +113,22 @@ async fn a_standby_hands_over_a_catalog_holding_the_newest_transaction() {
     assert_eq!(tables.len() as u64, TABLES - TABLES / 10 + 1);
     assert!(tables.get(TableId(FIRST_TABLE + 10)).is_none() && tables.get(TableId(FIRST_TABLE + TABLES)).is_some());
     assert_eq!(snapshot.fence, Some(fence.to_be_bytes().to_vec()));
+
+    // A dropped cluster goes in one range delete, its record a tombstone: a standby that
+    // followed it holds what a cold load reads.
+    let standby = Standby::start(store.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tombstone = ClusterRecord { id: CLUSTER.0, dropped: true, ..Default::default() };
+    fence += 1;
+    commit(&client, vec![Mutation::DeleteClusterData(CLUSTER), Mutation::PutCluster(tombstone)], fence).await;
+    let next = ClusterRecord { id: CLUSTER.0 + 1, name: "a".into(), shard_count: 2, ..Default::default() };
+    fence += 1;
+    commit(&client, vec![Mutation::PutIdCeiling(ClusterId(next.id), 1_000), Mutation::PutCluster(next)], fence).await;
+    let warm = standby.take_over().await.expect("a warm standby hands over");
+    assert!(warm.catalog.clusters.keys().eq([&ClusterId(CLUSTER.0 + 1)]), "only the new cluster is left");
+    assert!(warm.catalog.dropped_clusters.contains(&CLUSTER));
+    let cold = store.snapshot().await.expect("a cold load");
+    assert_eq!(warm, cold);
+    let left = client.kv_client().get(format!("/shardmeta/v1/c/{:010}/", CLUSTER.0), Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
+    assert!(left.kvs().is_empty(), "nothing is left inside the dropped cluster");
 }

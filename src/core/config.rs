@@ -26,6 +26,9 @@ pub struct CoreConfig {
     /// Changes waiting to be written, beyond which the scheduler holds back and DDL is refused.
     pub changes_queued_max: usize,
     pub clusters_max: usize,
+    /// Cluster ids the service hands out over its life: a dropped cluster keeps its id (never
+    /// given again) as a small tombstone, so this bounds what creates and drops leave.
+    pub cluster_ids_max: usize,
     /// Nodes registered and not removed.
     pub nodes_per_cluster_max: usize,
     /// Node ids a cluster hands out over its life: a removed node keeps its id (never given
@@ -151,6 +154,7 @@ impl Default for CoreConfig {
             requests_pending_max: 10_000,
             changes_queued_max: 50_000,
             clusters_max: 64,
+            cluster_ids_max: 4_096,
             nodes_per_cluster_max: 4_096,
             node_ids_per_cluster_max: 65_536,
             node_settle_heartbeats: CoreConfig::DEFAULT_SETTLE_HEARTBEATS,
@@ -235,6 +239,7 @@ impl CoreConfig {
             ("table_details_bytes_max", self.table_details_bytes_max as u64),
             ("node_settle_heartbeats", self.node_settle_heartbeats as u64),
             ("node_ids_per_cluster_max", self.node_ids_per_cluster_max as u64),
+            ("cluster_ids_max", self.cluster_ids_max as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));

@@ -211,6 +211,8 @@ pub enum Request {
     CreateCluster(ClusterSpec),
     ListClusters { page: PageRequest },
     ClusterView { cluster: String },
+    /// Drops a cluster with everything in it; one with nodes online only with `force`.
+    DropCluster { cluster: String, force: bool },
     CreateSchema { cluster: String, name: String, if_not_exists: bool },
     /// Drops a schema; one that holds tables only with `cascade`, which drops them too.
     DropSchema { cluster: String, name: String, cascade: bool },

@@ -119,6 +119,7 @@ pub enum Response {
     Cluster(ClusterInfo),
     Clusters(Page<ClusterInfo>),
     View(ClusterView),
+    ClusterDropped { id: ClusterId, tables: u64 },
     SchemaCreated { id: SchemaId, created: bool },
     /// The schema is gone, or (`tables` > 0) hidden, with those tables being deleted after.
     SchemaDropped { id: SchemaId, tables: u64 },

@@ -218,6 +218,19 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn drop_cluster(&self, request: Request<proto::DropClusterRequest>) -> Result<Response<proto::DropClusterResponse>, Status> {
+        self.unary(
+            request,
+            |m| Ok(core::Request::DropCluster { cluster: convert::cluster_name(&m.header)?, force: m.force }),
+            |r| match r {
+                core::Response::ClusterDropped { id, tables } => proto::DropClusterResponse { id: id.0, tables },
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.drop_cluster(r).await }),
+        )
+        .await
+    }
+
     async fn create_schema(&self, request: Request<proto::CreateSchemaRequest>) -> Result<Response<proto::CreateSchemaResponse>, Status> {
         self.unary(
             request,

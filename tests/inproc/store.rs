@@ -117,6 +117,7 @@ impl Store {
             Op::Put { key, value } => Some((key.as_str(), Some(value.as_slice()))),
             Op::Delete { .. } if self.standby_skips_deletes => None,
             Op::Delete { key } => Some((key.as_str(), None)),
+            Op::DeletePrefix { .. } => unreachable!("the simulated cluster is never dropped"),
         });
         let fence = std::iter::once((FENCE_KEY, Some(batch.fence.as_slice())));
         if let Err(e) = standby.apply_transaction(changes.chain(fence)) {

@@ -118,6 +118,12 @@ enum ClusterCmd {
     List,
     /// The cluster at a glance: nodes, shard readiness, and changes not yet durable.
     Status,
+    /// Drop the cluster (--cluster) with everything in it. Refused while any of its nodes is
+    /// online, unless --force.
+    Drop {
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -271,6 +277,11 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let req = proto::CreateClusterRequest { name: name.clone(), shard_count: *shards, followers_per_shard: *followers, mode, min_nodes: *min_nodes };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_cluster(req).await } }).await?;
             cluster_json(&r.cluster.unwrap_or_default())
+        }
+        Command::Cluster(ClusterCmd::Drop { force }) => {
+            let req = proto::DropClusterRequest { header: header(cluster), force: *force };
+            let r = meta.call(|mut c| { let req = req.clone(); async move { c.drop_cluster(req).await } }).await?;
+            json!({"id": r.id, "name": cluster, "tables": r.tables, "dropped": true})
         }
         Command::Cluster(ClusterCmd::List) => rows(args, meta, proto::ListClustersRequest::default(), cluster_json).await?,
         Command::Cluster(ClusterCmd::Status) => {

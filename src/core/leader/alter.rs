@@ -27,7 +27,7 @@ impl Leader {
         if let Some(options) = options {
             check_options(cfg, options)?;
         }
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, cfg)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, cfg)?;
         let cid = c.id();
         let (tid, t) = whole_table(c, schema, name, "alter")?;
         let rt = &self.clusters[&cid];

@@ -35,7 +35,7 @@ impl Leader {
         if !self.serving(ctx.now) {
             return Err(MetaError::NotLeader);
         }
-        let cluster = super::requests::cluster_named(&self.catalog, &self.creating_clusters, &hb.cluster, ctx.config)?;
+        let cluster = super::requests::cluster_named(&self.catalog, &self.pending_clusters, &hb.cluster, ctx.config)?;
         let cid = cluster.id();
         check_reports(cluster, hb, ctx.config.reports_per_heartbeat_max)?;
         let Some(&node) = cluster.node_by_name.get(hb.node.as_str()) else {

@@ -32,7 +32,7 @@ use crate::core::time::Instant;
 impl Leader {
     /// Starts merging shards `a` and `b`: the one with fewer tables moves into the other.
     pub(super) fn merge_shards(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, a: ShardId, b: ShardId) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let rt = &self.clusters[&cid];
         let (from, into) = merge_order(c, a, b);

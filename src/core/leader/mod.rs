@@ -12,7 +12,7 @@ mod resize;
 mod procedures;
 mod requests;
 mod route_watch;
-mod schema_drop;
+mod drops;
 pub mod runtime;
 mod schedule;
 mod views;
@@ -21,6 +21,7 @@ pub mod writes;
 use std::collections::BTreeMap;
 
 pub use self::requests::check_cluster_spec;
+use self::requests::PendingClusters;
 use self::runtime::awaiting::Awaiting;
 use self::route_watch::{RouteWatches, Touched};
 use self::runtime::ClusterRuntime;
@@ -53,9 +54,9 @@ pub struct Leader {
     catalog: Catalog,
     clusters: BTreeMap<ClusterId, ClusterRuntime>,
     writes: Writes,
-    /// Clusters being created, by name, with the id each will have (the sixth kind of write in
-    /// flight; the others are per cluster, in `runtime::awaiting`).
-    creating_clusters: BTreeMap<String, ClusterId>,
+    /// Clusters being created or dropped (kinds of write in flight; the others are per cluster,
+    /// in `runtime::awaiting`).
+    pending_clusters: PendingClusters,
     /// Reloads that failed in a row while recovering, and when to ask for the next one.
     reload_failures: u32,
     reload_due: Option<Instant>,
@@ -87,7 +88,7 @@ impl Leader {
             catalog,
             clusters,
             writes: Writes::starting_after(last_write, fence),
-            creating_clusters: BTreeMap::new(),
+            pending_clusters: PendingClusters::default(),
             reload_failures: 0,
             reload_due: None,
             watches: RouteWatches::new(term),
@@ -137,7 +138,7 @@ impl Leader {
     /// Opens route watch `watch` on a cluster; an error refuses it, and nothing is sent.
     pub fn watch(&mut self, ctx: &mut Ctx, watch: WatchId, req: &WatchRoutes) -> Result<(), MetaError> {
         self.ready(ctx.now)?;
-        let c = requests::cluster_named(&self.catalog, &self.creating_clusters, &req.cluster, ctx.config)?;
+        let c = requests::cluster_named(&self.catalog, &self.pending_clusters, &req.cluster, ctx.config)?;
         self.watches.open(watch, c, req, ctx.config, ctx.out)
     }
 
@@ -209,7 +210,10 @@ impl Leader {
                 }
             }
         }
-        self.creating_clusters.clear();
+        self.pending_clusters = PendingClusters::default();
+        // A drop whose outcome was unknown may have landed.
+        let catalog = &self.catalog;
+        self.clusters.retain(|id, _| catalog.clusters.contains_key(id));
         self.watches.resync_all(ctx.out);
         self.writes.flush_barrier(self.term, &mut ctx.out.outputs);
     }
@@ -287,12 +291,21 @@ impl Leader {
     fn after_apply(&mut self, ctx: &mut Ctx, m: &Mutation) {
         let c = m.cluster();
         if let Mutation::PutCluster(r) = m {
-            self.creating_clusters.remove(&r.name);
+            if r.dropped {
+                self.clusters.remove(&c);
+                self.pending_clusters.dropping.remove(&c);
+                self.watches.forget_cluster(c, ctx.out);
+                return;
+            }
+            self.pending_clusters.creating.remove(&r.name);
             // A split grew the shard count: the runtime's per-shard arrays grow with it.
             if let Some(rt) = self.clusters.get_mut(&c) {
                 rt.grow(self.catalog.cluster(c));
             }
             return;
+        }
+        if let Mutation::DeleteClusterData(_) = m {
+            return; // its tombstone, next, says what follows
         }
         let cluster = self.catalog.cluster(c);
         let rt = self.clusters.get_mut(&c).expect("every cluster in the catalog has a runtime");
@@ -333,6 +346,7 @@ impl Leader {
             }
             Mutation::PutScheduler(_, r) => rt.set_settings(SchedulerSettings::from(r)),
             Mutation::PutCluster(_) | Mutation::PutEpoch(..) | Mutation::PutIdCeiling(..) => {}
+            Mutation::DeleteClusterData(_) => unreachable!("handled above"),
             Mutation::PutProcedure(..) => {}
             Mutation::DeleteProcedure(_, id) => rt.procedure_ended(*id),
         }

@@ -18,14 +18,14 @@ use crate::core::CoreConfig;
 
 impl Leader {
     pub(super) fn scheduler_status(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let rt = &self.clusters[&c.id()];
         Ok(Handled::Reply(Response::Scheduler(status(c, rt, *rt.settings(), ctx.now, ctx.config))))
     }
 
     pub(super) fn set_scheduler(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, settings: &SchedulerSettings) -> MetaResult<Handled> {
         settings.validate().map_err(MetaError::InvalidArgument)?;
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         self.check_backlog(ctx)?;
         let cid = c.id();
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
@@ -39,7 +39,7 @@ impl Leader {
 
     /// One pass on a copy of the cluster's runtime, as if the scheduler were not paused.
     pub(super) fn plan_scheduler(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let mut copy = self.clusters[&c.id()].clone();
         copy.set_settings(SchedulerSettings { paused: false, ..*copy.settings() });
         let resizes = resize_decisions(c, &mut copy, ctx.now, ctx.config);
@@ -49,7 +49,7 @@ impl Leader {
     }
 
     pub(super) fn list_events(&self, ctx: &Ctx, cluster: &str, after: u64, limit: u32) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let log = self.clusters[&c.id()].events();
         let limit = if limit == 0 { ctx.config.list_page_default } else { limit.min(ctx.config.list_page_max) };
         let events = log
@@ -60,7 +60,7 @@ impl Leader {
     }
 
     pub(super) fn move_shard(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, shard: ShardId, node: &str, reopen: bool) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let to = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&c.id()).expect("every cluster has a runtime");

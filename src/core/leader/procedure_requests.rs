@@ -20,7 +20,7 @@ use crate::core::time::Instant;
 impl Leader {
     /// Starts splitting `shard`: one write grows the shard count and stores the procedure.
     pub(super) fn split_shard(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, shard: ShardId, named: &[TableId]) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let rt = &self.clusters[&cid];
         let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
@@ -42,7 +42,7 @@ impl Leader {
     }
 
     pub(super) fn list_procedures(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let rt = &self.clusters[&c.id()];
         let all = c.procedures.values().map(|p| procedure_info(rt, p, ctx.now)).collect();
         Ok(Handled::Reply(Response::Procedures(all)))
@@ -52,7 +52,7 @@ impl Leader {
     /// source still holds its tables; refuses once either only rolls forward. A transfer is
     /// always cancelled.
     pub(super) fn cancel_procedure(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, procedure: u64) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let p = c.procedures.get(&procedure).ok_or_else(|| MetaError::NotFound(format!("procedure {procedure} in cluster {cluster:?}")))?;
         let kind = p.kind().name();

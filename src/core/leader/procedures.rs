@@ -36,7 +36,8 @@ const MOVE_WRITES_PER_TICK: usize = 128;
 
 impl Leader {
     pub(super) fn advance_procedures(&mut self, ctx: &mut Ctx) {
-        for (&cid, rt) in self.clusters.iter_mut() {
+        let dropping = &self.pending_clusters.dropping;
+        for (&cid, rt) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
             let cluster = self.catalog.cluster(cid);
             for p in cluster.procedures.values() {
                 if rt.procedure_busy(p.id) {

@@ -2,7 +2,7 @@
 //! intent (so that two creates of one name cannot both pass), queued, and answered when their
 //! write lands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::paging::paginate;
 use super::runtime::awaiting::Awaiting;
@@ -71,6 +71,7 @@ impl Leader {
                 let pending = self.writes.pending(c.id());
                 reply(Response::View(views::view(c, rt, self.term, pending)))
             }
+            Request::DropCluster { cluster, force } => self.drop_cluster(ctx, id, cluster, *force),
             Request::CreateSchema { cluster, name, if_not_exists } => self.create_schema(ctx, id, cluster, name, *if_not_exists),
             Request::DropSchema { cluster, name, cascade } => self.drop_schema(ctx, id, cluster, name, *cascade),
             Request::CreateTable(ct) => self.create_table(ctx, id, ct),
@@ -110,7 +111,7 @@ impl Leader {
     }
 
     fn cluster(&self, name: &str, config: &CoreConfig) -> MetaResult<(&ClusterCatalog, &ClusterRuntime)> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, name, config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, name, config)?;
         Ok((c, &self.clusters[&c.id()]))
     }
 
@@ -147,7 +148,7 @@ impl Leader {
     pub(super) fn ensure_default_cluster(&mut self, ctx: &mut Ctx) {
         let config = ctx.config;
         let Some(spec) = &config.default_cluster else { return };
-        if self.catalog.cluster_by_name.contains_key(&spec.name) || self.creating_clusters.contains_key(&spec.name) {
+        if self.catalog.cluster_by_name.contains_key(&spec.name) || self.pending_clusters.creating.contains_key(&spec.name) {
             return;
         }
         // Refused only while the write queue is full: the next tick tries again.
@@ -163,14 +164,21 @@ impl Leader {
         if self.catalog.cluster_by_name.contains_key(&spec.name) {
             return Err(MetaError::AlreadyExists(format!("cluster {:?}", spec.name)));
         }
-        if self.creating_clusters.contains_key(&spec.name) {
+        if self.pending_clusters.creating.contains_key(&spec.name) {
             return Err(MetaError::Unavailable(format!("cluster {:?} is being created; retry", spec.name)));
         }
-        if self.catalog.clusters.len() + self.creating_clusters.len() >= cfg.clusters_max {
+        if self.catalog.clusters.len() + self.pending_clusters.creating.len() >= cfg.clusters_max {
             return Err(MetaError::ResourceExhausted(format!("{} clusters, the most this service keeps", cfg.clusters_max)));
         }
+        if self.catalog.clusters.len() + self.pending_clusters.creating.len() + self.catalog.dropped_clusters.len() >= cfg.cluster_ids_max {
+            return Err(MetaError::ResourceExhausted(format!(
+                "{} cluster ids given, the most this service gives (cluster_ids_max); a dropped cluster's id is never given again",
+                cfg.cluster_ids_max
+            )));
+        }
         self.check_backlog(ctx)?;
-        let last = self.catalog.clusters.keys().chain(self.creating_clusters.values()).max().map_or(0, |c| c.0);
+        // A dropped cluster's id is never given again.
+        let last = self.catalog.clusters.keys().chain(self.pending_clusters.creating.values()).chain(&self.catalog.dropped_clusters).max().map_or(0, |c| c.0);
         let cid = ClusterId(last + 1);
         let record = ClusterRecord {
             id: cid.0,
@@ -179,13 +187,14 @@ impl Leader {
             followers_per_shard: spec.followers_per_shard,
             topology: ClusterRecord::topology_code(spec.topology),
             min_nodes: spec.min_nodes,
+            dropped: false,
         };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutCluster(record));
         // Id 0 is the `public` schema; the allocator starts above it.
         change.mutations.push(Mutation::PutIdCeiling(cid, cfg.id_block));
         change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: 0, name: "public".into(), dropping: false }));
-        self.creating_clusters.insert(spec.name.clone(), cid);
+        self.pending_clusters.creating.insert(spec.name.clone(), cid);
         let info = ClusterInfo {
             id: cid,
             name: spec.name.clone(),
@@ -200,7 +209,7 @@ impl Leader {
 
     fn create_schema(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, name: &str, if_not_exists: bool) -> MetaResult<Handled> {
         validate::name("schema name", name, ctx.config.name_len_max)?;
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         if let Some(&sid) = c.schema_by_name.get(name) {
             if c.schemas[&sid].dropping {
@@ -230,7 +239,7 @@ impl Leader {
 
     fn create_table(&mut self, ctx: &mut Ctx, id: RequestId, ct: &CreateTable) -> MetaResult<Handled> {
         check_table_request(ctx, ct)?;
-        let c = cluster_named(&self.catalog, &self.creating_clusters, &ct.cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, &ct.cluster, ctx.config)?;
         let cid = c.id();
         let sid = schema_id(c, &ct.schema)?;
         if let Some((tid, t)) = c.table_by_name(sid, &ct.name) {
@@ -292,7 +301,7 @@ impl Leader {
     }
 
     fn drop_table(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, schema: &str, name: &str) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let (tid, t) = whole_table(c, schema, name, "drop")?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
@@ -317,7 +326,7 @@ impl Leader {
     /// Marks a node draining (or no longer draining). The mark joins the intent at once, so
     /// placement avoids the node before the record lands; the planner then moves its replicas.
     fn drain_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str, cancel: bool) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         if !cancel && c.record.topology() == Topology::Static {
             return Err(MetaError::FailedPrecondition(format!(
@@ -354,7 +363,7 @@ impl Leader {
     /// failed over). The record becomes a tombstone that keeps the id, which is never given
     /// again; the name is free at once.
     fn remove_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
         let rt = &self.clusters[&cid];
@@ -385,20 +394,27 @@ impl Leader {
     }
 }
 
-/// The cluster named `name`. One not there yet but on its way (being created, or the default
+/// Clusters whose creation or drop is being written.
+#[derive(Default)]
+pub struct PendingClusters {
+    /// By name, with the id each will have.
+    pub creating: BTreeMap<String, ClusterId>,
+    /// Decided, not yet landed: nothing more is decided about them, and they answer nothing.
+    pub dropping: BTreeSet<ClusterId>,
+}
+
+/// The cluster named `name`. One being dropped is gone already. One not there yet but on its way (being created, or the default
 /// cluster, which the leader creates on its first tick) is `Unavailable`, which clients retry,
 /// rather than `NotFound`: a client that starts with a fresh service must not be told for good
 /// that the default cluster does not exist.
-pub(super) fn cluster_named<'a>(
-    catalog: &'a Catalog,
-    creating: &BTreeMap<String, ClusterId>,
-    name: &str,
-    config: &CoreConfig,
-) -> MetaResult<&'a ClusterCatalog> {
+pub(super) fn cluster_named<'a>(catalog: &'a Catalog, pending: &PendingClusters, name: &str, config: &CoreConfig) -> MetaResult<&'a ClusterCatalog> {
     if let Some(c) = catalog.cluster_by_name(name) {
+        if pending.dropping.contains(&c.id()) {
+            return Err(MetaError::NotFound(format!("cluster {name:?} is being dropped")));
+        }
         return Ok(c);
     }
-    if creating.contains_key(name) || config.default_cluster.as_ref().is_some_and(|d| d.name == name) {
+    if pending.creating.contains_key(name) || config.default_cluster.as_ref().is_some_and(|d| d.name == name) {
         return Err(MetaError::Unavailable(format!("cluster {name:?} is being created; retry")));
     }
     Err(MetaError::NotFound(format!("cluster {name:?}")))

@@ -25,7 +25,8 @@ impl Leader {
     /// splitting, and each due pair merging; a hot shard that cannot be cut is reported once
     /// per hot streak.
     pub(super) fn start_due_resizes(&mut self, ctx: &mut Ctx) {
-        for (&cid, rt) in self.clusters.iter_mut() {
+        let dropping = &self.pending_clusters.dropping;
+        for (&cid, rt) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
             let cluster = self.catalog.cluster(cid);
             for decision in resize_decisions(cluster, rt, ctx.now, ctx.config) {
                 let change = match decision {

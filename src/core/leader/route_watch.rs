@@ -124,6 +124,16 @@ impl RouteWatches {
         }
     }
 
+    /// The cluster was dropped: its watches end, and its log goes.
+    pub fn forget_cluster(&mut self, cluster: ClusterId, out: &mut Outbox) {
+        self.logs.remove(&cluster);
+        let gone: Vec<WatchId> = self.watchers.iter().filter(|(_, w)| w.cluster == cluster).map(|(&id, _)| id).collect();
+        for watch in gone {
+            self.watchers.remove(&watch);
+            out.push(Output::EndWatch { watch, error: MetaError::NotFound("the cluster was dropped".into()) });
+        }
+    }
+
     /// Ends every watch: this leadership is over.
     pub fn end_all(&mut self, out: &mut Outbox) {
         for (watch, _) in std::mem::take(&mut self.watchers) {

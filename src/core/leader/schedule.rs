@@ -25,7 +25,9 @@ impl Leader {
         self.advance_procedures(ctx);
         self.advance_schema_drops(ctx);
         self.start_due_resizes(ctx);
-        for (&cid, rt) in self.clusters.iter_mut() {
+        // A cluster being dropped takes no more decisions: they would land after it is gone.
+        let dropping = &self.pending_clusters.dropping;
+        for (&cid, rt) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
             let cluster = self.catalog.cluster(cid);
             for m in Planner::new(cluster, rt, ctx.now, ctx.config).plan() {
                 self.writes.queue(change_for(cluster, rt, m, ctx));

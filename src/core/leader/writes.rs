@@ -123,6 +123,11 @@ impl Writes {
         let ops_max = config.txn_ops_max - 1;
         while let Some(change) = self.queued.front() {
             let ops = change.ops(config);
+            // A range delete shares its transaction with nothing (see `Op::DeletePrefix`).
+            let alone = ops.iter().any(|op| matches!(op, Op::DeletePrefix { .. }));
+            if alone && !changes.is_empty() {
+                break;
+            }
             let fits = builder.len_with(ops.iter()) <= ops_max;
             if !fits {
                 assert!(!changes.is_empty(), "one change has more than txn_ops_max ops: a limit is missing");
@@ -130,6 +135,9 @@ impl Writes {
             }
             ops.into_iter().for_each(|op| builder.push(op));
             changes.push(self.queued.pop_front().expect("front exists"));
+            if alone {
+                break;
+            }
         }
         self.next_write += 1;
         self.fence_seq += 1;

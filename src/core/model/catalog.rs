@@ -17,6 +17,8 @@ pub const SHARDS_PER_CLUSTER_CEILING: u32 = 1 << 22;
 pub struct Catalog {
     pub clusters: BTreeMap<ClusterId, ClusterCatalog>,
     pub cluster_by_name: BTreeMap<String, ClusterId>,
+    /// Clusters dropped: their tombstones keep the ids, which are never given again.
+    pub dropped_clusters: BTreeSet<ClusterId>,
 }
 
 /// One cluster's durable state plus indexes derived from it.
@@ -332,6 +334,16 @@ impl Catalog {
     pub fn apply(&mut self, m: Mutation) -> Result<(), DecodeError> {
         if let Mutation::PutCluster(r) = &m {
             let id = ClusterId(r.id);
+            if r.dropped {
+                if let Some(gone) = self.clusters.remove(&id) {
+                    self.cluster_by_name.remove(&gone.record.name);
+                }
+                self.dropped_clusters.insert(id);
+                return Ok(());
+            }
+            if self.dropped_clusters.contains(&id) {
+                return Err(DecodeError(format!("cluster {} was dropped and its id given again", r.id)));
+            }
             if r.shard_count > SHARDS_PER_CLUSTER_CEILING {
                 return Err(DecodeError(format!("cluster {} claims {} shards", r.id, r.shard_count)));
             }
@@ -356,6 +368,8 @@ impl Catalog {
             .ok_or_else(|| DecodeError(format!("{} names unknown cluster {c}", m.key().encode())))?;
         match m {
             Mutation::PutCluster(_) => unreachable!("handled above"),
+            // The cluster goes with its tombstone, the next mutation of the same write.
+            Mutation::DeleteClusterData(_) => {}
             Mutation::PutEpoch(_, e) => cluster.epoch = e,
             Mutation::PutIdCeiling(_, v) => cluster.id_ceiling = v,
             Mutation::PutScheduler(_, r) => cluster.scheduler = Some(r),

@@ -28,6 +28,10 @@ pub struct ClusterRecord {
     pub topology: u32,
     #[prost(uint32, tag = "6")]
     pub min_nodes: u32,
+    /// A tombstone: the cluster was dropped with everything in it. Only the id is kept, so that
+    /// it is never given again; the name is free.
+    #[prost(bool, tag = "7")]
+    pub dropped: bool,
 }
 
 impl ClusterRecord {

@@ -16,7 +16,7 @@ const T0: Instant = Instant(1_000);
 fn catalog(nodes: u32, shard_count: u32, followers: u32, shards: &[ShardRecord]) -> Catalog {
     let mut c = Catalog::default();
     let topology = ClusterRecord::topology_code(Topology::Dynamic);
-    c.apply(Mutation::PutCluster(ClusterRecord { id: C.0, name: "c".into(), shard_count, followers_per_shard: followers, topology, min_nodes: 1 })).unwrap();
+    c.apply(Mutation::PutCluster(ClusterRecord { id: C.0, name: "c".into(), shard_count, followers_per_shard: followers, topology, min_nodes: 1, dropped: false })).unwrap();
     for id in 0..nodes {
         c.apply(Mutation::PutNode(C, NodeRecord { id, name: format!("n{id}"), endpoint: format!("n{id}:1"), ..Default::default() })).unwrap();
     }

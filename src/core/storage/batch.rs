@@ -20,14 +20,25 @@ pub use super::keys::FENCE_KEY;
 pub enum Op {
     Put { key: String, value: Vec<u8> },
     Delete { key: String },
+    /// Deletes every key that starts with `prefix` (a dropped cluster's contents). A batch that
+    /// holds one holds no other op on a key under it: the core writes it in a batch of its own
+    /// change only, as etcd refuses a transaction whose puts and deletes overlap.
+    DeletePrefix { prefix: String },
 }
 
 impl Op {
+    /// The key written, or the prefix deleted.
     pub fn key(&self) -> &str {
         match self {
             Op::Put { key, .. } | Op::Delete { key } => key,
+            Op::DeletePrefix { prefix } => prefix,
         }
     }
+}
+
+/// The stored keys under `prefix`, for stores that delete a prefix key by key.
+pub fn keys_under<'a, V>(kvs: &'a BTreeMap<String, V>, prefix: &str) -> Vec<&'a String> {
+    kvs.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)).map(|(k, _)| k).take_while(|k| k.starts_with(prefix)).collect()
 }
 
 /// One transaction for the storage adapter. Keys are distinct (etcd refuses a transaction that
@@ -96,6 +107,12 @@ impl WriteBatch {
                 }
                 Op::Delete { key } => {
                     kvs.remove(key);
+                }
+                Op::DeletePrefix { prefix } => {
+                    let doomed: Vec<String> = keys_under(kvs, prefix).into_iter().cloned().collect();
+                    doomed.iter().for_each(|k| {
+                        kvs.remove(k);
+                    });
                 }
             }
         }

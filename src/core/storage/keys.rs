@@ -2,7 +2,7 @@
 //! prefix scan returns records in id order.
 //!
 //! ```text
-//! /shardmeta/v1/clusters/{cluster}            ClusterRecord
+//! /shardmeta/v1/clusters/{cluster}            ClusterRecord (a tombstone once dropped)
 //! /shardmeta/v1/c/{cluster}/epoch             CounterRecord
 //! /shardmeta/v1/c/{cluster}/id_ceiling        CounterRecord (ids below it may be in use)
 //! /shardmeta/v1/c/{cluster}/schemas/{id}      SchemaRecord
@@ -40,6 +40,8 @@ pub enum Key {
     Shard(ClusterId, u32),
     Node(ClusterId, u32),
     Procedure(ClusterId, u64),
+    /// Not a key: the prefix of every key inside the cluster, deleted when it is dropped.
+    ClusterData(ClusterId),
 }
 
 impl Key {
@@ -54,6 +56,23 @@ impl Key {
             Key::Shard(c, id) => format!("{ROOT}c/{:010}/shards/{id:010}", c.0),
             Key::Node(c, id) => format!("{ROOT}c/{:010}/nodes/{id:010}", c.0),
             Key::Procedure(c, id) => format!("{ROOT}c/{:010}/procedures/{id:020}", c.0),
+            Key::ClusterData(c) => format!("{ROOT}c/{:010}/", c.0),
+        }
+    }
+
+    /// The cluster the key belongs to.
+    pub fn cluster(self) -> ClusterId {
+        match self {
+            Key::Cluster(c)
+            | Key::Epoch(c)
+            | Key::IdCeiling(c)
+            | Key::Scheduler(c)
+            | Key::Schema(c, _)
+            | Key::Table(c, _)
+            | Key::Shard(c, _)
+            | Key::Node(c, _)
+            | Key::Procedure(c, _)
+            | Key::ClusterData(c) => c,
         }
     }
 

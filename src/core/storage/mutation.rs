@@ -13,6 +13,9 @@ use crate::core::model::records::*;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mutation {
     PutCluster(ClusterRecord),
+    /// Everything inside a cluster, in one range delete; its record becomes a tombstone in the
+    /// same write.
+    DeleteClusterData(ClusterId),
     PutEpoch(ClusterId, Epoch),
     PutIdCeiling(ClusterId, u64),
     PutScheduler(ClusterId, SchedulerRecord),
@@ -43,6 +46,7 @@ impl Mutation {
     pub fn key(&self) -> Key {
         match self {
             Mutation::PutCluster(r) => Key::Cluster(ClusterId(r.id)),
+            Mutation::DeleteClusterData(c) => Key::ClusterData(*c),
             Mutation::PutEpoch(c, _) => Key::Epoch(*c),
             Mutation::PutIdCeiling(c, _) => Key::IdCeiling(*c),
             Mutation::PutScheduler(c, _) => Key::Scheduler(*c),
@@ -58,23 +62,14 @@ impl Mutation {
     }
 
     pub fn cluster(&self) -> ClusterId {
-        match self.key() {
-            Key::Cluster(c)
-            | Key::Epoch(c)
-            | Key::IdCeiling(c)
-            | Key::Scheduler(c)
-            | Key::Schema(c, _)
-            | Key::Table(c, _)
-            | Key::Shard(c, _)
-            | Key::Node(c, _)
-            | Key::Procedure(c, _) => c,
-        }
+        self.key().cluster()
     }
 
     pub fn to_op(&self, config: &CoreConfig) -> Op {
         let key = self.key().encode();
         let value = match self {
             Mutation::DeleteTable(..) | Mutation::DeleteProcedure(..) | Mutation::DeleteSchema(..) => return Op::Delete { key },
+            Mutation::DeleteClusterData(..) => return Op::DeletePrefix { prefix: key },
             Mutation::PutCluster(r) => r.encode_to_vec(),
             Mutation::PutEpoch(_, e) => CounterRecord { value: e.0 }.encode_to_vec(),
             Mutation::PutIdCeiling(_, v) => CounterRecord { value: *v }.encode_to_vec(),
@@ -116,6 +111,7 @@ impl Mutation {
                 Mutation::PutNode(c, checked(key, id as u64, NodeRecord::decode(value).map_err(bad)?, |r| r.id as u64)?)
             }
             Key::Procedure(c, id) => Mutation::PutProcedure(c, checked(key, id, ProcedureRecord::decode(value).map_err(bad)?, |r| r.id)?),
+            Key::ClusterData(_) => unreachable!("Key::decode never names a prefix"),
         })
     }
 }

@@ -80,6 +80,8 @@ impl Snapshot {
         }
         let change = match (value, Key::decode(key)) {
             (Some(value), _) => Mutation::decode(key, value)?,
+            // A dropped cluster's range delete: its tombstone, which sorts first, removed it.
+            (None, Some(k)) if self.catalog.dropped_clusters.contains(&k.cluster()) => return Ok(()),
             (None, Some(Key::Table(c, id))) => Mutation::DeleteTable(c, TableId(id)),
             (None, Some(Key::Procedure(c, id))) => Mutation::DeleteProcedure(c, id),
             (None, Some(Key::Schema(c, id))) => Mutation::DeleteSchema(c, id),

@@ -121,6 +121,16 @@ fn write_blocking(db: &Database, batch: &WriteBatch, term: Term) -> Result<Write
                 Op::Delete { key } => {
                     table.remove(key.as_str())?;
                 }
+                Op::DeletePrefix { prefix } => {
+                    let doomed: Vec<String> = table
+                        .range(prefix.as_str()..)?
+                        .map(|kv| kv.map(|(k, _)| k.value().to_owned()))
+                        .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(prefix.as_str())))
+                        .collect::<Result<_, _>>()?;
+                    for key in doomed {
+                        table.remove(key.as_str())?;
+                    }
+                }
             }
         }
         table.insert(FENCE_KEY, batch.fence.as_slice())?;
@@ -136,4 +146,44 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
     return tokio::task::spawn_blocking(f).await.map_err(|e| e.to_string());
     #[cfg(madsim)]
     return Ok(f());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::{ClusterId, WriteId};
+    use crate::core::model::{ClusterRecord, FenceRecord, SchemaRecord};
+    use crate::core::storage::Mutation;
+    use prost::Message;
+
+    fn batch(store: &EmbeddedStore, seq: u64, mutations: Vec<Mutation>) -> WriteBatch {
+        let fence = |seq| FenceRecord { term: store.term().0, seq }.encode_to_vec();
+        let ops = mutations.iter().map(|m| m.to_op(&Default::default())).collect();
+        WriteBatch { id: WriteId(seq), term: store.term(), expected_fence: (seq > 1).then(|| fence(seq - 1)), fence: fence(seq), ops }
+    }
+
+    /// A dropped cluster's range delete takes everything inside it, and nothing of its
+    /// neighbours'.
+    #[tokio::test]
+    async fn a_range_delete_takes_exactly_one_clusters_contents() {
+        let dir = std::env::temp_dir().join(format!("shardmeta-embedded-prefix-{}", std::process::id()));
+        let store = EmbeddedStore::open(&dir).unwrap();
+        let cluster = |id: u32| {
+            let c = ClusterId(id);
+            let record = ClusterRecord { id, name: format!("c{id}"), shard_count: 1, ..Default::default() };
+            vec![Mutation::PutIdCeiling(c, 100), Mutation::PutCluster(record), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })]
+        };
+        assert_eq!(store.write(&batch(&store, 1, [cluster(1), cluster(10)].concat())).await, WriteResult::Ok);
+        let drop = vec![Mutation::DeleteClusterData(ClusterId(1)), Mutation::PutCluster(ClusterRecord { id: 1, dropped: true, ..Default::default() })];
+        assert_eq!(store.write(&batch(&store, 2, drop)).await, WriteResult::Ok);
+        let snapshot = store.snapshot().await.unwrap();
+        assert!(snapshot.catalog.clusters.keys().eq([&ClusterId(10)]));
+        assert!(snapshot.catalog.dropped_clusters.contains(&ClusterId(1)));
+        assert_eq!(snapshot.catalog.cluster(ClusterId(10)).schemas.len(), 1, "the neighbour keeps its contents");
+        drop_dir(&dir);
+    }
+
+    fn drop_dir(dir: &Path) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -73,6 +73,21 @@ impl EtcdStore {
         *self.fence.lock().expect("fence lock") = fence;
     }
 
+    /// The transaction ops that delete every key under `prefix`: one range delete on etcd.
+    #[cfg(not(madsim))]
+    async fn prefix_deletes(&self, prefix: &str) -> Result<Vec<TxnOp>, etcd_client::Error> {
+        Ok(vec![TxnOp::delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix()))])
+    }
+
+    /// madsim's etcd deletes one key at a time: the keys are listed first. Nothing else can add
+    /// one under a dropped cluster's prefix meanwhile (only the leader writes, one batch at a
+    /// time, and the fence compare refuses the batch if another leader wrote).
+    #[cfg(madsim)]
+    async fn prefix_deletes(&self, prefix: &str) -> Result<Vec<TxnOp>, etcd_client::Error> {
+        let listed = self.client.kv_client().get(prefix, Some(GetOptions::new().with_prefix())).await?;
+        Ok(listed.kvs().iter().map(|kv| TxnOp::delete(kv.key().to_vec(), None)).collect())
+    }
+
     pub async fn write(&self, batch: &WriteBatch) -> WriteResult {
         let Some(fence) = self.fence.lock().expect("fence lock").clone().filter(|f| f.term == batch.term) else {
             return WriteResult::Conflict; // this node no longer holds that term
@@ -82,14 +97,20 @@ impl EtcdStore {
             tracing::error!("a batch without an expected fence on etcd");
             return WriteResult::Conflict;
         };
-        let mut ops: Vec<TxnOp> = batch
-            .ops
-            .iter()
-            .map(|op| match op {
-                Op::Put { key, value } => TxnOp::put(key.as_str(), value.clone(), None),
-                Op::Delete { key } => TxnOp::delete(key.as_str(), None),
-            })
-            .collect();
+        let mut ops: Vec<TxnOp> = Vec::with_capacity(batch.ops.len() + 1);
+        for op in &batch.ops {
+            match op {
+                Op::Put { key, value } => ops.push(TxnOp::put(key.as_str(), value.clone(), None)),
+                Op::Delete { key } => ops.push(TxnOp::delete(key.as_str(), None)),
+                Op::DeletePrefix { prefix } => match self.prefix_deletes(prefix).await {
+                    Ok(deletes) => ops.extend(deletes),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listing keys to delete failed; nothing written");
+                        return WriteResult::Error;
+                    }
+                },
+            }
+        }
         ops.push(TxnOp::put(FENCE_KEY, batch.fence.clone(), None));
         let txn = Txn::new()
             .when([Compare::value(fence.key.clone(), CompareOp::Equal, fence.value.clone()), Compare::value(FENCE_KEY, CompareOp::Equal, expected)])

@@ -1,4 +1,11 @@
-//! DropSchema. An empty schema is deleted in one write. A cascading drop of a schema with
+//! DropCluster and DropSchema.
+//!
+//! A cluster is dropped in one write, whatever it holds: a range delete of everything inside
+//! it, and its record turned into a tombstone that keeps its id (never given again). The write
+//! shares its transaction with nothing, and once it is decided the cluster takes no more
+//! decisions and answers nothing, so no write about it can land after it.
+//!
+//! An empty schema is deleted in one write. A cascading drop of a schema with
 //! tables (a million of them, perhaps) cannot be one transaction: it stores the schema marked
 //! `dropping`, which hides it at once (lookups answer NOT_FOUND, creates in it are refused), and
 //! the leader then deletes its tables a transaction at a time on every tick, and the schema
@@ -11,7 +18,7 @@ use super::{Ctx, Leader};
 use crate::core::config::CoreConfig;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
-use crate::core::model::{ClusterCatalog, SchemaRecord};
+use crate::core::model::{ClusterCatalog, ClusterRecord, SchemaRecord};
 use crate::core::output::Response;
 use crate::core::storage::Mutation;
 
@@ -19,8 +26,34 @@ use crate::core::storage::Mutation;
 const DROP_WRITES_PER_TICK: usize = 64;
 
 impl Leader {
+    pub(super) fn drop_cluster(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, force: bool) -> MetaResult<Handled> {
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
+        let cid = c.id();
+        if ctx.config.default_cluster.as_ref().is_some_and(|d| d.name == cluster) {
+            return Err(MetaError::FailedPrecondition(format!(
+                "cluster {cluster:?} is this service's default cluster, which the leader creates again whenever it is missing; configure another default (or none) to drop it"
+            )));
+        }
+        let rt = &self.clusters[&cid];
+        let online: Vec<&str> = rt.nodes().iter().filter(|(_, n)| n.online).map(|(node, _)| c.node(node).name.as_str()).collect();
+        if !online.is_empty() && !force {
+            return Err(MetaError::FailedPrecondition(format!(
+                "{} nodes of cluster {cluster:?} are online ({}); stop them first, or drop it with force (they are then refused, and their leases run out)",
+                online.len(),
+                online.iter().take(3).copied().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        self.check_backlog(ctx)?;
+        let tables = c.tables.len() as u64;
+        self.pending_clusters.dropping.insert(cid);
+        let mut change = Change::new(cid);
+        change.mutations.push(Mutation::DeleteClusterData(cid));
+        change.mutations.push(Mutation::PutCluster(ClusterRecord { id: cid.0, dropped: true, ..Default::default() }));
+        self.queue_reply(ctx, id, change, Response::ClusterDropped { id: cid, tables })
+    }
+
     pub(super) fn drop_schema(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, name: &str, cascade: bool) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.creating_clusters, cluster, ctx.config)?;
+        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let sid = *c.schema_by_name.get(name).ok_or_else(|| MetaError::NotFound(format!("schema {name:?} in cluster {cluster:?}")))?;
         if sid == SchemaId(0) {
@@ -51,7 +84,8 @@ impl Leader {
     /// On every tick: the next tables of each schema being dropped are deleted, or the schema
     /// once it holds none.
     pub(super) fn advance_schema_drops(&mut self, ctx: &mut Ctx) {
-        for (&cid, rt) in self.clusters.iter_mut() {
+        let dropping = &self.pending_clusters.dropping;
+        for (&cid, rt) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
             let c = self.catalog.cluster(cid);
             for sid in c.schemas.iter().filter(|(_, s)| s.dropping).map(|(&id, _)| id) {
                 if rt.in_flight().contains(&Awaiting::SchemaDrop(sid)) {
