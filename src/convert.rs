@@ -147,7 +147,10 @@ fn command(c: &ShardCommand) -> proto::ShardCommand {
         CommandKind::Close => Kind::Close(proto::CloseShard {}),
         CommandKind::ChangeRole { role } => Kind::ChangeRole(proto::ChangeRole { role: proto_role(*role) }),
         CommandKind::CreateTable { table } => Kind::CreateTable(proto::CreateTableOnShard { table_id: table.0 }),
-        CommandKind::DropTable { table } => Kind::DropTable(proto::DropTableOnShard { table_id: table.0 }),
+        CommandKind::DropTable { tables } => {
+            let (first, more) = tables.split_first().expect("a drop names a table");
+            Kind::DropTable(proto::DropTableOnShard { table_id: first.0, more_table_ids: more.iter().map(|t| t.0).collect() })
+        }
         CommandKind::AlterTable { table, table_version } => Kind::AlterTable(proto::AlterTableOnShard { table_id: table.0, table_version: *table_version }),
     };
     proto::ShardCommand { shard: c.shard.0, version: c.version.0, term: c.term.0, kind: Some(kind) }
@@ -165,7 +168,7 @@ pub fn from_node_message(r: &proto::HeartbeatResponse) -> Result<NodeMessage, St
                 Kind::Close(_) => CommandKind::Close,
                 Kind::ChangeRole(o) => CommandKind::ChangeRole { role: role(o.role, "change role")? },
                 Kind::CreateTable(o) => CommandKind::CreateTable { table: TableId(o.table_id) },
-                Kind::DropTable(o) => CommandKind::DropTable { table: TableId(o.table_id) },
+                Kind::DropTable(o) => CommandKind::DropTable { tables: std::iter::once(o.table_id).chain(o.more_table_ids.iter().copied()).map(TableId).collect() },
                 Kind::AlterTable(o) => CommandKind::AlterTable { table: TableId(o.table_id), table_version: o.table_version },
             };
             Ok(ShardCommand { shard: ShardId(c.shard), version: Version(c.version), term: Term(c.term), kind })

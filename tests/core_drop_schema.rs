@@ -112,3 +112,29 @@ fn bad_drops_are_refused_with_their_code_and_write_nothing() {
     assert!(answer(create).is_ok());
     assert!(matches!(answer(dropped), Err(MetaError::Unavailable(m)) if m.contains("being written")));
 }
+
+/// Tables dropped from one shard in one change reach its replicas as one incremental command,
+/// not as a re-sync carrying every table the shard keeps.
+#[test]
+fn many_drops_from_one_shard_travel_as_one_command() {
+    let (mut h, mut nodes) = steady_cluster(4);
+    for i in 0..200 {
+        h.request(create_in("public", &format!("k{i}"), None));
+    }
+    h.request(create_in("public", "parted", Some(PartitionSpec { partition_count: 32, encoded: vec![] })));
+    let outs = h.settle();
+    nodes.iter_mut().for_each(|n| n.receive(&outs));
+    let id = h.request(Request::DropTable { cluster: "c".into(), schema: "public".into(), name: "parted".into() });
+    let outs = h.settle();
+    assert!(outs.iter().any(|o| matches!(o, Output::Reply { request, result: Ok(_) } if *request == id)));
+    let commands: Vec<&CommandKind> = outs.iter().filter_map(|o| if let Output::ToNode { message, .. } = o { Some(message) } else { None }).flat_map(|m| m.commands.iter().map(|c| &c.kind)).collect();
+    let dropped: usize = commands.iter().map(|k| if let CommandKind::DropTable { tables } = k { tables.len() } else { 0 }).sum();
+    assert_eq!(dropped, 33, "{commands:?}");
+    assert!(!commands.iter().any(|k| matches!(k, CommandKind::Open { .. })), "no shard was re-sent whole");
+    assert!(commands.len() <= 4, "one command per shard: {}", commands.len());
+    nodes.iter_mut().for_each(|n| n.receive(&outs));
+    round(&mut h, &mut nodes, 500);
+    check(&h, &nodes);
+    let hosted: usize = nodes.iter().flat_map(|n| n.host.shards().values()).map(|s| s.tables.len()).sum();
+    assert_eq!(hosted, 200);
+}

@@ -262,9 +262,11 @@ impl ShardHost {
                 s.tables.insert(*table);
                 s.version = cmd.version;
             }
-            CommandKind::DropTable { table } => {
+            CommandKind::DropTable { tables } => {
                 let s = self.shards.get_mut(&cmd.shard).expect("checked above");
-                s.tables.remove(table);
+                tables.iter().for_each(|t| {
+                    s.tables.remove(t);
+                });
                 s.version = cmd.version;
             }
             // The table set is unchanged; a node that caches the table's schema reads the new

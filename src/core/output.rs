@@ -106,8 +106,9 @@ pub enum CommandKind {
     ChangeRole { role: Role },
     /// Incremental: only valid on top of `version - 1`.
     CreateTable { table: TableId },
-    /// Incremental: only valid on top of `version - 1`.
-    DropTable { table: TableId },
+    /// Incremental: only valid on top of `version - 1`. One change can drop many tables of a
+    /// shard (a cascading drop): they come in one command, not as a re-sync of every table left.
+    DropTable { tables: Vec<TableId> },
     /// Incremental: only valid on top of `version - 1`. The table's encoded schema or options
     /// changed; `table_version` is its new version (read it with `GetTables`).
     AlterTable { table: TableId, table_version: u32 },

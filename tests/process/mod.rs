@@ -110,9 +110,16 @@ pub fn node_agent_with(dir: &Path, name: &str, port: u16, meta: &str, extra: &[&
 
 /// Runs `metactl` against `endpoint`; its stdout, or a panic with its stderr.
 pub fn metactl(endpoint: &str, args: &[&str]) -> String {
+    metactl_result(endpoint, args).unwrap_or_else(|stderr| panic!("metactl {args:?} failed: {stderr}"))
+}
+
+/// Runs `metactl` against `endpoint`: its stdout, or its stderr when it exits non-zero.
+pub fn metactl_result(endpoint: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_metactl")).arg("--endpoints").arg(endpoint).args(args).output().expect("metactl runs");
-    assert!(out.status.success(), "metactl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
 }
 
 /// One node's leadership of one shard: closed intervals in wall-clock ms.

@@ -264,15 +264,16 @@ impl Leader {
             return;
         };
         self.watches.record(change.cluster, touched.changes(cluster), ctx.config, ctx.out);
-        for &(shard, notice) in &change.notify {
+        for (shard, notice) in &change.notify {
+            let shard = *shard;
             let rec = cluster.shard(shard);
             rt.pushed(shard, Version(rec.version), ctx.now);
             for node in rec.replicas() {
                 let role = if rec.leader == Some(node) { Role::Leader } else { Role::Follower };
                 let kind = match notice {
-                    Notice::Created(table) => CommandKind::CreateTable { table },
-                    Notice::Dropped(table) => CommandKind::DropTable { table },
-                    Notice::Altered(table, table_version) => CommandKind::AlterTable { table, table_version },
+                    Notice::Created(table) => CommandKind::CreateTable { table: *table },
+                    Notice::Dropped(tables) => CommandKind::DropTable { tables: tables.clone() },
+                    Notice::Altered(table, table_version) => CommandKind::AlterTable { table: *table, table_version: *table_version },
                     Notice::Resync if change.kept.contains(&(NodeId(node), shard)) => CommandKind::ChangeRole { role },
                     Notice::Resync => open_kind(cluster, shard, role, ctx.config),
                 };

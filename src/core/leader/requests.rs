@@ -460,7 +460,7 @@ pub(super) fn stage_drop(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &m
         let shard = ShardId(c.table(t).shard);
         rt.unplace_table(c, shard);
         rt.begin_write(Awaiting::TableDeletion(t));
-        change.notify(shard, Notice::Dropped(t));
+        change.notify(shard, Notice::Dropped(vec![t]));
         change.mutations.push(Mutation::DeleteTable(c.id(), t));
     }
 }

@@ -14,10 +14,10 @@ use crate::core::storage::batch::BatchBuilder;
 use crate::core::storage::{Mutation, Op};
 
 /// What a shard's replicas must hear once a change lands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
     Created(TableId),
-    Dropped(TableId),
+    Dropped(Vec<TableId>),
     /// The table's record has a new version (an alter).
     Altered(TableId, u32),
     /// More than one thing changed: send the whole shard (`Open` with every table).
@@ -46,10 +46,12 @@ impl Change {
         Change { cluster, mutations: Vec::new(), reply: None, notify: Vec::new(), closes: Vec::new(), kept: Vec::new(), procedure: None }
     }
 
+    /// Drops gather into one notice; any other two things for one shard make a re-sync.
     pub fn notify(&mut self, shard: ShardId, notice: Notice) {
-        match self.notify.iter_mut().find(|(s, _)| *s == shard) {
-            Some(entry) => entry.1 = Notice::Resync,
-            None => self.notify.push((shard, notice)),
+        match (self.notify.iter_mut().find(|(s, _)| *s == shard), notice) {
+            (Some((_, Notice::Dropped(held))), Notice::Dropped(more)) => held.extend(more),
+            (Some(entry), _) => entry.1 = Notice::Resync,
+            (None, notice) => self.notify.push((shard, notice)),
         }
     }
 
