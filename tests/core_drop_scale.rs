@@ -9,7 +9,7 @@ use std::time::Instant as Clock;
 
 use harness::*;
 use shardmeta::core::model::{ClusterRecord, NodeRecord, SchemaRecord, ShardRecord, TableRecord, Topology};
-use shardmeta::core::storage::{Mutation, Op};
+use shardmeta::core::storage::Mutation;
 use shardmeta::core::*;
 
 const TABLES: u64 = 1_000_000;
@@ -17,7 +17,7 @@ const SHARDS: u32 = 8;
 const KEPT: u64 = 10;
 
 /// Cluster `c`: 8 shards over n1 and n2; a million tables in schema `big`, ten in `public`.
-fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
+fn stored() -> Vec<Mutation> {
     let c = ClusterId(1);
     let topology = ClusterRecord::topology_code(Topology::Dynamic);
     let cluster = ClusterRecord { id: 1, name: "c".into(), shard_count: SHARDS, followers_per_shard: 0, topology, min_nodes: 1, dropped: false };
@@ -33,24 +33,12 @@ fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
     let table = |id: u64, schema: u64| TableRecord { id, schema, name: format!("t{id:07}"), shard: (id % SHARDS as u64) as u32, ..Default::default() };
     ms.extend((2..2 + TABLES).map(|id| Mutation::PutTable(c, table(id, 1))));
     ms.extend((2 + TABLES..2 + TABLES + KEPT).map(|id| Mutation::PutTable(c, table(id, 0))));
-    ms.iter()
-        .map(|m| match m.to_op(config) {
-            Op::Put { key, value } => (key, value),
-            Op::Delete { .. } | Op::DeletePrefix { .. } => unreachable!("only puts"),
-        })
-        .collect()
+    ms
 }
 
 #[test]
 fn a_schema_of_a_million_tables_drops_in_bounded_writes_then_its_cluster_in_one() {
-    let config = CoreConfig::default();
-    let mut h = Harness::follower_with(config.clone());
-    h.store.extend(stored(&config));
-    h.gain(Term(1), h.stored());
-    let mut nodes: Vec<Node> = (1..=2).map(Node::new).collect();
-    for _ in 0..6 {
-        round(&mut h, &mut nodes, 500);
-    }
+    let (mut h, mut nodes) = leading_from(CoreConfig::default(), &stored(), 2, 6);
     assert!((0..SHARDS).all(|s| nodes.iter().any(|n| n.host.is_leading(ShardId(s), h.now))), "every shard is led");
 
     let started = Clock::now();

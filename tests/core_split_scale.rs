@@ -10,14 +10,14 @@ use std::time::Instant as Clock;
 
 use harness::*;
 use shardmeta::core::model::{ClusterRecord, NodeRecord, SchemaRecord, ShardRecord, TableRecord, Topology};
-use shardmeta::core::storage::{Mutation, Op};
+use shardmeta::core::storage::Mutation;
 use shardmeta::core::*;
 
 const TABLES: u64 = 100_000;
 
 /// Cluster `c`: 2 shards on nodes n1 and n2 (each following the other's), every table in
 /// shard 0.
-fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
+fn stored() -> Vec<Mutation> {
     let c = ClusterId(1);
     let topology = ClusterRecord::topology_code(Topology::Dynamic);
     let cluster = ClusterRecord { id: 1, name: "c".into(), shard_count: 2, followers_per_shard: 1, topology, min_nodes: 1, dropped: false };
@@ -28,24 +28,13 @@ fn stored(config: &CoreConfig) -> Vec<(String, Vec<u8>)> {
     ms.push(Mutation::PutShard(c, ShardRecord { id: 0, version: 1, leader: Some(0), followers: vec![1], transfer: None, ..Default::default() }));
     ms.push(Mutation::PutShard(c, ShardRecord { id: 1, version: 1, leader: Some(1), followers: vec![0], transfer: None, ..Default::default() }));
     ms.extend((1..=TABLES).map(|id| Mutation::PutTable(c, TableRecord { id, schema: 0, name: format!("t{id:06}"), shard: 0, ..Default::default() })));
-    ms.iter()
-        .map(|m| match m.to_op(config) {
-            Op::Put { key, value } => (key, value),
-            Op::Delete { .. } | Op::DeletePrefix { .. } => unreachable!("only puts"),
-        })
-        .collect()
+    ms
 }
 
 #[test]
 fn a_shard_of_100k_tables_splits_in_half_by_itself_in_bounded_writes() {
     let config = CoreConfig::default();
-    let mut h = Harness::follower_with(config.clone());
-    h.store.extend(stored(&config));
-    h.gain(Term(1), h.stored());
-    let mut nodes: Vec<Node> = (1..=2).map(Node::new).collect();
-    for _ in 0..3 {
-        round(&mut h, &mut nodes, 500);
-    }
+    let (mut h, mut nodes) = leading_from(config.clone(), &stored(), 2, 3);
     assert!(nodes[0].host.is_leading(ShardId(0), h.now), "n1 leads shard 0");
 
     let started = Clock::now();

@@ -203,6 +203,23 @@ impl Node {
     }
 }
 
+/// A leader that loaded `stored` (puts only: a catalog built directly, at a scale requests would
+/// take long to reach), with nodes n1..=n`count` heartbeating for `rounds` rounds.
+pub fn leading_from(config: CoreConfig, stored: &[shardmeta::core::storage::Mutation], count: u64, rounds: usize) -> (Harness, Vec<Node>) {
+    use shardmeta::core::storage::Op;
+    let mut h = Harness::follower_with(config.clone());
+    h.store.extend(stored.iter().map(|m| match m.to_op(&config) {
+        Op::Put { key, value } => (key, value),
+        op => panic!("a stored catalog is puts only: {op:?}"),
+    }));
+    h.gain(Term(1), h.stored());
+    let mut nodes: Vec<Node> = (1..=count).map(Node::new).collect();
+    for _ in 0..rounds {
+        round(&mut h, &mut nodes, 500);
+    }
+    (h, nodes)
+}
+
 /// A leader with a cluster of `shards` shards on two nodes that lead them all under lease.
 pub fn steady_cluster(shards: u32) -> (Harness, Vec<Node>) {
     steady_cluster_with(shards, 0)
