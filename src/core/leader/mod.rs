@@ -134,7 +134,6 @@ impl Leader {
         now < self.valid_until
     }
 
-    /// Serving and not recovering: may decide and answer.
     /// Opens route watch `watch` on a cluster; an error refuses it, and nothing is sent.
     pub fn watch(&mut self, ctx: &mut Ctx, watch: WatchId, req: &WatchRoutes) -> Result<(), MetaError> {
         self.ready(ctx.now)?;
@@ -151,6 +150,7 @@ impl Leader {
         self.watches.end_all(out);
     }
 
+    /// Serving and not recovering: may decide and answer.
     pub fn ready(&self, now: Instant) -> Result<(), MetaError> {
         if !self.serving(now) {
             return Err(MetaError::NotLeader);

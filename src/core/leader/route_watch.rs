@@ -27,7 +27,6 @@ pub const CHANGES_PER_UPDATE: usize = 1_000;
 const SEQ_BITS: u32 = 40;
 
 pub struct RouteWatches {
-    term: Term,
     /// The revision of this term's change 0: a change's revision is `base + seq`.
     base: u64,
     logs: BTreeMap<ClusterId, RouteLog>,
@@ -60,7 +59,7 @@ impl Watcher {
 
 impl RouteWatches {
     pub fn new(term: Term) -> RouteWatches {
-        RouteWatches { term, base: term.0.saturating_mul(1 << SEQ_BITS), logs: BTreeMap::new(), watchers: BTreeMap::new() }
+        RouteWatches { base: term.0.saturating_mul(1 << SEQ_BITS), logs: BTreeMap::new(), watchers: BTreeMap::new() }
     }
 
 
@@ -74,11 +73,12 @@ impl RouteWatches {
         }
         let watcher = Watcher { cluster: cluster.id(), schema: req.schema.clone() };
         let log = self.logs.entry(cluster.id()).or_default();
-        let (term, seq) = (req.from_revision >> SEQ_BITS, req.from_revision & ((1 << SEQ_BITS) - 1));
-        let resumable = req.from_revision != 0 && term == self.term.0 && (log.floor..=log.head).contains(&seq);
-        let missed: Vec<(u64, RouteChange)> = match resumable {
-            true => log.changes.iter().filter(|(s, c)| *s > seq && watcher.wants(c)).cloned().collect(),
-            false => Vec::new(),
+        // Another term's revision falls outside this term's range of positions.
+        let seq = req.from_revision.checked_sub(self.base).filter(|s| req.from_revision != 0 && (log.floor..=log.head).contains(s));
+        let resumable = seq.is_some();
+        let missed: Vec<(u64, RouteChange)> = match seq {
+            Some(seq) => log.changes.iter().filter(|(s, c)| *s > seq && watcher.wants(c)).cloned().collect(),
+            None => Vec::new(),
         };
         send(out, watch, self.base, log.head, !resumable, missed);
         self.watchers.insert(watch, watcher);
