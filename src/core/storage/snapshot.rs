@@ -56,8 +56,9 @@ impl Snapshot {
     /// The changes are applied in the order a load reads them (the fence, cluster records, then
     /// each cluster's contents by key), which puts whatever a change names before it: a
     /// transaction that creates a cluster writes its id ceiling, whose key sorts first, before
-    /// the cluster record. Only tables, schemas and procedures are ever deleted; any other deletion, or a key outside
-    /// the snapshot, is something the core never writes.
+    /// the cluster record. Only tables, schemas, procedures and everything inside a dropped
+    /// cluster (after its tombstone) are ever deleted; any other deletion, or a key outside the
+    /// snapshot, is something the core never writes.
     pub fn apply_transaction<'a>(&mut self, changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Result<(), DecodeError> {
         let mut ranked = Vec::new();
         for (key, value) in changes {
