@@ -21,4 +21,7 @@ pub mod server;
 pub mod proto {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("shardmeta.v1");
+
+    /// The API's descriptors, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shardmeta_descriptor.bin"));
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use etcd_client::GetOptions;
+use process::metas::{start_metas, wait_leader};
 use process::*;
 use prost::Message;
 use shardmeta::client::MetaClient;
@@ -16,43 +17,6 @@ use shardmeta::proto::{self, RequestHeader};
 
 fn header() -> Option<RequestHeader> {
     Some(RequestHeader { cluster: "default".into() })
-}
-
-/// Three meta servers on one etcd (cluster), with clients able to reach any of them.
-struct Metas {
-    procs: BTreeMap<String, Proc>,
-    endpoints: Vec<String>,
-}
-
-fn start_metas(dir: &std::path::Path, etcd: &str, n: usize) -> Metas {
-    let mut procs = BTreeMap::new();
-    let mut endpoints = Vec::new();
-    for i in 0..n {
-        let port = free_port();
-        let ep = format!("127.0.0.1:{port}");
-        procs.insert(ep.clone(), meta_server_etcd(dir, &format!("m{i}"), port, etcd));
-        endpoints.push(ep);
-    }
-    Metas { procs, endpoints }
-}
-
-async fn leader_of(endpoints: &[String]) -> Option<String> {
-    let mut meta = MetaClient::new(endpoints.to_vec(), Duration::from_secs(2)).ok()?;
-    let (leader, mut client) = meta.leader().await.ok()?;
-    // Only a serving leader counts: it answers a request that needs leadership.
-    client.list_clusters(proto::ListClustersRequest::default()).await.ok()?;
-    Some(leader)
-}
-
-async fn wait_leader(endpoints: &[String], limit: Duration, not: Option<&str>) -> (String, Duration) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(l) = leader_of(endpoints).await.filter(|l| Some(l.as_str()) != not) {
-            return (l, start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no meta leader within {limit:?}");
 }
 
 async fn create_tables(meta: &mut MetaClient, names: impl Iterator<Item = String>) -> BTreeMap<String, (u64, u32)> {
@@ -221,18 +185,4 @@ async fn followers_forward_calls_and_redirect_heartbeat_streams() {
     let mut stream = c.heartbeat(tokio_stream::iter(vec![hb])).await.unwrap().into_inner();
     let first = stream.message().await.unwrap().expect("an answer");
     assert_eq!(first.redirect, leader, "a follower redirects heartbeat streams to the leader");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_leader_resigns_so_a_follower_takes_over_at_once() {
-    let _turn = serial().await;
-    let dir = TempDir::new("etcd-sigterm");
-    let etcd = Etcd::start(dir.path(), 1);
-    let metas = start_metas(dir.path(), &etcd.endpoints(), 3);
-    let (leader, _) = wait_leader(&metas.endpoints, Duration::from_secs(20), None).await;
-    metas.procs[&leader].signal("TERM");
-    let (next, took) = wait_leader(&metas.endpoints, Duration::from_secs(10), Some(&leader)).await;
-    println!("SIGTERM to {leader}; {next} serves after {took:?}");
-    // Well under the 3 s election TTL a crashed leader would cost.
-    assert!(took < Duration::from_millis(2_000), "takeover after {took:?}");
 }

@@ -28,28 +28,6 @@ struct Args {
     data_dir: Option<PathBuf>,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
-}
-
 fn main() {
     let args = Args::parse();
     let overrides = Overrides { name: args.name, grpc_addr: args.grpc_addr, etcd_endpoints: args.etcd_endpoints, data_dir: args.data_dir };
@@ -68,7 +46,10 @@ fn main() {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    if let Err(e) = runtime.block_on(shardmeta::server::run(config, shutdown_signal())) {
+    let served = runtime.block_on(shardmeta::server::run(config, shardmeta::server::signals::first_then_exit_on_second("meta-server")));
+    // Tasks still running (a storage write, a forward) are not waited for past the bound.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    if let Err(e) = served {
         eprintln!("meta-server: {e}");
         std::process::exit(1);
     }

@@ -149,6 +149,14 @@ impl ShardHost {
         expired
     }
 
+    /// Gives up every lease at once, as a stopping node does: from now on it leads nothing
+    /// and accepts no write. Returns how many leases it held.
+    pub fn release_leases(&mut self) -> usize {
+        let held = self.shards.values_mut().filter_map(|s| s.lease_until.take()).count();
+        self.counters.lease_revocations += held as u64;
+        held
+    }
+
     /// The next heartbeat's seq and reports; remembers when it was sent.
     pub fn heartbeat(&mut self, now: Instant, load: &impl LoadSource) -> Reports {
         let seq = self.next_seq;

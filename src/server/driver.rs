@@ -61,6 +61,9 @@ pub enum Input {
     Leadership(Leadership),
     WriteDone { id: WriteId, result: WriteResult },
     Snapshot { term: Term, result: Result<Snapshot, LoadError> },
+    /// The server is stopping: end every heartbeat stream and route watch, and each one opened
+    /// from now on; answered once the open ones are ended.
+    Stop { done: oneshot::Sender<()> },
 }
 
 /// What the driver asks of the election.
@@ -102,6 +105,8 @@ pub struct Driver {
     /// The other leader the core was last told of, and the leader view's write count then.
     other_leader: Option<String>,
     leader_writes_seen: u64,
+    /// Set by [`Input::Stop`]: streams and watches are ended as they open.
+    stopping: bool,
 }
 
 impl Driver {
@@ -119,11 +124,12 @@ impl Driver {
             clock,
             rx,
             dispatch: Dispatch::default(),
-            io: Io { storage, tx: tx.clone(), election, streams: BTreeMap::new(), watches: BTreeMap::new(), cut: Vec::new() },
+            io: Io { storage, tx: tx.clone(), election, streams: BTreeMap::new(), watches: BTreeMap::new(), ended: Vec::new() },
             reload_backoff: LoadBackoff::default(),
             leader,
             other_leader: None,
             leader_writes_seen: 0,
+            stopping: false,
         };
         (driver, DriverHandle { tx, clock })
     }
@@ -166,6 +172,8 @@ impl Driver {
                 }
             }
             wake = self.drain();
+            let now = self.clock.now();
+            self.leader.set_serving_here(self.core.is_leader(now) && self.core.awaiting_snapshot().is_none());
         }
     }
 
@@ -191,6 +199,10 @@ impl Driver {
             }
             Input::StreamOpened { session, tx } => {
                 self.io.streams.insert(session, tx);
+                if self.stopping {
+                    let (redirect, error) = self.farewell();
+                    self.io.close_stream(session, redirect, error);
+                }
             }
             Input::Heartbeat { session, heartbeat } => self.core.handle(now, CoreInput::Heartbeat { session, heartbeat: &heartbeat }),
             Input::StreamClosed { session } => {
@@ -200,7 +212,13 @@ impl Driver {
             }
             Input::WatchOpened { watch, tx, request } => {
                 self.io.watches.insert(watch, tx);
-                self.core.handle(now, CoreInput::Watch { watch, request: &request });
+                match self.stopping {
+                    true => {
+                        let (_, error) = self.farewell();
+                        self.io.end_watch(watch, error);
+                    }
+                    false => self.core.handle(now, CoreInput::Watch { watch, request: &request }),
+                }
             }
             Input::WatchClosed { watch } => {
                 if self.io.watches.remove(&watch).is_some() {
@@ -225,17 +243,46 @@ impl Driver {
                     self.core.handle(now, CoreInput::SnapshotFailed { term, cause: e.cause });
                 }
             },
+            Input::Stop { done } => {
+                self.stopping = true;
+                // What the core has queued (a command, a reply) goes out before the goodbyes.
+                self.drain();
+                let (redirect, error) = self.farewell();
+                let sessions: Vec<SessionId> = self.io.streams.keys().copied().collect();
+                for session in sessions {
+                    self.io.close_stream(session, redirect.clone(), error.clone());
+                }
+                let watches: Vec<WatchId> = self.io.watches.keys().copied().collect();
+                for watch in watches {
+                    self.io.end_watch(watch, error.clone());
+                    self.io.ended.push(watch);
+                }
+                tracing::info!(redirect = ?redirect, "heartbeat streams and route watches ended");
+                let _ = done.send(());
+            }
         }
     }
 
-    /// Hands out the core's outputs; watchers cut off meanwhile are then forgotten by the core.
+    /// How a stopping server ends a stream: a heartbeat stream is sent to the leader when
+    /// another meta node leads, else ended with a status; a watch always ends with the status.
+    fn farewell(&self) -> (Option<String>, MetaError) {
+        let redirect = self.leader.other_leader();
+        let error = match &redirect {
+            Some(leader) => MetaError::Unavailable(format!("this meta node is shutting down; the leader is {leader}")),
+            None => MetaError::Unavailable("this meta node is shutting down and no other meta leader is known; retry".into()),
+        };
+        (redirect, error)
+    }
+
+    /// Hands out the core's outputs; watches the driver ended meanwhile are then forgotten by the
+    /// core.
     fn drain(&mut self) -> Option<(Instant, Timer)> {
         loop {
             let wake = self.dispatch.drain(&mut self.core, &mut self.io);
-            if self.io.cut.is_empty() {
+            if self.io.ended.is_empty() {
                 return wake;
             }
-            for watch in std::mem::take(&mut self.io.cut) {
+            for watch in std::mem::take(&mut self.io.ended) {
                 self.core.handle(self.clock.now(), CoreInput::Unwatch { watch });
             }
         }
@@ -249,8 +296,9 @@ struct Io {
     election: mpsc::UnboundedSender<ElectionCommand>,
     streams: BTreeMap<SessionId, StreamSender>,
     watches: BTreeMap<WatchId, WatchSender>,
-    /// Watchers cut off for being slow, for the core to forget.
-    cut: Vec<WatchId>,
+    /// Watches the driver ended (a slow watcher cut off, or a stopping server), for the core
+    /// to forget.
+    ended: Vec<WatchId>,
 }
 
 impl Effects for Io {
@@ -311,7 +359,7 @@ impl Effects for Io {
         if let Some(tx) = self.watches.remove(&watch) {
             let _ = tx.try_send(Err(tonic::Status::resource_exhausted(text)));
         }
-        self.cut.push(watch);
+        self.ended.push(watch);
     }
 
     fn end_watch(&mut self, watch: WatchId, error: MetaError) {

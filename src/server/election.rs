@@ -109,7 +109,7 @@ impl EtcdElection {
             let _ = election.resign(Some(ResignOptions::new().with_leader(key))).await;
             let _ = leases.revoke(lease).await;
             match ended {
-                Ended::Shutdown => return,
+                Ended::Shutdown => return self.learn_successor(&mut election).await,
                 Ended::Lost => {}
                 // Stand aside before campaigning again: another meta node may load where this one
                 // could not, and if none can, the attempts stay spaced out instead of a tight loop.
@@ -172,6 +172,22 @@ impl EtcdElection {
         }
     }
 
+    /// After resigning to shut down: waits briefly for a follower to win, so that the
+    /// heartbeat streams this node ends can be sent to it. Followers campaign all the time, so
+    /// one wins within milliseconds of the resign when any is up.
+    async fn learn_successor(&self, election: &mut etcd_client::ElectionClient) {
+        let give_up = tokio::time::Instant::now() + Duration::from_millis(1_000);
+        while tokio::time::Instant::now() < give_up {
+            if let Ok(r) = election.leader(ELECTION_NAME).await {
+                if let Some(kv) = r.kv().filter(|kv| kv.value() != self.value.as_bytes()) {
+                    self.leader.set(endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64))));
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The snapshot a new leader starts from: the warm standby's if it is current, else one
     /// loaded now; with the write chain's fence record created if storage has none yet (etcd
     /// cannot compare a value that does not exist).
@@ -230,14 +246,24 @@ async fn wait_lost(valid: &mut watch::Receiver<Option<Instant>>) {
     }
 }
 
-/// Keeps the leader view current on followers (the simulated etcd has no watch, so poll).
+/// Keeps the leader view current on followers (the simulated etcd has no watch, so poll). A
+/// leader not confirmed for three polls (the election TTL) is forgotten: this node cannot tell
+/// clients where to go, and its health says so.
 async fn observe_leader(client: Client, view: LeaderView, every: Duration) {
     let mut election = client.election_client();
+    let mut confirmed = tokio::time::Instant::now();
     loop {
-        if let Ok(r) = election.leader(ELECTION_NAME).await {
-            if let Some(kv) = r.kv() {
-                view.set(endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64))));
+        let seen = election.leader(ELECTION_NAME).await.ok().and_then(|r| r.kv().map(|kv| (endpoint_of(kv.value()), Term(kv.create_revision() as u64))));
+        match seen {
+            Some((endpoint, term)) => {
+                confirmed = tokio::time::Instant::now();
+                view.set(endpoint.map(|e| (e, term)));
             }
+            None if confirmed.elapsed() > every * 3 && view.get().is_some() => {
+                tracing::warn!("the meta leader is unconfirmed for the election TTL; forgetting it");
+                view.set(None);
+            }
+            None => {}
         }
         tokio::time::sleep(every).await;
     }

@@ -127,12 +127,11 @@ impl proto::meta_server::Meta for MetaService {
     async fn heartbeat(&self, request: Request<Streaming<proto::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
         let session = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(STREAM_QUEUED_MAX);
+        // Only the driver holds the stream open: when it closes the stream (a redirect, a
+        // refusal, a shutdown), the response ends whatever the node goes on sending.
+        let refusals = tx.downgrade();
         let driver = self.driver.clone();
-        driver
-            .tx
-            .send(Input::StreamOpened { session, tx: tx.clone() })
-            .await
-            .map_err(|_| Status::unavailable("meta server is shutting down"))?;
+        driver.tx.send(Input::StreamOpened { session, tx }).await.map_err(|_| Status::unavailable("meta server is shutting down"))?;
         let mut inbound = request.into_inner();
         tokio::task::spawn(async move {
             // Bad load values are clamped, counted against the node and logged once a stream.
@@ -149,7 +148,9 @@ impl proto::meta_server::Meta for MetaService {
                         }
                     }
                     Err(status) => {
-                        let _ = tx.send(Err(status)).await;
+                        if let Some(tx) = refusals.upgrade() {
+                            let _ = tx.send(Err(status)).await;
+                        }
                         break;
                     }
                 }

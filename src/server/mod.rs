@@ -7,10 +7,13 @@ pub mod config;
 pub mod driver;
 pub mod election;
 pub mod grpc;
+pub mod health;
+#[cfg(all(unix, not(madsim)))]
+pub mod signals;
 pub mod storage;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -32,11 +35,14 @@ pub struct LeaderView {
     /// Bumped on every write, so that the driver's loop can tell "maybe changed" without
     /// taking the lock or copying the endpoint on every pass.
     writes: Arc<AtomicU64>,
+    /// Whether this node's core leads and serves (its snapshot loaded, not recovering), as the
+    /// driver last saw: the election names a leader before its core is ready.
+    serving_here: Arc<AtomicBool>,
 }
 
 impl LeaderView {
     pub fn new(me: String) -> LeaderView {
-        LeaderView { me, leader: Arc::default(), writes: Arc::default() }
+        LeaderView { me, leader: Arc::default(), writes: Arc::default(), serving_here: Arc::default() }
     }
 
     pub fn set(&self, leader: Option<(String, Term)>) {
@@ -63,6 +69,14 @@ impl LeaderView {
         }
     }
 
+    pub fn set_serving_here(&self, serving: bool) {
+        self.serving_here.store(serving, Ordering::Relaxed);
+    }
+
+    pub fn serving_here(&self) -> bool {
+        self.serving_here.load(Ordering::Relaxed)
+    }
+
     /// The leader's endpoint when it is another node.
     pub fn other_leader(&self) -> Option<String> {
         self.get().map(|(e, _)| e).filter(|e| *e != self.me)
@@ -78,7 +92,14 @@ fn seed(name: &str) -> u64 {
     name.bytes().fold(nanos ^ pid, |h, b| h.rotate_left(5) ^ b as u64)
 }
 
-/// Runs a meta node until `shutdown` completes.
+/// A stopping meta node exits within this of the signal, whatever its clients do.
+pub const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+/// Of which resigning (and learning the successor, for redirects) may take this much.
+const RESIGN_BOUND: std::time::Duration = std::time::Duration::from_millis(2_500);
+
+/// Runs a meta node until `shutdown` completes, then stops within [`SHUTDOWN_BOUND`]: it stops
+/// accepting, resigns, ends every heartbeat stream (sending it to the successor where there is
+/// one) and route watch, and waits for calls in flight, up to the bound.
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
     let addr = config.listen_addr()?;
     let core_config = config.core()?;
@@ -121,26 +142,60 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         (None, _) => unreachable!("embedded or etcd"),
     };
 
+    let health = health::Health::new(leader.clone());
+    let driver = handle.clone();
     let service = grpc::MetaService::new(handle, leader, core_config.request_timeout_ms, config.message_bytes_max);
     let meta = MetaServer::new(service)
         .max_decoding_message_size(config.message_bytes_max)
         .max_encoding_message_size(config.message_bytes_max);
-    tracing::info!(%addr, name = %config.name, "serving");
-    let stop = async move {
-        shutdown.await;
-        // Resign first, so that a follower takes over without waiting for the lease to end.
-        let _ = election_tx.send(ElectionCommand::Shutdown);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), elected).await;
-    };
-    let mut builder = tonic::transport::Server::builder().timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000));
-    // The standard health service is real tonic only; madsim's server cannot host it.
+    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let builder = tonic::transport::Server::builder().timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000));
+    // The standard health service and reflection are real tonic only; madsim's server cannot
+    // host them.
     #[cfg(not(madsim))]
     let builder = {
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<MetaServer<grpc::MetaService>>().await;
-        builder.add_service(health_service)
+        let mut builder = builder;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        tokio::task::spawn(health::report(health.clone(), reporter));
+        // grpcurl asks v1 first and falls back to v1alpha; older tools know only v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let v1 = reflection().build_v1().map_err(|e| format!("gRPC reflection: {e}"))?;
+        let v1alpha = reflection().build_v1alpha().map_err(|e| format!("gRPC reflection: {e}"))?;
+        builder.add_service(health_service).add_service(v1).add_service(v1alpha)
     };
-    builder.add_service(meta).serve_with_shutdown(addr, stop).await.map_err(|e| format!("gRPC server on {addr}: {e}"))
+    #[cfg(madsim)]
+    let mut builder = builder;
+    let server = builder.add_service(meta).serve_with_shutdown(addr, async {
+        let _ = stopped.await;
+    });
+    tracing::info!(%addr, name = %config.name, "serving");
+    let mut server = tokio::task::spawn(server);
+    tokio::select! {
+        served = &mut server => return served.map_err(|e| format!("gRPC server on {addr}: {e}"))?.map_err(|e| format!("gRPC server on {addr}: {e}")),
+        () = shutdown => {}
+    }
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_BOUND;
+    health.stopping();
+    let _ = stop_accepting.send(());
+    // Resign first, so that a follower takes over without waiting for the lease to end, and the
+    // heartbeat streams ended next can be sent to it.
+    let _ = election_tx.send(ElectionCommand::Shutdown);
+    let _ = tokio::time::timeout(RESIGN_BOUND, elected).await;
+    let (done, ended) = tokio::sync::oneshot::channel();
+    if driver.tx.send(Input::Stop { done }).await.is_ok() {
+        let _ = ended.await;
+    }
+    match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), server).await {
+        Ok(served) => served.map_err(|e| format!("gRPC server on {addr}: {e}"))?.map_err(|e| format!("gRPC server on {addr}: {e}")),
+        Err(_) => {
+            tracing::warn!(bound = ?SHUTDOWN_BOUND, "connections still open at the shutdown bound; exiting without them");
+            Ok(())
+        }
+    }
 }
 
 /// The embedded store's "election": the only meta node leads; storage cannot fence it out

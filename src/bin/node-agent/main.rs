@@ -81,6 +81,20 @@ fn leadership_observer(clock: NodeClock, log: Log) -> node::Observer {
     })
 }
 
+fn exit_if_failed(addr: &SocketAddr, served: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) {
+    match served {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("node-agent: serving {addr}: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("node-agent: the write server failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
@@ -153,17 +167,39 @@ fn main() {
             None => Arc::new(std::sync::RwLock::new(load::LoadSpec::flat(args.load))),
         };
         let load = load::Synthetic(spec);
-        tokio::task::spawn(node::run(meta, identity, host.clone(), clock, load, LogExecutor, leadership_observer(clock, log.clone())));
+        // Shared with the shutdown below, which logs the leases it gives up.
+        let observer = Arc::new(Mutex::new(leadership_observer(clock, log.clone())));
+        let observe = observer.clone();
+        let observe: node::Observer = Box::new(move |h: &ShardHost, now: Instant| (observe.lock().expect("observer lock"))(h, now));
+        let heartbeats = tokio::task::spawn(node::run(meta, identity, host.clone(), clock, load, LogExecutor, observe));
         let write_log = log.clone();
         let on_write = Box::new(move |shard: ShardId, _, at| log_line(&write_log, serde_json::json!({"shard": shard.0, "write": clock.wall_ms(at)})));
-        let service = shardmeta::proto::node_server::NodeServer::new(WriteService::new(host, clock, on_write));
+        let service = shardmeta::proto::node_server::NodeServer::new(WriteService::new(host.clone(), clock, on_write));
         tracing::info!(addr = %args.addr, name = %args.name, "serving routed writes");
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = tonic::transport::Server::builder().add_service(service).serve_with_shutdown(args.addr, async {
-            let _ = tokio::signal::ctrl_c().await;
+            let _ = stopped.await;
         });
-        if let Err(e) = served.await {
-            eprintln!("node-agent: serving {}: {e}", args.addr);
-            std::process::exit(1);
+        let mut served = tokio::task::spawn(served);
+        tokio::select! {
+            result = &mut served => return exit_if_failed(&args.addr, result),
+            () = shardmeta::server::signals::first_then_exit_on_second("node-agent") => {}
+        }
+        // Close the shards before going: stop talking to meta, give up every lease (so no
+        // write is accepted past this point), then stop serving writes.
+        heartbeats.abort();
+        let now = clock.now();
+        let released = {
+            let mut h = host.lock().expect("host lock");
+            let released = h.release_leases();
+            (observer.lock().expect("observer lock"))(&h, now);
+            released
+        };
+        tracing::info!(released, "leases given up; stopping");
+        let _ = stopping.send(());
+        match tokio::time::timeout(std::time::Duration::from_secs(5), served).await {
+            Ok(result) => exit_if_failed(&args.addr, result),
+            Err(_) => tracing::warn!("routed writes still in flight after 5 s; exiting without them"),
         }
     });
 }
