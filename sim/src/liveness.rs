@@ -177,9 +177,12 @@ impl Sim {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let in_contact = self.nodes.iter().filter(|n| n.is_up()).all(|n| n.view.in_contact(IN_CONTACT));
-            if in_contact && self.changes_pending().await == Some(0) && self.all_admitted().await {
+            // The dry-run plan is asked before the read: a move the scheduler decides between
+            // the two then shows in the read as a transfer under way, not settled.
+            let planned_quiet = async || !self.spec.skewed_load || self.plan_quiet().await;
+            if in_contact && self.changes_pending().await == Some(0) && self.all_admitted().await && planned_quiet().await {
                 let (catalog, read_at) = self.fresh_read().await;
-                if catalog.is_some_and(|c| self.settled(&c)) && (!self.spec.skewed_load || self.plan_quiet().await) {
+                if catalog.is_some_and(|c| self.settled(&c)) {
                     return Ok(read_at);
                 }
             }
