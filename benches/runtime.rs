@@ -45,7 +45,7 @@ fn header() -> Option<RequestHeader> {
 /// Starts a meta server in this process; returns its endpoint and a stopper.
 async fn start_meta(env: Vec<(String, String)>) -> (String, tokio::sync::oneshot::Sender<()>) {
     let port = process::free_port();
-    let flags = Overrides { grpc_addr: Some(format!("127.0.0.1:{port}")), ..Default::default() };
+    let flags = Overrides { grpc_addr: Some(format!("127.0.0.1:{port}")), admin_addr: Some(String::new()), ..Default::default() };
     let config = ServerConfig::load(None, env, flags).expect("bench config");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(shardmeta::server::run(config, async {

@@ -31,7 +31,7 @@ async fn bad_requests_get_clear_statuses_and_write_nothing() {
     let dir = TempDir::new("bad-input");
     let port = free_port();
     let env = vec![("SHARDMETA_DATA_DIR".to_string(), dir.path().display().to_string())];
-    let flags = Overrides { grpc_addr: Some(format!("127.0.0.1:{port}")), ..Default::default() };
+    let flags = Overrides { grpc_addr: Some(format!("127.0.0.1:{port}")), admin_addr: Some(String::new()), ..Default::default() };
     let config = ServerConfig::load(None, env, flags).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(shardmeta::server::run(config, async {

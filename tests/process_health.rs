@@ -1,5 +1,6 @@
 //! Real processes on loopback: the standard gRPC health service tells the truth (SERVING only
-//! on a leader or on a follower that knows the leader, NOT_SERVING while etcd is gone), and
+//! on a leader or on a follower that knows the leader, NOT_SERVING while etcd is gone; the
+//! admin port's `/ready` agrees), and
 //! reflection lists the services, as `grpcurl list` asks.
 
 mod process;
@@ -72,9 +73,19 @@ async fn metas_on_etcd_are_serving_until_etcd_is_gone_and_again_once_it_is_back(
     // The followers learn the leader by polling etcd (a third of the 3 s election TTL).
     wait_for("leader and followers SERVING", Duration::from_secs(5), async || all_are(&metas.endpoints, ServingStatus::Serving).await).await;
 
+    // The admin port's /ready agrees: 200, naming the role.
+    let ready = |admin: &str| http("GET", admin, "/ready").unwrap_or_default();
+    let roles: Vec<(u16, String)> = metas.procs.values().map(|p| ready(&p.admin)).collect();
+    assert!(roles.iter().all(|(code, _)| *code == 200), "{roles:?}");
+    assert_eq!(roles.iter().filter(|(_, body)| body.contains(r#""role":"follower""#)).count(), 2, "{roles:?}");
+
     etcd.members[0].signal("STOP");
     let took = wait_for("every meta NOT_SERVING with etcd paused", Duration::from_secs(10), async || all_are(&metas.endpoints, ServingStatus::NotServing).await).await;
     println!("with etcd paused, every meta node reported NOT_SERVING after {took:?}");
+    for p in metas.procs.values() {
+        let (code, body) = ready(&p.admin);
+        assert_eq!(code, 503, "{}: {body}", p.name);
+    }
     etcd.members[0].signal("CONT");
     let took = wait_for("every meta SERVING again", Duration::from_secs(15), async || all_are(&metas.endpoints, ServingStatus::Serving).await).await;
     println!("with etcd back, every meta node reported SERVING after {took:?}");

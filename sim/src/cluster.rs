@@ -119,6 +119,8 @@ pub fn start_meta(handle: &Handle, i: usize, spec: &Spec) -> NodeHandle {
                 let flags = Overrides {
                     name: Some(format!("m{i}")),
                     grpc_addr: Some(meta_endpoint(i)),
+                    // madsim has no HTTP server to run the admin port on.
+                    admin_addr: Some(String::new()),
                     etcd_endpoints: Some(vec![ETCD.to_string()]),
                     data_dir: None,
                 };

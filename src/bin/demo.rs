@@ -259,10 +259,11 @@ async fn show_routes(meta: &mut MetaClient, tables: &[String]) -> Result<(), Sta
 async fn run(dir: &Path) -> Result<(), Status> {
     let meta_port = free_port();
     let meta_ep = format!("127.0.0.1:{meta_port}");
-    println!("starting meta-server on {meta_ep} (embedded store in {})", dir.display());
+    let admin_ep = format!("127.0.0.1:{}", free_port());
+    println!("starting meta-server on {meta_ep} (embedded store in {}; metrics on http://{admin_ep}/metrics)", dir.display());
     let _meta = spawn(
         Command::new(sibling("meta-server"))
-            .args(["--grpc-addr", &meta_ep, "--data-dir"])
+            .args(["--grpc-addr", &meta_ep, "--admin-addr", &admin_ep, "--data-dir"])
             .arg(dir.join("meta"))
             .env("SHARDMETA_LEASE_MS", LEASE_MS.to_string())
             .env("SHARDMETA_HEARTBEAT_INTERVAL_MS", "300")

@@ -1,4 +1,4 @@
-//! `meta-server [--config FILE] [--name NAME] [--grpc-addr HOST:PORT] [--etcd-endpoints A,B,C] [--data-dir DIR]`
+//! `meta-server [--config FILE] [--name NAME] [--grpc-addr HOST:PORT] [--admin-addr HOST:PORT] [--etcd-endpoints A,B,C] [--data-dir DIR]`
 //!
 //! Without etcd endpoints it runs a single meta node on the embedded store in `--data-dir`.
 //! Settings come from defaults, the file, `SHARDMETA_*` variables and flags, later winning.
@@ -20,6 +20,10 @@ struct Args {
     /// Where to serve gRPC.
     #[arg(long, value_name = "HOST:PORT")]
     grpc_addr: Option<String>,
+    /// Where to serve the admin HTTP API (`/metrics`, `/health`, `/ready`, `/api/v1`); empty for
+    /// none.
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_addr: Option<String>,
     /// etcd endpoints; none means the embedded store.
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     etcd_endpoints: Option<Vec<String>>,
@@ -30,7 +34,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let overrides = Overrides { name: args.name, grpc_addr: args.grpc_addr, etcd_endpoints: args.etcd_endpoints, data_dir: args.data_dir };
+    let overrides = Overrides { name: args.name, grpc_addr: args.grpc_addr, admin_addr: args.admin_addr, etcd_endpoints: args.etcd_endpoints, data_dir: args.data_dir };
     let config = match ServerConfig::load(args.config.as_deref(), std::env::vars(), overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -44,7 +48,11 @@ fn main() {
     });
     // Colour codes only on a terminal: a log file stays plain text that tools can read.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match config.log_format.as_str() {
+        "json" => logs.json().init(),
+        _ => logs.with_ansi(ansi).init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     let served = runtime.block_on(shardmeta::server::run(config, shardmeta::server::signals::first_then_exit_on_second("meta-server")));
     // Tasks still running (a storage write, a forward) are not waited for past the bound.

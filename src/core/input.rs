@@ -254,6 +254,39 @@ pub enum Request {
     CancelProcedure { cluster: String, id: u64 },
 }
 
+impl Request {
+    /// The request's name in snake case, as metrics and logs label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::CreateCluster { .. } => "create_cluster",
+            Request::ListClusters { .. } => "list_clusters",
+            Request::ClusterView { .. } => "cluster_view",
+            Request::DropCluster { .. } => "drop_cluster",
+            Request::CreateSchema { .. } => "create_schema",
+            Request::DropSchema { .. } => "drop_schema",
+            Request::CreateTable { .. } => "create_table",
+            Request::DropTable { .. } => "drop_table",
+            Request::AlterTable { .. } => "alter_table",
+            Request::RouteTables { .. } => "route_tables",
+            Request::GetTables { .. } => "get_tables",
+            Request::ListNodes { .. } => "list_nodes",
+            Request::DrainNode { .. } => "drain_node",
+            Request::RemoveNode { .. } => "remove_node",
+            Request::ListShards { .. } => "list_shards",
+            Request::ListTables { .. } => "list_tables",
+            Request::SchedulerStatus { .. } => "scheduler_status",
+            Request::SetScheduler { .. } => "set_scheduler",
+            Request::PlanScheduler { .. } => "plan_scheduler",
+            Request::ListEvents { .. } => "list_events",
+            Request::MoveShard { .. } => "move_shard",
+            Request::SplitShard { .. } => "split_shard",
+            Request::MergeShards { .. } => "merge_shards",
+            Request::ListProcedures { .. } => "list_procedures",
+            Request::CancelProcedure { .. } => "cancel_procedure",
+        }
+    }
+}
+
 /// Which page of a listing to answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageRequest {

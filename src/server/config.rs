@@ -9,7 +9,9 @@
 //! | `data_dir` | `SHARDMETA_DATA_DIR` |
 //! | `etcd_endpoints` (comma-separated) | `SHARDMETA_ETCD_ENDPOINTS` |
 //! | `election_ttl_ms` | `SHARDMETA_ELECTION_TTL_MS` |
+//! | `admin_addr` (empty: no admin port) | `SHARDMETA_ADMIN_ADDR` |
 //! | `log_level` | `SHARDMETA_LOG_LEVEL` |
+//! | `log_format` (`text` or `json`) | `SHARDMETA_LOG_FORMAT` |
 //! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms`, `load_window_ms`, `node_settle_heartbeats` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
 //! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
 //!
@@ -44,8 +46,13 @@ pub struct ServerConfig {
     pub etcd_endpoints: Vec<String>,
     /// The election lease: a dead leader is replaced within about this long.
     pub election_ttl_ms: u64,
+    /// Where the admin HTTP server listens (`/metrics`, `/health`, `/ready`, `/api/v1`); empty
+    /// turns it off.
+    pub admin_addr: String,
     /// A tracing filter: `info`, `debug`, `shardmeta=debug,info`, …
     pub log_level: String,
+    /// `text` for people, `json` (one object a line) for log shippers.
+    pub log_format: String,
     pub lease_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub request_timeout_ms: u64,
@@ -91,7 +98,9 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./shardmeta-data"),
             etcd_endpoints: Vec::new(),
             election_ttl_ms: 3_000,
+            admin_addr: "127.0.0.1:7570".into(),
             log_level: "info".into(),
+            log_format: "text".into(),
             lease_ms: core.lease_ms,
             heartbeat_interval_ms: core.heartbeat_interval_ms,
             request_timeout_ms: core.request_timeout_ms,
@@ -111,6 +120,7 @@ impl Default for ServerConfig {
 pub struct Overrides {
     pub name: Option<String>,
     pub grpc_addr: Option<String>,
+    pub admin_addr: Option<String>,
     pub etcd_endpoints: Option<Vec<String>>,
     pub data_dir: Option<PathBuf>,
 }
@@ -141,6 +151,9 @@ impl ServerConfig {
         if let Some(v) = flags.grpc_addr {
             cfg.grpc_addr = v;
         }
+        if let Some(v) = flags.admin_addr {
+            cfg.admin_addr = v;
+        }
         if let Some(v) = flags.etcd_endpoints {
             cfg.etcd_endpoints = v;
         }
@@ -160,7 +173,9 @@ impl ServerConfig {
             "DATA_DIR" => self.data_dir = value.into(),
             "ETCD_ENDPOINTS" => self.etcd_endpoints = list(value),
             "ELECTION_TTL_MS" => self.election_ttl_ms = parse(var, value)?,
+            "ADMIN_ADDR" => self.admin_addr = value.into(),
             "LOG_LEVEL" => self.log_level = value.into(),
+            "LOG_FORMAT" => self.log_format = value.into(),
             "LEASE_MS" => self.lease_ms = parse(var, value)?,
             "HEARTBEAT_INTERVAL_MS" => self.heartbeat_interval_ms = parse(var, value)?,
             "REQUEST_TIMEOUT_MS" => self.request_timeout_ms = parse(var, value)?,
@@ -190,6 +205,10 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         crate::core::validate::name("name", &self.name, 128).map_err(|e| e.to_string())?;
         self.listen_addr()?;
+        self.admin_listen_addr()?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(format!("log_format {:?} is neither \"text\" nor \"json\"", self.log_format));
+        }
         for e in &self.etcd_endpoints {
             if e.is_empty() || e.contains(char::is_whitespace) {
                 return Err(format!("etcd_endpoints: {e:?} is not an endpoint"));
@@ -208,6 +227,14 @@ impl ServerConfig {
 
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
         self.grpc_addr.parse().map_err(|_| format!("grpc_addr {:?} is not host:port with a numeric host", self.grpc_addr))
+    }
+
+    /// The admin port's address, or `None` when it is turned off.
+    pub fn admin_listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        match self.admin_addr.as_str() {
+            "" => Ok(None),
+            a => a.parse().map(Some).map_err(|_| format!("admin_addr {a:?} is not host:port with a numeric host (or empty, for none)")),
+        }
     }
 
     /// What other nodes dial to reach this one.
@@ -287,6 +314,8 @@ mod tests {
         assert!(load(&[("SHARDMETA_LEASE_MS", "500")]).contains("lease_ms"));
         assert!(load(&[("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT", "0")]).contains("shard_count"));
         assert!(load(&[("SHARDMETA_GRPC_ADDR", "nowhere")]).contains("grpc_addr"));
+        assert!(load(&[("SHARDMETA_ADMIN_ADDR", "nowhere")]).contains("admin_addr"));
+        assert!(load(&[("SHARDMETA_LOG_FORMAT", "xml")]).contains("log_format"));
         assert!(load(&[("SHARDMETA_LEASE_MS", "ten")]).contains("SHARDMETA_LEASE_MS"));
         assert!(load(&[("SHARDMETA_LEASE", "1")]).contains("unknown environment variable SHARDMETA_LEASE"));
         assert!(load(&[("SHARDMETA_DEFAULT_CLUSTER_TOPOLOGY", "round")]).contains("topology"));

@@ -15,6 +15,7 @@ use crate::core::*;
 use crate::core::Input as CoreInput;
 use crate::proto;
 use crate::server::storage::load::{LoadBackoff, LoadError};
+use crate::server::metrics::metrics;
 use crate::server::storage::Storage;
 
 /// Inputs queued for the driver beyond this wait (back-pressure on gRPC handlers).
@@ -52,7 +53,9 @@ pub type WatchSender = mpsc::Sender<Result<proto::WatchRoutesResponse, tonic::St
 
 /// What the driver is told.
 pub enum Input {
-    Request { request: Request, reply: oneshot::Sender<Result<Response, MetaError>> },
+    /// `metered: false` keeps the request out of the request metrics (the admin port's own
+    /// reads, so that scrapes do not count themselves).
+    Request { request: Request, reply: oneshot::Sender<Result<Response, MetaError>>, metered: bool },
     StreamOpened { session: SessionId, tx: StreamSender },
     Heartbeat { session: SessionId, heartbeat: Heartbeat },
     StreamClosed { session: SessionId },
@@ -84,19 +87,35 @@ pub struct DriverHandle {
 impl DriverHandle {
     /// Sends a request and waits for its reply (the core always answers by its deadline).
     pub async fn request(&self, request: Request) -> Result<Response, MetaError> {
+        self.send(request, true).await
+    }
+
+    /// [`request`](Self::request), left out of the request metrics.
+    pub async fn inspect(&self, request: Request) -> Result<Response, MetaError> {
+        self.send(request, false).await
+    }
+
+    async fn send(&self, request: Request, metered: bool) -> Result<Response, MetaError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Input::Request { request, reply }).await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?;
+        self.tx.send(Input::Request { request, reply, metered }).await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?;
         rx.await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?
     }
 }
 
 type ReplySender = oneshot::Sender<Result<Response, MetaError>>;
 
+/// Who waits for a request's answer, and what the request metrics need of it (`None`: not
+/// metered).
+pub struct Caller {
+    reply: ReplySender,
+    metered: Option<(&'static str, std::time::Instant)>,
+}
+
 pub struct Driver {
     core: MetaCore,
     clock: Clock,
     rx: mpsc::Receiver<Input>,
-    dispatch: Dispatch<ReplySender>,
+    dispatch: Dispatch<Caller>,
     io: Io,
     /// Logs reloads that fail (after a write whose outcome was unknown) once per cause; the
     /// core times the next attempt.
@@ -173,7 +192,9 @@ impl Driver {
             }
             wake = self.drain();
             let now = self.clock.now();
-            self.leader.set_serving_here(self.core.is_leader(now) && self.core.awaiting_snapshot().is_none());
+            let serving = self.core.is_leader(now) && self.core.awaiting_snapshot().is_none();
+            self.leader.set_serving_here(serving);
+            metrics().set_leadership(self.core.term().map(|t| t.0), serving, self.io.streams.len(), self.io.watches.len());
         }
     }
 
@@ -194,8 +215,9 @@ impl Driver {
     fn handle(&mut self, input: Input) {
         let now = self.clock.now();
         match input {
-            Input::Request { request, reply } => {
-                self.dispatch.request(&mut self.core, now, reply, &request);
+            Input::Request { request, reply, metered } => {
+                let caller = Caller { reply, metered: metered.then(|| (request.kind(), std::time::Instant::now())) };
+                self.dispatch.request(&mut self.core, now, caller, &request);
             }
             Input::StreamOpened { session, tx } => {
                 self.io.streams.insert(session, tx);
@@ -204,7 +226,11 @@ impl Driver {
                     self.io.close_stream(session, redirect, error);
                 }
             }
-            Input::Heartbeat { session, heartbeat } => self.core.handle(now, CoreInput::Heartbeat { session, heartbeat: &heartbeat }),
+            Input::Heartbeat { session, heartbeat } => {
+                let started = std::time::Instant::now();
+                self.core.handle(now, CoreInput::Heartbeat { session, heartbeat: &heartbeat });
+                metrics().heartbeat(started.elapsed());
+            }
             Input::StreamClosed { session } => {
                 // What the core has queued for the stream (its refusal, say) goes out first.
                 self.drain();
@@ -302,17 +328,20 @@ struct Io {
 }
 
 impl Effects for Io {
-    type Caller = ReplySender;
+    type Caller = Caller;
 
     fn persist(&mut self, batch: WriteBatch) {
         let (storage, tx) = (self.storage.clone(), self.tx.clone());
         tokio::task::spawn(async move {
+            let started = std::time::Instant::now();
             let result = storage.write(&batch).await;
+            metrics().storage_transaction(&result, batch.ops.len(), started.elapsed());
             let _ = tx.send(Input::WriteDone { id: batch.id, result }).await;
         });
     }
 
     fn to_node(&mut self, session: SessionId, message: NodeMessage) {
+        metrics().to_node(&message);
         if let Some(tx) = self.streams.get(&session) {
             if tx.try_send(Ok(crate::convert::node_message(&message))).is_err() {
                 tracing::debug!(?session, "heartbeat stream full or closed; message dropped");
@@ -330,8 +359,11 @@ impl Effects for Io {
         }
     }
 
-    fn reply(&mut self, _: RequestId, reply: ReplySender, result: Result<Response, MetaError>) {
-        let _ = reply.send(result);
+    fn reply(&mut self, _: RequestId, caller: Caller, result: Result<Response, MetaError>) {
+        if let Some((kind, since)) = caller.metered {
+            metrics().request(kind, result.as_ref().map(|_| ()), since.elapsed());
+        }
+        let _ = caller.reply.send(result);
     }
 
     fn load_snapshot(&mut self, term: Term) {
@@ -393,7 +425,7 @@ mod tests {
         for _ in 0..50 {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let (reply, answer) = oneshot::channel();
-            handle.tx.send(Input::Request { request: Request::ListClusters { page: PageRequest::default() }, reply }).await.unwrap();
+            handle.tx.send(Input::Request { request: Request::ListClusters { page: PageRequest::default() }, reply, metered: true }).await.unwrap();
             if matches!(answer.await.unwrap(), Ok(Response::Clusters(cs)) if cs.items.iter().any(|c| c.name == "default")) {
                 return;
             }

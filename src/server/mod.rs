@@ -3,11 +3,14 @@
 //! nodes, the storage adapters (`storage`) execute its writes, and the election decides which
 //! meta node's core leads.
 
+#[cfg(not(madsim))]
+pub mod admin;
 pub mod config;
 pub mod driver;
 pub mod election;
 pub mod grpc;
 pub mod health;
+pub mod metrics;
 #[cfg(all(unix, not(madsim)))]
 pub mod signals;
 pub mod storage;
@@ -148,6 +151,20 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let meta = MetaServer::new(service)
         .max_decoding_message_size(config.message_bytes_max)
         .max_encoding_message_size(config.message_bytes_max);
+    #[cfg(not(madsim))]
+    let admin_stop = match config.admin_listen_addr()? {
+        Some(admin_addr) => {
+            let listener = tokio::net::TcpListener::bind(admin_addr).await.map_err(|e| format!("admin_addr {admin_addr}: {e}"))?;
+            tracing::info!(%admin_addr, "serving the admin HTTP API");
+            let admin = admin::Admin { driver: driver.clone(), health: health.clone(), name: config.name.clone() };
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::task::spawn(admin::serve(listener, admin, async {
+                let _ = stopped.await;
+            }));
+            Some(stop)
+        }
+        None => None,
+    };
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let builder = tonic::transport::Server::builder().timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000));
     // The standard health service and reflection are real tonic only; madsim's server cannot
@@ -181,6 +198,10 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BOUND;
     health.stopping();
     let _ = stop_accepting.send(());
+    #[cfg(not(madsim))]
+    if let Some(stop) = admin_stop {
+        let _ = stop.send(());
+    }
     // Resign first, so that a follower takes over without waiting for the lease to end, and the
     // heartbeat streams ended next can be sent to it.
     let _ = election_tx.send(ElectionCommand::Shutdown);

@@ -48,6 +48,8 @@ impl Drop for TempDir {
 /// A child process killed (SIGKILL) and reaped on drop.
 pub struct Proc {
     pub name: String,
+    /// A meta-server's admin HTTP address.
+    pub admin: String,
     child: Option<Child>,
 }
 
@@ -56,7 +58,7 @@ impl Proc {
         let out = std::fs::File::create(log).expect("log file");
         cmd.stdout(Stdio::from(out.try_clone().expect("dup log"))).stderr(Stdio::from(out));
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc { name: name.into(), child: Some(child) }
+        Proc { name: name.into(), admin: String::new(), child: Some(child) }
     }
 
     pub fn pid(&self) -> u32 {
@@ -99,17 +101,34 @@ impl Drop for Proc {
 }
 
 pub fn meta_server(dir: &Path, name: &str, port: u16, extra_env: &[(&str, &str)]) -> Proc {
+    let admin = format!("127.0.0.1:{}", free_port());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meta-server"));
     cmd.args(["--name", name, "--grpc-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.join(name))
         .env("SHARDMETA_LEASE_MS", "3000")
         .env("SHARDMETA_HEARTBEAT_INTERVAL_MS", "300")
         .env("SHARDMETA_CLOCK_DRIFT_MS", "200")
-        .env("SHARDMETA_TICK_INTERVAL_MS", "200");
+        .env("SHARDMETA_TICK_INTERVAL_MS", "200")
+        .env("SHARDMETA_ADMIN_ADDR", &admin);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))
+    let mut proc = Proc::spawn(name, cmd, &dir.join(format!("{name}.log")));
+    proc.admin = admin;
+    proc
+}
+
+/// A plain HTTP/1.0 GET or POST: the status code and the body.
+pub fn http(method: &str, addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    Ok((code, body))
 }
 
 pub fn node_agent(dir: &Path, name: &str, port: u16, meta: &str) -> Proc {

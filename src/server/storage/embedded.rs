@@ -98,6 +98,7 @@ impl EmbeddedStore {
             let (keys, bytes) = (loader.keys(), loader.bytes());
             let snapshot = loader.finish()?;
             tracing::info!(keys, bytes, ms = started.elapsed().as_millis() as u64, "snapshot loaded from the embedded store");
+            crate::server::metrics::metrics().snapshot_loaded(keys, bytes, started.elapsed());
             Ok(snapshot)
         })
         .await

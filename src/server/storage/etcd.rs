@@ -179,6 +179,7 @@ impl EtcdStore {
         let (keys, bytes) = (loader.keys(), loader.bytes());
         let snapshot = loader.finish()?;
         tracing::info!(keys, bytes, pages, revision, ms = started.elapsed().as_millis() as u64, "snapshot loaded from etcd");
+        crate::server::metrics::metrics().snapshot_loaded(keys, bytes, started.elapsed());
         Ok((snapshot, revision))
     }
 

@@ -52,17 +52,19 @@ impl LoadBackoff {
     pub fn failed(&mut self, what: &str, e: &LoadError) -> Duration {
         self.failures = self.failures.saturating_add(1);
         let pause = Duration::from_millis(e.cause.retry_pause(self.failures).0);
-        self.log(what, e, Some(pause));
+        self.record(what, e, Some(pause));
         pause
     }
 
     /// Records a failure whose retry someone else times (the core times reloads).
     pub fn note(&mut self, what: &str, e: &LoadError) {
         self.failures = self.failures.saturating_add(1);
-        self.log(what, e, None);
+        self.record(what, e, None);
     }
 
-    fn log(&mut self, what: &str, e: &LoadError, retry_in: Option<Duration>) {
+    /// Counts the failure by cause, and logs it: at warning level once per cause.
+    fn record(&mut self, what: &str, e: &LoadError, retry_in: Option<Duration>) {
+        crate::server::metrics::metrics().snapshot_failed(e.cause);
         let retry_in_ms = retry_in.map(|d| d.as_millis() as u64);
         if self.last_cause != Some(e.cause) {
             tracing::warn!(error = %e, attempt = self.failures, retry_in_ms, "{what}");

@@ -1,0 +1,84 @@
+//! Real processes on loopback: the admin HTTP port of an embedded meta-server with node-agents
+//! attached. `/metrics` shows what happened (heartbeats, commands, requests, storage, the
+//! catalog load) and what is (leadership, nodes, shards, tables); `/health` and `/ready` answer;
+//! its log is JSON lines when asked.
+
+mod process;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use process::node_kill::{header, wait_for};
+use process::*;
+use shardmeta::client::MetaClient;
+use shardmeta::proto;
+
+/// The samples of an OpenMetrics text: `name{labels}` → value.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_port_shows_metrics_health_and_readiness() {
+    let _turn = serial().await;
+    let dir = TempDir::new("admin");
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let meta = meta_server(dir.path(), "meta-0", port, &[("SHARDMETA_LOG_FORMAT", "json")]);
+    let _nodes: Vec<Proc> = (0..2).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
+    let mut client = MetaClient::new(vec![endpoint.clone()], Duration::from_secs(5)).unwrap();
+    wait_for("ready", Duration::from_secs(10), async || http("GET", &meta.admin, "/ready").is_ok_and(|(code, _)| code == 200)).await;
+    let (code, body) = http("GET", &meta.admin, "/health").unwrap();
+    assert_eq!((code, body.as_str()), (200, r#"{"status":"live"}"#));
+    let (code, body) = http("GET", &meta.admin, "/ready").unwrap();
+    assert_eq!((code, body.as_str()), (200, r#"{"role":"leader"}"#));
+    // Both nodes heartbeat and every shard is open before the tables are created, so that
+    // each create is a command of its own.
+    let mut m = BTreeMap::new();
+    wait_for("both nodes online and every shard ready", Duration::from_secs(15), async || {
+        m = samples(&http("GET", &meta.admin, "/metrics").unwrap().1);
+        m.get(r#"shardmeta_nodes{cluster="default",state="online"}"#) == Some(&2.0) && m.get(r#"shardmeta_shards{cluster="default",status="ready"}"#) == Some(&8.0)
+    })
+    .await;
+    for name in ["orders", "users"] {
+        let req = proto::CreateTableRequest { header: header(), name: name.into(), ..Default::default() };
+        client.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await.unwrap();
+    }
+    let dup = proto::CreateTableRequest { header: header(), name: "orders".into(), ..Default::default() };
+    let refused = client.call(|mut c| { let req = dup.clone(); async move { c.create_table(req).await } }).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+
+    wait_for("the creates reach the nodes", Duration::from_secs(5), async || {
+        m = samples(&http("GET", &meta.admin, "/metrics").unwrap().1);
+        m.get(r#"shardmeta_commands_sent_total{kind="create_table"}"#) >= Some(&2.0)
+    })
+    .await;
+    let at_least = |key: &str, min: f64| {
+        let v = m.get(key).copied().unwrap_or_else(|| panic!("{key} is not exported"));
+        assert!(v >= min, "{key} is {v}, expected at least {min}");
+    };
+    at_least("shardmeta_heartbeats_total", 2.0);
+    at_least("shardmeta_heartbeat_handle_seconds_count", 2.0);
+    at_least(r#"shardmeta_commands_sent_total{kind="open"}"#, 8.0);
+    at_least(r#"shardmeta_commands_sent_total{kind="create_table"}"#, 2.0);
+    at_least("shardmeta_leases_granted_total", 1.0);
+    at_least(r#"shardmeta_requests_total{kind="create_table",result="ok"}"#, 2.0);
+    at_least(r#"shardmeta_requests_total{kind="create_table",result="AlreadyExists"}"#, 1.0);
+    at_least(r#"shardmeta_request_seconds_count{kind="create_table"}"#, 3.0);
+    at_least(r#"shardmeta_storage_transactions_total{result="ok"}"#, 3.0);
+    at_least("shardmeta_storage_transaction_seconds_count", 3.0);
+    at_least(r#"shardmeta_snapshot_loads_total{result="ok"}"#, 1.0);
+    assert_eq!(m.get("shardmeta_leader"), Some(&1.0));
+    assert_eq!(m.get(r#"shardmeta_tables{cluster="default"}"#), Some(&2.0));
+    assert_eq!(m.get("shardmeta_heartbeat_streams"), Some(&2.0));
+    assert!(!m.keys().any(|k| k.contains("list_clusters")), "the scrape's own reads are not counted as requests");
+    println!("{} samples exported", m.len());
+
+    // log_format = "json": every line is an object a log shipper can read.
+    let log = std::fs::read_to_string(dir.path().join("meta-0.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "serving" && l["level"] == "INFO"), "{log}");
+}
