@@ -288,6 +288,10 @@ async fn heartbeat_ratio() {
         ("SHARDMETA_DATA_DIR".to_string(), dir.path().display().to_string()),
         ("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT".to_string(), (NODES as u32 * SHARDS_PER_NODE).to_string()),
         ("SHARDMETA_LOG_LEVEL".to_string(), "warn".to_string()),
+        // Each round's nodes are new incarnations of the last round's: they are admitted once
+        // the old ones' leases end, which a 3 s lease does within the echo run between.
+        ("SHARDMETA_LEASE_MS".to_string(), "3000".to_string()),
+        ("SHARDMETA_CLOCK_DRIFT_MS".to_string(), "200".to_string()),
     ];
     let (meta, stop) = start_meta(env).await;
     let port = process::free_port();

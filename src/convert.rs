@@ -8,6 +8,8 @@ use crate::core::*;
 use crate::proto;
 
 mod scheduling;
+#[cfg(feature = "server")]
+pub mod json;
 pub use scheduling::*;
 
 /// One gRPC status per error kind (see the table at the top of `proto/shardmeta.proto`).

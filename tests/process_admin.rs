@@ -82,3 +82,74 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     assert!(lines.iter().any(|l| l["fields"]["message"] == "serving" && l["level"] == "INFO"), "{log}");
 }
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_api_lists_pages_and_acts_and_refuses_with_http_statuses() {
+    let _turn = serial().await;
+    let dir = TempDir::new("admin-api");
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let meta = meta_server(dir.path(), "meta-0", port, &[]);
+    let _nodes: Vec<Proc> = (0..3).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
+    let get = |path: &str| http("GET", &meta.admin, path).unwrap();
+    let post = |path: &str| http("POST", &meta.admin, path).unwrap();
+    wait_for("three nodes online", Duration::from_secs(15), async || {
+        let Ok((code, body)) = http("GET", &meta.admin, "/api/v1/clusters/default/nodes") else { return false };
+        code == 200 && json(&body)["items"].as_array().is_some_and(|n| n.len() == 3 && n.iter().all(|n| n["state"] == "online"))
+    })
+    .await;
+
+    let (code, body) = get("/api/v1/clusters");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["items"][0]["name"], "default");
+    let (code, body) = get("/api/v1/clusters/default");
+    assert_eq!((code, json(&body)["nodes_online"].as_u64()), (200, Some(3)), "{body}");
+
+    // Shards, three a page: every one of the 8, each once, then an empty token.
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let (code, body) = get(&format!("/api/v1/clusters/default/shards?page_size=3&page_token={token}"));
+        assert_eq!(code, 200, "{body}");
+        let page = json(&body);
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|s| s["id"].as_u64().unwrap()));
+        pages += 1;
+        token = page["next_page_token"].as_str().unwrap().to_owned();
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!((seen, pages), ((0..8).collect::<Vec<u64>>(), 3));
+
+    let (code, body) = post("/api/v1/clusters/default/scheduler/pause");
+    assert_eq!((code, json(&body)["paused"].as_bool()), (200, Some(true)), "{body}");
+    let (_, body) = get("/api/v1/clusters/default/scheduler");
+    assert_eq!(json(&body)["paused"], true, "pausing is stored: {body}");
+    let (code, body) = post("/api/v1/clusters/default/scheduler/resume");
+    assert_eq!((code, json(&body)["paused"].as_bool()), (200, Some(false)), "{body}");
+
+    let (code, body) = post("/api/v1/clusters/default/nodes/n0/drain");
+    assert_eq!((code, json(&body)["draining"].as_bool()), (200, Some(true)), "{body}");
+    wait_for("n0 drained", Duration::from_secs(15), async || {
+        let nodes = json(&get("/api/v1/clusters/default/nodes").1);
+        nodes["items"].as_array().unwrap().iter().any(|n| n["name"] == "n0" && n["replicas"] == 0)
+    })
+    .await;
+    let (_, body) = get("/api/v1/clusters/default/events");
+    assert!(json(&body)["items"].as_array().is_some_and(|e| !e.is_empty()), "the drain's moves are events: {body}");
+
+    // Refusals: the gRPC code as an HTTP status, with the message.
+    let (code, body) = post("/api/v1/clusters/default/nodes/n1/remove");
+    assert_eq!((code, json(&body)["code"].as_str()), (412, Some("FailedPrecondition")), "an online node is not removed: {body}");
+    let (code, body) = get("/api/v1/clusters/nowhere/shards");
+    assert_eq!((code, json(&body)["code"].as_str()), (404, Some("NotFound")), "{body}");
+    let (code, body) = get("/api/v1/clusters/default/shards?page_size=many");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = get("/api/v1/clusters/default/shards?page_token=garbage");
+    assert_eq!((code, json(&body)["code"].as_str()), (400, Some("InvalidArgument")), "{body}");
+}

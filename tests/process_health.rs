@@ -79,6 +79,12 @@ async fn metas_on_etcd_are_serving_until_etcd_is_gone_and_again_once_it_is_back(
     assert!(roles.iter().all(|(code, _)| *code == 200), "{roles:?}");
     assert_eq!(roles.iter().filter(|(_, body)| body.contains(r#""role":"follower""#)).count(), 2, "{roles:?}");
 
+    // Followers answer the cluster API from the leader.
+    for p in metas.procs.values() {
+        let (code, body) = http("GET", &p.admin, "/api/v1/clusters").unwrap();
+        assert!(code == 200 && body.contains(r#""name":"default""#), "{}: {code} {body}", p.name);
+    }
+
     etcd.members[0].signal("STOP");
     let took = wait_for("every meta NOT_SERVING with etcd paused", Duration::from_secs(10), async || all_are(&metas.endpoints, ServingStatus::NotServing).await).await;
     println!("with etcd paused, every meta node reported NOT_SERVING after {took:?}");

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use shardmeta::client::listing::Paged;
 use shardmeta::client::MetaClient;
+use shardmeta::convert::json as to_json;
 use shardmeta::proto::{self, RequestHeader};
 use tonic::Status;
 
@@ -230,40 +231,6 @@ pub(crate) fn header(cluster: &str) -> Option<RequestHeader> {
     Some(RequestHeader { cluster: cluster.to_owned() })
 }
 
-fn shard_status(s: i32) -> &'static str {
-    match proto::ShardStatus::try_from(s).unwrap_or(proto::ShardStatus::Unspecified) {
-        proto::ShardStatus::Unassigned => "unassigned",
-        proto::ShardStatus::Opening => "opening",
-        proto::ShardStatus::Ready => "ready",
-        proto::ShardStatus::Transferring => "transferring",
-        proto::ShardStatus::Offline => "offline",
-        proto::ShardStatus::Retired => "retired",
-        proto::ShardStatus::Unspecified => "unknown",
-    }
-}
-
-/// Rates shown to two decimals: enough to compare, short enough to read.
-pub(crate) fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn node_json(n: &proto::NodeInfo) -> Value {
-    let state = match (n.state == proto::NodeState::Online as i32, n.admitted) {
-        (false, _) => "offline",
-        (true, false) => "settling",
-        (true, true) => "online",
-    };
-    json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state,
-           "shards": n.shards, "replicas": n.replicas, "draining": n.draining,
-           "capacity": n.stats.as_ref().map_or(0.0, |s| s.capacity), "load_rejections": n.load_rejections})
-}
-
-fn cluster_json(c: &proto::ClusterInfo) -> Value {
-    let mode = if c.mode == proto::TopologyMode::Static as i32 { "static" } else { "dynamic" };
-    json!({"id": c.id, "name": c.name, "shard_count": c.shard_count, "followers_per_shard": c.followers_per_shard,
-           "mode": mode, "min_nodes": c.min_nodes, "epoch": c.epoch})
-}
-
 /// Runs the command and returns its result as JSON (tables are rendered from it).
 async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
     let cluster = args.cluster.as_str();
@@ -276,18 +243,18 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             let mode = if *r#static { proto::TopologyMode::Static } else { proto::TopologyMode::Dynamic } as i32;
             let req = proto::CreateClusterRequest { name: name.clone(), shard_count: *shards, followers_per_shard: *followers, mode, min_nodes: *min_nodes };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_cluster(req).await } }).await?;
-            cluster_json(&r.cluster.unwrap_or_default())
+            to_json::cluster(&r.cluster.unwrap_or_default())
         }
         Command::Cluster(ClusterCmd::Drop { force }) => {
             let req = proto::DropClusterRequest { header: header(cluster), force: *force };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.drop_cluster(req).await } }).await?;
             json!({"id": r.id, "name": cluster, "tables": r.tables, "dropped": true})
         }
-        Command::Cluster(ClusterCmd::List) => rows(args, meta, proto::ListClustersRequest::default(), cluster_json).await?,
+        Command::Cluster(ClusterCmd::List) => rows(args, meta, proto::ListClustersRequest::default(), to_json::cluster).await?,
         Command::Cluster(ClusterCmd::Status) => {
             let req = proto::ClusterViewRequest { header: header(cluster) };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.cluster_view(req).await } }).await?;
-            json!({"cluster": cluster_json(&r.cluster.unwrap_or_default()), "term": r.term, "nodes_online": r.nodes_online,
+            json!({"cluster": to_json::cluster(&r.cluster.unwrap_or_default()), "term": r.term, "nodes_online": r.nodes_online,
                    "nodes_offline": r.nodes_offline, "shards_ready": r.shards_ready, "shards_unassigned": r.shards_unassigned,
                    "tables": r.tables, "changes_pending": r.changes_pending})
         }
@@ -328,7 +295,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
         }
         Command::Table(TableCmd::List { schema }) => {
             let req = proto::ListTablesRequest { header: header(cluster), schema: schema.clone().unwrap_or_default(), ..Default::default() };
-            rows(args, meta, req, |t| json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard})).await?
+            rows(args, meta, req, to_json::table).await?
         }
         Command::Table(TableCmd::Get { schema, names }) => tables::get(cluster, schema, names, meta).await?,
         Command::Table(TableCmd::Alter { schema, name, version, encoded_schema_hex, options, clear_options }) => {
@@ -350,7 +317,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                     .collect(),
             )
         }
-        Command::Node(NodeCmd::List) => rows(args, meta, proto::ListNodesRequest { header: header(cluster), ..Default::default() }, node_json).await?,
+        Command::Node(NodeCmd::List) => rows(args, meta, proto::ListNodesRequest { header: header(cluster), ..Default::default() }, to_json::node).await?,
         Command::Node(NodeCmd::Remove { name }) => {
             let req = proto::RemoveNodeRequest { header: header(cluster), node: name.clone() };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.remove_node(req).await } }).await?;
@@ -359,7 +326,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
         Command::Node(NodeCmd::Drain { name, cancel }) => {
             let req = proto::DrainNodeRequest { header: header(cluster), node: name.clone(), cancel: *cancel };
             let r = meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;
-            r.node.as_ref().map_or(Value::Null, node_json)
+            r.node.as_ref().map_or(Value::Null, to_json::node)
         }
         Command::Shard(ShardCmd::Transfer { shard, node }) => scheduling::move_shard(cluster, *shard, node, false, meta).await?,
         Command::Shard(ShardCmd::Move { shard, node }) => scheduling::move_shard(cluster, *shard, node, true, meta).await?,
@@ -370,15 +337,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
         Command::Procedure(cmd) => procedures::procedure(cmd, cluster, meta).await?,
         Command::Shard(ShardCmd::List) => {
             let req = proto::ListShardsRequest { header: header(cluster), ..Default::default() };
-            rows(args, meta, req, |s| {
-                let leader = (!s.leader.is_empty()).then(|| s.leader.clone());
-                json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status),
-                       "tables": s.tables, "read_units": round2(s.read_units_per_sec), "write_units": round2(s.write_units_per_sec),
-                       "cpu_ms": round2(s.cpu_ms_per_sec), "load_windows": s.load_windows,
-                       "busiest_tables": s.busiest_tables.iter().map(|t| json!({"table_id": t.table_id,
-                           "read_units": round2(t.read_units_per_sec), "write_units": round2(t.write_units_per_sec)})).collect::<Vec<_>>()})
-            })
-            .await?
+            rows(args, meta, req, to_json::shard).await?
         }
     })
 }

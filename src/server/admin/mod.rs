@@ -1,7 +1,9 @@
 //! The admin HTTP port, for operators and their tools: `/metrics` (OpenMetrics text),
 //! `/health` (the process is live), `/ready` (it can serve: a leader with its catalog loaded,
-//! or a follower that knows the leader) and `/api/v1/status`. Real tokio only: madsim has no
-//! HTTP server to run it on.
+//! or a follower that knows the leader), `/api/v1/status`, and the cluster API under `/api/v1`
+//! ([`api`]). Real tokio only: madsim has no HTTP server to run it on.
+
+pub mod api;
 
 use std::future::Future;
 
@@ -25,6 +27,7 @@ pub struct Admin {
     pub driver: DriverHandle,
     pub health: Health,
     pub name: String,
+    pub api: api::Api,
 }
 
 pub fn router(admin: Admin) -> Router {
@@ -33,6 +36,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/health", get(|| async { Json(json!({"status": "live"})) }))
         .route("/ready", get(ready))
         .route("/api/v1/status", get(status))
+        .merge(api::routes().with_state(admin.api.clone()))
         .with_state(admin)
 }
 

@@ -1,0 +1,87 @@
+//! The API's messages as JSON, one shape for every tool: `metactl --output json` prints these,
+//! and the admin port's `/api/v1` answers with them.
+
+use serde_json::{json, Value};
+
+use crate::proto;
+
+/// Rates shown to two decimals: enough to compare, short enough to read.
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+pub fn shard_status(s: i32) -> &'static str {
+    match proto::ShardStatus::try_from(s).unwrap_or(proto::ShardStatus::Unspecified) {
+        proto::ShardStatus::Unassigned => "unassigned",
+        proto::ShardStatus::Opening => "opening",
+        proto::ShardStatus::Ready => "ready",
+        proto::ShardStatus::Transferring => "transferring",
+        proto::ShardStatus::Offline => "offline",
+        proto::ShardStatus::Retired => "retired",
+        proto::ShardStatus::Unspecified => "unknown",
+    }
+}
+
+pub fn node(n: &proto::NodeInfo) -> Value {
+    let state = match (n.state == proto::NodeState::Online as i32, n.admitted) {
+        (false, _) => "offline",
+        (true, false) => "settling",
+        (true, true) => "online",
+    };
+    json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state,
+           "shards": n.shards, "replicas": n.replicas, "draining": n.draining,
+           "capacity": n.stats.as_ref().map_or(0.0, |s| s.capacity), "load_rejections": n.load_rejections})
+}
+
+pub fn cluster(c: &proto::ClusterInfo) -> Value {
+    let mode = if c.mode == proto::TopologyMode::Static as i32 { "static" } else { "dynamic" };
+    json!({"id": c.id, "name": c.name, "shard_count": c.shard_count, "followers_per_shard": c.followers_per_shard,
+           "mode": mode, "min_nodes": c.min_nodes, "epoch": c.epoch})
+}
+
+pub fn shard(s: &proto::ShardInfo) -> Value {
+    let leader = (!s.leader.is_empty()).then(|| s.leader.clone());
+    let busiest: Vec<Value> = s
+        .busiest_tables
+        .iter()
+        .map(|t| json!({"table_id": t.table_id, "read_units": round2(t.read_units_per_sec), "write_units": round2(t.write_units_per_sec)}))
+        .collect();
+    json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status),
+           "tables": s.tables, "read_units": round2(s.read_units_per_sec), "write_units": round2(s.write_units_per_sec),
+           "cpu_ms": round2(s.cpu_ms_per_sec), "load_windows": s.load_windows, "busiest_tables": busiest})
+}
+
+pub fn table(t: &proto::TableInfo) -> Value {
+    json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard})
+}
+
+pub fn procedure(p: &proto::Procedure) -> Value {
+    json!({"id": p.id, "kind": p.kind, "step": p.step, "shard": p.shard, "new_shard": p.new_shard, "tables": p.tables,
+           "step_age_s": round2(p.step_age_ms as f64 / 1_000.0), "why": p.why})
+}
+
+pub fn event(e: &proto::Event) -> Value {
+    json!({"seq": e.seq, "age_s": round2(e.age_ms as f64 / 1_000.0), "cause": e.cause, "shard": e.shard, "event": e.text})
+}
+
+pub fn planned_move(m: &proto::PlannedMove) -> Value {
+    json!({"shard": m.shard, "cause": m.cause, "move": m.text})
+}
+
+pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
+    let s = r.settings.unwrap_or_default();
+    let mean = r.mean_utilization;
+    let nodes: Vec<Value> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            let ratio = if mean > 0.0 { n.load / n.capacity / mean } else { 0.0 };
+            json!({"node": n.name, "load": round2(n.load), "capacity": n.capacity, "x_mean": round2(ratio),
+                   "judged": n.judged, "overfull": n.overfull})
+        })
+        .collect();
+    json!({"paused": s.paused, "mean_utilization": round2(mean), "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
+           "overfull_pct": s.overfull_pct, "load_floor_units": s.load_floor_units, "moves_per_pass_max": s.moves_per_pass_max,
+           "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,
+           "shard_cooldown_ms": s.shard_cooldown_ms, "shard_share_min_permille": s.shard_share_min_permille, "nodes": nodes})
+}

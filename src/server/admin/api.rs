@@ -1,0 +1,189 @@
+//! `/api/v1/clusters/…`: the cluster as JSON for dashboards and scripts, and the operator actions a
+//! runbook needs (drain, remove a node, pause and resume the scheduler). Every call goes to the
+//! meta leader through the gRPC API, as any client's would, so a follower answers with the
+//! leader's state and its refusals are the API's (a gRPC code becomes an HTTP status).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tonic::{Code, Status};
+
+use crate::client::MetaClient;
+use crate::convert::json as to_json;
+use crate::proto;
+
+/// Where the API's calls go: this node's own gRPC endpoint (which finds the leader).
+#[derive(Clone)]
+pub struct Api {
+    pub endpoint: String,
+    pub timeout: std::time::Duration,
+}
+
+type Answer = Result<Json<Value>, ApiError>;
+
+pub fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v1/clusters", get(clusters))
+        .route("/api/v1/clusters/{cluster}", get(cluster))
+        .route("/api/v1/clusters/{cluster}/nodes", get(nodes))
+        .route("/api/v1/clusters/{cluster}/shards", get(shards))
+        .route("/api/v1/clusters/{cluster}/tables", get(tables))
+        .route("/api/v1/clusters/{cluster}/events", get(events))
+        .route("/api/v1/clusters/{cluster}/procedures", get(procedures))
+        .route("/api/v1/clusters/{cluster}/scheduler", get(scheduler))
+        .route("/api/v1/clusters/{cluster}/scheduler/pause", post(pause))
+        .route("/api/v1/clusters/{cluster}/scheduler/resume", post(resume))
+        .route("/api/v1/clusters/{cluster}/nodes/{node}/drain", post(drain))
+        .route("/api/v1/clusters/{cluster}/nodes/{node}/remove", post(remove))
+}
+
+/// A refusal: the gRPC code's HTTP status, with `{"code", "message"}`.
+pub struct ApiError(Status);
+
+impl From<Status> for ApiError {
+    fn from(s: Status) -> ApiError {
+        ApiError(s)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let http = match self.0.code() {
+            Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+            Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
+            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (http, Json(json!({"code": format!("{:?}", self.0.code()), "message": self.0.message()}))).into_response()
+    }
+}
+
+/// `?page_size=N&page_token=T` (and `schema=S` for tables): one page, with the token of the
+/// next (empty at the end).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    #[serde(default)]
+    page_size: u32,
+    #[serde(default)]
+    page_token: String,
+    #[serde(default)]
+    schema: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    limit: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainQuery {
+    #[serde(default)]
+    cancel: bool,
+}
+
+impl Api {
+    fn meta(&self) -> Result<MetaClient, Status> {
+        MetaClient::new(vec![self.endpoint.clone()], self.timeout)
+    }
+}
+
+fn header(cluster: &str) -> Option<proto::RequestHeader> {
+    Some(proto::RequestHeader { cluster: cluster.to_owned() })
+}
+
+fn page(items: impl Iterator<Item = Value>, next_page_token: String) -> Json<Value> {
+    Json(json!({"items": items.collect::<Vec<_>>(), "next_page_token": next_page_token}))
+}
+
+/// Calls the leader with `request`, cloned for each attempt.
+macro_rules! leader_call {
+    ($api:expr, $method:ident, $request:expr) => {{
+        let request = $request;
+        $api.meta()?.call(|mut c| { let request = request.clone(); async move { c.$method(request).await } }).await?
+    }};
+}
+
+async fn clusters(State(api): State<Api>, Query(p): Query<Paging>) -> Answer {
+    let r = leader_call!(api, list_clusters, proto::ListClustersRequest { page_size: p.page_size, page_token: p.page_token });
+    Ok(page(r.clusters.iter().map(to_json::cluster), r.next_page_token))
+}
+
+async fn cluster(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+    let r = leader_call!(api, cluster_view, proto::ClusterViewRequest { header: header(&cluster) });
+    Ok(Json(json!({"cluster": to_json::cluster(&r.cluster.unwrap_or_default()), "term": r.term, "nodes_online": r.nodes_online,
+                   "nodes_offline": r.nodes_offline, "shards_ready": r.shards_ready, "shards_unassigned": r.shards_unassigned,
+                   "tables": r.tables, "changes_pending": r.changes_pending})))
+}
+
+async fn nodes(State(api): State<Api>, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
+    let r = leader_call!(api, list_nodes, proto::ListNodesRequest { header: header(&cluster), page_size: p.page_size, page_token: p.page_token });
+    Ok(page(r.nodes.iter().map(to_json::node), r.next_page_token))
+}
+
+async fn shards(State(api): State<Api>, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
+    let r = leader_call!(api, list_shards, proto::ListShardsRequest { header: header(&cluster), page_size: p.page_size, page_token: p.page_token });
+    Ok(page(r.shards.iter().map(to_json::shard), r.next_page_token))
+}
+
+async fn tables(State(api): State<Api>, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
+    let req = proto::ListTablesRequest { header: header(&cluster), schema: p.schema, page_size: p.page_size, page_token: p.page_token };
+    let r = leader_call!(api, list_tables, req);
+    Ok(page(r.tables.iter().map(to_json::table), r.next_page_token))
+}
+
+async fn events(State(api): State<Api>, Path(cluster): Path<String>, Query(q): Query<EventsQuery>) -> Answer {
+    let r = leader_call!(api, list_events, proto::ListEventsRequest { header: header(&cluster), after: q.after, limit: q.limit });
+    Ok(Json(json!({"items": r.events.iter().map(to_json::event).collect::<Vec<_>>()})))
+}
+
+async fn procedures(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+    let r = leader_call!(api, list_procedures, proto::ListProceduresRequest { header: header(&cluster) });
+    Ok(Json(json!({"items": r.procedures.iter().map(to_json::procedure).collect::<Vec<_>>()})))
+}
+
+async fn scheduler(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+    let r = leader_call!(api, scheduler_status, proto::SchedulerStatusRequest { header: header(&cluster) });
+    Ok(Json(to_json::scheduler_status(&r)))
+}
+
+/// Pause or resume: the settings are read, changed and written whole, as `metactl` does.
+async fn set_paused(api: Api, cluster: String, paused: bool) -> Answer {
+    let status = leader_call!(api, scheduler_status, proto::SchedulerStatusRequest { header: header(&cluster) });
+    let settings = proto::SchedulerSettings { paused, ..status.settings.unwrap_or_default() };
+    let r = leader_call!(api, set_scheduler, proto::SetSchedulerRequest { header: header(&cluster), settings: Some(settings) });
+    Ok(Json(to_json::scheduler_status(&r)))
+}
+
+async fn pause(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+    set_paused(api, cluster, true).await
+}
+
+async fn resume(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+    set_paused(api, cluster, false).await
+}
+
+async fn drain(State(api): State<Api>, Path((cluster, node)): Path<(String, String)>, Query(q): Query<DrainQuery>) -> Answer {
+    let r = leader_call!(api, drain_node, proto::DrainNodeRequest { header: header(&cluster), node, cancel: q.cancel });
+    Ok(Json(r.node.as_ref().map_or(Value::Null, to_json::node)))
+}
+
+async fn remove(State(api): State<Api>, Path((cluster, node)): Path<(String, String)>) -> Answer {
+    let r = leader_call!(api, remove_node, proto::RemoveNodeRequest { header: header(&cluster), node });
+    Ok(Json(json!({"removed": r.node})))
+}
