@@ -1,7 +1,7 @@
 //! Real processes on loopback: the admin HTTP port of an embedded meta-server with node-agents
 //! attached. `/metrics` shows what happened (heartbeats, commands, requests, storage, the
 //! catalog load) and what is (leadership, nodes, shards, tables); `/health` and `/ready` answer;
-//! its log is JSON lines when asked.
+//! its log is JSON lines when asked; the Grafana dashboard names only exported series.
 
 mod process;
 
@@ -76,6 +76,24 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     assert_eq!(m.get("shardmeta_heartbeat_streams"), Some(&2.0));
     assert!(!m.keys().any(|k| k.contains("list_clusters")), "the scrape's own reads are not counted as requests");
     println!("{} samples exported", m.len());
+
+    // The Grafana dashboard in config/ graphs only what is exported.
+    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/grafana/shardmeta.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let exported: std::collections::BTreeSet<&str> = m.keys().map(|k| k.split('{').next().unwrap()).collect();
+    let mut graphed = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for at in expr.match_indices("shardmeta_").map(|(i, _)| i) {
+                let name: String = expr[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                assert!(exported.contains(name.as_str()), "panel {:?} graphs {name}, which is not exported", panel["title"]);
+                graphed.insert(name);
+            }
+        }
+    }
+    println!("the dashboard graphs {} series, all exported", graphed.len());
+    assert!(graphed.len() >= 20, "the dashboard covers the metrics: {graphed:?}");
 
     // log_format = "json": every line is an object a log shipper can read.
     let log = std::fs::read_to_string(dir.path().join("meta-0.log")).unwrap();
