@@ -171,3 +171,40 @@ async fn the_cluster_api_lists_pages_and_acts_and_refuses_with_http_statuses() {
     let (code, body) = get("/api/v1/clusters/default/shards?page_token=garbage");
     assert_eq!((code, json(&body)["code"].as_str()), (400, Some("InvalidArgument")), "{body}");
 }
+
+/// A data node's own metrics (`node-agent --metrics-addr`): heartbeats and their round trip,
+/// and, across a meta restart longer than the lease, the stream ended, the self-fences and the
+/// reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_exports_its_heartbeats_reconnects_and_self_fences() {
+    let _turn = serial().await;
+    let dir = TempDir::new("admin-client");
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let mut meta = meta_server(dir.path(), "meta-0", port, &[]);
+    let node_metrics = format!("127.0.0.1:{}", free_port());
+    let _node = node_agent_with(dir.path(), "n0", free_port(), &endpoint, &["--metrics-addr", &node_metrics]);
+    let scrape = || http("GET", &node_metrics, "/metrics").map(|(_, body)| samples(&body)).unwrap_or_default();
+    let get = |m: &BTreeMap<String, f64>, key: &str| m.get(key).copied().unwrap_or(0.0);
+    wait_for("the node leads under leases", Duration::from_secs(15), async || {
+        let m = scrape();
+        get(&m, "shardmeta_client_heartbeat_rtt_seconds_count") >= 3.0 && get(&m, "shardmeta_client_leases_held") == 8.0
+    })
+    .await;
+    let before = scrape();
+    assert_eq!(get(&before, "shardmeta_client_streams_opened_total"), 1.0);
+    assert_eq!(get(&before, "shardmeta_client_self_fences_total"), 0.0);
+    let rtt = get(&before, "shardmeta_client_heartbeat_rtt_seconds_sum") / get(&before, "shardmeta_client_heartbeat_rtt_seconds_count");
+    println!("heartbeat round trip on loopback: {:.2} ms mean", rtt * 1e3);
+
+    // Meta away for longer than the 3 s lease: the node's leases run out (self-fences).
+    meta.signal("TERM");
+    meta.wait_exit(Duration::from_secs(6)).expect("meta exits");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let _meta = meta_server(dir.path(), "meta-0", port, &[]);
+    wait_for("the node reconnects", Duration::from_secs(20), async || get(&scrape(), "shardmeta_client_streams_opened_total") >= 2.0).await;
+    let after = scrape();
+    assert!(get(&after, r#"shardmeta_client_streams_ended_total{how="refused"}"#) >= 1.0, "the shutdown's status: {after:?}");
+    // The host counts a lease that ran out on its next beat.
+    wait_for("leases that ran out while meta was away counted", Duration::from_secs(3), async || get(&scrape(), "shardmeta_client_self_fences_total") >= 1.0).await;
+}

@@ -7,6 +7,7 @@ pub mod lease_log;
 pub mod listing;
 pub mod load_source;
 pub mod meta_client;
+pub mod metrics;
 pub mod node;
 pub mod routes;
 pub mod session;

@@ -2,12 +2,14 @@
 //! when it breaks, following redirects. What the node hosts lives in a [`ShardHost`]; commands
 //! meta accepts for it are also handed to a [`ShardExecutor`], the node's storage engine.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::meta_client::{connect, MetaClient};
+use super::metrics::{self, StreamEnd};
 use super::session::{Beat, NodeSession};
 use super::shard_host::{Reports, ShardHost};
 use super::LoadSource;
@@ -54,6 +56,10 @@ impl NodeClock {
     }
 }
 
+/// Heartbeats whose send time is kept for the round trip: meta answers each before the next
+/// few are sent, so a handful is plenty.
+const RTT_TRACKED: usize = 16;
+
 /// Called after every change to the host, with the time: the node-agent logs leadership here.
 pub type Observer = Box<dyn FnMut(&ShardHost, Instant) + Send>;
 
@@ -69,6 +75,8 @@ pub async fn run(
     mut observe: Observer,
 ) {
     let mut session = NodeSession::new(identity);
+    // The host's counters as last counted into the metrics.
+    let mut counted = host.lock().expect("host lock").counters;
     loop {
         let client = match session.next_target() {
             Some(endpoint) => connect(&endpoint, std::time::Duration::from_secs(5)).await,
@@ -90,11 +98,14 @@ pub async fn run(
             }
         };
         session.opened();
+        metrics::stream_opened();
         let mut ticker = tokio::time::interval(std_duration(session.interval()));
         // Set when meta ends the stream with an error: the next stream waits a back-off, so
         // that a refusal (a restart while the old incarnation's lease lives) is not retried in
         // a tight loop.
         let mut refused = false;
+        // When recent heartbeats left, by seq, for the round-trip time of the answers.
+        let mut sent: VecDeque<(u64, std::time::Instant)> = VecDeque::with_capacity(RTT_TRACKED);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -103,30 +114,46 @@ pub async fn run(
                         let mut h = host.lock().expect("host lock");
                         let beat = session.beat(&mut h, now, &load);
                         observe(&h, now);
+                        metrics::host(&mut counted, &h, now);
                         beat
                     };
                     let Beat::Send(heartbeat) = beat else {
                         tracing::warn!("meta stopped answering heartbeats; reconnecting");
+                        metrics::stream_ended(StreamEnd::Lost);
                         break;
                     };
+                    if sent.len() == RTT_TRACKED {
+                        sent.pop_front();
+                    }
+                    sent.push_back((heartbeat.seq, std::time::Instant::now()));
                     if tx.send(convert::heartbeat_request(&heartbeat)).await.is_err() {
+                        metrics::stream_ended(StreamEnd::Lost);
                         break;
                     }
+                    metrics::heartbeat_sent();
                 }
                 message = inbound.message() => {
                     let response = match message {
                         Ok(Some(r)) => r,
-                        Ok(None) => break,
+                        Ok(None) => {
+                            metrics::stream_ended(StreamEnd::Lost);
+                            break;
+                        }
                         Err(e) => {
                             tracing::info!(code = ?e.code(), error = %e.message(), "heartbeat stream ended");
+                            metrics::stream_ended(StreamEnd::Refused);
                             refused = true;
                             break;
                         }
                     };
                     if !response.redirect.is_empty() {
                         tracing::info!(leader = %response.redirect, "redirected to the meta leader");
+                        metrics::stream_ended(StreamEnd::Redirected);
                         session.closed(Some(response.redirect));
                         break;
+                    }
+                    if let Some(at) = response.lease.as_ref().and_then(|l| sent.iter().find(|(seq, _)| *seq == l.seq)).map(|(_, at)| *at) {
+                        metrics::answered(at.elapsed());
                     }
                     let message = match convert::from_node_message(&response) {
                         Ok(m) => m,
@@ -142,6 +169,7 @@ pub async fn run(
                         executor.execute(command);
                     }
                     observe(&h, now);
+                    metrics::host(&mut counted, &h, now);
                     if interval_changed {
                         ticker = tokio::time::interval(std_duration(session.interval()));
                     }

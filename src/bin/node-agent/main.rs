@@ -1,4 +1,4 @@
-//! `node-agent [--config FILE] [--meta-endpoints A,B,C] [--cluster C] --name NAME --addr HOST:PORT [--zone Z]`
+//! `node-agent [--config FILE] [--meta-endpoints A,B,C] [--cluster C] --name NAME --addr HOST:PORT [--zone Z] [--metrics-addr HOST:PORT]`
 //!
 //! The meta-client settings (cluster, meta endpoints, lease cap, call timeout) come from the
 //! defaults, the TOML file, `SHARDMETA_NODE_*` variables, then these flags, later winning
@@ -53,6 +53,10 @@ struct Args {
     /// Synthetic load from a TOML file, read again whenever it changes (see config/load.toml).
     #[arg(long, value_name = "PATH")]
     load_file: Option<PathBuf>,
+    /// Serve this node's metrics (`shardmeta_client_*`: heartbeat round trips, reconnects,
+    /// self-fences) at http://HOST:PORT/metrics.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<SocketAddr>,
     /// Append lease intervals and accepted writes here (JSON lines).
     #[arg(long)]
     leadership_log: Option<PathBuf>,
@@ -167,6 +171,17 @@ fn main() {
             None => Arc::new(std::sync::RwLock::new(load::LoadSpec::flat(args.load))),
         };
         let load = load::Synthetic(spec);
+        if let Some(addr) = args.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| {
+                eprintln!("node-agent: metrics_addr {addr}: {e}");
+                std::process::exit(2);
+            });
+            let metrics = axum::Router::new().route("/metrics", axum::routing::get(|| async {
+                use shardmeta::client::metrics;
+                ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::encode())
+            }));
+            tokio::task::spawn(async move { axum::serve(listener, metrics).await });
+        }
         // Shared with the shutdown below, which logs the leases it gives up.
         let observer = Arc::new(Mutex::new(leadership_observer(clock, log.clone())));
         let observe = observer.clone();

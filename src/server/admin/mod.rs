@@ -49,8 +49,7 @@ pub async fn serve(listener: tokio::net::TcpListener, admin: Admin, stop: impl F
 
 async fn scrape(State(admin): State<Admin>) -> Response {
     metrics().set_clusters(&admin.cluster_views().await);
-    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], metrics().encode()).into_response()
+    ([(header::CONTENT_TYPE, crate::client::metrics::CONTENT_TYPE)], metrics().encode()).into_response()
 }
 
 fn role_json(role: &Role) -> serde_json::Value {
