@@ -160,6 +160,16 @@ async fn the_cluster_api_lists_pages_and_acts_and_refuses_with_http_statuses() {
     .await;
     let (_, body) = get("/api/v1/clusters/default/events");
     assert!(json(&body)["items"].as_array().is_some_and(|e| !e.is_empty()), "the drain's moves are events: {body}");
+    // Every event listed is counted, by its cause.
+    let mut listed: BTreeMap<String, f64> = BTreeMap::new();
+    for e in json(&body)["items"].as_array().unwrap() {
+        *listed.entry(e["cause"].as_str().unwrap().to_owned()).or_default() += 1.0;
+    }
+    let m = samples(&get("/metrics").1);
+    for (cause, n) in &listed {
+        let key = format!(r#"shardmeta_scheduling_events_total{{cluster="default",cause="{cause}"}}"#);
+        assert!(m.get(&key).is_some_and(|c| c >= n), "{n} {cause} events listed, counted {:?}", m.get(&key));
+    }
 
     // Refusals: the gRPC code as an HTTP status, with the message.
     let (code, body) = post("/api/v1/clusters/default/nodes/n1/remove");

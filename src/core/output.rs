@@ -235,6 +235,9 @@ pub struct ClusterView {
     /// Changes to this cluster the leader has decided but storage has not yet acknowledged:
     /// zero means the catalog in storage is everything the leader has decided.
     pub changes_pending: u32,
+    /// Scheduling events this leader has logged, by cause (`failover`, `load`, `drain`, …):
+    /// what the metrics count as moves.
+    pub events_by_cause: Vec<(&'static str, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

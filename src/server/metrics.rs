@@ -7,7 +7,8 @@
 //! Cluster gauges (nodes, shards, tables, changes pending) are read from the leader's core when
 //! scraped ([`Metrics::set_cluster`]), so nothing is kept up to date between scrapes.
 
-use std::sync::LazyLock;
+use std::collections::BTreeMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -18,7 +19,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::core::storage::{LoadCause, WriteResult};
-use crate::core::{ClusterView, CommandKind, MetaError, NodeMessage};
+use crate::core::{ClusterView, CommandKind, MetaError, NodeMessage, Term};
 
 type Labels = Vec<(&'static str, String)>;
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
@@ -66,6 +67,11 @@ pub struct Metrics {
     changes_pending: Family<Labels, Gauge>,
     heartbeat_streams: Gauge,
     route_watches: Gauge,
+    scheduling_events: Family<Labels, Counter>,
+    /// The leader's event counts at the last scrape, per (cluster, cause), with the term of
+    /// the log they came from: the counter gains what they gained. Another term's log is
+    /// counted from zero.
+    events_seen: Mutex<BTreeMap<(String, &'static str), (Term, u64)>>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -103,6 +109,8 @@ impl Metrics {
             changes_pending: Family::default(),
             heartbeat_streams: Gauge::default(),
             route_watches: Gauge::default(),
+            scheduling_events: Family::default(),
+            events_seen: Mutex::default(),
         };
         r.register("heartbeats", "Heartbeats received from data nodes", m.heartbeats.clone());
         r.register("heartbeat_handle_seconds", "Time the core took to handle one heartbeat", m.heartbeat_seconds.clone());
@@ -131,6 +139,7 @@ impl Metrics {
         r.register("changes_pending", "Changes decided but not yet acknowledged by storage, by cluster (leader only)", m.changes_pending.clone());
         r.register("heartbeat_streams", "Heartbeat streams open on this meta node", m.heartbeat_streams.clone());
         r.register("route_watches", "Route watches open on this meta node", m.route_watches.clone());
+        r.register("scheduling_events", "Scheduling decisions by cluster and cause: failover, assign, repair, drain, load, leader-count, operator, finish, split, merge (counted from the leader's log at each scrape)", m.scheduling_events.clone());
         Metrics { registry: root, commands: held, ..m }
     }
 
@@ -213,6 +222,17 @@ impl Metrics {
             let cluster = vec![("cluster", v.cluster.name.clone())];
             self.tables.get_or_create(&cluster).set(v.tables as i64);
             self.changes_pending.get_or_create(&cluster).set(v.changes_pending as i64);
+        }
+        let mut seen = self.events_seen.lock().expect("events seen lock");
+        for v in views {
+            for &(cause, count) in &v.events_by_cause {
+                let last = match seen.insert((v.cluster.name.clone(), cause), (v.term, count)) {
+                    Some((term, last)) if term == v.term => last,
+                    _ => 0,
+                };
+                let gained = count.saturating_sub(last);
+                self.scheduling_events.get_or_create(&vec![("cluster", v.cluster.name.clone()), ("cause", cause.to_string())]).inc_by(gained);
+            }
         }
     }
 }

@@ -180,5 +180,6 @@ pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term, changes_pending
         shards_unassigned: statuses().filter(|s| *s == ShardStatus::Unassigned).count() as u32,
         tables: c.tables.len() as u32,
         changes_pending: changes_pending as u32,
+        events_by_cause: rt.events().counts().collect(),
     }
 }

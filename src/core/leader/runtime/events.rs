@@ -2,7 +2,7 @@
 //! decided move with its reason, and every change to the scheduler's settings. Bounded: the
 //! oldest are dropped. Kept by the leader only; a new leader starts a new log.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::core::ids::ShardId;
 use crate::core::scheduler::Cause;
@@ -22,11 +22,14 @@ pub struct Event {
 pub struct Events {
     kept: VecDeque<Event>,
     last_seq: u64,
+    /// Every event pushed, by cause: unlike the log, never dropped (for metrics).
+    counts: BTreeMap<&'static str, u64>,
 }
 
 impl Events {
     pub(super) fn push(&mut self, at: Instant, cause: Cause, shard: Option<ShardId>, text: String, kept_max: usize) {
         self.last_seq += 1;
+        *self.counts.entry(cause.name()).or_default() += 1;
         if self.kept.len() >= kept_max {
             self.kept.pop_front();
         }
@@ -37,6 +40,11 @@ impl Events {
     pub fn after(&self, after: u64, limit: usize) -> impl Iterator<Item = &Event> {
         let skip = self.kept.partition_point(|e| e.seq <= after);
         self.kept.range(skip..).take(limit)
+    }
+
+    /// How many events of each cause this leader's log has had, dropped ones included.
+    pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.counts.iter().map(|(&cause, &n)| (cause, n))
     }
 
     /// The newest event's number (0: none yet).
@@ -60,5 +68,6 @@ mod tests {
         let seqs: Vec<u64> = log.after(3, 1).map(|e| e.seq).collect();
         assert_eq!(seqs, vec![4]);
         assert_eq!(log.last_seq(), 5);
+        assert_eq!(log.counts().collect::<Vec<_>>(), vec![("load", 5)], "counts keep the dropped ones");
     }
 }
