@@ -23,6 +23,8 @@ use crate::core::{ClusterView, CommandKind, MetaError, NodeMessage, Term};
 
 type Labels = Vec<(&'static str, String)>;
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+/// (cluster, cause) → (term, count).
+type EventCounts = BTreeMap<(String, &'static str), (Term, u64)>;
 
 /// The kinds of shard command, as the `kind` label names them.
 const COMMAND_KINDS: [&str; 6] = ["open", "close", "change_role", "create_table", "drop_table", "alter_table"];
@@ -71,7 +73,7 @@ pub struct Metrics {
     /// The leader's event counts at the last scrape, per (cluster, cause), with the term of
     /// the log they came from: the counter gains what they gained. Another term's log is
     /// counted from zero.
-    events_seen: Mutex<BTreeMap<(String, &'static str), (Term, u64)>>,
+    events_seen: Mutex<EventCounts>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
