@@ -178,11 +178,9 @@ impl EtcdElection {
     async fn learn_successor(&self, election: &mut etcd_client::ElectionClient) {
         let give_up = tokio::time::Instant::now() + Duration::from_millis(1_000);
         while tokio::time::Instant::now() < give_up {
-            if let Ok(r) = election.leader(ELECTION_NAME).await {
-                if let Some(kv) = r.kv().filter(|kv| kv.value() != self.value.as_bytes()) {
-                    self.leader.set(endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64))));
-                    return;
-                }
+            if let Some((_, leader)) = named_leader(election).await.filter(|(value, _)| *value != self.value.as_bytes()) {
+                self.leader.set(leader);
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -246,6 +244,14 @@ async fn wait_lost(valid: &mut watch::Receiver<Option<Instant>>) {
     }
 }
 
+/// Who the election names as leader now: its `name@endpoint` value, and the endpoint with the
+/// term; `None` when there is none or etcd did not answer.
+async fn named_leader(election: &mut etcd_client::ElectionClient) -> Option<(Vec<u8>, Option<(String, Term)>)> {
+    let r = election.leader(ELECTION_NAME).await.ok()?;
+    let kv = r.kv()?;
+    Some((kv.value().to_vec(), endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64)))))
+}
+
 /// Keeps the leader view current on followers (the simulated etcd has no watch, so poll). A
 /// leader not confirmed for three polls (the election TTL) is forgotten: this node cannot tell
 /// clients where to go, and its health says so.
@@ -253,11 +259,10 @@ async fn observe_leader(client: Client, view: LeaderView, every: Duration) {
     let mut election = client.election_client();
     let mut confirmed = tokio::time::Instant::now();
     loop {
-        let seen = election.leader(ELECTION_NAME).await.ok().and_then(|r| r.kv().map(|kv| (endpoint_of(kv.value()), Term(kv.create_revision() as u64))));
-        match seen {
-            Some((endpoint, term)) => {
+        match named_leader(&mut election).await {
+            Some((_, leader)) => {
                 confirmed = tokio::time::Instant::now();
-                view.set(endpoint.map(|e| (e, term)));
+                view.set(leader);
             }
             None if confirmed.elapsed() > every * 3 && view.get().is_some() => {
                 tracing::warn!("the meta leader is unconfirmed for the election TTL; forgetting it");

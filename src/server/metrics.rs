@@ -18,10 +18,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::client::metrics::{counters_by, Labels};
 use crate::core::storage::{LoadCause, WriteResult};
 use crate::core::{ClusterView, CommandKind, MetaError, NodeMessage, Term};
 
-type Labels = Vec<(&'static str, String)>;
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 /// (cluster, cause) → (term, count).
 type EventCounts = BTreeMap<(String, &'static str), (Term, u64)>;
@@ -116,11 +116,7 @@ impl Metrics {
         };
         r.register("heartbeats", "Heartbeats received from data nodes", m.heartbeats.clone());
         r.register("heartbeat_handle_seconds", "Time the core took to handle one heartbeat", m.heartbeat_seconds.clone());
-        let commands: Family<Labels, Counter> = Family::default();
-        let mut held: [Counter; COMMAND_KINDS.len()] = Default::default();
-        for (i, kind) in COMMAND_KINDS.iter().enumerate() {
-            held[i] = commands.get_or_create(&vec![("kind", kind.to_string())]).clone();
-        }
+        let (commands, held) = counters_by("kind", COMMAND_KINDS);
         r.register("commands_sent", "Shard commands sent to data nodes, by kind", commands);
         r.register("leases_granted", "Lease grants sent in answer to heartbeats", m.leases_granted.clone());
         r.register("leases_withheld", "Leader shards a node reported that were refused a lease (the node must stop leading them)", m.leases_withheld.clone());
@@ -209,6 +205,7 @@ impl Metrics {
     /// Replaces the cluster gauges with what the leader's core says now; a follower clears
     /// them (the leader exports them).
     pub fn set_clusters(&self, views: &[ClusterView]) {
+        let mut seen = self.events_seen.lock().expect("events seen lock");
         for family in [&self.nodes, &self.shards, &self.tables, &self.changes_pending] {
             family.clear();
         }
@@ -224,9 +221,6 @@ impl Metrics {
             let cluster = vec![("cluster", v.cluster.name.clone())];
             self.tables.get_or_create(&cluster).set(v.tables as i64);
             self.changes_pending.get_or_create(&cluster).set(v.changes_pending as i64);
-        }
-        let mut seen = self.events_seen.lock().expect("events seen lock");
-        for v in views {
             for &(cause, count) in &v.events_by_cause {
                 let last = match seen.insert((v.cluster.name.clone(), cause), (v.term, count)) {
                     Some((term, last)) if term == v.term => last,
