@@ -9,6 +9,8 @@
 //! | `meta_endpoints` (comma-separated) | `SHARDMETA_NODE_META_ENDPOINTS` | `127.0.0.1:7560` |
 //! | `lease_ms` | `SHARDMETA_NODE_LEASE_MS` | 10000 |
 //! | `timeout_ms` | `SHARDMETA_NODE_TIMEOUT_MS` | 5000 |
+//! | `token_file` | `SHARDMETA_NODE_TOKEN_FILE`, or the token itself in `SHARDMETA_NODE_TOKEN` | none |
+//! | `[tls]`: `ca`, `cert`, `key`, `domain` | `SHARDMETA_NODE_TLS_CA`, … | none: no TLS |
 //!
 //! `lease_ms` caps every lease meta grants (a shorter lease is always safe: the node only stops
 //! leading sooner). An unknown key or `SHARDMETA_NODE_*` variable is refused by name.
@@ -16,6 +18,8 @@
 use std::path::Path;
 
 use serde::Deserialize;
+
+use super::credentials::{token_from, ClientTls, Credentials, Secret};
 
 /// The prefix of the variables read here; `meta-server` leaves them alone.
 pub const ENV_PREFIX: &str = "SHARDMETA_NODE_";
@@ -31,11 +35,25 @@ pub struct NodeConfig {
     pub lease_ms: u64,
     /// How long one call to meta may take, in milliseconds.
     pub timeout_ms: u64,
+    /// The node token meta asks for, where it has tokens.
+    pub token_file: Option<std::path::PathBuf>,
+    #[serde(skip)]
+    pub token: Option<Secret>,
+    /// TLS to meta: on once `ca` is set.
+    pub tls: ClientTls,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { cluster: "default".into(), meta_endpoints: vec!["127.0.0.1:7560".into()], lease_ms: 10_000, timeout_ms: 5_000 }
+        NodeConfig {
+            cluster: "default".into(),
+            meta_endpoints: vec!["127.0.0.1:7560".into()],
+            lease_ms: 10_000,
+            timeout_ms: 5_000,
+            token_file: None,
+            token: None,
+            tls: ClientTls::default(),
+        }
     }
 }
 
@@ -67,6 +85,12 @@ impl NodeConfig {
                 "META_ENDPOINTS" => cfg.meta_endpoints = parse_list(&value),
                 "LEASE_MS" => cfg.lease_ms = parse_var(&var, &value)?,
                 "TIMEOUT_MS" => cfg.timeout_ms = parse_var(&var, &value)?,
+                "TOKEN_FILE" => cfg.token_file = Some(value.into()),
+                "TOKEN" => cfg.token = Some(Secret(value)),
+                "TLS_CA" => cfg.tls.ca = Some(value.into()),
+                "TLS_CERT" => cfg.tls.cert = Some(value.into()),
+                "TLS_KEY" => cfg.tls.key = Some(value.into()),
+                "TLS_DOMAIN" => cfg.tls.domain = Some(value),
                 _ => return Err(format!("unknown environment variable {var}")),
             }
         }
@@ -94,6 +118,12 @@ impl NodeConfig {
     pub fn timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.timeout_ms)
     }
+
+    /// The TLS and token the node presents, with their files read and checked.
+    pub fn credentials(&self) -> Result<Credentials, String> {
+        let token = token_from(self.token_file.as_deref(), self.token.as_ref(), "SHARDMETA_NODE_TOKEN")?;
+        Credentials::from_settings(&self.tls, token.as_deref())
+    }
 }
 
 #[cfg(test)]
@@ -115,7 +145,8 @@ mod tests {
         let cfg = NodeConfig::load(Some(&file), vars).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         cfg.validate().unwrap();
-        assert_eq!(cfg, NodeConfig { cluster: "orders".into(), meta_endpoints: vec!["m1:7560".into(), "m2:7560".into()], lease_ms: 6_000, timeout_ms: 5_000 });
+        let expected = NodeConfig { cluster: "orders".into(), meta_endpoints: vec!["m1:7560".into(), "m2:7560".into()], lease_ms: 6_000, ..NodeConfig::default() };
+        assert_eq!(cfg, expected);
     }
 
     #[test]
@@ -124,6 +155,19 @@ mod tests {
         let cfg = NodeConfig::load(Some(&path), Vec::new()).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg, NodeConfig::default(), "the example spells out the defaults");
+    }
+
+    #[test]
+    fn the_secure_example_loads_and_its_token_stays_out_of_logs() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join("secure").join("node.toml");
+        let cfg = NodeConfig::load(Some(&path), env(&[("SHARDMETA_NODE_TLS_DOMAIN", "meta.internal")])).unwrap();
+        cfg.validate().unwrap();
+        assert!(cfg.tls.is_set() && cfg.token_file.is_some() && cfg.tls.domain.as_deref() == Some("meta.internal"));
+        let cfg = NodeConfig::load(None, env(&[("SHARDMETA_NODE_TOKEN", "secret-token-0123456789")])).unwrap();
+        assert!(!format!("{cfg:?}").contains("secret-token"));
+        assert!(cfg.credentials().is_ok());
+        let both = NodeConfig { token_file: Some("t".into()), ..cfg };
+        assert!(both.credentials().unwrap_err().contains("give one"));
     }
 
     #[test]

@@ -4,12 +4,11 @@
 
 use std::future::Future;
 
-use tonic::transport::Channel;
 use tonic::{Response, Status};
 
 use super::MetaClient;
 use crate::proto;
-use crate::proto::meta_client::MetaClient as Grpc;
+use super::credentials::Grpc;
 
 /// A listing request whose answer comes in pages.
 pub trait Paged: Clone + Send + 'static {
@@ -17,7 +16,7 @@ pub trait Paged: Clone + Send + 'static {
     type Item;
     fn set_token(&mut self, token: String);
     fn split(page: Self::Page) -> (Vec<Self::Item>, String);
-    fn call(client: Grpc<Channel>, req: Self) -> impl Future<Output = Result<Response<Self::Page>, Status>> + Send;
+    fn call(client: Grpc, req: Self) -> impl Future<Output = Result<Response<Self::Page>, Status>> + Send;
 }
 
 macro_rules! paged {
@@ -31,7 +30,7 @@ macro_rules! paged {
             fn split(page: proto::$resp) -> (Vec<proto::$item>, String) {
                 (page.$items, page.next_page_token)
             }
-            fn call(mut client: Grpc<Channel>, req: Self) -> impl Future<Output = Result<Response<proto::$resp>, Status>> + Send {
+            fn call(mut client: Grpc, req: Self) -> impl Future<Output = Result<Response<proto::$resp>, Status>> + Send {
                 async move { client.$rpc(req).await }
             }
         }

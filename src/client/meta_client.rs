@@ -5,48 +5,36 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
 
+pub use super::credentials::{Grpc, MESSAGE_BYTES_MAX};
+use super::credentials::Credentials;
 use crate::proto;
-use crate::proto::meta_client::MetaClient as Grpc;
 
 /// Attempts per call before the last error is returned.
 const ATTEMPTS_MAX: u32 = 8;
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest message the client accepts.
-pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 pub struct MetaClient {
     endpoints: Vec<String>,
-    leader: Option<(String, Grpc<Channel>)>,
+    leader: Option<(String, Grpc)>,
     timeout: Duration,
+    credentials: Credentials,
     /// Jitter state: a cheap xorshift seeded per client, so clients do not retry in lockstep.
     jitter: u64,
     /// Where the next leader lookup starts, so that one bad endpoint is not always asked first.
     first: usize,
 }
 
-/// `http://` unless the endpoint names its scheme.
+/// The URI of an endpoint dialled without TLS.
 pub fn uri(endpoint: &str) -> String {
-    if endpoint.contains("://") {
-        endpoint.to_owned()
-    } else {
-        format!("http://{endpoint}")
-    }
+    Credentials::default().uri(endpoint)
 }
 
-pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Grpc<Channel>, Status> {
-    let channel = tonic::transport::Endpoint::from_shared(uri(endpoint))
-        .map_err(|e| Status::invalid_argument(format!("endpoint {endpoint:?}: {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(timeout)
-        .connect()
-        .await
-        .map_err(|e| Status::unavailable(format!("cannot reach {endpoint}: {e}")))?;
-    Ok(Grpc::new(channel).max_decoding_message_size(MESSAGE_BYTES_MAX).max_encoding_message_size(MESSAGE_BYTES_MAX))
+/// Connects to one meta node without TLS or a token.
+pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Grpc, Status> {
+    Credentials::default().connect(endpoint, timeout).await
 }
 
 impl MetaClient {
@@ -57,14 +45,26 @@ impl MetaClient {
         }
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
         let first = (seed >> 8) as usize % endpoints.len();
-        Ok(MetaClient { endpoints, leader: None, timeout, jitter: seed, first })
+        Ok(MetaClient { endpoints, leader: None, timeout, credentials: Credentials::default(), jitter: seed, first })
+    }
+
+    /// Presents these credentials (TLS, a token) on every call.
+    pub fn with_credentials(mut self, credentials: Credentials) -> MetaClient {
+        self.credentials = credentials;
+        self.leader = None;
+        self
+    }
+
+    /// Connects to one meta node with this client's credentials.
+    pub async fn connect_to(&self, endpoint: &str) -> Result<Grpc, Status> {
+        self.credentials.connect(endpoint, self.timeout).await
     }
 
     /// The leader's endpoint and a client for it, found through any endpoint that answers.
     /// Endpoints are asked in turn, from a different one each lookup; one that knows no leader
     /// (a node cut off from etcd, or mid-election) is used, as a forwarder, only when no other
     /// endpoint names a leader.
-    pub async fn leader(&mut self) -> Result<(String, Grpc<Channel>), Status> {
+    pub async fn leader(&mut self) -> Result<(String, Grpc), Status> {
         if let Some(l) = &self.leader {
             return Ok(l.clone());
         }
@@ -73,7 +73,7 @@ impl MetaClient {
         let n = self.endpoints.len();
         self.first = (self.first + 1) % n;
         for endpoint in (0..n).map(|i| self.endpoints[(self.first + i) % n].clone()) {
-            let mut client = match connect(&endpoint, self.timeout).await {
+            let mut client = match self.connect_to(&endpoint).await {
                 Ok(c) => c,
                 Err(e) => {
                     last = e;
@@ -93,7 +93,7 @@ impl MetaClient {
                 fallback.get_or_insert((endpoint, client));
                 continue;
             } else {
-                match connect(&leader, self.timeout).await {
+                match self.connect_to(&leader).await {
                     Ok(c) => (leader, c),
                     Err(_) => {
                         fallback.get_or_insert((endpoint, client));
@@ -127,7 +127,7 @@ impl MetaClient {
     /// change, a restart). Other errors are final and returned at once.
     pub async fn call<T, F, Fut>(&mut self, mut f: F) -> Result<T, Status>
     where
-        F: FnMut(Grpc<Channel>) -> Fut,
+        F: FnMut(Grpc) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let mut last = Status::unavailable("no attempt made");
@@ -136,9 +136,12 @@ impl MetaClient {
                 Ok((_, client)) => match f(client).await {
                     Ok(r) => return Ok(r.into_inner()),
                     Err(e) if e.code() == Code::Unavailable => last = e,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(explained(e)),
                 },
-                Err(e) => last = e,
+                // No endpoint answered: worth retrying only when none could be reached; a
+                // refusal (a token, a certificate) will not change.
+                Err(e) if e.code() == Code::Unavailable => last = e,
+                Err(e) => return Err(explained(e)),
             }
             self.reset();
             let pause = self.backoff(attempt);
@@ -146,6 +149,21 @@ impl MetaClient {
         }
         Err(last)
     }
+}
+
+/// A status that came from the transport, not from meta, with the transport's reasons in its
+/// message: tonic says only "transport error" where the cause is a refused certificate, or a
+/// plain client talking to a TLS port.
+fn explained(status: Status) -> Status {
+    use std::error::Error as _;
+    let Some(source) = status.source() else { return status };
+    let mut message = super::credentials::transport_error(source);
+    if message.contains("http2 error") || message.contains("frame with invalid size") {
+        message.push_str(" (is the server serving TLS? then give the client its CA)");
+    } else if message.contains("CertificateRequired") {
+        message.push_str(" (the server asks for a client certificate: mutual TLS)");
+    }
+    Status::new(status.code(), format!("{}: {message}", status.message()))
 }
 
 #[cfg(test)]

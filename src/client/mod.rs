@@ -3,6 +3,7 @@
 
 #[cfg(feature = "node-config")]
 pub mod config;
+pub mod credentials;
 pub mod lease_log;
 pub mod listing;
 pub mod load_source;
@@ -14,6 +15,7 @@ pub mod session;
 pub mod shard_host;
 pub mod write_service;
 
+pub use credentials::{ClientTls, Credentials};
 pub use meta_client::MetaClient;
 pub use routes::RouteCache;
 pub use session::{Beat, NodeIdentity, NodeSession};

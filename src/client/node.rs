@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::meta_client::{connect, MetaClient};
+use super::meta_client::MetaClient;
 use super::metrics::{self, StreamEnd};
 use super::session::{Beat, NodeSession};
 use super::shard_host::{Reports, ShardHost};
@@ -79,7 +79,7 @@ pub async fn run(
     let mut counted = host.lock().expect("host lock").counters;
     loop {
         let client = match session.next_target() {
-            Some(endpoint) => connect(&endpoint, std::time::Duration::from_secs(5)).await,
+            Some(endpoint) => meta.connect_to(&endpoint).await,
             None => meta.leader().await.map(|(_, c)| c),
         };
         let (tx, rx) = mpsc::channel::<proto::HeartbeatRequest>(8);

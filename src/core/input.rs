@@ -285,6 +285,38 @@ impl Request {
             Request::CancelProcedure { .. } => "cancel_procedure",
         }
     }
+
+    /// Whether the request changes the catalog or the cluster (DDL, operations), rather than
+    /// only reading: the first needs the admin token where tokens are on.
+    pub fn changes_state(&self) -> bool {
+        match self {
+            Request::ListClusters { .. }
+            | Request::ClusterView { .. }
+            | Request::RouteTables { .. }
+            | Request::GetTables { .. }
+            | Request::ListNodes { .. }
+            | Request::ListShards { .. }
+            | Request::ListTables { .. }
+            | Request::SchedulerStatus { .. }
+            | Request::PlanScheduler { .. }
+            | Request::ListEvents { .. }
+            | Request::ListProcedures { .. } => false,
+            Request::CreateCluster { .. }
+            | Request::DropCluster { .. }
+            | Request::CreateSchema { .. }
+            | Request::DropSchema { .. }
+            | Request::CreateTable { .. }
+            | Request::DropTable { .. }
+            | Request::AlterTable { .. }
+            | Request::DrainNode { .. }
+            | Request::RemoveNode { .. }
+            | Request::SetScheduler { .. }
+            | Request::MoveShard { .. }
+            | Request::SplitShard { .. }
+            | Request::MergeShards { .. }
+            | Request::CancelProcedure { .. } => true,
+        }
+    }
 }
 
 /// Which page of a listing to answer.

@@ -15,6 +15,10 @@
 //! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms`, `load_window_ms`, `node_settle_heartbeats` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
 //! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
 //!
+//! | `[tls]`: `cert`, `key`, `ca`, `client_auth` | `SHARDMETA_TLS_CERT`, … |
+//! | `[etcd_tls]`: `ca`, `cert`, `key` | `SHARDMETA_ETCD_TLS_CA`, … |
+//! | `[auth]`: `admin_token_file`, `node_token_file` | `SHARDMETA_AUTH_ADMIN_TOKEN_FILE`, …; or the tokens themselves in `SHARDMETA_AUTH_ADMIN_TOKEN` and `SHARDMETA_AUTH_NODE_TOKEN` (never in the file) |
+//!
 //! | `[scheduler]`: `paused`, `overfull_pct`, `load_floor_units`, … (`SchedulerSettings`) | `SHARDMETA_SCHEDULER_PAUSED`, … ; a running cluster's change with `metactl scheduler set` |
 //!
 //! An unknown `SHARDMETA_*` variable is refused, as is an unknown key in the file: a typo must
@@ -27,6 +31,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::client::config::{parse_list as list, parse_var as parse};
+use crate::client::credentials::{token_from, Secret};
 use crate::core::model::Topology;
 use crate::core::scheduler::SchedulerSettings;
 use crate::core::{ClusterSpec, CoreConfig};
@@ -68,6 +73,67 @@ pub struct ServerConfig {
     /// The scheduler's settings for every cluster until an operator changes them with
     /// `metactl scheduler set` (which is stored, and wins from then on).
     pub scheduler: SchedulerSettings,
+    /// TLS on the gRPC port, and when dialing other meta nodes.
+    pub tls: TlsSettings,
+    /// TLS when dialing etcd.
+    pub etcd_tls: EtcdTls,
+    /// Bearer tokens (`server::auth`): both, or neither.
+    pub auth: AuthSettings,
+}
+
+/// `[tls]`: the gRPC port serves TLS when `cert` and `key` are set.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// This node's certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// The CA that signed the meta nodes' certificates: trusted when this node dials one
+    /// (forwarding, the admin port's calls) and, with `client_auth`, the CA every client's
+    /// certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// Mutual TLS: refuse clients that present no certificate signed by `ca`. This node then
+    /// presents its own certificate when it dials.
+    pub client_auth: bool,
+}
+
+/// `[etcd_tls]`: etcd is dialled over TLS when `ca` is set.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdTls {
+    /// The CA that signed etcd's certificates.
+    pub ca: Option<PathBuf>,
+    /// A client certificate and key, for an etcd that checks them (`--client-cert-auth`).
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// `[auth]`: where the tokens are. The tokens themselves may come from variables instead.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The admin token: DDL and operations.
+    pub admin_token_file: Option<PathBuf>,
+    /// The node token: heartbeats.
+    pub node_token_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub admin_token: Option<Secret>,
+    #[serde(skip)]
+    pub node_token: Option<Secret>,
+}
+
+impl AuthSettings {
+    /// The admin and node tokens, read and checked; `None` when neither is set.
+    pub fn tokens(&self) -> Result<Option<(String, String)>, String> {
+        let admin = token_from(self.admin_token_file.as_deref(), self.admin_token.as_ref(), "SHARDMETA_AUTH_ADMIN_TOKEN")?;
+        let node = token_from(self.node_token_file.as_deref(), self.node_token.as_ref(), "SHARDMETA_AUTH_NODE_TOKEN")?;
+        match (admin, node) {
+            (Some(a), Some(n)) => Ok(Some((a, n))),
+            (None, None) => Ok(None),
+            _ => Err("auth: set both the admin and the node token, or neither".into()),
+        }
+    }
 }
 
 /// The cluster that exists from the start.
@@ -111,6 +177,9 @@ impl Default for ServerConfig {
             message_bytes_max: 16 * 1024 * 1024,
             default_cluster: DefaultCluster::default(),
             scheduler: core.scheduler,
+            tls: TlsSettings::default(),
+            etcd_tls: EtcdTls::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -189,6 +258,17 @@ impl ServerConfig {
             "DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD" => dc.followers_per_shard = parse(var, value)?,
             "DEFAULT_CLUSTER_TOPOLOGY" => dc.topology = value.into(),
             "DEFAULT_CLUSTER_MIN_NODES" => dc.min_nodes = parse(var, value)?,
+            "TLS_CERT" => self.tls.cert = Some(value.into()),
+            "TLS_KEY" => self.tls.key = Some(value.into()),
+            "TLS_CA" => self.tls.ca = Some(value.into()),
+            "TLS_CLIENT_AUTH" => self.tls.client_auth = parse(var, value)?,
+            "ETCD_TLS_CA" => self.etcd_tls.ca = Some(value.into()),
+            "ETCD_TLS_CERT" => self.etcd_tls.cert = Some(value.into()),
+            "ETCD_TLS_KEY" => self.etcd_tls.key = Some(value.into()),
+            "AUTH_ADMIN_TOKEN_FILE" => self.auth.admin_token_file = Some(value.into()),
+            "AUTH_NODE_TOKEN_FILE" => self.auth.node_token_file = Some(value.into()),
+            "AUTH_ADMIN_TOKEN" => self.auth.admin_token = Some(Secret(value.into())),
+            "AUTH_NODE_TOKEN" => self.auth.node_token = Some(Secret(value.into())),
             _ if key.starts_with("SCHEDULER_") => {
                 let setting = key["SCHEDULER_".len()..].to_ascii_lowercase();
                 if !SchedulerSettings::KEYS.contains(&setting.as_str()) {
@@ -222,6 +302,29 @@ impl ServerConfig {
         }
         self.core()?.validate()?;
         self.default_cluster_spec()?;
+        self.validate_tls()?;
+        Ok(())
+    }
+
+    /// Which TLS settings go together (the files are read at start, by `server::security`).
+    fn validate_tls(&self) -> Result<(), String> {
+        let t = &self.tls;
+        match (&t.cert, &t.key, &t.ca) {
+            (Some(_), None, _) | (None, Some(_), _) => return Err("tls: cert and key are set together".into()),
+            (Some(_), Some(_), None) => return Err("tls: ca is needed with cert: it is what this node trusts when it dials another meta node".into()),
+            (None, None, _) if t.client_auth => return Err("tls: client_auth needs cert, key and ca".into()),
+            _ => {}
+        }
+        let e = &self.etcd_tls;
+        if e.cert.is_some() != e.key.is_some() {
+            return Err("etcd_tls: cert and key are set together".into());
+        }
+        if e.cert.is_some() && e.ca.is_none() {
+            return Err("etcd_tls: ca is needed with cert".into());
+        }
+        if e.ca.is_some() && self.etcd_endpoints.is_empty() {
+            return Err("etcd_tls is set but no etcd_endpoints are".into());
+        }
         Ok(())
     }
 
@@ -326,7 +429,7 @@ mod tests {
 
     #[test]
     fn the_example_configs_load() {
-        for example in ["single-node.toml", "three-meta-etcd.toml"] {
+        for example in ["single-node.toml", "three-meta-etcd.toml", "secure/three-meta-etcd.toml"] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(example);
             ServerConfig::load(Some(&path), Vec::new(), Overrides::default()).unwrap_or_else(|e| panic!("{example}: {e}"));
         }

@@ -1,6 +1,8 @@
 //! The tonic service: translation and plumbing only. Unary calls go through the driver; a
 //! follower forwards them to the leader once (a forwarded call that meets a follower again fails
-//! as unavailable, so forwards never loop). Heartbeat streams become driver sessions.
+//! as unavailable, so forwards never loop). Heartbeat streams become driver sessions. Every call
+//! is authenticated first (`auth`); a forwarded call carries its caller's token to the leader,
+//! which checks it again.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,15 +11,16 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{self, status, Listing};
+use super::auth::{permit, Access, Auth};
 use super::driver::{DriverHandle, Input, STREAM_QUEUED_MAX, WATCH_QUEUED_MAX};
+use super::security::Security;
 use super::LeaderView;
+use crate::client::credentials::{Credentials, Grpc, AUTHORIZATION};
 use crate::core::{self, MetaError, SessionId};
 use crate::proto;
-use crate::proto::meta_client::MetaClient;
 
 /// Marks a call forwarded by a follower.
 const FORWARDED: &str = "x-shardmeta-forwarded";
@@ -25,6 +28,9 @@ const FORWARDED: &str = "x-shardmeta-forwarded";
 pub struct MetaService {
     driver: DriverHandle,
     leader: LeaderView,
+    auth: Auth,
+    /// How this node dials the leader to forward (TLS; the token is the caller's).
+    dial: Credentials,
     next_session: AtomicU64,
     /// How long a call may wait for the driver: the core's request timeout plus a margin.
     call_timeout: std::time::Duration,
@@ -34,10 +40,12 @@ pub struct MetaService {
 type Forward<R> = Pin<Box<dyn Future<Output = Result<Response<R>, Status>> + Send>>;
 
 impl MetaService {
-    pub fn new(driver: DriverHandle, leader: LeaderView, request_timeout_ms: u64, message_bytes_max: usize) -> MetaService {
+    pub fn new(driver: DriverHandle, leader: LeaderView, security: &Security, request_timeout_ms: u64, message_bytes_max: usize) -> MetaService {
         MetaService {
             driver,
             leader,
+            auth: security.auth.clone(),
+            dial: security.dial.clone(),
             next_session: AtomicU64::new(1),
             call_timeout: std::time::Duration::from_millis(request_timeout_ms + 1_000),
             message_bytes_max,
@@ -51,17 +59,12 @@ impl MetaService {
         }
     }
 
-    async fn leader_client(&self) -> Result<MetaClient<Channel>, Status> {
+    async fn leader_client(&self) -> Result<Grpc, Status> {
         let Some(leader) = self.leader.other_leader() else {
             return Err(Status::unavailable("this meta node is not the leader and no leader is known; retry"));
         };
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{leader}"))
-            .map_err(|e| Status::internal(format!("leader endpoint {leader:?}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .connect()
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot reach the leader at {leader}: {e}")))?;
-        Ok(MetaClient::new(channel).max_decoding_message_size(self.message_bytes_max))
+        let client = self.dial.connect(&leader, self.call_timeout).await.map_err(|e| Status::unavailable(format!("cannot reach the leader: {}", e.message())))?;
+        Ok(client.max_decoding_message_size(self.message_bytes_max))
     }
 
     /// Runs a unary call here, or forwards it to the leader when this node is a follower.
@@ -70,20 +73,29 @@ impl MetaService {
         request: Request<P>,
         to_core: impl FnOnce(P) -> Result<core::Request, Status>,
         from_core: impl FnOnce(core::Response) -> R,
-        forward: impl FnOnce(MetaClient<Channel>, Request<P>) -> Forward<R>,
+        forward: impl FnOnce(Grpc, Request<P>) -> Forward<R>,
     ) -> Result<Response<R>, Status>
     where
         P: Clone,
     {
+        // Who asks is settled before what they ask is read: a caller without a token learns
+        // nothing, not even that its request was malformed.
+        let role = self.auth.authenticate(request.metadata())?;
         let forwarded = request.metadata().contains_key(FORWARDED);
+        let token = request.metadata().get(AUTHORIZATION).cloned();
         let message = request.into_inner();
-        match self.call(to_core(message.clone())?).await {
+        let core_request = to_core(message.clone())?;
+        permit(role, if core_request.changes_state() { Access::Change } else { Access::Read })?;
+        match self.call(core_request).await {
             Ok(response) => Ok(Response::new(from_core(response))),
             Err(MetaError::NotLeader) if !forwarded => {
                 tracing::debug!("forwarding a call to the meta leader");
                 let client = self.leader_client().await?;
                 let mut request = Request::new(message);
                 request.metadata_mut().insert(FORWARDED, "1".parse().expect("ascii"));
+                if let Some(token) = token {
+                    request.metadata_mut().insert(AUTHORIZATION, token);
+                }
                 forward(client, request).await
             }
             Err(MetaError::NotLeader) => Err(Status::unavailable("leadership moved while forwarding; retry")),
@@ -111,6 +123,7 @@ impl proto::meta_server::Meta for MetaService {
     /// A watch is a driver stream like a heartbeat stream; the core refuses it (ending it with
     /// a status) on a follower. The driver is told when the watcher goes away.
     async fn watch_routes(&self, request: Request<proto::WatchRoutesRequest>) -> Result<Response<Self::WatchRoutesStream>, Status> {
+        self.auth.check(request.metadata(), Access::Read)?;
         let request = convert::watch_routes(request.into_inner())?;
         let watch = core::WatchId(self.next_session.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(WATCH_QUEUED_MAX);
@@ -125,6 +138,9 @@ impl proto::meta_server::Meta for MetaService {
     }
 
     async fn heartbeat(&self, request: Request<Streaming<proto::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
+        // Refused here, a node with the wrong token never reaches the core: it is never
+        // registered, so it is never given a replica.
+        self.auth.check(request.metadata(), Access::Join)?;
         let session = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(STREAM_QUEUED_MAX);
         // Only the driver holds the stream open: when it closes the stream (a redirect, a
@@ -537,7 +553,8 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn get_leader(&self, _request: Request<proto::GetLeaderRequest>) -> Result<Response<proto::GetLeaderResponse>, Status> {
+    async fn get_leader(&self, request: Request<proto::GetLeaderRequest>) -> Result<Response<proto::GetLeaderResponse>, Status> {
+        self.auth.check(request.metadata(), Access::Read)?;
         let (leader, term) = self.leader.get().unwrap_or_default();
         Ok(Response::new(proto::GetLeaderResponse { leader, term: term.0 }))
     }

@@ -5,12 +5,14 @@
 
 #[cfg(not(madsim))]
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod driver;
 pub mod election;
 pub mod grpc;
 pub mod health;
 pub mod metrics;
+pub mod security;
 #[cfg(all(unix, not(madsim)))]
 pub mod signals;
 pub mod storage;
@@ -106,6 +108,8 @@ const RESIGN_BOUND: std::time::Duration = std::time::Duration::from_millis(2_500
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
     let addr = config.listen_addr()?;
     let core_config = config.core()?;
+    let security = security::Security::load(&config)?;
+    tracing::info!(security = %security.describe(), "security settings read");
     let leader = LeaderView::new(config.advertised());
     let (election_tx, election_rx) = mpsc::unbounded_channel();
     let (storage, election): (Arc<Storage>, Option<EtcdStore>) = if config.etcd_endpoints.is_empty() {
@@ -113,7 +117,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         tracing::info!(path = %store.path().display(), term = ?store.term(), "embedded store opened");
         (Arc::new(Storage::Embedded(store)), None)
     } else {
-        let client = connect_etcd(&config.etcd_endpoints).await?;
+        let client = connect_etcd(&config.etcd_endpoints, &security).await?;
         let store = EtcdStore::new(client, std::time::Duration::from_millis(core_config.request_timeout_ms));
         (Arc::new(Storage::Etcd(Box::new(store.clone()))), Some(store))
     };
@@ -123,7 +127,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let elected = match (election, &*storage) {
         (Some(store), _) => {
             let election = EtcdElection {
-                client: connect_etcd(&config.etcd_endpoints).await?,
+                client: connect_etcd(&config.etcd_endpoints, &security).await?,
                 store,
                 value: format!("{}@{}", config.name, config.advertised()),
                 ttl: std::time::Duration::from_millis(config.election_ttl_ms),
@@ -147,7 +151,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
 
     let health = health::Health::new(leader.clone());
     let driver = handle.clone();
-    let service = grpc::MetaService::new(handle, leader, core_config.request_timeout_ms, config.message_bytes_max);
+    let service = grpc::MetaService::new(handle, leader, &security, core_config.request_timeout_ms, config.message_bytes_max);
     let meta = MetaServer::new(service)
         .max_decoding_message_size(config.message_bytes_max)
         .max_encoding_message_size(config.message_bytes_max);
@@ -156,7 +160,11 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         Some(admin_addr) => {
             let listener = tokio::net::TcpListener::bind(admin_addr).await.map_err(|e| format!("admin_addr {admin_addr}: {e}"))?;
             tracing::info!(%admin_addr, "serving the admin HTTP API");
-            let api = admin::api::Api { endpoint: config.advertised(), timeout: std::time::Duration::from_millis(core_config.request_timeout_ms + 1_000) };
+            let api = admin::api::Api {
+                endpoint: config.advertised(),
+                timeout: std::time::Duration::from_millis(core_config.request_timeout_ms + 1_000),
+                dial: security.dial.clone(),
+            };
             let admin = admin::Admin { driver: driver.clone(), health: health.clone(), name: config.name.clone(), api };
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             tokio::task::spawn(admin::serve(listener, admin, async {
@@ -168,6 +176,11 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     };
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let builder = tonic::transport::Server::builder().timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000));
+    #[cfg(not(madsim))]
+    let builder = match security.serve.clone() {
+        Some(tls) => builder.tls_config(tls).map_err(|e| format!("tls: {}", crate::client::credentials::transport_error(&e)))?,
+        None => builder,
+    };
     // The standard health service and reflection are real tonic only; madsim's server cannot
     // host them.
     #[cfg(not(madsim))]
@@ -232,15 +245,19 @@ async fn embedded_election(mut commands: mpsc::UnboundedReceiver<ElectionCommand
 }
 
 /// Connects to etcd, retrying for a while: meta nodes often start together with etcd.
-async fn connect_etcd(endpoints: &[String]) -> Result<etcd_client::Client, String> {
+async fn connect_etcd(endpoints: &[String], security: &security::Security) -> Result<etcd_client::Client, String> {
     #[cfg(not(madsim))]
-    let options = Some(
-        etcd_client::ConnectOptions::new()
+    let options = {
+        let options = etcd_client::ConnectOptions::new()
             .with_connect_timeout(std::time::Duration::from_secs(2))
-            .with_timeout(std::time::Duration::from_secs(5)),
-    );
+            .with_timeout(std::time::Duration::from_secs(5));
+        Some(match &security.etcd {
+            Some(tls) => options.with_tls(tls.clone()),
+            None => options,
+        })
+    };
     #[cfg(madsim)]
-    let options = None;
+    let (options, _) = (None, security);
     let mut last = String::new();
     for _ in 0..20 {
         match etcd_client::Client::connect(endpoints, options.clone()).await {

@@ -120,10 +120,15 @@ pub fn meta_server(dir: &Path, name: &str, port: u16, extra_env: &[(&str, &str)]
 
 /// A plain HTTP/1.0 GET or POST: the status code and the body.
 pub fn http(method: &str, addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http_with(method, addr, path, "")
+}
+
+/// As [`http`], with `headers` ("Name: value\r\n" each) added.
+pub fn http_with(method: &str, addr: &str, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")?;
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -137,10 +142,16 @@ pub fn node_agent(dir: &Path, name: &str, port: u16, meta: &str) -> Proc {
 
 /// A node-agent with more flags (`--load-file`, `--zone`, …).
 pub fn node_agent_with(dir: &Path, name: &str, port: u16, meta: &str, extra: &[&str]) -> Proc {
+    node_agent_env(dir, name, port, meta, extra, &[])
+}
+
+/// A node-agent with more flags and `SHARDMETA_NODE_*` variables (TLS, its token).
+pub fn node_agent_env(dir: &Path, name: &str, port: u16, meta: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-agent"));
     cmd.args(["--meta-endpoints", meta, "--name", name, "--addr", &format!("127.0.0.1:{port}"), "--leadership-log"])
         .arg(dir.join(format!("{name}.lead.jsonl")))
-        .args(extra);
+        .args(extra)
+        .envs(env.iter().copied());
     Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))
 }
 
@@ -228,6 +239,12 @@ pub struct Etcd {
 
 impl Etcd {
     pub fn start(dir: &Path, members: usize) -> Etcd {
+        Etcd::start_with(dir, members, None)
+    }
+
+    /// Clients over TLS with client certificates (`--client-cert-auth`), from `certs` as
+    /// `config/secure/make-certs.sh` makes them; peers in the clear, on loopback.
+    pub fn start_with(dir: &Path, members: usize, certs: Option<&Path>) -> Etcd {
         assert!(
             Command::new("etcd").arg("--version").output().is_ok_and(|o| o.status.success()),
             "etcd is not installed: run ./.ci/setup (Debian package etcd-server)"
@@ -235,15 +252,20 @@ impl Etcd {
         let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
         let cluster = ports.iter().enumerate().map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}")).collect::<Vec<_>>().join(",");
         let mut procs = Vec::new();
+        let scheme = if certs.is_some() { "https" } else { "http" };
         for (i, (client, peer)) in ports.iter().enumerate() {
             let mut cmd = Command::new("etcd");
             cmd.args(["--name", &format!("e{i}"), "--data-dir"])
                 .arg(dir.join(format!("etcd-{i}")))
-                .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
-                .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+                .args(["--listen-client-urls", &format!("{scheme}://127.0.0.1:{client}")])
+                .args(["--advertise-client-urls", &format!("{scheme}://127.0.0.1:{client}")])
                 .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
                 .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
                 .args(["--initial-cluster", &cluster, "--initial-cluster-state", "new"]);
+            if let Some(certs) = certs {
+                cmd.arg("--cert-file").arg(certs.join("server.pem")).arg("--key-file").arg(certs.join("server.key"));
+                cmd.arg("--trusted-ca-file").arg(certs.join("ca.pem")).arg("--client-cert-auth");
+            }
             procs.push(Proc::spawn(&format!("etcd-{i}"), cmd, &dir.join(format!("etcd-{i}.log"))));
         }
         Etcd { members: procs, client_urls: ports.iter().map(|(c, _)| format!("127.0.0.1:{c}")).collect() }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use shardmeta::client::listing::Paged;
-use shardmeta::client::MetaClient;
+use shardmeta::client::credentials::{token_from, Secret};
+use shardmeta::client::{ClientTls, Credentials, MetaClient};
 use shardmeta::convert::json as to_json;
 use shardmeta::proto::{self, RequestHeader};
 use tonic::Status;
@@ -33,6 +34,22 @@ struct Args {
     /// Per-call timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// A file holding the admin token, for a meta with tokens (or the token itself in
+    /// METACTL_TOKEN).
+    #[arg(long, value_name = "PATH", env = "METACTL_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
+    /// Dial meta over TLS, trusting this CA (PEM).
+    #[arg(long, value_name = "PATH", env = "METACTL_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM), for a meta that asks for one (mutual TLS).
+    #[arg(long, value_name = "PATH", env = "METACTL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, value_name = "PATH", env = "METACTL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The name meta's certificate carries, when it is not the endpoint's host.
+    #[arg(long, value_name = "NAME")]
+    tls_domain: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -392,11 +409,21 @@ fn table(v: &Value) -> String {
     out.join("\n")
 }
 
+/// TLS from the flags, and the token from `--token-file` or `METACTL_TOKEN` (never a flag: a
+/// command line is visible to every user of the machine).
+fn credentials(args: &Args) -> Result<Credentials, String> {
+    let tls = ClientTls { ca: args.tls_ca.clone(), cert: args.tls_cert.clone(), key: args.tls_key.clone(), domain: args.tls_domain.clone() };
+    let token = std::env::var("METACTL_TOKEN").ok().map(Secret);
+    let token = token_from(args.token_file.as_deref(), token.as_ref(), "METACTL_TOKEN")?;
+    Credentials::from_settings(&tls, token.as_deref())
+}
+
 fn main() {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let result = runtime.block_on(async {
-        let mut meta = MetaClient::new(args.endpoints.clone(), Duration::from_millis(args.timeout_ms))?;
+        let credentials = credentials(&args).map_err(Status::invalid_argument)?;
+        let mut meta = MetaClient::new(args.endpoints.clone(), Duration::from_millis(args.timeout_ms))?.with_credentials(credentials);
         run(&args, &mut meta).await
     });
     match result {

@@ -1,6 +1,7 @@
 //! `node-agent [--config FILE] [--meta-endpoints A,B,C] [--cluster C] --name NAME --addr HOST:PORT [--zone Z] [--metrics-addr HOST:PORT]`
 //!
-//! The meta-client settings (cluster, meta endpoints, lease cap, call timeout) come from the
+//! The meta-client settings (cluster, meta endpoints, lease cap, call timeout, TLS and the node
+//! token) come from the
 //! defaults, the TOML file, `SHARDMETA_NODE_*` variables, then these flags, later winning
 //! (`shardmeta::client::config`).
 //!
@@ -142,8 +143,15 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let credentials = match settings.credentials() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("node-agent: {e}");
+            std::process::exit(2);
+        }
+    };
     let meta = match MetaClient::new(settings.meta_endpoints.clone(), settings.timeout()) {
-        Ok(m) => m,
+        Ok(m) => m.with_credentials(credentials),
         Err(e) => {
             eprintln!("node-agent: {}", e.message());
             std::process::exit(2);

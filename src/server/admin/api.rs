@@ -1,10 +1,13 @@
 //! `/api/v1/clusters/…`: the cluster as JSON for dashboards and scripts, and the operator actions a
 //! runbook needs (drain, remove a node, pause and resume the scheduler). Every call goes to the
 //! meta leader through the gRPC API, as any client's would, so a follower answers with the
-//! leader's state and its refusals are the API's (a gRPC code becomes an HTTP status).
+//! leader's state and its refusals are the API's (a gRPC code becomes an HTTP status). The
+//! caller's `Authorization: Bearer <token>` goes along, so where meta has tokens the API takes
+//! the same ones, with the same roles: no token is 401, the node token for a POST is 403.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tonic::{Code, Status};
 
-use crate::client::MetaClient;
+use crate::client::{Credentials, MetaClient};
 use crate::convert::json as to_json;
 use crate::proto;
 
@@ -21,6 +24,8 @@ use crate::proto;
 pub struct Api {
     pub endpoint: String,
     pub timeout: std::time::Duration,
+    /// TLS for reaching the gRPC port; the token is the caller's.
+    pub dial: Credentials,
 }
 
 type Answer = Result<Json<Value>, ApiError>;
@@ -97,9 +102,20 @@ pub struct DrainQuery {
     cancel: bool,
 }
 
-impl Api {
-    fn meta(&self) -> Result<MetaClient, Status> {
-        MetaClient::new(vec![self.endpoint.clone()], self.timeout)
+/// A meta client that presents the HTTP caller's token.
+pub struct Meta(MetaClient);
+
+impl FromRequestParts<Api> for Meta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Meta, ApiError> {
+        let mut credentials = api.dial.clone();
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer "));
+            let token = token.ok_or_else(|| Status::unauthenticated("the Authorization header must be Bearer <token>"))?;
+            credentials = credentials.with_token(token).map_err(Status::unauthenticated)?;
+        }
+        Ok(Meta(MetaClient::new(vec![api.endpoint.clone()], api.timeout)?.with_credentials(credentials)))
     }
 }
 
@@ -113,77 +129,77 @@ fn page(items: impl Iterator<Item = Value>, next_page_token: String) -> Json<Val
 
 /// Calls the leader with `request`, cloned for each attempt.
 macro_rules! leader_call {
-    ($api:expr, $method:ident, $request:expr) => {{
+    ($meta:expr, $method:ident, $request:expr) => {{
         let request = $request;
-        $api.meta()?.call(|mut c| { let request = request.clone(); async move { c.$method(request).await } }).await?
+        $meta.0.call(|mut c| { let request = request.clone(); async move { c.$method(request).await } }).await?
     }};
 }
 
-async fn clusters(State(api): State<Api>, Query(p): Query<Paging>) -> Answer {
+async fn clusters(mut api: Meta, Query(p): Query<Paging>) -> Answer {
     let r = leader_call!(api, list_clusters, proto::ListClustersRequest { page_size: p.page_size, page_token: p.page_token });
     Ok(page(r.clusters.iter().map(to_json::cluster), r.next_page_token))
 }
 
-async fn cluster(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+async fn cluster(mut api: Meta, Path(cluster): Path<String>) -> Answer {
     let r = leader_call!(api, cluster_view, proto::ClusterViewRequest { header: header(&cluster) });
     Ok(Json(json!({"cluster": to_json::cluster(&r.cluster.unwrap_or_default()), "term": r.term, "nodes_online": r.nodes_online,
                    "nodes_offline": r.nodes_offline, "shards_ready": r.shards_ready, "shards_unassigned": r.shards_unassigned,
                    "tables": r.tables, "changes_pending": r.changes_pending})))
 }
 
-async fn nodes(State(api): State<Api>, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
+async fn nodes(mut api: Meta, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
     let r = leader_call!(api, list_nodes, proto::ListNodesRequest { header: header(&cluster), page_size: p.page_size, page_token: p.page_token });
     Ok(page(r.nodes.iter().map(to_json::node), r.next_page_token))
 }
 
-async fn shards(State(api): State<Api>, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
+async fn shards(mut api: Meta, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
     let r = leader_call!(api, list_shards, proto::ListShardsRequest { header: header(&cluster), page_size: p.page_size, page_token: p.page_token });
     Ok(page(r.shards.iter().map(to_json::shard), r.next_page_token))
 }
 
-async fn tables(State(api): State<Api>, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
+async fn tables(mut api: Meta, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
     let req = proto::ListTablesRequest { header: header(&cluster), schema: p.schema, page_size: p.page_size, page_token: p.page_token };
     let r = leader_call!(api, list_tables, req);
     Ok(page(r.tables.iter().map(to_json::table), r.next_page_token))
 }
 
-async fn events(State(api): State<Api>, Path(cluster): Path<String>, Query(q): Query<EventsQuery>) -> Answer {
+async fn events(mut api: Meta, Path(cluster): Path<String>, Query(q): Query<EventsQuery>) -> Answer {
     let r = leader_call!(api, list_events, proto::ListEventsRequest { header: header(&cluster), after: q.after, limit: q.limit });
     Ok(Json(json!({"items": r.events.iter().map(to_json::event).collect::<Vec<_>>()})))
 }
 
-async fn procedures(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+async fn procedures(mut api: Meta, Path(cluster): Path<String>) -> Answer {
     let r = leader_call!(api, list_procedures, proto::ListProceduresRequest { header: header(&cluster) });
     Ok(Json(json!({"items": r.procedures.iter().map(to_json::procedure).collect::<Vec<_>>()})))
 }
 
-async fn scheduler(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+async fn scheduler(mut api: Meta, Path(cluster): Path<String>) -> Answer {
     let r = leader_call!(api, scheduler_status, proto::SchedulerStatusRequest { header: header(&cluster) });
     Ok(Json(to_json::scheduler_status(&r)))
 }
 
 /// Pause or resume: the settings are read, changed and written whole, as `metactl` does.
-async fn set_paused(api: Api, cluster: String, paused: bool) -> Answer {
+async fn set_paused(mut api: Meta, cluster: String, paused: bool) -> Answer {
     let status = leader_call!(api, scheduler_status, proto::SchedulerStatusRequest { header: header(&cluster) });
     let settings = proto::SchedulerSettings { paused, ..status.settings.unwrap_or_default() };
     let r = leader_call!(api, set_scheduler, proto::SetSchedulerRequest { header: header(&cluster), settings: Some(settings) });
     Ok(Json(to_json::scheduler_status(&r)))
 }
 
-async fn pause(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+async fn pause(api: Meta, Path(cluster): Path<String>) -> Answer {
     set_paused(api, cluster, true).await
 }
 
-async fn resume(State(api): State<Api>, Path(cluster): Path<String>) -> Answer {
+async fn resume(api: Meta, Path(cluster): Path<String>) -> Answer {
     set_paused(api, cluster, false).await
 }
 
-async fn drain(State(api): State<Api>, Path((cluster, node)): Path<(String, String)>, Query(q): Query<DrainQuery>) -> Answer {
+async fn drain(mut api: Meta, Path((cluster, node)): Path<(String, String)>, Query(q): Query<DrainQuery>) -> Answer {
     let r = leader_call!(api, drain_node, proto::DrainNodeRequest { header: header(&cluster), node, cancel: q.cancel });
     Ok(Json(r.node.as_ref().map_or(Value::Null, to_json::node)))
 }
 
-async fn remove(State(api): State<Api>, Path((cluster, node)): Path<(String, String)>) -> Answer {
+async fn remove(mut api: Meta, Path((cluster, node)): Path<(String, String)>) -> Answer {
     let r = leader_call!(api, remove_node, proto::RemoveNodeRequest { header: header(&cluster), node });
     Ok(Json(json!({"removed": r.node})))
 }
