@@ -1,7 +1,9 @@
 //! The admin HTTP port, for operators and their tools: `/metrics` (OpenMetrics text),
 //! `/health` (the process is live), `/ready` (it can serve: a leader with its catalog loaded,
-//! or a follower that knows the leader), `/api/v1/status`, and the cluster API under `/api/v1`
-//! ([`api`]). Real tokio only: madsim has no HTTP server to run it on.
+//! or a follower that knows the leader), `/api/v1/status`, the cluster API under `/api/v1`
+//! ([`api`]), and at `/` a page that shows the cluster at a glance from that API (`page.html`:
+//! plain HTML and a little JS, built into the binary). Real tokio only: madsim has no HTTP
+//! server to run it on.
 
 pub mod api;
 
@@ -9,7 +11,7 @@ use std::future::Future;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -18,6 +20,9 @@ use super::driver::DriverHandle;
 use super::health::{Health, Role};
 use super::metrics::metrics;
 use crate::core::{self, PageRequest};
+
+/// The cluster page.
+const PAGE: &str = include_str!("page.html");
 
 /// The cluster gauges are read from at most this many clusters per scrape.
 const CLUSTERS_PER_SCRAPE_MAX: usize = 4_096;
@@ -32,6 +37,7 @@ pub struct Admin {
 
 pub fn router(admin: Admin) -> Router {
     Router::new()
+        .route("/", get(|| async { ([(header::CACHE_CONTROL, "no-cache")], Html(PAGE)) }))
         .route("/metrics", get(scrape))
         .route("/health", get(|| async { Json(json!({"status": "live"})) }))
         .route("/ready", get(ready))
