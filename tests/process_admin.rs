@@ -28,7 +28,7 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let meta = meta_server(dir.path(), "meta-0", port, &[("SHARDMETA_LOG_FORMAT", "json")]);
-    let _nodes: Vec<Proc> = (0..2).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
+    let mut nodes: Vec<Proc> = (0..2).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
     let mut client = MetaClient::new(vec![endpoint.clone()], Duration::from_secs(5)).unwrap();
     wait_for("ready", Duration::from_secs(10), async || http("GET", &meta.admin, "/ready").is_ok_and(|(code, _)| code == 200)).await;
     let (code, body) = http("GET", &meta.admin, "/health").unwrap();
@@ -75,7 +75,27 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     assert_eq!(m.get(r#"shardmeta_tables{cluster="default"}"#), Some(&2.0));
     assert_eq!(m.get("shardmeta_heartbeat_streams"), Some(&2.0));
     assert!(!m.keys().any(|k| k.contains("list_clusters")), "the scrape's own reads are not counted as requests");
+    let by_status: f64 = ["unassigned", "opening", "ready", "transferring", "offline", "retired"]
+        .iter()
+        .map(|status| m.get(&format!(r#"shardmeta_shards{{cluster="default",status="{status}"}}"#)).unwrap_or_else(|| panic!("no {status} gauge")))
+        .sum();
+    assert_eq!(by_status, 8.0, "every shard has one status");
+    assert_eq!(m.get(r#"shardmeta_procedures{cluster="default",kind="split"}"#), Some(&0.0));
+    assert_eq!(m.get(r#"shardmeta_failover_seconds_count{cluster="default"}"#), Some(&0.0));
     println!("{} samples exported", m.len());
+
+    // A node that leads shards dies: once its lease is over (3 s here, plus 200 ms of drift),
+    // its shards fail over, and each failover is timed.
+    let (busiest, led) = busiest_node(&meta.admin);
+    nodes.retain_mut(|n| n.name != busiest);
+    wait_for("the failovers timed", Duration::from_secs(20), async || {
+        m = samples(&http("GET", &meta.admin, "/metrics").unwrap().1);
+        m.get(r#"shardmeta_failover_seconds_count{cluster="default"}"#) >= Some(&(led as f64))
+    })
+    .await;
+    let mean = m[r#"shardmeta_failover_seconds_sum{cluster="default"}"#] / m[r#"shardmeta_failover_seconds_count{cluster="default"}"#];
+    println!("{led} shards failed over from {busiest}, in {mean:.2} s on average");
+    assert!((3.2..10.0).contains(&mean), "a failover takes the lease and the drift, and not much more: {mean} s");
 
     // The Grafana dashboard in config/ graphs only what is exported.
     let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/grafana/shardmeta.json")).unwrap();
@@ -99,6 +119,13 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     let log = std::fs::read_to_string(dir.path().join("meta-0.log")).unwrap();
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     assert!(lines.iter().any(|l| l["fields"]["message"] == "serving" && l["level"] == "INFO"), "{log}");
+}
+
+/// The node that leads the most shards, and how many.
+fn busiest_node(admin: &str) -> (String, u64) {
+    let nodes = json(&http("GET", admin, "/api/v1/clusters/default/nodes").unwrap().1);
+    let busiest = nodes["items"].as_array().unwrap().iter().max_by_key(|n| n["shards"].as_u64()).unwrap();
+    (busiest["name"].as_str().unwrap().to_owned(), busiest["shards"].as_u64().unwrap())
 }
 
 fn json(body: &str) -> serde_json::Value {

@@ -238,6 +238,41 @@ pub struct ClusterView {
     /// Scheduling events this leader has logged, by cause (`failover`, `load`, `drain`, …):
     /// what the metrics count as moves.
     pub events_by_cause: Vec<(&'static str, u64)>,
+    /// Every status with its count of shards, zeros included.
+    pub shards_by_status: Vec<(&'static str, u32)>,
+    /// Stored procedures (transfers, splits, merges) by kind, zeros included.
+    pub procedures_by_kind: Vec<(&'static str, u32)>,
+    /// The failovers this leader saw end, newest last (see [`FailoverLog`]).
+    pub failovers: FailoverLog,
+}
+
+/// How long shards were without a writable leader when their leader died: from the dead
+/// leader's last lease renewal (it was alive then) to the first lease of the shard's new leader.
+/// Kept by the leader, bounded: the newest [`FailoverLog::KEPT_MAX`], numbered, so that a reader
+/// (the metrics) takes each once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailoverLog {
+    /// `(number, milliseconds)`, numbers from 1 in order.
+    pub recent: std::collections::VecDeque<(u64, u64)>,
+    /// The newest number: every failover ever recorded, dropped ones included.
+    pub total: u64,
+}
+
+impl FailoverLog {
+    pub const KEPT_MAX: usize = 1_024;
+
+    pub fn record(&mut self, ms: u64) {
+        self.total += 1;
+        if self.recent.len() >= Self::KEPT_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((self.total, ms));
+    }
+
+    /// The durations numbered after `after`, oldest first.
+    pub fn after(&self, after: u64) -> impl Iterator<Item = u64> + '_ {
+        self.recent.iter().filter(move |(n, _)| *n > after).map(|&(_, ms)| ms)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -318,6 +353,23 @@ pub enum ShardStatus {
     Offline,
     /// Merged away: it holds nothing, and its id is never used again.
     Retired,
+}
+
+impl ShardStatus {
+    pub const ALL: [ShardStatus; 6] =
+        [ShardStatus::Unassigned, ShardStatus::Opening, ShardStatus::Ready, ShardStatus::Transferring, ShardStatus::Offline, ShardStatus::Retired];
+
+    /// The status in snake case, as metrics label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShardStatus::Unassigned => "unassigned",
+            ShardStatus::Opening => "opening",
+            ShardStatus::Ready => "ready",
+            ShardStatus::Transferring => "transferring",
+            ShardStatus::Offline => "offline",
+            ShardStatus::Retired => "retired",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -25,6 +25,8 @@ use crate::core::{ClusterView, CommandKind, MetaError, NodeMessage, Term};
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 /// (cluster, cause) → (term, count).
 type EventCounts = BTreeMap<(String, &'static str), (Term, u64)>;
+/// cluster → (term, the newest failover number observed).
+type FailoversSeen = BTreeMap<String, (Term, u64)>;
 
 /// The kinds of shard command, as the `kind` label names them.
 const COMMAND_KINDS: [&str; 6] = ["open", "close", "change_role", "create_table", "drop_table", "alter_table"];
@@ -43,6 +45,12 @@ fn command_kind(kind: &CommandKind) -> usize {
 /// 100 µs to about 13 s: from a heartbeat handled in memory to a slow etcd transaction.
 fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.000_1, 2.0, 18))
+}
+
+/// A failover takes a lease plus the clock drift at least (10.5 s by default), and more when
+/// no node can take the shard at once.
+fn failover_seconds() -> Histogram {
+    Histogram::new([1.0, 2.0, 5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0])
 }
 
 pub struct Metrics {
@@ -65,6 +73,7 @@ pub struct Metrics {
     leader: Gauge,
     nodes: Family<Labels, Gauge>,
     shards: Family<Labels, Gauge>,
+    procedures: Family<Labels, Gauge>,
     tables: Family<Labels, Gauge>,
     changes_pending: Family<Labels, Gauge>,
     heartbeat_streams: Gauge,
@@ -74,6 +83,8 @@ pub struct Metrics {
     /// the log they came from: the counter gains what they gained. Another term's log is
     /// counted from zero.
     events_seen: Mutex<EventCounts>,
+    failover_seconds: Histograms,
+    failovers_seen: Mutex<FailoversSeen>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -107,12 +118,15 @@ impl Metrics {
             leader: Gauge::default(),
             nodes: Family::default(),
             shards: Family::default(),
+            procedures: Family::default(),
             tables: Family::default(),
             changes_pending: Family::default(),
             heartbeat_streams: Gauge::default(),
             route_watches: Gauge::default(),
             scheduling_events: Family::default(),
             events_seen: Mutex::default(),
+            failover_seconds: Family::new_with_constructor(failover_seconds),
+            failovers_seen: Mutex::default(),
         };
         r.register("heartbeats", "Heartbeats received from data nodes", m.heartbeats.clone());
         r.register("heartbeat_handle_seconds", "Time the core took to handle one heartbeat", m.heartbeat_seconds.clone());
@@ -132,12 +146,14 @@ impl Metrics {
         r.register("term", "The meta term this node leads in, or 0", m.term.clone());
         r.register("leader", "1 while this meta node leads and serves, else 0", m.leader.clone());
         r.register("nodes", "Data nodes by cluster and state (leader only)", m.nodes.clone());
-        r.register("shards", "Shards by cluster and status (leader only)", m.shards.clone());
+        r.register("shards", "Shards by cluster and status: unassigned, opening, ready, transferring, offline, retired (leader only)", m.shards.clone());
+        r.register("procedures", "Procedures in flight by cluster and kind: transfer, split, merge (leader only)", m.procedures.clone());
         r.register("tables", "Tables by cluster (leader only)", m.tables.clone());
         r.register("changes_pending", "Changes decided but not yet acknowledged by storage, by cluster (leader only)", m.changes_pending.clone());
         r.register("heartbeat_streams", "Heartbeat streams open on this meta node", m.heartbeat_streams.clone());
         r.register("route_watches", "Route watches open on this meta node", m.route_watches.clone());
         r.register("scheduling_events", "Scheduling decisions by cluster and cause: failover, assign, repair, drain, load, leader-count, operator, finish, split, merge (counted from the leader's log at each scrape)", m.scheduling_events.clone());
+        r.register("failover_seconds", "How long a shard had no writable leader when its leader died: from the dead leader's last lease renewal to the new leader's first lease, by cluster", m.failover_seconds.clone());
         Metrics { registry: root, commands: held, ..m }
     }
 
@@ -206,18 +222,20 @@ impl Metrics {
     /// them (the leader exports them).
     pub fn set_clusters(&self, views: &[ClusterView]) {
         let mut seen = self.events_seen.lock().expect("events seen lock");
-        for family in [&self.nodes, &self.shards, &self.tables, &self.changes_pending] {
+        let mut failovers_seen = self.failovers_seen.lock().expect("failovers seen lock");
+        for family in [&self.nodes, &self.shards, &self.procedures, &self.tables, &self.changes_pending] {
             family.clear();
         }
         for v in views {
             let labels = |key: &'static str, value: &str| vec![("cluster", v.cluster.name.clone()), (key, value.to_string())];
             self.nodes.get_or_create(&labels("state", "online")).set(v.nodes_online as i64);
             self.nodes.get_or_create(&labels("state", "offline")).set(v.nodes_offline as i64);
-            self.shards.get_or_create(&labels("status", "ready")).set(v.shards_ready as i64);
-            self.shards.get_or_create(&labels("status", "unassigned")).set(v.shards_unassigned as i64);
-            // Opening, moving or offline: assigned, not serving yet.
-            let other = (v.cluster.shard_count as i64 - v.shards_ready as i64 - v.shards_unassigned as i64).max(0);
-            self.shards.get_or_create(&labels("status", "other")).set(other);
+            for &(status, n) in &v.shards_by_status {
+                self.shards.get_or_create(&labels("status", status)).set(n as i64);
+            }
+            for &(kind, n) in &v.procedures_by_kind {
+                self.procedures.get_or_create(&labels("kind", kind)).set(n as i64);
+            }
             let cluster = vec![("cluster", v.cluster.name.clone())];
             self.tables.get_or_create(&cluster).set(v.tables as i64);
             self.changes_pending.get_or_create(&cluster).set(v.changes_pending as i64);
@@ -228,6 +246,15 @@ impl Metrics {
                 };
                 let gained = count.saturating_sub(last);
                 self.scheduling_events.get_or_create(&vec![("cluster", v.cluster.name.clone()), ("cause", cause.to_string())]).inc_by(gained);
+            }
+            // Each failover is observed once: those numbered after the last scrape's newest.
+            let after = match failovers_seen.insert(v.cluster.name.clone(), (v.term, v.failovers.total)) {
+                Some((term, last)) if term == v.term => last,
+                _ => 0,
+            };
+            let histogram = self.failover_seconds.get_or_create(&cluster);
+            for ms in v.failovers.after(after) {
+                histogram.observe(ms as f64 / 1_000.0);
             }
         }
     }

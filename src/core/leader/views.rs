@@ -7,7 +7,7 @@ use crate::core::config::CoreConfig;
 use crate::core::input::PageRequest;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
-use crate::core::model::{ClusterCatalog, ShardRecord, Table};
+use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord, Table};
 use crate::core::output::*;
 
 pub fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
@@ -181,5 +181,8 @@ pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term, changes_pending
         tables: c.tables.len() as u32,
         changes_pending: changes_pending as u32,
         events_by_cause: rt.events().counts().collect(),
+        shards_by_status: ShardStatus::ALL.iter().map(|&st| (st.name(), statuses().filter(|s| *s == st).count() as u32)).collect(),
+        procedures_by_kind: ProcedureKind::ALL.iter().map(|&k| (k.name(), c.procedures.values().filter(|p| p.kind() == k).count() as u32)).collect(),
+        failovers: rt.leases().failovers().clone(),
     }
 }

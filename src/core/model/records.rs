@@ -301,8 +301,10 @@ pub enum ProcedureStep {
 }
 
 impl ProcedureKind {
+    pub const ALL: [ProcedureKind; 3] = [ProcedureKind::Split, ProcedureKind::Merge, ProcedureKind::Transfer];
+
     pub fn from_code(code: u32) -> Option<ProcedureKind> {
-        [ProcedureKind::Split, ProcedureKind::Merge, ProcedureKind::Transfer].into_iter().find(|k| *k as u32 == code)
+        ProcedureKind::ALL.into_iter().find(|k| *k as u32 == code)
     }
 
     /// Whether a procedure of this kind ever stands at `step` (the loader refuses one that does not).

@@ -5,6 +5,7 @@
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
 use crate::core::model::ClusterCatalog;
+use crate::core::output::FailoverLog;
 use crate::core::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Default)]
@@ -12,6 +13,8 @@ struct ShardLease {
     /// The node whose lease for this shard may still be valid, and until when (meta's clock).
     holder: Option<NodeId>,
     until: Instant,
+    /// When the holder's lease was last granted or renewed: it was alive then.
+    renewed: Instant,
     /// The leader reported the shard ready at the current version.
     leader_ready: bool,
     /// The newest version pushed to the shard's replicas between heartbeats, and when.
@@ -21,14 +24,15 @@ struct ShardLease {
 #[derive(Clone, Debug, Default)]
 pub struct Leases {
     shards: Vec<ShardLease>,
+    failovers: FailoverLog,
 }
 
 impl Leases {
     /// Every assigned shard counts as leased by its leader for one more lease, so that a meta
     /// failover never causes a shard failover by itself.
     pub(super) fn inherited(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> Leases {
-        let lease = |holder: Option<u32>| ShardLease { holder: holder.map(NodeId), until: now + config.lease(), ..Default::default() };
-        Leases { shards: cluster.shards.iter().map(|s| lease(s.leader)).collect() }
+        let lease = |holder: Option<u32>| ShardLease { holder: holder.map(NodeId), until: now + config.lease(), renewed: now, ..Default::default() };
+        Leases { shards: cluster.shards.iter().map(|s| lease(s.leader)).collect(), failovers: FailoverLog::default() }
     }
 
     /// New shards (a split): unassigned, so no lease.
@@ -66,8 +70,17 @@ impl Leases {
         let s = &mut self.shards[shard.index()];
         let until = now + config.lease();
         assert!(s.holder != Some(node) || until >= s.until, "a renewal never shortens a lease");
-        (s.holder, s.until) = (Some(node), until);
+        // Another node's lease ran out without it letting go (a transfer's old leader lets go):
+        // its node died or was cut off, and the shard had no writer since it was last renewed.
+        if s.holder.is_some_and(|h| h != node) {
+            self.failovers.record(now.saturating_since(s.renewed).as_millis());
+        }
+        (s.holder, s.until, s.renewed) = (Some(node), until, now);
         true
+    }
+
+    pub fn failovers(&self) -> &FailoverLog {
+        &self.failovers
     }
 
     /// `node` let go of `shard`: its lease, if it held one, is over.
@@ -104,5 +117,39 @@ impl Leases {
         let window = Duration(2 * config.heartbeat_interval_ms);
         let pushed = self.shards[shard.index()].pushed;
         reported.next() == current && matches!(pushed, Some((v, at)) if v == current && now < at + window)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_takeover_after_a_lease_ran_out_is_timed_from_the_last_renewal() {
+        let config = CoreConfig::default();
+        let mut leases = Leases { shards: vec![ShardLease::default(); 2], failovers: FailoverLog::default() };
+        let (a, b, s0, s1) = (NodeId(0), NodeId(1), ShardId(0), ShardId(1));
+        assert!(leases.try_grant(s0, a, Instant(1_000), &config));
+        assert!(leases.try_grant(s0, a, Instant(2_000), &config), "a renewal");
+        let over = Instant(2_000) + config.lease() + config.clock_drift() + Duration(1);
+        assert!(!leases.try_grant(s0, b, over - Duration(2), &config), "not while a's lease may hold");
+        assert!(leases.try_grant(s0, b, over + Duration(499), &config));
+        // A lease given up (a transfer) and taken by another node is no failover.
+        assert!(leases.try_grant(s1, a, Instant(1_000), &config));
+        leases.released(s1, a);
+        assert!(leases.try_grant(s1, b, Instant(1_500), &config));
+        let log = leases.failovers();
+        assert_eq!((log.total, log.after(0).collect::<Vec<_>>()), (1, vec![over.as_millis() + 499 - 2_000]));
+    }
+
+    #[test]
+    fn the_failover_log_keeps_the_newest_and_numbers_them_all() {
+        let mut log = FailoverLog::default();
+        for ms in 0..(FailoverLog::KEPT_MAX as u64 + 10) {
+            log.record(ms);
+        }
+        assert_eq!(log.recent.len(), FailoverLog::KEPT_MAX);
+        assert_eq!(log.total, FailoverLog::KEPT_MAX as u64 + 10);
+        assert_eq!(log.after(log.total - 2).collect::<Vec<_>>(), vec![FailoverLog::KEPT_MAX as u64 + 8, FailoverLog::KEPT_MAX as u64 + 9]);
     }
 }
