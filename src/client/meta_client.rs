@@ -55,6 +55,15 @@ impl MetaClient {
         self
     }
 
+    /// Starts from an open channel to the first endpoint, taken as the leader until a call finds
+    /// otherwise: a caller that makes many short-lived clients to one node (the admin port)
+    /// shares one connection. Set the credentials first.
+    pub fn with_connection(mut self, channel: tonic::transport::Channel) -> MetaClient {
+        let grpc = proto::meta_client::MetaClient::with_interceptor(channel, self.credentials.clone());
+        self.leader = Some((self.endpoints[0].clone(), grpc.max_decoding_message_size(MESSAGE_BYTES_MAX).max_encoding_message_size(MESSAGE_BYTES_MAX)));
+        self
+    }
+
     /// Connects to one meta node with this client's credentials.
     pub async fn connect_to(&self, endpoint: &str) -> Result<Grpc, Status> {
         self.credentials.connect(endpoint, self.timeout).await

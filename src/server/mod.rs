@@ -160,11 +160,8 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         Some(admin_addr) => {
             let listener = tokio::net::TcpListener::bind(admin_addr).await.map_err(|e| format!("admin_addr {admin_addr}: {e}"))?;
             tracing::info!(%admin_addr, "serving the admin HTTP API");
-            let api = admin::api::Api {
-                endpoint: config.advertised(),
-                timeout: std::time::Duration::from_millis(core_config.request_timeout_ms + 1_000),
-                dial: security.dial.clone(),
-            };
+            let call_timeout = std::time::Duration::from_millis(core_config.request_timeout_ms + 1_000);
+            let api = admin::api::Api::new(config.advertised(), call_timeout, security.dial.clone())?;
             let admin = admin::Admin { driver: driver.clone(), health: health.clone(), name: config.name.clone(), api };
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             tokio::task::spawn(admin::serve(listener, admin, async {

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::client::{Credentials, MetaClient};
@@ -26,6 +27,15 @@ pub struct Api {
     pub timeout: std::time::Duration,
     /// TLS for reaching the gRPC port; the token is the caller's.
     pub dial: Credentials,
+    /// One connection to the gRPC port, shared by every call (it reconnects by itself).
+    channel: Channel,
+}
+
+impl Api {
+    pub fn new(endpoint: String, timeout: std::time::Duration, dial: Credentials) -> Result<Api, String> {
+        let channel = dial.endpoint(&endpoint, timeout).map_err(|e| format!("admin API: {}", e.message()))?.connect_lazy();
+        Ok(Api { endpoint, timeout, dial, channel })
+    }
 }
 
 type Answer = Result<Json<Value>, ApiError>;
@@ -115,7 +125,8 @@ impl FromRequestParts<Api> for Meta {
             let token = token.ok_or_else(|| Status::unauthenticated("the Authorization header must be Bearer <token>"))?;
             credentials = credentials.with_token(token).map_err(Status::unauthenticated)?;
         }
-        Ok(Meta(MetaClient::new(vec![api.endpoint.clone()], api.timeout)?.with_credentials(credentials)))
+        let meta = MetaClient::new(vec![api.endpoint.clone()], api.timeout)?.with_credentials(credentials);
+        Ok(Meta(meta.with_connection(api.channel.clone())))
     }
 }
 
