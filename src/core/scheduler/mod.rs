@@ -77,6 +77,19 @@ pub enum Cause {
 }
 
 impl Cause {
+    pub const ALL: [Cause; 10] = [
+        Cause::Assign,
+        Cause::Failover,
+        Cause::Repair,
+        Cause::Drain,
+        Cause::LeaderCount,
+        Cause::Load,
+        Cause::Operator,
+        Cause::Finish,
+        Cause::Split,
+        Cause::Merge,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Cause::Assign => "assign",

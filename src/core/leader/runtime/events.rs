@@ -42,9 +42,11 @@ impl Events {
         self.kept.range(skip..).take(limit)
     }
 
-    /// How many events of each cause this leader's log has had, dropped ones included.
+    /// How many events of each cause this leader's log has had, dropped ones included; every
+    /// cause, zeros too, so that a counter exists before its first event (Prometheus's
+    /// `increase` counts nothing for the sample a series starts with).
     pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.counts.iter().map(|(&cause, &n)| (cause, n))
+        Cause::ALL.iter().map(|c| (c.name(), self.counts.get(c.name()).copied().unwrap_or(0)))
     }
 
     /// The newest event's number (0: none yet).
@@ -68,6 +70,8 @@ mod tests {
         let seqs: Vec<u64> = log.after(3, 1).map(|e| e.seq).collect();
         assert_eq!(seqs, vec![4]);
         assert_eq!(log.last_seq(), 5);
-        assert_eq!(log.counts().collect::<Vec<_>>(), vec![("load", 5)], "counts keep the dropped ones");
+        let counts: Vec<_> = log.counts().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(counts, vec![("load", 5)], "counts keep the dropped ones");
+        assert_eq!(log.counts().count(), Cause::ALL.len(), "every cause is counted, zeros too");
     }
 }

@@ -62,17 +62,18 @@ impl Leases {
     }
 
     /// Grants (or renews) `node`'s lease on `shard` until `now` plus one lease, if no other
-    /// node's lease may still hold (S1); `false`, granting nothing, otherwise.
-    pub(super) fn try_grant(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
+    /// node's lease may still hold (S1); `false`, granting nothing, otherwise. `offline` says
+    /// which nodes are offline: a lease taken over from one of those ends a failover.
+    pub(super) fn try_grant(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig, offline: impl Fn(NodeId) -> bool) -> bool {
         if !self.free_for(shard, node, now, config) {
             return false;
         }
         let s = &mut self.shards[shard.index()];
         let until = now + config.lease();
         assert!(s.holder != Some(node) || until >= s.until, "a renewal never shortens a lease");
-        // Another node's lease ran out without it letting go (a transfer's old leader lets go):
-        // its node died or was cut off, and the shard had no writer since it was last renewed.
-        if s.holder.is_some_and(|h| h != node) {
+        // An offline node's lease ran out: it died or was cut off, and the shard had no writer
+        // since the lease was last renewed. (A transfer's old leader lets go, or is online.)
+        if s.holder.is_some_and(|h| h != node && offline(h)) {
             self.failovers.record(now.saturating_since(s.renewed).as_millis());
         }
         (s.holder, s.until, s.renewed) = (Some(node), until, now);
@@ -129,15 +130,18 @@ mod tests {
         let config = CoreConfig::default();
         let mut leases = Leases { shards: vec![ShardLease::default(); 2], failovers: FailoverLog::default() };
         let (a, b, s0, s1) = (NodeId(0), NodeId(1), ShardId(0), ShardId(1));
-        assert!(leases.try_grant(s0, a, Instant(1_000), &config));
-        assert!(leases.try_grant(s0, a, Instant(2_000), &config), "a renewal");
+        let a_dead = |n: NodeId| n == a;
+        assert!(leases.try_grant(s0, a, Instant(1_000), &config, a_dead));
+        assert!(leases.try_grant(s0, a, Instant(2_000), &config, a_dead), "a renewal");
         let over = Instant(2_000) + config.lease() + config.clock_drift() + Duration(1);
-        assert!(!leases.try_grant(s0, b, over - Duration(2), &config), "not while a's lease may hold");
-        assert!(leases.try_grant(s0, b, over + Duration(499), &config));
-        // A lease given up (a transfer) and taken by another node is no failover.
-        assert!(leases.try_grant(s1, a, Instant(1_000), &config));
+        assert!(!leases.try_grant(s0, b, over - Duration(2), &config, a_dead), "not while a's lease may hold");
+        assert!(leases.try_grant(s0, b, over + Duration(499), &config, a_dead));
+        // A lease given up (a transfer) and taken by another node is no failover, nor is one
+        // that ran out on a node that is online.
+        assert!(leases.try_grant(s1, a, Instant(1_000), &config, a_dead));
         leases.released(s1, a);
-        assert!(leases.try_grant(s1, b, Instant(1_500), &config));
+        assert!(leases.try_grant(s1, b, Instant(1_500), &config, a_dead));
+        assert!(leases.try_grant(s1, a, Instant(1_500) + config.lease() + config.clock_drift() + Duration(1), &config, a_dead));
         let log = leases.failovers();
         assert_eq!((log.total, log.after(0).collect::<Vec<_>>()), (1, vec![over.as_millis() + 499 - 2_000]));
     }

@@ -488,7 +488,8 @@ impl ClusterRuntime {
 
     /// Grants or renews `node`'s lease on `shard` unless another lease may still hold.
     pub fn try_grant_lease(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
-        self.leases.try_grant(shard, node, now, config)
+        let nodes = &self.nodes;
+        self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
     }
 
     /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over.
