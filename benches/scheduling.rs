@@ -61,6 +61,7 @@ fn heartbeat(node: usize, seq: u64, shards: Vec<ShardReport>) -> Heartbeat {
         shards,
         tables: Vec::new(),
         load_rejections: 0,
+        leaving: false,
     }
 }
 

@@ -124,6 +124,7 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
         shards,
         tables,
         load_rejections: clamped.0,
+        leaving: req.leaving,
     })
 }
 
@@ -319,6 +320,7 @@ pub fn heartbeat_request(hb: &Heartbeat) -> proto::HeartbeatRequest {
         zone: hb.zone.clone(),
         incarnation: hb.incarnation,
         seq: hb.seq,
+        leaving: hb.leaving,
         stats: Some(node_stats(&hb.stats)),
         shards: hb
             .shards

@@ -5,6 +5,7 @@ mod harness;
 
 use harness::*;
 use shardmeta::core::model::Topology;
+use shardmeta::client::NodeIdentity;
 use shardmeta::core::*;
 
 fn drain(h: &mut Harness, node: &str, cancel: bool) -> Result<NodeInfo, MetaError> {
@@ -128,4 +129,38 @@ fn a_node_moving_while_another_registers_keeps_node_ids_dense() {
         other => panic!("{other:?}"),
     };
     assert_eq!(names, ["n1@n1:2", "n2@n2:1", "n3@n3:1"]);
+}
+
+/// A node that gives up its leases and says it is leaving (a data node asked to stop) has its
+/// shards led elsewhere within a round or two, not after its leases run out; the incarnation is
+/// heard no more, and a restart rejoins.
+#[test]
+fn a_leaving_node_hands_its_shards_over_without_waiting_for_its_leases() {
+    let (mut h, mut nodes) = steady_cluster_of(3, 6, 1);
+    let busiest = (0..3).max_by_key(|&i| node_info(&mut h, &nodes[i].name).shards).unwrap();
+    let mut leaver = nodes.remove(busiest);
+    let led = node_info(&mut h, &leaver.name).shards;
+    assert!(led > 0);
+    leaver.host.release_leases();
+    let reports = leaver.host.heartbeat(h.now, &leaver.load);
+    let identity = NodeIdentity { cluster: "c".into(), name: leaver.name.clone(), endpoint: leaver.endpoint.clone(), zone: String::new(), incarnation: leaver.incarnation, capacity: 1.0 };
+    h.heartbeat(leaver.session, &Heartbeat { leaving: true, ..identity.heartbeat(reports) }).unwrap();
+    let answer = h.settle();
+    let to_leaver = answer.iter().find(|o| matches!(o, Output::ToNode { session, .. } if *session == leaver.session));
+    assert!(matches!(to_leaver, Some(Output::ToNode { message, .. }) if message.lease.is_none() && message.commands.is_empty()), "{to_leaver:?}");
+    assert_eq!(node_info(&mut h, &leaver.name).state, NodeState::Offline);
+
+    let lease_rounds = (CoreConfig::default().lease_ms / 500) as usize;
+    let name = leaver.name.clone();
+    let rounds = rounds_until(&mut h, &mut nodes, 6, |h| node_info(h, &name).shards == 0 && shard_statuses(h).iter().all(|s| s.status == ShardStatus::Ready));
+    println!("{led} shards led elsewhere {rounds} rounds of 500 ms after the node said it was leaving");
+    assert!(rounds <= 4 && rounds < lease_rounds, "{rounds} rounds: the handover waited");
+
+    // The incarnation that left is not heard again; a restart is.
+    leaver.heartbeat(&mut h).unwrap();
+    assert!(h.settle().iter().all(|o| !matches!(o, Output::ToNode { session, .. } if *session == leaver.session)), "a left incarnation gets no answer");
+    leaver.restart();
+    leaver.heartbeat(&mut h).unwrap();
+    h.settle();
+    assert_eq!(node_info(&mut h, &name).state, NodeState::Online);
 }

@@ -184,6 +184,7 @@ fn misbehaving_heartbeats_are_refused_whole() {
         shards: vec![],
         tables: vec![],
         load_rejections: 0,
+        leaving: false,
     };
     let report = |id| ShardReport { id: ShardId(id), role: Role::Leader, version: Version(1), status: ReplicaStatus::Ready, load: ShardLoad::default() };
     hb.shards = vec![report(5)];
@@ -427,7 +428,7 @@ fn a_follower_redirects_refused_heartbeats_to_the_leader_it_knows() {
 }
 
 fn node_heartbeat(name: &str) -> Heartbeat {
-    Heartbeat { cluster: "c".into(), node: name.into(), endpoint: format!("{name}:1"), zone: String::new(), incarnation: 1, seq: 1, stats: NodeStats::default(), shards: vec![], tables: vec![], load_rejections: 0 }
+    Heartbeat { cluster: "c".into(), node: name.into(), endpoint: format!("{name}:1"), zone: String::new(), incarnation: 1, seq: 1, stats: NodeStats::default(), shards: vec![], tables: vec![], load_rejections: 0, leaving: false }
 }
 
 /// The leader checks every derived index against the catalog and intent after each input

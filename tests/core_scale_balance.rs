@@ -54,6 +54,7 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
             shards: vec![],
             tables: vec![],
             load_rejections: 0,
+            leaving: false,
         };
         rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, now);
     }

@@ -64,6 +64,18 @@ async fn sigterm_stops_an_embedded_meta_with_nodes_and_a_watcher_attached_within
     let exited = wall_ms();
     assert_eq!(code, Some(0), "node-agent exits cleanly");
     println!("node-agent {name} (leading {led} shards) exited {took:?} after SIGTERM");
+    // It told meta it was leaving, so its shards move now, not when its leases (3 s, plus
+    // 200 ms of drift) would have run out.
+    let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap();
+    let told = log.lines().find(|l| l.contains("told meta this node is leaving")).unwrap_or_else(|| panic!("{log}"));
+    assert!(told.trim_end().ends_with("true"), "meta did not answer the leave: {told}");
+    let moved = wait_for("its shards led elsewhere", Duration::from_secs(10), async || {
+        let now = shards(&mut client).await;
+        !now.is_empty() && now.iter().all(|s| !s.leader.is_empty() && s.leader != name)
+    })
+    .await;
+    println!("its {led} shards were led elsewhere {:?} after it exited", moved);
+    assert!(moved < Duration::from_millis(2_500), "the handover waited {moved:?}, as long as the leases");
     let (leases, _) = read_leadership(&dir.path().join(format!("{name}.lead.jsonl")));
     assert!(!leases.is_empty(), "{name} logged its leases");
     for (shard, intervals) in &leases {

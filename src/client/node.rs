@@ -183,6 +183,34 @@ pub async fn run(
     }
 }
 
+/// Sends the leaving heartbeat of [`NodeSession::leave`] (the leases are given up already, and
+/// the heartbeat loop is stopped) on a stream of its own, so that meta hands the node's shards
+/// to others at once instead of after its leases run out. Waits at most `within` for meta to
+/// answer; `false` if it did not (meta then waits the leases out, which is as safe).
+pub async fn send_leaving(meta: &mut MetaClient, leaving: &crate::core::Heartbeat, within: std::time::Duration) -> bool {
+    let request = convert::heartbeat_request(leaving);
+    let told = async {
+        let mut target: Option<String> = None;
+        // The leader, or the one a follower names.
+        for _ in 0..2 {
+            let mut client = match target.take() {
+                Some(endpoint) => meta.connect_to(&endpoint).await.ok()?,
+                None => meta.leader().await.ok()?.1,
+            };
+            let (tx, rx) = mpsc::channel(1);
+            tx.send(request.clone()).await.ok()?;
+            let mut inbound = client.heartbeat(ReceiverStream::new(rx)).await.ok()?.into_inner();
+            let answer = inbound.message().await.ok()??;
+            if answer.redirect.is_empty() {
+                return Some(());
+            }
+            target = Some(answer.redirect);
+        }
+        None
+    };
+    matches!(tokio::time::timeout(within, told).await, Ok(Some(())))
+}
+
 fn std_duration(d: crate::core::Duration) -> std::time::Duration {
     std::time::Duration::from_millis(d.0)
 }

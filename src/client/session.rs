@@ -41,6 +41,7 @@ impl NodeIdentity {
             shards,
             tables,
             load_rejections: 0,
+            leaving: false,
         }
     }
 }
@@ -109,6 +110,14 @@ impl NodeSession {
         let reports = host.heartbeat(now, load);
         self.unanswered += 1;
         Beat::Send(Box::new(self.identity.heartbeat(reports)))
+    }
+
+    /// The node is stopping: it gives up every lease (no write is accepted from here on), and
+    /// this is the last heartbeat to send, saying so, so that meta moves its shards at once.
+    pub fn leave(&mut self, host: &mut ShardHost, now: Instant) -> Heartbeat {
+        host.release_leases();
+        let reports = host.heartbeat(now, &|_| crate::core::ShardLoad::default());
+        Heartbeat { leaving: true, ..self.identity.heartbeat(reports) }
     }
 
     /// A message from meta on the stream: the commands the host accepted, for the node's

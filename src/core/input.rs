@@ -149,6 +149,8 @@ pub struct Heartbeat {
     pub tables: Vec<TableLoad>,
     /// Load values the gRPC layer had to clamp in this heartbeat (NaN, negative, too large).
     pub load_rejections: u32,
+    /// The node's last heartbeat: it stopped leading and gave up its leases, and goes away.
+    pub leaving: bool,
 }
 
 /// Busiest tables read per shard report; the rest are ignored.

@@ -8,6 +8,8 @@ pub(super) enum Fault {
     RestartMeta(usize),
     PauseMeta(usize, u64),
     CrashNode(usize),
+    /// The node is asked to stop: it gives up its leases and says it is leaving, then is gone.
+    StopNode(usize),
     RestartNode(usize),
     Cut(Addr, Addr, bool),
     Mend(Addr, Addr),
@@ -44,7 +46,8 @@ impl World {
         }
         for _ in 0..if self.mix.node_crashes { 3 } else { 0 } {
             let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
-            self.schedule_at(at, Event::Fault(Fault::CrashNode(i)));
+            let fault = if self.rng.next_u64().is_multiple_of(3) { Fault::StopNode(i) } else { Fault::CrashNode(i) };
+            self.schedule_at(at, Event::Fault(fault));
             let d = 2_000 + self.rand(20_000);
             self.schedule_at(at + Duration(d), Event::Fault(Fault::RestartNode(i)));
         }
@@ -133,6 +136,7 @@ impl World {
                 }
             }
             Fault::CrashNode(i) => self.nodes[i].alive = false,
+            Fault::StopNode(i) => self.stop_node(i),
             Fault::RestartNode(i) => self.restart_node(i),
             Fault::Cut(a, b, one_way) => self.net.cut(a, b, one_way),
             Fault::Mend(a, b) => {
@@ -199,7 +203,7 @@ impl World {
         let leader = |id| ShardReport { id: ShardId(id), role: Role::Leader, version: Version(1), status: ReplicaStatus::Ready, load: ShardLoad::default() };
         let shards = (0..self.mix.shards).map(leader).collect();
         let stats = NodeStats::default();
-        let hb = Heartbeat { cluster: CLUSTER.into(), node, endpoint, zone: String::new(), incarnation, seq: 1, stats, shards, tables: vec![], load_rejections: 0 };
+        let hb = Heartbeat { cluster: CLUSTER.into(), node, endpoint, zone: String::new(), incarnation, seq: 1, stats, shards, tables: vec![], load_rejections: 0, leaving: false };
         for meta in 0..METAS {
             self.next_session += 1;
             let session = SessionId(self.next_session);

@@ -51,6 +51,19 @@ impl World {
         self.schedule(Duration(next), Event::NodeHeartbeat(i, inc));
     }
 
+    /// Node `i` is asked to stop: it gives up its leases, says so on its stream, and is gone.
+    pub(super) fn stop_node(&mut self, i: usize) {
+        if !self.nodes[i].alive {
+            return;
+        }
+        let local = self.nodes[i].local(self.now);
+        let node = &mut self.nodes[i];
+        let hb = node.link.leave(&mut node.host, local);
+        node.alive = false;
+        let (session, meta) = (node.session, node.meta);
+        self.send(Addr::Node(i), Addr::Meta(meta), Msg::Heartbeat { session, hb });
+    }
+
     /// Node `i` opens a new stream, to the next meta: simulated metas have no addresses to
     /// redirect to, so the node tries each in turn.
     pub(super) fn reconnect(&mut self, i: usize) {

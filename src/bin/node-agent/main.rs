@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use shardmeta::client::config::NodeConfig;
 use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
-use shardmeta::client::{LeaseEvent, LeaseTracker, MetaClient, ShardHost, WriteService};
+use shardmeta::client::{LeaseEvent, LeaseTracker, MetaClient, NodeSession, ShardHost, WriteService};
 use shardmeta::core::{Instant, ShardId};
 
 mod load;
@@ -151,7 +151,7 @@ fn main() {
         }
     };
     let meta = match MetaClient::new(settings.meta_endpoints.clone(), settings.timeout()) {
-        Ok(m) => m.with_credentials(credentials),
+        Ok(m) => m.with_credentials(credentials.clone()),
         Err(e) => {
             eprintln!("node-agent: {}", e.message());
             std::process::exit(2);
@@ -194,7 +194,7 @@ fn main() {
         let observer = Arc::new(Mutex::new(leadership_observer(clock, log.clone())));
         let observe = observer.clone();
         let observe: node::Observer = Box::new(move |h: &ShardHost, now: Instant| (observe.lock().expect("observer lock"))(h, now));
-        let heartbeats = tokio::task::spawn(node::run(meta, identity, host.clone(), clock, load, LogExecutor, observe));
+        let heartbeats = tokio::task::spawn(node::run(meta, identity.clone(), host.clone(), clock, load, LogExecutor, observe));
         let write_log = log.clone();
         let on_write = Box::new(move |shard: ShardId, _, at| log_line(&write_log, serde_json::json!({"shard": shard.0, "write": clock.wall_ms(at)})));
         let service = shardmeta::proto::node_server::NodeServer::new(WriteService::new(host.clone(), clock, on_write));
@@ -208,17 +208,21 @@ fn main() {
             result = &mut served => return exit_if_failed(&args.addr, result),
             () = shardmeta::server::signals::first_then_exit_on_second("node-agent") => {}
         }
-        // Close the shards before going: stop talking to meta, give up every lease (so no
-        // write is accepted past this point), then stop serving writes.
+        // Close the shards before going: stop heartbeating, give up every lease (so no write
+        // is accepted past this point) and tell meta, so that it moves the shards now rather
+        // than when the leases would have ended; then stop serving writes.
         heartbeats.abort();
-        let now = clock.now();
-        let released = {
+        let leaving = {
             let mut h = host.lock().expect("host lock");
-            let released = h.release_leases();
-            (observer.lock().expect("observer lock"))(&h, now);
-            released
+            let leaving = NodeSession::new(identity.clone()).leave(&mut h, clock.now());
+            (observer.lock().expect("observer lock"))(&h, clock.now());
+            leaving
         };
-        tracing::info!(released, "leases given up; stopping");
+        let told = match MetaClient::new(settings.meta_endpoints.clone(), settings.timeout()) {
+            Ok(m) => node::send_leaving(&mut m.with_credentials(credentials), &leaving, std::time::Duration::from_secs(1)).await,
+            Err(_) => false,
+        };
+        tracing::info!(told, "leases given up; told meta this node is leaving; stopping");
         let _ = stopping.send(());
         match tokio::time::timeout(std::time::Duration::from_secs(5), served).await {
             Ok(result) => exit_if_failed(&args.addr, result),

@@ -57,6 +57,14 @@ impl Leader {
         if !rt.heard_from(cluster, node, session, hb, ctx.now) {
             return Ok(()); // a duplicate or reordered heartbeat: it must not extend any lease
         }
+        if hb.leaving {
+            // The node stopped leading before it said so: its shards need not wait for its
+            // leases to run out, and it gets none. The answer only tells it it was heard.
+            rt.node_left(cluster, node);
+            let message = NodeMessage { term: self.term, epoch: cluster.epoch, lease: None, commands: Vec::new(), heartbeat_interval_ms: ctx.config.heartbeat_interval_ms };
+            ctx.out.push(Output::ToNode { session, message });
+            return Ok(());
+        }
 
         let Answer { revoked, mut commands, matched } = answer_reports(cluster, rt, self.term, node, hb, ctx.now, ctx.config);
         if matched < cluster.node_shards[node.index()].len() {

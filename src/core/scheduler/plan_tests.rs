@@ -58,7 +58,7 @@ const SETTLED_SEQ: u64 = CoreConfig::DEFAULT_SETTLE_HEARTBEATS as u64;
 /// Just enough of a heartbeat from node `id` for the runtime to count the node as heard.
 fn heartbeat(id: u32) -> Heartbeat {
     let (node, endpoint) = (format!("n{id}"), format!("n{id}:1"));
-    Heartbeat { cluster: "c".into(), node, endpoint, zone: String::new(), incarnation: 1, seq: 1, stats: Default::default(), shards: vec![], tables: vec![], load_rejections: 0 }
+    Heartbeat { cluster: "c".into(), node, endpoint, zone: String::new(), incarnation: 1, seq: 1, stats: Default::default(), shards: vec![], tables: vec![], load_rejections: 0, leaving: false }
 }
 
 /// A new leader inherits nodes as alive for a lease of grace, but gives them nothing new until

@@ -410,6 +410,16 @@ impl ClusterRuntime {
         true
     }
 
+    /// The node said it is leaving, having stopped leading: it is offline from now, and no lease
+    /// it held counts any more, so failover moves its shards on the next pass.
+    pub fn node_left(&mut self, cluster: &ClusterCatalog, node: NodeId) {
+        for &shard in cluster.node_shards.get(node.index()).into_iter().flatten() {
+            self.leases.released(shard, node);
+        }
+        self.nodes.left(node);
+        self.reindex_led_by(cluster, node);
+    }
+
     /// Marks offline every node silent for longer than a lease. New tables then avoid the
     /// shards it leads.
     pub fn detect_silent(&mut self, cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) {

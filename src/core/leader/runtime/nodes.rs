@@ -39,6 +39,8 @@ pub struct NodeRuntime {
     pub replicas: u32,
     /// Load values in this node's heartbeats that had to be clamped (NaN, negative, too large).
     pub load_rejections: u64,
+    /// The current incarnation said it was leaving: it is heard no more (a restart is).
+    pub left: bool,
 }
 
 impl NodeRuntime {
@@ -60,6 +62,7 @@ impl NodeRuntime {
             leaders: 0,
             replicas: 0,
             load_rejections: 0,
+            left: false,
         }
     }
 
@@ -224,7 +227,7 @@ impl Nodes {
     /// reordered heartbeat, which must not extend any lease.
     pub(super) fn heard(&mut self, id: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> Option<Heard> {
         let n = &self.list[id.index()];
-        if n.incarnation == hb.incarnation && hb.seq <= n.last_seq {
+        if n.incarnation == hb.incarnation && (hb.seq <= n.last_seq || n.left) {
             return None;
         }
         assert!(now >= n.last_heartbeat, "meta's clock runs forward");
@@ -236,6 +239,7 @@ impl Nodes {
                 n.incarnation = hb.incarnation;
                 n.endpoint.clone_from(&hb.endpoint);
                 n.beats = 0;
+                n.left = false;
             }
             n.beats = (n.beats + 1).min(settle);
             n.admitted = n.beats >= settle;
@@ -247,6 +251,11 @@ impl Nodes {
             n.load_rejections = n.load_rejections.saturating_add(hb.load_rejections as u64);
         });
         Some(Heard { woke, placeable })
+    }
+
+    /// The node's current incarnation is leaving: offline now, and not heard again.
+    pub(super) fn left(&mut self, id: NodeId) {
+        self.update(id, |n| (n.online, n.left) = (false, true));
     }
 
     /// Online nodes not heard from for longer than `silence`.
