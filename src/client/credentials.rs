@@ -120,7 +120,10 @@ impl Credentials {
     /// Presents `token` on every call.
     pub fn with_token(mut self, token: &str) -> Result<Credentials, String> {
         let value = format!("Bearer {}", self::token(token, "token")?);
-        self.bearer = Some(value.parse().map_err(|_| "token: not valid in a gRPC header".to_string())?);
+        let mut bearer: AsciiMetadataValue = value.parse().map_err(|_| "token: not valid in a gRPC header".to_string())?;
+        // Kept out of HTTP/2 header compression tables and out of `Debug`.
+        bearer.set_sensitive(true);
+        self.bearer = Some(bearer);
         Ok(self)
     }
 
