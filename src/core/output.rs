@@ -355,7 +355,17 @@ pub enum ShardStatus {
     Retired,
 }
 
+// `ALL` is in declaration order: checked when compiling.
+const _: () = {
+    let mut i = 0;
+    while i < ShardStatus::ALL.len() {
+        assert!(ShardStatus::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl ShardStatus {
+    /// In declaration order, so that `status as usize` is its position here.
     pub const ALL: [ShardStatus; 6] =
         [ShardStatus::Unassigned, ShardStatus::Opening, ShardStatus::Ready, ShardStatus::Transferring, ShardStatus::Offline, ShardStatus::Retired];
 

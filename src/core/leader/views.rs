@@ -170,19 +170,27 @@ pub fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageRequest, cfg:
 
 pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term, changes_pending: usize) -> ClusterView {
     let online = rt.nodes().iter().filter(|(_, n)| n.online).count() as u32;
-    let statuses = || (0..c.record.shard_count).map(|i| shard_status(c, rt, ShardId(i)));
+    // One pass over the shards and one over the procedures, counted by position in `ALL`.
+    let mut by_status = [0u32; ShardStatus::ALL.len()];
+    for i in 0..c.record.shard_count {
+        by_status[shard_status(c, rt, ShardId(i)) as usize] += 1;
+    }
+    let mut by_kind = [0u32; ProcedureKind::ALL.len()];
+    for p in c.procedures.values() {
+        by_kind[ProcedureKind::ALL.iter().position(|&k| k == p.kind()).expect("every kind is in ALL")] += 1;
+    }
     ClusterView {
         cluster: cluster_info(c),
         term,
         nodes_online: online,
         nodes_offline: rt.nodes().len() as u32 - online,
-        shards_ready: statuses().filter(|s| *s == ShardStatus::Ready).count() as u32,
-        shards_unassigned: statuses().filter(|s| *s == ShardStatus::Unassigned).count() as u32,
+        shards_ready: by_status[ShardStatus::Ready as usize],
+        shards_unassigned: by_status[ShardStatus::Unassigned as usize],
         tables: c.tables.len() as u32,
         changes_pending: changes_pending as u32,
         events_by_cause: rt.events().counts().collect(),
-        shards_by_status: ShardStatus::ALL.iter().map(|&st| (st.name(), statuses().filter(|s| *s == st).count() as u32)).collect(),
-        procedures_by_kind: ProcedureKind::ALL.iter().map(|&k| (k.name(), c.procedures.values().filter(|p| p.kind() == k).count() as u32)).collect(),
+        shards_by_status: ShardStatus::ALL.iter().zip(by_status).map(|(s, n)| (s.name(), n)).collect(),
+        procedures_by_kind: ProcedureKind::ALL.iter().zip(by_kind).map(|(k, n)| (k.name(), n)).collect(),
         failovers: rt.leases().failovers().clone(),
     }
 }

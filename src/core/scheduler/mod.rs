@@ -76,7 +76,17 @@ pub enum Cause {
     Merge,
 }
 
+// `ALL` is in declaration order: checked when compiling.
+const _: () = {
+    let mut i = 0;
+    while i < Cause::ALL.len() {
+        assert!(Cause::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl Cause {
+    /// In declaration order, so that `cause as usize` is its position here.
     pub const ALL: [Cause; 10] = [
         Cause::Assign,
         Cause::Failover,

@@ -2,7 +2,7 @@
 //! decided move with its reason, and every change to the scheduler's settings. Bounded: the
 //! oldest are dropped. Kept by the leader only; a new leader starts a new log.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::core::ids::ShardId;
 use crate::core::scheduler::Cause;
@@ -22,14 +22,15 @@ pub struct Event {
 pub struct Events {
     kept: VecDeque<Event>,
     last_seq: u64,
-    /// Every event pushed, by cause: unlike the log, never dropped (for metrics).
-    counts: BTreeMap<&'static str, u64>,
+    /// Every event pushed, by cause (`cause as usize`): unlike the log, never dropped (for
+    /// metrics).
+    counts: [u64; Cause::ALL.len()],
 }
 
 impl Events {
     pub(super) fn push(&mut self, at: Instant, cause: Cause, shard: Option<ShardId>, text: String, kept_max: usize) {
         self.last_seq += 1;
-        *self.counts.entry(cause.name()).or_default() += 1;
+        self.counts[cause as usize] += 1;
         if self.kept.len() >= kept_max {
             self.kept.pop_front();
         }
@@ -46,7 +47,7 @@ impl Events {
     /// cause, zeros too, so that a counter exists before its first event (Prometheus's
     /// `increase` counts nothing for the sample a series starts with).
     pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        Cause::ALL.iter().map(|c| (c.name(), self.counts.get(c.name()).copied().unwrap_or(0)))
+        Cause::ALL.iter().zip(self.counts).map(|(c, n)| (c.name(), n))
     }
 
     /// The newest event's number (0: none yet).
