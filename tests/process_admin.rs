@@ -121,13 +121,6 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     assert!(lines.iter().any(|l| l["fields"]["message"] == "serving" && l["level"] == "INFO"), "{log}");
 }
 
-/// The node that leads the most shards, and how many.
-fn busiest_node(admin: &str) -> (String, u64) {
-    let nodes = json(&http("GET", admin, "/api/v1/clusters/default/nodes").unwrap().1);
-    let busiest = nodes["items"].as_array().unwrap().iter().max_by_key(|n| n["shards"].as_u64()).unwrap();
-    (busiest["name"].as_str().unwrap().to_owned(), busiest["shards"].as_u64().unwrap())
-}
-
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }

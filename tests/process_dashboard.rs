@@ -67,15 +67,13 @@ async fn every_dashboard_query_is_valid_promql_with_data_from_a_running_meta() {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
-    let api_nodes = || -> serde_json::Value { serde_json::from_str(&http("GET", &meta.admin, "/api/v1/clusters/default/nodes").unwrap().1).unwrap() };
-    let busiest = |nodes: &serde_json::Value| nodes["items"].as_array().unwrap().iter().max_by_key(|n| n["shards"].as_u64()).unwrap()["name"].as_str().unwrap().to_owned();
-    let drained = busiest(&api_nodes());
+    let (drained, _) = busiest_node(&meta.admin);
     metactl(&endpoint, &["node", "drain", &drained]);
     wait_for("the drain done", Duration::from_secs(20), async || {
-        api_nodes()["items"].as_array().unwrap().iter().any(|n| n["name"] == drained.as_str() && n["replicas"] == 0)
+        api_nodes(&meta.admin).iter().any(|n| n["name"] == drained.as_str() && n["replicas"] == 0)
     })
     .await;
-    let killed = busiest(&api_nodes());
+    let (killed, _) = busiest_node(&meta.admin);
     nodes.retain_mut(|n| n.name != killed);
     wait_for("a failover seen by prometheus", Duration::from_secs(30), async || {
         query(&prom, "sum(shardmeta_failover_seconds_count)")["data"]["result"][0]["value"][1].as_str().is_some_and(|v| v != "0")

@@ -43,14 +43,10 @@ fn cell(row: &str, col: &str) -> Option<u32> {
     row[at..].split('<').next()?.trim().parse().ok()
 }
 
-/// Each node's leader-shard count, drain mark and state, from the JSON API (none while it cannot
-/// answer).
-fn api_nodes(admin: &str) -> Vec<(String, u32, bool, String)> {
-    let Ok((200, body)) = http("GET", admin, "/api/v1/clusters/default/nodes") else { return Vec::new() };
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let items = v["items"].as_array().unwrap();
+/// Each node's leader-shard count, drain mark and state, from the JSON API.
+fn nodes(admin: &str) -> Vec<(String, u32, bool, String)> {
     let node = |n: &serde_json::Value| (n["name"].as_str().unwrap().to_owned(), n["shards"].as_u64().unwrap() as u32, n["draining"].as_bool().unwrap(), n["state"].as_str().unwrap().to_owned());
-    items.iter().map(node).collect()
+    api_nodes(admin).iter().map(node).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,18 +60,18 @@ async fn the_page_shows_nodes_their_shards_and_the_drained_one() {
     let _nodes: Vec<Proc> = names.iter().map(|n| node_agent(dir.path(), n, free_port(), &endpoint)).collect();
     let admin = meta.admin.clone();
     // Nodes are admitted one by one, and the first may take every shard: drain the busiest.
-    wait_for("three nodes online", Duration::from_secs(20), async || api_nodes(&admin).iter().filter(|n| n.3 == "online").count() == 3).await;
-    let (busiest, ..) = api_nodes(&admin).into_iter().max_by_key(|n| n.1).unwrap();
+    wait_for("three nodes online", Duration::from_secs(20), async || nodes(&admin).iter().filter(|n| n.3 == "online").count() == 3).await;
+    let (busiest, _) = busiest_node(&admin);
     metactl(&endpoint, &["node", "drain", &busiest]);
     wait_for("the busiest node drained", Duration::from_secs(20), async || {
-        api_nodes(&admin).iter().any(|(n, shards, draining, _)| *n == busiest && *draining && *shards == 0)
+        nodes(&admin).iter().any(|(n, shards, draining, _)| *n == busiest && *draining && *shards == 0)
     })
     .await;
     let screenshot = std::env::var("CLUSTER_PAGE_SCREENSHOT").ok();
     if screenshot.is_some() {
         // For the picture, a cluster at rest: leaders balanced on the nodes that stay.
         wait_for("leaders balanced", Duration::from_secs(30), async || {
-            let staying: Vec<u32> = api_nodes(&admin).iter().filter(|n| !n.2).map(|n| n.1).collect();
+            let staying: Vec<u32> = nodes(&admin).iter().filter(|n| !n.2).map(|n| n.1).collect();
             staying.iter().max().zip(staying.iter().min()).is_some_and(|(hi, lo)| hi - lo <= 1)
         })
         .await;
@@ -87,9 +83,9 @@ async fn the_page_shows_nodes_their_shards_and_the_drained_one() {
     // changes them, so a few tries are allowed.
     let mut last = String::new();
     for _ in 0..5 {
-        let before = api_nodes(&admin);
+        let before = nodes(&admin);
         let dom = rendered(&url, &dir.path().join("chromium"), None);
-        let after = api_nodes(&admin);
+        let after = nodes(&admin);
         if before != after {
             continue;
         }

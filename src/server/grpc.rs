@@ -81,20 +81,19 @@ impl MetaService {
         // Who asks is settled before what they ask is read: a caller without a token learns
         // nothing, not even that its request was malformed.
         let role = self.auth.authenticate(request.metadata())?;
-        let forwarded = request.metadata().contains_key(FORWARDED);
-        let token = request.metadata().get(AUTHORIZATION).cloned();
-        let message = request.into_inner();
+        let (metadata, _, message) = request.into_parts();
         let core_request = to_core(message.clone())?;
         permit(role, if core_request.changes_state() { Access::Change } else { Access::Read })?;
         match self.call(core_request).await {
             Ok(response) => Ok(Response::new(from_core(response))),
-            Err(MetaError::NotLeader) if !forwarded => {
+            Err(MetaError::NotLeader) if !metadata.contains_key(FORWARDED) => {
                 tracing::debug!("forwarding a call to the meta leader");
                 let client = self.leader_client().await?;
                 let mut request = Request::new(message);
                 request.metadata_mut().insert(FORWARDED, "1".parse().expect("ascii"));
-                if let Some(token) = token {
-                    request.metadata_mut().insert(AUTHORIZATION, token);
+                // The leader checks the caller's token again.
+                if let Some(token) = metadata.get(AUTHORIZATION) {
+                    request.metadata_mut().insert(AUTHORIZATION, token.clone());
                 }
                 forward(client, request).await
             }

@@ -136,6 +136,21 @@ pub fn http_with(method: &str, addr: &str, path: &str, headers: &str) -> std::io
     Ok((code, body))
 }
 
+/// Cluster `default`'s nodes as the admin port's API lists them (one page; none while it cannot
+/// answer).
+pub fn api_nodes(admin: &str) -> Vec<serde_json::Value> {
+    let Ok((200, body)) = http("GET", admin, "/api/v1/clusters/default/nodes") else { return Vec::new() };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The node that leads the most shards, and how many.
+pub fn busiest_node(admin: &str) -> (String, u64) {
+    let nodes = api_nodes(admin);
+    let busiest = nodes.iter().max_by_key(|n| n["shards"].as_u64()).expect("nodes are listed");
+    (busiest["name"].as_str().unwrap().to_owned(), busiest["shards"].as_u64().unwrap())
+}
+
 pub fn node_agent(dir: &Path, name: &str, port: u16, meta: &str) -> Proc {
     node_agent_with(dir, name, port, meta, &[])
 }
