@@ -139,6 +139,7 @@ pub fn node_message(m: &NodeMessage) -> proto::HeartbeatResponse {
         }),
         commands: m.commands.iter().map(command).collect(),
         redirect: String::new(),
+        redirect_term: 0,
         heartbeat_interval_ms: m.heartbeat_interval_ms as u32,
     }
 }

@@ -412,16 +412,21 @@ fn the_default_cluster_is_unavailable_not_missing_until_it_is_created() {
     assert!(matches!(h.call(list("default")), Ok(Response::Shards(_))), "once created");
 }
 
-/// A follower that knows who leads sends a refused heartbeat stream there; other refusals
-/// carry their error.
+/// A follower that knows who leads sends a refused heartbeat stream there, naming the term, while
+/// the sighting is trusted; other refusals carry their error.
 #[test]
 fn a_follower_redirects_refused_heartbeats_to_the_leader_it_knows() {
     let mut h = Harness::follower();
     let mut node = Node::new(1);
     assert_eq!(node.heartbeat(&mut h), Err(MetaError::NotLeader));
-    h.core.handle(h.now, Input::Leadership(Leadership::Observed { leader: Some("m2:7000".into()) }));
+    let seen = ObservedLeader { endpoint: "m2:7000".into(), term: Term(9), until: h.now + Duration(1_000) };
+    h.core.handle(h.now, Input::Leadership(Leadership::Observed { leader: Some(seen) }));
     h.core.handle(h.now, Input::Heartbeat { session: SessionId(4), heartbeat: &node_heartbeat("n1") });
-    assert_eq!(h.outputs(), vec![Output::CloseStream { session: SessionId(4), redirect: Some("m2:7000".into()), error: MetaError::NotLeader }]);
+    let redirect = Redirect { endpoint: "m2:7000".into(), term: Term(9) };
+    assert_eq!(h.outputs(), vec![Output::CloseStream { session: SessionId(4), redirect: Some(redirect), error: MetaError::NotLeader }]);
+    let later = h.now + Duration(1_000);
+    h.core.handle(later, Input::Heartbeat { session: SessionId(4), heartbeat: &node_heartbeat("n1") });
+    assert_eq!(h.outputs(), vec![Output::CloseStream { session: SessionId(4), redirect: None, error: MetaError::NotLeader }], "a sighting past its deadline sends no one there");
     h.core.handle(h.now, Input::Leadership(Leadership::Observed { leader: None }));
     h.core.handle(h.now, Input::Heartbeat { session: SessionId(4), heartbeat: &node_heartbeat("n1") });
     assert_eq!(h.outputs(), vec![Output::CloseStream { session: SessionId(4), redirect: None, error: MetaError::NotLeader }]);

@@ -14,7 +14,7 @@ use super::session::{Beat, NodeSession};
 use super::shard_host::{Reports, ShardHost};
 use super::LoadSource;
 pub use super::session::NodeIdentity;
-use crate::core::{Instant, ShardCommand};
+use crate::core::{Instant, ShardCommand, Term};
 use crate::proto;
 use crate::convert;
 
@@ -100,10 +100,10 @@ pub async fn run(
         session.opened();
         metrics::stream_opened();
         let mut ticker = tokio::time::interval(std_duration(session.interval()));
-        // Set when meta ends the stream with an error: the next stream waits a back-off, so
-        // that a refusal (a restart while the old incarnation's lease lives) is not retried in
-        // a tight loop.
-        let mut refused = false;
+        // Set when meta ends the stream with an error or a redirect not followed: the next stream
+        // waits a back-off, so that a refusal (a restart while the old incarnation's lease
+        // lives) or two metas naming each other is not retried in a tight loop.
+        let mut pause = crate::core::Duration::ZERO;
         // When recent heartbeats left, by seq, for the round-trip time of the answers.
         let mut sent: VecDeque<(u64, std::time::Instant)> = VecDeque::with_capacity(RTT_TRACKED);
         loop {
@@ -142,14 +142,18 @@ pub async fn run(
                         Err(e) => {
                             tracing::info!(code = ?e.code(), error = %e.message(), "heartbeat stream ended");
                             metrics::stream_ended(StreamEnd::Refused);
-                            refused = true;
+                            session.closed();
+                            pause = session.failed();
                             break;
                         }
                     };
                     if !response.redirect.is_empty() {
-                        tracing::info!(leader = %response.redirect, "redirected to the meta leader");
                         metrics::stream_ended(StreamEnd::Redirected);
-                        session.closed(Some(response.redirect));
+                        pause = session.redirected(response.redirect.clone(), Term(response.redirect_term));
+                        match pause.0 {
+                            0 => tracing::info!(leader = %response.redirect, term = response.redirect_term, "redirected to the meta leader"),
+                            ms => tracing::info!(leader = %response.redirect, term = response.redirect_term, pause_ms = ms, "redirect not followed (stale, or too many in a row); looking the leader up"),
+                        }
                         break;
                     }
                     if let Some(at) = response.lease.as_ref().and_then(|l| sent.iter().find(|(seq, _)| *seq == l.seq)).map(|(_, at)| *at) {
@@ -177,8 +181,8 @@ pub async fn run(
             }
         }
         meta.reset();
-        if refused {
-            tokio::time::sleep(std_duration(session.failed())).await;
+        if pause > crate::core::Duration::ZERO {
+            tokio::time::sleep(std_duration(pause)).await;
         }
     }
 }

@@ -8,7 +8,7 @@ use super::error::MetaError;
 use super::ids::*;
 use super::input::{Input, Request};
 use super::meta::{MetaCore, Timer};
-use super::output::{NodeMessage, Output, ResignReason, Response, RouteUpdate};
+use super::output::{NodeMessage, Output, Redirect, ResignReason, Response, RouteUpdate};
 use super::request_ids::RequestIds;
 use super::storage::WriteBatch;
 use super::time::Instant;
@@ -19,7 +19,7 @@ pub trait Effects {
     type Caller;
     fn persist(&mut self, batch: WriteBatch);
     fn to_node(&mut self, session: SessionId, message: NodeMessage);
-    fn close_stream(&mut self, session: SessionId, redirect: Option<String>, error: MetaError);
+    fn close_stream(&mut self, session: SessionId, redirect: Option<Redirect>, error: MetaError);
     /// The reply to request `id`, asked by `caller`.
     fn reply(&mut self, id: RequestId, caller: Self::Caller, result: Result<Response, MetaError>);
     fn load_snapshot(&mut self, term: Term);
@@ -93,7 +93,7 @@ mod tests {
         type Caller = &'static str;
         fn persist(&mut self, _: WriteBatch) {}
         fn to_node(&mut self, _: SessionId, _: NodeMessage) {}
-        fn close_stream(&mut self, _: SessionId, _: Option<String>, _: MetaError) {}
+        fn close_stream(&mut self, _: SessionId, _: Option<Redirect>, _: MetaError) {}
         fn reply(&mut self, id: RequestId, caller: &'static str, result: Result<Response, MetaError>) {
             self.0.push((id, caller, result.is_ok()));
         }

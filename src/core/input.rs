@@ -342,7 +342,16 @@ pub enum Leadership {
     Renewed { term: Term, valid_until: Instant },
     /// Leadership ended (lease lost, resigned, or another node won).
     Lost,
-    /// Another meta node leads, at this endpoint, as the election last saw it (`None`: no other
-    /// leader is known). A refused heartbeat stream is redirected there.
-    Observed { leader: Option<String> },
+    /// Another meta node leads, as the election last saw it (`None`: no other leader is known).
+    /// A refused heartbeat stream is redirected there while the sighting is trusted.
+    Observed { leader: Option<ObservedLeader> },
+}
+
+/// A meta node the election names leader of `term`, trusted until `until` (on the clock of the
+/// core it is handed to).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedLeader {
+    pub endpoint: String,
+    pub term: Term,
+    pub until: Instant,
 }

@@ -6,11 +6,11 @@ use rand_chacha::ChaCha8Rng;
 use super::config::{CoreConfig, PlantedBug};
 use super::error::MetaError;
 use super::ids::*;
-use super::input::{Heartbeat, Input, Leadership, Request};
+use super::input::{Heartbeat, Input, Leadership, ObservedLeader, Request};
 use super::leader::{AfterWrite, Ctx, Leader};
 use super::model::Catalog;
 use super::outbox::Outbox;
-use super::output::Output;
+use super::output::{Output, Redirect};
 use super::storage::{LoadCause, Snapshot, WriteResult};
 use super::time::{Duration, Instant};
 
@@ -38,8 +38,9 @@ pub struct MetaCore {
     last_now: Instant,
     /// The last write id handed out, by any leadership of this core.
     last_write: u64,
-    /// Where another meta node leads, if one does: refused heartbeats are sent there.
-    other_leader: Option<String>,
+    /// Where another meta node leads, if one does: refused heartbeats are sent there while the
+    /// sighting is trusted.
+    other_leader: Option<ObservedLeader>,
 }
 
 /// The longest leader endpoint the core keeps (it comes from the election's record).
@@ -92,7 +93,7 @@ impl MetaCore {
             Input::Leadership(event) => self.on_leadership(now, event),
             Input::Heartbeat { session, heartbeat } => {
                 if let Err(error) = self.on_heartbeat(now, session, heartbeat) {
-                    let redirect = matches!(error, MetaError::NotLeader).then(|| self.other_leader.clone()).flatten();
+                    let redirect = matches!(error, MetaError::NotLeader).then(|| self.redirect(now)).flatten();
                     self.out.push(Output::CloseStream { session, redirect, error });
                 }
             }
@@ -143,8 +144,13 @@ impl MetaCore {
                 }
             }
             Leadership::Lost => self.step_down(),
-            Leadership::Observed { leader } => self.other_leader = leader.filter(|e| !e.is_empty() && e.len() <= ENDPOINT_LEN_MAX),
+            Leadership::Observed { leader } => self.other_leader = leader.filter(|l| !l.endpoint.is_empty() && l.endpoint.len() <= ENDPOINT_LEN_MAX),
         }
+    }
+
+    /// Where a refused heartbeat stream goes at `now`: the other leader, while trusted.
+    fn redirect(&self, now: Instant) -> Option<Redirect> {
+        self.other_leader.as_ref().filter(|l| now < l.until).map(|l| Redirect { endpoint: l.endpoint.clone(), term: l.term })
     }
 
     /// An error refuses the heartbeat as a whole; nothing changed.

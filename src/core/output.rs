@@ -20,7 +20,7 @@ pub enum Output {
     Reply { request: RequestId, result: Result<Response, MetaError> },
     /// The heartbeat on stream `session` was refused, and nothing changed: end the stream by
     /// naming `redirect`, the meta node to go to, or else with `error`.
-    CloseStream { session: SessionId, redirect: Option<String>, error: MetaError },
+    CloseStream { session: SessionId, redirect: Option<Redirect>, error: MetaError },
     /// A write's outcome is unknown: read every key under the storage root and hand it in as
     /// [`Input::Snapshot`](super::Input::Snapshot). Nothing is written until then.
     LoadSnapshot { term: Term },
@@ -32,6 +32,14 @@ pub enum Output {
     ToWatcher { watch: WatchId, update: RouteUpdate },
     /// End route watch `watch` with `error`; the core has forgotten it.
     EndWatch { watch: WatchId, error: MetaError },
+}
+
+/// Where a refused heartbeat stream is sent: the meta node the election names leader, and its
+/// term, so that a data node can refuse to be sent back to an older leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    pub endpoint: String,
+    pub term: Term,
 }
 
 /// What a route watcher is sent: the route changes that landed up to `revision`, in order.

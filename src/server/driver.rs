@@ -122,7 +122,7 @@ pub struct Driver {
     reload_backoff: LoadBackoff,
     leader: crate::server::LeaderView,
     /// The other leader the core was last told of, and the leader view's write count then.
-    other_leader: Option<String>,
+    other_leader: Option<ObservedLeader>,
     leader_writes_seen: u64,
     /// Set by [`Input::Stop`]: streams and watches are ended as they open.
     stopping: bool,
@@ -137,7 +137,7 @@ impl Driver {
         leader: crate::server::LeaderView,
     ) -> (Driver, DriverHandle) {
         let (tx, rx) = mpsc::channel(INPUTS_QUEUED_MAX);
-        let clock = Clock::start();
+        let clock = leader.clock();
         let driver = Driver {
             core: MetaCore::new(config, seed),
             clock,
@@ -205,7 +205,7 @@ impl Driver {
             return;
         }
         self.leader_writes_seen = writes;
-        let leader = self.leader.other_leader();
+        let leader = self.leader.other_recorded();
         if leader != self.other_leader {
             self.other_leader = leader.clone();
             self.core.handle(self.clock.now(), CoreInput::Leadership(Leadership::Observed { leader }));
@@ -291,10 +291,10 @@ impl Driver {
 
     /// How a stopping server ends a stream: a heartbeat stream is sent to the leader when
     /// another meta node leads, else ended with a status; a watch always ends with the status.
-    fn farewell(&self) -> (Option<String>, MetaError) {
-        let redirect = self.leader.other_leader();
+    fn farewell(&self) -> (Option<Redirect>, MetaError) {
+        let redirect = self.leader.other_leader().map(|(endpoint, term)| Redirect { endpoint, term });
         let error = match &redirect {
-            Some(leader) => MetaError::Unavailable(format!("this meta node is shutting down; the leader is {leader}")),
+            Some(leader) => MetaError::Unavailable(format!("this meta node is shutting down; the leader is {}", leader.endpoint)),
             None => MetaError::Unavailable("this meta node is shutting down and no other meta leader is known; retry".into()),
         };
         (redirect, error)
@@ -349,10 +349,10 @@ impl Effects for Io {
         }
     }
 
-    fn close_stream(&mut self, session: SessionId, redirect: Option<String>, error: MetaError) {
+    fn close_stream(&mut self, session: SessionId, redirect: Option<Redirect>, error: MetaError) {
         if let Some(tx) = self.streams.remove(&session) {
             let message = match redirect {
-                Some(redirect) => Ok(proto::HeartbeatResponse { redirect, ..Default::default() }),
+                Some(r) => Ok(proto::HeartbeatResponse { redirect: r.endpoint, redirect_term: r.term.0, ..Default::default() }),
                 None => Err(crate::convert::status(error)),
             };
             let _ = tx.try_send(message);
@@ -418,7 +418,7 @@ mod tests {
         let (election, _commands) = mpsc::unbounded_channel();
         let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
         let config = CoreConfig { default_cluster: Some(spec), ..CoreConfig::default() };
-        let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into()));
+        let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into(), Clock::start(), crate::core::Duration(3_000)));
         tokio::spawn(driver.run());
         let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
         handle.tx.send(Input::Leadership(gained)).await.unwrap();
@@ -443,7 +443,7 @@ mod tests {
         let (election, _commands) = mpsc::unbounded_channel();
         let spec = ClusterSpec { name: "c".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
         let config = CoreConfig { default_cluster: Some(spec), watchers_max: 1, ..CoreConfig::default() };
-        let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into()));
+        let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into(), Clock::start(), crate::core::Duration(3_000)));
         tokio::spawn(driver.run());
         let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
         handle.tx.send(Input::Leadership(gained)).await.unwrap();

@@ -1,8 +1,9 @@
 //! Leader election through etcd: a lease kept alive, then a campaign. The term handed to the
 //! core is the revision of the leader key, which only grows. Leadership is valid until the
 //! last keep-alive's *send* time plus the lease TTL, less a margin: the lease in etcd lasts at
-//! least that long, and a core past that instant stops acting by itself. Losing the lease or
-//! the connection, or a resign command, ends leadership at once.
+//! least that long, and a core past that instant stops acting by itself. Renewals go on through
+//! the other etcd members until that deadline (see [`keep_alive`]); etcd saying the lease is
+//! gone, the deadline passing, or a resign command ends leadership.
 
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ enum Ended {
 
 pub struct EtcdElection {
     pub client: Client,
+    /// One client per etcd endpoint, for renewals that must not wait on a dead member.
+    pub members: Vec<Client>,
     pub store: EtcdStore,
     /// `name@endpoint`: who leads, as followers read it.
     pub value: String,
@@ -68,7 +71,7 @@ impl EtcdElection {
                 }
             };
             let (valid_tx, mut valid_rx) = watch::channel(Some(self.clock.now() + CoreDuration(self.ttl.as_millis() as u64) - margin));
-            let keeper = tokio::task::spawn(keep_alive(self.client.clone(), lease, self.ttl, self.clock, margin, valid_tx));
+            let keeper = tokio::task::spawn(keep_alive(self.members.clone(), lease, self.ttl, self.clock, margin, valid_tx));
             let won = tokio::select! {
                 r = election.campaign(ELECTION_NAME, self.value.clone(), lease) => r,
                 _ = wait_lost(&mut valid_rx) => {
@@ -104,7 +107,7 @@ impl EtcdElection {
             let ended = self.lead(key.clone(), standby.take(), &mut valid_rx, &mut commands, &mut backoff).await;
             keeper.abort();
             self.store.set_fence(None);
-            self.leader.forget_me();
+            self.leader.lost(Term(key.rev() as u64));
             let _ = self.driver.send(Input::Leadership(Leadership::Lost)).await;
             let _ = election.resign(Some(ResignOptions::new().with_leader(key))).await;
             let _ = leases.revoke(lease).await;
@@ -142,7 +145,7 @@ impl EtcdElection {
         };
         let Some(valid_until) = *valid.borrow() else { return Ended::Lost };
         tracing::info!(?term, "won the meta election");
-        self.leader.set(endpoint_of(self.value.as_bytes()).map(|e| (e, term)));
+        self.leader.lead(term, valid_until);
         if self.driver.send(Input::Leadership(Leadership::Gained { term, valid_until, snapshot })).await.is_err() {
             return Ended::Shutdown;
         }
@@ -152,6 +155,7 @@ impl EtcdElection {
                     let current = *valid.borrow();
                     match (changed, current) {
                         (Ok(()), Some(valid_until)) => {
+                            self.leader.lead(term, valid_until);
                             let _ = self.driver.send(Input::Leadership(Leadership::Renewed { term, valid_until })).await;
                         }
                         _ => {
@@ -178,8 +182,8 @@ impl EtcdElection {
     async fn learn_successor(&self, election: &mut etcd_client::ElectionClient) {
         let give_up = tokio::time::Instant::now() + Duration::from_millis(1_000);
         while tokio::time::Instant::now() < give_up {
-            if let Some((_, leader)) = named_leader(election).await.filter(|(value, _)| *value != self.value.as_bytes()) {
-                self.leader.set(leader);
+            if let Some((_, Some((endpoint, term)))) = named_leader(election).await.filter(|(value, _)| *value != self.value.as_bytes()) {
+                self.leader.observe(endpoint, term);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -207,32 +211,82 @@ impl EtcdElection {
     }
 }
 
+/// Pause before a failed renewal is tried again through the next member.
+const RENEW_RETRY: Duration = Duration::from_millis(100);
+
 /// Keeps the lease alive; publishes how long leadership surely lasts, or `None` once lost.
-async fn keep_alive(client: Client, lease: i64, ttl: Duration, clock: Clock, margin: CoreDuration, valid: watch::Sender<Option<Instant>>) {
-    let mut leases = client.lease_client();
-    let lost = |valid: &watch::Sender<Option<Instant>>| {
-        let _ = valid.send(None);
-    };
-    let (mut keeper, mut stream) = match leases.keep_alive(lease).await {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot keep the election lease alive");
-            return lost(&valid);
-        }
-    };
+///
+/// A failed renewal is not a lost lease: the lease in etcd lives until its own deadline, and
+/// any member with quorum can renew it. So a renewal that errs or goes unanswered is tried
+/// again through the next member (`members` holds one client per endpoint, so the retry does
+/// not depend on a balancer noticing the dead one), and leadership ends only when the deadline
+/// has passed with no renewal, or when etcd says the lease is gone. One etcd member killed,
+/// paused or restarted therefore costs no meta election. Safety never rests on this loop: the
+/// core stops acting at the published deadline whatever happens here.
+async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Clock, margin: CoreDuration, valid: watch::Sender<Option<Instant>>) {
+    let Some(mut deadline) = *valid.borrow() else { return };
+    let mut member = 0;
+    let mut stream: Option<Renewer> = None;
     loop {
+        let now = clock.now();
+        if now >= deadline {
+            tracing::warn!(lease, "no etcd member renewed the election lease before its deadline");
+            let _ = valid.send(None);
+            return;
+        }
+        let remaining = Duration::from_millis(deadline.saturating_since(now).0);
         let sent = clock.now();
-        if keeper.keep_alive().await.is_err() {
-            return lost(&valid);
-        }
-        match tokio::time::timeout(ttl / 2, stream.message()).await {
-            Ok(Ok(Some(r))) if r.ttl() > 0 => {
-                let until = sent + CoreDuration(r.ttl() as u64 * 1_000) - margin;
-                let _ = valid.send(Some(until));
+        let renewed = match tokio::time::timeout(remaining.min(ttl / 3), renew(&members[member], lease, &mut stream)).await {
+            Ok(r) => r,
+            Err(_) => Err(Renewal::Failed("no answer".into())),
+        };
+        match renewed {
+            Ok(granted_s) => {
+                deadline = sent + CoreDuration(granted_s * 1_000) - margin;
+                let _ = valid.send(Some(deadline));
+                tokio::time::sleep(ttl / 3).await;
             }
-            _ => return lost(&valid),
+            Err(Renewal::Gone) => {
+                tracing::warn!(lease, "etcd says the election lease is gone");
+                let _ = valid.send(None);
+                return;
+            }
+            Err(Renewal::Failed(why)) => {
+                stream = None;
+                member = (member + 1) % members.len();
+                tracing::warn!(lease, %why, next_member = member, remaining_ms = remaining.as_millis() as u64, "renewing the election lease failed; trying the next etcd member");
+                tokio::time::sleep(RENEW_RETRY.min(remaining)).await;
+            }
         }
-        tokio::time::sleep(ttl / 3).await;
+    }
+}
+
+/// An open keep-alive stream to one member.
+type Renewer = (etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream);
+
+enum Renewal {
+    /// etcd answered that the lease does not exist (it expired, or was revoked).
+    Gone,
+    /// No answer from this member: another may still renew it.
+    Failed(String),
+}
+
+/// One renewal through `client`'s member, opening a keep-alive stream first if none is open;
+/// the TTL etcd granted, in seconds.
+async fn renew(client: &Client, lease: i64, stream: &mut Option<Renewer>) -> Result<u64, Renewal> {
+    let failed = |e: etcd_client::Error| match e.to_string() {
+        text if text.contains("not found") => Renewal::Gone,
+        text => Renewal::Failed(text),
+    };
+    if stream.is_none() {
+        *stream = Some(client.lease_client().keep_alive(lease).await.map_err(failed)?);
+    }
+    let (keeper, answers) = stream.as_mut().expect("opened above");
+    keeper.keep_alive().await.map_err(failed)?;
+    match answers.message().await.map_err(failed)? {
+        Some(r) if r.ttl() > 0 => Ok(r.ttl() as u64),
+        Some(_) => Err(Renewal::Gone),
+        None => Err(Renewal::Failed("the keep-alive stream ended".into())),
     }
 }
 
@@ -252,23 +306,15 @@ async fn named_leader(election: &mut etcd_client::ElectionClient) -> Option<(Vec
     Some((kv.value().to_vec(), endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64)))))
 }
 
-/// Keeps the leader view current on followers (the simulated etcd has no watch, so poll). A
-/// leader not confirmed for three polls (the election TTL) is forgotten: this node cannot tell
-/// clients where to go, and its health says so.
+/// Keeps the leader view current (the simulated etcd has no watch, so poll). A leader that
+/// etcd stops naming is trusted for one election TTL after it was last named (see
+/// [`LeaderView`]), then no more: this node cannot tell clients where to go, and its health
+/// says so.
 async fn observe_leader(client: Client, view: LeaderView, every: Duration) {
     let mut election = client.election_client();
-    let mut confirmed = tokio::time::Instant::now();
     loop {
-        match named_leader(&mut election).await {
-            Some((_, leader)) => {
-                confirmed = tokio::time::Instant::now();
-                view.set(leader);
-            }
-            None if confirmed.elapsed() > every * 3 && view.get().is_some() => {
-                tracing::warn!("the meta leader is unconfirmed for the election TTL; forgetting it");
-                view.set(None);
-            }
-            None => {}
+        if let Some((_, Some((endpoint, term)))) = named_leader(&mut election).await {
+            view.observe(endpoint, term);
         }
         tokio::time::sleep(every).await;
     }

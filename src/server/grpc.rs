@@ -60,7 +60,7 @@ impl MetaService {
     }
 
     async fn leader_client(&self) -> Result<Grpc, Status> {
-        let Some(leader) = self.leader.other_leader() else {
+        let Some((leader, _)) = self.leader.other_leader() else {
             return Err(Status::unavailable("this meta node is not the leader and no leader is known; retry"));
         };
         let client = self.dial.connect(&leader, self.call_timeout).await.map_err(|e| Status::unavailable(format!("cannot reach the leader: {}", e.message())))?;

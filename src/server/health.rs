@@ -53,32 +53,72 @@ impl Health {
             return Role::Leading;
         }
         match (self.leader.other_leader(), self.leader.get()) {
-            (Some(leader), _) => Role::Following(leader),
+            (Some((leader, _)), _) => Role::Following(leader),
             (None, Some(_)) => Role::Loading,
             (None, None) => Role::Leaderless,
         }
     }
 }
 
-/// Keeps the standard health service's answer for [`META_SERVICE`] (and for the server as a
-/// whole, the empty name) in step with [`Health::role`]. Polled: leadership is learnt from etcd
-/// by polling too, so this adds no staleness that matters.
+/// The standard gRPC health service (`grpc.health.v1.Health`), answered from [`Health::role`]
+/// at the moment each call is answered, never from a status cached by a poller: a meta node
+/// resumed from a pause says NOT_SERVING at its first answer if its leadership ran out.
 #[cfg(not(madsim))]
-pub async fn report(health: Health, reporter: tonic_health::server::HealthReporter) {
-    use tonic_health::ServingStatus;
-    let mut reported = None;
-    loop {
-        let role = health.role();
-        let status = if role.serves() { ServingStatus::Serving } else { ServingStatus::NotServing };
-        if reported != Some(status) {
-            tracing::debug!(?role, ?status, "gRPC health");
-            reporter.set_service_status(META_SERVICE, status).await;
-            reporter.set_service_status("", status).await;
-            reported = Some(status);
+mod service {
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tonic::{Request, Response, Status};
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+    use super::{Health, Role, META_SERVICE};
+
+    /// How often a `Watch` looks at the role for a change to send.
+    const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+    impl Health {
+        fn status(&self, service: &str) -> Result<ServingStatus, Status> {
+            if !service.is_empty() && service != META_SERVICE {
+                return Err(Status::not_found(format!("unknown service {:?}", service.chars().take(128).collect::<String>())));
+            }
+            Ok(if self.role().serves() { ServingStatus::Serving } else { ServingStatus::NotServing })
         }
-        if role == Role::Stopping {
-            return;
+    }
+
+    #[tonic::async_trait]
+    impl tonic_health::pb::health_server::Health for Health {
+        async fn check(&self, request: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
+            let status = self.status(&request.into_inner().service)?;
+            Ok(Response::new(HealthCheckResponse { status: status.into() }))
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+        type WatchStream = ReceiverStream<Result<HealthCheckResponse, Status>>;
+
+        /// Sends the status now and at every change, until the caller goes or this node stops.
+        async fn watch(&self, request: Request<HealthCheckRequest>) -> Result<Response<Self::WatchStream>, Status> {
+            let service = request.into_inner().service;
+            let mut sent = self.status(&service)?;
+            let (tx, rx) = mpsc::channel(4);
+            let health = self.clone();
+            tokio::task::spawn(async move {
+                if tx.send(Ok(HealthCheckResponse { status: sent.into() })).await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        _ = tokio::time::sleep(WATCH_POLL) => {}
+                    }
+                    let status = health.status(&service).unwrap_or(ServingStatus::ServiceUnknown);
+                    if status != sent {
+                        sent = status;
+                        if tx.send(Ok(HealthCheckResponse { status: status.into() })).await.is_err() || health.role() == Role::Stopping {
+                            return;
+                        }
+                    }
+                }
+            });
+            Ok(Response::new(ReceiverStream::new(rx)))
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod driver;
 pub mod election;
 pub mod grpc;
 pub mod health;
+pub mod leader_view;
 pub mod metrics;
 pub mod security;
 #[cfg(all(unix, not(madsim)))]
@@ -18,75 +19,19 @@ pub mod signals;
 pub mod storage;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use self::config::ServerConfig;
-use self::driver::{Driver, ElectionCommand, Input};
+use self::driver::{Clock, Driver, ElectionCommand, Input};
 use self::election::EtcdElection;
 use self::storage::embedded::EmbeddedStore;
 use self::storage::etcd::EtcdStore;
 use self::storage::Storage;
-use crate::core::{Instant, Leadership, Term};
+use crate::core::{Duration as CoreDuration, Instant, Leadership};
+pub use self::leader_view::LeaderView;
 use crate::proto::meta_server::MetaServer;
-
-/// Which meta node leads, as this node knows it: for `GetLeader`, redirects and forwarding.
-#[derive(Clone)]
-pub struct LeaderView {
-    me: String,
-    leader: Arc<RwLock<Option<(String, Term)>>>,
-    /// Bumped on every write, so that the driver's loop can tell "maybe changed" without
-    /// taking the lock or copying the endpoint on every pass.
-    writes: Arc<AtomicU64>,
-    /// Whether this node's core leads and serves (its snapshot loaded, not recovering), as the
-    /// driver last saw: the election names a leader before its core is ready.
-    serving_here: Arc<AtomicBool>,
-}
-
-impl LeaderView {
-    pub fn new(me: String) -> LeaderView {
-        LeaderView { me, leader: Arc::default(), writes: Arc::default(), serving_here: Arc::default() }
-    }
-
-    pub fn set(&self, leader: Option<(String, Term)>) {
-        *self.leader.write().expect("leader view lock") = leader;
-        self.writes.fetch_add(1, Ordering::Release);
-    }
-
-    /// How many times the view was written; unchanged means the view is too.
-    pub fn writes(&self) -> u64 {
-        self.writes.load(Ordering::Acquire)
-    }
-
-    pub fn get(&self) -> Option<(String, Term)> {
-        self.leader.read().expect("leader view lock").clone()
-    }
-
-    /// Stops naming this node as leader once it stepped down: a node cut off from etcd cannot
-    /// learn who leads now, and must not keep sending clients to itself.
-    pub fn forget_me(&self) {
-        let mut leader = self.leader.write().expect("leader view lock");
-        if leader.as_ref().is_some_and(|(e, _)| *e == self.me) {
-            *leader = None;
-            self.writes.fetch_add(1, Ordering::Release);
-        }
-    }
-
-    pub fn set_serving_here(&self, serving: bool) {
-        self.serving_here.store(serving, Ordering::Relaxed);
-    }
-
-    pub fn serving_here(&self) -> bool {
-        self.serving_here.load(Ordering::Relaxed)
-    }
-
-    /// The leader's endpoint when it is another node.
-    pub fn other_leader(&self) -> Option<String> {
-        self.get().map(|(e, _)| e).filter(|e| *e != self.me)
-    }
-}
 
 /// A seed for the core: different per process, so that meta nodes do not tick in lockstep.
 fn seed(name: &str) -> u64 {
@@ -110,7 +55,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let core_config = config.core()?;
     let security = security::Security::load(&config)?;
     tracing::info!(security = %security.describe(), "security settings read");
-    let leader = LeaderView::new(config.advertised());
+    let leader = LeaderView::new(config.advertised(), Clock::start(), CoreDuration(config.election_ttl_ms));
     let (election_tx, election_rx) = mpsc::unbounded_channel();
     let (storage, election): (Arc<Storage>, Option<EtcdStore>) = if config.etcd_endpoints.is_empty() {
         let store = EmbeddedStore::open(&config.data_dir)?;
@@ -126,8 +71,13 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
 
     let elected = match (election, &*storage) {
         (Some(store), _) => {
+            let mut members = Vec::with_capacity(config.etcd_endpoints.len());
+            for endpoint in &config.etcd_endpoints {
+                members.push(connect_etcd(std::slice::from_ref(endpoint), &security).await?);
+            }
             let election = EtcdElection {
                 client: connect_etcd(&config.etcd_endpoints, &security).await?,
+                members,
                 store,
                 value: format!("{}@{}", config.name, config.advertised()),
                 ttl: std::time::Duration::from_millis(config.election_ttl_ms),
@@ -141,8 +91,9 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
             // One meta node on its own store leads for as long as it runs.
             let term = store.term();
             let snapshot = storage.snapshot().await.map_err(|e| format!("cannot load {}: {e}", store.path().display()))?;
-            leader.set(Some((config.advertised(), term)));
-            let gained = Leadership::Gained { term, valid_until: Instant(u64::MAX / 2), snapshot };
+            let valid_until = Instant(u64::MAX / 2);
+            leader.lead(term, valid_until);
+            let gained = Leadership::Gained { term, valid_until, snapshot };
             handle.tx.send(Input::Leadership(gained)).await.map_err(|_| "driver stopped".to_string())?;
             tokio::task::spawn(embedded_election(election_rx))
         }
@@ -183,8 +134,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     #[cfg(not(madsim))]
     let builder = {
         let mut builder = builder;
-        let (reporter, health_service) = tonic_health::server::health_reporter();
-        tokio::task::spawn(health::report(health.clone(), reporter));
+        let health_service = tonic_health::pb::health_server::HealthServer::new(health.clone());
         // grpcurl asks v1 first and falls back to v1alpha; older tools know only v1alpha.
         let reflection = || {
             tonic_reflection::server::Builder::configure()

@@ -322,7 +322,7 @@ impl Effects for Collect {
         self.0.push(Output::ToNode { session, message });
     }
 
-    fn close_stream(&mut self, session: SessionId, redirect: Option<String>, error: MetaError) {
+    fn close_stream(&mut self, session: SessionId, redirect: Option<Redirect>, error: MetaError) {
         self.0.push(Output::CloseStream { session, redirect, error });
     }
 

@@ -124,7 +124,7 @@ impl Effects for MetaEffects<'_> {
         }
     }
 
-    fn close_stream(&mut self, session: SessionId, _: Option<String>, error: MetaError) {
+    fn close_stream(&mut self, session: SessionId, _: Option<Redirect>, error: MetaError) {
         if self.world.rogues.contains(&session) {
             if matches!(&error, MetaError::FailedPrecondition(m) if m.contains("is live as incarnation")) {
                 self.world.coverage.impostors_refused += 1;

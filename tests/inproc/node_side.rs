@@ -86,7 +86,7 @@ impl World {
                 node.link.on_message(&mut node.host, &message);
             }
             Msg::HeartbeatRefused { session } if session == self.nodes[i].session => {
-                self.nodes[i].link.closed(None);
+                self.nodes[i].link.closed();
                 self.reconnect(i);
             }
             Msg::RoutedWrite { shard, version } => {

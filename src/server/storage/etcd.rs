@@ -28,6 +28,19 @@ pub const PAGES_AHEAD: usize = 2;
 /// default); a page of large records that still exceeds this is read again with half the keys.
 pub const SNAPSHOT_PAGE_BYTES_MAX: usize = 64 << 20;
 
+/// The pause before a failed transaction is sent again, times the attempt (up to 5).
+const TXN_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Whether sending a transaction again may help: etcd or the way to it was unavailable. A
+/// refusal of the request itself (too large, malformed) would be refused again.
+fn retryable(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Aborted | tonic::Code::Unknown),
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
 struct Page {
     kvs: Vec<etcd_client::KeyValue>,
     more: bool,
@@ -116,18 +129,7 @@ impl EtcdStore {
             .when([Compare::value(fence.key.clone(), CompareOp::Equal, fence.value.clone()), Compare::value(FENCE_KEY, CompareOp::Equal, expected)])
             .and_then(ops)
             .or_else([TxnOp::get(FENCE_KEY, None)]);
-        let mut kv = self.client.kv_client();
-        let response = match tokio::time::timeout(self.timeout, kv.txn(txn)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "etcd transaction failed; outcome unknown");
-                return WriteResult::Error;
-            }
-            Err(_) => {
-                tracing::warn!("etcd transaction timed out; outcome unknown");
-                return WriteResult::Error;
-            }
-        };
+        let Some(response) = self.send_fenced(txn).await else { return WriteResult::Error };
         if response.succeeded() {
             return WriteResult::Ok;
         }
@@ -139,6 +141,39 @@ impl EtcdStore {
             Some(current) if batch.landed_already(current.as_deref()) => WriteResult::Ok,
             _ => WriteResult::Conflict,
         }
+    }
+
+    /// Sends a fenced transaction, again and again within the store's timeout while etcd does
+    /// not answer (a member down, refusing connections, or electing its own leader). Sending it
+    /// again is safe whatever became of an earlier attempt: the transaction compares the fence
+    /// record, so a copy that lands after another has landed fails its compare, and the caller
+    /// tells "already landed" from a conflict by the fence it reads back. `None`: the outcome
+    /// is unknown after all.
+    async fn send_fenced(&self, txn: Txn) -> Option<etcd_client::TxnResponse> {
+        let started = tokio::time::Instant::now();
+        // An attempt stuck on a paused member must leave time for another to go elsewhere.
+        let attempt_max = (self.timeout / 3).max(Duration::from_millis(1_000));
+        let mut kv = self.client.kv_client();
+        for attempt in 1.. {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            let error = match tokio::time::timeout(left.min(attempt_max), kv.txn(txn.clone())).await {
+                Ok(Ok(r)) => return Some(r),
+                Ok(Err(e)) if !retryable(&e) => {
+                    tracing::warn!(error = %e, "etcd refused the transaction; outcome unknown");
+                    return None;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {} ms", left.min(attempt_max).as_millis()),
+            };
+            let pause = TXN_RETRY_PAUSE * attempt.min(5);
+            if started.elapsed() + pause >= self.timeout {
+                tracing::warn!(%error, attempt, "etcd transaction failed until the timeout; outcome unknown");
+                return None;
+            }
+            tracing::debug!(%error, attempt, "etcd transaction failed; sending it again");
+            tokio::time::sleep(pause).await;
+        }
+        unreachable!("the loop returns")
     }
 
     /// Reads the snapshot ranges in pages of at most [`SNAPSHOT_PAGE_KEYS`], every page at the
