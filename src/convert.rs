@@ -6,6 +6,7 @@ use tonic::Status;
 use crate::core::model::Topology;
 use crate::core::*;
 use crate::proto;
+use crate::core::validate::quoted;
 
 mod scheduling;
 #[cfg(feature = "server")]
@@ -13,8 +14,18 @@ pub mod json;
 pub use scheduling::*;
 
 /// One gRPC status per error kind (see the table at the top of `proto/shardmeta.proto`).
+/// The longest status message sent. Messages quote inputs only through `validate::quoted`, so
+/// none should come near this; the cap keeps a refusal readable even if one does (gRPC clients
+/// drop a status trailer over 8-16 KiB and report a metadata error instead).
+pub const STATUS_MESSAGE_BYTES_MAX: usize = 1_024;
+
 pub fn status(e: MetaError) -> Status {
-    let msg = e.to_string();
+    let mut msg = e.to_string();
+    if msg.len() > STATUS_MESSAGE_BYTES_MAX {
+        let cut = (0..=STATUS_MESSAGE_BYTES_MAX).rev().find(|i| msg.is_char_boundary(*i)).unwrap_or(0);
+        msg.truncate(cut);
+        msg.push_str("... (cut)");
+    }
     match e {
         MetaError::InvalidArgument(_) => Status::invalid_argument(msg),
         MetaError::NotFound(_) => Status::not_found(msg),
@@ -433,7 +444,7 @@ pub fn page(listing: Listing, size: u32, token: &str) -> Result<PageRequest, Sta
         .and_then(|t| t.strip_prefix("1."))
         .filter(|hex| hex.len() <= 16)
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .ok_or_else(|| Status::invalid_argument(format!("page_token {token:?} is not a token of this listing")))?;
+        .ok_or_else(|| Status::invalid_argument(format!("page_token {token} is not a token of this listing", token = quoted(token))))?;
     Ok(PageRequest { size, after: Some(after) })
 }
 

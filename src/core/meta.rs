@@ -13,6 +13,7 @@ use super::outbox::Outbox;
 use super::output::{Output, Redirect};
 use super::storage::{LoadCause, Snapshot, WriteResult};
 use super::time::{Duration, Instant};
+use super::validate;
 
 /// Why the core wants to be woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,9 +100,10 @@ impl MetaCore {
             }
             Input::Request { id, request } => self.on_request(now, id, request),
             Input::Watch { watch, request } => {
-                let opened = match self.ctx(now) {
-                    (Some(leader), mut ctx) => leader.watch(&mut ctx, watch, request),
-                    (None, _) => Err(MetaError::NotLeader),
+                let opened = match (validate::watch_names(request, self.config.name_len_max), self.ctx(now)) {
+                    (Err(e), _) => Err(e),
+                    (Ok(()), (Some(leader), mut ctx)) => leader.watch(&mut ctx, watch, request),
+                    (Ok(()), (None, _)) => Err(MetaError::NotLeader),
                 };
                 if let Err(error) = opened {
                     self.out.push(Output::EndWatch { watch, error });
@@ -168,6 +170,10 @@ impl MetaCore {
             return;
         }
         assert!(self.out.accept(id, now, Duration(self.config.request_timeout_ms)), "request id {id} reused while pending");
+        if let Err(e) = validate::request_names(request, self.config.name_len_max, self.config.tables_per_route_max) {
+            self.out.reply(id, Err(e));
+            return;
+        }
         match self.ctx(now) {
             (Some(leader), mut ctx) => leader.on_request(&mut ctx, id, request),
             (None, ctx) => ctx.out.reply(id, Err(MetaError::NotLeader)),

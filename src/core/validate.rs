@@ -1,16 +1,42 @@
-//! Checks on names and sizes that arrive from outside. Each failure names what was wrong.
+//! Checks on names and sizes that arrive from outside. Each failure names what was wrong, and
+//! quotes what it was given only through [`quoted`]: a refusal must stay readable (gRPC clients
+//! drop a status whose message passes their header limit, 8-16 KiB) whatever was sent.
+
+use std::fmt;
 
 use super::error::MetaError;
+use super::input::{Request, WatchRoutes};
+
+/// The most of an input a message quotes.
+pub const QUOTE_BYTES_MAX: usize = 128;
+
+/// An input as a message quotes it: whole when short, else its first [`QUOTE_BYTES_MAX`] bytes
+/// (cut at a character) and its length.
+pub struct Quoted<'a>(&'a str);
+
+pub fn quoted(input: &str) -> Quoted<'_> {
+    Quoted(input)
+}
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() <= QUOTE_BYTES_MAX {
+            return write!(f, "{:?}", self.0);
+        }
+        let cut = (0..=QUOTE_BYTES_MAX).rev().find(|i| self.0.is_char_boundary(*i)).unwrap_or(0);
+        write!(f, "{:?}... ({} bytes)", &self.0[..cut], self.0.len())
+    }
+}
 
 /// Names of clusters, schemas, tables and nodes: 1 to `max` bytes of ASCII letters, digits,
 /// `_`, `-` and `.`, starting with a letter or `_`.
 pub fn name(what: &str, name: &str, max: usize) -> Result<(), MetaError> {
-    let bad = |why: &str| Err(MetaError::InvalidArgument(format!("{what} {name:?} {why}")));
+    let bad = |why: &str| Err(MetaError::InvalidArgument(format!("{what} {} {why}", quoted(name))));
     if name.is_empty() {
         return Err(MetaError::InvalidArgument(format!("{what} is empty")));
     }
     if name.len() > max {
-        return bad(&format!("is {} bytes long; the limit is {max}", name.len()));
+        return bad(&format!("is too long; the limit is {max} bytes"));
     }
     let first = name.as_bytes()[0];
     if !(first.is_ascii_alphabetic() || first == b'_') {
@@ -27,7 +53,8 @@ pub fn table_name(table: &str, max: usize) -> Result<(), MetaError> {
     name("table name", table, max)?;
     if table.starts_with("__") {
         return Err(MetaError::InvalidArgument(format!(
-            "table name {table:?} starts with \"__\", which is reserved for sub-tables"
+            "table name {} starts with \"__\", which is reserved for sub-tables",
+            quoted(table)
         )));
     }
     Ok(())
@@ -58,7 +85,7 @@ pub fn endpoint(endpoint: &str, max: usize) -> Result<(), MetaError> {
     if ok {
         Ok(())
     } else {
-        Err(MetaError::InvalidArgument(format!("endpoint {endpoint:?} is not host:port")))
+        Err(MetaError::InvalidArgument(format!("endpoint {} is not host:port", quoted(endpoint))))
     }
 }
 
@@ -69,7 +96,69 @@ pub fn zone(zone: &str, max: usize) -> Result<(), MetaError> {
         return Err(MetaError::InvalidArgument(format!("zone is {} bytes long; the limit is {max}", zone.len())));
     }
     if let Some(c) = zone.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(MetaError::InvalidArgument(format!("zone {zone:?} contains {c:?}")));
+        return Err(MetaError::InvalidArgument(format!("zone {} contains {c:?}", quoted(zone))));
+    }
+    Ok(())
+}
+
+/// The names a request carries, checked alike for reads and writes at the core's front door: a
+/// lookup of a name that no create could store is refused as INVALID_ARGUMENT (not NOT_FOUND,
+/// after a search), and a list of tables is bounded and names each table once. Creates check
+/// more of their own (a reserved table prefix, the options).
+pub fn request_names(request: &Request, max: usize, tables_max: usize) -> Result<(), MetaError> {
+    use Request as R;
+    let cluster = |c: &str| name("cluster name", c, max);
+    let schema = |s: &str| name("schema name", s, max);
+    let table = |t: &str| name("table name", t, max);
+    let node = |n: &str| name("node name", n, max);
+    match request {
+        R::ListClusters { .. } => Ok(()),
+        R::CreateCluster(spec) => cluster(&spec.name),
+        R::ClusterView { cluster: c }
+        | R::DropCluster { cluster: c, .. }
+        | R::ListNodes { cluster: c, .. }
+        | R::ListShards { cluster: c, .. }
+        | R::SchedulerStatus { cluster: c }
+        | R::SetScheduler { cluster: c, .. }
+        | R::PlanScheduler { cluster: c }
+        | R::ListEvents { cluster: c, .. }
+        | R::SplitShard { cluster: c, .. }
+        | R::MergeShards { cluster: c, .. }
+        | R::ListProcedures { cluster: c }
+        | R::CancelProcedure { cluster: c, .. } => cluster(c),
+        R::CreateSchema { cluster: c, name: s, .. } | R::DropSchema { cluster: c, name: s, .. } => cluster(c).and_then(|()| schema(s)),
+        R::ListTables { cluster: c, schema: s, .. } => cluster(c).and_then(|()| s.as_deref().map_or(Ok(()), schema)),
+        R::CreateTable(t) => cluster(&t.cluster).and_then(|()| schema(&t.schema)).and_then(|()| table(&t.name)),
+        R::AlterTable(t) => cluster(&t.cluster).and_then(|()| schema(&t.schema)).and_then(|()| table(&t.name)),
+        R::DropTable { cluster: c, schema: s, name: t } => cluster(c).and_then(|()| schema(s)).and_then(|()| table(t)),
+        R::RouteTables { cluster: c, schema: s, tables } | R::GetTables { cluster: c, schema: s, tables } => {
+            cluster(c)?;
+            schema(s)?;
+            table_list(tables, max, tables_max)
+        }
+        R::DrainNode { cluster: c, node: n, .. } | R::RemoveNode { cluster: c, node: n } | R::MoveShard { cluster: c, node: n, .. } => {
+            cluster(c).and_then(|()| node(n))
+        }
+    }
+}
+
+/// The names a route watch carries (see [`request_names`]).
+pub fn watch_names(watch: &WatchRoutes, max: usize) -> Result<(), MetaError> {
+    name("cluster name", &watch.cluster, max)?;
+    watch.schema.as_deref().map_or(Ok(()), |s| name("schema name", s, max))
+}
+
+/// At most `tables_max` table names, each valid, none twice.
+fn table_list(tables: &[String], max: usize, tables_max: usize) -> Result<(), MetaError> {
+    if tables.len() > tables_max {
+        return Err(MetaError::InvalidArgument(format!("{} tables in one request; the limit is {tables_max}", tables.len())));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for t in tables {
+        name("table name", t, max)?;
+        if !seen.insert(t.as_str()) {
+            return Err(MetaError::InvalidArgument(format!("table {} is named twice; name each table once", quoted(t))));
+        }
     }
     Ok(())
 }
@@ -93,6 +182,27 @@ mod tests {
             assert!(err.contains(why), "{n:?}: {err}");
         }
         assert!(table_name("__t_1", 16).unwrap_err().to_string().contains("reserved"));
+    }
+
+    #[test]
+    fn long_inputs_are_quoted_by_a_prefix_and_their_length() {
+        assert_eq!(quoted("orders").to_string(), "\"orders\"");
+        let long = "é".repeat(100_000);
+        let q = quoted(&long).to_string();
+        assert!(q.len() < 2 * QUOTE_BYTES_MAX && q.ends_with("... (200000 bytes)"), "{q}");
+        let err = name("table name", &"a".repeat(1 << 20), 255).unwrap_err().to_string();
+        assert!(err.len() < 300 && err.contains("1048576 bytes") && err.contains("limit is 255"), "{err}");
+    }
+
+    #[test]
+    fn reads_check_names_as_creates_do_and_a_table_is_named_once() {
+        let get = |tables: &[&str]| Request::GetTables { cluster: "c".into(), schema: "public".into(), tables: tables.iter().map(|t| t.to_string()).collect() };
+        request_names(&get(&["a", "b"]), 16, 10).unwrap();
+        assert!(request_names(&get(&["a", "b", "a"]), 16, 10).unwrap_err().to_string().contains("named twice"));
+        assert!(request_names(&get(&[&"x".repeat(17)]), 16, 10).unwrap_err().to_string().contains("limit is 16"));
+        assert!(request_names(&get(&["a"; 11]), 16, 10).unwrap_err().to_string().contains("11 tables"));
+        let drop = Request::DropTable { cluster: "c".into(), schema: "s p".into(), name: "t".into() };
+        assert!(matches!(request_names(&drop, 16, 10), Err(MetaError::InvalidArgument(_))));
     }
 
     #[test]

@@ -72,6 +72,7 @@ mod service {
     use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
     use super::{Health, Role, META_SERVICE};
+    use crate::core::validate::quoted;
 
     /// How often a `Watch` looks at the role for a change to send.
     const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -79,7 +80,7 @@ mod service {
     impl Health {
         fn status(&self, service: &str) -> Result<ServingStatus, Status> {
             if !service.is_empty() && service != META_SERVICE {
-                return Err(Status::not_found(format!("unknown service {:?}", service.chars().take(128).collect::<String>())));
+                return Err(Status::not_found(format!("unknown service {}", quoted(service))));
             }
             Ok(if self.role().serves() { ServingStatus::Serving } else { ServingStatus::NotServing })
         }

@@ -21,6 +21,7 @@ use crate::core::ids::*;
 use crate::core::model::{ClusterCatalog, ClusterRecord, SchemaRecord};
 use crate::core::output::Response;
 use crate::core::storage::Mutation;
+use crate::core::validate::quoted;
 
 /// Writes of table deletions one tick queues per schema being dropped, at most.
 const DROP_WRITES_PER_TICK: usize = 64;
@@ -31,17 +32,15 @@ impl Leader {
         let cid = c.id();
         if ctx.config.default_cluster.as_ref().is_some_and(|d| d.name == cluster) {
             return Err(MetaError::FailedPrecondition(format!(
-                "cluster {cluster:?} is this service's default cluster, which the leader creates again whenever it is missing; configure another default (or none) to drop it"
-            )));
+                "cluster {cluster} is this service's default cluster, which the leader creates again whenever it is missing; configure another default (or none) to drop it", cluster = quoted(cluster))));
         }
         let rt = &self.clusters[&cid];
         let online: Vec<&str> = rt.nodes().iter().filter(|(_, n)| n.online).map(|(node, _)| c.node(node).name.as_str()).collect();
         if !online.is_empty() && !force {
             return Err(MetaError::FailedPrecondition(format!(
-                "{} nodes of cluster {cluster:?} are online ({}); stop them first, or drop it with force (they are then refused, and their leases run out)",
+                "{} nodes of cluster {cluster} are online ({}); stop them first, or drop it with force (they are then refused, and their leases run out)",
                 online.len(),
-                online.iter().take(3).copied().collect::<Vec<_>>().join(", ")
-            )));
+                online.iter().take(3).copied().collect::<Vec<_>>().join(", "), cluster = quoted(cluster))));
         }
         self.check_backlog(ctx)?;
         let tables = c.tables.len() as u64;
@@ -55,7 +54,7 @@ impl Leader {
     pub(super) fn drop_schema(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, name: &str, cascade: bool) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let sid = *c.schema_by_name.get(name).ok_or_else(|| MetaError::NotFound(format!("schema {name:?} in cluster {cluster:?}")))?;
+        let sid = *c.schema_by_name.get(name).ok_or_else(|| MetaError::NotFound(format!("schema {name} in cluster {cluster}", name = quoted(name), cluster = quoted(cluster))))?;
         if sid == SchemaId(0) {
             return Err(MetaError::FailedPrecondition("the public schema is where requests that name no schema go; it cannot be dropped".into()));
         }
@@ -65,10 +64,10 @@ impl Leader {
         }
         let rt = &self.clusters[&cid];
         if rt.in_flight().contains(&Awaiting::SchemaDrop(sid)) || rt.in_flight().creating_in(sid) {
-            return Err(MetaError::Unavailable(format!("schema {name:?} has a change being written; retry")));
+            return Err(MetaError::Unavailable(format!("schema {name} has a change being written; retry", name = quoted(name))));
         }
         if tables > 0 && !cascade {
-            return Err(MetaError::FailedPrecondition(format!("schema {name:?} holds {tables} tables; drop them first, or drop it with cascade")));
+            return Err(MetaError::FailedPrecondition(format!("schema {name} holds {tables} tables; drop them first, or drop it with cascade", name = quoted(name))));
         }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");

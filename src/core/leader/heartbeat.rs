@@ -17,7 +17,7 @@ use crate::core::model::{ClusterCatalog, NodeRecord, ShardRecord};
 use crate::core::output::{CommandKind, LeaseGrant, NodeMessage, Output, ShardCommand};
 use crate::core::storage::Mutation;
 use crate::core::time::Instant;
-use crate::core::validate;
+use crate::core::validate::{self, quoted};
 
 /// The role the catalog gives `node` for shard `s`.
 pub fn desired_role(s: &ShardRecord, node: NodeId) -> Option<Role> {
@@ -35,6 +35,7 @@ impl Leader {
         if !self.serving(ctx.now) {
             return Err(MetaError::NotLeader);
         }
+        validate::name("cluster name", &hb.cluster, ctx.config.name_len_max)?;
         let cluster = super::requests::cluster_named(&self.catalog, &self.pending_clusters, &hb.cluster, ctx.config)?;
         let cid = cluster.id();
         check_reports(cluster, hb, ctx.config.reports_per_heartbeat_max)?;
@@ -42,7 +43,7 @@ impl Leader {
             return self.register(ctx, cid, session, hb);
         };
         if self.clusters[&cid].removing(node) {
-            return Err(MetaError::Unavailable(format!("node {:?} is being removed; retry to register anew", hb.node)));
+            return Err(MetaError::Unavailable(format!("node {} is being removed; retry to register anew", quoted(&hb.node))));
         }
         let rt = &self.clusters[&cid];
         if let Some(conflict) = rt.node(node).conflict(hb, ctx.now, ctx.config.lease()) {
@@ -168,8 +169,8 @@ impl Leader {
 fn check_reports(cluster: &ClusterCatalog, hb: &Heartbeat, max: usize) -> Result<(), MetaError> {
     if hb.shards.len() > max {
         return Err(MetaError::InvalidArgument(format!(
-            "node {:?} reports {} shards, more than the {max} a heartbeat may carry",
-            hb.node,
+            "node {} reports {} shards, more than the {max} a heartbeat may carry",
+            quoted(&hb.node),
             hb.shards.len()
         )));
     }
@@ -178,14 +179,17 @@ fn check_reports(cluster: &ClusterCatalog, hb: &Heartbeat, max: usize) -> Result
     for r in &hb.shards {
         if r.id.0 >= count {
             return Err(MetaError::InvalidArgument(format!(
-                "node {:?} reports shard {} but cluster {:?} has {count} shards",
-                hb.node, r.id, cluster.record.name
+                "node {} reports shard {} but cluster {:?} has {count} shards",
+                quoted(&hb.node),
+                r.id,
+                cluster.record.name
             )));
         }
         if previous.is_some_and(|p| p >= r.id) {
             return Err(MetaError::InvalidArgument(format!(
-                "node {:?} reports shards out of order or twice (shard {})",
-                hb.node, r.id
+                "node {} reports shards out of order or twice (shard {})",
+                quoted(&hb.node),
+                r.id
             )));
         }
         previous = Some(r.id);

@@ -15,6 +15,7 @@ use crate::core::scheduler::{LoadView, Planner, SchedulerSettings};
 use crate::core::storage::Mutation;
 use crate::core::time::Instant;
 use crate::core::CoreConfig;
+use crate::core::validate::quoted;
 
 impl Leader {
     pub(super) fn scheduler_status(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
@@ -61,7 +62,7 @@ impl Leader {
 
     pub(super) fn move_shard(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, shard: ShardId, node: &str, reopen: bool) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
-        let to = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
+        let to = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&c.id()).expect("every cluster has a runtime");
         let mut planner = Planner::new(c, rt, ctx.now, ctx.config);

@@ -16,6 +16,7 @@ use crate::core::scheduler::split_choice::{self, Chosen};
 use crate::core::scheduler::Cause;
 use crate::core::storage::Mutation;
 use crate::core::time::Instant;
+use crate::core::validate::quoted;
 
 impl Leader {
     /// Starts splitting `shard`: one write grows the shard count and stores the procedure.
@@ -54,7 +55,7 @@ impl Leader {
     pub(super) fn cancel_procedure(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, procedure: u64) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let p = c.procedures.get(&procedure).ok_or_else(|| MetaError::NotFound(format!("procedure {procedure} in cluster {cluster:?}")))?;
+        let p = c.procedures.get(&procedure).ok_or_else(|| MetaError::NotFound(format!("procedure {procedure} in cluster {cluster}", cluster = quoted(cluster))))?;
         let kind = p.kind().name();
         match (p.kind(), p.step()) {
             (ProcedureKind::Transfer, _) => return self.cancel_transfer(ctx, id, cid, p.clone()),

@@ -19,6 +19,7 @@ use crate::core::output::{ClusterInfo, NodeInfo, Response, TableInfo};
 use crate::core::storage::Mutation;
 use crate::core::time::Instant;
 use crate::core::validate;
+use crate::core::validate::quoted;
 
 /// What makes a cluster spec acceptable, whoever asks for the cluster.
 pub fn check_cluster_spec(cfg: &CoreConfig, spec: &ClusterSpec) -> MetaResult<()> {
@@ -77,14 +78,8 @@ impl Leader {
             Request::CreateTable(ct) => self.create_table(ctx, id, ct),
             Request::DropTable { cluster, schema, name } => self.drop_table(ctx, id, cluster, schema, name),
             Request::AlterTable(alter) => self.alter_table(ctx, id, alter),
-            Request::RouteTables { cluster, schema, tables } => {
-                check_table_count(tables, ctx.config)?;
-                reply(views::routes(self.cluster(cluster, ctx.config)?.0, schema, tables)?)
-            }
-            Request::GetTables { cluster, schema, tables } => {
-                check_table_count(tables, ctx.config)?;
-                reply(views::table_details(self.cluster(cluster, ctx.config)?.0, schema, tables, ctx.config)?)
-            }
+            Request::RouteTables { cluster, schema, tables } => reply(views::routes(self.cluster(cluster, ctx.config)?.0, schema, tables)?),
+            Request::GetTables { cluster, schema, tables } => reply(views::table_details(self.cluster(cluster, ctx.config)?.0, schema, tables, ctx.config)?),
             Request::ListNodes { cluster, page } => {
                 let (c, rt) = self.cluster(cluster, ctx.config)?;
                 reply(Response::Nodes(views::nodes(c, rt, page, ctx.config)))
@@ -162,10 +157,10 @@ impl Leader {
         let cfg = ctx.config;
         check_cluster_spec(cfg, spec)?;
         if self.catalog.cluster_by_name.contains_key(&spec.name) {
-            return Err(MetaError::AlreadyExists(format!("cluster {:?}", spec.name)));
+            return Err(MetaError::AlreadyExists(format!("cluster {}", quoted(&spec.name))));
         }
         if self.pending_clusters.creating.contains_key(&spec.name) {
-            return Err(MetaError::Unavailable(format!("cluster {:?} is being created; retry", spec.name)));
+            return Err(MetaError::Unavailable(format!("cluster {} is being created; retry", quoted(&spec.name))));
         }
         if self.catalog.clusters.len() + self.pending_clusters.creating.len() >= cfg.clusters_max {
             return Err(MetaError::ResourceExhausted(format!("{} clusters, the most this service keeps", cfg.clusters_max)));
@@ -213,20 +208,20 @@ impl Leader {
         let cid = c.id();
         if let Some(&sid) = c.schema_by_name.get(name) {
             if c.schemas[&sid].dropping {
-                return Err(MetaError::Unavailable(format!("schema {name:?} is being dropped; retry once it is gone")));
+                return Err(MetaError::Unavailable(format!("schema {name} is being dropped; retry once it is gone", name = quoted(name))));
             }
             if if_not_exists {
                 return Ok(Handled::Reply(Response::SchemaCreated { id: sid, created: false }));
             }
-            return Err(MetaError::AlreadyExists(format!("schema {name:?} in cluster {cluster:?}")));
+            return Err(MetaError::AlreadyExists(format!("schema {name} in cluster {cluster}", name = quoted(name), cluster = quoted(cluster))));
         }
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let key = Awaiting::SchemaRecord(name.to_owned());
         if rt.in_flight().contains(&key) {
-            return Err(MetaError::Unavailable(format!("schema {name:?} is being created; retry")));
+            return Err(MetaError::Unavailable(format!("schema {name} is being created; retry", name = quoted(name))));
         }
         if c.schemas.len() + rt.in_flight().schemas() >= ctx.config.schemas_per_cluster_max {
-            return Err(MetaError::ResourceExhausted(format!("cluster {cluster:?} has the most schemas it takes")));
+            return Err(MetaError::ResourceExhausted(format!("cluster {cluster} has the most schemas it takes", cluster = quoted(cluster))));
         }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
@@ -246,22 +241,22 @@ impl Leader {
             if ct.if_not_exists {
                 return Ok(Handled::Reply(Response::TableCreated { table: views::table_info(c, tid, t), created: false }));
             }
-            return Err(MetaError::AlreadyExists(format!("table {:?} in schema {:?}", ct.name, ct.schema)));
+            return Err(MetaError::AlreadyExists(format!("table {} in schema {}", quoted(&ct.name), quoted(&ct.schema))));
         }
         let key = Awaiting::TableRecords(sid, ct.name.clone());
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         if rt.in_flight().contains(&Awaiting::SchemaDrop(sid)) {
-            return Err(MetaError::Unavailable(format!("schema {:?} is being dropped", ct.schema)));
+            return Err(MetaError::Unavailable(format!("schema {} is being dropped", quoted(&ct.schema))));
         }
         if rt.in_flight().contains(&key) {
             if ct.if_not_exists && rt.wait_for(&key, id) {
                 return Ok(Handled::Waiting);
             }
-            return Err(MetaError::Unavailable(format!("table {:?} is being created; retry", ct.name)));
+            return Err(MetaError::Unavailable(format!("table {} is being created; retry", quoted(&ct.name))));
         }
         let partitions = ct.partition.as_ref().map_or(0, |p| p.partition_count);
         if rt.intent().tables() + 1 + partitions as usize > ctx.config.tables_per_cluster_max {
-            return Err(MetaError::ResourceExhausted(format!("cluster {:?} has the most tables it takes", ct.cluster)));
+            return Err(MetaError::ResourceExhausted(format!("cluster {} has the most tables it takes", quoted(&ct.cluster))));
         }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
@@ -306,14 +301,14 @@ impl Leader {
         let (tid, t) = whole_table(c, schema, name, "drop")?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         if rt.in_flight().contains(&Awaiting::TableDeletion(tid)) {
-            return Err(MetaError::Unavailable(format!("table {name:?} is being dropped; retry")));
+            return Err(MetaError::Unavailable(format!("table {name} is being dropped; retry", name = quoted(name))));
         }
         if rt.in_flight().contains(&Awaiting::TableAlter(tid)) {
-            return Err(MetaError::Unavailable(format!("table {name:?} is being altered; retry")));
+            return Err(MetaError::Unavailable(format!("table {name} is being altered; retry", name = quoted(name))));
         }
         let subs = t.partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
         if let Some(p) = std::iter::once(tid).chain(subs.iter().map(|&s| TableId(s))).find_map(|t| c.moving(t)) {
-            return Err(MetaError::Unavailable(format!("table {name:?} is moving between shards ({} procedure {}); retry", p.kind().name(), p.id)));
+            return Err(MetaError::Unavailable(format!("table {name} is moving between shards ({} procedure {}); retry", p.kind().name(), p.id, name = quoted(name))));
         }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
@@ -330,13 +325,12 @@ impl Leader {
         let cid = c.id();
         if !cancel && c.record.topology() == Topology::Static {
             return Err(MetaError::FailedPrecondition(format!(
-                "cluster {cluster:?} is static: its shards stay on their nodes, so none can be drained"
-            )));
+                "cluster {cluster} is static: its shards stay on their nodes, so none can be drained", cluster = quoted(cluster))));
         }
-        let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
+        let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
         let rt = &self.clusters[&cid];
         if rt.in_flight().contains(&Awaiting::NodeRecord(nid)) {
-            return Err(MetaError::Unavailable(format!("node {node:?} has a change being written; retry")));
+            return Err(MetaError::Unavailable(format!("node {node} has a change being written; retry", node = quoted(node))));
         }
         let draining = !cancel;
         if c.node(nid).draining == draining {
@@ -365,24 +359,22 @@ impl Leader {
     fn remove_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node:?} in cluster {cluster:?}")))?;
+        let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
         let rt = &self.clusters[&cid];
         if rt.in_flight().contains(&Awaiting::NodeRecord(nid)) || rt.removing(nid) {
-            return Err(MetaError::Unavailable(format!("node {node:?} has a change being written; retry")));
+            return Err(MetaError::Unavailable(format!("node {node} has a change being written; retry", node = quoted(node))));
         }
         let live = rt.node(nid);
         if live.online {
             return Err(MetaError::FailedPrecondition(format!(
-                "node {node:?} is online (heard {} ms ago); stop it first, and drain it beforehand to move its replicas",
-                ctx.now.saturating_since(live.last_heartbeat).0
-            )));
+                "node {node} is online (heard {} ms ago); stop it first, and drain it beforehand to move its replicas",
+                ctx.now.saturating_since(live.last_heartbeat).0, node = quoted(node))));
         }
         let held = c.node_shards[nid.index()].len() as u32;
         if held > 0 || live.replicas > 0 {
             return Err(MetaError::FailedPrecondition(format!(
-                "node {node:?} still holds {} replicas; drain it, or wait for its shards to fail over",
-                held.max(live.replicas)
-            )));
+                "node {node} still holds {} replicas; drain it, or wait for its shards to fail over",
+                held.max(live.replicas), node = quoted(node))));
         }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
@@ -410,26 +402,25 @@ pub struct PendingClusters {
 pub(super) fn cluster_named<'a>(catalog: &'a Catalog, pending: &PendingClusters, name: &str, config: &CoreConfig) -> MetaResult<&'a ClusterCatalog> {
     if let Some(c) = catalog.cluster_by_name(name) {
         if pending.dropping.contains(&c.id()) {
-            return Err(MetaError::NotFound(format!("cluster {name:?} is being dropped")));
+            return Err(MetaError::NotFound(format!("cluster {name} is being dropped", name = quoted(name))));
         }
         return Ok(c);
     }
     if pending.creating.contains_key(name) || config.default_cluster.as_ref().is_some_and(|d| d.name == name) {
-        return Err(MetaError::Unavailable(format!("cluster {name:?} is being created; retry")));
+        return Err(MetaError::Unavailable(format!("cluster {name} is being created; retry", name = quoted(name))));
     }
-    Err(MetaError::NotFound(format!("cluster {name:?}")))
+    Err(MetaError::NotFound(format!("cluster {name}", name = quoted(name))))
 }
 
 /// The table `name` of `schema`, which must not be a sub-table: those are dropped and
 /// altered with their partitioned parent, as `verb` tells the caller.
 pub(super) fn whole_table<'a>(c: &'a ClusterCatalog, schema: &str, name: &str, verb: &str) -> MetaResult<(TableId, &'a Table)> {
     let sid = schema_id(c, schema)?;
-    let (tid, t) = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")))?;
+    let (tid, t) = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name} in schema {schema}", name = quoted(name), schema = quoted(schema))))?;
     if let Some(parent) = t.parent() {
         return Err(MetaError::FailedPrecondition(format!(
-            "{name:?} is a sub-table of {:?}, which holds its schema; {verb} that table instead",
-            c.table(TableId(parent)).name
-        )));
+            "{name} is a sub-table of {:?}, which holds its schema; {verb} that table instead",
+            c.table(TableId(parent)).name, name = quoted(name))));
     }
     Ok((tid, t))
 }
@@ -495,10 +486,9 @@ fn check_table_request(ctx: &Ctx, ct: &CreateTable) -> MetaResult<()> {
 pub(super) fn check_schema_bytes(cfg: &CoreConfig, table: &str, encoded_schema: &[u8]) -> MetaResult<()> {
     if encoded_schema.len() > cfg.encoded_schema_bytes_max {
         return Err(MetaError::InvalidArgument(format!(
-            "encoded schema of table {table:?} is {} bytes; the limit is {}",
+            "encoded schema of table {table} is {} bytes; the limit is {}",
             encoded_schema.len(),
-            cfg.encoded_schema_bytes_max
-        )));
+            cfg.encoded_schema_bytes_max, table = quoted(table))));
     }
     Ok(())
 }
@@ -509,15 +499,7 @@ pub(super) fn check_options(cfg: &CoreConfig, options: &BTreeMap<String, String>
         return Err(MetaError::InvalidArgument(format!("{} table options; the limit is {}", options.len(), cfg.table_options_max)));
     }
     if let Some((k, _)) = options.iter().find(|(k, v)| k.is_empty() || k.len() + v.len() > cfg.option_bytes_max) {
-        return Err(MetaError::InvalidArgument(format!("table option {k:?} is empty or longer than {} bytes", cfg.option_bytes_max)));
-    }
-    Ok(())
-}
-
-/// A route or get request names at most `tables_per_route_max` tables.
-fn check_table_count(tables: &[String], config: &CoreConfig) -> MetaResult<()> {
-    if tables.len() > config.tables_per_route_max {
-        return Err(MetaError::InvalidArgument(format!("{} tables in one request; the limit is {}", tables.len(), config.tables_per_route_max)));
+        return Err(MetaError::InvalidArgument(format!("table option {k} is empty or longer than {} bytes", cfg.option_bytes_max, k = quoted(k))));
     }
     Ok(())
 }

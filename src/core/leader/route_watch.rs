@@ -19,6 +19,7 @@ use crate::core::outbox::Outbox;
 use super::views;
 use crate::core::output::{Output, RouteChange, RouteUpdate};
 use crate::core::storage::Mutation;
+use crate::core::validate::quoted;
 
 /// Changes in one update at most, so that one message stays far below the gRPC limit (a shard
 /// change with its endpoints is a few hundred bytes).
@@ -69,7 +70,7 @@ impl RouteWatches {
             return Err(MetaError::ResourceExhausted(format!("{} route watches are open, the most this meta leader keeps", config.watchers_max)));
         }
         if let Some(schema) = req.schema.as_deref().filter(|s| !cluster.schema_by_name.contains_key(*s)) {
-            return Err(MetaError::NotFound(format!("schema {schema:?} in cluster {:?}", cluster.record.name)));
+            return Err(MetaError::NotFound(format!("schema {schema} in cluster {:?}", cluster.record.name, schema = quoted(schema))));
         }
         let watcher = Watcher { cluster: cluster.id(), schema: req.schema.clone() };
         let log = self.logs.entry(cluster.id()).or_default();

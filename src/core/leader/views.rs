@@ -9,6 +9,7 @@ use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord, Table};
 use crate::core::output::*;
+use crate::core::validate::quoted;
 
 pub fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
     let r = &c.record;
@@ -37,8 +38,8 @@ pub fn table_info(c: &ClusterCatalog, id: TableId, t: &Table) -> TableInfo {
 pub fn schema_id(c: &ClusterCatalog, schema: &str) -> MetaResult<SchemaId> {
     match c.schema_by_name.get(schema) {
         Some(&sid) if !c.schemas[&sid].dropping => Ok(sid),
-        Some(_) => Err(MetaError::NotFound(format!("schema {schema:?} in cluster {:?} is being dropped", c.record.name))),
-        None => Err(MetaError::NotFound(format!("schema {schema:?} in cluster {:?}", c.record.name))),
+        Some(_) => Err(MetaError::NotFound(format!("schema {schema} in cluster {:?} is being dropped", c.record.name, schema = quoted(schema)))),
+        None => Err(MetaError::NotFound(format!("schema {schema} in cluster {:?}", c.record.name, schema = quoted(schema)))),
     }
 }
 
@@ -50,7 +51,7 @@ pub fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {
 /// The named tables of `schema`, in order; `NotFound` names the first that is missing.
 fn named<'a>(c: &'a ClusterCatalog, schema: &str, tables: &'a [String]) -> MetaResult<Vec<(TableId, &'a Table)>> {
     let sid = schema_id(c, schema)?;
-    let find = |name: &String| c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name:?} in schema {schema:?}")));
+    let find = |name: &String| c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name} in schema {schema}", name = quoted(name), schema = quoted(schema))));
     tables.iter().map(find).collect()
 }
 

@@ -13,6 +13,7 @@ use super::keys::{Key, CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX, FENCE_KEY};
 use super::mutation::{DecodeError, Mutation};
 use crate::core::ids::{ClusterId, TableId};
 use crate::core::model::{Catalog, Table, TableRecord};
+use crate::core::validate::quoted;
 
 /// The key ranges of a snapshot, each a prefix, in the order they must be read.
 pub const SNAPSHOT_PREFIXES: [&str; 3] = [FENCE_KEY, CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX];
@@ -36,7 +37,7 @@ impl Snapshot {
             return Err(DecodeError(format!("key {:?} given twice", w[0].0)));
         }
         if let Some((k, _)) = sorted.iter().find(|(k, _)| !SNAPSHOT_PREFIXES.iter().any(|p| k.starts_with(p))) {
-            return Err(DecodeError(format!("unknown key {k:?}")));
+            return Err(DecodeError(format!("unknown key {k}", k = quoted(k))));
         }
         let mut loader = SnapshotLoader::default();
         for prefix in SNAPSHOT_PREFIXES {

@@ -8,6 +8,7 @@ use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, NodeStats};
 use crate::core::time::{Duration, Instant};
+use crate::core::validate::quoted;
 
 #[derive(Clone, Debug)]
 pub struct NodeRuntime {
@@ -89,9 +90,9 @@ impl NodeRuntime {
         }
         let ends_in = (self.last_heartbeat + lease).0.saturating_sub(now.0);
         let claim = if hb.incarnation != self.incarnation {
-            format!("incarnation {} at {:?}", hb.incarnation, hb.endpoint)
+            format!("incarnation {} at {}", hb.incarnation, quoted(&hb.endpoint))
         } else {
-            format!("endpoint {:?}", hb.endpoint)
+            format!("endpoint {}", quoted(&hb.endpoint))
         };
         Some(format!(
             "node {:?} is live as incarnation {} at {:?}, whose lease ends in {ends_in} ms unless it heartbeats; refusing {claim}",
