@@ -62,7 +62,7 @@ async fn a_standby_hands_over_a_catalog_holding_the_newest_transaction() {
     let dir = TempDir::new("etcd-standby");
     let etcd = Etcd::start(dir.path(), 1);
     let client = connect(&etcd).await;
-    let store = EtcdStore::new(client.clone(), Duration::from_secs(5));
+    let store = EtcdStore::new(client.clone(), Vec::new(), Duration::from_secs(5));
     // A cluster's id ceiling sorts before its record: the standby applies the pair in order.
     let cluster = ClusterRecord { id: CLUSTER.0, name: "a".into(), shard_count: 4, ..Default::default() };
     commit(&client, vec![Mutation::PutIdCeiling(CLUSTER, 1 << 20), Mutation::PutCluster(cluster)], 1).await;

@@ -49,7 +49,12 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// etcd endpoints; empty means a single meta node on the embedded store.
     pub etcd_endpoints: Vec<String>,
-    /// The election lease: a dead leader is replaced within about this long.
+    /// The election lease: a dead leader is replaced within about this long. It must outlast
+    /// etcd's own leader failover (1-2.5 s with etcd's default 1 s election timeout, during which
+    /// no member renews a lease) plus one renewal interval (a sixth of it) and the margin (a
+    /// tenth): at 5 s a paused or killed etcd member, its leader included, deposes no meta
+    /// leader (`tests/process_etcd_member_faults.rs`); at 3 s one pause of etcd's leader in six
+    /// did.
     pub election_ttl_ms: u64,
     /// Where the admin HTTP server listens (`/metrics`, `/health`, `/ready`, `/api/v1`); empty
     /// turns it off.
@@ -163,7 +168,7 @@ impl Default for ServerConfig {
             advertise_addr: None,
             data_dir: PathBuf::from("./shardmeta-data"),
             etcd_endpoints: Vec::new(),
-            election_ttl_ms: 3_000,
+            election_ttl_ms: 5_000,
             admin_addr: "127.0.0.1:7570".into(),
             log_level: "info".into(),
             log_format: "text".into(),

@@ -214,6 +214,12 @@ impl EtcdElection {
 /// Pause before a failed renewal is tried again through the next member.
 const RENEW_RETRY: Duration = Duration::from_millis(100);
 
+/// Renewals per lease TTL, which is also how long one attempt may wait for its answer. When the
+/// etcd member that leads etcd is paused, no member renews anything until etcd has elected
+/// another (one to two of its election timeouts, 1-2 s by default): renewing often leaves the
+/// most of the TTL for that, and a short wait per attempt moves on from the paused member soon.
+const RENEWALS_PER_TTL: u32 = 6;
+
 /// Keeps the lease alive; publishes how long leadership surely lasts, or `None` once lost.
 ///
 /// A failed renewal is not a lost lease: the lease in etcd lives until its own deadline, and
@@ -236,7 +242,7 @@ async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Cloc
         }
         let remaining = Duration::from_millis(deadline.saturating_since(now).0);
         let sent = clock.now();
-        let renewed = match tokio::time::timeout(remaining.min(ttl / 3), renew(&members[member], lease, &mut stream)).await {
+        let renewed = match tokio::time::timeout(remaining.min(ttl / RENEWALS_PER_TTL), renew(&members[member], lease, &mut stream)).await {
             Ok(r) => r,
             Err(_) => Err(Renewal::Failed("no answer".into())),
         };
@@ -244,7 +250,7 @@ async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Cloc
             Ok(granted_s) => {
                 deadline = sent + CoreDuration(granted_s * 1_000) - margin;
                 let _ = valid.send(Some(deadline));
-                tokio::time::sleep(ttl / 3).await;
+                tokio::time::sleep(ttl / RENEWALS_PER_TTL).await;
             }
             Err(Renewal::Gone) => {
                 tracing::warn!(lease, "etcd says the election lease is gone");

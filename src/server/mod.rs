@@ -63,7 +63,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         (Arc::new(Storage::Embedded(store)), None)
     } else {
         let client = connect_etcd(&config.etcd_endpoints, &security).await?;
-        let store = EtcdStore::new(client, std::time::Duration::from_millis(core_config.request_timeout_ms));
+        let store = EtcdStore::new(client, etcd_members(&config.etcd_endpoints, &security).await?, std::time::Duration::from_millis(core_config.request_timeout_ms));
         (Arc::new(Storage::Etcd(Box::new(store.clone()))), Some(store))
     };
     let (driver, handle) = Driver::new(core_config.clone(), seed(&config.name), storage.clone(), election_tx.clone(), leader.clone());
@@ -71,13 +71,9 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
 
     let elected = match (election, &*storage) {
         (Some(store), _) => {
-            let mut members = Vec::with_capacity(config.etcd_endpoints.len());
-            for endpoint in &config.etcd_endpoints {
-                members.push(connect_etcd(std::slice::from_ref(endpoint), &security).await?);
-            }
             let election = EtcdElection {
                 client: connect_etcd(&config.etcd_endpoints, &security).await?,
-                members,
+                members: etcd_members(&config.etcd_endpoints, &security).await?,
                 store,
                 value: format!("{}@{}", config.name, config.advertised()),
                 ttl: std::time::Duration::from_millis(config.election_ttl_ms),
@@ -189,6 +185,16 @@ async fn embedded_election(mut commands: mpsc::UnboundedReceiver<ElectionCommand
             ElectionCommand::Shutdown => return,
         }
     }
+}
+
+/// One client per etcd endpoint, for calls that must move on from a member that does not answer
+/// instead of waiting on a balancer to notice it (renewals, writes).
+async fn etcd_members(endpoints: &[String], security: &security::Security) -> Result<Vec<etcd_client::Client>, String> {
+    let mut members = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        members.push(connect_etcd(std::slice::from_ref(endpoint), security).await?);
+    }
+    Ok(members)
 }
 
 /// Connects to etcd, retrying for a while: meta nodes often start together with etcd.

@@ -14,12 +14,18 @@ pub struct Metas {
 }
 
 pub fn start_metas(dir: &std::path::Path, etcd: &str, n: usize) -> Metas {
+    start_metas_with(dir, etcd, n, &[("SHARDMETA_ELECTION_TTL_MS", "3000")])
+}
+
+/// [`start_metas`] with these settings (variables) instead of a 3 s election TTL.
+pub fn start_metas_with(dir: &std::path::Path, etcd: &str, n: usize, env: &[(&str, &str)]) -> Metas {
     let mut procs = BTreeMap::new();
     let mut endpoints = Vec::new();
     for i in 0..n {
         let port = free_port();
         let ep = format!("127.0.0.1:{port}");
-        procs.insert(ep.clone(), meta_server_etcd(dir, &format!("m{i}"), port, etcd));
+        let env: Vec<(&str, &str)> = [("SHARDMETA_ETCD_ENDPOINTS", etcd)].into_iter().chain(env.iter().copied()).collect();
+        procs.insert(ep.clone(), meta_server(dir, &format!("m{i}"), port, &env));
         endpoints.push(ep);
     }
     Metas { procs, endpoints }

@@ -250,6 +250,10 @@ pub fn assert_single_writer(logs: &[(String, PathBuf)]) {
 pub struct Etcd {
     pub members: Vec<Proc>,
     pub client_urls: Vec<String>,
+    dir: PathBuf,
+    /// Client and peer port of each member.
+    ports: Vec<(u16, u16)>,
+    certs: Option<PathBuf>,
 }
 
 impl Etcd {
@@ -265,25 +269,39 @@ impl Etcd {
             "etcd is not installed: run ./.ci/setup (Debian package etcd-server)"
         );
         let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
-        let cluster = ports.iter().enumerate().map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}")).collect::<Vec<_>>().join(",");
-        let mut procs = Vec::new();
-        let scheme = if certs.is_some() { "https" } else { "http" };
-        for (i, (client, peer)) in ports.iter().enumerate() {
-            let mut cmd = Command::new("etcd");
-            cmd.args(["--name", &format!("e{i}"), "--data-dir"])
-                .arg(dir.join(format!("etcd-{i}")))
-                .args(["--listen-client-urls", &format!("{scheme}://127.0.0.1:{client}")])
-                .args(["--advertise-client-urls", &format!("{scheme}://127.0.0.1:{client}")])
-                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args(["--initial-cluster", &cluster, "--initial-cluster-state", "new"]);
-            if let Some(certs) = certs {
-                cmd.arg("--cert-file").arg(certs.join("server.pem")).arg("--key-file").arg(certs.join("server.key"));
-                cmd.arg("--trusted-ca-file").arg(certs.join("ca.pem")).arg("--client-cert-auth");
-            }
-            procs.push(Proc::spawn(&format!("etcd-{i}"), cmd, &dir.join(format!("etcd-{i}.log"))));
+        let client_urls = ports.iter().map(|(c, _)| format!("127.0.0.1:{c}")).collect();
+        let mut etcd = Etcd { members: Vec::new(), client_urls, dir: dir.to_path_buf(), ports, certs: certs.map(Path::to_path_buf) };
+        etcd.members = (0..members).map(|i| etcd.spawn(i)).collect();
+        etcd
+    }
+
+    /// Member `i` as it was first started; a restart finds its data dir and rejoins.
+    fn spawn(&self, i: usize) -> Proc {
+        let cluster = self.ports.iter().enumerate().map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}")).collect::<Vec<_>>().join(",");
+        let scheme = if self.certs.is_some() { "https" } else { "http" };
+        let (client, peer) = self.ports[i];
+        let mut cmd = Command::new("etcd");
+        cmd.args(["--name", &format!("e{i}"), "--data-dir"])
+            .arg(self.dir.join(format!("etcd-{i}")))
+            .args(["--listen-client-urls", &format!("{scheme}://127.0.0.1:{client}")])
+            .args(["--advertise-client-urls", &format!("{scheme}://127.0.0.1:{client}")])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-cluster", &cluster, "--initial-cluster-state", "new"]);
+        if let Some(certs) = &self.certs {
+            cmd.arg("--cert-file").arg(certs.join("server.pem")).arg("--key-file").arg(certs.join("server.key"));
+            cmd.arg("--trusted-ca-file").arg(certs.join("ca.pem")).arg("--client-cert-auth");
         }
-        Etcd { members: procs, client_urls: ports.iter().map(|(c, _)| format!("127.0.0.1:{c}")).collect() }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("etcd-{i}.log"))).expect("etcd log");
+        cmd.stdout(Stdio::from(log.try_clone().expect("dup log"))).stderr(Stdio::from(log));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start etcd member {i}: {e}"));
+        Proc { name: format!("etcd-{i}"), admin: String::new(), child: Some(child) }
+    }
+
+    /// Starts member `i` again after it was killed or stopped.
+    pub fn restart(&mut self, i: usize) {
+        self.members[i].kill9();
+        self.members[i] = self.spawn(i);
     }
 
     pub fn endpoints(&self) -> String {

@@ -3,14 +3,17 @@
 //! chain), then applies the batch and advances the fence. Value compares only, which is what
 //! madsim's simulated etcd supports too.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prost::Message;
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
 
 use super::load::{LoadCause, LoadError};
 use super::page_window::PageWindow;
 use crate::core::storage::{Op, Snapshot, SnapshotLoader, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
+use crate::core::model::FenceRecord;
 use crate::core::Term;
 
 /// Keys per snapshot page. At 1 KiB records a page is about 1 MiB: large enough that a million
@@ -71,14 +74,21 @@ pub struct LeaderFence {
 
 #[derive(Clone)]
 pub struct EtcdStore {
+    /// Over every endpoint, balanced: for reads and watches.
     client: Client,
+    /// One client per endpoint, for writes: see [`EtcdStore::send_fenced`].
+    members: Arc<[Client]>,
+    /// The member writes go to while it answers.
+    writer: Arc<AtomicUsize>,
     fence: Arc<Mutex<Option<LeaderFence>>>,
     timeout: Duration,
 }
 
 impl EtcdStore {
-    pub fn new(client: Client, timeout: Duration) -> EtcdStore {
-        EtcdStore { client, fence: Arc::default(), timeout }
+    /// `members`: one client per endpoint (`client` itself when there is one endpoint).
+    pub fn new(client: Client, members: Vec<Client>, timeout: Duration) -> EtcdStore {
+        let members = if members.is_empty() { vec![client.clone()] } else { members };
+        EtcdStore { client, members: members.into(), writer: Arc::default(), fence: Arc::default(), timeout }
     }
 
     /// Set by the election when this node wins, cleared when it loses.
@@ -139,22 +149,33 @@ impl EtcdStore {
         });
         match current {
             Some(current) if batch.landed_already(current.as_deref()) => WriteResult::Ok,
-            _ => WriteResult::Conflict,
+            current => {
+                let decode = |v: &[u8]| FenceRecord::decode(v).map(|f| (f.term, f.seq)).ok();
+                let found = current.flatten().as_deref().and_then(decode);
+                let (expected, mine) = (batch.expected_fence.as_deref().and_then(decode), decode(&batch.fence));
+                tracing::warn!(?found, ?expected, ?mine, "etcd refused the batch: the fence or the election key has moved on");
+                WriteResult::Conflict
+            }
         }
     }
 
     /// Sends a fenced transaction, again and again within the store's timeout while etcd does
-    /// not answer (a member down, refusing connections, or electing its own leader). Sending it
-    /// again is safe whatever became of an earlier attempt: the transaction compares the fence
-    /// record, so a copy that lands after another has landed fails its compare, and the caller
-    /// tells "already landed" from a conflict by the fence it reads back. `None`: the outcome
-    /// is unknown after all.
+    /// not answer (a member down, refusing connections, paused, or electing its own leader).
+    /// Sending it again is safe whatever became of an earlier attempt: the transaction compares
+    /// the fence record, so a copy that lands after another has landed fails its compare, and
+    /// the caller tells "already landed" from a conflict by the fence it reads back. `None`: the
+    /// outcome is unknown after all.
+    ///
+    /// Writes go to one member while it answers, and to the next once it does not: a paused
+    /// member costs one attempt, not one per write (a balancer would keep choosing it, as its
+    /// connection looks healthy).
     async fn send_fenced(&self, txn: Txn) -> Option<etcd_client::TxnResponse> {
         let started = tokio::time::Instant::now();
-        // An attempt stuck on a paused member must leave time for another to go elsewhere.
-        let attempt_max = (self.timeout / 3).max(Duration::from_millis(1_000));
-        let mut kv = self.client.kv_client();
+        // An attempt stuck on a paused member must leave time for others to go elsewhere.
+        let attempt_max = (self.timeout / 5).max(Duration::from_millis(1_000));
         for attempt in 1.. {
+            let member = self.writer.load(Ordering::Relaxed) % self.members.len();
+            let mut kv = self.members[member].kv_client();
             let left = self.timeout.saturating_sub(started.elapsed());
             let error = match tokio::time::timeout(left.min(attempt_max), kv.txn(txn.clone())).await {
                 Ok(Ok(r)) => return Some(r),
@@ -165,12 +186,14 @@ impl EtcdStore {
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no answer within {} ms", left.min(attempt_max).as_millis()),
             };
+            // Another writer may have moved on already; move on from this member only once.
+            let _ = self.writer.compare_exchange(member, (member + 1) % self.members.len(), Ordering::Relaxed, Ordering::Relaxed);
             let pause = TXN_RETRY_PAUSE * attempt.min(5);
             if started.elapsed() + pause >= self.timeout {
                 tracing::warn!(%error, attempt, "etcd transaction failed until the timeout; outcome unknown");
                 return None;
             }
-            tracing::debug!(%error, attempt, "etcd transaction failed; sending it again");
+            tracing::debug!(%error, attempt, member, "etcd transaction failed; sending it to the next member");
             tokio::time::sleep(pause).await;
         }
         unreachable!("the loop returns")
