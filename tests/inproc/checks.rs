@@ -164,7 +164,7 @@ impl World {
         }
     }
 
-    pub(super) fn check_liveness(&self) -> Result<(), Failure> {
+    pub(super) fn check_liveness(&mut self) -> Result<(), Failure> {
         let heal = HEAL_AT_MS;
         // L1: a meta leader within the election timeout (one TTL for the old lease, a campaign round).
         let l1_deadline = heal + 2 * ELECTION_TTL_MS + CAMPAIGN_EVERY_MS;
@@ -200,7 +200,29 @@ impl World {
             check::leaders_balanced(c, |n| !n.draining && !one_shot(&n.name)).map_err(|e| self.fail(e, None))?;
             // S5's zone spread once every node is back: replicas crowded into the zones that
             // stayed during an outage have been spread again.
-            check::zone_spread(c, |n| !c.node(n).draining && !one_shot(&c.node(n).name)).map_err(|v| self.fail(v.to_string(), None))?;
+            if let Err(v) = check::zone_spread(c, |n| !c.node(n).draining && !one_shot(&c.node(n).name)) {
+                if std::env::var("SIM_DEBUG").is_ok() {
+                    for (n, held) in c.nodes.iter().zip(&c.node_shards) {
+                        println!("node {} zone {:?} draining {} holds {held:?}", n.name, n.zone, n.draining);
+                    }
+                    for s in &c.shards {
+                        println!("shard {} leader {:?} followers {:?}", s.id, s.leader, s.followers);
+                    }
+                    let (now, cluster) = (self.now, self.spec.name.clone());
+                    for core in self.metas.iter_mut().filter_map(|m| m.core.as_mut()).filter(|c| c.is_leader(now)) {
+                        let request = Request::ListEvents { cluster: cluster.clone(), after: 0, limit: 10_000 };
+                        core.handle(now, Input::Request { id: RequestId(u64::MAX), request: &request });
+                        while let Some(out) = core.poll_output() {
+                            if let Output::Reply { result: Ok(Response::Events { events, .. }), .. } = out {
+                                for e in events {
+                                    println!("event {} ago {} ms {:?} shard {:?}: {}", e.seq, e.age_ms, e.cause, e.shard, e.text);
+                                }
+                            }
+                        }
+                    }
+                }
+                return Err(self.fail(v.to_string(), None));
+            }
         }
         if END_MS - self.last_topology_change.0 < QUIET_WINDOW_MS {
             return Err(self.fail(format!("L3: topology still changing at {} ms", self.last_topology_change.0), None));

@@ -330,6 +330,10 @@ impl Leader {
                     rt.set_removing(NodeId(n.id), false);
                     rt.set_online(NodeId(n.id), false);
                 }
+                // Its zone may have changed (a node back in another zone, or its own record
+                // back after an impostor's took its name): replicas crowded into one zone are
+                // spread only by this scan, which its return may have run before this landed.
+                rt.deficit_scan_again();
             }
             Mutation::PutTable(_, t) => {
                 rt.write_landed(&Awaiting::TableAlter(TableId(t.id)));
