@@ -2,6 +2,7 @@
 //!
 //! - `SIM_SEEDS=N` sets how many seeds the sweep runs (default 200).
 //! - `SIM_SEED=X` runs only seed X, printing what it did.
+//! - `SIM_THREADS=N` runs the sweep on N threads (default: one per core).
 //!
 //! A failing seed prints itself and the command that replays it.
 
@@ -11,6 +12,7 @@ use inproc::faults::{ClockDrift, FaultMix};
 use inproc::{run_seed, Coverage, Options};
 use shardmeta::check::Invariant;
 use shardmeta::core::PlantedBug;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 const DEFAULT_SEEDS: u64 = 200;
 /// Seeds start here so that they are not the small numbers every other test uses.
@@ -27,26 +29,56 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// Runs test `test`'s seeds with `opts`: `SIM_SEED` alone if set, else `SIM_SEEDS` (or
-/// `default`) seeds from [`FIRST_SEED`]. A failing seed panics with the line that replays it.
-/// Returns the summed coverage and how many seeds ran.
+/// `default`) seeds from [`FIRST_SEED`], spread over the machine's cores (`SIM_THREADS` sets
+/// how many). A failing seed panics with the line that replays it: of the seeds that failed
+/// before the others stopped, the lowest, so that a rerun points at the same one. Returns the
+/// summed coverage and how many seeds ran.
 fn sweep(test: &str, opts: &Options, default: u64) -> (Coverage, usize) {
     let seeds: Vec<u64> = match env_u64("SIM_SEED") {
         Some(seed) => vec![seed],
         None => (0..env_u64("SIM_SEEDS").unwrap_or(default)).map(|i| FIRST_SEED + i).collect(),
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let threads = env_u64("SIM_THREADS").unwrap_or(cores).clamp(1, seeds.len().max(1) as u64) as usize;
     let started = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let outcomes: Vec<(Coverage, u64, Vec<(u64, String)>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut total, mut events, mut failures) = (Coverage::default(), 0, Vec::new());
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                        match run_seed(seed, opts) {
+                            Ok(report) => {
+                                total.add(&report.coverage);
+                                events += report.events;
+                            }
+                            Err(failure) => {
+                                failed.store(true, Ordering::Relaxed);
+                                failures.push((seed, failure.to_string()));
+                            }
+                        }
+                    }
+                    (total, events, failures)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("a sweep thread panicked")).collect()
+    });
     let mut total = Coverage::default();
     let mut events = 0;
-    for &seed in &seeds {
-        match run_seed(seed, opts) {
-            Ok(report) => {
-                total.add(&report.coverage);
-                events += report.events;
-            }
-            Err(failure) => panic!("{failure}\nreplay: {}", shardmeta::check::replay::inproc(test, seed)),
-        }
+    let mut failures = Vec::new();
+    for (coverage, n, f) in outcomes {
+        total.add(&coverage);
+        events += n;
+        failures.extend(f);
     }
-    println!("{test}: {} seeds, {events} events in {:.1?}; coverage: {total:#?}", seeds.len(), started.elapsed());
+    if let Some((seed, failure)) = failures.into_iter().min_by_key(|(seed, _)| *seed) {
+        panic!("{failure}\nreplay: {}", shardmeta::check::replay::inproc(test, seed));
+    }
+    println!("{test}: {} seeds on {threads} threads, {events} events in {:.1?}; coverage: {total:#?}", seeds.len(), started.elapsed());
     (total, seeds.len())
 }
 
