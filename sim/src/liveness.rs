@@ -194,14 +194,18 @@ impl Sim {
     }
 
     /// Balancing by load is done: the meta leader judges every node (their loads are trusted
-    /// and no move touched them lately, so it is not merely waiting) and its dry run plans no
-    /// move for balance.
+    /// and no move touched them lately, so it is not merely waiting), no shard's split or merge
+    /// clock is running (a hot shard splits only after several windows above the line, which
+    /// may close well after everything else looks settled: seed 7084), and its dry run plans
+    /// no move for balance and no split or merge (a shard it names as unsplittable stays).
     async fn plan_quiet(&self) -> bool {
         self.with_meta(|mut m| async move {
             let status = m.call(|mut c| async move { c.scheduler_status(proto::SchedulerStatusRequest { header: header() }).await }).await.ok()?;
             let plan = m.call(|mut c| async move { c.plan_scheduler(proto::PlanSchedulerRequest { header: header() }).await }).await.ok()?;
             let judged = status.nodes.iter().all(|n| n.judged);
-            Some(judged && plan.moves.iter().all(|mv| mv.cause != "load" && mv.cause != "leader-count"))
+            let no_clock = status.shards_heating == 0 && status.shards_cooling == 0;
+            let resizes = |mv: &proto::PlannedMove| matches!(mv.cause.as_str(), "split" | "merge") && !mv.text.starts_with("no split");
+            Some(judged && no_clock && plan.moves.iter().all(|mv| mv.cause != "load" && mv.cause != "leader-count" && !resizes(mv)))
         })
         .await
         .unwrap_or(false)

@@ -34,6 +34,8 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
         nodes,
         moves_in_flight: s.moves_in_flight,
         last_event: s.last_event,
+        shards_heating: s.shards_heating,
+        shards_cooling: s.shards_cooling,
     }
 }
 

@@ -179,6 +179,12 @@ pub struct SchedulerStatus {
     pub moves_in_flight: u32,
     /// The newest event's number.
     pub last_event: u64,
+    /// Led shards above the split line for fewer windows than a split needs: a split may come
+    /// as their next windows close.
+    pub shards_heating: u32,
+    /// Led shards below the merge line for less than the merge window: a merge may come when
+    /// it has passed.
+    pub shards_cooling: u32,
 }
 
 /// A placeable node as the balancer sees it.

@@ -88,7 +88,11 @@ fn status(c: &ClusterCatalog, rt: &ClusterRuntime, settings: SchedulerSettings, 
         })
         .collect();
     let moves_in_flight = rt.intent().transfers_in_flight() as u32;
-    SchedulerStatus { settings, mean_utilization: view.mean, nodes, moves_in_flight, last_event: rt.events().last_seq() }
+    let led: Vec<ShardId> = crate::core::scheduler::splits::led(c, rt).collect();
+    let shards_heating = led.iter().filter(|&&s| (1..settings.split_windows).contains(&rt.hot().streak(s))).count() as u32;
+    let merge_window = crate::core::Duration(settings.merge_window_ms);
+    let shards_cooling = led.iter().filter(|&&s| rt.hot().cold_since(s).is_some_and(|since| now < since + merge_window)).count() as u32;
+    SchedulerStatus { settings, mean_utilization: view.mean, nodes, moves_in_flight, last_event: rt.events().last_seq(), shards_heating, shards_cooling }
 }
 
 fn planned_move(c: &ClusterCatalog, m: &crate::core::scheduler::Move) -> PlannedMove {

@@ -108,7 +108,7 @@ pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, roo
 }
 
 /// Shards with a leader, as the intent has it.
-pub(super) fn led<'a>(cluster: &'a ClusterCatalog, rt: &'a ClusterRuntime) -> impl Iterator<Item = ShardId> + 'a {
+pub fn led<'a>(cluster: &'a ClusterCatalog, rt: &'a ClusterRuntime) -> impl Iterator<Item = ShardId> + 'a {
     (0..cluster.shards.len() as u32).map(ShardId).filter(move |&s| rt.intended(cluster, s).leader.is_some())
 }
 
