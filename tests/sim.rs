@@ -28,6 +28,9 @@ fn env_u64(name: &str) -> Option<u64> {
     .unwrap_or_else(|_| panic!("{name}={v} is not a number")))
 }
 
+/// What one sweep thread ran: the coverage, the events, and the seeds that failed with why.
+type ThreadOutcome = (Coverage, u64, Vec<(u64, String)>);
+
 /// Runs test `test`'s seeds with `opts`: `SIM_SEED` alone if set, else `SIM_SEEDS` (or
 /// `default`) seeds from [`FIRST_SEED`], spread over the machine's cores (`SIM_THREADS` sets
 /// how many). A failing seed panics with the line that replays it: of the seeds that failed
@@ -43,7 +46,7 @@ fn sweep(test: &str, opts: &Options, default: u64) -> (Coverage, usize) {
     let started = std::time::Instant::now();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let outcomes: Vec<(Coverage, u64, Vec<(u64, String)>)> = std::thread::scope(|scope| {
+    let outcomes: Vec<ThreadOutcome> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
