@@ -107,6 +107,50 @@ fn a_cancel_before_the_new_shard_may_be_led_rolls_back_and_after_is_refused() {
     assert!(matches!(&refused, MetaError::FailedPrecondition(m) if m.contains("only rolls forward")), "{refused:?}");
 }
 
+/// A cancel that arrives while the split's next step is being written is refused (retry):
+/// judged on the stored step, it would roll back a split whose new shard is about to be led,
+/// and move tables back from it while its leader serves them (in-process seed 1592596841:
+/// one table led by two nodes). Once that step lands, the cancel is refused for good.
+#[test]
+fn a_cancel_while_a_step_is_being_written_waits_for_it() {
+    let (mut h, mut nodes) = tabled_cluster(2);
+    let Ok(Response::Procedure(p)) = split(&mut h, 0, &[]) else { panic!() };
+    tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingSourceRelease);
+    report(&mut h, &mut nodes);
+    // Up to the tick that lets the new shard go: its write is handed out, and not landed.
+    let mut step_write = Vec::new();
+    for _ in 0..20 {
+        h.advance(100);
+        step_write = h.outputs();
+        if step_write.iter().any(|o| matches!(o, Output::Persist(_))) {
+            break;
+        }
+    }
+    assert!(step_write.iter().any(|o| matches!(o, Output::Persist(_))), "the step is written");
+    assert_eq!(procedures(&mut h)[0].step, ProcedureStep::AwaitingSourceRelease, "and has not landed");
+    let cancel = h.request(Request::CancelProcedure { cluster: "c".into(), id: p.id });
+    let mut refusal = None;
+    for out in step_write.into_iter().chain(h.outputs()) {
+        match out {
+            Output::Reply { request, result } if request == cancel => refusal = Some(result),
+            Output::Persist(b) => {
+                b.apply_to(&mut h.store);
+                h.write_result(b.id, shardmeta::core::storage::WriteResult::Ok);
+            }
+            _ => {}
+        }
+    }
+    let refusal = refusal.expect("the cancel is answered at once").unwrap_err();
+    assert!(matches!(&refusal, MetaError::Unavailable(m) if m.contains("taking a step")), "{refusal:?}");
+    h.settle();
+    assert_eq!(procedures(&mut h)[0].step, ProcedureStep::AwaitingNewShardOpen, "the step landed");
+    let refused = h.call(Request::CancelProcedure { cluster: "c".into(), id: p.id }).unwrap_err();
+    assert!(matches!(&refused, MetaError::FailedPrecondition(m) if m.contains("only rolls forward")), "{refused:?}");
+    run_out(&mut h, &mut nodes);
+    let moved: Vec<TableId> = catalog(&h).shard_tables[2].iter().copied().collect();
+    assert_split_done(&h, &nodes, &moved);
+}
+
 /// One node leading two shards, four tables, and a split of shard 0 asked for; shard 0's
 /// tables before it.
 fn split_on_one_node(config: CoreConfig) -> (Harness, Vec<Node>, std::collections::BTreeSet<TableId>) {

@@ -75,6 +75,12 @@ impl Leader {
                 )))
             }
         }
+        // The step judged above is the stored one: a step of its own still being written
+        // (a split releasing its new shard to be led, say) would land first, and a rollback
+        // decided from the older step would then move tables back from a shard that is led.
+        if self.clusters[&cid].procedure_busy(procedure) {
+            return Err(MetaError::Unavailable(format!("procedure {procedure} is taking a step; retry once it has landed")));
+        }
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let record = ProcedureRecord { step: ProcedureStep::RollingBack as u32, ..p.clone() };
