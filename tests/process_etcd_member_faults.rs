@@ -3,15 +3,14 @@
 
 mod process;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use process::ddl::{count_in_logs, ddl_load};
 use process::metas::{start_metas_with, wait_leader};
 use process::*;
-use shardmeta::client::MetaClient;
-use shardmeta::proto::{self, RequestHeader};
+use shardmeta::proto;
 
 /// How long each member stays down: past the election TTL (the default, 5 s), so a leader that
 /// gave up at the first failed renewal, or waited on the dead member, would be deposed.
@@ -31,29 +30,6 @@ async fn named(endpoints: &[String]) -> Vec<(String, u64)> {
         }
     }
     out
-}
-
-fn count_in_logs(dir: &Path, names: &[&str], needle: &str) -> usize {
-    names.iter().map(|n| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default().matches(needle).count()).sum()
-}
-
-/// Creates tables one after another until `stop`; per second of the run, whether a create was
-/// acknowledged in it.
-async fn ddl_load(endpoints: Vec<String>, stop: Arc<AtomicBool>) -> Vec<bool> {
-    let mut meta = MetaClient::new(endpoints, Duration::from_secs(3)).unwrap();
-    let start = Instant::now();
-    let mut slots = Vec::new();
-    let mut i = 0;
-    while !stop.load(Ordering::Relaxed) {
-        i += 1;
-        let req = proto::CreateTableRequest { header: Some(RequestHeader { cluster: "default".into() }), name: format!("t{i}"), if_not_exists: true, ..Default::default() };
-        let ok = meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await.is_ok();
-        let slot = start.elapsed().as_secs() as usize;
-        slots.resize(slots.len().max(slot + 1), false);
-        slots[slot] |= ok;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    slots
 }
 
 /// Which member leads etcd now, asked of a member that is up.

@@ -71,9 +71,21 @@ impl MetaClient {
 
     /// The leader's endpoint and a client for it, found through any endpoint that answers.
     /// Endpoints are asked in turn, from a different one each lookup; one that knows no leader
-    /// (a node cut off from etcd, or mid-election) is used, as a forwarder, only when no other
-    /// endpoint names a leader.
+    /// (a node cut off from etcd, or mid-election), or names one that cannot be reached, is
+    /// used as a forwarder of unary calls only when no other endpoint names a reachable leader.
     pub async fn leader(&mut self) -> Result<(String, Grpc), Status> {
+        self.lookup(true).await
+    }
+
+    /// [`leader`](Self::leader) for a heartbeat stream, which only the leader serves: never a
+    /// forwarder. A follower would only redirect the stream to the leader it names, and while
+    /// etcd still names a leader that died (until its election lease runs out) that redirect
+    /// leads nowhere; a node that looked again at once would be redirected again and again.
+    pub async fn stream_leader(&mut self) -> Result<(String, Grpc), Status> {
+        self.lookup(false).await
+    }
+
+    async fn lookup(&mut self, forwarder_ok: bool) -> Result<(String, Grpc), Status> {
         if let Some(l) = &self.leader {
             return Ok(l.clone());
         }
@@ -104,7 +116,8 @@ impl MetaClient {
             } else {
                 match self.connect_to(&leader).await {
                     Ok(c) => (leader, c),
-                    Err(_) => {
+                    Err(e) => {
+                        last = Status::unavailable(format!("the meta leader {leader} named by {endpoint} is unreachable: {}", e.message()));
                         fallback.get_or_insert((endpoint, client));
                         continue;
                     }
@@ -113,7 +126,7 @@ impl MetaClient {
             self.leader = Some(found.clone());
             return Ok(found);
         }
-        let found = fallback.ok_or(last)?;
+        let found = fallback.filter(|_| forwarder_ok).ok_or(last)?;
         self.leader = Some(found.clone());
         Ok(found)
     }
@@ -145,7 +158,15 @@ impl MetaClient {
                 Ok((_, client)) => match f(client).await {
                     Ok(r) => return Ok(r.into_inner()),
                     Err(e) if e.code() == Code::Unavailable => last = e,
-                    Err(e) => return Err(explained(e)),
+                    Err(e) => {
+                        // A call that timed out or broke may have met a leader that is paused
+                        // or gone: the next call looks the leader up again instead of waiting on
+                        // it once more. (This one is not retried: its outcome is unknown here.)
+                        if matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled | Code::Unknown) {
+                            self.reset();
+                        }
+                        return Err(explained(e));
+                    }
                 },
                 // No endpoint answered: worth retrying only when none could be reached; a
                 // refusal (a token, a certificate) will not change.

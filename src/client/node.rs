@@ -80,7 +80,7 @@ pub async fn run(
     loop {
         let client = match session.next_target() {
             Some(endpoint) => meta.connect_to(&endpoint).await,
-            None => meta.leader().await.map(|(_, c)| c),
+            None => meta.stream_leader().await.map(|(_, c)| c),
         };
         let (tx, rx) = mpsc::channel::<proto::HeartbeatRequest>(8);
         let opened = match client {

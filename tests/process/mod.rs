@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod ddl;
 pub mod metas;
 pub mod node_kill;
 pub mod route_watch;
@@ -40,7 +41,12 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// `KEEP_TEST_DIRS=1` keeps the directory (logs, data) to look at after a failure.
     fn drop(&mut self) {
+        if std::env::var_os("KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
