@@ -5,6 +5,7 @@
 
 pub mod ddl;
 pub mod metas;
+pub mod netns;
 pub mod node_kill;
 pub mod route_watch;
 
@@ -107,9 +108,38 @@ impl Drop for Proc {
 }
 
 pub fn meta_server(dir: &Path, name: &str, port: u16, extra_env: &[(&str, &str)]) -> Proc {
-    let admin = format!("127.0.0.1:{}", free_port());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meta-server"));
-    cmd.args(["--name", name, "--grpc-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+    meta_server_on(dir, name, &Place::loopback(), port, extra_env)
+}
+
+/// Where a process runs: its network namespace (none: this one) and the address it binds.
+pub struct Place {
+    pub netns: Option<String>,
+    pub addr: String,
+}
+
+impl Place {
+    pub fn loopback() -> Place {
+        Place { netns: None, addr: "127.0.0.1".into() }
+    }
+
+    /// `program`, to be run here.
+    pub fn command(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, program]);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
+/// [`meta_server`] at `place` (its gRPC and admin ports on the place's address).
+pub fn meta_server_on(dir: &Path, name: &str, place: &Place, port: u16, extra_env: &[(&str, &str)]) -> Proc {
+    let admin = format!("{}:{}", place.addr, free_port());
+    let mut cmd = place.command(env!("CARGO_BIN_EXE_meta-server"));
+    cmd.args(["--name", name, "--grpc-addr", &format!("{}:{port}", place.addr), "--data-dir"])
         .arg(dir.join(name))
         .env("SHARDMETA_LEASE_MS", "3000")
         .env("SHARDMETA_HEARTBEAT_INTERVAL_MS", "300")
@@ -168,8 +198,13 @@ pub fn node_agent_with(dir: &Path, name: &str, port: u16, meta: &str, extra: &[&
 
 /// A node-agent with more flags and `SHARDMETA_NODE_*` variables (TLS, its token).
 pub fn node_agent_env(dir: &Path, name: &str, port: u16, meta: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_node-agent"));
-    cmd.args(["--meta-endpoints", meta, "--name", name, "--addr", &format!("127.0.0.1:{port}"), "--leadership-log"])
+    node_agent_on(dir, name, &Place::loopback(), port, meta, extra, env)
+}
+
+/// [`node_agent_env`] at `place`.
+pub fn node_agent_on(dir: &Path, name: &str, place: &Place, port: u16, meta: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut cmd = place.command(env!("CARGO_BIN_EXE_node-agent"));
+    cmd.args(["--meta-endpoints", meta, "--name", name, "--addr", &format!("{}:{port}", place.addr), "--leadership-log"])
         .arg(dir.join(format!("{name}.lead.jsonl")))
         .args(extra)
         .envs(env.iter().copied());
@@ -227,7 +262,6 @@ pub fn read_leadership(path: &Path) -> (BTreeMap<u32, Intervals>, Vec<(u32, u64)
 /// Fails if two nodes' leadership of one shard overlaps, or a write was accepted outside the
 /// accepting node's leadership.
 pub fn assert_single_writer(logs: &[(String, PathBuf)]) {
-    let mut by_shard: BTreeMap<u32, Vec<(u64, u64, &str)>> = BTreeMap::new();
     let mut writes_checked = 0;
     for (node, path) in logs {
         let (grants, writes) = read_leadership(path);
@@ -236,20 +270,36 @@ pub fn assert_single_writer(logs: &[(String, PathBuf)]) {
             assert!(inside, "{node} accepted a write to shard {shard} at {at} outside its leadership");
             writes_checked += 1;
         }
-        for (shard, intervals) in grants {
-            for (f, u) in intervals {
-                by_shard.entry(shard).or_default().push((f, u, node.as_str()));
-            }
+    }
+    assert_leadership_disjoint(logs);
+    assert!(writes_checked > 0, "no write was accepted: the check proved nothing");
+}
+
+/// Fails if two nodes' leadership of one shard overlaps, by each node's lease as its log has it
+/// (all processes on this host share one clock); the number of intervals checked.
+pub fn assert_leadership_disjoint(logs: &[(String, PathBuf)]) -> usize {
+    let mut by_shard: BTreeMap<u32, Vec<(u64, u64, &str)>> = BTreeMap::new();
+    for (node, path) in logs {
+        for (shard, intervals) in read_leadership(path).0 {
+            by_shard.entry(shard).or_default().extend(intervals.into_iter().map(|(f, u)| (f, u, node.as_str())));
         }
     }
+    let mut checked = 0;
     for (shard, mut iv) in by_shard {
         iv.sort();
-        for pair in iv.windows(2) {
-            let ((_, u1, n1), (f2, _, n2)) = (pair[0], pair[1]);
-            assert!(n1 == n2 || f2 >= u1, "shard {shard}: {n1} led until {u1} but {n2} led from {f2}");
+        // The furthest any node's leadership reached so far: an interval that starts before
+        // another node's reach overlaps it, adjacent in this order or not.
+        let mut reach: BTreeMap<&str, u64> = BTreeMap::new();
+        for (from, until, node) in iv {
+            if let Some((other, end)) = reach.iter().find(|(n, end)| **n != node && **end > from) {
+                panic!("shard {shard}: {other} led until {end} but {node} led from {from}");
+            }
+            let r = reach.entry(node).or_insert(until);
+            *r = (*r).max(until);
+            checked += 1;
         }
     }
-    assert!(writes_checked > 0, "no write was accepted: the check proved nothing");
+    checked
 }
 
 /// An etcd cluster of `members` members on free loopback ports, in `dir`.
@@ -259,6 +309,8 @@ pub struct Etcd {
     dir: PathBuf,
     /// Client and peer port of each member.
     ports: Vec<(u16, u16)>,
+    /// Where each member runs.
+    places: Vec<Place>,
     certs: Option<PathBuf>,
 }
 
@@ -270,29 +322,36 @@ impl Etcd {
     /// Clients over TLS with client certificates (`--client-cert-auth`), from `certs` as
     /// `config/secure/make-certs.sh` makes them; peers in the clear, on loopback.
     pub fn start_with(dir: &Path, members: usize, certs: Option<&Path>) -> Etcd {
+        Etcd::start_at(dir, (0..members).map(|_| Place::loopback()).collect(), certs)
+    }
+
+    /// A member at each of `places`.
+    pub fn start_at(dir: &Path, places: Vec<Place>, certs: Option<&Path>) -> Etcd {
+        let members = places.len();
         assert!(
             Command::new("etcd").arg("--version").output().is_ok_and(|o| o.status.success()),
             "etcd is not installed: run ./.ci/setup (Debian package etcd-server)"
         );
         let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
-        let client_urls = ports.iter().map(|(c, _)| format!("127.0.0.1:{c}")).collect();
-        let mut etcd = Etcd { members: Vec::new(), client_urls, dir: dir.to_path_buf(), ports, certs: certs.map(Path::to_path_buf) };
+        let client_urls = ports.iter().zip(&places).map(|((c, _), p)| format!("{}:{c}", p.addr)).collect();
+        let mut etcd = Etcd { members: Vec::new(), client_urls, dir: dir.to_path_buf(), ports, places, certs: certs.map(Path::to_path_buf) };
         etcd.members = (0..members).map(|i| etcd.spawn(i)).collect();
         etcd
     }
 
     /// Member `i` as it was first started; a restart finds its data dir and rejoins.
     fn spawn(&self, i: usize) -> Proc {
-        let cluster = self.ports.iter().enumerate().map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}")).collect::<Vec<_>>().join(",");
+        let cluster = self.ports.iter().zip(&self.places).enumerate().map(|(i, ((_, peer), p))| format!("e{i}=http://{}:{peer}", p.addr)).collect::<Vec<_>>().join(",");
         let scheme = if self.certs.is_some() { "https" } else { "http" };
         let (client, peer) = self.ports[i];
-        let mut cmd = Command::new("etcd");
+        let addr = &self.places[i].addr;
+        let mut cmd = self.places[i].command("etcd");
         cmd.args(["--name", &format!("e{i}"), "--data-dir"])
             .arg(self.dir.join(format!("etcd-{i}")))
-            .args(["--listen-client-urls", &format!("{scheme}://127.0.0.1:{client}")])
-            .args(["--advertise-client-urls", &format!("{scheme}://127.0.0.1:{client}")])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--listen-client-urls", &format!("{scheme}://{addr}:{client}")])
+            .args(["--advertise-client-urls", &format!("{scheme}://{addr}:{client}")])
+            .args(["--listen-peer-urls", &format!("http://{addr}:{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://{addr}:{peer}")])
             .args(["--initial-cluster", &cluster, "--initial-cluster-state", "new"]);
         if let Some(certs) = &self.certs {
             cmd.arg("--cert-file").arg(certs.join("server.pem")).arg("--key-file").arg(certs.join("server.key"));
