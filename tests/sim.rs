@@ -3,6 +3,7 @@
 //! - `SIM_SEEDS=N` sets how many seeds the sweep runs (default 200).
 //! - `SIM_SEED=X` runs only seed X, printing what it did.
 //! - `SIM_THREADS=N` runs the sweep on N threads (default: one per core).
+//! - `SIM_SKIP=N` starts the sweep N seeds later, for long runs in pieces.
 //!
 //! A failing seed prints itself and the command that replays it.
 
@@ -39,7 +40,10 @@ type ThreadOutcome = (Coverage, u64, Vec<(u64, String)>);
 fn sweep(test: &str, opts: &Options, default: u64) -> (Coverage, usize) {
     let seeds: Vec<u64> = match env_u64("SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (0..env_u64("SIM_SEEDS").unwrap_or(default)).map(|i| FIRST_SEED + i).collect(),
+        None => {
+            let skip = env_u64("SIM_SKIP").unwrap_or(0);
+            (skip..skip + env_u64("SIM_SEEDS").unwrap_or(default)).map(|i| FIRST_SEED + i).collect()
+        }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let threads = env_u64("SIM_THREADS").unwrap_or(cores).clamp(1, seeds.len().max(1) as u64) as usize;
