@@ -52,7 +52,10 @@ impl Default for Spec {
 /// Timing of the simulated meta service: short, so that many faults fit in a seed.
 pub const LEASE_MS: u64 = 3_000;
 pub const HEARTBEAT_MS: u64 = 300;
-pub const ELECTION_TTL_MS: u64 = 2_000;
+/// The simulated etcd ages leases once a second, so a leader trusts its lease for a second less
+/// than the TTL (`server::election`): at 2 s that left 800 ms after each renewal, and lost
+/// packets on a slow network cost meta elections.
+pub const ELECTION_TTL_MS: u64 = 3_000;
 pub const CLOCK_DRIFT_MS: u64 = 500;
 /// Loads are trusted after 3 windows, and a node is judged again 3 windows after a move.
 pub const LOAD_WINDOW_MS: u64 = 1_000;

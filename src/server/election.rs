@@ -62,15 +62,16 @@ impl EtcdElection {
         loop {
             standby.get_or_insert_with(|| Standby::start(self.store.clone()));
             let (mut leases, mut election) = (self.client.lease_client(), self.client.election_client());
-            let lease = match leases.grant((self.ttl.as_secs().max(1)) as i64, None).await {
-                Ok(l) => l.id(),
+            let asked = self.clock.now();
+            let (lease, granted_s) = match leases.grant((self.ttl.as_secs().max(1)) as i64, None).await {
+                Ok(l) => (l.id(), l.ttl().max(0) as u64),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot get an etcd lease; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
             };
-            let (valid_tx, mut valid_rx) = watch::channel(Some(self.clock.now() + CoreDuration(self.ttl.as_millis() as u64) - margin));
+            let (valid_tx, mut valid_rx) = watch::channel(Some(lease_deadline(asked, granted_s, margin)));
             let keeper = tokio::task::spawn(keep_alive(self.members.clone(), lease, self.ttl, self.clock, margin, valid_tx));
             let won = tokio::select! {
                 r = election.campaign(ELECTION_NAME, self.value.clone(), lease) => r,
@@ -211,6 +212,20 @@ impl EtcdElection {
     }
 }
 
+/// How much sooner than its TTL after a renewal the etcd underneath may expire a lease. Real
+/// etcd expires it no sooner than the TTL after the renewal reached it (a leader change only
+/// extends it). madsim's etcd ages leases once a second, so a lease there may expire up to a
+/// second early: a leader that trusted the full TTL kept acting after another had won.
+const EXPIRY_SLACK: CoreDuration = CoreDuration(if cfg!(madsim) { 1_000 } else { 0 });
+
+/// Until when leadership surely holds on a lease that etcd granted or renewed for `granted_s`
+/// seconds, in answer to a request sent at `sent`: etcd counts the TTL from when the request
+/// reached it, which is no sooner, and `margin` covers clock rates. The TTL is etcd's answer,
+/// not the configured one: etcd grants whole seconds.
+fn lease_deadline(sent: Instant, granted_s: u64, margin: CoreDuration) -> Instant {
+    sent + CoreDuration((granted_s * 1_000).saturating_sub(margin.0 + EXPIRY_SLACK.0))
+}
+
 /// Pause before a failed renewal is tried again through the next member.
 const RENEW_RETRY: Duration = Duration::from_millis(100);
 
@@ -248,7 +263,7 @@ async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Cloc
         };
         match renewed {
             Ok(granted_s) => {
-                deadline = sent + CoreDuration(granted_s * 1_000) - margin;
+                deadline = lease_deadline(sent, granted_s, margin);
                 let _ = valid.send(Some(deadline));
                 tokio::time::sleep(ttl / RENEWALS_PER_TTL).await;
             }
