@@ -81,7 +81,7 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
         })
         .collect();
     json!({"paused": s.paused, "mean_utilization": round2(mean), "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
-           "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling,
+           "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling, "shards_short": r.shards_short,
            "overfull_pct": s.overfull_pct, "load_floor_units": s.load_floor_units, "moves_per_pass_max": s.moves_per_pass_max,
            "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,
            "shard_cooldown_ms": s.shard_cooldown_ms, "shard_share_min_permille": s.shard_share_min_permille, "nodes": nodes})

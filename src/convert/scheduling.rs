@@ -36,6 +36,7 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
         last_event: s.last_event,
         shards_heating: s.shards_heating,
         shards_cooling: s.shards_cooling,
+        shards_short: s.shards_short,
     }
 }
 

@@ -185,6 +185,9 @@ pub struct SchedulerStatus {
     /// Led shards below the merge line for less than the merge window: a merge may come when
     /// it has passed.
     pub shards_cooling: u32,
+    /// Shards the scale-out rule may yet split for: placeable nodes beyond the shards, while a
+    /// shard can split and the cluster is busy or its load not yet known.
+    pub shards_short: u32,
 }
 
 /// A placeable node as the balancer sees it.

@@ -92,7 +92,7 @@ fn status(c: &ClusterCatalog, rt: &ClusterRuntime, settings: SchedulerSettings, 
     let shards_heating = led.iter().filter(|&&s| (1..settings.split_windows).contains(&rt.hot().streak(s))).count() as u32;
     let merge_window = crate::core::Duration(settings.merge_window_ms);
     let shards_cooling = led.iter().filter(|&&s| rt.hot().cold_since(s).is_some_and(|since| now < since + merge_window)).count() as u32;
-    SchedulerStatus { settings, mean_utilization: view.mean, nodes, moves_in_flight, last_event: rt.events().last_seq(), shards_heating, shards_cooling }
+    SchedulerStatus { settings, mean_utilization: view.mean, nodes, moves_in_flight, last_event: rt.events().last_seq(), shards_heating, shards_cooling, shards_short: crate::core::scheduler::splits::scale_out_short(c, rt) }
 }
 
 fn planned_move(c: &ClusterCatalog, m: &crate::core::scheduler::Move) -> PlannedMove {

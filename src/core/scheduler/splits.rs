@@ -92,10 +92,9 @@ pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, roo
             }
         }
     }
-    let nodes = rt.nodes().iter().filter(|(_, n)| n.placeable()).count();
+    let nodes = placeable_nodes(rt);
     let shards = cluster.shards.len() + rt.procedures_starting() as usize + due.len();
-    let busy = led(cluster, rt).map(|shard| rt.loads().estimate_units(shard)).sum::<f64>() >= s.split_floor_units;
-    if nodes > shards && busy {
+    if nodes > shards && busy(cluster, rt) {
         let mut busiest: Vec<ShardId> = eligible.into_iter().filter(|&s| cluster.shard_tables[s.index()].len() >= 2 && !due.iter().any(|(d, _)| *d == s)).collect();
         busiest.sort_by(|&a, &b| {
             let (la, lb) = (rt.loads().estimate_units(a), rt.loads().estimate_units(b));
@@ -105,6 +104,35 @@ pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, roo
     }
     due.truncate(room);
     due
+}
+
+fn placeable_nodes(rt: &ClusterRuntime) -> usize {
+    rt.nodes().iter().filter(|(_, n)| n.placeable()).count()
+}
+
+/// Whether the cluster carries enough load for the scale-out rule: an idle one has no work to
+/// give new nodes.
+fn busy(cluster: &ClusterCatalog, rt: &ClusterRuntime) -> bool {
+    led(cluster, rt).map(|shard| rt.loads().estimate_units(shard)).sum::<f64>() >= rt.settings().split_floor_units
+}
+
+/// How many more shards the scale-out rule may yet split for: placeable nodes beyond the
+/// shards, while some shard could split (two tables or more) and the cluster is busy, or may
+/// turn out busy once the loads this leader has not heard yet are known. 0 when no scale-out
+/// split can come; not whether one is due now (`due` says that).
+pub fn scale_out_short(cluster: &ClusterCatalog, rt: &ClusterRuntime) -> u32 {
+    let (nodes, shards) = (placeable_nodes(rt), cluster.shards.len() + rt.procedures_starting() as usize);
+    let s = rt.settings();
+    if nodes <= shards || s.paused || cluster.record.topology() != Topology::Dynamic {
+        return 0;
+    }
+    let splittable = led(cluster, rt).any(|shard| cluster.shard_tables[shard.index()].len() >= 2);
+    let unheard = led(cluster, rt).any(|shard| !rt.loads().known(shard));
+    if splittable && (busy(cluster, rt) || unheard) {
+        (nodes - shards) as u32
+    } else {
+        0
+    }
 }
 
 /// Shards with a leader, as the intent has it.
