@@ -22,9 +22,7 @@ pub const STATUS_MESSAGE_BYTES_MAX: usize = 1_024;
 pub fn status(e: MetaError) -> Status {
     let mut msg = e.to_string();
     if msg.len() > STATUS_MESSAGE_BYTES_MAX {
-        let cut = (0..=STATUS_MESSAGE_BYTES_MAX).rev().find(|i| msg.is_char_boundary(*i)).unwrap_or(0);
-        msg.truncate(cut);
-        msg.push_str("... (cut)");
+        msg = format!("{}... (cut)", crate::core::validate::prefix(&msg, STATUS_MESSAGE_BYTES_MAX));
     }
     match e {
         MetaError::InvalidArgument(_) => Status::invalid_argument(msg),

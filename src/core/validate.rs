@@ -23,9 +23,14 @@ impl fmt::Display for Quoted<'_> {
         if self.0.len() <= QUOTE_BYTES_MAX {
             return write!(f, "{:?}", self.0);
         }
-        let cut = (0..=QUOTE_BYTES_MAX).rev().find(|i| self.0.is_char_boundary(*i)).unwrap_or(0);
-        write!(f, "{:?}... ({} bytes)", &self.0[..cut], self.0.len())
+        write!(f, "{:?}... ({} bytes)", prefix(self.0, QUOTE_BYTES_MAX), self.0.len())
     }
+}
+
+/// The longest start of `text` of at most `max` bytes that ends on a character boundary.
+pub fn prefix(text: &str, max: usize) -> &str {
+    let cut = (0..=max.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[..cut]
 }
 
 /// Names of clusters, schemas, tables and nodes: 1 to `max` bytes of ASCII letters, digits,

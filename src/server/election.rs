@@ -256,7 +256,7 @@ async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Cloc
             return;
         }
         let remaining = Duration::from_millis(deadline.saturating_since(now).0);
-        let sent = clock.now();
+        let sent = now;
         let renewed = match tokio::time::timeout(remaining.min(ttl / RENEWALS_PER_TTL), renew(&members[member], lease, &mut stream)).await {
             Ok(r) => r,
             Err(_) => Err(Renewal::Failed("no answer".into())),

@@ -35,8 +35,10 @@ impl Leader {
         if !self.serving(ctx.now) {
             return Err(MetaError::NotLeader);
         }
-        validate::name("cluster name", &hb.cluster, ctx.config.name_len_max)?;
-        let cluster = super::requests::cluster_named(&self.catalog, &self.pending_clusters, &hb.cluster, ctx.config)?;
+        // A name no create could store is refused as such, not as unknown; checked only when the
+        // lookup fails, to keep it off the path of every heartbeat.
+        let cluster = super::requests::cluster_named(&self.catalog, &self.pending_clusters, &hb.cluster, ctx.config)
+            .map_err(|unknown| validate::name("cluster name", &hb.cluster, ctx.config.name_len_max).err().unwrap_or(unknown))?;
         let cid = cluster.id();
         check_reports(cluster, hb, ctx.config.reports_per_heartbeat_max)?;
         let Some(&node) = cluster.node_by_name.get(hb.node.as_str()) else {
