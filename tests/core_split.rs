@@ -266,3 +266,24 @@ fn the_table_checker_catches_a_split_that_skips_the_release() {
         }
     }
 }
+
+/// A table created, altered or dropped between two heartbeats gives its shard a new version
+/// that its leader reports only at the next one: the shard stays ready meanwhile (it served
+/// throughout), where it used to show as opening until then, and under steady DDL, one version
+/// ahead of every heartbeat, for good. A split's re-opening of the shard, in contrast, is not
+/// ready until the leader reports it.
+#[test]
+fn ddl_between_heartbeats_leaves_a_shard_ready_and_a_split_reopening_does_not() {
+    let (mut h, mut nodes) = tabled_cluster(2);
+    assert!(shard_statuses(&mut h).iter().all(|s| s.status == ShardStatus::Ready), "{:?}", shard_statuses(&mut h));
+    for t in 12..16 {
+        h.create_table(&format!("t{t}"), false).unwrap();
+        let not_ready: Vec<_> = shard_statuses(&mut h).into_iter().filter(|s| s.status != ShardStatus::Ready).collect();
+        assert!(not_ready.is_empty(), "after creating t{t}, before any heartbeat: {not_ready:?}");
+    }
+    let Ok(Response::Procedure(_)) = split(&mut h, 0, &[]) else { panic!() };
+    tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingSourceRelease);
+    let source = shard_statuses(&mut h).into_iter().find(|s| s.id == ShardId(0)).unwrap();
+    assert_eq!(source.status, ShardStatus::Opening, "re-opened without its moved tables, not reported yet: {source:?}");
+    run_out(&mut h, &mut nodes);
+}

@@ -257,7 +257,7 @@ fn answer_reports(
             }
         }
         if desired == Some(Role::Leader) {
-            rt.set_leader_ready(r.id, r.role == Role::Leader && r.version.0 == s.version);
+            rt.leader_reported(r.id, (r.role == Role::Leader).then_some(r.version));
             if r.role == Role::Leader {
                 rt.record_load(cluster, r.id, &r.load, now);
                 rt.record_tables(r.id, tables.of(r.id));

@@ -250,8 +250,10 @@ impl Leader {
             let cluster = self.catalog.cluster(change.cluster);
             self.clusters.insert(change.cluster, ClusterRuntime::new(cluster, ctx.now, ctx.config));
         }
+        // Shards this change only adds a table to, drops one from or alters one of.
+        let incremental: Vec<ShardId> = change.notify.iter().filter(|(_, n)| !matches!(n, Notice::Resync)).map(|(s, _)| *s).collect();
         for m in &change.mutations {
-            self.after_apply(ctx, m);
+            self.after_apply(ctx, m, &incremental);
         }
         if let (Some(id), Some(rt)) = (change.procedure, self.clusters.get_mut(&change.cluster)) {
             rt.procedure_landed(id);
@@ -289,7 +291,7 @@ impl Leader {
     }
 
     /// Keeps the runtime in step with one landed mutation.
-    fn after_apply(&mut self, ctx: &mut Ctx, m: &Mutation) {
+    fn after_apply(&mut self, ctx: &mut Ctx, m: &Mutation, incremental: &[ShardId]) {
         let c = m.cluster();
         if let Mutation::PutCluster(r) = m {
             if r.dropped {
@@ -311,7 +313,7 @@ impl Leader {
         let cluster = self.catalog.cluster(c);
         let rt = self.clusters.get_mut(&c).expect("every cluster in the catalog has a runtime");
         match m {
-            Mutation::PutShard(_, s) => rt.shard_landed(ShardId(s.id)),
+            Mutation::PutShard(_, s) => rt.shard_landed(ShardId(s.id), Version(s.version), incremental.contains(&ShardId(s.id))),
             Mutation::PutSchema(_, s) => {
                 rt.write_landed(&Awaiting::SchemaRecord(s.name.clone()));
                 rt.write_landed(&Awaiting::SchemaDrop(SchemaId(s.id)));

@@ -15,8 +15,14 @@ struct ShardLease {
     until: Instant,
     /// When the holder's lease was last granted or renewed: it was alive then.
     renewed: Instant,
-    /// The leader reported the shard ready at the current version.
+    /// The leader reported the shard at `ready_from` or later.
     leader_ready: bool,
+    /// The version of the shard's last re-opening (a placement or table set written whole):
+    /// its leader is ready once it reports that version or a later one. Versions that only
+    /// add, drop or alter a table reach the replicas as commands and do not move it, so that
+    /// a shard under steady DDL, one version ahead of every heartbeat, does not count as
+    /// opening again at each one, nor keep a split waiting for a report that never catches up.
+    ready_from: Version,
     /// The newest version pushed to the shard's replicas between heartbeats, and when.
     pushed: Option<(Version, Instant)>,
 }
@@ -96,13 +102,24 @@ impl Leases {
         self.shards[shard.index()].leader_ready
     }
 
-    /// Every shard's leader must report its version again (the catalog was reloaded).
-    pub(super) fn forget_ready(&mut self) {
-        self.shards.iter_mut().for_each(|s| s.leader_ready = false);
+    /// Every shard's leader must report its version again (the catalog was reloaded): the
+    /// shards' versions as the catalog has them now.
+    pub(super) fn forget_ready(&mut self, versions: impl Iterator<Item = Version>) {
+        for (s, version) in self.shards.iter_mut().zip(versions) {
+            (s.leader_ready, s.ready_from) = (false, version);
+        }
     }
 
-    pub(super) fn set_leader_ready(&mut self, shard: ShardId, ready: bool) {
-        self.shards[shard.index()].leader_ready = ready;
+    /// The shard was re-opened at `version`: not ready until its leader reports it.
+    pub(super) fn reopened(&mut self, shard: ShardId, version: Version) {
+        let s = &mut self.shards[shard.index()];
+        (s.leader_ready, s.ready_from) = (false, version);
+    }
+
+    /// The leader (as the catalog has it) reported the shard at `reported`.
+    pub(super) fn leader_reported(&mut self, shard: ShardId, reported: Option<Version>) {
+        let s = &mut self.shards[shard.index()];
+        s.leader_ready = reported.is_some_and(|v| v >= s.ready_from);
     }
 
     pub(super) fn pushed(&mut self, shard: ShardId, version: Version, now: Instant) {

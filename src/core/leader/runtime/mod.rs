@@ -244,7 +244,7 @@ impl ClusterRuntime {
         // a split's start may have landed, and any shard's version may have moved past what
         // its leader last reported ready.
         self.grow_per_shard(cluster.shards.len());
-        self.leases.forget_ready();
+        self.leases.forget_ready(cluster.shards.iter().map(|s| Version(s.version)));
         self.in_flight = InFlight::default();
         self.procedures_busy.clear();
         self.locks_starting.clear();
@@ -480,15 +480,18 @@ impl ClusterRuntime {
         self.reindex(cluster, id);
     }
 
-    /// A shard record landed. The new version is not ready until its leader reports it.
-    pub fn shard_landed(&mut self, id: ShardId) {
+    /// A shard record landed at `version`. Unless it only carried a table's create, drop or
+    /// alter (`incremental`), the new version is not ready until its leader reports it.
+    pub fn shard_landed(&mut self, id: ShardId, version: Version, incremental: bool) {
         self.intent.landed(id);
-        self.leases.set_leader_ready(id, false);
+        if !incremental {
+            self.leases.reopened(id, version);
+        }
     }
 
-    /// The leader reported the shard at the catalog's version (or not).
-    pub fn set_leader_ready(&mut self, id: ShardId, ready: bool) {
-        self.leases.set_leader_ready(id, ready);
+    /// The shard's leader reported it as leader at this version, or not as leader (`None`).
+    pub fn leader_reported(&mut self, id: ShardId, reported: Option<Version>) {
+        self.leases.leader_reported(id, reported);
     }
 
     /// A version of the shard was pushed to its replicas between heartbeats.
