@@ -90,3 +90,27 @@ async fn a_meta_leader_killed_or_paused_costs_no_lease_and_no_redirect_storm() {
     assert!(lost.is_empty(), "shards that went without a leased leader (ms): {lost:?}");
     assert!(kill_hops.iter().chain(&pause_hops).all(|&h| h <= 3), "at most 3 redirects per node per leader change: {kill_hops:?} {pause_hops:?}");
 }
+
+/// A stopped meta (SIGSTOP, a hung host) still accepts connections and never answers. A leader
+/// lookup asks every endpoint at once, so such an endpoint costs it nothing: asked in turn, it
+/// cost a whole timeout whenever it came first, and a node or client stayed away from the new
+/// leader that long after a paused leader was replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meta_that_accepts_and_never_answers_does_not_slow_the_leader_lookup() {
+    let dir = TempDir::new("silent-endpoint");
+    let port = free_port();
+    let _meta = meta_server(dir.path(), "m0", port, &[]);
+    let live = format!("127.0.0.1:{port}");
+    // The kernel completes connections to a listener that is never accepted from.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_ep = silent.local_addr().unwrap().to_string();
+    wait_leader(std::slice::from_ref(&live), Duration::from_secs(20), None).await;
+    let mut meta = MetaClient::new(vec![silent_ep.clone(), live.clone(), silent_ep], Duration::from_secs(5)).unwrap();
+    for _ in 0..4 {
+        let started = std::time::Instant::now();
+        let (leader, _) = meta.leader().await.expect("the live meta leads");
+        assert_eq!(leader, live);
+        assert!(started.elapsed() < Duration::from_secs(1), "the lookup waited on the silent endpoint: {:?}", started.elapsed());
+        meta.reset();
+    }
+}

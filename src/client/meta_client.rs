@@ -15,6 +15,9 @@ use crate::proto;
 const ATTEMPTS_MAX: u32 = 8;
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a leader lookup waits on one endpoint: a live meta answers `GetLeader` from memory
+/// at once, so one that takes longer is stopped, cut off or overloaded.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct MetaClient {
     endpoints: Vec<String>,
@@ -23,8 +26,6 @@ pub struct MetaClient {
     credentials: Credentials,
     /// Jitter state: a cheap xorshift seeded per client, so clients do not retry in lockstep.
     jitter: u64,
-    /// Where the next leader lookup starts, so that one bad endpoint is not always asked first.
-    first: usize,
 }
 
 /// The URI of an endpoint dialled without TLS.
@@ -44,8 +45,7 @@ impl MetaClient {
             return Err(Status::invalid_argument("no meta endpoints given"));
         }
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
-        let first = (seed >> 8) as usize % endpoints.len();
-        Ok(MetaClient { endpoints, leader: None, timeout, credentials: Credentials::default(), jitter: seed, first })
+        Ok(MetaClient { endpoints, leader: None, timeout, credentials: Credentials::default(), jitter: seed })
     }
 
     /// Presents these credentials (TLS, a token) on every call.
@@ -70,9 +70,10 @@ impl MetaClient {
     }
 
     /// The leader's endpoint and a client for it, found through any endpoint that answers.
-    /// Endpoints are asked in turn, from a different one each lookup; one that knows no leader
-    /// (a node cut off from etcd, or mid-election), or names one that cannot be reached, is
-    /// used as a forwarder of unary calls only when no other endpoint names a reachable leader.
+    /// Every endpoint is asked at once, and the first that names itself is the leader. When
+    /// none does, a leader the others name is dialled (unless it is an endpoint that did not
+    /// answer); failing that, an endpoint that answered (a node cut off from etcd, or
+    /// mid-election) is used as a forwarder of unary calls.
     pub async fn leader(&mut self) -> Result<(String, Grpc), Status> {
         self.lookup(true).await
     }
@@ -89,42 +90,60 @@ impl MetaClient {
         if let Some(l) = &self.leader {
             return Ok(l.clone());
         }
-        let mut last = Status::unavailable("no meta endpoint answered");
-        let mut fallback = None;
         let n = self.endpoints.len();
-        self.first = (self.first + 1) % n;
-        for endpoint in (0..n).map(|i| self.endpoints[(self.first + i) % n].clone()) {
-            let mut client = match self.connect_to(&endpoint).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last = e;
-                    continue;
+        // Every endpoint is asked at once: a meta that is stopped (SIGSTOP, a hung host) still
+        // accepts connections and never answers, and asking in turn would wait out its timeout
+        // before the next endpoint, the new leader perhaps, were asked at all.
+        let (tx, mut answers) = tokio::sync::mpsc::channel(n);
+        for endpoint in self.endpoints.iter().cloned() {
+            let (credentials, tx) = (self.credentials.clone(), tx.clone());
+            let within = self.timeout.min(LOOKUP_TIMEOUT);
+            tokio::task::spawn(async move {
+                let asked = async {
+                    let mut client = credentials.connect(&endpoint, within).await?;
+                    let leader = client.get_leader(proto::GetLeaderRequest {}).await?.into_inner().leader;
+                    Ok::<_, Status>((leader, client))
+                };
+                let answer = tokio::time::timeout(within, asked).await.unwrap_or_else(|_| Err(Status::deadline_exceeded(format!("{endpoint} did not answer within {within:?}"))));
+                let _ = tx.send((endpoint, answer)).await;
+            });
+        }
+        drop(tx);
+        let mut last = Status::unavailable("no meta endpoint answered");
+        let (mut named, mut fallback, mut silent) = (None, None, Vec::new());
+        while let Some((endpoint, answer)) = answers.recv().await {
+            match answer {
+                Ok((leader, client)) if leader == endpoint => {
+                    self.leader = Some((endpoint, client));
+                    return Ok(self.leader.clone().expect("just set"));
                 }
-            };
-            let leader = match client.get_leader(proto::GetLeaderRequest {}).await {
-                Ok(r) => r.into_inner().leader,
-                Err(e) => {
-                    last = e;
-                    continue;
+                Ok((leader, client)) => {
+                    if !leader.is_empty() {
+                        named.get_or_insert(leader);
+                    }
+                    fallback.get_or_insert((endpoint, client));
                 }
-            };
-            let found = if leader == endpoint {
-                (endpoint, client)
-            } else if leader.is_empty() {
-                fallback.get_or_insert((endpoint, client));
-                continue;
+                Err(e) => {
+                    silent.push(endpoint);
+                    last = e;
+                }
+            }
+        }
+        // Nobody named itself. A leader named by others is dialled, unless it is one of ours
+        // that did not answer for itself: a stopped or cut-off leader, whose election lease
+        // has yet to run out.
+        if let Some(leader) = named {
+            if silent.contains(&leader) {
+                last = Status::unavailable(format!("the meta leader {leader} named by the others does not answer"));
             } else {
                 match self.connect_to(&leader).await {
-                    Ok(c) => (leader, c),
-                    Err(e) => {
-                        last = Status::unavailable(format!("the meta leader {leader} named by {endpoint} is unreachable: {}", e.message()));
-                        fallback.get_or_insert((endpoint, client));
-                        continue;
+                    Ok(c) => {
+                        self.leader = Some((leader, c));
+                        return Ok(self.leader.clone().expect("just set"));
                     }
+                    Err(e) => last = Status::unavailable(format!("the meta leader {leader} is unreachable: {}", e.message())),
                 }
-            };
-            self.leader = Some(found.clone());
-            return Ok(found);
+            }
         }
         let found = fallback.filter(|_| forwarder_ok).ok_or(last)?;
         self.leader = Some(found.clone());
