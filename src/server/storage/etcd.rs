@@ -72,13 +72,21 @@ pub struct LeaderFence {
     pub term: Term,
 }
 
+/// How a call sent to the members ended without an answer.
+enum MemberError {
+    /// etcd refused the request itself: sending it again would not help.
+    Refused(etcd_client::Error),
+    /// No member answered within the store's timeout.
+    Exhausted { error: String, attempts: u32 },
+}
+
 #[derive(Clone)]
 pub struct EtcdStore {
-    /// Over every endpoint, balanced: for reads and watches.
+    /// Over every endpoint, balanced: for watches.
     client: Client,
-    /// One client per endpoint, for writes: see [`EtcdStore::send_fenced`].
+    /// One client per endpoint, for writes and reads: see [`EtcdStore::on_members`].
     members: Arc<[Client]>,
-    /// The member writes go to while it answers.
+    /// The member calls go to while it answers.
     writer: Arc<AtomicUsize>,
     fence: Arc<Mutex<Option<LeaderFence>>>,
     timeout: Duration,
@@ -170,33 +178,61 @@ impl EtcdStore {
     /// member costs one attempt, not one per write (a balancer would keep choosing it, as its
     /// connection looks healthy).
     async fn send_fenced(&self, txn: Txn) -> Option<etcd_client::TxnResponse> {
+        match self.on_members(|member| { let txn = txn.clone(); async move { member.kv_client().txn(txn).await } }).await {
+            Ok(r) => Some(r),
+            Err(MemberError::Refused(e)) => {
+                tracing::warn!(error = %e, "etcd refused the transaction; outcome unknown");
+                None
+            }
+            Err(MemberError::Exhausted { error, attempts }) => {
+                tracing::warn!(%error, attempt = attempts, "etcd transaction failed until the timeout; outcome unknown");
+                None
+            }
+        }
+    }
+
+    /// Sends `call` to one member while it answers, and to the next once it does not, again
+    /// and again within the store's timeout. A call stuck on a paused or cut-off member gives
+    /// up after a fifth of the timeout, leaving time for the others: a balanced client would
+    /// keep choosing that member, whose connection looks healthy, until the timeout.
+    async fn on_members<T, F, Fut>(&self, mut call: F) -> Result<T, MemberError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
         let started = tokio::time::Instant::now();
-        // An attempt stuck on a paused member must leave time for others to go elsewhere.
         let attempt_max = (self.timeout / 5).max(Duration::from_millis(1_000));
         for attempt in 1.. {
             let member = self.writer.load(Ordering::Relaxed) % self.members.len();
-            let mut kv = self.members[member].kv_client();
             let left = self.timeout.saturating_sub(started.elapsed());
-            let error = match tokio::time::timeout(left.min(attempt_max), kv.txn(txn.clone())).await {
-                Ok(Ok(r)) => return Some(r),
-                Ok(Err(e)) if !retryable(&e) => {
-                    tracing::warn!(error = %e, "etcd refused the transaction; outcome unknown");
-                    return None;
-                }
+            let error = match tokio::time::timeout(left.min(attempt_max), call(self.members[member].clone())).await {
+                Ok(Ok(r)) => return Ok(r),
+                Ok(Err(e)) if !retryable(&e) => return Err(MemberError::Refused(e)),
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no answer within {} ms", left.min(attempt_max).as_millis()),
             };
-            // Another writer may have moved on already; move on from this member only once.
+            // Another caller may have moved on already; move on from this member only once.
             let _ = self.writer.compare_exchange(member, (member + 1) % self.members.len(), Ordering::Relaxed, Ordering::Relaxed);
             let pause = TXN_RETRY_PAUSE * attempt.min(5);
             if started.elapsed() + pause >= self.timeout {
-                tracing::warn!(%error, attempt, "etcd transaction failed until the timeout; outcome unknown");
-                return None;
+                return Err(MemberError::Exhausted { error, attempts: attempt });
             }
-            tracing::debug!(%error, attempt, member, "etcd transaction failed; sending it to the next member");
+            tracing::debug!(%error, attempt, member, "etcd call failed; sending it to the next member");
             tokio::time::sleep(pause).await;
         }
         unreachable!("the loop returns")
+    }
+
+    /// A read through [`on_members`](Self::on_members), its failure as a load error.
+    async fn read<T, F, Fut>(&self, call: F) -> Result<T, LoadError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.on_members(call).await.map_err(|e| match e {
+            MemberError::Refused(e) => read_error(e),
+            MemberError::Exhausted { error, attempts } => LoadError::new(LoadCause::Timeout, format!("no etcd member answered within {} ms ({attempts} attempts): {error}", self.timeout.as_millis())),
+        })
     }
 
     /// Reads the snapshot ranges in pages of at most [`SNAPSHOT_PAGE_KEYS`], every page at the
@@ -244,18 +280,13 @@ impl EtcdStore {
     /// Sends every page of every snapshot range in order, then closes the channel; an error is
     /// sent as the last item. Stops when the decoder has gone.
     async fn read_pages(&self, pages: tokio::sync::mpsc::Sender<Result<Page, LoadError>>) {
-        // Set on purpose: tonic's default (4 MiB) is what broke loading above ~12,000 tables.
-        #[cfg(not(madsim))]
-        let mut kv = self.client.kv_client().max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX);
-        #[cfg(madsim)]
-        let mut kv = self.client.kv_client();
         let mut revision = 0;
         for prefix in SNAPSHOT_PREFIXES {
             let mut window = PageWindow::new(prefix.as_bytes());
             let (mut limit, mut attempts) = (SNAPSHOT_PAGE_KEYS, 1);
             loop {
                 let (start, end) = window.next();
-                let page = match self.read_page(&mut kv, start, end, limit, revision).await {
+                let page = match self.read_page(start, end, limit, revision).await {
                     Ok(page) => page,
                     Err(e) if matches!(e.cause, LoadCause::Timeout | LoadCause::Unavailable) && attempts < PAGE_ATTEMPTS_MAX => {
                         tracing::debug!(error = %e, attempts, "snapshot page read failed; reading it again");
@@ -290,9 +321,14 @@ impl EtcdStore {
 
     /// One page: keys in `[start, end)`, at most `limit`, at `revision` (0: the newest).
     #[cfg(not(madsim))]
-    async fn read_page(&self, kv: &mut etcd_client::KvClient, start: &[u8], end: &[u8], limit: i64, revision: i64) -> Result<Page, LoadError> {
+    async fn read_page(&self, start: &[u8], end: &[u8], limit: i64, revision: i64) -> Result<Page, LoadError> {
         let options = GetOptions::new().with_range(end).with_limit(limit).with_revision(revision);
-        let mut response = self.timed(kv.get(start, Some(options))).await?;
+        let get = |member: Client| {
+            let (start, options) = (start.to_vec(), options.clone());
+            // Set on purpose: tonic's default (4 MiB) is what broke loading above ~12,000 tables.
+            async move { member.kv_client().max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX).get(start, Some(options)).await }
+        };
+        let mut response = self.read(get).await?;
         let revision = response.header().map_or(revision, |h| h.revision());
         Ok(Page { more: response.more(), revision, kvs: response.take_kvs() })
     }
@@ -302,8 +338,12 @@ impl EtcdStore {
     /// leader's transactions compare an election key that is gone), so it is one point in time
     /// all the same; the paging loop above runs once per range.
     #[cfg(madsim)]
-    async fn read_page(&self, kv: &mut etcd_client::KvClient, start: &[u8], _end: &[u8], _limit: i64, _revision: i64) -> Result<Page, LoadError> {
-        let response = self.timed(kv.get(start, Some(GetOptions::new().with_prefix()))).await?;
+    async fn read_page(&self, start: &[u8], _end: &[u8], _limit: i64, _revision: i64) -> Result<Page, LoadError> {
+        let get = |member: Client| {
+            let start = start.to_vec();
+            async move { member.kv_client().get(start, Some(GetOptions::new().with_prefix())).await }
+        };
+        let response = self.read(get).await?;
         Ok(Page { more: false, revision: 0, kvs: response.kvs().to_vec() })
     }
 
@@ -320,7 +360,7 @@ impl EtcdStore {
     /// revision is where the catalog last changed. 0 while storage is empty.
     #[cfg(not(madsim))]
     pub async fn fence_revision(&self) -> Result<i64, LoadError> {
-        let response = self.timed(self.client.kv_client().get(FENCE_KEY, None)).await?;
+        let response = self.read(|member: Client| async move { member.kv_client().get(FENCE_KEY, None).await }).await?;
         Ok(response.kvs().first().map_or(0, |kv| kv.mod_revision()))
     }
 
