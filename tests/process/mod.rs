@@ -61,8 +61,10 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `cmd` with its output appended to `log` (a restarted process adds to the log of
+    /// the one before).
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = std::fs::File::create(log).expect("log file");
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
         cmd.stdout(Stdio::from(out.try_clone().expect("dup log"))).stderr(Stdio::from(out));
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Proc { name: name.into(), admin: String::new(), child: Some(child) }
@@ -335,13 +337,18 @@ impl Etcd {
         let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
         let client_urls = ports.iter().zip(&places).map(|((c, _), p)| format!("{}:{c}", p.addr)).collect();
         let mut etcd = Etcd { members: Vec::new(), client_urls, dir: dir.to_path_buf(), ports, places, certs: certs.map(Path::to_path_buf) };
-        etcd.members = (0..members).map(|i| etcd.spawn(i)).collect();
+        etcd.members = (0..members).map(|i| etcd.spawn(i, "new")).collect();
         etcd
     }
 
-    /// Member `i` as it was first started; a restart finds its data dir and rejoins.
-    fn spawn(&self, i: usize) -> Proc {
-        let cluster = self.ports.iter().zip(&self.places).enumerate().map(|(i, ((_, peer), p))| format!("e{i}=http://{}:{peer}", p.addr)).collect::<Vec<_>>().join(",");
+    fn peer_url(&self, i: usize) -> String {
+        format!("http://{}:{}", self.places[i].addr, self.ports[i].1)
+    }
+
+    /// Member `i`, joining a cluster in `state` ("new", or "existing" for a member added to a
+    /// running cluster); a restart finds its data dir and rejoins whatever the state says.
+    fn spawn(&self, i: usize, state: &str) -> Proc {
+        let cluster = (0..self.ports.len()).map(|i| format!("e{i}={}", self.peer_url(i))).collect::<Vec<_>>().join(",");
         let scheme = if self.certs.is_some() { "https" } else { "http" };
         let (client, peer) = self.ports[i];
         let addr = &self.places[i].addr;
@@ -352,7 +359,10 @@ impl Etcd {
             .args(["--advertise-client-urls", &format!("{scheme}://{addr}:{client}")])
             .args(["--listen-peer-urls", &format!("http://{addr}:{peer}")])
             .args(["--initial-advertise-peer-urls", &format!("http://{addr}:{peer}")])
-            .args(["--initial-cluster", &cluster, "--initial-cluster-state", "new"]);
+            .args(["--initial-cluster", &cluster, "--initial-cluster-state", state])
+            // As production runs it (and etcd 3.5 on by default): a member back from a partition
+            // with a higher raft term asks before it campaigns, instead of deposing the leader.
+            .arg("--pre-vote");
         if let Some(certs) = &self.certs {
             cmd.arg("--cert-file").arg(certs.join("server.pem")).arg("--key-file").arg(certs.join("server.key"));
             cmd.arg("--trusted-ca-file").arg(certs.join("ca.pem")).arg("--client-cert-auth");
@@ -366,7 +376,25 @@ impl Etcd {
     /// Starts member `i` again after it was killed or stopped.
     pub fn restart(&mut self, i: usize) {
         self.members[i].kill9();
-        self.members[i] = self.spawn(i);
+        self.members[i] = self.spawn(i, "new");
+    }
+
+    /// Member `i` replaced as a failed disk is: killed, removed from the cluster through the
+    /// others, its data deleted, added back as a new member and started empty, to catch up
+    /// from the leader. The cluster must keep a quorum without it.
+    pub async fn wipe_and_rejoin(&mut self, i: usize) -> Result<(), String> {
+        self.members[i].kill9();
+        let others: Vec<String> = (0..self.ports.len()).filter(|&j| j != i).map(|j| self.client_urls[j].clone()).collect();
+        let mut client = etcd_client::Client::connect(others, None).await.map_err(|e| format!("connect: {e}"))?;
+        let name = format!("e{i}");
+        let members = client.member_list().await.map_err(|e| format!("member list: {e}"))?;
+        if let Some(m) = members.members().iter().find(|m| m.name() == name || m.peer_urls().contains(&self.peer_url(i))) {
+            client.member_remove(m.id()).await.map_err(|e| format!("member remove: {e}"))?;
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join(format!("etcd-{i}")));
+        client.member_add([self.peer_url(i)], None).await.map_err(|e| format!("member add: {e}"))?;
+        self.members[i] = self.spawn(i, "existing");
+        Ok(())
     }
 
     pub fn endpoints(&self) -> String {
