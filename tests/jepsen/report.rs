@@ -1,0 +1,232 @@
+//! What a run measured, and the report over many runs: availability per fault kind against the
+//! issue's goals.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::history::{Kind, Op, Outcome as OpOutcome};
+use super::nemesis::{Fault, Mix};
+use super::process::ddl::longest_gap;
+
+/// One fault's window, and what the logs counted from its start to the next fault's.
+pub struct WindowStats {
+    pub fault: Fault,
+    pub target: String,
+    pub from: Duration,
+    pub to: Duration,
+    /// The end of the quiet after the heal.
+    pub until: Duration,
+    pub elections: usize,
+    pub unknown: usize,
+    pub redirects_max: usize,
+    pub refused: Option<String>,
+    /// Shard-milliseconds without a leased leader, where only the meta leader was at fault.
+    pub unleased_ms: Option<u64>,
+}
+
+impl WindowStats {
+    pub fn line(&self) -> String {
+        let refused = self.refused.as_deref().map_or(String::new(), |r| format!(", refused: {}", r.chars().take(120).collect::<String>()));
+        let unleased = self.unleased_ms.map_or(String::new(), |ms| format!(", {ms} shard-ms unleased"));
+        format!(
+            "  {:6.1} s  {} on {} for {:.1} s: {} elections, {} unknown storage outcomes, at most {} redirects per node{unleased}{refused}",
+            self.from.as_secs_f64(),
+            self.fault.name(),
+            self.target,
+            (self.to - self.from).as_secs_f64(),
+            self.elections,
+            self.unknown,
+            self.redirects_max
+        )
+    }
+}
+
+pub struct Outcome {
+    pub mix: Mix,
+    pub seed: u64,
+    pub seconds: u64,
+    pub ops: Vec<Op>,
+    pub writes_accepted: u64,
+    pub watch_streams: usize,
+    pub watch_resyncs: usize,
+    pub watch_changes: usize,
+    pub convergence: Duration,
+    pub windows: Vec<WindowStats>,
+    pub violations: Vec<String>,
+    pub elections: usize,
+}
+
+impl Outcome {
+    /// Per second of the run, whether a create, drop or alter was acknowledged in it.
+    fn served(&self) -> Vec<bool> {
+        let mut slots = vec![false; self.seconds as usize + 1];
+        for op in self.ops.iter().filter(|o| o.kind != Kind::Read && matches!(o.outcome, OpOutcome::Ok { .. })) {
+            if let Some(s) = slots.get_mut((op.completed / 1_000_000) as usize) {
+                *s = true;
+            }
+        }
+        slots
+    }
+
+    pub fn summary(&self) -> String {
+        let count = |f: &dyn Fn(&Op) -> bool| self.ops.iter().filter(|o| f(o)).count();
+        let acked = count(&|o| o.kind != Kind::Read && matches!(o.outcome, OpOutcome::Ok { .. }));
+        let unknown = count(&|o| o.outcome == OpOutcome::Unknown);
+        let served = self.served();
+        format!(
+            "{} seed {}: {} s, {} faults, {} DDL requests ({acked} writes acknowledged, {unknown} unknown), {} data writes accepted, DDL in {} of {} s, {} meta elections, route watch: {} streams, {} resyncs, {} changes; converged {:.1} s after the last heal; {} violations",
+            self.mix.name(),
+            self.seed,
+            self.seconds,
+            self.windows.len(),
+            self.ops.len(),
+            self.writes_accepted,
+            served.iter().filter(|s| **s).count(),
+            served.len(),
+            self.elections,
+            self.watch_streams,
+            self.watch_resyncs,
+            self.watch_changes,
+            self.convergence.as_secs_f64(),
+            self.violations.len()
+        )
+    }
+}
+
+#[derive(Default)]
+struct FaultRow {
+    windows: usize,
+    slots: usize,
+    served: usize,
+    longest_gap: usize,
+    elections: usize,
+    unknown: usize,
+    redirects_max: usize,
+    refused: usize,
+    unleased_ms: u64,
+    unleased_measured: bool,
+}
+
+#[derive(Default)]
+struct MixRow {
+    runs: usize,
+    seconds: u64,
+    served: usize,
+    slots: usize,
+    violations: usize,
+    acked: usize,
+    unknown: usize,
+    convergence_max: Duration,
+    faults: BTreeMap<Fault, FaultRow>,
+}
+
+impl MixRow {
+    /// The goals, each with what was measured against it.
+    fn goals(&self) -> String {
+        let rows = |f: fn(Fault) -> bool| self.faults.iter().filter(move |(k, _)| f(**k)).map(|(_, r)| r);
+        let mark = |ok: bool| if ok { "met" } else { "NOT met" };
+        let mut out = String::from("\n");
+        out.push_str(&format!("- lost acknowledgements, overlapping tenures, route watch faults: {} ({})\n", self.violations, mark(self.violations == 0)));
+        if rows(Fault::one_etcd_member).next().is_some() {
+            let elections: usize = rows(Fault::one_etcd_member).map(|r| r.elections).sum();
+            let unknown: usize = rows(Fault::one_etcd_member).map(|r| r.unknown).sum();
+            out.push_str(&format!("- one etcd member down, quorum kept: {elections} meta elections, {unknown} unknown storage outcomes (goal 0: {})\n", mark(elections == 0)));
+        }
+        if rows(Fault::deposes_leader).next().is_some() {
+            let gap = rows(Fault::deposes_leader).map(|r| r.longest_gap).max().unwrap_or(0);
+            out.push_str(&format!("- meta leader deposed: longest DDL gap {gap} s (goal at most TTL + 1 = 6 s: {})\n", mark(gap <= 6)));
+            let unleased: Vec<u64> = rows(Fault::deposes_leader).filter(|r| r.unleased_measured).map(|r| r.unleased_ms).collect();
+            if !unleased.is_empty() {
+                let ms: u64 = unleased.iter().sum();
+                out.push_str(&format!("- shards without a leased leader while only meta was at fault: {:.1} shard-seconds (goal 0: {})\n", ms as f64 / 1000.0, mark(ms == 0)));
+            }
+        }
+        let hops = self.faults.values().map(|r| r.redirects_max).max().unwrap_or(0);
+        out.push_str(&format!("- most redirects one node followed through one fault: {hops} (goal at most 3: {})\n", mark(hops <= 3)));
+        let (served, slots) = rows(|f| !f.deposes_leader()).fold((0, 0), |(s, n), r| (s + r.served, n + r.slots));
+        let share = 100.0 * served as f64 / slots.max(1) as f64;
+        out.push_str(&format!("- DDL while a process other than the meta leader is faulty: {served} of {slots} slots, {share:.1}% (goal at least 95%: {})\n", mark(share >= 95.0)));
+        out
+    }
+}
+
+/// Runs added up per mix and fault kind.
+#[derive(Default)]
+pub struct Book {
+    mixes: Vec<(Mix, MixRow)>,
+}
+
+impl Book {
+    pub fn add(&mut self, mix: Mix, o: Outcome) {
+        if !self.mixes.iter().any(|(m, _)| *m == mix) {
+            self.mixes.push((mix, MixRow::default()));
+        }
+        let row = &mut self.mixes.iter_mut().find(|(m, _)| *m == mix).expect("added").1;
+        let served = o.served();
+        row.runs += 1;
+        row.seconds += o.seconds;
+        row.served += served.iter().filter(|s| **s).count();
+        row.slots += served.len();
+        row.violations += o.violations.len();
+        row.acked += o.ops.iter().filter(|op| op.kind != Kind::Read && matches!(op.outcome, OpOutcome::Ok { .. })).count();
+        row.unknown += o.ops.iter().filter(|op| op.outcome == OpOutcome::Unknown).count();
+        row.convergence_max = row.convergence_max.max(o.convergence);
+        for w in &o.windows {
+            let f = row.faults.entry(w.fault).or_default();
+            // The slots the fault was on for, whole seconds; the gap through its quiet after.
+            let window = &served[(w.from.as_secs() as usize).min(served.len())..(w.to.as_secs() as usize).min(served.len())];
+            let through = &served[(w.from.as_secs() as usize).min(served.len())..(w.until.as_secs() as usize).min(served.len())];
+            f.windows += 1;
+            f.slots += window.len();
+            f.served += window.iter().filter(|s| **s).count();
+            f.longest_gap = f.longest_gap.max(longest_gap(through));
+            f.elections += w.elections;
+            f.unknown += w.unknown;
+            f.redirects_max = f.redirects_max.max(w.redirects_max);
+            f.refused += usize::from(w.refused.is_some());
+            if let Some(ms) = w.unleased_ms {
+                f.unleased_ms += ms;
+                f.unleased_measured = true;
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (mix, row) in &self.mixes {
+            out.push_str(&format!(
+                "\n### Mix `{}`: {} runs, {} s\n\nDDL acknowledged in {} of {} one-second slots ({:.1}%); {} writes acknowledged, {} requests of unknown outcome; {} violations; convergence after the last heal at most {:.1} s.\n\n",
+                mix.name(),
+                row.runs,
+                row.seconds,
+                row.served,
+                row.slots,
+                100.0 * row.served as f64 / row.slots.max(1) as f64,
+                row.acked,
+                row.unknown,
+                row.violations,
+                row.convergence_max.as_secs_f64()
+            ));
+            out.push_str("| fault | windows | slots with DDL while on | longest DDL gap (s) | meta elections | unknown storage outcomes | most redirects per node | shard-seconds unleased | operator refusals |\n");
+            out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+            for (fault, f) in &row.faults {
+                let share = 100.0 * f.served as f64 / f.slots.max(1) as f64;
+                let unleased = if f.unleased_measured { format!("{:.1}", f.unleased_ms as f64 / 1000.0) } else { "–".into() };
+                out.push_str(&format!(
+                    "| {} | {} | {} of {} ({share:.0}%) | {} | {} | {} | {} | {unleased} | {} |\n",
+                    fault.name(),
+                    f.windows,
+                    f.served,
+                    f.slots,
+                    f.longest_gap,
+                    f.elections,
+                    f.unknown,
+                    f.redirects_max,
+                    f.refused
+                ));
+            }
+            out.push_str(&row.goals());
+        }
+        out
+    }
+}
