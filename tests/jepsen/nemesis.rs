@@ -72,6 +72,13 @@ impl Fault {
         )
     }
 
+    /// Faults that hit the meta leader and nothing else: a shard without a leased leader
+    /// through one of them is meta's doing. (A split with the meta leader in the minority cuts
+    /// a node off too, whose shards must fail over.)
+    pub fn only_meta_leader(self) -> bool {
+        self.deposes_leader() && self != Fault::MinorityWithLeader
+    }
+
     /// Faults of one etcd member with quorum kept: the goal is no meta election at all.
     pub fn one_etcd_member(self) -> bool {
         matches!(self, Fault::EtcdKill | Fault::EtcdStop | Fault::EtcdWipe | Fault::EtcdIsolated)

@@ -145,7 +145,7 @@ impl MixRow {
         out.push_str(&format!("- most redirects one node followed through one fault: {hops} (goal at most 3: {})\n", mark(hops <= 3)));
         let (served, slots) = rows(|f| !f.deposes_leader()).fold((0, 0), |(s, n), r| (s + r.served, n + r.slots));
         let share = 100.0 * served as f64 / slots.max(1) as f64;
-        out.push_str(&format!("- DDL while a process other than the meta leader is faulty: {served} of {slots} slots, {share:.1}% (goal at least 95%: {})\n", mark(share >= 95.0)));
+        out.push_str(&format!("- DDL while a fault that leaves the meta leader in place is on: {served} of {slots} slots, {share:.1}% (goal at least 95%: {})\n", mark(share >= 95.0)));
         out
     }
 }

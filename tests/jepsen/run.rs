@@ -81,7 +81,7 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
         let after = counters(&c);
         let logs: Vec<_> = Cluster::node_names().iter().map(|n| c.dir.path().join(format!("{n}.lead.jsonl"))).collect();
         // Only where no node is at fault does a shard without a leased leader count against meta.
-        let unleased = (fault.deposes_leader() && mix != Mix::Operator).then(|| unleased_ms(&logs, wall_from, wall_ms()).values().sum());
+        let unleased = (fault.only_meta_leader() && mix != Mix::Operator).then(|| unleased_ms(&logs, wall_from, wall_ms()).values().sum());
         let stats = WindowStats {
             fault,
             target,

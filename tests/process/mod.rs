@@ -383,16 +383,36 @@ impl Etcd {
     /// others, its data deleted, added back as a new member and started empty, to catch up
     /// from the leader. The cluster must keep a quorum without it.
     pub async fn wipe_and_rejoin(&mut self, i: usize) -> Result<(), String> {
+        // etcd's client sets no deadline of its own: a call that meets a member being removed
+        // or an election can wait for ever.
+        async fn within<T, E: std::fmt::Display>(what: &str, call: impl std::future::Future<Output = Result<T, E>>) -> Result<T, String> {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), call).await {
+                Ok(r) => r.map_err(|e| format!("{what}: {e}")),
+                Err(_) => Err(format!("{what}: no answer within 5 s")),
+            }
+        }
         self.members[i].kill9();
         let others: Vec<String> = (0..self.ports.len()).filter(|&j| j != i).map(|j| self.client_urls[j].clone()).collect();
-        let mut client = etcd_client::Client::connect(others, None).await.map_err(|e| format!("connect: {e}"))?;
+        let mut client = within("connect", etcd_client::Client::connect(others, None)).await?;
         let name = format!("e{i}");
-        let members = client.member_list().await.map_err(|e| format!("member list: {e}"))?;
+        let members = within("member list", client.member_list()).await?;
         if let Some(m) = members.members().iter().find(|m| m.name() == name || m.peer_urls().contains(&self.peer_url(i))) {
-            client.member_remove(m.id()).await.map_err(|e| format!("member remove: {e}"))?;
+            within("member remove", client.member_remove(m.id())).await?;
         }
         let _ = std::fs::remove_dir_all(self.dir.join(format!("etcd-{i}")));
-        client.member_add([self.peer_url(i)], None).await.map_err(|e| format!("member add: {e}"))?;
+        // Removing etcd's leader makes the others elect one first: the add waits for that.
+        let mut attempts = 0;
+        while let Err(e) = within("member add", client.member_add([self.peer_url(i)], None)).await {
+            // An add that landed though its answer was lost: the next says the URL exists.
+            if e.contains("exists") {
+                break;
+            }
+            attempts += 1;
+            if attempts == 20 {
+                return Err(e);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
         self.members[i] = self.spawn(i, "existing");
         Ok(())
     }
