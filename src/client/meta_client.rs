@@ -95,9 +95,9 @@ impl MetaClient {
         // accepts connections and never answers, and asking in turn would wait out its timeout
         // before the next endpoint, the new leader perhaps, were asked at all.
         let (tx, mut answers) = tokio::sync::mpsc::channel(n);
+        let within = self.timeout.min(LOOKUP_TIMEOUT);
         for endpoint in self.endpoints.iter().cloned() {
             let (credentials, tx) = (self.credentials.clone(), tx.clone());
-            let within = self.timeout.min(LOOKUP_TIMEOUT);
             tokio::task::spawn(async move {
                 let asked = async {
                     let mut client = credentials.connect(&endpoint, within).await?;

@@ -87,7 +87,7 @@ pub struct EtcdStore {
     /// One client per endpoint, for writes and reads: see [`EtcdStore::on_members`].
     members: Arc<[Client]>,
     /// The member calls go to while it answers.
-    writer: Arc<AtomicUsize>,
+    current: Arc<AtomicUsize>,
     fence: Arc<Mutex<Option<LeaderFence>>>,
     timeout: Duration,
 }
@@ -96,7 +96,7 @@ impl EtcdStore {
     /// `members`: one client per endpoint (`client` itself when there is one endpoint).
     pub fn new(client: Client, members: Vec<Client>, timeout: Duration) -> EtcdStore {
         let members = if members.is_empty() { vec![client.clone()] } else { members };
-        EtcdStore { client, members: members.into(), writer: Arc::default(), fence: Arc::default(), timeout }
+        EtcdStore { client, members: members.into(), current: Arc::default(), fence: Arc::default(), timeout }
     }
 
     /// Set by the election when this node wins, cleared when it loses.
@@ -203,7 +203,7 @@ impl EtcdStore {
         let started = tokio::time::Instant::now();
         let attempt_max = (self.timeout / 5).max(Duration::from_millis(1_000));
         for attempt in 1.. {
-            let member = self.writer.load(Ordering::Relaxed) % self.members.len();
+            let member = self.current.load(Ordering::Relaxed) % self.members.len();
             let left = self.timeout.saturating_sub(started.elapsed());
             let error = match tokio::time::timeout(left.min(attempt_max), call(self.members[member].clone())).await {
                 Ok(Ok(r)) => return Ok(r),
@@ -212,7 +212,7 @@ impl EtcdStore {
                 Err(_) => format!("no answer within {} ms", left.min(attempt_max).as_millis()),
             };
             // Another caller may have moved on already; move on from this member only once.
-            let _ = self.writer.compare_exchange(member, (member + 1) % self.members.len(), Ordering::Relaxed, Ordering::Relaxed);
+            let _ = self.current.compare_exchange(member, (member + 1) % self.members.len(), Ordering::Relaxed, Ordering::Relaxed);
             let pause = TXN_RETRY_PAUSE * attempt.min(5);
             if started.elapsed() + pause >= self.timeout {
                 return Err(MemberError::Exhausted { error, attempts: attempt });
