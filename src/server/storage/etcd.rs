@@ -347,6 +347,7 @@ impl EtcdStore {
         Ok(Page { more: false, revision: 0, kvs: response.kvs().to_vec() })
     }
 
+    #[cfg(not(madsim))]
     async fn timed<T>(&self, call: impl std::future::Future<Output = Result<T, etcd_client::Error>>) -> Result<T, LoadError> {
         match tokio::time::timeout(self.timeout, call).await {
             Err(_) => Err(LoadError::new(LoadCause::Timeout, format!("no answer within {} ms", self.timeout.as_millis()))),
