@@ -52,6 +52,41 @@ fn a_transfer_is_a_procedure_that_locks_its_shard_and_survives_a_meta_failover()
     assert!(logged(&mut h, "finish transfer"), "and the finish, in the new meta leader's log");
 }
 
+/// A transfer leaves its shard without a leader only for a few messages, not for heartbeat
+/// intervals: the old leader's report that it let go brings the next scheduling pass forward
+/// (a tenth of a tick after the last), and the new leader's lease comes with the answer to its
+/// next heartbeat (which a real node sends at once; see `NodeSession::on_message`).
+#[test]
+fn a_transfer_finishes_on_the_pass_right_after_the_old_leader_lets_go() {
+    let (mut h, mut nodes) = steady_cluster_of(3, 3, 1);
+    let rec = catalog(&h).shards[0].clone();
+    let (leader, follower) = (rec.leader.unwrap() as usize, rec.followers[0] as usize);
+    h.request(Request::MoveShard { cluster: "c".into(), shard: ShardId(0), node: format!("n{}", follower + 1), reopen: false });
+    let outs = h.settle();
+    nodes.iter_mut().for_each(|n| n.receive(&outs));
+    assert!(!nodes[leader].host.shards().contains_key(&ShardId(0)), "told to let go, the old leader closed the shard");
+    let hear = |h: &mut Harness, nodes: &mut [Node], i: usize| {
+        nodes[i].heartbeat(h).unwrap();
+        let outs = h.settle();
+        nodes.iter_mut().for_each(|n| n.receive(&outs));
+    };
+    let let_go = h.now;
+    hear(&mut h, &mut nodes, leader);
+    let tick = h.core.config().tick_interval_ms;
+    let (due, why) = h.core.poll_timeout().expect("a leader always has a next pass");
+    assert_eq!(why, Timer::SchedulerTick);
+    assert!(due <= let_go + Duration(tick / 10), "the finish is planned at once, not at the next tick: due {due:?}, let go at {let_go:?}");
+    h.now = due;
+    h.core.handle(due, Input::Timeout);
+    let outs = h.settle();
+    nodes.iter_mut().for_each(|n| n.receive(&outs));
+    assert_eq!(catalog(&h).shards[0].leader, Some(follower as u32), "the transfer finished");
+    assert!(!nodes[follower].host.is_leading(ShardId(0), h.now), "the new leader waits for its lease");
+    hear(&mut h, &mut nodes, follower);
+    assert!(nodes[follower].host.is_leading(ShardId(0), h.now), "which its next heartbeat brings");
+    check(&h, &nodes);
+}
+
 #[test]
 fn a_cancelled_transfer_leaves_the_old_leader_leading_at_a_new_version() {
     let (mut h, mut nodes) = steady_cluster_of(3, 3, 1);

@@ -133,7 +133,7 @@ async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill
 
     // The log holds both incarnations of the restarted standby: its last load is the restart.
     let log = log_of(dir.path(), &metas, &restarted);
-    let loaded = log.lines().filter(|l| l.contains("snapshot loaded from etcd")).last().expect("the restarted standby logs its load");
+    let loaded = log.lines().rfind(|l| l.contains("snapshot loaded from etcd")).expect("the restarted standby logs its load");
     println!("restarted standby: {loaded}");
     let pages: u64 = loaded.split("pages=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
     assert!(pages >= 40, "the snapshot was read in pages ({pages})");

@@ -18,7 +18,7 @@ pub mod write_service;
 pub use credentials::{ClientTls, Credentials};
 pub use meta_client::MetaClient;
 pub use routes::RouteCache;
-pub use session::{Beat, NodeIdentity, NodeSession};
+pub use session::{Applied, Beat, NodeIdentity, NodeSession};
 
 pub use lease_log::{LeaseEvent, LeaseTracker, TableLeaseEvent, TableLeaseTracker};
 pub use load_source::LoadSource;

@@ -106,79 +106,88 @@ pub async fn run(
         let mut pause = crate::core::Duration::ZERO;
         // When recent heartbeats left, by seq, for the round-trip time of the answers.
         let mut sent: VecDeque<(u64, std::time::Instant)> = VecDeque::with_capacity(RTT_TRACKED);
+        // A heartbeat asked for ahead of the timer (a leadership handoff waits on it).
+        let mut early: Option<crate::core::Instant> = None;
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    let now = clock.now();
-                    let beat = {
-                        let mut h = host.lock().expect("host lock");
-                        let beat = session.beat(&mut h, now, &load);
-                        observe(&h, now);
-                        metrics::host(&mut counted, &h, now);
-                        beat
-                    };
-                    let Beat::Send(heartbeat) = beat else {
-                        tracing::warn!("meta stopped answering heartbeats; reconnecting");
-                        metrics::stream_ended(StreamEnd::Lost);
-                        break;
-                    };
-                    if sent.len() == RTT_TRACKED {
-                        sent.pop_front();
-                    }
-                    sent.push_back((heartbeat.seq, std::time::Instant::now()));
-                    if tx.send(convert::heartbeat_request(&heartbeat)).await.is_err() {
-                        metrics::stream_ended(StreamEnd::Lost);
-                        break;
-                    }
-                    metrics::heartbeat_sent();
-                }
-                message = inbound.message() => {
-                    let response = match message {
-                        Ok(Some(r)) => r,
-                        Ok(None) => {
-                            metrics::stream_ended(StreamEnd::Lost);
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::info!(code = ?e.code(), error = %e.message(), "heartbeat stream ended");
-                            metrics::stream_ended(StreamEnd::Refused);
-                            session.closed();
-                            pause = session.failed();
-                            break;
-                        }
-                    };
-                    if !response.redirect.is_empty() {
-                        metrics::stream_ended(StreamEnd::Redirected);
-                        pause = session.redirected(response.redirect.clone(), Term(response.redirect_term));
-                        match pause.0 {
-                            0 => tracing::info!(leader = %response.redirect, term = response.redirect_term, "redirected to the meta leader"),
-                            ms => tracing::info!(leader = %response.redirect, term = response.redirect_term, pause_ms = ms, "redirect not followed (stale, or too many in a row); looking the leader up"),
-                        }
-                        break;
-                    }
-                    if let Some(at) = response.lease.as_ref().and_then(|l| sent.iter().find(|(seq, _)| *seq == l.seq)).map(|(_, at)| *at) {
-                        metrics::answered(at.elapsed());
-                    }
-                    let message = match convert::from_node_message(&response) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::error!(error = %e.message(), "malformed message from meta");
-                            continue;
-                        }
-                    };
-                    let now = clock.now();
+            let woke = tokio::select! {
+                _ = ticker.tick() => None,
+                _ = tokio::time::sleep(early.map_or(std::time::Duration::ZERO, |at| std_duration(at.saturating_since(clock.now())))), if early.is_some() => None,
+                message = inbound.message() => Some(message),
+            };
+            let Some(message) = woke else {
+                early = None;
+                let now = clock.now();
+                let beat = {
                     let mut h = host.lock().expect("host lock");
-                    let (accepted, interval_changed) = session.on_message(&mut h, &message);
-                    for command in &accepted {
-                        executor.execute(command);
-                    }
+                    let beat = session.beat(&mut h, now, &load);
                     observe(&h, now);
                     metrics::host(&mut counted, &h, now);
-                    if interval_changed {
-                        ticker = tokio::time::interval(std_duration(session.interval()));
-                    }
+                    beat
+                };
+                let Beat::Send(heartbeat) = beat else {
+                    tracing::warn!("meta stopped answering heartbeats; reconnecting");
+                    metrics::stream_ended(StreamEnd::Lost);
+                    break;
+                };
+                if sent.len() == RTT_TRACKED {
+                    sent.pop_front();
                 }
+                sent.push_back((heartbeat.seq, std::time::Instant::now()));
+                if tx.send(convert::heartbeat_request(&heartbeat)).await.is_err() {
+                    metrics::stream_ended(StreamEnd::Lost);
+                    break;
+                }
+                metrics::heartbeat_sent();
+                continue;
+            };
+            let response = match message {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    metrics::stream_ended(StreamEnd::Lost);
+                    break;
+                }
+                Err(e) => {
+                    tracing::info!(code = ?e.code(), error = %e.message(), "heartbeat stream ended");
+                    metrics::stream_ended(StreamEnd::Refused);
+                    session.closed();
+                    pause = session.failed();
+                    break;
+                }
+            };
+            if !response.redirect.is_empty() {
+                metrics::stream_ended(StreamEnd::Redirected);
+                pause = session.redirected(response.redirect.clone(), Term(response.redirect_term));
+                match pause.0 {
+                    0 => tracing::info!(leader = %response.redirect, term = response.redirect_term, "redirected to the meta leader"),
+                    ms => tracing::info!(leader = %response.redirect, term = response.redirect_term, pause_ms = ms, "redirect not followed (stale, or too many in a row); looking the leader up"),
+                }
+                break;
             }
+            if let Some(at) = response.lease.as_ref().and_then(|l| sent.iter().find(|(seq, _)| *seq == l.seq)).map(|(_, at)| *at) {
+                metrics::answered(at.elapsed());
+            }
+            let message = match convert::from_node_message(&response) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e.message(), "malformed message from meta");
+                    continue;
+                }
+            };
+            let now = clock.now();
+            let mut h = host.lock().expect("host lock");
+            let applied = session.on_message(&mut h, &message, now);
+            for command in &applied.commands {
+                executor.execute(command);
+            }
+            observe(&h, now);
+            metrics::host(&mut counted, &h, now);
+            if applied.interval_changed {
+                ticker = tokio::time::interval(std_duration(session.interval()));
+            }
+            early = match (early, applied.beat_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         meta.reset();
         if pause > crate::core::Duration::ZERO {

@@ -5,7 +5,7 @@
 
 use super::shard_host::{Reports, ShardHost};
 use super::LoadSource;
-use crate::core::{Duration, Heartbeat, Instant, NodeMessage, NodeStats, ShardCommand, Term};
+use crate::core::{CommandKind, Duration, Heartbeat, Instant, NodeMessage, NodeStats, Role, ShardCommand, Term};
 
 /// Heartbeats without any answer before the stream is given up and the leader looked up again.
 pub const UNANSWERED_MAX: u32 = 3;
@@ -14,6 +14,9 @@ pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
 /// Back-off after a failed stream: this much per failure in a row, up to ten, of which a random
 /// half (so that nodes refused together do not come back together).
 const BACKOFF_STEP_MS: u64 = 200;
+/// The least time between a heartbeat and one sent early (see [`NodeSession::on_message`]), so
+/// that a burst of commands costs one extra heartbeat, not one each.
+pub const EARLY_BEAT_GAP_MS: u64 = 50;
 /// Redirects followed since meta last answered a heartbeat. Past this the node stops following
 /// and looks the leader up after a back-off: two metas naming each other (after a step-down, or
 /// a pause) must not bounce it between them.
@@ -77,12 +80,26 @@ pub struct NodeSession {
     /// State of the back-off jitter (xorshift), seeded by the incarnation, so a simulated node
     /// backs off alike in every run of a seed.
     jitter: u64,
+    /// When the last heartbeat was sent (the node's clock).
+    last_beat: Option<Instant>,
+}
+
+/// What a message from meta did: the commands the host accepted, for the node's storage
+/// engine, and what the heartbeat loop must change.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    pub commands: Vec<ShardCommand>,
+    /// Meta named a new heartbeat interval.
+    pub interval_changed: bool,
+    /// Heartbeat at this instant, ahead of the timer (which keeps its own beat): a leadership
+    /// handoff waits on the node's next report. See [`NodeSession::on_message`].
+    pub beat_at: Option<Instant>,
 }
 
 impl NodeSession {
     pub fn new(identity: NodeIdentity) -> NodeSession {
         let jitter = identity.incarnation | 1;
-        NodeSession { identity, unanswered: 0, failures: 0, interval_ms: DEFAULT_INTERVAL_MS, redirect: None, hops: 0, term_seen: Term(0), jitter }
+        NodeSession { identity, unanswered: 0, failures: 0, interval_ms: DEFAULT_INTERVAL_MS, redirect: None, hops: 0, term_seen: Term(0), jitter, last_beat: None }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -142,6 +159,7 @@ impl NodeSession {
             return Beat::Reconnect;
         }
         host.expire_leases(now);
+        self.last_beat = Some(now);
         let reports = host.heartbeat(now, load);
         self.unanswered += 1;
         Beat::Send(Box::new(self.identity.heartbeat(reports)))
@@ -155,18 +173,34 @@ impl NodeSession {
         Heartbeat { leaving: true, ..self.identity.heartbeat(reports) }
     }
 
-    /// A message from meta on the stream: the commands the host accepted, for the node's
-    /// storage engine. `true` in the second place when the heartbeat interval changed.
-    pub fn on_message(&mut self, host: &mut ShardHost, message: &NodeMessage) -> (Vec<ShardCommand>, bool) {
+    /// A message from meta on the stream, at `now` (the node's clock).
+    ///
+    /// A leadership handoff waits on this node's next heartbeat twice: a leader transfer
+    /// finishes only once meta hears that the old leader let go, and a shard's new leader
+    /// writes only once a heartbeat reporting it as leader is answered with a lease. Waiting for
+    /// the timer made every handoff cost one to two heartbeat intervals with no leader at all,
+    /// and a meta failover landing in that window stretched it to an election. So a message
+    /// that closes a shard, or makes this node the leader of one it holds no lease for, asks for
+    /// a heartbeat at once (or [`EARLY_BEAT_GAP_MS`] after the last one).
+    pub fn on_message(&mut self, host: &mut ShardHost, message: &NodeMessage, now: Instant) -> Applied {
         self.unanswered = 0;
         self.failures = 0;
         self.hops = 0;
         self.term_seen = self.term_seen.max(message.term);
-        let changed = message.heartbeat_interval_ms > 0 && message.heartbeat_interval_ms != self.interval_ms;
-        if changed {
+        let interval_changed = message.heartbeat_interval_ms > 0 && message.heartbeat_interval_ms != self.interval_ms;
+        if interval_changed {
             self.interval_ms = message.heartbeat_interval_ms;
         }
-        (host.on_message(message), changed)
+        let commands = host.on_message(message);
+        let handoff = commands.iter().any(|c| match c.kind {
+            CommandKind::Close => true,
+            CommandKind::Open { role: Role::Leader, .. } | CommandKind::ChangeRole { role: Role::Leader } => {
+                host.shards().get(&c.shard).is_some_and(|s| s.role == Role::Leader && s.lease_until.is_none())
+            }
+            _ => false,
+        });
+        let beat_at = handoff.then(|| self.last_beat.map_or(now, |last| now.max(last + Duration(EARLY_BEAT_GAP_MS))));
+        Applied { commands, interval_changed, beat_at }
     }
 }
 
@@ -194,7 +228,7 @@ mod tests {
         assert_eq!(s.beat(&mut host, Instant(9), &|_| ShardLoad::default()), Beat::Reconnect);
         s.opened();
         assert!(matches!(s.beat(&mut host, Instant(10), &|_| ShardLoad::default()), Beat::Send(_)));
-        s.on_message(&mut host, &message(0));
+        s.on_message(&mut host, &message(0), Instant(11));
         for _ in 0..UNANSWERED_MAX {
             assert!(matches!(s.beat(&mut host, Instant(11), &|_| ShardLoad::default()), Beat::Send(_)));
         }
@@ -214,8 +248,7 @@ mod tests {
         let pauses: Vec<u64> = (0..50).map(|_| s.failed().0).collect();
         assert!(pauses.iter().all(|p| (1_000..=2_000).contains(p)), "the back-off stops growing: {pauses:?}");
         assert!(pauses.iter().any(|p| *p != pauses[0]), "and is jittered: {pauses:?}");
-        let (_, changed) = s.on_message(&mut host, &message(500));
-        assert!(changed);
+        assert!(s.on_message(&mut host, &message(500), Instant(0)).interval_changed);
         assert!(s.failed().0 <= 200);
         assert_eq!(s.interval(), Duration(500));
     }
@@ -231,9 +264,34 @@ mod tests {
         assert!(s.redirected("m2:1".into(), Term(5)) > Duration::ZERO, "the next waits a back-off");
         assert_eq!(s.next_target(), None, "and looks the leader up");
         assert_eq!(s.redirected("m2:1".into(), Term(5)), Duration::ZERO, "a new round of hops");
-        s.on_message(&mut host, &NodeMessage { term: Term(8), ..message(0) });
+        s.on_message(&mut host, &NodeMessage { term: Term(8), ..message(0) }, Instant(0));
         assert!(s.redirected("m3:1".into(), Term(7)) > Duration::ZERO, "a leader older than one heard of is not followed");
         assert_eq!(s.next_target(), None);
         assert_eq!(s.redirected("m3:1".into(), Term(9)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_handoff_asks_for_an_early_heartbeat_and_table_changes_do_not() {
+        use crate::core::output::{CommandKind, LeaseGrant, ShardCommand};
+        use crate::core::{ShardId, TableId, Version};
+        let (mut s, mut host) = (session(), ShardHost::new());
+        let command = |version: u64, kind: CommandKind| ShardCommand { shard: ShardId(1), version: Version(version), term: Term(1), kind };
+        let with = |commands: Vec<ShardCommand>, lease: Option<LeaseGrant>| NodeMessage { commands, lease, ..message(0) };
+        let lead = CommandKind::Open { role: Role::Leader, tables: vec![TableId(9)] };
+        let Beat::Send(hb) = s.beat(&mut host, Instant(1_000), &|_| ShardLoad::default()) else { panic!("a heartbeat") };
+        let applied = s.on_message(&mut host, &with(vec![command(2, lead.clone())], None), Instant(1_010));
+        assert_eq!(applied.beat_at, Some(Instant(1_050)), "a new leader without a lease beats at once, spaced from the last beat");
+        assert_eq!(applied.commands.len(), 1);
+        let Beat::Send(hb2) = s.beat(&mut host, Instant(1_050), &|_| ShardLoad::default()) else { panic!("a heartbeat") };
+        let granted = s.on_message(&mut host, &with(vec![], Some(LeaseGrant { seq: hb2.seq, duration_ms: 10_000, revoked: vec![] })), Instant(1_060));
+        assert_eq!(granted.beat_at, None, "a lease answers the handoff");
+        assert!(host.is_leading(ShardId(1), Instant(1_060)));
+        let resync = s.on_message(&mut host, &with(vec![command(3, lead)], None), Instant(1_500));
+        assert_eq!(resync.beat_at, None, "a re-sync of a shard led under a lease is no handoff");
+        let created = s.on_message(&mut host, &with(vec![command(4, CommandKind::CreateTable { table: TableId(10) })], None), Instant(1_600));
+        assert_eq!(created.beat_at, None);
+        let closed = s.on_message(&mut host, &with(vec![command(5, CommandKind::Close)], None), Instant(1_700));
+        assert_eq!(closed.beat_at, Some(Instant(1_700)), "a close is reported at once");
+        assert!(hb.seq < hb2.seq);
     }
 }

@@ -35,6 +35,9 @@ pub struct MetaCore {
     leader: Option<Leader>,
     out: Outbox,
     next_tick: Instant,
+    /// When the last scheduling pass ran: an early pass waits at least a tenth of a tick
+    /// interval after it ([`EARLY_PASS_GAP_DIVISOR`]).
+    last_pass: Instant,
     /// The latest `now` passed in: past it, a lapsed leadership is no longer a wake-up reason.
     last_now: Instant,
     /// The last write id handed out, by any leadership of this core.
@@ -44,6 +47,10 @@ pub struct MetaCore {
     other_leader: Option<ObservedLeader>,
 }
 
+/// Early scheduling passes (a leaderless shard waits on one) come at most this many times per
+/// tick interval, however many heartbeats ask: a pass walks the whole cluster.
+const EARLY_PASS_GAP_DIVISOR: u64 = 10;
+
 /// The longest leader endpoint the core keeps (it comes from the election's record).
 const ENDPOINT_LEN_MAX: usize = 1_024;
 
@@ -51,7 +58,7 @@ impl MetaCore {
     /// `seed` is the core's only source of randomness.
     pub fn new(config: CoreConfig, seed: u64) -> MetaCore {
         config.validate().expect("the driver validates the config before building a core");
-        MetaCore { config, rng: ChaCha8Rng::seed_from_u64(seed), leader: None, out: Outbox::default(), next_tick: Instant::ZERO, last_now: Instant::ZERO, last_write: 0, other_leader: None }
+        MetaCore { config, rng: ChaCha8Rng::seed_from_u64(seed), leader: None, out: Outbox::default(), next_tick: Instant::ZERO, last_pass: Instant::ZERO, last_now: Instant::ZERO, last_write: 0, other_leader: None }
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -118,6 +125,10 @@ impl MetaCore {
             Input::Snapshot { term, snapshot } => self.on_snapshot(now, term, snapshot),
             Input::SnapshotFailed { term, cause } => self.on_snapshot_failed(now, term, cause),
             Input::Timeout => self.on_timeout(now),
+        }
+        if self.leader.as_mut().is_some_and(Leader::take_pass_soon) {
+            let soon = now.max(self.last_pass + Duration(self.config.tick_interval_ms / EARLY_PASS_GAP_DIVISOR));
+            self.next_tick = self.next_tick.min(soon);
         }
         self.flush(now);
         if let Some(leader) = self.leader.as_ref().filter(|_| self.config.validates()) {
@@ -221,6 +232,7 @@ impl MetaCore {
             let interval = self.config.tick_interval_ms;
             let jitter = self.rng.next_u64() % (interval / 10 + 1);
             self.next_tick = now + Duration(interval - interval / 20 + jitter);
+            self.last_pass = now;
             if let (Some(leader), mut ctx) = self.ctx(now) {
                 leader.on_tick(&mut ctx);
             }

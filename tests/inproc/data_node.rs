@@ -16,6 +16,8 @@ pub struct DataNode {
     pub drift_ppm: i64,
     /// What it accepted so far in this incarnation (S3).
     pub view: NodeView,
+    /// An early heartbeat is scheduled (the real loop keeps one such timer too).
+    pub early_beat: bool,
 }
 
 impl DataNode {
@@ -36,6 +38,7 @@ impl DataNode {
             meta: 0,
             drift_ppm,
             view: NodeView::default(),
+            early_beat: false,
         }
     }
 
@@ -65,5 +68,6 @@ impl DataNode {
         self.link = NodeSession::new(identity);
         self.session = session;
         self.view = NodeView::default();
+        self.early_beat = false;
     }
 }

@@ -157,6 +157,8 @@ enum Event {
     /// A snapshot page of (meta, incarnation, load) asked for at this many pages read.
     MetaPageTimeout(usize, u64, u64, u64),
     NodeHeartbeat(usize, u64),
+    /// A heartbeat a leadership handoff asked for ahead of the timer; sent once.
+    NodeEarlyHeartbeat(usize, u64),
     ClientTick,
     Fault(Fault),
 }
@@ -370,6 +372,7 @@ impl World {
                 w.drain_meta(i);
             }),
             Event::NodeHeartbeat(i, inc) => self.heartbeat(i, inc),
+            Event::NodeEarlyHeartbeat(i, inc) => self.early_heartbeat(i, inc),
             Event::ClientTick => self.client_tick(),
             Event::Fault(f) => self.fault(f),
         }
@@ -435,6 +438,7 @@ fn event_tag(ev: &Event) -> (u64, u64) {
         Event::MetaWriteTimeout(i, _, _) => (22, *i as u64),
         Event::MetaPageTimeout(i, _, load, _) => (27, (*i as u64) << 32 | *load),
         Event::NodeHeartbeat(i, _) => (24, *i as u64),
+        Event::NodeEarlyHeartbeat(i, _) => (28, *i as u64),
         Event::ClientTick => (25, 0),
         Event::Fault(f) => (26, format!("{f:?}").len() as u64),
     }

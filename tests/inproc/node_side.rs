@@ -32,6 +32,23 @@ impl World {
         if !node.alive || node.incarnation() != inc {
             return;
         }
+        self.send_heartbeat(i);
+        let next = 900 + self.rng.next_u64() % 200;
+        self.schedule(Duration(next), Event::NodeHeartbeat(i, inc));
+    }
+
+    /// The one-off heartbeat of a handoff; the timer's beat goes on as before.
+    pub(super) fn early_heartbeat(&mut self, i: usize, inc: u64) {
+        let node = &mut self.nodes[i];
+        if !node.alive || node.incarnation() != inc {
+            return;
+        }
+        node.early_beat = false;
+        self.send_heartbeat(i);
+    }
+
+    fn send_heartbeat(&mut self, i: usize) {
+        let node = &self.nodes[i];
         let local = node.local(self.now);
         let load = |s: ShardId| ShardLoad { write_units: (s.0 % 7) as f64, ..Default::default() };
         let node = &mut self.nodes[i];
@@ -47,8 +64,6 @@ impl World {
         };
         let (session, meta) = (self.nodes[i].session, self.nodes[i].meta);
         self.send(Addr::Node(i), Addr::Meta(meta), Msg::Heartbeat { session, hb: *hb });
-        let next = 900 + self.rng.next_u64() % 200;
-        self.schedule(Duration(next), Event::NodeHeartbeat(i, inc));
     }
 
     /// Node `i` is asked to stop: it gives up its leases, says so on its stream, and is gone.
@@ -83,7 +98,12 @@ impl World {
         match msg {
             Msg::ToNode { session, message } if session == self.nodes[i].session => {
                 let node = &mut self.nodes[i];
-                node.link.on_message(&mut node.host, &message);
+                let applied = node.link.on_message(&mut node.host, &message, local);
+                if let Some(at) = applied.beat_at.filter(|_| !node.early_beat) {
+                    node.early_beat = true;
+                    let inc = node.incarnation();
+                    self.schedule(at.saturating_since(local), Event::NodeEarlyHeartbeat(i, inc));
+                }
             }
             Msg::HeartbeatRefused { session } if session == self.nodes[i].session => {
                 self.nodes[i].link.closed();

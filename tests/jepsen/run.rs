@@ -154,7 +154,7 @@ async fn converge(meta: &mut MetaClient) -> Result<(), String> {
         let s = shards(meta).await;
         let retired = proto::ShardStatus::Retired as i32;
         let unready: Vec<String> = s.iter().filter(|s| s.status != retired && (s.leader.is_empty() || s.status != proto::ShardStatus::Ready as i32)).map(|s| format!("shard {} ({:?}, leader {:?})", s.id, s.status(), s.leader)).collect();
-        let procedures = meta.call(|mut c| async move { c.list_procedures(proto::ListProceduresRequest { header: header(), ..Default::default() }).await }).await;
+        let procedures = meta.call(|mut c| async move { c.list_procedures(proto::ListProceduresRequest { header: header() }).await }).await;
         let running: Vec<String> = procedures.as_ref().map_or(Vec::new(), |p| p.procedures.iter().map(|p| format!("{} of shard {} at {}", p.kind, p.shard, p.step)).collect());
         if !s.is_empty() && unready.is_empty() && procedures.is_ok() && running.is_empty() {
             return Ok(());

@@ -42,10 +42,9 @@ impl Watched {
                 Some(Kind::Table(t)) if t.schema == "public" => {
                     self.tables.insert(t.name.clone(), (t.id, t.shard));
                 }
-                Some(Kind::Dropped(t)) if t.schema == "public" => {
-                    if self.tables.get(&t.name).is_some_and(|(id, _)| *id == t.id) {
-                        self.tables.remove(&t.name);
-                    }
+                // A drop of an older table of the same name leaves the newer one.
+                Some(Kind::Dropped(t)) if t.schema == "public" && self.tables.get(&t.name).is_some_and(|(id, _)| *id == t.id) => {
+                    self.tables.remove(&t.name);
                 }
                 Some(Kind::Shard(s)) => {
                     let stale = self.shards.get(&s.shard).is_some_and(|(v, _)| *v > s.version);

@@ -64,6 +64,7 @@ impl Leader {
             // The node stopped leading before it said so: its shards need not wait for its
             // leases to run out, and it gets none. The answer only tells it it was heard.
             rt.node_left(cluster, node);
+            self.pass_soon = true;
             let message = NodeMessage { term: self.term, epoch: cluster.epoch, lease: None, commands: Vec::new(), heartbeat_interval_ms: ctx.config.heartbeat_interval_ms };
             ctx.out.push(Output::ToNode { session, message });
             return Ok(());
@@ -97,7 +98,9 @@ impl Leader {
             }
             let s = cluster.shard(id);
             if matches!(s.transfer, Some(t) if t.from == node.0) {
-                rt.release_lease(id, node);
+                // The shard has no leader until the transfer finishes: plan that now, not at
+                // the next tick.
+                self.pass_soon |= rt.release_lease(id, node);
                 continue;
             }
             let role = desired_role(s, node).expect("node_shards lists only replicas");

@@ -62,6 +62,9 @@ pub struct Leader {
     reload_due: Option<Instant>,
     /// Route watchers, and the recent route changes they resume from.
     watches: RouteWatches,
+    /// A shard is waiting on a scheduling pass with no leader (a transfer's old leader let
+    /// go, or a node left): the next pass should not wait for the timer.
+    pass_soon: bool,
 }
 
 /// What the core must do after a write result or a failed reload.
@@ -92,6 +95,7 @@ impl Leader {
             reload_failures: 0,
             reload_due: None,
             watches: RouteWatches::new(term),
+            pass_soon: false,
         };
         if config.has_bug(PlantedBug::ResetEpochOnLeaderChange) {
             // The next topology change then stores a lower epoch than nodes have seen.
@@ -102,6 +106,11 @@ impl Leader {
 
     pub fn term(&self) -> Term {
         self.term
+    }
+
+    /// Whether a scheduling pass is wanted before the timer's (see `pass_soon`); clears it.
+    pub fn take_pass_soon(&mut self) -> bool {
+        std::mem::take(&mut self.pass_soon)
     }
 
     pub fn valid_until(&self) -> Instant {
@@ -270,7 +279,8 @@ impl Leader {
             let shard = *shard;
             let rec = cluster.shard(shard);
             rt.pushed(shard, Version(rec.version), ctx.now);
-            for node in rec.replicas() {
+            // A replica the change closes (a transfer's old leader) gets only the close.
+            for node in rec.replicas().filter(|&n| !change.closes.contains(&(NodeId(n), shard))) {
                 let role = if rec.leader == Some(node) { Role::Leader } else { Role::Follower };
                 let kind = match notice {
                     Notice::Created(table) => CommandKind::CreateTable { table: *table },

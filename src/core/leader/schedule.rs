@@ -6,7 +6,7 @@ use super::{Ctx, Leader};
 use crate::core::ids::*;
 use super::runtime::ClusterRuntime;
 use crate::core::model::ClusterCatalog;
-use crate::core::scheduler::{Move, MoveReason, Planner};
+use crate::core::scheduler::{Move, Planner};
 use crate::core::storage::Mutation;
 
 impl Leader {
@@ -44,11 +44,11 @@ pub(super) fn change_for(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, m: M
     change.mutations.push(Mutation::PutEpoch(cid, rt.next_epoch()));
     change.mutations.push(Mutation::PutShard(cid, m.record));
     change.mutations.extend(m.writes);
-    // A transfer start only asks the old leader to let go; everything else re-opens the shard
-    // on its replicas at the new version.
-    if m.reason != MoveReason::StartTransfer {
-        change.notify(shard, Notice::Resync);
-    }
+    // Every move re-opens the shard on its replicas at the new version; a replica it keeps only
+    // changes role. A transfer start closes the old leader and keeps the followers as they are,
+    // but they too step to the new version, so that the finish's role change (to the target)
+    // applies on top of it at once instead of waiting for a heartbeat to re-sync the target.
+    change.notify(shard, Notice::Resync);
     change.closes = m.closes.into_iter().map(|n| (n, shard)).collect();
     change.kept = m.kept.into_iter().map(|n| (n, shard)).collect();
     change

@@ -90,12 +90,14 @@ impl Leases {
         &self.failovers
     }
 
-    /// `node` let go of `shard`: its lease, if it held one, is over.
-    pub(super) fn released(&mut self, shard: ShardId, node: NodeId) {
+    /// `node` let go of `shard`: its lease, if it held one, is over. `true` if it held one.
+    pub(super) fn released(&mut self, shard: ShardId, node: NodeId) -> bool {
         let s = &mut self.shards[shard.index()];
-        if s.holder == Some(node) {
+        let held = s.holder == Some(node);
+        if held {
             s.holder = None;
         }
+        held
     }
 
     pub fn leader_ready(&self, shard: ShardId) -> bool {
@@ -156,7 +158,8 @@ mod tests {
         // A lease given up (a transfer) and taken by another node is no failover, nor is one
         // that ran out on a node that is online.
         assert!(leases.try_grant(s1, a, Instant(1_000), &config, a_dead));
-        leases.released(s1, a);
+        assert!(leases.released(s1, a));
+        assert!(!leases.released(s1, a), "released once");
         assert!(leases.try_grant(s1, b, Instant(1_500), &config, a_dead));
         assert!(leases.try_grant(s1, a, Instant(1_500) + config.lease() + config.clock_drift() + Duration(1), &config, a_dead));
         let log = leases.failovers();

@@ -414,7 +414,7 @@ impl ClusterRuntime {
     /// it held counts any more, so failover moves its shards on the next pass.
     pub fn node_left(&mut self, cluster: &ClusterCatalog, node: NodeId) {
         for &shard in cluster.node_shards.get(node.index()).into_iter().flatten() {
-            self.leases.released(shard, node);
+            let _ = self.leases.released(shard, node);
         }
         self.nodes.left(node);
         self.reindex_led_by(cluster, node);
@@ -505,9 +505,10 @@ impl ClusterRuntime {
         self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
     }
 
-    /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over.
-    pub fn release_lease(&mut self, shard: ShardId, node: NodeId) {
-        self.leases.released(shard, node);
+    /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over. `true` if
+    /// it held one: the transfer can finish now.
+    pub fn release_lease(&mut self, shard: ShardId, node: NodeId) -> bool {
+        self.leases.released(shard, node)
     }
 
     /// Hands out an id, raising the stored ceiling in the same change when the block runs out.
