@@ -7,7 +7,9 @@
 //! - S5: the catalog's integrity.
 //!
 //! It also counts how shard leaders moved between reads (promotion, reopen, transfer) and when
-//! the topology last changed, for the coverage counters and the quiet-window check (L3).
+//! the topology last changed, for the coverage counters and the quiet-window check (L3). A
+//! transfer that starts and finishes between two reads (they take milliseconds) shows only as
+//! a leader that changed, and counts as a promotion or a reopen.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

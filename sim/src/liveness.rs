@@ -215,13 +215,8 @@ impl Sim {
 
     /// Counts the load-driven moves in the meta leader's event log, for the coverage report.
     async fn count_load_moves(&self) {
-        let events = self
-            .with_meta(|mut m| async move {
-                let req = proto::ListEventsRequest { header: header(), after: 0, limit: 10_000 };
-                m.call(|mut c| { let req = req.clone(); async move { c.list_events(req).await } }).await.ok()
-            })
-            .await;
-        let load = events.iter().flat_map(|r| r.events.iter()).filter(|e| e.cause == "load");
+        let events = self.events().await;
+        let load = events.iter().filter(|e| e.cause == "load");
         let mut counts = crate::LoadMoves::default();
         for e in load {
             match e.text.ends_with("by reopen") {
@@ -230,6 +225,16 @@ impl Sim {
             }
         }
         *self.load_moves.lock().expect("load moves lock") = counts;
+    }
+
+    /// The meta leader's event log (the newest 10,000 events); empty if no leader answers.
+    pub async fn events(&self) -> Vec<proto::Event> {
+        self.with_meta(|mut m| async move {
+            let req = proto::ListEventsRequest { header: header(), after: 0, limit: 10_000 };
+            m.call(|mut c| { let req = req.clone(); async move { c.list_events(req).await } }).await.ok()
+        })
+        .await
+        .map_or(Vec::new(), |r| r.events)
     }
 
     /// Changes the meta leader has decided for the default cluster that storage has not yet

@@ -54,6 +54,8 @@ pub struct Outcome {
     pub windows: Vec<WindowStats>,
     pub violations: Vec<String>,
     pub elections: usize,
+    /// For every lease ended early, the time until the shard's next lease (see `handoff_gaps_ms`).
+    pub handoff_gaps_ms: Vec<u64>,
 }
 
 impl Outcome {
@@ -118,6 +120,7 @@ struct MixRow {
     unknown: usize,
     convergence_max: Duration,
     faults: BTreeMap<Fault, FaultRow>,
+    handoff_gaps_ms: Vec<u64>,
 }
 
 impl MixRow {
@@ -171,6 +174,7 @@ impl Book {
         row.acked += o.ops.iter().filter(|op| op.kind != Kind::Read && matches!(op.outcome, OpOutcome::Ok { .. })).count();
         row.unknown += o.ops.iter().filter(|op| op.outcome == OpOutcome::Unknown).count();
         row.convergence_max = row.convergence_max.max(o.convergence);
+        row.handoff_gaps_ms.extend(&o.handoff_gaps_ms);
         for w in &o.windows {
             let f = row.faults.entry(w.fault).or_default();
             // The slots the fault was on for, whole seconds; the gap through its quiet after.
@@ -226,7 +230,26 @@ impl Book {
                 ));
             }
             out.push_str(&row.goals());
+            out.push_str(&handoffs(&row.handoff_gaps_ms));
         }
         out
     }
+}
+
+/// What leases ended early cost the shards: how soon the next lease came.
+fn handoffs(gaps_ms: &[u64]) -> String {
+    if gaps_ms.is_empty() {
+        return String::new();
+    }
+    let mut g = gaps_ms.to_vec();
+    g.sort_unstable();
+    let at = |q: f64| g[((g.len() - 1) as f64 * q).round() as usize];
+    let over_1s = g.iter().filter(|&&ms| ms > 1_000).count();
+    format!(
+        "- leases ended early (transfers, moves, revocations): {}; the shard's next lease came after {} ms at the median, {} ms at the 90th percentile, {} ms at most; {over_1s} took over 1 s\n",
+        g.len(),
+        at(0.5),
+        at(0.9),
+        g[g.len() - 1]
+    )
 }

@@ -13,7 +13,7 @@ use shardmeta::proto;
 use super::cluster::Cluster;
 use super::history::{self, Final};
 use super::nemesis::{Mix, Nemesis};
-use super::process::ddl::{count_in_logs, unleased_ms, wall_ms};
+use super::process::ddl::{count_in_logs, handoff_gaps_ms, unleased_ms, wall_ms};
 use super::process::metas::wait_leader;
 use super::process::node_kill::{header, shards};
 use super::report::{Outcome, WindowStats};
@@ -142,6 +142,7 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
         windows,
         violations,
         elections: counters(&c).elections,
+        handoff_gaps_ms: handoff_gaps_ms(&logs.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>()),
     }
 }
 

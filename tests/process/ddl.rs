@@ -70,6 +70,31 @@ pub fn unleased_ms(logs: &[PathBuf], from: u64, to: u64) -> BTreeMap<u32, u64> {
     out
 }
 
+/// For every lease a node ended early (it let the shard go for a transfer or a move, or meta
+/// revoked it), the milliseconds until the next lease on the shard began, on any node: what a
+/// planned handoff costs the shard. Cuts with no later lease in the logs are left out.
+pub fn handoff_gaps_ms(logs: &[PathBuf]) -> Vec<u64> {
+    let (mut cuts, mut grants): (Vec<(u32, u64)>, BTreeMap<u32, Vec<u64>>) = (Vec::new(), BTreeMap::new());
+    for log in logs {
+        for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue }; // torn by kill -9
+            let Some(shard) = v["shard"].as_u64().map(|s| s as u32) else { continue };
+            if let Some(at) = v["cut"].as_u64() {
+                cuts.push((shard, at));
+            } else if let Some(from) = v["from"].as_u64() {
+                grants.entry(shard).or_default().push(from);
+            }
+        }
+    }
+    grants.values_mut().for_each(|g| g.sort_unstable());
+    cuts.into_iter()
+        .filter_map(|(shard, at)| {
+            let g = grants.get(&shard)?;
+            g.get(g.partition_point(|&from| from < at)).map(|&next| next - at)
+        })
+        .collect()
+}
+
 /// Wall-clock milliseconds, as the leadership logs write them.
 pub fn wall_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as u64
