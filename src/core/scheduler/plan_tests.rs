@@ -224,3 +224,26 @@ fn nodes_balance_by_utilization_not_raw_load() {
     let moves = pass(2);
     assert!(!moves.is_empty() && moves.iter().all(|m| m.record.transfer.is_some_and(|t| t.from == 1 && t.to == 0)), "{moves:?}");
 }
+
+/// A transfer in flight is judged by the replicas it will leave. Here n1's zone changed to the
+/// target's after the transfer started (a node back from an outage under a record an impostor
+/// wrote): once it lands, two replicas share zone b. The spread scan must stay armed until then
+/// (in-process seed 1592603999 passed the shard over while it was in flight, and nothing ever
+/// looked again).
+#[test]
+fn a_transfer_that_will_crowd_a_zone_keeps_the_spread_scan_armed() {
+    let mut catalog = catalog(0, 1, 2, &[]);
+    for (id, zone) in ["a", "b", "c", "b", "a"].into_iter().enumerate() {
+        let id = id as u32;
+        catalog.apply(Mutation::PutNode(C, NodeRecord { id, name: format!("n{id}"), endpoint: format!("n{id}:1"), zone: zone.into(), ..Default::default() })).unwrap();
+    }
+    catalog.apply(Mutation::PutProcedure(C, ProcedureRecord::transfer(7, 0, "leader n0 -> n3".into()))).unwrap();
+    let transfer = Some(TransferRecord { from: 0, to: 3, procedure: 7 });
+    catalog.apply(Mutation::PutShard(C, ShardRecord { transfer, ..shard(0, 2, 0, &[1, 2]) })).unwrap();
+    let cluster = catalog.cluster(C);
+    let mut rt = heard(cluster, 5);
+    assert!(rt.take_deficit_scan(), "a new leader scans");
+    rt.deficit_scan_again();
+    assert_eq!(plan(cluster, &mut rt, T0), vec![], "the old leader has not let go: nothing to do yet");
+    assert!(rt.take_deficit_scan(), "but the shard will be crowded once the transfer lands: look again");
+}

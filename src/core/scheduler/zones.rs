@@ -7,6 +7,7 @@
 
 use super::{Cause, MoveReason, Planner};
 use crate::core::ids::*;
+use crate::core::leader::runtime::planned;
 use crate::core::model::ShardRecord;
 
 impl Planner<'_> {
@@ -17,7 +18,10 @@ impl Planner<'_> {
                 return;
             }
             let rec = self.intended(shard);
-            let Some(crowded) = self.crowded_follower(rec) else { continue };
+            // A transfer in flight is judged as it will land: the replicas it leaves may crowd a
+            // zone its current ones do not, when a node's zone changed since it started (in-process
+            // seed 1592603999: the scan passed the shard over, and nothing looked again).
+            let Some(crowded) = self.crowded_follower(&planned(rec)) else { continue };
             if !self.rt.intent().settled(shard) || rec.leader.is_none() || rec.transfer.is_some() {
                 self.rt.deficit_scan_again(); // look again once its change has landed
                 continue;
