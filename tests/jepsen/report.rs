@@ -21,13 +21,27 @@ pub struct WindowStats {
     pub redirects_max: usize,
     pub refused: Option<String>,
     /// Shard-milliseconds without a leased leader, where only the meta leader was at fault.
-    pub unleased_ms: Option<u64>,
+    pub unleased: Option<Unleased>,
+}
+
+/// Shard-milliseconds without a leased leader through a window, split by whether the shard was
+/// leased when the fault began.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unleased {
+    /// Shards that held a lease when the fault began and lost it: the goal is none.
+    pub lost_ms: u64,
+    /// Shards already without one then (a transfer under way, a dead node's lease running out),
+    /// whose wait the fault may have stretched.
+    pub already_ms: u64,
 }
 
 impl WindowStats {
     pub fn line(&self) -> String {
         let refused = self.refused.as_deref().map_or(String::new(), |r| format!(", refused: {}", r.chars().take(120).collect::<String>()));
-        let unleased = self.unleased_ms.map_or(String::new(), |ms| format!(", {ms} shard-ms unleased"));
+        let unleased = self.unleased.map_or(String::new(), |u| match u.already_ms {
+            0 => format!(", {} shard-ms unleased", u.lost_ms),
+            already => format!(", {} shard-ms unleased (and {already} of shards already unleased when it began)", u.lost_ms),
+        });
         format!(
             "  {:6.1} s  {} on {} for {:.1} s: {} elections, {} unknown storage outcomes, at most {} redirects per node{unleased}{refused}",
             self.from.as_secs_f64(),
@@ -105,8 +119,7 @@ struct FaultRow {
     unknown: usize,
     redirects_max: usize,
     refused: usize,
-    unleased_ms: u64,
-    unleased_measured: bool,
+    unleased: Option<Unleased>,
 }
 
 #[derive(Default)]
@@ -138,10 +151,15 @@ impl MixRow {
         if rows(Fault::deposes_leader).next().is_some() {
             let gap = rows(Fault::deposes_leader).map(|r| r.longest_gap).max().unwrap_or(0);
             out.push_str(&format!("- meta leader deposed: longest DDL gap {gap} s (goal at most TTL + 1 = 6 s: {})\n", mark(gap <= 6)));
-            let unleased: Vec<u64> = rows(Fault::deposes_leader).filter(|r| r.unleased_measured).map(|r| r.unleased_ms).collect();
+            let unleased: Vec<Unleased> = rows(Fault::deposes_leader).filter_map(|r| r.unleased).collect();
             if !unleased.is_empty() {
-                let ms: u64 = unleased.iter().sum();
-                out.push_str(&format!("- shards without a leased leader while only meta was at fault: {:.1} shard-seconds (goal 0: {})\n", ms as f64 / 1000.0, mark(ms == 0)));
+                let (lost, already) = unleased.iter().fold((0, 0), |(l, a), u| (l + u.lost_ms, a + u.already_ms));
+                out.push_str(&format!(
+                    "- shards that held a lease when only the meta leader was hit and lost it: {:.1} shard-seconds (goal 0: {}); shards already without one then waited {:.1} shard-seconds more\n",
+                    lost as f64 / 1000.0,
+                    mark(lost == 0),
+                    already as f64 / 1000.0
+                ));
             }
         }
         let hops = self.faults.values().map(|r| r.redirects_max).max().unwrap_or(0);
@@ -188,9 +206,10 @@ impl Book {
             f.unknown += w.unknown;
             f.redirects_max = f.redirects_max.max(w.redirects_max);
             f.refused += usize::from(w.refused.is_some());
-            if let Some(ms) = w.unleased_ms {
-                f.unleased_ms += ms;
-                f.unleased_measured = true;
+            if let Some(u) = w.unleased {
+                let sum = f.unleased.get_or_insert_with(Unleased::default);
+                sum.lost_ms += u.lost_ms;
+                sum.already_ms += u.already_ms;
             }
         }
     }
@@ -215,7 +234,10 @@ impl Book {
             out.push_str("|---|---|---|---|---|---|---|---|---|\n");
             for (fault, f) in &row.faults {
                 let share = 100.0 * f.served as f64 / f.slots.max(1) as f64;
-                let unleased = if f.unleased_measured { format!("{:.1}", f.unleased_ms as f64 / 1000.0) } else { "–".into() };
+                let unleased = f.unleased.map_or("–".into(), |u| match u.already_ms {
+                    0 => format!("{:.1}", u.lost_ms as f64 / 1000.0),
+                    already => format!("{:.1} (+{:.1} already unleased)", u.lost_ms as f64 / 1000.0, already as f64 / 1000.0),
+                });
                 out.push_str(&format!(
                     "| {} | {} | {} of {} ({share:.0}%) | {} | {} | {} | {} | {unleased} | {} |\n",
                     fault.name(),

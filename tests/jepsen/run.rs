@@ -13,10 +13,10 @@ use shardmeta::proto;
 use super::cluster::Cluster;
 use super::history::{self, Final};
 use super::nemesis::{Mix, Nemesis};
-use super::process::ddl::{count_in_logs, handoff_gaps_ms, unleased_ms, wall_ms};
+use super::process::ddl::{count_in_logs, handoff_gaps_ms, leased_at, unleased_ms, wall_ms};
 use super::process::metas::wait_leader;
 use super::process::node_kill::{header, shards};
-use super::report::{Outcome, WindowStats};
+use super::report::{Outcome, Unleased, WindowStats};
 use super::{watch, workload};
 
 const DDL_WORKERS: u64 = 4;
@@ -81,7 +81,14 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
         let after = counters(&c);
         let logs: Vec<_> = Cluster::node_names().iter().map(|n| c.dir.path().join(format!("{n}.lead.jsonl"))).collect();
         // Only where no node is at fault does a shard without a leased leader count against meta.
-        let unleased = (fault.only_meta_leader() && mix != Mix::Operator).then(|| unleased_ms(&logs, wall_from, wall_ms()).values().sum());
+        let unleased = (fault.only_meta_leader() && mix != Mix::Operator).then(|| {
+            let leased = leased_at(&logs, wall_from);
+            let mut u = Unleased::default();
+            for (shard, ms) in unleased_ms(&logs, wall_from, wall_ms()) {
+                *if leased.contains(&shard) { &mut u.lost_ms } else { &mut u.already_ms } += ms;
+            }
+            u
+        });
         let stats = WindowStats {
             fault,
             target,
@@ -92,7 +99,7 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
             unknown: after.unknown - before.unknown,
             redirects_max: after.redirects.iter().zip(&before.redirects).map(|(a, b)| a - b).max().unwrap_or(0),
             refused,
-            unleased_ms: unleased,
+            unleased,
         };
         println!("{}", stats.line());
         windows.push(stats);

@@ -70,6 +70,19 @@ pub fn unleased_ms(logs: &[PathBuf], from: u64, to: u64) -> BTreeMap<u32, u64> {
     out
 }
 
+/// The shards some node's leadership log shows leased at `at` (wall clock).
+pub fn leased_at(logs: &[PathBuf], at: u64) -> std::collections::BTreeSet<u32> {
+    let mut leased = std::collections::BTreeSet::new();
+    for log in logs {
+        for (shard, intervals) in super::read_leadership(log).0 {
+            if intervals.iter().any(|&(from, until)| from <= at && at < until) {
+                leased.insert(shard);
+            }
+        }
+    }
+    leased
+}
+
 /// For every lease a node ended early (it let the shard go for a transfer or a move, or meta
 /// revoked it), the milliseconds until the next lease on the shard began, on any node: what a
 /// planned handoff costs the shard. Cuts with no later lease in the logs are left out.
