@@ -33,15 +33,35 @@ pub struct Unleased {
     /// Shards already without one then (a transfer under way, a dead node's lease running out),
     /// whose wait the fault may have stretched.
     pub already_ms: u64,
+    /// Planned handoffs during the window (a transfer's old leader let go until its new one
+    /// held the lease; see `handoff_spans`), of shards that were leased when it began.
+    pub handoff_ms: u64,
+}
+
+impl Unleased {
+    fn add(&mut self, other: &Unleased) {
+        self.lost_ms += other.lost_ms;
+        self.already_ms += other.already_ms;
+        self.handoff_ms += other.handoff_ms;
+    }
+
+    /// The two kinds besides lost leases, in seconds, if any.
+    fn besides(&self) -> String {
+        let mut parts = Vec::new();
+        if self.handoff_ms > 0 {
+            parts.push(format!("{:.1} in handoffs", self.handoff_ms as f64 / 1000.0));
+        }
+        if self.already_ms > 0 {
+            parts.push(format!("{:.1} already unleased", self.already_ms as f64 / 1000.0));
+        }
+        if parts.is_empty() { String::new() } else { format!(" (+{})", parts.join(", +")) }
+    }
 }
 
 impl WindowStats {
     pub fn line(&self) -> String {
         let refused = self.refused.as_deref().map_or(String::new(), |r| format!(", refused: {}", r.chars().take(120).collect::<String>()));
-        let unleased = self.unleased.map_or(String::new(), |u| match u.already_ms {
-            0 => format!(", {} shard-ms unleased", u.lost_ms),
-            already => format!(", {} shard-ms unleased (and {already} of shards already unleased when it began)", u.lost_ms),
-        });
+        let unleased = self.unleased.map_or(String::new(), |u| format!(", {} shard-ms unleased{}", u.lost_ms, u.besides()));
         format!(
             "  {:6.1} s  {} on {} for {:.1} s: {} elections, {} unknown storage outcomes, at most {} redirects per node{unleased}{refused}",
             self.from.as_secs_f64(),
@@ -153,12 +173,14 @@ impl MixRow {
             out.push_str(&format!("- meta leader deposed: longest DDL gap {gap} s (goal at most TTL + 1 = 6 s: {})\n", mark(gap <= 6)));
             let unleased: Vec<Unleased> = rows(Fault::deposes_leader).filter_map(|r| r.unleased).collect();
             if !unleased.is_empty() {
-                let (lost, already) = unleased.iter().fold((0, 0), |(l, a), u| (l + u.lost_ms, a + u.already_ms));
+                let mut sum = Unleased::default();
+                unleased.iter().for_each(|u| sum.add(u));
                 out.push_str(&format!(
-                    "- shards that held a lease when only the meta leader was hit and lost it: {:.1} shard-seconds (goal 0: {}); shards already without one then waited {:.1} shard-seconds more\n",
-                    lost as f64 / 1000.0,
-                    mark(lost == 0),
-                    already as f64 / 1000.0
+                    "- shards that held a lease when only the meta leader was hit and lost it: {:.1} shard-seconds (goal 0: {}); besides, planned handoffs took {:.1} and shards already without a lease then waited {:.1}\n",
+                    sum.lost_ms as f64 / 1000.0,
+                    mark(sum.lost_ms == 0),
+                    sum.handoff_ms as f64 / 1000.0,
+                    sum.already_ms as f64 / 1000.0
                 ));
             }
         }
@@ -207,9 +229,7 @@ impl Book {
             f.redirects_max = f.redirects_max.max(w.redirects_max);
             f.refused += usize::from(w.refused.is_some());
             if let Some(u) = w.unleased {
-                let sum = f.unleased.get_or_insert_with(Unleased::default);
-                sum.lost_ms += u.lost_ms;
-                sum.already_ms += u.already_ms;
+                f.unleased.get_or_insert_with(Unleased::default).add(&u);
             }
         }
     }
@@ -234,10 +254,7 @@ impl Book {
             out.push_str("|---|---|---|---|---|---|---|---|---|\n");
             for (fault, f) in &row.faults {
                 let share = 100.0 * f.served as f64 / f.slots.max(1) as f64;
-                let unleased = f.unleased.map_or("–".into(), |u| match u.already_ms {
-                    0 => format!("{:.1}", u.lost_ms as f64 / 1000.0),
-                    already => format!("{:.1} (+{:.1} already unleased)", u.lost_ms as f64 / 1000.0, already as f64 / 1000.0),
-                });
+                let unleased = f.unleased.map_or("–".into(), |u| format!("{:.1}{}", u.lost_ms as f64 / 1000.0, u.besides()));
                 out.push_str(&format!(
                     "| {} | {} | {} of {} ({share:.0}%) | {} | {} | {} | {} | {unleased} | {} |\n",
                     fault.name(),

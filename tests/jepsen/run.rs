@@ -13,7 +13,7 @@ use shardmeta::proto;
 use super::cluster::Cluster;
 use super::history::{self, Final};
 use super::nemesis::{Mix, Nemesis};
-use super::process::ddl::{count_in_logs, handoff_gaps_ms, leased_at, unleased_ms, wall_ms};
+use super::process::ddl::{count_in_logs, handoff_gaps_ms, handoff_spans, leased_at, unleased_spans, wall_ms};
 use super::process::metas::wait_leader;
 use super::process::node_kill::{header, shards};
 use super::report::{Outcome, Unleased, WindowStats};
@@ -82,10 +82,15 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
         let logs: Vec<_> = Cluster::node_names().iter().map(|n| c.dir.path().join(format!("{n}.lead.jsonl"))).collect();
         // Only where no node is at fault does a shard without a leased leader count against meta.
         let unleased = (fault.only_meta_leader() && mix != Mix::Operator).then(|| {
-            let leased = leased_at(&logs, wall_from);
+            let (leased, handoffs) = (leased_at(&logs, wall_from), handoff_spans(&logs));
             let mut u = Unleased::default();
-            for (shard, ms) in unleased_ms(&logs, wall_from, wall_ms()) {
-                *if leased.contains(&shard) { &mut u.lost_ms } else { &mut u.already_ms } += ms;
+            for (shard, gaps) in unleased_spans(&logs, wall_from, wall_ms()) {
+                for (start, end) in gaps {
+                    let planned: u64 = handoffs.get(&shard).into_iter().flatten().map(|&(cut, next)| end.min(next).saturating_sub(start.max(cut))).sum();
+                    let rest = (end - start).saturating_sub(planned);
+                    u.handoff_ms += planned.min(end - start);
+                    *if leased.contains(&shard) { &mut u.lost_ms } else { &mut u.already_ms } += rest;
+                }
             }
             u
         });

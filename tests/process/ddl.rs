@@ -46,6 +46,11 @@ pub fn longest_gap(slots: &[bool]) -> usize {
 /// Per shard, the milliseconds of `[from, to]` (wall clock) that no node's leadership log covers:
 /// the time the shard had no leader holding a lease.
 pub fn unleased_ms(logs: &[PathBuf], from: u64, to: u64) -> BTreeMap<u32, u64> {
+    unleased_spans(logs, from, to).into_iter().map(|(shard, spans)| (shard, spans.iter().map(|(s, e)| e - s).sum())).collect()
+}
+
+/// Per shard, the spans of `[from, to]` that no node's leadership log covers.
+pub fn unleased_spans(logs: &[PathBuf], from: u64, to: u64) -> BTreeMap<u32, Vec<(u64, u64)>> {
     let mut by_shard: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
     for log in logs {
         for (shard, intervals) in super::read_leadership(log).0 {
@@ -55,15 +60,15 @@ pub fn unleased_ms(logs: &[PathBuf], from: u64, to: u64) -> BTreeMap<u32, u64> {
     let mut out = BTreeMap::new();
     for (shard, mut intervals) in by_shard {
         intervals.sort_unstable();
-        let (mut covered_to, mut gaps) = (from, 0);
+        let (mut covered_to, mut gaps) = (from, Vec::new());
         for (start, end) in intervals.into_iter().filter(|&(s, e)| e >= from && s <= to) {
             if start > covered_to {
-                gaps += start.min(to) - covered_to;
+                gaps.push((covered_to, start.min(to)));
             }
             covered_to = covered_to.max(end);
         }
         if covered_to < to {
-            gaps += to - covered_to;
+            gaps.push((covered_to, to));
         }
         out.insert(shard, gaps);
     }
@@ -83,10 +88,10 @@ pub fn leased_at(logs: &[PathBuf], at: u64) -> std::collections::BTreeSet<u32> {
     leased
 }
 
-/// For every lease a node ended early (it let the shard go for a transfer or a move, or meta
-/// revoked it), the milliseconds until the next lease on the shard began, on any node: what a
-/// planned handoff costs the shard. Cuts with no later lease in the logs are left out.
-pub fn handoff_gaps_ms(logs: &[PathBuf]) -> Vec<u64> {
+/// Per shard, handoffs: from a lease a node ended early (it let the shard go for a transfer or
+/// a move, or meta revoked it) to the next lease on the shard, on any node. Cuts with no later
+/// lease in the logs are left out.
+pub fn handoff_spans(logs: &[PathBuf]) -> BTreeMap<u32, Vec<(u64, u64)>> {
     let (mut cuts, mut grants): (Vec<(u32, u64)>, BTreeMap<u32, Vec<u64>>) = (Vec::new(), BTreeMap::new());
     for log in logs {
         for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
@@ -100,12 +105,19 @@ pub fn handoff_gaps_ms(logs: &[PathBuf]) -> Vec<u64> {
         }
     }
     grants.values_mut().for_each(|g| g.sort_unstable());
-    cuts.into_iter()
-        .filter_map(|(shard, at)| {
-            let g = grants.get(&shard)?;
-            g.get(g.partition_point(|&from| from < at)).map(|&next| next - at)
-        })
-        .collect()
+    let mut out: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    for (shard, at) in cuts {
+        let Some(g) = grants.get(&shard) else { continue };
+        if let Some(&next) = g.get(g.partition_point(|&from| from < at)) {
+            out.entry(shard).or_default().push((at, next));
+        }
+    }
+    out
+}
+
+/// What each handoff (see [`handoff_spans`]) cost its shard, in milliseconds.
+pub fn handoff_gaps_ms(logs: &[PathBuf]) -> Vec<u64> {
+    handoff_spans(logs).values().flatten().map(|(cut, next)| next - cut).collect()
 }
 
 /// Wall-clock milliseconds, as the leadership logs write them.
