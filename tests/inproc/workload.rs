@@ -147,9 +147,15 @@ impl Client {
         for id in &dropped_ids {
             self.acks.dropped.insert((CLUSTER_ID, *id));
         }
-        for (t, name) in self.contested.remove(&drop).map(|(_, taken)| taken).unwrap_or_default() {
-            if !dropped_ids.contains(&t) {
-                self.acks.created.insert((CLUSTER_ID, t), name);
+        let (name, taken) = self.contested.remove(&drop).unwrap_or_default();
+        for (t, table) in taken.into_iter().filter(|(t, _)| !dropped_ids.contains(t)) {
+            // Another drop of the name still in flight may remove it yet (seed 1592665624: a
+            // drop answered NotFound gave back a create that the next drop then removed).
+            match self.contested.values_mut().find(|(n, _)| *n == name) {
+                Some((_, other)) => other.push((t, table)),
+                None => {
+                    self.acks.created.insert((CLUSTER_ID, t), table);
+                }
             }
         }
     }
