@@ -156,11 +156,15 @@ fn a_leaving_node_hands_its_shards_over_without_waiting_for_its_leases() {
     println!("{led} shards led elsewhere {rounds} rounds of 500 ms after the node said it was leaving");
     assert!(rounds <= 4 && rounds < lease_rounds, "{rounds} rounds: the handover waited");
 
-    // The incarnation that left is not heard again; a restart is.
+    // The incarnation that left is not heard again; a restart is, and is online once admitted.
     leaver.heartbeat(&mut h).unwrap();
     assert!(h.settle().iter().all(|o| !matches!(o, Output::ToNode { session, .. } if *session == leaver.session)), "a left incarnation gets no answer");
     leaver.restart();
-    leaver.heartbeat(&mut h).unwrap();
-    h.settle();
+    for beat in 0..CoreConfig::default().node_settle_heartbeats {
+        assert_eq!(node_info(&mut h, &name).state, NodeState::Offline, "online after {beat} heartbeats");
+        leaver.heartbeat(&mut h).unwrap();
+        h.settle();
+        h.advance(500);
+    }
     assert_eq!(node_info(&mut h, &name).state, NodeState::Online);
 }

@@ -87,3 +87,43 @@ fn a_one_shot_sender_gets_no_replicas_and_a_settled_node_does() {
     }
     assert_eq!(node_info(&mut h, "n4").replicas, 6, "a settled node takes the missing followers");
 }
+
+/// A process that comes back under a dead node's name once the node's lease is past, claims
+/// the shards the node led, and dies again (a crash loop, or a stray copy of the node) renews
+/// none of their leases and does not hold back their failover: a restarted node counts as
+/// offline until its new incarnation is admitted.
+#[test]
+fn a_crash_looping_node_renews_no_lease_and_holds_back_no_failover() {
+    let (mut h, mut nodes) = steady_cluster_of(3, 6, 1);
+    let led: Vec<ShardId> = (0..6).map(ShardId).filter(|&s| nodes[0].host.is_leading(s, h.now)).collect();
+    assert!(!led.is_empty());
+    let died = h.now;
+    // n1 dies. Just past a lease it is silent, and its leases are not yet surely over.
+    for _ in 0..9 {
+        round_without(&mut h, &mut nodes, Some(0), 1_000);
+    }
+    h.advance(800);
+    let outs = h.settle();
+    nodes.iter_mut().for_each(|n| n.receive(&outs));
+
+    // Its name speaks once more, claiming every shard it led, and dies again.
+    nodes[0].incarnation += 1;
+    nodes[0].session = SessionId(700);
+    nodes[0].heartbeat(&mut h).unwrap();
+    let revoked = h.settle().into_iter().find_map(|o| match o {
+        Output::ToNode { session: SessionId(700), message } => message.lease.map(|l| l.revoked),
+        _ => None,
+    });
+    assert_eq!(revoked, Some(led.clone()), "no lease for a restart that has not settled");
+    assert_eq!(node_info(&mut h, "n1").state, NodeState::Offline);
+
+    // The failover comes as promptly as without the stray heartbeat.
+    let config = h.core.config().clone();
+    let bound = died + Duration(config.lease_ms + config.clock_drift_ms + 5 * config.heartbeat_interval_ms);
+    while h.now < bound {
+        round_without(&mut h, &mut nodes, Some(0), 500);
+    }
+    for s in led {
+        assert!(nodes[1..].iter().any(|n| n.host.is_leading(s, h.now)), "shard {s} has a live leader by {bound:?}");
+    }
+}

@@ -18,7 +18,13 @@ impl Planner<'_> {
         }
         let (node, name) = (self.rt.node(to), self.name(to.0).to_string());
         if !node.placeable() {
-            let state = if !node.online { "offline" } else if node.draining { "draining" } else { "not yet heard from by this meta leader" };
+            let state = match node {
+                n if n.returning => "restarting, and not yet admitted",
+                n if !n.online => "offline",
+                n if n.draining => "draining",
+                n if !n.heard => "not yet heard from by this meta leader",
+                _ => "not yet admitted: it has sent fewer heartbeats than the settle count",
+            };
             return refuse(format!("node {name} is {state}: it takes no shards"));
         }
         let rec = self.intended(shard);

@@ -499,10 +499,11 @@ impl ClusterRuntime {
         self.leases.pushed(id, version, now);
     }
 
-    /// Grants or renews `node`'s lease on `shard` unless another lease may still hold.
+    /// Grants or renews `node`'s lease on `shard` unless the node is offline (a restart not yet
+    /// admitted) or another lease may still hold.
     pub fn try_grant_lease(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
         let nodes = &self.nodes;
-        self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
+        nodes.get(node).online && self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
     }
 
     /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over. `true` if

@@ -42,6 +42,12 @@ pub struct NodeRuntime {
     pub load_rejections: u64,
     /// The current incarnation said it was leaving: it is heard no more (a restart is).
     pub left: bool,
+    /// The current incarnation replaced one this leader had heard (a restart, which only comes
+    /// once the old one's lease has run out): the node stays offline until the new one is
+    /// admitted. A process that restarts, claims its old shards and dies again (a crash loop, or
+    /// a stray process under its name) then neither renews their leases nor holds back their
+    /// failover for another lease.
+    pub returning: bool,
 }
 
 impl NodeRuntime {
@@ -64,6 +70,7 @@ impl NodeRuntime {
             replicas: 0,
             load_rejections: 0,
             left: false,
+            returning: false,
         }
     }
 
@@ -103,7 +110,8 @@ impl NodeRuntime {
 
 /// What one fresh heartbeat changed about its node.
 pub struct Heard {
-    /// The node was offline, or not yet heard by this leader: the shards it leads change class.
+    /// The node came online, or was heard by this leader for the first time: the shards it
+    /// leads change class.
     pub woke: bool,
     /// The node became placeable.
     pub placeable: bool,
@@ -232,11 +240,12 @@ impl Nodes {
             return None;
         }
         assert!(now >= n.last_heartbeat, "meta's clock runs forward");
-        let woke = !(n.online && n.heard);
+        let asleep = !(n.online && n.heard);
         let settle = self.settle;
         let placeable = self.update(id, |n| {
             if n.incarnation != hb.incarnation || n.beats == 0 {
                 // A new incarnation (a restart, or the first this leader hears) settles anew.
+                n.returning = n.beats > 0 && n.incarnation != hb.incarnation;
                 n.incarnation = hb.incarnation;
                 n.endpoint.clone_from(&hb.endpoint);
                 n.beats = 0;
@@ -244,13 +253,15 @@ impl Nodes {
             }
             n.beats = (n.beats + 1).min(settle);
             n.admitted = n.beats >= settle;
-            (n.online, n.heard) = (true, true);
+            n.returning &= !n.admitted;
+            (n.online, n.heard) = (!n.returning, true);
             n.last_seq = hb.seq;
             n.session = Some(session);
             n.last_heartbeat = now;
             n.stats = hb.stats;
             n.load_rejections = n.load_rejections.saturating_add(hb.load_rejections as u64);
         });
+        let woke = asleep && self.list[id.index()].online;
         Some(Heard { woke, placeable })
     }
 
