@@ -133,7 +133,7 @@ pub struct ShardReport {
 }
 
 /// One heartbeat from a data node.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Heartbeat {
     pub cluster: String,
     pub node: String,

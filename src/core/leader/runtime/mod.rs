@@ -404,7 +404,7 @@ impl ClusterRuntime {
             return false;
         };
         self.deficit_scan_due |= heard.placeable;
-        if heard.woke {
+        if heard.reclassed {
             self.reindex_led_by(cluster, node);
         }
         true

@@ -110,9 +110,9 @@ impl NodeRuntime {
 
 /// What one fresh heartbeat changed about its node.
 pub struct Heard {
-    /// The node came online, or was heard by this leader for the first time: the shards it
-    /// leads change class.
-    pub woke: bool,
+    /// Whether the node is online and heard changed (it came online, or a restart took it
+    /// offline): the shards it leads change class.
+    pub reclassed: bool,
     /// The node became placeable.
     pub placeable: bool,
 }
@@ -240,7 +240,7 @@ impl Nodes {
             return None;
         }
         assert!(now >= n.last_heartbeat, "meta's clock runs forward");
-        let asleep = !(n.online && n.heard);
+        let was_ready = n.online && n.heard;
         let settle = self.settle;
         let placeable = self.update(id, |n| {
             if n.incarnation != hb.incarnation || n.beats == 0 {
@@ -261,8 +261,8 @@ impl Nodes {
             n.stats = hb.stats;
             n.load_rejections = n.load_rejections.saturating_add(hb.load_rejections as u64);
         });
-        let woke = asleep && self.list[id.index()].online;
-        Some(Heard { woke, placeable })
+        let reclassed = was_ready != self.list[id.index()].online;
+        Some(Heard { reclassed, placeable })
     }
 
     /// The node's current incarnation is leaving: offline now, and not heard again.
@@ -317,5 +317,40 @@ impl Nodes {
             return Err(format!("load index holds {indexed:?} with stale counts or misses placeable nodes {placeable:?}"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(incarnation: u64, seq: u64) -> Heartbeat {
+        Heartbeat { node: "n1".into(), endpoint: "n1:1".into(), incarnation, seq, ..Default::default() }
+    }
+
+    /// A restart is offline until admitted, also when it comes before the tick that would have
+    /// marked the old incarnation silent; either change of state reclasses the node's shards.
+    #[test]
+    fn a_restart_is_offline_until_admitted_and_says_so() {
+        let mut nodes = Nodes::new(3);
+        let id = NodeId(0);
+        nodes.add(id, Instant(0), true);
+        for seq in 1..=3 {
+            nodes.heard(id, SessionId(1), &beat(1, seq), Instant(seq * 1_000)).unwrap();
+        }
+        assert!(nodes.get(id).placeable());
+
+        let heard = nodes.heard(id, SessionId(2), &beat(2, 1), Instant(14_000)).unwrap();
+        assert!(heard.reclassed && !nodes.get(id).online && nodes.get(id).returning);
+        assert!(nodes.load().is_empty(), "a restart takes nothing new");
+        let heard = nodes.heard(id, SessionId(2), &beat(2, 2), Instant(15_000)).unwrap();
+        assert!(!heard.reclassed && !nodes.get(id).online);
+        let heard = nodes.heard(id, SessionId(2), &beat(2, 3), Instant(16_000)).unwrap();
+        assert!(heard.reclassed && heard.placeable && nodes.get(id).online && !nodes.get(id).returning);
+
+        // A node this leader never heard (inherited from the last one) is online at once.
+        nodes.add(NodeId(1), Instant(16_000), false);
+        let heard = nodes.heard(NodeId(1), SessionId(3), &Heartbeat { node: "n2".into(), ..beat(7, 1) }, Instant(16_500)).unwrap();
+        assert!(heard.reclassed && nodes.get(NodeId(1)).online && !nodes.get(NodeId(1)).returning);
     }
 }
