@@ -2,6 +2,7 @@
 //! (`src/client/shard_host.rs`) and fails with file:line on any name that would bring in a
 //! clock, IO, threads, OS randomness, async, an iteration-order-dependent container, or the
 //! runtime. Grouped imports (`use std::{fs, time}`) are expanded to the paths they name first.
+//! It also holds the runtime the simulations drive to one rule: every `select!` is `biased`.
 
 use std::path::{Path, PathBuf};
 
@@ -89,7 +90,7 @@ fn code_lines(text: &str) -> Vec<(usize, String)> {
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("src/core is readable") {
+    for entry in std::fs::read_dir(dir).expect("the source directory is readable") {
         let path = entry.expect("directory entry").path();
         if path.is_dir() {
             rust_files(&path, out);
@@ -177,4 +178,46 @@ fn names_match_on_identifier_boundaries_only() {
     assert!(contains_name("let x: HashMap<u8, u8>;", "HashMap"));
     assert!(!contains_name("asynchronous", "async"));
     assert!(!contains_name("my_tokio_like", "tokio"));
+}
+
+/// Each `tokio::select!` in the files under `root` whose first code is not `biased;`. Unbiased,
+/// tokio picks among ready branches with a thread-local generator that madsim does not seed, so
+/// two runs of one simulation seed can take different branches (swarm seed 7 did).
+fn unbiased_selects(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    files.sort();
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("source is UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            let opens = line.split("//").next().unwrap_or("").contains("select! {");
+            let mut code_after = lines[n + 1..].iter().map(|l| l.split("//").next().unwrap_or("").trim()).filter(|c| !c.is_empty());
+            let biased = code_after.next() == Some("biased;");
+            if opens && !biased {
+                found.push(format!("{}:{}: a select! that is not biased", file.display(), n + 1));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_select_the_simulations_run_is_biased() {
+    let crate_root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found: Vec<String> = ["src", "sim"].iter().flat_map(|p| unbiased_selects(&crate_root.join(p))).collect();
+    assert!(found.is_empty(), "madsim replays a seed only if select! polls in a fixed order:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_select_scan_catches_an_unbiased_one() {
+    let dir = std::env::temp_dir().join(format!("shardmeta-select-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = "// tokio::select! { in a comment\ntokio::select! {\n    // why\n    biased;\n    _ = a => {}\n}\ntokio::select! {\n    _ = b => {}\n}\n";
+    std::fs::write(dir.join("loop.rs"), text).unwrap();
+    let found = unbiased_selects(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("loop.rs:7"), "{found:?}");
 }

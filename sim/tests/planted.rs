@@ -119,6 +119,7 @@ async fn restless_follower_seed() -> Report {
         }
     };
     let found = tokio::select! {
+        biased; // a fixed order: see `client::node`
         verdict = sim.quiet() => verdict.expect_err("a follower moving every 2 s should break the quiet window"),
         never = restless => never,
     };

@@ -106,12 +106,19 @@ pub async fn run(
         let mut pause = crate::core::Duration::ZERO;
         // When recent heartbeats left, by seq, for the round-trip time of the answers.
         let mut sent: VecDeque<(u64, std::time::Instant)> = VecDeque::with_capacity(RTT_TRACKED);
+        // A heartbeat asked for ahead of the timer (a leadership handoff waits on it).
+        let mut early: Option<crate::core::Instant> = None;
         loop {
             let woke = tokio::select! {
+                // A fixed order, beats first: unbiased, tokio picks among ready branches with a
+                // thread-local generator no simulation seeds, and runs of one madsim seed differ.
+                biased;
                 _ = ticker.tick() => None,
+                _ = tokio::time::sleep(early.map_or(std::time::Duration::ZERO, |at| std_duration(at.saturating_since(clock.now())))), if early.is_some() => None,
                 message = inbound.message() => Some(message),
             };
             let Some(message) = woke else {
+                early = None;
                 let now = clock.now();
                 let beat = {
                     let mut h = host.lock().expect("host lock");
@@ -180,9 +187,10 @@ pub async fn run(
             if applied.interval_changed {
                 ticker = tokio::time::interval(std_duration(session.interval()));
             }
-            // Not yet: `applied.beat_at` (a heartbeat at once for a handoff) made runs of one
-            // madsim seed differ (swarm seed 7 under the determinism check), cause not found.
-            let _ = applied.beat_at;
+            early = match (early, applied.beat_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         meta.reset();
         if pause > crate::core::Duration::ZERO {

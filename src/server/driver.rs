@@ -171,6 +171,16 @@ impl Driver {
                 timer.as_mut().reset(next.map_or_else(far, |at| self.clock.to_std(at).into()));
             }
             tokio::select! {
+                // A fixed order (see `client::node`), the timer first: a steady stream of inputs
+                // must not hold back the lease checks and scheduling passes it wakes.
+                biased;
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    if let Some((_, why)) = wake {
+                        tracing::trace!(?why, "timer");
+                    }
+                    self.core.handle(self.clock.now(), CoreInput::Timeout);
+                }
                 input = self.rx.recv() => {
                     let Some(input) = input else { return };
                     self.tell_other_leader();
@@ -181,13 +191,6 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
-                }
-                _ = &mut timer, if armed.is_some() => {
-                    armed = None;
-                    if let Some((_, why)) = wake {
-                        tracing::trace!(?why, "timer");
-                    }
-                    self.core.handle(self.clock.now(), CoreInput::Timeout);
                 }
             }
             wake = self.drain();

@@ -74,7 +74,7 @@ impl EtcdElection {
             let (valid_tx, mut valid_rx) = watch::channel(Some(lease_deadline(asked, granted_s, margin)));
             let keeper = tokio::task::spawn(keep_alive(self.members.clone(), lease, self.ttl, self.clock, margin, valid_tx));
             let won = tokio::select! {
-                r = election.campaign(ELECTION_NAME, self.value.clone(), lease) => r,
+                biased; // a fixed order: see `client::node`
                 _ = wait_lost(&mut valid_rx) => {
                     keeper.abort();
                     continue;
@@ -87,6 +87,7 @@ impl EtcdElection {
                         Some(ElectionCommand::Resign(_)) => continue,
                     }
                 }
+                r = election.campaign(ELECTION_NAME, self.value.clone(), lease) => r,
             };
             let key = match won.map(|r| r.leader().cloned()) {
                 Ok(Some(k)) => k,
@@ -118,6 +119,7 @@ impl EtcdElection {
                 // Stand aside before campaigning again: another meta node may load where this one
                 // could not, and if none can, the attempts stay spaced out instead of a tight loop.
                 Ended::LoadFailed(pause) => tokio::select! {
+                    biased; // a fixed order: see `client::node`
                     _ = tokio::time::sleep(pause) => {}
                     cmd = commands.recv() => if matches!(cmd, None | Some(ElectionCommand::Shutdown)) { return },
                 },
@@ -152,6 +154,7 @@ impl EtcdElection {
         }
         loop {
             tokio::select! {
+                biased; // a fixed order: see `client::node`
                 changed = valid.changed() => {
                     let current = *valid.borrow();
                     match (changed, current) {

@@ -107,6 +107,7 @@ mod service {
                 }
                 loop {
                     tokio::select! {
+                        biased; // a fixed order: see `client::node`
                         _ = tx.closed() => return,
                         _ = tokio::time::sleep(WATCH_POLL) => {}
                     }

@@ -149,6 +149,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     tracing::info!(%addr, name = %config.name, "serving");
     let mut server = tokio::task::spawn(server);
     tokio::select! {
+        biased; // a fixed order: see `client::node`
         served = &mut server => return served.map_err(|e| format!("gRPC server on {addr}: {e}"))?.map_err(|e| format!("gRPC server on {addr}: {e}")),
         () = shutdown => {}
     }

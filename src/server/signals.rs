@@ -21,6 +21,7 @@ pub async fn first_then_exit_on_second(program: &'static str) {
 
 async fn either(term: &mut Signal, int: &mut Signal) -> &'static str {
     tokio::select! {
+        biased; // a fixed order: see `client::node`
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     }

@@ -205,6 +205,7 @@ fn main() {
         });
         let mut served = tokio::task::spawn(served);
         tokio::select! {
+            biased; // a fixed order: see `client::node`
             result = &mut served => return exit_if_failed(&args.addr, result),
             () = shardmeta::server::signals::first_then_exit_on_second("node-agent") => {}
         }

@@ -120,6 +120,7 @@ mod warm {
             };
             let pause = backoff.failed("the standby cannot hold the catalog; loading it again", &failure);
             tokio::select! {
+                biased; // a fixed order: see `client::node`
                 _ = tokio::time::sleep(pause) => {}
                 t = takeovers.recv() => return refuse(t),
             }
@@ -152,6 +153,7 @@ mod warm {
                     Err(e) if matches!(e.cause, LoadCause::Timeout | LoadCause::Unavailable) => {
                         tracing::debug!(error = %e, "the standby cannot watch the catalog; trying again");
                         tokio::select! {
+                            biased; // a fixed order: see `client::node`
                             _ = tokio::time::sleep(WATCH_RETRY) => {}
                             t = takeovers.recv() => match t {
                                 Some(t) => pending = Some(t),
@@ -164,6 +166,7 @@ mod warm {
                 },
             };
             tokio::select! {
+                biased; // a fixed order: see `client::node`
                 t = takeovers.recv(), if pending.is_none() => match t {
                     Some(t) => pending = Some(t),
                     None => return None,
