@@ -42,9 +42,10 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
-    /// `KEEP_TEST_DIRS=1` keeps the directory (logs, data) to look at after a failure.
+    /// A failing test keeps its directory (logs, data) to be looked at, and so does every test
+    /// under `KEEP_TEST_DIRS=1`.
     fn drop(&mut self) {
-        if std::env::var_os("KEEP_TEST_DIRS").is_some() {
+        if std::env::var_os("KEEP_TEST_DIRS").is_some() || std::thread::panicking() {
             eprintln!("kept {}", self.0.display());
             return;
         }
