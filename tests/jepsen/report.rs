@@ -59,6 +59,12 @@ impl Unleased {
 }
 
 impl WindowStats {
+    /// A goal of the report missed in this window: a meta election while only one etcd member
+    /// was down, or a lease lost while only the meta leader was hit.
+    pub fn missed_goal(&self) -> bool {
+        (self.fault.one_etcd_member() && self.elections > 0) || self.unleased.is_some_and(|u| u.lost_ms > 0)
+    }
+
     pub fn line(&self) -> String {
         let refused = self.refused.as_deref().map_or(String::new(), |r| format!(", refused: {}", r.chars().take(120).collect::<String>()));
         let unleased = self.unleased.map_or(String::new(), |u| format!(", {} shard-ms unleased{}", u.lost_ms, u.besides()));

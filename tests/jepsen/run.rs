@@ -140,6 +140,9 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
         let message = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
         violations.push(format!("single writer (S1): {message}"));
     }
+    if !violations.is_empty() || windows.iter().any(WindowStats::missed_goal) {
+        c.dir.keep(); // the logs say why
+    }
     let w = watched.lock().unwrap();
     Outcome {
         mix,

@@ -25,19 +25,25 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().expect("local addr").port()
 }
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A temporary directory removed on drop, unless kept.
+pub struct TempDir(pub PathBuf, std::cell::Cell<bool>);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let dir = std::env::temp_dir().join(format!("shardmeta-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
+        TempDir(dir, std::cell::Cell::new(false))
     }
 
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// Keeps the directory after all: a run that passed but missed a goal is worth reading.
+    #[allow(dead_code)] // not every test binary that includes this module keeps a directory
+    pub fn keep(&self) {
+        self.1.set(true);
     }
 }
 
@@ -45,7 +51,7 @@ impl Drop for TempDir {
     /// A failing test keeps its directory (logs, data) to be looked at, and so does every test
     /// under `KEEP_TEST_DIRS=1`.
     fn drop(&mut self) {
-        if std::env::var_os("KEEP_TEST_DIRS").is_some() || std::thread::panicking() {
+        if std::env::var_os("KEEP_TEST_DIRS").is_some() || std::thread::panicking() || self.1.get() {
             eprintln!("kept {}", self.0.display());
             return;
         }
