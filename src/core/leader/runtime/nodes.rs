@@ -245,7 +245,8 @@ impl Nodes {
         let placeable = self.update(id, |n| {
             if n.incarnation != hb.incarnation || n.beats == 0 {
                 // A new incarnation (a restart, or the first this leader hears) settles anew.
-                n.returning = n.beats > 0 && n.incarnation != hb.incarnation;
+                // Heard before (beats counted), the node is restarting.
+                n.returning = n.beats > 0;
                 n.incarnation = hb.incarnation;
                 n.endpoint.clone_from(&hb.endpoint);
                 n.beats = 0;
