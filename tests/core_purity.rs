@@ -142,13 +142,19 @@ fn core_names_no_clock_io_threads_randomness_or_hashmap() {
     assert!(found.is_empty(), "the core must stay pure:\n{}", found.join("\n"));
 }
 
+/// What `scan` finds in a directory holding only `file`, written with `text`.
+fn scan_planted(file: &str, text: &str, scan: fn(&Path) -> Vec<String>) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("shardmeta-purity-{}-{file}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(file), text).unwrap();
+    let found = scan(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    found
+}
+
 #[test]
 fn scan_catches_a_planted_forbidden_name() {
-    let dir = std::env::temp_dir().join(format!("shardmeta-purity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("bad.rs"), "// HashMap in a comment is fine\nuse std::collections::HashMap;\nlet t = std::time::Instant::now();\n").unwrap();
-    let found = violations(&dir);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let found = scan_planted("bad.rs", "// HashMap in a comment is fine\nuse std::collections::HashMap;\nlet t = std::time::Instant::now();\n", violations);
     assert_eq!(found.len(), 3, "{found:?}"); // HashMap, std::time, Instant::now
     assert!(found[0].contains("bad.rs:2"), "{found:?}");
 }
@@ -156,12 +162,8 @@ fn scan_catches_a_planted_forbidden_name() {
 /// The scan's old blind spots: a grouped import, one spread over lines, and the runtime.
 #[test]
 fn scan_sees_through_grouped_imports_and_catches_the_runtime() {
-    let dir = std::env::temp_dir().join(format!("shardmeta-purity-groups-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let text = "use std::{fs, time::Instant};\nuse std::{\n    collections::BTreeMap,\n    net::TcpStream,\n};\nuse crate::server::driver;\nuse std::collections::{BTreeMap, BTreeSet};\n";
-    std::fs::write(dir.join("grouped.rs"), text).unwrap();
-    let found = violations(&dir);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let found = scan_planted("grouped.rs", text, violations);
     let names: Vec<&str> = found.iter().map(|f| f.split('`').nth(1).unwrap()).collect();
     assert_eq!(names, ["std::time", "std::fs", "std::net", "crate::server"], "{found:?}");
     assert!(found[2].contains("grouped.rs:2"), "a statement is reported where it starts: {found:?}");
@@ -212,12 +214,8 @@ fn every_select_the_simulations_run_is_biased() {
 
 #[test]
 fn the_select_scan_catches_an_unbiased_one() {
-    let dir = std::env::temp_dir().join(format!("shardmeta-select-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let text = "// tokio::select! { in a comment\ntokio::select! {\n    // why\n    biased;\n    _ = a => {}\n}\ntokio::select! {\n    _ = b => {}\n}\n";
-    std::fs::write(dir.join("loop.rs"), text).unwrap();
-    let found = unbiased_selects(&dir);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let found = scan_planted("loop.rs", text, unbiased_selects);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("loop.rs:7"), "{found:?}");
 }
