@@ -26,24 +26,27 @@ pub fn free_port() -> u16 {
 }
 
 /// A temporary directory removed on drop, unless kept.
-pub struct TempDir(pub PathBuf, std::cell::Cell<bool>);
+pub struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let dir = std::env::temp_dir().join(format!("shardmeta-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir, std::cell::Cell::new(false))
+        TempDir { path: dir, keep: false }
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 
     /// Keeps the directory after all: a run that passed but missed a goal is worth reading.
     #[allow(dead_code)] // not every test binary that includes this module keeps a directory
-    pub fn keep(&self) {
-        self.1.set(true);
+    pub fn keep(&mut self) {
+        self.keep = true;
     }
 }
 
@@ -51,11 +54,11 @@ impl Drop for TempDir {
     /// A failing test keeps its directory (logs, data) to be looked at, and so does every test
     /// under `KEEP_TEST_DIRS=1`.
     fn drop(&mut self) {
-        if std::env::var_os("KEEP_TEST_DIRS").is_some() || std::thread::panicking() || self.1.get() {
-            eprintln!("kept {}", self.0.display());
+        if std::env::var_os("KEEP_TEST_DIRS").is_some() || std::thread::panicking() || self.keep {
+            eprintln!("kept {}", self.path.display());
             return;
         }
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
