@@ -17,7 +17,7 @@ use std::time::Duration;
 use process::ddl::{count_in_logs, ddl_load, longest_gap, unleased_ms, wall_ms};
 use process::metas::wait_leader;
 use process::netns::Lab;
-use process::node_kill::{shards, wait_for};
+use process::node_kill::{settled, wait_for};
 use process::*;
 use shardmeta::client::MetaClient;
 
@@ -44,11 +44,8 @@ async fn partitions_move_the_meta_leader_safely_and_an_etcd_minority_moves_nothi
     let _nodes: Vec<Proc> =
         node_hosts.clone().zip(&node_names).map(|(h, name)| node_agent_on(dir.path(), name, &lab.place(h), port, &meta_endpoints.join(","), &[], &[])).collect();
     let mut meta = MetaClient::new(meta_endpoints.clone(), Duration::from_secs(5)).unwrap();
-    wait_for("every shard led", Duration::from_secs(40), async || {
-        let s = shards(&mut meta).await;
-        !s.is_empty() && s.iter().all(|s| !s.leader.is_empty())
-    })
-    .await;
+    // Settled first: a balancing handoff during a fault would count as a lease lost to it.
+    wait_for("every shard led, no move planned", Duration::from_secs(60), async || settled(&mut meta).await).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(ddl_load(meta_endpoints.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -14,6 +14,19 @@ pub async fn shards(meta: &mut MetaClient) -> Vec<proto::ShardInfo> {
     meta.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await.unwrap_or_default()
 }
 
+/// Whether every shard has a leader and the scheduler's dry run plans no move: a fault
+/// injected after this meets no balancing handoff of the cluster's first placement.
+#[allow(dead_code)] // not every test binary that includes this module waits for it
+pub async fn settled(meta: &mut MetaClient) -> bool {
+    let s = shards(meta).await;
+    if s.is_empty() || s.iter().any(|s| s.leader.is_empty()) {
+        return false;
+    }
+    let req = proto::PlanSchedulerRequest { header: header() };
+    let plan = meta.call(|mut c| { let req = req.clone(); async move { c.plan_scheduler(req).await } }).await;
+    plan.is_ok_and(|p| p.moves.is_empty())
+}
+
 /// Polls until `ok` holds or the deadline passes; returns how long it took.
 pub async fn wait_for(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool) -> Duration {
     let start = Instant::now();
