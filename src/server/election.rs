@@ -1,8 +1,8 @@
 //! Leader election through etcd: a lease kept alive, then a campaign. The term handed to the
 //! core is the revision of the leader key, which only grows. Leadership is valid until the
 //! last keep-alive's *send* time plus the lease TTL, less a margin: the lease in etcd lasts at
-//! least that long, and a core past that instant stops acting by itself. Renewals go on through
-//! the other etcd members until that deadline (see [`keep_alive`]); etcd saying the lease is
+//! least that long, and a core past that instant stops acting by itself. Renewals go through
+//! every etcd member at once until that deadline (see [`keep_alive`]); etcd saying the lease is
 //! gone, the deadline passing, or a resign command ends leadership.
 
 use std::time::Duration;
@@ -229,28 +229,48 @@ fn lease_deadline(sent: Instant, granted_s: u64, margin: CoreDuration) -> Instan
     sent + CoreDuration((granted_s * 1_000).saturating_sub(margin.0 + EXPIRY_SLACK.0))
 }
 
-/// Pause before a failed renewal is tried again through the next member.
+/// Pause before a renewal that failed through one member is tried through it again.
 const RENEW_RETRY: Duration = Duration::from_millis(100);
 
 /// Renewals per lease TTL, which is also how long one attempt may wait for its answer. When the
 /// etcd member that leads etcd is paused, no member renews anything until etcd has elected
 /// another (one to two of its election timeouts, 1-2 s by default): renewing often leaves the
-/// most of the TTL for that, and a short wait per attempt moves on from the paused member soon.
+/// most of the TTL for that, and a short wait per attempt gives up on a hung request soon.
 const RENEWALS_PER_TTL: u32 = 6;
+
+/// What one member's renewer heard.
+enum Answer {
+    /// Renewed for this many seconds, by a request sent at this instant.
+    Renewed(Instant, u64),
+    /// etcd says the lease is gone.
+    Gone,
+}
+
+/// The renewers of one lease, stopped when the keep-alive that owns them ends or is aborted.
+struct Renewers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Renewers {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|r| r.abort());
+    }
+}
 
 /// Keeps the lease alive; publishes how long leadership surely lasts, or `None` once lost.
 ///
 /// A failed renewal is not a lost lease: the lease in etcd lives until its own deadline, and
-/// any member with quorum can renew it. So a renewal that errs or goes unanswered is tried
-/// again through the next member (`members` holds one client per endpoint, so the retry does
-/// not depend on a balancer noticing the dead one), and leadership ends only when the deadline
-/// has passed with no renewal, or when etcd says the lease is gone. One etcd member killed,
-/// paused or restarted therefore costs no meta election. Safety never rests on this loop: the
-/// core stops acting at the published deadline whatever happens here.
+/// any member with quorum can renew it. So the lease is renewed through every member at once
+/// (`members` holds one client per endpoint, so no balancer has to notice a dead one first),
+/// and the latest answer from any of them sets the deadline. Leadership ends only when the
+/// deadline has passed with no renewal, or when etcd says the lease is gone. One etcd member
+/// killed, paused or restarted therefore costs no meta election, and a renewal never waits
+/// out a hung member before it tries another: when etcd's own leader is paused, the lease is
+/// renewed as soon as etcd has elected the next. Safety never rests on this loop: the core
+/// stops acting at the published deadline whatever happens here.
 async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Clock, margin: CoreDuration, valid: watch::Sender<Option<Instant>>) {
     let Some(mut deadline) = *valid.borrow() else { return };
-    let mut member = 0;
-    let mut stream: Option<Renewer> = None;
+    let (tx, mut heard) = mpsc::unbounded_channel();
+    let _renewers = Renewers(members.into_iter().enumerate().map(|(i, m)| tokio::task::spawn(renew_through(i, m, lease, ttl, clock, tx.clone()))).collect());
+    drop(tx);
     loop {
         let now = clock.now();
         if now >= deadline {
@@ -259,27 +279,58 @@ async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Cloc
             return;
         }
         let remaining = Duration::from_millis(deadline.saturating_since(now).0);
-        let sent = now;
-        let renewed = match tokio::time::timeout(remaining.min(ttl / RENEWALS_PER_TTL), renew(&members[member], lease, &mut stream)).await {
-            Ok(r) => r,
-            Err(_) => Err(Renewal::Failed("no answer".into())),
-        };
-        match renewed {
+        tokio::select! {
+            biased; // a fixed order: see `client::node`
+            answer = heard.recv() => match answer {
+                Some(Answer::Renewed(sent, granted_s)) => {
+                    let renewed = lease_deadline(sent, granted_s, margin);
+                    if renewed > deadline {
+                        deadline = renewed;
+                        let _ = valid.send(Some(deadline));
+                    }
+                }
+                // Every renewer ends only after sending `Gone`, so `None` cannot come first.
+                Some(Answer::Gone) | None => {
+                    tracing::warn!(lease, "etcd says the election lease is gone");
+                    let _ = valid.send(None);
+                    return;
+                }
+            },
+            _ = tokio::time::sleep(remaining) => {}
+        }
+    }
+}
+
+/// Renews `lease` through one member for ever, reporting each answer, until etcd says the
+/// lease is gone or the keep-alive stops listening. A member that fails is logged once, when
+/// it starts failing and when it works again, not at every retry.
+async fn renew_through(member: usize, client: Client, lease: i64, ttl: Duration, clock: Clock, heard: mpsc::UnboundedSender<Answer>) {
+    let every = ttl / RENEWALS_PER_TTL;
+    let mut stream: Option<Renewer> = None;
+    let mut failing = false;
+    loop {
+        let sent = clock.now();
+        let answer = tokio::time::timeout(every, renew(&client, lease, &mut stream)).await.unwrap_or_else(|_| Err(Renewal::Failed("no answer".into())));
+        match answer {
             Ok(granted_s) => {
-                deadline = lease_deadline(sent, granted_s, margin);
-                let _ = valid.send(Some(deadline));
-                tokio::time::sleep(ttl / RENEWALS_PER_TTL).await;
+                if std::mem::take(&mut failing) {
+                    tracing::info!(lease, member, "renewing the election lease through this etcd member works again");
+                }
+                if heard.send(Answer::Renewed(sent, granted_s)).is_err() {
+                    return;
+                }
+                tokio::time::sleep(every).await;
             }
             Err(Renewal::Gone) => {
-                tracing::warn!(lease, "etcd says the election lease is gone");
-                let _ = valid.send(None);
+                let _ = heard.send(Answer::Gone);
                 return;
             }
             Err(Renewal::Failed(why)) => {
                 stream = None;
-                member = (member + 1) % members.len();
-                tracing::warn!(lease, %why, next_member = member, remaining_ms = remaining.as_millis() as u64, "renewing the election lease failed; trying the next etcd member");
-                tokio::time::sleep(RENEW_RETRY.min(remaining)).await;
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(lease, member, %why, "renewing the election lease through this etcd member failed; the other members renew it meanwhile");
+                }
+                tokio::time::sleep(RENEW_RETRY).await;
             }
         }
     }

@@ -130,6 +130,18 @@ impl Mix {
     }
 }
 
+/// A fault injected.
+pub struct Injected {
+    /// How long to leave it.
+    pub window: Duration,
+    /// What it hit.
+    pub target: String,
+    /// The refusal, if it was an operator request and was refused.
+    pub refused: Option<String>,
+    /// It paused the member that led etcd.
+    pub paused_etcd_leader: bool,
+}
+
 /// What undoes a fault.
 enum Undo {
     Nothing,
@@ -158,14 +170,14 @@ impl Nemesis {
         Nemesis { rng, meta: MetaClient::new(endpoints, Duration::from_secs(4)).unwrap(), undo: None }
     }
 
-    /// Injects `fault`; how long to leave it, what it hit, and a refusal if an operator request
-    /// was refused.
-    pub async fn inject(&mut self, c: &mut Cluster, fault: Fault) -> (Duration, String, Option<String>) {
+    /// Injects `fault`.
+    pub async fn inject(&mut self, c: &mut Cluster, fault: Fault) -> Injected {
         let window = fault.window(&mut self.rng);
         let leader = c.meta_leader().await;
         // A leader fault with no leader to hit (an election under way) hits a follower instead.
         let leader_or_any = leader.unwrap_or_else(|| pick(&mut self.rng, METAS));
         let mut refused = None;
+        let mut paused_etcd_leader = false;
         let (target, undo) = match fault {
             Fault::MetaLeaderKill => {
                 c.metas[leader_or_any].kill9();
@@ -187,8 +199,9 @@ impl Nemesis {
             }
             Fault::EtcdStop => {
                 let i = pick(&mut self.rng, ETCD);
+                paused_etcd_leader = c.etcd.leader().await == Some(i);
                 c.etcd.members[i].signal("STOP");
-                (format!("e{i}"), Undo::ContEtcd(i))
+                (format!("e{i}{}", if paused_etcd_leader { " (etcd's leader)" } else { "" }), Undo::ContEtcd(i))
             }
             Fault::EtcdWipe => {
                 let i = pick(&mut self.rng, ETCD);
@@ -264,7 +277,7 @@ impl Nemesis {
             }
         };
         self.undo = Some(undo);
-        (window, target, refused)
+        Injected { window, target, refused, paused_etcd_leader }
     }
 
     /// An operator request, as `metactl` sends it.

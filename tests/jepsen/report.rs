@@ -17,6 +17,9 @@ pub struct WindowStats {
     /// The end of the quiet after the heal.
     pub until: Duration,
     pub elections: usize,
+    /// Of those, the elections that followed etcd's revoking the meta leader's lease when its
+    /// own paused leader resumed (etcd-io/etcd#15247): no client can keep a lease through that.
+    pub old_etcd_leader_revoked: usize,
     pub unknown: usize,
     pub redirects_max: usize,
     pub refused: Option<String>,
@@ -62,14 +65,18 @@ impl WindowStats {
     /// A goal of the report missed in this window: a meta election while only one etcd member
     /// was down, or a lease lost while only the meta leader was hit.
     pub fn missed_goal(&self) -> bool {
-        (self.fault.one_etcd_member() && self.elections > 0) || self.unleased.is_some_and(|u| u.lost_ms > 0)
+        (self.fault.one_etcd_member() && self.elections > self.old_etcd_leader_revoked) || self.unleased.is_some_and(|u| u.lost_ms > 0)
     }
 
     pub fn line(&self) -> String {
         let refused = self.refused.as_deref().map_or(String::new(), |r| format!(", refused: {}", r.chars().take(120).collect::<String>()));
         let unleased = self.unleased.map_or(String::new(), |u| format!(", {} shard-ms unleased{}", u.lost_ms, u.besides()));
+        let revoked = match self.old_etcd_leader_revoked {
+            0 => String::new(),
+            n => format!(" ({n} after the resumed etcd leader revoked the lease: etcd#15247)"),
+        };
         format!(
-            "  {:6.1} s  {} on {} for {:.1} s: {} elections, {} unknown storage outcomes, at most {} redirects per node{unleased}{refused}",
+            "  {:6.1} s  {} on {} for {:.1} s: {} elections{revoked}, {} unknown storage outcomes, at most {} redirects per node{unleased}{refused}",
             self.from.as_secs_f64(),
             self.fault.name(),
             self.target,
@@ -142,6 +149,7 @@ struct FaultRow {
     served: usize,
     longest_gap: usize,
     elections: usize,
+    old_etcd_leader_revoked: usize,
     unknown: usize,
     redirects_max: usize,
     refused: usize,
@@ -170,9 +178,14 @@ impl MixRow {
         let mut out = String::from("\n");
         out.push_str(&format!("- lost acknowledgements, overlapping tenures, route watch faults: {} ({})\n", self.violations, mark(self.violations == 0)));
         if rows(Fault::one_etcd_member).next().is_some() {
-            let elections: usize = rows(Fault::one_etcd_member).map(|r| r.elections).sum();
+            let revoked: usize = rows(Fault::one_etcd_member).map(|r| r.old_etcd_leader_revoked).sum();
+            let elections = rows(Fault::one_etcd_member).map(|r| r.elections).sum::<usize>() - revoked;
             let unknown: usize = rows(Fault::one_etcd_member).map(|r| r.unknown).sum();
-            out.push_str(&format!("- one etcd member down, quorum kept: {elections} meta elections, {unknown} unknown storage outcomes (goal 0: {})\n", mark(elections == 0)));
+            out.push_str(&format!("- one etcd member down, quorum kept: {elections} meta elections, {unknown} unknown storage outcomes (goal 0: {})", mark(elections == 0)));
+            if revoked > 0 {
+                out.push_str(&format!("; besides, {revoked} after etcd's own leader was paused and, resumed, revoked the meta leader's lease (etcd-io/etcd#15247, fixed in etcd 3.4.30 and 3.5.11)"));
+            }
+            out.push('\n');
         }
         if rows(Fault::deposes_leader).next().is_some() {
             let gap = rows(Fault::deposes_leader).map(|r| r.longest_gap).max().unwrap_or(0);
@@ -231,6 +244,7 @@ impl Book {
             f.served += window.iter().filter(|s| **s).count();
             f.longest_gap = f.longest_gap.max(longest_gap(through));
             f.elections += w.elections;
+            f.old_etcd_leader_revoked += w.old_etcd_leader_revoked;
             f.unknown += w.unknown;
             f.redirects_max = f.redirects_max.max(w.redirects_max);
             f.refused += usize::from(w.refused.is_some());

@@ -23,9 +23,11 @@ const DDL_WORKERS: u64 = 4;
 /// How long the cluster has to settle after the last heal: a lease and an election and more.
 const CONVERGENCE_LIMIT: Duration = Duration::from_secs(60);
 
-/// What the logs count so far: meta elections, unknown storage outcomes, and redirects per node.
+/// What the logs count so far: meta elections, election leases etcd said were gone, unknown
+/// storage outcomes, and redirects per node.
 struct Counters {
     elections: usize,
+    leases_gone: usize,
     unknown: usize,
     redirects: Vec<usize>,
 }
@@ -36,6 +38,7 @@ fn counters(c: &Cluster) -> Counters {
     let dir = c.dir.path();
     Counters {
         elections: count_in_logs(dir, &metas, "won the meta election"),
+        leases_gone: count_in_logs(dir, &metas, "etcd says the election lease is gone"),
         unknown: count_in_logs(dir, &metas, "outcome unknown"),
         redirects: Cluster::node_names().iter().map(|n| count_in_logs(dir, &[n], "redirected to the meta leader") + count_in_logs(dir, &[n], "redirect not followed")).collect(),
     }
@@ -71,8 +74,8 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
         let fault = faults[nemesis.rng.next_u32() as usize % faults.len()];
         let before = counters(&c);
         let (from, wall_from) = (history.start.elapsed(), wall_ms());
-        let (window, target, refused) = nemesis.inject(&mut c, fault).await;
-        tokio::time::sleep(window).await;
+        let hit = nemesis.inject(&mut c, fault).await;
+        tokio::time::sleep(hit.window).await;
         let to = history.start.elapsed();
         if let Err(e) = nemesis.heal(&mut c).await {
             violations.push(format!("{}: {e}", fault.name()));
@@ -94,16 +97,21 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
             }
             u
         });
+        let elections = after.elections - before.elections;
         let stats = WindowStats {
             fault,
-            target,
+            target: hit.target,
             from,
             to,
             until: history.start.elapsed(),
-            elections: after.elections - before.elections,
+            elections,
+            // etcd-io/etcd#15247 (fixed in 3.4.30 and 3.5.11): etcd's leader, paused past the
+            // lease TTL and resumed, still thinks it leads and revokes the leases its
+            // successor renewed. The meta leader hears that its lease is gone and steps down.
+            old_etcd_leader_revoked: if hit.paused_etcd_leader { elections.min(after.leases_gone - before.leases_gone) } else { 0 },
             unknown: after.unknown - before.unknown,
             redirects_max: after.redirects.iter().zip(&before.redirects).map(|(a, b)| a - b).max().unwrap_or(0),
-            refused,
+            refused: hit.refused,
             unleased,
         };
         println!("{}", stats.line());

@@ -450,6 +450,21 @@ impl Etcd {
     pub fn endpoints(&self) -> String {
         self.client_urls.join(",")
     }
+
+    /// Which member leads etcd now, as the members that answer within 2 s say; `None` when
+    /// none names a leader it can be matched to (an election under way).
+    pub async fn leader(&self) -> Option<usize> {
+        // Each member that answers: its index, its id, and the leader it names (0 for none).
+        let mut said = Vec::new();
+        for (i, url) in self.client_urls.iter().enumerate() {
+            let status = async { etcd_client::Client::connect([url], None).await?.status().await };
+            if let Ok(Ok(s)) = tokio::time::timeout(std::time::Duration::from_secs(2), status).await {
+                said.push((i, s.header().map(|h| h.member_id()), s.leader()));
+            }
+        }
+        let leader = said.iter().map(|&(_, _, leader)| leader).find(|&l| l != 0)?;
+        said.iter().find(|&&(_, id, _)| id == Some(leader)).map(|&(i, _, _)| i)
+    }
 }
 
 pub fn meta_server_etcd(dir: &Path, name: &str, port: u16, etcd: &str) -> Proc {
