@@ -29,8 +29,9 @@ fn env_u64(name: &str) -> Option<u64> {
     .unwrap_or_else(|_| panic!("{name}={v} is not a number")))
 }
 
-/// What one sweep thread ran: the coverage, the events, and the seeds that failed with why.
-type ThreadOutcome = (Coverage, u64, Vec<(u64, String)>);
+/// What one sweep thread ran: the coverage, the events, the sum of the trace hashes, and the
+/// seeds that failed with why.
+type ThreadOutcome = (Coverage, u64, u64, Vec<(u64, String)>);
 
 /// Runs test `test`'s seeds with `opts`: `SIM_SEED` alone if set, else `SIM_SEEDS` (or
 /// `default`) seeds from [`FIRST_SEED`], spread over the machine's cores (`SIM_THREADS` sets
@@ -54,13 +55,14 @@ fn sweep(test: &str, opts: &Options, default: u64) -> (Coverage, usize) {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let (mut total, mut events, mut failures) = (Coverage::default(), 0, Vec::new());
+                    let (mut total, mut events, mut digest, mut failures) = (Coverage::default(), 0, 0u64, Vec::new());
                     while !failed.load(Ordering::Relaxed) {
                         let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
                         match run_seed(seed, opts) {
                             Ok(report) => {
                                 total.add(&report.coverage);
                                 events += report.events;
+                                digest = digest.wrapping_add(report.trace_hash);
                             }
                             Err(failure) => {
                                 failed.store(true, Ordering::Relaxed);
@@ -68,24 +70,27 @@ fn sweep(test: &str, opts: &Options, default: u64) -> (Coverage, usize) {
                             }
                         }
                     }
-                    (total, events, failures)
+                    (total, events, digest, failures)
                 })
             })
             .collect();
         workers.into_iter().map(|w| w.join().expect("a sweep thread panicked")).collect()
     });
     let mut total = Coverage::default();
-    let mut events = 0;
+    let (mut events, mut digest) = (0, 0u64);
     let mut failures = Vec::new();
-    for (coverage, n, f) in outcomes {
+    for (coverage, n, d, f) in outcomes {
         total.add(&coverage);
         events += n;
+        // A sum, so that it does not depend on which thread ran which seed: the same seeds
+        // give the same digest, before and after a change that should not alter behaviour.
+        digest = digest.wrapping_add(d);
         failures.extend(f);
     }
     if let Some((seed, failure)) = failures.into_iter().min_by_key(|(seed, _)| *seed) {
         panic!("{failure}\nreplay: {}", shardmeta::check::replay::inproc(test, seed));
     }
-    println!("{test}: {} seeds on {threads} threads, {events} events in {:.1?}; coverage: {total:#?}", seeds.len(), started.elapsed());
+    println!("{test}: {} seeds on {threads} threads, {events} events in {:.1?}, trace digest {digest:016x}; coverage: {total:#?}", seeds.len(), started.elapsed());
     (total, seeds.len())
 }
 
