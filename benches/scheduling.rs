@@ -239,10 +239,9 @@ fn balance_passes(c: &mut Criterion) {
 
 /// The stored pairs of one cluster with `tables` tables, in snapshot order.
 fn stored_catalog(tables: u64) -> Vec<(String, Vec<u8>)> {
-    use shardmeta::core::model::{ClusterRecord, SchemaRecord, TableRecord};
-    use shardmeta::core::storage::{Mutation, Op};
+    use shardmeta::core::model::{ClusterRecord, Mutation, SchemaRecord, TableRecord};
+    use shardmeta::core::storage::Op;
     let c = ClusterId(1);
-    let cfg = CoreConfig::default();
     let cluster = ClusterRecord { id: 1, name: CLUSTER.into(), shard_count: 10_000, ..Default::default() };
     let mut ms = vec![Mutation::PutCluster(cluster), Mutation::PutIdCeiling(c, tables + 1_000), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })];
     ms.extend((1..=tables).map(|id| {
@@ -250,7 +249,7 @@ fn stored_catalog(tables: u64) -> Vec<(String, Vec<u8>)> {
         Mutation::PutTable(c, t)
     }));
     ms.iter()
-        .map(|m| match m.to_op(&cfg) {
+        .map(|m| match m.to_op() {
             Op::Put { key, value } => (key, value),
             Op::Delete { .. } | Op::DeletePrefix { .. } => unreachable!("only puts"),
         })

@@ -6,7 +6,7 @@ use tonic::Status;
 use crate::core::model::Topology;
 use crate::core::*;
 use crate::proto;
-use crate::core::validate::quoted;
+use crate::core::error::quoted;
 
 mod scheduling;
 #[cfg(feature = "server")]
@@ -14,7 +14,7 @@ pub mod json;
 pub use scheduling::*;
 
 /// One gRPC status per error kind (see the table at the top of `proto/shardmeta.proto`).
-/// The longest status message sent. Messages quote inputs only through `validate::quoted`, so
+/// The longest status message sent. Messages quote inputs only through `error::quoted`, so
 /// none should come near this; the cap keeps a refusal readable even if one does (gRPC clients
 /// drop a status trailer over 8-16 KiB and report a metadata error instead).
 pub const STATUS_MESSAGE_BYTES_MAX: usize = 1_024;
@@ -22,7 +22,7 @@ pub const STATUS_MESSAGE_BYTES_MAX: usize = 1_024;
 pub fn status(e: MetaError) -> Status {
     let mut msg = e.to_string();
     if msg.len() > STATUS_MESSAGE_BYTES_MAX {
-        msg = format!("{}... (cut)", crate::core::validate::prefix(&msg, STATUS_MESSAGE_BYTES_MAX));
+        msg = format!("{}... (cut)", crate::core::error::prefix(&msg, STATUS_MESSAGE_BYTES_MAX));
     }
     match e {
         MetaError::InvalidArgument(_) => Status::invalid_argument(msg),

@@ -7,7 +7,7 @@ mod harness;
 
 use harness::*;
 use shardmeta::core::model::{ProcedureKind, ProcedureStep, Topology};
-use shardmeta::core::scheduler::Cause;
+use shardmeta::core::cause::Cause;
 use shardmeta::core::*;
 use shardmeta::core::config::PlantedBug;
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use harness::*;
 use shardmeta::client::load_source::LoadSource;
-use shardmeta::core::scheduler::Cause;
+use shardmeta::core::cause::Cause;
 use shardmeta::core::*;
 
 /// Each table's write units per second; a shard's load is its tables'.

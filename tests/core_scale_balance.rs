@@ -7,7 +7,7 @@
 use shardmeta::core::leader::runtime::ClusterRuntime;
 use shardmeta::core::model::{Catalog, ClusterRecord, NodeRecord, ShardRecord, Topology};
 use shardmeta::core::scheduler::Planner;
-use shardmeta::core::storage::Mutation;
+use shardmeta::core::model::Mutation;
 use shardmeta::core::*;
 
 const NODES: u32 = 1_000;

@@ -4,7 +4,8 @@
 mod harness;
 
 use harness::*;
-use shardmeta::core::scheduler::{Cause, SchedulerSettings};
+use shardmeta::core::cause::Cause;
+use shardmeta::core::settings::SchedulerSettings;
 use shardmeta::core::*;
 
 fn set(h: &mut Harness, settings: SchedulerSettings) -> Result<Response, MetaError> {

@@ -7,7 +7,7 @@ mod harness;
 
 use harness::*;
 use shardmeta::core::model::{ProcedureStep, Topology};
-use shardmeta::core::scheduler::Cause;
+use shardmeta::core::cause::Cause;
 use shardmeta::core::*;
 
 fn split(h: &mut Harness, shard: u32, tables: &[u64]) -> Result<Response, MetaError> {

@@ -10,7 +10,7 @@ use std::time::Instant as Clock;
 
 use harness::*;
 use shardmeta::core::model::{ClusterRecord, NodeRecord, SchemaRecord, ShardRecord, TableRecord, Topology};
-use shardmeta::core::storage::Mutation;
+use shardmeta::core::model::Mutation;
 use shardmeta::core::*;
 
 const TABLES: u64 = 100_000;

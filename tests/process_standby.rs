@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use etcd_client::{Client, Txn, TxnOp};
 use process::*;
-use shardmeta::core::config::CoreConfig;
 use shardmeta::core::ids::{ClusterId, TableId};
 use shardmeta::core::model::{ClusterRecord, SchemaRecord, TableRecord};
-use shardmeta::core::storage::{Mutation, Op, FENCE_KEY};
+use shardmeta::core::model::Mutation;
+use shardmeta::core::storage::{Op, FENCE_KEY};
 use shardmeta::server::storage::etcd::EtcdStore;
 use shardmeta::server::storage::standby::Standby;
 
@@ -37,7 +37,7 @@ async fn connect(etcd: &Etcd) -> Client {
 async fn commit(client: &Client, changes: Vec<Mutation>, fence: u64) {
     let mut ops: Vec<TxnOp> = changes
         .iter()
-        .map(|m| match m.to_op(&CoreConfig::default()) {
+        .map(|m| match m.to_op() {
             Op::Put { key, value } => TxnOp::put(key, value, None),
             Op::Delete { key } => TxnOp::delete(key, None),
             Op::DeletePrefix { prefix } => TxnOp::delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix())),

@@ -6,7 +6,7 @@ mod harness;
 #[path = "scenarios/world.rs"]
 mod world;
 
-use shardmeta::core::scheduler::SchedulerSettings;
+use shardmeta::core::settings::SchedulerSettings;
 use shardmeta::core::*;
 use world::World;
 

@@ -8,7 +8,7 @@ use prost::Message;
 use tonic::Status;
 
 use crate::core::model::SchedulerRecord;
-use crate::core::scheduler::SchedulerSettings;
+use crate::core::settings::SchedulerSettings;
 use crate::core::{EventInfo, PlannedMove, ProcedureInfo, SchedulerStatus};
 use crate::proto;
 

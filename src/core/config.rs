@@ -1,9 +1,11 @@
 //! The core's settings and limits. Every queue, batch and size the core keeps has a named limit
 //! here, with its unit last.
 
+use super::error::{MetaError, MetaResult};
 use super::input::ClusterSpec;
-use super::scheduler::SchedulerSettings;
+use super::settings::SchedulerSettings;
 use super::time::Duration;
+use super::validate;
 
 /// Settings of one [`MetaCore`](super::MetaCore).
 #[derive(Clone, Debug)]
@@ -270,7 +272,25 @@ impl CoreConfig {
             return Err("planted_bug needs the planted-bugs feature".into());
         }
         if let Some(spec) = &self.default_cluster {
-            super::leader::check_cluster_spec(self, spec).map_err(|e| format!("default_cluster: {e}"))?;
+            self.check_cluster_spec(spec).map_err(|e| format!("default_cluster: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// What makes a cluster spec acceptable, whoever asks for the cluster.
+    pub fn check_cluster_spec(&self, spec: &ClusterSpec) -> MetaResult<()> {
+        validate::name("cluster name", &spec.name, self.name_len_max)?;
+        if spec.shard_count == 0 || spec.shard_count > self.shards_per_cluster_max {
+            return Err(MetaError::InvalidArgument(format!("shard count {} is outside 1..={}", spec.shard_count, self.shards_per_cluster_max)));
+        }
+        if spec.followers_per_shard > self.followers_per_shard_max {
+            return Err(MetaError::InvalidArgument(format!(
+                "{} followers per shard; the limit is {}",
+                spec.followers_per_shard, self.followers_per_shard_max
+            )));
+        }
+        if spec.min_nodes == 0 {
+            return Err(MetaError::InvalidArgument("min_nodes must be at least 1".into()));
         }
         Ok(())
     }

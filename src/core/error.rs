@@ -45,3 +45,29 @@ impl fmt::Display for MetaError {
 impl std::error::Error for MetaError {}
 
 pub type MetaResult<T> = Result<T, MetaError>;
+
+/// The most of an input a message quotes.
+pub const QUOTE_BYTES_MAX: usize = 128;
+
+/// An input as a message quotes it: whole when short, else its first [`QUOTE_BYTES_MAX`] bytes
+/// (cut at a character) and its length.
+pub struct Quoted<'a>(&'a str);
+
+pub fn quoted(input: &str) -> Quoted<'_> {
+    Quoted(input)
+}
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() <= QUOTE_BYTES_MAX {
+            return write!(f, "{:?}", self.0);
+        }
+        write!(f, "{:?}... ({} bytes)", prefix(self.0, QUOTE_BYTES_MAX), self.0.len())
+    }
+}
+
+/// The longest start of `text` of at most `max` bytes that ends on a character boundary.
+pub fn prefix(text: &str, max: usize) -> &str {
+    let cut = (0..=max.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[..cut]
+}

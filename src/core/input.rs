@@ -1,6 +1,6 @@
 //! What enters the core: heartbeats, requests, leadership changes and storage results.
 
-use crate::core::scheduler::SchedulerSettings;
+use crate::core::settings::SchedulerSettings;
 use std::collections::BTreeMap;
 
 use crate::core::storage::{LoadCause, Snapshot, WriteResult};

@@ -22,6 +22,7 @@
 //! acknowledged the write that records it. The catalog ([`model::Catalog`]) is exactly what
 //! storage holds; decisions not yet written live in the leader's *intent*.
 
+pub mod cause;
 pub mod config;
 mod dispatch;
 pub mod error;
@@ -34,6 +35,7 @@ mod outbox;
 pub mod output;
 mod request_ids;
 pub mod scheduler;
+pub mod settings;
 pub mod storage;
 pub mod time;
 pub mod validate;

@@ -1,6 +1,7 @@
 //! What leaves the core. Every variant says what the driver must do with it.
 
-use crate::core::scheduler::{Cause, SchedulerSettings};
+use crate::core::cause::Cause;
+use crate::core::settings::SchedulerSettings;
 use super::error::MetaError;
 use super::ids::*;
 use super::input::Role;

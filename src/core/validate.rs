@@ -2,36 +2,8 @@
 //! quotes what it was given only through [`quoted`]: a refusal must stay readable (gRPC clients
 //! drop a status whose message passes their header limit, 8-16 KiB) whatever was sent.
 
-use std::fmt;
-
-use super::error::MetaError;
+use super::error::{quoted, MetaError};
 use super::input::{Request, WatchRoutes};
-
-/// The most of an input a message quotes.
-pub const QUOTE_BYTES_MAX: usize = 128;
-
-/// An input as a message quotes it: whole when short, else its first [`QUOTE_BYTES_MAX`] bytes
-/// (cut at a character) and its length.
-pub struct Quoted<'a>(&'a str);
-
-pub fn quoted(input: &str) -> Quoted<'_> {
-    Quoted(input)
-}
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.len() <= QUOTE_BYTES_MAX {
-            return write!(f, "{:?}", self.0);
-        }
-        write!(f, "{:?}... ({} bytes)", prefix(self.0, QUOTE_BYTES_MAX), self.0.len())
-    }
-}
-
-/// The longest start of `text` of at most `max` bytes that ends on a character boundary.
-pub fn prefix(text: &str, max: usize) -> &str {
-    let cut = (0..=max.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-    &text[..cut]
-}
 
 /// Names of clusters, schemas, tables and nodes: 1 to `max` bytes of ASCII letters, digits,
 /// `_`, `-` and `.`, starting with a letter or `_`.
@@ -194,7 +166,7 @@ mod tests {
         assert_eq!(quoted("orders").to_string(), "\"orders\"");
         let long = "é".repeat(100_000);
         let q = quoted(&long).to_string();
-        assert!(q.len() < 2 * QUOTE_BYTES_MAX && q.ends_with("... (200000 bytes)"), "{q}");
+        assert!(q.len() < 2 * crate::core::error::QUOTE_BYTES_MAX && q.ends_with("... (200000 bytes)"), "{q}");
         let err = name("table name", &"a".repeat(1 << 20), 255).unwrap_err().to_string();
         assert!(err.len() < 300 && err.contains("1048576 bytes") && err.contains("limit is 255"), "{err}");
     }

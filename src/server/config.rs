@@ -33,7 +33,7 @@ use serde::Deserialize;
 use crate::client::config::{parse_list as list, parse_var as parse};
 use crate::client::credentials::{token_from, Secret};
 use crate::core::model::Topology;
-use crate::core::scheduler::SchedulerSettings;
+use crate::core::settings::SchedulerSettings;
 use crate::core::{ClusterSpec, CoreConfig};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -72,7 +72,7 @@ mod service {
     use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
     use super::{Health, Role, META_SERVICE};
-    use crate::core::validate::quoted;
+    use crate::core::error::quoted;
 
     /// How often a `Watch` looks at the role for a change to send.
     const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(100);

@@ -205,10 +205,10 @@ impl Node {
 
 /// A leader that loaded `stored` (puts only: a catalog built directly, at a scale requests would
 /// take long to reach), with nodes n1..=n`count` heartbeating for `rounds` rounds.
-pub fn leading_from(config: CoreConfig, stored: &[shardmeta::core::storage::Mutation], count: u64, rounds: usize) -> (Harness, Vec<Node>) {
+pub fn leading_from(config: CoreConfig, stored: &[shardmeta::core::model::Mutation], count: u64, rounds: usize) -> (Harness, Vec<Node>) {
     use shardmeta::core::storage::Op;
     let mut h = Harness::follower_with(config.clone());
-    h.store.extend(stored.iter().map(|m| match m.to_op(&config) {
+    h.store.extend(stored.iter().map(|m| match m.to_op() {
         Op::Put { key, value } => (key, value),
         op => panic!("a stored catalog is puts only: {op:?}"),
     }));

@@ -10,7 +10,8 @@ use super::net::PageAt;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use shardmeta::check::LandedWrite;
-use shardmeta::core::storage::{DecodeError, Op, Snapshot, Verdict, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
+use shardmeta::core::model::DecodeError;
+use shardmeta::core::storage::{Op, Snapshot, Verdict, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use shardmeta::core::{Duration, Instant, Term};
 
 /// One snapshot page: its pairs, and where the next page starts (`None`: the last).

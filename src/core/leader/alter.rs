@@ -3,7 +3,8 @@
 //! table or one of its sub-tables (which share its schema), and those shards' replicas get an
 //! `AlterTable` command at that shard version.
 
-use super::requests::{check_options, check_schema_bytes, cluster_named, stage_version_bumps, whole_table, Handled};
+use super::clusters::cluster_named;
+use super::requests::{check_options, check_schema_bytes, stage_version_bumps, whole_table, Handled};
 use super::runtime::awaiting::Awaiting;
 use super::views;
 use super::writes::{Change, Notice};
@@ -12,8 +13,8 @@ use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::input::AlterTable;
 use crate::core::output::{Response, TableDetail};
-use crate::core::storage::Mutation;
-use crate::core::validate::quoted;
+use crate::core::model::Mutation;
+use crate::core::error::quoted;
 
 impl Leader {
     pub(super) fn alter_table(&mut self, ctx: &mut Ctx, id: RequestId, alter: &AlterTable) -> MetaResult<Handled> {

@@ -11,7 +11,8 @@
 //! the leader then deletes its tables a transaction at a time on every tick, and the schema
 //! once none is left. The mark is stored, so a new meta leader carries the drop on.
 
-use super::requests::{cluster_named, stage_drop, stage_version_bumps, Handled};
+use super::clusters::cluster_named;
+use super::requests::{stage_drop, stage_version_bumps, Handled};
 use super::runtime::awaiting::Awaiting;
 use super::writes::Change;
 use super::{Ctx, Leader};
@@ -20,8 +21,8 @@ use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::model::{ClusterCatalog, ClusterRecord, SchemaRecord};
 use crate::core::output::Response;
-use crate::core::storage::Mutation;
-use crate::core::validate::quoted;
+use crate::core::model::Mutation;
+use crate::core::error::quoted;
 
 /// Writes of table deletions one tick queues per schema being dropped, at most.
 const DROP_WRITES_PER_TICK: usize = 64;

@@ -15,9 +15,10 @@ use crate::core::ids::*;
 use crate::core::input::{Heartbeat, Role, TableLoad};
 use crate::core::model::{ClusterCatalog, NodeRecord, ShardRecord};
 use crate::core::output::{CommandKind, LeaseGrant, NodeMessage, Output, ShardCommand};
-use crate::core::storage::Mutation;
+use crate::core::model::Mutation;
 use crate::core::time::Instant;
-use crate::core::validate::{self, quoted};
+use crate::core::error::quoted;
+use crate::core::validate;
 
 /// The role the catalog gives `node` for shard `s`.
 pub fn desired_role(s: &ShardRecord, node: NodeId) -> Option<Role> {
@@ -37,7 +38,7 @@ impl Leader {
         }
         // A name no create could store is refused as such, not as unknown; checked only when the
         // lookup fails, to keep it off the path of every heartbeat.
-        let cluster = super::requests::cluster_named(&self.catalog, &self.pending_clusters, &hb.cluster, ctx.config)
+        let cluster = super::clusters::cluster_named(&self.catalog, &self.pending_clusters, &hb.cluster, ctx.config)
             .map_err(|unknown| validate::name("cluster name", &hb.cluster, ctx.config.name_len_max).err().unwrap_or(unknown))?;
         let cid = cluster.id();
         check_reports(cluster, hb, ctx.config.reports_per_heartbeat_max)?;

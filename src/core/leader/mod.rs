@@ -2,14 +2,12 @@
 //! acknowledged writes, recovering from writes with unknown outcome, and sending commands.
 
 mod alter;
+mod clusters;
 mod consistency;
 mod heartbeat;
 mod operate;
 mod paging;
-mod merge;
-mod procedure_requests;
-mod resize;
-mod procedures;
+mod procedure;
 mod requests;
 mod route_watch;
 mod drops;
@@ -20,8 +18,7 @@ pub mod writes;
 
 use std::collections::BTreeMap;
 
-pub use self::requests::check_cluster_spec;
-use self::requests::PendingClusters;
+use self::clusters::PendingClusters;
 use self::runtime::awaiting::Awaiting;
 use self::route_watch::{RouteWatches, Touched};
 use self::runtime::ClusterRuntime;
@@ -31,10 +28,11 @@ use super::error::MetaError;
 use super::ids::*;
 use super::input::{Role, WatchRoutes};
 use super::model::{Catalog, ClusterCatalog, ProcedureKind};
-use super::scheduler::SchedulerSettings;
+use super::settings::SchedulerSettings;
 use super::outbox::Outbox;
 use super::output::{CommandKind, NodeMessage, Output, ResignReason, ShardCommand};
-use super::storage::{LoadCause, Mutation, Snapshot, WriteResult};
+use super::model::Mutation;
+use super::storage::{LoadCause, Snapshot, WriteResult};
 use super::time::Instant;
 
 /// What every leader method needs from the core around it.
@@ -146,7 +144,7 @@ impl Leader {
     /// Opens route watch `watch` on a cluster; an error refuses it, and nothing is sent.
     pub fn watch(&mut self, ctx: &mut Ctx, watch: WatchId, req: &WatchRoutes) -> Result<(), MetaError> {
         self.ready(ctx.now)?;
-        let c = requests::cluster_named(&self.catalog, &self.pending_clusters, &req.cluster, ctx.config)?;
+        let c = clusters::cluster_named(&self.catalog, &self.pending_clusters, &req.cluster, ctx.config)?;
         self.watches.open(watch, c, req, ctx.config, ctx.out)
     }
 

@@ -1,8 +1,9 @@
 //! Operator requests about scheduling: status, settings (pause and resume), a dry-run plan,
 //! the event log, and moves by hand.
 
-use super::resize::resize_decisions;
-use super::requests::{cluster_named, Handled};
+use super::procedure::resize_decisions;
+use super::clusters::cluster_named;
+use super::requests::Handled;
 use super::schedule::change_for;
 use super::writes::Change;
 use super::{Ctx, Leader};
@@ -11,11 +12,12 @@ use crate::core::ids::*;
 use crate::core::leader::runtime::ClusterRuntime;
 use crate::core::model::{ClusterCatalog, SchedulerRecord};
 use crate::core::output::{EventInfo, NodeLoad, PlannedMove, Response, SchedulerStatus};
-use crate::core::scheduler::{LoadView, Planner, SchedulerSettings};
-use crate::core::storage::Mutation;
+use crate::core::scheduler::{LoadView, Planner};
+use crate::core::settings::SchedulerSettings;
+use crate::core::model::Mutation;
 use crate::core::time::Instant;
 use crate::core::CoreConfig;
-use crate::core::validate::quoted;
+use crate::core::error::quoted;
 
 impl Leader {
     pub(super) fn scheduler_status(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
@@ -31,7 +33,7 @@ impl Leader {
         let cid = c.id();
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let text = settings_change(rt.settings(), settings);
-        rt.log_event(ctx.now, crate::core::scheduler::Cause::Operator, None, text, ctx.config);
+        rt.log_event(ctx.now, crate::core::cause::Cause::Operator, None, text, ctx.config);
         let response = Response::Scheduler(status(c, rt, *settings, ctx.now, ctx.config));
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutScheduler(cid, SchedulerRecord::from(settings)));

@@ -2,9 +2,10 @@
 //! intent (so that two creates of one name cannot both pass), queued, and answered when their
 //! write lands.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::paging::paginate;
+use super::clusters::cluster_named;
 use super::runtime::awaiting::Awaiting;
 use super::runtime::ClusterRuntime;
 use super::views::{self, schema_id};
@@ -16,28 +17,10 @@ use crate::core::ids::*;
 use crate::core::input::{ClusterSpec, CreateTable, Request};
 use crate::core::model::*;
 use crate::core::output::{ClusterInfo, NodeInfo, Response, TableInfo};
-use crate::core::storage::Mutation;
+use crate::core::model::Mutation;
 use crate::core::time::Instant;
 use crate::core::validate;
-use crate::core::validate::quoted;
-
-/// What makes a cluster spec acceptable, whoever asks for the cluster.
-pub fn check_cluster_spec(cfg: &CoreConfig, spec: &ClusterSpec) -> MetaResult<()> {
-    validate::name("cluster name", &spec.name, cfg.name_len_max)?;
-    if spec.shard_count == 0 || spec.shard_count > cfg.shards_per_cluster_max {
-        return Err(MetaError::InvalidArgument(format!("shard count {} is outside 1..={}", spec.shard_count, cfg.shards_per_cluster_max)));
-    }
-    if spec.followers_per_shard > cfg.followers_per_shard_max {
-        return Err(MetaError::InvalidArgument(format!(
-            "{} followers per shard; the limit is {}",
-            spec.followers_per_shard, cfg.followers_per_shard_max
-        )));
-    }
-    if spec.min_nodes == 0 {
-        return Err(MetaError::InvalidArgument("min_nodes must be at least 1".into()));
-    }
-    Ok(())
-}
+use crate::core::error::quoted;
 
 /// How a request was handled.
 pub(super) enum Handled {
@@ -155,7 +138,7 @@ impl Leader {
     /// The change that creates a cluster, and what its creator is told once it lands.
     fn plan_cluster(&mut self, ctx: &mut Ctx, spec: &ClusterSpec) -> MetaResult<(Change, ClusterInfo)> {
         let cfg = ctx.config;
-        check_cluster_spec(cfg, spec)?;
+        cfg.check_cluster_spec(spec)?;
         if self.catalog.cluster_by_name.contains_key(&spec.name) {
             return Err(MetaError::AlreadyExists(format!("cluster {}", quoted(&spec.name))));
         }
@@ -384,32 +367,6 @@ impl Leader {
         change.mutations.push(Mutation::PutNode(cid, NodeRecord { id: nid.0, removed: true, ..Default::default() }));
         self.queue_reply(ctx, id, change, Response::NodeRemoved { name: node.to_owned() })
     }
-}
-
-/// Clusters whose creation or drop is being written.
-#[derive(Default)]
-pub struct PendingClusters {
-    /// By name, with the id each will have.
-    pub creating: BTreeMap<String, ClusterId>,
-    /// Decided, not yet landed: nothing more is decided about them, and they answer nothing.
-    pub dropping: BTreeSet<ClusterId>,
-}
-
-/// The cluster named `name`. One being dropped is gone already. One not there yet but on its way (being created, or the default
-/// cluster, which the leader creates on its first tick) is `Unavailable`, which clients retry,
-/// rather than `NotFound`: a client that starts with a fresh service must not be told for good
-/// that the default cluster does not exist.
-pub(super) fn cluster_named<'a>(catalog: &'a Catalog, pending: &PendingClusters, name: &str, config: &CoreConfig) -> MetaResult<&'a ClusterCatalog> {
-    if let Some(c) = catalog.cluster_by_name(name) {
-        if pending.dropping.contains(&c.id()) {
-            return Err(MetaError::NotFound(format!("cluster {name} is being dropped", name = quoted(name))));
-        }
-        return Ok(c);
-    }
-    if pending.creating.contains_key(name) || config.default_cluster.as_ref().is_some_and(|d| d.name == name) {
-        return Err(MetaError::Unavailable(format!("cluster {name} is being created; retry", name = quoted(name))));
-    }
-    Err(MetaError::NotFound(format!("cluster {name}", name = quoted(name))))
 }
 
 /// The table `name` of `schema`, which must not be a sub-table: those are dropped and

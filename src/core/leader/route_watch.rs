@@ -18,8 +18,8 @@ use crate::core::model::ClusterCatalog;
 use crate::core::outbox::Outbox;
 use super::views;
 use crate::core::output::{Output, RouteChange, RouteUpdate};
-use crate::core::storage::Mutation;
-use crate::core::validate::quoted;
+use crate::core::model::Mutation;
+use crate::core::error::quoted;
 
 /// Changes in one update at most, so that one message stays far below the gRPC limit (a shard
 /// change with its endpoints is a few hundred bytes).

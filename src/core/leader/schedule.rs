@@ -7,7 +7,7 @@ use crate::core::ids::*;
 use super::runtime::ClusterRuntime;
 use crate::core::model::ClusterCatalog;
 use crate::core::scheduler::{Move, Planner};
-use crate::core::storage::Mutation;
+use crate::core::model::Mutation;
 
 impl Leader {
     pub fn on_tick(&mut self, ctx: &mut Ctx) {

@@ -9,7 +9,7 @@ use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord, Table};
 use crate::core::output::*;
-use crate::core::validate::quoted;
+use crate::core::error::quoted;
 
 pub fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
     let r = &c.record;

@@ -6,12 +6,12 @@ use std::collections::VecDeque;
 
 use prost::Message;
 
-use crate::core::config::CoreConfig;
+use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
-use crate::core::model::FenceRecord;
+use crate::core::model::{FenceRecord, Mutation, TableRecord};
 use crate::core::output::{Output, Response};
 use crate::core::storage::batch::BatchBuilder;
-use crate::core::storage::{Mutation, Op};
+use crate::core::storage::Op;
 
 /// What a shard's replicas must hear once a change lands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +56,15 @@ impl Change {
     }
 
     fn ops(&self, config: &CoreConfig) -> Vec<Op> {
-        self.mutations.iter().map(|m| m.to_op(config)).collect()
+        let drop_options = config.has_bug(PlantedBug::DropOptionsOnEncode);
+        self.mutations
+            .iter()
+            .map(|m| match m {
+                // The planted bug: a table's options are lost on their way to storage.
+                Mutation::PutTable(c, r) if drop_options => Mutation::PutTable(*c, TableRecord { options: Default::default(), ..r.clone() }).to_op(),
+                m => m.to_op(),
+            })
+            .collect()
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::records::*;
 use super::tables::{Table, Tables};
 use crate::core::ids::*;
-use crate::core::storage::{DecodeError, Mutation, Snapshot};
+use super::mutation::{DecodeError, Mutation};
 
 /// The most shards a stored cluster may claim. Loading refuses more, so that a corrupt record
 /// cannot make the loader allocate without bound; `shards_per_cluster_max` stays below it.
@@ -386,12 +386,6 @@ impl Catalog {
             Mutation::DeleteProcedure(_, id) => cluster.delete_procedure(id),
         }
         Ok(())
-    }
-
-    /// Builds a catalog from stored pairs held in memory (see [`Snapshot::load`]; the write
-    /// chain's fence is not part of it).
-    pub fn load<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Catalog, DecodeError> {
-        Ok(Snapshot::load(kvs)?.catalog)
     }
 
     /// What breaks the catalog's integrity, if anything: every table sits in exactly the shard

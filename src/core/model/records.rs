@@ -238,7 +238,7 @@ pub struct FenceRecord {
 }
 
 /// A multi-step operation in progress, stored so that a new meta leader resumes it where the
-/// last one stopped (see [`crate::core::procedure`]). Deleted when it ends; its id comes from
+/// last one stopped (see `leader::procedure`). Deleted when it ends; its id comes from
 /// the cluster's id allocator and is never reused.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct ProcedureRecord {

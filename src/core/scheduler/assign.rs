@@ -2,7 +2,8 @@
 //! the node with the fewest leaders, except a split's new shard, which carries load from its
 //! first report and goes to the least utilized node (the one it evens out most).
 
-use super::{Cause, LoadView, MoveReason, Planner};
+use super::{LoadView, MoveReason, Planner};
+use crate::core::cause::Cause;
 use crate::core::ids::{NodeId, ShardId};
 use crate::core::model::ProcedureStep;
 

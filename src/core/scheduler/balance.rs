@@ -3,7 +3,8 @@
 //! close); step two, once the old leader has reported the shard closed or its lease has surely
 //! ended, makes the target the leader. A new meta leader resumes transfers from the records.
 
-use super::{Cause, MoveReason, Planner};
+use super::{MoveReason, Planner};
+use crate::core::cause::Cause;
 use crate::core::ids::*;
 use crate::core::leader::runtime::planned;
 use crate::core::model::{ShardRecord, TransferRecord};

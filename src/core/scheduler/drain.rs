@@ -3,7 +3,8 @@
 //! cut short. Its follower slots are refilled like those of dead nodes ([`super::failover`]). A
 //! draining node that dies fails over like any other.
 
-use super::{Cause, Planner};
+use super::Planner;
+use crate::core::cause::Cause;
 
 impl Planner<'_> {
     pub(super) fn drain(&mut self) {

@@ -3,7 +3,8 @@
 //! partitions. A follower, when one is online, takes over; otherwise a dynamic cluster reopens
 //! the shard on the least loaded node and a static cluster waits for the node to return.
 
-use super::{Cause, MoveReason, Planner};
+use super::{MoveReason, Planner};
+use crate::core::cause::Cause;
 use crate::core::config::PlantedBug;
 use crate::core::ids::*;
 use crate::core::leader::runtime::NodeRuntime;

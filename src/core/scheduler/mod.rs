@@ -21,23 +21,23 @@ mod assign;
 mod balance;
 mod drain;
 mod failover;
+mod load_view;
 pub mod merges;
 mod operator;
 mod placement;
 mod rebalance;
-mod settings;
 pub mod split_choice;
 pub mod splits;
 mod zones;
 
-pub use rebalance::{LoadView, NodeStanding};
-pub use settings::SchedulerSettings;
+pub use load_view::{LoadView, NodeStanding};
 
+use crate::core::cause::Cause;
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
 use crate::core::leader::runtime::{ClusterRuntime, LoadIndex};
 use crate::core::model::{ClusterCatalog, ProcedureRecord, ShardRecord, Topology, TransferRecord};
-use crate::core::storage::Mutation;
+use crate::core::model::Mutation;
 use crate::core::time::Instant;
 
 /// Why a shard's record changes; for logs and tests.
@@ -49,71 +49,6 @@ pub enum MoveReason {
     RepairFollowers,
     StartTransfer,
     FinishTransfer,
-}
-
-/// What a move is for; for the event log and for operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cause {
-    /// A shard without a leader got one.
-    Assign,
-    /// Its leader's node died.
-    Failover,
-    /// A follower slot was empty or on a node that is leaving.
-    Repair,
-    /// Its leader's node is being drained.
-    Drain,
-    /// Leader counts were uneven (while load is too low to balance by).
-    LeaderCount,
-    /// Its leader's node was overfull.
-    Load,
-    /// An operator asked for it.
-    Operator,
-    /// A transfer decided earlier completes.
-    Finish,
-    /// A step of a shard split.
-    Split,
-    /// A step of a shard merge.
-    Merge,
-}
-
-// `ALL` is in declaration order: checked when compiling.
-const _: () = {
-    let mut i = 0;
-    while i < Cause::ALL.len() {
-        assert!(Cause::ALL[i] as usize == i);
-        i += 1;
-    }
-};
-
-impl Cause {
-    /// In declaration order, so that `cause as usize` is its position here.
-    pub const ALL: [Cause; 10] = [
-        Cause::Assign,
-        Cause::Failover,
-        Cause::Repair,
-        Cause::Drain,
-        Cause::LeaderCount,
-        Cause::Load,
-        Cause::Operator,
-        Cause::Finish,
-        Cause::Split,
-        Cause::Merge,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Cause::Assign => "assign",
-            Cause::Failover => "failover",
-            Cause::Repair => "repair",
-            Cause::Drain => "drain",
-            Cause::LeaderCount => "leader-count",
-            Cause::Load => "load",
-            Cause::Operator => "operator",
-            Cause::Finish => "finish",
-            Cause::Split => "split",
-            Cause::Merge => "merge",
-        }
-    }
 }
 
 /// One decided change to a shard's record.

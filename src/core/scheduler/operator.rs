@@ -1,7 +1,8 @@
 //! Moves an operator asks for (`metactl shard transfer|move`): the same two-step transfer the
 //! balancer starts, checked first so that an unsafe one is refused with the reason.
 
-use super::{Cause, Planner};
+use super::Planner;
+use crate::core::cause::Cause;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 

@@ -1,12 +1,14 @@
 //! The planner on small hand-built catalogs: one pass, the exact moves it decides.
 
-use super::{Cause, Move, MoveReason, Planner, SchedulerSettings};
+use super::{Move, MoveReason, Planner};
+use crate::core::cause::Cause;
+use crate::core::settings::SchedulerSettings;
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad};
 use crate::core::leader::runtime::ClusterRuntime;
 use crate::core::model::{Catalog, ClusterCatalog, ClusterRecord, NodeRecord, ProcedureRecord, ShardRecord, Topology, TransferRecord};
-use crate::core::storage::Mutation;
+use crate::core::model::Mutation;
 use crate::core::time::{Duration, Instant};
 
 const C: ClusterId = ClusterId(1);

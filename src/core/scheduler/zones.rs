@@ -5,7 +5,8 @@
 //! follower that shares its zone with another replica moves to a placeable node in a zone the
 //! shard does not use yet.
 
-use super::{Cause, MoveReason, Planner};
+use super::{MoveReason, Planner};
+use crate::core::cause::Cause;
 use crate::core::ids::*;
 use crate::core::leader::runtime::planned;
 use crate::core::model::ShardRecord;

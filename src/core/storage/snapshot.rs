@@ -10,10 +10,10 @@
 //! of any catalog, arrive in id order and are gathered per cluster, then indexed at once.
 
 use super::keys::{Key, CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX, FENCE_KEY};
-use super::mutation::{DecodeError, Mutation};
+use crate::core::model::{DecodeError, Mutation};
 use crate::core::ids::{ClusterId, TableId};
 use crate::core::model::{Catalog, Table, TableRecord};
-use crate::core::validate::quoted;
+use crate::core::error::quoted;
 
 /// The key ranges of a snapshot, each a prefix, in the order they must be read.
 pub const SNAPSHOT_PREFIXES: [&str; 3] = [FENCE_KEY, CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX];
@@ -161,6 +161,14 @@ impl SnapshotLoader {
     }
 }
 
+impl Catalog {
+    /// Builds a catalog from stored pairs held in memory (see [`Snapshot::load`]; the write
+    /// chain's fence is not part of it).
+    pub fn load<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Catalog, DecodeError> {
+        Ok(Snapshot::load(kvs)?.catalog)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,7 +176,7 @@ mod tests {
     use crate::core::storage::Key;
 
     fn encoded(m: Mutation) -> (String, Vec<u8>) {
-        match m.to_op(&Default::default()) {
+        match m.to_op() {
             crate::core::storage::Op::Put { key, value } => (key, value),
             op => panic!("not a put: {op:?}"),
         }

@@ -154,12 +154,12 @@ mod tests {
     use super::*;
     use crate::core::ids::{ClusterId, WriteId};
     use crate::core::model::{ClusterRecord, FenceRecord, SchemaRecord};
-    use crate::core::storage::Mutation;
+    use crate::core::model::Mutation;
     use prost::Message;
 
     fn batch(store: &EmbeddedStore, seq: u64, mutations: Vec<Mutation>) -> WriteBatch {
         let fence = |seq| FenceRecord { term: store.term().0, seq }.encode_to_vec();
-        let ops = mutations.iter().map(|m| m.to_op(&Default::default())).collect();
+        let ops = mutations.iter().map(|m| m.to_op()).collect();
         WriteBatch { id: WriteId(seq), term: store.term(), expected_fence: (seq > 1).then(|| fence(seq - 1)), fence: fence(seq), ops }
     }
 

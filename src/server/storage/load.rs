@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 pub use crate::core::storage::LoadCause;
-use crate::core::storage::DecodeError;
+use crate::core::model::DecodeError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadError {

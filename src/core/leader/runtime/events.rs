@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::core::ids::ShardId;
-use crate::core::scheduler::Cause;
+use crate::core::cause::Cause;
 use crate::core::time::Instant;
 
 #[derive(Clone, Debug, PartialEq)]

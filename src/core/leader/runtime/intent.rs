@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::ids::*;
 use crate::core::model::{ClusterCatalog, ShardRecord};
-use crate::core::storage::Mutation;
+use crate::core::model::Mutation;
 
 #[derive(Clone, Debug, Default)]
 pub struct Intent {

@@ -39,8 +39,9 @@ use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
 use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord};
-use crate::core::scheduler::{Cause, SchedulerSettings};
-use crate::core::storage::Mutation;
+use crate::core::cause::Cause;
+use crate::core::settings::SchedulerSettings;
+use crate::core::model::Mutation;
 use crate::core::time::Instant;
 
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, NodeStats};
 use crate::core::time::{Duration, Instant};
-use crate::core::validate::quoted;
+use crate::core::error::quoted;
 
 #[derive(Clone, Debug)]
 pub struct NodeRuntime {

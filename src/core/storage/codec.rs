@@ -1,46 +1,13 @@
-//! A [`Mutation`] is one durable change: one storage key written or deleted. The same value is
-//! encoded to storage by the leader and decoded from storage on load, and both paths apply it to
-//! the catalog through one function, [`Catalog::apply`](crate::core::model::Catalog::apply).
+//! How a [`Mutation`] is stored: the key it writes and the value encoded there, and the way
+//! back from a stored pair.
 
 use prost::Message;
 
 use super::batch::Op;
 use super::keys::Key;
-use crate::core::config::{CoreConfig, PlantedBug};
-use crate::core::ids::{ClusterId, Epoch, TableId};
+use crate::core::ids::{ClusterId, Epoch};
 use crate::core::model::records::*;
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Mutation {
-    PutCluster(ClusterRecord),
-    /// Everything inside a cluster, in one range delete; its record becomes a tombstone in the
-    /// same write.
-    DeleteClusterData(ClusterId),
-    PutEpoch(ClusterId, Epoch),
-    PutIdCeiling(ClusterId, u64),
-    PutScheduler(ClusterId, SchedulerRecord),
-    PutSchema(ClusterId, SchemaRecord),
-    /// Only a schema that holds no table.
-    DeleteSchema(ClusterId, u64),
-    PutTable(ClusterId, TableRecord),
-    DeleteTable(ClusterId, TableId),
-    PutShard(ClusterId, ShardRecord),
-    PutNode(ClusterId, NodeRecord),
-    PutProcedure(ClusterId, ProcedureRecord),
-    DeleteProcedure(ClusterId, u64),
-}
-
-/// Storage held something the core cannot read back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError(pub String);
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot decode stored metadata: {}", self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
+use crate::core::model::{DecodeError, Mutation};
 
 impl Mutation {
     pub fn key(&self) -> Key {
@@ -61,11 +28,7 @@ impl Mutation {
         }
     }
 
-    pub fn cluster(&self) -> ClusterId {
-        self.key().cluster()
-    }
-
-    pub fn to_op(&self, config: &CoreConfig) -> Op {
+    pub fn to_op(&self) -> Op {
         let key = self.key().encode();
         let value = match self {
             Mutation::DeleteTable(..) | Mutation::DeleteProcedure(..) | Mutation::DeleteSchema(..) => return Op::Delete { key },
@@ -75,9 +38,6 @@ impl Mutation {
             Mutation::PutIdCeiling(_, v) => CounterRecord { value: *v }.encode_to_vec(),
             Mutation::PutScheduler(_, r) => r.encode_to_vec(),
             Mutation::PutSchema(_, r) => r.encode_to_vec(),
-            Mutation::PutTable(_, r) if config.has_bug(PlantedBug::DropOptionsOnEncode) => {
-                TableRecord { options: Default::default(), ..r.clone() }.encode_to_vec()
-            }
             Mutation::PutTable(_, r) => r.encode_to_vec(),
             Mutation::PutShard(_, r) => r.encode_to_vec(),
             Mutation::PutNode(_, r) => r.encode_to_vec(),

@@ -1,48 +1,21 @@
-//! Operator requests about procedures: start a split, list what runs, cancel (a merge starts
-//! in [`super::merge`]). The steps
-//! themselves are taken in [`super::procedures`].
+//! Operator requests about procedures once started: list what runs, cancel. (A split starts in
+//! [`super::split`], a merge in [`super::merge`].)
 
-use super::requests::{cluster_named, Handled};
-use super::writes::Change;
-use super::{Ctx, Leader};
-use crate::core::error::{MetaError, MetaResult};
+use super::step::procedure_info;
+use crate::core::cause::Cause;
+use crate::core::error::{quoted, MetaError, MetaResult};
 use crate::core::ids::*;
-use crate::core::leader::runtime::ClusterRuntime;
-use super::procedures::reopen_as;
-use super::resize::{loads_of, new_shard_for, split_change};
-use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, ShardRecord, Topology};
-use crate::core::output::{ProcedureInfo, Response};
-use crate::core::scheduler::split_choice::{self, Chosen};
-use crate::core::scheduler::Cause;
-use crate::core::storage::Mutation;
-use crate::core::time::Instant;
-use crate::core::validate::quoted;
+use crate::core::leader::clusters::cluster_named;
+use crate::core::leader::requests::Handled;
+use crate::core::leader::writes::Change;
+use crate::core::leader::{Ctx, Leader};
+use crate::core::model::{Mutation, ProcedureKind, ProcedureRecord, ProcedureStep, ShardRecord};
+use crate::core::output::Response;
+
+use super::step::reopen_as;
 
 impl Leader {
-    /// Starts splitting `shard`: one write grows the shard count and stores the procedure.
-    pub(super) fn split_shard(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, shard: ShardId, named: &[TableId]) -> MetaResult<Handled> {
-        let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
-        let cid = c.id();
-        let rt = &self.clusters[&cid];
-        let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
-        if c.record.topology() == Topology::Static {
-            return refuse(format!("cluster {cluster:?} is static: its shard count is fixed"));
-        }
-        if shard.index() >= c.shards.len() {
-            return Err(MetaError::NotFound(format!("shard {shard} (the cluster has {})", c.shards.len())));
-        }
-        let new_shard = new_shard_for(c, rt, shard, ctx.config)?;
-        let chosen = choose_tables(c, rt, shard, named, ctx.config.split_tables_max).map_err(MetaError::FailedPrecondition)?;
-        self.check_backlog(ctx)?;
-
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        let how = if named.is_empty() { "chosen by load" } else { "named by an operator" };
-        let (change, record) = split_change(c, rt, shard, new_shard, chosen, format!("asked for by an operator ({how})"), ctx.now, ctx.config);
-        let info = procedure_info(rt, &record, ctx.now);
-        self.queue_reply(ctx, id, change, Response::Procedure(info))
-    }
-
-    pub(super) fn list_procedures(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
+    pub(in crate::core::leader) fn list_procedures(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let rt = &self.clusters[&c.id()];
         let all = c.procedures.values().map(|p| procedure_info(rt, p, ctx.now)).collect();
@@ -52,7 +25,7 @@ impl Leader {
     /// Rolls a split back while its new shard may not be led yet, and a merge while its
     /// source still holds its tables; refuses once either only rolls forward. A transfer is
     /// always cancelled.
-    pub(super) fn cancel_procedure(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, procedure: u64) -> MetaResult<Handled> {
+    pub(in crate::core::leader) fn cancel_procedure(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, procedure: u64) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let p = c.procedures.get(&procedure).ok_or_else(|| MetaError::NotFound(format!("procedure {procedure} in cluster {cluster}", cluster = quoted(cluster))))?;
@@ -112,28 +85,5 @@ impl Leader {
         let info = procedure_info(rt, &p, ctx.now);
         let change = reopen_as(c, rt, rec, Mutation::DeleteProcedure(cid, p.id), ctx.now, ctx.config);
         self.queue_reply(ctx, id, change, Response::Procedure(info))
-    }
-}
-
-/// The tables a split of `shard` moves: those named, checked, or else chosen by load.
-fn choose_tables(c: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId, named: &[TableId], moved_max: usize) -> Result<Chosen, String> {
-    let tables = &c.shard_tables[shard.index()];
-    let (units, busiest) = loads_of(rt, shard);
-    if !named.is_empty() {
-        return split_choice::check_named(shard, tables, named, busiest.into_iter(), units, moved_max);
-    }
-    split_choice::choose(shard, tables, busiest.into_iter(), units, 2, moved_max)
-}
-
-pub(super) fn procedure_info(rt: &ClusterRuntime, p: &ProcedureRecord, now: Instant) -> ProcedureInfo {
-    ProcedureInfo {
-        id: p.id,
-        kind: p.kind(),
-        step: p.step(),
-        shard: ShardId(p.shard),
-        new_shard: ShardId(p.new_shard),
-        tables: p.tables.len() as u32,
-        why: p.why.clone(),
-        step_age_ms: rt.procedure_step_age(p.id, p.step, now),
     }
 }

@@ -3,7 +3,7 @@
 //! most one leader (S1 per table), because B lets go of *every* table before any moves:
 //! 1. *Start* (one write): the procedure is stored at `AwaitingSourceRelease`, locking A and B,
 //!    and B's version is bumped; a shard a merge empties is opened with no tables
-//!    ([`super::open_kind`]), so its replicas stop serving them. New tables go elsewhere.
+//!    (`leader::open_kind`), so its replicas stop serving them. New tables go elsewhere.
 //! 2. `AwaitingSourceRelease`: B's leader must report that version, or B must be leaderless
 //!    with every lease on it run out. Writes to B's tables meanwhile fail as an invalid route
 //!    and are retried. A timeout, or a cancel, rolls back: one write deletes the procedure and
@@ -15,23 +15,24 @@
 //!    on its nodes) and the procedure deleted in one write. From step 3 on a merge only rolls
 //!    forward.
 
-use super::procedures::{at_step, move_tables, record_only, reopen, released, Late};
-use super::requests::{cluster_named, Handled};
-use super::runtime::ClusterRuntime;
-use super::writes::Change;
-use super::{Ctx, Leader};
+use super::step::{at_step, move_tables, procedure_info, record_only, released, reopen, resizable, Late};
+use crate::core::leader::clusters::cluster_named;
+use crate::core::leader::requests::Handled;
+use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::leader::writes::Change;
+use crate::core::leader::{Ctx, Leader};
 use crate::core::config::CoreConfig;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, ShardRecord, Topology};
 use crate::core::output::Response;
-use crate::core::scheduler::Cause;
-use crate::core::storage::Mutation;
+use crate::core::cause::Cause;
+use crate::core::model::Mutation;
 use crate::core::time::Instant;
 
 impl Leader {
     /// Starts merging shards `a` and `b`: the one with fewer tables moves into the other.
-    pub(super) fn merge_shards(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, a: ShardId, b: ShardId) -> MetaResult<Handled> {
+    pub(in crate::core::leader) fn merge_shards(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, a: ShardId, b: ShardId) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let rt = &self.clusters[&cid];
@@ -40,7 +41,7 @@ impl Leader {
         self.check_backlog(ctx)?;
         let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
         let (change, record) = merge_change(c, rt, from, into, "asked for by an operator".into(), ctx.now, ctx.config);
-        let info = super::procedure_requests::procedure_info(rt, &record, ctx.now);
+        let info = procedure_info(rt, &record, ctx.now);
         self.queue_reply(ctx, id, change, Response::Procedure(info))
     }
 }
@@ -68,7 +69,7 @@ pub(super) fn merge_refusal(c: &ClusterCatalog, rt: &ClusterRuntime, from: Shard
         if c.shard(s).retired {
             return refuse(format!("shard {s} is retired: it was merged away"));
         }
-        super::resize::resizable(c, rt, s, config)?;
+        resizable(c, rt, s, config)?;
     }
     if from == into {
         return refuse(format!("shard {from} cannot merge with itself"));

@@ -1,0 +1,67 @@
+//! Why the scheduler moves a shard: a word for logs, events and operators, below every room
+//! that names it.
+
+/// What a move is for; for the event log and for operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// A shard without a leader got one.
+    Assign,
+    /// Its leader's node died.
+    Failover,
+    /// A follower slot was empty or on a node that is leaving.
+    Repair,
+    /// Its leader's node is being drained.
+    Drain,
+    /// Leader counts were uneven (while load is too low to balance by).
+    LeaderCount,
+    /// Its leader's node was overfull.
+    Load,
+    /// An operator asked for it.
+    Operator,
+    /// A transfer decided earlier completes.
+    Finish,
+    /// A step of a shard split.
+    Split,
+    /// A step of a shard merge.
+    Merge,
+}
+
+// `ALL` is in declaration order: checked when compiling.
+const _: () = {
+    let mut i = 0;
+    while i < Cause::ALL.len() {
+        assert!(Cause::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+impl Cause {
+    /// In declaration order, so that `cause as usize` is its position here.
+    pub const ALL: [Cause; 10] = [
+        Cause::Assign,
+        Cause::Failover,
+        Cause::Repair,
+        Cause::Drain,
+        Cause::LeaderCount,
+        Cause::Load,
+        Cause::Operator,
+        Cause::Finish,
+        Cause::Split,
+        Cause::Merge,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Assign => "assign",
+            Cause::Failover => "failover",
+            Cause::Repair => "repair",
+            Cause::Drain => "drain",
+            Cause::LeaderCount => "leader-count",
+            Cause::Load => "load",
+            Cause::Operator => "operator",
+            Cause::Finish => "finish",
+            Cause::Split => "split",
+            Cause::Merge => "merge",
+        }
+    }
+}
