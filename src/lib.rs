@@ -7,9 +7,11 @@
 //!   It is the `server` feature (on by default); `--no-default-features --features client`
 //!   builds the rest without etcd-client, redb, clap, toml, serde or tonic-health.
 //! - [`convert`] translates between the gRPC API and the core's types, for both sides.
-//! - [`check`] holds the safety invariants that tests and simulations check after every step.
+//! - `check` (feature `check`) holds the safety invariants that tests and simulations check
+//!   after every step.
 //! - [`proto`] is the gRPC API that the runtime serves.
 
+#[cfg(feature = "check")]
 pub mod check;
 pub mod client;
 pub mod convert;

@@ -128,6 +128,7 @@ impl ShardHost {
     }
 
     /// What this node has accepted from meta, for the S3 check.
+    #[cfg(feature = "check")]
     pub fn view(&self) -> crate::check::NodeView {
         crate::check::NodeView {
             term: self.term,
@@ -332,6 +333,7 @@ mod tests {
     /// that reopened it below that version would show as a version going back. The in-process
     /// simulator once built its own view from open shards only, and missed exactly that.
     #[test]
+    #[cfg(feature = "check")]
     fn a_closed_shard_stays_in_the_view_at_its_version() {
         let mut h = leading();
         let close = ShardCommand { shard: ShardId(1), version: Version(3), term: Term(1), kind: CommandKind::Close };

@@ -1,7 +1,8 @@
 //! The driver: one task owns the `MetaCore` and feeds it, in order, everything that happens:
 //! requests and heartbeats from gRPC, leadership from the election, results from storage, and
-//! timeouts. It reads the clock in exactly one place ([`Clock::now`]) and does only what the
-//! core's outputs say: they are handed out by [`Dispatch`], the loop every driver shares, to
+//! timeouts. Every time it hands the core comes from one clock ([`Clock`], which the election
+//! and the leader view share, so that a lease deadline and the core's `now` are on one
+//! timeline), and it does only what the core's outputs say: they are handed out by [`Dispatch`], the loop every driver shares, to
 //! this driver's effects ([`Io`]: storage tasks, the election, heartbeat streams).
 
 use std::collections::BTreeMap;
@@ -38,7 +39,9 @@ impl Clock {
         Clock(std::time::Instant::now())
     }
 
-    /// The only clock read of the runtime.
+    /// Now, on the one timeline of the runtime: every instant handed to the core and every
+    /// lease deadline is read here (by the driver, the election and the leader view). Other
+    /// reads of `std::time` only measure latencies for metrics.
     pub fn now(&self) -> Instant {
         Instant(self.0.elapsed().as_millis() as u64 + 1)
     }
