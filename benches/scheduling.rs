@@ -184,15 +184,15 @@ fn failover_planning(c: &mut Criterion) {
     let config = CoreConfig { shard_moves_per_tick_max: 1 << 20, ..CoreConfig::default() };
     let cid = core.catalog().unwrap().cluster_by_name(CLUSTER).unwrap().id();
     let catalog = core.catalog().unwrap().cluster(cid).clone();
-    let mut runtime = core.cluster_runtime(cid).unwrap().clone();
-    runtime.set_online(NodeId(0), false);
+    let mut live = core.live_cluster(cid).unwrap().clone();
+    live.set_online(NodeId(0), false);
     let dead_leads = catalog.shards.iter().filter(|s| s.leader == Some(0)).count();
-    let moves = Planner::new(&catalog, &mut runtime.clone(), now, &config).plan().len();
+    let moves = Planner::new(&catalog, &mut live.clone(), now, &config).plan().len();
     println!("failover_planning: node 0 led {dead_leads} shards; one pass plans {moves} moves");
     c.bench_function("failover_planning_node_with_10k_shards", |b| {
         b.iter_batched_ref(
-            || runtime.clone(),
-            |rt| black_box(Planner::new(&catalog, rt, now, &config).plan()),
+            || live.clone(),
+            |live| black_box(Planner::new(&catalog, live, now, &config).plan()),
             BatchSize::LargeInput,
         )
     });
@@ -207,26 +207,26 @@ fn balance_pass(c: &mut Criterion, shards: u32) {
     let cid = core.catalog().unwrap().cluster_by_name(CLUSTER).unwrap().id();
     let catalog = core.catalog().unwrap().cluster(cid).clone();
     let with_loads = |skewed: bool| {
-        let mut rt = core.cluster_runtime(cid).unwrap().clone();
+        let mut live = core.live_cluster(cid).unwrap().clone();
         let mut at = now;
         for _ in 0..4 {
             at = at + Duration(config.load_window_ms);
             for s in &catalog.shards {
                 let hot = skewed && s.leader.is_some_and(|l| l % 2 == 0);
                 let units = if hot { 150.0 } else if skewed { 50.0 } else { 100.0 };
-                rt.record_load(&catalog, ShardId(s.id), &ShardLoad { write_units: units, ..Default::default() }, at);
+                live.record_load(&catalog, ShardId(s.id), &ShardLoad { write_units: units, ..Default::default() }, at);
             }
         }
-        (rt, at)
+        (live, at)
     };
     let mut group = c.benchmark_group(format!("balance_pass_{}k_shards_1k_nodes", shards / 1_000));
     group.sample_size(10);
     for (name, skewed) in [("even", false), ("skewed", true)] {
-        let (rt, at) = with_loads(skewed);
-        let moves = Planner::new(&catalog, &mut rt.clone(), at, &config).plan();
+        let (live, at) = with_loads(skewed);
+        let moves = Planner::new(&catalog, &mut live.clone(), at, &config).plan();
         println!("balance_pass {shards} shards, {name}: {} moves", moves.len());
         group.bench_function(name, |b| {
-            b.iter_batched_ref(|| rt.clone(), |rt| black_box(Planner::new(&catalog, rt, at, &config).plan()), BatchSize::LargeInput)
+            b.iter_batched_ref(|| live.clone(), |live| black_box(Planner::new(&catalog, live, at, &config).plan()), BatchSize::LargeInput)
         });
     }
     group.finish();

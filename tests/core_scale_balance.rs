@@ -4,7 +4,7 @@
 //! must make no move while it learns the loads, nor once it knows them, and a pass that finds
 //! nothing to do must stay far below 100 ms.
 
-use shardmeta::core::leader::runtime::ClusterRuntime;
+use shardmeta::core::live::LiveCluster;
 use shardmeta::core::model::{Catalog, ClusterRecord, NodeRecord, ShardRecord, Topology};
 use shardmeta::core::scheduler::Planner;
 use shardmeta::core::model::Mutation;
@@ -41,7 +41,7 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
     }
     let cluster = catalog.cluster(C);
     let mut now = Instant(1_000);
-    let mut rt = ClusterRuntime::new(cluster, now, &config);
+    let mut live = LiveCluster::new(cluster, now, &config);
     for id in 0..NODES {
         let hb = Heartbeat {
             cluster: "c".into(),
@@ -56,28 +56,28 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
             load_rejections: 0,
             leaving: false,
         };
-        rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, now);
+        live.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, now);
     }
-    let pass = |rt: &mut ClusterRuntime, now: Instant, phase: &str| {
+    let pass = |live: &mut LiveCluster, now: Instant, phase: &str| {
         let started = std::time::Instant::now();
-        let moves = Planner::new(cluster, rt, now, &config).plan();
+        let moves = Planner::new(cluster, live, now, &config).plan();
         let took = started.elapsed();
         println!("{phase}: {} moves, pass took {took:?}", moves.len());
         assert!(moves.is_empty(), "{phase}: {:?}", &moves[..moves.len().min(3)]);
         took
     };
-    pass(&mut rt, now, "just took over, no load known");
+    pass(&mut live, now, "just took over, no load known");
     // Loads every second; the first window closes after 10 s, trust after 30 s.
     for second in 1..=45 {
         now = now + Duration(1_000);
         for (s, &(_, units)) in shards.iter().enumerate() {
             let jitter = 1.0 + 0.1 * (((s as u64 * 7 + second) % 11) as f64 / 10.0 - 0.5);
-            rt.record_load(cluster, ShardId(s as u32), &ShardLoad { write_units: units * jitter, ..Default::default() }, now);
+            live.record_load(cluster, ShardId(s as u32), &ShardLoad { write_units: units * jitter, ..Default::default() }, now);
         }
         if second == 15 {
-            pass(&mut rt, now, "loads known, not yet trusted");
+            pass(&mut live, now, "loads known, not yet trusted");
         }
     }
-    let took = pass(&mut rt, now, "loads trusted, even by load");
+    let took = pass(&mut live, now, "loads trusted, even by load");
     assert!(took < std::time::Duration::from_millis(100), "an idle pass took {took:?}");
 }

@@ -91,7 +91,7 @@ pub struct CoreConfig {
     /// Ids reserved in storage at a time, so that most creates write no id counter.
     pub id_block: u64,
     /// The span over which a shard's reported load is averaged before it joins the smoothed
-    /// value (see `leader::runtime::load`).
+    /// value (see `live::load`).
     pub load_window_ms: u64,
     /// Windows a shard's load must have been seen for before decisions trust it (and again
     /// after the shard moves).
@@ -213,7 +213,7 @@ impl CoreConfig {
     /// Whether the core checks its derived state after every input (debug builds). A bug
     /// planted for one of the invariant checkers would trip this check first, so it is off
     /// then, except for the bug planted for it.
-    pub fn validates(&self) -> bool {
+    pub fn checks_consistency(&self) -> bool {
         cfg!(debug_assertions) && self.planted_bug.is_none_or(|b| b == PlantedBug::StaleLoadIndex)
     }
 

@@ -131,8 +131,8 @@ impl MetaCore {
             self.next_tick = self.next_tick.min(soon);
         }
         self.flush(now);
-        if let Some(leader) = self.leader.as_ref().filter(|_| self.config.validates()) {
-            if let Err(e) = leader.validate() {
+        if let Some(leader) = self.leader.as_ref().filter(|_| self.config.checks_consistency()) {
+            if let Err(e) = leader.check_consistency() {
                 panic!("the leader's derived state disagrees with its catalog and intent: {e}");
             }
         }
@@ -274,11 +274,11 @@ impl MetaCore {
         self.leader.as_ref().map(|l| l.catalog())
     }
 
-    /// The leader's per-cluster runtime, for benchmarks and tests that drive the scheduler
+    /// The leader's live state of a cluster, for benchmarks and tests that drive the scheduler
     /// directly.
     #[doc(hidden)]
-    pub fn cluster_runtime(&self, cluster: ClusterId) -> Option<&super::leader::runtime::ClusterRuntime> {
-        self.leader.as_ref()?.cluster_runtime(cluster)
+    pub fn live_cluster(&self, cluster: ClusterId) -> Option<&super::live::LiveCluster> {
+        self.leader.as_ref()?.live_cluster(cluster)
     }
 
     /// No write is queued or in flight, so the catalog equals storage.

@@ -29,6 +29,7 @@ pub mod error;
 pub mod ids;
 pub mod input;
 pub mod leader;
+pub mod live;
 mod meta;
 pub mod model;
 mod outbox;

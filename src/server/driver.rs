@@ -12,14 +12,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::core::storage::{Snapshot, WriteBatch, WriteResult};
 use crate::core::*;
-// The driver's own queue is `Input` below; what it hands the core is the core's.
-use crate::core::Input as CoreInput;
 use crate::proto;
 use crate::server::storage::load::{LoadBackoff, LoadError};
 use crate::server::metrics::metrics;
 use crate::server::storage::Storage;
 
-/// Inputs queued for the driver beyond this wait (back-pressure on gRPC handlers).
+/// Inbound messages queued for the driver beyond this wait (back-pressure on gRPC handlers).
 pub const INPUTS_QUEUED_MAX: usize = 4_096;
 /// Messages queued for one heartbeat stream; beyond it messages are dropped, which is safe:
 /// commands are re-sent on the node's next heartbeat.
@@ -54,8 +52,9 @@ impl Clock {
 pub type StreamSender = mpsc::Sender<Result<proto::HeartbeatResponse, tonic::Status>>;
 pub type WatchSender = mpsc::Sender<Result<proto::WatchRoutesResponse, tonic::Status>>;
 
-/// What the driver is told.
-pub enum Input {
+/// What reaches the driver, from gRPC, the election and storage; it turns each into the core's
+/// [`Input`] (or several, or none).
+pub enum Inbound {
     /// `metered: false` keeps the request out of the request metrics (the admin port's own
     /// reads, so that scrapes do not count themselves).
     Request { request: Request, reply: oneshot::Sender<Result<Response, MetaError>>, metered: bool },
@@ -83,7 +82,7 @@ pub enum ElectionCommand {
 /// Handles for talking to the driver task.
 #[derive(Clone)]
 pub struct DriverHandle {
-    pub tx: mpsc::Sender<Input>,
+    pub tx: mpsc::Sender<Inbound>,
     pub clock: Clock,
 }
 
@@ -100,7 +99,7 @@ impl DriverHandle {
 
     async fn send(&self, request: Request, metered: bool) -> Result<Response, MetaError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Input::Request { request, reply, metered }).await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?;
+        self.tx.send(Inbound::Request { request, reply, metered }).await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?;
         rx.await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?
     }
 }
@@ -117,7 +116,7 @@ pub struct Caller {
 pub struct Driver {
     core: MetaCore,
     clock: Clock,
-    rx: mpsc::Receiver<Input>,
+    rx: mpsc::Receiver<Inbound>,
     dispatch: Dispatch<Caller>,
     io: Io,
     /// Logs reloads that fail (after a write whose outcome was unknown) once per cause; the
@@ -127,7 +126,7 @@ pub struct Driver {
     /// The other leader the core was last told of, and the leader view's write count then.
     other_leader: Option<ObservedLeader>,
     leader_writes_seen: u64,
-    /// Set by [`Input::Stop`]: streams and watches are ended as they open.
+    /// Set by [`Inbound::Stop`]: streams and watches are ended as they open.
     stopping: bool,
 }
 
@@ -182,7 +181,7 @@ impl Driver {
                     if let Some((_, why)) = wake {
                         tracing::trace!(?why, "timer");
                     }
-                    self.core.handle(self.clock.now(), CoreInput::Timeout);
+                    self.core.handle(self.clock.now(), Input::Timeout);
                 }
                 input = self.rx.recv() => {
                     let Some(input) = input else { return };
@@ -214,68 +213,68 @@ impl Driver {
         let leader = self.leader.other_recorded();
         if leader != self.other_leader {
             self.other_leader = leader.clone();
-            self.core.handle(self.clock.now(), CoreInput::Leadership(Leadership::Observed { leader }));
+            self.core.handle(self.clock.now(), Input::Leadership(Leadership::Observed { leader }));
         }
     }
 
-    fn handle(&mut self, input: Input) {
+    fn handle(&mut self, input: Inbound) {
         let now = self.clock.now();
         match input {
-            Input::Request { request, reply, metered } => {
+            Inbound::Request { request, reply, metered } => {
                 let caller = Caller { reply, metered: metered.then(|| (request.kind(), std::time::Instant::now())) };
                 self.dispatch.request(&mut self.core, now, caller, &request);
             }
-            Input::StreamOpened { session, tx } => {
+            Inbound::StreamOpened { session, tx } => {
                 self.io.streams.insert(session, tx);
                 if self.stopping {
                     let (redirect, error) = self.farewell();
                     self.io.close_stream(session, redirect, error);
                 }
             }
-            Input::Heartbeat { session, heartbeat } => {
+            Inbound::Heartbeat { session, heartbeat } => {
                 let started = std::time::Instant::now();
-                self.core.handle(now, CoreInput::Heartbeat { session, heartbeat: &heartbeat });
+                self.core.handle(now, Input::Heartbeat { session, heartbeat: &heartbeat });
                 metrics().heartbeat(started.elapsed());
             }
-            Input::StreamClosed { session } => {
+            Inbound::StreamClosed { session } => {
                 // What the core has queued for the stream (its refusal, say) goes out first.
                 self.drain();
                 self.io.streams.remove(&session);
             }
-            Input::WatchOpened { watch, tx, request } => {
+            Inbound::WatchOpened { watch, tx, request } => {
                 self.io.watches.insert(watch, tx);
                 match self.stopping {
                     true => {
                         let (_, error) = self.farewell();
                         self.io.end_watch(watch, error);
                     }
-                    false => self.core.handle(now, CoreInput::Watch { watch, request: &request }),
+                    false => self.core.handle(now, Input::Watch { watch, request: &request }),
                 }
             }
-            Input::WatchClosed { watch } => {
+            Inbound::WatchClosed { watch } => {
                 if self.io.watches.remove(&watch).is_some() {
-                    self.core.handle(now, CoreInput::Unwatch { watch });
+                    self.core.handle(now, Input::Unwatch { watch });
                 }
             }
-            Input::Leadership(event) => {
+            Inbound::Leadership(event) => {
                 let gained = matches!(event, Leadership::Gained { .. });
-                self.core.handle(now, CoreInput::Leadership(event));
+                self.core.handle(now, Input::Leadership(event));
                 if gained && self.core.is_leader(now) {
                     tracing::info!(term = ?self.core.term(), "leading");
                 }
             }
-            Input::WriteDone { id, result } => self.core.handle(now, CoreInput::WriteResult { id, result }),
-            Input::Snapshot { term, result } => match result {
+            Inbound::WriteDone { id, result } => self.core.handle(now, Input::WriteResult { id, result }),
+            Inbound::Snapshot { term, result } => match result {
                 Ok(snapshot) => {
                     self.reload_backoff.succeeded();
-                    self.core.handle(now, CoreInput::Snapshot { term, snapshot });
+                    self.core.handle(now, Input::Snapshot { term, snapshot });
                 }
                 Err(e) => {
                     self.reload_backoff.note("reloading metadata failed", &e);
-                    self.core.handle(now, CoreInput::SnapshotFailed { term, cause: e.cause });
+                    self.core.handle(now, Input::SnapshotFailed { term, cause: e.cause });
                 }
             },
-            Input::Stop { done } => {
+            Inbound::Stop { done } => {
                 self.stopping = true;
                 // What the core has queued (a command, a reply) goes out before the goodbyes.
                 self.drain();
@@ -315,7 +314,7 @@ impl Driver {
                 return wake;
             }
             for watch in std::mem::take(&mut self.io.ended) {
-                self.core.handle(self.clock.now(), CoreInput::Unwatch { watch });
+                self.core.handle(self.clock.now(), Input::Unwatch { watch });
             }
         }
     }
@@ -324,7 +323,7 @@ impl Driver {
 /// What the driver's outputs reach: storage, the election, and the heartbeat streams.
 struct Io {
     storage: Arc<Storage>,
-    tx: mpsc::Sender<Input>,
+    tx: mpsc::Sender<Inbound>,
     election: mpsc::UnboundedSender<ElectionCommand>,
     streams: BTreeMap<SessionId, StreamSender>,
     watches: BTreeMap<WatchId, WatchSender>,
@@ -342,7 +341,7 @@ impl Effects for Io {
             let started = std::time::Instant::now();
             let result = storage.write(&batch).await;
             metrics().storage_transaction(&result, batch.ops.len(), started.elapsed());
-            let _ = tx.send(Input::WriteDone { id: batch.id, result }).await;
+            let _ = tx.send(Inbound::WriteDone { id: batch.id, result }).await;
         });
     }
 
@@ -376,7 +375,7 @@ impl Effects for Io {
         let (storage, tx) = (self.storage.clone(), self.tx.clone());
         tokio::task::spawn(async move {
             let result = storage.snapshot().await;
-            let _ = tx.send(Input::Snapshot { term, result }).await;
+            let _ = tx.send(Inbound::Snapshot { term, result }).await;
         });
     }
 
@@ -427,11 +426,11 @@ mod tests {
         let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into(), Clock::start(), crate::core::Duration(3_000)));
         tokio::spawn(driver.run());
         let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
-        handle.tx.send(Input::Leadership(gained)).await.unwrap();
+        handle.tx.send(Inbound::Leadership(gained)).await.unwrap();
         for _ in 0..50 {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let (reply, answer) = oneshot::channel();
-            handle.tx.send(Input::Request { request: Request::ListClusters { page: PageRequest::default() }, reply, metered: true }).await.unwrap();
+            handle.tx.send(Inbound::Request { request: Request::ListClusters { page: PageRequest::default() }, reply, metered: true }).await.unwrap();
             if matches!(answer.await.unwrap(), Ok(Response::Clusters(cs)) if cs.items.iter().any(|c| c.name == "default")) {
                 return;
             }
@@ -452,17 +451,17 @@ mod tests {
         let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into(), Clock::start(), crate::core::Duration(3_000)));
         tokio::spawn(driver.run());
         let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
-        handle.tx.send(Input::Leadership(gained)).await.unwrap();
+        handle.tx.send(Inbound::Leadership(gained)).await.unwrap();
         let watch = |id: u64| {
             let (tx, rx) = mpsc::channel(WATCH_QUEUED_MAX);
-            (Input::WatchOpened { watch: WatchId(id), tx, request: WatchRoutes { cluster: "c".into(), schema: None, from_revision: 0 } }, rx)
+            (Inbound::WatchOpened { watch: WatchId(id), tx, request: WatchRoutes { cluster: "c".into(), schema: None, from_revision: 0 } }, rx)
         };
         let (open, mut slow) = watch(1);
         loop {
             let (open, mut rx) = watch(0);
             handle.tx.send(open).await.unwrap();
             if rx.recv().await.is_some_and(|m| m.is_ok()) {
-                handle.tx.send(Input::WatchClosed { watch: WatchId(0) }).await.unwrap();
+                handle.tx.send(Inbound::WatchClosed { watch: WatchId(0) }).await.unwrap();
                 break; // the default cluster exists
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -11,7 +11,7 @@ use etcd_client::{Client, LeaderKey, ResignOptions};
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 
-use super::driver::{Clock, ElectionCommand, Input};
+use super::driver::{Clock, ElectionCommand, Inbound};
 use super::storage::etcd::{EtcdStore, LeaderFence};
 use super::storage::load::{LoadBackoff, LoadCause, LoadError};
 use super::storage::standby::Standby;
@@ -40,7 +40,7 @@ pub struct EtcdElection {
     /// `name@endpoint`: who leads, as followers read it.
     pub value: String,
     pub ttl: Duration,
-    pub driver: mpsc::Sender<Input>,
+    pub driver: mpsc::Sender<Inbound>,
     pub clock: Clock,
     pub leader: LeaderView,
 }
@@ -110,7 +110,7 @@ impl EtcdElection {
             keeper.abort();
             self.store.set_fence(None);
             self.leader.lost(Term(key.rev() as u64));
-            let _ = self.driver.send(Input::Leadership(Leadership::Lost)).await;
+            let _ = self.driver.send(Inbound::Leadership(Leadership::Lost)).await;
             let _ = election.resign(Some(ResignOptions::new().with_leader(key))).await;
             let _ = leases.revoke(lease).await;
             match ended {
@@ -149,7 +149,7 @@ impl EtcdElection {
         let Some(valid_until) = *valid.borrow() else { return Ended::Lost };
         tracing::info!(?term, "won the meta election");
         self.leader.lead(term, valid_until);
-        if self.driver.send(Input::Leadership(Leadership::Gained { term, valid_until, snapshot })).await.is_err() {
+        if self.driver.send(Inbound::Leadership(Leadership::Gained { term, valid_until, snapshot })).await.is_err() {
             return Ended::Shutdown;
         }
         loop {
@@ -160,7 +160,7 @@ impl EtcdElection {
                     match (changed, current) {
                         (Ok(()), Some(valid_until)) => {
                             self.leader.lead(term, valid_until);
-                            let _ = self.driver.send(Input::Leadership(Leadership::Renewed { term, valid_until })).await;
+                            let _ = self.driver.send(Inbound::Leadership(Leadership::Renewed { term, valid_until })).await;
                         }
                         _ => {
                             tracing::warn!(?term, "election lease lost; stepping down");

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{self, status, Listing};
 use super::auth::{permit, Access, Auth};
-use super::driver::{DriverHandle, Input, STREAM_QUEUED_MAX, WATCH_QUEUED_MAX};
+use super::driver::{DriverHandle, Inbound, STREAM_QUEUED_MAX, WATCH_QUEUED_MAX};
 use super::security::Security;
 use super::LeaderView;
 use crate::client::credentials::{Credentials, Grpc, AUTHORIZATION};
@@ -128,10 +128,10 @@ impl proto::meta_server::Meta for MetaService {
         let (tx, rx) = mpsc::channel(WATCH_QUEUED_MAX);
         let driver = self.driver.clone();
         let gone = tx.clone();
-        driver.tx.send(Input::WatchOpened { watch, tx, request }).await.map_err(|_| Status::unavailable("meta server is shutting down"))?;
+        driver.tx.send(Inbound::WatchOpened { watch, tx, request }).await.map_err(|_| Status::unavailable("meta server is shutting down"))?;
         tokio::task::spawn(async move {
             gone.closed().await;
-            let _ = driver.tx.send(Input::WatchClosed { watch }).await;
+            let _ = driver.tx.send(Inbound::WatchClosed { watch }).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -146,7 +146,7 @@ impl proto::meta_server::Meta for MetaService {
         // refusal, a shutdown), the response ends whatever the node goes on sending.
         let refusals = tx.downgrade();
         let driver = self.driver.clone();
-        driver.tx.send(Input::StreamOpened { session, tx }).await.map_err(|_| Status::unavailable("meta server is shutting down"))?;
+        driver.tx.send(Inbound::StreamOpened { session, tx }).await.map_err(|_| Status::unavailable("meta server is shutting down"))?;
         let mut inbound = request.into_inner();
         tokio::task::spawn(async move {
             // Bad load values are clamped, counted against the node and logged once a stream.
@@ -158,7 +158,7 @@ impl proto::meta_server::Meta for MetaService {
                             let (node, clamped) = (&heartbeat.node, heartbeat.load_rejections);
                             tracing::warn!(%node, clamped, "heartbeat load values out of range (NaN, negative or over 1e12) were clamped");
                         }
-                        if driver.tx.send(Input::Heartbeat { session, heartbeat }).await.is_err() {
+                        if driver.tx.send(Inbound::Heartbeat { session, heartbeat }).await.is_err() {
                             break;
                         }
                     }
@@ -170,7 +170,7 @@ impl proto::meta_server::Meta for MetaService {
                     }
                 }
             }
-            let _ = driver.tx.send(Input::StreamClosed { session }).await;
+            let _ = driver.tx.send(Inbound::StreamClosed { session }).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use self::config::ServerConfig;
-use self::driver::{Clock, Driver, ElectionCommand, Input};
+use self::driver::{Clock, Driver, ElectionCommand, Inbound};
 use self::election::EtcdElection;
 use self::storage::embedded::EmbeddedStore;
 use self::storage::etcd::EtcdStore;
@@ -90,7 +90,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
             let valid_until = Instant(u64::MAX / 2);
             leader.lead(term, valid_until);
             let gained = Leadership::Gained { term, valid_until, snapshot };
-            handle.tx.send(Input::Leadership(gained)).await.map_err(|_| "driver stopped".to_string())?;
+            handle.tx.send(Inbound::Leadership(gained)).await.map_err(|_| "driver stopped".to_string())?;
             tokio::task::spawn(embedded_election(election_rx))
         }
         (None, _) => unreachable!("embedded or etcd"),
@@ -165,7 +165,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let _ = election_tx.send(ElectionCommand::Shutdown);
     let _ = tokio::time::timeout(RESIGN_BOUND, elected).await;
     let (done, ended) = tokio::sync::oneshot::channel();
-    if driver.tx.send(Input::Stop { done }).await.is_ok() {
+    if driver.tx.send(Inbound::Stop { done }).await.is_ok() {
         let _ = ended.await;
     }
     match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), server).await {

@@ -5,7 +5,7 @@
 
 use super::clusters::cluster_named;
 use super::requests::{check_options, check_schema_bytes, stage_version_bumps, whole_table, Handled};
-use super::runtime::awaiting::Awaiting;
+use crate::core::live::awaiting::Awaiting;
 use super::views;
 use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
@@ -32,8 +32,8 @@ impl Leader {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, cfg)?;
         let cid = c.id();
         let (tid, t) = whole_table(c, schema, name, "alter")?;
-        let rt = &self.clusters[&cid];
-        if rt.table_written(tid) {
+        let live = &self.clusters[&cid];
+        if live.table_written(tid) {
             return Err(MetaError::Unavailable(format!("table {name} is being altered or dropped; retry", name = quoted(name))));
         }
         if t.version != *expected_version {
@@ -58,9 +58,9 @@ impl Leader {
         for table in std::iter::once(tid).chain(subs) {
             change.notify(ShardId(c.table(table).shard), Notice::Altered(table, record.version));
         }
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        stage_version_bumps(rt, c, &mut change, ctx.now, cfg);
-        rt.begin_write(Awaiting::TableAlter(tid));
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        stage_version_bumps(live, c, &mut change, ctx.now, cfg);
+        live.begin_write(Awaiting::TableAlter(tid));
         let detail = TableDetail {
             info: views::table_info(c, tid, t),
             version: record.version,

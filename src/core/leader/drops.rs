@@ -13,7 +13,7 @@
 
 use super::clusters::cluster_named;
 use super::requests::{stage_drop, stage_version_bumps, Handled};
-use super::runtime::awaiting::Awaiting;
+use crate::core::live::awaiting::Awaiting;
 use super::writes::Change;
 use super::{Ctx, Leader};
 use crate::core::config::CoreConfig;
@@ -35,8 +35,8 @@ impl Leader {
             return Err(MetaError::FailedPrecondition(format!(
                 "cluster {cluster} is this service's default cluster, which the leader creates again whenever it is missing; configure another default (or none) to drop it", cluster = quoted(cluster))));
         }
-        let rt = &self.clusters[&cid];
-        let online: Vec<&str> = rt.nodes().iter().filter(|(_, n)| n.online).map(|(node, _)| c.node(node).name.as_str()).collect();
+        let live = &self.clusters[&cid];
+        let online: Vec<&str> = live.nodes().iter().filter(|(_, n)| n.online).map(|(node, _)| c.node(node).name.as_str()).collect();
         if !online.is_empty() && !force {
             return Err(MetaError::FailedPrecondition(format!(
                 "{} nodes of cluster {cluster} are online ({}); stop them first, or drop it with force (they are then refused, and their leases run out)",
@@ -63,16 +63,16 @@ impl Leader {
         if c.schemas[&sid].dropping {
             return Ok(Handled::Reply(Response::SchemaDropped { id: sid, tables }));
         }
-        let rt = &self.clusters[&cid];
-        if rt.in_flight().contains(&Awaiting::SchemaDrop(sid)) || rt.in_flight().creating_in(sid) {
+        let live = &self.clusters[&cid];
+        if live.in_flight().contains(&Awaiting::SchemaDrop(sid)) || live.in_flight().creating_in(sid) {
             return Err(MetaError::Unavailable(format!("schema {name} has a change being written; retry", name = quoted(name))));
         }
         if tables > 0 && !cascade {
             return Err(MetaError::FailedPrecondition(format!("schema {name} holds {tables} tables; drop them first, or drop it with cascade", name = quoted(name))));
         }
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        rt.begin_write(Awaiting::SchemaDrop(sid));
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        live.begin_write(Awaiting::SchemaDrop(sid));
         let mut change = Change::new(cid);
         change.mutations.push(match tables {
             0 => Mutation::DeleteSchema(cid, sid.0),
@@ -85,26 +85,26 @@ impl Leader {
     /// once it holds none.
     pub(super) fn advance_schema_drops(&mut self, ctx: &mut Ctx) {
         let dropping = &self.pending_clusters.dropping;
-        for (&cid, rt) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
+        for (&cid, live) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
             let c = self.catalog.cluster(cid);
             for sid in c.schemas.iter().filter(|(_, s)| s.dropping).map(|(&id, _)| id) {
-                if rt.in_flight().contains(&Awaiting::SchemaDrop(sid)) {
+                if live.in_flight().contains(&Awaiting::SchemaDrop(sid)) {
                     continue;
                 }
                 // A create decided before the mark landed lands first, and is deleted after.
-                if c.tables.in_schema(sid).next().is_none() && !rt.in_flight().creating_in(sid) {
-                    rt.begin_write(Awaiting::SchemaDrop(sid));
+                if c.tables.in_schema(sid).next().is_none() && !live.in_flight().creating_in(sid) {
+                    live.begin_write(Awaiting::SchemaDrop(sid));
                     let mut change = Change::new(cid);
                     change.mutations.push(Mutation::DeleteSchema(cid, sid.0));
                     self.writes.queue(change);
                     continue;
                 }
-                for batch in deletion_batches(c, rt, sid, ctx.config) {
+                for batch in deletion_batches(c, live, sid, ctx.config) {
                     let mut change = Change::new(cid);
                     for table in batch {
-                        stage_drop(rt, c, &mut change, table);
+                        stage_drop(live, c, &mut change, table);
                     }
-                    stage_version_bumps(rt, c, &mut change, ctx.now, ctx.config);
+                    stage_version_bumps(live, c, &mut change, ctx.now, ctx.config);
                     self.writes.queue(change);
                 }
             }
@@ -115,7 +115,7 @@ impl Leader {
 /// The schema's tables to delete now, in writes that each fit a transaction: whole tables
 /// (a partitioned one with its sub-tables), each deletion beside at most one shard version bump.
 /// Tables already being dropped or altered, or moved by a split or merge, wait for a later tick.
-fn deletion_batches(c: &ClusterCatalog, rt: &super::runtime::ClusterRuntime, sid: SchemaId, config: &CoreConfig) -> Vec<Vec<TableId>> {
+fn deletion_batches(c: &ClusterCatalog, live: &crate::core::live::LiveCluster, sid: SchemaId, config: &CoreConfig) -> Vec<Vec<TableId>> {
     let ops_max = config.txn_ops_max - 1;
     let mut batches: Vec<Vec<TableId>> = Vec::new();
     let mut ops = 0;
@@ -125,7 +125,7 @@ fn deletion_batches(c: &ClusterCatalog, rt: &super::runtime::ClusterRuntime, sid
             continue; // goes with its parent
         }
         let group: Vec<TableId> = std::iter::once(id).chain(t.partition().into_iter().flat_map(|p| p.sub_tables.iter().map(|&s| TableId(s)))).collect();
-        if group.iter().any(|&t| rt.table_written(t) || c.moving(t).is_some()) {
+        if group.iter().any(|&t| live.table_written(t) || c.moving(t).is_some()) {
             continue;
         }
         let cost = 2 * group.len();

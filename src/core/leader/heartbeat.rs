@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use super::runtime::awaiting::Awaiting;
-use super::runtime::ClusterRuntime;
+use crate::core::live::awaiting::Awaiting;
+use crate::core::live::LiveCluster;
 use super::writes::Change;
 use super::{open_kind, Ctx, Leader};
 use crate::core::config::CoreConfig;
@@ -48,8 +48,8 @@ impl Leader {
         if self.clusters[&cid].removing(node) {
             return Err(MetaError::Unavailable(format!("node {} is being removed; retry to register anew", quoted(&hb.node))));
         }
-        let rt = &self.clusters[&cid];
-        if let Some(conflict) = rt.node(node).conflict(hb, ctx.now, ctx.config.lease()) {
+        let live = &self.clusters[&cid];
+        if let Some(conflict) = live.node(node).conflict(hb, ctx.now, ctx.config.lease()) {
             return Err(MetaError::FailedPrecondition(conflict));
         }
         let known = cluster.node(node);
@@ -57,21 +57,21 @@ impl Leader {
             self.update_node(ctx, cid, node, hb)?;
         }
         let cluster = &self.catalog.clusters[&cid];
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if !rt.heard_from(cluster, node, session, hb, ctx.now) {
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        if !live.heard_from(cluster, node, session, hb, ctx.now) {
             return Ok(()); // a duplicate or reordered heartbeat: it must not extend any lease
         }
         if hb.leaving {
             // The node stopped leading before it said so: its shards need not wait for its
             // leases to run out, and it gets none. The answer only tells it it was heard.
-            rt.node_left(cluster, node);
+            live.node_left(cluster, node);
             self.pass_soon = true;
             let message = NodeMessage { term: self.term, epoch: cluster.epoch, lease: None, commands: Vec::new(), heartbeat_interval_ms: ctx.config.heartbeat_interval_ms };
             ctx.out.push(Output::ToNode { session, message });
             return Ok(());
         }
 
-        let Answer { revoked, mut commands, matched } = answer_reports(cluster, rt, self.term, node, hb, ctx.now, ctx.config);
+        let Answer { revoked, mut commands, matched } = answer_reports(cluster, live, self.term, node, hb, ctx.now, ctx.config);
         if matched < cluster.node_shards[node.index()].len() {
             self.missing_shards(cid, node, hb, &mut commands, ctx.config);
         }
@@ -91,7 +91,7 @@ impl Leader {
     /// go of a shard for a transfer, which is the evidence the transfer waits for.
     fn missing_shards(&mut self, cid: ClusterId, node: NodeId, hb: &Heartbeat, commands: &mut Vec<ShardCommand>, config: &CoreConfig) {
         let cluster = &self.catalog.clusters[&cid];
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let reported: BTreeSet<ShardId> = hb.shards.iter().map(|r| r.id).collect();
         for &id in &cluster.node_shards[node.index()] {
             if reported.contains(&id) {
@@ -101,7 +101,7 @@ impl Leader {
             if matches!(s.transfer, Some(t) if t.from == node.0) {
                 // The shard has no leader until the transfer finishes: plan that now, not at
                 // the next tick.
-                self.pass_soon |= rt.release_lease(id, node);
+                self.pass_soon |= live.release_lease(id, node);
                 continue;
             }
             let role = desired_role(s, node).expect("node_shards lists only replicas");
@@ -116,10 +116,10 @@ impl Leader {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         validate::zone(&hb.zone, ctx.config.name_len_max)?;
         let cluster = &self.catalog.clusters[&cid];
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let key = Awaiting::Registration(hb.node.clone());
-        if !rt.in_flight().contains(&key) && !self.writes.recovering {
-            let registering = rt.in_flight().registrations();
+        if !live.in_flight().contains(&key) && !self.writes.recovering {
+            let registering = live.in_flight().registrations();
             if cluster.live_node_count() + registering >= ctx.config.nodes_per_cluster_max {
                 return Err(MetaError::ResourceExhausted(format!(
                     "cluster {:?} has {} nodes, the most it takes; remove offline ones (metactl node remove)",
@@ -133,7 +133,7 @@ impl Leader {
                     hb.cluster, ctx.config.node_ids_per_cluster_max
                 )));
             }
-            rt.begin_write(key);
+            live.begin_write(key);
             let record = NodeRecord { id: id as u32, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), ..Default::default() };
             let mut change = Change::new(cid);
             change.mutations.push(Mutation::PutNode(cid, record));
@@ -156,12 +156,12 @@ impl Leader {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         validate::zone(&hb.zone, ctx.config.name_len_max)?;
         let draining = self.catalog.clusters[&cid].node(node).draining;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let key = Awaiting::NodeRecord(node);
-        if rt.in_flight().contains(&key) || self.writes.recovering {
+        if live.in_flight().contains(&key) || self.writes.recovering {
             return Ok(());
         }
-        rt.begin_write(key);
+        live.begin_write(key);
         let record = NodeRecord { id: node.0, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining, removed: false };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));
@@ -236,7 +236,7 @@ struct Answer {
 /// is not in step with the catalog.
 fn answer_reports(
     cluster: &ClusterCatalog,
-    rt: &mut ClusterRuntime,
+    live: &mut LiveCluster,
     term: Term,
     node: NodeId,
     hb: &Heartbeat,
@@ -251,20 +251,20 @@ fn answer_reports(
         let s = cluster.shard(r.id);
         let desired = desired_role(s, node);
         if r.role == Role::Leader {
-            let intent_agrees = rt.intent().settled(r.id) || {
-                let i = rt.intended(cluster, r.id);
+            let intent_agrees = live.intent().settled(r.id) || {
+                let i = live.intended(cluster, r.id);
                 i.leader == Some(node.0) && i.transfer.is_none()
             };
-            let granted = desired == Some(Role::Leader) && s.transfer.is_none() && intent_agrees && rt.try_grant_lease(r.id, node, now, config);
+            let granted = desired == Some(Role::Leader) && s.transfer.is_none() && intent_agrees && live.try_grant_lease(r.id, node, now, config);
             if !granted {
                 revoked.push(r.id);
             }
         }
         if desired == Some(Role::Leader) {
-            rt.leader_reported(r.id, (r.role == Role::Leader).then_some(r.version));
+            live.leader_reported(r.id, (r.role == Role::Leader).then_some(r.version));
             if r.role == Role::Leader {
-                rt.record_load(cluster, r.id, &r.load, now);
-                rt.record_tables(r.id, tables.of(r.id));
+                live.record_load(cluster, r.id, &r.load, now);
+                live.record_tables(r.id, tables.of(r.id));
             }
         }
         let version = Version(s.version);
@@ -274,7 +274,7 @@ fn answer_reports(
             matched += 1;
             continue;
         }
-        let in_step = r.version == version || rt.leases().push_in_flight(r.id, r.version, version, now, config);
+        let in_step = r.version == version || live.leases().push_in_flight(r.id, r.version, version, now, config);
         if desired == Some(r.role) && in_step {
             matched += 1;
             continue;

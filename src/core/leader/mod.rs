@@ -11,7 +11,6 @@ mod procedure;
 mod requests;
 mod route_watch;
 mod drops;
-pub mod runtime;
 mod schedule;
 mod views;
 pub mod writes;
@@ -19,9 +18,9 @@ pub mod writes;
 use std::collections::BTreeMap;
 
 use self::clusters::PendingClusters;
-use self::runtime::awaiting::Awaiting;
+use crate::core::live::awaiting::Awaiting;
 use self::route_watch::{RouteWatches, Touched};
-use self::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use self::writes::{Change, Notice, Writes};
 use super::config::{CoreConfig, PlantedBug};
 use super::error::MetaError;
@@ -50,10 +49,10 @@ pub struct Leader {
     /// Leadership surely holds until then; past it the leader grants, decides and answers nothing.
     valid_until: Instant,
     catalog: Catalog,
-    clusters: BTreeMap<ClusterId, ClusterRuntime>,
+    clusters: BTreeMap<ClusterId, LiveCluster>,
     writes: Writes,
     /// Clusters being created or dropped (kinds of write in flight; the others are per cluster,
-    /// in `runtime::awaiting`).
+    /// in `crate::core::live::awaiting`).
     pending_clusters: PendingClusters,
     /// Reloads that failed in a row while recovering, and when to ask for the next one.
     reload_failures: u32,
@@ -82,7 +81,7 @@ impl Leader {
         config: &CoreConfig,
         last_write: u64,
     ) -> Leader {
-        let clusters = catalog.clusters.iter().map(|(&id, c)| (id, ClusterRuntime::new(c, now, config))).collect();
+        let clusters = catalog.clusters.iter().map(|(&id, c)| (id, LiveCluster::new(c, now, config))).collect();
         let mut leader = Leader {
             term,
             valid_until,
@@ -97,7 +96,7 @@ impl Leader {
         };
         if config.has_bug(PlantedBug::ResetEpochOnLeaderChange) {
             // The next topology change then stores a lower epoch than nodes have seen.
-            leader.clusters.values_mut().for_each(ClusterRuntime::forget_epoch);
+            leader.clusters.values_mut().for_each(LiveCluster::forget_epoch);
         }
         leader
     }
@@ -124,7 +123,7 @@ impl Leader {
         &self.catalog
     }
 
-    pub fn cluster_runtime(&self, cluster: ClusterId) -> Option<&ClusterRuntime> {
+    pub fn live_cluster(&self, cluster: ClusterId) -> Option<&LiveCluster> {
         self.clusters.get(&cluster)
     }
 
@@ -211,9 +210,9 @@ impl Leader {
         self.writes.reset_fence(fence);
         for (&id, cluster) in &self.catalog.clusters {
             match self.clusters.get_mut(&id) {
-                Some(rt) => rt.reset_intent(cluster, now),
+                Some(live) => live.reset_intent(cluster, now),
                 None => {
-                    self.clusters.insert(id, ClusterRuntime::new(cluster, now, config));
+                    self.clusters.insert(id, LiveCluster::new(cluster, now, config));
                 }
             }
         }
@@ -251,24 +250,24 @@ impl Leader {
             touched.note(self.catalog.clusters.get(&change.cluster), m);
             self.catalog.apply(m.clone()).expect("the leader writes only changes consistent with its catalog");
         }
-        // A new cluster's runtime is built from the whole change (its id ceiling and schema).
+        // A new cluster's live state is built from the whole change (its id ceiling and schema).
         let fresh = !self.clusters.contains_key(&change.cluster);
         if fresh {
             let cluster = self.catalog.cluster(change.cluster);
-            self.clusters.insert(change.cluster, ClusterRuntime::new(cluster, ctx.now, ctx.config));
+            self.clusters.insert(change.cluster, LiveCluster::new(cluster, ctx.now, ctx.config));
         }
         // Shards this change only adds a table to, drops one from or alters one of.
         let incremental: Vec<ShardId> = change.notify.iter().filter(|(_, n)| !matches!(n, Notice::Resync)).map(|(s, _)| *s).collect();
         for m in &change.mutations {
             self.after_apply(ctx, m, &incremental);
         }
-        if let (Some(id), Some(rt)) = (change.procedure, self.clusters.get_mut(&change.cluster)) {
-            rt.procedure_landed(id);
+        if let (Some(id), Some(live)) = (change.procedure, self.clusters.get_mut(&change.cluster)) {
+            live.procedure_landed(id);
         }
         if let Some((request, response)) = change.reply {
             ctx.out.reply(request, Ok(response));
         }
-        let (Some(cluster), Some(rt)) = (self.catalog.clusters.get(&change.cluster), self.clusters.get_mut(&change.cluster))
+        let (Some(cluster), Some(live)) = (self.catalog.clusters.get(&change.cluster), self.clusters.get_mut(&change.cluster))
         else {
             return;
         };
@@ -276,7 +275,7 @@ impl Leader {
         for (shard, notice) in &change.notify {
             let shard = *shard;
             let rec = cluster.shard(shard);
-            rt.pushed(shard, Version(rec.version), ctx.now);
+            live.pushed(shard, Version(rec.version), ctx.now);
             // A replica the change closes (a transfer's old leader) gets only the close.
             for node in rec.replicas().filter(|&n| !change.closes.contains(&(NodeId(n), shard))) {
                 let role = if rec.leader == Some(node) { Role::Leader } else { Role::Follower };
@@ -288,17 +287,17 @@ impl Leader {
                     Notice::Resync => open_kind(cluster, shard, role, ctx.config),
                 };
                 let cmd = ShardCommand { shard, version: Version(rec.version), term: self.term, kind };
-                push_command(ctx, self.term, cluster, rt, NodeId(node), cmd);
+                push_command(ctx, self.term, cluster, live, NodeId(node), cmd);
             }
         }
         for &(node, shard) in &change.closes {
             let version = Version(cluster.shard(shard).version);
             let cmd = ShardCommand { shard, version, term: self.term, kind: CommandKind::Close };
-            push_command(ctx, self.term, cluster, rt, node, cmd);
+            push_command(ctx, self.term, cluster, live, node, cmd);
         }
     }
 
-    /// Keeps the runtime in step with one landed mutation.
+    /// Keeps the live state in step with one landed mutation.
     fn after_apply(&mut self, ctx: &mut Ctx, m: &Mutation, incremental: &[ShardId]) {
         let c = m.cluster();
         if let Mutation::PutCluster(r) = m {
@@ -309,9 +308,9 @@ impl Leader {
                 return;
             }
             self.pending_clusters.creating.remove(&r.name);
-            // A split grew the shard count: the runtime's per-shard arrays grow with it.
-            if let Some(rt) = self.clusters.get_mut(&c) {
-                rt.grow(self.catalog.cluster(c));
+            // A split grew the shard count: the live per-shard arrays grow with it.
+            if let Some(live) = self.clusters.get_mut(&c) {
+                live.grow(self.catalog.cluster(c));
             }
             return;
         }
@@ -319,35 +318,35 @@ impl Leader {
             return; // its tombstone, next, says what follows
         }
         let cluster = self.catalog.cluster(c);
-        let rt = self.clusters.get_mut(&c).expect("every cluster in the catalog has a runtime");
+        let live = self.clusters.get_mut(&c).expect("every cluster in the catalog has its live state");
         match m {
-            Mutation::PutShard(_, s) => rt.shard_landed(ShardId(s.id), Version(s.version), incremental.contains(&ShardId(s.id))),
+            Mutation::PutShard(_, s) => live.shard_landed(ShardId(s.id), Version(s.version), incremental.contains(&ShardId(s.id))),
             Mutation::PutSchema(_, s) => {
-                rt.write_landed(&Awaiting::SchemaRecord(s.name.clone()));
-                rt.write_landed(&Awaiting::SchemaDrop(SchemaId(s.id)));
+                live.write_landed(&Awaiting::SchemaRecord(s.name.clone()));
+                live.write_landed(&Awaiting::SchemaDrop(SchemaId(s.id)));
             }
             Mutation::DeleteSchema(_, id) => {
-                rt.write_landed(&Awaiting::SchemaDrop(SchemaId(*id)));
+                live.write_landed(&Awaiting::SchemaDrop(SchemaId(*id)));
             }
             Mutation::PutNode(_, n) => {
-                rt.write_landed(&Awaiting::Registration(n.name.clone()));
-                rt.write_landed(&Awaiting::NodeRecord(NodeId(n.id)));
-                if n.id as usize == rt.nodes().len() {
-                    rt.add_node(NodeId(n.id), ctx.now);
+                live.write_landed(&Awaiting::Registration(n.name.clone()));
+                live.write_landed(&Awaiting::NodeRecord(NodeId(n.id)));
+                if n.id as usize == live.nodes().len() {
+                    live.add_node(NodeId(n.id), ctx.now);
                 }
-                rt.set_draining(NodeId(n.id), n.draining);
+                live.set_draining(NodeId(n.id), n.draining);
                 if n.removed {
-                    rt.set_removing(NodeId(n.id), false);
-                    rt.set_online(NodeId(n.id), false);
+                    live.set_removing(NodeId(n.id), false);
+                    live.set_online(NodeId(n.id), false);
                 }
                 // Its zone may have changed (a node back in another zone, or its own record
                 // back after an impostor's took its name): replicas crowded into one zone are
                 // spread only by this scan, which its return may have run before this landed.
-                rt.deficit_scan_again();
+                live.deficit_scan_again();
             }
             Mutation::PutTable(_, t) => {
-                rt.write_landed(&Awaiting::TableAlter(TableId(t.id)));
-                let waiters = rt.write_landed(&Awaiting::TableRecords(SchemaId(t.schema), t.name.clone()));
+                live.write_landed(&Awaiting::TableAlter(TableId(t.id)));
+                let waiters = live.write_landed(&Awaiting::TableRecords(SchemaId(t.schema), t.name.clone()));
                 if !waiters.is_empty() {
                     let info = views::table_info(cluster, TableId(t.id), cluster.table(TableId(t.id)));
                     for w in waiters {
@@ -357,13 +356,13 @@ impl Leader {
                 }
             }
             Mutation::DeleteTable(_, t) => {
-                rt.write_landed(&Awaiting::TableDeletion(*t));
+                live.write_landed(&Awaiting::TableDeletion(*t));
             }
-            Mutation::PutScheduler(_, r) => rt.set_settings(SchedulerSettings::from(r)),
+            Mutation::PutScheduler(_, r) => live.set_settings(SchedulerSettings::from(r)),
             Mutation::PutCluster(_) | Mutation::PutEpoch(..) | Mutation::PutIdCeiling(..) => {}
             Mutation::DeleteClusterData(_) => unreachable!("handled above"),
             Mutation::PutProcedure(..) => {}
-            Mutation::DeleteProcedure(_, id) => rt.procedure_ended(*id),
+            Mutation::DeleteProcedure(_, id) => live.procedure_ended(*id),
         }
     }
 }
@@ -379,8 +378,8 @@ fn open_kind(cluster: &ClusterCatalog, shard: ShardId, role: Role, config: &Core
 
 /// Pushes a command to a node between heartbeats, if it has a stream. Lost pushes are harmless:
 /// the next heartbeat shows the difference and the command is sent again.
-fn push_command(ctx: &mut Ctx, term: Term, cluster: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId, cmd: ShardCommand) {
-    let n = rt.node(node);
+fn push_command(ctx: &mut Ctx, term: Term, cluster: &ClusterCatalog, live: &LiveCluster, node: NodeId, cmd: ShardCommand) {
+    let n = live.node(node);
     if let (true, Some(session)) = (n.online, n.session) {
         let message = NodeMessage {
             term,

@@ -9,7 +9,7 @@ use super::writes::Change;
 use super::{Ctx, Leader};
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
-use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use crate::core::model::{ClusterCatalog, SchedulerRecord};
 use crate::core::output::{EventInfo, NodeLoad, PlannedMove, Response, SchedulerStatus};
 use crate::core::scheduler::{LoadView, Planner};
@@ -22,8 +22,8 @@ use crate::core::error::quoted;
 impl Leader {
     pub(super) fn scheduler_status(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
-        let rt = &self.clusters[&c.id()];
-        Ok(Handled::Reply(Response::Scheduler(status(c, rt, *rt.settings(), ctx.now, ctx.config))))
+        let live = &self.clusters[&c.id()];
+        Ok(Handled::Reply(Response::Scheduler(status(c, live, *live.settings(), ctx.now, ctx.config))))
     }
 
     pub(super) fn set_scheduler(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, settings: &SchedulerSettings) -> MetaResult<Handled> {
@@ -31,16 +31,16 @@ impl Leader {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         self.check_backlog(ctx)?;
         let cid = c.id();
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        let text = settings_change(rt.settings(), settings);
-        rt.log_event(ctx.now, crate::core::cause::Cause::Operator, None, text, ctx.config);
-        let response = Response::Scheduler(status(c, rt, *settings, ctx.now, ctx.config));
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        let text = settings_change(live.settings(), settings);
+        live.log_event(ctx.now, crate::core::cause::Cause::Operator, None, text, ctx.config);
+        let response = Response::Scheduler(status(c, live, *settings, ctx.now, ctx.config));
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutScheduler(cid, SchedulerRecord::from(settings)));
         self.queue_reply(ctx, id, change, response)
     }
 
-    /// One pass on a copy of the cluster's runtime, as if the scheduler were not paused.
+    /// One pass on a copy of the cluster's live state, as if the scheduler were not paused.
     pub(super) fn plan_scheduler(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let mut copy = self.clusters[&c.id()].clone();
@@ -66,18 +66,18 @@ impl Leader {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let to = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&c.id()).expect("every cluster has a runtime");
-        let mut planner = Planner::new(c, rt, ctx.now, ctx.config);
+        let live = self.clusters.get_mut(&c.id()).expect("every cluster has its live state");
+        let mut planner = Planner::new(c, live, ctx.now, ctx.config);
         planner.requested_move(shard, to, reopen)?;
         let m = planner.moves.pop().expect("a requested move was staged");
         let response = Response::Moved(planned_move(c, &m));
-        let change = change_for(c, rt, m, ctx);
+        let change = change_for(c, live, m, ctx);
         self.queue_reply(ctx, id, change, response)
     }
 }
 
-fn status(c: &ClusterCatalog, rt: &ClusterRuntime, settings: SchedulerSettings, now: Instant, config: &CoreConfig) -> SchedulerStatus {
-    let view = LoadView::of(c, rt, now, config);
+fn status(c: &ClusterCatalog, live: &LiveCluster, settings: SchedulerSettings, now: Instant, config: &CoreConfig) -> SchedulerStatus {
+    let view = LoadView::of(c, live, now, config);
     let overfull = view.overfull(&settings);
     let nodes = view
         .nodes
@@ -89,12 +89,12 @@ fn status(c: &ClusterCatalog, rt: &ClusterRuntime, settings: SchedulerSettings, 
             Some(NodeLoad { name, load: s.load, capacity: s.capacity, judged: s.judged, overfull: overfull.contains(&(i as u32)) })
         })
         .collect();
-    let moves_in_flight = rt.intent().transfers_in_flight() as u32;
-    let led: Vec<ShardId> = crate::core::scheduler::splits::led(c, rt).collect();
-    let shards_heating = led.iter().filter(|&&s| (1..settings.split_windows).contains(&rt.hot().streak(s))).count() as u32;
+    let moves_in_flight = live.intent().transfers_in_flight() as u32;
+    let led: Vec<ShardId> = crate::core::scheduler::splits::led(c, live).collect();
+    let shards_heating = led.iter().filter(|&&s| (1..settings.split_windows).contains(&live.hot().streak(s))).count() as u32;
     let merge_window = crate::core::Duration(settings.merge_window_ms);
-    let shards_cooling = led.iter().filter(|&&s| rt.hot().cold_since(s).is_some_and(|since| now < since + merge_window)).count() as u32;
-    SchedulerStatus { settings, mean_utilization: view.mean, nodes, moves_in_flight, last_event: rt.events().last_seq(), shards_heating, shards_cooling, shards_short: crate::core::scheduler::splits::scale_out_short(c, rt) }
+    let shards_cooling = led.iter().filter(|&&s| live.hot().cold_since(s).is_some_and(|since| now < since + merge_window)).count() as u32;
+    SchedulerStatus { settings, mean_utilization: view.mean, nodes, moves_in_flight, last_event: live.events().last_seq(), shards_heating, shards_cooling, shards_short: crate::core::scheduler::splits::scale_out_short(c, live) }
 }
 
 fn planned_move(c: &ClusterCatalog, m: &crate::core::scheduler::Move) -> PlannedMove {

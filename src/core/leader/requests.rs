@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::paging::paginate;
 use super::clusters::cluster_named;
-use super::runtime::awaiting::Awaiting;
-use super::runtime::ClusterRuntime;
+use crate::core::live::awaiting::Awaiting;
+use crate::core::live::LiveCluster;
 use super::views::{self, schema_id};
 use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
@@ -33,7 +33,7 @@ pub(super) enum Handled {
 
 impl Leader {
     pub fn on_request(&mut self, ctx: &mut Ctx, id: RequestId, req: &Request) {
-        let result = self.ready(ctx.now).and_then(|()| self.dispatch(ctx, id, req));
+        let result = self.ready(ctx.now).and_then(|()| self.route_request(ctx, id, req));
         match result {
             Ok(Handled::Reply(r)) => ctx.out.reply(id, Ok(r)),
             Ok(Handled::Queued | Handled::Waiting) => {}
@@ -41,7 +41,7 @@ impl Leader {
         }
     }
 
-    fn dispatch(&mut self, ctx: &mut Ctx, id: RequestId, req: &Request) -> MetaResult<Handled> {
+    fn route_request(&mut self, ctx: &mut Ctx, id: RequestId, req: &Request) -> MetaResult<Handled> {
         let reply = |r| Ok(Handled::Reply(r));
         match req {
             Request::CreateCluster(spec) => self.create_cluster(ctx, id, spec),
@@ -51,9 +51,9 @@ impl Leader {
                 reply(Response::Clusters(paginate(page, ctx.config, rows)))
             }
             Request::ClusterView { cluster } => {
-                let (c, rt) = self.cluster(cluster, ctx.config)?;
+                let (c, live) = self.cluster(cluster, ctx.config)?;
                 let pending = self.writes.pending(c.id());
-                reply(Response::View(views::view(c, rt, self.term, pending)))
+                reply(Response::View(views::view(c, live, self.term, pending)))
             }
             Request::DropCluster { cluster, force } => self.drop_cluster(ctx, id, cluster, *force),
             Request::CreateSchema { cluster, name, if_not_exists } => self.create_schema(ctx, id, cluster, name, *if_not_exists),
@@ -64,14 +64,14 @@ impl Leader {
             Request::RouteTables { cluster, schema, tables } => reply(views::routes(self.cluster(cluster, ctx.config)?.0, schema, tables)?),
             Request::GetTables { cluster, schema, tables } => reply(views::table_details(self.cluster(cluster, ctx.config)?.0, schema, tables, ctx.config)?),
             Request::ListNodes { cluster, page } => {
-                let (c, rt) = self.cluster(cluster, ctx.config)?;
-                reply(Response::Nodes(views::nodes(c, rt, page, ctx.config)))
+                let (c, live) = self.cluster(cluster, ctx.config)?;
+                reply(Response::Nodes(views::nodes(c, live, page, ctx.config)))
             }
             Request::DrainNode { cluster, node, cancel } => self.drain_node(ctx, id, cluster, node, *cancel),
             Request::RemoveNode { cluster, node } => self.remove_node(ctx, id, cluster, node),
             Request::ListShards { cluster, page } => {
-                let (c, rt) = self.cluster(cluster, ctx.config)?;
-                reply(Response::Shards(views::shards(c, rt, page, ctx.config)))
+                let (c, live) = self.cluster(cluster, ctx.config)?;
+                reply(Response::Shards(views::shards(c, live, page, ctx.config)))
             }
             Request::ListTables { cluster, schema, page } => {
                 reply(Response::Tables(views::tables(self.cluster(cluster, ctx.config)?.0, schema.as_deref(), page, ctx.config)?))
@@ -88,7 +88,7 @@ impl Leader {
         }
     }
 
-    fn cluster(&self, name: &str, config: &CoreConfig) -> MetaResult<(&ClusterCatalog, &ClusterRuntime)> {
+    fn cluster(&self, name: &str, config: &CoreConfig) -> MetaResult<(&ClusterCatalog, &LiveCluster)> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, name, config)?;
         Ok((c, &self.clusters[&c.id()]))
     }
@@ -198,20 +198,20 @@ impl Leader {
             }
             return Err(MetaError::AlreadyExists(format!("schema {name} in cluster {cluster}", name = quoted(name), cluster = quoted(cluster))));
         }
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let key = Awaiting::SchemaRecord(name.to_owned());
-        if rt.in_flight().contains(&key) {
+        if live.in_flight().contains(&key) {
             return Err(MetaError::Unavailable(format!("schema {name} is being created; retry", name = quoted(name))));
         }
-        if c.schemas.len() + rt.in_flight().schemas() >= ctx.config.schemas_per_cluster_max {
+        if c.schemas.len() + live.in_flight().schemas() >= ctx.config.schemas_per_cluster_max {
             return Err(MetaError::ResourceExhausted(format!("cluster {cluster} has the most schemas it takes", cluster = quoted(cluster))));
         }
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let mut change = Change::new(cid);
-        let sid = rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
+        let sid = live.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
         change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: sid, name: name.to_owned(), dropping: false }));
-        rt.begin_write(key);
+        live.begin_write(key);
         self.queue_reply(ctx, id, change, Response::SchemaCreated { id: SchemaId(sid), created: true })
     }
 
@@ -227,24 +227,24 @@ impl Leader {
             return Err(MetaError::AlreadyExists(format!("table {} in schema {}", quoted(&ct.name), quoted(&ct.schema))));
         }
         let key = Awaiting::TableRecords(sid, ct.name.clone());
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if rt.in_flight().contains(&Awaiting::SchemaDrop(sid)) {
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        if live.in_flight().contains(&Awaiting::SchemaDrop(sid)) {
             return Err(MetaError::Unavailable(format!("schema {} is being dropped", quoted(&ct.schema))));
         }
-        if rt.in_flight().contains(&key) {
-            if ct.if_not_exists && rt.wait_for(&key, id) {
+        if live.in_flight().contains(&key) {
+            if ct.if_not_exists && live.wait_for(&key, id) {
                 return Ok(Handled::Waiting);
             }
             return Err(MetaError::Unavailable(format!("table {} is being created; retry", quoted(&ct.name))));
         }
         let partitions = ct.partition.as_ref().map_or(0, |p| p.partition_count);
-        if rt.intent().tables() + 1 + partitions as usize > ctx.config.tables_per_cluster_max {
+        if live.intent().tables() + 1 + partitions as usize > ctx.config.tables_per_cluster_max {
             return Err(MetaError::ResourceExhausted(format!("cluster {} has the most tables it takes", quoted(&ct.cluster))));
         }
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let mut change = Change::new(cid);
-        let parent_id = rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
+        let parent_id = live.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
         let mut tables = vec![TableRecord {
             id: parent_id,
             schema: sid.0,
@@ -257,7 +257,7 @@ impl Leader {
             version: 1,
         }];
         if let Some(p) = &ct.partition {
-            let subs: Vec<u64> = (0..p.partition_count).map(|_| rt.alloc_id(cid, ctx.config.id_block, &mut change.mutations)).collect();
+            let subs: Vec<u64> = (0..p.partition_count).map(|_| live.alloc_id(cid, ctx.config.id_block, &mut change.mutations)).collect();
             for (i, &sub) in subs.iter().enumerate() {
                 // Sub-tables share the parent's schema and options; storing them once keeps the
                 // whole create inside one transaction's size.
@@ -266,12 +266,12 @@ impl Leader {
             tables[0].partition = Some(PartitionRecord { encoded: p.encoded.clone(), sub_tables: subs });
         }
         for t in &mut tables {
-            let shard = rt.place_table(c);
+            let shard = live.place_table(c);
             t.shard = shard.0;
             change.notify(shard, Notice::Created(TableId(t.id)));
         }
-        stage_version_bumps(rt, c, &mut change, ctx.now, ctx.config);
-        rt.begin_write(key);
+        stage_version_bumps(live, c, &mut change, ctx.now, ctx.config);
+        live.begin_write(key);
         let mut info = TableInfo { id: TableId(parent_id), schema: ct.schema.clone(), name: ct.name.clone(), shard: ShardId(tables[0].shard), sub_tables: Vec::new() };
         info.sub_tables = tables[1..].iter().map(|t| TableId(t.id)).collect();
         change.mutations.extend(tables.into_iter().map(|t| Mutation::PutTable(cid, t)));
@@ -282,11 +282,11 @@ impl Leader {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let (tid, t) = whole_table(c, schema, name, "drop")?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        if rt.in_flight().contains(&Awaiting::TableDeletion(tid)) {
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        if live.in_flight().contains(&Awaiting::TableDeletion(tid)) {
             return Err(MetaError::Unavailable(format!("table {name} is being dropped; retry", name = quoted(name))));
         }
-        if rt.in_flight().contains(&Awaiting::TableAlter(tid)) {
+        if live.in_flight().contains(&Awaiting::TableAlter(tid)) {
             return Err(MetaError::Unavailable(format!("table {name} is being altered; retry", name = quoted(name))));
         }
         let subs = t.partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
@@ -294,10 +294,10 @@ impl Leader {
             return Err(MetaError::Unavailable(format!("table {name} is moving between shards ({} procedure {}); retry", p.kind().name(), p.id, name = quoted(name))));
         }
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let mut change = Change::new(cid);
-        stage_drop(rt, c, &mut change, tid);
-        stage_version_bumps(rt, c, &mut change, ctx.now, ctx.config);
+        stage_drop(live, c, &mut change, tid);
+        stage_version_bumps(live, c, &mut change, ctx.now, ctx.config);
         self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
     }
 
@@ -311,23 +311,23 @@ impl Leader {
                 "cluster {cluster} is static: its shards stay on their nodes, so none can be drained", cluster = quoted(cluster))));
         }
         let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
-        let rt = &self.clusters[&cid];
-        if rt.in_flight().contains(&Awaiting::NodeRecord(nid)) {
+        let live = &self.clusters[&cid];
+        if live.in_flight().contains(&Awaiting::NodeRecord(nid)) {
             return Err(MetaError::Unavailable(format!("node {node} has a change being written; retry", node = quoted(node))));
         }
         let draining = !cancel;
         if c.node(nid).draining == draining {
-            return Ok(Handled::Reply(Response::Node(views::node_info(c, rt, nid))));
+            return Ok(Handled::Reply(Response::Node(views::node_info(c, live, nid))));
         }
         if draining {
-            check_drain(c, rt, nid)?;
+            check_drain(c, live, nid)?;
         }
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        rt.begin_write(Awaiting::NodeRecord(nid));
-        rt.set_draining(nid, draining);
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        live.begin_write(Awaiting::NodeRecord(nid));
+        live.set_draining(nid, draining);
         let record = NodeRecord { draining, ..c.node(nid).clone() };
-        let info = NodeInfo { draining, ..views::node_info(c, rt, nid) };
+        let info = NodeInfo { draining, ..views::node_info(c, live, nid) };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));
         self.queue_reply(ctx, id, change, Response::Node(info))
@@ -343,26 +343,26 @@ impl Leader {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
-        let rt = &self.clusters[&cid];
-        if rt.in_flight().contains(&Awaiting::NodeRecord(nid)) || rt.removing(nid) {
+        let live = &self.clusters[&cid];
+        if live.in_flight().contains(&Awaiting::NodeRecord(nid)) || live.removing(nid) {
             return Err(MetaError::Unavailable(format!("node {node} has a change being written; retry", node = quoted(node))));
         }
-        let live = rt.node(nid);
-        if live.online {
+        let known = live.node(nid);
+        if known.online {
             return Err(MetaError::FailedPrecondition(format!(
                 "node {node} is online (heard {} ms ago); stop it first, and drain it beforehand to move its replicas",
-                ctx.now.saturating_since(live.last_heartbeat).0, node = quoted(node))));
+                ctx.now.saturating_since(known.last_heartbeat).0, node = quoted(node))));
         }
         let held = c.node_shards[nid.index()].len() as u32;
-        if held > 0 || live.replicas > 0 {
+        if held > 0 || known.replicas > 0 {
             return Err(MetaError::FailedPrecondition(format!(
                 "node {node} still holds {} replicas; drain it, or wait for its shards to fail over",
-                held.max(live.replicas), node = quoted(node))));
+                held.max(known.replicas), node = quoted(node))));
         }
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        rt.begin_write(Awaiting::NodeRecord(nid));
-        rt.set_removing(nid, true);
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        live.begin_write(Awaiting::NodeRecord(nid));
+        live.set_removing(nid, true);
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, NodeRecord { id: nid.0, removed: true, ..Default::default() }));
         self.queue_reply(ctx, id, change, Response::NodeRemoved { name: node.to_owned() })
@@ -386,9 +386,9 @@ pub(super) fn whole_table<'a>(c: &'a ClusterCatalog, schema: &str, name: &str, v
 /// its replicas would have nowhere to go. Only nodes that take replicas now count: an offline
 /// node may never come back (a one-shot sender never does), and a drain that waits for it
 /// would never end. (`min_nodes` only gates the first assignment.)
-fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaResult<()> {
+fn check_drain(c: &ClusterCatalog, live: &LiveCluster, node: NodeId) -> MetaResult<()> {
     let r = &c.record;
-    let remaining = rt.nodes().iter().filter(|&(id, n)| id != node && n.placeable()).count();
+    let remaining = live.nodes().iter().filter(|&(id, n)| id != node && n.placeable()).count();
     let needed = r.followers_per_shard as usize + 1;
     if remaining < needed {
         return Err(MetaError::FailedPrecondition(format!(
@@ -402,23 +402,23 @@ fn check_drain(c: &ClusterCatalog, rt: &ClusterRuntime, node: NodeId) -> MetaRes
 
 /// Deletes `table` and its sub-tables in `change`, and tells their shards (whose versions the
 /// caller then bumps, once per change).
-pub(super) fn stage_drop(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change, table: TableId) {
+pub(super) fn stage_drop(live: &mut LiveCluster, c: &ClusterCatalog, change: &mut Change, table: TableId) {
     let subs = c.table(table).partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
     for t in std::iter::once(table).chain(subs.into_iter().map(TableId)) {
         let shard = ShardId(c.table(t).shard);
-        rt.unplace_table(c, shard);
-        rt.begin_write(Awaiting::TableDeletion(t));
+        live.unplace_table(c, shard);
+        live.begin_write(Awaiting::TableDeletion(t));
         change.notify(shard, Notice::Dropped(vec![t]));
         change.mutations.push(Mutation::DeleteTable(c.id(), t));
     }
 }
 
 /// Every shard a change notifies gets one new version: its table set changed.
-pub(super) fn stage_version_bumps(rt: &mut ClusterRuntime, c: &ClusterCatalog, change: &mut Change, now: Instant, config: &CoreConfig) {
+pub(super) fn stage_version_bumps(live: &mut LiveCluster, c: &ClusterCatalog, change: &mut Change, now: Instant, config: &CoreConfig) {
     for &(shard, _) in &change.notify {
-        let mut rec = rt.intended(c, shard).clone();
+        let mut rec = live.intended(c, shard).clone();
         rec.version += 1;
-        rt.set_intended(c, rec.clone(), now, config);
+        live.set_intended(c, rec.clone(), now, config);
         change.mutations.push(Mutation::PutShard(c.id(), rec));
     }
 }

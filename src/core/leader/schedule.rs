@@ -4,7 +4,7 @@
 use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
 use crate::core::ids::*;
-use super::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use crate::core::model::ClusterCatalog;
 use crate::core::scheduler::{Move, Planner};
 use crate::core::model::Mutation;
@@ -15,8 +15,8 @@ impl Leader {
             return;
         }
         self.ensure_default_cluster(ctx);
-        for (cid, rt) in self.clusters.iter_mut() {
-            rt.detect_silent(self.catalog.cluster(*cid), ctx.now, ctx.config);
+        for (cid, live) in self.clusters.iter_mut() {
+            live.detect_silent(self.catalog.cluster(*cid), ctx.now, ctx.config);
         }
         // Leave room in the queue for requests: scheduling can wait a tick.
         if self.writes.backlog() >= ctx.config.changes_queued_max / 2 {
@@ -27,21 +27,21 @@ impl Leader {
         self.start_due_resizes(ctx);
         // A cluster being dropped takes no more decisions: they would land after it is gone.
         let dropping = &self.pending_clusters.dropping;
-        for (&cid, rt) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
+        for (&cid, live) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
             let cluster = self.catalog.cluster(cid);
-            for m in Planner::new(cluster, rt, ctx.now, ctx.config).plan() {
-                self.writes.queue(change_for(cluster, rt, m, ctx));
+            for m in Planner::new(cluster, live, ctx.now, ctx.config).plan() {
+                self.writes.queue(change_for(cluster, live, m, ctx));
             }
         }
     }
 }
 
 /// The change that stores a decided move, logged as an event.
-pub(super) fn change_for(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, m: Move, ctx: &Ctx) -> Change {
+pub(super) fn change_for(cluster: &ClusterCatalog, live: &mut LiveCluster, m: Move, ctx: &Ctx) -> Change {
     let (cid, shard) = (cluster.id(), ShardId(m.record.id));
-    rt.log_event(ctx.now, m.cause, Some(shard), m.describe(cluster, cluster.shard(shard).leader), ctx.config);
+    live.log_event(ctx.now, m.cause, Some(shard), m.describe(cluster, cluster.shard(shard).leader), ctx.config);
     let mut change = Change::new(cid);
-    change.mutations.push(Mutation::PutEpoch(cid, rt.next_epoch()));
+    change.mutations.push(Mutation::PutEpoch(cid, live.next_epoch()));
     change.mutations.push(Mutation::PutShard(cid, m.record));
     change.mutations.extend(m.writes);
     // Every move re-opens the shard on its replicas at the new version; a replica it keeps only

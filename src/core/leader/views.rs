@@ -1,8 +1,8 @@
 //! Read-only answers built from the catalog (never from the intent: nothing unacknowledged is
-//! ever visible) plus runtime liveness.
+//! ever visible) plus liveness as heard.
 
 use super::paging::{ids_after, paginate};
-use super::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use crate::core::config::CoreConfig;
 use crate::core::input::PageRequest;
 use crate::core::error::{MetaError, MetaResult};
@@ -105,54 +105,54 @@ pub fn table_details(c: &ClusterCatalog, schema: &str, tables: &[String], cfg: &
     Ok(Response::TableDetails { epoch: c.epoch, tables: details })
 }
 
-pub fn nodes(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &CoreConfig) -> Page<NodeInfo> {
+pub fn nodes(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &CoreConfig) -> Page<NodeInfo> {
     // A removed node's tombstone is not listed.
-    let rows = ids_after(page.after, c.nodes.len()).map(|i| (i as u64, (!c.nodes[i].removed).then(|| node_info(c, rt, NodeId(i as u32)))));
+    let rows = ids_after(page.after, c.nodes.len()).map(|i| (i as u64, (!c.nodes[i].removed).then(|| node_info(c, live, NodeId(i as u32)))));
     paginate(page, cfg, rows)
 }
 
-pub fn node_info(c: &ClusterCatalog, rt: &ClusterRuntime, id: NodeId) -> NodeInfo {
-    let (n, live, held) = (c.node(id), rt.node(id), &c.node_shards[id.index()]);
+pub fn node_info(c: &ClusterCatalog, live: &LiveCluster, id: NodeId) -> NodeInfo {
+    let (n, known, held) = (c.node(id), live.node(id), &c.node_shards[id.index()]);
     NodeInfo {
         name: n.name.clone(),
         endpoint: n.endpoint.clone(),
         zone: n.zone.clone(),
-        state: if live.online { NodeState::Online } else { NodeState::Offline },
+        state: if known.online { NodeState::Online } else { NodeState::Offline },
         draining: n.draining,
         shards: held.iter().filter(|s| c.shard(**s).leader == Some(id.0)).count() as u32,
         replicas: held.len() as u32,
-        stats: live.stats,
-        load_rejections: live.load_rejections,
-        admitted: live.online && live.admitted,
+        stats: known.stats,
+        load_rejections: known.load_rejections,
+        admitted: known.online && known.admitted,
     }
 }
 
-pub fn shard_status(c: &ClusterCatalog, rt: &ClusterRuntime, id: ShardId) -> ShardStatus {
+pub fn shard_status(c: &ClusterCatalog, live: &LiveCluster, id: ShardId) -> ShardStatus {
     let s = c.shard(id);
     match s.leader {
         None if s.retired => ShardStatus::Retired,
         None => ShardStatus::Unassigned,
         Some(_) if s.transfer.is_some() => ShardStatus::Transferring,
-        Some(l) if !rt.node(NodeId(l)).online => ShardStatus::Offline,
-        Some(_) if rt.leases().leader_ready(id) => ShardStatus::Ready,
+        Some(l) if !live.node(NodeId(l)).online => ShardStatus::Offline,
+        Some(_) if live.leases().leader_ready(id) => ShardStatus::Ready,
         Some(_) => ShardStatus::Opening,
     }
 }
 
-pub fn shards(c: &ClusterCatalog, rt: &ClusterRuntime, page: &PageRequest, cfg: &CoreConfig) -> Page<ShardInfo> {
+pub fn shards(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &CoreConfig) -> Page<ShardInfo> {
     let name = |n: u32| c.node(NodeId(n)).name.clone();
     let info = |s: &ShardRecord| {
-        let (load, load_windows) = rt.loads().smoothed(ShardId(s.id));
+        let (load, load_windows) = live.loads().smoothed(ShardId(s.id));
         ShardInfo {
             id: ShardId(s.id),
             version: Version(s.version),
             leader: s.leader.map(name),
             followers: s.followers.iter().map(|&f| name(f)).collect(),
-            status: shard_status(c, rt, ShardId(s.id)),
+            status: shard_status(c, live, ShardId(s.id)),
             tables: c.shard_tables[s.id as usize].len() as u32,
             load,
             load_windows,
-            busiest: rt.loads().busiest(ShardId(s.id)).filter(|t| c.shard_tables[s.id as usize].contains(&t.table)).collect(),
+            busiest: live.loads().busiest(ShardId(s.id)).filter(|t| c.shard_tables[s.id as usize].contains(&t.table)).collect(),
         }
     };
     let rows = c.shards[ids_after(page.after, c.shards.len())].iter().map(|s| (s.id as u64, Some(info(s))));
@@ -169,12 +169,12 @@ pub fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageRequest, cfg:
     Ok(paginate(page, cfg, rows))
 }
 
-pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term, changes_pending: usize) -> ClusterView {
-    let online = rt.nodes().iter().filter(|(_, n)| n.online).count() as u32;
+pub fn view(c: &ClusterCatalog, live: &LiveCluster, term: Term, changes_pending: usize) -> ClusterView {
+    let online = live.nodes().iter().filter(|(_, n)| n.online).count() as u32;
     // One pass over the shards and one over the procedures, counted by position in `ALL`.
     let mut by_status = [0u32; ShardStatus::ALL.len()];
     for i in 0..c.record.shard_count {
-        by_status[shard_status(c, rt, ShardId(i)) as usize] += 1;
+        by_status[shard_status(c, live, ShardId(i)) as usize] += 1;
     }
     let mut by_kind = [0u32; ProcedureKind::ALL.len()];
     for p in c.procedures.values() {
@@ -184,14 +184,14 @@ pub fn view(c: &ClusterCatalog, rt: &ClusterRuntime, term: Term, changes_pending
         cluster: cluster_info(c),
         term,
         nodes_online: online,
-        nodes_offline: rt.nodes().len() as u32 - online,
+        nodes_offline: live.nodes().len() as u32 - online,
         shards_ready: by_status[ShardStatus::Ready as usize],
         shards_unassigned: by_status[ShardStatus::Unassigned as usize],
         tables: c.tables.len() as u32,
         changes_pending: changes_pending as u32,
-        events_by_cause: rt.events().counts().collect(),
+        events_by_cause: live.events().counts().collect(),
         shards_by_status: ShardStatus::ALL.iter().zip(by_status).map(|(s, n)| (s.name(), n)).collect(),
         procedures_by_kind: ProcedureKind::ALL.iter().zip(by_kind).map(|(k, n)| (k.name(), n)).collect(),
-        failovers: rt.leases().failovers().clone(),
+        failovers: live.leases().failovers().clone(),
     }
 }

@@ -391,7 +391,7 @@ impl Catalog {
     /// What breaks the catalog's integrity, if anything: every table sits in exactly the shard
     /// it names, the name index matches the tables, ids are unique and below the ceiling, and
     /// every shard record is well formed. The leader checks this after every input in debug
-    /// builds (`Leader::validate`); the simulators check it as invariant S5.
+    /// builds (`Leader::check_consistency`); the simulators check it as invariant S5.
     pub fn integrity_error(&self) -> Option<String> {
         self.clusters.iter().find_map(|(cid, c)| c.integrity_error().map(|e| format!("cluster {cid}: {e}")))
     }

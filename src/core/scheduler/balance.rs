@@ -6,12 +6,12 @@
 use super::{MoveReason, Planner};
 use crate::core::cause::Cause;
 use crate::core::ids::*;
-use crate::core::leader::runtime::planned;
+use crate::core::live::planned;
 use crate::core::model::{ShardRecord, TransferRecord};
 
 impl Planner<'_> {
     pub(super) fn finish_transfers(&mut self) {
-        let ready: Vec<ShardId> = self.rt.intent().transfers().filter(|&s| self.rt.intent().settled(s)).collect();
+        let ready: Vec<ShardId> = self.live.intent().transfers().filter(|&s| self.live.intent().settled(s)).collect();
         for shard in ready {
             if self.exhausted() {
                 return;
@@ -22,7 +22,7 @@ impl Planner<'_> {
             // the shard, the old leader takes it back.
             let to = if self.staying(t.to) { Some(t.to) } else { self.successor(shard).or(self.online(t.from).then_some(t.from)) };
             let Some(to) = to else { continue };
-            if !self.rt.leases().free_for(shard, NodeId(to), self.now, self.config) {
+            if !self.live.leases().free_for(shard, NodeId(to), self.now, self.config) {
                 continue;
             }
             let record = planned(&ShardRecord { transfer: Some(TransferRecord { to, ..t }), ..rec.clone() }).into_owned();
@@ -32,8 +32,8 @@ impl Planner<'_> {
     }
 
     pub(super) fn balance(&mut self) {
-        let nothing_else_to_do = self.rt.intent().unassigned().is_empty()
-            && self.rt.nodes().iter().all(|(_, n)| (n.online || n.leaders == 0) && (!n.draining || n.replicas == 0));
+        let nothing_else_to_do = self.live.intent().unassigned().is_empty()
+            && self.live.nodes().iter().all(|(_, n)| (n.online || n.leaders == 0) && (!n.draining || n.replicas == 0));
         if !nothing_else_to_do {
             return;
         }
@@ -41,7 +41,7 @@ impl Planner<'_> {
             let (Some(min), Some(max)) = (self.load().by_leaders().next(), self.load().by_leaders().next_back()) else {
                 return;
             };
-            let (lo, hi) = (self.rt.node(min).leaders, self.rt.node(max).leaders);
+            let (lo, hi) = (self.live.node(min).leaders, self.live.node(max).leaders);
             if hi <= lo + 1 {
                 return; // balanced within one: stay quiet
             }
@@ -49,7 +49,7 @@ impl Planner<'_> {
                 self.swap_follower_for_count();
                 return;
             };
-            let (hi, lo) = (self.rt.node(from).leaders, self.rt.node(to).leaders);
+            let (hi, lo) = (self.live.node(from).leaders, self.live.node(to).leaders);
             let why = format!("{} leads {hi} shards, {} leads {lo}", self.name(from.0), self.name(to.0));
             self.start_transfer(shard, from.0, to.0, Cause::LeaderCount, why);
         }
@@ -62,7 +62,7 @@ impl Planner<'_> {
     /// end of the order.
     fn count_move(&self) -> Option<(NodeId, NodeId, ShardId)> {
         const EACH_END: usize = 16;
-        let leaders = |n: NodeId| self.rt.node(n).leaders;
+        let leaders = |n: NodeId| self.live.node(n).leaders;
         for to in self.load().by_leaders().take(EACH_END) {
             for from in self.load().by_leaders().rev().take(EACH_END).take_while(|&f| leaders(f) > leaders(to) + 1) {
                 if let Some(shard) = self.transferable(from, to) {
@@ -79,7 +79,7 @@ impl Planner<'_> {
     /// keeps the zones, so that a later pass can promote it.
     fn swap_follower_for_count(&mut self) {
         let Some(to) = self.load().by_leaders().next() else { return };
-        let leaders = |n: NodeId| self.rt.node(n).leaders;
+        let leaders = |n: NodeId| self.live.node(n).leaders;
         let zone = self.zone(to.0).to_string();
         let busy: Vec<NodeId> = self.load().by_leaders().rev().take_while(|&f| leaders(f) > leaders(to) + 1).collect();
         for from in busy {

@@ -7,18 +7,18 @@ use super::{MoveReason, Planner};
 use crate::core::cause::Cause;
 use crate::core::config::PlantedBug;
 use crate::core::ids::*;
-use crate::core::leader::runtime::NodeRuntime;
+use crate::core::live::LiveNode;
 
 impl Planner<'_> {
     /// Shards of the nodes `select` picks, that no pending change touches.
-    fn shards_on(&self, select: impl Fn(&NodeRuntime) -> bool) -> Vec<(NodeId, ShardId)> {
+    fn shards_on(&self, select: impl Fn(&LiveNode) -> bool) -> Vec<(NodeId, ShardId)> {
         let mut out = Vec::new();
-        for (id, n) in self.rt.nodes().iter() {
+        for (id, n) in self.live.nodes().iter() {
             if !select(n) {
                 continue;
             }
             for &s in &self.cluster.node_shards[id.index()] {
-                if self.rt.intent().settled(s) {
+                if self.live.intent().settled(s) {
                     out.push((id, s));
                 }
             }
@@ -35,7 +35,7 @@ impl Planner<'_> {
                 return;
             }
             let rec = self.intended(shard);
-            if rec.leader != Some(dead.0) || rec.transfer.is_some() || !self.rt.leases().expired(shard, self.now, self.config) {
+            if rec.leader != Some(dead.0) || rec.transfer.is_some() || !self.live.leases().expired(shard, self.now, self.config) {
                 continue;
             }
             // Any live follower will do, a draining one too: promotion keeps the data in place.
@@ -70,12 +70,12 @@ impl Planner<'_> {
             .map(|(_, s)| s)
             .collect();
         let want = self.cluster.record.followers_per_shard as usize;
-        let scan = self.rt.take_deficit_scan();
+        let scan = self.live.take_deficit_scan();
         if scan {
             candidates.extend(
                 (0..self.cluster.record.shard_count)
                     .map(ShardId)
-                    .filter(|&s| self.rt.intent().settled(s))
+                    .filter(|&s| self.live.intent().settled(s))
                     .filter(|&s| self.intended(s).leader.is_some() && self.intended(s).followers.len() < want),
             );
             candidates.sort_unstable();
@@ -83,7 +83,7 @@ impl Planner<'_> {
         }
         for shard in candidates {
             if self.exhausted() {
-                self.rt.deficit_scan_again();
+                self.live.deficit_scan_again();
                 return;
             }
             let rec = self.intended(shard);
@@ -91,8 +91,8 @@ impl Planner<'_> {
                 continue;
             }
             let leaving: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.staying(f)).collect();
-            let live: Vec<u32> = rec.replicas().filter(|r| !leaving.contains(r)).collect();
-            let fresh = self.pick_followers(shard, &rec.replicas().collect::<Vec<_>>(), &live, want.saturating_sub(live.len() - 1));
+            let kept: Vec<u32> = rec.replicas().filter(|r| !leaving.contains(r)).collect();
+            let fresh = self.pick_followers(shard, &rec.replicas().collect::<Vec<_>>(), &kept, want.saturating_sub(kept.len() - 1));
             if fresh.is_empty() {
                 continue;
             }

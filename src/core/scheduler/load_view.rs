@@ -3,7 +3,7 @@
 
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
-use crate::core::leader::runtime::{planned, ClusterRuntime};
+use crate::core::live::{planned, LiveCluster};
 use crate::core::model::ClusterCatalog;
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::{Duration, Instant};
@@ -38,24 +38,24 @@ pub struct LoadView {
 }
 
 impl LoadView {
-    pub fn of(cluster: &ClusterCatalog, rt: &ClusterRuntime, now: Instant, config: &CoreConfig) -> LoadView {
+    pub fn of(cluster: &ClusterCatalog, live: &LiveCluster, now: Instant, config: &CoreConfig) -> LoadView {
         let settle = Duration(config.load_window_ms.saturating_mul(config.load_windows_trusted as u64));
-        let mut nodes: Vec<Option<NodeStanding>> = rt
+        let mut nodes: Vec<Option<NodeStanding>> = live
             .nodes()
             .iter()
             .map(|(id, n)| {
-                let judged = !rt.recent().node_settling(id, now, settle);
+                let judged = !live.recent().node_settling(id, now, settle);
                 n.placeable().then_some(NodeStanding { load: 0.0, capacity: n.stats.capacity(), judged, moves_in: 0, moves_out: 0 })
             })
             .collect();
         let mut all_known = true;
         for i in 0..cluster.shards.len() {
             let shard = ShardId(i as u32);
-            let Some(leader) = planned(rt.intended(cluster, shard)).leader else { continue };
+            let Some(leader) = planned(live.intended(cluster, shard)).leader else { continue };
             let Some(Some(node)) = nodes.get_mut(leader as usize) else { continue };
-            node.load += rt.loads().estimate_units(shard);
-            node.judged &= rt.loads().trusted(shard).is_some() && rt.intent().settled(shard);
-            all_known &= rt.loads().known(shard);
+            node.load += live.loads().estimate_units(shard);
+            node.judged &= live.loads().trusted(shard).is_some() && live.intent().settled(shard);
+            all_known &= live.loads().known(shard);
         }
         let placed = nodes.iter().flatten();
         let (load, capacity) = placed.clone().fold((0.0, 0.0), |(l, c), n| (l + n.load, c + n.capacity));

@@ -10,31 +10,31 @@
 
 use super::splits;
 use crate::core::ids::ShardId;
-use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use crate::core::model::{ClusterCatalog, Topology};
 use crate::core::time::{Duration, Instant};
 
 /// The merge line for a split line: `None` when automatic merges are off.
-pub fn line(split_line: Option<f64>, rt: &ClusterRuntime) -> Option<f64> {
-    let pct = rt.settings().merge_load_pct;
+pub fn line(split_line: Option<f64>, live: &LiveCluster) -> Option<f64> {
+    let pct = live.settings().merge_load_pct;
     split_line.filter(|_| pct > 0).map(|line| line * pct as f64 / 100.0)
 }
 
 /// Pairs of shards to merge now, the coldest first, and why; at most `room`.
-pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, now: Instant, room: usize) -> Vec<(ShardId, ShardId, String)> {
-    let s = rt.settings();
+pub fn due(cluster: &ClusterCatalog, live: &LiveCluster, line: Option<f64>, now: Instant, room: usize) -> Vec<(ShardId, ShardId, String)> {
+    let s = live.settings();
     let Some(line) = line else { return Vec::new() };
     if room == 0 || s.paused || cluster.record.topology() != Topology::Dynamic {
         return Vec::new();
     }
-    let placeable = rt.nodes().iter().filter(|(_, n)| n.placeable()).count().max(1);
+    let placeable = live.nodes().iter().filter(|(_, n)| n.placeable()).count().max(1);
     let merging = cluster.procedures.values().filter(|p| p.kind() == crate::core::model::ProcedureKind::Merge).count();
-    let active = cluster.shards.iter().filter(|r| !r.retired).count() + rt.procedures_starting() as usize - merging;
+    let active = cluster.shards.iter().filter(|r| !r.retired).count() + live.procedures_starting() as usize - merging;
     let window = Duration(s.merge_window_ms);
-    let mut cold: Vec<(f64, ShardId)> = splits::led(cluster, rt)
-        .filter(|&shard| splits::may_split(cluster, rt, shard))
-        .filter(|&shard| rt.hot().cold_since(shard).is_some_and(|since| now >= since + window))
-        .filter_map(|shard| rt.loads().trusted(shard).map(|l| (l.units(), shard)))
+    let mut cold: Vec<(f64, ShardId)> = splits::led(cluster, live)
+        .filter(|&shard| splits::may_split(cluster, live, shard))
+        .filter(|&shard| live.hot().cold_since(shard).is_some_and(|since| now >= since + window))
+        .filter_map(|shard| live.loads().trusted(shard).map(|l| (l.units(), shard)))
         .collect();
     cold.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let max_tables = if s.tables_per_shard_max == 0 { usize::MAX } else { s.tables_per_shard_max as usize };

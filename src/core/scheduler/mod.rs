@@ -35,7 +35,7 @@ pub use load_view::{LoadView, NodeStanding};
 use crate::core::cause::Cause;
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
-use crate::core::leader::runtime::{ClusterRuntime, LoadIndex};
+use crate::core::live::{LiveCluster, LoadIndex};
 use crate::core::model::{ClusterCatalog, ProcedureRecord, ShardRecord, Topology, TransferRecord};
 use crate::core::model::Mutation;
 use crate::core::time::Instant;
@@ -93,7 +93,7 @@ impl Move {
 
 pub struct Planner<'a> {
     pub cluster: &'a ClusterCatalog,
-    pub rt: &'a mut ClusterRuntime,
+    pub live: &'a mut LiveCluster,
     pub now: Instant,
     pub config: &'a CoreConfig,
     pub moves: Vec<Move>,
@@ -101,8 +101,8 @@ pub struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    pub fn new(cluster: &'a ClusterCatalog, rt: &'a mut ClusterRuntime, now: Instant, config: &'a CoreConfig) -> Self {
-        Planner { cluster, rt, now, config, moves: Vec::new(), budget: config.shard_moves_per_tick_max }
+    pub fn new(cluster: &'a ClusterCatalog, live: &'a mut LiveCluster, now: Instant, config: &'a CoreConfig) -> Self {
+        Planner { cluster, live, now, config, moves: Vec::new(), budget: config.shard_moves_per_tick_max }
     }
 
     /// Runs one planning pass and returns its decisions.
@@ -112,7 +112,7 @@ impl<'a> Planner<'a> {
         self.repair_followers();
         self.assign();
         self.drain();
-        let balancing = self.dynamic() && !self.rt.settings().paused && !self.config.has_bug(PlantedBug::SkipBalance);
+        let balancing = self.dynamic() && !self.live.settings().paused && !self.config.has_bug(PlantedBug::SkipBalance);
         if balancing && self.moves.is_empty() && !self.rebalance() {
             self.balance();
         }
@@ -129,7 +129,7 @@ impl<'a> Planner<'a> {
 
     /// Room for one more leader transfer (balancing and draining share the limit).
     fn may_start_transfer(&self) -> bool {
-        self.rt.intent().transfers_in_flight() < self.rt.settings().moves_in_flight_max as usize && !self.exhausted()
+        self.live.intent().transfers_in_flight() < self.live.settings().moves_in_flight_max as usize && !self.exhausted()
     }
 
     /// Whether the planner may move the shard's leader off `from` (a transfer, for balance or a
@@ -137,11 +137,11 @@ impl<'a> Planner<'a> {
     /// (a split or merge) holds it or is starting to.
     fn movable(&self, shard: ShardId, from: u32) -> bool {
         let rec = self.intended(shard);
-        self.rt.intent().settled(shard) && rec.leader == Some(from) && rec.transfer.is_none() && !self.rt.locked(self.cluster, shard)
+        self.live.intent().settled(shard) && rec.leader == Some(from) && rec.transfer.is_none() && !self.live.locked(self.cluster, shard)
     }
 
     fn intended(&self, shard: ShardId) -> &ShardRecord {
-        self.rt.intended(self.cluster, shard)
+        self.live.intended(self.cluster, shard)
     }
 
     fn name(&self, node: u32) -> &str {
@@ -149,15 +149,15 @@ impl<'a> Planner<'a> {
     }
 
     fn online(&self, node: u32) -> bool {
-        self.rt.node(NodeId(node)).online
+        self.live.node(NodeId(node)).online
     }
 
     fn staying(&self, node: u32) -> bool {
-        self.rt.node(NodeId(node)).staying()
+        self.live.node(NodeId(node)).staying()
     }
 
     fn load(&self) -> &LoadIndex {
-        self.rt.nodes().load()
+        self.live.nodes().load()
     }
 
     /// Starts moving the shard's leader from `from` to `to`: a transfer procedure, whose record
@@ -165,7 +165,7 @@ impl<'a> Planner<'a> {
     fn start_transfer(&mut self, shard: ShardId, from: u32, to: u32, cause: Cause, why: String) {
         let cid = self.cluster.id();
         let mut writes = Vec::new();
-        let procedure = self.rt.alloc_id(cid, self.config.id_block, &mut writes);
+        let procedure = self.live.alloc_id(cid, self.config.id_block, &mut writes);
         let step_why = format!("leader {} -> {}: {why}", self.name(from), self.name(to));
         writes.push(Mutation::PutProcedure(cid, ProcedureRecord::transfer(procedure, shard.0, step_why)));
         let record = ShardRecord { transfer: Some(TransferRecord { from, to, procedure }), ..self.intended(shard).clone() };
@@ -187,7 +187,7 @@ impl<'a> Planner<'a> {
         }
         let kept = record.replicas().filter(|r| old.replicas().any(|o| o == *r)).map(NodeId).collect();
         debug_assert!(distinct_replicas(&record) || self.config.planted_bug.is_some(), "S5: replicas on distinct nodes");
-        self.rt.set_intended(self.cluster, record.clone(), self.now, self.config);
+        self.live.set_intended(self.cluster, record.clone(), self.now, self.config);
         self.moves.push(Move { record, closes, kept, reason, cause, why, writes });
     }
 }

@@ -17,7 +17,7 @@ impl Planner<'_> {
         if shard.0 >= self.cluster.record.shard_count {
             return Err(MetaError::NotFound(format!("shard {shard} (the cluster has {})", self.cluster.record.shard_count)));
         }
-        let (node, name) = (self.rt.node(to), self.name(to.0).to_string());
+        let (node, name) = (self.live.node(to), self.name(to.0).to_string());
         if !node.placeable() {
             let state = match node {
                 n if n.returning => "restarting, and not yet admitted",
@@ -33,7 +33,7 @@ impl Planner<'_> {
         if let Some(p) = self.cluster.lock_of(shard) {
             return refuse(format!("shard {shard} is held by {} procedure {}; wait for it or cancel it", p.kind().name(), p.id));
         }
-        if !self.rt.intent().settled(shard) || rec.transfer.is_some() || self.rt.locked(self.cluster, shard) {
+        if !self.live.intent().settled(shard) || rec.transfer.is_some() || self.live.locked(self.cluster, shard) {
             return Err(MetaError::Unavailable(format!("shard {shard} has a change in flight; retry")));
         }
         if from == to.0 {
@@ -56,7 +56,7 @@ impl Planner<'_> {
         if !self.may_start_transfer() {
             return Err(MetaError::Unavailable(format!(
                 "{} moves are in flight, the limit (moves_in_flight_max); retry",
-                self.rt.intent().transfers_in_flight()
+                self.live.intent().transfers_in_flight()
             )));
         }
         let why = format!("asked by an operator ({})", if reopen { "move" } else { "transfer" });

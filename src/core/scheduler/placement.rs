@@ -4,7 +4,7 @@
 use super::Planner;
 use crate::core::config::PlantedBug;
 use crate::core::ids::{NodeId, ShardId};
-use crate::core::leader::runtime::NodeRuntime;
+use crate::core::live::LiveNode;
 use crate::core::model::ShardRecord;
 
 impl Planner<'_> {
@@ -19,8 +19,8 @@ impl Planner<'_> {
 
     /// The follower of `rec` to promote among those `usable` accepts: not draining first, then
     /// the fewest leader shards (a promotion needs no new replica).
-    pub(super) fn promotable_follower(&self, rec: &ShardRecord, usable: impl Fn(&NodeRuntime) -> bool) -> Option<u32> {
-        let node = |f: u32| self.rt.node(NodeId(f));
+    pub(super) fn promotable_follower(&self, rec: &ShardRecord, usable: impl Fn(&LiveNode) -> bool) -> Option<u32> {
+        let node = |f: u32| self.live.node(NodeId(f));
         rec.followers.iter().copied().filter(|&f| usable(node(f))).min_by_key(|&f| (node(f).draining, node(f).leaders, f))
     }
 
@@ -28,7 +28,7 @@ impl Planner<'_> {
     /// placeable node that keeps the replicas' zone spread.
     pub(super) fn successor(&self, shard: ShardId) -> Option<u32> {
         let rec = self.intended(shard);
-        self.promotable_follower(rec, NodeRuntime::placeable).or_else(|| self.leader_in_place_of(rec, rec.leader?))
+        self.promotable_follower(rec, LiveNode::placeable).or_else(|| self.leader_in_place_of(rec, rec.leader?))
     }
 
     /// A node without a replica of `rec` to take the place of `leaving`: the one with the fewest
@@ -76,8 +76,8 @@ impl Planner<'_> {
                 let usable = |n: &u32| !(taken.contains(n) || distinct_zone && zones_used.contains(&self.zone(*n)));
                 let candidates: Vec<u32> = self.load().by_replicas().map(|n| n.0).filter(usable).take(SCATTER).collect();
                 let Some(&first) = candidates.first() else { break };
-                let fewest = self.rt.node(NodeId(first)).replicas;
-                let tied = candidates.iter().take_while(|&&n| self.rt.node(NodeId(n)).replicas == fewest).count();
+                let fewest = self.live.node(NodeId(first)).replicas;
+                let tied = candidates.iter().take_while(|&&n| self.live.node(NodeId(n)).replicas == fewest).count();
                 let n = candidates[scatter(shard, picked.len()) % tied];
                 taken.push(n);
                 picked.push(n);

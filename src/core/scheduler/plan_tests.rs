@@ -6,7 +6,7 @@ use crate::core::settings::SchedulerSettings;
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad};
-use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use crate::core::model::{Catalog, ClusterCatalog, ClusterRecord, NodeRecord, ProcedureRecord, ShardRecord, Topology, TransferRecord};
 use crate::core::model::Mutation;
 use crate::core::time::{Duration, Instant};
@@ -32,32 +32,32 @@ fn shard(id: u32, version: u64, leader: u32, followers: &[u32]) -> ShardRecord {
     ShardRecord { id, version, leader: Some(leader), followers: followers.to_vec(), ..Default::default() }
 }
 
-fn plan(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, now: Instant) -> Vec<Move> {
-    Planner::new(cluster, rt, now, &CoreConfig::default()).plan()
+fn plan(cluster: &ClusterCatalog, live: &mut LiveCluster, now: Instant) -> Vec<Move> {
+    Planner::new(cluster, live, now, &CoreConfig::default()).plan()
 }
 
-/// A new leader's runtime after every node of `nodes` has settled (heartbeat enough times to
+/// A new leader's live state after every node of `nodes` has settled (heartbeat enough times to
 /// be admitted).
-fn heard(cluster: &ClusterCatalog, nodes: u32) -> ClusterRuntime {
-    let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
+fn heard(cluster: &ClusterCatalog, nodes: u32) -> LiveCluster {
+    let mut live = LiveCluster::new(cluster, T0, &CoreConfig::default());
     for id in 0..nodes {
-        speak(cluster, &mut rt, id);
+        speak(cluster, &mut live, id);
     }
-    rt
+    live
 }
 
 /// Node `id` sends the settle count of heartbeats, the last with sequence number
 /// [`SETTLED_SEQ`].
-fn speak(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, id: u32) {
+fn speak(cluster: &ClusterCatalog, live: &mut LiveCluster, id: u32) {
     for seq in 1..=SETTLED_SEQ {
         let hb = Heartbeat { seq, ..heartbeat(id) };
-        rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
+        live.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
     }
 }
 
 const SETTLED_SEQ: u64 = CoreConfig::DEFAULT_SETTLE_HEARTBEATS as u64;
 
-/// Just enough of a heartbeat from node `id` for the runtime to count the node as heard.
+/// Just enough of a heartbeat from node `id` for the live state to count the node as heard.
 fn heartbeat(id: u32) -> Heartbeat {
     let (node, endpoint) = (format!("n{id}"), format!("n{id}:1"));
     Heartbeat { cluster: "c".into(), node, endpoint, zone: String::new(), incarnation: 1, seq: 1, stats: Default::default(), shards: vec![], tables: vec![], load_rejections: 0, leaving: false }
@@ -69,12 +69,12 @@ fn heartbeat(id: u32) -> Heartbeat {
 fn inherited_nodes_take_no_new_shards_until_they_heartbeat() {
     let catalog = catalog(2, 2, 0, &[]);
     let cluster = catalog.cluster(C);
-    let mut rt = ClusterRuntime::new(cluster, T0, &CoreConfig::default());
-    assert_eq!(plan(cluster, &mut rt, T0), vec![]);
-    rt.heard_from(cluster, NodeId(1), SessionId(2), &heartbeat(1), T0);
-    assert_eq!(plan(cluster, &mut rt, T0), vec![], "one heartbeat does not admit a node");
-    speak(cluster, &mut rt, 1);
-    let moves = plan(cluster, &mut rt, T0);
+    let mut live = LiveCluster::new(cluster, T0, &CoreConfig::default());
+    assert_eq!(plan(cluster, &mut live, T0), vec![]);
+    live.heard_from(cluster, NodeId(1), SessionId(2), &heartbeat(1), T0);
+    assert_eq!(plan(cluster, &mut live, T0), vec![], "one heartbeat does not admit a node");
+    speak(cluster, &mut live, 1);
+    let moves = plan(cluster, &mut live, T0);
     assert_eq!(moves.iter().map(|m| m.record.leader).collect::<Vec<_>>(), vec![Some(1), Some(1)], "only the node heard from");
 }
 
@@ -82,8 +82,8 @@ fn inherited_nodes_take_no_new_shards_until_they_heartbeat() {
 fn unassigned_shards_go_to_the_least_loaded_nodes_in_turn() {
     let catalog = catalog(2, 2, 0, &[]);
     let cluster = catalog.cluster(C);
-    let mut rt = heard(cluster, 2);
-    let moves = plan(cluster, &mut rt, T0);
+    let mut live = heard(cluster, 2);
+    let moves = plan(cluster, &mut live, T0);
     let expected = vec![
         Move { record: ShardRecord { version: 1, ..shard(0, 0, 0, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new(), writes: vec![] },
         Move { record: ShardRecord { version: 1, ..shard(1, 0, 1, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new(), writes: vec![] },
@@ -98,11 +98,11 @@ fn a_dead_leaders_follower_is_promoted_once_the_lease_is_over() {
     let config = CoreConfig::default();
     let catalog = catalog(2, 1, 1, &[shard(0, 3, 0, &[1])]);
     let cluster = catalog.cluster(C);
-    let mut rt = heard(cluster, 2);
-    rt.set_online(NodeId(0), false);
-    assert_eq!(plan(cluster, &mut rt, T0), vec![], "not while the lease may still be held");
+    let mut live = heard(cluster, 2);
+    live.set_online(NodeId(0), false);
+    assert_eq!(plan(cluster, &mut live, T0), vec![], "not while the lease may still be held");
     let later = T0 + config.lease() + config.clock_drift() + Duration(1);
-    let moves = plan(cluster, &mut rt, later);
+    let moves = plan(cluster, &mut live, later);
     let expected = vec![Move { record: shard(0, 4, 1, &[0]), closes: vec![], kept: vec![NodeId(1), NodeId(0)], reason: MoveReason::PromoteFollower, cause: Cause::Failover, why: "n0 is offline and its lease is over".into(), writes: vec![] }];
     assert_eq!(moves, expected);
 }
@@ -113,9 +113,9 @@ fn a_dead_leaders_follower_is_promoted_once_the_lease_is_over() {
 fn balancing_starts_one_transfer_from_the_busiest_node() {
     let catalog = catalog(2, 2, 1, &[shard(0, 1, 0, &[1]), shard(1, 1, 0, &[1])]);
     let cluster = catalog.cluster(C);
-    let mut rt = heard(cluster, 2);
-    let now = warm(cluster, &mut rt, &[0.0; 2]); // loads known, and too low to balance by
-    let moves = plan(cluster, &mut rt, now);
+    let mut live = heard(cluster, 2);
+    let now = warm(cluster, &mut live, &[0.0; 2]); // loads known, and too low to balance by
+    let moves = plan(cluster, &mut live, now);
     let procedure = moves.first().and_then(|m| m.record.transfer).map_or(0, |t| t.procedure);
     let transfer = Some(TransferRecord { from: 0, to: 1, procedure });
     let stored = ProcedureRecord::transfer(procedure, 0, "leader n0 -> n1: n0 leads 2 shards, n1 leads 0".into());
@@ -127,11 +127,11 @@ fn balancing_starts_one_transfer_from_the_busiest_node() {
 
 /// Reports each shard's load (`units[shard]`) for four 10 s windows from `T0`, so that every
 /// load is trusted; the time after.
-fn warm(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, units: &[f64]) -> Instant {
+fn warm(cluster: &ClusterCatalog, live: &mut LiveCluster, units: &[f64]) -> Instant {
     let mut now = T0;
     for _ in 0..4 {
         for (s, &u) in units.iter().enumerate() {
-            rt.record_load(cluster, ShardId(s as u32), &ShardLoad { write_units: u, ..Default::default() }, now);
+            live.record_load(cluster, ShardId(s as u32), &ShardLoad { write_units: u, ..Default::default() }, now);
         }
         now = now + Duration(10_000);
     }
@@ -146,9 +146,9 @@ fn an_overfull_node_sheds_by_transfers_to_followers() {
     let shards = [shard(0, 1, 0, &[1]), shard(1, 1, 0, &[2]), shard(2, 1, 0, &[1]), shard(3, 1, 0, &[2]), shard(4, 1, 1, &[0]), shard(5, 1, 2, &[0])];
     let catalog = catalog(3, 6, 1, &shards);
     let cluster = catalog.cluster(C);
-    let mut rt = heard(cluster, 3);
-    let now = warm(cluster, &mut rt, &[100.0; 6]);
-    let moves = plan(cluster, &mut rt, now);
+    let mut live = heard(cluster, 3);
+    let now = warm(cluster, &mut live, &[100.0; 6]);
+    let moves = plan(cluster, &mut live, now);
     let targets: Vec<(u32, MoveReason, Cause)> = moves.iter().map(|m| (m.record.transfer.unwrap().to, m.reason, m.cause)).collect();
     assert_eq!(targets, vec![(1, MoveReason::StartTransfer, Cause::Load), (2, MoveReason::StartTransfer, Cause::Load)]);
     assert!(moves.iter().all(|m| m.record.followers.contains(&m.record.transfer.unwrap().to)), "both are promotions");
@@ -161,9 +161,9 @@ fn with_no_follower_to_take_it_a_shard_is_reopened() {
     let shards = [shard(0, 1, 0, &[]), shard(1, 1, 0, &[]), shard(2, 1, 0, &[]), shard(3, 1, 1, &[])];
     let catalog = catalog(3, 4, 0, &shards);
     let cluster = catalog.cluster(C);
-    let mut rt = heard(cluster, 3);
-    let now = warm(cluster, &mut rt, &[100.0; 4]);
-    let moves = plan(cluster, &mut rt, now);
+    let mut live = heard(cluster, 3);
+    let now = warm(cluster, &mut live, &[100.0; 4]);
+    let moves = plan(cluster, &mut live, now);
     assert_eq!(moves.len(), 1, "{moves:?}");
     let t = moves[0].record.transfer.expect("a transfer");
     assert_eq!((t.from, t.to, moves[0].closes.clone()), (0, 2, vec![NodeId(0)]));
@@ -176,18 +176,18 @@ fn no_load_move_within_tolerance_untrusted_or_paused() {
     let shards = [shard(0, 1, 0, &[1]), shard(1, 1, 1, &[0])];
     let catalog = catalog(2, 2, 1, &shards);
     let cluster = catalog.cluster(C);
-    let mut rt = heard(cluster, 2);
-    let now = warm(cluster, &mut rt, &[1_090.0, 1_000.0]);
-    assert_eq!(plan(cluster, &mut rt, now), vec![], "4% above the mean is noise");
+    let mut live = heard(cluster, 2);
+    let now = warm(cluster, &mut live, &[1_090.0, 1_000.0]);
+    assert_eq!(plan(cluster, &mut live, now), vec![], "4% above the mean is noise");
 
-    let mut rt = heard(cluster, 2);
-    rt.record_load(cluster, ShardId(0), &ShardLoad { write_units: 5_000.0, ..Default::default() }, T0);
-    assert_eq!(plan(cluster, &mut rt, T0 + Duration(1)), vec![], "one report is not trusted");
+    let mut live = heard(cluster, 2);
+    live.record_load(cluster, ShardId(0), &ShardLoad { write_units: 5_000.0, ..Default::default() }, T0);
+    assert_eq!(plan(cluster, &mut live, T0 + Duration(1)), vec![], "one report is not trusted");
 
-    let mut rt = heard(cluster, 2);
-    let now = warm(cluster, &mut rt, &[5_000.0, 100.0]);
-    rt.set_settings(SchedulerSettings { paused: true, ..Default::default() });
-    assert_eq!(plan(cluster, &mut rt, now), vec![], "paused");
+    let mut live = heard(cluster, 2);
+    let now = warm(cluster, &mut live, &[5_000.0, 100.0]);
+    live.set_settings(SchedulerSettings { paused: true, ..Default::default() });
+    assert_eq!(plan(cluster, &mut live, now), vec![], "paused");
 }
 
 /// A shard carrying less than the least share of its node's load is not worth a move, and a
@@ -199,9 +199,9 @@ fn small_shards_and_shards_no_target_can_take_stay() {
     let shards = [shard(0, 1, 0, &[1]), shard(1, 1, 0, &[1]), shard(2, 1, 1, &[0])];
     let catalog = catalog(2, 3, 1, &shards);
     let cluster = catalog.cluster(C);
-    let mut rt = heard(cluster, 2);
-    let now = warm(cluster, &mut rt, &[1_000.0, 4.0, 0.0]);
-    assert_eq!(plan(cluster, &mut rt, now), vec![]);
+    let mut live = heard(cluster, 2);
+    let now = warm(cluster, &mut live, &[1_000.0, 4.0, 0.0]);
+    assert_eq!(plan(cluster, &mut live, now), vec![]);
 }
 
 /// Capacity counts: n0 (capacity 2) leading 4 shards is no busier than n1 (capacity 1) leading
@@ -213,14 +213,14 @@ fn nodes_balance_by_utilization_not_raw_load() {
         let shards: Vec<ShardRecord> = (0..6).map(|s| if s < n0_leads { shard(s, 1, 0, &[1]) } else { shard(s, 1, 1, &[0]) }).collect();
         let catalog = catalog(2, 6, 1, &shards);
         let cluster = catalog.cluster(C);
-        let mut rt = heard(cluster, 2);
+        let mut live = heard(cluster, 2);
         for (id, capacity) in [(0, 2.0), (1, 1.0)] {
             let mut hb = heartbeat(id);
             (hb.seq, hb.stats.capacity) = (SETTLED_SEQ + 1, capacity);
-            rt.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
+            live.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
         }
-        let now = warm(cluster, &mut rt, &[100.0; 6]);
-        plan(cluster, &mut rt, now)
+        let now = warm(cluster, &mut live, &[100.0; 6]);
+        plan(cluster, &mut live, now)
     };
     assert_eq!(pass(4), vec![], "both at 200 units per unit of capacity");
     let moves = pass(2);
@@ -243,9 +243,9 @@ fn a_transfer_that_will_crowd_a_zone_keeps_the_spread_scan_armed() {
     let transfer = Some(TransferRecord { from: 0, to: 3, procedure: 7 });
     catalog.apply(Mutation::PutShard(C, ShardRecord { transfer, ..shard(0, 2, 0, &[1, 2]) })).unwrap();
     let cluster = catalog.cluster(C);
-    let mut rt = heard(cluster, 5);
-    assert!(rt.take_deficit_scan(), "a new leader scans");
-    rt.deficit_scan_again();
-    assert_eq!(plan(cluster, &mut rt, T0), vec![], "the old leader has not let go: nothing to do yet");
-    assert!(rt.take_deficit_scan(), "but the shard will be crowded once the transfer lands: look again");
+    let mut live = heard(cluster, 5);
+    assert!(live.take_deficit_scan(), "a new leader scans");
+    live.deficit_scan_again();
+    assert_eq!(plan(cluster, &mut live, T0), vec![], "the old leader has not let go: nothing to do yet");
+    assert!(live.take_deficit_scan(), "but the shard will be crowded once the transfer lands: look again");
 }

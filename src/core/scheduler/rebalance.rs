@@ -56,8 +56,8 @@ struct Candidate {
 impl Planner<'_> {
     /// Balances by load; `false` when no node carries enough load for it to mean anything.
     pub(super) fn rebalance(&mut self) -> bool {
-        let settings = *self.rt.settings();
-        let mut view = LoadView::of(self.cluster, self.rt, self.now, self.config);
+        let settings = *self.live.settings();
+        let mut view = LoadView::of(self.cluster, self.live, self.now, self.config);
         if view.peak_load <= settings.load_floor_units {
             // Low load, or load not known yet: a new meta leader would take the uneven leader
             // counts that load balancing left for work. Counts only once every load is known.
@@ -111,8 +111,8 @@ impl Planner<'_> {
             .iter()
             .copied()
             .filter(|&sh| self.movable(sh, src))
-            .filter(|&sh| !self.rt.recent().shard_cooling(sh, self.now, cooldown))
-            .filter_map(|sh| self.rt.loads().trusted(sh).map(|l| (sh, l.units())))
+            .filter(|&sh| !self.live.recent().shard_cooling(sh, self.now, cooldown))
+            .filter_map(|sh| self.live.loads().trusted(sh).map(|l| (sh, l.units())))
             .filter(|&(_, l)| l > 0.0 && l >= least && (still_overfull || l < 2.0 * excess))
             .collect();
         let closest = |a: &Candidate, b: &Candidate| (a.load - excess).abs().total_cmp(&(b.load - excess).abs());

@@ -13,10 +13,10 @@
 //! A shard qualifies only when it is settled (nothing about it pending), led, not in a leader
 //! transfer and not held by a procedure, in a dynamic cluster whose scheduler is not paused.
 //! Every split after the first waits for its source's load to be learnt afresh
-//! ([`ClusterRuntime::split_load`]), so a shard never splits twice on the same windows.
+//! ([`LiveCluster::split_load`]), so a shard never splits twice on the same windows.
 
 use crate::core::ids::ShardId;
-use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use crate::core::model::{ClusterCatalog, Topology};
 
 /// Why a shard should split now.
@@ -55,28 +55,28 @@ impl SplitNeed {
 }
 
 /// The split line now: `None` when load splits are off.
-pub fn line(cluster: &ClusterCatalog, rt: &ClusterRuntime) -> Option<f64> {
-    let s = rt.settings();
+pub fn line(cluster: &ClusterCatalog, live: &LiveCluster) -> Option<f64> {
+    let s = live.settings();
     if s.split_load_pct == 0 {
         return None;
     }
-    let placeable = rt.nodes().iter().filter(|(_, n)| n.placeable()).count();
-    let total: f64 = led(cluster, rt).map(|shard| rt.loads().estimate_units(shard)).sum();
+    let placeable = live.nodes().iter().filter(|(_, n)| n.placeable()).count();
+    let total: f64 = led(cluster, live).map(|shard| live.loads().estimate_units(shard)).sum();
     let fair = if placeable > 0 { total / placeable as f64 } else { 0.0 };
     Some((fair * s.split_load_pct as f64 / 100.0).max(s.split_floor_units))
 }
 
 /// The shards that should split now, the most needed first, each once; at most `room`.
-pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, room: usize) -> Vec<(ShardId, SplitNeed)> {
-    let s = rt.settings();
+pub fn due(cluster: &ClusterCatalog, live: &LiveCluster, line: Option<f64>, room: usize) -> Vec<(ShardId, SplitNeed)> {
+    let s = live.settings();
     if room == 0 || s.paused || cluster.record.topology() != Topology::Dynamic {
         return Vec::new();
     }
     let mut due: Vec<(ShardId, SplitNeed)> = Vec::new();
-    let eligible: Vec<ShardId> = led(cluster, rt).filter(|&shard| may_split(cluster, rt, shard)).collect();
+    let eligible: Vec<ShardId> = led(cluster, live).filter(|&shard| may_split(cluster, live, shard)).collect();
     for &shard in &eligible {
         let count = cluster.shard_tables[shard.index()].len();
-        let bytes = rt.loads().smoothed(shard).0.bytes;
+        let bytes = live.loads().smoothed(shard).0.bytes;
         if s.tables_per_shard_max > 0 && count > s.tables_per_shard_max as usize {
             due.push((shard, SplitNeed::Tables { count, max: s.tables_per_shard_max }));
         } else if s.shard_bytes_max > 0 && bytes > s.shard_bytes_max && count >= 2 {
@@ -85,19 +85,19 @@ pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, roo
     }
     if let Some(line) = line {
         for &shard in &eligible {
-            let windows = rt.hot().streak(shard);
-            let units = rt.loads().trusted(shard).map_or(0.0, |l| l.units());
+            let windows = live.hot().streak(shard);
+            let units = live.loads().trusted(shard).map_or(0.0, |l| l.units());
             if windows >= s.split_windows && units > line && !due.iter().any(|(d, _)| *d == shard) {
                 due.push((shard, SplitNeed::Load { units, line, windows }));
             }
         }
     }
-    let nodes = placeable_nodes(rt);
-    let shards = cluster.shards.len() + rt.procedures_starting() as usize + due.len();
-    if nodes > shards && busy(cluster, rt) {
+    let nodes = placeable_nodes(live);
+    let shards = cluster.shards.len() + live.procedures_starting() as usize + due.len();
+    if nodes > shards && busy(cluster, live) {
         let mut busiest: Vec<ShardId> = eligible.into_iter().filter(|&s| cluster.shard_tables[s.index()].len() >= 2 && !due.iter().any(|(d, _)| *d == s)).collect();
         busiest.sort_by(|&a, &b| {
-            let (la, lb) = (rt.loads().estimate_units(a), rt.loads().estimate_units(b));
+            let (la, lb) = (live.loads().estimate_units(a), live.loads().estimate_units(b));
             lb.total_cmp(&la).then(cluster.shard_tables[b.index()].len().cmp(&cluster.shard_tables[a.index()].len())).then(a.cmp(&b))
         });
         due.extend(busiest.into_iter().take(nodes - shards).map(|shard| (shard, SplitNeed::ScaleOut { nodes, shards })));
@@ -106,29 +106,29 @@ pub fn due(cluster: &ClusterCatalog, rt: &ClusterRuntime, line: Option<f64>, roo
     due
 }
 
-fn placeable_nodes(rt: &ClusterRuntime) -> usize {
-    rt.nodes().iter().filter(|(_, n)| n.placeable()).count()
+fn placeable_nodes(live: &LiveCluster) -> usize {
+    live.nodes().iter().filter(|(_, n)| n.placeable()).count()
 }
 
 /// Whether the cluster carries enough load for the scale-out rule: an idle one has no work to
 /// give new nodes.
-fn busy(cluster: &ClusterCatalog, rt: &ClusterRuntime) -> bool {
-    led(cluster, rt).map(|shard| rt.loads().estimate_units(shard)).sum::<f64>() >= rt.settings().split_floor_units
+fn busy(cluster: &ClusterCatalog, live: &LiveCluster) -> bool {
+    led(cluster, live).map(|shard| live.loads().estimate_units(shard)).sum::<f64>() >= live.settings().split_floor_units
 }
 
 /// How many more shards the scale-out rule may yet split for: placeable nodes beyond the
 /// shards, while some shard could split (two tables or more) and the cluster is busy, or may
 /// turn out busy once the loads this leader has not heard yet are known. 0 when no scale-out
 /// split can come; not whether one is due now (`due` says that).
-pub fn scale_out_short(cluster: &ClusterCatalog, rt: &ClusterRuntime) -> u32 {
-    let (nodes, shards) = (placeable_nodes(rt), cluster.shards.len() + rt.procedures_starting() as usize);
-    let s = rt.settings();
+pub fn scale_out_short(cluster: &ClusterCatalog, live: &LiveCluster) -> u32 {
+    let (nodes, shards) = (placeable_nodes(live), cluster.shards.len() + live.procedures_starting() as usize);
+    let s = live.settings();
     if nodes <= shards || s.paused || cluster.record.topology() != Topology::Dynamic {
         return 0;
     }
-    let splittable = led(cluster, rt).any(|shard| cluster.shard_tables[shard.index()].len() >= 2);
-    let unheard = led(cluster, rt).any(|shard| !rt.loads().known(shard));
-    if splittable && (busy(cluster, rt) || unheard) {
+    let splittable = led(cluster, live).any(|shard| cluster.shard_tables[shard.index()].len() >= 2);
+    let unheard = led(cluster, live).any(|shard| !live.loads().known(shard));
+    if splittable && (busy(cluster, live) || unheard) {
         (nodes - shards) as u32
     } else {
         0
@@ -136,11 +136,11 @@ pub fn scale_out_short(cluster: &ClusterCatalog, rt: &ClusterRuntime) -> u32 {
 }
 
 /// Shards with a leader, as the intent has it.
-pub fn led<'a>(cluster: &'a ClusterCatalog, rt: &'a ClusterRuntime) -> impl Iterator<Item = ShardId> + 'a {
-    (0..cluster.shards.len() as u32).map(ShardId).filter(move |&s| rt.intended(cluster, s).leader.is_some())
+pub fn led<'a>(cluster: &'a ClusterCatalog, live: &'a LiveCluster) -> impl Iterator<Item = ShardId> + 'a {
+    (0..cluster.shards.len() as u32).map(ShardId).filter(move |&s| live.intended(cluster, s).leader.is_some())
 }
 
 /// Whether a procedure may take the shard now: settled, not in transfer, not held.
-pub(super) fn may_split(cluster: &ClusterCatalog, rt: &ClusterRuntime, shard: ShardId) -> bool {
-    rt.intent().settled(shard) && rt.intended(cluster, shard).transfer.is_none() && !rt.locked(cluster, shard)
+pub(super) fn may_split(cluster: &ClusterCatalog, live: &LiveCluster, shard: ShardId) -> bool {
+    live.intent().settled(shard) && live.intended(cluster, shard).transfer.is_none() && !live.locked(cluster, shard)
 }

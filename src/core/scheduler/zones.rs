@@ -8,14 +8,14 @@
 use super::{MoveReason, Planner};
 use crate::core::cause::Cause;
 use crate::core::ids::*;
-use crate::core::leader::runtime::planned;
+use crate::core::live::planned;
 use crate::core::model::ShardRecord;
 
 impl Planner<'_> {
     pub(super) fn spread_zones(&mut self) {
         for shard in (0..self.cluster.record.shard_count).map(ShardId) {
             if self.exhausted() {
-                self.rt.deficit_scan_again();
+                self.live.deficit_scan_again();
                 return;
             }
             let rec = self.intended(shard);
@@ -23,8 +23,8 @@ impl Planner<'_> {
             // zone its current ones do not, when a node's zone changed since it started (in-process
             // seed 1592603999: the scan passed the shard over, and nothing looked again).
             let Some(crowded) = self.crowded_follower(&planned(rec)) else { continue };
-            if !self.rt.intent().settled(shard) || rec.leader.is_none() || rec.transfer.is_some() {
-                self.rt.deficit_scan_again(); // look again once its change has landed
+            if !self.live.intent().settled(shard) || rec.leader.is_none() || rec.transfer.is_some() {
+                self.live.deficit_scan_again(); // look again once its change has landed
                 continue;
             }
             let replicas: Vec<u32> = rec.replicas().collect();

@@ -18,7 +18,7 @@
 use super::step::{at_step, move_tables, procedure_info, record_only, released, reopen, resizable, Late};
 use crate::core::leader::clusters::cluster_named;
 use crate::core::leader::requests::Handled;
-use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use crate::core::leader::writes::Change;
 use crate::core::leader::{Ctx, Leader};
 use crate::core::config::CoreConfig;
@@ -35,13 +35,13 @@ impl Leader {
     pub(in crate::core::leader) fn merge_shards(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, a: ShardId, b: ShardId) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let rt = &self.clusters[&cid];
+        let live = &self.clusters[&cid];
         let (from, into) = merge_order(c, a, b);
-        merge_refusal(c, rt, from, into, ctx.config)?;
+        merge_refusal(c, live, from, into, ctx.config)?;
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        let (change, record) = merge_change(c, rt, from, into, "asked for by an operator".into(), ctx.now, ctx.config);
-        let info = procedure_info(rt, &record, ctx.now);
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        let (change, record) = merge_change(c, live, from, into, "asked for by an operator".into(), ctx.now, ctx.config);
+        let info = procedure_info(live, &record, ctx.now);
         self.queue_reply(ctx, id, change, Response::Procedure(info))
     }
 }
@@ -57,7 +57,7 @@ pub(super) fn merge_order(c: &ClusterCatalog, a: ShardId, b: ShardId) -> (ShardI
 }
 
 /// Why `from` may not merge into `into` now, if it may not.
-pub(super) fn merge_refusal(c: &ClusterCatalog, rt: &ClusterRuntime, from: ShardId, into: ShardId, config: &CoreConfig) -> MetaResult<()> {
+pub(super) fn merge_refusal(c: &ClusterCatalog, live: &LiveCluster, from: ShardId, into: ShardId, config: &CoreConfig) -> MetaResult<()> {
     let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
     if c.record.topology() == Topology::Static {
         return refuse(format!("cluster {:?} is static: its shards are fixed", c.record.name));
@@ -69,12 +69,12 @@ pub(super) fn merge_refusal(c: &ClusterCatalog, rt: &ClusterRuntime, from: Shard
         if c.shard(s).retired {
             return refuse(format!("shard {s} is retired: it was merged away"));
         }
-        resizable(c, rt, s, config)?;
+        resizable(c, live, s, config)?;
     }
     if from == into {
         return refuse(format!("shard {from} cannot merge with itself"));
     }
-    let max = rt.settings().tables_per_shard_max as usize;
+    let max = live.settings().tables_per_shard_max as usize;
     let tables = c.shard_tables[from.index()].len() + c.shard_tables[into.index()].len();
     if max > 0 && tables > max {
         return refuse(format!("the merged shard would hold {tables} tables, above tables_per_shard_max {max}"));
@@ -85,7 +85,7 @@ pub(super) fn merge_refusal(c: &ClusterCatalog, rt: &ClusterRuntime, from: Shard
 /// The write that starts merging `from` into `into`, and the procedure stored.
 pub(super) fn merge_change(
     cluster: &ClusterCatalog,
-    rt: &mut ClusterRuntime,
+    live: &mut LiveCluster,
     from: ShardId,
     into: ShardId,
     reason: String,
@@ -94,7 +94,7 @@ pub(super) fn merge_change(
 ) -> (Change, ProcedureRecord) {
     let cid = cluster.id();
     let mut ids = Vec::new();
-    let pid = rt.alloc_id(cid, config.id_block, &mut ids);
+    let pid = live.alloc_id(cid, config.id_block, &mut ids);
     let tables = cluster.shard_tables[from.index()].len();
     let why = format!("merge of shard {from} ({tables} table{}) into shard {into}, {reason}", if tables == 1 { "" } else { "s" });
     let record = ProcedureRecord {
@@ -106,48 +106,48 @@ pub(super) fn merge_change(
         why: why.clone(),
         ..Default::default()
     };
-    let mut change = reopen(cluster, rt, from, Mutation::PutProcedure(cid, record.clone()), now, config);
+    let mut change = reopen(cluster, live, from, Mutation::PutProcedure(cid, record.clone()), now, config);
     change.mutations.splice(0..0, ids);
     change.procedure = Some(pid);
-    rt.procedure_starting(pid, [from, into]);
-    rt.set_merging_away(cluster, from, true);
-    rt.log_event(now, Cause::Merge, Some(from), format!("{why}: started"), config);
+    live.procedure_starting(pid, [from, into]);
+    live.set_merging_away(cluster, from, true);
+    live.log_event(now, Cause::Merge, Some(from), format!("{why}: started"), config);
     (change, record)
 }
 
 /// The writes that take the merge's next step, if it can take one now.
-pub(super) fn advance_merge(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p: &ProcedureRecord, now: Instant, config: &CoreConfig) -> Vec<Change> {
+pub(super) fn advance_merge(cluster: &ClusterCatalog, live: &mut LiveCluster, p: &ProcedureRecord, now: Instant, config: &CoreConfig) -> Vec<Change> {
     let (from, into) = (ShardId(p.shard), ShardId(p.new_shard));
-    let late = Late::of(rt, p, now, config);
+    let late = Late::of(live, p, now, config);
     let cause = Cause::Merge;
     match p.step() {
-        ProcedureStep::AwaitingSourceRelease if released(cluster, rt, from, now, config) => {
+        ProcedureStep::AwaitingSourceRelease if released(cluster, live, from, now, config) => {
             let why = format!("merge of shard {from}: its leader let its tables go; they move to shard {into}");
-            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::AwaitingTablesMoved), cause, why, now, config)]
+            vec![record_only(cluster, live, p, at_step(cluster, p, ProcedureStep::AwaitingTablesMoved), cause, why, now, config)]
         }
         ProcedureStep::AwaitingSourceRelease if late.any() => {
             let why = format!("merge of shard {from}: its leader did not let its tables go {}; rolling back", late.describe(config));
-            vec![record_only(cluster, rt, p, at_step(cluster, p, ProcedureStep::RollingBack), cause, why, now, config)]
+            vec![record_only(cluster, live, p, at_step(cluster, p, ProcedureStep::RollingBack), cause, why, now, config)]
         }
         ProcedureStep::AwaitingTablesMoved => {
             let tables: Vec<u64> = cluster.shard_tables[from.index()].iter().map(|t| t.0).collect();
-            let moves = move_tables(cluster, rt, &tables, from, into, config);
+            let moves = move_tables(cluster, live, &tables, from, into, config);
             if !moves.is_empty() || !cluster.shard_tables[from.index()].is_empty() {
                 return moves; // a table being dropped is waited for
             }
-            rt.merge_load(cluster, from, into);
-            vec![reopen(cluster, rt, into, at_step(cluster, p, ProcedureStep::AwaitingTargetOpen), now, config)]
+            live.merge_load(cluster, from, into);
+            vec![reopen(cluster, live, into, at_step(cluster, p, ProcedureStep::AwaitingTargetOpen), now, config)]
         }
-        ProcedureStep::AwaitingTargetOpen if opened(cluster, rt, into) || late.any() => {
-            let how = if !opened(cluster, rt, into) { "its leader has not reported it yet; the scheduler takes over" } else { "open with its tables" };
-            rt.log_event(now, cause, Some(from), format!("merge of shard {from} into shard {into} done: shard {into} {how}; shard {from} retired"), config);
-            rt.set_merging_away(cluster, from, false);
-            vec![retire(cluster, rt, from, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
+        ProcedureStep::AwaitingTargetOpen if opened(cluster, live, into) || late.any() => {
+            let how = if !opened(cluster, live, into) { "its leader has not reported it yet; the scheduler takes over" } else { "open with its tables" };
+            live.log_event(now, cause, Some(from), format!("merge of shard {from} into shard {into} done: shard {into} {how}; shard {from} retired"), config);
+            live.set_merging_away(cluster, from, false);
+            vec![retire(cluster, live, from, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
         }
         ProcedureStep::RollingBack => {
-            rt.log_event(now, cause, Some(from), format!("merge of shard {from} into shard {into} rolled back; shard {from} serves its tables again"), config);
-            rt.set_merging_away(cluster, from, false);
-            vec![reopen(cluster, rt, from, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
+            live.log_event(now, cause, Some(from), format!("merge of shard {from} into shard {into} rolled back; shard {from} serves its tables again"), config);
+            live.set_merging_away(cluster, from, false);
+            vec![reopen(cluster, live, from, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
         }
         ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingTargetOpen => Vec::new(),
         ProcedureStep::AwaitingNewShardOpen | ProcedureStep::AwaitingLeaderRelease => unreachable!("not a merge's step"),
@@ -156,17 +156,17 @@ pub(super) fn advance_merge(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, p
 
 /// Whether the target's leader reports its newest version (a leaderless target counts as open:
 /// whoever is assigned it opens it with its tables).
-fn opened(cluster: &ClusterCatalog, rt: &ClusterRuntime, into: ShardId) -> bool {
-    rt.intent().settled(into) && (cluster.shard(into).leader.is_none() || rt.leases().leader_ready(into))
+fn opened(cluster: &ClusterCatalog, live: &LiveCluster, into: ShardId) -> bool {
+    live.intent().settled(into) && (cluster.shard(into).leader.is_none() || live.leases().leader_ready(into))
 }
 
 /// The write that retires an emptied shard: no replicas, closed on the nodes that held one.
-fn retire(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, shard: ShardId, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
-    let old = rt.intended(cluster, shard).clone();
+fn retire(cluster: &ClusterCatalog, live: &mut LiveCluster, shard: ShardId, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
+    let old = live.intended(cluster, shard).clone();
     let rec = ShardRecord { id: shard.0, version: old.version + 1, retired: true, ..Default::default() };
-    rt.set_intended(cluster, rec.clone(), now, config);
+    live.set_intended(cluster, rec.clone(), now, config);
     let mut change = Change::new(cluster.id());
-    change.mutations.push(Mutation::PutEpoch(cluster.id(), rt.next_epoch()));
+    change.mutations.push(Mutation::PutEpoch(cluster.id(), live.next_epoch()));
     change.mutations.push(Mutation::PutShard(cluster.id(), rec));
     change.mutations.push(next);
     change.closes = old.replicas().map(|n| (NodeId(n), shard)).collect();

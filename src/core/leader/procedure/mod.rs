@@ -1,7 +1,7 @@
 //! Procedures: changes that take several writes and wait on nodes between them (a split, a
 //! merge, a leader transfer). Each is stored with its step, so that a new meta leader resumes it
 //! from storage; what a step waits on (a node's report, a lease running out) is read afresh from
-//! the runtime. Every tick, each stored procedure with no write of its own in flight takes its
+//! the live state. Every tick, each stored procedure with no write of its own in flight takes its
 //! next step here, in the one place that drives steps; a kind's file says what its steps are.
 //!
 //! - [`split`]: a shard's tables, some of them, into a new shard;
@@ -26,22 +26,22 @@ use crate::core::model::ProcedureKind;
 impl Leader {
     pub(in crate::core::leader) fn advance_procedures(&mut self, ctx: &mut Ctx) {
         let dropping = &self.pending_clusters.dropping;
-        for (&cid, rt) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
+        for (&cid, live) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
             let cluster = self.catalog.cluster(cid);
             for p in cluster.procedures.values() {
-                if rt.procedure_busy(p.id) {
+                if live.procedure_busy(p.id) {
                     continue;
                 }
                 let changes = match p.kind() {
-                    ProcedureKind::Split => split::advance_split(cluster, rt, p, ctx.now, ctx.config),
-                    ProcedureKind::Merge => merge::advance_merge(cluster, rt, p, ctx.now, ctx.config),
+                    ProcedureKind::Split => split::advance_split(cluster, live, p, ctx.now, ctx.config),
+                    ProcedureKind::Merge => merge::advance_merge(cluster, live, p, ctx.now, ctx.config),
                     // Its one step ends in a placement decision: the planner takes it
                     // (`Planner::finish_transfers`), as the old leader lets go.
                     ProcedureKind::Transfer => Vec::new(),
                 };
                 for mut change in changes {
                     change.procedure = Some(p.id);
-                    rt.procedure_queued(p.id);
+                    live.procedure_queued(p.id);
                     self.writes.queue(change);
                 }
             }

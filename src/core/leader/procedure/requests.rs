@@ -17,8 +17,8 @@ use super::step::reopen_as;
 impl Leader {
     pub(in crate::core::leader) fn list_procedures(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
-        let rt = &self.clusters[&c.id()];
-        let all = c.procedures.values().map(|p| procedure_info(rt, p, ctx.now)).collect();
+        let live = &self.clusters[&c.id()];
+        let all = c.procedures.values().map(|p| procedure_info(live, p, ctx.now)).collect();
         Ok(Handled::Reply(Response::Procedures(all)))
     }
 
@@ -55,15 +55,15 @@ impl Leader {
             return Err(MetaError::Unavailable(format!("procedure {procedure} is taking a step; retry once it has landed")));
         }
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let record = ProcedureRecord { step: ProcedureStep::RollingBack as u32, ..p.clone() };
         let cause = if p.kind() == ProcedureKind::Merge { Cause::Merge } else { Cause::Split };
-        rt.log_event(ctx.now, cause, Some(ShardId(p.shard)), format!("{kind} of shard {} cancelled by an operator; rolling back", p.shard), ctx.config);
+        live.log_event(ctx.now, cause, Some(ShardId(p.shard)), format!("{kind} of shard {} cancelled by an operator; rolling back", p.shard), ctx.config);
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutProcedure(cid, record.clone()));
         change.procedure = Some(procedure);
-        rt.procedure_queued(procedure);
-        let info = procedure_info(rt, &record, ctx.now);
+        live.procedure_queued(procedure);
+        let info = procedure_info(live, &record, ctx.now);
         self.queue_reply(ctx, id, change, Response::Procedure(info))
     }
 
@@ -73,17 +73,17 @@ impl Leader {
     fn cancel_transfer(&mut self, ctx: &mut Ctx, id: RequestId, cid: ClusterId, p: ProcedureRecord) -> MetaResult<Handled> {
         let shard = ShardId(p.shard);
         let c = self.catalog.cluster(cid);
-        let rt = &self.clusters[&cid];
-        if !rt.intent().settled(shard) {
+        let live = &self.clusters[&cid];
+        if !live.intent().settled(shard) {
             return Err(MetaError::Unavailable(format!("shard {shard} has a change in flight (the transfer may be finishing); retry")));
         }
         self.check_backlog(ctx)?;
-        let rt = self.clusters.get_mut(&cid).expect("every cluster has a runtime");
-        let rec = ShardRecord { transfer: None, ..rt.intended(c, shard).clone() };
+        let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
+        let rec = ShardRecord { transfer: None, ..live.intended(c, shard).clone() };
         let keeper = rec.leader.map_or("nobody".to_string(), |n| c.node(NodeId(n)).name.clone());
-        rt.log_event(ctx.now, Cause::Operator, Some(shard), format!("transfer of shard {shard} cancelled by an operator; {keeper} keeps it"), ctx.config);
-        let info = procedure_info(rt, &p, ctx.now);
-        let change = reopen_as(c, rt, rec, Mutation::DeleteProcedure(cid, p.id), ctx.now, ctx.config);
+        live.log_event(ctx.now, Cause::Operator, Some(shard), format!("transfer of shard {shard} cancelled by an operator; {keeper} keeps it"), ctx.config);
+        let info = procedure_info(live, &p, ctx.now);
+        let change = reopen_as(c, live, rec, Mutation::DeleteProcedure(cid, p.id), ctx.now, ctx.config);
         self.queue_reply(ctx, id, change, Response::Procedure(info))
     }
 }

@@ -6,7 +6,7 @@
 use super::merge::{merge_change, merge_order, merge_refusal};
 use super::split::{new_shard_for, split_change};
 use super::step::{loads_of, resizes_running};
-use crate::core::leader::runtime::ClusterRuntime;
+use crate::core::live::LiveCluster;
 use crate::core::leader::{Ctx, Leader};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
@@ -24,26 +24,26 @@ impl Leader {
     /// per hot streak.
     pub(in crate::core::leader) fn start_due_resizes(&mut self, ctx: &mut Ctx) {
         let dropping = &self.pending_clusters.dropping;
-        for (&cid, rt) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
+        for (&cid, live) in self.clusters.iter_mut().filter(|(id, _)| !dropping.contains(id)) {
             let cluster = self.catalog.cluster(cid);
-            for decision in resize_decisions(cluster, rt, ctx.now, ctx.config) {
+            for decision in resize_decisions(cluster, live, ctx.now, ctx.config) {
                 let change = match decision {
                     Resize::Split { shard, chosen, need } => {
-                        let Ok(new_shard) = new_shard_for(cluster, rt, shard, ctx.config) else { break };
-                        split_change(cluster, rt, shard, new_shard, chosen, need.describe(), ctx.now, ctx.config).0
+                        let Ok(new_shard) = new_shard_for(cluster, live, shard, ctx.config) else { break };
+                        split_change(cluster, live, shard, new_shard, chosen, need.describe(), ctx.now, ctx.config).0
                     }
                     Resize::Unsplittable { shard, why } => {
-                        if rt.tell_unsplittable(shard) {
-                            rt.log_event(ctx.now, Cause::Split, Some(shard), why, ctx.config);
+                        if live.tell_unsplittable(shard) {
+                            live.log_event(ctx.now, Cause::Split, Some(shard), why, ctx.config);
                         }
                         continue;
                     }
                     Resize::Merge { shards: [a, b], why } => {
                         let (from, into) = merge_order(cluster, a, b);
-                        if merge_refusal(cluster, rt, from, into, ctx.config).is_err() {
+                        if merge_refusal(cluster, live, from, into, ctx.config).is_err() {
                             break;
                         }
-                        merge_change(cluster, rt, from, into, why, ctx.now, ctx.config).0
+                        merge_change(cluster, live, from, into, why, ctx.now, ctx.config).0
                     }
                 };
                 self.writes.queue(change);
@@ -74,15 +74,15 @@ impl Resize {
 
 /// Sets the cluster's split and merge lines for the windows that close next, and decides which
 /// shards split or merge now, within the procedure limit (splits first).
-pub(in crate::core::leader) fn resize_decisions(cluster: &ClusterCatalog, rt: &mut ClusterRuntime, now: Instant, config: &CoreConfig) -> Vec<Resize> {
-    let line = splits::line(cluster, rt);
-    let merge_line = merges::line(line, rt);
-    rt.set_resize_lines(line, merge_line);
-    let room = config.procedures_in_flight_max.saturating_sub(resizes_running(cluster, rt));
-    let mut decisions: Vec<Resize> = splits::due(cluster, rt, line, room)
+pub(in crate::core::leader) fn resize_decisions(cluster: &ClusterCatalog, live: &mut LiveCluster, now: Instant, config: &CoreConfig) -> Vec<Resize> {
+    let line = splits::line(cluster, live);
+    let merge_line = merges::line(line, live);
+    live.set_resize_lines(line, merge_line);
+    let room = config.procedures_in_flight_max.saturating_sub(resizes_running(cluster, live));
+    let mut decisions: Vec<Resize> = splits::due(cluster, live, line, room)
         .into_iter()
         .map(|(shard, need)| {
-            let (units, busiest) = if need.by_count() { (0.0, Vec::new()) } else { loads_of(rt, shard) };
+            let (units, busiest) = if need.by_count() { (0.0, Vec::new()) } else { loads_of(live, shard) };
             match split_choice::choose(shard, &cluster.shard_tables[shard.index()], busiest.into_iter(), units, need.pieces(), config.split_tables_max) {
                 Ok(chosen) => Resize::Split { shard, chosen, need },
                 Err(why) => Resize::Unsplittable { shard, why: format!("{}; {why}", need.describe()) },
@@ -91,7 +91,7 @@ pub(in crate::core::leader) fn resize_decisions(cluster: &ClusterCatalog, rt: &m
         .collect();
     let splitting = decisions.iter().filter(|d| matches!(d, Resize::Split { .. })).count();
     if splitting == 0 {
-        let merges = merges::due(cluster, rt, merge_line, now, room);
+        let merges = merges::due(cluster, live, merge_line, now, room);
         decisions.extend(merges.into_iter().map(|(a, b, why)| Resize::Merge { shards: [a, b], why }));
     }
     decisions

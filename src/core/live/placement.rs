@@ -159,7 +159,7 @@ mod tests {
         Standing { class, load, tables }
     }
 
-    /// Places `n` tables as `ClusterRuntime::place_table` does; the shards chosen, in turn.
+    /// Places `n` tables as `LiveCluster::place_table` does; the shards chosen, in turn.
     fn place(p: &mut Placement, standings: &mut [Standing], n: usize) -> Vec<u32> {
         let mut chosen = Vec::new();
         for _ in 0..n {

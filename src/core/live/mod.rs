@@ -1,6 +1,7 @@
-//! What the leader knows about a cluster beyond the catalog, none of it durable. Each part keeps
-//! its fields private and changes only through its own methods, so a derived index cannot drift
-//! from what it indexes; [`ClusterRuntime::validate`] rebuilds every one to prove it.
+//! Live state: what the leader knows about a cluster beyond the catalog, heard from nodes or
+//! decided and not yet stored; none of it durable. Each part keeps its fields private and
+//! changes only through its own methods, so a derived index cannot drift from what it indexes;
+//! [`LiveCluster::check_consistency`] rebuilds every one to prove it.
 //! - [`nodes`]: liveness, sessions and stats of nodes, their intended load, and the load index;
 //! - [`leases`]: who may hold each shard's lease, and what its leader has reported;
 //! - [`intent`]: the state the catalog will have once every queued write lands;
@@ -34,7 +35,7 @@ use self::events::Events;
 use self::hot::Hot;
 use self::placement::{Class, Placement, Standing};
 use self::recent::Recent;
-pub use self::nodes::{LoadIndex, NodeRuntime, Nodes};
+pub use self::nodes::{LoadIndex, LiveNode, Nodes};
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
@@ -45,7 +46,7 @@ use crate::core::model::Mutation;
 use crate::core::time::Instant;
 
 #[derive(Clone, Debug)]
-pub struct ClusterRuntime {
+pub struct LiveCluster {
     nodes: Nodes,
     leases: Leases,
     intent: Intent,
@@ -81,12 +82,12 @@ struct ProcedureClock {
     seen_since: Instant,
 }
 
-impl ClusterRuntime {
-    /// A runtime for a leader that just took over: every node is treated as alive and every
+impl LiveCluster {
+    /// Live state for a leader that just took over: every node is treated as alive and every
     /// assigned shard as leased for one more lease, so that a meta failover never causes a shard
     /// failover by itself.
-    pub fn new(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> ClusterRuntime {
-        let mut rt = ClusterRuntime {
+    pub fn new(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> LiveCluster {
+        let mut live = LiveCluster {
             nodes: Nodes::new(config.node_settle_heartbeats),
             leases: Leases::inherited(cluster, now, config),
             intent: Intent::of(cluster),
@@ -105,15 +106,15 @@ impl ClusterRuntime {
             splits_starting: 0,
             merging_away: BTreeSet::new(),
         };
-        rt.reset_intent(cluster, now);
-        rt
+        live.reset_intent(cluster, now);
+        live
     }
 
     pub fn nodes(&self) -> &Nodes {
         &self.nodes
     }
 
-    pub fn node(&self, id: NodeId) -> &NodeRuntime {
+    pub fn node(&self, id: NodeId) -> &LiveNode {
         self.nodes.get(id)
     }
 
@@ -241,7 +242,7 @@ impl ClusterRuntime {
             self.nodes.set_flags(id, self.nodes.get(id).online, record.draining);
         }
         self.intent = Intent::of(cluster);
-        // The catalog may have changed under the runtime (a reload after an unknown outcome):
+        // The catalog may have changed under the live state (a reload after an unknown outcome):
         // a split's start may have landed, and any shard's version may have moved past what
         // its leader last reported ready.
         self.grow_per_shard(cluster.shards.len());
@@ -569,11 +570,11 @@ impl ClusterRuntime {
     }
 
     /// `Err` names the first derived value that disagrees with its source: each is rebuilt from
-    /// the catalog and the intent and compared with what the runtime holds.
-    pub fn validate(&self, cluster: &ClusterCatalog) -> Result<(), String> {
+    /// the catalog and the intent and compared with what the live state holds.
+    pub fn check_consistency(&self, cluster: &ClusterCatalog) -> Result<(), String> {
         if self.leases.len() != cluster.shards.len() || self.loads.len() != cluster.shards.len() || self.nodes.len() < cluster.nodes.len() {
             return Err(format!(
-                "{} shard and {} node runtimes for {} shards and {} nodes",
+                "{} shard and {} node live states for {} shards and {} nodes",
                 self.leases.len(),
                 self.nodes.len(),
                 cluster.shards.len(),

@@ -11,7 +11,7 @@ use crate::core::time::{Duration, Instant};
 use crate::core::error::quoted;
 
 #[derive(Clone, Debug)]
-pub struct NodeRuntime {
+pub struct LiveNode {
     pub session: Option<SessionId>,
     pub incarnation: u64,
     pub last_seq: u64,
@@ -22,7 +22,7 @@ pub struct NodeRuntime {
     /// target for new replicas or leaders until it speaks: it may have been down all along.
     pub heard: bool,
     /// Where the current incarnation said it serves. With the incarnation, this is the identity
-    /// a live node owns: see [`NodeRuntime::conflict`].
+    /// a live node owns: see [`LiveNode::conflict`].
     pub endpoint: String,
     /// Heartbeats of the current incarnation this leader has heard, counted up to the settle
     /// count.
@@ -50,11 +50,11 @@ pub struct NodeRuntime {
     pub returning: bool,
 }
 
-impl NodeRuntime {
+impl LiveNode {
     /// A node seen alive at `now`: registered, or (not `heard`) inherited by a new leader as a
     /// grace period.
-    fn fresh(now: Instant, heard: bool) -> NodeRuntime {
-        NodeRuntime {
+    fn fresh(now: Instant, heard: bool) -> LiveNode {
+        LiveNode {
             session: None,
             incarnation: 0,
             last_seq: 0,
@@ -125,12 +125,12 @@ pub struct LoadIndex {
 }
 
 impl LoadIndex {
-    fn insert(&mut self, id: NodeId, n: &NodeRuntime) {
+    fn insert(&mut self, id: NodeId, n: &LiveNode) {
         let fresh = self.by_leaders.insert((n.leaders, n.replicas, id)) & self.by_replicas.insert((n.replicas, id));
         assert!(fresh, "load index: node {id} indexed twice");
     }
 
-    fn remove(&mut self, id: NodeId, n: &NodeRuntime) {
+    fn remove(&mut self, id: NodeId, n: &LiveNode) {
         let held = self.by_leaders.remove(&(n.leaders, n.replicas, id)) & self.by_replicas.remove(&(n.replicas, id));
         assert!(held, "load index: node {id} not indexed at its counts");
     }
@@ -154,7 +154,7 @@ impl LoadIndex {
     }
 
     /// Whether every entry carries its node's current counts.
-    fn matches(&self, nodes: &[NodeRuntime]) -> bool {
+    fn matches(&self, nodes: &[LiveNode]) -> bool {
         let fresh = |id: NodeId| &nodes[id.index()];
         self.by_leaders.len() == self.by_replicas.len()
             && self.by_leaders.iter().all(|&(l, r, id)| (fresh(id).leaders, fresh(id).replicas) == (l, r))
@@ -165,7 +165,7 @@ impl LoadIndex {
 /// Every node of the cluster, by id, with the load index over them.
 #[derive(Clone, Debug)]
 pub struct Nodes {
-    list: Vec<NodeRuntime>,
+    list: Vec<LiveNode>,
     load: LoadIndex,
     /// Heartbeats an incarnation sends before it is admitted (at least 1).
     settle: u32,
@@ -176,7 +176,7 @@ impl Nodes {
         Nodes { list: Vec::new(), load: LoadIndex::default(), settle: settle_heartbeats.max(1) }
     }
 
-    pub fn get(&self, id: NodeId) -> &NodeRuntime {
+    pub fn get(&self, id: NodeId) -> &LiveNode {
         &self.list[id.index()]
     }
 
@@ -188,7 +188,7 @@ impl Nodes {
         self.list.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &NodeRuntime)> {
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &LiveNode)> {
         self.list.iter().enumerate().map(|(i, n)| (NodeId(i as u32), n))
     }
 
@@ -200,7 +200,7 @@ impl Nodes {
     /// node was found in the catalog a new leader loaded: it takes the next id.
     pub(super) fn add(&mut self, id: NodeId, now: Instant, heard: bool) {
         assert_eq!(id.index(), self.list.len(), "nodes register densely");
-        let node = NodeRuntime::fresh(now, heard);
+        let node = LiveNode::fresh(now, heard);
         if node.placeable() {
             self.load.insert(id, &node);
         }
@@ -214,7 +214,7 @@ impl Nodes {
 
     /// Changes what decides whether a node is placeable, keeping the load index in step; `true`
     /// when the node became placeable.
-    pub(super) fn update(&mut self, id: NodeId, change: impl FnOnce(&mut NodeRuntime)) -> bool {
+    pub(super) fn update(&mut self, id: NodeId, change: impl FnOnce(&mut LiveNode)) -> bool {
         let node = &mut self.list[id.index()];
         let before = node.placeable();
         change(node);
