@@ -8,9 +8,11 @@ use crate::core::*;
 use crate::proto;
 use crate::core::error::quoted;
 
+mod requests;
 mod scheduling;
 #[cfg(feature = "server")]
 pub mod json;
+pub use requests::CoreRequest;
 pub use scheduling::*;
 
 /// One gRPC status per error kind (see the table at the top of `proto/shardmeta.proto`).
@@ -382,33 +384,6 @@ pub fn shard_info(s: &ShardInfo) -> proto::ShardInfo {
             .map(|t| proto::TableLoad { table_id: t.table.0, read_units_per_sec: t.read_units, write_units_per_sec: t.write_units })
             .collect(),
     }
-}
-
-pub fn create_table(req: proto::CreateTableRequest) -> Result<Request, Status> {
-    Ok(Request::CreateTable(CreateTable {
-        cluster: cluster_of(&req.header)?,
-        schema: if req.schema.is_empty() { "public".into() } else { req.schema },
-        name: req.name,
-        encoded_schema: req.encoded_schema,
-        options: req.options,
-        if_not_exists: req.if_not_exists,
-        partition: req.partition.map(|p| PartitionSpec { partition_count: p.partition_count, encoded: p.encoded }),
-    }))
-}
-
-pub fn alter_table(req: proto::AlterTableRequest) -> Result<Request, Status> {
-    Ok(Request::AlterTable(AlterTable {
-        cluster: cluster_of(&req.header)?,
-        schema: if req.schema.is_empty() { "public".into() } else { req.schema },
-        name: req.name,
-        expected_version: req.expected_version,
-        encoded_schema: req.encoded_schema,
-        options: req.options.map(|o| o.entries),
-    }))
-}
-
-pub fn cluster_name(header: &Option<proto::RequestHeader>) -> Result<String, Status> {
-    cluster_of(header)
 }
 
 /// Which listing a page token belongs to: a token handed to another listing is refused rather

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::{self, status, Listing};
+use crate::convert::{self, status, CoreRequest, Listing};
 use super::auth::{permit, Access, Auth};
 use super::driver::{DriverHandle, Inbound, STREAM_QUEUED_MAX, WATCH_QUEUED_MAX};
 use super::security::Security;
@@ -71,18 +71,17 @@ impl MetaService {
     async fn unary<P, R>(
         &self,
         request: Request<P>,
-        to_core: impl FnOnce(P) -> Result<core::Request, Status>,
         from_core: impl FnOnce(core::Response) -> R,
         forward: impl FnOnce(Grpc, Request<P>) -> Forward<R>,
     ) -> Result<Response<R>, Status>
     where
-        P: Clone,
+        P: Clone + CoreRequest,
     {
         // Who asks is settled before what they ask is read: a caller without a token learns
         // nothing, not even that its request was malformed.
         let role = self.auth.authenticate(request.metadata())?;
         let (metadata, _, message) = request.into_parts();
-        let core_request = to_core(message.clone())?;
+        let core_request = message.clone().to_core()?;
         permit(role, if core_request.changes_state() { Access::Change } else { Access::Read })?;
         match self.call(core_request).await {
             Ok(response) => Ok(Response::new(from_core(response))),
@@ -178,15 +177,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn create_cluster(&self, request: Request<proto::CreateClusterRequest>) -> Result<Response<proto::CreateClusterResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                Ok(core::Request::CreateCluster(core::ClusterSpec {
-                    name: m.name,
-                    shard_count: m.shard_count,
-                    followers_per_shard: m.followers_per_shard,
-                    topology: convert::topology(m.mode)?,
-                    min_nodes: m.min_nodes.max(1),
-                }))
-            },
             |r| match r {
                 core::Response::Cluster(c) => proto::CreateClusterResponse { cluster: Some(convert::cluster_info(&c)) },
                 other => unexpected(other),
@@ -199,7 +189,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_clusters(&self, request: Request<proto::ListClustersRequest>) -> Result<Response<proto::ListClustersResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::ListClusters { page: convert::page(Listing::Clusters, m.page_size, &m.page_token)? }),
             |r| match r {
                 core::Response::Clusters(p) => proto::ListClustersResponse {
                     clusters: p.items.iter().map(convert::cluster_info).collect(),
@@ -215,7 +204,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn cluster_view(&self, request: Request<proto::ClusterViewRequest>) -> Result<Response<proto::ClusterViewResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::ClusterView { cluster: convert::cluster_name(&m.header)? }),
             |r| match r {
                 core::Response::View(v) => proto::ClusterViewResponse {
                     cluster: Some(convert::cluster_info(&v.cluster)),
@@ -237,7 +225,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn drop_cluster(&self, request: Request<proto::DropClusterRequest>) -> Result<Response<proto::DropClusterResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::DropCluster { cluster: convert::cluster_name(&m.header)?, force: m.force }),
             |r| match r {
                 core::Response::ClusterDropped { id, tables } => proto::DropClusterResponse { id: id.0, tables },
                 other => unexpected(other),
@@ -250,7 +237,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn create_schema(&self, request: Request<proto::CreateSchemaRequest>) -> Result<Response<proto::CreateSchemaResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::CreateSchema { cluster: convert::cluster_name(&m.header)?, name: m.name, if_not_exists: m.if_not_exists }),
             |r| match r {
                 core::Response::SchemaCreated { id, created } => proto::CreateSchemaResponse { id: id.0, created },
                 other => unexpected(other),
@@ -263,7 +249,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn drop_schema(&self, request: Request<proto::DropSchemaRequest>) -> Result<Response<proto::DropSchemaResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::DropSchema { cluster: convert::cluster_name(&m.header)?, name: m.name, cascade: m.cascade }),
             |r| match r {
                 core::Response::SchemaDropped { id, tables } => proto::DropSchemaResponse { id: id.0, tables },
                 other => unexpected(other),
@@ -276,7 +261,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn create_table(&self, request: Request<proto::CreateTableRequest>) -> Result<Response<proto::CreateTableResponse>, Status> {
         self.unary(
             request,
-            convert::create_table,
             |r| match r {
                 core::Response::TableCreated { table, created } => proto::CreateTableResponse { table: Some(convert::table_info(&table)), created },
                 other => unexpected(other),
@@ -289,10 +273,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn drop_table(&self, request: Request<proto::DropTableRequest>) -> Result<Response<proto::DropTableResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                let schema = if m.schema.is_empty() { "public".into() } else { m.schema };
-                Ok(core::Request::DropTable { cluster: convert::cluster_name(&m.header)?, schema, name: m.name })
-            },
             |r| match r {
                 core::Response::TableDropped { id } => proto::DropTableResponse { id: id.0 },
                 other => unexpected(other),
@@ -305,7 +285,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn alter_table(&self, request: Request<proto::AlterTableRequest>) -> Result<Response<proto::AlterTableResponse>, Status> {
         self.unary(
             request,
-            convert::alter_table,
             |r| match r {
                 core::Response::TableAltered(t) => proto::AlterTableResponse { table: Some(convert::table_detail(&t)) },
                 other => unexpected(other),
@@ -318,10 +297,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn route_tables(&self, request: Request<proto::RouteTablesRequest>) -> Result<Response<proto::RouteTablesResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                let schema = if m.schema.is_empty() { "public".into() } else { m.schema };
-                Ok(core::Request::RouteTables { cluster: convert::cluster_name(&m.header)?, schema, tables: m.tables })
-            },
             |r| match r {
                 core::Response::Routes { epoch, routes } => proto::RouteTablesResponse { epoch: epoch.0, routes: routes.iter().map(convert::route).collect() },
                 other => unexpected(other),
@@ -334,10 +309,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn get_tables(&self, request: Request<proto::GetTablesRequest>) -> Result<Response<proto::GetTablesResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                let schema = if m.schema.is_empty() { "public".into() } else { m.schema };
-                Ok(core::Request::GetTables { cluster: convert::cluster_name(&m.header)?, schema, tables: m.tables })
-            },
             |r| match r {
                 core::Response::TableDetails { epoch, tables } => proto::GetTablesResponse { epoch: epoch.0, tables: tables.iter().map(convert::table_detail).collect() },
                 other => unexpected(other),
@@ -350,10 +321,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn get_table(&self, request: Request<proto::GetTableRequest>) -> Result<Response<proto::GetTableResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                let schema = if m.schema.is_empty() { "public".into() } else { m.schema };
-                Ok(core::Request::GetTables { cluster: convert::cluster_name(&m.header)?, schema, tables: vec![m.table] })
-            },
             |r| match r {
                 core::Response::TableDetails { epoch, tables } => proto::GetTableResponse { epoch: epoch.0, table: tables.first().map(convert::table_detail) },
                 other => unexpected(other),
@@ -366,7 +333,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_nodes(&self, request: Request<proto::ListNodesRequest>) -> Result<Response<proto::ListNodesResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::ListNodes { cluster: convert::cluster_name(&m.header)?, page: convert::page(Listing::Nodes, m.page_size, &m.page_token)? }),
             |r| match r {
                 core::Response::Nodes(p) => proto::ListNodesResponse {
                     nodes: p.items.iter().map(convert::node_info).collect(),
@@ -382,7 +348,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn drain_node(&self, request: Request<proto::DrainNodeRequest>) -> Result<Response<proto::DrainNodeResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::DrainNode { cluster: convert::cluster_name(&m.header)?, node: m.node, cancel: m.cancel }),
             |r| match r {
                 core::Response::Node(n) => proto::DrainNodeResponse { node: Some(convert::node_info(&n)) },
                 other => unexpected(other),
@@ -395,7 +360,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn remove_node(&self, request: Request<proto::RemoveNodeRequest>) -> Result<Response<proto::RemoveNodeResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::RemoveNode { cluster: convert::cluster_name(&m.header)?, node: m.node }),
             |r| match r {
                 core::Response::NodeRemoved { name } => proto::RemoveNodeResponse { node: name },
                 other => unexpected(other),
@@ -408,7 +372,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn scheduler_status(&self, request: Request<proto::SchedulerStatusRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::SchedulerStatus { cluster: convert::cluster_name(&m.header)? }),
             scheduler_reply,
             |mut c, r| Box::pin(async move { c.scheduler_status(r).await }),
         )
@@ -418,7 +381,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn set_scheduler(&self, request: Request<proto::SetSchedulerRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::SetScheduler { cluster: convert::cluster_name(&m.header)?, settings: convert::settings_from_proto(m.settings)? }),
             scheduler_reply,
             |mut c, r| Box::pin(async move { c.set_scheduler(r).await }),
         )
@@ -428,7 +390,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn plan_scheduler(&self, request: Request<proto::PlanSchedulerRequest>) -> Result<Response<proto::PlanSchedulerResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::PlanScheduler { cluster: convert::cluster_name(&m.header)? }),
             |r| match r {
                 core::Response::Plan(moves) => proto::PlanSchedulerResponse { moves: moves.iter().map(convert::planned_move).collect() },
                 other => unexpected(other),
@@ -441,7 +402,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_events(&self, request: Request<proto::ListEventsRequest>) -> Result<Response<proto::ListEventsResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::ListEvents { cluster: convert::cluster_name(&m.header)?, after: m.after, limit: m.limit }),
             |r| match r {
                 core::Response::Events { events, last } => proto::ListEventsResponse { events: events.iter().map(convert::event).collect(), last },
                 other => unexpected(other),
@@ -454,10 +414,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn move_shard(&self, request: Request<proto::MoveShardRequest>) -> Result<Response<proto::MoveShardResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                let cluster = convert::cluster_name(&m.header)?;
-                Ok(core::Request::MoveShard { cluster, shard: core::ShardId(m.shard), node: m.node, reopen: m.reopen })
-            },
             |r| match r {
                 core::Response::Moved(m) => proto::MoveShardResponse { r#move: Some(convert::planned_move(&m)) },
                 other => unexpected(other),
@@ -470,10 +426,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn split_shard(&self, request: Request<proto::SplitShardRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                let cluster = convert::cluster_name(&m.header)?;
-                Ok(core::Request::SplitShard { cluster, shard: core::ShardId(m.shard), tables: m.tables.into_iter().map(core::TableId).collect() })
-            },
             procedure_response,
             |mut c, r| Box::pin(async move { c.split_shard(r).await }),
         )
@@ -483,10 +435,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn merge_shards(&self, request: Request<proto::MergeShardsRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                let cluster = convert::cluster_name(&m.header)?;
-                Ok(core::Request::MergeShards { cluster, shards: [core::ShardId(m.shard), core::ShardId(m.other)] })
-            },
             procedure_response,
             |mut c, r| Box::pin(async move { c.merge_shards(r).await }),
         )
@@ -496,7 +444,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_procedures(&self, request: Request<proto::ListProceduresRequest>) -> Result<Response<proto::ListProceduresResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::ListProcedures { cluster: convert::cluster_name(&m.header)? }),
             |r| match r {
                 core::Response::Procedures(all) => proto::ListProceduresResponse { procedures: all.iter().map(convert::procedure).collect() },
                 other => unexpected(other),
@@ -509,7 +456,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn cancel_procedure(&self, request: Request<proto::CancelProcedureRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::CancelProcedure { cluster: convert::cluster_name(&m.header)?, id: m.id }),
             procedure_response,
             |mut c, r| Box::pin(async move { c.cancel_procedure(r).await }),
         )
@@ -519,7 +465,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_shards(&self, request: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
         self.unary(
             request,
-            |m| Ok(core::Request::ListShards { cluster: convert::cluster_name(&m.header)?, page: convert::page(Listing::Shards, m.page_size, &m.page_token)? }),
             |r| match r {
                 core::Response::Shards(p) => proto::ListShardsResponse {
                     shards: p.items.iter().map(convert::shard_info).collect(),
@@ -535,11 +480,6 @@ impl proto::meta_server::Meta for MetaService {
     async fn list_tables(&self, request: Request<proto::ListTablesRequest>) -> Result<Response<proto::ListTablesResponse>, Status> {
         self.unary(
             request,
-            |m| {
-                let schema = (!m.schema.is_empty()).then_some(m.schema);
-                let page = convert::page(Listing::Tables, m.page_size, &m.page_token)?;
-                Ok(core::Request::ListTables { cluster: convert::cluster_name(&m.header)?, schema, page })
-            },
             |r| match r {
                 core::Response::Tables(p) => proto::ListTablesResponse {
                     tables: p.items.iter().map(convert::table_info).collect(),
