@@ -11,6 +11,9 @@
 //!   after every step.
 //! - [`proto`] is the gRPC API that the runtime serves.
 
+// Items are `pub` only where another crate may name them; the rest say how far they reach.
+#![warn(unreachable_pub)]
+
 #[cfg(feature = "check")]
 pub mod check;
 pub mod client;

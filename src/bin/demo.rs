@@ -6,6 +6,9 @@
 //! one node-agent and shows the failover, drains another and stops it once it holds nothing,
 //! then stops everything. Build the binaries first: `cargo build --release --bins`.
 
+// Items are `pub` only where another crate may name them; the rest say how far they reach.
+#![warn(unreachable_pub)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,6 +3,9 @@
 //! Without etcd endpoints it runs a single meta node on the embedded store in `--data-dir`.
 //! Settings come from defaults, the file, `SHARDMETA_*` variables and flags, later winning.
 
+// Items are `pub` only where another crate may name them; the rest say how far they reach.
+#![warn(unreachable_pub)]
+
 use std::path::PathBuf;
 
 use clap::Parser;

@@ -45,7 +45,7 @@ mod exported {
 
     use super::StreamEnd;
 
-    pub struct ClientMetrics {
+    pub(super) struct ClientMetrics {
         pub registry: Registry,
         pub heartbeats_sent: Counter,
         pub heartbeat_rtt: Histogram,
@@ -57,7 +57,7 @@ mod exported {
         pub leases_held: prometheus_client::metrics::gauge::Gauge,
     }
 
-    pub static METRICS: LazyLock<ClientMetrics> = LazyLock::new(|| {
+    pub(super) static METRICS: LazyLock<ClientMetrics> = LazyLock::new(|| {
         let mut root = Registry::default();
         let r = root.sub_registry_with_prefix("shardmeta_client");
         let m = ClientMetrics {
@@ -84,7 +84,7 @@ mod exported {
         ClientMetrics { registry: root, streams_ended: held, ..m }
     });
 
-    pub fn end_index(how: StreamEnd) -> usize {
+    pub(super) fn end_index(how: StreamEnd) -> usize {
         match how {
             StreamEnd::Redirected => 0,
             StreamEnd::Refused => 1,
@@ -92,7 +92,7 @@ mod exported {
         }
     }
 
-    pub fn text() -> String {
+    pub(super) fn text() -> String {
         let mut out = String::new();
         encode(&mut out, &METRICS.registry).expect("writing to a String cannot fail");
         out

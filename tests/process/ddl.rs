@@ -92,7 +92,9 @@ pub fn leased_at(logs: &[PathBuf], at: u64) -> std::collections::BTreeSet<u32> {
 /// a move, or meta revoked it) to the next lease on the shard, on any node. Cuts with no later
 /// lease in the logs are left out.
 pub fn handoff_spans(logs: &[PathBuf]) -> BTreeMap<u32, Vec<(u64, u64)>> {
-    let (mut cuts, mut grants): (Vec<(u32, u64)>, BTreeMap<u32, Vec<u64>>) = (Vec::new(), BTreeMap::new());
+    // (shard, when a lease was cut), and per shard when leases began.
+    let mut cuts: Vec<(u32, u64)> = Vec::new();
+    let mut grants: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for log in logs {
         for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue }; // torn by kill -9

@@ -4,6 +4,9 @@
 //! `--output jsonl` each row is printed, one JSON object a line, as its page arrives, so a listing
 //! of a million tables streams. Failures print one line and exit 1 (2 for bad usage).
 
+// Items are `pub` only where another crate may name them; the rest say how far they reach.
+#![warn(unreachable_pub)]
+
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -10,7 +10,7 @@ use tonic::Status;
 use super::header;
 
 #[derive(Subcommand)]
-pub enum SchedulerCmd {
+pub(crate) enum SchedulerCmd {
     /// The settings, and each node's load as the balancer sees it.
     Status,
     /// Stop automatic moves for balance (failover, repair and drains go on).
@@ -25,7 +25,7 @@ pub enum SchedulerCmd {
     },
 }
 
-pub async fn scheduler(cmd: &SchedulerCmd, cluster: &str, meta: &mut MetaClient) -> Result<Value, Status> {
+pub(crate) async fn scheduler(cmd: &SchedulerCmd, cluster: &str, meta: &mut MetaClient) -> Result<Value, Status> {
     let r = match cmd {
         SchedulerCmd::Status => status(cluster, meta).await?,
         SchedulerCmd::Plan => {
@@ -68,13 +68,13 @@ fn apply(s: &mut proto::SchedulerSettings, pair: &str) -> Result<(), Status> {
 }
 
 /// `shard transfer` (`reopen: false`) and `shard move`.
-pub async fn move_shard(cluster: &str, shard: u32, node: &str, reopen: bool, meta: &mut MetaClient) -> Result<Value, Status> {
+pub(crate) async fn move_shard(cluster: &str, shard: u32, node: &str, reopen: bool, meta: &mut MetaClient) -> Result<Value, Status> {
     let req = proto::MoveShardRequest { header: header(cluster), shard, node: node.to_owned(), reopen };
     let r = meta.call(|mut c| { let req = req.clone(); async move { c.move_shard(req).await } }).await?;
     Ok(r.r#move.as_ref().map_or(Value::Null, to_json::planned_move))
 }
 
-pub async fn events(cluster: &str, after: u64, limit: u32, meta: &mut MetaClient) -> Result<Value, Status> {
+pub(crate) async fn events(cluster: &str, after: u64, limit: u32, meta: &mut MetaClient) -> Result<Value, Status> {
     let req = proto::ListEventsRequest { header: header(cluster), after, limit };
     let r = meta.call(|mut c| { let req = req.clone(); async move { c.list_events(req).await } }).await?;
     Ok(Value::Array(r.events.iter().map(to_json::event).collect()))

@@ -8,14 +8,14 @@ use tonic::Status;
 
 use super::header;
 
-pub async fn get(cluster: &str, schema: &str, names: &[String], meta: &mut MetaClient) -> Result<Value, Status> {
+pub(crate) async fn get(cluster: &str, schema: &str, names: &[String], meta: &mut MetaClient) -> Result<Value, Status> {
     let req = proto::GetTablesRequest { header: header(cluster), schema: schema.to_owned(), tables: names.to_vec() };
     let r = meta.call(|mut c| { let req = req.clone(); async move { c.get_tables(req).await } }).await?;
     Ok(Value::Array(r.tables.iter().map(detail_json).collect()))
 }
 
 /// What `table alter` changes: a new encoded schema, new options, or both.
-pub struct Alter<'a> {
+pub(crate) struct Alter<'a> {
     pub schema: &'a str,
     pub name: &'a str,
     pub version: u32,
@@ -24,7 +24,7 @@ pub struct Alter<'a> {
     pub clear_options: bool,
 }
 
-pub async fn alter(cluster: &str, a: Alter<'_>, meta: &mut MetaClient) -> Result<Value, Status> {
+pub(crate) async fn alter(cluster: &str, a: Alter<'_>, meta: &mut MetaClient) -> Result<Value, Status> {
     let encoded_schema = a.encoded_schema_hex.map(unhex).transpose()?;
     let options = match (a.options.is_empty(), a.clear_options) {
         (true, false) => None,
@@ -36,7 +36,7 @@ pub async fn alter(cluster: &str, a: Alter<'_>, meta: &mut MetaClient) -> Result
 }
 
 /// Prints each update as it comes; returns only when the watch ends (with its status).
-pub async fn watch_routes(cluster: &str, schema: Option<&str>, from_revision: u64, meta: &mut MetaClient) -> Result<Value, Status> {
+pub(crate) async fn watch_routes(cluster: &str, schema: Option<&str>, from_revision: u64, meta: &mut MetaClient) -> Result<Value, Status> {
     let (_, mut client) = meta.leader().await?;
     let req = proto::WatchRoutesRequest { header: header(cluster), schema: schema.unwrap_or_default().to_owned(), from_revision };
     let mut stream = client.watch_routes(req).await?.into_inner();

@@ -31,7 +31,7 @@ const UNITS_MAX: f64 = 1e9;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct LoadSpec {
+pub(crate) struct LoadSpec {
     pub per_shard: f64,
     #[serde(default)]
     pub shards: BTreeMap<u32, f64>,
@@ -42,18 +42,18 @@ pub struct LoadSpec {
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct HotSpot {
+pub(crate) struct HotSpot {
     pub first: u32,
     pub last: u32,
     pub factor: f64,
 }
 
 impl LoadSpec {
-    pub fn flat(per_shard: f64) -> LoadSpec {
+    pub(crate) fn flat(per_shard: f64) -> LoadSpec {
         LoadSpec { per_shard, shards: BTreeMap::new(), tables: BTreeMap::new(), hot_spot: None }
     }
 
-    pub fn parse(text: &str) -> Result<LoadSpec, String> {
+    pub(crate) fn parse(text: &str) -> Result<LoadSpec, String> {
         let spec: LoadSpec = toml::from_str(text).map_err(|e| e.to_string())?;
         let bad = |what: String, v: f64| (!(v.is_finite() && (0.0..=UNITS_MAX).contains(&v))).then(|| format!("{what} = {v} is outside 0..={UNITS_MAX}"));
         let mut problems = vec![bad("per_shard".into(), spec.per_shard)];
@@ -82,14 +82,14 @@ impl LoadSpec {
         tables.iter().map(move |&t| (t, ((share + self.tables.get(&t.0).copied().unwrap_or(0.0)) * factor).min(UNITS_MAX)))
     }
 
-    pub fn load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
+    pub(crate) fn load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
         let base = self.shards.get(&shard.0).copied().unwrap_or(self.per_shard);
         let own: f64 = tables.iter().filter_map(|t| self.tables.get(&t.0)).sum();
         ShardLoad { write_units: ((base + own) * self.factor(shard)).min(UNITS_MAX), ..Default::default() }
     }
 
     /// The shard's busiest tables, busiest first (lowest id first among equals).
-    pub fn busiest(&self, shard: ShardId, tables: &BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
+    pub(crate) fn busiest(&self, shard: ShardId, tables: &BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
         let mut loads: Vec<(TableId, f64)> = self.table_loads(shard, tables).collect();
         loads.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         out.extend(loads.into_iter().take(TOP_TABLES_PER_SHARD).map(|(table, units)| TableLoad { shard, table, read_units: 0.0, write_units: units }));
@@ -97,7 +97,7 @@ impl LoadSpec {
 }
 
 /// The spec in force as the heartbeat loop's load source.
-pub struct Synthetic(pub Shared);
+pub(crate) struct Synthetic(pub Shared);
 
 impl LoadSource for Synthetic {
     fn shard_load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
@@ -110,11 +110,11 @@ impl LoadSource for Synthetic {
 }
 
 /// The spec in force, shared with the heartbeat loop.
-pub type Shared = Arc<RwLock<LoadSpec>>;
+pub(crate) type Shared = Arc<RwLock<LoadSpec>>;
 
 /// Reads `path` now (a bad file is an error) and again each second when it changed; a bad
 /// change is logged and the spec in force is kept.
-pub fn watch(path: PathBuf) -> Result<Shared, String> {
+pub(crate) fn watch(path: PathBuf) -> Result<Shared, String> {
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
     let spec = LoadSpec::parse(&read(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
     let shared = Arc::new(RwLock::new(spec));

@@ -11,6 +11,9 @@
 //! and accepted write, in wall-clock milliseconds, so that tests can check that no two nodes
 //! ever led one shard at once.
 
+// Items are `pub` only where another crate may name them; the rest say how far they reach.
+#![warn(unreachable_pub)]
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use crate::core::model::{Catalog, ClusterCatalog};
 
 /// Clusters whose creation or drop is being written.
 #[derive(Default)]
-pub struct PendingClusters {
+pub(super) struct PendingClusters {
     /// By name, with the id each will have.
     pub creating: BTreeMap<String, ClusterId>,
     /// Decided, not yet landed: nothing more is decided about them, and they answer nothing.

@@ -9,11 +9,11 @@ use super::Leader;
 /// Above this many shards in all, [`Leader::check_consistency`] checks nothing: the check walks every
 /// shard and node, which at a million shards (the benchmarks, run as tests too) costs far more
 /// than the input it follows. Simulators and tests run clusters far below it.
-pub const VALIDATE_SHARDS_MAX: usize = 4_096;
+pub(super) const VALIDATE_SHARDS_MAX: usize = 4_096;
 
 /// Above this many tables in all, [`Leader::check_consistency`] leaves the catalog's own integrity
 /// unchecked (it walks every table); the derived indexes are still checked.
-pub const VALIDATE_TABLES_MAX: usize = 10_000;
+pub(super) const VALIDATE_TABLES_MAX: usize = 10_000;
 
 impl Leader {
     /// `Err` names the first derived value that disagrees with its source.

@@ -21,7 +21,7 @@ use crate::core::error::quoted;
 use crate::core::validate;
 
 /// The role the catalog gives `node` for shard `s`.
-pub fn desired_role(s: &ShardRecord, node: NodeId) -> Option<Role> {
+pub(super) fn desired_role(s: &ShardRecord, node: NodeId) -> Option<Role> {
     if s.leader == Some(node.0) {
         Some(Role::Leader)
     } else if s.followers.contains(&node.0) {

@@ -8,7 +8,7 @@ use crate::core::output::Page;
 /// Takes one page from `rows`: `(id, Some(item))` for a row that belongs in the listing and
 /// `(id, None)` for one a filter left out, in id order and starting after the request's `after`.
 /// It stops at the page size or after `list_scan_max` rows, whichever comes first.
-pub fn paginate<T>(req: &PageRequest, cfg: &CoreConfig, rows: impl Iterator<Item = (u64, Option<T>)>) -> Page<T> {
+pub(super) fn paginate<T>(req: &PageRequest, cfg: &CoreConfig, rows: impl Iterator<Item = (u64, Option<T>)>) -> Page<T> {
     let size = match req.size {
         0 => cfg.list_page_default,
         n => n.min(cfg.list_page_max),
@@ -27,7 +27,7 @@ pub fn paginate<T>(req: &PageRequest, cfg: &CoreConfig, rows: impl Iterator<Item
 }
 
 /// The ids above `after`, for listings kept in vectors indexed by id.
-pub fn ids_after(after: Option<u64>, len: usize) -> std::ops::Range<usize> {
+pub(super) fn ids_after(after: Option<u64>, len: usize) -> std::ops::Range<usize> {
     let from = after.map_or(0, |a| (a as usize).saturating_add(1)).min(len);
     from..len
 }

@@ -23,11 +23,11 @@ use crate::core::error::quoted;
 
 /// Changes in one update at most, so that one message stays far below the gRPC limit (a shard
 /// change with its endpoints is a few hundred bytes).
-pub const CHANGES_PER_UPDATE: usize = 1_000;
+pub(super) const CHANGES_PER_UPDATE: usize = 1_000;
 
 const SEQ_BITS: u32 = 40;
 
-pub struct RouteWatches {
+pub(super) struct RouteWatches {
     /// The revision of this term's change 0: a change's revision is `base + seq`.
     base: u64,
     logs: BTreeMap<ClusterId, RouteLog>,
@@ -59,13 +59,13 @@ impl Watcher {
 }
 
 impl RouteWatches {
-    pub fn new(term: Term) -> RouteWatches {
+    pub(super) fn new(term: Term) -> RouteWatches {
         RouteWatches { base: term.0.saturating_mul(1 << SEQ_BITS), logs: BTreeMap::new(), watchers: BTreeMap::new() }
     }
 
 
     /// Opens a watch: the changes after the watcher's revision, or a resync, go out at once.
-    pub fn open(&mut self, watch: WatchId, cluster: &ClusterCatalog, req: &WatchRoutes, config: &CoreConfig, out: &mut Outbox) -> MetaResult<()> {
+    pub(super) fn open(&mut self, watch: WatchId, cluster: &ClusterCatalog, req: &WatchRoutes, config: &CoreConfig, out: &mut Outbox) -> MetaResult<()> {
         if self.watchers.len() >= config.watchers_max {
             return Err(MetaError::ResourceExhausted(format!("{} route watches are open, the most this meta leader keeps", config.watchers_max)));
         }
@@ -86,12 +86,12 @@ impl RouteWatches {
         Ok(())
     }
 
-    pub fn close(&mut self, watch: WatchId) {
+    pub(super) fn close(&mut self, watch: WatchId) {
         self.watchers.remove(&watch);
     }
 
     /// Numbers and keeps `changes` of `cluster`, and sends them to its watchers.
-    pub fn record(&mut self, cluster: ClusterId, changes: Vec<RouteChange>, config: &CoreConfig, out: &mut Outbox) {
+    pub(super) fn record(&mut self, cluster: ClusterId, changes: Vec<RouteChange>, config: &CoreConfig, out: &mut Outbox) {
         if changes.is_empty() {
             return;
         }
@@ -114,7 +114,7 @@ impl RouteWatches {
 
     /// The catalog was replaced whole (a reload): no log describes the difference, so every
     /// watcher resyncs, and no earlier revision can be resumed.
-    pub fn resync_all(&mut self, out: &mut Outbox) {
+    pub(super) fn resync_all(&mut self, out: &mut Outbox) {
         for log in self.logs.values_mut() {
             log.changes.clear();
             log.head += 1;
@@ -126,7 +126,7 @@ impl RouteWatches {
     }
 
     /// The cluster was dropped: its watches end, and its log goes.
-    pub fn forget_cluster(&mut self, cluster: ClusterId, out: &mut Outbox) {
+    pub(super) fn forget_cluster(&mut self, cluster: ClusterId, out: &mut Outbox) {
         self.logs.remove(&cluster);
         let gone: Vec<WatchId> = self.watchers.iter().filter(|(_, w)| w.cluster == cluster).map(|(&id, _)| id).collect();
         for watch in gone {
@@ -136,7 +136,7 @@ impl RouteWatches {
     }
 
     /// Ends every watch: this leadership is over.
-    pub fn end_all(&mut self, out: &mut Outbox) {
+    pub(super) fn end_all(&mut self, out: &mut Outbox) {
         for (watch, _) in std::mem::take(&mut self.watchers) {
             let error = MetaError::Unavailable("meta leadership moved; watch again at the new leader, from the last revision seen".into());
             out.push(Output::EndWatch { watch, error });
@@ -162,7 +162,7 @@ fn send(out: &mut Outbox, watch: WatchId, base: u64, head: u64, resync: bool, ch
 /// What one change touched that routes show, noted mutation by mutation before each is applied
 /// (a drop must be described while the table is still there), then read back once all are.
 #[derive(Default)]
-pub struct Touched {
+pub(super) struct Touched {
     tables: Vec<TableId>,
     dropped: Vec<RouteChange>,
     shards: BTreeSet<ShardId>,
@@ -172,7 +172,7 @@ pub struct Touched {
 impl Touched {
     /// Notes `m`, about to be applied to `c` (`None`: the change creates the cluster, which
     /// has no routes yet).
-    pub fn note(&mut self, c: Option<&ClusterCatalog>, m: &Mutation) {
+    pub(super) fn note(&mut self, c: Option<&ClusterCatalog>, m: &Mutation) {
         let Some(c) = c else { return };
         match m {
             Mutation::PutTable(_, t) if c.tables.get(TableId(t.id)).is_none_or(|old| old.shard != t.shard) => self.tables.push(TableId(t.id)),
@@ -196,7 +196,7 @@ impl Touched {
     }
 
     /// The route changes, read from `c` once the change is applied.
-    pub fn changes(mut self, c: &ClusterCatalog) -> Vec<RouteChange> {
+    pub(super) fn changes(mut self, c: &ClusterCatalog) -> Vec<RouteChange> {
         let mut changes = Vec::with_capacity(self.tables.len() + self.dropped.len() + self.shards.len());
         for id in self.tables {
             if let Some(t) = c.tables.get(id) {

@@ -11,7 +11,7 @@ use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord, Table};
 use crate::core::output::*;
 use crate::core::error::quoted;
 
-pub fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
+pub(super) fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
     let r = &c.record;
     ClusterInfo {
         id: ClusterId(r.id),
@@ -24,7 +24,7 @@ pub fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
     }
 }
 
-pub fn table_info(c: &ClusterCatalog, id: TableId, t: &Table) -> TableInfo {
+pub(super) fn table_info(c: &ClusterCatalog, id: TableId, t: &Table) -> TableInfo {
     TableInfo {
         id,
         schema: c.schemas[&t.schema].name.clone(),
@@ -35,7 +35,7 @@ pub fn table_info(c: &ClusterCatalog, id: TableId, t: &Table) -> TableInfo {
 }
 
 /// The schema named `schema`; one being dropped is gone already.
-pub fn schema_id(c: &ClusterCatalog, schema: &str) -> MetaResult<SchemaId> {
+pub(super) fn schema_id(c: &ClusterCatalog, schema: &str) -> MetaResult<SchemaId> {
     match c.schema_by_name.get(schema) {
         Some(&sid) if !c.schemas[&sid].dropping => Ok(sid),
         Some(_) => Err(MetaError::NotFound(format!("schema {schema} in cluster {:?} is being dropped", c.record.name, schema = quoted(schema)))),
@@ -43,7 +43,7 @@ pub fn schema_id(c: &ClusterCatalog, schema: &str) -> MetaResult<SchemaId> {
     }
 }
 
-pub fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {
+pub(super) fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {
     let n = c.node(NodeId(node));
     Endpoint { name: n.name.clone(), endpoint: n.endpoint.clone() }
 }
@@ -57,7 +57,7 @@ fn named<'a>(c: &'a ClusterCatalog, schema: &str, tables: &'a [String]) -> MetaR
 
 /// Routes of the named tables. A partitioned table's route is followed by those of its
 /// sub-tables, which hold its rows, so that one answer covers a query over it.
-pub fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult<Response> {
+pub(super) fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult<Response> {
     let mut routes = Vec::with_capacity(tables.len());
     let route = |id: TableId, t: &Table| {
         let s = c.shard(ShardId(t.shard));
@@ -80,7 +80,7 @@ pub fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> MetaResult
 
 /// Everything stored about the named tables. A sub-table is answered with its parent's
 /// encoded schema and options, which it shares.
-pub fn table_details(c: &ClusterCatalog, schema: &str, tables: &[String], cfg: &CoreConfig) -> MetaResult<Response> {
+pub(super) fn table_details(c: &ClusterCatalog, schema: &str, tables: &[String], cfg: &CoreConfig) -> MetaResult<Response> {
     let mut details = Vec::with_capacity(tables.len());
     let mut bytes = 0usize;
     for (id, t) in named(c, schema, tables)? {
@@ -105,13 +105,13 @@ pub fn table_details(c: &ClusterCatalog, schema: &str, tables: &[String], cfg: &
     Ok(Response::TableDetails { epoch: c.epoch, tables: details })
 }
 
-pub fn nodes(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &CoreConfig) -> Page<NodeInfo> {
+pub(super) fn nodes(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &CoreConfig) -> Page<NodeInfo> {
     // A removed node's tombstone is not listed.
     let rows = ids_after(page.after, c.nodes.len()).map(|i| (i as u64, (!c.nodes[i].removed).then(|| node_info(c, live, NodeId(i as u32)))));
     paginate(page, cfg, rows)
 }
 
-pub fn node_info(c: &ClusterCatalog, live: &LiveCluster, id: NodeId) -> NodeInfo {
+pub(super) fn node_info(c: &ClusterCatalog, live: &LiveCluster, id: NodeId) -> NodeInfo {
     let (n, known, held) = (c.node(id), live.node(id), &c.node_shards[id.index()]);
     NodeInfo {
         name: n.name.clone(),
@@ -127,7 +127,7 @@ pub fn node_info(c: &ClusterCatalog, live: &LiveCluster, id: NodeId) -> NodeInfo
     }
 }
 
-pub fn shard_status(c: &ClusterCatalog, live: &LiveCluster, id: ShardId) -> ShardStatus {
+pub(super) fn shard_status(c: &ClusterCatalog, live: &LiveCluster, id: ShardId) -> ShardStatus {
     let s = c.shard(id);
     match s.leader {
         None if s.retired => ShardStatus::Retired,
@@ -139,7 +139,7 @@ pub fn shard_status(c: &ClusterCatalog, live: &LiveCluster, id: ShardId) -> Shar
     }
 }
 
-pub fn shards(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &CoreConfig) -> Page<ShardInfo> {
+pub(super) fn shards(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &CoreConfig) -> Page<ShardInfo> {
     let name = |n: u32| c.node(NodeId(n)).name.clone();
     let info = |s: &ShardRecord| {
         let (load, load_windows) = live.loads().smoothed(ShardId(s.id));
@@ -160,7 +160,7 @@ pub fn shards(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &
 }
 
 /// Tables in id order; with a schema filter a page may come back short (see [`paginate`]).
-pub fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageRequest, cfg: &CoreConfig) -> MetaResult<Page<TableInfo>> {
+pub(super) fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageRequest, cfg: &CoreConfig) -> MetaResult<Page<TableInfo>> {
     let filter = schema.map(|s| schema_id(c, s)).transpose()?;
     let rows = c.tables.iter_after(page.after.map(TableId)).map(|(id, t)| {
         let item = filter.is_none_or(|sid| sid == t.schema).then(|| table_info(c, id, t));
@@ -169,7 +169,7 @@ pub fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageRequest, cfg:
     Ok(paginate(page, cfg, rows))
 }
 
-pub fn view(c: &ClusterCatalog, live: &LiveCluster, term: Term, changes_pending: usize) -> ClusterView {
+pub(super) fn view(c: &ClusterCatalog, live: &LiveCluster, term: Term, changes_pending: usize) -> ClusterView {
     let online = live.nodes().iter().filter(|(_, n)| n.online).count() as u32;
     // One pass over the shards and one over the procedures, counted by position in `ALL`.
     let mut by_status = [0u32; ShardStatus::ALL.len()];
