@@ -10,11 +10,11 @@
 //!
 //! Run: `cargo bench --bench runtime` (etcd must be installed for the second part).
 
+#[path = "runtime/procedure_steps.rs"]
+mod procedure_steps;
 #[path = "../tests/process/mod.rs"]
 #[allow(unused_imports)]
 mod process;
-#[path = "runtime/procedure_steps.rs"]
-mod procedure_steps;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use shardmeta::client::meta_client::connect;
 use shardmeta::client::node::{self, NodeIdentity};
 use shardmeta::client::ShardHost;
+use shardmeta::convert;
 use shardmeta::core::ShardLoad;
 use shardmeta::proto::{self, meta_server::Meta, RequestHeader};
 use shardmeta::server::config::{Overrides, ServerConfig};
-use shardmeta::convert;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -45,7 +45,11 @@ fn header() -> Option<RequestHeader> {
 /// Starts a meta server in this process; returns its endpoint and a stopper.
 async fn start_meta(env: Vec<(String, String)>) -> (String, tokio::sync::oneshot::Sender<()>) {
     let port = process::free_port();
-    let flags = Overrides { grpc_addr: Some(format!("127.0.0.1:{port}")), admin_addr: Some(String::new()), ..Default::default() };
+    let flags = Overrides {
+        grpc_addr: Some(format!("127.0.0.1:{port}")),
+        admin_addr: Some(String::new()),
+        ..Default::default()
+    };
     let config = ServerConfig::load(None, env, flags).expect("bench config");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(shardmeta::server::run(config, async {
@@ -54,7 +58,10 @@ async fn start_meta(env: Vec<(String, String)>) -> (String, tokio::sync::oneshot
     let endpoint = format!("127.0.0.1:{port}");
     loop {
         if let Ok(mut c) = connect(&endpoint, Duration::from_secs(5)).await {
-            if c.list_tables(proto::ListTablesRequest { header: header(), ..Default::default() }).await.is_ok() {
+            if c.list_tables(proto::ListTablesRequest { header: header(), ..Default::default() })
+                .await
+                .is_ok()
+            {
                 return (endpoint, stop);
             }
         }
@@ -65,7 +72,16 @@ async fn start_meta(env: Vec<(String, String)>) -> (String, tokio::sync::oneshot
 /// One node's closed loop: send a heartbeat, wait for its answer, repeat. Counts answers while
 /// `counting`; returns the last request sent, for the echo run to replay.
 #[allow(clippy::too_many_arguments)]
-async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<proto::HeartbeatRequest>, pause: Duration, counting: Arc<AtomicBool>, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) -> proto::HeartbeatRequest {
+async fn node_loop(
+    endpoint: String,
+    i: usize,
+    incarnation: u64,
+    replay: Option<proto::HeartbeatRequest>,
+    pause: Duration,
+    counting: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+) -> proto::HeartbeatRequest {
     let mut client = connect(&endpoint, Duration::from_secs(5)).await.expect("connect");
     let (tx, rx) = mpsc::channel(1);
     let mut inbound = client.heartbeat(ReceiverStream::new(rx)).await.expect("stream").into_inner();
@@ -89,7 +105,8 @@ async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<
                 proto::HeartbeatRequest { seq, ..r.clone() }
             }
             None => {
-                let reports = host.heartbeat(now, &|_| ShardLoad { write_units: 1.0, ..Default::default() });
+                let reports =
+                    host.heartbeat(now, &|_| ShardLoad { write_units: 1.0, ..Default::default() });
                 node::heartbeat_request(&identity, reports)
             }
         };
@@ -116,12 +133,29 @@ async fn node_loop(endpoint: String, i: usize, incarnation: u64, replay: Option<
 }
 
 /// Runs `NODES` closed loops against `endpoint`; heartbeats per second in the measured window.
-async fn heartbeat_load(endpoint: &str, incarnation: u64, replay: Option<Vec<proto::HeartbeatRequest>>) -> (f64, Vec<proto::HeartbeatRequest>) {
-    let (counting, stop, count) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+async fn heartbeat_load(
+    endpoint: &str,
+    incarnation: u64,
+    replay: Option<Vec<proto::HeartbeatRequest>>,
+) -> (f64, Vec<proto::HeartbeatRequest>) {
+    let (counting, stop, count) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let tasks: Vec<_> = (0..NODES)
         .map(|i| {
             let r = replay.as_ref().map(|r| r[i].clone());
-            tokio::spawn(node_loop(endpoint.to_owned(), i, incarnation, r, Duration::ZERO, counting.clone(), stop.clone(), count.clone()))
+            tokio::spawn(node_loop(
+                endpoint.to_owned(),
+                i,
+                incarnation,
+                r,
+                Duration::ZERO,
+                counting.clone(),
+                stop.clone(),
+                count.clone(),
+            ))
         })
         .collect();
     tokio::time::sleep(WARM_UP).await;
@@ -149,11 +183,17 @@ impl Meta for Echo {
     type HeartbeatStream = ReceiverStream<Result<proto::HeartbeatResponse, Status>>;
     type WatchRoutesStream = ReceiverStream<Result<proto::WatchRoutesResponse, Status>>;
 
-    async fn watch_routes(&self, _: Request<proto::WatchRoutesRequest>) -> Result<Response<Self::WatchRoutesStream>, Status> {
+    async fn watch_routes(
+        &self,
+        _: Request<proto::WatchRoutesRequest>,
+    ) -> Result<Response<Self::WatchRoutesStream>, Status> {
         only_heartbeats()
     }
 
-    async fn heartbeat(&self, request: Request<Streaming<proto::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<Streaming<proto::HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatStream>, Status> {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
@@ -161,7 +201,11 @@ impl Meta for Echo {
                 let response = proto::HeartbeatResponse {
                     term: 1,
                     epoch: 1,
-                    lease: Some(proto::LeaseGrant { seq: r.seq, duration_ms: 10_000, revoked: vec![] }),
+                    lease: Some(proto::LeaseGrant {
+                        seq: r.seq,
+                        duration_ms: 10_000,
+                        revoked: vec![],
+                    }),
                     heartbeat_interval_ms: 1_000,
                     ..Default::default()
                 };
@@ -173,111 +217,192 @@ impl Meta for Echo {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
-    async fn create_cluster(&self, _: Request<proto::CreateClusterRequest>) -> Result<Response<proto::CreateClusterResponse>, Status> {
+    async fn create_cluster(
+        &self,
+        _: Request<proto::CreateClusterRequest>,
+    ) -> Result<Response<proto::CreateClusterResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn list_clusters(&self, _: Request<proto::ListClustersRequest>) -> Result<Response<proto::ListClustersResponse>, Status> {
+    async fn list_clusters(
+        &self,
+        _: Request<proto::ListClustersRequest>,
+    ) -> Result<Response<proto::ListClustersResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn cluster_view(&self, _: Request<proto::ClusterViewRequest>) -> Result<Response<proto::ClusterViewResponse>, Status> {
+    async fn cluster_view(
+        &self,
+        _: Request<proto::ClusterViewRequest>,
+    ) -> Result<Response<proto::ClusterViewResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn create_schema(&self, _: Request<proto::CreateSchemaRequest>) -> Result<Response<proto::CreateSchemaResponse>, Status> {
+    async fn create_schema(
+        &self,
+        _: Request<proto::CreateSchemaRequest>,
+    ) -> Result<Response<proto::CreateSchemaResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn create_table(&self, _: Request<proto::CreateTableRequest>) -> Result<Response<proto::CreateTableResponse>, Status> {
+    async fn create_table(
+        &self,
+        _: Request<proto::CreateTableRequest>,
+    ) -> Result<Response<proto::CreateTableResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn drop_table(&self, _: Request<proto::DropTableRequest>) -> Result<Response<proto::DropTableResponse>, Status> {
+    async fn drop_table(
+        &self,
+        _: Request<proto::DropTableRequest>,
+    ) -> Result<Response<proto::DropTableResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn drop_cluster(&self, _: Request<proto::DropClusterRequest>) -> Result<Response<proto::DropClusterResponse>, Status> {
+    async fn drop_cluster(
+        &self,
+        _: Request<proto::DropClusterRequest>,
+    ) -> Result<Response<proto::DropClusterResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn drop_schema(&self, _: Request<proto::DropSchemaRequest>) -> Result<Response<proto::DropSchemaResponse>, Status> {
+    async fn drop_schema(
+        &self,
+        _: Request<proto::DropSchemaRequest>,
+    ) -> Result<Response<proto::DropSchemaResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn alter_table(&self, _: Request<proto::AlterTableRequest>) -> Result<Response<proto::AlterTableResponse>, Status> {
+    async fn alter_table(
+        &self,
+        _: Request<proto::AlterTableRequest>,
+    ) -> Result<Response<proto::AlterTableResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn route_tables(&self, _: Request<proto::RouteTablesRequest>) -> Result<Response<proto::RouteTablesResponse>, Status> {
+    async fn route_tables(
+        &self,
+        _: Request<proto::RouteTablesRequest>,
+    ) -> Result<Response<proto::RouteTablesResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn get_tables(&self, _: Request<proto::GetTablesRequest>) -> Result<Response<proto::GetTablesResponse>, Status> {
+    async fn get_tables(
+        &self,
+        _: Request<proto::GetTablesRequest>,
+    ) -> Result<Response<proto::GetTablesResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn get_table(&self, _: Request<proto::GetTableRequest>) -> Result<Response<proto::GetTableResponse>, Status> {
+    async fn get_table(
+        &self,
+        _: Request<proto::GetTableRequest>,
+    ) -> Result<Response<proto::GetTableResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn list_nodes(&self, _: Request<proto::ListNodesRequest>) -> Result<Response<proto::ListNodesResponse>, Status> {
+    async fn list_nodes(
+        &self,
+        _: Request<proto::ListNodesRequest>,
+    ) -> Result<Response<proto::ListNodesResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn drain_node(&self, _: Request<proto::DrainNodeRequest>) -> Result<Response<proto::DrainNodeResponse>, Status> {
+    async fn drain_node(
+        &self,
+        _: Request<proto::DrainNodeRequest>,
+    ) -> Result<Response<proto::DrainNodeResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn remove_node(&self, _: Request<proto::RemoveNodeRequest>) -> Result<Response<proto::RemoveNodeResponse>, Status> {
+    async fn remove_node(
+        &self,
+        _: Request<proto::RemoveNodeRequest>,
+    ) -> Result<Response<proto::RemoveNodeResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn list_shards(&self, _: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
+    async fn list_shards(
+        &self,
+        _: Request<proto::ListShardsRequest>,
+    ) -> Result<Response<proto::ListShardsResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn list_tables(&self, _: Request<proto::ListTablesRequest>) -> Result<Response<proto::ListTablesResponse>, Status> {
+    async fn list_tables(
+        &self,
+        _: Request<proto::ListTablesRequest>,
+    ) -> Result<Response<proto::ListTablesResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn get_leader(&self, _: Request<proto::GetLeaderRequest>) -> Result<Response<proto::GetLeaderResponse>, Status> {
+    async fn get_leader(
+        &self,
+        _: Request<proto::GetLeaderRequest>,
+    ) -> Result<Response<proto::GetLeaderResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn scheduler_status(&self, _: Request<proto::SchedulerStatusRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
+    async fn scheduler_status(
+        &self,
+        _: Request<proto::SchedulerStatusRequest>,
+    ) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn set_scheduler(&self, _: Request<proto::SetSchedulerRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
+    async fn set_scheduler(
+        &self,
+        _: Request<proto::SetSchedulerRequest>,
+    ) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn plan_scheduler(&self, _: Request<proto::PlanSchedulerRequest>) -> Result<Response<proto::PlanSchedulerResponse>, Status> {
+    async fn plan_scheduler(
+        &self,
+        _: Request<proto::PlanSchedulerRequest>,
+    ) -> Result<Response<proto::PlanSchedulerResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn list_events(&self, _: Request<proto::ListEventsRequest>) -> Result<Response<proto::ListEventsResponse>, Status> {
+    async fn list_events(
+        &self,
+        _: Request<proto::ListEventsRequest>,
+    ) -> Result<Response<proto::ListEventsResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn move_shard(&self, _: Request<proto::MoveShardRequest>) -> Result<Response<proto::MoveShardResponse>, Status> {
+    async fn move_shard(
+        &self,
+        _: Request<proto::MoveShardRequest>,
+    ) -> Result<Response<proto::MoveShardResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn split_shard(&self, _: Request<proto::SplitShardRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+    async fn split_shard(
+        &self,
+        _: Request<proto::SplitShardRequest>,
+    ) -> Result<Response<proto::ProcedureResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn merge_shards(&self, _: Request<proto::MergeShardsRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+    async fn merge_shards(
+        &self,
+        _: Request<proto::MergeShardsRequest>,
+    ) -> Result<Response<proto::ProcedureResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn list_procedures(&self, _: Request<proto::ListProceduresRequest>) -> Result<Response<proto::ListProceduresResponse>, Status> {
+    async fn list_procedures(
+        &self,
+        _: Request<proto::ListProceduresRequest>,
+    ) -> Result<Response<proto::ListProceduresResponse>, Status> {
         only_heartbeats()
     }
 
-    async fn cancel_procedure(&self, _: Request<proto::CancelProcedureRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
+    async fn cancel_procedure(
+        &self,
+        _: Request<proto::CancelProcedureRequest>,
+    ) -> Result<Response<proto::ProcedureResponse>, Status> {
         only_heartbeats()
     }
 }
@@ -286,7 +411,10 @@ async fn heartbeat_ratio() {
     let dir = process::TempDir::new("bench-hb");
     let env = vec![
         ("SHARDMETA_DATA_DIR".to_string(), dir.path().display().to_string()),
-        ("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT".to_string(), (NODES as u32 * SHARDS_PER_NODE).to_string()),
+        (
+            "SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT".to_string(),
+            (NODES as u32 * SHARDS_PER_NODE).to_string(),
+        ),
         ("SHARDMETA_LOG_LEVEL".to_string(), "warn".to_string()),
         // Each round's nodes are new incarnations of the last round's: they are admitted once
         // the old ones' leases end, which a 3 s lease does within the echo run between.
@@ -296,7 +424,11 @@ async fn heartbeat_ratio() {
     let (meta, stop) = start_meta(env).await;
     let port = process::free_port();
     let addr = format!("127.0.0.1:{port}").parse().expect("addr");
-    tokio::spawn(tonic::transport::Server::builder().add_service(proto::meta_server::MetaServer::new(Echo)).serve(addr));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(proto::meta_server::MetaServer::new(Echo))
+            .serve(addr),
+    );
     let echo = format!("127.0.0.1:{port}");
     println!("heartbeat ingest, {NODES} nodes in closed loops, {SHARDS_PER_NODE} shard reports per heartbeat:");
     // Rounds alternate so that a noisy stretch of the machine hits both sides.
@@ -357,7 +489,12 @@ async fn create_ratio() {
     let creates = throughput(move |w, i| {
         let mut c = clients[w].clone();
         async move {
-            let req = proto::CreateTableRequest { header: header(), name: format!("w{w}_{i}"), encoded_schema: vec![7; 64], ..Default::default() };
+            let req = proto::CreateTableRequest {
+                header: header(),
+                name: format!("w{w}_{i}"),
+                encoded_schema: vec![7; 64],
+                ..Default::default()
+            };
             c.create_table(req).await.is_ok()
         }
     })
@@ -367,7 +504,11 @@ async fn create_ratio() {
     // The floor: one transaction per create, of the same shape as meta's batch for one create
     // (two value compares; a table record, a shard record and the fence record).
     let raw = raw_txns(&etcd, |w, i| {
-        vec![(format!("/bench/tables/{w}/{i}"), vec![7u8; 90]), (format!("/bench/shards/{}", i % 8), vec![1u8; 12]), (format!("/bench/fence/{w}"), vec![2u8; 6])]
+        vec![
+            (format!("/bench/tables/{w}/{i}"), vec![7u8; 90]),
+            (format!("/bench/shards/{}", i % 8), vec![1u8; 12]),
+            (format!("/bench/fence/{w}"), vec![2u8; 6]),
+        ]
     })
     .await;
     println!("create table on etcd, {WRITERS} concurrent clients:");
@@ -391,8 +532,13 @@ async fn raw_txns(etcd: &process::Etcd, puts: fn(usize, u64) -> Vec<Put>) -> f64
         async move {
             use etcd_client::{Compare, CompareOp, Txn, TxnOp};
             let txn = Txn::new()
-                .when([Compare::value("/bench/leader", CompareOp::Equal, "me"), Compare::value("/bench/leader", CompareOp::Equal, "me")])
-                .and_then(puts(w, i).into_iter().map(|(k, v)| TxnOp::put(k, v, None)).collect::<Vec<_>>());
+                .when([
+                    Compare::value("/bench/leader", CompareOp::Equal, "me"),
+                    Compare::value("/bench/leader", CompareOp::Equal, "me"),
+                ])
+                .and_then(
+                    puts(w, i).into_iter().map(|(k, v)| TxnOp::put(k, v, None)).collect::<Vec<_>>(),
+                );
             client.txn(txn).await.is_ok()
         }
     })
@@ -404,7 +550,8 @@ fn main() {
         println!("runtime benchmarks run under `cargo bench --bench runtime`");
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         heartbeat_ratio().await;
         if std::process::Command::new("etcd").arg("--version").output().is_ok() {

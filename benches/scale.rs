@@ -26,9 +26,9 @@ use process::{free_port, Etcd, Proc, TempDir};
 use shardmeta::client::meta_client::connect;
 use shardmeta::client::node::{self, NodeIdentity};
 use shardmeta::client::{MetaClient, ShardHost};
+use shardmeta::convert;
 use shardmeta::core::ShardLoad;
 use shardmeta::proto::{self, RequestHeader};
-use shardmeta::convert;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -44,7 +44,11 @@ fn header() -> Option<RequestHeader> {
 
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0.0);
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
     kib / 1024.0
 }
 
@@ -73,7 +77,14 @@ impl Latencies {
 /// One data node: a heartbeat every second through the real `ShardHost`, timing each reply
 /// (the response whose lease grant names the heartbeat's seq); reconnects to whoever leads.
 async fn paced_node(endpoints: Vec<String>, i: usize, lat: Arc<Latencies>, stop: Arc<AtomicBool>) {
-    let identity = NodeIdentity { cluster: "default".into(), name: format!("n{i:04}"), endpoint: format!("127.0.0.1:{}", 30_000 + i), zone: String::new(), incarnation: 1, capacity: 1.0 };
+    let identity = NodeIdentity {
+        cluster: "default".into(),
+        name: format!("n{i:04}"),
+        endpoint: format!("127.0.0.1:{}", 30_000 + i),
+        zone: String::new(),
+        incarnation: 1,
+        capacity: 1.0,
+    };
     let mut host = ShardHost::new();
     let mut meta = MetaClient::new(endpoints, Duration::from_secs(5)).unwrap();
     let start = Instant::now();
@@ -167,14 +178,19 @@ impl Run {
     }
 
     fn log_line(&self, name: &str, what: &str) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+            .unwrap_or_default();
         log.lines().rfind(|l| l.contains(what)).unwrap_or("(not logged)").to_owned()
     }
 }
 
 async fn view(endpoints: &[String]) -> proto::ClusterViewResponse {
     let mut meta = MetaClient::new(endpoints.to_vec(), Duration::from_secs(10)).unwrap();
-    meta.call(|mut c| async move { c.cluster_view(proto::ClusterViewRequest { header: header() }).await }).await.unwrap_or_default()
+    meta.call(|mut c| async move {
+        c.cluster_view(proto::ClusterViewRequest { header: header() }).await
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// Creates `tables` tables from `CREATORS` clients; returns creates per second over the first
@@ -186,7 +202,8 @@ async fn create_all(endpoints: &[String], tables: usize) -> (f64, f64) {
     let started = Instant::now();
     let tasks: Vec<_> = (0..CREATORS)
         .map(|_| {
-            let (next, done, marks, endpoints) = (next.clone(), done.clone(), marks.clone(), endpoints.to_vec());
+            let (next, done, marks, endpoints) =
+                (next.clone(), done.clone(), marks.clone(), endpoints.to_vec());
             tokio::spawn(async move {
                 let mut meta = MetaClient::new(endpoints, Duration::from_secs(10)).unwrap();
                 loop {
@@ -195,7 +212,13 @@ async fn create_all(endpoints: &[String], tables: usize) -> (f64, f64) {
                         return;
                     }
                     let schema: Vec<u8> = (0..SCHEMA_BYTES).map(|b| (b ^ i) as u8).collect();
-                    let req = proto::CreateTableRequest { header: header(), name: format!("t{i:07}"), encoded_schema: schema, if_not_exists: true, ..Default::default() };
+                    let req = proto::CreateTableRequest {
+                        header: header(),
+                        name: format!("t{i:07}"),
+                        encoded_schema: schema,
+                        if_not_exists: true,
+                        ..Default::default()
+                    };
                     create(&mut meta, req).await;
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if n == window || n == tables - window || n == tables {
@@ -219,9 +242,24 @@ async fn create_all(endpoints: &[String], tables: usize) -> (f64, f64) {
 async fn create(meta: &mut MetaClient, req: proto::CreateTableRequest) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await {
+        match meta
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.create_table(req).await }
+            })
+            .await
+        {
             Ok(_) => return,
-            Err(e) if Instant::now() < deadline && matches!(e.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown | tonic::Code::Cancelled) => {
+            Err(e)
+                if Instant::now() < deadline
+                    && matches!(
+                        e.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::Unknown
+                            | tonic::Code::Cancelled
+                    ) =>
+            {
                 meta.reset();
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -236,7 +274,15 @@ async fn full_listing(endpoint: &str) -> (Vec<u64>, usize) {
     let (mut pages, mut rows, mut token) = (Vec::new(), 0, String::new());
     loop {
         let at = Instant::now();
-        let r = c.list_tables(proto::ListTablesRequest { header: header(), page_token: token, ..Default::default() }).await.unwrap().into_inner();
+        let r = c
+            .list_tables(proto::ListTablesRequest {
+                header: header(),
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
         pages.push(at.elapsed().as_micros() as u64);
         rows += r.tables.len();
         if r.next_page_token.is_empty() {
@@ -249,8 +295,14 @@ async fn full_listing(endpoint: &str) -> (Vec<u64>, usize) {
 async fn serves_newest(endpoints: &[String], newest: &str) -> bool {
     for ep in endpoints {
         let Ok(mut c) = connect(ep, Duration::from_millis(500)).await else { continue };
-        let req = proto::RouteTablesRequest { header: header(), schema: String::new(), tables: vec![newest.to_owned()] };
-        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_millis(500), c.route_tables(req)).await {
+        let req = proto::RouteTablesRequest {
+            header: header(),
+            schema: String::new(),
+            tables: vec![newest.to_owned()],
+        };
+        if let Ok(Ok(r)) =
+            tokio::time::timeout(Duration::from_millis(500), c.route_tables(req)).await
+        {
             if r.into_inner().routes.len() == 1 {
                 return true;
             }
@@ -260,15 +312,21 @@ async fn serves_newest(endpoints: &[String], newest: &str) -> bool {
 }
 
 async fn measure(run: &mut Run, tables: usize) {
-    println!("\n== {}: {tables} tables x {SCHEMA_BYTES} B schemas, {SHARDS} shards, {NODES} nodes", run.name);
+    println!(
+        "\n== {}: {tables} tables x {SCHEMA_BYTES} B schemas, {SHARDS} shards, {NODES} nodes",
+        run.name
+    );
     let endpoints = run.endpoints();
     let leader = run.leader().await;
     let (lat, stop) = (Arc::new(Latencies::default()), Arc::new(AtomicBool::new(false)));
-    let nodes: Vec<_> = (0..NODES).map(|i| tokio::spawn(paced_node(endpoints.clone(), i, lat.clone(), stop.clone()))).collect();
+    let nodes: Vec<_> = (0..NODES)
+        .map(|i| tokio::spawn(paced_node(endpoints.clone(), i, lat.clone(), stop.clone())))
+        .collect();
     let settle = Instant::now();
     loop {
         let v = view(&endpoints).await;
-        if v.nodes_online as usize == NODES && v.shards_unassigned == 0 && v.shards_ready == SHARDS {
+        if v.nodes_online as usize == NODES && v.shards_unassigned == 0 && v.shards_ready == SHARDS
+        {
             break;
         }
         assert!(settle.elapsed() < Duration::from_secs(120), "cluster never settled: {v:?}");
@@ -276,7 +334,10 @@ async fn measure(run: &mut Run, tables: usize) {
     }
     let pid = run.metas[&leader].pid();
     let rss_empty = rss_mib(pid);
-    println!("{NODES} nodes online, {SHARDS} shards ready after {:?}; leader RSS {rss_empty:.0} MiB", settle.elapsed());
+    println!(
+        "{NODES} nodes online, {SHARDS} shards ready after {:?}; leader RSS {rss_empty:.0} MiB",
+        settle.elapsed()
+    );
 
     let started = Instant::now();
     let (rate_first, rate_last) = create_all(&endpoints, tables).await;
@@ -295,7 +356,10 @@ async fn measure(run: &mut Run, tables: usize) {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_full = rss_mib(pid);
-    println!("leader RSS {rss_full:.0} MiB, {:.0} bytes per table over the empty cluster", (rss_full - rss_empty) * 1_048_576.0 / tables as f64);
+    println!(
+        "leader RSS {rss_full:.0} MiB, {:.0} bytes per table over the empty cluster",
+        (rss_full - rss_empty) * 1_048_576.0 / tables as f64
+    );
 
     lat.recording.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -311,7 +375,12 @@ async fn measure(run: &mut Run, tables: usize) {
     pages.extend(more);
     pages.sort_unstable();
     assert_eq!(rows, tables, "the listing holds every table");
-    println!("full listing: {rows} rows in {} pages, {listing:?}; page p50 {:.2} ms, p99 {:.2} ms", pages.len() / 2, quantile(&pages, 0.5), quantile(&pages, 0.99));
+    println!(
+        "full listing: {rows} rows in {} pages, {listing:?}; page p50 {:.2} ms, p99 {:.2} ms",
+        pages.len() / 2,
+        quantile(&pages, 0.5),
+        quantile(&pages, 0.99)
+    );
     println!(
         "heartbeat reply: idle p50 {:.2} ms p99 {:.2} ms ({} replies); during full listings p50 {:.2} ms p99 {:.2} ms ({} replies)",
         quantile(&idle, 0.5),
@@ -339,9 +408,14 @@ async fn measure(run: &mut Run, tables: usize) {
     while !serves_newest(&run.endpoints(), &newest).await {
         if killed.elapsed() > Duration::from_secs(120) {
             for p in run.metas.values() {
-                let log = std::fs::read_to_string(run.dir.path().join(format!("{}.log", p.name))).unwrap_or_default();
+                let log = std::fs::read_to_string(run.dir.path().join(format!("{}.log", p.name)))
+                    .unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                println!("--- {} (last 40 lines)\n{}", p.name, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                println!(
+                    "--- {} (last 40 lines)\n{}",
+                    p.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
             panic!("nothing served {newest} within 120 s of the kill");
         }
@@ -353,7 +427,12 @@ async fn measure(run: &mut Run, tables: usize) {
     println!("kill -9 of {name}: {new_name} serves the newest table after {took:?}");
     // On etcd the new leader took over its warm standby's catalog (or loaded cold); embedded
     // restarts load.
-    for what in ["snapshot loaded from", "took over the warm standby", "loading the catalog cold", "loading it cold"] {
+    for what in [
+        "snapshot loaded from",
+        "took over the warm standby",
+        "loading the catalog cold",
+        "loading it cold",
+    ] {
         let line = run.log_line(&new_name, what);
         if line != "(not logged)" {
             println!("  {line}");
@@ -363,7 +442,12 @@ async fn measure(run: &mut Run, tables: usize) {
     println!("new leader RSS right after: {:.0} MiB", rss_mib(new_pid));
     tokio::time::sleep(Duration::from_secs(15)).await;
     let v = view(&endpoints).await;
-    println!("new leader RSS 15 s later, {} nodes online: {:.0} MiB ({:.2}x the RSS before)", v.nodes_online, rss_mib(new_pid), rss_mib(new_pid) / rss_full);
+    println!(
+        "new leader RSS 15 s later, {} nodes online: {:.0} MiB ({:.2}x the RSS before)",
+        v.nodes_online,
+        rss_mib(new_pid),
+        rss_mib(new_pid) / rss_full
+    );
     stop.store(true, Ordering::Relaxed);
     for n in nodes {
         n.abort();
@@ -389,8 +473,10 @@ fn main() {
         println!("scale benchmarks run under `cargo bench --bench scale`");
         return;
     }
-    let tables: usize = std::env::var("SCALE_TABLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let tables: usize =
+        std::env::var("SCALE_TABLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     // SCALE_STORES=embedded or etcd runs one of the two.
     let stores = std::env::var("SCALE_STORES").unwrap_or_default();
     runtime.block_on(async {

@@ -41,7 +41,9 @@ fn land(core: &mut MetaCore, now: Instant) -> usize {
     let mut others = 0;
     while let Some(o) = core.poll_output() {
         match o {
-            Output::Persist(b) => core.handle(now, Input::WriteResult { id: b.id, result: WriteResult::Ok }),
+            Output::Persist(b) => {
+                core.handle(now, Input::WriteResult { id: b.id, result: WriteResult::Ok })
+            }
             Output::CloseStream { error, .. } => panic!("a bench heartbeat was refused: {error}"),
             _ => others += 1,
         }
@@ -67,17 +69,40 @@ fn heartbeat(node: usize, seq: u64, shards: Vec<ShardReport>) -> Heartbeat {
 
 /// A leader with one cluster of `shards` shards assigned over `nodes` nodes.
 fn cluster(shards: u32, nodes: usize, followers: u32) -> (MetaCore, Instant) {
-    let config = CoreConfig { shard_moves_per_tick_max: 1 << 20, changes_queued_max: 1 << 22, ..CoreConfig::default() };
+    let config = CoreConfig {
+        shard_moves_per_tick_max: 1 << 20,
+        changes_queued_max: 1 << 22,
+        ..CoreConfig::default()
+    };
     let mut core = MetaCore::new(config, 1);
     let mut now = Instant(1);
-    core.handle(now, Input::Leadership(Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Default::default() }));
-    let spec = ClusterSpec { name: CLUSTER.into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes: 1 };
+    core.handle(
+        now,
+        Input::Leadership(Leadership::Gained {
+            term: Term(1),
+            valid_until: Instant(u64::MAX / 2),
+            snapshot: Default::default(),
+        }),
+    );
+    let spec = ClusterSpec {
+        name: CLUSTER.into(),
+        shard_count: shards,
+        followers_per_shard: followers,
+        topology: Topology::Dynamic,
+        min_nodes: 1,
+    };
     core.handle(now, Input::Request { id: RequestId(1), request: &Request::CreateCluster(spec) });
     land(&mut core, now);
     // Registration, then the settle count of heartbeats, after which the nodes take shards.
     for seq in 1..=1 + CoreConfig::DEFAULT_SETTLE_HEARTBEATS as u64 {
         for n in 0..nodes {
-            core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, seq, vec![]) });
+            core.handle(
+                now,
+                Input::Heartbeat {
+                    session: SessionId(n as u64),
+                    heartbeat: &heartbeat(n, seq, vec![]),
+                },
+            );
         }
         land(&mut core, now);
     }
@@ -96,7 +121,13 @@ fn reports(core: &MetaCore, nodes: usize) -> Vec<Vec<ShardReport>> {
     for s in &c.shards {
         for r in s.replicas() {
             let role = if s.leader == Some(r) { Role::Leader } else { Role::Follower };
-            out[r as usize].push(ShardReport { id: ShardId(s.id), role, version: Version(s.version), status: ReplicaStatus::Ready, load: ShardLoad { write_units: 1.0, ..Default::default() } });
+            out[r as usize].push(ShardReport {
+                id: ShardId(s.id),
+                role,
+                version: Version(s.version),
+                status: ReplicaStatus::Ready,
+                load: ShardLoad { write_units: 1.0, ..Default::default() },
+            });
         }
     }
     out
@@ -118,7 +149,8 @@ fn heartbeat_ingest(c: &mut Criterion) {
     const NODES: usize = 1_000;
     const SHARDS: u32 = 1_000_000;
     let (mut core, now) = cluster(SHARDS, NODES, 0);
-    let mut beats: Vec<Heartbeat> = reports(&core, NODES).into_iter().enumerate().map(|(n, r)| heartbeat(n, 10, r)).collect();
+    let mut beats: Vec<Heartbeat> =
+        reports(&core, NODES).into_iter().enumerate().map(|(n, r)| heartbeat(n, 10, r)).collect();
     let per_node = beats[0].shards.len() as u64;
 
     // Allocations of the unchanged path, outside criterion: one warm-up round, one counted.
@@ -131,23 +163,40 @@ fn heartbeat_ingest(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("heartbeat_ingest_1k_nodes_1m_shards");
     group.throughput(Throughput::Elements(per_node));
-    group.bench_function("unchanged", |b| b.iter(|| ingest_next(&mut core, &mut beats, &mut next, now)));
+    group.bench_function("unchanged", |b| {
+        b.iter(|| ingest_next(&mut core, &mut beats, &mut next, now))
+    });
     // Changed: new load figures on every report with its 8 busiest tables, and 1% of the shards
     // a version behind, which costs a re-sync command each.
     for hb in beats.iter_mut() {
         hb.tables = hb
             .shards
             .iter()
-            .flat_map(|r| (0..TOP_TABLES_PER_SHARD as u64).map(move |t| TableLoad { shard: r.id, table: TableId(t), read_units: 1.0, write_units: t as f64 }))
+            .flat_map(|r| {
+                (0..TOP_TABLES_PER_SHARD as u64).map(move |t| TableLoad {
+                    shard: r.id,
+                    table: TableId(t),
+                    read_units: 1.0,
+                    write_units: t as f64,
+                })
+            })
             .collect();
         for (i, r) in hb.shards.iter_mut().enumerate() {
-            r.load = ShardLoad { read_units: i as f64, write_units: 2.0 * i as f64, cpu_ms: 1.0, bytes: 1 << 20, rows: 1_000 };
+            r.load = ShardLoad {
+                read_units: i as f64,
+                write_units: 2.0 * i as f64,
+                cpu_ms: 1.0,
+                bytes: 1 << 20,
+                rows: 1_000,
+            };
             if i % 100 == 0 {
                 r.version = Version(r.version.0.saturating_sub(1));
             }
         }
     }
-    group.bench_function("changed", |b| b.iter(|| ingest_next(&mut core, &mut beats, &mut next, now)));
+    group.bench_function("changed", |b| {
+        b.iter(|| ingest_next(&mut core, &mut beats, &mut next, now))
+    });
     group.finish();
 }
 
@@ -177,7 +226,10 @@ fn failover_planning(c: &mut Criterion) {
     let (mut core, mut now) = cluster(100_000, 10, 1);
     let beats: Vec<Vec<ShardReport>> = reports(&core, 10);
     for (n, r) in beats.into_iter().enumerate().skip(1) {
-        core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, 20, r) });
+        core.handle(
+            now,
+            Input::Heartbeat { session: SessionId(n as u64), heartbeat: &heartbeat(n, 20, r) },
+        );
     }
     land(&mut core, now);
     now = now + Duration(CoreConfig::default().lease_ms + CoreConfig::default().clock_drift_ms + 1);
@@ -213,8 +265,19 @@ fn balance_pass(c: &mut Criterion, shards: u32) {
             at = at + Duration(config.load_window_ms);
             for s in &catalog.shards {
                 let hot = skewed && s.leader.is_some_and(|l| l % 2 == 0);
-                let units = if hot { 150.0 } else if skewed { 50.0 } else { 100.0 };
-                live.record_load(&catalog, ShardId(s.id), &ShardLoad { write_units: units, ..Default::default() }, at);
+                let units = if hot {
+                    150.0
+                } else if skewed {
+                    50.0
+                } else {
+                    100.0
+                };
+                live.record_load(
+                    &catalog,
+                    ShardId(s.id),
+                    &ShardLoad { write_units: units, ..Default::default() },
+                    at,
+                );
             }
         }
         (live, at)
@@ -226,7 +289,11 @@ fn balance_pass(c: &mut Criterion, shards: u32) {
         let moves = Planner::new(&catalog, &mut live.clone(), at, &config).plan();
         println!("balance_pass {shards} shards, {name}: {} moves", moves.len());
         group.bench_function(name, |b| {
-            b.iter_batched_ref(|| live.clone(), |live| black_box(Planner::new(&catalog, live, at, &config).plan()), BatchSize::LargeInput)
+            b.iter_batched_ref(
+                || live.clone(),
+                |live| black_box(Planner::new(&catalog, live, at, &config).plan()),
+                BatchSize::LargeInput,
+            )
         });
     }
     group.finish();
@@ -242,10 +309,22 @@ fn stored_catalog(tables: u64) -> Vec<(String, Vec<u8>)> {
     use shardmeta::core::model::{ClusterRecord, Mutation, SchemaRecord, TableRecord};
     use shardmeta::core::storage::Op;
     let c = ClusterId(1);
-    let cluster = ClusterRecord { id: 1, name: CLUSTER.into(), shard_count: 10_000, ..Default::default() };
-    let mut ms = vec![Mutation::PutCluster(cluster), Mutation::PutIdCeiling(c, tables + 1_000), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })];
+    let cluster =
+        ClusterRecord { id: 1, name: CLUSTER.into(), shard_count: 10_000, ..Default::default() };
+    let mut ms = vec![
+        Mutation::PutCluster(cluster),
+        Mutation::PutIdCeiling(c, tables + 1_000),
+        Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false }),
+    ];
     ms.extend((1..=tables).map(|id| {
-        let t = TableRecord { id, schema: 0, name: format!("table_{id:08}"), shard: (id % 10_000) as u32, encoded_schema: vec![id as u8; 256], ..Default::default() };
+        let t = TableRecord {
+            id,
+            schema: 0,
+            name: format!("table_{id:08}"),
+            shard: (id % 10_000) as u32,
+            encoded_schema: vec![id as u8; 256],
+            ..Default::default()
+        };
         Mutation::PutTable(c, t)
     }));
     ms.iter()
@@ -280,9 +359,20 @@ fn snapshot_load(c: &mut Criterion) {
 fn split_planning(c: &mut Criterion) {
     use shardmeta::core::scheduler::split_choice;
     let tables: std::collections::BTreeSet<TableId> = (0..100_000).map(TableId).collect();
-    let busiest: Vec<(TableId, f64)> = (0..8).map(|i| (TableId(i * 997), 1_000.0 - 100.0 * i as f64)).collect();
+    let busiest: Vec<(TableId, f64)> =
+        (0..8).map(|i| (TableId(i * 997), 1_000.0 - 100.0 * i as f64)).collect();
     c.bench_function("split_planning_100k_tables", |b| {
-        b.iter(|| split_choice::choose(ShardId(0), black_box(&tables), busiest.iter().copied(), 50_000.0, 2, 50_000).expect("splittable"))
+        b.iter(|| {
+            split_choice::choose(
+                ShardId(0),
+                black_box(&tables),
+                busiest.iter().copied(),
+                50_000.0,
+                2,
+                50_000,
+            )
+            .expect("splittable")
+        })
     });
 }
 

@@ -3,15 +3,15 @@
 
 use tonic::Status;
 
+use crate::core::error::quoted;
 use crate::core::model::Topology;
 use crate::core::*;
 use crate::proto;
-use crate::core::error::quoted;
 
-mod requests;
-mod scheduling;
 #[cfg(feature = "server")]
 pub mod json;
+mod requests;
+mod scheduling;
 pub use requests::CoreRequest;
 pub use scheduling::*;
 
@@ -41,7 +41,9 @@ pub fn status(e: MetaError) -> Status {
 fn cluster_of(header: &Option<proto::RequestHeader>) -> Result<String, Status> {
     match header {
         Some(h) if !h.cluster.is_empty() => Ok(h.cluster.clone()),
-        _ => Err(Status::invalid_argument("the request names no cluster (header.cluster is empty)")),
+        _ => {
+            Err(Status::invalid_argument("the request names no cluster (header.cluster is empty)"))
+        }
     }
 }
 
@@ -49,7 +51,9 @@ fn role(r: i32, what: &str) -> Result<Role, Status> {
     match proto::ShardRole::try_from(r) {
         Ok(proto::ShardRole::Leader) => Ok(Role::Leader),
         Ok(proto::ShardRole::Follower) => Ok(Role::Follower),
-        _ => Err(Status::invalid_argument(format!("{what}: shard role {r} is neither leader nor follower"))),
+        _ => Err(Status::invalid_argument(format!(
+            "{what}: shard role {r} is neither leader nor follower"
+        ))),
     }
 }
 
@@ -80,8 +84,14 @@ impl Clamped {
             return ShardLoad { write_units: self.value(s.load), ..Default::default() };
         };
         for t in l.top_tables.iter().take(TOP_TABLES_PER_SHARD) {
-            let (read_units, write_units) = (self.value(t.read_units_per_sec), self.value(t.write_units_per_sec));
-            tables.push(TableLoad { shard: ShardId(s.id), table: TableId(t.table_id), read_units, write_units });
+            let (read_units, write_units) =
+                (self.value(t.read_units_per_sec), self.value(t.write_units_per_sec));
+            tables.push(TableLoad {
+                shard: ShardId(s.id),
+                table: TableId(t.table_id),
+                read_units,
+                write_units,
+            });
         }
         ShardLoad {
             read_units: self.value(l.read_units_per_sec),
@@ -108,7 +118,11 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
                 id: ShardId(s.id),
                 role: role(s.role, &format!("shard report {}", s.id))?,
                 version: Version(s.version),
-                status: if s.status == proto::ShardStatus::Ready as i32 { ReplicaStatus::Ready } else { ReplicaStatus::Opening },
+                status: if s.status == proto::ShardStatus::Ready as i32 {
+                    ReplicaStatus::Ready
+                } else {
+                    ReplicaStatus::Opening
+                },
                 load: clamped.shard(s, &mut tables),
             })
         })
@@ -158,15 +172,30 @@ pub fn node_message(m: &NodeMessage) -> proto::HeartbeatResponse {
 fn command(c: &ShardCommand) -> proto::ShardCommand {
     use proto::shard_command::Kind;
     let kind = match &c.kind {
-        CommandKind::Open { role, tables } => Kind::Open(proto::OpenShard { role: proto_role(*role), table_ids: tables.iter().map(|t| t.0).collect() }),
+        CommandKind::Open { role, tables } => Kind::Open(proto::OpenShard {
+            role: proto_role(*role),
+            table_ids: tables.iter().map(|t| t.0).collect(),
+        }),
         CommandKind::Close => Kind::Close(proto::CloseShard {}),
-        CommandKind::ChangeRole { role } => Kind::ChangeRole(proto::ChangeRole { role: proto_role(*role) }),
-        CommandKind::CreateTable { table } => Kind::CreateTable(proto::CreateTableOnShard { table_id: table.0 }),
+        CommandKind::ChangeRole { role } => {
+            Kind::ChangeRole(proto::ChangeRole { role: proto_role(*role) })
+        }
+        CommandKind::CreateTable { table } => {
+            Kind::CreateTable(proto::CreateTableOnShard { table_id: table.0 })
+        }
         CommandKind::DropTable { tables } => {
             let (first, more) = tables.split_first().expect("a drop names a table");
-            Kind::DropTable(proto::DropTableOnShard { table_id: first.0, more_table_ids: more.iter().map(|t| t.0).collect() })
+            Kind::DropTable(proto::DropTableOnShard {
+                table_id: first.0,
+                more_table_ids: more.iter().map(|t| t.0).collect(),
+            })
         }
-        CommandKind::AlterTable { table, table_version } => Kind::AlterTable(proto::AlterTableOnShard { table_id: table.0, table_version: *table_version }),
+        CommandKind::AlterTable { table, table_version } => {
+            Kind::AlterTable(proto::AlterTableOnShard {
+                table_id: table.0,
+                table_version: *table_version,
+            })
+        }
     };
     proto::ShardCommand { shard: c.shard.0, version: c.version.0, term: c.term.0, kind: Some(kind) }
 }
@@ -178,15 +207,37 @@ pub fn from_node_message(r: &proto::HeartbeatResponse) -> Result<NodeMessage, St
         .commands
         .iter()
         .map(|c| {
-            let kind = match c.kind.as_ref().ok_or_else(|| Status::invalid_argument("a shard command without a kind"))? {
-                Kind::Open(o) => CommandKind::Open { role: role(o.role, "open")?, tables: o.table_ids.iter().map(|&t| TableId(t)).collect() },
+            let kind = match c
+                .kind
+                .as_ref()
+                .ok_or_else(|| Status::invalid_argument("a shard command without a kind"))?
+            {
+                Kind::Open(o) => CommandKind::Open {
+                    role: role(o.role, "open")?,
+                    tables: o.table_ids.iter().map(|&t| TableId(t)).collect(),
+                },
                 Kind::Close(_) => CommandKind::Close,
-                Kind::ChangeRole(o) => CommandKind::ChangeRole { role: role(o.role, "change role")? },
+                Kind::ChangeRole(o) => {
+                    CommandKind::ChangeRole { role: role(o.role, "change role")? }
+                }
                 Kind::CreateTable(o) => CommandKind::CreateTable { table: TableId(o.table_id) },
-                Kind::DropTable(o) => CommandKind::DropTable { tables: std::iter::once(o.table_id).chain(o.more_table_ids.iter().copied()).map(TableId).collect() },
-                Kind::AlterTable(o) => CommandKind::AlterTable { table: TableId(o.table_id), table_version: o.table_version },
+                Kind::DropTable(o) => CommandKind::DropTable {
+                    tables: std::iter::once(o.table_id)
+                        .chain(o.more_table_ids.iter().copied())
+                        .map(TableId)
+                        .collect(),
+                },
+                Kind::AlterTable(o) => CommandKind::AlterTable {
+                    table: TableId(o.table_id),
+                    table_version: o.table_version,
+                },
             };
-            Ok(ShardCommand { shard: ShardId(c.shard), version: Version(c.version), term: Term(c.term), kind })
+            Ok(ShardCommand {
+                shard: ShardId(c.shard),
+                version: Version(c.version),
+                term: Term(c.term),
+                kind,
+            })
         })
         .collect::<Result<Vec<_>, Status>>()?;
     Ok(NodeMessage {
@@ -204,7 +255,9 @@ pub fn from_node_message(r: &proto::HeartbeatResponse) -> Result<NodeMessage, St
 
 pub fn topology(t: i32) -> Result<Topology, Status> {
     match proto::TopologyMode::try_from(t) {
-        Ok(proto::TopologyMode::Dynamic) | Ok(proto::TopologyMode::Unspecified) => Ok(Topology::Dynamic),
+        Ok(proto::TopologyMode::Dynamic) | Ok(proto::TopologyMode::Unspecified) => {
+            Ok(Topology::Dynamic)
+        }
         Ok(proto::TopologyMode::Static) => Ok(Topology::Static),
         Err(_) => Err(Status::invalid_argument(format!("topology mode {t} is unknown"))),
     }
@@ -255,23 +308,44 @@ pub fn route_update(u: &RouteUpdate) -> proto::WatchRoutesResponse {
     let change = |c: &RouteChange| {
         let kind = match c {
             RouteChange::Table { schema, name, id, shard } => {
-                Kind::Table(proto::TableRouteChange { schema: schema.clone(), name: name.clone(), id: id.0, shard: shard.0 })
+                Kind::Table(proto::TableRouteChange {
+                    schema: schema.clone(),
+                    name: name.clone(),
+                    id: id.0,
+                    shard: shard.0,
+                })
             }
-            RouteChange::TableDropped { schema, name, id } => Kind::Dropped(proto::TableDroppedChange { schema: schema.clone(), name: name.clone(), id: id.0 }),
-            RouteChange::Shard { shard, version, leader, followers } => Kind::Shard(proto::ShardRouteChange {
-                shard: shard.0,
-                version: version.0,
-                leader: leader.as_ref().map(endpoint),
-                followers: followers.iter().map(endpoint).collect(),
-            }),
+            RouteChange::TableDropped { schema, name, id } => {
+                Kind::Dropped(proto::TableDroppedChange {
+                    schema: schema.clone(),
+                    name: name.clone(),
+                    id: id.0,
+                })
+            }
+            RouteChange::Shard { shard, version, leader, followers } => {
+                Kind::Shard(proto::ShardRouteChange {
+                    shard: shard.0,
+                    version: version.0,
+                    leader: leader.as_ref().map(endpoint),
+                    followers: followers.iter().map(endpoint).collect(),
+                })
+            }
         };
         proto::RouteChange { kind: Some(kind) }
     };
-    proto::WatchRoutesResponse { revision: u.revision, resync: u.resync, changes: u.changes.iter().map(change).collect() }
+    proto::WatchRoutesResponse {
+        revision: u.revision,
+        resync: u.resync,
+        changes: u.changes.iter().map(change).collect(),
+    }
 }
 
 pub fn watch_routes(req: proto::WatchRoutesRequest) -> Result<WatchRoutes, Status> {
-    Ok(WatchRoutes { cluster: cluster_of(&req.header)?, schema: (!req.schema.is_empty()).then_some(req.schema), from_revision: req.from_revision })
+    Ok(WatchRoutes {
+        cluster: cluster_of(&req.header)?,
+        schema: (!req.schema.is_empty()).then_some(req.schema),
+        from_revision: req.from_revision,
+    })
 }
 
 pub fn route(r: &TableRoute) -> proto::TableRoute {
@@ -322,7 +396,11 @@ fn node_stats(s: &NodeStats) -> proto::NodeStats {
 pub fn heartbeat_request(hb: &Heartbeat) -> proto::HeartbeatRequest {
     let mut tables: std::collections::BTreeMap<ShardId, Vec<proto::TableLoad>> = Default::default();
     for t in &hb.tables {
-        let table = proto::TableLoad { table_id: t.table.0, read_units_per_sec: t.read_units, write_units_per_sec: t.write_units };
+        let table = proto::TableLoad {
+            table_id: t.table.0,
+            read_units_per_sec: t.read_units,
+            write_units_per_sec: t.write_units,
+        };
         tables.entry(t.shard).or_default().push(table);
     }
     proto::HeartbeatRequest {
@@ -381,7 +459,11 @@ pub fn shard_info(s: &ShardInfo) -> proto::ShardInfo {
         busiest_tables: s
             .busiest
             .iter()
-            .map(|t| proto::TableLoad { table_id: t.table.0, read_units_per_sec: t.read_units, write_units_per_sec: t.write_units })
+            .map(|t| proto::TableLoad {
+                table_id: t.table.0,
+                read_units_per_sec: t.read_units,
+                write_units_per_sec: t.write_units,
+            })
             .collect(),
     }
 }
@@ -417,7 +499,12 @@ pub fn page(listing: Listing, size: u32, token: &str) -> Result<PageRequest, Sta
         .and_then(|t| t.strip_prefix("1."))
         .filter(|hex| hex.len() <= 16)
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .ok_or_else(|| Status::invalid_argument(format!("page_token {token} is not a token of this listing", token = quoted(token))))?;
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "page_token {token} is not a token of this listing",
+                token = quoted(token)
+            ))
+        })?;
     Ok(PageRequest { size, after: Some(after) })
 }
 
@@ -431,9 +518,16 @@ mod page_token_tests {
 
     #[test]
     fn a_token_round_trips_and_is_bound_to_its_listing() {
-        let token = next_page_token(Listing::Tables, &Page::<()> { items: vec![], next: Some(0xabc) });
-        assert_eq!(page(Listing::Tables, 5, &token).unwrap(), PageRequest { size: 5, after: Some(0xabc) });
-        assert_eq!(page(Listing::Nodes, 5, &token).unwrap_err().code(), tonic::Code::InvalidArgument);
+        let token =
+            next_page_token(Listing::Tables, &Page::<()> { items: vec![], next: Some(0xabc) });
+        assert_eq!(
+            page(Listing::Tables, 5, &token).unwrap(),
+            PageRequest { size: 5, after: Some(0xabc) }
+        );
+        assert_eq!(
+            page(Listing::Nodes, 5, &token).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
         for bad in ["x", "t1.", "t1.zz", "t1.11111111111111111"] {
             assert!(page(Listing::Tables, 0, bad).is_err(), "{bad}");
         }
@@ -450,18 +544,33 @@ mod page_token_tests {
             cpu_ms_per_sec: f64::INFINITY,
             approximate_bytes: u64::MAX,
             approximate_rows: 10,
-            top_tables: (0..20).map(|t| proto::TableLoad { table_id: t, read_units_per_sec: 1.0, write_units_per_sec: 2.0 }).collect(),
+            top_tables: (0..20)
+                .map(|t| proto::TableLoad {
+                    table_id: t,
+                    read_units_per_sec: 1.0,
+                    write_units_per_sec: 2.0,
+                })
+                .collect(),
         };
         let req = proto::HeartbeatRequest {
             header: Some(proto::RequestHeader { cluster: "c".into() }),
             node_name: "n1".into(),
-            shards: vec![proto::ShardReport { id: 1, role: proto::ShardRole::Leader as i32, version: 1, stats: Some(stats), ..Default::default() }],
+            shards: vec![proto::ShardReport {
+                id: 1,
+                role: proto::ShardRole::Leader as i32,
+                version: 1,
+                stats: Some(stats),
+                ..Default::default()
+            }],
             stats: Some(proto::NodeStats { capacity: f64::NAN, ..Default::default() }),
             ..Default::default()
         };
         let hb = heartbeat(req).unwrap();
         let load = hb.shards[0].load;
-        assert_eq!((load.read_units, load.write_units, load.cpu_ms, load.rows), (0.0, 0.0, validate::LOAD_VALUE_MAX, 10));
+        assert_eq!(
+            (load.read_units, load.write_units, load.cpu_ms, load.rows),
+            (0.0, 0.0, validate::LOAD_VALUE_MAX, 10)
+        );
         assert_eq!(load.bytes, validate::LOAD_VALUE_MAX as u64);
         assert_eq!(hb.load_rejections, 5, "read, write, cpu, bytes and the node's capacity");
         assert_eq!(hb.tables.len(), TOP_TABLES_PER_SHARD, "the busiest-table list is bounded");

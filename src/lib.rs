@@ -28,5 +28,6 @@ pub mod proto {
     tonic::include_proto!("shardmeta.v1");
 
     /// The API's descriptors, for gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shardmeta_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/shardmeta_descriptor.bin"));
 }

@@ -4,8 +4,8 @@
 mod harness;
 
 use harness::*;
-use shardmeta::core::model::Topology;
 use shardmeta::client::NodeIdentity;
+use shardmeta::core::model::Topology;
 use shardmeta::core::*;
 
 fn drain(h: &mut Harness, node: &str, cancel: bool) -> Result<NodeInfo, MetaError> {
@@ -18,13 +18,22 @@ fn drain(h: &mut Harness, node: &str, cancel: bool) -> Result<NodeInfo, MetaErro
 /// S1 among the harness's nodes: no shard has two nodes that both believe they lead it.
 fn assert_one_leader_at_most(h: &Harness, nodes: &[Node], shards: u32) {
     for s in 0..shards {
-        let leading: Vec<&str> = nodes.iter().filter(|n| n.host.is_leading(ShardId(s), h.now)).map(|n| n.name.as_str()).collect();
+        let leading: Vec<&str> = nodes
+            .iter()
+            .filter(|n| n.host.is_leading(ShardId(s), h.now))
+            .map(|n| n.name.as_str())
+            .collect();
         assert!(leading.len() <= 1, "shard {s} is led by {leading:?}");
     }
 }
 
 /// Runs rounds of heartbeats among `nodes` until `done` holds; returns how many it took.
-fn rounds_until(h: &mut Harness, nodes: &mut [Node], shards: u32, mut done: impl FnMut(&mut Harness) -> bool) -> usize {
+fn rounds_until(
+    h: &mut Harness,
+    nodes: &mut [Node],
+    shards: u32,
+    mut done: impl FnMut(&mut Harness) -> bool,
+) -> usize {
     for round_no in 1..=60 {
         round(h, nodes, 500);
         assert_one_leader_at_most(h, nodes, shards);
@@ -43,12 +52,21 @@ fn a_drained_node_hands_everything_over_while_it_stays_up() {
     let info = drain(&mut h, "n1", false).unwrap();
     assert!(info.draining, "{info:?}");
     rounds_until(&mut h, &mut nodes, 12, |h| node_info(h, "n1").replicas == 0);
-    assert!(nodes[0].host.shards().is_empty(), "n1 closed every replica: {:?}", nodes[0].host.shards());
+    assert!(
+        nodes[0].host.shards().is_empty(),
+        "n1 closed every replica: {:?}",
+        nodes[0].host.shards()
+    );
     // Balancing between the two that remain may follow; then everything is ready.
-    rounds_until(&mut h, &mut nodes, 12, |h| shard_statuses(h).iter().all(|s| s.status == ShardStatus::Ready));
+    rounds_until(&mut h, &mut nodes, 12, |h| {
+        shard_statuses(h).iter().all(|s| s.status == ShardStatus::Ready)
+    });
     for s in shard_statuses(&mut h) {
         assert_eq!(s.followers.len(), 1, "{s:?}");
-        assert!(s.leader.as_deref() != Some("n1") && !s.followers.contains(&"n1".to_owned()), "{s:?}");
+        assert!(
+            s.leader.as_deref() != Some("n1") && !s.followers.contains(&"n1".to_owned()),
+            "{s:?}"
+        );
     }
     let (n2, n3) = (node_info(&mut h, "n2"), node_info(&mut h, "n3"));
     assert!(n2.shards.abs_diff(n3.shards) <= 1, "the leaders left balanced: {n2:?} {n3:?}");
@@ -77,8 +95,11 @@ fn a_draining_node_gets_nothing_new_until_the_drain_is_cancelled() {
 #[test]
 fn drain_requests_are_checked_and_repeats_write_nothing() {
     let (mut h, mut nodes) = steady_cluster_of(3, 4, 1);
-    assert!(matches!(drain(&mut h, "nope", false), Err(MetaError::NotFound(m)) if m.contains("node")));
-    let unknown_cluster = h.call(Request::DrainNode { cluster: "nope".into(), node: "n1".into(), cancel: false });
+    assert!(
+        matches!(drain(&mut h, "nope", false), Err(MetaError::NotFound(m)) if m.contains("node"))
+    );
+    let unknown_cluster =
+        h.call(Request::DrainNode { cluster: "nope".into(), node: "n1".into(), cancel: false });
     assert!(matches!(unknown_cluster, Err(MetaError::NotFound(m)) if m.contains("cluster")));
     assert!(drain(&mut h, "n1", false).unwrap().draining);
     let stored = h.store.clone();
@@ -87,14 +108,27 @@ fn drain_requests_are_checked_and_repeats_write_nothing() {
     assert_eq!(h.store, stored, "repeats write nothing");
     // One follower per shard needs two nodes that take replicas.
     let refused = drain(&mut h, "n2", false);
-    assert!(matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("needs 2")), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("needs 2")),
+        "{refused:?}"
+    );
     assert_eq!(h.store, stored, "a refused drain writes nothing");
     round(&mut h, &mut nodes, 500);
 
-    let spec = ClusterSpec { name: "s".into(), shard_count: 1, followers_per_shard: 0, topology: Topology::Static, min_nodes: 1 };
+    let spec = ClusterSpec {
+        name: "s".into(),
+        shard_count: 1,
+        followers_per_shard: 0,
+        topology: Topology::Static,
+        min_nodes: 1,
+    };
     h.call(Request::CreateCluster(spec)).unwrap();
-    let refused = h.call(Request::DrainNode { cluster: "s".into(), node: "n1".into(), cancel: false });
-    assert!(matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("static")), "{refused:?}");
+    let refused =
+        h.call(Request::DrainNode { cluster: "s".into(), node: "n1".into(), cancel: false });
+    assert!(
+        matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("static")),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -124,10 +158,13 @@ fn a_node_moving_while_another_registers_keeps_node_ids_dense() {
     // The endpoint change is being written when n3 registers: n3 must still get id 2.
     Node::new(3).heartbeat(&mut h).unwrap();
     h.settle();
-    let names: Vec<String> = match h.call(Request::ListNodes { cluster: "c".into(), page: PageRequest::default() }) {
-        Ok(Response::Nodes(ns)) => ns.items.into_iter().map(|n| format!("{}@{}", n.name, n.endpoint)).collect(),
-        other => panic!("{other:?}"),
-    };
+    let names: Vec<String> =
+        match h.call(Request::ListNodes { cluster: "c".into(), page: PageRequest::default() }) {
+            Ok(Response::Nodes(ns)) => {
+                ns.items.into_iter().map(|n| format!("{}@{}", n.name, n.endpoint)).collect()
+            }
+            other => panic!("{other:?}"),
+        };
     assert_eq!(names, ["n1@n1:2", "n2@n2:1", "n3@n3:1"]);
 }
 
@@ -143,25 +180,52 @@ fn a_leaving_node_hands_its_shards_over_without_waiting_for_its_leases() {
     assert!(led > 0);
     leaver.host.release_leases();
     let reports = leaver.host.heartbeat(h.now, &leaver.load);
-    let identity = NodeIdentity { cluster: "c".into(), name: leaver.name.clone(), endpoint: leaver.endpoint.clone(), zone: String::new(), incarnation: leaver.incarnation, capacity: 1.0 };
-    h.heartbeat(leaver.session, &Heartbeat { leaving: true, ..identity.heartbeat(reports) }).unwrap();
+    let identity = NodeIdentity {
+        cluster: "c".into(),
+        name: leaver.name.clone(),
+        endpoint: leaver.endpoint.clone(),
+        zone: String::new(),
+        incarnation: leaver.incarnation,
+        capacity: 1.0,
+    };
+    h.heartbeat(leaver.session, &Heartbeat { leaving: true, ..identity.heartbeat(reports) })
+        .unwrap();
     let answer = h.settle();
-    let to_leaver = answer.iter().find(|o| matches!(o, Output::ToNode { session, .. } if *session == leaver.session));
-    assert!(matches!(to_leaver, Some(Output::ToNode { message, .. }) if message.lease.is_none() && message.commands.is_empty()), "{to_leaver:?}");
+    let to_leaver = answer
+        .iter()
+        .find(|o| matches!(o, Output::ToNode { session, .. } if *session == leaver.session));
+    assert!(
+        matches!(to_leaver, Some(Output::ToNode { message, .. }) if message.lease.is_none() && message.commands.is_empty()),
+        "{to_leaver:?}"
+    );
     assert_eq!(node_info(&mut h, &leaver.name).state, NodeState::Offline);
 
     let lease_rounds = (CoreConfig::default().lease_ms / 500) as usize;
     let name = leaver.name.clone();
-    let rounds = rounds_until(&mut h, &mut nodes, 6, |h| node_info(h, &name).shards == 0 && shard_statuses(h).iter().all(|s| s.status == ShardStatus::Ready));
-    println!("{led} shards led elsewhere {rounds} rounds of 500 ms after the node said it was leaving");
+    let rounds = rounds_until(&mut h, &mut nodes, 6, |h| {
+        node_info(h, &name).shards == 0
+            && shard_statuses(h).iter().all(|s| s.status == ShardStatus::Ready)
+    });
+    println!(
+        "{led} shards led elsewhere {rounds} rounds of 500 ms after the node said it was leaving"
+    );
     assert!(rounds <= 4 && rounds < lease_rounds, "{rounds} rounds: the handover waited");
 
     // The incarnation that left is not heard again; a restart is, and is online once admitted.
     leaver.heartbeat(&mut h).unwrap();
-    assert!(h.settle().iter().all(|o| !matches!(o, Output::ToNode { session, .. } if *session == leaver.session)), "a left incarnation gets no answer");
+    assert!(
+        h.settle()
+            .iter()
+            .all(|o| !matches!(o, Output::ToNode { session, .. } if *session == leaver.session)),
+        "a left incarnation gets no answer"
+    );
     leaver.restart();
     for beat in 0..CoreConfig::default().node_settle_heartbeats {
-        assert_eq!(node_info(&mut h, &name).state, NodeState::Offline, "online after {beat} heartbeats");
+        assert_eq!(
+            node_info(&mut h, &name).state,
+            NodeState::Offline,
+            "online after {beat} heartbeats"
+        );
         leaver.heartbeat(&mut h).unwrap();
         h.settle();
         h.advance(500);

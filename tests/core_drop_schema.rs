@@ -8,7 +8,11 @@ use harness::*;
 use shardmeta::core::*;
 
 fn create_schema(h: &mut Harness, name: &str) -> SchemaId {
-    match h.call(Request::CreateSchema { cluster: "c".into(), name: name.into(), if_not_exists: false }) {
+    match h.call(Request::CreateSchema {
+        cluster: "c".into(),
+        name: name.into(),
+        if_not_exists: false,
+    }) {
         Ok(Response::SchemaCreated { id, .. }) => id,
         other => panic!("{other:?}"),
     }
@@ -50,23 +54,48 @@ fn a_cascading_drop_deletes_every_table_across_a_meta_failover() {
     for i in 0..6_000 {
         h.request(create_in("big", &format!("t{i}"), None));
     }
-    h.request(create_in("big", "parted", Some(PartitionSpec { partition_count: 32, encoded: vec![] })));
+    h.request(create_in(
+        "big",
+        "parted",
+        Some(PartitionSpec { partition_count: 32, encoded: vec![] }),
+    ));
     h.request(create_in("public", "kept", None));
     let outs = h.settle();
     nodes.iter_mut().for_each(|n| n.receive(&outs));
     assert_eq!(tables_in(&h, sid), 6_033);
 
     let refused = h.call(drop_schema("big", false));
-    assert!(matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("holds 6033 tables")), "{refused:?}");
-    assert_eq!(h.call(drop_schema("big", true)), Ok(Response::SchemaDropped { id: sid, tables: 6_033 }));
+    assert!(
+        matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("holds 6033 tables")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        h.call(drop_schema("big", true)),
+        Ok(Response::SchemaDropped { id: sid, tables: 6_033 })
+    );
 
     // Hidden at once: nothing in it is found or created, and its name is not free yet.
-    let get = h.call(Request::GetTables { cluster: "c".into(), schema: "big".into(), tables: vec!["t1".into()] });
+    let get = h.call(Request::GetTables {
+        cluster: "c".into(),
+        schema: "big".into(),
+        tables: vec!["t1".into()],
+    });
     assert!(matches!(&get, Err(MetaError::NotFound(m)) if m.contains("being dropped")), "{get:?}");
     assert!(matches!(h.call(create_in("big", "new", None)), Err(MetaError::NotFound(_))));
-    let again = h.call(Request::CreateSchema { cluster: "c".into(), name: "big".into(), if_not_exists: true });
-    assert!(matches!(&again, Err(MetaError::Unavailable(m)) if m.contains("being dropped")), "{again:?}");
-    assert_eq!(h.call(drop_schema("big", true)), Ok(Response::SchemaDropped { id: sid, tables: 6_033 }), "a repeat says where it is");
+    let again = h.call(Request::CreateSchema {
+        cluster: "c".into(),
+        name: "big".into(),
+        if_not_exists: true,
+    });
+    assert!(
+        matches!(&again, Err(MetaError::Unavailable(m)) if m.contains("being dropped")),
+        "{again:?}"
+    );
+    assert_eq!(
+        h.call(drop_schema("big", true)),
+        Ok(Response::SchemaDropped { id: sid, tables: 6_033 }),
+        "a repeat says where it is"
+    );
 
     // One tick's worth, then a new meta leader finishes the job from storage.
     round(&mut h, &mut nodes, 600);
@@ -81,7 +110,10 @@ fn a_cascading_drop_deletes_every_table_across_a_meta_failover() {
             break;
         }
     }
-    assert!(!catalog(&h).schema_by_name.contains_key("big"), "the schema is gone once its tables are");
+    assert!(
+        !catalog(&h).schema_by_name.contains_key("big"),
+        "the schema is gone once its tables are"
+    );
     assert_eq!(catalog(&h).tables.len(), 1, "only the public table is left");
     for n in &nodes {
         let hosted: usize = n.host.shards().values().map(|s| s.tables.len()).sum();
@@ -97,8 +129,13 @@ fn bad_drops_are_refused_with_their_code_and_write_nothing() {
     h.call(create_in("s", "t", None)).unwrap();
     let stored = h.store.clone();
     let public = h.call(drop_schema("public", true));
-    assert!(matches!(&public, Err(MetaError::FailedPrecondition(m)) if m.contains("public schema")), "{public:?}");
-    assert!(matches!(h.call(drop_schema("nope", true)), Err(MetaError::NotFound(m)) if m.contains("schema \"nope\"")));
+    assert!(
+        matches!(&public, Err(MetaError::FailedPrecondition(m)) if m.contains("public schema")),
+        "{public:?}"
+    );
+    assert!(
+        matches!(h.call(drop_schema("nope", true)), Err(MetaError::NotFound(m)) if m.contains("schema \"nope\""))
+    );
     let other = Request::DropSchema { cluster: "nope".into(), name: "s".into(), cascade: true };
     assert!(matches!(h.call(other), Err(MetaError::NotFound(m)) if m.contains("cluster")));
     assert!(matches!(h.call(drop_schema("s", false)), Err(MetaError::FailedPrecondition(_))));
@@ -108,9 +145,21 @@ fn bad_drops_are_refused_with_their_code_and_write_nothing() {
     let create = h.request(create_in("s", "u", None));
     let dropped = h.request(drop_schema("s", true));
     let outs = h.settle();
-    let answer = |id| outs.iter().find_map(|o| if let Output::Reply { request, result } = o { (*request == id).then(|| result.clone()) } else { None }).unwrap();
+    let answer = |id| {
+        outs.iter()
+            .find_map(|o| {
+                if let Output::Reply { request, result } = o {
+                    (*request == id).then(|| result.clone())
+                } else {
+                    None
+                }
+            })
+            .unwrap()
+    };
     assert!(answer(create).is_ok());
-    assert!(matches!(answer(dropped), Err(MetaError::Unavailable(m)) if m.contains("being written")));
+    assert!(
+        matches!(answer(dropped), Err(MetaError::Unavailable(m)) if m.contains("being written"))
+    );
 }
 
 /// Tables dropped from one shard in one change reach its replicas as one incremental command,
@@ -121,20 +170,41 @@ fn many_drops_from_one_shard_travel_as_one_command() {
     for i in 0..200 {
         h.request(create_in("public", &format!("k{i}"), None));
     }
-    h.request(create_in("public", "parted", Some(PartitionSpec { partition_count: 32, encoded: vec![] })));
+    h.request(create_in(
+        "public",
+        "parted",
+        Some(PartitionSpec { partition_count: 32, encoded: vec![] }),
+    ));
     let outs = h.settle();
     nodes.iter_mut().for_each(|n| n.receive(&outs));
-    let id = h.request(Request::DropTable { cluster: "c".into(), schema: "public".into(), name: "parted".into() });
+    let id = h.request(Request::DropTable {
+        cluster: "c".into(),
+        schema: "public".into(),
+        name: "parted".into(),
+    });
     let outs = h.settle();
-    assert!(outs.iter().any(|o| matches!(o, Output::Reply { request, result: Ok(_) } if *request == id)));
-    let commands: Vec<&CommandKind> = outs.iter().filter_map(|o| if let Output::ToNode { message, .. } = o { Some(message) } else { None }).flat_map(|m| m.commands.iter().map(|c| &c.kind)).collect();
-    let dropped: usize = commands.iter().map(|k| if let CommandKind::DropTable { tables } = k { tables.len() } else { 0 }).sum();
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Reply { request, result: Ok(_) } if *request == id)));
+    let commands: Vec<&CommandKind> = outs
+        .iter()
+        .filter_map(|o| if let Output::ToNode { message, .. } = o { Some(message) } else { None })
+        .flat_map(|m| m.commands.iter().map(|c| &c.kind))
+        .collect();
+    let dropped: usize = commands
+        .iter()
+        .map(|k| if let CommandKind::DropTable { tables } = k { tables.len() } else { 0 })
+        .sum();
     assert_eq!(dropped, 33, "{commands:?}");
-    assert!(!commands.iter().any(|k| matches!(k, CommandKind::Open { .. })), "no shard was re-sent whole");
+    assert!(
+        !commands.iter().any(|k| matches!(k, CommandKind::Open { .. })),
+        "no shard was re-sent whole"
+    );
     assert!(commands.len() <= 4, "one command per shard: {}", commands.len());
     nodes.iter_mut().for_each(|n| n.receive(&outs));
     round(&mut h, &mut nodes, 500);
     check(&h, &nodes);
-    let hosted: usize = nodes.iter().flat_map(|n| n.host.shards().values()).map(|s| s.tables.len()).sum();
+    let hosted: usize =
+        nodes.iter().flat_map(|n| n.host.shards().values()).map(|s| s.tables.len()).sum();
     assert_eq!(hosted, 200);
 }

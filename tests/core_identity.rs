@@ -26,7 +26,11 @@ fn a_live_nodes_name_cannot_be_taken_by_another_incarnation_or_endpoint() {
     rogue.endpoint = "evil:1".into();
     rogue.session = SessionId(500);
     let m = refusal(rogue.heartbeat(&mut h));
-    assert!(m.contains("\"n1\" is live as incarnation 1 at \"n1:1\"") && m.contains("incarnation 99 at \"evil:1\""), "{m}");
+    assert!(
+        m.contains("\"n1\" is live as incarnation 1 at \"n1:1\"")
+            && m.contains("incarnation 99 at \"evil:1\""),
+        "{m}"
+    );
     // The same incarnation from another endpoint is no better.
     rogue.incarnation = 1;
     let m = refusal(rogue.heartbeat(&mut h));
@@ -42,7 +46,10 @@ fn a_live_nodes_name_cannot_be_taken_by_another_incarnation_or_endpoint() {
     assert_eq!(h.store, stored, "nothing was written: the endpoint did not move");
     let info = node_info(&mut h, "n1");
     assert_eq!((info.endpoint.as_str(), info.shards), ("n1:1", led_before));
-    assert!((0..4).all(|s| nodes.iter().filter(|n| n.host.is_leading(ShardId(s), h.now)).count() == 1), "the real node kept leading");
+    assert!(
+        (0..4).all(|s| nodes.iter().filter(|n| n.host.is_leading(ShardId(s), h.now)).count() == 1),
+        "the real node kept leading"
+    );
 }
 
 #[test]
@@ -95,7 +102,8 @@ fn a_one_shot_sender_gets_no_replicas_and_a_settled_node_does() {
 #[test]
 fn a_crash_looping_node_renews_no_lease_and_holds_back_no_failover() {
     let (mut h, mut nodes) = steady_cluster_of(3, 6, 1);
-    let led: Vec<ShardId> = (0..6).map(ShardId).filter(|&s| nodes[0].host.is_leading(s, h.now)).collect();
+    let led: Vec<ShardId> =
+        (0..6).map(ShardId).filter(|&s| nodes[0].host.is_leading(s, h.now)).collect();
     assert!(!led.is_empty());
     let died = h.now;
     // n1 dies. Just past a lease it is silent, and its leases are not yet surely over.
@@ -119,11 +127,15 @@ fn a_crash_looping_node_renews_no_lease_and_holds_back_no_failover() {
 
     // The failover comes as promptly as without the stray heartbeat.
     let config = h.core.config().clone();
-    let bound = died + Duration(config.lease_ms + config.clock_drift_ms + 5 * config.heartbeat_interval_ms);
+    let bound =
+        died + Duration(config.lease_ms + config.clock_drift_ms + 5 * config.heartbeat_interval_ms);
     while h.now < bound {
         round_without(&mut h, &mut nodes, Some(0), 500);
     }
     for s in led {
-        assert!(nodes[1..].iter().any(|n| n.host.is_leading(s, h.now)), "shard {s} has a live leader by {bound:?}");
+        assert!(
+            nodes[1..].iter().any(|n| n.host.is_leading(s, h.now)),
+            "shard {s} has a live leader by {bound:?}"
+        );
     }
 }

@@ -35,12 +35,19 @@ fn read_modules(root: &Path) -> BTreeMap<Module, File> {
     let mut modules = BTreeMap::new();
     let mut test_only = BTreeSet::new();
     for file in files {
-        let mut module: Module = file.strip_prefix(root).expect("under the root").with_extension("").iter().map(|c| c.to_string_lossy().into_owned()).collect();
+        let mut module: Module = file
+            .strip_prefix(root)
+            .expect("under the root")
+            .with_extension("")
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
         if module.last().is_some_and(|m| m == "mod") {
             module.pop();
         }
         let text = std::fs::read_to_string(&file).expect("source is UTF-8");
-        let code: String = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+        let code: String =
+            text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
         let (code, tests) = without_test_modules(&code);
         test_only.extend(tests.into_iter().map(|t| [module.clone(), vec![t]].concat()));
         let (code, uses) = take_uses(&code);
@@ -48,7 +55,11 @@ fn read_modules(root: &Path) -> BTreeMap<Module, File> {
         let mut paths = Vec::new();
         for (public, tree) in uses {
             for path in expand_use(&tree) {
-                let path: Vec<String> = path.split("::").map(|s| s.split(" as ").next().unwrap_or(s).trim().to_owned()).filter(|s| !s.is_empty() && s != "self").collect();
+                let path: Vec<String> = path
+                    .split("::")
+                    .map(|s| s.split(" as ").next().unwrap_or(s).trim().to_owned())
+                    .filter(|s| !s.is_empty() && s != "self")
+                    .collect();
                 if public {
                     reexports.push((path.last().cloned().unwrap_or_default(), path.clone()));
                 }
@@ -106,7 +117,9 @@ fn take_uses(code: &str) -> (String, Vec<(bool, String)>) {
     while let Some(at) = find_word(rest, "use") {
         let Some(end) = rest[at..].find(';') else { break };
         let before = rest[..at].trim_end();
-        let public = before.ends_with("pub") || (before.ends_with(')') && before.rfind("pub(").is_some_and(|p| !before[p..].contains('\n')));
+        let public = before.ends_with("pub")
+            || (before.ends_with(')')
+                && before.rfind("pub(").is_some_and(|p| !before[p..].contains('\n')));
         out.push_str(&rest[..at]);
         uses.push((public, rest[at + 3..at + end].to_owned()));
         rest = &rest[at + end + 1..];
@@ -118,7 +131,8 @@ fn take_uses(code: &str) -> (String, Vec<(bool, String)>) {
 /// Where `word` starts in `text` as a whole word, if it does.
 fn find_word(text: &str, word: &str) -> Option<usize> {
     text.match_indices(word).map(|(i, _)| i).find(|&i| {
-        !text[..i].chars().next_back().is_some_and(is_ident) && !text[i + word.len()..].chars().next().is_some_and(is_ident)
+        !text[..i].chars().next_back().is_some_and(is_ident)
+            && !text[i + word.len()..].chars().next().is_some_and(is_ident)
     })
 }
 
@@ -143,7 +157,9 @@ fn anchor(from: &Module, path: &[String], modules: &BTreeMap<Module, File>) -> O
     let mut base = from.clone();
     let mut i = 0;
     match path.first().map(String::as_str) {
-        Some("crate") if path.get(1).is_some_and(|p| p == "core") => return Some(path[2..].to_vec()),
+        Some("crate") if path.get(1).is_some_and(|p| p == "core") => {
+            return Some(path[2..].to_vec())
+        }
         Some("crate") | None => return None,
         Some("super" | "self") => {
             while let Some(step) = path.get(i).filter(|p| *p == "super" || *p == "self") {
@@ -173,7 +189,9 @@ fn resolve(path: &[String], modules: &BTreeMap<Module, File>, depth: usize) -> O
         }
         if name == "*" {
             let glob: Vec<String> = source[..source.len() - 1].to_vec();
-            let defines = modules.get(&glob).is_some_and(|g| defines(&g.code, item) || g.reexports.iter().any(|(n, _)| n == item));
+            let defines = modules.get(&glob).is_some_and(|g| {
+                defines(&g.code, item) || g.reexports.iter().any(|(n, _)| n == item)
+            });
             if defines {
                 return resolve(&[glob, rest.to_vec()].concat(), modules, depth + 1);
             }
@@ -186,7 +204,8 @@ fn resolve(path: &[String], modules: &BTreeMap<Module, File>, depth: usize) -> O
 fn defines(code: &str, name: &str) -> bool {
     ["struct", "enum", "fn", "type", "const", "static", "trait", "mod", "union"].iter().any(|kw| {
         code.match_indices(&format!("{kw} {name}")).any(|(i, m)| {
-            !code[..i].chars().next_back().is_some_and(is_ident) && !code[i + m.len()..].chars().next().is_some_and(is_ident)
+            !code[..i].chars().next_back().is_some_and(is_ident)
+                && !code[i + m.len()..].chars().next().is_some_and(is_ident)
         })
     })
 }
@@ -196,7 +215,13 @@ fn imports(modules: &BTreeMap<Module, File>) -> BTreeMap<Module, BTreeSet<Module
     modules
         .iter()
         .map(|(module, file)| {
-            let targets = file.paths.iter().filter_map(|p| anchor(module, p, modules)).filter_map(|p| resolve(&p, modules, 0)).filter(|t| t != module).collect();
+            let targets = file
+                .paths
+                .iter()
+                .filter_map(|p| anchor(module, p, modules))
+                .filter_map(|p| resolve(&p, modules, 0))
+                .filter(|t| t != module)
+                .collect();
             (module.clone(), targets)
         })
         .collect()
@@ -255,7 +280,12 @@ fn circles_under(root: &Path) -> Vec<String> {
             let set: BTreeSet<&Module> = members.iter().collect();
             let arrows: Vec<String> = members
                 .iter()
-                .flat_map(|m| edges[m].iter().filter(|t| set.contains(t)).map(move |t| format!("{} -> {}", name(m), name(t))))
+                .flat_map(|m| {
+                    edges[m]
+                        .iter()
+                        .filter(|t| set.contains(t))
+                        .map(move |t| format!("{} -> {}", name(m), name(t)))
+                })
                 .collect();
             format!("{} files: {}", members.len(), arrows.join(", "))
         })
@@ -266,14 +296,22 @@ fn circles_under(root: &Path) -> Vec<String> {
 fn no_import_circle_in_the_core() {
     let core = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
     let found = circles_under(&core);
-    assert!(found.is_empty(), "import circles in src/core (break each by moving what both sides need below them):\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "import circles in src/core (break each by moving what both sides need below them):\n{}",
+        found.join("\n")
+    );
     assert!(read_modules(&core).len() > 50, "the scan reads the core's files");
 }
 
 /// A core of `files` (name, text) in a directory of its own, scanned for circles.
 fn planted(files: &[(&str, &str)]) -> Vec<String> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("shardmeta-ladder-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "shardmeta-ladder-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, text) in files {
         std::fs::write(dir.join(name), text).unwrap();
@@ -285,13 +323,25 @@ fn planted(files: &[(&str, &str)]) -> Vec<String> {
 
 #[test]
 fn the_circle_check_catches_a_planted_circle() {
-    let clean = planted(&[("mod.rs", "pub mod a;\npub mod b;\npub use a::A;\n"), ("a.rs", "use super::b::B;\npub struct A(B);\n"), ("b.rs", "pub struct B;\n")]);
+    let clean = planted(&[
+        ("mod.rs", "pub mod a;\npub mod b;\npub use a::A;\n"),
+        ("a.rs", "use super::b::B;\npub struct A(B);\n"),
+        ("b.rs", "pub struct B;\n"),
+    ]);
     assert!(clean.is_empty(), "{clean:?}");
     // b names A through the root's re-export, a names b: a circle, seen through the facade.
-    let found = planted(&[("mod.rs", "pub mod a;\npub mod b;\npub use a::A;\n"), ("a.rs", "use super::b::B;\npub struct A(B);\n"), ("b.rs", "pub struct B;\nfn f(_: crate::core::A) {}\n")]);
+    let found = planted(&[
+        ("mod.rs", "pub mod a;\npub mod b;\npub use a::A;\n"),
+        ("a.rs", "use super::b::B;\npub struct A(B);\n"),
+        ("b.rs", "pub struct B;\nfn f(_: crate::core::A) {}\n"),
+    ]);
     assert_eq!(found, ["2 files: a -> b, b -> a"], "{found:?}");
     // The same through a glob re-export and a grouped import.
-    let found = planted(&[("mod.rs", "pub mod a;\npub mod b;\npub use a::*;\n"), ("a.rs", "use super::{b::B};\npub struct A(B);\n"), ("b.rs", "use crate::core::{A};\npub struct B;\n")]);
+    let found = planted(&[
+        ("mod.rs", "pub mod a;\npub mod b;\npub use a::*;\n"),
+        ("a.rs", "use super::{b::B};\npub struct A(B);\n"),
+        ("b.rs", "use crate::core::{A};\npub struct B;\n"),
+    ]);
     assert_eq!(found.len(), 1, "{found:?}");
 }
 

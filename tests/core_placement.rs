@@ -33,7 +33,11 @@ fn initial_placement_of_a_thousand_tables_is_even() {
     for _ in 0..5 {
         round(&mut h, &mut nodes, 1_000);
     }
-    assert_eq!(h.core.catalog().unwrap().cluster_by_name("c").unwrap().epoch, epoch, "no shard moved");
+    assert_eq!(
+        h.core.catalog().unwrap().cluster_by_name("c").unwrap().epoch,
+        epoch,
+        "no shard moved"
+    );
 }
 
 /// Shard 0 is hot: once its load is trusted (three 10 s windows), new tables avoid it until
@@ -42,7 +46,10 @@ fn initial_placement_of_a_thousand_tables_is_even() {
 fn new_tables_avoid_a_hot_shard_once_its_load_is_trusted() {
     let (mut h, mut nodes) = steady_cluster(4);
     for n in nodes.iter_mut() {
-        n.load = |s| ShardLoad { write_units: if s == ShardId(0) { 1_000.0 } else { 10.0 }, ..Default::default() };
+        n.load = |s| ShardLoad {
+            write_units: if s == ShardId(0) { 1_000.0 } else { 10.0 },
+            ..Default::default()
+        };
     }
     for _ in 0..40 {
         round(&mut h, &mut nodes, 1_000);

@@ -38,7 +38,6 @@ const FORBIDDEN: &[&str] = &[
 /// What the scan covers, relative to the crate root.
 const PURE: &[&str] = &["src/core", "src/client/shard_host.rs"];
 
-
 /// Whether `needle` occurs in `line` with no identifier character right before or after it.
 fn contains_name(line: &str, needle: &str) -> bool {
     line.match_indices(needle).any(|(at, _)| {
@@ -62,7 +61,12 @@ fn violations(root: &Path) -> Vec<String> {
         for (n, code) in code_lines(&text) {
             for name in FORBIDDEN {
                 if contains_name(&code, name) {
-                    found.push(format!("{}:{}: `{name}` in the sans-IO core: {}", file.display(), n + 1, code.trim()));
+                    found.push(format!(
+                        "{}:{}: `{name}` in the sans-IO core: {}",
+                        file.display(),
+                        n + 1,
+                        code.trim()
+                    ));
                 }
             }
         }
@@ -91,12 +95,18 @@ fn scan_sees_through_grouped_imports_and_catches_the_runtime() {
     let found = scan_planted("grouped.rs", text, violations);
     let names: Vec<&str> = found.iter().map(|f| f.split('`').nth(1).unwrap()).collect();
     assert_eq!(names, ["std::time", "std::fs", "std::net", "crate::server"], "{found:?}");
-    assert!(found[2].contains("grouped.rs:2"), "a statement is reported where it starts: {found:?}");
+    assert!(
+        found[2].contains("grouped.rs:2"),
+        "a statement is reported where it starts: {found:?}"
+    );
 }
 
 #[test]
 fn use_trees_expand_to_the_paths_they_name() {
-    assert_eq!(expand_use("std::{fs, time::{Duration, Instant}}"), ["std::fs", "std::time::Duration", "std::time::Instant"]);
+    assert_eq!(
+        expand_use("std::{fs, time::{Duration, Instant}}"),
+        ["std::fs", "std::time::Duration", "std::time::Instant"]
+    );
     assert_eq!(expand_use("super::ids::*"), ["super::ids::*"]);
 }
 
@@ -120,7 +130,10 @@ fn unbiased_selects(root: &Path) -> Vec<String> {
         let lines: Vec<&str> = text.lines().collect();
         for (n, line) in lines.iter().enumerate() {
             let opens = line.split("//").next().unwrap_or("").contains("select! {");
-            let mut code_after = lines[n + 1..].iter().map(|l| l.split("//").next().unwrap_or("").trim()).filter(|c| !c.is_empty());
+            let mut code_after = lines[n + 1..]
+                .iter()
+                .map(|l| l.split("//").next().unwrap_or("").trim())
+                .filter(|c| !c.is_empty());
             let biased = code_after.next() == Some("biased;");
             if opens && !biased {
                 found.push(format!("{}:{}: a select! that is not biased", file.display(), n + 1));
@@ -133,8 +146,13 @@ fn unbiased_selects(root: &Path) -> Vec<String> {
 #[test]
 fn every_select_the_simulations_run_is_biased() {
     let crate_root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let found: Vec<String> = ["src", "sim"].iter().flat_map(|p| unbiased_selects(&crate_root.join(p))).collect();
-    assert!(found.is_empty(), "madsim replays a seed only if select! polls in a fixed order:\n{}", found.join("\n"));
+    let found: Vec<String> =
+        ["src", "sim"].iter().flat_map(|p| unbiased_selects(&crate_root.join(p))).collect();
+    assert!(
+        found.is_empty(),
+        "madsim replays a seed only if select! polls in a fixed order:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

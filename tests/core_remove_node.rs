@@ -13,7 +13,9 @@ fn remove(h: &mut Harness, node: &str) -> Result<Response, MetaError> {
 
 fn listed(h: &mut Harness) -> Vec<String> {
     match h.call(Request::ListNodes { cluster: "c".into(), page: PageRequest::default() }) {
-        Ok(Response::Nodes(ns)) => ns.items.into_iter().map(|n| format!("{}@{}", n.name, n.endpoint)).collect(),
+        Ok(Response::Nodes(ns)) => {
+            ns.items.into_iter().map(|n| format!("{}@{}", n.name, n.endpoint)).collect()
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -31,9 +33,16 @@ fn cluster_with_a_dead_node() -> (Harness, Vec<Node>) {
 fn only_an_offline_node_with_no_replicas_is_removed_and_refusals_write_nothing() {
     let (mut h, mut nodes) = cluster_with_a_dead_node();
     let stored = h.store.clone();
-    assert!(matches!(remove(&mut h, "ghost"), Err(MetaError::NotFound(m)) if m.contains("\"ghost\"")));
-    assert!(matches!(remove(&mut h, "n1"), Err(MetaError::FailedPrecondition(m)) if m.contains("is online")));
-    assert!(matches!(remove(&mut h, "n3"), Err(MetaError::FailedPrecondition(m)) if m.contains("is online")), "silent for less than a lease");
+    assert!(
+        matches!(remove(&mut h, "ghost"), Err(MetaError::NotFound(m)) if m.contains("\"ghost\""))
+    );
+    assert!(
+        matches!(remove(&mut h, "n1"), Err(MetaError::FailedPrecondition(m)) if m.contains("is online"))
+    );
+    assert!(
+        matches!(remove(&mut h, "n3"), Err(MetaError::FailedPrecondition(m)) if m.contains("is online")),
+        "silent for less than a lease"
+    );
     for _ in 0..24 {
         round(&mut h, &mut nodes, 500);
         if node_info(&mut h, "n3").state == NodeState::Offline {
@@ -43,7 +52,10 @@ fn only_an_offline_node_with_no_replicas_is_removed_and_refusals_write_nothing()
     let held = node_info(&mut h, "n3").replicas;
     if held > 0 {
         let refused = remove(&mut h, "n3");
-        assert!(matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("still holds")), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("still holds")),
+            "{refused:?}"
+        );
     }
     assert_eq!(h.store, stored, "refusals write nothing");
     rounds_while(&mut h, &mut nodes, |h| node_info(h, "n3").replicas > 0);
@@ -58,8 +70,13 @@ fn a_removed_name_registers_anew_under_the_cap_and_survives_a_meta_failover() {
     let (mut h, mut nodes) = cluster_with_a_dead_node();
     let mut n4 = Node::new(4);
     let full = n4.heartbeat(&mut h);
-    assert!(matches!(&full, Err(MetaError::ResourceExhausted(m)) if m.contains("remove offline ones")), "{full:?}");
-    rounds_while(&mut h, &mut nodes, |h| node_info(h, "n3").replicas > 0 || node_info(h, "n3").state == NodeState::Online);
+    assert!(
+        matches!(&full, Err(MetaError::ResourceExhausted(m)) if m.contains("remove offline ones")),
+        "{full:?}"
+    );
+    rounds_while(&mut h, &mut nodes, |h| {
+        node_info(h, "n3").replicas > 0 || node_info(h, "n3").state == NodeState::Online
+    });
     remove(&mut h, "n3").unwrap();
 
     // The cap counts live records only: n4 now registers, under a new id.
@@ -69,7 +86,11 @@ fn a_removed_name_registers_anew_under_the_cap_and_survives_a_meta_failover() {
     }
     assert_eq!(listed(&mut h), ["n1@n1:1", "n2@n2:1", "n4@n4:1"]);
     let c = h.core.catalog().unwrap().cluster_by_name("c").unwrap();
-    assert_eq!((c.nodes.len(), c.node_by_name.get("n4").map(|id| id.0)), (4, Some(3)), "n4 has a new id; n3's stays a tombstone");
+    assert_eq!(
+        (c.nodes.len(), c.node_by_name.get("n4").map(|id| id.0)),
+        (4, Some(3)),
+        "n4 has a new id; n3's stays a tombstone"
+    );
     // The name n3 is free, but the cluster is full again.
     let full = Node::new(3).heartbeat(&mut h);
     assert!(matches!(&full, Err(MetaError::ResourceExhausted(_))), "{full:?}");

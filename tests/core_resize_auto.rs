@@ -20,11 +20,22 @@ struct TableLoads(BTreeMap<TableId, f64>);
 
 impl LoadSource for TableLoads {
     fn shard_load(&self, _shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
-        ShardLoad { write_units: tables.iter().map(|t| self.0.get(t).copied().unwrap_or(0.0)).sum(), ..Default::default() }
+        ShardLoad {
+            write_units: tables.iter().map(|t| self.0.get(t).copied().unwrap_or(0.0)).sum(),
+            ..Default::default()
+        }
     }
 
     fn busiest_tables(&self, shard: ShardId, tables: &BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
-        let mut all: Vec<TableLoad> = tables.iter().map(|&table| TableLoad { shard, table, read_units: 0.0, write_units: self.0.get(&table).copied().unwrap_or(0.0) }).collect();
+        let mut all: Vec<TableLoad> = tables
+            .iter()
+            .map(|&table| TableLoad {
+                shard,
+                table,
+                read_units: 0.0,
+                write_units: self.0.get(&table).copied().unwrap_or(0.0),
+            })
+            .collect();
         all.sort_by(|a, b| b.write_units.total_cmp(&a.write_units).then(a.table.cmp(&b.table)));
         out.extend(all.into_iter().take(TOP_TABLES_PER_SHARD));
     }
@@ -58,18 +69,36 @@ fn round_of<L: LoadSource + Clone>(h: &mut Harness, nodes: &mut [Node], loads: &
 fn node_loads(h: &Harness, nodes: &[Node], loads: &TableLoads) -> Vec<f64> {
     nodes
         .iter()
-        .map(|n| n.host.shards().iter().filter(|(&s, _)| n.host.is_leading(s, h.now)).map(|(_, s)| loads.shard_load(ShardId(0), &s.tables).write_units).sum())
+        .map(|n| {
+            n.host
+                .shards()
+                .iter()
+                .filter(|(&s, _)| n.host.is_leading(s, h.now))
+                .map(|(_, s)| loads.shard_load(ShardId(0), &s.tables).write_units)
+                .sum()
+        })
         .collect()
 }
 
 /// A cluster of `count` nodes and `shards` shards with a follower each, `tables` tables, and
 /// the tables of each shard given `shard_load(shard)` in all, evenly.
-fn loaded(count: u64, shards: u32, tables: u32, shard_load: impl Fn(u32) -> f64) -> (Harness, Vec<Node>, TableLoads) {
+fn loaded(
+    count: u64,
+    shards: u32,
+    tables: u32,
+    shard_load: impl Fn(u32) -> f64,
+) -> (Harness, Vec<Node>, TableLoads) {
     loaded_with(config(), count, shards, tables, shard_load)
 }
 
 /// The same, with a leader of `config`.
-fn loaded_with(config: CoreConfig, count: u64, shards: u32, tables: u32, shard_load: impl Fn(u32) -> f64) -> (Harness, Vec<Node>, TableLoads) {
+fn loaded_with(
+    config: CoreConfig,
+    count: u64,
+    shards: u32,
+    tables: u32,
+    shard_load: impl Fn(u32) -> f64,
+) -> (Harness, Vec<Node>, TableLoads) {
     let (mut h, mut nodes) = steady_cluster_configured(config, count, shards, 1, &[]);
     for t in 0..tables {
         h.create_table(&format!("t{t}"), false).unwrap();
@@ -100,19 +129,40 @@ fn a_hot_shard_splits_into_even_pieces_that_the_balancer_spreads() {
         let spread = node_loads(&h, &nodes, &loads);
         let mean = spread.iter().sum::<f64>() / spread.len() as f64;
         let all_led = (spread.iter().sum::<f64>() - 3_600.0).abs() < 1e-6;
-        if c.procedures.is_empty() && c.shards.len() > 4 && all_led && spread[hot] <= 1.1 * mean && spread.iter().all(|&l| l <= 1.1 * mean) {
-            let pieces: Vec<f64> = (0..c.shards.len()).filter(|&s| s == 0 || s >= 4).map(|s| loads.shard_load(ShardId(0), &c.shard_tables[s]).write_units).collect();
+        if c.procedures.is_empty()
+            && c.shards.len() > 4
+            && all_led
+            && spread[hot] <= 1.1 * mean
+            && spread.iter().all(|&l| l <= 1.1 * mean)
+        {
+            let pieces: Vec<f64> = (0..c.shards.len())
+                .filter(|&s| s == 0 || s >= 4)
+                .map(|s| loads.shard_load(ShardId(0), &c.shard_tables[s]).write_units)
+                .collect();
             println!("decided at round {decided:?}, settled at round {i}: pieces {pieces:?}, node loads {spread:?}");
-            assert!((3..=4).contains(&pieces.len()), "2.7 times the line: 3 or 4 pieces, not {pieces:?}");
-            let (lo, hi) = (pieces.iter().copied().fold(f64::MAX, f64::min), pieces.iter().copied().fold(0.0, f64::max));
+            assert!(
+                (3..=4).contains(&pieces.len()),
+                "2.7 times the line: 3 or 4 pieces, not {pieces:?}"
+            );
+            let (lo, hi) = (
+                pieces.iter().copied().fold(f64::MAX, f64::min),
+                pieces.iter().copied().fold(0.0, f64::max),
+            );
             assert!(hi / lo <= 1.3 / 0.7, "pieces within 0.7–1.3 of each other: {pieces:?}");
             assert!(pieces.iter().all(|&p| p <= 1_000.0), "no piece is above the line");
-            let splits = events(&mut h).into_iter().filter(|e| e.cause == Cause::Split && e.text.contains("started")).count();
+            let splits = events(&mut h)
+                .into_iter()
+                .filter(|e| e.cause == Cause::Split && e.text.contains("started"))
+                .count();
             assert_eq!(splits, pieces.len() - 1, "one split per new piece");
             return;
         }
     }
-    panic!("the hot shard was not split and spread: {:?}, node loads {:?}", catalog(&h).shard_tables.iter().map(|t| t.len()).collect::<Vec<_>>(), node_loads(&h, &nodes, &loads));
+    panic!(
+        "the hot shard was not split and spread: {:?}, node loads {:?}",
+        catalog(&h).shard_tables.iter().map(|t| t.len()).collect::<Vec<_>>(),
+        node_loads(&h, &nodes, &loads)
+    );
 }
 
 #[test]
@@ -129,11 +179,17 @@ fn a_shard_whose_load_is_one_table_is_reported_unsplittable_once_and_not_split()
         load_round(&mut h, &mut nodes, &loads);
     }
     assert_eq!(catalog(&h).shards.len(), 4, "no split");
-    let told: Vec<EventInfo> = events(&mut h).into_iter().filter(|e| e.text.contains("unsplittable")).collect();
+    let told: Vec<EventInfo> =
+        events(&mut h).into_iter().filter(|e| e.text.contains("unsplittable")).collect();
     assert_eq!(told.len(), 1, "reported once while it stays hot: {told:?}");
     assert!(told[0].text.contains(&format!("table {table} carries")), "{}", told[0].text);
-    let Ok(Response::Plan(plan)) = h.call(Request::PlanScheduler { cluster: "c".into() }) else { panic!() };
-    assert!(plan.iter().any(|m| m.shard == ShardId(0) && m.text.contains("unsplittable")), "the plan says why: {plan:?}");
+    let Ok(Response::Plan(plan)) = h.call(Request::PlanScheduler { cluster: "c".into() }) else {
+        panic!()
+    };
+    assert!(
+        plan.iter().any(|m| m.shard == ShardId(0) && m.text.contains("unsplittable")),
+        "the plan says why: {plan:?}"
+    );
 }
 
 #[test]
@@ -176,12 +232,19 @@ fn two_hundred_cold_shards_merge_until_each_is_above_the_merge_line_and_none_spl
     for i in 0..2_000 {
         load_round(&mut h, &mut nodes, &loads);
         let c = catalog(&h);
-        let pieces: Vec<f64> = (0..c.shards.len()).filter(|&s| !c.shards[s].retired).map(|s| loads.shard_load(ShardId(0), &c.shard_tables[s]).write_units).collect();
+        let pieces: Vec<f64> = (0..c.shards.len())
+            .filter(|&s| !c.shards[s].retired)
+            .map(|s| loads.shard_load(ShardId(0), &c.shard_tables[s]).write_units)
+            .collect();
         // Two shards below the line would merge: done when at most one is.
         if c.procedures.is_empty() && pieces.iter().filter(|&&l| l < 250.0).count() <= 1 {
             settled += 1;
             if settled == 40 {
-                println!("200 cold shards: {} left after {} s, loads {pieces:?}", active(&h), i / 2);
+                println!(
+                    "200 cold shards: {} left after {} s, loads {pieces:?}",
+                    active(&h),
+                    i / 2
+                );
                 break;
             }
         } else {
@@ -192,7 +255,8 @@ fn two_hundred_cold_shards_merge_until_each_is_above_the_merge_line_and_none_spl
     assert!(active(&h) >= 4, "at least one shard per node");
     let events = events(&mut h);
     assert!(events.iter().all(|e| e.cause != Cause::Split), "no merged shard splits again");
-    let merges = events.iter().filter(|e| e.cause == Cause::Merge && e.text.ends_with("started")).count();
+    let merges =
+        events.iter().filter(|e| e.cause == Cause::Merge && e.text.ends_with("started")).count();
     assert_eq!(merges, 200 - active(&h), "one merge per retired shard");
 }
 
@@ -217,10 +281,20 @@ fn a_load_swinging_around_the_split_line_for_a_day_never_cycles_between_split_an
         }
         round_of(&mut h, &mut nodes, &loads, 2_000);
         if second % 600 == 0 {
-            let Ok(Response::Events { events, last }) = h.call(Request::ListEvents { cluster: "c".into(), after: last_seq, limit: 0 }) else { panic!() };
+            let Ok(Response::Events { events, last }) =
+                h.call(Request::ListEvents { cluster: "c".into(), after: last_seq, limit: 0 })
+            else {
+                panic!()
+            };
             last_seq = last;
-            splits += events.iter().filter(|e| e.cause == Cause::Split && e.text.ends_with("started")).count();
-            merges += events.iter().filter(|e| e.cause == Cause::Merge && e.text.ends_with("started")).count();
+            splits += events
+                .iter()
+                .filter(|e| e.cause == Cause::Split && e.text.ends_with("started"))
+                .count();
+            merges += events
+                .iter()
+                .filter(|e| e.cause == Cause::Merge && e.text.ends_with("started"))
+                .count();
         }
     }
     println!("24 h of a load swinging ±30% around the split line: {splits} splits, {merges} merges, {} shards", catalog(&h).shards.len());
@@ -253,7 +327,15 @@ fn a_shard_above_the_size_limit_halves_until_every_piece_is_within_it() {
     }
     let c = catalog(&h);
     let sizes: Vec<usize> = c.shard_tables.iter().map(|t| t.len()).collect();
-    assert!(c.procedures.is_empty() && sizes.iter().all(|&n| n <= 5) && sizes.iter().sum::<usize>() == 24, "{sizes:?}");
+    assert!(
+        c.procedures.is_empty()
+            && sizes.iter().all(|&n| n <= 5)
+            && sizes.iter().sum::<usize>() == 24,
+        "{sizes:?}"
+    );
     assert!(events(&mut h).iter().any(|e| e.text.contains("above shard_bytes_max")));
-    println!("24 GiB in 2 shards, at most 5 GiB a shard: {} shards of {sizes:?} tables", sizes.len());
+    println!(
+        "24 GiB in 2 shards, at most 5 GiB a shard: {} shards of {sizes:?} tables",
+        sizes.len()
+    );
 }

@@ -5,9 +5,9 @@
 //! nothing to do must stay far below 100 ms.
 
 use shardmeta::core::live::LiveCluster;
+use shardmeta::core::model::Mutation;
 use shardmeta::core::model::{Catalog, ClusterRecord, NodeRecord, ShardRecord, Topology};
 use shardmeta::core::scheduler::Planner;
-use shardmeta::core::model::Mutation;
 use shardmeta::core::*;
 
 const NODES: u32 = 1_000;
@@ -30,13 +30,38 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
     let shards = layout();
     let mut catalog = Catalog::default();
     let topology = ClusterRecord::topology_code(Topology::Dynamic);
-    let record = ClusterRecord { id: C.0, name: "c".into(), shard_count: shards.len() as u32, followers_per_shard: 1, topology, min_nodes: 1, dropped: false };
+    let record = ClusterRecord {
+        id: C.0,
+        name: "c".into(),
+        shard_count: shards.len() as u32,
+        followers_per_shard: 1,
+        topology,
+        min_nodes: 1,
+        dropped: false,
+    };
     catalog.apply(Mutation::PutCluster(record)).unwrap();
     for id in 0..NODES {
-        catalog.apply(Mutation::PutNode(C, NodeRecord { id, name: format!("n{id}"), endpoint: format!("n{id}:1"), ..Default::default() })).unwrap();
+        catalog
+            .apply(Mutation::PutNode(
+                C,
+                NodeRecord {
+                    id,
+                    name: format!("n{id}"),
+                    endpoint: format!("n{id}:1"),
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
     }
     for (s, &(leader, _)) in shards.iter().enumerate() {
-        let record = ShardRecord { id: s as u32, version: 1, leader: Some(leader), followers: vec![(leader + 1 + s as u32 % 7) % NODES], transfer: None, ..Default::default() };
+        let record = ShardRecord {
+            id: s as u32,
+            version: 1,
+            leader: Some(leader),
+            followers: vec![(leader + 1 + s as u32 % 7) % NODES],
+            transfer: None,
+            ..Default::default()
+        };
         catalog.apply(Mutation::PutShard(C, record)).unwrap();
     }
     let cluster = catalog.cluster(C);
@@ -72,7 +97,12 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
         now = now + Duration(1_000);
         for (s, &(_, units)) in shards.iter().enumerate() {
             let jitter = 1.0 + 0.1 * (((s as u64 * 7 + second) % 11) as f64 / 10.0 - 0.5);
-            live.record_load(cluster, ShardId(s as u32), &ShardLoad { write_units: units * jitter, ..Default::default() }, now);
+            live.record_load(
+                cluster,
+                ShardId(s as u32),
+                &ShardLoad { write_units: units * jitter, ..Default::default() },
+                now,
+            );
         }
         if second == 15 {
             pass(&mut live, now, "loads known, not yet trusted");

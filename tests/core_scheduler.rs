@@ -33,8 +33,18 @@ fn events(h: &mut Harness) -> Vec<EventInfo> {
     }
 }
 
-fn move_shard(h: &mut Harness, shard: u32, node: &str, reopen: bool) -> Result<Response, MetaError> {
-    h.call(Request::MoveShard { cluster: "c".into(), shard: ShardId(shard), node: node.into(), reopen })
+fn move_shard(
+    h: &mut Harness,
+    shard: u32,
+    node: &str,
+    reopen: bool,
+) -> Result<Response, MetaError> {
+    h.call(Request::MoveShard {
+        cluster: "c".into(),
+        shard: ShardId(shard),
+        node: node.into(),
+        reopen,
+    })
 }
 
 /// Shard 0's record in the leader's catalog.
@@ -55,10 +65,23 @@ fn a_pause_holds_across_a_meta_failover_and_the_plan_shows_what_resume_would_do(
         round(&mut h, &mut nodes, 1_000);
     }
     let n3 = NodeId(2);
-    let leads = |h: &Harness| h.core.catalog().unwrap().cluster_by_name("c").unwrap().shards.iter().filter(|s| s.leader == Some(n3.0)).count();
+    let leads = |h: &Harness| {
+        h.core
+            .catalog()
+            .unwrap()
+            .cluster_by_name("c")
+            .unwrap()
+            .shards
+            .iter()
+            .filter(|s| s.leader == Some(n3.0))
+            .count()
+    };
     assert_eq!(leads(&h), 0, "paused: nothing moved to the new node");
     let planned = plan(&mut h);
-    assert!(!planned.is_empty() && planned.iter().all(|m| m.cause == Cause::LeaderCount), "{planned:?}");
+    assert!(
+        !planned.is_empty() && planned.iter().all(|m| m.cause == Cause::LeaderCount),
+        "{planned:?}"
+    );
     assert!(planned[0].text.contains("-> n3"), "{}", planned[0].text);
     assert_eq!(leads(&h), 0, "the plan is a dry run");
 
@@ -96,7 +119,9 @@ fn moves_by_hand_are_checked_and_then_done() {
     let name = |n: u32| format!("n{}", n + 1);
 
     let refused = |r: Result<Response, MetaError>, needle: &str| match r {
-        Err(MetaError::FailedPrecondition(m)) | Err(MetaError::NotFound(m)) => assert!(m.contains(needle), "{m}"),
+        Err(MetaError::FailedPrecondition(m)) | Err(MetaError::NotFound(m)) => {
+            assert!(m.contains(needle), "{m}")
+        }
         other => panic!("{other:?}"),
     };
     refused(move_shard(&mut h, 0, &name(other), false), "holds no replica");
@@ -108,7 +133,10 @@ fn moves_by_hand_are_checked_and_then_done() {
     let moved = move_shard(&mut h, 0, &name(follower), false);
     assert!(matches!(&moved, Ok(Response::Moved(m)) if m.cause == Cause::Operator), "{moved:?}");
     let again = move_shard(&mut h, 0, &name(follower), false);
-    assert!(matches!(&again, Err(MetaError::FailedPrecondition(m)) if m.contains("held by transfer procedure")), "one move at a time: {again:?}");
+    assert!(
+        matches!(&again, Err(MetaError::FailedPrecondition(m)) if m.contains("held by transfer procedure")),
+        "one move at a time: {again:?}"
+    );
     for _ in 0..5 {
         round(&mut h, &mut nodes, 1_000);
     }

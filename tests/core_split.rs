@@ -6,14 +6,17 @@
 mod harness;
 
 use harness::*;
-use shardmeta::core::model::{ProcedureStep, Topology};
 use shardmeta::core::cause::Cause;
+use shardmeta::core::model::{ProcedureStep, Topology};
 use shardmeta::core::*;
 
 fn split(h: &mut Harness, shard: u32, tables: &[u64]) -> Result<Response, MetaError> {
-    h.call(Request::SplitShard { cluster: "c".into(), shard: ShardId(shard), tables: tables.iter().copied().map(TableId).collect() })
+    h.call(Request::SplitShard {
+        cluster: "c".into(),
+        shard: ShardId(shard),
+        tables: tables.iter().copied().map(TableId).collect(),
+    })
 }
-
 
 /// The split's end state: shard 2 exists, holds the moved tables, and is led; every leader's
 /// table set is the catalog's.
@@ -25,11 +28,20 @@ fn assert_split_done(h: &Harness, nodes: &[Node], moved: &[TableId]) {
     for n in nodes {
         for (&shard, s) in n.host.shards() {
             if n.host.is_leading(shard, h.now) {
-                assert_eq!(s.tables, c.shard_tables[shard.index()], "{} leads shard {shard} with the catalog's tables", n.name);
+                assert_eq!(
+                    s.tables,
+                    c.shard_tables[shard.index()],
+                    "{} leads shard {shard} with the catalog's tables",
+                    n.name
+                );
             }
         }
     }
-    assert_eq!(nodes.iter().filter(|n| n.host.is_leading(ShardId(2), h.now)).count(), 1, "the new shard has one leader");
+    assert_eq!(
+        nodes.iter().filter(|n| n.host.is_leading(ShardId(2), h.now)).count(),
+        1,
+        "the new shard has one leader"
+    );
 }
 
 #[test]
@@ -37,7 +49,11 @@ fn a_split_moves_tables_to_a_new_shard_with_one_leader_per_table_at_every_step()
     let (mut h, mut nodes) = tabled_cluster(2);
     let before = catalog(&h).shard_tables[0].len();
     let Ok(Response::Procedure(p)) = split(&mut h, 0, &[]) else { panic!() };
-    assert_eq!((p.step, p.new_shard, p.tables as usize), (ProcedureStep::AwaitingTablesMoved, ShardId(2), before / 2), "{p:?}");
+    assert_eq!(
+        (p.step, p.new_shard, p.tables as usize),
+        (ProcedureStep::AwaitingTablesMoved, ShardId(2), before / 2),
+        "{p:?}"
+    );
     assert_eq!(procedures(&mut h).len(), 1);
     // Moves, the source's re-open, its report, the new shard let go, assigned, reported, done:
     // one tick or heartbeat each.
@@ -58,13 +74,25 @@ fn a_split_moves_tables_to_a_new_shard_with_one_leader_per_table_at_every_step()
         assert!(r.leader.is_some(), "{r:?}");
     }
     let events = events(&mut h);
-    let split_events: Vec<&str> = events.iter().filter(|e| e.cause == Cause::Split).map(|e| e.text.as_str()).collect();
-    assert!(split_events.first().is_some_and(|e| e.ends_with("started")) && split_events.last().is_some_and(|e| e.contains("done")), "{split_events:?}");
+    let split_events: Vec<&str> =
+        events.iter().filter(|e| e.cause == Cause::Split).map(|e| e.text.as_str()).collect();
+    assert!(
+        split_events.first().is_some_and(|e| e.ends_with("started"))
+            && split_events.last().is_some_and(|e| e.contains("done")),
+        "{split_events:?}"
+    );
 }
 
 #[test]
 fn a_meta_failover_at_each_step_resumes_the_split() {
-    for (term, step) in [ProcedureStep::AwaitingTablesMoved, ProcedureStep::AwaitingSourceRelease, ProcedureStep::AwaitingNewShardOpen].into_iter().enumerate() {
+    for (term, step) in [
+        ProcedureStep::AwaitingTablesMoved,
+        ProcedureStep::AwaitingSourceRelease,
+        ProcedureStep::AwaitingNewShardOpen,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let (mut h, mut nodes) = tabled_cluster(2);
         let moved_expected = catalog(&h).shard_tables[0].len() / 2;
         split(&mut h, 0, &[]).unwrap();
@@ -86,7 +114,11 @@ fn a_cancel_before_the_new_shard_may_be_led_rolls_back_and_after_is_refused() {
     let before = catalog(&h).shard_tables[0].clone();
     let Ok(Response::Procedure(p)) = split(&mut h, 0, &[]) else { panic!() };
     tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingSourceRelease);
-    let Ok(Response::Procedure(cancelled)) = h.call(Request::CancelProcedure { cluster: "c".into(), id: p.id }) else { panic!() };
+    let Ok(Response::Procedure(cancelled)) =
+        h.call(Request::CancelProcedure { cluster: "c".into(), id: p.id })
+    else {
+        panic!()
+    };
     assert_eq!(cancelled.step, ProcedureStep::RollingBack);
     run_out(&mut h, &mut nodes);
     let c = catalog(&h);
@@ -96,15 +128,23 @@ fn a_cancel_before_the_new_shard_may_be_led_rolls_back_and_after_is_refused() {
         round(&mut h, &mut nodes, 500);
     }
     check(&h, &nodes);
-    let leader = nodes.iter().find(|n| n.host.is_leading(ShardId(0), h.now)).expect("shard 0 is led");
-    assert_eq!(leader.host.shards()[&ShardId(0)].tables, before, "its leader serves them all again");
+    let leader =
+        nodes.iter().find(|n| n.host.is_leading(ShardId(0), h.now)).expect("shard 0 is led");
+    assert_eq!(
+        leader.host.shards()[&ShardId(0)].tables,
+        before,
+        "its leader serves them all again"
+    );
 
     let Ok(Response::Procedure(p)) = split(&mut h, 0, &[]) else { panic!() };
     tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingSourceRelease);
     report(&mut h, &mut nodes);
     tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingNewShardOpen);
     let refused = h.call(Request::CancelProcedure { cluster: "c".into(), id: p.id }).unwrap_err();
-    assert!(matches!(&refused, MetaError::FailedPrecondition(m) if m.contains("only rolls forward")), "{refused:?}");
+    assert!(
+        matches!(&refused, MetaError::FailedPrecondition(m) if m.contains("only rolls forward")),
+        "{refused:?}"
+    );
 }
 
 /// A cancel that arrives while the split's next step is being written is refused (retry):
@@ -127,7 +167,11 @@ fn a_cancel_while_a_step_is_being_written_waits_for_it() {
         }
     }
     assert!(step_write.iter().any(|o| matches!(o, Output::Persist(_))), "the step is written");
-    assert_eq!(procedures(&mut h)[0].step, ProcedureStep::AwaitingSourceRelease, "and has not landed");
+    assert_eq!(
+        procedures(&mut h)[0].step,
+        ProcedureStep::AwaitingSourceRelease,
+        "and has not landed"
+    );
     let cancel = h.request(Request::CancelProcedure { cluster: "c".into(), id: p.id });
     let mut refusal = None;
     for out in step_write.into_iter().chain(h.outputs()) {
@@ -141,11 +185,17 @@ fn a_cancel_while_a_step_is_being_written_waits_for_it() {
         }
     }
     let refusal = refusal.expect("the cancel is answered at once").unwrap_err();
-    assert!(matches!(&refusal, MetaError::Unavailable(m) if m.contains("taking a step")), "{refusal:?}");
+    assert!(
+        matches!(&refusal, MetaError::Unavailable(m) if m.contains("taking a step")),
+        "{refusal:?}"
+    );
     h.settle();
     assert_eq!(procedures(&mut h)[0].step, ProcedureStep::AwaitingNewShardOpen, "the step landed");
     let refused = h.call(Request::CancelProcedure { cluster: "c".into(), id: p.id }).unwrap_err();
-    assert!(matches!(&refused, MetaError::FailedPrecondition(m) if m.contains("only rolls forward")), "{refused:?}");
+    assert!(
+        matches!(&refused, MetaError::FailedPrecondition(m) if m.contains("only rolls forward")),
+        "{refused:?}"
+    );
     run_out(&mut h, &mut nodes);
     let moved: Vec<TableId> = catalog(&h).shard_tables[2].iter().copied().collect();
     assert_split_done(&h, &nodes, &moved);
@@ -153,7 +203,9 @@ fn a_cancel_while_a_step_is_being_written_waits_for_it() {
 
 /// One node leading two shards, four tables, and a split of shard 0 asked for; shard 0's
 /// tables before it.
-fn split_on_one_node(config: CoreConfig) -> (Harness, Vec<Node>, std::collections::BTreeSet<TableId>) {
+fn split_on_one_node(
+    config: CoreConfig,
+) -> (Harness, Vec<Node>, std::collections::BTreeSet<TableId>) {
     let (mut h, mut nodes) = steady_cluster_configured(config, 1, 2, 0, &[]);
     for t in 0..4 {
         h.create_table(&format!("t{t}"), false).unwrap();
@@ -194,7 +246,12 @@ fn a_split_out_of_time_in_all_rolls_back() {
     assert!(catalog(&h).procedures.is_empty(), "{:?}", catalog(&h).procedures);
     assert_eq!(catalog(&h).shard_tables[0], before);
     let events = events(&mut h);
-    assert!(events.iter().any(|e| e.text.contains("did not move within 1 ms in all (procedure_timeout_ms)")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.text.contains("did not move within 1 ms in all (procedure_timeout_ms)")),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -209,7 +266,12 @@ fn unsafe_splits_are_refused_with_the_reason() {
     assert!(refused(split(&mut h, 0, &in_1[..1])).contains("not in shard 0"));
     split(&mut h, 0, &[]).unwrap();
     assert!(refused(split(&mut h, 0, &[])).contains("held by split procedure"));
-    let moved = refused(h.call(Request::MoveShard { cluster: "c".into(), shard: ShardId(0), node: "n3".into(), reopen: true }));
+    let moved = refused(h.call(Request::MoveShard {
+        cluster: "c".into(),
+        shard: ShardId(0),
+        node: "n3".into(),
+        reopen: true,
+    }));
     assert!(moved.contains("held by split procedure"), "{moved}");
     run_out(&mut h, &mut nodes);
 
@@ -230,7 +292,13 @@ fn unsafe_splits_are_refused_with_the_reason() {
     assert!(why.contains("unsplittable") && why.contains(&format!("table {hot}")), "{why}");
 
     let mut static_h = Harness::leader();
-    let spec = ClusterSpec { name: "c".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Static, min_nodes: 1 };
+    let spec = ClusterSpec {
+        name: "c".into(),
+        shard_count: 2,
+        followers_per_shard: 0,
+        topology: Topology::Static,
+        min_nodes: 1,
+    };
     static_h.call(Request::CreateCluster(spec)).unwrap();
     assert!(refused(split(&mut static_h, 0, &[])).contains("static"));
 }
@@ -243,7 +311,12 @@ impl<F: Fn(ShardId) -> ShardLoad> shardmeta::client::LoadSource for &Busiest<F> 
         (self.1)(shard)
     }
 
-    fn busiest_tables(&self, shard: ShardId, tables: &std::collections::BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
+    fn busiest_tables(
+        &self,
+        shard: ShardId,
+        tables: &std::collections::BTreeSet<TableId>,
+        out: &mut Vec<TableLoad>,
+    ) {
         if tables.contains(&self.0) {
             out.push(TableLoad { shard, table: self.0, read_units: 0.0, write_units: 950.0 });
         }
@@ -262,7 +335,10 @@ fn the_table_checker_catches_a_split_that_skips_the_release() {
         let caught = rounds_with_a_deaf_node(&mut h, &mut nodes, source, false, 40);
         match planted {
             None => assert!(caught.is_none(), "{caught:?}"),
-            Some(_) => assert!(caught.is_some_and(|v| v.detail.contains("led by both")), "the planted bug was not caught"),
+            Some(_) => assert!(
+                caught.is_some_and(|v| v.detail.contains("led by both")),
+                "the planted bug was not caught"
+            ),
         }
     }
 }
@@ -275,15 +351,24 @@ fn the_table_checker_catches_a_split_that_skips_the_release() {
 #[test]
 fn ddl_between_heartbeats_leaves_a_shard_ready_and_a_split_reopening_does_not() {
     let (mut h, mut nodes) = tabled_cluster(2);
-    assert!(shard_statuses(&mut h).iter().all(|s| s.status == ShardStatus::Ready), "{:?}", shard_statuses(&mut h));
+    assert!(
+        shard_statuses(&mut h).iter().all(|s| s.status == ShardStatus::Ready),
+        "{:?}",
+        shard_statuses(&mut h)
+    );
     for t in 12..16 {
         h.create_table(&format!("t{t}"), false).unwrap();
-        let not_ready: Vec<_> = shard_statuses(&mut h).into_iter().filter(|s| s.status != ShardStatus::Ready).collect();
+        let not_ready: Vec<_> =
+            shard_statuses(&mut h).into_iter().filter(|s| s.status != ShardStatus::Ready).collect();
         assert!(not_ready.is_empty(), "after creating t{t}, before any heartbeat: {not_ready:?}");
     }
     let Ok(Response::Procedure(_)) = split(&mut h, 0, &[]) else { panic!() };
     tick_to(&mut h, &mut nodes, ProcedureStep::AwaitingSourceRelease);
     let source = shard_statuses(&mut h).into_iter().find(|s| s.id == ShardId(0)).unwrap();
-    assert_eq!(source.status, ShardStatus::Opening, "re-opened without its moved tables, not reported yet: {source:?}");
+    assert_eq!(
+        source.status,
+        ShardStatus::Opening,
+        "re-opened without its moved tables, not reported yet: {source:?}"
+    );
     run_out(&mut h, &mut nodes);
 }

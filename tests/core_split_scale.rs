@@ -9,8 +9,10 @@ mod harness;
 use std::time::Instant as Clock;
 
 use harness::*;
-use shardmeta::core::model::{ClusterRecord, NodeRecord, SchemaRecord, ShardRecord, TableRecord, Topology};
 use shardmeta::core::model::Mutation;
+use shardmeta::core::model::{
+    ClusterRecord, NodeRecord, SchemaRecord, ShardRecord, TableRecord, Topology,
+};
 use shardmeta::core::*;
 
 const TABLES: u64 = 100_000;
@@ -20,14 +22,65 @@ const TABLES: u64 = 100_000;
 fn stored() -> Vec<Mutation> {
     let c = ClusterId(1);
     let topology = ClusterRecord::topology_code(Topology::Dynamic);
-    let cluster = ClusterRecord { id: 1, name: "c".into(), shard_count: 2, followers_per_shard: 1, topology, min_nodes: 1, dropped: false };
-    let mut ms = vec![Mutation::PutCluster(cluster), Mutation::PutIdCeiling(c, TABLES + 1_000), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })];
+    let cluster = ClusterRecord {
+        id: 1,
+        name: "c".into(),
+        shard_count: 2,
+        followers_per_shard: 1,
+        topology,
+        min_nodes: 1,
+        dropped: false,
+    };
+    let mut ms = vec![
+        Mutation::PutCluster(cluster),
+        Mutation::PutIdCeiling(c, TABLES + 1_000),
+        Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false }),
+    ];
     for id in 0..2 {
-        ms.push(Mutation::PutNode(c, NodeRecord { id, name: format!("n{}", id + 1), endpoint: format!("n{}:1", id + 1), ..Default::default() }));
+        ms.push(Mutation::PutNode(
+            c,
+            NodeRecord {
+                id,
+                name: format!("n{}", id + 1),
+                endpoint: format!("n{}:1", id + 1),
+                ..Default::default()
+            },
+        ));
     }
-    ms.push(Mutation::PutShard(c, ShardRecord { id: 0, version: 1, leader: Some(0), followers: vec![1], transfer: None, ..Default::default() }));
-    ms.push(Mutation::PutShard(c, ShardRecord { id: 1, version: 1, leader: Some(1), followers: vec![0], transfer: None, ..Default::default() }));
-    ms.extend((1..=TABLES).map(|id| Mutation::PutTable(c, TableRecord { id, schema: 0, name: format!("t{id:06}"), shard: 0, ..Default::default() })));
+    ms.push(Mutation::PutShard(
+        c,
+        ShardRecord {
+            id: 0,
+            version: 1,
+            leader: Some(0),
+            followers: vec![1],
+            transfer: None,
+            ..Default::default()
+        },
+    ));
+    ms.push(Mutation::PutShard(
+        c,
+        ShardRecord {
+            id: 1,
+            version: 1,
+            leader: Some(1),
+            followers: vec![0],
+            transfer: None,
+            ..Default::default()
+        },
+    ));
+    ms.extend((1..=TABLES).map(|id| {
+        Mutation::PutTable(
+            c,
+            TableRecord {
+                id,
+                schema: 0,
+                name: format!("t{id:06}"),
+                shard: 0,
+                ..Default::default()
+            },
+        )
+    }));
     ms
 }
 
@@ -53,7 +106,11 @@ fn a_shard_of_100k_tables_splits_in_half_by_itself_in_bounded_writes() {
     let (mut rounds, mut writes) = (0, 0);
     while !catalog(&h).procedures.is_empty() {
         rounds += 1;
-        assert!(rounds <= 60, "the split did not end: {:?}", catalog(&h).procedures.values().next().map(|p| p.step));
+        assert!(
+            rounds <= 60,
+            "the split did not end: {:?}",
+            catalog(&h).procedures.values().next().map(|p| p.step)
+        );
         for n in nodes.iter_mut() {
             n.heartbeat(&mut h).unwrap();
         }
@@ -68,11 +125,24 @@ fn a_shard_of_100k_tables_splits_in_half_by_itself_in_bounded_writes() {
         round(&mut h, &mut nodes, 500);
     }
     let c = catalog(&h);
-    assert_eq!((c.shard_tables[0].len() as u64, c.shard_tables[2].len() as u64), (TABLES / 2, TABLES / 2));
-    assert!(c.procedures.is_empty() && c.shards.len() == 3, "halves at the limit are not split again");
+    assert_eq!(
+        (c.shard_tables[0].len() as u64, c.shard_tables[2].len() as u64),
+        (TABLES / 2, TABLES / 2)
+    );
+    assert!(
+        c.procedures.is_empty() && c.shards.len() == 3,
+        "halves at the limit are not split again"
+    );
     for s in [0, 2] {
-        let leader = nodes.iter().find(|n| n.host.is_leading(ShardId(s), h.now)).unwrap_or_else(|| panic!("shard {s} is led"));
-        assert_eq!(leader.host.shards()[&ShardId(s)].tables, c.shard_tables[s as usize], "shard {s}'s leader serves the catalog's tables");
+        let leader = nodes
+            .iter()
+            .find(|n| n.host.is_leading(ShardId(s), h.now))
+            .unwrap_or_else(|| panic!("shard {s} is led"));
+        assert_eq!(
+            leader.host.shards()[&ShardId(s)].tables,
+            c.shard_tables[s as usize],
+            "shard {s}'s leader serves the catalog's tables"
+        );
     }
     let per_write = config.txn_ops_max / 2;
     println!(

@@ -11,7 +11,12 @@ use shardmeta::core::*;
 fn transfer_to_follower(h: &mut Harness) -> (u32, u32) {
     let rec = catalog(h).shards[0].clone();
     let (leader, follower) = (rec.leader.unwrap(), rec.followers[0]);
-    let moved = h.call(Request::MoveShard { cluster: "c".into(), shard: ShardId(0), node: format!("n{}", follower + 1), reopen: false });
+    let moved = h.call(Request::MoveShard {
+        cluster: "c".into(),
+        shard: ShardId(0),
+        node: format!("n{}", follower + 1),
+        reopen: false,
+    });
     assert!(matches!(moved, Ok(Response::Moved(_))), "{moved:?}");
     (leader, follower)
 }
@@ -21,7 +26,10 @@ fn the_transfer(h: &mut Harness) -> ProcedureInfo {
     let all = procedures(h);
     assert_eq!(all.len(), 1, "{all:?}");
     let p = all[0].clone();
-    assert_eq!((p.kind, p.step, p.shard), (ProcedureKind::Transfer, ProcedureStep::AwaitingLeaderRelease, ShardId(0)));
+    assert_eq!(
+        (p.kind, p.step, p.shard),
+        (ProcedureKind::Transfer, ProcedureStep::AwaitingLeaderRelease, ShardId(0))
+    );
     p
 }
 
@@ -31,17 +39,30 @@ fn a_transfer_is_a_procedure_that_locks_its_shard_and_survives_a_meta_failover()
     let (leader, follower) = transfer_to_follower(&mut h);
     let p = the_transfer(&mut h);
     assert!(p.why.contains(&format!("leader n{} -> n{}", leader + 1, follower + 1)), "{}", p.why);
-    assert_eq!(catalog(&h).shards[0].transfer.map(|t| t.procedure), Some(p.id), "the shard names its procedure");
+    assert_eq!(
+        catalog(&h).shards[0].transfer.map(|t| t.procedure),
+        Some(p.id),
+        "the shard names its procedure"
+    );
 
     let held = |r: Result<Response, MetaError>| match r {
-        Err(MetaError::FailedPrecondition(m)) => assert!(m.contains(&format!("transfer procedure {}", p.id)), "{m}"),
+        Err(MetaError::FailedPrecondition(m)) => {
+            assert!(m.contains(&format!("transfer procedure {}", p.id)), "{m}")
+        }
         other => panic!("{other:?}"),
     };
-    held(h.call(Request::MoveShard { cluster: "c".into(), shard: ShardId(0), node: format!("n{}", leader + 1), reopen: false }));
+    held(h.call(Request::MoveShard {
+        cluster: "c".into(),
+        shard: ShardId(0),
+        node: format!("n{}", leader + 1),
+        reopen: false,
+    }));
     held(h.call(Request::SplitShard { cluster: "c".into(), shard: ShardId(0), tables: vec![] }));
     held(h.call(Request::MergeShards { cluster: "c".into(), shards: [ShardId(0), ShardId(1)] }));
 
-    let logged = |h: &mut Harness, what: &str| events(h).iter().any(|e| e.shard == Some(ShardId(0)) && e.text.contains(what));
+    let logged = |h: &mut Harness, what: &str| {
+        events(h).iter().any(|e| e.shard == Some(ShardId(0)) && e.text.contains(what))
+    };
     assert!(logged(&mut h, "start transfer"), "the start is in the event log");
 
     fail_over(&mut h, 2);
@@ -61,10 +82,18 @@ fn a_transfer_finishes_on_the_pass_right_after_the_old_leader_lets_go() {
     let (mut h, mut nodes) = steady_cluster_of(3, 3, 1);
     let rec = catalog(&h).shards[0].clone();
     let (leader, follower) = (rec.leader.unwrap() as usize, rec.followers[0] as usize);
-    h.request(Request::MoveShard { cluster: "c".into(), shard: ShardId(0), node: format!("n{}", follower + 1), reopen: false });
+    h.request(Request::MoveShard {
+        cluster: "c".into(),
+        shard: ShardId(0),
+        node: format!("n{}", follower + 1),
+        reopen: false,
+    });
     let outs = h.settle();
     nodes.iter_mut().for_each(|n| n.receive(&outs));
-    assert!(!nodes[leader].host.shards().contains_key(&ShardId(0)), "told to let go, the old leader closed the shard");
+    assert!(
+        !nodes[leader].host.shards().contains_key(&ShardId(0)),
+        "told to let go, the old leader closed the shard"
+    );
     let hear = |h: &mut Harness, nodes: &mut [Node], i: usize| {
         nodes[i].heartbeat(h).unwrap();
         let outs = h.settle();
@@ -75,13 +104,19 @@ fn a_transfer_finishes_on_the_pass_right_after_the_old_leader_lets_go() {
     let tick = h.core.config().tick_interval_ms;
     let (due, why) = h.core.poll_timeout().expect("a leader always has a next pass");
     assert_eq!(why, Timer::SchedulerTick);
-    assert!(due <= let_go + Duration(tick / 10), "the finish is planned at once, not at the next tick: due {due:?}, let go at {let_go:?}");
+    assert!(
+        due <= let_go + Duration(tick / 10),
+        "the finish is planned at once, not at the next tick: due {due:?}, let go at {let_go:?}"
+    );
     h.now = due;
     h.core.handle(due, Input::Timeout);
     let outs = h.settle();
     nodes.iter_mut().for_each(|n| n.receive(&outs));
     assert_eq!(catalog(&h).shards[0].leader, Some(follower as u32), "the transfer finished");
-    assert!(!nodes[follower].host.is_leading(ShardId(0), h.now), "the new leader waits for its lease");
+    assert!(
+        !nodes[follower].host.is_leading(ShardId(0), h.now),
+        "the new leader waits for its lease"
+    );
     hear(&mut h, &mut nodes, follower);
     assert!(nodes[follower].host.is_leading(ShardId(0), h.now), "which its next heartbeat brings");
     check(&h, &nodes);
@@ -105,7 +140,10 @@ fn a_cancelled_transfer_leaves_the_old_leader_leading_at_a_new_version() {
     let rec = catalog(&h).shards[0].clone();
     assert_eq!((rec.leader, rec.transfer), (Some(leader), None), "the old leader keeps it");
     assert_eq!(rec.version, version + 2, "the start and the cancel each wrote a version");
-    assert!(nodes[leader as usize].host.is_leading(ShardId(0), h.now), "and leads it again under lease");
+    assert!(
+        nodes[leader as usize].host.is_leading(ShardId(0), h.now),
+        "and leads it again under lease"
+    );
     assert!(events(&mut h).iter().any(|e| e.text.contains("cancelled by an operator")));
 }
 

@@ -25,19 +25,38 @@ fn random_bytes_as_heartbeats_never_crash_a_live_core() {
 /// One hostile change to a well-formed heartbeat: the shapes a buggy or malicious node sends.
 fn mutate(rng: &mut ChaCha8Rng, mut hb: proto::HeartbeatRequest) -> Vec<u8> {
     let pick = rng.next_u64();
-    let shard = |id: u32, role: i32| proto::ShardReport { id, role, version: pick % 5, ..Default::default() };
+    let shard = |id: u32, role: i32| proto::ShardReport {
+        id,
+        role,
+        version: pick % 5,
+        ..Default::default()
+    };
     match pick % 12 {
         0 => hb.incarnation = rng.next_u64(),
         1 => hb.endpoint = format!("evil{}:1", pick % 3),
         2 => hb.node_name = format!("rogue{}", pick % 50),
-        3 => (hb.node_name, hb.zone) = (format!("rogue{}", pick % 50), "z".repeat(1 << (10 + rng.next_u64() % 13))),
+        3 => {
+            (hb.node_name, hb.zone) =
+                (format!("rogue{}", pick % 50), "z".repeat(1 << (10 + rng.next_u64() % 13)))
+        }
         4 => hb.node_name = "n".repeat(1 << (pick % 12)),
-        5 => hb.stats = Some(proto::NodeStats { cpu: f64::NAN, capacity: f64::INFINITY, load: -1.0, ..Default::default() }),
+        5 => {
+            hb.stats = Some(proto::NodeStats {
+                cpu: f64::NAN,
+                capacity: f64::INFINITY,
+                load: -1.0,
+                ..Default::default()
+            })
+        }
         6 => hb.shards = (0..(pick % 12) as u32).rev().map(|id| shard(id, 1)).collect(),
         7 => hb.shards = (0..(pick % 12) as u32).map(|id| shard(id, (pick % 4) as i32)).collect(),
         8 => hb.shards = vec![shard(u32::MAX, 1)],
         9 => hb.seq = u64::MAX - pick % 3,
-        10 => hb.header = Some(proto::RequestHeader { cluster: ["", "nope", "c"][(pick % 3) as usize].into() }),
+        10 => {
+            hb.header = Some(proto::RequestHeader {
+                cluster: ["", "nope", "c"][(pick % 3) as usize].into(),
+            })
+        }
         _ => {
             let mut bytes = hb.encode_to_vec();
             for _ in 0..1 + pick % 4 {
@@ -56,7 +75,17 @@ fn mutate(rng: &mut ChaCha8Rng, mut hb: proto::HeartbeatRequest) -> Vec<u8> {
 fn hostile_heartbeats_beside_real_nodes_never_crash_or_break_integrity() {
     let mut rng = ChaCha8Rng::seed_from_u64(0xbad_beef);
     let mut live = LiveCluster::new();
-    let led = |live: &LiveCluster| live.core.catalog().unwrap().cluster_by_name("c").unwrap().shards.iter().filter(|s| s.leader.is_some()).count();
+    let led = |live: &LiveCluster| {
+        live.core
+            .catalog()
+            .unwrap()
+            .cluster_by_name("c")
+            .unwrap()
+            .shards
+            .iter()
+            .filter(|s| s.leader.is_some())
+            .count()
+    };
     assert_eq!(led(&live), 8, "the cluster is live before the fuzzing starts");
     let before = live.delivered;
     for round in 0..600u64 {
@@ -79,5 +108,9 @@ fn hostile_heartbeats_beside_real_nodes_never_crash_or_break_integrity() {
         live.advance(250);
     }
     assert_eq!(led(&live), 8, "every shard still has a leader");
-    assert!(live.delivered - before > 3_000, "most hostile heartbeats reached the core ({} did)", live.delivered - before);
+    assert!(
+        live.delivered - before > 3_000,
+        "most hostile heartbeats reached the core ({} did)",
+        live.delivered - before
+    );
 }

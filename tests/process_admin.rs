@@ -28,9 +28,13 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let meta = meta_server(dir.path(), "meta-0", port, &[("SHARDMETA_LOG_FORMAT", "json")]);
-    let mut nodes: Vec<Proc> = (0..2).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
+    let mut nodes: Vec<Proc> =
+        (0..2).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
     let mut client = MetaClient::new(vec![endpoint.clone()], Duration::from_secs(5)).unwrap();
-    wait_for("ready", Duration::from_secs(10), async || http("GET", &meta.admin, "/ready").is_ok_and(|(code, _)| code == 200)).await;
+    wait_for("ready", Duration::from_secs(10), async || {
+        http("GET", &meta.admin, "/ready").is_ok_and(|(code, _)| code == 200)
+    })
+    .await;
     let (code, body) = http("GET", &meta.admin, "/health").unwrap();
     assert_eq!((code, body.as_str()), (200, r#"{"status":"live"}"#));
     let (code, body) = http("GET", &meta.admin, "/ready").unwrap();
@@ -40,15 +44,30 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     let mut m = BTreeMap::new();
     wait_for("both nodes online and every shard ready", Duration::from_secs(15), async || {
         m = samples(&http("GET", &meta.admin, "/metrics").unwrap().1);
-        m.get(r#"shardmeta_nodes{cluster="default",state="online"}"#) == Some(&2.0) && m.get(r#"shardmeta_shards{cluster="default",status="ready"}"#) == Some(&8.0)
+        m.get(r#"shardmeta_nodes{cluster="default",state="online"}"#) == Some(&2.0)
+            && m.get(r#"shardmeta_shards{cluster="default",status="ready"}"#) == Some(&8.0)
     })
     .await;
     for name in ["orders", "users"] {
-        let req = proto::CreateTableRequest { header: header(), name: name.into(), ..Default::default() };
-        client.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await.unwrap();
+        let req =
+            proto::CreateTableRequest { header: header(), name: name.into(), ..Default::default() };
+        client
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.create_table(req).await }
+            })
+            .await
+            .unwrap();
     }
-    let dup = proto::CreateTableRequest { header: header(), name: "orders".into(), ..Default::default() };
-    let refused = client.call(|mut c| { let req = dup.clone(); async move { c.create_table(req).await } }).await.unwrap_err();
+    let dup =
+        proto::CreateTableRequest { header: header(), name: "orders".into(), ..Default::default() };
+    let refused = client
+        .call(|mut c| {
+            let req = dup.clone();
+            async move { c.create_table(req).await }
+        })
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::AlreadyExists);
 
     wait_for("the creates reach the nodes", Duration::from_secs(5), async || {
@@ -74,10 +93,16 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
     assert_eq!(m.get("shardmeta_leader"), Some(&1.0));
     assert_eq!(m.get(r#"shardmeta_tables{cluster="default"}"#), Some(&2.0));
     assert_eq!(m.get("shardmeta_heartbeat_streams"), Some(&2.0));
-    assert!(!m.keys().any(|k| k.contains("list_clusters")), "the scrape's own reads are not counted as requests");
+    assert!(
+        !m.keys().any(|k| k.contains("list_clusters")),
+        "the scrape's own reads are not counted as requests"
+    );
     let by_status: f64 = ["unassigned", "opening", "ready", "transferring", "offline", "retired"]
         .iter()
-        .map(|status| m.get(&format!(r#"shardmeta_shards{{cluster="default",status="{status}"}}"#)).unwrap_or_else(|| panic!("no {status} gauge")))
+        .map(|status| {
+            m.get(&format!(r#"shardmeta_shards{{cluster="default",status="{status}"}}"#))
+                .unwrap_or_else(|| panic!("no {status} gauge"))
+        })
         .sum();
     assert_eq!(by_status, 8.0, "every shard has one status");
     assert_eq!(m.get(r#"shardmeta_procedures{cluster="default",kind="split"}"#), Some(&0.0));
@@ -93,21 +118,37 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
         m.get(r#"shardmeta_failover_seconds_count{cluster="default"}"#) >= Some(&(led as f64))
     })
     .await;
-    let mean = m[r#"shardmeta_failover_seconds_sum{cluster="default"}"#] / m[r#"shardmeta_failover_seconds_count{cluster="default"}"#];
+    let mean = m[r#"shardmeta_failover_seconds_sum{cluster="default"}"#]
+        / m[r#"shardmeta_failover_seconds_count{cluster="default"}"#];
     println!("{led} shards failed over from {busiest}, in {mean:.2} s on average");
-    assert!((3.2..10.0).contains(&mean), "a failover takes the lease and the drift, and not much more: {mean} s");
+    assert!(
+        (3.2..10.0).contains(&mean),
+        "a failover takes the lease and the drift, and not much more: {mean} s"
+    );
 
     // The Grafana dashboard in config/ graphs only what is exported.
-    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/grafana/shardmeta.json")).unwrap();
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/grafana/shardmeta.json"
+    ))
+    .unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
-    let exported: std::collections::BTreeSet<&str> = m.keys().map(|k| k.split('{').next().unwrap()).collect();
+    let exported: std::collections::BTreeSet<&str> =
+        m.keys().map(|k| k.split('{').next().unwrap()).collect();
     let mut graphed = std::collections::BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
             for at in expr.match_indices("shardmeta_").map(|(i, _)| i) {
-                let name: String = expr[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                assert!(exported.contains(name.as_str()), "panel {:?} graphs {name}, which is not exported", panel["title"]);
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    exported.contains(name.as_str()),
+                    "panel {:?} graphs {name}, which is not exported",
+                    panel["title"]
+                );
                 graphed.insert(name);
             }
         }
@@ -117,8 +158,14 @@ async fn the_admin_port_shows_metrics_health_and_readiness() {
 
     // log_format = "json": every line is an object a log shipper can read.
     let log = std::fs::read_to_string(dir.path().join("meta-0.log")).unwrap();
-    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
-    assert!(lines.iter().any(|l| l["fields"]["message"] == "serving" && l["level"] == "INFO"), "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "serving" && l["level"] == "INFO"),
+        "{log}"
+    );
 }
 
 fn json(body: &str) -> serde_json::Value {
@@ -132,12 +179,18 @@ async fn the_cluster_api_lists_pages_and_acts_and_refuses_with_http_statuses() {
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let meta = meta_server(dir.path(), "meta-0", port, &[]);
-    let _nodes: Vec<Proc> = (0..3).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
+    let _nodes: Vec<Proc> =
+        (0..3).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
     let get = |path: &str| http("GET", &meta.admin, path).unwrap();
     let post = |path: &str| http("POST", &meta.admin, path).unwrap();
     wait_for("three nodes online", Duration::from_secs(15), async || {
-        let Ok((code, body)) = http("GET", &meta.admin, "/api/v1/clusters/default/nodes") else { return false };
-        code == 200 && json(&body)["items"].as_array().is_some_and(|n| n.len() == 3 && n.iter().all(|n| n["state"] == "online"))
+        let Ok((code, body)) = http("GET", &meta.admin, "/api/v1/clusters/default/nodes") else {
+            return false;
+        };
+        code == 200
+            && json(&body)["items"]
+                .as_array()
+                .is_some_and(|n| n.len() == 3 && n.iter().all(|n| n["state"] == "online"))
     })
     .await;
 
@@ -150,7 +203,8 @@ async fn the_cluster_api_lists_pages_and_acts_and_refuses_with_http_statuses() {
     // Shards, three a page: every one of the 8, each once, then an empty token.
     let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
     loop {
-        let (code, body) = get(&format!("/api/v1/clusters/default/shards?page_size=3&page_token={token}"));
+        let (code, body) =
+            get(&format!("/api/v1/clusters/default/shards?page_size=3&page_token={token}"));
         assert_eq!(code, 200, "{body}");
         let page = json(&body);
         let items = page["items"].as_array().unwrap();
@@ -179,7 +233,10 @@ async fn the_cluster_api_lists_pages_and_acts_and_refuses_with_http_statuses() {
     })
     .await;
     let (_, body) = get("/api/v1/clusters/default/events");
-    assert!(json(&body)["items"].as_array().is_some_and(|e| !e.is_empty()), "the drain's moves are events: {body}");
+    assert!(
+        json(&body)["items"].as_array().is_some_and(|e| !e.is_empty()),
+        "the drain's moves are events: {body}"
+    );
     // Every event listed is counted, by its cause.
     let mut listed: BTreeMap<String, f64> = BTreeMap::new();
     for e in json(&body)["items"].as_array().unwrap() {
@@ -187,13 +244,22 @@ async fn the_cluster_api_lists_pages_and_acts_and_refuses_with_http_statuses() {
     }
     let m = samples(&get("/metrics").1);
     for (cause, n) in &listed {
-        let key = format!(r#"shardmeta_scheduling_events_total{{cluster="default",cause="{cause}"}}"#);
-        assert!(m.get(&key).is_some_and(|c| c >= n), "{n} {cause} events listed, counted {:?}", m.get(&key));
+        let key =
+            format!(r#"shardmeta_scheduling_events_total{{cluster="default",cause="{cause}"}}"#);
+        assert!(
+            m.get(&key).is_some_and(|c| c >= n),
+            "{n} {cause} events listed, counted {:?}",
+            m.get(&key)
+        );
     }
 
     // Refusals: the gRPC code as an HTTP status, with the message.
     let (code, body) = post("/api/v1/clusters/default/nodes/n1/remove");
-    assert_eq!((code, json(&body)["code"].as_str()), (412, Some("FailedPrecondition")), "an online node is not removed: {body}");
+    assert_eq!(
+        (code, json(&body)["code"].as_str()),
+        (412, Some("FailedPrecondition")),
+        "an online node is not removed: {body}"
+    );
     let (code, body) = get("/api/v1/clusters/nowhere/shards");
     assert_eq!((code, json(&body)["code"].as_str()), (404, Some("NotFound")), "{body}");
     let (code, body) = get("/api/v1/clusters/default/shards?page_size=many");
@@ -213,18 +279,28 @@ async fn a_node_exports_its_heartbeats_reconnects_and_self_fences() {
     let endpoint = format!("127.0.0.1:{port}");
     let mut meta = meta_server(dir.path(), "meta-0", port, &[]);
     let node_metrics = format!("127.0.0.1:{}", free_port());
-    let _node = node_agent_with(dir.path(), "n0", free_port(), &endpoint, &["--metrics-addr", &node_metrics]);
-    let scrape = || http("GET", &node_metrics, "/metrics").map(|(_, body)| samples(&body)).unwrap_or_default();
+    let _node = node_agent_with(
+        dir.path(),
+        "n0",
+        free_port(),
+        &endpoint,
+        &["--metrics-addr", &node_metrics],
+    );
+    let scrape = || {
+        http("GET", &node_metrics, "/metrics").map(|(_, body)| samples(&body)).unwrap_or_default()
+    };
     let get = |m: &BTreeMap<String, f64>, key: &str| m.get(key).copied().unwrap_or(0.0);
     wait_for("the node leads under leases", Duration::from_secs(15), async || {
         let m = scrape();
-        get(&m, "shardmeta_client_heartbeat_rtt_seconds_count") >= 3.0 && get(&m, "shardmeta_client_leases_held") == 8.0
+        get(&m, "shardmeta_client_heartbeat_rtt_seconds_count") >= 3.0
+            && get(&m, "shardmeta_client_leases_held") == 8.0
     })
     .await;
     let before = scrape();
     assert_eq!(get(&before, "shardmeta_client_streams_opened_total"), 1.0);
     assert_eq!(get(&before, "shardmeta_client_self_fences_total"), 0.0);
-    let rtt = get(&before, "shardmeta_client_heartbeat_rtt_seconds_sum") / get(&before, "shardmeta_client_heartbeat_rtt_seconds_count");
+    let rtt = get(&before, "shardmeta_client_heartbeat_rtt_seconds_sum")
+        / get(&before, "shardmeta_client_heartbeat_rtt_seconds_count");
     println!("heartbeat round trip on loopback: {:.2} ms mean", rtt * 1e3);
 
     // Meta away for longer than the 3 s lease: the node's leases run out (self-fences).
@@ -232,9 +308,20 @@ async fn a_node_exports_its_heartbeats_reconnects_and_self_fences() {
     meta.wait_exit(Duration::from_secs(6)).expect("meta exits");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let _meta = meta_server(dir.path(), "meta-0", port, &[]);
-    wait_for("the node reconnects", Duration::from_secs(20), async || get(&scrape(), "shardmeta_client_streams_opened_total") >= 2.0).await;
+    wait_for("the node reconnects", Duration::from_secs(20), async || {
+        get(&scrape(), "shardmeta_client_streams_opened_total") >= 2.0
+    })
+    .await;
     let after = scrape();
-    assert!(get(&after, r#"shardmeta_client_streams_ended_total{how="refused"}"#) >= 1.0, "the shutdown's status: {after:?}");
+    assert!(
+        get(&after, r#"shardmeta_client_streams_ended_total{how="refused"}"#) >= 1.0,
+        "the shutdown's status: {after:?}"
+    );
     // The host counts a lease that ran out on its next beat.
-    wait_for("leases that ran out while meta was away counted", Duration::from_secs(3), async || get(&scrape(), "shardmeta_client_self_fences_total") >= 1.0).await;
+    wait_for(
+        "leases that ran out while meta was away counted",
+        Duration::from_secs(3),
+        async || get(&scrape(), "shardmeta_client_self_fences_total") >= 1.0,
+    )
+    .await;
 }

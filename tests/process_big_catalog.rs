@@ -53,8 +53,19 @@ async fn create_all(endpoints: Vec<String>, next: Arc<AtomicUsize>) -> BTreeMap<
                         return made;
                     }
                     let schema: Vec<u8> = (0..SCHEMA_BYTES).map(|b| (b ^ i) as u8).collect();
-                    let req = proto::CreateTableRequest { header: header(), name: format!("t{i:06}"), encoded_schema: schema, ..Default::default() };
-                    let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await.expect("create");
+                    let req = proto::CreateTableRequest {
+                        header: header(),
+                        name: format!("t{i:06}"),
+                        encoded_schema: schema,
+                        ..Default::default()
+                    };
+                    let r = meta
+                        .call(|mut c| {
+                            let req = req.clone();
+                            async move { c.create_table(req).await }
+                        })
+                        .await
+                        .expect("create");
                     let t = r.table.expect("a created table");
                     made.push((t.name, t.id));
                 }
@@ -71,8 +82,15 @@ async fn create_all(endpoints: Vec<String>, next: Arc<AtomicUsize>) -> BTreeMap<
 /// The serving leader's endpoint, if one serves a route for `table`.
 async fn serves(endpoints: &[String], not: &str, table: &str) -> Option<String> {
     for ep in endpoints.iter().filter(|e| *e != not) {
-        let Ok(mut c) = shardmeta::client::meta_client::connect(ep, Duration::from_secs(1)).await else { continue };
-        let req = proto::RouteTablesRequest { header: header(), schema: String::new(), tables: vec![table.to_owned()] };
+        let Ok(mut c) = shardmeta::client::meta_client::connect(ep, Duration::from_secs(1)).await
+        else {
+            continue;
+        };
+        let req = proto::RouteTablesRequest {
+            header: header(),
+            schema: String::new(),
+            tables: vec![table.to_owned()],
+        };
         if let Ok(r) = tokio::time::timeout(Duration::from_secs(1), c.route_tables(req)).await {
             if r.is_ok_and(|r| r.into_inner().routes.len() == 1) {
                 return Some(ep.clone());
@@ -96,7 +114,11 @@ async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill
     let mut meta = MetaClient::new(endpoints.clone(), Duration::from_secs(10)).unwrap();
     // A leader that serves the default cluster (it creates it right after winning).
     let leader = loop {
-        let view = meta.call(|mut c| async move { c.cluster_view(proto::ClusterViewRequest { header: header() }).await }).await;
+        let view = meta
+            .call(|mut c| async move {
+                c.cluster_view(proto::ClusterViewRequest { header: header() }).await
+            })
+            .await;
         if let (Ok(_), Ok((l, _))) = (view, meta.leader().await) {
             break l;
         }
@@ -119,23 +141,41 @@ async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill
     metas.insert(restarted.clone(), meta_server_etcd(dir.path(), &name, port, &etcd.endpoints()));
     let mut created = creating.await.unwrap();
     let rate = TABLES as f64 / started.elapsed().as_secs_f64();
-    println!("{TABLES} tables with {SCHEMA_BYTES}-byte schemas created in {:?} ({rate:.0}/s)", started.elapsed());
+    println!(
+        "{TABLES} tables with {SCHEMA_BYTES}-byte schemas created in {:?} ({rate:.0}/s)",
+        started.elapsed()
+    );
     assert_eq!(created.len(), TABLES);
     let newest = created.iter().max_by_key(|(_, id)| **id).map(|(n, _)| n.clone()).unwrap();
 
     // Drops reach the standbys through their watch as creates do.
-    let dropped: Vec<String> = created.keys().step_by(TABLES / DROPS).filter(|n| **n != newest).cloned().collect();
+    let dropped: Vec<String> =
+        created.keys().step_by(TABLES / DROPS).filter(|n| **n != newest).cloned().collect();
     for name in &dropped {
-        let req = proto::DropTableRequest { header: header(), schema: String::new(), name: name.clone() };
-        meta.call(|mut c| { let req = req.clone(); async move { c.drop_table(req).await } }).await.expect("drop");
+        let req =
+            proto::DropTableRequest { header: header(), schema: String::new(), name: name.clone() };
+        meta.call(|mut c| {
+            let req = req.clone();
+            async move { c.drop_table(req).await }
+        })
+        .await
+        .expect("drop");
         created.remove(name);
     }
 
     // The log holds both incarnations of the restarted standby: its last load is the restart.
     let log = log_of(dir.path(), &metas, &restarted);
-    let loaded = log.lines().rfind(|l| l.contains("snapshot loaded from etcd")).expect("the restarted standby logs its load");
+    let loaded = log
+        .lines()
+        .rfind(|l| l.contains("snapshot loaded from etcd"))
+        .expect("the restarted standby logs its load");
     println!("restarted standby: {loaded}");
-    let pages: u64 = loaded.split("pages=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap();
+    let pages: u64 = loaded
+        .split("pages=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
     assert!(pages >= 40, "the snapshot was read in pages ({pages})");
     assert!(log.contains("standby holds the catalog"), "the restarted standby follows the catalog");
 
@@ -154,7 +194,10 @@ async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill
         if let Some(ep) = serves(&endpoints, &leader, &newest).await {
             break ep;
         }
-        assert!(killed.elapsed() < bound, "no standby served {newest} within {bound:?} of the kill");
+        assert!(
+            killed.elapsed() < bound,
+            "no standby served {newest} within {bound:?} of the kill"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let took = killed.elapsed();
@@ -171,13 +214,22 @@ async fn a_warm_standby_serves_a_55_mb_catalog_within_the_ttl_plus_5_s_of_a_kill
     println!("leader {leader} killed; {answered} answers for the newest table after {took:?}; {standby} leads");
     assert_eq!(standby, restarted, "only the restarted standby was left");
     let log = log_of(dir.path(), &metas, &standby);
-    let took_over = log.lines().find(|l| l.contains("took over the warm standby's catalog")).expect("the new leader leads from its standby's catalog");
+    let took_over = log
+        .lines()
+        .find(|l| l.contains("took over the warm standby's catalog"))
+        .expect("the new leader leads from its standby's catalog");
     println!("{took_over}");
 
     meta.reset();
-    let listed = meta.list_all(proto::ListTablesRequest { header: header(), ..Default::default() }).await.expect("list");
+    let listed = meta
+        .list_all(proto::ListTablesRequest { header: header(), ..Default::default() })
+        .await
+        .expect("list");
     let listed: BTreeMap<String, u64> = listed.into_iter().map(|t| (t.name, t.id)).collect();
-    assert!(listed == created, "every acknowledged table, with its id, and none of the dropped, after the failover");
+    assert!(
+        listed == created,
+        "every acknowledged table, with its id, and none of the dropped, after the failover"
+    );
 }
 
 /// A stored record the core cannot decode: every meta node wins, fails to load and resigns,
@@ -199,20 +251,44 @@ async fn a_snapshot_that_cannot_load_is_retried_with_backoff_not_in_a_tight_loop
     let metas: BTreeMap<String, Proc> = (0..2)
         .map(|i| {
             let port = free_port();
-            let env = [("SHARDMETA_ETCD_ENDPOINTS", etcd.endpoints()), ("SHARDMETA_ELECTION_TTL_MS", "3000".into()), ("SHARDMETA_LOG_LEVEL", "info,shardmeta=debug".into())];
+            let env = [
+                ("SHARDMETA_ETCD_ENDPOINTS", etcd.endpoints()),
+                ("SHARDMETA_ELECTION_TTL_MS", "3000".into()),
+                ("SHARDMETA_LOG_LEVEL", "info,shardmeta=debug".into()),
+            ];
             let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             (format!("127.0.0.1:{port}"), meta_server(dir.path(), &format!("m{i}"), port, &env))
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(8)).await;
     let logs: Vec<String> = metas.keys().map(|ep| log_of(dir.path(), &metas, ep)).collect();
-    let count = |what: &str| logs.iter().map(|l| l.lines().filter(|l| l.contains("cannot load metadata after winning") && l.contains(what)).count()).sum::<usize>();
+    let count = |what: &str| {
+        logs.iter()
+            .map(|l| {
+                l.lines()
+                    .filter(|l| {
+                        l.contains("cannot load metadata after winning") && l.contains(what)
+                    })
+                    .count()
+            })
+            .sum::<usize>()
+    };
     let (warnings, attempts) = (count("WARN"), count("attempt="));
     println!("8 s with an undecodable record: {attempts} load attempts, {warnings} warnings");
     // Pauses of 0.5, 1, 2 and 4 s allow at most 5 attempts per node in 8 s; without them the
     // meta nodes won and resigned thousands of times. The cause is a warning once per node.
-    assert!((2..=5 * metas.len()).contains(&attempts), "attempts are retried, spaced out: {attempts}");
+    assert!(
+        (2..=5 * metas.len()).contains(&attempts),
+        "attempts are retried, spaced out: {attempts}"
+    );
     assert_eq!(warnings, metas.len(), "one warning per node and cause, not per attempt");
-    let first = logs.iter().find_map(|l| l.lines().find(|l| l.contains("WARN") && l.contains("cannot load metadata"))).expect("the cause is logged");
-    assert!(first.contains("stored metadata cannot be decoded") && first.contains("clusters/0000000009"), "{first}");
+    let first = logs
+        .iter()
+        .find_map(|l| l.lines().find(|l| l.contains("WARN") && l.contains("cannot load metadata")))
+        .expect("the cause is logged");
+    assert!(
+        first.contains("stored metadata cannot be decoded")
+            && first.contains("clusters/0000000009"),
+        "{first}"
+    );
 }

@@ -17,12 +17,24 @@ use process::node_kill::wait_for;
 use process::*;
 
 fn percent_encoded(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// An instant query's answer (null while Prometheus is not up).
 fn query(prom: &str, expr: &str) -> serde_json::Value {
-    let Ok((_, body)) = http("GET", prom, &format!("/api/v1/query?query={}", percent_encoded(expr))) else { return serde_json::Value::Null };
+    let Ok((_, body)) =
+        http("GET", prom, &format!("/api/v1/query?query={}", percent_encoded(expr)))
+    else {
+        return serde_json::Value::Null;
+    };
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
@@ -48,11 +60,19 @@ async fn every_dashboard_query_is_valid_promql_with_data_from_a_running_meta() {
     let dir = TempDir::new("dashboard");
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
-    let meta = meta_server(dir.path(), "meta-0", port, &[("SHARDMETA_DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD", "1")]);
+    let meta = meta_server(
+        dir.path(),
+        "meta-0",
+        port,
+        &[("SHARDMETA_DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD", "1")],
+    );
     let (_prometheus, prom) = start_prometheus(dir.path(), &meta.admin);
-    let mut nodes: Vec<Proc> = (0..3).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
+    let mut nodes: Vec<Proc> =
+        (0..3).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
     wait_for("prometheus scraping meta", Duration::from_secs(20), async || {
-        query(&prom, r#"shardmeta_nodes{state="online"}"#)["data"]["result"].as_array().is_some_and(|r| r.iter().any(|s| s["value"][1] == "3"))
+        query(&prom, r#"shardmeta_nodes{state="online"}"#)["data"]["result"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|s| s["value"][1] == "3"))
     })
     .await;
     metactl(&endpoint, &["table", "create", "orders", "users", "events"]);
@@ -76,12 +96,18 @@ async fn every_dashboard_query_is_valid_promql_with_data_from_a_running_meta() {
     let (killed, _) = busiest_node(&meta.admin);
     nodes.retain_mut(|n| n.name != killed);
     wait_for("a failover seen by prometheus", Duration::from_secs(30), async || {
-        query(&prom, "sum(shardmeta_failover_seconds_count)")["data"]["result"][0]["value"][1].as_str().is_some_and(|v| v != "0")
+        query(&prom, "sum(shardmeta_failover_seconds_count)")["data"]["result"][0]["value"][1]
+            .as_str()
+            .is_some_and(|v| v != "0")
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/grafana/shardmeta.json")).unwrap();
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/grafana/shardmeta.json"
+    ))
+    .unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
     let mut empty = Vec::new();
     let panels = dashboard["panels"].as_array().unwrap();
@@ -100,8 +126,10 @@ async fn every_dashboard_query_is_valid_promql_with_data_from_a_running_meta() {
     }
     println!("{} panels, every query valid; without data: {empty:?}", panels.len());
     // The counters exist from zero, so that increase() sees the first failovers of a term.
-    let failovers = query(&prom, r#"sum(increase(shardmeta_scheduling_events_total{cause="failover"}[5m]))"#);
-    let failovers: f64 = failovers["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
+    let failovers =
+        query(&prom, r#"sum(increase(shardmeta_scheduling_events_total{cause="failover"}[5m]))"#);
+    let failovers: f64 =
+        failovers["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(failovers > 0.0, "the failover of {killed}'s shards is not in increase(): {failovers}");
     assert!(empty.len() <= 2, "panels without data after a drain and a failover: {empty:?}");
 
@@ -109,8 +137,21 @@ async fn every_dashboard_query_is_valid_promql_with_data_from_a_running_meta() {
         tokio::time::sleep(Duration::from_secs(20)).await;
         let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/grafana/preview.html");
         let out = Command::new("chromium")
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"])
-            .args(["--disable-component-update", "--disable-sync", "--allow-file-access-from-files", "--window-size=1400,2250", "--virtual-time-budget=10000"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+            ])
+            .args([
+                "--disable-component-update",
+                "--disable-sync",
+                "--allow-file-access-from-files",
+                "--window-size=1400,2250",
+                "--virtual-time-budget=10000",
+            ])
             .arg(format!("--user-data-dir={}", dir.path().join("chromium").display()))
             .arg(format!("--screenshot={png}"))
             .arg(format!("file://{}?prom=http://{prom}&minutes=3", page.display()))

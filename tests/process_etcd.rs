@@ -19,11 +19,24 @@ fn header() -> Option<RequestHeader> {
     Some(RequestHeader { cluster: "default".into() })
 }
 
-async fn create_tables(meta: &mut MetaClient, names: impl Iterator<Item = String>) -> BTreeMap<String, (u64, u32)> {
+async fn create_tables(
+    meta: &mut MetaClient,
+    names: impl Iterator<Item = String>,
+) -> BTreeMap<String, (u64, u32)> {
     let mut acked = BTreeMap::new();
     for name in names {
-        let req = proto::CreateTableRequest { header: header(), name: name.clone(), ..Default::default() };
-        let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await.expect("create");
+        let req = proto::CreateTableRequest {
+            header: header(),
+            name: name.clone(),
+            ..Default::default()
+        };
+        let r = meta
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.create_table(req).await }
+            })
+            .await
+            .expect("create");
         let t = r.table.unwrap();
         acked.insert(name, (t.id, t.shard));
     }
@@ -31,7 +44,10 @@ async fn create_tables(meta: &mut MetaClient, names: impl Iterator<Item = String
 }
 
 async fn tables(meta: &mut MetaClient) -> BTreeMap<String, (u64, u32)> {
-    let all = meta.list_all(proto::ListTablesRequest { header: header(), ..Default::default() }).await.expect("list");
+    let all = meta
+        .list_all(proto::ListTablesRequest { header: header(), ..Default::default() })
+        .await
+        .expect("list");
     all.into_iter().map(|t| (t.name, (t.id, t.shard))).collect()
 }
 
@@ -41,13 +57,16 @@ async fn meta_leader_kill9_keeps_every_acknowledged_table() {
     let dir = TempDir::new("etcd-failover");
     let etcd = Etcd::start(dir.path(), 1);
     let mut metas = start_metas(dir.path(), &etcd.endpoints(), 3);
-    let _nodes: Vec<Proc> = (0..4).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &metas.endpoints.join(","))).collect();
+    let _nodes: Vec<Proc> = (0..4)
+        .map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &metas.endpoints.join(",")))
+        .collect();
     let (leader, _) = wait_leader(&metas.endpoints, Duration::from_secs(20), None).await;
     let mut meta = MetaClient::new(metas.endpoints.clone(), Duration::from_secs(5)).unwrap();
     let acked = create_tables(&mut meta, (0..100).map(|i| format!("t{i}"))).await;
 
     metas.procs.get_mut(&leader).unwrap().kill9();
-    let (new_leader, took) = wait_leader(&metas.endpoints, Duration::from_secs(10), Some(&leader)).await;
+    let (new_leader, took) =
+        wait_leader(&metas.endpoints, Duration::from_secs(10), Some(&leader)).await;
     println!("meta leader {leader} killed; {new_leader} serves after {took:?}");
     // The election TTL (3 s) plus 2 s.
     assert!(took <= Duration::from_secs(5), "new leader after {took:?}");
@@ -81,14 +100,37 @@ async fn service_survives_losing_one_of_three_etcd_members() {
     // member) is retried with if-not-exists, as a client would; the blip must be short.
     let start = Instant::now();
     for i in 0..10 {
-        let req = proto::CreateTableRequest { header: header(), name: format!("b{i}"), if_not_exists: true, ..Default::default() };
+        let req = proto::CreateTableRequest {
+            header: header(),
+            name: format!("b{i}"),
+            if_not_exists: true,
+            ..Default::default()
+        };
         let t = loop {
-            match meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await {
+            match meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.create_table(req).await }
+                })
+                .await
+            {
                 Ok(r) => break r.table.unwrap(),
                 // Transient while a member is gone: unknown outcome, no leader, or a connection
                 // broken mid-call. The create is idempotent, so retrying is safe.
-                Err(e) if matches!(e.code(), tonic::Code::DeadlineExceeded | tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) => {
-                    assert!(start.elapsed() < Duration::from_secs(30), "still failing after {:?}: {e}", start.elapsed());
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        tonic::Code::DeadlineExceeded
+                            | tonic::Code::Unavailable
+                            | tonic::Code::Unknown
+                            | tonic::Code::Cancelled
+                    ) =>
+                {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "still failing after {:?}: {e}",
+                        start.elapsed()
+                    );
                 }
                 Err(e) => panic!("create b{i}: {:?} {e}", e.code()),
             }
@@ -131,8 +173,15 @@ async fn leader_paused_past_its_lease_cannot_land_a_write() {
         let deadline = Instant::now() + Duration::from_secs(14);
         while Instant::now() < deadline {
             i += 1;
-            if let Ok(mut c) = shardmeta::client::meta_client::connect(&load_ep, Duration::from_secs(1)).await {
-                let req = proto::CreateTableRequest { header: header(), name: format!("p{i}"), if_not_exists: true, ..Default::default() };
+            if let Ok(mut c) =
+                shardmeta::client::meta_client::connect(&load_ep, Duration::from_secs(1)).await
+            {
+                let req = proto::CreateTableRequest {
+                    header: header(),
+                    name: format!("p{i}"),
+                    if_not_exists: true,
+                    ..Default::default()
+                };
                 let _ = c.create_table(req).await;
             }
         }
@@ -140,7 +189,8 @@ async fn leader_paused_past_its_lease_cannot_land_a_write() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let old = &metas.procs[&leader];
     old.signal("STOP");
-    let (new_leader, _) = wait_leader(&metas.endpoints, Duration::from_secs(15), Some(&leader)).await;
+    let (new_leader, _) =
+        wait_leader(&metas.endpoints, Duration::from_secs(15), Some(&leader)).await;
     let mut meta = MetaClient::new(vec![new_leader.clone()], Duration::from_secs(5)).unwrap();
     create_tables(&mut meta, (0..5).map(|i| format!("n{i}"))).await;
     tokio::time::sleep(Duration::from_secs(6)).await; // well past the old leader's lease
@@ -176,12 +226,27 @@ async fn followers_forward_calls_and_redirect_heartbeat_streams() {
     let follower = metas.endpoints.iter().find(|e| **e != leader).unwrap().clone();
     // Followers learn the leader by polling etcd; give them a moment.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut c = shardmeta::client::meta_client::connect(&follower, Duration::from_secs(5)).await.unwrap();
-    let created = c.create_table(proto::CreateTableRequest { header: header(), name: "via_follower".into(), ..Default::default() }).await.unwrap();
+    let mut c =
+        shardmeta::client::meta_client::connect(&follower, Duration::from_secs(5)).await.unwrap();
+    let created = c
+        .create_table(proto::CreateTableRequest {
+            header: header(),
+            name: "via_follower".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(created.into_inner().created, "a follower forwards to the leader");
     assert_eq!(c.get_leader(proto::GetLeaderRequest {}).await.unwrap().into_inner().leader, leader);
 
-    let hb = proto::HeartbeatRequest { header: header(), node_name: "n1".into(), endpoint: "127.0.0.1:1".into(), incarnation: 1, seq: 1, ..Default::default() };
+    let hb = proto::HeartbeatRequest {
+        header: header(),
+        node_name: "n1".into(),
+        endpoint: "127.0.0.1:1".into(),
+        incarnation: 1,
+        seq: 1,
+        ..Default::default()
+    };
     let mut stream = c.heartbeat(tokio_stream::iter(vec![hb])).await.unwrap().into_inner();
     let first = stream.message().await.unwrap().expect("an answer");
     assert_eq!(first.redirect, leader, "a follower redirects heartbeat streams to the leader");

@@ -22,7 +22,8 @@ const REJOIN: Duration = Duration::from_secs(3);
 async fn named(endpoints: &[String]) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     for e in endpoints {
-        if let Ok(mut c) = shardmeta::client::meta_client::connect(e, Duration::from_secs(2)).await {
+        if let Ok(mut c) = shardmeta::client::meta_client::connect(e, Duration::from_secs(2)).await
+        {
             if let Ok(r) = c.get_leader(proto::GetLeaderRequest {}).await {
                 let r = r.into_inner();
                 out.push((r.leader, r.term));
@@ -68,7 +69,12 @@ async fn one_etcd_member_killed_paused_or_restarted_costs_no_meta_election() {
     let load = tokio::spawn(ddl_load(metas.endpoints.clone(), stop.clone()));
     let since = |t: Instant| t.duration_since(start).as_secs() as usize;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let term = named(&metas.endpoints).await.into_iter().find(|(l, _)| *l == leader).map(|(_, t)| t).expect("the leader names itself");
+    let term = named(&metas.endpoints)
+        .await
+        .into_iter()
+        .find(|(l, _)| *l == leader)
+        .map(|(_, t)| t)
+        .expect("the leader names itself");
 
     let kills_from = Instant::now();
     for i in 0..etcd.members.len() {
@@ -116,15 +122,31 @@ async fn one_etcd_member_killed_paused_or_restarted_costs_no_meta_election() {
     );
     if std::env::var("SHOW_LOGS").is_ok() {
         for n in names {
-            for line in std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default().lines().filter(|l| l.contains("WARN") || l.contains("won") || l.contains("ERROR")) {
+            for line in std::fs::read_to_string(dir.path().join(format!("{n}.log")))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("won") || l.contains("ERROR"))
+            {
                 println!("{n}: {line}");
             }
         }
     }
-    assert_eq!(elections, 1, "no kill, restart or follower pause of an etcd member deposed the meta leader");
-    assert_eq!(unknown, 0, "no write ended with an unknown outcome, so the catalog was never reloaded");
-    assert!(after.iter().all(|(l, t)| *l == leader && *t == term), "both metas name the first leader and term {term}: {after:?}");
-    let ddl = slots[since(kills_from)..since(leader_pause_from).min(slots.len())].iter().filter(|ok| **ok).count();
+    assert_eq!(
+        elections, 1,
+        "no kill, restart or follower pause of an etcd member deposed the meta leader"
+    );
+    assert_eq!(
+        unknown, 0,
+        "no write ended with an unknown outcome, so the catalog was never reloaded"
+    );
+    assert!(
+        after.iter().all(|(l, t)| *l == leader && *t == term),
+        "both metas name the first leader and term {term}: {after:?}"
+    );
+    let ddl = slots[since(kills_from)..since(leader_pause_from).min(slots.len())]
+        .iter()
+        .filter(|ok| **ok)
+        .count();
     let span = since(leader_pause_from) - since(kills_from);
     assert!(ddl * 100 >= span * 90, "DDL served in {ddl} of {span} seconds of member faults");
 }

@@ -19,7 +19,12 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 async fn channel(endpoint: &str) -> Option<tonic::transport::Channel> {
-    tonic::transport::Endpoint::from_shared(format!("http://{endpoint}")).ok()?.timeout(Duration::from_secs(2)).connect().await.ok()
+    tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
+        .ok()?
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .ok()
 }
 
 async fn status(endpoint: &str) -> Option<ServingStatus> {
@@ -40,10 +45,16 @@ async fn all_are(endpoints: &[String], want: ServingStatus) -> bool {
 /// What `grpcurl list` prints: the services reflection names.
 async fn services(endpoint: &str) -> Vec<String> {
     let mut reflection = ServerReflectionClient::new(channel(endpoint).await.expect("reachable"));
-    let ask = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut answers = reflection.server_reflection_info(tokio_stream::iter([ask])).await.unwrap().into_inner();
+    let ask = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers =
+        reflection.server_reflection_info(tokio_stream::iter([ask])).await.unwrap().into_inner();
     match answers.message().await.unwrap().and_then(|r| r.message_response) {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
         other => panic!("reflection answered {other:?}"),
     }
 }
@@ -56,9 +67,14 @@ async fn an_embedded_meta_is_serving_and_lists_its_services() {
     let endpoint = format!("127.0.0.1:{port}");
     let _meta = meta_server(dir.path(), "meta-0", port, &[]);
     let endpoints = [endpoint.clone()];
-    wait_for("SERVING", Duration::from_secs(10), async || all_are(&endpoints, ServingStatus::Serving).await).await;
+    wait_for("SERVING", Duration::from_secs(10), async || {
+        all_are(&endpoints, ServingStatus::Serving).await
+    })
+    .await;
     let listed = services(&endpoint).await;
-    for service in ["shardmeta.v1.Meta", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"] {
+    for service in
+        ["shardmeta.v1.Meta", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]
+    {
         assert!(listed.iter().any(|s| s == service), "{service} is not in {listed:?}");
     }
 }
@@ -71,13 +87,20 @@ async fn metas_on_etcd_are_serving_until_etcd_is_gone_and_again_once_it_is_back(
     let metas = start_metas(dir.path(), &etcd.endpoints(), 3);
     wait_leader(&metas.endpoints, Duration::from_secs(20), None).await;
     // The followers learn the leader by polling etcd (a third of the 3 s election TTL).
-    wait_for("leader and followers SERVING", Duration::from_secs(5), async || all_are(&metas.endpoints, ServingStatus::Serving).await).await;
+    wait_for("leader and followers SERVING", Duration::from_secs(5), async || {
+        all_are(&metas.endpoints, ServingStatus::Serving).await
+    })
+    .await;
 
     // The admin port's /ready agrees: 200, naming the role.
     let ready = |admin: &str| http("GET", admin, "/ready").unwrap_or_default();
     let roles: Vec<(u16, String)> = metas.procs.values().map(|p| ready(&p.admin)).collect();
     assert!(roles.iter().all(|(code, _)| *code == 200), "{roles:?}");
-    assert_eq!(roles.iter().filter(|(_, body)| body.contains(r#""role":"follower""#)).count(), 2, "{roles:?}");
+    assert_eq!(
+        roles.iter().filter(|(_, body)| body.contains(r#""role":"follower""#)).count(),
+        2,
+        "{roles:?}"
+    );
 
     // Followers answer the cluster API from the leader.
     for p in metas.procs.values() {
@@ -86,13 +109,20 @@ async fn metas_on_etcd_are_serving_until_etcd_is_gone_and_again_once_it_is_back(
     }
 
     etcd.members[0].signal("STOP");
-    let took = wait_for("every meta NOT_SERVING with etcd paused", Duration::from_secs(10), async || all_are(&metas.endpoints, ServingStatus::NotServing).await).await;
+    let took =
+        wait_for("every meta NOT_SERVING with etcd paused", Duration::from_secs(10), async || {
+            all_are(&metas.endpoints, ServingStatus::NotServing).await
+        })
+        .await;
     println!("with etcd paused, every meta node reported NOT_SERVING after {took:?}");
     for p in metas.procs.values() {
         let (code, body) = ready(&p.admin);
         assert_eq!(code, 503, "{}: {body}", p.name);
     }
     etcd.members[0].signal("CONT");
-    let took = wait_for("every meta SERVING again", Duration::from_secs(15), async || all_are(&metas.endpoints, ServingStatus::Serving).await).await;
+    let took = wait_for("every meta SERVING again", Duration::from_secs(15), async || {
+        all_are(&metas.endpoints, ServingStatus::Serving).await
+    })
+    .await;
     println!("with etcd back, every meta node reported SERVING after {took:?}");
 }

@@ -23,10 +23,16 @@ const PROBES: usize = 4;
 /// What one probe heard, and when.
 type Heard = Arc<Mutex<Vec<(Instant, String)>>>;
 
-fn probe_grpc(endpoint: String, heard: Heard, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+fn probe_grpc(
+    endpoint: String,
+    heard: Heard,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
-            let Ok(mut c) = shardmeta::client::meta_client::connect(&endpoint, Duration::from_secs(30)).await else {
+            let Ok(mut c) =
+                shardmeta::client::meta_client::connect(&endpoint, Duration::from_secs(30)).await
+            else {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             };
@@ -41,7 +47,12 @@ fn probe_grpc(endpoint: String, heard: Heard, stop: Arc<AtomicBool>) -> tokio::t
     })
 }
 
-fn probe_http(admin: String, path: &'static str, heard: Heard, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn probe_http(
+    admin: String,
+    path: &'static str,
+    heard: Heard,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             // A read timeout (5 s) cuts a call that waits out the pause; the next one queues again.
@@ -63,14 +74,18 @@ async fn a_leader_resumed_after_a_pause_never_names_itself() {
     let admin = metas.procs[&old].admin.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let (leaders, statuses, readies): (Heard, Heard, Heard) = Default::default();
-    let grpc: Vec<_> = (0..PROBES).map(|_| probe_grpc(old.clone(), leaders.clone(), stop.clone())).collect();
+    let grpc: Vec<_> =
+        (0..PROBES).map(|_| probe_grpc(old.clone(), leaders.clone(), stop.clone())).collect();
     let mut http = Vec::new();
     for _ in 0..PROBES {
         http.push(probe_http(admin.clone(), "/api/v1/status", statuses.clone(), stop.clone()));
         http.push(probe_http(admin.clone(), "/ready", readies.clone(), stop.clone()));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(leaders.lock().unwrap().iter().any(|(_, l)| *l == old), "before the pause it names itself: the probes work");
+    assert!(
+        leaders.lock().unwrap().iter().any(|(_, l)| *l == old),
+        "before the pause it names itself: the probes work"
+    );
 
     metas.procs[&old].signal("STOP");
     let others: Vec<String> = metas.endpoints.iter().filter(|e| **e != old).cloned().collect();
@@ -88,9 +103,19 @@ async fn a_leader_resumed_after_a_pause_never_names_itself() {
         let _ = p.join();
     }
 
-    let after = |heard: &Heard| heard.lock().unwrap().iter().filter(|(at, _)| *at >= resumed).map(|(at, what)| (at.duration_since(resumed), what.clone())).collect::<Vec<_>>();
+    let after = |heard: &Heard| {
+        heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= resumed)
+            .map(|(at, what)| (at.duration_since(resumed), what.clone()))
+            .collect::<Vec<_>>()
+    };
     let (leaders, statuses, readies) = (after(&leaders), after(&statuses), after(&readies));
-    let first = |heard: &[(Duration, String)]| heard.first().map(|(at, what)| format!("{what} at {at:?}")).unwrap_or_default();
+    let first = |heard: &[(Duration, String)]| {
+        heard.first().map(|(at, what)| format!("{what} at {at:?}")).unwrap_or_default()
+    };
     println!(
         "after resuming: {} GetLeader answers (first: {}), {} status answers (first: {}), {} ready answers (first: {})",
         leaders.len(),
@@ -100,12 +125,20 @@ async fn a_leader_resumed_after_a_pause_never_names_itself() {
         readies.len(),
         first(&readies)
     );
-    assert!(leaders.len() >= PROBES && statuses.len() >= PROBES && readies.len() >= PROBES, "the resumed node answered the probes");
+    assert!(
+        leaders.len() >= PROBES && statuses.len() >= PROBES && readies.len() >= PROBES,
+        "the resumed node answered the probes"
+    );
     let named_itself: Vec<_> = leaders.iter().filter(|(_, l)| *l == old).collect();
     assert!(named_itself.is_empty(), "GetLeader named the paused leader itself: {named_itself:?}");
     for (what, heard) in [("status", &statuses), ("ready", &readies)] {
-        let leading: Vec<_> = heard.iter().filter(|(_, body)| body.contains("\"role\":\"leader\"")).collect();
+        let leading: Vec<_> =
+            heard.iter().filter(|(_, body)| body.contains("\"role\":\"leader\"")).collect();
         assert!(leading.is_empty(), "/{what} said the paused leader leads: {leading:?}");
     }
-    assert!(leaders.iter().any(|(_, l)| *l == new), "it learns the new leader: {:?}", leaders.last());
+    assert!(
+        leaders.iter().any(|(_, l)| *l == new),
+        "it learns the new leader: {:?}",
+        leaders.last()
+    );
 }

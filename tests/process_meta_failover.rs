@@ -31,15 +31,27 @@ async fn a_meta_leader_killed_or_paused_costs_no_lease_and_no_redirect_storm() {
     let dir = TempDir::new("meta-failover");
     let etcd = Etcd::start(dir.path(), 1);
     // Production's timing: the default lease, drift, heartbeat and election TTL.
-    let defaults = [("SHARDMETA_LEASE_MS", "10000"), ("SHARDMETA_CLOCK_DRIFT_MS", "500"), ("SHARDMETA_HEARTBEAT_INTERVAL_MS", "1000"), ("SHARDMETA_TICK_INTERVAL_MS", "500")];
+    let defaults = [
+        ("SHARDMETA_LEASE_MS", "10000"),
+        ("SHARDMETA_CLOCK_DRIFT_MS", "500"),
+        ("SHARDMETA_HEARTBEAT_INTERVAL_MS", "1000"),
+        ("SHARDMETA_TICK_INTERVAL_MS", "500"),
+    ];
     let metas = start_metas_with(dir.path(), &etcd.endpoints(), 3, &defaults);
     let (leader, _) = wait_leader(&metas.endpoints, Duration::from_secs(20), None).await;
     let names: Vec<String> = (0..NODES).map(|i| format!("n{i}")).collect();
-    let _nodes: Vec<Proc> = names.iter().map(|n| node_agent(dir.path(), n, free_port(), &metas.endpoints.join(","))).collect();
+    let _nodes: Vec<Proc> = names
+        .iter()
+        .map(|n| node_agent(dir.path(), n, free_port(), &metas.endpoints.join(",")))
+        .collect();
     let mut meta = MetaClient::new(metas.endpoints.clone(), Duration::from_secs(5)).unwrap();
     // Settled first: a balancing handoff during a fault would count as a lease lost to it.
-    wait_for("every shard led, no move planned", Duration::from_secs(60), async || settled(&mut meta).await).await;
-    let logs: Vec<PathBuf> = names.iter().map(|n| dir.path().join(format!("{n}.lead.jsonl"))).collect();
+    wait_for("every shard led, no move planned", Duration::from_secs(60), async || {
+        settled(&mut meta).await
+    })
+    .await;
+    let logs: Vec<PathBuf> =
+        names.iter().map(|n| dir.path().join(format!("{n}.lead.jsonl"))).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let load_started = std::time::Instant::now();
     let load = tokio::spawn(ddl_load(metas.endpoints.clone(), stop.clone()));
@@ -70,22 +82,37 @@ async fn a_meta_leader_killed_or_paused_costs_no_lease_and_no_redirect_storm() {
     let slots = load.await.unwrap();
     let after_pause: Vec<usize> = names.iter().map(|n| redirects(dir.path(), n)).collect();
 
-    let per_node = |a: &[usize], b: &[usize]| a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>();
-    let (kill_hops, pause_hops) = (per_node(&after_kill, &before), per_node(&after_pause, &after_kill));
+    let per_node =
+        |a: &[usize], b: &[usize]| a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>();
+    let (kill_hops, pause_hops) =
+        (per_node(&after_kill, &before), per_node(&after_pause, &after_kill));
     let lost: Vec<(&u32, &u64)> = unleased_kill.iter().filter(|(_, ms)| **ms > 0).collect();
-    let (kill_gap, pause_gap) = (longest_gap(&slots[kill_slot..pause_slot]), longest_gap(&slots[pause_slot..]));
+    let (kill_gap, pause_gap) =
+        (longest_gap(&slots[kill_slot..pause_slot]), longest_gap(&slots[pause_slot..]));
     println!(
         "meta leader killed: {second} serves after {took:?}, DDL gap {kill_gap} s; shards without a leased leader after the kill: {} of {}; paused leader: DDL gap {pause_gap} s; redirects per node: {kill_hops:?} after the kill, {pause_hops:?} after pausing {second} (then {third} led) and resuming it",
         lost.len(),
         unleased_kill.len()
     );
-    assert!(took <= TTL + Duration::from_secs(1), "a leader serves within the TTL and a second: {took:?}");
+    assert!(
+        took <= TTL + Duration::from_secs(1),
+        "a leader serves within the TTL and a second: {took:?}"
+    );
     // Whole one-second slots: a gap of TTL + 1 s can touch one slot more.
-    assert!(kill_gap <= (TTL.as_secs() + 2) as usize, "DDL back within the TTL and a second of the kill: {slots:?}");
+    assert!(
+        kill_gap <= (TTL.as_secs() + 2) as usize,
+        "DDL back within the TTL and a second of the kill: {slots:?}"
+    );
     // Calls already sent to the paused leader wait out the client's timeout (3 s) first.
-    assert!(pause_gap <= (TTL.as_secs() + 4) as usize, "DDL back within the TTL and the call timeout of the pause: {slots:?}");
+    assert!(
+        pause_gap <= (TTL.as_secs() + 4) as usize,
+        "DDL back within the TTL and the call timeout of the pause: {slots:?}"
+    );
     assert!(lost.is_empty(), "shards that went without a leased leader (ms): {lost:?}");
-    assert!(kill_hops.iter().chain(&pause_hops).all(|&h| h <= 3), "at most 3 redirects per node per leader change: {kill_hops:?} {pause_hops:?}");
+    assert!(
+        kill_hops.iter().chain(&pause_hops).all(|&h| h <= 3),
+        "at most 3 redirects per node per leader change: {kill_hops:?} {pause_hops:?}"
+    );
 }
 
 /// A stopped meta (SIGSTOP, a hung host) still accepts connections and never answers. A leader
@@ -102,12 +129,18 @@ async fn a_meta_that_accepts_and_never_answers_does_not_slow_the_leader_lookup()
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_ep = silent.local_addr().unwrap().to_string();
     wait_leader(std::slice::from_ref(&live), Duration::from_secs(20), None).await;
-    let mut meta = MetaClient::new(vec![silent_ep.clone(), live.clone(), silent_ep], Duration::from_secs(5)).unwrap();
+    let mut meta =
+        MetaClient::new(vec![silent_ep.clone(), live.clone(), silent_ep], Duration::from_secs(5))
+            .unwrap();
     for _ in 0..4 {
         let started = std::time::Instant::now();
         let (leader, _) = meta.leader().await.expect("the live meta leads");
         assert_eq!(leader, live);
-        assert!(started.elapsed() < Duration::from_secs(1), "the lookup waited on the silent endpoint: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the lookup waited on the silent endpoint: {:?}",
+            started.elapsed()
+        );
         meta.reset();
     }
 }

@@ -31,7 +31,10 @@ async fn an_operator_alters_drops_and_finds_it_all_after_a_restart() {
     .await;
 
     let tmp = ["--cluster", "tmp", "--output", "json"];
-    let created = json(&metactl(&endpoint, &[&tmp[..], &["cluster", "create", "tmp", "--shards", "4"]].concat()));
+    let created = json(&metactl(
+        &endpoint,
+        &[&tmp[..], &["cluster", "create", "tmp", "--shards", "4"]].concat(),
+    ));
     let first_id = created["id"].as_u64().unwrap();
     metactl(&endpoint, &[&tmp[..], &["table", "create", "a", "b"]].concat());
     metactl(&endpoint, &[&tmp[..], &["schema", "create", "s"]].concat());
@@ -43,17 +46,34 @@ async fn an_operator_alters_drops_and_finds_it_all_after_a_restart() {
     // Alter: a compare-and-set on the version `table get` shows.
     let got = json(&metactl(&endpoint, &[&tmp[..], &["table", "get", "a"]].concat()));
     assert_eq!(got[0]["version"], 1);
-    let altered = json(&metactl(&endpoint, &[&tmp[..], &["table", "alter", "a", "--version", "1", "--option", "ttl=1d"]].concat()));
-    assert_eq!((altered["version"].as_u64(), altered["options"]["ttl"].as_str()), (Some(2), Some("1d")));
-    let stale = metactl_result(&endpoint, &[&tmp[..], &["table", "alter", "a", "--version", "1", "--clear-options"]].concat()).unwrap_err();
+    let altered = json(&metactl(
+        &endpoint,
+        &[&tmp[..], &["table", "alter", "a", "--version", "1", "--option", "ttl=1d"]].concat(),
+    ));
+    assert_eq!(
+        (altered["version"].as_u64(), altered["options"]["ttl"].as_str()),
+        (Some(2), Some("1d"))
+    );
+    let stale = metactl_result(
+        &endpoint,
+        &[&tmp[..], &["table", "alter", "a", "--version", "1", "--clear-options"]].concat(),
+    )
+    .unwrap_err();
     assert!(stale.contains("Aborted") && stale.contains("at version 2"), "{stale}");
 
     // A schema with tables goes only with cascade, which hides it at once.
-    let refused = metactl_result(&endpoint, &["--cluster", "tmp", "schema", "drop", "s"]).unwrap_err();
-    assert!(refused.contains("FailedPrecondition") && refused.contains("holds 300 tables"), "{refused}");
-    let dropped = json(&metactl(&endpoint, &[&tmp[..], &["schema", "drop", "s", "--cascade"]].concat()));
+    let refused =
+        metactl_result(&endpoint, &["--cluster", "tmp", "schema", "drop", "s"]).unwrap_err();
+    assert!(
+        refused.contains("FailedPrecondition") && refused.contains("holds 300 tables"),
+        "{refused}"
+    );
+    let dropped =
+        json(&metactl(&endpoint, &[&tmp[..], &["schema", "drop", "s", "--cascade"]].concat()));
     assert_eq!(dropped["tables_to_delete"], 300);
-    let hidden = metactl_result(&endpoint, &["--cluster", "tmp", "table", "get", "--schema", "s", "x1"]).unwrap_err();
+    let hidden =
+        metactl_result(&endpoint, &["--cluster", "tmp", "table", "get", "--schema", "s", "x1"])
+            .unwrap_err();
     assert!(hidden.contains("NotFound"), "{hidden}");
     wait_for("the schema's tables deleted", Duration::from_secs(10), async || {
         metactl_result(&endpoint, &["--cluster", "tmp", "schema", "create", "s"]).is_ok()
@@ -66,10 +86,17 @@ async fn an_operator_alters_drops_and_finds_it_all_after_a_restart() {
     assert_eq!(clusters(&endpoint), ["default"]);
     meta.kill9();
     let _meta = meta_server(dir.path(), "meta-0", port, &[]);
-    wait_for("the restarted server", Duration::from_secs(15), async || metactl_result(&endpoint, &["cluster", "list"]).is_ok()).await;
+    wait_for("the restarted server", Duration::from_secs(15), async || {
+        metactl_result(&endpoint, &["cluster", "list"]).is_ok()
+    })
+    .await;
     assert_eq!(clusters(&endpoint), ["default"], "the drop is stored");
     let again = json(&metactl(&endpoint, &[&tmp[..], &["cluster", "create", "tmp"]].concat()));
     assert!(again["id"].as_u64().unwrap() > first_id, "{again}");
     let fresh = json(&metactl(&endpoint, &[&tmp[..], &["table", "list"]].concat()));
-    assert_eq!(fresh.as_array().map(Vec::len), Some(0), "the new cluster of that name starts empty");
+    assert_eq!(
+        fresh.as_array().map(Vec::len),
+        Some(0),
+        "the new cluster of that name starts empty"
+    );
 }

@@ -18,14 +18,28 @@ use process::*;
 fn rendered(url: &str, profile: &Path, screenshot: Option<&Path>) -> String {
     let mut cmd = Command::new("chromium");
     // As the machine's notes say: no sandbox as root, and nothing that reaches for the network.
-    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"])
-        .args(["--disable-component-update", "--disable-sync", "--window-size=1280,1000", "--virtual-time-budget=8000"])
-        .arg(format!("--user-data-dir={}", profile.display()));
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+    ])
+    .args([
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+        "--virtual-time-budget=8000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
     match screenshot {
         Some(png) => cmd.arg(format!("--screenshot={}", png.display())),
         None => cmd.arg("--dump-dom"),
     };
-    let out = cmd.arg(url).output().unwrap_or_else(|e| panic!("chromium does not run ({e}): run ./.ci/setup (Debian package chromium)"));
+    let out = cmd.arg(url).output().unwrap_or_else(|e| {
+        panic!("chromium does not run ({e}): run ./.ci/setup (Debian package chromium)")
+    });
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -45,7 +59,14 @@ fn cell(row: &str, col: &str) -> Option<u32> {
 
 /// Each node's leader-shard count, drain mark and state, from the JSON API.
 fn nodes(admin: &str) -> Vec<(String, u32, bool, String)> {
-    let node = |n: &serde_json::Value| (n["name"].as_str().unwrap().to_owned(), n["shards"].as_u64().unwrap() as u32, n["draining"].as_bool().unwrap(), n["state"].as_str().unwrap().to_owned());
+    let node = |n: &serde_json::Value| {
+        (
+            n["name"].as_str().unwrap().to_owned(),
+            n["shards"].as_u64().unwrap() as u32,
+            n["draining"].as_bool().unwrap(),
+            n["state"].as_str().unwrap().to_owned(),
+        )
+    };
     api_nodes(admin).iter().map(node).collect()
 }
 
@@ -55,16 +76,30 @@ async fn the_page_shows_nodes_their_shards_and_the_drained_one() {
     let dir = TempDir::new("page");
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
-    let meta = meta_server(dir.path(), "meta-0", port, &[("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT", "12"), ("SHARDMETA_DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD", "1")]);
+    let meta = meta_server(
+        dir.path(),
+        "meta-0",
+        port,
+        &[
+            ("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT", "12"),
+            ("SHARDMETA_DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD", "1"),
+        ],
+    );
     let names = ["n0", "n1", "n2"];
-    let _nodes: Vec<Proc> = names.iter().map(|n| node_agent(dir.path(), n, free_port(), &endpoint)).collect();
+    let _nodes: Vec<Proc> =
+        names.iter().map(|n| node_agent(dir.path(), n, free_port(), &endpoint)).collect();
     let admin = meta.admin.clone();
     // Nodes are admitted one by one, and the first may take every shard: drain the busiest.
-    wait_for("three nodes online", Duration::from_secs(20), async || nodes(&admin).iter().filter(|n| n.3 == "online").count() == 3).await;
+    wait_for("three nodes online", Duration::from_secs(20), async || {
+        nodes(&admin).iter().filter(|n| n.3 == "online").count() == 3
+    })
+    .await;
     let (busiest, _) = busiest_node(&admin);
     metactl(&endpoint, &["node", "drain", &busiest]);
     wait_for("the busiest node drained", Duration::from_secs(20), async || {
-        nodes(&admin).iter().any(|(n, shards, draining, _)| *n == busiest && *draining && *shards == 0)
+        nodes(&admin)
+            .iter()
+            .any(|(n, shards, draining, _)| *n == busiest && *draining && *shards == 0)
     })
     .await;
     let screenshot = std::env::var("CLUSTER_PAGE_SCREENSHOT").ok();
@@ -92,17 +127,24 @@ async fn the_page_shows_nodes_their_shards_and_the_drained_one() {
         assert!(dom.contains("data-loaded=\"true\""), "the page's script did not finish: {dom}");
         let mut seen = Vec::new();
         for (name, _, draining, _) in &after {
-            let r = row(&dom, name).unwrap_or_else(|| panic!("node {name} is not in the rendered table: {dom}"));
+            let r = row(&dom, name)
+                .unwrap_or_else(|| panic!("node {name} is not in the rendered table: {dom}"));
             seen.push((name.clone(), cell(r, "shards"), r.contains(">draining<")));
             assert_eq!(r.contains(">draining<"), *draining, "{name}'s drain mark: {r}");
         }
         if seen.iter().zip(&after).all(|((_, shown, _), (_, shards, ..))| *shown == Some(*shards)) {
             assert!(dom.contains("cluster default"), "the cluster is named");
             assert!(dom.contains("meta-0: leader"), "the meta node and its role are shown");
-            assert!(dom.contains("data-shard") || dom.contains("every shard is ready and led"), "the unhealthy shards are listed");
+            assert!(
+                dom.contains("data-shard") || dom.contains("every shard is ready and led"),
+                "the unhealthy shards are listed"
+            );
             if let Some(png) = screenshot {
                 rendered(&url, &dir.path().join("chromium"), Some(Path::new(&png)));
-                assert!(std::fs::metadata(&png).is_ok_and(|m| m.len() > 10_000), "the screenshot was written");
+                assert!(
+                    std::fs::metadata(&png).is_ok_and(|m| m.len() > 10_000),
+                    "the screenshot was written"
+                );
             }
             return;
         }

@@ -50,13 +50,19 @@ impl Certs {
     }
 
     fn tls(&self, with_cert: bool) -> ClientTls {
-        let (cert, key) = if with_cert { (Some(self.dir.join("client.pem")), Some(self.dir.join("client.key"))) } else { (None, None) };
+        let (cert, key) = if with_cert {
+            (Some(self.dir.join("client.pem")), Some(self.dir.join("client.key")))
+        } else {
+            (None, None)
+        };
         ClientTls { ca: Some(self.dir.join("ca.pem")), cert, key, domain: None }
     }
 
     fn client(&self, endpoints: &[String], token: Option<&str>) -> MetaClient {
         let credentials = Credentials::from_settings(&self.tls(true), token).unwrap();
-        MetaClient::new(endpoints.to_vec(), Duration::from_secs(3)).unwrap().with_credentials(credentials)
+        MetaClient::new(endpoints.to_vec(), Duration::from_secs(3))
+            .unwrap()
+            .with_credentials(credentials)
     }
 
     /// A node-agent's variables: the client certificate, and `token`.
@@ -71,7 +77,16 @@ impl Certs {
 
     /// metactl's TLS flags.
     fn metactl_tls(&self) -> Vec<String> {
-        ["--tls-ca", &self.path("ca.pem"), "--tls-cert", &self.path("client.pem"), "--tls-key", &self.path("client.key")].map(String::from).to_vec()
+        [
+            "--tls-ca",
+            &self.path("ca.pem"),
+            "--tls-cert",
+            &self.path("client.pem"),
+            "--tls-key",
+            &self.path("client.key"),
+        ]
+        .map(String::from)
+        .to_vec()
     }
 }
 
@@ -79,12 +94,23 @@ fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-async fn list_clusters(meta: &mut MetaClient) -> Result<proto::ListClustersResponse, tonic::Status> {
-    meta.call(|mut c| async move { c.list_clusters(proto::ListClustersRequest::default()).await }).await
+async fn list_clusters(
+    meta: &mut MetaClient,
+) -> Result<proto::ListClustersResponse, tonic::Status> {
+    meta.call(|mut c| async move { c.list_clusters(proto::ListClustersRequest::default()).await })
+        .await
 }
 
-async fn create_table(meta: &mut MetaClient, name: &str) -> Result<proto::CreateTableResponse, tonic::Status> {
-    let req = proto::CreateTableRequest { header: header(), schema: "public".into(), name: name.into(), ..Default::default() };
+async fn create_table(
+    meta: &mut MetaClient,
+    name: &str,
+) -> Result<proto::CreateTableResponse, tonic::Status> {
+    let req = proto::CreateTableRequest {
+        header: header(),
+        schema: "public".into(),
+        name: name.into(),
+        ..Default::default()
+    };
     meta.call(|mut c| {
         let req = req.clone();
         async move { c.create_table(req).await }
@@ -97,12 +123,26 @@ fn code<T>(r: Result<T, tonic::Status>) -> Code {
 }
 
 async fn nodes(meta: &mut MetaClient) -> Vec<proto::NodeInfo> {
-    meta.call(|mut c| async move { c.list_nodes(proto::ListNodesRequest { header: header(), ..Default::default() }).await }).await.map(|r| r.nodes).unwrap_or_default()
+    meta.call(|mut c| async move {
+        c.list_nodes(proto::ListNodesRequest { header: header(), ..Default::default() }).await
+    })
+    .await
+    .map(|r| r.nodes)
+    .unwrap_or_default()
 }
 
-fn metactl_as(endpoint: &str, certs: &Certs, token: Option<&str>, args: &[&str]) -> std::process::Output {
+fn metactl_as(
+    endpoint: &str,
+    certs: &Certs,
+    token: Option<&str>,
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_metactl"));
-    cmd.arg("--endpoints").arg(endpoint).args(certs.metactl_tls()).args(args).env_remove("METACTL_TOKEN");
+    cmd.arg("--endpoints")
+        .arg(endpoint)
+        .args(certs.metactl_tls())
+        .args(args)
+        .env_remove("METACTL_TOKEN");
     if let Some(t) = token {
         cmd.env("METACTL_TOKEN", t);
     }
@@ -120,18 +160,29 @@ async fn without_a_certificate_or_the_right_token_nothing_gets_in() {
     let meta_env = certs.meta_env();
     let meta = meta_server(dir.path(), "meta-0", port, &refs(&meta_env));
     let mut admin = certs.client(&endpoints, Some(&certs.admin));
-    wait_for("the secure meta serving", Duration::from_secs(10), async || list_clusters(&mut admin).await.is_ok()).await;
+    wait_for("the secure meta serving", Duration::from_secs(10), async || {
+        list_clusters(&mut admin).await.is_ok()
+    })
+    .await;
 
     // No TLS, or TLS without the client certificate: the connection itself is refused.
     let mut plain = MetaClient::new(endpoints.clone(), Duration::from_secs(2)).unwrap();
     assert!(list_clusters(&mut plain).await.is_err(), "a plain client got in");
     let no_cert = Credentials::from_settings(&certs.tls(false), Some(&certs.admin)).unwrap();
-    let mut no_cert = MetaClient::new(endpoints.clone(), Duration::from_secs(2)).unwrap().with_credentials(no_cert);
+    let mut no_cert = MetaClient::new(endpoints.clone(), Duration::from_secs(2))
+        .unwrap()
+        .with_credentials(no_cert);
     assert!(list_clusters(&mut no_cert).await.is_err(), "a client without a certificate got in");
 
     // With the certificate: no token, a wrong one, the node token for DDL.
-    assert_eq!(code(list_clusters(&mut certs.client(&endpoints, None)).await), Code::Unauthenticated);
-    assert_eq!(code(list_clusters(&mut certs.client(&endpoints, Some("wrong-token-0123456789"))).await), Code::Unauthenticated);
+    assert_eq!(
+        code(list_clusters(&mut certs.client(&endpoints, None)).await),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code(list_clusters(&mut certs.client(&endpoints, Some("wrong-token-0123456789"))).await),
+        Code::Unauthenticated
+    );
     let mut node = certs.client(&endpoints, Some(&certs.node));
     assert_eq!(code(create_table(&mut node, "t_by_node").await), Code::PermissionDenied);
     assert!(list_clusters(&mut node).await.is_ok(), "the node token reads");
@@ -140,30 +191,71 @@ async fn without_a_certificate_or_the_right_token_nothing_gets_in() {
     // metactl: refused without the token (exit 1, the code named), accepted with it.
     let refused = metactl_as(&endpoint, &certs, None, &["table", "create", "t_cli"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let accepted = metactl_as(&endpoint, &certs, Some(&certs.admin), &["table", "create", "t_cli"]);
     assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
 
     // The admin port's API takes the same tokens.
     let bearer = |t: &str| format!("Authorization: Bearer {t}\r\n");
     assert_eq!(http("GET", &meta.admin, "/api/v1/clusters").unwrap().0, 401);
-    assert_eq!(http_with("GET", &meta.admin, "/api/v1/clusters", &bearer(&certs.node)).unwrap().0, 200);
-    assert_eq!(http_with("POST", &meta.admin, "/api/v1/clusters/default/scheduler/pause", &bearer(&certs.node)).unwrap().0, 403);
-    assert_eq!(http_with("POST", &meta.admin, "/api/v1/clusters/default/scheduler/pause", &bearer(&certs.admin)).unwrap().0, 200);
+    assert_eq!(
+        http_with("GET", &meta.admin, "/api/v1/clusters", &bearer(&certs.node)).unwrap().0,
+        200
+    );
+    assert_eq!(
+        http_with(
+            "POST",
+            &meta.admin,
+            "/api/v1/clusters/default/scheduler/pause",
+            &bearer(&certs.node)
+        )
+        .unwrap()
+        .0,
+        403
+    );
+    assert_eq!(
+        http_with(
+            "POST",
+            &meta.admin,
+            "/api/v1/clusters/default/scheduler/pause",
+            &bearer(&certs.admin)
+        )
+        .unwrap()
+        .0,
+        200
+    );
     assert_eq!(http("GET", &meta.admin, "/metrics").unwrap().0, 200, "scrapes need no token");
 
     // A node with the wrong token is never registered; one with the node token gets replicas.
-    let (bad_env, good_env) = (certs.node_env("wrong-token-0123456789"), certs.node_env(&certs.node));
+    let (bad_env, good_env) =
+        (certs.node_env("wrong-token-0123456789"), certs.node_env(&certs.node));
     let _bad = node_agent_env(dir.path(), "bad", free_port(), &endpoint, &[], &refs(&bad_env));
-    let _admin_as_node = node_agent_env(dir.path(), "admin-as-node", free_port(), &endpoint, &[], &refs(&certs.node_env(&certs.admin)));
+    let _admin_as_node = node_agent_env(
+        dir.path(),
+        "admin-as-node",
+        free_port(),
+        &endpoint,
+        &[],
+        &refs(&certs.node_env(&certs.admin)),
+    );
     let _good = node_agent_env(dir.path(), "good", free_port(), &endpoint, &[], &refs(&good_env));
-    wait_for("the good node leading shards", Duration::from_secs(15), async || nodes(&mut admin).await.iter().any(|n| n.name == "good" && n.shards > 0)).await;
+    wait_for("the good node leading shards", Duration::from_secs(15), async || {
+        nodes(&mut admin).await.iter().any(|n| n.name == "good" && n.shards > 0)
+    })
+    .await;
     // The refused nodes kept trying all along; give them a few more heartbeats' time.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let names: Vec<String> = nodes(&mut admin).await.into_iter().map(|n| n.name).collect();
     assert_eq!(names, ["good"], "only the node with the node token is registered");
     let bad_log = std::fs::read_to_string(dir.path().join("bad.log")).unwrap();
-    assert!(bad_log.contains("the token is not valid here"), "the refused node says why: {bad_log}");
+    assert!(
+        bad_log.contains("the token is not valid here"),
+        "the refused node says why: {bad_log}"
+    );
     let admin_log = std::fs::read_to_string(dir.path().join("admin-as-node.log")).unwrap();
     assert!(admin_log.contains("cannot join as a data node"), "{admin_log}");
 }
@@ -190,26 +282,48 @@ async fn three_metas_on_a_tls_etcd_forward_over_tls_with_the_callers_token() {
         endpoints.push(format!("127.0.0.1:{port}"));
     }
     let mut admin = certs.client(&endpoints, Some(&certs.admin));
-    wait_for("a secure meta leader", Duration::from_secs(20), async || list_clusters(&mut admin).await.is_ok()).await;
+    wait_for("a secure meta leader", Duration::from_secs(20), async || {
+        list_clusters(&mut admin).await.is_ok()
+    })
+    .await;
     let (leader, _) = admin.leader().await.unwrap();
     let follower = endpoints.iter().find(|e| **e != leader).unwrap().clone();
 
     // A follower, asked directly, forwards DDL to the leader over TLS with the caller's token;
     // the node token is refused (at the follower, before anything is forwarded).
-    let mut at_follower = certs.client(std::slice::from_ref(&follower), Some(&certs.admin)).connect_to(&follower).await.unwrap();
+    let mut at_follower = certs
+        .client(std::slice::from_ref(&follower), Some(&certs.admin))
+        .connect_to(&follower)
+        .await
+        .unwrap();
     // A follower learns the leader from etcd within a poll or two.
     wait_for("the follower knowing the leader", Duration::from_secs(10), async || {
         at_follower.list_clusters(proto::ListClustersRequest::default()).await.is_ok()
     })
     .await;
-    let req = proto::CreateTableRequest { header: header(), schema: "public".into(), name: "forwarded".into(), ..Default::default() };
+    let req = proto::CreateTableRequest {
+        header: header(),
+        schema: "public".into(),
+        name: "forwarded".into(),
+        ..Default::default()
+    };
     assert!(at_follower.create_table(req.clone()).await.unwrap().into_inner().created);
-    let mut node_at_follower = certs.client(std::slice::from_ref(&follower), Some(&certs.node)).connect_to(&follower).await.unwrap();
-    assert_eq!(node_at_follower.create_table(req).await.unwrap_err().code(), Code::PermissionDenied);
+    let mut node_at_follower = certs
+        .client(std::slice::from_ref(&follower), Some(&certs.node))
+        .connect_to(&follower)
+        .await
+        .unwrap();
+    assert_eq!(
+        node_at_follower.create_table(req).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
 
     // A data node pointed at the follower is sent to the leader, and gets replicas.
     let node_env = certs.node_env(&certs.node);
     let _node = node_agent_env(dir.path(), "n0", free_port(), &follower, &[], &refs(&node_env));
-    wait_for("the node leading shards", Duration::from_secs(20), async || nodes(&mut admin).await.iter().any(|n| n.name == "n0" && n.shards > 0)).await;
+    wait_for("the node leading shards", Duration::from_secs(20), async || {
+        nodes(&mut admin).await.iter().any(|n| n.name == "n0" && n.shards > 0)
+    })
+    .await;
     drop(etcd);
 }

@@ -26,7 +26,9 @@ fn log_of(dir: &TempDir, name: &str) -> String {
 async fn every_shard_led(meta: &mut MetaClient, limit: Duration) {
     wait_for("every shard led", limit, async || {
         let s = shards(meta).await;
-        !s.is_empty() && s.iter().all(|s| s.status == proto::ShardStatus::Ready as i32 && !s.leader.is_empty())
+        !s.is_empty()
+            && s.iter()
+                .all(|s| s.status == proto::ShardStatus::Ready as i32 && !s.leader.is_empty())
     })
     .await;
 }
@@ -35,7 +37,9 @@ async fn every_shard_led(meta: &mut MetaClient, limit: Duration) {
 fn stop(proc: &mut Proc, signal: &str, limit: Duration) -> (Duration, Option<i32>) {
     let start = Instant::now();
     proc.signal(signal);
-    let status = proc.wait_exit(limit).unwrap_or_else(|| panic!("{} still runs {limit:?} after SIG{signal}", proc.name));
+    let status = proc
+        .wait_exit(limit)
+        .unwrap_or_else(|| panic!("{} still runs {limit:?} after SIG{signal}", proc.name));
     (start.elapsed(), status.code())
 }
 
@@ -46,11 +50,18 @@ async fn sigterm_stops_an_embedded_meta_with_nodes_and_a_watcher_attached_within
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let mut meta = meta_server(dir.path(), "meta-0", port, &[]);
-    let mut nodes: Vec<Proc> = (0..3).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
+    let mut nodes: Vec<Proc> =
+        (0..3).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &endpoint)).collect();
     let mut client = MetaClient::new(vec![endpoint.clone()], Duration::from_secs(5)).unwrap();
     every_shard_led(&mut client, Duration::from_secs(15)).await;
     let watch = proto::WatchRoutesRequest { header: header(), ..Default::default() };
-    let mut watch = connect(&endpoint, Duration::from_secs(60)).await.unwrap().watch_routes(watch).await.unwrap().into_inner();
+    let mut watch = connect(&endpoint, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .watch_routes(watch)
+        .await
+        .unwrap()
+        .into_inner();
     assert!(watch.message().await.unwrap().is_some(), "the watch starts with the routes");
 
     // A node-agent first, the one leading most shards (a node admitted late may lead none):
@@ -67,7 +78,10 @@ async fn sigterm_stops_an_embedded_meta_with_nodes_and_a_watcher_attached_within
     // It told meta it was leaving, so its shards move now, not when its leases (3 s, plus
     // 200 ms of drift) would have run out.
     let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap();
-    let told = log.lines().find(|l| l.contains("told meta this node is leaving")).unwrap_or_else(|| panic!("{log}"));
+    let told = log
+        .lines()
+        .find(|l| l.contains("told meta this node is leaving"))
+        .unwrap_or_else(|| panic!("{log}"));
     assert!(told.trim_end().ends_with("true"), "meta did not answer the leave: {told}");
     let moved = wait_for("its shards led elsewhere", Duration::from_secs(10), async || {
         let now = shards(&mut client).await;
@@ -75,7 +89,10 @@ async fn sigterm_stops_an_embedded_meta_with_nodes_and_a_watcher_attached_within
     })
     .await;
     println!("its {led} shards were led elsewhere {:?} after it exited", moved);
-    assert!(moved < Duration::from_millis(2_500), "the handover waited {moved:?}, as long as the leases");
+    assert!(
+        moved < Duration::from_millis(2_500),
+        "the handover waited {moved:?}, as long as the leases"
+    );
     let (leases, _) = read_leadership(&dir.path().join(format!("{name}.lead.jsonl")));
     assert!(!leases.is_empty(), "{name} logged its leases");
     for (shard, intervals) in &leases {
@@ -98,7 +115,10 @@ async fn sigterm_stops_an_embedded_meta_with_nodes_and_a_watcher_attached_within
     assert!(ended.message().contains("shutting down"), "{ended:?}");
     for name in (0..3).filter(|&i| i != victim).map(|i| format!("n{i}")) {
         let log = log_of(&dir, &name);
-        assert!(log.contains("heartbeat stream ended") && log.contains("shutting down"), "{name} was told why its stream ended:\n{log}");
+        assert!(
+            log.contains("heartbeat stream ended") && log.contains("shutting down"),
+            "{name} was told why its stream ended:\n{log}"
+        );
     }
 }
 
@@ -108,7 +128,9 @@ async fn sigterm_of_an_etcd_leader_sends_its_nodes_to_the_successor_which_serves
     let dir = TempDir::new("shutdown-etcd");
     let etcd = Etcd::start(dir.path(), 1);
     let mut metas = start_metas(dir.path(), &etcd.endpoints(), 3);
-    let _nodes: Vec<Proc> = (0..3).map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &metas.endpoints.join(","))).collect();
+    let _nodes: Vec<Proc> = (0..3)
+        .map(|i| node_agent(dir.path(), &format!("n{i}"), free_port(), &metas.endpoints.join(",")))
+        .collect();
     let (leader, _) = wait_leader(&metas.endpoints, Duration::from_secs(20), None).await;
     let mut client = MetaClient::new(metas.endpoints.clone(), Duration::from_secs(5)).unwrap();
     every_shard_led(&mut client, Duration::from_secs(15)).await;
@@ -129,8 +151,15 @@ async fn sigterm_of_an_etcd_leader_sends_its_nodes_to_the_successor_which_serves
 
     // Every node was sent to the successor (not left to find it), and kept its shards: the
     // successor has them all led without a failover, well inside the 3 s lease.
-    let redirected = |name: &str| log_of(&dir, name).lines().any(|l| l.contains("redirected to the meta leader") && l.contains(&next));
-    wait_for("every node redirected to the successor", Duration::from_secs(2), async || ["n0", "n1", "n2"].iter().all(|n| redirected(n))).await;
+    let redirected = |name: &str| {
+        log_of(&dir, name)
+            .lines()
+            .any(|l| l.contains("redirected to the meta leader") && l.contains(&next))
+    };
+    wait_for("every node redirected to the successor", Duration::from_secs(2), async || {
+        ["n0", "n1", "n2"].iter().all(|n| redirected(n))
+    })
+    .await;
     client.reset();
     every_shard_led(&mut client, Duration::from_secs(2)).await;
 }
@@ -163,7 +192,10 @@ async fn a_second_signal_exits_at_once() {
     let (_dir, etcd, mut metas, leader) = leader_with_etcd_paused("shutdown-twice").await;
     let proc = metas.procs.get_mut(&leader).unwrap();
     proc.signal("TERM");
-    assert!(proc.wait_exit(Duration::from_millis(300)).is_none(), "the first signal is a graceful stop, which waits on etcd");
+    assert!(
+        proc.wait_exit(Duration::from_millis(300)).is_none(),
+        "the first signal is a graceful stop, which waits on etcd"
+    );
     let (took, code) = stop(proc, "INT", Duration::from_secs(2));
     etcd.members[0].signal("CONT");
     println!("a second signal: exit {took:?} after it");

@@ -10,8 +10,8 @@ use std::time::Duration;
 use etcd_client::{Client, Txn, TxnOp};
 use process::*;
 use shardmeta::core::ids::{ClusterId, TableId};
-use shardmeta::core::model::{ClusterRecord, SchemaRecord, TableRecord};
 use shardmeta::core::model::Mutation;
+use shardmeta::core::model::{ClusterRecord, SchemaRecord, TableRecord};
 use shardmeta::core::storage::{Op, FENCE_KEY};
 use shardmeta::server::storage::etcd::EtcdStore;
 use shardmeta::server::storage::standby::Standby;
@@ -40,7 +40,9 @@ async fn commit(client: &Client, changes: Vec<Mutation>, fence: u64) {
         .map(|m| match m.to_op() {
             Op::Put { key, value } => TxnOp::put(key, value, None),
             Op::Delete { key } => TxnOp::delete(key, None),
-            Op::DeletePrefix { prefix } => TxnOp::delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix())),
+            Op::DeletePrefix { prefix } => {
+                TxnOp::delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix()))
+            }
         })
         .collect();
     ops.push(TxnOp::put(FENCE_KEY, fence.to_be_bytes().to_vec(), None));
@@ -48,7 +50,15 @@ async fn commit(client: &Client, changes: Vec<Mutation>, fence: u64) {
 }
 
 fn table(id: u64) -> Mutation {
-    Mutation::PutTable(CLUSTER, TableRecord { id: FIRST_TABLE + id, name: format!("t{id}"), encoded_schema: vec![7; 4096], ..Default::default() })
+    Mutation::PutTable(
+        CLUSTER,
+        TableRecord {
+            id: FIRST_TABLE + id,
+            name: format!("t{id}"),
+            encoded_schema: vec![7; 4096],
+            ..Default::default()
+        },
+    )
 }
 
 async fn stored_fence(client: &Client) -> Option<Vec<u8>> {
@@ -64,9 +74,23 @@ async fn a_standby_hands_over_a_catalog_holding_the_newest_transaction() {
     let client = connect(&etcd).await;
     let store = EtcdStore::new(client.clone(), Vec::new(), Duration::from_secs(5));
     // A cluster's id ceiling sorts before its record: the standby applies the pair in order.
-    let cluster = ClusterRecord { id: CLUSTER.0, name: "a".into(), shard_count: 4, ..Default::default() };
-    commit(&client, vec![Mutation::PutIdCeiling(CLUSTER, 1 << 20), Mutation::PutCluster(cluster)], 1).await;
-    commit(&client, vec![Mutation::PutSchema(CLUSTER, SchemaRecord { id: 0, name: "public".into(), dropping: false })], 2).await;
+    let cluster =
+        ClusterRecord { id: CLUSTER.0, name: "a".into(), shard_count: 4, ..Default::default() };
+    commit(
+        &client,
+        vec![Mutation::PutIdCeiling(CLUSTER, 1 << 20), Mutation::PutCluster(cluster)],
+        1,
+    )
+    .await;
+    commit(
+        &client,
+        vec![Mutation::PutSchema(
+            CLUSTER,
+            SchemaRecord { id: 0, name: "public".into(), dropping: false },
+        )],
+        2,
+    )
+    .await;
 
     // Started while transactions land: it loads at some revision among them, then follows.
     // The last of them come in a burst from many clients, so that the standby is still behind
@@ -99,19 +123,27 @@ async fn a_standby_hands_over_a_catalog_holding_the_newest_transaction() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     for id in (0..TABLES).step_by(10) {
         fence += 1;
-        commit(&client, vec![Mutation::DeleteTable(CLUSTER, TableId(FIRST_TABLE + id))], fence).await;
+        commit(&client, vec![Mutation::DeleteTable(CLUSTER, TableId(FIRST_TABLE + id))], fence)
+            .await;
     }
     // Asked for a revision it has not seen yet, it waits for it rather than hand over early.
-    let next = client.kv_client().get(FENCE_KEY, None).await.unwrap().header().unwrap().revision() + 1;
+    let next =
+        client.kv_client().get(FENCE_KEY, None).await.unwrap().header().unwrap().revision() + 1;
     let taking = tokio::spawn(standby.take_over_at(next));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!taking.is_finished(), "the standby handed over before the transaction it was asked for");
+    assert!(
+        !taking.is_finished(),
+        "the standby handed over before the transaction it was asked for"
+    );
     fence += 1;
     commit(&client, vec![table(TABLES)], fence).await;
     let snapshot = taking.await.unwrap().expect("a warm standby hands over");
     let tables = &snapshot.catalog.cluster(CLUSTER).tables;
     assert_eq!(tables.len() as u64, TABLES - TABLES / 10 + 1);
-    assert!(tables.get(TableId(FIRST_TABLE + 10)).is_none() && tables.get(TableId(FIRST_TABLE + TABLES)).is_some());
+    assert!(
+        tables.get(TableId(FIRST_TABLE + 10)).is_none()
+            && tables.get(TableId(FIRST_TABLE + TABLES)).is_some()
+    );
     assert_eq!(snapshot.fence, Some(fence.to_be_bytes().to_vec()));
 
     // A dropped cluster goes in one range delete, its record a tombstone: a standby that
@@ -120,15 +152,36 @@ async fn a_standby_hands_over_a_catalog_holding_the_newest_transaction() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let tombstone = ClusterRecord { id: CLUSTER.0, dropped: true, ..Default::default() };
     fence += 1;
-    commit(&client, vec![Mutation::DeleteClusterData(CLUSTER), Mutation::PutCluster(tombstone)], fence).await;
-    let next = ClusterRecord { id: CLUSTER.0 + 1, name: "a".into(), shard_count: 2, ..Default::default() };
+    commit(
+        &client,
+        vec![Mutation::DeleteClusterData(CLUSTER), Mutation::PutCluster(tombstone)],
+        fence,
+    )
+    .await;
+    let next =
+        ClusterRecord { id: CLUSTER.0 + 1, name: "a".into(), shard_count: 2, ..Default::default() };
     fence += 1;
-    commit(&client, vec![Mutation::PutIdCeiling(ClusterId(next.id), 1_000), Mutation::PutCluster(next)], fence).await;
+    commit(
+        &client,
+        vec![Mutation::PutIdCeiling(ClusterId(next.id), 1_000), Mutation::PutCluster(next)],
+        fence,
+    )
+    .await;
     let warm = standby.take_over().await.expect("a warm standby hands over");
-    assert!(warm.catalog.clusters.keys().eq([&ClusterId(CLUSTER.0 + 1)]), "only the new cluster is left");
+    assert!(
+        warm.catalog.clusters.keys().eq([&ClusterId(CLUSTER.0 + 1)]),
+        "only the new cluster is left"
+    );
     assert!(warm.catalog.dropped_clusters.contains(&CLUSTER));
     let cold = store.snapshot().await.expect("a cold load");
     assert_eq!(warm, cold);
-    let left = client.kv_client().get(format!("/shardmeta/v1/c/{:010}/", CLUSTER.0), Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
+    let left = client
+        .kv_client()
+        .get(
+            format!("/shardmeta/v1/c/{:010}/", CLUSTER.0),
+            Some(etcd_client::GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
     assert!(left.kvs().is_empty(), "nothing is left inside the dropped cluster");
 }

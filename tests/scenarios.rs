@@ -16,7 +16,10 @@ fn seed() -> u64 {
 
 /// On failure: the seed, and how to run it again.
 fn replay(w: &World, test: &str) -> String {
-    format!("seed {0} (replay: SCENARIO_SEED={0} cargo test --test scenarios {test} -- --nocapture)", w.seed)
+    format!(
+        "seed {0} (replay: SCENARIO_SEED={0} cargo test --test scenarios {test} -- --nocapture)",
+        w.seed
+    )
 }
 
 /// Six nodes at an even 2,000 units each, every report ±15% noise, for a simulated hour:
@@ -43,7 +46,8 @@ fn scale_out(config: CoreConfig, row: &str) -> (usize, usize) {
     let new = [6, 7, 8];
     let mut peak_in_flight = 0;
     let converged = w.run_until(1_200, |w| {
-        peak_in_flight = peak_in_flight.max(w.catalog().shards.iter().filter(|s| s.transfer.is_some()).count());
+        peak_in_flight =
+            peak_in_flight.max(w.catalog().shards.iter().filter(|s| s.transfer.is_some()).count());
         w.min_over_mean(&new) >= 0.9
     });
     // Moves land in bursts, one a round; a gap of more than 5 s starts the next.
@@ -53,11 +57,20 @@ fn scale_out(config: CoreConfig, row: &str) -> (usize, usize) {
     let lower_bound = 3 * 18;
     w.report(row, converged, Some(lower_bound));
     let r = replay(&w, "scale_out");
-    assert!(converged.is_some(), "the new nodes never reached 0.9 × mean: {:.2}; {r}", w.min_over_mean(&new));
+    assert!(
+        converged.is_some(),
+        "the new nodes never reached 0.9 × mean: {:.2}; {r}",
+        w.min_over_mean(&new)
+    );
     let new_ids: Vec<u32> = new.iter().filter_map(|&i| w.id_of(i)).collect();
-    let between_old: Vec<_> = w.moves.iter().filter(|m| !m.to.is_some_and(|t| new_ids.contains(&t))).collect();
+    let between_old: Vec<_> =
+        w.moves.iter().filter(|m| !m.to.is_some_and(|t| new_ids.contains(&t))).collect();
     assert!(between_old.is_empty(), "moves between old nodes: {between_old:?}; {r}");
-    assert!(w.moves.len() as f64 <= 1.25 * lower_bound as f64, "{} moves for a lower bound of {lower_bound}; {r}", w.moves.len());
+    assert!(
+        w.moves.len() as f64 <= 1.25 * lower_bound as f64,
+        "{} moves for a lower bound of {lower_bound}; {r}",
+        w.moves.len()
+    );
     println!("{row}: moves in {rounds} rounds, at most {peak_in_flight} in flight");
     (rounds, peak_in_flight)
 }
@@ -72,8 +85,16 @@ fn scale_out_six_to_nine_fills_the_new_nodes_within_three_rounds() {
 /// between old nodes, moves near the bound) and never more moves in flight than allowed.
 #[test]
 fn scale_out_under_narrow_limits_takes_more_rounds_and_keeps_them() {
-    let scheduler = SchedulerSettings { moves_in_flight_max: 8, moves_per_pass_max: 16, moves_per_node_per_pass_max: 4, ..Default::default() };
-    let (rounds, peak_in_flight) = scale_out(CoreConfig { scheduler, ..Default::default() }, "scale-out 6 → 9, 8 in flight, 4 per node per pass");
+    let scheduler = SchedulerSettings {
+        moves_in_flight_max: 8,
+        moves_per_pass_max: 16,
+        moves_per_node_per_pass_max: 4,
+        ..Default::default()
+    };
+    let (rounds, peak_in_flight) = scale_out(
+        CoreConfig { scheduler, ..Default::default() },
+        "scale-out 6 → 9, 8 in flight, 4 per node per pass",
+    );
     assert!(rounds > 3, "8 moves in flight cannot place 54 moves in {rounds} rounds");
     assert!(peak_in_flight <= 8, "{peak_in_flight} moves in flight, the limit is 8");
 }
@@ -85,13 +106,18 @@ fn scale_out_under_narrow_limits_takes_more_rounds_and_keeps_them() {
 fn three_hot_nodes_of_nine_are_relieved_by_transfers() {
     let mut w = World::new(seed(), CoreConfig::default(), 9, 180, 1, 100.0);
     let hot_ids: Vec<u32> = (0..3).filter_map(|i| w.id_of(i)).collect();
-    let hot: Vec<bool> = w.catalog().shards.iter().map(|s| s.leader.is_some_and(|l| hot_ids.contains(&l))).collect();
+    let hot: Vec<bool> =
+        w.catalog().shards.iter().map(|s| s.leader.is_some_and(|l| hot_ids.contains(&l))).collect();
     w.load = Box::new(move |s, _| if hot[s.index()] { 200.0 } else { 100.0 });
     let converged = w.run_until(1_200, |w| w.max_over_mean() <= 1.05);
     w.run(120);
     w.report("3 of 9 nodes hot", converged, Some(18));
     let r = replay(&w, "three_hot");
-    assert!(converged.is_some() && w.max_over_mean() <= 1.05, "max/mean {:.3}; {r}", w.max_over_mean());
+    assert!(
+        converged.is_some() && w.max_over_mean() <= 1.05,
+        "max/mean {:.3}; {r}",
+        w.max_over_mean()
+    );
     // A reopen only where no follower of the source's shards has room.
     let reopens = w.moves.iter().filter(|m| !m.promoted).count();
     println!("3 of 9 hot: {} transfers to followers, {reopens} reopens", w.moves.len() - reopens);
@@ -104,16 +130,23 @@ fn three_hot_nodes_of_nine_are_relieved_by_transfers() {
 #[test]
 fn draining_a_node_leaves_the_survivors_even() {
     let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
-    let drained = w.h.call(Request::DrainNode { cluster: "c".into(), node: "n1".into(), cancel: false });
+    let drained =
+        w.h.call(Request::DrainNode { cluster: "c".into(), node: "n1".into(), cancel: false });
     assert!(drained.is_ok(), "{drained:?}");
     let n1 = w.id_of(0).unwrap();
     let survivors = [1, 2, 3, 4, 5];
-    let empty = |w: &World| w.catalog().shards.iter().all(|s| s.leader != Some(n1) && !s.followers.contains(&n1));
+    let empty = |w: &World| {
+        w.catalog().shards.iter().all(|s| s.leader != Some(n1) && !s.followers.contains(&n1))
+    };
     let converged = w.run_until(1_200, |w| empty(w) && w.max_over_mean_of(&survivors) <= 1.10);
     w.run(120);
     w.report_of("drain a node", converged, Some(20), w.max_over_mean_of(&survivors));
     let r = replay(&w, "draining");
-    assert!(converged.is_some(), "survivors at {:.3} of their mean; {r}", w.max_over_mean_of(&survivors));
+    assert!(
+        converged.is_some(),
+        "survivors at {:.3} of their mean; {r}",
+        w.max_over_mean_of(&survivors)
+    );
     assert!(w.max_over_mean_of(&survivors) <= 1.10, "{r}");
 }
 
@@ -133,7 +166,10 @@ fn a_short_outage_moves_nothing_and_a_long_one_fails_over_then_refills() {
 
     let config = CoreConfig::default();
     let patience = config.load_window_ms * config.load_windows_trusted as u64 / 1_000;
-    for (down_s, row) in [(60, "node down 60 s (> lease), then back"), (0, "node down > lease, back right after its failover")] {
+    for (down_s, row) in [
+        (60, "node down 60 s (> lease), then back"),
+        (0, "node down > lease, back right after its failover"),
+    ] {
         let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
         w.run(60);
         let n3 = w.id_of(2).unwrap();
@@ -141,29 +177,40 @@ fn a_short_outage_moves_nothing_and_a_long_one_fails_over_then_refills() {
         let led = |w: &World| w.catalog().shards.iter().filter(|s| s.leader == Some(n3)).count();
         let failed_over = w.run_until(60, |w| led(w) == 0);
         let bound = (config.lease_ms + config.clock_drift_ms + config.tick_interval_ms) / 1_000 + 2;
-        assert!(failed_over.is_some_and(|s| s <= bound), "failover took {failed_over:?} s, the bound is {bound} s; {r}");
+        assert!(
+            failed_over.is_some_and(|s| s <= bound),
+            "failover took {failed_over:?} s, the bound is {bound} s; {r}"
+        );
         let failovers = w.moves.len();
         w.run(down_s);
         w.nodes[2].restart();
         w.up[2] = true;
         let refill_started = w.run_until(600, |w| led(w) > 0);
-        let refilled = w.run_until(900, |w| w.max_over_mean() <= 1.10 && w.min_over_mean(&[2]) >= 0.9);
+        let refilled =
+            w.run_until(900, |w| w.max_over_mean() <= 1.10 && w.min_over_mean(&[2]) >= 0.9);
         w.report(row, refilled, Some(2 * failovers));
         println!("{row}: failover in {failed_over:?} s ({failovers} shards); refill started {refill_started:?} s after the return");
-        assert!(refill_started.is_some() && refilled.is_some(), "the returned node was not refilled; {r}");
+        assert!(
+            refill_started.is_some() && refilled.is_some(),
+            "the returned node was not refilled; {r}"
+        );
         // A heartbeat to register the return, the rest of the settle count to admit it, a pass
         // to plan, a heartbeat to open: 5 s. Back at once, the patience after the failover
         // comes first.
         let admitted = 3 + config.node_settle_heartbeats as u64 - 1;
         let wait = if down_s > patience { admitted } else { patience + admitted };
-        assert!(refill_started.unwrap() <= wait, "refill started {refill_started:?} s after the return, the bound is {wait} s; {r}");
+        assert!(
+            refill_started.unwrap() <= wait,
+            "refill started {refill_started:?} s after the return, the bound is {wait} s; {r}"
+        );
     }
 }
 
 /// Zone spread at every second, over the nodes that are up.
 fn zones_spread(w: &World) -> Result<(), String> {
     let c = w.catalog();
-    let live: Vec<u32> = (0..w.nodes.len()).filter(|&i| w.up[i]).filter_map(|i| w.id_of(i)).collect();
+    let live: Vec<u32> =
+        (0..w.nodes.len()).filter(|&i| w.up[i]).filter_map(|i| w.id_of(i)).collect();
     shardmeta::check::zone_spread(c, |n| live.contains(&n.0)).map_err(|v| v.to_string())
 }
 
@@ -183,8 +230,19 @@ fn losing_a_zone_keeps_replicas_spread_and_leaders_over_the_zones_left() {
         w.step();
         zones_spread(&w).unwrap_or_else(|e| panic!("second {}: {e}; {r}", w.second));
     }
-    let zone_of = |w: &World, leader: u32| w.nodes.iter().find(|n| w.catalog().node_by_name.get(&n.name).is_some_and(|id| id.0 == leader)).map(|n| n.zone.clone());
-    let leaders = |w: &World, zone: &str| w.catalog().shards.iter().filter(|s| s.leader.is_some_and(|l| zone_of(w, l).as_deref() == Some(zone))).count();
+    let zone_of = |w: &World, leader: u32| {
+        w.nodes
+            .iter()
+            .find(|n| w.catalog().node_by_name.get(&n.name).is_some_and(|id| id.0 == leader))
+            .map(|n| n.zone.clone())
+    };
+    let leaders = |w: &World, zone: &str| {
+        w.catalog()
+            .shards
+            .iter()
+            .filter(|s| s.leader.is_some_and(|l| zone_of(w, l).as_deref() == Some(zone)))
+            .count()
+    };
     let (a, b) = (leaders(&w, "a"), leaders(&w, "b"));
     assert!(a + b == 90 && a.abs_diff(b) <= 9, "leaders in zone a {a}, zone b {b}; {r}");
     for &i in &in_c {
@@ -232,7 +290,10 @@ fn a_rolling_restart_moves_only_failovers_and_refills() {
     w.report("rolling restart of 6 nodes, each down 15 s", settled, Some(2 * failovers));
     println!("rolling restart: {failovers} failovers, {refills} refill moves");
     assert!(settled.is_some(), "max/mean {:.3}; {r}", w.max_over_mean());
-    assert!(refills <= failovers + failovers / 10, "{refills} refill moves for {failovers} failovers; {r}");
+    assert!(
+        refills <= failovers + failovers / 10,
+        "{refills} refill moves for {failovers} failovers; {r}"
+    );
 }
 
 /// The meta leader dies while load moves are in flight: a new one loads the catalog, finishes
@@ -243,10 +304,17 @@ fn a_meta_failover_in_the_middle_of_moves_loses_and_repeats_none() {
     let mut w = World::new(seed(), CoreConfig::default(), 9, 180, 1, 100.0);
     let r = replay(&w, "meta_failover");
     let hot_ids: Vec<u32> = (0..3).filter_map(|i| w.id_of(i)).collect();
-    let hot: Vec<bool> = w.catalog().shards.iter().map(|s| s.leader.is_some_and(|l| hot_ids.contains(&l))).collect();
+    let hot: Vec<bool> =
+        w.catalog().shards.iter().map(|s| s.leader.is_some_and(|l| hot_ids.contains(&l))).collect();
     w.load = Box::new(move |s, _| if hot[s.index()] { 200.0 } else { 100.0 });
-    w.run_until(300, |w| w.catalog().shards.iter().any(|s| s.transfer.is_some())).unwrap_or_else(|| panic!("no move started; {r}"));
-    let in_flight: Vec<(u32, u32, u32)> = w.catalog().shards.iter().filter_map(|s| s.transfer.map(|t| (s.id, t.from, t.to))).collect();
+    w.run_until(300, |w| w.catalog().shards.iter().any(|s| s.transfer.is_some()))
+        .unwrap_or_else(|| panic!("no move started; {r}"));
+    let in_flight: Vec<(u32, u32, u32)> = w
+        .catalog()
+        .shards
+        .iter()
+        .filter_map(|s| s.transfer.map(|t| (s.id, t.from, t.to)))
+        .collect();
     let (stored, store) = (w.h.stored(), w.h.store.clone());
     w.h = harness::Harness::follower_with(CoreConfig::default());
     w.h.store = store;
@@ -257,15 +325,33 @@ fn a_meta_failover_in_the_middle_of_moves_loses_and_repeats_none() {
     let c = w.catalog();
     for &(shard, from, to) in &in_flight {
         let rec = &c.shards[shard as usize];
-        assert!(rec.transfer.is_none() && (rec.leader == Some(to) || rec.leader == Some(from)), "shard {shard}: {rec:?}; {r}");
+        assert!(
+            rec.transfer.is_none() && (rec.leader == Some(to) || rec.leader == Some(from)),
+            "shard {shard}: {rec:?}; {r}"
+        );
     }
-    let early: Vec<_> = w.moves[moves_before..].iter().filter(|m| !in_flight.iter().any(|t| t.0 == m.shard)).collect();
+    let early: Vec<_> = w.moves[moves_before..]
+        .iter()
+        .filter(|m| !in_flight.iter().any(|t| t.0 == m.shard))
+        .collect();
     assert!(early.is_empty(), "moves before the new leader trusted any load: {early:?}; {r}");
-    let twice = w.moves[moves_before..].iter().filter(|m| in_flight.iter().any(|t| t.0 == m.shard)).count();
-    assert!(twice <= in_flight.len(), "{twice} leader changes for {} transfers in flight; {r}", in_flight.len());
+    let twice =
+        w.moves[moves_before..].iter().filter(|m| in_flight.iter().any(|t| t.0 == m.shard)).count();
+    assert!(
+        twice <= in_flight.len(),
+        "{twice} leader changes for {} transfers in flight; {r}",
+        in_flight.len()
+    );
     let converged = w.run_until(600, |w| w.max_over_mean() <= 1.05);
     w.run(60);
-    w.report(&format!("meta leader killed with {} moves in flight", in_flight.len()), converged.map(|s| s + 20), None);
-    println!("meta failover at {takeover} s: {} transfers in flight, each finished once", in_flight.len());
+    w.report(
+        &format!("meta leader killed with {} moves in flight", in_flight.len()),
+        converged.map(|s| s + 20),
+        None,
+    );
+    println!(
+        "meta failover at {takeover} s: {} transfers in flight, each finished once",
+        in_flight.len()
+    );
     assert!(converged.is_some(), "max/mean {:.3} after the failover; {r}", w.max_over_mean());
 }

@@ -22,11 +22,13 @@ const FIRST_SEED: u64 = 0x5eed_0000;
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
     let v = v.trim();
-    Some(match v.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => v.parse(),
-    }
-    .unwrap_or_else(|_| panic!("{name}={v} is not a number")))
+    Some(
+        match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => v.parse(),
+        }
+        .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+    )
 }
 
 /// What one sweep thread ran: the coverage, the events, the sum of the trace hashes, and the
@@ -47,7 +49,8 @@ fn sweep(test: &str, opts: &Options, default: u64) -> (Coverage, usize) {
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-    let threads = env_u64("SIM_THREADS").unwrap_or(cores).clamp(1, seeds.len().max(1) as u64) as usize;
+    let threads =
+        env_u64("SIM_THREADS").unwrap_or(cores).clamp(1, seeds.len().max(1) as u64) as usize;
     let started = std::time::Instant::now();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -55,9 +58,12 @@ fn sweep(test: &str, opts: &Options, default: u64) -> (Coverage, usize) {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let (mut total, mut events, mut digest, mut failures) = (Coverage::default(), 0, 0u64, Vec::new());
+                    let (mut total, mut events, mut digest, mut failures) =
+                        (Coverage::default(), 0, 0u64, Vec::new());
                     while !failed.load(Ordering::Relaxed) {
-                        let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                        let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
                         match run_seed(seed, opts) {
                             Ok(report) => {
                                 total.add(&report.coverage);
@@ -125,7 +131,8 @@ fn seeds_hold_every_invariant() {
             ("procedure rolled back", total.procedures.rollbacks),
             ("procedure resumed by a new meta leader", total.procedures.resumed),
         ];
-        let missing: Vec<&str> = paths.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
+        let missing: Vec<&str> =
+            paths.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
         assert!(missing.is_empty(), "the seeds never exercised: {missing:?}");
     }
 }
@@ -144,8 +151,15 @@ fn calm_cluster_assigns_balances_and_goes_quiet() {
     let opts = Options { mix: Some(FaultMix::calm()), ..Default::default() };
     let report = run_seed(1, &opts).unwrap_or_else(|f| panic!("{f}"));
     assert!(report.coverage.moves.assigned > 0);
-    assert!(report.coverage.moves.transfers_finished > 0, "scale-out from 3 to 5 nodes must move leaders");
-    assert_eq!(report.coverage.moves.reopened + report.coverage.moves.promoted, 0, "no failure, no failover");
+    assert!(
+        report.coverage.moves.transfers_finished > 0,
+        "scale-out from 3 to 5 nodes must move leaders"
+    );
+    assert_eq!(
+        report.coverage.moves.reopened + report.coverage.moves.promoted,
+        0,
+        "no failure, no failover"
+    );
 }
 
 /// Runs seeds with a planted bug until one fails, and returns the invariant it broke.
@@ -165,7 +179,10 @@ fn first_violation(opts: &Options, seeds: u64) -> Invariant {
 fn first_liveness_failure(opts: &Options, seeds: u64) -> String {
     for seed in 0..seeds {
         if let Err(failure) = run_seed(FIRST_SEED + seed, opts) {
-            assert!(failure.violation.is_none(), "a safety violation, not a liveness failure: {failure}");
+            assert!(
+                failure.violation.is_none(),
+                "a safety violation, not a liveness failure: {failure}"
+            );
             return failure.to_string();
         }
     }
@@ -180,20 +197,30 @@ fn planted(bug: PlantedBug, mix: FaultMix) -> Options {
 fn s1_checker_catches_failover_without_lease_wait() {
     // Balancing moves leaders off live nodes; a node that cannot hear meta keeps leading until
     // its lease ends, and only the lease wait keeps the new leader from overlapping it.
-    let opts = planted(PlantedBug::SkipLeaseWait, FaultMix { added_nodes: 3, partitions: true, drop_per_mille: 50, ..FaultMix::calm() });
+    let opts = planted(
+        PlantedBug::SkipLeaseWait,
+        FaultMix { added_nodes: 3, partitions: true, drop_per_mille: 50, ..FaultMix::calm() },
+    );
     assert_eq!(first_violation(&opts, 100), Invariant::SingleWriter);
 }
 
 #[test]
 fn s2_checker_catches_reply_before_persist() {
-    let mix = FaultMix { store_error_per_mille: 100, store_timeout_per_mille: 100, ..FaultMix::calm() };
-    assert_eq!(first_violation(&planted(PlantedBug::ReplyBeforePersist, mix), 50), Invariant::Durability);
+    let mix =
+        FaultMix { store_error_per_mille: 100, store_timeout_per_mille: 100, ..FaultMix::calm() };
+    assert_eq!(
+        first_violation(&planted(PlantedBug::ReplyBeforePersist, mix), 50),
+        Invariant::Durability
+    );
 }
 
 #[test]
 fn s3_checker_catches_epoch_reset_on_leader_change() {
     let mix = FaultMix { meta_crashes: true, node_crashes: true, ..FaultMix::calm() };
-    assert_eq!(first_violation(&planted(PlantedBug::ResetEpochOnLeaderChange, mix), 50), Invariant::MonotonicVersions);
+    assert_eq!(
+        first_violation(&planted(PlantedBug::ResetEpochOnLeaderChange, mix), 50),
+        Invariant::MonotonicVersions
+    );
 }
 
 #[test]
@@ -206,12 +233,18 @@ fn s4_checker_catches_unfenced_store() {
 
 #[test]
 fn s5_checker_catches_follower_on_leader_node() {
-    assert_eq!(first_violation(&planted(PlantedBug::FollowerOnLeaderNode, FaultMix::calm()), 10), Invariant::Integrity);
+    assert_eq!(
+        first_violation(&planted(PlantedBug::FollowerOnLeaderNode, FaultMix::calm()), 10),
+        Invariant::Integrity
+    );
 }
 
 #[test]
 fn s6_checker_catches_field_missing_from_storage() {
-    assert_eq!(first_violation(&planted(PlantedBug::DropOptionsOnEncode, FaultMix::calm()), 10), Invariant::RestartEquivalence);
+    assert_eq!(
+        first_violation(&planted(PlantedBug::DropOptionsOnEncode, FaultMix::calm()), 10),
+        Invariant::RestartEquivalence
+    );
 }
 
 #[test]
@@ -230,7 +263,8 @@ fn l3_check_catches_a_scheduler_that_never_balances() {
 
 #[test]
 fn s6_checker_catches_a_standby_that_misses_deletions() {
-    let opts = Options { standby_skips_deletes: true, mix: Some(FaultMix::calm()), ..Default::default() };
+    let opts =
+        Options { standby_skips_deletes: true, mix: Some(FaultMix::calm()), ..Default::default() };
     assert_eq!(first_violation(&opts, 10), Invariant::RestartEquivalence);
 }
 
@@ -246,23 +280,38 @@ fn l1_check_catches_a_meta_that_never_takes_up_its_term() {
 fn l2_checker_catches_a_dead_leader_never_replaced() {
     let mix = FaultMix { node_crashes: true, ..FaultMix::calm() };
     assert!(mix.nodes_always_reachable());
-    assert_eq!(first_violation(&planted(PlantedBug::SkipFailover, mix), 50), Invariant::PromptFailover);
+    assert_eq!(
+        first_violation(&planted(PlantedBug::SkipFailover, mix), 50),
+        Invariant::PromptFailover
+    );
 }
 
 /// Node clocks slow at the drift bound, with near-zero network delay: the drift allowance is
 /// all that keeps a partitioned leader's lease from overlapping its successor's.
 fn at_the_drift_bound() -> FaultMix {
-    FaultMix { clock_drift: ClockDrift::AtBound, delay_ms: (1, 2), partitions: true, added_nodes: 3, ..FaultMix::calm() }
+    FaultMix {
+        clock_drift: ClockDrift::AtBound,
+        delay_ms: (1, 2),
+        partitions: true,
+        added_nodes: 3,
+        ..FaultMix::calm()
+    }
 }
 
 /// Without the allowance, slow clocks break S1; with exact clocks the same seeds hold, so it is
 /// the drift, not some other fault, that the allowance covers.
 #[test]
 fn the_drift_allowance_is_load_bearing() {
-    assert_eq!(first_violation(&planted(PlantedBug::IgnoreClockDrift, at_the_drift_bound()), 200), Invariant::SingleWriter);
+    assert_eq!(
+        first_violation(&planted(PlantedBug::IgnoreClockDrift, at_the_drift_bound()), 200),
+        Invariant::SingleWriter
+    );
     let exact_clocks = FaultMix { clock_drift: ClockDrift::Off, ..at_the_drift_bound() };
     for seed in 0..200 {
-        if let Err(failure) = run_seed(FIRST_SEED + seed, &planted(PlantedBug::IgnoreClockDrift, exact_clocks.clone())) {
+        if let Err(failure) = run_seed(
+            FIRST_SEED + seed,
+            &planted(PlantedBug::IgnoreClockDrift, exact_clocks.clone()),
+        ) {
             panic!("with exact clocks the allowance should not be needed: {failure}");
         }
     }
@@ -270,5 +319,9 @@ fn the_drift_allowance_is_load_bearing() {
 
 #[test]
 fn seeds_at_the_drift_bound_hold() {
-    sweep("seeds_at_the_drift_bound_hold", &Options { mix: Some(at_the_drift_bound()), ..Default::default() }, 200);
+    sweep(
+        "seeds_at_the_drift_bound_hold",
+        &Options { mix: Some(at_the_drift_bound()), ..Default::default() },
+        200,
+    );
 }

@@ -23,9 +23,11 @@ fn malformed_snapshots_are_refused_or_loaded_never_crash() {
 fn a_cluster_claiming_billions_of_shards_is_refused() {
     use prost::Message;
     use shardmeta::core::model::ClusterRecord;
-    let record = ClusterRecord { id: 1, name: "x".into(), shard_count: u32::MAX, ..Default::default() };
+    let record =
+        ClusterRecord { id: 1, name: "x".into(), shard_count: u32::MAX, ..Default::default() };
     let kvs = [("/shardmeta/v1/clusters/0000000001", record.encode_to_vec())];
-    let err = shardmeta::core::model::Catalog::load(kvs.iter().map(|(k, v)| (*k, v.as_slice()))).unwrap_err();
+    let err = shardmeta::core::model::Catalog::load(kvs.iter().map(|(k, v)| (*k, v.as_slice())))
+        .unwrap_err();
     assert!(err.to_string().contains("claims"), "{err}");
 }
 
@@ -82,8 +84,14 @@ fn mutated_real_catalogs_are_refused_or_load_consistently() {
             mutate(&mut rng, &mut pairs);
         }
         load_pairs(&pairs);
-        loaded += shardmeta::core::storage::Snapshot::load(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).is_ok() as u32;
+        loaded += shardmeta::core::storage::Snapshot::load(
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+        )
+        .is_ok() as u32;
     }
     // Both outcomes are exercised: mutations that still decode, and ones the loader refuses.
-    assert!(loaded > runs / 10 && loaded < runs * 9 / 10, "{loaded} of {runs} mutated catalogs loaded");
+    assert!(
+        loaded > runs / 10 && loaded < runs * 9 / 10,
+        "{loaded} of {runs} mutated catalogs loaded"
+    );
 }

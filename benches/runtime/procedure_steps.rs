@@ -14,9 +14,13 @@ const HEARTBEAT_PAUSE: Duration = Duration::from_millis(50);
 /// The shard's leader and follower, by name.
 async fn placements(meta: &str) -> Vec<(String, String)> {
     let mut c = connect(meta, Duration::from_secs(5)).await.expect("connect");
-    let req = proto::ListShardsRequest { header: header(), page_size: SHARDS, ..Default::default() };
+    let req =
+        proto::ListShardsRequest { header: header(), page_size: SHARDS, ..Default::default() };
     let shards = c.list_shards(req).await.expect("list shards").into_inner().shards;
-    shards.into_iter().map(|s| (s.leader, s.followers.first().cloned().unwrap_or_default())).collect()
+    shards
+        .into_iter()
+        .map(|s| (s.leader, s.followers.first().cloned().unwrap_or_default()))
+        .collect()
 }
 
 async fn wait_until_led(meta: &str) {
@@ -33,14 +37,29 @@ async fn wait_until_led(meta: &str) {
 /// No balancing of its own, and room for a transfer of every shard at once.
 async fn pause_scheduler(meta: &str) {
     let mut c = connect(meta, Duration::from_secs(5)).await.expect("connect");
-    let status = c.scheduler_status(proto::SchedulerStatusRequest { header: header() }).await.expect("status").into_inner();
-    let settings = proto::SchedulerSettings { paused: true, moves_in_flight_max: SHARDS, ..status.settings.expect("settings") };
-    c.set_scheduler(proto::SetSchedulerRequest { header: header(), settings: Some(settings) }).await.expect("pause");
+    let status = c
+        .scheduler_status(proto::SchedulerStatusRequest { header: header() })
+        .await
+        .expect("status")
+        .into_inner();
+    let settings = proto::SchedulerSettings {
+        paused: true,
+        moves_in_flight_max: SHARDS,
+        ..status.settings.expect("settings")
+    };
+    c.set_scheduler(proto::SetSchedulerRequest { header: header(), settings: Some(settings) })
+        .await
+        .expect("pause");
 }
 
 async fn running(meta: &str) -> usize {
     let mut c = connect(meta, Duration::from_secs(5)).await.expect("connect");
-    c.list_procedures(proto::ListProceduresRequest { header: header() }).await.expect("list").into_inner().procedures.len()
+    c.list_procedures(proto::ListProceduresRequest { header: header() })
+        .await
+        .expect("list")
+        .into_inner()
+        .procedures
+        .len()
 }
 
 pub async fn step_ratio() {
@@ -55,7 +74,18 @@ pub async fn step_ratio() {
     let (meta, stop) = start_meta(env).await;
     let halt = Arc::new(AtomicBool::new(false));
     let nodes: Vec<_> = (0..STEP_NODES)
-        .map(|i| tokio::spawn(node_loop(meta.clone(), i, 1, None, HEARTBEAT_PAUSE, Arc::new(AtomicBool::new(false)), halt.clone(), Arc::new(AtomicU64::new(0)))))
+        .map(|i| {
+            tokio::spawn(node_loop(
+                meta.clone(),
+                i,
+                1,
+                None,
+                HEARTBEAT_PAUSE,
+                Arc::new(AtomicBool::new(false)),
+                halt.clone(),
+                Arc::new(AtomicU64::new(0)),
+            ))
+        })
         .collect();
     wait_until_led(&meta).await;
     pause_scheduler(&meta).await;
@@ -69,7 +99,8 @@ pub async fn step_ratio() {
     }
     let clients = Arc::new(clients);
     // Each transfer swaps the shard's two replicas: `moved[s]` says the follower now leads.
-    let moved: Arc<Vec<AtomicBool>> = Arc::new((0..SHARDS).map(|_| AtomicBool::new(false)).collect());
+    let moved: Arc<Vec<AtomicBool>> =
+        Arc::new((0..SHARDS).map(|_| AtomicBool::new(false)).collect());
     let starts = throughput(move |w, i| {
         let (mut c, moved, places) = (clients[w].clone(), moved.clone(), places.clone());
         let per_writer = SHARDS as u64 / WRITERS as u64;
@@ -77,7 +108,12 @@ pub async fn step_ratio() {
         async move {
             let (leader, follower) = &places[shard];
             let to = if moved[shard].load(Ordering::Relaxed) { leader } else { follower };
-            let req = proto::MoveShardRequest { header: header(), shard: shard as u32, node: to.clone(), reopen: false };
+            let req = proto::MoveShardRequest {
+                header: header(),
+                shard: shard as u32,
+                node: to.clone(),
+                reopen: false,
+            };
             let ok = c.move_shard(req).await.is_ok();
             if ok {
                 moved[shard].fetch_xor(true, Ordering::Relaxed);
@@ -100,7 +136,11 @@ pub async fn step_ratio() {
     // The floor: one transaction per step, of the shape of a transfer start alone in a batch
     // (the fence compare twice; the epoch, the shard record and the procedure record).
     let raw = raw_txns(&etcd, |w, i| {
-        vec![(format!("/bench/epoch/{w}"), vec![1u8; 6]), (format!("/bench/shards/{w}/{}", i % 4), vec![1u8; 16]), (format!("/bench/procedures/{w}/{i}"), vec![7u8; 60])]
+        vec![
+            (format!("/bench/epoch/{w}"), vec![1u8; 6]),
+            (format!("/bench/shards/{w}/{}", i % 4), vec![1u8; 16]),
+            (format!("/bench/procedures/{w}/{i}"), vec![7u8; 60]),
+        ]
     })
     .await;
     println!("procedure steps on etcd ({WRITERS} operators moving leaders of {SHARDS} shards on {STEP_NODES} nodes):");

@@ -76,15 +76,24 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
             TxnOp::get(format!("{ELECTION_NAME}/"), Some(GetOptions::new().with_prefix())),
         ]);
         // An etcd timeout (madsim's etcd may hold a request for seconds first): read again.
-        let Ok(Ok(response)) = tokio::time::timeout(READ_TIMEOUT, kv.txn(txn)).await else { continue };
+        let Ok(Ok(response)) = tokio::time::timeout(READ_TIMEOUT, kv.txn(txn)).await else {
+            continue;
+        };
         let mut gets = response.op_responses().into_iter().filter_map(|r| match r {
             TxnOpResponse::Get(g) => Some(g),
             _ => None,
         });
         let (Some(meta), Some(election)) = (gets.next(), gets.next()) else { continue };
-        let pairs: Vec<(String, Vec<u8>)> = meta.kvs().iter().map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.value().to_vec())).collect();
+        let pairs: Vec<(String, Vec<u8>)> = meta
+            .kvs()
+            .iter()
+            .map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.value().to_vec()))
+            .collect();
         let holder = holder(election.kvs());
-        let fence = pairs.iter().find(|(k, _)| k == FENCE_KEY).and_then(|(_, v)| FenceRecord::decode(v.as_slice()).ok());
+        let fence = pairs
+            .iter()
+            .find(|(k, _)| k == FENCE_KEY)
+            .and_then(|(_, v)| FenceRecord::decode(v.as_slice()).ok());
         let mut a = audit.lock().expect("audit lock");
         a.reads += 1;
         (a.read_from, a.read_at) = (sent, now_ms());
@@ -95,7 +104,10 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
             Ok(c) => c,
             // The loader refuses what would break S5 (a shard with two replicas on one node).
             Err(e) => {
-                let v = check::Violation { invariant: check::Invariant::Integrity, detail: format!("storage holds a catalog no leader can load: {e}") };
+                let v = check::Violation {
+                    invariant: check::Invariant::Integrity,
+                    detail: format!("storage holds a catalog no leader can load: {e}"),
+                };
                 fail(v.to_string());
                 continue;
             }
@@ -106,7 +118,10 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
         if let Some(f) = fence {
             if let Some((before, before_holder)) = last {
                 if f != before && before_holder.is_some() && before_holder == holder {
-                    let landed = LandedWrite { batch_term: Term(f.term), fence_term: holder.expect("checked") };
+                    let landed = LandedWrite {
+                        batch_term: Term(f.term),
+                        fence_term: holder.expect("checked"),
+                    };
                     if let Err(v) = check::fencing(&[landed]) {
                         fail(v.to_string());
                     }
@@ -127,8 +142,12 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
         if let Some(old) = &previous {
             // Placement only: a table created after the workload stopped bumps a version, but
             // moves nothing.
-            let placement = |s: &shardmeta::core::model::ShardRecord| (s.leader, s.followers.clone(), s.transfer);
-            if let Some((o, n)) = old.shards.iter().zip(&cluster.shards).find(|(o, n)| placement(o) != placement(n)) {
+            let placement = |s: &shardmeta::core::model::ShardRecord| {
+                (s.leader, s.followers.clone(), s.transfer)
+            };
+            if let Some((o, n)) =
+                old.shards.iter().zip(&cluster.shards).find(|(o, n)| placement(o) != placement(n))
+            {
                 a.last_change = now_ms();
                 a.last_change_what = format!("shard {} went from {o:?} to {n:?}", o.id);
             }

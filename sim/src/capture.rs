@@ -54,8 +54,12 @@ impl Capture {
             tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::EnvFilter::new(filter))
         });
         // Errors from anywhere; the counted messages are shardmeta's own, at debug or above.
-        let wanted = tracing_subscriber::filter::filter_fn(|m| *m.level() == Level::ERROR || (*m.level() <= Level::DEBUG && m.target().starts_with("shardmeta")));
-        let subscriber = tracing_subscriber::registry().with(self.clone().with_filter(wanted)).with(printed);
+        let wanted = tracing_subscriber::filter::filter_fn(|m| {
+            *m.level() == Level::ERROR
+                || (*m.level() <= Level::DEBUG && m.target().starts_with("shardmeta"))
+        });
+        let subscriber =
+            tracing_subscriber::registry().with(self.clone().with_filter(wanted)).with(printed);
         tracing::subscriber::set_default(subscriber)
     }
 }

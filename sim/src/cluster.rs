@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use madsim::net::NetSim;
-use tracing::Instrument;
 use madsim::runtime::{Handle, NodeHandle};
 use shardmeta::client::node::{self, NodeClock, NodeIdentity, ShardExecutor};
-use shardmeta::client::{HostCounters, LeaseTracker, MetaClient, ShardHost, TableLeaseTracker, WriteService};
+use shardmeta::client::{
+    HostCounters, LeaseTracker, MetaClient, ShardHost, TableLeaseTracker, WriteService,
+};
 use shardmeta::core::{Epoch, Instant, NodeMessage, ShardCommand, ShardId};
 use shardmeta::server::config::{Overrides, ServerConfig};
+use tracing::Instrument;
 
 use crate::history::{now_ms, History};
 
@@ -45,7 +47,15 @@ pub struct Spec {
 
 impl Default for Spec {
     fn default() -> Spec {
-        Spec { metas: 3, data_nodes: 8, shards: 16, followers: 1, min_nodes: 8, etcd_timeout_rate: 0.0, skewed_load: false }
+        Spec {
+            metas: 3,
+            data_nodes: 8,
+            shards: 16,
+            followers: 1,
+            min_nodes: 8,
+            etcd_timeout_rate: 0.0,
+            skewed_load: false,
+        }
     }
 }
 
@@ -90,7 +100,11 @@ pub fn start_etcd(handle: &Handle, timeout_rate: f32) -> NodeHandle {
         .ip(ip("10.0.0.1"))
         .init(move || async move {
             let addr: SocketAddr = ETCD.parse().expect("etcd address");
-            etcd_client::SimServer::builder().timeout_rate(timeout_rate).serve(addr).await.expect("simulated etcd");
+            etcd_client::SimServer::builder()
+                .timeout_rate(timeout_rate)
+                .serve(addr)
+                .await
+                .expect("simulated etcd");
         })
         .build()
 }
@@ -185,8 +199,16 @@ impl DataNodeView {
     /// transport hands messages over. The host must refuse it: by term if meta's leader changed
     /// since, by version otherwise. Returns false if there was nothing to deliver.
     pub fn deliver_late(&self, history: &History) -> bool {
-        let Some(command) = self.accepted.lock().expect("accepted lock").front().cloned() else { return false };
-        let message = NodeMessage { term: command.term, epoch: Epoch(0), lease: None, commands: vec![command], heartbeat_interval_ms: 0 };
+        let Some(command) = self.accepted.lock().expect("accepted lock").front().cloned() else {
+            return false;
+        };
+        let message = NodeMessage {
+            term: command.term,
+            epoch: Epoch(0),
+            lease: None,
+            commands: vec![command],
+            heartbeat_interval_ms: 0,
+        };
         let mut host = self.host.lock().expect("host lock");
         let applied = host.on_message(&message);
         assert!(applied.is_empty(), "{} applied a command twice: {applied:?}", self.name);
@@ -228,7 +250,13 @@ pub struct DataNode {
 
 /// A data node: the real heartbeat loop and write service, with its lease log, accepted writes
 /// and every change of its view going into the history.
-pub fn start_data_node(handle: &Handle, i: usize, metas: usize, skewed: bool, history: &History) -> DataNode {
+pub fn start_data_node(
+    handle: &Handle,
+    i: usize,
+    metas: usize,
+    skewed: bool,
+    history: &History,
+) -> DataNode {
     let view = DataNodeView::new(format!("n{i}"));
     let (shared, history) = (view.clone(), history.clone());
     let node = handle
@@ -247,7 +275,8 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, skewed: bool, hi
                 view.accepted.lock().expect("accepted lock").clear();
                 let clock = NodeClock::start();
                 *view.clock.lock().expect("clock lock") = Some(clock);
-                let meta = MetaClient::new(meta_endpoints(metas), Duration::from_secs(2)).expect("endpoints");
+                let meta = MetaClient::new(meta_endpoints(metas), Duration::from_secs(2))
+                    .expect("endpoints");
                 let identity = NodeIdentity {
                     cluster: CLUSTER.into(),
                     name: view.name.clone(),
@@ -261,11 +290,22 @@ pub fn start_data_node(handle: &Handle, i: usize, metas: usize, skewed: bool, hi
                 // The span names the node in SIM_LOG output, where every node shares one log.
                 let span = tracing::info_span!("node", name = %view.name);
                 let load = move |s| shard_load(skewed, s);
-                tokio::task::spawn(node::run(meta, identity, host.clone(), clock, load, recorder, observer).instrument(span));
+                tokio::task::spawn(
+                    node::run(meta, identity, host.clone(), clock, load, recorder, observer)
+                        .instrument(span),
+                );
                 let name = view.name.clone();
-                let on_write = Box::new(move |shard, version, at| history.write(&name, shard, version, clock.wall_ms(at)));
+                let on_write = Box::new(move |shard, version, at| {
+                    history.write(&name, shard, version, clock.wall_ms(at))
+                });
                 let addr: SocketAddr = node_endpoint(i).parse().expect("node address");
-                tonic::transport::Server::builder().add_service(shardmeta::proto::node_server::NodeServer::new(WriteService::new(host, clock, on_write))).serve(addr).await.expect("write service");
+                tonic::transport::Server::builder()
+                    .add_service(shardmeta::proto::node_server::NodeServer::new(WriteService::new(
+                        host, clock, on_write,
+                    )))
+                    .serve(addr)
+                    .await
+                    .expect("write service");
             }
         })
         .build();

@@ -95,7 +95,10 @@ pub enum Undo {
     RestartMeta(NodeId),
     RestartDataNode(usize),
     Resume(NodeId),
-    Unclog { target: NodeId, links: Vec<(NodeId, NodeId)> },
+    Unclog {
+        target: NodeId,
+        links: Vec<(NodeId, NodeId)>,
+    },
     /// The fault is over already; the node stays busy until the undo.
     Done(NodeId),
 }
@@ -104,7 +107,10 @@ impl Undo {
     fn target(&self, sim: &Sim) -> Option<NodeId> {
         match self {
             Undo::Nothing => None,
-            Undo::RestartMeta(n) | Undo::Resume(n) | Undo::Unclog { target: n, .. } | Undo::Done(n) => Some(*n),
+            Undo::RestartMeta(n)
+            | Undo::Resume(n)
+            | Undo::Unclog { target: n, .. }
+            | Undo::Done(n) => Some(*n),
             Undo::RestartDataNode(i) => Some(sim.nodes[*i].handle.id()),
         }
     }
@@ -138,20 +144,31 @@ impl Sim {
                 Undo::Resume(m)
             }),
             Fault::MetaEtcdPartition => {
-                let leader = self.meta_leader().await.map(|i| self.metas[i].id()).filter(|l| !self.busy.contains(l));
+                let leader = self
+                    .meta_leader()
+                    .await
+                    .map(|i| self.metas[i].id())
+                    .filter(|l| !self.busy.contains(l));
                 let m = match leader {
                     Some(l) if rng.gen_bool(0.7) => Some(l),
                     _ => self.free_meta(),
                 };
                 m.map(|m| {
                     clog_both(&self.net, m, self.etcd.id(), true);
-                    Undo::Unclog { target: m, links: vec![(m, self.etcd.id()), (self.etcd.id(), m)] }
+                    Undo::Unclog {
+                        target: m,
+                        links: vec![(m, self.etcd.id()), (self.etcd.id(), m)],
+                    }
                 })
             }
             Fault::MetaMetaPartition => self.free_meta().map(|m| {
-                let others: Vec<NodeId> = self.metas.iter().map(|n| n.id()).filter(|&o| o != m).collect();
+                let others: Vec<NodeId> =
+                    self.metas.iter().map(|n| n.id()).filter(|&o| o != m).collect();
                 others.iter().for_each(|&o| clog_both(&self.net, m, o, true));
-                Undo::Unclog { target: m, links: others.iter().flat_map(|&o| [(m, o), (o, m)]).collect() }
+                Undo::Unclog {
+                    target: m,
+                    links: others.iter().flat_map(|&o| [(m, o), (o, m)]).collect(),
+                }
             }),
             Fault::DataNodeKill => self.free_data_node().map(|i| {
                 self.nodes[i].kill(&self.handle, &self.history);
@@ -166,7 +183,9 @@ impl Sim {
                 let n = self.nodes[i].handle.id();
                 let metas: Vec<NodeId> = self.metas.iter().map(|m| m.id()).collect();
                 let links: Vec<(NodeId, NodeId)> = match (fault, rng.gen_bool(0.5)) {
-                    (Fault::NodeMetaPartition, _) => metas.iter().flat_map(|&m| [(n, m), (m, n)]).collect(),
+                    (Fault::NodeMetaPartition, _) => {
+                        metas.iter().flat_map(|&m| [(n, m), (m, n)]).collect()
+                    }
                     (_, true) => metas.iter().map(|&m| (n, m)).collect(),
                     (_, false) => metas.iter().map(|&m| (m, n)).collect(),
                 };
@@ -175,7 +194,9 @@ impl Sim {
             }),
             Fault::LateCommand => self
                 .free_data_node()
-                .filter(|&i| self.nodes[i].is_up() && self.nodes[i].view.deliver_late(&self.history))
+                .filter(|&i| {
+                    self.nodes[i].is_up() && self.nodes[i].view.deliver_late(&self.history)
+                })
                 .map(|i| Undo::Done(self.nodes[i].handle.id())),
             Fault::Split | Fault::Merge => {
                 let shards = self.spec.shards;
@@ -187,7 +208,9 @@ impl Sim {
             }
             Fault::Impostor | Fault::OneShot => {
                 let name = match fault {
-                    Fault::Impostor => self.nodes[rng.gen_range(0..self.nodes.len())].view.name.clone(),
+                    Fault::Impostor => {
+                        self.nodes[rng.gen_range(0..self.nodes.len())].view.name.clone()
+                    }
                     _ => format!("{ONE_SHOT_PREFIX}{}", rng.gen_range(0..1_000)),
                 };
                 if self.rogue_heartbeat(name).await {
@@ -209,14 +232,29 @@ impl Sim {
     /// shard. Then the stream ends. Whether meta answered (a lease, or a refusal).
     async fn rogue_heartbeat(&self, name: String) -> bool {
         use shardmeta::proto::{HeartbeatRequest, ShardReport, ShardRole};
-        let (header, shards, incarnation) = (crate::frontend::header(), self.spec.shards, thread_rng().gen::<u64>() | 1 << 63);
+        let (header, shards, incarnation) =
+            (crate::frontend::header(), self.spec.shards, thread_rng().gen::<u64>() | 1 << 63);
         let call = move |mut m: shardmeta::client::MetaClient| async move {
             let Ok((_, mut c)) = m.leader().await else { return false };
-            let claim = |id| ShardReport { id, role: ShardRole::Leader as i32, version: 1, ..Default::default() };
+            let claim = |id| ShardReport {
+                id,
+                role: ShardRole::Leader as i32,
+                version: 1,
+                ..Default::default()
+            };
             let endpoint = "10.99.0.1:7000".to_string();
-            let hb = HeartbeatRequest { header, node_name: name, endpoint, incarnation, seq: 1, shards: (0..shards).map(claim).collect(), ..Default::default() };
+            let hb = HeartbeatRequest {
+                header,
+                node_name: name,
+                endpoint,
+                incarnation,
+                seq: 1,
+                shards: (0..shards).map(claim).collect(),
+                ..Default::default()
+            };
             let Ok(answers) = c.heartbeat(tokio_stream::iter(vec![hb])).await else { return false };
-            let answer = tokio::time::timeout(Duration::from_secs(2), answers.into_inner().message()).await;
+            let answer =
+                tokio::time::timeout(Duration::from_secs(2), answers.into_inner().message()).await;
             matches!(answer, Ok(Ok(Some(_))) | Ok(Err(_)))
         };
         self.with_meta(call).await
@@ -229,10 +267,20 @@ impl Sim {
         let call = move |mut m: shardmeta::client::MetaClient| async move {
             if split {
                 let req = SplitShardRequest { header, shard: a, tables: vec![] };
-                m.call(|mut c| { let req = req.clone(); async move { c.split_shard(req).await } }).await.map(drop)
+                m.call(|mut c| {
+                    let req = req.clone();
+                    async move { c.split_shard(req).await }
+                })
+                .await
+                .map(drop)
             } else {
                 let req = MergeShardsRequest { header, shard: a, other: b };
-                m.call(|mut c| { let req = req.clone(); async move { c.merge_shards(req).await } }).await.map(drop)
+                m.call(|mut c| {
+                    let req = req.clone();
+                    async move { c.merge_shards(req).await }
+                })
+                .await
+                .map(drop)
             }
         };
         self.with_meta(call).await.is_ok()
@@ -247,7 +295,9 @@ impl Sim {
             Undo::RestartMeta(m) => self.handle.restart(m),
             Undo::RestartDataNode(i) => self.nodes[i].restart(&self.handle),
             Undo::Resume(n) => self.handle.resume(n),
-            Undo::Unclog { links, .. } => links.iter().for_each(|&(a, b)| self.net.unclog_link(a, b)),
+            Undo::Unclog { links, .. } => {
+                links.iter().for_each(|&(a, b)| self.net.unclog_link(a, b))
+            }
         }
     }
 

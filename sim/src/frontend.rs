@@ -48,7 +48,8 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub const FULL: Workload = Workload { creates: true, drops: true, writes: true, pause: Duration::from_millis(50) };
+    pub const FULL: Workload =
+        Workload { creates: true, drops: true, writes: true, pause: Duration::from_millis(50) };
 }
 
 struct Frontend {
@@ -62,7 +63,14 @@ struct Frontend {
     stats: Arc<Mutex<FrontendStats>>,
 }
 
-pub async fn run(id: usize, metas: usize, workload: Workload, history: History, stop: Arc<AtomicBool>, stats: Arc<Mutex<FrontendStats>>) {
+pub async fn run(
+    id: usize,
+    metas: usize,
+    workload: Workload,
+    history: History,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<FrontendStats>>,
+) {
     let mut f = Frontend {
         id,
         meta: MetaClient::new(meta_endpoints(metas), CALL_TIMEOUT).expect("endpoints"),
@@ -76,7 +84,8 @@ pub async fn run(id: usize, metas: usize, workload: Workload, history: History, 
     while !stop.load(Ordering::SeqCst) {
         let roll = thread_rng().gen_range(0..10);
         let step = async {
-            if workload.creates && (roll < 3 || f.live.is_empty()) && f.live.len() < LIVE_TABLES_MAX {
+            if workload.creates && (roll < 3 || f.live.is_empty()) && f.live.len() < LIVE_TABLES_MAX
+            {
                 f.create().await;
             } else if workload.drops && (roll == 3 || f.live.len() >= LIVE_TABLES_MAX) {
                 f.drop_one().await;
@@ -95,8 +104,19 @@ impl Frontend {
     async fn create(&mut self) {
         self.next += 1;
         let name = format!("f{}_t{}", self.id, self.next);
-        let req = proto::CreateTableRequest { header: header(), name: name.clone(), if_not_exists: true, ..Default::default() };
-        let r = self.meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await;
+        let req = proto::CreateTableRequest {
+            header: header(),
+            name: name.clone(),
+            if_not_exists: true,
+            ..Default::default()
+        };
+        let r = self
+            .meta
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.create_table(req).await }
+            })
+            .await;
         if let Ok(Some(t)) = r.map(|r| r.table) {
             self.history.acked_create(TableId(t.id), &t.name);
             self.live.push((TableId(t.id), t.name));
@@ -111,7 +131,13 @@ impl Frontend {
         // Until acknowledged, the drop may land or not: the table is in doubt for good.
         self.history.dropping(id);
         let req = proto::DropTableRequest { header: header(), schema: String::new(), name };
-        let r = self.meta.call(|mut c| { let req = req.clone(); async move { c.drop_table(req).await } }).await;
+        let r = self
+            .meta
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.drop_table(req).await }
+            })
+            .await;
         if let Ok(r) = r {
             assert_eq!(r.id, id.0, "a drop acknowledged for another table than the one created");
             self.history.acked_drop(id);
@@ -126,15 +152,24 @@ impl Frontend {
         let Some(leader) = route.leader.clone() else { return };
         let node = match self.nodes.get(&leader.endpoint) {
             Some(c) => c.clone(),
-            None => match NodeClient::connect(shardmeta::client::meta_client::uri(&leader.endpoint)).await {
-                Ok(c) => {
-                    self.nodes.insert(leader.endpoint.clone(), c.clone());
-                    c
+            None => {
+                match NodeClient::connect(shardmeta::client::meta_client::uri(&leader.endpoint))
+                    .await
+                {
+                    Ok(c) => {
+                        self.nodes.insert(leader.endpoint.clone(), c.clone());
+                        c
+                    }
+                    Err(_) => return,
                 }
-                Err(_) => return,
-            },
+            }
         };
-        let req = proto::WriteRequest { shard: route.shard, version: route.version, table_id: id.0, payload: Vec::new() };
+        let req = proto::WriteRequest {
+            shard: route.shard,
+            version: route.version,
+            table_id: id.0,
+            payload: Vec::new(),
+        };
         let mut node = node;
         match tokio::time::timeout(CALL_TIMEOUT, node.write(req)).await {
             Ok(Ok(_)) => self.stats.lock().expect("stats lock").writes_accepted += 1,

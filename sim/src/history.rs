@@ -24,7 +24,9 @@ use shardmeta::core::{ClusterId, ShardId, TableId, Version};
 pub type Ms = u64;
 
 pub fn now_ms() -> Ms {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A routed write a node accepted.
@@ -83,7 +85,9 @@ impl<K: Ord + Copy> Tenures<K> {
 
     /// S1 over each unit's tenures; `name` says what a unit is ("shard 3").
     fn check(&self, name: impl Fn(K) -> String) -> Result<(), String> {
-        self.all.iter().try_for_each(|(&unit, tenures)| check::single_writer_over(&name(unit), tenures).map_err(|v| v.to_string()))
+        self.all.iter().try_for_each(|(&unit, tenures)| {
+            check::single_writer_over(&name(unit), tenures).map_err(|v| v.to_string())
+        })
     }
 }
 
@@ -119,7 +123,12 @@ impl History {
     }
 
     /// A node-agent's lease log entry, converted to wall milliseconds.
-    pub fn lease(&self, node: &str, event: LeaseEvent, wall: impl Fn(shardmeta::core::Instant) -> Ms) {
+    pub fn lease(
+        &self,
+        node: &str,
+        event: LeaseEvent,
+        wall: impl Fn(shardmeta::core::Instant) -> Ms,
+    ) {
         let mut h = self.lock();
         match event {
             LeaseEvent::Held { shard, from, until } => {
@@ -136,10 +145,17 @@ impl History {
     }
 
     /// The same per table (not traced: it follows from the shard leases and the node's views).
-    pub fn table_lease(&self, node: &str, event: TableLeaseEvent, wall: impl Fn(shardmeta::core::Instant) -> Ms) {
+    pub fn table_lease(
+        &self,
+        node: &str,
+        event: TableLeaseEvent,
+        wall: impl Fn(shardmeta::core::Instant) -> Ms,
+    ) {
         let mut h = self.lock();
         match event {
-            TableLeaseEvent::Held { table, from, until } => h.tables.held(node, table, wall(from), wall(until)),
+            TableLeaseEvent::Held { table, from, until } => {
+                h.tables.held(node, table, wall(from), wall(until))
+            }
             TableLeaseEvent::Cut { table, at } => h.tables.cut(node, table, wall(at)),
         }
     }
@@ -161,7 +177,15 @@ impl History {
         let mut h = self.lock();
         h.trace(("write", node, shard.0, version.0, at));
         if !h.shards.open(node, shard).is_some_and(|t| t.from <= at && at < t.until) {
-            let held: Vec<(Ms, Ms)> = h.shards.all.get(&shard).into_iter().flatten().filter(|t| t.node == node).map(|t| (t.from, t.until)).collect();
+            let held: Vec<(Ms, Ms)> = h
+                .shards
+                .all
+                .get(&shard)
+                .into_iter()
+                .flatten()
+                .filter(|t| t.node == node)
+                .map(|t| (t.from, t.until))
+                .collect();
             let v = format!("{node} accepted a write to shard {shard} at {at} ms outside any lease it held (its tenures: {held:?})");
             h.violations.push(v);
         }
@@ -253,7 +277,11 @@ mod tests {
     use shardmeta::core::Instant;
 
     fn held(h: &History, node: &str, shard: u32, from: u64, until: u64) {
-        h.lease(node, LeaseEvent::Held { shard: ShardId(shard), from: Instant(from), until: Instant(until) }, |i| i.0);
+        h.lease(
+            node,
+            LeaseEvent::Held { shard: ShardId(shard), from: Instant(from), until: Instant(until) },
+            |i| i.0,
+        );
     }
 
     #[test]
@@ -271,7 +299,15 @@ mod tests {
     #[test]
     fn overlapping_tenures_over_a_table_in_two_shards_are_caught() {
         let table = |h: &History, node: &str, from: u64, until: u64| {
-            h.table_lease(node, TableLeaseEvent::Held { table: TableId(7), from: Instant(from), until: Instant(until) }, |i| i.0);
+            h.table_lease(
+                node,
+                TableLeaseEvent::Held {
+                    table: TableId(7),
+                    from: Instant(from),
+                    until: Instant(until),
+                },
+                |i| i.0,
+            );
         };
         let h = History::default();
         held(&h, "a", 1, 0, 100);
@@ -290,7 +326,11 @@ mod tests {
         let h = History::default();
         held(&h, "a", 1, 0, 100);
         h.node_died("a", 40);
-        h.lease("c", LeaseEvent::Held { shard: ShardId(2), from: Instant(0), until: Instant(100) }, |i| i.0);
+        h.lease(
+            "c",
+            LeaseEvent::Held { shard: ShardId(2), from: Instant(0), until: Instant(100) },
+            |i| i.0,
+        );
         h.lease("c", LeaseEvent::Cut { shard: ShardId(2), at: Instant(10) }, |i| i.0);
         held(&h, "b", 1, 50, 200);
         held(&h, "d", 2, 20, 200);

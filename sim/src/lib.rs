@@ -140,11 +140,19 @@ impl Sim {
         let history = History::default();
         let etcd = start_etcd(&handle, spec.etcd_timeout_rate);
         let metas = (0..spec.metas).map(|i| start_meta(&handle, i, &spec)).collect();
-        let nodes = (0..spec.data_nodes).map(|i| start_data_node(&handle, i, spec.metas, spec.skewed_load, &history)).collect();
+        let nodes = (0..spec.data_nodes)
+            .map(|i| start_data_node(&handle, i, spec.metas, spec.skewed_load, &history))
+            .collect();
         let audit: Arc<Mutex<Audit>> = Arc::default();
         let (h, a) = (history.clone(), audit.clone());
-        handle.create_node().name("auditor").ip("10.0.9.1".parse().expect("ip")).init(move || auditor::run(h.clone(), a.clone())).build();
-        let client = handle.create_node().name("harness").ip("10.0.9.2".parse().expect("ip")).build();
+        handle
+            .create_node()
+            .name("auditor")
+            .ip("10.0.9.1".parse().expect("ip"))
+            .init(move || auditor::run(h.clone(), a.clone()))
+            .build();
+        let client =
+            handle.create_node().name("harness").ip("10.0.9.2".parse().expect("ip")).build();
         let mut faults = BTreeMap::new();
         if spec.etcd_timeout_rate > 0.0 {
             faults.insert(faults::ETCD_TIMEOUTS, 1);
@@ -204,12 +212,19 @@ impl Sim {
         for _ in 0..n {
             let id = self.frontends;
             self.frontends += 1;
-            let (metas, h, stop, stats) = (self.spec.metas, self.history.clone(), self.stop.clone(), self.frontend_stats.clone());
+            let (metas, h, stop, stats) = (
+                self.spec.metas,
+                self.history.clone(),
+                self.stop.clone(),
+                self.frontend_stats.clone(),
+            );
             self.handle
                 .create_node()
                 .name(format!("frontend-{id}"))
                 .ip(format!("10.0.3.{}", id + 1).parse().expect("ip"))
-                .init(move || frontend::run(id, metas, workload, h.clone(), stop.clone(), stats.clone()))
+                .init(move || {
+                    frontend::run(id, metas, workload, h.clone(), stop.clone(), stats.clone())
+                })
                 .build();
         }
     }
@@ -221,17 +236,31 @@ impl Sim {
     /// Adds a data node; returns its index.
     pub fn add_data_node(&mut self) -> usize {
         let i = self.nodes.len();
-        self.nodes.push(start_data_node(&self.handle, i, self.spec.metas, self.spec.skewed_load, &self.history));
+        self.nodes.push(start_data_node(
+            &self.handle,
+            i,
+            self.spec.metas,
+            self.spec.skewed_load,
+            &self.history,
+        ));
         i
     }
 
     /// Runs `f` with a meta client on the harness's own node.
-    pub async fn with_meta<T: Send + 'static, F>(&self, f: impl FnOnce(MetaClient) -> F + Send + 'static) -> T
+    pub async fn with_meta<T: Send + 'static, F>(
+        &self,
+        f: impl FnOnce(MetaClient) -> F + Send + 'static,
+    ) -> T
     where
         F: std::future::Future<Output = T> + Send + 'static,
     {
         let endpoints = meta_endpoints(self.spec.metas);
-        self.client.spawn(async move { f(MetaClient::new(endpoints, Duration::from_secs(3)).expect("endpoints")).await }).await.expect("harness task")
+        self.client
+            .spawn(async move {
+                f(MetaClient::new(endpoints, Duration::from_secs(3)).expect("endpoints")).await
+            })
+            .await
+            .expect("harness task")
     }
 
     /// Drains data nodes as an operator would: asks until meta accepts each drain, then waits
@@ -242,20 +271,40 @@ impl Sim {
         let names: Vec<String> = nodes.iter().map(|&i| self.nodes[i].view.name.clone()).collect();
         for name in &names {
             loop {
-                let req = shardmeta::proto::DrainNodeRequest { header: frontend::header(), node: name.clone(), cancel: false };
-                let call = |mut m: MetaClient| async move { m.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await };
+                let req = shardmeta::proto::DrainNodeRequest {
+                    header: frontend::header(),
+                    node: name.clone(),
+                    cancel: false,
+                };
+                let call = |mut m: MetaClient| async move {
+                    m.call(|mut c| {
+                        let req = req.clone();
+                        async move { c.drain_node(req).await }
+                    })
+                    .await
+                };
                 match self.with_meta(call).await {
                     Ok(r) if r.node.as_ref().is_some_and(|n| n.draining) => break,
-                    other => assert!(tokio::time::Instant::now() < deadline, "draining {name} was not accepted: {other:?}"),
+                    other => assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "draining {name} was not accepted: {other:?}"
+                    ),
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
         let drained = |c: &shardmeta::core::model::ClusterCatalog| {
-            names.iter().all(|name| c.node_by_name.get(name).is_some_and(|&id| c.node(id).draining && c.node_shards[id.index()].is_empty()))
+            names.iter().all(|name| {
+                c.node_by_name
+                    .get(name)
+                    .is_some_and(|&id| c.node(id).draining && c.node_shards[id.index()].is_empty())
+            })
         };
         while !self.audit.lock().expect("audit lock").catalog.as_ref().is_some_and(drained) {
-            assert!(tokio::time::Instant::now() < deadline, "{names:?} still hold shards {within:?} after their drain began");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{names:?} still hold shards {within:?} after their drain began"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -265,7 +314,10 @@ impl Sim {
     pub async fn tamper(&self, key: String, value: Option<Vec<u8>>) {
         self.client
             .spawn(async move {
-                let mut kv = etcd_client::Client::connect([cluster::ETCD], None).await.expect("etcd").kv_client();
+                let mut kv = etcd_client::Client::connect([cluster::ETCD], None)
+                    .await
+                    .expect("etcd")
+                    .kv_client();
                 match value {
                     Some(v) => kv.put(key, v, None).await.map(drop),
                     None => kv.delete(key, None).await.map(drop),
@@ -282,7 +334,12 @@ impl Sim {
             .with_meta(|mut m| async move {
                 // Only a node that names itself leads; a lookup may settle on a forwarder.
                 let (endpoint, mut client) = m.leader().await.ok()?;
-                let named = client.get_leader(shardmeta::proto::GetLeaderRequest {}).await.ok()?.into_inner().leader;
+                let named = client
+                    .get_leader(shardmeta::proto::GetLeaderRequest {})
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .leader;
                 (named == endpoint).then_some(endpoint)
             })
             .await?;
@@ -301,7 +358,9 @@ impl Sim {
             return Err(format!("L4 NoHang violated: {hangs} frontend calls neither answered nor failed within {:?}", frontend::CALL_BOUND));
         }
         let captured = self.capture.peek();
-        if let Some(e) = captured.errors.iter().find(|e| !self.expected_errors.iter().any(|x| e.contains(x))) {
+        if let Some(e) =
+            captured.errors.iter().find(|e| !self.expected_errors.iter().any(|x| e.contains(x)))
+        {
             return Err(format!("unexpected error log: {e}"));
         }
         Ok(())

@@ -45,8 +45,14 @@ fn stored(c: &ClusterCatalog) -> Served {
 impl Sim {
     async fn served(&self) -> Option<Served> {
         self.with_meta(|mut m| async move {
-            let shards = m.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await.ok()?;
-            let tables = m.list_all(proto::ListTablesRequest { header: header(), ..Default::default() }).await.ok()?;
+            let shards = m
+                .list_all(proto::ListShardsRequest { header: header(), ..Default::default() })
+                .await
+                .ok()?;
+            let tables = m
+                .list_all(proto::ListTablesRequest { header: header(), ..Default::default() })
+                .await
+                .ok()?;
             let shards = shards
                 .into_iter()
                 .map(|s| {
@@ -91,17 +97,25 @@ impl Sim {
         }
         // A split's new shard waits for its procedure before anyone may lead it; the quiet
         // check (L3) waits for the procedure to end.
-        let waiting = |s: &shardmeta::core::model::ShardRecord| c.lock_of(ShardId(s.id)).is_some_and(|p| p.new_shard == s.id && p.kind() == ProcedureKind::Split);
+        let waiting = |s: &shardmeta::core::model::ShardRecord| {
+            c.lock_of(ShardId(s.id))
+                .is_some_and(|p| p.new_shard == s.id && p.kind() == ProcedureKind::Split)
+        };
         c.shards.iter().filter(|s| !s.retired && !waiting(s)).all(|s| {
             let leader = s.leader.map(|l| c.node(NodeId(l)).name.as_str());
-            leader.is_some() && led.get(&s.id).is_some_and(|who| who.len() == 1 && Some(who[0]) == leader)
+            leader.is_some()
+                && led.get(&s.id).is_some_and(|who| who.len() == 1 && Some(who[0]) == leader)
         })
     }
 
     /// Live nodes that are not draining: the ones shards may be placed on.
     fn placeable<'a>(&'a self, c: &'a ClusterCatalog) -> impl Iterator<Item = &'a str> + 'a {
         let draining = |name: &str| c.node_by_name.get(name).is_some_and(|&id| c.node(id).draining);
-        self.nodes.iter().filter(|n| n.is_up()).map(|n| n.view.name.as_str()).filter(move |name| !draining(name))
+        self.nodes
+            .iter()
+            .filter(|n| n.is_up())
+            .map(|n| n.view.name.as_str())
+            .filter(move |name| !draining(name))
     }
 
     /// Leader counts of live, placeable nodes differ by at most one.
@@ -116,11 +130,18 @@ impl Sim {
     fn settled(&self, c: &ClusterCatalog) -> bool {
         let placeable = self.placeable(c).count();
         let want = (c.record.followers_per_shard as usize).min(placeable.saturating_sub(1));
-        let drained = c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
+        let drained =
+            c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
         // Balancing by load leaves counts uneven; the dry-run plan judges it (`plan_quiet`).
         let balanced = self.spec.skewed_load || self.balanced(c);
         let resized = c.procedures.is_empty();
-        balanced && drained && resized && c.shards.iter().filter(|s| !s.retired).all(|s| s.leader.is_some() && s.transfer.is_none() && s.followers.len() == want)
+        balanced
+            && drained
+            && resized
+            && c.shards
+                .iter()
+                .filter(|s| !s.retired)
+                .all(|s| s.leader.is_some() && s.transfer.is_none() && s.followers.len() == want)
     }
 
     /// L1, L2, S6 and S2 after the heal; L3 too when `balance`.
@@ -129,10 +150,18 @@ impl Sim {
         let election = Duration::from_millis(3 * ELECTION_TTL_MS);
         let leader_deadline = tokio::time::Instant::now() + election;
         while self.served().await.is_none() {
-            assert!(tokio::time::Instant::now() < leader_deadline, "L1: no meta leader serves within {election:?} of the heal");
+            assert!(
+                tokio::time::Instant::now() < leader_deadline,
+                "L1: no meta leader serves within {election:?} of the heal"
+            );
         }
         let failover = Duration::from_millis(3 * (LEASE_MS + CLOCK_DRIFT_MS) + 2 * ELECTION_TTL_MS);
-        self.eventually(failover, "L2: every shard led by exactly one live node", Sim::every_shard_led_once).await;
+        self.eventually(
+            failover,
+            "L2: every shard led by exactly one live node",
+            Sim::every_shard_led_once,
+        )
+        .await;
         if balance {
             let quiet = self.quiet().await;
             self.count_load_moves().await;
@@ -150,7 +179,12 @@ impl Sim {
     async fn assert_one_shots_hold_nothing(&self) {
         let (Some(c), _) = self.fresh_read().await else { return };
         let one_shot = |name: &str| name.starts_with(crate::faults::ONE_SHOT_PREFIX);
-        if let Some((n, held)) = c.nodes.iter().zip(&c.node_shards).find(|(n, held)| one_shot(&n.name) && !held.is_empty()) {
+        if let Some((n, held)) = c
+            .nodes
+            .iter()
+            .zip(&c.node_shards)
+            .find(|(n, held)| one_shot(&n.name) && !held.is_empty())
+        {
             panic!("one-shot sender {} holds shards {held:?}", n.name);
         }
     }
@@ -162,7 +196,11 @@ impl Sim {
         tokio::time::sleep(QUIET).await;
         let a = self.audit.lock().expect("audit lock").clone();
         if a.last_change > quiet_from {
-            return Err(format!("L3: the topology changed {} ms into the quiet window: {}", a.last_change - quiet_from, a.last_change_what));
+            return Err(format!(
+                "L3: the topology changed {} ms into the quiet window: {}",
+                a.last_change - quiet_from,
+                a.last_change_what
+            ));
         }
         Ok(())
     }
@@ -176,11 +214,16 @@ impl Sim {
     async fn await_settled(&self, within: Duration) -> Result<Ms, String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let in_contact = self.nodes.iter().filter(|n| n.is_up()).all(|n| n.view.in_contact(IN_CONTACT));
+            let in_contact =
+                self.nodes.iter().filter(|n| n.is_up()).all(|n| n.view.in_contact(IN_CONTACT));
             // The dry-run plan is asked before the read: a move the scheduler decides between
             // the two then shows in the read as a transfer under way, not settled.
             let planned_quiet = async || !self.spec.skewed_load || self.plan_quiet().await;
-            if in_contact && self.changes_pending().await == Some(0) && self.all_admitted().await && planned_quiet().await {
+            if in_contact
+                && self.changes_pending().await == Some(0)
+                && self.all_admitted().await
+                && planned_quiet().await
+            {
                 let (catalog, read_at) = self.fresh_read().await;
                 if catalog.is_some_and(|c| self.settled(&c)) {
                     return Ok(read_at);
@@ -200,14 +243,35 @@ impl Sim {
     /// no move for balance and no split or merge (a shard it names as unsplittable stays).
     async fn plan_quiet(&self) -> bool {
         self.with_meta(|mut m| async move {
-            let status = m.call(|mut c| async move { c.scheduler_status(proto::SchedulerStatusRequest { header: header() }).await }).await.ok()?;
-            let plan = m.call(|mut c| async move { c.plan_scheduler(proto::PlanSchedulerRequest { header: header() }).await }).await.ok()?;
+            let status = m
+                .call(|mut c| async move {
+                    c.scheduler_status(proto::SchedulerStatusRequest { header: header() }).await
+                })
+                .await
+                .ok()?;
+            let plan = m
+                .call(|mut c| async move {
+                    c.plan_scheduler(proto::PlanSchedulerRequest { header: header() }).await
+                })
+                .await
+                .ok()?;
             let judged = status.nodes.iter().all(|n| n.judged);
             // A scale-out split may come once the loads a new leader has not heard are known
             // (seed 1870: six of them started 2.4 s into the window).
-            let no_clock = status.shards_heating == 0 && status.shards_cooling == 0 && status.shards_short == 0;
-            let resizes = |mv: &proto::PlannedMove| matches!(mv.cause.as_str(), "split" | "merge") && !mv.text.starts_with("no split");
-            Some(judged && no_clock && plan.moves.iter().all(|mv| mv.cause != "load" && mv.cause != "leader-count" && !resizes(mv)))
+            let no_clock = status.shards_heating == 0
+                && status.shards_cooling == 0
+                && status.shards_short == 0;
+            let resizes = |mv: &proto::PlannedMove| {
+                matches!(mv.cause.as_str(), "split" | "merge") && !mv.text.starts_with("no split")
+            };
+            Some(
+                judged
+                    && no_clock
+                    && plan
+                        .moves
+                        .iter()
+                        .all(|mv| mv.cause != "load" && mv.cause != "leader-count" && !resizes(mv)),
+            )
         })
         .await
         .unwrap_or(false)
@@ -231,7 +295,12 @@ impl Sim {
     pub async fn events(&self) -> Vec<proto::Event> {
         self.with_meta(|mut m| async move {
             let req = proto::ListEventsRequest { header: header(), after: 0, limit: 10_000 };
-            m.call(|mut c| { let req = req.clone(); async move { c.list_events(req).await } }).await.ok()
+            m.call(|mut c| {
+                let req = req.clone();
+                async move { c.list_events(req).await }
+            })
+            .await
+            .ok()
         })
         .await
         .map_or(Vec::new(), |r| r.events)
@@ -242,9 +311,16 @@ impl Sim {
     /// Every node that is up is admitted by the meta leader (its incarnation has settled), so
     /// no scheduler move waits for one of them.
     async fn all_admitted(&self) -> bool {
-        let up: Vec<String> = self.nodes.iter().filter(|n| n.is_up()).map(|n| n.view.name.clone()).collect();
+        let up: Vec<String> =
+            self.nodes.iter().filter(|n| n.is_up()).map(|n| n.view.name.clone()).collect();
         self.with_meta(|mut m| async move {
-            let listed = m.call(|mut c| async move { c.list_nodes(proto::ListNodesRequest { header: header(), ..Default::default() }).await }).await.ok()?;
+            let listed = m
+                .call(|mut c| async move {
+                    c.list_nodes(proto::ListNodesRequest { header: header(), ..Default::default() })
+                        .await
+                })
+                .await
+                .ok()?;
             Some(up.iter().all(|name| listed.nodes.iter().any(|n| &n.name == name && n.admitted)))
         })
         .await
@@ -253,7 +329,12 @@ impl Sim {
 
     async fn changes_pending(&self) -> Option<u32> {
         self.with_meta(|mut m| async move {
-            let view = m.call(|mut c| async move { c.cluster_view(proto::ClusterViewRequest { header: header() }).await }).await.ok()?;
+            let view = m
+                .call(|mut c| async move {
+                    c.cluster_view(proto::ClusterViewRequest { header: header() }).await
+                })
+                .await
+                .ok()?;
             Some(view.changes_pending)
         })
         .await

@@ -15,7 +15,9 @@ use crate::{Coverage, Report};
 const TIME_LIMIT: Duration = Duration::from_secs(1_800);
 
 fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
 }
 
 /// The command that reruns one seed of one test.
@@ -50,7 +52,10 @@ where
     .join()
     .expect("the seed's thread");
     outcome.unwrap_or_else(|panic| {
-        eprintln!("\n{test} FAILED at seed {seed}. Replay it with:\n    {}\n", replay_command(binary, test, seed));
+        eprintln!(
+            "\n{test} FAILED at seed {seed}. Replay it with:\n    {}\n",
+            replay_command(binary, test, seed)
+        );
         resume_unwind(panic)
     })
 }
@@ -81,7 +86,10 @@ where
                 "seed {seed} gave a different event trace on a second run. Replay: {}",
                 replay_command(binary, test, seed)
             );
-            println!("{test}: seed {seed} is deterministic ({} events, same trace and random draws)", report.events);
+            println!(
+                "{test}: seed {seed} is deterministic ({} events, same trace and random draws)",
+                report.events
+            );
         }
     }
     println!(
@@ -101,6 +109,10 @@ pub fn assert_covered(summary: &Summary, what: &str, counts: &[(&str, u64)]) {
         println!("(coverage is checked only over the full seed set)");
         return;
     }
-    let missing: Vec<&str> = counts.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
-    assert!(missing.is_empty(), "the seed set never exercised {what}: {missing:?}; it proves less than it claims");
+    let missing: Vec<&str> =
+        counts.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
+    assert!(
+        missing.is_empty(),
+        "the seed set never exercised {what}: {missing:?}; it proves less than it claims"
+    );
 }

@@ -22,7 +22,8 @@ fn planted<F: std::future::Future<Output = Report> + 'static>(name: &str, body: 
 async fn lease_overrun_seed() -> Report {
     let sim = Sim::start(Spec { followers: 1, ..Spec::default() }).await;
     sim.sleep(Duration::from_secs(6)).await;
-    let victim = sim.nodes.iter().position(|n| !n.view.leading().is_empty()).expect("some node leads");
+    let victim =
+        sim.nodes.iter().position(|n| !n.view.leading().is_empty()).expect("some node leads");
     sim.nodes[victim].view.host.lock().unwrap().plant_lease_overrun(CoreDuration(10_000));
     sim.sleep(Duration::from_secs(1)).await;
     let metas: Vec<_> = sim.metas.iter().map(|m| m.id()).collect();
@@ -57,7 +58,13 @@ async fn audited(plant: impl AsyncFnOnce(&Sim, ClusterId)) -> String {
 /// An acknowledged table disappears from storage.
 async fn lost_table_seed() -> Report {
     let found = audited(async |sim, cluster| {
-        let acked = sim.history.acks(cluster).created.into_keys().find(|t| !sim.history.drops_sent().contains(&t.1)).expect("an acknowledged table");
+        let acked = sim
+            .history
+            .acks(cluster)
+            .created
+            .into_keys()
+            .find(|t| !sim.history.drops_sent().contains(&t.1))
+            .expect("an acknowledged table");
         sim.tamper(Key::Table(cluster, acked.1 .0).encode(), None).await;
     })
     .await;
@@ -73,7 +80,11 @@ fn durability_check_catches_a_lost_table() {
 /// The fence advances under a term that does not hold the election.
 async fn foreign_fence_seed() -> Report {
     let found = audited(async |sim, _| {
-        sim.tamper(FENCE_KEY.to_owned(), Some(FenceRecord { term: 1 << 40, seq: 1 }.encode_to_vec())).await;
+        sim.tamper(
+            FENCE_KEY.to_owned(),
+            Some(FenceRecord { term: 1 << 40, seq: 1 }.encode_to_vec()),
+        )
+        .await;
     })
     .await;
     assert!(found.contains("S4"), "{found}");
@@ -89,7 +100,8 @@ fn fencing_check_catches_a_write_under_a_foreign_term() {
 async fn doubled_replica_seed() -> Report {
     let found = audited(async |sim, cluster| {
         let catalog = sim.audit.lock().unwrap().catalog.clone().expect("a catalog");
-        let mut shard = catalog.shards.iter().find(|s| s.leader.is_some()).expect("a led shard").clone();
+        let mut shard =
+            catalog.shards.iter().find(|s| s.leader.is_some()).expect("a led shard").clone();
         shard.followers = vec![shard.leader.expect("led")];
         sim.tamper(Key::Shard(cluster, shard.id).encode(), Some(shard.encode_to_vec())).await;
     })
@@ -113,9 +125,11 @@ async fn restless_follower_seed() -> Report {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let Some(catalog) = sim.audit.lock().unwrap().catalog.clone() else { continue };
             let mut shard = catalog.shards[0].clone();
-            let elsewhere = (0..catalog.nodes.len() as u32).find(|n| Some(*n) != shard.leader && !shard.followers.contains(n));
+            let elsewhere = (0..catalog.nodes.len() as u32)
+                .find(|n| Some(*n) != shard.leader && !shard.followers.contains(n));
             shard.followers = vec![elsewhere.expect("8 nodes leave room")];
-            sim.tamper(Key::Shard(ClusterId(1), shard.id).encode(), Some(shard.encode_to_vec())).await;
+            sim.tamper(Key::Shard(ClusterId(1), shard.id).encode(), Some(shard.encode_to_vec()))
+                .await;
         }
     };
     let found = tokio::select! {

@@ -106,12 +106,20 @@ async fn data_node_crash(followers: u32) -> Report {
     // The meta leader's account (no meta failover here): a transfer that rebalances after the
     // failover can start and finish between two of the auditor's reads.
     let events = sim.events().await;
-    let failover = |what: &str| events.iter().filter(|e| e.cause == "failover" && e.text.contains(what)).count();
+    let failover = |what: &str| {
+        events.iter().filter(|e| e.cause == "failover" && e.text.contains(what)).count()
+    };
     let (promoted, reopened) = (failover(" promote follower:"), failover(" reopen:"));
     if followers > 0 {
-        assert!(promoted > 0 && reopened == 0, "with followers, a follower takes over: {promoted} promoted, {reopened} reopened");
+        assert!(
+            promoted > 0 && reopened == 0,
+            "with followers, a follower takes over: {promoted} promoted, {reopened} reopened"
+        );
     } else {
-        assert!(reopened > 0 && promoted == 0, "without followers, shards reopen elsewhere: {promoted} promoted, {reopened} reopened");
+        assert!(
+            reopened > 0 && promoted == 0,
+            "without followers, shards reopen elsewhere: {promoted} promoted, {reopened} reopened"
+        );
     }
     sim.stop_frontends();
     sim.assert_live(false).await; // the node stays dead: balance is among the rest
@@ -214,7 +222,8 @@ fn a_flapping_node() {
 }
 
 async fn scale_out() -> Report {
-    let mut sim = started(Spec { data_nodes: 4, min_nodes: 4, shards: 48, ..Spec::default() }, 2).await;
+    let mut sim =
+        started(Spec { data_nodes: 4, min_nodes: 4, shards: 48, ..Spec::default() }, 2).await;
     while sim.nodes.len() < 16 {
         sim.add_data_node();
         sim.sleep(Duration::from_millis(thread_rng().gen_range(200..2_000))).await;
@@ -223,7 +232,10 @@ async fn scale_out() -> Report {
     sim.stop_frontends();
     sim.assert_live(true).await; // balanced within one leader per node, then quiet
     let (finished, failed_over) = (caused(&sim, "finish").await, caused(&sim, "failover").await);
-    assert!(finished > 0 && failed_over == 0, "scale-out moves leaders by transfer only: {finished} finished, {failed_over} failovers");
+    assert!(
+        finished > 0 && failed_over == 0,
+        "scale-out moves leaders by transfer only: {finished} finished, {failed_over} failovers"
+    );
     sim.finish()
 }
 
@@ -233,7 +245,8 @@ fn scale_out_from_4_to_16_nodes_ends_balanced() {
 }
 
 async fn scale_in() -> Report {
-    let sim = started(Spec { data_nodes: 12, min_nodes: 12, shards: 36, ..Spec::default() }, 2).await;
+    let sim =
+        started(Spec { data_nodes: 12, min_nodes: 12, shards: 36, ..Spec::default() }, 2).await;
     // A third of the nodes leave, two at a time; each is stopped once it holds nothing.
     let mut leaving: Vec<usize> = (0..sim.nodes.len()).collect();
     leaving.sort_by_key(|_| thread_rng().gen::<u32>());
@@ -247,7 +260,10 @@ async fn scale_in() -> Report {
     sim.stop_frontends();
     sim.assert_live(true).await; // the eight that stay are balanced within one leader
     let (finished, failed_over) = (caused(&sim, "finish").await, caused(&sim, "failover").await);
-    assert!(finished > 0 && failed_over == 0, "draining moves leaders by transfer only: {finished} finished, {failed_over} failovers");
+    assert!(
+        finished > 0 && failed_over == 0,
+        "draining moves leaders by transfer only: {finished} finished, {failed_over} failovers"
+    );
     sim.finish()
 }
 

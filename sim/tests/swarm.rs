@@ -70,7 +70,8 @@ fn swarm() {
     let summary = run_seeds("swarm", "swarm", 200, swarm_seed);
     let c = &summary.coverage;
     let classes = Fault::ALL.iter().map(|f| f.name()).chain([ETCD_TIMEOUTS, PACKET_LOSS, LATENCY]);
-    let faults: Vec<(&str, u64)> = classes.map(|name| (name, c.faults.get(name).copied().unwrap_or(0))).collect();
+    let faults: Vec<(&str, u64)> =
+        classes.map(|name| (name, c.faults.get(name).copied().unwrap_or(0))).collect();
     assert_covered(&summary, "fault classes", &faults);
     assert_covered(&summary, "recovery paths", &c.recovery_paths());
     println!("workload: {:?}; storage reads audited: {}", c.frontend, c.storage_reads);

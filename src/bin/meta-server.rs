@@ -37,7 +37,13 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let overrides = Overrides { name: args.name, grpc_addr: args.grpc_addr, admin_addr: args.admin_addr, etcd_endpoints: args.etcd_endpoints, data_dir: args.data_dir };
+    let overrides = Overrides {
+        name: args.name,
+        grpc_addr: args.grpc_addr,
+        admin_addr: args.admin_addr,
+        etcd_endpoints: args.etcd_endpoints,
+        data_dir: args.data_dir,
+    };
     let config = match ServerConfig::load(args.config.as_deref(), std::env::vars(), overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -56,8 +62,12 @@ fn main() {
         "json" => logs.json().init(),
         _ => logs.with_ansi(ansi).init(),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    let served = runtime.block_on(shardmeta::server::run(config, shardmeta::server::signals::first_then_exit_on_second("meta-server")));
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let served = runtime.block_on(shardmeta::server::run(
+        config,
+        shardmeta::server::signals::first_then_exit_on_second("meta-server"),
+    ));
     // Tasks still running (a storage write, a forward) are not waited for past the bound.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     if let Err(e) = served {

@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 
-use crate::core::storage::{Op, Verdict, WriteBatch, WriteResult, FENCE_KEY};
-use crate::core::{ClusterSpec, CoreConfig, Duration, Input, Instant, Leadership, MetaCore, Output, Request, RequestId, SessionId, Term};
 use crate::core::model::Topology;
+use crate::core::storage::{Op, Verdict, WriteBatch, WriteResult, FENCE_KEY};
+use crate::core::{
+    ClusterSpec, CoreConfig, Duration, Input, Instant, Leadership, MetaCore, Output, Request,
+    RequestId, SessionId, Term,
+};
 use crate::proto;
 
 /// etcd's default request limit (`--max-request-bytes`): a transaction larger than this fails.
@@ -31,9 +34,23 @@ impl LiveCluster {
     pub fn new() -> LiveCluster {
         let mut core = MetaCore::new(CoreConfig::default(), 0);
         let now = Instant(1_000);
-        core.handle(now, Input::Leadership(Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Default::default() }));
-        let mut live = LiveCluster { core, now, store: BTreeMap::new(), next_request: 1, delivered: 0 };
-        let spec = ClusterSpec { name: "c".into(), shard_count: 8, followers_per_shard: 1, topology: Topology::Dynamic, min_nodes: 3 };
+        core.handle(
+            now,
+            Input::Leadership(Leadership::Gained {
+                term: Term(1),
+                valid_until: Instant(u64::MAX / 2),
+                snapshot: Default::default(),
+            }),
+        );
+        let mut live =
+            LiveCluster { core, now, store: BTreeMap::new(), next_request: 1, delivered: 0 };
+        let spec = ClusterSpec {
+            name: "c".into(),
+            shard_count: 8,
+            followers_per_shard: 1,
+            topology: Topology::Dynamic,
+            min_nodes: 3,
+        };
         live.request(Request::CreateCluster(spec));
         for round in 1..=8 {
             for node in 0..3 {
@@ -84,7 +101,8 @@ impl LiveCluster {
                 let current = self.store.get(FENCE_KEY).map(Vec::as_slice);
                 assert_eq!(b.judge(true, current), Verdict::Land, "the fence chain is kept");
                 b.apply_to(&mut self.store);
-                self.core.handle(self.now, Input::WriteResult { id: b.id, result: WriteResult::Ok });
+                self.core
+                    .handle(self.now, Input::WriteResult { id: b.id, result: WriteResult::Ok });
             }
         }
         if let Some(catalog) = self.core.catalog() {
@@ -102,9 +120,21 @@ impl Default for LiveCluster {
 }
 
 fn check_fits_the_store(b: &WriteBatch, config: &CoreConfig) {
-    assert!(b.ops.len() < config.txn_ops_max, "a batch of {} operations, over txn_ops_max ({})", b.ops.len(), config.txn_ops_max);
-    let bytes: usize = b.ops.iter().map(|op| op.key().len() + if let Op::Put { value, .. } = op { value.len() } else { 0 }).sum();
-    assert!(bytes + b.fence.len() <= STORE_REQUEST_BYTES_MAX, "a batch of {bytes} bytes, over the store's request limit");
+    assert!(
+        b.ops.len() < config.txn_ops_max,
+        "a batch of {} operations, over txn_ops_max ({})",
+        b.ops.len(),
+        config.txn_ops_max
+    );
+    let bytes: usize = b
+        .ops
+        .iter()
+        .map(|op| op.key().len() + if let Op::Put { value, .. } = op { value.len() } else { 0 })
+        .sum();
+    assert!(
+        bytes + b.fence.len() <= STORE_REQUEST_BYTES_MAX,
+        "a batch of {bytes} bytes, over the store's request limit"
+    );
 }
 
 /// A well-formed heartbeat from node `n{node}` (incarnation 1) with sequence number `seq`.
@@ -126,7 +156,8 @@ pub fn node_heartbeat(node: u64, seq: u64) -> proto::HeartbeatRequest {
 pub fn run(live: &mut LiveCluster, data: &[u8]) {
     let mut rest = data;
     while rest.len() >= 3 {
-        let (session, wait, len) = (rest[0] % 8, rest[1] as u64 * 20, (rest[2] as usize).min(rest.len() - 3));
+        let (session, wait, len) =
+            (rest[0] % 8, rest[1] as u64 * 20, (rest[2] as usize).min(rest.len() - 3));
         let body = &rest[3..3 + len];
         rest = &rest[3 + len..];
         if wait > 0 {

@@ -3,9 +3,9 @@
 //! call them after every step; each has a test that shows it catching a planted bug. L1–L3 after
 //! the heal are judged by the simulators at the end of a run (`tests/inproc`, `sim/`).
 
+pub mod heartbeat_fuzz;
 mod moves;
 pub mod replay;
-pub mod heartbeat_fuzz;
 pub mod snapshot_fuzz;
 
 pub use moves::LeaderMoves;
@@ -72,11 +72,16 @@ fn violation(invariant: Invariant, detail: String) -> Result<(), Violation> {
 /// S1 at an instant (the in-process simulator, which can look at every node at once). `leading`
 /// lists every (cluster, shard, node) where the node, by its own clock and lease,
 /// acts as the shard's leader right now.
-pub fn single_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, ShardId, &'a str)>) -> Result<(), Violation> {
+pub fn single_writer<'a>(
+    leading: impl IntoIterator<Item = (ClusterId, ShardId, &'a str)>,
+) -> Result<(), Violation> {
     let mut seen: BTreeMap<(ClusterId, ShardId), &str> = BTreeMap::new();
     for (c, s, node) in leading {
         if let Some(other) = seen.insert((c, s), node) {
-            return violation(Invariant::SingleWriter, format!("cluster {c} shard {s} led by both {other} and {node}"));
+            return violation(
+                Invariant::SingleWriter,
+                format!("cluster {c} shard {s} led by both {other} and {node}"),
+            );
         }
     }
     Ok(())
@@ -85,11 +90,16 @@ pub fn single_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, ShardId, 
 /// S1 per table at an instant: no table is served by two leaders at once, even while a split
 /// moves it between shards led by different nodes. `leading` lists every (cluster, table, node)
 /// where the node, by its own clock and lease, leads a shard that holds the table.
-pub fn single_table_writer<'a>(leading: impl IntoIterator<Item = (ClusterId, TableId, &'a str)>) -> Result<(), Violation> {
+pub fn single_table_writer<'a>(
+    leading: impl IntoIterator<Item = (ClusterId, TableId, &'a str)>,
+) -> Result<(), Violation> {
     let mut seen: BTreeMap<(ClusterId, TableId), &str> = BTreeMap::new();
     for (c, t, node) in leading {
         if let Some(other) = seen.insert((c, t), node).filter(|other| *other != node) {
-            return violation(Invariant::SingleWriter, format!("cluster {c} table {t} led by both {other} and {node}"));
+            return violation(
+                Invariant::SingleWriter,
+                format!("cluster {c} table {t} led by both {other} and {node}"),
+            );
         }
     }
     Ok(())
@@ -122,7 +132,10 @@ pub fn single_writer_over(what: &str, tenures: &[Tenure]) -> Result<(), Violatio
     let mut reach: Option<&Tenure> = None;
     for t in sorted {
         if let Some(r) = reach.filter(|r| t.from < r.until && t.node != r.node) {
-            let detail = format!("{what} led by {} over [{}, {}) ms and by {} over [{}, {}) ms", r.node, r.from, r.until, t.node, t.from, t.until);
+            let detail = format!(
+                "{what} led by {} over [{}, {}) ms and by {} over [{}, {}) ms",
+                r.node, r.from, r.until, t.node, t.from, t.until
+            );
             return violation(Invariant::SingleWriter, detail);
         }
         if reach.is_none_or(|r| t.until > r.until) {
@@ -141,19 +154,43 @@ pub fn durability(acked: &AckLog, durable: &Catalog) -> Result<(), Violation> {
         let found = durable.clusters.get(&c).and_then(|cl| cl.tables.get(t));
         match found {
             Some(rec) if *rec.name == **name => {}
-            Some(rec) => return violation(Invariant::Durability, format!("table {t} acknowledged as {name:?} is now {:?}", rec.name)),
-            None => return violation(Invariant::Durability, format!("acknowledged create of {name:?} (id {t}) in cluster {c} is lost")),
+            Some(rec) => {
+                return violation(
+                    Invariant::Durability,
+                    format!("table {t} acknowledged as {name:?} is now {:?}", rec.name),
+                )
+            }
+            None => {
+                return violation(
+                    Invariant::Durability,
+                    format!("acknowledged create of {name:?} (id {t}) in cluster {c} is lost"),
+                )
+            }
         }
     }
     for &(c, t) in &acked.dropped {
         if durable.clusters.get(&c).is_some_and(|cl| cl.tables.contains(t)) {
-            return violation(Invariant::Durability, format!("acknowledged drop of table {t} in cluster {c} is undone"));
+            return violation(
+                Invariant::Durability,
+                format!("acknowledged drop of table {t} in cluster {c} is undone"),
+            );
         }
     }
     // A table that is gone was dropped, which the creates above account for.
     for (&(c, t), &version) in &acked.altered {
-        if let Some(rec) = durable.clusters.get(&c).and_then(|cl| cl.tables.get(t)).filter(|rec| rec.version < version) {
-            return violation(Invariant::Durability, format!("acknowledged alter of table {t} to version {version} is lost: it is at {}", rec.version));
+        if let Some(rec) = durable
+            .clusters
+            .get(&c)
+            .and_then(|cl| cl.tables.get(t))
+            .filter(|rec| rec.version < version)
+        {
+            return violation(
+                Invariant::Durability,
+                format!(
+                    "acknowledged alter of table {t} to version {version} is lost: it is at {}",
+                    rec.version
+                ),
+            );
         }
     }
     Ok(())
@@ -170,15 +207,24 @@ pub struct NodeView {
 /// S3, between two consecutive views of one node (one process lifetime).
 pub fn monotonic(node: &str, before: &NodeView, after: &NodeView) -> Result<(), Violation> {
     if after.term < before.term {
-        return violation(Invariant::MonotonicVersions, format!("{node}: meta term went from {} to {}", before.term, after.term));
+        return violation(
+            Invariant::MonotonicVersions,
+            format!("{node}: meta term went from {} to {}", before.term, after.term),
+        );
     }
     if after.epoch < before.epoch {
-        return violation(Invariant::MonotonicVersions, format!("{node}: cluster epoch went from {} to {}", before.epoch, after.epoch));
+        return violation(
+            Invariant::MonotonicVersions,
+            format!("{node}: cluster epoch went from {} to {}", before.epoch, after.epoch),
+        );
     }
     for (shard, v) in &after.versions {
         if let Some(old) = before.versions.get(shard) {
             if v < old {
-                return violation(Invariant::MonotonicVersions, format!("{node}: shard {shard} version went from {old} to {v}"));
+                return violation(
+                    Invariant::MonotonicVersions,
+                    format!("{node}: shard {shard} version went from {old} to {v}"),
+                );
             }
         }
     }
@@ -197,7 +243,10 @@ pub fn fencing(landed: &[LandedWrite]) -> Result<(), Violation> {
     match landed.iter().find(|w| w.batch_term != w.fence_term) {
         Some(w) => violation(
             Invariant::Fencing,
-            format!("a write of term {} landed while term {} held the fence", w.batch_term, w.fence_term),
+            format!(
+                "a write of term {} landed while term {} held the fence",
+                w.batch_term, w.fence_term
+            ),
         ),
         None => Ok(()),
     }
@@ -214,18 +263,26 @@ pub fn integrity(catalog: &Catalog) -> Result<(), Violation> {
 /// S5's zone spread: the replicas of each shard on live nodes (those `live` accepts) span as
 /// many zones as they can, at least min(live replicas, zones with a live node). Nodes that name
 /// no zone are left out; with none named, there is nothing to spread over.
-pub fn zone_spread(c: &crate::core::model::ClusterCatalog, live: impl Fn(NodeId) -> bool) -> Result<(), Violation> {
+pub fn zone_spread(
+    c: &crate::core::model::ClusterCatalog,
+    live: impl Fn(NodeId) -> bool,
+) -> Result<(), Violation> {
     let zone = |n: u32| c.node(NodeId(n)).zone.as_str();
-    let mut zones: Vec<&str> = (0..c.nodes.len() as u32).filter(|&n| live(NodeId(n)) && !zone(n).is_empty()).map(zone).collect();
+    let mut zones: Vec<&str> = (0..c.nodes.len() as u32)
+        .filter(|&n| live(NodeId(n)) && !zone(n).is_empty())
+        .map(zone)
+        .collect();
     zones.sort_unstable();
     zones.dedup();
     for s in &c.shards {
-        let mut on: Vec<&str> = s.replicas().filter(|&r| live(NodeId(r)) && !zone(r).is_empty()).map(zone).collect();
+        let mut on: Vec<&str> =
+            s.replicas().filter(|&r| live(NodeId(r)) && !zone(r).is_empty()).map(zone).collect();
         let replicas = on.len();
         on.sort_unstable();
         on.dedup();
         if on.len() < replicas.min(zones.len()) {
-            let names: Vec<String> = s.replicas().map(|r| format!("{} ({})", c.node(NodeId(r)).name, zone(r))).collect();
+            let names: Vec<String> =
+                s.replicas().map(|r| format!("{} ({})", c.node(NodeId(r)).name, zone(r))).collect();
             let detail = format!("shard {}'s {replicas} live replicas {names:?} span zones {on:?} of the {} live zones {zones:?}", s.id, zones.len());
             return violation(Invariant::Integrity, detail);
         }
@@ -263,8 +320,15 @@ pub fn matches_rebuilt(live: &Catalog, rebuilt: &Catalog) -> Result<(), Violatio
             } else {
                 "indexes or counters"
             };
-            let first = c.shards.iter().zip(&r.shards).find(|(a, b)| a != b).map(|(a, b)| format!(" (shard in memory {a:?}, in storage {b:?})")).unwrap_or_default();
-            (c != r).then(|| format!("cluster {id}: {diff} differ between memory and storage{first}"))
+            let first = c
+                .shards
+                .iter()
+                .zip(&r.shards)
+                .find(|(a, b)| a != b)
+                .map(|(a, b)| format!(" (shard in memory {a:?}, in storage {b:?})"))
+                .unwrap_or_default();
+            (c != r)
+                .then(|| format!("cluster {id}: {diff} differ between memory and storage{first}"))
         })
         .unwrap_or_else(|| "the set of clusters differs between memory and storage".into());
     violation(Invariant::RestartEquivalence, detail)
@@ -289,27 +353,45 @@ pub fn prompt_failover(
 
 /// L3's balance: leader shards per placeable node (those `placeable` accepts) differ by at most
 /// one. Shards led elsewhere (a draining or dead node) are not counted; the caller judges those.
-pub fn leaders_balanced(c: &crate::core::model::ClusterCatalog, placeable: impl Fn(&crate::core::model::NodeRecord) -> bool) -> Result<(), String> {
-    let mut counts: BTreeMap<&str, u32> = c.nodes.iter().filter(|n| !n.removed && placeable(n)).map(|n| (n.name.as_str(), 0)).collect();
+pub fn leaders_balanced(
+    c: &crate::core::model::ClusterCatalog,
+    placeable: impl Fn(&crate::core::model::NodeRecord) -> bool,
+) -> Result<(), String> {
+    let mut counts: BTreeMap<&str, u32> = c
+        .nodes
+        .iter()
+        .filter(|n| !n.removed && placeable(n))
+        .map(|n| (n.name.as_str(), 0))
+        .collect();
     for l in c.shards.iter().filter_map(|s| s.leader) {
         if let Some(n) = counts.get_mut(c.node(NodeId(l)).name.as_str()) {
             *n += 1;
         }
     }
-    let (min, max) = (counts.values().min().copied().unwrap_or(0), counts.values().max().copied().unwrap_or(0));
+    let (min, max) =
+        (counts.values().min().copied().unwrap_or(0), counts.values().max().copied().unwrap_or(0));
     match max <= min + 1 {
         true => Ok(()),
-        false => Err(format!("L3: leader shards per placeable node {counts:?} are not within one of each other")),
+        false => Err(format!(
+            "L3: leader shards per placeable node {counts:?} are not within one of each other"
+        )),
     }
 }
 
 /// L4. `owed` lists requests a running meta node received and has not answered, with their
 /// deadlines.
-pub fn no_hang(node: &str, owed: impl IntoIterator<Item = (RequestId, crate::core::Instant)>, now: crate::core::Instant) -> Result<(), Violation> {
+pub fn no_hang(
+    node: &str,
+    owed: impl IntoIterator<Item = (RequestId, crate::core::Instant)>,
+    now: crate::core::Instant,
+) -> Result<(), Violation> {
     match owed.into_iter().find(|&(_, deadline)| now > deadline) {
         Some((id, deadline)) => violation(
             Invariant::NoHang,
-            format!("{node} left request {id} unanswered past its deadline ({} ms, now {} ms)", deadline.0, now.0),
+            format!(
+                "{node} left request {id} unanswered past its deadline ({} ms, now {} ms)",
+                deadline.0, now.0
+            ),
         ),
         None => Ok(()),
     }
@@ -326,9 +408,21 @@ mod tests {
     #[test]
     fn overlapping_tenures_of_two_nodes_break_s1_and_touching_ones_do_not() {
         let shard = "shard 1";
-        assert!(single_writer_over(shard, &[tenure("a", 0, 100), tenure("b", 100, 200), tenure("a", 50, 90)]).is_ok());
-        let err = single_writer_over(shard, &[tenure("a", 0, 100), tenure("b", 150, 300), tenure("a", 90, 200)]).unwrap_err();
+        assert!(single_writer_over(
+            shard,
+            &[tenure("a", 0, 100), tenure("b", 100, 200), tenure("a", 50, 90)]
+        )
+        .is_ok());
+        let err = single_writer_over(
+            shard,
+            &[tenure("a", 0, 100), tenure("b", 150, 300), tenure("a", 90, 200)],
+        )
+        .unwrap_err();
         assert_eq!(err.invariant, Invariant::SingleWriter);
-        assert!(err.detail.contains("by a over [90, 200)") && err.detail.contains("by b over [150, 300)"), "{err}");
+        assert!(
+            err.detail.contains("by a over [90, 200)")
+                && err.detail.contains("by b over [150, 300)"),
+            "{err}"
+        );
     }
 }

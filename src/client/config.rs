@@ -70,10 +70,14 @@ pub fn parse_list(value: &str) -> Vec<String> {
 impl NodeConfig {
     /// The file (if any), then the `SHARDMETA_NODE_*` variables among `env`; not yet validated,
     /// so that flags can still override (call [`NodeConfig::validate`] after them).
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<NodeConfig, String> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<NodeConfig, String> {
         let mut cfg = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
                 toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
             }
             None => NodeConfig::default(),
@@ -103,7 +107,9 @@ impl NodeConfig {
         if self.meta_endpoints.is_empty() {
             return Err("meta_endpoints: at least one meta endpoint is needed".into());
         }
-        if let Some(e) = self.meta_endpoints.iter().find(|e| e.is_empty() || e.contains(char::is_whitespace)) {
+        if let Some(e) =
+            self.meta_endpoints.iter().find(|e| e.is_empty() || e.contains(char::is_whitespace))
+        {
             return Err(format!("meta_endpoints: {e:?} is not an endpoint"));
         }
         if !(1_000..=600_000).contains(&self.lease_ms) {
@@ -121,7 +127,8 @@ impl NodeConfig {
 
     /// The TLS and token the node presents, with their files read and checked.
     pub fn credentials(&self) -> Result<Credentials, String> {
-        let token = token_from(self.token_file.as_deref(), self.token.as_ref(), "SHARDMETA_NODE_TOKEN")?;
+        let token =
+            token_from(self.token_file.as_deref(), self.token.as_ref(), "SHARDMETA_NODE_TOKEN")?;
         Credentials::from_settings(&self.tls, token.as_deref())
     }
 }
@@ -136,16 +143,32 @@ mod tests {
 
     #[test]
     fn variables_beat_the_file_and_the_defaults_follow_the_seeds() {
-        assert_eq!((NodeConfig::default().lease_ms, NodeConfig::default().timeout_ms), (10_000, 5_000));
+        assert_eq!(
+            (NodeConfig::default().lease_ms, NodeConfig::default().timeout_ms),
+            (10_000, 5_000)
+        );
         let dir = std::env::temp_dir().join(format!("shardmeta-node-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("node.toml");
-        std::fs::write(&file, "cluster = \"orders\"\nmeta_endpoints = [\"m1:7560\", \"m2:7560\"]\nlease_ms = 8000\n").unwrap();
-        let vars = env(&[("SHARDMETA_NODE_LEASE_MS", "6000"), ("SHARDMETA_NAME", "a meta server's"), ("PATH", "/bin")]);
+        std::fs::write(
+            &file,
+            "cluster = \"orders\"\nmeta_endpoints = [\"m1:7560\", \"m2:7560\"]\nlease_ms = 8000\n",
+        )
+        .unwrap();
+        let vars = env(&[
+            ("SHARDMETA_NODE_LEASE_MS", "6000"),
+            ("SHARDMETA_NAME", "a meta server's"),
+            ("PATH", "/bin"),
+        ]);
         let cfg = NodeConfig::load(Some(&file), vars).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         cfg.validate().unwrap();
-        let expected = NodeConfig { cluster: "orders".into(), meta_endpoints: vec!["m1:7560".into(), "m2:7560".into()], lease_ms: 6_000, ..NodeConfig::default() };
+        let expected = NodeConfig {
+            cluster: "orders".into(),
+            meta_endpoints: vec!["m1:7560".into(), "m2:7560".into()],
+            lease_ms: 6_000,
+            ..NodeConfig::default()
+        };
         assert_eq!(cfg, expected);
     }
 
@@ -159,11 +182,20 @@ mod tests {
 
     #[test]
     fn the_secure_example_loads_and_its_token_stays_out_of_logs() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join("secure").join("node.toml");
-        let cfg = NodeConfig::load(Some(&path), env(&[("SHARDMETA_NODE_TLS_DOMAIN", "meta.internal")])).unwrap();
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join("secure").join("node.toml");
+        let cfg =
+            NodeConfig::load(Some(&path), env(&[("SHARDMETA_NODE_TLS_DOMAIN", "meta.internal")]))
+                .unwrap();
         cfg.validate().unwrap();
-        assert!(cfg.tls.is_set() && cfg.token_file.is_some() && cfg.tls.domain.as_deref() == Some("meta.internal"));
-        let cfg = NodeConfig::load(None, env(&[("SHARDMETA_NODE_TOKEN", "secret-token-0123456789")])).unwrap();
+        assert!(
+            cfg.tls.is_set()
+                && cfg.token_file.is_some()
+                && cfg.tls.domain.as_deref() == Some("meta.internal")
+        );
+        let cfg =
+            NodeConfig::load(None, env(&[("SHARDMETA_NODE_TOKEN", "secret-token-0123456789")]))
+                .unwrap();
         assert!(!format!("{cfg:?}").contains("secret-token"));
         assert!(cfg.credentials().is_ok());
         let both = NodeConfig { token_file: Some("t".into()), ..cfg };
@@ -172,10 +204,13 @@ mod tests {
 
     #[test]
     fn nonsense_is_refused_by_name() {
-        let invalid = |vars: &[(&str, &str)]| NodeConfig::load(None, env(vars)).and_then(|c| c.validate()).unwrap_err();
+        let invalid = |vars: &[(&str, &str)]| {
+            NodeConfig::load(None, env(vars)).and_then(|c| c.validate()).unwrap_err()
+        };
         assert!(invalid(&[("SHARDMETA_NODE_LEASE_MS", "ten")]).contains("SHARDMETA_NODE_LEASE_MS"));
         assert!(invalid(&[("SHARDMETA_NODE_LEASE_MS", "10")]).contains("lease_ms"));
-        assert!(invalid(&[("SHARDMETA_NODE_TIMEOUT", "1")]).contains("unknown environment variable SHARDMETA_NODE_TIMEOUT"));
+        assert!(invalid(&[("SHARDMETA_NODE_TIMEOUT", "1")])
+            .contains("unknown environment variable SHARDMETA_NODE_TIMEOUT"));
         assert!(invalid(&[("SHARDMETA_NODE_META_ENDPOINTS", " , ")]).contains("meta_endpoints"));
         assert!(invalid(&[("SHARDMETA_NODE_CLUSTER", "")]).contains("cluster"));
         let err = toml::from_str::<NodeConfig>("leese_ms = 1").unwrap_err().to_string();

@@ -28,7 +28,9 @@ pub const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// A client of meta, with its credentials attached to every call.
 #[cfg(not(madsim))]
-pub type Grpc = proto::meta_client::MetaClient<tonic::service::interceptor::InterceptedService<Channel, Credentials>>;
+pub type Grpc = proto::meta_client::MetaClient<
+    tonic::service::interceptor::InterceptedService<Channel, Credentials>,
+>;
 #[cfg(madsim)]
 pub type Grpc = proto::meta_client::MetaClient<Channel, Credentials>;
 
@@ -70,9 +72,15 @@ impl fmt::Debug for Secret {
 }
 
 /// A token from a file or from the variable `var` (whose value is `value`), not both.
-pub fn token_from(file: Option<&Path>, value: Option<&Secret>, var: &str) -> Result<Option<String>, String> {
+pub fn token_from(
+    file: Option<&Path>,
+    value: Option<&Secret>,
+    var: &str,
+) -> Result<Option<String>, String> {
     match (file, value) {
-        (Some(path), Some(_)) => Err(format!("a token is given both in {} and in {var}; give one", path.display())),
+        (Some(path), Some(_)) => {
+            Err(format!("a token is given both in {} and in {var}; give one", path.display()))
+        }
         (Some(path), None) => read_token(path).map(Some),
         (None, Some(Secret(v))) => token(v, var).map(Some),
         (None, None) => Ok(None),
@@ -82,7 +90,10 @@ pub fn token_from(file: Option<&Path>, value: Option<&Secret>, var: &str) -> Res
 impl fmt::Debug for Credentials {
     // The token never reaches a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("token", &self.bearer.as_ref().map(|_| "<redacted>")).field("tls", &self.tls_on()).finish()
+        f.debug_struct("Credentials")
+            .field("token", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls_on())
+            .finish()
     }
 }
 
@@ -91,7 +102,10 @@ impl fmt::Debug for Credentials {
 pub fn token(text: &str, source: &str) -> Result<String, String> {
     let t = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text);
     if !(TOKEN_BYTES_MIN..=TOKEN_BYTES_MAX).contains(&t.len()) {
-        return Err(format!("{source}: a token must be {TOKEN_BYTES_MIN} to {TOKEN_BYTES_MAX} bytes long, not {}", t.len()));
+        return Err(format!(
+            "{source}: a token must be {TOKEN_BYTES_MIN} to {TOKEN_BYTES_MAX} bytes long, not {}",
+            t.len()
+        ));
     }
     if !t.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!("{source}: a token must be visible ASCII, without spaces"));
@@ -101,7 +115,8 @@ pub fn token(text: &str, source: &str) -> Result<String, String> {
 
 /// Reads a token file (see [`token`]).
 pub fn read_token(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
     token(&text, &path.display().to_string())
 }
 
@@ -120,7 +135,8 @@ impl Credentials {
     /// Presents `token` on every call.
     pub fn with_token(mut self, token: &str) -> Result<Credentials, String> {
         let value = format!("Bearer {}", self::token(token, "token")?);
-        let mut bearer: AsciiMetadataValue = value.parse().map_err(|_| "token: not valid in a gRPC header".to_string())?;
+        let mut bearer: AsciiMetadataValue =
+            value.parse().map_err(|_| "token: not valid in a gRPC header".to_string())?;
         // Kept out of HTTP/2 header compression tables and out of `Debug`.
         bearer.set_sensitive(true);
         self.bearer = Some(bearer);
@@ -144,9 +160,15 @@ impl Credentials {
     pub fn with_tls(mut self, settings: &ClientTls) -> Result<Credentials, String> {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
         let ca = settings.ca.as_ref().ok_or("tls: ca is needed: it is what the client trusts")?;
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_pem(ca, "CERTIFICATE")?));
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read_pem(ca, "CERTIFICATE")?));
         match (&settings.cert, &settings.key) {
-            (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(read_pem(cert, "CERTIFICATE")?, read_pem(key, "PRIVATE KEY")?)),
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(
+                    read_pem(cert, "CERTIFICATE")?,
+                    read_pem(key, "PRIVATE KEY")?,
+                ))
+            }
             (None, None) => {}
             _ => return Err("tls: cert and key are set together".into()),
         }
@@ -189,7 +211,9 @@ impl Credentials {
             .timeout(timeout);
         #[cfg(not(madsim))]
         let e = match &self.tls {
-            Some(tls) => e.tls_config(tls.clone()).map_err(|e| Status::invalid_argument(format!("TLS for {endpoint}: {e}")))?,
+            Some(tls) => e
+                .tls_config(tls.clone())
+                .map_err(|e| Status::invalid_argument(format!("TLS for {endpoint}: {e}")))?,
             None => e,
         };
         Ok(e)
@@ -197,12 +221,12 @@ impl Credentials {
 
     /// Connects to one meta node.
     pub async fn connect(&self, endpoint: &str, timeout: Duration) -> Result<Grpc, Status> {
-        let channel = self
-            .endpoint(endpoint, timeout)?
-            .connect()
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot reach {endpoint}: {}", transport_error(&e))))?;
-        Ok(proto::meta_client::MetaClient::with_interceptor(channel, self.clone()).max_decoding_message_size(MESSAGE_BYTES_MAX).max_encoding_message_size(MESSAGE_BYTES_MAX))
+        let channel = self.endpoint(endpoint, timeout)?.connect().await.map_err(|e| {
+            Status::unavailable(format!("cannot reach {endpoint}: {}", transport_error(&e)))
+        })?;
+        Ok(proto::meta_client::MetaClient::with_interceptor(channel, self.clone())
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX))
     }
 }
 
@@ -250,7 +274,10 @@ mod tests {
         assert_eq!(r.metadata().get(AUTHORIZATION).unwrap(), "Bearer 0123456789abcdef");
         let mut forwarded = Request::new(());
         forwarded.metadata_mut().insert(AUTHORIZATION, "Bearer theirs-0123456789".parse().unwrap());
-        assert_eq!(c.call(forwarded).unwrap().metadata().get(AUTHORIZATION).unwrap(), "Bearer theirs-0123456789");
+        assert_eq!(
+            c.call(forwarded).unwrap().metadata().get(AUTHORIZATION).unwrap(),
+            "Bearer theirs-0123456789"
+        );
         assert!(!format!("{c:?}").contains("0123456789abcdef"), "the token is redacted");
     }
 

@@ -20,10 +20,17 @@ pub enum LeaseEvent {
 /// [`LeaseEvent`] per table: the node serves `table` (leads, under lease, a shard that holds it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableLeaseEvent {
-    Held { table: TableId, from: Instant, until: Instant },
+    Held {
+        table: TableId,
+        from: Instant,
+        until: Instant,
+    },
     /// The node stopped serving `table` before the lease it served it under ran out: the shard
     /// was closed or its lease revoked, or a new version of the shard left the table out.
-    Cut { table: TableId, at: Instant },
+    Cut {
+        table: TableId,
+        at: Instant,
+    },
 }
 
 /// Remembers the leases last seen, to report only what changed.
@@ -37,7 +44,8 @@ impl LeaseTracker {
     pub fn observe(&mut self, host: &ShardHost, now: Instant) -> Vec<LeaseEvent> {
         let current = led(host, now).map(|(id, until, _)| (id, until)).collect();
         let (held, cut) = self.leased.update(current, now);
-        let held = held.into_iter().map(|(shard, until)| LeaseEvent::Held { shard, from: now, until });
+        let held =
+            held.into_iter().map(|(shard, until)| LeaseEvent::Held { shard, from: now, until });
         held.chain(cut.into_iter().map(|shard| LeaseEvent::Cut { shard, at: now })).collect()
     }
 }
@@ -58,13 +66,20 @@ impl TableLeaseTracker {
             }
         }
         let (held, cut) = self.leased.update(current, now);
-        let held = held.into_iter().map(|(table, until)| TableLeaseEvent::Held { table, from: now, until });
+        let held = held.into_iter().map(|(table, until)| TableLeaseEvent::Held {
+            table,
+            from: now,
+            until,
+        });
         held.chain(cut.into_iter().map(|table| TableLeaseEvent::Cut { table, at: now })).collect()
     }
 }
 
 /// The shards the host leads under a lease that runs past `now`: id, lease end, tables.
-fn led(host: &ShardHost, now: Instant) -> impl Iterator<Item = (ShardId, Instant, &std::collections::BTreeSet<TableId>)> {
+fn led(
+    host: &ShardHost,
+    now: Instant,
+) -> impl Iterator<Item = (ShardId, Instant, &std::collections::BTreeSet<TableId>)> {
     host.shards().iter().filter_map(move |(&id, s)| match (s.role, s.lease_until) {
         (Role::Leader, Some(until)) if until > now => Some((id, until, &s.tables)),
         _ => None,
@@ -84,9 +99,22 @@ impl<K> Default for Leased<K> {
 impl<K: Ord + Copy> Leased<K> {
     /// Replaces what was seen with `current`: the units held anew or until a new end, and
     /// those no longer held though their last lease had not run out.
-    fn update(&mut self, current: BTreeMap<K, Instant>, now: Instant) -> (Vec<(K, Instant)>, Vec<K>) {
-        let held = current.iter().filter(|(k, until)| self.0.get(k) != Some(until)).map(|(&k, &until)| (k, until)).collect();
-        let cut = self.0.iter().filter(|(k, &until)| !current.contains_key(k) && until > now).map(|(&k, _)| k).collect();
+    fn update(
+        &mut self,
+        current: BTreeMap<K, Instant>,
+        now: Instant,
+    ) -> (Vec<(K, Instant)>, Vec<K>) {
+        let held = current
+            .iter()
+            .filter(|(k, until)| self.0.get(k) != Some(until))
+            .map(|(&k, &until)| (k, until))
+            .collect();
+        let cut = self
+            .0
+            .iter()
+            .filter(|(k, &until)| !current.contains_key(k) && until > now)
+            .map(|(&k, _)| k)
+            .collect();
         self.0 = current;
         (held, cut)
     }

@@ -6,9 +6,9 @@ use std::future::Future;
 
 use tonic::{Response, Status};
 
+use super::credentials::Grpc;
 use super::MetaClient;
 use crate::proto;
-use super::credentials::Grpc;
 
 /// A listing request whose answer comes in pages.
 pub trait Paged: Clone + Send + 'static {
@@ -16,7 +16,10 @@ pub trait Paged: Clone + Send + 'static {
     type Item;
     fn set_token(&mut self, token: String);
     fn split(page: Self::Page) -> (Vec<Self::Item>, String);
-    fn call(client: Grpc, req: Self) -> impl Future<Output = Result<Response<Self::Page>, Status>> + Send;
+    fn call(
+        client: Grpc,
+        req: Self,
+    ) -> impl Future<Output = Result<Response<Self::Page>, Status>> + Send;
 }
 
 macro_rules! paged {
@@ -30,7 +33,10 @@ macro_rules! paged {
             fn split(page: proto::$resp) -> (Vec<proto::$item>, String) {
                 (page.$items, page.next_page_token)
             }
-            fn call(mut client: Grpc, req: Self) -> impl Future<Output = Result<Response<proto::$resp>, Status>> + Send {
+            fn call(
+                mut client: Grpc,
+                req: Self,
+            ) -> impl Future<Output = Result<Response<proto::$resp>, Status>> + Send {
                 async move { client.$rpc(req).await }
             }
         }
@@ -45,7 +51,11 @@ paged!(ListTablesRequest, ListTablesResponse, tables, TableInfo, list_tables);
 impl MetaClient {
     /// Hands every page of the listing `req` to `each`, in order. Each page is one call, retried
     /// across leader changes like any other.
-    pub async fn for_each_page<R: Paged>(&mut self, mut req: R, mut each: impl FnMut(Vec<R::Item>)) -> Result<(), Status> {
+    pub async fn for_each_page<R: Paged>(
+        &mut self,
+        mut req: R,
+        mut each: impl FnMut(Vec<R::Item>),
+    ) -> Result<(), Status> {
         let mut last = String::new();
         loop {
             let sent = req.clone();
@@ -57,7 +67,9 @@ impl MetaClient {
             }
             // Tokens only move forward; one handed back unchanged would page for ever.
             if token == last {
-                return Err(Status::internal(format!("the listing handed back page token {token:?} twice")));
+                return Err(Status::internal(format!(
+                    "the listing handed back page token {token:?} twice"
+                )));
             }
             last.clone_from(&token);
             req.set_token(token);

@@ -12,7 +12,13 @@ pub trait LoadSource {
 
     /// Appends the shard's busiest tables to `out`, busiest first; meta reads at most
     /// [`crate::core::TOP_TABLES_PER_SHARD`] of them. None by default.
-    fn busiest_tables(&self, _shard: ShardId, _tables: &BTreeSet<TableId>, _out: &mut Vec<TableLoad>) {}
+    fn busiest_tables(
+        &self,
+        _shard: ShardId,
+        _tables: &BTreeSet<TableId>,
+        _out: &mut Vec<TableLoad>,
+    ) {
+    }
 }
 
 /// A closure of the shard id: load per shard, no table detail.

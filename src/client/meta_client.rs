@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tonic::{Code, Response, Status};
 
-pub use super::credentials::{Grpc, MESSAGE_BYTES_MAX};
 use super::credentials::Credentials;
+pub use super::credentials::{Grpc, MESSAGE_BYTES_MAX};
 use crate::proto;
 
 /// Attempts per call before the last error is returned.
@@ -44,8 +44,17 @@ impl MetaClient {
         if endpoints.is_empty() {
             return Err(Status::invalid_argument("no meta endpoints given"));
         }
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
-        Ok(MetaClient { endpoints, leader: None, timeout, credentials: Credentials::default(), jitter: seed })
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        Ok(MetaClient {
+            endpoints,
+            leader: None,
+            timeout,
+            credentials: Credentials::default(),
+            jitter: seed,
+        })
     }
 
     /// Presents these credentials (TLS, a token) on every call.
@@ -59,8 +68,13 @@ impl MetaClient {
     /// otherwise: a caller that makes many short-lived clients to one node (the admin port)
     /// shares one connection. Set the credentials first.
     pub fn with_connection(mut self, channel: tonic::transport::Channel) -> MetaClient {
-        let grpc = proto::meta_client::MetaClient::with_interceptor(channel, self.credentials.clone());
-        self.leader = Some((self.endpoints[0].clone(), grpc.max_decoding_message_size(MESSAGE_BYTES_MAX).max_encoding_message_size(MESSAGE_BYTES_MAX)));
+        let grpc =
+            proto::meta_client::MetaClient::with_interceptor(channel, self.credentials.clone());
+        self.leader = Some((
+            self.endpoints[0].clone(),
+            grpc.max_decoding_message_size(MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(MESSAGE_BYTES_MAX),
+        ));
         self
     }
 
@@ -101,10 +115,15 @@ impl MetaClient {
             tokio::task::spawn(async move {
                 let asked = async {
                     let mut client = credentials.connect(&endpoint, within).await?;
-                    let leader = client.get_leader(proto::GetLeaderRequest {}).await?.into_inner().leader;
+                    let leader =
+                        client.get_leader(proto::GetLeaderRequest {}).await?.into_inner().leader;
                     Ok::<_, Status>((leader, client))
                 };
-                let answer = tokio::time::timeout(within, asked).await.unwrap_or_else(|_| Err(Status::deadline_exceeded(format!("{endpoint} did not answer within {within:?}"))));
+                let answer = tokio::time::timeout(within, asked).await.unwrap_or_else(|_| {
+                    Err(Status::deadline_exceeded(format!(
+                        "{endpoint} did not answer within {within:?}"
+                    )))
+                });
                 let _ = tx.send((endpoint, answer)).await;
             });
         }
@@ -134,14 +153,21 @@ impl MetaClient {
         // has yet to run out.
         if let Some(leader) = named {
             if silent.contains(&leader) {
-                last = Status::unavailable(format!("the meta leader {leader} named by the others does not answer"));
+                last = Status::unavailable(format!(
+                    "the meta leader {leader} named by the others does not answer"
+                ));
             } else {
                 match self.connect_to(&leader).await {
                     Ok(c) => {
                         self.leader = Some((leader, c));
                         return Ok(self.leader.clone().expect("just set"));
                     }
-                    Err(e) => last = Status::unavailable(format!("the meta leader {leader} is unreachable: {}", e.message())),
+                    Err(e) => {
+                        last = Status::unavailable(format!(
+                            "the meta leader {leader} is unreachable: {}",
+                            e.message()
+                        ))
+                    }
                 }
             }
         }
@@ -181,7 +207,10 @@ impl MetaClient {
                         // A call that timed out or broke may have met a leader that is paused
                         // or gone: the next call looks the leader up again instead of waiting on
                         // it once more. (This one is not retried: its outcome is unknown here.)
-                        if matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled | Code::Unknown) {
+                        if matches!(
+                            e.code(),
+                            Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+                        ) {
                             self.reset();
                         }
                         return Err(explained(e));

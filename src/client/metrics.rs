@@ -22,7 +22,10 @@ pub enum StreamEnd {
 /// A counter family labelled by `key`, with one counter created up front for each of `values`:
 /// code on a hot path counts into those directly, without the family's lookup (a lock).
 #[cfg(feature = "client-metrics")]
-pub(crate) fn counters_by<const N: usize>(key: &'static str, values: [&str; N]) -> (Labelled, [prometheus_client::metrics::counter::Counter; N]) {
+pub(crate) fn counters_by<const N: usize>(
+    key: &'static str,
+    values: [&str; N],
+) -> (Labelled, [prometheus_client::metrics::counter::Counter; N]) {
     let family = Labelled::default();
     let counters = values.map(|v| family.get_or_create(&vec![(key, v.to_string())]).clone());
     (family, counters)
@@ -32,7 +35,10 @@ pub(crate) fn counters_by<const N: usize>(key: &'static str, values: [&str; N]) 
 #[cfg(feature = "client-metrics")]
 pub(crate) type Labels = Vec<(&'static str, String)>;
 #[cfg(feature = "client-metrics")]
-pub(crate) type Labelled = prometheus_client::metrics::family::Family<Labels, prometheus_client::metrics::counter::Counter>;
+pub(crate) type Labelled = prometheus_client::metrics::family::Family<
+    Labels,
+    prometheus_client::metrics::counter::Counter,
+>;
 
 #[cfg(feature = "client-metrics")]
 mod exported {
@@ -73,14 +79,38 @@ mod exported {
             leases_held: Default::default(),
         };
         r.register("heartbeats_sent", "Heartbeats sent to meta", m.heartbeats_sent.clone());
-        r.register("heartbeat_rtt_seconds", "From sending a heartbeat to meta's answer to it", m.heartbeat_rtt.clone());
-        r.register("streams_opened", "Heartbeat streams opened: every one after the first is a reconnect", m.streams_opened.clone());
+        r.register(
+            "heartbeat_rtt_seconds",
+            "From sending a heartbeat to meta's answer to it",
+            m.heartbeat_rtt.clone(),
+        );
+        r.register(
+            "streams_opened",
+            "Heartbeat streams opened: every one after the first is a reconnect",
+            m.streams_opened.clone(),
+        );
         let (ended, held) = super::counters_by("how", ["redirected", "refused", "lost"]);
-        r.register("streams_ended", "Heartbeat streams ended, by how: redirected, refused (a status from meta) or lost", ended);
-        r.register("self_fences", "Leases that ran out before meta renewed them: the node stopped leading on its own", m.self_fences.clone());
+        r.register(
+            "streams_ended",
+            "Heartbeat streams ended, by how: redirected, refused (a status from meta) or lost",
+            ended,
+        );
+        r.register(
+            "self_fences",
+            "Leases that ran out before meta renewed them: the node stopped leading on its own",
+            m.self_fences.clone(),
+        );
         r.register("leases_revoked", "Leases meta withheld or took back", m.leases_revoked.clone());
-        r.register("stale_commands", "Commands refused for a stale term or version", m.stale_commands.clone());
-        r.register("leases_held", "Shards this node leads under a lease that has not run out", m.leases_held.clone());
+        r.register(
+            "stale_commands",
+            "Commands refused for a stale term or version",
+            m.stale_commands.clone(),
+        );
+        r.register(
+            "leases_held",
+            "Shards this node leads under a lease that has not run out",
+            m.leases_held.clone(),
+        );
         ClientMetrics { registry: root, streams_ended: held, ..m }
     });
 

@@ -10,13 +10,13 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::meta_client::MetaClient;
 use super::metrics::{self, StreamEnd};
+pub use super::session::NodeIdentity;
 use super::session::{Beat, NodeSession};
 use super::shard_host::{Reports, ShardHost};
 use super::LoadSource;
-pub use super::session::NodeIdentity;
+use crate::convert;
 use crate::core::{Instant, ShardCommand, Term};
 use crate::proto;
-use crate::convert;
 
 /// The node's storage engine, told about every command the node accepted (after the term and
 /// version checks of [`ShardHost`]).
@@ -42,7 +42,9 @@ pub struct NodeClock {
 
 impl NodeClock {
     pub fn start() -> NodeClock {
-        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         NodeClock { start: std::time::Instant::now(), start_wall_ms: wall }
     }
 
@@ -161,12 +163,21 @@ pub async fn run(
                 metrics::stream_ended(StreamEnd::Redirected);
                 pause = session.redirected(response.redirect.clone(), Term(response.redirect_term));
                 match pause.0 {
-                    0 => tracing::info!(leader = %response.redirect, term = response.redirect_term, "redirected to the meta leader"),
-                    ms => tracing::info!(leader = %response.redirect, term = response.redirect_term, pause_ms = ms, "redirect not followed (stale, or too many in a row); looking the leader up"),
+                    0 => {
+                        tracing::info!(leader = %response.redirect, term = response.redirect_term, "redirected to the meta leader")
+                    }
+                    ms => {
+                        tracing::info!(leader = %response.redirect, term = response.redirect_term, pause_ms = ms, "redirect not followed (stale, or too many in a row); looking the leader up")
+                    }
                 }
                 break;
             }
-            if let Some(at) = response.lease.as_ref().and_then(|l| sent.iter().find(|(seq, _)| *seq == l.seq)).map(|(_, at)| *at) {
+            if let Some(at) = response
+                .lease
+                .as_ref()
+                .and_then(|l| sent.iter().find(|(seq, _)| *seq == l.seq))
+                .map(|(_, at)| *at)
+            {
                 metrics::answered(at.elapsed());
             }
             let message = match convert::from_node_message(&response) {
@@ -203,7 +214,11 @@ pub async fn run(
 /// the heartbeat loop is stopped) on a stream of its own, so that meta hands the node's shards
 /// to others at once instead of after its leases run out. Waits at most `within` for meta to
 /// answer; `false` if it did not (meta then waits the leases out, which is as safe).
-pub async fn send_leaving(meta: &mut MetaClient, leaving: &crate::core::Heartbeat, within: std::time::Duration) -> bool {
+pub async fn send_leaving(
+    meta: &mut MetaClient,
+    leaving: &crate::core::Heartbeat,
+    within: std::time::Duration,
+) -> bool {
     let request = convert::heartbeat_request(leaving);
     let told = async {
         let mut target: Option<String> = None;

@@ -39,13 +39,27 @@ pub struct RouteCache {
 impl RouteCache {
     pub fn new(cluster: &str, capacity: usize) -> RouteCache {
         assert!(capacity > 0, "a route cache holds at least one route");
-        RouteCache { cluster: cluster.to_owned(), epoch: 0, tables: BTreeMap::new(), shards: BTreeMap::new(), capacity, revision: None }
+        RouteCache {
+            cluster: cluster.to_owned(),
+            epoch: 0,
+            tables: BTreeMap::new(),
+            shards: BTreeMap::new(),
+            capacity,
+            revision: None,
+        }
     }
 
     pub fn get(&self, schema: &str, table: &str) -> Option<TableRoute> {
         let &(table_id, shard) = self.tables.get(&(schema.to_owned(), table.to_owned()))?;
         let s = self.shards.get(&shard)?;
-        Some(TableRoute { table: table.to_owned(), table_id, shard, version: s.version, leader: s.leader.clone(), followers: s.followers.clone() })
+        Some(TableRoute {
+            table: table.to_owned(),
+            table_id,
+            shard,
+            version: s.version,
+            leader: s.leader.clone(),
+            followers: s.followers.clone(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -86,7 +100,10 @@ impl RouteCache {
             self.tables.pop_first();
         }
         self.tables.insert((schema.to_owned(), route.table.clone()), (route.table_id, route.shard));
-        self.put_shard(route.shard, ShardRoute { version: route.version, leader: route.leader, followers: route.followers });
+        self.put_shard(
+            route.shard,
+            ShardRoute { version: route.version, leader: route.leader, followers: route.followers },
+        );
     }
 
     /// A shard's route, unless the cache holds a newer version of it.
@@ -125,7 +142,14 @@ impl RouteCache {
                         self.tables.remove(&key);
                     }
                 }
-                Some(Kind::Shard(s)) => self.put_shard(s.shard, ShardRoute { version: s.version, leader: s.leader.clone(), followers: s.followers.clone() }),
+                Some(Kind::Shard(s)) => self.put_shard(
+                    s.shard,
+                    ShardRoute {
+                        version: s.version,
+                        leader: s.leader.clone(),
+                        followers: s.followers.clone(),
+                    },
+                ),
                 None => {}
             }
         }
@@ -133,7 +157,12 @@ impl RouteCache {
     }
 
     /// The cached route, or a fresh one from meta.
-    pub async fn resolve(&mut self, meta: &mut MetaClient, schema: &str, table: &str) -> Result<TableRoute, Status> {
+    pub async fn resolve(
+        &mut self,
+        meta: &mut MetaClient,
+        schema: &str,
+        table: &str,
+    ) -> Result<TableRoute, Status> {
         if let Some(r) = self.get(schema, table) {
             return Ok(r);
         }
@@ -142,8 +171,16 @@ impl RouteCache {
             schema: schema.to_owned(),
             tables: vec![table.to_owned()],
         };
-        let r = meta.call(|mut c| { let req = req.clone(); async move { c.route_tables(req).await } }).await?;
-        let route = r.routes.into_iter().next().ok_or_else(|| Status::internal("meta answered a route request without the route"))?;
+        let r = meta
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.route_tables(req).await }
+            })
+            .await?;
+        let route =
+            r.routes.into_iter().next().ok_or_else(|| {
+                Status::internal("meta answered a route request without the route")
+            })?;
         self.insert(r.epoch, schema, route.clone());
         Ok(route)
     }
@@ -168,10 +205,18 @@ pub fn follow(mut meta: MetaClient, cache: Arc<Mutex<RouteCache>>) -> tokio::tas
     })
 }
 
-async fn watch_once(meta: &mut MetaClient, cluster: &str, cache: &Mutex<RouteCache>) -> Result<(), Status> {
+async fn watch_once(
+    meta: &mut MetaClient,
+    cluster: &str,
+    cache: &Mutex<RouteCache>,
+) -> Result<(), Status> {
     let (_, mut client) = meta.leader().await?;
     let from_revision = cache.lock().expect("route cache lock").revision.unwrap_or(0);
-    let req = proto::WatchRoutesRequest { header: Some(RequestHeader { cluster: cluster.to_owned() }), schema: String::new(), from_revision };
+    let req = proto::WatchRoutesRequest {
+        header: Some(RequestHeader { cluster: cluster.to_owned() }),
+        schema: String::new(),
+        from_revision,
+    };
     let mut stream = client.watch_routes(req).await?.into_inner();
     while let Some(update) = stream.message().await? {
         cache.lock().expect("route cache lock").apply(&update);
@@ -224,17 +269,53 @@ mod tests {
     #[test]
     fn a_watched_cache_follows_changes_and_never_goes_back_a_version() {
         let mut c = RouteCache::new("c", 10);
-        c.insert(1, "s", TableRoute { table: "a".into(), table_id: 7, shard: 0, version: 2, leader: endpoint("n1"), followers: vec![] });
-        let shard = |version, leader| proto::RouteChange { kind: Some(Kind::Shard(proto::ShardRouteChange { shard: 0, version, leader: endpoint(leader), followers: vec![] })) };
-        c.apply(&proto::WatchRoutesResponse { revision: 10, resync: false, changes: vec![shard(3, "n2")] });
+        c.insert(
+            1,
+            "s",
+            TableRoute {
+                table: "a".into(),
+                table_id: 7,
+                shard: 0,
+                version: 2,
+                leader: endpoint("n1"),
+                followers: vec![],
+            },
+        );
+        let shard = |version, leader| proto::RouteChange {
+            kind: Some(Kind::Shard(proto::ShardRouteChange {
+                shard: 0,
+                version,
+                leader: endpoint(leader),
+                followers: vec![],
+            })),
+        };
+        c.apply(&proto::WatchRoutesResponse {
+            revision: 10,
+            resync: false,
+            changes: vec![shard(3, "n2")],
+        });
         assert_eq!(c.get("s", "a").and_then(|r| r.leader).map(|l| l.name).as_deref(), Some("n2"));
-        c.apply(&proto::WatchRoutesResponse { revision: 11, resync: false, changes: vec![shard(2, "n1")] });
+        c.apply(&proto::WatchRoutesResponse {
+            revision: 11,
+            resync: false,
+            changes: vec![shard(2, "n1")],
+        });
         assert_eq!(c.get("s", "a").map(|r| r.version), Some(3), "an older version is not taken");
         // Watched, a new epoch no longer empties it.
         c.observe_epoch(9);
         assert_eq!(c.len(), 1);
-        let dropped = proto::RouteChange { kind: Some(Kind::Dropped(proto::TableDroppedChange { schema: "s".into(), name: "a".into(), id: 7 })) };
-        c.apply(&proto::WatchRoutesResponse { revision: 12, resync: false, changes: vec![dropped] });
+        let dropped = proto::RouteChange {
+            kind: Some(Kind::Dropped(proto::TableDroppedChange {
+                schema: "s".into(),
+                name: "a".into(),
+                id: 7,
+            })),
+        };
+        c.apply(&proto::WatchRoutesResponse {
+            revision: 12,
+            resync: false,
+            changes: vec![dropped],
+        });
         assert!(c.get("s", "a").is_none());
         c.insert(1, "s", route("b", 4));
         c.apply(&proto::WatchRoutesResponse { revision: 13, resync: true, changes: vec![] });

@@ -5,7 +5,9 @@
 
 use super::shard_host::{Reports, ShardHost};
 use super::LoadSource;
-use crate::core::{CommandKind, Duration, Heartbeat, Instant, NodeMessage, NodeStats, Role, ShardCommand, Term};
+use crate::core::{
+    CommandKind, Duration, Heartbeat, Instant, NodeMessage, NodeStats, Role, ShardCommand, Term,
+};
 
 /// Heartbeats without any answer before the stream is given up and the leader looked up again.
 pub const UNANSWERED_MAX: u32 = 3;
@@ -45,7 +47,11 @@ impl NodeIdentity {
             zone: self.zone.clone(),
             incarnation: self.incarnation,
             seq,
-            stats: NodeStats { shard_count: shards.len() as u32, capacity: self.capacity, ..Default::default() },
+            stats: NodeStats {
+                shard_count: shards.len() as u32,
+                capacity: self.capacity,
+                ..Default::default()
+            },
             shards,
             tables,
             load_rejections: 0,
@@ -99,7 +105,17 @@ pub struct Applied {
 impl NodeSession {
     pub fn new(identity: NodeIdentity) -> NodeSession {
         let jitter = identity.incarnation | 1;
-        NodeSession { identity, unanswered: 0, failures: 0, interval_ms: DEFAULT_INTERVAL_MS, redirect: None, hops: 0, term_seen: Term(0), jitter, last_beat: None }
+        NodeSession {
+            identity,
+            unanswered: 0,
+            failures: 0,
+            interval_ms: DEFAULT_INTERVAL_MS,
+            redirect: None,
+            hops: 0,
+            term_seen: Term(0),
+            jitter,
+            last_beat: None,
+        }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -182,24 +198,34 @@ impl NodeSession {
     /// and a meta failover landing in that window stretched it to an election. So a message
     /// that closes a shard, or makes this node the leader of one it holds no lease for, asks for
     /// a heartbeat at once (or [`EARLY_BEAT_GAP_MS`] after the last one).
-    pub fn on_message(&mut self, host: &mut ShardHost, message: &NodeMessage, now: Instant) -> Applied {
+    pub fn on_message(
+        &mut self,
+        host: &mut ShardHost,
+        message: &NodeMessage,
+        now: Instant,
+    ) -> Applied {
         self.unanswered = 0;
         self.failures = 0;
         self.hops = 0;
         self.term_seen = self.term_seen.max(message.term);
-        let interval_changed = message.heartbeat_interval_ms > 0 && message.heartbeat_interval_ms != self.interval_ms;
+        let interval_changed =
+            message.heartbeat_interval_ms > 0 && message.heartbeat_interval_ms != self.interval_ms;
         if interval_changed {
             self.interval_ms = message.heartbeat_interval_ms;
         }
         let commands = host.on_message(message);
         let handoff = commands.iter().any(|c| match c.kind {
             CommandKind::Close => true,
-            CommandKind::Open { role: Role::Leader, .. } | CommandKind::ChangeRole { role: Role::Leader } => {
-                host.shards().get(&c.shard).is_some_and(|s| s.role == Role::Leader && s.lease_until.is_none())
-            }
+            CommandKind::Open { role: Role::Leader, .. }
+            | CommandKind::ChangeRole { role: Role::Leader } => host
+                .shards()
+                .get(&c.shard)
+                .is_some_and(|s| s.role == Role::Leader && s.lease_until.is_none()),
             _ => false,
         });
-        let beat_at = handoff.then(|| self.last_beat.map_or(now, |last| now.max(last + Duration(EARLY_BEAT_GAP_MS))));
+        let beat_at = handoff.then(|| {
+            self.last_beat.map_or(now, |last| now.max(last + Duration(EARLY_BEAT_GAP_MS)))
+        });
         Applied { commands, interval_changed, beat_at }
     }
 }
@@ -210,19 +236,34 @@ mod tests {
     use crate::core::{Epoch, ShardLoad, Term};
 
     fn session() -> NodeSession {
-        let identity = NodeIdentity { cluster: "c".into(), name: "n1".into(), endpoint: "n1:1".into(), zone: "a".into(), incarnation: 7, capacity: 1.0 };
+        let identity = NodeIdentity {
+            cluster: "c".into(),
+            name: "n1".into(),
+            endpoint: "n1:1".into(),
+            zone: "a".into(),
+            incarnation: 7,
+            capacity: 1.0,
+        };
         NodeSession::new(identity)
     }
 
     fn message(interval: u64) -> NodeMessage {
-        NodeMessage { term: Term(1), epoch: Epoch(0), lease: None, commands: vec![], heartbeat_interval_ms: interval }
+        NodeMessage {
+            term: Term(1),
+            epoch: Epoch(0),
+            lease: None,
+            commands: vec![],
+            heartbeat_interval_ms: interval,
+        }
     }
 
     #[test]
     fn three_unanswered_heartbeats_rebuild_the_stream_and_an_answer_resets_the_count() {
         let (mut s, mut host) = (session(), ShardHost::new());
         for seq in 1..=UNANSWERED_MAX as u64 {
-            let Beat::Send(hb) = s.beat(&mut host, Instant(seq), &|_| ShardLoad::default()) else { panic!("heartbeat {seq} is sent") };
+            let Beat::Send(hb) = s.beat(&mut host, Instant(seq), &|_| ShardLoad::default()) else {
+                panic!("heartbeat {seq} is sent")
+            };
             assert_eq!((hb.node.as_str(), hb.incarnation, hb.zone.as_str()), ("n1", 7, "a"));
         }
         assert_eq!(s.beat(&mut host, Instant(9), &|_| ShardLoad::default()), Beat::Reconnect);
@@ -230,7 +271,10 @@ mod tests {
         assert!(matches!(s.beat(&mut host, Instant(10), &|_| ShardLoad::default()), Beat::Send(_)));
         s.on_message(&mut host, &message(0), Instant(11));
         for _ in 0..UNANSWERED_MAX {
-            assert!(matches!(s.beat(&mut host, Instant(11), &|_| ShardLoad::default()), Beat::Send(_)));
+            assert!(matches!(
+                s.beat(&mut host, Instant(11), &|_| ShardLoad::default()),
+                Beat::Send(_)
+            ));
         }
     }
 
@@ -241,12 +285,18 @@ mod tests {
         assert_eq!(s.next_target().as_deref(), Some("m2:7560"));
         assert_eq!(s.next_target(), None, "then the leader is looked up again");
         let (first, second) = (s.failed(), s.failed());
-        assert!((100..=200).contains(&first.0) && (200..=400).contains(&second.0), "{first:?} {second:?}");
+        assert!(
+            (100..=200).contains(&first.0) && (200..=400).contains(&second.0),
+            "{first:?} {second:?}"
+        );
         for _ in 0..20 {
             s.failed();
         }
         let pauses: Vec<u64> = (0..50).map(|_| s.failed().0).collect();
-        assert!(pauses.iter().all(|p| (1_000..=2_000).contains(p)), "the back-off stops growing: {pauses:?}");
+        assert!(
+            pauses.iter().all(|p| (1_000..=2_000).contains(p)),
+            "the back-off stops growing: {pauses:?}"
+        );
         assert!(pauses.iter().any(|p| *p != pauses[0]), "and is jittered: {pauses:?}");
         assert!(s.on_message(&mut host, &message(500), Instant(0)).interval_changed);
         assert!(s.failed().0 <= 200);
@@ -265,7 +315,10 @@ mod tests {
         assert_eq!(s.next_target(), None, "and looks the leader up");
         assert_eq!(s.redirected("m2:1".into(), Term(5)), Duration::ZERO, "a new round of hops");
         s.on_message(&mut host, &NodeMessage { term: Term(8), ..message(0) }, Instant(0));
-        assert!(s.redirected("m3:1".into(), Term(7)) > Duration::ZERO, "a leader older than one heard of is not followed");
+        assert!(
+            s.redirected("m3:1".into(), Term(7)) > Duration::ZERO,
+            "a leader older than one heard of is not followed"
+        );
         assert_eq!(s.next_target(), None);
         assert_eq!(s.redirected("m3:1".into(), Term(9)), Duration::ZERO);
     }
@@ -275,22 +328,52 @@ mod tests {
         use crate::core::output::{CommandKind, LeaseGrant, ShardCommand};
         use crate::core::{ShardId, TableId, Version};
         let (mut s, mut host) = (session(), ShardHost::new());
-        let command = |version: u64, kind: CommandKind| ShardCommand { shard: ShardId(1), version: Version(version), term: Term(1), kind };
-        let with = |commands: Vec<ShardCommand>, lease: Option<LeaseGrant>| NodeMessage { commands, lease, ..message(0) };
+        let command = |version: u64, kind: CommandKind| ShardCommand {
+            shard: ShardId(1),
+            version: Version(version),
+            term: Term(1),
+            kind,
+        };
+        let with = |commands: Vec<ShardCommand>, lease: Option<LeaseGrant>| NodeMessage {
+            commands,
+            lease,
+            ..message(0)
+        };
         let lead = CommandKind::Open { role: Role::Leader, tables: vec![TableId(9)] };
-        let Beat::Send(hb) = s.beat(&mut host, Instant(1_000), &|_| ShardLoad::default()) else { panic!("a heartbeat") };
-        let applied = s.on_message(&mut host, &with(vec![command(2, lead.clone())], None), Instant(1_010));
-        assert_eq!(applied.beat_at, Some(Instant(1_050)), "a new leader without a lease beats at once, spaced from the last beat");
+        let Beat::Send(hb) = s.beat(&mut host, Instant(1_000), &|_| ShardLoad::default()) else {
+            panic!("a heartbeat")
+        };
+        let applied =
+            s.on_message(&mut host, &with(vec![command(2, lead.clone())], None), Instant(1_010));
+        assert_eq!(
+            applied.beat_at,
+            Some(Instant(1_050)),
+            "a new leader without a lease beats at once, spaced from the last beat"
+        );
         assert_eq!(applied.commands.len(), 1);
-        let Beat::Send(hb2) = s.beat(&mut host, Instant(1_050), &|_| ShardLoad::default()) else { panic!("a heartbeat") };
-        let granted = s.on_message(&mut host, &with(vec![], Some(LeaseGrant { seq: hb2.seq, duration_ms: 10_000, revoked: vec![] })), Instant(1_060));
+        let Beat::Send(hb2) = s.beat(&mut host, Instant(1_050), &|_| ShardLoad::default()) else {
+            panic!("a heartbeat")
+        };
+        let granted = s.on_message(
+            &mut host,
+            &with(vec![], Some(LeaseGrant { seq: hb2.seq, duration_ms: 10_000, revoked: vec![] })),
+            Instant(1_060),
+        );
         assert_eq!(granted.beat_at, None, "a lease answers the handoff");
         assert!(host.is_leading(ShardId(1), Instant(1_060)));
         let resync = s.on_message(&mut host, &with(vec![command(3, lead)], None), Instant(1_500));
         assert_eq!(resync.beat_at, None, "a re-sync of a shard led under a lease is no handoff");
-        let created = s.on_message(&mut host, &with(vec![command(4, CommandKind::CreateTable { table: TableId(10) })], None), Instant(1_600));
+        let created = s.on_message(
+            &mut host,
+            &with(vec![command(4, CommandKind::CreateTable { table: TableId(10) })], None),
+            Instant(1_600),
+        );
         assert_eq!(created.beat_at, None);
-        let closed = s.on_message(&mut host, &with(vec![command(5, CommandKind::Close)], None), Instant(1_700));
+        let closed = s.on_message(
+            &mut host,
+            &with(vec![command(5, CommandKind::Close)], None),
+            Instant(1_700),
+        );
         assert_eq!(closed.beat_at, Some(Instant(1_700)), "a close is reported at once");
         assert!(hb.seq < hb2.seq);
     }

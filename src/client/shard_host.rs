@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::core::ids::*;
 use super::LoadSource;
+use crate::core::ids::*;
 use crate::core::input::{ReplicaStatus, Role, ShardReport, TableLoad};
 use crate::core::output::{CommandKind, NodeMessage, ShardCommand};
 use crate::core::time::{Duration, Instant};
@@ -101,7 +101,9 @@ impl ShardHost {
 
     /// Whether the node may act as the shard's leader at `now` (its own clock).
     pub fn is_leading(&self, shard: ShardId, now: Instant) -> bool {
-        self.shards.get(&shard).is_some_and(|s| s.role == Role::Leader && s.lease_until.is_some_and(|t| now < t))
+        self.shards
+            .get(&shard)
+            .is_some_and(|s| s.role == Role::Leader && s.lease_until.is_some_and(|t| now < t))
     }
 
     /// Caps every later lease at `max`: a lease shorter than meta granted is always safe.
@@ -116,13 +118,20 @@ impl ShardHost {
 
     /// Whether a routed write for `shard` at route version `version` may be accepted at `now`:
     /// only under a valid lease, and only at the version this node holds.
-    pub fn check_write(&self, shard: ShardId, version: Version, now: Instant) -> Result<(), String> {
+    pub fn check_write(
+        &self,
+        shard: ShardId,
+        version: Version,
+        now: Instant,
+    ) -> Result<(), String> {
         if !self.is_leading(shard, now) {
             return Err(format!("invalid route: this node does not lead shard {shard}"));
         }
         let held = self.shards[&shard].version;
         if held != version {
-            return Err(format!("invalid route: shard {shard} is at version {held}, the route says {version}"));
+            return Err(format!(
+                "invalid route: shard {shard} is at version {held}, the route says {version}"
+            ));
         }
         Ok(())
     }
@@ -133,7 +142,12 @@ impl ShardHost {
         crate::check::NodeView {
             term: self.term,
             epoch: self.epoch,
-            versions: self.shards.iter().map(|(&id, s)| (id, s.version)).chain(self.closed.iter().map(|(&id, &v)| (id, v))).collect(),
+            versions: self
+                .shards
+                .iter()
+                .map(|(&id, s)| (id, s.version))
+                .chain(self.closed.iter().map(|(&id, &v)| (id, v)))
+                .collect(),
         }
     }
 
@@ -176,7 +190,13 @@ impl ShardHost {
                     load.busiest_tables(id, &s.tables, &mut tables);
                 }
                 let load = if led { load.shard_load(id, &s.tables) } else { Default::default() };
-                ShardReport { id, role: s.role, version: s.version, status: ReplicaStatus::Ready, load }
+                ShardReport {
+                    id,
+                    role: s.role,
+                    version: s.version,
+                    status: ReplicaStatus::Ready,
+                    load,
+                }
             })
             .collect();
         Reports { seq, shards, tables }
@@ -199,7 +219,9 @@ impl ShardHost {
             }
         }
         let Some(grant) = &msg.lease else { return accepted };
-        let Some(&(_, sent_at)) = self.sent.iter().find(|(seq, _)| *seq == grant.seq) else { return accepted };
+        let Some(&(_, sent_at)) = self.sent.iter().find(|(seq, _)| *seq == grant.seq) else {
+            return accepted;
+        };
         self.answered_at = self.answered_at.max(Some(sent_at));
         let granted = Duration(grant.duration_ms).min(self.lease_max.unwrap_or(Duration(u64::MAX)));
         let until = sent_at + granted + self.overrun;
@@ -224,16 +246,25 @@ impl ShardHost {
             self.counters.stale_term_rejections += 1;
             return false;
         }
-        let held = self.shards.get(&cmd.shard).map(|s| s.version).or_else(|| self.closed.get(&cmd.shard).copied());
+        let held = self
+            .shards
+            .get(&cmd.shard)
+            .map(|s| s.version)
+            .or_else(|| self.closed.get(&cmd.shard).copied());
         // These change a shard the node holds, so they only make sense right on top of the
         // version before; a node that missed one ignores them and gets a full re-sync.
         let incremental = matches!(
             cmd.kind,
-            CommandKind::CreateTable { .. } | CommandKind::DropTable { .. } | CommandKind::AlterTable { .. } | CommandKind::ChangeRole { .. }
+            CommandKind::CreateTable { .. }
+                | CommandKind::DropTable { .. }
+                | CommandKind::AlterTable { .. }
+                | CommandKind::ChangeRole { .. }
         );
         let fresh = match held {
             None => !incremental,
-            Some(v) if incremental => cmd.version == v.next() && self.shards.contains_key(&cmd.shard),
+            Some(v) if incremental => {
+                cmd.version == v.next() && self.shards.contains_key(&cmd.shard)
+            }
             Some(v) => cmd.version > v,
         };
         if !fresh {
@@ -263,7 +294,10 @@ impl ShardHost {
             CommandKind::Close => {
                 // Recorded even for a shard not held (a node that restarted since it was told to
                 // let go): a repeat of this close, or an older open delivered late, is refused.
-                let version = self.shards.remove(&cmd.shard).map_or(cmd.version, |s| cmd.version.max(s.version));
+                let version = self
+                    .shards
+                    .remove(&cmd.shard)
+                    .map_or(cmd.version, |s| cmd.version.max(s.version));
                 self.closed.insert(cmd.shard, version);
             }
             CommandKind::CreateTable { table } => {
@@ -309,11 +343,22 @@ mod tests {
     use crate::core::output::LeaseGrant;
 
     fn msg(term: u64, commands: Vec<ShardCommand>, lease: Option<LeaseGrant>) -> NodeMessage {
-        NodeMessage { term: Term(term), epoch: Epoch(1), lease, commands, heartbeat_interval_ms: 1_000 }
+        NodeMessage {
+            term: Term(term),
+            epoch: Epoch(1),
+            lease,
+            commands,
+            heartbeat_interval_ms: 1_000,
+        }
     }
 
     fn open(shard: u32, version: u64, term: u64, role: Role) -> ShardCommand {
-        ShardCommand { shard: ShardId(shard), version: Version(version), term: Term(term), kind: CommandKind::Open { role, tables: vec![TableId(9)] } }
+        ShardCommand {
+            shard: ShardId(shard),
+            version: Version(version),
+            term: Term(term),
+            kind: CommandKind::Open { role, tables: vec![TableId(9)] },
+        }
     }
 
     fn grant(seq: u64, revoked: Vec<ShardId>) -> Option<LeaseGrant> {
@@ -336,7 +381,12 @@ mod tests {
     #[cfg(feature = "check")]
     fn a_closed_shard_stays_in_the_view_at_its_version() {
         let mut h = leading();
-        let close = ShardCommand { shard: ShardId(1), version: Version(3), term: Term(1), kind: CommandKind::Close };
+        let close = ShardCommand {
+            shard: ShardId(1),
+            version: Version(3),
+            term: Term(1),
+            kind: CommandKind::Close,
+        };
         h.on_message(&msg(1, vec![close], None));
         assert!(!h.shards().contains_key(&ShardId(1)));
         assert_eq!(h.view().versions.get(&ShardId(1)), Some(&Version(3)));
@@ -354,9 +404,17 @@ mod tests {
         let new = h.heartbeat(Instant(700), &|_| ShardLoad::default()).seq;
         h.on_message(&msg(1, vec![], grant(new, vec![])));
         h.on_message(&msg(1, vec![], grant(old, vec![])));
-        assert_eq!(h.answered_at(), Some(Instant(700)), "a late answer to an older heartbeat does not move it back");
+        assert_eq!(
+            h.answered_at(),
+            Some(Instant(700)),
+            "a late answer to an older heartbeat does not move it back"
+        );
         h.on_message(&msg(1, vec![], None));
-        assert_eq!(h.answered_at(), Some(Instant(700)), "a message without a grant answers no heartbeat");
+        assert_eq!(
+            h.answered_at(),
+            Some(Instant(700)),
+            "a message without a grant answers no heartbeat"
+        );
     }
 
     /// A node configured for shorter leases than meta grants stops leading sooner.
@@ -368,7 +426,10 @@ mod tests {
         let seq = h.heartbeat(Instant(100), &|_| ShardLoad::default()).seq;
         h.on_message(&msg(1, vec![], grant(seq, vec![])));
         assert!(h.is_leading(ShardId(1), Instant(4_099)));
-        assert!(!h.is_leading(ShardId(1), Instant(4_100)), "meta granted 10 s; the node honours 4 s");
+        assert!(
+            !h.is_leading(ShardId(1), Instant(4_100)),
+            "meta granted 10 s; the node honours 4 s"
+        );
     }
 
     #[test]
@@ -401,7 +462,16 @@ mod tests {
     fn commands_from_an_older_term_are_ignored() {
         let mut h = leading();
         h.on_message(&msg(2, vec![], None));
-        h.on_message(&msg(1, vec![ShardCommand { shard: ShardId(1), version: Version(9), term: Term(1), kind: CommandKind::Close }], None));
+        h.on_message(&msg(
+            1,
+            vec![ShardCommand {
+                shard: ShardId(1),
+                version: Version(9),
+                term: Term(1),
+                kind: CommandKind::Close,
+            }],
+            None,
+        ));
         assert!(h.shards().contains_key(&ShardId(1)));
         assert_eq!(h.counters.stale_term_rejections, 1);
         assert_eq!(h.term(), Term(2));
@@ -418,19 +488,36 @@ mod tests {
     #[test]
     fn incremental_table_commands_need_the_version_right_before() {
         let mut h = leading();
-        let create = |version, table| ShardCommand { shard: ShardId(1), version: Version(version), term: Term(1), kind: CommandKind::CreateTable { table: TableId(table) } };
+        let create = |version, table| ShardCommand {
+            shard: ShardId(1),
+            version: Version(version),
+            term: Term(1),
+            kind: CommandKind::CreateTable { table: TableId(table) },
+        };
         h.on_message(&msg(1, vec![create(4, 20)], None)); // a gap: version 3 was missed
         h.on_message(&msg(1, vec![create(3, 30)], None));
         let s = &h.shards()[&ShardId(1)];
-        assert_eq!((s.version, s.tables.iter().copied().collect::<Vec<_>>()), (Version(3), vec![TableId(9), TableId(30)]));
+        assert_eq!(
+            (s.version, s.tables.iter().copied().collect::<Vec<_>>()),
+            (Version(3), vec![TableId(9), TableId(30)])
+        );
     }
 
     #[test]
     fn a_role_change_applies_only_on_top_of_the_version_before() {
         let mut h = leading(); // shard 1 at version 2, leader
-        let change = |version| ShardCommand { shard: ShardId(1), version: Version(version), term: Term(1), kind: CommandKind::ChangeRole { role: Role::Follower } };
+        let change = |version| ShardCommand {
+            shard: ShardId(1),
+            version: Version(version),
+            term: Term(1),
+            kind: CommandKind::ChangeRole { role: Role::Follower },
+        };
         h.on_message(&msg(1, vec![change(4)], None));
-        assert_eq!(h.shards()[&ShardId(1)].role, Role::Leader, "a gap: the node waits for a re-sync");
+        assert_eq!(
+            h.shards()[&ShardId(1)].role,
+            Role::Leader,
+            "a gap: the node waits for a re-sync"
+        );
         h.on_message(&msg(1, vec![change(3)], None));
         let s = &h.shards()[&ShardId(1)];
         assert_eq!((s.role, s.version, s.lease_until), (Role::Follower, Version(3), None));
@@ -439,16 +526,33 @@ mod tests {
     #[test]
     fn a_close_for_a_shard_not_held_is_applied_once() {
         let mut h = ShardHost::new();
-        let close = ShardCommand { shard: ShardId(4), version: Version(5), term: Term(1), kind: CommandKind::Close };
+        let close = ShardCommand {
+            shard: ShardId(4),
+            version: Version(5),
+            term: Term(1),
+            kind: CommandKind::Close,
+        };
         assert_eq!(h.on_message(&msg(1, vec![close.clone()], None)).len(), 1);
         assert!(h.on_message(&msg(1, vec![close], None)).is_empty(), "a repeat is refused");
-        assert!(h.on_message(&msg(1, vec![open(4, 4, 1, Role::Leader)], None)).is_empty(), "so is an older open");
+        assert!(
+            h.on_message(&msg(1, vec![open(4, 4, 1, Role::Leader)], None)).is_empty(),
+            "so is an older open"
+        );
     }
 
     #[test]
     fn a_closed_shard_is_not_reopened_by_a_late_command() {
         let mut h = leading();
-        h.on_message(&msg(1, vec![ShardCommand { shard: ShardId(1), version: Version(3), term: Term(1), kind: CommandKind::Close }], None));
+        h.on_message(&msg(
+            1,
+            vec![ShardCommand {
+                shard: ShardId(1),
+                version: Version(3),
+                term: Term(1),
+                kind: CommandKind::Close,
+            }],
+            None,
+        ));
         h.on_message(&msg(1, vec![open(1, 2, 1, Role::Leader)], None));
         assert!(!h.shards().contains_key(&ShardId(1)));
     }

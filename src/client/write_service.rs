@@ -30,7 +30,10 @@ impl WriteService {
 
 #[tonic::async_trait]
 impl proto::node_server::Node for WriteService {
-    async fn write(&self, request: Request<proto::WriteRequest>) -> Result<Response<proto::WriteResponse>, Status> {
+    async fn write(
+        &self,
+        request: Request<proto::WriteRequest>,
+    ) -> Result<Response<proto::WriteResponse>, Status> {
         let w = request.into_inner();
         let (shard, version) = (ShardId(w.shard), Version(w.version));
         let now = self.clock.now();

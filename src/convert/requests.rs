@@ -15,7 +15,11 @@ pub trait CoreRequest {
 
 /// The schema a request names; none means `public`.
 fn schema_or_public(schema: String) -> String {
-    if schema.is_empty() { "public".into() } else { schema }
+    if schema.is_empty() {
+        "public".into()
+    } else {
+        schema
+    }
 }
 
 impl CoreRequest for proto::CreateClusterRequest {
@@ -32,7 +36,9 @@ impl CoreRequest for proto::CreateClusterRequest {
 
 impl CoreRequest for proto::ListClustersRequest {
     fn to_core(self) -> Result<Request, Status> {
-        Ok(Request::ListClusters { page: page(Listing::Clusters, self.page_size, &self.page_token)? })
+        Ok(Request::ListClusters {
+            page: page(Listing::Clusters, self.page_size, &self.page_token)?,
+        })
     }
 }
 
@@ -50,13 +56,21 @@ impl CoreRequest for proto::DropClusterRequest {
 
 impl CoreRequest for proto::CreateSchemaRequest {
     fn to_core(self) -> Result<Request, Status> {
-        Ok(Request::CreateSchema { cluster: cluster_of(&self.header)?, name: self.name, if_not_exists: self.if_not_exists })
+        Ok(Request::CreateSchema {
+            cluster: cluster_of(&self.header)?,
+            name: self.name,
+            if_not_exists: self.if_not_exists,
+        })
     }
 }
 
 impl CoreRequest for proto::DropSchemaRequest {
     fn to_core(self) -> Result<Request, Status> {
-        Ok(Request::DropSchema { cluster: cluster_of(&self.header)?, name: self.name, cascade: self.cascade })
+        Ok(Request::DropSchema {
+            cluster: cluster_of(&self.header)?,
+            name: self.name,
+            cascade: self.cascade,
+        })
     }
 }
 
@@ -69,7 +83,9 @@ impl CoreRequest for proto::CreateTableRequest {
             encoded_schema: self.encoded_schema,
             options: self.options,
             if_not_exists: self.if_not_exists,
-            partition: self.partition.map(|p| PartitionSpec { partition_count: p.partition_count, encoded: p.encoded }),
+            partition: self
+                .partition
+                .map(|p| PartitionSpec { partition_count: p.partition_count, encoded: p.encoded }),
         }))
     }
 }
@@ -111,19 +127,30 @@ impl CoreRequest for proto::GetTablesRequest {
 impl CoreRequest for proto::GetTableRequest {
     fn to_core(self) -> Result<Request, Status> {
         let schema = schema_or_public(self.schema);
-        Ok(Request::GetTables { cluster: cluster_of(&self.header)?, schema, tables: vec![self.table] })
+        Ok(Request::GetTables {
+            cluster: cluster_of(&self.header)?,
+            schema,
+            tables: vec![self.table],
+        })
     }
 }
 
 impl CoreRequest for proto::ListNodesRequest {
     fn to_core(self) -> Result<Request, Status> {
-        Ok(Request::ListNodes { cluster: cluster_of(&self.header)?, page: page(Listing::Nodes, self.page_size, &self.page_token)? })
+        Ok(Request::ListNodes {
+            cluster: cluster_of(&self.header)?,
+            page: page(Listing::Nodes, self.page_size, &self.page_token)?,
+        })
     }
 }
 
 impl CoreRequest for proto::DrainNodeRequest {
     fn to_core(self) -> Result<Request, Status> {
-        Ok(Request::DrainNode { cluster: cluster_of(&self.header)?, node: self.node, cancel: self.cancel })
+        Ok(Request::DrainNode {
+            cluster: cluster_of(&self.header)?,
+            node: self.node,
+            cancel: self.cancel,
+        })
     }
 }
 
@@ -141,7 +168,10 @@ impl CoreRequest for proto::SchedulerStatusRequest {
 
 impl CoreRequest for proto::SetSchedulerRequest {
     fn to_core(self) -> Result<Request, Status> {
-        Ok(Request::SetScheduler { cluster: cluster_of(&self.header)?, settings: settings_from_proto(self.settings)? })
+        Ok(Request::SetScheduler {
+            cluster: cluster_of(&self.header)?,
+            settings: settings_from_proto(self.settings)?,
+        })
     }
 }
 
@@ -153,21 +183,34 @@ impl CoreRequest for proto::PlanSchedulerRequest {
 
 impl CoreRequest for proto::ListEventsRequest {
     fn to_core(self) -> Result<Request, Status> {
-        Ok(Request::ListEvents { cluster: cluster_of(&self.header)?, after: self.after, limit: self.limit })
+        Ok(Request::ListEvents {
+            cluster: cluster_of(&self.header)?,
+            after: self.after,
+            limit: self.limit,
+        })
     }
 }
 
 impl CoreRequest for proto::MoveShardRequest {
     fn to_core(self) -> Result<Request, Status> {
         let cluster = cluster_of(&self.header)?;
-        Ok(Request::MoveShard { cluster, shard: ShardId(self.shard), node: self.node, reopen: self.reopen })
+        Ok(Request::MoveShard {
+            cluster,
+            shard: ShardId(self.shard),
+            node: self.node,
+            reopen: self.reopen,
+        })
     }
 }
 
 impl CoreRequest for proto::SplitShardRequest {
     fn to_core(self) -> Result<Request, Status> {
         let cluster = cluster_of(&self.header)?;
-        Ok(Request::SplitShard { cluster, shard: ShardId(self.shard), tables: self.tables.into_iter().map(TableId).collect() })
+        Ok(Request::SplitShard {
+            cluster,
+            shard: ShardId(self.shard),
+            tables: self.tables.into_iter().map(TableId).collect(),
+        })
     }
 }
 
@@ -192,7 +235,10 @@ impl CoreRequest for proto::CancelProcedureRequest {
 
 impl CoreRequest for proto::ListShardsRequest {
     fn to_core(self) -> Result<Request, Status> {
-        Ok(Request::ListShards { cluster: cluster_of(&self.header)?, page: page(Listing::Shards, self.page_size, &self.page_token)? })
+        Ok(Request::ListShards {
+            cluster: cluster_of(&self.header)?,
+            page: page(Listing::Shards, self.page_size, &self.page_token)?,
+        })
     }
 }
 

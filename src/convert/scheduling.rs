@@ -13,10 +13,13 @@ use crate::core::{EventInfo, PlannedMove, ProcedureInfo, SchedulerStatus};
 use crate::proto;
 
 pub fn settings_to_proto(s: &SchedulerSettings) -> proto::SchedulerSettings {
-    proto::SchedulerSettings::decode(SchedulerRecord::from(s).encode_to_vec().as_slice()).expect("one wire shape")
+    proto::SchedulerSettings::decode(SchedulerRecord::from(s).encode_to_vec().as_slice())
+        .expect("one wire shape")
 }
 
-pub fn settings_from_proto(s: Option<proto::SchedulerSettings>) -> Result<SchedulerSettings, Status> {
+pub fn settings_from_proto(
+    s: Option<proto::SchedulerSettings>,
+) -> Result<SchedulerSettings, Status> {
     let s = s.ok_or_else(|| Status::invalid_argument("settings are missing"))?;
     let record = SchedulerRecord::decode(s.encode_to_vec().as_slice()).expect("one wire shape");
     Ok(SchedulerSettings::from(&record))
@@ -26,7 +29,13 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
     let nodes = s
         .nodes
         .iter()
-        .map(|n| proto::NodeLoad { name: n.name.clone(), load: n.load, capacity: n.capacity, judged: n.judged, overfull: n.overfull })
+        .map(|n| proto::NodeLoad {
+            name: n.name.clone(),
+            load: n.load,
+            capacity: n.capacity,
+            judged: n.judged,
+            overfull: n.overfull,
+        })
         .collect();
     proto::SchedulerStatusResponse {
         settings: Some(settings_to_proto(&s.settings)),
@@ -58,7 +67,13 @@ pub fn procedure(p: &ProcedureInfo) -> proto::Procedure {
 }
 
 pub fn event(e: &EventInfo) -> proto::Event {
-    proto::Event { seq: e.seq, age_ms: e.age_ms, cause: e.cause.name().into(), shard: e.shard.map(|s| s.0), text: e.text.clone() }
+    proto::Event {
+        seq: e.seq,
+        age_ms: e.age_ms,
+        cause: e.cause.name().into(),
+        shard: e.shard.map(|s| s.0),
+        text: e.text.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -68,7 +83,12 @@ mod tests {
     #[test]
     fn settings_keep_every_field_through_the_api_shape() {
         // The defaults are all non-zero, so a field lost on the way would show.
-        let s = SchedulerSettings { paused: true, load_floor_units: 12.5, shard_cooldown_ms: 99, ..Default::default() };
+        let s = SchedulerSettings {
+            paused: true,
+            load_floor_units: 12.5,
+            shard_cooldown_ms: 99,
+            ..Default::default()
+        };
         assert_eq!(settings_from_proto(Some(settings_to_proto(&s))).unwrap(), s);
         assert!(settings_from_proto(None).is_err());
     }

@@ -281,7 +281,10 @@ impl CoreConfig {
     pub fn check_cluster_spec(&self, spec: &ClusterSpec) -> MetaResult<()> {
         validate::name("cluster name", &spec.name, self.name_len_max)?;
         if spec.shard_count == 0 || spec.shard_count > self.shards_per_cluster_max {
-            return Err(MetaError::InvalidArgument(format!("shard count {} is outside 1..={}", spec.shard_count, self.shards_per_cluster_max)));
+            return Err(MetaError::InvalidArgument(format!(
+                "shard count {} is outside 1..={}",
+                spec.shard_count, self.shards_per_cluster_max
+            )));
         }
         if spec.followers_per_shard > self.followers_per_shard_max {
             return Err(MetaError::InvalidArgument(format!(
@@ -307,7 +310,8 @@ mod tests {
 
     #[test]
     fn lease_not_longer_than_heartbeat_is_refused_by_name() {
-        let cfg = CoreConfig { lease_ms: 1_000, heartbeat_interval_ms: 1_000, ..Default::default() };
+        let cfg =
+            CoreConfig { lease_ms: 1_000, heartbeat_interval_ms: 1_000, ..Default::default() };
         assert!(cfg.validate().unwrap_err().contains("lease_ms"));
     }
 

@@ -41,7 +41,13 @@ impl<C> Default for Dispatch<C> {
 
 impl<C> Dispatch<C> {
     /// Gives `request` from `caller` a fresh id and hands it to the core; its id.
-    pub fn request(&mut self, core: &mut MetaCore, now: Instant, caller: C, request: &Request) -> RequestId {
+    pub fn request(
+        &mut self,
+        core: &mut MetaCore,
+        now: Instant,
+        caller: C,
+        request: &Request,
+    ) -> RequestId {
         let id = self.callers.admit(caller);
         core.handle(now, Input::Request { id, request });
         id
@@ -49,15 +55,24 @@ impl<C> Dispatch<C> {
 
     /// Hands every output the core holds to `effects`, in order, and returns when the core next
     /// wants an [`Input::Timeout`] and why.
-    pub fn drain<E: Effects<Caller = C>>(&mut self, core: &mut MetaCore, effects: &mut E) -> Option<(Instant, Timer)> {
+    pub fn drain<E: Effects<Caller = C>>(
+        &mut self,
+        core: &mut MetaCore,
+        effects: &mut E,
+    ) -> Option<(Instant, Timer)> {
         while let Some(output) = core.poll_output() {
             match output {
                 Output::Persist(batch) => effects.persist(batch),
                 Output::ToNode { session, message } => effects.to_node(session, message),
-                Output::CloseStream { session, redirect, error } => effects.close_stream(session, redirect, error),
+                Output::CloseStream { session, redirect, error } => {
+                    effects.close_stream(session, redirect, error)
+                }
                 Output::Reply { request, result } => match self.callers.answer(request) {
                     Some(caller) => effects.reply(request, caller, result),
-                    None => debug_assert!(false, "a reply to request {request:?}, which no caller waits for"),
+                    None => debug_assert!(
+                        false,
+                        "a reply to request {request:?}, which no caller waits for"
+                    ),
                 },
                 Output::LoadSnapshot { term } => effects.load_snapshot(term),
                 Output::Resign { term, reason } => effects.resign(term, reason),
@@ -94,7 +109,12 @@ mod tests {
         fn persist(&mut self, _: WriteBatch) {}
         fn to_node(&mut self, _: SessionId, _: NodeMessage) {}
         fn close_stream(&mut self, _: SessionId, _: Option<Redirect>, _: MetaError) {}
-        fn reply(&mut self, id: RequestId, caller: &'static str, result: Result<Response, MetaError>) {
+        fn reply(
+            &mut self,
+            id: RequestId,
+            caller: &'static str,
+            result: Result<Response, MetaError>,
+        ) {
             self.0.push((id, caller, result.is_ok()));
         }
         fn load_snapshot(&mut self, _: Term) {}

@@ -88,7 +88,11 @@ impl NodeStats {
     /// The node's capacity, at least a small positive weight: nodes balance by load divided by
     /// capacity, so a node of capacity 2 is full at twice the load of a node of capacity 1.
     pub fn capacity(&self) -> f64 {
-        if self.capacity > 0.0 { self.capacity } else { 1.0 }
+        if self.capacity > 0.0 {
+            self.capacity
+        } else {
+            1.0
+        }
     }
 }
 
@@ -211,49 +215,121 @@ pub struct WatchRoutes {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
     CreateCluster(ClusterSpec),
-    ListClusters { page: PageRequest },
-    ClusterView { cluster: String },
+    ListClusters {
+        page: PageRequest,
+    },
+    ClusterView {
+        cluster: String,
+    },
     /// Drops a cluster with everything in it; one with nodes online only with `force`.
-    DropCluster { cluster: String, force: bool },
-    CreateSchema { cluster: String, name: String, if_not_exists: bool },
+    DropCluster {
+        cluster: String,
+        force: bool,
+    },
+    CreateSchema {
+        cluster: String,
+        name: String,
+        if_not_exists: bool,
+    },
     /// Drops a schema; one that holds tables only with `cascade`, which drops them too.
-    DropSchema { cluster: String, name: String, cascade: bool },
+    DropSchema {
+        cluster: String,
+        name: String,
+        cascade: bool,
+    },
     CreateTable(CreateTable),
-    DropTable { cluster: String, schema: String, name: String },
+    DropTable {
+        cluster: String,
+        schema: String,
+        name: String,
+    },
     AlterTable(AlterTable),
     /// Routes of the named tables; a partitioned table's route is followed by its sub-tables'.
-    RouteTables { cluster: String, schema: String, tables: Vec<String> },
+    RouteTables {
+        cluster: String,
+        schema: String,
+        tables: Vec<String>,
+    },
     /// Everything stored about the named tables, for a frontend that plans over them.
-    GetTables { cluster: String, schema: String, tables: Vec<String> },
-    ListNodes { cluster: String, page: PageRequest },
+    GetTables {
+        cluster: String,
+        schema: String,
+        tables: Vec<String>,
+    },
+    ListNodes {
+        cluster: String,
+        page: PageRequest,
+    },
     /// Moves every replica off the node and places nothing new on it; `cancel` ends that.
-    DrainNode { cluster: String, node: String, cancel: bool },
+    DrainNode {
+        cluster: String,
+        node: String,
+        cancel: bool,
+    },
     /// Forgets an offline node that holds no replicas: its name is free for a new node.
-    RemoveNode { cluster: String, node: String },
-    ListShards { cluster: String, page: PageRequest },
+    RemoveNode {
+        cluster: String,
+        node: String,
+    },
+    ListShards {
+        cluster: String,
+        page: PageRequest,
+    },
     /// `schema: None` lists every schema.
-    ListTables { cluster: String, schema: Option<String>, page: PageRequest },
+    ListTables {
+        cluster: String,
+        schema: Option<String>,
+        page: PageRequest,
+    },
     /// The scheduler's settings, and the cluster's load as it sees it now.
-    SchedulerStatus { cluster: String },
+    SchedulerStatus {
+        cluster: String,
+    },
     /// Replaces the cluster's scheduler settings (pause and resume set `paused`); stored, so a
     /// new meta leader keeps them.
-    SetScheduler { cluster: String, settings: SchedulerSettings },
+    SetScheduler {
+        cluster: String,
+        settings: SchedulerSettings,
+    },
     /// A dry run: the moves a scheduling pass would decide now, each with its reason. Nothing
     /// changes.
-    PlanScheduler { cluster: String },
+    PlanScheduler {
+        cluster: String,
+    },
     /// Scheduling events numbered after `after`, oldest first, at most `limit`.
-    ListEvents { cluster: String, after: u64, limit: u32 },
+    ListEvents {
+        cluster: String,
+        after: u64,
+        limit: u32,
+    },
     /// Moves a shard's leader to `node` by a transfer: `reopen: false` asks for a follower to
     /// take over, `reopen: true` for the shard to open on a node without a replica.
-    MoveShard { cluster: String, shard: ShardId, node: String, reopen: bool },
+    MoveShard {
+        cluster: String,
+        shard: ShardId,
+        node: String,
+        reopen: bool,
+    },
     /// Splits a shard in two: `tables` move to a new shard (none named: chosen by load, so
     /// that the pieces carry about the same).
-    SplitShard { cluster: String, shard: ShardId, tables: Vec<TableId> },
+    SplitShard {
+        cluster: String,
+        shard: ShardId,
+        tables: Vec<TableId>,
+    },
     /// Merges two shards: the one with fewer tables moves into the other and is retired.
-    MergeShards { cluster: String, shards: [ShardId; 2] },
-    ListProcedures { cluster: String },
+    MergeShards {
+        cluster: String,
+        shards: [ShardId; 2],
+    },
+    ListProcedures {
+        cluster: String,
+    },
     /// Stops a procedure, rolling it back where that is safe.
-    CancelProcedure { cluster: String, id: u64 },
+    CancelProcedure {
+        cluster: String,
+        id: u64,
+    },
 }
 
 impl Request {

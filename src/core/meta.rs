@@ -58,7 +58,17 @@ impl MetaCore {
     /// `seed` is the core's only source of randomness.
     pub fn new(config: CoreConfig, seed: u64) -> MetaCore {
         config.validate().expect("the driver validates the config before building a core");
-        MetaCore { config, rng: ChaCha8Rng::seed_from_u64(seed), leader: None, out: Outbox::default(), next_tick: Instant::ZERO, last_pass: Instant::ZERO, last_now: Instant::ZERO, last_write: 0, other_leader: None }
+        MetaCore {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            leader: None,
+            out: Outbox::default(),
+            next_tick: Instant::ZERO,
+            last_pass: Instant::ZERO,
+            last_now: Instant::ZERO,
+            last_write: 0,
+            other_leader: None,
+        }
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -101,17 +111,20 @@ impl MetaCore {
             Input::Leadership(event) => self.on_leadership(now, event),
             Input::Heartbeat { session, heartbeat } => {
                 if let Err(error) = self.on_heartbeat(now, session, heartbeat) {
-                    let redirect = matches!(error, MetaError::NotLeader).then(|| self.redirect(now)).flatten();
+                    let redirect =
+                        matches!(error, MetaError::NotLeader).then(|| self.redirect(now)).flatten();
                     self.out.push(Output::CloseStream { session, redirect, error });
                 }
             }
             Input::Request { id, request } => self.on_request(now, id, request),
             Input::Watch { watch, request } => {
-                let opened = match (validate::watch_names(request, self.config.name_len_max), self.ctx(now)) {
-                    (Err(e), _) => Err(e),
-                    (Ok(()), (Some(leader), mut ctx)) => leader.watch(&mut ctx, watch, request),
-                    (Ok(()), (None, _)) => Err(MetaError::NotLeader),
-                };
+                let opened =
+                    match (validate::watch_names(request, self.config.name_len_max), self.ctx(now))
+                    {
+                        (Err(e), _) => Err(e),
+                        (Ok(()), (Some(leader), mut ctx)) => leader.watch(&mut ctx, watch, request),
+                        (Ok(()), (None, _)) => Err(MetaError::NotLeader),
+                    };
                 if let Err(error) = opened {
                     self.out.push(Output::EndWatch { watch, error });
                 }
@@ -127,7 +140,9 @@ impl MetaCore {
             Input::Timeout => self.on_timeout(now),
         }
         if self.leader.as_mut().is_some_and(Leader::take_pass_soon) {
-            let soon = now.max(self.last_pass + Duration(self.config.tick_interval_ms / EARLY_PASS_GAP_DIVISOR));
+            let soon = now.max(
+                self.last_pass + Duration(self.config.tick_interval_ms / EARLY_PASS_GAP_DIVISOR),
+            );
             self.next_tick = self.next_tick.min(soon);
         }
         self.flush(now);
@@ -148,7 +163,14 @@ impl MetaCore {
             Leadership::Gained { .. } if self.config.has_bug(PlantedBug::IgnoreWonTerm) => {}
             Leadership::Gained { term, valid_until, snapshot } => {
                 self.step_down();
-                self.leader = Some(Leader::new(term, valid_until, snapshot, now, &self.config, self.last_write));
+                self.leader = Some(Leader::new(
+                    term,
+                    valid_until,
+                    snapshot,
+                    now,
+                    &self.config,
+                    self.last_write,
+                ));
                 self.next_tick = now;
             }
             Leadership::Renewed { term, valid_until } => {
@@ -157,17 +179,28 @@ impl MetaCore {
                 }
             }
             Leadership::Lost => self.step_down(),
-            Leadership::Observed { leader } => self.other_leader = leader.filter(|l| !l.endpoint.is_empty() && l.endpoint.len() <= ENDPOINT_LEN_MAX),
+            Leadership::Observed { leader } => {
+                self.other_leader = leader
+                    .filter(|l| !l.endpoint.is_empty() && l.endpoint.len() <= ENDPOINT_LEN_MAX)
+            }
         }
     }
 
     /// Where a refused heartbeat stream goes at `now`: the other leader, while trusted.
     fn redirect(&self, now: Instant) -> Option<Redirect> {
-        self.other_leader.as_ref().filter(|l| now < l.until).map(|l| Redirect { endpoint: l.endpoint.clone(), term: l.term })
+        self.other_leader
+            .as_ref()
+            .filter(|l| now < l.until)
+            .map(|l| Redirect { endpoint: l.endpoint.clone(), term: l.term })
     }
 
     /// An error refuses the heartbeat as a whole; nothing changed.
-    fn on_heartbeat(&mut self, now: Instant, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
+    fn on_heartbeat(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        hb: &Heartbeat,
+    ) -> Result<(), MetaError> {
         match self.ctx(now) {
             (Some(leader), mut ctx) => leader.on_heartbeat(&mut ctx, session, hb),
             (None, _) => Err(MetaError::NotLeader),
@@ -176,12 +209,22 @@ impl MetaCore {
 
     fn on_request(&mut self, now: Instant, id: RequestId, request: &Request) {
         if self.out.pending_requests() >= self.config.requests_pending_max {
-            let err = MetaError::ResourceExhausted(format!("{} requests pending", self.config.requests_pending_max));
+            let err = MetaError::ResourceExhausted(format!(
+                "{} requests pending",
+                self.config.requests_pending_max
+            ));
             self.out.push(Output::Reply { request: id, result: Err(err) });
             return;
         }
-        assert!(self.out.accept(id, now, Duration(self.config.request_timeout_ms)), "request id {id} reused while pending");
-        if let Err(e) = validate::request_names(request, self.config.name_len_max, self.config.tables_per_route_max) {
+        assert!(
+            self.out.accept(id, now, Duration(self.config.request_timeout_ms)),
+            "request id {id} reused while pending"
+        );
+        if let Err(e) = validate::request_names(
+            request,
+            self.config.name_len_max,
+            self.config.tables_per_route_max,
+        ) {
             self.out.reply(id, Err(e));
             return;
         }
@@ -209,7 +252,9 @@ impl MetaCore {
 
     fn on_snapshot_failed(&mut self, now: Instant, term: Term, cause: LoadCause) {
         let after = match self.ctx(now) {
-            (Some(leader), mut ctx) if leader.term() == term && leader.writes().recovering => leader.on_snapshot_failed(&mut ctx, cause),
+            (Some(leader), mut ctx) if leader.term() == term && leader.writes().recovering => {
+                leader.on_snapshot_failed(&mut ctx, cause)
+            }
             _ => AfterWrite::Continue, // stale: leadership moved on meanwhile
         };
         self.after(after);
@@ -217,7 +262,9 @@ impl MetaCore {
 
     fn on_snapshot(&mut self, now: Instant, term: Term, snapshot: Snapshot) {
         match self.ctx(now) {
-            (Some(leader), mut ctx) if leader.term() == term && leader.writes().recovering => leader.on_snapshot(&mut ctx, snapshot),
+            (Some(leader), mut ctx) if leader.term() == term && leader.writes().recovering => {
+                leader.on_snapshot(&mut ctx, snapshot)
+            }
             _ => {} // stale: leadership moved on meanwhile
         }
     }
@@ -247,9 +294,12 @@ impl MetaCore {
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
         let mut due = self.out.next_deadline().map(|t| (t, Timer::RequestDeadline));
         if let Some(l) = &self.leader {
-            let expiry = (l.valid_until() > self.last_now).then_some((l.valid_until(), Timer::LeadershipExpiry));
+            let expiry = (l.valid_until() > self.last_now)
+                .then_some((l.valid_until(), Timer::LeadershipExpiry));
             let reload = l.reload_due().map(|t| (t, Timer::SnapshotRetry));
-            for candidate in [Some((self.next_tick, Timer::SchedulerTick)), expiry, reload].into_iter().flatten() {
+            for candidate in
+                [Some((self.next_tick, Timer::SchedulerTick)), expiry, reload].into_iter().flatten()
+            {
                 if due.is_none_or(|(t, _)| candidate.0 < t) {
                     due = Some(candidate);
                 }

@@ -1,12 +1,12 @@
 //! What leaves the core. Every variant says what the driver must do with it.
 
-use crate::core::cause::Cause;
-use crate::core::settings::SchedulerSettings;
 use super::error::MetaError;
 use super::ids::*;
 use super::input::Role;
 use super::model::Topology;
 use super::storage::WriteBatch;
+use crate::core::cause::Cause;
+use crate::core::settings::SchedulerSettings;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
@@ -61,10 +61,24 @@ pub struct RouteUpdate {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteChange {
     /// A table was created in, or moved to, `shard`.
-    Table { schema: String, name: String, id: TableId, shard: ShardId },
-    TableDropped { schema: String, name: String, id: TableId },
+    Table {
+        schema: String,
+        name: String,
+        id: TableId,
+        shard: ShardId,
+    },
+    TableDropped {
+        schema: String,
+        name: String,
+        id: TableId,
+    },
     /// A shard's version, leader or followers changed (or a replica's endpoint moved).
-    Shard { shard: ShardId, version: Version, leader: Option<Endpoint>, followers: Vec<Endpoint> },
+    Shard {
+        shard: ShardId,
+        version: Version,
+        leader: Option<Endpoint>,
+        followers: Vec<Endpoint>,
+    },
 }
 
 /// Why the core gives a term up.
@@ -109,18 +123,30 @@ pub struct ShardCommand {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandKind {
     /// Open the shard in `role` with exactly these tables (also a full re-sync).
-    Open { role: Role, tables: Vec<TableId> },
+    Open {
+        role: Role,
+        tables: Vec<TableId>,
+    },
     Close,
     /// Incremental: only valid on top of `version - 1`; the table set is unchanged.
-    ChangeRole { role: Role },
+    ChangeRole {
+        role: Role,
+    },
     /// Incremental: only valid on top of `version - 1`.
-    CreateTable { table: TableId },
+    CreateTable {
+        table: TableId,
+    },
     /// Incremental: only valid on top of `version - 1`. One change can drop many tables of a
     /// shard (a cascading drop): they come in one command, not as a re-sync of every table left.
-    DropTable { tables: Vec<TableId> },
+    DropTable {
+        tables: Vec<TableId>,
+    },
     /// Incremental: only valid on top of `version - 1`. The table's encoded schema or options
     /// changed; `table_version` is its new version (read it with `GetTables`).
-    AlterTable { table: TableId, table_version: u32 },
+    AlterTable {
+        table: TableId,
+        table_version: u32,
+    },
 }
 
 /// A successful reply.
@@ -129,26 +155,51 @@ pub enum Response {
     Cluster(ClusterInfo),
     Clusters(Page<ClusterInfo>),
     View(ClusterView),
-    ClusterDropped { id: ClusterId, tables: u64 },
-    SchemaCreated { id: SchemaId, created: bool },
+    ClusterDropped {
+        id: ClusterId,
+        tables: u64,
+    },
+    SchemaCreated {
+        id: SchemaId,
+        created: bool,
+    },
     /// The schema is gone, or (`tables` > 0) hidden, with those tables being deleted after.
-    SchemaDropped { id: SchemaId, tables: u64 },
-    TableCreated { table: TableInfo, created: bool },
-    TableDropped { id: TableId },
+    SchemaDropped {
+        id: SchemaId,
+        tables: u64,
+    },
+    TableCreated {
+        table: TableInfo,
+        created: bool,
+    },
+    TableDropped {
+        id: TableId,
+    },
     /// The table at its new version.
     TableAltered(TableDetail),
-    Routes { epoch: Epoch, routes: Vec<TableRoute> },
-    TableDetails { epoch: Epoch, tables: Vec<TableDetail> },
+    Routes {
+        epoch: Epoch,
+        routes: Vec<TableRoute>,
+    },
+    TableDetails {
+        epoch: Epoch,
+        tables: Vec<TableDetail>,
+    },
     Nodes(Page<NodeInfo>),
     /// A node after a drain or its cancellation.
     Node(NodeInfo),
-    NodeRemoved { name: String },
+    NodeRemoved {
+        name: String,
+    },
     Shards(Page<ShardInfo>),
     Tables(Page<TableInfo>),
     Scheduler(SchedulerStatus),
     /// What a pass would do now (`PlanScheduler`).
     Plan(Vec<PlannedMove>),
-    Events { events: Vec<EventInfo>, last: u64 },
+    Events {
+        events: Vec<EventInfo>,
+        last: u64,
+    },
     /// An operator's move, decided and stored.
     Moved(PlannedMove),
     /// A procedure started or changed.
@@ -384,8 +435,14 @@ const _: () = {
 
 impl ShardStatus {
     /// In declaration order, so that `status as usize` is its position here.
-    pub const ALL: [ShardStatus; 6] =
-        [ShardStatus::Unassigned, ShardStatus::Opening, ShardStatus::Ready, ShardStatus::Transferring, ShardStatus::Offline, ShardStatus::Retired];
+    pub const ALL: [ShardStatus; 6] = [
+        ShardStatus::Unassigned,
+        ShardStatus::Opening,
+        ShardStatus::Ready,
+        ShardStatus::Transferring,
+        ShardStatus::Offline,
+        ShardStatus::Retired,
+    ];
 
     /// The status in snake case, as metrics label it.
     pub fn name(self) -> &'static str {

@@ -88,7 +88,10 @@ impl Default for SchedulerSettings {
 impl SchedulerSettings {
     /// Refuses settings that make no sense, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, value) in [("load_floor_units", self.load_floor_units), ("split_floor_units", self.split_floor_units)] {
+        for (name, value) in [
+            ("load_floor_units", self.load_floor_units),
+            ("split_floor_units", self.split_floor_units),
+        ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!("{name} ({value}) must be a number of at least 0"));
             }
@@ -140,7 +143,12 @@ impl SchedulerSettings {
             "shard_bytes_max" => self.shard_bytes_max = parse(key, value)?,
             "merge_load_pct" => self.merge_load_pct = parse(key, value)?,
             "merge_window_ms" => self.merge_window_ms = parse(key, value)?,
-            _ => return Err(format!("unknown setting {key:?}; the settings are {}", Self::KEYS.join(", "))),
+            _ => {
+                return Err(format!(
+                    "unknown setting {key:?}; the settings are {}",
+                    Self::KEYS.join(", ")
+                ))
+            }
         }
         Ok(())
     }
@@ -248,14 +256,29 @@ mod tests {
 
     #[test]
     fn a_record_stored_before_the_split_settings_reads_with_their_defaults() {
-        let old = SchedulerRecord { split_load_pct: None, split_floor_units: None, split_windows: None, tables_per_shard_max: None, shard_bytes_max: None, merge_load_pct: None, merge_window_ms: None, ..SchedulerRecord::from(&SchedulerSettings { paused: true, ..Default::default() }) };
-        assert_eq!(SchedulerSettings::from(&old), SchedulerSettings { paused: true, ..Default::default() });
+        let old = SchedulerRecord {
+            split_load_pct: None,
+            split_floor_units: None,
+            split_windows: None,
+            tables_per_shard_max: None,
+            shard_bytes_max: None,
+            merge_load_pct: None,
+            merge_window_ms: None,
+            ..SchedulerRecord::from(&SchedulerSettings { paused: true, ..Default::default() })
+        };
+        assert_eq!(
+            SchedulerSettings::from(&old),
+            SchedulerSettings { paused: true, ..Default::default() }
+        );
     }
 
     #[test]
     fn every_setting_is_set_by_its_name_and_nonsense_is_refused() {
         let mut s = SchedulerSettings::default();
-        for (key, value) in SchedulerSettings::KEYS.iter().zip(["true", "7", "12.5", "3", "2", "5", "99", "4", "150", "500", "2", "1000", "4096", "20", "60000"]) {
+        for (key, value) in SchedulerSettings::KEYS.iter().zip([
+            "true", "7", "12.5", "3", "2", "5", "99", "4", "150", "500", "2", "1000", "4096", "20",
+            "60000",
+        ]) {
             s.set(key, value).unwrap();
         }
         let want = SchedulerSettings {

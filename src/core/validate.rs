@@ -19,7 +19,9 @@ pub fn name(what: &str, name: &str, max: usize) -> Result<(), MetaError> {
     if !(first.is_ascii_alphabetic() || first == b'_') {
         return bad("must start with a letter or '_'");
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
         return bad(&format!("contains {c:?}; only letters, digits, '_', '-' and '.' are allowed"));
     }
     Ok(())
@@ -57,7 +59,9 @@ pub fn load_value(x: f64) -> (f64, bool) {
 pub fn endpoint(endpoint: &str, max: usize) -> Result<(), MetaError> {
     let ok = !endpoint.is_empty()
         && endpoint.len() <= max
-        && endpoint.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        && endpoint
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
         && !endpoint.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())
@@ -70,7 +74,10 @@ pub fn endpoint(endpoint: &str, max: usize) -> Result<(), MetaError> {
 /// characters. It is stored in the node record, so an unbounded one would fail the write.
 pub fn zone(zone: &str, max: usize) -> Result<(), MetaError> {
     if zone.len() > max {
-        return Err(MetaError::InvalidArgument(format!("zone is {} bytes long; the limit is {max}", zone.len())));
+        return Err(MetaError::InvalidArgument(format!(
+            "zone is {} bytes long; the limit is {max}",
+            zone.len()
+        )));
     }
     if let Some(c) = zone.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(MetaError::InvalidArgument(format!("zone {} contains {c:?}", quoted(zone))));
@@ -103,19 +110,30 @@ pub fn request_names(request: &Request, max: usize, tables_max: usize) -> Result
         | R::MergeShards { cluster: c, .. }
         | R::ListProcedures { cluster: c }
         | R::CancelProcedure { cluster: c, .. } => cluster(c),
-        R::CreateSchema { cluster: c, name: s, .. } | R::DropSchema { cluster: c, name: s, .. } => cluster(c).and_then(|()| schema(s)),
-        R::ListTables { cluster: c, schema: s, .. } => cluster(c).and_then(|()| s.as_deref().map_or(Ok(()), schema)),
-        R::CreateTable(t) => cluster(&t.cluster).and_then(|()| schema(&t.schema)).and_then(|()| table(&t.name)),
-        R::AlterTable(t) => cluster(&t.cluster).and_then(|()| schema(&t.schema)).and_then(|()| table(&t.name)),
-        R::DropTable { cluster: c, schema: s, name: t } => cluster(c).and_then(|()| schema(s)).and_then(|()| table(t)),
-        R::RouteTables { cluster: c, schema: s, tables } | R::GetTables { cluster: c, schema: s, tables } => {
+        R::CreateSchema { cluster: c, name: s, .. } | R::DropSchema { cluster: c, name: s, .. } => {
+            cluster(c).and_then(|()| schema(s))
+        }
+        R::ListTables { cluster: c, schema: s, .. } => {
+            cluster(c).and_then(|()| s.as_deref().map_or(Ok(()), schema))
+        }
+        R::CreateTable(t) => {
+            cluster(&t.cluster).and_then(|()| schema(&t.schema)).and_then(|()| table(&t.name))
+        }
+        R::AlterTable(t) => {
+            cluster(&t.cluster).and_then(|()| schema(&t.schema)).and_then(|()| table(&t.name))
+        }
+        R::DropTable { cluster: c, schema: s, name: t } => {
+            cluster(c).and_then(|()| schema(s)).and_then(|()| table(t))
+        }
+        R::RouteTables { cluster: c, schema: s, tables }
+        | R::GetTables { cluster: c, schema: s, tables } => {
             cluster(c)?;
             schema(s)?;
             table_list(tables, max, tables_max)
         }
-        R::DrainNode { cluster: c, node: n, .. } | R::RemoveNode { cluster: c, node: n } | R::MoveShard { cluster: c, node: n, .. } => {
-            cluster(c).and_then(|()| node(n))
-        }
+        R::DrainNode { cluster: c, node: n, .. }
+        | R::RemoveNode { cluster: c, node: n }
+        | R::MoveShard { cluster: c, node: n, .. } => cluster(c).and_then(|()| node(n)),
     }
 }
 
@@ -128,13 +146,19 @@ pub fn watch_names(watch: &WatchRoutes, max: usize) -> Result<(), MetaError> {
 /// At most `tables_max` table names, each valid, none twice.
 fn table_list(tables: &[String], max: usize, tables_max: usize) -> Result<(), MetaError> {
     if tables.len() > tables_max {
-        return Err(MetaError::InvalidArgument(format!("{} tables in one request; the limit is {tables_max}", tables.len())));
+        return Err(MetaError::InvalidArgument(format!(
+            "{} tables in one request; the limit is {tables_max}",
+            tables.len()
+        )));
     }
     let mut seen = std::collections::BTreeSet::new();
     for t in tables {
         name("table name", t, max)?;
         if !seen.insert(t.as_str()) {
-            return Err(MetaError::InvalidArgument(format!("table {} is named twice; name each table once", quoted(t))));
+            return Err(MetaError::InvalidArgument(format!(
+                "table {} is named twice; name each table once",
+                quoted(t)
+            )));
         }
     }
     Ok(())
@@ -153,7 +177,8 @@ mod tests {
 
     #[test]
     fn bad_names_say_why() {
-        let cases = [("", "empty"), ("1abc", "start"), ("a b", "' '"), ("aaaaaaaaaaaaaaaaa", "limit")];
+        let cases =
+            [("", "empty"), ("1abc", "start"), ("a b", "' '"), ("aaaaaaaaaaaaaaaaa", "limit")];
         for (n, why) in cases {
             let err = name("table name", n, 16).unwrap_err().to_string();
             assert!(err.contains(why), "{n:?}: {err}");
@@ -166,19 +191,39 @@ mod tests {
         assert_eq!(quoted("orders").to_string(), "\"orders\"");
         let long = "é".repeat(100_000);
         let q = quoted(&long).to_string();
-        assert!(q.len() < 2 * crate::core::error::QUOTE_BYTES_MAX && q.ends_with("... (200000 bytes)"), "{q}");
+        assert!(
+            q.len() < 2 * crate::core::error::QUOTE_BYTES_MAX && q.ends_with("... (200000 bytes)"),
+            "{q}"
+        );
         let err = name("table name", &"a".repeat(1 << 20), 255).unwrap_err().to_string();
-        assert!(err.len() < 300 && err.contains("1048576 bytes") && err.contains("limit is 255"), "{err}");
+        assert!(
+            err.len() < 300 && err.contains("1048576 bytes") && err.contains("limit is 255"),
+            "{err}"
+        );
     }
 
     #[test]
     fn reads_check_names_as_creates_do_and_a_table_is_named_once() {
-        let get = |tables: &[&str]| Request::GetTables { cluster: "c".into(), schema: "public".into(), tables: tables.iter().map(|t| t.to_string()).collect() };
+        let get = |tables: &[&str]| Request::GetTables {
+            cluster: "c".into(),
+            schema: "public".into(),
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+        };
         request_names(&get(&["a", "b"]), 16, 10).unwrap();
-        assert!(request_names(&get(&["a", "b", "a"]), 16, 10).unwrap_err().to_string().contains("named twice"));
-        assert!(request_names(&get(&[&"x".repeat(17)]), 16, 10).unwrap_err().to_string().contains("limit is 16"));
-        assert!(request_names(&get(&["a"; 11]), 16, 10).unwrap_err().to_string().contains("11 tables"));
-        let drop = Request::DropTable { cluster: "c".into(), schema: "s p".into(), name: "t".into() };
+        assert!(request_names(&get(&["a", "b", "a"]), 16, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("named twice"));
+        assert!(request_names(&get(&[&"x".repeat(17)]), 16, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("limit is 16"));
+        assert!(request_names(&get(&["a"; 11]), 16, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("11 tables"));
+        let drop =
+            Request::DropTable { cluster: "c".into(), schema: "s p".into(), name: "t".into() };
         assert!(matches!(request_names(&drop, 16, 10), Err(MetaError::InvalidArgument(_))));
     }
 

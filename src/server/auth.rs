@@ -73,7 +73,9 @@ impl Auth {
     pub fn role_of(&self, header: Option<&str>) -> Result<Option<Role>, Status> {
         let Some(tokens) = &self.tokens else { return Ok(None) };
         let Some(header) = header else {
-            return Err(Status::unauthenticated("this meta service needs a token: send authorization: Bearer <token>"));
+            return Err(Status::unauthenticated(
+                "this meta service needs a token: send authorization: Bearer <token>",
+            ));
         };
         let presented = header.strip_prefix("Bearer ").unwrap_or("").as_bytes();
         if same(presented, &tokens.admin) {
@@ -94,9 +96,16 @@ impl Auth {
 /// Whether `role` may do `access` (`None`: tokens are off, everything is let through).
 pub fn permit(role: Option<Role>, access: Access) -> Result<(), Status> {
     match (role, access) {
-        (None, _) | (Some(_), Access::Read) | (Some(Role::Admin), Access::Change) | (Some(Role::Node), Access::Join) => Ok(()),
-        (Some(Role::Node), Access::Change) => Err(Status::permission_denied("the node token cannot change the catalog or the cluster: use the admin token")),
-        (Some(Role::Admin), Access::Join) => Err(Status::permission_denied("the admin token cannot join as a data node: use the node token")),
+        (None, _)
+        | (Some(_), Access::Read)
+        | (Some(Role::Admin), Access::Change)
+        | (Some(Role::Node), Access::Join) => Ok(()),
+        (Some(Role::Node), Access::Change) => Err(Status::permission_denied(
+            "the node token cannot change the catalog or the cluster: use the admin token",
+        )),
+        (Some(Role::Admin), Access::Join) => Err(Status::permission_denied(
+            "the admin token cannot join as a data node: use the node token",
+        )),
     }
 }
 
@@ -126,12 +135,28 @@ mod tests {
         let auth = Auth::new(ADMIN.into(), NODE.into()).unwrap();
         let admin = with(Some(&format!("Bearer {ADMIN}")));
         let node = with(Some(&format!("Bearer {NODE}")));
-        assert!(auth.check(&admin, Access::Change).is_ok() && auth.check(&admin, Access::Read).is_ok());
+        assert!(
+            auth.check(&admin, Access::Change).is_ok() && auth.check(&admin, Access::Read).is_ok()
+        );
         assert!(auth.check(&node, Access::Join).is_ok() && auth.check(&node, Access::Read).is_ok());
-        assert_eq!(auth.check(&node, Access::Change).unwrap_err().code(), tonic::Code::PermissionDenied);
-        assert_eq!(auth.check(&admin, Access::Join).unwrap_err().code(), tonic::Code::PermissionDenied);
-        for refused in [with(None), with(Some("Bearer wrong-token-0123456789")), with(Some(ADMIN)), with(Some(&format!("Basic {ADMIN}")))] {
-            assert_eq!(auth.check(&refused, Access::Read).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            auth.check(&node, Access::Change).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            auth.check(&admin, Access::Join).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        for refused in [
+            with(None),
+            with(Some("Bearer wrong-token-0123456789")),
+            with(Some(ADMIN)),
+            with(Some(&format!("Basic {ADMIN}"))),
+        ] {
+            assert_eq!(
+                auth.check(&refused, Access::Read).unwrap_err().code(),
+                tonic::Code::Unauthenticated
+            );
         }
     }
 

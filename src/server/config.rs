@@ -131,8 +131,16 @@ pub struct AuthSettings {
 impl AuthSettings {
     /// The admin and node tokens, read and checked; `None` when neither is set.
     pub fn tokens(&self) -> Result<Option<(String, String)>, String> {
-        let admin = token_from(self.admin_token_file.as_deref(), self.admin_token.as_ref(), "SHARDMETA_AUTH_ADMIN_TOKEN")?;
-        let node = token_from(self.node_token_file.as_deref(), self.node_token.as_ref(), "SHARDMETA_AUTH_NODE_TOKEN")?;
+        let admin = token_from(
+            self.admin_token_file.as_deref(),
+            self.admin_token.as_ref(),
+            "SHARDMETA_AUTH_ADMIN_TOKEN",
+        )?;
+        let node = token_from(
+            self.node_token_file.as_deref(),
+            self.node_token.as_ref(),
+            "SHARDMETA_AUTH_NODE_TOKEN",
+        )?;
         match (admin, node) {
             (Some(a), Some(n)) => Ok(Some((a, n))),
             (None, None) => Ok(None),
@@ -155,7 +163,13 @@ pub struct DefaultCluster {
 
 impl Default for DefaultCluster {
     fn default() -> Self {
-        DefaultCluster { name: "default".into(), shard_count: 8, followers_per_shard: 0, topology: "dynamic".into(), min_nodes: 1 }
+        DefaultCluster {
+            name: "default".into(),
+            shard_count: 8,
+            followers_per_shard: 0,
+            topology: "dynamic".into(),
+            min_nodes: 1,
+        }
     }
 }
 
@@ -199,13 +213,17 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
-
 impl ServerConfig {
     /// Builds the configuration from every source and validates it.
-    pub fn load(file: Option<&std::path::Path>, env: impl IntoIterator<Item = (String, String)>, flags: Overrides) -> Result<ServerConfig, String> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: Overrides,
+    ) -> Result<ServerConfig, String> {
         let mut cfg = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
                 toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
             }
             None => ServerConfig::default(),
@@ -292,7 +310,10 @@ impl ServerConfig {
         self.listen_addr()?;
         self.admin_listen_addr()?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(format!("log_format {:?} is neither \"text\" nor \"json\"", self.log_format));
+            return Err(format!(
+                "log_format {:?} is neither \"text\" nor \"json\"",
+                self.log_format
+            ));
         }
         for e in &self.etcd_endpoints {
             if e.is_empty() || e.contains(char::is_whitespace) {
@@ -300,10 +321,16 @@ impl ServerConfig {
             }
         }
         if self.election_ttl_ms < 1_000 {
-            return Err(format!("election_ttl_ms ({}) must be at least 1000", self.election_ttl_ms));
+            return Err(format!(
+                "election_ttl_ms ({}) must be at least 1000",
+                self.election_ttl_ms
+            ));
         }
         if self.message_bytes_max < 64 * 1024 {
-            return Err(format!("message_bytes_max ({}) must be at least 65536", self.message_bytes_max));
+            return Err(format!(
+                "message_bytes_max ({}) must be at least 65536",
+                self.message_bytes_max
+            ));
         }
         self.core()?.validate()?;
         self.default_cluster_spec()?;
@@ -334,14 +361,20 @@ impl ServerConfig {
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
-        self.grpc_addr.parse().map_err(|_| format!("grpc_addr {:?} is not host:port with a numeric host", self.grpc_addr))
+        self.grpc_addr.parse().map_err(|_| {
+            format!("grpc_addr {:?} is not host:port with a numeric host", self.grpc_addr)
+        })
     }
 
     /// The admin port's address, or `None` when it is turned off.
     pub fn admin_listen_addr(&self) -> Result<Option<SocketAddr>, String> {
         match self.admin_addr.as_str() {
             "" => Ok(None),
-            a => a.parse().map(Some).map_err(|_| format!("admin_addr {a:?} is not host:port with a numeric host (or empty, for none)")),
+            a => a.parse().map(Some).map_err(|_| {
+                format!(
+                    "admin_addr {a:?} is not host:port with a numeric host (or empty, for none)"
+                )
+            }),
         }
     }
 
@@ -372,7 +405,11 @@ impl ServerConfig {
         let topology = match dc.topology.as_str() {
             "dynamic" => Topology::Dynamic,
             "static" => Topology::Static,
-            other => return Err(format!("default_cluster.topology {other:?} is neither \"dynamic\" nor \"static\"")),
+            other => {
+                return Err(format!(
+                    "default_cluster.topology {other:?} is neither \"dynamic\" nor \"static\""
+                ))
+            }
         };
         if dc.shard_count == 0 {
             return Err("default_cluster.shard_count must be at least 1".into());
@@ -380,7 +417,8 @@ impl ServerConfig {
         if dc.min_nodes == 0 {
             return Err("default_cluster.min_nodes must be at least 1".into());
         }
-        crate::core::validate::name("default_cluster.name", &dc.name, 128).map_err(|e| e.to_string())?;
+        crate::core::validate::name("default_cluster.name", &dc.name, 128)
+            .map_err(|e| e.to_string())?;
         Ok(ClusterSpec {
             name: dc.name.clone(),
             shard_count: dc.shard_count,
@@ -407,36 +445,56 @@ mod tests {
         std::fs::write(&file, "name = \"from-file\"\nlease_ms = 20000\n[default_cluster]\nshard_count = 4\n[scheduler]\noverfull_pct = 15\n").unwrap();
         let cfg = ServerConfig::load(
             Some(&file),
-            env(&[("SHARDMETA_NAME", "from-env"), ("SHARDMETA_LEASE_MS", "15000"), ("PATH", "/bin")]),
+            env(&[
+                ("SHARDMETA_NAME", "from-env"),
+                ("SHARDMETA_LEASE_MS", "15000"),
+                ("PATH", "/bin"),
+            ]),
             Overrides { name: Some("from-flag".into()), ..Default::default() },
         )
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!((cfg.name.as_str(), cfg.lease_ms, cfg.default_cluster.shard_count), ("from-flag", 15_000, 4));
-        assert_eq!((cfg.scheduler.overfull_pct, cfg.core().unwrap().scheduler.overfull_pct), (15, 15));
+        assert_eq!(
+            (cfg.name.as_str(), cfg.lease_ms, cfg.default_cluster.shard_count),
+            ("from-flag", 15_000, 4)
+        );
+        assert_eq!(
+            (cfg.scheduler.overfull_pct, cfg.core().unwrap().scheduler.overfull_pct),
+            (15, 15)
+        );
     }
 
     #[test]
     fn nonsense_is_refused_by_name() {
-        let load = |vars: &[(&str, &str)]| ServerConfig::load(None, env(vars), Overrides::default()).unwrap_err();
+        let load = |vars: &[(&str, &str)]| {
+            ServerConfig::load(None, env(vars), Overrides::default()).unwrap_err()
+        };
         assert!(load(&[("SHARDMETA_LEASE_MS", "500")]).contains("lease_ms"));
         assert!(load(&[("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT", "0")]).contains("shard_count"));
         assert!(load(&[("SHARDMETA_GRPC_ADDR", "nowhere")]).contains("grpc_addr"));
         assert!(load(&[("SHARDMETA_ADMIN_ADDR", "nowhere")]).contains("admin_addr"));
         assert!(load(&[("SHARDMETA_LOG_FORMAT", "xml")]).contains("log_format"));
         assert!(load(&[("SHARDMETA_LEASE_MS", "ten")]).contains("SHARDMETA_LEASE_MS"));
-        assert!(load(&[("SHARDMETA_LEASE", "1")]).contains("unknown environment variable SHARDMETA_LEASE"));
+        assert!(load(&[("SHARDMETA_LEASE", "1")])
+            .contains("unknown environment variable SHARDMETA_LEASE"));
         assert!(load(&[("SHARDMETA_DEFAULT_CLUSTER_TOPOLOGY", "round")]).contains("topology"));
-        assert!(load(&[("SHARDMETA_SCHEDULER_OVERFULL_PCT", "0")]).contains("scheduler.overfull_pct"));
-        assert!(load(&[("SHARDMETA_SCHEDULER_TOLERANCE", "1")]).contains("unknown environment variable SHARDMETA_SCHEDULER_TOLERANCE"));
-        assert!(load(&[("SHARDMETA_SCHEDULER_PAUSED", "maybe")]).contains("SHARDMETA_SCHEDULER_PAUSED"));
+        assert!(
+            load(&[("SHARDMETA_SCHEDULER_OVERFULL_PCT", "0")]).contains("scheduler.overfull_pct")
+        );
+        assert!(load(&[("SHARDMETA_SCHEDULER_TOLERANCE", "1")])
+            .contains("unknown environment variable SHARDMETA_SCHEDULER_TOLERANCE"));
+        assert!(
+            load(&[("SHARDMETA_SCHEDULER_PAUSED", "maybe")]).contains("SHARDMETA_SCHEDULER_PAUSED")
+        );
     }
 
     #[test]
     fn the_example_configs_load() {
         for example in ["single-node.toml", "three-meta-etcd.toml", "secure/three-meta-etcd.toml"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(example);
-            ServerConfig::load(Some(&path), Vec::new(), Overrides::default()).unwrap_or_else(|e| panic!("{example}: {e}"));
+            let path =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(example);
+            ServerConfig::load(Some(&path), Vec::new(), Overrides::default())
+                .unwrap_or_else(|e| panic!("{example}: {e}"));
         }
     }
 
@@ -444,7 +502,8 @@ mod tests {
     fn unknown_file_keys_are_refused() {
         let err = toml::from_str::<ServerConfig>("leese_ms = 1").unwrap_err().to_string();
         assert!(err.contains("leese_ms"), "{err}");
-        let err = toml::from_str::<ServerConfig>("[scheduler]\ntolerance = 1").unwrap_err().to_string();
+        let err =
+            toml::from_str::<ServerConfig>("[scheduler]\ntolerance = 1").unwrap_err().to_string();
         assert!(err.contains("tolerance"), "{err}");
         let bad: ServerConfig = toml::from_str("[scheduler]\noverfull_pct = 0").unwrap();
         assert!(bad.validate().unwrap_err().contains("scheduler.overfull_pct"));

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::core::storage::{Snapshot, WriteBatch, WriteResult};
 use crate::core::*;
 use crate::proto;
-use crate::server::storage::load::{LoadBackoff, LoadError};
 use crate::server::metrics::metrics;
+use crate::server::storage::load::{LoadBackoff, LoadError};
 use crate::server::storage::Storage;
 
 /// Inbound messages queued for the driver beyond this wait (back-pressure on gRPC handlers).
@@ -57,18 +57,44 @@ pub type WatchSender = mpsc::Sender<Result<proto::WatchRoutesResponse, tonic::St
 pub enum Inbound {
     /// `metered: false` keeps the request out of the request metrics (the admin port's own
     /// reads, so that scrapes do not count themselves).
-    Request { request: Request, reply: oneshot::Sender<Result<Response, MetaError>>, metered: bool },
-    StreamOpened { session: SessionId, tx: StreamSender },
-    Heartbeat { session: SessionId, heartbeat: Heartbeat },
-    StreamClosed { session: SessionId },
-    WatchOpened { watch: WatchId, tx: WatchSender, request: WatchRoutes },
-    WatchClosed { watch: WatchId },
+    Request {
+        request: Request,
+        reply: oneshot::Sender<Result<Response, MetaError>>,
+        metered: bool,
+    },
+    StreamOpened {
+        session: SessionId,
+        tx: StreamSender,
+    },
+    Heartbeat {
+        session: SessionId,
+        heartbeat: Heartbeat,
+    },
+    StreamClosed {
+        session: SessionId,
+    },
+    WatchOpened {
+        watch: WatchId,
+        tx: WatchSender,
+        request: WatchRoutes,
+    },
+    WatchClosed {
+        watch: WatchId,
+    },
     Leadership(Leadership),
-    WriteDone { id: WriteId, result: WriteResult },
-    Snapshot { term: Term, result: Result<Snapshot, LoadError> },
+    WriteDone {
+        id: WriteId,
+        result: WriteResult,
+    },
+    Snapshot {
+        term: Term,
+        result: Result<Snapshot, LoadError>,
+    },
     /// The server is stopping: end every heartbeat stream and route watch, and each one opened
     /// from now on; answered once the open ones are ended.
-    Stop { done: oneshot::Sender<()> },
+    Stop {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// What the driver asks of the election.
@@ -99,7 +125,10 @@ impl DriverHandle {
 
     async fn send(&self, request: Request, metered: bool) -> Result<Response, MetaError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Inbound::Request { request, reply, metered }).await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?;
+        self.tx
+            .send(Inbound::Request { request, reply, metered })
+            .await
+            .map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?;
         rx.await.map_err(|_| MetaError::Unavailable("meta server is shutting down".into()))?
     }
 }
@@ -145,7 +174,14 @@ impl Driver {
             clock,
             rx,
             dispatch: Dispatch::default(),
-            io: Io { storage, tx: tx.clone(), election, streams: BTreeMap::new(), watches: BTreeMap::new(), ended: Vec::new() },
+            io: Io {
+                storage,
+                tx: tx.clone(),
+                election,
+                streams: BTreeMap::new(),
+                watches: BTreeMap::new(),
+                ended: Vec::new(),
+            },
             reload_backoff: LoadBackoff::default(),
             leader,
             other_leader: None,
@@ -199,7 +235,12 @@ impl Driver {
             let now = self.clock.now();
             let serving = self.core.is_leader(now) && self.core.awaiting_snapshot().is_none();
             self.leader.set_serving_here(serving);
-            metrics().set_leadership(self.core.term().map(|t| t.0), serving, self.io.streams.len(), self.io.watches.len());
+            metrics().set_leadership(
+                self.core.term().map(|t| t.0),
+                serving,
+                self.io.streams.len(),
+                self.io.watches.len(),
+            );
         }
     }
 
@@ -221,7 +262,10 @@ impl Driver {
         let now = self.clock.now();
         match input {
             Inbound::Request { request, reply, metered } => {
-                let caller = Caller { reply, metered: metered.then(|| (request.kind(), std::time::Instant::now())) };
+                let caller = Caller {
+                    reply,
+                    metered: metered.then(|| (request.kind(), std::time::Instant::now())),
+                };
                 self.dispatch.request(&mut self.core, now, caller, &request);
             }
             Inbound::StreamOpened { session, tx } => {
@@ -263,7 +307,9 @@ impl Driver {
                     tracing::info!(term = ?self.core.term(), "leading");
                 }
             }
-            Inbound::WriteDone { id, result } => self.core.handle(now, Input::WriteResult { id, result }),
+            Inbound::WriteDone { id, result } => {
+                self.core.handle(now, Input::WriteResult { id, result })
+            }
             Inbound::Snapshot { term, result } => match result {
                 Ok(snapshot) => {
                     self.reload_backoff.succeeded();
@@ -297,10 +343,16 @@ impl Driver {
     /// How a stopping server ends a stream: a heartbeat stream is sent to the leader when
     /// another meta node leads, else ended with a status; a watch always ends with the status.
     fn farewell(&self) -> (Option<Redirect>, MetaError) {
-        let redirect = self.leader.other_leader().map(|(endpoint, term)| Redirect { endpoint, term });
+        let redirect =
+            self.leader.other_leader().map(|(endpoint, term)| Redirect { endpoint, term });
         let error = match &redirect {
-            Some(leader) => MetaError::Unavailable(format!("this meta node is shutting down; the leader is {}", leader.endpoint)),
-            None => MetaError::Unavailable("this meta node is shutting down and no other meta leader is known; retry".into()),
+            Some(leader) => MetaError::Unavailable(format!(
+                "this meta node is shutting down; the leader is {}",
+                leader.endpoint
+            )),
+            None => MetaError::Unavailable(
+                "this meta node is shutting down and no other meta leader is known; retry".into(),
+            ),
         };
         (redirect, error)
     }
@@ -357,7 +409,11 @@ impl Effects for Io {
     fn close_stream(&mut self, session: SessionId, redirect: Option<Redirect>, error: MetaError) {
         if let Some(tx) = self.streams.remove(&session) {
             let message = match redirect {
-                Some(r) => Ok(proto::HeartbeatResponse { redirect: r.endpoint, redirect_term: r.term.0, ..Default::default() }),
+                Some(r) => Ok(proto::HeartbeatResponse {
+                    redirect: r.endpoint,
+                    redirect_term: r.term.0,
+                    ..Default::default()
+                }),
                 None => Err(crate::convert::status(error)),
             };
             let _ = tx.try_send(message);
@@ -421,17 +477,46 @@ mod tests {
         store.fail_writes(1);
         let storage = Arc::new(Storage::Memory(store));
         let (election, _commands) = mpsc::unbounded_channel();
-        let spec = ClusterSpec { name: "default".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
+        let spec = ClusterSpec {
+            name: "default".into(),
+            shard_count: 2,
+            followers_per_shard: 0,
+            topology: Topology::Dynamic,
+            min_nodes: 1,
+        };
         let config = CoreConfig { default_cluster: Some(spec), ..CoreConfig::default() };
-        let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into(), Clock::start(), crate::core::Duration(3_000)));
+        let (driver, handle) = Driver::new(
+            config,
+            1,
+            storage,
+            election,
+            crate::server::LeaderView::new(
+                "m".into(),
+                Clock::start(),
+                crate::core::Duration(3_000),
+            ),
+        );
         tokio::spawn(driver.run());
-        let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
+        let gained = Leadership::Gained {
+            term: Term(1),
+            valid_until: Instant(u64::MAX / 2),
+            snapshot: Snapshot::default(),
+        };
         handle.tx.send(Inbound::Leadership(gained)).await.unwrap();
         for _ in 0..50 {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let (reply, answer) = oneshot::channel();
-            handle.tx.send(Inbound::Request { request: Request::ListClusters { page: PageRequest::default() }, reply, metered: true }).await.unwrap();
-            if matches!(answer.await.unwrap(), Ok(Response::Clusters(cs)) if cs.items.iter().any(|c| c.name == "default")) {
+            handle
+                .tx
+                .send(Inbound::Request {
+                    request: Request::ListClusters { page: PageRequest::default() },
+                    reply,
+                    metered: true,
+                })
+                .await
+                .unwrap();
+            if matches!(answer.await.unwrap(), Ok(Response::Clusters(cs)) if cs.items.iter().any(|c| c.name == "default"))
+            {
                 return;
             }
         }
@@ -446,15 +531,43 @@ mod tests {
         store.set_term(Term(1));
         let storage = Arc::new(Storage::Memory(store));
         let (election, _commands) = mpsc::unbounded_channel();
-        let spec = ClusterSpec { name: "c".into(), shard_count: 2, followers_per_shard: 0, topology: Topology::Dynamic, min_nodes: 1 };
-        let config = CoreConfig { default_cluster: Some(spec), watchers_max: 1, ..CoreConfig::default() };
-        let (driver, handle) = Driver::new(config, 1, storage, election, crate::server::LeaderView::new("m".into(), Clock::start(), crate::core::Duration(3_000)));
+        let spec = ClusterSpec {
+            name: "c".into(),
+            shard_count: 2,
+            followers_per_shard: 0,
+            topology: Topology::Dynamic,
+            min_nodes: 1,
+        };
+        let config =
+            CoreConfig { default_cluster: Some(spec), watchers_max: 1, ..CoreConfig::default() };
+        let (driver, handle) = Driver::new(
+            config,
+            1,
+            storage,
+            election,
+            crate::server::LeaderView::new(
+                "m".into(),
+                Clock::start(),
+                crate::core::Duration(3_000),
+            ),
+        );
         tokio::spawn(driver.run());
-        let gained = Leadership::Gained { term: Term(1), valid_until: Instant(u64::MAX / 2), snapshot: Snapshot::default() };
+        let gained = Leadership::Gained {
+            term: Term(1),
+            valid_until: Instant(u64::MAX / 2),
+            snapshot: Snapshot::default(),
+        };
         handle.tx.send(Inbound::Leadership(gained)).await.unwrap();
         let watch = |id: u64| {
             let (tx, rx) = mpsc::channel(WATCH_QUEUED_MAX);
-            (Inbound::WatchOpened { watch: WatchId(id), tx, request: WatchRoutes { cluster: "c".into(), schema: None, from_revision: 0 } }, rx)
+            (
+                Inbound::WatchOpened {
+                    watch: WatchId(id),
+                    tx,
+                    request: WatchRoutes { cluster: "c".into(), schema: None, from_revision: 0 },
+                },
+                rx,
+            )
         };
         let (open, mut slow) = watch(1);
         loop {
@@ -468,19 +581,34 @@ mod tests {
         }
         handle.tx.send(open).await.unwrap();
         for i in 0..WATCH_QUEUED_MAX + 10 {
-            let t = CreateTable { cluster: "c".into(), schema: "public".into(), name: format!("t{i}"), encoded_schema: vec![], options: Default::default(), if_not_exists: false, partition: None };
+            let t = CreateTable {
+                cluster: "c".into(),
+                schema: "public".into(),
+                name: format!("t{i}"),
+                encoded_schema: vec![],
+                options: Default::default(),
+                if_not_exists: false,
+                partition: None,
+            };
             handle.request(Request::CreateTable(t)).await.unwrap();
         }
         let mut received = Vec::new();
         while let Ok(m) = slow.try_recv() {
             received.push(m);
         }
-        assert_eq!(received.len(), WATCH_QUEUED_MAX, "the queue filled, then took the cut-off status");
+        assert_eq!(
+            received.len(),
+            WATCH_QUEUED_MAX,
+            "the queue filled, then took the cut-off status"
+        );
         let last = received.pop().unwrap().expect_err("cut off");
         assert_eq!(last.code(), tonic::Code::ResourceExhausted, "{last:?}");
         assert!(received.iter().all(Result::is_ok));
         let (open, mut next) = watch(2);
         handle.tx.send(open).await.unwrap();
-        assert!(next.recv().await.is_some_and(|m| m.is_ok()), "the cut-off watch no longer holds the only place");
+        assert!(
+            next.recv().await.is_some_and(|m| m.is_ok()),
+            "the cut-off watch no longer holds the only place"
+        );
     }
 }

@@ -61,18 +61,28 @@ impl EtcdElection {
         let mut standby: Option<Standby> = None;
         loop {
             standby.get_or_insert_with(|| Standby::start(self.store.clone()));
-            let (mut leases, mut election) = (self.client.lease_client(), self.client.election_client());
+            let (mut leases, mut election) =
+                (self.client.lease_client(), self.client.election_client());
             let asked = self.clock.now();
-            let (lease, granted_s) = match leases.grant((self.ttl.as_secs().max(1)) as i64, None).await {
-                Ok(l) => (l.id(), l.ttl().max(0) as u64),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot get an etcd lease; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-            };
-            let (valid_tx, mut valid_rx) = watch::channel(Some(lease_deadline(asked, granted_s, margin)));
-            let keeper = tokio::task::spawn(keep_alive(self.members.clone(), lease, self.ttl, self.clock, margin, valid_tx));
+            let (lease, granted_s) =
+                match leases.grant((self.ttl.as_secs().max(1)) as i64, None).await {
+                    Ok(l) => (l.id(), l.ttl().max(0) as u64),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot get an etcd lease; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+            let (valid_tx, mut valid_rx) =
+                watch::channel(Some(lease_deadline(asked, granted_s, margin)));
+            let keeper = tokio::task::spawn(keep_alive(
+                self.members.clone(),
+                lease,
+                self.ttl,
+                self.clock,
+                margin,
+                valid_tx,
+            ));
             let won = tokio::select! {
                 biased; // a fixed order: see `client::node`
                 _ = wait_lost(&mut valid_rx) => {
@@ -93,7 +103,12 @@ impl EtcdElection {
                 Ok(Some(k)) => k,
                 // The client's request timeout ends a campaign that is still waiting behind the
                 // leader: that is a standby's normal state, not a failure worth a warning.
-                Err(etcd_client::Error::GRpcStatus(s)) if matches!(s.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded) => {
+                Err(etcd_client::Error::GRpcStatus(s))
+                    if matches!(
+                        s.code(),
+                        tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
+                    ) =>
+                {
                     tracing::debug!(status = %s.message(), "campaign still waiting behind the leader; campaigning again");
                     keeper.abort();
                     let _ = leases.revoke(lease).await;
@@ -106,7 +121,9 @@ impl EtcdElection {
                     continue;
                 }
             };
-            let ended = self.lead(key.clone(), standby.take(), &mut valid_rx, &mut commands, &mut backoff).await;
+            let ended = self
+                .lead(key.clone(), standby.take(), &mut valid_rx, &mut commands, &mut backoff)
+                .await;
             keeper.abort();
             self.store.set_fence(None);
             self.leader.lost(Term(key.rev() as u64));
@@ -137,19 +154,31 @@ impl EtcdElection {
         backoff: &mut LoadBackoff,
     ) -> Ended {
         let term = Term(key.rev() as u64);
-        let fence = LeaderFence { key: key.key().to_vec(), value: self.value.clone().into_bytes(), term };
+        let fence =
+            LeaderFence { key: key.key().to_vec(), value: self.value.clone().into_bytes(), term };
         self.store.set_fence(Some(fence.clone()));
-        let snapshot = match self.snapshot_with_fence(&fence, standby).await {
-            Ok(s) => {
-                backoff.succeeded();
-                s
-            }
-            Err(e) => return Ended::LoadFailed(backoff.failed("cannot load metadata after winning the meta election; resigning", &e)),
-        };
+        let snapshot =
+            match self.snapshot_with_fence(&fence, standby).await {
+                Ok(s) => {
+                    backoff.succeeded();
+                    s
+                }
+                Err(e) => {
+                    return Ended::LoadFailed(backoff.failed(
+                        "cannot load metadata after winning the meta election; resigning",
+                        &e,
+                    ))
+                }
+            };
         let Some(valid_until) = *valid.borrow() else { return Ended::Lost };
         tracing::info!(?term, "won the meta election");
         self.leader.lead(term, valid_until);
-        if self.driver.send(Inbound::Leadership(Leadership::Gained { term, valid_until, snapshot })).await.is_err() {
+        if self
+            .driver
+            .send(Inbound::Leadership(Leadership::Gained { term, valid_until, snapshot }))
+            .await
+            .is_err()
+        {
             return Ended::Shutdown;
         }
         loop {
@@ -186,7 +215,9 @@ impl EtcdElection {
     async fn learn_successor(&self, election: &mut etcd_client::ElectionClient) {
         let give_up = tokio::time::Instant::now() + Duration::from_millis(1_000);
         while tokio::time::Instant::now() < give_up {
-            if let Some((_, Some((endpoint, term)))) = named_leader(election).await.filter(|(value, _)| *value != self.value.as_bytes()) {
+            if let Some((_, Some((endpoint, term)))) =
+                named_leader(election).await.filter(|(value, _)| *value != self.value.as_bytes())
+            {
                 self.leader.observe(endpoint, term);
                 return;
             }
@@ -197,7 +228,11 @@ impl EtcdElection {
     /// The snapshot a new leader starts from: the warm standby's if it is current, else one
     /// loaded now; with the write chain's fence record created if storage has none yet (etcd
     /// cannot compare a value that does not exist).
-    async fn snapshot_with_fence(&self, fence: &LeaderFence, standby: Option<Standby>) -> Result<Snapshot, LoadError> {
+    async fn snapshot_with_fence(
+        &self,
+        fence: &LeaderFence,
+        standby: Option<Standby>,
+    ) -> Result<Snapshot, LoadError> {
         let warm = match standby {
             Some(s) => s.take_over().await,
             None => None,
@@ -208,7 +243,10 @@ impl EtcdElection {
         };
         if snapshot.fence.is_none() {
             let initial = FenceRecord { term: 0, seq: 0 }.encode_to_vec();
-            self.store.ensure_fence(fence, initial.clone()).await.map_err(|e| LoadError::new(LoadCause::Unavailable, e))?;
+            self.store
+                .ensure_fence(fence, initial.clone())
+                .await
+                .map_err(|e| LoadError::new(LoadCause::Unavailable, e))?;
             snapshot.fence = Some(initial);
         }
         Ok(snapshot)
@@ -266,10 +304,23 @@ impl Drop for Renewers {
 /// out a hung member before it tries another: when etcd's own leader is paused, the lease is
 /// renewed as soon as etcd has elected the next. Safety never rests on this loop: the core
 /// stops acting at the published deadline whatever happens here.
-async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Clock, margin: CoreDuration, valid: watch::Sender<Option<Instant>>) {
+async fn keep_alive(
+    members: Vec<Client>,
+    lease: i64,
+    ttl: Duration,
+    clock: Clock,
+    margin: CoreDuration,
+    valid: watch::Sender<Option<Instant>>,
+) {
     let Some(mut deadline) = *valid.borrow() else { return };
     let (tx, mut heard) = mpsc::unbounded_channel();
-    let _renewers = Renewers(members.into_iter().enumerate().map(|(i, m)| tokio::task::spawn(renew_through(i, m, lease, ttl, clock, tx.clone()))).collect());
+    let _renewers = Renewers(
+        members
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| tokio::task::spawn(renew_through(i, m, lease, ttl, clock, tx.clone())))
+            .collect(),
+    );
     drop(tx);
     loop {
         let now = clock.now();
@@ -304,17 +355,30 @@ async fn keep_alive(members: Vec<Client>, lease: i64, ttl: Duration, clock: Cloc
 /// Renews `lease` through one member for ever, reporting each answer, until etcd says the
 /// lease is gone or the keep-alive stops listening. A member that fails is logged once, when
 /// it starts failing and when it works again, not at every retry.
-async fn renew_through(member: usize, client: Client, lease: i64, ttl: Duration, clock: Clock, heard: mpsc::UnboundedSender<Answer>) {
+async fn renew_through(
+    member: usize,
+    client: Client,
+    lease: i64,
+    ttl: Duration,
+    clock: Clock,
+    heard: mpsc::UnboundedSender<Answer>,
+) {
     let every = ttl / RENEWALS_PER_TTL;
     let mut stream: Option<Renewer> = None;
     let mut failing = false;
     loop {
         let sent = clock.now();
-        let answer = tokio::time::timeout(every, renew(&client, lease, &mut stream)).await.unwrap_or_else(|_| Err(Renewal::Failed("no answer".into())));
+        let answer = tokio::time::timeout(every, renew(&client, lease, &mut stream))
+            .await
+            .unwrap_or_else(|_| Err(Renewal::Failed("no answer".into())));
         match answer {
             Ok(granted_s) => {
                 if std::mem::take(&mut failing) {
-                    tracing::info!(lease, member, "renewing the election lease through this etcd member works again");
+                    tracing::info!(
+                        lease,
+                        member,
+                        "renewing the election lease through this etcd member works again"
+                    );
                 }
                 if heard.send(Answer::Renewed(sent, granted_s)).is_err() {
                     return;
@@ -375,10 +439,15 @@ async fn wait_lost(valid: &mut watch::Receiver<Option<Instant>>) {
 
 /// Who the election names as leader now: its `name@endpoint` value, and the endpoint with the
 /// term; `None` when there is none or etcd did not answer.
-async fn named_leader(election: &mut etcd_client::ElectionClient) -> Option<(Vec<u8>, Option<(String, Term)>)> {
+async fn named_leader(
+    election: &mut etcd_client::ElectionClient,
+) -> Option<(Vec<u8>, Option<(String, Term)>)> {
     let r = election.leader(ELECTION_NAME).await.ok()?;
     let kv = r.kv()?;
-    Some((kv.value().to_vec(), endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64)))))
+    Some((
+        kv.value().to_vec(),
+        endpoint_of(kv.value()).map(|e| (e, Term(kv.create_revision() as u64))),
+    ))
 }
 
 /// Keeps the leader view current (the simulated etcd has no watch, so poll). A leader that

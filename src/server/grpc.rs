@@ -13,12 +13,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::{self, status, CoreRequest, Listing};
 use super::auth::{permit, Access, Auth};
 use super::driver::{DriverHandle, Inbound, STREAM_QUEUED_MAX, WATCH_QUEUED_MAX};
 use super::security::Security;
 use super::LeaderView;
 use crate::client::credentials::{Credentials, Grpc, AUTHORIZATION};
+use crate::convert::{self, status, CoreRequest, Listing};
 use crate::core::{self, MetaError, SessionId};
 use crate::proto;
 
@@ -40,7 +40,13 @@ pub struct MetaService {
 type Forward<R> = Pin<Box<dyn Future<Output = Result<Response<R>, Status>> + Send>>;
 
 impl MetaService {
-    pub fn new(driver: DriverHandle, leader: LeaderView, security: &Security, request_timeout_ms: u64, message_bytes_max: usize) -> MetaService {
+    pub fn new(
+        driver: DriverHandle,
+        leader: LeaderView,
+        security: &Security,
+        request_timeout_ms: u64,
+        message_bytes_max: usize,
+    ) -> MetaService {
         MetaService {
             driver,
             leader,
@@ -61,9 +67,13 @@ impl MetaService {
 
     async fn leader_client(&self) -> Result<Grpc, Status> {
         let Some((leader, _)) = self.leader.other_leader() else {
-            return Err(Status::unavailable("this meta node is not the leader and no leader is known; retry"));
+            return Err(Status::unavailable(
+                "this meta node is not the leader and no leader is known; retry",
+            ));
         };
-        let client = self.dial.connect(&leader, self.call_timeout).await.map_err(|e| Status::unavailable(format!("cannot reach the leader: {}", e.message())))?;
+        let client = self.dial.connect(&leader, self.call_timeout).await.map_err(|e| {
+            Status::unavailable(format!("cannot reach the leader: {}", e.message()))
+        })?;
         Ok(client.max_decoding_message_size(self.message_bytes_max))
     }
 
@@ -96,7 +106,9 @@ impl MetaService {
                 }
                 forward(client, request).await
             }
-            Err(MetaError::NotLeader) => Err(Status::unavailable("leadership moved while forwarding; retry")),
+            Err(MetaError::NotLeader) => {
+                Err(Status::unavailable("leadership moved while forwarding; retry"))
+            }
             Err(e) => Err(status(e)),
         }
     }
@@ -104,7 +116,9 @@ impl MetaService {
 
 fn procedure_response(r: core::Response) -> proto::ProcedureResponse {
     match r {
-        core::Response::Procedure(p) => proto::ProcedureResponse { procedure: Some(convert::procedure(&p)) },
+        core::Response::Procedure(p) => {
+            proto::ProcedureResponse { procedure: Some(convert::procedure(&p)) }
+        }
         other => unexpected(other),
     }
 }
@@ -120,14 +134,21 @@ impl proto::meta_server::Meta for MetaService {
 
     /// A watch is a driver stream like a heartbeat stream; the core refuses it (ending it with
     /// a status) on a follower. The driver is told when the watcher goes away.
-    async fn watch_routes(&self, request: Request<proto::WatchRoutesRequest>) -> Result<Response<Self::WatchRoutesStream>, Status> {
+    async fn watch_routes(
+        &self,
+        request: Request<proto::WatchRoutesRequest>,
+    ) -> Result<Response<Self::WatchRoutesStream>, Status> {
         self.auth.check(request.metadata(), Access::Read)?;
         let request = convert::watch_routes(request.into_inner())?;
         let watch = core::WatchId(self.next_session.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(WATCH_QUEUED_MAX);
         let driver = self.driver.clone();
         let gone = tx.clone();
-        driver.tx.send(Inbound::WatchOpened { watch, tx, request }).await.map_err(|_| Status::unavailable("meta server is shutting down"))?;
+        driver
+            .tx
+            .send(Inbound::WatchOpened { watch, tx, request })
+            .await
+            .map_err(|_| Status::unavailable("meta server is shutting down"))?;
         tokio::task::spawn(async move {
             gone.closed().await;
             let _ = driver.tx.send(Inbound::WatchClosed { watch }).await;
@@ -135,7 +156,10 @@ impl proto::meta_server::Meta for MetaService {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
-    async fn heartbeat(&self, request: Request<Streaming<proto::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<Streaming<proto::HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatStream>, Status> {
         // Refused here, a node with the wrong token never reaches the core: it is never
         // registered, so it is never given a replica.
         self.auth.check(request.metadata(), Access::Join)?;
@@ -145,7 +169,11 @@ impl proto::meta_server::Meta for MetaService {
         // refusal, a shutdown), the response ends whatever the node goes on sending.
         let refusals = tx.downgrade();
         let driver = self.driver.clone();
-        driver.tx.send(Inbound::StreamOpened { session, tx }).await.map_err(|_| Status::unavailable("meta server is shutting down"))?;
+        driver
+            .tx
+            .send(Inbound::StreamOpened { session, tx })
+            .await
+            .map_err(|_| Status::unavailable("meta server is shutting down"))?;
         let mut inbound = request.into_inner();
         tokio::task::spawn(async move {
             // Bad load values are clamped, counted against the node and logged once a stream.
@@ -157,7 +185,8 @@ impl proto::meta_server::Meta for MetaService {
                             let (node, clamped) = (&heartbeat.node, heartbeat.load_rejections);
                             tracing::warn!(%node, clamped, "heartbeat load values out of range (NaN, negative or over 1e12) were clamped");
                         }
-                        if driver.tx.send(Inbound::Heartbeat { session, heartbeat }).await.is_err() {
+                        if driver.tx.send(Inbound::Heartbeat { session, heartbeat }).await.is_err()
+                        {
                             break;
                         }
                     }
@@ -174,11 +203,16 @@ impl proto::meta_server::Meta for MetaService {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
-    async fn create_cluster(&self, request: Request<proto::CreateClusterRequest>) -> Result<Response<proto::CreateClusterResponse>, Status> {
+    async fn create_cluster(
+        &self,
+        request: Request<proto::CreateClusterRequest>,
+    ) -> Result<Response<proto::CreateClusterResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::Cluster(c) => proto::CreateClusterResponse { cluster: Some(convert::cluster_info(&c)) },
+                core::Response::Cluster(c) => {
+                    proto::CreateClusterResponse { cluster: Some(convert::cluster_info(&c)) }
+                }
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.create_cluster(r).await }),
@@ -186,7 +220,10 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn list_clusters(&self, request: Request<proto::ListClustersRequest>) -> Result<Response<proto::ListClustersResponse>, Status> {
+    async fn list_clusters(
+        &self,
+        request: Request<proto::ListClustersRequest>,
+    ) -> Result<Response<proto::ListClustersResponse>, Status> {
         self.unary(
             request,
             |r| match r {
@@ -201,7 +238,10 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn cluster_view(&self, request: Request<proto::ClusterViewRequest>) -> Result<Response<proto::ClusterViewResponse>, Status> {
+    async fn cluster_view(
+        &self,
+        request: Request<proto::ClusterViewRequest>,
+    ) -> Result<Response<proto::ClusterViewResponse>, Status> {
         self.unary(
             request,
             |r| match r {
@@ -222,11 +262,16 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn drop_cluster(&self, request: Request<proto::DropClusterRequest>) -> Result<Response<proto::DropClusterResponse>, Status> {
+    async fn drop_cluster(
+        &self,
+        request: Request<proto::DropClusterRequest>,
+    ) -> Result<Response<proto::DropClusterResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::ClusterDropped { id, tables } => proto::DropClusterResponse { id: id.0, tables },
+                core::Response::ClusterDropped { id, tables } => {
+                    proto::DropClusterResponse { id: id.0, tables }
+                }
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.drop_cluster(r).await }),
@@ -234,11 +279,16 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn create_schema(&self, request: Request<proto::CreateSchemaRequest>) -> Result<Response<proto::CreateSchemaResponse>, Status> {
+    async fn create_schema(
+        &self,
+        request: Request<proto::CreateSchemaRequest>,
+    ) -> Result<Response<proto::CreateSchemaResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::SchemaCreated { id, created } => proto::CreateSchemaResponse { id: id.0, created },
+                core::Response::SchemaCreated { id, created } => {
+                    proto::CreateSchemaResponse { id: id.0, created }
+                }
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.create_schema(r).await }),
@@ -246,11 +296,16 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn drop_schema(&self, request: Request<proto::DropSchemaRequest>) -> Result<Response<proto::DropSchemaResponse>, Status> {
+    async fn drop_schema(
+        &self,
+        request: Request<proto::DropSchemaRequest>,
+    ) -> Result<Response<proto::DropSchemaResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::SchemaDropped { id, tables } => proto::DropSchemaResponse { id: id.0, tables },
+                core::Response::SchemaDropped { id, tables } => {
+                    proto::DropSchemaResponse { id: id.0, tables }
+                }
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.drop_schema(r).await }),
@@ -258,11 +313,16 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn create_table(&self, request: Request<proto::CreateTableRequest>) -> Result<Response<proto::CreateTableResponse>, Status> {
+    async fn create_table(
+        &self,
+        request: Request<proto::CreateTableRequest>,
+    ) -> Result<Response<proto::CreateTableResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::TableCreated { table, created } => proto::CreateTableResponse { table: Some(convert::table_info(&table)), created },
+                core::Response::TableCreated { table, created } => {
+                    proto::CreateTableResponse { table: Some(convert::table_info(&table)), created }
+                }
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.create_table(r).await }),
@@ -270,7 +330,10 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn drop_table(&self, request: Request<proto::DropTableRequest>) -> Result<Response<proto::DropTableResponse>, Status> {
+    async fn drop_table(
+        &self,
+        request: Request<proto::DropTableRequest>,
+    ) -> Result<Response<proto::DropTableResponse>, Status> {
         self.unary(
             request,
             |r| match r {
@@ -282,11 +345,16 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn alter_table(&self, request: Request<proto::AlterTableRequest>) -> Result<Response<proto::AlterTableResponse>, Status> {
+    async fn alter_table(
+        &self,
+        request: Request<proto::AlterTableRequest>,
+    ) -> Result<Response<proto::AlterTableResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::TableAltered(t) => proto::AlterTableResponse { table: Some(convert::table_detail(&t)) },
+                core::Response::TableAltered(t) => {
+                    proto::AlterTableResponse { table: Some(convert::table_detail(&t)) }
+                }
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.alter_table(r).await }),
@@ -294,11 +362,17 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn route_tables(&self, request: Request<proto::RouteTablesRequest>) -> Result<Response<proto::RouteTablesResponse>, Status> {
+    async fn route_tables(
+        &self,
+        request: Request<proto::RouteTablesRequest>,
+    ) -> Result<Response<proto::RouteTablesResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::Routes { epoch, routes } => proto::RouteTablesResponse { epoch: epoch.0, routes: routes.iter().map(convert::route).collect() },
+                core::Response::Routes { epoch, routes } => proto::RouteTablesResponse {
+                    epoch: epoch.0,
+                    routes: routes.iter().map(convert::route).collect(),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.route_tables(r).await }),
@@ -306,11 +380,17 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn get_tables(&self, request: Request<proto::GetTablesRequest>) -> Result<Response<proto::GetTablesResponse>, Status> {
+    async fn get_tables(
+        &self,
+        request: Request<proto::GetTablesRequest>,
+    ) -> Result<Response<proto::GetTablesResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::TableDetails { epoch, tables } => proto::GetTablesResponse { epoch: epoch.0, tables: tables.iter().map(convert::table_detail).collect() },
+                core::Response::TableDetails { epoch, tables } => proto::GetTablesResponse {
+                    epoch: epoch.0,
+                    tables: tables.iter().map(convert::table_detail).collect(),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.get_tables(r).await }),
@@ -318,11 +398,17 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn get_table(&self, request: Request<proto::GetTableRequest>) -> Result<Response<proto::GetTableResponse>, Status> {
+    async fn get_table(
+        &self,
+        request: Request<proto::GetTableRequest>,
+    ) -> Result<Response<proto::GetTableResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::TableDetails { epoch, tables } => proto::GetTableResponse { epoch: epoch.0, table: tables.first().map(convert::table_detail) },
+                core::Response::TableDetails { epoch, tables } => proto::GetTableResponse {
+                    epoch: epoch.0,
+                    table: tables.first().map(convert::table_detail),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.get_table(r).await }),
@@ -330,7 +416,10 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn list_nodes(&self, request: Request<proto::ListNodesRequest>) -> Result<Response<proto::ListNodesResponse>, Status> {
+    async fn list_nodes(
+        &self,
+        request: Request<proto::ListNodesRequest>,
+    ) -> Result<Response<proto::ListNodesResponse>, Status> {
         self.unary(
             request,
             |r| match r {
@@ -345,11 +434,16 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn drain_node(&self, request: Request<proto::DrainNodeRequest>) -> Result<Response<proto::DrainNodeResponse>, Status> {
+    async fn drain_node(
+        &self,
+        request: Request<proto::DrainNodeRequest>,
+    ) -> Result<Response<proto::DrainNodeResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::Node(n) => proto::DrainNodeResponse { node: Some(convert::node_info(&n)) },
+                core::Response::Node(n) => {
+                    proto::DrainNodeResponse { node: Some(convert::node_info(&n)) }
+                }
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.drain_node(r).await }),
@@ -357,7 +451,10 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn remove_node(&self, request: Request<proto::RemoveNodeRequest>) -> Result<Response<proto::RemoveNodeResponse>, Status> {
+    async fn remove_node(
+        &self,
+        request: Request<proto::RemoveNodeRequest>,
+    ) -> Result<Response<proto::RemoveNodeResponse>, Status> {
         self.unary(
             request,
             |r| match r {
@@ -369,29 +466,36 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn scheduler_status(&self, request: Request<proto::SchedulerStatusRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
-        self.unary(
-            request,
-            scheduler_reply,
-            |mut c, r| Box::pin(async move { c.scheduler_status(r).await }),
-        )
+    async fn scheduler_status(
+        &self,
+        request: Request<proto::SchedulerStatusRequest>,
+    ) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
+        self.unary(request, scheduler_reply, |mut c, r| {
+            Box::pin(async move { c.scheduler_status(r).await })
+        })
         .await
     }
 
-    async fn set_scheduler(&self, request: Request<proto::SetSchedulerRequest>) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
-        self.unary(
-            request,
-            scheduler_reply,
-            |mut c, r| Box::pin(async move { c.set_scheduler(r).await }),
-        )
+    async fn set_scheduler(
+        &self,
+        request: Request<proto::SetSchedulerRequest>,
+    ) -> Result<Response<proto::SchedulerStatusResponse>, Status> {
+        self.unary(request, scheduler_reply, |mut c, r| {
+            Box::pin(async move { c.set_scheduler(r).await })
+        })
         .await
     }
 
-    async fn plan_scheduler(&self, request: Request<proto::PlanSchedulerRequest>) -> Result<Response<proto::PlanSchedulerResponse>, Status> {
+    async fn plan_scheduler(
+        &self,
+        request: Request<proto::PlanSchedulerRequest>,
+    ) -> Result<Response<proto::PlanSchedulerResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::Plan(moves) => proto::PlanSchedulerResponse { moves: moves.iter().map(convert::planned_move).collect() },
+                core::Response::Plan(moves) => proto::PlanSchedulerResponse {
+                    moves: moves.iter().map(convert::planned_move).collect(),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.plan_scheduler(r).await }),
@@ -399,11 +503,17 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn list_events(&self, request: Request<proto::ListEventsRequest>) -> Result<Response<proto::ListEventsResponse>, Status> {
+    async fn list_events(
+        &self,
+        request: Request<proto::ListEventsRequest>,
+    ) -> Result<Response<proto::ListEventsResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::Events { events, last } => proto::ListEventsResponse { events: events.iter().map(convert::event).collect(), last },
+                core::Response::Events { events, last } => proto::ListEventsResponse {
+                    events: events.iter().map(convert::event).collect(),
+                    last,
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.list_events(r).await }),
@@ -411,11 +521,16 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn move_shard(&self, request: Request<proto::MoveShardRequest>) -> Result<Response<proto::MoveShardResponse>, Status> {
+    async fn move_shard(
+        &self,
+        request: Request<proto::MoveShardRequest>,
+    ) -> Result<Response<proto::MoveShardResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::Moved(m) => proto::MoveShardResponse { r#move: Some(convert::planned_move(&m)) },
+                core::Response::Moved(m) => {
+                    proto::MoveShardResponse { r#move: Some(convert::planned_move(&m)) }
+                }
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.move_shard(r).await }),
@@ -423,29 +538,36 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn split_shard(&self, request: Request<proto::SplitShardRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
-        self.unary(
-            request,
-            procedure_response,
-            |mut c, r| Box::pin(async move { c.split_shard(r).await }),
-        )
+    async fn split_shard(
+        &self,
+        request: Request<proto::SplitShardRequest>,
+    ) -> Result<Response<proto::ProcedureResponse>, Status> {
+        self.unary(request, procedure_response, |mut c, r| {
+            Box::pin(async move { c.split_shard(r).await })
+        })
         .await
     }
 
-    async fn merge_shards(&self, request: Request<proto::MergeShardsRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
-        self.unary(
-            request,
-            procedure_response,
-            |mut c, r| Box::pin(async move { c.merge_shards(r).await }),
-        )
+    async fn merge_shards(
+        &self,
+        request: Request<proto::MergeShardsRequest>,
+    ) -> Result<Response<proto::ProcedureResponse>, Status> {
+        self.unary(request, procedure_response, |mut c, r| {
+            Box::pin(async move { c.merge_shards(r).await })
+        })
         .await
     }
 
-    async fn list_procedures(&self, request: Request<proto::ListProceduresRequest>) -> Result<Response<proto::ListProceduresResponse>, Status> {
+    async fn list_procedures(
+        &self,
+        request: Request<proto::ListProceduresRequest>,
+    ) -> Result<Response<proto::ListProceduresResponse>, Status> {
         self.unary(
             request,
             |r| match r {
-                core::Response::Procedures(all) => proto::ListProceduresResponse { procedures: all.iter().map(convert::procedure).collect() },
+                core::Response::Procedures(all) => proto::ListProceduresResponse {
+                    procedures: all.iter().map(convert::procedure).collect(),
+                },
                 other => unexpected(other),
             },
             |mut c, r| Box::pin(async move { c.list_procedures(r).await }),
@@ -453,16 +575,20 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn cancel_procedure(&self, request: Request<proto::CancelProcedureRequest>) -> Result<Response<proto::ProcedureResponse>, Status> {
-        self.unary(
-            request,
-            procedure_response,
-            |mut c, r| Box::pin(async move { c.cancel_procedure(r).await }),
-        )
+    async fn cancel_procedure(
+        &self,
+        request: Request<proto::CancelProcedureRequest>,
+    ) -> Result<Response<proto::ProcedureResponse>, Status> {
+        self.unary(request, procedure_response, |mut c, r| {
+            Box::pin(async move { c.cancel_procedure(r).await })
+        })
         .await
     }
 
-    async fn list_shards(&self, request: Request<proto::ListShardsRequest>) -> Result<Response<proto::ListShardsResponse>, Status> {
+    async fn list_shards(
+        &self,
+        request: Request<proto::ListShardsRequest>,
+    ) -> Result<Response<proto::ListShardsResponse>, Status> {
         self.unary(
             request,
             |r| match r {
@@ -477,7 +603,10 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn list_tables(&self, request: Request<proto::ListTablesRequest>) -> Result<Response<proto::ListTablesResponse>, Status> {
+    async fn list_tables(
+        &self,
+        request: Request<proto::ListTablesRequest>,
+    ) -> Result<Response<proto::ListTablesResponse>, Status> {
         self.unary(
             request,
             |r| match r {
@@ -492,7 +621,10 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
-    async fn get_leader(&self, request: Request<proto::GetLeaderRequest>) -> Result<Response<proto::GetLeaderResponse>, Status> {
+    async fn get_leader(
+        &self,
+        request: Request<proto::GetLeaderRequest>,
+    ) -> Result<Response<proto::GetLeaderResponse>, Status> {
         self.auth.check(request.metadata(), Access::Read)?;
         let (leader, term) = self.leader.get().unwrap_or_default();
         Ok(Response::new(proto::GetLeaderResponse { leader, term: term.0 }))

@@ -82,13 +82,20 @@ mod service {
             if !service.is_empty() && service != META_SERVICE {
                 return Err(Status::not_found(format!("unknown service {}", quoted(service))));
             }
-            Ok(if self.role().serves() { ServingStatus::Serving } else { ServingStatus::NotServing })
+            Ok(if self.role().serves() {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            })
         }
     }
 
     #[tonic::async_trait]
     impl tonic_health::pb::health_server::Health for Health {
-        async fn check(&self, request: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
+        async fn check(
+            &self,
+            request: Request<HealthCheckRequest>,
+        ) -> Result<Response<HealthCheckResponse>, Status> {
             let status = self.status(&request.into_inner().service)?;
             Ok(Response::new(HealthCheckResponse { status: status.into() }))
         }
@@ -96,7 +103,10 @@ mod service {
         type WatchStream = ReceiverStream<Result<HealthCheckResponse, Status>>;
 
         /// Sends the status now and at every change, until the caller goes or this node stops.
-        async fn watch(&self, request: Request<HealthCheckRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        async fn watch(
+            &self,
+            request: Request<HealthCheckRequest>,
+        ) -> Result<Response<Self::WatchStream>, Status> {
             let service = request.into_inner().service;
             let mut sent = self.status(&service)?;
             let (tx, rx) = mpsc::channel(4);
@@ -114,7 +124,9 @@ mod service {
                     let status = health.status(&service).unwrap_or(ServingStatus::ServiceUnknown);
                     if status != sent {
                         sent = status;
-                        if tx.send(Ok(HealthCheckResponse { status: status.into() })).await.is_err() || health.role() == Role::Stopping {
+                        if tx.send(Ok(HealthCheckResponse { status: status.into() })).await.is_err()
+                            || health.role() == Role::Stopping
+                        {
                             return;
                         }
                     }

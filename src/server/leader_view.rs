@@ -43,7 +43,14 @@ struct Seen {
 
 impl LeaderView {
     pub fn new(me: String, clock: Clock, trust: Duration) -> LeaderView {
-        LeaderView { me, clock, trust, seen: Arc::default(), writes: Arc::default(), serving_here: Arc::default() }
+        LeaderView {
+            me,
+            clock,
+            trust,
+            seen: Arc::default(),
+            writes: Arc::default(),
+            serving_here: Arc::default(),
+        }
     }
 
     /// The clock every deadline here is read against (the driver's).
@@ -61,7 +68,8 @@ impl LeaderView {
         self.write(|seen| {
             if term >= seen.floor {
                 seen.floor = term;
-                seen.leader = Some(ObservedLeader { endpoint: self.me.clone(), term, until: valid_until });
+                seen.leader =
+                    Some(ObservedLeader { endpoint: self.me.clone(), term, until: valid_until });
             }
         });
     }

@@ -29,7 +29,8 @@ type EventCounts = BTreeMap<(String, &'static str), (Term, u64)>;
 type FailoversSeen = BTreeMap<String, (Term, u64)>;
 
 /// The kinds of shard command, as the `kind` label names them.
-const COMMAND_KINDS: [&str; 6] = ["open", "close", "change_role", "create_table", "drop_table", "alter_table"];
+const COMMAND_KINDS: [&str; 6] =
+    ["open", "close", "change_role", "create_table", "drop_table", "alter_table"];
 
 fn command_kind(kind: &CommandKind) -> usize {
     match kind {
@@ -129,29 +130,89 @@ impl Metrics {
             failovers_seen: Mutex::default(),
         };
         r.register("heartbeats", "Heartbeats received from data nodes", m.heartbeats.clone());
-        r.register("heartbeat_handle_seconds", "Time the core took to handle one heartbeat", m.heartbeat_seconds.clone());
+        r.register(
+            "heartbeat_handle_seconds",
+            "Time the core took to handle one heartbeat",
+            m.heartbeat_seconds.clone(),
+        );
         let (commands, held) = counters_by("kind", COMMAND_KINDS);
         r.register("commands_sent", "Shard commands sent to data nodes, by kind", commands);
-        r.register("leases_granted", "Lease grants sent in answer to heartbeats", m.leases_granted.clone());
+        r.register(
+            "leases_granted",
+            "Lease grants sent in answer to heartbeats",
+            m.leases_granted.clone(),
+        );
         r.register("leases_withheld", "Leader shards a node reported that were refused a lease (the node must stop leading them)", m.leases_withheld.clone());
-        r.register("requests", "Client and operator requests, by kind and result", m.requests.clone());
-        r.register("request_seconds", "Time from a request's arrival to its answer, by kind", m.request_seconds.clone());
-        r.register("storage_transactions", "Storage transactions, by result: ok, conflict (fenced out) or unknown", m.storage_transactions.clone());
-        r.register("storage_transaction_seconds", "Time one storage transaction took", m.storage_seconds.clone());
-        r.register("storage_transaction_ops", "Operations in one storage transaction", m.storage_ops.clone());
-        r.register("snapshot_loads", "Catalog loads from storage, by result (ok, or the cause of the failure)", m.snapshot_loads.clone());
-        r.register("snapshot_load_seconds", "Time a successful catalog load took", m.snapshot_seconds.clone());
-        r.register("snapshot_load_bytes", "Key and value bytes a successful catalog load read", m.snapshot_bytes.clone());
-        r.register("snapshot_load_keys", "Keys a successful catalog load read", m.snapshot_keys.clone());
+        r.register(
+            "requests",
+            "Client and operator requests, by kind and result",
+            m.requests.clone(),
+        );
+        r.register(
+            "request_seconds",
+            "Time from a request's arrival to its answer, by kind",
+            m.request_seconds.clone(),
+        );
+        r.register(
+            "storage_transactions",
+            "Storage transactions, by result: ok, conflict (fenced out) or unknown",
+            m.storage_transactions.clone(),
+        );
+        r.register(
+            "storage_transaction_seconds",
+            "Time one storage transaction took",
+            m.storage_seconds.clone(),
+        );
+        r.register(
+            "storage_transaction_ops",
+            "Operations in one storage transaction",
+            m.storage_ops.clone(),
+        );
+        r.register(
+            "snapshot_loads",
+            "Catalog loads from storage, by result (ok, or the cause of the failure)",
+            m.snapshot_loads.clone(),
+        );
+        r.register(
+            "snapshot_load_seconds",
+            "Time a successful catalog load took",
+            m.snapshot_seconds.clone(),
+        );
+        r.register(
+            "snapshot_load_bytes",
+            "Key and value bytes a successful catalog load read",
+            m.snapshot_bytes.clone(),
+        );
+        r.register(
+            "snapshot_load_keys",
+            "Keys a successful catalog load read",
+            m.snapshot_keys.clone(),
+        );
         r.register("term", "The meta term this node leads in, or 0", m.term.clone());
         r.register("leader", "1 while this meta node leads and serves, else 0", m.leader.clone());
         r.register("nodes", "Data nodes by cluster and state (leader only)", m.nodes.clone());
         r.register("shards", "Shards by cluster and status: unassigned, opening, ready, transferring, offline, retired (leader only)", m.shards.clone());
-        r.register("procedures", "Procedures in flight by cluster and kind: transfer, split, merge (leader only)", m.procedures.clone());
+        r.register(
+            "procedures",
+            "Procedures in flight by cluster and kind: transfer, split, merge (leader only)",
+            m.procedures.clone(),
+        );
         r.register("tables", "Tables by cluster (leader only)", m.tables.clone());
-        r.register("changes_pending", "Changes decided but not yet acknowledged by storage, by cluster (leader only)", m.changes_pending.clone());
-        r.register("heartbeat_streams", "Heartbeat streams open on this meta node", m.heartbeat_streams.clone());
-        r.register("route_watches", "Route watches open on this meta node", m.route_watches.clone());
+        r.register(
+            "changes_pending",
+            "Changes decided but not yet acknowledged by storage, by cluster (leader only)",
+            m.changes_pending.clone(),
+        );
+        r.register(
+            "heartbeat_streams",
+            "Heartbeat streams open on this meta node",
+            m.heartbeat_streams.clone(),
+        );
+        r.register(
+            "route_watches",
+            "Route watches open on this meta node",
+            m.route_watches.clone(),
+        );
         r.register("scheduling_events", "Scheduling decisions by cluster and cause: failover, assign, repair, drain, load, leader-count, operator, finish, split, merge (counted from the leader's log at each scrape)", m.scheduling_events.clone());
         r.register("failover_seconds", "How long a shard had no writable leader when its leader died: from the dead leader's last lease renewal to the new leader's first lease, by cluster", m.failover_seconds.clone());
         Metrics { registry: root, commands: held, ..m }
@@ -185,7 +246,9 @@ impl Metrics {
             Err(e) => format!("{:?}", crate::convert::status(e.clone()).code()),
         };
         self.requests.get_or_create(&vec![("kind", kind.to_string()), ("result", result)]).inc();
-        self.request_seconds.get_or_create(&vec![("kind", kind.to_string())]).observe(took.as_secs_f64());
+        self.request_seconds
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .observe(took.as_secs_f64());
     }
 
     pub fn storage_transaction(&self, result: &WriteResult, ops: usize, took: Duration) {
@@ -207,7 +270,9 @@ impl Metrics {
     }
 
     pub fn snapshot_failed(&self, cause: LoadCause) {
-        self.snapshot_loads.get_or_create(&vec![("result", format!("{cause:?}").to_lowercase())]).inc();
+        self.snapshot_loads
+            .get_or_create(&vec![("result", format!("{cause:?}").to_lowercase())])
+            .inc();
     }
 
     /// What the driver sees after each pass: cheap stores, so it can do it every time.
@@ -223,11 +288,15 @@ impl Metrics {
     pub fn set_clusters(&self, views: &[ClusterView]) {
         let mut seen = self.events_seen.lock().expect("events seen lock");
         let mut failovers_seen = self.failovers_seen.lock().expect("failovers seen lock");
-        for family in [&self.nodes, &self.shards, &self.procedures, &self.tables, &self.changes_pending] {
+        for family in
+            [&self.nodes, &self.shards, &self.procedures, &self.tables, &self.changes_pending]
+        {
             family.clear();
         }
         for v in views {
-            let labels = |key: &'static str, value: &str| vec![("cluster", v.cluster.name.clone()), (key, value.to_string())];
+            let labels = |key: &'static str, value: &str| {
+                vec![("cluster", v.cluster.name.clone()), (key, value.to_string())]
+            };
             self.nodes.get_or_create(&labels("state", "online")).set(v.nodes_online as i64);
             self.nodes.get_or_create(&labels("state", "offline")).set(v.nodes_offline as i64);
             for &(status, n) in &v.shards_by_status {
@@ -245,13 +314,19 @@ impl Metrics {
                     _ => 0,
                 };
                 let gained = count.saturating_sub(last);
-                self.scheduling_events.get_or_create(&vec![("cluster", v.cluster.name.clone()), ("cause", cause.to_string())]).inc_by(gained);
+                self.scheduling_events
+                    .get_or_create(&vec![
+                        ("cluster", v.cluster.name.clone()),
+                        ("cause", cause.to_string()),
+                    ])
+                    .inc_by(gained);
             }
             // Each failover is observed once: those numbered after the last scrape's newest.
-            let after = match failovers_seen.insert(v.cluster.name.clone(), (v.term, v.failovers.total)) {
-                Some((term, last)) if term == v.term => last,
-                _ => 0,
-            };
+            let after =
+                match failovers_seen.insert(v.cluster.name.clone(), (v.term, v.failovers.total)) {
+                    Some((term, last)) if term == v.term => last,
+                    _ => 0,
+                };
             let histogram = self.failover_seconds.get_or_create(&cluster);
             for ms in v.failovers.after(after) {
                 histogram.observe(ms as f64 / 1_000.0);

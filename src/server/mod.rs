@@ -26,16 +26,18 @@ use tokio::sync::mpsc;
 use self::config::ServerConfig;
 use self::driver::{Clock, Driver, ElectionCommand, Inbound};
 use self::election::EtcdElection;
+pub use self::leader_view::LeaderView;
 use self::storage::embedded::EmbeddedStore;
 use self::storage::etcd::EtcdStore;
 use self::storage::Storage;
 use crate::core::{Duration as CoreDuration, Instant, Leadership};
-pub use self::leader_view::LeaderView;
 use crate::proto::meta_server::MetaServer;
 
 /// A seed for the core: different per process, so that meta nodes do not tick in lockstep.
 fn seed(name: &str) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     // Under simulation the clock is the seed's and every node shares the process: the real
     // process id would make runs of one seed differ.
     let pid = if cfg!(madsim) { 0 } else { std::process::id() as u64 };
@@ -50,23 +52,38 @@ const RESIGN_BOUND: std::time::Duration = std::time::Duration::from_millis(2_500
 /// Runs a meta node until `shutdown` completes, then stops within [`SHUTDOWN_BOUND`]: it stops
 /// accepting, resigns, ends every heartbeat stream (sending it to the successor where there is
 /// one) and route watch, and waits for calls in flight, up to the bound.
-pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let addr = config.listen_addr()?;
     let core_config = config.core()?;
     let security = security::Security::load(&config)?;
     tracing::info!(security = %security.describe(), "security settings read");
-    let leader = LeaderView::new(config.advertised(), Clock::start(), CoreDuration(config.election_ttl_ms));
+    let leader =
+        LeaderView::new(config.advertised(), Clock::start(), CoreDuration(config.election_ttl_ms));
     let (election_tx, election_rx) = mpsc::unbounded_channel();
-    let (storage, election): (Arc<Storage>, Option<EtcdStore>) = if config.etcd_endpoints.is_empty() {
+    let (storage, election): (Arc<Storage>, Option<EtcdStore>) = if config.etcd_endpoints.is_empty()
+    {
         let store = EmbeddedStore::open(&config.data_dir)?;
         tracing::info!(path = %store.path().display(), term = ?store.term(), "embedded store opened");
         (Arc::new(Storage::Embedded(store)), None)
     } else {
         let client = connect_etcd(&config.etcd_endpoints, &security).await?;
-        let store = EtcdStore::new(client, etcd_members(&config.etcd_endpoints, &security).await?, std::time::Duration::from_millis(core_config.request_timeout_ms));
+        let store = EtcdStore::new(
+            client,
+            etcd_members(&config.etcd_endpoints, &security).await?,
+            std::time::Duration::from_millis(core_config.request_timeout_ms),
+        );
         (Arc::new(Storage::Etcd(Box::new(store.clone()))), Some(store))
     };
-    let (driver, handle) = Driver::new(core_config.clone(), seed(&config.name), storage.clone(), election_tx.clone(), leader.clone());
+    let (driver, handle) = Driver::new(
+        core_config.clone(),
+        seed(&config.name),
+        storage.clone(),
+        election_tx.clone(),
+        leader.clone(),
+    );
     tokio::task::spawn(driver.run());
 
     let elected = match (election, &*storage) {
@@ -86,11 +103,18 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         (None, Storage::Embedded(store)) => {
             // One meta node on its own store leads for as long as it runs.
             let term = store.term();
-            let snapshot = storage.snapshot().await.map_err(|e| format!("cannot load {}: {e}", store.path().display()))?;
+            let snapshot = storage
+                .snapshot()
+                .await
+                .map_err(|e| format!("cannot load {}: {e}", store.path().display()))?;
             let valid_until = Instant(u64::MAX / 2);
             leader.lead(term, valid_until);
             let gained = Leadership::Gained { term, valid_until, snapshot };
-            handle.tx.send(Inbound::Leadership(gained)).await.map_err(|_| "driver stopped".to_string())?;
+            handle
+                .tx
+                .send(Inbound::Leadership(gained))
+                .await
+                .map_err(|_| "driver stopped".to_string())?;
             tokio::task::spawn(embedded_election(election_rx))
         }
         (None, _) => unreachable!("embedded or etcd"),
@@ -98,18 +122,33 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
 
     let health = health::Health::new(leader.clone());
     let driver = handle.clone();
-    let service = grpc::MetaService::new(handle, leader, &security, core_config.request_timeout_ms, config.message_bytes_max);
+    let service = grpc::MetaService::new(
+        handle,
+        leader,
+        &security,
+        core_config.request_timeout_ms,
+        config.message_bytes_max,
+    );
     let meta = MetaServer::new(service)
         .max_decoding_message_size(config.message_bytes_max)
         .max_encoding_message_size(config.message_bytes_max);
     #[cfg(not(madsim))]
     let admin_stop = match config.admin_listen_addr()? {
         Some(admin_addr) => {
-            let listener = tokio::net::TcpListener::bind(admin_addr).await.map_err(|e| format!("admin_addr {admin_addr}: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(admin_addr)
+                .await
+                .map_err(|e| format!("admin_addr {admin_addr}: {e}"))?;
             tracing::info!(%admin_addr, "serving the admin HTTP API");
-            let call_timeout = std::time::Duration::from_millis(core_config.request_timeout_ms + 1_000);
-            let api = admin::api::Api::new(config.advertised(), call_timeout, security.dial.clone())?;
-            let admin = admin::Admin { driver: driver.clone(), health: health.clone(), name: config.name.clone(), api };
+            let call_timeout =
+                std::time::Duration::from_millis(core_config.request_timeout_ms + 1_000);
+            let api =
+                admin::api::Api::new(config.advertised(), call_timeout, security.dial.clone())?;
+            let admin = admin::Admin {
+                driver: driver.clone(),
+                health: health.clone(),
+                name: config.name.clone(),
+                api,
+            };
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             tokio::task::spawn(admin::serve(listener, admin, async {
                 let _ = stopped.await;
@@ -119,10 +158,13 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         None => None,
     };
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-    let builder = tonic::transport::Server::builder().timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000));
+    let builder = tonic::transport::Server::builder()
+        .timeout(std::time::Duration::from_millis(core_config.request_timeout_ms + 2_000));
     #[cfg(not(madsim))]
     let builder = match security.serve.clone() {
-        Some(tls) => builder.tls_config(tls).map_err(|e| format!("tls: {}", crate::client::credentials::transport_error(&e)))?,
+        Some(tls) => builder
+            .tls_config(tls)
+            .map_err(|e| format!("tls: {}", crate::client::credentials::transport_error(&e)))?,
         None => builder,
     };
     // The standard health service and reflection are real tonic only; madsim's server cannot
@@ -168,8 +210,15 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     if driver.tx.send(Inbound::Stop { done }).await.is_ok() {
         let _ = ended.await;
     }
-    match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), server).await {
-        Ok(served) => served.map_err(|e| format!("gRPC server on {addr}: {e}"))?.map_err(|e| format!("gRPC server on {addr}: {e}")),
+    match tokio::time::timeout(
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
+        server,
+    )
+    .await
+    {
+        Ok(served) => served
+            .map_err(|e| format!("gRPC server on {addr}: {e}"))?
+            .map_err(|e| format!("gRPC server on {addr}: {e}")),
         Err(_) => {
             tracing::warn!(bound = ?SHUTDOWN_BOUND, "connections still open at the shutdown bound; exiting without them");
             Ok(())
@@ -182,7 +231,9 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
 async fn embedded_election(mut commands: mpsc::UnboundedReceiver<ElectionCommand>) {
     while let Some(cmd) = commands.recv().await {
         match cmd {
-            ElectionCommand::Resign(term) => tracing::error!(?term, "the embedded store refused a write of the only leader"),
+            ElectionCommand::Resign(term) => {
+                tracing::error!(?term, "the embedded store refused a write of the only leader")
+            }
             ElectionCommand::Shutdown => return,
         }
     }
@@ -190,7 +241,10 @@ async fn embedded_election(mut commands: mpsc::UnboundedReceiver<ElectionCommand
 
 /// One client per etcd endpoint, for calls that must move on from a member that does not answer
 /// instead of waiting on a balancer to notice it (renewals, writes).
-async fn etcd_members(endpoints: &[String], security: &security::Security) -> Result<Vec<etcd_client::Client>, String> {
+async fn etcd_members(
+    endpoints: &[String],
+    security: &security::Security,
+) -> Result<Vec<etcd_client::Client>, String> {
     let mut members = Vec::with_capacity(endpoints.len());
     for endpoint in endpoints {
         members.push(connect_etcd(std::slice::from_ref(endpoint), security).await?);
@@ -199,7 +253,10 @@ async fn etcd_members(endpoints: &[String], security: &security::Security) -> Re
 }
 
 /// Connects to etcd, retrying for a while: meta nodes often start together with etcd.
-async fn connect_etcd(endpoints: &[String], security: &security::Security) -> Result<etcd_client::Client, String> {
+async fn connect_etcd(
+    endpoints: &[String],
+    security: &security::Security,
+) -> Result<etcd_client::Client, String> {
     #[cfg(not(madsim))]
     let options = {
         let options = etcd_client::ConnectOptions::new()

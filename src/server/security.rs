@@ -5,9 +5,9 @@
 
 use super::auth::Auth;
 use super::config::ServerConfig;
-use crate::client::credentials::{ClientTls, Credentials};
 #[cfg(not(madsim))]
 use crate::client::credentials::read_pem;
+use crate::client::credentials::{ClientTls, Credentials};
 
 pub struct Security {
     pub auth: Auth,
@@ -31,8 +31,14 @@ impl Security {
         let mut dial = Credentials::default();
         if let (Some(cert), Some(key), Some(ca)) = (&tls.cert, &tls.key, &tls.ca) {
             // Under mutual TLS this node proves itself with its own certificate when it dials.
-            let (cert, key) = if tls.client_auth { (Some(cert.clone()), Some(key.clone())) } else { (None, None) };
-            dial = dial.with_tls(&ClientTls { ca: Some(ca.clone()), cert, key, domain: None }).map_err(|e| format!("tls: {e}"))?;
+            let (cert, key) = if tls.client_auth {
+                (Some(cert.clone()), Some(key.clone()))
+            } else {
+                (None, None)
+            };
+            dial = dial
+                .with_tls(&ClientTls { ca: Some(ca.clone()), cert, key, domain: None })
+                .map_err(|e| format!("tls: {e}"))?;
         }
         Ok(Security {
             auth,
@@ -46,7 +52,11 @@ impl Security {
 
     /// One line for the start-up log.
     pub fn describe(&self) -> String {
-        format!("tls={} tokens={}", if self.dial.tls_on() { "on" } else { "off" }, if self.auth.on() { "on" } else { "off" })
+        format!(
+            "tls={} tokens={}",
+            if self.dial.tls_on() { "on" } else { "off" },
+            if self.auth.on() { "on" } else { "off" }
+        )
     }
 }
 
@@ -55,11 +65,15 @@ fn serve_tls(config: &ServerConfig) -> Result<Option<tonic::transport::ServerTls
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
     let tls = &config.tls;
     let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else { return Ok(None) };
-    let identity = Identity::from_pem(read_pem(cert, "CERTIFICATE").map_err(tls_err)?, read_pem(key, "PRIVATE KEY").map_err(tls_err)?);
+    let identity = Identity::from_pem(
+        read_pem(cert, "CERTIFICATE").map_err(tls_err)?,
+        read_pem(key, "PRIVATE KEY").map_err(tls_err)?,
+    );
     let mut serve = ServerTlsConfig::new().identity(identity);
     if tls.client_auth {
         let ca = tls.ca.as_ref().expect("validated: client_auth has a ca");
-        serve = serve.client_ca_root(Certificate::from_pem(read_pem(ca, "CERTIFICATE").map_err(tls_err)?));
+        serve = serve
+            .client_ca_root(Certificate::from_pem(read_pem(ca, "CERTIFICATE").map_err(tls_err)?));
     }
     Ok(Some(serve))
 }
@@ -70,9 +84,13 @@ fn etcd_tls(config: &ServerConfig) -> Result<Option<etcd_client::TlsOptions>, St
     let e = &config.etcd_tls;
     let Some(ca) = &e.ca else { return Ok(None) };
     let etcd_err = |e: String| format!("etcd_tls: {e}");
-    let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(read_pem(ca, "CERTIFICATE").map_err(etcd_err)?));
+    let mut tls = TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read_pem(ca, "CERTIFICATE").map_err(etcd_err)?));
     if let (Some(cert), Some(key)) = (&e.cert, &e.key) {
-        tls = tls.identity(Identity::from_pem(read_pem(cert, "CERTIFICATE").map_err(etcd_err)?, read_pem(key, "PRIVATE KEY").map_err(etcd_err)?));
+        tls = tls.identity(Identity::from_pem(
+            read_pem(cert, "CERTIFICATE").map_err(etcd_err)?,
+            read_pem(key, "PRIVATE KEY").map_err(etcd_err)?,
+        ));
     }
     Ok(Some(tls))
 }

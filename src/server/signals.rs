@@ -6,7 +6,9 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 /// Resolves on the first SIGTERM or SIGINT. From then on a second one exits the process at
 /// once, with status 130.
 pub async fn first_then_exit_on_second(program: &'static str) {
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         tracing::error!("cannot listen for SIGTERM or SIGINT; only SIGKILL stops this process");
         return std::future::pending().await;
     };

@@ -29,7 +29,10 @@ pub struct Harness {
 impl Harness {
     /// What a meta leader would load from the store now.
     pub fn stored(&self) -> shardmeta::core::storage::Snapshot {
-        shardmeta::core::storage::Snapshot::load(self.store.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).expect("the store holds what the core wrote")
+        shardmeta::core::storage::Snapshot::load(
+            self.store.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+        )
+        .expect("the store holds what the core wrote")
     }
 
     pub fn follower() -> Harness {
@@ -37,7 +40,13 @@ impl Harness {
     }
 
     pub fn follower_with(config: CoreConfig) -> Harness {
-        Harness { core: MetaCore::new(config, 7), now: Instant(1_000), store: BTreeMap::new(), dispatch: Dispatch::default(), held: Vec::new() }
+        Harness {
+            core: MetaCore::new(config, 7),
+            now: Instant(1_000),
+            store: BTreeMap::new(),
+            dispatch: Dispatch::default(),
+            held: Vec::new(),
+        }
     }
 
     pub fn leader() -> Harness {
@@ -52,7 +61,14 @@ impl Harness {
 
     /// This core wins `term` with `snapshot`, its lease good for ever.
     pub fn gain(&mut self, term: Term, snapshot: shardmeta::core::storage::Snapshot) {
-        self.core.handle(self.now, Input::Leadership(Leadership::Gained { term, valid_until: Instant(u64::MAX / 2), snapshot }));
+        self.core.handle(
+            self.now,
+            Input::Leadership(Leadership::Gained {
+                term,
+                valid_until: Instant(u64::MAX / 2),
+                snapshot,
+            }),
+        );
     }
 
     pub fn outputs(&mut self) -> Vec<Output> {
@@ -66,14 +82,20 @@ impl Harness {
     }
 
     /// Hands in a heartbeat; `Err` if the core refused it (and closed the stream).
-    pub fn heartbeat(&mut self, session: SessionId, heartbeat: &Heartbeat) -> Result<(), MetaError> {
+    pub fn heartbeat(
+        &mut self,
+        session: SessionId,
+        heartbeat: &Heartbeat,
+    ) -> Result<(), MetaError> {
         self.core.handle(self.now, Input::Heartbeat { session, heartbeat });
         let mut refusal = Ok(());
         let mut outs = Collect(Vec::new());
         self.dispatch.drain(&mut self.core, &mut outs);
         for o in outs.0 {
             match o {
-                Output::CloseStream { session: s, error, .. } if s == session => refusal = Err(error),
+                Output::CloseStream { session: s, error, .. } if s == session => {
+                    refusal = Err(error)
+                }
                 o => self.held.push(o),
             }
         }
@@ -117,10 +139,19 @@ impl Harness {
 
     /// Cluster `c`, whose shards are first assigned once `min_nodes` nodes are online.
     pub fn create_cluster_of(&mut self, shards: u32, followers: u32, min_nodes: u32) {
-        let spec = ClusterSpec { name: "c".into(), shard_count: shards, followers_per_shard: followers, topology: Topology::Dynamic, min_nodes };
+        let spec = ClusterSpec {
+            name: "c".into(),
+            shard_count: shards,
+            followers_per_shard: followers,
+            topology: Topology::Dynamic,
+            min_nodes,
+        };
         self.request(Request::CreateCluster(spec));
         let replies = self.settle();
-        assert!(matches!(replies[..], [Output::Reply { result: Ok(Response::Cluster(_)), .. }]), "{replies:?}");
+        assert!(
+            matches!(replies[..], [Output::Reply { result: Ok(Response::Cluster(_)), .. }]),
+            "{replies:?}"
+        );
     }
 
     pub fn create_table(&mut self, name: &str, if_not_exists: bool) -> Result<Response, MetaError> {
@@ -164,7 +195,16 @@ pub struct Node {
 impl Node {
     pub fn new(i: u64) -> Node {
         let (name, endpoint) = (format!("n{i}"), format!("n{i}:1"));
-        Node { name, host: ShardHost::new(), session: SessionId(i), endpoint, load: |_| ShardLoad::default(), zone: String::new(), incarnation: 1, capacity: 1.0 }
+        Node {
+            name,
+            host: ShardHost::new(),
+            session: SessionId(i),
+            endpoint,
+            load: |_| ShardLoad::default(),
+            zone: String::new(),
+            incarnation: 1,
+            capacity: 1.0,
+        }
     }
 
     pub fn heartbeat(&mut self, h: &mut Harness) -> Result<(), MetaError> {
@@ -172,7 +212,11 @@ impl Node {
     }
 
     /// A heartbeat reporting `load` for each shard.
-    pub fn heartbeat_with(&mut self, h: &mut Harness, load: impl LoadSource) -> Result<(), MetaError> {
+    pub fn heartbeat_with(
+        &mut self,
+        h: &mut Harness,
+        load: impl LoadSource,
+    ) -> Result<(), MetaError> {
         let reports = self.host.heartbeat(h.now, &load);
         let identity = NodeIdentity {
             cluster: "c".into(),
@@ -205,7 +249,12 @@ impl Node {
 
 /// A leader that loaded `stored` (puts only: a catalog built directly, at a scale requests would
 /// take long to reach), with nodes n1..=n`count` heartbeating for `rounds` rounds.
-pub fn leading_from(config: CoreConfig, stored: &[shardmeta::core::model::Mutation], count: u64, rounds: usize) -> (Harness, Vec<Node>) {
+pub fn leading_from(
+    config: CoreConfig,
+    stored: &[shardmeta::core::model::Mutation],
+    count: u64,
+    rounds: usize,
+) -> (Harness, Vec<Node>) {
     use shardmeta::core::storage::Op;
     let mut h = Harness::follower_with(config.clone());
     h.store.extend(stored.iter().map(|m| match m.to_op() {
@@ -236,7 +285,13 @@ pub fn steady_cluster_of(count: u64, shards: u32, followers: u32) -> (Harness, V
 
 /// The same, with a leader of `config`, and node `i` (from 0) in zone `zones[i % len]` when
 /// `zones` names any.
-pub fn steady_cluster_configured(config: CoreConfig, count: u64, shards: u32, followers: u32, zones: &[&str]) -> (Harness, Vec<Node>) {
+pub fn steady_cluster_configured(
+    config: CoreConfig,
+    count: u64,
+    shards: u32,
+    followers: u32,
+    zones: &[&str],
+) -> (Harness, Vec<Node>) {
     // A node takes shards once it has sent the settle count of heartbeats.
     let rounds = 5 + config.node_settle_heartbeats;
     let mut h = Harness::leader_with(config);
@@ -252,7 +307,11 @@ pub fn steady_cluster_configured(config: CoreConfig, count: u64, shards: u32, fo
         round(&mut h, &mut nodes, 600);
     }
     for s in 0..shards {
-        assert_eq!(nodes.iter().filter(|n| n.host.is_leading(ShardId(s), h.now)).count(), 1, "shard {s} has one leader");
+        assert_eq!(
+            nodes.iter().filter(|n| n.host.is_leading(ShardId(s), h.now)).count(),
+            1,
+            "shard {s} has one leader"
+        );
     }
     (h, nodes)
 }
@@ -281,7 +340,10 @@ pub fn restart_elsewhere(h: &mut Harness, nodes: &mut [Node], i: usize, endpoint
     nodes[i].restart();
     nodes[i].endpoint = endpoint.into();
     let refused = nodes[i].heartbeat(h);
-    assert!(matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("is live as incarnation")), "{refused:?}");
+    assert!(
+        matches!(&refused, Err(MetaError::FailedPrecondition(m)) if m.contains("is live as incarnation")),
+        "{refused:?}"
+    );
     let lease = h.core.config().lease_ms;
     for _ in 0..lease / 1_000 + 1 {
         round_without(h, nodes, Some(i), 1_000);
@@ -294,7 +356,9 @@ pub fn restart_elsewhere(h: &mut Harness, nodes: &mut [Node], i: usize, endpoint
 /// Node `name` of cluster `c`, as listed.
 pub fn node_info(h: &mut Harness, name: &str) -> NodeInfo {
     match h.call(Request::ListNodes { cluster: "c".into(), page: PageRequest::default() }) {
-        Ok(Response::Nodes(ns)) => ns.items.into_iter().find(|n| n.name == name).expect("the node is listed"),
+        Ok(Response::Nodes(ns)) => {
+            ns.items.into_iter().find(|n| n.name == name).expect("the node is listed")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -302,11 +366,12 @@ pub fn node_info(h: &mut Harness, name: &str) -> NodeInfo {
 pub fn shard_statuses(h: &mut Harness) -> Vec<ShardInfo> {
     let id = h.request(Request::ListShards { cluster: "c".into(), page: PageRequest::default() });
     match h.outputs().into_iter().next() {
-        Some(Output::Reply { request, result: Ok(Response::Shards(s)) }) if request == id => s.items,
+        Some(Output::Reply { request, result: Ok(Response::Shards(s)) }) if request == id => {
+            s.items
+        }
         other => panic!("{other:?}"),
     }
 }
-
 
 /// The harness's effects: every output kept as it came, for tests to look at.
 struct Collect(Vec<Output>);

@@ -97,16 +97,30 @@ pub fn events(h: &mut Harness) -> Vec<EventInfo> {
 /// `rounds` rounds of 250 ms in which node `deaf` hears no push: it hears only the answers to
 /// its own heartbeats, and with `heartbeats: false` sends none. The first S5 or S1-per-table
 /// violation seen after a round, if any: a leader that was not told to let go keeps serving.
-pub fn rounds_with_a_deaf_node(h: &mut Harness, nodes: &mut [Node], deaf: usize, heartbeats: bool, rounds: usize) -> Option<shardmeta::check::Violation> {
+pub fn rounds_with_a_deaf_node(
+    h: &mut Harness,
+    nodes: &mut [Node],
+    deaf: usize,
+    heartbeats: bool,
+    rounds: usize,
+) -> Option<shardmeta::check::Violation> {
     let mut caught = None;
     for _ in 0..rounds {
         h.advance(250);
         let outs = h.settle();
-        nodes.iter_mut().enumerate().filter(|(i, _)| *i != deaf).for_each(|(_, n)| n.receive(&outs));
+        nodes
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| *i != deaf)
+            .for_each(|(_, n)| n.receive(&outs));
         for i in (0..nodes.len()).filter(|&i| heartbeats || i != deaf) {
             nodes[i].heartbeat(h).unwrap();
             let outs = h.settle();
-            nodes.iter_mut().enumerate().filter(|(j, _)| *j != deaf || *j == i).for_each(|(_, n)| n.receive(&outs));
+            nodes
+                .iter_mut()
+                .enumerate()
+                .filter(|(j, _)| *j != deaf || *j == i)
+                .for_each(|(_, n)| n.receive(&outs));
         }
         caught = caught.or(check_tables(h, nodes).err());
     }

@@ -14,7 +14,11 @@ impl World {
             .filter(|n| n.alive)
             .flat_map(|n| {
                 let local = n.local(now);
-                n.host.shards().keys().filter(move |&&s| n.host.is_leading(s, local)).map(move |&s| (CLUSTER_ID, s, n.name()))
+                n.host
+                    .shards()
+                    .keys()
+                    .filter(move |&&s| n.host.is_leading(s, local))
+                    .map(move |&s| (CLUSTER_ID, s, n.name()))
             })
             .collect();
         check::single_writer(leading)?;
@@ -40,12 +44,20 @@ impl World {
         check::fencing(&self.store.landed[self.landed_checked..])?;
         self.landed_checked = self.store.landed.len();
         // S2 and S5 against durable state, whenever storage or the acknowledgements moved.
-        let acks = (self.client.acks.created.len(), self.client.acks.dropped.len(), self.client.acks.altered.values().map(|&v| v as usize).sum::<usize>());
+        let acks = (
+            self.client.acks.created.len(),
+            self.client.acks.dropped.len(),
+            self.client.acks.altered.values().map(|&v| v as usize).sum::<usize>(),
+        );
         if self.store.revision != self.durable_revision || acks != self.acks_checked {
             if self.store.revision != self.durable_revision {
                 // The loader refuses what would break S5 (two replicas on a node, say).
-                let durable = Catalog::load(self.store.kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                    .map_err(|e| Violation { invariant: check::Invariant::Integrity, detail: format!("storage holds what no leader can load: {e}") })?;
+                let durable =
+                    Catalog::load(self.store.kvs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                        .map_err(|e| Violation {
+                        invariant: check::Invariant::Integrity,
+                        detail: format!("storage holds what no leader can load: {e}"),
+                    })?;
                 self.count_moves(&durable);
                 self.durable = durable;
                 self.durable_revision = self.store.revision;
@@ -56,21 +68,36 @@ impl World {
             // S6 for the warm standby that followed every landed write.
             match &self.store.standby {
                 Ok(standby) => check::matches_rebuilt(&standby.catalog, &self.durable)?,
-                Err(e) => return Err(Violation { invariant: check::Invariant::RestartEquivalence, detail: format!("the standby could not follow: {e}") }),
+                Err(e) => {
+                    return Err(Violation {
+                        invariant: check::Invariant::RestartEquivalence,
+                        detail: format!("the standby could not follow: {e}"),
+                    })
+                }
             }
         }
         // S6: a leader whose writes have all landed holds exactly what storage holds.
         for (i, m) in self.metas.iter().enumerate() {
             let Some(core) = m.core.as_ref() else { continue };
-            if core.term() == Some(self.store.term) && core.writes_idle() && self.equivalence_checked.insert((i, self.store.revision)) {
-                check::restart_equivalence(core.catalog().expect("a leader has a catalog"), &self.store.snapshot())?;
+            if core.term() == Some(self.store.term)
+                && core.writes_idle()
+                && self.equivalence_checked.insert((i, self.store.revision))
+            {
+                check::restart_equivalence(
+                    core.catalog().expect("a leader has a catalog"),
+                    &self.store.snapshot(),
+                )?;
             }
         }
         // L4: every request a running core received is answered by its deadline.
         for (i, m) in self.metas.iter().enumerate() {
             // A paused meta owes nothing until it has run again.
             if m.core.is_some() && m.paused_until.is_none() {
-                check::no_hang(&format!("meta {i}"), m.dispatch.waiting().map(|(id, &(_, deadline))| (id, deadline)), now)?;
+                check::no_hang(
+                    &format!("meta {i}"),
+                    m.dispatch.waiting().map(|(id, &(_, deadline))| (id, deadline)),
+                    now,
+                )?;
             }
         }
         let leader = self.store.current_holder(now).map(|m| (m, self.store.term));
@@ -79,7 +106,11 @@ impl World {
             self.last_leader = leader;
             // Splits and merges: a resumed transfer is common, and would hide their absence.
             let resizes = |c: &shardmeta::core::model::ClusterCatalog| {
-                c.procedures.values().filter(|p| p.kind() != ProcedureKind::Transfer).map(|p| (p.id, p.step)).collect()
+                c.procedures
+                    .values()
+                    .filter(|p| p.kind() != ProcedureKind::Transfer)
+                    .map(|p| (p.id, p.step))
+                    .collect()
             };
             let stored = self.durable.clusters.get(&CLUSTER_ID).map(resizes);
             self.inherited_procedures = stored.unwrap_or_default();
@@ -105,7 +136,8 @@ impl World {
             let id = ShardId(s.id);
             let led = self.nodes.iter().any(|n| n.alive && n.host.is_leading(id, n.local(now)));
             let leader_dead = s.leader.is_some_and(|l| !alive(&c.node(NodeId(l)).name));
-            let replaceable = s.followers.iter().any(|&f| alive(&c.node(NodeId(f)).name)) || (dynamic && placeable);
+            let replaceable = s.followers.iter().any(|&f| alive(&c.node(NodeId(f)).name))
+                || (dynamic && placeable);
             if led || !leader_dead || !replaceable {
                 self.unled_since.remove(&id);
             } else {
@@ -117,35 +149,63 @@ impl World {
                 }
             }
         }
-        let bound = Duration(self.config.lease_ms + self.config.clock_drift_ms + 5 * self.config.heartbeat_interval_ms);
-        check::prompt_failover(self.unled_since.iter().map(|(&s, &(since, _))| (CLUSTER_ID, s, since)), now, bound)
+        let bound = Duration(
+            self.config.lease_ms
+                + self.config.clock_drift_ms
+                + 5 * self.config.heartbeat_interval_ms,
+        );
+        check::prompt_failover(
+            self.unled_since.iter().map(|(&s, &(since, _))| (CLUSTER_ID, s, since)),
+            now,
+            bound,
+        )
     }
 
     /// Counts, for coverage, how shards changed between two durable states.
     pub(super) fn count_moves(&mut self, next: &Catalog) {
-        let (Some(old), Some(new)) = (self.durable.clusters.get(&CLUSTER_ID), next.clusters.get(&CLUSTER_ID)) else { return };
+        let (Some(old), Some(new)) =
+            (self.durable.clusters.get(&CLUSTER_ID), next.clusters.get(&CLUSTER_ID))
+        else {
+            return;
+        };
         if old.epoch != new.epoch {
             self.last_topology_change = self.now;
         }
         self.coverage.moves.add(&LeaderMoves::between(old, new));
         let p = &mut self.coverage.procedures;
         p.split_shards += new.shards.len().saturating_sub(old.shards.len()) as u64;
-        p.retired_shards += new.shards.iter().filter(|s| s.retired && !old.shards.get(s.id as usize).is_some_and(|o| o.retired)).count() as u64;
-        let rolling = |c: &shardmeta::core::model::ClusterCatalog, id: u64| c.procedures.get(&id).is_some_and(|p| p.step() == ProcedureStep::RollingBack);
-        p.rollbacks += new.procedures.keys().filter(|&&id| rolling(new, id) && !rolling(old, id)).count() as u64;
+        p.retired_shards += new
+            .shards
+            .iter()
+            .filter(|s| s.retired && !old.shards.get(s.id as usize).is_some_and(|o| o.retired))
+            .count() as u64;
+        let rolling = |c: &shardmeta::core::model::ClusterCatalog, id: u64| {
+            c.procedures.get(&id).is_some_and(|p| p.step() == ProcedureStep::RollingBack)
+        };
+        p.rollbacks +=
+            new.procedures.keys().filter(|&&id| rolling(new, id) && !rolling(old, id)).count()
+                as u64;
         let before = self.inherited_procedures.len();
-        self.inherited_procedures.retain(|id, step| new.procedures.get(id).is_some_and(|p| p.step == *step));
+        self.inherited_procedures
+            .retain(|id, step| new.procedures.get(id).is_some_and(|p| p.step == *step));
         p.resumed += (before - self.inherited_procedures.len()) as u64;
     }
 
     pub(super) fn all_shards_led(&self) -> bool {
         let Some(c) = self.durable.clusters.get(&CLUSTER_ID) else { return false };
         // A split's new shard waits for its procedure before anyone may lead it.
-        let waiting = |s: &&shardmeta::core::model::ShardRecord| c.lock_of(ShardId(s.id)).is_some_and(|p| p.new_shard == s.id && p.kind() == ProcedureKind::Split);
+        let waiting = |s: &&shardmeta::core::model::ShardRecord| {
+            c.lock_of(ShardId(s.id))
+                .is_some_and(|p| p.new_shard == s.id && p.kind() == ProcedureKind::Split)
+        };
         c.shards.iter().filter(|s| !s.retired && !waiting(s)).all(|s| {
             s.leader.is_some_and(|l| {
                 let name = &c.node(NodeId(l)).name;
-                self.nodes.iter().any(|n| n.alive && n.name() == name.as_str() && n.host.is_leading(ShardId(s.id), n.local(self.now)))
+                self.nodes.iter().any(|n| {
+                    n.alive
+                        && n.name() == name.as_str()
+                        && n.host.is_leading(ShardId(s.id), n.local(self.now))
+                })
             })
         })
     }
@@ -170,13 +230,21 @@ impl World {
         let l1_deadline = heal + 2 * ELECTION_TTL_MS + CAMPAIGN_EVERY_MS;
         match self.first_leader_after_heal {
             Some(t) if t.0 <= l1_deadline => {}
-            other => return Err(self.fail(format!("L1: no meta leader by {l1_deadline} ms (first at {other:?})"), None)),
+            other => {
+                return Err(self.fail(
+                    format!("L1: no meta leader by {l1_deadline} ms (first at {other:?})"),
+                    None,
+                ))
+            }
         }
         if !self.client.cluster_ready {
             return Err(self.fail("the cluster was never created".into(), None));
         }
         // L2: every shard led within election + lease + drift + a few heartbeats, and at the end.
-        let l2_deadline = l1_deadline + self.config.lease_ms + self.config.clock_drift_ms + 5 * self.config.heartbeat_interval_ms;
+        let l2_deadline = l1_deadline
+            + self.config.lease_ms
+            + self.config.clock_drift_ms
+            + 5 * self.config.heartbeat_interval_ms;
         match self.first_all_led_after_heal {
             Some(t) if t.0 <= l2_deadline => {}
             other => return Err(self.fail(format!("L2: not every shard had a live leader by {l2_deadline} ms (first at {other:?})"), None)),
@@ -186,36 +254,74 @@ impl World {
         }
         // L3: draining nodes drained, the others balanced within one leader shard, then quiet.
         let c = &self.durable.clusters[&CLUSTER_ID];
-        if let Some((n, held)) = c.nodes.iter().zip(&c.node_shards).find(|(n, held)| n.draining && !held.is_empty()) {
-            return Err(self.fail(format!("L3: draining node {} still holds shards {held:?}", n.name), None));
+        if let Some((n, held)) =
+            c.nodes.iter().zip(&c.node_shards).find(|(n, held)| n.draining && !held.is_empty())
+        {
+            return Err(self
+                .fail(format!("L3: draining node {} still holds shards {held:?}", n.name), None));
         }
         // A one-shot sender is registered, but it must never have been given a replica.
         let one_shot = |name: &str| name.starts_with(super::fault_events::ONE_SHOT_PREFIX);
-        if let Some((n, held)) = c.nodes.iter().zip(&c.node_shards).find(|(n, held)| one_shot(&n.name) && !held.is_empty()) {
-            return Err(self.fail(format!("one-shot sender {} holds shards {held:?}", n.name), None));
+        if let Some((n, held)) = c
+            .nodes
+            .iter()
+            .zip(&c.node_shards)
+            .find(|(n, held)| one_shot(&n.name) && !held.is_empty())
+        {
+            return Err(
+                self.fail(format!("one-shot sender {} holds shards {held:?}", n.name), None)
+            );
         }
         if self.mix.topology == Topology::Dynamic {
             // Every node runs again after the heal: the placeable ones are those not draining
             // (and not one-shot senders, long gone).
-            check::leaders_balanced(c, |n| !n.draining && !one_shot(&n.name)).map_err(|e| self.fail(e, None))?;
+            check::leaders_balanced(c, |n| !n.draining && !one_shot(&n.name))
+                .map_err(|e| self.fail(e, None))?;
             // S5's zone spread once every node is back: replicas crowded into the zones that
             // stayed during an outage have been spread again.
-            if let Err(v) = check::zone_spread(c, |n| !c.node(n).draining && !one_shot(&c.node(n).name)) {
+            if let Err(v) =
+                check::zone_spread(c, |n| !c.node(n).draining && !one_shot(&c.node(n).name))
+            {
                 if std::env::var("SIM_DEBUG").is_ok() {
                     for (n, held) in c.nodes.iter().zip(&c.node_shards) {
-                        println!("node {} zone {:?} draining {} holds {held:?}", n.name, n.zone, n.draining);
+                        println!(
+                            "node {} zone {:?} draining {} holds {held:?}",
+                            n.name, n.zone, n.draining
+                        );
                     }
                     for s in &c.shards {
-                        println!("shard {} leader {:?} followers {:?}", s.id, s.leader, s.followers);
+                        println!(
+                            "shard {} leader {:?} followers {:?}",
+                            s.id, s.leader, s.followers
+                        );
                     }
                     let (now, cluster) = (self.now, self.spec.name.clone());
-                    for core in self.metas.iter_mut().filter_map(|m| m.core.as_mut()).filter(|c| c.is_leader(now)) {
-                        let request = Request::ListEvents { cluster: cluster.clone(), after: 0, limit: 10_000 };
-                        core.handle(now, Input::Request { id: RequestId(u64::MAX), request: &request });
+                    for core in self
+                        .metas
+                        .iter_mut()
+                        .filter_map(|m| m.core.as_mut())
+                        .filter(|c| c.is_leader(now))
+                    {
+                        let request = Request::ListEvents {
+                            cluster: cluster.clone(),
+                            after: 0,
+                            limit: 10_000,
+                        };
+                        core.handle(
+                            now,
+                            Input::Request { id: RequestId(u64::MAX), request: &request },
+                        );
                         while let Some(out) = core.poll_output() {
-                            if let Output::Reply { result: Ok(Response::Events { events, .. }), .. } = out {
+                            if let Output::Reply {
+                                result: Ok(Response::Events { events, .. }),
+                                ..
+                            } = out
+                            {
                                 for e in events {
-                                    println!("event {} ago {} ms {:?} shard {:?}: {}", e.seq, e.age_ms, e.cause, e.shard, e.text);
+                                    println!(
+                                        "event {} ago {} ms {:?} shard {:?}: {}",
+                                        e.seq, e.age_ms, e.cause, e.shard, e.text
+                                    );
                                 }
                             }
                         }
@@ -225,7 +331,10 @@ impl World {
             }
         }
         if END_MS - self.last_topology_change.0 < QUIET_WINDOW_MS {
-            return Err(self.fail(format!("L3: topology still changing at {} ms", self.last_topology_change.0), None));
+            return Err(self.fail(
+                format!("L3: topology still changing at {} ms", self.last_topology_change.0),
+                None,
+            ));
         }
         Ok(())
     }

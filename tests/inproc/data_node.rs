@@ -21,7 +21,13 @@ pub struct DataNode {
 }
 
 impl DataNode {
-    pub fn new(index: usize, cluster: &str, zone: &str, drift_ppm: i64, session: SessionId) -> DataNode {
+    pub fn new(
+        index: usize,
+        cluster: &str,
+        zone: &str,
+        drift_ppm: i64,
+        session: SessionId,
+    ) -> DataNode {
         let identity = NodeIdentity {
             cluster: cluster.to_owned(),
             name: format!("node-{index}"),
@@ -64,7 +70,8 @@ impl DataNode {
     pub fn restart(&mut self, session: SessionId) {
         self.alive = true;
         self.host = ShardHost::new();
-        let identity = NodeIdentity { incarnation: self.incarnation() + 1, ..self.link.identity().clone() };
+        let identity =
+            NodeIdentity { incarnation: self.incarnation() + 1, ..self.link.identity().clone() };
         self.link = NodeSession::new(identity);
         self.session = session;
         self.view = NodeView::default();

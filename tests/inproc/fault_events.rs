@@ -46,7 +46,11 @@ impl World {
         }
         for _ in 0..if self.mix.node_crashes { 3 } else { 0 } {
             let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
-            let fault = if self.rng.next_u64().is_multiple_of(3) { Fault::StopNode(i) } else { Fault::CrashNode(i) };
+            let fault = if self.rng.next_u64().is_multiple_of(3) {
+                Fault::StopNode(i)
+            } else {
+                Fault::CrashNode(i)
+            };
             self.schedule_at(at, Event::Fault(fault));
             let d = 2_000 + self.rand(20_000);
             self.schedule_at(at + Duration(d), Event::Fault(Fault::RestartNode(i)));
@@ -69,7 +73,8 @@ impl World {
         }
         if self.mix.impostors {
             for k in 0..3 {
-                let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
+                let (i, at) =
+                    ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
                 self.schedule_at(at, Event::Fault(Fault::Impostor(i)));
                 let at = window(&mut self.rng);
                 self.schedule_at(at, Event::Fault(Fault::OneShot(k)));
@@ -91,7 +96,8 @@ impl World {
         let shards = self.mix.shards as u64;
         let (split, at) = (self.rand(shards) as u32, window(&mut self.rng));
         self.schedule_at(at, Event::Fault(Fault::Split(split)));
-        let (a, b, at) = (self.rand(shards) as u32, self.rand(shards) as u32, window(&mut self.rng));
+        let (a, b, at) =
+            (self.rand(shards) as u32, self.rand(shards) as u32, window(&mut self.rng));
         self.schedule_at(at, Event::Fault(Fault::Merge(a, b)));
         if self.rng.next_u64().is_multiple_of(2) {
             let d = 50 + self.rand(2_000);
@@ -148,10 +154,21 @@ impl World {
                 let node = self.nodes[i].name().to_owned();
                 self.client.operate(Request::DrainNode { cluster: CLUSTER.into(), node, cancel });
             }
-            Fault::Split(shard) => self.client.operate(Request::SplitShard { cluster: CLUSTER.into(), shard: ShardId(shard), tables: vec![] }),
-            Fault::Merge(a, b) => self.client.operate(Request::MergeShards { cluster: CLUSTER.into(), shards: [ShardId(a), ShardId(b)] }),
+            Fault::Split(shard) => self.client.operate(Request::SplitShard {
+                cluster: CLUSTER.into(),
+                shard: ShardId(shard),
+                tables: vec![],
+            }),
+            Fault::Merge(a, b) => self.client.operate(Request::MergeShards {
+                cluster: CLUSTER.into(),
+                shards: [ShardId(a), ShardId(b)],
+            }),
             Fault::CancelProcedures => {
-                let ids: Vec<u64> = self.durable.clusters.get(&CLUSTER_ID).map_or(Vec::new(), |c| c.procedures.keys().copied().collect());
+                let ids: Vec<u64> = self
+                    .durable
+                    .clusters
+                    .get(&CLUSTER_ID)
+                    .map_or(Vec::new(), |c| c.procedures.keys().copied().collect());
                 for id in ids {
                     self.client.operate(Request::CancelProcedure { cluster: CLUSTER.into(), id });
                 }
@@ -161,7 +178,9 @@ impl World {
                 let incarnation = 1 << 40 | self.rng.next_u64() >> 24;
                 self.rogue_heartbeat(name, format!("impostor{i}:1"), incarnation);
             }
-            Fault::OneShot(k) => self.rogue_heartbeat(format!("{ONE_SHOT_PREFIX}{k}"), format!("ghost{k}:1"), 1),
+            Fault::OneShot(k) => {
+                self.rogue_heartbeat(format!("{ONE_SHOT_PREFIX}{k}"), format!("ghost{k}:1"), 1)
+            }
             Fault::Heal => {
                 self.net.heal();
                 self.store.error_per_mille = 0;
@@ -200,10 +219,28 @@ impl World {
     /// it claims to lead every shard the cluster started with. Its sessions are rogue: meta's
     /// answers go nowhere, and a refusal is expected.
     fn rogue_heartbeat(&mut self, node: String, endpoint: String, incarnation: u64) {
-        let leader = |id| ShardReport { id: ShardId(id), role: Role::Leader, version: Version(1), status: ReplicaStatus::Ready, load: ShardLoad::default() };
+        let leader = |id| ShardReport {
+            id: ShardId(id),
+            role: Role::Leader,
+            version: Version(1),
+            status: ReplicaStatus::Ready,
+            load: ShardLoad::default(),
+        };
         let shards = (0..self.mix.shards).map(leader).collect();
         let stats = NodeStats::default();
-        let hb = Heartbeat { cluster: CLUSTER.into(), node, endpoint, zone: String::new(), incarnation, seq: 1, stats, shards, tables: vec![], load_rejections: 0, leaving: false };
+        let hb = Heartbeat {
+            cluster: CLUSTER.into(),
+            node,
+            endpoint,
+            zone: String::new(),
+            incarnation,
+            seq: 1,
+            stats,
+            shards,
+            tables: vec![],
+            load_rejections: 0,
+            leaving: false,
+        };
         for meta in 0..METAS {
             self.next_session += 1;
             let session = SessionId(self.next_session);

@@ -60,7 +60,8 @@ impl MetaNode {
     /// Starts a load (dropping any other); returns its id.
     pub fn begin_load(&mut self, purpose: LoadPurpose) -> u64 {
         self.next_load += 1;
-        self.loading = Some(Loading { id: self.next_load, purpose, loader: Default::default(), pages: 0 });
+        self.loading =
+            Some(Loading { id: self.next_load, purpose, loader: Default::default(), pages: 0 });
         self.next_load
     }
 
@@ -77,7 +78,10 @@ impl MetaNode {
 
     /// The core and its dispatch, out of the node while the world carries out their outputs.
     pub fn take_core(&mut self) -> (MetaCore, Dispatch<(RequestId, Instant)>) {
-        (self.core.take().expect("only running metas are drained"), std::mem::take(&mut self.dispatch))
+        (
+            self.core.take().expect("only running metas are drained"),
+            std::mem::take(&mut self.dispatch),
+        )
     }
 
     pub fn put_core(&mut self, core: MetaCore, dispatch: Dispatch<(RequestId, Instant)>) {

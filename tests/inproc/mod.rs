@@ -150,7 +150,11 @@ impl fmt::Display for Failure {
 // Events sit in one queue by value; a heartbeat message makes `Deliver` the large variant.
 #[allow(clippy::large_enum_variant)]
 enum Event {
-    Deliver { from: Addr, to: Addr, msg: Msg },
+    Deliver {
+        from: Addr,
+        to: Addr,
+        msg: Msg,
+    },
     MetaWake(usize, u64),
     MetaCampaign(usize, u64),
     MetaWriteTimeout(usize, u64, WriteId),
@@ -208,7 +212,9 @@ impl World {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mix = opts.mix.clone().unwrap_or_else(|| FaultMix::draw(&mut rng));
         let config = CoreConfig { planted_bug: opts.planted, ..CoreConfig::default() };
-        let metas = (0..METAS).map(|_| MetaNode::new(MetaCore::new(config.clone(), rng.next_u64()))).collect();
+        let metas = (0..METAS)
+            .map(|_| MetaNode::new(MetaCore::new(config.clone(), rng.next_u64())))
+            .collect();
         let mut store = Store::new(Duration(ELECTION_TTL_MS));
         store.error_per_mille = mix.store_error_per_mille;
         store.timeout_per_mille = mix.store_timeout_per_mille;
@@ -335,19 +341,25 @@ impl World {
         coverage.writes_rejected = self.client.writes_rejected;
         coverage.tables_acked = self.client.acks.created.len() as u64;
         coverage.alters_acked = self.client.acks.altered.len() as u64;
-        coverage.nodes_drained = self.durable.clusters.get(&CLUSTER_ID).map_or(0, |c| c.nodes.iter().filter(|n| n.draining).count() as u64);
+        coverage.nodes_drained = self
+            .durable
+            .clusters
+            .get(&CLUSTER_ID)
+            .map_or(0, |c| c.nodes.iter().filter(|n| n.draining).count() as u64);
         Ok(Report { trace_hash: self.trace, events: self.events, coverage })
     }
 
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Deliver { from, to, msg } => self.deliver(from, to, msg),
-            Event::MetaWake(i, inc) => self.with_running_meta(i, inc, Event::MetaWake(i, inc), |w| {
-                let now = w.now;
-                w.metas[i].wakes.remove(&now);
-                w.core(i).handle(now, Input::Timeout);
-                w.drain_meta(i);
-            }),
+            Event::MetaWake(i, inc) => {
+                self.with_running_meta(i, inc, Event::MetaWake(i, inc), |w| {
+                    let now = w.now;
+                    w.metas[i].wakes.remove(&now);
+                    w.core(i).handle(now, Input::Timeout);
+                    w.drain_meta(i);
+                })
+            }
             Event::MetaCampaign(i, inc) => {
                 if self.metas[i].incarnation != inc || self.metas[i].core.is_none() {
                     return;
@@ -355,22 +367,33 @@ impl World {
                 if self.metas[i].running(self.now) && self.now >= self.metas[i].campaign_after {
                     let now = self.now;
                     let leading = self.core(i).term();
-                    self.send(Addr::Meta(i), Addr::Store, Msg::Campaign { incarnation: inc, sent: now, leading });
+                    self.send(
+                        Addr::Meta(i),
+                        Addr::Store,
+                        Msg::Campaign { incarnation: inc, sent: now, leading },
+                    );
                 }
                 self.schedule(Duration(CAMPAIGN_EVERY_MS), Event::MetaCampaign(i, inc));
             }
-            Event::MetaWriteTimeout(i, inc, id) => self.with_running_meta(i, inc, Event::MetaWriteTimeout(i, inc, id), |w| {
-                if w.metas[i].in_flight == Some(id) {
-                    w.metas[i].in_flight = None;
-                    let now = w.now;
-                    w.core(i).handle(now, Input::WriteResult { id, result: storage::WriteResult::Error });
+            Event::MetaWriteTimeout(i, inc, id) => {
+                self.with_running_meta(i, inc, Event::MetaWriteTimeout(i, inc, id), |w| {
+                    if w.metas[i].in_flight == Some(id) {
+                        w.metas[i].in_flight = None;
+                        let now = w.now;
+                        w.core(i).handle(
+                            now,
+                            Input::WriteResult { id, result: storage::WriteResult::Error },
+                        );
+                        w.drain_meta(i);
+                    }
+                })
+            }
+            Event::MetaPageTimeout(i, inc, load, pages) => {
+                self.with_running_meta(i, inc, Event::MetaPageTimeout(i, inc, load, pages), |w| {
+                    w.page_timed_out(i, load, pages);
                     w.drain_meta(i);
-                }
-            }),
-            Event::MetaPageTimeout(i, inc, load, pages) => self.with_running_meta(i, inc, Event::MetaPageTimeout(i, inc, load, pages), |w| {
-                w.page_timed_out(i, load, pages);
-                w.drain_meta(i);
-            }),
+                })
+            }
             Event::NodeHeartbeat(i, inc) => self.heartbeat(i, inc),
             Event::NodeEarlyHeartbeat(i, inc) => self.early_heartbeat(i, inc),
             Event::ClientTick => self.client_tick(),
@@ -421,7 +444,6 @@ impl World {
     }
 
     // ---- checks ----
-
 }
 
 fn event_tag(ev: &Event) -> (u64, u64) {
@@ -448,4 +470,3 @@ fn event_tag(ev: &Event) -> (u64, u64) {
 pub fn run_seed(seed: u64, opts: &Options) -> Result<Report, Failure> {
     World::new(seed, opts).run()
 }
-

@@ -27,30 +27,89 @@ pub struct PageAt {
 
 #[derive(Clone, Debug)]
 pub enum Msg {
-    Heartbeat { session: SessionId, hb: Heartbeat },
-    ToNode { session: SessionId, message: NodeMessage },
-    HeartbeatRefused { session: SessionId },
-    Request { id: RequestId, req: Request },
-    Reply { id: RequestId, result: Result<Response, MetaError> },
-    Write { incarnation: u64, batch: WriteBatch },
-    WriteDone { incarnation: u64, id: WriteId, result: WriteResult },
+    Heartbeat {
+        session: SessionId,
+        hb: Heartbeat,
+    },
+    ToNode {
+        session: SessionId,
+        message: NodeMessage,
+    },
+    HeartbeatRefused {
+        session: SessionId,
+    },
+    Request {
+        id: RequestId,
+        req: Request,
+    },
+    Reply {
+        id: RequestId,
+        result: Result<Response, MetaError>,
+    },
+    Write {
+        incarnation: u64,
+        batch: WriteBatch,
+    },
+    WriteDone {
+        incarnation: u64,
+        id: WriteId,
+        result: WriteResult,
+    },
     /// Campaign for leadership, or renew it; `sent` is the meta's clock at sending.
-    Campaign { incarnation: u64, sent: Instant, leading: Option<Term> },
+    Campaign {
+        incarnation: u64,
+        sent: Instant,
+        leading: Option<Term>,
+    },
     /// Won `term`: the meta now reads the snapshot page by page, then leads.
-    Won { incarnation: u64, sent: Instant, term: Term },
-    Renewed { incarnation: u64, sent: Instant, term: Term },
-    LostElection { incarnation: u64 },
+    Won {
+        incarnation: u64,
+        sent: Instant,
+        term: Term,
+    },
+    Renewed {
+        incarnation: u64,
+        sent: Instant,
+        term: Term,
+    },
+    LostElection {
+        incarnation: u64,
+    },
     /// Give up the election for `term` (the lease is revoked).
-    Resign { incarnation: u64, term: Term },
+    Resign {
+        incarnation: u64,
+        term: Term,
+    },
     /// Page number `page` of a load (duplicated messages repeat pages; only the one asked for
     /// counts).
-    ReadPage { incarnation: u64, load: u64, page: u64, at: Option<PageAt> },
-    Page { incarnation: u64, load: u64, page: u64, pairs: Vec<(String, Vec<u8>)>, next: Option<PageAt> },
+    ReadPage {
+        incarnation: u64,
+        load: u64,
+        page: u64,
+        at: Option<PageAt>,
+    },
+    Page {
+        incarnation: u64,
+        load: u64,
+        page: u64,
+        pairs: Vec<(String, Vec<u8>)>,
+        next: Option<PageAt>,
+    },
     /// The page could not be read: a store error, or (`moved_on`) the store changed since the
     /// load began, so the pages would not form one point in time.
-    PageFailed { incarnation: u64, load: u64, page: u64, moved_on: bool },
-    RoutedWrite { shard: ShardId, version: Version },
-    RoutedWriteDone { accepted: bool },
+    PageFailed {
+        incarnation: u64,
+        load: u64,
+        page: u64,
+        moved_on: bool,
+    },
+    RoutedWrite {
+        shard: ShardId,
+        version: Version,
+    },
+    RoutedWriteDone {
+        accepted: bool,
+    },
 }
 
 impl Msg {
@@ -88,7 +147,13 @@ pub struct Net {
 
 impl Net {
     /// The delivery delays of one send: none if lost, two if duplicated.
-    pub fn route(&mut self, rng: &mut ChaCha8Rng, from: Addr, to: Addr, may_duplicate: bool) -> Vec<u64> {
+    pub fn route(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        from: Addr,
+        to: Addr,
+        may_duplicate: bool,
+    ) -> Vec<u64> {
         if self.blocked.contains(&(from, to)) || rng.next_u64() % 1000 < self.drop_per_mille {
             return Vec::new();
         }

@@ -17,7 +17,9 @@ impl World {
         let drift = match self.mix.clock_drift {
             ClockDrift::Off => 0,
             ClockDrift::Random => (self.rng.next_u64() % 20_001) as i64 - 10_000,
-            ClockDrift::AtBound => drift_bound_ppm(self.config.lease_ms, self.config.clock_drift_ms),
+            ClockDrift::AtBound => {
+                drift_bound_ppm(self.config.lease_ms, self.config.clock_drift_ms)
+            }
         };
         let session = self.new_session(i);
         let mut node = DataNode::new(i, CLUSTER, zone, drift, session);
@@ -58,7 +60,9 @@ impl World {
                 // No word from this meta for three heartbeats: try the next one on a new stream.
                 self.reconnect(i);
                 let node = &mut self.nodes[i];
-                let Beat::Send(hb) = node.link.beat(&mut node.host, local, &load) else { unreachable!("a fresh stream heartbeats") };
+                let Beat::Send(hb) = node.link.beat(&mut node.host, local, &load) else {
+                    unreachable!("a fresh stream heartbeats")
+                };
                 hb
             }
         };
@@ -111,7 +115,8 @@ impl World {
             }
             Msg::RoutedWrite { shard, version } => {
                 let host = &self.nodes[i].host;
-                let accepted = host.is_leading(shard, local) && host.shards()[&shard].version == version;
+                let accepted =
+                    host.is_leading(shard, local) && host.shards()[&shard].version == version;
                 self.send(Addr::Node(i), from, Msg::RoutedWriteDone { accepted });
             }
             _ => {} // a message for an old stream
@@ -129,7 +134,9 @@ impl World {
 
     pub(super) fn client_send(&mut self, send: Send) {
         match send {
-            Send::Meta(meta, id, req) => self.send(Addr::Client, Addr::Meta(meta), Msg::Request { id, req }),
+            Send::Meta(meta, id, req) => {
+                self.send(Addr::Client, Addr::Meta(meta), Msg::Request { id, req })
+            }
             Send::Node(endpoint, shard, version) => {
                 if let Some(n) = self.nodes.iter().position(|n| n.endpoint() == endpoint) {
                     self.send(Addr::Client, Addr::Node(n), Msg::RoutedWrite { shard, version });

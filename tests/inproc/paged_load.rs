@@ -29,7 +29,14 @@ impl World {
     }
 
     /// Page `page` arrived: decode it, then ask for the next one or hand the snapshot over.
-    pub(super) fn on_page(&mut self, i: usize, load: u64, page: u64, pairs: Vec<(String, Vec<u8>)>, next: Option<PageAt>) {
+    pub(super) fn on_page(
+        &mut self,
+        i: usize,
+        load: u64,
+        page: u64,
+        pairs: Vec<(String, Vec<u8>)>,
+        next: Option<PageAt>,
+    ) {
         // A duplicate of a page already read, or a page of a load given up.
         let Some(l) = self.metas[i].load_mut(load).filter(|l| l.pages == page) else { return };
         for (k, v) in &pairs {
@@ -46,7 +53,10 @@ impl World {
         match l.purpose {
             LoadPurpose::Lead { term, sent } => {
                 let valid_until = sent + Duration(super::ELECTION_TTL_MS);
-                self.core(i).handle(now, Input::Leadership(Leadership::Gained { term, valid_until, snapshot }));
+                self.core(i).handle(
+                    now,
+                    Input::Leadership(Leadership::Gained { term, valid_until, snapshot }),
+                );
             }
             LoadPurpose::Reload(term) => {
                 self.core(i).handle(now, Input::Snapshot { term, snapshot });
@@ -76,7 +86,10 @@ impl World {
             // The core times the next attempt.
             LoadPurpose::Reload(term) => {
                 let now = self.now;
-                self.core(i).handle(now, Input::SnapshotFailed { term, cause: storage::LoadCause::Unavailable });
+                self.core(i).handle(
+                    now,
+                    Input::SnapshotFailed { term, cause: storage::LoadCause::Unavailable },
+                );
             }
         }
     }

@@ -11,7 +11,9 @@ use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use shardmeta::check::LandedWrite;
 use shardmeta::core::model::DecodeError;
-use shardmeta::core::storage::{Op, Snapshot, Verdict, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
+use shardmeta::core::storage::{
+    Op, Snapshot, Verdict, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES,
+};
 use shardmeta::core::{Duration, Instant, Term};
 
 /// One snapshot page: its pairs, and where the next page starts (`None`: the last).
@@ -74,7 +76,9 @@ impl Store {
 
     /// The holder gives up `term`: its lease is revoked at once.
     pub fn resign(&mut self, meta: usize, incarnation: u64, term: Term) {
-        if term == self.term && matches!(self.holder, Some((m, i, _)) if m == meta && i == incarnation) {
+        if term == self.term
+            && matches!(self.holder, Some((m, i, _)) if m == meta && i == incarnation)
+        {
             self.holder = None;
         }
     }
@@ -87,7 +91,12 @@ impl Store {
     /// fails with the seed's store errors, and when the store has moved on from the revision the
     /// load began at (etcd would still serve that revision; refusing instead makes loads fail
     /// more often, never read a torn snapshot). `None` starts a load at the current revision.
-    pub fn read_page(&mut self, rng: &mut ChaCha8Rng, at: Option<&PageAt>, limit: usize) -> Result<Page, bool> {
+    pub fn read_page(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        at: Option<&PageAt>,
+        limit: usize,
+    ) -> Result<Page, bool> {
         if rng.next_u64() % 1000 < self.error_per_mille {
             return Err(false);
         }
@@ -97,11 +106,17 @@ impl Store {
         }
         let prefix = SNAPSHOT_PREFIXES[at.range];
         let from = at.after.as_deref().map_or(Bound::Included(prefix), Bound::Excluded);
-        let mut keys = self.kvs.range::<str, _>((from, Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix));
-        let pairs: Vec<(String, Vec<u8>)> = keys.by_ref().take(limit).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut keys = self
+            .kvs
+            .range::<str, _>((from, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix));
+        let pairs: Vec<(String, Vec<u8>)> =
+            keys.by_ref().take(limit).map(|(k, v)| (k.clone(), v.clone())).collect();
         let next = match (keys.next(), pairs.last()) {
             (Some(_), Some((last, _))) => Some(PageAt { after: Some(last.clone()), ..at }),
-            _ if at.range + 1 < SNAPSHOT_PREFIXES.len() => Some(PageAt { range: at.range + 1, after: None, revision: at.revision }),
+            _ if at.range + 1 < SNAPSHOT_PREFIXES.len() => {
+                Some(PageAt { range: at.range + 1, after: None, revision: at.revision })
+            }
             _ => None,
         };
         Ok((pairs, next))
@@ -127,7 +142,14 @@ impl Store {
     }
 
     /// Executes a batch; the result says what the writer is told (or `None`: no reply at all).
-    pub fn write(&mut self, rng: &mut ChaCha8Rng, meta: usize, incarnation: u64, batch: &WriteBatch, now: Instant) -> Option<WriteResult> {
+    pub fn write(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        meta: usize,
+        incarnation: u64,
+        batch: &WriteBatch,
+        now: Instant,
+    ) -> Option<WriteResult> {
         if rng.next_u64() % 1000 < self.error_per_mille {
             return Some(WriteResult::Error);
         }

@@ -67,9 +67,21 @@ impl Client {
     }
 
     /// One step of the workload.
-    pub fn tick(&mut self, rng: &mut ChaCha8Rng, now: Instant, metas: usize, give_up_after: Duration, spec: &ClusterSpec) -> Option<Send> {
+    pub fn tick(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        now: Instant,
+        metas: usize,
+        give_up_after: Duration,
+        spec: &ClusterSpec,
+    ) -> Option<Send> {
         // A request given up on keeps whatever it contested: its outcome is unknown for ever.
-        let stale: Vec<RequestId> = self.outstanding.iter().filter(|(_, (_, t))| now > *t + give_up_after).map(|(id, _)| *id).collect();
+        let stale: Vec<RequestId> = self
+            .outstanding
+            .iter()
+            .filter(|(_, (_, t))| now > *t + give_up_after)
+            .map(|(id, _)| *id)
+            .collect();
         for id in stale {
             if let Some((req @ Request::DrainNode { .. }, _)) = self.outstanding.remove(&id) {
                 self.operator.push_back(req);
@@ -95,7 +107,10 @@ impl Client {
             0..=4 => {
                 let mut options = std::collections::BTreeMap::new();
                 options.insert("ttl".to_owned(), format!("{}d", rng.next_u64() % 30));
-                let partition = rng.next_u64().is_multiple_of(8).then(|| PartitionSpec { partition_count: 3, encoded: vec![1, 2] });
+                let partition = rng
+                    .next_u64()
+                    .is_multiple_of(8)
+                    .then(|| PartitionSpec { partition_count: 3, encoded: vec![1, 2] });
                 Request::CreateTable(CreateTable {
                     cluster: CLUSTER.into(),
                     schema: "public".into(),
@@ -116,7 +131,11 @@ impl Client {
                 encoded_schema: Some(vec![8; (rng.next_u64() % 64) as usize]),
                 options: None,
             }),
-            _ => Request::RouteTables { cluster: CLUSTER.into(), schema: "public".into(), tables: vec![name] },
+            _ => Request::RouteTables {
+                cluster: CLUSTER.into(),
+                schema: "public".into(),
+                tables: vec![name],
+            },
         };
         Some(self.request(now, req))
     }
@@ -129,7 +148,8 @@ impl Client {
     /// A drop of `name` is on its way: until its outcome is known, the acknowledged creates of
     /// that name are not held against meta.
     fn contest(&mut self, drop: RequestId, name: &str) {
-        let ids: Vec<TableId> = self.acks.created.iter().filter(|(_, n)| *n == name).map(|(&(_, t), _)| t).collect();
+        let ids: Vec<TableId> =
+            self.acks.created.iter().filter(|(_, n)| *n == name).map(|(&(_, t), _)| t).collect();
         let mut taken = Vec::new();
         for t in ids {
             for sub in std::iter::once(t).chain(self.subs.get(&t).into_iter().flatten().copied()) {
@@ -143,7 +163,12 @@ impl Client {
 
     /// The drop's outcome is known: what it did not drop is held against meta again.
     fn settle(&mut self, drop: RequestId, dropped: Option<TableId>) {
-        let dropped_ids: Vec<TableId> = dropped.into_iter().flat_map(|t| std::iter::once(t).chain(self.subs.get(&t).into_iter().flatten().copied())).collect();
+        let dropped_ids: Vec<TableId> = dropped
+            .into_iter()
+            .flat_map(|t| {
+                std::iter::once(t).chain(self.subs.get(&t).into_iter().flatten().copied())
+            })
+            .collect();
         for id in &dropped_ids {
             self.acks.dropped.insert((CLUSTER_ID, *id));
         }
@@ -160,7 +185,12 @@ impl Client {
         }
     }
 
-    pub fn on_reply(&mut self, id: RequestId, result: Result<Response, MetaError>, metas: usize) -> Option<Send> {
+    pub fn on_reply(
+        &mut self,
+        id: RequestId,
+        result: Result<Response, MetaError>,
+        metas: usize,
+    ) -> Option<Send> {
         let (req, _) = self.outstanding.remove(&id)?;
         if matches!(req, Request::DropTable { .. }) {
             match &result {
@@ -171,7 +201,10 @@ impl Client {
         }
         match (req, result) {
             // Refused for good (a static cluster, too few nodes left) or done; anything else is retried.
-            (Request::DrainNode { .. }, Ok(_) | Err(MetaError::FailedPrecondition(_) | MetaError::NotFound(_))) => {}
+            (
+                Request::DrainNode { .. },
+                Ok(_) | Err(MetaError::FailedPrecondition(_) | MetaError::NotFound(_)),
+            ) => {}
             (req @ Request::DrainNode { .. }, Err(e)) => {
                 self.operator.push_back(req);
                 if e == MetaError::NotLeader {
@@ -182,14 +215,22 @@ impl Client {
                 assert_eq!(info.id, CLUSTER_ID, "the simulation creates one cluster");
                 self.cluster_ready = true;
             }
-            (Request::CreateCluster(_), Err(MetaError::AlreadyExists(_))) => self.cluster_ready = true,
+            (Request::CreateCluster(_), Err(MetaError::AlreadyExists(_))) => {
+                self.cluster_ready = true
+            }
             (_, Ok(Response::TableCreated { table, created: true })) => {
                 if self.acks.dropped.contains(&(CLUSTER_ID, table.id)) {
                     // The drop's reply overtook this one: the sub-tables went with their parent.
                     self.acks.dropped.extend(table.sub_tables.iter().map(|&sub| (CLUSTER_ID, sub)));
                 }
                 let mut names = vec![(table.id, table.name.clone())];
-                names.extend(table.sub_tables.iter().enumerate().map(|(i, sub)| (*sub, format!("__{}_{i}", table.name))));
+                names.extend(
+                    table
+                        .sub_tables
+                        .iter()
+                        .enumerate()
+                        .map(|(i, sub)| (*sub, format!("__{}_{i}", table.name))),
+                );
                 // A drop of this name whose outcome is not known may already have removed it.
                 match self.contested.values_mut().find(|(n, _)| *n == table.name) {
                     Some((_, taken)) => taken.extend(names),
@@ -218,5 +259,11 @@ impl Client {
 }
 
 pub fn cluster_spec(shards: u32, followers: u32, topology: Topology) -> ClusterSpec {
-    ClusterSpec { name: CLUSTER.into(), shard_count: shards, followers_per_shard: followers, topology, min_nodes: 2 }
+    ClusterSpec {
+        name: CLUSTER.into(),
+        shard_count: shards,
+        followers_per_shard: followers,
+        topology,
+        min_nodes: 2,
+    }
 }

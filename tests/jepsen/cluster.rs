@@ -30,7 +30,11 @@ impl Cluster {
     pub fn start() -> Cluster {
         let lab = Lab::new(ETCD + METAS + NODES);
         let dir = TempDir::new("jepsen");
-        let etcd = Etcd::start_at(dir.path(), (0..ETCD).map(|i| lab.place(Cluster::etcd_host(i))).collect(), None);
+        let etcd = Etcd::start_at(
+            dir.path(),
+            (0..ETCD).map(|i| lab.place(Cluster::etcd_host(i))).collect(),
+            None,
+        );
         let meta_env = [
             ("SHARDMETA_ETCD_ENDPOINTS", etcd.endpoints().as_str()),
             ("SHARDMETA_LEASE_MS", "10000"),
@@ -42,8 +46,20 @@ impl Cluster {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .to_vec();
         let (meta_port, node_port) = (free_port(), free_port());
-        let meta_endpoints = (0..METAS).map(|i| format!("{}:{meta_port}", lab.addr(Cluster::meta_host(i)))).collect();
-        let mut c = Cluster { lab, dir, etcd, metas: Vec::new(), nodes: Vec::new(), meta_endpoints, meta_port, node_port, meta_env };
+        let meta_endpoints = (0..METAS)
+            .map(|i| format!("{}:{meta_port}", lab.addr(Cluster::meta_host(i))))
+            .collect();
+        let mut c = Cluster {
+            lab,
+            dir,
+            etcd,
+            metas: Vec::new(),
+            nodes: Vec::new(),
+            meta_endpoints,
+            meta_port,
+            node_port,
+            meta_env,
+        };
         c.metas = (0..METAS).map(|i| c.start_meta(i)).collect();
         c.nodes = (0..NODES).map(|i| c.start_node(i)).collect();
         c
@@ -70,18 +86,36 @@ impl Cluster {
     }
 
     pub fn start_meta(&self, i: usize) -> Proc {
-        let env: Vec<(&str, &str)> = self.meta_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        meta_server_on(self.dir.path(), &Cluster::meta_name(i), &self.lab.place(Cluster::meta_host(i)), self.meta_port, &env)
+        let env: Vec<(&str, &str)> =
+            self.meta_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        meta_server_on(
+            self.dir.path(),
+            &Cluster::meta_name(i),
+            &self.lab.place(Cluster::meta_host(i)),
+            self.meta_port,
+            &env,
+        )
     }
 
     pub fn start_node(&self, i: usize) -> Proc {
         let place = self.lab.place(Cluster::node_host(i));
-        node_agent_on(self.dir.path(), &Cluster::node_name(i), &place, self.node_port, &self.meta_endpoints.join(","), &[], &[])
+        node_agent_on(
+            self.dir.path(),
+            &Cluster::node_name(i),
+            &place,
+            self.node_port,
+            &self.meta_endpoints.join(","),
+            &[],
+            &[],
+        )
     }
 
     /// The meta that serves as leader now, if one does.
     pub async fn meta_leader(&self) -> Option<usize> {
-        let leader = tokio::time::timeout(Duration::from_secs(5), leader_of(&self.meta_endpoints)).await.ok().flatten()?;
+        let leader = tokio::time::timeout(Duration::from_secs(5), leader_of(&self.meta_endpoints))
+            .await
+            .ok()
+            .flatten()?;
         self.meta_endpoints.iter().position(|e| *e == leader)
     }
 

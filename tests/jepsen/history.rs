@@ -25,7 +25,10 @@ pub enum Kind {
     Create,
     Drop,
     /// A compare-and-set: the table is to be at `expected`; it writes `tag`.
-    Alter { expected: u32, tag: u64 },
+    Alter {
+        expected: u32,
+        tag: u64,
+    },
     Read,
 }
 
@@ -148,9 +151,14 @@ fn stale_reads(by_name: &BTreeMap<&str, Vec<&Op>>, ops: &[Op], violations: &mut 
     let mut dropped: BTreeMap<u64, Micros> = BTreeMap::new();
     for op in ops {
         match (op.kind, op.acked()) {
-            (Kind::Alter { .. }, Some((id, version, _))) => alters.entry(id).or_default().push((op.completed, version)),
+            (Kind::Alter { .. }, Some((id, version, _))) => {
+                alters.entry(id).or_default().push((op.completed, version))
+            }
             (Kind::Drop, Some((id, _, _))) => {
-                dropped.entry(id).and_modify(|t| *t = (*t).min(op.completed)).or_insert(op.completed);
+                dropped
+                    .entry(id)
+                    .and_modify(|t| *t = (*t).min(op.completed))
+                    .or_insert(op.completed);
             }
             _ => {}
         }
@@ -159,7 +167,13 @@ fn stale_reads(by_name: &BTreeMap<&str, Vec<&Op>>, ops: &[Op], violations: &mut 
         for read in ops.iter().filter(|o| o.kind == Kind::Read) {
             match read.outcome {
                 Outcome::Ok { id, version, .. } => {
-                    if let Some(&(at, newer)) = alters.get(&id).into_iter().flatten().filter(|(at, v)| *at < read.invoked && *v > version).max_by_key(|(_, v)| *v) {
+                    if let Some(&(at, newer)) = alters
+                        .get(&id)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(at, v)| *at < read.invoked && *v > version)
+                        .max_by_key(|(_, v)| *v)
+                    {
                         violations.push(format!("stale read: {name} (id {id}) read at version {version} from {} µs, but version {newer} was acknowledged at {at} µs", read.invoked));
                     }
                     if let Some(&at) = dropped.get(&id).filter(|at| **at < read.invoked) {
@@ -169,9 +183,16 @@ fn stale_reads(by_name: &BTreeMap<&str, Vec<&Op>>, ops: &[Op], violations: &mut 
                 Outcome::Absent => {
                     // A create acknowledged before the read began, with no drop that may fall
                     // between the create and the read's end.
-                    let created = ops.iter().filter(|c| c.kind == Kind::Create && c.acked().is_some() && c.completed < read.invoked);
+                    let created = ops.iter().filter(|c| {
+                        c.kind == Kind::Create && c.acked().is_some() && c.completed < read.invoked
+                    });
                     for c in created {
-                        let dropped_between = ops.iter().any(|d| d.kind == Kind::Drop && d.may_have_applied() && d.invoked < read.completed && d.may_apply_until() > c.invoked);
+                        let dropped_between = ops.iter().any(|d| {
+                            d.kind == Kind::Drop
+                                && d.may_have_applied()
+                                && d.invoked < read.completed
+                                && d.may_apply_until() > c.invoked
+                        });
                         if !dropped_between {
                             violations.push(format!("stale read: {name} not found from {} µs, but it was acknowledged created at {} µs and nothing could drop it", read.invoked, c.completed));
                         }
@@ -197,7 +218,13 @@ fn final_versions(ops: &[Op], end: &Final, violations: &mut Vec<String>) {
 /// Histories with a planted fault, each of which the checker must catch, and a clean one full
 /// of unknown outcomes that it must pass: the checker proves something only if it can fail.
 pub fn self_check() -> usize {
-    let op = |name: &str, kind: Kind, invoked: Micros, completed: Micros, outcome: Outcome| Op { name: name.into(), kind, invoked, completed, outcome };
+    let op = |name: &str, kind: Kind, invoked: Micros, completed: Micros, outcome: Outcome| Op {
+        name: name.into(),
+        kind,
+        invoked,
+        completed,
+        outcome,
+    };
     let ok = |id, version, tag| Outcome::Ok { id, version, tag };
     let created = |name: &str| op(name, Kind::Create, 0, 10, ok(1, 1, 0));
     let table = |v: u32, tag: u64| Final::from([("a".to_owned(), (1, v, tag))]);
@@ -206,16 +233,39 @@ pub fn self_check() -> usize {
         ("undone drop", vec![created("a"), op("a", Kind::Drop, 20, 30, ok(1, 1, 0))], table(1, 0)),
         (
             "two values",
-            vec![created("a"), op("a", Kind::Alter { expected: 1, tag: 7 }, 20, 30, ok(1, 2, 7)), op("a", Kind::Alter { expected: 1, tag: 8 }, 21, 31, ok(1, 2, 8))],
+            vec![
+                created("a"),
+                op("a", Kind::Alter { expected: 1, tag: 7 }, 20, 30, ok(1, 2, 7)),
+                op("a", Kind::Alter { expected: 1, tag: 8 }, 21, 31, ok(1, 2, 8)),
+            ],
             table(2, 8),
         ),
-        ("stale read", vec![created("a"), op("a", Kind::Alter { expected: 1, tag: 7 }, 20, 30, ok(1, 2, 7)), op("a", Kind::Read, 40, 50, ok(1, 1, 0))], table(2, 7)),
-        ("stale read", vec![created("a"), op("a", Kind::Read, 40, 50, Outcome::Absent)], table(1, 0)),
-        ("lost alter", vec![created("a"), op("a", Kind::Alter { expected: 1, tag: 7 }, 20, 30, ok(1, 2, 7))], table(1, 0)),
+        (
+            "stale read",
+            vec![
+                created("a"),
+                op("a", Kind::Alter { expected: 1, tag: 7 }, 20, 30, ok(1, 2, 7)),
+                op("a", Kind::Read, 40, 50, ok(1, 1, 0)),
+            ],
+            table(2, 7),
+        ),
+        (
+            "stale read",
+            vec![created("a"), op("a", Kind::Read, 40, 50, Outcome::Absent)],
+            table(1, 0),
+        ),
+        (
+            "lost alter",
+            vec![created("a"), op("a", Kind::Alter { expected: 1, tag: 7 }, 20, 30, ok(1, 2, 7))],
+            table(1, 0),
+        ),
     ];
     for (what, ops, end) in &planted {
         let found = check(ops, end);
-        assert!(found.iter().any(|v| v.starts_with(what)), "the checker missed a planted {what}: {found:?}");
+        assert!(
+            found.iter().any(|v| v.starts_with(what)),
+            "the checker missed a planted {what}: {found:?}"
+        );
     }
     // Clean: a drop of unknown outcome may land any time later, so the create need not
     // survive, and a read concurrent with an alter may see either version.

@@ -55,17 +55,39 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
             _ => (arg.clone(), None),
         };
-        let mut value = |what: &str| inline.clone().or_else(|| args.next()).ok_or(format!("{flag} needs {what}"));
+        let mut value = |what: &str| {
+            inline.clone().or_else(|| args.next()).ok_or(format!("{flag} needs {what}"))
+        };
         match flag.as_str() {
             "--mix" => {
                 let v = value("a mix")?;
-                a.mixes = if v == "all" { Mix::ALL.to_vec() } else { vec![Mix::parse(&v).ok_or(format!("no mix {v:?}: crash, partition, operator or all"))?] };
+                a.mixes = if v == "all" {
+                    Mix::ALL.to_vec()
+                } else {
+                    vec![Mix::parse(&v)
+                        .ok_or(format!("no mix {v:?}: crash, partition, operator or all"))?]
+                };
             }
-            "--minutes" => a.minutes = value("minutes")?.parse().ok().filter(|m: &f64| *m > 0.0 && *m <= 600.0).ok_or("--minutes: a number in (0, 600]")?,
-            "--seed" => a.seed = value("a seed")?.parse().map_err(|_| "--seed: an unsigned integer")?,
-            "--runs" => a.runs = value("a count")?.parse().ok().filter(|r| (1..=100).contains(r)).ok_or("--runs: 1 to 100")?,
+            "--minutes" => {
+                a.minutes = value("minutes")?
+                    .parse()
+                    .ok()
+                    .filter(|m: &f64| *m > 0.0 && *m <= 600.0)
+                    .ok_or("--minutes: a number in (0, 600]")?
+            }
+            "--seed" => {
+                a.seed = value("a seed")?.parse().map_err(|_| "--seed: an unsigned integer")?
+            }
+            "--runs" => {
+                a.runs = value("a count")?
+                    .parse()
+                    .ok()
+                    .filter(|r| (1..=100).contains(r))
+                    .ok_or("--runs: 1 to 100")?
+            }
             "--report" => a.report = Some(value("a file")?.into()),
-            "--nocapture" | "--quiet" | "-q" | "--exact" | "--include-ignored" | "--ignored" | "--show-output" => {}
+            "--nocapture" | "--quiet" | "-q" | "--exact" | "--include-ignored" | "--ignored"
+            | "--show-output" => {}
             "--test-threads" | "--color" | "--format" | "-Z" => {
                 value("a value")?;
             }
@@ -75,7 +97,9 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             _ => filters.push(arg),
         }
     }
-    if skips.iter().any(|s| "jepsen".contains(s.as_str())) || (!filters.is_empty() && !filters.iter().any(|f| "jepsen".contains(f.as_str()))) {
+    if skips.iter().any(|s| "jepsen".contains(s.as_str()))
+        || (!filters.is_empty() && !filters.iter().any(|f| "jepsen".contains(f.as_str())))
+    {
         return Ok(None);
     }
     Ok(Some(a))
@@ -95,7 +119,11 @@ fn main() {
     };
     let planted = history::self_check();
     println!("history checker: caught {planted} planted violations, passed a clean history");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let mut failures = Vec::new();
     let mut book = report::Book::default();
     for mix in &args.mixes {
@@ -122,7 +150,8 @@ fn main() {
     let text = book.render();
     println!("{text}");
     if let Some(path) = &args.report {
-        std::fs::write(path, &text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::write(path, &text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
     if !failures.is_empty() {
         for f in &failures {

@@ -68,7 +68,13 @@ impl Fault {
     pub fn deposes_leader(self) -> bool {
         matches!(
             self,
-            Fault::MetaLeaderKill | Fault::MetaLeaderStop | Fault::LeaderCutFromEtcd | Fault::LeaderIsolated | Fault::LeaderDeafToEtcd | Fault::EtcdDeafToLeader | Fault::MinorityWithLeader
+            Fault::MetaLeaderKill
+                | Fault::MetaLeaderStop
+                | Fault::LeaderCutFromEtcd
+                | Fault::LeaderIsolated
+                | Fault::LeaderDeafToEtcd
+                | Fault::EtcdDeafToLeader
+                | Fault::MinorityWithLeader
         )
     }
 
@@ -123,9 +129,29 @@ impl Mix {
     pub fn faults(self) -> &'static [Fault] {
         use Fault::*;
         match self {
-            Mix::Crash => &[MetaLeaderKill, MetaLeaderStop, MetaFollowerKill, EtcdKill, EtcdStop, EtcdWipe, NodeKill, NodeStop],
-            Mix::Partition => &[EtcdIsolated, LeaderCutFromEtcd, LeaderIsolated, LeaderDeafToEtcd, EtcdDeafToLeader, MinorityWithLeader, MinorityWithoutLeader, NodeCutFromMetas],
-            Mix::Operator => &[Move, Split, Merge, Drain, Move, Split, Merge, Drain, MetaLeaderKill, NodeKill],
+            Mix::Crash => &[
+                MetaLeaderKill,
+                MetaLeaderStop,
+                MetaFollowerKill,
+                EtcdKill,
+                EtcdStop,
+                EtcdWipe,
+                NodeKill,
+                NodeStop,
+            ],
+            Mix::Partition => &[
+                EtcdIsolated,
+                LeaderCutFromEtcd,
+                LeaderIsolated,
+                LeaderDeafToEtcd,
+                EtcdDeafToLeader,
+                MinorityWithLeader,
+                MinorityWithoutLeader,
+                NodeCutFromMetas,
+            ],
+            Mix::Operator => {
+                &[Move, Split, Merge, Drain, Move, Split, Merge, Drain, MetaLeaderKill, NodeKill]
+            }
         }
     }
 }
@@ -167,7 +193,11 @@ pub struct Nemesis {
 
 impl Nemesis {
     pub fn new(rng: ChaCha8Rng, endpoints: Vec<String>) -> Nemesis {
-        Nemesis { rng, meta: MetaClient::new(endpoints, Duration::from_secs(4)).unwrap(), undo: None }
+        Nemesis {
+            rng,
+            meta: MetaClient::new(endpoints, Duration::from_secs(4)).unwrap(),
+            undo: None,
+        }
     }
 
     /// Injects `fault`.
@@ -201,7 +231,10 @@ impl Nemesis {
                 let i = pick(&mut self.rng, ETCD);
                 paused_etcd_leader = c.etcd.leader().await == Some(i);
                 c.etcd.members[i].signal("STOP");
-                (format!("e{i}{}", if paused_etcd_leader { " (etcd's leader)" } else { "" }), Undo::ContEtcd(i))
+                (
+                    format!("e{i}{}", if paused_etcd_leader { " (etcd's leader)" } else { "" }),
+                    Undo::ContEtcd(i),
+                )
             }
             Fault::EtcdWipe => {
                 let i = pick(&mut self.rng, ETCD);
@@ -255,7 +288,8 @@ impl Nemesis {
                     Fault::MinorityWithLeader => leader_or_any,
                     _ => (leader_or_any + 1 + pick(&mut self.rng, METAS - 1)) % METAS,
                 };
-                let minority = [Cluster::etcd_host(e), Cluster::meta_host(m), Cluster::node_host(n)];
+                let minority =
+                    [Cluster::etcd_host(e), Cluster::meta_host(m), Cluster::node_host(n)];
                 for a in minority {
                     for b in (0..ETCD + METAS + NODES).filter(|h| !minority.contains(h)) {
                         c.lab.cut(a, b);
@@ -282,8 +316,15 @@ impl Nemesis {
 
     /// An operator request, as `metactl` sends it.
     async fn operate(&mut self, fault: Fault) -> (String, Result<(), String>, Undo) {
-        let shards: Vec<proto::ShardInfo> = self.meta.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await.unwrap_or_default();
-        let ready: Vec<&proto::ShardInfo> = shards.iter().filter(|s| s.status == proto::ShardStatus::Ready as i32 && !s.leader.is_empty()).collect();
+        let shards: Vec<proto::ShardInfo> = self
+            .meta
+            .list_all(proto::ListShardsRequest { header: header(), ..Default::default() })
+            .await
+            .unwrap_or_default();
+        let ready: Vec<&proto::ShardInfo> = shards
+            .iter()
+            .filter(|s| s.status == proto::ShardStatus::Ready as i32 && !s.leader.is_empty())
+            .collect();
         if ready.len() < 2 {
             return ("-".into(), Err("fewer than two shards ready".into()), Undo::Nothing);
         }
@@ -295,28 +336,70 @@ impl Nemesis {
                     Some(f) => (f.clone(), false),
                     None => (Cluster::node_name(pick(&mut self.rng, NODES)), true),
                 };
-                let req = proto::MoveShardRequest { header: h, shard: shard.id, node: to.0.clone(), reopen: to.1 };
-                let r = self.meta.call(|mut c| { let req = req.clone(); async move { c.move_shard(req).await } }).await;
-                (format!("shard {} to {}", shard.id, to.0), r.map(drop).map_err(|e| e.message().to_owned()), Undo::Nothing)
+                let req = proto::MoveShardRequest {
+                    header: h,
+                    shard: shard.id,
+                    node: to.0.clone(),
+                    reopen: to.1,
+                };
+                let r = self
+                    .meta
+                    .call(|mut c| {
+                        let req = req.clone();
+                        async move { c.move_shard(req).await }
+                    })
+                    .await;
+                (
+                    format!("shard {} to {}", shard.id, to.0),
+                    r.map(drop).map_err(|e| e.message().to_owned()),
+                    Undo::Nothing,
+                )
             }
             Fault::Split => {
                 let fullest = ready.iter().max_by_key(|s| s.tables).expect("two ready");
-                let req = proto::SplitShardRequest { header: h, shard: fullest.id, tables: Vec::new() };
-                let r = self.meta.call(|mut c| { let req = req.clone(); async move { c.split_shard(req).await } }).await;
-                (format!("shard {}", fullest.id), r.map(drop).map_err(|e| e.message().to_owned()), Undo::Nothing)
+                let req =
+                    proto::SplitShardRequest { header: h, shard: fullest.id, tables: Vec::new() };
+                let r = self
+                    .meta
+                    .call(|mut c| {
+                        let req = req.clone();
+                        async move { c.split_shard(req).await }
+                    })
+                    .await;
+                (
+                    format!("shard {}", fullest.id),
+                    r.map(drop).map_err(|e| e.message().to_owned()),
+                    Undo::Nothing,
+                )
             }
             Fault::Merge => {
                 let mut by_tables = ready.clone();
                 by_tables.sort_by_key(|s| (s.tables, s.id));
                 let (a, b) = (by_tables[0].id, by_tables[1].id);
                 let req = proto::MergeShardsRequest { header: h, shard: a, other: b };
-                let r = self.meta.call(|mut c| { let req = req.clone(); async move { c.merge_shards(req).await } }).await;
-                (format!("shards {a} and {b}"), r.map(drop).map_err(|e| e.message().to_owned()), Undo::Nothing)
+                let r = self
+                    .meta
+                    .call(|mut c| {
+                        let req = req.clone();
+                        async move { c.merge_shards(req).await }
+                    })
+                    .await;
+                (
+                    format!("shards {a} and {b}"),
+                    r.map(drop).map_err(|e| e.message().to_owned()),
+                    Undo::Nothing,
+                )
             }
             _ => {
                 let node = Cluster::node_name(pick(&mut self.rng, NODES));
                 let req = proto::DrainNodeRequest { header: h, node: node.clone(), cancel: false };
-                let r = self.meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await;
+                let r = self
+                    .meta
+                    .call(|mut c| {
+                        let req = req.clone();
+                        async move { c.drain_node(req).await }
+                    })
+                    .await;
                 let undo = if r.is_ok() { Undo::Undrain(node.clone()) } else { Undo::Nothing };
                 (node, r.map(drop).map_err(|e| e.message().to_owned()), undo)
             }
@@ -337,9 +420,18 @@ impl Nemesis {
             Some(Undo::Undrain(node)) => {
                 // The drain is cancelled whatever happens meanwhile, or the next drain finds
                 // too few nodes to take the shards.
-                let req = proto::DrainNodeRequest { header: header(), node: node.clone(), cancel: true };
+                let req =
+                    proto::DrainNodeRequest { header: header(), node: node.clone(), cancel: true };
                 for _ in 0..20 {
-                    if self.meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await.is_ok() {
+                    if self
+                        .meta
+                        .call(|mut c| {
+                            let req = req.clone();
+                            async move { c.drain_node(req).await }
+                        })
+                        .await
+                        .is_ok()
+                    {
                         return Ok(());
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -57,7 +57,11 @@ impl Unleased {
         if self.already_ms > 0 {
             parts.push(format!("{:.1} already unleased", self.already_ms as f64 / 1000.0));
         }
-        if parts.is_empty() { String::new() } else { format!(" (+{})", parts.join(", +")) }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" (+{})", parts.join(", +"))
+        }
     }
 }
 
@@ -65,12 +69,17 @@ impl WindowStats {
     /// A goal of the report missed in this window: a meta election while only one etcd member
     /// was down, or a lease lost while only the meta leader was hit.
     pub fn missed_goal(&self) -> bool {
-        (self.fault.one_etcd_member() && self.elections > self.old_etcd_leader_revoked) || self.unleased.is_some_and(|u| u.lost_ms > 0)
+        (self.fault.one_etcd_member() && self.elections > self.old_etcd_leader_revoked)
+            || self.unleased.is_some_and(|u| u.lost_ms > 0)
     }
 
     pub fn line(&self) -> String {
-        let refused = self.refused.as_deref().map_or(String::new(), |r| format!(", refused: {}", r.chars().take(120).collect::<String>()));
-        let unleased = self.unleased.map_or(String::new(), |u| format!(", {} shard-ms unleased{}", u.lost_ms, u.besides()));
+        let refused = self.refused.as_deref().map_or(String::new(), |r| {
+            format!(", refused: {}", r.chars().take(120).collect::<String>())
+        });
+        let unleased = self
+            .unleased
+            .map_or(String::new(), |u| format!(", {} shard-ms unleased{}", u.lost_ms, u.besides()));
         let revoked = match self.old_etcd_leader_revoked {
             0 => String::new(),
             n => format!(" ({n} after the resumed etcd leader revoked the lease: etcd#15247)"),
@@ -109,7 +118,11 @@ impl Outcome {
     /// Per second of the run, whether a create, drop or alter was acknowledged in it.
     fn served(&self) -> Vec<bool> {
         let mut slots = vec![false; self.seconds as usize + 1];
-        for op in self.ops.iter().filter(|o| o.kind != Kind::Read && matches!(o.outcome, OpOutcome::Ok { .. })) {
+        for op in self
+            .ops
+            .iter()
+            .filter(|o| o.kind != Kind::Read && matches!(o.outcome, OpOutcome::Ok { .. }))
+        {
             if let Some(s) = slots.get_mut((op.completed / 1_000_000) as usize) {
                 *s = true;
             }
@@ -173,13 +186,20 @@ struct MixRow {
 impl MixRow {
     /// The goals, each with what was measured against it.
     fn goals(&self) -> String {
-        let rows = |f: fn(Fault) -> bool| self.faults.iter().filter(move |(k, _)| f(**k)).map(|(_, r)| r);
+        let rows =
+            |f: fn(Fault) -> bool| self.faults.iter().filter(move |(k, _)| f(**k)).map(|(_, r)| r);
         let mark = |ok: bool| if ok { "met" } else { "NOT met" };
         let mut out = String::from("\n");
-        out.push_str(&format!("- lost acknowledgements, overlapping tenures, route watch faults: {} ({})\n", self.violations, mark(self.violations == 0)));
+        out.push_str(&format!(
+            "- lost acknowledgements, overlapping tenures, route watch faults: {} ({})\n",
+            self.violations,
+            mark(self.violations == 0)
+        ));
         if rows(Fault::one_etcd_member).next().is_some() {
-            let revoked: usize = rows(Fault::one_etcd_member).map(|r| r.old_etcd_leader_revoked).sum();
-            let elections = rows(Fault::one_etcd_member).map(|r| r.elections).sum::<usize>() - revoked;
+            let revoked: usize =
+                rows(Fault::one_etcd_member).map(|r| r.old_etcd_leader_revoked).sum();
+            let elections =
+                rows(Fault::one_etcd_member).map(|r| r.elections).sum::<usize>() - revoked;
             let unknown: usize = rows(Fault::one_etcd_member).map(|r| r.unknown).sum();
             out.push_str(&format!("- one etcd member down, quorum kept: {elections} meta elections, {unknown} unknown storage outcomes (goal 0: {})", mark(elections == 0)));
             if revoked > 0 {
@@ -189,8 +209,12 @@ impl MixRow {
         }
         if rows(Fault::deposes_leader).next().is_some() {
             let gap = rows(Fault::deposes_leader).map(|r| r.longest_gap).max().unwrap_or(0);
-            out.push_str(&format!("- meta leader deposed: longest DDL gap {gap} s (goal at most TTL + 1 = 6 s: {})\n", mark(gap <= 6)));
-            let unleased: Vec<Unleased> = rows(Fault::deposes_leader).filter_map(|r| r.unleased).collect();
+            out.push_str(&format!(
+                "- meta leader deposed: longest DDL gap {gap} s (goal at most TTL + 1 = 6 s: {})\n",
+                mark(gap <= 6)
+            ));
+            let unleased: Vec<Unleased> =
+                rows(Fault::deposes_leader).filter_map(|r| r.unleased).collect();
             if !unleased.is_empty() {
                 let mut sum = Unleased::default();
                 unleased.iter().for_each(|u| sum.add(u));
@@ -204,8 +228,12 @@ impl MixRow {
             }
         }
         let hops = self.faults.values().map(|r| r.redirects_max).max().unwrap_or(0);
-        out.push_str(&format!("- most redirects one node followed through one fault: {hops} (goal at most 3: {})\n", mark(hops <= 3)));
-        let (served, slots) = rows(|f| !f.deposes_leader()).fold((0, 0), |(s, n), r| (s + r.served, n + r.slots));
+        out.push_str(&format!(
+            "- most redirects one node followed through one fault: {hops} (goal at most 3: {})\n",
+            mark(hops <= 3)
+        ));
+        let (served, slots) =
+            rows(|f| !f.deposes_leader()).fold((0, 0), |(s, n), r| (s + r.served, n + r.slots));
         let share = 100.0 * served as f64 / slots.max(1) as f64;
         out.push_str(&format!("- DDL while a fault that leaves the meta leader in place is on: {served} of {slots} slots, {share:.1}% (goal at least 95%: {})\n", mark(share >= 95.0)));
         out
@@ -230,15 +258,21 @@ impl Book {
         row.served += served.iter().filter(|s| **s).count();
         row.slots += served.len();
         row.violations += o.violations.len();
-        row.acked += o.ops.iter().filter(|op| op.kind != Kind::Read && matches!(op.outcome, OpOutcome::Ok { .. })).count();
+        row.acked += o
+            .ops
+            .iter()
+            .filter(|op| op.kind != Kind::Read && matches!(op.outcome, OpOutcome::Ok { .. }))
+            .count();
         row.unknown += o.ops.iter().filter(|op| op.outcome == OpOutcome::Unknown).count();
         row.convergence_max = row.convergence_max.max(o.convergence);
         row.handoff_gaps_ms.extend(&o.handoff_gaps_ms);
         for w in &o.windows {
             let f = row.faults.entry(w.fault).or_default();
             // The slots the fault was on for, whole seconds; the gap through its quiet after.
-            let window = &served[(w.from.as_secs() as usize).min(served.len())..(w.to.as_secs() as usize).min(served.len())];
-            let through = &served[(w.from.as_secs() as usize).min(served.len())..(w.until.as_secs() as usize).min(served.len())];
+            let window = &served[(w.from.as_secs() as usize).min(served.len())
+                ..(w.to.as_secs() as usize).min(served.len())];
+            let through = &served[(w.from.as_secs() as usize).min(served.len())
+                ..(w.until.as_secs() as usize).min(served.len())];
             f.windows += 1;
             f.slots += window.len();
             f.served += window.iter().filter(|s| **s).count();
@@ -274,7 +308,9 @@ impl Book {
             out.push_str("|---|---|---|---|---|---|---|---|---|\n");
             for (fault, f) in &row.faults {
                 let share = 100.0 * f.served as f64 / f.slots.max(1) as f64;
-                let unleased = f.unleased.map_or("–".into(), |u| format!("{:.1}{}", u.lost_ms as f64 / 1000.0, u.besides()));
+                let unleased = f.unleased.map_or("–".into(), |u| {
+                    format!("{:.1}{}", u.lost_ms as f64 / 1000.0, u.besides())
+                });
                 out.push_str(&format!(
                     "| {} | {} | {} of {} ({share:.0}%) | {} | {} | {} | {} | {unleased} | {} |\n",
                     fault.name(),

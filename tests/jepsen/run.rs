@@ -13,7 +13,9 @@ use shardmeta::proto;
 use super::cluster::Cluster;
 use super::history::{self, Final};
 use super::nemesis::{Mix, Nemesis};
-use super::process::ddl::{count_in_logs, handoff_gaps_ms, handoff_spans, leased_at, unleased_spans, wall_ms};
+use super::process::ddl::{
+    count_in_logs, handoff_gaps_ms, handoff_spans, leased_at, unleased_spans, wall_ms,
+};
 use super::process::metas::wait_leader;
 use super::process::node_kill::{header, shards};
 use super::report::{Outcome, Unleased, WindowStats};
@@ -40,7 +42,13 @@ fn counters(c: &Cluster) -> Counters {
         elections: count_in_logs(dir, &metas, "won the meta election"),
         leases_gone: count_in_logs(dir, &metas, "etcd says the election lease is gone"),
         unknown: count_in_logs(dir, &metas, "outcome unknown"),
-        redirects: Cluster::node_names().iter().map(|n| count_in_logs(dir, &[n], "redirected to the meta leader") + count_in_logs(dir, &[n], "redirect not followed")).collect(),
+        redirects: Cluster::node_names()
+            .iter()
+            .map(|n| {
+                count_in_logs(dir, &[n], "redirected to the meta leader")
+                    + count_in_logs(dir, &[n], "redirect not followed")
+            })
+            .collect(),
     }
 }
 
@@ -58,9 +66,21 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
     let history = workload::History::new(Instant::now());
     let stop = Arc::new(AtomicBool::new(false));
     let names = workload::table_names();
-    let workers: Vec<_> = (0..DDL_WORKERS).map(|w| workload::ddl_worker(w, seed, endpoints.clone(), names.clone(), history.clone(), stop.clone())).collect();
+    let workers: Vec<_> = (0..DDL_WORKERS)
+        .map(|w| {
+            workload::ddl_worker(
+                w,
+                seed,
+                endpoints.clone(),
+                names.clone(),
+                history.clone(),
+                stop.clone(),
+            )
+        })
+        .collect();
     let accepted = Arc::new(AtomicU64::new(0));
-    let writer = workload::data_writer(endpoints.clone(), names.clone(), accepted.clone(), stop.clone());
+    let writer =
+        workload::data_writer(endpoints.clone(), names.clone(), accepted.clone(), stop.clone());
     let watched = Arc::new(Mutex::new(watch::Watched::default()));
     let stop_watch = Arc::new(AtomicBool::new(false));
     let watcher = watch::watch(endpoints.clone(), watched.clone(), stop_watch.clone());
@@ -82,17 +102,26 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
         }
         tokio::time::sleep(Duration::from_secs(4 + nemesis.rng.next_u64() % 3)).await;
         let after = counters(&c);
-        let logs: Vec<_> = Cluster::node_names().iter().map(|n| c.dir.path().join(format!("{n}.lead.jsonl"))).collect();
+        let logs: Vec<_> = Cluster::node_names()
+            .iter()
+            .map(|n| c.dir.path().join(format!("{n}.lead.jsonl")))
+            .collect();
         // Only where no node is at fault does a shard without a leased leader count against meta.
         let unleased = (fault.only_meta_leader() && mix != Mix::Operator).then(|| {
             let (leased, handoffs) = (leased_at(&logs, wall_from), handoff_spans(&logs));
             let mut u = Unleased::default();
             for (shard, gaps) in unleased_spans(&logs, wall_from, wall_ms()) {
                 for (start, end) in gaps {
-                    let planned: u64 = handoffs.get(&shard).into_iter().flatten().map(|&(cut, next)| end.min(next).saturating_sub(start.max(cut))).sum();
+                    let planned: u64 = handoffs
+                        .get(&shard)
+                        .into_iter()
+                        .flatten()
+                        .map(|&(cut, next)| end.min(next).saturating_sub(start.max(cut)))
+                        .sum();
                     let rest = (end - start).saturating_sub(planned);
                     u.handoff_ms += planned.min(end - start);
-                    *if leased.contains(&shard) { &mut u.lost_ms } else { &mut u.already_ms } += rest;
+                    *if leased.contains(&shard) { &mut u.lost_ms } else { &mut u.already_ms } +=
+                        rest;
                 }
             }
             u
@@ -108,9 +137,19 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
             // etcd-io/etcd#15247 (fixed in 3.4.30 and 3.5.11): etcd's leader, paused past the
             // lease TTL and resumed, still thinks it leads and revokes the leases its
             // successor renewed. The meta leader hears that its lease is gone and steps down.
-            old_etcd_leader_revoked: if hit.paused_etcd_leader { elections.min(after.leases_gone - before.leases_gone) } else { 0 },
+            old_etcd_leader_revoked: if hit.paused_etcd_leader {
+                elections.min(after.leases_gone - before.leases_gone)
+            } else {
+                0
+            },
             unknown: after.unknown - before.unknown,
-            redirects_max: after.redirects.iter().zip(&before.redirects).map(|(a, b)| a - b).max().unwrap_or(0),
+            redirects_max: after
+                .redirects
+                .iter()
+                .zip(&before.redirects)
+                .map(|(a, b)| a - b)
+                .max()
+                .unwrap_or(0),
             refused: hit.refused,
             unleased,
         };
@@ -123,7 +162,8 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
     c.lab.heal();
     let healed = Instant::now();
     if let Err(state) = converge(&mut meta).await {
-        violations.push(format!("no convergence within {CONVERGENCE_LIMIT:?} of the last heal: {state}"));
+        violations
+            .push(format!("no convergence within {CONVERGENCE_LIMIT:?} of the last heal: {state}"));
     }
     let convergence = healed.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -143,9 +183,19 @@ pub async fn run(mix: Mix, seed: u64, length: Duration) -> Outcome {
     for n in c.nodes.iter_mut() {
         n.kill9();
     }
-    let logs: Vec<(String, std::path::PathBuf)> = Cluster::node_names().into_iter().map(|n| { let p = c.dir.path().join(format!("{n}.lead.jsonl")); (n, p) }).collect();
+    let logs: Vec<(String, std::path::PathBuf)> = Cluster::node_names()
+        .into_iter()
+        .map(|n| {
+            let p = c.dir.path().join(format!("{n}.lead.jsonl"));
+            (n, p)
+        })
+        .collect();
     if let Err(e) = std::panic::catch_unwind(|| super::process::assert_single_writer(&logs)) {
-        let message = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+        let message = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
         violations.push(format!("single writer (S1): {message}"));
     }
     if !violations.is_empty() || windows.iter().any(WindowStats::missed_goal) {
@@ -177,13 +227,30 @@ async fn converge(meta: &mut MetaClient) -> Result<(), String> {
     while start.elapsed() < CONVERGENCE_LIMIT {
         let s = shards(meta).await;
         let retired = proto::ShardStatus::Retired as i32;
-        let unready: Vec<String> = s.iter().filter(|s| s.status != retired && (s.leader.is_empty() || s.status != proto::ShardStatus::Ready as i32)).map(|s| format!("shard {} ({:?}, leader {:?})", s.id, s.status(), s.leader)).collect();
-        let procedures = meta.call(|mut c| async move { c.list_procedures(proto::ListProceduresRequest { header: header() }).await }).await;
-        let running: Vec<String> = procedures.as_ref().map_or(Vec::new(), |p| p.procedures.iter().map(|p| format!("{} of shard {} at {}", p.kind, p.shard, p.step)).collect());
+        let unready: Vec<String> = s
+            .iter()
+            .filter(|s| {
+                s.status != retired
+                    && (s.leader.is_empty() || s.status != proto::ShardStatus::Ready as i32)
+            })
+            .map(|s| format!("shard {} ({:?}, leader {:?})", s.id, s.status(), s.leader))
+            .collect();
+        let procedures = meta
+            .call(|mut c| async move {
+                c.list_procedures(proto::ListProceduresRequest { header: header() }).await
+            })
+            .await;
+        let running: Vec<String> = procedures.as_ref().map_or(Vec::new(), |p| {
+            p.procedures
+                .iter()
+                .map(|p| format!("{} of shard {} at {}", p.kind, p.shard, p.step))
+                .collect()
+        });
         if !s.is_empty() && unready.is_empty() && procedures.is_ok() && running.is_empty() {
             return Ok(());
         }
-        amiss = format!("{} shards listed; not ready: {unready:?}; procedures: {running:?}", s.len());
+        amiss =
+            format!("{} shards listed; not ready: {unready:?}; procedures: {running:?}", s.len());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(amiss)
@@ -193,12 +260,25 @@ async fn converge(meta: &mut MetaClient) -> Result<(), String> {
 async fn final_state(meta: &mut MetaClient, names: &[String]) -> Final {
     let mut end = Final::new();
     for name in names {
-        let req = proto::GetTableRequest { header: header(), schema: "public".into(), table: name.clone() };
+        let req = proto::GetTableRequest {
+            header: header(),
+            schema: "public".into(),
+            table: name.clone(),
+        };
         for attempt in 0.. {
-            match meta.call(|mut c| { let req = req.clone(); async move { c.get_table(req).await } }).await {
+            match meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.get_table(req).await }
+                })
+                .await
+            {
                 Ok(r) => {
                     let d = r.table.expect("a table in the answer");
-                    end.insert(name.clone(), (d.info.as_ref().map_or(0, |i| i.id), d.version, workload::tag_of(&d)));
+                    end.insert(
+                        name.clone(),
+                        (d.info.as_ref().map_or(0, |i| i.id), d.version, workload::tag_of(&d)),
+                    );
                     break;
                 }
                 Err(e) if e.code() == tonic::Code::NotFound => break,

@@ -31,7 +31,12 @@ impl Watched {
     fn check_revision(&mut self, update: &proto::WatchRoutesResponse) {
         let Some(last) = self.revision else { return };
         if update.revision < last || (update.revision == last && !update.changes.is_empty()) {
-            self.violations.push(format!("route watch went back: revision {} with {} changes after {last} (resync {})", update.revision, update.changes.len(), update.resync));
+            self.violations.push(format!(
+                "route watch went back: revision {} with {} changes after {last} (resync {})",
+                update.revision,
+                update.changes.len(),
+                update.resync
+            ));
         }
     }
 
@@ -43,13 +48,22 @@ impl Watched {
                     self.tables.insert(t.name.clone(), (t.id, t.shard));
                 }
                 // A drop of an older table of the same name leaves the newer one.
-                Some(Kind::Dropped(t)) if t.schema == "public" && self.tables.get(&t.name).is_some_and(|(id, _)| *id == t.id) => {
+                Some(Kind::Dropped(t))
+                    if t.schema == "public"
+                        && self.tables.get(&t.name).is_some_and(|(id, _)| *id == t.id) =>
+                {
                     self.tables.remove(&t.name);
                 }
                 Some(Kind::Shard(s)) => {
                     let stale = self.shards.get(&s.shard).is_some_and(|(v, _)| *v > s.version);
                     if !stale {
-                        self.shards.insert(s.shard, (s.version, s.leader.as_ref().map_or(String::new(), |l| l.name.clone())));
+                        self.shards.insert(
+                            s.shard,
+                            (
+                                s.version,
+                                s.leader.as_ref().map_or(String::new(), |l| l.name.clone()),
+                            ),
+                        );
                     }
                 }
                 _ => {}
@@ -60,14 +74,30 @@ impl Watched {
 }
 
 /// Tables of schema public and shards as meta lists them now.
-pub async fn listed(meta: &mut MetaClient) -> Result<(BTreeMap<String, (u64, u32)>, BTreeMap<u32, (u64, String)>), Status> {
-    let tables = meta.list_all(proto::ListTablesRequest { header: header(), schema: "public".into(), ..Default::default() }).await?;
-    let shards = meta.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await?;
-    Ok((tables.into_iter().map(|t| (t.name, (t.id, t.shard))).collect(), shards.into_iter().map(|s| (s.id, (s.version, s.leader))).collect()))
+pub async fn listed(
+    meta: &mut MetaClient,
+) -> Result<(BTreeMap<String, (u64, u32)>, BTreeMap<u32, (u64, String)>), Status> {
+    let tables = meta
+        .list_all(proto::ListTablesRequest {
+            header: header(),
+            schema: "public".into(),
+            ..Default::default()
+        })
+        .await?;
+    let shards =
+        meta.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await?;
+    Ok((
+        tables.into_iter().map(|t| (t.name, (t.id, t.shard))).collect(),
+        shards.into_iter().map(|s| (s.id, (s.version, s.leader))).collect(),
+    ))
 }
 
 /// Watches until `stop`, resuming after each end from the last revision applied.
-pub fn watch(endpoints: Vec<String>, state: Arc<Mutex<Watched>>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+pub fn watch(
+    endpoints: Vec<String>,
+    state: Arc<Mutex<Watched>>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut meta = MetaClient::new(endpoints.clone(), Duration::from_secs(4)).unwrap();
         let mut lister = MetaClient::new(endpoints, Duration::from_secs(4)).unwrap();
@@ -81,7 +111,12 @@ pub fn watch(endpoints: Vec<String>, state: Arc<Mutex<Watched>>, stop: Arc<Atomi
     })
 }
 
-async fn watch_once(meta: &mut MetaClient, lister: &mut MetaClient, state: &Mutex<Watched>, stop: &AtomicBool) -> Result<(), Status> {
+async fn watch_once(
+    meta: &mut MetaClient,
+    lister: &mut MetaClient,
+    state: &Mutex<Watched>,
+    stop: &AtomicBool,
+) -> Result<(), Status> {
     let (_, mut client) = meta.leader().await?;
     let from_revision = state.lock().unwrap().revision.unwrap_or(0);
     let req = proto::WatchRoutesRequest { header: header(), schema: String::new(), from_revision };
@@ -89,7 +124,9 @@ async fn watch_once(meta: &mut MetaClient, lister: &mut MetaClient, state: &Mute
     state.lock().unwrap().streams += 1;
     loop {
         // A stream from a leader that was cut off or paused may never end: give up on silence.
-        let next = tokio::time::timeout(Duration::from_secs(15), stream.message()).await.map_err(|_| Status::deadline_exceeded("no route change in 15 s"))?;
+        let next = tokio::time::timeout(Duration::from_secs(15), stream.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no route change in 15 s"))?;
         let Some(update) = next? else { return Ok(()) };
         if stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -109,11 +146,19 @@ async fn watch_once(meta: &mut MetaClient, lister: &mut MetaClient, state: &Mute
 }
 
 /// Where the watcher's view differs from meta's lists (empty: it lost nothing).
-pub fn differences(watched: &Watched, tables: &BTreeMap<String, (u64, u32)>, shards: &BTreeMap<u32, (u64, String)>) -> Vec<String> {
+pub fn differences(
+    watched: &Watched,
+    tables: &BTreeMap<String, (u64, u32)>,
+    shards: &BTreeMap<u32, (u64, String)>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for name in watched.tables.keys().chain(tables.keys()) {
         if watched.tables.get(name) != tables.get(name) {
-            out.push(format!("table {name}: watched {:?}, listed {:?}", watched.tables.get(name), tables.get(name)));
+            out.push(format!(
+                "table {name}: watched {:?}, listed {:?}",
+                watched.tables.get(name),
+                tables.get(name)
+            ));
         }
     }
     for (id, (_, leader)) in shards {

@@ -60,7 +60,11 @@ impl History {
 fn outcome_of(status: &Status) -> Outcome {
     match status.code() {
         Code::NotFound => Outcome::Absent,
-        Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition | Code::InvalidArgument | Code::ResourceExhausted => Outcome::Refused,
+        Code::AlreadyExists
+        | Code::Aborted
+        | Code::FailedPrecondition
+        | Code::InvalidArgument
+        | Code::ResourceExhausted => Outcome::Refused,
         // UNAVAILABLE too: a follower forwarding to a leader that fell over, or storage whose
         // write was cut off, cannot say whether it landed.
         _ => Outcome::Unknown,
@@ -74,7 +78,11 @@ pub fn tag_of(detail: &proto::TableDetail) -> u64 {
 
 fn detail_outcome(detail: Option<proto::TableDetail>) -> Outcome {
     match detail {
-        Some(d) => Outcome::Ok { id: d.info.as_ref().map_or(0, |i| i.id), version: d.version, tag: tag_of(&d) },
+        Some(d) => Outcome::Ok {
+            id: d.info.as_ref().map_or(0, |i| i.id),
+            version: d.version,
+            tag: tag_of(&d),
+        },
         None => Outcome::Unknown,
     }
 }
@@ -90,7 +98,13 @@ struct Worker {
 impl Worker {
     /// Sends one request to the leader and records it; `None` when no leader could be found
     /// (nothing was sent, nothing is recorded).
-    async fn once<T, Fut>(&mut self, name: &str, kind: Kind, send: impl FnOnce(shardmeta::client::meta_client::Grpc) -> Fut, read: impl FnOnce(T) -> Outcome) -> Option<Outcome>
+    async fn once<T, Fut>(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        send: impl FnOnce(shardmeta::client::meta_client::Grpc) -> Fut,
+        read: impl FnOnce(T) -> Outcome,
+    ) -> Option<Outcome>
     where
         Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
     {
@@ -107,17 +121,38 @@ impl Worker {
         if matches!(outcome, Outcome::Unknown) {
             self.meta.reset(); // a leader that is paused, cut off or gone: look again
         }
-        self.history.push(Op { name: name.into(), kind, invoked, completed: self.history.now(), outcome });
+        self.history.push(Op {
+            name: name.into(),
+            kind,
+            invoked,
+            completed: self.history.now(),
+            outcome,
+        });
         Some(outcome)
     }
 
     async fn read(&mut self, name: &str) -> Option<Outcome> {
-        let req = proto::GetTableRequest { header: header(), schema: "public".into(), table: name.into() };
-        self.once(name, Kind::Read, |mut c| async move { c.get_table(req).await }, |r: proto::GetTableResponse| detail_outcome(r.table)).await
+        let req = proto::GetTableRequest {
+            header: header(),
+            schema: "public".into(),
+            table: name.into(),
+        };
+        self.once(
+            name,
+            Kind::Read,
+            |mut c| async move { c.get_table(req).await },
+            |r: proto::GetTableResponse| detail_outcome(r.table),
+        )
+        .await
     }
 
     async fn create(&mut self, name: &str) {
-        let req = proto::CreateTableRequest { header: header(), schema: "public".into(), name: name.into(), ..Default::default() };
+        let req = proto::CreateTableRequest {
+            header: header(),
+            schema: "public".into(),
+            name: name.into(),
+            ..Default::default()
+        };
         let read = |r: proto::CreateTableResponse| match (r.created, r.table) {
             (true, Some(t)) => Outcome::Ok { id: t.id, version: 1, tag: 0 },
             _ => Outcome::Unknown,
@@ -126,8 +161,18 @@ impl Worker {
     }
 
     async fn drop_table(&mut self, name: &str) {
-        let req = proto::DropTableRequest { header: header(), schema: "public".into(), name: name.into() };
-        self.once(name, Kind::Drop, |mut c| async move { c.drop_table(req).await }, |r: proto::DropTableResponse| Outcome::Ok { id: r.id, version: 0, tag: 0 }).await;
+        let req = proto::DropTableRequest {
+            header: header(),
+            schema: "public".into(),
+            name: name.into(),
+        };
+        self.once(
+            name,
+            Kind::Drop,
+            |mut c| async move { c.drop_table(req).await },
+            |r: proto::DropTableResponse| Outcome::Ok { id: r.id, version: 0, tag: 0 },
+        )
+        .await;
     }
 
     /// Reads the table, then sets a fresh tag at the version read.
@@ -136,18 +181,44 @@ impl Worker {
         self.tags += 1;
         let tag = self.id << 32 | self.tags;
         let options = proto::TableOptions { entries: [("tag".to_owned(), tag.to_string())].into() };
-        let req = proto::AlterTableRequest { header: header(), schema: "public".into(), name: name.into(), expected_version: version, encoded_schema: None, options: Some(options) };
+        let req = proto::AlterTableRequest {
+            header: header(),
+            schema: "public".into(),
+            name: name.into(),
+            expected_version: version,
+            encoded_schema: None,
+            options: Some(options),
+        };
         let kind = Kind::Alter { expected: version, tag };
-        self.once(name, kind, |mut c| async move { c.alter_table(req).await }, |r: proto::AlterTableResponse| detail_outcome(r.table)).await;
+        self.once(
+            name,
+            kind,
+            |mut c| async move { c.alter_table(req).await },
+            |r: proto::AlterTableResponse| detail_outcome(r.table),
+        )
+        .await;
     }
 }
 
 /// Runs DDL on `names` until `stop`: reads 30%, compare-and-set alters 35%, creates 20%,
 /// drops 15%.
-pub fn ddl_worker(id: u64, seed: u64, endpoints: Vec<String>, names: Vec<String>, history: History, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+pub fn ddl_worker(
+    id: u64,
+    seed: u64,
+    endpoints: Vec<String>,
+    names: Vec<String>,
+    history: History,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let meta = MetaClient::new(endpoints, REQUEST_TIMEOUT).unwrap();
-        let mut w = Worker { meta, history, rng: ChaCha8Rng::seed_from_u64(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)), id: id + 1, tags: 0 };
+        let mut w = Worker {
+            meta,
+            history,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            id: id + 1,
+            tags: 0,
+        };
         while !stop.load(Ordering::Relaxed) {
             let name = names[w.rng.next_u32() as usize % names.len()].clone();
             match w.rng.next_u32() % 100 {
@@ -164,7 +235,12 @@ pub fn ddl_worker(id: u64, seed: u64, endpoints: Vec<String>, names: Vec<String>
 }
 
 /// Writes to the leaders of `names` as meta routes them, until `stop`; counts accepted writes.
-pub fn data_writer(endpoints: Vec<String>, names: Vec<String>, accepted: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+pub fn data_writer(
+    endpoints: Vec<String>,
+    names: Vec<String>,
+    accepted: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut meta = MetaClient::new(endpoints, REQUEST_TIMEOUT).unwrap();
         let mut routes = RouteCache::new("default", 64);
@@ -173,14 +249,28 @@ pub fn data_writer(endpoints: Vec<String>, names: Vec<String>, accepted: Arc<Ato
             i += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
             let table = &names[i % names.len()];
-            let Ok(route) = tokio::time::timeout(REQUEST_TIMEOUT, routes.resolve(&mut meta, "public", table)).await.unwrap_or(Err(Status::deadline_exceeded(""))) else { continue };
+            let Ok(route) =
+                tokio::time::timeout(REQUEST_TIMEOUT, routes.resolve(&mut meta, "public", table))
+                    .await
+                    .unwrap_or(Err(Status::deadline_exceeded("")))
+            else {
+                continue;
+            };
             let Some(leader) = &route.leader else {
                 routes.invalidate("public", table);
                 continue;
             };
             let write = async {
-                let mut node = NodeClient::connect(format!("http://{}", leader.endpoint)).await.map_err(|e| Status::unavailable(e.to_string()))?;
-                node.write(proto::WriteRequest { shard: route.shard, version: route.version, table_id: route.table_id, payload: vec![1] }).await
+                let mut node = NodeClient::connect(format!("http://{}", leader.endpoint))
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                node.write(proto::WriteRequest {
+                    shard: route.shard,
+                    version: route.version,
+                    table_id: route.table_id,
+                    payload: vec![1],
+                })
+                .await
             };
             match tokio::time::timeout(Duration::from_secs(2), write).await {
                 Ok(Ok(_)) => {

@@ -16,7 +16,10 @@ pub fn count_in_logs(dir: &Path, names: &[&str], needle: &str) -> usize {
 }
 
 pub fn count_in_log(dir: &Path, name: &str, needle: &str) -> usize {
-    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default().matches(needle).count()
+    std::fs::read_to_string(dir.join(format!("{name}.log")))
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
 }
 
 /// Creates tables one after another until `stop`; per second of the run, whether a create was
@@ -28,8 +31,19 @@ pub async fn ddl_load(endpoints: Vec<String>, stop: Arc<AtomicBool>) -> Vec<bool
     let mut i = 0;
     while !stop.load(Ordering::Relaxed) {
         i += 1;
-        let req = proto::CreateTableRequest { header: Some(RequestHeader { cluster: "default".into() }), name: format!("t{i}"), if_not_exists: true, ..Default::default() };
-        let ok = meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await.is_ok();
+        let req = proto::CreateTableRequest {
+            header: Some(RequestHeader { cluster: "default".into() }),
+            name: format!("t{i}"),
+            if_not_exists: true,
+            ..Default::default()
+        };
+        let ok = meta
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.create_table(req).await }
+            })
+            .await
+            .is_ok();
         let slot = start.elapsed().as_secs() as usize;
         slots.resize(slots.len().max(slot + 1), false);
         slots[slot] |= ok;
@@ -46,7 +60,10 @@ pub fn longest_gap(slots: &[bool]) -> usize {
 /// Per shard, the milliseconds of `[from, to]` (wall clock) that no node's leadership log covers:
 /// the time the shard had no leader holding a lease.
 pub fn unleased_ms(logs: &[PathBuf], from: u64, to: u64) -> BTreeMap<u32, u64> {
-    unleased_spans(logs, from, to).into_iter().map(|(shard, spans)| (shard, spans.iter().map(|(s, e)| e - s).sum())).collect()
+    unleased_spans(logs, from, to)
+        .into_iter()
+        .map(|(shard, spans)| (shard, spans.iter().map(|(s, e)| e - s).sum()))
+        .collect()
 }
 
 /// Per shard, the spans of `[from, to]` that no node's leadership log covers.
@@ -124,5 +141,8 @@ pub fn handoff_gaps_ms(logs: &[PathBuf]) -> Vec<u64> {
 
 /// Wall-clock milliseconds, as the leadership logs write them.
 pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
 }

@@ -18,13 +18,19 @@ pub fn start_metas(dir: &std::path::Path, etcd: &str, n: usize) -> Metas {
 }
 
 /// [`start_metas`] with these settings (variables) instead of a 3 s election TTL.
-pub fn start_metas_with(dir: &std::path::Path, etcd: &str, n: usize, env: &[(&str, &str)]) -> Metas {
+pub fn start_metas_with(
+    dir: &std::path::Path,
+    etcd: &str,
+    n: usize,
+    env: &[(&str, &str)],
+) -> Metas {
     let mut procs = BTreeMap::new();
     let mut endpoints = Vec::new();
     for i in 0..n {
         let port = free_port();
         let ep = format!("127.0.0.1:{port}");
-        let env: Vec<(&str, &str)> = [("SHARDMETA_ETCD_ENDPOINTS", etcd)].into_iter().chain(env.iter().copied()).collect();
+        let env: Vec<(&str, &str)> =
+            [("SHARDMETA_ETCD_ENDPOINTS", etcd)].into_iter().chain(env.iter().copied()).collect();
         procs.insert(ep.clone(), meta_server(dir, &format!("m{i}"), port, &env));
         endpoints.push(ep);
     }
@@ -39,7 +45,11 @@ pub async fn leader_of(endpoints: &[String]) -> Option<String> {
     Some(leader)
 }
 
-pub async fn wait_leader(endpoints: &[String], limit: Duration, not: Option<&str>) -> (String, Duration) {
+pub async fn wait_leader(
+    endpoints: &[String],
+    limit: Duration,
+    not: Option<&str>,
+) -> (String, Duration) {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Some(l) = leader_of(endpoints).await.filter(|l| Some(l.as_str()) != not) {

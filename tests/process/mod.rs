@@ -22,7 +22,11 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 
 /// A free port on 127.0.0.1 (the OS picks it; the listener is closed before use).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().expect("local addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind loopback")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// A temporary directory removed on drop, unless kept.
@@ -33,8 +37,10 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("shardmeta-{tag}-{}-{nanos}", std::process::id()));
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("shardmeta-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir { path: dir, keep: false }
     }
@@ -74,7 +80,8 @@ impl Proc {
     /// Starts `cmd` with its output appended to `log` (a restarted process adds to the log of
     /// the one before).
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let out =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
         cmd.stdout(Stdio::from(out.try_clone().expect("dup log"))).stderr(Stdio::from(out));
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Proc { name: name.into(), admin: String::new(), child: Some(child) }
@@ -108,7 +115,11 @@ impl Proc {
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("kill runs");
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
         assert!(status.success(), "kill -{sig} {}", self.pid());
     }
 }
@@ -148,7 +159,13 @@ impl Place {
 }
 
 /// [`meta_server`] at `place` (its gRPC and admin ports on the place's address).
-pub fn meta_server_on(dir: &Path, name: &str, place: &Place, port: u16, extra_env: &[(&str, &str)]) -> Proc {
+pub fn meta_server_on(
+    dir: &Path,
+    name: &str,
+    place: &Place,
+    port: u16,
+    extra_env: &[(&str, &str)],
+) -> Proc {
     let admin = format!("{}:{}", place.addr, free_port());
     let mut cmd = place.command(env!("CARGO_BIN_EXE_meta-server"));
     cmd.args(["--name", name, "--grpc-addr", &format!("{}:{port}", place.addr), "--data-dir"])
@@ -172,11 +189,19 @@ pub fn http(method: &str, addr: &str, path: &str) -> std::io::Result<(u16, Strin
 }
 
 /// As [`http`], with `headers` ("Name: value\r\n" each) added.
-pub fn http_with(method: &str, addr: &str, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
+pub fn http_with(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\n\r\n")?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -187,8 +212,11 @@ pub fn http_with(method: &str, addr: &str, path: &str, headers: &str) -> std::io
 /// Cluster `default`'s nodes as the admin port's API lists them (one page; none while it cannot
 /// answer).
 pub fn api_nodes(admin: &str) -> Vec<serde_json::Value> {
-    let Ok((200, body)) = http("GET", admin, "/api/v1/clusters/default/nodes") else { return Vec::new() };
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    let Ok((200, body)) = http("GET", admin, "/api/v1/clusters/default/nodes") else {
+        return Vec::new();
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
     v["items"].as_array().cloned().unwrap_or_default()
 }
 
@@ -209,28 +237,57 @@ pub fn node_agent_with(dir: &Path, name: &str, port: u16, meta: &str, extra: &[&
 }
 
 /// A node-agent with more flags and `SHARDMETA_NODE_*` variables (TLS, its token).
-pub fn node_agent_env(dir: &Path, name: &str, port: u16, meta: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+pub fn node_agent_env(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    meta: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
     node_agent_on(dir, name, &Place::loopback(), port, meta, extra, env)
 }
 
 /// [`node_agent_env`] at `place`.
-pub fn node_agent_on(dir: &Path, name: &str, place: &Place, port: u16, meta: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+pub fn node_agent_on(
+    dir: &Path,
+    name: &str,
+    place: &Place,
+    port: u16,
+    meta: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
     let mut cmd = place.command(env!("CARGO_BIN_EXE_node-agent"));
-    cmd.args(["--meta-endpoints", meta, "--name", name, "--addr", &format!("{}:{port}", place.addr), "--leadership-log"])
-        .arg(dir.join(format!("{name}.lead.jsonl")))
-        .args(extra)
-        .envs(env.iter().copied());
+    cmd.args([
+        "--meta-endpoints",
+        meta,
+        "--name",
+        name,
+        "--addr",
+        &format!("{}:{port}", place.addr),
+        "--leadership-log",
+    ])
+    .arg(dir.join(format!("{name}.lead.jsonl")))
+    .args(extra)
+    .envs(env.iter().copied());
     Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))
 }
 
 /// Runs `metactl` against `endpoint`; its stdout, or a panic with its stderr.
 pub fn metactl(endpoint: &str, args: &[&str]) -> String {
-    metactl_result(endpoint, args).unwrap_or_else(|stderr| panic!("metactl {args:?} failed: {stderr}"))
+    metactl_result(endpoint, args)
+        .unwrap_or_else(|stderr| panic!("metactl {args:?} failed: {stderr}"))
 }
 
 /// Runs `metactl` against `endpoint`: its stdout, or its stderr when it exits non-zero.
 pub fn metactl_result(endpoint: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_metactl")).arg("--endpoints").arg(endpoint).args(args).output().expect("metactl runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_metactl"))
+        .arg("--endpoints")
+        .arg(endpoint)
+        .args(args)
+        .output()
+        .expect("metactl runs");
     match out.status.success() {
         true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
         false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
@@ -263,7 +320,9 @@ pub fn read_leadership(path: &Path) -> (BTreeMap<u32, Intervals>, Vec<(u32, u64)
     }
     for (shard, intervals) in grants.iter_mut() {
         for (from, until) in intervals.iter_mut() {
-            if let Some(&cut) = cuts.get(shard).and_then(|c| c.iter().filter(|&&c| c >= *from).min()) {
+            if let Some(&cut) =
+                cuts.get(shard).and_then(|c| c.iter().filter(|&&c| c >= *from).min())
+            {
                 *until = (*until).min(cut);
             }
         }
@@ -278,8 +337,12 @@ pub fn assert_single_writer(logs: &[(String, PathBuf)]) {
     for (node, path) in logs {
         let (grants, writes) = read_leadership(path);
         for (shard, at) in &writes {
-            let inside = grants.get(shard).is_some_and(|iv| iv.iter().any(|(f, u)| f <= at && at <= u));
-            assert!(inside, "{node} accepted a write to shard {shard} at {at} outside its leadership");
+            let inside =
+                grants.get(shard).is_some_and(|iv| iv.iter().any(|(f, u)| f <= at && at <= u));
+            assert!(
+                inside,
+                "{node} accepted a write to shard {shard} at {at} outside its leadership"
+            );
             writes_checked += 1;
         }
     }
@@ -293,7 +356,10 @@ pub fn assert_leadership_disjoint(logs: &[(String, PathBuf)]) -> usize {
     let mut by_shard: BTreeMap<u32, Vec<(u64, u64, &str)>> = BTreeMap::new();
     for (node, path) in logs {
         for (shard, intervals) in read_leadership(path).0 {
-            by_shard.entry(shard).or_default().extend(intervals.into_iter().map(|(f, u)| (f, u, node.as_str())));
+            by_shard
+                .entry(shard)
+                .or_default()
+                .extend(intervals.into_iter().map(|(f, u)| (f, u, node.as_str())));
         }
     }
     let mut checked = 0;
@@ -345,8 +411,16 @@ impl Etcd {
             "etcd is not installed: run ./.ci/setup (Debian package etcd-server)"
         );
         let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
-        let client_urls = ports.iter().zip(&places).map(|((c, _), p)| format!("{}:{c}", p.addr)).collect();
-        let mut etcd = Etcd { members: Vec::new(), client_urls, dir: dir.to_path_buf(), ports, places, certs: certs.map(Path::to_path_buf) };
+        let client_urls =
+            ports.iter().zip(&places).map(|((c, _), p)| format!("{}:{c}", p.addr)).collect();
+        let mut etcd = Etcd {
+            members: Vec::new(),
+            client_urls,
+            dir: dir.to_path_buf(),
+            ports,
+            places,
+            certs: certs.map(Path::to_path_buf),
+        };
         etcd.members = (0..members).map(|i| etcd.spawn(i, "new")).collect();
         etcd
     }
@@ -358,7 +432,10 @@ impl Etcd {
     /// Member `i`, joining a cluster in `state` ("new", or "existing" for a member added to a
     /// running cluster); a restart finds its data dir and rejoins whatever the state says.
     fn spawn(&self, i: usize, state: &str) -> Proc {
-        let cluster = (0..self.ports.len()).map(|i| format!("e{i}={}", self.peer_url(i))).collect::<Vec<_>>().join(",");
+        let cluster = (0..self.ports.len())
+            .map(|i| format!("e{i}={}", self.peer_url(i)))
+            .collect::<Vec<_>>()
+            .join(",");
         let scheme = if self.certs.is_some() { "https" } else { "http" };
         let (client, peer) = self.ports[i];
         let addr = &self.places[i].addr;
@@ -374,10 +451,17 @@ impl Etcd {
             // with a higher raft term asks before it campaigns, instead of deposing the leader.
             .arg("--pre-vote");
         if let Some(certs) = &self.certs {
-            cmd.arg("--cert-file").arg(certs.join("server.pem")).arg("--key-file").arg(certs.join("server.key"));
+            cmd.arg("--cert-file")
+                .arg(certs.join("server.pem"))
+                .arg("--key-file")
+                .arg(certs.join("server.key"));
             cmd.arg("--trusted-ca-file").arg(certs.join("ca.pem")).arg("--client-cert-auth");
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("etcd-{i}.log"))).expect("etcd log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("etcd-{i}.log")))
+            .expect("etcd log");
         cmd.stdout(Stdio::from(log.try_clone().expect("dup log"))).stderr(Stdio::from(log));
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start etcd member {i}: {e}"));
         Proc { name: format!("etcd-{i}"), admin: String::new(), child: Some(child) }
@@ -395,23 +479,37 @@ impl Etcd {
     pub async fn wipe_and_rejoin(&mut self, i: usize) -> Result<(), String> {
         // etcd's client sets no deadline of its own: a call that meets a member being removed
         // or an election can wait for ever.
-        async fn within<T, E: std::fmt::Display>(what: &str, call: impl std::future::Future<Output = Result<T, E>>) -> Result<T, String> {
+        async fn within<T, E: std::fmt::Display>(
+            what: &str,
+            call: impl std::future::Future<Output = Result<T, E>>,
+        ) -> Result<T, String> {
             match tokio::time::timeout(std::time::Duration::from_secs(5), call).await {
                 Ok(r) => r.map_err(|e| format!("{what}: {e}")),
                 Err(_) => Err(format!("{what}: no answer within 5 s")),
             }
         }
         self.members[i].kill9();
-        let others: Vec<String> = (0..self.ports.len()).filter(|&j| j != i).map(|j| self.client_urls[j].clone()).collect();
+        let others: Vec<String> = (0..self.ports.len())
+            .filter(|&j| j != i)
+            .map(|j| self.client_urls[j].clone())
+            .collect();
         let mut client = within("connect", etcd_client::Client::connect(others, None)).await?;
         let name = format!("e{i}");
         let members = within("member list", client.member_list()).await?;
-        if let Some(id) = members.members().iter().find(|m| m.name() == name || m.peer_urls().contains(&self.peer_url(i))).map(|m| m.id()) {
+        if let Some(id) = members
+            .members()
+            .iter()
+            .find(|m| m.name() == name || m.peer_urls().contains(&self.peer_url(i)))
+            .map(|m| m.id())
+        {
             // A remove sent while the others have no leader yet (the member killed was etcd's
             // leader) is forwarded to the dead one and never answered: etcd 3.4 held it for over
             // 20 s on this machine, where the same remove 3 s later took 12 ms.
             for _ in 0..40 {
-                if within("status", client.status()).await.is_ok_and(|s| s.leader() != 0 && s.leader() != id) {
+                if within("status", client.status())
+                    .await
+                    .is_ok_and(|s| s.leader() != 0 && s.leader() != id)
+                {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -458,7 +556,8 @@ impl Etcd {
         let mut said = Vec::new();
         for (i, url) in self.client_urls.iter().enumerate() {
             let status = async { etcd_client::Client::connect([url], None).await?.status().await };
-            if let Ok(Ok(s)) = tokio::time::timeout(std::time::Duration::from_secs(2), status).await {
+            if let Ok(Ok(s)) = tokio::time::timeout(std::time::Duration::from_secs(2), status).await
+            {
                 said.push((i, s.header().map(|h| h.member_id()), s.leader()));
             }
         }
@@ -468,5 +567,10 @@ impl Etcd {
 }
 
 pub fn meta_server_etcd(dir: &Path, name: &str, port: u16, etcd: &str) -> Proc {
-    meta_server(dir, name, port, &[("SHARDMETA_ETCD_ENDPOINTS", etcd), ("SHARDMETA_ELECTION_TTL_MS", "3000")])
+    meta_server(
+        dir,
+        name,
+        port,
+        &[("SHARDMETA_ETCD_ENDPOINTS", etcd), ("SHARDMETA_ELECTION_TTL_MS", "3000")],
+    )
 }

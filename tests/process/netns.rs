@@ -18,7 +18,10 @@ pub struct Lab {
 }
 
 fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -27,7 +30,11 @@ impl Lab {
     pub fn new(hosts: usize) -> Lab {
         assert!(hosts < 200, "one /24 holds the lab");
         let id = std::process::id() % 250;
-        let lab = Lab { tag: format!("sm{id}"), subnet: format!("10.231.{id}"), hosts: (0..hosts).map(|h| format!("sm{id}h{h}")).collect() };
+        let lab = Lab {
+            tag: format!("sm{id}"),
+            subnet: format!("10.231.{id}"),
+            hosts: (0..hosts).map(|h| format!("sm{id}h{h}")).collect(),
+        };
         lab.clean(); // what a killed run of this pid may have left
         let bridge = lab.bridge();
         run(&["ip", "link", "add", &bridge, "type", "bridge"]);
@@ -36,13 +43,27 @@ impl Lab {
         for h in 0..hosts {
             let (ns, outside) = (&lab.hosts[h], lab.veth(h));
             run(&["ip", "netns", "add", ns]);
-            run(&["ip", "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+            run(&[
+                "ip", "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ]);
             run(&["ip", "link", "set", &outside, "master", &bridge, "up"]);
             run(&["ip", "-n", ns, "addr", "add", &format!("{}/24", lab.addr(h)), "dev", "eth0"]);
             run(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
             run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
             run(&["ip", "netns", "exec", ns, "nft", "add", "table", "inet", "cut"]);
-            run(&["ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "cut", "input", "{ type filter hook input priority 0; }"]);
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "cut",
+                "input",
+                "{ type filter hook input priority 0; }",
+            ]);
         }
         lab
     }
@@ -68,7 +89,19 @@ impl Lab {
     /// Host `to` drops everything from host `from`; `from` still hears `to`.
     pub fn cut_one_way(&self, from: Host, to: Host) {
         let rule = format!("ip saddr {} drop", self.addr(from));
-        run(&["ip", "netns", "exec", &self.hosts[to], "nft", "add", "rule", "inet", "cut", "input", &rule]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.hosts[to],
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "cut",
+            "input",
+            &rule,
+        ]);
     }
 
     /// Neither host hears the other.

@@ -11,7 +11,9 @@ pub fn header() -> Option<RequestHeader> {
 }
 
 pub async fn shards(meta: &mut MetaClient) -> Vec<proto::ShardInfo> {
-    meta.list_all(proto::ListShardsRequest { header: header(), ..Default::default() }).await.unwrap_or_default()
+    meta.list_all(proto::ListShardsRequest { header: header(), ..Default::default() })
+        .await
+        .unwrap_or_default()
 }
 
 /// Whether every shard has a leader and the scheduler's dry run plans no move: a fault
@@ -23,7 +25,12 @@ pub async fn settled(meta: &mut MetaClient) -> bool {
         return false;
     }
     let req = proto::PlanSchedulerRequest { header: header() };
-    let plan = meta.call(|mut c| { let req = req.clone(); async move { c.plan_scheduler(req).await } }).await;
+    let plan = meta
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.plan_scheduler(req).await }
+        })
+        .await;
     plan.is_ok_and(|p| p.moves.is_empty())
 }
 
@@ -60,8 +67,18 @@ pub async fn node_kill_scenario(dir: &TempDir, meta_endpoints: &[String]) {
 
     let names: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
     for name in &names {
-        let req = proto::CreateTableRequest { header: header(), name: name.clone(), ..Default::default() };
-        let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await.unwrap();
+        let req = proto::CreateTableRequest {
+            header: header(),
+            name: name.clone(),
+            ..Default::default()
+        };
+        let r = meta
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.create_table(req).await }
+            })
+            .await
+            .unwrap();
         assert!(r.created);
     }
 
@@ -82,12 +99,18 @@ pub async fn node_kill_scenario(dir: &TempDir, meta_endpoints: &[String]) {
                 routes.invalidate("public", &table);
                 continue;
             };
-            let Ok(mut node) = NodeClient::connect(format!("http://{}", leader.endpoint)).await else {
+            let Ok(mut node) = NodeClient::connect(format!("http://{}", leader.endpoint)).await
+            else {
                 refused += 1;
                 routes.invalidate("public", &table);
                 continue;
             };
-            let w = proto::WriteRequest { shard: route.shard, version: route.version, table_id: route.table_id, payload: vec![1] };
+            let w = proto::WriteRequest {
+                shard: route.shard,
+                version: route.version,
+                table_id: route.table_id,
+                payload: vec![1],
+            };
             match node.write(w).await {
                 Ok(_) => accepted += 1,
                 Err(e) => {
@@ -106,22 +129,38 @@ pub async fn node_kill_scenario(dir: &TempDir, meta_endpoints: &[String]) {
     // they came up in (the default cluster assigns its shards once one node is online).
     let all = shards(&mut meta).await;
     let leads = |name: &str| all.iter().filter(|s| s.leader == name).count();
-    let at = (0..nodes.len()).max_by_key(|&i| (leads(&nodes[i].0), std::cmp::Reverse(i))).expect("three nodes");
+    let at = (0..nodes.len())
+        .max_by_key(|&i| (leads(&nodes[i].0), std::cmp::Reverse(i)))
+        .expect("three nodes");
     let victim = nodes[at].0.clone();
     let victim = victim.as_str();
     let led: Vec<u32> = all.iter().filter(|s| s.leader == victim).map(|s| s.id).collect();
     assert!(!led.is_empty(), "{victim} leads something");
     // A frontend watching routes learns of the failover as it lands, not from a failed write.
     let frontend = route_watch::WatchingFrontend::start(meta_endpoints, &names).await;
-    let watched = names.iter().find(|t| frontend.leader_of(t).as_deref() == Some(victim)).expect("a table led by the victim").clone();
+    let watched = names
+        .iter()
+        .find(|t| frontend.leader_of(t).as_deref() == Some(victim))
+        .expect("a table led by the victim")
+        .clone();
     let killed = Instant::now();
     nodes[at].1.kill9();
     let lag = frontend.lag_behind_meta(&mut meta, &watched, victim).await;
     println!("the watching frontend routed {watched} to its new leader {lag:?} after meta did");
-    assert!(lag <= Duration::from_millis(300), "the route watch lagged meta by {lag:?}, more than a heartbeat (300 ms)");
+    assert!(
+        lag <= Duration::from_millis(300),
+        "the route watch lagged meta by {lag:?}, more than a heartbeat (300 ms)"
+    );
     wait_for("the dead node's shards led elsewhere", Duration::from_secs(15), async || {
         let s = shards(&mut meta).await;
-        led.iter().all(|id| s.iter().any(|x| x.id == *id && x.leader != victim && !x.leader.is_empty() && x.status == proto::ShardStatus::Ready as i32))
+        led.iter().all(|id| {
+            s.iter().any(|x| {
+                x.id == *id
+                    && x.leader != victim
+                    && !x.leader.is_empty()
+                    && x.status == proto::ShardStatus::Ready as i32
+            })
+        })
     })
     .await;
     let took = killed.elapsed();
@@ -136,6 +175,9 @@ pub async fn node_kill_scenario(dir: &TempDir, meta_endpoints: &[String]) {
     for (_, p) in nodes.iter_mut() {
         p.kill9();
     }
-    let logs: Vec<(String, std::path::PathBuf)> = nodes.iter().map(|(n, _)| (n.clone(), dir.path().join(format!("{n}.lead.jsonl")))).collect();
+    let logs: Vec<(String, std::path::PathBuf)> = nodes
+        .iter()
+        .map(|(n, _)| (n.clone(), dir.path().join(format!("{n}.lead.jsonl"))))
+        .collect();
     assert_single_writer(&logs);
 }

@@ -40,12 +40,27 @@ pub struct World {
 impl World {
     /// `nodes` nodes holding `shards` shards of `followers` followers, every shard loaded
     /// `per_shard` units, after the load is trusted (40 s).
-    pub fn new(seed: u64, config: CoreConfig, nodes: u64, shards: u32, followers: u32, per_shard: f64) -> World {
+    pub fn new(
+        seed: u64,
+        config: CoreConfig,
+        nodes: u64,
+        shards: u32,
+        followers: u32,
+        per_shard: f64,
+    ) -> World {
         World::zoned(seed, config, nodes, shards, followers, per_shard, &[])
     }
 
     /// The same, node `i` in zone `zones[i % len]`.
-    pub fn zoned(seed: u64, config: CoreConfig, nodes: u64, shards: u32, followers: u32, per_shard: f64, zones: &[&str]) -> World {
+    pub fn zoned(
+        seed: u64,
+        config: CoreConfig,
+        nodes: u64,
+        shards: u32,
+        followers: u32,
+        per_shard: f64,
+        zones: &[&str],
+    ) -> World {
         let (h, nodes) = steady_cluster_configured(config, nodes, shards, followers, zones);
         let up = vec![true; nodes.len()];
         let mut w = World {
@@ -67,7 +82,12 @@ impl World {
     }
 
     pub fn catalog(&self) -> &ClusterCatalog {
-        self.h.core.catalog().expect("the world's core leads").cluster_by_name("c").expect("cluster c")
+        self.h
+            .core
+            .catalog()
+            .expect("the world's core leads")
+            .cluster_by_name("c")
+            .expect("cluster c")
     }
 
     /// The catalog id of the node named `n{i}` (nodes register as they first heartbeat).
@@ -81,7 +101,8 @@ impl World {
         let shard_count = self.catalog().shards.len();
         let reported: Vec<f64> = (0..shard_count)
             .map(|s| {
-                let jitter = (self.rng.next_u32() as f64 / u32::MAX as f64 * 2.0 - 1.0) * self.noise;
+                let jitter =
+                    (self.rng.next_u32() as f64 / u32::MAX as f64 * 2.0 - 1.0) * self.noise;
                 (self.load)(ShardId(s as u32), self.second) * (1.0 + jitter)
             })
             .collect();
@@ -89,8 +110,11 @@ impl World {
             if !self.up[i] {
                 continue;
             }
-            let load = |s: ShardId| ShardLoad { write_units: reported[s.index()], ..Default::default() };
-            self.nodes[i].heartbeat_with(&mut self.h, load).unwrap_or_else(|e| panic!("seed {}: heartbeat refused: {e}", self.seed));
+            let load =
+                |s: ShardId| ShardLoad { write_units: reported[s.index()], ..Default::default() };
+            self.nodes[i]
+                .heartbeat_with(&mut self.h, load)
+                .unwrap_or_else(|e| panic!("seed {}: heartbeat refused: {e}", self.seed));
             self.deliver();
         }
         for _ in 0..2 {
@@ -137,7 +161,13 @@ impl World {
         for (shard, (was, is)) in self.shards.iter().zip(&now).enumerate() {
             if was.0 != is.0 {
                 let promoted = is.0.is_some_and(|l| was.1.contains(&l));
-                self.moves.push(Moved { second: self.second, shard: shard as u32, from: was.0, to: is.0, promoted });
+                self.moves.push(Moved {
+                    second: self.second,
+                    shard: shard as u32,
+                    from: was.0,
+                    to: is.0,
+                    promoted,
+                });
             }
         }
         self.shards = now;
@@ -158,7 +188,8 @@ impl World {
     /// The true loads of `nodes` (by index), and their mean.
     fn loads_of(&self, nodes: impl Iterator<Item = usize>) -> (Vec<f64>, f64) {
         let loads = self.node_loads();
-        let of: Vec<f64> = nodes.map(|i| self.id_of(i).map_or(0.0, |id| loads[id as usize])).collect();
+        let of: Vec<f64> =
+            nodes.map(|i| self.id_of(i).map_or(0.0, |id| loads[id as usize])).collect();
         let mean = of.iter().sum::<f64>() / of.len() as f64;
         (of, mean)
     }
@@ -203,7 +234,13 @@ impl World {
     }
 
     /// The same, with max/mean measured over the nodes the scenario judges.
-    pub fn report_of(&self, scenario: &str, converged: Option<u64>, lower_bound: Option<usize>, max_over_mean: f64) {
+    pub fn report_of(
+        &self,
+        scenario: &str,
+        converged: Option<u64>,
+        lower_bound: Option<usize>,
+        max_over_mean: f64,
+    ) {
         let at = converged.map_or("never".to_string(), |s| format!("{s} s"));
         let lb = lower_bound.map_or("-".to_string(), |b| b.to_string());
         println!(

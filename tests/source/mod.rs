@@ -26,7 +26,11 @@ pub fn expand_use(tree: &str) -> Vec<String> {
         }
     }
     parts.push(&inner[start..]);
-    parts.into_iter().filter(|p| !p.is_empty()).flat_map(|p| expand_use(&format!("{prefix}{p}"))).collect()
+    parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .flat_map(|p| expand_use(&format!("{prefix}{p}")))
+        .collect()
 }
 
 /// Each line's code without comments, with every `use` statement (which may span lines)
@@ -41,7 +45,11 @@ pub fn code_lines(text: &str) -> Vec<(usize, String)> {
                 so_far.push_str(code);
                 Some((at, so_far))
             }
-            None if code.trim_start().starts_with("use ") || code.trim_start().starts_with("pub use ") => Some((n, code.to_owned())),
+            None if code.trim_start().starts_with("use ")
+                || code.trim_start().starts_with("pub use ") =>
+            {
+                Some((n, code.to_owned()))
+            }
             None => {
                 out.push((n, code.to_owned()));
                 None
@@ -50,7 +58,10 @@ pub fn code_lines(text: &str) -> Vec<(usize, String)> {
         if let Some((at, stmt)) = stmt {
             match stmt.find(';') {
                 Some(end) => {
-                    let tree = stmt[..end].trim_start().trim_start_matches("pub ").trim_start_matches("use ");
+                    let tree = stmt[..end]
+                        .trim_start()
+                        .trim_start_matches("pub ")
+                        .trim_start_matches("use ");
                     out.push((at, expand_use(tree).join(" ")));
                 }
                 None => pending = Some((at, stmt)),

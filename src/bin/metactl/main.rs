@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use shardmeta::client::listing::Paged;
 use shardmeta::client::credentials::{token_from, Secret};
+use shardmeta::client::listing::Paged;
 use shardmeta::client::{ClientTls, Credentials, MetaClient};
 use shardmeta::convert::json as to_json;
 use shardmeta::proto::{self, RequestHeader};
@@ -27,7 +27,12 @@ use scheduling::SchedulerCmd;
 #[command(name = "metactl", version, about = "Operate a shardmeta meta service")]
 struct Args {
     /// Meta endpoints, any of them.
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7560", env = "METACTL_ENDPOINTS")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7560",
+        env = "METACTL_ENDPOINTS"
+    )]
     endpoints: Vec<String>,
     /// The cluster the command is about.
     #[arg(long, default_value = "default")]
@@ -225,16 +230,24 @@ enum NodeCmd {
     },
     /// Forget an offline node that holds no replicas (drained, or dead with its shards failed
     /// over). Its name can then be used by a new node.
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum ShardCmd {
     List,
     /// Hand a shard's leadership to one of its followers.
-    Transfer { shard: u32, node: String },
+    Transfer {
+        shard: u32,
+        node: String,
+    },
     /// Open a shard on a node that holds no replica of it, which then leads it.
-    Move { shard: u32, node: String },
+    Move {
+        shard: u32,
+        node: String,
+    },
     /// Split a shard in two: some of its tables move to a new shard.
     Split {
         shard: u32,
@@ -244,7 +257,10 @@ enum ShardCmd {
         tables: Vec<u64>,
     },
     /// Merge two shards: the one with fewer tables moves into the other and is retired.
-    Merge { shard: u32, other: u32 },
+    Merge {
+        shard: u32,
+        other: u32,
+    },
 }
 
 pub(crate) fn header(cluster: &str) -> Option<RequestHeader> {
@@ -260,32 +276,75 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             json!({ "leader": leader })
         }
         Command::Cluster(ClusterCmd::Create { name, shards, followers, r#static, min_nodes }) => {
-            let mode = if *r#static { proto::TopologyMode::Static } else { proto::TopologyMode::Dynamic } as i32;
-            let req = proto::CreateClusterRequest { name: name.clone(), shard_count: *shards, followers_per_shard: *followers, mode, min_nodes: *min_nodes };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_cluster(req).await } }).await?;
+            let mode =
+                if *r#static { proto::TopologyMode::Static } else { proto::TopologyMode::Dynamic }
+                    as i32;
+            let req = proto::CreateClusterRequest {
+                name: name.clone(),
+                shard_count: *shards,
+                followers_per_shard: *followers,
+                mode,
+                min_nodes: *min_nodes,
+            };
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.create_cluster(req).await }
+                })
+                .await?;
             to_json::cluster(&r.cluster.unwrap_or_default())
         }
         Command::Cluster(ClusterCmd::Drop { force }) => {
             let req = proto::DropClusterRequest { header: header(cluster), force: *force };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.drop_cluster(req).await } }).await?;
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.drop_cluster(req).await }
+                })
+                .await?;
             json!({"id": r.id, "name": cluster, "tables": r.tables, "dropped": true})
         }
-        Command::Cluster(ClusterCmd::List) => rows(args, meta, proto::ListClustersRequest::default(), to_json::cluster).await?,
+        Command::Cluster(ClusterCmd::List) => {
+            rows(args, meta, proto::ListClustersRequest::default(), to_json::cluster).await?
+        }
         Command::Cluster(ClusterCmd::Status) => {
             let req = proto::ClusterViewRequest { header: header(cluster) };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.cluster_view(req).await } }).await?;
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.cluster_view(req).await }
+                })
+                .await?;
             json!({"cluster": to_json::cluster(&r.cluster.unwrap_or_default()), "term": r.term, "nodes_online": r.nodes_online,
                    "nodes_offline": r.nodes_offline, "shards_ready": r.shards_ready, "shards_unassigned": r.shards_unassigned,
                    "tables": r.tables, "changes_pending": r.changes_pending})
         }
         Command::Schema(SchemaCmd::Create { name, if_not_exists }) => {
-            let req = proto::CreateSchemaRequest { header: header(cluster), name: name.clone(), if_not_exists: *if_not_exists };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_schema(req).await } }).await?;
+            let req = proto::CreateSchemaRequest {
+                header: header(cluster),
+                name: name.clone(),
+                if_not_exists: *if_not_exists,
+            };
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.create_schema(req).await }
+                })
+                .await?;
             json!({"id": r.id, "name": name, "created": r.created})
         }
         Command::Schema(SchemaCmd::Drop { name, cascade }) => {
-            let req = proto::DropSchemaRequest { header: header(cluster), name: name.clone(), cascade: *cascade };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.drop_schema(req).await } }).await?;
+            let req = proto::DropSchemaRequest {
+                header: header(cluster),
+                name: name.clone(),
+                cascade: *cascade,
+            };
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.drop_schema(req).await }
+                })
+                .await?;
             json!({"id": r.id, "name": name, "tables_to_delete": r.tables})
         }
         Command::Table(TableCmd::Create { schema, if_not_exists, names }) => {
@@ -298,7 +357,12 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                     if_not_exists: *if_not_exists,
                     ..Default::default()
                 };
-                let r = meta.call(|mut c| { let req = req.clone(); async move { c.create_table(req).await } }).await?;
+                let r = meta
+                    .call(|mut c| {
+                        let req = req.clone();
+                        async move { c.create_table(req).await }
+                    })
+                    .await?;
                 let t = r.table.unwrap_or_default();
                 out.push(json!({"id": t.id, "schema": t.schema, "name": t.name, "shard": t.shard, "created": r.created}));
             }
@@ -307,25 +371,65 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
         Command::Table(TableCmd::Drop { schema, names }) => {
             let mut out = Vec::new();
             for name in names {
-                let req = proto::DropTableRequest { header: header(cluster), schema: schema.clone(), name: name.clone() };
-                let r = meta.call(|mut c| { let req = req.clone(); async move { c.drop_table(req).await } }).await?;
+                let req = proto::DropTableRequest {
+                    header: header(cluster),
+                    schema: schema.clone(),
+                    name: name.clone(),
+                };
+                let r = meta
+                    .call(|mut c| {
+                        let req = req.clone();
+                        async move { c.drop_table(req).await }
+                    })
+                    .await?;
                 out.push(json!({"id": r.id, "name": name}));
             }
             Value::Array(out)
         }
         Command::Table(TableCmd::List { schema }) => {
-            let req = proto::ListTablesRequest { header: header(cluster), schema: schema.clone().unwrap_or_default(), ..Default::default() };
+            let req = proto::ListTablesRequest {
+                header: header(cluster),
+                schema: schema.clone().unwrap_or_default(),
+                ..Default::default()
+            };
             rows(args, meta, req, to_json::table).await?
         }
-        Command::Table(TableCmd::Get { schema, names }) => tables::get(cluster, schema, names, meta).await?,
-        Command::Table(TableCmd::Alter { schema, name, version, encoded_schema_hex, options, clear_options }) => {
-            let alter = tables::Alter { schema, name, version: *version, encoded_schema_hex: encoded_schema_hex.as_deref(), options, clear_options: *clear_options };
+        Command::Table(TableCmd::Get { schema, names }) => {
+            tables::get(cluster, schema, names, meta).await?
+        }
+        Command::Table(TableCmd::Alter {
+            schema,
+            name,
+            version,
+            encoded_schema_hex,
+            options,
+            clear_options,
+        }) => {
+            let alter = tables::Alter {
+                schema,
+                name,
+                version: *version,
+                encoded_schema_hex: encoded_schema_hex.as_deref(),
+                options,
+                clear_options: *clear_options,
+            };
             tables::alter(cluster, alter, meta).await?
         }
-        Command::WatchRoutes { schema, from } => tables::watch_routes(cluster, schema.as_deref(), *from, meta).await?,
+        Command::WatchRoutes { schema, from } => {
+            tables::watch_routes(cluster, schema.as_deref(), *from, meta).await?
+        }
         Command::Route { schema, tables } => {
-            let req = proto::RouteTablesRequest { header: header(cluster), schema: schema.clone(), tables: tables.clone() };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.route_tables(req).await } }).await?;
+            let req = proto::RouteTablesRequest {
+                header: header(cluster),
+                schema: schema.clone(),
+                tables: tables.clone(),
+            };
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.route_tables(req).await }
+                })
+                .await?;
             Value::Array(
                 r.routes
                     .iter()
@@ -337,23 +441,55 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                     .collect(),
             )
         }
-        Command::Node(NodeCmd::List) => rows(args, meta, proto::ListNodesRequest { header: header(cluster), ..Default::default() }, to_json::node).await?,
+        Command::Node(NodeCmd::List) => {
+            rows(
+                args,
+                meta,
+                proto::ListNodesRequest { header: header(cluster), ..Default::default() },
+                to_json::node,
+            )
+            .await?
+        }
         Command::Node(NodeCmd::Remove { name }) => {
             let req = proto::RemoveNodeRequest { header: header(cluster), node: name.clone() };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.remove_node(req).await } }).await?;
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.remove_node(req).await }
+                })
+                .await?;
             json!({"removed": r.node})
         }
         Command::Node(NodeCmd::Drain { name, cancel }) => {
-            let req = proto::DrainNodeRequest { header: header(cluster), node: name.clone(), cancel: *cancel };
-            let r = meta.call(|mut c| { let req = req.clone(); async move { c.drain_node(req).await } }).await?;
+            let req = proto::DrainNodeRequest {
+                header: header(cluster),
+                node: name.clone(),
+                cancel: *cancel,
+            };
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.drain_node(req).await }
+                })
+                .await?;
             r.node.as_ref().map_or(Value::Null, to_json::node)
         }
-        Command::Shard(ShardCmd::Transfer { shard, node }) => scheduling::move_shard(cluster, *shard, node, false, meta).await?,
-        Command::Shard(ShardCmd::Move { shard, node }) => scheduling::move_shard(cluster, *shard, node, true, meta).await?,
+        Command::Shard(ShardCmd::Transfer { shard, node }) => {
+            scheduling::move_shard(cluster, *shard, node, false, meta).await?
+        }
+        Command::Shard(ShardCmd::Move { shard, node }) => {
+            scheduling::move_shard(cluster, *shard, node, true, meta).await?
+        }
         Command::Scheduler(cmd) => scheduling::scheduler(cmd, cluster, meta).await?,
-        Command::Events { after, limit } => scheduling::events(cluster, *after, *limit, meta).await?,
-        Command::Shard(ShardCmd::Split { shard, tables }) => procedures::split(cluster, *shard, tables, meta).await?,
-        Command::Shard(ShardCmd::Merge { shard, other }) => procedures::merge(cluster, *shard, *other, meta).await?,
+        Command::Events { after, limit } => {
+            scheduling::events(cluster, *after, *limit, meta).await?
+        }
+        Command::Shard(ShardCmd::Split { shard, tables }) => {
+            procedures::split(cluster, *shard, tables, meta).await?
+        }
+        Command::Shard(ShardCmd::Merge { shard, other }) => {
+            procedures::merge(cluster, *shard, *other, meta).await?
+        }
         Command::Procedure(cmd) => procedures::procedure(cmd, cluster, meta).await?,
         Command::Shard(ShardCmd::List) => {
             let req = proto::ListShardsRequest { header: header(cluster), ..Default::default() };
@@ -364,7 +500,12 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
 
 /// Follows every page of a listing. With `jsonl` output each row is printed as its page
 /// arrives (and `Null` returned); otherwise the rows are collected.
-async fn rows<R: Paged>(args: &Args, meta: &mut MetaClient, req: R, json: impl Fn(&R::Item) -> Value) -> Result<Value, Status> {
+async fn rows<R: Paged>(
+    args: &Args,
+    meta: &mut MetaClient,
+    req: R,
+    json: impl Fn(&R::Item) -> Value,
+) -> Result<Value, Status> {
     let stream = args.output == Output::Jsonl;
     let mut all = Vec::new();
     meta.for_each_page(req, |items| {
@@ -384,8 +525,11 @@ async fn rows<R: Paged>(args: &Args, meta: &mut MetaClient, req: R, json: impl F
 /// the list as a table.
 fn table(v: &Value) -> String {
     if let Value::Object(o) = v {
-        if let Some((key, list)) = o.iter().find(|(_, x)| x.as_array().is_some_and(|a| a.iter().all(Value::is_object))) {
-            let mut out: Vec<String> = o.iter().filter(|(k, _)| *k != key).map(|(k, x)| format!("{k}: {x}")).collect();
+        if let Some((key, list)) =
+            o.iter().find(|(_, x)| x.as_array().is_some_and(|a| a.iter().all(Value::is_object)))
+        {
+            let mut out: Vec<String> =
+                o.iter().filter(|(k, _)| *k != key).map(|(k, x)| format!("{k}: {x}")).collect();
             out.push(String::new());
             out.push(table(list));
             return out.join("\n");
@@ -401,12 +545,29 @@ fn table(v: &Value) -> String {
     let cell = |v: Option<&Value>| match v {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => "-".into(),
-        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().map_or(x.to_string(), String::from)).collect::<Vec<_>>().join(","),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map_or(x.to_string(), String::from))
+            .collect::<Vec<_>>()
+            .join(","),
         Some(other) => other.to_string(),
     };
-    let cells: Vec<Vec<String>> = rows.iter().map(|r| keys.iter().map(|k| cell(r.get(*k))).collect()).collect();
-    let widths: Vec<usize> = keys.iter().enumerate().map(|(i, k)| cells.iter().map(|r| r[i].len()).max().unwrap_or(0).max(k.len())).collect();
-    let line = |vals: Vec<String>| vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned();
+    let cells: Vec<Vec<String>> =
+        rows.iter().map(|r| keys.iter().map(|k| cell(r.get(*k))).collect()).collect();
+    let widths: Vec<usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| cells.iter().map(|r| r[i].len()).max().unwrap_or(0).max(k.len()))
+        .collect();
+    let line = |vals: Vec<String>| {
+        vals.iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
     let mut out = vec![line(keys.iter().map(|k| k.to_uppercase()).collect())];
     out.extend(cells.into_iter().map(line));
     out.join("\n")
@@ -415,7 +576,12 @@ fn table(v: &Value) -> String {
 /// TLS from the flags, and the token from `--token-file` or `METACTL_TOKEN` (never a flag: a
 /// command line is visible to every user of the machine).
 fn credentials(args: &Args) -> Result<Credentials, String> {
-    let tls = ClientTls { ca: args.tls_ca.clone(), cert: args.tls_cert.clone(), key: args.tls_key.clone(), domain: args.tls_domain.clone() };
+    let tls = ClientTls {
+        ca: args.tls_ca.clone(),
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+        domain: args.tls_domain.clone(),
+    };
     let token = std::env::var("METACTL_TOKEN").ok().map(Secret);
     let token = token_from(args.token_file.as_deref(), token.as_ref(), "METACTL_TOKEN")?;
     Credentials::from_settings(&tls, token.as_deref())
@@ -423,10 +589,15 @@ fn credentials(args: &Args) -> Result<Credentials, String> {
 
 fn main() {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     let result = runtime.block_on(async {
         let credentials = credentials(&args).map_err(Status::invalid_argument)?;
-        let mut meta = MetaClient::new(args.endpoints.clone(), Duration::from_millis(args.timeout_ms))?.with_credentials(credentials);
+        let mut meta =
+            MetaClient::new(args.endpoints.clone(), Duration::from_millis(args.timeout_ms))?
+                .with_credentials(credentials);
         run(&args, &mut meta).await
     });
     match result {

@@ -55,13 +55,18 @@ impl LoadSpec {
 
     pub(crate) fn parse(text: &str) -> Result<LoadSpec, String> {
         let spec: LoadSpec = toml::from_str(text).map_err(|e| e.to_string())?;
-        let bad = |what: String, v: f64| (!(v.is_finite() && (0.0..=UNITS_MAX).contains(&v))).then(|| format!("{what} = {v} is outside 0..={UNITS_MAX}"));
+        let bad = |what: String, v: f64| {
+            (!(v.is_finite() && (0.0..=UNITS_MAX).contains(&v)))
+                .then(|| format!("{what} = {v} is outside 0..={UNITS_MAX}"))
+        };
         let mut problems = vec![bad("per_shard".into(), spec.per_shard)];
         problems.extend(spec.shards.iter().map(|(s, &v)| bad(format!("shards.{s}"), v)));
         problems.extend(spec.tables.iter().map(|(t, &v)| bad(format!("tables.{t}"), v)));
         if let Some(h) = &spec.hot_spot {
             problems.push(bad("hot_spot.factor".into(), h.factor));
-            problems.push((h.first > h.last).then(|| format!("hot_spot.first ({}) is after hot_spot.last ({})", h.first, h.last)));
+            problems.push((h.first > h.last).then(|| {
+                format!("hot_spot.first ({}) is after hot_spot.last ({})", h.first, h.last)
+            }));
         }
         match problems.into_iter().flatten().next() {
             Some(p) => Err(p),
@@ -71,28 +76,50 @@ impl LoadSpec {
 
     /// The hot-spot factor of a shard.
     fn factor(&self, shard: ShardId) -> f64 {
-        self.hot_spot.as_ref().filter(|h| (h.first..=h.last).contains(&shard.0)).map_or(1.0, |h| h.factor)
+        self.hot_spot
+            .as_ref()
+            .filter(|h| (h.first..=h.last).contains(&shard.0))
+            .map_or(1.0, |h| h.factor)
     }
 
     /// Each table's load in the shard: its share of the shard's own load plus its own.
-    fn table_loads<'a>(&'a self, shard: ShardId, tables: &'a BTreeSet<TableId>) -> impl Iterator<Item = (TableId, f64)> + 'a {
+    fn table_loads<'a>(
+        &'a self,
+        shard: ShardId,
+        tables: &'a BTreeSet<TableId>,
+    ) -> impl Iterator<Item = (TableId, f64)> + 'a {
         let base = self.shards.get(&shard.0).copied().unwrap_or(self.per_shard);
         let share = base / tables.len().max(1) as f64;
         let factor = self.factor(shard);
-        tables.iter().map(move |&t| (t, ((share + self.tables.get(&t.0).copied().unwrap_or(0.0)) * factor).min(UNITS_MAX)))
+        tables.iter().map(move |&t| {
+            (t, ((share + self.tables.get(&t.0).copied().unwrap_or(0.0)) * factor).min(UNITS_MAX))
+        })
     }
 
     pub(crate) fn load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
         let base = self.shards.get(&shard.0).copied().unwrap_or(self.per_shard);
         let own: f64 = tables.iter().filter_map(|t| self.tables.get(&t.0)).sum();
-        ShardLoad { write_units: ((base + own) * self.factor(shard)).min(UNITS_MAX), ..Default::default() }
+        ShardLoad {
+            write_units: ((base + own) * self.factor(shard)).min(UNITS_MAX),
+            ..Default::default()
+        }
     }
 
     /// The shard's busiest tables, busiest first (lowest id first among equals).
-    pub(crate) fn busiest(&self, shard: ShardId, tables: &BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
+    pub(crate) fn busiest(
+        &self,
+        shard: ShardId,
+        tables: &BTreeSet<TableId>,
+        out: &mut Vec<TableLoad>,
+    ) {
         let mut loads: Vec<(TableId, f64)> = self.table_loads(shard, tables).collect();
         loads.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out.extend(loads.into_iter().take(TOP_TABLES_PER_SHARD).map(|(table, units)| TableLoad { shard, table, read_units: 0.0, write_units: units }));
+        out.extend(loads.into_iter().take(TOP_TABLES_PER_SHARD).map(|(table, units)| TableLoad {
+            shard,
+            table,
+            read_units: 0.0,
+            write_units: units,
+        }));
     }
 }
 
@@ -157,8 +184,12 @@ mod tests {
         assert!(LoadSpec::parse("per_shard = -1.0").unwrap_err().contains("per_shard"));
         assert!(LoadSpec::parse("per_shard = nan").unwrap_err().contains("per_shard"));
         assert!(LoadSpec::parse("per_shard = 1.0\nhot = 3").is_err(), "unknown keys are refused");
-        assert!(LoadSpec::parse("per_shard = 1.0\n[hot_spot]\nfirst = 5\nlast = 1\nfactor = 2.0").unwrap_err().contains("first"));
-        assert!(LoadSpec::parse("per_shard = 1.0\n[tables]\n4 = inf").unwrap_err().contains("tables.4"));
+        assert!(LoadSpec::parse("per_shard = 1.0\n[hot_spot]\nfirst = 5\nlast = 1\nfactor = 2.0")
+            .unwrap_err()
+            .contains("first"));
+        assert!(LoadSpec::parse("per_shard = 1.0\n[tables]\n4 = inf")
+            .unwrap_err()
+            .contains("tables.4"));
     }
 
     #[test]

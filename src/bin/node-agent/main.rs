@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use shardmeta::client::config::NodeConfig;
 use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
-use shardmeta::client::{LeaseEvent, LeaseTracker, MetaClient, NodeSession, ShardHost, WriteService};
+use shardmeta::client::{
+    LeaseEvent, LeaseTracker, MetaClient, NodeSession, ShardHost, WriteService,
+};
 use shardmeta::core::{Instant, ShardId};
 
 mod load;
@@ -81,15 +83,22 @@ fn leadership_observer(clock: NodeClock, log: Log) -> node::Observer {
     Box::new(move |host: &ShardHost, now: Instant| {
         for event in tracker.observe(host, now) {
             let line = match event {
-                LeaseEvent::Held { shard, from, until } => serde_json::json!({"shard": shard.0, "from": clock.wall_ms(from), "until": clock.wall_ms(until)}),
-                LeaseEvent::Cut { shard, at } => serde_json::json!({"shard": shard.0, "cut": clock.wall_ms(at)}),
+                LeaseEvent::Held { shard, from, until } => {
+                    serde_json::json!({"shard": shard.0, "from": clock.wall_ms(from), "until": clock.wall_ms(until)})
+                }
+                LeaseEvent::Cut { shard, at } => {
+                    serde_json::json!({"shard": shard.0, "cut": clock.wall_ms(at)})
+                }
             };
             log_line(&log, line);
         }
     })
 }
 
-fn exit_if_failed(addr: &SocketAddr, served: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) {
+fn exit_if_failed(
+    addr: &SocketAddr,
+    served: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) {
     match served {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -126,7 +135,10 @@ fn meta_client_config(args: &Args) -> Result<NodeConfig, String> {
 fn main() {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NODE_AGENT_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NODE_AGENT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_target(false)
         .init();
     let log: Log = match &args.leadership_log {
@@ -172,7 +184,8 @@ fn main() {
     let mut host = ShardHost::new();
     host.cap_leases(shardmeta::core::Duration(settings.lease_ms));
     let host = Arc::new(Mutex::new(host));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
         let spec = match &args.load_file {
             Some(path) => load::watch(path.clone()).unwrap_or_else(|e| {
@@ -187,25 +200,47 @@ fn main() {
                 eprintln!("node-agent: metrics_addr {addr}: {e}");
                 std::process::exit(2);
             });
-            let metrics = axum::Router::new().route("/metrics", axum::routing::get(|| async {
-                use shardmeta::client::metrics;
-                ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::encode())
-            }));
+            let metrics = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(|| async {
+                    use shardmeta::client::metrics;
+                    ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::encode())
+                }),
+            );
             tokio::task::spawn(async move { axum::serve(listener, metrics).await });
         }
         // Shared with the shutdown below, which logs the leases it gives up.
         let observer = Arc::new(Mutex::new(leadership_observer(clock, log.clone())));
         let observe = observer.clone();
-        let observe: node::Observer = Box::new(move |h: &ShardHost, now: Instant| (observe.lock().expect("observer lock"))(h, now));
-        let heartbeats = tokio::task::spawn(node::run(meta, identity.clone(), host.clone(), clock, load, LogExecutor, observe));
+        let observe: node::Observer = Box::new(move |h: &ShardHost, now: Instant| {
+            (observe.lock().expect("observer lock"))(h, now)
+        });
+        let heartbeats = tokio::task::spawn(node::run(
+            meta,
+            identity.clone(),
+            host.clone(),
+            clock,
+            load,
+            LogExecutor,
+            observe,
+        ));
         let write_log = log.clone();
-        let on_write = Box::new(move |shard: ShardId, _, at| log_line(&write_log, serde_json::json!({"shard": shard.0, "write": clock.wall_ms(at)})));
-        let service = shardmeta::proto::node_server::NodeServer::new(WriteService::new(host.clone(), clock, on_write));
+        let on_write = Box::new(move |shard: ShardId, _, at| {
+            log_line(&write_log, serde_json::json!({"shard": shard.0, "write": clock.wall_ms(at)}))
+        });
+        let service = shardmeta::proto::node_server::NodeServer::new(WriteService::new(
+            host.clone(),
+            clock,
+            on_write,
+        ));
         tracing::info!(addr = %args.addr, name = %args.name, "serving routed writes");
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = tonic::transport::Server::builder().add_service(service).serve_with_shutdown(args.addr, async {
-            let _ = stopped.await;
-        });
+        let served = tonic::transport::Server::builder().add_service(service).serve_with_shutdown(
+            args.addr,
+            async {
+                let _ = stopped.await;
+            },
+        );
         let mut served = tokio::task::spawn(served);
         tokio::select! {
             biased; // a fixed order: see `client::node`
@@ -223,14 +258,23 @@ fn main() {
             leaving
         };
         let told = match MetaClient::new(settings.meta_endpoints.clone(), settings.timeout()) {
-            Ok(m) => node::send_leaving(&mut m.with_credentials(credentials), &leaving, std::time::Duration::from_secs(1)).await,
+            Ok(m) => {
+                node::send_leaving(
+                    &mut m.with_credentials(credentials),
+                    &leaving,
+                    std::time::Duration::from_secs(1),
+                )
+                .await
+            }
             Err(_) => false,
         };
         tracing::info!(told, "leases given up; told meta this node is leaving; stopping");
         let _ = stopping.send(());
         match tokio::time::timeout(std::time::Duration::from_secs(5), served).await {
             Ok(result) => exit_if_failed(&args.addr, result),
-            Err(_) => tracing::warn!("routed writes still in flight after 5 s; exiting without them"),
+            Err(_) => {
+                tracing::warn!("routed writes still in flight after 5 s; exiting without them")
+            }
         }
     });
 }

@@ -4,24 +4,34 @@
 //! `AlterTable` command at that shard version.
 
 use super::clusters::cluster_named;
-use super::requests::{check_options, check_schema_bytes, stage_version_bumps, whole_table, Handled};
-use crate::core::live::awaiting::Awaiting;
+use super::requests::{
+    check_options, check_schema_bytes, stage_version_bumps, whole_table, Handled,
+};
 use super::views;
 use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
+use crate::core::error::quoted;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::input::AlterTable;
-use crate::core::output::{Response, TableDetail};
+use crate::core::live::awaiting::Awaiting;
 use crate::core::model::Mutation;
-use crate::core::error::quoted;
+use crate::core::output::{Response, TableDetail};
 
 impl Leader {
-    pub(super) fn alter_table(&mut self, ctx: &mut Ctx, id: RequestId, alter: &AlterTable) -> MetaResult<Handled> {
+    pub(super) fn alter_table(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        alter: &AlterTable,
+    ) -> MetaResult<Handled> {
         let cfg = ctx.config;
         let AlterTable { cluster, schema, name, expected_version, encoded_schema, options } = alter;
         if encoded_schema.is_none() && options.is_none() {
-            return Err(MetaError::InvalidArgument(format!("the alter of {name} changes nothing: give an encoded schema, options, or both", name = quoted(name))));
+            return Err(MetaError::InvalidArgument(format!(
+                "the alter of {name} changes nothing: give an encoded schema, options, or both",
+                name = quoted(name)
+            )));
         }
         if let Some(bytes) = encoded_schema {
             check_schema_bytes(cfg, name, bytes)?;
@@ -34,20 +44,37 @@ impl Leader {
         let (tid, t) = whole_table(c, schema, name, "alter")?;
         let live = &self.clusters[&cid];
         if live.table_written(tid) {
-            return Err(MetaError::Unavailable(format!("table {name} is being altered or dropped; retry", name = quoted(name))));
+            return Err(MetaError::Unavailable(format!(
+                "table {name} is being altered or dropped; retry",
+                name = quoted(name)
+            )));
         }
         if t.version != *expected_version {
             return Err(MetaError::Aborted(format!(
                 "table {name} is at version {}, not the expected {expected_version}; read it again (GetTable) and decide again",
                 t.version, name = quoted(name))));
         }
-        let subs: Vec<TableId> = t.partition().map(|p| p.sub_tables.iter().map(|&s| TableId(s)).collect()).unwrap_or_default();
-        if let Some(p) = std::iter::once(tid).chain(subs.iter().copied()).find_map(|t| c.moving(t)) {
-            return Err(MetaError::Unavailable(format!("table {name} is moving between shards ({} procedure {}); retry", p.kind().name(), p.id, name = quoted(name))));
+        let subs: Vec<TableId> = t
+            .partition()
+            .map(|p| p.sub_tables.iter().map(|&s| TableId(s)).collect())
+            .unwrap_or_default();
+        if let Some(p) = std::iter::once(tid).chain(subs.iter().copied()).find_map(|t| c.moving(t))
+        {
+            return Err(MetaError::Unavailable(format!(
+                "table {name} is moving between shards ({} procedure {}); retry",
+                p.kind().name(),
+                p.id,
+                name = quoted(name)
+            )));
         }
         self.check_backlog(ctx)?;
         let mut record = t.to_record(tid);
-        record.version = t.version.checked_add(1).ok_or_else(|| MetaError::FailedPrecondition(format!("table {name} has run out of versions", name = quoted(name))))?;
+        record.version = t.version.checked_add(1).ok_or_else(|| {
+            MetaError::FailedPrecondition(format!(
+                "table {name} has run out of versions",
+                name = quoted(name)
+            ))
+        })?;
         if let Some(bytes) = encoded_schema {
             record.encoded_schema = bytes.clone();
         }

@@ -20,15 +20,28 @@ pub(super) struct PendingClusters {
 /// way (being created, or the default cluster, which the leader creates on its first tick) is `Unavailable`, which clients retry,
 /// rather than `NotFound`: a client that starts with a fresh service must not be told for good
 /// that the default cluster does not exist.
-pub(super) fn cluster_named<'a>(catalog: &'a Catalog, pending: &PendingClusters, name: &str, config: &CoreConfig) -> MetaResult<&'a ClusterCatalog> {
+pub(super) fn cluster_named<'a>(
+    catalog: &'a Catalog,
+    pending: &PendingClusters,
+    name: &str,
+    config: &CoreConfig,
+) -> MetaResult<&'a ClusterCatalog> {
     if let Some(c) = catalog.cluster_by_name(name) {
         if pending.dropping.contains(&c.id()) {
-            return Err(MetaError::NotFound(format!("cluster {name} is being dropped", name = quoted(name))));
+            return Err(MetaError::NotFound(format!(
+                "cluster {name} is being dropped",
+                name = quoted(name)
+            )));
         }
         return Ok(c);
     }
-    if pending.creating.contains_key(name) || config.default_cluster.as_ref().is_some_and(|d| d.name == name) {
-        return Err(MetaError::Unavailable(format!("cluster {name} is being created; retry", name = quoted(name))));
+    if pending.creating.contains_key(name)
+        || config.default_cluster.as_ref().is_some_and(|d| d.name == name)
+    {
+        return Err(MetaError::Unavailable(format!(
+            "cluster {name} is being created; retry",
+            name = quoted(name)
+        )));
     }
     Err(MetaError::NotFound(format!("cluster {name}", name = quoted(name))))
 }

@@ -18,19 +18,28 @@ pub(super) const VALIDATE_TABLES_MAX: usize = 10_000;
 impl Leader {
     /// `Err` names the first derived value that disagrees with its source.
     pub fn check_consistency(&self) -> Result<(), String> {
-        if self.clusters.values().map(|live| live.leases().len()).sum::<usize>() > VALIDATE_SHARDS_MAX {
+        if self.clusters.values().map(|live| live.leases().len()).sum::<usize>()
+            > VALIDATE_SHARDS_MAX
+        {
             return Ok(());
         }
         if self.clusters.len() != self.catalog.clusters.len() {
-            return Err(format!("{} live cluster states for {} clusters", self.clusters.len(), self.catalog.clusters.len()));
+            return Err(format!(
+                "{} live cluster states for {} clusters",
+                self.clusters.len(),
+                self.catalog.clusters.len()
+            ));
         }
-        if self.catalog.clusters.values().map(|c| c.tables.len()).sum::<usize>() <= VALIDATE_TABLES_MAX {
+        if self.catalog.clusters.values().map(|c| c.tables.len()).sum::<usize>()
+            <= VALIDATE_TABLES_MAX
+        {
             if let Some(e) = self.catalog.integrity_error() {
                 return Err(format!("the catalog lost its integrity: {e}"));
             }
         }
         for (id, cluster) in &self.catalog.clusters {
-            let live = self.clusters.get(id).ok_or_else(|| format!("cluster {id} has no live state"))?;
+            let live =
+                self.clusters.get(id).ok_or_else(|| format!("cluster {id} has no live state"))?;
             live.check_consistency(cluster).map_err(|e| format!("cluster {id}: {e}"))?;
         }
         Ok(())

@@ -13,22 +13,28 @@
 
 use super::clusters::cluster_named;
 use super::requests::{stage_drop, stage_version_bumps, Handled};
-use crate::core::live::awaiting::Awaiting;
 use super::writes::Change;
 use super::{Ctx, Leader};
 use crate::core::config::CoreConfig;
+use crate::core::error::quoted;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
+use crate::core::live::awaiting::Awaiting;
+use crate::core::model::Mutation;
 use crate::core::model::{ClusterCatalog, ClusterRecord, SchemaRecord};
 use crate::core::output::Response;
-use crate::core::model::Mutation;
-use crate::core::error::quoted;
 
 /// Writes of table deletions one tick queues per schema being dropped, at most.
 const DROP_WRITES_PER_TICK: usize = 64;
 
 impl Leader {
-    pub(super) fn drop_cluster(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, force: bool) -> MetaResult<Handled> {
+    pub(super) fn drop_cluster(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        force: bool,
+    ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         if ctx.config.default_cluster.as_ref().is_some_and(|d| d.name == cluster) {
@@ -36,7 +42,12 @@ impl Leader {
                 "cluster {cluster} is this service's default cluster, which the leader creates again whenever it is missing; configure another default (or none) to drop it", cluster = quoted(cluster))));
         }
         let live = &self.clusters[&cid];
-        let online: Vec<&str> = live.nodes().iter().filter(|(_, n)| n.online).map(|(node, _)| c.node(node).name.as_str()).collect();
+        let online: Vec<&str> = live
+            .nodes()
+            .iter()
+            .filter(|(_, n)| n.online)
+            .map(|(node, _)| c.node(node).name.as_str())
+            .collect();
         if !online.is_empty() && !force {
             return Err(MetaError::FailedPrecondition(format!(
                 "{} nodes of cluster {cluster} are online ({}); stop them first, or drop it with force (they are then refused, and their leases run out)",
@@ -48,27 +59,55 @@ impl Leader {
         self.pending_clusters.dropping.insert(cid);
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::DeleteClusterData(cid));
-        change.mutations.push(Mutation::PutCluster(ClusterRecord { id: cid.0, dropped: true, ..Default::default() }));
+        change.mutations.push(Mutation::PutCluster(ClusterRecord {
+            id: cid.0,
+            dropped: true,
+            ..Default::default()
+        }));
         self.queue_reply(ctx, id, change, Response::ClusterDropped { id: cid, tables })
     }
 
-    pub(super) fn drop_schema(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, name: &str, cascade: bool) -> MetaResult<Handled> {
+    pub(super) fn drop_schema(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        name: &str,
+        cascade: bool,
+    ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let sid = *c.schema_by_name.get(name).ok_or_else(|| MetaError::NotFound(format!("schema {name} in cluster {cluster}", name = quoted(name), cluster = quoted(cluster))))?;
+        let sid = *c.schema_by_name.get(name).ok_or_else(|| {
+            MetaError::NotFound(format!(
+                "schema {name} in cluster {cluster}",
+                name = quoted(name),
+                cluster = quoted(cluster)
+            ))
+        })?;
         if sid == SchemaId(0) {
-            return Err(MetaError::FailedPrecondition("the public schema is where requests that name no schema go; it cannot be dropped".into()));
+            return Err(MetaError::FailedPrecondition(
+                "the public schema is where requests that name no schema go; it cannot be dropped"
+                    .into(),
+            ));
         }
         let tables = c.tables.in_schema(sid).count() as u64;
         if c.schemas[&sid].dropping {
             return Ok(Handled::Reply(Response::SchemaDropped { id: sid, tables }));
         }
         let live = &self.clusters[&cid];
-        if live.in_flight().contains(&Awaiting::SchemaDrop(sid)) || live.in_flight().creating_in(sid) {
-            return Err(MetaError::Unavailable(format!("schema {name} has a change being written; retry", name = quoted(name))));
+        if live.in_flight().contains(&Awaiting::SchemaDrop(sid))
+            || live.in_flight().creating_in(sid)
+        {
+            return Err(MetaError::Unavailable(format!(
+                "schema {name} has a change being written; retry",
+                name = quoted(name)
+            )));
         }
         if tables > 0 && !cascade {
-            return Err(MetaError::FailedPrecondition(format!("schema {name} holds {tables} tables; drop them first, or drop it with cascade", name = quoted(name))));
+            return Err(MetaError::FailedPrecondition(format!(
+                "schema {name} holds {tables} tables; drop them first, or drop it with cascade",
+                name = quoted(name)
+            )));
         }
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
@@ -76,7 +115,9 @@ impl Leader {
         let mut change = Change::new(cid);
         change.mutations.push(match tables {
             0 => Mutation::DeleteSchema(cid, sid.0),
-            _ => Mutation::PutSchema(cid, SchemaRecord { dropping: true, ..c.schemas[&sid].clone() }),
+            _ => {
+                Mutation::PutSchema(cid, SchemaRecord { dropping: true, ..c.schemas[&sid].clone() })
+            }
         });
         self.queue_reply(ctx, id, change, Response::SchemaDropped { id: sid, tables })
     }
@@ -115,7 +156,12 @@ impl Leader {
 /// The schema's tables to delete now, in writes that each fit a transaction: whole tables
 /// (a partitioned one with its sub-tables), each deletion beside at most one shard version bump.
 /// Tables already being dropped or altered, or moved by a split or merge, wait for a later tick.
-fn deletion_batches(c: &ClusterCatalog, live: &crate::core::live::LiveCluster, sid: SchemaId, config: &CoreConfig) -> Vec<Vec<TableId>> {
+fn deletion_batches(
+    c: &ClusterCatalog,
+    live: &crate::core::live::LiveCluster,
+    sid: SchemaId,
+    config: &CoreConfig,
+) -> Vec<Vec<TableId>> {
     let ops_max = config.txn_ops_max - 1;
     let mut batches: Vec<Vec<TableId>> = Vec::new();
     let mut ops = 0;
@@ -124,7 +170,9 @@ fn deletion_batches(c: &ClusterCatalog, live: &crate::core::live::LiveCluster, s
         if t.parent().is_some() {
             continue; // goes with its parent
         }
-        let group: Vec<TableId> = std::iter::once(id).chain(t.partition().into_iter().flat_map(|p| p.sub_tables.iter().map(|&s| TableId(s)))).collect();
+        let group: Vec<TableId> = std::iter::once(id)
+            .chain(t.partition().into_iter().flat_map(|p| p.sub_tables.iter().map(|&s| TableId(s))))
+            .collect();
         if group.iter().any(|&t| live.table_written(t) || c.moving(t).is_some()) {
             continue;
         }

@@ -5,19 +5,19 @@
 
 use std::collections::BTreeSet;
 
-use crate::core::live::awaiting::Awaiting;
-use crate::core::live::LiveCluster;
 use super::writes::Change;
 use super::{open_kind, Ctx, Leader};
 use crate::core::config::CoreConfig;
+use crate::core::error::quoted;
 use crate::core::error::MetaError;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, Role, TableLoad};
+use crate::core::live::awaiting::Awaiting;
+use crate::core::live::LiveCluster;
+use crate::core::model::Mutation;
 use crate::core::model::{ClusterCatalog, NodeRecord, ShardRecord};
 use crate::core::output::{CommandKind, LeaseGrant, NodeMessage, Output, ShardCommand};
-use crate::core::model::Mutation;
 use crate::core::time::Instant;
-use crate::core::error::quoted;
 use crate::core::validate;
 
 /// The role the catalog gives `node` for shard `s`.
@@ -32,21 +32,38 @@ pub(super) fn desired_role(s: &ShardRecord, node: NodeId) -> Option<Role> {
 }
 
 impl Leader {
-    pub fn on_heartbeat(&mut self, ctx: &mut Ctx, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
+    pub fn on_heartbeat(
+        &mut self,
+        ctx: &mut Ctx,
+        session: SessionId,
+        hb: &Heartbeat,
+    ) -> Result<(), MetaError> {
         if !self.serving(ctx.now) {
             return Err(MetaError::NotLeader);
         }
         // A name no create could store is refused as such, not as unknown; checked only when the
         // lookup fails, to keep it off the path of every heartbeat.
-        let cluster = super::clusters::cluster_named(&self.catalog, &self.pending_clusters, &hb.cluster, ctx.config)
-            .map_err(|unknown| validate::name("cluster name", &hb.cluster, ctx.config.name_len_max).err().unwrap_or(unknown))?;
+        let cluster = super::clusters::cluster_named(
+            &self.catalog,
+            &self.pending_clusters,
+            &hb.cluster,
+            ctx.config,
+        )
+        .map_err(|unknown| {
+            validate::name("cluster name", &hb.cluster, ctx.config.name_len_max)
+                .err()
+                .unwrap_or(unknown)
+        })?;
         let cid = cluster.id();
         check_reports(cluster, hb, ctx.config.reports_per_heartbeat_max)?;
         let Some(&node) = cluster.node_by_name.get(hb.node.as_str()) else {
             return self.register(ctx, cid, session, hb);
         };
         if self.clusters[&cid].removing(node) {
-            return Err(MetaError::Unavailable(format!("node {} is being removed; retry to register anew", quoted(&hb.node))));
+            return Err(MetaError::Unavailable(format!(
+                "node {} is being removed; retry to register anew",
+                quoted(&hb.node)
+            )));
         }
         let live = &self.clusters[&cid];
         if let Some(conflict) = live.node(node).conflict(hb, ctx.now, ctx.config.lease()) {
@@ -66,12 +83,19 @@ impl Leader {
             // leases to run out, and it gets none. The answer only tells it it was heard.
             live.node_left(cluster, node);
             self.pass_soon = true;
-            let message = NodeMessage { term: self.term, epoch: cluster.epoch, lease: None, commands: Vec::new(), heartbeat_interval_ms: ctx.config.heartbeat_interval_ms };
+            let message = NodeMessage {
+                term: self.term,
+                epoch: cluster.epoch,
+                lease: None,
+                commands: Vec::new(),
+                heartbeat_interval_ms: ctx.config.heartbeat_interval_ms,
+            };
             ctx.out.push(Output::ToNode { session, message });
             return Ok(());
         }
 
-        let Answer { revoked, mut commands, matched } = answer_reports(cluster, live, self.term, node, hb, ctx.now, ctx.config);
+        let Answer { revoked, mut commands, matched } =
+            answer_reports(cluster, live, self.term, node, hb, ctx.now, ctx.config);
         if matched < cluster.node_shards[node.index()].len() {
             self.missing_shards(cid, node, hb, &mut commands, ctx.config);
         }
@@ -89,7 +113,14 @@ impl Leader {
 
     /// The node lacks shards the catalog gives it: open them, except where the node is letting
     /// go of a shard for a transfer, which is the evidence the transfer waits for.
-    fn missing_shards(&mut self, cid: ClusterId, node: NodeId, hb: &Heartbeat, commands: &mut Vec<ShardCommand>, config: &CoreConfig) {
+    fn missing_shards(
+        &mut self,
+        cid: ClusterId,
+        node: NodeId,
+        hb: &Heartbeat,
+        commands: &mut Vec<ShardCommand>,
+        config: &CoreConfig,
+    ) {
         let cluster = &self.catalog.clusters[&cid];
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let reported: BTreeSet<ShardId> = hb.shards.iter().map(|r| r.id).collect();
@@ -106,12 +137,23 @@ impl Leader {
             }
             let role = desired_role(s, node).expect("node_shards lists only replicas");
             let kind = open_kind(cluster, id, role, config);
-            commands.push(ShardCommand { shard: id, version: Version(s.version), term: self.term, kind });
+            commands.push(ShardCommand {
+                shard: id,
+                version: Version(s.version),
+                term: self.term,
+                kind,
+            });
         }
     }
 
     /// A node not yet in the catalog: register it. Until that lands it leads nothing.
-    fn register(&mut self, ctx: &mut Ctx, cid: ClusterId, session: SessionId, hb: &Heartbeat) -> Result<(), MetaError> {
+    fn register(
+        &mut self,
+        ctx: &mut Ctx,
+        cid: ClusterId,
+        session: SessionId,
+        hb: &Heartbeat,
+    ) -> Result<(), MetaError> {
         validate::name("node name", &hb.node, ctx.config.name_len_max)?;
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         validate::zone(&hb.zone, ctx.config.name_len_max)?;
@@ -134,7 +176,13 @@ impl Leader {
                 )));
             }
             live.begin_write(key);
-            let record = NodeRecord { id: id as u32, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), ..Default::default() };
+            let record = NodeRecord {
+                id: id as u32,
+                name: hb.node.clone(),
+                endpoint: hb.endpoint.clone(),
+                zone: hb.zone.clone(),
+                ..Default::default()
+            };
             let mut change = Change::new(cid);
             change.mutations.push(Mutation::PutNode(cid, record));
             self.writes.queue(change);
@@ -152,7 +200,13 @@ impl Leader {
     }
 
     /// A known node came back with a new endpoint or zone.
-    fn update_node(&mut self, ctx: &mut Ctx, cid: ClusterId, node: NodeId, hb: &Heartbeat) -> Result<(), MetaError> {
+    fn update_node(
+        &mut self,
+        ctx: &mut Ctx,
+        cid: ClusterId,
+        node: NodeId,
+        hb: &Heartbeat,
+    ) -> Result<(), MetaError> {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         validate::zone(&hb.zone, ctx.config.name_len_max)?;
         let draining = self.catalog.clusters[&cid].node(node).draining;
@@ -162,7 +216,14 @@ impl Leader {
             return Ok(());
         }
         live.begin_write(key);
-        let record = NodeRecord { id: node.0, name: hb.node.clone(), endpoint: hb.endpoint.clone(), zone: hb.zone.clone(), draining, removed: false };
+        let record = NodeRecord {
+            id: node.0,
+            name: hb.node.clone(),
+            endpoint: hb.endpoint.clone(),
+            zone: hb.zone.clone(),
+            draining,
+            removed: false,
+        };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));
         self.writes.queue(change);
@@ -255,7 +316,10 @@ fn answer_reports(
                 let i = live.intended(cluster, r.id);
                 i.leader == Some(node.0) && i.transfer.is_none()
             };
-            let granted = desired == Some(Role::Leader) && s.transfer.is_none() && intent_agrees && live.try_grant_lease(r.id, node, now, config);
+            let granted = desired == Some(Role::Leader)
+                && s.transfer.is_none()
+                && intent_agrees
+                && live.try_grant_lease(r.id, node, now, config);
             if !granted {
                 revoked.push(r.id);
             }
@@ -274,7 +338,8 @@ fn answer_reports(
             matched += 1;
             continue;
         }
-        let in_step = r.version == version || live.leases().push_in_flight(r.id, r.version, version, now, config);
+        let in_step = r.version == version
+            || live.leases().push_in_flight(r.id, r.version, version, now, config);
         if desired == Some(r.role) && in_step {
             matched += 1;
             continue;

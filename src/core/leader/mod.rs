@@ -4,13 +4,13 @@
 mod alter;
 mod clusters;
 mod consistency;
+mod drops;
 mod heartbeat;
 mod operate;
 mod paging;
 mod procedure;
 mod requests;
 mod route_watch;
-mod drops;
 mod schedule;
 mod views;
 pub mod writes;
@@ -18,21 +18,21 @@ pub mod writes;
 use std::collections::BTreeMap;
 
 use self::clusters::PendingClusters;
-use crate::core::live::awaiting::Awaiting;
 use self::route_watch::{RouteWatches, Touched};
-use crate::core::live::LiveCluster;
 use self::writes::{Change, Notice, Writes};
 use super::config::{CoreConfig, PlantedBug};
 use super::error::MetaError;
 use super::ids::*;
 use super::input::{Role, WatchRoutes};
+use super::model::Mutation;
 use super::model::{Catalog, ClusterCatalog, ProcedureKind};
-use super::settings::SchedulerSettings;
 use super::outbox::Outbox;
 use super::output::{CommandKind, NodeMessage, Output, ResignReason, ShardCommand};
-use super::model::Mutation;
+use super::settings::SchedulerSettings;
 use super::storage::{LoadCause, Snapshot, WriteResult};
 use super::time::Instant;
+use crate::core::live::awaiting::Awaiting;
+use crate::core::live::LiveCluster;
 
 /// What every leader method needs from the core around it.
 pub struct Ctx<'a> {
@@ -81,7 +81,11 @@ impl Leader {
         config: &CoreConfig,
         last_write: u64,
     ) -> Leader {
-        let clusters = catalog.clusters.iter().map(|(&id, c)| (id, LiveCluster::new(c, now, config))).collect();
+        let clusters = catalog
+            .clusters
+            .iter()
+            .map(|(&id, c)| (id, LiveCluster::new(c, now, config)))
+            .collect();
         let mut leader = Leader {
             term,
             valid_until,
@@ -141,9 +145,19 @@ impl Leader {
     }
 
     /// Opens route watch `watch` on a cluster; an error refuses it, and nothing is sent.
-    pub fn watch(&mut self, ctx: &mut Ctx, watch: WatchId, req: &WatchRoutes) -> Result<(), MetaError> {
+    pub fn watch(
+        &mut self,
+        ctx: &mut Ctx,
+        watch: WatchId,
+        req: &WatchRoutes,
+    ) -> Result<(), MetaError> {
         self.ready(ctx.now)?;
-        let c = clusters::cluster_named(&self.catalog, &self.pending_clusters, &req.cluster, ctx.config)?;
+        let c = clusters::cluster_named(
+            &self.catalog,
+            &self.pending_clusters,
+            &req.cluster,
+            ctx.config,
+        )?;
         self.watches.open(watch, c, req, ctx.config, ctx.out)
     }
 
@@ -162,7 +176,9 @@ impl Leader {
             return Err(MetaError::NotLeader);
         }
         if self.writes.recovering {
-            return Err(MetaError::Unavailable("meta storage is recovering from a failed write; retry".into()));
+            return Err(MetaError::Unavailable(
+                "meta storage is recovering from a failed write; retry".into(),
+            ));
         }
         Ok(())
     }
@@ -171,7 +187,12 @@ impl Leader {
         self.writes.flush(self.term, ctx.config, &mut ctx.out.outputs);
     }
 
-    pub fn on_write_result(&mut self, ctx: &mut Ctx, id: WriteId, result: WriteResult) -> AfterWrite {
+    pub fn on_write_result(
+        &mut self,
+        ctx: &mut Ctx,
+        id: WriteId,
+        result: WriteResult,
+    ) -> AfterWrite {
         match result {
             WriteResult::Ok => {
                 let Some(changes) = self.writes.take_in_flight(id, true) else {
@@ -191,7 +212,9 @@ impl Leader {
                 }
                 self.writes.drain();
                 self.writes.recovering = true;
-                ctx.out.fail_all(&MetaError::Unavailable("meta storage write outcome unknown; retry".into()));
+                ctx.out.fail_all(&MetaError::Unavailable(
+                    "meta storage write outcome unknown; retry".into(),
+                ));
                 ctx.out.push(Output::LoadSnapshot { term: self.term });
                 AfterWrite::Continue
             }
@@ -248,7 +271,9 @@ impl Leader {
         let mut touched = Touched::default();
         for m in &change.mutations {
             touched.note(self.catalog.clusters.get(&change.cluster), m);
-            self.catalog.apply(m.clone()).expect("the leader writes only changes consistent with its catalog");
+            self.catalog
+                .apply(m.clone())
+                .expect("the leader writes only changes consistent with its catalog");
         }
         // A new cluster's live state is built from the whole change (its id ceiling and schema).
         let fresh = !self.clusters.contains_key(&change.cluster);
@@ -257,7 +282,12 @@ impl Leader {
             self.clusters.insert(change.cluster, LiveCluster::new(cluster, ctx.now, ctx.config));
         }
         // Shards this change only adds a table to, drops one from or alters one of.
-        let incremental: Vec<ShardId> = change.notify.iter().filter(|(_, n)| !matches!(n, Notice::Resync)).map(|(s, _)| *s).collect();
+        let incremental: Vec<ShardId> = change
+            .notify
+            .iter()
+            .filter(|(_, n)| !matches!(n, Notice::Resync))
+            .map(|(s, _)| *s)
+            .collect();
         for m in &change.mutations {
             self.after_apply(ctx, m, &incremental);
         }
@@ -267,7 +297,8 @@ impl Leader {
         if let Some((request, response)) = change.reply {
             ctx.out.reply(request, Ok(response));
         }
-        let (Some(cluster), Some(live)) = (self.catalog.clusters.get(&change.cluster), self.clusters.get_mut(&change.cluster))
+        let (Some(cluster), Some(live)) =
+            (self.catalog.clusters.get(&change.cluster), self.clusters.get_mut(&change.cluster))
         else {
             return;
         };
@@ -282,11 +313,16 @@ impl Leader {
                 let kind = match notice {
                     Notice::Created(table) => CommandKind::CreateTable { table: *table },
                     Notice::Dropped(tables) => CommandKind::DropTable { tables: tables.clone() },
-                    Notice::Altered(table, table_version) => CommandKind::AlterTable { table: *table, table_version: *table_version },
-                    Notice::Resync if change.kept.contains(&(NodeId(node), shard)) => CommandKind::ChangeRole { role },
+                    Notice::Altered(table, table_version) => {
+                        CommandKind::AlterTable { table: *table, table_version: *table_version }
+                    }
+                    Notice::Resync if change.kept.contains(&(NodeId(node), shard)) => {
+                        CommandKind::ChangeRole { role }
+                    }
                     Notice::Resync => open_kind(cluster, shard, role, ctx.config),
                 };
-                let cmd = ShardCommand { shard, version: Version(rec.version), term: self.term, kind };
+                let cmd =
+                    ShardCommand { shard, version: Version(rec.version), term: self.term, kind };
                 push_command(ctx, self.term, cluster, live, NodeId(node), cmd);
             }
         }
@@ -318,9 +354,14 @@ impl Leader {
             return; // its tombstone, next, says what follows
         }
         let cluster = self.catalog.cluster(c);
-        let live = self.clusters.get_mut(&c).expect("every cluster in the catalog has its live state");
+        let live =
+            self.clusters.get_mut(&c).expect("every cluster in the catalog has its live state");
         match m {
-            Mutation::PutShard(_, s) => live.shard_landed(ShardId(s.id), Version(s.version), incremental.contains(&ShardId(s.id))),
+            Mutation::PutShard(_, s) => live.shard_landed(
+                ShardId(s.id),
+                Version(s.version),
+                incremental.contains(&ShardId(s.id)),
+            ),
             Mutation::PutSchema(_, s) => {
                 live.write_landed(&Awaiting::SchemaRecord(s.name.clone()));
                 live.write_landed(&Awaiting::SchemaDrop(SchemaId(s.id)));
@@ -346,11 +387,16 @@ impl Leader {
             }
             Mutation::PutTable(_, t) => {
                 live.write_landed(&Awaiting::TableAlter(TableId(t.id)));
-                let waiters = live.write_landed(&Awaiting::TableRecords(SchemaId(t.schema), t.name.clone()));
+                let waiters =
+                    live.write_landed(&Awaiting::TableRecords(SchemaId(t.schema), t.name.clone()));
                 if !waiters.is_empty() {
-                    let info = views::table_info(cluster, TableId(t.id), cluster.table(TableId(t.id)));
+                    let info =
+                        views::table_info(cluster, TableId(t.id), cluster.table(TableId(t.id)));
                     for w in waiters {
-                        let response = super::output::Response::TableCreated { table: info.clone(), created: false };
+                        let response = super::output::Response::TableCreated {
+                            table: info.clone(),
+                            created: false,
+                        };
                         ctx.out.reply(w, Ok(response));
                     }
                 }
@@ -369,16 +415,34 @@ impl Leader {
 
 /// An `Open` that carries the shard's whole table set, or none for a shard a merge empties:
 /// its leader lets every table go before any moves to the merge's target (S1 per table).
-fn open_kind(cluster: &ClusterCatalog, shard: ShardId, role: Role, config: &CoreConfig) -> CommandKind {
-    let merging_away = cluster.lock_of(shard).is_some_and(|p| p.kind() == ProcedureKind::Merge && p.shard == shard.0);
+fn open_kind(
+    cluster: &ClusterCatalog,
+    shard: ShardId,
+    role: Role,
+    config: &CoreConfig,
+) -> CommandKind {
+    let merging_away = cluster
+        .lock_of(shard)
+        .is_some_and(|p| p.kind() == ProcedureKind::Merge && p.shard == shard.0);
     let fenced = merging_away && !config.has_bug(PlantedBug::MergeWithoutFence);
-    let tables = if fenced { Vec::new() } else { cluster.shard_tables[shard.index()].iter().copied().collect() };
+    let tables = if fenced {
+        Vec::new()
+    } else {
+        cluster.shard_tables[shard.index()].iter().copied().collect()
+    };
     CommandKind::Open { role, tables }
 }
 
 /// Pushes a command to a node between heartbeats, if it has a stream. Lost pushes are harmless:
 /// the next heartbeat shows the difference and the command is sent again.
-fn push_command(ctx: &mut Ctx, term: Term, cluster: &ClusterCatalog, live: &LiveCluster, node: NodeId, cmd: ShardCommand) {
+fn push_command(
+    ctx: &mut Ctx,
+    term: Term,
+    cluster: &ClusterCatalog,
+    live: &LiveCluster,
+    node: NodeId,
+    cmd: ShardCommand,
+) {
     let n = live.node(node);
     if let (true, Some(session)) = (n.online, n.session) {
         let message = NodeMessage {

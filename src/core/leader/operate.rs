@@ -1,32 +1,44 @@
 //! Operator requests about scheduling: status, settings (pause and resume), a dry-run plan,
 //! the event log, and moves by hand.
 
-use super::procedure::resize_decisions;
 use super::clusters::cluster_named;
+use super::procedure::resize_decisions;
 use super::requests::Handled;
 use super::schedule::change_for;
 use super::writes::Change;
 use super::{Ctx, Leader};
+use crate::core::error::quoted;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::live::LiveCluster;
+use crate::core::model::Mutation;
 use crate::core::model::{ClusterCatalog, SchedulerRecord};
 use crate::core::output::{EventInfo, NodeLoad, PlannedMove, Response, SchedulerStatus};
 use crate::core::scheduler::{LoadView, Planner};
 use crate::core::settings::SchedulerSettings;
-use crate::core::model::Mutation;
 use crate::core::time::Instant;
 use crate::core::CoreConfig;
-use crate::core::error::quoted;
 
 impl Leader {
     pub(super) fn scheduler_status(&self, ctx: &Ctx, cluster: &str) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let live = &self.clusters[&c.id()];
-        Ok(Handled::Reply(Response::Scheduler(status(c, live, *live.settings(), ctx.now, ctx.config))))
+        Ok(Handled::Reply(Response::Scheduler(status(
+            c,
+            live,
+            *live.settings(),
+            ctx.now,
+            ctx.config,
+        ))))
     }
 
-    pub(super) fn set_scheduler(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, settings: &SchedulerSettings) -> MetaResult<Handled> {
+    pub(super) fn set_scheduler(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        settings: &SchedulerSettings,
+    ) -> MetaResult<Handled> {
         settings.validate().map_err(MetaError::InvalidArgument)?;
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         self.check_backlog(ctx)?;
@@ -47,24 +59,58 @@ impl Leader {
         copy.set_settings(SchedulerSettings { paused: false, ..*copy.settings() });
         let resizes = resize_decisions(c, &mut copy, ctx.now, ctx.config);
         let moves = Planner::new(c, &mut copy, ctx.now, ctx.config).plan();
-        let planned = resizes.iter().map(|r| r.planned()).chain(moves.iter().map(|m| planned_move(c, m))).collect();
+        let planned = resizes
+            .iter()
+            .map(|r| r.planned())
+            .chain(moves.iter().map(|m| planned_move(c, m)))
+            .collect();
         Ok(Handled::Reply(Response::Plan(planned)))
     }
 
-    pub(super) fn list_events(&self, ctx: &Ctx, cluster: &str, after: u64, limit: u32) -> MetaResult<Handled> {
+    pub(super) fn list_events(
+        &self,
+        ctx: &Ctx,
+        cluster: &str,
+        after: u64,
+        limit: u32,
+    ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let log = self.clusters[&c.id()].events();
-        let limit = if limit == 0 { ctx.config.list_page_default } else { limit.min(ctx.config.list_page_max) };
+        let limit = if limit == 0 {
+            ctx.config.list_page_default
+        } else {
+            limit.min(ctx.config.list_page_max)
+        };
         let events = log
             .after(after, limit as usize)
-            .map(|e| EventInfo { seq: e.seq, age_ms: ctx.now.0.saturating_sub(e.at.0), cause: e.cause, shard: e.shard, text: e.text.clone() })
+            .map(|e| EventInfo {
+                seq: e.seq,
+                age_ms: ctx.now.0.saturating_sub(e.at.0),
+                cause: e.cause,
+                shard: e.shard,
+                text: e.text.clone(),
+            })
             .collect();
         Ok(Handled::Reply(Response::Events { events, last: log.last_seq() }))
     }
 
-    pub(super) fn move_shard(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, shard: ShardId, node: &str, reopen: bool) -> MetaResult<Handled> {
+    pub(super) fn move_shard(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        shard: ShardId,
+        node: &str,
+        reopen: bool,
+    ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
-        let to = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
+        let to = *c.node_by_name.get(node).ok_or_else(|| {
+            MetaError::NotFound(format!(
+                "node {node} in cluster {cluster}",
+                node = quoted(node),
+                cluster = quoted(cluster)
+            ))
+        })?;
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&c.id()).expect("every cluster has its live state");
         let mut planner = Planner::new(c, live, ctx.now, ctx.config);
@@ -76,7 +122,13 @@ impl Leader {
     }
 }
 
-fn status(c: &ClusterCatalog, live: &LiveCluster, settings: SchedulerSettings, now: Instant, config: &CoreConfig) -> SchedulerStatus {
+fn status(
+    c: &ClusterCatalog,
+    live: &LiveCluster,
+    settings: SchedulerSettings,
+    now: Instant,
+    config: &CoreConfig,
+) -> SchedulerStatus {
     let view = LoadView::of(c, live, now, config);
     let overfull = view.overfull(&settings);
     let nodes = view
@@ -86,15 +138,36 @@ fn status(c: &ClusterCatalog, live: &LiveCluster, settings: SchedulerSettings, n
         .filter_map(|(i, s)| {
             let s = s.as_ref()?;
             let name = c.node(NodeId(i as u32)).name.clone();
-            Some(NodeLoad { name, load: s.load, capacity: s.capacity, judged: s.judged, overfull: overfull.contains(&(i as u32)) })
+            Some(NodeLoad {
+                name,
+                load: s.load,
+                capacity: s.capacity,
+                judged: s.judged,
+                overfull: overfull.contains(&(i as u32)),
+            })
         })
         .collect();
     let moves_in_flight = live.intent().transfers_in_flight() as u32;
     let led: Vec<ShardId> = crate::core::scheduler::splits::led(c, live).collect();
-    let shards_heating = led.iter().filter(|&&s| (1..settings.split_windows).contains(&live.hot().streak(s))).count() as u32;
+    let shards_heating = led
+        .iter()
+        .filter(|&&s| (1..settings.split_windows).contains(&live.hot().streak(s)))
+        .count() as u32;
     let merge_window = crate::core::Duration(settings.merge_window_ms);
-    let shards_cooling = led.iter().filter(|&&s| live.hot().cold_since(s).is_some_and(|since| now < since + merge_window)).count() as u32;
-    SchedulerStatus { settings, mean_utilization: view.mean, nodes, moves_in_flight, last_event: live.events().last_seq(), shards_heating, shards_cooling, shards_short: crate::core::scheduler::splits::scale_out_short(c, live) }
+    let shards_cooling = led
+        .iter()
+        .filter(|&&s| live.hot().cold_since(s).is_some_and(|since| now < since + merge_window))
+        .count() as u32;
+    SchedulerStatus {
+        settings,
+        mean_utilization: view.mean,
+        nodes,
+        moves_in_flight,
+        last_event: live.events().last_seq(),
+        shards_heating,
+        shards_cooling,
+        shards_short: crate::core::scheduler::splits::scale_out_short(c, live),
+    }
 }
 
 fn planned_move(c: &ClusterCatalog, m: &crate::core::scheduler::Move) -> PlannedMove {

@@ -8,7 +8,11 @@ use crate::core::output::Page;
 /// Takes one page from `rows`: `(id, Some(item))` for a row that belongs in the listing and
 /// `(id, None)` for one a filter left out, in id order and starting after the request's `after`.
 /// It stops at the page size or after `list_scan_max` rows, whichever comes first.
-pub(super) fn paginate<T>(req: &PageRequest, cfg: &CoreConfig, rows: impl Iterator<Item = (u64, Option<T>)>) -> Page<T> {
+pub(super) fn paginate<T>(
+    req: &PageRequest,
+    cfg: &CoreConfig,
+    rows: impl Iterator<Item = (u64, Option<T>)>,
+) -> Page<T> {
     let size = match req.size {
         0 => cfg.list_page_default,
         n => n.min(cfg.list_page_max),
@@ -17,7 +21,10 @@ pub(super) fn paginate<T>(req: &PageRequest, cfg: &CoreConfig, rows: impl Iterat
     let (mut items, mut last, mut scanned) = (Vec::with_capacity(size.min(1_024)), None, 0);
     while items.len() < size && scanned < cfg.list_scan_max {
         let Some((id, item)) = rows.next() else { break };
-        debug_assert!(last.is_none_or(|l| l < id) && req.after.is_none_or(|a| a < id), "rows come in id order after the token");
+        debug_assert!(
+            last.is_none_or(|l| l < id) && req.after.is_none_or(|a| a < id),
+            "rows come in id order after the token"
+        );
         scanned += 1;
         last = Some(id);
         items.extend(item);
@@ -37,7 +44,12 @@ mod tests {
     use super::*;
 
     fn cfg() -> CoreConfig {
-        CoreConfig { list_page_default: 3, list_page_max: 4, list_scan_max: 5, ..Default::default() }
+        CoreConfig {
+            list_page_default: 3,
+            list_page_max: 4,
+            list_scan_max: 5,
+            ..Default::default()
+        }
     }
 
     fn ids(page: &Page<u64>) -> (Vec<u64>, Option<u64>) {
@@ -46,7 +58,9 @@ mod tests {
 
     #[test]
     fn pages_follow_one_another_to_the_end() {
-        let all = |after: Option<u64>| (0..10u64).filter(move |i| after.is_none_or(|a| *i > a)).map(|i| (i, Some(i)));
+        let all = |after: Option<u64>| {
+            (0..10u64).filter(move |i| after.is_none_or(|a| *i > a)).map(|i| (i, Some(i)))
+        };
         let first = paginate(&PageRequest::default(), &cfg(), all(None));
         assert_eq!(ids(&first), (vec![0, 1, 2], Some(2)));
         let big = paginate(&PageRequest { size: 100, after: first.next }, &cfg(), all(first.next));
@@ -59,7 +73,11 @@ mod tests {
     fn a_sparse_filter_answers_within_the_scan_limit_and_goes_on() {
         let only_13 = (0..20u64).map(|i| (i, (i == 13).then_some(i)));
         let page = paginate(&PageRequest::default(), &cfg(), only_13);
-        assert_eq!(ids(&page), (vec![], Some(4)), "five rows looked at, none matched, more to come");
+        assert_eq!(
+            ids(&page),
+            (vec![], Some(4)),
+            "five rows looked at, none matched, more to come"
+        );
     }
 
     #[test]

@@ -4,23 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use super::paging::paginate;
 use super::clusters::cluster_named;
-use crate::core::live::awaiting::Awaiting;
-use crate::core::live::LiveCluster;
+use super::paging::paginate;
 use super::views::{self, schema_id};
 use super::writes::{Change, Notice};
 use super::{Ctx, Leader};
 use crate::core::config::{CoreConfig, PlantedBug};
+use crate::core::error::quoted;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::input::{ClusterSpec, CreateTable, Request};
+use crate::core::live::awaiting::Awaiting;
+use crate::core::live::LiveCluster;
+use crate::core::model::Mutation;
 use crate::core::model::*;
 use crate::core::output::{ClusterInfo, NodeInfo, Response, TableInfo};
-use crate::core::model::Mutation;
 use crate::core::time::Instant;
 use crate::core::validate;
-use crate::core::error::quoted;
 
 /// How a request was handled.
 pub(super) enum Handled {
@@ -41,13 +41,23 @@ impl Leader {
         }
     }
 
-    fn route_request(&mut self, ctx: &mut Ctx, id: RequestId, req: &Request) -> MetaResult<Handled> {
+    fn route_request(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        req: &Request,
+    ) -> MetaResult<Handled> {
         let reply = |r| Ok(Handled::Reply(r));
         match req {
             Request::CreateCluster(spec) => self.create_cluster(ctx, id, spec),
             Request::ListClusters { page } => {
-                let after = page.after.map_or(0, |a| a.saturating_add(1)).min(u32::MAX as u64) as u32;
-                let rows = self.catalog.clusters.range(ClusterId(after)..).map(|(id, c)| (id.0 as u64, Some(views::cluster_info(c))));
+                let after =
+                    page.after.map_or(0, |a| a.saturating_add(1)).min(u32::MAX as u64) as u32;
+                let rows = self
+                    .catalog
+                    .clusters
+                    .range(ClusterId(after)..)
+                    .map(|(id, c)| (id.0 as u64, Some(views::cluster_info(c))));
                 reply(Response::Clusters(paginate(page, ctx.config, rows)))
             }
             Request::ClusterView { cluster } => {
@@ -56,39 +66,75 @@ impl Leader {
                 reply(Response::View(views::view(c, live, self.term, pending)))
             }
             Request::DropCluster { cluster, force } => self.drop_cluster(ctx, id, cluster, *force),
-            Request::CreateSchema { cluster, name, if_not_exists } => self.create_schema(ctx, id, cluster, name, *if_not_exists),
-            Request::DropSchema { cluster, name, cascade } => self.drop_schema(ctx, id, cluster, name, *cascade),
+            Request::CreateSchema { cluster, name, if_not_exists } => {
+                self.create_schema(ctx, id, cluster, name, *if_not_exists)
+            }
+            Request::DropSchema { cluster, name, cascade } => {
+                self.drop_schema(ctx, id, cluster, name, *cascade)
+            }
             Request::CreateTable(ct) => self.create_table(ctx, id, ct),
-            Request::DropTable { cluster, schema, name } => self.drop_table(ctx, id, cluster, schema, name),
+            Request::DropTable { cluster, schema, name } => {
+                self.drop_table(ctx, id, cluster, schema, name)
+            }
             Request::AlterTable(alter) => self.alter_table(ctx, id, alter),
-            Request::RouteTables { cluster, schema, tables } => reply(views::routes(self.cluster(cluster, ctx.config)?.0, schema, tables)?),
-            Request::GetTables { cluster, schema, tables } => reply(views::table_details(self.cluster(cluster, ctx.config)?.0, schema, tables, ctx.config)?),
+            Request::RouteTables { cluster, schema, tables } => {
+                reply(views::routes(self.cluster(cluster, ctx.config)?.0, schema, tables)?)
+            }
+            Request::GetTables { cluster, schema, tables } => reply(views::table_details(
+                self.cluster(cluster, ctx.config)?.0,
+                schema,
+                tables,
+                ctx.config,
+            )?),
             Request::ListNodes { cluster, page } => {
                 let (c, live) = self.cluster(cluster, ctx.config)?;
                 reply(Response::Nodes(views::nodes(c, live, page, ctx.config)))
             }
-            Request::DrainNode { cluster, node, cancel } => self.drain_node(ctx, id, cluster, node, *cancel),
+            Request::DrainNode { cluster, node, cancel } => {
+                self.drain_node(ctx, id, cluster, node, *cancel)
+            }
             Request::RemoveNode { cluster, node } => self.remove_node(ctx, id, cluster, node),
             Request::ListShards { cluster, page } => {
                 let (c, live) = self.cluster(cluster, ctx.config)?;
                 reply(Response::Shards(views::shards(c, live, page, ctx.config)))
             }
             Request::ListTables { cluster, schema, page } => {
-                reply(Response::Tables(views::tables(self.cluster(cluster, ctx.config)?.0, schema.as_deref(), page, ctx.config)?))
+                reply(Response::Tables(views::tables(
+                    self.cluster(cluster, ctx.config)?.0,
+                    schema.as_deref(),
+                    page,
+                    ctx.config,
+                )?))
             }
             Request::SchedulerStatus { cluster } => self.scheduler_status(ctx, cluster),
-            Request::SetScheduler { cluster, settings } => self.set_scheduler(ctx, id, cluster, settings),
+            Request::SetScheduler { cluster, settings } => {
+                self.set_scheduler(ctx, id, cluster, settings)
+            }
             Request::PlanScheduler { cluster } => self.plan_scheduler(ctx, cluster),
-            Request::ListEvents { cluster, after, limit } => self.list_events(ctx, cluster, *after, *limit),
-            Request::MoveShard { cluster, shard, node, reopen } => self.move_shard(ctx, id, cluster, *shard, node, *reopen),
-            Request::SplitShard { cluster, shard, tables } => self.split_shard(ctx, id, cluster, *shard, tables),
+            Request::ListEvents { cluster, after, limit } => {
+                self.list_events(ctx, cluster, *after, *limit)
+            }
+            Request::MoveShard { cluster, shard, node, reopen } => {
+                self.move_shard(ctx, id, cluster, *shard, node, *reopen)
+            }
+            Request::SplitShard { cluster, shard, tables } => {
+                self.split_shard(ctx, id, cluster, *shard, tables)
+            }
             Request::ListProcedures { cluster } => self.list_procedures(ctx, cluster),
-            Request::MergeShards { cluster, shards: [a, b] } => self.merge_shards(ctx, id, cluster, *a, *b),
-            Request::CancelProcedure { cluster, id: procedure } => self.cancel_procedure(ctx, id, cluster, *procedure),
+            Request::MergeShards { cluster, shards: [a, b] } => {
+                self.merge_shards(ctx, id, cluster, *a, *b)
+            }
+            Request::CancelProcedure { cluster, id: procedure } => {
+                self.cancel_procedure(ctx, id, cluster, *procedure)
+            }
         }
     }
 
-    fn cluster(&self, name: &str, config: &CoreConfig) -> MetaResult<(&ClusterCatalog, &LiveCluster)> {
+    fn cluster(
+        &self,
+        name: &str,
+        config: &CoreConfig,
+    ) -> MetaResult<(&ClusterCatalog, &LiveCluster)> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, name, config)?;
         Ok((c, &self.clusters[&c.id()]))
     }
@@ -105,7 +151,13 @@ impl Leader {
     }
 
     /// Queues a change whose landing answers `id` (or answers at once under a planted bug).
-    pub(super) fn queue_reply(&mut self, ctx: &mut Ctx, id: RequestId, mut change: Change, response: Response) -> MetaResult<Handled> {
+    pub(super) fn queue_reply(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        mut change: Change,
+        response: Response,
+    ) -> MetaResult<Handled> {
         if ctx.config.has_bug(PlantedBug::ReplyBeforePersist) {
             ctx.out.reply(id, Ok(response));
         } else {
@@ -115,7 +167,12 @@ impl Leader {
         Ok(Handled::Queued)
     }
 
-    fn create_cluster(&mut self, ctx: &mut Ctx, id: RequestId, spec: &ClusterSpec) -> MetaResult<Handled> {
+    fn create_cluster(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        spec: &ClusterSpec,
+    ) -> MetaResult<Handled> {
         let (change, info) = self.plan_cluster(ctx, spec)?;
         self.queue_reply(ctx, id, change, Response::Cluster(info))
     }
@@ -126,7 +183,9 @@ impl Leader {
     pub(super) fn ensure_default_cluster(&mut self, ctx: &mut Ctx) {
         let config = ctx.config;
         let Some(spec) = &config.default_cluster else { return };
-        if self.catalog.cluster_by_name.contains_key(&spec.name) || self.pending_clusters.creating.contains_key(&spec.name) {
+        if self.catalog.cluster_by_name.contains_key(&spec.name)
+            || self.pending_clusters.creating.contains_key(&spec.name)
+        {
             return;
         }
         // Refused only while the write queue is full: the next tick tries again.
@@ -136,19 +195,33 @@ impl Leader {
     }
 
     /// The change that creates a cluster, and what its creator is told once it lands.
-    fn plan_cluster(&mut self, ctx: &mut Ctx, spec: &ClusterSpec) -> MetaResult<(Change, ClusterInfo)> {
+    fn plan_cluster(
+        &mut self,
+        ctx: &mut Ctx,
+        spec: &ClusterSpec,
+    ) -> MetaResult<(Change, ClusterInfo)> {
         let cfg = ctx.config;
         cfg.check_cluster_spec(spec)?;
         if self.catalog.cluster_by_name.contains_key(&spec.name) {
             return Err(MetaError::AlreadyExists(format!("cluster {}", quoted(&spec.name))));
         }
         if self.pending_clusters.creating.contains_key(&spec.name) {
-            return Err(MetaError::Unavailable(format!("cluster {} is being created; retry", quoted(&spec.name))));
+            return Err(MetaError::Unavailable(format!(
+                "cluster {} is being created; retry",
+                quoted(&spec.name)
+            )));
         }
         if self.catalog.clusters.len() + self.pending_clusters.creating.len() >= cfg.clusters_max {
-            return Err(MetaError::ResourceExhausted(format!("{} clusters, the most this service keeps", cfg.clusters_max)));
+            return Err(MetaError::ResourceExhausted(format!(
+                "{} clusters, the most this service keeps",
+                cfg.clusters_max
+            )));
         }
-        if self.catalog.clusters.len() + self.pending_clusters.creating.len() + self.catalog.dropped_clusters.len() >= cfg.cluster_ids_max {
+        if self.catalog.clusters.len()
+            + self.pending_clusters.creating.len()
+            + self.catalog.dropped_clusters.len()
+            >= cfg.cluster_ids_max
+        {
             return Err(MetaError::ResourceExhausted(format!(
                 "{} cluster ids given, the most this service gives (cluster_ids_max); a dropped cluster's id is never given again",
                 cfg.cluster_ids_max
@@ -156,7 +229,14 @@ impl Leader {
         }
         self.check_backlog(ctx)?;
         // A dropped cluster's id is never given again.
-        let last = self.catalog.clusters.keys().chain(self.pending_clusters.creating.values()).chain(&self.catalog.dropped_clusters).max().map_or(0, |c| c.0);
+        let last = self
+            .catalog
+            .clusters
+            .keys()
+            .chain(self.pending_clusters.creating.values())
+            .chain(&self.catalog.dropped_clusters)
+            .max()
+            .map_or(0, |c| c.0);
         let cid = ClusterId(last + 1);
         let record = ClusterRecord {
             id: cid.0,
@@ -171,7 +251,10 @@ impl Leader {
         change.mutations.push(Mutation::PutCluster(record));
         // Id 0 is the `public` schema; the allocator starts above it.
         change.mutations.push(Mutation::PutIdCeiling(cid, cfg.id_block));
-        change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: 0, name: "public".into(), dropping: false }));
+        change.mutations.push(Mutation::PutSchema(
+            cid,
+            SchemaRecord { id: 0, name: "public".into(), dropping: false },
+        ));
         self.pending_clusters.creating.insert(spec.name.clone(), cid);
         let info = ClusterInfo {
             id: cid,
@@ -185,61 +268,110 @@ impl Leader {
         Ok((change, info))
     }
 
-    fn create_schema(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, name: &str, if_not_exists: bool) -> MetaResult<Handled> {
+    fn create_schema(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        name: &str,
+        if_not_exists: bool,
+    ) -> MetaResult<Handled> {
         validate::name("schema name", name, ctx.config.name_len_max)?;
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         if let Some(&sid) = c.schema_by_name.get(name) {
             if c.schemas[&sid].dropping {
-                return Err(MetaError::Unavailable(format!("schema {name} is being dropped; retry once it is gone", name = quoted(name))));
+                return Err(MetaError::Unavailable(format!(
+                    "schema {name} is being dropped; retry once it is gone",
+                    name = quoted(name)
+                )));
             }
             if if_not_exists {
                 return Ok(Handled::Reply(Response::SchemaCreated { id: sid, created: false }));
             }
-            return Err(MetaError::AlreadyExists(format!("schema {name} in cluster {cluster}", name = quoted(name), cluster = quoted(cluster))));
+            return Err(MetaError::AlreadyExists(format!(
+                "schema {name} in cluster {cluster}",
+                name = quoted(name),
+                cluster = quoted(cluster)
+            )));
         }
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let key = Awaiting::SchemaRecord(name.to_owned());
         if live.in_flight().contains(&key) {
-            return Err(MetaError::Unavailable(format!("schema {name} is being created; retry", name = quoted(name))));
+            return Err(MetaError::Unavailable(format!(
+                "schema {name} is being created; retry",
+                name = quoted(name)
+            )));
         }
         if c.schemas.len() + live.in_flight().schemas() >= ctx.config.schemas_per_cluster_max {
-            return Err(MetaError::ResourceExhausted(format!("cluster {cluster} has the most schemas it takes", cluster = quoted(cluster))));
+            return Err(MetaError::ResourceExhausted(format!(
+                "cluster {cluster} has the most schemas it takes",
+                cluster = quoted(cluster)
+            )));
         }
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let mut change = Change::new(cid);
         let sid = live.alloc_id(cid, ctx.config.id_block, &mut change.mutations);
-        change.mutations.push(Mutation::PutSchema(cid, SchemaRecord { id: sid, name: name.to_owned(), dropping: false }));
+        change.mutations.push(Mutation::PutSchema(
+            cid,
+            SchemaRecord { id: sid, name: name.to_owned(), dropping: false },
+        ));
         live.begin_write(key);
-        self.queue_reply(ctx, id, change, Response::SchemaCreated { id: SchemaId(sid), created: true })
+        self.queue_reply(
+            ctx,
+            id,
+            change,
+            Response::SchemaCreated { id: SchemaId(sid), created: true },
+        )
     }
 
-    fn create_table(&mut self, ctx: &mut Ctx, id: RequestId, ct: &CreateTable) -> MetaResult<Handled> {
+    fn create_table(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        ct: &CreateTable,
+    ) -> MetaResult<Handled> {
         check_table_request(ctx, ct)?;
         let c = cluster_named(&self.catalog, &self.pending_clusters, &ct.cluster, ctx.config)?;
         let cid = c.id();
         let sid = schema_id(c, &ct.schema)?;
         if let Some((tid, t)) = c.table_by_name(sid, &ct.name) {
             if ct.if_not_exists {
-                return Ok(Handled::Reply(Response::TableCreated { table: views::table_info(c, tid, t), created: false }));
+                return Ok(Handled::Reply(Response::TableCreated {
+                    table: views::table_info(c, tid, t),
+                    created: false,
+                }));
             }
-            return Err(MetaError::AlreadyExists(format!("table {} in schema {}", quoted(&ct.name), quoted(&ct.schema))));
+            return Err(MetaError::AlreadyExists(format!(
+                "table {} in schema {}",
+                quoted(&ct.name),
+                quoted(&ct.schema)
+            )));
         }
         let key = Awaiting::TableRecords(sid, ct.name.clone());
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         if live.in_flight().contains(&Awaiting::SchemaDrop(sid)) {
-            return Err(MetaError::Unavailable(format!("schema {} is being dropped", quoted(&ct.schema))));
+            return Err(MetaError::Unavailable(format!(
+                "schema {} is being dropped",
+                quoted(&ct.schema)
+            )));
         }
         if live.in_flight().contains(&key) {
             if ct.if_not_exists && live.wait_for(&key, id) {
                 return Ok(Handled::Waiting);
             }
-            return Err(MetaError::Unavailable(format!("table {} is being created; retry", quoted(&ct.name))));
+            return Err(MetaError::Unavailable(format!(
+                "table {} is being created; retry",
+                quoted(&ct.name)
+            )));
         }
         let partitions = ct.partition.as_ref().map_or(0, |p| p.partition_count);
         if live.intent().tables() + 1 + partitions as usize > ctx.config.tables_per_cluster_max {
-            return Err(MetaError::ResourceExhausted(format!("cluster {} has the most tables it takes", quoted(&ct.cluster))));
+            return Err(MetaError::ResourceExhausted(format!(
+                "cluster {} has the most tables it takes",
+                quoted(&ct.cluster)
+            )));
         }
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
@@ -257,13 +389,23 @@ impl Leader {
             version: 1,
         }];
         if let Some(p) = &ct.partition {
-            let subs: Vec<u64> = (0..p.partition_count).map(|_| live.alloc_id(cid, ctx.config.id_block, &mut change.mutations)).collect();
+            let subs: Vec<u64> = (0..p.partition_count)
+                .map(|_| live.alloc_id(cid, ctx.config.id_block, &mut change.mutations))
+                .collect();
             for (i, &sub) in subs.iter().enumerate() {
                 // Sub-tables share the parent's schema and options; storing them once keeps the
                 // whole create inside one transaction's size.
-                tables.push(TableRecord { id: sub, schema: sid.0, name: format!("__{}_{i}", ct.name), parent: Some(parent_id), version: 1, ..Default::default() });
+                tables.push(TableRecord {
+                    id: sub,
+                    schema: sid.0,
+                    name: format!("__{}_{i}", ct.name),
+                    parent: Some(parent_id),
+                    version: 1,
+                    ..Default::default()
+                });
             }
-            tables[0].partition = Some(PartitionRecord { encoded: p.encoded.clone(), sub_tables: subs });
+            tables[0].partition =
+                Some(PartitionRecord { encoded: p.encoded.clone(), sub_tables: subs });
         }
         for t in &mut tables {
             let shard = live.place_table(c);
@@ -272,26 +414,52 @@ impl Leader {
         }
         stage_version_bumps(live, c, &mut change, ctx.now, ctx.config);
         live.begin_write(key);
-        let mut info = TableInfo { id: TableId(parent_id), schema: ct.schema.clone(), name: ct.name.clone(), shard: ShardId(tables[0].shard), sub_tables: Vec::new() };
+        let mut info = TableInfo {
+            id: TableId(parent_id),
+            schema: ct.schema.clone(),
+            name: ct.name.clone(),
+            shard: ShardId(tables[0].shard),
+            sub_tables: Vec::new(),
+        };
         info.sub_tables = tables[1..].iter().map(|t| TableId(t.id)).collect();
         change.mutations.extend(tables.into_iter().map(|t| Mutation::PutTable(cid, t)));
         self.queue_reply(ctx, id, change, Response::TableCreated { table: info, created: true })
     }
 
-    fn drop_table(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, schema: &str, name: &str) -> MetaResult<Handled> {
+    fn drop_table(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        schema: &str,
+        name: &str,
+    ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let (tid, t) = whole_table(c, schema, name, "drop")?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         if live.in_flight().contains(&Awaiting::TableDeletion(tid)) {
-            return Err(MetaError::Unavailable(format!("table {name} is being dropped; retry", name = quoted(name))));
+            return Err(MetaError::Unavailable(format!(
+                "table {name} is being dropped; retry",
+                name = quoted(name)
+            )));
         }
         if live.in_flight().contains(&Awaiting::TableAlter(tid)) {
-            return Err(MetaError::Unavailable(format!("table {name} is being altered; retry", name = quoted(name))));
+            return Err(MetaError::Unavailable(format!(
+                "table {name} is being altered; retry",
+                name = quoted(name)
+            )));
         }
         let subs = t.partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
-        if let Some(p) = std::iter::once(tid).chain(subs.iter().map(|&s| TableId(s))).find_map(|t| c.moving(t)) {
-            return Err(MetaError::Unavailable(format!("table {name} is moving between shards ({} procedure {}); retry", p.kind().name(), p.id, name = quoted(name))));
+        if let Some(p) =
+            std::iter::once(tid).chain(subs.iter().map(|&s| TableId(s))).find_map(|t| c.moving(t))
+        {
+            return Err(MetaError::Unavailable(format!(
+                "table {name} is moving between shards ({} procedure {}); retry",
+                p.kind().name(),
+                p.id,
+                name = quoted(name)
+            )));
         }
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
@@ -303,17 +471,33 @@ impl Leader {
 
     /// Marks a node draining (or no longer draining). The mark joins the intent at once, so
     /// placement avoids the node before the record lands; the planner then moves its replicas.
-    fn drain_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str, cancel: bool) -> MetaResult<Handled> {
+    fn drain_node(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        node: &str,
+        cancel: bool,
+    ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         if !cancel && c.record.topology() == Topology::Static {
             return Err(MetaError::FailedPrecondition(format!(
                 "cluster {cluster} is static: its shards stay on their nodes, so none can be drained", cluster = quoted(cluster))));
         }
-        let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
+        let nid = *c.node_by_name.get(node).ok_or_else(|| {
+            MetaError::NotFound(format!(
+                "node {node} in cluster {cluster}",
+                node = quoted(node),
+                cluster = quoted(cluster)
+            ))
+        })?;
         let live = &self.clusters[&cid];
         if live.in_flight().contains(&Awaiting::NodeRecord(nid)) {
-            return Err(MetaError::Unavailable(format!("node {node} has a change being written; retry", node = quoted(node))));
+            return Err(MetaError::Unavailable(format!(
+                "node {node} has a change being written; retry",
+                node = quoted(node)
+            )));
         }
         let draining = !cancel;
         if c.node(nid).draining == draining {
@@ -339,13 +523,28 @@ impl Leader {
     /// can still run) and hold no replica in the catalog or the intent (drained, or its shards
     /// failed over). The record becomes a tombstone that keeps the id, which is never given
     /// again; the name is free at once.
-    fn remove_node(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, node: &str) -> MetaResult<Handled> {
+    fn remove_node(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        node: &str,
+    ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let nid = *c.node_by_name.get(node).ok_or_else(|| MetaError::NotFound(format!("node {node} in cluster {cluster}", node = quoted(node), cluster = quoted(cluster))))?;
+        let nid = *c.node_by_name.get(node).ok_or_else(|| {
+            MetaError::NotFound(format!(
+                "node {node} in cluster {cluster}",
+                node = quoted(node),
+                cluster = quoted(cluster)
+            ))
+        })?;
         let live = &self.clusters[&cid];
         if live.in_flight().contains(&Awaiting::NodeRecord(nid)) || live.removing(nid) {
-            return Err(MetaError::Unavailable(format!("node {node} has a change being written; retry", node = quoted(node))));
+            return Err(MetaError::Unavailable(format!(
+                "node {node} has a change being written; retry",
+                node = quoted(node)
+            )));
         }
         let known = live.node(nid);
         if known.online {
@@ -364,20 +563,36 @@ impl Leader {
         live.begin_write(Awaiting::NodeRecord(nid));
         live.set_removing(nid, true);
         let mut change = Change::new(cid);
-        change.mutations.push(Mutation::PutNode(cid, NodeRecord { id: nid.0, removed: true, ..Default::default() }));
+        change.mutations.push(Mutation::PutNode(
+            cid,
+            NodeRecord { id: nid.0, removed: true, ..Default::default() },
+        ));
         self.queue_reply(ctx, id, change, Response::NodeRemoved { name: node.to_owned() })
     }
 }
 
 /// The table `name` of `schema`, which must not be a sub-table: those are dropped and
 /// altered with their partitioned parent, as `verb` tells the caller.
-pub(super) fn whole_table<'a>(c: &'a ClusterCatalog, schema: &str, name: &str, verb: &str) -> MetaResult<(TableId, &'a Table)> {
+pub(super) fn whole_table<'a>(
+    c: &'a ClusterCatalog,
+    schema: &str,
+    name: &str,
+    verb: &str,
+) -> MetaResult<(TableId, &'a Table)> {
     let sid = schema_id(c, schema)?;
-    let (tid, t) = c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name} in schema {schema}", name = quoted(name), schema = quoted(schema))))?;
+    let (tid, t) = c.table_by_name(sid, name).ok_or_else(|| {
+        MetaError::NotFound(format!(
+            "table {name} in schema {schema}",
+            name = quoted(name),
+            schema = quoted(schema)
+        ))
+    })?;
     if let Some(parent) = t.parent() {
         return Err(MetaError::FailedPrecondition(format!(
             "{name} is a sub-table of {:?}, which holds its schema; {verb} that table instead",
-            c.table(TableId(parent)).name, name = quoted(name))));
+            c.table(TableId(parent)).name,
+            name = quoted(name)
+        )));
     }
     Ok((tid, t))
 }
@@ -402,7 +617,12 @@ fn check_drain(c: &ClusterCatalog, live: &LiveCluster, node: NodeId) -> MetaResu
 
 /// Deletes `table` and its sub-tables in `change`, and tells their shards (whose versions the
 /// caller then bumps, once per change).
-pub(super) fn stage_drop(live: &mut LiveCluster, c: &ClusterCatalog, change: &mut Change, table: TableId) {
+pub(super) fn stage_drop(
+    live: &mut LiveCluster,
+    c: &ClusterCatalog,
+    change: &mut Change,
+    table: TableId,
+) {
     let subs = c.table(table).partition().map(|p| p.sub_tables.clone()).unwrap_or_default();
     for t in std::iter::once(table).chain(subs.into_iter().map(TableId)) {
         let shard = ShardId(c.table(t).shard);
@@ -414,7 +634,13 @@ pub(super) fn stage_drop(live: &mut LiveCluster, c: &ClusterCatalog, change: &mu
 }
 
 /// Every shard a change notifies gets one new version: its table set changed.
-pub(super) fn stage_version_bumps(live: &mut LiveCluster, c: &ClusterCatalog, change: &mut Change, now: Instant, config: &CoreConfig) {
+pub(super) fn stage_version_bumps(
+    live: &mut LiveCluster,
+    c: &ClusterCatalog,
+    change: &mut Change,
+    now: Instant,
+    config: &CoreConfig,
+) {
     for &(shard, _) in &change.notify {
         let mut rec = live.intended(c, shard).clone();
         rec.version += 1;
@@ -440,23 +666,42 @@ fn check_table_request(ctx: &Ctx, ct: &CreateTable) -> MetaResult<()> {
 }
 
 /// An encoded schema, as a create or an alter gives it.
-pub(super) fn check_schema_bytes(cfg: &CoreConfig, table: &str, encoded_schema: &[u8]) -> MetaResult<()> {
+pub(super) fn check_schema_bytes(
+    cfg: &CoreConfig,
+    table: &str,
+    encoded_schema: &[u8],
+) -> MetaResult<()> {
     if encoded_schema.len() > cfg.encoded_schema_bytes_max {
         return Err(MetaError::InvalidArgument(format!(
             "encoded schema of table {table} is {} bytes; the limit is {}",
             encoded_schema.len(),
-            cfg.encoded_schema_bytes_max, table = quoted(table))));
+            cfg.encoded_schema_bytes_max,
+            table = quoted(table)
+        )));
     }
     Ok(())
 }
 
 /// Table options, as a create or an alter gives them.
-pub(super) fn check_options(cfg: &CoreConfig, options: &BTreeMap<String, String>) -> MetaResult<()> {
+pub(super) fn check_options(
+    cfg: &CoreConfig,
+    options: &BTreeMap<String, String>,
+) -> MetaResult<()> {
     if options.len() > cfg.table_options_max {
-        return Err(MetaError::InvalidArgument(format!("{} table options; the limit is {}", options.len(), cfg.table_options_max)));
+        return Err(MetaError::InvalidArgument(format!(
+            "{} table options; the limit is {}",
+            options.len(),
+            cfg.table_options_max
+        )));
     }
-    if let Some((k, _)) = options.iter().find(|(k, v)| k.is_empty() || k.len() + v.len() > cfg.option_bytes_max) {
-        return Err(MetaError::InvalidArgument(format!("table option {k} is empty or longer than {} bytes", cfg.option_bytes_max, k = quoted(k))));
+    if let Some((k, _)) =
+        options.iter().find(|(k, v)| k.is_empty() || k.len() + v.len() > cfg.option_bytes_max)
+    {
+        return Err(MetaError::InvalidArgument(format!(
+            "table option {k} is empty or longer than {} bytes",
+            cfg.option_bytes_max,
+            k = quoted(k)
+        )));
     }
     Ok(())
 }

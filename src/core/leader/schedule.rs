@@ -6,8 +6,8 @@ use super::{Ctx, Leader};
 use crate::core::ids::*;
 use crate::core::live::LiveCluster;
 use crate::core::model::ClusterCatalog;
-use crate::core::scheduler::{Move, Planner};
 use crate::core::model::Mutation;
+use crate::core::scheduler::{Move, Planner};
 
 impl Leader {
     pub fn on_tick(&mut self, ctx: &mut Ctx) {
@@ -37,9 +37,20 @@ impl Leader {
 }
 
 /// The change that stores a decided move, logged as an event.
-pub(super) fn change_for(cluster: &ClusterCatalog, live: &mut LiveCluster, m: Move, ctx: &Ctx) -> Change {
+pub(super) fn change_for(
+    cluster: &ClusterCatalog,
+    live: &mut LiveCluster,
+    m: Move,
+    ctx: &Ctx,
+) -> Change {
     let (cid, shard) = (cluster.id(), ShardId(m.record.id));
-    live.log_event(ctx.now, m.cause, Some(shard), m.describe(cluster, cluster.shard(shard).leader), ctx.config);
+    live.log_event(
+        ctx.now,
+        m.cause,
+        Some(shard),
+        m.describe(cluster, cluster.shard(shard).leader),
+        ctx.config,
+    );
     let mut change = Change::new(cid);
     change.mutations.push(Mutation::PutEpoch(cid, live.next_epoch()));
     change.mutations.push(Mutation::PutShard(cid, m.record));

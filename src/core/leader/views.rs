@@ -2,14 +2,14 @@
 //! ever visible) plus liveness as heard.
 
 use super::paging::{ids_after, paginate};
-use crate::core::live::LiveCluster;
 use crate::core::config::CoreConfig;
-use crate::core::input::PageRequest;
+use crate::core::error::quoted;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
+use crate::core::input::PageRequest;
+use crate::core::live::LiveCluster;
 use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord, Table};
 use crate::core::output::*;
-use crate::core::error::quoted;
 
 pub(super) fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
     let r = &c.record;
@@ -30,7 +30,10 @@ pub(super) fn table_info(c: &ClusterCatalog, id: TableId, t: &Table) -> TableInf
         schema: c.schemas[&t.schema].name.clone(),
         name: t.name.to_string(),
         shard: ShardId(t.shard),
-        sub_tables: t.partition().map(|p| p.sub_tables.iter().map(|&id| TableId(id)).collect()).unwrap_or_default(),
+        sub_tables: t
+            .partition()
+            .map(|p| p.sub_tables.iter().map(|&id| TableId(id)).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -38,8 +41,16 @@ pub(super) fn table_info(c: &ClusterCatalog, id: TableId, t: &Table) -> TableInf
 pub(super) fn schema_id(c: &ClusterCatalog, schema: &str) -> MetaResult<SchemaId> {
     match c.schema_by_name.get(schema) {
         Some(&sid) if !c.schemas[&sid].dropping => Ok(sid),
-        Some(_) => Err(MetaError::NotFound(format!("schema {schema} in cluster {:?} is being dropped", c.record.name, schema = quoted(schema)))),
-        None => Err(MetaError::NotFound(format!("schema {schema} in cluster {:?}", c.record.name, schema = quoted(schema)))),
+        Some(_) => Err(MetaError::NotFound(format!(
+            "schema {schema} in cluster {:?} is being dropped",
+            c.record.name,
+            schema = quoted(schema)
+        ))),
+        None => Err(MetaError::NotFound(format!(
+            "schema {schema} in cluster {:?}",
+            c.record.name,
+            schema = quoted(schema)
+        ))),
     }
 }
 
@@ -49,9 +60,21 @@ pub(super) fn endpoint(c: &ClusterCatalog, node: u32) -> Endpoint {
 }
 
 /// The named tables of `schema`, in order; `NotFound` names the first that is missing.
-fn named<'a>(c: &'a ClusterCatalog, schema: &str, tables: &'a [String]) -> MetaResult<Vec<(TableId, &'a Table)>> {
+fn named<'a>(
+    c: &'a ClusterCatalog,
+    schema: &str,
+    tables: &'a [String],
+) -> MetaResult<Vec<(TableId, &'a Table)>> {
     let sid = schema_id(c, schema)?;
-    let find = |name: &String| c.table_by_name(sid, name).ok_or_else(|| MetaError::NotFound(format!("table {name} in schema {schema}", name = quoted(name), schema = quoted(schema))));
+    let find = |name: &String| {
+        c.table_by_name(sid, name).ok_or_else(|| {
+            MetaError::NotFound(format!(
+                "table {name} in schema {schema}",
+                name = quoted(name),
+                schema = quoted(schema)
+            ))
+        })
+    };
     tables.iter().map(find).collect()
 }
 
@@ -80,7 +103,12 @@ pub(super) fn routes(c: &ClusterCatalog, schema: &str, tables: &[String]) -> Met
 
 /// Everything stored about the named tables. A sub-table is answered with its parent's
 /// encoded schema and options, which it shares.
-pub(super) fn table_details(c: &ClusterCatalog, schema: &str, tables: &[String], cfg: &CoreConfig) -> MetaResult<Response> {
+pub(super) fn table_details(
+    c: &ClusterCatalog,
+    schema: &str,
+    tables: &[String],
+    cfg: &CoreConfig,
+) -> MetaResult<Response> {
     let mut details = Vec::with_capacity(tables.len());
     let mut bytes = 0usize;
     for (id, t) in named(c, schema, tables)? {
@@ -105,9 +133,15 @@ pub(super) fn table_details(c: &ClusterCatalog, schema: &str, tables: &[String],
     Ok(Response::TableDetails { epoch: c.epoch, tables: details })
 }
 
-pub(super) fn nodes(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &CoreConfig) -> Page<NodeInfo> {
+pub(super) fn nodes(
+    c: &ClusterCatalog,
+    live: &LiveCluster,
+    page: &PageRequest,
+    cfg: &CoreConfig,
+) -> Page<NodeInfo> {
     // A removed node's tombstone is not listed.
-    let rows = ids_after(page.after, c.nodes.len()).map(|i| (i as u64, (!c.nodes[i].removed).then(|| node_info(c, live, NodeId(i as u32)))));
+    let rows = ids_after(page.after, c.nodes.len())
+        .map(|i| (i as u64, (!c.nodes[i].removed).then(|| node_info(c, live, NodeId(i as u32)))));
     paginate(page, cfg, rows)
 }
 
@@ -139,7 +173,12 @@ pub(super) fn shard_status(c: &ClusterCatalog, live: &LiveCluster, id: ShardId) 
     }
 }
 
-pub(super) fn shards(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest, cfg: &CoreConfig) -> Page<ShardInfo> {
+pub(super) fn shards(
+    c: &ClusterCatalog,
+    live: &LiveCluster,
+    page: &PageRequest,
+    cfg: &CoreConfig,
+) -> Page<ShardInfo> {
     let name = |n: u32| c.node(NodeId(n)).name.clone();
     let info = |s: &ShardRecord| {
         let (load, load_windows) = live.loads().smoothed(ShardId(s.id));
@@ -152,15 +191,26 @@ pub(super) fn shards(c: &ClusterCatalog, live: &LiveCluster, page: &PageRequest,
             tables: c.shard_tables[s.id as usize].len() as u32,
             load,
             load_windows,
-            busiest: live.loads().busiest(ShardId(s.id)).filter(|t| c.shard_tables[s.id as usize].contains(&t.table)).collect(),
+            busiest: live
+                .loads()
+                .busiest(ShardId(s.id))
+                .filter(|t| c.shard_tables[s.id as usize].contains(&t.table))
+                .collect(),
         }
     };
-    let rows = c.shards[ids_after(page.after, c.shards.len())].iter().map(|s| (s.id as u64, Some(info(s))));
+    let rows = c.shards[ids_after(page.after, c.shards.len())]
+        .iter()
+        .map(|s| (s.id as u64, Some(info(s))));
     paginate(page, cfg, rows)
 }
 
 /// Tables in id order; with a schema filter a page may come back short (see [`paginate`]).
-pub(super) fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageRequest, cfg: &CoreConfig) -> MetaResult<Page<TableInfo>> {
+pub(super) fn tables(
+    c: &ClusterCatalog,
+    schema: Option<&str>,
+    page: &PageRequest,
+    cfg: &CoreConfig,
+) -> MetaResult<Page<TableInfo>> {
     let filter = schema.map(|s| schema_id(c, s)).transpose()?;
     let rows = c.tables.iter_after(page.after.map(TableId)).map(|(id, t)| {
         let item = filter.is_none_or(|sid| sid == t.schema).then(|| table_info(c, id, t));
@@ -169,7 +219,12 @@ pub(super) fn tables(c: &ClusterCatalog, schema: Option<&str>, page: &PageReques
     Ok(paginate(page, cfg, rows))
 }
 
-pub(super) fn view(c: &ClusterCatalog, live: &LiveCluster, term: Term, changes_pending: usize) -> ClusterView {
+pub(super) fn view(
+    c: &ClusterCatalog,
+    live: &LiveCluster,
+    term: Term,
+    changes_pending: usize,
+) -> ClusterView {
     let online = live.nodes().iter().filter(|(_, n)| n.online).count() as u32;
     // One pass over the shards and one over the procedures, counted by position in `ALL`.
     let mut by_status = [0u32; ShardStatus::ALL.len()];
@@ -178,7 +233,10 @@ pub(super) fn view(c: &ClusterCatalog, live: &LiveCluster, term: Term, changes_p
     }
     let mut by_kind = [0u32; ProcedureKind::ALL.len()];
     for p in c.procedures.values() {
-        by_kind[ProcedureKind::ALL.iter().position(|&k| k == p.kind()).expect("every kind is in ALL")] += 1;
+        by_kind[ProcedureKind::ALL
+            .iter()
+            .position(|&k| k == p.kind())
+            .expect("every kind is in ALL")] += 1;
     }
     ClusterView {
         cluster: cluster_info(c),
@@ -190,8 +248,16 @@ pub(super) fn view(c: &ClusterCatalog, live: &LiveCluster, term: Term, changes_p
         tables: c.tables.len() as u32,
         changes_pending: changes_pending as u32,
         events_by_cause: live.events().counts().collect(),
-        shards_by_status: ShardStatus::ALL.iter().zip(by_status).map(|(s, n)| (s.name(), n)).collect(),
-        procedures_by_kind: ProcedureKind::ALL.iter().zip(by_kind).map(|(k, n)| (k.name(), n)).collect(),
+        shards_by_status: ShardStatus::ALL
+            .iter()
+            .zip(by_status)
+            .map(|(s, n)| (s.name(), n))
+            .collect(),
+        procedures_by_kind: ProcedureKind::ALL
+            .iter()
+            .zip(by_kind)
+            .map(|(k, n)| (k.name(), n))
+            .collect(),
         failovers: live.leases().failovers().clone(),
     }
 }

@@ -43,7 +43,15 @@ pub struct Change {
 
 impl Change {
     pub fn new(cluster: ClusterId) -> Change {
-        Change { cluster, mutations: Vec::new(), reply: None, notify: Vec::new(), closes: Vec::new(), kept: Vec::new(), procedure: None }
+        Change {
+            cluster,
+            mutations: Vec::new(),
+            reply: None,
+            notify: Vec::new(),
+            closes: Vec::new(),
+            kept: Vec::new(),
+            procedure: None,
+        }
     }
 
     /// Drops gather into one notice; any other two things for one shard make a re-sync.
@@ -61,7 +69,10 @@ impl Change {
             .iter()
             .map(|m| match m {
                 // The planted bug: a table's options are lost on their way to storage.
-                Mutation::PutTable(c, r) if drop_options => Mutation::PutTable(*c, TableRecord { options: Default::default(), ..r.clone() }).to_op(),
+                Mutation::PutTable(c, r) if drop_options => {
+                    Mutation::PutTable(*c, TableRecord { options: Default::default(), ..r.clone() })
+                        .to_op()
+                }
                 m => m.to_op(),
             })
             .collect()
@@ -140,7 +151,10 @@ impl Writes {
             }
             let fits = builder.len_with(ops.iter()) <= ops_max;
             if !fits {
-                assert!(!changes.is_empty(), "one change has more than txn_ops_max ops: a limit is missing");
+                assert!(
+                    !changes.is_empty(),
+                    "one change has more than txn_ops_max ops: a limit is missing"
+                );
                 break;
             }
             ops.into_iter().for_each(|op| builder.push(op));
@@ -167,7 +181,12 @@ impl Writes {
         self.fence_seq += 1;
         let id = WriteId(self.next_write);
         let fence = FenceRecord { term: term.0, seq: self.fence_seq }.encode_to_vec();
-        out.push_back(Output::Persist(BatchBuilder::default().finish(id, term, self.fence.clone(), fence.clone())));
+        out.push_back(Output::Persist(BatchBuilder::default().finish(
+            id,
+            term,
+            self.fence.clone(),
+            fence.clone(),
+        )));
         self.in_flight = Some((id, Vec::new(), fence));
     }
 

@@ -43,7 +43,13 @@ impl InFlight {
     /// Whether a table of schema `sid` is being created.
     pub fn creating_in(&self, sid: SchemaId) -> bool {
         let next = SchemaId(sid.0 + 1);
-        self.keys.range(Awaiting::TableRecords(sid, String::new())..Awaiting::TableRecords(next, String::new())).next().is_some()
+        self.keys
+            .range(
+                Awaiting::TableRecords(sid, String::new())
+                    ..Awaiting::TableRecords(next, String::new()),
+            )
+            .next()
+            .is_some()
     }
 
     /// Schemas being created.

@@ -4,8 +4,8 @@
 
 use std::collections::VecDeque;
 
-use crate::core::ids::ShardId;
 use crate::core::cause::Cause;
+use crate::core::ids::ShardId;
 use crate::core::time::Instant;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -28,7 +28,14 @@ pub struct Events {
 }
 
 impl Events {
-    pub(super) fn push(&mut self, at: Instant, cause: Cause, shard: Option<ShardId>, text: String, kept_max: usize) {
+    pub(super) fn push(
+        &mut self,
+        at: Instant,
+        cause: Cause,
+        shard: Option<ShardId>,
+        text: String,
+        kept_max: usize,
+    ) {
         self.last_seq += 1;
         self.counts[cause as usize] += 1;
         if self.kept.len() >= kept_max {

@@ -22,7 +22,13 @@ pub struct Hot {
 
 impl Hot {
     pub(super) fn new(shards: usize) -> Hot {
-        Hot { streaks: vec![0; shards], told: vec![false; shards], cold_since: vec![None; shards], line: None, merge_line: None }
+        Hot {
+            streaks: vec![0; shards],
+            told: vec![false; shards],
+            cold_since: vec![None; shards],
+            line: None,
+            merge_line: None,
+        }
     }
 
     pub(super) fn grow(&mut self, shards: usize) {

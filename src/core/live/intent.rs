@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::ids::*;
-use crate::core::model::{ClusterCatalog, ShardRecord};
 use crate::core::model::Mutation;
+use crate::core::model::{ClusterCatalog, ShardRecord};
 
 #[derive(Clone, Debug, Default)]
 pub struct Intent {
@@ -108,7 +108,10 @@ impl Intent {
     /// Records a decided (not yet durable) shard record.
     pub(super) fn record(&mut self, new: ShardRecord) {
         let id = ShardId(new.id);
-        assert!(self.records.get(&id).is_none_or(|r| new.version > r.version), "shard {id}: intended versions only grow");
+        assert!(
+            self.records.get(&id).is_none_or(|r| new.version > r.version),
+            "shard {id}: intended versions only grow"
+        );
         self.index(&new);
         self.pending[id.index()] += 1;
         self.records.insert(id, new);
@@ -138,7 +141,12 @@ impl Intent {
     }
 
     /// Hands out an id, raising the stored ceiling in the same change when the block runs out.
-    pub(super) fn alloc_id(&mut self, cluster: ClusterId, block: u64, mutations: &mut Vec<Mutation>) -> u64 {
+    pub(super) fn alloc_id(
+        &mut self,
+        cluster: ClusterId,
+        block: u64,
+        mutations: &mut Vec<Mutation>,
+    ) -> u64 {
         if self.next_id >= self.id_ceiling {
             self.id_ceiling = self.next_id + block;
             mutations.push(Mutation::PutIdCeiling(cluster, self.id_ceiling));
@@ -151,7 +159,10 @@ impl Intent {
     pub(super) fn count_table(&mut self, shard: ShardId, delta: i32) {
         let n = &mut self.table_counts[shard.index()];
         *n = n.checked_add_signed(delta).expect("table count stays in range");
-        self.tables = self.tables.checked_add_signed(delta as isize).expect("cluster table count stays in range");
+        self.tables = self
+            .tables
+            .checked_add_signed(delta as isize)
+            .expect("cluster table count stays in range");
     }
 
     /// `Err` names the first index or counter that disagrees with the intended records and the
@@ -161,7 +172,10 @@ impl Intent {
         for (i, &pending) in self.pending.iter().enumerate() {
             let id = ShardId(i as u32);
             if (pending > 0) != self.records.contains_key(&id) {
-                return Err(format!("shard {id}: {pending} pending changes, intent held: {}", self.records.contains_key(&id)));
+                return Err(format!(
+                    "shard {id}: {pending} pending changes, intent held: {}",
+                    self.records.contains_key(&id)
+                ));
             }
             let intended = self.shard(cluster, id);
             if intended.leader.is_none() && !intended.retired {
@@ -172,14 +186,23 @@ impl Intent {
             }
         }
         if unassigned != self.unassigned {
-            return Err(format!("unassigned set {:?}, intended records say {unassigned:?}", self.unassigned));
+            return Err(format!(
+                "unassigned set {:?}, intended records say {unassigned:?}",
+                self.unassigned
+            ));
         }
         if transfers != self.transfers {
-            return Err(format!("transfer set {:?}, intended records say {transfers:?}", self.transfers));
+            return Err(format!(
+                "transfer set {:?}, intended records say {transfers:?}",
+                self.transfers
+            ));
         }
         self.check_table_counts()?;
         if self.next_id > self.id_ceiling || self.id_ceiling < cluster.id_ceiling {
-            return Err(format!("next id {} with ceiling {} (stored {})", self.next_id, self.id_ceiling, cluster.id_ceiling));
+            return Err(format!(
+                "next id {} with ceiling {} (stored {})",
+                self.next_id, self.id_ceiling, cluster.id_ceiling
+            ));
         }
         if self.epoch < cluster.epoch {
             return Err(format!("epoch {} behind the stored {}", self.epoch, cluster.epoch));
@@ -190,7 +213,11 @@ impl Intent {
     /// A count per shard, adding up to the intended number of tables.
     fn check_table_counts(&self) -> Result<(), String> {
         if self.table_counts.len() != self.pending.len() {
-            return Err(format!("{} table counts for {} shards", self.table_counts.len(), self.pending.len()));
+            return Err(format!(
+                "{} table counts for {} shards",
+                self.table_counts.len(),
+                self.pending.len()
+            ));
         }
         let total: u64 = self.table_counts.iter().map(|&n| n as u64).sum();
         if total != self.tables as u64 {

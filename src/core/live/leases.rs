@@ -37,8 +37,16 @@ impl Leases {
     /// Every assigned shard counts as leased by its leader for one more lease, so that a meta
     /// failover never causes a shard failover by itself.
     pub(super) fn inherited(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> Leases {
-        let lease = |holder: Option<u32>| ShardLease { holder: holder.map(NodeId), until: now + config.lease(), renewed: now, ..Default::default() };
-        Leases { shards: cluster.shards.iter().map(|s| lease(s.leader)).collect(), failovers: FailoverLog::default() }
+        let lease = |holder: Option<u32>| ShardLease {
+            holder: holder.map(NodeId),
+            until: now + config.lease(),
+            renewed: now,
+            ..Default::default()
+        };
+        Leases {
+            shards: cluster.shards.iter().map(|s| lease(s.leader)).collect(),
+            failovers: FailoverLog::default(),
+        }
     }
 
     /// New shards (a split): unassigned, so no lease.
@@ -57,20 +65,37 @@ impl Leases {
     /// Whether every lease any node may hold for the shard has surely ended.
     pub fn expired(&self, shard: ShardId, now: Instant, config: &CoreConfig) -> bool {
         let s = &self.shards[shard.index()];
-        let drift = if config.has_bug(PlantedBug::IgnoreClockDrift) { Duration(0) } else { config.clock_drift() };
+        let drift = if config.has_bug(PlantedBug::IgnoreClockDrift) {
+            Duration(0)
+        } else {
+            config.clock_drift()
+        };
         s.holder.is_none() || config.has_bug(PlantedBug::SkipLeaseWait) || now > s.until + drift
     }
 
     /// Whether `node` may be given a lease for `shard`: no other node's lease may still be
     /// valid, counting clock drift.
-    pub fn free_for(&self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
+    pub fn free_for(
+        &self,
+        shard: ShardId,
+        node: NodeId,
+        now: Instant,
+        config: &CoreConfig,
+    ) -> bool {
         self.shards[shard.index()].holder == Some(node) || self.expired(shard, now, config)
     }
 
     /// Grants (or renews) `node`'s lease on `shard` until `now` plus one lease, if no other
     /// node's lease may still hold (S1); `false`, granting nothing, otherwise. `offline` says
     /// which nodes are offline: a lease taken over from one of those ends a failover.
-    pub(super) fn try_grant(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig, offline: impl Fn(NodeId) -> bool) -> bool {
+    pub(super) fn try_grant(
+        &mut self,
+        shard: ShardId,
+        node: NodeId,
+        now: Instant,
+        config: &CoreConfig,
+        offline: impl Fn(NodeId) -> bool,
+    ) -> bool {
         if !self.free_for(shard, node, now, config) {
             return false;
         }
@@ -133,10 +158,18 @@ impl Leases {
     /// (every table of the shard) would then only race the push. A push that was lost shows as a
     /// lag of two or more versions once the next change lands, or as the same lag once the
     /// window has passed, and gets the re-sync then.
-    pub fn push_in_flight(&self, shard: ShardId, reported: Version, current: Version, now: Instant, config: &CoreConfig) -> bool {
+    pub fn push_in_flight(
+        &self,
+        shard: ShardId,
+        reported: Version,
+        current: Version,
+        now: Instant,
+        config: &CoreConfig,
+    ) -> bool {
         let window = Duration(2 * config.heartbeat_interval_ms);
         let pushed = self.shards[shard.index()].pushed;
-        reported.next() == current && matches!(pushed, Some((v, at)) if v == current && now < at + window)
+        reported.next() == current
+            && matches!(pushed, Some((v, at)) if v == current && now < at + window)
     }
 }
 
@@ -147,13 +180,17 @@ mod tests {
     #[test]
     fn a_takeover_after_a_lease_ran_out_is_timed_from_the_last_renewal() {
         let config = CoreConfig::default();
-        let mut leases = Leases { shards: vec![ShardLease::default(); 2], failovers: FailoverLog::default() };
+        let mut leases =
+            Leases { shards: vec![ShardLease::default(); 2], failovers: FailoverLog::default() };
         let (a, b, s0, s1) = (NodeId(0), NodeId(1), ShardId(0), ShardId(1));
         let a_dead = |n: NodeId| n == a;
         assert!(leases.try_grant(s0, a, Instant(1_000), &config, a_dead));
         assert!(leases.try_grant(s0, a, Instant(2_000), &config, a_dead), "a renewal");
         let over = Instant(2_000) + config.lease() + config.clock_drift() + Duration(1);
-        assert!(!leases.try_grant(s0, b, over - Duration(2), &config, a_dead), "not while a's lease may hold");
+        assert!(
+            !leases.try_grant(s0, b, over - Duration(2), &config, a_dead),
+            "not while a's lease may hold"
+        );
         assert!(leases.try_grant(s0, b, over + Duration(499), &config, a_dead));
         // A lease given up (a transfer) and taken by another node is no failover, nor is one
         // that ran out on a node that is online.
@@ -161,9 +198,18 @@ mod tests {
         assert!(leases.released(s1, a));
         assert!(!leases.released(s1, a), "released once");
         assert!(leases.try_grant(s1, b, Instant(1_500), &config, a_dead));
-        assert!(leases.try_grant(s1, a, Instant(1_500) + config.lease() + config.clock_drift() + Duration(1), &config, a_dead));
+        assert!(leases.try_grant(
+            s1,
+            a,
+            Instant(1_500) + config.lease() + config.clock_drift() + Duration(1),
+            &config,
+            a_dead
+        ));
         let log = leases.failovers();
-        assert_eq!((log.total, log.after(0).collect::<Vec<_>>()), (1, vec![over.as_millis() + 499 - 2_000]));
+        assert_eq!(
+            (log.total, log.after(0).collect::<Vec<_>>()),
+            (1, vec![over.as_millis() + 499 - 2_000])
+        );
     }
 
     #[test]
@@ -174,6 +220,9 @@ mod tests {
         }
         assert_eq!(log.recent.len(), FailoverLog::KEPT_MAX);
         assert_eq!(log.total, FailoverLog::KEPT_MAX as u64 + 10);
-        assert_eq!(log.after(log.total - 2).collect::<Vec<_>>(), vec![FailoverLog::KEPT_MAX as u64 + 8, FailoverLog::KEPT_MAX as u64 + 9]);
+        assert_eq!(
+            log.after(log.total - 2).collect::<Vec<_>>(),
+            vec![FailoverLog::KEPT_MAX as u64 + 8, FailoverLog::KEPT_MAX as u64 + 9]
+        );
     }
 }

@@ -82,7 +82,8 @@ impl Busiest {
             let i = self.len as usize;
             self.ids[i] = t.table.0;
             self.rates[i] = match old.position(t.table.0) {
-                Some(j) => [0, 1].map(|k| old.rates[j][k] + TABLE_REPORT_WEIGHT * (rates[k] - old.rates[j][k])),
+                Some(j) => [0, 1]
+                    .map(|k| old.rates[j][k] + TABLE_REPORT_WEIGHT * (rates[k] - old.rates[j][k])),
                 None => rates,
             };
             self.len += 1;
@@ -105,7 +106,12 @@ pub struct Loads {
 
 impl Loads {
     pub(super) fn new(shards: usize, config: &CoreConfig) -> Loads {
-        Loads { shards: vec![Sample::default(); shards], busiest: vec![Busiest::default(); shards], window: Duration(config.load_window_ms), windows_trusted: config.load_windows_trusted }
+        Loads {
+            shards: vec![Sample::default(); shards],
+            busiest: vec![Busiest::default(); shards],
+            window: Duration(config.load_window_ms),
+            windows_trusted: config.load_windows_trusted,
+        }
     }
 
     /// New shards (a split): nothing known of them yet.
@@ -121,7 +127,11 @@ impl Loads {
         let closes = now >= start + self.window && s.reports > 0;
         if closes {
             let mean = s.sum.map(|x| x / s.reports as f32);
-            s.smoothed = if s.windows == 0 { mean } else { [0, 1, 2].map(|k| 0.5 * s.smoothed[k] + 0.5 * mean[k]) };
+            s.smoothed = if s.windows == 0 {
+                mean
+            } else {
+                [0, 1, 2].map(|k| 0.5 * s.smoothed[k] + 0.5 * mean[k])
+            };
             s.windows = s.windows.saturating_add(1);
             s.known = true;
             (s.window_start, s.sum, s.reports) = (Some(now), [0.0; 3], 0);
@@ -187,7 +197,11 @@ impl Loads {
     pub(super) fn split(&mut self, source: ShardId, new: ShardId, share: f64) {
         let share = share.clamp(0.0, 1.0) as f32;
         let old = self.shards[source.index()];
-        let part = |f: f32| Sample { smoothed: old.smoothed.map(|x| x * f), known: old.known, ..Sample::default() };
+        let part = |f: f32| Sample {
+            smoothed: old.smoothed.map(|x| x * f),
+            known: old.known,
+            ..Sample::default()
+        };
         self.shards[source.index()] = part(1.0 - share);
         self.shards[new.index()] = part(share);
         self.busiest[new.index()] = Busiest::default();
@@ -197,7 +211,8 @@ impl Loads {
     pub(super) fn merge(&mut self, from: ShardId, into: ShardId) {
         let (a, b) = (self.shards[from.index()], self.shards[into.index()]);
         let smoothed = [0, 1, 2].map(|k| a.smoothed[k] + b.smoothed[k]);
-        self.shards[into.index()] = Sample { smoothed, known: a.known && b.known, ..Sample::default() };
+        self.shards[into.index()] =
+            Sample { smoothed, known: a.known && b.known, ..Sample::default() };
         self.shards[from.index()] = Sample::default();
         self.busiest[from.index()] = Busiest::default();
     }
@@ -239,11 +254,22 @@ mod tests {
     #[test]
     fn busiest_tables_are_smoothed_while_listed_and_forgotten_once_off_the_list() {
         let mut loads = Loads::new(1, &CoreConfig::default());
-        let t = |table: u64, w: f64| TableLoad { shard: ShardId(0), table: crate::core::ids::TableId(table), read_units: 0.0, write_units: w };
-        let listed = |loads: &Loads| loads.busiest(ShardId(0)).map(|t| (t.table.0, t.write_units)).collect::<Vec<_>>();
+        let t = |table: u64, w: f64| TableLoad {
+            shard: ShardId(0),
+            table: crate::core::ids::TableId(table),
+            read_units: 0.0,
+            write_units: w,
+        };
+        let listed = |loads: &Loads| {
+            loads.busiest(ShardId(0)).map(|t| (t.table.0, t.write_units)).collect::<Vec<_>>()
+        };
         loads.record_tables(ShardId(0), &[t(7, 100.0), t(3, 40.0)]);
         loads.record_tables(ShardId(0), &[t(3, 80.0), t(9, 10.0)]);
-        assert_eq!(listed(&loads), vec![(3, 50.0), (9, 10.0)], "3 moves a quarter of the way to 80; 7 is gone");
+        assert_eq!(
+            listed(&loads),
+            vec![(3, 50.0), (9, 10.0)],
+            "3 moves a quarter of the way to 80; 7 is gone"
+        );
         let many: Vec<TableLoad> = (0..20).map(|i| t(i, 1.0)).collect();
         loads.record_tables(ShardId(0), &many);
         assert_eq!(listed(&loads).len(), TOP_TABLES_PER_SHARD, "the list is bounded");

@@ -28,21 +28,21 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use self::awaiting::{Awaiting, InFlight};
+use self::events::Events;
+use self::hot::Hot;
 use self::intent::Intent;
 use self::leases::Leases;
 use self::load::Loads;
-use self::events::Events;
-use self::hot::Hot;
+pub use self::nodes::{LiveNode, LoadIndex, Nodes};
 use self::placement::{Class, Placement, Standing};
 use self::recent::Recent;
-pub use self::nodes::{LoadIndex, LiveNode, Nodes};
+use crate::core::cause::Cause;
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
-use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord};
-use crate::core::cause::Cause;
-use crate::core::settings::SchedulerSettings;
 use crate::core::model::Mutation;
+use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord};
+use crate::core::settings::SchedulerSettings;
 use crate::core::time::Instant;
 
 #[derive(Clone, Debug)]
@@ -135,7 +135,13 @@ impl LiveCluster {
     }
 
     /// The shard's leader reported its load.
-    pub fn record_load(&mut self, cluster: &ClusterCatalog, shard: ShardId, load: &ShardLoad, now: Instant) {
+    pub fn record_load(
+        &mut self,
+        cluster: &ClusterCatalog,
+        shard: ShardId,
+        load: &ShardLoad,
+        now: Instant,
+    ) {
         if self.loads.record(shard, load, now) {
             self.hot.window_closed(shard, self.loads.trusted(shard).map(|l| l.units()), now);
             self.placement.window_closed(shard);
@@ -165,7 +171,13 @@ impl LiveCluster {
 
     /// A split's source let `share` of its load go to the new shard: both are learnt afresh,
     /// each starting from its part of the source's estimate.
-    pub fn split_load(&mut self, cluster: &ClusterCatalog, source: ShardId, new: ShardId, share: f64) {
+    pub fn split_load(
+        &mut self,
+        cluster: &ClusterCatalog,
+        source: ShardId,
+        new: ShardId,
+        share: f64,
+    ) {
         self.loads.split(source, new, share);
         self.hot.reset(source);
         self.hot.reset(new);
@@ -194,7 +206,14 @@ impl LiveCluster {
         &self.events
     }
 
-    pub fn log_event(&mut self, at: Instant, cause: Cause, shard: Option<ShardId>, text: String, config: &CoreConfig) {
+    pub fn log_event(
+        &mut self,
+        at: Instant,
+        cause: Cause,
+        shard: Option<ShardId>,
+        text: String,
+        config: &CoreConfig,
+    ) {
         self.events.push(at, cause, shard, text, config.events_kept_max);
     }
 
@@ -253,9 +272,16 @@ impl LiveCluster {
         self.removing.clear();
         self.splits_starting = 0;
         self.procedure_steps.retain(|id, _| cluster.procedures.contains_key(id));
-        self.merging_away = cluster.procedures.values().filter(|p| p.kind() == ProcedureKind::Merge).map(|p| ShardId(p.shard)).collect();
+        self.merging_away = cluster
+            .procedures
+            .values()
+            .filter(|p| p.kind() == ProcedureKind::Merge)
+            .map(|p| ShardId(p.shard))
+            .collect();
         self.nodes.recount(&planned_counts(cluster, &self.intent, self.nodes.len()));
-        self.placement = Placement::new((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))));
+        self.placement = Placement::new(
+            (0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))),
+        );
         self.deficit_scan_due = true;
     }
 
@@ -264,7 +290,8 @@ impl LiveCluster {
         let (from, to) = (self.leases.len(), cluster.shards.len());
         self.intent.grow(to);
         self.grow_per_shard(to);
-        let standings: Vec<Standing> = (from..to).map(|i| self.standing(cluster, ShardId(i as u32))).collect();
+        let standings: Vec<Standing> =
+            (from..to).map(|i| self.standing(cluster, ShardId(i as u32))).collect();
         self.placement.grow(standings.into_iter());
         self.splits_starting = self.splits_starting.saturating_sub((to - from) as u32);
     }
@@ -332,7 +359,11 @@ impl LiveCluster {
     /// When this leader first saw procedure `id` at `step`, and first saw it at all (now, the
     /// first time it asks). Both clocks restart with a new meta leader.
     pub fn procedure_since(&mut self, id: u64, step: u32, now: Instant) -> (Instant, Instant) {
-        let entry = self.procedure_steps.entry(id).or_insert(ProcedureClock { step, step_since: now, seen_since: now });
+        let entry = self.procedure_steps.entry(id).or_insert(ProcedureClock {
+            step,
+            step_since: now,
+            seen_since: now,
+        });
         if entry.step != step {
             (entry.step, entry.step_since) = (step, now);
         }
@@ -341,7 +372,10 @@ impl LiveCluster {
 
     /// How long this leader has seen the procedure at `step`, in ms (0: not yet).
     pub fn procedure_step_age(&self, id: u64, step: u32, now: Instant) -> u64 {
-        self.procedure_steps.get(&id).filter(|c| c.step == step).map_or(0, |c| now.0.saturating_sub(c.step_since.0))
+        self.procedure_steps
+            .get(&id)
+            .filter(|c| c.step == step)
+            .map_or(0, |c| now.0.saturating_sub(c.step_since.0))
     }
 
     /// The procedure's deletion landed: its step clock goes too.
@@ -352,11 +386,18 @@ impl LiveCluster {
     /// Whether a drop or an alter of the table is being written: a move that rewrites its
     /// record now would undo it.
     pub fn table_written(&self, table: TableId) -> bool {
-        self.in_flight.contains(&Awaiting::TableDeletion(table)) || self.in_flight.contains(&Awaiting::TableAlter(table))
+        self.in_flight.contains(&Awaiting::TableDeletion(table))
+            || self.in_flight.contains(&Awaiting::TableAlter(table))
     }
 
     /// `count` tables move from one shard to another (a split): the intent's counts follow.
-    pub fn move_table_counts(&mut self, cluster: &ClusterCatalog, from: ShardId, to: ShardId, count: u32) {
+    pub fn move_table_counts(
+        &mut self,
+        cluster: &ClusterCatalog,
+        from: ShardId,
+        to: ShardId,
+        count: u32,
+    ) {
         self.intent.count_table(from, -(count as i32));
         self.intent.count_table(to, count as i32);
         self.reindex(cluster, from);
@@ -401,7 +442,14 @@ impl LiveCluster {
 
     /// A heartbeat from `node`: it is online. `false` for a duplicate or reordered heartbeat,
     /// which must not extend any lease.
-    pub fn heard_from(&mut self, cluster: &ClusterCatalog, node: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> bool {
+    pub fn heard_from(
+        &mut self,
+        cluster: &ClusterCatalog,
+        node: NodeId,
+        session: SessionId,
+        hb: &Heartbeat,
+        now: Instant,
+    ) -> bool {
         let Some(heard) = self.nodes.heard(node, session, hb, now) else {
             return false;
         };
@@ -435,7 +483,10 @@ impl LiveCluster {
     /// catalog places on it, and those a pending change gives it.
     fn reindex_led_by(&mut self, cluster: &ClusterCatalog, node: NodeId) {
         let stored = cluster.node_shards.get(node.index()).into_iter().flatten().copied();
-        let led: Vec<ShardId> = stored.chain(self.intent.pending_shards()).filter(|&s| self.intended(cluster, s).leader == Some(node.0)).collect();
+        let led: Vec<ShardId> = stored
+            .chain(self.intent.pending_shards())
+            .filter(|&s| self.intended(cluster, s).leader == Some(node.0))
+            .collect();
         for shard in led {
             self.reindex(cluster, shard);
         }
@@ -444,17 +495,24 @@ impl LiveCluster {
     /// Records a decided (not yet durable) shard record and keeps the load counters in step.
     /// Load counters count a shard in transfer as already moved, so that planning does not pile
     /// more work on the node it is leaving. A leader move is remembered from `now`.
-    pub fn set_intended(&mut self, cluster: &ClusterCatalog, new: ShardRecord, now: Instant, config: &CoreConfig) {
+    pub fn set_intended(
+        &mut self,
+        cluster: &ClusterCatalog,
+        new: ShardRecord,
+        now: Instant,
+        config: &CoreConfig,
+    ) {
         let id = ShardId(new.id);
         // Net change per node first, so that a node whose role stays the same costs nothing.
         let mut deltas: Vec<(u32, i32, i32)> = Vec::with_capacity(8);
-        let mut count = |node: u32, leader: bool, d: i32| match deltas.iter_mut().find(|x| x.0 == node) {
-            Some(x) => {
-                x.1 += d * leader as i32;
-                x.2 += d;
-            }
-            None => deltas.push((node, d * leader as i32, d)),
-        };
+        let mut count =
+            |node: u32, leader: bool, d: i32| match deltas.iter_mut().find(|x| x.0 == node) {
+                Some(x) => {
+                    x.1 += d * leader as i32;
+                    x.2 += d;
+                }
+                None => deltas.push((node, d * leader as i32, d)),
+            };
         let old = planned(self.intended(cluster, id));
         for r in old.replicas() {
             count(r, old.leader == Some(r), -1);
@@ -503,9 +561,16 @@ impl LiveCluster {
 
     /// Grants or renews `node`'s lease on `shard` unless the node is offline (a restart not yet
     /// admitted) or another lease may still hold.
-    pub fn try_grant_lease(&mut self, shard: ShardId, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
+    pub fn try_grant_lease(
+        &mut self,
+        shard: ShardId,
+        node: NodeId,
+        now: Instant,
+        config: &CoreConfig,
+    ) -> bool {
         let nodes = &self.nodes;
-        nodes.get(node).online && self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
+        nodes.get(node).online
+            && self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
     }
 
     /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over. `true` if
@@ -515,7 +580,12 @@ impl LiveCluster {
     }
 
     /// Hands out an id, raising the stored ceiling in the same change when the block runs out.
-    pub fn alloc_id(&mut self, cluster: ClusterId, block: u64, mutations: &mut Vec<Mutation>) -> u64 {
+    pub fn alloc_id(
+        &mut self,
+        cluster: ClusterId,
+        block: u64,
+        mutations: &mut Vec<Mutation>,
+    ) -> u64 {
         self.intent.alloc_id(cluster, block, mutations)
     }
 
@@ -572,7 +642,10 @@ impl LiveCluster {
     /// `Err` names the first derived value that disagrees with its source: each is rebuilt from
     /// the catalog and the intent and compared with what the live state holds.
     pub fn check_consistency(&self, cluster: &ClusterCatalog) -> Result<(), String> {
-        if self.leases.len() != cluster.shards.len() || self.loads.len() != cluster.shards.len() || self.nodes.len() < cluster.nodes.len() {
+        if self.leases.len() != cluster.shards.len()
+            || self.loads.len() != cluster.shards.len()
+            || self.nodes.len() < cluster.nodes.len()
+        {
             return Err(format!(
                 "{} shard and {} node live states for {} shards and {} nodes",
                 self.leases.len(),
@@ -582,7 +655,8 @@ impl LiveCluster {
             ));
         }
         self.intent.check(cluster)?;
-        self.placement.check((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))))?;
+        self.placement
+            .check((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))))?;
         self.nodes.check_counts(&planned_counts(cluster, &self.intent, self.nodes.len()))?;
         self.in_flight.check()
     }

@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 
 use crate::core::config::{CoreConfig, PlantedBug};
+use crate::core::error::quoted;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, NodeStats};
 use crate::core::time::{Duration, Instant};
-use crate::core::error::quoted;
 
 #[derive(Clone, Debug)]
 pub struct LiveNode {
@@ -126,12 +126,14 @@ pub struct LoadIndex {
 
 impl LoadIndex {
     fn insert(&mut self, id: NodeId, n: &LiveNode) {
-        let fresh = self.by_leaders.insert((n.leaders, n.replicas, id)) & self.by_replicas.insert((n.replicas, id));
+        let fresh = self.by_leaders.insert((n.leaders, n.replicas, id))
+            & self.by_replicas.insert((n.replicas, id));
         assert!(fresh, "load index: node {id} indexed twice");
     }
 
     fn remove(&mut self, id: NodeId, n: &LiveNode) {
-        let held = self.by_leaders.remove(&(n.leaders, n.replicas, id)) & self.by_replicas.remove(&(n.replicas, id));
+        let held = self.by_leaders.remove(&(n.leaders, n.replicas, id))
+            & self.by_replicas.remove(&(n.replicas, id));
         assert!(held, "load index: node {id} not indexed at its counts");
     }
 
@@ -157,7 +159,10 @@ impl LoadIndex {
     fn matches(&self, nodes: &[LiveNode]) -> bool {
         let fresh = |id: NodeId| &nodes[id.index()];
         self.by_leaders.len() == self.by_replicas.len()
-            && self.by_leaders.iter().all(|&(l, r, id)| (fresh(id).leaders, fresh(id).replicas) == (l, r))
+            && self
+                .by_leaders
+                .iter()
+                .all(|&(l, r, id)| (fresh(id).leaders, fresh(id).replicas) == (l, r))
             && self.by_replicas.iter().all(|&(r, id)| fresh(id).replicas == r)
     }
 }
@@ -234,7 +239,13 @@ impl Nodes {
     /// A heartbeat from the node arrived over `session`: the node is online and heard, and
     /// admitted once its incarnation has sent the settle count. `None` for a duplicate or
     /// reordered heartbeat, which must not extend any lease.
-    pub(super) fn heard(&mut self, id: NodeId, session: SessionId, hb: &Heartbeat, now: Instant) -> Option<Heard> {
+    pub(super) fn heard(
+        &mut self,
+        id: NodeId,
+        session: SessionId,
+        hb: &Heartbeat,
+        now: Instant,
+    ) -> Option<Heard> {
         let n = &self.list[id.index()];
         if n.incarnation == hb.incarnation && (hb.seq <= n.last_seq || n.left) {
             return None;
@@ -273,7 +284,10 @@ impl Nodes {
 
     /// Online nodes not heard from for longer than `silence`.
     pub(super) fn silent(&self, now: Instant, silence: Duration) -> Vec<NodeId> {
-        self.iter().filter(|(_, n)| n.online && now > n.last_heartbeat + silence).map(|(id, _)| id).collect()
+        self.iter()
+            .filter(|(_, n)| n.online && now > n.last_heartbeat + silence)
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// Moves the node's intended counts by the given deltas, keeping the load index in step.
@@ -284,8 +298,10 @@ impl Nodes {
             self.load.remove(id, node);
         }
         let node = &mut self.list[id.index()];
-        node.replicas = node.replicas.checked_add_signed(replicas).expect("replica count stays in range");
-        node.leaders = node.leaders.checked_add_signed(leaders).expect("leader count stays in range");
+        node.replicas =
+            node.replicas.checked_add_signed(replicas).expect("replica count stays in range");
+        node.leaders =
+            node.leaders.checked_add_signed(leaders).expect("leader count stays in range");
         assert!(node.leaders <= node.replicas, "node {id} leads more shards than it holds");
         if indexed {
             self.load.insert(id, &self.list[id.index()]);
@@ -308,10 +324,14 @@ impl Nodes {
     pub(super) fn check_counts(&self, counts: &[(u32, u32)]) -> Result<(), String> {
         for (i, (n, want)) in self.list.iter().zip(counts).enumerate() {
             if (n.leaders, n.replicas) != *want {
-                return Err(format!("node {i} counts {} leaders and {} replicas, the intent {} and {}", n.leaders, n.replicas, want.0, want.1));
+                return Err(format!(
+                    "node {i} counts {} leaders and {} replicas, the intent {} and {}",
+                    n.leaders, n.replicas, want.0, want.1
+                ));
             }
         }
-        let placeable: Vec<NodeId> = self.iter().filter(|(_, n)| n.placeable()).map(|(id, _)| id).collect();
+        let placeable: Vec<NodeId> =
+            self.iter().filter(|(_, n)| n.placeable()).map(|(id, _)| id).collect();
         let mut indexed: Vec<NodeId> = self.load.by_replicas().collect();
         indexed.sort_unstable();
         if indexed != placeable || !self.load.matches(&self.list) {
@@ -326,7 +346,13 @@ mod tests {
     use super::*;
 
     fn beat(incarnation: u64, seq: u64) -> Heartbeat {
-        Heartbeat { node: "n1".into(), endpoint: "n1:1".into(), incarnation, seq, ..Default::default() }
+        Heartbeat {
+            node: "n1".into(),
+            endpoint: "n1:1".into(),
+            incarnation,
+            seq,
+            ..Default::default()
+        }
     }
 
     /// A restart is offline until admitted, also when it comes before the tick that would have
@@ -347,11 +373,20 @@ mod tests {
         let heard = nodes.heard(id, SessionId(2), &beat(2, 2), Instant(15_000)).unwrap();
         assert!(!heard.reclassed && !nodes.get(id).online);
         let heard = nodes.heard(id, SessionId(2), &beat(2, 3), Instant(16_000)).unwrap();
-        assert!(heard.reclassed && heard.placeable && nodes.get(id).online && !nodes.get(id).returning);
+        assert!(
+            heard.reclassed && heard.placeable && nodes.get(id).online && !nodes.get(id).returning
+        );
 
         // A node this leader never heard (inherited from the last one) is online at once.
         nodes.add(NodeId(1), Instant(16_000), false);
-        let heard = nodes.heard(NodeId(1), SessionId(3), &Heartbeat { node: "n2".into(), ..beat(7, 1) }, Instant(16_500)).unwrap();
+        let heard = nodes
+            .heard(
+                NodeId(1),
+                SessionId(3),
+                &Heartbeat { node: "n2".into(), ..beat(7, 1) },
+                Instant(16_500),
+            )
+            .unwrap();
         assert!(heard.reclassed && nodes.get(NodeId(1)).online && !nodes.get(NodeId(1)).returning);
     }
 }

@@ -114,9 +114,17 @@ impl Placement {
         let i = shard.index();
         self.load_sum += s.load - self.loads[i];
         self.loads[i] = s.load;
-        let key = Key { class: s.class, load_milli: milli(s.load + self.placed[i]), tables: s.tables, shard };
+        let key = Key {
+            class: s.class,
+            load_milli: milli(s.load + self.placed[i]),
+            tables: s.tables,
+            shard,
+        };
         if key != self.keys[i] {
-            assert!(self.order.remove(&self.keys[i]), "shard {shard} is in the placement order at its key");
+            assert!(
+                self.order.remove(&self.keys[i]),
+                "shard {shard} is in the placement order at its key"
+            );
             self.order.insert(key);
             self.keys[i] = key;
         }
@@ -135,13 +143,25 @@ impl Placement {
     /// `Err` unless the order holds exactly each shard's key, built from `standings`.
     pub(super) fn check(&self, standings: impl Iterator<Item = Standing>) -> Result<(), String> {
         for (i, s) in standings.enumerate() {
-            let want = Key { class: s.class, load_milli: milli(s.load + self.placed[i]), tables: s.tables, shard: ShardId(i as u32) };
+            let want = Key {
+                class: s.class,
+                load_milli: milli(s.load + self.placed[i]),
+                tables: s.tables,
+                shard: ShardId(i as u32),
+            };
             if self.keys.get(i) != Some(&want) || !self.order.contains(&want) {
-                return Err(format!("placement key of shard {i} is {:?}, its standing says {want:?}", self.keys.get(i)));
+                return Err(format!(
+                    "placement key of shard {i} is {:?}, its standing says {want:?}",
+                    self.keys.get(i)
+                ));
             }
         }
         if self.order.len() != self.keys.len() {
-            return Err(format!("{} placement entries for {} shards", self.order.len(), self.keys.len()));
+            return Err(format!(
+                "{} placement entries for {} shards",
+                self.order.len(),
+                self.keys.len()
+            ));
         }
         Ok(())
     }
@@ -194,9 +214,17 @@ mod tests {
 
     #[test]
     fn ready_shards_come_first_and_unassigned_ones_last() {
-        let standings = [standing(Class::Unassigned, 0.0, 0), standing(Class::Assigned, 0.0, 0), standing(Class::Ready, 500.0, 40)];
+        let standings = [
+            standing(Class::Unassigned, 0.0, 0),
+            standing(Class::Assigned, 0.0, 0),
+            standing(Class::Ready, 500.0, 40),
+        ];
         let mut p = Placement::new(standings.iter().copied());
-        assert_eq!(p.best(), ShardId(2), "a busy ready shard beats an idle one that cannot serve yet");
+        assert_eq!(
+            p.best(),
+            ShardId(2),
+            "a busy ready shard beats an idle one that cannot serve yet"
+        );
         p.set(ShardId(2), standing(Class::Assigned, 500.0, 40));
         assert_eq!(p.best(), ShardId(1));
         p.set(ShardId(1), standing(Class::Unassigned, 0.0, 0));

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::mutation::{DecodeError, Mutation};
 use super::records::*;
 use super::tables::{Table, Tables};
 use crate::core::ids::*;
-use super::mutation::{DecodeError, Mutation};
 
 /// The most shards a stored cluster may claim. Loading refuses more, so that a corrupt record
 /// cannot make the loader allocate without bound; `shards_per_cluster_max` stays below it.
@@ -56,9 +56,17 @@ impl ClusterCatalog {
         if let Some(s) = self.schemas.keys().find(|s| self.tables.get(TableId(s.0)).is_some()) {
             return Some(format!("id {s} is both a schema and a table"));
         }
-        let highest = self.tables.last_id().map(|t| t.0).into_iter().chain(self.schemas.keys().next_back().map(|s| s.0)).max();
+        let highest = self
+            .tables
+            .last_id()
+            .map(|t| t.0)
+            .into_iter()
+            .chain(self.schemas.keys().next_back().map(|s| s.0))
+            .max();
         match highest {
-            Some(id) if id >= self.id_ceiling => Some(format!("id {id} at or above the id ceiling {}", self.id_ceiling)),
+            Some(id) if id >= self.id_ceiling => {
+                Some(format!("id {id} at or above the id ceiling {}", self.id_ceiling))
+            }
             _ => None,
         }
     }
@@ -86,9 +94,13 @@ impl ClusterCatalog {
     /// The cluster's shard count grew (a split): the new shards start unassigned and empty.
     /// Nothing else about a cluster record ever changes.
     fn grow(&mut self, record: ClusterRecord) -> Result<(), DecodeError> {
-        let same_otherwise = ClusterRecord { shard_count: self.record.shard_count, ..record.clone() } == self.record;
+        let same_otherwise =
+            ClusterRecord { shard_count: self.record.shard_count, ..record.clone() } == self.record;
         if !same_otherwise || record.shard_count < self.record.shard_count {
-            return Err(DecodeError(format!("cluster {} can only grow its shard count once created", record.id)));
+            return Err(DecodeError(format!(
+                "cluster {} can only grow its shard count once created",
+                record.id
+            )));
         }
         let n = record.shard_count;
         self.shards.extend((self.record.shard_count..n).map(ShardRecord::unassigned));
@@ -109,13 +121,27 @@ impl ClusterCatalog {
             let Some(t) = s.transfer else { continue };
             match self.procedures.get(&t.procedure) {
                 Some(p) if p.kind() == ProcedureKind::Transfer && p.shard == s.id => {}
-                _ => return Some(format!("shard {} is in transfer by procedure {}, which is not its transfer", s.id, t.procedure)),
+                _ => {
+                    return Some(format!(
+                        "shard {} is in transfer by procedure {}, which is not its transfer",
+                        s.id, t.procedure
+                    ))
+                }
             }
         }
-        let stray = self.procedures.values().filter(|p| p.kind() == ProcedureKind::Transfer).find(|p| {
-            self.shards.get(p.shard as usize).and_then(|s| s.transfer).is_none_or(|t| t.procedure != p.id)
-        });
-        stray.map(|p| format!("transfer procedure {} names shard {}, which is not in transfer by it", p.id, p.shard))
+        let stray =
+            self.procedures.values().filter(|p| p.kind() == ProcedureKind::Transfer).find(|p| {
+                self.shards
+                    .get(p.shard as usize)
+                    .and_then(|s| s.transfer)
+                    .is_none_or(|t| t.procedure != p.id)
+            });
+        stray.map(|p| {
+            format!(
+                "transfer procedure {} names shard {}, which is not in transfer by it",
+                p.id, p.shard
+            )
+        })
     }
 
     /// The procedure holding `shard`, if any.
@@ -129,7 +155,10 @@ impl ClusterCatalog {
     pub fn moving(&self, table: TableId) -> Option<&ProcedureRecord> {
         let shard = ShardId(self.tables.get(table)?.shard);
         self.procedures.values().find(|p| match (p.kind(), p.step()) {
-            (ProcedureKind::Split, ProcedureStep::AwaitingTablesMoved | ProcedureStep::RollingBack) => p.tables.binary_search(&table.0).is_ok(),
+            (
+                ProcedureKind::Split,
+                ProcedureStep::AwaitingTablesMoved | ProcedureStep::RollingBack,
+            ) => p.tables.binary_search(&table.0).is_ok(),
             (ProcedureKind::Merge, ProcedureStep::AwaitingTablesMoved) => p.shard == shard.0,
             _ => false,
         })
@@ -138,13 +167,22 @@ impl ClusterCatalog {
     fn put_procedure(&mut self, p: ProcedureRecord) -> Result<(), DecodeError> {
         let known = ProcedureKind::from_code(p.kind).zip(ProcedureStep::from_code(p.step));
         if !known.is_some_and(|(kind, step)| kind.has_step(step)) {
-            return Err(DecodeError(format!("procedure {} has unknown kind {} or step {}, or a step its kind never takes", p.id, p.kind, p.step)));
+            return Err(DecodeError(format!(
+                "procedure {} has unknown kind {} or step {}, or a step its kind never takes",
+                p.id, p.kind, p.step
+            )));
         }
         let shards = [ShardId(p.shard), ShardId(p.new_shard)];
         if let Some(s) = shards.iter().find(|s| s.index() >= self.shards.len()) {
-            return Err(DecodeError(format!("procedure {} names shard {s} of {}", p.id, self.shards.len())));
+            return Err(DecodeError(format!(
+                "procedure {} names shard {s} of {}",
+                p.id,
+                self.shards.len()
+            )));
         }
-        if let Some(s) = shards.iter().find(|s| self.shard_locks.get(s).is_some_and(|&other| other != p.id)) {
+        if let Some(s) =
+            shards.iter().find(|s| self.shard_locks.get(s).is_some_and(|&other| other != p.id))
+        {
             return Err(DecodeError(format!("shard {s} is locked by two procedures")));
         }
         for s in shards {
@@ -189,7 +227,11 @@ impl ClusterCatalog {
     /// A table must name a shard and a schema of its cluster.
     fn check_table(&self, id: TableId, t: &Table) -> Result<(), DecodeError> {
         if t.shard as usize >= self.shards.len() {
-            return Err(DecodeError(format!("table {id} names shard {} of {}", t.shard, self.shards.len())));
+            return Err(DecodeError(format!(
+                "table {id} names shard {} of {}",
+                t.shard,
+                self.shards.len()
+            )));
         }
         if !self.schemas.contains_key(&t.schema) {
             return Err(DecodeError(format!("table {id} names unknown schema {}", t.schema)));
@@ -239,7 +281,11 @@ impl ClusterCatalog {
     fn put_shard(&mut self, s: ShardRecord) -> Result<(), DecodeError> {
         let idx = s.id as usize;
         if idx >= self.shards.len() {
-            return Err(DecodeError(format!("shard {} beyond shard count {}", s.id, self.shards.len())));
+            return Err(DecodeError(format!(
+                "shard {} beyond shard count {}",
+                s.id,
+                self.shards.len()
+            )));
         }
         if let Some(n) = s.replicas().find(|n| *n as usize >= self.nodes.len()) {
             return Err(DecodeError(format!("shard {} names unknown node {n}", s.id)));
@@ -249,7 +295,10 @@ impl ClusterCatalog {
         }
         if let Some(t) = s.transfer {
             if Some(t.from) != s.leader || t.to == t.from || t.to as usize >= self.nodes.len() {
-                return Err(DecodeError(format!("shard {} has an impossible transfer {t:?}", s.id)));
+                return Err(DecodeError(format!(
+                    "shard {} has an impossible transfer {t:?}",
+                    s.id
+                )));
             }
         }
         let shard = ShardId(s.id);
@@ -266,11 +315,18 @@ impl ClusterCatalog {
     fn put_node(&mut self, n: NodeRecord) -> Result<(), DecodeError> {
         let idx = n.id as usize;
         if idx > self.nodes.len() {
-            return Err(DecodeError(format!("node {} registered before node {}", n.id, self.nodes.len())));
+            return Err(DecodeError(format!(
+                "node {} registered before node {}",
+                n.id,
+                self.nodes.len()
+            )));
         }
         if let Some(&other) = self.node_by_name.get(&n.name).filter(|_| !n.removed) {
             if other.0 != n.id {
-                return Err(DecodeError(format!("node name {:?} held by nodes {other} and {}", n.name, n.id)));
+                return Err(DecodeError(format!(
+                    "node name {:?} held by nodes {other} and {}",
+                    n.name, n.id
+                )));
             }
         }
         if idx < self.nodes.len() && self.nodes[idx].removed && !n.removed {
@@ -293,7 +349,12 @@ impl ClusterCatalog {
 
 impl ClusterCatalog {
     fn integrity_error(&self) -> Option<String> {
-        if let Some(i) = self.nodes.iter().zip(&self.node_shards).position(|(n, held)| n.removed && !held.is_empty()) {
+        if let Some(i) = self
+            .nodes
+            .iter()
+            .zip(&self.node_shards)
+            .position(|(n, held)| n.removed && !held.is_empty())
+        {
             return Some(format!("removed node {i} still holds shards {:?}", self.node_shards[i]));
         }
         let mut homes: BTreeMap<TableId, ShardId> = BTreeMap::new();
@@ -304,19 +365,33 @@ impl ClusterCatalog {
                 }
             }
         }
-        if let Some((id, t)) = self.tables.iter().find(|(id, t)| homes.get(id) != Some(&ShardId(t.shard))) {
+        if let Some((id, t)) =
+            self.tables.iter().find(|(id, t)| homes.get(id) != Some(&ShardId(t.shard)))
+        {
             return Some(format!("table {id} names shard {} but is not in it", t.shard));
         }
         if homes.len() != self.tables.len() {
-            return Some(format!("shards hold {} tables, the catalog {}", homes.len(), self.tables.len()));
+            return Some(format!(
+                "shards hold {} tables, the catalog {}",
+                homes.len(),
+                self.tables.len()
+            ));
         }
-        if let Some(s) = self.shards.iter().find(|s| s.retired && !self.shard_tables[s.id as usize].is_empty()) {
-            return Some(format!("shard {} is retired but holds {} tables", s.id, self.shard_tables[s.id as usize].len()));
+        if let Some(s) =
+            self.shards.iter().find(|s| s.retired && !self.shard_tables[s.id as usize].is_empty())
+        {
+            return Some(format!(
+                "shard {} is retired but holds {} tables",
+                s.id,
+                self.shard_tables[s.id as usize].len()
+            ));
         }
         if !self.tables.name_index_is_consistent() {
             return Some("the table name index does not match the tables".into());
         }
-        self.id_error().or_else(|| self.shards.iter().find_map(|s| s.shape_error())).or_else(|| self.transfer_error())
+        self.id_error()
+            .or_else(|| self.shards.iter().find_map(|s| s.shape_error()))
+            .or_else(|| self.transfer_error())
     }
 }
 
@@ -342,10 +417,16 @@ impl Catalog {
                 return Ok(());
             }
             if self.dropped_clusters.contains(&id) {
-                return Err(DecodeError(format!("cluster {} was dropped and its id given again", r.id)));
+                return Err(DecodeError(format!(
+                    "cluster {} was dropped and its id given again",
+                    r.id
+                )));
             }
             if r.shard_count > SHARDS_PER_CLUSTER_CEILING {
-                return Err(DecodeError(format!("cluster {} claims {} shards", r.id, r.shard_count)));
+                return Err(DecodeError(format!(
+                    "cluster {} claims {} shards",
+                    r.id, r.shard_count
+                )));
             }
             if self.cluster_by_name.get(&r.name).is_some_and(|other| *other != id) {
                 return Err(DecodeError(format!("cluster name {:?} held by two clusters", r.name)));
@@ -362,10 +443,9 @@ impl Catalog {
             return Ok(());
         }
         let c = m.cluster();
-        let cluster = self
-            .clusters
-            .get_mut(&c)
-            .ok_or_else(|| DecodeError(format!("{} names unknown cluster {c}", m.key().encode())))?;
+        let cluster = self.clusters.get_mut(&c).ok_or_else(|| {
+            DecodeError(format!("{} names unknown cluster {c}", m.key().encode()))
+        })?;
         match m {
             Mutation::PutCluster(_) => unreachable!("handled above"),
             // The cluster goes with its tombstone, the next mutation of the same write.
@@ -393,14 +473,20 @@ impl Catalog {
     /// every shard record is well formed. The leader checks this after every input in debug
     /// builds (`Leader::check_consistency`); the simulators check it as invariant S5.
     pub fn integrity_error(&self) -> Option<String> {
-        self.clusters.iter().find_map(|(cid, c)| c.integrity_error().map(|e| format!("cluster {cid}: {e}")))
+        self.clusters
+            .iter()
+            .find_map(|(cid, c)| c.integrity_error().map(|e| format!("cluster {cid}: {e}")))
     }
 
     /// Every cluster's ids are below its ceiling and unique (see [`ClusterCatalog::id_error`]),
     /// and its transfers have their procedures ([`ClusterCatalog::transfer_error`]).
     pub(crate) fn check_ids(&self) -> Result<(), DecodeError> {
         let error = |c: &ClusterCatalog| c.id_error().or_else(|| c.transfer_error());
-        match self.clusters.iter().find_map(|(id, c)| error(c).map(|e| format!("cluster {id}: {e}"))) {
+        match self
+            .clusters
+            .iter()
+            .find_map(|(id, c)| error(c).map(|e| format!("cluster {id}: {e}")))
+        {
             Some(e) => Err(DecodeError(e)),
             None => Ok(()),
         }
@@ -411,13 +497,24 @@ impl Catalog {
         for c in self.clusters.values() {
             for (id, t) in c.tables.iter().filter(|(_, t)| t.extra.is_some()) {
                 let subs = t.partition().into_iter().flat_map(|p| p.sub_tables.iter());
-                if let Some(sub) = subs.clone().find(|s| c.tables.get(TableId(**s)).is_none_or(|st| st.parent() != Some(id.0))) {
-                    return Err(DecodeError(format!("table {id} lists sub-table {sub} that does not point back")));
+                if let Some(sub) = subs
+                    .clone()
+                    .find(|s| c.tables.get(TableId(**s)).is_none_or(|st| st.parent() != Some(id.0)))
+                {
+                    return Err(DecodeError(format!(
+                        "table {id} lists sub-table {sub} that does not point back"
+                    )));
                 }
                 if let Some(parent) = t.parent() {
-                    let listed = c.tables.get(TableId(parent)).and_then(Table::partition).is_some_and(|p| p.sub_tables.contains(&id.0));
+                    let listed = c
+                        .tables
+                        .get(TableId(parent))
+                        .and_then(Table::partition)
+                        .is_some_and(|p| p.sub_tables.contains(&id.0));
                     if !listed {
-                        return Err(DecodeError(format!("sub-table {id} names parent {parent} that does not list it")));
+                        return Err(DecodeError(format!(
+                            "sub-table {id} names parent {parent} that does not list it"
+                        )));
                     }
                 }
             }

@@ -301,7 +301,8 @@ pub enum ProcedureStep {
 }
 
 impl ProcedureKind {
-    pub const ALL: [ProcedureKind; 3] = [ProcedureKind::Split, ProcedureKind::Merge, ProcedureKind::Transfer];
+    pub const ALL: [ProcedureKind; 3] =
+        [ProcedureKind::Split, ProcedureKind::Merge, ProcedureKind::Transfer];
 
     pub fn from_code(code: u32) -> Option<ProcedureKind> {
         ProcedureKind::ALL.into_iter().find(|k| *k as u32 == code)
@@ -311,8 +312,14 @@ impl ProcedureKind {
     pub fn has_step(self, step: ProcedureStep) -> bool {
         use ProcedureStep::*;
         match self {
-            ProcedureKind::Split => matches!(step, AwaitingTablesMoved | AwaitingSourceRelease | AwaitingNewShardOpen | RollingBack),
-            ProcedureKind::Merge => matches!(step, AwaitingSourceRelease | AwaitingTablesMoved | AwaitingTargetOpen | RollingBack),
+            ProcedureKind::Split => matches!(
+                step,
+                AwaitingTablesMoved | AwaitingSourceRelease | AwaitingNewShardOpen | RollingBack
+            ),
+            ProcedureKind::Merge => matches!(
+                step,
+                AwaitingSourceRelease | AwaitingTablesMoved | AwaitingTargetOpen | RollingBack
+            ),
             ProcedureKind::Transfer => step == AwaitingLeaderRelease,
         }
     }
@@ -328,8 +335,16 @@ impl ProcedureKind {
 
 impl ProcedureStep {
     pub fn from_code(code: u32) -> Option<ProcedureStep> {
-        [Self::AwaitingTablesMoved, Self::AwaitingSourceRelease, Self::AwaitingNewShardOpen, Self::RollingBack, Self::AwaitingTargetOpen, Self::AwaitingLeaderRelease]
-            .into_iter().find(|s| *s as u32 == code)
+        [
+            Self::AwaitingTablesMoved,
+            Self::AwaitingSourceRelease,
+            Self::AwaitingNewShardOpen,
+            Self::RollingBack,
+            Self::AwaitingTargetOpen,
+            Self::AwaitingLeaderRelease,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == code)
     }
 
     pub fn name(self) -> &'static str {
@@ -347,7 +362,8 @@ impl ProcedureStep {
 impl ProcedureRecord {
     /// A leader transfer of `shard`, which it alone locks.
     pub fn transfer(id: u64, shard: u32, why: String) -> ProcedureRecord {
-        let (kind, step) = (ProcedureKind::Transfer as u32, ProcedureStep::AwaitingLeaderRelease as u32);
+        let (kind, step) =
+            (ProcedureKind::Transfer as u32, ProcedureStep::AwaitingLeaderRelease as u32);
         ProcedureRecord { id, kind, step, shard, new_shard: shard, why, ..Default::default() }
     }
 

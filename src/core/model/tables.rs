@@ -36,8 +36,14 @@ pub struct TableExtra {
 
 impl Table {
     pub fn from_record(r: TableRecord) -> (TableId, Table) {
-        let extra = (!r.options.is_empty() || r.parent.is_some() || r.partition.is_some())
-            .then(|| Box::new(TableExtra { options: r.options, parent: r.parent, partition: r.partition }));
+        let extra =
+            (!r.options.is_empty() || r.parent.is_some() || r.partition.is_some()).then(|| {
+                Box::new(TableExtra {
+                    options: r.options,
+                    parent: r.parent,
+                    partition: r.partition,
+                })
+            });
         let table = Table {
             schema: SchemaId(r.schema),
             shard: r.shard,
@@ -85,7 +91,8 @@ impl Tables {
     /// input is several times faster than a million inserts at random places, and leaves the
     /// trees' nodes full instead of about half full. Ids must be distinct.
     pub fn from_unique(tables: Vec<(TableId, Table)>) -> Tables {
-        let mut names: Vec<(SchemaId, u64, TableId)> = tables.iter().map(|(id, t)| (t.schema, name_hash(&t.name), *id)).collect();
+        let mut names: Vec<(SchemaId, u64, TableId)> =
+            tables.iter().map(|(id, t)| (t.schema, name_hash(&t.name), *id)).collect();
         names.sort_unstable();
         let by_id: BTreeMap<TableId, Table> = tables.into_iter().collect();
         let by_name: BTreeSet<_> = names.into_iter().collect();
@@ -138,7 +145,10 @@ impl Tables {
     }
 
     /// The tables with ids above `after` (all with `None`), in id order.
-    pub fn iter_after(&self, after: Option<TableId>) -> impl Iterator<Item = (TableId, &Table)> + '_ {
+    pub fn iter_after(
+        &self,
+        after: Option<TableId>,
+    ) -> impl Iterator<Item = (TableId, &Table)> + '_ {
         use std::ops::Bound::{Excluded, Unbounded};
         let from = after.map_or(Unbounded, Excluded);
         self.by_id.range((from, Unbounded)).map(|(&id, t)| (id, t))
@@ -146,7 +156,9 @@ impl Tables {
 
     /// The ids of `schema`'s tables, in no particular order (by name hash).
     pub fn in_schema(&self, schema: SchemaId) -> impl Iterator<Item = TableId> + '_ {
-        self.by_name.range((schema, 0, TableId(0))..=(schema, u64::MAX, TableId(u64::MAX))).map(|&(_, _, id)| id)
+        self.by_name
+            .range((schema, 0, TableId(0))..=(schema, u64::MAX, TableId(u64::MAX)))
+            .map(|&(_, _, id)| id)
     }
 
     pub fn ids(&self) -> impl Iterator<Item = TableId> + '_ {
@@ -160,13 +172,18 @@ impl Tables {
     /// Whether the name index holds exactly one entry per table, for consistency checks (equal
     /// sizes and every table's entry present make the two sets equal).
     pub fn name_index_is_consistent(&self) -> bool {
-        self.by_name.len() == self.by_id.len() && self.by_id.iter().all(|(&id, t)| self.by_name.contains(&(t.schema, name_hash(&t.name), id)))
+        self.by_name.len() == self.by_id.len()
+            && self
+                .by_id
+                .iter()
+                .all(|(&id, t)| self.by_name.contains(&(t.schema, name_hash(&t.name), id)))
     }
 }
 
 /// FNV-1a: deterministic across runs and platforms, which the core needs (no random keys).
 fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    name.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -192,7 +209,10 @@ mod tests {
         };
         let (id, t) = Table::from_record(r.clone());
         assert_eq!(t.to_record(id), r);
-        assert!(Table::from_record(TableRecord::default()).1.extra.is_none(), "a plain table pays no extra allocation");
+        assert!(
+            Table::from_record(TableRecord::default()).1.extra.is_none(),
+            "a plain table pays no extra allocation"
+        );
     }
 
     /// Names that share a hash are told apart by the names themselves.
@@ -210,7 +230,8 @@ mod tests {
 
     #[test]
     fn building_at_once_equals_inserting_one_by_one() {
-        let all: Vec<(TableId, Table)> = (0..500u64).rev().map(|i| (TableId(i), table(i % 3, &format!("t{i}")))).collect();
+        let all: Vec<(TableId, Table)> =
+            (0..500u64).rev().map(|i| (TableId(i), table(i % 3, &format!("t{i}")))).collect();
         let mut one_by_one = Tables::default();
         for (id, t) in all.clone() {
             one_by_one.insert(id, t);

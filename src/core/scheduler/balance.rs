@@ -11,7 +11,8 @@ use crate::core::model::{ShardRecord, TransferRecord};
 
 impl Planner<'_> {
     pub(super) fn finish_transfers(&mut self) {
-        let ready: Vec<ShardId> = self.live.intent().transfers().filter(|&s| self.live.intent().settled(s)).collect();
+        let ready: Vec<ShardId> =
+            self.live.intent().transfers().filter(|&s| self.live.intent().settled(s)).collect();
         for shard in ready {
             if self.exhausted() {
                 return;
@@ -20,25 +21,41 @@ impl Planner<'_> {
             let t = rec.transfer.expect("indexed as a transfer");
             // A target that died or is being drained is replaced; with no other node to take
             // the shard, the old leader takes it back.
-            let to = if self.staying(t.to) { Some(t.to) } else { self.successor(shard).or(self.online(t.from).then_some(t.from)) };
+            let to = if self.staying(t.to) {
+                Some(t.to)
+            } else {
+                self.successor(shard).or(self.online(t.from).then_some(t.from))
+            };
             let Some(to) = to else { continue };
             if !self.live.leases().free_for(shard, NodeId(to), self.now, self.config) {
                 continue;
             }
-            let record = planned(&ShardRecord { transfer: Some(TransferRecord { to, ..t }), ..rec.clone() }).into_owned();
-            let closes = if record.replicas().any(|r| r == t.from) { Vec::new() } else { vec![NodeId(t.from)] };
+            let record =
+                planned(&ShardRecord { transfer: Some(TransferRecord { to, ..t }), ..rec.clone() })
+                    .into_owned();
+            let closes = if record.replicas().any(|r| r == t.from) {
+                Vec::new()
+            } else {
+                vec![NodeId(t.from)]
+            };
             self.stage(record, closes, MoveReason::FinishTransfer, Cause::Finish, String::new());
         }
     }
 
     pub(super) fn balance(&mut self) {
         let nothing_else_to_do = self.live.intent().unassigned().is_empty()
-            && self.live.nodes().iter().all(|(_, n)| (n.online || n.leaders == 0) && (!n.draining || n.replicas == 0));
+            && self
+                .live
+                .nodes()
+                .iter()
+                .all(|(_, n)| (n.online || n.leaders == 0) && (!n.draining || n.replicas == 0));
         if !nothing_else_to_do {
             return;
         }
         while self.may_start_transfer() {
-            let (Some(min), Some(max)) = (self.load().by_leaders().next(), self.load().by_leaders().next_back()) else {
+            let (Some(min), Some(max)) =
+                (self.load().by_leaders().next(), self.load().by_leaders().next_back())
+            else {
                 return;
             };
             let (lo, hi) = (self.live.node(min).leaders, self.live.node(max).leaders);
@@ -50,7 +67,8 @@ impl Planner<'_> {
                 return;
             };
             let (hi, lo) = (self.live.node(from).leaders, self.live.node(to).leaders);
-            let why = format!("{} leads {hi} shards, {} leads {lo}", self.name(from.0), self.name(to.0));
+            let why =
+                format!("{} leads {hi} shards, {} leads {lo}", self.name(from.0), self.name(to.0));
             self.start_transfer(shard, from.0, to.0, Cause::LeaderCount, why);
         }
     }
@@ -64,7 +82,13 @@ impl Planner<'_> {
         const EACH_END: usize = 16;
         let leaders = |n: NodeId| self.live.node(n).leaders;
         for to in self.load().by_leaders().take(EACH_END) {
-            for from in self.load().by_leaders().rev().take(EACH_END).take_while(|&f| leaders(f) > leaders(to) + 1) {
+            for from in self
+                .load()
+                .by_leaders()
+                .rev()
+                .take(EACH_END)
+                .take_while(|&f| leaders(f) > leaders(to) + 1)
+            {
                 if let Some(shard) = self.transferable(from, to) {
                     return Some((from, to, shard));
                 }
@@ -81,18 +105,27 @@ impl Planner<'_> {
         let Some(to) = self.load().by_leaders().next() else { return };
         let leaders = |n: NodeId| self.live.node(n).leaders;
         let zone = self.zone(to.0).to_string();
-        let busy: Vec<NodeId> = self.load().by_leaders().rev().take_while(|&f| leaders(f) > leaders(to) + 1).collect();
+        let busy: Vec<NodeId> =
+            self.load().by_leaders().rev().take_while(|&f| leaders(f) > leaders(to) + 1).collect();
         for from in busy {
             for &shard in &self.cluster.node_shards[from.index()] {
                 let rec = self.intended(shard);
                 if !self.movable(shard, from.0) || rec.replicas().any(|r| r == to.0) {
                     continue;
                 }
-                let Some(slot) = rec.followers.iter().position(|&f| self.zone(f) == zone) else { continue };
+                let Some(slot) = rec.followers.iter().position(|&f| self.zone(f) == zone) else {
+                    continue;
+                };
                 let mut record = rec.clone();
                 let mate = std::mem::replace(&mut record.followers[slot], to.0);
                 let why = format!("{} takes {}'s follower slot (zone {zone:?}) so that it can lead shard {shard} in a later pass", self.name(to.0), self.name(mate));
-                self.stage(record, vec![NodeId(mate)], MoveReason::RepairFollowers, Cause::LeaderCount, why);
+                self.stage(
+                    record,
+                    vec![NodeId(mate)],
+                    MoveReason::RepairFollowers,
+                    Cause::LeaderCount,
+                    why,
+                );
                 return;
             }
         }
@@ -101,7 +134,10 @@ impl Planner<'_> {
     /// A shard that `from` leads and could hand to `to`, preferring one where `to` already
     /// follows (a promotion needs no new replica); otherwise one whose zone spread the move keeps.
     fn transferable(&self, from: NodeId, to: NodeId) -> Option<ShardId> {
-        let candidates = self.cluster.node_shards[from.index()].iter().copied().filter(|&s| self.movable(s, from.0));
+        let candidates = self.cluster.node_shards[from.index()]
+            .iter()
+            .copied()
+            .filter(|&s| self.movable(s, from.0));
         let mut first = None;
         for s in candidates {
             let rec = self.intended(s);

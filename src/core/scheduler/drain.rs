@@ -11,8 +11,13 @@ impl Planner<'_> {
         if !self.dynamic() {
             return;
         }
-        let draining: Vec<u32> =
-            self.live.nodes().iter().filter(|(_, n)| n.draining && n.online && n.leaders > 0).map(|(id, _)| id.0).collect();
+        let draining: Vec<u32> = self
+            .live
+            .nodes()
+            .iter()
+            .filter(|(_, n)| n.draining && n.online && n.leaders > 0)
+            .map(|(id, _)| id.0)
+            .collect();
         for from in draining {
             for shard in self.cluster.node_shards[from as usize].iter().copied() {
                 if !self.may_start_transfer() {

@@ -35,7 +35,10 @@ impl Planner<'_> {
                 return;
             }
             let rec = self.intended(shard);
-            if rec.leader != Some(dead.0) || rec.transfer.is_some() || !self.live.leases().expired(shard, self.now, self.config) {
+            if rec.leader != Some(dead.0)
+                || rec.transfer.is_some()
+                || !self.live.leases().expired(shard, self.now, self.config)
+            {
                 continue;
             }
             // Any live follower will do, a draining one too: promotion keeps the data in place.
@@ -76,7 +79,9 @@ impl Planner<'_> {
                 (0..self.cluster.record.shard_count)
                     .map(ShardId)
                     .filter(|&s| self.live.intent().settled(s))
-                    .filter(|&s| self.intended(s).leader.is_some() && self.intended(s).followers.len() < want),
+                    .filter(|&s| {
+                        self.intended(s).leader.is_some() && self.intended(s).followers.len() < want
+                    }),
             );
             candidates.sort_unstable();
             candidates.dedup();
@@ -90,9 +95,15 @@ impl Planner<'_> {
             if rec.transfer.is_some() {
                 continue;
             }
-            let leaving: Vec<u32> = rec.followers.iter().copied().filter(|&f| !self.staying(f)).collect();
+            let leaving: Vec<u32> =
+                rec.followers.iter().copied().filter(|&f| !self.staying(f)).collect();
             let kept: Vec<u32> = rec.replicas().filter(|r| !leaving.contains(r)).collect();
-            let fresh = self.pick_followers(shard, &rec.replicas().collect::<Vec<_>>(), &kept, want.saturating_sub(kept.len() - 1));
+            let fresh = self.pick_followers(
+                shard,
+                &rec.replicas().collect::<Vec<_>>(),
+                &kept,
+                want.saturating_sub(kept.len() - 1),
+            );
             if fresh.is_empty() {
                 continue;
             }
@@ -101,7 +112,11 @@ impl Planner<'_> {
             let mut closes = Vec::new();
             for f in fresh {
                 if record.followers.len() >= want {
-                    let Some(pos) = record.followers.iter().position(|x| leaving.contains(x) && !closes.contains(&NodeId(*x))) else {
+                    let Some(pos) = record
+                        .followers
+                        .iter()
+                        .position(|x| leaving.contains(x) && !closes.contains(&NodeId(*x)))
+                    else {
                         break;
                     };
                     closes.push(NodeId(record.followers.remove(pos)));
@@ -109,7 +124,13 @@ impl Planner<'_> {
                 record.followers.push(f);
             }
             if record.followers != self.intended(shard).followers {
-                self.stage(record, closes, MoveReason::RepairFollowers, Cause::Repair, String::new());
+                self.stage(
+                    record,
+                    closes,
+                    MoveReason::RepairFollowers,
+                    Cause::Repair,
+                    String::new(),
+                );
             }
         }
         if scan {

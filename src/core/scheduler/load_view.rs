@@ -38,14 +38,26 @@ pub struct LoadView {
 }
 
 impl LoadView {
-    pub fn of(cluster: &ClusterCatalog, live: &LiveCluster, now: Instant, config: &CoreConfig) -> LoadView {
-        let settle = Duration(config.load_window_ms.saturating_mul(config.load_windows_trusted as u64));
+    pub fn of(
+        cluster: &ClusterCatalog,
+        live: &LiveCluster,
+        now: Instant,
+        config: &CoreConfig,
+    ) -> LoadView {
+        let settle =
+            Duration(config.load_window_ms.saturating_mul(config.load_windows_trusted as u64));
         let mut nodes: Vec<Option<NodeStanding>> = live
             .nodes()
             .iter()
             .map(|(id, n)| {
                 let judged = !live.recent().node_settling(id, now, settle);
-                n.placeable().then_some(NodeStanding { load: 0.0, capacity: n.stats.capacity(), judged, moves_in: 0, moves_out: 0 })
+                n.placeable().then_some(NodeStanding {
+                    load: 0.0,
+                    capacity: n.stats.capacity(),
+                    judged,
+                    moves_in: 0,
+                    moves_out: 0,
+                })
             })
             .collect();
         let mut all_known = true;
@@ -58,9 +70,15 @@ impl LoadView {
             all_known &= live.loads().known(shard);
         }
         let placed = nodes.iter().flatten();
-        let (load, capacity) = placed.clone().fold((0.0, 0.0), |(l, c), n| (l + n.load, c + n.capacity));
+        let (load, capacity) =
+            placed.clone().fold((0.0, 0.0), |(l, c), n| (l + n.load, c + n.capacity));
         let peak_load = placed.map(|n| n.load).fold(0.0, f64::max);
-        LoadView { nodes, mean: if capacity > 0.0 { load / capacity } else { 0.0 }, peak_load, all_known }
+        LoadView {
+            nodes,
+            mean: if capacity > 0.0 { load / capacity } else { 0.0 },
+            peak_load,
+            all_known,
+        }
     }
 
     pub(super) fn get(&self, node: u32) -> Option<&NodeStanding> {
@@ -69,13 +87,15 @@ impl LoadView {
 
     /// Whether a node standing so is over the overfull line (judged or not).
     pub(super) fn over_line(&self, s: &NodeStanding, settings: &SchedulerSettings) -> bool {
-        s.utilization() > self.mean * settings.overfull_ratio() && s.load > settings.load_floor_units
+        s.utilization() > self.mean * settings.overfull_ratio()
+            && s.load > settings.load_floor_units
     }
 
     /// Judged nodes over the overfull line, the most utilized first.
     pub fn overfull(&self, settings: &SchedulerSettings) -> Vec<u32> {
-        let mut over: Vec<u32> =
-            (0..self.nodes.len() as u32).filter(|&n| self.get(n).is_some_and(|s| s.judged && self.over_line(s, settings))).collect();
+        let mut over: Vec<u32> = (0..self.nodes.len() as u32)
+            .filter(|&n| self.get(n).is_some_and(|s| s.judged && self.over_line(s, settings)))
+            .collect();
         over.sort_by(|&a, &b| self.utilization(b).total_cmp(&self.utilization(a)).then(a.cmp(&b)));
         over
     }
@@ -85,14 +105,20 @@ impl LoadView {
     /// one is over the line.
     pub fn pull_sources(&self, settings: &SchedulerSettings) -> Vec<u32> {
         let line = self.mean * settings.pull_ratio();
-        let judged = || (0..self.nodes.len() as u32).filter(|&n| self.get(n).is_some_and(|s| s.judged));
+        let judged =
+            || (0..self.nodes.len() as u32).filter(|&n| self.get(n).is_some_and(|s| s.judged));
         // An overfull node that is only waiting for fresh windows will shed to the empty nodes
         // itself: pulls would fill them first and leave it stuck.
         let overfull = self.nodes.iter().flatten().any(|s| self.over_line(s, settings));
         if overfull || !judged().any(|n| self.utilization(n) < line) {
             return Vec::new();
         }
-        judged().filter(|&n| self.utilization(n) > self.mean && self.get(n).is_some_and(|s| s.load > settings.load_floor_units)).collect()
+        judged()
+            .filter(|&n| {
+                self.utilization(n) > self.mean
+                    && self.get(n).is_some_and(|s| s.load > settings.load_floor_units)
+            })
+            .collect()
     }
 
     pub(super) fn utilization(&self, node: u32) -> f64 {
@@ -101,9 +127,19 @@ impl LoadView {
 
     /// Whether `node` may take a shard of `load` in this pass: it is below `below` and stays
     /// within `cap` (utilizations).
-    pub(super) fn takes(&self, node: u32, load: f64, below: f64, cap: f64, settings: &SchedulerSettings) -> bool {
+    pub(super) fn takes(
+        &self,
+        node: u32,
+        load: f64,
+        below: f64,
+        cap: f64,
+        settings: &SchedulerSettings,
+    ) -> bool {
         self.get(node).is_some_and(|s| {
-            s.judged && s.moves_in < settings.moves_per_node_per_pass_max && s.utilization() < below && (s.load + load) / s.capacity <= cap
+            s.judged
+                && s.moves_in < settings.moves_per_node_per_pass_max
+                && s.utilization() < below
+                && (s.load + load) / s.capacity <= cap
         })
     }
 

@@ -21,15 +21,27 @@ pub fn line(split_line: Option<f64>, live: &LiveCluster) -> Option<f64> {
 }
 
 /// Pairs of shards to merge now, the coldest first, and why; at most `room`.
-pub fn due(cluster: &ClusterCatalog, live: &LiveCluster, line: Option<f64>, now: Instant, room: usize) -> Vec<(ShardId, ShardId, String)> {
+pub fn due(
+    cluster: &ClusterCatalog,
+    live: &LiveCluster,
+    line: Option<f64>,
+    now: Instant,
+    room: usize,
+) -> Vec<(ShardId, ShardId, String)> {
     let s = live.settings();
     let Some(line) = line else { return Vec::new() };
     if room == 0 || s.paused || cluster.record.topology() != Topology::Dynamic {
         return Vec::new();
     }
     let placeable = live.nodes().iter().filter(|(_, n)| n.placeable()).count().max(1);
-    let merging = cluster.procedures.values().filter(|p| p.kind() == crate::core::model::ProcedureKind::Merge).count();
-    let active = cluster.shards.iter().filter(|r| !r.retired).count() + live.procedures_starting() as usize - merging;
+    let merging = cluster
+        .procedures
+        .values()
+        .filter(|p| p.kind() == crate::core::model::ProcedureKind::Merge)
+        .count();
+    let active = cluster.shards.iter().filter(|r| !r.retired).count()
+        + live.procedures_starting() as usize
+        - merging;
     let window = Duration(s.merge_window_ms);
     let mut cold: Vec<(f64, ShardId)> = splits::led(cluster, live)
         .filter(|&shard| splits::may_split(cluster, live, shard))
@@ -37,7 +49,8 @@ pub fn due(cluster: &ClusterCatalog, live: &LiveCluster, line: Option<f64>, now:
         .filter_map(|shard| live.loads().trusted(shard).map(|l| (l.units(), shard)))
         .collect();
     cold.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let max_tables = if s.tables_per_shard_max == 0 { usize::MAX } else { s.tables_per_shard_max as usize };
+    let max_tables =
+        if s.tables_per_shard_max == 0 { usize::MAX } else { s.tables_per_shard_max as usize };
     let tables = |shard: ShardId| cluster.shard_tables[shard.index()].len();
     let mut due = Vec::new();
     let mut pairs = cold.chunks_exact(2);
@@ -49,7 +62,10 @@ pub fn due(cluster: &ClusterCatalog, live: &LiveCluster, line: Option<f64>, now:
         if tables(a) + tables(b) > max_tables {
             continue;
         }
-        let why = format!("both cold ({la:.0} and {lb:.0} units/s, below the merge line {line:.0}) for {} s", window.0 / 1_000);
+        let why = format!(
+            "both cold ({la:.0} and {lb:.0} units/s, below the merge line {line:.0}) for {} s",
+            window.0 / 1_000
+        );
         due.push((a, b, why));
     }
     due

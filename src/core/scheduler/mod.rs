@@ -36,8 +36,8 @@ use crate::core::cause::Cause;
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
 use crate::core::live::{LiveCluster, LoadIndex};
-use crate::core::model::{ClusterCatalog, ProcedureRecord, ShardRecord, Topology, TransferRecord};
 use crate::core::model::Mutation;
+use crate::core::model::{ClusterCatalog, ProcedureRecord, ShardRecord, Topology, TransferRecord};
 use crate::core::time::Instant;
 
 /// Why a shard's record changes; for logs and tests.
@@ -72,7 +72,8 @@ pub struct Move {
 impl Move {
     /// One line for the event log, naming nodes as the cluster names them.
     pub fn describe(&self, cluster: &ClusterCatalog, before: Option<u32>) -> String {
-        let name = |n: Option<u32>| n.map_or("none".to_string(), |n| cluster.node(NodeId(n)).name.clone());
+        let name =
+            |n: Option<u32>| n.map_or("none".to_string(), |n| cluster.node(NodeId(n)).name.clone());
         let after = self.record.transfer.map_or(self.record.leader, |t| Some(t.to));
         let what = match self.reason {
             MoveReason::Assign => "assign",
@@ -82,7 +83,13 @@ impl Move {
             MoveReason::StartTransfer => "start transfer",
             MoveReason::FinishTransfer => "finish transfer",
         };
-        let mut line = format!("shard {} v{} {what}: leader {} -> {}", self.record.id, self.record.version, name(before), name(after));
+        let mut line = format!(
+            "shard {} v{} {what}: leader {} -> {}",
+            self.record.id,
+            self.record.version,
+            name(before),
+            name(after)
+        );
         if !self.why.is_empty() {
             line.push_str("; ");
             line.push_str(&self.why);
@@ -101,8 +108,20 @@ pub struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    pub fn new(cluster: &'a ClusterCatalog, live: &'a mut LiveCluster, now: Instant, config: &'a CoreConfig) -> Self {
-        Planner { cluster, live, now, config, moves: Vec::new(), budget: config.shard_moves_per_tick_max }
+    pub fn new(
+        cluster: &'a ClusterCatalog,
+        live: &'a mut LiveCluster,
+        now: Instant,
+        config: &'a CoreConfig,
+    ) -> Self {
+        Planner {
+            cluster,
+            live,
+            now,
+            config,
+            moves: Vec::new(),
+            budget: config.shard_moves_per_tick_max,
+        }
     }
 
     /// Runs one planning pass and returns its decisions.
@@ -112,7 +131,9 @@ impl<'a> Planner<'a> {
         self.repair_followers();
         self.assign();
         self.drain();
-        let balancing = self.dynamic() && !self.live.settings().paused && !self.config.has_bug(PlantedBug::SkipBalance);
+        let balancing = self.dynamic()
+            && !self.live.settings().paused
+            && !self.config.has_bug(PlantedBug::SkipBalance);
         if balancing && self.moves.is_empty() && !self.rebalance() {
             self.balance();
         }
@@ -129,7 +150,8 @@ impl<'a> Planner<'a> {
 
     /// Room for one more leader transfer (balancing and draining share the limit).
     fn may_start_transfer(&self) -> bool {
-        self.live.intent().transfers_in_flight() < self.live.settings().moves_in_flight_max as usize && !self.exhausted()
+        self.live.intent().transfers_in_flight() < self.live.settings().moves_in_flight_max as usize
+            && !self.exhausted()
     }
 
     /// Whether the planner may move the shard's leader off `from` (a transfer, for balance or a
@@ -137,7 +159,10 @@ impl<'a> Planner<'a> {
     /// (a split or merge) holds it or is starting to.
     fn movable(&self, shard: ShardId, from: u32) -> bool {
         let rec = self.intended(shard);
-        self.live.intent().settled(shard) && rec.leader == Some(from) && rec.transfer.is_none() && !self.live.locked(self.cluster, shard)
+        self.live.intent().settled(shard)
+            && rec.leader == Some(from)
+            && rec.transfer.is_none()
+            && !self.live.locked(self.cluster, shard)
     }
 
     fn intended(&self, shard: ShardId) -> &ShardRecord {
@@ -167,26 +192,53 @@ impl<'a> Planner<'a> {
         let mut writes = Vec::new();
         let procedure = self.live.alloc_id(cid, self.config.id_block, &mut writes);
         let step_why = format!("leader {} -> {}: {why}", self.name(from), self.name(to));
-        writes.push(Mutation::PutProcedure(cid, ProcedureRecord::transfer(procedure, shard.0, step_why)));
-        let record = ShardRecord { transfer: Some(TransferRecord { from, to, procedure }), ..self.intended(shard).clone() };
+        writes.push(Mutation::PutProcedure(
+            cid,
+            ProcedureRecord::transfer(procedure, shard.0, step_why),
+        ));
+        let record = ShardRecord {
+            transfer: Some(TransferRecord { from, to, procedure }),
+            ..self.intended(shard).clone()
+        };
         self.stage_with(record, vec![NodeId(from)], MoveReason::StartTransfer, cause, why, writes);
     }
 
     /// Records a decision: a new version of the shard's record, in the intent at once.
-    fn stage(&mut self, record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason, cause: Cause, why: String) {
+    fn stage(
+        &mut self,
+        record: ShardRecord,
+        closes: Vec<NodeId>,
+        reason: MoveReason,
+        cause: Cause,
+        why: String,
+    ) {
         self.stage_with(record, closes, reason, cause, why, Vec::new());
     }
 
     /// [`Self::stage`] with other writes for the same transaction. A record that ends the
     /// shard's transfer (finished, or overtaken by a failover) deletes its procedure.
-    fn stage_with(&mut self, mut record: ShardRecord, closes: Vec<NodeId>, reason: MoveReason, cause: Cause, why: String, mut writes: Vec<Mutation>) {
+    fn stage_with(
+        &mut self,
+        mut record: ShardRecord,
+        closes: Vec<NodeId>,
+        reason: MoveReason,
+        cause: Cause,
+        why: String,
+        mut writes: Vec<Mutation>,
+    ) {
         let old = self.intended(ShardId(record.id));
         record.version = old.version + 1;
-        if let Some(t) = old.transfer.filter(|t| record.transfer.is_none_or(|n| n.procedure != t.procedure)) {
+        if let Some(t) =
+            old.transfer.filter(|t| record.transfer.is_none_or(|n| n.procedure != t.procedure))
+        {
             writes.push(Mutation::DeleteProcedure(self.cluster.id(), t.procedure));
         }
-        let kept = record.replicas().filter(|r| old.replicas().any(|o| o == *r)).map(NodeId).collect();
-        debug_assert!(distinct_replicas(&record) || self.config.planted_bug.is_some(), "S5: replicas on distinct nodes");
+        let kept =
+            record.replicas().filter(|r| old.replicas().any(|o| o == *r)).map(NodeId).collect();
+        debug_assert!(
+            distinct_replicas(&record) || self.config.planted_bug.is_some(),
+            "S5: replicas on distinct nodes"
+        );
         self.live.set_intended(self.cluster, record.clone(), self.now, self.config);
         self.moves.push(Move { record, closes, kept, reason, cause, why, writes });
     }

@@ -12,10 +12,16 @@ impl Planner<'_> {
     pub fn requested_move(&mut self, shard: ShardId, to: NodeId, reopen: bool) -> MetaResult<()> {
         let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
         if !self.dynamic() {
-            return refuse(format!("cluster {:?} is static: its shards stay on their nodes", self.cluster.record.name));
+            return refuse(format!(
+                "cluster {:?} is static: its shards stay on their nodes",
+                self.cluster.record.name
+            ));
         }
         if shard.0 >= self.cluster.record.shard_count {
-            return Err(MetaError::NotFound(format!("shard {shard} (the cluster has {})", self.cluster.record.shard_count)));
+            return Err(MetaError::NotFound(format!(
+                "shard {shard} (the cluster has {})",
+                self.cluster.record.shard_count
+            )));
         }
         let (node, name) = (self.live.node(to), self.name(to.0).to_string());
         if !node.placeable() {
@@ -29,18 +35,32 @@ impl Planner<'_> {
             return refuse(format!("node {name} is {state}: it takes no shards"));
         }
         let rec = self.intended(shard);
-        let Some(from) = rec.leader else { return refuse(format!("shard {shard} has no leader yet")) };
+        let Some(from) = rec.leader else {
+            return refuse(format!("shard {shard} has no leader yet"));
+        };
         if let Some(p) = self.cluster.lock_of(shard) {
-            return refuse(format!("shard {shard} is held by {} procedure {}; wait for it or cancel it", p.kind().name(), p.id));
+            return refuse(format!(
+                "shard {shard} is held by {} procedure {}; wait for it or cancel it",
+                p.kind().name(),
+                p.id
+            ));
         }
-        if !self.live.intent().settled(shard) || rec.transfer.is_some() || self.live.locked(self.cluster, shard) {
-            return Err(MetaError::Unavailable(format!("shard {shard} has a change in flight; retry")));
+        if !self.live.intent().settled(shard)
+            || rec.transfer.is_some()
+            || self.live.locked(self.cluster, shard)
+        {
+            return Err(MetaError::Unavailable(format!(
+                "shard {shard} has a change in flight; retry"
+            )));
         }
         if from == to.0 {
             return refuse(format!("{name} already leads shard {shard}"));
         }
         if !self.staying(from) {
-            return refuse(format!("shard {shard}'s leader {} is offline or draining; failover or the drain moves it", self.name(from)));
+            return refuse(format!(
+                "shard {shard}'s leader {} is offline or draining; failover or the drain moves it",
+                self.name(from)
+            ));
         }
         let follows = rec.followers.contains(&to.0);
         if follows == reopen {
@@ -51,7 +71,10 @@ impl Planner<'_> {
             });
         }
         if reopen && !self.keeps_zone_spread(rec, from, to.0) {
-            return refuse(format!("moving shard {shard} to {name} would put two of its replicas in zone {:?}", self.cluster.node(to).zone));
+            return refuse(format!(
+                "moving shard {shard} to {name} would put two of its replicas in zone {:?}",
+                self.cluster.node(to).zone
+            ));
         }
         if !self.may_start_transfer() {
             return Err(MetaError::Unavailable(format!(

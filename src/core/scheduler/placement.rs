@@ -19,16 +19,25 @@ impl Planner<'_> {
 
     /// The follower of `rec` to promote among those `usable` accepts: not draining first, then
     /// the fewest leader shards (a promotion needs no new replica).
-    pub(super) fn promotable_follower(&self, rec: &ShardRecord, usable: impl Fn(&LiveNode) -> bool) -> Option<u32> {
+    pub(super) fn promotable_follower(
+        &self,
+        rec: &ShardRecord,
+        usable: impl Fn(&LiveNode) -> bool,
+    ) -> Option<u32> {
         let node = |f: u32| self.live.node(NodeId(f));
-        rec.followers.iter().copied().filter(|&f| usable(node(f))).min_by_key(|&f| (node(f).draining, node(f).leaders, f))
+        rec.followers
+            .iter()
+            .copied()
+            .filter(|&f| usable(node(f)))
+            .min_by_key(|&f| (node(f).draining, node(f).leaders, f))
     }
 
     /// Who should lead a shard whose leader leaves: a placeable follower, else the least loaded
     /// placeable node that keeps the replicas' zone spread.
     pub(super) fn successor(&self, shard: ShardId) -> Option<u32> {
         let rec = self.intended(shard);
-        self.promotable_follower(rec, LiveNode::placeable).or_else(|| self.leader_in_place_of(rec, rec.leader?))
+        self.promotable_follower(rec, LiveNode::placeable)
+            .or_else(|| self.leader_in_place_of(rec, rec.leader?))
     }
 
     /// A node without a replica of `rec` to take the place of `leaving`: the one with the fewest
@@ -62,9 +71,16 @@ impl Planner<'_> {
     /// shard's id picks which: followers of one node's shards then scatter over many nodes, so
     /// that its failover, or its relief by transfers, spreads load instead of doubling one
     /// neighbour's.
-    pub(super) fn pick_followers(&self, shard: ShardId, exclude: &[u32], staying: &[u32], want: usize) -> Vec<u32> {
+    pub(super) fn pick_followers(
+        &self,
+        shard: ShardId,
+        exclude: &[u32],
+        staying: &[u32],
+        want: usize,
+    ) -> Vec<u32> {
         let mut taken: Vec<u32> = exclude.to_vec();
-        let mut zones_used: Vec<&str> = staying.iter().map(|&r| self.zone(r)).filter(|z| !z.is_empty()).collect();
+        let mut zones_used: Vec<&str> =
+            staying.iter().map(|&r| self.zone(r)).filter(|z| !z.is_empty()).collect();
         if self.config.has_bug(PlantedBug::FollowerOnLeaderNode) {
             taken.clear();
             zones_used.clear();
@@ -73,11 +89,17 @@ impl Planner<'_> {
         for distinct_zone in [true, false] {
             while picked.len() < want {
                 let distinct_zone = distinct_zone && !self.config.has_bug(PlantedBug::IgnoreZones);
-                let usable = |n: &u32| !(taken.contains(n) || distinct_zone && zones_used.contains(&self.zone(*n)));
-                let candidates: Vec<u32> = self.load().by_replicas().map(|n| n.0).filter(usable).take(SCATTER).collect();
+                let usable = |n: &u32| {
+                    !(taken.contains(n) || distinct_zone && zones_used.contains(&self.zone(*n)))
+                };
+                let candidates: Vec<u32> =
+                    self.load().by_replicas().map(|n| n.0).filter(usable).take(SCATTER).collect();
                 let Some(&first) = candidates.first() else { break };
                 let fewest = self.live.node(NodeId(first)).replicas;
-                let tied = candidates.iter().take_while(|&&n| self.live.node(NodeId(n)).replicas == fewest).count();
+                let tied = candidates
+                    .iter()
+                    .take_while(|&&n| self.live.node(NodeId(n)).replicas == fewest)
+                    .count();
                 let n = candidates[scatter(shard, picked.len()) % tied];
                 taken.push(n);
                 picked.push(n);

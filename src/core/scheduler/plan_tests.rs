@@ -2,13 +2,16 @@
 
 use super::{Move, MoveReason, Planner};
 use crate::core::cause::Cause;
-use crate::core::settings::SchedulerSettings;
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad};
 use crate::core::live::LiveCluster;
-use crate::core::model::{Catalog, ClusterCatalog, ClusterRecord, NodeRecord, ProcedureRecord, ShardRecord, Topology, TransferRecord};
 use crate::core::model::Mutation;
+use crate::core::model::{
+    Catalog, ClusterCatalog, ClusterRecord, NodeRecord, ProcedureRecord, ShardRecord, Topology,
+    TransferRecord,
+};
+use crate::core::settings::SchedulerSettings;
 use crate::core::time::{Duration, Instant};
 
 const C: ClusterId = ClusterId(1);
@@ -18,9 +21,27 @@ const T0: Instant = Instant(1_000);
 fn catalog(nodes: u32, shard_count: u32, followers: u32, shards: &[ShardRecord]) -> Catalog {
     let mut c = Catalog::default();
     let topology = ClusterRecord::topology_code(Topology::Dynamic);
-    c.apply(Mutation::PutCluster(ClusterRecord { id: C.0, name: "c".into(), shard_count, followers_per_shard: followers, topology, min_nodes: 1, dropped: false })).unwrap();
+    c.apply(Mutation::PutCluster(ClusterRecord {
+        id: C.0,
+        name: "c".into(),
+        shard_count,
+        followers_per_shard: followers,
+        topology,
+        min_nodes: 1,
+        dropped: false,
+    }))
+    .unwrap();
     for id in 0..nodes {
-        c.apply(Mutation::PutNode(C, NodeRecord { id, name: format!("n{id}"), endpoint: format!("n{id}:1"), ..Default::default() })).unwrap();
+        c.apply(Mutation::PutNode(
+            C,
+            NodeRecord {
+                id,
+                name: format!("n{id}"),
+                endpoint: format!("n{id}:1"),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
     }
     for s in shards {
         c.apply(Mutation::PutShard(C, s.clone())).unwrap();
@@ -29,7 +50,13 @@ fn catalog(nodes: u32, shard_count: u32, followers: u32, shards: &[ShardRecord])
 }
 
 fn shard(id: u32, version: u64, leader: u32, followers: &[u32]) -> ShardRecord {
-    ShardRecord { id, version, leader: Some(leader), followers: followers.to_vec(), ..Default::default() }
+    ShardRecord {
+        id,
+        version,
+        leader: Some(leader),
+        followers: followers.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn plan(cluster: &ClusterCatalog, live: &mut LiveCluster, now: Instant) -> Vec<Move> {
@@ -60,7 +87,19 @@ const SETTLED_SEQ: u64 = CoreConfig::DEFAULT_SETTLE_HEARTBEATS as u64;
 /// Just enough of a heartbeat from node `id` for the live state to count the node as heard.
 fn heartbeat(id: u32) -> Heartbeat {
     let (node, endpoint) = (format!("n{id}"), format!("n{id}:1"));
-    Heartbeat { cluster: "c".into(), node, endpoint, zone: String::new(), incarnation: 1, seq: 1, stats: Default::default(), shards: vec![], tables: vec![], load_rejections: 0, leaving: false }
+    Heartbeat {
+        cluster: "c".into(),
+        node,
+        endpoint,
+        zone: String::new(),
+        incarnation: 1,
+        seq: 1,
+        stats: Default::default(),
+        shards: vec![],
+        tables: vec![],
+        load_rejections: 0,
+        leaving: false,
+    }
 }
 
 /// A new leader inherits nodes as alive for a lease of grace, but gives them nothing new until
@@ -75,7 +114,11 @@ fn inherited_nodes_take_no_new_shards_until_they_heartbeat() {
     assert_eq!(plan(cluster, &mut live, T0), vec![], "one heartbeat does not admit a node");
     speak(cluster, &mut live, 1);
     let moves = plan(cluster, &mut live, T0);
-    assert_eq!(moves.iter().map(|m| m.record.leader).collect::<Vec<_>>(), vec![Some(1), Some(1)], "only the node heard from");
+    assert_eq!(
+        moves.iter().map(|m| m.record.leader).collect::<Vec<_>>(),
+        vec![Some(1), Some(1)],
+        "only the node heard from"
+    );
 }
 
 #[test]
@@ -85,8 +128,24 @@ fn unassigned_shards_go_to_the_least_loaded_nodes_in_turn() {
     let mut live = heard(cluster, 2);
     let moves = plan(cluster, &mut live, T0);
     let expected = vec![
-        Move { record: ShardRecord { version: 1, ..shard(0, 0, 0, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new(), writes: vec![] },
-        Move { record: ShardRecord { version: 1, ..shard(1, 0, 1, &[]) }, closes: vec![], kept: vec![], reason: MoveReason::Assign, cause: Cause::Assign, why: String::new(), writes: vec![] },
+        Move {
+            record: ShardRecord { version: 1, ..shard(0, 0, 0, &[]) },
+            closes: vec![],
+            kept: vec![],
+            reason: MoveReason::Assign,
+            cause: Cause::Assign,
+            why: String::new(),
+            writes: vec![],
+        },
+        Move {
+            record: ShardRecord { version: 1, ..shard(1, 0, 1, &[]) },
+            closes: vec![],
+            kept: vec![],
+            reason: MoveReason::Assign,
+            cause: Cause::Assign,
+            why: String::new(),
+            writes: vec![],
+        },
     ];
     assert_eq!(moves, expected);
 }
@@ -103,7 +162,15 @@ fn a_dead_leaders_follower_is_promoted_once_the_lease_is_over() {
     assert_eq!(plan(cluster, &mut live, T0), vec![], "not while the lease may still be held");
     let later = T0 + config.lease() + config.clock_drift() + Duration(1);
     let moves = plan(cluster, &mut live, later);
-    let expected = vec![Move { record: shard(0, 4, 1, &[0]), closes: vec![], kept: vec![NodeId(1), NodeId(0)], reason: MoveReason::PromoteFollower, cause: Cause::Failover, why: "n0 is offline and its lease is over".into(), writes: vec![] }];
+    let expected = vec![Move {
+        record: shard(0, 4, 1, &[0]),
+        closes: vec![],
+        kept: vec![NodeId(1), NodeId(0)],
+        reason: MoveReason::PromoteFollower,
+        cause: Cause::Failover,
+        why: "n0 is offline and its lease is over".into(),
+        writes: vec![],
+    }];
     assert_eq!(moves, expected);
 }
 
@@ -118,10 +185,26 @@ fn balancing_starts_one_transfer_from_the_busiest_node() {
     let moves = plan(cluster, &mut live, now);
     let procedure = moves.first().and_then(|m| m.record.transfer).map_or(0, |t| t.procedure);
     let transfer = Some(TransferRecord { from: 0, to: 1, procedure });
-    let stored = ProcedureRecord::transfer(procedure, 0, "leader n0 -> n1: n0 leads 2 shards, n1 leads 0".into());
+    let stored = ProcedureRecord::transfer(
+        procedure,
+        0,
+        "leader n0 -> n1: n0 leads 2 shards, n1 leads 0".into(),
+    );
     let writes = moves.first().map(|m| m.writes.clone()).unwrap_or_default();
-    assert_eq!(writes.last(), Some(&Mutation::PutProcedure(C, stored)), "the transfer's procedure is stored with it");
-    let expected = vec![Move { record: ShardRecord { transfer, ..shard(0, 2, 0, &[1]) }, closes: vec![NodeId(0)], kept: vec![NodeId(0), NodeId(1)], reason: MoveReason::StartTransfer, cause: Cause::LeaderCount, why: "n0 leads 2 shards, n1 leads 0".into(), writes }];
+    assert_eq!(
+        writes.last(),
+        Some(&Mutation::PutProcedure(C, stored)),
+        "the transfer's procedure is stored with it"
+    );
+    let expected = vec![Move {
+        record: ShardRecord { transfer, ..shard(0, 2, 0, &[1]) },
+        closes: vec![NodeId(0)],
+        kept: vec![NodeId(0), NodeId(1)],
+        reason: MoveReason::StartTransfer,
+        cause: Cause::LeaderCount,
+        why: "n0 leads 2 shards, n1 leads 0".into(),
+        writes,
+    }];
     assert_eq!(moves, expected);
 }
 
@@ -131,7 +214,12 @@ fn warm(cluster: &ClusterCatalog, live: &mut LiveCluster, units: &[f64]) -> Inst
     let mut now = T0;
     for _ in 0..4 {
         for (s, &u) in units.iter().enumerate() {
-            live.record_load(cluster, ShardId(s as u32), &ShardLoad { write_units: u, ..Default::default() }, now);
+            live.record_load(
+                cluster,
+                ShardId(s as u32),
+                &ShardLoad { write_units: u, ..Default::default() },
+                now,
+            );
         }
         now = now + Duration(10_000);
     }
@@ -143,22 +231,44 @@ fn warm(cluster: &ClusterCatalog, live: &mut LiveCluster, units: &[f64]) -> Inst
 /// take its target over the line.
 #[test]
 fn an_overfull_node_sheds_by_transfers_to_followers() {
-    let shards = [shard(0, 1, 0, &[1]), shard(1, 1, 0, &[2]), shard(2, 1, 0, &[1]), shard(3, 1, 0, &[2]), shard(4, 1, 1, &[0]), shard(5, 1, 2, &[0])];
+    let shards = [
+        shard(0, 1, 0, &[1]),
+        shard(1, 1, 0, &[2]),
+        shard(2, 1, 0, &[1]),
+        shard(3, 1, 0, &[2]),
+        shard(4, 1, 1, &[0]),
+        shard(5, 1, 2, &[0]),
+    ];
     let catalog = catalog(3, 6, 1, &shards);
     let cluster = catalog.cluster(C);
     let mut live = heard(cluster, 3);
     let now = warm(cluster, &mut live, &[100.0; 6]);
     let moves = plan(cluster, &mut live, now);
-    let targets: Vec<(u32, MoveReason, Cause)> = moves.iter().map(|m| (m.record.transfer.unwrap().to, m.reason, m.cause)).collect();
-    assert_eq!(targets, vec![(1, MoveReason::StartTransfer, Cause::Load), (2, MoveReason::StartTransfer, Cause::Load)]);
-    assert!(moves.iter().all(|m| m.record.followers.contains(&m.record.transfer.unwrap().to)), "both are promotions");
-    assert!(moves[0].why.starts_with("n0 load 2.00× mean; shard 0 carries 25% of it; n1 at 0.50×"), "{}", moves[0].why);
+    let targets: Vec<(u32, MoveReason, Cause)> =
+        moves.iter().map(|m| (m.record.transfer.unwrap().to, m.reason, m.cause)).collect();
+    assert_eq!(
+        targets,
+        vec![
+            (1, MoveReason::StartTransfer, Cause::Load),
+            (2, MoveReason::StartTransfer, Cause::Load)
+        ]
+    );
+    assert!(
+        moves.iter().all(|m| m.record.followers.contains(&m.record.transfer.unwrap().to)),
+        "both are promotions"
+    );
+    assert!(
+        moves[0].why.starts_with("n0 load 2.00× mean; shard 0 carries 25% of it; n1 at 0.50×"),
+        "{}",
+        moves[0].why
+    );
 }
 
 /// With no followers to promote, the shard is reopened on the coolest node.
 #[test]
 fn with_no_follower_to_take_it_a_shard_is_reopened() {
-    let shards = [shard(0, 1, 0, &[]), shard(1, 1, 0, &[]), shard(2, 1, 0, &[]), shard(3, 1, 1, &[])];
+    let shards =
+        [shard(0, 1, 0, &[]), shard(1, 1, 0, &[]), shard(2, 1, 0, &[]), shard(3, 1, 1, &[])];
     let catalog = catalog(3, 4, 0, &shards);
     let cluster = catalog.cluster(C);
     let mut live = heard(cluster, 3);
@@ -181,7 +291,12 @@ fn no_load_move_within_tolerance_untrusted_or_paused() {
     assert_eq!(plan(cluster, &mut live, now), vec![], "4% above the mean is noise");
 
     let mut live = heard(cluster, 2);
-    live.record_load(cluster, ShardId(0), &ShardLoad { write_units: 5_000.0, ..Default::default() }, T0);
+    live.record_load(
+        cluster,
+        ShardId(0),
+        &ShardLoad { write_units: 5_000.0, ..Default::default() },
+        T0,
+    );
     assert_eq!(plan(cluster, &mut live, T0 + Duration(1)), vec![], "one report is not trusted");
 
     let mut live = heard(cluster, 2);
@@ -210,7 +325,9 @@ fn small_shards_and_shards_no_target_can_take_stay() {
 fn nodes_balance_by_utilization_not_raw_load() {
     // One pass over six 100-unit shards, n0 at capacity 2 and n1 at 1, `n0_leads` of them on n0.
     let pass = |n0_leads: u32| {
-        let shards: Vec<ShardRecord> = (0..6).map(|s| if s < n0_leads { shard(s, 1, 0, &[1]) } else { shard(s, 1, 1, &[0]) }).collect();
+        let shards: Vec<ShardRecord> = (0..6)
+            .map(|s| if s < n0_leads { shard(s, 1, 0, &[1]) } else { shard(s, 1, 1, &[0]) })
+            .collect();
         let catalog = catalog(2, 6, 1, &shards);
         let cluster = catalog.cluster(C);
         let mut live = heard(cluster, 2);
@@ -224,7 +341,11 @@ fn nodes_balance_by_utilization_not_raw_load() {
     };
     assert_eq!(pass(4), vec![], "both at 200 units per unit of capacity");
     let moves = pass(2);
-    assert!(!moves.is_empty() && moves.iter().all(|m| m.record.transfer.is_some_and(|t| t.from == 1 && t.to == 0)), "{moves:?}");
+    assert!(
+        !moves.is_empty()
+            && moves.iter().all(|m| m.record.transfer.is_some_and(|t| t.from == 1 && t.to == 0)),
+        "{moves:?}"
+    );
 }
 
 /// A transfer in flight is judged by the replicas it will leave. Here n1's zone changed to the
@@ -237,15 +358,37 @@ fn a_transfer_that_will_crowd_a_zone_keeps_the_spread_scan_armed() {
     let mut catalog = catalog(0, 1, 2, &[]);
     for (id, zone) in ["a", "b", "c", "b", "a"].into_iter().enumerate() {
         let id = id as u32;
-        catalog.apply(Mutation::PutNode(C, NodeRecord { id, name: format!("n{id}"), endpoint: format!("n{id}:1"), zone: zone.into(), ..Default::default() })).unwrap();
+        catalog
+            .apply(Mutation::PutNode(
+                C,
+                NodeRecord {
+                    id,
+                    name: format!("n{id}"),
+                    endpoint: format!("n{id}:1"),
+                    zone: zone.into(),
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
     }
-    catalog.apply(Mutation::PutProcedure(C, ProcedureRecord::transfer(7, 0, "leader n0 -> n3".into()))).unwrap();
+    catalog
+        .apply(Mutation::PutProcedure(C, ProcedureRecord::transfer(7, 0, "leader n0 -> n3".into())))
+        .unwrap();
     let transfer = Some(TransferRecord { from: 0, to: 3, procedure: 7 });
-    catalog.apply(Mutation::PutShard(C, ShardRecord { transfer, ..shard(0, 2, 0, &[1, 2]) })).unwrap();
+    catalog
+        .apply(Mutation::PutShard(C, ShardRecord { transfer, ..shard(0, 2, 0, &[1, 2]) }))
+        .unwrap();
     let cluster = catalog.cluster(C);
     let mut live = heard(cluster, 5);
     assert!(live.take_deficit_scan(), "a new leader scans");
     live.deficit_scan_again();
-    assert_eq!(plan(cluster, &mut live, T0), vec![], "the old leader has not let go: nothing to do yet");
-    assert!(live.take_deficit_scan(), "but the shard will be crowded once the transfer lands: look again");
+    assert_eq!(
+        plan(cluster, &mut live, T0),
+        vec![],
+        "the old leader has not let go: nothing to do yet"
+    );
+    assert!(
+        live.take_deficit_scan(),
+        "but the shard will be crowded once the transfer lands: look again"
+    );
 }

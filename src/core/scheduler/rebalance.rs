@@ -41,8 +41,8 @@
 use super::load_view::LoadView;
 use super::Planner;
 use crate::core::cause::Cause;
-use crate::core::settings::SchedulerSettings;
 use crate::core::ids::*;
+use crate::core::settings::SchedulerSettings;
 use crate::core::time::Duration;
 
 /// One candidate move of a pass.
@@ -68,19 +68,26 @@ impl Planner<'_> {
         let settle = view.mean * settings.settle_ratio();
         // Each source also names how empty its targets must be: below the underfull line for
         // an overfull source, below the pull line for a pull.
-        let (underfull, pull) = (view.mean * settings.underfull_ratio(), view.mean * settings.pull_ratio());
-        let mut sources: Vec<(u32, f64, f64)> = view.overfull(&settings).into_iter().map(|n| (n, settle, underfull)).collect();
+        let (underfull, pull) =
+            (view.mean * settings.underfull_ratio(), view.mean * settings.pull_ratio());
+        let mut sources: Vec<(u32, f64, f64)> =
+            view.overfull(&settings).into_iter().map(|n| (n, settle, underfull)).collect();
         if sources.is_empty() {
-            sources = view.pull_sources(&settings).into_iter().map(|n| (n, view.mean, pull)).collect();
+            sources =
+                view.pull_sources(&settings).into_iter().map(|n| (n, view.mean, pull)).collect();
         }
         // The most utilized source sheds first, one move at a time: a source that sheds all it
         // can in one go may take the room that the next needed.
         let mut started = 0;
         while started < settings.moves_per_pass_max && self.may_start_transfer() {
             let shedding = |&&(n, line, _): &&(u32, f64, f64)| {
-                view.get(n).is_some_and(|s| s.utilization() > line && s.moves_out < settings.moves_per_node_per_pass_max)
+                view.get(n).is_some_and(|s| {
+                    s.utilization() > line && s.moves_out < settings.moves_per_node_per_pass_max
+                })
             };
-            let most = sources.iter().filter(shedding).max_by(|a, b| view.utilization(a.0).total_cmp(&view.utilization(b.0)).then(b.0.cmp(&a.0)));
+            let most = sources.iter().filter(shedding).max_by(|a, b| {
+                view.utilization(a.0).total_cmp(&view.utilization(b.0)).then(b.0.cmp(&a.0))
+            });
             let Some(&(src, line, below)) = most else { break };
             let Some(c) = self.load_move(&view, src, line, below, &settings) else {
                 sources.retain(|&(n, ..)| n != src);
@@ -96,7 +103,14 @@ impl Planner<'_> {
 
     /// The best move off `src`, which sheds to `settle`, onto a node below `below` that stays
     /// within the shedding line: a transfer to a follower if any fits, else a reopen.
-    fn load_move(&self, view: &LoadView, src: u32, settle: f64, below: f64, settings: &SchedulerSettings) -> Option<Candidate> {
+    fn load_move(
+        &self,
+        view: &LoadView,
+        src: u32,
+        settle: f64,
+        below: f64,
+        settings: &SchedulerSettings,
+    ) -> Option<Candidate> {
         let s = view.get(src)?;
         let excess = s.load - settle * s.capacity;
         // An overfull source takes any move that lowers the pair's peak (checked per target
@@ -104,7 +118,9 @@ impl Planner<'_> {
         // line, never overshooting by more than they gain: a node a hair above it keeps its
         // shards, and the room they would take stays for nodes further over.
         let still_overfull = s.utilization() > view.mean * settings.overfull_ratio();
-        let lowers_peak = |to: u32, load: f64| view.get(to).is_some_and(|t| (t.load + load) / t.capacity < s.utilization());
+        let lowers_peak = |to: u32, load: f64| {
+            view.get(to).is_some_and(|t| (t.load + load) / t.capacity < s.utilization())
+        };
         let least = s.load * settings.shard_share_min_permille as f64 / 1_000.0;
         let cooldown = Duration(settings.shard_cooldown_ms);
         let led: Vec<(ShardId, f64)> = self.cluster.node_shards[src as usize]
@@ -115,7 +131,9 @@ impl Planner<'_> {
             .filter_map(|sh| self.live.loads().trusted(sh).map(|l| (sh, l.units())))
             .filter(|&(_, l)| l > 0.0 && l >= least && (still_overfull || l < 2.0 * excess))
             .collect();
-        let closest = |a: &Candidate, b: &Candidate| (a.load - excess).abs().total_cmp(&(b.load - excess).abs());
+        let closest = |a: &Candidate, b: &Candidate| {
+            (a.load - excess).abs().total_cmp(&(b.load - excess).abs())
+        };
         // Targets stay within the shedding line if they can; where whole shards are too coarse
         // for that, within the overfull line (no move makes a node overfull).
         let caps = [view.mean * settings.settle_ratio(), view.mean * settings.overfull_ratio()];
@@ -124,7 +142,9 @@ impl Planner<'_> {
                 self.intended(shard)
                     .followers
                     .iter()
-                    .filter(move |&&f| view.takes(f, load, below, cap, settings) && lowers_peak(f, load))
+                    .filter(move |&&f| {
+                        view.takes(f, load, below, cap, settings) && lowers_peak(f, load)
+                    })
                     .min_by(|&&a, &&b| view.utilization(a).total_cmp(&view.utilization(b)))
                     .map(|&to| Candidate { shard, to, load, reopen: false })
             });
@@ -132,8 +152,10 @@ impl Planner<'_> {
                 return Some(best);
             }
         }
-        let mut targets: Vec<u32> = (0..view.nodes.len() as u32).filter(|&n| n != src && view.get(n).is_some()).collect();
-        targets.sort_by(|&a, &b| view.utilization(a).total_cmp(&view.utilization(b)).then(a.cmp(&b)));
+        let mut targets: Vec<u32> =
+            (0..view.nodes.len() as u32).filter(|&n| n != src && view.get(n).is_some()).collect();
+        targets
+            .sort_by(|&a, &b| view.utilization(a).total_cmp(&view.utilization(b)).then(a.cmp(&b)));
         caps.into_iter().find_map(|cap| {
             let reopens = led.iter().filter_map(|&(shard, load)| {
                 let rec = self.intended(shard);

@@ -37,7 +37,10 @@ pub fn choose(
     moved_max: usize,
 ) -> Result<Chosen, String> {
     if tables.len() < 2 {
-        return Err(format!("shard {shard} has {} table(s): there is nothing to split", tables.len()));
+        return Err(format!(
+            "shard {shard} has {} table(s): there is nothing to split",
+            tables.len()
+        ));
     }
     let mut loads = table_loads(tables, busiest, shard_units);
     let total: f64 = loads.iter().map(|(_, l)| l).sum();
@@ -71,12 +74,18 @@ pub fn choose(
 
 /// Each table's load: the reported busiest ones as reported, the rest of the shard's load
 /// spread evenly over the others; one each when nothing is known.
-fn table_loads(tables: &BTreeSet<TableId>, busiest: impl Iterator<Item = (TableId, f64)>, shard_units: f64) -> Vec<(TableId, f64)> {
-    let known: BTreeMap<TableId, f64> = busiest.filter(|(t, l)| tables.contains(t) && l.is_finite() && *l >= 0.0).collect();
+fn table_loads(
+    tables: &BTreeSet<TableId>,
+    busiest: impl Iterator<Item = (TableId, f64)>,
+    shard_units: f64,
+) -> Vec<(TableId, f64)> {
+    let known: BTreeMap<TableId, f64> =
+        busiest.filter(|(t, l)| tables.contains(t) && l.is_finite() && *l >= 0.0).collect();
     let unknown = tables.len() - known.len();
     let rest = (shard_units - known.values().sum::<f64>()).max(0.0);
     let share = if unknown > 0 { rest / unknown as f64 } else { 0.0 };
-    let loads: Vec<(TableId, f64)> = tables.iter().map(|t| (*t, known.get(t).copied().unwrap_or(share))).collect();
+    let loads: Vec<(TableId, f64)> =
+        tables.iter().map(|t| (*t, known.get(t).copied().unwrap_or(share))).collect();
     if loads.iter().map(|(_, l)| l).sum::<f64>() > 0.0 {
         loads
     } else {
@@ -102,10 +111,16 @@ pub fn check_named(
         return Err(format!("table {t} is not in shard {shard}"));
     }
     if set.is_empty() || set.len() == tables.len() {
-        return Err(format!("a split moves some of shard {shard}'s {} tables, not none or all", tables.len()));
+        return Err(format!(
+            "a split moves some of shard {shard}'s {} tables, not none or all",
+            tables.len()
+        ));
     }
     if set.len() > moved_max {
-        return Err(format!("{} tables named; a split moves at most {moved_max} (split_tables_max)", set.len()));
+        return Err(format!(
+            "{} tables named; a split moves at most {moved_max} (split_tables_max)",
+            set.len()
+        ));
     }
     let loads = table_loads(tables, busiest, shard_units);
     let total: f64 = loads.iter().map(|(_, l)| l).sum();
@@ -129,14 +144,19 @@ mod tests {
     fn pieces_carry_even_loads_from_the_busiest_tables_and_the_rest_spread() {
         let tables = ids(0..20);
         // Four busy tables and 16 quiet ones sharing the other 160 units.
-        let busiest = [(TableId(3), 200.0), (TableId(7), 150.0), (TableId(11), 100.0), (TableId(12), 90.0)];
+        let busiest =
+            [(TableId(3), 200.0), (TableId(7), 150.0), (TableId(11), 100.0), (TableId(12), 90.0)];
         let chosen = choose(ShardId(0), &tables, busiest.into_iter(), 700.0, 2, 100).unwrap();
         let moved = chosen.tables;
         let mut loads: BTreeMap<TableId, f64> = tables.iter().map(|&t| (t, 10.0)).collect();
         loads.extend(busiest);
         let (moved_load, total) = (load_of(&moved, &loads), 700.0);
         let ratio = moved_load / (total - moved_load);
-        assert!((0.7..=1.3).contains(&ratio), "pieces of {moved_load} and {}: {ratio:.2}", total - moved_load);
+        assert!(
+            (0.7..=1.3).contains(&ratio),
+            "pieces of {moved_load} and {}: {ratio:.2}",
+            total - moved_load
+        );
         assert!((chosen.share - moved_load / total).abs() < 1e-9);
     }
 
@@ -144,7 +164,8 @@ mod tests {
     fn a_shard_cut_into_k_pieces_sheds_a_kth_at_each_split() {
         // 60 tables of 10 units, four of them busy: three pieces of about 400 units each.
         let mut tables = ids(0..60);
-        let busiest = [(TableId(0), 120.0), (TableId(1), 100.0), (TableId(2), 80.0), (TableId(3), 60.0)];
+        let busiest =
+            [(TableId(0), 120.0), (TableId(1), 100.0), (TableId(2), 80.0), (TableId(3), 60.0)];
         let mut loads: BTreeMap<TableId, f64> = tables.iter().map(|&t| (t, 15.0)).collect();
         loads.extend(busiest);
         let total: f64 = loads.values().sum();
@@ -159,8 +180,14 @@ mod tests {
             }
         }
         pieces.push(tables.iter().map(|t| loads[t]).sum());
-        let (lo, hi) = (pieces.iter().copied().fold(f64::MAX, f64::min), pieces.iter().copied().fold(0.0, f64::max));
-        assert!(hi / lo <= 1.3 / 0.7 && (pieces.iter().sum::<f64>() - total).abs() < 1e-6, "pieces {pieces:?}");
+        let (lo, hi) = (
+            pieces.iter().copied().fold(f64::MAX, f64::min),
+            pieces.iter().copied().fold(0.0, f64::max),
+        );
+        assert!(
+            hi / lo <= 1.3 / 0.7 && (pieces.iter().sum::<f64>() - total).abs() < 1e-6,
+            "pieces {pieces:?}"
+        );
     }
 
     #[test]
@@ -174,21 +201,35 @@ mod tests {
 
     #[test]
     fn one_table_with_most_of_the_load_makes_a_shard_unsplittable() {
-        let err = choose(ShardId(4), &ids(0..10), [(TableId(2), 900.0)].into_iter(), 990.0, 2, 100).unwrap_err();
-        assert!(err.contains("unsplittable") && err.contains("table 2") && err.contains("91%"), "{err}");
-        assert!(choose(ShardId(4), &ids(0..1), std::iter::empty(), 5.0, 2, 100).unwrap_err().contains("nothing to split"));
+        let err = choose(ShardId(4), &ids(0..10), [(TableId(2), 900.0)].into_iter(), 990.0, 2, 100)
+            .unwrap_err();
+        assert!(
+            err.contains("unsplittable") && err.contains("table 2") && err.contains("91%"),
+            "{err}"
+        );
+        assert!(choose(ShardId(4), &ids(0..1), std::iter::empty(), 5.0, 2, 100)
+            .unwrap_err()
+            .contains("nothing to split"));
     }
 
     #[test]
     fn named_tables_are_checked() {
         let tables = ids(0..4);
-        let check = |named: &[TableId], max| check_named(ShardId(1), &tables, named, [(TableId(2), 30.0)].into_iter(), 60.0, max);
+        let check = |named: &[TableId], max| {
+            check_named(ShardId(1), &tables, named, [(TableId(2), 30.0)].into_iter(), 60.0, max)
+        };
         let chosen = check(&[TableId(2), TableId(0)], 10).unwrap();
         assert_eq!(chosen.tables, vec![TableId(0), TableId(2)]);
-        assert!((chosen.share - 40.0 / 60.0).abs() < 1e-9, "table 2 carries 30 of 60, the others 10 each: {}", chosen.share);
+        assert!(
+            (chosen.share - 40.0 / 60.0).abs() < 1e-9,
+            "table 2 carries 30 of 60, the others 10 each: {}",
+            chosen.share
+        );
         assert!(check(&[TableId(9)], 10).unwrap_err().contains("not in shard 1"));
         assert!(check(&[TableId(1), TableId(1)], 10).unwrap_err().contains("twice"));
-        assert!(check(&(0..4).map(TableId).collect::<Vec<_>>(), 10).unwrap_err().contains("not none or all"));
+        assert!(check(&(0..4).map(TableId).collect::<Vec<_>>(), 10)
+            .unwrap_err()
+            .contains("not none or all"));
         assert!(check(&[TableId(1), TableId(2)], 1).unwrap_err().contains("at most 1"));
     }
 }

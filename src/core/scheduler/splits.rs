@@ -44,12 +44,18 @@ impl SplitNeed {
 
     pub fn describe(&self) -> String {
         match self {
-            SplitNeed::Tables { count, max } => format!("{count} tables, above tables_per_shard_max {max}"),
-            SplitNeed::Bytes { bytes, max } => format!("{bytes} bytes, above shard_bytes_max {max}"),
+            SplitNeed::Tables { count, max } => {
+                format!("{count} tables, above tables_per_shard_max {max}")
+            }
+            SplitNeed::Bytes { bytes, max } => {
+                format!("{bytes} bytes, above shard_bytes_max {max}")
+            }
             SplitNeed::Load { units, line, windows } => {
                 format!("load {units:.0} units/s above the split line {line:.0} for {windows} windows ({} pieces)", self.pieces())
             }
-            SplitNeed::ScaleOut { nodes, shards } => format!("scale-out: {nodes} nodes to give work and {shards} shards"),
+            SplitNeed::ScaleOut { nodes, shards } => {
+                format!("scale-out: {nodes} nodes to give work and {shards} shards")
+            }
         }
     }
 }
@@ -67,13 +73,19 @@ pub fn line(cluster: &ClusterCatalog, live: &LiveCluster) -> Option<f64> {
 }
 
 /// The shards that should split now, the most needed first, each once; at most `room`.
-pub fn due(cluster: &ClusterCatalog, live: &LiveCluster, line: Option<f64>, room: usize) -> Vec<(ShardId, SplitNeed)> {
+pub fn due(
+    cluster: &ClusterCatalog,
+    live: &LiveCluster,
+    line: Option<f64>,
+    room: usize,
+) -> Vec<(ShardId, SplitNeed)> {
     let s = live.settings();
     if room == 0 || s.paused || cluster.record.topology() != Topology::Dynamic {
         return Vec::new();
     }
     let mut due: Vec<(ShardId, SplitNeed)> = Vec::new();
-    let eligible: Vec<ShardId> = led(cluster, live).filter(|&shard| may_split(cluster, live, shard)).collect();
+    let eligible: Vec<ShardId> =
+        led(cluster, live).filter(|&shard| may_split(cluster, live, shard)).collect();
     for &shard in &eligible {
         let count = cluster.shard_tables[shard.index()].len();
         let bytes = live.loads().smoothed(shard).0.bytes;
@@ -95,12 +107,28 @@ pub fn due(cluster: &ClusterCatalog, live: &LiveCluster, line: Option<f64>, room
     let nodes = placeable_nodes(live);
     let shards = cluster.shards.len() + live.procedures_starting() as usize + due.len();
     if nodes > shards && busy(cluster, live) {
-        let mut busiest: Vec<ShardId> = eligible.into_iter().filter(|&s| cluster.shard_tables[s.index()].len() >= 2 && !due.iter().any(|(d, _)| *d == s)).collect();
+        let mut busiest: Vec<ShardId> = eligible
+            .into_iter()
+            .filter(|&s| {
+                cluster.shard_tables[s.index()].len() >= 2 && !due.iter().any(|(d, _)| *d == s)
+            })
+            .collect();
         busiest.sort_by(|&a, &b| {
             let (la, lb) = (live.loads().estimate_units(a), live.loads().estimate_units(b));
-            lb.total_cmp(&la).then(cluster.shard_tables[b.index()].len().cmp(&cluster.shard_tables[a.index()].len())).then(a.cmp(&b))
+            lb.total_cmp(&la)
+                .then(
+                    cluster.shard_tables[b.index()]
+                        .len()
+                        .cmp(&cluster.shard_tables[a.index()].len()),
+                )
+                .then(a.cmp(&b))
         });
-        due.extend(busiest.into_iter().take(nodes - shards).map(|shard| (shard, SplitNeed::ScaleOut { nodes, shards })));
+        due.extend(
+            busiest
+                .into_iter()
+                .take(nodes - shards)
+                .map(|shard| (shard, SplitNeed::ScaleOut { nodes, shards })),
+        );
     }
     due.truncate(room);
     due
@@ -113,7 +141,8 @@ fn placeable_nodes(live: &LiveCluster) -> usize {
 /// Whether the cluster carries enough load for the scale-out rule: an idle one has no work to
 /// give new nodes.
 fn busy(cluster: &ClusterCatalog, live: &LiveCluster) -> bool {
-    led(cluster, live).map(|shard| live.loads().estimate_units(shard)).sum::<f64>() >= live.settings().split_floor_units
+    led(cluster, live).map(|shard| live.loads().estimate_units(shard)).sum::<f64>()
+        >= live.settings().split_floor_units
 }
 
 /// How many more shards the scale-out rule may yet split for: placeable nodes beyond the
@@ -121,7 +150,8 @@ fn busy(cluster: &ClusterCatalog, live: &LiveCluster) -> bool {
 /// turn out busy once the loads this leader has not heard yet are known. 0 when no scale-out
 /// split can come; not whether one is due now (`due` says that).
 pub fn scale_out_short(cluster: &ClusterCatalog, live: &LiveCluster) -> u32 {
-    let (nodes, shards) = (placeable_nodes(live), cluster.shards.len() + live.procedures_starting() as usize);
+    let (nodes, shards) =
+        (placeable_nodes(live), cluster.shards.len() + live.procedures_starting() as usize);
     let s = live.settings();
     if nodes <= shards || s.paused || cluster.record.topology() != Topology::Dynamic {
         return 0;
@@ -136,11 +166,18 @@ pub fn scale_out_short(cluster: &ClusterCatalog, live: &LiveCluster) -> u32 {
 }
 
 /// Shards with a leader, as the intent has it.
-pub fn led<'a>(cluster: &'a ClusterCatalog, live: &'a LiveCluster) -> impl Iterator<Item = ShardId> + 'a {
-    (0..cluster.shards.len() as u32).map(ShardId).filter(move |&s| live.intended(cluster, s).leader.is_some())
+pub fn led<'a>(
+    cluster: &'a ClusterCatalog,
+    live: &'a LiveCluster,
+) -> impl Iterator<Item = ShardId> + 'a {
+    (0..cluster.shards.len() as u32)
+        .map(ShardId)
+        .filter(move |&s| live.intended(cluster, s).leader.is_some())
 }
 
 /// Whether a procedure may take the shard now: settled, not in transfer, not held.
 pub(super) fn may_split(cluster: &ClusterCatalog, live: &LiveCluster, shard: ShardId) -> bool {
-    live.intent().settled(shard) && live.intended(cluster, shard).transfer.is_none() && !live.locked(cluster, shard)
+    live.intent().settled(shard)
+        && live.intended(cluster, shard).transfer.is_none()
+        && !live.locked(cluster, shard)
 }

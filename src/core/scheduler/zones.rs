@@ -23,22 +23,36 @@ impl Planner<'_> {
             // zone its current ones do not, when a node's zone changed since it started (in-process
             // seed 1592603999: the scan passed the shard over, and nothing looked again).
             let Some(crowded) = self.crowded_follower(&planned(rec)) else { continue };
-            if !self.live.intent().settled(shard) || rec.leader.is_none() || rec.transfer.is_some() {
+            if !self.live.intent().settled(shard) || rec.leader.is_none() || rec.transfer.is_some()
+            {
                 self.live.deficit_scan_again(); // look again once its change has landed
                 continue;
             }
             let replicas: Vec<u32> = rec.replicas().collect();
             let staying: Vec<u32> = replicas.iter().copied().filter(|&r| r != crowded).collect();
-            let Some(&fresh) = self.pick_followers(shard, &replicas, &staying, 1).first() else { continue };
+            let Some(&fresh) = self.pick_followers(shard, &replicas, &staying, 1).first() else {
+                continue;
+            };
             let zone = self.zone(fresh);
             if zone.is_empty() || replicas.iter().any(|&r| self.zone(r) == zone) {
                 continue; // no zone without a replica has room
             }
-            let why = format!("{} shares zone {:?} with another replica; {} is in zone {zone:?}", self.name(crowded), self.zone(crowded), self.name(fresh));
+            let why = format!(
+                "{} shares zone {:?} with another replica; {} is in zone {zone:?}",
+                self.name(crowded),
+                self.zone(crowded),
+                self.name(fresh)
+            );
             let mut record = rec.clone();
             let slot = record.followers.iter().position(|&f| f == crowded).expect("a follower");
             record.followers[slot] = fresh;
-            self.stage(record, vec![NodeId(crowded)], MoveReason::RepairFollowers, Cause::Repair, why);
+            self.stage(
+                record,
+                vec![NodeId(crowded)],
+                MoveReason::RepairFollowers,
+                Cause::Repair,
+                why,
+            );
         }
     }
 

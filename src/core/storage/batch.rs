@@ -18,12 +18,19 @@ pub use super::keys::FENCE_KEY;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
     /// Deletes every key that starts with `prefix` (a dropped cluster's contents). A batch that
     /// holds one holds no other op on a key under it: the core writes it in a batch of its own
     /// change only, as etcd refuses a transaction whose puts and deletes overlap.
-    DeletePrefix { prefix: String },
+    DeletePrefix {
+        prefix: String,
+    },
 }
 
 impl Op {
@@ -38,7 +45,10 @@ impl Op {
 
 /// The stored keys under `prefix`, for stores that delete a prefix key by key.
 pub fn keys_under<'a, V>(kvs: &'a BTreeMap<String, V>, prefix: &str) -> Vec<&'a String> {
-    kvs.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)).map(|(k, _)| k).take_while(|k| k.starts_with(prefix)).collect()
+    kvs.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+        .map(|(k, _)| k)
+        .take_while(|k| k.starts_with(prefix))
+        .collect()
 }
 
 /// One transaction for the storage adapter. Keys are distinct (etcd refuses a transaction that
@@ -59,7 +69,10 @@ impl WriteBatch {
     /// Whether the fence value found in storage shows that this batch already landed: the same
     /// term has advanced the chain to this batch or past it.
     pub fn landed_already(&self, current_fence: Option<&[u8]>) -> bool {
-        let (Some(current), Ok(mine)) = (current_fence, FenceRecord::decode(self.fence.as_slice())) else { return false };
+        let (Some(current), Ok(mine)) = (current_fence, FenceRecord::decode(self.fence.as_slice()))
+        else {
+            return false;
+        };
         FenceRecord::decode(current).is_ok_and(|f| f.term == mine.term && f.seq >= mine.seq)
     }
 }
@@ -109,7 +122,8 @@ impl WriteBatch {
                     kvs.remove(key);
                 }
                 Op::DeletePrefix { prefix } => {
-                    let doomed: Vec<String> = keys_under(kvs, prefix).into_iter().cloned().collect();
+                    let doomed: Vec<String> =
+                        keys_under(kvs, prefix).into_iter().cloned().collect();
                     doomed.iter().for_each(|k| {
                         kvs.remove(k);
                     });
@@ -148,7 +162,8 @@ impl BatchBuilder {
 
     /// How many ops the batch would hold after adding `ops`.
     pub fn len_with<'a>(&self, ops: impl Iterator<Item = &'a Op>) -> usize {
-        let mut new_keys: Vec<&str> = ops.map(Op::key).filter(|k| !self.ops.contains_key(*k)).collect();
+        let mut new_keys: Vec<&str> =
+            ops.map(Op::key).filter(|k| !self.ops.contains_key(*k)).collect();
         new_keys.sort_unstable();
         new_keys.dedup();
         self.ops.len() + new_keys.len()
@@ -158,7 +173,13 @@ impl BatchBuilder {
         self.ops.insert(op.key().to_owned(), op);
     }
 
-    pub fn finish(self, id: WriteId, term: Term, expected_fence: Option<Vec<u8>>, fence: Vec<u8>) -> WriteBatch {
+    pub fn finish(
+        self,
+        id: WriteId,
+        term: Term,
+        expected_fence: Option<Vec<u8>>,
+        fence: Vec<u8>,
+    ) -> WriteBatch {
         WriteBatch { id, term, expected_fence, fence, ops: self.ops.into_values().collect() }
     }
 }

@@ -31,7 +31,9 @@ impl Mutation {
     pub fn to_op(&self) -> Op {
         let key = self.key().encode();
         let value = match self {
-            Mutation::DeleteTable(..) | Mutation::DeleteProcedure(..) | Mutation::DeleteSchema(..) => return Op::Delete { key },
+            Mutation::DeleteTable(..)
+            | Mutation::DeleteProcedure(..)
+            | Mutation::DeleteSchema(..) => return Op::Delete { key },
             Mutation::DeleteClusterData(..) => return Op::DeletePrefix { prefix: key },
             Mutation::PutCluster(r) => r.encode_to_vec(),
             Mutation::PutEpoch(_, e) => CounterRecord { value: e.0 }.encode_to_vec(),
@@ -59,18 +61,35 @@ impl Mutation {
                 }
                 Mutation::PutCluster(r)
             }
-            Key::Epoch(c) => Mutation::PutEpoch(c, Epoch(CounterRecord::decode(value).map_err(bad)?.value)),
-            Key::IdCeiling(c) => Mutation::PutIdCeiling(c, CounterRecord::decode(value).map_err(bad)?.value),
-            Key::Scheduler(c) => Mutation::PutScheduler(c, SchedulerRecord::decode(value).map_err(bad)?),
-            Key::Schema(c, id) => Mutation::PutSchema(c, checked(key, id, SchemaRecord::decode(value).map_err(bad)?, |r| r.id)?),
-            Key::Table(c, id) => Mutation::PutTable(c, checked(key, id, TableRecord::decode(value).map_err(bad)?, |r| r.id)?),
-            Key::Shard(c, id) => {
-                Mutation::PutShard(c, checked(key, id as u64, ShardRecord::decode(value).map_err(bad)?, |r| r.id as u64)?)
+            Key::Epoch(c) => {
+                Mutation::PutEpoch(c, Epoch(CounterRecord::decode(value).map_err(bad)?.value))
             }
-            Key::Node(c, id) => {
-                Mutation::PutNode(c, checked(key, id as u64, NodeRecord::decode(value).map_err(bad)?, |r| r.id as u64)?)
+            Key::IdCeiling(c) => {
+                Mutation::PutIdCeiling(c, CounterRecord::decode(value).map_err(bad)?.value)
             }
-            Key::Procedure(c, id) => Mutation::PutProcedure(c, checked(key, id, ProcedureRecord::decode(value).map_err(bad)?, |r| r.id)?),
+            Key::Scheduler(c) => {
+                Mutation::PutScheduler(c, SchedulerRecord::decode(value).map_err(bad)?)
+            }
+            Key::Schema(c, id) => Mutation::PutSchema(
+                c,
+                checked(key, id, SchemaRecord::decode(value).map_err(bad)?, |r| r.id)?,
+            ),
+            Key::Table(c, id) => Mutation::PutTable(
+                c,
+                checked(key, id, TableRecord::decode(value).map_err(bad)?, |r| r.id)?,
+            ),
+            Key::Shard(c, id) => Mutation::PutShard(
+                c,
+                checked(key, id as u64, ShardRecord::decode(value).map_err(bad)?, |r| r.id as u64)?,
+            ),
+            Key::Node(c, id) => Mutation::PutNode(
+                c,
+                checked(key, id as u64, NodeRecord::decode(value).map_err(bad)?, |r| r.id as u64)?,
+            ),
+            Key::Procedure(c, id) => Mutation::PutProcedure(
+                c,
+                checked(key, id, ProcedureRecord::decode(value).map_err(bad)?, |r| r.id)?,
+            ),
             Key::ClusterData(_) => unreachable!("Key::decode never names a prefix"),
         })
     }

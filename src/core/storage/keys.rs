@@ -130,7 +130,12 @@ mod tests {
 
     #[test]
     fn foreign_and_malformed_keys_are_not_ours() {
-        for key in ["/other/x", "/shardmeta/v1/c/1/tables/x", "/shardmeta/v1/c//epoch", "/shardmeta/v1/c/1/bogus/2"] {
+        for key in [
+            "/other/x",
+            "/shardmeta/v1/c/1/tables/x",
+            "/shardmeta/v1/c//epoch",
+            "/shardmeta/v1/c/1/bogus/2",
+        ] {
             assert_eq!(Key::decode(key), None, "{key}");
         }
     }

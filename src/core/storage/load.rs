@@ -58,6 +58,9 @@ mod tests {
     #[test]
     fn transient_failures_pause_briefly_however_many() {
         assert_eq!(LoadCause::Timeout.retry_pause(20), Duration(LOAD_RETRY_TRANSIENT_MAX_MS));
-        assert_eq!(LoadCause::Unavailable.retry_pause(u32::MAX), Duration(LOAD_RETRY_TRANSIENT_MAX_MS));
+        assert_eq!(
+            LoadCause::Unavailable.retry_pause(u32::MAX),
+            Duration(LOAD_RETRY_TRANSIENT_MAX_MS)
+        );
     }
 }

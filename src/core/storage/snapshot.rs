@@ -10,10 +10,10 @@
 //! of any catalog, arrive in id order and are gathered per cluster, then indexed at once.
 
 use super::keys::{Key, CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX, FENCE_KEY};
-use crate::core::model::{DecodeError, Mutation};
+use crate::core::error::quoted;
 use crate::core::ids::{ClusterId, TableId};
 use crate::core::model::{Catalog, Table, TableRecord};
-use crate::core::error::quoted;
+use crate::core::model::{DecodeError, Mutation};
 
 /// The key ranges of a snapshot, each a prefix, in the order they must be read.
 pub const SNAPSHOT_PREFIXES: [&str; 3] = [FENCE_KEY, CLUSTERS_PREFIX, CLUSTER_DATA_PREFIX];
@@ -29,14 +29,18 @@ pub struct Snapshot {
 impl Snapshot {
     /// Loads pairs that are all in memory already, in any order (tests, checkers, fuzzing).
     /// A key under none of [`SNAPSHOT_PREFIXES`] is an error.
-    pub fn load<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Snapshot, DecodeError> {
+    pub fn load<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Snapshot, DecodeError> {
         // Pairs read from a store are in key order already, which makes this sort linear.
         let mut sorted: Vec<(&str, &[u8])> = pairs.into_iter().collect();
         sorted.sort_by_key(|(k, _)| *k);
         if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(DecodeError(format!("key {:?} given twice", w[0].0)));
         }
-        if let Some((k, _)) = sorted.iter().find(|(k, _)| !SNAPSHOT_PREFIXES.iter().any(|p| k.starts_with(p))) {
+        if let Some((k, _)) =
+            sorted.iter().find(|(k, _)| !SNAPSHOT_PREFIXES.iter().any(|p| k.starts_with(p)))
+        {
             return Err(DecodeError(format!("unknown key {k}", k = quoted(k))));
         }
         let mut loader = SnapshotLoader::default();
@@ -60,7 +64,10 @@ impl Snapshot {
     /// the cluster record. Only tables, schemas, procedures and everything inside a dropped
     /// cluster (after its tombstone) are ever deleted; any other deletion, or a key outside the
     /// snapshot, is something the core never writes.
-    pub fn apply_transaction<'a>(&mut self, changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Result<(), DecodeError> {
+    pub fn apply_transaction<'a>(
+        &mut self,
+        changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) -> Result<(), DecodeError> {
         let mut ranked = Vec::new();
         for (key, value) in changes {
             let Some(rank) = SNAPSHOT_PREFIXES.iter().position(|p| key.starts_with(p)) else {
@@ -83,11 +90,17 @@ impl Snapshot {
         let change = match (value, Key::decode(key)) {
             (Some(value), _) => Mutation::decode(key, value)?,
             // A dropped cluster's range delete: its tombstone, which sorts first, removed it.
-            (None, Some(k)) if self.catalog.dropped_clusters.contains(&k.cluster()) => return Ok(()),
+            (None, Some(k)) if self.catalog.dropped_clusters.contains(&k.cluster()) => {
+                return Ok(())
+            }
             (None, Some(Key::Table(c, id))) => Mutation::DeleteTable(c, TableId(id)),
             (None, Some(Key::Procedure(c, id))) => Mutation::DeleteProcedure(c, id),
             (None, Some(Key::Schema(c, id))) => Mutation::DeleteSchema(c, id),
-            (None, _) => return Err(DecodeError(format!("{key} was deleted, but only tables, schemas and procedures ever are"))),
+            (None, _) => {
+                return Err(DecodeError(format!(
+                    "{key} was deleted, but only tables, schemas and procedures ever are"
+                )))
+            }
         };
         self.catalog.apply(change)
     }
@@ -152,7 +165,8 @@ impl SnapshotLoader {
     /// point at each other, ids sit below their cluster's ceiling) and hands the snapshot over.
     pub fn finish(mut self) -> Result<Snapshot, DecodeError> {
         for (c, tables) in self.tables {
-            let cluster = self.snapshot.catalog.clusters.get_mut(&c).expect("staged only for known clusters");
+            let cluster =
+                self.snapshot.catalog.clusters.get_mut(&c).expect("staged only for known clusters");
             cluster.load_tables(tables)?;
         }
         self.snapshot.catalog.check_partitions()?;
@@ -164,7 +178,9 @@ impl SnapshotLoader {
 impl Catalog {
     /// Builds a catalog from stored pairs held in memory (see [`Snapshot::load`]; the write
     /// chain's fence is not part of it).
-    pub fn load<'a>(kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Catalog, DecodeError> {
+    pub fn load<'a>(
+        kvs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Catalog, DecodeError> {
         Ok(Snapshot::load(kvs)?.catalog)
     }
 }
@@ -187,10 +203,22 @@ mod tests {
     #[test]
     fn pairs_load_in_dependency_order_whatever_order_they_come_in() {
         let c = ClusterId(1);
-        let cluster = ClusterRecord { id: 1, name: "a".into(), shard_count: 2, ..Default::default() };
+        let cluster =
+            ClusterRecord { id: 1, name: "a".into(), shard_count: 2, ..Default::default() };
         let pairs = [
-            encoded(Mutation::PutShard(c, ShardRecord { id: 1, version: 2, leader: Some(0), ..Default::default() })),
-            encoded(Mutation::PutNode(c, NodeRecord { id: 0, name: "n0".into(), endpoint: "h:1".into(), ..Default::default() })),
+            encoded(Mutation::PutShard(
+                c,
+                ShardRecord { id: 1, version: 2, leader: Some(0), ..Default::default() },
+            )),
+            encoded(Mutation::PutNode(
+                c,
+                NodeRecord {
+                    id: 0,
+                    name: "n0".into(),
+                    endpoint: "h:1".into(),
+                    ..Default::default()
+                },
+            )),
             encoded(Mutation::PutCluster(cluster)),
             (FENCE_KEY.to_owned(), vec![8]),
         ];
@@ -206,14 +234,22 @@ mod tests {
         let c = ClusterId(1);
         let mut loader = SnapshotLoader::default();
         for m in [
-            Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() }),
+            Mutation::PutCluster(ClusterRecord {
+                id: 1,
+                name: "a".into(),
+                shard_count: 1,
+                ..Default::default()
+            }),
             Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false }),
             Mutation::PutTable(c, TableRecord { id: 5, name: "x".into(), ..Default::default() }),
         ] {
             let (k, v) = encoded(m);
             loader.feed(&k, &v).unwrap();
         }
-        let (k, v) = encoded(Mutation::PutTable(c, TableRecord { id: 5, name: "y".into(), ..Default::default() }));
+        let (k, v) = encoded(Mutation::PutTable(
+            c,
+            TableRecord { id: 5, name: "y".into(), ..Default::default() },
+        ));
         assert!(loader.feed(&k, &v).unwrap_err().0.contains("out of key order"));
     }
 
@@ -225,18 +261,35 @@ mod tests {
         let mut standby = Snapshot::default();
         let created = [
             encoded(Mutation::PutIdCeiling(c, 100)),
-            encoded(Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })),
-            encoded(Mutation::PutTable(c, TableRecord { id: 5, name: "x".into(), ..Default::default() })),
-            encoded(Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() })),
+            encoded(Mutation::PutSchema(
+                c,
+                SchemaRecord { id: 0, name: "public".into(), dropping: false },
+            )),
+            encoded(Mutation::PutTable(
+                c,
+                TableRecord { id: 5, name: "x".into(), ..Default::default() },
+            )),
+            encoded(Mutation::PutCluster(ClusterRecord {
+                id: 1,
+                name: "a".into(),
+                shard_count: 1,
+                ..Default::default()
+            })),
             (FENCE_KEY.to_owned(), vec![1]),
         ];
-        standby.apply_transaction(created.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice())))).unwrap();
-        let stored = Snapshot::load(created.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap();
+        standby
+            .apply_transaction(created.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))))
+            .unwrap();
+        let stored =
+            Snapshot::load(created.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).unwrap();
         assert_eq!(standby, stored);
 
         let table = Key::Table(c, 5).encode();
         standby.apply_transaction([(table.as_str(), None), (FENCE_KEY, Some(&[2][..]))]).unwrap();
-        assert!(standby.catalog.cluster(c).tables.get(TableId(5)).is_none() && standby.fence == Some(vec![2]));
+        assert!(
+            standby.catalog.cluster(c).tables.get(TableId(5)).is_none()
+                && standby.fence == Some(vec![2])
+        );
 
         let schema = Key::Schema(c, 0).encode();
         standby.apply_transaction([(schema.as_str(), None)]).unwrap();
@@ -254,10 +307,21 @@ mod tests {
         let c = ClusterId(1);
         let load = |table: u64| {
             let pairs = [
-                encoded(Mutation::PutCluster(ClusterRecord { id: 1, name: "a".into(), shard_count: 1, ..Default::default() })),
+                encoded(Mutation::PutCluster(ClusterRecord {
+                    id: 1,
+                    name: "a".into(),
+                    shard_count: 1,
+                    ..Default::default()
+                })),
                 encoded(Mutation::PutIdCeiling(c, 10)),
-                encoded(Mutation::PutSchema(c, SchemaRecord { id: 3, name: "s".into(), dropping: false })),
-                encoded(Mutation::PutTable(c, TableRecord { id: table, schema: 3, name: "t".into(), ..Default::default() })),
+                encoded(Mutation::PutSchema(
+                    c,
+                    SchemaRecord { id: 3, name: "s".into(), dropping: false },
+                )),
+                encoded(Mutation::PutTable(
+                    c,
+                    TableRecord { id: table, schema: 3, name: "t".into(), ..Default::default() },
+                )),
             ];
             Snapshot::load(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
         };
@@ -275,9 +339,21 @@ mod tests {
     #[test]
     fn every_stored_key_is_in_exactly_one_range() {
         let c = ClusterId(3);
-        for key in [Key::Cluster(c), Key::Epoch(c), Key::IdCeiling(c), Key::Schema(c, 1), Key::Table(c, 2), Key::Shard(c, 3), Key::Node(c, 4)] {
+        for key in [
+            Key::Cluster(c),
+            Key::Epoch(c),
+            Key::IdCeiling(c),
+            Key::Schema(c, 1),
+            Key::Table(c, 2),
+            Key::Shard(c, 3),
+            Key::Node(c, 4),
+        ] {
             let key = key.encode();
-            assert_eq!(SNAPSHOT_PREFIXES.iter().filter(|p| key.starts_with(*p)).count(), 1, "{key}");
+            assert_eq!(
+                SNAPSHOT_PREFIXES.iter().filter(|p| key.starts_with(*p)).count(),
+                1,
+                "{key}"
+            );
         }
     }
 }

@@ -32,8 +32,15 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(endpoint: String, timeout: std::time::Duration, dial: Credentials) -> Result<Api, String> {
-        let channel = dial.endpoint(&endpoint, timeout).map_err(|e| format!("admin API: {}", e.message()))?.connect_lazy();
+    pub fn new(
+        endpoint: String,
+        timeout: std::time::Duration,
+        dial: Credentials,
+    ) -> Result<Api, String> {
+        let channel = dial
+            .endpoint(&endpoint, timeout)
+            .map_err(|e| format!("admin API: {}", e.message()))?
+            .connect_lazy();
         Ok(Api { endpoint, timeout, dial, channel })
     }
 }
@@ -79,7 +86,8 @@ impl IntoResponse for ApiError {
             Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (http, Json(json!({"code": format!("{:?}", self.0.code()), "message": self.0.message()}))).into_response()
+        (http, Json(json!({"code": format!("{:?}", self.0.code()), "message": self.0.message()})))
+            .into_response()
     }
 }
 
@@ -122,10 +130,13 @@ impl FromRequestParts<Api> for Meta {
         let mut credentials = api.dial.clone();
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
             let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer "));
-            let token = token.ok_or_else(|| Status::unauthenticated("the Authorization header must be Bearer <token>"))?;
+            let token = token.ok_or_else(|| {
+                Status::unauthenticated("the Authorization header must be Bearer <token>")
+            })?;
             credentials = credentials.with_token(token).map_err(Status::unauthenticated)?;
         }
-        let meta = MetaClient::new(vec![api.endpoint.clone()], api.timeout)?.with_credentials(credentials);
+        let meta =
+            MetaClient::new(vec![api.endpoint.clone()], api.timeout)?.with_credentials(credentials);
         Ok(Meta(meta.with_connection(api.channel.clone())))
     }
 }
@@ -142,58 +153,115 @@ fn page(items: impl Iterator<Item = Value>, next_page_token: String) -> Json<Val
 macro_rules! leader_call {
     ($meta:expr, $method:ident, $request:expr) => {{
         let request = $request;
-        $meta.0.call(|mut c| { let request = request.clone(); async move { c.$method(request).await } }).await?
+        $meta
+            .0
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.$method(request).await }
+            })
+            .await?
     }};
 }
 
 async fn clusters(mut api: Meta, Query(p): Query<Paging>) -> Answer {
-    let r = leader_call!(api, list_clusters, proto::ListClustersRequest { page_size: p.page_size, page_token: p.page_token });
+    let r = leader_call!(
+        api,
+        list_clusters,
+        proto::ListClustersRequest { page_size: p.page_size, page_token: p.page_token }
+    );
     Ok(page(r.clusters.iter().map(to_json::cluster), r.next_page_token))
 }
 
 async fn cluster(mut api: Meta, Path(cluster): Path<String>) -> Answer {
     let r = leader_call!(api, cluster_view, proto::ClusterViewRequest { header: header(&cluster) });
-    Ok(Json(json!({"cluster": to_json::cluster(&r.cluster.unwrap_or_default()), "term": r.term, "nodes_online": r.nodes_online,
+    Ok(Json(
+        json!({"cluster": to_json::cluster(&r.cluster.unwrap_or_default()), "term": r.term, "nodes_online": r.nodes_online,
                    "nodes_offline": r.nodes_offline, "shards_ready": r.shards_ready, "shards_unassigned": r.shards_unassigned,
-                   "tables": r.tables, "changes_pending": r.changes_pending})))
+                   "tables": r.tables, "changes_pending": r.changes_pending}),
+    ))
 }
 
 async fn nodes(mut api: Meta, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
-    let r = leader_call!(api, list_nodes, proto::ListNodesRequest { header: header(&cluster), page_size: p.page_size, page_token: p.page_token });
+    let r = leader_call!(
+        api,
+        list_nodes,
+        proto::ListNodesRequest {
+            header: header(&cluster),
+            page_size: p.page_size,
+            page_token: p.page_token
+        }
+    );
     Ok(page(r.nodes.iter().map(to_json::node), r.next_page_token))
 }
 
 async fn shards(mut api: Meta, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
-    let r = leader_call!(api, list_shards, proto::ListShardsRequest { header: header(&cluster), page_size: p.page_size, page_token: p.page_token });
+    let r = leader_call!(
+        api,
+        list_shards,
+        proto::ListShardsRequest {
+            header: header(&cluster),
+            page_size: p.page_size,
+            page_token: p.page_token
+        }
+    );
     Ok(page(r.shards.iter().map(to_json::shard), r.next_page_token))
 }
 
 async fn tables(mut api: Meta, Path(cluster): Path<String>, Query(p): Query<Paging>) -> Answer {
-    let req = proto::ListTablesRequest { header: header(&cluster), schema: p.schema, page_size: p.page_size, page_token: p.page_token };
+    let req = proto::ListTablesRequest {
+        header: header(&cluster),
+        schema: p.schema,
+        page_size: p.page_size,
+        page_token: p.page_token,
+    };
     let r = leader_call!(api, list_tables, req);
     Ok(page(r.tables.iter().map(to_json::table), r.next_page_token))
 }
 
-async fn events(mut api: Meta, Path(cluster): Path<String>, Query(q): Query<EventsQuery>) -> Answer {
-    let r = leader_call!(api, list_events, proto::ListEventsRequest { header: header(&cluster), after: q.after, limit: q.limit });
+async fn events(
+    mut api: Meta,
+    Path(cluster): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Answer {
+    let r = leader_call!(
+        api,
+        list_events,
+        proto::ListEventsRequest { header: header(&cluster), after: q.after, limit: q.limit }
+    );
     Ok(Json(json!({"items": r.events.iter().map(to_json::event).collect::<Vec<_>>()})))
 }
 
 async fn procedures(mut api: Meta, Path(cluster): Path<String>) -> Answer {
-    let r = leader_call!(api, list_procedures, proto::ListProceduresRequest { header: header(&cluster) });
+    let r = leader_call!(
+        api,
+        list_procedures,
+        proto::ListProceduresRequest { header: header(&cluster) }
+    );
     Ok(Json(json!({"items": r.procedures.iter().map(to_json::procedure).collect::<Vec<_>>()})))
 }
 
 async fn scheduler(mut api: Meta, Path(cluster): Path<String>) -> Answer {
-    let r = leader_call!(api, scheduler_status, proto::SchedulerStatusRequest { header: header(&cluster) });
+    let r = leader_call!(
+        api,
+        scheduler_status,
+        proto::SchedulerStatusRequest { header: header(&cluster) }
+    );
     Ok(Json(to_json::scheduler_status(&r)))
 }
 
 /// Pause or resume: the settings are read, changed and written whole, as `metactl` does.
 async fn set_paused(mut api: Meta, cluster: String, paused: bool) -> Answer {
-    let status = leader_call!(api, scheduler_status, proto::SchedulerStatusRequest { header: header(&cluster) });
+    let status = leader_call!(
+        api,
+        scheduler_status,
+        proto::SchedulerStatusRequest { header: header(&cluster) }
+    );
     let settings = proto::SchedulerSettings { paused, ..status.settings.unwrap_or_default() };
-    let r = leader_call!(api, set_scheduler, proto::SetSchedulerRequest { header: header(&cluster), settings: Some(settings) });
+    let r = leader_call!(
+        api,
+        set_scheduler,
+        proto::SetSchedulerRequest { header: header(&cluster), settings: Some(settings) }
+    );
     Ok(Json(to_json::scheduler_status(&r)))
 }
 
@@ -205,12 +273,21 @@ async fn resume(api: Meta, Path(cluster): Path<String>) -> Answer {
     set_paused(api, cluster, false).await
 }
 
-async fn drain(mut api: Meta, Path((cluster, node)): Path<(String, String)>, Query(q): Query<DrainQuery>) -> Answer {
-    let r = leader_call!(api, drain_node, proto::DrainNodeRequest { header: header(&cluster), node, cancel: q.cancel });
+async fn drain(
+    mut api: Meta,
+    Path((cluster, node)): Path<(String, String)>,
+    Query(q): Query<DrainQuery>,
+) -> Answer {
+    let r = leader_call!(
+        api,
+        drain_node,
+        proto::DrainNodeRequest { header: header(&cluster), node, cancel: q.cancel }
+    );
     Ok(Json(r.node.as_ref().map_or(Value::Null, to_json::node)))
 }
 
 async fn remove(mut api: Meta, Path((cluster, node)): Path<(String, String)>) -> Answer {
-    let r = leader_call!(api, remove_node, proto::RemoveNodeRequest { header: header(&cluster), node });
+    let r =
+        leader_call!(api, remove_node, proto::RemoveNodeRequest { header: header(&cluster), node });
     Ok(Json(json!({"removed": r.node})))
 }

@@ -47,7 +47,11 @@ pub fn router(admin: Admin) -> Router {
 }
 
 /// Serves until `stop` completes.
-pub async fn serve(listener: tokio::net::TcpListener, admin: Admin, stop: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    admin: Admin,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
     if let Err(e) = axum::serve(listener, router(admin)).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "the admin HTTP server failed");
     }
@@ -55,7 +59,8 @@ pub async fn serve(listener: tokio::net::TcpListener, admin: Admin, stop: impl F
 
 async fn scrape(State(admin): State<Admin>) -> Response {
     metrics().set_clusters(&admin.cluster_views().await);
-    ([(header::CONTENT_TYPE, crate::client::metrics::CONTENT_TYPE)], metrics().encode()).into_response()
+    ([(header::CONTENT_TYPE, crate::client::metrics::CONTENT_TYPE)], metrics().encode())
+        .into_response()
 }
 
 fn role_json(role: &Role) -> serde_json::Value {
@@ -88,7 +93,11 @@ impl Admin {
         let mut names = Vec::new();
         let mut page = PageRequest::default();
         loop {
-            let Ok(core::Response::Clusters(clusters)) = self.driver.inspect(core::Request::ListClusters { page }).await else { return Vec::new() };
+            let Ok(core::Response::Clusters(clusters)) =
+                self.driver.inspect(core::Request::ListClusters { page }).await
+            else {
+                return Vec::new();
+            };
             names.extend(clusters.items.into_iter().map(|c| c.name));
             match clusters.next {
                 Some(after) if names.len() < CLUSTERS_PER_SCRAPE_MAX => page.after = Some(after),
@@ -97,7 +106,9 @@ impl Admin {
         }
         let mut views = Vec::with_capacity(names.len());
         for cluster in names {
-            if let Ok(core::Response::View(view)) = self.driver.inspect(core::Request::ClusterView { cluster }).await {
+            if let Ok(core::Response::View(view)) =
+                self.driver.inspect(core::Request::ClusterView { cluster }).await
+            {
                 views.push(view);
             }
         }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::load::{LoadCause, LoadError};
-use crate::core::storage::{Op, Snapshot, SnapshotLoader, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
+use crate::core::storage::{
+    Op, Snapshot, SnapshotLoader, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES,
+};
 use crate::core::Term;
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -29,19 +31,26 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store in `dir` and starts a new term.
     pub fn open(dir: &Path) -> Result<EmbeddedStore, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
         let path = dir.join("meta.redb");
-        let db = Database::builder().set_cache_size(EMBEDDED_CACHE_BYTES).create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                format!("data dir {} is in use by another meta-server (its database is locked)", dir.display())
-            }
-            other => format!("cannot open {}: {other}", path.display()),
-        })?;
+        let db = Database::builder().set_cache_size(EMBEDDED_CACHE_BYTES).create(&path).map_err(
+            |e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    format!(
+                        "data dir {} is in use by another meta-server (its database is locked)",
+                        dir.display()
+                    )
+                }
+                other => format!("cannot open {}: {other}", path.display()),
+            },
+        )?;
         let term = {
             let tx = db.begin_write().map_err(|e| e.to_string())?;
             let term = {
                 let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;
-                let term = meta.get(TERM_KEY).map_err(|e| e.to_string())?.map_or(0, |v| v.value()) + 1;
+                let term =
+                    meta.get(TERM_KEY).map_err(|e| e.to_string())?.map_or(0, |v| v.value()) + 1;
                 meta.insert(TERM_KEY, term).map_err(|e| e.to_string())?;
                 term
             };
@@ -97,7 +106,12 @@ impl EmbeddedStore {
             }
             let (keys, bytes) = (loader.keys(), loader.bytes());
             let snapshot = loader.finish()?;
-            tracing::info!(keys, bytes, ms = started.elapsed().as_millis() as u64, "snapshot loaded from the embedded store");
+            tracing::info!(
+                keys,
+                bytes,
+                ms = started.elapsed().as_millis() as u64,
+                "snapshot loaded from the embedded store"
+            );
             crate::server::metrics::metrics().snapshot_loaded(keys, bytes, started.elapsed());
             Ok(snapshot)
         })
@@ -106,7 +120,11 @@ impl EmbeddedStore {
     }
 }
 
-fn write_blocking(db: &Database, batch: &WriteBatch, term: Term) -> Result<WriteResult, redb::Error> {
+fn write_blocking(
+    db: &Database,
+    batch: &WriteBatch,
+    term: Term,
+) -> Result<WriteResult, redb::Error> {
     let tx = db.begin_write()?;
     {
         let mut table = tx.open_table(KV)?;
@@ -153,34 +171,59 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
 mod tests {
     use super::*;
     use crate::core::ids::{ClusterId, WriteId};
-    use crate::core::model::{ClusterRecord, FenceRecord, SchemaRecord};
     use crate::core::model::Mutation;
+    use crate::core::model::{ClusterRecord, FenceRecord, SchemaRecord};
     use prost::Message;
 
     fn batch(store: &EmbeddedStore, seq: u64, mutations: Vec<Mutation>) -> WriteBatch {
         let fence = |seq| FenceRecord { term: store.term().0, seq }.encode_to_vec();
         let ops = mutations.iter().map(|m| m.to_op()).collect();
-        WriteBatch { id: WriteId(seq), term: store.term(), expected_fence: (seq > 1).then(|| fence(seq - 1)), fence: fence(seq), ops }
+        WriteBatch {
+            id: WriteId(seq),
+            term: store.term(),
+            expected_fence: (seq > 1).then(|| fence(seq - 1)),
+            fence: fence(seq),
+            ops,
+        }
     }
 
     /// A dropped cluster's range delete takes everything inside it, and nothing of its
     /// neighbours'.
     #[tokio::test]
     async fn a_range_delete_takes_exactly_one_clusters_contents() {
-        let dir = std::env::temp_dir().join(format!("shardmeta-embedded-prefix-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("shardmeta-embedded-prefix-{}", std::process::id()));
         let store = EmbeddedStore::open(&dir).unwrap();
         let cluster = |id: u32| {
             let c = ClusterId(id);
-            let record = ClusterRecord { id, name: format!("c{id}"), shard_count: 1, ..Default::default() };
-            vec![Mutation::PutIdCeiling(c, 100), Mutation::PutCluster(record), Mutation::PutSchema(c, SchemaRecord { id: 0, name: "public".into(), dropping: false })]
+            let record =
+                ClusterRecord { id, name: format!("c{id}"), shard_count: 1, ..Default::default() };
+            vec![
+                Mutation::PutIdCeiling(c, 100),
+                Mutation::PutCluster(record),
+                Mutation::PutSchema(
+                    c,
+                    SchemaRecord { id: 0, name: "public".into(), dropping: false },
+                ),
+            ]
         };
-        assert_eq!(store.write(&batch(&store, 1, [cluster(1), cluster(10)].concat())).await, WriteResult::Ok);
-        let drop = vec![Mutation::DeleteClusterData(ClusterId(1)), Mutation::PutCluster(ClusterRecord { id: 1, dropped: true, ..Default::default() })];
+        assert_eq!(
+            store.write(&batch(&store, 1, [cluster(1), cluster(10)].concat())).await,
+            WriteResult::Ok
+        );
+        let drop = vec![
+            Mutation::DeleteClusterData(ClusterId(1)),
+            Mutation::PutCluster(ClusterRecord { id: 1, dropped: true, ..Default::default() }),
+        ];
         assert_eq!(store.write(&batch(&store, 2, drop)).await, WriteResult::Ok);
         let snapshot = store.snapshot().await.unwrap();
         assert!(snapshot.catalog.clusters.keys().eq([&ClusterId(10)]));
         assert!(snapshot.catalog.dropped_clusters.contains(&ClusterId(1)));
-        assert_eq!(snapshot.catalog.cluster(ClusterId(10)).schemas.len(), 1, "the neighbour keeps its contents");
+        assert_eq!(
+            snapshot.catalog.cluster(ClusterId(10)).schemas.len(),
+            1,
+            "the neighbour keeps its contents"
+        );
         drop_dir(&dir);
     }
 

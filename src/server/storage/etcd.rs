@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prost::Message;
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse};
+use prost::Message;
 
 use super::load::{LoadCause, LoadError};
 use super::page_window::PageWindow;
-use crate::core::storage::{Op, Snapshot, SnapshotLoader, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES};
 use crate::core::model::FenceRecord;
+use crate::core::storage::{
+    Op, Snapshot, SnapshotLoader, WriteBatch, WriteResult, FENCE_KEY, SNAPSHOT_PREFIXES,
+};
 use crate::core::Term;
 
 /// Keys per snapshot page. At 1 KiB records a page is about 1 MiB: large enough that a million
@@ -38,7 +40,14 @@ const TXN_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// refusal of the request itself (too large, malformed) would be refused again.
 fn retryable(e: &etcd_client::Error) -> bool {
     match e {
-        etcd_client::Error::GRpcStatus(s) => matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Aborted | tonic::Code::Unknown),
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            s.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Aborted
+                | tonic::Code::Unknown
+        ),
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
     }
@@ -96,7 +105,13 @@ impl EtcdStore {
     /// `members`: one client per endpoint (`client` itself when there is one endpoint).
     pub fn new(client: Client, members: Vec<Client>, timeout: Duration) -> EtcdStore {
         let members = if members.is_empty() { vec![client.clone()] } else { members };
-        EtcdStore { client, members: members.into(), current: Arc::default(), fence: Arc::default(), timeout }
+        EtcdStore {
+            client,
+            members: members.into(),
+            current: Arc::default(),
+            fence: Arc::default(),
+            timeout,
+        }
     }
 
     /// Set by the election when this node wins, cleared when it loses.
@@ -115,12 +130,15 @@ impl EtcdStore {
     /// time, and the fence compare refuses the batch if another leader wrote).
     #[cfg(madsim)]
     async fn prefix_deletes(&self, prefix: &str) -> Result<Vec<TxnOp>, etcd_client::Error> {
-        let listed = self.client.kv_client().get(prefix, Some(GetOptions::new().with_prefix())).await?;
+        let listed =
+            self.client.kv_client().get(prefix, Some(GetOptions::new().with_prefix())).await?;
         Ok(listed.kvs().iter().map(|kv| TxnOp::delete(kv.key().to_vec(), None)).collect())
     }
 
     pub async fn write(&self, batch: &WriteBatch) -> WriteResult {
-        let Some(fence) = self.fence.lock().expect("fence lock").clone().filter(|f| f.term == batch.term) else {
+        let Some(fence) =
+            self.fence.lock().expect("fence lock").clone().filter(|f| f.term == batch.term)
+        else {
             return WriteResult::Conflict; // this node no longer holds that term
         };
         let Some(expected) = batch.expected_fence.clone() else {
@@ -144,7 +162,10 @@ impl EtcdStore {
         }
         ops.push(TxnOp::put(FENCE_KEY, batch.fence.clone(), None));
         let txn = Txn::new()
-            .when([Compare::value(fence.key.clone(), CompareOp::Equal, fence.value.clone()), Compare::value(FENCE_KEY, CompareOp::Equal, expected)])
+            .when([
+                Compare::value(fence.key.clone(), CompareOp::Equal, fence.value.clone()),
+                Compare::value(FENCE_KEY, CompareOp::Equal, expected),
+            ])
             .and_then(ops)
             .or_else([TxnOp::get(FENCE_KEY, None)]);
         let Some(response) = self.send_fenced(txn).await else { return WriteResult::Error };
@@ -160,8 +181,14 @@ impl EtcdStore {
             current => {
                 let decode = |v: &[u8]| FenceRecord::decode(v).map(|f| (f.term, f.seq)).ok();
                 let found = current.flatten().as_deref().and_then(decode);
-                let (expected, mine) = (batch.expected_fence.as_deref().and_then(decode), decode(&batch.fence));
-                tracing::warn!(?found, ?expected, ?mine, "etcd refused the batch: the fence or the election key has moved on");
+                let (expected, mine) =
+                    (batch.expected_fence.as_deref().and_then(decode), decode(&batch.fence));
+                tracing::warn!(
+                    ?found,
+                    ?expected,
+                    ?mine,
+                    "etcd refused the batch: the fence or the election key has moved on"
+                );
                 WriteResult::Conflict
             }
         }
@@ -178,7 +205,13 @@ impl EtcdStore {
     /// member costs one attempt, not one per write (a balancer would keep choosing it, as its
     /// connection looks healthy).
     async fn send_fenced(&self, txn: Txn) -> Option<etcd_client::TxnResponse> {
-        match self.on_members(|member| { let txn = txn.clone(); async move { member.kv_client().txn(txn).await } }).await {
+        match self
+            .on_members(|member| {
+                let txn = txn.clone();
+                async move { member.kv_client().txn(txn).await }
+            })
+            .await
+        {
             Ok(r) => Some(r),
             Err(MemberError::Refused(e)) => {
                 tracing::warn!(error = %e, "etcd refused the transaction; outcome unknown");
@@ -205,14 +238,24 @@ impl EtcdStore {
         for attempt in 1.. {
             let member = self.current.load(Ordering::Relaxed) % self.members.len();
             let left = self.timeout.saturating_sub(started.elapsed());
-            let error = match tokio::time::timeout(left.min(attempt_max), call(self.members[member].clone())).await {
+            let error = match tokio::time::timeout(
+                left.min(attempt_max),
+                call(self.members[member].clone()),
+            )
+            .await
+            {
                 Ok(Ok(r)) => return Ok(r),
                 Ok(Err(e)) if !retryable(&e) => return Err(MemberError::Refused(e)),
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no answer within {} ms", left.min(attempt_max).as_millis()),
             };
             // Another caller may have moved on already; move on from this member only once.
-            let _ = self.current.compare_exchange(member, (member + 1) % self.members.len(), Ordering::Relaxed, Ordering::Relaxed);
+            let _ = self.current.compare_exchange(
+                member,
+                (member + 1) % self.members.len(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             let pause = TXN_RETRY_PAUSE * attempt.min(5);
             if started.elapsed() + pause >= self.timeout {
                 return Err(MemberError::Exhausted { error, attempts: attempt });
@@ -231,7 +274,13 @@ impl EtcdStore {
     {
         self.on_members(call).await.map_err(|e| match e {
             MemberError::Refused(e) => read_error(e),
-            MemberError::Exhausted { error, attempts } => LoadError::new(LoadCause::Timeout, format!("no etcd member answered within {} ms ({attempts} attempts): {error}", self.timeout.as_millis())),
+            MemberError::Exhausted { error, attempts } => LoadError::new(
+                LoadCause::Timeout,
+                format!(
+                    "no etcd member answered within {} ms ({attempts} attempts): {error}",
+                    self.timeout.as_millis()
+                ),
+            ),
         })
     }
 
@@ -263,16 +312,28 @@ impl EtcdStore {
             }
             pages += 1;
             for pair in &page.kvs {
-                let key = std::str::from_utf8(pair.key()).map_err(|e| LoadError::new(LoadCause::Corrupt, format!("non-UTF-8 key: {e}")))?;
+                let key = std::str::from_utf8(pair.key()).map_err(|e| {
+                    LoadError::new(LoadCause::Corrupt, format!("non-UTF-8 key: {e}"))
+                })?;
                 loader.feed(key, pair.value())?;
             }
         }
         if pages == 0 {
-            return Err(LoadError::new(LoadCause::Unavailable, "the page reader stopped before the first page"));
+            return Err(LoadError::new(
+                LoadCause::Unavailable,
+                "the page reader stopped before the first page",
+            ));
         }
         let (keys, bytes) = (loader.keys(), loader.bytes());
         let snapshot = loader.finish()?;
-        tracing::info!(keys, bytes, pages, revision, ms = started.elapsed().as_millis() as u64, "snapshot loaded from etcd");
+        tracing::info!(
+            keys,
+            bytes,
+            pages,
+            revision,
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot loaded from etcd"
+        );
         crate::server::metrics::metrics().snapshot_loaded(keys, bytes, started.elapsed());
         Ok((snapshot, revision))
     }
@@ -288,7 +349,10 @@ impl EtcdStore {
                 let (start, end) = window.next();
                 let page = match self.read_page(start, end, limit, revision).await {
                     Ok(page) => page,
-                    Err(e) if matches!(e.cause, LoadCause::Timeout | LoadCause::Unavailable) && attempts < PAGE_ATTEMPTS_MAX => {
+                    Err(e)
+                        if matches!(e.cause, LoadCause::Timeout | LoadCause::Unavailable)
+                            && attempts < PAGE_ATTEMPTS_MAX =>
+                    {
                         tracing::debug!(error = %e, attempts, "snapshot page read failed; reading it again");
                         attempts += 1;
                         continue;
@@ -308,7 +372,12 @@ impl EtcdStore {
                     revision = page.revision;
                 }
                 attempts = 1;
-                let go_on = window.advance(page.kvs.len(), page.kvs.last().map(|kv| kv.key()), page.more, limit as usize);
+                let go_on = window.advance(
+                    page.kvs.len(),
+                    page.kvs.last().map(|kv| kv.key()),
+                    page.more,
+                    limit as usize,
+                );
                 if pages.send(Ok(page)).await.is_err() {
                     return; // the decoder has gone
                 }
@@ -321,12 +390,24 @@ impl EtcdStore {
 
     /// One page: keys in `[start, end)`, at most `limit`, at `revision` (0: the newest).
     #[cfg(not(madsim))]
-    async fn read_page(&self, start: &[u8], end: &[u8], limit: i64, revision: i64) -> Result<Page, LoadError> {
+    async fn read_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: i64,
+        revision: i64,
+    ) -> Result<Page, LoadError> {
         let options = GetOptions::new().with_range(end).with_limit(limit).with_revision(revision);
         let get = |member: Client| {
             let (start, options) = (start.to_vec(), options.clone());
             // Set on purpose: tonic's default (4 MiB) is what broke loading above ~12,000 tables.
-            async move { member.kv_client().max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX).get(start, Some(options)).await }
+            async move {
+                member
+                    .kv_client()
+                    .max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX)
+                    .get(start, Some(options))
+                    .await
+            }
         };
         let mut response = self.read(get).await?;
         let revision = response.header().map_or(revision, |h| h.revision());
@@ -338,7 +419,13 @@ impl EtcdStore {
     /// leader's transactions compare an election key that is gone), so it is one point in time
     /// all the same; the paging loop above runs once per range.
     #[cfg(madsim)]
-    async fn read_page(&self, start: &[u8], _end: &[u8], _limit: i64, _revision: i64) -> Result<Page, LoadError> {
+    async fn read_page(
+        &self,
+        start: &[u8],
+        _end: &[u8],
+        _limit: i64,
+        _revision: i64,
+    ) -> Result<Page, LoadError> {
         let get = |member: Client| {
             let start = start.to_vec();
             async move { member.kv_client().get(start, Some(GetOptions::new().with_prefix())).await }
@@ -348,9 +435,15 @@ impl EtcdStore {
     }
 
     #[cfg(not(madsim))]
-    async fn timed<T>(&self, call: impl std::future::Future<Output = Result<T, etcd_client::Error>>) -> Result<T, LoadError> {
+    async fn timed<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, LoadError> {
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(LoadError::new(LoadCause::Timeout, format!("no answer within {} ms", self.timeout.as_millis()))),
+            Err(_) => Err(LoadError::new(
+                LoadCause::Timeout,
+                format!("no answer within {} ms", self.timeout.as_millis()),
+            )),
             Ok(Err(e)) => Err(read_error(e)),
             Ok(Ok(r)) => Ok(r),
         }
@@ -361,7 +454,9 @@ impl EtcdStore {
     /// revision is where the catalog last changed. 0 while storage is empty.
     #[cfg(not(madsim))]
     pub async fn fence_revision(&self) -> Result<i64, LoadError> {
-        let response = self.read(|member: Client| async move { member.kv_client().get(FENCE_KEY, None).await }).await?;
+        let response = self
+            .read(|member: Client| async move { member.kv_client().get(FENCE_KEY, None).await })
+            .await?;
         Ok(response.kvs().first().map_or(0, |kv| kv.mod_revision()))
     }
 
@@ -370,8 +465,12 @@ impl EtcdStore {
     /// decode limit; a transaction is whole once its fence put has arrived.
     #[cfg(not(madsim))]
     pub async fn watch_from(&self, revision: i64) -> Result<etcd_client::WatchStream, LoadError> {
-        let options = etcd_client::WatchOptions::new().with_prefix().with_start_revision(revision).with_fragment();
-        let mut watch = self.client.watch_client().max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX);
+        let options = etcd_client::WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision)
+            .with_fragment();
+        let mut watch =
+            self.client.watch_client().max_decoding_message_size(SNAPSHOT_PAGE_BYTES_MAX);
         self.timed(watch.watch(crate::core::storage::ROOT, Some(options))).await
     }
 

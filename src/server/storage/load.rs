@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-pub use crate::core::storage::LoadCause;
 use crate::core::model::DecodeError;
+pub use crate::core::storage::LoadCause;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadError {
@@ -100,6 +100,9 @@ mod tests {
     #[test]
     fn the_message_names_the_cause() {
         let e = LoadError::new(LoadCause::TooLarge, "key /x is 70 MB, the limit is 64 MiB");
-        assert!(e.to_string().starts_with("a stored record is over the snapshot decode limit"), "{e}");
+        assert!(
+            e.to_string().starts_with("a stored record is over the snapshot decode limit"),
+            "{e}"
+        );
     }
 }

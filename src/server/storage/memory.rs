@@ -83,10 +83,22 @@ mod tests {
         store.set_term(Term(2));
         let first = batch(2, 1, None, "a");
         assert_eq!(store.write(&first), WriteResult::Ok);
-        assert_eq!(store.write(&batch(2, 3, Some((2, 2)), "x")), WriteResult::Conflict, "a gap in the chain");
+        assert_eq!(
+            store.write(&batch(2, 3, Some((2, 2)), "x")),
+            WriteResult::Conflict,
+            "a gap in the chain"
+        );
         assert_eq!(store.write(&batch(2, 2, Some((2, 1)), "b")), WriteResult::Ok);
-        assert_eq!(store.write(&first), WriteResult::Ok, "a replay of a landed batch is acknowledged");
-        assert_eq!(store.write(&batch(1, 3, Some((2, 2)), "y")), WriteResult::Conflict, "a deposed term");
+        assert_eq!(
+            store.write(&first),
+            WriteResult::Ok,
+            "a replay of a landed batch is acknowledged"
+        );
+        assert_eq!(
+            store.write(&batch(1, 3, Some((2, 2)), "y")),
+            WriteResult::Conflict,
+            "a deposed term"
+        );
         let keys: Vec<String> = store.pairs().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![FENCE_KEY.to_string(), "a".into(), "b".into()]);
     }

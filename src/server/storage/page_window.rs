@@ -36,7 +36,13 @@ impl PageWindow {
     /// no key to bump yet.
     pub fn new(prefix: &[u8]) -> PageWindow {
         let range_end = prefix_end(prefix);
-        PageWindow { start: prefix.to_vec(), end: range_end.clone(), range_end, floor: prefix.len(), pos: None }
+        PageWindow {
+            start: prefix.to_vec(),
+            end: range_end.clone(),
+            range_end,
+            floor: prefix.len(),
+            pos: None,
+        }
     }
 
     /// The next page: keys in `[start, end)`.
@@ -47,14 +53,24 @@ impl PageWindow {
     /// Moves past a page that returned `keys` keys, the last being `last`, and that `filled` its
     /// limit (etcd's `more`: keys of the window are left). False once the range is read.
     /// Windows tile the range: each starts exactly where the keys read so far end.
-    pub fn advance(&mut self, keys: usize, last: Option<&[u8]>, filled: bool, limit: usize) -> bool {
+    pub fn advance(
+        &mut self,
+        keys: usize,
+        last: Option<&[u8]>,
+        filled: bool,
+        limit: usize,
+    ) -> bool {
         match last.filter(|_| filled) {
             // Keys remain inside this window: go on from past the last one, in a narrower window.
             Some(last) => {
-                let pos = self.pos.map_or(last.len().saturating_sub(FIRST_BUMP_FROM_END), |p| p + 1).max(self.floor);
+                let pos = self
+                    .pos
+                    .map_or(last.len().saturating_sub(FIRST_BUMP_FROM_END), |p| p + 1)
+                    .max(self.floor);
                 self.pos = Some(pos);
                 self.start = [last, &[0]].concat();
-                self.end = self.above(&last[..last.len().min(pos + 1)]).min(std::mem::take(&mut self.end));
+                self.end =
+                    self.above(&last[..last.len().min(pos + 1)]).min(std::mem::take(&mut self.end));
             }
             // The window is read whole: the next one starts at its end, as wide or (after a
             // sparse page) ten times wider.
@@ -124,7 +140,11 @@ mod tests {
 
     /// Reads `keys` as a store with `limit` would, through windows; returns the keys read, the
     /// pages, and the most keys any one read's range held (what etcd walks to count).
-    fn read_all(keys: &BTreeSet<Vec<u8>>, prefix: &[u8], limit: usize) -> (Vec<Vec<u8>>, usize, usize) {
+    fn read_all(
+        keys: &BTreeSet<Vec<u8>>,
+        prefix: &[u8],
+        limit: usize,
+    ) -> (Vec<Vec<u8>>, usize, usize) {
         let mut w = PageWindow::new(prefix);
         let (mut read, mut pages, mut walked) = (Vec::new(), 0, 0);
         loop {
@@ -143,7 +163,6 @@ mod tests {
         }
     }
 
-
     fn table_keys(ids: impl Iterator<Item = u64>) -> BTreeSet<Vec<u8>> {
         ids.map(|id| format!("/p/c/0000000001/tables/{id:020}").into_bytes()).collect()
     }
@@ -155,17 +174,30 @@ mod tests {
         assert_eq!(read, keys.iter().cloned().collect::<Vec<_>>(), "every key once, in order");
         // A hundred windows of a thousand ids, then empty ones, each ten times wider, to the end.
         assert!(pages < 150, "{pages} pages");
-        assert!(walked <= 2_048, "after the first page no read counts more than two pages of keys: {walked}");
+        assert!(
+            walked <= 2_048,
+            "after the first page no read counts more than two pages of keys: {walked}"
+        );
     }
 
     #[test]
     fn gaps_and_mixed_keys_are_crossed_without_missing_any() {
         let mut keys = table_keys((1..=5_000).chain(2_000_000..2_003_000).chain([u64::MAX]));
-        keys.extend(["/p/c/0000000001/epoch", "/p/c/0000000001/nodes/0000000003", "/p/c/0000000002/shards/0000000009"].map(|k| k.as_bytes().to_vec()));
+        keys.extend(
+            [
+                "/p/c/0000000001/epoch",
+                "/p/c/0000000001/nodes/0000000003",
+                "/p/c/0000000002/shards/0000000009",
+            ]
+            .map(|k| k.as_bytes().to_vec()),
+        );
         keys.insert(vec![b'/', b'p', b'/', b'c', b'/', 0xff, 0xff]);
         let (read, pages, _) = read_all(&keys, b"/p/c/", 1_024);
         assert_eq!(read, keys.iter().cloned().collect::<Vec<_>>());
-        assert!(pages < 80, "a gap of two million ids takes a few widening pages, not thousands: {pages}");
+        assert!(
+            pages < 80,
+            "a gap of two million ids takes a few widening pages, not thousands: {pages}"
+        );
     }
 
     #[test]

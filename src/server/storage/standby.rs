@@ -90,8 +90,15 @@ mod warm {
             self.takeovers.send(Takeover { revision, reply }).await.ok()?;
             let snapshot = answer.await.ok().flatten();
             match &snapshot {
-                Some(_) => tracing::info!(revision, ms = started.elapsed().as_millis() as u64, "took over the warm standby's catalog"),
-                None => tracing::info!(revision, "the standby cannot hand over a current catalog; loading it cold"),
+                Some(_) => tracing::info!(
+                    revision,
+                    ms = started.elapsed().as_millis() as u64,
+                    "took over the warm standby's catalog"
+                ),
+                None => tracing::info!(
+                    revision,
+                    "the standby cannot hand over a current catalog; loading it cold"
+                ),
             }
             snapshot
         }
@@ -118,7 +125,8 @@ mod warm {
                 }
                 Err(e) => e,
             };
-            let pause = backoff.failed("the standby cannot hold the catalog; loading it again", &failure);
+            let pause =
+                backoff.failed("the standby cannot hold the catalog; loading it again", &failure);
             tokio::select! {
                 biased; // a fixed order: see `client::node`
                 _ = tokio::time::sleep(pause) => {}
@@ -129,7 +137,12 @@ mod warm {
 
     /// Applies changes from `revision + 1` on until a takeover is answered (`None`) or the
     /// standby loses its place (the error; it must load again).
-    async fn follow(store: &EtcdStore, mut snapshot: Snapshot, revision: i64, takeovers: &mut mpsc::Receiver<Takeover>) -> Option<LoadError> {
+    async fn follow(
+        store: &EtcdStore,
+        mut snapshot: Snapshot,
+        revision: i64,
+        takeovers: &mut mpsc::Receiver<Takeover>,
+    ) -> Option<LoadError> {
         // Every transaction up to `at` is applied whole; `txn` gathers the next one.
         let mut at = revision;
         let mut txn = Transaction::default();
@@ -208,18 +221,29 @@ mod warm {
         bytes: usize,
     }
 
-    fn apply(snapshot: &mut Snapshot, txn: &mut Transaction, events: &[etcd_client::Event], at: &mut i64) -> Result<(), LoadError> {
+    fn apply(
+        snapshot: &mut Snapshot,
+        txn: &mut Transaction,
+        events: &[etcd_client::Event],
+        at: &mut i64,
+    ) -> Result<(), LoadError> {
         for event in events {
             let Some(kv) = event.kv() else { continue };
-            let key = std::str::from_utf8(kv.key()).map_err(|e| LoadError::new(LoadCause::Corrupt, format!("non-UTF-8 key: {e}")))?;
+            let key = std::str::from_utf8(kv.key())
+                .map_err(|e| LoadError::new(LoadCause::Corrupt, format!("non-UTF-8 key: {e}")))?;
             let put = event.event_type() == etcd_client::EventType::Put;
             txn.bytes += key.len() + kv.value().len();
             if txn.bytes > SNAPSHOT_PAGE_BYTES_MAX {
-                return Err(LoadError::new(LoadCause::TooLarge, format!("over {SNAPSHOT_PAGE_BYTES_MAX} bytes of changes without a fence put")));
+                return Err(LoadError::new(
+                    LoadCause::TooLarge,
+                    format!("over {SNAPSHOT_PAGE_BYTES_MAX} bytes of changes without a fence put"),
+                ));
             }
             txn.changes.push((key.to_owned(), put.then(|| kv.value().to_vec())));
             if put && key == FENCE_KEY {
-                snapshot.apply_transaction(txn.changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())))?;
+                snapshot.apply_transaction(
+                    txn.changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
+                )?;
                 *txn = Transaction::default();
                 *at = (*at).max(kv.mod_revision());
             }

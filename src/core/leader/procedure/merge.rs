@@ -15,24 +15,35 @@
 //!    on its nodes) and the procedure deleted in one write. From step 3 on a merge only rolls
 //!    forward.
 
-use super::step::{at_step, move_tables, procedure_info, record_only, released, reopen, resizable, Late};
-use crate::core::leader::clusters::cluster_named;
-use crate::core::leader::requests::Handled;
-use crate::core::live::LiveCluster;
-use crate::core::leader::writes::Change;
-use crate::core::leader::{Ctx, Leader};
+use super::step::{
+    at_step, move_tables, procedure_info, record_only, released, reopen, resizable, Late,
+};
+use crate::core::cause::Cause;
 use crate::core::config::CoreConfig;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
-use crate::core::model::{ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, ShardRecord, Topology};
-use crate::core::output::Response;
-use crate::core::cause::Cause;
+use crate::core::leader::clusters::cluster_named;
+use crate::core::leader::requests::Handled;
+use crate::core::leader::writes::Change;
+use crate::core::leader::{Ctx, Leader};
+use crate::core::live::LiveCluster;
 use crate::core::model::Mutation;
+use crate::core::model::{
+    ClusterCatalog, ProcedureKind, ProcedureRecord, ProcedureStep, ShardRecord, Topology,
+};
+use crate::core::output::Response;
 use crate::core::time::Instant;
 
 impl Leader {
     /// Starts merging shards `a` and `b`: the one with fewer tables moves into the other.
-    pub(in crate::core::leader) fn merge_shards(&mut self, ctx: &mut Ctx, id: RequestId, cluster: &str, a: ShardId, b: ShardId) -> MetaResult<Handled> {
+    pub(in crate::core::leader) fn merge_shards(
+        &mut self,
+        ctx: &mut Ctx,
+        id: RequestId,
+        cluster: &str,
+        a: ShardId,
+        b: ShardId,
+    ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
         let live = &self.clusters[&cid];
@@ -40,7 +51,15 @@ impl Leader {
         merge_refusal(c, live, from, into, ctx.config)?;
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
-        let (change, record) = merge_change(c, live, from, into, "asked for by an operator".into(), ctx.now, ctx.config);
+        let (change, record) = merge_change(
+            c,
+            live,
+            from,
+            into,
+            "asked for by an operator".into(),
+            ctx.now,
+            ctx.config,
+        );
         let info = procedure_info(live, &record, ctx.now);
         self.queue_reply(ctx, id, change, Response::Procedure(info))
     }
@@ -48,7 +67,8 @@ impl Leader {
 
 /// Which of two shards empties into the other: the one with fewer tables (then the higher id).
 pub(super) fn merge_order(c: &ClusterCatalog, a: ShardId, b: ShardId) -> (ShardId, ShardId) {
-    let key = |s: ShardId| (c.shard_tables.get(s.index()).map_or(0, |t| t.len()), std::cmp::Reverse(s.0));
+    let key =
+        |s: ShardId| (c.shard_tables.get(s.index()).map_or(0, |t| t.len()), std::cmp::Reverse(s.0));
     if key(b) < key(a) {
         (b, a)
     } else {
@@ -57,14 +77,23 @@ pub(super) fn merge_order(c: &ClusterCatalog, a: ShardId, b: ShardId) -> (ShardI
 }
 
 /// Why `from` may not merge into `into` now, if it may not.
-pub(super) fn merge_refusal(c: &ClusterCatalog, live: &LiveCluster, from: ShardId, into: ShardId, config: &CoreConfig) -> MetaResult<()> {
+pub(super) fn merge_refusal(
+    c: &ClusterCatalog,
+    live: &LiveCluster,
+    from: ShardId,
+    into: ShardId,
+    config: &CoreConfig,
+) -> MetaResult<()> {
     let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
     if c.record.topology() == Topology::Static {
         return refuse(format!("cluster {:?} is static: its shards are fixed", c.record.name));
     }
     for s in [from, into] {
         if s.index() >= c.shards.len() {
-            return Err(MetaError::NotFound(format!("shard {s} (the cluster has {})", c.shards.len())));
+            return Err(MetaError::NotFound(format!(
+                "shard {s} (the cluster has {})",
+                c.shards.len()
+            )));
         }
         if c.shard(s).retired {
             return refuse(format!("shard {s} is retired: it was merged away"));
@@ -77,7 +106,9 @@ pub(super) fn merge_refusal(c: &ClusterCatalog, live: &LiveCluster, from: ShardI
     let max = live.settings().tables_per_shard_max as usize;
     let tables = c.shard_tables[from.index()].len() + c.shard_tables[into.index()].len();
     if max > 0 && tables > max {
-        return refuse(format!("the merged shard would hold {tables} tables, above tables_per_shard_max {max}"));
+        return refuse(format!(
+            "the merged shard would hold {tables} tables, above tables_per_shard_max {max}"
+        ));
     }
     Ok(())
 }
@@ -96,7 +127,10 @@ pub(super) fn merge_change(
     let mut ids = Vec::new();
     let pid = live.alloc_id(cid, config.id_block, &mut ids);
     let tables = cluster.shard_tables[from.index()].len();
-    let why = format!("merge of shard {from} ({tables} table{}) into shard {into}, {reason}", if tables == 1 { "" } else { "s" });
+    let why = format!(
+        "merge of shard {from} ({tables} table{}) into shard {into}, {reason}",
+        if tables == 1 { "" } else { "s" }
+    );
     let record = ProcedureRecord {
         id: pid,
         kind: ProcedureKind::Merge as u32,
@@ -106,7 +140,8 @@ pub(super) fn merge_change(
         why: why.clone(),
         ..Default::default()
     };
-    let mut change = reopen(cluster, live, from, Mutation::PutProcedure(cid, record.clone()), now, config);
+    let mut change =
+        reopen(cluster, live, from, Mutation::PutProcedure(cid, record.clone()), now, config);
     change.mutations.splice(0..0, ids);
     change.procedure = Some(pid);
     live.procedure_starting(pid, [from, into]);
@@ -116,18 +151,47 @@ pub(super) fn merge_change(
 }
 
 /// The writes that take the merge's next step, if it can take one now.
-pub(super) fn advance_merge(cluster: &ClusterCatalog, live: &mut LiveCluster, p: &ProcedureRecord, now: Instant, config: &CoreConfig) -> Vec<Change> {
+pub(super) fn advance_merge(
+    cluster: &ClusterCatalog,
+    live: &mut LiveCluster,
+    p: &ProcedureRecord,
+    now: Instant,
+    config: &CoreConfig,
+) -> Vec<Change> {
     let (from, into) = (ShardId(p.shard), ShardId(p.new_shard));
     let late = Late::of(live, p, now, config);
     let cause = Cause::Merge;
     match p.step() {
         ProcedureStep::AwaitingSourceRelease if released(cluster, live, from, now, config) => {
-            let why = format!("merge of shard {from}: its leader let its tables go; they move to shard {into}");
-            vec![record_only(cluster, live, p, at_step(cluster, p, ProcedureStep::AwaitingTablesMoved), cause, why, now, config)]
+            let why = format!(
+                "merge of shard {from}: its leader let its tables go; they move to shard {into}"
+            );
+            vec![record_only(
+                cluster,
+                live,
+                p,
+                at_step(cluster, p, ProcedureStep::AwaitingTablesMoved),
+                cause,
+                why,
+                now,
+                config,
+            )]
         }
         ProcedureStep::AwaitingSourceRelease if late.any() => {
-            let why = format!("merge of shard {from}: its leader did not let its tables go {}; rolling back", late.describe(config));
-            vec![record_only(cluster, live, p, at_step(cluster, p, ProcedureStep::RollingBack), cause, why, now, config)]
+            let why = format!(
+                "merge of shard {from}: its leader did not let its tables go {}; rolling back",
+                late.describe(config)
+            );
+            vec![record_only(
+                cluster,
+                live,
+                p,
+                at_step(cluster, p, ProcedureStep::RollingBack),
+                cause,
+                why,
+                now,
+                config,
+            )]
         }
         ProcedureStep::AwaitingTablesMoved => {
             let tables: Vec<u64> = cluster.shard_tables[from.index()].iter().map(|t| t.0).collect();
@@ -136,34 +200,70 @@ pub(super) fn advance_merge(cluster: &ClusterCatalog, live: &mut LiveCluster, p:
                 return moves; // a table being dropped is waited for
             }
             live.merge_load(cluster, from, into);
-            vec![reopen(cluster, live, into, at_step(cluster, p, ProcedureStep::AwaitingTargetOpen), now, config)]
+            vec![reopen(
+                cluster,
+                live,
+                into,
+                at_step(cluster, p, ProcedureStep::AwaitingTargetOpen),
+                now,
+                config,
+            )]
         }
         ProcedureStep::AwaitingTargetOpen if opened(cluster, live, into) || late.any() => {
-            let how = if !opened(cluster, live, into) { "its leader has not reported it yet; the scheduler takes over" } else { "open with its tables" };
+            let how = if !opened(cluster, live, into) {
+                "its leader has not reported it yet; the scheduler takes over"
+            } else {
+                "open with its tables"
+            };
             live.log_event(now, cause, Some(from), format!("merge of shard {from} into shard {into} done: shard {into} {how}; shard {from} retired"), config);
             live.set_merging_away(cluster, from, false);
-            vec![retire(cluster, live, from, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
+            vec![retire(
+                cluster,
+                live,
+                from,
+                Mutation::DeleteProcedure(cluster.id(), p.id),
+                now,
+                config,
+            )]
         }
         ProcedureStep::RollingBack => {
             live.log_event(now, cause, Some(from), format!("merge of shard {from} into shard {into} rolled back; shard {from} serves its tables again"), config);
             live.set_merging_away(cluster, from, false);
-            vec![reopen(cluster, live, from, Mutation::DeleteProcedure(cluster.id(), p.id), now, config)]
+            vec![reopen(
+                cluster,
+                live,
+                from,
+                Mutation::DeleteProcedure(cluster.id(), p.id),
+                now,
+                config,
+            )]
         }
         ProcedureStep::AwaitingSourceRelease | ProcedureStep::AwaitingTargetOpen => Vec::new(),
-        ProcedureStep::AwaitingNewShardOpen | ProcedureStep::AwaitingLeaderRelease => unreachable!("not a merge's step"),
+        ProcedureStep::AwaitingNewShardOpen | ProcedureStep::AwaitingLeaderRelease => {
+            unreachable!("not a merge's step")
+        }
     }
 }
 
 /// Whether the target's leader reports its newest version (a leaderless target counts as open:
 /// whoever is assigned it opens it with its tables).
 fn opened(cluster: &ClusterCatalog, live: &LiveCluster, into: ShardId) -> bool {
-    live.intent().settled(into) && (cluster.shard(into).leader.is_none() || live.leases().leader_ready(into))
+    live.intent().settled(into)
+        && (cluster.shard(into).leader.is_none() || live.leases().leader_ready(into))
 }
 
 /// The write that retires an emptied shard: no replicas, closed on the nodes that held one.
-fn retire(cluster: &ClusterCatalog, live: &mut LiveCluster, shard: ShardId, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
+fn retire(
+    cluster: &ClusterCatalog,
+    live: &mut LiveCluster,
+    shard: ShardId,
+    next: Mutation,
+    now: Instant,
+    config: &CoreConfig,
+) -> Change {
     let old = live.intended(cluster, shard).clone();
-    let rec = ShardRecord { id: shard.0, version: old.version + 1, retired: true, ..Default::default() };
+    let rec =
+        ShardRecord { id: shard.0, version: old.version + 1, retired: true, ..Default::default() };
     live.set_intended(cluster, rec.clone(), now, config);
     let mut change = Change::new(cluster.id());
     change.mutations.push(Mutation::PutEpoch(cluster.id(), live.next_epoch()));

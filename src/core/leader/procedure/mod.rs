@@ -33,8 +33,12 @@ impl Leader {
                     continue;
                 }
                 let changes = match p.kind() {
-                    ProcedureKind::Split => split::advance_split(cluster, live, p, ctx.now, ctx.config),
-                    ProcedureKind::Merge => merge::advance_merge(cluster, live, p, ctx.now, ctx.config),
+                    ProcedureKind::Split => {
+                        split::advance_split(cluster, live, p, ctx.now, ctx.config)
+                    }
+                    ProcedureKind::Merge => {
+                        merge::advance_merge(cluster, live, p, ctx.now, ctx.config)
+                    }
                     // Its one step ends in a placement decision: the planner takes it
                     // (`Planner::finish_transfers`), as the old leader lets go.
                     ProcedureKind::Transfer => Vec::new(),

@@ -6,9 +6,11 @@ use crate::core::cause::Cause;
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::error::MetaError;
 use crate::core::ids::*;
-use crate::core::live::LiveCluster;
 use crate::core::leader::writes::{Change, Notice};
-use crate::core::model::{ClusterCatalog, Mutation, ProcedureRecord, ProcedureStep, ShardRecord, TableRecord};
+use crate::core::live::LiveCluster;
+use crate::core::model::{
+    ClusterCatalog, Mutation, ProcedureRecord, ProcedureStep, ShardRecord, TableRecord,
+};
 use crate::core::output::ProcedureInfo;
 use crate::core::time::{Duration, Instant};
 
@@ -24,7 +26,12 @@ pub(super) struct Late {
 }
 
 impl Late {
-    pub(super) fn of(live: &mut LiveCluster, p: &ProcedureRecord, now: Instant, config: &CoreConfig) -> Late {
+    pub(super) fn of(
+        live: &mut LiveCluster,
+        p: &ProcedureRecord,
+        now: Instant,
+        config: &CoreConfig,
+    ) -> Late {
         let (step_since, seen_since) = live.procedure_since(p.id, p.step, now);
         Late {
             step: now >= step_since + Duration(config.procedure_step_timeout_ms),
@@ -49,13 +56,25 @@ impl Late {
 /// Writes that move those of `tables` still in `from` to `to`, a batch each; none when all
 /// have moved. A table being dropped or altered is left alone until that lands: a move written
 /// from the record before it would bring the table back, or its old schema.
-pub(super) fn move_tables(cluster: &ClusterCatalog, live: &mut LiveCluster, tables: &[u64], from: ShardId, to: ShardId, config: &CoreConfig) -> Vec<Change> {
+pub(super) fn move_tables(
+    cluster: &ClusterCatalog,
+    live: &mut LiveCluster,
+    tables: &[u64],
+    from: ShardId,
+    to: ShardId,
+    config: &CoreConfig,
+) -> Vec<Change> {
     let cid = cluster.id();
     let movable = |&&t: &&u64| {
         let id = TableId(t);
         cluster.tables.get(id).is_some_and(|table| table.shard == from.0) && !live.table_written(id)
     };
-    let tables: Vec<u64> = tables.iter().filter(movable).copied().take(MOVE_WRITES_PER_TICK * tables_per_write(config)).collect();
+    let tables: Vec<u64> = tables
+        .iter()
+        .filter(movable)
+        .copied()
+        .take(MOVE_WRITES_PER_TICK * tables_per_write(config))
+        .collect();
     let mut changes = Vec::new();
     for batch in tables.chunks(tables_per_write(config)) {
         let mut change = Change::new(cid);
@@ -77,13 +96,27 @@ fn tables_per_write(config: &CoreConfig) -> usize {
 
 /// Bumps the shard's version, which re-opens it on its replicas with the tables the catalog now
 /// gives it; `next` stores the procedure's next step (or its end) in the same write.
-pub(super) fn reopen(cluster: &ClusterCatalog, live: &mut LiveCluster, shard: ShardId, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
+pub(super) fn reopen(
+    cluster: &ClusterCatalog,
+    live: &mut LiveCluster,
+    shard: ShardId,
+    next: Mutation,
+    now: Instant,
+    config: &CoreConfig,
+) -> Change {
     let rec = live.intended(cluster, shard).clone();
     reopen_as(cluster, live, rec, next, now, config)
 }
 
 /// [`reopen`] with a changed placement: `rec` at the shard's next version.
-pub(super) fn reopen_as(cluster: &ClusterCatalog, live: &mut LiveCluster, mut rec: ShardRecord, next: Mutation, now: Instant, config: &CoreConfig) -> Change {
+pub(super) fn reopen_as(
+    cluster: &ClusterCatalog,
+    live: &mut LiveCluster,
+    mut rec: ShardRecord,
+    next: Mutation,
+    now: Instant,
+    config: &CoreConfig,
+) -> Change {
     let shard = ShardId(rec.id);
     rec.version = live.intended(cluster, shard).version + 1;
     live.set_intended(cluster, rec.clone(), now, config);
@@ -97,7 +130,13 @@ pub(super) fn reopen_as(cluster: &ClusterCatalog, live: &mut LiveCluster, mut re
 
 /// Whether no node can still serve the tables a shard let go: its leader reported the
 /// version without them, or it has no leader and every lease on it has run out.
-pub(super) fn released(cluster: &ClusterCatalog, live: &LiveCluster, source: ShardId, now: Instant, config: &CoreConfig) -> bool {
+pub(super) fn released(
+    cluster: &ClusterCatalog,
+    live: &LiveCluster,
+    source: ShardId,
+    now: Instant,
+    config: &CoreConfig,
+) -> bool {
     if config.has_bug(PlantedBug::SplitWithoutRelease) {
         return true;
     }
@@ -111,13 +150,26 @@ pub(super) fn released(cluster: &ClusterCatalog, live: &LiveCluster, source: Sha
 }
 
 /// The procedure's record at `step`, stored.
-pub(super) fn at_step(cluster: &ClusterCatalog, p: &ProcedureRecord, step: ProcedureStep) -> Mutation {
+pub(super) fn at_step(
+    cluster: &ClusterCatalog,
+    p: &ProcedureRecord,
+    step: ProcedureStep,
+) -> Mutation {
     Mutation::PutProcedure(cluster.id(), ProcedureRecord { step: step as u32, ..p.clone() })
 }
 
 /// A write of the procedure's record alone (its next step, or its deletion), logged.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn record_only(cluster: &ClusterCatalog, live: &mut LiveCluster, p: &ProcedureRecord, m: Mutation, cause: Cause, why: String, now: Instant, config: &CoreConfig) -> Change {
+pub(super) fn record_only(
+    cluster: &ClusterCatalog,
+    live: &mut LiveCluster,
+    p: &ProcedureRecord,
+    m: Mutation,
+    cause: Cause,
+    why: String,
+    now: Instant,
+    config: &CoreConfig,
+) -> Change {
     live.log_event(now, cause, Some(ShardId(p.shard)), why, config);
     let mut change = Change::new(cluster.id());
     change.mutations.push(m);
@@ -131,19 +183,34 @@ pub(super) fn resizes_running(cluster: &ClusterCatalog, live: &LiveCluster) -> u
 
 /// Why a split or merge may not take `shard` now, if it may not: another procedure holds it
 /// (a transfer's included), a transfer of it is still being stored, or the limit is reached.
-pub(super) fn resizable(cluster: &ClusterCatalog, live: &LiveCluster, shard: ShardId, config: &CoreConfig) -> Result<(), MetaError> {
+pub(super) fn resizable(
+    cluster: &ClusterCatalog,
+    live: &LiveCluster,
+    shard: ShardId,
+    config: &CoreConfig,
+) -> Result<(), MetaError> {
     if let Some(p) = cluster.lock_of(shard) {
-        return Err(MetaError::FailedPrecondition(format!("shard {shard} is held by {} procedure {}; wait for it or cancel it", p.kind().name(), p.id)));
+        return Err(MetaError::FailedPrecondition(format!(
+            "shard {shard} is held by {} procedure {}; wait for it or cancel it",
+            p.kind().name(),
+            p.id
+        )));
     }
     if live.intended(cluster, shard).transfer.is_some() {
-        return Err(MetaError::Unavailable(format!("shard {shard}'s leader is being moved; retry once it has")));
+        return Err(MetaError::Unavailable(format!(
+            "shard {shard}'s leader is being moved; retry once it has"
+        )));
     }
     if live.locked(cluster, shard) {
-        return Err(MetaError::Unavailable(format!("a procedure on shard {shard} is being stored; retry")));
+        return Err(MetaError::Unavailable(format!(
+            "a procedure on shard {shard} is being stored; retry"
+        )));
     }
     let running = resizes_running(cluster, live);
     if running >= config.procedures_in_flight_max {
-        return Err(MetaError::Unavailable(format!("{running} splits and merges run, the limit (procedures_in_flight_max); retry")));
+        return Err(MetaError::Unavailable(format!(
+            "{running} splits and merges run, the limit (procedures_in_flight_max); retry"
+        )));
     }
     Ok(())
 }
@@ -155,7 +222,11 @@ pub(super) fn loads_of(live: &LiveCluster, shard: ShardId) -> (f64, Vec<(TableId
 }
 
 /// The procedure as requests answer it.
-pub(super) fn procedure_info(live: &LiveCluster, p: &ProcedureRecord, now: Instant) -> ProcedureInfo {
+pub(super) fn procedure_info(
+    live: &LiveCluster,
+    p: &ProcedureRecord,
+    now: Instant,
+) -> ProcedureInfo {
     ProcedureInfo {
         id: p.id,
         kind: p.kind(),
