@@ -5,7 +5,7 @@
 //! but a few must return data.
 //!
 //! `DASHBOARD_SCREENSHOT=PATH` also draws the panels with `config/grafana/preview.html` in
-//! headless Chromium and saves the picture there (the README's comes from it).
+//! headless Chromium and saves the picture there (docs/operating.md's comes from it).
 
 mod process;
 

@@ -3,7 +3,7 @@
 //! `chromium`, which `.ci/setup` installs). What the browser rendered must show every node,
 //! each with the leader-shard count the API reports, and the drained node marked draining.
 //!
-//! `CLUSTER_PAGE_SCREENSHOT=PATH` also saves a screenshot there (the README's comes from it).
+//! `CLUSTER_PAGE_SCREENSHOT=PATH` also saves a screenshot there (docs/operating.md's comes from it).
 
 mod process;
 

@@ -1,0 +1,132 @@
+//! The `metactl` commands the README and `docs/` show, each run as written against an address
+//! where nothing listens: every one must get past argument parsing (exit 1, "cannot reach"),
+//! never a usage error (exit 2). A doc that names a subcommand or a flag metactl does not have
+//! fails here, not in an operator's terminal. Commands with a shell substitution are run with
+//! the substitution left out only when what remains is whole; the rest is the demo's job
+//! (`process_demo`).
+
+use std::path::Path;
+use std::process::Command;
+
+/// Nothing listens here: a command that parses fails to connect at once.
+const NOWHERE: &str = "127.0.0.1:1";
+
+/// Every command line in the indented code blocks of `text`, continuation lines joined, split
+/// at `;`, `|` and `&&`, that runs metactl: its arguments, as a shell would split them.
+fn metactl_commands(text: &str) -> Vec<Vec<String>> {
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines().filter(|l| l.starts_with("    ")) {
+        let line = line.trim();
+        match line.strip_suffix('\\') {
+            Some(part) => pending.push_str(part),
+            None => lines.push(std::mem::take(&mut pending) + line),
+        }
+    }
+    let mut commands = Vec::new();
+    for line in lines {
+        let code = line.split(" #").next().unwrap_or("");
+        for segment in code.split(['|', ';']).flat_map(|s| s.split("&&")) {
+            let words = shell_words(segment);
+            let Some(at) = words.iter().position(|w| w == "metactl" || w.ends_with("/metactl"))
+            else {
+                continue;
+            };
+            if segment.contains("$(") {
+                continue;
+            }
+            commands.push(words[at + 1..].to_vec());
+        }
+    }
+    commands
+}
+
+/// Words as a shell splits them: on spaces, with single and double quotes kept together.
+fn shell_words(segment: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote) = (Vec::new(), String::new(), None);
+    for c in segment.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            (_, c) => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// `args` with the endpoints pointed at [`NOWHERE`].
+fn aimed_nowhere(args: &[String]) -> Vec<String> {
+    let mut out = vec!["--endpoints".to_owned(), NOWHERE.to_owned()];
+    let mut skip = false;
+    for a in args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if a == "--endpoints" {
+            skip = true;
+        } else if !a.starts_with("--endpoints=") {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_metactl_command_in_the_docs_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![root.join("README.md")];
+    docs.extend(std::fs::read_dir(root.join("docs")).unwrap().map(|e| e.unwrap().path()));
+    docs.sort();
+    let commands: Vec<(String, Vec<String>)> = docs
+        .iter()
+        .flat_map(|doc| {
+            let text = std::fs::read_to_string(doc).unwrap();
+            metactl_commands(&text)
+                .into_iter()
+                .map(|args| (doc.display().to_string(), args))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // At once: the client retries an address that refuses for a few seconds before it gives up.
+    let refused: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = commands
+            .iter()
+            .map(|(doc, args)| {
+                scope.spawn(move || {
+                    let out = Command::new(env!("CARGO_BIN_EXE_metactl"))
+                        .args(aimed_nowhere(args))
+                        .env_remove("METACTL_TOKEN")
+                        .output()
+                        .unwrap();
+                    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+                    let usage = out.status.code() == Some(2) || stderr.contains("Usage:");
+                    usage.then(|| format!("{doc}: metactl {}\n{stderr}", args.join(" ")))
+                })
+            })
+            .collect();
+        runs.into_iter().filter_map(|r| r.join().unwrap()).collect()
+    });
+    let run = commands.len();
+    assert!(
+        refused.is_empty(),
+        "commands in the docs that metactl does not take:\n{}",
+        refused.join("\n")
+    );
+    assert!(run >= 19, "only {run} metactl commands found in the docs");
+}
+
+#[test]
+fn commands_are_found_in_code_blocks_only() {
+    let text = "Run `metactl bogus` inline.\n\n    B=x; $B/metactl shard list | grep n1  # why\n    metactl --endpoints a:1 \\\n      cluster status\n    $B/metactl shard merge $(metactl route a b)\n";
+    let found = metactl_commands(text);
+    assert_eq!(found, [vec!["shard", "list"], vec!["--endpoints", "a:1", "cluster", "status"]]);
+    assert_eq!(aimed_nowhere(&found[1]), ["--endpoints", NOWHERE, "cluster", "status"]);
+}
