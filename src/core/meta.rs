@@ -45,6 +45,9 @@ pub struct MetaCore {
     /// Where another meta node leads, if one does: refused heartbeats are sent there while the
     /// sighting is trusted.
     other_leader: Option<ObservedLeader>,
+    /// Inputs handled since the leader's derived state was last checked (debug builds): a large
+    /// catalog is checked every `Leader::consistency_period` inputs.
+    inputs_unchecked: u64,
 }
 
 /// Early scheduling passes (a leaderless shard waits on one) come at most this many times per
@@ -68,6 +71,7 @@ impl MetaCore {
             last_now: Instant::ZERO,
             last_write: 0,
             other_leader: None,
+            inputs_unchecked: 0,
         }
     }
 
@@ -147,6 +151,11 @@ impl MetaCore {
         }
         self.flush(now);
         if let Some(leader) = self.leader.as_ref().filter(|_| self.config.checks_consistency()) {
+            self.inputs_unchecked += 1;
+            if self.inputs_unchecked < leader.consistency_period() {
+                return;
+            }
+            self.inputs_unchecked = 0;
             if let Err(e) = leader.check_consistency() {
                 panic!("the leader's derived state disagrees with its catalog and intent: {e}");
             }

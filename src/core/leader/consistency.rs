@@ -6,23 +6,26 @@
 
 use super::Leader;
 
-/// Above this many shards in all, [`Leader::check_consistency`] checks nothing: the check walks every
-/// shard and node, which at a million shards (the benchmarks, run as tests too) costs far more
-/// than the input it follows. Simulators and tests run clusters far below it.
-pub(super) const VALIDATE_SHARDS_MAX: usize = 4_096;
-
-/// Above this many tables in all, [`Leader::check_consistency`] leaves the catalog's own integrity
-/// unchecked (it walks every table); the derived indexes are still checked.
-pub(super) const VALIDATE_TABLES_MAX: usize = 10_000;
+/// How much of the catalog one input's check may walk, in shards and in tables. A larger
+/// catalog is checked in full every so many inputs instead ([`Leader::consistency_period`]), so
+/// that the check costs about the same per input at any scale, and a cluster of a million shards
+/// (the benchmarks, run as tests too) is checked as well, only less often.
+pub(super) const CHECK_SHARDS_PER_INPUT: usize = 4_096;
+pub(super) const CHECK_TABLES_PER_INPUT: usize = 1_000;
 
 impl Leader {
+    /// Every how many inputs [`Leader::check_consistency`] runs: 1 while the catalog is within
+    /// the per-input walk, and in proportion past it.
+    pub fn consistency_period(&self) -> u64 {
+        let shards: usize = self.clusters.values().map(|live| live.leases().len()).sum();
+        let tables: usize = self.catalog.clusters.values().map(|c| c.tables.len()).sum();
+        let period =
+            shards.div_ceil(CHECK_SHARDS_PER_INPUT).max(tables.div_ceil(CHECK_TABLES_PER_INPUT));
+        period.max(1) as u64
+    }
+
     /// `Err` names the first derived value that disagrees with its source.
     pub fn check_consistency(&self) -> Result<(), String> {
-        if self.clusters.values().map(|live| live.leases().len()).sum::<usize>()
-            > VALIDATE_SHARDS_MAX
-        {
-            return Ok(());
-        }
         if self.clusters.len() != self.catalog.clusters.len() {
             return Err(format!(
                 "{} live cluster states for {} clusters",
@@ -30,12 +33,8 @@ impl Leader {
                 self.catalog.clusters.len()
             ));
         }
-        if self.catalog.clusters.values().map(|c| c.tables.len()).sum::<usize>()
-            <= VALIDATE_TABLES_MAX
-        {
-            if let Some(e) = self.catalog.integrity_error() {
-                return Err(format!("the catalog lost its integrity: {e}"));
-            }
+        if let Some(e) = self.catalog.integrity_error() {
+            return Err(format!("the catalog lost its integrity: {e}"));
         }
         for (id, cluster) in &self.catalog.clusters {
             let live =

@@ -45,11 +45,13 @@ impl Intent {
 
     /// New shards (a split) landed: unassigned and empty.
     pub(super) fn grow(&mut self, shards: usize) {
+        assert!(shards >= self.pending.len(), "a cluster's shard count only grows");
         for i in self.pending.len()..shards {
             self.unassigned.insert(ShardId(i as u32));
         }
         self.pending.resize(shards, 0);
         self.table_counts.resize(shards, 0);
+        debug_assert_eq!(self.pending.len(), self.table_counts.len());
     }
 
     /// The record the shard will have once pending writes land.
@@ -96,7 +98,9 @@ impl Intent {
 
     /// A topology change: the epoch it stores.
     pub(super) fn next_epoch(&mut self) -> Epoch {
+        let before = self.epoch;
         self.epoch = self.epoch.next();
+        assert!(self.epoch > before, "the intended epoch only grows");
         self.epoch
     }
 
@@ -112,9 +116,11 @@ impl Intent {
             self.records.get(&id).is_none_or(|r| new.version > r.version),
             "shard {id}: intended versions only grow"
         );
+        assert!(id.index() < self.pending.len(), "shard {id} is beyond the intended shard count");
         self.index(&new);
         self.pending[id.index()] += 1;
         self.records.insert(id, new);
+        debug_assert!(self.transfers.contains(&id) == self.records[&id].transfer.is_some());
     }
 
     /// A shard record landed: once its last pending change has landed the intent is the catalog.
@@ -124,6 +130,10 @@ impl Intent {
         if *pending == 0 {
             self.records.remove(&id);
         }
+        assert!(
+            self.pending[id.index()] > 0 || !self.records.contains_key(&id),
+            "shard {id}: a record kept with nothing pending"
+        );
     }
 
     fn index(&mut self, s: &ShardRecord) {
@@ -152,6 +162,7 @@ impl Intent {
             mutations.push(Mutation::PutIdCeiling(cluster, self.id_ceiling));
         }
         self.next_id += 1;
+        assert!(self.next_id <= self.id_ceiling, "an id handed out is below the stored ceiling");
         self.next_id - 1
     }
 
@@ -163,6 +174,10 @@ impl Intent {
             .tables
             .checked_add_signed(delta as isize)
             .expect("cluster table count stays in range");
+        debug_assert!(
+            self.table_counts[shard.index()] as usize <= self.tables,
+            "a shard holds at most the cluster's tables"
+        );
     }
 
     /// `Err` names the first index or counter that disagrees with the intended records and the

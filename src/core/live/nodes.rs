@@ -273,13 +273,23 @@ impl Nodes {
             n.stats = hb.stats;
             n.load_rejections = n.load_rejections.saturating_add(hb.load_rejections as u64);
         });
-        let reclassed = was_ready != self.list[id.index()].online;
+        let n = &self.list[id.index()];
+        assert!(
+            n.admitted == (n.beats >= settle) && !(n.admitted && n.returning),
+            "node {id}: admitted exactly at the settle count, and then not returning"
+        );
+        debug_assert!(n.online != n.returning && n.heard && n.last_heartbeat == now);
+        let reclassed = was_ready != n.online;
         Some(Heard { reclassed, placeable })
     }
 
     /// The node's current incarnation is leaving: offline now, and not heard again.
     pub(super) fn left(&mut self, id: NodeId) {
-        self.update(id, |n| (n.online, n.left) = (false, true));
+        let became_placeable = self.update(id, |n| (n.online, n.left) = (false, true));
+        assert!(
+            !became_placeable && !self.list[id.index()].placeable(),
+            "a leaving node takes nothing new"
+        );
     }
 
     /// Online nodes not heard from for longer than `silence`.
@@ -310,6 +320,12 @@ impl Nodes {
 
     /// Sets every node's intended counts at once (a new intent), rebuilding the index.
     pub(super) fn recount(&mut self, counts: &[(u32, u32)]) {
+        assert!(
+            counts.len() >= self.list.len(),
+            "a count for every node ({} for {})",
+            counts.len(),
+            self.list.len()
+        );
         self.load = LoadIndex::default();
         for (i, (n, &(leaders, replicas))) in self.list.iter_mut().zip(counts).enumerate() {
             (n.leaders, n.replicas) = (leaders, replicas);
@@ -317,6 +333,7 @@ impl Nodes {
                 self.load.insert(NodeId(i as u32), n);
             }
         }
+        debug_assert_eq!(self.load.len(), self.list.iter().filter(|n| n.placeable()).count());
     }
 
     /// `Err` unless each node carries `counts` and the load index holds exactly the placeable
