@@ -1,9 +1,9 @@
-//! The `metactl` commands the README and `docs/` show, each run as written against an address
-//! where nothing listens: every one must get past argument parsing (exit 1, "cannot reach"),
+//! The docs against the code. Every test file is listed in `docs/testing.md`. The `metactl`
+//! commands the README and `docs/` show are each run as written against an address where
+//! nothing listens: every one must get past argument parsing (exit 1, "cannot reach"),
 //! never a usage error (exit 2). A doc that names a subcommand or a flag metactl does not have
-//! fails here, not in an operator's terminal. Commands with a shell substitution are run with
-//! the substitution left out only when what remains is whole; the rest is the demo's job
-//! (`process_demo`).
+//! fails here, not in an operator's terminal. Commands built from a shell substitution are
+//! left out: the demo (`process_demo`) runs what the README's walk-through does.
 
 use std::path::Path;
 use std::process::Command;
@@ -129,4 +129,17 @@ fn commands_are_found_in_code_blocks_only() {
     let found = metactl_commands(text);
     assert_eq!(found, [vec!["shard", "list"], vec!["--endpoints", "a:1", "cluster", "status"]]);
     assert_eq!(aimed_nowhere(&found[1]), ["--endpoints", NOWHERE, "cluster", "status"]);
+}
+
+#[test]
+fn the_testing_guide_lists_every_test_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("docs/testing.md")).unwrap();
+    let mut missing: Vec<String> = std::fs::read_dir(root.join("tests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".rs") && !guide.contains(&format!("`tests/{name}`")))
+        .collect();
+    missing.sort();
+    assert!(missing.is_empty(), "docs/testing.md does not list {missing:?}");
 }
