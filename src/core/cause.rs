@@ -1,6 +1,8 @@
 //! Why the scheduler moves a shard: a word for logs, events and operators, below every room
 //! that names it.
 
+#![warn(missing_docs)]
+
 /// What a move is for; for the event log and for operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
@@ -50,6 +52,7 @@ impl Cause {
         Cause::Merge,
     ];
 
+    /// The word logs, events, metrics and `metactl events` use for it.
     pub fn name(self) -> &'static str {
         match self {
             Cause::Assign => "assign",

@@ -1,6 +1,8 @@
 //! The core's settings and limits. Every queue, batch and size the core keeps has a named limit
 //! here, with its unit last.
 
+#![warn(missing_docs)]
+
 use super::error::{MetaError, MetaResult};
 use super::input::ClusterSpec;
 use super::settings::SchedulerSettings;
@@ -27,6 +29,7 @@ pub struct CoreConfig {
     pub requests_pending_max: usize,
     /// Changes waiting to be written, beyond which the scheduler holds back and DDL is refused.
     pub changes_queued_max: usize,
+    /// Clusters the service holds at once.
     pub clusters_max: usize,
     /// Cluster ids the service hands out over its life: a dropped cluster keeps its id (never
     /// given again) as a small tombstone, so this bounds what creates and drops leave.
@@ -39,15 +42,23 @@ pub struct CoreConfig {
     /// Heartbeats a node's incarnation must send to this meta leader before it is given new
     /// replicas or leaders, so that a one-shot sender, or a node that keeps restarting, gets none.
     pub node_settle_heartbeats: u32,
+    /// Shards of one cluster, splits included.
     pub shards_per_cluster_max: u32,
+    /// Followers of one shard, besides its leader.
     pub followers_per_shard_max: u32,
+    /// Tables of one cluster, sub-tables included.
     pub tables_per_cluster_max: usize,
+    /// Schemas of one cluster.
     pub schemas_per_cluster_max: usize,
     /// Shard reports in one heartbeat.
     pub reports_per_heartbeat_max: usize,
+    /// Bytes of a name: a cluster, schema, table or node, and of an endpoint or a zone.
     pub name_len_max: usize,
+    /// Bytes of a table's encoded schema, which meta stores without reading it.
     pub encoded_schema_bytes_max: usize,
+    /// Options of one table.
     pub table_options_max: usize,
+    /// Bytes of one option, its key and value together.
     pub option_bytes_max: usize,
     /// Sub-tables of one partitioned table; they and their shards fit one transaction.
     pub partitions_max: u32,
@@ -194,12 +205,16 @@ impl Default for CoreConfig {
 }
 
 impl CoreConfig {
+    /// The default of [`CoreConfig::node_settle_heartbeats`].
     pub const DEFAULT_SETTLE_HEARTBEATS: u32 = 3;
 
+    /// How long a lease granted to a node lasts, from the node's send time.
     pub fn lease(&self) -> Duration {
         Duration(self.lease_ms)
     }
 
+    /// How far a node's clock may run slow against meta's over one lease: meta waits this
+    /// much past a lease before it treats the lease as surely over.
     pub fn clock_drift(&self) -> Duration {
         Duration(self.clock_drift_ms)
     }

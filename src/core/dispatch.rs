@@ -4,6 +4,8 @@
 //! order, a reply finds its caller once, and the driver learns when to wake the core next. That
 //! part lives here, once; a driver supplies only its [`Effects`].
 
+#![warn(missing_docs)]
+
 use super::error::MetaError;
 use super::ids::*;
 use super::input::{Input, Request};
@@ -17,14 +19,21 @@ use super::time::Instant;
 pub trait Effects {
     /// What the driver keeps per request to deliver its reply: a channel, a client's number.
     type Caller;
+    /// Writes `batch` to storage, all or nothing, and hands its result back as an input.
     fn persist(&mut self, batch: WriteBatch);
+    /// Sends `message` down the heartbeat stream `session`.
     fn to_node(&mut self, session: SessionId, message: NodeMessage);
+    /// Ends the heartbeat stream `session` with `error`, sending the node to `redirect` if any.
     fn close_stream(&mut self, session: SessionId, redirect: Option<Redirect>, error: MetaError);
     /// The reply to request `id`, asked by `caller`.
     fn reply(&mut self, id: RequestId, caller: Self::Caller, result: Result<Response, MetaError>);
+    /// Reads the catalog from storage for `term`, and hands it back as an input.
     fn load_snapshot(&mut self, term: Term);
+    /// Gives up leadership of `term`, so that another meta node can be elected.
     fn resign(&mut self, term: Term, reason: ResignReason);
+    /// Sends `update` to the route watch `watch`.
     fn to_watcher(&mut self, watch: WatchId, update: RouteUpdate);
+    /// Ends the route watch `watch` with `error`.
     fn end_watch(&mut self, watch: WatchId, error: MetaError);
 }
 

@@ -1,8 +1,11 @@
 //! Errors for the outside world. Each kind maps to one gRPC status code; the message names what
 //! was wrong. Bugs are not errors: they panic.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
+/// A refusal, as the outside world sees it: its kind, and a message that says what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetaError {
     /// The request is malformed: a bad name, an oversized value, a zero count.
@@ -44,6 +47,7 @@ impl fmt::Display for MetaError {
 
 impl std::error::Error for MetaError {}
 
+/// A result whose error is a [`MetaError`].
 pub type MetaResult<T> = Result<T, MetaError>;
 
 /// The most of an input a message quotes.
@@ -53,6 +57,7 @@ pub const QUOTE_BYTES_MAX: usize = 128;
 /// (cut at a character) and its length.
 pub struct Quoted<'a>(&'a str);
 
+/// `input`, ready to be quoted in a message (see [`Quoted`]).
 pub fn quoted(input: &str) -> Quoted<'_> {
     Quoted(input)
 }

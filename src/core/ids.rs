@@ -2,6 +2,8 @@
 //! Shards and nodes are dense per cluster (vector indexes); tables and schemas come from an
 //! allocator that never reuses an id.
 
+#![warn(missing_docs)]
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident($inner:ty)) => {
         $(#[$doc])*
@@ -66,24 +68,28 @@ id_type!(
 );
 
 impl ShardId {
+    /// The shard's position in its cluster's per-shard arrays.
     pub fn index(self) -> usize {
         self.0 as usize
     }
 }
 
 impl NodeId {
+    /// The node's position in its cluster's per-node arrays.
     pub fn index(self) -> usize {
         self.0 as usize
     }
 }
 
 impl Version {
+    /// The version after this one.
     pub fn next(self) -> Version {
         Version(self.0 + 1)
     }
 }
 
 impl Epoch {
+    /// The epoch after this one.
     pub fn next(self) -> Epoch {
         Epoch(self.0 + 1)
     }

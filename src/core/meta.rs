@@ -1,5 +1,7 @@
 //! [`MetaCore`]: the front door of the sans-IO core.
 
+#![warn(missing_docs)]
+
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -75,6 +77,7 @@ impl MetaCore {
         }
     }
 
+    /// The settings the core was built with.
     pub fn config(&self) -> &CoreConfig {
         &self.config
     }
@@ -295,6 +298,8 @@ impl MetaCore {
         }
     }
 
+    /// The next output to carry out, in order; `None` once all are out (see the contract in
+    /// the module docs).
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.outputs.pop_front()
     }
@@ -324,6 +329,7 @@ impl MetaCore {
         self.leader.as_ref().is_some_and(|l| l.serving(now))
     }
 
+    /// The term this core leads in, if it leads.
     pub fn term(&self) -> Option<Term> {
         self.leader.as_ref().map(|l| l.term())
     }
@@ -350,6 +356,7 @@ impl MetaCore {
         self.leader.as_ref().filter(|l| l.writes().recovering).map(|l| l.term())
     }
 
+    /// Requests waiting for their reply.
     pub fn pending_requests(&self) -> usize {
         self.out.pending_requests()
     }

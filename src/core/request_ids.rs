@@ -3,10 +3,13 @@
 //! reply channel, a client's own number, a deadline). [`RequestIds`] does both, so no driver
 //! counts ids or pairs them with callers on its own.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use super::ids::RequestId;
 
+/// The requests a driver has handed in and not yet answered, each with its caller `T`.
 pub struct RequestIds<T> {
     /// Ids only grow, so a late reply to a forgotten request never matches a new one.
     last: u64,
@@ -38,10 +41,12 @@ impl<T> RequestIds<T> {
         self.waiting.iter().map(|(&id, t)| (id, t))
     }
 
+    /// How many requests wait for a reply.
     pub fn len(&self) -> usize {
         self.waiting.len()
     }
 
+    /// Whether no request waits for a reply.
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }

@@ -1,6 +1,8 @@
-//! The core's own clock types. The core never reads a clock: the driver reads one in exactly one
-//! place and passes `now` with every input. Milliseconds since an arbitrary driver epoch
+//! The core's own clock types. The core never reads a clock: the driver passes `now` with
+//! every input, read from the one clock it keeps. Milliseconds since an arbitrary driver epoch
 //! are precise enough for leases of seconds and keep the types `Copy` and cheap to compare.
+
+#![warn(missing_docs)]
 
 use std::ops::{Add, Sub};
 
@@ -13,8 +15,10 @@ pub struct Instant(pub u64);
 pub struct Duration(pub u64);
 
 impl Instant {
+    /// The driver's epoch: before anything happened.
     pub const ZERO: Instant = Instant(0);
 
+    /// Milliseconds since the driver's epoch.
     pub fn as_millis(self) -> u64 {
         self.0
     }
@@ -26,12 +30,15 @@ impl Instant {
 }
 
 impl Duration {
+    /// No time at all.
     pub const ZERO: Duration = Duration(0);
 
+    /// `ms` milliseconds.
     pub const fn from_millis(ms: u64) -> Duration {
         Duration(ms)
     }
 
+    /// The span in milliseconds.
     pub fn as_millis(self) -> u64 {
         self.0
     }

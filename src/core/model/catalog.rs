@@ -2,6 +2,8 @@
 //! through [`Catalog::apply`], on a write acknowledgement or while loading a snapshot, so what is
 //! in memory is always what storage holds (persist before effect, restart equivalence).
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::mutation::{DecodeError, Mutation};
@@ -13,9 +15,13 @@ use crate::core::ids::*;
 /// cannot make the loader allocate without bound; `shards_per_cluster_max` stays below it.
 pub const SHARDS_PER_CLUSTER_CEILING: u32 = 1 << 22;
 
+/// Everything storage holds, every cluster's, with the indexes built from it: exactly what
+/// storage acknowledged, never a decision still being written.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Catalog {
+    /// The clusters that exist, by id.
     pub clusters: BTreeMap<ClusterId, ClusterCatalog>,
+    /// Their ids by name.
     pub cluster_by_name: BTreeMap<String, ClusterId>,
     /// Clusters dropped: their tombstones keep the ids, which are never given again.
     pub dropped_clusters: BTreeSet<ClusterId>,
@@ -24,14 +30,19 @@ pub struct Catalog {
 /// One cluster's durable state plus indexes derived from it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterCatalog {
+    /// The cluster's own record: name, shard count, followers per shard, topology.
     pub record: ClusterRecord,
+    /// Raised by every topology change, so that nodes can tell newer routes from older.
     pub epoch: Epoch,
     /// Ids below this may be in use; a new leader allocates from here.
     pub id_ceiling: u64,
     /// The scheduler settings an operator stored; `None`: the configured defaults.
     pub scheduler: Option<SchedulerRecord>,
+    /// The schemas, by id.
     pub schemas: BTreeMap<SchemaId, SchemaRecord>,
+    /// Their ids by name.
     pub schema_by_name: BTreeMap<String, SchemaId>,
+    /// Every table, sub-tables included, with a name index.
     pub tables: Tables,
     /// Indexed by shard id.
     pub shards: Vec<ShardRecord>,
@@ -39,6 +50,7 @@ pub struct ClusterCatalog {
     pub shard_tables: Vec<BTreeSet<TableId>>,
     /// Indexed by node id.
     pub nodes: Vec<NodeRecord>,
+    /// Node ids by name, for nodes not removed.
     pub node_by_name: BTreeMap<String, NodeId>,
     /// The shards each node holds a replica of, indexed by node id.
     pub node_shards: Vec<BTreeSet<ShardId>>,
@@ -198,14 +210,17 @@ impl ClusterCatalog {
         }
     }
 
+    /// The cluster's id.
     pub fn id(&self) -> ClusterId {
         ClusterId(self.record.id)
     }
 
+    /// A shard known to exist (its id came from the catalog).
     pub fn shard(&self, id: ShardId) -> &ShardRecord {
         &self.shards[id.index()]
     }
 
+    /// A node known to exist (its id came from the catalog).
     pub fn node(&self, id: NodeId) -> &NodeRecord {
         &self.nodes[id.index()]
     }
@@ -215,6 +230,7 @@ impl ClusterCatalog {
         self.nodes.iter().filter(|n| !n.removed).count()
     }
 
+    /// The table `name` of `schema`, if there is one.
     pub fn table_by_name(&self, schema: SchemaId, name: &str) -> Option<(TableId, &Table)> {
         self.tables.find(schema, name)
     }
@@ -396,10 +412,12 @@ impl ClusterCatalog {
 }
 
 impl Catalog {
+    /// A cluster known to exist (its id came from the catalog).
     pub fn cluster(&self, id: ClusterId) -> &ClusterCatalog {
         self.clusters.get(&id).expect("cluster ids come from the catalog")
     }
 
+    /// The cluster called `name`, if there is one.
     pub fn cluster_by_name(&self, name: &str) -> Option<&ClusterCatalog> {
         self.cluster_by_name.get(name).map(|id| &self.clusters[id])
     }

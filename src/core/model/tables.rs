@@ -8,25 +8,35 @@
 //! and holding them lets every read (a future `GetTable`) come from acknowledged state without a
 //! storage round trip.
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::records::{PartitionRecord, TableRecord};
 use crate::core::ids::{SchemaId, TableId};
 
+/// A table as the catalog keeps it: its name and schema bytes at their exact size, and what
+/// most tables lack kept apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Table {
+    /// The schema it belongs to.
     pub schema: SchemaId,
+    /// The shard that holds it.
     pub shard: u32,
     /// Sits in what would be padding after `shard`: it costs no memory.
     pub version: u32,
+    /// Its name in its schema.
     pub name: Box<str>,
+    /// The schema bytes the client gave, stored as they are.
     pub encoded_schema: Box<[u8]>,
+    /// Options, a parent or a partition rule, for the tables that have any.
     pub extra: Option<Box<TableExtra>>,
 }
 
 /// What most tables lack.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableExtra {
+    /// The table's options, as the client set them.
     pub options: BTreeMap<String, String>,
     /// Set on a sub-table: its partitioned parent.
     pub parent: Option<u64>,
@@ -35,6 +45,7 @@ pub struct TableExtra {
 }
 
 impl Table {
+    /// The table a stored record describes, with its id.
     pub fn from_record(r: TableRecord) -> (TableId, Table) {
         let extra =
             (!r.options.is_empty() || r.parent.is_some() || r.partition.is_some()).then(|| {
@@ -55,6 +66,7 @@ impl Table {
         (TableId(r.id), table)
     }
 
+    /// The record that stores it under `id`.
     pub fn to_record(&self, id: TableId) -> TableRecord {
         let extra = self.extra.as_deref().cloned().unwrap_or_default();
         TableRecord {
@@ -70,15 +82,19 @@ impl Table {
         }
     }
 
+    /// A sub-table's partitioned parent.
     pub fn parent(&self) -> Option<u64> {
         self.extra.as_ref().and_then(|e| e.parent)
     }
 
+    /// A partitioned table's rule.
     pub fn partition(&self) -> Option<&PartitionRecord> {
         self.extra.as_ref().and_then(|e| e.partition.as_ref())
     }
 }
 
+/// Every table of a cluster by id, with an index by schema and name that holds a hash of each
+/// name rather than a second copy of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tables {
     by_id: BTreeMap<TableId, Table>,
@@ -100,18 +116,22 @@ impl Tables {
         Tables { by_id, by_name }
     }
 
+    /// How many tables.
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
 
+    /// The table `id`, if there is one.
     pub fn get(&self, id: TableId) -> Option<&Table> {
         self.by_id.get(&id)
     }
 
+    /// Whether table `id` exists.
     pub fn contains(&self, id: TableId) -> bool {
         self.by_id.contains_key(&id)
     }
@@ -133,6 +153,7 @@ impl Tables {
         old
     }
 
+    /// Removes a table; returns it, if it was there.
     pub fn remove(&mut self, id: TableId) -> Option<Table> {
         let old = self.by_id.remove(&id)?;
         self.by_name.remove(&(old.schema, name_hash(&old.name), id));
@@ -161,10 +182,12 @@ impl Tables {
             .map(|&(_, _, id)| id)
     }
 
+    /// Every table id, in order.
     pub fn ids(&self) -> impl Iterator<Item = TableId> + '_ {
         self.by_id.keys().copied()
     }
 
+    /// The highest table id.
     pub fn last_id(&self) -> Option<TableId> {
         self.by_id.keys().next_back().copied()
     }

@@ -16,19 +16,26 @@ use crate::core::model::FenceRecord;
 
 pub use super::keys::FENCE_KEY;
 
+/// One change to one key of storage (or, for a prefix delete, to every key under it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// Writes `value` at `key`.
     Put {
+        /// Where, under [`super::ROOT`].
         key: String,
+        /// An encoded record.
         value: Vec<u8>,
     },
+    /// Deletes `key`, if it is there.
     Delete {
+        /// Where, under [`super::ROOT`].
         key: String,
     },
     /// Deletes every key that starts with `prefix` (a dropped cluster's contents). A batch that
     /// holds one holds no other op on a key under it: the core writes it in a batch of its own
     /// change only, as etcd refuses a transaction whose puts and deletes overlap.
     DeletePrefix {
+        /// The start every deleted key has.
         prefix: String,
     },
 }
@@ -55,6 +62,7 @@ pub fn keys_under<'a, V>(kvs: &'a BTreeMap<String, V>, prefix: &str) -> Vec<&'a 
 /// names a key twice), so a later change to the same key within a batch replaces the earlier.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteBatch {
+    /// The core's number for it: its result comes back under it.
     pub id: WriteId,
     /// The leader term that must still hold for the batch to land.
     pub term: Term,
@@ -62,6 +70,7 @@ pub struct WriteBatch {
     pub expected_fence: Option<Vec<u8>>,
     /// What [`FENCE_KEY`] holds once it has landed.
     pub fence: Vec<u8>,
+    /// The changes, at distinct keys.
     pub ops: Vec<Op>,
 }
 
@@ -80,9 +89,11 @@ impl WriteBatch {
 /// What a store must do with a batch (see [`WriteBatch::judge`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// The term and the fence hold: apply every op, then report `Ok`.
     Land,
     /// A replay of a batch that already landed: report `Ok`, change nothing.
     AlreadyLanded,
+    /// The term or the fence moved on: change nothing, report `Conflict`.
     Conflict,
 }
 
@@ -152,10 +163,12 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
+    /// Ops gathered so far, one per key.
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
+    /// Whether no op has been gathered.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -169,10 +182,12 @@ impl BatchBuilder {
         self.ops.len() + new_keys.len()
     }
 
+    /// Adds `op`, replacing an earlier op on its key.
     pub fn push(&mut self, op: Op) {
         self.ops.insert(op.key().to_owned(), op);
     }
 
+    /// The batch: the ops gathered, fenced by `term` and the fence chain.
     pub fn finish(
         self,
         id: WriteId,

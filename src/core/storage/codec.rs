@@ -10,6 +10,7 @@ use crate::core::model::records::*;
 use crate::core::model::{DecodeError, Mutation};
 
 impl Mutation {
+    /// The key it writes or deletes (for a cluster's drop, the prefix of its data).
     pub fn key(&self) -> Key {
         match self {
             Mutation::PutCluster(r) => Key::Cluster(ClusterId(r.id)),
@@ -28,6 +29,7 @@ impl Mutation {
         }
     }
 
+    /// The storage op that makes it durable.
     pub fn to_op(&self) -> Op {
         let key = self.key().encode();
         let value = match self {

@@ -31,20 +31,31 @@ pub const CLUSTER_DATA_PREFIX: &str = "/shardmeta/v1/c/";
 /// What a key names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
+    /// A cluster's record (a tombstone once dropped).
     Cluster(ClusterId),
+    /// The cluster's epoch, which every topology change raises.
     Epoch(ClusterId),
+    /// The ceiling of the ids the cluster hands out (tables, schemas, procedures).
     IdCeiling(ClusterId),
+    /// The cluster's scheduler settings, once an operator changed them.
     Scheduler(ClusterId),
+    /// A schema, by id.
     Schema(ClusterId, u64),
+    /// A table, by id.
     Table(ClusterId, u64),
+    /// A shard, by id.
     Shard(ClusterId, u32),
+    /// A node, by id.
     Node(ClusterId, u32),
+    /// A procedure in flight, by id.
     Procedure(ClusterId, u64),
     /// Not a key: the prefix of every key inside the cluster, deleted when it is dropped.
     ClusterData(ClusterId),
 }
 
 impl Key {
+    /// The key as storage holds it, under [`super::ROOT`]; ids are zero-padded, so that keys
+    /// sort by id.
     pub fn encode(self) -> String {
         match self {
             Key::Cluster(c) => format!("{CLUSTERS_PREFIX}{:010}", c.0),

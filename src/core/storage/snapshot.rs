@@ -21,6 +21,7 @@ pub const SNAPSHOT_PREFIXES: [&str; 3] = [FENCE_KEY, CLUSTERS_PREFIX, CLUSTER_DA
 /// Everything a new leader starts from: the catalog and the write chain's fence value.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
+    /// What storage holds, decoded and indexed.
     pub catalog: Catalog,
     /// The fence record's value; `None` while nothing was ever written.
     pub fence: Option<Vec<u8>>,
@@ -118,6 +119,8 @@ pub struct SnapshotLoader {
 }
 
 impl SnapshotLoader {
+    /// Decodes one stored pair into the catalog being built; pairs come prefix by prefix in
+    /// the order of [`SNAPSHOT_PREFIXES`], each in key order.
     pub fn feed(&mut self, key: &str, value: &[u8]) -> Result<(), DecodeError> {
         self.keys += 1;
         self.bytes += (key.len() + value.len()) as u64;
