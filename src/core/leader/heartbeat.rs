@@ -32,6 +32,8 @@ pub(super) fn desired_role(s: &ShardRecord, node: NodeId) -> Option<Role> {
 }
 
 impl Leader {
+    /// One heartbeat from a node over `session`: it is registered or renewed, its reports are
+    /// compared with the catalog, and the reply carries its commands and leases.
     pub fn on_heartbeat(
         &mut self,
         ctx: &mut Ctx,

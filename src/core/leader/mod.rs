@@ -1,6 +1,8 @@
 //! The meta leader's state and the parts of its behaviour that every input shares: landing
 //! acknowledged writes, recovering from writes with unknown outcome, and sending commands.
 
+#![warn(missing_docs)]
+
 mod alter;
 mod clusters;
 mod consistency;
@@ -36,8 +38,11 @@ use crate::core::live::LiveCluster;
 
 /// What every leader method needs from the core around it.
 pub struct Ctx<'a> {
+    /// The time of the input being handled.
     pub now: Instant,
+    /// The core's settings and limits.
     pub config: &'a CoreConfig,
+    /// Where outputs go, in order.
     pub out: &'a mut Outbox,
 }
 
@@ -67,12 +72,14 @@ pub struct Leader {
 /// What the core must do after a write result or a failed reload.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AfterWrite {
+    /// Lead on.
     Continue,
     /// Give the term up, for this reason.
     StepDown(ResignReason),
 }
 
 impl Leader {
+    /// A leader of `term` over the catalog it loaded, valid until `valid_until` unless renewed.
     pub fn new(
         term: Term,
         valid_until: Instant,
@@ -105,6 +112,7 @@ impl Leader {
         leader
     }
 
+    /// The term it leads in.
     pub fn term(&self) -> Term {
         self.term
     }
@@ -114,6 +122,7 @@ impl Leader {
         std::mem::take(&mut self.pass_soon)
     }
 
+    /// When its leadership surely ends, unless renewed.
     pub fn valid_until(&self) -> Instant {
         self.valid_until
     }
@@ -123,14 +132,17 @@ impl Leader {
         self.valid_until = self.valid_until.max(until);
     }
 
+    /// What storage acknowledged.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
+    /// The live state of one cluster.
     pub fn live_cluster(&self, cluster: ClusterId) -> Option<&LiveCluster> {
         self.clusters.get(&cluster)
     }
 
+    /// The writes queued and in flight.
     pub fn writes(&self) -> &Writes {
         &self.writes
     }
@@ -140,6 +152,7 @@ impl Leader {
         self.reload_due
     }
 
+    /// Whether it may decide and answer at `now`: its leadership still surely holds.
     pub fn serving(&self, now: Instant) -> bool {
         now < self.valid_until
     }
@@ -161,6 +174,7 @@ impl Leader {
         self.watches.open(watch, c, req, ctx.config, ctx.out)
     }
 
+    /// Forgets a route watch its driver ended.
     pub fn unwatch(&mut self, watch: WatchId) {
         self.watches.close(watch);
     }
@@ -183,10 +197,13 @@ impl Leader {
         Ok(())
     }
 
+    /// Sends the next batch to storage if none is in flight.
     pub fn flush(&mut self, ctx: &mut Ctx) {
         self.writes.flush(self.term, ctx.config, &mut ctx.out.outputs);
     }
 
+    /// A batch's result: on `Ok` its changes land (replies, commands, routes); a conflict ends
+    /// the term; an unknown outcome starts a reload.
     pub fn on_write_result(
         &mut self,
         ctx: &mut Ctx,

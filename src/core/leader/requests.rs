@@ -32,6 +32,8 @@ pub(super) enum Handled {
 }
 
 impl Leader {
+    /// A client's or an operator's request: answered at once, queued behind its write, or
+    /// refused.
     pub fn on_request(&mut self, ctx: &mut Ctx, id: RequestId, req: &Request) {
         let result = self.ready(ctx.now).and_then(|()| self.route_request(ctx, id, req));
         match result {

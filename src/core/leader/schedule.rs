@@ -10,6 +10,7 @@ use crate::core::model::Mutation;
 use crate::core::scheduler::{Move, Planner};
 
 impl Leader {
+    /// The timer: a scheduling pass per cluster, due procedure steps and background drops.
     pub fn on_tick(&mut self, ctx: &mut Ctx) {
         if self.ready(ctx.now).is_err() {
             return;

@@ -16,7 +16,9 @@ use crate::core::storage::Op;
 /// What a shard's replicas must hear once a change lands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
+    /// A table was created in the shard.
     Created(TableId),
+    /// Tables left the shard.
     Dropped(Vec<TableId>),
     /// The table's record has a new version (an alter).
     Altered(TableId, u32),
@@ -27,8 +29,11 @@ pub enum Notice {
 /// A set of mutations that land together, and what becomes visible when they do.
 #[derive(Debug)]
 pub struct Change {
+    /// The cluster it changes.
     pub cluster: ClusterId,
+    /// What it writes, in one transaction.
     pub mutations: Vec<Mutation>,
+    /// The answer to the request that asked for it, sent once it lands.
     pub reply: Option<(RequestId, Response)>,
     /// Shards whose replicas get commands on landing; each shard at most once.
     pub notify: Vec<(ShardId, Notice)>,
@@ -42,6 +47,7 @@ pub struct Change {
 }
 
 impl Change {
+    /// An empty change to `cluster`.
     pub fn new(cluster: ClusterId) -> Change {
         Change {
             cluster,
@@ -79,6 +85,8 @@ impl Change {
     }
 }
 
+/// Changes queued for storage and the batch in flight: one batch at a time, in order, each
+/// chained to the last by the fence.
 #[derive(Default)]
 pub struct Writes {
     queued: VecDeque<Change>,
@@ -109,10 +117,12 @@ impl Writes {
         self.fence = fence;
     }
 
+    /// The number of the last batch sent.
     pub fn last_id(&self) -> u64 {
         self.next_write
     }
 
+    /// Queues a change behind those already queued.
     pub fn queue(&mut self, change: Change) {
         assert!(!self.recovering, "no decisions while recovering");
         self.queued.push_back(change);
@@ -129,6 +139,7 @@ impl Writes {
         self.queued.iter().chain(in_flight).filter(|c| c.cluster == cluster).count()
     }
 
+    /// Whether nothing is queued or in flight.
     pub fn idle(&self) -> bool {
         self.in_flight.is_none() && self.queued.is_empty()
     }

@@ -26,6 +26,7 @@ pub enum Awaiting {
     NodeRecord(NodeId),
 }
 
+/// The keys with a write in flight, each with the requests waiting for it to land.
 #[derive(Clone, Debug, Default)]
 pub struct InFlight {
     /// Each key with the if-not-exists requests answered when its write lands.
@@ -36,6 +37,7 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// Whether a write on `key` is in flight.
     pub fn contains(&self, key: &Awaiting) -> bool {
         self.keys.contains_key(key)
     }

@@ -8,16 +8,22 @@ use crate::core::cause::Cause;
 use crate::core::ids::ShardId;
 use crate::core::time::Instant;
 
+/// One scheduling decision or settings change, as operators read it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     /// Numbers events of this leader's log in order, from 1; a reader asks for those after one.
     pub seq: u64,
+    /// When it was decided.
     pub at: Instant,
+    /// Why.
     pub cause: Cause,
+    /// The shard it moved, if it moved one.
     pub shard: Option<ShardId>,
+    /// What happened and why, in words.
     pub text: String,
 }
 
+/// The leader's event log: the newest events, bounded, and counts by cause that are not.
 #[derive(Clone, Debug, Default)]
 pub struct Events {
     kept: VecDeque<Event>,

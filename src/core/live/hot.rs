@@ -6,6 +6,7 @@
 use crate::core::ids::ShardId;
 use crate::core::time::Instant;
 
+/// Per shard, how many load windows in a row it has been above the split line.
 #[derive(Clone, Debug, Default)]
 pub struct Hot {
     /// Windows in a row above the line, per shard.

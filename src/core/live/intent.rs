@@ -8,6 +8,7 @@ use crate::core::ids::*;
 use crate::core::model::Mutation;
 use crate::core::model::{ClusterCatalog, ShardRecord};
 
+/// What the catalog will hold once every queued write lands (see the module docs).
 #[derive(Clone, Debug, Default)]
 pub struct Intent {
     /// The latest intended record of every shard with pending changes.
@@ -69,10 +70,12 @@ impl Intent {
         self.pending[id.index()] == 0
     }
 
+    /// The shards that will have no leader (retired ones aside).
     pub fn unassigned(&self) -> &BTreeSet<ShardId> {
         &self.unassigned
     }
 
+    /// How many leader transfers are decided and not finished.
     pub fn transfers_in_flight(&self) -> usize {
         self.transfers.len()
     }
@@ -92,6 +95,7 @@ impl Intent {
         self.table_counts[shard.index()]
     }
 
+    /// The cluster's epoch once queued writes land.
     pub fn epoch(&self) -> Epoch {
         self.epoch
     }

@@ -27,6 +27,7 @@ struct ShardLease {
     pushed: Option<(Version, Instant)>,
 }
 
+/// Per shard: who holds its lease and until when, and what its leader last reported.
 #[derive(Clone, Debug, Default)]
 pub struct Leases {
     shards: Vec<ShardLease>,
@@ -54,10 +55,12 @@ impl Leases {
         self.shards.resize(shards, ShardLease::default());
     }
 
+    /// How many shards.
     pub fn len(&self) -> usize {
         self.shards.len()
     }
 
+    /// Whether the cluster has no shard.
     pub fn is_empty(&self) -> bool {
         self.shards.is_empty()
     }
@@ -111,6 +114,7 @@ impl Leases {
         true
     }
 
+    /// How long failed-over shards went without a writable leader.
     pub fn failovers(&self) -> &FailoverLog {
         &self.failovers
     }
@@ -125,6 +129,7 @@ impl Leases {
         held
     }
 
+    /// Whether the shard's leader reported it open at its current version.
     pub fn leader_ready(&self, shard: ShardId) -> bool {
         self.shards[shard.index()].leader_ready
     }

@@ -217,10 +217,12 @@ impl Loads {
         self.busiest[from.index()] = Busiest::default();
     }
 
+    /// How many shards.
     pub fn len(&self) -> usize {
         self.shards.len()
     }
 
+    /// Whether the cluster has no shard.
     pub fn is_empty(&self) -> bool {
         self.shards.is_empty()
     }

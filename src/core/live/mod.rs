@@ -14,6 +14,8 @@
 //!
 //! A new meta leader rebuilds all of it, with a grace period, from the catalog.
 
+#![warn(missing_docs)]
+
 pub mod awaiting;
 pub mod events;
 pub mod hot;
@@ -45,6 +47,7 @@ use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord};
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::Instant;
 
+/// The leader's live state of one cluster (see the module docs for its parts).
 #[derive(Clone, Debug)]
 pub struct LiveCluster {
     nodes: Nodes,
@@ -110,26 +113,32 @@ impl LiveCluster {
         live
     }
 
+    /// Every node as this leader knows it.
     pub fn nodes(&self) -> &Nodes {
         &self.nodes
     }
 
+    /// One node as this leader knows it.
     pub fn node(&self, id: NodeId) -> &LiveNode {
         self.nodes.get(id)
     }
 
+    /// Who may hold each shard's lease, and what its leader reported.
     pub fn leases(&self) -> &Leases {
         &self.leases
     }
 
+    /// The catalog as it will be once every queued write lands.
     pub fn intent(&self) -> &Intent {
         &self.intent
     }
 
+    /// The writes in flight that later requests must wait for.
     pub fn in_flight(&self) -> &InFlight {
         &self.in_flight
     }
 
+    /// Each shard's reported load, smoothed.
     pub fn loads(&self) -> &Loads {
         &self.loads
     }
@@ -154,6 +163,7 @@ impl LiveCluster {
         self.loads.record_tables(shard, tables);
     }
 
+    /// How long each shard has been above the split line.
     pub fn hot(&self) -> &Hot {
         &self.hot
     }
@@ -194,18 +204,22 @@ impl LiveCluster {
         self.reindex(cluster, into);
     }
 
+    /// The order in which shards take new tables.
     pub fn placement(&self) -> &Placement {
         &self.placement
     }
 
+    /// When leaders last moved, for the balancer's patience.
     pub fn recent(&self) -> &Recent {
         &self.recent
     }
 
+    /// The scheduling event log.
     pub fn events(&self) -> &Events {
         &self.events
     }
 
+    /// Logs a scheduling event, dropping the oldest past `events_kept_max`.
     pub fn log_event(
         &mut self,
         at: Instant,
@@ -217,10 +231,12 @@ impl LiveCluster {
         self.events.push(at, cause, shard, text, config.events_kept_max);
     }
 
+    /// The scheduler's settings for this cluster.
     pub fn settings(&self) -> &SchedulerSettings {
         &self.settings
     }
 
+    /// Replaces them (an operator's change, once stored).
     pub fn set_settings(&mut self, settings: SchedulerSettings) {
         self.settings = settings;
     }
@@ -319,6 +335,7 @@ impl LiveCluster {
         self.splits_starting += 1;
     }
 
+    /// Splits whose first write is queued and not yet landed.
     pub fn procedures_starting(&self) -> u32 {
         self.splits_starting
     }
@@ -341,6 +358,7 @@ impl LiveCluster {
         cluster.shard_locks.contains_key(&shard) || self.locks_starting.contains_key(&shard)
     }
 
+    /// A write of the procedure is queued: it takes no next step until that lands.
     pub fn procedure_queued(&mut self, id: u64) {
         *self.procedures_busy.entry(id).or_default() += 1;
     }
@@ -615,6 +633,7 @@ impl LiveCluster {
         self.intent.forget_epoch()
     }
 
+    /// A write that later requests on `key` must wait for is queued.
     pub fn begin_write(&mut self, key: Awaiting) {
         self.in_flight.begin(key)
     }

@@ -10,12 +10,19 @@ use crate::core::ids::*;
 use crate::core::input::{Heartbeat, NodeStats};
 use crate::core::time::{Duration, Instant};
 
+/// One node as this leader knows it: liveness, identity, admission, stats and the shards it is
+/// meant to carry.
 #[derive(Clone, Debug)]
 pub struct LiveNode {
+    /// The heartbeat stream it speaks over now, if one is open.
     pub session: Option<SessionId>,
+    /// Chosen afresh at each start of the node: a new one is a restart.
     pub incarnation: u64,
+    /// The sequence number of the last heartbeat taken; older ones are duplicates.
     pub last_seq: u64,
+    /// When its last heartbeat arrived.
     pub last_heartbeat: Instant,
+    /// Heard within its lease (and, after a restart, admitted again).
     pub online: bool,
     /// This leader has heard from the node. A node inherited by a new leader counts as online
     /// for a lease of grace (so that a meta failover moves no shard by itself), but it is no
@@ -33,6 +40,7 @@ pub struct LiveNode {
     pub admitted: bool,
     /// Mirrors the node record: the node takes no new replicas.
     pub draining: bool,
+    /// What it reported about itself: capacity, CPU, disk.
     pub stats: NodeStats,
     /// Intended leader shards on the node.
     pub leaders: u32,
@@ -147,10 +155,12 @@ impl LoadIndex {
         self.by_replicas.iter().map(|&(_, id)| id)
     }
 
+    /// How many nodes it holds: the placeable ones.
     pub fn len(&self) -> usize {
         self.by_replicas.len()
     }
 
+    /// Whether no node is placeable.
     pub fn is_empty(&self) -> bool {
         self.by_replicas.is_empty()
     }
@@ -177,26 +187,32 @@ pub struct Nodes {
 }
 
 impl Nodes {
+    /// No nodes yet; a node is admitted after `settle_heartbeats` heartbeats.
     pub fn new(settle_heartbeats: u32) -> Nodes {
         Nodes { list: Vec::new(), load: LoadIndex::default(), settle: settle_heartbeats.max(1) }
     }
 
+    /// A node known to exist.
     pub fn get(&self, id: NodeId) -> &LiveNode {
         &self.list[id.index()]
     }
 
+    /// How many nodes, removed ones included (ids are dense).
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
+    /// Whether the cluster has no node.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
+    /// Every node with its id.
     pub fn iter(&self) -> impl Iterator<Item = (NodeId, &LiveNode)> {
         self.list.iter().enumerate().map(|(i, n)| (NodeId(i as u32), n))
     }
 
+    /// The placeable nodes, ordered by what they carry.
     pub fn load(&self) -> &LoadIndex {
         &self.load
     }

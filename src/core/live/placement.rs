@@ -27,18 +27,25 @@ use crate::core::ids::ShardId;
 /// The shard's place in the order; `Ord` compares class, then load, then tables, then id.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
+    /// Ready shards first, then assigned, then unassigned, then leaving.
     pub class: Class,
     /// Projected load, in thousandths of a unit per second.
     pub load_milli: u64,
+    /// Tables it holds, and those placed on it since its last load window.
     pub tables: u32,
+    /// Which shard.
     pub shard: ShardId,
 }
 
+/// How soon a shard can serve a new table, best first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
+    /// A live node leads it and reported it open.
     Ready,
+    /// It has a leader that has not reported it open yet.
     #[default]
     Assigned,
+    /// No leader yet: a new table waits for one.
     Unassigned,
     /// Being merged away, or retired: takes a new table only when no other shard exists (never,
     /// as a merge keeps its target).
@@ -48,12 +55,15 @@ pub enum Class {
 /// What a shard's key is made of, but the tables placed on it lately.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Standing {
+    /// How soon it can serve a new table.
     pub class: Class,
     /// The trusted smoothed load, 0 until trusted.
     pub load: f64,
+    /// Tables it holds.
     pub tables: u32,
 }
 
+/// Every shard ordered by [`Key`]: a new table goes to the first.
 #[derive(Clone, Debug, Default)]
 pub struct Placement {
     keys: Vec<Key>,

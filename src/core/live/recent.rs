@@ -5,6 +5,7 @@
 use crate::core::ids::{NodeId, ShardId};
 use crate::core::time::{Duration, Instant};
 
+/// When each shard's and each node's leadership last moved.
 #[derive(Clone, Debug, Default)]
 pub struct Recent {
     shard_moved: Vec<Option<Instant>>,

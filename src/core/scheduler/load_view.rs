@@ -13,6 +13,7 @@ use crate::core::time::{Duration, Instant};
 pub struct NodeStanding {
     /// Load units per second of the shards it is meant to lead.
     pub load: f64,
+    /// The capacity it reported (1 when it reported none).
     pub capacity: f64,
     /// Whether the balancer may judge it now (see the module notes).
     pub judged: bool,
@@ -21,6 +22,7 @@ pub struct NodeStanding {
 }
 
 impl NodeStanding {
+    /// Its load over its capacity.
     pub fn utilization(&self) -> f64 {
         self.load / self.capacity
     }
@@ -29,7 +31,9 @@ impl NodeStanding {
 /// Every node's standing (`None` for nodes that are not placeable) and the mean utilization.
 #[derive(Clone, Debug)]
 pub struct LoadView {
+    /// Each node's standing by node id; `None` for a node that is not placeable.
     pub nodes: Vec<Option<NodeStanding>>,
+    /// The placeable nodes' load over their capacity, all together.
     pub mean: f64,
     /// The most any placeable node carries.
     pub peak_load: f64,
@@ -38,6 +42,7 @@ pub struct LoadView {
 }
 
 impl LoadView {
+    /// The view of `cluster` now, moves in flight counted as done.
     pub fn of(
         cluster: &ClusterCatalog,
         live: &LiveCluster,

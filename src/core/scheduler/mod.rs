@@ -17,6 +17,8 @@
 //! but takes nothing new until it speaks). Replicas leave only nodes that are not *staying*:
 //! dead or draining.
 
+#![warn(missing_docs)]
+
 mod assign;
 mod balance;
 mod drain;
@@ -43,24 +45,33 @@ use crate::core::time::Instant;
 /// Why a shard's record changes; for logs and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MoveReason {
+    /// A shard without a leader got one (and followers).
     Assign,
+    /// A follower took over from a dead leader: the data stays in place.
     PromoteFollower,
+    /// A shard whose leader died was opened on another node (no follower could take it).
     ReopenElsewhere,
+    /// Follower slots were filled or moved off nodes that are leaving.
     RepairFollowers,
+    /// A leader transfer began: the old leader is asked to let go.
     StartTransfer,
+    /// A leader transfer ended: the target leads.
     FinishTransfer,
 }
 
 /// One decided change to a shard's record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Move {
+    /// The shard's record after the move.
     pub record: ShardRecord,
     /// Nodes that no longer hold a replica (or, for a transfer start, must close the shard).
     pub closes: Vec<NodeId>,
     /// Nodes that held a replica before and still do: their table set is unchanged, so a role
     /// change is enough for them.
     pub kept: Vec<NodeId>,
+    /// What kind of change to the record it is.
     pub reason: MoveReason,
+    /// What it is for.
     pub cause: Cause,
     /// Why, in words an operator reads: "n3 load 1.80× mean; shard 12 carries 22% of it".
     pub why: String,
@@ -98,16 +109,24 @@ impl Move {
     }
 }
 
+/// One scheduling pass over a cluster: reads the catalog and the live state, and decides moves,
+/// each updating the intent at once so that later rules in the pass see it.
 pub struct Planner<'a> {
+    /// What storage holds.
     pub cluster: &'a ClusterCatalog,
+    /// The leader's live state, whose intent each decision updates.
     pub live: &'a mut LiveCluster,
+    /// The time of the pass.
     pub now: Instant,
+    /// The core's settings and limits.
     pub config: &'a CoreConfig,
+    /// The moves decided so far, in order.
     pub moves: Vec<Move>,
     budget: usize,
 }
 
 impl<'a> Planner<'a> {
+    /// A pass over `cluster`, with the move budget of one tick.
     pub fn new(
         cluster: &'a ClusterCatalog,
         live: &'a mut LiveCluster,

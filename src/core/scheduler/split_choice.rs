@@ -21,7 +21,9 @@ pub const UNSPLITTABLE_SHARE: f64 = 0.8;
 /// (as far as it is known; by table count when nothing is).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Chosen {
+    /// The tables that move, in id order.
     pub tables: Vec<TableId>,
+    /// The share of the shard's load they carry, 0 to 1.
     pub share: f64,
 }
 

@@ -21,10 +21,15 @@ use crate::core::model::{ClusterCatalog, Topology};
 
 /// Why a shard should split now.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)] // each field is named for what it counts, and `describe` says it in words
 pub enum SplitNeed {
+    /// More tables than `tables_per_shard_max`.
     Tables { count: usize, max: u32 },
+    /// More bytes than `shard_bytes_max`, as its leader reports.
     Bytes { bytes: u64, max: u64 },
+    /// Above the split line for `windows` windows in a row.
     Load { units: f64, line: f64, windows: u32 },
+    /// Placeable nodes outnumber the shards of a cluster carrying load.
     ScaleOut { nodes: usize, shards: usize },
 }
 
@@ -42,6 +47,7 @@ impl SplitNeed {
         matches!(self, SplitNeed::Tables { .. } | SplitNeed::Bytes { .. })
     }
 
+    /// Why, in words for the event log.
     pub fn describe(&self) -> String {
         match self {
             SplitNeed::Tables { count, max } => {
