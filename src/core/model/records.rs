@@ -2,6 +2,8 @@
 //! encoding is compact and can grow fields without breaking old data. The in-memory catalog is
 //! built only from these, which is what makes restart equivalence (S6) hold by construction.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 /// How a cluster's shards follow its nodes.
@@ -13,19 +15,25 @@ pub enum Topology {
     Static,
 }
 
+/// A cluster, as stored.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct ClusterRecord {
+    /// Never given to another cluster, even after a drop.
     #[prost(uint32, tag = "1")]
     pub id: u32,
+    /// Unique among clusters that exist.
     #[prost(string, tag = "2")]
     pub name: String,
+    /// How many shards it has (ids 0 up to this, less one); only a split grows it.
     #[prost(uint32, tag = "3")]
     pub shard_count: u32,
+    /// Followers each shard gets, besides its leader.
     #[prost(uint32, tag = "4")]
     pub followers_per_shard: u32,
     /// 0 dynamic, 1 static.
     #[prost(uint32, tag = "5")]
     pub topology: u32,
+    /// Online nodes needed before the first shards are assigned.
     #[prost(uint32, tag = "6")]
     pub min_nodes: u32,
     /// A tombstone: the cluster was dropped with everything in it. Only the id is kept, so that
@@ -35,6 +43,7 @@ pub struct ClusterRecord {
 }
 
 impl ClusterRecord {
+    /// Its topology; an unknown code reads as dynamic.
     pub fn topology(&self) -> Topology {
         if self.topology == 1 {
             Topology::Static
@@ -43,6 +52,7 @@ impl ClusterRecord {
         }
     }
 
+    /// How `t` is stored.
     pub fn topology_code(t: Topology) -> u32 {
         match t {
             Topology::Dynamic => 0,
@@ -51,10 +61,13 @@ impl ClusterRecord {
     }
 }
 
+/// A schema, as stored.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct SchemaRecord {
+    /// From the cluster's id allocator, shared with tables.
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// Unique in the cluster.
     #[prost(string, tag = "2")]
     pub name: String,
     /// A cascading drop is deleting its tables: it takes no new ones, and it is deleted once
@@ -63,28 +76,36 @@ pub struct SchemaRecord {
     pub dropping: bool,
 }
 
+/// How a partitioned table's rows are split among its sub-tables.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct PartitionRecord {
     /// The partition rule, opaque to meta.
     #[prost(bytes = "vec", tag = "1")]
     pub encoded: Vec<u8>,
+    /// The sub-tables' ids, in partition order.
     #[prost(uint64, repeated, tag = "2")]
     pub sub_tables: Vec<u64>,
 }
 
+/// A table, as stored.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct TableRecord {
+    /// From the cluster's id allocator.
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// The schema it belongs to.
     #[prost(uint64, tag = "2")]
     pub schema: u64,
+    /// Unique in its schema.
     #[prost(string, tag = "3")]
     pub name: String,
+    /// The shard that holds it.
     #[prost(uint32, tag = "4")]
     pub shard: u32,
     /// The table schema as the database encodes it; opaque to meta.
     #[prost(bytes = "vec", tag = "5")]
     pub encoded_schema: Vec<u8>,
+    /// The table's options, as the client set them.
     #[prost(btree_map = "string, string", tag = "6")]
     pub options: BTreeMap<String, String>,
     /// Set on a sub-table: its partitioned parent.
@@ -107,8 +128,10 @@ pub struct TableRecord {
 /// in one transaction.
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
 pub struct TransferRecord {
+    /// The node that leads the shard now and must let it go.
     #[prost(uint32, tag = "1")]
     pub from: u32,
+    /// The follower that takes it over.
     #[prost(uint32, tag = "2")]
     pub to: u32,
     /// The id of its [`ProcedureKind::Transfer`] procedure.
@@ -116,16 +139,22 @@ pub struct TransferRecord {
     pub procedure: u64,
 }
 
+/// A shard's placement, as stored.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct ShardRecord {
+    /// Its index in the cluster.
     #[prost(uint32, tag = "1")]
     pub id: u32,
+    /// Raised by every change to the shard's tables or placement; nodes refuse older commands.
     #[prost(uint64, tag = "2")]
     pub version: u64,
+    /// The node that leads it; `None` while unassigned.
     #[prost(uint32, optional, tag = "3")]
     pub leader: Option<u32>,
+    /// The nodes that hold a follower replica.
     #[prost(uint32, repeated, tag = "4")]
     pub followers: Vec<u32>,
+    /// A leader transfer in progress.
     #[prost(message, optional, tag = "5")]
     pub transfer: Option<TransferRecord>,
     /// Merged away: it holds no table and no replica, and its id is never used again (the
@@ -135,6 +164,7 @@ pub struct ShardRecord {
 }
 
 impl ShardRecord {
+    /// Shard `id` with no replicas, at version 0.
     pub fn unassigned(id: u32) -> ShardRecord {
         ShardRecord { id, ..Default::default() }
     }
@@ -163,14 +193,19 @@ impl ShardRecord {
     }
 }
 
+/// A data node, as stored.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct NodeRecord {
+    /// Dense per cluster; never given again once removed.
     #[prost(uint32, tag = "1")]
     pub id: u32,
+    /// Unique among the cluster's nodes not removed.
     #[prost(string, tag = "2")]
     pub name: String,
+    /// Where it serves, as it last said.
     #[prost(string, tag = "3")]
     pub endpoint: String,
+    /// Its failure domain, as it last said; empty for none.
     #[prost(string, tag = "4")]
     pub zone: String,
     /// The operator is taking the node out: it gets no new replicas, and the ones it has move
@@ -187,35 +222,50 @@ pub struct NodeRecord {
 /// until the first change, when the configured defaults apply.
 #[derive(Clone, Copy, PartialEq, prost::Message)]
 pub struct SchedulerRecord {
+    /// See `SchedulerSettings`, which names every field here with its unit.
     #[prost(bool, tag = "1")]
     pub paused: bool,
+    /// See `SchedulerSettings::overfull_pct`.
     #[prost(uint32, tag = "2")]
     pub overfull_pct: u32,
+    /// See `SchedulerSettings::load_floor_units`.
     #[prost(double, tag = "3")]
     pub load_floor_units: f64,
+    /// See `SchedulerSettings::moves_per_pass_max`.
     #[prost(uint32, tag = "4")]
     pub moves_per_pass_max: u32,
+    /// See `SchedulerSettings::moves_per_node_per_pass_max`.
     #[prost(uint32, tag = "5")]
     pub moves_per_node_per_pass_max: u32,
+    /// See `SchedulerSettings::moves_in_flight_max`.
     #[prost(uint32, tag = "6")]
     pub moves_in_flight_max: u32,
+    /// See `SchedulerSettings::shard_cooldown_ms`.
     #[prost(uint64, tag = "7")]
     pub shard_cooldown_ms: u64,
+    /// See `SchedulerSettings::shard_share_min_permille`.
     #[prost(uint32, tag = "8")]
     pub shard_share_min_permille: u32,
     // Optional: records stored before automatic splits lack them, and read as the defaults.
+    /// See `SchedulerSettings::split_load_pct`.
     #[prost(uint32, optional, tag = "9")]
     pub split_load_pct: Option<u32>,
+    /// See `SchedulerSettings::split_floor_units`.
     #[prost(double, optional, tag = "10")]
     pub split_floor_units: Option<f64>,
+    /// See `SchedulerSettings::split_windows`.
     #[prost(uint32, optional, tag = "11")]
     pub split_windows: Option<u32>,
+    /// See `SchedulerSettings::tables_per_shard_max`.
     #[prost(uint32, optional, tag = "12")]
     pub tables_per_shard_max: Option<u32>,
+    /// See `SchedulerSettings::merge_load_pct`.
     #[prost(uint32, optional, tag = "13")]
     pub merge_load_pct: Option<u32>,
+    /// See `SchedulerSettings::merge_window_ms`.
     #[prost(uint64, optional, tag = "14")]
     pub merge_window_ms: Option<u64>,
+    /// See `SchedulerSettings::shard_bytes_max`.
     #[prost(uint64, optional, tag = "15")]
     pub shard_bytes_max: Option<u64>,
 }
@@ -223,6 +273,7 @@ pub struct SchedulerRecord {
 /// A single counter value (epoch, id ceiling).
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
 pub struct CounterRecord {
+    /// The counter.
     #[prost(uint64, tag = "1")]
     pub value: u64,
 }
@@ -231,8 +282,10 @@ pub struct CounterRecord {
 /// so that a batch lands at most once and only right after the batch before it.
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
 pub struct FenceRecord {
+    /// The election term of the leader that wrote the last batch.
     #[prost(uint64, tag = "1")]
     pub term: u64,
+    /// The number of that batch in its term.
     #[prost(uint64, tag = "2")]
     pub seq: u64,
 }
@@ -242,6 +295,7 @@ pub struct FenceRecord {
 /// the cluster's id allocator and is never reused.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct ProcedureRecord {
+    /// From the cluster's id allocator.
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// [`ProcedureKind`] as a number.
@@ -274,7 +328,9 @@ pub struct ProcedureRecord {
 /// What a procedure does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProcedureKind {
+    /// A shard's tables, some of them, into a new shard.
     Split = 1,
+    /// One shard's tables into another, the emptied one retired.
     Merge = 2,
     /// A leader transfer; its `shard` is the shard, and the shard's record names the nodes.
     Transfer = 3,
@@ -301,9 +357,11 @@ pub enum ProcedureStep {
 }
 
 impl ProcedureKind {
+    /// Every kind, in code order.
     pub const ALL: [ProcedureKind; 3] =
         [ProcedureKind::Split, ProcedureKind::Merge, ProcedureKind::Transfer];
 
+    /// The kind stored as `code`, if it is one.
     pub fn from_code(code: u32) -> Option<ProcedureKind> {
         ProcedureKind::ALL.into_iter().find(|k| *k as u32 == code)
     }
@@ -324,6 +382,7 @@ impl ProcedureKind {
         }
     }
 
+    /// Its name, as `metactl procedure list` shows it.
     pub fn name(self) -> &'static str {
         match self {
             ProcedureKind::Split => "split",
@@ -334,6 +393,7 @@ impl ProcedureKind {
 }
 
 impl ProcedureStep {
+    /// The step stored as `code`, if it is one.
     pub fn from_code(code: u32) -> Option<ProcedureStep> {
         [
             Self::AwaitingTablesMoved,
@@ -347,6 +407,7 @@ impl ProcedureStep {
         .find(|s| *s as u32 == code)
     }
 
+    /// Its name, as `metactl procedure list` shows it.
     pub fn name(self) -> &'static str {
         match self {
             ProcedureStep::AwaitingTablesMoved => "AwaitingTablesMoved",
@@ -367,10 +428,12 @@ impl ProcedureRecord {
         ProcedureRecord { id, kind, step, shard, new_shard: shard, why, ..Default::default() }
     }
 
+    /// Its kind (the loader refused unknown codes).
     pub fn kind(&self) -> ProcedureKind {
         ProcedureKind::from_code(self.kind).expect("the loader refuses unknown kinds")
     }
 
+    /// Its step (the loader refused unknown codes).
     pub fn step(&self) -> ProcedureStep {
         ProcedureStep::from_code(self.step).expect("the loader refuses unknown steps")
     }
