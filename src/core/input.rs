@@ -1,5 +1,7 @@
 //! What enters the core: heartbeats, requests, leadership changes and storage results.
 
+#![warn(missing_docs)]
+
 use crate::core::settings::SchedulerSettings;
 use std::collections::BTreeMap;
 
@@ -21,35 +23,68 @@ pub enum Input<'a> {
     /// reports) changes nothing and closes the stream: [`Output::CloseStream`].
     ///
     /// [`Output::CloseStream`]: super::Output::CloseStream
-    Heartbeat { session: SessionId, heartbeat: &'a Heartbeat },
+    Heartbeat {
+        /// The stream it came over.
+        session: SessionId,
+        /// What the node said.
+        heartbeat: &'a Heartbeat,
+    },
     /// A request; its reply comes out as [`Output::Reply`] with the same id, now or later, and
     /// never later than the request timeout. Ids must be unique among pending requests.
     ///
     /// [`Output::Reply`]: super::Output::Reply
-    Request { id: RequestId, request: &'a Request },
+    Request {
+        /// The driver's number for it, unique among pending requests.
+        id: RequestId,
+        /// What is asked.
+        request: &'a Request,
+    },
     /// A route watch opens on stream `watch`: its first update answers at once, then one
     /// follows each landed route change, as [`Output::ToWatcher`], until
     /// [`Output::EndWatch`] or [`Input::Unwatch`]. Ids must be unique among open watches.
     ///
     /// [`Output::ToWatcher`]: super::Output::ToWatcher
     /// [`Output::EndWatch`]: super::Output::EndWatch
-    Watch { watch: WatchId, request: &'a WatchRoutes },
+    Watch {
+        /// The driver's number for the stream, unique among open watches.
+        watch: WatchId,
+        /// What to watch, and from where.
+        request: &'a WatchRoutes,
+    },
     /// The watcher went away.
-    Unwatch { watch: WatchId },
+    Unwatch {
+        /// The watch that ended.
+        watch: WatchId,
+    },
     /// The outcome of [`Output::Persist`] batch `id`.
     ///
     /// [`Output::Persist`]: super::Output::Persist
-    WriteResult { id: WriteId, result: WriteResult },
+    WriteResult {
+        /// The batch.
+        id: WriteId,
+        /// Landed, fenced out, or unknown.
+        result: WriteResult,
+    },
     /// The snapshot asked for by [`Output::LoadSnapshot`].
     ///
     /// [`Output::LoadSnapshot`]: super::Output::LoadSnapshot
-    Snapshot { term: Term, snapshot: Snapshot },
+    Snapshot {
+        /// The term it was asked for.
+        term: Term,
+        /// What storage held.
+        snapshot: Snapshot,
+    },
     /// The snapshot asked for by [`Output::LoadSnapshot`] did not load. The core asks again
     /// after a pause that grows with each failure, or gives the term up if storage holds what
     /// it cannot decode.
     ///
     /// [`Output::LoadSnapshot`]: super::Output::LoadSnapshot
-    SnapshotFailed { term: Term, cause: LoadCause },
+    SnapshotFailed {
+        /// The term it was asked for.
+        term: Term,
+        /// Why it did not load.
+        cause: LoadCause,
+    },
     /// The instant [`MetaCore::poll_timeout`] named has come; early or twice is harmless.
     ///
     /// [`MetaCore::poll_timeout`]: super::MetaCore::poll_timeout
@@ -59,26 +94,39 @@ pub enum Input<'a> {
 /// A shard's role on a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
+    /// It leads the shard: it serves writes under a lease.
     Leader,
+    /// It holds a replica and follows the leader.
     Follower,
 }
 
 /// How far a node has got with a shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplicaStatus {
+    /// Still loading the shard; it cannot serve yet.
     Opening,
+    /// Open at the reported version.
     Ready,
 }
 
+/// What a node reports about itself in each heartbeat.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct NodeStats {
+    /// CPU use, 0 to 1 per core.
     pub cpu: f64,
+    /// The operating system's load average.
     pub load: f64,
+    /// Read units served over the last interval, all shards together.
     pub read_units: u64,
+    /// Write units served over the last interval, all shards together.
     pub write_units: u64,
+    /// Tables it serves.
     pub table_count: u32,
+    /// Shards it holds a replica of.
     pub shard_count: u32,
+    /// Bytes read per second, all shards together.
     pub read_bytes_per_sec: u64,
+    /// Bytes written per second, all shards together.
     pub write_bytes_per_sec: u64,
     /// How much work the node can take relative to others (0: 1); see [`NodeStats::capacity`].
     pub capacity: f64,
@@ -102,11 +150,15 @@ impl NodeStats {
 /// clamps what a node sends, see [`crate::core::validate::load_value`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ShardLoad {
+    /// Read units per second (a unit is a 4 KiB read).
     pub read_units: f64,
+    /// Write units per second (a unit is a 1 KiB write).
     pub write_units: f64,
     /// CPU time, in milliseconds per second.
     pub cpu_ms: f64,
+    /// The shard's approximate size on disk.
     pub bytes: u64,
+    /// The shard's approximate row count.
     pub rows: u64,
 }
 
@@ -121,33 +173,49 @@ impl ShardLoad {
 /// One of a shard's busiest tables, from a heartbeat (a bounded list per shard).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TableLoad {
+    /// The shard the node serves it in.
     pub shard: ShardId,
+    /// The table.
     pub table: TableId,
+    /// Read units per second.
     pub read_units: f64,
+    /// Write units per second.
     pub write_units: f64,
 }
 
+/// What a node holds of one shard, in a heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ShardReport {
+    /// The shard.
     pub id: ShardId,
+    /// Whether it leads the shard or follows.
     pub role: Role,
+    /// The shard version it holds.
     pub version: Version,
+    /// Whether it is open yet.
     pub status: ReplicaStatus,
+    /// What the shard cost it, if it leads it.
     pub load: ShardLoad,
 }
 
 /// One heartbeat from a data node.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Heartbeat {
+    /// The cluster the node belongs to.
     pub cluster: String,
+    /// The node's name: its identity, with the incarnation.
     pub node: String,
+    /// Where it serves clients.
     pub endpoint: String,
+    /// Its failure domain; empty for none.
     pub zone: String,
     /// Chosen afresh each time the node process starts.
     pub incarnation: u64,
     /// Grows with every heartbeat of one incarnation.
     pub seq: u64,
+    /// What it says about itself.
     pub stats: NodeStats,
+    /// Every shard it holds a replica of, in id order.
     pub shards: Vec<ShardReport>,
     /// The busiest tables of the reported shards, flat, at most [`TOP_TABLES_PER_SHARD`] per shard.
     pub tables: Vec<TableLoad>,
@@ -160,30 +228,46 @@ pub struct Heartbeat {
 /// Busiest tables read per shard report; the rest are ignored.
 pub const TOP_TABLES_PER_SHARD: usize = 8;
 
+/// A cluster to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSpec {
+    /// Its name, unique among clusters.
     pub name: String,
+    /// How many shards it starts with.
     pub shard_count: u32,
+    /// Followers each shard gets, besides its leader.
     pub followers_per_shard: u32,
+    /// Whether shards follow the nodes (dynamic) or stay put (static).
     pub topology: Topology,
     /// Shards are assigned once this many nodes are online.
     pub min_nodes: u32,
 }
 
+/// How a table is partitioned: into this many sub-tables, by a rule meta stores without reading.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionSpec {
+    /// How many sub-tables.
     pub partition_count: u32,
+    /// The partition rule, opaque to meta.
     pub encoded: Vec<u8>,
 }
 
+/// A table to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateTable {
+    /// The cluster, by name.
     pub cluster: String,
+    /// The schema, by name.
     pub schema: String,
+    /// The table's name in its schema.
     pub name: String,
+    /// The table schema as the database encodes it; opaque to meta.
     pub encoded_schema: Vec<u8>,
+    /// The table's options.
     pub options: BTreeMap<String, String>,
+    /// An existing table of that name is an answer, not an error.
     pub if_not_exists: bool,
+    /// Set for a partitioned table.
     pub partition: Option<PartitionSpec>,
 }
 
@@ -191,9 +275,13 @@ pub struct CreateTable {
 /// `expected_version` (a compare-and-set: of two alters from one version, one wins).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlterTable {
+    /// The cluster, by name.
     pub cluster: String,
+    /// The schema, by name.
     pub schema: String,
+    /// The table, by name.
     pub name: String,
+    /// The table version the change was made from.
     pub expected_version: u32,
     /// `None` keeps the current one.
     pub encoded_schema: Option<Vec<u8>>,
@@ -204,6 +292,7 @@ pub struct AlterTable {
 /// Opens a watch on a cluster's routes (see [`Input::Watch`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchRoutes {
+    /// The cluster, by name.
     pub cluster: String,
     /// Only this schema's tables (shard changes come whatever the schema).
     pub schema: Option<String>,
@@ -214,120 +303,180 @@ pub struct WatchRoutes {
 /// A request from a client or operator. Every request but the cluster-wide ones names its cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
+    /// Creates a cluster.
     CreateCluster(ClusterSpec),
+    /// Lists clusters, a page at a time.
     ListClusters {
+        /// Which page.
         page: PageRequest,
     },
+    /// One cluster's counts: nodes, shards, tables, changes waiting for storage.
     ClusterView {
+        /// The cluster, by name.
         cluster: String,
     },
     /// Drops a cluster with everything in it; one with nodes online only with `force`.
     DropCluster {
+        /// The cluster, by name.
         cluster: String,
+        /// Drop it even while its nodes are online.
         force: bool,
     },
+    /// Creates a schema.
     CreateSchema {
+        /// The cluster, by name.
         cluster: String,
+        /// Its name.
         name: String,
+        /// An existing one of that name is an answer, not an error.
         if_not_exists: bool,
     },
     /// Drops a schema; one that holds tables only with `cascade`, which drops them too.
     DropSchema {
+        /// The cluster, by name.
         cluster: String,
+        /// Its name.
         name: String,
+        /// Drop its tables too.
         cascade: bool,
     },
+    /// Creates a table (a partitioned one with its sub-tables).
     CreateTable(CreateTable),
+    /// Drops a table (a partitioned one with its sub-tables).
     DropTable {
+        /// The cluster, by name.
         cluster: String,
+        /// The schema, by name.
         schema: String,
+        /// Its name.
         name: String,
     },
+    /// Changes a table, if it is still at the version given.
     AlterTable(AlterTable),
     /// Routes of the named tables; a partitioned table's route is followed by its sub-tables'.
     RouteTables {
+        /// The cluster, by name.
         cluster: String,
+        /// The schema, by name.
         schema: String,
+        /// The tables, by name or id.
         tables: Vec<String>,
     },
     /// Everything stored about the named tables, for a frontend that plans over them.
     GetTables {
+        /// The cluster, by name.
         cluster: String,
+        /// The schema, by name.
         schema: String,
+        /// The tables, by name or id.
         tables: Vec<String>,
     },
+    /// Lists a cluster's nodes, a page at a time.
     ListNodes {
+        /// The cluster, by name.
         cluster: String,
+        /// Which page.
         page: PageRequest,
     },
     /// Moves every replica off the node and places nothing new on it; `cancel` ends that.
     DrainNode {
+        /// The cluster, by name.
         cluster: String,
+        /// The node, by name.
         node: String,
+        /// End the drain instead.
         cancel: bool,
     },
     /// Forgets an offline node that holds no replicas: its name is free for a new node.
     RemoveNode {
+        /// The cluster, by name.
         cluster: String,
+        /// The node, by name.
         node: String,
     },
+    /// Lists a cluster's shards, a page at a time.
     ListShards {
+        /// The cluster, by name.
         cluster: String,
+        /// Which page.
         page: PageRequest,
     },
     /// `schema: None` lists every schema.
     ListTables {
+        /// The cluster, by name.
         cluster: String,
+        /// The schema, by name.
         schema: Option<String>,
+        /// Which page.
         page: PageRequest,
     },
     /// The scheduler's settings, and the cluster's load as it sees it now.
     SchedulerStatus {
+        /// The cluster, by name.
         cluster: String,
     },
     /// Replaces the cluster's scheduler settings (pause and resume set `paused`); stored, so a
     /// new meta leader keeps them.
     SetScheduler {
+        /// The cluster, by name.
         cluster: String,
+        /// The new settings, all of them.
         settings: SchedulerSettings,
     },
     /// A dry run: the moves a scheduling pass would decide now, each with its reason. Nothing
     /// changes.
     PlanScheduler {
+        /// The cluster, by name.
         cluster: String,
     },
     /// Scheduling events numbered after `after`, oldest first, at most `limit`.
     ListEvents {
+        /// The cluster, by name.
         cluster: String,
+        /// The last event number already read; 0 for all.
         after: u64,
+        /// The most events to answer.
         limit: u32,
     },
     /// Moves a shard's leader to `node` by a transfer: `reopen: false` asks for a follower to
     /// take over, `reopen: true` for the shard to open on a node without a replica.
     MoveShard {
+        /// The cluster, by name.
         cluster: String,
+        /// The shard.
         shard: ShardId,
+        /// The node, by name.
         node: String,
+        /// Open the shard on a node without a replica, not a follower.
         reopen: bool,
     },
     /// Splits a shard in two: `tables` move to a new shard (none named: chosen by load, so
     /// that the pieces carry about the same).
     SplitShard {
+        /// The cluster, by name.
         cluster: String,
+        /// The shard.
         shard: ShardId,
+        /// The tables, by name or id.
         tables: Vec<TableId>,
     },
     /// Merges two shards: the one with fewer tables moves into the other and is retired.
     MergeShards {
+        /// The cluster, by name.
         cluster: String,
+        /// The two shards.
         shards: [ShardId; 2],
     },
+    /// The procedures in flight, each at its step.
     ListProcedures {
+        /// The cluster, by name.
         cluster: String,
     },
     /// Stops a procedure, rolling it back where that is safe.
     CancelProcedure {
+        /// The cluster, by name.
         cluster: String,
+        /// The procedure.
         id: u64,
     },
 }
@@ -413,21 +562,39 @@ pub struct PageRequest {
 pub enum Leadership {
     /// This node won `term`. `snapshot` is what storage held, read and decoded after winning
     /// (a store whose snapshot does not load gives the term up instead).
-    Gained { term: Term, valid_until: Instant, snapshot: Snapshot },
+    Gained {
+        /// The term won.
+        term: Term,
+        /// Until when leadership surely holds, unless renewed.
+        valid_until: Instant,
+        /// What storage held.
+        snapshot: Snapshot,
+    },
     /// The election lease was renewed: leadership surely holds until `valid_until`.
-    Renewed { term: Term, valid_until: Instant },
+    Renewed {
+        /// The term renewed.
+        term: Term,
+        /// Until when leadership now surely holds.
+        valid_until: Instant,
+    },
     /// Leadership ended (lease lost, resigned, or another node won).
     Lost,
     /// Another meta node leads, as the election last saw it (`None`: no other leader is known).
     /// A refused heartbeat stream is redirected there while the sighting is trusted.
-    Observed { leader: Option<ObservedLeader> },
+    Observed {
+        /// The leader seen, if any.
+        leader: Option<ObservedLeader>,
+    },
 }
 
 /// A meta node the election names leader of `term`, trusted until `until` (on the clock of the
 /// core it is handed to).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedLeader {
+    /// Where it serves.
     pub endpoint: String,
+    /// The term it leads in.
     pub term: Term,
+    /// How long the sighting is trusted.
     pub until: Instant,
 }
