@@ -1,8 +1,6 @@
 //! Why the scheduler moves a shard: a word for logs, events and operators, below every room
 //! that names it.
 
-#![warn(missing_docs)]
-
 /// What a move is for; for the event log and for operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {

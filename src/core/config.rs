@@ -1,8 +1,6 @@
 //! The core's settings and limits. Every queue, batch and size the core keeps has a named limit
 //! here, with its unit last.
 
-#![warn(missing_docs)]
-
 use super::error::{MetaError, MetaResult};
 use super::input::ClusterSpec;
 use super::settings::SchedulerSettings;

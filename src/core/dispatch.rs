@@ -4,8 +4,6 @@
 //! order, a reply finds its caller once, and the driver learns when to wake the core next. That
 //! part lives here, once; a driver supplies only its [`Effects`].
 
-#![warn(missing_docs)]
-
 use super::error::MetaError;
 use super::ids::*;
 use super::input::{Input, Request};

@@ -1,8 +1,6 @@
 //! Errors for the outside world. Each kind maps to one gRPC status code; the message names what
 //! was wrong. Bugs are not errors: they panic.
 
-#![warn(missing_docs)]
-
 use std::fmt;
 
 /// A refusal, as the outside world sees it: its kind, and a message that says what was wrong.

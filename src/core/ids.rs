@@ -2,8 +2,6 @@
 //! Shards and nodes are dense per cluster (vector indexes); tables and schemas come from an
 //! allocator that never reuses an id.
 
-#![warn(missing_docs)]
-
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident($inner:ty)) => {
         $(#[$doc])*

@@ -1,7 +1,5 @@
 //! What enters the core: heartbeats, requests, leadership changes and storage results.
 
-#![warn(missing_docs)]
-
 use crate::core::settings::SchedulerSettings;
 use std::collections::BTreeMap;
 

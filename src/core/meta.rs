@@ -1,7 +1,5 @@
 //! [`MetaCore`]: the front door of the sans-IO core.
 
-#![warn(missing_docs)]
-
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -22,6 +22,8 @@
 //! acknowledged the write that records it. The catalog ([`model::Catalog`]) is exactly what
 //! storage holds; decisions not yet written live in the leader's *intent*.
 
+#![warn(missing_docs)]
+
 pub mod cause;
 pub mod config;
 mod dispatch;

@@ -8,6 +8,7 @@ use super::storage::WriteBatch;
 use crate::core::cause::Cause;
 use crate::core::settings::SchedulerSettings;
 
+/// One thing the driver must do, in the order the core put it out.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     /// Execute this transaction atomically, failing it unless the writer still holds
@@ -16,30 +17,67 @@ pub enum Output {
     Persist(WriteBatch),
     /// Send on the node's heartbeat stream `session`; drop it if that stream is gone (the core
     /// re-sends whatever still matters on a later heartbeat).
-    ToNode { session: SessionId, message: NodeMessage },
+    ToNode {
+        /// The node's stream.
+        session: SessionId,
+        /// What to send.
+        message: NodeMessage,
+    },
     /// Answer request `request`.
-    Reply { request: RequestId, result: Result<Response, MetaError> },
+    Reply {
+        /// The request's id, as it was handed in.
+        request: RequestId,
+        /// The answer, or the refusal.
+        result: Result<Response, MetaError>,
+    },
     /// The heartbeat on stream `session` was refused, and nothing changed: end the stream by
     /// naming `redirect`, the meta node to go to, or else with `error`.
-    CloseStream { session: SessionId, redirect: Option<Redirect>, error: MetaError },
+    CloseStream {
+        /// The stream to end.
+        session: SessionId,
+        /// Where the node should go instead, if a leader is known.
+        redirect: Option<Redirect>,
+        /// Why, when there is nowhere to send it.
+        error: MetaError,
+    },
     /// A write's outcome is unknown: read every key under the storage root and hand it in as
     /// [`Input::Snapshot`](super::Input::Snapshot). Nothing is written until then.
-    LoadSnapshot { term: Term },
+    LoadSnapshot {
+        /// The term the snapshot is for.
+        term: Term,
+    },
     /// Resign the election for `term`; the core already acts as a follower.
-    Resign { term: Term, reason: ResignReason },
+    Resign {
+        /// The term to give up.
+        term: Term,
+        /// Why.
+        reason: ResignReason,
+    },
     /// Send on route watch `watch`. A watcher too slow to take it must be cut off (ended with
     /// a status that says so, then [`Input::Unwatch`](super::Input::Unwatch)), never buffered
     /// without bound.
-    ToWatcher { watch: WatchId, update: RouteUpdate },
+    ToWatcher {
+        /// The watch.
+        watch: WatchId,
+        /// What to send.
+        update: RouteUpdate,
+    },
     /// End route watch `watch` with `error`; the core has forgotten it.
-    EndWatch { watch: WatchId, error: MetaError },
+    EndWatch {
+        /// The watch.
+        watch: WatchId,
+        /// Why it ends.
+        error: MetaError,
+    },
 }
 
 /// Where a refused heartbeat stream is sent: the meta node the election names leader, and its
 /// term, so that a data node can refuse to be sent back to an older leader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Redirect {
+    /// Its gRPC endpoint.
     pub endpoint: String,
+    /// The term it leads in.
     pub term: Term,
 }
 
@@ -53,6 +91,7 @@ pub struct RouteUpdate {
     /// has, or from another leader's): drop it and read routes again. Changes after `revision`
     /// follow.
     pub resync: bool,
+    /// The changes after the watcher's last revision, oldest first.
     pub changes: Vec<RouteChange>,
 }
 
@@ -62,21 +101,33 @@ pub struct RouteUpdate {
 pub enum RouteChange {
     /// A table was created in, or moved to, `shard`.
     Table {
+        /// The table's schema.
         schema: String,
+        /// The table's name.
         name: String,
+        /// The table.
         id: TableId,
+        /// The shard that holds it now.
         shard: ShardId,
     },
+    /// A table was dropped.
     TableDropped {
+        /// The table's schema.
         schema: String,
+        /// The table's name.
         name: String,
+        /// The table.
         id: TableId,
     },
     /// A shard's version, leader or followers changed (or a replica's endpoint moved).
     Shard {
+        /// The shard.
         shard: ShardId,
+        /// Its version now.
         version: Version,
+        /// Its leader now, if it has one.
         leader: Option<Endpoint>,
+        /// Its followers now.
         followers: Vec<Endpoint>,
     },
 }
@@ -94,11 +145,15 @@ pub enum ResignReason {
 /// A message on a node's heartbeat stream.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeMessage {
+    /// The meta leader's term: a node refuses messages from an older one.
     pub term: Term,
+    /// The cluster's epoch: a node refuses routes from an older one.
     pub epoch: Epoch,
     /// Present only in the reply to a heartbeat.
     pub lease: Option<LeaseGrant>,
+    /// What the node must do with its shards, in order.
     pub commands: Vec<ShardCommand>,
+    /// How often the node should heartbeat.
     pub heartbeat_interval_ms: u64,
 }
 
@@ -107,44 +162,59 @@ pub struct NodeMessage {
 pub struct LeaseGrant {
     /// The heartbeat this grant answers; the lease counts from the node's clock when it sent it.
     pub seq: u64,
+    /// How long each lease lasts, from the heartbeat's send time.
     pub duration_ms: u64,
     /// Reported leader shards that get no lease: the node must stop leading them now.
     pub revoked: Vec<ShardId>,
 }
 
+/// One command for one shard, at one shard version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardCommand {
+    /// The shard.
     pub shard: ShardId,
+    /// The shard version it brings the replica to; older ones are refused.
     pub version: Version,
+    /// The meta term it was decided in; older ones are refused.
     pub term: Term,
+    /// What to do.
     pub kind: CommandKind,
 }
 
+/// What a shard command asks of a replica.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandKind {
     /// Open the shard in `role` with exactly these tables (also a full re-sync).
     Open {
+        /// Leader or follower.
         role: Role,
+        /// Every table the shard holds.
         tables: Vec<TableId>,
     },
+    /// Close the shard: the node holds no replica of it any more.
     Close,
     /// Incremental: only valid on top of `version - 1`; the table set is unchanged.
     ChangeRole {
+        /// The new role.
         role: Role,
     },
     /// Incremental: only valid on top of `version - 1`.
     CreateTable {
+        /// The table created.
         table: TableId,
     },
     /// Incremental: only valid on top of `version - 1`. One change can drop many tables of a
     /// shard (a cascading drop): they come in one command, not as a re-sync of every table left.
     DropTable {
+        /// The tables dropped.
         tables: Vec<TableId>,
     },
     /// Incremental: only valid on top of `version - 1`. The table's encoded schema or options
     /// changed; `table_version` is its new version (read it with `GetTables`).
     AlterTable {
+        /// The table altered.
         table: TableId,
+        /// Its new version.
         table_version: u32,
     },
 }
@@ -152,82 +222,124 @@ pub enum CommandKind {
 /// A successful reply.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Response {
+    /// A cluster created.
     Cluster(ClusterInfo),
+    /// A page of clusters.
     Clusters(Page<ClusterInfo>),
+    /// A cluster's counts.
     View(ClusterView),
+    /// A cluster dropped.
     ClusterDropped {
+        /// Its id, never given again.
         id: ClusterId,
+        /// The tables it held.
         tables: u64,
     },
+    /// A schema created, or found.
     SchemaCreated {
+        /// The schema.
         id: SchemaId,
+        /// Whether this request created it (else it existed).
         created: bool,
     },
     /// The schema is gone, or (`tables` > 0) hidden, with those tables being deleted after.
     SchemaDropped {
+        /// The schema.
         id: SchemaId,
+        /// Tables left to delete in the background.
         tables: u64,
     },
+    /// A table created, or found.
     TableCreated {
+        /// The table.
         table: TableInfo,
+        /// Whether this request created it (else it existed).
         created: bool,
     },
+    /// A table dropped.
     TableDropped {
+        /// The table.
         id: TableId,
     },
     /// The table at its new version.
     TableAltered(TableDetail),
+    /// Routes of the tables asked for.
     Routes {
+        /// The cluster's epoch they were read at.
         epoch: Epoch,
+        /// In the order asked, sub-tables after their parent.
         routes: Vec<TableRoute>,
     },
+    /// Everything stored about the tables asked for.
     TableDetails {
+        /// The cluster's epoch they were read at.
         epoch: Epoch,
+        /// In the order asked.
         tables: Vec<TableDetail>,
     },
+    /// A page of nodes.
     Nodes(Page<NodeInfo>),
     /// A node after a drain or its cancellation.
     Node(NodeInfo),
+    /// A node forgotten.
     NodeRemoved {
+        /// Its name, free now.
         name: String,
     },
+    /// A page of shards.
     Shards(Page<ShardInfo>),
+    /// A page of tables.
     Tables(Page<TableInfo>),
+    /// The scheduler's settings and view of the load.
     Scheduler(SchedulerStatus),
     /// What a pass would do now (`PlanScheduler`).
     Plan(Vec<PlannedMove>),
+    /// Scheduling events.
     Events {
+        /// Oldest first.
         events: Vec<EventInfo>,
+        /// The newest event's number: ask for those after it next.
         last: u64,
     },
     /// An operator's move, decided and stored.
     Moved(PlannedMove),
     /// A procedure started or changed.
     Procedure(ProcedureInfo),
+    /// The procedures in flight.
     Procedures(Vec<ProcedureInfo>),
 }
 
 /// A procedure in progress.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProcedureInfo {
+    /// The procedure.
     pub id: u64,
+    /// Split, merge or transfer.
     pub kind: crate::core::model::ProcedureKind,
+    /// What it waits on.
     pub step: crate::core::model::ProcedureStep,
+    /// The shard it works on (see `ProcedureRecord::shard`).
     pub shard: ShardId,
+    /// Its other shard (see `ProcedureRecord::new_shard`).
     pub new_shard: ShardId,
     /// Tables it moves.
     pub tables: u32,
+    /// Why it started.
     pub why: String,
     /// How long it has been at its step, as this meta leader saw it (0: not seen yet).
     pub step_age_ms: u64,
 }
 
+/// The scheduler's settings and how it sees the cluster's load now.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SchedulerStatus {
+    /// The cluster's settings.
     pub settings: SchedulerSettings,
     /// Load over capacity, across placeable nodes.
     pub mean_utilization: f64,
+    /// Every placeable node.
     pub nodes: Vec<NodeLoad>,
+    /// Leader transfers decided and not finished.
     pub moves_in_flight: u32,
     /// The newest event's number.
     pub last_event: u64,
@@ -245,35 +357,48 @@ pub struct SchedulerStatus {
 /// A placeable node as the balancer sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeLoad {
+    /// The node.
     pub name: String,
     /// Load units per second of the shards it is meant to lead.
     pub load: f64,
+    /// Its capacity.
     pub capacity: f64,
     /// The balancer may judge it now (its loads are trusted and no move touched it lately).
     pub judged: bool,
+    /// Over the overfull line.
     pub overfull: bool,
 }
 
+/// A move a pass decided (or would), with its reason.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedMove {
+    /// The shard it moves.
     pub shard: ShardId,
+    /// What it is for.
     pub cause: Cause,
+    /// Why, in words.
     pub text: String,
 }
 
+/// A scheduling event, as a reader sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventInfo {
+    /// Its number in this leader's log.
     pub seq: u64,
     /// How long ago, by meta's clock.
     pub age_ms: u64,
+    /// Why.
     pub cause: Cause,
+    /// The shard it moved, if it moved one.
     pub shard: Option<ShardId>,
+    /// What happened and why, in words.
     pub text: String,
 }
 
 /// One page of a listing, in id order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page<T> {
+    /// The items, in id order.
     pub items: Vec<T>,
     /// The last id this page looked at, when more may follow: pass it as the next request's
     /// [`PageRequest::after`](crate::core::PageRequest). A page can hold fewer than asked (a
@@ -281,25 +406,41 @@ pub struct Page<T> {
     pub next: Option<u64>,
 }
 
+/// A cluster, as answers show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterInfo {
+    /// Its id.
     pub id: ClusterId,
+    /// Its name.
     pub name: String,
+    /// How many shards it has.
     pub shard_count: u32,
+    /// Followers each shard gets.
     pub followers_per_shard: u32,
+    /// Dynamic or static.
     pub topology: Topology,
+    /// Online nodes needed before the first assignment.
     pub min_nodes: u32,
+    /// Its epoch.
     pub epoch: Epoch,
 }
 
+/// A cluster's counts, as the leader sees them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterView {
+    /// The cluster.
     pub cluster: ClusterInfo,
+    /// The leader's term.
     pub term: Term,
+    /// Nodes heard within their lease.
     pub nodes_online: u32,
+    /// Nodes not heard within their lease, removed ones aside.
     pub nodes_offline: u32,
+    /// Shards whose leader reported them open.
     pub shards_ready: u32,
+    /// Shards without a leader.
     pub shards_unassigned: u32,
+    /// Tables, sub-tables included.
     pub tables: u32,
     /// Changes to this cluster the leader has decided but storage has not yet acknowledged:
     /// zero means the catalog in storage is everything the leader has decided.
@@ -328,8 +469,10 @@ pub struct FailoverLog {
 }
 
 impl FailoverLog {
+    /// Durations kept; older ones are dropped, numbered still.
     pub const KEPT_MAX: usize = 1_024;
 
+    /// Records one failover of `ms` milliseconds.
     pub fn record(&mut self, ms: u64) {
         self.total += 1;
         if self.recent.len() >= Self::KEPT_MAX {
@@ -344,18 +487,27 @@ impl FailoverLog {
     }
 }
 
+/// A table, as listings and creates answer it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableInfo {
+    /// Its id.
     pub id: TableId,
+    /// Its schema's name.
     pub schema: String,
+    /// Its name.
     pub name: String,
+    /// The shard that holds it.
     pub shard: ShardId,
+    /// A partitioned table's sub-tables.
     pub sub_tables: Vec<TableId>,
 }
 
+/// A node, by name and where it serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The node's name.
     pub name: String,
+    /// Where it serves.
     pub endpoint: String,
 }
 
@@ -363,10 +515,13 @@ pub struct Endpoint {
 /// options, and is answered with them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableDetail {
+    /// The table.
     pub info: TableInfo,
     /// 1 at creation, bumped by every change to the encoded schema or options.
     pub version: u32,
+    /// The table schema as the database encoded it.
     pub encoded_schema: Vec<u8>,
+    /// The table's options.
     pub options: std::collections::BTreeMap<String, String>,
     /// A partitioned table's partition rule, opaque to meta.
     pub partition_rule: Option<Vec<u8>>,
@@ -374,27 +529,42 @@ pub struct TableDetail {
     pub parent: Option<TableId>,
 }
 
+/// Where a table is served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableRoute {
+    /// The table's name.
     pub table: String,
+    /// The table.
     pub table_id: TableId,
+    /// The shard that holds it.
     pub shard: ShardId,
+    /// The shard's version.
     pub version: Version,
+    /// The shard's leader, if it has one.
     pub leader: Option<Endpoint>,
+    /// The shard's followers.
     pub followers: Vec<Endpoint>,
 }
 
+/// Whether a node is heard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeState {
+    /// Heard within its lease.
     Online,
+    /// Not heard within its lease.
     Offline,
 }
 
+/// A node, as listings answer it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeInfo {
+    /// Its name.
     pub name: String,
+    /// Where it serves.
     pub endpoint: String,
+    /// Its failure domain.
     pub zone: String,
+    /// Online or offline.
     pub state: NodeState,
     /// The node is being drained (or is drained): it takes no new replicas.
     pub draining: bool,
@@ -402,6 +572,7 @@ pub struct NodeInfo {
     pub shards: u32,
     /// Replicas (leader or follower) on the node; a drained node has none.
     pub replicas: u32,
+    /// What it last reported about itself.
     pub stats: super::input::NodeStats,
     /// Load values in its heartbeats that had to be clamped.
     pub load_rejections: u64,
@@ -410,11 +581,14 @@ pub struct NodeInfo {
     pub admitted: bool,
 }
 
+/// Where a shard stands, as listings and metrics show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShardStatus {
+    /// No leader yet.
     Unassigned,
     /// Assigned; the leader has not yet reported it ready at this version.
     Opening,
+    /// Its leader reported it open at its version.
     Ready,
     /// A leader transfer is in progress.
     Transferring,
@@ -457,16 +631,24 @@ impl ShardStatus {
     }
 }
 
+/// A shard, as listings answer it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShardInfo {
+    /// The shard.
     pub id: ShardId,
+    /// Its version.
     pub version: Version,
+    /// Its leader's name.
     pub leader: Option<String>,
+    /// Its followers' names.
     pub followers: Vec<String>,
+    /// Where it stands.
     pub status: ShardStatus,
+    /// Tables it holds.
     pub tables: u32,
     /// The smoothed load its leader reports, and the windows behind it.
     pub load: super::input::ShardLoad,
+    /// Load windows behind `load`.
     pub load_windows: u32,
     /// Its busiest tables as its leader reports them (smoothed), those the catalog places in
     /// the shard only.

@@ -3,8 +3,6 @@
 //! reply channel, a client's own number, a deadline). [`RequestIds`] does both, so no driver
 //! counts ids or pairs them with callers on its own.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 
 use super::ids::RequestId;

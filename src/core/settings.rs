@@ -3,8 +3,6 @@
 //! a new tolerance), and the change is stored with the cluster, so that a new meta leader keeps
 //! it.
 
-#![warn(missing_docs)]
-
 use crate::core::model::SchedulerRecord;
 
 /// Every name ends in its unit.

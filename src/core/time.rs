@@ -2,8 +2,6 @@
 //! every input, read from the one clock it keeps. Milliseconds since an arbitrary driver epoch
 //! are precise enough for leases of seconds and keep the types `Copy` and cheap to compare.
 
-#![warn(missing_docs)]
-
 use std::ops::{Add, Sub};
 
 /// A point in time, in milliseconds since the driver's epoch.

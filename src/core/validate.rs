@@ -2,8 +2,6 @@
 //! quotes what it was given only through [`quoted`]: a refusal must stay readable (gRPC clients
 //! drop a status whose message passes their header limit, 8-16 KiB) whatever was sent.
 
-#![warn(missing_docs)]
-
 use super::error::{quoted, MetaError};
 use super::input::{Request, WatchRoutes};
 

@@ -1,8 +1,6 @@
 //! The meta leader's state and the parts of its behaviour that every input shares: landing
 //! acknowledged writes, recovering from writes with unknown outcome, and sending commands.
 
-#![warn(missing_docs)]
-
 mod alter;
 mod clusters;
 mod consistency;

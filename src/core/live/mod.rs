@@ -14,8 +14,6 @@
 //!
 //! A new meta leader rebuilds all of it, with a grace period, from the catalog.
 
-#![warn(missing_docs)]
-
 pub mod awaiting;
 pub mod events;
 pub mod hot;

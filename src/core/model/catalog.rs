@@ -2,8 +2,6 @@
 //! through [`Catalog::apply`], on a write acknowledgement or while loading a snapshot, so what is
 //! in memory is always what storage holds (persist before effect, restart equivalence).
 
-#![warn(missing_docs)]
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::mutation::{DecodeError, Mutation};

@@ -2,8 +2,6 @@
 //! encoded to storage by the leader and decoded from storage on load (`storage::codec`), and
 //! both paths apply it to the catalog through one function, [`Catalog::apply`](super::Catalog::apply).
 
-#![warn(missing_docs)]
-
 use super::records::*;
 use crate::core::ids::{ClusterId, Epoch, TableId};
 

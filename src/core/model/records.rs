@@ -2,8 +2,6 @@
 //! encoding is compact and can grow fields without breaking old data. The in-memory catalog is
 //! built only from these, which is what makes restart equivalence (S6) hold by construction.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 
 /// How a cluster's shards follow its nodes.

@@ -8,8 +8,6 @@
 //! and holding them lets every read (a future `GetTable`) come from acknowledged state without a
 //! storage round trip.
 
-#![warn(missing_docs)]
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::records::{PartitionRecord, TableRecord};

@@ -17,8 +17,6 @@
 //! but takes nothing new until it speaks). Replicas leave only nodes that are not *staying*:
 //! dead or draining.
 
-#![warn(missing_docs)]
-
 mod assign;
 mod balance;
 mod drain;

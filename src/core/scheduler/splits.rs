@@ -21,16 +21,37 @@ use crate::core::model::{ClusterCatalog, Topology};
 
 /// Why a shard should split now.
 #[derive(Clone, Debug, PartialEq)]
-#[allow(missing_docs)] // each field is named for what it counts, and `describe` says it in words
 pub enum SplitNeed {
     /// More tables than `tables_per_shard_max`.
-    Tables { count: usize, max: u32 },
+    Tables {
+        /// The shard's tables.
+        count: usize,
+        /// `tables_per_shard_max`.
+        max: u32,
+    },
     /// More bytes than `shard_bytes_max`, as its leader reports.
-    Bytes { bytes: u64, max: u64 },
+    Bytes {
+        /// The shard's size, as its leader reports it.
+        bytes: u64,
+        /// `shard_bytes_max`.
+        max: u64,
+    },
     /// Above the split line for `windows` windows in a row.
-    Load { units: f64, line: f64, windows: u32 },
+    Load {
+        /// The shard's trusted load, in units per second.
+        units: f64,
+        /// The split line, in units per second.
+        line: f64,
+        /// Windows in a row above it.
+        windows: u32,
+    },
     /// Placeable nodes outnumber the shards of a cluster carrying load.
-    ScaleOut { nodes: usize, shards: usize },
+    ScaleOut {
+        /// Placeable nodes.
+        nodes: usize,
+        /// The cluster's shards, those being split included.
+        shards: usize,
+    },
 }
 
 impl SplitNeed {

@@ -1,8 +1,6 @@
 //! The storage *protocol*: key schema, record encoding and write batches. The adapters that talk
 //! to etcd or a file live in the runtime; this module only says what to write.
 
-#![warn(missing_docs)]
-
 pub mod batch;
 pub mod codec;
 pub mod keys;
