@@ -302,12 +302,17 @@ impl LiveCluster {
     /// The cluster's shard count grew (a split landed): every per-shard array grows with it.
     pub fn grow(&mut self, cluster: &ClusterCatalog) {
         let (from, to) = (self.leases.len(), cluster.shards.len());
+        assert!(to >= from, "a cluster's shard count only grows ({from} to {to})");
         self.intent.grow(to);
         self.grow_per_shard(to);
         let standings: Vec<Standing> =
             (from..to).map(|i| self.standing(cluster, ShardId(i as u32))).collect();
         self.placement.grow(standings.into_iter());
         self.splits_starting = self.splits_starting.saturating_sub((to - from) as u32);
+        debug_assert!(
+            self.loads.len() == to && self.leases.len() == to,
+            "every per-shard array grew"
+        );
     }
 
     /// The per-shard arrays beside the intent and placement, to `shards` entries.
@@ -364,6 +369,7 @@ impl LiveCluster {
     /// A write of the procedure landed; a deleted procedure's step clock is dropped too.
     pub fn procedure_landed(&mut self, id: u64) {
         if let Some(n) = self.procedures_busy.get_mut(&id) {
+            assert!(*n > 0, "procedure {id}: a landed write was queued");
             *n -= 1;
             if *n == 0 {
                 self.procedures_busy.remove(&id);
@@ -414,8 +420,11 @@ impl LiveCluster {
         to: ShardId,
         count: u32,
     ) {
+        assert!(from != to, "tables move between two shards");
+        let total = self.intent.tables();
         self.intent.count_table(from, -(count as i32));
         self.intent.count_table(to, count as i32);
+        debug_assert_eq!(self.intent.tables(), total, "a move keeps the cluster's table count");
         self.reindex(cluster, from);
         self.reindex(cluster, to);
     }
@@ -552,13 +561,21 @@ impl LiveCluster {
                 self.nodes.adjust(NodeId(node), leaders, replicas, config);
             }
         }
+        // What the loader would refuse must never be decided (a planted bug may, for its checker).
+        assert!(
+            new.shape_error().is_none() || config.planted_bug.is_some(),
+            "shard {id}: {:?}",
+            new.shape_error()
+        );
         self.intent.record(new);
         self.reindex(cluster, id);
+        debug_assert!(!self.intent.settled(id), "shard {id}: a decided record is pending");
     }
 
     /// A shard record landed at `version`. Unless it only carried a table's create, drop or
     /// alter (`incremental`), the new version is not ready until its leader reports it.
     pub fn shard_landed(&mut self, id: ShardId, version: Version, incremental: bool) {
+        assert!(!self.intent.settled(id), "shard {id}: a landed record was pending");
         self.intent.landed(id);
         if !incremental {
             self.leases.reopened(id, version);
@@ -585,8 +602,10 @@ impl LiveCluster {
         config: &CoreConfig,
     ) -> bool {
         let nodes = &self.nodes;
-        nodes.get(node).online
-            && self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
+        let granted = nodes.get(node).online
+            && self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online);
+        debug_assert!(!granted || nodes.get(node).online, "a lease goes only to an online node");
+        granted
     }
 
     /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over. `true` if
@@ -608,6 +627,7 @@ impl LiveCluster {
     /// A new table's shard (see [`placement`]), now counting the table and its expected load.
     pub fn place_table(&mut self, cluster: &ClusterCatalog) -> ShardId {
         let shard = self.placement.best();
+        assert!(shard.index() < cluster.shards.len(), "a new table goes to a shard that exists");
         let estimate = self.placement.table_estimate(self.intent.tables());
         self.intent.count_table(shard, 1);
         self.placement.placed(shard, estimate);
