@@ -12,8 +12,11 @@ use std::process::Command;
 const NOWHERE: &str = "127.0.0.1:1";
 
 /// Every command line in the indented code blocks of `text`, continuation lines joined, split
-/// at `;`, `|` and `&&`, that runs metactl: its arguments, as a shell would split them.
-fn metactl_commands(text: &str) -> Vec<Vec<String>> {
+/// at `;`, `|`, `&&` and `&`, that runs `binary`: its arguments, as a shell would split them.
+/// The binary must be the segment's command (after any `VAR=value` and a loop's `do`), so that
+/// a picture naming it is no command; a synopsis (`[--flag VALUE]`) and a command built from a
+/// shell substitution are left out; a loop's `$i` is 1.
+fn commands_of(text: &str, binary: &str) -> Vec<Vec<String>> {
     let mut lines = Vec::new();
     let mut pending = String::new();
     for line in text.lines().filter(|l| l.starts_with("    ")) {
@@ -23,22 +26,29 @@ fn metactl_commands(text: &str) -> Vec<Vec<String>> {
             None => lines.push(std::mem::take(&mut pending) + line),
         }
     }
+    let suffix = format!("/{binary}");
     let mut commands = Vec::new();
     for line in lines {
         let code = line.split(" #").next().unwrap_or("");
-        for segment in code.split(['|', ';']).flat_map(|s| s.split("&&")) {
-            let words = shell_words(segment);
-            let Some(at) = words.iter().position(|w| w == "metactl" || w.ends_with("/metactl"))
-            else {
-                continue;
-            };
-            if segment.contains("$(") {
+        for segment in code.split(['|', ';', '&']) {
+            if segment.contains("$(") || segment.contains('[') {
                 continue;
             }
-            commands.push(words[at + 1..].to_vec());
+            // A loop's index (`for i in 1 2 3`) takes its first value.
+            let words: Vec<String> =
+                shell_words(segment).into_iter().map(|w| w.replace("$i", "1")).collect();
+            let mut command = words.iter().skip_while(|w| w.contains('=') || *w == "do");
+            if command.next().is_some_and(|w| *w == binary || w.ends_with(&suffix)) {
+                commands.push(command.cloned().collect());
+            }
         }
     }
     commands
+}
+
+/// The metactl commands of `text` (see [`commands_of`]).
+fn metactl_commands(text: &str) -> Vec<Vec<String>> {
+    commands_of(text, "metactl")
 }
 
 /// Words as a shell splits them: on spaces, with single and double quotes kept together.
@@ -123,9 +133,43 @@ fn every_metactl_command_in_the_docs_parses() {
     assert!(run >= 19, "only {run} metactl commands found in the docs");
 }
 
+/// `meta-server` and `node-agent` start servers: their commands are run as written with
+/// `--help` added, which clap answers only once every flag before it is one it knows.
+#[test]
+fn every_server_command_in_the_docs_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![root.join("README.md")];
+    docs.extend(std::fs::read_dir(root.join("docs")).unwrap().map(|e| e.unwrap().path()));
+    let binaries = [
+        ("meta-server", env!("CARGO_BIN_EXE_meta-server")),
+        ("node-agent", env!("CARGO_BIN_EXE_node-agent")),
+    ];
+    let mut run = 0;
+    let mut refused = Vec::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for (name, exe) in binaries {
+            for args in commands_of(&text, name) {
+                let out = Command::new(exe).args(&args).arg("--help").output().unwrap();
+                run += 1;
+                if !out.status.success() {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    refused.push(format!("{}: {name} {}\n{stderr}", doc.display(), args.join(" ")));
+                }
+            }
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "server commands in the docs the binaries do not take:\n{}",
+        refused.join("\n")
+    );
+    assert!(run >= 4, "only {run} meta-server and node-agent commands found in the docs");
+}
+
 #[test]
 fn commands_are_found_in_code_blocks_only() {
-    let text = "Run `metactl bogus` inline.\n\n    B=x; $B/metactl shard list | grep n1  # why\n    metactl --endpoints a:1 \\\n      cluster status\n    $B/metactl shard merge $(metactl route a b)\n";
+    let text = "Run `metactl bogus` inline.\n\n    B=x; $B/metactl shard list | grep n1  # why\n    metactl --endpoints a:1 \\\n      cluster status\n    $B/metactl shard merge $(metactl route a b)\n    a picture of metactl --bogus\n    metactl [--flag VALUE]\n";
     let found = metactl_commands(text);
     assert_eq!(found, [vec!["shard", "list"], vec!["--endpoints", "a:1", "cluster", "status"]]);
     assert_eq!(aimed_nowhere(&found[1]), ["--endpoints", NOWHERE, "cluster", "status"]);
