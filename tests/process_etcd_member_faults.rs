@@ -15,6 +15,9 @@ use shardmeta::proto;
 /// How long each member stays down: past the election TTL (the default, 5 s), so a leader that
 /// gave up at the first failed renewal, or waited on the dead member, would be deposed.
 const DOWN: Duration = Duration::from_secs(6);
+/// Seconds set aside after each kill of etcd's own leader: the others elect one in 1-2.5 s
+/// with etcd's default election timeout, and writes wait for it (no client can help).
+const ETCD_ELECTION: usize = 3;
 /// After a member is back: time to rejoin before the next member goes down (quorum kept).
 const REJOIN: Duration = Duration::from_secs(3);
 
@@ -77,8 +80,15 @@ async fn one_etcd_member_killed_paused_or_restarted_costs_no_meta_election() {
         .expect("the leader names itself");
 
     let kills_from = Instant::now();
+    // Kills of etcd's own leader: etcd elects another, and no write lands meanwhile.
+    let mut etcd_leader_kills = 0;
     for i in 0..etcd.members.len() {
-        println!("etcd member {i}: kill -9, back after {DOWN:?}");
+        let led = etcd.leader().await == Some(i);
+        etcd_leader_kills += usize::from(led);
+        println!(
+            "etcd member {i}{}: kill -9, back after {DOWN:?}",
+            if led { " (etcd's leader)" } else { "" }
+        );
         etcd.members[i].kill9();
         tokio::time::sleep(DOWN).await;
         etcd.restart(i);
@@ -148,5 +158,10 @@ async fn one_etcd_member_killed_paused_or_restarted_costs_no_meta_election() {
         .filter(|ok| **ok)
         .count();
     let span = since(leader_pause_from) - since(kills_from);
-    assert!(ddl * 100 >= span * 90, "DDL served in {ddl} of {span} seconds of member faults");
+    // Up to ETCD_ELECTION seconds after each kill of etcd's leader are etcd's own gap, not meta's.
+    let counted = span - etcd_leader_kills * ETCD_ELECTION;
+    assert!(
+        ddl * 100 >= counted * 90,
+        "DDL served in {ddl} of {span} seconds of member faults ({etcd_leader_kills} kills of etcd's leader, {ETCD_ELECTION} s each set aside)"
+    );
 }
