@@ -89,12 +89,18 @@ fn aimed_nowhere(args: &[String]) -> Vec<String> {
     out
 }
 
-#[test]
-fn every_metactl_command_in_the_docs_parses() {
+/// The README and every file of `docs/`, in name order.
+fn doc_files() -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut docs = vec![root.join("README.md")];
     docs.extend(std::fs::read_dir(root.join("docs")).unwrap().map(|e| e.unwrap().path()));
     docs.sort();
+    docs
+}
+
+#[test]
+fn every_metactl_command_in_the_docs_parses() {
+    let docs = doc_files();
     let commands: Vec<(String, Vec<String>)> = docs
         .iter()
         .flat_map(|doc| {
@@ -137,9 +143,7 @@ fn every_metactl_command_in_the_docs_parses() {
 /// `--help` added, which clap answers only once every flag before it is one it knows.
 #[test]
 fn every_server_command_in_the_docs_parses() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut docs = vec![root.join("README.md")];
-    docs.extend(std::fs::read_dir(root.join("docs")).unwrap().map(|e| e.unwrap().path()));
+    let docs = doc_files();
     let binaries = [
         ("meta-server", env!("CARGO_BIN_EXE_meta-server")),
         ("node-agent", env!("CARGO_BIN_EXE_node-agent")),
