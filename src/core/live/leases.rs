@@ -52,6 +52,7 @@ impl Leases {
 
     /// New shards (a split): unassigned, so no lease.
     pub(super) fn grow(&mut self, shards: usize) {
+        assert!(shards >= self.shards.len(), "the shard count never shrinks");
         self.shards.resize(shards, ShardLease::default());
     }
 
@@ -111,6 +112,9 @@ impl Leases {
             self.failovers.record(now.saturating_since(s.renewed).as_millis());
         }
         (s.holder, s.until, s.renewed) = (Some(node), until, now);
+        debug_assert!(
+            !self.expired(shard, now, config) || config.has_bug(PlantedBug::SkipLeaseWait)
+        );
         true
     }
 
@@ -126,6 +130,7 @@ impl Leases {
         if held {
             s.holder = None;
         }
+        assert!(s.holder != Some(node), "a released lease is held by no one");
         held
     }
 
@@ -136,7 +141,8 @@ impl Leases {
 
     /// Every shard's leader must report its version again (the catalog was reloaded): the
     /// shards' versions as the catalog has them now.
-    pub(super) fn forget_ready(&mut self, versions: impl Iterator<Item = Version>) {
+    pub(super) fn forget_ready(&mut self, versions: impl ExactSizeIterator<Item = Version>) {
+        assert_eq!(versions.len(), self.shards.len(), "a version for every shard");
         for (s, version) in self.shards.iter_mut().zip(versions) {
             (s.leader_ready, s.ready_from) = (false, version);
         }
@@ -145,6 +151,7 @@ impl Leases {
     /// The shard was re-opened at `version`: not ready until its leader reports it.
     pub(super) fn reopened(&mut self, shard: ShardId, version: Version) {
         let s = &mut self.shards[shard.index()];
+        assert!(version >= s.ready_from, "a shard re-opens at a newer version, never an older");
         (s.leader_ready, s.ready_from) = (false, version);
     }
 
@@ -154,8 +161,14 @@ impl Leases {
         s.leader_ready = reported.is_some_and(|v| v >= s.ready_from);
     }
 
+    /// The shard's replicas were sent `version` at `now`, between heartbeats.
     pub(super) fn pushed(&mut self, shard: ShardId, version: Version, now: Instant) {
-        self.shards[shard.index()].pushed = Some((version, now));
+        let s = &mut self.shards[shard.index()];
+        assert!(
+            s.pushed.is_none_or(|(v, at)| v <= version && at <= now),
+            "pushes go forward in version and time"
+        );
+        s.pushed = Some((version, now));
     }
 
     /// Whether a replica that reports the version just before `current` has the push of

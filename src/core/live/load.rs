@@ -71,6 +71,7 @@ const TABLE_REPORT_WEIGHT: f32 = 0.25;
 
 impl Busiest {
     fn record(&mut self, reported: &[TableLoad]) {
+        debug_assert!(reported.iter().all(|t| t.read_units >= 0.0 && t.write_units >= 0.0));
         if reported.is_empty() {
             self.len = 0; // the common case of a node that names no tables: no copy
             return;
@@ -88,6 +89,7 @@ impl Busiest {
             };
             self.len += 1;
         }
+        assert!(self.len as usize <= TOP_TABLES_PER_SHARD);
     }
 
     fn position(&self, table: u64) -> Option<usize> {
@@ -116,12 +118,22 @@ impl Loads {
 
     /// New shards (a split): nothing known of them yet.
     pub(super) fn grow(&mut self, shards: usize) {
+        assert!(shards >= self.shards.len(), "the shard count never shrinks");
         self.shards.resize(shards, Sample::default());
         self.busiest.resize(shards, Busiest::default());
+        assert_eq!(self.shards.len(), self.busiest.len());
     }
 
     /// A report from the shard's leader at `now`; `true` when it closed a window.
     pub(super) fn record(&mut self, shard: ShardId, load: &ShardLoad, now: Instant) -> bool {
+        // The input's validation refuses negative, infinite and NaN rates: one such report
+        // would poison the smoothed value for good.
+        assert!(
+            [load.read_units, load.write_units, load.cpu_ms]
+                .iter()
+                .all(|x| x.is_finite() && *x >= 0.0),
+            "shard {shard}: a load report with a rate that is not a finite, non-negative number"
+        );
         let s = &mut self.shards[shard.index()];
         let start = *s.window_start.get_or_insert(now);
         let closes = now >= start + self.window && s.reports > 0;
@@ -140,6 +152,7 @@ impl Loads {
         s.sum = [0, 1, 2].map(|k| s.sum[k] + rates[k]);
         (s.bytes, s.rows) = (load.bytes, load.rows);
         s.reports = s.reports.saturating_add(1);
+        debug_assert!(s.smoothed.iter().all(|x| x.is_finite() && *x >= 0.0));
         closes
     }
 
@@ -189,12 +202,14 @@ impl Loads {
     pub(super) fn moved(&mut self, shard: ShardId) {
         let s = &mut self.shards[shard.index()];
         *s = Sample { smoothed: s.smoothed, known: s.known, ..Sample::default() };
+        assert!(self.trusted(shard).is_none(), "a moved shard is not trusted until learnt again");
     }
 
     /// A split moved `share` of the source's load to the new shard: each keeps its part of the
     /// source's smoothed load as an estimate, and both are learnt afresh, so that nothing judges
     /// the source by windows from before the split (it would split again at once).
     pub(super) fn split(&mut self, source: ShardId, new: ShardId, share: f64) {
+        assert!(source != new, "shard {source} split into itself");
         let share = share.clamp(0.0, 1.0) as f32;
         let old = self.shards[source.index()];
         let part = |f: f32| Sample {
@@ -205,16 +220,19 @@ impl Loads {
         self.shards[source.index()] = part(1.0 - share);
         self.shards[new.index()] = part(share);
         self.busiest[new.index()] = Busiest::default();
+        assert!(self.trusted(source).is_none() && self.trusted(new).is_none());
     }
 
     /// A merge moved `from`'s tables into `into`: `into`'s estimate is both, learnt afresh.
     pub(super) fn merge(&mut self, from: ShardId, into: ShardId) {
+        assert!(from != into, "shard {from} merged into itself");
         let (a, b) = (self.shards[from.index()], self.shards[into.index()]);
         let smoothed = [0, 1, 2].map(|k| a.smoothed[k] + b.smoothed[k]);
         self.shards[into.index()] =
             Sample { smoothed, known: a.known && b.known, ..Sample::default() };
         self.shards[from.index()] = Sample::default();
         self.busiest[from.index()] = Busiest::default();
+        assert!(!self.known(from), "a merged-away shard carries no load");
     }
 
     /// How many shards.
