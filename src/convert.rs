@@ -137,6 +137,7 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
         read_bytes_per_sec: clamped.count(stats.read_bytes_per_sec),
         write_bytes_per_sec: clamped.count(stats.write_bytes_per_sec),
         capacity: clamped.value(stats.capacity),
+        stats_sample: stats.stats_sample,
     };
     Ok(Heartbeat {
         cluster: cluster_of(&req.header)?,
@@ -389,6 +390,7 @@ fn node_stats(s: &NodeStats) -> proto::NodeStats {
         read_bytes_per_sec: s.read_bytes_per_sec,
         write_bytes_per_sec: s.write_bytes_per_sec,
         capacity: s.capacity,
+        stats_sample: s.stats_sample,
     }
 }
 

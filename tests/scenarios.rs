@@ -267,7 +267,7 @@ fn the_zone_checker_catches_placement_that_ignores_zones() {
 
 /// Every node of six restarts in turn, each down for 15 s (longer than the 10 s lease), a
 /// minute apart. Its leader shards fail over and come back by refill; nothing else moves, and
-/// the cluster ends even.
+/// the cluster ends with no node over the overfull line.
 #[test]
 fn a_rolling_restart_moves_only_failovers_and_refills() {
     let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
@@ -283,7 +283,10 @@ fn a_rolling_restart_moves_only_failovers_and_refills() {
         w.up[i] = true;
         w.run(60);
     }
-    let settled = w.run_until(600, |w| w.max_over_mean() <= 1.05);
+    // Within the overfull line: a node between the shedding line (1.05) and it is left alone
+    // unless both views of load agree it should shed, which after six restarts in ten minutes
+    // the long run may not (seed 9 ends at 1.100).
+    let settled = w.run_until(600, |w| w.max_over_mean() <= 1.10);
     w.run(60);
     // Every move either left a node that was down, or went to one that had come back.
     let refills = w.moves.len() - failovers;
@@ -354,4 +357,127 @@ fn a_meta_failover_in_the_middle_of_moves_loses_and_repeats_none() {
         in_flight.len()
     );
     assert!(converged.is_some(), "max/mean {:.3} after the failover; {r}", w.max_over_mean());
+}
+
+/// Load that rises and falls: four of n1's shards swing between 100 and `amplitude` × 100
+/// units with a period of `period_windows` load windows, the rest stay at 100. Returns the
+/// world after `seconds`, and each shard's load over a whole cycle.
+fn periodic(
+    config: CoreConfig,
+    period_windows: u64,
+    amplitude: f64,
+    seconds: u64,
+) -> (World, Vec<f64>) {
+    let mut w = World::new(seed(), config, 6, 120, 1, 100.0);
+    let n1 = w.id_of(0).unwrap();
+    let mut picked = 0;
+    let swinging: Vec<bool> = w
+        .catalog()
+        .shards
+        .iter()
+        .map(|s| {
+            let pick = s.leader == Some(n1) && picked < 4;
+            picked += pick as usize;
+            pick
+        })
+        .collect();
+    let period = (period_windows * 10) as f64;
+    let typical: Vec<f64> =
+        swinging.iter().map(|&s| if s { 100.0 * (1.0 + amplitude) / 2.0 } else { 100.0 }).collect();
+    w.load = Box::new(move |s, t| {
+        if !swinging[s.index()] {
+            return 100.0;
+        }
+        let phase = (t as f64 / period * std::f64::consts::TAU).cos();
+        100.0 * (1.0 + (amplitude - 1.0) * (0.5 - 0.5 * phase))
+    });
+    w.run(seconds);
+    (w, typical)
+}
+
+/// The periodic loads of the issue that found the balancer thrashing (10 moves in 40 windows,
+/// back and forth): periods of 1 to 20 windows, swings of 2× and 5×, for half an hour each.
+/// Over a cycle n1 is 1.31× the mean at 5×: a few moves off it are right, and then none.
+/// Every node only fills or only empties (thrash 0%), and B1 holds. Periods of 40 and 60
+/// windows are shown too: a load that holds for three minutes or more is followed, on purpose,
+/// and then B1 must still hold.
+#[test]
+fn periodic_load_moves_a_few_shards_once_and_never_back() {
+    for period in [1, 2, 3, 4, 6, 8, 12, 20, 40, 60] {
+        for amplitude in [2.0, 5.0] {
+            let (w, typical) = periodic(CoreConfig::default(), period, amplitude, 1_800);
+            let thrash = w.thrash_pct(|s| typical[s.index()]);
+            let row = format!("periodic load, {period} windows, {amplitude}×");
+            let balance = w.typical_max_over_mean(|s| typical[s.index()]);
+            w.report_of(&row, None, None, balance);
+            println!("{row}: thrash {thrash:.0}%, {} pair reversals", w.pair_reversals(600));
+            let r = replay(&w, "periodic_load");
+            assert!(w.unsteady.is_empty(), "{row}: {:?}; {r}", w.unsteady);
+            if period <= 20 {
+                assert!(thrash <= 5.0, "{row}: thrash {thrash:.0}%; {r}");
+                assert!(w.moves.len() <= 8, "{row}: {} moves; {r}", w.moves.len());
+                assert!(balance <= 1.15, "{row}: max/mean over a cycle {balance:.3}; {r}");
+            }
+        }
+    }
+}
+
+/// B1 catches a balancer that forgets which way it moved load.
+#[test]
+fn the_steadiness_checker_catches_a_balancer_without_pair_memory() {
+    let config =
+        CoreConfig { planted_bug: Some(PlantedBug::ForgetLoadFlows), ..Default::default() };
+    let caught = [20, 40, 60, 90].into_iter().find_map(|period| {
+        let (w, _) = periodic(config.clone(), period, 5.0, 3_600);
+        w.unsteady.first().cloned()
+    });
+    let v = caught.expect("no period made load flow back without the pair memory");
+    assert_eq!(v.invariant, shardmeta::check::Invariant::Steady, "{v}");
+}
+
+/// A node whose stats froze is not believed. n1 keeps reporting the same numbers while its
+/// true load rises to 1.5×; a minute later n2's shards double. Before, n1 took n2's shards while
+/// its true load was 1.44× the mean; now it is shown as frozen, and n2 sheds to the others only.
+fn frozen_stats(config: CoreConfig) -> World {
+    let mut w = World::new(seed(), config, 6, 120, 1, 100.0);
+    let (n1, n2) = (w.id_of(0).unwrap(), w.id_of(1).unwrap());
+    let leaders: Vec<Option<u32>> = w.catalog().shards.iter().map(|s| s.leader).collect();
+    w.freeze(0);
+    let on = move |s: ShardId, n: u32| leaders[s.index()] == Some(n);
+    w.load = Box::new(move |s, t| match () {
+        _ if on(s, n1) => 150.0,
+        _ if on(s, n2) && t >= 100 => 200.0,
+        _ => 100.0,
+    });
+    w.run(420);
+    w
+}
+
+#[test]
+fn a_node_whose_stats_froze_gets_no_load() {
+    let mut w = frozen_stats(CoreConfig::default());
+    let n1 = w.id_of(0).unwrap();
+    let r = replay(&w, "frozen_stats");
+    let status = match w.h.call(Request::SchedulerStatus { cluster: "c".into() }) {
+        Ok(Response::Scheduler(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    let shown = status.nodes.iter().find(|n| n.name == "n1").expect("n1");
+    assert!(shown.stats_frozen && !shown.judged, "{shown:?}; {r}");
+    let onto_n1: Vec<_> = w.moves.iter().filter(|m| m.to == Some(n1)).collect();
+    assert!(onto_n1.is_empty(), "moves onto the frozen node: {onto_n1:?}; {r}");
+    let others = [1, 2, 3, 4, 5];
+    let balance = w.max_over_mean_of(&others);
+    w.report_of("a node's stats frozen, another node's load doubles", None, None, balance);
+    assert!(balance <= 1.10, "the others are not balanced: {balance:.3}; {r}");
+}
+
+/// The frozen-stats scenario catches a balancer that believes them.
+#[test]
+fn believing_frozen_stats_gives_the_frozen_node_load() {
+    let config =
+        CoreConfig { planted_bug: Some(PlantedBug::TrustFrozenStats), ..Default::default() };
+    let w = frozen_stats(config);
+    let n1 = w.id_of(0).unwrap();
+    assert!(w.moves.iter().any(|m| m.to == Some(n1)), "{:?}", w.moves);
 }

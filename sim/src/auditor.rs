@@ -18,6 +18,7 @@ use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
 use prost::Message as _;
 use shardmeta::check::{self, LandedWrite, LeaderMoves};
 use shardmeta::core::model::{Catalog, ClusterCatalog, FenceRecord};
+use shardmeta::core::settings::SchedulerSettings;
 use shardmeta::core::storage::keys::ROOT;
 use shardmeta::core::storage::FENCE_KEY;
 use shardmeta::core::{ClusterId, Term};
@@ -65,6 +66,9 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
     let mut kv = client.kv_client();
     let mut last: Option<(FenceRecord, Option<Term>)> = None;
     let mut previous: Option<ClusterCatalog> = None;
+    // B1 over the moves for balance each meta term starts (a new leader's pair memory starts
+    // afresh), as far as reads 50 ms apart see them.
+    let mut steady: Option<(u64, check::Steady)> = None;
     let mut cluster_id: Option<ClusterId> = None;
     loop {
         tokio::time::sleep(AUDIT_EVERY).await;
@@ -152,6 +156,18 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
                 a.last_change_what = format!("shard {} went from {o:?} to {n:?}", o.id);
             }
             a.moves.add(&LeaderMoves::between(old, cluster));
+            let term = fence.map_or(0, |f| f.term);
+            if steady.as_ref().is_none_or(|(t, _)| *t != term) {
+                let settings =
+                    cluster.scheduler.as_ref().map(SchedulerSettings::from).unwrap_or_default();
+                steady = Some((term, check::Steady::new(settings.pair_cooldown_ms)));
+            }
+            let (_, b1) = steady.as_mut().expect("set above");
+            for m in check::load_moves_started(old, cluster) {
+                if let Err(v) = b1.observe(now_ms(), m) {
+                    a.violation.get_or_insert(v.to_string());
+                }
+            }
         }
         a.catalog = Some(cluster.clone());
         previous = Some(cluster.clone());

@@ -39,10 +39,31 @@ pub struct Spec {
     pub min_nodes: usize,
     /// Share of etcd requests that time out (their outcome is then unknown).
     pub etcd_timeout_rate: f32,
-    /// Data nodes report a skewed load (every fifth shard 8× hotter), well above the balancing
-    /// floor, so that the scheduler balances by load; otherwise a flat load below the floor,
-    /// and it evens out leader counts.
-    pub skewed_load: bool,
+    /// What data nodes report (see [`SimLoad`]).
+    pub load: SimLoad,
+}
+
+/// The load data nodes report for the shards they lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimLoad {
+    /// Below the balancing floor: the scheduler evens out leader counts.
+    Flat,
+    /// Every fifth shard 8× hotter, well above the floor: the scheduler balances by load.
+    Skewed,
+    /// Every fifth shard rises from 100 to 800 units and falls back, with a period of
+    /// [`PERIOD_WINDOWS`] load windows: the balancer must place the shards once and not chase
+    /// the cycle (B1).
+    Periodic,
+}
+
+/// The period of [`SimLoad::Periodic`], in load windows.
+pub const PERIOD_WINDOWS: u64 = 6;
+
+impl SimLoad {
+    /// Whether the scheduler balances by load (not by leader counts).
+    pub fn by_load(self) -> bool {
+        self != SimLoad::Flat
+    }
 }
 
 impl Default for Spec {
@@ -54,7 +75,7 @@ impl Default for Spec {
             followers: 1,
             min_nodes: 8,
             etcd_timeout_rate: 0.0,
-            skewed_load: false,
+            load: SimLoad::Flat,
         }
     }
 }
@@ -70,12 +91,43 @@ pub const CLOCK_DRIFT_MS: u64 = 500;
 /// Loads are trusted after 3 windows, and a node is judged again 3 windows after a move.
 pub const LOAD_WINDOW_MS: u64 = 1_000;
 
-/// What a data node reports for a shard it leads (see `Spec::skewed_load`).
-pub fn shard_load(skewed: bool, shard: shardmeta::core::ShardId) -> shardmeta::core::ShardLoad {
-    let units = match (skewed, shard.0.is_multiple_of(5)) {
-        (false, _) => 1.0,
-        (true, true) => 800.0,
-        (true, false) => 100.0,
+/// A simulated data node's load source: the figures of [`shard_load`], sampled at every
+/// heartbeat, which its sample counter (the sampling time) says.
+struct SampledLoad {
+    load: SimLoad,
+    clock: NodeClock,
+}
+
+impl shardmeta::client::LoadSource for SampledLoad {
+    fn shard_load(
+        &self,
+        shard: shardmeta::core::ShardId,
+        _tables: &std::collections::BTreeSet<shardmeta::core::TableId>,
+    ) -> shardmeta::core::ShardLoad {
+        shard_load(self.load, shard, self.clock.wall_ms(self.clock.now()))
+    }
+
+    fn stats_sample(&self) -> u64 {
+        self.clock.wall_ms(self.clock.now())
+    }
+}
+
+/// What a data node reports for a shard it leads at `wall_ms` (see [`SimLoad`]).
+pub fn shard_load(
+    load: SimLoad,
+    shard: shardmeta::core::ShardId,
+    wall_ms: u64,
+) -> shardmeta::core::ShardLoad {
+    let hot = shard.0.is_multiple_of(5);
+    let units = match (load, hot) {
+        (SimLoad::Flat, _) => 1.0,
+        (SimLoad::Skewed | SimLoad::Periodic, false) => 100.0,
+        (SimLoad::Skewed, true) => 800.0,
+        (SimLoad::Periodic, true) => {
+            let period = (PERIOD_WINDOWS * LOAD_WINDOW_MS) as f64;
+            let phase = (wall_ms as f64 / period * std::f64::consts::TAU).cos();
+            100.0 + 700.0 * (0.5 - 0.5 * phase)
+        }
     };
     shardmeta::core::ShardLoad { write_units: units, ..Default::default() }
 }
@@ -254,7 +306,7 @@ pub fn start_data_node(
     handle: &Handle,
     i: usize,
     metas: usize,
-    skewed: bool,
+    sim_load: SimLoad,
     history: &History,
 ) -> DataNode {
     let view = DataNodeView::new(format!("n{i}"));
@@ -289,7 +341,7 @@ pub fn start_data_node(
                 let recorder = Recorder(view.accepted.clone());
                 // The span names the node in SIM_LOG output, where every node shares one log.
                 let span = tracing::info_span!("node", name = %view.name);
-                let load = move |s| shard_load(skewed, s);
+                let load = SampledLoad { load: sim_load, clock };
                 tokio::task::spawn(
                     node::run(meta, identity, host.clone(), clock, load, recorder, observer)
                         .instrument(span),

@@ -28,7 +28,7 @@ use madsim::runtime::{Handle, NodeHandle};
 use shardmeta::check::LeaderMoves;
 use shardmeta::client::{HostCounters, MetaClient};
 
-pub use cluster::{DataNode, Spec};
+pub use cluster::{DataNode, SimLoad, Spec};
 pub use faults::Fault;
 pub use frontend::Workload;
 
@@ -130,6 +130,8 @@ pub struct Sim {
     /// Error-level log lines the test expects (substrings); any other fails the seed.
     pub expected_errors: Vec<&'static str>,
     load_moves: Mutex<LoadMoves>,
+    /// Why the cluster last looked unsettled to the liveness check.
+    last_unquiet: Mutex<String>,
 }
 
 impl Sim {
@@ -141,7 +143,7 @@ impl Sim {
         let etcd = start_etcd(&handle, spec.etcd_timeout_rate);
         let metas = (0..spec.metas).map(|i| start_meta(&handle, i, &spec)).collect();
         let nodes = (0..spec.data_nodes)
-            .map(|i| start_data_node(&handle, i, spec.metas, spec.skewed_load, &history))
+            .map(|i| start_data_node(&handle, i, spec.metas, spec.load, &history))
             .collect();
         let audit: Arc<Mutex<Audit>> = Arc::default();
         let (h, a) = (history.clone(), audit.clone());
@@ -177,6 +179,7 @@ impl Sim {
             _logs: logs,
             expected_errors: Vec::new(),
             load_moves: Mutex::default(),
+            last_unquiet: Mutex::default(),
         }
     }
 
@@ -240,7 +243,7 @@ impl Sim {
             &self.handle,
             i,
             self.spec.metas,
-            self.spec.skewed_load,
+            self.spec.load,
             &self.history,
         ));
         i

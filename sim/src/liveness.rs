@@ -9,7 +9,10 @@ use shardmeta::core::model::{ClusterCatalog, ProcedureKind};
 use shardmeta::core::{NodeId, ShardId};
 use shardmeta::proto;
 
-use crate::cluster::{CLOCK_DRIFT_MS, ELECTION_TTL_MS, HEARTBEAT_MS, LEASE_MS};
+use crate::cluster::{
+    SimLoad, CLOCK_DRIFT_MS, ELECTION_TTL_MS, HEARTBEAT_MS, LEASE_MS, LOAD_WINDOW_MS,
+    PERIOD_WINDOWS,
+};
 use crate::frontend::header;
 use crate::history::{now_ms, Ms};
 use crate::Sim;
@@ -133,7 +136,7 @@ impl Sim {
         let drained =
             c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
         // Balancing by load leaves counts uneven; the dry-run plan judges it (`plan_quiet`).
-        let balanced = self.spec.skewed_load || self.balanced(c);
+        let balanced = self.spec.load.by_load() || self.balanced(c);
         let resized = c.procedures.is_empty();
         balanced
             && drained
@@ -196,8 +199,11 @@ impl Sim {
         tokio::time::sleep(QUIET).await;
         let a = self.audit.lock().expect("audit lock").clone();
         if a.last_change > quiet_from {
+            let events = self.events().await;
+            let last: Vec<String> =
+                events.iter().rev().take(3).map(|e| format!("{}: {}", e.cause, e.text)).collect();
             return Err(format!(
-                "L3: the topology changed {} ms into the quiet window: {}",
+                "L3: the topology changed {} ms into the quiet window: {}; the last events: {last:?}",
                 a.last_change - quiet_from,
                 a.last_change_what
             ));
@@ -213,24 +219,37 @@ impl Sim {
     /// slow (or retried after an unknown outcome) lands after the read.
     async fn await_settled(&self, within: Duration) -> Result<Ms, String> {
         let deadline = tokio::time::Instant::now() + within;
+        // Balancing by load, nothing is left to do only if the dry run plans nothing for a
+        // while: the long-run view of load (about 8 windows) takes a few of them to settle after
+        // the faults moved shards, and under a periodic load one instant may be a node's trough.
+        let cycle = match self.spec.load {
+            SimLoad::Periodic | SimLoad::Skewed => {
+                Duration::from_millis(3 * PERIOD_WINDOWS * LOAD_WINDOW_MS)
+            }
+            SimLoad::Flat => Duration::ZERO,
+        };
+        let mut quiet_since = None;
         loop {
             let in_contact =
                 self.nodes.iter().filter(|n| n.is_up()).all(|n| n.view.in_contact(IN_CONTACT));
             // The dry-run plan is asked before the read: a move the scheduler decides between
             // the two then shows in the read as a transfer under way, not settled.
-            let planned_quiet = async || !self.spec.skewed_load || self.plan_quiet().await;
-            if in_contact
+            let planned_quiet = async || !self.spec.load.by_load() || self.plan_quiet().await;
+            let quiet = in_contact
                 && self.changes_pending().await == Some(0)
                 && self.all_admitted().await
-                && planned_quiet().await
-            {
+                && planned_quiet().await;
+            let now = tokio::time::Instant::now();
+            quiet_since = if quiet { quiet_since.or(Some(now)) } else { None };
+            if quiet_since.is_some_and(|since| now >= since + cycle) {
                 let (catalog, read_at) = self.fresh_read().await;
                 if catalog.is_some_and(|c| self.settled(&c)) {
                     return Ok(read_at);
                 }
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(format!("L3: leader counts within one of each other with nothing left to move did not happen within {within:?} of the heal"));
+                let why = self.last_unquiet.lock().expect("lock").clone();
+                return Err(format!("L3: leader counts within one of each other with nothing left to move did not happen within {within:?} of the heal (last: {why})"));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -242,39 +261,61 @@ impl Sim {
     /// may close well after everything else looks settled: seed 7084), and its dry run plans
     /// no move for balance and no split or merge (a shard it names as unsplittable stays).
     async fn plan_quiet(&self) -> bool {
-        self.with_meta(|mut m| async move {
-            let status = m
-                .call(|mut c| async move {
-                    c.scheduler_status(proto::SchedulerStatusRequest { header: header() }).await
+        let periodic = self.spec.load == SimLoad::Periodic;
+        let unquiet = self
+            .with_meta(move |mut m| async move {
+                let status = m
+                    .call(|mut c| async move {
+                        c.scheduler_status(proto::SchedulerStatusRequest { header: header() }).await
+                    })
+                    .await
+                    .ok()?;
+                let plan = m
+                    .call(|mut c| async move {
+                        c.plan_scheduler(proto::PlanSchedulerRequest { header: header() }).await
+                    })
+                    .await
+                    .ok()?;
+                let judged = status.nodes.iter().all(|n| n.judged);
+                // A scale-out split may come once the loads a new leader has not heard are known
+                // (seed 1870: six of them started 2.4 s into the window).
+                // A node standing over the line may shed once it has stood there long enough;
+                // under a periodic load nodes stand and leave each cycle, and the cycles judge it.
+                let no_clock = status.shards_heating == 0
+                    && status.shards_cooling == 0
+                    && status.shards_short == 0
+                    && (periodic || status.nodes_standing == 0);
+                let resizes = |mv: &proto::PlannedMove| {
+                    matches!(mv.cause.as_str(), "split" | "merge")
+                        && !mv.text.starts_with("no split")
+                };
+                let planned = plan
+                    .moves
+                    .iter()
+                    .find(|mv| mv.cause == "load" || mv.cause == "leader-count" || resizes(mv));
+                Some(match (judged, no_clock, planned) {
+                    (true, true, None) => None,
+                    (false, ..) => Some(format!("not every node judged: {:?}", status.nodes)),
+                    (_, false, _) => Some(format!(
+                        "clocks running: {} shards heating, {} cooling, {} short; {} nodes \
+                         standing",
+                        status.shards_heating,
+                        status.shards_cooling,
+                        status.shards_short,
+                        status.nodes_standing
+                    )),
+                    (.., Some(mv)) => Some(format!("the dry run plans {mv:?}")),
                 })
-                .await
-                .ok()?;
-            let plan = m
-                .call(|mut c| async move {
-                    c.plan_scheduler(proto::PlanSchedulerRequest { header: header() }).await
-                })
-                .await
-                .ok()?;
-            let judged = status.nodes.iter().all(|n| n.judged);
-            // A scale-out split may come once the loads a new leader has not heard are known
-            // (seed 1870: six of them started 2.4 s into the window).
-            let no_clock = status.shards_heating == 0
-                && status.shards_cooling == 0
-                && status.shards_short == 0;
-            let resizes = |mv: &proto::PlannedMove| {
-                matches!(mv.cause.as_str(), "split" | "merge") && !mv.text.starts_with("no split")
-            };
-            Some(
-                judged
-                    && no_clock
-                    && plan
-                        .moves
-                        .iter()
-                        .all(|mv| mv.cause != "load" && mv.cause != "leader-count" && !resizes(mv)),
-            )
-        })
-        .await
-        .unwrap_or(false)
+            })
+            .await;
+        match unquiet {
+            Some(None) => true,
+            Some(Some(why)) => {
+                *self.last_unquiet.lock().expect("lock") = why;
+                false
+            }
+            None => false,
+        }
     }
 
     /// Counts the load-driven moves in the meta leader's event log, for the coverage report.

@@ -24,7 +24,8 @@ async fn swarm_seed() -> Report {
         followers: rng.gen_range(0..=2),
         min_nodes: data_nodes,
         etcd_timeout_rate: [0.0, 0.0, 0.01][rng.gen_range(0..3)],
-        skewed_load: rng.gen_bool(0.5),
+        load: [SimLoad::Flat, SimLoad::Flat, SimLoad::Skewed, SimLoad::Periodic]
+            [rng.gen_range(0..4)],
     };
     let mut enabled: Vec<Fault> = Fault::ALL.into_iter().filter(|_| rng.gen_bool(0.5)).collect();
     if enabled.is_empty() {

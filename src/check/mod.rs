@@ -1,14 +1,17 @@
-//! The safety invariants S1–S6 and the liveness bounds L2 (under faults) and L4, each one
-//! function in one place; the variants of [`Invariant`] say what each one requires. Simulators
-//! call them after every step; each has a test that shows it catching a planted bug. L1–L3 after
-//! the heal are judged by the simulators at the end of a run (`tests/inproc`, `sim/`).
+//! The safety invariants S1–S6, the liveness bounds L2 (under faults) and L4, and the
+//! steadiness rule B1, each one function in one place; the variants of [`Invariant`] say what
+//! each one requires. Simulators call them after every step; each has a test that shows it
+//! catching a planted bug. L1–L3 after the heal are judged by the simulators at the end of a run
+//! (`tests/inproc`, `sim/`).
 
 pub mod heartbeat_fuzz;
 mod moves;
 pub mod replay;
 pub mod snapshot_fuzz;
+mod steady;
 
 pub use moves::LeaderMoves;
+pub use steady::{load_moves_started, thrash_pct, LoadMove, Steady};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -36,6 +39,9 @@ pub enum Invariant {
     PromptFailover,
     /// L4: every request gets a reply, or an error at its deadline.
     NoHang,
+    /// B1: load moved for balance from one node to another does not move back within the pair
+    /// cooldown.
+    Steady,
 }
 
 impl Invariant {
@@ -49,6 +55,7 @@ impl Invariant {
             Invariant::RestartEquivalence => "S6",
             Invariant::PromptFailover => "L2",
             Invariant::NoHang => "L4",
+            Invariant::Steady => "B1",
         }
     }
 }

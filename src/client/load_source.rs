@@ -19,6 +19,12 @@ pub trait LoadSource {
         _out: &mut Vec<TableLoad>,
     ) {
     }
+
+    /// A counter the node's stats sampler raises with every new sample of these figures, so
+    /// that meta can tell stats that froze; 0 (the default) when it does not count.
+    fn stats_sample(&self) -> u64 {
+        0
+    }
 }
 
 /// A closure of the shard id: load per shard, no table detail.

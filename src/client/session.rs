@@ -178,7 +178,9 @@ impl NodeSession {
         self.last_beat = Some(now);
         let reports = host.heartbeat(now, load);
         self.unanswered += 1;
-        Beat::Send(Box::new(self.identity.heartbeat(reports)))
+        let mut hb = self.identity.heartbeat(reports);
+        hb.stats.stats_sample = load.stats_sample();
+        Beat::Send(Box::new(hb))
     }
 
     /// The node is stopping: it gives up every lease (no write is accepted from here on), and

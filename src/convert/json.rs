@@ -77,12 +77,14 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
         .map(|n| {
             let ratio = if mean > 0.0 { n.load / n.capacity / mean } else { 0.0 };
             json!({"node": n.name, "load": round2(n.load), "capacity": n.capacity, "x_mean": round2(ratio),
-                   "judged": n.judged, "overfull": n.overfull})
+                   "judged": n.judged, "overfull": n.overfull,
+                   "stats_frozen": n.stats_frozen})
         })
         .collect();
     json!({"paused": s.paused, "mean_utilization": round2(mean), "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
            "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling, "shards_short": r.shards_short,
+           "nodes_standing": r.nodes_standing,
            "overfull_pct": s.overfull_pct, "load_floor_units": s.load_floor_units, "moves_per_pass_max": s.moves_per_pass_max,
            "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,
-           "shard_cooldown_ms": s.shard_cooldown_ms, "shard_share_min_permille": s.shard_share_min_permille, "nodes": nodes})
+           "shard_cooldown_ms": s.shard_cooldown_ms, "pair_cooldown_ms": s.pair_cooldown_ms, "overfull_windows": s.overfull_windows, "shard_share_min_permille": s.shard_share_min_permille, "nodes": nodes})
 }

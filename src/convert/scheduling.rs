@@ -35,6 +35,7 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
             capacity: n.capacity,
             judged: n.judged,
             overfull: n.overfull,
+            stats_frozen: n.stats_frozen,
         })
         .collect();
     proto::SchedulerStatusResponse {
@@ -46,6 +47,7 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
         shards_heating: s.shards_heating,
         shards_cooling: s.shards_cooling,
         shards_short: s.shards_short,
+        nodes_standing: s.nodes_standing,
     }
 }
 

@@ -50,6 +50,16 @@ impl Cause {
         Cause::Merge,
     ];
 
+    /// Its number in stored records: its position in [`Cause::ALL`] plus one (0 is none).
+    pub fn code(self) -> u32 {
+        self as u32 + 1
+    }
+
+    /// The cause stored as `code`; `None` for 0 or a code this build does not know.
+    pub fn from_code(code: u32) -> Option<Cause> {
+        Cause::ALL.get((code as usize).checked_sub(1)?).copied()
+    }
+
     /// The word logs, events, metrics and `metactl events` use for it.
     pub fn name(self) -> &'static str {
         match self {

@@ -151,6 +151,10 @@ pub enum PlantedBug {
     /// Re-open a shard being merged away with its tables, instead of none, so that its leader
     /// keeps serving them after they move to the target (breaks S1 per table).
     MergeWithoutFence,
+    /// The balancer forgets which way it moved load between two nodes (B1 catches it).
+    ForgetLoadFlows,
+    /// Load reports that stopped changing are believed.
+    TrustFrozenStats,
 }
 
 impl Default for CoreConfig {

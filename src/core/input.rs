@@ -128,6 +128,9 @@ pub struct NodeStats {
     pub write_bytes_per_sec: u64,
     /// How much work the node can take relative to others (0: 1); see [`NodeStats::capacity`].
     pub capacity: f64,
+    /// Raised by the node's stats sampler with every new sample of its load figures; 0 when
+    /// it does not count (see `LiveNode::stats_frozen`).
+    pub stats_sample: u64,
 }
 
 impl NodeStats {

@@ -352,6 +352,9 @@ pub struct SchedulerStatus {
     /// Shards the scale-out rule may yet split for: placeable nodes beyond the shards, while a
     /// shard can split and the cluster is busy or its load not yet known.
     pub shards_short: u32,
+    /// Nodes over the overfull line, or under the pull line, for fewer windows than
+    /// `overfull_windows`: one may shed, or pull, once it has stood there long enough.
+    pub nodes_standing: u32,
 }
 
 /// A placeable node as the balancer sees it.
@@ -367,6 +370,9 @@ pub struct NodeLoad {
     pub judged: bool,
     /// Over the overfull line.
     pub overfull: bool,
+    /// Its load reports repeated the same numbers for a minute: they are not believed, and it
+    /// is neither a source nor a target of load moves until they change.
+    pub stats_frozen: bool,
 }
 
 /// A move a pass decided (or would), with its reason.

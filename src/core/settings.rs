@@ -33,6 +33,14 @@ pub struct SchedulerSettings {
     /// A shard whose leader moved, for any reason, is not moved for balance again for this
     /// long, in ms.
     pub shard_cooldown_ms: u64,
+    /// After load moved from node A to node B (any shard), no load moves from B back to A for
+    /// this long, in ms: load that rises and falls must not carry shards to and fro between
+    /// two nodes, a different shard each time, which no shard's own cooldown would stop.
+    pub pair_cooldown_ms: u64,
+    /// Load windows in a row a node must stand over the overfull line before it sheds, or
+    /// under the pull line before it pulls, in both views (see the scheduler's rebalance): a
+    /// phase of a cycle is not a reason to move.
+    pub overfull_windows: u32,
     /// The least share of its node's load that a shard must carry to be moved for balance, in
     /// thousandths: many small moves cost more than they help. (5‰ lets a node of 100 even
     /// shards shed.)
@@ -73,6 +81,8 @@ impl Default for SchedulerSettings {
             moves_per_node_per_pass_max: 6,
             moves_in_flight_max: 64,
             shard_cooldown_ms: 120_000,
+            pair_cooldown_ms: 600_000,
+            overfull_windows: 3,
             shard_share_min_permille: 5,
             split_load_pct: 100,
             split_floor_units: 1_000.0,
@@ -102,6 +112,8 @@ impl SchedulerSettings {
             ("moves_per_node_per_pass_max", self.moves_per_node_per_pass_max as u64, 1, 100_000),
             ("moves_in_flight_max", self.moves_in_flight_max as u64, 1, 100_000),
             ("shard_cooldown_ms", self.shard_cooldown_ms, 0, 7 * 24 * 3_600_000),
+            ("pair_cooldown_ms", self.pair_cooldown_ms, 0, 7 * 24 * 3_600_000),
+            ("overfull_windows", self.overfull_windows as u64, 1, 1_000),
             ("shard_share_min_permille", self.shard_share_min_permille as u64, 0, 1_000),
             ("split_load_pct", self.split_load_pct as u64, 0, 10_000),
             ("split_windows", self.split_windows as u64, 1, 1_000),
@@ -135,6 +147,8 @@ impl SchedulerSettings {
             "moves_per_node_per_pass_max" => self.moves_per_node_per_pass_max = parse(key, value)?,
             "moves_in_flight_max" => self.moves_in_flight_max = parse(key, value)?,
             "shard_cooldown_ms" => self.shard_cooldown_ms = parse(key, value)?,
+            "pair_cooldown_ms" => self.pair_cooldown_ms = parse(key, value)?,
+            "overfull_windows" => self.overfull_windows = parse(key, value)?,
             "shard_share_min_permille" => self.shard_share_min_permille = parse(key, value)?,
             "split_load_pct" => self.split_load_pct = parse(key, value)?,
             "split_floor_units" => self.split_floor_units = parse(key, value)?,
@@ -162,6 +176,8 @@ impl SchedulerSettings {
         "moves_per_node_per_pass_max",
         "moves_in_flight_max",
         "shard_cooldown_ms",
+        "pair_cooldown_ms",
+        "overfull_windows",
         "shard_share_min_permille",
         "split_load_pct",
         "split_floor_units",
@@ -213,6 +229,8 @@ impl From<&SchedulerRecord> for SchedulerSettings {
             shard_bytes_max: r.shard_bytes_max.unwrap_or(d.shard_bytes_max),
             merge_load_pct: r.merge_load_pct.unwrap_or(d.merge_load_pct),
             merge_window_ms: r.merge_window_ms.unwrap_or(d.merge_window_ms),
+            pair_cooldown_ms: r.pair_cooldown_ms.unwrap_or(d.pair_cooldown_ms),
+            overfull_windows: r.overfull_windows.unwrap_or(d.overfull_windows),
         }
     }
 }
@@ -235,6 +253,8 @@ impl From<&SchedulerSettings> for SchedulerRecord {
             shard_bytes_max: Some(s.shard_bytes_max),
             merge_load_pct: Some(s.merge_load_pct),
             merge_window_ms: Some(s.merge_window_ms),
+            pair_cooldown_ms: Some(s.pair_cooldown_ms),
+            overfull_windows: Some(s.overfull_windows),
         }
     }
 }
@@ -276,8 +296,8 @@ mod tests {
     fn every_setting_is_set_by_its_name_and_nonsense_is_refused() {
         let mut s = SchedulerSettings::default();
         for (key, value) in SchedulerSettings::KEYS.iter().zip([
-            "true", "7", "12.5", "3", "2", "5", "99", "4", "150", "500", "2", "1000", "4096", "20",
-            "60000",
+            "true", "7", "12.5", "3", "2", "5", "99", "300000", "5", "4", "150", "500", "2",
+            "1000", "4096", "20", "60000",
         ]) {
             s.set(key, value).unwrap();
         }
@@ -289,6 +309,8 @@ mod tests {
             moves_per_node_per_pass_max: 2,
             moves_in_flight_max: 5,
             shard_cooldown_ms: 99,
+            pair_cooldown_ms: 300_000,
+            overfull_windows: 5,
             shard_share_min_permille: 4,
             split_load_pct: 150,
             split_floor_units: 500.0,

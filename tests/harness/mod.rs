@@ -226,7 +226,9 @@ impl Node {
             incarnation: self.incarnation,
             capacity: self.capacity,
         };
-        h.heartbeat(self.session, &identity.heartbeat(reports))
+        let mut hb = identity.heartbeat(reports);
+        hb.stats.stats_sample = load.stats_sample();
+        h.heartbeat(self.session, &hb)
     }
 
     /// The process restarts: nothing hosted, a new incarnation on a new stream.

@@ -59,6 +59,7 @@ impl World {
                         detail: format!("storage holds what no leader can load: {e}"),
                     })?;
                 self.count_moves(&durable);
+                self.check_steady(&durable)?;
                 self.durable = durable;
                 self.durable_revision = self.store.revision;
             }
@@ -159,6 +160,23 @@ impl World {
             now,
             bound,
         )
+    }
+
+    /// B1 over the moves for balance that started between two durable states.
+    fn check_steady(&mut self, next: &Catalog) -> Result<(), Violation> {
+        let (Some(old), Some(new)) =
+            (self.durable.clusters.get(&CLUSTER_ID), next.clusters.get(&CLUSTER_ID))
+        else {
+            return Ok(());
+        };
+        let settings = new.scheduler.as_ref().map_or(self.config.scheduler, |r| r.into());
+        if self.steady.0 != self.store.term {
+            self.steady = (self.store.term, check::Steady::new(settings.pair_cooldown_ms));
+        }
+        for m in check::load_moves_started(old, new) {
+            self.steady.1.observe(self.now.as_millis(), m)?;
+        }
+        Ok(())
     }
 
     /// Counts, for coverage, how shards changed between two durable states.

@@ -205,6 +205,9 @@ pub struct World {
     last_topology_change: Instant,
     /// Procedures stored when the current meta leader took over, by id with their step.
     inherited_procedures: BTreeMap<u64, u32>,
+    /// B1 over the moves for balance of the meta term it names (the pair memory is a meta
+    /// leader's soft state: a new leader starts afresh, after learning the loads again).
+    steady: (Term, check::Steady),
 }
 
 impl World {
@@ -260,6 +263,7 @@ impl World {
             all_led_once: false,
             last_topology_change: Instant::ZERO,
             inherited_procedures: BTreeMap::new(),
+            steady: (Term(0), check::Steady::new(0)),
         };
         world.start();
         world

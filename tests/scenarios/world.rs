@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use super::harness::*;
+use shardmeta::check::{self, Steady, Violation};
 use shardmeta::core::model::ClusterCatalog;
 use shardmeta::core::*;
 
@@ -30,11 +31,20 @@ pub struct World {
     pub load: Box<dyn Fn(ShardId, u64) -> f64>,
     /// Each report is the true load times 1 ± up to this.
     pub noise: f64,
+    /// Per node: the reports it repeats, by shard id, and the stats sample counter that no
+    /// longer moves, once its stats froze.
+    pub frozen: Vec<Option<(Vec<f64>, u64)>>,
     pub seed: u64,
     rng: ChaCha8Rng,
     pub second: u64,
     shards: Vec<(Option<u32>, Vec<u32>)>,
+    /// Each shard's leader when the scenario started (after the warm-up), by shard id.
+    start: Vec<Option<u32>>,
     pub moves: Vec<Moved>,
+    /// B1 over every move for balance, and what it found.
+    steady: Steady,
+    last: Option<ClusterCatalog>,
+    pub unsteady: Vec<Violation>,
 }
 
 impl World {
@@ -61,6 +71,7 @@ impl World {
         per_shard: f64,
         zones: &[&str],
     ) -> World {
+        let config_pair_cooldown_ms = config.scheduler.pair_cooldown_ms;
         let (h, nodes) = steady_cluster_configured(config, nodes, shards, followers, zones);
         let up = vec![true; nodes.len()];
         let mut w = World {
@@ -69,15 +80,21 @@ impl World {
             up,
             load: Box::new(move |_, _| per_shard),
             noise: 0.15,
+            frozen: Vec::new(),
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
             second: 0,
             shards: Vec::new(),
+            start: Vec::new(),
             moves: Vec::new(),
+            steady: Steady::new(config_pair_cooldown_ms),
+            last: None,
+            unsteady: Vec::new(),
         };
         w.shards = w.replicas();
         w.run(40);
         w.moves.clear();
+        w.start = w.shards.iter().map(|s| s.0).collect();
         w
     }
 
@@ -95,8 +112,19 @@ impl World {
         self.catalog().node_by_name.get(&self.nodes[node].name).map(|id| id.0)
     }
 
+    /// Node `i`'s stats sampler sticks: from now on it repeats what it would report now, with
+    /// the same sample counter.
+    pub fn freeze(&mut self, i: usize) {
+        let snapshot: Vec<f64> = (0..self.catalog().shards.len())
+            .map(|s| (self.load)(ShardId(s as u32), self.second))
+            .collect();
+        self.frozen.resize(self.nodes.len(), None);
+        self.frozen[i] = Some((snapshot, self.second + 1));
+    }
+
     /// One simulated second: every node that is up heartbeats and hears meta's answers, and
-    /// the scheduler ticks twice.
+    /// the scheduler ticks twice. A node samples its stats afresh at each heartbeat (its sample
+    /// counter is the second, plus one), unless they froze.
     pub fn step(&mut self) {
         let shard_count = self.catalog().shards.len();
         let reported: Vec<f64> = (0..shard_count)
@@ -110,8 +138,11 @@ impl World {
             if !self.up[i] {
                 continue;
             }
-            let load =
-                |s: ShardId| ShardLoad { write_units: reported[s.index()], ..Default::default() };
+            let frozen = self.frozen.get(i).and_then(Option::as_ref);
+            let load = Sampled {
+                units: frozen.map_or(&reported[..], |(f, _)| &f[..]),
+                sample: frozen.map_or(self.second + 1, |&(_, sample)| sample),
+            };
             self.nodes[i]
                 .heartbeat_with(&mut self.h, load)
                 .unwrap_or_else(|e| panic!("seed {}: heartbeat refused: {e}", self.seed));
@@ -157,6 +188,15 @@ impl World {
     }
 
     fn observe(&mut self) {
+        let catalog = self.catalog().clone();
+        if let Some(last) = &self.last {
+            for m in check::load_moves_started(last, &catalog) {
+                if let Err(v) = self.steady.observe(self.second * 1_000, m) {
+                    self.unsteady.push(v);
+                }
+            }
+        }
+        self.last = Some(catalog);
         let now = self.replicas();
         for (shard, (was, is)) in self.shards.iter().zip(&now).enumerate() {
             if was.0 != is.0 {
@@ -228,6 +268,66 @@ impl World {
         count
     }
 
+    /// The most loaded up node's load over the mean of up nodes, with every shard at
+    /// `typical(shard)` (its load over a whole cycle).
+    pub fn typical_max_over_mean(&self, typical: impl Fn(ShardId) -> f64) -> f64 {
+        let c = self.catalog();
+        let mut loads = vec![0.0; c.nodes.len()];
+        for s in &c.shards {
+            if let Some(l) = s.leader {
+                loads[l as usize] += typical(ShardId(s.id));
+            }
+        }
+        let up: Vec<f64> = self
+            .up_nodes()
+            .iter()
+            .filter_map(|&i| self.id_of(i))
+            .map(|id| loads[id as usize])
+            .collect();
+        let mean = up.iter().sum::<f64>() / up.len() as f64;
+        up.iter().cloned().fold(0.0, f64::max) / mean
+    }
+
+    /// Thrash between nodes: moves from B to A within `within` seconds of a move from A to B,
+    /// whichever shards (a different shard each time is still load going back and forth).
+    pub fn pair_reversals(&self, within: u64) -> usize {
+        let mut count = 0;
+        for (i, a) in self.moves.iter().enumerate() {
+            let back = self.moves[i + 1..].iter().take_while(|b| b.second - a.second <= within);
+            if back.into_iter().any(|b| b.from == a.to && b.to == a.from) {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// asim's thrash (`check::thrash_pct`), per node, of the utilization that placement alone
+    /// decides: each node's load with every shard at `typical(shard)` (its load over a whole
+    /// cycle), after every move. The worst node's.
+    pub fn thrash_pct(&self, typical: impl Fn(ShardId) -> f64) -> f64 {
+        let nodes = self.catalog().nodes.len();
+        let mut leaders = self.start.clone();
+        let load_of = |leaders: &[Option<u32>]| {
+            let mut loads = vec![0.0; nodes];
+            for (s, l) in leaders.iter().enumerate() {
+                if let Some(l) = l {
+                    loads[*l as usize] += typical(ShardId(s as u32));
+                }
+            }
+            loads
+        };
+        let mut series = vec![load_of(&leaders)];
+        for m in &self.moves {
+            if let Some(l) = leaders.get_mut(m.shard as usize) {
+                *l = m.to;
+                series.push(load_of(&leaders));
+            }
+        }
+        (0..nodes)
+            .map(|n| check::thrash_pct(&series.iter().map(|loads| loads[n]).collect::<Vec<_>>()))
+            .fold(0.0, f64::max)
+    }
+
     /// One row of the results table (BENCHMARKS.md), with max/mean over the up nodes.
     pub fn report(&self, scenario: &str, converged: Option<u64>, lower_bound: Option<usize>) {
         self.report_of(scenario, converged, lower_bound, self.max_over_mean());
@@ -241,6 +341,8 @@ impl World {
         lower_bound: Option<usize>,
         max_over_mean: f64,
     ) {
+        // Every scenario that reports is held to B1.
+        assert!(self.unsteady.is_empty(), "{scenario}: {:?}; seed {}", self.unsteady, self.seed);
         let at = converged.map_or("never".to_string(), |s| format!("{s} s"));
         let lb = lower_bound.map_or("-".to_string(), |b| b.to_string());
         println!(
@@ -250,5 +352,22 @@ impl World {
             self.reversals(300),
             self.seed
         );
+    }
+}
+
+/// A node's load figures as its stats sampler took them, with the sampler's counter.
+struct Sampled<'a> {
+    units: &'a [f64],
+    sample: u64,
+}
+
+impl shardmeta::client::LoadSource for Sampled<'_> {
+    fn shard_load(&self, shard: ShardId, _: &std::collections::BTreeSet<TableId>) -> ShardLoad {
+        let write_units = self.units.get(shard.index()).copied().unwrap_or(0.0);
+        ShardLoad { write_units, ..Default::default() }
+    }
+
+    fn stats_sample(&self) -> u64 {
+        self.sample
     }
 }

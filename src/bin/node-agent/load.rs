@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
@@ -123,16 +124,31 @@ impl LoadSpec {
     }
 }
 
-/// The spec in force as the heartbeat loop's load source.
-pub(crate) struct Synthetic(pub Shared);
+/// The spec in force as the heartbeat loop's load source. Its figures are sampled afresh at
+/// every heartbeat, and its sample counter says so: the same figures from a spec that did not
+/// change are not frozen stats.
+pub(crate) struct Synthetic {
+    spec: Shared,
+    samples: AtomicU64,
+}
+
+impl Synthetic {
+    pub(crate) fn new(spec: Shared) -> Synthetic {
+        Synthetic { spec, samples: AtomicU64::new(0) }
+    }
+}
 
 impl LoadSource for Synthetic {
     fn shard_load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
-        self.0.read().expect("load lock").load(shard, tables)
+        self.spec.read().expect("load lock").load(shard, tables)
     }
 
     fn busiest_tables(&self, shard: ShardId, tables: &BTreeSet<TableId>, out: &mut Vec<TableLoad>) {
-        self.0.read().expect("load lock").busiest(shard, tables, out)
+        self.spec.read().expect("load lock").busiest(shard, tables, out)
+    }
+
+    fn stats_sample(&self) -> u64 {
+        self.samples.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 

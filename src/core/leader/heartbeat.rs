@@ -355,5 +355,6 @@ fn answer_reports(
         }
         commands.push(ShardCommand { shard: r.id, version, term, kind });
     }
+    live.stats_sampled(node, hb.stats.stats_sample, now);
     Answer { revoked, commands, matched }
 }

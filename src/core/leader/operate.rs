@@ -144,6 +144,7 @@ fn status(
                 capacity: s.capacity,
                 judged: s.judged,
                 overfull: overfull.contains(&(i as u32)),
+                stats_frozen: s.stats_frozen,
             })
         })
         .collect();
@@ -167,7 +168,28 @@ fn status(
         shards_heating,
         shards_cooling,
         shards_short: crate::core::scheduler::splits::scale_out_short(c, live),
+        nodes_standing: nodes_standing(&view, live, &settings, now, config),
     }
+}
+
+/// Nodes over the overfull line, or under the pull line, in both views, for fewer windows than
+/// `overfull_windows` (as the last pass saw them): one may shed, or pull, once it has stood
+/// there long enough.
+fn nodes_standing(
+    view: &LoadView,
+    live: &LiveCluster,
+    settings: &SchedulerSettings,
+    now: Instant,
+    config: &CoreConfig,
+) -> u32 {
+    let lasts = crate::core::Duration(config.load_window_ms * settings.overfull_windows as u64);
+    (0..view.nodes.len() as u32)
+        .filter(|&n| view.nodes[n as usize].is_some())
+        .filter(|&n| {
+            let standing = live.recent().standing(NodeId(n));
+            standing.iter().flatten().any(|&since| now < since + lasts)
+        })
+        .count() as u32
 }
 
 fn planned_move(c: &ClusterCatalog, m: &crate::core::scheduler::Move) -> PlannedMove {

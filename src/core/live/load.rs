@@ -7,6 +7,14 @@
 //! moves shards on spikes thrashes; the mean of a window absorbs the ±15% noise of a steady
 //! load, and the ½ weight still follows a real step within about three windows.
 //!
+//! **The long run.** Beside it, each shard's load units (read + write) smoothed with weight
+//! 1/8 per window ([`SLOW_WEIGHT`]): an average over about the last eight windows, which a load
+//! that rises and falls every few windows hardly moves (a swing with a period of 6 windows
+//! passes at a fifth of its size, one of 20 windows at two fifths). The balancer moves load
+//! only where both agree (see the scheduler's rebalance): the fast value so that it acts on
+//! what is true now, the slow one so that it does not act on a phase of a cycle. It is kept
+//! across a move, like the estimate: the load moved with the shard.
+//!
 //! **Trust.** Decisions read a shard's load only once `load_windows_trusted` windows (3) have
 //! closed since it was last reset, and a shard is reset when its leader changes: its new node
 //! reports from scratch, and the scheduler never judges a node by stats from before its own
@@ -34,12 +42,16 @@ use crate::core::time::{Duration, Instant};
 struct Sample {
     /// Smoothed read units, write units and CPU ms per second, over closed windows.
     smoothed: [f32; 3],
+    /// Read and write units per second over the long run (see the module notes).
+    slow: f32,
     /// The open window's sums of the same.
     sum: [f32; 3],
     bytes: u64,
     rows: u64,
-    /// When the open window started, in ms (`None`: no report yet).
-    window_start: Option<Instant>,
+    /// When the open window started (meaningless until `started`: no report yet). Not an
+    /// `Option`, whose tag would push the entry past a cache line.
+    window_start: Instant,
+    started: bool,
     /// Windows closed since the last move, and reports in the open window.
     windows: u16,
     reports: u16,
@@ -65,6 +77,9 @@ struct Busiest {
     rates: [[f32; 2]; TOP_TABLES_PER_SHARD],
     len: u8,
 }
+
+/// How much of a closed window's mean the long-run load takes (see the module notes).
+pub const SLOW_WEIGHT: f32 = 0.125;
 
 /// How much of a new report a busiest table's smoothed rates take.
 const TABLE_REPORT_WEIGHT: f32 = 0.25;
@@ -135,24 +150,30 @@ impl Loads {
             "shard {shard}: a load report with a rate that is not a finite, non-negative number"
         );
         let s = &mut self.shards[shard.index()];
-        let start = *s.window_start.get_or_insert(now);
-        let closes = now >= start + self.window && s.reports > 0;
+        if !s.started {
+            (s.window_start, s.started) = (now, true);
+        }
+        let closes = now >= s.window_start + self.window && s.reports > 0;
         if closes {
             let mean = s.sum.map(|x| x / s.reports as f32);
-            s.smoothed = if s.windows == 0 {
-                mean
+            let units = mean[0] + mean[1];
+            (s.smoothed, s.slow) = if s.windows == 0 {
+                // The first window under this leader: a moved shard keeps its long run (its
+                // load moved with it), a shard never heard starts from this window.
+                (mean, if s.known { s.slow } else { units })
             } else {
-                [0, 1, 2].map(|k| 0.5 * s.smoothed[k] + 0.5 * mean[k])
+                ([0, 1, 2].map(|k| 0.5 * s.smoothed[k] + 0.5 * mean[k]), s.slow)
             };
+            s.slow += SLOW_WEIGHT * (units - s.slow);
             s.windows = s.windows.saturating_add(1);
             s.known = true;
-            (s.window_start, s.sum, s.reports) = (Some(now), [0.0; 3], 0);
+            (s.window_start, s.sum, s.reports) = (now, [0.0; 3], 0);
         }
         let rates = [load.read_units, load.write_units, load.cpu_ms].map(|x| x as f32);
         s.sum = [0, 1, 2].map(|k| s.sum[k] + rates[k]);
         (s.bytes, s.rows) = (load.bytes, load.rows);
         s.reports = s.reports.saturating_add(1);
-        debug_assert!(s.smoothed.iter().all(|x| x.is_finite() && *x >= 0.0));
+        debug_assert!(s.smoothed.iter().chain([&s.slow]).all(|x| x.is_finite() && *x >= 0.0));
         closes
     }
 
@@ -196,12 +217,17 @@ impl Loads {
         f64::from(self.shards[shard.index()].smoothed[0] + self.shards[shard.index()].smoothed[1])
     }
 
+    /// The load units over the long run (see the module notes), whether trusted or not.
+    pub fn slow_units(&self, shard: ShardId) -> f64 {
+        f64::from(self.shards[shard.index()].slow)
+    }
+
     /// The shard's leader changed: its load is learnt afresh, and until the new leader's first
     /// window closes the old smoothed value stands in as an estimate (the tables, and so the
     /// load, moved with the shard).
     pub(super) fn moved(&mut self, shard: ShardId) {
         let s = &mut self.shards[shard.index()];
-        *s = Sample { smoothed: s.smoothed, known: s.known, ..Sample::default() };
+        *s = Sample { smoothed: s.smoothed, slow: s.slow, known: s.known, ..Sample::default() };
         assert!(self.trusted(shard).is_none(), "a moved shard is not trusted until learnt again");
     }
 
@@ -214,6 +240,7 @@ impl Loads {
         let old = self.shards[source.index()];
         let part = |f: f32| Sample {
             smoothed: old.smoothed.map(|x| x * f),
+            slow: old.slow * f,
             known: old.known,
             ..Sample::default()
         };
@@ -228,8 +255,9 @@ impl Loads {
         assert!(from != into, "shard {from} merged into itself");
         let (a, b) = (self.shards[from.index()], self.shards[into.index()]);
         let smoothed = [0, 1, 2].map(|k| a.smoothed[k] + b.smoothed[k]);
+        let slow = a.slow + b.slow;
         self.shards[into.index()] =
-            Sample { smoothed, known: a.known && b.known, ..Sample::default() };
+            Sample { smoothed, slow, known: a.known && b.known, ..Sample::default() };
         self.shards[from.index()] = Sample::default();
         self.busiest[from.index()] = Busiest::default();
         assert!(!self.known(from), "a merged-away shard carries no load");

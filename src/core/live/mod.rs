@@ -43,7 +43,7 @@ use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
 use crate::core::model::Mutation;
 use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord};
 use crate::core::settings::SchedulerSettings;
-use crate::core::time::Instant;
+use crate::core::time::{Duration, Instant};
 
 /// The leader's live state of one cluster (see the module docs for its parts).
 #[derive(Clone, Debug)]
@@ -156,6 +156,11 @@ impl LiveCluster {
         }
     }
 
+    /// A heartbeat of `node` carried this stats sample counter (see `LiveNode::stats_frozen`).
+    pub fn stats_sampled(&mut self, node: NodeId, sample: u64, now: Instant) {
+        self.nodes.stats_sampled(node, sample, now);
+    }
+
     /// The busiest tables the shard's leader reported.
     pub fn record_tables(&mut self, shard: ShardId, tables: &[TableLoad]) {
         self.loads.record_tables(shard, tables);
@@ -210,6 +215,18 @@ impl LiveCluster {
     /// When leaders last moved, for the balancer's patience.
     pub fn recent(&self) -> &Recent {
         &self.recent
+    }
+
+    /// The balancer moved load from `from` to `to` at `now`: none flows back for the pair
+    /// cooldown.
+    pub fn load_moved(&mut self, from: NodeId, to: NodeId, now: Instant) {
+        let cooldown = Duration(self.settings.pair_cooldown_ms);
+        self.recent.load_moved(from, to, now, cooldown);
+    }
+
+    /// How a balancing pass saw `node` at `now` (see `Recent::stood`).
+    pub fn stood(&mut self, node: NodeId, over: bool, under: bool, now: Instant) {
+        self.recent.stood(node, over, under, now);
     }
 
     /// The scheduling event log.

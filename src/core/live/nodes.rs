@@ -56,7 +56,16 @@ pub struct LiveNode {
     /// a stray process under its name) then neither renews their leases nor holds back their
     /// failover for another lease.
     pub returning: bool,
+    /// The stats sample counter of its last heartbeat (`NodeStats::stats_sample`; 0: it does
+    /// not count), and since when its heartbeats have carried that same counter.
+    stats_sample: u64,
+    stats_unchanged_since: Option<Instant>,
 }
+
+/// How long a node's load reports may repeat the same numbers, bit for bit, before its stats
+/// count as frozen, in load windows. Real rates wobble from one report to the next; a node
+/// that samples its rates once a window repeats them within a window, never for six.
+pub const STATS_FROZEN_WINDOWS: u64 = 6;
 
 impl LiveNode {
     /// A node seen alive at `now`: registered, or (not `heard`) inherited by a new leader as a
@@ -79,7 +88,29 @@ impl LiveNode {
             load_rejections: 0,
             left: false,
             returning: false,
+            stats_sample: 0,
+            stats_unchanged_since: None,
         }
+    }
+
+    /// A heartbeat at `now` carried this stats sample counter.
+    pub(super) fn stats_sampled(&mut self, sample: u64, now: Instant) {
+        let same = sample != 0 && sample == self.stats_sample;
+        self.stats_unchanged_since =
+            if same { self.stats_unchanged_since.or(Some(now)) } else { None };
+        self.stats_sample = sample;
+        assert!(same || self.stats_unchanged_since.is_none());
+    }
+
+    /// Whether its stats froze: the sample counter it reports has not moved for
+    /// [`STATS_FROZEN_WINDOWS`] windows. Nothing it says about load is then believed (the
+    /// balancer neither moves load to it nor judges it as a source) until it moves again. A
+    /// node that does not count (0) cannot be judged so: the same figures, even bit for bit,
+    /// may be a steady load that a node reports in whole units.
+    pub fn stats_frozen(&self, now: Instant, config: &CoreConfig) -> bool {
+        let after = Duration(config.load_window_ms * STATS_FROZEN_WINDOWS);
+        self.stats_unchanged_since.is_some_and(|since| now >= since + after)
+            && !config.has_bug(PlantedBug::TrustFrozenStats)
     }
 
     /// Whether new replicas and leaders may go to the node.
@@ -195,6 +226,11 @@ impl Nodes {
     /// A node known to exist.
     pub fn get(&self, id: NodeId) -> &LiveNode {
         &self.list[id.index()]
+    }
+
+    /// A heartbeat of `id` carried this stats sample counter (see `LiveNode::stats_frozen`).
+    pub(super) fn stats_sampled(&mut self, id: NodeId, sample: u64, now: Instant) {
+        self.list[id.index()].stats_sampled(sample, now);
     }
 
     /// How many nodes, removed ones included (ids are dense).

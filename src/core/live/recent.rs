@@ -1,6 +1,9 @@
 //! When each shard's leader and each node's set of leader shards last changed, so that the
-//! balancer leaves them alone until fresh load windows have been seen (see
+//! balancer leaves them alone until fresh load windows have been seen, and which way load was
+//! last moved between two nodes, so that it does not flow back (see
 //! [`crate::core::scheduler`]'s rebalance).
+
+use std::collections::VecDeque;
 
 use crate::core::ids::{NodeId, ShardId};
 use crate::core::time::{Duration, Instant};
@@ -10,11 +13,26 @@ use crate::core::time::{Duration, Instant};
 pub struct Recent {
     shard_moved: Vec<Option<Instant>>,
     node_moved: Vec<Option<Instant>>,
+    /// Load moves (from, to, when), oldest first, none older than the pair cooldown of the
+    /// newest, at most [`LOAD_FLOWS_KEPT`].
+    load_flows: VecDeque<(NodeId, NodeId, Instant)>,
+    /// Per node, since when it has stood over the overfull line, and under the pull line, in
+    /// both views, as the last pass saw it.
+    standing: Vec<[Option<Instant>; 2]>,
 }
+
+/// The most load moves remembered: a pass starts at most `moves_per_pass_max` of them, and a
+/// flood of them within one cooldown means the oldest matter least.
+pub const LOAD_FLOWS_KEPT: usize = 4_096;
 
 impl Recent {
     pub(super) fn new(shards: usize) -> Recent {
-        Recent { shard_moved: vec![None; shards], node_moved: Vec::new() }
+        Recent {
+            shard_moved: vec![None; shards],
+            node_moved: Vec::new(),
+            load_flows: VecDeque::new(),
+            standing: Vec::new(),
+        }
     }
 
     /// New shards (a split): never moved.
@@ -34,6 +52,56 @@ impl Recent {
         }
     }
 
+    /// Load was moved from `from` to `to` at `now` (for balance: a failover or a drain is no
+    /// judgement of load, and does not stop load coming back). Moves older than `cooldown` are
+    /// forgotten.
+    pub(super) fn load_moved(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        now: Instant,
+        cooldown: Duration,
+    ) {
+        assert!(from != to, "load moved from {from} to itself");
+        while self.load_flows.front().is_some_and(|&(.., at)| now >= at + cooldown) {
+            self.load_flows.pop_front();
+        }
+        if self.load_flows.len() == LOAD_FLOWS_KEPT {
+            self.load_flows.pop_front();
+        }
+        self.load_flows.push_back((from, to, now));
+        assert!(self.load_flows.len() <= LOAD_FLOWS_KEPT);
+    }
+
+    /// Whether load moved from `to` to `from` less than `cooldown` ago: then none goes from
+    /// `from` to `to`, whichever shard.
+    pub fn flowed_back(&self, from: NodeId, to: NodeId, now: Instant, cooldown: Duration) -> bool {
+        self.load_flows
+            .iter()
+            .rev()
+            .take_while(|&&(.., at)| now < at + cooldown)
+            .any(|&(f, t, _)| f == to && t == from)
+    }
+
+    /// How a pass saw `node` at `now`: over the overfull line, under the pull line (both
+    /// views). A side it left is forgotten; a side it entered starts now.
+    pub(super) fn stood(&mut self, node: NodeId, over: bool, under: bool, now: Instant) {
+        assert!(!(over && under), "node {node} over the overfull line and under the pull line");
+        if self.standing.len() <= node.index() {
+            self.standing.resize(node.index() + 1, [None; 2]);
+        }
+        let s = &mut self.standing[node.index()];
+        for (since, on) in s.iter_mut().zip([over, under]) {
+            *since = if on { Some(since.unwrap_or(now)) } else { None };
+        }
+    }
+
+    /// Since when `node` has stood over the overfull line (`[0]`) and under the pull line
+    /// (`[1]`), in both views.
+    pub fn standing(&self, node: NodeId) -> [Option<Instant>; 2] {
+        self.standing.get(node.index()).copied().unwrap_or([None; 2])
+    }
+
     /// Whether the shard's leader moved less than `cooldown` ago.
     pub fn shard_cooling(&self, shard: ShardId, now: Instant, cooldown: Duration) -> bool {
         self.shard_moved[shard.index()].is_some_and(|at| now < at + cooldown)
@@ -42,5 +110,28 @@ impl Recent {
     /// Whether a leader moved onto or off the node less than `settle` ago.
     pub fn node_settling(&self, node: NodeId, now: Instant, settle: Duration) -> bool {
         self.node_moved.get(node.index()).copied().flatten().is_some_and(|at| now < at + settle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_that_moved_one_way_does_not_come_back_within_the_cooldown() {
+        let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
+        let cooldown = Duration(600_000);
+        let mut recent = Recent::new(4);
+        recent.load_moved(a, b, Instant(1_000), cooldown);
+        assert!(recent.flowed_back(b, a, Instant(2_000), cooldown), "b to a is held back");
+        assert!(!recent.flowed_back(a, b, Instant(2_000), cooldown), "more a to b may go");
+        assert!(!recent.flowed_back(b, c, Instant(2_000), cooldown), "other pairs are free");
+        assert!(!recent.flowed_back(b, a, Instant(601_000), cooldown), "the cooldown ends");
+        for i in 0..LOAD_FLOWS_KEPT as u64 + 10 {
+            recent.load_moved(c, a, Instant(700_000 + i), cooldown);
+        }
+        assert_eq!(recent.load_flows.len(), LOAD_FLOWS_KEPT, "bounded");
+        recent.load_moved(a, c, Instant(2_000_000), cooldown);
+        assert_eq!(recent.load_flows.len(), 1, "what is older than the cooldown is forgotten");
     }
 }

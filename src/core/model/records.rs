@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::cause::Cause;
+
 /// How a cluster's shards follow its nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Topology {
@@ -266,6 +268,12 @@ pub struct SchedulerRecord {
     /// See `SchedulerSettings::shard_bytes_max`.
     #[prost(uint64, optional, tag = "15")]
     pub shard_bytes_max: Option<u64>,
+    /// See `SchedulerSettings::pair_cooldown_ms`.
+    #[prost(uint64, optional, tag = "16")]
+    pub pair_cooldown_ms: Option<u64>,
+    /// See `SchedulerSettings::overfull_windows`.
+    #[prost(uint32, optional, tag = "17")]
+    pub overfull_windows: Option<u32>,
 }
 
 /// A single counter value (epoch, id ceiling).
@@ -321,6 +329,10 @@ pub struct ProcedureRecord {
     /// split was chosen: where the two shards' load estimates start once the source lets go.
     #[prost(uint32, tag = "8")]
     pub share_permille: u32,
+    /// A transfer's cause ([`Cause::code`]; 0 in records stored before causes were), so that
+    /// a checker, or a new meta leader, can tell a move for balance from a drain's.
+    #[prost(uint32, tag = "9")]
+    pub cause: u32,
 }
 
 /// What a procedure does.
@@ -420,10 +432,25 @@ impl ProcedureStep {
 
 impl ProcedureRecord {
     /// A leader transfer of `shard`, which it alone locks.
-    pub fn transfer(id: u64, shard: u32, why: String) -> ProcedureRecord {
+    pub fn transfer(id: u64, shard: u32, cause: Cause, why: String) -> ProcedureRecord {
         let (kind, step) =
             (ProcedureKind::Transfer as u32, ProcedureStep::AwaitingLeaderRelease as u32);
-        ProcedureRecord { id, kind, step, shard, new_shard: shard, why, ..Default::default() }
+        let cause = cause.code();
+        ProcedureRecord {
+            id,
+            kind,
+            step,
+            shard,
+            new_shard: shard,
+            why,
+            cause,
+            ..Default::default()
+        }
+    }
+
+    /// Why it started, when its record says (see `cause`).
+    pub fn cause(&self) -> Option<Cause> {
+        Cause::from_code(self.cause)
     }
 
     /// Its kind (the loader refused unknown codes).

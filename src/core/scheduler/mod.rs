@@ -211,7 +211,7 @@ impl<'a> Planner<'a> {
         let step_why = format!("leader {} -> {}: {why}", self.name(from), self.name(to));
         writes.push(Mutation::PutProcedure(
             cid,
-            ProcedureRecord::transfer(procedure, shard.0, step_why),
+            ProcedureRecord::transfer(procedure, shard.0, cause, step_why),
         ));
         let record = ShardRecord {
             transfer: Some(TransferRecord { from, to, procedure }),

@@ -188,6 +188,7 @@ fn balancing_starts_one_transfer_from_the_busiest_node() {
     let stored = ProcedureRecord::transfer(
         procedure,
         0,
+        Cause::LeaderCount,
         "leader n0 -> n1: n0 leads 2 shards, n1 leads 0".into(),
     );
     let writes = moves.first().map(|m| m.writes.clone()).unwrap_or_default();
@@ -337,7 +338,9 @@ fn nodes_balance_by_utilization_not_raw_load() {
             live.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
         }
         let now = warm(cluster, &mut live, &[100.0; 6]);
-        plan(cluster, &mut live, now)
+        // A node sheds once it has stood over the line for `overfull_windows` (3 windows).
+        assert_eq!(plan(cluster, &mut live, now), vec![], "not overfull for long enough yet");
+        plan(cluster, &mut live, now + Duration(30_000))
     };
     assert_eq!(pass(4), vec![], "both at 200 units per unit of capacity");
     let moves = pass(2);
@@ -372,7 +375,10 @@ fn a_transfer_that_will_crowd_a_zone_keeps_the_spread_scan_armed() {
             .unwrap();
     }
     catalog
-        .apply(Mutation::PutProcedure(C, ProcedureRecord::transfer(7, 0, "leader n0 -> n3".into())))
+        .apply(Mutation::PutProcedure(
+            C,
+            ProcedureRecord::transfer(7, 0, Cause::Load, "leader n0 -> n3".into()),
+        ))
         .unwrap();
     let transfer = Some(TransferRecord { from: 0, to: 3, procedure: 7 });
     catalog

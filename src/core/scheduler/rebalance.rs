@@ -41,6 +41,7 @@
 use super::load_view::LoadView;
 use super::Planner;
 use crate::core::cause::Cause;
+use crate::core::config::PlantedBug;
 use crate::core::ids::*;
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::Duration;
@@ -49,8 +50,16 @@ use crate::core::time::Duration;
 struct Candidate {
     shard: ShardId,
     to: u32,
-    load: f64,
+    /// The shard's load now and over the long run.
+    load: [f64; 2],
     reopen: bool,
+}
+
+impl Candidate {
+    /// What the move surely takes off its source: the lower of its two loads.
+    fn relief(&self) -> f64 {
+        self.load[0].min(self.load[1])
+    }
 }
 
 impl Planner<'_> {
@@ -63,31 +72,54 @@ impl Planner<'_> {
             // counts that load balancing left for work. Counts only once every load is known.
             return !view.all_known;
         }
-        // Each source with the line it sheds to: overfull nodes to the shedding line and, while
-        // some node is underfull, nodes above the mean to the mean.
-        let settle = view.mean * settings.settle_ratio();
-        // Each source also names how empty its targets must be: below the underfull line for
-        // an overfull source, below the pull line for a pull.
-        let (underfull, pull) =
-            (view.mean * settings.underfull_ratio(), view.mean * settings.pull_ratio());
-        let mut sources: Vec<(u32, f64, f64)> =
-            view.overfull(&settings).into_iter().map(|n| (n, settle, underfull)).collect();
+        // Each source with the ratio it sheds to and the ratio its targets must be below:
+        // overfull nodes shed to the shedding line, onto underfull nodes; while some node is
+        // far below the mean, nodes above the mean shed to it, onto nodes that far below.
+        // Only a standing that has lasted `overfull_windows` counts: a node at the peak of a
+        // cycle is not overfull for long, nor one in its trough underfull.
+        let sustain = Duration(self.config.load_window_ms * settings.overfull_windows as u64);
+        for n in 0..view.nodes.len() as u32 {
+            let (over, under) = view.get(n).map_or((false, false), |s| {
+                (view.over_line(s, &settings), view.taking(n) < settings.pull_ratio())
+            });
+            self.live.stood(NodeId(n), over, under, self.now);
+        }
+        let lasted = |n: u32, side: usize| {
+            self.live.recent().standing(NodeId(n))[side].is_some_and(|at| self.now >= at + sustain)
+        };
+        // A node that carries next to nothing (back from a failure, new) is in no cycle's
+        // trough: it pulls at once, and while one is there to fill, overfull nodes shed at once.
+        let floor = settings.load_floor_units;
+        let carries_nothing = |n: u32| view.get(n).is_some_and(|s| s.load.max(s.slow) <= floor);
+        let someone_empty = (0..view.nodes.len() as u32)
+            .any(|n| carries_nothing(n) && view.get(n).is_some_and(|s| s.judged));
+        let mut sources: Vec<(u32, f64, f64)> = view
+            .overfull(&settings)
+            .into_iter()
+            .filter(|&n| someone_empty || lasted(n, 0))
+            .map(|n| (n, settings.settle_ratio(), settings.underfull_ratio()))
+            .collect();
         if sources.is_empty() {
-            sources =
-                view.pull_sources(&settings).into_iter().map(|n| (n, view.mean, pull)).collect();
+            sources = view
+                .pull_sources(&settings, |n| lasted(n, 1) || carries_nothing(n))
+                .into_iter()
+                .map(|n| (n, 1.0, settings.pull_ratio()))
+                .collect();
         }
         // The most utilized source sheds first, one move at a time: a source that sheds all it
         // can in one go may take the room that the next needed.
         let mut started = 0;
         while started < settings.moves_per_pass_max && self.may_start_transfer() {
             let shedding = |&&(n, line, _): &&(u32, f64, f64)| {
-                view.get(n).is_some_and(|s| {
-                    s.utilization() > line && s.moves_out < settings.moves_per_node_per_pass_max
-                })
+                view.giving(n) > line
+                    && view
+                        .get(n)
+                        .is_some_and(|s| s.moves_out < settings.moves_per_node_per_pass_max)
             };
-            let most = sources.iter().filter(shedding).max_by(|a, b| {
-                view.utilization(a.0).total_cmp(&view.utilization(b.0)).then(b.0.cmp(&a.0))
-            });
+            let most = sources
+                .iter()
+                .filter(shedding)
+                .max_by(|a, b| view.giving(a.0).total_cmp(&view.giving(b.0)).then(b.0.cmp(&a.0)));
             let Some(&(src, line, below)) = most else { break };
             let Some(c) = self.load_move(&view, src, line, below, &settings) else {
                 sources.retain(|&(n, ..)| n != src);
@@ -95,14 +127,18 @@ impl Planner<'_> {
             };
             let why = self.explain(&view, src, &c);
             self.start_transfer(c.shard, src, c.to, Cause::Load, why);
+            if !self.config.has_bug(PlantedBug::ForgetLoadFlows) {
+                self.live.load_moved(NodeId(src), NodeId(c.to), self.now);
+            }
             view.shift(src, c.to, c.load);
             started += 1;
         }
         true
     }
 
-    /// The best move off `src`, which sheds to `settle`, onto a node below `below` that stays
-    /// within the shedding line: a transfer to a follower if any fits, else a reopen.
+    /// The best move off `src`, which sheds to the ratio `settle`, onto a node below the ratio
+    /// `below` that stays within the shedding line: a transfer to a follower if any fits, else
+    /// a reopen.
     fn load_move(
         &self,
         view: &LoadView,
@@ -112,40 +148,48 @@ impl Planner<'_> {
         settings: &SchedulerSettings,
     ) -> Option<Candidate> {
         let s = view.get(src)?;
-        let excess = s.load - settle * s.capacity;
+        // What the source must shed to be at the line in both views.
+        let excess = (s.load - settle * view.mean * s.capacity)
+            .min(s.slow - settle * view.slow_mean * s.capacity);
         // An overfull source takes any move that lowers the pair's peak (checked per target
         // below); once under the overfull line, only moves that bring it nearer the shedding
         // line, never overshooting by more than they gain: a node a hair above it keeps its
         // shards, and the room they would take stays for nodes further over.
-        let still_overfull = s.utilization() > view.mean * settings.overfull_ratio();
-        let lowers_peak = |to: u32, load: f64| {
-            view.get(to).is_some_and(|t| (t.load + load) / t.capacity < s.utilization())
+        let still_overfull = view.giving(src) > settings.overfull_ratio();
+        let pair_cooldown = Duration(settings.pair_cooldown_ms);
+        // The target ends below where the source was, and no load moved from it to the source
+        // within the pair cooldown.
+        let fits = |to: u32, [load, slow]: [f64; 2]| {
+            view.taking_with(to, load, slow) < view.giving(src)
+                && !self.live.recent().flowed_back(NodeId(src), NodeId(to), self.now, pair_cooldown)
         };
         let least = s.load * settings.shard_share_min_permille as f64 / 1_000.0;
         let cooldown = Duration(settings.shard_cooldown_ms);
-        let led: Vec<(ShardId, f64)> = self.cluster.node_shards[src as usize]
+        let loads = self.live.loads();
+        let led: Vec<(ShardId, [f64; 2])> = self.cluster.node_shards[src as usize]
             .iter()
             .copied()
             .filter(|&sh| self.movable(sh, src))
             .filter(|&sh| !self.live.recent().shard_cooling(sh, self.now, cooldown))
-            .filter_map(|sh| self.live.loads().trusted(sh).map(|l| (sh, l.units())))
-            .filter(|&(_, l)| l > 0.0 && l >= least && (still_overfull || l < 2.0 * excess))
+            .filter_map(|sh| loads.trusted(sh).map(|l| (sh, [l.units(), loads.slow_units(sh)])))
+            .filter(|&(_, [l, slow])| {
+                let relief = l.min(slow);
+                relief > 0.0 && l >= least && (still_overfull || relief < 2.0 * excess)
+            })
             .collect();
         let closest = |a: &Candidate, b: &Candidate| {
-            (a.load - excess).abs().total_cmp(&(b.load - excess).abs())
+            (a.relief() - excess).abs().total_cmp(&(b.relief() - excess).abs())
         };
         // Targets stay within the shedding line if they can; where whole shards are too coarse
         // for that, within the overfull line (no move makes a node overfull).
-        let caps = [view.mean * settings.settle_ratio(), view.mean * settings.overfull_ratio()];
+        let caps = [settings.settle_ratio(), settings.overfull_ratio()];
         for cap in caps {
             let transfers = led.iter().flat_map(|&(shard, load)| {
                 self.intended(shard)
                     .followers
                     .iter()
-                    .filter(move |&&f| {
-                        view.takes(f, load, below, cap, settings) && lowers_peak(f, load)
-                    })
-                    .min_by(|&&a, &&b| view.utilization(a).total_cmp(&view.utilization(b)))
+                    .filter(move |&&f| view.takes(f, load, below, cap, settings) && fits(f, load))
+                    .min_by(|&&a, &&b| view.taking(a).total_cmp(&view.taking(b)))
                     .map(|&to| Candidate { shard, to, load, reopen: false })
             });
             if let Some(best) = transfers.min_by(closest) {
@@ -154,15 +198,14 @@ impl Planner<'_> {
         }
         let mut targets: Vec<u32> =
             (0..view.nodes.len() as u32).filter(|&n| n != src && view.get(n).is_some()).collect();
-        targets
-            .sort_by(|&a, &b| view.utilization(a).total_cmp(&view.utilization(b)).then(a.cmp(&b)));
+        targets.sort_by(|&a, &b| view.taking(a).total_cmp(&view.taking(b)).then(a.cmp(&b)));
         caps.into_iter().find_map(|cap| {
             let reopens = led.iter().filter_map(|&(shard, load)| {
                 let rec = self.intended(shard);
                 let to = targets.iter().copied().find(|&t| {
                     !rec.replicas().any(|r| r == t)
                         && view.takes(t, load, below, cap, settings)
-                        && lowers_peak(t, load)
+                        && fits(t, load)
                         && self.keeps_zone_spread(rec, src, t)
                 })?;
                 Some(Candidate { shard, to, load, reopen: true })
@@ -174,7 +217,7 @@ impl Planner<'_> {
     /// "n3 load 1.80× mean; shard 12 carries 22% of it; n5 at 0.70× takes it by transfer".
     fn explain(&self, view: &LoadView, src: u32, c: &Candidate) -> String {
         let ratio = |n: u32| if view.mean > 0.0 { view.utilization(n) / view.mean } else { 0.0 };
-        let share = view.get(src).map_or(0.0, |s| 100.0 * c.load / s.load);
+        let share = view.get(src).map_or(0.0, |s| 100.0 * c.load[0] / s.load);
         format!(
             "{} load {:.2}× mean; shard {} carries {share:.0}% of it; {} at {:.2}× takes it by {}",
             self.name(src),

@@ -138,6 +138,7 @@ pub(super) fn merge_change(
         shard: from.0,
         new_shard: into.0,
         why: why.clone(),
+        cause: Cause::Merge.code(),
         ..Default::default()
     };
     let mut change =

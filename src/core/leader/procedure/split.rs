@@ -270,6 +270,7 @@ pub(super) fn split_change(
         tables: chosen.tables.iter().map(|t| t.0).collect(),
         why: why.clone(),
         share_permille: (chosen.share.clamp(0.0, 1.0) * 1_000.0).round() as u32,
+        cause: Cause::Split.code(),
     };
     change.mutations.push(Mutation::PutCluster(ClusterRecord {
         shard_count: new_shard + 1,
