@@ -21,12 +21,23 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 }
 
 /// A free port on 127.0.0.1 (the OS picks it; the listener is closed before use).
+/// Never the same port twice in one test binary: the listener is closed before the port is
+/// used, and the OS may hand the same port to the next caller meanwhile (CI saw a node-agent's
+/// port given to the meta-server's admin address a moment later).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind loopback")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind loopback")
+            .local_addr()
+            .expect("local addr")
+            .port();
+        let mut given = GIVEN.lock().expect("ports lock");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A temporary directory removed on drop, unless kept.

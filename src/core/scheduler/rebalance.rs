@@ -5,8 +5,14 @@
 //! units per second) of the shards it is meant to lead, moves in flight counted as done; its
 //! utilization is that load over its reported capacity. The mean is over placeable nodes.
 //!
+//! **Two views, lines as ratios.** Every line below is a ratio to the mean utilization, judged
+//! in two views of load, now and over the long run (see [`super::load_view`]): a node is as full
+//! as the lower of its two ratios when it gives load and as the higher when it takes load.
+//!
 //! **Overfull, and how far to shed.** A node is overfull when its utilization is above
-//! mean × (1 + `overfull_pct`) and its load above `load_floor_units`. It then sheds until it is
+//! mean × (1 + `overfull_pct`) in both views, its load above `load_floor_units`, and it has stood
+//! there for `overfull_windows` windows (at once while some node carries next to nothing, back
+//! from a failure or new: no cycle explains an empty node). It then sheds until it is
 //! within mean × (1 + `overfull_pct`/2). The gap between the two lines is the hysteresis: a node
 //! just relieved is not overfull again at the next wobble. A target must be underfull before the
 //! move, below mean × (1 − `overfull_pct`/2), and end it within the shedding line, or where
@@ -18,10 +24,15 @@
 //! `shard_share_min_permille` of the source's load, the one whose load is closest to the excess.
 //! The target must end below where the source was (the pair's peak falls); once the source is
 //! under the overfull line, the shard must also be less than twice its excess over the
-//! shedding line (the move brings it nearer the line). The most utilized source moves first, one shard at a time. A transfer to a
-//! follower comes first (the follower has the data: only a role changes); a reopen on a node
-//! without a replica only when no transfer fits. A reopen must not narrow the shard's spread
-//! over zones.
+//! shedding line (the move brings it nearer the line). The most utilized source moves first,
+//! one shard at a time. A transfer to a follower comes first (the follower has the data: only a
+//! role changes); a reopen on a node without a replica only when no transfer fits. A reopen
+//! must not narrow the shard's spread over zones.
+//!
+//! **Pair memory.** After load moved from A to B, none moves from B to A for
+//! `pair_cooldown_ms`, whichever shard (see `live::recent`): load that rises and falls must not
+//! carry shards to and fro, a different one each time, which no shard's cooldown would stop.
+//! B1 (`check::Steady`) holds the balancer to it.
 //!
 //! **Patience.** Only nodes whose every led shard has a trusted load are judged, as source or
 //! target, and not for `load_windows_trusted` windows after a leader moved onto or off them, so
@@ -29,14 +40,15 @@
 //! moved for any reason is left alone for `shard_cooldown_ms`. Moves are bounded per pass, per
 //! node per pass, and in flight.
 //!
-//! **Pulls.** A node below mean × (1 − `overfull_pct`) pulls: when no node is overfull but one
+//! **Pulls.** A node below mean × (1 − `overfull_pct`) in both views for `overfull_windows`
+//! windows (or carrying next to nothing) pulls: when no node is overfull but one
 //! is that far below the mean, nodes above the mean shed to the mean, only to nodes that far
 //! below it, so that a new node fills even when no old node is over the line.
 //!
 //! While some led shard's load is not known at all (a new meta leader has seen no window of
 //! it yet), nothing is balanced: uneven leader counts left by load balancing would look like
-//! work. Once every load is known and no node carries more than the floor, load says nothing and the pass falls back to even
-//! leader counts ([`super::balance`]).
+//! work. Once every load is known and no node carries more than the floor, load says nothing
+//! and the pass falls back to even leader counts ([`super::balance`]).
 
 use super::load_view::LoadView;
 use super::Planner;
@@ -72,40 +84,7 @@ impl Planner<'_> {
             // counts that load balancing left for work. Counts only once every load is known.
             return !view.all_known;
         }
-        // Each source with the ratio it sheds to and the ratio its targets must be below:
-        // overfull nodes shed to the shedding line, onto underfull nodes; while some node is
-        // far below the mean, nodes above the mean shed to it, onto nodes that far below.
-        // Only a standing that has lasted `overfull_windows` counts: a node at the peak of a
-        // cycle is not overfull for long, nor one in its trough underfull.
-        let sustain = Duration(self.config.load_window_ms * settings.overfull_windows as u64);
-        for n in 0..view.nodes.len() as u32 {
-            let (over, under) = view.get(n).map_or((false, false), |s| {
-                (view.over_line(s, &settings), view.taking(n) < settings.pull_ratio())
-            });
-            self.live.stood(NodeId(n), over, under, self.now);
-        }
-        let lasted = |n: u32, side: usize| {
-            self.live.recent().standing(NodeId(n))[side].is_some_and(|at| self.now >= at + sustain)
-        };
-        // A node that carries next to nothing (back from a failure, new) is in no cycle's
-        // trough: it pulls at once, and while one is there to fill, overfull nodes shed at once.
-        let floor = settings.load_floor_units;
-        let carries_nothing = |n: u32| view.get(n).is_some_and(|s| s.load.max(s.slow) <= floor);
-        let someone_empty = (0..view.nodes.len() as u32)
-            .any(|n| carries_nothing(n) && view.get(n).is_some_and(|s| s.judged));
-        let mut sources: Vec<(u32, f64, f64)> = view
-            .overfull(&settings)
-            .into_iter()
-            .filter(|&n| someone_empty || lasted(n, 0))
-            .map(|n| (n, settings.settle_ratio(), settings.underfull_ratio()))
-            .collect();
-        if sources.is_empty() {
-            sources = view
-                .pull_sources(&settings, |n| lasted(n, 1) || carries_nothing(n))
-                .into_iter()
-                .map(|n| (n, 1.0, settings.pull_ratio()))
-                .collect();
-        }
+        let mut sources = self.sources(&view, &settings);
         // The most utilized source sheds first, one move at a time: a source that sheds all it
         // can in one go may take the room that the next needed.
         let mut started = 0;
@@ -134,6 +113,43 @@ impl Planner<'_> {
             started += 1;
         }
         true
+    }
+
+    /// Each source of this pass with the ratio it sheds to and the ratio its targets must be
+    /// below: overfull nodes shed to the shedding line, onto underfull nodes; while some node is
+    /// far below the mean, nodes above the mean shed to it, onto nodes that far below. Only a
+    /// standing that has lasted `overfull_windows` counts: a node at the peak of a cycle is not
+    /// overfull for long, nor one in its trough underfull. Records each node's standing.
+    fn sources(&mut self, view: &LoadView, settings: &SchedulerSettings) -> Vec<(u32, f64, f64)> {
+        let sustain = Duration(self.config.load_window_ms * settings.overfull_windows as u64);
+        for n in 0..view.nodes.len() as u32 {
+            let (over, under) = view.get(n).map_or((false, false), |s| {
+                (view.over_line(s, settings), view.taking(n) < settings.pull_ratio())
+            });
+            self.live.stood(NodeId(n), over, under, self.now);
+        }
+        let lasted = |n: u32, side: usize| {
+            self.live.recent().standing(NodeId(n))[side].is_some_and(|at| self.now >= at + sustain)
+        };
+        // A node that carries next to nothing (back from a failure, new) is in no cycle's
+        // trough: it pulls at once, and while one is there to fill, overfull nodes shed at once.
+        let floor = settings.load_floor_units;
+        let carries_nothing = |n: u32| view.get(n).is_some_and(|s| s.load.max(s.slow) <= floor);
+        let someone_empty = (0..view.nodes.len() as u32)
+            .any(|n| carries_nothing(n) && view.get(n).is_some_and(|s| s.judged));
+        let overfull: Vec<(u32, f64, f64)> = view
+            .overfull(settings)
+            .into_iter()
+            .filter(|&n| someone_empty || lasted(n, 0))
+            .map(|n| (n, settings.settle_ratio(), settings.underfull_ratio()))
+            .collect();
+        if !overfull.is_empty() {
+            return overfull;
+        }
+        view.pull_sources(settings, |n| lasted(n, 1) || carries_nothing(n))
+            .into_iter()
+            .map(|n| (n, 1.0, settings.pull_ratio()))
+            .collect()
     }
 
     /// The best move off `src`, which sheds to the ratio `settle`, onto a node below the ratio
