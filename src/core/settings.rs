@@ -188,6 +188,12 @@ impl SchedulerSettings {
         "merge_window_ms",
     ];
 
+    /// How long a node must stand over (or under) a line before it sheds (or pulls), for
+    /// load windows of `window_ms`.
+    pub fn standing_needed(&self, window_ms: u64) -> crate::core::time::Duration {
+        crate::core::time::Duration(window_ms.saturating_mul(self.overfull_windows as u64))
+    }
+
     /// The overfull line as a multiple of the mean utilization.
     pub fn overfull_ratio(&self) -> f64 {
         1.0 + self.overfull_pct as f64 / 100.0

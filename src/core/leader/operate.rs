@@ -182,7 +182,7 @@ fn nodes_standing(
     now: Instant,
     config: &CoreConfig,
 ) -> u32 {
-    let lasts = crate::core::Duration(config.load_window_ms * settings.overfull_windows as u64);
+    let lasts = settings.standing_needed(config.load_window_ms);
     (0..view.nodes.len() as u32)
         .filter(|&n| view.nodes[n as usize].is_some())
         .filter(|&n| {

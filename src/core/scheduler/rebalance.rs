@@ -121,7 +121,7 @@ impl Planner<'_> {
     /// standing that has lasted `overfull_windows` counts: a node at the peak of a cycle is not
     /// overfull for long, nor one in its trough underfull. Records each node's standing.
     fn sources(&mut self, view: &LoadView, settings: &SchedulerSettings) -> Vec<(u32, f64, f64)> {
-        let sustain = Duration(self.config.load_window_ms * settings.overfull_windows as u64);
+        let sustain = settings.standing_needed(self.config.load_window_ms);
         for n in 0..view.nodes.len() as u32 {
             let (over, under) = view.get(n).map_or((false, false), |s| {
                 (view.over_line(s, settings), view.taking(n) < settings.pull_ratio())
