@@ -315,6 +315,13 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn mark_node_slow(
+        &self,
+        _: Request<proto::MarkNodeSlowRequest>,
+    ) -> Result<Response<proto::MarkNodeSlowResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn remove_node(
         &self,
         _: Request<proto::RemoveNodeRequest>,

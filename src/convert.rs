@@ -79,6 +79,12 @@ impl Clamped {
         self.value(x as f64) as u64
     }
 
+    /// A duration in µs: above [`validate::MICROS_MAX`] (10 minutes) it is clamped.
+    fn micros(&mut self, x: u32) -> u32 {
+        self.0 += (x > validate::MICROS_MAX) as u32;
+        x.min(validate::MICROS_MAX)
+    }
+
     fn shard(&mut self, s: &proto::ShardReport, tables: &mut Vec<TableLoad>) -> ShardLoad {
         let Some(l) = &s.stats else {
             return ShardLoad { write_units: self.value(s.load), ..Default::default() };
@@ -138,6 +144,8 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
         write_bytes_per_sec: clamped.count(stats.write_bytes_per_sec),
         capacity: clamped.value(stats.capacity),
         stats_sample: stats.stats_sample,
+        heartbeat_rtt_us: clamped.micros(stats.heartbeat_rtt_us),
+        request_latency_us: clamped.micros(stats.request_latency_us),
     };
     Ok(Heartbeat {
         cluster: cluster_of(&req.header)?,
@@ -376,6 +384,8 @@ pub fn node_info(n: &NodeInfo) -> proto::NodeInfo {
         stats: Some(node_stats(s)),
         load_rejections: n.load_rejections,
         admitted: n.admitted,
+        slow: n.slow,
+        slow_marked: n.slow_marked,
     }
 }
 
@@ -391,6 +401,8 @@ fn node_stats(s: &NodeStats) -> proto::NodeStats {
         write_bytes_per_sec: s.write_bytes_per_sec,
         capacity: s.capacity,
         stats_sample: s.stats_sample,
+        heartbeat_rtt_us: s.heartbeat_rtt_us,
+        request_latency_us: s.request_latency_us,
     }
 }
 

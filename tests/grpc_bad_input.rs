@@ -437,6 +437,16 @@ async fn a_megabyte_in_any_field_of_any_rpc_gets_a_short_clear_refusal() {
         invalid,
     );
     short_refusal(
+        "MarkNodeSlow",
+        c.mark_node_slow(proto::MarkNodeSlowRequest {
+            header: d(),
+            node: huge.clone(),
+            unmark: false,
+        })
+        .await,
+        invalid,
+    );
+    short_refusal(
         "RemoveNode",
         c.remove_node(proto::RemoveNodeRequest { header: d(), node: huge.clone() }).await,
         invalid,

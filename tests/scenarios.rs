@@ -3,6 +3,10 @@
 //! row of the results table in BENCHMARKS.md (`cargo test --test scenarios -- --nocapture`).
 
 mod harness;
+#[path = "scenarios/shapes.rs"]
+mod shapes;
+#[path = "scenarios/slow.rs"]
+mod slow;
 #[path = "scenarios/world.rs"]
 mod world;
 

@@ -25,6 +25,12 @@ pub trait LoadSource {
     fn stats_sample(&self) -> u64 {
         0
     }
+
+    /// The node's requests' latency over the last interval (a high percentile), in µs; 0 (the
+    /// default) when it does not measure it. Meta judges slow nodes by it (`live::slow`).
+    fn request_latency_us(&self) -> u32 {
+        0
+    }
 }
 
 /// A closure of the shard id: load per shard, no table detail.

@@ -88,6 +88,11 @@ pub struct NodeSession {
     jitter: u64,
     /// When the last heartbeat was sent (the node's clock).
     last_beat: Option<Instant>,
+    /// The sequence number of the last heartbeat sent: its answer's lease names it.
+    last_seq: u64,
+    /// The round trip of the last heartbeat answered, in µs (0: none yet), reported with the
+    /// next: meta tells a network-slow node by it.
+    rtt_us: u32,
 }
 
 /// What a message from meta did: the commands the host accepted, for the node's storage
@@ -115,6 +120,8 @@ impl NodeSession {
             term_seen: Term(0),
             jitter,
             last_beat: None,
+            last_seq: 0,
+            rtt_us: 0,
         }
     }
 
@@ -178,8 +185,11 @@ impl NodeSession {
         self.last_beat = Some(now);
         let reports = host.heartbeat(now, load);
         self.unanswered += 1;
+        self.last_seq = reports.seq;
         let mut hb = self.identity.heartbeat(reports);
         hb.stats.stats_sample = load.stats_sample();
+        hb.stats.heartbeat_rtt_us = self.rtt_us;
+        hb.stats.request_latency_us = load.request_latency_us();
         Beat::Send(Box::new(hb))
     }
 
@@ -209,6 +219,12 @@ impl NodeSession {
         self.unanswered = 0;
         self.failures = 0;
         self.hops = 0;
+        if let (Some(grant), Some(sent)) = (&message.lease, self.last_beat) {
+            if grant.seq == self.last_seq {
+                let ms = now.saturating_since(sent).as_millis();
+                self.rtt_us = ms.saturating_mul(1_000).clamp(1, u32::MAX as u64) as u32;
+            }
+        }
         self.term_seen = self.term_seen.max(message.term);
         let interval_changed =
             message.heartbeat_interval_ms > 0 && message.heartbeat_interval_ms != self.interval_ms;

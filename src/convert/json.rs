@@ -30,6 +30,9 @@ pub fn node(n: &proto::NodeInfo) -> Value {
     };
     json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state,
            "shards": n.shards, "replicas": n.replicas, "draining": n.draining,
+           "slow": n.slow, "slow_marked": n.slow_marked,
+           "heartbeat_rtt_ms": n.stats.as_ref().map_or(0.0, |s| round2(s.heartbeat_rtt_us as f64 / 1e3)),
+           "request_latency_ms": n.stats.as_ref().map_or(0.0, |s| round2(s.request_latency_us as f64 / 1e3)),
            "capacity": n.stats.as_ref().map_or(0.0, |s| s.capacity), "load_rejections": n.load_rejections})
 }
 
@@ -81,10 +84,21 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
                    "stats_frozen": n.stats_frozen})
         })
         .collect();
-    json!({"paused": s.paused, "mean_utilization": round2(mean), "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
+    let jobs: Vec<Value> = r
+        .jobs
+        .iter()
+        .map(|j| {
+            let pct = 100 * j.done as u64 / (j.done + j.remaining).max(1) as u64;
+            json!({"node": j.node, "job": j.job, "done": j.done, "remaining": j.remaining, "progress_pct": pct,
+                   "elapsed_s": j.elapsed_ms / 1_000, "eta_s": j.eta_ms.map(|ms| ms.div_ceil(1_000))})
+        })
+        .collect();
+    json!({"paused": s.paused, "mean_utilization": round2(mean), "jobs": jobs, "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
            "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling, "shards_short": r.shards_short,
            "nodes_standing": r.nodes_standing,
            "overfull_pct": s.overfull_pct, "load_floor_units": s.load_floor_units, "moves_per_pass_max": s.moves_per_pass_max,
            "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,
-           "shard_cooldown_ms": s.shard_cooldown_ms, "pair_cooldown_ms": s.pair_cooldown_ms, "overfull_windows": s.overfull_windows, "shard_share_min_permille": s.shard_share_min_permille, "nodes": nodes})
+           "shard_cooldown_ms": s.shard_cooldown_ms, "pair_cooldown_ms": s.pair_cooldown_ms, "overfull_windows": s.overfull_windows, "shard_share_min_permille": s.shard_share_min_permille,
+           "moves_in_per_node_per_min": s.moves_in_per_node_per_min, "moves_out_per_node_per_min": s.moves_out_per_node_per_min,
+           "slow_ratio_pct": s.slow_ratio_pct, "slow_windows": s.slow_windows, "nodes": nodes})
 }

@@ -154,6 +154,16 @@ impl CoreRequest for proto::DrainNodeRequest {
     }
 }
 
+impl CoreRequest for proto::MarkNodeSlowRequest {
+    fn to_core(self) -> Result<Request, Status> {
+        Ok(Request::MarkNodeSlow {
+            cluster: cluster_of(&self.header)?,
+            node: self.node,
+            slow: !self.unmark,
+        })
+    }
+}
+
 impl CoreRequest for proto::RemoveNodeRequest {
     fn to_core(self) -> Result<Request, Status> {
         Ok(Request::RemoveNode { cluster: cluster_of(&self.header)?, node: self.node })

@@ -48,6 +48,18 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
         shards_cooling: s.shards_cooling,
         shards_short: s.shards_short,
         nodes_standing: s.nodes_standing,
+        jobs: s
+            .jobs
+            .iter()
+            .map(|j| proto::NodeJob {
+                node: j.node.clone(),
+                job: j.job.into(),
+                done: j.done,
+                remaining: j.remaining,
+                elapsed_ms: j.elapsed_ms,
+                eta_ms: j.eta_ms,
+            })
+            .collect(),
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Cause {
     Split,
     /// A step of a shard merge.
     Merge,
+    /// Its leader's node is slow (or became slow, or well again).
+    Slow,
 }
 
 // `ALL` is in declaration order: checked when compiling.
@@ -37,7 +39,7 @@ const _: () = {
 
 impl Cause {
     /// In declaration order, so that `cause as usize` is its position here.
-    pub const ALL: [Cause; 10] = [
+    pub const ALL: [Cause; 11] = [
         Cause::Assign,
         Cause::Failover,
         Cause::Repair,
@@ -48,6 +50,7 @@ impl Cause {
         Cause::Finish,
         Cause::Split,
         Cause::Merge,
+        Cause::Slow,
     ];
 
     /// Its number in stored records: its position in [`Cause::ALL`] plus one (0 is none).
@@ -73,6 +76,7 @@ impl Cause {
             Cause::Finish => "finish",
             Cause::Split => "split",
             Cause::Merge => "merge",
+            Cause::Slow => "slow",
         }
     }
 }

@@ -131,6 +131,10 @@ pub struct NodeStats {
     /// Raised by the node's stats sampler with every new sample of its load figures; 0 when
     /// it does not count (see `LiveNode::stats_frozen`).
     pub stats_sample: u64,
+    /// The round trip of its previous heartbeat as it measured it, in µs (0: not measured).
+    pub heartbeat_rtt_us: u32,
+    /// Its requests' latency over the last interval as it measured it, in µs (0: none).
+    pub request_latency_us: u32,
 }
 
 impl NodeStats {
@@ -388,6 +392,16 @@ pub enum Request {
         /// End the drain instead.
         cancel: bool,
     },
+    /// Marks the node slow (`slow`), or takes the mark off, which also forgives slowness its
+    /// figures showed (see `live::slow`).
+    MarkNodeSlow {
+        /// The cluster, by name.
+        cluster: String,
+        /// The node, by name.
+        node: String,
+        /// Mark it, or unmark it.
+        slow: bool,
+    },
     /// Forgets an offline node that holds no replicas: its name is free for a new node.
     RemoveNode {
         /// The cluster, by name.
@@ -499,6 +513,7 @@ impl Request {
             Request::GetTables { .. } => "get_tables",
             Request::ListNodes { .. } => "list_nodes",
             Request::DrainNode { .. } => "drain_node",
+            Request::MarkNodeSlow { .. } => "mark_node_slow",
             Request::RemoveNode { .. } => "remove_node",
             Request::ListShards { .. } => "list_shards",
             Request::ListTables { .. } => "list_tables",
@@ -537,6 +552,7 @@ impl Request {
             | Request::DropTable { .. }
             | Request::AlterTable { .. }
             | Request::DrainNode { .. }
+            | Request::MarkNodeSlow { .. }
             | Request::RemoveNode { .. }
             | Request::SetScheduler { .. }
             | Request::MoveShard { .. }

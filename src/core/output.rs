@@ -355,6 +355,26 @@ pub struct SchedulerStatus {
     /// Nodes over the overfull line, or under the pull line, for fewer windows than
     /// `overfull_windows`: one may shed, or pull, once it has stood there long enough.
     pub nodes_standing: u32,
+    /// Drains, slow nodes' evictions and fills under way.
+    pub jobs: Vec<JobStatus>,
+}
+
+/// A node's long job as `scheduler status` shows it (see `live::progress`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobStatus {
+    /// The node.
+    pub node: String,
+    /// drain, slow or fill.
+    pub job: &'static str,
+    /// Replicas moved (drain), leaders moved (slow), moves in (fill).
+    pub done: u32,
+    /// What is left, in the same unit.
+    pub remaining: u32,
+    /// How long it has run, in ms.
+    pub elapsed_ms: u64,
+    /// When it should end, from now, in ms: the pace so far, or the node's budget if that is
+    /// slower; `None` before anything is done.
+    pub eta_ms: Option<u64>,
 }
 
 /// A placeable node as the balancer sees it.
@@ -442,6 +462,12 @@ pub struct ClusterView {
     pub nodes_online: u32,
     /// Nodes not heard within their lease, removed ones aside.
     pub nodes_offline: u32,
+    /// Online nodes that are slow (found so, or marked): they take nothing new.
+    pub nodes_slow: u32,
+    /// Online nodes whose stats froze: the balancer does not believe their load.
+    pub nodes_stats_frozen: u32,
+    /// Each node's long job under way (node, drain/slow/fill, what is left).
+    pub jobs: Vec<(String, &'static str, u32)>,
     /// Shards whose leader reported them open.
     pub shards_ready: u32,
     /// Shards without a leader.
@@ -585,6 +611,10 @@ pub struct NodeInfo {
     /// Online, and its incarnation has sent the settle count of heartbeats to this leader: it
     /// may take new replicas.
     pub admitted: bool,
+    /// Slow, by its figures or an operator's mark: it takes nothing new and its leaders leave.
+    pub slow: bool,
+    /// An operator marked it slow.
+    pub slow_marked: bool,
 }
 
 /// Where a shard stands, as listings and metrics show it.

@@ -69,6 +69,19 @@ pub struct SchedulerSettings {
     pub merge_load_pct: u32,
     /// How long both shards must have been cold, in ms (CockroachDB: 5 minutes).
     pub merge_window_ms: u64,
+    /// Moves for balance, drains and slow nodes that may start into one node per minute: a
+    /// token bucket holding up to a sixth of it (10 s worth), so that a node back from a restart
+    /// is not flooded with leaders (failover and repair are never held back).
+    pub moves_in_per_node_per_min: u32,
+    /// The same out of one node.
+    pub moves_out_per_node_per_min: u32,
+    /// A node is slow when its heartbeat round trip or its reported request latency stays at
+    /// this share of the cluster's median or more, in percent, for `slow_windows` load windows
+    /// (see `live::slow`).
+    pub slow_ratio_pct: u32,
+    /// Load windows in a row over the slow line before a node is slow; it is well again only
+    /// after four times as many under half the line.
+    pub slow_windows: u32,
 }
 
 impl Default for SchedulerSettings {
@@ -91,6 +104,10 @@ impl Default for SchedulerSettings {
             shard_bytes_max: 256 << 30,
             merge_load_pct: 0,
             merge_window_ms: 300_000,
+            moves_in_per_node_per_min: 60,
+            moves_out_per_node_per_min: 60,
+            slow_ratio_pct: 400,
+            slow_windows: 3,
         }
     }
 }
@@ -121,6 +138,10 @@ impl SchedulerSettings {
             ("shard_bytes_max", self.shard_bytes_max, 0, 1 << 50),
             ("merge_load_pct", self.merge_load_pct as u64, 0, 50),
             ("merge_window_ms", self.merge_window_ms, 1_000, 7 * 24 * 3_600_000),
+            ("moves_in_per_node_per_min", self.moves_in_per_node_per_min as u64, 1, 100_000),
+            ("moves_out_per_node_per_min", self.moves_out_per_node_per_min as u64, 1, 100_000),
+            ("slow_ratio_pct", self.slow_ratio_pct as u64, 150, 10_000),
+            ("slow_windows", self.slow_windows as u64, 1, 1_000),
         ];
         for (name, value, lo, hi) in bounded {
             if !(lo..=hi).contains(&value) {
@@ -157,6 +178,10 @@ impl SchedulerSettings {
             "shard_bytes_max" => self.shard_bytes_max = parse(key, value)?,
             "merge_load_pct" => self.merge_load_pct = parse(key, value)?,
             "merge_window_ms" => self.merge_window_ms = parse(key, value)?,
+            "moves_in_per_node_per_min" => self.moves_in_per_node_per_min = parse(key, value)?,
+            "moves_out_per_node_per_min" => self.moves_out_per_node_per_min = parse(key, value)?,
+            "slow_ratio_pct" => self.slow_ratio_pct = parse(key, value)?,
+            "slow_windows" => self.slow_windows = parse(key, value)?,
             _ => {
                 return Err(format!(
                     "unknown setting {key:?}; the settings are {}",
@@ -186,6 +211,10 @@ impl SchedulerSettings {
         "shard_bytes_max",
         "merge_load_pct",
         "merge_window_ms",
+        "moves_in_per_node_per_min",
+        "moves_out_per_node_per_min",
+        "slow_ratio_pct",
+        "slow_windows",
     ];
 
     /// How long a node must stand over (or under) a line before it sheds (or pulls), for
@@ -237,6 +266,14 @@ impl From<&SchedulerRecord> for SchedulerSettings {
             merge_window_ms: r.merge_window_ms.unwrap_or(d.merge_window_ms),
             pair_cooldown_ms: r.pair_cooldown_ms.unwrap_or(d.pair_cooldown_ms),
             overfull_windows: r.overfull_windows.unwrap_or(d.overfull_windows),
+            moves_in_per_node_per_min: r
+                .moves_in_per_node_per_min
+                .unwrap_or(d.moves_in_per_node_per_min),
+            moves_out_per_node_per_min: r
+                .moves_out_per_node_per_min
+                .unwrap_or(d.moves_out_per_node_per_min),
+            slow_ratio_pct: r.slow_ratio_pct.unwrap_or(d.slow_ratio_pct),
+            slow_windows: r.slow_windows.unwrap_or(d.slow_windows),
         }
     }
 }
@@ -261,6 +298,10 @@ impl From<&SchedulerSettings> for SchedulerRecord {
             merge_window_ms: Some(s.merge_window_ms),
             pair_cooldown_ms: Some(s.pair_cooldown_ms),
             overfull_windows: Some(s.overfull_windows),
+            moves_in_per_node_per_min: Some(s.moves_in_per_node_per_min),
+            moves_out_per_node_per_min: Some(s.moves_out_per_node_per_min),
+            slow_ratio_pct: Some(s.slow_ratio_pct),
+            slow_windows: Some(s.slow_windows),
         }
     }
 }
@@ -303,7 +344,7 @@ mod tests {
         let mut s = SchedulerSettings::default();
         for (key, value) in SchedulerSettings::KEYS.iter().zip([
             "true", "7", "12.5", "3", "2", "5", "99", "300000", "5", "4", "150", "500", "2",
-            "1000", "4096", "20", "60000",
+            "1000", "4096", "20", "60000", "12", "9", "300", "5",
         ]) {
             s.set(key, value).unwrap();
         }
@@ -325,6 +366,10 @@ mod tests {
             shard_bytes_max: 4_096,
             merge_load_pct: 20,
             merge_window_ms: 60_000,
+            moves_in_per_node_per_min: 12,
+            moves_out_per_node_per_min: 9,
+            slow_ratio_pct: 300,
+            slow_windows: 5,
         };
         assert_eq!(s, want);
         assert!(s.set("tolerance", "1").unwrap_err().contains("unknown setting"));

@@ -42,6 +42,10 @@ pub fn table_name(table: &str, max: usize) -> Result<(), MetaError> {
 /// The largest load value taken from a node (units or milliseconds per second, bytes, rows).
 pub const LOAD_VALUE_MAX: f64 = 1e12;
 
+/// The longest duration a node may report (a heartbeat round trip, a request latency), in µs:
+/// 10 minutes. Anything longer is clamped to it and counted against the node.
+pub const MICROS_MAX: u32 = 600_000_000;
+
 /// A load value from a node, made trustworthy: NaN and negative values become 0 and values over
 /// [`LOAD_VALUE_MAX`] (infinity included) become that. `false` in the second place when the
 /// value had to change, which the caller counts and logs as a rejection.
@@ -132,6 +136,7 @@ pub fn request_names(request: &Request, max: usize, tables_max: usize) -> Result
             table_list(tables, max, tables_max)
         }
         R::DrainNode { cluster: c, node: n, .. }
+        | R::MarkNodeSlow { cluster: c, node: n, .. }
         | R::RemoveNode { cluster: c, node: n }
         | R::MoveShard { cluster: c, node: n, .. } => cluster(c).and_then(|()| node(n)),
     }

@@ -451,6 +451,23 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn mark_node_slow(
+        &self,
+        request: Request<proto::MarkNodeSlowRequest>,
+    ) -> Result<Response<proto::MarkNodeSlowResponse>, Status> {
+        self.unary(
+            request,
+            |r| match r {
+                core::Response::Node(n) => {
+                    proto::MarkNodeSlowResponse { node: Some(convert::node_info(&n)) }
+                }
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.mark_node_slow(r).await }),
+        )
+        .await
+    }
+
     async fn remove_node(
         &self,
         request: Request<proto::RemoveNodeRequest>,

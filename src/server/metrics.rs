@@ -77,6 +77,7 @@ pub struct Metrics {
     procedures: Family<Labels, Gauge>,
     tables: Family<Labels, Gauge>,
     changes_pending: Family<Labels, Gauge>,
+    node_job_remaining: Family<Labels, Gauge>,
     heartbeat_streams: Gauge,
     route_watches: Gauge,
     scheduling_events: Family<Labels, Counter>,
@@ -122,6 +123,7 @@ impl Metrics {
             procedures: Family::default(),
             tables: Family::default(),
             changes_pending: Family::default(),
+            node_job_remaining: Family::default(),
             heartbeat_streams: Gauge::default(),
             route_watches: Gauge::default(),
             scheduling_events: Family::default(),
@@ -202,6 +204,11 @@ impl Metrics {
             "changes_pending",
             "Changes decided but not yet acknowledged by storage, by cluster (leader only)",
             m.changes_pending.clone(),
+        );
+        r.register(
+            "node_job_remaining",
+            "What is left of a node's drain (replicas), slow eviction (leaders) or fill (moves), by cluster, node and job (leader only)",
+            m.node_job_remaining.clone(),
         );
         r.register(
             "heartbeat_streams",
@@ -288,9 +295,14 @@ impl Metrics {
     pub fn set_clusters(&self, views: &[ClusterView]) {
         let mut seen = self.events_seen.lock().expect("events seen lock");
         let mut failovers_seen = self.failovers_seen.lock().expect("failovers seen lock");
-        for family in
-            [&self.nodes, &self.shards, &self.procedures, &self.tables, &self.changes_pending]
-        {
+        for family in [
+            &self.nodes,
+            &self.shards,
+            &self.procedures,
+            &self.tables,
+            &self.changes_pending,
+            &self.node_job_remaining,
+        ] {
             family.clear();
         }
         for v in views {
@@ -299,6 +311,10 @@ impl Metrics {
             };
             self.nodes.get_or_create(&labels("state", "online")).set(v.nodes_online as i64);
             self.nodes.get_or_create(&labels("state", "offline")).set(v.nodes_offline as i64);
+            // Subsets of the online ones.
+            self.nodes.get_or_create(&labels("state", "slow")).set(v.nodes_slow as i64);
+            let frozen = labels("state", "stats_frozen");
+            self.nodes.get_or_create(&frozen).set(v.nodes_stats_frozen as i64);
             for &(status, n) in &v.shards_by_status {
                 self.shards.get_or_create(&labels("status", status)).set(n as i64);
             }
@@ -308,6 +324,14 @@ impl Metrics {
             let cluster = vec![("cluster", v.cluster.name.clone())];
             self.tables.get_or_create(&cluster).set(v.tables as i64);
             self.changes_pending.get_or_create(&cluster).set(v.changes_pending as i64);
+            for (node, job, remaining) in &v.jobs {
+                let labels = vec![
+                    ("cluster", v.cluster.name.clone()),
+                    ("node", node.clone()),
+                    ("job", job.to_string()),
+                ];
+                self.node_job_remaining.get_or_create(&labels).set(*remaining as i64);
+            }
             for &(cause, count) in &v.events_by_cause {
                 let last = match seen.insert((v.cluster.name.clone(), cause), (v.term, count)) {
                     Some((term, last)) if term == v.term => last,

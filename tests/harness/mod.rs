@@ -228,6 +228,7 @@ impl Node {
         };
         let mut hb = identity.heartbeat(reports);
         hb.stats.stats_sample = load.stats_sample();
+        hb.stats.request_latency_us = load.request_latency_us();
         h.heartbeat(self.session, &hb)
     }
 

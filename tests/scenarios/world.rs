@@ -34,6 +34,8 @@ pub struct World {
     /// Per node: the reports it repeats, by shard id, and the stats sample counter that no
     /// longer moves, once its stats froze.
     pub frozen: Vec<Option<(Vec<f64>, u64)>>,
+    /// Per node, the request latency it reports, in ms (5 ms each to begin with).
+    pub latency_ms: Vec<f64>,
     pub seed: u64,
     rng: ChaCha8Rng,
     pub second: u64,
@@ -81,6 +83,7 @@ impl World {
             load: Box::new(move |_, _| per_shard),
             noise: 0.15,
             frozen: Vec::new(),
+            latency_ms: Vec::new(),
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
             second: 0,
@@ -142,6 +145,7 @@ impl World {
             let load = Sampled {
                 units: frozen.map_or(&reported[..], |(f, _)| &f[..]),
                 sample: frozen.map_or(self.second + 1, |&(_, sample)| sample),
+                latency_ms: self.latency_ms.get(i).copied().unwrap_or(5.0),
             };
             self.nodes[i]
                 .heartbeat_with(&mut self.h, load)
@@ -163,7 +167,11 @@ impl World {
     }
 
     /// Runs until `done` holds (checked each second) or `limit` seconds pass; the second it held.
-    pub fn run_until(&mut self, limit: u64, mut done: impl FnMut(&World) -> bool) -> Option<u64> {
+    pub fn run_until(
+        &mut self,
+        limit: u64,
+        mut done: impl FnMut(&mut World) -> bool,
+    ) -> Option<u64> {
         let start = self.second;
         while self.second < start + limit {
             self.step();
@@ -247,6 +255,16 @@ impl World {
     pub fn max_over_mean_of(&self, nodes: &[usize]) -> f64 {
         let (loads, mean) = self.loads_of(nodes.iter().copied());
         loads.iter().cloned().fold(0.0, f64::max) / mean
+    }
+
+    /// The most utilized up node's utilization (load over its capacity) over the up nodes'
+    /// (their load over their capacity, together).
+    pub fn max_utilization_over_mean(&self) -> f64 {
+        let up = self.up_nodes();
+        let (loads, _) = self.loads_of(up.iter().copied());
+        let caps: Vec<f64> = up.iter().map(|&i| self.nodes[i].capacity.max(1e-9)).collect();
+        let mean = loads.iter().sum::<f64>() / caps.iter().sum::<f64>();
+        loads.iter().zip(&caps).map(|(l, c)| l / c).fold(0.0, f64::max) / mean
     }
 
     /// The least loaded of `nodes` over the mean of up nodes.
@@ -359,6 +377,7 @@ impl World {
 struct Sampled<'a> {
     units: &'a [f64],
     sample: u64,
+    latency_ms: f64,
 }
 
 impl shardmeta::client::LoadSource for Sampled<'_> {
@@ -369,5 +388,9 @@ impl shardmeta::client::LoadSource for Sampled<'_> {
 
     fn stats_sample(&self) -> u64 {
         self.sample
+    }
+
+    fn request_latency_us(&self) -> u32 {
+        (self.latency_ms * 1_000.0) as u32
     }
 }

@@ -228,6 +228,15 @@ enum NodeCmd {
         #[arg(long)]
         cancel: bool,
     },
+    /// Mark a node slow: it takes no new replicas or leaders, and its leaders leave it at its
+    /// outbound budget while its followers stay. Meta also finds slow nodes by their heartbeat
+    /// round trip and request latency (`node list` shows `slow`).
+    Slow {
+        name: String,
+        /// Take the mark off, and forgive the slowness meta found: the node takes load again.
+        #[arg(long)]
+        unmark: bool,
+    },
     /// Forget an offline node that holds no replicas (drained, or dead with its shards failed
     /// over). Its name can then be used by a new node.
     Remove {
@@ -474,6 +483,20 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                 .await?;
             r.node.as_ref().map_or(Value::Null, to_json::node)
         }
+        Command::Node(NodeCmd::Slow { name, unmark }) => {
+            let req = proto::MarkNodeSlowRequest {
+                header: header(cluster),
+                node: name.clone(),
+                unmark: *unmark,
+            };
+            let r = meta
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.mark_node_slow(req).await }
+                })
+                .await?;
+            r.node.as_ref().map_or(Value::Null, to_json::node)
+        }
         Command::Shard(ShardCmd::Transfer { shard, node }) => {
             scheduling::move_shard(cluster, *shard, node, false, meta).await?
         }
@@ -521,17 +544,19 @@ async fn rows<R: Paged>(
 }
 
 /// Renders JSON rows as aligned columns, keys of the first row as the header. An object that
-/// holds a list of rows (`scheduler status`) is shown as its other fields, one a line, then
-/// the list as a table.
+/// holds lists of rows (`scheduler status`: its nodes and its jobs) is shown as its other
+/// fields, one a line, then each list under its name as a table.
 fn table(v: &Value) -> String {
+    let is_rows = |x: &Value| x.as_array().is_some_and(|a| a.iter().all(Value::is_object));
     if let Value::Object(o) = v {
-        if let Some((key, list)) =
-            o.iter().find(|(_, x)| x.as_array().is_some_and(|a| a.iter().all(Value::is_object)))
-        {
+        if o.values().any(is_rows) {
             let mut out: Vec<String> =
-                o.iter().filter(|(k, _)| *k != key).map(|(k, x)| format!("{k}: {x}")).collect();
-            out.push(String::new());
-            out.push(table(list));
+                o.iter().filter(|(_, x)| !is_rows(x)).map(|(k, x)| format!("{k}: {x}")).collect();
+            for (key, list) in o.iter().filter(|(_, x)| is_rows(x)) {
+                out.push(String::new());
+                out.push(format!("{key}:"));
+                out.push(table(list));
+            }
             return out.join("\n");
         }
     }

@@ -12,6 +12,8 @@
 //! first = 0
 //! last = 3
 //! factor = 20.0
+//! [request_latency_ms]      # the request latency a node reports, by node name (none: 0)
+//! n2 = 400.0
 //! ```
 //!
 //! A shard's own load is spread evenly over its tables, and each table's own load is added to
@@ -30,6 +32,9 @@ use shardmeta::core::{ShardId, ShardLoad, TableId, TableLoad, TOP_TABLES_PER_SHA
 /// The most a synthetic shard may report, units per second (meta clamps above 1e12 anyway).
 const UNITS_MAX: f64 = 1e9;
 
+/// The longest request latency a node may be given, in ms (meta clamps above 10 minutes).
+const LATENCY_MS_MAX: f64 = 600_000.0;
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoadSpec {
@@ -39,6 +44,8 @@ pub(crate) struct LoadSpec {
     #[serde(default)]
     pub tables: BTreeMap<u64, f64>,
     pub hot_spot: Option<HotSpot>,
+    #[serde(default)]
+    pub request_latency_ms: BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -51,7 +58,13 @@ pub(crate) struct HotSpot {
 
 impl LoadSpec {
     pub(crate) fn flat(per_shard: f64) -> LoadSpec {
-        LoadSpec { per_shard, shards: BTreeMap::new(), tables: BTreeMap::new(), hot_spot: None }
+        LoadSpec {
+            per_shard,
+            shards: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            hot_spot: None,
+            request_latency_ms: BTreeMap::new(),
+        }
     }
 
     pub(crate) fn parse(text: &str) -> Result<LoadSpec, String> {
@@ -63,6 +76,10 @@ impl LoadSpec {
         let mut problems = vec![bad("per_shard".into(), spec.per_shard)];
         problems.extend(spec.shards.iter().map(|(s, &v)| bad(format!("shards.{s}"), v)));
         problems.extend(spec.tables.iter().map(|(t, &v)| bad(format!("tables.{t}"), v)));
+        problems.extend(spec.request_latency_ms.iter().map(|(n, &v)| {
+            (!(v.is_finite() && (0.0..=LATENCY_MS_MAX).contains(&v)))
+                .then(|| format!("request_latency_ms.{n} = {v} is outside 0..={LATENCY_MS_MAX}"))
+        }));
         if let Some(h) = &spec.hot_spot {
             problems.push(bad("hot_spot.factor".into(), h.factor));
             problems.push((h.first > h.last).then(|| {
@@ -130,11 +147,13 @@ impl LoadSpec {
 pub(crate) struct Synthetic {
     spec: Shared,
     samples: AtomicU64,
+    /// This node's name, which picks its request latency out of the spec.
+    node: String,
 }
 
 impl Synthetic {
-    pub(crate) fn new(spec: Shared) -> Synthetic {
-        Synthetic { spec, samples: AtomicU64::new(0) }
+    pub(crate) fn new(spec: Shared, node: String) -> Synthetic {
+        Synthetic { spec, samples: AtomicU64::new(0), node }
     }
 }
 
@@ -149,6 +168,12 @@ impl LoadSource for Synthetic {
 
     fn stats_sample(&self) -> u64 {
         self.samples.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn request_latency_us(&self) -> u32 {
+        let spec = self.spec.read().expect("load lock");
+        let ms = spec.request_latency_ms.get(&self.node).copied().unwrap_or(0.0);
+        (ms * 1_000.0) as u32
     }
 }
 

@@ -194,7 +194,7 @@ fn main() {
             }),
             None => Arc::new(std::sync::RwLock::new(load::LoadSpec::flat(args.load))),
         };
-        let load = load::Synthetic::new(spec);
+        let load = load::Synthetic::new(spec, args.name.clone());
         if let Some(addr) = args.metrics_addr {
             let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| {
                 eprintln!("node-agent: metrics_addr {addr}: {e}");

@@ -211,7 +211,7 @@ impl Leader {
     ) -> Result<(), MetaError> {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         validate::zone(&hb.zone, ctx.config.name_len_max)?;
-        let draining = self.catalog.clusters[&cid].node(node).draining;
+        let known = self.catalog.clusters[&cid].node(node).clone();
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let key = Awaiting::NodeRecord(node);
         if live.in_flight().contains(&key) || self.writes.recovering {
@@ -223,8 +223,7 @@ impl Leader {
             name: hb.node.clone(),
             endpoint: hb.endpoint.clone(),
             zone: hb.zone.clone(),
-            draining,
-            removed: false,
+            ..known
         };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));

@@ -391,6 +391,7 @@ impl Leader {
                     live.add_node(NodeId(n.id), ctx.now);
                 }
                 live.set_draining(NodeId(n.id), n.draining);
+                live.set_slow_mark(NodeId(n.id), n.slow_marked);
                 if n.removed {
                     live.set_removing(NodeId(n.id), false);
                     live.set_online(NodeId(n.id), false);

@@ -10,10 +10,11 @@ use super::{Ctx, Leader};
 use crate::core::error::quoted;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
+use crate::core::live::progress::Job;
 use crate::core::live::LiveCluster;
 use crate::core::model::Mutation;
 use crate::core::model::{ClusterCatalog, SchedulerRecord};
-use crate::core::output::{EventInfo, NodeLoad, PlannedMove, Response, SchedulerStatus};
+use crate::core::output::{EventInfo, JobStatus, NodeLoad, PlannedMove, Response, SchedulerStatus};
 use crate::core::scheduler::{LoadView, Planner};
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::Instant;
@@ -169,6 +170,24 @@ fn status(
         shards_cooling,
         shards_short: crate::core::scheduler::splits::scale_out_short(c, live),
         nodes_standing: nodes_standing(&view, live, &settings, now, config),
+        jobs: live
+            .jobs()
+            .iter()
+            .map(|(n, p)| {
+                let per_min = match p.job {
+                    Job::Fill => settings.moves_in_per_node_per_min,
+                    Job::Drain | Job::Slow => settings.moves_out_per_node_per_min,
+                };
+                JobStatus {
+                    node: c.node(n).name.clone(),
+                    job: p.job.name(),
+                    done: p.done(),
+                    remaining: p.remaining,
+                    elapsed_ms: now.saturating_since(p.since).as_millis(),
+                    eta_ms: p.eta(now, per_min).map(|d| d.as_millis()),
+                }
+            })
+            .collect(),
     }
 }
 

@@ -22,7 +22,9 @@ use crate::core::output::{ClusterInfo, NodeInfo, Response, TableInfo};
 use crate::core::time::Instant;
 use crate::core::validate;
 
-/// How a request was handled.
+/// How a request was handled. It lives for one call, on the stack: boxing the reply to shrink
+/// it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Handled {
     Reply(Response),
     /// A change was queued; its landing answers the request.
@@ -65,7 +67,8 @@ impl Leader {
             Request::ClusterView { cluster } => {
                 let (c, live) = self.cluster(cluster, ctx.config)?;
                 let pending = self.writes.pending(c.id());
-                reply(Response::View(views::view(c, live, self.term, pending)))
+                let at = (ctx.now, ctx.config);
+                reply(Response::View(views::view(c, live, self.term, pending, at)))
             }
             Request::DropCluster { cluster, force } => self.drop_cluster(ctx, id, cluster, *force),
             Request::CreateSchema { cluster, name, if_not_exists } => {
@@ -93,7 +96,10 @@ impl Leader {
                 reply(Response::Nodes(views::nodes(c, live, page, ctx.config)))
             }
             Request::DrainNode { cluster, node, cancel } => {
-                self.drain_node(ctx, id, cluster, node, *cancel)
+                self.mark_node(ctx, id, (cluster, node), NodeMark::Drain, !*cancel)
+            }
+            Request::MarkNodeSlow { cluster, node, slow } => {
+                self.mark_node(ctx, id, (cluster, node), NodeMark::Slow, *slow)
             }
             Request::RemoveNode { cluster, node } => self.remove_node(ctx, id, cluster, node),
             Request::ListShards { cluster, page } => {
@@ -471,19 +477,20 @@ impl Leader {
         self.queue_reply(ctx, id, change, Response::TableDropped { id: tid })
     }
 
-    /// Marks a node draining (or no longer draining). The mark joins the intent at once, so
-    /// placement avoids the node before the record lands; the planner then moves its replicas.
-    fn drain_node(
+    /// Marks a node draining or slow (`on`), or takes the mark off. The mark joins the intent
+    /// at once, so placement avoids the node before the record lands; the planner then moves
+    /// its replicas (a drain) or its leaders (slow).
+    fn mark_node(
         &mut self,
         ctx: &mut Ctx,
         id: RequestId,
-        cluster: &str,
-        node: &str,
-        cancel: bool,
+        (cluster, node): (&str, &str),
+        mark: NodeMark,
+        on: bool,
     ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        if !cancel && c.record.topology() == Topology::Static {
+        if on && mark == NodeMark::Drain && c.record.topology() == Topology::Static {
             return Err(MetaError::FailedPrecondition(format!(
                 "cluster {cluster} is static: its shards stay on their nodes, so none can be drained", cluster = quoted(cluster))));
         }
@@ -501,23 +508,43 @@ impl Leader {
                 node = quoted(node)
             )));
         }
-        let draining = !cancel;
-        if c.node(nid).draining == draining {
+        let mut record = c.node(nid).clone();
+        let flag = match mark {
+            NodeMark::Drain => &mut record.draining,
+            NodeMark::Slow => &mut record.slow_marked,
+        };
+        if *flag == on {
             return Ok(Handled::Reply(Response::Node(views::node_info(c, live, nid))));
         }
-        if draining {
+        *flag = on;
+        if on && mark == NodeMark::Drain {
             check_drain(c, live, nid)?;
         }
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         live.begin_write(Awaiting::NodeRecord(nid));
-        live.set_draining(nid, draining);
-        let record = NodeRecord { draining, ..c.node(nid).clone() };
-        let info = NodeInfo { draining, ..views::node_info(c, live, nid) };
+        match mark {
+            NodeMark::Drain => live.set_draining(nid, on),
+            NodeMark::Slow => live.set_slow_mark(nid, on),
+        }
+        let info = NodeInfo {
+            draining: record.draining,
+            slow_marked: record.slow_marked,
+            ..views::node_info(c, live, nid)
+        };
         let mut change = Change::new(cid);
         change.mutations.push(Mutation::PutNode(cid, record));
         self.queue_reply(ctx, id, change, Response::Node(info))
     }
+}
+
+/// A mark an operator puts on a node, kept in its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeMark {
+    /// Take it out of service: every replica leaves.
+    Drain,
+    /// It is slow: its leaders leave, and it takes nothing new.
+    Slow,
 }
 
 impl Leader {

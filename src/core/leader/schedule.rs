@@ -18,6 +18,7 @@ impl Leader {
         self.ensure_default_cluster(ctx);
         for (cid, live) in self.clusters.iter_mut() {
             live.detect_silent(self.catalog.cluster(*cid), ctx.now, ctx.config);
+            live.detect_slow(self.catalog.cluster(*cid), ctx.now, ctx.config);
         }
         // Leave room in the queue for requests: scheduling can wait a tick.
         if self.writes.backlog() >= ctx.config.changes_queued_max / 2 {

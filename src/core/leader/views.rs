@@ -7,9 +7,10 @@ use crate::core::error::quoted;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::input::PageRequest;
-use crate::core::live::LiveCluster;
+use crate::core::live::{LiveCluster, LiveNode};
 use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord, Table};
 use crate::core::output::*;
+use crate::core::time::Instant;
 
 pub(super) fn cluster_info(c: &ClusterCatalog) -> ClusterInfo {
     let r = &c.record;
@@ -158,6 +159,8 @@ pub(super) fn node_info(c: &ClusterCatalog, live: &LiveCluster, id: NodeId) -> N
         stats: known.stats,
         load_rejections: known.load_rejections,
         admitted: known.online && known.admitted,
+        slow: known.slowness.slow(),
+        slow_marked: n.slow_marked,
     }
 }
 
@@ -224,8 +227,12 @@ pub(super) fn view(
     live: &LiveCluster,
     term: Term,
     changes_pending: usize,
+    (now, config): (Instant, &CoreConfig),
 ) -> ClusterView {
     let online = live.nodes().iter().filter(|(_, n)| n.online).count() as u32;
+    let counted = |judge: &dyn Fn(&LiveNode) -> bool| {
+        live.nodes().iter().filter(|(_, n)| n.online && judge(n)).count() as u32
+    };
     // One pass over the shards and one over the procedures, counted by position in `ALL`.
     let mut by_status = [0u32; ShardStatus::ALL.len()];
     for i in 0..c.record.shard_count {
@@ -243,6 +250,13 @@ pub(super) fn view(
         term,
         nodes_online: online,
         nodes_offline: live.nodes().len() as u32 - online,
+        nodes_slow: counted(&|n| n.slowness.slow()),
+        nodes_stats_frozen: counted(&|n| n.stats_frozen(now, config)),
+        jobs: live
+            .jobs()
+            .iter()
+            .map(|(n, p)| (c.node(n).name.clone(), p.job.name(), p.remaining))
+            .collect(),
         shards_ready: by_status[ShardStatus::Ready as usize],
         shards_unassigned: by_status[ShardStatus::Unassigned as usize],
         tables: c.tables.len() as u32,

@@ -15,6 +15,7 @@
 //! A new meta leader rebuilds all of it, with a grace period, from the catalog.
 
 pub mod awaiting;
+pub mod budgets;
 pub mod events;
 pub mod hot;
 pub mod intent;
@@ -22,12 +23,15 @@ pub mod leases;
 pub mod load;
 pub mod nodes;
 pub mod placement;
+pub mod progress;
 pub mod recent;
+pub mod slow;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use self::awaiting::{Awaiting, InFlight};
+use self::budgets::Budgets;
 use self::events::Events;
 use self::hot::Hot;
 use self::intent::Intent;
@@ -35,6 +39,7 @@ use self::leases::Leases;
 use self::load::Loads;
 pub use self::nodes::{LiveNode, LoadIndex, Nodes};
 use self::placement::{Class, Placement, Standing};
+use self::progress::{Job, Jobs};
 use self::recent::Recent;
 use crate::core::cause::Cause;
 use crate::core::config::CoreConfig;
@@ -56,6 +61,8 @@ pub struct LiveCluster {
     hot: Hot,
     placement: Placement,
     recent: Recent,
+    budgets: Budgets,
+    jobs: Jobs,
     events: Events,
     settings: SchedulerSettings,
     /// A node joined or came back since follower deficits were last looked for.
@@ -97,6 +104,8 @@ impl LiveCluster {
             hot: Hot::new(cluster.shards.len()),
             placement: Placement::default(),
             recent: Recent::new(cluster.shards.len()),
+            budgets: Budgets::default(),
+            jobs: Jobs::default(),
             events: Events::default(),
             settings: cluster.scheduler.as_ref().map_or(config.scheduler, SchedulerSettings::from),
             deficit_scan_due: true,
@@ -224,6 +233,57 @@ impl LiveCluster {
         self.recent.load_moved(from, to, now, cooldown);
     }
 
+    /// How many moves each node may still start, in and out, and has started.
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// A move from `from` to `to` started at `now`, spending from both nodes' budgets.
+    pub fn spend_budget(&mut self, from: NodeId, to: NodeId, now: Instant) {
+        self.budgets.spend(from, to, now, &self.settings);
+    }
+
+    /// The drains, slow nodes' evictions and fills under way.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// A pass saw `node` doing `job` with so much left (`None`: no job); a job that ended is
+    /// logged with what it did and how long it took.
+    pub fn job_seen(
+        &mut self,
+        cluster: &ClusterCatalog,
+        node: NodeId,
+        job: Option<(Job, u32)>,
+        now: Instant,
+        config: &CoreConfig,
+    ) {
+        let Some(ended) = self.jobs.saw(node, job, now) else { return };
+        let unit = match ended.job {
+            Job::Drain => "replicas moved",
+            Job::Slow => "leaders moved",
+            Job::Fill => "moves in",
+        };
+        let text = format!(
+            "{} {} ended: {} {unit} in {} s{}",
+            cluster.node(node).name,
+            ended.job.name(),
+            ended.done(),
+            now.saturating_since(ended.since).as_millis() / 1_000,
+            if ended.remaining > 0 {
+                format!(", {} left undone", ended.remaining)
+            } else {
+                String::new()
+            }
+        );
+        let cause = match ended.job {
+            Job::Drain => Cause::Drain,
+            Job::Slow => Cause::Slow,
+            Job::Fill => Cause::Load,
+        };
+        self.log_event(now, cause, None, text, config);
+    }
+
     /// How a balancing pass saw `node` at `now` (see `Recent::stood`).
     pub fn stood(&mut self, node: NodeId, over: bool, under: bool, now: Instant) {
         self.recent.stood(node, over, under, now);
@@ -290,6 +350,7 @@ impl LiveCluster {
         for (id, record) in cluster.nodes.iter().enumerate() {
             let id = NodeId(id as u32);
             self.nodes.set_flags(id, self.nodes.get(id).online, record.draining);
+            self.nodes.set_slow_mark(id, record.slow_marked);
         }
         self.intent = Intent::of(cluster);
         // The catalog may have changed under the live state (a reload after an unknown outcome):
@@ -519,6 +580,27 @@ impl LiveCluster {
             self.set_online(id, false);
             self.reindex_led_by(cluster, id);
         }
+    }
+
+    /// Checks every node's figures for slowness (see [`slow`]), logging each change.
+    pub fn detect_slow(&mut self, cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) {
+        for (id, change) in self.nodes.check_slow(now, &self.settings, config.load_window_ms) {
+            let name = &cluster.node(id).name;
+            let text = if change.slow {
+                format!("{name} is slow: {}; its leaders leave it", change.why)
+            } else {
+                self.deficit_scan_due = true;
+                format!("{name} is well again: {}", change.why)
+            };
+            self.log_event(now, Cause::Slow, None, text, config);
+        }
+    }
+
+    /// An operator's slow mark joined the intent (a request) or landed.
+    pub fn set_slow_mark(&mut self, id: NodeId, marked: bool) {
+        let was = self.nodes.get(id).placeable();
+        self.nodes.set_slow_mark(id, marked);
+        self.deficit_scan_due |= !was && self.nodes.get(id).placeable();
     }
 
     /// The shards `node` is meant to lead moved class (it came to life or died): those the

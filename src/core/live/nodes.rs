@@ -4,10 +4,12 @@
 
 use std::collections::BTreeSet;
 
+use super::slow::{median, SlowChange, Slowness};
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::error::quoted;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, NodeStats};
+use crate::core::settings::SchedulerSettings;
 use crate::core::time::{Duration, Instant};
 
 /// One node as this leader knows it: liveness, identity, admission, stats and the shards it is
@@ -60,6 +62,8 @@ pub struct LiveNode {
     /// not count), and since when its heartbeats have carried that same counter.
     stats_sample: u64,
     stats_unchanged_since: Option<Instant>,
+    /// Whether it answers slowly, by its figures or an operator's mark (see `live::slow`).
+    pub slowness: Slowness,
 }
 
 /// How long a node's load reports may repeat the same numbers, bit for bit, before its stats
@@ -90,6 +94,7 @@ impl LiveNode {
             returning: false,
             stats_sample: 0,
             stats_unchanged_since: None,
+            slowness: Slowness::default(),
         }
     }
 
@@ -113,9 +118,10 @@ impl LiveNode {
             && !config.has_bug(PlantedBug::TrustFrozenStats)
     }
 
-    /// Whether new replicas and leaders may go to the node.
+    /// Whether new replicas and leaders may go to the node: it is staying, speaks to this
+    /// leader, has settled, and is not slow.
     pub fn placeable(&self) -> bool {
-        self.staying() && self.heard && self.admitted
+        self.staying() && self.heard && self.admitted && !self.slowness.slow()
     }
 
     /// Whether the replicas the node holds stay there: it is online and not draining. (A node
@@ -323,6 +329,7 @@ impl Nodes {
             n.session = Some(session);
             n.last_heartbeat = now;
             n.stats = hb.stats;
+            n.slowness.observe(&hb.stats);
             n.load_rejections = n.load_rejections.saturating_add(hb.load_rejections as u64);
         });
         let n = &self.list[id.index()];
@@ -342,6 +349,43 @@ impl Nodes {
             !became_placeable && !self.list[id.index()].placeable(),
             "a leaving node takes nothing new"
         );
+    }
+
+    /// Checks every online node's figures against the cluster's medians (see `live::slow`):
+    /// the nodes that became slow or well again.
+    pub(super) fn check_slow(
+        &mut self,
+        now: Instant,
+        settings: &SchedulerSettings,
+        window_ms: u64,
+    ) -> Vec<(NodeId, SlowChange)> {
+        let judged = |n: &LiveNode| n.online && n.heard;
+        let medians = [0, 1].map(|i| {
+            median(
+                self.list.iter().filter(|n| judged(n)).map(|n| n.slowness.figures()[i]).collect(),
+            )
+        });
+        let mut changes = Vec::new();
+        for i in 0..self.list.len() {
+            if !judged(&self.list[i]) {
+                continue;
+            }
+            let id = NodeId(i as u32);
+            let mut change = None;
+            self.update(id, |n| change = n.slowness.check(medians, now, settings, window_ms));
+            changes.extend(change.map(|c| (id, c)));
+        }
+        changes
+    }
+
+    /// An operator marked the node slow, or unmarked it (which forgives what was detected).
+    pub(super) fn set_slow_mark(&mut self, id: NodeId, marked: bool) {
+        self.update(id, |n| {
+            if n.slowness.marked && !marked {
+                n.slowness.forgive();
+            }
+            n.slowness.marked = marked;
+        });
     }
 
     /// Online nodes not heard from for longer than `silence`.

@@ -216,6 +216,10 @@ pub struct NodeRecord {
     /// given again, and nothing else; the name is free for a new node.
     #[prost(bool, tag = "6")]
     pub removed: bool,
+    /// The operator marked the node slow: it takes no new replicas or leaders, and its leaders
+    /// leave it, until the operator unmarks it (see `live::slow`).
+    #[prost(bool, tag = "7")]
+    pub slow_marked: bool,
 }
 
 /// A cluster's scheduler settings as an operator last set them (`SchedulerSettings`); absent
@@ -274,6 +278,18 @@ pub struct SchedulerRecord {
     /// See `SchedulerSettings::overfull_windows`.
     #[prost(uint32, optional, tag = "17")]
     pub overfull_windows: Option<u32>,
+    /// See `SchedulerSettings::moves_in_per_node_per_min`.
+    #[prost(uint32, optional, tag = "18")]
+    pub moves_in_per_node_per_min: Option<u32>,
+    /// See `SchedulerSettings::moves_out_per_node_per_min`.
+    #[prost(uint32, optional, tag = "19")]
+    pub moves_out_per_node_per_min: Option<u32>,
+    /// See `SchedulerSettings::slow_ratio_pct`.
+    #[prost(uint32, optional, tag = "20")]
+    pub slow_ratio_pct: Option<u32>,
+    /// See `SchedulerSettings::slow_windows`.
+    #[prost(uint32, optional, tag = "21")]
+    pub slow_windows: Option<u32>,
 }
 
 /// A single counter value (epoch, id ceiling).

@@ -63,7 +63,9 @@ impl Planner<'_> {
                 return; // balanced within one: stay quiet
             }
             let Some((from, to, shard)) = self.count_move() else {
-                self.swap_follower_for_count();
+                if self.may_enter(min) {
+                    self.swap_follower_for_count();
+                }
                 return;
             };
             let (hi, lo) = (self.live.node(from).leaders, self.live.node(to).leaders);
@@ -81,13 +83,14 @@ impl Planner<'_> {
     fn count_move(&self) -> Option<(NodeId, NodeId, ShardId)> {
         const EACH_END: usize = 16;
         let leaders = |n: NodeId| self.live.node(n).leaders;
-        for to in self.load().by_leaders().take(EACH_END) {
+        for to in self.load().by_leaders().take(EACH_END).filter(|&n| self.may_enter(n)) {
             for from in self
                 .load()
                 .by_leaders()
                 .rev()
                 .take(EACH_END)
                 .take_while(|&f| leaders(f) > leaders(to) + 1)
+                .filter(|&n| self.may_leave(n))
             {
                 if let Some(shard) = self.transferable(from, to) {
                     return Some((from, to, shard));

@@ -1,34 +1,55 @@
-//! Draining: an operator takes a node out of service. Its leader shards leave by transfer, the
-//! same two-step procedure as balancing, so a shard pauses only for the handover and no lease is
-//! cut short. Its follower slots are refilled like those of dead nodes ([`super::failover`]). A
-//! draining node that dies fails over like any other.
+//! Leaders leaving a node: an operator drains it (taking it out of service), or it is slow (see
+//! `live::slow`). Its leader shards leave by transfer, the same two-step procedure as
+//! balancing, so a shard pauses only for the handover and no lease is cut short, and within the
+//! nodes' move budgets. A drained node's follower slots are refilled like those of dead nodes
+//! ([`super::failover`]); a slow node keeps its followers, which cost it little and may lead
+//! again once it is well. A draining or slow node that dies fails over like any other.
 
 use super::Planner;
 use crate::core::cause::Cause;
+use crate::core::ids::NodeId;
 
 impl Planner<'_> {
     pub(super) fn drain(&mut self) {
         if !self.dynamic() {
             return;
         }
-        let draining: Vec<u32> = self
+        let leaving: Vec<(u32, Cause)> = self
             .live
             .nodes()
             .iter()
-            .filter(|(_, n)| n.draining && n.online && n.leaders > 0)
-            .map(|(id, _)| id.0)
+            .filter(|(_, n)| n.online && n.leaders > 0)
+            .filter_map(|(id, n)| {
+                let cause = if n.draining {
+                    Cause::Drain
+                } else if n.slowness.slow() {
+                    Cause::Slow
+                } else {
+                    return None;
+                };
+                Some((id.0, cause))
+            })
             .collect();
-        for from in draining {
+        for (from, cause) in leaving {
             for shard in self.cluster.node_shards[from as usize].iter().copied() {
                 if !self.may_start_transfer() {
                     return;
+                }
+                if !self.may_leave(NodeId(from)) {
+                    break;
                 }
                 if !self.movable(shard, from) {
                     continue;
                 }
                 let Some(to) = self.successor(shard) else { continue };
-                let why = format!("{} is draining", self.name(from));
-                self.start_transfer(shard, from, to, Cause::Drain, why);
+                if !self.may_enter(NodeId(to)) {
+                    continue;
+                }
+                let why = match cause {
+                    Cause::Drain => format!("{} is draining", self.name(from)),
+                    _ => format!("{} is slow", self.name(from)),
+                };
+                self.start_transfer(shard, from, to, cause, why);
             }
         }
     }

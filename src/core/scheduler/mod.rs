@@ -8,19 +8,23 @@
 //! 3. replace followers on dead or draining nodes and fill missing follower slots ([`failover`]),
 //!    and when a node joins or returns, spread replicas crowded into one zone ([`zones`]);
 //! 4. assign unassigned shards once enough nodes are online ([`assign`]);
-//! 5. move leader shards off draining nodes ([`drain`]);
+//! 5. move leader shards off draining and slow nodes ([`drain`]);
 //! 6. balance, dynamic clusters only, unless an operator paused it: by load ([`rebalance`])
 //!    once some node carries more than the load floor, else by leader counts ([`balance`]).
 //!
-//! Placement only ever picks *placeable* nodes: online, not draining, and heard from by this
-//! leader (a node inherited from the last leader keeps its replicas through the grace period,
-//! but takes nothing new until it speaks). Replicas leave only nodes that are not *staying*:
+//! Placement only ever picks *placeable* nodes: online, not draining, not slow, and heard from
+//! by this leader (a node inherited from the last leader keeps its replicas through the grace
+//! period, but takes nothing new until it speaks).
+//!
+//! Moves for balance, drains and slow nodes spend from per-node budgets, in and out
+//! (`live::budgets`); failover and repair never wait for them. Replicas leave only nodes that are not *staying*:
 //! dead or draining.
 
 mod assign;
 mod balance;
 mod drain;
 mod failover;
+mod jobs;
 mod load_view;
 pub mod merges;
 mod operator;
@@ -151,9 +155,14 @@ impl<'a> Planner<'a> {
         let balancing = self.dynamic()
             && !self.live.settings().paused
             && !self.config.has_bug(PlantedBug::SkipBalance);
-        if balancing && self.moves.is_empty() && !self.rebalance() {
-            self.balance();
+        let mut view = None;
+        if balancing && self.moves.is_empty() {
+            view = self.rebalance();
+            if view.is_none() {
+                self.balance();
+            }
         }
+        self.track_jobs(view.as_ref());
         self.moves
     }
 
@@ -169,6 +178,16 @@ impl<'a> Planner<'a> {
     fn may_start_transfer(&self) -> bool {
         self.live.intent().transfers_in_flight() < self.live.settings().moves_in_flight_max as usize
             && !self.exhausted()
+    }
+
+    /// Whether `node`'s inbound budget holds a move now.
+    fn may_enter(&self, node: NodeId) -> bool {
+        self.live.budgets().may_enter(node, self.now, self.live.settings())
+    }
+
+    /// Whether `node`'s outbound budget holds a move now.
+    fn may_leave(&self, node: NodeId) -> bool {
+        self.live.budgets().may_leave(node, self.now, self.live.settings())
     }
 
     /// Whether the planner may move the shard's leader off `from` (a transfer, for balance or a
@@ -205,6 +224,17 @@ impl<'a> Planner<'a> {
     /// Starts moving the shard's leader from `from` to `to`: a transfer procedure, whose record
     /// is stored with the shard's. `from` is asked to let the shard go.
     fn start_transfer(&mut self, shard: ShardId, from: u32, to: u32, cause: Cause, why: String) {
+        let target = self.live.node(NodeId(to));
+        debug_assert!(
+            cause == Cause::Operator || target.placeable() || self.config.planted_bug.is_some(),
+            "shard {shard}: a {} move onto node {to}, which takes nothing new (slow: {})",
+            cause.name(),
+            target.slowness.slow()
+        );
+        // An operator's move is an order; the scheduler's own wait for the nodes' budgets.
+        if cause != Cause::Operator {
+            self.live.spend_budget(NodeId(from), NodeId(to), self.now);
+        }
         let cid = self.cluster.id();
         let mut writes = Vec::new();
         let procedure = self.live.alloc_id(cid, self.config.id_block, &mut writes);

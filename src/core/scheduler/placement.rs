@@ -18,7 +18,7 @@ impl Planner<'_> {
     }
 
     /// The follower of `rec` to promote among those `usable` accepts: not draining first, then
-    /// the fewest leader shards (a promotion needs no new replica).
+    /// not slow, then the fewest leader shards (a promotion needs no new replica).
     pub(super) fn promotable_follower(
         &self,
         rec: &ShardRecord,
@@ -29,7 +29,7 @@ impl Planner<'_> {
             .iter()
             .copied()
             .filter(|&f| usable(node(f)))
-            .min_by_key(|&f| (node(f).draining, node(f).leaders, f))
+            .min_by_key(|&f| (node(f).draining, node(f).slowness.slow(), node(f).leaders, f))
     }
 
     /// Who should lead a shard whose leader leaves: a placeable follower, else the least loaded

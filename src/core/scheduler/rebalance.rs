@@ -75,14 +75,15 @@ impl Candidate {
 }
 
 impl Planner<'_> {
-    /// Balances by load; `false` when no node carries enough load for it to mean anything.
-    pub(super) fn rebalance(&mut self) -> bool {
+    /// Balances by load, returning the view as the pass left it; `None` when no node carries
+    /// enough load for it to mean anything, and leader counts should be balanced instead.
+    pub(super) fn rebalance(&mut self) -> Option<LoadView> {
         let settings = *self.live.settings();
         let mut view = LoadView::of(self.cluster, self.live, self.now, self.config);
         if view.peak_load <= settings.load_floor_units {
             // Low load, or load not known yet: a new meta leader would take the uneven leader
             // counts that load balancing left for work. Counts only once every load is known.
-            return !view.all_known;
+            return (!view.all_known).then_some(view);
         }
         let mut sources = self.sources(&view, &settings);
         // The most utilized source sheds first, one move at a time: a source that sheds all it
@@ -94,6 +95,7 @@ impl Planner<'_> {
                     && view
                         .get(n)
                         .is_some_and(|s| s.moves_out < settings.moves_per_node_per_pass_max)
+                    && self.may_leave(NodeId(n))
             };
             let most = sources
                 .iter()
@@ -112,7 +114,7 @@ impl Planner<'_> {
             view.shift(src, c.to, c.load);
             started += 1;
         }
-        true
+        Some(view)
     }
 
     /// Each source of this pass with the ratio it sheds to and the ratio its targets must be
@@ -178,6 +180,7 @@ impl Planner<'_> {
         let fits = |to: u32, [load, slow]: [f64; 2]| {
             view.taking_with(to, load, slow) < view.giving(src)
                 && !self.live.recent().flowed_back(NodeId(src), NodeId(to), self.now, pair_cooldown)
+                && self.may_enter(NodeId(to))
         };
         let least = s.load * settings.shard_share_min_permille as f64 / 1_000.0;
         let cooldown = Duration(settings.shard_cooldown_ms);

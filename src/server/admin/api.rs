@@ -1,5 +1,5 @@
 //! `/api/v1/clusters/…`: the cluster as JSON for dashboards and scripts, and the operator actions a
-//! runbook needs (drain, remove a node, pause and resume the scheduler). Every call goes to the
+//! runbook needs (drain, mark slow, remove a node, pause and resume the scheduler). Every call goes to the
 //! meta leader through the gRPC API, as any client's would, so a follower answers with the
 //! leader's state and its refusals are the API's (a gRPC code becomes an HTTP status). The
 //! caller's `Authorization: Bearer <token>` goes along, so where meta has tokens the API takes
@@ -60,6 +60,7 @@ pub fn routes() -> Router<Api> {
         .route("/api/v1/clusters/{cluster}/scheduler/pause", post(pause))
         .route("/api/v1/clusters/{cluster}/scheduler/resume", post(resume))
         .route("/api/v1/clusters/{cluster}/nodes/{node}/drain", post(drain))
+        .route("/api/v1/clusters/{cluster}/nodes/{node}/slow", post(slow))
         .route("/api/v1/clusters/{cluster}/nodes/{node}/remove", post(remove))
 }
 
@@ -118,6 +119,13 @@ pub struct EventsQuery {
 pub struct DrainQuery {
     #[serde(default)]
     cancel: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowQuery {
+    #[serde(default)]
+    unmark: bool,
 }
 
 /// A meta client that presents the HTTP caller's token.
@@ -282,6 +290,19 @@ async fn drain(
         api,
         drain_node,
         proto::DrainNodeRequest { header: header(&cluster), node, cancel: q.cancel }
+    );
+    Ok(Json(r.node.as_ref().map_or(Value::Null, to_json::node)))
+}
+
+async fn slow(
+    mut api: Meta,
+    Path((cluster, node)): Path<(String, String)>,
+    Query(q): Query<SlowQuery>,
+) -> Answer {
+    let r = leader_call!(
+        api,
+        mark_node_slow,
+        proto::MarkNodeSlowRequest { header: header(&cluster), node, unmark: q.unmark }
     );
     Ok(Json(r.node.as_ref().map_or(Value::Null, to_json::node)))
 }

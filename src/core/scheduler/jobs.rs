@@ -1,0 +1,64 @@
+//! Telling each node's long job how much is left, once a pass has planned (see
+//! `live::progress`): a drain by the replicas still on the node, a slow node by the leaders it
+//! still has, a fill by the balancer's own measure. A node starts to fill when it stands under
+//! the pull line (a new or returning node), and is full once it reaches the underfull line,
+//! the band the balancer leaves alone.
+
+use super::load_view::LoadView;
+use super::Planner;
+use crate::core::ids::NodeId;
+use crate::core::live::progress::Job;
+
+impl Planner<'_> {
+    /// Tells every node's job how much is left, with the pass's load view if it balanced by
+    /// load (`None`: by leader counts).
+    pub(super) fn track_jobs(&mut self, view: Option<&LoadView>) {
+        let filling =
+            |n: NodeId| self.live.jobs().iter().any(|(node, p)| node == n && p.job == Job::Fill);
+        let settings = *self.live.settings();
+        let view = view.filter(|v| v.peak_load > settings.load_floor_units);
+        let placeable: Vec<NodeId> =
+            self.live.nodes().iter().filter(|(_, n)| n.placeable()).map(|(id, _)| id).collect();
+        let leaders: u32 = placeable.iter().map(|&n| self.live.node(n).leaders).sum();
+        let mean_leaders = leaders as f64 / placeable.len().max(1) as f64;
+        // The load one led shard carries on average: a fill's remaining moves, by load.
+        let shard_load = view.map_or(0.0, |v| {
+            let load: f64 = v.nodes.iter().flatten().map(|s| s.load).sum();
+            load / leaders.max(1) as f64
+        });
+        let mut seen = Vec::new();
+        for (id, n) in self.live.nodes().iter() {
+            let job = if !n.online || !self.dynamic() {
+                None
+            } else if n.draining {
+                (n.replicas > 0).then_some((Job::Drain, n.replicas))
+            } else if n.slowness.slow() {
+                (n.leaders > 0).then_some((Job::Slow, n.leaders))
+            } else if !n.placeable() {
+                None
+            } else {
+                // How far below the band it is, in the balancer's measure, and how many moves
+                // that is.
+                let (level, short) = match view.and_then(|v| v.get(id.0).map(|s| (v, s))) {
+                    Some((v, s)) if shard_load > 0.0 => {
+                        let want = settings.underfull_ratio() * v.mean * s.capacity;
+                        (v.taking(id.0), ((want - s.load) / shard_load).ceil())
+                    }
+                    Some(_) => (1.0, 0.0),
+                    None if mean_leaders > 0.0 => (
+                        n.leaders as f64 / mean_leaders,
+                        (settings.underfull_ratio() * mean_leaders).floor() - n.leaders as f64,
+                    ),
+                    None => (1.0, 0.0),
+                };
+                let under = level < settings.pull_ratio()
+                    || (filling(id) && level < settings.underfull_ratio());
+                (under && short > 0.0).then(|| (Job::Fill, short.min(u32::MAX as f64) as u32))
+            };
+            seen.push((id, job));
+        }
+        for (id, job) in seen {
+            self.live.job_seen(self.cluster, id, job, self.now, self.config);
+        }
+    }
+}
