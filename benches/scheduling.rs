@@ -274,7 +274,7 @@ fn balance_pass(c: &mut Criterion, shards: u32) {
                 };
                 live.record_load(
                     &catalog,
-                    ShardId(s.id),
+                    (NodeId(s.leader.unwrap_or(0)), ShardId(s.id)),
                     &ShardLoad { write_units: units, ..Default::default() },
                     at,
                 );

@@ -146,6 +146,8 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
         stats_sample: stats.stats_sample,
         heartbeat_rtt_us: clamped.micros(stats.heartbeat_rtt_us),
         request_latency_us: clamped.micros(stats.request_latency_us),
+        disk_capacity_bytes: clamped.count(stats.disk_capacity_bytes),
+        disk_used_bytes: clamped.count(stats.disk_used_bytes),
     };
     Ok(Heartbeat {
         cluster: cluster_of(&req.header)?,
@@ -403,6 +405,8 @@ fn node_stats(s: &NodeStats) -> proto::NodeStats {
         stats_sample: s.stats_sample,
         heartbeat_rtt_us: s.heartbeat_rtt_us,
         request_latency_us: s.request_latency_us,
+        disk_capacity_bytes: s.disk_capacity_bytes,
+        disk_used_bytes: s.disk_used_bytes,
     }
 }
 

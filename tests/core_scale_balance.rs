@@ -99,7 +99,7 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
             let jitter = 1.0 + 0.1 * (((s as u64 * 7 + second) % 11) as f64 / 10.0 - 0.5);
             live.record_load(
                 cluster,
-                ShardId(s as u32),
+                (NodeId(0), ShardId(s as u32)),
                 &ShardLoad { write_units: units * jitter, ..Default::default() },
                 now,
             );

@@ -3,6 +3,8 @@
 //! row of the results table in BENCHMARKS.md (`cargo test --test scenarios -- --nocapture`).
 
 mod harness;
+#[path = "scenarios/messy.rs"]
+mod messy;
 #[path = "scenarios/shapes.rs"]
 mod shapes;
 #[path = "scenarios/slow.rs"]
@@ -301,6 +303,12 @@ fn a_rolling_restart_moves_only_failovers_and_refills() {
         refills <= failovers + failovers / 10,
         "{refills} refill moves for {failovers} failovers; {r}"
     );
+    // Each restarted node takes its leaders back at its inbound budget, not all at once.
+    let per_min = SchedulerSettings::default().moves_in_per_node_per_min as u64;
+    for i in 0..6 {
+        let id = w.id_of(i).unwrap();
+        slow::paced(&w.moves, id, true, per_min).unwrap_or_else(|e| panic!("{e}; {r}"));
+    }
 }
 
 /// The meta leader dies while load moves are in flight: a new one loads the catalog, finishes

@@ -31,6 +31,12 @@ pub trait LoadSource {
     fn request_latency_us(&self) -> u32 {
         0
     }
+
+    /// The disk space the node's shards may use and the space in use, in bytes; `[0, 0]`
+    /// (the default) declares none. Meta keeps placement under its high-water mark.
+    fn disk_bytes(&self) -> [u64; 2] {
+        [0, 0]
+    }
 }
 
 /// A closure of the shard id: load per shard, no table detail.

@@ -190,6 +190,7 @@ impl NodeSession {
         hb.stats.stats_sample = load.stats_sample();
         hb.stats.heartbeat_rtt_us = self.rtt_us;
         hb.stats.request_latency_us = load.request_latency_us();
+        [hb.stats.disk_capacity_bytes, hb.stats.disk_used_bytes] = load.disk_bytes();
         Beat::Send(Box::new(hb))
     }
 

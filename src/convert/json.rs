@@ -33,6 +33,7 @@ pub fn node(n: &proto::NodeInfo) -> Value {
            "slow": n.slow, "slow_marked": n.slow_marked,
            "heartbeat_rtt_ms": n.stats.as_ref().map_or(0.0, |s| round2(s.heartbeat_rtt_us as f64 / 1e3)),
            "request_latency_ms": n.stats.as_ref().map_or(0.0, |s| round2(s.request_latency_us as f64 / 1e3)),
+           "disk_used_pct": n.stats.as_ref().filter(|s| s.disk_capacity_bytes > 0).map(|s| round2(100.0 * s.disk_used_bytes as f64 / s.disk_capacity_bytes as f64)),
            "capacity": n.stats.as_ref().map_or(0.0, |s| s.capacity), "load_rejections": n.load_rejections})
 }
 
@@ -81,7 +82,7 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
             let ratio = if mean > 0.0 { n.load / n.capacity / mean } else { 0.0 };
             json!({"node": n.name, "load": round2(n.load), "capacity": n.capacity, "x_mean": round2(ratio),
                    "judged": n.judged, "overfull": n.overfull,
-                   "stats_frozen": n.stats_frozen})
+                   "stats_frozen": n.stats_frozen, "stats_contradicted": n.stats_contradicted})
         })
         .collect();
     let jobs: Vec<Value> = r
@@ -100,5 +101,5 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
            "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,
            "shard_cooldown_ms": s.shard_cooldown_ms, "pair_cooldown_ms": s.pair_cooldown_ms, "overfull_windows": s.overfull_windows, "shard_share_min_permille": s.shard_share_min_permille,
            "moves_in_per_node_per_min": s.moves_in_per_node_per_min, "moves_out_per_node_per_min": s.moves_out_per_node_per_min,
-           "slow_ratio_pct": s.slow_ratio_pct, "slow_windows": s.slow_windows, "nodes": nodes})
+           "slow_ratio_pct": s.slow_ratio_pct, "slow_windows": s.slow_windows, "disk_high_water_pct": s.disk_high_water_pct, "nodes": nodes})
 }

@@ -36,6 +36,7 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
             judged: n.judged,
             overfull: n.overfull,
             stats_frozen: n.stats_frozen,
+            stats_contradicted: n.stats_contradicted,
         })
         .collect();
     proto::SchedulerStatusResponse {

@@ -26,6 +26,8 @@ pub enum Cause {
     Merge,
     /// Its leader's node is slow (or became slow, or well again).
     Slow,
+    /// A replica left a node above its disk high-water mark.
+    Disk,
 }
 
 // `ALL` is in declaration order: checked when compiling.
@@ -39,7 +41,7 @@ const _: () = {
 
 impl Cause {
     /// In declaration order, so that `cause as usize` is its position here.
-    pub const ALL: [Cause; 11] = [
+    pub const ALL: [Cause; 12] = [
         Cause::Assign,
         Cause::Failover,
         Cause::Repair,
@@ -51,6 +53,7 @@ impl Cause {
         Cause::Split,
         Cause::Merge,
         Cause::Slow,
+        Cause::Disk,
     ];
 
     /// Its number in stored records: its position in [`Cause::ALL`] plus one (0 is none).
@@ -77,6 +80,7 @@ impl Cause {
             Cause::Split => "split",
             Cause::Merge => "merge",
             Cause::Slow => "slow",
+            Cause::Disk => "disk",
         }
     }
 }

@@ -135,6 +135,10 @@ pub struct NodeStats {
     pub heartbeat_rtt_us: u32,
     /// Its requests' latency over the last interval as it measured it, in µs (0: none).
     pub request_latency_us: u32,
+    /// The disk space its shards may use, in bytes (0: not declared, and no disk line holds).
+    pub disk_capacity_bytes: u64,
+    /// The disk space in use, in bytes.
+    pub disk_used_bytes: u64,
 }
 
 impl NodeStats {

@@ -393,6 +393,8 @@ pub struct NodeLoad {
     /// Its load reports repeated the same numbers for a minute: they are not believed, and it
     /// is neither a source nor a target of load moves until they change.
     pub stats_frozen: bool,
+    /// Its load reports contradict what other nodes reported of the same shards: not believed.
+    pub stats_contradicted: bool,
 }
 
 /// A move a pass decided (or would), with its reason.
@@ -466,6 +468,8 @@ pub struct ClusterView {
     pub nodes_slow: u32,
     /// Online nodes whose stats froze: the balancer does not believe their load.
     pub nodes_stats_frozen: u32,
+    /// Online nodes whose load reports contradict the cluster's: not believed either.
+    pub nodes_stats_contradicted: u32,
     /// Each node's long job under way (node, drain/slow/fill, what is left).
     pub jobs: Vec<(String, &'static str, u32)>,
     /// Shards whose leader reported them open.

@@ -82,6 +82,9 @@ pub struct SchedulerSettings {
     /// Load windows in a row over the slow line before a node is slow; it is well again only
     /// after four times as many under half the line.
     pub slow_windows: u32,
+    /// No placement or move takes a node's disk past this share of its declared capacity, in
+    /// percent, and a node above it sheds replicas, largest first, until 5 points under it.
+    pub disk_high_water_pct: u32,
 }
 
 impl Default for SchedulerSettings {
@@ -108,6 +111,7 @@ impl Default for SchedulerSettings {
             moves_out_per_node_per_min: 60,
             slow_ratio_pct: 400,
             slow_windows: 3,
+            disk_high_water_pct: 85,
         }
     }
 }
@@ -142,6 +146,7 @@ impl SchedulerSettings {
             ("moves_out_per_node_per_min", self.moves_out_per_node_per_min as u64, 1, 100_000),
             ("slow_ratio_pct", self.slow_ratio_pct as u64, 150, 10_000),
             ("slow_windows", self.slow_windows as u64, 1, 1_000),
+            ("disk_high_water_pct", self.disk_high_water_pct as u64, 50, 99),
         ];
         for (name, value, lo, hi) in bounded {
             if !(lo..=hi).contains(&value) {
@@ -182,6 +187,7 @@ impl SchedulerSettings {
             "moves_out_per_node_per_min" => self.moves_out_per_node_per_min = parse(key, value)?,
             "slow_ratio_pct" => self.slow_ratio_pct = parse(key, value)?,
             "slow_windows" => self.slow_windows = parse(key, value)?,
+            "disk_high_water_pct" => self.disk_high_water_pct = parse(key, value)?,
             _ => {
                 return Err(format!(
                     "unknown setting {key:?}; the settings are {}",
@@ -215,6 +221,7 @@ impl SchedulerSettings {
         "moves_out_per_node_per_min",
         "slow_ratio_pct",
         "slow_windows",
+        "disk_high_water_pct",
     ];
 
     /// How long a node must stand over (or under) a line before it sheds (or pulls), for
@@ -274,6 +281,7 @@ impl From<&SchedulerRecord> for SchedulerSettings {
                 .unwrap_or(d.moves_out_per_node_per_min),
             slow_ratio_pct: r.slow_ratio_pct.unwrap_or(d.slow_ratio_pct),
             slow_windows: r.slow_windows.unwrap_or(d.slow_windows),
+            disk_high_water_pct: r.disk_high_water_pct.unwrap_or(d.disk_high_water_pct),
         }
     }
 }
@@ -302,6 +310,7 @@ impl From<&SchedulerSettings> for SchedulerRecord {
             moves_out_per_node_per_min: Some(s.moves_out_per_node_per_min),
             slow_ratio_pct: Some(s.slow_ratio_pct),
             slow_windows: Some(s.slow_windows),
+            disk_high_water_pct: Some(s.disk_high_water_pct),
         }
     }
 }
@@ -344,7 +353,7 @@ mod tests {
         let mut s = SchedulerSettings::default();
         for (key, value) in SchedulerSettings::KEYS.iter().zip([
             "true", "7", "12.5", "3", "2", "5", "99", "300000", "5", "4", "150", "500", "2",
-            "1000", "4096", "20", "60000", "12", "9", "300", "5",
+            "1000", "4096", "20", "60000", "12", "9", "300", "5", "90",
         ]) {
             s.set(key, value).unwrap();
         }
@@ -370,6 +379,7 @@ mod tests {
             moves_out_per_node_per_min: 9,
             slow_ratio_pct: 300,
             slow_windows: 5,
+            disk_high_water_pct: 90,
         };
         assert_eq!(s, want);
         assert!(s.set("tolerance", "1").unwrap_err().contains("unknown setting"));

@@ -315,6 +315,8 @@ impl Metrics {
             self.nodes.get_or_create(&labels("state", "slow")).set(v.nodes_slow as i64);
             let frozen = labels("state", "stats_frozen");
             self.nodes.get_or_create(&frozen).set(v.nodes_stats_frozen as i64);
+            let contradicted = labels("state", "stats_contradicted");
+            self.nodes.get_or_create(&contradicted).set(v.nodes_stats_contradicted as i64);
             for &(status, n) in &v.shards_by_status {
                 self.shards.get_or_create(&labels("status", status)).set(n as i64);
             }

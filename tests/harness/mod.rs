@@ -229,6 +229,7 @@ impl Node {
         let mut hb = identity.heartbeat(reports);
         hb.stats.stats_sample = load.stats_sample();
         hb.stats.request_latency_us = load.request_latency_us();
+        [hb.stats.disk_capacity_bytes, hb.stats.disk_used_bytes] = load.disk_bytes();
         h.heartbeat(self.session, &hb)
     }
 

@@ -36,6 +36,13 @@ pub struct World {
     pub frozen: Vec<Option<(Vec<f64>, u64)>>,
     /// Per node, the request latency it reports, in ms (5 ms each to begin with).
     pub latency_ms: Vec<f64>,
+    /// Per node, the share of the true load it reports (1 past the end): a node that lies.
+    pub report_factor: Vec<f64>,
+    /// Each shard's size in bytes, as its leader reports it (0: none).
+    pub shard_bytes: u64,
+    /// Per node, its declared disk capacity in bytes (none past the end); it reports in use
+    /// the bytes of the shards it hosts.
+    pub disk_capacity: Vec<u64>,
     pub seed: u64,
     rng: ChaCha8Rng,
     pub second: u64,
@@ -84,6 +91,9 @@ impl World {
             noise: 0.15,
             frozen: Vec::new(),
             latency_ms: Vec::new(),
+            report_factor: Vec::new(),
+            shard_bytes: 0,
+            disk_capacity: Vec::new(),
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
             second: 0,
@@ -142,10 +152,23 @@ impl World {
                 continue;
             }
             let frozen = self.frozen.get(i).and_then(Option::as_ref);
+            let factor = self.report_factor.get(i).copied().unwrap_or(1.0);
+            let scaled: Vec<f64>;
+            let honest = if factor == 1.0 {
+                &reported[..]
+            } else {
+                scaled = reported.iter().map(|u| u * factor).collect();
+                &scaled[..]
+            };
             let load = Sampled {
-                units: frozen.map_or(&reported[..], |(f, _)| &f[..]),
+                units: frozen.map_or(honest, |(f, _)| &f[..]),
                 sample: frozen.map_or(self.second + 1, |&(_, sample)| sample),
                 latency_ms: self.latency_ms.get(i).copied().unwrap_or(5.0),
+                bytes: self.shard_bytes,
+                disk: [
+                    self.disk_capacity.get(i).copied().unwrap_or(0),
+                    self.nodes[i].host.shards().len() as u64 * self.shard_bytes,
+                ],
             };
             self.nodes[i]
                 .heartbeat_with(&mut self.h, load)
@@ -378,12 +401,14 @@ struct Sampled<'a> {
     units: &'a [f64],
     sample: u64,
     latency_ms: f64,
+    bytes: u64,
+    disk: [u64; 2],
 }
 
 impl shardmeta::client::LoadSource for Sampled<'_> {
     fn shard_load(&self, shard: ShardId, _: &std::collections::BTreeSet<TableId>) -> ShardLoad {
         let write_units = self.units.get(shard.index()).copied().unwrap_or(0.0);
-        ShardLoad { write_units, ..Default::default() }
+        ShardLoad { write_units, bytes: self.bytes, ..Default::default() }
     }
 
     fn stats_sample(&self) -> u64 {
@@ -392,5 +417,9 @@ impl shardmeta::client::LoadSource for Sampled<'_> {
 
     fn request_latency_us(&self) -> u32 {
         (self.latency_ms * 1_000.0) as u32
+    }
+
+    fn disk_bytes(&self) -> [u64; 2] {
+        self.disk
     }
 }

@@ -328,7 +328,7 @@ fn answer_reports(
         if desired == Some(Role::Leader) {
             live.leader_reported(r.id, (r.role == Role::Leader).then_some(r.version));
             if r.role == Role::Leader {
-                live.record_load(cluster, r.id, &r.load, now);
+                live.record_load(cluster, (node, r.id), &r.load, now);
                 live.record_tables(r.id, tables.of(r.id));
             }
         }

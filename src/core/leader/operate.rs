@@ -146,6 +146,7 @@ fn status(
                 judged: s.judged,
                 overfull: overfull.contains(&(i as u32)),
                 stats_frozen: s.stats_frozen,
+                stats_contradicted: s.stats_contradicted,
             })
         })
         .collect();

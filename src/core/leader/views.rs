@@ -252,6 +252,11 @@ pub(super) fn view(
         nodes_offline: live.nodes().len() as u32 - online,
         nodes_slow: counted(&|n| n.slowness.slow()),
         nodes_stats_frozen: counted(&|n| n.stats_frozen(now, config)),
+        nodes_stats_contradicted: live
+            .nodes()
+            .iter()
+            .filter(|(id, n)| n.online && live.contrasts().contradicted(*id))
+            .count() as u32,
         jobs: live
             .jobs()
             .iter()

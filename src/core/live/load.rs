@@ -139,8 +139,9 @@ impl Loads {
         assert_eq!(self.shards.len(), self.busiest.len());
     }
 
-    /// A report from the shard's leader at `now`; `true` when it closed a window.
-    pub(super) fn record(&mut self, shard: ShardId, load: &ShardLoad, now: Instant) -> bool {
+    /// A report from the shard's leader at `now`; the mean load units of the window it closed,
+    /// if it closed one.
+    pub(super) fn record(&mut self, shard: ShardId, load: &ShardLoad, now: Instant) -> Option<f64> {
         // The input's validation refuses negative, infinite and NaN rates: one such report
         // would poison the smoothed value for good.
         assert!(
@@ -154,9 +155,11 @@ impl Loads {
             (s.window_start, s.started) = (now, true);
         }
         let closes = now >= s.window_start + self.window && s.reports > 0;
+        let mut closed = None;
         if closes {
             let mean = s.sum.map(|x| x / s.reports as f32);
             let units = mean[0] + mean[1];
+            closed = Some(f64::from(units));
             (s.smoothed, s.slow) = if s.windows == 0 {
                 // The first window under this leader: a moved shard keeps its long run (its
                 // load moved with it), a shard never heard starts from this window.
@@ -174,7 +177,7 @@ impl Loads {
         (s.bytes, s.rows) = (load.bytes, load.rows);
         s.reports = s.reports.saturating_add(1);
         debug_assert!(s.smoothed.iter().chain([&s.slow]).all(|x| x.is_finite() && *x >= 0.0));
-        closes
+        closed
     }
 
     /// The busiest tables its leader reported for the shard (at most [`TOP_TABLES_PER_SHARD`],

@@ -16,6 +16,7 @@
 
 pub mod awaiting;
 pub mod budgets;
+pub mod contrast;
 pub mod events;
 pub mod hot;
 pub mod intent;
@@ -32,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use self::awaiting::{Awaiting, InFlight};
 use self::budgets::Budgets;
+use self::contrast::Contrasts;
 use self::events::Events;
 use self::hot::Hot;
 use self::intent::Intent;
@@ -63,6 +65,11 @@ pub struct LiveCluster {
     recent: Recent,
     budgets: Budgets,
     jobs: Jobs,
+    /// What each node's load reports said of shards that moved to or from it.
+    contrasts: Contrasts,
+    /// Shards whose leader moved and whose new leader has not closed two windows yet: the node
+    /// they left, the units it last reported, for the contrast, and whether the first closed.
+    arrivals: BTreeMap<ShardId, (NodeId, f64, bool)>,
     events: Events,
     settings: SchedulerSettings,
     /// A node joined or came back since follower deficits were last looked for.
@@ -106,6 +113,8 @@ impl LiveCluster {
             recent: Recent::new(cluster.shards.len()),
             budgets: Budgets::default(),
             jobs: Jobs::default(),
+            contrasts: Contrasts::default(),
+            arrivals: BTreeMap::new(),
             events: Events::default(),
             settings: cluster.scheduler.as_ref().map_or(config.scheduler, SchedulerSettings::from),
             deficit_scan_due: true,
@@ -154,15 +163,31 @@ impl LiveCluster {
     pub fn record_load(
         &mut self,
         cluster: &ClusterCatalog,
-        shard: ShardId,
+        (node, shard): (NodeId, ShardId),
         load: &ShardLoad,
         now: Instant,
     ) {
-        if self.loads.record(shard, load, now) {
-            self.hot.window_closed(shard, self.loads.trusted(shard).map(|l| l.units()), now);
-            self.placement.window_closed(shard);
-            self.reindex(cluster, shard);
+        let Some(units) = self.loads.record(shard, load, now) else { return };
+        self.hot.window_closed(shard, self.loads.trusted(shard).map(|l| l.units()), now);
+        self.placement.window_closed(shard);
+        self.reindex(cluster, shard);
+        // The new leader's second window, against what the old one reported (its first may
+        // span the shard's opening, when it reports nothing yet).
+        if planned(self.intended(cluster, shard)).leader == Some(node.0) {
+            match self.arrivals.get_mut(&shard) {
+                Some((_, _, first @ false)) => *first = true,
+                Some(&mut (from, before, true)) => {
+                    self.arrivals.remove(&shard);
+                    self.contrasts.observed(from, node, before, units);
+                }
+                None => {}
+            }
         }
+    }
+
+    /// What the nodes' load reports said of shards that moved (see [`contrast`]).
+    pub fn contrasts(&self) -> &Contrasts {
+        &self.contrasts
     }
 
     /// A heartbeat of `node` carried this stats sample counter (see `LiveNode::stats_frozen`).
@@ -553,9 +578,13 @@ impl LiveCluster {
         hb: &Heartbeat,
         now: Instant,
     ) -> bool {
+        let incarnation = self.nodes.get(node).incarnation;
         let Some(heard) = self.nodes.heard(node, session, hb, now) else {
             return false;
         };
+        if self.nodes.get(node).incarnation != incarnation {
+            self.contrasts.forget(node);
+        }
         self.deficit_scan_due |= heard.placeable;
         if heard.reclassed {
             self.reindex_led_by(cluster, node);
@@ -649,6 +678,19 @@ impl LiveCluster {
         let (was, will) = (old.leader, after.leader);
         drop(old);
         if was != will {
+            // Only a shard whose load held steady (now and over the long run within a fifth)
+            // says what its new leader's reports should show: one that rises and falls changes
+            // of itself.
+            let (now_units, long_run) = (self.loads.estimate_units(id), self.loads.slow_units(id));
+            let steady = (now_units - long_run).abs() <= 0.2 * long_run;
+            match (was, will) {
+                (Some(from), Some(_)) if self.loads.known(id) && steady => {
+                    self.arrivals.insert(id, (NodeId(from), now_units, false));
+                }
+                _ => {
+                    self.arrivals.remove(&id);
+                }
+            }
             self.loads.moved(id);
             // A first assignment is no move: nothing to cool down from.
             if was.is_some() {

@@ -290,6 +290,9 @@ pub struct SchedulerRecord {
     /// See `SchedulerSettings::slow_windows`.
     #[prost(uint32, optional, tag = "21")]
     pub slow_windows: Option<u32>,
+    /// See `SchedulerSettings::disk_high_water_pct`.
+    #[prost(uint32, optional, tag = "22")]
+    pub disk_high_water_pct: Option<u32>,
 }
 
 /// A single counter value (epoch, id ceiling).

@@ -28,6 +28,9 @@ pub struct NodeStanding {
     pub judged: bool,
     /// Its load reports stopped changing (`LiveNode::stats_frozen`): it is not judged.
     pub stats_frozen: bool,
+    /// Its load reports contradict what other nodes reported of the same shards
+    /// (`live::contrast`): it is not judged.
+    pub stats_contradicted: bool,
     pub(super) moves_in: u32,
     pub(super) moves_out: u32,
 }
@@ -69,9 +72,13 @@ impl LoadView {
             .iter()
             .map(|(id, n)| {
                 let stats_frozen = n.stats_frozen(now, config);
-                let judged = !live.recent().node_settling(id, now, settle) && !stats_frozen;
+                let stats_contradicted = live.contrasts().contradicted(id);
+                let judged = !live.recent().node_settling(id, now, settle)
+                    && !stats_frozen
+                    && !stats_contradicted;
                 n.placeable().then_some(NodeStanding {
                     stats_frozen,
+                    stats_contradicted,
                     load: 0.0,
                     slow: 0.0,
                     capacity: n.stats.capacity(),

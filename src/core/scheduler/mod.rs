@@ -8,7 +8,8 @@
 //! 3. replace followers on dead or draining nodes and fill missing follower slots ([`failover`]),
 //!    and when a node joins or returns, spread replicas crowded into one zone ([`zones`]);
 //! 4. assign unassigned shards once enough nodes are online ([`assign`]);
-//! 5. move leader shards off draining and slow nodes ([`drain`]);
+//! 5. move leader shards off draining and slow nodes ([`drain`]), and replicas off nodes above
+//!    their disk high water ([`disk`]);
 //! 6. balance, dynamic clusters only, unless an operator paused it: by load ([`rebalance`])
 //!    once some node carries more than the load floor, else by leader counts ([`balance`]).
 //!
@@ -22,6 +23,7 @@
 
 mod assign;
 mod balance;
+mod disk;
 mod drain;
 mod failover;
 mod jobs;
@@ -125,6 +127,8 @@ pub struct Planner<'a> {
     /// The moves decided so far, in order.
     pub moves: Vec<Move>,
     budget: usize,
+    /// Each node's disk, when some node declares one.
+    disk: Option<disk::DiskView>,
 }
 
 impl<'a> Planner<'a> {
@@ -135,6 +139,7 @@ impl<'a> Planner<'a> {
         now: Instant,
         config: &'a CoreConfig,
     ) -> Self {
+        let disk = disk::DiskView::of(cluster, live);
         Planner {
             cluster,
             live,
@@ -142,6 +147,7 @@ impl<'a> Planner<'a> {
             config,
             moves: Vec::new(),
             budget: config.shard_moves_per_tick_max,
+            disk,
         }
     }
 
@@ -152,6 +158,7 @@ impl<'a> Planner<'a> {
         self.repair_followers();
         self.assign();
         self.drain();
+        self.shed_disk();
         let balancing = self.dynamic()
             && !self.live.settings().paused
             && !self.config.has_bug(PlantedBug::SkipBalance);
@@ -286,6 +293,10 @@ impl<'a> Planner<'a> {
             distinct_replicas(&record) || self.config.planted_bug.is_some(),
             "S5: replicas on distinct nodes"
         );
+        let before = self.disk.is_some().then(|| old.clone());
+        if let (Some(d), Some(old)) = (&mut self.disk, before) {
+            d.restage(&old, &record, disk::shard_bytes(self.live, ShardId(record.id)));
+        }
         self.live.set_intended(self.cluster, record.clone(), self.now, self.config);
         self.moves.push(Move { record, closes, kept, reason, cause, why, writes });
     }

@@ -44,7 +44,13 @@ impl Planner<'_> {
     /// leaders among those that keep the zone spread, else (too few zones) any.
     pub(super) fn leader_in_place_of(&self, rec: &ShardRecord, leaving: u32) -> Option<u32> {
         let replicas: Vec<u32> = rec.replicas().collect();
-        let outside = || self.load().by_leaders().map(|n| n.0).filter(|n| !replicas.contains(n));
+        let shard = ShardId(rec.id);
+        let outside = || {
+            self.load()
+                .by_leaders()
+                .map(|n| n.0)
+                .filter(|n| !replicas.contains(n) && self.disk_fits(*n, shard))
+        };
         outside().find(|&n| self.keeps_zone_spread(rec, leaving, n)).or_else(|| outside().next())
     }
 
@@ -91,6 +97,7 @@ impl Planner<'_> {
                 let distinct_zone = distinct_zone && !self.config.has_bug(PlantedBug::IgnoreZones);
                 let usable = |n: &u32| {
                     !(taken.contains(n) || distinct_zone && zones_used.contains(&self.zone(*n)))
+                        && self.disk_fits(*n, shard)
                 };
                 let candidates: Vec<u32> =
                     self.load().by_replicas().map(|n| n.0).filter(usable).take(SCATTER).collect();

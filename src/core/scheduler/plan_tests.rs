@@ -217,7 +217,7 @@ fn warm(cluster: &ClusterCatalog, live: &mut LiveCluster, units: &[f64]) -> Inst
         for (s, &u) in units.iter().enumerate() {
             live.record_load(
                 cluster,
-                ShardId(s as u32),
+                (NodeId(0), ShardId(s as u32)),
                 &ShardLoad { write_units: u, ..Default::default() },
                 now,
             );
@@ -294,7 +294,7 @@ fn no_load_move_within_tolerance_untrusted_or_paused() {
     let mut live = heard(cluster, 2);
     live.record_load(
         cluster,
-        ShardId(0),
+        (NodeId(0), ShardId(0)),
         &ShardLoad { write_units: 5_000.0, ..Default::default() },
         T0,
     );

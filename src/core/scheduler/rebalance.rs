@@ -223,6 +223,7 @@ impl Planner<'_> {
                 let rec = self.intended(shard);
                 let to = targets.iter().copied().find(|&t| {
                     !rec.replicas().any(|r| r == t)
+                        && self.disk_fits(t, shard)
                         && view.takes(t, load, below, cap, settings)
                         && fits(t, load)
                         && self.keeps_zone_spread(rec, src, t)
