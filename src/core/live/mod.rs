@@ -284,11 +284,7 @@ impl LiveCluster {
         config: &CoreConfig,
     ) {
         let Some(ended) = self.jobs.saw(node, job, now) else { return };
-        let unit = match ended.job {
-            Job::Drain => "replicas moved",
-            Job::Slow => "leaders moved",
-            Job::Fill => "moves in",
-        };
+        let unit = ended.job.unit();
         let text = format!(
             "{} {} ended: {} {unit} in {} s{}",
             cluster.node(node).name,
@@ -301,12 +297,7 @@ impl LiveCluster {
                 String::new()
             }
         );
-        let cause = match ended.job {
-            Job::Drain => Cause::Drain,
-            Job::Slow => Cause::Slow,
-            Job::Fill => Cause::Load,
-        };
-        self.log_event(now, cause, None, text, config);
+        self.log_event(now, ended.job.cause(), None, text, config);
     }
 
     /// How a balancing pass saw `node` at `now` (see `Recent::stood`).
@@ -627,9 +618,7 @@ impl LiveCluster {
 
     /// An operator's slow mark joined the intent (a request) or landed.
     pub fn set_slow_mark(&mut self, id: NodeId, marked: bool) {
-        let was = self.nodes.get(id).placeable();
-        self.nodes.set_slow_mark(id, marked);
-        self.deficit_scan_due |= !was && self.nodes.get(id).placeable();
+        self.deficit_scan_due |= self.nodes.set_slow_mark(id, marked);
     }
 
     /// The shards `node` is meant to lead moved class (it came to life or died): those the

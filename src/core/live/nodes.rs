@@ -378,14 +378,15 @@ impl Nodes {
         changes
     }
 
-    /// An operator marked the node slow, or unmarked it (which forgives what was detected).
-    pub(super) fn set_slow_mark(&mut self, id: NodeId, marked: bool) {
+    /// An operator marked the node slow, or unmarked it (which forgives what was detected);
+    /// `true` when the node became placeable.
+    pub(super) fn set_slow_mark(&mut self, id: NodeId, marked: bool) -> bool {
         self.update(id, |n| {
             if n.slowness.marked && !marked {
                 n.slowness.forgive();
             }
             n.slowness.marked = marked;
-        });
+        })
     }
 
     /// Online nodes not heard from for longer than `silence`.

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::cause::Cause;
 use crate::core::ids::NodeId;
 use crate::core::time::{Duration, Instant};
 
@@ -28,6 +29,24 @@ impl Job {
             Job::Drain => "drain",
             Job::Slow => "slow",
             Job::Fill => "fill",
+        }
+    }
+
+    /// What its counts count, as its end is logged.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Job::Drain => "replicas moved",
+            Job::Slow => "leaders moved",
+            Job::Fill => "moves in",
+        }
+    }
+
+    /// The cause its events are logged under.
+    pub fn cause(self) -> Cause {
+        match self {
+            Job::Drain => Cause::Drain,
+            Job::Slow => Cause::Slow,
+            Job::Fill => Cause::Load,
         }
     }
 }
@@ -94,6 +113,11 @@ impl Jobs {
             }
             (None, _) => self.jobs.remove(&node).map(|p| Progress { remaining: 0, ..p }),
         }
+    }
+
+    /// `node`'s job under way, if any.
+    pub fn get(&self, node: NodeId) -> Option<&Progress> {
+        self.jobs.get(&node)
     }
 
     /// Every job under way, by node.

@@ -13,8 +13,7 @@ impl Planner<'_> {
     /// Tells every node's job how much is left, with the pass's load view if it balanced by
     /// load (`None`: by leader counts).
     pub(super) fn track_jobs(&mut self, view: Option<&LoadView>) {
-        let filling =
-            |n: NodeId| self.live.jobs().iter().any(|(node, p)| node == n && p.job == Job::Fill);
+        let filling = |n: NodeId| self.live.jobs().get(n).is_some_and(|p| p.job == Job::Fill);
         let settings = *self.live.settings();
         let view = view.filter(|v| v.peak_load > settings.load_floor_units);
         let placeable: Vec<NodeId> =
