@@ -79,6 +79,13 @@ impl Clamped {
         self.value(x as f64) as u64
     }
 
+    /// A capacity: a load value at most [`validate::CAPACITY_MAX`].
+    fn capacity(&mut self, x: f64) -> f64 {
+        let v = self.value(x);
+        self.0 += (v > validate::CAPACITY_MAX) as u32;
+        v.min(validate::CAPACITY_MAX)
+    }
+
     /// A duration in µs: above [`validate::MICROS_MAX`] (10 minutes) it is clamped.
     fn micros(&mut self, x: u32) -> u32 {
         self.0 += (x > validate::MICROS_MAX) as u32;
@@ -142,7 +149,7 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
         shard_count: stats.shard_count,
         read_bytes_per_sec: clamped.count(stats.read_bytes_per_sec),
         write_bytes_per_sec: clamped.count(stats.write_bytes_per_sec),
-        capacity: clamped.value(stats.capacity),
+        capacity: clamped.capacity(stats.capacity),
         stats_sample: stats.stats_sample,
         heartbeat_rtt_us: clamped.micros(stats.heartbeat_rtt_us),
         request_latency_us: clamped.micros(stats.request_latency_us),

@@ -2,6 +2,8 @@
 //! `ShardHost` (see `scenarios/world.rs`). Each scenario checks its pass criteria and prints a
 //! row of the results table in BENCHMARKS.md (`cargo test --test scenarios -- --nocapture`).
 
+#[path = "scenarios/cpu.rs"]
+mod cpu;
 mod harness;
 #[path = "scenarios/messy.rs"]
 mod messy;

@@ -48,7 +48,8 @@ pub struct Spec {
 pub enum SimLoad {
     /// Below the balancing floor: the scheduler evens out leader counts.
     Flat,
-    /// Every fifth shard 8× hotter, well above the floor: the scheduler balances by load.
+    /// Every fifth shard 8× hotter, well above the floor, and CPU a unit uneven by shard: the
+    /// scheduler balances by load, CPU weighed in.
     Skewed,
     /// Every fifth shard rises from 100 to 800 units and falls back, with a period of
     /// [`PERIOD_WINDOWS`] load windows: the balancer must place the shards once and not chase
@@ -129,7 +130,13 @@ pub fn shard_load(
             100.0 + 700.0 * (0.5 - 0.5 * phase)
         }
     };
-    shardmeta::core::ShardLoad { write_units: units, ..Default::default() }
+    // Skewed load costs uneven CPU a unit (0.5 to 2 ms by shard), so that the balancer weighs
+    // CPU time with units through the real runtime; the other loads report none.
+    let cpu_ms = match load {
+        SimLoad::Skewed => units * (0.5 + 0.5 * f64::from(shard.0 % 4)),
+        SimLoad::Flat | SimLoad::Periodic => 0.0,
+    };
+    shardmeta::core::ShardLoad { write_units: units, cpu_ms, ..Default::default() }
 }
 
 pub fn meta_endpoint(i: usize) -> String {

@@ -96,10 +96,11 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
         .collect();
     json!({"paused": s.paused, "mean_utilization": round2(mean), "jobs": jobs, "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
            "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling, "shards_short": r.shards_short,
-           "nodes_standing": r.nodes_standing,
+           "nodes_standing": r.nodes_standing, "load_measure": r.load_measure,
            "overfull_pct": s.overfull_pct, "load_floor_units": s.load_floor_units, "moves_per_pass_max": s.moves_per_pass_max,
            "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,
            "shard_cooldown_ms": s.shard_cooldown_ms, "pair_cooldown_ms": s.pair_cooldown_ms, "overfull_windows": s.overfull_windows, "shard_share_min_permille": s.shard_share_min_permille,
            "moves_in_per_node_per_min": s.moves_in_per_node_per_min, "moves_out_per_node_per_min": s.moves_out_per_node_per_min,
-           "slow_ratio_pct": s.slow_ratio_pct, "slow_windows": s.slow_windows, "disk_high_water_pct": s.disk_high_water_pct, "nodes": nodes})
+           "slow_ratio_pct": s.slow_ratio_pct, "slow_windows": s.slow_windows, "disk_high_water_pct": s.disk_high_water_pct,
+           "cpu_weight_pct": s.cpu_weight_pct, "nodes": nodes})
 }

@@ -357,6 +357,8 @@ pub struct SchedulerStatus {
     pub nodes_standing: u32,
     /// Drains, slow nodes' evictions and fills under way.
     pub jobs: Vec<JobStatus>,
+    /// What the load is: "units 50% + cpu 50%", or units alone and why.
+    pub load_measure: String,
 }
 
 /// A node's long job as `scheduler status` shows it (see `live::progress`).

@@ -85,6 +85,10 @@ pub struct SchedulerSettings {
     /// No placement or move takes a node's disk past this share of its declared capacity, in
     /// percent, and a node above it sheds replicas, largest first, until 5 points under it.
     pub disk_high_water_pct: u32,
+    /// The share of CPU time in the load the balancer weighs, in percent; the rest is request
+    /// units (see the scheduler's `load_view`). CPU counts only while every node that leads
+    /// loaded shards reports their CPU time. 0: units alone.
+    pub cpu_weight_pct: u32,
 }
 
 impl Default for SchedulerSettings {
@@ -112,6 +116,7 @@ impl Default for SchedulerSettings {
             slow_ratio_pct: 400,
             slow_windows: 3,
             disk_high_water_pct: 85,
+            cpu_weight_pct: 50,
         }
     }
 }
@@ -147,6 +152,7 @@ impl SchedulerSettings {
             ("slow_ratio_pct", self.slow_ratio_pct as u64, 150, 10_000),
             ("slow_windows", self.slow_windows as u64, 1, 1_000),
             ("disk_high_water_pct", self.disk_high_water_pct as u64, 50, 99),
+            ("cpu_weight_pct", self.cpu_weight_pct as u64, 0, 100),
         ];
         for (name, value, lo, hi) in bounded {
             if !(lo..=hi).contains(&value) {
@@ -188,6 +194,7 @@ impl SchedulerSettings {
             "slow_ratio_pct" => self.slow_ratio_pct = parse(key, value)?,
             "slow_windows" => self.slow_windows = parse(key, value)?,
             "disk_high_water_pct" => self.disk_high_water_pct = parse(key, value)?,
+            "cpu_weight_pct" => self.cpu_weight_pct = parse(key, value)?,
             _ => {
                 return Err(format!(
                     "unknown setting {key:?}; the settings are {}",
@@ -222,6 +229,7 @@ impl SchedulerSettings {
         "slow_ratio_pct",
         "slow_windows",
         "disk_high_water_pct",
+        "cpu_weight_pct",
     ];
 
     /// How long a node must stand over (or under) a line before it sheds (or pulls), for
@@ -282,6 +290,7 @@ impl From<&SchedulerRecord> for SchedulerSettings {
             slow_ratio_pct: r.slow_ratio_pct.unwrap_or(d.slow_ratio_pct),
             slow_windows: r.slow_windows.unwrap_or(d.slow_windows),
             disk_high_water_pct: r.disk_high_water_pct.unwrap_or(d.disk_high_water_pct),
+            cpu_weight_pct: r.cpu_weight_pct.unwrap_or(d.cpu_weight_pct),
         }
     }
 }
@@ -311,6 +320,7 @@ impl From<&SchedulerSettings> for SchedulerRecord {
             slow_ratio_pct: Some(s.slow_ratio_pct),
             slow_windows: Some(s.slow_windows),
             disk_high_water_pct: Some(s.disk_high_water_pct),
+            cpu_weight_pct: Some(s.cpu_weight_pct),
         }
     }
 }
@@ -353,7 +363,7 @@ mod tests {
         let mut s = SchedulerSettings::default();
         for (key, value) in SchedulerSettings::KEYS.iter().zip([
             "true", "7", "12.5", "3", "2", "5", "99", "300000", "5", "4", "150", "500", "2",
-            "1000", "4096", "20", "60000", "12", "9", "300", "5", "90",
+            "1000", "4096", "20", "60000", "12", "9", "300", "5", "90", "25",
         ]) {
             s.set(key, value).unwrap();
         }
@@ -380,6 +390,7 @@ mod tests {
             slow_ratio_pct: 300,
             slow_windows: 5,
             disk_high_water_pct: 90,
+            cpu_weight_pct: 25,
         };
         assert_eq!(s, want);
         assert!(s.set("tolerance", "1").unwrap_err().contains("unknown setting"));

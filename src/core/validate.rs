@@ -42,6 +42,11 @@ pub fn table_name(table: &str, max: usize) -> Result<(), MetaError> {
 /// The largest load value taken from a node (units or milliseconds per second, bytes, rows).
 pub const LOAD_VALUE_MAX: f64 = 1e12;
 
+/// The largest capacity a node may declare: a relative size (its cores, or a weight), and a
+/// node ten thousand times the size of another is a typo, which would draw every shard to it.
+/// Larger values are clamped to it and counted against the node.
+pub const CAPACITY_MAX: f64 = 10_000.0;
+
 /// The longest duration a node may report (a heartbeat round trip, a request latency), in µs:
 /// 10 minutes. Anything longer is clamped to it and counted against the node.
 pub const MICROS_MAX: u32 = 600_000_000;

@@ -43,6 +43,8 @@ pub struct World {
     /// Per node, its declared disk capacity in bytes (none past the end); it reports in use
     /// the bytes of the shards it hosts.
     pub disk_capacity: Vec<u64>,
+    /// CPU ms each unit of a shard costs, by shard id (empty: no CPU time is reported).
+    pub cpu_per_unit: Vec<f64>,
     pub seed: u64,
     rng: ChaCha8Rng,
     pub second: u64,
@@ -94,6 +96,7 @@ impl World {
             report_factor: Vec::new(),
             shard_bytes: 0,
             disk_capacity: Vec::new(),
+            cpu_per_unit: Vec::new(),
             seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
             second: 0,
@@ -163,6 +166,7 @@ impl World {
             let load = Sampled {
                 units: frozen.map_or(honest, |(f, _)| &f[..]),
                 sample: frozen.map_or(self.second + 1, |&(_, sample)| sample),
+                cpu_per_unit: &self.cpu_per_unit,
                 latency_ms: self.latency_ms.get(i).copied().unwrap_or(5.0),
                 bytes: self.shard_bytes,
                 disk: [
@@ -254,6 +258,19 @@ impl World {
             }
         }
         loads
+    }
+
+    /// Each node's true CPU ms per second (of the shards it leads in the catalog), by id.
+    pub fn node_cpu(&self) -> Vec<f64> {
+        let c = self.catalog();
+        let mut cpu = vec![0.0; c.nodes.len()];
+        for s in &c.shards {
+            if let Some(l) = s.leader {
+                let per_unit = self.cpu_per_unit.get(s.id as usize).copied().unwrap_or(0.0);
+                cpu[l as usize] += (self.load)(ShardId(s.id), self.second) * per_unit;
+            }
+        }
+        cpu
     }
 
     /// The true loads of `nodes` (by index), and their mean.
@@ -399,6 +416,7 @@ impl World {
 /// A node's load figures as its stats sampler took them, with the sampler's counter.
 struct Sampled<'a> {
     units: &'a [f64],
+    cpu_per_unit: &'a [f64],
     sample: u64,
     latency_ms: f64,
     bytes: u64,
@@ -408,7 +426,8 @@ struct Sampled<'a> {
 impl shardmeta::client::LoadSource for Sampled<'_> {
     fn shard_load(&self, shard: ShardId, _: &std::collections::BTreeSet<TableId>) -> ShardLoad {
         let write_units = self.units.get(shard.index()).copied().unwrap_or(0.0);
-        ShardLoad { write_units, bytes: self.bytes, ..Default::default() }
+        let cpu_ms = write_units * self.cpu_per_unit.get(shard.index()).copied().unwrap_or(0.0);
+        ShardLoad { write_units, cpu_ms, bytes: self.bytes, ..Default::default() }
     }
 
     fn stats_sample(&self) -> u64 {

@@ -14,6 +14,11 @@
 //! factor = 20.0
 //! [request_latency_ms]      # the request latency a node reports, by node name (none: 0)
 //! n2 = 400.0
+//! cpu_ms_per_unit = 0.5     # CPU ms each unit costs (default 0: no CPU time reported)
+//! [cpu_ms]                  # CPU ms per second, by shard id, instead of its units' cost
+//! 5 = 900.0
+//! [disk_gib]                # the disk a node declares, by node name (none: not declared)
+//! n3 = { capacity = 100.0, used = 92.0 }
 //! ```
 //!
 //! A shard's own load is spread evenly over its tables, and each table's own load is added to
@@ -46,6 +51,20 @@ pub(crate) struct LoadSpec {
     pub hot_spot: Option<HotSpot>,
     #[serde(default)]
     pub request_latency_ms: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub cpu_ms_per_unit: f64,
+    #[serde(default)]
+    pub cpu_ms: BTreeMap<u32, f64>,
+    #[serde(default)]
+    pub disk_gib: BTreeMap<String, Disk>,
+}
+
+/// A node's disk, in GiB.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Disk {
+    pub capacity: f64,
+    pub used: f64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -64,6 +83,9 @@ impl LoadSpec {
             tables: BTreeMap::new(),
             hot_spot: None,
             request_latency_ms: BTreeMap::new(),
+            cpu_ms_per_unit: 0.0,
+            cpu_ms: BTreeMap::new(),
+            disk_gib: BTreeMap::new(),
         }
     }
 
@@ -79,6 +101,18 @@ impl LoadSpec {
         problems.extend(spec.request_latency_ms.iter().map(|(n, &v)| {
             (!(v.is_finite() && (0.0..=LATENCY_MS_MAX).contains(&v)))
                 .then(|| format!("request_latency_ms.{n} = {v} is outside 0..={LATENCY_MS_MAX}"))
+        }));
+        problems.push(bad("cpu_ms_per_unit".into(), spec.cpu_ms_per_unit));
+        problems.extend(spec.cpu_ms.iter().map(|(s, &v)| bad(format!("cpu_ms.{s}"), v)));
+        problems.extend(spec.disk_gib.iter().flat_map(|(n, d)| {
+            let over = (d.used > d.capacity).then(|| {
+                format!("disk_gib.{n}: used ({}) is over capacity ({})", d.used, d.capacity)
+            });
+            [
+                bad(format!("disk_gib.{n}.capacity"), d.capacity),
+                bad(format!("disk_gib.{n}.used"), d.used),
+                over,
+            ]
         }));
         if let Some(h) = &spec.hot_spot {
             problems.push(bad("hot_spot.factor".into(), h.factor));
@@ -117,10 +151,12 @@ impl LoadSpec {
     pub(crate) fn load(&self, shard: ShardId, tables: &BTreeSet<TableId>) -> ShardLoad {
         let base = self.shards.get(&shard.0).copied().unwrap_or(self.per_shard);
         let own: f64 = tables.iter().filter_map(|t| self.tables.get(&t.0)).sum();
-        ShardLoad {
-            write_units: ((base + own) * self.factor(shard)).min(UNITS_MAX),
-            ..Default::default()
-        }
+        let write_units = ((base + own) * self.factor(shard)).min(UNITS_MAX);
+        let cpu_ms = match self.cpu_ms.get(&shard.0) {
+            Some(&ms) => ms,
+            None => (write_units * self.cpu_ms_per_unit).min(UNITS_MAX),
+        };
+        ShardLoad { write_units, cpu_ms, ..Default::default() }
     }
 
     /// The shard's busiest tables, busiest first (lowest id first among equals).
@@ -174,6 +210,12 @@ impl LoadSource for Synthetic {
         let spec = self.spec.read().expect("load lock");
         let ms = spec.request_latency_ms.get(&self.node).copied().unwrap_or(0.0);
         (ms * 1_000.0) as u32
+    }
+
+    fn disk_bytes(&self) -> [u64; 2] {
+        let spec = self.spec.read().expect("load lock");
+        let gib = |x: f64| (x * (1u64 << 30) as f64) as u64;
+        spec.disk_gib.get(&self.node).map_or([0, 0], |d| [gib(d.capacity), gib(d.used)])
     }
 }
 
@@ -231,6 +273,29 @@ mod tests {
         assert!(LoadSpec::parse("per_shard = 1.0\n[tables]\n4 = inf")
             .unwrap_err()
             .contains("tables.4"));
+        assert!(LoadSpec::parse(
+            "per_shard = 1.0\n[disk_gib]\nn1 = { capacity = 10.0, used = 11.0 }"
+        )
+        .unwrap_err()
+        .contains("over capacity"));
+        assert!(LoadSpec::parse("per_shard = 1.0\ncpu_ms_per_unit = -2.0")
+            .unwrap_err()
+            .contains("cpu_ms_per_unit"));
+    }
+
+    #[test]
+    fn cpu_time_follows_units_unless_a_shard_says_otherwise_and_disks_are_by_node() {
+        let spec = LoadSpec::parse(
+            "per_shard = 10.0\ncpu_ms_per_unit = 0.5\n[cpu_ms]\n2 = 90.0\n[disk_gib]\nn1 = { capacity = 2.0, used = 1.0 }\n",
+        )
+        .unwrap();
+        let none = BTreeSet::new();
+        assert_eq!(spec.load(ShardId(1), &none).cpu_ms, 5.0);
+        assert_eq!(spec.load(ShardId(2), &none).cpu_ms, 90.0);
+        let shared = Arc::new(RwLock::new(spec));
+        let n1 = Synthetic::new(shared.clone(), "n1".into());
+        assert_eq!(n1.disk_bytes(), [2 << 30, 1 << 30]);
+        assert_eq!(Synthetic::new(shared, "n2".into()).disk_bytes(), [0, 0]);
     }
 
     #[test]

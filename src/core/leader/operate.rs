@@ -15,7 +15,7 @@ use crate::core::live::LiveCluster;
 use crate::core::model::Mutation;
 use crate::core::model::{ClusterCatalog, SchedulerRecord};
 use crate::core::output::{EventInfo, JobStatus, NodeLoad, PlannedMove, Response, SchedulerStatus};
-use crate::core::scheduler::{LoadView, Planner};
+use crate::core::scheduler::{CpuWeighing, LoadView, Planner};
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::Instant;
 use crate::core::CoreConfig;
@@ -171,6 +171,17 @@ fn status(
         shards_cooling,
         shards_short: crate::core::scheduler::splits::scale_out_short(c, live),
         nodes_standing: nodes_standing(&view, live, &settings, now, config),
+        load_measure: match view.cpu {
+            CpuWeighing::Counted => {
+                let cpu = settings.cpu_weight_pct;
+                format!("units {}% + cpu {cpu}%", 100 - cpu)
+            }
+            CpuWeighing::Off if settings.cpu_weight_pct == 0 => "units (cpu_weight_pct 0)".into(),
+            CpuWeighing::Off => "units (no CPU time reported)".into(),
+            CpuWeighing::Unreported(n) => {
+                format!("units ({} reports no CPU time)", c.node(NodeId(n)).name)
+            }
+        },
         jobs: live
             .jobs()
             .iter()

@@ -7,7 +7,7 @@
 //! moves shards on spikes thrashes; the mean of a window absorbs the ±15% noise of a steady
 //! load, and the ½ weight still follows a real step within about three windows.
 //!
-//! **The long run.** Beside it, each shard's load units (read + write) smoothed with weight
+//! **The long run.** Beside it, each shard's load units (read + write) and CPU time smoothed with weight
 //! 1/8 per window ([`SLOW_WEIGHT`]): an average over about the last eight windows, which a load
 //! that rises and falls every few windows hardly moves (a swing with a period of 6 windows
 //! passes at a fifth of its size, one of 20 windows at two fifths). The balancer moves load
@@ -42,8 +42,8 @@ use crate::core::time::{Duration, Instant};
 struct Sample {
     /// Smoothed read units, write units and CPU ms per second, over closed windows.
     smoothed: [f32; 3],
-    /// Read and write units per second over the long run (see the module notes).
-    slow: f32,
+    /// Read and write units, and CPU ms, per second over the long run (see the module notes).
+    slow: [f32; 2],
     /// The open window's sums of the same.
     sum: [f32; 3],
     bytes: u64,
@@ -160,14 +160,15 @@ impl Loads {
             let mean = s.sum.map(|x| x / s.reports as f32);
             let units = mean[0] + mean[1];
             closed = Some(f64::from(units));
+            let long = [units, mean[2]];
             (s.smoothed, s.slow) = if s.windows == 0 {
                 // The first window under this leader: a moved shard keeps its long run (its
                 // load moved with it), a shard never heard starts from this window.
-                (mean, if s.known { s.slow } else { units })
+                (mean, if s.known { s.slow } else { long })
             } else {
                 ([0, 1, 2].map(|k| 0.5 * s.smoothed[k] + 0.5 * mean[k]), s.slow)
             };
-            s.slow += SLOW_WEIGHT * (units - s.slow);
+            s.slow = [0, 1].map(|k| s.slow[k] + SLOW_WEIGHT * (long[k] - s.slow[k]));
             s.windows = s.windows.saturating_add(1);
             s.known = true;
             (s.window_start, s.sum, s.reports) = (now, [0.0; 3], 0);
@@ -176,7 +177,7 @@ impl Loads {
         s.sum = [0, 1, 2].map(|k| s.sum[k] + rates[k]);
         (s.bytes, s.rows) = (load.bytes, load.rows);
         s.reports = s.reports.saturating_add(1);
-        debug_assert!(s.smoothed.iter().chain([&s.slow]).all(|x| x.is_finite() && *x >= 0.0));
+        debug_assert!(s.smoothed.iter().chain(&s.slow).all(|x| x.is_finite() && *x >= 0.0));
         closed
     }
 
@@ -222,7 +223,15 @@ impl Loads {
 
     /// The load units over the long run (see the module notes), whether trusted or not.
     pub fn slow_units(&self, shard: ShardId) -> f64 {
-        f64::from(self.shards[shard.index()].slow)
+        f64::from(self.shards[shard.index()].slow[0])
+    }
+
+    /// Load units and CPU ms per second, whether trusted or not, now (smoothed: the estimate)
+    /// and over the long run: what the balancer weighs (see the scheduler's `load_view`).
+    pub fn units_and_cpu(&self, shard: ShardId) -> [[f64; 2]; 2] {
+        let s = &self.shards[shard.index()];
+        let [read, write, cpu] = s.smoothed.map(f64::from);
+        [[read + write, cpu], s.slow.map(f64::from)]
     }
 
     /// The shard's leader changed: its load is learnt afresh, and until the new leader's first
@@ -243,7 +252,7 @@ impl Loads {
         let old = self.shards[source.index()];
         let part = |f: f32| Sample {
             smoothed: old.smoothed.map(|x| x * f),
-            slow: old.slow * f,
+            slow: old.slow.map(|x| x * f),
             known: old.known,
             ..Sample::default()
         };
@@ -258,7 +267,7 @@ impl Loads {
         assert!(from != into, "shard {from} merged into itself");
         let (a, b) = (self.shards[from.index()], self.shards[into.index()]);
         let smoothed = [0, 1, 2].map(|k| a.smoothed[k] + b.smoothed[k]);
-        let slow = a.slow + b.slow;
+        let slow = [0, 1].map(|k| a.slow[k] + b.slow[k]);
         self.shards[into.index()] =
             Sample { smoothed, slow, known: a.known && b.known, ..Sample::default() };
         self.shards[from.index()] = Sample::default();

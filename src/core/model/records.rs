@@ -293,6 +293,9 @@ pub struct SchedulerRecord {
     /// See `SchedulerSettings::disk_high_water_pct`.
     #[prost(uint32, optional, tag = "22")]
     pub disk_high_water_pct: Option<u32>,
+    /// See `SchedulerSettings::cpu_weight_pct`.
+    #[prost(uint32, optional, tag = "23")]
+    pub cpu_weight_pct: Option<u32>,
 }
 
 /// A single counter value (epoch, id ceiling).

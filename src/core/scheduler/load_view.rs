@@ -7,18 +7,45 @@
 //! away, and as full as the higher when it would take some: load moves only where both views
 //! agree that it should, so that a cycle of rising and falling load, which the long run hardly
 //! sees, moves nothing at its peaks or troughs.
+//!
+//! **Units and CPU, weighed.** A shard's load is its request units per second (reads plus
+//! writes) and, when nodes report it, its CPU time: `cpu_weight_pct` of the load is CPU, the
+//! rest units, each scaled so that the cluster's totals of the two are equal (CPU ms are worth
+//! as many units as the cluster's units over its CPU ms). The sum stays in units, so that the
+//! floors keep their meaning, and a node whose shards cost much CPU per request weighs more
+//! than its units say. A weighted sum rather than each node's dominant dimension: a sum is
+//! additive, so a move takes off its source exactly what it adds to its target, and the
+//! argument that the balancer cannot oscillate (a move lowers the pair's peak, and a pair's
+//! reverse flow waits for the pair memory) holds for the sum as for units alone; a node's
+//! maximum over dimensions is not additive, and a move that lowers one node's dominant
+//! dimension can raise another's. CPU counts only when every node leading loaded shards
+//! reports their CPU time: one node that reports none would look light and fill up. A node's
+//! capacity (its size, for example its cores) divides the sum.
 
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
+use crate::core::live::load::Loads;
 use crate::core::live::{planned, LiveCluster};
 use crate::core::model::ClusterCatalog;
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::{Duration, Instant};
 
+/// How a pass weighs CPU time against request units (see the module notes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuWeighing {
+    /// `cpu_weight_pct` of the load is CPU time, the rest units.
+    Counted,
+    /// Units alone: `cpu_weight_pct` is 0, or no shard's CPU time is reported.
+    Off,
+    /// Units alone: this node leads loaded shards and reports no CPU time for them.
+    Unreported(u32),
+}
+
 /// A placeable node's standing in one pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NodeStanding {
-    /// Load units per second of the shards it is meant to lead.
+    /// Load units per second of the shards it is meant to lead (CPU weighed in, see the
+    /// module notes).
     pub load: f64,
     /// The same over the long run.
     pub slow: f64,
@@ -55,6 +82,31 @@ pub struct LoadView {
     pub peak_load: f64,
     /// Every shard led by a placeable node has a known load (one window seen, by this leader).
     pub all_known: bool,
+    /// Whether CPU time is weighed in.
+    pub cpu: CpuWeighing,
+    /// What a unit and a CPU ms weigh, now and over the long run.
+    weights: [[f64; 2]; 2],
+}
+
+/// Whether CPU counts and what a unit and a CPU ms weigh, now and over the long run, from each
+/// node's units and CPU ms (see the module notes).
+fn weigh(raw: &[[[f64; 2]; 2]], cpu_weight_pct: u32) -> (CpuWeighing, [[f64; 2]; 2]) {
+    let units_only = [[1.0, 0.0]; 2];
+    let unreported = raw.iter().position(|[now, _]| now[0] > 0.0 && now[1] <= 0.0);
+    let totals = [0, 1]
+        .map(|k| raw.iter().fold([0.0, 0.0], |[u, c], node| [u + node[k][0], c + node[k][1]]));
+    if cpu_weight_pct == 0 || totals.iter().any(|&[_, cpu]| cpu <= 0.0) {
+        return (CpuWeighing::Off, units_only);
+    }
+    if let Some(node) = unreported {
+        return (CpuWeighing::Unreported(node as u32), units_only);
+    }
+    let share = f64::from(cpu_weight_pct.min(100)) / 100.0;
+    (CpuWeighing::Counted, totals.map(|[units, cpu]| [1.0 - share, share * units / cpu]))
+}
+
+fn dot(weights: [f64; 2], raw: [f64; 2]) -> f64 {
+    weights[0] * raw[0] + weights[1] * raw[1]
 }
 
 impl LoadView {
@@ -89,14 +141,24 @@ impl LoadView {
             })
             .collect();
         let mut all_known = true;
+        // Each node's units and CPU ms, now and over the long run.
+        let mut raw = vec![[[0.0; 2]; 2]; nodes.len()];
         for i in 0..cluster.shards.len() {
             let shard = ShardId(i as u32);
             let Some(leader) = planned(live.intended(cluster, shard)).leader else { continue };
             let Some(Some(node)) = nodes.get_mut(leader as usize) else { continue };
-            node.load += live.loads().estimate_units(shard);
-            node.slow += live.loads().slow_units(shard);
+            let loads = live.loads().units_and_cpu(shard);
+            for (sum, load) in raw[leader as usize].iter_mut().zip(loads) {
+                *sum = [sum[0] + load[0], sum[1] + load[1]];
+            }
             node.judged &= live.loads().trusted(shard).is_some() && live.intent().settled(shard);
             all_known &= live.loads().known(shard);
+        }
+        let (cpu, weights) = weigh(&raw, live.settings().cpu_weight_pct);
+        for (node, raw) in nodes.iter_mut().zip(&raw) {
+            if let Some(node) = node {
+                [node.load, node.slow] = [0, 1].map(|k| dot(weights[k], raw[k]));
+            }
         }
         let placed = nodes.iter().flatten();
         let (load, slow, capacity) = placed
@@ -110,7 +172,15 @@ impl LoadView {
             slow_mean: per_capacity(slow),
             peak_load,
             all_known,
+            cpu,
+            weights,
         }
+    }
+
+    /// A shard's load as this view weighs it, now and over the long run.
+    pub(super) fn shard_load(&self, loads: &Loads, shard: ShardId) -> [f64; 2] {
+        let raw = loads.units_and_cpu(shard);
+        [0, 1].map(|k| dot(self.weights[k], raw[k]))
     }
 
     /// A node standing so: its utilization over the mean, now and over the long run.
@@ -222,5 +292,27 @@ impl LoadView {
             (s.load, s.slow) = (s.load + load, s.slow + slow);
             s.moves_in += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_counts_only_when_every_loaded_node_reports_it_and_the_sum_stays_in_units() {
+        // Two nodes: units and CPU ms, now and over the long run.
+        let both = [[[100.0, 400.0]; 2], [[300.0, 100.0]; 2]];
+        let (cpu, weights) = weigh(&both, 50);
+        assert_eq!(cpu, CpuWeighing::Counted);
+        let loads: Vec<f64> = both.iter().map(|n| dot(weights[0], n[0])).collect();
+        assert_eq!(loads, vec![50.0 + 0.5 * 400.0 * 0.8, 150.0 + 0.5 * 100.0 * 0.8]);
+        assert_eq!(loads.iter().sum::<f64>(), 400.0, "the sum is the cluster's units");
+        let one_silent = [[[100.0, 400.0]; 2], [[300.0, 0.0]; 2], [[0.0, 0.0]; 2]];
+        assert_eq!(weigh(&one_silent, 50), (CpuWeighing::Unreported(1), [[1.0, 0.0]; 2]));
+        assert_eq!(weigh(&both, 0).0, CpuWeighing::Off);
+        assert_eq!(weigh(&[[[100.0, 0.0]; 2]], 50).0, CpuWeighing::Off, "no CPU at all");
+        let (_, cpu_only) = weigh(&both, 100);
+        assert_eq!(dot(cpu_only[0], both[0][0]), 320.0, "all CPU, scaled to units");
     }
 }

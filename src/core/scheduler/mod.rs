@@ -36,7 +36,7 @@ pub mod split_choice;
 pub mod splits;
 mod zones;
 
-pub use load_view::{LoadView, NodeStanding};
+pub use load_view::{CpuWeighing, LoadView, NodeStanding};
 
 use crate::core::cause::Cause;
 use crate::core::config::{CoreConfig, PlantedBug};

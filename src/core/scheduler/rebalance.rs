@@ -190,7 +190,8 @@ impl Planner<'_> {
             .copied()
             .filter(|&sh| self.movable(sh, src))
             .filter(|&sh| !self.live.recent().shard_cooling(sh, self.now, cooldown))
-            .filter_map(|sh| loads.trusted(sh).map(|l| (sh, [l.units(), loads.slow_units(sh)])))
+            .filter(|&sh| loads.trusted(sh).is_some())
+            .map(|sh| (sh, view.shard_load(loads, sh)))
             .filter(|&(_, [l, slow])| {
                 let relief = l.min(slow);
                 relief > 0.0 && l >= least && (still_overfull || relief < 2.0 * excess)
