@@ -2,9 +2,11 @@
 //! draws load onto itself, and one that reports double sheds what it should keep. Meta has no
 //! ground truth, but a shard's load does not change because its leader did: when a shard's
 //! leader moves, the second window its new leader reports (the first may span the shard's
-//! opening) is compared with what the old leader reported, if the shard's load held steady before (its smoothed and long-run loads within a
-//! fifth of each other: a load that rises and falls changes of itself, and the madsim swarm's
-//! periodic loads flagged an honest node before this rule). Each such *contrast* is evidence
+//! opening) is compared with what the old leader reported, if the shard's load held steady
+//! before (its smoothed and long-run loads, and the open window's, within a fifth of each
+//! other: a load that rises and falls changes of itself; the madsim swarm's periodic loads
+//! flagged an honest node before this rule, and again, at seed 235, before the open window was
+//! in it: a rising load crosses its long run with the smoothed value near it). Each such *contrast* is evidence
 //! about both nodes: the new one's figure over the old one's, for the new; its inverse, for
 //! the old.
 //!

@@ -226,6 +226,12 @@ impl Loads {
         f64::from(self.shards[shard.index()].slow[0])
     }
 
+    /// The mean load units of the window still open, if it has a report.
+    pub fn open_window_units(&self, shard: ShardId) -> Option<f64> {
+        let s = &self.shards[shard.index()];
+        (s.reports > 0).then(|| f64::from((s.sum[0] + s.sum[1]) / f32::from(s.reports)))
+    }
+
     /// Load units and CPU ms per second, whether trusted or not, now (smoothed: the estimate)
     /// and over the long run: what the balancer weighs (see the scheduler's `load_view`).
     pub fn units_and_cpu(&self, shard: ShardId) -> [[f64; 2]; 2] {
