@@ -284,6 +284,18 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_load_file_parses_and_takes_the_readmes_appended_tables() {
+        let shipped = include_str!("../../../config/load.toml");
+        let spec = LoadSpec::parse(shipped).unwrap();
+        assert_eq!((spec.per_shard, spec.cpu_ms_per_unit), (100.0, 0.0));
+        // The README's walk-through edits and appends to it.
+        let edited = shipped.replace("cpu_ms_per_unit = 0.0", "cpu_ms_per_unit = 0.5")
+            + "[request_latency_ms]\nn3 = 400.0\n[cpu_ms]\n0 = 400.0\n";
+        let spec = LoadSpec::parse(&edited).unwrap();
+        assert_eq!((spec.cpu_ms_per_unit, spec.cpu_ms.get(&0).copied()), (0.5, Some(400.0)));
+    }
+
+    #[test]
     fn cpu_time_follows_units_unless_a_shard_says_otherwise_and_disks_are_by_node() {
         let spec = LoadSpec::parse(
             "per_shard = 10.0\ncpu_ms_per_unit = 0.5\n[cpu_ms]\n2 = 90.0\n[disk_gib]\nn1 = { capacity = 2.0, used = 1.0 }\n",
