@@ -3,10 +3,11 @@
 //! ground truth, but a shard's load does not change because its leader did: when a shard's
 //! leader moves, the second window its new leader reports (the first may span the shard's
 //! opening) is compared with what the old leader reported, if the shard's load held steady
-//! before (its smoothed and long-run loads, and the open window's, within a fifth of each
-//! other: a load that rises and falls changes of itself; the madsim swarm's periodic loads
-//! flagged an honest node before this rule, and again, at seed 235, before the open window was
-//! in it: a rising load crosses its long run with the smoothed value near it). Each such *contrast* is evidence
+//! before: its last 6 windows' means and its smoothed value within a fifth of its long run
+//! (`Loads::steady`). A load that rises and falls changes of itself; the madsim swarm's
+//! periodic loads flagged honest nodes under weaker rules: the smoothed and long-run values
+//! agreeing at the moment of the move (seed 235), and the open window agreeing too (seed 737:
+//! 581, 552 and 635 units at the move, 121 two windows later). Each such *contrast* is evidence
 //! about both nodes: the new one's figure over the old one's, for the new; its inverse, for
 //! the old.
 //!

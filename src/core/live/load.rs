@@ -58,6 +58,9 @@ struct Sample {
     /// A window of the shard has closed under this leader (kept across moves, whose estimate
     /// carries over).
     known: bool,
+    /// Windows in a row, under this leader, whose mean and smoothed value were both within
+    /// [`STEADY_BAND`] of the long run (see [`Loads::steady`]).
+    steady: u8,
 }
 
 const _: () = assert!(std::mem::size_of::<Sample>() <= 64, "a load sample fits one cache line");
@@ -80,6 +83,14 @@ struct Busiest {
 
 /// How much of a closed window's mean the long-run load takes (see the module notes).
 pub const SLOW_WEIGHT: f32 = 0.125;
+
+/// How far from its long run a window's mean and the smoothed value may be, as a share of it,
+/// for the window to count as steady.
+pub const STEADY_BAND: f32 = 0.2;
+
+/// Steady windows in a row that make a shard's load steady: a load that rises and falls with a
+/// period of up to a few dozen windows leaves the band within this many.
+pub const STEADY_WINDOWS: u8 = 6;
 
 /// How much of a new report a busiest table's smoothed rates take.
 const TABLE_REPORT_WEIGHT: f32 = 0.25;
@@ -169,6 +180,9 @@ impl Loads {
                 ([0, 1, 2].map(|k| 0.5 * s.smoothed[k] + 0.5 * mean[k]), s.slow)
             };
             s.slow = [0, 1].map(|k| s.slow[k] + SLOW_WEIGHT * (long[k] - s.slow[k]));
+            let near = |x: f32| (x - s.slow[0]).abs() <= STEADY_BAND * s.slow[0];
+            let steady = near(units) && near(s.smoothed[0] + s.smoothed[1]);
+            s.steady = if steady { s.steady.saturating_add(1) } else { 0 };
             s.windows = s.windows.saturating_add(1);
             s.known = true;
             (s.window_start, s.sum, s.reports) = (now, [0.0; 3], 0);
@@ -226,10 +240,12 @@ impl Loads {
         f64::from(self.shards[shard.index()].slow[0])
     }
 
-    /// The mean load units of the window still open, if it has a report.
-    pub fn open_window_units(&self, shard: ShardId) -> Option<f64> {
-        let s = &self.shards[shard.index()];
-        (s.reports > 0).then(|| f64::from((s.sum[0] + s.sum[1]) / f32::from(s.reports)))
+    /// Whether the shard's load held steady: its last [`STEADY_WINDOWS`] windows under this
+    /// leader each had a mean, and left a smoothed value, within [`STEADY_BAND`] of the long
+    /// run. A load that rises and falls passes its long run now and then, with the smoothed
+    /// value near it, but does not stay there.
+    pub fn steady(&self, shard: ShardId) -> bool {
+        self.shards[shard.index()].steady >= STEADY_WINDOWS
     }
 
     /// Load units and CPU ms per second, whether trusted or not, now (smoothed: the estimate)
@@ -315,6 +331,21 @@ mod tests {
         feed(&mut loads, 30, 1, |_| 100.0);
         let w = loads.trusted(ShardId(0)).expect("three windows closed").write_units;
         assert!((w - 100.0).abs() < 1.0, "±15% noise averages out: {w}");
+    }
+
+    #[test]
+    fn a_load_is_steady_after_six_windows_in_the_band_and_a_cycle_never_is() {
+        let mut loads = Loads::new(1, &CoreConfig::default());
+        feed(&mut loads, 0, 61, |t| if t % 2 == 0 { 115.0 } else { 85.0 });
+        assert!(loads.steady(ShardId(0)), "±15% noise around a level is steady");
+        let mut cycling = Loads::new(1, &CoreConfig::default());
+        // 100 to 800 units and back every 6 windows, for an hour: it crosses its long run
+        // every cycle, but never stays near it.
+        let cycle = |t: u64| 450.0 - 350.0 * (t as f64 / 60.0 * std::f64::consts::TAU).cos();
+        for t in 0..3_600 {
+            cycling.record(ShardId(0), &writes(cycle(t)), Instant(t * 1_000));
+            assert!(!cycling.steady(ShardId(0)), "steady at {t} s");
+        }
     }
 
     #[test]

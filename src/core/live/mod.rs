@@ -667,15 +667,11 @@ impl LiveCluster {
         let (was, will) = (old.leader, after.leader);
         drop(old);
         if was != will {
-            // Only a shard whose load held steady (now, over the long run and in the window
-            // still open, within a fifth) says what its new leader's reports should show: one
-            // that rises and falls changes of itself. The open window rules out the moment a
-            // rising or falling load crosses its long run, where the first two agree.
-            let (now_units, long_run) = (self.loads.estimate_units(id), self.loads.slow_units(id));
-            let open = self.loads.open_window_units(id).unwrap_or(now_units);
-            let steady = [now_units, open].iter().all(|x| (x - long_run).abs() <= 0.2 * long_run);
+            // Only a shard whose load held steady says what its new leader's reports should
+            // show: one that rises and falls changes of itself.
+            let now_units = self.loads.estimate_units(id);
             match (was, will) {
-                (Some(from), Some(_)) if self.loads.known(id) && steady => {
+                (Some(from), Some(_)) if self.loads.known(id) && self.loads.steady(id) => {
                     self.arrivals.insert(id, (NodeId(from), now_units, false));
                 }
                 _ => {
