@@ -51,11 +51,12 @@ fn capacities_8_8_16_balance_within_1_10_in_three_minutes() {
 
 /// 1/1/2/4: shares of 15, 15, 30 and 60 shards from 30 each. Within 1.10 the small nodes hold
 /// 16 at most (14 moves each) and the big one at least 50 (20 moves in): 28 moves at least.
-/// Twice the imbalance of 8/8/16, and at most 6 moves out of a node per round of judgement:
-/// 160-320 s over seeds 1-10, so six minutes.
+/// Twice the imbalance of 8/8/16, and at most 6 moves out of a node per round of judgement
+/// (30 s): 160-320 s over seeds 1-10, but 368-496 s on 5 seeds of 11-60, always in the 28
+/// moves of the bound. Nine minutes.
 #[test]
-fn capacities_1_1_2_4_balance_within_1_10_in_six_minutes() {
-    capacities(&[1.0, 1.0, 2.0, 4.0], "capacities 1/1/2/4", 28, 360);
+fn capacities_1_1_2_4_balance_within_1_10_in_nine_minutes() {
+    capacities(&[1.0, 1.0, 2.0, 4.0], "capacities 1/1/2/4", 28, 540);
 }
 
 /// Four nodes of 48 shards; twelve empty nodes join. Each new node needs 0.9 × the new mean

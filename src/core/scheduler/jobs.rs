@@ -1,8 +1,10 @@
 //! Telling each node's long job how much is left, once a pass has planned (see
 //! `live::progress`): a drain by the replicas still on the node, a slow node by the leaders it
-//! still has, a fill by the balancer's own measure. A node starts to fill when it stands under
-//! the pull line (a new or returning node), and is full once it reaches the underfull line,
-//! the band the balancer leaves alone.
+//! still has, a fill by the balancer's own measure. A node starts to fill when it has stood
+//! under the pull line as long as a pull needs (`overfull_windows`), or carries next to nothing
+//! (a new or returning node), and is full once it reaches the underfull line, the band the
+//! balancer leaves alone. (Judged at each instant, a node in the trough of a periodic load
+//! started and ended a fill every cycle, and the events of those fills crowded the log.)
 
 use super::load_view::LoadView;
 use super::Planner;
@@ -25,6 +27,10 @@ impl Planner<'_> {
             let load: f64 = v.nodes.iter().flatten().map(|s| s.load).sum();
             load / leaders.max(1) as f64
         });
+        let sustain = settings.standing_needed(self.config.load_window_ms);
+        let stood_under = |id: NodeId| {
+            self.live.recent().standing(id)[1].is_some_and(|since| self.now >= since + sustain)
+        };
         let mut seen = Vec::new();
         for (id, n) in self.live.nodes().iter() {
             let job = if !n.online || !self.dynamic() {
@@ -38,19 +44,25 @@ impl Planner<'_> {
             } else {
                 // How far below the band it is, in the balancer's measure, and how many moves
                 // that is.
-                let (level, short) = match view.and_then(|v| v.get(id.0).map(|s| (v, s))) {
+                let (level, short, lasted) = match view.and_then(|v| v.get(id.0).map(|s| (v, s))) {
                     Some((v, s)) if shard_load > 0.0 => {
                         let want = settings.underfull_ratio() * v.mean * s.capacity;
-                        (v.taking(id.0), ((want - s.load) / shard_load).ceil())
+                        let empty = s.load.max(s.slow) <= settings.load_floor_units;
+                        (
+                            v.taking(id.0),
+                            ((want - s.load) / shard_load).ceil(),
+                            empty || stood_under(id),
+                        )
                     }
-                    Some(_) => (1.0, 0.0),
+                    Some(_) => (1.0, 0.0, false),
                     None if mean_leaders > 0.0 => (
                         n.leaders as f64 / mean_leaders,
                         (settings.underfull_ratio() * mean_leaders).floor() - n.leaders as f64,
+                        true,
                     ),
-                    None => (1.0, 0.0),
+                    None => (1.0, 0.0, false),
                 };
-                let under = level < settings.pull_ratio()
+                let under = (level < settings.pull_ratio() && lasted)
                     || (filling(id) && level < settings.underfull_ratio());
                 (under && short > 0.0).then(|| (Job::Fill, short.min(u32::MAX as f64) as u32))
             };
