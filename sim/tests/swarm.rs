@@ -68,7 +68,7 @@ fn extract<T>(v: &mut Vec<T>, pred: impl Fn(&T) -> bool) -> Vec<T> {
 
 #[test]
 fn swarm() {
-    let summary = run_seeds("swarm", "swarm", 200, swarm_seed);
+    let summary = run_seeds("swarm", "swarm", 100, swarm_seed);
     let c = &summary.coverage;
     let classes = Fault::ALL.iter().map(|f| f.name()).chain([ETCD_TIMEOUTS, PACKET_LOSS, LATENCY]);
     let faults: Vec<(&str, u64)> =
