@@ -7,8 +7,8 @@
 //! moves shards on spikes thrashes; the mean of a window absorbs the ±15% noise of a steady
 //! load, and the ½ weight still follows a real step within about three windows.
 //!
-//! **The long run.** Beside it, each shard's load units (read + write) and CPU time smoothed with weight
-//! 1/8 per window ([`SLOW_WEIGHT`]): an average over about the last eight windows, which a load
+//! **The long run.** Beside it, each shard's load units (read + write) and CPU time smoothed
+//! with weight 1/8 per window ([`SLOW_WEIGHT`]): an average over about the last eight windows, which a load
 //! that rises and falls every few windows hardly moves (a swing with a period of 6 windows
 //! passes at a fifth of its size, one of 20 windows at two fifths). The balancer moves load
 //! only where both agree (see the scheduler's rebalance): the fast value so that it acts on
