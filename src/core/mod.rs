@@ -14,7 +14,7 @@
 //! Inside the core no clock is read (`now` is passed in, as [`time::Instant`]), nothing does IO,
 //! spawns, blocks or awaits, the only randomness comes from the seed given to [`MetaCore::new`],
 //! and no `HashMap` is iterated: the same inputs always give the same outputs. A test
-//! (`tests/core_purity.rs`) enforces this by scanning these files.
+//! (`tests/core_suite/purity.rs`) enforces this by scanning these files.
 //!
 //! # Persist before effect
 //!

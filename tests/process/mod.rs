@@ -16,9 +16,15 @@ use std::process::{Child, Command, Stdio};
 /// Process tests in one binary take turns: they assert timings (failover within a bound),
 /// which a machine of two cores cannot keep while several clusters run at once.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     SERIAL.lock().await
 }
+
+/// [`serial`] for a test that is not async.
+pub fn serial_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.blocking_lock()
+}
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A free port on 127.0.0.1 (the OS picks it; the listener is closed before use).
 /// Never the same port twice in one test binary: the listener is closed before the port is

@@ -1,5 +1,5 @@
 //! Reading the crate's own sources, for the tests that hold its code to rules
-//! (`core_purity.rs`, `core_ladder.rs`).
+//! (`core_suite/purity.rs`, `core_suite/ladder.rs`).
 
 #![allow(dead_code)]
 
