@@ -92,7 +92,8 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// A pass saw `node` doing `job` with `remaining` left (`None`: no job); returns the job
+    /// A pass saw `node`'s `job` with `remaining` left: none left means done, and no job at
+    /// all means none applies, so one under way stops with what it had left. Returns the job
     /// that just ended, if one did.
     pub(super) fn saw(
         &mut self,
@@ -101,17 +102,20 @@ impl Jobs {
         now: Instant,
     ) -> Option<Progress> {
         match (job, self.jobs.get_mut(&node)) {
+            (Some((job, 0)), Some(p)) if p.job == job => {
+                self.jobs.remove(&node).map(|p| Progress { remaining: 0, ..p })
+            }
             (Some((job, remaining)), Some(p)) if p.job == job => {
                 // More may turn up than was planned (a fill's estimate grows): the plan grows.
                 p.planned = p.planned.max(p.done() + remaining).max(remaining);
                 p.remaining = remaining;
                 None
             }
+            (Some((_, 0)), _) | (None, _) => self.jobs.remove(&node),
             (Some((job, remaining)), _) => {
                 let fresh = Progress { job, since: now, planned: remaining, remaining };
                 self.jobs.insert(node, fresh).filter(|old| old.job != job)
             }
-            (None, _) => self.jobs.remove(&node).map(|p| Progress { remaining: 0, ..p }),
         }
     }
 
@@ -152,8 +156,26 @@ mod tests {
         assert_eq!((p.planned, p.done(), p.remaining), (40, 10, 30));
         assert_eq!(p.eta(Instant(20_000), 60), Some(Duration(60_000)), "10 in 20 s: 30 in 60 s");
         assert_eq!(p.eta(Instant(20_000), 6), Some(Duration(300_000)), "the budget is slower");
-        let ended = jobs.saw(n, None, Instant(80_000)).unwrap();
-        assert_eq!((ended.job, ended.done()), (Job::Drain, 40));
+        let ended = jobs.saw(n, Some((Job::Drain, 0)), Instant(80_000)).unwrap();
+        assert_eq!((ended.job, ended.done(), ended.remaining), (Job::Drain, 40, 0));
         assert!(jobs.is_empty());
+    }
+
+    #[test]
+    fn a_job_that_stops_applying_ends_with_what_it_had_left() {
+        let mut jobs = Jobs::default();
+        let n = NodeId(3);
+        jobs.saw(n, Some((Job::Drain, 40)), Instant(0));
+        jobs.saw(n, Some((Job::Drain, 30)), Instant(20_000));
+        // The drain is cancelled (or the node goes offline): 10 done, 30 undone.
+        let ended = jobs.saw(n, None, Instant(30_000)).unwrap();
+        assert_eq!((ended.done(), ended.remaining), (10, 30));
+        // Nothing left of a job that was never under way starts none.
+        assert_eq!(jobs.saw(n, Some((Job::Fill, 0)), Instant(40_000)), None);
+        assert!(jobs.is_empty());
+        // A different job replaces one under way, which ends with what it had left.
+        jobs.saw(n, Some((Job::Fill, 5)), Instant(50_000));
+        let ended = jobs.saw(n, Some((Job::Drain, 0)), Instant(60_000)).unwrap();
+        assert_eq!((ended.job, ended.remaining), (Job::Fill, 5));
     }
 }

@@ -5,19 +5,34 @@
 //! (a new or returning node), and is full once it reaches the underfull line, the band the
 //! balancer leaves alone. (Judged at each instant, a node in the trough of a periodic load
 //! started and ended a fill every cycle, and the events of those fills crowded the log.)
+//!
+//! A fill is judged only by a pass that judged balance, by load or by leader counts. A pass that
+//! found moves to make first (a transfer to finish, a failover), or a load too low to act on,
+//! balances nothing; judging fills by leader counts in such a pass started a fill on every node
+//! with a few leaders fewer than the mean, and the next pass ended them all (the madsim swarm's
+//! seed 949 logged fourteen at once).
+//!
+//! A job ends done when nothing is left of it, and with what was left undone when it stops
+//! applying first (a node going offline, a drain cancelled).
 
-use super::load_view::LoadView;
+use super::load_view::Judged;
 use super::Planner;
 use crate::core::ids::NodeId;
 use crate::core::live::progress::Job;
 
 impl Planner<'_> {
-    /// Tells every node's job how much is left, with the pass's load view if it balanced by
-    /// load (`None`: by leader counts).
-    pub(super) fn track_jobs(&mut self, view: Option<&LoadView>) {
-        let filling = |n: NodeId| self.live.jobs().get(n).is_some_and(|p| p.job == Job::Fill);
+    /// Tells every node's job how much is left, as the pass judged balance.
+    pub(super) fn track_jobs(&mut self, judged: &Judged) {
+        let fill = |n: NodeId| self.live.jobs().get(n).filter(|p| p.job == Job::Fill).copied();
+        let filling = |n: NodeId| fill(n).is_some();
         let settings = *self.live.settings();
-        let view = view.filter(|v| v.peak_load > settings.load_floor_units);
+        // A view of load too low to act on (or not all known yet) judged nothing either.
+        let floor = settings.load_floor_units;
+        let (view, judging) = match judged {
+            Judged::ByLoad(view) if view.peak_load > floor => (Some(view), true),
+            Judged::ByCounts => (None, true),
+            Judged::ByLoad(_) | Judged::NotThisPass => (None, false),
+        };
         let placeable: Vec<NodeId> =
             self.live.nodes().iter().filter(|(_, n)| n.placeable()).map(|(id, _)| id).collect();
         let leaders: u32 = placeable.iter().map(|&n| self.live.node(n).leaders).sum();
@@ -36,11 +51,13 @@ impl Planner<'_> {
             let job = if !n.online || !self.dynamic() {
                 None
             } else if n.draining {
-                (n.replicas > 0).then_some((Job::Drain, n.replicas))
+                Some((Job::Drain, n.replicas))
             } else if n.slowness.slow() {
-                (n.leaders > 0).then_some((Job::Slow, n.leaders))
+                Some((Job::Slow, n.leaders))
             } else if !n.placeable() {
                 None
+            } else if !judging {
+                fill(id).map(|p| (Job::Fill, p.remaining)) // as the last judging pass left it
             } else {
                 // How far below the band it is, in the balancer's measure, and how many moves
                 // that is.
@@ -64,7 +81,9 @@ impl Planner<'_> {
                 };
                 let under = (level < settings.pull_ratio() && lasted)
                     || (filling(id) && level < settings.underfull_ratio());
-                (under && short > 0.0).then(|| (Job::Fill, short.min(u32::MAX as f64) as u32))
+                // Not under (any more): a fill under way is done.
+                let left = if under { short.clamp(0.0, u32::MAX as f64) as u32 } else { 0 };
+                Some((Job::Fill, left))
             };
             seen.push((id, job));
         }

@@ -69,6 +69,16 @@ impl NodeStanding {
     }
 }
 
+/// How a pass judged balance, which is what a fill is measured by.
+pub(super) enum Judged {
+    /// By load, with the pass's view of it.
+    ByLoad(LoadView),
+    /// By leader counts: no load is known.
+    ByCounts,
+    /// Not at all: the pass had other moves to make, or balancing is paused.
+    NotThisPass,
+}
+
 /// Every node's standing (`None` for nodes that are not placeable) and the mean utilization.
 #[derive(Clone, Debug)]
 pub struct LoadView {

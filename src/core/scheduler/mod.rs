@@ -36,6 +36,7 @@ pub mod split_choice;
 pub mod splits;
 mod zones;
 
+use load_view::Judged;
 pub use load_view::{CpuWeighing, LoadView, NodeStanding};
 
 use crate::core::cause::Cause;
@@ -162,14 +163,17 @@ impl<'a> Planner<'a> {
         let balancing = self.dynamic()
             && !self.live.settings().paused
             && !self.config.has_bug(PlantedBug::SkipBalance);
-        let mut view = None;
+        let mut judged = Judged::NotThisPass;
         if balancing && self.moves.is_empty() {
-            view = self.rebalance();
-            if view.is_none() {
-                self.balance();
-            }
+            judged = match self.rebalance() {
+                Some(view) => Judged::ByLoad(view),
+                None => {
+                    self.balance();
+                    Judged::ByCounts
+                }
+            };
         }
-        self.track_jobs(view.as_ref());
+        self.track_jobs(&judged);
         self.moves
     }
 
