@@ -348,10 +348,13 @@ impl World {
 
     /// Thrash between nodes: moves from B to A within `within` seconds of a move from A to B,
     /// whichever shards (a different shard each time is still load going back and forth).
+    /// Within means less than: the pair memory lets load flow back once its cooldown has
+    /// passed, and a move exactly a cooldown later (seed 243's random walk: 5 → 2 at 1900 s,
+    /// 2 → 5 at 2500 s) is the walk followed, not thrash.
     pub fn pair_reversals(&self, within: u64) -> usize {
         let mut count = 0;
         for (i, a) in self.moves.iter().enumerate() {
-            let back = self.moves[i + 1..].iter().take_while(|b| b.second - a.second <= within);
+            let back = self.moves[i + 1..].iter().take_while(|b| b.second - a.second < within);
             if back.into_iter().any(|b| b.from == a.to && b.to == a.from) {
                 count += 1;
             }
