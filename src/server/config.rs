@@ -53,8 +53,8 @@ pub struct ServerConfig {
     /// etcd's own leader failover (1-2.5 s with etcd's default 1 s election timeout, during which
     /// no member renews a lease) plus one renewal interval (a sixth of it) and the margin (a
     /// tenth): at 5 s a paused or killed etcd member, its leader included, deposes no meta
-    /// leader (`tests/process_suite/etcd_member_faults.rs`); at 3 s one pause of etcd's leader in six
-    /// did.
+    /// leader (`tests/process_suite/etcd_member_faults.rs`); at 3 s one pause of etcd's leader
+    /// in six did.
     pub election_ttl_ms: u64,
     /// Where the admin HTTP server listens (`/metrics`, `/health`, `/ready`, `/api/v1`); empty
     /// turns it off.

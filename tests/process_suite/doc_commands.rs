@@ -8,8 +8,8 @@
 //! elects a leader.
 //!
 //! The other commands are run elsewhere: every `metactl`, `meta-server` and `node-agent`
-//! command line is parsed by `tests/docs.rs`, the README's walk-through by `process_suite/demo`, and
-//! the two set-up commands by CI. The fuzz commands of `docs/testing.md` are not run: they
+//! command line is parsed by `tests/docs.rs`, the README's walk-through by
+//! `process_suite/demo`, and the two set-up commands by CI. The fuzz commands of `docs/testing.md` are not run: they
 //! install `cargo-fuzz` from the network and run until stopped.
 
 use std::collections::BTreeMap;

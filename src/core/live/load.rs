@@ -8,9 +8,9 @@
 //! load, and the ½ weight still follows a real step within about three windows.
 //!
 //! **The long run.** Beside it, each shard's load units (read + write) and CPU time smoothed
-//! with weight 1/8 per window ([`SLOW_WEIGHT`]): an average over about the last eight windows, which a load
-//! that rises and falls every few windows hardly moves (a swing with a period of 6 windows
-//! passes at a fifth of its size, one of 20 windows at two fifths). The balancer moves load
+//! with weight 1/8 per window ([`SLOW_WEIGHT`]): an average over about the last eight windows,
+//! which a load that rises and falls every few windows hardly moves (a swing with a period of 6
+//! windows passes at a fifth of its size, one of 20 windows at two fifths). The balancer moves load
 //! only where both agree (see the scheduler's rebalance): the fast value so that it acts on
 //! what is true now, the slow one so that it does not act on a phase of a cycle. It is kept
 //! across a move, like the estimate: the load moved with the shard.
