@@ -195,20 +195,28 @@ impl Sim {
     /// L3: the cluster settles within two minutes of the heal, then holds still for the quiet
     /// window.
     pub async fn quiet(&self) -> Result<(), String> {
-        let quiet_from = self.await_settled(Duration::from_secs(120)).await?;
+        let quiet_from = match self.await_settled(Duration::from_secs(120)).await {
+            Ok(at) => at,
+            Err(e) => return Err(format!("{e}; the last events: {:?}", self.last_events().await)),
+        };
         tokio::time::sleep(QUIET).await;
         let a = self.audit.lock().expect("audit lock").clone();
         if a.last_change > quiet_from {
-            let events = self.events().await;
-            let last: Vec<String> =
-                events.iter().rev().take(3).map(|e| format!("{}: {}", e.cause, e.text)).collect();
             return Err(format!(
-                "L3: the topology changed {} ms into the quiet window: {}; the last events: {last:?}",
+                "L3: the topology changed {} ms into the quiet window: {}; the last events: {:?}",
                 a.last_change - quiet_from,
-                a.last_change_what
+                a.last_change_what,
+                self.last_events().await
             ));
         }
         Ok(())
+    }
+
+    /// The scheduler's last events, newest first, each with its age.
+    async fn last_events(&self) -> Vec<String> {
+        let events = self.events().await;
+        let last = events.iter().rev().take(12);
+        last.map(|e| format!("{} ms ago {}: {}", e.age_ms, e.cause, e.text)).collect()
     }
 
     /// Waits until nothing is left to do (L3): every live node in contact with meta, the meta
