@@ -38,7 +38,7 @@ pub struct SchedulerSettings {
     /// two nodes, a different shard each time, which no shard's own cooldown would stop.
     pub pair_cooldown_ms: u64,
     /// Load windows in a row a node must stand over the overfull line before it sheds, or
-    /// under the pull line before it pulls, in both views (see the scheduler's rebalance): a
+    /// under the pull line before it pulls, in the long run (see the scheduler's rebalance): a
     /// phase of a cycle is not a reason to move.
     pub overfull_windows: u32,
     /// The least share of its node's load that a shard must carry to be moved for balance, in
@@ -241,6 +241,12 @@ impl SchedulerSettings {
     /// The overfull line as a multiple of the mean utilization.
     pub fn overfull_ratio(&self) -> f64 {
         1.0 + self.overfull_pct as f64 / 100.0
+    }
+
+    /// The overfull line of a node that took load for balance within the pair cooldown: twice
+    /// as far over the mean (see the scheduler's rebalance).
+    pub fn taker_overfull_ratio(&self) -> f64 {
+        1.0 + self.overfull_pct as f64 / 50.0
     }
 
     /// Where an overfull node sheds to, and how full a move may make its target.

@@ -203,7 +203,7 @@ fn status(
     }
 }
 
-/// Nodes over the overfull line, or under the pull line, in both views, for fewer windows than
+/// Nodes over the overfull line, or under the pull line, in the long run, for fewer windows than
 /// `overfull_windows` (as the last pass saw them): one may shed, or pull, once it has stood
 /// there long enough.
 fn nodes_standing(

@@ -251,11 +251,12 @@ impl LiveCluster {
         &self.recent
     }
 
-    /// The balancer moved load from `from` to `to` at `now`: none flows back for the pair
-    /// cooldown.
-    pub fn load_moved(&mut self, from: NodeId, to: NodeId, now: Instant) {
+    /// The balancer moved load from `from` to `to` at `now`, with `placeable` nodes placeable:
+    /// none flows back for the pair cooldown, and `to` is a taker as long (see the scheduler's
+    /// rebalance).
+    pub fn load_moved(&mut self, from: NodeId, to: NodeId, placeable: u32, now: Instant) {
         let cooldown = Duration(self.settings.pair_cooldown_ms);
-        self.recent.load_moved(from, to, now, cooldown);
+        self.recent.load_moved((from, to), placeable, now, cooldown);
     }
 
     /// How many moves each node may still start, in and out, and has started.

@@ -13,12 +13,22 @@ use crate::core::time::{Duration, Instant};
 pub struct Recent {
     shard_moved: Vec<Option<Instant>>,
     node_moved: Vec<Option<Instant>>,
-    /// Load moves (from, to, when), oldest first, none older than the pair cooldown of the
-    /// newest, at most [`LOAD_FLOWS_KEPT`].
-    load_flows: VecDeque<(NodeId, NodeId, Instant)>,
+    /// Load moves, oldest first, none older than the pair cooldown of the newest, at most
+    /// [`LOAD_FLOWS_KEPT`].
+    load_flows: VecDeque<Flow>,
     /// Per node, since when it has stood over the overfull line, and under the pull line, in
-    /// both views, as the last pass saw it.
+    /// the long run, as the last pass saw it.
     standing: Vec<[Option<Instant>; 2]>,
+}
+
+/// One move of load for balance.
+#[derive(Clone, Copy, Debug)]
+struct Flow {
+    from: NodeId,
+    to: NodeId,
+    at: Instant,
+    /// How many nodes were placeable when the move was planned.
+    placeable: u32,
 }
 
 /// The most load moves remembered: a pass starts at most `moves_per_pass_max` of them, and a
@@ -52,39 +62,46 @@ impl Recent {
         }
     }
 
-    /// Load was moved from `from` to `to` at `now` (for balance: a failover or a drain is no
-    /// judgement of load, and does not stop load coming back). Moves older than `cooldown` are
-    /// forgotten.
+    /// Load was moved from `from` to `to` at `now`, with `placeable` nodes placeable (for
+    /// balance: a failover or a drain is no judgement of load, and does not stop load coming
+    /// back). Moves older than `cooldown` are forgotten.
     pub(super) fn load_moved(
         &mut self,
-        from: NodeId,
-        to: NodeId,
+        (from, to): (NodeId, NodeId),
+        placeable: u32,
         now: Instant,
         cooldown: Duration,
     ) {
         assert!(from != to, "load moved from {from} to itself");
-        while self.load_flows.front().is_some_and(|&(.., at)| now >= at + cooldown) {
+        while self.load_flows.front().is_some_and(|f| now >= f.at + cooldown) {
             self.load_flows.pop_front();
         }
         if self.load_flows.len() == LOAD_FLOWS_KEPT {
             self.load_flows.pop_front();
         }
-        self.load_flows.push_back((from, to, now));
+        self.load_flows.push_back(Flow { from, to, at: now, placeable });
         assert!(self.load_flows.len() <= LOAD_FLOWS_KEPT);
+    }
+
+    /// The flows less than `cooldown` old, newest first.
+    fn flows_within(&self, now: Instant, cooldown: Duration) -> impl Iterator<Item = &Flow> {
+        self.load_flows.iter().rev().take_while(move |f| now < f.at + cooldown)
     }
 
     /// Whether load moved from `to` to `from` less than `cooldown` ago: then none goes from
     /// `from` to `to`, whichever shard.
     pub fn flowed_back(&self, from: NodeId, to: NodeId, now: Instant, cooldown: Duration) -> bool {
-        self.load_flows
-            .iter()
-            .rev()
-            .take_while(|&&(.., at)| now < at + cooldown)
-            .any(|&(f, t, _)| f == to && t == from)
+        self.flows_within(now, cooldown).any(|f| f.from == to && f.to == from)
     }
 
-    /// How a pass saw `node` at `now`: over the overfull line, under the pull line (both
-    /// views). A side it left is forgotten; a side it entered starts now.
+    /// How many nodes were placeable when the last move of load onto `node` less than
+    /// `cooldown` ago was planned; `None` if none was.
+    pub fn took_load(&self, node: NodeId, now: Instant, cooldown: Duration) -> Option<u32> {
+        self.flows_within(now, cooldown).find(|f| f.to == node).map(|f| f.placeable)
+    }
+
+    /// How a pass saw `node` at `now`: over the overfull line, under the pull line (in the
+    /// long run). A side it left is forgotten; a side it entered starts now.
     pub(super) fn stood(&mut self, node: NodeId, over: bool, under: bool, now: Instant) {
         assert!(!(over && under), "node {node} over the overfull line and under the pull line");
         if self.standing.len() <= node.index() {
@@ -97,7 +114,7 @@ impl Recent {
     }
 
     /// Since when `node` has stood over the overfull line (`[0]`) and under the pull line
-    /// (`[1]`), in both views.
+    /// (`[1]`), in the long run.
     pub fn standing(&self, node: NodeId) -> [Option<Instant>; 2] {
         self.standing.get(node.index()).copied().unwrap_or([None; 2])
     }
@@ -122,16 +139,18 @@ mod tests {
         let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
         let cooldown = Duration(600_000);
         let mut recent = Recent::new(4);
-        recent.load_moved(a, b, Instant(1_000), cooldown);
+        recent.load_moved((a, b), 3, Instant(1_000), cooldown);
+        assert_eq!(recent.took_load(b, Instant(2_000), cooldown), Some(3), "b took load");
+        assert_eq!(recent.took_load(a, Instant(2_000), cooldown), None, "a gave it");
         assert!(recent.flowed_back(b, a, Instant(2_000), cooldown), "b to a is held back");
         assert!(!recent.flowed_back(a, b, Instant(2_000), cooldown), "more a to b may go");
         assert!(!recent.flowed_back(b, c, Instant(2_000), cooldown), "other pairs are free");
         assert!(!recent.flowed_back(b, a, Instant(601_000), cooldown), "the cooldown ends");
         for i in 0..LOAD_FLOWS_KEPT as u64 + 10 {
-            recent.load_moved(c, a, Instant(700_000 + i), cooldown);
+            recent.load_moved((c, a), 3, Instant(700_000 + i), cooldown);
         }
         assert_eq!(recent.load_flows.len(), LOAD_FLOWS_KEPT, "bounded");
-        recent.load_moved(a, c, Instant(2_000_000), cooldown);
+        recent.load_moved((a, c), 3, Instant(2_000_000), cooldown);
         assert_eq!(recent.load_flows.len(), 1, "what is older than the cooldown is forgotten");
     }
 }

@@ -236,6 +236,21 @@ impl LoadView {
         now.min(long) > settings.overfull_ratio() && s.load > settings.load_floor_units
     }
 
+    /// Whether a node standing so is over the overfull line, and under the pull line, over the
+    /// long run alone: what must have lasted before it sheds or pulls (see
+    /// [`super::rebalance`]). A cycle hardly moves the long run, so that a node whose average
+    /// is over the line stands there through its troughs, and one whose average is not never
+    /// does, however high its peaks.
+    pub(super) fn long_run_sides(
+        &self,
+        s: &NodeStanding,
+        settings: &SchedulerSettings,
+    ) -> [bool; 2] {
+        let [_, long] = self.ratios(s);
+        let loaded = s.slow > settings.load_floor_units;
+        [loaded && long > settings.overfull_ratio(), long < settings.pull_ratio()]
+    }
+
     /// Judged nodes over the overfull line, the most utilized first.
     pub fn overfull(&self, settings: &SchedulerSettings) -> Vec<u32> {
         let mut over: Vec<u32> = (0..self.nodes.len() as u32)

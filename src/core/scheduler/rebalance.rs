@@ -11,14 +11,17 @@
 //!
 //! **Overfull, and how far to shed.** A node is overfull when its utilization is above
 //! mean × (1 + `overfull_pct`) in both views, its load above `load_floor_units`, and it has stood
-//! there for `overfull_windows` windows (at once while some node carries next to nothing, back
-//! from a failure or new: no cycle explains an empty node). It then sheds until it is
-//! within mean × (1 + `overfull_pct`/2). The gap between the two lines is the hysteresis: a node
-//! just relieved is not overfull again at the next wobble. A target must be underfull before the
-//! move, below mean × (1 − `overfull_pct`/2), and end it within the shedding line, or where
-//! whole shards are too coarse for that, within the overfull line: load goes to nodes that have
-//! room for it, never from one busy node to another (after a scale-out the old nodes feed the
-//! new ones, not each other), and no target is made the next source.
+//! over that line in the long run for `overfull_windows` windows (at once while some node
+//! carries next to nothing, back from a failure or new: no cycle explains an empty node). The
+//! standing is the long run's alone: a cycle of a few windows takes the current view under the
+//! line at each trough, and a node over it on average would wait for a run of peaks long
+//! enough, which comes by chance; the current view need only agree at the pass. It then sheds
+//! until it is within mean × (1 + `overfull_pct`/2). The gap between the two lines is the
+//! hysteresis: a node just relieved is not overfull again at the next wobble. A target must be
+//! underfull before the move, below mean × (1 − `overfull_pct`/2), and end it within the
+//! shedding line, or where whole shards are too coarse for that, within the overfull line: load
+//! goes to nodes that have room for it, never from one busy node to another (after a scale-out
+//! the old nodes feed the new ones, not each other), and no target is made the next source.
 //!
 //! **Which move.** Among the shards the source leads, each carrying at least
 //! `shard_share_min_permille` of the source's load, the one whose load is closest to the excess.
@@ -32,7 +35,13 @@
 //! **Pair memory.** After load moved from A to B, none moves from B to A for
 //! `pair_cooldown_ms`, whichever shard (see `live::recent`): load that rises and falls must not
 //! carry shards to and fro, a different one each time, which no shard's cooldown would stop.
-//! B1 (`check::Steady`) holds the balancer to it.
+//! B1 (`check::Steady`) holds the balancer to it. And a node that took load for balance within
+//! the cooldown (a *taker*) is overfull only past twice the band (mean × (1 + 2 ×
+//! `overfull_pct`)) and gives nothing to a pull, until more nodes are placeable than when it
+//! took (the mean it was judged by fell) or some node carries nothing: the move was judged to
+//! leave it room, and where whole shards left it near a line, the long run's ripple under a
+//! cycle took it across and it passed a shard on, from node to node (a different pair each
+//! time, which the pair memory does not stop).
 //!
 //! **Patience.** Only nodes whose every led shard has a trusted load are judged, as source or
 //! target, and not for `load_windows_trusted` windows after a leader moved onto or off them, so
@@ -40,10 +49,10 @@
 //! moved for any reason is left alone for `shard_cooldown_ms`. Moves are bounded per pass, per
 //! node per pass, and in flight.
 //!
-//! **Pulls.** A node below mean × (1 − `overfull_pct`) in both views for `overfull_windows`
-//! windows (or carrying next to nothing) pulls: when no node is overfull but one
-//! is that far below the mean, nodes above the mean shed to the mean, only to nodes that far
-//! below it, so that a new node fills even when no old node is over the line.
+//! **Pulls.** A node below mean × (1 − `overfull_pct`) in both views, and in the long run for
+//! `overfull_windows` windows (or carrying next to nothing), pulls: when no node is overfull but
+//! one is that far below the mean, nodes above the mean shed to the mean, only to nodes that
+//! far below it, so that a new node fills even when no old node is over the line.
 //!
 //! While some led shard's load is not known at all (a new meta leader has seen no window of
 //! it yet), nothing is balanced: uneven leader counts left by load balancing would look like
@@ -109,7 +118,8 @@ impl Planner<'_> {
             let why = self.explain(&view, src, &c);
             self.start_transfer(c.shard, src, c.to, Cause::Load, why);
             if !self.config.has_bug(PlantedBug::ForgetLoadFlows) {
-                self.live.load_moved(NodeId(src), NodeId(c.to), self.now);
+                let placeable = view.nodes.iter().flatten().count() as u32;
+                self.live.load_moved(NodeId(src), NodeId(c.to), placeable, self.now);
             }
             view.shift(src, c.to, c.load);
             started += 1;
@@ -120,14 +130,14 @@ impl Planner<'_> {
     /// Each source of this pass with the ratio it sheds to and the ratio its targets must be
     /// below: overfull nodes shed to the shedding line, onto underfull nodes; while some node is
     /// far below the mean, nodes above the mean shed to it, onto nodes that far below. Only a
-    /// standing that has lasted `overfull_windows` counts: a node at the peak of a cycle is not
-    /// overfull for long, nor one in its trough underfull. Records each node's standing.
+    /// long-run standing that has lasted `overfull_windows` counts: a node at the peak of a
+    /// cycle is not overfull in the long run, nor one in its trough underfull. Records each
+    /// node's standing.
     fn sources(&mut self, view: &LoadView, settings: &SchedulerSettings) -> Vec<(u32, f64, f64)> {
         let sustain = settings.standing_needed(self.config.load_window_ms);
         for n in 0..view.nodes.len() as u32 {
-            let (over, under) = view.get(n).map_or((false, false), |s| {
-                (view.over_line(s, settings), view.taking(n) < settings.pull_ratio())
-            });
+            let [over, under] =
+                view.get(n).map_or([false; 2], |s| view.long_run_sides(s, settings));
             self.live.stood(NodeId(n), over, under, self.now);
         }
         let lasted = |n: u32, side: usize| {
@@ -139,10 +149,22 @@ impl Planner<'_> {
         let carries_nothing = |n: u32| view.get(n).is_some_and(|s| s.load.max(s.slow) <= floor);
         let someone_empty = (0..view.nodes.len() as u32)
             .any(|n| carries_nothing(n) && view.get(n).is_some_and(|s| s.judged));
+        // A node that took load for balance within the pair cooldown was judged to have room for
+        // it, unless more nodes are placeable now (the mean it was judged by fell): it sheds
+        // again only past the taker's line, and gives none to a pull, while no node is empty. A
+        // cycle's ripple in the long run took nodes that a move left near a line across it, and
+        // shards went on from node to node.
+        let pair_cooldown = Duration(settings.pair_cooldown_ms);
+        let placeable = view.nodes.iter().flatten().count() as u32;
+        let taker = |n: u32| {
+            let took = self.live.recent().took_load(NodeId(n), self.now, pair_cooldown);
+            !someone_empty && took.is_some_and(|then| then >= placeable)
+        };
         let overfull: Vec<(u32, f64, f64)> = view
             .overfull(settings)
             .into_iter()
             .filter(|&n| someone_empty || lasted(n, 0))
+            .filter(|&n| !taker(n) || view.giving(n) > settings.taker_overfull_ratio())
             .map(|n| (n, settings.settle_ratio(), settings.underfull_ratio()))
             .collect();
         if !overfull.is_empty() {
@@ -150,6 +172,7 @@ impl Planner<'_> {
         }
         view.pull_sources(settings, |n| lasted(n, 1) || carries_nothing(n))
             .into_iter()
+            .filter(|&n| !taker(n))
             .map(|n| (n, 1.0, settings.pull_ratio()))
             .collect()
     }
