@@ -321,28 +321,32 @@ fn small_shards_and_shards_no_target_can_take_stay() {
     assert_eq!(plan(cluster, &mut live, now), vec![]);
 }
 
+/// Two nodes of the given capacities over `total` 100-unit shards, the first `n0_leads` led by
+/// n0 and followed on n1, the rest the other way round: the moves of a pass once a node has
+/// stood over the line for `overfull_windows` (3 windows), after one pass that must wait.
+fn two_capacities(capacities: [f64; 2], total: u32, n0_leads: u32) -> Vec<Move> {
+    let shards: Vec<ShardRecord> = (0..total)
+        .map(|s| if s < n0_leads { shard(s, 1, 0, &[1]) } else { shard(s, 1, 1, &[0]) })
+        .collect();
+    let catalog = catalog(2, total, 1, &shards);
+    let cluster = catalog.cluster(C);
+    let mut live = heard(cluster, 2);
+    for (id, capacity) in (0u32..).zip(capacities) {
+        let mut hb = heartbeat(id);
+        (hb.seq, hb.stats.capacity) = (SETTLED_SEQ + 1, capacity);
+        live.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
+    }
+    let now = warm(cluster, &mut live, &vec![100.0; total as usize]);
+    assert_eq!(plan(cluster, &mut live, now), vec![], "not overfull for long enough yet");
+    plan(cluster, &mut live, now + Duration(30_000))
+}
+
 /// Capacity counts: n0 (capacity 2) leading 4 shards is no busier than n1 (capacity 1) leading
 /// 2, and nothing moves; with the shards the other way round, n1 is overfull and sheds to n0.
 #[test]
 fn nodes_balance_by_utilization_not_raw_load() {
-    // One pass over six 100-unit shards, n0 at capacity 2 and n1 at 1, `n0_leads` of them on n0.
-    let pass = |n0_leads: u32| {
-        let shards: Vec<ShardRecord> = (0..6)
-            .map(|s| if s < n0_leads { shard(s, 1, 0, &[1]) } else { shard(s, 1, 1, &[0]) })
-            .collect();
-        let catalog = catalog(2, 6, 1, &shards);
-        let cluster = catalog.cluster(C);
-        let mut live = heard(cluster, 2);
-        for (id, capacity) in [(0, 2.0), (1, 1.0)] {
-            let mut hb = heartbeat(id);
-            (hb.seq, hb.stats.capacity) = (SETTLED_SEQ + 1, capacity);
-            live.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
-        }
-        let now = warm(cluster, &mut live, &[100.0; 6]);
-        // A node sheds once it has stood over the line for `overfull_windows` (3 windows).
-        assert_eq!(plan(cluster, &mut live, now), vec![], "not overfull for long enough yet");
-        plan(cluster, &mut live, now + Duration(30_000))
-    };
+    // Six 100-unit shards, n0 at capacity 2 and n1 at 1, `n0_leads` of them on n0.
+    let pass = |n0_leads: u32| two_capacities([2.0, 1.0], 6, n0_leads);
     assert_eq!(pass(4), vec![], "both at 200 units per unit of capacity");
     let moves = pass(2);
     assert!(
@@ -440,6 +444,16 @@ fn a_node_that_took_load_sheds_again_only_past_the_takers_line() {
     };
     assert!(sources(pass([20, 20, 17], None)).contains(&0), "n0 gives to the pull");
     assert_eq!(sources(pass([20, 20, 17], Some(3))), vec![1], "a taker gives to no pull");
+}
+
+/// A big node a hair over the underfull line takes a shard that leaves it under the mean: n0
+/// (capacity 1) leads 6 shards, 1.2× the mean; n1 (capacity 4) leads 19, 0.95×, not below the
+/// underfull line, and 20 would leave it at the mean.
+#[test]
+fn an_overfull_node_sheds_to_a_big_node_that_the_shard_leaves_under_the_mean() {
+    let moves = two_capacities([1.0, 4.0], 25, 6);
+    assert_eq!(moves.len(), 1, "one shard takes both to the mean: {moves:?}");
+    assert!(moves[0].record.transfer.is_some_and(|t| t.from == 0 && t.to == 1), "{moves:?}");
 }
 
 /// A transfer in flight is judged by the replicas it will leave. Here n1's zone changed to the

@@ -18,10 +18,11 @@
 //! enough, which comes by chance; the current view need only agree at the pass. It then sheds
 //! until it is within mean × (1 + `overfull_pct`/2). The gap between the two lines is the
 //! hysteresis: a node just relieved is not overfull again at the next wobble. A target must be
-//! underfull before the move, below mean × (1 − `overfull_pct`/2), and end it within the
-//! shedding line, or where whole shards are too coarse for that, within the overfull line: load
-//! goes to nodes that have room for it, never from one busy node to another (after a scale-out
-//! the old nodes feed the new ones, not each other), and no target is made the next source.
+//! underfull before the move, below mean × (1 − `overfull_pct`/2), or still under the mean
+//! after it (a shard small to a big node), and end it within the shedding line, or where whole
+//! shards are too coarse for that, within the overfull line: load goes to nodes that have room
+//! for it, never from one busy node to another (after a scale-out the old nodes feed the new
+//! ones, not each other), and no target is made the next source.
 //!
 //! **Which move.** Among the shards the source leads, each carrying at least
 //! `shard_share_min_permille` of the source's load, the one whose load is closest to the excess.
