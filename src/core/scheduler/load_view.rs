@@ -79,6 +79,16 @@ pub(super) enum Judged {
     NotThisPass,
 }
 
+/// Which nodes may take load from a source: those below the ratio `below`, and when
+/// `or_under_mean`, also those that the shard leaves under the mean (a shard small to a big
+/// node: on capacities 1/1/2/4 a node of 1 stood at 1.13× with the node of 4 at 0.95×, just
+/// over the underfull line, and no move was allowed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Room {
+    pub below: f64,
+    pub or_under_mean: bool,
+}
+
 /// Every node's standing (`None` for nodes that are not placeable) and the mean utilization.
 #[derive(Clone, Debug)]
 pub struct LoadView {
@@ -289,28 +299,28 @@ impl LoadView {
         self.get(node).map_or(0.0, NodeStanding::utilization)
     }
 
-    /// Whether `node` may take a shard of `load` (`slow` over the long run) in this pass: it is
-    /// below `below`, or takes load for an overfull node (`below` is the underfull line) and
-    /// the shard fits under the mean there, and it stays within `cap` (ratios to the mean), in
-    /// both views. A big node a hair over the underfull line has room for a shard that is
-    /// small to it: on capacities 1/1/2/4 a node of 1 stood at 1.13× with the node of 4 at
-    /// 0.95×, and no move was allowed.
+    /// Whether `node` may take a shard of `load` (`slow` over the long run) in this pass: it has
+    /// `room` for it and stays within `cap` (ratios to the mean), in both views.
     pub(super) fn takes(
         &self,
         node: u32,
         [load, slow]: [f64; 2],
-        below: f64,
+        room: Room,
         cap: f64,
         settings: &SchedulerSettings,
     ) -> bool {
         self.get(node).is_some_and(|s| {
+            let after = self.taking_with(node, load, slow);
             s.judged
                 && s.moves_in < settings.moves_per_node_per_pass_max
-                && (self.taking(node) < below
-                    || (below == settings.underfull_ratio()
-                        && self.taking_with(node, load, slow) <= 1.0))
-                && self.taking_with(node, load, slow) <= cap
+                && (self.taking(node) < room.below || (room.or_under_mean && after <= 1.0))
+                && after <= cap
         })
+    }
+
+    /// How many nodes are placeable.
+    pub(super) fn placeable(&self) -> u32 {
+        self.nodes.iter().flatten().count() as u32
     }
 
     /// A move of a shard of `load` (`slow` over the long run) from `from` to `to`, as planned.

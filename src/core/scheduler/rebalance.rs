@@ -60,7 +60,7 @@
 //! work. Once every load is known and no node carries more than the floor, load says nothing
 //! and the pass falls back to even leader counts ([`super::balance`]).
 
-use super::load_view::LoadView;
+use super::load_view::{LoadView, Room};
 use super::Planner;
 use crate::core::cause::Cause;
 use crate::core::config::PlantedBug;
@@ -100,7 +100,7 @@ impl Planner<'_> {
         // can in one go may take the room that the next needed.
         let mut started = 0;
         while started < settings.moves_per_pass_max && self.may_start_transfer() {
-            let shedding = |&&(n, line, _): &&(u32, f64, f64)| {
+            let shedding = |&&(n, line, _): &&(u32, f64, Room)| {
                 view.giving(n) > line
                     && view
                         .get(n)
@@ -111,16 +111,15 @@ impl Planner<'_> {
                 .iter()
                 .filter(shedding)
                 .max_by(|a, b| view.giving(a.0).total_cmp(&view.giving(b.0)).then(b.0.cmp(&a.0)));
-            let Some(&(src, line, below)) = most else { break };
-            let Some(c) = self.load_move(&view, src, line, below, &settings) else {
+            let Some(&(src, line, room)) = most else { break };
+            let Some(c) = self.load_move(&view, src, line, room, &settings) else {
                 sources.retain(|&(n, ..)| n != src);
                 continue;
             };
             let why = self.explain(&view, src, &c);
             self.start_transfer(c.shard, src, c.to, Cause::Load, why);
             if !self.config.has_bug(PlantedBug::ForgetLoadFlows) {
-                let placeable = view.nodes.iter().flatten().count() as u32;
-                self.live.load_moved(NodeId(src), NodeId(c.to), placeable, self.now);
+                self.live.load_moved(NodeId(src), NodeId(c.to), view.placeable(), self.now);
             }
             view.shift(src, c.to, c.load);
             started += 1;
@@ -128,13 +127,14 @@ impl Planner<'_> {
         Some(view)
     }
 
-    /// Each source of this pass with the ratio it sheds to and the ratio its targets must be
-    /// below: overfull nodes shed to the shedding line, onto underfull nodes; while some node is
-    /// far below the mean, nodes above the mean shed to it, onto nodes that far below. Only a
+    /// Each source of this pass with the ratio it sheds to and the room its targets need:
+    /// overfull nodes shed to the shedding line, onto underfull nodes or nodes the shard leaves
+    /// under the mean; while some node is far below the mean, nodes above the mean shed to it,
+    /// onto nodes that far below. Only a
     /// long-run standing that has lasted `overfull_windows` counts: a node at the peak of a
     /// cycle is not overfull in the long run, nor one in its trough underfull. Records each
     /// node's standing.
-    fn sources(&mut self, view: &LoadView, settings: &SchedulerSettings) -> Vec<(u32, f64, f64)> {
+    fn sources(&mut self, view: &LoadView, settings: &SchedulerSettings) -> Vec<(u32, f64, Room)> {
         let sustain = settings.standing_needed(self.config.load_window_ms);
         for n in 0..view.nodes.len() as u32 {
             let [over, under] =
@@ -156,17 +156,18 @@ impl Planner<'_> {
         // cycle's ripple in the long run took nodes that a move left near a line across it, and
         // shards went on from node to node.
         let pair_cooldown = Duration(settings.pair_cooldown_ms);
-        let placeable = view.nodes.iter().flatten().count() as u32;
+        let placeable = view.placeable();
         let taker = |n: u32| {
             let took = self.live.recent().took_load(NodeId(n), self.now, pair_cooldown);
             !someone_empty && took.is_some_and(|then| then >= placeable)
         };
-        let overfull: Vec<(u32, f64, f64)> = view
+        let underfull = Room { below: settings.underfull_ratio(), or_under_mean: true };
+        let overfull: Vec<(u32, f64, Room)> = view
             .overfull(settings)
             .into_iter()
             .filter(|&n| someone_empty || lasted(n, 0))
             .filter(|&n| !taker(n) || view.giving(n) > settings.taker_overfull_ratio())
-            .map(|n| (n, settings.settle_ratio(), settings.underfull_ratio()))
+            .map(|n| (n, settings.settle_ratio(), underfull))
             .collect();
         if !overfull.is_empty() {
             return overfull;
@@ -174,19 +175,19 @@ impl Planner<'_> {
         view.pull_sources(settings, |n| lasted(n, 1) || carries_nothing(n))
             .into_iter()
             .filter(|&n| !taker(n))
-            .map(|n| (n, 1.0, settings.pull_ratio()))
+            .map(|n| (n, 1.0, Room { below: settings.pull_ratio(), or_under_mean: false }))
             .collect()
     }
 
-    /// The best move off `src`, which sheds to the ratio `settle`, onto a node below the ratio
-    /// `below` that stays within the shedding line: a transfer to a follower if any fits, else
+    /// The best move off `src`, which sheds to the ratio `settle`, onto a node with `room` that
+    /// stays within the shedding line: a transfer to a follower if any fits, else
     /// a reopen.
     fn load_move(
         &self,
         view: &LoadView,
         src: u32,
         settle: f64,
-        below: f64,
+        room: Room,
         settings: &SchedulerSettings,
     ) -> Option<Candidate> {
         let s = view.get(src)?;
@@ -232,7 +233,7 @@ impl Planner<'_> {
                 self.intended(shard)
                     .followers
                     .iter()
-                    .filter(move |&&f| view.takes(f, load, below, cap, settings) && fits(f, load))
+                    .filter(move |&&f| view.takes(f, load, room, cap, settings) && fits(f, load))
                     .min_by(|&&a, &&b| view.taking(a).total_cmp(&view.taking(b)))
                     .map(|&to| Candidate { shard, to, load, reopen: false })
             });
@@ -249,7 +250,7 @@ impl Planner<'_> {
                 let to = targets.iter().copied().find(|&t| {
                     !rec.replicas().any(|r| r == t)
                         && self.disk_fits(t, shard)
-                        && view.takes(t, load, below, cap, settings)
+                        && view.takes(t, load, room, cap, settings)
                         && fits(t, load)
                         && self.keeps_zone_spread(rec, src, t)
                 })?;
