@@ -90,6 +90,10 @@ pub enum Inbound {
         term: Term,
         result: Result<Snapshot, LoadError>,
     },
+    /// The server is about to resign in order to stop. Heartbeats that reach it once it no
+    /// longer leads are held, not refused: [`Inbound::Stop`] follows within the resign bound
+    /// and sends their streams to the successor, which a refusal now could not name yet.
+    Resigning,
     /// The server is stopping: end every heartbeat stream and route watch, and each one opened
     /// from now on; answered once the open ones are ended.
     Stop {
@@ -155,6 +159,8 @@ pub struct Driver {
     /// The other leader the core was last told of, and the leader view's write count then.
     other_leader: Option<ObservedLeader>,
     leader_writes_seen: u64,
+    /// Set by [`Inbound::Resigning`]: heartbeats are held once this node no longer leads.
+    resigning: bool,
     /// Set by [`Inbound::Stop`]: streams and watches are ended as they open.
     stopping: bool,
 }
@@ -186,6 +192,7 @@ impl Driver {
             leader,
             other_leader: None,
             leader_writes_seen: 0,
+            resigning: false,
             stopping: false,
         };
         (driver, DriverHandle { tx, clock })
@@ -275,6 +282,7 @@ impl Driver {
                     self.io.close_stream(session, redirect, error);
                 }
             }
+            Inbound::Heartbeat { .. } if self.resigning && !self.core.is_leader(now) => {}
             Inbound::Heartbeat { session, heartbeat } => {
                 let started = std::time::Instant::now();
                 self.core.handle(now, Input::Heartbeat { session, heartbeat: &heartbeat });
@@ -320,6 +328,7 @@ impl Driver {
                     self.core.handle(now, Input::SnapshotFailed { term, cause: e.cause });
                 }
             },
+            Inbound::Resigning => self.resigning = true,
             Inbound::Stop { done } => {
                 self.stopping = true;
                 // What the core has queued (a command, a reply) goes out before the goodbyes.

@@ -211,18 +211,24 @@ impl EtcdElection {
 
     /// After resigning to shut down: waits briefly for a follower to win, so that the
     /// heartbeat streams this node ends can be sent to it. Followers campaign all the time, so
-    /// one wins within milliseconds of the resign when any is up.
+    /// one wins within milliseconds of the resign when any is up; on an etcd slowed by a busy
+    /// disk it has taken over a second, which is why the wait uses most of the resign bound.
     async fn learn_successor(&self, election: &mut etcd_client::ElectionClient) {
-        let give_up = tokio::time::Instant::now() + Duration::from_millis(1_000);
-        while tokio::time::Instant::now() < give_up {
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < SUCCESSOR_WAIT {
             if let Some((_, Some((endpoint, term)))) =
                 named_leader(election).await.filter(|(value, _)| *value != self.value.as_bytes())
             {
+                tracing::info!(successor = %endpoint, after_ms = started.elapsed().as_millis() as u64, "successor named; heartbeat streams go to it");
                 self.leader.observe(endpoint, term);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        tracing::warn!(
+            waited_ms = SUCCESSOR_WAIT.as_millis() as u64,
+            "no successor named; heartbeat streams end without a redirect"
+        );
     }
 
     /// The snapshot a new leader starts from: the warm standby's if it is current, else one
@@ -266,6 +272,10 @@ const EXPIRY_SLACK: CoreDuration = CoreDuration(if cfg!(madsim) { 1_000 } else {
 fn lease_deadline(sent: Instant, granted_s: u64, margin: CoreDuration) -> Instant {
     sent + CoreDuration((granted_s * 1_000).saturating_sub(margin.0 + EXPIRY_SLACK.0))
 }
+
+/// How long a meta node that resigned to shut down waits for a successor to be named: within
+/// the resign bound of `server::run` (2.5 s), which also covers the resign itself.
+const SUCCESSOR_WAIT: Duration = Duration::from_millis(2_000);
 
 /// Pause before a renewal that failed through one member is tried through it again.
 const RENEW_RETRY: Duration = Duration::from_millis(100);

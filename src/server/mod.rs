@@ -204,6 +204,7 @@ pub async fn run(
     }
     // Resign first, so that a follower takes over without waiting for the lease to end, and the
     // heartbeat streams ended next can be sent to it.
+    let _ = driver.tx.send(Inbound::Resigning).await;
     let _ = election_tx.send(ElectionCommand::Shutdown);
     let _ = tokio::time::timeout(RESIGN_BOUND, elected).await;
     let (done, ended) = tokio::sync::oneshot::channel();

@@ -136,7 +136,8 @@ async fn sigterm_of_an_etcd_leader_sends_its_nodes_to_the_successor_which_serves
     let signalled = Instant::now();
     metas.procs[&leader].signal("TERM");
     let others: Vec<String> = metas.endpoints.iter().filter(|e| **e != leader).cloned().collect();
-    let (next, took) = wait_leader(&others, Duration::from_secs(10), None).await;
+    // A follower may still name the old leader, which serves until it has resigned.
+    let (next, took) = wait_leader(&others, Duration::from_secs(10), Some(&leader)).await;
     println!("SIGTERM to {leader}; {next} serves after {took:?}");
     // Well under the 3 s election TTL a crashed leader would cost.
     assert!(took < Duration::from_millis(2_000), "takeover after {took:?}");
@@ -154,10 +155,25 @@ async fn sigterm_of_an_etcd_leader_sends_its_nodes_to_the_successor_which_serves
             .lines()
             .any(|l| l.contains("redirected to the meta leader") && l.contains(&next))
     };
-    wait_for("every node redirected to the successor", Duration::from_secs(2), async || {
-        ["n0", "n1", "n2"].iter().all(|n| redirected(n))
-    })
-    .await;
+    let waited = Instant::now();
+    while !["n0", "n1", "n2"].iter().all(|n| redirected(n)) {
+        if waited.elapsed() > Duration::from_secs(2) {
+            panic!("every node redirected to {next} did not happen within 2s:\n{}", {
+                let leader_name = &metas.procs[&leader].name;
+                let lines = |name: &str, keys: &[&str]| -> Vec<String> {
+                    let log = log_of(&dir, name);
+                    let hits = log.lines().filter(|l| keys.iter().any(|k| l.contains(k)));
+                    hits.map(|l| format!("{name}: {l}")).collect()
+                };
+                let mut out = lines(leader_name, &["successor", "shutting", "resign"]);
+                for n in ["n0", "n1", "n2"] {
+                    out.extend(lines(n, &["redirect", "stream ended"]));
+                }
+                out.join("\n")
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     client.reset();
     every_shard_led(&mut client, Duration::from_secs(2)).await;
 }
