@@ -139,3 +139,33 @@ fn a_node_reporting_half_its_load_is_found_out() {
     assert!(onto.len() <= 8, "{} moves onto n1; {r}", onto.len());
     assert!(n1_ratio <= 1.5, "n1 carries {n1_ratio:.2}× the mean; {r}");
 }
+
+/// Load that falls under the floor every night: 120 shards of uneven weight (50-300 units) by
+/// day, a fiftieth of that by night, 20 minutes each, for four days. By day the balancer evens
+/// the load, which leaves leader counts uneven; by night no node carries enough load for it to
+/// mean anything, and counts are balanced instead. Counts must not undo each day's work.
+#[test]
+fn a_nightly_lull_under_the_floor_does_not_undo_the_days_balance() {
+    let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
+    let r = replay(&w, "nightly_lull");
+    let s = w.seed;
+    let start = w.second;
+    w.load = Box::new(move |shard, t| {
+        let weight = 50.0 + 250.0 * unit(s, shard.index() as u64, 0);
+        let night = (t.saturating_sub(start) / 1_200) % 2 == 1;
+        if night {
+            weight / 50.0
+        } else {
+            weight
+        }
+    });
+    w.run(1_200);
+    let first_day = w.moves.len();
+    w.run(3 * 2_400 - 1_200);
+    let later = w.moves.len() - first_day;
+    let back = w.reversals(4 * 2_400);
+    w.report("nightly lull under the load floor, 4 days", None, None);
+    println!("nightly lull: {first_day} moves the first day, {later} after, {back} shards back");
+    assert_eq!(back, 0, "shards went back where they were; {r}");
+    assert!(later <= first_day / 2, "{later} moves after a first day of {first_day}; {r}");
+}

@@ -251,6 +251,11 @@ impl LiveCluster {
         &self.recent
     }
 
+    /// Some node's load is above the floor: below it from now on is a lull.
+    pub fn load_mattered(&mut self) {
+        self.recent.note_load_mattered();
+    }
+
     /// The balancer moved load from `from` to `to` at `now`, with `placeable` nodes placeable:
     /// none flows back for the pair cooldown, and `to` is a taker as long (see the scheduler's
     /// rebalance).

@@ -19,6 +19,8 @@ pub struct Recent {
     /// Per node, since when it has stood over the overfull line, and under the pull line, in
     /// the long run, as the last pass saw it.
     standing: Vec<[Option<Instant>; 2]>,
+    /// Some node's load was above the floor at a pass (see the scheduler's rebalance).
+    load_mattered: bool,
 }
 
 /// One move of load for balance.
@@ -42,6 +44,7 @@ impl Recent {
             node_moved: Vec::new(),
             load_flows: VecDeque::new(),
             standing: Vec::new(),
+            load_mattered: false,
         }
     }
 
@@ -111,6 +114,16 @@ impl Recent {
         for (since, on) in s.iter_mut().zip([over, under]) {
             *since = if on { Some(since.unwrap_or(now)) } else { None };
         }
+    }
+
+    /// Whether some node's load has been above the floor under this meta leader: load under
+    /// it is then a lull, not a cluster with no load to go by.
+    pub fn load_mattered(&self) -> bool {
+        self.load_mattered
+    }
+
+    pub(super) fn note_load_mattered(&mut self) {
+        self.load_mattered = true;
     }
 
     /// Since when `node` has stood over the overfull line (`[0]`) and under the pull line

@@ -3,6 +3,7 @@
 //! close); step two, once the old leader has reported the shard closed or its lease has surely
 //! ended, makes the target the leader. A new meta leader resumes transfers from the records.
 
+use super::load_view::LoadView;
 use super::{MoveReason, Planner};
 use crate::core::cause::Cause;
 use crate::core::ids::*;
@@ -42,7 +43,9 @@ impl Planner<'_> {
         }
     }
 
-    pub(super) fn balance(&mut self) {
+    /// Evens leader counts to within one; in a lull, by moves that keep the order of the
+    /// nodes' loads in `view` (which tracks them).
+    pub(super) fn balance(&mut self, mut view: Option<&mut LoadView>) {
         let nothing_else_to_do = self.live.intent().unassigned().is_empty()
             && self
                 .live
@@ -62,16 +65,25 @@ impl Planner<'_> {
             if hi <= lo + 1 {
                 return; // balanced within one: stay quiet
             }
-            let Some((from, to, shard)) = self.count_move() else {
-                if self.may_enter(min) {
-                    self.swap_follower_for_count();
+            let (from, to, shard) = match self.count_move(view.as_deref()) {
+                Ok(found) => found,
+                // Some transfer would even the counts but not keep the loads' order: the
+                // counts stay as load left them, and no follower needs to move either.
+                Err(LoadsDisagree(true)) => return,
+                Err(LoadsDisagree(false)) => {
+                    if self.may_enter(min) {
+                        self.swap_follower_for_count();
+                    }
+                    return;
                 }
-                return;
             };
             let (hi, lo) = (self.live.node(from).leaders, self.live.node(to).leaders);
             let why =
                 format!("{} leads {hi} shards, {} leads {lo}", self.name(from.0), self.name(to.0));
             self.start_transfer(shard, from.0, to.0, Cause::LeaderCount, why);
+            if let Some(view) = view.as_deref_mut() {
+                view.shift(from.0, to.0, view.shard_load(self.live.loads(), shard));
+            }
         }
     }
 
@@ -80,8 +92,12 @@ impl Planner<'_> {
     /// replicas span every zone, a node without a replica can only take over from a node in its
     /// own zone, and that one refills from promotions. The search looks at a few nodes at each
     /// end of the order.
-    fn count_move(&self) -> Option<(NodeId, NodeId, ShardId)> {
+    fn count_move(
+        &self,
+        view: Option<&LoadView>,
+    ) -> Result<(NodeId, NodeId, ShardId), LoadsDisagree> {
         const EACH_END: usize = 16;
+        let mut disagree = false;
         let leaders = |n: NodeId| self.live.node(n).leaders;
         for to in self.load().by_leaders().take(EACH_END).filter(|&n| self.may_enter(n)) {
             for from in self
@@ -92,12 +108,13 @@ impl Planner<'_> {
                 .take_while(|&f| leaders(f) > leaders(to) + 1)
                 .filter(|&n| self.may_leave(n))
             {
-                if let Some(shard) = self.transferable(from, to) {
-                    return Some((from, to, shard));
+                match self.transferable(from, to, view) {
+                    Ok(shard) => return Ok((from, to, shard)),
+                    Err(LoadsDisagree(d)) => disagree |= d,
                 }
             }
         }
-        None
+        Err(LoadsDisagree(disagree))
     }
 
     /// No transfer evens leader counts without narrowing zones (the emptiest node has no
@@ -134,23 +151,38 @@ impl Planner<'_> {
         }
     }
 
-    /// A shard that `from` leads and could hand to `to`, preferring one where `to` already
-    /// follows (a promotion needs no new replica); otherwise one whose zone spread the move keeps.
-    fn transferable(&self, from: NodeId, to: NodeId) -> Option<ShardId> {
+    /// A shard that `from` leads and could hand to `to`, keeping the order of their loads,
+    /// preferring one where `to` already follows (a promotion needs no new replica); otherwise
+    /// one whose zone spread the move keeps.
+    fn transferable(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        view: Option<&LoadView>,
+    ) -> Result<ShardId, LoadsDisagree> {
         let candidates = self.cluster.node_shards[from.index()]
             .iter()
             .copied()
             .filter(|&s| self.movable(s, from.0));
-        let mut first = None;
+        let (mut first, mut disagree) = (None, false);
         for s in candidates {
+            let loads = self.live.loads();
+            if view.is_some_and(|v| !v.keeps_order(from.0, to.0, v.shard_load(loads, s))) {
+                disagree = true;
+                continue;
+            }
             let rec = self.intended(s);
             if rec.followers.contains(&to.0) {
-                return Some(s);
+                return Ok(s);
             }
             if first.is_none() && self.keeps_zone_spread(rec, from.0, to.0) {
                 first = Some(s);
             }
         }
-        first
+        first.ok_or(LoadsDisagree(disagree))
     }
 }
+
+/// No count move was found; `true` if some transfer would have evened the counts but was
+/// refused because it would put the target above the source in load.
+struct LoadsDisagree(bool);

@@ -28,10 +28,10 @@ impl Planner<'_> {
         let settings = *self.live.settings();
         // A view of load too low to act on (or not all known yet) judged nothing either.
         let floor = settings.load_floor_units;
-        let (view, judging) = match judged {
-            Judged::ByLoad(view) if view.peak_load > floor => (Some(view), true),
-            Judged::ByCounts => (None, true),
-            Judged::ByLoad(_) | Judged::NotThisPass => (None, false),
+        let (view, counts, judging) = match judged {
+            Judged::ByLoad(view) if view.peak_load > floor => (Some(view), None, true),
+            Judged::ByCounts(view) => (None, view.as_ref(), true),
+            Judged::ByLoad(_) | Judged::NotThisPass => (None, None, false),
         };
         let placeable: Vec<NodeId> =
             self.live.nodes().iter().filter(|(_, n)| n.placeable()).map(|(id, _)| id).collect();
@@ -72,11 +72,17 @@ impl Planner<'_> {
                         )
                     }
                     Some(_) => (1.0, 0.0, false),
-                    None if mean_leaders > 0.0 => (
-                        n.leaders as f64 / mean_leaders,
-                        (settings.underfull_ratio() * mean_leaders).floor() - n.leaders as f64,
-                        true,
-                    ),
+                    // By counts; in a lull, only where the little load there is agrees: a node
+                    // that leads few heavy shards is not short of anything.
+                    None if mean_leaders > 0.0
+                        && counts.is_none_or(|v| v.taking(id.0) < settings.pull_ratio()) =>
+                    {
+                        (
+                            n.leaders as f64 / mean_leaders,
+                            (settings.underfull_ratio() * mean_leaders).floor() - n.leaders as f64,
+                            true,
+                        )
+                    }
                     None => (1.0, 0.0, false),
                 };
                 let under = (level < settings.pull_ratio() && lasted)

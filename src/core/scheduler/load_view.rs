@@ -73,8 +73,10 @@ impl NodeStanding {
 pub(super) enum Judged {
     /// By load, with the pass's view of it.
     ByLoad(LoadView),
-    /// By leader counts: no load is known.
-    ByCounts,
+    /// By leader counts: every load is known and none is above the floor. With the view when
+    /// load was above the floor earlier under this meta leader (a lull): it says which way a
+    /// shard may still go (see [`LoadView::keeps_order`]).
+    ByCounts(Option<LoadView>),
     /// Not at all: the pass had other moves to make, or balancing is paused.
     NotThisPass,
 }
@@ -234,6 +236,26 @@ impl LoadView {
             let [now, long] = self.ratios(&more);
             now.max(long)
         })
+    }
+
+    /// Whether `to`, taking a shard of `load` (`slow` over the long run) from `from`, ends no
+    /// fuller than `from` does in either view. In a lull (load under the floor after it was
+    /// above), leader counts are evened only by such moves: the lull keeps the placement that
+    /// balancing by load left, whose uneven counts would otherwise be evened each night and
+    /// undone each day. An empty node still fills.
+    pub(super) fn keeps_order(&self, from: u32, to: u32, [load, slow]: [f64; 2]) -> bool {
+        let Some(t) = self.get(to) else { return false };
+        // A source that is not placeable is not judged by load: its leaders may go anywhere.
+        let Some(f) = self.get(from) else { return true };
+        let after = |s: &NodeStanding, sign: f64| {
+            self.ratios(&NodeStanding {
+                load: s.load + sign * load,
+                slow: s.slow + sign * slow,
+                ..*s
+            })
+        };
+        let ([from_now, from_long], [to_now, to_long]) = (after(f, -1.0), after(t, 1.0));
+        to_now <= from_now && to_long <= from_long
     }
 
     pub(super) fn get(&self, node: u32) -> Option<&NodeStanding> {

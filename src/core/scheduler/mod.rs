@@ -165,13 +165,10 @@ impl<'a> Planner<'a> {
             && !self.config.has_bug(PlantedBug::SkipBalance);
         let mut judged = Judged::NotThisPass;
         if balancing && self.moves.is_empty() {
-            judged = match self.rebalance() {
-                Some(view) => Judged::ByLoad(view),
-                None => {
-                    self.balance();
-                    Judged::ByCounts
-                }
-            };
+            judged = self.rebalance();
+            if let Judged::ByCounts(view) = &mut judged {
+                self.balance(view.as_mut());
+            }
         }
         self.track_jobs(&judged);
         self.moves
