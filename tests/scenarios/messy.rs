@@ -141,9 +141,11 @@ fn a_node_reporting_half_its_load_is_found_out() {
 }
 
 /// Load that falls under the floor every night: 120 shards of uneven weight (50-300 units) by
-/// day, a fiftieth of that by night, 20 minutes each, for four days. By day the balancer evens
-/// the load, which leaves leader counts uneven; by night no node carries enough load for it to
-/// mean anything, and counts are balanced instead. Counts must not undo each day's work.
+/// day, a fiftieth of that by night, 20 minutes each with 5 minutes of dusk and dawn between
+/// (every shard alike), for four days. By day the balancer evens the load, which leaves leader
+/// counts uneven; by night no node carries enough load for it to mean anything, and counts
+/// are balanced instead. Counts must not undo each day's work, and nothing may move at dawn,
+/// when every node rises through the floor, each as its shards' windows close.
 #[test]
 fn a_nightly_lull_under_the_floor_does_not_undo_the_days_balance() {
     let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
@@ -152,12 +154,16 @@ fn a_nightly_lull_under_the_floor_does_not_undo_the_days_balance() {
     let start = w.second;
     w.load = Box::new(move |shard, t| {
         let weight = 50.0 + 250.0 * unit(s, shard.index() as u64, 0);
-        let night = (t.saturating_sub(start) / 1_200) % 2 == 1;
-        if night {
-            weight / 50.0
-        } else {
-            weight
-        }
+        // Through the day's 2,400 s: day, dusk, night, dawn (then day again).
+        let at = t.saturating_sub(start) % 2_400;
+        let ramp = |x: u64| (x as f64 / 300.0 * std::f64::consts::PI).cos() * 0.5 + 0.5;
+        let daylight = match at {
+            0..900 => 1.0,
+            900..1_200 => ramp(at - 900),
+            1_200..2_100 => 0.0,
+            _ => 1.0 - ramp(at - 2_100),
+        };
+        weight * (0.02 + 0.98 * daylight)
     });
     w.run(1_200);
     let first_day = w.moves.len();
@@ -167,5 +173,7 @@ fn a_nightly_lull_under_the_floor_does_not_undo_the_days_balance() {
     w.report("nightly lull under the load floor, 4 days", None, None);
     println!("nightly lull: {first_day} moves the first day, {later} after, {back} shards back");
     assert_eq!(back, 0, "shards went back where they were; {r}");
-    assert!(later <= first_day / 2, "{later} moves after a first day of {first_day}; {r}");
+    // A move the first day's cooldowns put off may come the next morning; counts evened each
+    // night and undone each day were 5-11 moves after the first day (seeds 1-3).
+    assert!(later <= 2, "{later} moves after a first day of {first_day}; {r}");
 }

@@ -37,7 +37,7 @@ impl Job {
         match self {
             Job::Drain => "replicas moved",
             Job::Slow => "leaders moved",
-            Job::Fill => "moves in",
+            Job::Fill => "moves onto it",
         }
     }
 

@@ -59,34 +59,45 @@ impl Planner<'_> {
             } else if !judging {
                 fill(id).map(|p| (Job::Fill, p.remaining)) // as the last judging pass left it
             } else {
-                // How far below the band it is, in the balancer's measure, and how many moves
-                // that is.
-                let (level, short, lasted) = match view.and_then(|v| v.get(id.0).map(|s| (v, s))) {
+                // How far below the band it is, in the balancer's measure, to start a fill
+                // and to keep one going, and how many moves that is. By load, a fill under way
+                // is judged by the long run alone: in the trough of a cycle a node stands
+                // under the pull line, and at each peak the current view took it over the
+                // underfull line, so that fills started and ended with every cycle, with no
+                // move (the madsim swarm's quiet window caught it).
+                let (level, holding, short, lasted) = match view
+                    .and_then(|v| v.get(id.0).map(|s| (v, s)))
+                {
                     Some((v, s)) if shard_load > 0.0 => {
-                        let want = settings.underfull_ratio() * v.mean * s.capacity;
-                        let empty = s.load.max(s.slow) <= settings.load_floor_units;
+                        // What is left is measured in the long run too: at a peak the
+                        // current view had nothing left, which ended the fill all the same.
+                        let want = settings.underfull_ratio() * v.slow_mean * s.capacity;
+                        let empty = v.carries_nothing(id.0, settings.load_floor_units);
                         (
                             v.taking(id.0),
-                            ((want - s.load) / shard_load).ceil(),
+                            v.long_run(id.0),
+                            ((want - s.slow) / shard_load).ceil(),
                             empty || stood_under(id),
                         )
                     }
-                    Some(_) => (1.0, 0.0, false),
+                    Some(_) => (1.0, 1.0, 0.0, false),
                     // By counts; in a lull, only where the little load there is agrees: a node
                     // that leads few heavy shards is not short of anything.
                     None if mean_leaders > 0.0
                         && counts.is_none_or(|v| v.taking(id.0) < settings.pull_ratio()) =>
                     {
+                        let level = n.leaders as f64 / mean_leaders;
                         (
-                            n.leaders as f64 / mean_leaders,
+                            level,
+                            level,
                             (settings.underfull_ratio() * mean_leaders).floor() - n.leaders as f64,
                             true,
                         )
                     }
-                    None => (1.0, 0.0, false),
+                    None => (1.0, 1.0, 0.0, false),
                 };
                 let under = (level < settings.pull_ratio() && lasted)
-                    || (filling(id) && level < settings.underfull_ratio());
+                    || (filling(id) && holding < settings.underfull_ratio());
                 // Not under (any more): a fill under way is done.
                 let left = if under { short.clamp(0.0, u32::MAX as f64) as u32 } else { 0 };
                 Some((Job::Fill, left))

@@ -60,6 +60,8 @@ pub struct NodeStanding {
     pub stats_contradicted: bool,
     pub(super) moves_in: u32,
     pub(super) moves_out: u32,
+    /// How many shards it is meant to lead.
+    pub(super) leads: u32,
 }
 
 impl NodeStanding {
@@ -108,6 +110,8 @@ pub struct LoadView {
     pub cpu: CpuWeighing,
     /// What a unit and a CPU ms weigh, now and over the long run.
     weights: [[f64; 2]; 2],
+    /// The shards a placeable node is meant to lead, on average.
+    mean_leads: f64,
 }
 
 /// Whether CPU counts and what a unit and a CPU ms weigh, now and over the long run, from each
@@ -159,6 +163,7 @@ impl LoadView {
                     judged,
                     moves_in: 0,
                     moves_out: 0,
+                    leads: 0,
                 })
             })
             .collect();
@@ -174,6 +179,7 @@ impl LoadView {
                 *sum = [sum[0] + load[0], sum[1] + load[1]];
             }
             node.judged &= live.loads().trusted(shard).is_some() && live.intent().settled(shard);
+            node.leads += 1;
             all_known &= live.loads().known(shard);
         }
         let (cpu, weights) = weigh(&raw, live.settings().cpu_weight_pct);
@@ -186,7 +192,9 @@ impl LoadView {
         let (load, slow, capacity) = placed
             .clone()
             .fold((0.0, 0.0, 0.0), |(l, s, c), n| (l + n.load, s + n.slow, c + n.capacity));
-        let peak_load = placed.map(|n| n.load).fold(0.0, f64::max);
+        let peak_load = placed.clone().map(|n| n.load).fold(0.0, f64::max);
+        let (leads, placeable) = placed.fold((0, 0), |(l, n), s| (l + s.leads, n + 1));
+        let mean_leads = if placeable > 0 { f64::from(leads) / f64::from(placeable) } else { 0.0 };
         let per_capacity = |x: f64| if capacity > 0.0 { x / capacity } else { 0.0 };
         LoadView {
             nodes,
@@ -196,6 +204,7 @@ impl LoadView {
             all_known,
             cpu,
             weights,
+            mean_leads,
         }
     }
 
@@ -256,6 +265,23 @@ impl LoadView {
         };
         let ([from_now, from_long], [to_now, to_long]) = (after(f, -1.0), after(t, 1.0));
         to_now <= from_now && to_long <= from_long
+    }
+
+    /// Whether a node carries next to nothing, as one new or back from a failure does: under
+    /// the load `floor` in both views, and leading fewer than half the mean count of shards.
+    /// Load alone called every node empty as a lull ended: each stays under the floor until
+    /// its shards' windows close, some a window before others', and the first to rise shed at
+    /// once to the last (scenario seed 17 of the nightly lull).
+    pub(super) fn carries_nothing(&self, node: u32, floor: f64) -> bool {
+        self.get(node).is_some_and(|s| {
+            s.load.max(s.slow) <= floor && f64::from(s.leads) < 0.5 * self.mean_leads
+        })
+    }
+
+    /// A node's utilization over the mean in the long run alone (0 for a node that is not
+    /// placeable).
+    pub(super) fn long_run(&self, node: u32) -> f64 {
+        self.get(node).map_or(0.0, |s| self.ratios(s)[1])
     }
 
     pub(super) fn get(&self, node: u32) -> Option<&NodeStanding> {

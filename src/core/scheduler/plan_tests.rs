@@ -245,7 +245,8 @@ fn an_overfull_node_sheds_by_transfers_to_followers() {
     let cluster = catalog.cluster(C);
     let mut live = heard(cluster, 3);
     let now = warm(cluster, &mut live, &[100.0; 6]);
-    let moves = plan(cluster, &mut live, now);
+    assert_eq!(plan(cluster, &mut live, now), vec![], "not overfull for long enough yet");
+    let moves = plan(cluster, &mut live, now + Duration(30_000));
     let targets: Vec<(u32, MoveReason, Cause)> =
         moves.iter().map(|m| (m.record.transfer.unwrap().to, m.reason, m.cause)).collect();
     assert_eq!(

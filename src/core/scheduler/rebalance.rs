@@ -167,7 +167,7 @@ impl Planner<'_> {
         // A node that carries next to nothing (back from a failure, new) is in no cycle's
         // trough: it pulls at once, and while one is there to fill, overfull nodes shed at once.
         let floor = settings.load_floor_units;
-        let carries_nothing = |n: u32| view.get(n).is_some_and(|s| s.load.max(s.slow) <= floor);
+        let carries_nothing = |n: u32| view.carries_nothing(n, floor);
         let someone_empty = (0..view.nodes.len() as u32)
             .any(|n| carries_nothing(n) && view.get(n).is_some_and(|s| s.judged));
         // A node that took load for balance within the pair cooldown was judged to have room for
