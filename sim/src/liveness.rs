@@ -213,11 +213,12 @@ impl Sim {
         }
         let window_ms = now_ms().saturating_sub(quiet_from);
         let events = self.events().await;
-        if let Some(e) = job_ended_within(&events, window_ms) {
+        if let Some((again, before)) = job_ended_again(&events, window_ms) {
             return Err(format!(
-                "L3: a job ended {} ms into the quiet window: {}; the last events: {:?}",
-                window_ms - e.age_ms,
-                e.text,
+                "L3: a job ended {} ms into the quiet window, {} ms after the same job of the node ended: {}; the last events: {:?}",
+                window_ms - again.age_ms,
+                before.age_ms - again.age_ms,
+                again.text,
                 self.last_events().await
             ));
         }
@@ -441,9 +442,28 @@ impl Sim {
     }
 }
 
-/// The newest scheduler event of a job (a fill, a drain) ending less than `window_ms` ago.
-fn job_ended_within(events: &[proto::Event], window_ms: u64) -> Option<&proto::Event> {
-    events.iter().rev().find(|e| e.age_ms < window_ms && e.text.contains(" ended: "))
+/// How soon after one end of a node's job (a fill, a drain) another end of the same job, in
+/// the quiet window, counts as the job flapping: a job that starts and ends with each swing of
+/// a load. A single end, late after the moves (a fill's node reaching its share in the long
+/// run), is bookkeeping, not flapping.
+const JOB_FLAP_MS: u64 = 60_000;
+
+/// A scheduler event of a job ending less than `window_ms` ago, with an earlier end of the
+/// same node's same job within [`JOB_FLAP_MS`] before it.
+fn job_ended_again(
+    events: &[proto::Event],
+    window_ms: u64,
+) -> Option<(&proto::Event, &proto::Event)> {
+    let job = |e: &proto::Event| e.text.split_once(" ended: ").map(|(job, _)| job.to_string());
+    events.iter().filter(|e| e.age_ms < window_ms).find_map(|again| {
+        let key = job(again)?;
+        let before = events
+            .iter()
+            .filter(|e| e.age_ms > again.age_ms && e.age_ms <= again.age_ms + JOB_FLAP_MS)
+            .filter(|e| job(e).as_ref() == Some(&key))
+            .min_by_key(|e| e.age_ms)?;
+        Some((again, before))
+    })
 }
 
 #[cfg(test)]
@@ -451,17 +471,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_job_that_ends_in_the_quiet_window_is_found_and_one_before_it_is_not() {
+    fn a_job_that_ends_twice_within_a_minute_is_found_and_one_that_ends_once_is_not() {
         let event = |age_ms: u64, text: &str| proto::Event {
             age_ms,
             text: text.into(),
             ..Default::default()
         };
-        let before = event(12_000, "n3 fill ended: 4 leaders in 20 s");
+        let long_ago = event(90_000, "n3 fill ended: 4 moves onto it in 20 s");
+        let other = event(8_000, "n2 fill ended: 2 moves onto it in 30 s");
         let moved = event(3_000, "n1 load 1.20× mean; shard 4 carries 9% of it");
-        assert!(job_ended_within(&[before.clone(), moved.clone()], 10_000).is_none());
-        let flapped = event(2_000, "n3 fill ended: 0 leaders in 1 s");
-        let found = job_ended_within(&[before, moved, flapped], 10_000).map(|e| e.age_ms);
-        assert_eq!(found, Some(2_000));
+        let late = event(2_000, "n3 fill ended: 1 moves onto it in 40 s");
+        let single = [long_ago.clone(), other.clone(), moved.clone(), late];
+        assert!(job_ended_again(&single, 10_000).is_none(), "one end each is no flapping");
+        let first = event(8_000, "n3 fill ended: 1 moves onto it in 3 s");
+        let again = event(2_000, "n3 fill ended: 1 moves onto it in 4 s");
+        let flapping = [long_ago, other, first, moved, again];
+        let found = job_ended_again(&flapping, 10_000).map(|(a, b)| (a.age_ms, b.age_ms));
+        assert_eq!(found, Some((2_000, 8_000)));
     }
 }

@@ -60,12 +60,16 @@ impl Planner<'_> {
                 fill(id).map(|p| (Job::Fill, p.remaining)) // as the last judging pass left it
             } else {
                 // How far below the band it is, in the balancer's measure, to start a fill
-                // and to keep one going, and how many moves that is. By load, a fill under way
-                // is judged by the long run alone: in the trough of a cycle a node stands
-                // under the pull line, and at each peak the current view took it over the
-                // underfull line, so that fills started and ended with every cycle, with no
-                // move (the madsim swarm's quiet window caught it).
-                let (level, holding, short, lasted) = match view
+                // and to keep one going, how many moves that is, and whether one is due. By
+                // load, a fill under way is judged by the long run alone: in the trough of a
+                // cycle a node stands under the pull line, and at each peak the current view
+                // took it over the underfull line, so that fills started and ended with every
+                // cycle, with no move (the madsim swarm's quiet window caught it). And one
+                // starts only for a node that carries nothing or that this pass moved load
+                // onto: a node under its share on average whom no pull reaches (shards too
+                // coarse, sources held back) is not filling, and fills with nothing coming in
+                // started and ended as the long run rippled (swarm seed 274).
+                let (level, holding, short, due) = match view
                     .and_then(|v| v.get(id.0).map(|s| (v, s)))
                 {
                     Some((v, s)) if shard_load > 0.0 => {
@@ -77,7 +81,7 @@ impl Planner<'_> {
                             v.taking(id.0),
                             v.long_run(id.0),
                             ((want - s.slow) / shard_load).ceil(),
-                            empty || stood_under(id),
+                            empty || (stood_under(id) && s.moves_in > 0),
                         )
                     }
                     Some(_) => (1.0, 1.0, 0.0, false),
@@ -96,7 +100,7 @@ impl Planner<'_> {
                     }
                     None => (1.0, 1.0, 0.0, false),
                 };
-                let under = (level < settings.pull_ratio() && lasted)
+                let under = (level < settings.pull_ratio() && due)
                     || (filling(id) && holding < settings.underfull_ratio());
                 // Not under (any more): a fill under way is done.
                 let left = if under { short.clamp(0.0, u32::MAX as f64) as u32 } else { 0 };
