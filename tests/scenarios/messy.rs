@@ -165,15 +165,16 @@ fn a_nightly_lull_under_the_floor_does_not_undo_the_days_balance() {
         };
         weight * (0.02 + 0.98 * daylight)
     });
-    w.run(1_200);
-    let first_day = w.moves.len();
-    w.run(3 * 2_400 - 1_200);
-    let later = w.moves.len() - first_day;
+    w.run(2 * 2_400);
+    let two_days = w.moves.len();
+    w.run(2 * 2_400);
+    let last_two = w.moves.len() - two_days;
     let back = w.reversals(4 * 2_400);
     w.report("nightly lull under the load floor, 4 days", None, None);
-    println!("nightly lull: {first_day} moves the first day, {later} after, {back} shards back");
+    println!("nightly lull: {two_days} moves in the first two days, {last_two} in the last two, {back} shards back");
     assert_eq!(back, 0, "shards went back where they were; {r}");
-    // A move the first day's cooldowns put off may come the next morning; counts evened each
-    // night and undone each day were 5-11 moves after the first day (seeds 1-3).
-    assert!(later <= 2, "{later} moves after a first day of {first_day}; {r}");
+    // The first dawns and dusks may settle a shard or two more (a count evened at dusk where
+    // the loads agree, a move a cooldown put off); then nothing moves. Counts evened each night
+    // and undone each day moved shards every day (5-11 after the first, seeds 1-3).
+    assert_eq!(last_two, 0, "{last_two} moves in the last two days; {r}");
 }
