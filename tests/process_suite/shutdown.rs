@@ -31,6 +31,21 @@ async fn every_shard_led(meta: &mut MetaClient, limit: Duration) {
     .await;
 }
 
+/// What the stopping leader and the nodes logged of the handover: the successor it named, and
+/// each node's redirects and stream ends.
+fn handover_trace(dir: &TempDir, leader: &str) -> String {
+    let lines = |name: &str, keys: &[&str]| -> Vec<String> {
+        let log = log_of(dir, name);
+        let hits = log.lines().filter(|l| keys.iter().any(|k| l.contains(k)));
+        hits.map(|l| format!("{name}: {l}")).collect()
+    };
+    let mut out = lines(leader, &["successor", "shutting", "resign"]);
+    for n in ["n0", "n1", "n2"] {
+        out.extend(lines(n, &["redirect", "stream ended"]));
+    }
+    out.join("\n")
+}
+
 /// Signals `proc` and waits for it to exit: how long that took, and its exit code.
 fn stop(proc: &mut Proc, signal: &str, limit: Duration) -> (Duration, Option<i32>) {
     let start = Instant::now();
@@ -155,24 +170,14 @@ async fn sigterm_of_an_etcd_leader_sends_its_nodes_to_the_successor_which_serves
             .lines()
             .any(|l| l.contains("redirected to the meta leader") && l.contains(&next))
     };
-    let waited = Instant::now();
-    while !["n0", "n1", "n2"].iter().all(|n| redirected(n)) {
-        if waited.elapsed() > Duration::from_secs(2) {
-            panic!("every node redirected to {next} did not happen within 2s:\n{}", {
-                let leader_name = &metas.procs[&leader].name;
-                let lines = |name: &str, keys: &[&str]| -> Vec<String> {
-                    let log = log_of(&dir, name);
-                    let hits = log.lines().filter(|l| keys.iter().any(|k| l.contains(k)));
-                    hits.map(|l| format!("{name}: {l}")).collect()
-                };
-                let mut out = lines(leader_name, &["successor", "shutting", "resign"]);
-                for n in ["n0", "n1", "n2"] {
-                    out.extend(lines(n, &["redirect", "stream ended"]));
-                }
-                out.join("\n")
-            });
+    let all_redirected = async || {
+        while !["n0", "n1", "n2"].iter().all(|n| redirected(n)) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if tokio::time::timeout(Duration::from_secs(2), all_redirected()).await.is_err() {
+        let trace = handover_trace(&dir, &metas.procs[&leader].name);
+        panic!("every node redirected to {next} did not happen within 2s:\n{trace}");
     }
     client.reset();
     every_shard_led(&mut client, Duration::from_secs(2)).await;

@@ -252,7 +252,7 @@ impl LiveCluster {
     }
 
     /// Some node's load is above the floor: below it from now on is a lull.
-    pub fn load_mattered(&mut self) {
+    pub fn note_load_mattered(&mut self) {
         self.recent.note_load_mattered();
     }
 

@@ -69,8 +69,8 @@ impl Planner<'_> {
                 Ok(found) => found,
                 // Some transfer would even the counts but not keep the loads' order: the
                 // counts stay as load left them, and no follower needs to move either.
-                Err(LoadsDisagree(true)) => return,
-                Err(LoadsDisagree(false)) => {
+                Err(NoCountMove::LoadsDisagree) => return,
+                Err(NoCountMove::NoneFits) => {
                     if self.may_enter(min) {
                         self.swap_follower_for_count();
                     }
@@ -95,9 +95,9 @@ impl Planner<'_> {
     fn count_move(
         &self,
         view: Option<&LoadView>,
-    ) -> Result<(NodeId, NodeId, ShardId), LoadsDisagree> {
+    ) -> Result<(NodeId, NodeId, ShardId), NoCountMove> {
         const EACH_END: usize = 16;
-        let mut disagree = false;
+        let mut why = NoCountMove::NoneFits;
         let leaders = |n: NodeId| self.live.node(n).leaders;
         for to in self.load().by_leaders().take(EACH_END).filter(|&n| self.may_enter(n)) {
             for from in self
@@ -110,11 +110,12 @@ impl Planner<'_> {
             {
                 match self.transferable(from, to, view) {
                     Ok(shard) => return Ok((from, to, shard)),
-                    Err(LoadsDisagree(d)) => disagree |= d,
+                    Err(NoCountMove::LoadsDisagree) => why = NoCountMove::LoadsDisagree,
+                    Err(NoCountMove::NoneFits) => {}
                 }
             }
         }
-        Err(LoadsDisagree(disagree))
+        Err(why)
     }
 
     /// No transfer evens leader counts without narrowing zones (the emptiest node has no
@@ -159,16 +160,16 @@ impl Planner<'_> {
         from: NodeId,
         to: NodeId,
         view: Option<&LoadView>,
-    ) -> Result<ShardId, LoadsDisagree> {
+    ) -> Result<ShardId, NoCountMove> {
         let candidates = self.cluster.node_shards[from.index()]
             .iter()
             .copied()
             .filter(|&s| self.movable(s, from.0));
-        let (mut first, mut disagree) = (None, false);
+        let loads = self.live.loads();
+        let (mut first, mut why) = (None, NoCountMove::NoneFits);
         for s in candidates {
-            let loads = self.live.loads();
             if view.is_some_and(|v| !v.keeps_order(from.0, to.0, v.shard_load(loads, s))) {
-                disagree = true;
+                why = NoCountMove::LoadsDisagree;
                 continue;
             }
             let rec = self.intended(s);
@@ -179,10 +180,16 @@ impl Planner<'_> {
                 first = Some(s);
             }
         }
-        first.ok_or(LoadsDisagree(disagree))
+        first.ok_or(why)
     }
 }
 
-/// No count move was found; `true` if some transfer would have evened the counts but was
-/// refused because it would put the target above the source in load.
-struct LoadsDisagree(bool);
+/// Why no count move was found.
+#[derive(Clone, Copy)]
+enum NoCountMove {
+    /// Some transfer would have evened the counts, but it would put the target above the
+    /// source in load (in a lull).
+    LoadsDisagree,
+    /// None fits: no shard moves without narrowing its zones.
+    NoneFits,
+}

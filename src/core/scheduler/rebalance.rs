@@ -102,7 +102,7 @@ impl Planner<'_> {
                 false => Judged::ByLoad(view),
             };
         }
-        self.live.load_mattered();
+        self.live.note_load_mattered();
         let mut sources = self.sources(&view, &settings);
         // The most utilized source sheds first, one move at a time: a source that sheds all it
         // can in one go may take the room that the next needed.
