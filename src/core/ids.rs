@@ -79,6 +79,40 @@ impl NodeId {
     }
 }
 
+/// An optional node id in 4 bytes, where an `Option<NodeId>` takes 8: for the per-shard entries
+/// that must fit their cache lines (see `live::per_shard`). Node ids are dense and bounded far
+/// below `u32::MAX`, which stands for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeSlot(u32);
+
+impl NodeSlot {
+    /// No node.
+    pub const NONE: NodeSlot = NodeSlot(u32::MAX);
+
+    /// The node in the slot, if any.
+    pub fn get(self) -> Option<NodeId> {
+        (self != NodeSlot::NONE).then_some(NodeId(self.0))
+    }
+}
+
+impl Default for NodeSlot {
+    fn default() -> Self {
+        NodeSlot::NONE
+    }
+}
+
+impl From<Option<NodeId>> for NodeSlot {
+    fn from(node: Option<NodeId>) -> Self {
+        match node {
+            Some(n) => {
+                assert!(n.0 != u32::MAX, "node id {n} is the empty slot's");
+                NodeSlot(n.0)
+            }
+            None => NodeSlot::NONE,
+        }
+    }
+}
+
 impl Version {
     /// The version after this one.
     pub fn next(self) -> Version {

@@ -13,6 +13,7 @@ use crate::core::error::MetaError;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, Role, TableLoad};
 use crate::core::live::awaiting::Awaiting;
+use crate::core::live::per_shard::Placed;
 use crate::core::live::LiveCluster;
 use crate::core::model::Mutation;
 use crate::core::model::{ClusterCatalog, NodeRecord, ShardRecord};
@@ -309,16 +310,29 @@ fn answer_reports(
     let mut commands = Vec::new();
     let mut matched = 0usize;
     let mut tables = TablesByShard { tables: &hb.tables, at: 0 };
+    // Each report's shard state is two cache misses and, at a million shards, two TLB misses.
+    // Taken one report at a time in the loop below, the misses come one after another; a first
+    // loop that only reads the state lets the CPU fetch it side by side, and the loop then finds
+    // it in cache (in the bench, with one entry per shard: 41 ns a report, against 92).
+    std::hint::black_box(live.touch(hb.shards.iter().map(|r| r.id)));
     for r in &hb.shards {
-        let s = cluster.shard(r.id);
-        let desired = desired_role(s, node);
+        // The report is checked against the live copy of the shard's placement, which shares
+        // a page with the rest of what the report touches; the catalog's record is read only
+        // for a replica that does not lead (see `live::per_shard`).
+        let placed = live.placed(r.id);
+        debug_assert_eq!(placed, Placed::of(cluster.shard(r.id)), "shard {}", r.id);
+        let desired = if placed.leader() == Some(node) {
+            Some(Role::Leader)
+        } else {
+            desired_role(cluster.shard(r.id), node)
+        };
         if r.role == Role::Leader {
             let intent_agrees = live.intent().settled(r.id) || {
                 let i = live.intended(cluster, r.id);
                 i.leader == Some(node.0) && i.transfer.is_none()
             };
             let granted = desired == Some(Role::Leader)
-                && s.transfer.is_none()
+                && placed.transfer_from().is_none()
                 && intent_agrees
                 && live.try_grant_lease(r.id, node, now, config);
             if !granted {
@@ -332,8 +346,8 @@ fn answer_reports(
                 live.record_tables(r.id, tables.of(r.id));
             }
         }
-        let version = Version(s.version);
-        if matches!(s.transfer, Some(t) if t.from == node.0) && r.role == Role::Leader {
+        let version = placed.version();
+        if placed.transfer_from() == Some(node) && r.role == Role::Leader {
             // The transfer waits for this node to let go; keep asking.
             commands.push(ShardCommand { shard: r.id, version, term, kind: CommandKind::Close });
             matched += 1;

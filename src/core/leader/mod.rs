@@ -372,11 +372,7 @@ impl Leader {
         let live =
             self.clusters.get_mut(&c).expect("every cluster in the catalog has its live state");
         match m {
-            Mutation::PutShard(_, s) => live.shard_landed(
-                ShardId(s.id),
-                Version(s.version),
-                incremental.contains(&ShardId(s.id)),
-            ),
+            Mutation::PutShard(_, s) => live.shard_landed(s, incremental.contains(&ShardId(s.id))),
             Mutation::PutSchema(_, s) => {
                 live.write_landed(&Awaiting::SchemaRecord(s.name.clone()));
                 live.write_landed(&Awaiting::SchemaDrop(SchemaId(s.id)));

@@ -1,17 +1,18 @@
 //! Per-shard state that lives only in the leader's memory: who may hold the shard's lease and
 //! until when, whether its leader has reported the current version, and the newest version
-//! pushed between heartbeats. A new meta leader rebuilds it with one lease of grace.
+//! pushed between heartbeats. A new meta leader rebuilds it with one lease of grace. This is one
+//! shard's part; each lives in the shard's entry (see [`per_shard`](super::per_shard)).
 
 use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
-use crate::core::model::ClusterCatalog;
 use crate::core::output::FailoverLog;
 use crate::core::time::{Duration, Instant};
 
-#[derive(Clone, Debug, Default)]
-struct ShardLease {
+/// One shard's lease, and what its leader last reported.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShardLease {
     /// The node whose lease for this shard may still be valid, and until when (meta's clock).
-    holder: Option<NodeId>,
+    holder: NodeSlot,
     until: Instant,
     /// When the holder's lease was last granted or renewed: it was alive then.
     renewed: Instant,
@@ -23,152 +24,109 @@ struct ShardLease {
     /// a shard under steady DDL, one version ahead of every heartbeat, does not count as
     /// opening again at each one, nor keep a split waiting for a report that never catches up.
     ready_from: Version,
-    /// The newest version pushed to the shard's replicas between heartbeats, and when.
-    pushed: Option<(Version, Instant)>,
+    /// The newest version pushed to the shard's replicas between heartbeats, and when: none
+    /// yet is version 0 at 0, which no push can be taken for (a push follows a change, which
+    /// raises the version past 0). Not an `Option`, whose tag would push the shard's entry past
+    /// its cache line.
+    pushed: (Version, Instant),
 }
 
-/// Per shard: who holds its lease and until when, and what its leader last reported.
-#[derive(Clone, Debug, Default)]
-pub struct Leases {
-    shards: Vec<ShardLease>,
-    failovers: FailoverLog,
-}
-
-impl Leases {
-    /// Every assigned shard counts as leased by its leader for one more lease, so that a meta
-    /// failover never causes a shard failover by itself.
-    pub(super) fn inherited(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> Leases {
-        let lease = |holder: Option<u32>| ShardLease {
-            holder: holder.map(NodeId),
-            until: now + config.lease(),
-            renewed: now,
-            ..Default::default()
-        };
-        Leases {
-            shards: cluster.shards.iter().map(|s| lease(s.leader)).collect(),
-            failovers: FailoverLog::default(),
-        }
+impl ShardLease {
+    /// Held by `holder`, if any, for one more lease from `now`: a new meta leader's grace.
+    pub fn inherited(holder: Option<NodeId>, now: Instant, config: &CoreConfig) -> ShardLease {
+        let holder = NodeSlot::from(holder);
+        ShardLease { holder, until: now + config.lease(), renewed: now, ..Default::default() }
     }
 
-    /// New shards (a split): unassigned, so no lease.
-    pub(super) fn grow(&mut self, shards: usize) {
-        assert!(shards >= self.shards.len(), "the shard count never shrinks");
-        self.shards.resize(shards, ShardLease::default());
-    }
-
-    /// How many shards.
-    pub fn len(&self) -> usize {
-        self.shards.len()
-    }
-
-    /// Whether the cluster has no shard.
-    pub fn is_empty(&self) -> bool {
-        self.shards.is_empty()
+    /// Until when its holder's lease may be valid (meaningless with no holder).
+    pub fn until(&self) -> Instant {
+        self.until
     }
 
     /// Whether every lease any node may hold for the shard has surely ended.
-    pub fn expired(&self, shard: ShardId, now: Instant, config: &CoreConfig) -> bool {
-        let s = &self.shards[shard.index()];
+    pub fn expired(&self, now: Instant, config: &CoreConfig) -> bool {
         let drift = if config.has_bug(PlantedBug::IgnoreClockDrift) {
             Duration(0)
         } else {
             config.clock_drift()
         };
-        s.holder.is_none() || config.has_bug(PlantedBug::SkipLeaseWait) || now > s.until + drift
+        self.holder == NodeSlot::NONE
+            || config.has_bug(PlantedBug::SkipLeaseWait)
+            || now > self.until + drift
     }
 
-    /// Whether `node` may be given a lease for `shard`: no other node's lease may still be
-    /// valid, counting clock drift.
-    pub fn free_for(
-        &self,
-        shard: ShardId,
-        node: NodeId,
-        now: Instant,
-        config: &CoreConfig,
-    ) -> bool {
-        self.shards[shard.index()].holder == Some(node) || self.expired(shard, now, config)
+    /// Whether `node` may be given the lease: no other node's lease may still be valid,
+    /// counting clock drift.
+    pub fn free_for(&self, node: NodeId, now: Instant, config: &CoreConfig) -> bool {
+        self.holder.get() == Some(node) || self.expired(now, config)
     }
 
-    /// Grants (or renews) `node`'s lease on `shard` until `now` plus one lease, if no other
-    /// node's lease may still hold (S1); `false`, granting nothing, otherwise. `offline` says
-    /// which nodes are offline: a lease taken over from one of those ends a failover.
-    pub(super) fn try_grant(
+    /// Grants (or renews) `node`'s lease until `now` plus one lease, if no other node's lease
+    /// may still hold (S1); `false`, granting nothing, otherwise. `offline` says which nodes
+    /// are offline: a lease taken over from one of those ends a failover, which goes in
+    /// `failovers`.
+    pub fn try_grant(
         &mut self,
-        shard: ShardId,
         node: NodeId,
         now: Instant,
         config: &CoreConfig,
         offline: impl Fn(NodeId) -> bool,
+        failovers: &mut FailoverLog,
     ) -> bool {
-        if !self.free_for(shard, node, now, config) {
+        if !self.free_for(node, now, config) {
             return false;
         }
-        let s = &mut self.shards[shard.index()];
         let until = now + config.lease();
-        assert!(s.holder != Some(node) || until >= s.until, "a renewal never shortens a lease");
+        assert!(
+            self.holder.get() != Some(node) || until >= self.until,
+            "a renewal never shortens a lease"
+        );
         // An offline node's lease ran out: it died or was cut off, and the shard had no writer
         // since the lease was last renewed. (A transfer's old leader lets go, or is online.)
-        if s.holder.is_some_and(|h| h != node && offline(h)) {
-            self.failovers.record(now.saturating_since(s.renewed).as_millis());
+        if self.holder.get().is_some_and(|h| h != node && offline(h)) {
+            failovers.record(now.saturating_since(self.renewed).as_millis());
         }
-        (s.holder, s.until, s.renewed) = (Some(node), until, now);
-        debug_assert!(
-            !self.expired(shard, now, config) || config.has_bug(PlantedBug::SkipLeaseWait)
-        );
+        (self.holder, self.until, self.renewed) = (NodeSlot::from(Some(node)), until, now);
+        debug_assert!(!self.expired(now, config) || config.has_bug(PlantedBug::SkipLeaseWait));
         true
     }
 
-    /// How long failed-over shards went without a writable leader.
-    pub fn failovers(&self) -> &FailoverLog {
-        &self.failovers
-    }
-
-    /// `node` let go of `shard`: its lease, if it held one, is over. `true` if it held one.
-    pub(super) fn released(&mut self, shard: ShardId, node: NodeId) -> bool {
-        let s = &mut self.shards[shard.index()];
-        let held = s.holder == Some(node);
+    /// `node` let go of the shard: its lease, if it held one, is over. `true` if it held one.
+    pub fn released(&mut self, node: NodeId) -> bool {
+        let held = self.holder.get() == Some(node);
         if held {
-            s.holder = None;
+            self.holder = NodeSlot::NONE;
         }
-        assert!(s.holder != Some(node), "a released lease is held by no one");
+        assert!(self.holder.get() != Some(node), "a released lease is held by no one");
         held
     }
 
     /// Whether the shard's leader reported it open at its current version.
-    pub fn leader_ready(&self, shard: ShardId) -> bool {
-        self.shards[shard.index()].leader_ready
-    }
-
-    /// Every shard's leader must report its version again (the catalog was reloaded): the
-    /// shards' versions as the catalog has them now.
-    pub(super) fn forget_ready(&mut self, versions: impl ExactSizeIterator<Item = Version>) {
-        assert_eq!(versions.len(), self.shards.len(), "a version for every shard");
-        for (s, version) in self.shards.iter_mut().zip(versions) {
-            (s.leader_ready, s.ready_from) = (false, version);
-        }
+    pub fn leader_ready(&self) -> bool {
+        self.leader_ready
     }
 
     /// The shard was re-opened at `version`: not ready until its leader reports it.
-    pub(super) fn reopened(&mut self, shard: ShardId, version: Version) {
-        let s = &mut self.shards[shard.index()];
-        assert!(version >= s.ready_from, "a shard re-opens at a newer version, never an older");
-        (s.leader_ready, s.ready_from) = (false, version);
+    pub fn reopened(&mut self, version: Version) {
+        assert!(version >= self.ready_from, "a shard re-opens at a newer version, never an older");
+        (self.leader_ready, self.ready_from) = (false, version);
+    }
+
+    /// Its leader must report `version` or a later one again (the catalog was reloaded).
+    pub fn forget_ready(&mut self, version: Version) {
+        (self.leader_ready, self.ready_from) = (false, version);
     }
 
     /// The leader (as the catalog has it) reported the shard at `reported`.
-    pub(super) fn leader_reported(&mut self, shard: ShardId, reported: Option<Version>) {
-        let s = &mut self.shards[shard.index()];
-        s.leader_ready = reported.is_some_and(|v| v >= s.ready_from);
+    pub fn leader_reported(&mut self, reported: Option<Version>) {
+        self.leader_ready = reported.is_some_and(|v| v >= self.ready_from);
     }
 
     /// The shard's replicas were sent `version` at `now`, between heartbeats.
-    pub(super) fn pushed(&mut self, shard: ShardId, version: Version, now: Instant) {
-        let s = &mut self.shards[shard.index()];
-        assert!(
-            s.pushed.is_none_or(|(v, at)| v <= version && at <= now),
-            "pushes go forward in version and time"
-        );
-        s.pushed = Some((version, now));
+    pub fn pushed(&mut self, version: Version, now: Instant) {
+        let (v, at) = self.pushed;
+        assert!(v <= version && at <= now, "pushes go forward in version and time");
+        self.pushed = (version, now);
     }
 
     /// Whether a replica that reports the version just before `current` has the push of
@@ -178,16 +136,14 @@ impl Leases {
     /// window has passed, and gets the re-sync then.
     pub fn push_in_flight(
         &self,
-        shard: ShardId,
         reported: Version,
         current: Version,
         now: Instant,
         config: &CoreConfig,
     ) -> bool {
         let window = Duration(2 * config.heartbeat_interval_ms);
-        let pushed = self.shards[shard.index()].pushed;
-        reported.next() == current
-            && matches!(pushed, Some((v, at)) if v == current && now < at + window)
+        let (v, at) = self.pushed;
+        reported.next() == current && v == current && now < at + window
     }
 }
 
@@ -198,32 +154,26 @@ mod tests {
     #[test]
     fn a_takeover_after_a_lease_ran_out_is_timed_from_the_last_renewal() {
         let config = CoreConfig::default();
-        let mut leases =
-            Leases { shards: vec![ShardLease::default(); 2], failovers: FailoverLog::default() };
-        let (a, b, s0, s1) = (NodeId(0), NodeId(1), ShardId(0), ShardId(1));
+        let (mut s0, mut s1, mut log) =
+            (ShardLease::default(), ShardLease::default(), FailoverLog::default());
+        let (a, b) = (NodeId(0), NodeId(1));
         let a_dead = |n: NodeId| n == a;
-        assert!(leases.try_grant(s0, a, Instant(1_000), &config, a_dead));
-        assert!(leases.try_grant(s0, a, Instant(2_000), &config, a_dead), "a renewal");
+        assert!(s0.try_grant(a, Instant(1_000), &config, a_dead, &mut log));
+        assert!(s0.try_grant(a, Instant(2_000), &config, a_dead, &mut log), "a renewal");
         let over = Instant(2_000) + config.lease() + config.clock_drift() + Duration(1);
         assert!(
-            !leases.try_grant(s0, b, over - Duration(2), &config, a_dead),
+            !s0.try_grant(b, over - Duration(2), &config, a_dead, &mut log),
             "not while a's lease may hold"
         );
-        assert!(leases.try_grant(s0, b, over + Duration(499), &config, a_dead));
+        assert!(s0.try_grant(b, over + Duration(499), &config, a_dead, &mut log));
         // A lease given up (a transfer) and taken by another node is no failover, nor is one
         // that ran out on a node that is online.
-        assert!(leases.try_grant(s1, a, Instant(1_000), &config, a_dead));
-        assert!(leases.released(s1, a));
-        assert!(!leases.released(s1, a), "released once");
-        assert!(leases.try_grant(s1, b, Instant(1_500), &config, a_dead));
-        assert!(leases.try_grant(
-            s1,
-            a,
-            Instant(1_500) + config.lease() + config.clock_drift() + Duration(1),
-            &config,
-            a_dead
-        ));
-        let log = leases.failovers();
+        assert!(s1.try_grant(a, Instant(1_000), &config, a_dead, &mut log));
+        assert!(s1.released(a));
+        assert!(!s1.released(a), "released once");
+        assert!(s1.try_grant(b, Instant(1_500), &config, a_dead, &mut log));
+        let later = Instant(1_500) + config.lease() + config.clock_drift() + Duration(1);
+        assert!(s1.try_grant(a, later, &config, a_dead, &mut log));
         assert_eq!(
             (log.total, log.after(0).collect::<Vec<_>>()),
             (1, vec![over.as_millis() + 499 - 2_000])

@@ -27,29 +27,27 @@
 //! load. A table that drops off the list is forgotten. Table ids are kept as reported; whoever
 //! reads them checks them against the catalog (a node may name a table it no longer holds).
 //!
-//! **Cost.** Fixed-size entries per shard (64 bytes of totals, 136 of tables), updated in place
-//! on the heartbeat path: no allocation, no map lookup.
+//! **Cost.** Fixed-size parts of each shard's state (48 bytes of rates, 16 of sizes, see
+//! [`per_shard`](super::per_shard); 136 bytes of tables apart), updated in place on the
+//! heartbeat path: no allocation, no map lookup.
 
-use crate::core::config::CoreConfig;
 use crate::core::ids::ShardId;
 use crate::core::input::{ShardLoad, TableLoad, TOP_TABLES_PER_SHARD};
 use crate::core::time::{Duration, Instant};
 
-/// One shard's entry: 64 bytes, so that the heartbeat path touches one cache line for it.
-/// Rates are kept as `f32` (7 digits are plenty for a load); sizes are levels, not rates, so
-/// the latest report's stand.
+/// One shard's load rates: 48 bytes, so that its front cache line also holds its
+/// placement, and a scan over every shard's leader and load reads one line a shard (see
+/// [`per_shard`](super::per_shard)). Rates are kept as `f32` (7 digits are plenty for a load).
 #[derive(Clone, Copy, Debug, Default)]
-struct Sample {
+pub struct Sample {
     /// Smoothed read units, write units and CPU ms per second, over closed windows.
     smoothed: [f32; 3],
     /// Read and write units, and CPU ms, per second over the long run (see the module notes).
     slow: [f32; 2],
     /// The open window's sums of the same.
     sum: [f32; 3],
-    bytes: u64,
-    rows: u64,
     /// When the open window started (meaningless until `started`: no report yet). Not an
-    /// `Option`, whose tag would push the entry past a cache line.
+    /// `Option`, whose tag would push the sample past its 48 bytes.
     window_start: Instant,
     started: bool,
     /// Windows closed since the last move, and reports in the open window.
@@ -59,22 +57,51 @@ struct Sample {
     /// carries over).
     known: bool,
     /// Windows in a row, under this leader, whose mean and smoothed value were both within
-    /// [`STEADY_BAND`] of the long run (see [`Loads::steady`]).
+    /// [`STEADY_BAND`] of the long run (see [`Sample::steady`]).
     steady: u8,
+    /// Its busiest tables may be on record: its leader named some since they were last
+    /// cleared. A report that names none then need not touch them.
+    named: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Sample>() <= 64, "a load sample fits one cache line");
+const _: () = assert!(std::mem::size_of::<Sample>() <= 48, "a sample leaves 16 bytes of its line");
+
+/// One shard's sizes: levels, not rates, so the latest report's stand. Apart from the rates,
+/// which scans read far more often.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sizes {
+    bytes: u64,
+    rows: u64,
+}
+
+impl Sizes {
+    /// The sizes a report gave.
+    pub fn of(load: &ShardLoad) -> Sizes {
+        Sizes { bytes: load.bytes, rows: load.rows }
+    }
+
+    /// `load` with these sizes.
+    pub fn stamped(self, load: ShardLoad) -> ShardLoad {
+        ShardLoad { bytes: self.bytes, rows: self.rows, ..load }
+    }
+}
 
 impl Sample {
+    /// When its open window started (see `LiveCluster::touch`).
+    pub fn window_start(&self) -> Instant {
+        self.window_start
+    }
+
+    /// The smoothed rates, with no sizes (see [`Sizes::stamped`]).
     fn load(&self) -> ShardLoad {
         let [read_units, write_units, cpu_ms] = self.smoothed.map(f64::from);
-        ShardLoad { read_units, write_units, cpu_ms, bytes: self.bytes, rows: self.rows }
+        ShardLoad { read_units, write_units, cpu_ms, bytes: 0, rows: 0 }
     }
 }
 
 /// One shard's busiest tables, busiest first as last reported.
 #[derive(Clone, Copy, Debug, Default)]
-struct Busiest {
+pub struct Busiest {
     ids: [u64; TOP_TABLES_PER_SHARD],
     /// Read and write units per second.
     rates: [[f32; 2]; TOP_TABLES_PER_SHARD],
@@ -96,7 +123,9 @@ pub const STEADY_WINDOWS: u8 = 6;
 const TABLE_REPORT_WEIGHT: f32 = 0.25;
 
 impl Busiest {
-    fn record(&mut self, reported: &[TableLoad]) {
+    /// The busiest tables a report named (at most [`TOP_TABLES_PER_SHARD`], for one shard):
+    /// they replace the last list, smoothing the rates of tables on both.
+    pub fn record(&mut self, reported: &[TableLoad]) {
         debug_assert!(reported.iter().all(|t| t.read_units >= 0.0 && t.write_units >= 0.0));
         if reported.is_empty() {
             self.len = 0; // the common case of a node that names no tables: no copy
@@ -118,54 +147,38 @@ impl Busiest {
         assert!(self.len as usize <= TOP_TABLES_PER_SHARD);
     }
 
+    /// The tables, busiest first as last reported, with smoothed rates.
+    pub fn tables(&self, shard: ShardId) -> impl Iterator<Item = TableLoad> + '_ {
+        (0..self.len as usize).map(move |i| TableLoad {
+            shard,
+            table: crate::core::ids::TableId(self.ids[i]),
+            read_units: f64::from(self.rates[i][0]),
+            write_units: f64::from(self.rates[i][1]),
+        })
+    }
+
     fn position(&self, table: u64) -> Option<usize> {
         self.ids[..self.len as usize].iter().position(|&id| id == table)
     }
 }
 
-/// Smoothed load per shard, by shard id.
-#[derive(Clone, Debug, Default)]
-pub struct Loads {
-    shards: Vec<Sample>,
-    busiest: Vec<Busiest>,
-    window: Duration,
-    windows_trusted: u32,
-}
-
-impl Loads {
-    pub(super) fn new(shards: usize, config: &CoreConfig) -> Loads {
-        Loads {
-            shards: vec![Sample::default(); shards],
-            busiest: vec![Busiest::default(); shards],
-            window: Duration(config.load_window_ms),
-            windows_trusted: config.load_windows_trusted,
-        }
-    }
-
-    /// New shards (a split): nothing known of them yet.
-    pub(super) fn grow(&mut self, shards: usize) {
-        assert!(shards >= self.shards.len(), "the shard count never shrinks");
-        self.shards.resize(shards, Sample::default());
-        self.busiest.resize(shards, Busiest::default());
-        assert_eq!(self.shards.len(), self.busiest.len());
-    }
-
-    /// A report from the shard's leader at `now`; the mean load units of the window it closed,
-    /// if it closed one.
-    pub(super) fn record(&mut self, shard: ShardId, load: &ShardLoad, now: Instant) -> Option<f64> {
+impl Sample {
+    /// A report from the shard's leader at `now`, with windows of `window`; the mean load
+    /// units of the window it closed, if it closed one.
+    pub fn record(&mut self, load: &ShardLoad, now: Instant, window: Duration) -> Option<f64> {
         // The input's validation refuses negative, infinite and NaN rates: one such report
         // would poison the smoothed value for good.
         assert!(
             [load.read_units, load.write_units, load.cpu_ms]
                 .iter()
                 .all(|x| x.is_finite() && *x >= 0.0),
-            "shard {shard}: a load report with a rate that is not a finite, non-negative number"
+            "a load report with a rate that is not a finite, non-negative number"
         );
-        let s = &mut self.shards[shard.index()];
+        let s = self;
         if !s.started {
             (s.window_start, s.started) = (now, true);
         }
-        let closes = now >= s.window_start + self.window && s.reports > 0;
+        let closes = now >= s.window_start + window && s.reports > 0;
         let mut closed = None;
         if closes {
             let mean = s.sum.map(|x| x / s.reports as f32);
@@ -189,198 +202,196 @@ impl Loads {
         }
         let rates = [load.read_units, load.write_units, load.cpu_ms].map(|x| x as f32);
         s.sum = [0, 1, 2].map(|k| s.sum[k] + rates[k]);
-        (s.bytes, s.rows) = (load.bytes, load.rows);
         s.reports = s.reports.saturating_add(1);
         debug_assert!(s.smoothed.iter().chain(&s.slow).all(|x| x.is_finite() && *x >= 0.0));
         closed
     }
 
-    /// The busiest tables its leader reported for the shard (at most [`TOP_TABLES_PER_SHARD`],
-    /// for one shard): they replace the last list, smoothing the rates of tables on both.
-    pub(super) fn record_tables(&mut self, shard: ShardId, tables: &[TableLoad]) {
-        self.busiest[shard.index()].record(tables);
+    /// Whether a report naming `tables` as the busiest must touch the shard's [`Busiest`]:
+    /// not when it names none and none are on record, the common case.
+    pub fn names(&mut self, tables: &[TableLoad]) -> bool {
+        let touch = self.named || !tables.is_empty();
+        self.named = !tables.is_empty();
+        touch
     }
 
-    /// The shard's busiest tables, busiest first as last reported, with smoothed rates.
-    pub fn busiest(&self, shard: ShardId) -> impl Iterator<Item = TableLoad> + '_ {
-        let b = &self.busiest[shard.index()];
-        (0..b.len as usize).map(move |i| TableLoad {
-            shard,
-            table: crate::core::ids::TableId(b.ids[i]),
-            read_units: f64::from(b.rates[i][0]),
-            write_units: f64::from(b.rates[i][1]),
-        })
+    /// The smoothed rates, if `trusted_after` windows have been seen to trust them.
+    pub fn trusted(&self, trusted_after: u32) -> Option<ShardLoad> {
+        (u32::from(self.windows) >= trusted_after).then(|| self.load())
     }
 
-    /// The shard's smoothed load, if enough windows have been seen to trust it.
-    pub fn trusted(&self, shard: ShardId) -> Option<ShardLoad> {
-        let s = &self.shards[shard.index()];
-        (u32::from(s.windows) >= self.windows_trusted).then(|| s.load())
+    /// The smoothed rates whether trusted or not (for display), and the windows behind them.
+    pub fn smoothed(&self) -> (ShardLoad, u32) {
+        (self.load(), u32::from(self.windows))
     }
 
-    /// The smoothed load whether trusted or not (for display), and the windows behind it.
-    pub fn smoothed(&self, shard: ShardId) -> (ShardLoad, u32) {
-        let s = &self.shards[shard.index()];
-        (s.load(), u32::from(s.windows))
-    }
-
-    /// Whether anything is known of the shard's load: a window of it closed under this leader.
-    pub fn known(&self, shard: ShardId) -> bool {
-        self.shards[shard.index()].known
+    /// Whether anything is known of the load: a window of it closed under this leader.
+    pub fn known(&self) -> bool {
+        self.known
     }
 
     /// The smoothed load units (read + write) whether trusted or not: after a move, what the
     /// shard carried on its last leader, until its new one has reported a window.
-    pub fn estimate_units(&self, shard: ShardId) -> f64 {
-        f64::from(self.shards[shard.index()].smoothed[0] + self.shards[shard.index()].smoothed[1])
+    pub fn estimate_units(&self) -> f64 {
+        f64::from(self.smoothed[0] + self.smoothed[1])
     }
 
     /// The load units over the long run (see the module notes), whether trusted or not.
-    pub fn slow_units(&self, shard: ShardId) -> f64 {
-        f64::from(self.shards[shard.index()].slow[0])
+    pub fn slow_units(&self) -> f64 {
+        f64::from(self.slow[0])
     }
 
-    /// Whether the shard's load held steady: its last [`STEADY_WINDOWS`] windows under this
-    /// leader each had a mean, and left a smoothed value, within [`STEADY_BAND`] of the long
-    /// run. A load that rises and falls passes its long run now and then, with the smoothed
-    /// value near it, but does not stay there.
-    pub fn steady(&self, shard: ShardId) -> bool {
-        self.shards[shard.index()].steady >= STEADY_WINDOWS
+    /// Whether the load held steady: its last [`STEADY_WINDOWS`] windows under this leader
+    /// each had a mean, and left a smoothed value, within [`STEADY_BAND`] of the long run. A
+    /// load that rises and falls passes its long run now and then, with the smoothed value
+    /// near it, but does not stay there.
+    pub fn steady(&self) -> bool {
+        self.steady >= STEADY_WINDOWS
     }
 
     /// Load units and CPU ms per second, whether trusted or not, now (smoothed: the estimate)
     /// and over the long run: what the balancer weighs (see the scheduler's `load_view`).
-    pub fn units_and_cpu(&self, shard: ShardId) -> [[f64; 2]; 2] {
-        let s = &self.shards[shard.index()];
-        let [read, write, cpu] = s.smoothed.map(f64::from);
-        [[read + write, cpu], s.slow.map(f64::from)]
+    pub fn units_and_cpu(&self) -> [[f64; 2]; 2] {
+        let [read, write, cpu] = self.smoothed.map(f64::from);
+        [[read + write, cpu], self.slow.map(f64::from)]
     }
 
     /// The shard's leader changed: its load is learnt afresh, and until the new leader's first
     /// window closes the old smoothed value stands in as an estimate (the tables, and so the
     /// load, moved with the shard).
-    pub(super) fn moved(&mut self, shard: ShardId) {
-        let s = &mut self.shards[shard.index()];
-        *s = Sample { smoothed: s.smoothed, slow: s.slow, known: s.known, ..Sample::default() };
-        assert!(self.trusted(shard).is_none(), "a moved shard is not trusted until learnt again");
-    }
-
-    /// A split moved `share` of the source's load to the new shard: each keeps its part of the
-    /// source's smoothed load as an estimate, and both are learnt afresh, so that nothing judges
-    /// the source by windows from before the split (it would split again at once).
-    pub(super) fn split(&mut self, source: ShardId, new: ShardId, share: f64) {
-        assert!(source != new, "shard {source} split into itself");
-        let share = share.clamp(0.0, 1.0) as f32;
-        let old = self.shards[source.index()];
-        let part = |f: f32| Sample {
-            smoothed: old.smoothed.map(|x| x * f),
-            slow: old.slow.map(|x| x * f),
-            known: old.known,
+    pub fn moved(&mut self) {
+        let s = *self;
+        *self = Sample {
+            smoothed: s.smoothed,
+            slow: s.slow,
+            known: s.known,
+            named: s.named,
             ..Sample::default()
         };
-        self.shards[source.index()] = part(1.0 - share);
-        self.shards[new.index()] = part(share);
-        self.busiest[new.index()] = Busiest::default();
-        assert!(self.trusted(source).is_none() && self.trusted(new).is_none());
+        assert_eq!(self.windows, 0, "a moved shard is not trusted until learnt again");
     }
 
-    /// A merge moved `from`'s tables into `into`: `into`'s estimate is both, learnt afresh.
-    pub(super) fn merge(&mut self, from: ShardId, into: ShardId) {
-        assert!(from != into, "shard {from} merged into itself");
-        let (a, b) = (self.shards[from.index()], self.shards[into.index()]);
-        let smoothed = [0, 1, 2].map(|k| a.smoothed[k] + b.smoothed[k]);
-        let slow = [0, 1].map(|k| a.slow[k] + b.slow[k]);
-        self.shards[into.index()] =
-            Sample { smoothed, slow, known: a.known && b.known, ..Sample::default() };
-        self.shards[from.index()] = Sample::default();
-        self.busiest[from.index()] = Busiest::default();
-        assert!(!self.known(from), "a merged-away shard carries no load");
+    /// `share` of the load, as the estimate of a piece of a split, learnt afresh: nothing may
+    /// judge either piece by windows from before the split (it would split again at once).
+    pub fn part(&self, share: f32) -> Sample {
+        Sample {
+            smoothed: self.smoothed.map(|x| x * share),
+            slow: self.slow.map(|x| x * share),
+            known: self.known,
+            named: self.named,
+            ..Sample::default()
+        }
     }
 
-    /// How many shards.
-    pub fn len(&self) -> usize {
-        self.shards.len()
-    }
-
-    /// Whether the cluster has no shard.
-    pub fn is_empty(&self) -> bool {
-        self.shards.is_empty()
+    /// The estimate of a merge of `a` and `b`, learnt afresh.
+    pub fn merged(a: &Sample, b: &Sample) -> Sample {
+        Sample {
+            smoothed: [0, 1, 2].map(|k| a.smoothed[k] + b.smoothed[k]),
+            slow: [0, 1].map(|k| a.slow[k] + b.slow[k]),
+            known: a.known && b.known,
+            named: a.named || b.named,
+            ..Sample::default()
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::config::CoreConfig;
 
     fn writes(w: f64) -> ShardLoad {
         ShardLoad { write_units: w, ..Default::default() }
     }
 
     /// Reports every second for `secs` seconds from `from`, of `load(second)`.
-    fn feed(loads: &mut Loads, from: u64, secs: u64, load: impl Fn(u64) -> f64) {
+    fn feed(sample: &mut Sample, from: u64, secs: u64, load: impl Fn(u64) -> f64) {
+        let window = Duration(CoreConfig::default().load_window_ms);
         for t in from..from + secs {
-            loads.record(ShardId(0), &writes(load(t)), Instant(t * 1_000));
+            sample.record(&writes(load(t)), Instant(t * 1_000), window);
         }
+    }
+
+    fn trusted(sample: &Sample) -> Option<ShardLoad> {
+        sample.trusted(CoreConfig::default().load_windows_trusted)
     }
 
     #[test]
     fn a_load_is_trusted_after_three_windows_and_noise_is_smoothed_away() {
-        let mut loads = Loads::new(1, &CoreConfig::default());
-        feed(&mut loads, 0, 30, |t| if t % 2 == 0 { 115.0 } else { 85.0 });
-        assert_eq!(loads.trusted(ShardId(0)), None, "two windows closed, the third still open");
-        feed(&mut loads, 30, 1, |_| 100.0);
-        let w = loads.trusted(ShardId(0)).expect("three windows closed").write_units;
+        let mut load = Sample::default();
+        feed(&mut load, 0, 30, |t| if t % 2 == 0 { 115.0 } else { 85.0 });
+        assert_eq!(trusted(&load), None, "two windows closed, the third still open");
+        feed(&mut load, 30, 1, |_| 100.0);
+        let w = trusted(&load).expect("three windows closed").write_units;
         assert!((w - 100.0).abs() < 1.0, "±15% noise averages out: {w}");
     }
 
     #[test]
     fn a_load_is_steady_after_six_windows_in_the_band_and_a_cycle_never_is() {
-        let mut loads = Loads::new(1, &CoreConfig::default());
-        feed(&mut loads, 0, 61, |t| if t % 2 == 0 { 115.0 } else { 85.0 });
-        assert!(loads.steady(ShardId(0)), "±15% noise around a level is steady");
-        let mut cycling = Loads::new(1, &CoreConfig::default());
+        let mut load = Sample::default();
+        feed(&mut load, 0, 61, |t| if t % 2 == 0 { 115.0 } else { 85.0 });
+        assert!(load.steady(), "±15% noise around a level is steady");
+        let mut cycling = Sample::default();
         // 100 to 800 units and back every 6 windows, for an hour: it crosses its long run
         // every cycle, but never stays near it.
         let cycle = |t: u64| 450.0 - 350.0 * (t as f64 / 60.0 * std::f64::consts::TAU).cos();
         for t in 0..3_600 {
-            cycling.record(ShardId(0), &writes(cycle(t)), Instant(t * 1_000));
-            assert!(!cycling.steady(ShardId(0)), "steady at {t} s");
+            feed(&mut cycling, t, 1, cycle);
+            assert!(!cycling.steady(), "steady at {t} s");
         }
     }
 
     #[test]
     fn busiest_tables_are_smoothed_while_listed_and_forgotten_once_off_the_list() {
-        let mut loads = Loads::new(1, &CoreConfig::default());
+        let mut busiest = Busiest::default();
         let t = |table: u64, w: f64| TableLoad {
             shard: ShardId(0),
             table: crate::core::ids::TableId(table),
             read_units: 0.0,
             write_units: w,
         };
-        let listed = |loads: &Loads| {
-            loads.busiest(ShardId(0)).map(|t| (t.table.0, t.write_units)).collect::<Vec<_>>()
+        let listed = |b: &Busiest| {
+            b.tables(ShardId(0)).map(|t| (t.table.0, t.write_units)).collect::<Vec<_>>()
         };
-        loads.record_tables(ShardId(0), &[t(7, 100.0), t(3, 40.0)]);
-        loads.record_tables(ShardId(0), &[t(3, 80.0), t(9, 10.0)]);
+        busiest.record(&[t(7, 100.0), t(3, 40.0)]);
+        busiest.record(&[t(3, 80.0), t(9, 10.0)]);
         assert_eq!(
-            listed(&loads),
+            listed(&busiest),
             vec![(3, 50.0), (9, 10.0)],
             "3 moves a quarter of the way to 80; 7 is gone"
         );
         let many: Vec<TableLoad> = (0..20).map(|i| t(i, 1.0)).collect();
-        loads.record_tables(ShardId(0), &many);
-        assert_eq!(listed(&loads).len(), TOP_TABLES_PER_SHARD, "the list is bounded");
+        busiest.record(&many);
+        assert_eq!(listed(&busiest).len(), TOP_TABLES_PER_SHARD, "the list is bounded");
+    }
+
+    #[test]
+    fn only_a_report_naming_tables_or_clearing_them_touches_the_busiest() {
+        let table = TableLoad {
+            shard: ShardId(0),
+            table: crate::core::ids::TableId(1),
+            read_units: 0.0,
+            write_units: 1.0,
+        };
+        let mut load = Sample::default();
+        assert!(!load.names(&[]), "none named, none on record");
+        assert!(load.names(&[table]));
+        assert!(load.names(&[]), "the list on record must be cleared");
+        assert!(!load.names(&[]), "and is");
+        assert!(load.names(&[table]));
+        load.moved();
+        assert!(load.names(&[]), "a move keeps what is on record, so it is still cleared");
     }
 
     #[test]
     fn a_step_is_followed_within_a_few_windows_and_a_move_is_learnt_afresh() {
-        let mut loads = Loads::new(1, &CoreConfig::default());
-        feed(&mut loads, 0, 40, |_| 100.0);
-        feed(&mut loads, 40, 31, |_| 300.0);
-        let w = loads.trusted(ShardId(0)).unwrap().write_units;
+        let mut load = Sample::default();
+        feed(&mut load, 0, 40, |_| 100.0);
+        feed(&mut load, 40, 31, |_| 300.0);
+        let w = trusted(&load).unwrap().write_units;
         assert!(w > 270.0, "three windows after a step the smoothed load is near it: {w}");
-        loads.moved(ShardId(0));
-        assert_eq!(loads.trusted(ShardId(0)), None, "a moved shard is learnt afresh");
-        assert!(loads.estimate_units(ShardId(0)) > 270.0, "its old load stands in meanwhile");
+        load.moved();
+        assert_eq!(trusted(&load), None, "a moved shard is learnt afresh");
+        assert!(load.estimate_units() > 270.0, "its old load stands in meanwhile");
     }
 }

@@ -3,6 +3,8 @@
 //! changes only through its own methods, so a derived index cannot drift from what it indexes;
 //! [`LiveCluster::check_consistency`] rebuilds every one to prove it.
 //! - [`nodes`]: liveness, sessions and stats of nodes, their intended load, and the load index;
+//! - [`per_shard`]: two cache lines per shard, holding its part of [`leases`] and [`load`] and
+//!   a copy of its placement, so that a heartbeat's report touches two lines and no more;
 //! - [`leases`]: who may hold each shard's lease, and what its leader has reported;
 //! - [`intent`]: the state the catalog will have once every queued write lands;
 //! - [`awaiting`]: the writes in flight that later requests must wait for, by key;
@@ -23,6 +25,7 @@ pub mod intent;
 pub mod leases;
 pub mod load;
 pub mod nodes;
+pub mod per_shard;
 pub mod placement;
 pub mod progress;
 pub mod recent;
@@ -37,9 +40,8 @@ use self::contrast::Contrasts;
 use self::events::Events;
 use self::hot::Hot;
 use self::intent::Intent;
-use self::leases::Leases;
-use self::load::Loads;
 pub use self::nodes::{LiveNode, LoadIndex, Nodes};
+use self::per_shard::{PerShard, Placed};
 use self::placement::{Class, Placement, Standing};
 use self::progress::{Job, Jobs};
 use self::recent::Recent;
@@ -56,10 +58,9 @@ use crate::core::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct LiveCluster {
     nodes: Nodes,
-    leases: Leases,
+    shards: PerShard,
     intent: Intent,
     in_flight: InFlight,
-    loads: Loads,
     hot: Hot,
     placement: Placement,
     recent: Recent,
@@ -104,10 +105,9 @@ impl LiveCluster {
     pub fn new(cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) -> LiveCluster {
         let mut live = LiveCluster {
             nodes: Nodes::new(config.node_settle_heartbeats),
-            leases: Leases::inherited(cluster, now, config),
+            shards: PerShard::inherited(cluster, now, config),
             intent: Intent::of(cluster),
             in_flight: InFlight::default(),
-            loads: Loads::new(cluster.shards.len(), config),
             hot: Hot::new(cluster.shards.len()),
             placement: Placement::default(),
             recent: Recent::new(cluster.shards.len()),
@@ -140,8 +140,8 @@ impl LiveCluster {
     }
 
     /// Who may hold each shard's lease, and what its leader reported.
-    pub fn leases(&self) -> &Leases {
-        &self.leases
+    pub fn leases(&self) -> &PerShard {
+        &self.shards
     }
 
     /// The catalog as it will be once every queued write lands.
@@ -155,8 +155,14 @@ impl LiveCluster {
     }
 
     /// Each shard's reported load, smoothed.
-    pub fn loads(&self) -> &Loads {
-        &self.loads
+    pub fn loads(&self) -> &PerShard {
+        &self.shards
+    }
+
+    /// Reads the shards' state ahead of a heartbeat's loop over them (see `answer_reports`);
+    /// what it returns means nothing.
+    pub fn touch(&self, shards: impl Iterator<Item = ShardId>) -> u64 {
+        self.shards.touch(shards)
     }
 
     /// The shard's leader reported its load.
@@ -167,8 +173,8 @@ impl LiveCluster {
         load: &ShardLoad,
         now: Instant,
     ) {
-        let Some(units) = self.loads.record(shard, load, now) else { return };
-        self.hot.window_closed(shard, self.loads.trusted(shard).map(|l| l.units()), now);
+        let Some(units) = self.shards.record(shard, load, now) else { return };
+        self.hot.window_closed(shard, self.shards.trusted(shard).map(|l| l.units()), now);
         self.placement.window_closed(shard);
         self.reindex(cluster, shard);
         // The new leader's second window, against what the old one reported (its first may
@@ -197,7 +203,7 @@ impl LiveCluster {
 
     /// The busiest tables the shard's leader reported.
     pub fn record_tables(&mut self, shard: ShardId, tables: &[TableLoad]) {
-        self.loads.record_tables(shard, tables);
+        self.shards.record_tables(shard, tables);
     }
 
     /// How long each shard has been above the split line.
@@ -225,7 +231,7 @@ impl LiveCluster {
         new: ShardId,
         share: f64,
     ) {
-        self.loads.split(source, new, share);
+        self.shards.split(source, new, share);
         self.hot.reset(source);
         self.hot.reset(new);
         self.reindex(cluster, source);
@@ -234,7 +240,7 @@ impl LiveCluster {
 
     /// A merge moved `from`'s tables into `into`: `into` carries both loads, learnt afresh.
     pub fn merge_load(&mut self, cluster: &ClusterCatalog, from: ShardId, into: ShardId) {
-        self.loads.merge(from, into);
+        self.shards.merge(from, into);
         self.hot.reset(from);
         self.hot.reset(into);
         self.reindex(cluster, from);
@@ -347,7 +353,7 @@ impl LiveCluster {
             Some(n) if n.online && n.heard => Class::Ready,
             Some(_) => Class::Assigned,
         };
-        let load = self.loads.trusted(shard).map_or(0.0, |l| l.units());
+        let load = self.shards.trusted(shard).map_or(0.0, |l| l.units());
         Standing { class, load, tables: self.intent.shard_tables(shard) }
     }
 
@@ -379,7 +385,7 @@ impl LiveCluster {
         // a split's start may have landed, and any shard's version may have moved past what
         // its leader last reported ready.
         self.grow_per_shard(cluster.shards.len());
-        self.leases.forget_ready(cluster.shards.iter().map(|s| Version(s.version)));
+        self.shards.reloaded(cluster);
         self.in_flight = InFlight::default();
         self.procedures_busy.clear();
         self.locks_starting.clear();
@@ -401,7 +407,7 @@ impl LiveCluster {
 
     /// The cluster's shard count grew (a split landed): every per-shard array grows with it.
     pub fn grow(&mut self, cluster: &ClusterCatalog) {
-        let (from, to) = (self.leases.len(), cluster.shards.len());
+        let (from, to) = (self.shards.len(), cluster.shards.len());
         assert!(to >= from, "a cluster's shard count only grows ({from} to {to})");
         self.intent.grow(to);
         self.grow_per_shard(to);
@@ -409,16 +415,12 @@ impl LiveCluster {
             (from..to).map(|i| self.standing(cluster, ShardId(i as u32))).collect();
         self.placement.grow(standings.into_iter());
         self.splits_starting = self.splits_starting.saturating_sub((to - from) as u32);
-        debug_assert!(
-            self.loads.len() == to && self.leases.len() == to,
-            "every per-shard array grew"
-        );
+        debug_assert_eq!(self.shards.len(), to, "every per-shard array grew");
     }
 
     /// The per-shard arrays beside the intent and placement, to `shards` entries.
     fn grow_per_shard(&mut self, shards: usize) {
-        self.leases.grow(shards);
-        self.loads.grow(shards);
+        self.shards.grow(shards);
         self.hot.grow(shards);
         self.recent.grow(shards);
     }
@@ -593,7 +595,7 @@ impl LiveCluster {
     /// it held counts any more, so failover moves its shards on the next pass.
     pub fn node_left(&mut self, cluster: &ClusterCatalog, node: NodeId) {
         for &shard in cluster.node_shards.get(node.index()).into_iter().flatten() {
-            let _ = self.leases.released(shard, node);
+            let _ = self.shards.released(shard, node);
         }
         self.nodes.left(node);
         self.reindex_led_by(cluster, node);
@@ -675,16 +677,16 @@ impl LiveCluster {
         if was != will {
             // Only a shard whose load held steady says what its new leader's reports should
             // show: one that rises and falls changes of itself.
-            let now_units = self.loads.estimate_units(id);
+            let now_units = self.shards.estimate_units(id);
             match (was, will) {
-                (Some(from), Some(_)) if self.loads.known(id) && self.loads.steady(id) => {
+                (Some(from), Some(_)) if self.shards.known(id) && self.shards.steady(id) => {
                     self.arrivals.insert(id, (NodeId(from), now_units, false));
                 }
                 _ => {
                     self.arrivals.remove(&id);
                 }
             }
-            self.loads.moved(id);
+            self.shards.moved(id);
             // A first assignment is no move: nothing to cool down from.
             if was.is_some() {
                 self.recent.moved(id, [was, will], now);
@@ -706,24 +708,43 @@ impl LiveCluster {
         self.reindex(cluster, id);
     }
 
-    /// A shard record landed at `version`. Unless it only carried a table's create, drop or
-    /// alter (`incremental`), the new version is not ready until its leader reports it.
-    pub fn shard_landed(&mut self, id: ShardId, version: Version, incremental: bool) {
+    /// A shard record landed. Unless it only carried a table's create, drop or alter
+    /// (`incremental`), its new version is not ready until its leader reports it.
+    pub fn shard_landed(&mut self, s: &ShardRecord, incremental: bool) {
+        let id = ShardId(s.id);
         assert!(!self.intent.settled(id), "shard {id}: a landed record was pending");
         self.intent.landed(id);
+        self.shards.place(s);
         if !incremental {
-            self.leases.reopened(id, version);
+            self.shards.reopened(id, Version(s.version));
         }
+    }
+
+    /// The shard's leader once its queued writes land and its transfer, if any, is done:
+    /// `planned(intended(..)).leader`, without reading the catalog's record for a shard with
+    /// nothing pending (a scan over every shard then reads only its front line).
+    pub fn planned_leader(&self, cluster: &ClusterCatalog, id: ShardId) -> Option<NodeId> {
+        if self.intent.settled(id) {
+            self.shards.placed(id).planned_leader()
+        } else {
+            planned(self.intended(cluster, id)).leader.map(NodeId)
+        }
+    }
+
+    /// Where the catalog places the shard, from the copy kept for heartbeats (see
+    /// [`per_shard`]).
+    pub fn placed(&self, id: ShardId) -> Placed {
+        self.shards.placed(id)
     }
 
     /// The shard's leader reported it as leader at this version, or not as leader (`None`).
     pub fn leader_reported(&mut self, id: ShardId, reported: Option<Version>) {
-        self.leases.leader_reported(id, reported);
+        self.shards.leader_reported(id, reported);
     }
 
     /// A version of the shard was pushed to its replicas between heartbeats.
     pub fn pushed(&mut self, id: ShardId, version: Version, now: Instant) {
-        self.leases.pushed(id, version, now);
+        self.shards.pushed(id, version, now);
     }
 
     /// Grants or renews `node`'s lease on `shard` unless the node is offline (a restart not yet
@@ -737,13 +758,13 @@ impl LiveCluster {
     ) -> bool {
         let nodes = &self.nodes;
         nodes.get(node).online
-            && self.leases.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
+            && self.shards.try_grant(shard, node, now, config, |n| !nodes.get(n).online)
     }
 
     /// `node` let go of `shard` (for a transfer): its lease, if it held one, is over. `true` if
     /// it held one: the transfer can finish now.
     pub fn release_lease(&mut self, shard: ShardId, node: NodeId) -> bool {
-        self.leases.released(shard, node)
+        self.shards.released(shard, node)
     }
 
     /// Hands out an id, raising the stored ceiling in the same change when the block runs out.
@@ -811,18 +832,16 @@ impl LiveCluster {
     /// `Err` names the first derived value that disagrees with its source: each is rebuilt from
     /// the catalog and the intent and compared with what the live state holds.
     pub fn check_consistency(&self, cluster: &ClusterCatalog) -> Result<(), String> {
-        if self.leases.len() != cluster.shards.len()
-            || self.loads.len() != cluster.shards.len()
-            || self.nodes.len() < cluster.nodes.len()
-        {
+        if self.shards.len() != cluster.shards.len() || self.nodes.len() < cluster.nodes.len() {
             return Err(format!(
                 "{} shard and {} node live states for {} shards and {} nodes",
-                self.leases.len(),
+                self.shards.len(),
                 self.nodes.len(),
                 cluster.shards.len(),
                 cluster.nodes.len()
             ));
         }
+        self.shards.check_placed(cluster)?;
         self.intent.check(cluster)?;
         self.placement
             .check((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))))?;

@@ -24,8 +24,8 @@
 
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
-use crate::core::live::load::Loads;
-use crate::core::live::{planned, LiveCluster};
+use crate::core::live::per_shard::PerShard;
+use crate::core::live::LiveCluster;
 use crate::core::model::ClusterCatalog;
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::{Duration, Instant};
@@ -172,10 +172,10 @@ impl LoadView {
         let mut raw = vec![[[0.0; 2]; 2]; nodes.len()];
         for i in 0..cluster.shards.len() {
             let shard = ShardId(i as u32);
-            let Some(leader) = planned(live.intended(cluster, shard)).leader else { continue };
-            let Some(Some(node)) = nodes.get_mut(leader as usize) else { continue };
+            let Some(leader) = live.planned_leader(cluster, shard) else { continue };
+            let Some(Some(node)) = nodes.get_mut(leader.index()) else { continue };
             let loads = live.loads().units_and_cpu(shard);
-            for (sum, load) in raw[leader as usize].iter_mut().zip(loads) {
+            for (sum, load) in raw[leader.index()].iter_mut().zip(loads) {
                 *sum = [sum[0] + load[0], sum[1] + load[1]];
             }
             node.judged &= live.loads().trusted(shard).is_some() && live.intent().settled(shard);
@@ -209,7 +209,7 @@ impl LoadView {
     }
 
     /// A shard's load as this view weighs it, now and over the long run.
-    pub(super) fn shard_load(&self, loads: &Loads, shard: ShardId) -> [f64; 2] {
+    pub(super) fn shard_load(&self, loads: &PerShard, shard: ShardId) -> [f64; 2] {
         let raw = loads.units_and_cpu(shard);
         [0, 1].map(|k| dot(self.weights[k], raw[k]))
     }
