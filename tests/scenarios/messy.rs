@@ -2,6 +2,7 @@
 //! comes and goes. The balancer follows what lasts, and load never goes back and forth
 //! between two nodes (B1, and no pair reversal within the 10 min cooldown).
 
+use shardmeta::core::cause::Cause;
 use shardmeta::core::*;
 
 use super::world::World;
@@ -140,16 +141,9 @@ fn a_node_reporting_half_its_load_is_found_out() {
     assert!(n1_ratio <= 1.5, "n1 carries {n1_ratio:.2}× the mean; {r}");
 }
 
-/// Load that falls under the floor every night: 120 shards of uneven weight (50-300 units) by
-/// day, a fiftieth of that by night, 20 minutes each with 5 minutes of dusk and dawn between
-/// (every shard alike), for four days. By day the balancer evens the load, which leaves leader
-/// counts uneven; by night no node carries enough load for it to mean anything, and counts
-/// are balanced instead. Counts must not undo each day's work, and nothing may move at dawn,
-/// when every node rises through the floor, each as its shards' windows close.
-#[test]
-fn a_nightly_lull_under_the_floor_does_not_undo_the_days_balance() {
-    let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
-    let r = replay(&w, "nightly_lull");
+/// From now on, the nightly lull's load: 120 shards of uneven weight (50-300 units) by day,
+/// `night` of that by night, 20 minutes each with 5 minutes of dusk and dawn between.
+fn nightly(w: &mut World, night: f64) {
     let s = w.seed;
     let start = w.second;
     w.load = Box::new(move |shard, t| {
@@ -163,18 +157,91 @@ fn a_nightly_lull_under_the_floor_does_not_undo_the_days_balance() {
             1_200..2_100 => 0.0,
             _ => 1.0 - ramp(at - 2_100),
         };
-        weight * (0.02 + 0.98 * daylight)
+        weight * (night + (1.0 - night) * daylight)
     });
+}
+
+/// Load that falls under the floor every night: 120 shards of uneven weight (50-300 units) by
+/// day, a fiftieth of that by night, 20 minutes each with 5 minutes of dusk and dawn between
+/// (every shard alike), for four days. By day the balancer evens the load, which leaves leader
+/// counts uneven; by night no node carries enough load for it to mean anything, and counts
+/// are balanced instead. Counts must not undo each day's work, and nothing may move at dawn,
+/// when every node rises through the floor, each as its shards' windows close.
+#[test]
+fn a_nightly_lull_under_the_floor_does_not_undo_the_days_balance() {
+    let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
+    let r = replay(&w, "nightly_lull");
+    nightly(&mut w, 0.02);
     w.run(2 * 2_400);
     let two_days = w.moves.len();
     w.run(2 * 2_400);
     let last_two = w.moves.len() - two_days;
     let back = w.reversals(4 * 2_400);
     w.report("nightly lull under the load floor, 4 days", None, None);
-    println!("nightly lull: {two_days} moves in the first two days, {last_two} in the last two, {back} shards back");
+    let counts_evened = count_moves_within(&mut w, 2 * 2_400);
+    println!("nightly lull: {two_days} moves in the first two days, {last_two} in the last two ({counts_evened} for counts), {back} shards back");
     assert_eq!(back, 0, "shards went back where they were; {r}");
-    // The first dawns and dusks may settle a shard or two more (a count evened at dusk where
-    // the loads agree, a move a cooldown put off); then nothing moves. Counts evened each night
-    // and undone each day moved shards every day (5-11 after the first, seeds 1-3).
-    assert_eq!(last_two, 0, "{last_two} moves in the last two days; {r}");
+    // Counts evened each night and undone each day moved shards every day (5-11 after the
+    // first, seeds 1-3); evened once at some dusk where the loads happened to agree, they cost
+    // a move nothing asked for (seeds 473 and 741). The lull keeps the counts the day left.
+    assert_eq!(counts_evened, 0, "{counts_evened} count moves in the last two days; {r}");
+    // The first dawns and dusks may settle a shard or two more (a move a cooldown put off).
+    // After them, a node that has stood within a hair of a line all along may cross it once,
+    // as its shards' windows close at different times in a ramp, and shed a shard that lowers
+    // the pair's peak (none comes back, above): seeds 79, 339, 473, 545 and 580 of 753, one
+    // move each. More than that is a lull that does not settle.
+    assert!(last_two <= 1, "{last_two} moves in the last two days; {r}");
+}
+
+/// How many leader transfers for counts started in the last `seconds`.
+fn count_moves_within(w: &mut World, seconds: u64) -> usize {
+    let events = match w.h.call(Request::ListEvents { cluster: "c".into(), after: 0, limit: 1_000 })
+    {
+        Ok(Response::Events { events, .. }) => events,
+        other => panic!("{other:?}"),
+    };
+    events
+        .iter()
+        .filter(|e| e.cause == Cause::LeaderCount && e.age_ms < seconds * 1_000)
+        .filter(|e| e.text.contains(" start transfer: "))
+        .count()
+}
+
+/// The nightly lull's load (nights at a hundredth, well under the floor), and a node down for
+/// two minutes in the night: its leaders fail over to their followers, and when it returns the
+/// lull gives them back (the nodes that took them lead more than the day left them, and it
+/// fewer) before dawn, so that the day starts from the day's balance. Not the same shards: a
+/// leader goes back only while the loads' order holds, so the returned node may end a few
+/// short, and the next day settles that by load.
+#[test]
+fn a_node_down_in_the_night_gets_its_leaders_back_before_dawn() {
+    let mut w = World::new(seed(), CoreConfig::default(), 6, 120, 1, 100.0);
+    let r = replay(&w, "night_outage");
+    nightly(&mut w, 0.01);
+    w.run(2_400 + 1_600); // a day, and the first 400 s of the night
+    let leads = |w: &World| -> Vec<usize> {
+        let c = w.catalog();
+        (0..6).map(|i| c.shards.iter().filter(|s| s.leader == w.id_of(i)).count()).collect()
+    };
+    let day = leads(&w);
+    w.up[2] = false;
+    w.run(120);
+    let failed_over = leads(&w);
+    w.nodes[2].restart();
+    w.up[2] = true;
+    w.run(380); // to 20 s before dawn
+    let before_dawn = leads(&w);
+    let moves_at_night = w.moves.len();
+    w.run(2_400);
+    let next_day = w.moves.len() - moves_at_night;
+    w.report("a node down in the nightly lull, then back", None, None);
+    println!("night outage: day {day:?}, failed over {failed_over:?}, before dawn {before_dawn:?}; {next_day} moves the next day");
+    assert_eq!(failed_over[2], 0, "n3 failed over; {r}");
+    assert!(5 * before_dawn[2] >= 4 * day[2], "n3 got {before_dawn:?} of {day:?} back; {r}");
+    assert!(
+        (0..6).all(|i| i == 2 || before_dawn[i] >= day[i]),
+        "only leaders that failed over went back: {before_dawn:?}, by day {day:?}; {r}"
+    );
+    // Seeds 1-160: at most 4.
+    assert!(next_day <= 6, "{next_day} moves the next day; {r}");
 }

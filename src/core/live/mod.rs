@@ -257,9 +257,12 @@ impl LiveCluster {
         &self.recent
     }
 
-    /// Some node's load is above the floor: below it from now on is a lull.
-    pub fn note_load_mattered(&mut self) {
-        self.recent.note_load_mattered();
+    /// A pass balanced by load (some node's load was above the floor): below it from now on
+    /// is a lull, which keeps the leader counts this pass left.
+    pub fn balanced_by_load(&mut self) {
+        // Node ids are dense: by index is by id.
+        let leads = self.nodes.iter().map(|(_, n)| n.placeable().then_some(n.leaders));
+        self.recent.balanced_by_load(leads);
     }
 
     /// The balancer moved load from `from` to `to` at `now`, with `placeable` nodes placeable:
@@ -315,6 +318,11 @@ impl LiveCluster {
     /// How a balancing pass saw `node` at `now` (see `Recent::stood`).
     pub fn stood(&mut self, node: NodeId, over: bool, under: bool, now: Instant) {
         self.recent.stood(node, over, under, now);
+    }
+
+    /// A pass judged no node's standing (see `Recent::unjudged`).
+    pub fn unjudged(&mut self) {
+        self.recent.unjudged();
     }
 
     /// The scheduling event log.

@@ -19,8 +19,10 @@ pub struct Recent {
     /// Per node, since when it has stood over the overfull line, and under the pull line, in
     /// the long run, as the last pass saw it.
     standing: Vec<[Option<Instant>; 2]>,
-    /// Some node's load was above the floor at a pass (see the scheduler's rebalance).
-    load_mattered: bool,
+    /// Per node, the shards it led as the last pass whose load was above the floor left them
+    /// (`None`: never placeable at such a pass): what a lull keeps (see the scheduler's
+    /// rebalance). `None` while no load has been.
+    day_leads: Option<Vec<Option<u32>>>,
 }
 
 /// One move of load for balance.
@@ -44,7 +46,7 @@ impl Recent {
             node_moved: Vec::new(),
             load_flows: VecDeque::new(),
             standing: Vec::new(),
-            load_mattered: false,
+            day_leads: None,
         }
     }
 
@@ -116,14 +118,34 @@ impl Recent {
         }
     }
 
+    /// A pass judged no node's standing (load under the floor, or balancing paused): each
+    /// standing starts again at the next pass that judges. A standing that spanned a pause or
+    /// a night would count the passes that never looked, and a node over a line at the last
+    /// pass before would shed at the first pass after.
+    pub(super) fn unjudged(&mut self) {
+        self.standing.clear();
+    }
+
     /// Whether some node's load has been above the floor under this meta leader: load under
     /// it is then a lull, not a cluster with no load to go by.
     pub fn load_mattered(&self) -> bool {
-        self.load_mattered
+        self.day_leads.is_some()
     }
 
-    pub(super) fn note_load_mattered(&mut self) {
-        self.load_mattered = true;
+    /// A pass balanced by load, which left each node leading `leads` (by node index; `None`
+    /// for a node it could not place on, whose count from before stays: a node down for a
+    /// while in the night is owed its leaders back, though load above the floor in the long
+    /// run was judged while it was away).
+    pub(super) fn balanced_by_load(&mut self, leads: impl Iterator<Item = Option<u32>>) {
+        let before = self.day_leads.take().unwrap_or_default();
+        let kept = |i: usize| before.get(i).copied().flatten();
+        self.day_leads = Some(leads.enumerate().map(|(i, led)| led.or(kept(i))).collect());
+    }
+
+    /// How many shards `node` led when load last mattered; `None` if it was not known then,
+    /// or load never mattered.
+    pub fn day_leads(&self, node: NodeId) -> Option<u32> {
+        self.day_leads.as_ref()?.get(node.index()).copied().flatten()
     }
 
     /// Since when `node` has stood over the overfull line (`[0]`) and under the pull line

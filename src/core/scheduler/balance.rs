@@ -43,8 +43,9 @@ impl Planner<'_> {
         }
     }
 
-    /// Evens leader counts to within one; in a lull, by moves that keep the order of the
-    /// nodes' loads in `view` (which tracks them).
+    /// Evens leader counts to within one; in a lull, only gives leaders back towards the counts
+    /// the day left, by moves that keep the order of the nodes' loads in `view` (which tracks
+    /// them).
     pub(super) fn balance(&mut self, mut view: Option<&mut LoadView>) {
         let nothing_else_to_do = self.live.intent().unassigned().is_empty()
             && self
@@ -56,30 +57,33 @@ impl Planner<'_> {
             return;
         }
         while self.may_start_transfer() {
-            let (Some(min), Some(max)) =
-                (self.load().by_leaders().next(), self.load().by_leaders().next_back())
-            else {
-                return;
+            let found = match view.as_deref() {
+                Some(view) => self.lull_move(view),
+                None => self.count_move(),
             };
-            let (lo, hi) = (self.live.node(min).leaders, self.live.node(max).leaders);
-            if hi <= lo + 1 {
-                return; // balanced within one: stay quiet
-            }
-            let (from, to, shard) = match self.count_move(view.as_deref()) {
+            let (from, to, shard) = match found {
                 Ok(found) => found,
-                // Some transfer would even the counts but not keep the loads' order: the
-                // counts stay as load left them, and no follower needs to move either.
-                Err(NoCountMove::LoadsDisagree) => return,
-                Err(NoCountMove::NoneFits) => {
-                    if self.may_enter(min) {
-                        self.swap_follower_for_count();
+                // Balanced within one, or as the day left it in a lull: stay quiet.
+                Err(NoCountMove::Even | NoCountMove::LullKeeps) => return,
+                Err(NoCountMove::NoneFits(to)) => {
+                    if self.may_enter(to) {
+                        self.swap_follower_for_count(to);
                     }
                     return;
                 }
             };
-            let (hi, lo) = (self.live.node(from).leaders, self.live.node(to).leaders);
-            let why =
-                format!("{} leads {hi} shards, {} leads {lo}", self.name(from.0), self.name(to.0));
+            let recent = self.live.recent();
+            let count = |n: NodeId| match (view.is_some(), recent.day_leads(n)) {
+                (true, Some(day)) => format!("{} ({day} by day)", self.live.node(n).leaders),
+                _ => self.live.node(n).leaders.to_string(),
+            };
+            let why = format!(
+                "{} leads {} shards, {} leads {}",
+                self.name(from.0),
+                count(from),
+                self.name(to.0),
+                count(to)
+            );
             self.start_transfer(shard, from.0, to.0, Cause::LeaderCount, why);
             if let Some(view) = view.as_deref_mut() {
                 view.shift(from.0, to.0, view.shard_load(self.live.loads(), shard));
@@ -87,18 +91,64 @@ impl Planner<'_> {
         }
     }
 
+    /// In a lull (load under the floor after a pass balanced by it), leader counts stay as the
+    /// day left them, uneven as balancing by load made them: evened at some dusk where the
+    /// loads happened to agree, they cost a move nothing asked for (nightly lull seeds 473 and
+    /// 741), and evened every night they were undone every day. Leaders only go back, from a
+    /// node that leads more than it did then to one that leads fewer (a node that failed in
+    /// the night and returned, and the nodes its leaders went to), or fill a node that joined
+    /// since, up to the mean count; and only by moves that keep the order of the two nodes'
+    /// loads. No move makes a node lead more than the day left it, so none is ever undone.
+    fn lull_move(&self, view: &LoadView) -> Result<(NodeId, NodeId, ShardId), NoCountMove> {
+        const EACH_END: usize = 16;
+        let (recent, leads) = (self.live.recent(), |n: NodeId| self.live.node(n).leaders);
+        let short = |n: NodeId| match recent.day_leads(n) {
+            Some(day) => leads(n) < day,
+            None => f64::from(leads(n)) + 1.0 < view.mean_leads(),
+        };
+        let gained = |n: NodeId| recent.day_leads(n).is_some_and(|day| leads(n) > day);
+        // Leaders go back from the nodes that gained them while there are any; a new node
+        // takes from the busiest otherwise.
+        let someone_gained = self.live.nodes().iter().any(|(n, _)| gained(n));
+        let gives = |from: NodeId, to: NodeId| match someone_gained {
+            true => gained(from),
+            false => recent.day_leads(to).is_none() && leads(from) > leads(to) + 1,
+        };
+        let mut why = NoCountMove::LullKeeps;
+        let takers = self.load().by_leaders().filter(|&n| short(n) && self.may_enter(n));
+        for to in takers.take(EACH_END) {
+            let givers = self
+                .load()
+                .by_leaders()
+                .rev()
+                .filter(|&f| f != to && gives(f, to) && self.may_leave(f));
+            for from in givers.take(EACH_END) {
+                match self.transferable(from, to, Some(view)) {
+                    Ok(shard) => return Ok((from, to, shard)),
+                    Err(NoCountMove::NoneFits(_)) => why = NoCountMove::NoneFits(to),
+                    Err(_) => {}
+                }
+            }
+        }
+        Err(why)
+    }
+
     /// The emptiest node that can take a shard from one that leads at least two more, without
     /// narrowing the shard's zones. The busiest node is not always the source: when a node's
     /// replicas span every zone, a node without a replica can only take over from a node in its
     /// own zone, and that one refills from promotions. The search looks at a few nodes at each
     /// end of the order.
-    fn count_move(
-        &self,
-        view: Option<&LoadView>,
-    ) -> Result<(NodeId, NodeId, ShardId), NoCountMove> {
+    fn count_move(&self) -> Result<(NodeId, NodeId, ShardId), NoCountMove> {
         const EACH_END: usize = 16;
-        let mut why = NoCountMove::NoneFits;
+        let (Some(min), Some(max)) =
+            (self.load().by_leaders().next(), self.load().by_leaders().next_back())
+        else {
+            return Err(NoCountMove::Even);
+        };
         let leaders = |n: NodeId| self.live.node(n).leaders;
+        if leaders(max) <= leaders(min) + 1 {
+            return Err(NoCountMove::Even);
+        }
         for to in self.load().by_leaders().take(EACH_END).filter(|&n| self.may_enter(n)) {
             for from in self
                 .load()
@@ -108,22 +158,19 @@ impl Planner<'_> {
                 .take_while(|&f| leaders(f) > leaders(to) + 1)
                 .filter(|&n| self.may_leave(n))
             {
-                match self.transferable(from, to, view) {
-                    Ok(shard) => return Ok((from, to, shard)),
-                    Err(NoCountMove::LoadsDisagree) => why = NoCountMove::LoadsDisagree,
-                    Err(NoCountMove::NoneFits) => {}
+                if let Ok(shard) = self.transferable(from, to, None) {
+                    return Ok((from, to, shard));
                 }
             }
         }
-        Err(why)
+        Err(NoCountMove::NoneFits(min))
     }
 
-    /// No transfer evens leader counts without narrowing zones (the emptiest node has no
-    /// replica of the busy nodes' shards, and each of those already has a replica in its zone).
-    /// The emptiest node then takes the follower slot of its zone-mate in one such shard, which
-    /// keeps the zones, so that a later pass can promote it.
-    fn swap_follower_for_count(&mut self) {
-        let Some(to) = self.load().by_leaders().next() else { return };
+    /// No transfer to `to` evens leader counts without narrowing zones (it has no replica of
+    /// the busy nodes' shards, and each of those already has a replica in its zone). It then
+    /// takes the follower slot of its zone-mate in one such shard, which keeps the zones, so
+    /// that a later pass can promote it.
+    fn swap_follower_for_count(&mut self, to: NodeId) {
         let leaders = |n: NodeId| self.live.node(n).leaders;
         let zone = self.zone(to.0).to_string();
         let busy: Vec<NodeId> =
@@ -166,10 +213,10 @@ impl Planner<'_> {
             .copied()
             .filter(|&s| self.movable(s, from.0));
         let loads = self.live.loads();
-        let (mut first, mut why) = (None, NoCountMove::NoneFits);
+        let (mut first, mut why) = (None, NoCountMove::NoneFits(to));
         for s in candidates {
             if view.is_some_and(|v| !v.keeps_order(from.0, to.0, v.shard_load(loads, s))) {
-                why = NoCountMove::LoadsDisagree;
+                why = NoCountMove::LullKeeps;
                 continue;
             }
             let rec = self.intended(s);
@@ -187,9 +234,11 @@ impl Planner<'_> {
 /// Why no count move was found.
 #[derive(Clone, Copy)]
 enum NoCountMove {
-    /// Some transfer would have evened the counts, but it would put the target above the
-    /// source in load (in a lull).
-    LoadsDisagree,
-    /// None fits: no shard moves without narrowing its zones.
-    NoneFits,
+    /// Counts are within one of each other.
+    Even,
+    /// In a lull: no node leads fewer than the day left it (or joined since), or a move to one
+    /// would put it above its source in load.
+    LullKeeps,
+    /// None fits: no shard moves to the node without narrowing its zones.
+    NoneFits(NodeId),
 }

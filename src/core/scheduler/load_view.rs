@@ -278,6 +278,11 @@ impl LoadView {
         })
     }
 
+    /// The shards a placeable node is meant to lead, on average.
+    pub(super) fn mean_leads(&self) -> f64 {
+        self.mean_leads
+    }
+
     /// A node's utilization over the mean in the long run alone (0 for a node that is not
     /// placeable).
     pub(super) fn long_run(&self, node: u32) -> f64 {

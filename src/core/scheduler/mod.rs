@@ -164,6 +164,9 @@ impl<'a> Planner<'a> {
             && !self.live.settings().paused
             && !self.config.has_bug(PlantedBug::SkipBalance);
         let mut judged = Judged::NotThisPass;
+        if !balancing {
+            self.live.unjudged();
+        }
         if balancing && self.moves.is_empty() {
             judged = self.rebalance();
             if let Judged::ByCounts(view) = &mut judged {

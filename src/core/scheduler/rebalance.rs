@@ -58,10 +58,12 @@
 //! While some led shard's load is not known at all (a new meta leader has seen no window of
 //! it yet), nothing is balanced: uneven leader counts left by load balancing would look like
 //! work. Once every load is known and no node carries more than the floor, load is too low to
-//! act on and the pass evens leader counts instead ([`super::balance`]); in a lull (load was
-//! above the floor earlier under this meta leader) only by moves that do not put the target
-//! above the source in load ([`LoadView::keeps_order`]), so that a quiet night does not undo
-//! the day's balance. A new meta leader has no such memory.
+//! act on and the pass evens leader counts instead ([`super::balance`]). In a lull (load was
+//! above the floor earlier under this meta leader) the counts stay as the last pass by load
+//! left them, so that a quiet night does not undo the day's balance: leaders only go back to
+//! a node that leads fewer than it did then (back from a failure in the night) from nodes
+//! that lead more, or fill a node that carries nothing, by moves that do not put the target
+//! above the source in load ([`LoadView::keeps_order`]). A new meta leader has no such memory.
 
 use super::load_view::{Judged, LoadView, Room};
 use super::Planner;
@@ -97,12 +99,12 @@ impl Planner<'_> {
         if view.peak_load <= settings.load_floor_units {
             // Low load, or load not known yet: a new meta leader would take the uneven leader
             // counts that load balancing left for work. Counts only once every load is known.
+            self.live.unjudged();
             return match view.all_known {
                 true => Judged::ByCounts(self.live.recent().load_mattered().then_some(view)),
                 false => Judged::ByLoad(view),
             };
         }
-        self.live.note_load_mattered();
         let mut sources = self.sources(&view, &settings);
         // The most utilized source sheds first, one move at a time: a source that sheds all it
         // can in one go may take the room that the next needed.
@@ -132,6 +134,7 @@ impl Planner<'_> {
             view.shift(src, c.to, c.load);
             started += 1;
         }
+        self.live.balanced_by_load();
         Judged::ByLoad(view)
     }
 
