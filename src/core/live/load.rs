@@ -35,9 +35,9 @@ use crate::core::ids::ShardId;
 use crate::core::input::{ShardLoad, TableLoad, TOP_TABLES_PER_SHARD};
 use crate::core::time::{Duration, Instant};
 
-/// One shard's load rates: 48 bytes, so that its front cache line also holds its
-/// placement, and a scan over every shard's leader and load reads one line a shard (see
-/// [`per_shard`](super::per_shard)). Rates are kept as `f32` (7 digits are plenty for a load).
+/// One shard's load rates: 48 bytes, so that the first cache line of its entry also holds its
+/// placement (see [`per_shard`](super::per_shard)). Rates are kept as `f32` (7 digits are
+/// plenty for a load).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sample {
     /// Smoothed read units, write units and CPU ms per second, over closed windows.
@@ -65,6 +65,37 @@ pub struct Sample {
 }
 
 const _: () = assert!(std::mem::size_of::<Sample>() <= 48, "a sample leaves 16 bytes of its line");
+
+/// What a scan over every shard reads of a shard's load: its rates, and whether they are known
+/// and trusted. They change only when a window closes (or the shard moves, splits or merges),
+/// so a copy of them in a dense array of their own stays true at a tenth of the reports'
+/// writes (see [`per_shard`](super::per_shard)).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RatesDigest {
+    smoothed: [f32; 3],
+    slow: [f32; 2],
+    known: bool,
+    trusted: bool,
+}
+
+impl RatesDigest {
+    /// Load units and CPU ms per second, whether trusted or not, now (smoothed: the estimate)
+    /// and over the long run: what the balancer weighs (see the scheduler's `load_view`).
+    pub fn units_and_cpu(&self) -> [[f64; 2]; 2] {
+        let [read, write, cpu] = self.smoothed.map(f64::from);
+        [[read + write, cpu], self.slow.map(f64::from)]
+    }
+
+    /// Whether a window of the shard closed under this leader (see [`Sample::known`]).
+    pub fn known(&self) -> bool {
+        self.known
+    }
+
+    /// Whether enough windows closed to trust the rates (see [`Sample::trusted`]).
+    pub fn trusted(&self) -> bool {
+        self.trusted
+    }
+}
 
 /// One shard's sizes: levels, not rates, so the latest report's stand. Apart from the rates,
 /// which scans read far more often.
@@ -252,8 +283,18 @@ impl Sample {
     /// Load units and CPU ms per second, whether trusted or not, now (smoothed: the estimate)
     /// and over the long run: what the balancer weighs (see the scheduler's `load_view`).
     pub fn units_and_cpu(&self) -> [[f64; 2]; 2] {
-        let [read, write, cpu] = self.smoothed.map(f64::from);
-        [[read + write, cpu], self.slow.map(f64::from)]
+        self.digest(0).units_and_cpu()
+    }
+
+    /// What a scan over every shard reads of its load, trusted once `trusted_after` windows
+    /// have closed.
+    pub fn digest(&self, trusted_after: u32) -> RatesDigest {
+        RatesDigest {
+            smoothed: self.smoothed,
+            slow: self.slow,
+            known: self.known,
+            trusted: u32::from(self.windows) >= trusted_after,
+        }
     }
 
     /// The shard's leader changed: its load is learnt afresh, and until the new leader's first

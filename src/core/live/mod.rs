@@ -730,10 +730,11 @@ impl LiveCluster {
 
     /// The shard's leader once its queued writes land and its transfer, if any, is done:
     /// `planned(intended(..)).leader`, without reading the catalog's record for a shard with
-    /// nothing pending (a scan over every shard then reads only its front line).
+    /// nothing pending (a scan over every shard then reads only its scan copy, see
+    /// [`per_shard`]).
     pub fn planned_leader(&self, cluster: &ClusterCatalog, id: ShardId) -> Option<NodeId> {
         if self.intent.settled(id) {
-            self.shards.placed(id).planned_leader()
+            self.shards.scanned(id).planned_leader()
         } else {
             planned(self.intended(cluster, id)).leader.map(NodeId)
         }
@@ -849,7 +850,7 @@ impl LiveCluster {
                 cluster.nodes.len()
             ));
         }
-        self.shards.check_placed(cluster)?;
+        self.shards.check_copies(cluster)?;
         self.intent.check(cluster)?;
         self.placement
             .check((0..cluster.shards.len()).map(|i| self.standing(cluster, ShardId(i as u32))))?;

@@ -174,13 +174,13 @@ impl LoadView {
             let shard = ShardId(i as u32);
             let Some(leader) = live.planned_leader(cluster, shard) else { continue };
             let Some(Some(node)) = nodes.get_mut(leader.index()) else { continue };
-            let loads = live.loads().units_and_cpu(shard);
-            for (sum, load) in raw[leader.index()].iter_mut().zip(loads) {
+            let rates = live.loads().scanned(shard).rates();
+            for (sum, load) in raw[leader.index()].iter_mut().zip(rates.units_and_cpu()) {
                 *sum = [sum[0] + load[0], sum[1] + load[1]];
             }
-            node.judged &= live.loads().trusted(shard).is_some() && live.intent().settled(shard);
+            node.judged &= rates.trusted() && live.intent().settled(shard);
             node.leads += 1;
-            all_known &= live.loads().known(shard);
+            all_known &= rates.known();
         }
         let (cpu, weights) = weigh(&raw, live.settings().cpu_weight_pct);
         for (node, raw) in nodes.iter_mut().zip(&raw) {
