@@ -3,8 +3,9 @@
 //! changes only through its own methods, so a derived index cannot drift from what it indexes;
 //! [`LiveCluster::check_consistency`] rebuilds every one to prove it.
 //! - [`nodes`]: liveness, sessions and stats of nodes, their intended load, and the load index;
-//! - [`per_shard`]: two cache lines per shard, holding its part of [`leases`] and [`load`] and
-//!   a copy of its placement, so that a heartbeat's report touches two lines and no more;
+//! - [`per_shard`]: one 128-byte entry per shard, holding its part of [`leases`] and [`load`]
+//!   and a copy of its placement, so that a heartbeat's report takes one cache miss; and a
+//!   dense copy of what the scheduler's scan over every shard reads;
 //! - [`leases`]: who may hold each shard's lease, and what its leader has reported;
 //! - [`intent`]: the state the catalog will have once every queued write lands;
 //! - [`awaiting`]: the writes in flight that later requests must wait for, by key;
