@@ -137,9 +137,13 @@ impl Recent {
     /// while in the night is owed its leaders back, though load above the floor in the long
     /// run was judged while it was away).
     pub(super) fn balanced_by_load(&mut self, leads: impl Iterator<Item = Option<u32>>) {
-        let before = self.day_leads.take().unwrap_or_default();
-        let kept = |i: usize| before.get(i).copied().flatten();
-        self.day_leads = Some(leads.enumerate().map(|(i, led)| led.or(kept(i))).collect());
+        let day = self.day_leads.get_or_insert_with(Vec::new);
+        for (i, led) in leads.enumerate() {
+            match day.get_mut(i) {
+                Some(kept) => *kept = led.or(*kept),
+                None => day.push(led),
+            }
+        }
     }
 
     /// How many shards `node` led when load last mattered; `None` if it was not known then,
