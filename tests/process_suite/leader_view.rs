@@ -87,7 +87,8 @@ async fn a_leader_resumed_after_a_pause_never_names_itself() {
 
     metas.procs[&old].signal("STOP");
     let others: Vec<String> = metas.endpoints.iter().filter(|e| **e != old).cloned().collect();
-    let (new, took) = wait_leader(&others, Duration::from_secs(15), None).await;
+    // The others name the paused leader until its lease runs out: wait for another.
+    let (new, took) = wait_leader(&others, Duration::from_secs(15), Some(&old)).await;
     println!("{old} paused; {new} leads after {took:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let resumed = Instant::now();
