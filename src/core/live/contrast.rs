@@ -4,7 +4,7 @@
 //! leader moves, the second window its new leader reports (the first may span the shard's
 //! opening) is compared with what the old leader reported, if the shard's load held steady
 //! before: its last 6 windows' means and its smoothed value within a fifth of its long run
-//! (`Loads::steady`). A load that rises and falls changes of itself; the madsim swarm's
+//! (`PerShard::steady`). A load that rises and falls changes of itself; the madsim swarm's
 //! periodic loads flagged honest nodes under weaker rules: the smoothed and long-run values
 //! agreeing at the moment of the move (seed 235), and the open window agreeing too (seed 737:
 //! 581, 552 and 635 units at the move, 121 two windows later). Each such *contrast* is evidence

@@ -267,23 +267,12 @@ impl Sample {
         f64::from(self.smoothed[0] + self.smoothed[1])
     }
 
-    /// The load units over the long run (see the module notes), whether trusted or not.
-    pub fn slow_units(&self) -> f64 {
-        f64::from(self.slow[0])
-    }
-
     /// Whether the load held steady: its last [`STEADY_WINDOWS`] windows under this leader
     /// each had a mean, and left a smoothed value, within [`STEADY_BAND`] of the long run. A
     /// load that rises and falls passes its long run now and then, with the smoothed value
     /// near it, but does not stay there.
     pub fn steady(&self) -> bool {
         self.steady >= STEADY_WINDOWS
-    }
-
-    /// Load units and CPU ms per second, whether trusted or not, now (smoothed: the estimate)
-    /// and over the long run: what the balancer weighs (see the scheduler's `load_view`).
-    pub fn units_and_cpu(&self) -> [[f64; 2]; 2] {
-        self.digest(0).units_and_cpu()
     }
 
     /// What a scan over every shard reads of its load, trusted once `trusted_after` windows

@@ -370,20 +370,9 @@ impl PerShard {
         self.entries[shard.index()].load.estimate_units()
     }
 
-    /// The shard's load units over the long run, whether trusted or not.
-    pub fn slow_units(&self, shard: ShardId) -> f64 {
-        self.entries[shard.index()].load.slow_units()
-    }
-
     /// Whether the shard's load held steady (see [`Sample::steady`]).
     pub fn steady(&self, shard: ShardId) -> bool {
         self.entries[shard.index()].load.steady()
-    }
-
-    /// The shard's load units and CPU, now and over the long run (see
-    /// [`Sample::units_and_cpu`]).
-    pub fn units_and_cpu(&self, shard: ShardId) -> [[f64; 2]; 2] {
-        self.entries[shard.index()].load.units_and_cpu()
     }
 
     /// The shard's leader changed: its load is learnt afresh (see [`Sample::moved`]).

@@ -210,7 +210,7 @@ impl LoadView {
 
     /// A shard's load as this view weighs it, now and over the long run.
     pub(super) fn shard_load(&self, loads: &PerShard, shard: ShardId) -> [f64; 2] {
-        let raw = loads.units_and_cpu(shard);
+        let raw = loads.scanned(shard).rates().units_and_cpu();
         [0, 1].map(|k| dot(self.weights[k], raw[k]))
     }
 
