@@ -75,7 +75,7 @@ fn scale_out(config: CoreConfig, row: &str) -> (usize, usize) {
         w.moves.iter().filter(|m| !m.to.is_some_and(|t| new_ids.contains(&t))).collect();
     assert!(between_old.is_empty(), "moves between old nodes: {between_old:?}; {r}");
     assert!(
-        w.moves.len() as f64 <= 1.25 * lower_bound as f64,
+        w.moves.len() as f64 <= 1.2 * lower_bound as f64,
         "{} moves for a lower bound of {lower_bound}; {r}",
         w.moves.len()
     );

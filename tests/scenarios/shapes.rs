@@ -32,9 +32,10 @@ fn capacities(caps: &[f64], row: &str, lower_bound: usize, deadline: u64) -> Wor
         converged.is_some_and(|s| s <= deadline),
         "{row}: converged at {converged:?}, max/mean {ratio:.3}; {r}"
     );
-    // The goal is 1.2×; 8/8/16 takes 17 moves for 14 on 2 seeds of 10 (noise on the loads).
+    // The goal: 1.2× the bound. (8/8/16 took 16-18 moves for 14, as the noise fell, before a
+    // move under the overfull line had to gain more than the source's wobble.)
     assert!(
-        w.moves.len() as f64 <= 1.25 * lower_bound as f64,
+        w.moves.len() as f64 <= 1.2 * lower_bound as f64,
         "{row}: {} moves, the lower bound {lower_bound}; {r}",
         w.moves.len()
     );

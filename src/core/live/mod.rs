@@ -317,8 +317,8 @@ impl LiveCluster {
     }
 
     /// How a balancing pass saw `node` at `now` (see `Recent::stood`).
-    pub fn stood(&mut self, node: NodeId, over: bool, under: bool, now: Instant) {
-        self.recent.stood(node, over, under, now);
+    pub fn stood(&mut self, node: NodeId, sides: [bool; 2], gap: (f64, Duration), now: Instant) {
+        self.recent.stood(node, sides, gap, now);
     }
 
     /// A pass judged no node's standing (see `Recent::unjudged`).

@@ -19,6 +19,9 @@ pub struct Recent {
     /// Per node, since when it has stood over the overfull line, and under the pull line, in
     /// the long run, as the last pass saw it.
     standing: Vec<[Option<Instant>; 2]>,
+    /// Per node, how far apart its two views of load (now and the long run, as ratios to their
+    /// means) have lately stood, and when that was last seen: see [`Recent::wobble`].
+    wobble: Vec<(f32, Instant)>,
     /// Per node, the shards it led as the last pass whose load was above the floor left them
     /// (`None`: never placeable at such a pass): what a lull keeps (see the scheduler's
     /// rebalance). `None` while no load has been.
@@ -46,6 +49,7 @@ impl Recent {
             node_moved: Vec::new(),
             load_flows: VecDeque::new(),
             standing: Vec::new(),
+            wobble: Vec::new(),
             day_leads: None,
         }
     }
@@ -107,15 +111,38 @@ impl Recent {
 
     /// How a pass saw `node` at `now`: over the overfull line, under the pull line (in the
     /// long run). A side it left is forgotten; a side it entered starts now.
-    pub(super) fn stood(&mut self, node: NodeId, over: bool, under: bool, now: Instant) {
+    /// and its two views of load `gap` apart (as ratios to their means; see
+    /// [`Recent::wobble`]). A side it left is forgotten; a side it entered starts now.
+    pub(super) fn stood(
+        &mut self,
+        node: NodeId,
+        [over, under]: [bool; 2],
+        (gap, half_life): (f64, Duration),
+        now: Instant,
+    ) {
         assert!(!(over && under), "node {node} over the overfull line and under the pull line");
         if self.standing.len() <= node.index() {
             self.standing.resize(node.index() + 1, [None; 2]);
+            self.wobble.resize(node.index() + 1, (0.0, now));
         }
         let s = &mut self.standing[node.index()];
         for (since, on) in s.iter_mut().zip([over, under]) {
             *since = if on { Some(since.unwrap_or(now)) } else { None };
         }
+        let lately = self.wobble(node, now, half_life).max(gap);
+        self.wobble[node.index()] = (lately as f32, now);
+    }
+
+    /// How far apart `node`'s two views of load have stood lately, as ratios to their means:
+    /// the widest gap seen, halving every `half_life` since (the long run's span: a cycle's
+    /// swing is remembered from one peak to the next). The gap is the noise and the cycles in
+    /// its load that the long run smooths away, and a move is not worth making for less (see
+    /// the scheduler's rebalance). A move shifts both views alike and leaves the gap as it was.
+    pub fn wobble(&self, node: NodeId, now: Instant, half_life: Duration) -> f64 {
+        self.wobble.get(node.index()).map_or(0.0, |&(widest, at)| {
+            let halvings = now.saturating_since(at).0 as f64 / half_life.0.max(1) as f64;
+            f64::from(widest) * 0.5f64.powf(halvings)
+        })
     }
 
     /// A pass judged no node's standing (load under the floor, or balancing paused): each
@@ -124,6 +151,7 @@ impl Recent {
     /// pass before would shed at the first pass after.
     pub(super) fn unjudged(&mut self) {
         self.standing.clear();
+        self.wobble.clear();
     }
 
     /// Whether some node's load has been above the floor under this meta leader: load under

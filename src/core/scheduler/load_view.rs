@@ -283,6 +283,15 @@ impl LoadView {
         self.mean_leads
     }
 
+    /// How far apart a node's two ratios stand (0 for a node that is not placeable): the noise
+    /// and the cycles in its load that the long run smooths away.
+    pub(super) fn gap(&self, node: u32) -> f64 {
+        self.get(node).map_or(0.0, |s| {
+            let [now, long] = self.ratios(s);
+            (now - long).abs()
+        })
+    }
+
     /// A node's utilization over the mean in the long run alone (0 for a node that is not
     /// placeable).
     pub(super) fn long_run(&self, node: u32) -> f64 {

@@ -340,6 +340,18 @@ fn small_shards_and_shards_no_target_can_take_stay() {
 /// n0 and followed on n1, the rest the other way round: the moves of a pass once a node has
 /// stood over the line for `overfull_windows` (3 windows), after one pass that must wait.
 fn two_capacities(capacities: [f64; 2], total: u32, n0_leads: u32) -> Vec<Move> {
+    two_capacities_of(capacities, &vec![100.0; total as usize], n0_leads, |_, _| {})
+}
+
+/// The same with each shard's units given, and `before` run on the live state before the pass
+/// that moves.
+fn two_capacities_of(
+    capacities: [f64; 2],
+    units: &[f64],
+    n0_leads: u32,
+    before: impl FnOnce(&mut LiveCluster, Instant),
+) -> Vec<Move> {
+    let total = units.len() as u32;
     let shards: Vec<ShardRecord> = (0..total)
         .map(|s| if s < n0_leads { shard(s, 1, 0, &[1]) } else { shard(s, 1, 1, &[0]) })
         .collect();
@@ -351,9 +363,36 @@ fn two_capacities(capacities: [f64; 2], total: u32, n0_leads: u32) -> Vec<Move> 
         (hb.seq, hb.stats.capacity) = (SETTLED_SEQ + 1, capacity);
         live.heard_from(cluster, NodeId(id), SessionId(id as u64 + 1), &hb, T0);
     }
-    let now = warm(cluster, &mut live, &vec![100.0; total as usize]);
+    let now = warm(cluster, &mut live, units);
     assert_eq!(plan(cluster, &mut live, now), vec![], "not overfull for long enough yet");
-    plan(cluster, &mut live, now + Duration(30_000))
+    let now = now + Duration(30_000);
+    before(&mut live, now);
+    plan(cluster, &mut live, now)
+}
+
+/// Once under the overfull line, a source gives a shard that takes it below the shedding line
+/// only if that brings it nearer the line by more than twice its wobble, unless its wobble
+/// could take it back over the overfull line where it is: n0 (capacity 1) leads 22 shards of
+/// 100 units, 1.13× the mean; the first move leaves it at 1.081×, where a second would bring
+/// it 20 units nearer 1.05× (2,100 − 2,040 = 60 over it, 40 under after). With steady loads it
+/// makes both; with its two views 0.8% apart a moment ago (the margin 31 units), the first
+/// only; 2% apart (1.081 + 2 × 0.02 reaches the overfull line), both again. (Capacities 8/8/16
+/// made such moves or not as the noise fell: 16 to 18 moves for the 14 of the bound, scenario
+/// seed 170.)
+#[test]
+fn under_the_overfull_line_an_overshoot_must_gain_more_than_the_wobble() {
+    // n1 (capacity 2) leads 36 shards of 3,628.6 units in all: the mean is 1,942.9 a unit.
+    let mut units = vec![100.0; 22];
+    units.extend([3_628.6 / 36.0; 36]);
+    let from_n0 = |wobble: f64| {
+        let moves = two_capacities_of([1.0, 2.0], &units, 22, |live, now| {
+            live.stood(NodeId(0), [true, false], (wobble, Duration(80_000)), now - Duration(500));
+        });
+        moves.iter().filter(|m| m.record.transfer.is_some_and(|t| t.from == 0)).count()
+    };
+    assert_eq!(from_n0(0.0), 2, "steady");
+    assert_eq!(from_n0(0.008), 1, "the second gains less than the margin");
+    assert_eq!(from_n0(0.02), 2, "where it is, its wobble reaches the overfull line");
 }
 
 /// Capacity counts: n0 (capacity 2) leading 4 shards is no busier than n1 (capacity 1) leading
