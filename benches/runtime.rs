@@ -91,6 +91,7 @@ async fn node_loop(
         name: format!("bench-{i}"),
         endpoint: format!("127.0.0.1:{}", 20_000 + i),
         zone: String::new(),
+        labels: Vec::new(),
         incarnation,
         capacity: 1.0,
     };

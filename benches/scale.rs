@@ -82,6 +82,7 @@ async fn paced_node(endpoints: Vec<String>, i: usize, lat: Arc<Latencies>, stop:
         name: format!("n{i:04}"),
         endpoint: format!("127.0.0.1:{}", 30_000 + i),
         zone: String::new(),
+        labels: Vec::new(),
         incarnation: 1,
         capacity: 1.0,
     };

@@ -57,6 +57,7 @@ fn heartbeat(node: usize, seq: u64, shards: Vec<ShardReport>) -> Heartbeat {
         node: format!("node-{node}"),
         endpoint: format!("10.0.{}.{}:7000", node / 256, node % 256),
         zone: String::new(),
+        labels: Vec::new(),
         incarnation: 1,
         seq,
         stats: NodeStats::default(),

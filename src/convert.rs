@@ -4,7 +4,7 @@
 use tonic::Status;
 
 use crate::core::error::quoted;
-use crate::core::model::Topology;
+use crate::core::model::{Label, Topology};
 use crate::core::*;
 use crate::proto;
 
@@ -161,6 +161,8 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
         node: req.node_name,
         endpoint: req.endpoint,
         zone: req.zone,
+        // By key, each once: the map is ordered.
+        labels: req.labels.into_iter().map(|(key, value)| Label { key, value }).collect(),
         incarnation: req.incarnation,
         seq: req.seq,
         stats,
@@ -395,6 +397,7 @@ pub fn node_info(n: &NodeInfo) -> proto::NodeInfo {
         admitted: n.admitted,
         slow: n.slow,
         slow_marked: n.slow_marked,
+        labels: n.labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect(),
     }
 }
 
@@ -433,6 +436,7 @@ pub fn heartbeat_request(hb: &Heartbeat) -> proto::HeartbeatRequest {
         node_name: hb.node.clone(),
         endpoint: hb.endpoint.clone(),
         zone: hb.zone.clone(),
+        labels: hb.labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect(),
         incarnation: hb.incarnation,
         seq: hb.seq,
         leaving: hb.leaving,

@@ -543,10 +543,12 @@ async fn a_megabyte_in_any_field_of_any_rpc_gets_a_short_clear_refusal() {
         f(&mut hb);
         hb
     };
-    let heartbeats: [(&str, proto::HeartbeatRequest); 4] = [
+    let heartbeats: [(&str, proto::HeartbeatRequest); 6] = [
         ("node name", beat(&|hb| hb.node_name = huge.clone())),
         ("endpoint", beat(&|hb| hb.endpoint = huge.clone())),
         ("zone", beat(&|hb| hb.zone = huge.clone())),
+        ("label value", beat(&|hb| hb.labels = [("disk".into(), huge.clone())].into())),
+        ("label key", beat(&|hb| hb.labels = [(huge.clone(), "ssd".into())].into())),
         ("cluster", beat(&|hb| hb.header = h())),
     ];
     for (field, request) in heartbeats {

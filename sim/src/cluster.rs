@@ -15,6 +15,7 @@ use shardmeta::client::node::{self, NodeClock, NodeIdentity, ShardExecutor};
 use shardmeta::client::{
     HostCounters, LeaseTracker, MetaClient, ShardHost, TableLeaseTracker, WriteService,
 };
+use shardmeta::core::model::Label;
 use shardmeta::core::{Epoch, Instant, NodeMessage, ShardCommand, ShardId};
 use shardmeta::server::config::{Overrides, ServerConfig};
 use tracing::Instrument;
@@ -341,6 +342,8 @@ pub fn start_data_node(
                     name: view.name.clone(),
                     endpoint: node_endpoint(i),
                     zone: String::new(),
+                    // Through the real gRPC layer and into etcd's node records.
+                    labels: vec![Label::new("rack", &format!("r{}", i % 4))],
                     incarnation: clock.wall_ms(Instant::ZERO),
                     capacity: 1.0,
                 };

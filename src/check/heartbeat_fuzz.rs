@@ -144,6 +144,7 @@ pub fn node_heartbeat(node: u64, seq: u64) -> proto::HeartbeatRequest {
         node_name: format!("n{node}"),
         endpoint: format!("10.0.0.{node}:7000"),
         zone: format!("z{}", node % 2),
+        labels: [("rack".into(), format!("r{}", node % 3))].into(),
         incarnation: 1,
         seq,
         ..Default::default()

@@ -5,6 +5,7 @@
 
 use super::shard_host::{Reports, ShardHost};
 use super::LoadSource;
+use crate::core::model::Label;
 use crate::core::{
     CommandKind, Duration, Heartbeat, Instant, NodeMessage, NodeStats, Role, ShardCommand, Term,
 };
@@ -31,6 +32,8 @@ pub struct NodeIdentity {
     pub name: String,
     pub endpoint: String,
     pub zone: String,
+    /// Its labels besides the zone, by key (see the proto's `HeartbeatRequest.labels`).
+    pub labels: Vec<Label>,
     pub incarnation: u64,
     /// How much load the node can take relative to others (CPU cores, or a weight; 0: 1).
     pub capacity: f64,
@@ -45,6 +48,7 @@ impl NodeIdentity {
             node: self.name.clone(),
             endpoint: self.endpoint.clone(),
             zone: self.zone.clone(),
+            labels: self.labels.clone(),
             incarnation: self.incarnation,
             seq,
             stats: NodeStats {
@@ -260,6 +264,7 @@ mod tests {
             name: "n1".into(),
             endpoint: "n1:1".into(),
             zone: "a".into(),
+            labels: Vec::new(),
             incarnation: 7,
             capacity: 1.0,
         };

@@ -28,7 +28,7 @@ pub fn node(n: &proto::NodeInfo) -> Value {
         (true, false) => "settling",
         (true, true) => "online",
     };
-    json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "state": state,
+    json!({"name": n.name, "endpoint": n.endpoint, "zone": n.zone, "labels": n.labels, "state": state,
            "shards": n.shards, "replicas": n.replicas, "draining": n.draining,
            "slow": n.slow, "slow_marked": n.slow_marked,
            "heartbeat_rtt_ms": n.stats.as_ref().map_or(0.0, |s| round2(s.heartbeat_rtt_us as f64 / 1e3)),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::core::storage::{LoadCause, Snapshot, WriteResult};
 
 use super::ids::*;
-use super::model::Topology;
+use super::model::{Label, Topology};
 use super::time::Instant;
 
 /// Everything that enters the core, one variant per kind of event; see [`MetaCore::handle`].
@@ -218,6 +218,8 @@ pub struct Heartbeat {
     pub endpoint: String,
     /// Its failure domain; empty for none.
     pub zone: String,
+    /// Its other labels, by key, each key once (see `validate::labels`).
+    pub labels: Vec<Label>,
     /// Chosen afresh each time the node process starts.
     pub incarnation: u64,
     /// Grows with every heartbeat of one incarnation.

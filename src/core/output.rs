@@ -602,6 +602,8 @@ pub struct NodeInfo {
     pub endpoint: String,
     /// Its failure domain.
     pub zone: String,
+    /// Its labels with its zone among them (as `zone`), by key.
+    pub labels: Vec<super::model::Label>,
     /// Online or offline.
     pub state: NodeState,
     /// The node is being drained (or is drained): it takes no new replicas.

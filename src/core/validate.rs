@@ -4,6 +4,7 @@
 
 use super::error::{quoted, MetaError};
 use super::input::{Request, WatchRoutes};
+use super::model::{Label, ZONE_LABEL};
 
 /// Names of clusters, schemas, tables and nodes: 1 to `max` bytes of ASCII letters, digits,
 /// `_`, `-` and `.`, starting with a letter or `_`.
@@ -90,6 +91,57 @@ pub fn zone(zone: &str, max: usize) -> Result<(), MetaError> {
     }
     if let Some(c) = zone.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(MetaError::InvalidArgument(format!("zone {} contains {c:?}", quoted(zone))));
+    }
+    Ok(())
+}
+
+/// The most labels a node may report besides its zone: each is stored in its node record and
+/// judged by placement, and a dozen (region, rack, disk, hardware generation, ...) is what real
+/// deployments use.
+pub const LABELS_PER_NODE_MAX: usize = 16;
+
+/// A node's labels: at most [`LABELS_PER_NODE_MAX`], by key and each key once, keys named like
+/// names, values 1 to `max` bytes of ASCII letters, digits, `_`, `-` and `.` (a value may start
+/// with a digit: `disk=ssd`, `gen=3`, `rack=12a`), and no key `zone` (the zone is a field of
+/// its own, shown as that label).
+pub fn labels(labels: &[Label], max: usize) -> Result<(), MetaError> {
+    if labels.len() > LABELS_PER_NODE_MAX {
+        return Err(MetaError::InvalidArgument(format!(
+            "{} labels; the limit is {LABELS_PER_NODE_MAX}",
+            labels.len()
+        )));
+    }
+    for (i, label) in labels.iter().enumerate() {
+        name("label key", &label.key, max)?;
+        if label.key == ZONE_LABEL {
+            return Err(MetaError::InvalidArgument(
+                "label key \"zone\" is reserved: report the zone in its own field".into(),
+            ));
+        }
+        if i > 0 && labels[i - 1].key >= label.key {
+            return Err(MetaError::InvalidArgument(format!(
+                "label key {} is out of order or given twice",
+                quoted(&label.key)
+            )));
+        }
+        let value = &label.value;
+        let bad = |why: String| {
+            Err(MetaError::InvalidArgument(format!(
+                "label {} value {} {why}",
+                quoted(&label.key),
+                quoted(value)
+            )))
+        };
+        if value.is_empty() || value.len() > max {
+            return bad(format!("must be 1 to {max} bytes"));
+        }
+        if let Some(c) =
+            value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return bad(format!(
+                "contains {c:?}; only letters, digits, '_', '-' and '.' are allowed"
+            ));
+        }
     }
     Ok(())
 }

@@ -183,6 +183,7 @@ fn a_leaving_node_hands_its_shards_over_without_waiting_for_its_leases() {
         name: leaver.name.clone(),
         endpoint: leaver.endpoint.clone(),
         zone: String::new(),
+        labels: Vec::new(),
         incarnation: leaver.incarnation,
         capacity: 1.0,
     };

@@ -90,6 +90,7 @@ fn misbehaving_heartbeats_are_refused_whole() {
         node: "n1".into(),
         endpoint: "n1:1".into(),
         zone: String::new(),
+        labels: Vec::new(),
         incarnation: 1,
         seq: 1_000,
         stats: NodeStats::default(),
@@ -139,4 +140,54 @@ fn misbehaving_heartbeats_are_refused_whole() {
         "nor for a known node"
     );
     assert_eq!(h.outputs(), vec![], "a refused heartbeat changes nothing");
+}
+
+/// A node's labels are stored in its record with the zone beside them, listed with the zone
+/// among them, changed when the node says otherwise, and kept across a meta failover; labels
+/// that break the rules refuse the whole heartbeat with a short message and change nothing.
+#[test]
+fn labels_are_stored_listed_with_the_zone_and_bad_ones_refused() {
+    let (mut h, mut nodes) = steady_cluster(2);
+    let label = |k: &str, v: &str| model::Label::new(k, v);
+    nodes[0].zone = "a".into();
+    nodes[0].labels = vec![label("disk", "ssd"), label("rack", "r1")];
+    round(&mut h, &mut nodes, 1_000);
+    let listed = |h: &mut Harness| node_info(h, "n1").labels;
+    let with_zone = vec![label("disk", "ssd"), label("rack", "r1"), label("zone", "a")];
+    assert_eq!(listed(&mut h), with_zone);
+
+    nodes[0].labels[1].value = "r2".into();
+    round(&mut h, &mut nodes, 1_000);
+    assert_eq!(listed(&mut h)[1], label("rack", "r2"), "a changed label is stored");
+
+    let refused = |nodes: &mut [Node], h: &mut Harness, labels: Vec<model::Label>| {
+        let kept = std::mem::replace(&mut nodes[0].labels, labels);
+        let answer = nodes[0].heartbeat(h);
+        nodes[0].labels = kept;
+        match answer {
+            Err(MetaError::InvalidArgument(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    };
+    let many = (0..17).map(|i| label(&format!("k{i:02}"), "v")).collect();
+    assert_eq!(refused(&mut nodes, &mut h, many), "17 labels; the limit is 16");
+    let zone = refused(&mut nodes, &mut h, vec![label("zone", "b")]);
+    assert!(zone.contains("reserved"), "{zone}");
+    let twice = refused(&mut nodes, &mut h, vec![label("a", "1"), label("a", "2")]);
+    assert!(twice.contains("given twice"), "{twice}");
+    let huge = "v".repeat(1 << 20);
+    let long = refused(&mut nodes, &mut h, vec![label("disk", &huge)]);
+    assert!(long.len() < 300 && long.contains("must be 1 to 128 bytes"), "{long}");
+    let spaced = refused(&mut nodes, &mut h, vec![label("disk", "s s")]);
+    assert!(spaced.contains("' '"), "{spaced}");
+    let key = refused(&mut nodes, &mut h, vec![label("9x", "v")]);
+    assert!(key.contains("label key"), "{key}");
+    round(&mut h, &mut nodes, 1_000);
+    assert_eq!(listed(&mut h)[1], label("rack", "r2"), "nothing changed");
+
+    // A new meta leader reads them from storage.
+    let mut next = Harness::leader();
+    next.gain(Term(99), h.stored());
+    let read = node_info(&mut next, "n1").labels;
+    assert_eq!(read, [label("disk", "ssd"), label("rack", "r2"), label("zone", "a")]);
 }

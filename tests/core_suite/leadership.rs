@@ -78,6 +78,7 @@ fn node_heartbeat(name: &str) -> Heartbeat {
         node: name.into(),
         endpoint: format!("{name}:1"),
         zone: String::new(),
+        labels: Vec::new(),
         incarnation: 1,
         seq: 1,
         stats: NodeStats::default(),

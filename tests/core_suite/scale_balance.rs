@@ -73,6 +73,7 @@ fn a_new_leader_at_100k_shards_makes_no_spurious_move() {
             node: format!("n{id}"),
             endpoint: format!("n{id}:1"),
             zone: String::new(),
+            labels: Vec::new(),
             incarnation: 1,
             seq: 1,
             stats: NodeStats::default(),

@@ -188,6 +188,7 @@ pub struct Node {
     /// What the node reports for each shard it leads.
     pub load: fn(ShardId) -> ShardLoad,
     pub zone: String,
+    pub labels: Vec<shardmeta::core::model::Label>,
     pub incarnation: u64,
     pub capacity: f64,
 }
@@ -202,6 +203,7 @@ impl Node {
             endpoint,
             load: |_| ShardLoad::default(),
             zone: String::new(),
+            labels: Vec::new(),
             incarnation: 1,
             capacity: 1.0,
         }
@@ -223,6 +225,7 @@ impl Node {
             name: self.name.clone(),
             endpoint: self.endpoint.clone(),
             zone: self.zone.clone(),
+            labels: self.labels.clone(),
             incarnation: self.incarnation,
             capacity: self.capacity,
         };

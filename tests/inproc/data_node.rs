@@ -33,6 +33,7 @@ impl DataNode {
             name: format!("node-{index}"),
             endpoint: format!("10.0.0.{index}:7000"),
             zone: zone.to_owned(),
+            labels: Vec::new(),
             incarnation: 1,
             capacity: 1.0,
         };

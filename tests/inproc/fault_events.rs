@@ -233,6 +233,7 @@ impl World {
             node,
             endpoint,
             zone: String::new(),
+            labels: Vec::new(),
             incarnation,
             seq: 1,
             stats,

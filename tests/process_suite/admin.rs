@@ -323,3 +323,31 @@ async fn a_node_exports_its_heartbeats_reconnects_and_self_fences() {
     )
     .await;
 }
+
+/// A node's labels, from `node-agent --label` to `metactl node list` and `/api/v1`, with the
+/// zone among them; a bad label stops the agent at start with a message, before any heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_labels_are_listed_with_its_zone() {
+    let _turn = serial().await;
+    let dir = TempDir::new("admin-labels");
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let meta = meta_server(dir.path(), "meta-0", port, &[]);
+    let flags = ["--zone", "a", "--label", "rack=r1", "--label", "disk=ssd"];
+    let _node = node_agent_with(dir.path(), "n0", free_port(), &endpoint, &flags);
+    let expected = serde_json::json!({"disk": "ssd", "rack": "r1", "zone": "a"});
+    wait_for("the node is listed with its labels", Duration::from_secs(15), async || {
+        let listed: serde_json::Value =
+            serde_json::from_str(&metactl(&endpoint, &["--output", "json", "node", "list"]))
+                .unwrap();
+        listed.as_array().and_then(|rows| rows.first()).is_some_and(|n| n["labels"] == expected)
+    })
+    .await;
+    assert_eq!(api_nodes(&meta.admin)[0]["labels"], expected);
+
+    let mut bad = node_agent_with(dir.path(), "n1", free_port(), &endpoint, &["--label", "zone=b"]);
+    let status = bad.wait_exit(Duration::from_secs(10)).expect("the agent exits");
+    assert_eq!(status.code(), Some(2));
+    let log = std::fs::read_to_string(dir.path().join("n1.log")).unwrap_or_default();
+    assert!(log.contains("label key \"zone\" is reserved"), "{log}");
+}

@@ -25,7 +25,8 @@ use shardmeta::client::node::{self, LogExecutor, NodeClock, NodeIdentity};
 use shardmeta::client::{
     LeaseEvent, LeaseTracker, MetaClient, NodeSession, ShardHost, WriteService,
 };
-use shardmeta::core::{Instant, ShardId};
+use shardmeta::core::model::Label;
+use shardmeta::core::{validate, CoreConfig, Instant, ShardId};
 
 mod load;
 
@@ -47,6 +48,10 @@ struct Args {
     /// A zone label: replicas of a shard prefer distinct zones.
     #[arg(long, default_value = "")]
     zone: String,
+    /// A label besides the zone, as KEY=VALUE (repeat the flag for more, up to 16): placement
+    /// can tell nodes apart by it (`--label disk=ssd --label rack=r12`).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = label)]
+    labels: Vec<Label>,
     #[arg(long)]
     cluster: Option<String>,
     /// How much load this node can take relative to the others (CPU cores, or a weight): meta
@@ -119,6 +124,21 @@ fn positive(s: &str) -> Result<f64, String> {
     }
 }
 
+fn label(s: &str) -> Result<Label, String> {
+    match s.split_once('=') {
+        Some((key, value)) => Ok(Label::new(key, value)),
+        None => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+/// The labels by key, refused as meta would refuse them: better at start than at every
+/// heartbeat.
+fn labels(mut labels: Vec<Label>) -> Result<Vec<Label>, String> {
+    labels.sort();
+    validate::labels(&labels, CoreConfig::default().name_len_max).map_err(|e| e.to_string())?;
+    Ok(labels)
+}
+
 /// The file, then the variables, then the flags; validated.
 fn meta_client_config(args: &Args) -> Result<NodeConfig, String> {
     let mut cfg = NodeConfig::load(args.config.as_deref(), std::env::vars())?;
@@ -172,12 +192,20 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let labels = match labels(args.labels.clone()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("node-agent: {e}");
+            std::process::exit(2);
+        }
+    };
     let clock = NodeClock::start();
     let identity = NodeIdentity {
         cluster: settings.cluster.clone(),
         name: args.name.clone(),
         endpoint: args.addr.to_string(),
         zone: args.zone.clone(),
+        labels,
         incarnation: clock.wall_ms(Instant::ZERO),
         capacity: args.capacity,
     };

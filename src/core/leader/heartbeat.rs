@@ -73,7 +73,7 @@ impl Leader {
             return Err(MetaError::FailedPrecondition(conflict));
         }
         let known = cluster.node(node);
-        if known.endpoint != hb.endpoint || known.zone != hb.zone {
+        if known.endpoint != hb.endpoint || known.zone != hb.zone || known.labels != hb.labels {
             self.update_node(ctx, cid, node, hb)?;
         }
         let cluster = &self.catalog.clusters[&cid];
@@ -160,6 +160,7 @@ impl Leader {
         validate::name("node name", &hb.node, ctx.config.name_len_max)?;
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         validate::zone(&hb.zone, ctx.config.name_len_max)?;
+        validate::labels(&hb.labels, ctx.config.name_len_max)?;
         let cluster = &self.catalog.clusters[&cid];
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let key = Awaiting::Registration(hb.node.clone());
@@ -184,6 +185,7 @@ impl Leader {
                 name: hb.node.clone(),
                 endpoint: hb.endpoint.clone(),
                 zone: hb.zone.clone(),
+                labels: hb.labels.clone(),
                 ..Default::default()
             };
             let mut change = Change::new(cid);
@@ -202,7 +204,7 @@ impl Leader {
         Ok(())
     }
 
-    /// A known node came back with a new endpoint or zone.
+    /// A known node came back with a new endpoint, zone or labels.
     fn update_node(
         &mut self,
         ctx: &mut Ctx,
@@ -212,6 +214,7 @@ impl Leader {
     ) -> Result<(), MetaError> {
         validate::endpoint(&hb.endpoint, ctx.config.name_len_max)?;
         validate::zone(&hb.zone, ctx.config.name_len_max)?;
+        validate::labels(&hb.labels, ctx.config.name_len_max)?;
         let known = self.catalog.clusters[&cid].node(node).clone();
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         let key = Awaiting::NodeRecord(node);
@@ -224,6 +227,7 @@ impl Leader {
             name: hb.node.clone(),
             endpoint: hb.endpoint.clone(),
             zone: hb.zone.clone(),
+            labels: hb.labels.clone(),
             ..known
         };
         let mut change = Change::new(cid);

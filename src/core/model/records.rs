@@ -220,6 +220,45 @@ pub struct NodeRecord {
     /// leave it, until the operator unmarks it (see `live::slow`).
     #[prost(bool, tag = "7")]
     pub slow_marked: bool,
+    /// Its labels as it last said, by key (at most `validate::LABELS_PER_NODE_MAX`): what
+    /// placement can tell nodes apart by besides the zone (see [`NodeRecord::labels`]).
+    #[prost(message, repeated, tag = "8")]
+    pub labels: Vec<Label>,
+}
+
+/// A label a node reports about itself (`disk=ssd`, `rack=r12`): a key and a value.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, prost::Message)]
+pub struct Label {
+    /// What the label says something about, named like a name (`disk`, `rack`).
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// What it says (`ssd`, `r12`).
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+impl Label {
+    /// The label `key=value`.
+    pub fn new(key: &str, value: &str) -> Label {
+        Label { key: key.into(), value: value.into() }
+    }
+}
+
+/// The label key that names a node's zone: a node reports its zone in a field of its own,
+/// and may not report a label of this key.
+pub const ZONE_LABEL: &str = "zone";
+
+impl NodeRecord {
+    /// Its labels with its zone among them (as `zone`, when it has one), by key: everything
+    /// placement can tell it apart by.
+    pub fn labels(&self) -> Vec<Label> {
+        let mut all = self.labels.clone();
+        if !self.zone.is_empty() {
+            all.push(Label::new(ZONE_LABEL, &self.zone));
+            all.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        all
+    }
 }
 
 /// A cluster's scheduler settings as an operator last set them (`SchedulerSettings`); absent

@@ -93,6 +93,7 @@ fn heartbeat(id: u32) -> Heartbeat {
         node,
         endpoint,
         zone: String::new(),
+        labels: Vec::new(),
         incarnation: 1,
         seq: 1,
         stats: Default::default(),
