@@ -39,7 +39,9 @@
 //! under the madsim swarm's periodic load stayed near the overfull line, crossed it again and
 //! shed into the quiet window: seeds 384 and 565). A move while the source is still overfull
 //! needs no margin: its standing over the line in the long run, for several windows, has
-//! already told load from noise. The most utilized source moves first, one shard at a time. A
+//! already told load from noise. Nor does a pull (below): it is for the node far below the
+//! mean, and where the source ends near the mean is no matter of precision (with the margin, a
+//! node that lied about its load was pulled to more slowly, and found out later). The most utilized source moves first, one shard at a time. A
 //! transfer to a follower comes first (the follower has the data: only a role changes); a
 //! reopen on a node without a replica only when no transfer fits. A reopen must not narrow the
 //! shard's spread over zones.
@@ -84,6 +86,16 @@ use crate::core::ids::*;
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::Duration;
 
+/// A node that sheds in a pass: to the ratio `line`, onto nodes with `room`; `pull` when it
+/// sheds to the mean for a node far below it (see the module notes).
+#[derive(Clone, Copy)]
+struct Source {
+    node: u32,
+    line: f64,
+    room: Room,
+    pull: bool,
+}
+
 /// One candidate move of a pass.
 struct Candidate {
     shard: ShardId,
@@ -121,20 +133,21 @@ impl Planner<'_> {
         // can in one go may take the room that the next needed.
         let mut started = 0;
         while started < settings.moves_per_pass_max && self.may_start_transfer() {
-            let shedding = |&&(n, line, _): &&(u32, f64, Room)| {
-                view.giving(n) > line
+            let shedding = |source: &&Source| {
+                let n = source.node;
+                view.giving(n) > source.line
                     && view
                         .get(n)
                         .is_some_and(|s| s.moves_out < settings.moves_per_node_per_pass_max)
                     && self.may_leave(NodeId(n))
             };
-            let most = sources
-                .iter()
-                .filter(shedding)
-                .max_by(|a, b| view.giving(a.0).total_cmp(&view.giving(b.0)).then(b.0.cmp(&a.0)));
-            let Some(&(src, line, room)) = most else { break };
-            let Some(c) = self.load_move(&view, src, line, room, &settings) else {
-                sources.retain(|&(n, ..)| n != src);
+            let most = sources.iter().filter(shedding).max_by(|a, b| {
+                view.giving(a.node).total_cmp(&view.giving(b.node)).then(b.node.cmp(&a.node))
+            });
+            let Some(&source) = most else { break };
+            let src = source.node;
+            let Some(c) = self.load_move(&view, source, &settings) else {
+                sources.retain(|s| s.node != src);
                 continue;
             };
             let why = self.explain(&view, src, &c);
@@ -156,7 +169,7 @@ impl Planner<'_> {
     /// long-run standing that has lasted `overfull_windows` counts: a node at the peak of a
     /// cycle is not overfull in the long run, nor one in its trough underfull. Records each
     /// node's standing.
-    fn sources(&mut self, view: &LoadView, settings: &SchedulerSettings) -> Vec<(u32, f64, Room)> {
+    fn sources(&mut self, view: &LoadView, settings: &SchedulerSettings) -> Vec<Source> {
         let sustain = settings.standing_needed(self.config.load_window_ms);
         let half_life = self.wobble_half_life();
         for n in 0..view.nodes.len() as u32 {
@@ -184,12 +197,17 @@ impl Planner<'_> {
             !someone_empty && took.is_some_and(|then| then >= placeable)
         };
         let underfull = Room { below: settings.underfull_ratio(), or_under_mean: true };
-        let overfull: Vec<(u32, f64, Room)> = view
+        let overfull: Vec<Source> = view
             .overfull(settings)
             .into_iter()
             .filter(|&n| someone_empty || lasted(n, 0))
             .filter(|&n| !taker(n) || view.giving(n) > settings.taker_overfull_ratio())
-            .map(|n| (n, settings.settle_ratio(), underfull))
+            .map(|node| Source {
+                node,
+                line: settings.settle_ratio(),
+                room: underfull,
+                pull: false,
+            })
             .collect();
         if !overfull.is_empty() {
             return overfull;
@@ -197,21 +215,22 @@ impl Planner<'_> {
         view.pull_sources(settings, |n| lasted(n, 1) || carries_nothing(n))
             .into_iter()
             .filter(|&n| !taker(n))
-            .map(|n| (n, 1.0, Room { below: settings.pull_ratio(), or_under_mean: false }))
+            .map(|node| {
+                let room = Room { below: settings.pull_ratio(), or_under_mean: false };
+                Source { node, line: 1.0, room, pull: true }
+            })
             .collect()
     }
 
-    /// The best move off `src`, which sheds to the ratio `settle`, onto a node with `room` that
-    /// stays within the shedding line: a transfer to a follower if any fits, else
-    /// a reopen.
+    /// The best move off a source onto a node with room that stays within the shedding line:
+    /// a transfer to a follower if any fits, else a reopen.
     fn load_move(
         &self,
         view: &LoadView,
-        src: u32,
-        settle: f64,
-        room: Room,
+        source: Source,
         settings: &SchedulerSettings,
     ) -> Option<Candidate> {
+        let Source { node: src, line: settle, room, pull } = source;
         let s = view.get(src)?;
         // What the source must shed to be at the line in both views.
         let excess = (s.load - settle * view.mean * s.capacity)
@@ -248,7 +267,8 @@ impl Planner<'_> {
                 let relief = l.min(slow);
                 let nearer = relief.min(2.0 * excess - relief);
                 let overshoots = relief > excess;
-                let gains = nearer > 0.0 && (!overshoots || !safe_where_it_is || nearer > margin);
+                let gains =
+                    nearer > 0.0 && (pull || !overshoots || !safe_where_it_is || nearer > margin);
                 relief > 0.0 && l >= least && (still_overfull || gains)
             })
             .collect();
