@@ -82,7 +82,8 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
             let ratio = if mean > 0.0 { n.load / n.capacity / mean } else { 0.0 };
             json!({"node": n.name, "load": round2(n.load), "capacity": n.capacity, "x_mean": round2(ratio),
                    "judged": n.judged, "overfull": n.overfull,
-                   "stats_frozen": n.stats_frozen, "stats_contradicted": n.stats_contradicted})
+                   "stats_frozen": n.stats_frozen, "stats_contradicted": n.stats_contradicted,
+                   "wobble_pct": round2(100.0 * n.wobble)})
         })
         .collect();
     let jobs: Vec<Value> = r

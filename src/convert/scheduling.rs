@@ -37,6 +37,7 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
             overfull: n.overfull,
             stats_frozen: n.stats_frozen,
             stats_contradicted: n.stats_contradicted,
+            wobble: n.wobble,
         })
         .collect();
     proto::SchedulerStatusResponse {

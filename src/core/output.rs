@@ -397,6 +397,10 @@ pub struct NodeLoad {
     pub stats_frozen: bool,
     /// Its load reports contradict what other nodes reported of the same shards: not believed.
     pub stats_contradicted: bool,
+    /// How far apart its two views of load (now and the long run, as ratios to their means)
+    /// have lately stood: its noise and cycles. Under the overfull line, a move that takes it
+    /// below the shedding line must bring it nearer by twice this.
+    pub wobble: f64,
 }
 
 /// A move a pass decided (or would), with its reason.

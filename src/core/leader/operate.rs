@@ -132,6 +132,7 @@ fn status(
 ) -> SchedulerStatus {
     let view = LoadView::of(c, live, now, config);
     let overfull = view.overfull(&settings);
+    let half_life = crate::core::live::recent::wobble_half_life(config.load_window_ms);
     let nodes = view
         .nodes
         .iter()
@@ -147,6 +148,7 @@ fn status(
                 overfull: overfull.contains(&(i as u32)),
                 stats_frozen: s.stats_frozen,
                 stats_contradicted: s.stats_contradicted,
+                wobble: live.recent().wobble(NodeId(i as u32), now, half_life),
             })
         })
         .collect();

@@ -38,6 +38,12 @@ struct Flow {
     placeable: u32,
 }
 
+/// How fast a node's wobble fades (see [`Recent::wobble`]) with load windows of
+/// `load_window_ms`: over the long run's span, eight windows.
+pub fn wobble_half_life(load_window_ms: u64) -> Duration {
+    Duration(load_window_ms.saturating_mul(8))
+}
+
 /// The most load moves remembered: a pass starts at most `moves_per_pass_max` of them, and a
 /// flood of them within one cooldown means the oldest matter least.
 pub const LOAD_FLOWS_KEPT: usize = 4_096;

@@ -312,7 +312,7 @@ impl Planner<'_> {
 
     /// How fast a node's wobble fades: over the long run's span (see `Recent::wobble`).
     fn wobble_half_life(&self) -> Duration {
-        Duration(self.config.load_window_ms.saturating_mul(8))
+        crate::core::live::recent::wobble_half_life(self.config.load_window_ms)
     }
 
     /// "n3 load 1.80× mean; shard 12 carries 22% of it; n5 at 0.70× takes it by transfer".
