@@ -344,6 +344,8 @@ async fn a_nodes_labels_are_listed_with_its_zone() {
     })
     .await;
     assert_eq!(api_nodes(&meta.admin)[0]["labels"], expected);
+    let table = metactl(&endpoint, &["node", "list"]);
+    assert!(table.contains("disk=ssd,rack=r1,zone=a"), "{table}");
 
     let mut bad = node_agent_with(dir.path(), "n1", free_port(), &endpoint, &["--label", "zone=b"]);
     let status = bad.wait_exit(Duration::from_secs(10)).expect("the agent exits");

@@ -575,6 +575,13 @@ fn table(v: &Value) -> String {
             .map(|x| x.as_str().map_or(x.to_string(), String::from))
             .collect::<Vec<_>>()
             .join(","),
+        // A node's labels: `disk=ssd,rack=r1,zone=a`.
+        Some(Value::Object(o)) if !o.is_empty() => o
+            .iter()
+            .map(|(k, x)| format!("{k}={}", x.as_str().map_or(x.to_string(), String::from)))
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(Value::Object(_)) => "-".into(),
         Some(other) => other.to_string(),
     };
     let cells: Vec<Vec<String>> =
