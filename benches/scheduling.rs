@@ -128,6 +128,7 @@ fn reports(core: &MetaCore, nodes: usize) -> Vec<Vec<ShardReport>> {
                 version: Version(s.version),
                 status: ReplicaStatus::Ready,
                 load: ShardLoad { write_units: 1.0, ..Default::default() },
+                lag: None,
             });
         }
     }

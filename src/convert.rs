@@ -137,6 +137,7 @@ pub fn heartbeat(req: proto::HeartbeatRequest) -> Result<Heartbeat, Status> {
                     ReplicaStatus::Opening
                 },
                 load: clamped.shard(s, &mut tables),
+                lag: s.lagging.then_some(s.lag_entries),
             })
         })
         .collect::<Result<Vec<_>, Status>>()?;
@@ -461,6 +462,8 @@ pub fn heartbeat_request(hb: &Heartbeat) -> proto::HeartbeatRequest {
                     approximate_rows: r.load.rows,
                     top_tables: tables.remove(&r.id).unwrap_or_default(),
                 }),
+                lagging: r.lag.is_some(),
+                lag_entries: r.lag.unwrap_or(0),
             })
             .collect(),
     }

@@ -37,6 +37,13 @@ pub trait LoadSource {
     fn disk_bytes(&self) -> [u64; 2] {
         [0, 0]
     }
+
+    /// How far a shard this node follows is behind its leader, in log entries, when it is not
+    /// in sync (catching up after an open or a restart, say); `None` (the default) when it is
+    /// in sync. Failover promotes a follower that lags only when no follower in sync lives.
+    fn follower_lag(&self, _shard: ShardId) -> Option<u64> {
+        None
+    }
 }
 
 /// A closure of the shard id: load per shard, no table detail.

@@ -189,6 +189,7 @@ impl ShardHost {
                 if led {
                     load.busiest_tables(id, &s.tables, &mut tables);
                 }
+                let lag = if led { None } else { load.follower_lag(id) };
                 let load = if led { load.shard_load(id, &s.tables) } else { Default::default() };
                 ShardReport {
                     id,
@@ -196,6 +197,7 @@ impl ShardHost {
                     version: s.version,
                     status: ReplicaStatus::Ready,
                     load,
+                    lag,
                 }
             })
             .collect();

@@ -205,6 +205,9 @@ pub struct ShardReport {
     pub status: ReplicaStatus,
     /// What the shard cost it, if it leads it.
     pub load: ShardLoad,
+    /// If it follows and is not in sync, how far behind its leader it is, in log entries (the
+    /// data node's own measure); `None` when in sync, or when it leads.
+    pub lag: Option<u64>,
 }
 
 /// One heartbeat from a data node.

@@ -1,6 +1,7 @@
 //! Failover through the real core: a dead node's shards move only once every lease on them has
-//! surely ended, a promoted follower gets a role change (not the table set), and a moved shard
-//! is opening until its new leader reports it.
+//! surely ended, a promoted follower gets a role change (not the table set), a moved shard is
+//! opening until its new leader reports it, and a follower in sync is promoted over one that
+//! lags.
 
 use crate::harness::*;
 use shardmeta::core::*;
@@ -115,4 +116,64 @@ fn a_moved_shard_is_opening_until_its_new_leader_reports() {
         nodes[0].receive(&outs);
     }
     assert!(checked, "the dead node's shards moved");
+}
+
+/// Each node's followers lag by the entries given for their shard (none: in sync).
+struct Lags(std::collections::BTreeMap<ShardId, u64>);
+
+impl shardmeta::client::LoadSource for Lags {
+    fn shard_load(&self, _: ShardId, _: &std::collections::BTreeSet<TableId>) -> ShardLoad {
+        ShardLoad::default()
+    }
+    fn follower_lag(&self, shard: ShardId) -> Option<u64> {
+        self.0.get(&shard).copied()
+    }
+}
+
+/// One shard, led on one of three nodes and followed on the other two, which say they lag by
+/// `lags` (in node order, the leader's ignored); the leader dies. The leader, who is promoted,
+/// and the event that says why.
+fn promoted_among(lags: [Option<u64>; 3]) -> (usize, usize, String) {
+    let (mut h, mut nodes) = steady_cluster_of(3, 1, 2);
+    let shard = ShardId(0);
+    let leader = (0..3).find(|&i| nodes[i].host.is_leading(shard, h.now)).expect("a leader");
+    let lag_of = |i: usize| Lags(lags[i].map(|l| (shard, l)).into_iter().collect());
+    for step in 0..40 {
+        for i in (0..3).filter(|&i| step == 0 || i != leader) {
+            nodes[i].heartbeat_with(&mut h, lag_of(i)).unwrap();
+            let outs = h.settle();
+            nodes.iter_mut().for_each(|n| n.receive(&outs));
+        }
+        h.advance(500);
+    }
+    let now = h.now;
+    let new = (0..3).find(|&i| i != leader && nodes[i].host.is_leading(shard, now));
+    let events = match h.call(Request::ListEvents { cluster: "c".into(), after: 0, limit: 100 }) {
+        Ok(Response::Events { events, .. }) => events,
+        other => panic!("{other:?}"),
+    };
+    let failover = events.into_iter().rev().find(|e| e.cause == cause::Cause::Failover);
+    (leader, new.expect("a follower took over"), failover.expect("a failover event").text)
+}
+
+/// Failover promotes a follower in sync over one that lags, whichever node leads; with only
+/// laggards alive, the one least behind, and the event says how far behind it was.
+#[test]
+fn failover_promotes_a_follower_in_sync_else_the_least_behind() {
+    for slow in 0..3 {
+        let mut lags = [None; 3];
+        lags[slow] = Some(500);
+        let (leader, new, why) = promoted_among(lags);
+        if leader != slow {
+            assert_ne!(new, slow, "n{} lags, the other is in sync: {why}", slow + 1);
+        }
+        assert!(!why.contains("behind"), "{why}");
+    }
+    let lags = [500, 20, 900];
+    let (leader, new, why) = promoted_among(lags.map(Some));
+    let least = (0..3).filter(|&i| i != leader).min_by_key(|&i| lags[i]).unwrap();
+    assert_eq!(new, least, "{why}");
+    let expected =
+        format!("n{} is {} entries behind, and no follower in sync lives", new + 1, lags[new]);
+    assert!(why.ends_with(&expected), "{why}");
 }

@@ -105,6 +105,7 @@ fn misbehaving_heartbeats_are_refused_whole() {
         version: Version(1),
         status: ReplicaStatus::Ready,
         load: ShardLoad::default(),
+        lag: None,
     };
     hb.shards = vec![report(5)];
     assert!(

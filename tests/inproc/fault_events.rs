@@ -225,6 +225,7 @@ impl World {
             version: Version(1),
             status: ReplicaStatus::Ready,
             load: ShardLoad::default(),
+            lag: None,
         };
         let shards = (0..self.mix.shards).map(leader).collect();
         let stats = NodeStats::default();

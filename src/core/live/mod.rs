@@ -23,6 +23,7 @@ pub mod contrast;
 pub mod events;
 pub mod hot;
 pub mod intent;
+pub mod laggards;
 pub mod leases;
 pub mod load;
 pub mod nodes;
@@ -41,6 +42,7 @@ use self::contrast::Contrasts;
 use self::events::Events;
 use self::hot::Hot;
 use self::intent::Intent;
+use self::laggards::Laggards;
 pub use self::nodes::{LiveNode, LoadIndex, Nodes};
 use self::per_shard::{PerShard, Placed};
 use self::placement::{Class, Placement, Standing};
@@ -69,6 +71,8 @@ pub struct LiveCluster {
     jobs: Jobs,
     /// What each node's load reports said of shards that moved to or from it.
     contrasts: Contrasts,
+    /// Followers that said they lag their leader.
+    laggards: Laggards,
     /// Shards whose leader moved and whose new leader has not closed two windows yet: the node
     /// they left, the units it last reported, for the contrast, and whether the first closed.
     arrivals: BTreeMap<ShardId, (NodeId, f64, bool)>,
@@ -115,6 +119,7 @@ impl LiveCluster {
             budgets: Budgets::default(),
             jobs: Jobs::default(),
             contrasts: Contrasts::default(),
+            laggards: Laggards::default(),
             arrivals: BTreeMap::new(),
             events: Events::default(),
             settings: cluster.scheduler.as_ref().map_or(config.scheduler, SchedulerSettings::from),
@@ -195,6 +200,20 @@ impl LiveCluster {
     /// What the nodes' load reports said of shards that moved (see [`contrast`]).
     pub fn contrasts(&self) -> &Contrasts {
         &self.contrasts
+    }
+
+    /// Followers that said they lag their leader (see `live::laggards`).
+    pub fn laggards(&self) -> &Laggards {
+        &self.laggards
+    }
+
+    /// A heartbeat of `node` reported these shards it follows, with their lag.
+    pub fn heard_lags(
+        &mut self,
+        node: NodeId,
+        follows: impl Iterator<Item = (ShardId, Option<u64>)> + Clone,
+    ) {
+        self.laggards.heard(node, follows);
     }
 
     /// A heartbeat of `node` carried this stats sample counter (see `LiveNode::stats_frozen`).

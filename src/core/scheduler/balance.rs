@@ -220,6 +220,9 @@ impl Planner<'_> {
                 continue;
             }
             let rec = self.intended(s);
+            if self.live.laggards().lag(s, to).is_some() {
+                continue; // a follower that lags is no leader to make by plan
+            }
             if rec.followers.contains(&to.0) {
                 return Ok(s);
             }

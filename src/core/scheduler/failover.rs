@@ -1,7 +1,9 @@
 //! Dead nodes. A leader shard moves only after every lease its old leader may hold has surely
 //! ended (lease plus clock drift), which is what keeps a single writer per shard under
-//! partitions. A follower, when one is online, takes over; otherwise a dynamic cluster reopens
-//! the shard on the least loaded node and a static cluster waits for the node to return.
+//! partitions. A follower, when one is online, takes over (one in sync with the old leader
+//! first, else the one least behind, and the event says how far behind it was); otherwise a
+//! dynamic cluster reopens the shard on the least loaded node and a static cluster waits for
+//! the node to return.
 
 use super::{MoveReason, Planner};
 use crate::core::cause::Cause;
@@ -45,8 +47,12 @@ impl Planner<'_> {
             // It must have spoken to this leader: one inherited from the last may be dead.
             let promoted = self.promotable_follower(rec, |n| n.online && n.heard);
             let mut record = rec.clone();
-            let why = format!("{} is offline and its lease is over", self.name(dead.0));
+            let mut why = format!("{} is offline and its lease is over", self.name(dead.0));
             if let Some(f) = promoted {
+                if let Some(lag) = self.live.laggards().lag(shard, NodeId(f)) {
+                    let f = self.name(f);
+                    why += &format!("; {f} is {lag} entries behind, and no follower in sync lives");
+                }
                 // The old leader keeps a follower slot: it may return, and repair replaces it if not.
                 record.leader = Some(f);
                 record.followers.retain(|&x| x != f);

@@ -25,11 +25,19 @@ impl Planner<'_> {
         usable: impl Fn(&LiveNode) -> bool,
     ) -> Option<u32> {
         let node = |f: u32| self.live.node(NodeId(f));
-        rec.followers
-            .iter()
-            .copied()
-            .filter(|&f| usable(node(f)))
-            .min_by_key(|&f| (node(f).draining, node(f).slowness.slow(), node(f).leaders, f))
+        // In sync first, then the least behind: a follower that lags has not applied what its
+        // leader acknowledged, and would serve or lose less than it.
+        let lag = |f: u32| self.live.laggards().lag(ShardId(rec.id), NodeId(f));
+        rec.followers.iter().copied().filter(|&f| usable(node(f))).min_by_key(|&f| {
+            (
+                lag(f).is_some(),
+                lag(f),
+                node(f).draining,
+                node(f).slowness.slow(),
+                node(f).leaders,
+                f,
+            )
+        })
     }
 
     /// Who should lead a shard whose leader leaves: a placeable follower, else the least loaded

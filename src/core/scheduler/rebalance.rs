@@ -284,6 +284,7 @@ impl Planner<'_> {
                     .followers
                     .iter()
                     .filter(move |&&f| view.takes(f, load, room, cap, settings) && fits(f, load))
+                    .filter(move |&&f| self.live.laggards().lag(shard, NodeId(f)).is_none())
                     .min_by(|&&a, &&b| view.taking(a).total_cmp(&view.taking(b)))
                     .map(|&to| Candidate { shard, to, load, reopen: false })
             });
