@@ -20,12 +20,15 @@ pub fn name(what: &str, name: &str, max: usize) -> Result<(), MetaError> {
     if !(first.is_ascii_alphabetic() || first == b'_') {
         return bad("must start with a letter or '_'");
     }
-    if let Some(c) =
-        name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
+    if let Some(c) = name.chars().find(|&c| !name_char(c)) {
         return bad(&format!("contains {c:?}; only letters, digits, '_', '-' and '.' are allowed"));
     }
     Ok(())
+}
+
+/// The characters of names and label values: ASCII letters, digits, `_`, `-` and `.`.
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
 
 /// Table names given by users; `__` starts the names of sub-tables, which meta makes itself.
@@ -135,9 +138,7 @@ pub fn labels(labels: &[Label], max: usize) -> Result<(), MetaError> {
         if value.is_empty() || value.len() > max {
             return bad(format!("must be 1 to {max} bytes"));
         }
-        if let Some(c) =
-            value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        {
+        if let Some(c) = value.chars().find(|&c| !name_char(c)) {
             return bad(format!(
                 "contains {c:?}; only letters, digits, '_', '-' and '.' are allowed"
             ));

@@ -152,7 +152,7 @@ pub(super) fn node_info(c: &ClusterCatalog, live: &LiveCluster, id: NodeId) -> N
         name: n.name.clone(),
         endpoint: n.endpoint.clone(),
         zone: n.zone.clone(),
-        labels: n.labels(),
+        labels: n.labels_with_zone(),
         state: if known.online { NodeState::Online } else { NodeState::Offline },
         draining: n.draining,
         shards: held.iter().filter(|s| c.shard(**s).leader == Some(id.0)).count() as u32,

@@ -116,8 +116,7 @@ impl Recent {
     }
 
     /// How a pass saw `node` at `now`: over the overfull line, under the pull line (in the
-    /// long run). A side it left is forgotten; a side it entered starts now.
-    /// and its two views of load `gap` apart (as ratios to their means; see
+    /// long run), and its two views of load `gap` apart (as ratios to their means; see
     /// [`Recent::wobble`]). A side it left is forgotten; a side it entered starts now.
     pub(super) fn stood(
         &mut self,

@@ -221,7 +221,7 @@ pub struct NodeRecord {
     #[prost(bool, tag = "7")]
     pub slow_marked: bool,
     /// Its labels as it last said, by key (at most `validate::LABELS_PER_NODE_MAX`): what
-    /// placement can tell nodes apart by besides the zone (see [`NodeRecord::labels`]).
+    /// placement can tell nodes apart by besides the zone (see [`NodeRecord::labels_with_zone`]).
     #[prost(message, repeated, tag = "8")]
     pub labels: Vec<Label>,
 }
@@ -251,7 +251,7 @@ pub const ZONE_LABEL: &str = "zone";
 impl NodeRecord {
     /// Its labels with its zone among them (as `zone`, when it has one), by key: everything
     /// placement can tell it apart by.
-    pub fn labels(&self) -> Vec<Label> {
+    pub fn labels_with_zone(&self) -> Vec<Label> {
         let mut all = self.labels.clone();
         if !self.zone.is_empty() {
             all.push(Label::new(ZONE_LABEL, &self.zone));

@@ -41,10 +41,10 @@
 //! needs no margin: its standing over the line in the long run, for several windows, has
 //! already told load from noise. Nor does a pull (below): it is for the node far below the
 //! mean, and where the source ends near the mean is no matter of precision (with the margin, a
-//! node that lied about its load was pulled to more slowly, and found out later). The most utilized source moves first, one shard at a time. A
-//! transfer to a follower comes first (the follower has the data: only a role changes); a
-//! reopen on a node without a replica only when no transfer fits. A reopen must not narrow the
-//! shard's spread over zones.
+//! node that lied about its load was pulled to more slowly, and found out later). The most
+//! utilized source moves first, one shard at a time. A transfer to a follower comes first (the
+//! follower has the data: only a role changes); a reopen on a node without a replica only when
+//! no transfer fits. A reopen must not narrow the shard's spread over zones.
 //!
 //! **Pair memory.** After load moved from A to B, none moves from B to A for
 //! `pair_cooldown_ms`, whichever shard (see `live::recent`): load that rises and falls must not
@@ -243,8 +243,9 @@ impl Planner<'_> {
         // overfull line from where it stands.
         let still_overfull = view.giving(src) > settings.overfull_ratio();
         let wobble = self.live.recent().wobble(NodeId(src), self.now, self.wobble_half_life());
-        let margin = 2.0 * wobble * view.mean * s.capacity;
         let safe_where_it_is = view.giving(src) + 2.0 * wobble < settings.overfull_ratio();
+        let overshoot_margin =
+            if pull || !safe_where_it_is { 0.0 } else { 2.0 * wobble * view.mean * s.capacity };
         let pair_cooldown = Duration(settings.pair_cooldown_ms);
         // The target ends below where the source was, and no load moved from it to the source
         // within the pair cooldown.
@@ -267,8 +268,7 @@ impl Planner<'_> {
                 let relief = l.min(slow);
                 let nearer = relief.min(2.0 * excess - relief);
                 let overshoots = relief > excess;
-                let gains =
-                    nearer > 0.0 && (pull || !overshoots || !safe_where_it_is || nearer > margin);
+                let gains = nearer > 0.0 && (!overshoots || nearer > overshoot_margin);
                 relief > 0.0 && l >= least && (still_overfull || gains)
             })
             .collect();
