@@ -130,6 +130,8 @@ fn seeds_hold_every_invariant() {
             ("shard merged and retired", total.procedures.retired_shards),
             ("procedure rolled back", total.procedures.rollbacks),
             ("procedure resumed by a new meta leader", total.procedures.resumed),
+            ("lagging follower passed over", total.laggards_passed_over),
+            ("lagging follower promoted, none in sync", total.laggards_promoted),
         ];
         let missing: Vec<&str> =
             paths.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
@@ -283,6 +285,17 @@ fn l2_checker_catches_a_dead_leader_never_replaced() {
     assert_eq!(
         first_violation(&planted(PlantedBug::SkipFailover, mix), 50),
         Invariant::PromptFailover
+    );
+}
+
+/// Followers lag after they open (half of them, for up to three leases): a failover that
+/// ignores lag promotes one of them while a follower in sync lives.
+#[test]
+fn f1_checker_catches_a_laggard_promoted_over_a_follower_in_sync() {
+    let mix = FaultMix { node_crashes: true, followers: 2, initial_nodes: 4, ..FaultMix::calm() };
+    assert_eq!(
+        first_violation(&planted(PlantedBug::IgnoreFollowerLag, mix), 100),
+        Invariant::FreshFailover
     );
 }
 

@@ -4,7 +4,9 @@
 //!   read, so each one must be visible in it);
 //! - S4: whenever the write chain advanced between two reads while one election key held
 //!   throughout, the batch that landed carries that key's term;
-//! - S5: the catalog's integrity.
+//! - S5: the catalog's integrity;
+//! - F1: a failover promoted a follower that lags only when meta had heard of none in sync
+//!   (judged by what `History::told` says the term that wrote it had heard).
 //!
 //! It also counts how shard leaders moved between reads (promotion, reopen, transfer) and when
 //! the topology last changed, for the coverage counters and the quiet-window check (L3). A
@@ -44,6 +46,10 @@ pub struct Audit {
     pub last_change_what: String,
     pub violation: Option<String>,
     pub catalog: Option<ClusterCatalog>,
+    /// Failovers that passed over a follower known to lag for one in sync, and that promoted
+    /// one known to lag because none in sync was heard (F1).
+    pub laggards_passed_over: u64,
+    pub laggards_promoted: u64,
 }
 
 /// What one read saw of the election: the holder's term (the oldest key's create revision).
@@ -119,6 +125,7 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
         if let Err(v) = check::integrity(&catalog) {
             fail(v.to_string());
         }
+        let fence_before = last.map(|(f, _)| f);
         if let Some(f) = fence {
             if let Some((before, before_holder)) = last {
                 if f != before && before_holder.is_some() && before_holder == holder {
@@ -157,6 +164,20 @@ pub async fn run(history: History, audit: Arc<Mutex<Audit>>) {
             }
             a.moves.add(&LeaderMoves::between(old, cluster));
             let term = fence.map_or(0, |f| f.term);
+            // F1, when one term wrote everything since the last read.
+            if fence_before.is_some_and(|f| f.term == term) {
+                match history.told.failovers(Term(term), old, cluster, now_ms()) {
+                    Ok(choices) => {
+                        for c in choices {
+                            a.laggards_passed_over += u64::from(c.passed_over_laggard);
+                            a.laggards_promoted += u64::from(c.promoted_laggard);
+                        }
+                    }
+                    Err(v) => {
+                        a.violation.get_or_insert(v.to_string());
+                    }
+                }
+            }
             if steady.as_ref().is_none_or(|(t, _)| *t != term) {
                 let settings =
                     cluster.scheduler.as_ref().map(SchedulerSettings::from).unwrap_or_default();

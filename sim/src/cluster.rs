@@ -3,7 +3,7 @@
 //! service, and a client node for checks. Every node is built with `init`, so a restart re-runs
 //! its start-up from scratch.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,11 +16,12 @@ use shardmeta::client::{
     HostCounters, LeaseTracker, MetaClient, ShardHost, TableLeaseTracker, WriteService,
 };
 use shardmeta::core::model::Label;
-use shardmeta::core::{Epoch, Instant, NodeMessage, ShardCommand, ShardId};
+use shardmeta::core::{Epoch, Instant, NodeMessage, PlantedBug, ShardCommand, ShardId};
 use shardmeta::server::config::{Overrides, ServerConfig};
 use tracing::Instrument;
 
-use crate::history::{now_ms, History};
+use crate::history::{now_ms, History, Ms};
+use crate::told::catch_up_ms;
 
 pub const ETCD: &str = "10.0.0.1:2379";
 pub const CLUSTER: &str = "default";
@@ -42,6 +43,8 @@ pub struct Spec {
     pub etcd_timeout_rate: f32,
     /// What data nodes report (see [`SimLoad`]).
     pub load: SimLoad,
+    /// A bug planted in every meta node, for the checkers' own tests.
+    pub planted: Option<PlantedBug>,
 }
 
 /// The load data nodes report for the shards they lead.
@@ -78,6 +81,7 @@ impl Default for Spec {
             min_nodes: 8,
             etcd_timeout_rate: 0.0,
             load: SimLoad::Flat,
+            planted: None,
         }
     }
 }
@@ -94,10 +98,16 @@ pub const CLOCK_DRIFT_MS: u64 = 500;
 pub const LOAD_WINDOW_MS: u64 = 1_000;
 
 /// A simulated data node's load source: the figures of [`shard_load`], sampled at every
-/// heartbeat, which its sample counter (the sampling time) says.
+/// heartbeat, which its sample counter (the sampling time) says; and for each shard it follows,
+/// its lag while it catches up (see [`catch_up_ms`]), noted for F1 as it is reported.
 struct SampledLoad {
     load: SimLoad,
     clock: NodeClock,
+    node: String,
+    lifetime: u64,
+    /// Until when each shard it has followed in this lifetime lags, in wall milliseconds.
+    lag_until: Mutex<BTreeMap<ShardId, Ms>>,
+    history: History,
 }
 
 impl shardmeta::client::LoadSource for SampledLoad {
@@ -111,6 +121,20 @@ impl shardmeta::client::LoadSource for SampledLoad {
 
     fn stats_sample(&self) -> u64 {
         self.clock.wall_ms(self.clock.now())
+    }
+
+    fn follower_lag(&self, shard: ShardId) -> Option<u64> {
+        let now = self.clock.wall_ms(self.clock.now());
+        let until = *self
+            .lag_until
+            .lock()
+            .expect("lag lock")
+            .entry(shard)
+            .or_insert_with(|| now + catch_up_ms(&self.node, self.lifetime, shard));
+        // A hundred log entries a second to catch up.
+        let lag = (until > now).then(|| (until - now) / 10 + 1);
+        self.history.told.reported(&self.node, now, shard, lag);
+        lag
     }
 }
 
@@ -186,12 +210,14 @@ pub fn start_meta(handle: &Handle, i: usize, spec: &Spec) -> NodeHandle {
     .into_iter()
     .map(|(k, v)| (format!("SHARDMETA_{k}"), v))
     .collect();
+    let spec_planted = spec.planted;
     handle
         .create_node()
         .name(format!("meta-{i}"))
         .ip(ip(&format!("10.0.1.{}", i + 1)))
         .init(move || {
             let env = env.clone();
+            let planted = spec_planted;
             async move {
                 let flags = Overrides {
                     name: Some(format!("m{i}")),
@@ -201,7 +227,10 @@ pub fn start_meta(handle: &Handle, i: usize, spec: &Spec) -> NodeHandle {
                     etcd_endpoints: Some(vec![ETCD.to_string()]),
                     data_dir: None,
                 };
-                let config = ServerConfig::load(None, env, flags).expect("simulation config");
+                let config = ServerConfig {
+                    planted_bug: planted,
+                    ..ServerConfig::load(None, env, flags).expect("simulation config")
+                };
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
@@ -351,7 +380,14 @@ pub fn start_data_node(
                 let recorder = Recorder(view.accepted.clone());
                 // The span names the node in SIM_LOG output, where every node shares one log.
                 let span = tracing::info_span!("node", name = %view.name);
-                let load = SampledLoad { load: sim_load, clock };
+                let load = SampledLoad {
+                    load: sim_load,
+                    clock,
+                    node: view.name.clone(),
+                    lifetime: identity.incarnation,
+                    lag_until: Mutex::default(),
+                    history: history.clone(),
+                };
                 tokio::task::spawn(
                     node::run(meta, identity, host.clone(), clock, load, recorder, observer)
                         .instrument(span),
@@ -385,7 +421,12 @@ fn observer(view: DataNodeView, clock: NodeClock, history: History) -> node::Obs
         for event in tables.observe(host, now) {
             history.table_lease(&view.name, event, |at| clock.wall_ms(at));
         }
-        history.view(&view.name, host.view());
+        let seen = host.view();
+        if let Some(sent) = host.answered_at() {
+            let (sent, now) = (clock.wall_ms(sent), clock.wall_ms(now));
+            history.told.answered(&view.name, seen.term, sent, now);
+        }
+        history.view(&view.name, seen);
     })
 }
 

@@ -8,6 +8,7 @@
 //! - Each node's view of term, epoch and shard versions never goes backwards within one process
 //!   lifetime (S3), checked on every change.
 //! - Acknowledged creates and drops, for the durability check (S2) against storage.
+//! - What meta heard of followers' lag, for the check of failovers (F1, see `told`).
 //!
 //! Simulated nodes share one clock, so the node-local instants converted to wall milliseconds
 //! are comparable across nodes.
@@ -19,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use shardmeta::check::{self, AckLog, NodeView, Tenure};
 use shardmeta::client::{LeaseEvent, TableLeaseEvent};
 use shardmeta::core::{ClusterId, ShardId, TableId, Version};
+
+use crate::told::Told;
 
 /// Simulated wall-clock milliseconds.
 pub type Ms = u64;
@@ -115,11 +118,15 @@ impl Inner {
 }
 
 #[derive(Clone, Default)]
-pub struct History(Arc<Mutex<Inner>>);
+pub struct History {
+    inner: Arc<Mutex<Inner>>,
+    /// What meta heard of followers' lag (F1).
+    pub told: Told,
+}
 
 impl History {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.0.lock().expect("history lock")
+        self.inner.lock().expect("history lock")
     }
 
     /// A node-agent's lease log entry, converted to wall milliseconds.
@@ -168,6 +175,7 @@ impl History {
         h.shards.died(node, at);
         h.tables.died(node, at);
         h.views.remove(node);
+        self.told.died(node);
     }
 
     /// A routed write the node accepted. It is recorded under the node's host lock, so the

@@ -17,6 +17,7 @@ pub mod frontend;
 pub mod history;
 mod liveness;
 pub mod runner;
+pub mod told;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +51,10 @@ pub struct Coverage {
     /// Moves the scheduler made for load, as the final meta leader's event log lists them: by
     /// transfer to a follower, and by reopen.
     pub load_moves: LoadMoves,
+    /// Failovers that passed over a follower known to lag, and that promoted one because none
+    /// in sync was heard (F1).
+    pub laggards_passed_over: u64,
+    pub laggards_promoted: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -77,6 +82,8 @@ impl Coverage {
         self.storage_reads += o.storage_reads;
         self.load_moves.transfers += o.load_moves.transfers;
         self.load_moves.reopens += o.load_moves.reopens;
+        self.laggards_passed_over += o.laggards_passed_over;
+        self.laggards_promoted += o.laggards_promoted;
     }
 
     /// Each recovery path with how often it happened.
@@ -91,6 +98,8 @@ impl Coverage {
             ("lease-expiry self-fence", self.host.lease_expiries),
             ("load-driven transfer", self.load_moves.transfers),
             ("load-driven reopen", self.load_moves.reopens),
+            ("lagging follower passed over", self.laggards_passed_over),
+            ("lagging follower promoted, none in sync", self.laggards_promoted),
         ]
     }
 }
@@ -400,6 +409,8 @@ impl Sim {
             frontend: *self.frontend_stats.lock().expect("stats lock"),
             storage_reads: audit.reads,
             load_moves: *self.load_moves.lock().expect("load moves lock"),
+            laggards_passed_over: audit.laggards_passed_over,
+            laggards_promoted: audit.laggards_promoted,
         };
         Report { coverage, trace_hash, events, simulated: self.started.elapsed() }
     }

@@ -1,7 +1,7 @@
 //! Each check of the madsim harness catches a planted bug: the history oracle a node that
 //! overruns its leases (S1), the storage auditor a catalog broken behind meta's back (S2, S4,
-//! S5), the quiet window a follower that keeps moving (L3). A check that cannot fail proves
-//! nothing.
+//! S5) and a failover onto a follower that lags (F1), the quiet window a follower that keeps
+//! moving (L3). A check that cannot fail proves nothing.
 #![cfg(madsim)]
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use prost::Message;
 use shardmeta::core::model::FenceRecord;
 use shardmeta::core::storage::{Key, FENCE_KEY};
-use shardmeta::core::{ClusterId, Duration as CoreDuration};
+use shardmeta::core::{ClusterId, Duration as CoreDuration, PlantedBug};
 use shardmeta_sim::runner::run_seeds;
 use shardmeta_sim::*;
 
@@ -40,6 +40,29 @@ async fn lease_overrun_seed() -> Report {
 #[test]
 fn single_writer_check_catches_a_lease_overrun() {
     planted("single_writer_check_catches_a_lease_overrun", lease_overrun_seed);
+}
+
+/// Followers lag for a while after they open (see `told::catch_up_ms`). Meta nodes that promote
+/// without regard to lag pick one of them while a follower in sync lives, once the three nodes
+/// that lead most die; the auditor's F1 check catches it.
+async fn laggard_promoted_seed() -> Report {
+    let planted = Some(PlantedBug::IgnoreFollowerLag);
+    let sim = Sim::start(Spec { followers: 2, shards: 48, planted, ..Spec::default() }).await;
+    sim.sleep(Duration::from_secs(5)).await;
+    let mut busiest: Vec<usize> = (0..sim.nodes.len()).collect();
+    busiest.sort_by_key(|&i| std::cmp::Reverse(sim.nodes[i].view.leading().len()));
+    for &i in &busiest[..3] {
+        sim.nodes[i].kill(&sim.handle, &sim.history);
+    }
+    sim.sleep(Duration::from_secs(10)).await;
+    let found = sim.check().expect_err("a laggard promoted over a follower in sync");
+    assert!(found.contains("F1"), "{found}");
+    Report::default()
+}
+
+#[test]
+fn fresh_failover_check_catches_a_laggard_promoted() {
+    planted("fresh_failover_check_catches_a_laggard_promoted", laggard_promoted_seed);
 }
 
 /// A cluster with some acknowledged tables, then `plant`, then the auditor's verdict.

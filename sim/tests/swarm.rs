@@ -26,6 +26,7 @@ async fn swarm_seed() -> Report {
         etcd_timeout_rate: [0.0, 0.0, 0.01][rng.gen_range(0..3)],
         load: [SimLoad::Flat, SimLoad::Flat, SimLoad::Skewed, SimLoad::Periodic]
             [rng.gen_range(0..4)],
+        planted: None,
     };
     let mut enabled: Vec<Fault> = Fault::ALL.into_iter().filter(|_| rng.gen_bool(0.5)).collect();
     if enabled.is_empty() {

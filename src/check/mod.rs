@@ -1,15 +1,17 @@
-//! The safety invariants S1–S6, the liveness bounds L2 (under faults) and L4, and the
-//! steadiness rule B1, each one function in one place; the variants of [`Invariant`] say what
-//! each one requires. Simulators call them after every step; each has a test that shows it
-//! catching a planted bug. L1–L3 after the heal are judged by the simulators at the end of a run
+//! The safety invariants S1–S6, the liveness bounds L2 (under faults) and L4, the steadiness
+//! rule B1 and the failover rule F1, each one function in one place; the variants of
+//! [`Invariant`] say what each one requires. Simulators call them after every step; each has a
+//! test that shows it catching a planted bug. L1–L3 after the heal are judged by the simulators at the end of a run
 //! (`tests/inproc`, `sim/`).
 
+mod fresh;
 pub mod heartbeat_fuzz;
 mod moves;
 pub mod replay;
 pub mod snapshot_fuzz;
 mod steady;
 
+pub use fresh::{Choice, Freshness};
 pub use moves::LeaderMoves;
 pub use steady::{load_moves_started, thrash_pct, LoadMove, Steady};
 
@@ -42,6 +44,9 @@ pub enum Invariant {
     /// B1: load moved for balance from one node to another does not move back within the pair
     /// cooldown.
     Steady,
+    /// F1: a failover promotes a follower that said it lags only when no follower that said it
+    /// is in sync was live and heard.
+    FreshFailover,
 }
 
 impl Invariant {
@@ -56,6 +61,7 @@ impl Invariant {
             Invariant::PromptFailover => "L2",
             Invariant::NoHang => "L4",
             Invariant::Steady => "B1",
+            Invariant::FreshFailover => "F1",
         }
     }
 }
@@ -72,7 +78,7 @@ impl fmt::Display for Violation {
     }
 }
 
-fn violation(invariant: Invariant, detail: String) -> Result<(), Violation> {
+fn violation<T>(invariant: Invariant, detail: String) -> Result<T, Violation> {
     Err(Violation { invariant, detail })
 }
 

@@ -155,6 +155,9 @@ pub enum PlantedBug {
     ForgetLoadFlows,
     /// Load reports that stopped changing are believed.
     TrustFrozenStats,
+    /// Failover promotes followers without regard to how far behind they said they are
+    /// (breaks F1 when a follower in sync lives).
+    IgnoreFollowerLag,
 }
 
 impl Default for CoreConfig {

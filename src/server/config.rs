@@ -84,6 +84,10 @@ pub struct ServerConfig {
     pub etcd_tls: EtcdTls,
     /// Bearer tokens (`server::auth`): both, or neither.
     pub auth: AuthSettings,
+    /// A deliberate bug for the simulations' checker tests (the `planted-bugs` feature); never
+    /// read from a file or the environment.
+    #[serde(skip)]
+    pub planted_bug: Option<crate::core::PlantedBug>,
 }
 
 /// `[tls]`: the gRPC port serves TLS when `cert` and `key` are set.
@@ -199,6 +203,7 @@ impl Default for ServerConfig {
             tls: TlsSettings::default(),
             etcd_tls: EtcdTls::default(),
             auth: AuthSettings::default(),
+            planted_bug: None,
         }
     }
 }
@@ -394,6 +399,7 @@ impl ServerConfig {
             node_settle_heartbeats: self.node_settle_heartbeats,
             default_cluster: Some(self.default_cluster_spec()?),
             scheduler: self.scheduler,
+            planted_bug: self.planted_bug,
             ..CoreConfig::default()
         };
         cfg.validate()?;

@@ -60,6 +60,7 @@ impl World {
                     })?;
                 self.count_moves(&durable);
                 self.check_steady(&durable)?;
+                self.check_fresh_failover(&durable)?;
                 self.durable = durable;
                 self.durable_revision = self.store.revision;
             }
@@ -175,6 +176,53 @@ impl World {
         }
         for m in check::load_moves_started(old, new) {
             self.steady.1.observe(self.now.as_millis(), m)?;
+        }
+        Ok(())
+    }
+
+    /// F1's record of the follower reports meta `i` hears while it leads, from a node's current
+    /// stream. A heartbeat under the node's name from anywhere else (an impostor, an old
+    /// stream) makes the record forget the node: meta may have taken it, and what it holds of
+    /// the node is then unknown. So does a refused heartbeat (see `close_stream`).
+    pub(super) fn note_lags(&mut self, i: usize, session: SessionId, hb: &Heartbeat) {
+        let Some(term) = self.metas[i].core.as_ref().and_then(|c| c.term()) else { return };
+        let current = self.sessions.get(&session).is_some_and(|&n| {
+            let node = &self.nodes[n];
+            node.alive && node.session == session && node.name() == hb.node
+        });
+        let told = &mut self.told[i];
+        if told.0 != term {
+            *told = (term, check::Freshness::new(FRESH_SETTLED_MS));
+        }
+        if hb.leaving || !current {
+            told.1.forget(&hb.node);
+        } else {
+            let follows = hb.shards.iter().filter(|r| r.role == Role::Follower);
+            told.1.heard(&hb.node, self.now.0, follows.map(|r| (r.id, r.lag)));
+        }
+    }
+
+    /// F1 over the failovers between two durable states, judged by what the leader that wrote
+    /// them had heard.
+    fn check_fresh_failover(&mut self, next: &Catalog) -> Result<(), Violation> {
+        let (Some(old), Some(new)) =
+            (self.durable.clusters.get(&CLUSTER_ID), next.clusters.get(&CLUSTER_ID))
+        else {
+            return Ok(());
+        };
+        let term = Some(self.store.term);
+        let Some(i) =
+            self.metas.iter().position(|m| m.core.as_ref().and_then(|c| c.term()) == term)
+        else {
+            return Ok(()); // the leader that wrote it is gone
+        };
+        let (term_heard, told) = &self.told[i];
+        if Some(*term_heard) != term {
+            return Ok(());
+        }
+        for choice in told.failovers(old, new, self.now.0)? {
+            self.coverage.laggards_passed_over += u64::from(choice.passed_over_laggard);
+            self.coverage.laggards_promoted += u64::from(choice.promoted_laggard);
         }
         Ok(())
     }

@@ -1,7 +1,9 @@
 //! A simulated data node: the real `ShardHost` logic on a drifting clock.
 
 use shardmeta::check::NodeView;
-use shardmeta::client::{NodeIdentity, NodeSession, ShardHost};
+use std::collections::{BTreeMap, BTreeSet};
+
+use shardmeta::client::{LoadSource, NodeIdentity, NodeSession, ShardHost};
 use shardmeta::core::*;
 
 pub struct DataNode {
@@ -18,6 +20,28 @@ pub struct DataNode {
     pub view: NodeView,
     /// An early heartbeat is scheduled (the real loop keeps one such timer too).
     pub early_beat: bool,
+    /// Until when each shard it follows lags its leader, as drawn when it first followed it
+    /// in this incarnation (catching up after an open); shards in sync from the start are
+    /// kept with an instant already past.
+    pub lag_until: BTreeMap<ShardId, Instant>,
+}
+
+/// What a simulated data node reports: a fixed load per shard it leads, and, for a shard it
+/// follows, its lag, falling at a hundred log entries a second until it has caught up.
+pub struct NodeLoad<'a> {
+    pub lag_until: &'a BTreeMap<ShardId, Instant>,
+    pub now: Instant,
+}
+
+impl LoadSource for NodeLoad<'_> {
+    fn shard_load(&self, shard: ShardId, _tables: &BTreeSet<TableId>) -> ShardLoad {
+        ShardLoad { write_units: (shard.0 % 7) as f64, ..Default::default() }
+    }
+
+    fn follower_lag(&self, shard: ShardId) -> Option<u64> {
+        let until = self.lag_until.get(&shard)?;
+        (*until > self.now).then(|| until.saturating_since(self.now).0 / 10 + 1)
+    }
 }
 
 impl DataNode {
@@ -46,6 +70,7 @@ impl DataNode {
             drift_ppm,
             view: NodeView::default(),
             early_beat: false,
+            lag_until: BTreeMap::new(),
         }
     }
 
@@ -77,5 +102,6 @@ impl DataNode {
         self.session = session;
         self.view = NodeView::default();
         self.early_beat = false;
+        self.lag_until.clear();
     }
 }

@@ -22,6 +22,7 @@ impl World {
         let ttl = Duration(ELECTION_TTL_MS);
         match msg {
             Msg::Heartbeat { session, hb } => {
+                self.note_lags(i, session, &hb);
                 self.core(i).handle(now, Input::Heartbeat { session, heartbeat: &hb })
             }
             Msg::Request { id, req } => {
@@ -186,6 +187,8 @@ impl Effects for MetaEffects<'_> {
             );
         assert!(expected, "a well-behaved node's heartbeat was refused: {error}");
         if let Some(&n) = self.world.sessions.get(&session) {
+            let name = self.world.nodes[n].name().to_owned();
+            self.world.told[self.meta].1.forget(&name);
             self.world.send(
                 Addr::Meta(self.meta),
                 Addr::Node(n),

@@ -28,7 +28,7 @@ use shardmeta::client::{Beat, HostCounters};
 use shardmeta::core::model::{Catalog, Topology};
 use shardmeta::core::*;
 
-use data_node::DataNode;
+use data_node::{DataNode, NodeLoad};
 use fault_events::Fault;
 use faults::{drift_bound_ppm, ClockDrift, FaultMix};
 use meta_node::{LoadPurpose, MetaNode};
@@ -46,6 +46,10 @@ const END_MS: u64 = 130_000;
 /// After the heal, the cluster must stay without topology changes for this long at the end.
 const QUIET_WINDOW_MS: u64 = 20_000;
 const CLIENT_EVERY_MS: u64 = 250;
+/// How long a follower's report must stand before F1 holds a meta leader to it: longer than a
+/// promotion takes from the leader's choice to landing in the store (a write times out after
+/// `WRITE_TIMEOUT_MS`), and well inside the lease after which meta takes a silent node for dead.
+const FRESH_SETTLED_MS: u64 = WRITE_TIMEOUT_MS + 1_000;
 
 /// Options beyond the seed: planted bugs and fixed fault mixes for targeted tests.
 #[derive(Clone, Debug, Default)]
@@ -80,6 +84,10 @@ pub struct Coverage {
     pub nodes_drained: u64,
     /// Impostors' heartbeats refused because the node they named was live.
     pub impostors_refused: u64,
+    /// Failovers that passed over a follower known to lag for one in sync, and that promoted a
+    /// follower known to lag because none in sync was heard (F1).
+    pub laggards_passed_over: u64,
+    pub laggards_promoted: u64,
     pub procedures: ProcedureCounts,
 }
 
@@ -121,6 +129,8 @@ impl Coverage {
         self.leader_changes += o.leader_changes;
         self.nodes_drained += o.nodes_drained;
         self.impostors_refused += o.impostors_refused;
+        self.laggards_passed_over += o.laggards_passed_over;
+        self.laggards_promoted += o.laggards_promoted;
         self.procedures.add(&o.procedures);
     }
 }
@@ -208,6 +218,9 @@ pub struct World {
     /// B1 over the moves for balance of the meta term it names (the pair memory is a meta
     /// leader's soft state: a new leader starts afresh, after learning the loads again).
     steady: (Term, check::Steady),
+    /// F1: per meta node, the follower reports it heard while leading the term named (lag is
+    /// a meta leader's soft state, learnt afresh by each).
+    told: Vec<(Term, check::Freshness)>,
 }
 
 impl World {
@@ -264,6 +277,7 @@ impl World {
             last_topology_change: Instant::ZERO,
             inherited_procedures: BTreeMap::new(),
             steady: (Term(0), check::Steady::new(0)),
+            told: vec![(Term(0), check::Freshness::new(FRESH_SETTLED_MS)); METAS],
         };
         world.start();
         world

@@ -50,9 +50,10 @@ impl World {
     }
 
     fn send_heartbeat(&mut self, i: usize) {
-        let node = &self.nodes[i];
-        let local = node.local(self.now);
-        let load = |s: ShardId| ShardLoad { write_units: (s.0 % 7) as f64, ..Default::default() };
+        self.draw_lags(i);
+        let local = self.nodes[i].local(self.now);
+        let lag_until = self.nodes[i].lag_until.clone();
+        let load = NodeLoad { lag_until: &lag_until, now: self.now };
         let node = &mut self.nodes[i];
         let hb = match node.link.beat(&mut node.host, local, &load) {
             Beat::Send(hb) => hb,
@@ -68,6 +69,28 @@ impl World {
         };
         let (session, meta) = (self.nodes[i].session, self.nodes[i].meta);
         self.send(Addr::Node(i), Addr::Meta(meta), Msg::Heartbeat { session, hb: *hb });
+    }
+
+    /// Each shard node `i` newly follows lags for a while, on half the draws: up to three
+    /// leases, so that failovers find followers behind. Shards it no longer holds are forgotten.
+    fn draw_lags(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let new: Vec<ShardId> = node
+            .host
+            .shards()
+            .iter()
+            .filter(|(s, h)| h.role == Role::Follower && !node.lag_until.contains_key(s))
+            .map(|(&s, _)| s)
+            .collect();
+        for s in new {
+            let behind = match self.rng.next_u64() % 2 {
+                0 => self.rand(3 * self.config.lease_ms),
+                _ => 0,
+            };
+            self.nodes[i].lag_until.insert(s, self.now + Duration(behind));
+        }
+        let node = &mut self.nodes[i];
+        node.lag_until.retain(|s, _| node.host.shards().contains_key(s));
     }
 
     /// Node `i` is asked to stop: it gives up its leases, says so on its stream, and is gone.

@@ -27,7 +27,10 @@ impl Planner<'_> {
         let node = |f: u32| self.live.node(NodeId(f));
         // In sync (no lag: `None` orders first), then the least behind: a follower that lags
         // has not applied what its leader acknowledged, and would serve or lose less than it.
-        let lag = |f: u32| self.live.laggards().lag(ShardId(rec.id), NodeId(f));
+        let lag = |f: u32| match self.config.has_bug(PlantedBug::IgnoreFollowerLag) {
+            true => None,
+            false => self.live.laggards().lag(ShardId(rec.id), NodeId(f)),
+        };
         rec.followers.iter().copied().filter(|&f| usable(node(f))).min_by_key(|&f| {
             (lag(f), node(f).draining, node(f).slowness.slow(), node(f).leaders, f)
         })
