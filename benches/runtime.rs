@@ -323,6 +323,13 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn restart_node(
+        &self,
+        _: Request<proto::RestartNodeRequest>,
+    ) -> Result<Response<proto::RestartNodeResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn remove_node(
         &self,
         _: Request<proto::RemoveNodeRequest>,

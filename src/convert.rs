@@ -399,6 +399,12 @@ pub fn node_info(n: &NodeInfo) -> proto::NodeInfo {
         slow: n.slow,
         slow_marked: n.slow_marked,
         labels: n.labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect(),
+        restart: n.restart.as_ref().map(|r| proto::NodeRestart {
+            phase: r.phase.to_owned(),
+            window_ms: r.window_ms,
+            leaders: r.leaders,
+            led_again: r.led_again,
+        }),
     }
 }
 

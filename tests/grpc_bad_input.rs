@@ -447,6 +447,27 @@ async fn a_megabyte_in_any_field_of_any_rpc_gets_a_short_clear_refusal() {
         invalid,
     );
     short_refusal(
+        "RestartNode",
+        c.restart_node(proto::RestartNodeRequest {
+            header: d(),
+            node: huge.clone(),
+            ..Default::default()
+        })
+        .await,
+        invalid,
+    );
+    short_refusal(
+        "RestartNode/window",
+        c.restart_node(proto::RestartNodeRequest {
+            header: d(),
+            node: "n1".into(),
+            end: false,
+            window_ms: u64::MAX,
+        })
+        .await,
+        invalid,
+    );
+    short_refusal(
         "RemoveNode",
         c.remove_node(proto::RemoveNodeRequest { header: d(), node: huge.clone() }).await,
         invalid,

@@ -34,7 +34,8 @@ pub fn node(n: &proto::NodeInfo) -> Value {
            "heartbeat_rtt_ms": n.stats.as_ref().map_or(0.0, |s| round2(s.heartbeat_rtt_us as f64 / 1e3)),
            "request_latency_ms": n.stats.as_ref().map_or(0.0, |s| round2(s.request_latency_us as f64 / 1e3)),
            "disk_used_pct": n.stats.as_ref().filter(|s| s.disk_capacity_bytes > 0).map(|s| round2(100.0 * s.disk_used_bytes as f64 / s.disk_capacity_bytes as f64)),
-           "capacity": n.stats.as_ref().map_or(0.0, |s| s.capacity), "load_rejections": n.load_rejections})
+           "capacity": n.stats.as_ref().map_or(0.0, |s| s.capacity), "load_rejections": n.load_rejections,
+           "restart": n.restart.as_ref().map(|r| json!({"phase": r.phase, "window_s": r.window_ms / 1_000, "leaders": r.leaders, "led_again": r.led_again}))})
 }
 
 pub fn cluster(c: &proto::ClusterInfo) -> Value {

@@ -164,6 +164,17 @@ impl CoreRequest for proto::MarkNodeSlowRequest {
     }
 }
 
+impl CoreRequest for proto::RestartNodeRequest {
+    fn to_core(self) -> Result<Request, Status> {
+        Ok(Request::RestartNode {
+            cluster: cluster_of(&self.header)?,
+            node: self.node,
+            end: self.end,
+            window_ms: self.window_ms,
+        })
+    }
+}
+
 impl CoreRequest for proto::RemoveNodeRequest {
     fn to_core(self) -> Result<Request, Status> {
         Ok(Request::RemoveNode { cluster: cluster_of(&self.header)?, node: self.node })

@@ -28,6 +28,8 @@ pub enum Cause {
     Slow,
     /// A replica left a node above its disk high-water mark.
     Disk,
+    /// Its leader's node is about to restart, or came back from a planned restart.
+    Restart,
 }
 
 // `ALL` is in declaration order: checked when compiling.
@@ -41,7 +43,7 @@ const _: () = {
 
 impl Cause {
     /// In declaration order, so that `cause as usize` is its position here.
-    pub const ALL: [Cause; 12] = [
+    pub const ALL: [Cause; 13] = [
         Cause::Assign,
         Cause::Failover,
         Cause::Repair,
@@ -54,6 +56,7 @@ impl Cause {
         Cause::Merge,
         Cause::Slow,
         Cause::Disk,
+        Cause::Restart,
     ];
 
     /// Its number in stored records: its position in [`Cause::ALL`] plus one (0 is none).
@@ -81,6 +84,7 @@ impl Cause {
             Cause::Merge => "merge",
             Cause::Slow => "slow",
             Cause::Disk => "disk",
+            Cause::Restart => "restart",
         }
     }
 }

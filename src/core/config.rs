@@ -99,6 +99,12 @@ pub struct CoreConfig {
     pub procedure_timeout_ms: u64,
     /// Ids reserved in storage at a time, so that most creates write no id counter.
     pub id_block: u64,
+    /// How long a node in a planned restart may stay down with its followers kept, when the
+    /// operator names no window, in ms: past it, the node counts as lost and its followers are
+    /// replaced.
+    pub restart_window_default_ms: u64,
+    /// The longest restart window an operator may ask for, in ms.
+    pub restart_window_max_ms: u64,
     /// The span over which a shard's reported load is averaged before it joins the smoothed
     /// value (see `live::load`).
     pub load_window_ms: u64,
@@ -201,6 +207,8 @@ impl Default for CoreConfig {
             procedure_step_timeout_ms: 60_000,
             procedure_timeout_ms: 600_000,
             id_block: 1_000,
+            restart_window_default_ms: 600_000,
+            restart_window_max_ms: 3_600_000,
             load_window_ms: 10_000,
             load_windows_trusted: 3,
             default_cluster: None,
@@ -262,6 +270,7 @@ impl CoreConfig {
             ("node_settle_heartbeats", self.node_settle_heartbeats as u64),
             ("node_ids_per_cluster_max", self.node_ids_per_cluster_max as u64),
             ("cluster_ids_max", self.cluster_ids_max as u64),
+            ("restart_window_default_ms", self.restart_window_default_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be greater than zero"));
@@ -286,6 +295,12 @@ impl CoreConfig {
             return Err(format!(
                 "partitions_max ({}) needs {partition_ops} operations per transaction, over txn_ops_max ({})",
                 self.partitions_max, self.txn_ops_max
+            ));
+        }
+        if self.restart_window_default_ms > self.restart_window_max_ms {
+            return Err(format!(
+                "restart_window_default_ms ({}) is over restart_window_max_ms ({})",
+                self.restart_window_default_ms, self.restart_window_max_ms
             ));
         }
         if self.planted_bug.is_some() && !cfg!(feature = "planted-bugs") {

@@ -411,6 +411,21 @@ pub enum Request {
         /// Mark it, or unmark it.
         slow: bool,
     },
+    /// Begins a planned restart of the node (its leaders leave by transfer, its followers stay
+    /// and are not replaced while it is down, for up to the window; its leaders return when it
+    /// is back), or with `end`, ends one early: its leaders return if it is up, and ordinary
+    /// repair resumes if it is down.
+    RestartNode {
+        /// The cluster, by name.
+        cluster: String,
+        /// The node, by name.
+        node: String,
+        /// End the restart instead.
+        end: bool,
+        /// How long the node may stay down with its followers kept, in milliseconds; 0 for
+        /// `CoreConfig::restart_window_default_ms`. At most `restart_window_max_ms`.
+        window_ms: u64,
+    },
     /// Forgets an offline node that holds no replicas: its name is free for a new node.
     RemoveNode {
         /// The cluster, by name.
@@ -523,6 +538,7 @@ impl Request {
             Request::ListNodes { .. } => "list_nodes",
             Request::DrainNode { .. } => "drain_node",
             Request::MarkNodeSlow { .. } => "mark_node_slow",
+            Request::RestartNode { .. } => "restart_node",
             Request::RemoveNode { .. } => "remove_node",
             Request::ListShards { .. } => "list_shards",
             Request::ListTables { .. } => "list_tables",
@@ -562,6 +578,7 @@ impl Request {
             | Request::AlterTable { .. }
             | Request::DrainNode { .. }
             | Request::MarkNodeSlow { .. }
+            | Request::RestartNode { .. }
             | Request::RemoveNode { .. }
             | Request::SetScheduler { .. }
             | Request::MoveShard { .. }

@@ -627,6 +627,22 @@ pub struct NodeInfo {
     pub slow: bool,
     /// An operator marked it slow.
     pub slow_marked: bool,
+    /// Its planned restart, if one is under way.
+    pub restart: Option<RestartInfo>,
+}
+
+/// A planned restart under way, as node listings show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartInfo {
+    /// `leaving` (the process that is to restart runs; its leaders leave), `down` (its
+    /// followers stay for up to the window) or `back` (a new process runs; its leaders return).
+    pub phase: &'static str,
+    /// How long it may stay down with its followers kept, in ms.
+    pub window_ms: u64,
+    /// The shards it led when the restart began, which return to it.
+    pub leaders: u32,
+    /// Of those, the ones it leads again (or is being handed).
+    pub led_again: u32,
 }
 
 /// Where a shard stands, as listings and metrics show it.

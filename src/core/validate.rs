@@ -195,6 +195,7 @@ pub fn request_names(request: &Request, max: usize, tables_max: usize) -> Result
         }
         R::DrainNode { cluster: c, node: n, .. }
         | R::MarkNodeSlow { cluster: c, node: n, .. }
+        | R::RestartNode { cluster: c, node: n, .. }
         | R::RemoveNode { cluster: c, node: n }
         | R::MoveShard { cluster: c, node: n, .. } => cluster(c).and_then(|()| node(n)),
     }

@@ -451,6 +451,23 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn restart_node(
+        &self,
+        request: Request<proto::RestartNodeRequest>,
+    ) -> Result<Response<proto::RestartNodeResponse>, Status> {
+        self.unary(
+            request,
+            |r| match r {
+                core::Response::Node(n) => {
+                    proto::RestartNodeResponse { node: Some(convert::node_info(&n)) }
+                }
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.restart_node(r).await }),
+        )
+        .await
+    }
+
     async fn mark_node_slow(
         &self,
         request: Request<proto::MarkNodeSlowRequest>,

@@ -23,6 +23,7 @@ mod merge;
 mod placement;
 mod purity;
 mod remove_node;
+mod restart;
 mod resize_auto;
 mod scale_balance;
 mod scheduler;

@@ -237,6 +237,22 @@ enum NodeCmd {
         #[arg(long)]
         unmark: bool,
     },
+    /// Begin a planned restart of a running node: its leaders leave by transfer, its followers
+    /// stay and are not replaced while it is down (for up to the window). Restart the process
+    /// once `node list` shows it leading no shard; when it is back, its leaders return to it
+    /// and the restart ends by itself.
+    RestartBegin {
+        name: String,
+        /// How long the node may stay down with its followers kept, in seconds (default 600,
+        /// at most 3600).
+        #[arg(long, value_name = "SECONDS")]
+        window: Option<u64>,
+    },
+    /// End a planned restart now: nothing more is held for the node (a node still down then
+    /// has its followers replaced, as any node that died).
+    RestartEnd {
+        name: String,
+    },
     /// Forget an offline node that holds no replicas (drained, or dead with its shards failed
     /// over). Its name can then be used by a new node.
     Remove {
@@ -497,6 +513,16 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                 .await?;
             r.node.as_ref().map_or(Value::Null, to_json::node)
         }
+        Command::Node(NodeCmd::RestartBegin { name, window }) => {
+            let window_ms = window
+                .unwrap_or(0)
+                .checked_mul(1_000)
+                .ok_or_else(|| Status::invalid_argument("--window is too long"))?;
+            restart_node(cluster, name, false, window_ms, meta).await?
+        }
+        Command::Node(NodeCmd::RestartEnd { name }) => {
+            restart_node(cluster, name, true, 0, meta).await?
+        }
         Command::Shard(ShardCmd::Transfer { shard, node }) => {
             scheduling::move_shard(cluster, *shard, node, false, meta).await?
         }
@@ -523,6 +549,23 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
 
 /// Follows every page of a listing. With `jsonl` output each row is printed as its page
 /// arrives (and `Null` returned); otherwise the rows are collected.
+async fn restart_node(
+    cluster: &str,
+    name: &str,
+    end: bool,
+    window_ms: u64,
+    meta: &mut MetaClient,
+) -> Result<Value, Status> {
+    let req = proto::RestartNodeRequest { header: header(cluster), node: name.to_owned(), end, window_ms };
+    let r = meta
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.restart_node(req).await }
+        })
+        .await?;
+    Ok(r.node.as_ref().map_or(Value::Null, to_json::node))
+}
+
 async fn rows<R: Paged>(
     args: &Args,
     meta: &mut MetaClient,

@@ -10,6 +10,7 @@ mod operate;
 mod paging;
 mod procedure;
 mod requests;
+mod restart;
 mod route_watch;
 mod schedule;
 mod views;
@@ -388,6 +389,7 @@ impl Leader {
                 }
                 live.set_draining(NodeId(n.id), n.draining);
                 live.set_slow_mark(NodeId(n.id), n.slow_marked);
+                live.set_restart(NodeId(n.id), n.restart.as_ref());
                 if n.removed {
                     live.set_removing(NodeId(n.id), false);
                     live.set_online(NodeId(n.id), false);

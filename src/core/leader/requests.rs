@@ -101,6 +101,9 @@ impl Leader {
             Request::MarkNodeSlow { cluster, node, slow } => {
                 self.mark_node(ctx, id, (cluster, node), NodeMark::Slow, *slow)
             }
+            Request::RestartNode { cluster, node, end, window_ms } => {
+                self.restart_node(ctx, id, (cluster, node), *end, *window_ms)
+            }
             Request::RemoveNode { cluster, node } => self.remove_node(ctx, id, cluster, node),
             Request::ListShards { cluster, page } => {
                 let (c, live) = self.cluster(cluster, ctx.config)?;

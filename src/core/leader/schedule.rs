@@ -20,6 +20,7 @@ impl Leader {
             live.detect_silent(self.catalog.cluster(*cid), ctx.now, ctx.config);
             live.detect_slow(self.catalog.cluster(*cid), ctx.now, ctx.config);
         }
+        self.end_restarts(ctx);
         // Leave room in the queue for requests: scheduling can wait a tick.
         if self.writes.backlog() >= ctx.config.changes_queued_max / 2 {
             return;

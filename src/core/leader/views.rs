@@ -8,7 +8,7 @@ use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::input::PageRequest;
 use crate::core::live::{LiveCluster, LiveNode};
-use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord, Table};
+use crate::core::model::{ClusterCatalog, ProcedureKind, RestartRecord, ShardRecord, Table};
 use crate::core::output::*;
 use crate::core::time::Instant;
 
@@ -162,6 +162,30 @@ pub(super) fn node_info(c: &ClusterCatalog, live: &LiveCluster, id: NodeId) -> N
         admitted: known.online && known.admitted,
         slow: known.slowness.slow(),
         slow_marked: n.slow_marked,
+        restart: n.restart.as_ref().map(|r| restart_info(c, known, id, r)),
+    }
+}
+
+/// How node `id`'s planned restart `r` stands.
+pub(super) fn restart_info(
+    c: &ClusterCatalog,
+    known: &LiveNode,
+    id: NodeId,
+    r: &RestartRecord,
+) -> RestartInfo {
+    let phase = if known.leaving_for_restart() {
+        "leaving"
+    } else if known.back_from_restart() {
+        "back"
+    } else {
+        "down"
+    };
+    let led = r.leaders.iter().filter(|&&s| c.shard(ShardId(s)).leader == Some(id.0));
+    RestartInfo {
+        phase,
+        window_ms: r.window_ms,
+        leaders: r.leaders.len() as u32,
+        led_again: led.count() as u32,
     }
 }
 

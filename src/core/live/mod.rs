@@ -53,7 +53,7 @@ use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
 use crate::core::model::Mutation;
-use crate::core::model::{ClusterCatalog, ProcedureKind, ShardRecord};
+use crate::core::model::{ClusterCatalog, ProcedureKind, RestartRecord, ShardRecord};
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::{Duration, Instant};
 
@@ -407,6 +407,7 @@ impl LiveCluster {
             let id = NodeId(id as u32);
             self.nodes.set_flags(id, self.nodes.get(id).online, record.draining);
             self.nodes.set_slow_mark(id, record.slow_marked);
+            self.set_restart(id, record.restart.as_ref());
         }
         self.intent = Intent::of(cluster);
         // The catalog may have changed under the live state (a reload after an unknown outcome):
@@ -650,6 +651,17 @@ impl LiveCluster {
             };
             self.log_event(now, Cause::Slow, None, text, config);
         }
+    }
+
+    /// A node record's planned restart joined the intent or landed (`None`: none, or over).
+    pub fn set_restart(&mut self, id: NodeId, restart: Option<&RestartRecord>) {
+        self.nodes.set_restart(id, restart.map(|r| (r.incarnation, Duration(r.window_ms))));
+        self.deficit_scan_due = true;
+    }
+
+    /// Refreshes each planned restart at `now` (see [`nodes::PlannedRestart`]).
+    pub fn refresh_restarts(&mut self, now: Instant) {
+        self.nodes.refresh_restarts(now);
     }
 
     /// An operator's slow mark joined the intent (a request) or landed.

@@ -64,6 +64,21 @@ pub struct LiveNode {
     stats_unchanged_since: Option<Instant>,
     /// Whether it answers slowly, by its figures or an operator's mark (see `live::slow`).
     pub slowness: Slowness,
+    /// Mirrors the node record's planned restart (see `model::RestartRecord`).
+    pub restart: Option<PlannedRestart>,
+}
+
+/// A planned restart, as the live state keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedRestart {
+    /// The incarnation that is to restart.
+    pub incarnation: u64,
+    /// How long the node may stay down with its followers kept.
+    pub window: Duration,
+    /// The node is down and within its window (refreshed each tick): its followers stay.
+    pub held: bool,
+    /// When this leader first saw a new incarnation of the node online.
+    pub back_since: Option<Instant>,
 }
 
 /// How long a node's load reports may repeat the same numbers, bit for bit, before its stats
@@ -95,7 +110,22 @@ impl LiveNode {
             stats_sample: 0,
             stats_unchanged_since: None,
             slowness: Slowness::default(),
+            restart: None,
         }
+    }
+
+    /// The process that is to restart still runs: its leaders leave it.
+    pub fn leaving_for_restart(&self) -> bool {
+        self.online && self.restart.is_some_and(|r| r.incarnation == self.incarnation)
+    }
+
+    /// A new process of a node in a planned restart is online, heard and admitted: its leaders
+    /// come back.
+    pub fn back_from_restart(&self) -> bool {
+        self.online
+            && self.heard
+            && self.admitted
+            && self.restart.is_some_and(|r| r.incarnation != self.incarnation)
     }
 
     /// A heartbeat at `now` carried this stats sample counter.
@@ -121,13 +151,23 @@ impl LiveNode {
     /// Whether new replicas and leaders may go to the node: it is staying, speaks to this
     /// leader, has settled, and is not slow.
     pub fn placeable(&self) -> bool {
-        self.staying() && self.heard && self.admitted && !self.slowness.slow()
+        self.staying()
+            && self.heard
+            && self.admitted
+            && !self.slowness.slow()
+            && !self.leaving_for_restart()
     }
 
     /// Whether the replicas the node holds stay there: it is online and not draining. (A node
     /// that is staying but not yet heard keeps its replicas and takes no new ones.)
     pub fn staying(&self) -> bool {
         self.online && !self.draining
+    }
+
+    /// Whether its followers stay in place: it is staying, or down within a planned restart's
+    /// window.
+    pub fn keeps_followers(&self) -> bool {
+        self.staying() || (self.restart.is_some_and(|r| r.held) && !self.draining)
     }
 
     /// Why `hb`, which names this node, must be refused: it comes from another incarnation, or
@@ -387,6 +427,28 @@ impl Nodes {
             }
             n.slowness.marked = marked;
         })
+    }
+
+    /// The node record's planned restart landed or joined the intent (`None`: none, or over).
+    pub(super) fn set_restart(&mut self, id: NodeId, restart: Option<(u64, Duration)>) {
+        self.update(id, |n| {
+            n.restart = restart.map(|(incarnation, window)| match n.restart {
+                Some(r) if r.incarnation == incarnation => PlannedRestart { window, ..r },
+                _ => PlannedRestart { incarnation, window, held: false, back_since: None },
+            })
+        });
+    }
+
+    /// Refreshes each planned restart at `now`: whether a node that is down is still within its
+    /// window, counted from its last heartbeat, and since when a new process is back.
+    pub(super) fn refresh_restarts(&mut self, now: Instant) {
+        for n in self.list.iter_mut() {
+            let (online, back, last) = (n.online, n.back_from_restart(), n.last_heartbeat);
+            if let Some(r) = n.restart.as_mut() {
+                r.held = !online && now <= last + r.window;
+                r.back_since = if back { r.back_since.or(Some(now)) } else { None };
+            }
+        }
     }
 
     /// Online nodes not heard from for longer than `silence`.

@@ -224,6 +224,28 @@ pub struct NodeRecord {
     /// placement can tell nodes apart by besides the zone (see [`NodeRecord::labels_with_zone`]).
     #[prost(message, repeated, tag = "8")]
     pub labels: Vec<Label>,
+    /// The operator began a planned restart of the node (`RestartNode`): see [`RestartRecord`].
+    #[prost(message, optional, tag = "9")]
+    pub restart: Option<RestartRecord>,
+}
+
+/// A planned restart: the node's leaders leave it by transfer while the process that is to
+/// restart still runs; its followers stay, and while it is down no follower of it is replaced,
+/// for up to the window; when a new process of the node is back, the same leaders return to it.
+/// The record goes when they are back, when the window passes with the node down, or when the
+/// operator ends the restart.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct RestartRecord {
+    /// The incarnation that is to restart: a heartbeat from another one is the node back.
+    #[prost(uint64, tag = "1")]
+    pub incarnation: u64,
+    /// How long the node may stay down with its followers kept, in milliseconds. Each meta
+    /// leader counts it from the node's last heartbeat it heard (or from its own start).
+    #[prost(uint64, tag = "2")]
+    pub window_ms: u64,
+    /// The shards the node led when the restart began, in id order: they return to it.
+    #[prost(uint32, repeated, tag = "3")]
+    pub leaders: Vec<u32>,
 }
 
 /// A label a node reports about itself (`disk=ssd`, `rack=r12`): a key and a value.

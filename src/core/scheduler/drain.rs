@@ -1,9 +1,9 @@
-//! Leaders leaving a node: an operator drains it (taking it out of service), or it is slow (see
-//! `live::slow`). Its leader shards leave by transfer, the same two-step procedure as
+//! Leaders leaving a node: an operator drains it (taking it out of service), it is slow (see
+//! `live::slow`), or it is about to restart (see [`super::restart`]). Its leader shards leave by transfer, the same two-step procedure as
 //! balancing, so a shard pauses only for the handover and no lease is cut short, and within the
 //! nodes' move budgets. A drained node's follower slots are refilled like those of dead nodes
 //! ([`super::failover`]); a slow node keeps its followers, which cost it little and may lead
-//! again once it is well. A draining or slow node that dies fails over like any other.
+//! again once it is well, and so does a node about to restart. A draining or slow node that dies fails over like any other.
 
 use super::Planner;
 use crate::core::cause::Cause;
@@ -24,6 +24,8 @@ impl Planner<'_> {
                     Cause::Drain
                 } else if n.slowness.slow() {
                     Cause::Slow
+                } else if n.leaving_for_restart() {
+                    Cause::Restart
                 } else {
                     return None;
                 };
@@ -47,6 +49,7 @@ impl Planner<'_> {
                 }
                 let why = match cause {
                     Cause::Drain => format!("{} is draining", self.name(from)),
+                    Cause::Restart => format!("{} is about to restart", self.name(from)),
                     _ => format!("{} is slow", self.name(from)),
                 };
                 self.start_transfer(shard, from, to, cause, why);

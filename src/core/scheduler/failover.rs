@@ -73,7 +73,7 @@ impl Planner<'_> {
             return;
         }
         let mut candidates: Vec<ShardId> = self
-            .shards_on(|n| !n.staying())
+            .shards_on(|n| !n.keeps_followers())
             .into_iter()
             .filter(|&(leaving, s)| self.intended(s).followers.contains(&leaving.0))
             .map(|(_, s)| s)
@@ -102,7 +102,7 @@ impl Planner<'_> {
                 continue;
             }
             let leaving: Vec<u32> =
-                rec.followers.iter().copied().filter(|&f| !self.staying(f)).collect();
+                rec.followers.iter().copied().filter(|&f| !self.keeps_followers(f)).collect();
             let kept: Vec<u32> = rec.replicas().filter(|r| !leaving.contains(r)).collect();
             let fresh = self.pick_followers(
                 shard,

@@ -8,7 +8,8 @@
 //! 3. replace followers on dead or draining nodes and fill missing follower slots ([`failover`]),
 //!    and when a node joins or returns, spread replicas crowded into one zone ([`zones`]);
 //! 4. assign unassigned shards once enough nodes are online ([`assign`]);
-//! 5. move leader shards off draining and slow nodes ([`drain`]), and replicas off nodes above
+//! 5. move leader shards off draining and slow nodes and nodes about to restart ([`drain`]),
+//!    back to nodes returned from a planned restart ([`restart`]), and replicas off nodes above
 //!    their disk high water ([`disk`]);
 //! 6. balance, dynamic clusters only, unless an operator paused it: by load ([`rebalance`])
 //!    once some node carries more than the load floor, else by leader counts ([`balance`]).
@@ -32,6 +33,7 @@ pub mod merges;
 mod operator;
 mod placement;
 mod rebalance;
+mod restart;
 pub mod split_choice;
 pub mod splits;
 mod zones;
@@ -159,6 +161,7 @@ impl<'a> Planner<'a> {
         self.repair_followers();
         self.assign();
         self.drain();
+        self.return_leaders();
         self.shed_disk();
         let balancing = self.dynamic()
             && !self.live.settings().paused
@@ -226,6 +229,10 @@ impl<'a> Planner<'a> {
 
     fn staying(&self, node: u32) -> bool {
         self.live.node(NodeId(node)).staying()
+    }
+
+    fn keeps_followers(&self, node: u32) -> bool {
+        self.live.node(NodeId(node)).keeps_followers()
     }
 
     fn load(&self) -> &LoadIndex {

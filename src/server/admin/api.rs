@@ -62,6 +62,7 @@ pub fn routes() -> Router<Api> {
         .route("/api/v1/clusters/{cluster}/nodes/{node}/drain", post(drain))
         .route("/api/v1/clusters/{cluster}/nodes/{node}/slow", post(slow))
         .route("/api/v1/clusters/{cluster}/nodes/{node}/remove", post(remove))
+        .route("/api/v1/clusters/{cluster}/nodes/{node}/restart", post(restart))
 }
 
 /// A refusal: the gRPC code's HTTP status, with `{"code", "message"}`.
@@ -126,6 +127,15 @@ pub struct DrainQuery {
 pub struct SlowQuery {
     #[serde(default)]
     unmark: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartQuery {
+    #[serde(default)]
+    end: bool,
+    #[serde(default)]
+    window_ms: u64,
 }
 
 /// A meta client that presents the HTTP caller's token.
@@ -304,6 +314,21 @@ async fn slow(
         mark_node_slow,
         proto::MarkNodeSlowRequest { header: header(&cluster), node, unmark: q.unmark }
     );
+    Ok(Json(r.node.as_ref().map_or(Value::Null, to_json::node)))
+}
+
+async fn restart(
+    mut api: Meta,
+    Path((cluster, node)): Path<(String, String)>,
+    Query(q): Query<RestartQuery>,
+) -> Answer {
+    let req = proto::RestartNodeRequest {
+        header: header(&cluster),
+        node,
+        end: q.end,
+        window_ms: q.window_ms,
+    };
+    let r = leader_call!(api, restart_node, req);
     Ok(Json(r.node.as_ref().map_or(Value::Null, to_json::node)))
 }
 
