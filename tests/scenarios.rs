@@ -7,6 +7,8 @@ mod cpu;
 mod harness;
 #[path = "scenarios/messy.rs"]
 mod messy;
+#[path = "scenarios/restart.rs"]
+mod restart;
 #[path = "scenarios/shapes.rs"]
 mod shapes;
 #[path = "scenarios/slow.rs"]

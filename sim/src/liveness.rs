@@ -302,9 +302,11 @@ impl Sim {
                 // (seed 1870: six of them started 2.4 s into the window).
                 // A node standing over the line may shed once it has stood there long enough;
                 // under a periodic load nodes stand and leave each cycle, and the cycles judge it.
+                // A move a lagging follower blocks may come once it has caught up.
                 let no_clock = status.shards_heating == 0
                     && status.shards_cooling == 0
                     && status.shards_short == 0
+                    && status.followers_lagging == 0
                     && (periodic || status.nodes_standing == 0);
                 let resizes = |mv: &proto::PlannedMove| {
                     matches!(mv.cause.as_str(), "split" | "merge")
@@ -319,11 +321,12 @@ impl Sim {
                     (false, ..) => Some(format!("not every node judged: {:?}", status.nodes)),
                     (_, false, _) => Some(format!(
                         "clocks running: {} shards heating, {} cooling, {} short; {} nodes \
-                         standing",
+                         standing; {} followers lagging",
                         status.shards_heating,
                         status.shards_cooling,
                         status.shards_short,
-                        status.nodes_standing
+                        status.nodes_standing,
+                        status.followers_lagging
                     )),
                     (.., Some(mv)) => Some(format!("the dry run plans {mv:?}")),
                 })

@@ -97,7 +97,7 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
         })
         .collect();
     json!({"paused": s.paused, "mean_utilization": round2(mean), "jobs": jobs, "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
-           "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling, "shards_short": r.shards_short,
+           "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling, "shards_short": r.shards_short, "followers_lagging": r.followers_lagging,
            "nodes_standing": r.nodes_standing, "load_measure": r.load_measure,
            "overfull_pct": s.overfull_pct, "load_floor_units": s.load_floor_units, "moves_per_pass_max": s.moves_per_pass_max,
            "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,

@@ -49,6 +49,7 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
         shards_heating: s.shards_heating,
         shards_cooling: s.shards_cooling,
         shards_short: s.shards_short,
+        followers_lagging: s.followers_lagging,
         nodes_standing: s.nodes_standing,
         load_measure: s.load_measure.clone(),
         jobs: s

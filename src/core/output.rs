@@ -355,6 +355,9 @@ pub struct SchedulerStatus {
     /// Nodes over the overfull line, or under the pull line, for fewer windows than
     /// `overfull_windows`: one may shed, or pull, once it has stood there long enough.
     pub nodes_standing: u32,
+    /// Followers that said they lag their leader: no leader is handed to one by plan, so a
+    /// move for balance that only they could take waits until they catch up.
+    pub followers_lagging: u32,
     /// Drains, slow nodes' evictions and fills under way.
     pub jobs: Vec<JobStatus>,
     /// What the load is: "units 50% + cpu 50%", or units alone and why.

@@ -353,3 +353,111 @@ async fn a_nodes_labels_are_listed_with_its_zone() {
     let log = std::fs::read_to_string(dir.path().join("n1.log")).unwrap_or_default();
     assert!(log.contains("label key \"zone\" is reserved"), "{log}");
 }
+
+/// A planned restart through `metactl`: the node's leaders leave, it is killed and started
+/// again, and its leaders return with every replica where it was; a window over the maximum
+/// is refused with the reason and a non-zero exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_restart_through_metactl_brings_the_leaders_back() {
+    let _turn = serial().await;
+    let dir = TempDir::new("admin-restart");
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let env = [
+        ("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT", "12"),
+        ("SHARDMETA_DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD", "1"),
+        ("SHARDMETA_DEFAULT_CLUSTER_MIN_NODES", "3"),
+    ];
+    let _meta = meta_server(dir.path(), "meta-0", port, &env);
+    let agent_port = free_port();
+    let mut n0 = node_agent(dir.path(), "n0", agent_port, &endpoint);
+    let _others = [
+        node_agent(dir.path(), "n1", free_port(), &endpoint),
+        node_agent(dir.path(), "n2", free_port(), &endpoint),
+    ];
+    let json = |args: &[&str]| -> serde_json::Value {
+        let args: Vec<&str> = ["--output", "json"].iter().chain(args).copied().collect();
+        serde_json::from_str(&metactl(&endpoint, &args)).unwrap()
+    };
+    let n0_row = |json: &dyn Fn(&[&str]) -> serde_json::Value| -> serde_json::Value {
+        let rows = json(&["node", "list"]);
+        rows.as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["name"] == "n0")
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Each shard's replicas, as a set: what a follower move changes.
+    let replicas = |json: &dyn Fn(&[&str]) -> serde_json::Value| -> Vec<Vec<String>> {
+        let shards = json(&["shard", "list"]);
+        let mut sets: Vec<Vec<String>> = shards
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let mut set: Vec<String> = s["followers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .chain([&s["leader"]])
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect();
+                set.sort();
+                set
+            })
+            .collect();
+        sets.sort();
+        sets
+    };
+    wait_for("every shard led and followed", Duration::from_secs(20), async || {
+        let shards = json(&["shard", "list"]);
+        let rows = shards.as_array().cloned().unwrap_or_default();
+        rows.len() == 12
+            && rows.iter().all(|s| {
+                s["status"] == "ready" && s["followers"].as_array().is_some_and(|f| f.len() == 1)
+            })
+            && n0_row(&json)["shards"].as_u64().is_some_and(|n| n > 0)
+    })
+    .await;
+    let led = n0_row(&json)["shards"].as_u64().unwrap();
+    let placed = replicas(&json);
+
+    let refused = metactl_result(&endpoint, &["node", "restart-begin", "n0", "--window", "7200"]);
+    let refused = refused.expect_err("a window over the maximum is refused");
+    assert!(
+        refused.contains("a restart window of 7200000 ms is over the maximum of 3600000 ms"),
+        "{refused}"
+    );
+    let begun = json(&["node", "restart-begin", "n0", "--window", "120"]);
+    assert_eq!(
+        (begun["restart"]["phase"].as_str(), begun["restart"]["window_s"].as_u64()),
+        (Some("leaving"), Some(120)),
+        "{begun}"
+    );
+    assert_eq!(begun["restart"]["leaders"].as_u64(), Some(led), "{begun}");
+    wait_for("n0 leads nothing", Duration::from_secs(20), async || n0_row(&json)["shards"] == 0)
+        .await;
+    n0.kill9();
+    wait_for("n0 is down", Duration::from_secs(20), async || {
+        n0_row(&json)["restart"]["phase"] == "down"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(replicas(&json), placed, "no replica moved while n0 was down");
+
+    let _n0 = node_agent(dir.path(), "n0", agent_port, &endpoint);
+    wait_for("n0 leads its shards again", Duration::from_secs(30), async || {
+        let row = n0_row(&json);
+        row["restart"].is_null() && row["shards"].as_u64() == Some(led)
+    })
+    .await;
+    assert_eq!(replicas(&json), placed, "not one replica moved, start to end");
+    let events = metactl(&endpoint, &["events"]);
+    assert!(
+        events.contains(&format!("n0 is back from its restart and leads its {led} shards again")),
+        "{events}"
+    );
+    let ended = json(&["node", "restart-end", "n0"]);
+    assert!(ended["restart"].is_null(), "ending no restart is answered: {ended}");
+}

@@ -556,7 +556,12 @@ async fn restart_node(
     window_ms: u64,
     meta: &mut MetaClient,
 ) -> Result<Value, Status> {
-    let req = proto::RestartNodeRequest { header: header(cluster), node: name.to_owned(), end, window_ms };
+    let req = proto::RestartNodeRequest {
+        header: header(cluster),
+        node: name.to_owned(),
+        end,
+        window_ms,
+    };
     let r = meta
         .call(|mut c| {
             let req = req.clone();

@@ -74,7 +74,8 @@ impl Leader {
             if !(known.online && known.heard) {
                 return refuse(format!("node {node} is not running: a planned restart begins while the process that is to restart runs"));
             }
-            if let Some(r) = record.restart.as_ref().filter(|r| r.incarnation == known.incarnation) {
+            if let Some(r) = record.restart.as_ref().filter(|r| r.incarnation == known.incarnation)
+            {
                 if r.window_ms == window_ms {
                     return Ok(Handled::Reply(Response::Node(views::node_info(c, live, nid))));
                 }

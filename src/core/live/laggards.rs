@@ -59,6 +59,11 @@ impl Laggards {
         self.per_node[node.index()] = count;
     }
 
+    /// How many followers said they lag.
+    pub fn count(&self) -> u32 {
+        self.lag.len() as u32
+    }
+
     /// How far `node`'s replica of `shard` said it is behind its leader; `None` when it said
     /// nothing of the kind (in sync).
     pub fn lag(&self, shard: ShardId, node: NodeId) -> Option<u64> {

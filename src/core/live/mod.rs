@@ -572,6 +572,10 @@ impl LiveCluster {
     pub fn set_online(&mut self, id: NodeId, online: bool) {
         let draining = self.nodes.get(id).draining;
         self.deficit_scan_due |= self.nodes.set_flags(id, online, draining);
+        if !online {
+            // An offline node's followers are promoted by no one; its next process says anew.
+            self.laggards.heard(id, std::iter::empty());
+        }
     }
 
     /// Whether `node`'s removal is being written.
@@ -627,6 +631,7 @@ impl LiveCluster {
             let _ = self.shards.released(shard, node);
         }
         self.nodes.left(node);
+        self.laggards.heard(node, std::iter::empty());
         self.reindex_led_by(cluster, node);
     }
 
