@@ -132,6 +132,8 @@ fn seeds_hold_every_invariant() {
             ("procedure resumed by a new meta leader", total.procedures.resumed),
             ("lagging follower passed over", total.laggards_passed_over),
             ("lagging follower promoted, none in sync", total.laggards_promoted),
+            ("leader transfer for a planned restart", total.restart_transfers),
+            ("planned restart ended", total.restarts_ended),
         ];
         let missing: Vec<&str> =
             paths.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();

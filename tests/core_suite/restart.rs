@@ -85,7 +85,7 @@ fn a_planned_restart_keeps_followers_in_place_and_brings_the_same_leaders_back()
     assert_eq!(replica_sets(&mut h), replicas, "not one follower moved, start to end");
     let said = events(&mut h);
     let back_event =
-        format!("n1 is back from its restart and leads its {} shards again", led.len());
+        format!("n1 is back from its restart and leads {0} of its {0} shards again", led.len());
     assert!(said.iter().any(|e| e == &back_event), "{said:?}");
     assert!(said.iter().any(|e| e.starts_with("an operator began a restart of n1")), "{said:?}");
     assert!(back > 0);

@@ -251,6 +251,18 @@ impl World {
         p.rollbacks +=
             new.procedures.keys().filter(|&&id| rolling(new, id) && !rolling(old, id)).count()
                 as u64;
+        let restarting = |c: &shardmeta::core::model::ClusterCatalog, n: usize| {
+            c.nodes.get(n).is_some_and(|n| n.restart.is_some())
+        };
+        let ended = (0..old.nodes.len()).filter(|&n| restarting(old, n) && !restarting(new, n));
+        self.coverage.restarts_ended += ended.count() as u64;
+        let for_restart = new.shards.iter().filter(|s| {
+            let Some(t) = s.transfer else { return false };
+            let cause = new.procedures.get(&t.procedure).and_then(|p| p.cause());
+            cause == Some(shardmeta::core::cause::Cause::Restart)
+                && old.shards.get(s.id as usize).is_none_or(|o| o.transfer.is_none())
+        });
+        self.coverage.restart_transfers += for_restart.count() as u64;
         let before = self.inherited_procedures.len();
         self.inherited_procedures
             .retain(|id, step| new.procedures.get(id).is_some_and(|p| p.step == *step));
@@ -316,6 +328,23 @@ impl World {
             other => return Err(self.fail(format!("L2: not every shard had a live leader by {l2_deadline} ms (first at {other:?})"), None)),
         }
         if !self.all_shards_led() {
+            if std::env::var("SIM_DEBUG").is_ok() {
+                let c = &self.durable.clusters[&CLUSTER_ID];
+                for s in &c.shards {
+                    eprintln!("END {s:?}");
+                }
+                for n in &c.nodes {
+                    eprintln!("END node {} {:?} draining {}", n.name, n.restart, n.draining);
+                }
+                for n in &self.nodes {
+                    eprintln!(
+                        "END sim {} alive {} shards {:?}",
+                        n.name(),
+                        n.alive,
+                        n.host.shards().iter().map(|(s, h)| (s.0, h.role)).collect::<Vec<_>>()
+                    );
+                }
+            }
             return Err(self.fail("L2: not every shard has a live leader at the end".into(), None));
         }
         // L3: draining nodes drained, the others balanced within one leader shard, then quiet.

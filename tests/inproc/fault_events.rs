@@ -16,6 +16,9 @@ pub(super) enum Fault {
     AddNode,
     /// The operator drains a node (or cancels its drain).
     Drain(usize, bool),
+    /// The operator begins a planned restart of a node, with a window in ms (0: the default),
+    /// or (`true`) ends it.
+    PlannedRestart(usize, u64, bool),
     /// The operator splits a shard, or merges two.
     Split(u32),
     Merge(u32, u32),
@@ -51,6 +54,21 @@ impl World {
             } else {
                 Fault::CrashNode(i)
             };
+            // A third of the time the operator announced it: a planned restart, begun up to 8 s
+            // before, with the default window or one short enough to pass while the node is
+            // down; now and then ended by hand later.
+            if self.rng.next_u64().is_multiple_of(3) {
+                let early = Duration(self.rand(8_000).min(at.0));
+                let window = [0, 5_000, 15_000][self.rand(3) as usize];
+                self.schedule_at(at - early, Event::Fault(Fault::PlannedRestart(i, window, false)));
+                if self.rng.next_u64().is_multiple_of(4) {
+                    let d = 5_000 + self.rand(30_000);
+                    self.schedule_at(
+                        at + Duration(d),
+                        Event::Fault(Fault::PlannedRestart(i, 0, true)),
+                    );
+                }
+            }
             self.schedule_at(at, Event::Fault(fault));
             let d = 2_000 + self.rand(20_000);
             self.schedule_at(at + Duration(d), Event::Fault(Fault::RestartNode(i)));
@@ -153,6 +171,11 @@ impl World {
             Fault::Drain(i, cancel) => {
                 let node = self.nodes[i].name().to_owned();
                 self.client.operate(Request::DrainNode { cluster: CLUSTER.into(), node, cancel });
+            }
+            Fault::PlannedRestart(i, window_ms, end) => {
+                let node = self.nodes[i].name().to_owned();
+                let req = Request::RestartNode { cluster: CLUSTER.into(), node, end, window_ms };
+                self.client.operate(req);
             }
             Fault::Split(shard) => self.client.operate(Request::SplitShard {
                 cluster: CLUSTER.into(),

@@ -88,6 +88,10 @@ pub struct Coverage {
     /// follower known to lag because none in sync was heard (F1).
     pub laggards_passed_over: u64,
     pub laggards_promoted: u64,
+    /// Leader transfers for a planned restart (leaving, or back), and planned restarts that
+    /// ended (leaders back, window passed, or by hand).
+    pub restart_transfers: u64,
+    pub restarts_ended: u64,
     pub procedures: ProcedureCounts,
 }
 
@@ -131,6 +135,8 @@ impl Coverage {
         self.impostors_refused += o.impostors_refused;
         self.laggards_passed_over += o.laggards_passed_over;
         self.laggards_promoted += o.laggards_promoted;
+        self.restart_transfers += o.restart_transfers;
+        self.restarts_ended += o.restarts_ended;
         self.procedures.add(&o.procedures);
     }
 }

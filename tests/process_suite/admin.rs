@@ -455,7 +455,9 @@ async fn a_planned_restart_through_metactl_brings_the_leaders_back() {
     assert_eq!(replicas(&json), placed, "not one replica moved, start to end");
     let events = metactl(&endpoint, &["events"]);
     assert!(
-        events.contains(&format!("n0 is back from its restart and leads its {led} shards again")),
+        events.contains(&format!(
+            "n0 is back from its restart and leads {led} of its {led} shards again"
+        )),
         "{events}"
     );
     let ended = json(&["node", "restart-end", "n0"]);

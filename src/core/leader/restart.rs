@@ -110,7 +110,8 @@ impl Leader {
         self.queue_reply(ctx, id, change, Response::Node(info))
     }
 
-    /// Ends the planned restarts that are over: the node's leaders are back; the node stayed
+    /// Ends the planned restarts that are over: the node's leaders are back (or as many as its
+    /// fair share); the node stayed
     /// down past its window (its followers are then replaced as usual); or it has been back for
     /// a window with leaders that could not return (the balancer takes it from there).
     pub(super) fn end_restarts(&mut self, ctx: &mut Ctx) {
@@ -127,6 +128,7 @@ impl Leader {
                 let kept: Vec<u32> =
                     r.leaders.iter().copied().filter(|&s| still_held(c, live, s, nid)).collect();
                 let led = kept.iter().filter(|&&s| leads(c, live, s, nid)).count();
+                let home = led == kept.len() || known.leaders >= live.fair_leader_share();
                 let why = match known.restart {
                     _ if live.in_flight().contains(&Awaiting::NodeRecord(nid)) => continue,
                     Some(p) if !known.online && !p.held && !known.returning => format!(
@@ -134,9 +136,10 @@ impl Leader {
                         record.name,
                         window.0 / 1_000
                     ),
-                    Some(p) if p.back_since.is_some() && led == kept.len() => format!(
-                        "{} is back from its restart and leads its {led} shards again",
-                        record.name
+                    Some(p) if p.back_since.is_some() && home => format!(
+                        "{} is back from its restart and leads {led} of its {} shards again",
+                        record.name,
+                        r.leaders.len()
                     ),
                     Some(p) if p.back_since.is_some_and(|t| ctx.now > t + window) => format!(
                         "{} has been back from its restart for {} s: {led} of its {} shards lead there again, the balancer sees to the rest",

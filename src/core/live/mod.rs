@@ -664,6 +664,14 @@ impl LiveCluster {
         self.deficit_scan_due = true;
     }
 
+    /// A placeable node's fair share of leaders by count: the leaders on placeable nodes over
+    /// their number, rounded up.
+    pub fn fair_leader_share(&self) -> u32 {
+        let placeable = self.nodes.iter().filter(|(_, n)| n.placeable());
+        let (count, leaders) = placeable.fold((0, 0), |(c, l), (_, n)| (c + 1, l + n.leaders));
+        leaders.div_ceil(count.max(1))
+    }
+
     /// Refreshes each planned restart at `now` (see [`nodes::PlannedRestart`]).
     pub fn refresh_restarts(&mut self, now: Instant) {
         self.nodes.refresh_restarts(now);

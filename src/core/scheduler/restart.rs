@@ -3,8 +3,10 @@
 //! followers stay, and while it is down they are not replaced, for up to the window
 //! ([`super::failover`]). Once a new process of the node is back (online, heard and admitted),
 //! the shards it led return to it by transfer, each once its follower there has caught up, as
-//! fast as the move budgets allow: a rolling restart then ends with leaders where they were,
-//! instead of waiting for the balancer to even counts out with whatever shards it picks.
+//! fast as the move budgets allow, up to its fair share of leaders (a node that led more than
+//! that when it went down would only be evened out again by the balancer): a rolling restart
+//! then ends with leaders where they were, instead of waiting for the balancer to even counts
+//! out with whatever shards it picks.
 
 use super::Planner;
 use crate::core::cause::Cause;
@@ -22,13 +24,14 @@ impl Planner<'_> {
             .filter(|(_, n)| n.back_from_restart())
             .map(|(id, _)| id)
             .collect();
+        let share = self.live.fair_leader_share();
         for node in back {
             let Some(restart) = self.cluster.node(node).restart.as_ref() else { continue };
             for &shard in &restart.leaders {
                 if !self.may_start_transfer() {
                     return;
                 }
-                if !self.may_enter(node) {
+                if !self.may_enter(node) || self.live.node(node).leaders >= share {
                     break;
                 }
                 let Some(from) = self.returnable(ShardId(shard), node) else { continue };
