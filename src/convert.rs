@@ -503,6 +503,7 @@ pub fn shard_info(s: &ShardInfo) -> proto::ShardInfo {
                 write_units_per_sec: t.write_units,
             })
             .collect(),
+        lagging: s.lagging.iter().cloned().collect(),
     }
 }
 

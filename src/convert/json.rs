@@ -53,7 +53,8 @@ pub fn shard(s: &proto::ShardInfo) -> Value {
         .collect();
     json!({"id": s.id, "version": s.version, "leader": leader, "followers": s.followers, "status": shard_status(s.status),
            "tables": s.tables, "read_units": round2(s.read_units_per_sec), "write_units": round2(s.write_units_per_sec),
-           "cpu_ms": round2(s.cpu_ms_per_sec), "load_windows": s.load_windows, "busiest_tables": busiest})
+           "cpu_ms": round2(s.cpu_ms_per_sec), "load_windows": s.load_windows, "busiest_tables": busiest,
+           "lagging": s.lagging})
 }
 
 pub fn table(t: &proto::TableInfo) -> Value {

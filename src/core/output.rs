@@ -720,4 +720,7 @@ pub struct ShardInfo {
     /// Its busiest tables as its leader reports them (smoothed), those the catalog places in
     /// the shard only.
     pub busiest: Vec<super::input::TableLoad>,
+    /// How far behind its leader each follower said it is, in log entries, for those that said
+    /// they lag (in `followers` order); the others are in sync.
+    pub lagging: Vec<(String, u64)>,
 }

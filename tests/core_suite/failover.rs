@@ -144,6 +144,16 @@ fn promoted_among(lags: [Option<u64>; 3]) -> (usize, usize, String) {
             let outs = h.settle();
             nodes.iter_mut().for_each(|n| n.receive(&outs));
         }
+        if step == 0 {
+            // The shard listing shows what the followers said, in follower order.
+            let listed = shard_statuses(&mut h).remove(0);
+            let said: Vec<(String, u64)> = listed
+                .followers
+                .iter()
+                .filter_map(|f| Some((f.clone(), lags[f[1..].parse::<usize>().ok()? - 1]?)))
+                .collect();
+            assert_eq!(listed.lagging, said, "{listed:?}");
+        }
         h.advance(500);
     }
     let now = h.now;

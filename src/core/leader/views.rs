@@ -224,6 +224,11 @@ pub(super) fn shards(
                 .busiest(ShardId(s.id))
                 .filter(|t| c.shard_tables[s.id as usize].contains(&t.table))
                 .collect(),
+            lagging: s
+                .followers
+                .iter()
+                .filter_map(|&f| Some((name(f), live.laggards().lag(ShardId(s.id), NodeId(f))?)))
+                .collect(),
         }
     };
     let rows = c.shards[ids_after(page.after, c.shards.len())]
