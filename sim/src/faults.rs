@@ -41,10 +41,14 @@ pub enum Fault {
     Impostor,
     /// A process heartbeats once under a new name and vanishes: it must get no replica.
     OneShot,
+    /// An operator begins a planned restart of a data node (the default window, or one of 5 s
+    /// that the hold may outlast), and the node is killed up to 2 s later, its leaders gone or
+    /// not; the undo starts it again. Counted when meta accepts the request.
+    PlannedRestart,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::MetaKill,
         Fault::MetaPause,
         Fault::MetaEtcdPartition,
@@ -58,6 +62,7 @@ impl Fault {
         Fault::Merge,
         Fault::Impostor,
         Fault::OneShot,
+        Fault::PlannedRestart,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +80,7 @@ impl Fault {
             Fault::Merge => "shard merge",
             Fault::Impostor => "impostor",
             Fault::OneShot => "one-shot sender",
+            Fault::PlannedRestart => "planned restart",
         }
     }
 }
@@ -206,6 +212,22 @@ impl Sim {
                 }
                 None
             }
+            Fault::PlannedRestart => match self.free_data_node().filter(|&i| self.nodes[i].is_up())
+            {
+                Some(i) => {
+                    let window_ms = [0, 5_000][rng.gen_range(0..2)];
+                    let lead_time = Duration::from_millis(rng.gen_range(0..2_000));
+                    let node = self.nodes[i].view.name.clone();
+                    if self.begin_restart(node, window_ms).await {
+                        tokio::time::sleep(lead_time).await;
+                        self.nodes[i].kill(&self.handle, &self.history);
+                        Some(Undo::RestartDataNode(i))
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            },
             Fault::Impostor | Fault::OneShot => {
                 let name = match fault {
                     Fault::Impostor => {
@@ -258,6 +280,22 @@ impl Sim {
             matches!(answer, Ok(Ok(Some(_))) | Ok(Err(_)))
         };
         self.with_meta(call).await
+    }
+
+    /// Asks meta to begin a planned restart of `node`; whether it accepted.
+    async fn begin_restart(&self, node: String, window_ms: u64) -> bool {
+        use shardmeta::proto::RestartNodeRequest;
+        let header = crate::frontend::header();
+        let req = RestartNodeRequest { header, node, end: false, window_ms };
+        let call = move |mut m: shardmeta::client::MetaClient| async move {
+            m.call(|mut c| {
+                let req = req.clone();
+                async move { c.restart_node(req).await }
+            })
+            .await
+            .map(drop)
+        };
+        self.with_meta(call).await.is_ok()
     }
 
     /// Asks meta to split shard `a` (`split`) or merge `a` and `b`; whether it accepted.
