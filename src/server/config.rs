@@ -12,7 +12,7 @@
 //! | `admin_addr` (empty: no admin port) | `SHARDMETA_ADMIN_ADDR` |
 //! | `log_level` | `SHARDMETA_LOG_LEVEL` |
 //! | `log_format` (`text` or `json`) | `SHARDMETA_LOG_FORMAT` |
-//! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms`, `load_window_ms`, `node_settle_heartbeats` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
+//! | `lease_ms`, `heartbeat_interval_ms`, `request_timeout_ms`, `clock_drift_ms`, `tick_interval_ms`, `load_window_ms`, `node_settle_heartbeats`, `restart_window_default_ms`, `restart_window_max_ms` | `SHARDMETA_LEASE_MS`, … (the name in capitals) |
 //! | `default_cluster.name`, `.shard_count`, `.followers_per_shard`, `.topology`, `.min_nodes` | `SHARDMETA_DEFAULT_CLUSTER_NAME`, … |
 //!
 //! | `[tls]`: `cert`, `key`, `ca`, `client_auth` | `SHARDMETA_TLS_CERT`, … |
@@ -72,6 +72,10 @@ pub struct ServerConfig {
     pub load_window_ms: u64,
     /// Heartbeats a node sends before it is given replicas: a one-shot sender gets none.
     pub node_settle_heartbeats: u32,
+    /// How long a node in a planned restart may stay down with its followers kept when the
+    /// operator names no window, and the longest window an operator may ask for.
+    pub restart_window_default_ms: u64,
+    pub restart_window_max_ms: u64,
     /// Largest gRPC message accepted or sent.
     pub message_bytes_max: usize,
     pub default_cluster: DefaultCluster,
@@ -197,6 +201,8 @@ impl Default for ServerConfig {
             tick_interval_ms: core.tick_interval_ms,
             load_window_ms: core.load_window_ms,
             node_settle_heartbeats: core.node_settle_heartbeats,
+            restart_window_default_ms: core.restart_window_default_ms,
+            restart_window_max_ms: core.restart_window_max_ms,
             message_bytes_max: 16 * 1024 * 1024,
             default_cluster: DefaultCluster::default(),
             scheduler: core.scheduler,
@@ -280,6 +286,8 @@ impl ServerConfig {
             "TICK_INTERVAL_MS" => self.tick_interval_ms = parse(var, value)?,
             "LOAD_WINDOW_MS" => self.load_window_ms = parse(var, value)?,
             "NODE_SETTLE_HEARTBEATS" => self.node_settle_heartbeats = parse(var, value)?,
+            "RESTART_WINDOW_DEFAULT_MS" => self.restart_window_default_ms = parse(var, value)?,
+            "RESTART_WINDOW_MAX_MS" => self.restart_window_max_ms = parse(var, value)?,
             "MESSAGE_BYTES_MAX" => self.message_bytes_max = parse(var, value)?,
             "DEFAULT_CLUSTER_NAME" => dc.name = value.into(),
             "DEFAULT_CLUSTER_SHARD_COUNT" => dc.shard_count = parse(var, value)?,
@@ -397,6 +405,8 @@ impl ServerConfig {
             tick_interval_ms: self.tick_interval_ms,
             load_window_ms: self.load_window_ms,
             node_settle_heartbeats: self.node_settle_heartbeats,
+            restart_window_default_ms: self.restart_window_default_ms,
+            restart_window_max_ms: self.restart_window_max_ms,
             default_cluster: Some(self.default_cluster_spec()?),
             scheduler: self.scheduler,
             planted_bug: self.planted_bug,
@@ -491,6 +501,11 @@ mod tests {
             .contains("unknown environment variable SHARDMETA_SCHEDULER_TOLERANCE"));
         assert!(
             load(&[("SHARDMETA_SCHEDULER_PAUSED", "maybe")]).contains("SHARDMETA_SCHEDULER_PAUSED")
+        );
+        let over = load(&[("SHARDMETA_RESTART_WINDOW_DEFAULT_MS", "7200000")]);
+        assert_eq!(
+            over, "restart_window_default_ms (7200000) is over restart_window_max_ms (3600000)",
+            "{over}"
         );
     }
 
