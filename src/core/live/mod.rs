@@ -73,6 +73,9 @@ pub struct LiveCluster {
     contrasts: Contrasts,
     /// Followers that said they lag their leader.
     laggards: Laggards,
+    /// The shards each node in a planned restart said it follows, by its last heartbeat (see
+    /// [`LiveCluster::reported_following`]); bounded by the nodes restarting.
+    restart_follows: BTreeMap<NodeId, BTreeSet<ShardId>>,
     /// Shards whose leader moved and whose new leader has not closed two windows yet: the node
     /// they left, the units it last reported, for the contrast, and whether the first closed.
     arrivals: BTreeMap<ShardId, (NodeId, f64, bool)>,
@@ -120,6 +123,7 @@ impl LiveCluster {
             jobs: Jobs::default(),
             contrasts: Contrasts::default(),
             laggards: Laggards::default(),
+            restart_follows: BTreeMap::new(),
             arrivals: BTreeMap::new(),
             events: Events::default(),
             settings: cluster.scheduler.as_ref().map_or(config.scheduler, SchedulerSettings::from),
@@ -213,7 +217,17 @@ impl LiveCluster {
         node: NodeId,
         follows: impl Iterator<Item = (ShardId, Option<u64>)> + Clone,
     ) {
+        if self.nodes.get(node).restart.is_some() {
+            let held = follows.clone().map(|(shard, _)| shard).collect();
+            self.restart_follows.insert(node, held);
+        }
         self.laggards.heard(node, follows);
+    }
+
+    /// Whether `node`, in a planned restart, said in its last heartbeat that it follows `shard`:
+    /// a replica the catalog places there may not be open yet after the node came back.
+    pub fn reported_following(&self, node: NodeId, shard: ShardId) -> bool {
+        self.restart_follows.get(&node).is_some_and(|held| held.contains(&shard))
     }
 
     /// A heartbeat of `node` carried this stats sample counter (see `LiveNode::stats_frozen`).
@@ -660,6 +674,9 @@ impl LiveCluster {
 
     /// A node record's planned restart joined the intent or landed (`None`: none, or over).
     pub fn set_restart(&mut self, id: NodeId, restart: Option<&RestartRecord>) {
+        if restart.is_none() {
+            self.restart_follows.remove(&id);
+        }
         self.nodes.set_restart(id, restart.map(|r| (r.incarnation, Duration(r.window_ms))));
         self.deficit_scan_due = true;
     }

@@ -45,7 +45,8 @@ impl Planner<'_> {
     }
 
     /// The leader to take `shard` from, if `node` can lead it again now: the shard still
-    /// exists, `node` follows it in sync, and its leader may let it go.
+    /// exists, `node` follows it (and said so since it came back: its replica is open) in sync,
+    /// and its leader may let it go.
     fn returnable(&self, shard: ShardId, node: NodeId) -> Option<u32> {
         if shard.0 >= self.cluster.record.shard_count || self.cluster.shard(shard).retired {
             return None;
@@ -53,6 +54,7 @@ impl Planner<'_> {
         let rec = self.intended(shard);
         let from = rec.leader?;
         let ready = rec.followers.contains(&node.0)
+            && self.live.reported_following(node, shard)
             && self.live.laggards().lag(shard, node).is_none()
             && self.movable(shard, from);
         ready.then_some(from)
