@@ -111,9 +111,9 @@ impl Leader {
     }
 
     /// Ends the planned restarts that are over: the node's leaders are back (or as many as its
-    /// fair share); the node stayed
-    /// down past its window (its followers are then replaced as usual); or it has been back for
-    /// a window with leaders that could not return (the balancer takes it from there).
+    /// fair share); the node stayed down past its window (its followers are then replaced as
+    /// usual); or it has been back for a window with leaders that could not return (the
+    /// balancer takes it from there).
     pub(super) fn end_restarts(&mut self, ctx: &mut Ctx) {
         for (&cid, live) in self.clusters.iter_mut() {
             let c = self.catalog.cluster(cid);
