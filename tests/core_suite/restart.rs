@@ -67,6 +67,10 @@ fn a_planned_restart_keeps_followers_in_place_and_brings_the_same_leaders_back()
     // Its leaders leave by transfer; it keeps every replica, as a follower.
     rounds_until(&mut h, &mut nodes, None, 500, |h| node_info(h, "n1").shards == 0);
     assert_eq!(replica_sets(&mut h), replicas, "leaders left, no replica moved");
+    // Begun again with another window: the leaders to give back stay those it led.
+    let again = restart(&mut h, "n1", false, 90_000).unwrap().restart.expect("under way");
+    assert_eq!((again.window_ms, again.leaders), (90_000, led.len() as u32));
+    round(&mut h, &mut nodes, 500);
 
     // Down for 30 s, three leases: nothing is repaired, no leader is needed.
     for _ in 0..60 {

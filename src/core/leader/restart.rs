@@ -74,22 +74,33 @@ impl Leader {
             if !(known.online && known.heard) {
                 return refuse(format!("node {node} is not running: a planned restart begins while the process that is to restart runs"));
             }
-            if let Some(r) = record.restart.as_ref().filter(|r| r.incarnation == known.incarnation)
-            {
-                if r.window_ms == window_ms {
+            match record.restart.as_ref().filter(|r| r.incarnation == known.incarnation) {
+                Some(r) if r.window_ms == window_ms => {
                     return Ok(Handled::Reply(Response::Node(views::node_info(c, live, nid))));
                 }
+                // Begun again for the same process: a new window; the leaders to give back
+                // are still those it led when the restart began, not the few it leads now.
+                Some(r) => Some(RestartRecord { window_ms, ..r.clone() }),
+                None => {
+                    let leaders: Vec<u32> = c.node_shards[nid.index()]
+                        .iter()
+                        .filter(|&&s| live.intended(c, s).leader == Some(nid.0))
+                        .take(RESTART_LEADERS_MAX)
+                        .map(|s| s.0)
+                        .collect();
+                    Some(RestartRecord { incarnation: known.incarnation, window_ms, leaders })
+                }
             }
-            let leaders: Vec<u32> = c.node_shards[nid.index()]
-                .iter()
-                .filter(|&&s| live.intended(c, s).leader == Some(nid.0))
-                .take(RESTART_LEADERS_MAX)
-                .map(|s| s.0)
-                .collect();
-            Some(RestartRecord { incarnation: known.incarnation, window_ms, leaders })
         };
         self.check_backlog(ctx)?;
         let text = match &restart {
+            Some(r) if record.restart.as_ref().is_some_and(|o| o.incarnation == r.incarnation) => {
+                format!(
+                    "an operator set the restart window of {} to {} s",
+                    record.name,
+                    r.window_ms / 1_000
+                )
+            }
             Some(r) => format!(
                 "an operator began a restart of {}: its {} leaders leave, its followers stay for up to {} s down",
                 record.name,
