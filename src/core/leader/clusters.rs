@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::config::CoreConfig;
 use crate::core::error::{quoted, MetaError, MetaResult};
-use crate::core::ids::ClusterId;
+use crate::core::ids::{ClusterId, NodeId};
 use crate::core::model::{Catalog, ClusterCatalog};
 
 /// Clusters whose creation or drop is being written.
@@ -44,4 +44,15 @@ pub(super) fn cluster_named<'a>(
         )));
     }
     Err(MetaError::NotFound(format!("cluster {name}", name = quoted(name))))
+}
+
+/// The id of node `node` in cluster `c` (named `cluster` in the request); `NotFound` if none.
+pub(super) fn node_named(c: &ClusterCatalog, cluster: &str, node: &str) -> MetaResult<NodeId> {
+    c.node_by_name.get(node).copied().ok_or_else(|| {
+        MetaError::NotFound(format!(
+            "node {node} in cluster {cluster}",
+            node = quoted(node),
+            cluster = quoted(cluster)
+        ))
+    })
 }

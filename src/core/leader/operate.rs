@@ -1,13 +1,12 @@
 //! Operator requests about scheduling: status, settings (pause and resume), a dry-run plan,
 //! the event log, and moves by hand.
 
-use super::clusters::cluster_named;
+use super::clusters::{cluster_named, node_named};
 use super::procedure::resize_decisions;
 use super::requests::Handled;
 use super::schedule::change_for;
 use super::writes::Change;
 use super::{Ctx, Leader};
-use crate::core::error::quoted;
 use crate::core::error::{MetaError, MetaResult};
 use crate::core::ids::*;
 use crate::core::live::progress::Job;
@@ -105,13 +104,7 @@ impl Leader {
         reopen: bool,
     ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
-        let to = *c.node_by_name.get(node).ok_or_else(|| {
-            MetaError::NotFound(format!(
-                "node {node} in cluster {cluster}",
-                node = quoted(node),
-                cluster = quoted(cluster)
-            ))
-        })?;
+        let to = node_named(c, cluster, node)?;
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&c.id()).expect("every cluster has its live state");
         let mut planner = Planner::new(c, live, ctx.now, ctx.config);

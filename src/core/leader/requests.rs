@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::clusters::cluster_named;
+use super::clusters::{cluster_named, node_named};
 use super::paging::paginate;
 use super::views::{self, schema_id};
 use super::writes::{Change, Notice};
@@ -497,20 +497,9 @@ impl Leader {
             return Err(MetaError::FailedPrecondition(format!(
                 "cluster {cluster} is static: its shards stay on their nodes, so none can be drained", cluster = quoted(cluster))));
         }
-        let nid = *c.node_by_name.get(node).ok_or_else(|| {
-            MetaError::NotFound(format!(
-                "node {node} in cluster {cluster}",
-                node = quoted(node),
-                cluster = quoted(cluster)
-            ))
-        })?;
+        let nid = node_named(c, cluster, node)?;
         let live = &self.clusters[&cid];
-        if live.in_flight().contains(&Awaiting::NodeRecord(nid)) {
-            return Err(MetaError::Unavailable(format!(
-                "node {node} has a change being written; retry",
-                node = quoted(node)
-            )));
-        }
+        node_unwritten(live, nid, node)?;
         let mut record = c.node(nid).clone();
         let flag = match mark {
             NodeMark::Drain => &mut record.draining,
@@ -541,6 +530,18 @@ impl Leader {
     }
 }
 
+/// Refuses a change to node `nid` (named `node`) while another change of its record (its
+/// removal too) is being written: the client retries.
+pub(super) fn node_unwritten(live: &LiveCluster, nid: NodeId, node: &str) -> MetaResult<()> {
+    match live.in_flight().contains(&Awaiting::NodeRecord(nid)) || live.removing(nid) {
+        true => Err(MetaError::Unavailable(format!(
+            "node {node} has a change being written; retry",
+            node = quoted(node)
+        ))),
+        false => Ok(()),
+    }
+}
+
 /// A mark an operator puts on a node, kept in its record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum NodeMark {
@@ -564,20 +565,9 @@ impl Leader {
     ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let nid = *c.node_by_name.get(node).ok_or_else(|| {
-            MetaError::NotFound(format!(
-                "node {node} in cluster {cluster}",
-                node = quoted(node),
-                cluster = quoted(cluster)
-            ))
-        })?;
+        let nid = node_named(c, cluster, node)?;
         let live = &self.clusters[&cid];
-        if live.in_flight().contains(&Awaiting::NodeRecord(nid)) || live.removing(nid) {
-            return Err(MetaError::Unavailable(format!(
-                "node {node} has a change being written; retry",
-                node = quoted(node)
-            )));
-        }
+        node_unwritten(live, nid, node)?;
         let known = live.node(nid);
         if known.online {
             return Err(MetaError::FailedPrecondition(format!(

@@ -3,8 +3,8 @@
 //! down past its window, or when it stays back that long with leaders that cannot return. The
 //! scheduler moves the leaders (`scheduler::restart`).
 
-use super::clusters::cluster_named;
-use super::requests::Handled;
+use super::clusters::{cluster_named, node_named};
+use super::requests::{node_unwritten, Handled};
 use super::writes::Change;
 use super::{views, Ctx, Leader};
 use crate::core::cause::Cause;
@@ -42,22 +42,11 @@ impl Leader {
         };
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        let nid = *c.node_by_name.get(node).ok_or_else(|| {
-            MetaError::NotFound(format!(
-                "node {node} in cluster {cluster}",
-                node = quoted(node),
-                cluster = quoted(cluster)
-            ))
-        })?;
+        let nid = node_named(c, cluster, node)?;
         let live = &self.clusters[&cid];
         let (record, known) = (c.node(nid), live.node(nid));
         let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
-        if live.in_flight().contains(&Awaiting::NodeRecord(nid)) {
-            return Err(MetaError::Unavailable(format!(
-                "node {node} has a change being written; retry",
-                node = quoted(node)
-            )));
-        }
+        node_unwritten(live, nid, node)?;
         let restart = if end {
             if record.restart.is_none() {
                 return Ok(Handled::Reply(Response::Node(views::node_info(c, live, nid))));
