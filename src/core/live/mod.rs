@@ -677,8 +677,9 @@ impl LiveCluster {
         if restart.is_none() {
             self.restart_follows.remove(&id);
         }
-        self.nodes.set_restart(id, restart.map(|r| (r.incarnation, Duration(r.window_ms))));
-        self.deficit_scan_due = true;
+        let restart = restart.map(|r| (r.incarnation, Duration(r.window_ms)));
+        // A node placeable again may fill follower slots left empty for want of nodes.
+        self.deficit_scan_due |= self.nodes.set_restart(id, restart);
     }
 
     /// A placeable node's fair share of leaders by count: the leaders on placeable nodes over

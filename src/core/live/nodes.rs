@@ -429,14 +429,15 @@ impl Nodes {
         })
     }
 
-    /// The node record's planned restart landed or joined the intent (`None`: none, or over).
-    pub(super) fn set_restart(&mut self, id: NodeId, restart: Option<(u64, Duration)>) {
+    /// The node record's planned restart landed or joined the intent (`None`: none, or over);
+    /// `true` when the node became placeable.
+    pub(super) fn set_restart(&mut self, id: NodeId, restart: Option<(u64, Duration)>) -> bool {
         self.update(id, |n| {
             n.restart = restart.map(|(incarnation, window)| match n.restart {
                 Some(r) if r.incarnation == incarnation => PlannedRestart { window, ..r },
                 _ => PlannedRestart { incarnation, window, held: false, back_since: None },
             })
-        });
+        })
     }
 
     /// Refreshes each planned restart at `now`: whether a node that is down is still within its
