@@ -92,17 +92,13 @@ impl Freshness {
         new: &ClusterCatalog,
         at_ms: u64,
     ) -> Result<Vec<Choice>, Violation> {
-        let mut choices = Vec::new();
-        for (o, n) in old.shards.iter().zip(&new.shards) {
-            let (Some(from), Some(to)) = (o.leader, n.leader) else { continue };
-            if from == to || o.transfer.is_some() || !o.followers.contains(&to) {
-                continue;
-            }
-            let name = |id: u32| old.node(NodeId(id)).name.as_str();
-            let others = o.followers.iter().filter(|&&f| f != to).map(|&f| name(f));
-            choices.push(self.promoted(ShardId(o.id), name(to), others, at_ms)?);
-        }
-        Ok(choices)
+        let name = |id: u32| old.node(NodeId(id)).name.as_str();
+        super::moves::promotions(old, new)
+            .map(|(o, to)| {
+                let others = o.followers.iter().filter(|&&f| f != to).map(|&f| name(f));
+                self.promoted(ShardId(o.id), name(to), others, at_ms)
+            })
+            .collect()
     }
 
     /// A failover that landed at `at_ms` made `to` the leader of `shard`, whose other followers
