@@ -330,6 +330,20 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn get_placement(
+        &self,
+        _: Request<proto::GetPlacementRequest>,
+    ) -> Result<Response<proto::PlacementResponse>, Status> {
+        only_heartbeats()
+    }
+
+    async fn set_placement(
+        &self,
+        _: Request<proto::SetPlacementRequest>,
+    ) -> Result<Response<proto::PlacementResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn remove_node(
         &self,
         _: Request<proto::RemoveNodeRequest>,

@@ -467,6 +467,52 @@ async fn a_megabyte_in_any_field_of_any_rpc_gets_a_short_clear_refusal() {
         .await,
         invalid,
     );
+    let constraint = |key: &str, values: Vec<String>| proto::PlacementConstraint {
+        kind: proto::ConstraintKind::Require as i32,
+        key: key.into(),
+        values,
+    };
+    for (what, rule) in [
+        ("key", vec![constraint(&huge, vec!["ssd".into()])]),
+        ("value", vec![constraint("disk", vec![huge.clone()])]),
+        ("values", vec![constraint("disk", (0..100_000).map(|i| format!("v{i}")).collect())]),
+        ("constraints", vec![constraint("disk", vec!["ssd".into()]); 100_000]),
+        (
+            "kind",
+            vec![proto::PlacementConstraint { kind: -1, ..constraint("disk", vec!["a".into()]) }],
+        ),
+    ] {
+        short_refusal(
+            &format!("SetPlacement/{what}"),
+            c.set_placement(proto::SetPlacementRequest {
+                header: d(),
+                rule: Some(proto::PlacementRule { replicas: rule, ..Default::default() }),
+                expected_version: None,
+            })
+            .await,
+            invalid,
+        );
+    }
+    short_refusal(
+        "SetPlacement/spread",
+        c.set_placement(proto::SetPlacementRequest {
+            header: d(),
+            rule: Some(proto::PlacementRule { spread: huge.clone(), ..Default::default() }),
+            expected_version: None,
+        })
+        .await,
+        invalid,
+    );
+    short_refusal(
+        "SetPlacement/missing",
+        c.set_placement(proto::SetPlacementRequest { header: d(), ..Default::default() }).await,
+        invalid,
+    );
+    short_refusal(
+        "GetPlacement/cluster",
+        c.get_placement(proto::GetPlacementRequest { header: h() }).await,
+        invalid,
+    );
     short_refusal(
         "RemoveNode",
         c.remove_node(proto::RemoveNodeRequest { header: d(), node: huge.clone() }).await,

@@ -98,7 +98,7 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
         })
         .collect();
     json!({"paused": s.paused, "mean_utilization": round2(mean), "jobs": jobs, "moves_in_flight": r.moves_in_flight, "last_event": r.last_event,
-           "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling, "shards_short": r.shards_short, "followers_lagging": r.followers_lagging,
+           "shards_heating": r.shards_heating, "shards_cooling": r.shards_cooling, "shards_short": r.shards_short, "followers_lagging": r.followers_lagging, "placement_unsatisfied": r.placement_unsatisfied,
            "nodes_standing": r.nodes_standing, "load_measure": r.load_measure,
            "overfull_pct": s.overfull_pct, "load_floor_units": s.load_floor_units, "moves_per_pass_max": s.moves_per_pass_max,
            "moves_per_node_per_pass_max": s.moves_per_node_per_pass_max, "moves_in_flight_max": s.moves_in_flight_max,
@@ -106,4 +106,35 @@ pub fn scheduler_status(r: &proto::SchedulerStatusResponse) -> Value {
            "moves_in_per_node_per_min": s.moves_in_per_node_per_min, "moves_out_per_node_per_min": s.moves_out_per_node_per_min,
            "slow_ratio_pct": s.slow_ratio_pct, "slow_windows": s.slow_windows, "disk_high_water_pct": s.disk_high_water_pct,
            "cpu_weight_pct": s.cpu_weight_pct, "nodes": nodes})
+}
+
+/// A placement rule with how it stands: each constraint as `"disk=ssd,nvme"` under its kind.
+pub fn placement(r: &proto::PlacementResponse) -> Value {
+    let rule = r.rule.clone().unwrap_or_default();
+    let side = |list: &[proto::PlacementConstraint]| {
+        let mut out = serde_json::Map::new();
+        for kind in ["require", "prefer", "avoid"] {
+            let of_kind: Vec<String> = list
+                .iter()
+                .filter(|c| constraint_kind(c.kind) == kind)
+                .map(|c| format!("{}={}", c.key, c.values.join(",")))
+                .collect();
+            if !of_kind.is_empty() {
+                out.insert(kind.into(), json!(of_kind));
+            }
+        }
+        Value::Object(out)
+    };
+    let spread = if rule.spread.is_empty() { "zone" } else { rule.spread.as_str() };
+    json!({"version": rule.version, "replicas": side(&rule.replicas), "leader": side(&rule.leader),
+           "spread": spread, "unsatisfied": r.unsatisfied, "example": r.example})
+}
+
+fn constraint_kind(kind: i32) -> &'static str {
+    match proto::ConstraintKind::try_from(kind) {
+        Ok(proto::ConstraintKind::Require) => "require",
+        Ok(proto::ConstraintKind::Prefer) => "prefer",
+        Ok(proto::ConstraintKind::Avoid) => "avoid",
+        Err(_) => "unknown",
+    }
 }

@@ -196,6 +196,23 @@ impl CoreRequest for proto::SetSchedulerRequest {
     }
 }
 
+impl CoreRequest for proto::GetPlacementRequest {
+    fn to_core(self) -> Result<Request, Status> {
+        Ok(Request::GetPlacement { cluster: cluster_of(&self.header)? })
+    }
+}
+
+impl CoreRequest for proto::SetPlacementRequest {
+    fn to_core(self) -> Result<Request, Status> {
+        let rule = self.rule.ok_or_else(|| Status::invalid_argument("the rule is missing"))?;
+        Ok(Request::SetPlacement {
+            cluster: cluster_of(&self.header)?,
+            rule: super::scheduling::rule_from_proto(rule),
+            expected_version: self.expected_version,
+        })
+    }
+}
+
 impl CoreRequest for proto::PlanSchedulerRequest {
     fn to_core(self) -> Result<Request, Status> {
         Ok(Request::PlanScheduler { cluster: cluster_of(&self.header)? })

@@ -7,9 +7,9 @@
 use prost::Message;
 use tonic::Status;
 
-use crate::core::model::SchedulerRecord;
+use crate::core::model::{Constraint, PlacementRecord, SchedulerRecord};
 use crate::core::settings::SchedulerSettings;
-use crate::core::{EventInfo, PlannedMove, ProcedureInfo, SchedulerStatus};
+use crate::core::{EventInfo, PlacementInfo, PlannedMove, ProcedureInfo, SchedulerStatus};
 use crate::proto;
 
 pub fn settings_to_proto(s: &SchedulerSettings) -> proto::SchedulerSettings {
@@ -50,6 +50,7 @@ pub fn scheduler_status(s: &SchedulerStatus) -> proto::SchedulerStatusResponse {
         shards_cooling: s.shards_cooling,
         shards_short: s.shards_short,
         followers_lagging: s.followers_lagging,
+        placement_unsatisfied: s.placement_unsatisfied,
         nodes_standing: s.nodes_standing,
         load_measure: s.load_measure.clone(),
         jobs: s
@@ -94,6 +95,48 @@ pub fn event(e: &EventInfo) -> proto::Event {
     }
 }
 
+/// A placement rule as the API carries it.
+pub fn rule_to_proto(r: &PlacementRecord) -> proto::PlacementRule {
+    let list = |l: &[Constraint]| {
+        l.iter()
+            .map(|c| proto::PlacementConstraint {
+                kind: c.kind as i32,
+                key: c.key.clone(),
+                values: c.values.clone(),
+            })
+            .collect()
+    };
+    proto::PlacementRule {
+        version: r.version,
+        replicas: list(&r.replicas),
+        leader: list(&r.leader),
+        spread: r.spread.clone(),
+    }
+}
+
+/// A placement rule from the API: kinds are checked by the core (an unknown one is refused).
+pub fn rule_from_proto(r: proto::PlacementRule) -> PlacementRecord {
+    let list = |l: Vec<proto::PlacementConstraint>| {
+        l.into_iter()
+            .map(|c| Constraint { kind: c.kind as u32, key: c.key, values: c.values })
+            .collect()
+    };
+    PlacementRecord {
+        version: r.version,
+        replicas: list(r.replicas),
+        leader: list(r.leader),
+        spread: r.spread,
+    }
+}
+
+pub fn placement(p: &PlacementInfo) -> proto::PlacementResponse {
+    proto::PlacementResponse {
+        rule: Some(rule_to_proto(&p.rule)),
+        unsatisfied: p.unsatisfied,
+        example: p.example.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +152,21 @@ mod tests {
         };
         assert_eq!(settings_from_proto(Some(settings_to_proto(&s))).unwrap(), s);
         assert!(settings_from_proto(None).is_err());
+    }
+
+    #[test]
+    fn rules_keep_every_field_and_kinds_their_names_through_the_api_shape() {
+        use crate::core::model::ConstraintKind;
+        for k in ConstraintKind::ALL {
+            let named = proto::ConstraintKind::try_from(k.code() as i32).unwrap();
+            assert_eq!(named.as_str_name().to_lowercase(), k.name());
+        }
+        let rule = PlacementRecord {
+            version: 3,
+            replicas: vec![Constraint::new(ConstraintKind::Avoid, "disk", &["hdd", "sata"])],
+            leader: vec![Constraint::new(ConstraintKind::Prefer, "zone", &["a"])],
+            spread: "rack".into(),
+        };
+        assert_eq!(rule_from_proto(rule_to_proto(&rule)), rule);
     }
 }

@@ -30,6 +30,8 @@ pub enum Cause {
     Disk,
     /// Its leader's node is about to restart, or came back from a planned restart.
     Restart,
+    /// Its replicas or leader sat against the cluster's placement rule.
+    Rule,
 }
 
 // `ALL` is in declaration order: checked when compiling.
@@ -43,7 +45,7 @@ const _: () = {
 
 impl Cause {
     /// In declaration order, so that `cause as usize` is its position here.
-    pub const ALL: [Cause; 13] = [
+    pub const ALL: [Cause; 14] = [
         Cause::Assign,
         Cause::Failover,
         Cause::Repair,
@@ -57,6 +59,7 @@ impl Cause {
         Cause::Slow,
         Cause::Disk,
         Cause::Restart,
+        Cause::Rule,
     ];
 
     /// Its number in stored records: its position in [`Cause::ALL`] plus one (0 is none).
@@ -85,6 +88,7 @@ impl Cause {
             Cause::Slow => "slow",
             Cause::Disk => "disk",
             Cause::Restart => "restart",
+            Cause::Rule => "rule",
         }
     }
 }

@@ -164,6 +164,9 @@ pub enum PlantedBug {
     /// Failover promotes followers without regard to how far behind they said they are
     /// (breaks F1 when a follower in sync lives).
     IgnoreFollowerLag,
+    /// Place replicas and leaders without regard to the cluster's placement rule (breaks S5's
+    /// rule check when a node that fits could take them).
+    IgnorePlacementRules,
 }
 
 impl Default for CoreConfig {

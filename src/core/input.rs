@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::core::storage::{LoadCause, Snapshot, WriteResult};
 
 use super::ids::*;
-use super::model::{Label, Topology};
+use super::model::{Label, PlacementRecord, Topology};
 use super::time::Instant;
 
 /// Everything that enters the core, one variant per kind of event; see [`MetaCore::handle`].
@@ -462,6 +462,22 @@ pub enum Request {
         /// The new settings, all of them.
         settings: SchedulerSettings,
     },
+    /// The cluster's placement rule, and how many shards it cannot be met for now.
+    GetPlacement {
+        /// The cluster, by name.
+        cluster: String,
+    },
+    /// Replaces the cluster's placement rule (its `version` is ignored: the stored one is one
+    /// above the last). Shards move to meet it within the move budgets.
+    SetPlacement {
+        /// The cluster, by name.
+        cluster: String,
+        /// The new rule, all of it; no constraints and an empty spread to go back to the default.
+        rule: PlacementRecord,
+        /// Refuse unless the rule in force is at this version (0: none was ever set), so that two
+        /// operators editing the rule do not undo each other.
+        expected_version: Option<u64>,
+    },
     /// A dry run: the moves a scheduling pass would decide now, each with its reason. Nothing
     /// changes.
     PlanScheduler {
@@ -545,6 +561,8 @@ impl Request {
             Request::SchedulerStatus { .. } => "scheduler_status",
             Request::SetScheduler { .. } => "set_scheduler",
             Request::PlanScheduler { .. } => "plan_scheduler",
+            Request::GetPlacement { .. } => "get_placement",
+            Request::SetPlacement { .. } => "set_placement",
             Request::ListEvents { .. } => "list_events",
             Request::MoveShard { .. } => "move_shard",
             Request::SplitShard { .. } => "split_shard",
@@ -567,6 +585,7 @@ impl Request {
             | Request::ListTables { .. }
             | Request::SchedulerStatus { .. }
             | Request::PlanScheduler { .. }
+            | Request::GetPlacement { .. }
             | Request::ListEvents { .. }
             | Request::ListProcedures { .. } => false,
             Request::CreateCluster { .. }
@@ -581,6 +600,7 @@ impl Request {
             | Request::RestartNode { .. }
             | Request::RemoveNode { .. }
             | Request::SetScheduler { .. }
+            | Request::SetPlacement { .. }
             | Request::MoveShard { .. }
             | Request::SplitShard { .. }
             | Request::MergeShards { .. }

@@ -292,6 +292,8 @@ pub enum Response {
     Tables(Page<TableInfo>),
     /// The scheduler's settings and view of the load.
     Scheduler(SchedulerStatus),
+    /// The placement rule and how it stands (`GetPlacement`, `SetPlacement`).
+    Placement(PlacementInfo),
     /// What a pass would do now (`PlanScheduler`).
     Plan(Vec<PlannedMove>),
     /// Scheduling events.
@@ -358,6 +360,9 @@ pub struct SchedulerStatus {
     /// Followers that said they lag their leader: no leader is handed to one by plan, so a
     /// move for balance that only they could take waits until they catch up.
     pub followers_lagging: u32,
+    /// Shards the placement rule cannot be met for with the nodes there are (see
+    /// [`PlacementInfo::unsatisfied`]).
+    pub placement_unsatisfied: u32,
     /// Drains, slow nodes' evictions and fills under way.
     pub jobs: Vec<JobStatus>,
     /// What the load is: "units 50% + cpu 50%", or units alone and why.
@@ -380,6 +385,20 @@ pub struct JobStatus {
     /// When it should end, from now, in ms: the pace so far, or the node's budget if that is
     /// slower; `None` before anything is done.
     pub eta_ms: Option<u64>,
+}
+
+/// A cluster's placement rule and how it stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlacementInfo {
+    /// The rule in force; version 0 with no constraints: none was ever set.
+    pub rule: super::model::PlacementRecord,
+    /// Shards whose replicas or leader sit against the rule because no node that fits could
+    /// take them, as the scheduler's last look at every shard found (it looks again when nodes
+    /// or the rule change).
+    pub unsatisfied: u32,
+    /// Why, for the first of them: "shard 3: n2 lacks disk=ssd, and no placeable node that
+    /// fits holds no replica of it".
+    pub example: String,
 }
 
 /// A placeable node as the balancer sees it.
@@ -490,6 +509,8 @@ pub struct ClusterView {
     /// Changes to this cluster the leader has decided but storage has not yet acknowledged:
     /// zero means the catalog in storage is everything the leader has decided.
     pub changes_pending: u32,
+    /// Shards the placement rule cannot be met for (see [`PlacementInfo::unsatisfied`]).
+    pub placement_unsatisfied: u32,
     /// Scheduling events this leader has logged, by cause (`failover`, `load`, `drain`, …):
     /// what the metrics count as moves.
     pub events_by_cause: Vec<(&'static str, u64)>,

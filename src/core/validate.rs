@@ -4,7 +4,7 @@
 
 use super::error::{quoted, MetaError};
 use super::input::{Request, WatchRoutes};
-use super::model::{Label, ZONE_LABEL};
+use super::model::{ConstraintKind, Label, PlacementRecord, ZONE_LABEL};
 
 /// Names of clusters, schemas, tables and nodes: 1 to `max` bytes of ASCII letters, digits,
 /// `_`, `-` and `.`, starting with a letter or `_`.
@@ -127,24 +127,105 @@ pub fn labels(labels: &[Label], max: usize) -> Result<(), MetaError> {
                 quoted(&label.key)
             )));
         }
-        let value = &label.value;
-        let bad = |why: String| {
-            Err(MetaError::InvalidArgument(format!(
-                "label {} value {} {why}",
-                quoted(&label.key),
-                quoted(value)
-            )))
-        };
-        if value.is_empty() || value.len() > max {
-            return bad(format!("must be 1 to {max} bytes"));
-        }
-        if let Some(c) = value.chars().find(|&c| !name_char(c)) {
-            return bad(format!(
-                "contains {c:?}; only letters, digits, '_', '-' and '.' are allowed"
-            ));
-        }
+        label_value(&label.key, &label.value, max)?;
     }
     Ok(())
+}
+
+/// A value of label `key`: 1 to `max` bytes of ASCII letters, digits, `_`, `-` and `.`.
+fn label_value(key: &str, value: &str, max: usize) -> Result<(), MetaError> {
+    let bad = |why: String| {
+        Err(MetaError::InvalidArgument(format!(
+            "label {} value {} {why}",
+            quoted(key),
+            quoted(value)
+        )))
+    };
+    if value.is_empty() || value.len() > max {
+        return bad(format!("must be 1 to {max} bytes"));
+    }
+    if let Some(c) = value.chars().find(|&c| !name_char(c)) {
+        return bad(format!("contains {c:?}; only letters, digits, '_', '-' and '.' are allowed"));
+    }
+    Ok(())
+}
+
+/// The most constraints a placement rule has for its replicas, and for its leader: each is
+/// judged for every node on every placement.
+pub const CONSTRAINTS_MAX: usize = 8;
+
+/// The most values one constraint names.
+pub const CONSTRAINT_VALUES_MAX: usize = 16;
+
+/// A placement rule: at most [`CONSTRAINTS_MAX`] constraints for each of replicas and leader,
+/// each of a known kind, on a label key named like a name (`zone` is the zone), with 1 to
+/// [`CONSTRAINT_VALUES_MAX`] distinct values valid as label values; a spread key named like a
+/// name, or empty for `zone`; and no label whose required values are all avoided or are
+/// disjoint, for that rule could never be met by any node.
+pub fn placement(rule: &PlacementRecord, max: usize) -> Result<(), MetaError> {
+    for (what, list) in [("replica", &rule.replicas), ("leader", &rule.leader)] {
+        if list.len() > CONSTRAINTS_MAX {
+            return Err(MetaError::InvalidArgument(format!(
+                "{} {what} constraints; the limit is {CONSTRAINTS_MAX}",
+                list.len()
+            )));
+        }
+        for c in list.iter() {
+            if ConstraintKind::from_code(c.kind).is_none() {
+                return Err(MetaError::InvalidArgument(format!(
+                    "{what} constraint kind {} is unknown: 0 require, 1 prefer, 2 avoid",
+                    c.kind
+                )));
+            }
+            name("label key", &c.key, max)?;
+            if c.values.is_empty() || c.values.len() > CONSTRAINT_VALUES_MAX {
+                return Err(MetaError::InvalidArgument(format!(
+                    "{what} constraint on {} names {} values; it takes 1 to {CONSTRAINT_VALUES_MAX}",
+                    quoted(&c.key),
+                    c.values.len()
+                )));
+            }
+            for (i, v) in c.values.iter().enumerate() {
+                label_value(&c.key, v, max)?;
+                if c.values[..i].contains(v) {
+                    return Err(MetaError::InvalidArgument(format!(
+                        "{what} constraint on {} names {} twice",
+                        quoted(&c.key),
+                        quoted(v)
+                    )));
+                }
+            }
+        }
+    }
+    if !rule.spread.is_empty() {
+        name("spread label key", &rule.spread, max)?;
+    }
+    contradiction(rule).map_or(Ok(()), |key| {
+        Err(MetaError::InvalidArgument(format!(
+            "no value of label {} meets every require and avoid of the leader and replicas",
+            quoted(key)
+        )))
+    })
+}
+
+/// A label whose required values (over the replicas' and the leader's constraints) have none in
+/// common, or are all avoided.
+fn contradiction(rule: &PlacementRecord) -> Option<&str> {
+    let all = || rule.replicas.iter().chain(&rule.leader);
+    all().filter(|c| c.kind() == ConstraintKind::Require).map(|c| c.key.as_str()).find(|&key| {
+        let required = all().filter(|c| c.kind() == ConstraintKind::Require && c.key == key);
+        let mut allowed: Vec<&String> = Vec::new();
+        for (i, c) in required.enumerate() {
+            match i {
+                0 => allowed = c.values.iter().collect(),
+                _ => allowed.retain(|v| c.values.contains(v)),
+            }
+        }
+        let avoided = |v: &&String| {
+            all().any(|c| c.kind() == ConstraintKind::Avoid && c.key == key && c.values.contains(v))
+        };
+        allowed.iter().all(avoided)
+    })
 }
 
 /// The names a request carries, checked alike for reads and writes at the core's front door: a
@@ -167,6 +248,7 @@ pub fn request_names(request: &Request, max: usize, tables_max: usize) -> Result
         | R::SchedulerStatus { cluster: c }
         | R::SetScheduler { cluster: c, .. }
         | R::PlanScheduler { cluster: c }
+        | R::GetPlacement { cluster: c }
         | R::ListEvents { cluster: c, .. }
         | R::SplitShard { cluster: c, .. }
         | R::MergeShards { cluster: c, .. }
@@ -193,6 +275,7 @@ pub fn request_names(request: &Request, max: usize, tables_max: usize) -> Result
             schema(s)?;
             table_list(tables, max, tables_max)
         }
+        R::SetPlacement { cluster: c, rule, .. } => cluster(c).and_then(|()| placement(rule, max)),
         R::DrainNode { cluster: c, node: n, .. }
         | R::MarkNodeSlow { cluster: c, node: n, .. }
         | R::RestartNode { cluster: c, node: n, .. }

@@ -520,6 +520,26 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn get_placement(
+        &self,
+        request: Request<proto::GetPlacementRequest>,
+    ) -> Result<Response<proto::PlacementResponse>, Status> {
+        self.unary(request, placement_reply, |mut c, r| {
+            Box::pin(async move { c.get_placement(r).await })
+        })
+        .await
+    }
+
+    async fn set_placement(
+        &self,
+        request: Request<proto::SetPlacementRequest>,
+    ) -> Result<Response<proto::PlacementResponse>, Status> {
+        self.unary(request, placement_reply, |mut c, r| {
+            Box::pin(async move { c.set_placement(r).await })
+        })
+        .await
+    }
+
     async fn plan_scheduler(
         &self,
         request: Request<proto::PlanSchedulerRequest>,
@@ -667,6 +687,13 @@ impl proto::meta_server::Meta for MetaService {
 
 /// Shared so that the leader view can be handed out cheaply.
 pub type SharedService = Arc<MetaService>;
+
+fn placement_reply(r: core::Response) -> proto::PlacementResponse {
+    match r {
+        core::Response::Placement(p) => convert::placement(&p),
+        other => unexpected(other),
+    }
+}
 
 fn scheduler_reply(r: core::Response) -> proto::SchedulerStatusResponse {
     match r {

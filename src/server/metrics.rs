@@ -77,6 +77,7 @@ pub struct Metrics {
     procedures: Family<Labels, Gauge>,
     tables: Family<Labels, Gauge>,
     changes_pending: Family<Labels, Gauge>,
+    placement_unsatisfied: Family<Labels, Gauge>,
     node_job_remaining: Family<Labels, Gauge>,
     heartbeat_streams: Gauge,
     route_watches: Gauge,
@@ -123,6 +124,7 @@ impl Metrics {
             procedures: Family::default(),
             tables: Family::default(),
             changes_pending: Family::default(),
+            placement_unsatisfied: Family::default(),
             node_job_remaining: Family::default(),
             heartbeat_streams: Gauge::default(),
             route_watches: Gauge::default(),
@@ -204,6 +206,11 @@ impl Metrics {
             "changes_pending",
             "Changes decided but not yet acknowledged by storage, by cluster (leader only)",
             m.changes_pending.clone(),
+        );
+        r.register(
+            "placement_unsatisfied_shards",
+            "Shards the placement rule cannot be met for with the nodes there are, by cluster (leader only)",
+            m.placement_unsatisfied.clone(),
         );
         r.register(
             "node_job_remaining",
@@ -301,6 +308,7 @@ impl Metrics {
             &self.procedures,
             &self.tables,
             &self.changes_pending,
+            &self.placement_unsatisfied,
             &self.node_job_remaining,
         ] {
             family.clear();
@@ -326,6 +334,8 @@ impl Metrics {
             let cluster = vec![("cluster", v.cluster.name.clone())];
             self.tables.get_or_create(&cluster).set(v.tables as i64);
             self.changes_pending.get_or_create(&cluster).set(v.changes_pending as i64);
+            let unsatisfied = &self.placement_unsatisfied;
+            unsatisfied.get_or_create(&cluster).set(v.placement_unsatisfied as i64);
             for (node, job, remaining) in &v.jobs {
                 let labels = vec![
                     ("cluster", v.cluster.name.clone()),

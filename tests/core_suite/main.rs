@@ -25,6 +25,7 @@ mod purity;
 mod remove_node;
 mod resize_auto;
 mod restart;
+mod rules;
 mod scale_balance;
 mod scheduler;
 mod split;

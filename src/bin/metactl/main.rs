@@ -18,9 +18,11 @@ use shardmeta::convert::json as to_json;
 use shardmeta::proto::{self, RequestHeader};
 use tonic::Status;
 
+mod placement;
 mod procedures;
 mod scheduling;
 mod tables;
+use placement::PlacementCmd;
 use scheduling::SchedulerCmd;
 
 #[derive(Parser)]
@@ -102,6 +104,9 @@ enum Command {
     /// The scheduler: status, pause and resume, a dry-run plan, settings.
     #[command(subcommand)]
     Scheduler(SchedulerCmd),
+    /// The placement rule: which nodes may hold and lead the cluster's shards, by their labels.
+    #[command(subcommand)]
+    Placement(PlacementCmd),
     /// The scheduling event log: every decided move with its reason, oldest first.
     Events {
         /// Only events numbered after this one.
@@ -530,6 +535,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             scheduling::move_shard(cluster, *shard, node, true, meta).await?
         }
         Command::Scheduler(cmd) => scheduling::scheduler(cmd, cluster, meta).await?,
+        Command::Placement(cmd) => placement::placement(cmd, cluster, meta).await?,
         Command::Events { after, limit } => {
             scheduling::events(cluster, *after, *limit, meta).await?
         }

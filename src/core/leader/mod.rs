@@ -8,6 +8,7 @@ mod drops;
 mod heartbeat;
 mod operate;
 mod paging;
+mod placement;
 mod procedure;
 mod requests;
 mod restart;
@@ -419,6 +420,8 @@ impl Leader {
                 live.write_landed(&Awaiting::TableDeletion(*t));
             }
             Mutation::PutScheduler(_, r) => live.set_settings(SchedulerSettings::from(r)),
+            // Shards move to meet it from the next pass's scan.
+            Mutation::PutPlacement(_, r) => live.placement_landed(r.version),
             Mutation::PutCluster(_) | Mutation::PutEpoch(..) | Mutation::PutIdCeiling(..) => {}
             Mutation::DeleteClusterData(_) => unreachable!("handled above"),
             Mutation::PutProcedure(..) => {}

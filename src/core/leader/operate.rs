@@ -166,6 +166,7 @@ fn status(
         shards_cooling,
         shards_short: crate::core::scheduler::splits::scale_out_short(c, live),
         followers_lagging: live.laggards().count(),
+        placement_unsatisfied: live.unsatisfied().shards,
         nodes_standing: nodes_standing(&view, live, &settings, now, config),
         load_measure: match view.cpu {
             CpuWeighing::Counted => {

@@ -122,6 +122,10 @@ impl Leader {
                 self.set_scheduler(ctx, id, cluster, settings)
             }
             Request::PlanScheduler { cluster } => self.plan_scheduler(ctx, cluster),
+            Request::GetPlacement { cluster } => self.get_placement(ctx, cluster),
+            Request::SetPlacement { cluster, rule, expected_version } => {
+                self.set_placement(ctx, id, cluster, rule, *expected_version)
+            }
             Request::ListEvents { cluster, after, limit } => {
                 self.list_events(ctx, cluster, *after, *limit)
             }

@@ -296,6 +296,7 @@ pub(super) fn view(
         shards_unassigned: by_status[ShardStatus::Unassigned as usize],
         tables: c.tables.len() as u32,
         changes_pending: changes_pending as u32,
+        placement_unsatisfied: live.unsatisfied().shards,
         events_by_cause: live.events().counts().collect(),
         shards_by_status: ShardStatus::ALL
             .iter()

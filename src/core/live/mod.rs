@@ -32,6 +32,7 @@ pub mod placement;
 pub mod progress;
 pub mod recent;
 pub mod slow;
+pub mod unsatisfied;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,12 +49,15 @@ use self::per_shard::{PerShard, Placed};
 use self::placement::{Class, Placement, Standing};
 use self::progress::{Job, Jobs};
 use self::recent::Recent;
+pub use self::unsatisfied::Unsatisfied;
 use crate::core::cause::Cause;
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
 use crate::core::model::Mutation;
-use crate::core::model::{ClusterCatalog, ProcedureKind, RestartRecord, ShardRecord};
+use crate::core::model::{
+    ClusterCatalog, PlacementRecord, ProcedureKind, RestartRecord, ShardRecord,
+};
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::{Duration, Instant};
 
@@ -83,6 +87,10 @@ pub struct LiveCluster {
     settings: SchedulerSettings,
     /// A node joined or came back since follower deficits were last looked for.
     deficit_scan_due: bool,
+    /// Shards the placement rule cannot be met for, as the last scan found.
+    unsatisfied: Unsatisfied,
+    /// The placement rule last queued to be stored, until it lands.
+    placement_queued: Option<PlacementRecord>,
     /// Procedures with writes queued or in flight, and how many.
     procedures_busy: BTreeMap<u64, u32>,
     /// Shards a split or merge locks from when its start is queued: the catalog holds the lock
@@ -128,6 +136,8 @@ impl LiveCluster {
             events: Events::default(),
             settings: cluster.scheduler.as_ref().map_or(config.scheduler, SchedulerSettings::from),
             deficit_scan_due: true,
+            unsatisfied: Unsatisfied::default(),
+            placement_queued: None,
             procedures_busy: BTreeMap::new(),
             procedure_steps: BTreeMap::new(),
             locks_starting: BTreeMap::new(),
@@ -374,6 +384,39 @@ impl LiveCluster {
         config: &CoreConfig,
     ) {
         self.events.push(at, cause, shard, text, config.events_kept_max);
+    }
+
+    /// Shards the placement rule cannot be met for, as the last complete scan found.
+    pub fn unsatisfied(&self) -> &Unsatisfied {
+        &self.unsatisfied
+    }
+
+    /// A scan got through every shard and found these against the rule with no way to meet
+    /// it; a change in their number is logged.
+    pub fn set_unsatisfied(&mut self, found: Unsatisfied, at: Instant, config: &CoreConfig) {
+        if let Some(text) = found.change_from(&self.unsatisfied) {
+            self.log_event(at, Cause::Rule, None, text, config);
+        }
+        self.unsatisfied = found;
+    }
+
+    /// The placement rule as the last change queued leaves it: the one being written, else the
+    /// stored one.
+    pub fn placement_written<'a>(&'a self, c: &'a ClusterCatalog) -> Option<&'a PlacementRecord> {
+        self.placement_queued.as_ref().or(c.placement.as_ref())
+    }
+
+    /// A placement rule is being written.
+    pub fn placement_queued(&mut self, rule: PlacementRecord) {
+        self.placement_queued = Some(rule);
+    }
+
+    /// A placement rule landed: shards are looked at again against it.
+    pub fn placement_landed(&mut self, version: u64) {
+        if self.placement_queued.as_ref().is_some_and(|r| r.version <= version) {
+            self.placement_queued = None;
+        }
+        self.deficit_scan_due = true;
     }
 
     /// The scheduler's settings for this cluster.

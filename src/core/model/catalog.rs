@@ -36,6 +36,8 @@ pub struct ClusterCatalog {
     pub id_ceiling: u64,
     /// The scheduler settings an operator stored; `None`: the configured defaults.
     pub scheduler: Option<SchedulerRecord>,
+    /// The placement rule an operator stored; `None`: any node fits, replicas spread over zones.
+    pub placement: Option<super::PlacementRecord>,
     /// The schemas, by id.
     pub schemas: BTreeMap<SchemaId, SchemaRecord>,
     /// Their ids by name.
@@ -90,6 +92,7 @@ impl ClusterCatalog {
             epoch: Epoch(0),
             id_ceiling: 0,
             scheduler: None,
+            placement: None,
             schemas: BTreeMap::new(),
             schema_by_name: BTreeMap::new(),
             tables: Tables::default(),
@@ -469,6 +472,7 @@ impl Catalog {
             Mutation::PutEpoch(_, e) => cluster.epoch = e,
             Mutation::PutIdCeiling(_, v) => cluster.id_ceiling = v,
             Mutation::PutScheduler(_, r) => cluster.scheduler = Some(r),
+            Mutation::PutPlacement(_, r) => cluster.placement = Some(r),
             Mutation::PutSchema(_, s) => {
                 cluster.schema_by_name.insert(s.name.clone(), SchemaId(s.id));
                 cluster.schemas.insert(SchemaId(s.id), s);

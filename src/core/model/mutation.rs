@@ -3,6 +3,7 @@
 //! both paths apply it to the catalog through one function, [`Catalog::apply`](super::Catalog::apply).
 
 use super::records::*;
+use super::rule::PlacementRecord;
 use crate::core::ids::{ClusterId, Epoch, TableId};
 
 /// One durable change to the catalog, as one storage key written or deleted.
@@ -19,6 +20,8 @@ pub enum Mutation {
     PutIdCeiling(ClusterId, u64),
     /// The cluster's scheduler settings, as an operator set them.
     PutScheduler(ClusterId, SchedulerRecord),
+    /// The cluster's placement rule, as an operator set it.
+    PutPlacement(ClusterId, PlacementRecord),
     /// A schema, created or marked as dropping.
     PutSchema(ClusterId, SchemaRecord),
     /// Only a schema that holds no table.
@@ -58,6 +61,7 @@ impl Mutation {
             | Mutation::PutEpoch(c, _)
             | Mutation::PutIdCeiling(c, _)
             | Mutation::PutScheduler(c, _)
+            | Mutation::PutPlacement(c, _)
             | Mutation::PutSchema(c, _)
             | Mutation::DeleteSchema(c, _)
             | Mutation::PutTable(c, _)

@@ -271,6 +271,17 @@ impl Label {
 pub const ZONE_LABEL: &str = "zone";
 
 impl NodeRecord {
+    /// The value of its label `key` (`zone`: its zone); empty when it has none.
+    pub fn label(&self, key: &str) -> &str {
+        if key == ZONE_LABEL {
+            return &self.zone;
+        }
+        match self.labels.binary_search_by(|l| l.key.as_str().cmp(key)) {
+            Ok(i) => &self.labels[i].value,
+            Err(_) => "",
+        }
+    }
+
     /// Its labels with its zone among them (as `zone`, when it has one), by key: everything
     /// placement can tell it apart by.
     pub fn labels_with_zone(&self) -> Vec<Label> {

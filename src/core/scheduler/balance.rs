@@ -201,7 +201,7 @@ impl Planner<'_> {
 
     /// A shard that `from` leads and could hand to `to`, keeping the order of their loads,
     /// preferring one where `to` already follows (a promotion needs no new replica); otherwise
-    /// one whose zone spread the move keeps.
+    /// one whose placement (rule and zone spread) the move keeps.
     fn transferable(
         &self,
         from: NodeId,
@@ -224,9 +224,12 @@ impl Planner<'_> {
                 continue; // a follower that lags is no leader to make by plan
             }
             if rec.followers.contains(&to.0) {
-                return Ok(s);
+                if self.may_lead_instead(from.0, to.0) {
+                    return Ok(s);
+                }
+                continue;
             }
-            if first.is_none() && self.keeps_zone_spread(rec, from.0, to.0) {
+            if first.is_none() && self.keeps_placement(rec, from.0, to.0) {
                 first = Some(s);
             }
         }

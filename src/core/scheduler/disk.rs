@@ -171,7 +171,7 @@ impl Planner<'_> {
         let to = self
             .pick_followers(shard, &replicas, &staying, 1)
             .into_iter()
-            .find(|&t| self.keeps_zone_spread(rec, node, t) && self.may_enter(NodeId(t)));
+            .find(|&t| self.keeps_placement(rec, node, t) && self.may_enter(NodeId(t)));
         let Some(to) = to else { return };
         let mut record = rec.clone();
         for f in record.followers.iter_mut().filter(|f| **f == node) {

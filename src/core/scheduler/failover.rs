@@ -140,6 +140,7 @@ impl Planner<'_> {
             }
         }
         if scan {
+            self.meet_rule();
             self.spread_zones();
         }
     }

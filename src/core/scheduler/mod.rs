@@ -6,7 +6,8 @@
 //! 1. finish leader transfers whose old leader has let go ([`balance`]);
 //! 2. fail over shards whose leader's node is dead and lease surely over ([`failover`]);
 //! 3. replace followers on dead or draining nodes and fill missing follower slots ([`failover`]),
-//!    and when a node joins or returns, spread replicas crowded into one zone ([`zones`]);
+//!    and when a node joins or returns, move shards where the placement rule says ([`rules`])
+//!    and spread replicas crowded into one zone ([`zones`]);
 //! 4. assign unassigned shards once enough nodes are online ([`assign`]);
 //! 5. move leader shards off draining and slow nodes and nodes about to restart ([`drain`]),
 //!    back to nodes returned from a planned restart ([`restart`]), and replicas off nodes above
@@ -34,6 +35,7 @@ mod operator;
 mod placement;
 mod rebalance;
 mod restart;
+mod rules;
 pub mod split_choice;
 pub mod splits;
 mod zones;
@@ -46,7 +48,9 @@ use crate::core::config::{CoreConfig, PlantedBug};
 use crate::core::ids::*;
 use crate::core::live::{LiveCluster, LoadIndex};
 use crate::core::model::Mutation;
-use crate::core::model::{ClusterCatalog, ProcedureRecord, ShardRecord, Topology, TransferRecord};
+use crate::core::model::{
+    ClusterCatalog, ProcedureRecord, ShardRecord, Topology, TransferRecord, ZONE_LABEL,
+};
 use crate::core::time::Instant;
 
 /// Why a shard's record changes; for logs and tests.
@@ -132,6 +136,10 @@ pub struct Planner<'a> {
     budget: usize,
     /// Each node's disk, when some node declares one.
     disk: Option<disk::DiskView>,
+    /// Which nodes fit the placement rule, when the cluster has one.
+    rules: Option<rules::RuleView>,
+    /// The label replicas spread over (`zone` unless the rule says another).
+    spread_key: &'a str,
 }
 
 impl<'a> Planner<'a> {
@@ -143,6 +151,8 @@ impl<'a> Planner<'a> {
         config: &'a CoreConfig,
     ) -> Self {
         let disk = disk::DiskView::of(cluster, live);
+        let rules = rules::RuleView::of(cluster, config.has_bug(PlantedBug::IgnorePlacementRules));
+        let spread_key = cluster.placement.as_ref().map_or(ZONE_LABEL, |r| r.spread_key());
         Planner {
             cluster,
             live,
@@ -151,6 +161,8 @@ impl<'a> Planner<'a> {
             moves: Vec::new(),
             budget: config.shard_moves_per_tick_max,
             disk,
+            rules,
+            spread_key,
         }
     }
 
@@ -307,6 +319,11 @@ impl<'a> Planner<'a> {
         let before = self.disk.is_some().then(|| old.clone());
         if let (Some(d), Some(old)) = (&mut self.disk, before) {
             d.restage(&old, &record, disk::shard_bytes(self.live, ShardId(record.id)));
+        }
+        // A shard placed against the rule (a failover or repair with no node that fits, or a
+        // step of the rule's own migration) is looked at again by the next scan.
+        if !self.meets_rule(&record) {
+            self.live.deficit_scan_again();
         }
         self.live.set_intended(self.cluster, record.clone(), self.now, self.config);
         self.moves.push(Move { record, closes, kept, reason, cause, why, writes });

@@ -1,5 +1,6 @@
-//! Choosing nodes: the least loaded online node first, replicas on distinct nodes, and on
-//! distinct zones where the nodes name zones.
+//! Choosing nodes: nodes that fit the placement rule first ([`super::rules`]), then the least
+//! loaded, replicas on distinct nodes, and on distinct zones (or values of the rule's spread
+//! label) where the nodes name them.
 
 use super::Planner;
 use crate::core::config::PlantedBug;
@@ -8,13 +9,23 @@ use crate::core::live::LiveNode;
 use crate::core::model::ShardRecord;
 
 impl Planner<'_> {
-    pub(super) fn zone(&self, node: u32) -> &str {
-        &self.cluster.node(NodeId(node)).zone
-    }
-
-    /// The placeable node with the fewest leader shards.
+    /// The placeable node with the fewest leader shards among those that lead best under the
+    /// rule (see [`Self::leader_rank`]).
     pub(super) fn pick_leader(&self) -> Option<u32> {
-        self.load().by_leaders().map(|n| n.0).next()
+        let mut nodes = self.load().by_leaders().map(|n| n.0);
+        if self.rules.is_none() {
+            return nodes.next();
+        }
+        let mut best: Option<u32> = None;
+        for n in nodes {
+            if best.is_none_or(|b| self.leader_rank(n) < self.leader_rank(b)) {
+                best = Some(n);
+            }
+            if self.leader_rank(n) == (false, false) {
+                break;
+            }
+        }
+        best
     }
 
     /// The follower of `rec` to promote among those `usable` accepts: not draining first, then
@@ -31,8 +42,10 @@ impl Planner<'_> {
             true => None,
             false => self.live.laggards().lag(ShardId(rec.id), NodeId(f)),
         };
+        // Then one the rule lets lead: a rule is placement, freshness is data.
         rec.followers.iter().copied().filter(|&f| usable(node(f))).min_by_key(|&f| {
-            (lag(f), node(f).draining, node(f).slowness.slow(), node(f).leaders, f)
+            let n = node(f);
+            (lag(f), self.leader_rank(f), n.draining, n.slowness.slow(), n.leaders, f)
         })
     }
 
@@ -45,7 +58,8 @@ impl Planner<'_> {
     }
 
     /// A node without a replica of `rec` to take the place of `leaving`: the one with the fewest
-    /// leaders among those that keep the zone spread, else (too few zones) any.
+    /// leaders among those that may lead under the rule and keep the zone spread, else among
+    /// those that keep the placement, else (too few zones, or nodes that fit) any.
     pub(super) fn leader_in_place_of(&self, rec: &ShardRecord, leaving: u32) -> Option<u32> {
         let replicas: Vec<u32> = rec.replicas().collect();
         let shard = ShardId(rec.id);
@@ -55,7 +69,17 @@ impl Planner<'_> {
                 .map(|n| n.0)
                 .filter(|n| !replicas.contains(n) && self.disk_fits(*n, shard))
         };
-        outside().find(|&n| self.keeps_zone_spread(rec, leaving, n)).or_else(|| outside().next())
+        let keeps = |n: u32| self.keeps_placement(rec, leaving, n);
+        outside()
+            .find(|&n| keeps(n) && self.fits_leader(n))
+            .or_else(|| outside().find(|&n| keeps(n)))
+            .or_else(|| outside().next())
+    }
+
+    /// Whether moving `rec`'s replica on `out` to `into` keeps the placement: the rule (see
+    /// [`Self::keeps_rule`]) and the spread.
+    pub(super) fn keeps_placement(&self, rec: &ShardRecord, out: u32, into: u32) -> bool {
+        self.keeps_rule(rec, out, into) && self.keeps_zone_spread(rec, out, into)
     }
 
     /// Whether moving `rec`'s replica on `out` to `into` keeps (or widens) the number of zones
@@ -75,18 +99,30 @@ impl Planner<'_> {
         after >= before
     }
 
-    /// Up to `want` placeable nodes with the fewest replicas, outside `exclude`, preferring
-    /// zones that none of `staying` uses (the replicas that remain: a replica being replaced
-    /// leaves its zone free for its successor). Among the few least-loaded candidates, the
-    /// shard's id picks which: followers of one node's shards then scatter over many nodes, so
-    /// that its failover, or its relief by transfers, spreads load instead of doubling one
-    /// neighbour's.
+    /// Up to `want` placeable nodes with the fewest replicas, outside `exclude`, taken tier by
+    /// tier (see [`Self::follower_tiers`]): fitting the rule first, then in zones that none of
+    /// `staying` uses (the replicas that remain: a replica being replaced leaves its zone free
+    /// for its successor), then preferred. Among the few least-loaded candidates, the shard's
+    /// id picks which: followers of one node's shards then scatter over many nodes, so that its
+    /// failover, or its relief by transfers, spreads load instead of doubling one neighbour's.
     pub(super) fn pick_followers(
         &self,
         shard: ShardId,
         exclude: &[u32],
         staying: &[u32],
         want: usize,
+    ) -> Vec<u32> {
+        self.pick_followers_where(shard, exclude, staying, want, |_| true)
+    }
+
+    /// [`Self::pick_followers`] among the nodes `allowed` accepts.
+    pub(super) fn pick_followers_where(
+        &self,
+        shard: ShardId,
+        exclude: &[u32],
+        staying: &[u32],
+        want: usize,
+        allowed: impl Fn(u32) -> bool,
     ) -> Vec<u32> {
         let mut taken: Vec<u32> = exclude.to_vec();
         let mut zones_used: Vec<&str> =
@@ -96,12 +132,14 @@ impl Planner<'_> {
             zones_used.clear();
         }
         let mut picked = Vec::new();
-        for distinct_zone in [true, false] {
+        for tier in self.follower_tiers() {
             while picked.len() < want {
-                let distinct_zone = distinct_zone && !self.config.has_bug(PlantedBug::IgnoreZones);
-                let usable = |n: &u32| {
-                    !(taken.contains(n) || distinct_zone && zones_used.contains(&self.zone(*n)))
-                        && self.disk_fits(*n, shard)
+                let usable = |&n: &u32| {
+                    !(taken.contains(&n) || tier.distinct && zones_used.contains(&self.zone(n)))
+                        && (!tier.fit || self.fits(n))
+                        && (!tier.preferred || self.preferred(n, false))
+                        && allowed(n)
+                        && self.disk_fits(n, shard)
                 };
                 let candidates: Vec<u32> =
                     self.load().by_replicas().map(|n| n.0).filter(usable).take(SCATTER).collect();

@@ -285,6 +285,7 @@ impl Planner<'_> {
                     .iter()
                     .filter(move |&&f| view.takes(f, load, room, cap, settings) && fits(f, load))
                     .filter(move |&&f| self.live.laggards().lag(shard, NodeId(f)).is_none())
+                    .filter(move |&&f| self.may_lead_instead(src, f))
                     .min_by(|&&a, &&b| view.taking(a).total_cmp(&view.taking(b)))
                     .map(|&to| Candidate { shard, to, load, reopen: false })
             });
@@ -303,7 +304,7 @@ impl Planner<'_> {
                         && self.disk_fits(t, shard)
                         && view.takes(t, load, room, cap, settings)
                         && fits(t, load)
-                        && self.keeps_zone_spread(rec, src, t)
+                        && self.keeps_placement(rec, src, t)
                 })?;
                 Some(Candidate { shard, to, load, reopen: true })
             });

@@ -56,6 +56,7 @@ impl Planner<'_> {
         let ready = rec.followers.contains(&node.0)
             && self.live.reported_following(node, shard)
             && self.live.laggards().lag(shard, node).is_none()
+            && self.may_lead_instead(from, node.0)
             && self.movable(shard, from);
         ready.then_some(from)
     }

@@ -7,7 +7,7 @@ use super::batch::Op;
 use super::keys::Key;
 use crate::core::ids::{ClusterId, Epoch};
 use crate::core::model::records::*;
-use crate::core::model::{DecodeError, Mutation};
+use crate::core::model::{DecodeError, Mutation, PlacementRecord};
 
 impl Mutation {
     /// The key it writes or deletes (for a cluster's drop, the prefix of its data).
@@ -18,6 +18,7 @@ impl Mutation {
             Mutation::PutEpoch(c, _) => Key::Epoch(*c),
             Mutation::PutIdCeiling(c, _) => Key::IdCeiling(*c),
             Mutation::PutScheduler(c, _) => Key::Scheduler(*c),
+            Mutation::PutPlacement(c, _) => Key::Placement(*c),
             Mutation::PutSchema(c, r) => Key::Schema(*c, r.id),
             Mutation::DeleteSchema(c, id) => Key::Schema(*c, *id),
             Mutation::PutTable(c, r) => Key::Table(*c, r.id),
@@ -41,6 +42,7 @@ impl Mutation {
             Mutation::PutEpoch(_, e) => CounterRecord { value: e.0 }.encode_to_vec(),
             Mutation::PutIdCeiling(_, v) => CounterRecord { value: *v }.encode_to_vec(),
             Mutation::PutScheduler(_, r) => r.encode_to_vec(),
+            Mutation::PutPlacement(_, r) => r.encode_to_vec(),
             Mutation::PutSchema(_, r) => r.encode_to_vec(),
             Mutation::PutTable(_, r) => r.encode_to_vec(),
             Mutation::PutShard(_, r) => r.encode_to_vec(),
@@ -71,6 +73,9 @@ impl Mutation {
             }
             Key::Scheduler(c) => {
                 Mutation::PutScheduler(c, SchedulerRecord::decode(value).map_err(bad)?)
+            }
+            Key::Placement(c) => {
+                Mutation::PutPlacement(c, PlacementRecord::decode(value).map_err(bad)?)
             }
             Key::Schema(c, id) => Mutation::PutSchema(
                 c,

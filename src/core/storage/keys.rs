@@ -39,6 +39,8 @@ pub enum Key {
     IdCeiling(ClusterId),
     /// The cluster's scheduler settings, once an operator changed them.
     Scheduler(ClusterId),
+    /// The cluster's placement rule, once an operator set one.
+    Placement(ClusterId),
     /// A schema, by id.
     Schema(ClusterId, u64),
     /// A table, by id.
@@ -62,6 +64,7 @@ impl Key {
             Key::Epoch(c) => format!("{ROOT}c/{:010}/epoch", c.0),
             Key::IdCeiling(c) => format!("{ROOT}c/{:010}/id_ceiling", c.0),
             Key::Scheduler(c) => format!("{ROOT}c/{:010}/scheduler", c.0),
+            Key::Placement(c) => format!("{ROOT}c/{:010}/placement", c.0),
             Key::Schema(c, id) => format!("{ROOT}c/{:010}/schemas/{id:020}", c.0),
             Key::Table(c, id) => format!("{ROOT}c/{:010}/tables/{id:020}", c.0),
             Key::Shard(c, id) => format!("{ROOT}c/{:010}/shards/{id:010}", c.0),
@@ -78,6 +81,7 @@ impl Key {
             | Key::Epoch(c)
             | Key::IdCeiling(c)
             | Key::Scheduler(c)
+            | Key::Placement(c)
             | Key::Schema(c, _)
             | Key::Table(c, _)
             | Key::Shard(c, _)
@@ -100,6 +104,7 @@ impl Key {
             None if rest == "epoch" => Some(Key::Epoch(c)),
             None if rest == "id_ceiling" => Some(Key::IdCeiling(c)),
             None if rest == "scheduler" => Some(Key::Scheduler(c)),
+            None if rest == "placement" => Some(Key::Placement(c)),
             Some(("schemas", id)) => Some(Key::Schema(c, parse(id)?)),
             Some(("tables", id)) => Some(Key::Table(c, parse(id)?)),
             Some(("shards", id)) => Some(Key::Shard(c, parse(id)?)),
@@ -129,6 +134,7 @@ mod tests {
             Key::Epoch(c),
             Key::IdCeiling(c),
             Key::Scheduler(c),
+            Key::Placement(c),
             Key::Schema(c, 3),
             Key::Table(c, u64::MAX),
             Key::Shard(c, 0),

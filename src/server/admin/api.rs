@@ -57,6 +57,7 @@ pub fn routes() -> Router<Api> {
         .route("/api/v1/clusters/{cluster}/events", get(events))
         .route("/api/v1/clusters/{cluster}/procedures", get(procedures))
         .route("/api/v1/clusters/{cluster}/scheduler", get(scheduler))
+        .route("/api/v1/clusters/{cluster}/placement", get(placement))
         .route("/api/v1/clusters/{cluster}/scheduler/pause", post(pause))
         .route("/api/v1/clusters/{cluster}/scheduler/resume", post(resume))
         .route("/api/v1/clusters/{cluster}/nodes/{node}/drain", post(drain))
@@ -265,6 +266,12 @@ async fn scheduler(mut api: Meta, Path(cluster): Path<String>) -> Answer {
         proto::SchedulerStatusRequest { header: header(&cluster) }
     );
     Ok(Json(to_json::scheduler_status(&r)))
+}
+
+async fn placement(mut api: Meta, Path(cluster): Path<String>) -> Answer {
+    let r =
+        leader_call!(api, get_placement, proto::GetPlacementRequest { header: header(&cluster) });
+    Ok(Json(to_json::placement(&r)))
 }
 
 /// Pause or resume: the settings are read, changed and written whole, as `metactl` does.
