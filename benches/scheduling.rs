@@ -1,6 +1,8 @@
 //! Scheduling throughput of the sans-IO core, in-process (no network, no storage):
 //! - heartbeat ingest per shard report, 1k nodes and 1M shards, unchanged and changed;
 //! - create-table (placement) at 10k shards and 1k nodes;
+//! - assigning 10k shards with two followers each over 1k labelled nodes, with and without a
+//!   placement rule (its cost must stay within 2×);
 //! - failover planning for a node with 10k shards;
 //! - snapshot loading per table (decode and index), 100k tables with 256-byte schemas;
 //! - split planning: which of a shard's 100k tables move.
@@ -13,7 +15,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use shardmeta::core::model::Topology;
+use shardmeta::core::model::{
+    ClusterCatalog, Constraint, ConstraintKind, Label, PlacementRecord, Topology,
+};
 use shardmeta::core::scheduler::Planner;
 use shardmeta::core::storage::WriteResult;
 use shardmeta::core::*;
@@ -70,6 +74,18 @@ fn heartbeat(node: usize, seq: u64, shards: Vec<ShardReport>) -> Heartbeat {
 
 /// A leader with one cluster of `shards` shards assigned over `nodes` nodes.
 fn cluster(shards: u32, nodes: usize, followers: u32) -> (MetaCore, Instant) {
+    cluster_of(shards, nodes, followers, 1, |_| (String::new(), Vec::new()))
+}
+
+/// The same, assigned once `min_nodes` are online, each node with the zone and labels `about`
+/// gives it.
+fn cluster_of(
+    shards: u32,
+    nodes: usize,
+    followers: u32,
+    min_nodes: u32,
+    about: impl Fn(usize) -> (String, Vec<Label>),
+) -> (MetaCore, Instant) {
     let config = CoreConfig {
         shard_moves_per_tick_max: 1 << 20,
         changes_queued_max: 1 << 22,
@@ -90,20 +106,16 @@ fn cluster(shards: u32, nodes: usize, followers: u32) -> (MetaCore, Instant) {
         shard_count: shards,
         followers_per_shard: followers,
         topology: Topology::Dynamic,
-        min_nodes: 1,
+        min_nodes,
     };
     core.handle(now, Input::Request { id: RequestId(1), request: &Request::CreateCluster(spec) });
     land(&mut core, now);
     // Registration, then the settle count of heartbeats, after which the nodes take shards.
     for seq in 1..=1 + CoreConfig::DEFAULT_SETTLE_HEARTBEATS as u64 {
         for n in 0..nodes {
-            core.handle(
-                now,
-                Input::Heartbeat {
-                    session: SessionId(n as u64),
-                    heartbeat: &heartbeat(n, seq, vec![]),
-                },
-            );
+            let (zone, labels) = about(n);
+            let hb = Heartbeat { zone, labels, ..heartbeat(n, seq, vec![]) };
+            core.handle(now, Input::Heartbeat { session: SessionId(n as u64), heartbeat: &hb });
         }
         land(&mut core, now);
     }
@@ -221,6 +233,47 @@ fn table_placement(c: &mut Criterion) {
             land(&mut core, now)
         })
     });
+}
+
+/// One pass assigning 10k shards, two followers each, over 1k nodes in three zones, ten racks
+/// and a quarter on hdd: with no rule, and with one that keeps replicas off hdd, prefers zone a
+/// for leaders and spreads replicas over racks. Both passes place every shard; the ratio of
+/// their times is the rule's cost.
+fn rule_placement(c: &mut Criterion) {
+    let about = |n: usize| {
+        let disk = if n % 4 == 3 { "hdd" } else { "ssd" };
+        let labels = vec![Label::new("disk", disk), Label::new("rack", &format!("r{}", n % 10))];
+        (["a", "b", "c"][n % 3].to_string(), labels)
+    };
+    // Never enough nodes during set-up: every shard stays unassigned for the measured pass.
+    let (core, now) = cluster_of(10_000, 1_000, 2, 1_001, about);
+    let config = CoreConfig { shard_moves_per_tick_max: 1 << 20, ..CoreConfig::default() };
+    let cid = core.catalog().unwrap().cluster_by_name(CLUSTER).unwrap().id();
+    let live = core.live_cluster(cid).unwrap().clone();
+    let mut plain = core.catalog().unwrap().cluster(cid).clone();
+    plain.record.min_nodes = 1;
+    let rule = PlacementRecord {
+        replicas: vec![Constraint::new(ConstraintKind::Avoid, "disk", &["hdd"])],
+        leader: vec![Constraint::new(ConstraintKind::Prefer, "zone", &["a"])],
+        spread: "rack".into(),
+        ..Default::default()
+    };
+    let ruled = ClusterCatalog { placement: Some(rule), ..plain.clone() };
+    let mut group = c.benchmark_group("assign_10k_shards_1k_nodes");
+    group.sample_size(10);
+    for (name, catalog) in [("no_rule", &plain), ("rule", &ruled)] {
+        let moves = Planner::new(catalog, &mut live.clone(), now, &config).plan();
+        let on_hdd = moves.iter().flat_map(|m| m.record.replicas()).filter(|&r| r % 4 == 3);
+        println!("{name}: {} shards assigned, {} replicas on hdd", moves.len(), on_hdd.count());
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || live.clone(),
+                |live| black_box(Planner::new(catalog, live, now, &config).plan()),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
 }
 
 fn failover_planning(c: &mut Criterion) {
@@ -381,6 +434,6 @@ fn split_planning(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
-    targets = heartbeat_ingest, table_placement, failover_planning, balance_passes, snapshot_load, split_planning
+    targets = heartbeat_ingest, table_placement, rule_placement, failover_planning, balance_passes, snapshot_load, split_planning
 }
 criterion_main!(benches);

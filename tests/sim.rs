@@ -134,6 +134,8 @@ fn seeds_hold_every_invariant() {
             ("lagging follower promoted, none in sync", total.laggards_promoted),
             ("leader transfer for a planned restart", total.restart_transfers),
             ("planned restart ended", total.restarts_ended),
+            ("placement rule set", total.rules_set),
+            ("leader transfer to meet the placement rule", total.rule_transfers),
         ];
         let missing: Vec<&str> =
             paths.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
@@ -299,6 +301,15 @@ fn f1_checker_catches_a_laggard_promoted_over_a_follower_in_sync() {
         first_violation(&planted(PlantedBug::IgnoreFollowerLag, mix), 100),
         Invariant::FreshFailover
     );
+}
+
+/// Placement that ignores the rule puts replicas on the one hdd node of five while ssd nodes
+/// have room: S5's rule check, judged once the cluster has settled, fails the seed.
+#[test]
+fn s5_rule_check_catches_replicas_placed_against_the_rule() {
+    let mix = FaultMix { rules: vec![0], ..FaultMix::calm() };
+    let failure = first_liveness_failure(&planted(PlantedBug::IgnorePlacementRules, mix), 100);
+    assert!(failure.contains("S5 Integrity violated") && failure.contains("the rule"), "{failure}");
 }
 
 /// Node clocks slow at the drift bound, with near-zero network delay: the drift allowance is

@@ -45,10 +45,14 @@ pub enum Fault {
     /// that the hold may outlast), and the node is killed up to 2 s later, its leaders gone or
     /// not; the undo starts it again. Counted when meta accepts the request.
     PlannedRestart,
+    /// An operator sets a placement rule over the nodes' racks (or clears it): shards then
+    /// move to meet it under whatever other faults the seed injects. Counted when meta accepts
+    /// the request.
+    PlacementRule,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 15] = [
         Fault::MetaKill,
         Fault::MetaPause,
         Fault::MetaEtcdPartition,
@@ -63,6 +67,7 @@ impl Fault {
         Fault::Impostor,
         Fault::OneShot,
         Fault::PlannedRestart,
+        Fault::PlacementRule,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +86,7 @@ impl Fault {
             Fault::Impostor => "impostor",
             Fault::OneShot => "one-shot sender",
             Fault::PlannedRestart => "planned restart",
+            Fault::PlacementRule => "placement rule",
         }
     }
 }
@@ -228,6 +234,12 @@ impl Sim {
                 }
                 None => None,
             },
+            Fault::PlacementRule => {
+                if self.set_rule(rng.gen_range(0..4)).await {
+                    self.count_fault(fault.name());
+                }
+                None
+            }
             Fault::Impostor | Fault::OneShot => {
                 let name = match fault {
                     Fault::Impostor => {
@@ -280,6 +292,46 @@ impl Sim {
             matches!(answer, Ok(Ok(Some(_))) | Ok(Err(_)))
         };
         self.with_meta(call).await
+    }
+
+    /// Asks meta to set rule `k` over the nodes' racks (`r0` to `r3`, by node index): avoid
+    /// one rack; keep replicas off one and leaders on two; prefer one for leaders and spread
+    /// replicas over racks; or none. Whether it accepted.
+    async fn set_rule(&self, k: usize) -> bool {
+        use shardmeta::proto::{ConstraintKind as K, PlacementConstraint, PlacementRule};
+        let c = |kind: K, values: &[&str]| PlacementConstraint {
+            kind: kind as i32,
+            key: "rack".into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        };
+        let rule = match k {
+            0 => PlacementRule { replicas: vec![c(K::Avoid, &["r3"])], ..Default::default() },
+            1 => PlacementRule {
+                replicas: vec![c(K::Require, &["r0", "r1", "r2"])],
+                leader: vec![c(K::Require, &["r0", "r1"])],
+                ..Default::default()
+            },
+            2 => PlacementRule {
+                leader: vec![c(K::Prefer, &["r0"])],
+                spread: "rack".into(),
+                ..Default::default()
+            },
+            _ => PlacementRule::default(),
+        };
+        let req = shardmeta::proto::SetPlacementRequest {
+            header: crate::frontend::header(),
+            rule: Some(rule),
+            expected_version: None,
+        };
+        let call = move |mut m: shardmeta::client::MetaClient| async move {
+            m.call(|mut c| {
+                let req = req.clone();
+                async move { c.set_placement(req).await }
+            })
+            .await
+            .map(drop)
+        };
+        self.with_meta(call).await.is_ok()
     }
 
     /// Asks meta to begin a planned restart of `node`; whether it accepted.

@@ -128,26 +128,41 @@ impl Sim {
     }
 
     /// Balanced, with no transfer or procedure under way, every draining node emptied, every
-    /// shard led and every follower slot filled that placeable nodes can fill: nothing in
-    /// storage is left for the scheduler to do.
-    fn settled(&self, c: &ClusterCatalog) -> bool {
+    /// shard led and every follower slot filled that placeable nodes can fill, and shards where
+    /// the placement rule says: nothing in storage is left for the scheduler to do. Else what
+    /// is left.
+    fn unsettled(&self, c: &ClusterCatalog) -> Option<String> {
         let placeable = self.placeable(c).count();
         let want = (c.record.followers_per_shard as usize).min(placeable.saturating_sub(1));
-        let drained =
-            c.nodes.iter().zip(&c.node_shards).all(|(n, held)| !n.draining || held.is_empty());
+        if let Some(n) =
+            c.nodes.iter().zip(&c.node_shards).find(|(n, held)| n.draining && !held.is_empty())
+        {
+            return Some(format!("{} drains", n.0.name));
+        }
         // Balancing by load leaves counts uneven; the dry-run plan judges it (`plan_quiet`).
-        let balanced = self.spec.load.by_load() || self.balanced(c);
-        let resized = c.procedures.is_empty();
+        if !self.spec.load.by_load() && !self.balanced(c) {
+            return Some("leader counts uneven".into());
+        }
+        if !c.procedures.is_empty() {
+            return Some(format!("{} procedures under way", c.procedures.len()));
+        }
         // A planned restart ends once its node's leaders are back.
-        let restarted = c.nodes.iter().all(|n| n.restart.is_none());
-        balanced
-            && drained
-            && resized
-            && restarted
-            && c.shards
-                .iter()
-                .filter(|s| !s.retired)
-                .all(|s| s.leader.is_some() && s.transfer.is_none() && s.followers.len() == want)
+        if let Some(n) = c.nodes.iter().find(|n| n.restart.is_some()) {
+            return Some(format!("{} is restarting", n.name));
+        }
+        if let Some(s) = c.shards.iter().find(|s| {
+            !s.retired && (s.leader.is_none() || s.transfer.is_some() || s.followers.len() != want)
+        }) {
+            return Some(format!("shard {} is not placed: {s:?}", s.id));
+        }
+        // Shards sit where the placement rule says wherever a node that fits could take them,
+        // spread over its label (S5's placement checks).
+        let live: Vec<&str> = self.placeable(c).collect();
+        let placeable = |n: NodeId| live.contains(&c.node(n).name.as_str());
+        shardmeta::check::placement_rule(c, placeable)
+            .and_then(|()| shardmeta::check::zone_spread(c, placeable))
+            .err()
+            .map(|v| v.to_string())
     }
 
     /// L1, L2, S6 and S2 after the heal; L3 too when `balance`.
@@ -202,7 +217,14 @@ impl Sim {
     pub async fn quiet(&self) -> Result<(), String> {
         let quiet_from = match self.await_settled(Duration::from_secs(120)).await {
             Ok(at) => at,
-            Err(e) => return Err(format!("{e}; the last events: {:?}", self.last_events().await)),
+            Err(e) => {
+                if std::env::var("SIM_DEBUG_EVENTS").is_ok() {
+                    for ev in self.events().await {
+                        println!("EV {} ms ago {}: {}", ev.age_ms, ev.cause, ev.text);
+                    }
+                }
+                return Err(format!("{e}; the last events: {:?}", self.last_events().await));
+            }
         };
         tokio::time::sleep(QUIET).await;
         let a = self.audit.lock().expect("audit lock").clone();
@@ -279,8 +301,10 @@ impl Sim {
             quiet_since = if quiet { quiet_since.or(Some(now)) } else { None };
             if quiet_since.is_some_and(|since| now >= since + cycle) {
                 let (catalog, read_at) = self.fresh_read().await;
-                if catalog.is_some_and(|c| self.settled(&c)) {
-                    return Ok(read_at);
+                match catalog.map(|c| self.unsettled(&c)) {
+                    Some(None) => return Ok(read_at),
+                    Some(Some(left)) => *self.last_unquiet.lock().expect("lock") = left,
+                    None => {}
                 }
             }
             if tokio::time::Instant::now() > deadline {

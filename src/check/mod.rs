@@ -7,12 +7,14 @@
 mod fresh;
 pub mod heartbeat_fuzz;
 mod moves;
+mod placement;
 pub mod replay;
 pub mod snapshot_fuzz;
 mod steady;
 
 pub use fresh::{Choice, Freshness};
 pub use moves::LeaderMoves;
+pub use placement::{placement_rule, zone_spread};
 pub use steady::{load_moves_started, thrash_pct, LoadMove, Steady};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -273,36 +275,6 @@ pub fn integrity(catalog: &Catalog) -> Result<(), Violation> {
     }
 }
 
-/// S5's zone spread: the replicas of each shard on live nodes (those `live` accepts) span as
-/// many zones as they can, at least min(live replicas, zones with a live node). Nodes that name
-/// no zone are left out; with none named, there is nothing to spread over.
-pub fn zone_spread(
-    c: &crate::core::model::ClusterCatalog,
-    live: impl Fn(NodeId) -> bool,
-) -> Result<(), Violation> {
-    let zone = |n: u32| c.node(NodeId(n)).zone.as_str();
-    let mut zones: Vec<&str> = (0..c.nodes.len() as u32)
-        .filter(|&n| live(NodeId(n)) && !zone(n).is_empty())
-        .map(zone)
-        .collect();
-    zones.sort_unstable();
-    zones.dedup();
-    for s in &c.shards {
-        let mut on: Vec<&str> =
-            s.replicas().filter(|&r| live(NodeId(r)) && !zone(r).is_empty()).map(zone).collect();
-        let replicas = on.len();
-        on.sort_unstable();
-        on.dedup();
-        if on.len() < replicas.min(zones.len()) {
-            let names: Vec<String> =
-                s.replicas().map(|r| format!("{} ({})", c.node(NodeId(r)).name, zone(r))).collect();
-            let detail = format!("shard {}'s {replicas} live replicas {names:?} span zones {on:?} of the {} live zones {zones:?}", s.id, zones.len());
-            return violation(Invariant::Integrity, detail);
-        }
-    }
-    Ok(())
-}
-
 /// S6: the live catalog equals the catalog rebuilt from what storage holds.
 pub fn restart_equivalence(live: &Catalog, stored: &[(String, Vec<u8>)]) -> Result<(), Violation> {
     match Catalog::load(stored.iter().map(|(k, v)| (k.as_str(), v.as_slice()))) {
@@ -370,10 +342,17 @@ pub fn leaders_balanced(
     c: &crate::core::model::ClusterCatalog,
     placeable: impl Fn(&crate::core::model::NodeRecord) -> bool,
 ) -> Result<(), String> {
+    // Among the nodes the placement rule lets lead, if any can (the others lead nothing where
+    // the rule can be met, which `placement_rule` judges).
+    let may_lead =
+        |n: &crate::core::model::NodeRecord| c.placement.as_ref().is_none_or(|r| r.fits_leader(n));
+    let pool = |n: &&crate::core::model::NodeRecord| !n.removed && placeable(n);
+    let some_may = c.nodes.iter().filter(pool).any(may_lead);
     let mut counts: BTreeMap<&str, u32> = c
         .nodes
         .iter()
-        .filter(|n| !n.removed && placeable(n))
+        .filter(pool)
+        .filter(|n| !some_may || may_lead(n))
         .map(|n| (n.name.as_str(), 0))
         .collect();
     for l in c.shards.iter().filter_map(|s| s.leader) {

@@ -256,13 +256,20 @@ impl World {
         };
         let ended = (0..old.nodes.len()).filter(|&n| restarting(old, n) && !restarting(new, n));
         self.coverage.restarts_ended += ended.count() as u64;
-        let for_restart = new.shards.iter().filter(|s| {
-            let Some(t) = s.transfer else { return false };
-            let cause = new.procedures.get(&t.procedure).and_then(|p| p.cause());
-            cause == Some(shardmeta::core::cause::Cause::Restart)
-                && old.shards.get(s.id as usize).is_none_or(|o| o.transfer.is_none())
-        });
-        self.coverage.restart_transfers += for_restart.count() as u64;
+        let transfers_for = |why: shardmeta::core::cause::Cause| {
+            let started = new.shards.iter().filter(|s| {
+                let Some(t) = s.transfer else { return false };
+                let cause = new.procedures.get(&t.procedure).and_then(|p| p.cause());
+                cause == Some(why)
+                    && old.shards.get(s.id as usize).is_none_or(|o| o.transfer.is_none())
+            });
+            started.count() as u64
+        };
+        self.coverage.restart_transfers += transfers_for(shardmeta::core::cause::Cause::Restart);
+        self.coverage.rule_transfers += transfers_for(shardmeta::core::cause::Cause::Rule);
+        let version =
+            |c: &shardmeta::core::model::ClusterCatalog| c.placement.as_ref().map(|p| p.version);
+        self.coverage.rules_set += u64::from(version(new) != version(old));
         let before = self.inherited_procedures.len();
         self.inherited_procedures
             .retain(|id, step| new.procedures.get(id).is_some_and(|p| p.step == *step));
@@ -370,59 +377,32 @@ impl World {
         if self.mix.topology == Topology::Dynamic {
             // Every node runs again after the heal: the placeable ones are those not draining
             // (and not one-shot senders, long gone).
-            check::leaders_balanced(c, |n| !n.draining && !one_shot(&n.name))
-                .map_err(|e| self.fail(e, None))?;
+            // A node whose planned restart was begun while the process that runs now was up
+            // (the request can land after a crash and restart) waits for a restart that never
+            // comes, its leaders gone until the operator ends it: not a node to balance onto.
+            let awaiting_restart = |n: &shardmeta::core::model::NodeRecord| {
+                n.restart.as_ref().is_some_and(|r| {
+                    self.nodes
+                        .iter()
+                        .any(|d| d.name() == n.name && d.incarnation() == r.incarnation)
+                })
+            };
+            let takes = |n: &shardmeta::core::model::NodeRecord| {
+                !n.draining && !one_shot(&n.name) && !awaiting_restart(n)
+            };
             // S5's zone spread once every node is back: replicas crowded into the zones that
-            // stayed during an outage have been spread again.
-            if let Err(v) =
-                check::zone_spread(c, |n| !c.node(n).draining && !one_shot(&c.node(n).name))
-            {
+            // stayed during an outage have been spread again; and the placement rule.
+            let placed = check::leaders_balanced(c, takes).and_then(|()| {
+                let placeable = |n: NodeId| takes(c.node(n));
+                check::zone_spread(c, placeable)
+                    .and_then(|()| check::placement_rule(c, placeable))
+                    .map_err(|v| v.to_string())
+            });
+            if let Err(e) = placed {
                 if std::env::var("SIM_DEBUG").is_ok() {
-                    for (n, held) in c.nodes.iter().zip(&c.node_shards) {
-                        println!(
-                            "node {} zone {:?} draining {} holds {held:?}",
-                            n.name, n.zone, n.draining
-                        );
-                    }
-                    for s in &c.shards {
-                        println!(
-                            "shard {} leader {:?} followers {:?}",
-                            s.id, s.leader, s.followers
-                        );
-                    }
-                    let (now, cluster) = (self.now, self.spec.name.clone());
-                    for core in self
-                        .metas
-                        .iter_mut()
-                        .filter_map(|m| m.core.as_mut())
-                        .filter(|c| c.is_leader(now))
-                    {
-                        let request = Request::ListEvents {
-                            cluster: cluster.clone(),
-                            after: 0,
-                            limit: 10_000,
-                        };
-                        core.handle(
-                            now,
-                            Input::Request { id: RequestId(u64::MAX), request: &request },
-                        );
-                        while let Some(out) = core.poll_output() {
-                            if let Output::Reply {
-                                result: Ok(Response::Events { events, .. }),
-                                ..
-                            } = out
-                            {
-                                for e in events {
-                                    println!(
-                                        "event {} ago {} ms {:?} shard {:?}: {}",
-                                        e.seq, e.age_ms, e.cause, e.shard, e.text
-                                    );
-                                }
-                            }
-                        }
-                    }
+                    self.dump_placement();
                 }
-                return Err(self.fail(v.to_string(), None));
+                return Err(self.fail(e, None));
             }
         }
         if END_MS - self.last_topology_change.0 < QUIET_WINDOW_MS {
@@ -432,5 +412,35 @@ impl World {
             ));
         }
         Ok(())
+    }
+}
+
+impl World {
+    /// For `SIM_DEBUG`: where every replica is, and the meta leader's event log.
+    fn dump_placement(&mut self) {
+        let c = &self.durable.clusters[&CLUSTER_ID];
+        for (n, held) in c.nodes.iter().zip(&c.node_shards) {
+            println!("node {} zone {:?} draining {} holds {held:?}", n.name, n.zone, n.draining);
+        }
+        for s in &c.shards {
+            println!("shard {} leader {:?} followers {:?}", s.id, s.leader, s.followers);
+        }
+        let (now, cluster) = (self.now, self.spec.name.clone());
+        for core in
+            self.metas.iter_mut().filter_map(|m| m.core.as_mut()).filter(|c| c.is_leader(now))
+        {
+            let request = Request::ListEvents { cluster: cluster.clone(), after: 0, limit: 10_000 };
+            core.handle(now, Input::Request { id: RequestId(u64::MAX), request: &request });
+            while let Some(out) = core.poll_output() {
+                if let Output::Reply { result: Ok(Response::Events { events, .. }), .. } = out {
+                    for e in events {
+                        println!(
+                            "event {} ago {} ms {:?} shard {:?}: {}",
+                            e.seq, e.age_ms, e.cause, e.shard, e.text
+                        );
+                    }
+                }
+            }
+        }
     }
 }

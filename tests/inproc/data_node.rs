@@ -49,6 +49,7 @@ impl DataNode {
         index: usize,
         cluster: &str,
         zone: &str,
+        labels: Vec<shardmeta::core::model::Label>,
         drift_ppm: i64,
         session: SessionId,
     ) -> DataNode {
@@ -57,7 +58,7 @@ impl DataNode {
             name: format!("node-{index}"),
             endpoint: format!("10.0.0.{index}:7000"),
             zone: zone.to_owned(),
-            labels: Vec::new(),
+            labels,
             incarnation: 1,
             capacity: 1.0,
         };

@@ -28,6 +28,8 @@ pub(super) enum Fault {
     Impostor(usize),
     /// A process heartbeats once as node `ghost{k}`, then vanishes.
     OneShot(u32),
+    /// The operator sets placement rule `faults::rule(k)`.
+    SetRule(usize),
     Heal,
 }
 
@@ -97,6 +99,13 @@ impl World {
                 let at = window(&mut self.rng);
                 self.schedule_at(at, Event::Fault(Fault::OneShot(k)));
             }
+        }
+        // Each rule in turn, the later ones later: a rule set early shapes assignment, one set
+        // later migrates shards, and a second replaces the first.
+        let mut at = Instant(0);
+        for k in self.mix.rules.clone() {
+            at = Instant(at.0.max(window(&mut self.rng).0));
+            self.schedule_at(at, Event::Fault(Fault::SetRule(k)));
         }
         if self.mix.drains {
             let (i, at) = ((self.rng.next_u64() % nodes as u64) as usize, window(&mut self.rng));
@@ -171,6 +180,12 @@ impl World {
             Fault::Drain(i, cancel) => {
                 let node = self.nodes[i].name().to_owned();
                 self.client.operate(Request::DrainNode { cluster: CLUSTER.into(), node, cancel });
+            }
+            Fault::SetRule(k) => {
+                let rule = super::faults::rule(k);
+                let req =
+                    Request::SetPlacement { cluster: CLUSTER.into(), rule, expected_version: None };
+                self.client.operate(req);
             }
             Fault::PlannedRestart(i, window_ms, end) => {
                 let node = self.nodes[i].name().to_owned();

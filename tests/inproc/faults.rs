@@ -3,7 +3,7 @@
 
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
-use shardmeta::core::model::Topology;
+use shardmeta::core::model::{Constraint, ConstraintKind, PlacementRecord, Topology};
 
 #[derive(Clone, Debug)]
 pub struct FaultMix {
@@ -34,6 +34,25 @@ pub struct FaultMix {
     /// small that a load takes tens of pages, so that store errors, lost pages, pauses and
     /// leader changes land between pages.
     pub snapshot_page_keys: usize,
+    /// The placement rules an operator sets, in turn, mid-run (indexes into `RULES`).
+    pub rules: Vec<usize>,
+}
+
+/// The rules seeds draw, over the labels every node reports (`node_side::labels`): hdd on a
+/// quarter of the nodes, two racks, three zones. Some can be met only in part with the nodes a
+/// seed has.
+pub fn rule(i: usize) -> PlacementRecord {
+    use ConstraintKind::*;
+    let c = Constraint::new;
+    let (replicas, leader, spread) = match i {
+        0 => (vec![c(Avoid, "disk", &["hdd"])], vec![], ""),
+        1 => (vec![c(Require, "disk", &["ssd"])], vec![c(Avoid, "zone", &["c"])], ""),
+        2 => (vec![], vec![c(Require, "zone", &["a", "b"])], ""),
+        3 => (vec![c(Prefer, "disk", &["ssd"])], vec![c(Prefer, "rack", &["r1"])], "rack"),
+        4 => (vec![c(Require, "rack", &["r0"])], vec![], ""),
+        _ => (vec![], vec![], ""),
+    };
+    PlacementRecord { version: 0, replicas, leader, spread: spread.into() }
 }
 
 /// How data nodes' clocks run against meta's.
@@ -95,6 +114,11 @@ impl FaultMix {
             added_nodes: pick(rng, &[0, 2, 3]),
             snapshot_page_keys: pick(rng, &[1_024, 1_024, 8, 16]),
             impostors: coin(rng),
+            rules: match rng.next_u64() % 3 {
+                0 => Vec::new(),
+                1 => vec![pick(rng, &[0, 1, 2, 3, 4])],
+                _ => vec![pick(rng, &[0, 1, 2, 3, 4]), pick(rng, &[0, 1, 2, 3, 4, 5])],
+            },
         }
     }
 
@@ -131,6 +155,7 @@ impl FaultMix {
             added_nodes: 2,
             snapshot_page_keys: 1_024,
             impostors: false,
+            rules: Vec::new(),
         }
     }
 }

@@ -91,6 +91,10 @@ pub struct Coverage {
     /// Leader transfers for a planned restart (leaving, or back), and planned restarts that
     /// ended (leaders back, window passed, or by hand).
     pub restart_transfers: u64,
+    /// Leader transfers started to meet the placement rule.
+    pub rule_transfers: u64,
+    /// Placement rules that landed.
+    pub rules_set: u64,
     pub restarts_ended: u64,
     pub procedures: ProcedureCounts,
 }
@@ -136,6 +140,8 @@ impl Coverage {
         self.laggards_passed_over += o.laggards_passed_over;
         self.laggards_promoted += o.laggards_promoted;
         self.restart_transfers += o.restart_transfers;
+        self.rule_transfers += o.rule_transfers;
+        self.rules_set += o.rules_set;
         self.restarts_ended += o.restarts_ended;
         self.procedures.add(&o.procedures);
     }

@@ -2,6 +2,15 @@
 //! messages.
 
 use super::*;
+use shardmeta::core::model;
+
+/// What node `i` reports about itself besides its zone (`a`, `b`, `c` in turn): a disk, hdd on
+/// every fourth node, and one of two racks. The rules seeds draw (`faults::rule`) judge them.
+fn labels(i: usize) -> Vec<model::Label> {
+    let disk = if i % 4 == 3 { "hdd" } else { "ssd" };
+    let rack = if i.is_multiple_of(2) { "r0" } else { "r1" };
+    vec![model::Label::new("disk", disk), model::Label::new("rack", rack)]
+}
 
 impl World {
     pub(super) fn new_session(&mut self, node: usize) -> SessionId {
@@ -22,7 +31,7 @@ impl World {
             }
         };
         let session = self.new_session(i);
-        let mut node = DataNode::new(i, CLUSTER, zone, drift, session);
+        let mut node = DataNode::new(i, CLUSTER, zone, labels(i), drift, session);
         node.meta = i % METAS;
         self.nodes.push(node);
         let d = self.rand(1_000);

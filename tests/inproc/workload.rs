@@ -83,7 +83,9 @@ impl Client {
             .map(|(id, _)| *id)
             .collect();
         for id in stale {
-            if let Some((req @ Request::DrainNode { .. }, _)) = self.outstanding.remove(&id) {
+            if let Some((req @ (Request::DrainNode { .. } | Request::SetPlacement { .. }), _)) =
+                self.outstanding.remove(&id)
+            {
                 self.operator.push_back(req);
             }
             self.timeouts += 1;
@@ -202,10 +204,10 @@ impl Client {
         match (req, result) {
             // Refused for good (a static cluster, too few nodes left) or done; anything else is retried.
             (
-                Request::DrainNode { .. },
+                Request::DrainNode { .. } | Request::SetPlacement { .. },
                 Ok(_) | Err(MetaError::FailedPrecondition(_) | MetaError::NotFound(_)),
             ) => {}
-            (req @ Request::DrainNode { .. }, Err(e)) => {
+            (req @ (Request::DrainNode { .. } | Request::SetPlacement { .. }), Err(e)) => {
                 self.operator.push_back(req);
                 if e == MetaError::NotLeader {
                     self.meta = (self.meta + 1) % metas;

@@ -463,3 +463,79 @@ async fn a_planned_restart_through_metactl_brings_the_leaders_back() {
     let ended = json(&["node", "restart-end", "n0"]);
     assert!(ended["restart"].is_null(), "ending no restart is answered: {ended}");
 }
+
+/// A placement rule through `metactl`: the node it avoids is emptied of replicas, a stale
+/// version and a malformed constraint are refused with the reason and a non-zero exit, and a
+/// rule no node present can meet is reported (by `placement show`, the API and the metric)
+/// while every shard keeps its replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_rule_through_metactl_moves_replicas_and_reports_what_it_cannot() {
+    let _turn = serial().await;
+    let dir = TempDir::new("admin-placement");
+    let port = free_port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let env = [
+        ("SHARDMETA_DEFAULT_CLUSTER_SHARD_COUNT", "8"),
+        ("SHARDMETA_DEFAULT_CLUSTER_FOLLOWERS_PER_SHARD", "1"),
+        ("SHARDMETA_DEFAULT_CLUSTER_MIN_NODES", "4"),
+    ];
+    let meta = meta_server(dir.path(), "meta-0", port, &env);
+    let _nodes: Vec<Proc> = (0..4)
+        .map(|i| {
+            let disk = if i == 3 { "disk=hdd" } else { "disk=ssd" };
+            let name = format!("n{i}");
+            node_agent_with(dir.path(), &name, free_port(), &endpoint, &["--label", disk])
+        })
+        .collect();
+    let ctl = |args: &[&str]| -> serde_json::Value {
+        let args: Vec<&str> = ["--output", "json"].iter().chain(args).copied().collect();
+        serde_json::from_str(&metactl(&endpoint, &args)).unwrap()
+    };
+    let replicas_on = |node: &str| -> u64 {
+        let rows = ctl(&["node", "list"]);
+        let row = rows.as_array().into_iter().flatten().find(|n| n["name"] == node).cloned();
+        row.and_then(|n| n["replicas"].as_u64()).unwrap_or(0)
+    };
+    wait_for("every shard led and followed, n3 among them", Duration::from_secs(20), async || {
+        let shards = ctl(&["shard", "list"]);
+        let rows = shards.as_array().cloned().unwrap_or_default();
+        rows.len() == 8
+            && rows.iter().all(|s| {
+                s["status"] == "ready" && s["followers"].as_array().is_some_and(|f| f.len() == 1)
+            })
+            && replicas_on("n3") > 0
+    })
+    .await;
+
+    let set = ctl(&["placement", "set", "--avoid", "disk=hdd", "--expect-version", "0"]);
+    assert_eq!(set["version"], 1, "{set}");
+    assert_eq!(set["replicas"]["avoid"][0], "disk=hdd", "{set}");
+    let stale = metactl_result(&endpoint, &["placement", "set", "--expect-version", "0"]);
+    let stale = stale.expect_err("a stale version is refused");
+    assert!(stale.contains("the placement rule is at version 1, not 0"), "{stale}");
+    let malformed = metactl_result(&endpoint, &["placement", "set", "--require", "disk"]);
+    let malformed = malformed.expect_err("a constraint without values is refused");
+    assert!(malformed.contains("\"disk\" is not KEY=V1[,V2...]"), "{malformed}");
+    wait_for("n3 holds no replica", Duration::from_secs(30), async || replicas_on("n3") == 0).await;
+    assert_eq!(ctl(&["placement", "show"])["unsatisfied"], 0);
+
+    // Only nvme nodes may hold replicas, and there are none: every shard is reported, and
+    // keeps its replicas.
+    ctl(&["placement", "set", "--require", "disk=nvme"]);
+    wait_for("every shard reported unsatisfied", Duration::from_secs(20), async || {
+        ctl(&["placement", "show"])["unsatisfied"] == 8
+    })
+    .await;
+    let shown = ctl(&["placement", "show"]);
+    assert!(shown["example"].as_str().is_some_and(|e| e.contains("may not")), "{shown}");
+    let (code, body) = http("GET", &meta.admin, "/api/v1/clusters/default/placement").unwrap();
+    assert_eq!((code, json(&body)["unsatisfied"].as_u64()), (200, Some(8)), "{body}");
+    let (_, metrics) = http("GET", &meta.admin, "/metrics").unwrap();
+    assert!(
+        metrics.contains("shardmeta_placement_unsatisfied_shards{cluster=\"default\"} 8"),
+        "{metrics}"
+    );
+    let shards = ctl(&["shard", "list"]);
+    let rows = shards.as_array().cloned().unwrap_or_default();
+    assert!(rows.iter().all(|s| s["followers"].as_array().is_some_and(|f| f.len() == 1)));
+}

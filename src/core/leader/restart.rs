@@ -125,8 +125,14 @@ impl Leader {
                 let r = record.restart.as_ref().expect("filtered");
                 let known = live.node(nid);
                 let window = Duration(r.window_ms);
-                let kept: Vec<u32> =
-                    r.leaders.iter().copied().filter(|&s| still_held(c, live, s, nid)).collect();
+                // Shards come back only to a node the placement rule lets lead.
+                let may_lead = c.placement.as_ref().is_none_or(|p| p.fits_leader(record));
+                let kept: Vec<u32> = r
+                    .leaders
+                    .iter()
+                    .copied()
+                    .filter(|&s| may_lead && still_held(c, live, s, nid))
+                    .collect();
                 let led = kept.iter().filter(|&&s| leads(c, live, s, nid)).count();
                 let home = led == kept.len() || known.leaders >= live.fair_leader_share();
                 let why = match known.restart {

@@ -22,15 +22,19 @@ impl Unsatisfied {
         self.shards += 1;
     }
 
-    /// The event a change from `before` to this is logged as; `None` when the count stays.
+    /// The event a change from `before` to this is logged as: the rule becoming impossible to
+    /// meet for some shard, or possible for all again. Changes in between are only counted
+    /// (status, metric): shards waiting for budgets move in and out of the count pass by pass,
+    /// and each would be an event.
     pub fn change_from(&self, before: &Unsatisfied) -> Option<String> {
         match (before.shards, self.shards) {
-            (a, b) if a == b => None,
+            (0, 0) => None,
             (_, 0) => Some("the placement rule is met for every shard again".into()),
-            (_, n) => Some(format!(
-                "the placement rule cannot be met for {n} shards with the nodes there are (was {}); {}",
-                before.shards, self.example
+            (0, n) => Some(format!(
+                "the placement rule cannot be met for {n} shards with the nodes there are; {}",
+                self.example
             )),
+            _ => None,
         }
     }
 }

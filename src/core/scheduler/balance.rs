@@ -115,7 +115,10 @@ impl Planner<'_> {
             false => recent.day_leads(to).is_none() && leads(from) > leads(to) + 1,
         };
         let mut why = NoCountMove::LullKeeps;
-        let takers = self.load().by_leaders().filter(|&n| short(n) && self.may_enter(n));
+        let takers = self
+            .load()
+            .by_leaders()
+            .filter(|&n| short(n) && self.may_enter(n) && self.may_balance_to(n));
         for to in takers.take(EACH_END) {
             let givers = self
                 .load()
@@ -140,8 +143,10 @@ impl Planner<'_> {
     /// end of the order.
     fn count_move(&self) -> Result<(NodeId, NodeId, ShardId), NoCountMove> {
         const EACH_END: usize = 16;
+        // Counts are evened among the nodes the rule lets lead (see `may_balance_to`).
+        let may_lead = |n: &NodeId| self.may_balance_to(*n);
         let (Some(min), Some(max)) =
-            (self.load().by_leaders().next(), self.load().by_leaders().next_back())
+            (self.load().by_leaders().find(may_lead), self.load().by_leaders().next_back())
         else {
             return Err(NoCountMove::Even);
         };
@@ -149,7 +154,8 @@ impl Planner<'_> {
         if leaders(max) <= leaders(min) + 1 {
             return Err(NoCountMove::Even);
         }
-        for to in self.load().by_leaders().take(EACH_END).filter(|&n| self.may_enter(n)) {
+        let takers = self.load().by_leaders().filter(may_lead).take(EACH_END);
+        for to in takers.filter(|&n| self.may_enter(n)) {
             for from in self
                 .load()
                 .by_leaders()

@@ -67,11 +67,23 @@ impl Planner<'_> {
     }
 
     /// Dynamic clusters replace followers on dead or draining nodes and fill follower slots left
-    /// empty when there were too few nodes.
+    /// empty when there were too few nodes; when a scan is due, they then move shards where the
+    /// placement rule says and spread replicas crowded into one zone.
     pub(super) fn repair_followers(&mut self) {
-        if !self.dynamic() || self.cluster.record.followers_per_shard == 0 {
+        if !self.dynamic() {
             return;
         }
+        let scan = self.live.take_deficit_scan();
+        let done = self.cluster.record.followers_per_shard == 0 || self.fill_followers(scan);
+        if scan && done {
+            self.meet_rule();
+            self.spread_zones();
+        }
+    }
+
+    /// Replaces and fills followers; `false` when the pass's budget ran out first (the scan is
+    /// then due again).
+    fn fill_followers(&mut self, scan: bool) -> bool {
         let mut candidates: Vec<ShardId> = self
             .shards_on(|n| !n.keeps_followers())
             .into_iter()
@@ -79,7 +91,6 @@ impl Planner<'_> {
             .map(|(_, s)| s)
             .collect();
         let want = self.cluster.record.followers_per_shard as usize;
-        let scan = self.live.take_deficit_scan();
         if scan {
             candidates.extend(
                 (0..self.cluster.record.shard_count)
@@ -95,7 +106,7 @@ impl Planner<'_> {
         for shard in candidates {
             if self.exhausted() {
                 self.live.deficit_scan_again();
-                return;
+                return false;
             }
             let rec = self.intended(shard);
             if rec.transfer.is_some() {
@@ -139,9 +150,6 @@ impl Planner<'_> {
                 );
             }
         }
-        if scan {
-            self.meet_rule();
-            self.spread_zones();
-        }
+        true
     }
 }

@@ -151,7 +151,8 @@ impl<'a> Planner<'a> {
         config: &'a CoreConfig,
     ) -> Self {
         let disk = disk::DiskView::of(cluster, live);
-        let rules = rules::RuleView::of(cluster, config.has_bug(PlantedBug::IgnorePlacementRules));
+        let bug = config.has_bug(PlantedBug::IgnorePlacementRules);
+        let rules = rules::RuleView::of(cluster, live, bug);
         let spread_key = cluster.placement.as_ref().map_or(ZONE_LABEL, |r| r.spread_key());
         Planner {
             cluster,

@@ -23,8 +23,10 @@ use super::{MoveReason, Planner};
 use crate::core::cause::Cause;
 use crate::core::config::PlantedBug;
 use crate::core::ids::*;
-use crate::core::live::Unsatisfied;
-use crate::core::model::{ClusterCatalog, PlacementRecord, ShardRecord};
+use crate::core::live::{LiveCluster, Unsatisfied};
+use crate::core::model::{
+    ClusterCatalog, ConstraintKind, NodeRecord, PlacementRecord, ShardRecord,
+};
 
 /// Which nodes fit the rule, judged once per pass (a node's labels only change in the catalog).
 pub(super) struct RuleView {
@@ -34,25 +36,30 @@ pub(super) struct RuleView {
     leader_preferred: Vec<bool>,
     /// Whether any constraint prefers: without, preference tiers are skipped.
     prefers: bool,
+    /// Whether some placeable node may lead: if none can, leader counts are evened over all.
+    some_may_lead: bool,
 }
 
 impl RuleView {
     /// `None` when the cluster's rule constrains nothing (or a planted bug ignores it).
-    pub(super) fn of(cluster: &ClusterCatalog, bug: bool) -> Option<RuleView> {
+    pub(super) fn of(cluster: &ClusterCatalog, live: &LiveCluster, bug: bool) -> Option<RuleView> {
         let rule = cluster.placement.as_ref().filter(|r| r.constrains() && !bug)?;
-        let judge = |f: &dyn Fn(&PlacementRecord, &crate::core::model::NodeRecord) -> bool| {
+        let judge = |f: &dyn Fn(&PlacementRecord, &NodeRecord) -> bool| {
             cluster.nodes.iter().map(|n| f(rule, n)).collect::<Vec<bool>>()
         };
+        let leader = judge(&|r, n| r.fits_leader(n));
+        let some_may_lead = live.nodes().iter().any(|(id, n)| n.placeable() && leader[id.index()]);
         Some(RuleView {
             replica: judge(&|r, n| r.fits_replica(n)),
-            leader: judge(&|r, n| r.fits_leader(n)),
+            leader,
+            some_may_lead,
             preferred: judge(&|r, n| r.preferred(n, false)),
             leader_preferred: judge(&|r, n| r.preferred(n, true)),
             prefers: rule
                 .replicas
                 .iter()
                 .chain(&rule.leader)
-                .any(|c| c.kind() == crate::core::model::ConstraintKind::Prefer),
+                .any(|c| c.kind() == ConstraintKind::Prefer),
         })
     }
 }
@@ -87,6 +94,13 @@ impl Planner<'_> {
             true => r.leader_preferred[node as usize],
             false => r.preferred[node as usize],
         })
+    }
+
+    /// Whether balance by leader counts takes `node` into account: counts are evened among the
+    /// nodes the rule lets lead (the others lead nothing where the rule can be met), or among
+    /// all when no placeable node may lead.
+    pub(super) fn may_balance_to(&self, node: NodeId) -> bool {
+        self.rules.as_ref().is_none_or(|r| !r.some_may_lead || r.leader[node.index()])
     }
 
     /// How well `node` would lead, best first: fits as leader, then preferred.
@@ -154,15 +168,16 @@ impl Planner<'_> {
             let rec = self.intended(shard);
             let Some(leader) = rec.leader else { continue };
             let leader_ok = self.fits_leader(leader);
-            let stray = rec.followers.iter().copied().find(|&f| !self.fits(f));
-            if leader_ok && stray.is_none() {
+            let strays: Vec<u32> =
+                rec.followers.iter().copied().filter(|&f| !self.fits(f)).collect();
+            if leader_ok && strays.is_empty() {
                 continue;
             }
             if !self.live.intent().settled(shard) || rec.transfer.is_some() {
                 self.live.deficit_scan_again(); // look again once its change has landed
                 continue;
             }
-            match self.rule_move(shard, leader_ok, stray) {
+            match self.rule_move(shard, leader_ok, &strays) {
                 Step::Staged | Step::Waits => self.live.deficit_scan_again(),
                 Step::Impossible(why) => unsatisfied.add(shard, why),
             }
@@ -171,7 +186,7 @@ impl Planner<'_> {
     }
 
     /// One step towards the rule for a shard against it (see the module's list).
-    fn rule_move(&mut self, shard: ShardId, leader_ok: bool, stray: Option<u32>) -> Step {
+    fn rule_move(&mut self, shard: ShardId, leader_ok: bool, strays: &[u32]) -> Step {
         let rec = self.intended(shard).clone();
         let leader = rec.leader.expect("checked by the caller");
         let heirs = |p: &Self| {
@@ -182,35 +197,21 @@ impl Planner<'_> {
                 .collect::<Vec<u32>>()
         };
         let heirs = if leader_ok { Vec::new() } else { heirs(self) };
-        if let Some(&to) =
-            heirs.iter().find(|&&f| self.live.laggards().lag(shard, NodeId(f)).is_none())
-        {
-            if !self.movable(shard, leader)
-                || !self.may_start_transfer()
-                || !self.may_leave(NodeId(leader))
-                || !self.may_enter(NodeId(to))
-            {
-                return Step::Waits;
-            }
-            let why = format!("{}; {} may", self.misfit(leader, true), self.name(to));
-            self.start_transfer(shard, leader, to, Cause::Rule, why);
-            return Step::Staged;
+        let in_sync = |f: &&u32| self.live.laggards().lag(shard, NodeId(**f)).is_none();
+        if let Some(&to) = heirs.iter().find(in_sync) {
+            return self.hand_over(shard, leader, to);
         }
         if !heirs.is_empty() {
             return Step::Waits; // one that may lead lags: it leads once it catches up
         }
-        // A follower makes room: for a node that may lead (any follower, the stray first),
-        // else for one that fits (the stray).
+        // A follower makes room: for a node that may lead (any follower, strays first), else
+        // for one that fits (a stray).
         let mut tries: Vec<(u32, bool)> = Vec::new();
         if !leader_ok {
-            tries.extend(
-                stray
-                    .iter()
-                    .chain(rec.followers.iter().filter(|&&f| Some(f) != stray))
-                    .map(|&f| (f, true)),
-            );
+            let others = rec.followers.iter().filter(|f| !strays.contains(f));
+            tries.extend(strays.iter().chain(others).map(|&f| (f, true)));
         }
-        tries.extend(stray.map(|f| (f, false)));
+        tries.extend(strays.iter().map(|&f| (f, false)));
         let replicas: Vec<u32> = rec.replicas().collect();
         for (out, to_lead) in tries {
             let staying: Vec<u32> = replicas.iter().copied().filter(|&r| r != out).collect();
@@ -224,7 +225,7 @@ impl Planner<'_> {
             if !self.may_enter(NodeId(into)) || !self.may_leave(NodeId(out)) {
                 return Step::Waits;
             }
-            let why = match to_lead {
+            let why = match to_lead && !strays.contains(&out) {
                 true => format!("{}; {} may lead it", self.misfit(leader, true), self.name(into)),
                 false => format!("{}; {} may", self.misfit(out, false), self.name(into)),
             };
@@ -235,14 +236,39 @@ impl Planner<'_> {
             self.stage(record, vec![NodeId(out)], MoveReason::RepairFollowers, Cause::Rule, why);
             return Step::Staged;
         }
-        let (who, as_leader) = match stray {
-            Some(f) if leader_ok => (f, false),
+        // No follower to hand over to or make room with (a shard without followers): the
+        // shard reopens on a node that may lead it, by transfer.
+        if !leader_ok {
+            let staying: Vec<u32> = rec.followers.clone();
+            let allowed = |n: u32| self.fits_leader(n) && self.keeps_zone_spread(&rec, leader, n);
+            let fresh = self.pick_followers_where(shard, &replicas, &staying, 1, allowed);
+            if let Some(&to) = fresh.first() {
+                return self.hand_over(shard, leader, to);
+            }
+        }
+        let (who, as_leader) = match strays.first() {
+            Some(&f) if leader_ok => (f, false),
             _ => (leader, true),
         };
         Step::Impossible(format!(
             "{}, and no placeable node that may holds no replica of it",
             self.misfit(who, as_leader)
         ))
+    }
+
+    /// Moves the lead of `shard` from `leader`, which may not lead it, to `to`, which may, by
+    /// transfer, once the shard, a transfer slot and both nodes' budgets allow.
+    fn hand_over(&mut self, shard: ShardId, leader: u32, to: u32) -> Step {
+        if !self.movable(shard, leader)
+            || !self.may_start_transfer()
+            || !self.may_leave(NodeId(leader))
+            || !self.may_enter(NodeId(to))
+        {
+            return Step::Waits;
+        }
+        let why = format!("{}; {} may", self.misfit(leader, true), self.name(to));
+        self.start_transfer(shard, leader, to, Cause::Rule, why);
+        Step::Staged
     }
 
     /// "n3 may not hold a replica under the rule (replicas require disk=ssd; spread over zone)".

@@ -37,8 +37,9 @@ impl Planner<'_> {
             if zone.is_empty() || replicas.iter().any(|&r| self.zone(r) == zone) {
                 continue; // no zone without a replica has room
             }
+            let key = self.spread_key;
             let why = format!(
-                "{} shares zone {:?} with another replica; {} is in zone {zone:?}",
+                "{} shares {key} {:?} with another replica; {} is in {key} {zone:?}",
                 self.name(crowded),
                 self.zone(crowded),
                 self.name(fresh)
@@ -53,6 +54,9 @@ impl Planner<'_> {
                 Cause::Repair,
                 why,
             );
+            // One follower per shard per scan: another may share a zone too (three replicas in
+            // one, or the spread label changed), and it moves once this has landed.
+            self.live.deficit_scan_again();
         }
     }
 
