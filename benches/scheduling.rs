@@ -261,7 +261,9 @@ fn rule_placement(c: &mut Criterion) {
     let ruled = ClusterCatalog { placement: Some(rule), ..plain.clone() };
     let mut group = c.benchmark_group("assign_10k_shards_1k_nodes");
     group.sample_size(10);
-    for (name, catalog) in [("no_rule", &plain), ("rule", &ruled)] {
+    let mut ruled_live = live.clone();
+    ruled_live.refit(&ruled, &config);
+    for (name, catalog, live) in [("no_rule", &plain, &live), ("rule", &ruled, &ruled_live)] {
         let moves = Planner::new(catalog, &mut live.clone(), now, &config).plan();
         let on_hdd = moves.iter().flat_map(|m| m.record.replicas()).filter(|&r| r % 4 == 3);
         println!("{name}: {} shards assigned, {} replicas on hdd", moves.len(), on_hdd.count());

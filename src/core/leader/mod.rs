@@ -250,7 +250,7 @@ impl Leader {
         self.writes.reset_fence(fence);
         for (&id, cluster) in &self.catalog.clusters {
             match self.clusters.get_mut(&id) {
-                Some(live) => live.reset_intent(cluster, now),
+                Some(live) => live.reset_intent(cluster, now, config),
                 None => {
                     self.clusters.insert(id, LiveCluster::new(cluster, now, config));
                 }
@@ -398,7 +398,9 @@ impl Leader {
                 // Its zone may have changed (a node back in another zone, or its own record
                 // back after an impostor's took its name): replicas crowded into one zone are
                 // spread only by this scan, which its return may have run before this landed.
+                // So may its labels, and with them where the placement rule lets it hold.
                 live.deficit_scan_again();
+                live.refit_node(cluster, n, ctx.config);
             }
             Mutation::PutTable(_, t) => {
                 live.write_landed(&Awaiting::TableAlter(TableId(t.id)));
@@ -421,7 +423,10 @@ impl Leader {
             }
             Mutation::PutScheduler(_, r) => live.set_settings(SchedulerSettings::from(r)),
             // Shards move to meet it from the next pass's scan.
-            Mutation::PutPlacement(_, r) => live.placement_landed(r.version),
+            Mutation::PutPlacement(_, r) => {
+                live.placement_landed(r.version);
+                live.refit(cluster, ctx.config);
+            }
             Mutation::PutCluster(_) | Mutation::PutEpoch(..) | Mutation::PutIdCeiling(..) => {}
             Mutation::DeleteClusterData(_) => unreachable!("handled above"),
             Mutation::PutProcedure(..) => {}

@@ -54,10 +54,10 @@ use crate::core::cause::Cause;
 use crate::core::config::CoreConfig;
 use crate::core::ids::*;
 use crate::core::input::{Heartbeat, ShardLoad, TableLoad};
-use crate::core::model::Mutation;
 use crate::core::model::{
     ClusterCatalog, PlacementRecord, ProcedureKind, RestartRecord, ShardRecord,
 };
+use crate::core::model::{Mutation, NodeRecord};
 use crate::core::settings::SchedulerSettings;
 use crate::core::time::{Duration, Instant};
 
@@ -145,7 +145,7 @@ impl LiveCluster {
             splits_starting: 0,
             merging_away: BTreeSet::new(),
         };
-        live.reset_intent(cluster, now);
+        live.reset_intent(cluster, now, config);
         live
     }
 
@@ -419,6 +419,27 @@ impl LiveCluster {
         self.deficit_scan_due = true;
     }
 
+    /// Marks each node the placement rule keeps replicas off (see `LiveNode::misfit`): after
+    /// the rule changed, or a new leader's start.
+    pub fn refit(&mut self, cluster: &ClusterCatalog, config: &CoreConfig) {
+        for record in cluster.nodes.iter().take(self.nodes.len()) {
+            self.refit_node(cluster, record, config);
+        }
+    }
+
+    /// The same for one node, whose record (its labels) changed.
+    pub fn refit_node(
+        &mut self,
+        cluster: &ClusterCatalog,
+        record: &NodeRecord,
+        config: &CoreConfig,
+    ) {
+        let rule = cluster.placement.as_ref().filter(|r| r.constrains());
+        let ignored = config.has_bug(crate::core::PlantedBug::IgnorePlacementRules);
+        let misfit = !ignored && rule.is_some_and(|r| !r.fits_replica(record));
+        self.nodes.set_misfit(NodeId(record.id), misfit);
+    }
+
     /// The scheduler's settings for this cluster.
     pub fn settings(&self) -> &SchedulerSettings {
         &self.settings
@@ -455,11 +476,12 @@ impl LiveCluster {
     /// Forgets every pending change: the intent becomes the catalog again. Liveness and leases
     /// are kept. A new allocation block starts at the durable ceiling, so an id handed out in a
     /// write whose outcome is unknown is never handed out again.
-    pub fn reset_intent(&mut self, cluster: &ClusterCatalog, now: Instant) {
+    pub fn reset_intent(&mut self, cluster: &ClusterCatalog, now: Instant, config: &CoreConfig) {
         // A registration whose outcome was unknown may have landed.
         while self.nodes.len() < cluster.nodes.len() {
             self.nodes.add(NodeId(self.nodes.len() as u32), now, false);
         }
+        self.refit(cluster, config);
         for (id, record) in cluster.nodes.iter().enumerate() {
             let id = NodeId(id as u32);
             self.nodes.set_flags(id, self.nodes.get(id).online, record.draining);

@@ -66,6 +66,10 @@ pub struct LiveNode {
     pub slowness: Slowness,
     /// Mirrors the node record's planned restart (see `model::RestartRecord`).
     pub restart: Option<PlannedRestart>,
+    /// The cluster's placement rule keeps replicas off it: the load index orders it after
+    /// every node the rule lets hold one, so that placement finds those without passing the
+    /// nodes it never picks (which, holding nothing, would otherwise come first).
+    pub misfit: bool,
 }
 
 /// A planned restart, as the live state keeps it.
@@ -111,6 +115,7 @@ impl LiveNode {
             stats_unchanged_since: None,
             slowness: Slowness::default(),
             restart: None,
+            misfit: false,
         }
     }
 
@@ -206,19 +211,19 @@ pub struct Heard {
 #[derive(Clone, Debug, Default)]
 pub struct LoadIndex {
     by_leaders: BTreeSet<(u32, u32, NodeId)>,
-    by_replicas: BTreeSet<(u32, NodeId)>,
+    by_replicas: BTreeSet<(bool, u32, NodeId)>,
 }
 
 impl LoadIndex {
     fn insert(&mut self, id: NodeId, n: &LiveNode) {
         let fresh = self.by_leaders.insert((n.leaders, n.replicas, id))
-            & self.by_replicas.insert((n.replicas, id));
+            & self.by_replicas.insert((n.misfit, n.replicas, id));
         assert!(fresh, "load index: node {id} indexed twice");
     }
 
     fn remove(&mut self, id: NodeId, n: &LiveNode) {
         let held = self.by_leaders.remove(&(n.leaders, n.replicas, id))
-            & self.by_replicas.remove(&(n.replicas, id));
+            & self.by_replicas.remove(&(n.misfit, n.replicas, id));
         assert!(held, "load index: node {id} not indexed at its counts");
     }
 
@@ -227,9 +232,15 @@ impl LoadIndex {
         self.by_leaders.iter().map(|&(_, _, id)| id)
     }
 
-    /// Placeable nodes, fewest replicas first.
+    /// Placeable nodes, those the placement rule lets hold a replica first, then fewest
+    /// replicas first.
     pub fn by_replicas(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.by_replicas.iter().map(|&(_, id)| id)
+        self.by_replicas.iter().map(|&(_, _, id)| id)
+    }
+
+    /// The same, only nodes the placement rule lets hold a replica.
+    pub fn fitting_by_replicas(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.by_replicas.iter().take_while(|&&(misfit, _, _)| !misfit).map(|&(_, _, id)| id)
     }
 
     /// How many nodes it holds: the placeable ones.
@@ -250,7 +261,10 @@ impl LoadIndex {
                 .by_leaders
                 .iter()
                 .all(|&(l, r, id)| (fresh(id).leaders, fresh(id).replicas) == (l, r))
-            && self.by_replicas.iter().all(|&(r, id)| fresh(id).replicas == r)
+            && self
+                .by_replicas
+                .iter()
+                .all(|&(m, r, id)| (fresh(id).misfit, fresh(id).replicas) == (m, r))
     }
 }
 
@@ -458,6 +472,22 @@ impl Nodes {
             .filter(|(_, n)| n.online && now > n.last_heartbeat + silence)
             .map(|(id, _)| id)
             .collect()
+    }
+
+    /// Marks whether the placement rule keeps replicas off the node, keeping the index in step.
+    pub(super) fn set_misfit(&mut self, id: NodeId, misfit: bool) {
+        let node = &self.list[id.index()];
+        if node.misfit == misfit {
+            return;
+        }
+        let indexed = node.placeable();
+        if indexed {
+            self.load.remove(id, node);
+        }
+        self.list[id.index()].misfit = misfit;
+        if indexed {
+            self.load.insert(id, &self.list[id.index()]);
+        }
     }
 
     /// Moves the node's intended counts by the given deltas, keeping the load index in step.

@@ -178,7 +178,7 @@ impl Planner<'_> {
     /// that a later pass can promote it.
     fn swap_follower_for_count(&mut self, to: NodeId) {
         let leaders = |n: NodeId| self.live.node(n).leaders;
-        let zone = self.zone(to.0).to_string();
+        let (zone, zone_id) = (self.zone(to.0).to_string(), self.zone_id(to.0));
         let busy: Vec<NodeId> =
             self.load().by_leaders().rev().take_while(|&f| leaders(f) > leaders(to) + 1).collect();
         for from in busy {
@@ -187,7 +187,8 @@ impl Planner<'_> {
                 if !self.movable(shard, from.0) || rec.replicas().any(|r| r == to.0) {
                     continue;
                 }
-                let Some(slot) = rec.followers.iter().position(|&f| self.zone(f) == zone) else {
+                let Some(slot) = rec.followers.iter().position(|&f| self.zone_id(f) == zone_id)
+                else {
                     continue;
                 };
                 let mut record = rec.clone();

@@ -140,6 +140,8 @@ pub struct Planner<'a> {
     rules: Option<rules::RuleView>,
     /// The label replicas spread over (`zone` unless the rule says another).
     spread_key: &'a str,
+    /// Each node's value of it as a number (see `Planner::zone_id`), once first needed.
+    zone_ids: std::cell::OnceCell<Vec<u32>>,
 }
 
 impl<'a> Planner<'a> {
@@ -164,6 +166,7 @@ impl<'a> Planner<'a> {
             disk,
             rules,
             spread_key,
+            zone_ids: std::cell::OnceCell::new(),
         }
     }
 

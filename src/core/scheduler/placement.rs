@@ -89,7 +89,7 @@ impl Planner<'_> {
             return true;
         }
         let spread = |replicas: &mut dyn Iterator<Item = u32>| {
-            let mut zones: Vec<&str> = replicas.map(|r| self.zone(r)).collect();
+            let mut zones: Vec<u32> = replicas.map(|r| self.zone_id(r)).collect();
             zones.sort_unstable();
             zones.dedup();
             zones.len()
@@ -125,8 +125,8 @@ impl Planner<'_> {
         allowed: impl Fn(u32) -> bool,
     ) -> Vec<u32> {
         let mut taken: Vec<u32> = exclude.to_vec();
-        let mut zones_used: Vec<&str> =
-            staying.iter().map(|&r| self.zone(r)).filter(|z| !z.is_empty()).collect();
+        let mut zones_used: Vec<u32> =
+            staying.iter().map(|&r| self.zone_id(r)).filter(|&z| z != 0).collect();
         if self.config.has_bug(PlantedBug::FollowerOnLeaderNode) {
             taken.clear();
             zones_used.clear();
@@ -135,14 +135,20 @@ impl Planner<'_> {
         for tier in self.follower_tiers() {
             while picked.len() < want {
                 let usable = |&n: &u32| {
-                    !(taken.contains(&n) || tier.distinct && zones_used.contains(&self.zone(n)))
+                    !(taken.contains(&n) || tier.distinct && zones_used.contains(&self.zone_id(n)))
                         && (!tier.fit || self.fits(n))
                         && (!tier.preferred || self.preferred(n, false))
                         && allowed(n)
                         && self.disk_fits(n, shard)
                 };
+                // Nodes that fit come first in the index: a tier of them stops at the first
+                // that does not.
+                let nodes: Box<dyn Iterator<Item = NodeId>> = match tier.fit {
+                    true => Box::new(self.load().fitting_by_replicas()),
+                    false => Box::new(self.load().by_replicas()),
+                };
                 let candidates: Vec<u32> =
-                    self.load().by_replicas().map(|n| n.0).filter(usable).take(SCATTER).collect();
+                    nodes.map(|n| n.0).filter(usable).take(SCATTER).collect();
                 let Some(&first) = candidates.first() else { break };
                 let fewest = self.live.node(NodeId(first)).replicas;
                 let tied = candidates
@@ -152,7 +158,7 @@ impl Planner<'_> {
                 let n = candidates[scatter(shard, picked.len()) % tied];
                 taken.push(n);
                 picked.push(n);
-                zones_used.push(self.zone(n));
+                zones_used.push(self.zone_id(n));
             }
         }
         picked

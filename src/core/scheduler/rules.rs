@@ -34,7 +34,7 @@ pub(super) struct RuleView {
     leader: Vec<bool>,
     preferred: Vec<bool>,
     leader_preferred: Vec<bool>,
-    /// Whether any constraint prefers: without, preference tiers are skipped.
+    /// Whether a replica constraint prefers: without, followers' preference tiers are skipped.
     prefers: bool,
     /// Whether some placeable node may lead: if none can, leader counts are evened over all.
     some_may_lead: bool,
@@ -55,11 +55,7 @@ impl RuleView {
             some_may_lead,
             preferred: judge(&|r, n| r.preferred(n, false)),
             leader_preferred: judge(&|r, n| r.preferred(n, true)),
-            prefers: rule
-                .replicas
-                .iter()
-                .chain(&rule.leader)
-                .any(|c| c.kind() == ConstraintKind::Prefer),
+            prefers: rule.replicas.iter().any(|c| c.kind() == ConstraintKind::Prefer),
         })
     }
 }
@@ -76,6 +72,23 @@ impl Planner<'_> {
     /// The label replicas spread over, as `node` has it ("" for none).
     pub(super) fn zone(&self, node: u32) -> &str {
         self.cluster.node(NodeId(node)).label(self.spread_key)
+    }
+
+    /// The label replicas spread over, as `node` has it, as a number: 0 for none, and equal
+    /// numbers for equal values. The placement paths compare these, not strings (judged per
+    /// candidate, string lookups were a third of a rule's placement cost).
+    pub(super) fn zone_id(&self, node: u32) -> u32 {
+        let ids = self.zone_ids.get_or_init(|| {
+            let mut seen: std::collections::BTreeMap<&str, u32> = Default::default();
+            let mut ids = Vec::with_capacity(self.cluster.nodes.len());
+            for n in &self.cluster.nodes {
+                let value = n.label(self.spread_key);
+                let next = seen.len() as u32 + 1;
+                ids.push(if value.is_empty() { 0 } else { *seen.entry(value).or_insert(next) });
+            }
+            ids
+        });
+        ids[node as usize]
     }
 
     /// Whether `node` may hold a replica under the rule.

@@ -33,16 +33,17 @@ impl Planner<'_> {
             let Some(&fresh) = self.pick_followers(shard, &replicas, &staying, 1).first() else {
                 continue;
             };
-            let zone = self.zone(fresh);
-            if zone.is_empty() || replicas.iter().any(|&r| self.zone(r) == zone) {
+            let zone = self.zone_id(fresh);
+            if zone == 0 || replicas.iter().any(|&r| self.zone_id(r) == zone) {
                 continue; // no zone without a replica has room
             }
             let key = self.spread_key;
             let why = format!(
-                "{} shares {key} {:?} with another replica; {} is in {key} {zone:?}",
+                "{} shares {key} {:?} with another replica; {} is in {key} {:?}",
                 self.name(crowded),
                 self.zone(crowded),
-                self.name(fresh)
+                self.name(fresh),
+                self.zone(fresh)
             );
             let mut record = rec.clone();
             let slot = record.followers.iter().position(|&f| f == crowded).expect("a follower");
@@ -63,8 +64,8 @@ impl Planner<'_> {
     /// A follower whose (named) zone another replica of `rec` also sits in.
     fn crowded_follower(&self, rec: &ShardRecord) -> Option<u32> {
         rec.followers.iter().copied().find(|&f| {
-            let zone = self.zone(f);
-            !zone.is_empty() && rec.replicas().any(|r| r != f && self.zone(r) == zone)
+            let zone = self.zone_id(f);
+            zone != 0 && rec.replicas().any(|r| r != f && self.zone_id(r) == zone)
         })
     }
 }
