@@ -330,6 +330,13 @@ impl Meta for Echo {
         only_heartbeats()
     }
 
+    async fn what_if(
+        &self,
+        _: Request<proto::WhatIfRequest>,
+    ) -> Result<Response<proto::WhatIfResponse>, Status> {
+        only_heartbeats()
+    }
+
     async fn get_placement(
         &self,
         _: Request<proto::GetPlacementRequest>,

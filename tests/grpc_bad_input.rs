@@ -508,6 +508,25 @@ async fn a_megabyte_in_any_field_of_any_rpc_gets_a_short_clear_refusal() {
         c.set_placement(proto::SetPlacementRequest { header: d(), ..Default::default() }).await,
         invalid,
     );
+    use proto::what_if_request::Change;
+    for (what, change) in [
+        ("missing", None),
+        ("drain", Some(Change::Drain(huge.clone()))),
+        ("lose_zone", Some(Change::LoseZone(huge.clone()))),
+        (
+            "placement",
+            Some(Change::Placement(proto::PlacementRule {
+                spread: huge.clone(),
+                ..Default::default()
+            })),
+        ),
+    ] {
+        short_refusal(
+            &format!("WhatIf/{what}"),
+            c.what_if(proto::WhatIfRequest { header: d(), change }).await,
+            invalid,
+        );
+    }
     short_refusal(
         "GetPlacement/cluster",
         c.get_placement(proto::GetPlacementRequest { header: h() }).await,

@@ -37,7 +37,8 @@ pub fn zone_spread(c: &ClusterCatalog, live: impl Fn(NodeId) -> bool) -> Result<
 }
 
 /// The rule: no shard keeps a live follower on a node the rule forbids while a live node that
-/// fits, without a replica of it, could take its place without narrowing the spread; and no
+/// fits, without a replica of it, could take its place (the rule is hard, the spread only a
+/// preference: a rule that requires one zone must narrow it); and no
 /// shard is led by a node the rule does not let lead while a live follower may lead it, or
 /// (none may) while a live node that may could take a follower's slot, or the leader's own
 /// when it has no followers.
@@ -63,8 +64,9 @@ pub fn placement_rule(c: &ClusterCatalog, live: impl Fn(NodeId) -> bool) -> Resu
             let slots: Vec<u32> =
                 if s.followers.is_empty() { vec![leader] } else { s.followers.clone() };
             let room = slots.iter().find_map(|&f| {
-                let n = (0..c.nodes.len() as u32)
-                    .find(|&n| heir(n) && keeps_spread(c, rule, s, f, n))?;
+                let n = (0..c.nodes.len() as u32).find(|&n| {
+                    heir(n) && (!rule.fits_replica(node(f)) || keeps_spread(c, rule, s, f, n))
+                })?;
                 Some((f, n))
             });
             if let (Some((f, n)), false) =
@@ -82,12 +84,10 @@ pub fn placement_rule(c: &ClusterCatalog, live: impl Fn(NodeId) -> bool) -> Resu
             }
         }
         for &r in s.followers.iter().filter(|&&r| alive(r) && !rule.fits_replica(node(r))) {
-            if let Some(n) = (0..c.nodes.len() as u32).find(|&n| {
-                alive(n)
-                    && rule.fits_replica(node(n))
-                    && !s.replicas().any(|x| x == n)
-                    && keeps_spread(c, rule, s, r, n)
-            }) {
+            // The rule is hard and the spread a preference: any node that fits will do.
+            if let Some(n) = (0..c.nodes.len() as u32)
+                .find(|&n| alive(n) && rule.fits_replica(node(n)) && !s.replicas().any(|x| x == n))
+            {
                 let detail = format!(
                     "shard {} has a replica on {}, which the rule ({}) forbids, while {} fits and holds none",
                     s.id, node(r).name, rule.describe(), node(n).name

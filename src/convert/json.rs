@@ -138,3 +138,20 @@ fn constraint_kind(kind: i32) -> &'static str {
         Err(_) => "unknown",
     }
 }
+
+/// A what-if's answer: the change, what would refuse it, the moves and what they leave.
+pub fn what_if(r: &proto::WhatIfResponse) -> Value {
+    let nodes: Vec<Value> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({"node": n.name, "leaders": [n.leaders_before, n.leaders_after],
+                   "replicas": [n.replicas_before, n.replicas_after], "live": n.live})
+        })
+        .collect();
+    let refused = (!r.refused.is_empty()).then_some(&r.refused);
+    json!({"change": r.change, "refused": refused, "leader_moves": r.leader_moves,
+           "replicas_copied": r.replicas_copied, "took_s": r.took_ms.div_ceil(1_000), "settled": r.settled,
+           "under_replicated": r.under_replicated, "leaderless": r.leaderless,
+           "rule_violating": r.rule_violating, "nodes": nodes, "moves": r.moves})
+}

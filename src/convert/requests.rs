@@ -213,6 +213,21 @@ impl CoreRequest for proto::SetPlacementRequest {
     }
 }
 
+impl CoreRequest for proto::WhatIfRequest {
+    fn to_core(self) -> Result<Request, Status> {
+        use proto::what_if_request::Change;
+        let change = match self.change {
+            Some(Change::Drain(n)) => WhatIf::Drain(n),
+            Some(Change::Remove(n)) => WhatIf::Remove(n),
+            Some(Change::RestartBegin(n)) => WhatIf::RestartBegin(n),
+            Some(Change::Placement(r)) => WhatIf::Placement(super::scheduling::rule_from_proto(r)),
+            Some(Change::LoseZone(z)) => WhatIf::LoseZone(z),
+            None => return Err(Status::invalid_argument("the change to rehearse is missing")),
+        };
+        Ok(Request::WhatIf { cluster: cluster_of(&self.header)?, change })
+    }
+}
+
 impl CoreRequest for proto::PlanSchedulerRequest {
     fn to_core(self) -> Result<Request, Status> {
         Ok(Request::PlanScheduler { cluster: cluster_of(&self.header)? })

@@ -9,7 +9,9 @@ use tonic::Status;
 
 use crate::core::model::{Constraint, PlacementRecord, SchedulerRecord};
 use crate::core::settings::SchedulerSettings;
-use crate::core::{EventInfo, PlacementInfo, PlannedMove, ProcedureInfo, SchedulerStatus};
+use crate::core::{
+    EventInfo, PlacementInfo, PlannedMove, ProcedureInfo, SchedulerStatus, WhatIfReport,
+};
 use crate::proto;
 
 pub fn settings_to_proto(s: &SchedulerSettings) -> proto::SchedulerSettings {
@@ -126,6 +128,33 @@ pub fn rule_from_proto(r: proto::PlacementRule) -> PlacementRecord {
         replicas: list(r.replicas),
         leader: list(r.leader),
         spread: r.spread,
+    }
+}
+
+pub fn what_if(r: &WhatIfReport) -> proto::WhatIfResponse {
+    proto::WhatIfResponse {
+        change: r.change.clone(),
+        refused: r.refused.clone().unwrap_or_default(),
+        leader_moves: r.leader_moves,
+        replicas_copied: r.replicas_copied,
+        took_ms: r.took_ms,
+        settled: r.settled,
+        under_replicated: r.under_replicated,
+        leaderless: r.leaderless,
+        rule_violating: r.rule_violating,
+        nodes: r
+            .nodes
+            .iter()
+            .map(|n| proto::NodeAfter {
+                name: n.name.clone(),
+                leaders_before: n.leaders.0,
+                leaders_after: n.leaders.1,
+                replicas_before: n.replicas.0,
+                replicas_after: n.replicas.1,
+                live: n.live,
+            })
+            .collect(),
+        moves: r.moves.clone(),
     }
 }
 

@@ -478,6 +478,14 @@ pub enum Request {
         /// operators editing the rule do not undo each other.
         expected_version: Option<u64>,
     },
+    /// A what-if: the change rehearsed on a copy of the cluster, as passes of the scheduler
+    /// would carry it out, with what it would leave. Nothing changes.
+    WhatIf {
+        /// The cluster, by name.
+        cluster: String,
+        /// What to rehearse.
+        change: WhatIf,
+    },
     /// A dry run: the moves a scheduling pass would decide now, each with its reason. Nothing
     /// changes.
     PlanScheduler {
@@ -562,6 +570,7 @@ impl Request {
             Request::SetScheduler { .. } => "set_scheduler",
             Request::PlanScheduler { .. } => "plan_scheduler",
             Request::GetPlacement { .. } => "get_placement",
+            Request::WhatIf { .. } => "what_if",
             Request::SetPlacement { .. } => "set_placement",
             Request::ListEvents { .. } => "list_events",
             Request::MoveShard { .. } => "move_shard",
@@ -586,6 +595,7 @@ impl Request {
             | Request::SchedulerStatus { .. }
             | Request::PlanScheduler { .. }
             | Request::GetPlacement { .. }
+            | Request::WhatIf { .. }
             | Request::ListEvents { .. }
             | Request::ListProcedures { .. } => false,
             Request::CreateCluster { .. }
@@ -607,6 +617,22 @@ impl Request {
             | Request::CancelProcedure { .. } => true,
         }
     }
+}
+
+/// A change a what-if rehearses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WhatIf {
+    /// `DrainNode` of this node.
+    Drain(String),
+    /// The node gone for good, as `RemoveNode` would have it once it is offline and empty
+    /// (the rehearsal takes it offline now: what its failure would do).
+    Remove(String),
+    /// `RestartNode` beginning a planned restart of this node.
+    RestartBegin(String),
+    /// `SetPlacement` with this rule.
+    Placement(PlacementRecord),
+    /// Every node in this zone offline at once.
+    LoseZone(String),
 }
 
 /// Which page of a listing to answer.

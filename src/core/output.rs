@@ -294,6 +294,8 @@ pub enum Response {
     Scheduler(SchedulerStatus),
     /// The placement rule and how it stands (`GetPlacement`, `SetPlacement`).
     Placement(PlacementInfo),
+    /// What a change would do (`WhatIf`).
+    WhatIf(WhatIfReport),
     /// What a pass would do now (`PlanScheduler`).
     Plan(Vec<PlannedMove>),
     /// Scheduling events.
@@ -399,6 +401,48 @@ pub struct PlacementInfo {
     /// Why, for the first of them: "shard 3: n2 lacks disk=ssd, and no placeable node that
     /// fits holds no replica of it".
     pub example: String,
+}
+
+/// A change rehearsed on a copy of the cluster (see `scheduler::rehearsal`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WhatIfReport {
+    /// The change, in words: "drain n3".
+    pub change: String,
+    /// Why the change itself would be refused now, if it would (the rehearsal runs anyway,
+    /// as if it had been made).
+    pub refused: Option<String>,
+    /// Leader moves it takes: promotions, transfers, reopens.
+    pub leader_moves: u32,
+    /// Replicas opened where the shard had none: data copied.
+    pub replicas_copied: u32,
+    /// How long the moves take at the move budgets, in ms.
+    pub took_ms: u64,
+    /// Whether the scheduler would run out of things to do (else the rehearsal stopped at its
+    /// bound of passes).
+    pub settled: bool,
+    /// Shards left with fewer followers than the cluster wants.
+    pub under_replicated: u32,
+    /// Shards left without a leader on a live node.
+    pub leaderless: u32,
+    /// Shards left with a replica or leader against the placement rule.
+    pub rule_violating: u32,
+    /// Each node that holds or would hold anything: before and after.
+    pub nodes: Vec<NodeAfter>,
+    /// The first moves, as the event log would say them.
+    pub moves: Vec<String>,
+}
+
+/// A node's share before and after a rehearsed change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAfter {
+    /// The node.
+    pub name: String,
+    /// Shards it leads, before and after.
+    pub leaders: (u32, u32),
+    /// Replicas it holds, before and after.
+    pub replicas: (u32, u32),
+    /// Whether it is live after the change (not lost, removed or drained).
+    pub live: bool,
 }
 
 /// A placeable node as the balancer sees it.

@@ -3,7 +3,7 @@
 //! drop a status whose message passes their header limit, 8-16 KiB) whatever was sent.
 
 use super::error::{quoted, MetaError};
-use super::input::{Request, WatchRoutes};
+use super::input::{Request, WatchRoutes, WhatIf};
 use super::model::{ConstraintKind, Label, PlacementRecord, ZONE_LABEL};
 
 /// Names of clusters, schemas, tables and nodes: 1 to `max` bytes of ASCII letters, digits,
@@ -276,6 +276,11 @@ pub fn request_names(request: &Request, max: usize, tables_max: usize) -> Result
             table_list(tables, max, tables_max)
         }
         R::SetPlacement { cluster: c, rule, .. } => cluster(c).and_then(|()| placement(rule, max)),
+        R::WhatIf { cluster: c, change } => cluster(c).and_then(|()| match change {
+            WhatIf::Drain(n) | WhatIf::Remove(n) | WhatIf::RestartBegin(n) => node(n),
+            WhatIf::Placement(rule) => placement(rule, max),
+            WhatIf::LoseZone(z) => name("zone", z, max),
+        }),
         R::DrainNode { cluster: c, node: n, .. }
         | R::MarkNodeSlow { cluster: c, node: n, .. }
         | R::RestartNode { cluster: c, node: n, .. }

@@ -540,6 +540,21 @@ impl proto::meta_server::Meta for MetaService {
         .await
     }
 
+    async fn what_if(
+        &self,
+        request: Request<proto::WhatIfRequest>,
+    ) -> Result<Response<proto::WhatIfResponse>, Status> {
+        self.unary(
+            request,
+            |r| match r {
+                core::Response::WhatIf(report) => convert::what_if(&report),
+                other => unexpected(other),
+            },
+            |mut c, r| Box::pin(async move { c.what_if(r).await }),
+        )
+        .await
+    }
+
     async fn plan_scheduler(
         &self,
         request: Request<proto::PlanSchedulerRequest>,

@@ -34,3 +34,4 @@ mod storage;
 mod table_reads;
 mod transfer;
 mod watch_routes;
+mod what_if;

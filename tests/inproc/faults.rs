@@ -50,6 +50,8 @@ pub fn rule(i: usize) -> PlacementRecord {
         2 => (vec![], vec![c(Require, "zone", &["a", "b"])], ""),
         3 => (vec![c(Prefer, "disk", &["ssd"])], vec![c(Prefer, "rack", &["r1"])], "rack"),
         4 => (vec![c(Require, "rack", &["r0"])], vec![], ""),
+        // Against the spread over three zones: the rule wins, the spread does what it can.
+        5 => (vec![c(Require, "zone", &["a", "b"])], vec![], ""),
         _ => (vec![], vec![], ""),
     };
     PlacementRecord { version: 0, replicas, leader, spread: spread.into() }
@@ -116,8 +118,8 @@ impl FaultMix {
             impostors: coin(rng),
             rules: match rng.next_u64() % 3 {
                 0 => Vec::new(),
-                1 => vec![pick(rng, &[0, 1, 2, 3, 4])],
-                _ => vec![pick(rng, &[0, 1, 2, 3, 4]), pick(rng, &[0, 1, 2, 3, 4, 5])],
+                1 => vec![pick(rng, &[0, 1, 2, 3, 4, 5])],
+                _ => vec![pick(rng, &[0, 1, 2, 3, 4, 5]), pick(rng, &[0, 1, 2, 3, 4, 5, 6])],
             },
         }
     }

@@ -507,6 +507,16 @@ async fn a_placement_rule_through_metactl_moves_replicas_and_reports_what_it_can
     })
     .await;
 
+    // Rehearsed first: nothing changes, and the answer says what the rule would move.
+    let rehearsed = ctl(&["placement", "set", "--avoid", "disk=hdd", "--dry-run"]);
+    let on_n3 = replicas_on("n3");
+    assert_eq!(rehearsed["replicas_copied"].as_u64(), Some(on_n3), "{rehearsed}");
+    assert_eq!(rehearsed["rule_violating"], 0, "{rehearsed}");
+    assert_eq!(ctl(&["placement", "show"])["version"], 0, "a dry run sets nothing");
+    let drain = ctl(&["node", "drain", "n0", "--dry-run"]);
+    assert_eq!((drain["change"].as_str(), drain["refused"].is_null()), (Some("drain n0"), true));
+    let remove = ctl(&["node", "remove", "n0", "--dry-run"]);
+    assert!(remove["refused"].as_str().is_some_and(|r| r.contains("is online")), "{remove}");
     let set = ctl(&["placement", "set", "--avoid", "disk=hdd", "--expect-version", "0"]);
     assert_eq!(set["version"], 1, "{set}");
     assert_eq!(set["replicas"]["avoid"][0], "disk=hdd", "{set}");

@@ -22,8 +22,10 @@ mod placement;
 mod procedures;
 mod scheduling;
 mod tables;
+mod what_if;
 use placement::PlacementCmd;
 use scheduling::SchedulerCmd;
+use what_if::WhatIfCmd;
 
 #[derive(Parser)]
 #[command(name = "metactl", version, about = "Operate a shardmeta meta service")]
@@ -107,6 +109,10 @@ enum Command {
     /// The placement rule: which nodes may hold and lead the cluster's shards, by their labels.
     #[command(subcommand)]
     Placement(PlacementCmd),
+    /// Rehearse a change that is no command of its own (`--dry-run` on `node drain`, `node
+    /// remove`, `node restart-begin` and `placement set` rehearses those).
+    #[command(subcommand)]
+    WhatIf(WhatIfCmd),
     /// The scheduling event log: every decided move with its reason, oldest first.
     Events {
         /// Only events numbered after this one.
@@ -232,6 +238,10 @@ enum NodeCmd {
         /// End the drain: the node takes replicas again.
         #[arg(long)]
         cancel: bool,
+        /// Change nothing: rehearse the drain and say what would refuse it, the moves it takes
+        /// and what it leaves.
+        #[arg(long, conflicts_with = "cancel")]
+        dry_run: bool,
     },
     /// Mark a node slow: it takes no new replicas or leaders, and its leaders leave it at its
     /// outbound budget while its followers stay. Meta also finds slow nodes by their heartbeat
@@ -252,6 +262,9 @@ enum NodeCmd {
         /// at most 3600).
         #[arg(long, value_name = "SECONDS")]
         window: Option<u64>,
+        /// Change nothing: rehearse the restart's leader moves.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// End a planned restart now: nothing more is held for the node (a node still down then
     /// has its followers replaced, as any node that died).
@@ -262,6 +275,10 @@ enum NodeCmd {
     /// over). Its name can then be used by a new node.
     Remove {
         name: String,
+        /// Change nothing: say what would refuse the removal, and rehearse the node gone now
+        /// (its shards failed over and repaired).
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -480,7 +497,19 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
             )
             .await?
         }
-        Command::Node(NodeCmd::Remove { name }) => {
+        Command::Node(NodeCmd::Remove { name, dry_run: true })
+        | Command::Node(NodeCmd::Drain { name, dry_run: true, .. })
+        | Command::Node(NodeCmd::RestartBegin { name, dry_run: true, .. }) => {
+            use proto::what_if_request::Change;
+            let change = match &args.command {
+                Command::Node(NodeCmd::Remove { .. }) => Change::Remove(name.clone()),
+                Command::Node(NodeCmd::Drain { .. }) => Change::Drain(name.clone()),
+                _ => Change::RestartBegin(name.clone()),
+            };
+            what_if::ask(cluster, change, meta).await?
+        }
+        Command::WhatIf(cmd) => what_if::what_if(cmd, cluster, meta).await?,
+        Command::Node(NodeCmd::Remove { name, .. }) => {
             let req = proto::RemoveNodeRequest { header: header(cluster), node: name.clone() };
             let r = meta
                 .call(|mut c| {
@@ -490,7 +519,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                 .await?;
             json!({"removed": r.node})
         }
-        Command::Node(NodeCmd::Drain { name, cancel }) => {
+        Command::Node(NodeCmd::Drain { name, cancel, .. }) => {
             let req = proto::DrainNodeRequest {
                 header: header(cluster),
                 node: name.clone(),
@@ -518,7 +547,7 @@ async fn run(args: &Args, meta: &mut MetaClient) -> Result<Value, Status> {
                 .await?;
             r.node.as_ref().map_or(Value::Null, to_json::node)
         }
-        Command::Node(NodeCmd::RestartBegin { name, window }) => {
+        Command::Node(NodeCmd::RestartBegin { name, window, .. }) => {
             let window_ms = window
                 .unwrap_or(0)
                 .checked_mul(1_000)

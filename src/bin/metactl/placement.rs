@@ -50,6 +50,9 @@ pub(crate) struct RuleArgs {
     /// Refuse unless the rule in force is at this version (0: none was ever set).
     #[arg(long)]
     expect_version: Option<u64>,
+    /// Change nothing: rehearse the rule and say the moves it takes and what it cannot meet.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub(crate) async fn placement(
@@ -65,6 +68,10 @@ pub(crate) async fn placement(
                 async move { c.get_placement(req).await }
             })
             .await?
+        }
+        PlacementCmd::Set(args) if args.dry_run => {
+            let change = proto::what_if_request::Change::Placement(rule(args)?);
+            return super::what_if::ask(cluster, change, meta).await;
         }
         PlacementCmd::Set(args) => set(cluster, rule(args)?, args.expect_version, meta).await?,
         PlacementCmd::Clear { expect_version } => {

@@ -15,6 +15,7 @@ mod restart;
 mod route_watch;
 mod schedule;
 mod views;
+mod what_if;
 pub mod writes;
 
 use std::collections::BTreeMap;

@@ -123,6 +123,7 @@ impl Leader {
             }
             Request::PlanScheduler { cluster } => self.plan_scheduler(ctx, cluster),
             Request::GetPlacement { cluster } => self.get_placement(ctx, cluster),
+            Request::WhatIf { cluster, change } => self.what_if(ctx, cluster, change),
             Request::SetPlacement { cluster, rule, expected_version } => {
                 self.set_placement(ctx, id, cluster, rule, *expected_version)
             }
@@ -497,9 +498,8 @@ impl Leader {
     ) -> MetaResult<Handled> {
         let c = cluster_named(&self.catalog, &self.pending_clusters, cluster, ctx.config)?;
         let cid = c.id();
-        if on && mark == NodeMark::Drain && c.record.topology() == Topology::Static {
-            return Err(MetaError::FailedPrecondition(format!(
-                "cluster {cluster} is static: its shards stay on their nodes, so none can be drained", cluster = quoted(cluster))));
+        if on && mark == NodeMark::Drain {
+            drain_allowed(c, cluster, None)?;
         }
         let nid = node_named(c, cluster, node)?;
         let live = &self.clusters[&cid];
@@ -514,7 +514,7 @@ impl Leader {
         }
         *flag = on;
         if on && mark == NodeMark::Drain {
-            check_drain(c, live, nid)?;
+            drain_allowed(c, cluster, Some((live, nid)))?;
         }
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
@@ -572,18 +572,7 @@ impl Leader {
         let nid = node_named(c, cluster, node)?;
         let live = &self.clusters[&cid];
         node_unwritten(live, nid, node)?;
-        let known = live.node(nid);
-        if known.online {
-            return Err(MetaError::FailedPrecondition(format!(
-                "node {node} is online (heard {} ms ago); stop it first, and drain it beforehand to move its replicas",
-                ctx.now.saturating_since(known.last_heartbeat).0, node = quoted(node))));
-        }
-        let held = c.node_shards[nid.index()].len() as u32;
-        if held > 0 || known.replicas > 0 {
-            return Err(MetaError::FailedPrecondition(format!(
-                "node {node} still holds {} replicas; drain it, or wait for its shards to fail over",
-                held.max(known.replicas), node = quoted(node))));
-        }
+        removal_allowed(c, live, nid, ctx.now)?;
         self.check_backlog(ctx)?;
         let live = self.clusters.get_mut(&cid).expect("every cluster has its live state");
         live.begin_write(Awaiting::NodeRecord(nid));
@@ -621,6 +610,46 @@ pub(super) fn whole_table<'a>(
         )));
     }
     Ok((tid, t))
+}
+
+/// Whether `node` may be removed now: it must be offline (silent for a lease, so none of its
+/// leases can still run) and hold no replica in the catalog or the intent.
+pub(super) fn removal_allowed(
+    c: &ClusterCatalog,
+    live: &LiveCluster,
+    nid: NodeId,
+    now: Instant,
+) -> MetaResult<()> {
+    let (known, node) = (live.node(nid), quoted(&c.node(nid).name));
+    if known.online {
+        return Err(MetaError::FailedPrecondition(format!(
+            "node {node} is online (heard {} ms ago); stop it first, and drain it beforehand to move its replicas",
+            now.saturating_since(known.last_heartbeat).0)));
+    }
+    let held = c.node_shards[nid.index()].len() as u32;
+    if held > 0 || known.replicas > 0 {
+        return Err(MetaError::FailedPrecondition(format!(
+            "node {node} still holds {} replicas; drain it, or wait for its shards to fail over",
+            held.max(known.replicas)
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a drain may begin: the cluster is dynamic, and (with the node, once known) the
+/// drain leaves enough nodes (see [`check_drain`]).
+pub(super) fn drain_allowed(
+    c: &ClusterCatalog,
+    cluster: &str,
+    node: Option<(&LiveCluster, NodeId)>,
+) -> MetaResult<()> {
+    if c.record.topology() == Topology::Static {
+        return Err(MetaError::FailedPrecondition(format!(
+            "cluster {cluster} is static: its shards stay on their nodes, so none can be drained",
+            cluster = quoted(cluster)
+        )));
+    }
+    node.map_or(Ok(()), |(live, nid)| check_drain(c, live, nid))
 }
 
 /// A drain must leave enough nodes to hold each shard's replicas on distinct nodes; otherwise

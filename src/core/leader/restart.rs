@@ -20,6 +20,28 @@ use crate::core::time::Duration;
 /// small (at 5 bytes a shard id, 320 KiB); leaders past them are left to the balancer.
 const RESTART_LEADERS_MAX: usize = 65_536;
 
+/// Whether a planned restart of `nid` may begin: the cluster is dynamic, and the node runs
+/// and is not draining.
+pub(super) fn restart_allowed(
+    c: &ClusterCatalog,
+    live: &LiveCluster,
+    nid: NodeId,
+    cluster: &str,
+) -> MetaResult<()> {
+    let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
+    let (record, known, node) = (c.node(nid), live.node(nid), quoted(&c.node(nid).name));
+    if c.record.topology() == Topology::Static {
+        return refuse(format!("cluster {} is static: its leaders stay on their nodes, so a restart is only a failure to wait out", quoted(cluster)));
+    }
+    if record.draining {
+        return refuse(format!("node {node} is draining: it will not come back"));
+    }
+    if !(known.online && known.heard) {
+        return refuse(format!("node {node} is not running: a planned restart begins while the process that is to restart runs"));
+    }
+    Ok(())
+}
+
 impl Leader {
     /// Begins a planned restart of `node`, or (`end`) ends one now.
     pub(super) fn restart_node(
@@ -45,7 +67,6 @@ impl Leader {
         let nid = node_named(c, cluster, node)?;
         let live = &self.clusters[&cid];
         let (record, known) = (c.node(nid), live.node(nid));
-        let refuse = |why: String| Err(MetaError::FailedPrecondition(why));
         node_unwritten(live, nid, node)?;
         let restart = if end {
             if record.restart.is_none() {
@@ -53,16 +74,7 @@ impl Leader {
             }
             None
         } else {
-            let node = quoted(node);
-            if c.record.topology() == Topology::Static {
-                return refuse(format!("cluster {} is static: its leaders stay on their nodes, so a restart is only a failure to wait out", quoted(cluster)));
-            }
-            if record.draining {
-                return refuse(format!("node {node} is draining: it will not come back"));
-            }
-            if !(known.online && known.heard) {
-                return refuse(format!("node {node} is not running: a planned restart begins while the process that is to restart runs"));
-            }
+            restart_allowed(c, live, nid, cluster)?;
             match record.restart.as_ref().filter(|r| r.incarnation == known.incarnation) {
                 Some(r) if r.window_ms == window_ms => {
                     return Ok(Handled::Reply(Response::Node(views::node_info(c, live, nid))));

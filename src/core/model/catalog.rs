@@ -295,6 +295,35 @@ impl ClusterCatalog {
         }
     }
 
+    /// Applies one durable change inside the cluster (anything but its own record, which
+    /// [`Catalog::apply`] handles): the same path as the whole catalog's, for a copy of one
+    /// cluster (a what-if rehearses moves on one).
+    pub fn apply(&mut self, m: Mutation) -> Result<(), DecodeError> {
+        match m {
+            Mutation::PutCluster(_) => {
+                return Err(DecodeError("a cluster's own record is applied to the catalog".into()))
+            }
+            // The cluster goes with its tombstone, the next mutation of the same write.
+            Mutation::DeleteClusterData(_) => {}
+            Mutation::PutEpoch(_, e) => self.epoch = e,
+            Mutation::PutIdCeiling(_, v) => self.id_ceiling = v,
+            Mutation::PutScheduler(_, r) => self.scheduler = Some(r),
+            Mutation::PutPlacement(_, r) => self.placement = Some(r),
+            Mutation::PutSchema(_, s) => {
+                self.schema_by_name.insert(s.name.clone(), SchemaId(s.id));
+                self.schemas.insert(SchemaId(s.id), s);
+            }
+            Mutation::DeleteSchema(_, id) => self.delete_schema(SchemaId(id))?,
+            Mutation::PutTable(_, t) => self.put_table(t)?,
+            Mutation::DeleteTable(_, id) => self.delete_table(id),
+            Mutation::PutShard(_, s) => self.put_shard(s)?,
+            Mutation::PutNode(_, n) => self.put_node(n)?,
+            Mutation::PutProcedure(_, p) => self.put_procedure(p)?,
+            Mutation::DeleteProcedure(_, id) => self.delete_procedure(id),
+        }
+        Ok(())
+    }
+
     fn put_shard(&mut self, s: ShardRecord) -> Result<(), DecodeError> {
         let idx = s.id as usize;
         if idx >= self.shards.len() {
@@ -465,27 +494,7 @@ impl Catalog {
         let cluster = self.clusters.get_mut(&c).ok_or_else(|| {
             DecodeError(format!("{} names unknown cluster {c}", m.key().encode()))
         })?;
-        match m {
-            Mutation::PutCluster(_) => unreachable!("handled above"),
-            // The cluster goes with its tombstone, the next mutation of the same write.
-            Mutation::DeleteClusterData(_) => {}
-            Mutation::PutEpoch(_, e) => cluster.epoch = e,
-            Mutation::PutIdCeiling(_, v) => cluster.id_ceiling = v,
-            Mutation::PutScheduler(_, r) => cluster.scheduler = Some(r),
-            Mutation::PutPlacement(_, r) => cluster.placement = Some(r),
-            Mutation::PutSchema(_, s) => {
-                cluster.schema_by_name.insert(s.name.clone(), SchemaId(s.id));
-                cluster.schemas.insert(SchemaId(s.id), s);
-            }
-            Mutation::DeleteSchema(_, id) => cluster.delete_schema(SchemaId(id))?,
-            Mutation::PutTable(_, t) => cluster.put_table(t)?,
-            Mutation::DeleteTable(_, id) => cluster.delete_table(id),
-            Mutation::PutShard(_, s) => cluster.put_shard(s)?,
-            Mutation::PutNode(_, n) => cluster.put_node(n)?,
-            Mutation::PutProcedure(_, p) => cluster.put_procedure(p)?,
-            Mutation::DeleteProcedure(_, id) => cluster.delete_procedure(id),
-        }
-        Ok(())
+        cluster.apply(m)
     }
 
     /// What breaks the catalog's integrity, if anything: every table sits in exactly the shard

@@ -34,6 +34,7 @@ pub mod merges;
 mod operator;
 mod placement;
 mod rebalance;
+pub mod rehearsal;
 mod restart;
 mod rules;
 pub mod split_choice;

@@ -231,7 +231,7 @@ impl Planner<'_> {
             let allowed = |n: u32| {
                 self.fits(n)
                     && (!to_lead || self.fits_leader(n))
-                    && self.keeps_zone_spread(&rec, out, n)
+                    && self.spread_kept_for_rule(&rec, out, n)
             };
             let fresh = self.pick_followers_where(shard, &replicas, &staying, 1, allowed);
             let Some(&into) = fresh.first() else { continue };
@@ -253,7 +253,8 @@ impl Planner<'_> {
         // shard reopens on a node that may lead it, by transfer.
         if !leader_ok {
             let staying: Vec<u32> = rec.followers.clone();
-            let allowed = |n: u32| self.fits_leader(n) && self.keeps_zone_spread(&rec, leader, n);
+            let allowed =
+                |n: u32| self.fits_leader(n) && self.spread_kept_for_rule(&rec, leader, n);
             let fresh = self.pick_followers_where(shard, &replicas, &staying, 1, allowed);
             if let Some(&to) = fresh.first() {
                 return self.hand_over(shard, leader, to);
@@ -267,6 +268,14 @@ impl Planner<'_> {
             "{}, and no placeable node that may holds no replica of it",
             self.misfit(who, as_leader)
         ))
+    }
+
+    /// Whether `into` in place of `out` keeps the spread, as far as the rule asks it to: a
+    /// replica on a node the rule forbids leaves whatever the spread (the rule is hard, the
+    /// spread a preference: a rule that requires one zone must narrow it), the others only
+    /// where the spread holds.
+    fn spread_kept_for_rule(&self, rec: &ShardRecord, out: u32, into: u32) -> bool {
+        !self.fits(out) || self.keeps_zone_spread(rec, out, into)
     }
 
     /// Moves the lead of `shard` from `leader`, which may not lead it, to `to`, which may, by

@@ -30,7 +30,11 @@ impl Planner<'_> {
             }
             let replicas: Vec<u32> = rec.replicas().collect();
             let staying: Vec<u32> = replicas.iter().copied().filter(|&r| r != crowded).collect();
-            let Some(&fresh) = self.pick_followers(shard, &replicas, &staying, 1).first() else {
+            // Never onto a node the placement rule forbids: the rule would move it back.
+            let fits = |n: u32| self.keeps_rule(rec, crowded, n);
+            let Some(&fresh) =
+                self.pick_followers_where(shard, &replicas, &staying, 1, fits).first()
+            else {
                 continue;
             };
             let zone = self.zone_id(fresh);
