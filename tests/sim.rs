@@ -136,6 +136,7 @@ fn seeds_hold_every_invariant() {
             ("planned restart ended", total.restarts_ended),
             ("placement rule set", total.rules_set),
             ("leader transfer to meet the placement rule", total.rule_transfers),
+            ("what-if rehearsed", total.rehearsals),
         ];
         let missing: Vec<&str> =
             paths.iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();

@@ -218,17 +218,14 @@ impl Sim {
         let quiet_from = match self.await_settled(Duration::from_secs(120)).await {
             Ok(at) => at,
             Err(e) => {
-                if std::env::var("SIM_DEBUG_EVENTS").is_ok() {
-                    for ev in self.events().await {
-                        println!("EV {} ms ago {}: {}", ev.age_ms, ev.cause, ev.text);
-                    }
-                }
+                self.print_events().await;
                 return Err(format!("{e}; the last events: {:?}", self.last_events().await));
             }
         };
         tokio::time::sleep(QUIET).await;
         let a = self.audit.lock().expect("audit lock").clone();
         if a.last_change > quiet_from {
+            self.print_events().await;
             return Err(format!(
                 "L3: the topology changed {} ms into the quiet window: {}; the last events: {:?}",
                 a.last_change - quiet_from,
@@ -248,6 +245,16 @@ impl Sim {
             ));
         }
         Ok(())
+    }
+
+    /// With `SIM_DEBUG_EVENTS`, the meta leader's whole event log, for a seed that did not
+    /// settle.
+    async fn print_events(&self) {
+        if std::env::var("SIM_DEBUG_EVENTS").is_ok() {
+            for ev in self.events().await {
+                println!("EV {} ms ago {}: {}", ev.age_ms, ev.cause, ev.text);
+            }
+        }
     }
 
     /// The scheduler's last events, newest first, each with its age.

@@ -404,6 +404,18 @@ impl World {
                 }
                 return Err(self.fail(e, None));
             }
+            // The scheduler's own passes come to rest after losing a zone or draining a node:
+            // a rehearsal that does not settle is moves undoing each other.
+            for change in [WhatIf::LoseZone("a".into()), WhatIf::Drain("node-0".into())] {
+                let Some(r) = self.rehearse(change) else { continue };
+                self.coverage.rehearsals += 1;
+                if !r.settled {
+                    return Err(self.fail(
+                        format!("L3: the rehearsal of {} did not settle: {:?}", r.change, r.moves),
+                        None,
+                    ));
+                }
+            }
         }
         if END_MS - self.last_topology_change.0 < QUIET_WINDOW_MS {
             return Err(self.fail(
@@ -442,5 +454,23 @@ impl World {
                 }
             }
         }
+    }
+}
+
+impl World {
+    /// A what-if asked of the meta leader, if one leads and knows the node or zone.
+    fn rehearse(&mut self, change: WhatIf) -> Option<WhatIfReport> {
+        let (now, cluster) = (self.now, self.spec.name.clone());
+        let core =
+            self.metas.iter_mut().filter_map(|m| m.core.as_mut()).find(|c| c.is_leader(now))?;
+        let request = Request::WhatIf { cluster, change };
+        core.handle(now, Input::Request { id: RequestId(u64::MAX - 1), request: &request });
+        let mut report = None;
+        while let Some(out) = core.poll_output() {
+            if let Output::Reply { result: Ok(Response::WhatIf(r)), .. } = out {
+                report = Some(r);
+            }
+        }
+        report
     }
 }

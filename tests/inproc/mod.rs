@@ -95,6 +95,8 @@ pub struct Coverage {
     pub rule_transfers: u64,
     /// Placement rules that landed.
     pub rules_set: u64,
+    /// What-ifs rehearsed at the end of a seed (each must settle).
+    pub rehearsals: u64,
     pub restarts_ended: u64,
     pub procedures: ProcedureCounts,
 }
@@ -142,6 +144,7 @@ impl Coverage {
         self.restart_transfers += o.restart_transfers;
         self.rule_transfers += o.rule_transfers;
         self.rules_set += o.rules_set;
+        self.rehearsals += o.rehearsals;
         self.restarts_ended += o.restarts_ended;
         self.procedures.add(&o.procedures);
     }
