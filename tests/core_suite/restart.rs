@@ -115,6 +115,25 @@ fn a_restart_window_that_passes_with_the_node_down_hands_its_followers_to_repair
     assert!(said.iter().any(|e| e == passed), "{said:?}");
 }
 
+/// A restart begun and never carried out (forgotten, or begun after the process had already
+/// restarted) ends once the same process has run for a whole window: the node takes shards
+/// again instead of waiting for ever.
+#[test]
+fn a_restart_not_carried_out_within_its_window_ends_by_itself() {
+    let (mut h, mut nodes) = steady_cluster_of(4, 8, 1);
+    restart(&mut h, "n1", false, 20_000).unwrap();
+    rounds_until(&mut h, &mut nodes, None, 500, |h| node_info(h, "n1").shards == 0);
+    for _ in 0..30 {
+        round(&mut h, &mut nodes, 500);
+    }
+    assert!(node_info(&mut h, "n1").restart.is_some(), "15 s in: still waiting");
+    rounds_until(&mut h, &mut nodes, None, 500, |h| node_info(h, "n1").restart.is_none());
+    let said = events(&mut h);
+    let ended = "n1 did not restart within its restart window of 20 s: it takes shards again";
+    assert!(said.iter().any(|e| e == ended), "{said:?}");
+    rounds_until(&mut h, &mut nodes, None, 1_000, |h| node_info(h, "n1").shards > 0);
+}
+
 #[test]
 fn restart_requests_are_checked_and_repeats_write_nothing() {
     let (mut h, mut nodes) = steady_cluster_of(4, 4, 1);

@@ -159,6 +159,11 @@ impl Leader {
                         record.name,
                         r.leaders.len()
                     ),
+                    Some(p) if p.running_since.is_some_and(|t| ctx.now > t + window) => format!(
+                        "{} did not restart within its restart window of {} s: it takes shards again",
+                        record.name,
+                        window.0 / 1_000
+                    ),
                     Some(p) if p.back_since.is_some_and(|t| ctx.now > t + window) => format!(
                         "{} has been back from its restart for {} s: {led} of its {} shards lead there again, the balancer sees to the rest",
                         record.name,

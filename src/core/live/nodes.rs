@@ -83,6 +83,10 @@ pub struct PlannedRestart {
     pub held: bool,
     /// When this leader first saw a new incarnation of the node online.
     pub back_since: Option<Instant>,
+    /// Since when this leader has seen the process that is to restart still running: a restart
+    /// begun but not carried out within its window ends (an operator who forgot it, or a begin
+    /// that landed after the process had already restarted).
+    pub running_since: Option<Instant>,
 }
 
 /// How long a node's load reports may repeat the same numbers, bit for bit, before its stats
@@ -449,19 +453,29 @@ impl Nodes {
         self.update(id, |n| {
             n.restart = restart.map(|(incarnation, window)| match n.restart {
                 Some(r) if r.incarnation == incarnation => PlannedRestart { window, ..r },
-                _ => PlannedRestart { incarnation, window, held: false, back_since: None },
+                _ => PlannedRestart {
+                    incarnation,
+                    window,
+                    held: false,
+                    back_since: None,
+                    running_since: None,
+                },
             })
         })
     }
 
     /// Refreshes each planned restart at `now`: whether a node that is down is still within its
-    /// window, counted from its last heartbeat, and since when a new process is back.
+    /// window, counted from its last heartbeat, since when a new process is back, and since
+    /// when the process that is to restart has been seen running.
     pub(super) fn refresh_restarts(&mut self, now: Instant) {
         for n in self.list.iter_mut() {
             let (online, back, last) = (n.online, n.back_from_restart(), n.last_heartbeat);
+            let incarnation = n.incarnation;
             if let Some(r) = n.restart.as_mut() {
                 r.held = !online && now <= last + r.window;
                 r.back_since = if back { r.back_since.or(Some(now)) } else { None };
+                let running = online && incarnation == r.incarnation;
+                r.running_since = if running { r.running_since.or(Some(now)) } else { None };
             }
         }
     }
