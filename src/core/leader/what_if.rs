@@ -110,14 +110,20 @@ fn report(
                 || s.followers.iter().any(|&f| !p.fits_replica(after.node(NodeId(f))))
         })
     };
-    let counts = |cat: &ClusterCatalog, n: usize| {
-        let leaders = cat.shards.iter().filter(|s| s.leader == Some(n as u32)).count() as u32;
-        (leaders, cat.node_shards[n].len() as u32)
+    // Leaders per node, in one pass over each catalog's shards (not one per node).
+    let led = |cat: &ClusterCatalog| {
+        let mut led = vec![0u32; cat.nodes.len()];
+        for l in cat.shards.iter().filter_map(|s| s.leader) {
+            led[l as usize] += 1;
+        }
+        led
     };
+    let (led_before, led_after) = (led(c), led(after));
     let nodes = (0..c.nodes.len())
         .filter(|&n| !c.nodes[n].removed)
         .map(|n| {
-            let ((lb, rb), (la, ra)) = (counts(c, n), counts(after, n));
+            let (lb, rb) = (led_before[n], c.node_shards[n].len() as u32);
+            let (la, ra) = (led_after[n], after.node_shards[n].len() as u32);
             let live = !dead(n as u32) && !after.nodes[n].draining;
             NodeAfter { name: c.nodes[n].name.clone(), leaders: (lb, la), replicas: (rb, ra), live }
         })
