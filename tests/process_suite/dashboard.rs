@@ -26,13 +26,17 @@ fn percent_encoded(s: &str) -> String {
         .collect()
 }
 
-/// An instant query's answer (null while Prometheus is not up).
+/// An instant query's answer (null while Prometheus is not up, or starting: it answers 503
+/// "Service Unavailable" before it is ready, which a CI run met).
 fn query(prom: &str, expr: &str) -> serde_json::Value {
-    let Ok((_, body)) =
+    let Ok((code, body)) =
         http("GET", prom, &format!("/api/v1/query?query={}", percent_encoded(expr)))
     else {
         return serde_json::Value::Null;
     };
+    if code == 503 {
+        return serde_json::Value::Null;
+    }
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
